@@ -1,0 +1,3 @@
+from mgmt.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""One settings object for ``mgmt run``, built by the CLI and handed down.
+
+The engine, the world (etcd) and the remote fan-out all read from this object
+instead of from module globals or click contexts, so each can be driven by
+tests and by ``fab deploy`` without going through the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+DEFAULT_PREFIX = Path("/var/lib/mgmt")
+CONVERGED_OFF = -1
+
+
+@dataclass
+class EtcdCredentials:
+    """A user and password for etcd's auth; never put on a command line."""
+
+    username: str
+    password: str
+
+
+@dataclass
+class Settings:
+    """Everything ``mgmt run`` was asked to do."""
+
+    # What to run, and as whom.
+    file: Optional[Path] = None
+    hostname: str = ""
+    # The world: etcd. Without seeds the agent starts its own etcd server.
+    seeds: List[str] = field(default_factory=list)
+    no_server: bool = False
+    credentials: Optional[EtcdCredentials] = None
+    # State: a fixed prefix, or a private temporary one.
+    prefix: Path = DEFAULT_PREFIX
+    tmp_prefix: bool = False
+    # Behaviour.
+    converged_timeout: int = CONVERGED_OFF
+    noop: bool = False
+    no_watch: bool = False
+    verbosity: int = 0
+    # Remote execution (initiator side).
+    remotes: List[Path] = field(default_factory=list)
+    cconns: int = 0
+    no_caching: bool = False
+    allow_interactive: bool = False
+    ssh_identity: Optional[Path] = None
+    ssh_accept_new: bool = False
+    # How deep in a remote-execution tree this agent runs (0 = initiator).
+    depth: int = 0
+
+    @property
+    def converged_enabled(self) -> bool:
+        return self.converged_timeout >= 0

@@ -1,0 +1,65 @@
+"""The narrow interface between the engine and the shared world.
+
+The engine never talks to etcd directly: it publishes its exported resources,
+reads everyone's exports of the kinds it collects, reports whether it is
+converged, and is told when any of that changes. Key layout (REFERENCE.md §2):
+
+    /_mgmt/exported/<hostname>/resources/<kind>/<name>   JSON of the resource
+    /_mgmt/converged/<hostname>                          "true" | "false"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Protocol, Tuple
+
+EXPORTED_PREFIX = "/_mgmt/exported/"
+CONVERGED_PREFIX = "/_mgmt/converged/"
+
+# A resource is identified by (kind, name).
+ResourceKey = Tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ExportedResource:
+    """One resource some host exported: who, what, and its parameters."""
+
+    hostname: str
+    kind: str
+    name: str
+    params: Dict[str, Any] = field(default_factory=dict)
+
+
+class Cancel(Protocol):
+    def __call__(self) -> None: ...
+
+
+class World(Protocol):
+    """What an agent needs from the cluster."""
+
+    hostname: str
+
+    def export(self, resources: Mapping[ResourceKey, Dict[str, Any]]) -> None:
+        """Publish all of this host's exports in one transaction.
+
+        Keys of this host that are no longer exported are deleted in the same
+        transaction; an unchanged value is not rewritten (so it fires no watch).
+        """
+
+    def collect(self, kinds: Iterable[str]) -> List[ExportedResource]:
+        """Every host's exported resources of the given kinds, this host's included."""
+
+    def watch_exported(self, callback: Callable[[], None]) -> Cancel:
+        """Call ``callback`` (from any thread) on every change under the exported prefix."""
+
+    def set_converged(self, converged: bool) -> None:
+        """Record this host's converged state (written only when it changes)."""
+
+    def converged_hosts(self) -> Dict[str, bool]:
+        """The converged state every host last reported."""
+
+    def watch_converged(self, callback: Callable[[], None]) -> Cancel:
+        """Call ``callback`` on every change under the converged prefix."""
+
+    def close(self) -> None:
+        """Stop watches and release the connection."""

@@ -1,0 +1,3 @@
+from mgmt_pkg.cli import main
+
+main()

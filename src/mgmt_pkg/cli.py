@@ -1,0 +1,73 @@
+"""The ``mgmt-pkg`` command group.
+
+Subcommands live in :mod:`mgmt_pkg.commands` and are imported only when run:
+``mgmt-pkg fake-rpm`` should cost little more than rpmbuild itself, so the
+group must not import jinja2, rpmfile or copr just to start. Errors from the
+library are turned into a one-line message and an exit code here, and only here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Dict, List, Optional
+
+import click
+
+from mgmt import __version__
+from mgmt_pkg.errors import MgmtPkgError
+
+# name -> "module:attribute" of a click command, imported lazily.
+COMMANDS: Dict[str, str] = {
+    "fake-rpm": "mgmt_pkg.commands.rpm:fake_rpm",
+    "inspect": "mgmt_pkg.commands.rpm:inspect",
+    "repo": "mgmt_pkg.commands.rpm:repo",
+    "bundle": "mgmt_pkg.commands.bundle:bundle",
+    "copr": "mgmt_pkg.commands.copr:copr",
+    "serve": "mgmt_pkg.commands.serve:serve",
+    "kickstart": "mgmt_pkg.commands.kickstart:kickstart",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mgmt-pkg")
+def cli() -> None:
+    """Package and deliver mgmt: phony RPMs, COPR, the agent bundle, provisioning."""
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Run the CLI; library errors become ``mgmt-pkg: error: ...`` and an exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="mgmt-pkg", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except MgmtPkgError as error:
+        click.echo(f"mgmt-pkg: error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
