@@ -1,0 +1,1 @@
+"""Resource kinds: one module per kind, all written against :mod:`mgmt.resources.base`."""

@@ -1,0 +1,264 @@
+"""The contract between the engine and every resource kind, and the kind registry.
+
+The engine knows nothing about files, commands or servers: it drives objects that
+implement :class:`Resource`. Each kind lives in its own module and is listed in
+:data:`REGISTRY` as ``kind -> "module:Class"``; the module is imported only when a
+graph uses that kind, so the agent starts fast and the bundle never pays for a
+kind it does not run.
+
+Writing a kind (see :mod:`mgmt.resources.noop` for the smallest one)::
+
+    class Thing(Resource):
+        kind = "thing"
+        fields = {
+            "path": Field(str, required=True, doc="what to manage"),
+            "mode": Field((str, int), default="0644"),
+            "state": Field(str, default="exists", choices=("exists", "absent")),
+        }
+
+        def watch(self) -> None:                 # optional
+            self.cancel = self.init.watcher.watch_path(self.params["path"], self.init.event)
+
+        def check_apply(self, apply: bool) -> bool:
+            if state_is_right():
+                return True                      # already fine, nothing touched
+            if not apply:
+                return False                     # noop: report only
+            fix_it()                             # raise ResourceError on failure
+            return False                         # it was wrong, now it is fixed
+
+Lifecycle, in the order the engine calls it:
+
+1. ``Thing(name, params, meta)``: ``params`` are already validated against
+   :attr:`Resource.fields` (unknown keys, types, choices, required fields) and
+   carry every field's default; ``name`` is the graph's name (without ``@@``).
+2. :meth:`Resource.setup` with one :class:`Init`: everything the resource may
+   use (logger, world, hostname, a state dir, the shared file watcher, and
+   ``event()`` to say "check me again"). No module globals.
+3. :meth:`Resource.watch`: start watching and return at once. Watches must be
+   cheap: file kinds register with ``init.watcher`` (one inotify shared by all
+   resources) instead of starting a thread each; kinds that need their own
+   loop (a command's output, a server) start a daemon thread and stop it in
+   :meth:`Resource.close`. Whenever the watched state may have changed, call
+   ``init.event()``; it is safe from any thread and coalesces repeated calls.
+4. :meth:`Resource.check_apply` from a worker thread, after every resource it
+   depends on is fine, and again after each event. Never run twice at once for
+   the same resource. ``apply`` is False in noop mode (``--noop`` or
+   ``meta: {noop: true}``): then it must change nothing and only say whether the
+   state is right. Return True when the state was already right, False when it
+   was wrong (and, if ``apply``, is now fixed); raise :class:`ResourceError`
+   when it cannot be checked or fixed (the engine retries as ``meta`` says).
+   A False result also makes the resources that depend on this one re-check.
+5. :meth:`Resource.close` when the resource leaves the graph or the agent
+   stops: stop threads and watches. Idempotent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Protocol, Tuple, Union
+
+from mgmt.errors import MgmtError
+
+__all__ = [
+    "REGISTRY",
+    "Cancel",
+    "Field",
+    "FieldError",
+    "Init",
+    "Meta",
+    "Resource",
+    "ResourceError",
+    "Watcher",
+    "kind_class",
+    "known_kinds",
+]
+
+# kind -> "module:Class", imported on first use (see kind_class).
+REGISTRY: Dict[str, str] = {
+    "noop": "mgmt.resources.noop:NoopRes",
+    "file": "mgmt.resources.file:FileRes",
+    "exec": "mgmt.resources.exec:ExecRes",
+    "http:server": "mgmt.resources.http:HttpServerRes",
+    "http:server:file": "mgmt.resources.http:HttpFileRes",
+    "tftp:server": "mgmt.resources.tftp:TftpServerRes",
+    "tftp:server:file": "mgmt.resources.tftp:TftpFileRes",
+}
+
+
+class ResourceError(MgmtError):
+    """A resource could not be checked or applied; names the resource."""
+
+    def __init__(self, resource: str, message: str):
+        self.resource = resource
+        self.message = message
+        super().__init__(f"{resource}: {message}")
+
+
+class FieldError(ValueError):
+    """A parameter is invalid; graph validation turns it into a GraphError at its line."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        self.message = message
+        super().__init__(f"{field_name}: {message}")
+
+
+_Types = Union[type, Tuple[type, ...]]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One parameter of a kind: accepted types, default, allowed values, and a line of docs.
+
+    ``types`` is a type or a tuple of types (``bool`` is never accepted for
+    ``int``); ``default`` is used when the key is absent (and must not be a
+    mutable object); ``choices`` restricts the value.
+    """
+
+    types: _Types = str
+    required: bool = False
+    default: Any = None
+    choices: Optional[Tuple[Any, ...]] = None
+    doc: str = ""
+
+    def check(self, name: str, value: Any) -> None:
+        types = self.types if isinstance(self.types, tuple) else (self.types,)
+        # bool is an int to isinstance(); a YAML `true` is never a number here.
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if not ok:
+            wanted = " or ".join(t.__name__ for t in types)
+            raise FieldError(name, f"expected {wanted}, got {type(value).__name__} {value!r}")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            raise FieldError(name, f"{value!r} is not one of {allowed}")
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Engine-level settings every resource accepts under ``meta:``.
+
+    retry: how many times to retry a failed check_apply (-1 forever);
+    delay: milliseconds to wait before a retry and between two runs;
+    noop: never change anything for this resource; autoedge: add edges that
+    follow from the parameters (a file after the file of its directory);
+    autogroup: accepted for mgmt compatibility, no effect.
+    """
+
+    autoedge: bool = True
+    autogroup: bool = True
+    noop: bool = False
+    retry: int = 0
+    delay: int = 0
+
+
+class Cancel(Protocol):
+    def __call__(self) -> None: ...
+
+
+class Watcher(Protocol):
+    """The agent's shared file watcher (one inotify instance for every resource)."""
+
+    def watch_path(self, path: str, callback: Callable[[], None]) -> Cancel:
+        """Call ``callback`` (on the watcher's thread: keep it quick) whenever
+        ``path`` is created, written, deleted, renamed or has its mode changed,
+        also when its directory does not exist yet or is removed."""
+
+
+@dataclass
+class Init:
+    """Everything a resource may use, handed to :meth:`Resource.setup` once."""
+
+    hostname: str
+    log: logging.LoggerAdapter
+    # Private to this resource; not created until the resource needs it.
+    state_dir: Path
+    watcher: Watcher
+    # "My state may have changed, check me again": from any thread, coalesced.
+    event: Callable[[], None]
+    # The cluster (mgmt.world.api.World), or None when the agent runs without one.
+    world: Any = None
+    # Set when the agent is stopping: loops and long waits should end.
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+class Resource:
+    """Base class of every kind; see the module docstring for the contract."""
+
+    kind: ClassVar[str] = ""
+    fields: ClassVar[Mapping[str, Field]] = {}
+
+    def __init__(self, name: str, params: Mapping[str, Any], meta: Optional[Meta] = None):
+        self.name = name
+        self.params: Dict[str, Any] = dict(params)
+        self.meta = meta or Meta()
+        self.init: Init  # set by setup()
+
+    def __repr__(self) -> str:
+        return f"{self.kind}[{self.name}]"
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        """Cross-field checks after the per-field ones; raise :class:`FieldError`."""
+
+    @classmethod
+    def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
+        """(ids this resource provides, ids it needs): the engine adds an edge from
+        every provider of a needed id to this resource when ``meta.autoedge`` is on."""
+        return [], []
+
+    @classmethod
+    def export_params(cls, params: Mapping[str, Any], pattern: str) -> Dict[str, Any]:
+        """Parameters of a collected resource, given the collect ``pattern``
+        (empty for none); kinds that understand patterns rewrite them here."""
+        return dict(params)
+
+    def setup(self, init: Init) -> None:
+        self.init = init
+
+    def watch(self) -> None:
+        """Start watching; return at once. The default watches nothing."""
+
+    def check_apply(self, apply: bool) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop what watch() started. The default has nothing to stop."""
+
+
+def known_kinds() -> List[str]:
+    return sorted(REGISTRY)
+
+
+def kind_class(kind: str) -> type:
+    """The class for ``kind``, importing its module on first use; KeyError if unknown."""
+    target = REGISTRY[kind]
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def fill_params(cls: type, params: Mapping[str, Any]) -> Dict[str, Any]:
+    """Check ``params`` against ``cls.fields`` and return them with defaults filled.
+
+    Raises :class:`FieldError` naming the first bad key.
+    """
+    schema: Mapping[str, Field] = cls.fields
+    for key in params:
+        if key not in schema:
+            known = ", ".join(sorted(schema)) or "none"
+            raise FieldError(key, f"unknown field for kind {cls.kind!r} (known: {known})")
+    filled: Dict[str, Any] = {}
+    for key, spec in schema.items():
+        if key in params and params[key] is not None:
+            spec.check(key, params[key])
+            filled[key] = params[key]
+        elif spec.required:
+            raise FieldError(key, f"required field missing for kind {cls.kind!r}")
+        else:
+            filled[key] = spec.default
+    cls.validate(filled)
+    return filled
