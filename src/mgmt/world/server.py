@@ -1,0 +1,266 @@
+"""The embedded etcd: the system binary on loopback, for one run.
+
+Without ``--seeds`` an agent (and the initiator of ``--remote``) needs a cluster
+of its own. We run the distribution's etcd rather than shipping one: it is a
+package away on Debian and Fedora, and it keeps the bundle small. The server is
+run-scoped: each start wipes the previous run's member data, so exports of hosts
+that took part in an earlier run are never collected again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from mgmt.errors import WorldError
+from mgmt.log import get_logger
+from mgmt.settings import EtcdCredentials
+
+log = get_logger("etcd")
+
+# Where distributions put the binary, and what to install when it is missing.
+SEARCH_PATHS = ("/usr/bin/etcd", "/usr/sbin/etcd", "/usr/local/bin/etcd")
+MISSING_BINARY = (
+    "etcd not found: install the etcd-server package (Debian, Ubuntu) or etcd (Fedora, RHEL), "
+    "or pass --seeds to use an existing cluster"
+)
+
+# A one-member cluster on loopback has no peers to miss heartbeats from; short
+# raft timers let it elect itself in ~0.1 s instead of up to 1 s.
+FAST_RAFT = ("--heartbeat-interval", "10", "--election-timeout", "100")
+# A host exports all its resources in one transaction; etcd's default cap of
+# 128 operations per transaction would limit a host to 128 exports.
+MAX_TXN_OPS = ("--max-txn-ops", "100000")
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+PORT_ATTEMPTS = 3
+
+
+def find_etcd(binary: Optional[str] = None) -> str:
+    """The etcd executable to run, or a WorldError naming the package to install."""
+    if binary:
+        if os.access(binary, os.X_OK):
+            return binary
+        raise WorldError(f"{binary}: {MISSING_BINARY}")
+    found = shutil.which("etcd")
+    if found:
+        return found
+    for candidate in SEARCH_PATHS:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise WorldError(MISSING_BINARY)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (etcd binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class EmbeddedEtcd:
+    """Run ``etcd`` on 127.0.0.1 with free ports, data under ``data_dir``.
+
+    Use as a context manager::
+
+        with EmbeddedEtcd(state_dir / "etcd") as server:
+            connect(server.client_url)
+
+    The log goes to ``<data_dir>.log`` beside the data directory (etcd warns
+    about foreign files inside its own).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        binary: Optional[str] = None,
+        host: str = "127.0.0.1",
+        start_timeout: float = START_TIMEOUT,
+        extra_args: Sequence[str] = (),
+    ):
+        self.data_dir = Path(data_dir)
+        self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
+        self.binary = binary
+        self.host = host
+        self.start_timeout = start_timeout
+        self.extra_args = list(extra_args)
+        self.client_url = ""
+        self.peer_url = ""
+        self.root_credentials: Optional[EtcdCredentials] = None
+        self._proc: Optional[subprocess.Popen] = None
+        self._lock_fd: Optional[int] = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def __enter__(self) -> EmbeddedEtcd:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> None:
+        """Start etcd and return once it answers /health (or raise WorldError)."""
+        binary = find_etcd(self.binary)
+        self._prepare_dir()
+        started = time.monotonic()
+        for attempt in range(PORT_ATTEMPTS):
+            self._spawn(binary)
+            try:
+                self._wait_healthy()
+                break
+            except _PortTaken:
+                # Another process took a port between our probe and etcd's bind.
+                self._terminate()
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise WorldError(
+                        f"etcd could not bind free ports on {self.host}:\n{log_tail(self.log_path)}"
+                    ) from None
+            except BaseException:
+                self.stop()
+                raise
+        log.debug("started at %s in %.2fs", self.client_url, time.monotonic() - started)
+
+    def stop(self) -> None:
+        """Stop etcd and release the data directory."""
+        self._terminate()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def enable_auth(self) -> EtcdCredentials:
+        """Turn on etcd auth; return a per-run user limited to the /_mgmt/ prefix.
+
+        The root password stays in this object's memory (``root_credentials``).
+        """
+        from mgmt.world.auth import enable_auth
+
+        setup = enable_auth(self.client_url)
+        self.root_credentials = setup.root
+        return setup.run
+
+    # -- internals -----------------------------------------------------------
+
+    def _prepare_dir(self) -> None:
+        import fcntl
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if self._lock_fd is None:
+            lock_path = self.data_dir.with_name(self.data_dir.name + ".lock")
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise WorldError(
+                    f"{self.data_dir}: another mgmt agent runs an etcd here "
+                    "(use another --prefix, or --tmp-prefix)"
+                ) from None
+            self._lock_fd = fd
+        # Run-scoped data: only etcd's own member directory is removed.
+        shutil.rmtree(self.data_dir / "member", ignore_errors=True)
+        self.data_dir.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+
+    def _command(self, binary: str) -> List[str]:
+        client = f"http://{self.host}:{free_port(self.host)}"
+        peer = f"http://{self.host}:{free_port(self.host)}"
+        self.client_url, self.peer_url = client, peer
+        return [
+            binary,
+            "--name=mgmt",
+            f"--data-dir={self.data_dir}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=mgmt={peer}",
+            "--initial-cluster-state=new",
+            *FAST_RAFT,
+            *MAX_TXN_OPS,
+            *self.extra_args,
+        ]
+
+    def _spawn(self, binary: str) -> None:
+        command = self._command(binary)
+        with open(self.log_path, "wb") as log_file:
+            # A session of its own: a ^C at the terminal reaches the agent, which
+            # then stops etcd in order, instead of both dying at once.
+            self._proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+
+    def _terminate(self) -> None:
+        """SIGTERM etcd (by its own pid), SIGKILL it if it lingers, reap it."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                log.warning("etcd (pid %d) ignored SIGTERM; killing it", proc.pid)
+                proc.kill()
+                proc.wait()
+
+    def _wait_healthy(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.start_timeout
+        delay = 0.005
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                tail = log_tail(self.log_path)
+                if "address already in use" in tail:
+                    raise _PortTaken()
+                raise WorldError(f"etcd exited with status {code} while starting:\n{tail}")
+            if _healthy(self.client_url):
+                return
+            if time.monotonic() > deadline:
+                raise WorldError(
+                    f"etcd at {self.client_url} not healthy after {self.start_timeout:.0f}s:\n"
+                    f"{log_tail(self.log_path)}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+class _PortTaken(Exception):
+    pass
+
+
+# Loopback never goes through an http_proxy from the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _healthy(client_url: str) -> bool:
+    try:
+        with _DIRECT.open(f"{client_url}/health", timeout=1.0) as response:
+            return b'"true"' in response.read()
+    except (OSError, urllib.error.URLError):
+        return False

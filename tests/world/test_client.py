@@ -1,0 +1,96 @@
+"""EtcdClient: seeds, failover, and clear errors instead of hangs."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from mgmt.errors import InputError, WorldError
+from mgmt.world.client import EtcdClient, normalize_url
+
+# Generous: only there so that a regression shows up as a failure, not a stuck suite.
+HANG_GUARD = 30.0
+
+
+def call_in_thread(function):
+    """Run ``function`` in a thread; return ('ok'|'error'|'hung', value)."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["ok"] = function()
+        except Exception as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(HANG_GUARD)
+    if thread.is_alive():
+        return "hung", None
+    return next(iter(outcome.items()))
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_put_and_range_round_trip(client):
+    client.put("/_mgmt/test/a", '{"x": 1}')
+    client.put("/_mgmt/test/b", "é")
+    revision, items = client.range("/_mgmt/test/", prefix=True)
+    assert [(key, value) for key, value, _ in items] == [
+        ("/_mgmt/test/a", '{"x": 1}'),
+        ("/_mgmt/test/b", "é"),
+    ]
+    assert revision >= max(rev for _, _, rev in items)
+
+
+def test_unreachable_seeds_fail_naming_every_url():
+    urls = [f"http://127.0.0.1:{closed_port()}", f"127.0.0.1:{closed_port()}"]
+    kind, error = call_in_thread(lambda: EtcdClient(urls).check())
+    assert kind == "error", kind
+    assert isinstance(error, WorldError)
+    assert "cannot reach etcd" in str(error)
+    assert urls[0] in str(error) and f"http://{urls[1]}" in str(error)
+    assert "connection refused" in str(error)
+
+
+def test_silent_seed_times_out_instead_of_hanging():
+    """A peer that accepts TCP but never answers (a wedged tunnel) is an error."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = EtcdClient([url], connect_timeout=0.5, read_timeout=0.5)
+        kind, error = call_in_thread(client.check)
+    assert kind == "error", kind
+    assert isinstance(error, WorldError)
+    assert url in str(error) and "timed out" in str(error)
+
+
+def test_dead_seed_fails_over_to_a_live_one(etcd, client):
+    dead = f"http://127.0.0.1:{closed_port()}"
+    failover = EtcdClient([dead, etcd.client_url])
+    failover.put("/_mgmt/test/k", "v")
+    assert failover.url == etcd.client_url
+    assert client.range("/_mgmt/test/k")[1][0][1] == "v"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("127.0.0.1:2379", "http://127.0.0.1:2379"),
+        ("http://127.0.0.1:2379/", "http://127.0.0.1:2379"),
+        ("https://etcd.example:2379", "https://etcd.example:2379"),
+    ],
+)
+def test_urls_are_normalized(given, expected):
+    assert normalize_url(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["ftp://h:1", "http://h", "http://:2379", "h:port"])
+def test_bad_urls_are_input_errors(bad):
+    with pytest.raises(InputError, match="bad etcd URL"):
+        normalize_url(bad)
