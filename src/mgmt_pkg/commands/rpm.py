@@ -1,0 +1,169 @@
+"""``mgmt-pkg fake-rpm``, ``inspect`` and ``repo``: parse, call mgmt_pkg.rpm, print.
+
+Values are taken as strings and converted here, so that every bad option
+becomes one InvalidInput line naming it (exit 2) rather than click's usage text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional, Tuple
+
+import click
+
+from mgmt_pkg.errors import InvalidInput
+
+
+def _integer(option: str, value: Optional[str]) -> Optional[int]:
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()):
+        raise InvalidInput(f"{option}: {value!r} is not a non-negative integer")
+    return int(value)
+
+
+def _read_script(option: str, path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{option}: cannot read {path}: {error}") from None
+
+
+def _architecture(value: str) -> str:
+    """fpm's spellings: "all" is noarch, "native" is this machine's."""
+    if value == "all":
+        return "noarch"
+    if value == "native":
+        return os.uname().machine
+    return value
+
+
+@click.command("fake-rpm")
+@click.option("-n", "--name", help="Package name (Name).")
+@click.option("-v", "--version", "version", help="Package version (Version).")
+@click.option("--iteration", default="1", show_default=True, help="Release.")
+@click.option("--epoch", help="Epoch; left out unless given.")
+@click.option(
+    "-a",
+    "--architecture",
+    default="noarch",
+    show_default=True,
+    help="noarch (or all), native, or an rpm architecture such as x86_64.",
+)
+@click.option("-d", "--depends", multiple=True, help="Requires, e.g. 'vagrant >= 1.6.5'.")
+@click.option("--provides", multiple=True, help="Provides (repeatable).")
+@click.option("--conflicts", multiple=True, help="Conflicts (repeatable).")
+@click.option("--replaces", multiple=True, help="Obsoletes, plus the matching Provides.")
+@click.option("--license", "license_", help="SPDX license expression (default MIT).")
+@click.option("--url", help="Upstream URL.")
+@click.option("--vendor", help="Vendor.")
+@click.option("-m", "--maintainer", help="Packager and changelog author: 'Name <email>'.")
+@click.option("--category", help="Group (default Applications/System).")
+@click.option("--summary", help="One-line summary.")
+@click.option("--description", help="Description (may span lines).")
+@click.option("--changelog", help="Text of the %changelog entry.")
+@click.option("--before-install", metavar="FILE", help="%pre scriptlet.")
+@click.option("--after-install", metavar="FILE", help="%post scriptlet.")
+@click.option("--before-remove", metavar="FILE", help="%preun scriptlet.")
+@click.option("--after-remove", metavar="FILE", help="%postun scriptlet.")
+@click.option("--rpm-pretrans", metavar="FILE", help="%pretrans scriptlet.")
+@click.option("--rpm-posttrans", metavar="FILE", help="%posttrans scriptlet.")
+@click.option("-o", "--output-dir", default=".", show_default=True, help="Where results go.")
+@click.option("--spec-only", is_flag=True, help="Write only the spec.")
+@click.option("--srpm-only", is_flag=True, help="Write only the spec and the SRPM.")
+@click.option(
+    "--source-date-epoch",
+    envvar="SOURCE_DATE_EPOCH",
+    help="Time stamp of the build (default: the changelog's date, today).",
+)
+@click.option(
+    "--no-placeholder",
+    is_flag=True,
+    help="Install no README (some build services then publish nothing).",
+)
+def fake_rpm(**options: Optional[str]) -> None:
+    """Build a phony RPM and its SRPM: metadata and dependencies, no software.
+
+    Prints the paths of what it wrote, one per line.
+    """
+    from mgmt_pkg.rpm import PhonyPackage
+    from mgmt_pkg.rpm import fake_rpm as build
+    from mgmt_pkg.rpm.model import SCRIPT_OPTIONS
+
+    for required, option in (("name", "--name"), ("version", "--version")):
+        if not options[required]:
+            raise InvalidInput(f"{option} is required")
+    if options["spec_only"] and options["srpm_only"]:
+        raise InvalidInput("--spec-only and --srpm-only exclude each other")
+    scriptlets: Tuple[Tuple[str, str], ...] = tuple(
+        (section, _read_script(f"--{option}", options[option.replace("-", "_")]))
+        for section, option in SCRIPT_OPTIONS.items()
+        if options[option.replace("-", "_")] is not None
+    )
+    package = PhonyPackage.create(
+        name=options["name"],
+        version=options["version"],
+        release=options["iteration"],
+        epoch=_integer("--epoch", options["epoch"]),
+        arch=_architecture(options["architecture"]),
+        summary=options["summary"],
+        description=options["description"],
+        license=options["license_"],
+        url=options["url"],
+        vendor=options["vendor"],
+        maintainer=options["maintainer"],
+        category=options["category"],
+        requires=options["depends"],
+        provides=options["provides"],
+        conflicts=options["conflicts"],
+        replaces=options["replaces"],
+        changelog=options["changelog"],
+        scriptlets=scriptlets,
+        placeholder=not options["no_placeholder"],
+        source_date_epoch=_integer("--source-date-epoch", options["source_date_epoch"]),
+    )
+    stage = "spec" if options["spec_only"] else "srpm" if options["srpm_only"] else "rpm"
+    result = build(package, Path(options["output_dir"]), stage)
+    # A submission step (e.g. to COPR) takes result.srpm from here.
+    for path in result.paths:
+        click.echo(str(path))
+
+
+@click.command("inspect")
+@click.argument("path", metavar="FILE.rpm")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for machines.")
+def inspect(path: str, as_json: bool) -> None:
+    """Show an RPM's (or SRPM's) metadata, dependencies and files."""
+    from mgmt_pkg.rpm.inspect import read_package
+
+    info = read_package(Path(path))
+    if as_json:
+        click.echo(json.dumps(info.to_json(), indent=2, sort_keys=True))
+        return
+    lines = [
+        f"name:      {info.name}",
+        f"evr:       {info.evr}",
+        f"epoch:     {info.epoch if info.epoch is not None else '(none)'}",
+        f"version:   {info.version}",
+        f"release:   {info.release}",
+        f"arch:      {info.arch}{' (source package)' if info.source else ''}",
+        f"summary:   {info.summary}",
+        f"license:   {info.license}",
+    ]
+    for kind in ("requires", "provides", "conflicts", "obsoletes", "files"):
+        values = [str(v) for v in getattr(info, kind)]
+        lines.append(f"{kind + ':':<10} {values[0] if values else '(none)'}")
+        lines.extend(f"{'':<10} {value}" for value in values[1:])
+    click.echo("\n".join(lines))
+
+
+@click.command("repo")
+@click.argument("folder", metavar="DIR")
+def repo(folder: str) -> None:
+    """Make DIR, a folder of RPMs, into a dnf repository (createrepo_c)."""
+    from mgmt_pkg.rpm.repo import make_repo
+
+    made = make_repo(Path(folder))
+    click.echo(f"{made.repomd} ({made.packages} packages)")

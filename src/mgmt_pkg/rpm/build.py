@@ -1,0 +1,160 @@
+"""Run rpmbuild on a rendered spec and move the results into place.
+
+One ``rpmbuild -ba`` call makes both the SRPM and the RPM (one start-up of
+rpm instead of two). The build happens in a private _topdir under a temp dir;
+results reach the output directory only after the whole build succeeded, each
+by an atomic rename, so a failed or interrupted build leaves nothing
+half-written there.
+
+Reproducibility: SOURCE_DATE_EPOCH plus the macros below pin every time stamp
+and the build host; the spec avoids expanding %{buildroot} (see the
+template), so the random _topdir path never reaches the packages.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from mgmt_pkg.errors import MgmtPkgError, ToolFailed, ToolMissing
+from mgmt_pkg.rpm.model import PhonyPackage
+
+__all__ = ["STAGES", "BuildResult", "build_package", "rpmbuild_command", "write_atomically"]
+
+# How far to go: the spec only, the spec and SRPM, or everything.
+STAGES = ("spec", "srpm", "rpm")
+
+REPRODUCIBLE_MACROS = {
+    "use_source_date_epoch_as_buildtime": "1",
+    "clamp_mtime_to_source_date_epoch": "1",
+    "_buildhost": "reproducible",
+}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    spec: Path
+    srpm: Optional[Path] = None
+    rpm: Optional[Path] = None
+
+    @property
+    def paths(self) -> List[Path]:
+        return [p for p in (self.spec, self.srpm, self.rpm) if p is not None]
+
+
+def find_rpmbuild() -> str:
+    found = shutil.which("rpmbuild")
+    if found is None:
+        # Debian ships rpmbuild in "rpm", Fedora/RHEL in "rpm-build".
+        raise ToolMissing("rpmbuild", "rpm" if shutil.which("apt-get") else "rpm-build")
+    return found
+
+
+def rpmbuild_command(
+    rpmbuild: str, spec: Path, topdir: Path, stage: str, arch: str = "noarch"
+) -> List[str]:
+    """The rpmbuild call for a stage ("srpm" or "rpm"); shared with bench/."""
+    command = [rpmbuild, "-bs" if stage == "srpm" else "-ba", "--quiet"]
+    command += ["--define", f"_topdir {topdir}"]
+    for macro, value in REPRODUCIBLE_MACROS.items():
+        command += ["--define", f"{macro} {value}"]
+    if arch != "noarch":
+        # No binaries to compile, so any architecture can be "built" here.
+        command += ["--target", arch]
+    command.append(str(spec))
+    return command
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write through a temp file in the same directory, then rename."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _built(topdir: Path, pattern: str) -> Path:
+    found = sorted(topdir.glob(pattern))
+    if len(found) != 1:
+        raise MgmtPkgError(f"rpmbuild wrote {len(found)} files matching {pattern}, expected 1")
+    return found[0]
+
+
+def build_package(
+    package: PhonyPackage,
+    spec_text: str,
+    output_dir: Path,
+    stage: str = "rpm",
+    rpmbuild: Optional[str] = None,
+) -> BuildResult:
+    """Build ``package`` from ``spec_text`` and place the results in output_dir."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    spec_name = f"{package.name}.spec"
+    if stage == "spec":
+        write_atomically(output_dir / spec_name, spec_text.encode())
+        return BuildResult(spec=output_dir / spec_name)
+
+    executable = rpmbuild or find_rpmbuild()
+    with tempfile.TemporaryDirectory(prefix="mgmt-pkg-rpmbuild-") as temporary:
+        topdir = Path(temporary)
+        spec = topdir / spec_name  # rpmlint wants the spec in the SRPM named NAME.spec
+        spec.write_text(spec_text)
+        _run(rpmbuild_command(executable, spec, topdir, stage, package.arch), package)
+        built = [_built(topdir, f"SRPMS/{package.nvr}.src.rpm")]
+        if stage == "rpm":
+            built.append(_built(topdir, f"RPMS/*/{package.nvr}.{package.arch}.rpm"))
+        placed = _place(output_dir, [spec, *built])
+    return BuildResult(*placed)
+
+
+def _run(command: Sequence[str], package: PhonyPackage) -> None:
+    environment = dict(os.environ)
+    environment["SOURCE_DATE_EPOCH"] = str(package.source_date_epoch)
+    environment["LC_ALL"] = "C.UTF-8"  # rpm's messages and sort order, whatever the user's locale
+    try:
+        result = subprocess.run(
+            command,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+    except OSError as error:
+        raise ToolFailed("rpmbuild", -1, str(error)) from error
+    if result.returncode != 0:
+        raise ToolFailed("rpmbuild", result.returncode, result.stdout)
+
+
+def _place(output_dir: Path, files: Sequence[Path]) -> List[Path]:
+    """Copy each file next to its target, then rename them all: the output
+    directory sees complete files or none of this build's."""
+    staged = []
+    try:
+        for source in files:
+            handle, temporary = tempfile.mkstemp(dir=output_dir, prefix=f".{source.name}.")
+            os.close(handle)
+            staged.append((temporary, output_dir / source.name))
+            shutil.copyfile(source, temporary)
+            os.chmod(temporary, 0o644)
+    except BaseException:
+        for temporary, _ in staged:
+            os.unlink(temporary)
+        raise
+    for temporary, target in staged:
+        os.replace(temporary, target)
+    return [target for _, target in staged]

@@ -1,0 +1,167 @@
+"""Read an RPM's header with rpmfile (pure Python: no rpm bindings needed).
+
+rpmfile hands back raw header values: bytes for strings, and a bare value
+instead of a one-element list for numeric arrays. This module turns them into
+plain Python data once, for ``mgmt-pkg inspect`` and for the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+
+__all__ = ["PackageInfo", "Relation", "read_package", "sense"]
+
+# RPMSENSE bits for comparisons; the other bits of a flags word say where a
+# dependency came from (rpmlib, scriptlet, ...).
+_LESS, _GREATER, _EQUAL = 0x02, 0x04, 0x08
+_OPERATORS = {
+    _LESS: "<",
+    _LESS | _EQUAL: "<=",
+    _EQUAL: "=",
+    _GREATER | _EQUAL: ">=",
+    _GREATER: ">",
+}
+SCRIPT_TAGS = {
+    "pretrans": "pretrans",
+    "pre": "prein",
+    "post": "postin",
+    "preun": "preun",
+    "postun": "postun",
+    "posttrans": "posttrans",
+}
+
+
+def sense(flags: int) -> Optional[str]:
+    """The comparison operator in a dependency's flags word, or None."""
+    return _OPERATORS.get(flags & (_LESS | _GREATER | _EQUAL))
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A dependency read back: name, operator and EVR (both None if unversioned)."""
+
+    name: str
+    operator: Optional[str] = None
+    evr: Optional[str] = None
+
+    def __str__(self) -> str:
+        return self.name if self.operator is None else f"{self.name} {self.operator} {self.evr}"
+
+
+@dataclass
+class PackageInfo:
+    path: str
+    source: bool
+    name: str
+    epoch: Optional[int]
+    version: str
+    release: str
+    arch: str
+    summary: str
+    description: str
+    license: str
+    packager: Optional[str]
+    group: Optional[str]
+    url: Optional[str]
+    vendor: Optional[str]
+    requires: List[Relation] = field(default_factory=list)
+    provides: List[Relation] = field(default_factory=list)
+    conflicts: List[Relation] = field(default_factory=list)
+    obsoletes: List[Relation] = field(default_factory=list)
+    files: List[str] = field(default_factory=list)
+    scripts: Dict[str, str] = field(default_factory=dict)
+    changelog: List[Tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def evr(self) -> str:
+        prefix = f"{self.epoch}:" if self.epoch is not None else ""
+        return f"{prefix}{self.version}-{self.release}"
+
+    def to_json(self) -> Dict[str, Any]:
+        data = asdict(self)
+        for kind in ("requires", "provides", "conflicts", "obsoletes"):
+            data[kind] = [str(r) for r in getattr(self, kind)]
+        data["evr"] = self.evr
+        data["changelog"] = [{"time": t, "author": a, "text": x} for t, a, x in self.changelog]
+        return data
+
+
+def _list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _text(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _relations(headers: Dict[str, Any], names: str, flags: str, versions: str) -> List[Relation]:
+    result = []
+    for name, flag, version in zip(
+        _list(headers.get(names)), _list(headers.get(flags)), _list(headers.get(versions))
+    ):
+        operator = sense(flag)
+        result.append(Relation(_text(name), operator, _text(version) if operator else None))
+    return result
+
+
+def _files(headers: Dict[str, Any]) -> List[str]:
+    basenames = [_text(b) for b in _list(headers.get("basenames"))]
+    dirnames = [_text(d) for d in _list(headers.get("dirnames"))]
+    indexes = _list(headers.get("dirindexes"))
+    if not dirnames:
+        return basenames
+    return [dirnames[i] + base for i, base in zip(indexes, basenames)]
+
+
+def read_package(path: Path) -> PackageInfo:
+    """Read ``path``'s header; errors name the file."""
+    import rpmfile  # imported here: only inspect needs it
+
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    try:
+        with rpmfile.open(str(path)) as package:
+            headers = package.headers
+    except Exception as error:  # rpmfile raises bare errors on anything malformed
+        raise MgmtPkgError(f"{path}: not a readable RPM ({error})") from error
+    epoch = headers.get("serial")
+    changelog = list(
+        zip(
+            _list(headers.get("changelogtime")),
+            [_text(a) for a in _list(headers.get("authors"))],
+            [_text(c) for c in _list(headers.get("comments"))],
+        )
+    )
+    return PackageInfo(
+        path=str(path),
+        source="sourcerpm" not in headers,
+        name=_text(headers.get("name")),
+        epoch=_list(epoch)[0] if epoch is not None else None,
+        version=_text(headers.get("version")),
+        release=_text(headers.get("release")),
+        arch=_text(headers.get("arch")),
+        summary=_text(headers.get("summary")),
+        description=_text(headers.get("description")),
+        license=_text(headers.get("copyright")),
+        packager=_text(headers.get("packager")),
+        group=_text(headers.get("group")),
+        url=_text(headers.get("url")),
+        vendor=_text(headers.get("vendor")),
+        requires=_relations(headers, "requirename", "requireflags", "requireversion"),
+        provides=_relations(headers, "provides", "provideflags", "provideversion"),
+        conflicts=_relations(headers, "conflictname", "conflictflags", "conflictversion"),
+        obsoletes=_relations(headers, "obsoletes", "obsoleteflags", "obsoleteversion"),
+        files=_files(headers),
+        scripts={
+            section: _text(headers[tag]) for section, tag in SCRIPT_TAGS.items() if tag in headers
+        },
+        changelog=changelog,
+    )

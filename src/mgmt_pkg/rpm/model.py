@@ -1,0 +1,245 @@
+"""The phony package: what a user asks for, checked against rpm's rules.
+
+Every value that reaches the spec passes through here first, so the template
+can trust what it renders. A value is either refused (InvalidInput naming the
+option, exit 2) or one that :mod:`mgmt_pkg.rpm.spec` can escape so that rpm
+reads it back unchanged. The rules are what rpm 4.18 itself accepts (or a
+safe subset of it), found by building: see tests/rpm/test_roundtrip.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional, Tuple
+
+from mgmt_pkg.rpm.rules import (
+    EPOCH_MAX,
+    check_license,
+    check_maintainer,
+    check_name,
+    check_script,
+    check_text,
+    check_url,
+    check_verrel,
+    parse_dependency,
+    refuse,
+)
+
+__all__ = [
+    "ARCHITECTURES",
+    "SCRIPTLETS",
+    "SCRIPT_OPTIONS",
+    "Dependency",
+    "PhonyPackage",
+    "Scriptlet",
+]
+
+# Architectures rpmbuild can target for a package without binaries.
+ARCHITECTURES = (
+    "noarch",
+    "x86_64",
+    "i686",
+    "aarch64",
+    "armv7hl",
+    "ppc64le",
+    "s390x",
+    "riscv64",
+)
+SCRIPTLETS = ("pre", "post", "preun", "postun", "pretrans", "posttrans")
+
+DEFAULT_MAINTAINER = "mgmt-pkg <mgmt-pkg@localhost.localdomain>"
+DEFAULT_LICENSE = "MIT"
+# rpm's own default group, "Unspecified", is reported by rpmlint as no group.
+DEFAULT_CATEGORY = "Applications/System"
+DEFAULT_SUMMARY = "Phony package that satisfies dependencies"
+DEFAULT_CHANGELOG = "Phony package built by mgmt-pkg"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One ``name [op evr]`` relation, as in Requires/Provides/Conflicts/Obsoletes."""
+
+    name: str
+    operator: Optional[str] = None
+    evr: Optional[str] = None
+
+    @classmethod
+    def parse(cls, text: str, option: str) -> Dependency:
+        return cls(*parse_dependency(text, option))
+
+    def __str__(self) -> str:
+        return self.name if self.operator is None else f"{self.name} {self.operator} {self.evr}"
+
+
+@dataclass(frozen=True)
+class Scriptlet:
+    """A shell scriptlet (%post and friends), read from a user's file."""
+
+    section: str
+    body: str
+
+    @classmethod
+    def from_text(cls, section: str, text: str, option: str) -> Scriptlet:
+        return cls(section, check_script(text, option))
+
+
+@dataclass(frozen=True)
+class PhonyPackage:
+    """Everything the spec is made from. Build with :meth:`create` to validate."""
+
+    name: str
+    version: str
+    release: str = "1"
+    epoch: Optional[int] = None
+    arch: str = "noarch"
+    summary: str = DEFAULT_SUMMARY
+    description: Optional[str] = None
+    license: str = DEFAULT_LICENSE
+    url: Optional[str] = None
+    vendor: Optional[str] = None
+    maintainer: str = DEFAULT_MAINTAINER
+    category: str = DEFAULT_CATEGORY
+    requires: Tuple[Dependency, ...] = ()
+    provides: Tuple[Dependency, ...] = ()
+    conflicts: Tuple[Dependency, ...] = ()
+    replaces: Tuple[Dependency, ...] = ()
+    changelog: str = DEFAULT_CHANGELOG
+    scriptlets: Tuple[Scriptlet, ...] = ()
+    placeholder: bool = True
+    source_date_epoch: int = field(default_factory=lambda: _midnight_utc_today())
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        version: str,
+        release: str = "1",
+        epoch: Optional[int] = None,
+        arch: str = "noarch",
+        summary: Optional[str] = None,
+        description: Optional[str] = None,
+        license: Optional[str] = None,
+        url: Optional[str] = None,
+        vendor: Optional[str] = None,
+        maintainer: Optional[str] = None,
+        category: Optional[str] = None,
+        requires: Tuple[str, ...] = (),
+        provides: Tuple[str, ...] = (),
+        conflicts: Tuple[str, ...] = (),
+        replaces: Tuple[str, ...] = (),
+        changelog: Optional[str] = None,
+        scriptlets: Tuple[Tuple[str, str], ...] = (),
+        placeholder: bool = True,
+        source_date_epoch: Optional[int] = None,
+    ) -> PhonyPackage:
+        """Validate raw option values; errors name the command-line option."""
+        if epoch is not None and not 0 <= epoch <= EPOCH_MAX:
+            raise refuse("--epoch", f"must be between 0 and {EPOCH_MAX}")
+        if arch not in ARCHITECTURES:
+            raise refuse("--architecture", f"{arch!r} is not one of {', '.join(ARCHITECTURES)}")
+        if source_date_epoch is not None and not 0 <= source_date_epoch < 2**32:
+            raise refuse("--source-date-epoch", "must be a Unix time (seconds since 1970)")
+        if maintainer is not None:
+            check_maintainer(maintainer)
+        if url is not None:
+            check_url(url)
+        for option, value in (
+            ("--summary", summary),
+            ("--vendor", vendor),
+            ("--category", category),
+            ("--changelog", changelog),
+        ):
+            if value is not None:
+                check_text(option, value)
+        if description is not None:
+            check_text("--description", description, multiline=True)
+        sections = [section for section, _ in scriptlets]
+        for section in sections:
+            if section not in SCRIPTLETS or sections.count(section) > 1:
+                raise refuse(f"--{section}", "given more than once or unknown")
+        return cls(
+            name=check_name(name),
+            version=check_verrel(version, "--version"),
+            release=check_verrel(release, "--iteration"),
+            epoch=epoch,
+            arch=arch,
+            summary=summary if summary is not None else DEFAULT_SUMMARY,
+            description=description,
+            license=check_license(license) if license is not None else DEFAULT_LICENSE,
+            url=url,
+            vendor=vendor,
+            maintainer=maintainer or DEFAULT_MAINTAINER,
+            category=category or DEFAULT_CATEGORY,
+            requires=tuple(Dependency.parse(d, "--depends") for d in requires),
+            provides=tuple(Dependency.parse(d, "--provides") for d in provides),
+            conflicts=tuple(Dependency.parse(d, "--conflicts") for d in conflicts),
+            replaces=tuple(Dependency.parse(d, "--replaces") for d in replaces),
+            changelog=changelog if changelog is not None else DEFAULT_CHANGELOG,
+            scriptlets=tuple(
+                Scriptlet.from_text(section, text, f"--{SCRIPT_OPTIONS[section]}")
+                for section, text in scriptlets
+            ),
+            placeholder=placeholder,
+            source_date_epoch=(
+                source_date_epoch if source_date_epoch is not None else _midnight_utc_today()
+            ),
+        )
+
+    @property
+    def evr(self) -> str:
+        """[epoch:]version-release, as rpm prints it."""
+        prefix = f"{self.epoch}:" if self.epoch is not None else ""
+        return f"{prefix}{self.version}-{self.release}"
+
+    @property
+    def nvr(self) -> str:
+        return f"{self.name}-{self.version}-{self.release}"
+
+    @property
+    def changelog_date(self) -> str:
+        """The date line rpm wants, e.g. "Thu Nov 26 2026" (English, not locale)."""
+        when = datetime.fromtimestamp(self.source_date_epoch, tz=timezone.utc)
+        days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+        months = [
+            "Jan",
+            "Feb",
+            "Mar",
+            "Apr",
+            "May",
+            "Jun",
+            "Jul",
+            "Aug",
+            "Sep",
+            "Oct",
+            "Nov",
+            "Dec",
+        ]
+        return f"{days[when.weekday()]} {months[when.month - 1]} {when.day:02d} {when.year}"
+
+    @property
+    def full_description(self) -> str:
+        return self.description or (
+            f"A phony package built by mgmt-pkg. It exists to satisfy dependencies on\n"
+            f"{self.name} and installs no software."
+        )
+
+
+# section -> the fpm-style option that sets it
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+SCRIPT_OPTIONS = {
+    "pre": "before-install",
+    "post": "after-install",
+    "preun": "before-remove",
+    "postun": "after-remove",
+    "pretrans": "rpm-pretrans",
+    "posttrans": "rpm-posttrans",
+}
+
+
+def _midnight_utc_today() -> int:
+    """SOURCE_DATE_EPOCH when none is given: the changelog's date, so that
+    builds of the same inputs on the same day are byte-identical."""
+    now = datetime.now(timezone.utc)
+    return int(datetime(now.year, now.month, now.day, tzinfo=timezone.utc).timestamp())

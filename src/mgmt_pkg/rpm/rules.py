@@ -1,0 +1,168 @@
+"""rpm's rules for the values of a spec, as checks that name the option.
+
+A check returns the value unchanged or raises InvalidInput ("--option:
+reason", exit 2). Each rule is what rpm 4.18 accepts, or a safe subset of it,
+confirmed by building (tests/rpm/test_roundtrip.py drives random inputs).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Optional, Tuple
+
+from mgmt_pkg.errors import InvalidInput
+
+__all__ = [
+    "EPOCH_MAX",
+    "check_evr",
+    "check_license",
+    "check_maintainer",
+    "check_name",
+    "check_script",
+    "check_text",
+    "check_url",
+    "check_verrel",
+    "parse_dependency",
+    "refuse",
+]
+
+# Name: alphanumerics and ".-_+"; rpm also allows "%{}", which are macros and
+# so are refused here. Version/Release: alphanumerics and "._+~^", no "..".
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\Z")
+_VERREL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+~^]*\Z")
+# A dependency name: a package name, optionally a capability such as
+# "perl(Foo::Bar)" or "pkgconfig(libvirt)". Rich (boolean) dependencies and
+# file paths are out of scope for phony packages.
+_DEP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*(\([A-Za-z0-9._+:-]+\))?\Z")
+_DEPENDENCY = re.compile(r"\s*(?P<name>\S+?)\s*(?:(?P<op><=|>=|=|<|>)\s*(?P<evr>\S+))?\s*\Z")
+EPOCH_MAX = 2**31 - 1
+_SPDX_ID = re.compile(
+    r"((DocumentRef-[A-Za-z0-9.-]+:)?LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9.-]+\+?)\Z"
+)
+_MAINTAINER = re.compile(r"[^<>]*[^<>\s] <[^<>\s]+@[^<>\s]+>\Z")
+
+
+def refuse(option: str, reason: str) -> InvalidInput:
+    return InvalidInput(f"{option}: {reason}")
+
+
+def check_text(option: str, value: str, multiline: bool = False) -> str:
+    """Refuse what rpm would change or drop: control characters, invalid
+    UTF-8, and whitespace that rpm strips from the ends of values and lines."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise refuse(option, "is not valid UTF-8") from None
+    lines = value.split("\n") if multiline else [value]
+    if not value.strip():
+        raise refuse(option, "must not be empty")
+    for number, line in enumerate(lines, 1):
+        where = f"line {number} " if multiline else ""
+        for char in line:
+            if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
+                raise refuse(option, f"{where}contains control character {char!r}")
+        if line != line.rstrip():
+            raise refuse(option, f"{where}ends with whitespace, which rpm drops")
+        if not multiline and line != line.lstrip():
+            raise refuse(option, "starts with whitespace, which rpm drops")
+        if multiline and line.startswith("%"):
+            # After macro expansion rpm would read it as a section header
+            # ("%files"), so no escape can make it text: refuse.
+            raise refuse(option, f"{where}starts with '%', which rpm reads as a section")
+    if multiline and not lines[-1]:
+        raise refuse(option, "ends with a blank line, which rpm drops")
+    return value
+
+
+def check_name(value: str, option: str = "--name") -> str:
+    if not _NAME.match(value):
+        raise refuse(option, f"{value!r} is not a valid rpm name (letters, digits, '.-_+')")
+    if len(value) > 100:
+        raise refuse(option, "is longer than 100 characters")
+    return value
+
+
+def check_verrel(value: str, option: str) -> str:
+    if not _VERREL.match(value) or ".." in value:
+        raise refuse(option, f"{value!r} is not valid (letters, digits, '._+~^'; no '-', no '..')")
+    if len(value) > 64:
+        raise refuse(option, "is longer than 64 characters")
+    return value
+
+
+def check_license(value: str, option: str = "--license") -> str:
+    """An SPDX expression by syntax (rpmlint and Fedora expect SPDX): ids, AND,
+    OR, WITH and parentheses. The list of ids itself is not checked."""
+    check_text(option, value)
+    depth, want_operand = 0, True
+    for token in re.findall(r"\(|\)|[^\s()]+", value):
+        if token == "(" and want_operand:
+            depth += 1
+        elif token == ")" and not want_operand and depth > 0:
+            depth -= 1
+        elif token in ("AND", "OR", "WITH") and not want_operand:
+            want_operand = True
+        elif want_operand and _SPDX_ID.match(token):
+            want_operand = False
+        else:
+            break
+    else:
+        if depth == 0 and not want_operand:
+            return value
+    raise refuse(option, f"{value!r} is not an SPDX expression (e.g. GPL-3.0-or-later)")
+
+
+def check_evr(evr: str, option: str) -> None:
+    """[epoch:]version[-release], each part by rpm's rules."""
+    epoch, colon, rest = evr.rpartition(":")
+    if colon and not (epoch.isdigit() and epoch.isascii() and int(epoch) <= EPOCH_MAX):
+        raise refuse(option, f"epoch in {evr!r} must be a number")
+    version, dash, release = rest.partition("-")
+    check_verrel(version, option)
+    if dash:
+        check_verrel(release, option)
+
+
+def check_maintainer(value: str, option: str = "--maintainer") -> str:
+    check_text(option, value)
+    if not _MAINTAINER.match(value):
+        raise refuse(option, f"{value!r} is not 'Name <email>'")
+    if any(c in value for c in "%{}\\"):
+        # It also goes into a macro definition (%packager), where an escape
+        # would be expanded twice: refuse instead.
+        raise refuse(option, "must not contain any of % { } \\")
+    return value
+
+
+def check_url(value: str, option: str = "--url") -> str:
+    check_text(option, value)
+    if not re.match(r"(https?|ftp)://[^\s/]+\.[^\s/]+", value):
+        raise refuse(option, f"{value!r} is not an http, https or ftp URL")
+    return value
+
+
+def parse_dependency(text: str, option: str) -> Tuple[str, Optional[str], Optional[str]]:
+    """'name' or 'name OP [epoch:]version[-release]' -> (name, OP, evr)."""
+    match = _DEPENDENCY.match(text)
+    if not match or not _DEP_NAME.match(match["name"]):
+        raise refuse(
+            option,
+            f"{text!r} is not a dependency ('name' or 'name OP version', OP one of < <= = >= >)",
+        )
+    if match["evr"] is not None:
+        check_evr(match["evr"], option)
+    return match["name"], match["op"], match["evr"]
+
+
+def check_script(text: str, option: str) -> str:
+    """A scriptlet body; rpm drops the whitespace at its end (files end in a newline)."""
+    body = text.rstrip()
+    if not body:
+        raise refuse(option, "the script is empty")
+    for number, line in enumerate(body.split("\n"), 1):
+        if line.startswith("%"):
+            raise refuse(option, f"line {number} starts with '%', which rpm reads as a section")
+        if any(unicodedata.category(c) in ("Cc", "Cs") and c != "\t" for c in line):
+            raise refuse(option, f"line {number} contains a control character")
+    return body
