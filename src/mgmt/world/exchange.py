@@ -1,0 +1,158 @@
+"""EtcdWorld: the engine's :class:`~mgmt.world.api.World`, kept in etcd.
+
+Writes compare before they put (mgmt's strmap idea): an export or a converged
+state that did not change is not rewritten, so it fires no watch on any host,
+and two agents that keep re-exporting the same thing do not wake each other.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+
+from mgmt.errors import InputError, WorldError
+from mgmt.log import get_logger
+from mgmt.world.api import (
+    CONVERGED_PREFIX,
+    EXPORTED_PREFIX,
+    Cancel,
+    ExportedResource,
+    ResourceKey,
+)
+from mgmt.world.client import EtcdClient, encode
+from mgmt.world.watch import PrefixWatch
+
+log = get_logger("world")
+
+# Another writer (the same hostname twice, by mistake) can change our keys
+# between the read and the transaction; retry a few times, then say so.
+EXPORT_ATTEMPTS = 5
+
+
+def dump(value: Any) -> str:
+    """Canonical JSON, so equal values compare equal as bytes in etcd."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def exported_key(hostname: str, kind: str, name: str) -> str:
+    return f"{EXPORTED_PREFIX}{hostname}/resources/{kind}/{name}"
+
+
+def parse_exported_key(key: str) -> Optional[tuple]:
+    """``/_mgmt/exported/<host>/resources/<kind>/<name>`` -> (host, kind, name)."""
+    rest = key[len(EXPORTED_PREFIX) :]
+    hostname, sep, rest = rest.partition("/resources/")
+    kind, sep2, name = rest.partition("/")
+    if not (sep and sep2 and hostname and kind and name):
+        return None
+    return hostname, kind, name
+
+
+class EtcdWorld:
+    """One host's view of the shared world."""
+
+    def __init__(self, client: EtcdClient, hostname: str):
+        if not hostname or "/" in hostname:
+            raise InputError(f"bad hostname {hostname!r} for etcd keys")
+        self.client = client
+        self.hostname = hostname
+        self._converged: Optional[bool] = None
+        self._watches: List[PrefixWatch] = []
+        self._lock = threading.Lock()
+
+    # -- exported resources --------------------------------------------------
+
+    def export(self, resources: Mapping[ResourceKey, Dict[str, Any]]) -> None:
+        """All of this host's exports in one transaction (see the Protocol)."""
+        wanted = {exported_key(self.hostname, k, n): dump(p) for (k, n), p in resources.items()}
+        mine = f"{EXPORTED_PREFIX}{self.hostname}/resources/"
+        for _attempt in range(EXPORT_ATTEMPTS):
+            _, current = self.client.range(mine, prefix=True)
+            seen = {key: (value, rev) for key, value, rev in current}
+            compare, ops = [], []
+            for key, (_value, rev) in seen.items():
+                # Our view of every key we hold must still be true at commit time.
+                compare.append(
+                    {"key": encode(key), "target": "MOD", "result": "EQUAL", "mod_revision": rev}
+                )
+                if key not in wanted:
+                    ops.append({"request_delete_range": {"key": encode(key)}})
+            for key, value in wanted.items():
+                if key not in seen:
+                    compare.append(
+                        {"key": encode(key), "target": "CREATE", "result": "EQUAL",
+                         "create_revision": 0}
+                    )  # fmt: skip
+                if seen.get(key, (None, 0))[0] != value:
+                    ops.append({"request_put": {"key": encode(key), "value": encode(value)}})
+            if not ops:
+                return
+            if self.client.txn(compare, ops):
+                log.debug("exported %d resource(s), %d write(s)", len(wanted), len(ops))
+                return
+        raise WorldError(
+            f"{self.hostname}: exports changed under us {EXPORT_ATTEMPTS} times; "
+            "is another agent running with the same --hostname?"
+        )
+
+    def collect(self, kinds: Iterable[str]) -> List[ExportedResource]:
+        """Every host's exports of ``kinds``, this host's included, sorted."""
+        wanted = set(kinds)
+        _, items = self.client.range(EXPORTED_PREFIX, prefix=True)
+        found = []
+        for key, value, _rev in items:
+            parsed = parse_exported_key(key)
+            if parsed is None or parsed[1] not in wanted:
+                continue
+            try:
+                params = json.loads(value)
+            except ValueError:
+                log.warning("ignoring %s: its value is not JSON", key)
+                continue
+            if not isinstance(params, dict):
+                log.warning("ignoring %s: its value is not a JSON object", key)
+                continue
+            found.append(ExportedResource(parsed[0], parsed[1], parsed[2], params))
+        found.sort(key=lambda r: (r.kind, r.name, r.hostname))
+        return found
+
+    def watch_exported(self, callback: Callable[[], None]) -> Cancel:
+        return self._watch(EXPORTED_PREFIX, callback)
+
+    # -- convergence ---------------------------------------------------------
+
+    def set_converged(self, converged: bool) -> None:
+        """Write /_mgmt/converged/<host> only if the stored value differs."""
+        with self._lock:
+            if self._converged is converged:
+                return
+            key, value = encode(CONVERGED_PREFIX + self.hostname), encode(dump(converged))
+            self.client.txn(
+                [{"key": key, "target": "VALUE", "result": "EQUAL", "value": value}],
+                [],
+                [{"request_put": {"key": key, "value": value}}],
+            )
+            self._converged = converged
+
+    def converged_hosts(self) -> Dict[str, bool]:
+        _, items = self.client.range(CONVERGED_PREFIX, prefix=True)
+        return {key[len(CONVERGED_PREFIX) :]: value.strip() == "true" for key, value, _rev in items}
+
+    def watch_converged(self, callback: Callable[[], None]) -> Cancel:
+        return self._watch(CONVERGED_PREFIX, callback)
+
+    # -- lifetime ------------------------------------------------------------
+
+    def _watch(self, prefix: str, callback: Callable[[], None]) -> Cancel:
+        watch = PrefixWatch(self.client, prefix, callback)
+        with self._lock:
+            self._watches.append(watch)
+        return watch
+
+    def close(self) -> None:
+        with self._lock:
+            watches, self._watches = self._watches, []
+        for watch in watches:
+            watch.cancel()
+        self.client.close()

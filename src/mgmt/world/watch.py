@@ -1,0 +1,191 @@
+"""A prefix watch that survives reconnects and can be cancelled at once.
+
+etcd3gw's watcher gives no sign when its stream ends and cannot resume, so an
+agent behind a flapping SSH tunnel would go deaf. This one reads the gateway's
+stream (one JSON message per line) on a socket it owns: cancel() shuts that
+socket down, which wakes the blocked read immediately (no polling), and after a
+dropped stream it reconnects from the last revision it saw, so no change is
+lost; if etcd compacted that history away it reports a change to be safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import threading
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+from mgmt.log import get_logger
+from mgmt.world.client import API_PATH, EtcdClient, encode, prefix_end
+
+log = get_logger("watch")
+
+BACKOFF_START = 0.05
+BACKOFF_MAX = 2.0
+
+
+class PrefixWatch:
+    """Call ``callback()`` from a background thread on each change under ``prefix``.
+
+    Changes made after the constructor returns are reported; the watch starts
+    at the revision the cluster had at that moment.
+    """
+
+    def __init__(self, client: EtcdClient, prefix: str, callback: Callable[[], None]):
+        self.client = client
+        self.prefix = prefix
+        self.callback = callback
+        self.revision, _ = client.range(prefix, prefix=True, count_only=True)
+        self.connected = threading.Event()
+        self._cancelled = threading.Event()
+        self._conn: Optional[http.client.HTTPConnection] = None
+        self._conn_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"watch {prefix}", daemon=True)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Stop watching; no callback runs after this returns (unless one is running)."""
+        self._cancelled.set()
+        with self._conn_lock:
+            conn = self._conn
+        if conn is not None and conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(5.0)
+
+    __call__ = cancel
+
+    @property
+    def running(self) -> bool:
+        """True until the watch is cancelled and its thread has ended."""
+        return self._thread.is_alive()
+
+    # -- the watching thread -------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = BACKOFF_START
+        lost = False
+        while not self._cancelled.is_set():
+            try:
+                self._stream()
+            except _Resync:
+                pass
+            except Exception as error:
+                if self._cancelled.is_set():
+                    break
+                if not lost:
+                    log.warning("watch on %s lost (%s); reconnecting", self.prefix, error)
+                lost = True
+            finally:
+                if self.connected.is_set():
+                    backoff, lost = BACKOFF_START, False
+                self.connected.clear()
+                self._close()
+            if self._cancelled.wait(backoff):
+                break
+            backoff = min(backoff * 2, BACKOFF_MAX)
+            self._find_live_seed()
+
+    def _find_live_seed(self) -> None:
+        """Let the client move on to a seed that answers (and renew its token)."""
+        try:
+            self.client.range(self.prefix, prefix=True, count_only=True)
+        except Exception as error:
+            log.debug("watch on %s: etcd still unreachable: %s", self.prefix, error)
+
+    def _stream(self) -> None:
+        """Read one watch stream until it ends (or raise why it could not)."""
+        url = self.client.url
+        token = self.client.token
+        conn = _connect(url, self.client.timeout[0])
+        with self._conn_lock:
+            self._conn = conn
+        if self._cancelled.is_set():
+            return
+        request = {
+            "create_request": {
+                "key": encode(self.prefix),
+                "range_end": encode(prefix_end(self.prefix)),
+                "start_revision": self.revision + 1,
+            }
+        }
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = token
+        conn.request("POST", f"{API_PATH}watch", body=json.dumps(request), headers=headers)
+        # Only the connect and the request are bounded: an idle watch blocks for
+        # as long as nothing changes, and cancel() or a dropped peer ends the read.
+        conn.sock.settimeout(None)
+        response = conn.getresponse()
+        if response.status != 200:
+            self._refused(token, response.read().decode(errors="replace"))
+        for line in _lines(response):
+            message = json.loads(line)
+            if "error" in message:
+                self._refused(token, json.dumps(message["error"]))
+            self._handle(message.get("result", {}), token)
+        raise ConnectionError(f"{url} closed the stream")
+
+    def _handle(self, result: dict, token: Optional[str]) -> None:
+        compacted = int(result.get("compact_revision", 0))
+        if compacted:
+            # The history we asked for is gone: resume from now, report a change.
+            header_revision = int(result.get("header", {}).get("revision", 0))
+            log.debug("watch on %s: history compacted at %d", self.prefix, compacted)
+            self.revision = max(header_revision, compacted - 1)
+            self._notify()
+            raise _Resync()
+        if result.get("canceled"):
+            # etcd answers a bad token with created=true *and* canceled=true.
+            self._refused(token, result.get("cancel_reason") or "watch cancelled by etcd")
+        if result.get("created"):
+            self.connected.set()
+        if result.get("events"):
+            last = max(int(event["kv"].get("mod_revision", 0)) for event in result["events"])
+            self.revision = max(self.revision, last)
+            self._notify()
+
+    def _refused(self, token: Optional[str], reason: str) -> None:
+        if "auth token" in reason or "user name is empty" in reason:
+            self.client.invalidate_token(token)
+        raise ConnectionError(reason.strip()[:200])
+
+    def _notify(self) -> None:
+        if self._cancelled.is_set():
+            return
+        try:
+            self.callback()
+        except Exception:
+            log.exception("watch callback for %s failed", self.prefix)
+
+    def _close(self) -> None:
+        with self._conn_lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+class _Resync(Exception):
+    """The stream ended on purpose: watch again from ``revision``."""
+
+
+def _connect(url: str, timeout: float) -> http.client.HTTPConnection:
+    parts = urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = cls(parts.hostname, parts.port, timeout=timeout)
+    conn.connect()
+    return conn
+
+
+def _lines(response: http.client.HTTPResponse):
+    """The stream's JSON messages, one per line (blank keep-alive lines skipped)."""
+    while True:
+        line = response.readline()
+        if not line:
+            return
+        if line.strip():
+            yield line

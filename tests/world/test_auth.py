@@ -1,0 +1,130 @@
+"""Per-run etcd credentials: strangers are refused, the run's user gets /_mgmt/ only."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+from tcpproxy import TcpProxy
+
+from mgmt.errors import WorldError
+from mgmt.settings import EtcdCredentials
+from mgmt.world.client import EtcdClient, encode
+from mgmt.world.server import EmbeddedEtcd
+from mgmt.world.watch import PrefixWatch
+from support import require_tools
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    """An embedded etcd with auth on, and the run's credentials."""
+    require_tools("etcd")
+    with EmbeddedEtcd(tmp_path_factory.mktemp("etcd") / "etcd") as server:
+        credentials = server.enable_auth()
+        yield server, credentials
+
+
+def raw_range(url: str, key: str, token: str = "") -> dict:
+    """A plain HTTP call, as any local user on the far end of a tunnel could make."""
+    request = urllib.request.Request(
+        f"{url}/v3/kv/range",
+        data=json.dumps({"key": encode(key)}).encode(),
+        headers={"Authorization": token} if token else {},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return json.loads(error.read())
+
+
+def invalidate_tokens(server, credentials) -> None:
+    """etcd drops a user's tokens when the password changes, as when they expire."""
+    root = EtcdClient([server.client_url], server.root_credentials)
+    same = {"name": credentials.username, "password": credentials.password}
+    root.call("auth/user/changepw", same)
+
+
+def test_credentials_are_random_and_per_run(secured):
+    server, credentials = secured
+    assert credentials.username.startswith("mgmt-run-")
+    assert len(credentials.password) >= 24
+    assert server.root_credentials.username == "root"
+    assert server.root_credentials.password != credentials.password
+
+
+def test_unauthenticated_client_is_refused(secured):
+    server, _ = secured
+    with pytest.raises(WorldError, match="requires authentication"):
+        EtcdClient([server.client_url]).check()
+    answer = raw_range(server.client_url, "/_mgmt/converged/a")
+    assert "kvs" not in answer
+    assert "user name is empty" in answer["error"]
+
+
+def test_wrong_password_is_refused(secured):
+    server, credentials = secured
+    wrong = EtcdCredentials(credentials.username, credentials.password + "x")
+    with pytest.raises(WorldError, match="authentication failed"):
+        EtcdClient([server.client_url], wrong).check()
+
+
+def test_run_user_reads_and_writes_mgmt_keys_only(secured):
+    server, credentials = secured
+    client = EtcdClient([server.client_url], credentials)
+    client.put("/_mgmt/converged/a", "true")
+    assert client.range("/_mgmt/converged/a")[1][0][1] == "true"
+    with pytest.raises(WorldError, match="permission denied"):
+        client.put("/elsewhere", "x")
+    with pytest.raises(WorldError, match="permission denied"):
+        client.range("/elsewhere")
+
+
+def test_expired_token_is_renewed(secured):
+    """Changing the user's password makes etcd drop its tokens, as expiry does."""
+    server, credentials = secured
+    client = EtcdClient([server.client_url], credentials)
+    client.check()
+    first = client.token
+    invalidate_tokens(server, credentials)
+    assert "invalid auth token" in raw_range(server.client_url, "/_mgmt/x", first)["error"]
+    client.put("/_mgmt/renewed", "yes")
+    assert client.token != first
+    assert client.range("/_mgmt/renewed")[1][0][1] == "yes"
+
+
+def test_watch_works_with_auth(secured):
+    server, credentials = secured
+    client = EtcdClient([server.client_url], credentials)
+    changed = threading.Event()
+    watch = PrefixWatch(client, "/_mgmt/exported/", changed.set)
+    try:
+        client.put("/_mgmt/exported/a/resources/file/f", "{}")
+        assert changed.wait(10)
+    finally:
+        watch.cancel()
+
+
+def test_watch_resumes_with_a_new_token_after_the_old_one_died(secured):
+    server, credentials = secured
+    proxy = TcpProxy("127.0.0.1", int(server.client_url.rsplit(":", 1)[1]))
+    try:
+        client = EtcdClient([proxy.url], credentials)
+        changed = threading.Event()
+        watch = PrefixWatch(client, "/_mgmt/exported/", changed.set)
+        assert watch.connected.wait(10)
+        first = client.token
+        proxy.refusing.set()
+        proxy.drop()
+        invalidate_tokens(server, credentials)
+        root = EtcdClient([server.client_url], server.root_credentials)
+        root.put("/_mgmt/exported/b/resources/file/while-away", "{}")
+        proxy.refusing.clear()
+        assert changed.wait(10)
+        assert client.token != first
+        watch.cancel()
+    finally:
+        proxy.close()

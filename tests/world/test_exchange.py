@@ -1,0 +1,220 @@
+"""EtcdWorld: exports, collection, watches and converged keys against a real etcd."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from tcpproxy import TcpProxy
+
+from mgmt.world.api import ExportedResource
+from mgmt.world.client import EtcdClient
+from mgmt.world.exchange import EtcdWorld
+
+WAIT = 10.0  # upper bound for an event that should arrive in milliseconds
+
+
+class Recorder:
+    """A watch callback that counts calls and lets a test wait for the next one."""
+
+    def __init__(self):
+        self.calls = 0
+        self._cond = threading.Condition()
+
+    def __call__(self):
+        with self._cond:
+            self.calls += 1
+            self._cond.notify_all()
+
+    def wait_for(self, calls: int, timeout: float = WAIT) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.calls >= calls, timeout)
+
+
+@pytest.fixture
+def world(etcd, client):
+    worlds = []
+
+    def make(hostname: str, url: str = "") -> EtcdWorld:
+        made = EtcdWorld(EtcdClient([url or etcd.client_url]), hostname)
+        worlds.append(made)
+        return made
+
+    yield make
+    for made in worlds:
+        made.close()
+
+
+def revision(client) -> int:
+    return client.range("/", count_only=True)[0]
+
+
+def stored(client, prefix="/_mgmt/exported/"):
+    return {key: json.loads(value) for key, value, _ in client.range(prefix, prefix=True)[1]}
+
+
+def test_export_writes_json_under_the_host(world, client):
+    a = world("a")
+    a.export({("file", "/tmp/file2a"): {"path": "/tmp/file2a", "content": "i am file2a\n"}})
+    assert stored(client) == {
+        "/_mgmt/exported/a/resources/file//tmp/file2a": {
+            "path": "/tmp/file2a",
+            "content": "i am file2a\n",
+        }
+    }
+
+
+def test_export_is_one_transaction_that_drops_stale_keys(world, client):
+    a, b = world("a"), world("b")
+    b.export({("noop", "keep"): {}})
+    a.export({("file", "f1"): {"n": 1}, ("file", "f2"): {"n": 2}, ("noop", "n"): {}})
+    before = revision(client)
+    a.export({("file", "f1"): {"n": 10}, ("noop", "n"): {}})
+    # One revision for the put of f1 and the delete of f2 together: one transaction.
+    assert revision(client) == before + 1
+    assert stored(client) == {
+        "/_mgmt/exported/a/resources/file/f1": {"n": 10},
+        "/_mgmt/exported/a/resources/noop/n": {},
+        "/_mgmt/exported/b/resources/noop/keep": {},
+    }
+    a.export({})
+    assert stored(client) == {"/_mgmt/exported/b/resources/noop/keep": {}}
+
+
+def test_unchanged_export_writes_nothing_and_fires_no_watch(world, client):
+    a, b = world("a"), world("b")
+    resources = {("file", "f"): {"content": "x", "mode": "0644"}}
+    a.export(resources)
+    seen = Recorder()
+    cancel = b.watch_exported(seen)
+    before = revision(client)
+    a.export({("file", "f"): {"mode": "0644", "content": "x"}})  # same value, other key order
+    assert revision(client) == before
+    # A later real change is the first event the watch reports.
+    a.export({("file", "f"): {"content": "y", "mode": "0644"}})
+    assert seen.wait_for(1)
+    assert seen.calls == 1
+    cancel()
+
+
+def test_collect_across_hosts_filters_kinds(world):
+    a, b = world("a"), world("b")
+    a.export({("file", "file2a"): {"path": "/tmp/file2a"}, ("noop", "x"): {}})
+    b.export({("file", "file2b"): {"path": "/tmp/file2b"}})
+    expected = [
+        ExportedResource("a", "file", "file2a", {"path": "/tmp/file2a"}),
+        ExportedResource("b", "file", "file2b", {"path": "/tmp/file2b"}),
+    ]
+    assert a.collect(["file"]) == expected
+    assert b.collect({"file"}) == expected
+    assert [r.name for r in b.collect(["noop", "file"])] == ["file2a", "file2b", "x"]
+    assert a.collect([]) == []
+
+
+def test_collect_skips_values_that_are_not_json_objects(world, client):
+    client.put("/_mgmt/exported/c/resources/file/bad", "{not json")
+    client.put("/_mgmt/exported/c/resources/file/list", "[1]")
+    client.put("/_mgmt/exported/c/junk", "{}")
+    client.put("/_mgmt/exported/c/resources/file/ok", '{"a": 1}')
+    assert world("a").collect(["file"]) == [ExportedResource("c", "file", "ok", {"a": 1})]
+
+
+def test_watch_exported_fires_on_other_hosts_and_cancels(world, client):
+    a, b = world("a"), world("b")
+    seen = Recorder()
+    cancel = a.watch_exported(seen)
+    b.export({("file", "f"): {"v": 1}})
+    assert seen.wait_for(1)
+    b.export({})
+    assert seen.wait_for(2)
+    cancel()
+    calls = seen.calls
+    b.export({("file", "g"): {}})
+    # A fresh watch sees this change, so the cancelled one had every chance to.
+    later = Recorder()
+    cancel_later = a.watch_exported(later)
+    b.export({("file", "g"): {"v": 2}})
+    assert later.wait_for(1)
+    cancel_later()
+    assert seen.calls == calls
+
+
+def test_watch_resumes_after_the_link_drops_without_losing_changes(etcd, world, client):
+    proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
+    try:
+        watcher = world("a", proxy.url)
+        seen = Recorder()
+        watch = watcher.watch_exported(seen)
+        assert watch.connected.wait(WAIT)
+        proxy.refusing.set()
+        proxy.drop()
+        # Made while the watcher is cut off: it must still hear of it.
+        world("b").export({("file", "during"): {}})
+        proxy.refusing.clear()
+        assert seen.wait_for(1)
+        assert watch.connected.wait(WAIT)
+        world("b").export({("file", "after"): {}})
+        assert seen.wait_for(2)
+        watch.cancel()
+    finally:
+        proxy.close()
+
+
+def test_converged_written_only_on_change(world, client):
+    a, b = world("a"), world("b")
+    seen = Recorder()
+    cancel = b.watch_converged(seen)
+    a.set_converged(False)
+    assert seen.wait_for(1)
+    before = revision(client)
+    a.set_converged(False)
+    assert revision(client) == before
+    b.set_converged(True)
+    a.set_converged(True)
+    assert seen.wait_for(3)
+    assert a.converged_hosts() == {"a": True, "b": True}
+    assert stored(client, "/_mgmt/converged/") == {
+        "/_mgmt/converged/a": True,
+        "/_mgmt/converged/b": True,
+    }
+    cancel()
+
+
+def test_converged_state_already_stored_is_not_rewritten(world, client):
+    """A restarted agent whose key already says the same thing fires no event."""
+    world("a").set_converged(True)
+    before = revision(client)
+    world("a").set_converged(True)
+    assert revision(client) == before
+
+
+def test_close_stops_watches(world, client):
+    a, b = world("a"), world("b")
+    seen = Recorder()
+    watch = a.watch_exported(seen)
+    a.close()
+    assert not watch.running
+    b.export({("file", "x"): {}})
+    assert seen.calls == 0
+
+
+def test_watch_reports_a_change_when_history_was_compacted_while_away(etcd, world, client):
+    proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
+    try:
+        seen = Recorder()
+        watch = world("a", proxy.url).watch_exported(seen)
+        assert watch.connected.wait(WAIT)
+        proxy.refusing.set()
+        proxy.drop()
+        world("b").export({("file", "gone"): {}})
+        world("b").export({})
+        client.call("kv/compaction", {"revision": revision(client), "physical": True})
+        proxy.refusing.clear()
+        assert seen.wait_for(1)
+        assert watch.connected.wait(WAIT)
+        world("b").export({("file", "next"): {}})
+        assert seen.wait_for(2)
+        watch.cancel()
+    finally:
+        proxy.close()
