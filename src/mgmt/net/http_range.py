@@ -1,0 +1,245 @@
+"""RFC 9110 Range and conditional-request rules as pure functions.
+
+Nothing here touches a socket or a file: the server hands in the method, the
+request headers and what it knows about the representation (size, ETag,
+modification time) and gets back a :class:`ResponsePlan` saying which status to
+send and which byte ranges. Keeping the rules apart from the I/O is what lets a
+hypothesis test check them against an independent model of the RFC, and the
+edge-case table pin every case where rangehttpserver 1.4.0 goes wrong.
+
+Choices where the RFC leaves room (all allowed by RFC 9110 §14.2 and §15.3.7):
+
+- a Range header that is not ``bytes``, is malformed, has ``last < first`` or
+  asks for more than ``max_ranges`` ranges is ignored (200, whole body): a 200
+  is always safe for clients such as zchunk/librepo, a 400 fails the mirror;
+- overlapping or adjacent ranges are merged and the parts sent in ascending
+  order, so the body is never larger than the file however the ranges overlap;
+- a zero-length file has no bytes to send, so a satisfiable suffix range on it
+  gets a plain 200.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+__all__ = [
+    "MAX_RANGES",
+    "ByteRange",
+    "ResponsePlan",
+    "if_range_matches",
+    "make_etag",
+    "multipart_layout",
+    "parse_range",
+    "plan_response",
+    "select_ranges",
+]
+
+# zchunk asks for up to 256 ranges in one request; more than that is ignored.
+MAX_RANGES = 256
+
+# One range-spec of the bytes unit: "first-[last]" or "-suffix" (RFC 9110 §14.1.1).
+_SPEC = re.compile(r"([0-9]+)-([0-9]*)|-([0-9]+)")
+_UNIT = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+)=(.*)", re.DOTALL)
+_OWS = " \t"
+
+# (first, last) with last None for "first-", or (None, suffix_length) for "-N".
+Spec = Tuple[Optional[int], Optional[int]]
+HeaderGetter = Callable[[str], Optional[str]]
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """An inclusive byte range of a representation, already clamped to its size."""
+
+    first: int
+    last: int
+
+    @property
+    def length(self) -> int:
+        return self.last - self.first + 1
+
+    def content_range(self, size: int) -> str:
+        return f"bytes {self.first}-{self.last}/{size}"
+
+
+@dataclass(frozen=True)
+class ResponsePlan:
+    """What to answer: 200 (whole body), 206 (``ranges``), 304 or 416."""
+
+    status: int
+    ranges: Tuple[ByteRange, ...] = ()
+
+    @property
+    def multipart(self) -> bool:
+        return self.status == 206 and len(self.ranges) > 1
+
+
+def make_etag(size: int, mtime_ns: int, inode: int = 0) -> str:
+    """A strong validator for a file: changes whenever its size, mtime or inode do."""
+    return f'"{mtime_ns:x}-{size:x}-{inode:x}"'
+
+
+def parse_range(value: Optional[str]) -> Optional[List[Spec]]:
+    """Parse a Range header's syntax; ``None`` means "ignore the header".
+
+    Unknown units, malformed specs, ``last < first`` and an empty range set all
+    give ``None``: RFC 9110 says to ignore them, never to answer 400.
+    """
+    if value is None:
+        return None
+    match = _UNIT.fullmatch(value.strip(_OWS))
+    if match is None or match.group(1).lower() != "bytes":
+        return None
+    specs: List[Spec] = []
+    for element in match.group(2).split(","):
+        element = element.strip(_OWS)
+        if not element:
+            continue  # the list rule lets senders leave empty elements
+        spec = _SPEC.fullmatch(element)
+        if spec is None:
+            return None
+        first, last, suffix = spec.groups()
+        if suffix is not None:
+            specs.append((None, int(suffix)))
+        elif last:
+            if int(last) < int(first):
+                return None
+            specs.append((int(first), int(last)))
+        else:
+            specs.append((int(first), None))
+    return specs or None
+
+
+def _clamp(spec: Spec, size: int) -> Optional[ByteRange]:
+    """The satisfiable part of one spec, or None (RFC 9110 §14.1.1)."""
+    first, last = spec
+    if first is None:  # suffix: the last N bytes; longer than the file = all of it
+        if last == 0 or size == 0:
+            return None
+        return ByteRange(max(0, size - last), size - 1)
+    if first >= size:
+        return None
+    return ByteRange(first, size - 1 if last is None else min(last, size - 1))
+
+
+def _merge(ranges: List[ByteRange]) -> Tuple[ByteRange, ...]:
+    """Coalesce overlapping and adjacent ranges, in ascending order."""
+    merged: List[ByteRange] = []
+    for current in sorted(ranges, key=lambda r: (r.first, r.last)):
+        if merged and current.first <= merged[-1].last + 1:
+            previous = merged.pop()
+            current = ByteRange(previous.first, max(previous.last, current.last))
+        merged.append(current)
+    return tuple(merged)
+
+
+def select_ranges(value: Optional[str], size: int, max_ranges: int = MAX_RANGES) -> ResponsePlan:
+    """Apply a Range header to a representation of ``size`` bytes (GET only)."""
+    specs = parse_range(value)
+    if specs is None or len(specs) > max_ranges:
+        return ResponsePlan(200)
+    satisfiable = [r for r in (_clamp(spec, size) for spec in specs) if r is not None]
+    if not satisfiable:
+        # A zero-length file has nothing to send even for "-N": the whole (empty) body.
+        if size == 0 and any(first is None and last for first, last in specs):
+            return ResponsePlan(200)
+        return ResponsePlan(416)
+    return ResponsePlan(206, _merge(satisfiable))
+
+
+def _http_date_seconds(value: str) -> Optional[int]:
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed is None or parsed.tzinfo is None:
+        return None
+    return int(parsed.timestamp())
+
+
+def if_range_matches(value: str, etag: str, mtime: float, now: float) -> bool:
+    """RFC 9110 §13.1.5: only a strong validator that still matches keeps the Range.
+
+    An entity-tag matches by strong comparison (a weak tag never does). A date
+    matches only if it equals Last-Modified and that date is a strong validator,
+    i.e. the file was last changed at least a second before now.
+    """
+    value = value.strip(_OWS)
+    if value.startswith('"') or value.startswith("W/"):
+        return not etag.startswith("W/") and value == etag
+    seconds = _http_date_seconds(value)
+    return seconds is not None and seconds == int(mtime) and now - mtime >= 1
+
+
+def _etag_list_matches(value: str, etag: str) -> bool:
+    """If-None-Match uses weak comparison: W/"x" matches "x"."""
+    if value.strip(_OWS) == "*":
+        return True
+    ours = etag[2:] if etag.startswith("W/") else etag
+    for candidate in value.split(","):
+        candidate = candidate.strip(_OWS)
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == ours:
+            return True
+    return False
+
+
+def plan_response(
+    method: str,
+    size: int,
+    etag: str,
+    mtime: float,
+    header: HeaderGetter,
+    now: float,
+    max_ranges: int = MAX_RANGES,
+) -> ResponsePlan:
+    """Decide the status and ranges of a GET or HEAD for one representation.
+
+    ``header(name)`` returns a request header or None. Order per RFC 9110 §13.2.2:
+    If-None-Match (or else If-Modified-Since) may give 304; then Range applies
+    to GET only, and only while If-Range (when sent) still matches.
+    """
+    if_none_match = header("If-None-Match")
+    if if_none_match is not None:
+        if _etag_list_matches(if_none_match, etag):
+            return ResponsePlan(304)
+    else:
+        since = header("If-Modified-Since")
+        seconds = _http_date_seconds(since) if since is not None else None
+        if seconds is not None and int(mtime) <= seconds:
+            return ResponsePlan(304)
+    range_value = header("Range")
+    if method != "GET" or range_value is None:
+        return ResponsePlan(200)
+    if_range = header("If-Range")
+    if if_range is not None and not if_range_matches(if_range, etag, mtime, now):
+        return ResponsePlan(200)
+    return select_ranges(range_value, size, max_ranges)
+
+
+def multipart_layout(
+    ranges: Sequence[ByteRange], size: int, content_type: str, boundary: str
+) -> Tuple[List[Tuple[bytes, ByteRange]], bytes, int]:
+    """The framing of a multipart/byteranges body, without its data.
+
+    Returns each part's header bytes with the range to send after it, the
+    closing delimiter, and the total Content-Length, so the server can announce
+    the length up front and stream each range straight from the file.
+    """
+    parts: List[Tuple[bytes, ByteRange]] = []
+    total = 0
+    for index, byte_range in enumerate(ranges):
+        head = (
+            ("\r\n" if index else "")
+            + f"--{boundary}\r\n"
+            + f"Content-Type: {content_type}\r\n"
+            + f"Content-Range: {byte_range.content_range(size)}\r\n\r\n"
+        ).encode("latin-1")
+        parts.append((head, byte_range))
+        total += len(head) + byte_range.length
+    tail = f"\r\n--{boundary}--\r\n".encode("latin-1")
+    return parts, tail, total + len(tail)

@@ -1,0 +1,306 @@
+"""A threaded, read-only HTTP/1.1 file server with full Range support.
+
+Why our own: CPython's http.server has no Range support (cpython #86809) and
+rangehttpserver 1.4.0 answers suffix and multi-range requests with 400, never
+sends ``Content-Range: bytes */LEN`` and lets HEAD return 206 (REFERENCE.md §6).
+anaconda, dnf/librepo and zchunk all send ranges, so a provisioning server must
+get them right. The rules live in :mod:`mgmt.net.http_range`; this module does
+the I/O: path safety, headers, and bodies streamed with ``socket.sendfile``
+(the kernel's sendfile) so that a DVD image never passes through Python memory.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import io
+import mimetypes
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from socketserver import TCPServer
+from typing import BinaryIO, Dict, Optional, Tuple, Union
+
+from mgmt.log import get_logger
+from mgmt.net.content import Content, MacSelector, Overlay, load, resolve_under
+from mgmt.net.http_range import MAX_RANGES, ByteRange, multipart_layout, plan_response
+
+__all__ = ["HttpFileServer"]
+
+log = get_logger("http")
+
+# A client that hangs up or stalls mid-body: end that connection quietly.
+_HANGUPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+_TEXT_SUFFIXES = {".ks": "text/plain", ".cfg": "text/plain", ".repo": "text/plain"}
+
+
+def _content_type(name: str) -> str:
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix in _TEXT_SUFFIXES:
+        return _TEXT_SUFFIXES[suffix]
+    guessed, encoding = mimetypes.guess_type(name, strict=False)
+    # A .gz or .xz keeps its bytes: announce it as such, never as Content-Encoding.
+    return "application/octet-stream" if guessed is None or encoding else guessed
+
+
+def _listing(url_path: str, folder: Path) -> bytes:
+    names = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        name = entry.name + ("/" if entry.is_dir() else "")
+        names.append(f'<a href="{urllib.parse.quote(name)}">{html.escape(name)}</a>')
+    title = html.escape(url_path)
+    body = "<br>\n".join(names)
+    return f"<!DOCTYPE html>\n<title>{title}</title>\n<h1>{title}</h1>\n{body}\n".encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mgmt-http"
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    timeout = 60  # idle keep-alive connections and stalled readers are dropped
+    # Headers and body leave in separate writes; with Nagle on, the body would
+    # wait for the client's delayed ACK (40 ms per request on Linux).
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self._serve()
+
+    def _refuse(self) -> None:
+        self.close_connection = True  # its body, if any, is never read
+        self._send_empty(405, {"Allow": "GET, HEAD"})
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
+
+    # -- finding the body -------------------------------------------------
+    def _url_path(self) -> Optional[str]:
+        """The decoded path, or None if it tries to smuggle a separator or NUL."""
+        raw = urllib.parse.urlsplit(self.path).path
+        lowered = raw.lower()
+        if "%2f" in lowered or "%5c" in lowered or "%00" in lowered or not raw.startswith("/"):
+            return None
+        return urllib.parse.unquote(raw, errors="surrogateescape")
+
+    def _find(self) -> Tuple[Optional[Content], str]:
+        """The Content for this request and a name for its type; (None, "") when answered."""
+        url_path = self._url_path()
+        if url_path is None:
+            self._send_empty(404)
+            return None, ""
+        key = "/" + "/".join(p for p in url_path.split("/") if p)
+        entry = self.server.overlay.get(key)
+        if entry is not None:
+            if isinstance(entry, MacSelector):
+                entry = entry.select(self.headers.items())
+            content = load(entry)
+            if content is None:
+                self._send_empty(404)
+            return content, key
+        root = self.server.root
+        target = resolve_under(root, url_path) if root is not None else None
+        if target is None:
+            self._send_empty(404)
+            return None, ""
+        try:
+            if target.is_dir():
+                if not url_path.endswith("/"):
+                    location = urllib.parse.quote(url_path + "/", errors="surrogateescape")
+                    self._send_empty(301, {"Location": location})
+                    return None, ""
+                index = target / "index.html"
+                if index.is_file():
+                    return Content.from_path(index), "index.html"
+                return Content.from_bytes(_listing(url_path, target)), "index.html"
+            if target.is_file():
+                return Content.from_path(target), target.name
+        except OSError:
+            pass  # vanished or unreadable between the checks: same as missing
+        self._send_empty(404)
+        return None, ""
+
+    # -- answering --------------------------------------------------------
+    def _serve(self) -> None:
+        content, name = self._find()
+        if content is None:
+            return
+        plan = plan_response(
+            self.command,
+            content.size,
+            content.etag,
+            content.mtime,
+            self.headers.get,
+            time.time(),
+            self.server.max_ranges,
+        )
+        validators = {
+            "ETag": content.etag,
+            "Last-Modified": email.utils.formatdate(content.mtime, usegmt=True),
+        }
+        if plan.status == 304:
+            self._send_empty(304, validators)
+            return
+        if plan.status == 416:
+            self._send_empty(416, {"Content-Range": f"bytes */{content.size}"})
+            return
+        content_type = _content_type(name)
+        headers: Dict[str, Union[str, int]] = {"Accept-Ranges": "bytes", **validators}
+        headers["Content-Type"] = content_type
+        tail = b""
+        if plan.status == 200:
+            whole = (ByteRange(0, content.size - 1),) if content.size else ()
+            parts = [(b"", byte_range) for byte_range in whole]
+            headers["Content-Length"] = content.size
+        elif not plan.multipart:
+            parts = [(b"", plan.ranges[0])]
+            headers["Content-Length"] = plan.ranges[0].length
+            headers["Content-Range"] = plan.ranges[0].content_range(content.size)
+        else:
+            boundary = secrets.token_hex(16)
+            parts, tail, length = multipart_layout(
+                plan.ranges, content.size, content_type, boundary
+            )
+            headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
+            headers["Content-Length"] = length
+        self._head(plan.status, headers)
+        if self.command == "HEAD":
+            return
+        self._send_body(content, parts, tail)
+
+    def _head(self, status: int, headers: Dict[str, Union[str, int]]) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, str(value))
+        self.end_headers()
+
+    def _send_empty(self, status: int, headers: Optional[Dict[str, str]] = None) -> None:
+        self._head(status, {**(headers or {}), "Content-Length": 0})
+
+    def _send_body(self, content: Content, parts: list, tail: bytes) -> None:
+        try:
+            with content.open() as body:
+                for head, byte_range in parts:
+                    if head:
+                        self.wfile.write(head)
+                    self._send_range(body, byte_range)
+            if tail:
+                self.wfile.write(tail)
+        except _HANGUPS as error:
+            log.debug("%s hung up during %s: %s", self.client_address[0], self.path, error)
+            self.close_connection = True
+
+    def _send_range(self, body: BinaryIO, byte_range: ByteRange) -> None:
+        if isinstance(body, io.BytesIO):
+            view = body.getbuffer()[byte_range.first : byte_range.last + 1]
+            self.wfile.write(view)
+            view.release()
+            return
+        # os.sendfile under the hood; falls back to send() where the OS lacks it.
+        sent = self.connection.sendfile(body, byte_range.first, byte_range.length)
+        if sent != byte_range.length:  # the file shrank under us: the length we promised is a lie
+            self.close_connection = True
+            raise BrokenPipeError(f"short file: sent {sent} of {byte_range.length} bytes")
+
+    def log_request(self, code: Union[int, str] = "-", size: Union[int, str] = "-") -> None:
+        status = getattr(code, "value", code)
+        log.info("%s %s %s %s", self.client_address[0], self.command, self.path, status)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("%s %s", self.client_address[0], format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # a burst of concurrent range requests must not be refused
+
+    def __init__(
+        self, address: Tuple[str, int], root: Optional[Path], overlay: Overlay, max_ranges: int
+    ):
+        self.root = root
+        self.overlay = overlay
+        self.max_ranges = max_ranges
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would call getfqdn(): a DNS lookup we neither need nor allow.
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request: object, client_address: Tuple[str, int]) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, _HANGUPS):
+            log.debug("%s hung up: %s", client_address[0], error)
+        else:
+            log.error("%s: request failed: %r", client_address[0], error, exc_info=True)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class HttpFileServer:
+    """Serve ``root`` (may be None) plus an overlay, in a background thread or the foreground.
+
+    The overlay maps URL paths (``/ks/host.ks``) to inline or out-of-tree
+    content, or to a :class:`~mgmt.net.content.MacSelector`; replace it live
+    with :meth:`set_overlay` when a graph changes.
+    """
+
+    def __init__(
+        self,
+        root: Optional[Union[str, Path]],
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        overlay: Optional[Overlay] = None,
+        max_ranges: int = MAX_RANGES,
+    ):
+        server_class = _Server6 if ":" in bind else _Server
+        root_path = Path(root) if root is not None else None
+        self._server = server_class((bind, port), root_path, dict(overlay or {}), max_ranges)
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return host, port
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def set_overlay(self, overlay: Overlay) -> None:
+        self._server.overlay = dict(overlay)  # one assignment: requests see old or new, never half
+
+    def serve_forever(self) -> None:
+        log.info("serving %s on %s", self._server.root or "(overlay only)", self.url)
+        self._server.serve_forever(poll_interval=0.2)
+
+    def start(self) -> HttpFileServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="http-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> HttpFileServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

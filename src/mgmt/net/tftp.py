@@ -1,0 +1,276 @@
+"""A read-only TFTP server: RFC 1350 with the blksize, tsize and timeout options.
+
+Why not tftpy: 0.8.7's server thread dies after a transfer whose dyn_file_func
+returns io.BytesIO (tftpy #155), which is exactly how a graph's inline files
+would be served, and it accepts uploads unless told otherwise. A read-only
+server is small enough to own (no upload path at all), keeps the agent bundle
+free of a new dependency, and runs on Python 3.9's standard library.
+
+Each read request gets its own thread and UDP socket (its own transfer ID, as
+RFC 1350 asks); write requests are answered with "access violation".
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+from pathlib import Path
+from typing import BinaryIO, Dict, List, Optional, Tuple, Union
+
+from mgmt.log import get_logger
+from mgmt.net.content import MacSelector, Overlay, OverlayEntry, load, resolve_under
+
+__all__ = ["TftpServer", "parse_request"]
+
+log = get_logger("tftp")
+
+RRQ, WRQ, DATA, ACK, ERROR, OACK = 1, 2, 3, 4, 5, 6
+# Error codes (RFC 1350 §5, RFC 2347).
+NOT_FOUND, ACCESS_VIOLATION, ILLEGAL_OPERATION, OPTION_REFUSED = 1, 2, 4, 8
+
+DEFAULT_BLKSIZE = 512
+MAX_BLKSIZE = 65464  # RFC 2348's upper bound
+_MAX_PACKET = 65536
+
+
+class RequestError(Exception):
+    """A request we answer with a TFTP ERROR packet."""
+
+    def __init__(self, code: int, message: str):
+        self.code = code
+        super().__init__(message)
+
+
+def parse_request(packet: bytes) -> Tuple[int, str, str, Dict[str, str]]:
+    """(opcode, filename, mode, options) of an RRQ/WRQ; options keys lower-cased."""
+    if len(packet) < 4:
+        raise RequestError(ILLEGAL_OPERATION, "short packet")
+    opcode = struct.unpack("!H", packet[:2])[0]
+    if opcode not in (RRQ, WRQ):
+        raise RequestError(ILLEGAL_OPERATION, f"unexpected opcode {opcode}")
+    fields = packet[2:].split(b"\0")
+    if len(fields) < 3 or fields[-1] != b"":
+        raise RequestError(ILLEGAL_OPERATION, "malformed request")
+    fields = fields[:-1]
+    filename, mode = fields[0].decode("latin-1"), fields[1].decode("latin-1").lower()
+    rest = [f.decode("latin-1") for f in fields[2:]]
+    options = {rest[i].lower(): rest[i + 1] for i in range(0, len(rest) - 1, 2)}
+    return opcode, filename, mode, options
+
+
+def _error_packet(code: int, message: str) -> bytes:
+    return struct.pack("!HH", ERROR, code) + message.encode("latin-1", "replace") + b"\0"
+
+
+class _Netascii:
+    """Reads a file as netascii: LF -> CR LF, CR -> CR NUL (RFC 764)."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self._buffer = b""
+
+    def read(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            chunk = self._raw.read(max(size, 8192))
+            if not chunk:
+                break
+            self._buffer += chunk.replace(b"\r", b"\r\0").replace(b"\n", b"\r\n")
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def _negotiate(options: Dict[str, str], size: Optional[int]) -> Dict[str, str]:
+    """The options we accept, with the values we will use (RFC 2347-2349)."""
+    accepted: Dict[str, str] = {}
+    if "blksize" in options and options["blksize"].isdigit():
+        blksize = int(options["blksize"])
+        if blksize >= 8:
+            accepted["blksize"] = str(min(blksize, MAX_BLKSIZE))
+    timeout = options.get("timeout", "")
+    if timeout.isdigit() and 1 <= int(timeout) <= 255:
+        accepted["timeout"] = timeout
+    if "tsize" in options and size is not None:
+        accepted["tsize"] = str(size)
+    return accepted
+
+
+class _Transfer:
+    """One read request, served from its own socket until the last ACK."""
+
+    def __init__(
+        self, server: TftpServer, client: Tuple[str, int], reader, options: Dict[str, str]
+    ):
+        self.server = server
+        self.client = client
+        self.reader = reader
+        self.options = options
+        self.blksize = int(options.get("blksize", DEFAULT_BLKSIZE))
+        self.timeout = float(options.get("timeout", server.timeout))
+        self.sock = socket.socket(server.family, socket.SOCK_DGRAM)
+        self.sock.bind((server.address[0], 0))
+        self.sock.connect(client)  # the kernel drops datagrams from any other TID
+        self.sock.settimeout(self.timeout)
+
+    def run(self, name: str) -> None:
+        sent = 0
+        try:
+            if self.options:
+                oack = b"".join(f"{k}\0{v}\0".encode() for k, v in self.options.items())
+                if not self._exchange(struct.pack("!H", OACK) + oack, 0):
+                    return
+            block = 1
+            while True:
+                data = self.reader.read(self.blksize)
+                packet = struct.pack("!HH", DATA, block & 0xFFFF) + data
+                if not self._exchange(packet, block & 0xFFFF):
+                    return
+                sent += len(data)
+                if len(data) < self.blksize:
+                    log.info("%s: sent %s (%d bytes)", self.client[0], name, sent)
+                    return
+                block += 1
+        finally:
+            self.reader.close()
+            self.sock.close()
+
+    def _exchange(self, packet: bytes, block: int) -> bool:
+        """Send, and resend on timeout, until the client ACKs ``block``."""
+        for _attempt in range(self.server.retries + 1):
+            if self.server.stopping.is_set():
+                return False
+            self.sock.send(packet)
+            while True:
+                try:
+                    reply = self.sock.recv(_MAX_PACKET)
+                except socket.timeout:
+                    break  # resend
+                except OSError as error:  # ICMP port unreachable: the client is gone
+                    log.debug("%s: transfer ended: %s", self.client[0], error)
+                    return False
+                if len(reply) < 4:
+                    continue
+                opcode, number = struct.unpack("!HH", reply[:4])
+                if opcode == ACK and number == block:
+                    return True
+                if opcode == ERROR:
+                    log.debug("%s: client aborted: %r", self.client[0], reply[4:-1])
+                    return False
+                # A duplicate ACK of an earlier block: never resend on it
+                # (the Sorcerer's Apprentice bug); keep waiting for ours.
+        log.warning("%s: gave up after %d retries", self.client[0], self.server.retries)
+        return False
+
+
+class TftpServer:
+    """Serve ``root`` (may be None) and an overlay read-only over TFTP."""
+
+    def __init__(
+        self,
+        root: Optional[Union[str, Path]],
+        bind: str = "127.0.0.1",
+        port: int = 69,
+        overlay: Optional[Overlay] = None,
+        timeout: float = 1.0,
+        retries: int = 5,
+    ):
+        self.root = Path(root) if root is not None else None
+        self.family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+        self.timeout = timeout
+        self.retries = retries
+        self.stopping = threading.Event()
+        self._overlay: Dict[str, OverlayEntry] = dict(overlay or {})
+        self._sock = socket.socket(self.family, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((bind, port))
+        self._sock.settimeout(0.2)  # how quickly stop() is noticed
+        self._thread: Optional[threading.Thread] = None
+        self._transfers: List[threading.Thread] = []
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        host, port = self._sock.getsockname()[:2]
+        return host, port
+
+    def set_overlay(self, overlay: Overlay) -> None:
+        self._overlay = dict(overlay)
+
+    def _open(self, filename: str) -> Tuple[object, Optional[int]]:
+        """A binary reader for ``filename`` and its size; RequestError if refused."""
+        key = "/" + "/".join(p for p in filename.replace("\\", "/").split("/") if p)
+        entry = self._overlay.get(key)
+        if entry is not None:
+            if isinstance(entry, MacSelector):
+                entry = entry.default  # TFTP carries no MAC header; pxelinux asks by file name
+            content = load(entry)
+            if content is None:
+                raise RequestError(NOT_FOUND, "file not found")
+            return content.open(), content.size
+        if self.root is None:
+            raise RequestError(NOT_FOUND, "file not found")
+        target = resolve_under(self.root, filename)
+        if target is None:
+            raise RequestError(ACCESS_VIOLATION, "outside the served tree")
+        if not target.is_file():
+            raise RequestError(NOT_FOUND, "file not found")
+        try:
+            raw = open(target, "rb")  # noqa: SIM115 (the transfer thread closes it)
+        except OSError as error:
+            raise RequestError(ACCESS_VIOLATION, error.strerror or "cannot read") from error
+        return raw, os.fstat(raw.fileno()).st_size
+
+    def _handle(self, packet: bytes, client: Tuple[str, int]) -> None:
+        try:
+            opcode, filename, mode, requested = parse_request(packet)
+            if opcode == WRQ:
+                raise RequestError(ACCESS_VIOLATION, "read-only server: uploads are refused")
+            if mode not in ("octet", "netascii"):
+                raise RequestError(ILLEGAL_OPERATION, f"unsupported mode {mode!r}")
+            raw, size = self._open(filename)
+        except RequestError as error:
+            log.info("%s: refused %r: %s", client[0], packet[2:40], error)
+            self._sock.sendto(_error_packet(error.code, str(error)), client)
+            return
+        reader = _Netascii(raw) if mode == "netascii" else raw
+        options = _negotiate(requested, size if mode == "octet" else None)
+        transfer = _Transfer(self, client, reader, options)
+        thread = threading.Thread(target=transfer.run, args=(filename,), daemon=True)
+        self._transfers = [t for t in self._transfers if t.is_alive()] + [thread]
+        thread.start()
+
+    def serve_forever(self) -> None:
+        log.info("serving %s read-only on %s port %d", self.root, *self.address)
+        while not self.stopping.is_set():
+            try:
+                packet, client = self._sock.recvfrom(_MAX_PACKET)
+            except socket.timeout:
+                continue
+            except OSError:
+                if self.stopping.is_set():
+                    return
+                raise
+            self._handle(packet, client)
+
+    def start(self) -> TftpServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="tftp-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        for transfer in self._transfers:
+            transfer.join(timeout=self.timeout + 1)
+        self._sock.close()
+
+    def __enter__(self) -> TftpServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

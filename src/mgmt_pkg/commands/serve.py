@@ -1,0 +1,125 @@
+"""``mgmt-pkg serve``: a boot tree over HTTP (with Range) and, optionally, TFTP."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import click
+
+from mgmt.net.content import MacSelector, OverlayEntry, normalize_mac
+from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+
+READY = "serving {root} at {where}"
+
+
+def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
+    """``/ks.cfg=FILE`` serves FILE at /ks.cfg; ``/ks.cfg@MAC=FILE`` only to that MAC.
+
+    Several ``@MAC`` entries for one path make a per-host kickstart: anaconda
+    started with ``inst.ks.sendmac`` announces its MACs and gets its own file;
+    the entry without ``@MAC`` (if any) serves every other host.
+    """
+    plain: Dict[str, Path] = {}
+    by_mac: Dict[str, Dict[str, Path]] = {}
+    for spec in specs:
+        target, equals, source = spec.partition("=")
+        url_path, _at, mac = target.partition("@")
+        if not equals or not url_path.startswith("/") or not source:
+            raise InvalidInput(f"--file {spec!r}: expected /URL/PATH[@MAC]=FILE")
+        if not Path(source).is_file():
+            raise InvalidInput(f"--file {spec!r}: {source} is not a file")
+        key = "/" + "/".join(p for p in url_path.split("/") if p)
+        if mac:
+            normalized = normalize_mac(mac)
+            if normalized is None:
+                raise InvalidInput(f"--file {spec!r}: {mac!r} is not a MAC address")
+            by_mac.setdefault(key, {})[normalized] = Path(source).resolve()
+        else:
+            plain[key] = Path(source).resolve()
+    overlay: Dict[str, OverlayEntry] = dict(plain)
+    for key, table in by_mac.items():
+        overlay[key] = MacSelector(dict(table), plain.get(key))
+    return overlay
+
+
+def _listen(factory, what: str, bind: str, port: int):
+    try:
+        return factory()
+    except OSError as error:
+        raise MgmtPkgError(
+            f"cannot serve {what} on {bind} port {port}: {error.strerror}"
+        ) from error
+
+
+@click.command()
+@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="HTTP port (0: any free port).")
+@click.option("--no-http", is_flag=True, help="Serve TFTP only.")
+@click.option("--tftp", is_flag=True, help="Also serve ROOT read-only over TFTP.")
+@click.option("--tftp-port", default=69, show_default=True, help="TFTP port (0: any free port).")
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="/PATH[@MAC]=FILE",
+    help="Serve FILE at /PATH too (only to the host with MAC when given). Repeatable.",
+)
+@click.option("--max-ranges", default=256, show_default=True, help="More ranges get a 200.")
+@click.option("-v", "--verbose", count=True, help="Log every request (-vv: debug).")
+def serve(
+    root: Path,
+    bind: str,
+    port: int,
+    no_http: bool,
+    tftp: bool,
+    tftp_port: int,
+    files: Tuple[str, ...],
+    max_ranges: int,
+    verbose: int,
+) -> None:
+    """Serve ROOT read-only: HTTP with full RFC 9110 Range support, and TFTP with --tftp.
+
+    Built for provisioning: anaconda and dnf fetch RPMs with range requests,
+    dracut fetches the kickstart (per host with --file /ks.cfg@MAC=FILE), and
+    PXE firmware loads the boot loader over TFTP. Stop with Ctrl-C.
+    """
+    from mgmt import log
+    from mgmt.net.http_server import HttpFileServer
+    from mgmt.net.tftp import TftpServer
+
+    if no_http and not tftp:
+        raise InvalidInput("nothing to serve: --no-http needs --tftp")
+    log.setup(verbose - 1)  # 0: warnings only, -v: each request, -vv: debug
+    overlay = parse_extra_files(files)
+    running: List[object] = []
+    where: List[str] = []
+    if not no_http:
+        http = _listen(
+            lambda: HttpFileServer(root, bind, port, overlay, max_ranges), "HTTP", bind, port
+        )
+        running.append(http.start())
+        where.append(http.url + "/")
+    if tftp:
+        server = _listen(
+            lambda: TftpServer(root, bind, tftp_port, overlay), "TFTP", bind, tftp_port
+        )
+        running.append(server.start())
+        host, actual = server.address
+        where.append(f"tftp://{host}:{actual}/")
+    click.echo(READY.format(root=root, where=" and ".join(where)), nl=True)
+    _wait_for_signal()
+    for server_ in running:
+        server_.stop()
+
+
+def _wait_for_signal(done: Optional[threading.Event] = None) -> None:
+    """Block until SIGINT or SIGTERM; both end the servers cleanly."""
+    done = done or threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    while not done.wait(0.5):
+        pass

@@ -1,0 +1,149 @@
+"""`mgmt-pkg serve` over HTTP with real clients: curl's ranges, resume, big files, hang-ups."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from provision_support import ServeProcess, parse_multipart, request
+
+from support import require_tools
+
+SPARSE_SIZE = 3 * 1024**3  # past 2 GiB and 4 GiB boundaries are where offsets break
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tree")
+    (root / "random.bin").write_bytes(os.urandom(5 * 1024 * 1024))
+    with open(root / "sparse.img", "wb") as sparse:
+        sparse.truncate(SPARSE_SIZE)
+        sparse.seek(SPARSE_SIZE - 16)
+        sparse.write(b"end-of-the-disk!")
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(tree):
+    with ServeProcess(str(tree), "--bind", "127.0.0.1", "--port", "0", "-v") as server:
+        yield server
+        server.stop()
+
+
+def curl(*args: str) -> subprocess.CompletedProcess:
+    require_tools("curl")
+    return subprocess.run(["curl", "-sS", *args], capture_output=True, timeout=60, check=True)
+
+
+def test_curl_single_range(served, tree):
+    result = curl("-r", "1000-1999", "-w", "%{http_code}", "-o", "-", f"{served.http}/random.bin")
+    assert result.stdout[-3:] == b"206"
+    assert result.stdout[:-3] == (tree / "random.bin").read_bytes()[1000:2000]
+
+
+def test_curl_multiple_ranges(served, tree, tmp_path):
+    headers = tmp_path / "headers"
+    result = curl("-r", "0-9,4096-8191,-100", "-D", str(headers), f"{served.http}/random.bin")
+    content_type = next(
+        line.split(": ", 1)[1].strip()
+        for line in headers.read_text().splitlines()
+        if line.lower().startswith("content-type:")
+    )
+    data = (tree / "random.bin").read_bytes()
+    parts = parse_multipart(content_type, result.stdout)
+    size = len(data)
+    assert [(r, d) for _t, r, d in parts] == [
+        (f"bytes 0-9/{size}", data[:10]),
+        (f"bytes 4096-8191/{size}", data[4096:8192]),
+        (f"bytes {size - 100}-{size - 1}/{size}", data[-100:]),
+    ]
+
+
+def test_curl_resumes_a_partial_download(served, tree, tmp_path):
+    original = (tree / "random.bin").read_bytes()
+    partial = tmp_path / "random.bin"
+    partial.write_bytes(original[:1234567])
+    result = curl("-C", "-", "-w", "%{http_code}", "-o", str(partial), f"{served.http}/random.bin")
+    assert result.stdout == b"206"
+    assert hashlib.sha256(partial.read_bytes()).digest() == hashlib.sha256(original).digest()
+
+
+def test_offsets_past_4_gib_boundaries(served):
+    result = curl("-r", f"{SPARSE_SIZE - 20}-", f"{served.http}/sparse.img")
+    assert result.stdout == b"\0" * 4 + b"end-of-the-disk!"
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_large_file_is_streamed_not_loaded(served):
+    before = _rss_kib(served.process.pid)
+    result = curl("-r", "0-1073741823", "-o", "/dev/null", "-w", "%{size_download}",
+                  f"{served.http}/sparse.img")  # fmt: skip
+    assert result.stdout == b"1073741824"
+    # 1 GiB went through; the server grew by far less than that.
+    assert _rss_kib(served.process.pid) - before < 64 * 1024
+
+
+def test_client_hanging_up_mid_body_is_tolerated(served):
+    host, port = served.http.removeprefix("http://").rsplit(":", 1)
+    for _ in range(3):
+        with socket.create_connection((host, int(port)), timeout=5) as client:
+            client.sendall(b"GET /sparse.img HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert client.recv(4096).startswith(b"HTTP/1.1 200 OK")
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        # closed with a reset while the server was in the middle of sendfile
+    reply = request((host, int(port)), "/random.bin", headers={"Range": "bytes=0-3"})
+    assert reply.status == 206 and len(reply.body) == 4
+
+
+def test_hangups_leave_no_traceback(tree):
+    with ServeProcess(str(tree), "--bind", "127.0.0.1", "--port", "0") as server:
+        host, port = server.http.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as client:
+            client.sendall(b"GET /sparse.img HTTP/1.1\r\nHost: x\r\n\r\n")
+            client.recv(65536)
+        assert request((host, int(port)), "/random.bin", "HEAD").status == 200
+        errors = server.stop()
+    assert "Traceback" not in errors and "Error" not in errors
+
+
+def test_per_host_kickstart_by_mac(tree, tmp_path):
+    default, special = tmp_path / "default.ks", tmp_path / "special.ks"
+    default.write_text("# everyone\n")
+    special.write_text("# the host with aa:bb\n")
+    files = ["--file", f"/ks.cfg={default}", "--file", f"/ks.cfg@AA-BB-CC-DD-EE-FF={special}"]
+    with ServeProcess(str(tree), "--bind", "127.0.0.1", "--port", "0", *files) as server:
+        address = tuple(server.http.removeprefix("http://").rsplit(":", 1))
+        address = (address[0], int(address[1]))
+        mine = {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:01",
+                "X-RHN-Provisioning-MAC-1": "eth1 aa:bb:cc:dd:ee:ff"}  # fmt: skip
+        other = {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:02"}
+        assert request(address, "/ks.cfg", headers=mine).body == b"# the host with aa:bb\n"
+        assert request(address, "/ks.cfg", headers=other).body == b"# everyone\n"
+        assert request(address, "/ks.cfg").body == b"# everyone\n"
+        server.stop()
+
+
+def test_port_in_use_is_a_one_line_error(tree):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "mgmt_pkg", "serve", str(tree), "--bind", "127.0.0.1"]
+        result = subprocess.run(
+            [*command, "--port", str(port)], capture_output=True, text=True, timeout=20
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"mgmt-pkg: error: cannot serve HTTP on 127.0.0.1 port {port}: Address already in use"
+    )

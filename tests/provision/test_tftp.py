@@ -1,0 +1,115 @@
+"""The read-only TFTP server with real clients (tftp-hpa, atftp, curl).
+
+tftp-hpa exits 0 even when the server answers with an error, so every test
+checks the bytes that arrived, never a client's exit code alone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from provision_support import ServeProcess
+
+from mgmt.net.content import Content
+from mgmt.net.tftp import TftpServer
+from support import require_tools
+
+# 512-byte blocks: 70 000 blocks cross the 16-bit block-number wrap at 65 536.
+WRAP_SIZE = 512 * 70_000 + 123
+
+
+@pytest.fixture(scope="module")
+def boot_tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tftpboot")
+    (root / "pxelinux.cfg").mkdir()
+    (root / "pxelinux.0").write_bytes(os.urandom(42_000))
+    (root / "exact.bin").write_bytes(os.urandom(512 * 4))  # needs a final empty block
+    (root / "wrap.bin").write_bytes(os.urandom(WRAP_SIZE))
+    (root / "pxelinux.cfg" / "default").write_bytes(b"default linux\r\nlabel linux\n")
+    (root.parent / "secret").write_text("not for you\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tftp_port(boot_tree):
+    with ServeProcess(str(boot_tree), "--bind", "127.0.0.1", "--no-http", "--tftp",
+                      "--tftp-port", "0") as server:  # fmt: skip
+        yield server.tftp_port
+        server.stop()
+
+
+def run(*command: str) -> subprocess.CompletedProcess:
+    require_tools(command[0])
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("name", ["pxelinux.0", "exact.bin", "pxelinux.cfg/default"])
+def test_tftp_hpa_gets_exact_bytes(boot_tree, tftp_port, tmp_path, name):
+    local = tmp_path / "got"
+    run("tftp", "127.0.0.1", str(tftp_port), "-m", "binary", "-c", "get", name, str(local))
+    assert local.read_bytes() == (boot_tree / name).read_bytes()
+
+
+def test_atftp_with_block_size_option(boot_tree, tftp_port, tmp_path):
+    local = tmp_path / "got"
+    result = run("atftp", "--option", "blksize 1468", "--option", "tsize", "-g",
+                 "-r", "pxelinux.0", "-l", str(local), "127.0.0.1", str(tftp_port))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert local.read_bytes() == (boot_tree / "pxelinux.0").read_bytes()
+
+
+def test_curl_across_the_block_number_wrap(boot_tree, tftp_port, tmp_path):
+    local = tmp_path / "got"
+    result = run("curl", "-sS", "--tftp-blksize", "512", "-o", str(local),
+                 f"tftp://127.0.0.1:{tftp_port}/wrap.bin")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert local.stat().st_size == WRAP_SIZE
+    assert local.read_bytes() == (boot_tree / "wrap.bin").read_bytes()
+
+
+def test_netascii_mode_round_trips(boot_tree, tftp_port, tmp_path):
+    local = tmp_path / "got"
+    run("tftp", "127.0.0.1", str(tftp_port), "-m", "ascii", "-c", "get", "pxelinux.cfg/default",
+        str(local))  # fmt: skip
+    assert local.read_bytes() == (boot_tree / "pxelinux.cfg" / "default").read_bytes()
+
+
+def test_uploads_are_refused(boot_tree, tftp_port, tmp_path):
+    upload = tmp_path / "evil"
+    upload.write_bytes(b"overwrite\n")
+    result = run("tftp", "127.0.0.1", str(tftp_port), "-m", "binary", "-c", "put", str(upload),
+                 "pxelinux.0")  # fmt: skip
+    assert "Error code 2" in result.stdout + result.stderr
+    atftp = run("atftp", "-p", "-l", str(upload), "-r", "new-file", "127.0.0.1", str(tftp_port))
+    assert atftp.returncode != 0
+    assert not (boot_tree / "new-file").exists()
+    assert (boot_tree / "pxelinux.0").stat().st_size == 42_000
+
+
+@pytest.mark.parametrize("name", ["../secret", "/../secret", "pxelinux.cfg/../../secret"])
+def test_no_escape_from_the_tree(tftp_port, tmp_path, name):
+    local = tmp_path / "got"
+    result = run("atftp", "-g", "-r", name, "-l", str(local), "127.0.0.1", str(tftp_port))
+    assert result.returncode != 0
+    assert not local.exists() or local.read_bytes() == b""
+
+
+def test_missing_file_is_an_error_not_an_empty_file(tftp_port, tmp_path):
+    local = tmp_path / "got"
+    result = run("curl", "-sS", "-o", str(local), f"tftp://127.0.0.1:{tftp_port}/nope")
+    assert result.returncode == 68  # curl: "file not found on TFTP server"
+    assert not local.exists()
+
+
+def test_inline_overlay_and_server_stays_up_after_it(tmp_path):
+    # tftpy 0.8.7's server thread dies after serving an in-memory file; ours must not.
+    require_tools("curl")
+    overlay = {"/pxelinux.cfg/default": Content.from_bytes(b"inline menu\n")}
+    with TftpServer(None, "127.0.0.1", 0, overlay) as server:
+        port = server.address[1]
+        for _ in range(3):
+            got = run("curl", "-sS", f"tftp://127.0.0.1:{port}/pxelinux.cfg/default")
+            assert got.stdout == "inline menu\n"
