@@ -1,0 +1,216 @@
+"""The single-file bundle of the agent: a shiv zipapp of :mod:`mgmt` and its few dependencies.
+
+The bundle is what ``mgmt run --remote`` pushes to hosts that may have nothing
+but a system python3, and RHEL 9's is 3.9. So everything in it is pinned to
+releases that still support 3.9, fetched as pure-Python wheels for 3.9 (pip
+checks each wheel's Requires-Python against ``--python-version``), and nothing
+compiled is kept: a C extension built for one Python would not load on another.
+PyYAML is the one dependency without a pure wheel; its Python half is complete
+and takes over when ``yaml._yaml`` is missing, so the extension is dropped.
+
+The build is reproducible: pinned inputs, normalised file modes, shiv's
+``--reproducible`` timestamps and its build id, which is the sha256 of the
+contents (so a changed bundle is extracted afresh and an unchanged one is not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence
+
+import mgmt
+from mgmt_pkg.errors import MgmtPkgError, ToolFailed
+
+__all__ = [
+    "BUNDLE_PYTHON",
+    "ENTRY_POINT",
+    "NATIVE_REQUIREMENTS",
+    "PURE_REQUIREMENTS",
+    "BundleInfo",
+    "build_bundle",
+    "stage_site_packages",
+]
+
+# The oldest Python the bundle must run on (RHEL 9).
+BUNDLE_PYTHON = "3.9"
+ENTRY_POINT = "mgmt.cli:main"
+SHEBANG = "/usr/bin/env python3"
+
+# The agent's run-time closure, pinned. etcd3gw 2.6+ needs Python 3.10; 2.5.0 is
+# the last for 3.9. It imports pbr.version (its __version__) and futurist (the
+# watch thread pool) at import time, and futurist imports debtcollector, which
+# imports wrapt: all needed. pbr declares setuptools, but only its build hooks
+# use it, so setuptools (4 MB) is left out.
+PURE_REQUIREMENTS = (
+    "etcd3gw==2.5.0",
+    "pbr==7.1.3",
+    "futurist==3.2.1",
+    "debtcollector==3.0.0",
+    "wrapt==2.5.2",
+    "requests==2.32.5",
+    "urllib3==2.6.3",
+    "idna==3.20",
+    "charset-normalizer==3.5.3",
+    "certifi==2026.10.19.post1",
+    "inotify_simple==2.0.1",
+)
+# No pure wheel exists for these: fetch the 3.9 build and keep its Python half.
+NATIVE_REQUIREMENTS = ("PyYAML==6.0.3",)
+NATIVE_PLATFORM = "manylinux2014_x86_64"
+
+# Dead weight: test suites shipped inside packages, the deprecated `_yaml` shim
+# (it only re-exports the dropped extension) and type stubs.
+PRUNED_DIRECTORIES = ("tests", "__pycache__")
+PRUNED_TOP_LEVEL = ("_yaml", "wrapt-stubs", "bin")
+PRUNED_SUFFIXES = (".so", ".pyd", ".c", ".h", ".pyi", ".pyc")
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """A built bundle: where it is, and what identifies it."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+def build_bundle(
+    output: Path,
+    *,
+    compile_pyc: bool = True,
+    python: str = SHEBANG,
+    pip_args: Sequence[str] = (),
+) -> BundleInfo:
+    """Build the agent's zipapp at ``output`` (written atomically) and describe it.
+
+    ``compile_pyc`` has shiv compile bytecode once, when the bundle is first
+    extracted, with the interpreter that runs it (so the pyc always matches
+    that Python). ``pip_args`` go to every pip call (e.g. ``--find-links``).
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mgmt-bundle-") as work:
+        stage = Path(work) / "site-packages"
+        stage_site_packages(stage, pip_args=pip_args)
+        partial = output.parent / f".{output.name}.partial-{os.getpid()}"
+        try:
+            _run_shiv(stage, partial, compile_pyc=compile_pyc, python=python)
+            os.replace(partial, output)
+        finally:
+            partial.unlink(missing_ok=True)
+    data = output.read_bytes()
+    return BundleInfo(path=output, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+
+def stage_site_packages(stage: Path, *, pip_args: Sequence[str] = ()) -> Path:
+    """Fill ``stage`` with the agent's package and its pinned pure-Python dependencies."""
+    stage.mkdir(parents=True, exist_ok=True)
+    _pip_install(
+        stage, PURE_REQUIREMENTS, platform="any", abi="none", implementation="py", extra=pip_args
+    )
+    _pip_install(
+        stage,
+        NATIVE_REQUIREMENTS,
+        platform=NATIVE_PLATFORM,
+        abi=_cp_abi(),
+        implementation="cp",
+        extra=pip_args,
+    )
+    shutil.copytree(
+        Path(mgmt.__file__).parent,
+        stage / "mgmt",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"),
+    )
+    _prune(stage)
+    _normalise_modes(stage)
+    return stage
+
+
+def _cp_abi() -> str:
+    return "cp" + BUNDLE_PYTHON.replace(".", "")
+
+
+def _pip_install(
+    stage: Path,
+    requirements: Sequence[str],
+    *,
+    platform: str,
+    abi: str,
+    implementation: str,
+    extra: Sequence[str],
+) -> None:
+    command: List[str] = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--target", str(stage), "--no-deps", "--no-compile", "--only-binary=:all:",
+        "--python-version", BUNDLE_PYTHON, "--implementation", implementation,
+        "--abi", abi, "--platform", platform, *extra, *requirements,
+    ]  # fmt: skip
+    _run(command, "pip install (bundle dependencies)")
+
+
+def _run_shiv(stage: Path, target: Path, *, compile_pyc: bool, python: str) -> None:
+    command = [
+        sys.executable, "-m", "shiv", "--site-packages", str(stage), "--output-file", str(target),
+        "--entry-point", ENTRY_POINT, "--python", python, "--reproducible",
+    ]  # fmt: skip
+    if compile_pyc:
+        command.append("--compile-pyc")
+    _run(command, "shiv")
+
+
+def _run(command: Sequence[str], tool: str) -> None:
+    try:
+        done = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+        )
+    except OSError as error:
+        raise MgmtPkgError(f"{tool}: cannot run {command[0]}: {error}") from error
+    if done.returncode != 0:
+        raise ToolFailed(tool, done.returncode, done.stdout)
+
+
+def _prune(stage: Path) -> None:
+    for name in PRUNED_TOP_LEVEL:
+        shutil.rmtree(stage / name, ignore_errors=True)
+    for directory in sorted(stage.rglob("*"), reverse=True):
+        if directory.is_dir() and directory.name in PRUNED_DIRECTORIES:
+            shutil.rmtree(directory)
+    for path in stage.rglob("*"):
+        if path.is_file() and path.suffix in PRUNED_SUFFIXES:
+            path.unlink()
+
+
+def _normalise_modes(stage: Path) -> None:
+    """shiv stores each file's mode; make it independent of umask and pip."""
+    for path in [stage, *stage.rglob("*")]:
+        kind = path.lstat().st_mode
+        if not (stat.S_ISDIR(kind) or stat.S_ISREG(kind)):
+            raise MgmtPkgError(f"bundle: unexpected file type in the staging area: {path}")
+        os.chmod(path, 0o755 if stat.S_ISDIR(kind) else 0o644)
+
+
+def human_size(size: int) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as du --si and the targets use)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def describe(info: BundleInfo) -> str:
+    """The lines ``mgmt-pkg bundle`` prints."""
+    return (
+        f"bundle: {info.path}\n"
+        f"size: {info.size} bytes ({human_size(info.size)})\n"
+        f"sha256: {info.sha256}"
+    )

@@ -1,0 +1,38 @@
+"""``mgmt-pkg bundle``: build the agent's single-file zipapp."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mgmt_pkg.bundle import SHEBANG, build_bundle, describe
+
+
+@click.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("dist/mgmt"),
+    show_default=True,
+    help="Where to write the bundle.",
+)
+@click.option(
+    "--compile-pyc/--no-compile-pyc",
+    default=True,
+    show_default=True,
+    help="Compile bytecode on first extraction, with the Python that runs the bundle.",
+)
+@click.option("--python", default=SHEBANG, show_default=True, help="The bundle's shebang.")
+@click.option(
+    "--pip-arg",
+    "pip_args",
+    multiple=True,
+    metavar="ARG",
+    help="Extra argument for pip (repeatable), e.g. --pip-arg=--find-links=wheels/.",
+)
+def bundle(output: Path, compile_pyc: bool, python: str, pip_args: tuple) -> None:
+    """Build the agent (src/mgmt and its dependencies) as one shiv zipapp."""
+    info = build_bundle(output, compile_pyc=compile_pyc, python=python, pip_args=pip_args)
+    click.echo(describe(info))
