@@ -1,0 +1,182 @@
+"""The project's own SRPM: `make srpm`, COPR's make_srpm entry point, and a rebuild here."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import rpmfile
+
+import mgmt
+from support import require_tools
+
+REPO = Path(__file__).resolve().parents[2]
+NAME = "mgmt-pkg"
+# What a COPR builder or a bare host has: no venv, no user git config.
+BARE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _bare_env(home: Path) -> dict:
+    return {"PATH": BARE_PATH, "HOME": str(home), "LANG": "C.UTF-8"}
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """A fresh clone, as COPR makes one, with this tree's COPR files on top."""
+    require_tools("rpmbuild", "rpmlint")
+    if shutil.which("git") is None:
+        pytest.fail("git is needed to build the SRPM")
+    clone = tmp_path_factory.mktemp("clone") / NAME
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    for relative in ("copr/Makefile", "specs/mgmt-pkg.spec.in", "specs/mgmt-pkg.rpmlintrc"):
+        (clone / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / relative, clone / relative)
+    if not (clone / ".copr").exists():
+        (clone / ".copr").symlink_to("copr")
+    return clone
+
+
+def _make_srpm(makefile: Path, outdir: Path, spec: Path, home: Path, cwd: Path) -> Path:
+    done = subprocess.run(
+        ["make", "-f", str(makefile), "srpm", f"outdir={outdir}", f"spec={spec}"],
+        cwd=cwd,
+        env=_bare_env(home),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    built = sorted(outdir.glob("*.src.rpm"))
+    assert len(built) == 1, built
+    assert sorted(p.name for p in outdir.iterdir()) == [built[0].name]  # nothing else left
+    return built[0]
+
+
+@pytest.fixture(scope="module")
+def srpm(checkout, tmp_path_factory) -> Path:
+    """Built the way COPR's make_srpm method calls it: as root, from elsewhere."""
+    outdir = tmp_path_factory.mktemp("copr-outdir")
+    home = tmp_path_factory.mktemp("home")
+    return _make_srpm(
+        checkout / ".copr" / "Makefile",
+        outdir,
+        checkout / "specs" / "mgmt-pkg.spec",
+        home,
+        cwd=tmp_path_factory.mktemp("elsewhere"),
+    )
+
+
+def _spec_text(srpm_path: Path) -> str:
+    with rpmfile.open(srpm_path) as package:
+        member = package.extractfile(f"{NAME}.spec")
+        return member.read().decode()
+
+
+def test_srpm_is_named_after_the_one_version(srpm):
+    assert srpm.name == f"{NAME}-{mgmt.__version__}-1.src.rpm"
+    with rpmfile.open(srpm) as package:
+        assert package.headers["name"] == NAME.encode()
+        assert package.headers["version"] == mgmt.__version__.encode()
+        names = sorted(m.name for m in package.getmembers())
+    assert names == [f"{NAME}-{mgmt.__version__}.tar.gz", f"{NAME}.spec"]
+    spec = _spec_text(srpm)
+    assert "@VERSION@" not in spec
+    assert re.search(rf"^Version:\s+{re.escape(mgmt.__version__)}$", spec, re.M)
+
+
+def test_make_srpm_twice_gives_the_same_sha256(checkout, srpm, tmp_path):
+    """The lead's `make srpm` form, twice, against the COPR-style build above."""
+    again = [
+        _make_srpm(
+            checkout / "copr" / "Makefile",
+            tmp_path / f"dist{n}",
+            checkout / "specs" / "mgmt-pkg.spec",
+            tmp_path,
+            cwd=checkout,
+        )
+        for n in (1, 2)
+    ]
+    digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in [srpm, *again]}
+    assert len(digests) == 1
+
+
+def test_tarball_holds_the_tracked_files_at_head(srpm, checkout, tmp_path):
+    with rpmfile.open(srpm) as package:
+        data = package.extractfile(f"{NAME}-{mgmt.__version__}.tar.gz").read()
+    tarball = tmp_path / "source.tar.gz"
+    tarball.write_bytes(data)
+    listed = subprocess.run(
+        ["tar", "-tzf", str(tarball)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    prefix = f"{NAME}-{mgmt.__version__}/"
+    files = {name[len(prefix) :] for name in listed if not name.endswith("/")}
+    tracked = subprocess.run(
+        ["git", "-C", str(checkout), "ls-files"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert files == set(tracked)
+
+
+@pytest.fixture(scope="module")
+def rebuilt(srpm, tmp_path_factory) -> Path:
+    """`rpmbuild --rebuild --nodeps`: the fallback path of the spec, on this rpm."""
+    topdir = tmp_path_factory.mktemp("rebuild")
+    done = subprocess.run(
+        ["rpmbuild", "--rebuild", "--nodeps", "--define", f"_topdir {topdir}", str(srpm)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rpms = list((topdir / "RPMS").rglob("*.rpm"))
+    assert [p.name for p in rpms] == [f"{NAME}-{mgmt.__version__}-1.noarch.rpm"]
+    return rpms[0]
+
+
+def test_rebuilt_rpm_holds_both_commands_the_packages_and_the_templates(rebuilt, checkout):
+    with rpmfile.open(rebuilt) as package:
+        names = [m.name.lstrip(".") for m in package.getmembers()]
+    assert "/usr/bin/mgmt" in names
+    assert "/usr/bin/mgmt-pkg" in names
+    site = {n.split("/mgmt/")[0] for n in names if n.endswith("/mgmt/__init__.py")}
+    assert len(site) == 1, names
+    (sitelib,) = site
+    assert f"{sitelib}/mgmt_pkg/cli.py" in names
+    # src/mgmt_pkg/templates links to the top-level templates/, packaged as data.
+    templates = subprocess.run(
+        ["git", "-C", str(checkout), "ls-files", "templates/*.j2", "templates/**/*.j2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert templates
+    for template in templates:
+        assert f"{sitelib}/mgmt_pkg/{template}" in names
+    assert not [n for n in names if "direct_url.json" in n]
+
+
+def test_rpmlint_finds_no_errors_beyond_the_missing_signature(rebuilt, srpm, checkout):
+    done = subprocess.run(
+        ["rpmlint", "-r", str(checkout / "specs" / "mgmt-pkg.rpmlintrc"), str(rebuilt), str(srpm)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    errors = [line for line in done.stdout.splitlines() if ": E: " in line]
+    assert errors, done.stdout  # rpmlint ran and read both packages
+    assert all(line.endswith("E: no-signature") for line in errors), done.stdout
+
+
+def test_command_versions_agree_with_the_spec(srpm):
+    version = re.search(r"^Version:\s+(\S+)$", _spec_text(srpm), re.M).group(1)
+    bindir = Path(sys.executable).parent
+    for command in ("mgmt-pkg",):
+        done = subprocess.run(
+            [str(bindir / command), "--version"], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        assert version in done.stdout + done.stderr, command
