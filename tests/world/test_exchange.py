@@ -218,3 +218,26 @@ def test_watch_reports_a_change_when_history_was_compacted_while_away(etcd, worl
         watch.cancel()
     finally:
         proxy.close()
+
+
+def test_a_change_between_collect_and_watch_is_not_lost(world):
+    """The engine collects, then starts watching: a change in between still fires."""
+    a, b = world("a"), world("b")
+    assert a.collect(["file"]) == []
+    b.export({("file", "early"): {}})
+    seen = Recorder()
+    cancel = a.watch_exported(seen)
+    assert seen.wait_for(1)
+    assert [r.name for r in a.collect(["file"])] == ["early"]
+    cancel()
+
+
+def test_a_converged_change_between_read_and_watch_is_not_lost(world):
+    a, b = world("a"), world("b")
+    assert a.converged_hosts() == {}
+    b.set_converged(True)
+    seen = Recorder()
+    cancel = a.watch_converged(seen)
+    assert seen.wait_for(1)
+    assert a.converged_hosts() == {"b": True}
+    cancel()

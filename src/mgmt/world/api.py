@@ -50,7 +50,12 @@ class World(Protocol):
         """Every host's exported resources of the given kinds, this host's included."""
 
     def watch_exported(self, callback: Callable[[], None]) -> Cancel:
-        """Call ``callback`` (from any thread) on every change under the exported prefix."""
+        """Call ``callback`` (from a background thread) on every change under the exported prefix.
+
+        Changes since this world's last :meth:`collect` count too, so "collect,
+        then watch" misses nothing. The callback is a nudge to collect again;
+        it must not block for long. Calling the returned Cancel stops it.
+        """
 
     def set_converged(self, converged: bool) -> None:
         """Record this host's converged state (written only when it changes)."""
@@ -59,7 +64,11 @@ class World(Protocol):
         """The converged state every host last reported."""
 
     def watch_converged(self, callback: Callable[[], None]) -> Cancel:
-        """Call ``callback`` on every change under the converged prefix."""
+        """Call ``callback`` on every change under the converged prefix.
+
+        Like :meth:`watch_exported`, it counts changes since the last
+        :meth:`converged_hosts`.
+        """
 
     def close(self) -> None:
         """Stop watches and release the connection."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from mgmt.errors import InputError, WorldError
 from mgmt.log import get_logger
@@ -58,6 +58,9 @@ class EtcdWorld:
         self.client = client
         self.hostname = hostname
         self._converged: Optional[bool] = None
+        # Revision of the last read of each prefix: a watch started later
+        # reports every change since, so "read, then watch" loses nothing.
+        self._read_at: Dict[str, int] = {}
         self._watches: List[PrefixWatch] = []
         self._lock = threading.Lock()
 
@@ -99,7 +102,7 @@ class EtcdWorld:
     def collect(self, kinds: Iterable[str]) -> List[ExportedResource]:
         """Every host's exports of ``kinds``, this host's included, sorted."""
         wanted = set(kinds)
-        _, items = self.client.range(EXPORTED_PREFIX, prefix=True)
+        items = self._read(EXPORTED_PREFIX)
         found = []
         for key, value, _rev in items:
             parsed = parse_exported_key(key)
@@ -118,6 +121,7 @@ class EtcdWorld:
         return found
 
     def watch_exported(self, callback: Callable[[], None]) -> Cancel:
+        """Call ``callback`` on each change under /_mgmt/exported/ since the last collect()."""
         return self._watch(EXPORTED_PREFIX, callback)
 
     # -- convergence ---------------------------------------------------------
@@ -136,16 +140,26 @@ class EtcdWorld:
             self._converged = converged
 
     def converged_hosts(self) -> Dict[str, bool]:
-        _, items = self.client.range(CONVERGED_PREFIX, prefix=True)
+        items = self._read(CONVERGED_PREFIX)
         return {key[len(CONVERGED_PREFIX) :]: value.strip() == "true" for key, value, _rev in items}
 
     def watch_converged(self, callback: Callable[[], None]) -> Cancel:
+        """Call ``callback`` on each change of a converged key since converged_hosts()."""
         return self._watch(CONVERGED_PREFIX, callback)
 
     # -- lifetime ------------------------------------------------------------
 
+    def _read(self, prefix: str) -> List[Tuple[str, str, int]]:
+        revision, items = self.client.range(prefix, prefix=True)
+        with self._lock:
+            self._read_at[prefix] = revision
+        return items
+
     def _watch(self, prefix: str, callback: Callable[[], None]) -> Cancel:
-        watch = PrefixWatch(self.client, prefix, callback)
+        """Report changes since the last read of ``prefix`` (or since now)."""
+        with self._lock:
+            after = self._read_at.get(prefix)
+        watch = PrefixWatch(self.client, prefix, callback, after)
         with self._lock:
             self._watches.append(watch)
         return watch

@@ -30,15 +30,24 @@ BACKOFF_MAX = 2.0
 class PrefixWatch:
     """Call ``callback()`` from a background thread on each change under ``prefix``.
 
-    Changes made after the constructor returns are reported; the watch starts
-    at the revision the cluster had at that moment.
+    Every change after revision ``after`` is reported: pass the revision of the
+    read the caller's state came from, so nothing between that read and the
+    watch slips through. By default, the cluster's revision when called.
     """
 
-    def __init__(self, client: EtcdClient, prefix: str, callback: Callable[[], None]):
+    def __init__(
+        self,
+        client: EtcdClient,
+        prefix: str,
+        callback: Callable[[], None],
+        after: Optional[int] = None,
+    ):
         self.client = client
         self.prefix = prefix
         self.callback = callback
-        self.revision, _ = client.range(prefix, prefix=True, count_only=True)
+        if after is None:
+            after, _ = client.range(prefix, prefix=True, count_only=True)
+        self.revision = after
         self.connected = threading.Event()
         self._cancelled = threading.Event()
         self._conn: Optional[http.client.HTTPConnection] = None
