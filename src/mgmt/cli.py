@@ -1,9 +1,236 @@
-"""``mgmt`` command line (placeholder until the agent lands)."""
+"""``mgmt`` command line: flags -> one :class:`mgmt.settings.Settings` -> the agent.
+
+argparse (not click) keeps the bundle small and start-up fast; everything heavy
+is imported only once we know it is needed. This is the one place where an
+:class:`mgmt.errors.MgmtError` becomes a one-line message and an exit code.
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import shutil
+import signal
+import socket
 import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator, List, NoReturn, Optional
+
+from mgmt import __version__
+from mgmt.errors import InputError, MgmtError
+from mgmt.settings import CONVERGED_OFF, DEFAULT_PREFIX, EtcdCredentials, Settings
+
+PROG = "mgmt"
 
 
-def main() -> None:
-    sys.exit("mgmt: not built yet")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="An event-driven configuration agent that also runs agentless over SSH.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", help="apply a graph and keep it applied")
+    run.add_argument("--file", type=Path, help="the graph file (YAML) to run")
+    run.add_argument("--hostname", default="", help="this host's name (default: the system's)")
+    run.add_argument(
+        "--seeds",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="etcd client URL(s) of an existing cluster (repeat or comma-separate)",
+    )
+    run.add_argument("--no-server", action="store_true", help="do not start an embedded etcd")
+    state = run.add_mutually_exclusive_group()
+    state.add_argument("--prefix", type=Path, default=DEFAULT_PREFIX, help="state directory")
+    state.add_argument(
+        "--tmp-prefix",
+        action="store_true",
+        help="use a private temporary state directory, removed at exit",
+    )
+    run.add_argument(
+        "--converged-timeout",
+        type=int,
+        default=CONVERGED_OFF,
+        metavar="N",
+        help="exit 0 after N idle seconds (-1: never)",
+    )
+    run.add_argument("--noop", action="store_true", help="report what would change; change nothing")
+    run.add_argument(
+        "--no-watch", action="store_true", help="do not reload the graph file on changes"
+    )
+    run.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
+    run.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors")
+    run.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    remote = run.add_argument_group("remote execution")
+    remote.add_argument(
+        "--remote",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="run this graph on the host named by its `remote:` key (repeatable)",
+    )
+    remote.add_argument(
+        "--cconns",
+        type=int,
+        default=0,
+        metavar="N",
+        help="at most N SSH connections at once (0: no limit)",
+    )
+    remote.add_argument(
+        "--no-caching", action="store_true", help="do not keep the agent on remotes"
+    )
+    remote.add_argument("--allow-interactive", action="store_true", help="offer a password prompt")
+    remote.add_argument("--ssh-identity", type=Path, metavar="PATH", help="SSH private key")
+    remote.add_argument("--ssh-accept-new", action="store_true", help="trust unknown host keys")
+    run.add_argument("--depth", type=int, default=0, help=argparse.SUPPRESS)
+    run.add_argument("--etcd-auth-stdin", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    seeds = [s.strip() for item in args.seeds for s in item.split(",") if s.strip()]
+    settings = Settings(
+        file=args.file,
+        hostname=args.hostname or socket.gethostname(),
+        seeds=seeds,
+        no_server=args.no_server,
+        prefix=args.prefix,
+        tmp_prefix=args.tmp_prefix,
+        converged_timeout=args.converged_timeout,
+        noop=args.noop,
+        no_watch=args.no_watch,
+        verbosity=args.verbose - args.quiet,
+        remotes=list(dict.fromkeys(args.remote)),  # the same file twice runs once
+        cconns=args.cconns,
+        no_caching=args.no_caching,
+        allow_interactive=args.allow_interactive,
+        ssh_identity=args.ssh_identity,
+        ssh_accept_new=args.ssh_accept_new,
+        depth=args.depth,
+    )
+    if args.etcd_auth_stdin:
+        settings.credentials = read_credentials(sys.stdin.readline())
+    if settings.converged_timeout < CONVERGED_OFF:
+        raise InputError("--converged-timeout must be -1 (off) or a number of seconds")
+    if settings.cconns < 0:
+        raise InputError("--cconns must be 0 (no limit) or more")
+    if settings.remotes and settings.no_server:
+        raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
+    if not settings.remotes and settings.file is None:
+        raise InputError("mgmt run needs --file GRAPH.yaml (or --remote FILE)")
+    return settings
+
+
+def read_credentials(line: str) -> EtcdCredentials:
+    """``username:password`` on one line of stdin (never on the command line)."""
+    username, sep, password = line.rstrip("\r\n").partition(":")
+    if not sep or not username:
+        raise InputError("--etcd-auth-stdin expects one line 'username:password' on stdin")
+    return EtcdCredentials(username, password)
+
+
+@contextlib.contextmanager
+def state_dir(settings: Settings) -> Iterator[Path]:
+    """The state directory: a private temporary one (removed at exit) or --prefix."""
+    if settings.tmp_prefix:
+        path = Path(tempfile.mkdtemp(prefix="mgmt-"))  # mode 0700
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+        return
+    try:
+        settings.prefix.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        raise MgmtError(
+            f"cannot use state directory {settings.prefix}: {err.strerror}; "
+            "pick one with --prefix DIR or use --tmp-prefix"
+        ) from None
+    yield settings.prefix
+
+
+def open_world(settings: Settings, state: Path):
+    """No seeds and --no-server: run alone, without a world; else WORLD's open_world."""
+    if settings.no_server and not settings.seeds:
+        return contextlib.nullcontext(None)
+    from mgmt.world import open_world as _open_world
+
+    return _open_world(settings, state)
+
+
+class _Stop(Exception):
+    """A signal arrived before the agent was running."""
+
+
+def run_agent(settings: Settings) -> int:
+    from mgmt.log import get_logger
+
+    log = get_logger("main")
+    log.info("This is: %s, version: %s", PROG, __version__)
+    holder: List[object] = []
+
+    def on_signal(signum: int, _frame) -> None:
+        log.info("interrupted by %s", signal.Signals(signum).name)
+        if holder:
+            holder[0].stop()  # type: ignore[attr-defined]
+        else:
+            raise _Stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with state_dir(settings) as state, open_world(settings, state) as world:
+            from mgmt.engine.agent import Agent
+
+            agent = Agent(settings, world, state)
+            holder.append(agent)
+            code = agent.run()
+        log.info("Goodbye!")
+        return code
+    except _Stop:
+        log.info("Goodbye!")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_cli(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "run":
+        parser.print_help(sys.stderr)
+        return 2
+    from mgmt import log
+
+    log.setup(args.verbose - args.quiet)
+    try:
+        settings = settings_from(args)
+        if settings.remotes:
+            from mgmt.remote import run_remotes
+
+            return run_remotes(settings)
+        return run_agent(settings)
+    except MgmtError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # a bug: say so in one line, details with -v
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"{PROG}: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+def main(argv: Optional[List[str]] = None) -> NoReturn:
+    sys.stdout.flush()
+    sys.exit(run_cli(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -32,6 +32,9 @@ Lifecycle, in the order the engine calls it:
 1. ``Thing(name, params, meta)``: ``params`` are already validated against
    :attr:`Resource.fields` (unknown keys, types, choices, required fields) and
    carry every field's default; ``name`` is the graph's name (without ``@@``).
+   Keep the constructor cheap and free of side effects: graph validation builds
+   one and throws it away, to run checks that need the name; such checks raise
+   :class:`FieldError` there (reported as ``file:line``).
 2. :meth:`Resource.setup` with one :class:`Init`: everything the resource may
    use (logger, world, hostname, a state dir, the shared file watcher, and
    ``event()`` to say "check me again"). No module globals.
@@ -212,9 +215,10 @@ class Resource:
         return [], []
 
     @classmethod
-    def export_params(cls, params: Mapping[str, Any], pattern: str) -> Dict[str, Any]:
-        """Parameters of a collected resource, given the collect ``pattern``
-        (empty for none); kinds that understand patterns rewrite them here."""
+    def collected_params(cls, name: str, params: Mapping[str, Any], pattern: str) -> Dict[str, Any]:
+        """Parameters of a resource collected from the world, given the collect
+        ``pattern`` (empty for none); kinds that understand patterns rewrite
+        them here (file: the pattern replaces the directory)."""
         return dict(params)
 
     def setup(self, init: Init) -> None:

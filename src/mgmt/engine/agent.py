@@ -1,0 +1,239 @@
+"""The running agent: graph file + world + engine + converger, until stopped.
+
+One *planner* thread owns the graph: it reloads the file after it is saved,
+re-collects after the world's exports change, and hands the engine the
+resources to run; the engine applies only the difference. Watch callbacks just
+set a flag and wake the planner, so neither inotify nor etcd ever waits on a
+reload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from mgmt.errors import GraphError, MgmtError
+from mgmt.graph.model import Graph, ResourceKey, ResourceSpec
+from mgmt.graph.parse import parse_graph
+from mgmt.log import get_logger
+from mgmt.settings import Settings
+
+log = get_logger("agent")
+
+# Editors write in several steps; wait this long after the last event before reading.
+RELOAD_QUIET = 0.03
+
+
+class Agent:
+    def __init__(self, settings: Settings, world: Any = None, state_dir: Optional[Path] = None):
+        if settings.file is None:
+            raise MgmtError("no graph file given (use --file)")
+        self.settings = settings
+        self.world = world
+        self.state_dir = Path(state_dir or settings.prefix)
+        self.stopping = threading.Event()
+        self.converged = False
+        self.graph: Optional[Graph] = None
+        self._graph_digest = ""
+        self._wake = threading.Condition()
+        self._graph_dirty = False
+        self._collect_dirty = False
+        self._last_event = 0.0
+        self._cancels: List[Callable[[], None]] = []
+        self._watching_exports = False
+        self.engine: Any = None
+        self.watcher: Any = None
+        self.converger: Any = None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the agent to stop (safe from signal handlers and other threads)."""
+        self.stopping.set()
+        with self._wake:
+            self._wake.notify_all()
+
+    def run(self) -> int:
+        """Run until stopped or converged; 0 when fine, 1 if resources ended failed."""
+        from mgmt.engine.converger import Converger
+        from mgmt.engine.scheduler import Engine
+        from mgmt.engine.watcher import FileWatcher
+
+        path = Path(self.settings.file)  # type: ignore[arg-type]
+        text = _read(path)
+        self.graph = parse_graph(text, str(path))  # a bad file at start is fatal (exit 2)
+        self._graph_digest = _digest(text)
+        self.watcher = FileWatcher()
+        self.converger = Converger(self.settings.converged_timeout, self.world, self._converged)
+        self.engine = Engine(
+            self._make_init, noop=self.settings.noop, on_idle=self.converger.engine_idle
+        )
+        planner = threading.Thread(target=self._plan_loop, name="planner", daemon=True)
+        try:
+            if self.world is None and (self.graph.exported() or self.graph.collect):
+                log.warning("no world (no server, no seeds): exports and collects are off")
+            self._publish()
+            self._watch_exports()
+            self._apply(first=True)
+            if not self.settings.no_watch:
+                self._cancels.append(self.watcher.watch_path(str(path), self._on_graph_event))
+            planner.start()
+            while not self.stopping.wait(0.5):
+                pass
+        finally:
+            self._shutdown(planner)
+        failed = self.engine.failed()
+        if failed and self.converged:
+            log.error("converged with %d failed resource(s)", len(failed))
+            return 1
+        return 0
+
+    def _converged(self) -> None:
+        self.converged = True
+        self.stop()
+
+    def _shutdown(self, planner: threading.Thread) -> None:
+        self.stop()
+        for cancel in self._cancels:
+            try:
+                cancel()
+            except Exception as err:
+                log.debug("cancel failed: %s", err)
+        if planner.is_alive():
+            planner.join(timeout=5)
+        if self.engine is not None:
+            self.engine.stop()
+        if self.converger is not None:
+            self.converger.close()
+        if self.watcher is not None:
+            self.watcher.close()
+
+    # -- what to run --------------------------------------------------------
+
+    def _make_init(self, spec: ResourceSpec, logger, event: Callable[[], None]):
+        from mgmt.resources.base import Init
+
+        safe = re.sub(r"[^A-Za-z0-9._@-]", "_", spec.name)
+        return Init(
+            hostname=self.settings.hostname,
+            log=logger,
+            state_dir=self.state_dir / "resources" / spec.kind.replace(":", "_") / safe,
+            watcher=self.watcher,
+            event=event,
+            world=self.world,
+            stopping=self.stopping,
+        )
+
+    def _publish(self) -> None:
+        if self.world is None:
+            return
+        from mgmt.engine.exchange import publish
+
+        try:
+            publish(self.world, self.graph)
+        except MgmtError as err:
+            log.error("cannot publish exported resources: %s", err)
+
+    def _wanted(self) -> Dict[ResourceKey, ResourceSpec]:
+        assert self.graph is not None
+        wanted = dict(self.graph.local())
+        if self.world is not None and self.graph.collect:
+            from mgmt.engine.exchange import collected
+
+            try:
+                wanted.update(collected(self.world, self.graph))
+            except MgmtError as err:
+                log.error("cannot collect exported resources: %s", err)
+        return wanted
+
+    def _apply(self, first: bool = False) -> None:
+        assert self.graph is not None
+        try:
+            diff = self.engine.update(self._wanted(), self.graph.edges)
+        except GraphError as err:
+            log.error("%s; keeping the running graph", err)
+            return
+        if first:
+            log.info("graph %r: %d resources", self.graph.name, len(diff.added))
+        elif not diff.empty:
+            log.info("graph %r: %s", self.graph.name, diff.summary())
+
+    # -- events -------------------------------------------------------------
+
+    def _on_graph_event(self) -> None:
+        with self._wake:
+            self._graph_dirty = True
+            self._last_event = time.monotonic()
+            self._wake.notify_all()
+
+    def _on_exported(self) -> None:
+        with self._wake:
+            self._collect_dirty = True
+            self._wake.notify_all()
+
+    def _plan_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._graph_dirty or self._collect_dirty or self.stopping.is_set()):
+                    self._wake.wait()
+                if self.stopping.is_set():
+                    return
+                if self._graph_dirty:
+                    quiet = self._last_event + RELOAD_QUIET - time.monotonic()
+                    if quiet > 0:
+                        self._wake.wait(quiet)
+                        continue
+                reload, self._graph_dirty = self._graph_dirty, False
+                self._collect_dirty = False
+            self.converger.activity()
+            try:
+                changed = self._reload() if reload else False
+                if changed or not reload:
+                    self._apply()
+            except Exception:  # the planner must survive anything a reload throws
+                log.exception("reload failed; keeping the running graph")
+
+    def _reload(self) -> bool:
+        """Read the graph file again; True if it changed and is valid."""
+        path = Path(self.settings.file)  # type: ignore[arg-type]
+        try:
+            text = _read(path)
+            digest = _digest(text)
+            if digest == self._graph_digest:
+                return False
+            graph = parse_graph(text, str(path))
+        except GraphError as err:
+            log.error("%s (keeping the last good graph)", err)
+            return False
+        self._graph_digest = digest
+        log.info("graph file %s changed, applying the difference", path)
+        self.graph = graph
+        self._publish()
+        self._watch_exports()
+        return True
+
+    def _watch_exports(self) -> None:
+        """Watch the world's exports once the graph collects anything."""
+        if self.world is None or self._watching_exports or not self.graph.collect:
+            return
+        self._cancels.append(self.world.watch_exported(self._on_exported))
+        self._watching_exports = True
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GraphError("the graph file does not exist", str(path)) from None
+    except OSError as err:
+        raise GraphError(f"cannot read the graph file: {err.strerror}", str(path)) from None
+    except UnicodeDecodeError:
+        raise GraphError("the graph file is not UTF-8 text", str(path)) from None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

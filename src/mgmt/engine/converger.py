@@ -1,0 +1,88 @@
+"""Convergence: has everything been idle long enough, and telling the world.
+
+The engine says when it becomes busy or idle; world events and graph reloads
+count as activity. The agent has converged once it has been idle, with no
+activity, for ``timeout`` seconds. Independently of the timeout, every change
+of the idle state is written to the world (``/_mgmt/converged/<hostname>``) by
+a thread of its own, so a burst of events costs at most one write in flight and
+the engine never waits on etcd.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from mgmt.log import get_logger
+
+log = get_logger("converger")
+
+
+class Converger:
+    def __init__(
+        self, timeout: int, world: Any = None, on_converged: Optional[Callable[[], None]] = None
+    ):
+        self.timeout = timeout
+        self._world = world
+        self._on_converged = on_converged or (lambda: None)
+        self._cond = threading.Condition()
+        self._idle = False
+        self._idle_since: Optional[float] = None
+        self._reported: Optional[bool] = None
+        self._fired = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="converger", daemon=True)
+        self._thread.start()
+
+    def engine_idle(self, idle: bool) -> None:
+        """Called by the engine (under its lock: stays quick) when it turns idle or busy."""
+        with self._cond:
+            self._idle = idle
+            self._idle_since = time.monotonic() if idle else None
+            self._cond.notify_all()
+
+    def activity(self) -> None:
+        """Something happened outside the engine (world event, graph reload): restart the clock."""
+        with self._cond:
+            if self._idle_since is not None:
+                self._idle_since = time.monotonic()
+            self._cond.notify_all()
+
+    @property
+    def converged(self) -> bool:
+        with self._cond:
+            return self._fired
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while True:
+            fire, report = False, None
+            with self._cond:
+                while not (fire or report is not None):
+                    if self._closed:
+                        return
+                    if self._world is not None and self._reported != self._idle:
+                        report = self._idle
+                    left = None
+                    if self.timeout >= 0 and not self._fired and self._idle_since is not None:
+                        left = self._idle_since + self.timeout - time.monotonic()
+                        if left <= 0:
+                            self._fired = fire = True
+                    if not (fire or report is not None):
+                        self._cond.wait(left)
+            if report is not None:
+                try:
+                    self._world.set_converged(report)
+                except Exception as err:  # etcd trouble must not stop the agent
+                    log.warning("cannot record converged=%s: %s", report, err)
+                with self._cond:
+                    self._reported = report
+            if fire:
+                log.info("converged: idle for %s s", self.timeout)
+                self._on_converged()

@@ -1,0 +1,329 @@
+"""Runs resources in dependency order, independent ones in parallel, as events arrive.
+
+Each resource is a vertex that is *dirty* when it must be checked (first run,
+an event from its watch, a change in a resource it depends on). A dirty vertex
+runs once every vertex it depends on is fine; a bounded pool of worker threads
+runs check_apply. A failure retries as ``meta`` says and then blocks only the
+vertices below it, so unrelated branches carry on. The engine is *idle* when
+nothing is queued, running or waiting for a retry: the converger watches that.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+
+from mgmt.errors import GraphError
+from mgmt.graph.deps import dependencies, find_cycle
+from mgmt.graph.diff import GraphDiff, diff_resources
+from mgmt.graph.model import Edge, ResourceKey, ResourceSpec, key_str
+from mgmt.log import get_logger
+from mgmt.resources.base import Init, Resource, kind_class
+
+log = get_logger("engine")
+
+NEW, OK, FAILED = "new", "ok", "failed"
+
+
+def default_workers() -> int:
+    # check_apply mostly waits on the disk or a child process: a few per core.
+    return min(32, (os.cpu_count() or 2) * 4)
+
+
+class Vertex:
+    __slots__ = (
+        "children",
+        "dirty",
+        "key",
+        "not_before",
+        "parents",
+        "queued",
+        "removed",
+        "res",
+        "running",
+        "spec",
+        "status",
+        "tries",
+    )
+
+    def __init__(self, spec: ResourceSpec, res: Resource):
+        self.key = spec.key
+        self.spec = spec
+        self.res = res
+        self.parents: List[Vertex] = []
+        self.children: List[Vertex] = []
+        self.dirty = True
+        self.queued = False
+        self.running = False
+        self.removed = False
+        self.status = NEW
+        self.tries = spec.meta.retry
+        self.not_before = 0.0
+
+
+class _Prefixed(logging.LoggerAdapter):
+    def process(self, msg, kwargs):
+        return f"{self.extra['name']}: {msg}", kwargs
+
+
+class Engine:
+    """Owns the vertices; :meth:`update` applies a new set of resources as a difference."""
+
+    def __init__(
+        self,
+        make_init: Callable[[ResourceSpec, logging.LoggerAdapter, Callable[[], None]], Init],
+        noop: bool = False,
+        workers: Optional[int] = None,
+        on_idle: Optional[Callable[[bool], None]] = None,
+    ):
+        self._make_init = make_init
+        self.noop = noop
+        self._on_idle = on_idle or (lambda idle: None)
+        self._vertices: Dict[ResourceKey, Vertex] = {}
+        self._cond = threading.Condition()
+        self._ready: List[Vertex] = []
+        self._timers: List[Tuple[float, int, Vertex]] = []
+        self._timer_seq = 0
+        self._inflight = 0
+        self._idle = True
+        self._stopping = False
+        self._update_lock = threading.Lock()
+        self.runs = 0  # check_apply calls so far (for tests and the bench)
+        self._pool = ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="worker")
+        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._thread.start()
+
+    # -- graph changes ------------------------------------------------------
+
+    def update(self, specs: Mapping[ResourceKey, ResourceSpec], edges: Iterable[Edge]) -> GraphDiff:
+        """Make the running resources match ``specs``, touching only what differs.
+
+        Raises GraphError (and changes nothing) if the new dependencies have a cycle.
+        """
+        edges = list(edges)
+        with self._update_lock:
+            parents = dependencies(specs, edges)
+            cycle = find_cycle(parents)
+            if cycle:
+                raise GraphError("dependency cycle: " + " -> ".join(key_str(k) for k in cycle))
+            with self._cond:
+                current = {k: v.spec for k, v in self._vertices.items()}
+            diff = diff_resources(current, specs)
+            fresh: Dict[ResourceKey, Vertex] = {}
+            for key in diff.added + diff.changed:
+                vertex = self._build(specs[key])
+                if vertex is not None:
+                    fresh[key] = vertex
+            with self._cond:
+                old = [
+                    self._vertices.pop(k)
+                    for k in diff.removed + diff.changed
+                    if k in self._vertices
+                ]
+                for vertex in old:
+                    vertex.removed = True
+                self._vertices.update(fresh)
+                for vertex in self._vertices.values():
+                    vertex.parents = [
+                        self._vertices[p]
+                        for p in parents.get(vertex.key, ())
+                        if p in self._vertices
+                    ]
+                    vertex.children = []
+                for vertex in self._vertices.values():
+                    for parent in vertex.parents:
+                        parent.children.append(vertex)
+            for vertex in old:
+                _close(vertex.res)
+            for vertex in fresh.values():
+                try:
+                    vertex.res.watch()
+                except Exception as err:
+                    vertex.res.init.log.error("watch failed: %s", err)
+            with self._cond:
+                for vertex in fresh.values():
+                    self._consider(vertex)
+                # Vertices that lost a failed parent may be able to run now.
+                for vertex in self._vertices.values():
+                    if vertex.dirty:
+                        self._consider(vertex)
+                self._check_idle()
+        return diff
+
+    def _build(self, spec: ResourceSpec) -> Optional[Vertex]:
+        adapter = _Prefixed(get_logger(spec.kind), {"name": spec.name})
+        try:
+            res = kind_class(spec.kind)(spec.name, spec.params, spec.meta)
+        except Exception as err:  # a collected resource with bad parameters
+            adapter.error("cannot create: %s", err)
+            return None
+        holder: List[Vertex] = []
+        res.setup(self._make_init(spec, adapter, lambda: holder and self.poke(holder[0])))
+        vertex = Vertex(spec, res)
+        holder.append(vertex)
+        return vertex
+
+    # -- events -------------------------------------------------------------
+
+    def poke(self, vertex: Vertex) -> None:
+        """Mark one vertex for a re-check (from any thread)."""
+        with self._cond:
+            if vertex.removed or self._stopping:
+                return
+            vertex.dirty = True
+            if vertex.status == FAILED:  # a new event deserves fresh retries
+                vertex.tries = vertex.spec.meta.retry
+            self._consider(vertex)
+            self._check_idle()
+
+    def poke_all(self) -> None:
+        """Re-check every resource (used by the bench's idle re-check)."""
+        with self._cond:
+            for vertex in self._vertices.values():
+                vertex.dirty = True
+            for vertex in self._vertices.values():
+                self._consider(vertex)
+            self._check_idle()
+
+    def _runnable(self, vertex: Vertex) -> bool:
+        if not vertex.dirty or vertex.running or vertex.queued or vertex.removed:
+            return False
+        return all(p.status == OK and not p.dirty and not p.running for p in vertex.parents)
+
+    def _consider(self, vertex: Vertex) -> None:
+        if not self._runnable(vertex):
+            return
+        vertex.queued = True
+        now = time.monotonic()
+        if vertex.not_before > now:
+            self._timer_seq += 1
+            heapq.heappush(self._timers, (vertex.not_before, self._timer_seq, vertex))
+        else:
+            self._ready.append(vertex)
+        self._cond.notify()
+
+    def _check_idle(self) -> None:
+        idle = not self._ready and not self._timers and self._inflight == 0
+        if idle != self._idle:
+            self._idle = idle
+            self._on_idle(idle)
+
+    @property
+    def idle(self) -> bool:
+        with self._cond:
+            return self._idle
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._idle:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+            return True
+
+    def statuses(self) -> Dict[ResourceKey, str]:
+        with self._cond:
+            return {k: v.status for k, v in self._vertices.items()}
+
+    def failed(self) -> List[ResourceKey]:
+        return [k for k, s in self.statuses().items() if s == FAILED]
+
+    # -- the scheduler thread and the workers -------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and not self._ready:
+                    if self._timers:
+                        left = self._timers[0][0] - time.monotonic()
+                        if left <= 0:
+                            self._ready.append(heapq.heappop(self._timers)[2])
+                            continue
+                        self._cond.wait(left)
+                    else:
+                        self._cond.wait()
+                if self._stopping:
+                    return
+                batch, self._ready = self._ready, []
+                for vertex in batch:
+                    vertex.queued = False
+                    vertex.running = True
+                    vertex.dirty = False
+                self._inflight += len(batch)
+            for vertex in batch:
+                self._pool.submit(self._run, vertex)
+
+    def _run(self, vertex: Vertex) -> None:
+        apply = not (self.noop or vertex.spec.meta.noop)
+        ok, error = True, None
+        try:
+            ok = vertex.res.check_apply(apply)
+        except Exception as err:
+            error = err
+        with self._cond:
+            self.runs += 1
+            self._inflight -= 1
+            self._finish(vertex, ok, error, apply)
+            self._check_idle()
+            self._cond.notify_all()
+
+    def _finish(self, vertex: Vertex, ok: bool, error: Optional[Exception], apply: bool) -> None:
+        vertex.running = False
+        if vertex.removed:
+            return
+        delay = vertex.spec.meta.delay / 1000.0
+        vertex.not_before = time.monotonic() + delay if delay else 0.0
+        log_ = vertex.res.init.log
+        if error is not None:
+            if vertex.tries != 0:
+                vertex.tries -= 1 if vertex.tries > 0 else 0
+                left = "forever" if vertex.tries < 0 else f"{vertex.tries} left"
+                log_.warning("failed, will retry (%s): %s", left, _message(error))
+                vertex.dirty = True
+                self._consider(vertex)
+            else:
+                vertex.status = FAILED
+                log_.error("failed: %s", _message(error))
+            return
+        vertex.status = OK
+        vertex.tries = vertex.spec.meta.retry
+        if not ok and apply:
+            for child in vertex.children:
+                child.dirty = True
+        for child in vertex.children:
+            self._consider(child)
+        self._consider(vertex)
+
+    # -- shutdown -----------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop scheduling, close every resource, and wait for running workers."""
+        with self._cond:
+            self._stopping = True
+            vertices = list(self._vertices.values())
+            for vertex in vertices:
+                vertex.removed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        for vertex in vertices:
+            _close(vertex.res)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _close(res: Resource) -> None:
+    try:
+        res.close()
+    except Exception as err:
+        log.warning("%r: close failed: %s", res, err)
+
+
+def _message(error: Exception) -> str:
+    # ResourceError carries a message without the resource's name, which the log has.
+    return getattr(error, "message", None) or str(error) or type(error).__name__

@@ -1,0 +1,192 @@
+"""One inotify instance and one thread for every watched path in the agent.
+
+A thread per file would make 10,000 file resources cost 10,000 threads; here a
+path costs a dict entry. We watch a path's parent directory (not the file: an
+atomic rename replaces the inode, and a deleted file has nothing left to
+watch) and dispatch events by name. A path whose directory does not exist
+yet waits on its nearest existing ancestor and moves down as directories
+appear; when a watched directory goes away its paths move back up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+from typing import Callable, Dict, List, Set
+
+from inotify_simple import INotify
+from inotify_simple import flags as F
+
+from mgmt.log import get_logger
+
+log = get_logger("watcher")
+
+DIR_MASK = (
+    F.CREATE
+    | F.DELETE
+    | F.MODIFY
+    | F.CLOSE_WRITE
+    | F.MOVED_FROM
+    | F.MOVED_TO
+    | F.ATTRIB
+    | F.DELETE_SELF
+    | F.MOVE_SELF
+    | F.ONLYDIR
+)
+GONE = F.IGNORED | F.DELETE_SELF | F.MOVE_SELF | F.UNMOUNT
+
+
+class _Sub:
+    __slots__ = ("callback", "folder", "name", "path")
+
+    def __init__(self, path: str, callback: Callable[[], None]):
+        self.path = path
+        self.callback = callback
+        self.folder = ""  # the directory watched for it right now
+        self.name = ""  # the entry in that directory that concerns it
+
+
+class _Dir:
+    __slots__ = ("subs", "wd")
+
+    def __init__(self, wd: int):
+        self.wd = wd
+        self.subs: Dict[str, Set[_Sub]] = {}
+
+
+class FileWatcher:
+    """Implements :class:`mgmt.resources.base.Watcher`; call :meth:`close` at the end."""
+
+    def __init__(self) -> None:
+        self._inotify = INotify()
+        self._lock = threading.RLock()
+        self._dirs: Dict[str, _Dir] = {}
+        self._by_wd: Dict[int, str] = {}
+        self._wake_r, self._wake_w = os.pipe()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="file watcher", daemon=True)
+        self._thread.start()
+
+    # -- public -------------------------------------------------------------
+
+    def watch_path(self, path: str, callback: Callable[[], None]) -> Callable[[], None]:
+        sub = _Sub(os.path.normpath(os.path.abspath(path)), callback)
+        with self._lock:
+            self._attach(sub)
+
+        def cancel() -> None:
+            with self._lock:
+                self._detach(sub)
+
+        return cancel
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        os.write(self._wake_w, b"x")
+        self._thread.join(timeout=5)
+        self._inotify.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    # -- bookkeeping (under the lock) ---------------------------------------
+
+    def _attach(self, sub: _Sub) -> None:
+        """Watch the deepest existing directory on the way to sub.path."""
+        folder, name = os.path.split(sub.path)
+        while True:
+            entry = self._dirs.get(folder)
+            if entry is None:
+                try:
+                    wd = self._inotify.add_watch(folder, DIR_MASK)
+                except (FileNotFoundError, NotADirectoryError, PermissionError):
+                    wd = None
+                if wd is not None:
+                    # A directory deleted and re-created may return a recycled wd.
+                    entry = _Dir(wd)
+                    self._dirs[folder] = entry
+                    self._by_wd[wd] = folder
+            if entry is not None:
+                sub.folder, sub.name = folder, name
+                entry.subs.setdefault(name, set()).add(sub)
+                return
+            if folder == "/":
+                return  # nothing to watch at all; should not happen
+            folder, name = os.path.split(folder)
+
+    def _detach(self, sub: _Sub) -> None:
+        entry = self._dirs.get(sub.folder)
+        if entry is None:
+            return
+        subs = entry.subs.get(sub.name)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del entry.subs[sub.name]
+        if not entry.subs:
+            del self._dirs[sub.folder]
+            self._by_wd.pop(entry.wd, None)
+            with contextlib.suppress(OSError):  # the directory may already be gone
+                self._inotify.rm_watch(entry.wd)
+
+    def _drop_dir(self, folder: str) -> List[_Sub]:
+        """A watched directory vanished: re-attach its paths higher up."""
+        entry = self._dirs.pop(folder, None)
+        if entry is None:
+            return []
+        self._by_wd.pop(entry.wd, None)
+        moved = [sub for subs in entry.subs.values() for sub in subs]
+        for sub in moved:
+            self._attach(sub)
+        return moved
+
+    # -- the thread ---------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            ready, _, _ = select.select([self._inotify.fileno(), self._wake_r], [], [])
+            if self._wake_r in ready:
+                return
+            try:
+                events = self._inotify.read(timeout=0)
+            except OSError:
+                return
+            fire = self._dispatch(events)
+            for sub in fire:
+                try:
+                    sub.callback()
+                except Exception:  # one bad callback must not stop every watch
+                    log.exception("watch callback for %s failed", sub.path)
+
+    def _dispatch(self, events) -> List[_Sub]:
+        fire: Dict[int, _Sub] = {}
+        with self._lock:
+            for event in events:
+                if event.mask & F.Q_OVERFLOW:
+                    log.warning("inotify queue overflowed; re-checking every watched path")
+                    for entry in self._dirs.values():
+                        for subs in entry.subs.values():
+                            fire.update((id(s), s) for s in subs)
+                    continue
+                folder = self._by_wd.get(event.wd)
+                if folder is None:
+                    continue
+                if event.mask & GONE:
+                    fire.update((id(s), s) for s in self._drop_dir(folder))
+                    continue
+                entry = self._dirs[folder]
+                subs = entry.subs.get(event.name)
+                if not subs:
+                    continue
+                fire.update((id(s), s) for s in subs)
+                # A directory on the way to a deeper path appeared: move those paths down.
+                deeper = [s for s in subs if s.path != os.path.join(folder, event.name)]
+                if deeper and event.mask & (F.CREATE | F.MOVED_TO):
+                    for sub in deeper:
+                        self._detach(sub)
+                        self._attach(sub)
+        return list(fire.values())

@@ -1,0 +1,64 @@
+"""Dependencies between resources: explicit edges plus autoedges, and cycle finding."""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Mapping, Optional, Set
+
+from mgmt.graph.model import Edge, ResourceKey, ResourceSpec
+from mgmt.resources.base import kind_class
+
+Parents = Dict[ResourceKey, Set[ResourceKey]]
+
+
+def dependencies(resources: Mapping[ResourceKey, ResourceSpec], edges: Iterable[Edge]) -> Parents:
+    """For each resource, the resources that must be fine before it runs.
+
+    Edges naming resources that are not in ``resources`` are skipped (the
+    parser rejects them in files; at run time a collected resource may vanish).
+    """
+    parents: Parents = {key: set() for key in resources}
+    for edge in edges:
+        if edge.from_ in parents and edge.to in parents and edge.from_ != edge.to:
+            parents[edge.to].add(edge.from_)
+    providers: Dict[str, List[ResourceKey]] = {}
+    needs: Dict[ResourceKey, List[str]] = {}
+    for key, spec in resources.items():
+        provided, needed = kind_class(spec.kind).autoedges(spec.name, spec.params)
+        for ident in provided:
+            providers.setdefault(ident, []).append(key)
+        if spec.meta.autoedge and needed:
+            needs[key] = needed
+    for key, needed in needs.items():
+        for ident in needed:
+            for provider in providers.get(ident, ()):
+                if provider != key:
+                    parents[key].add(provider)
+    return parents
+
+
+def find_cycle(parents: Mapping[ResourceKey, Set[ResourceKey]]) -> Optional[List[ResourceKey]]:
+    """One dependency cycle as [a, b, ..., a] in run order, or None (iterative DFS)."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = dict.fromkeys(parents, WHITE)
+    for root in parents:
+        if color[root] != WHITE:
+            continue
+        color[root] = GREY
+        path = [root]
+        stack = [iter(sorted(parents[root]))]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                color[path.pop()] = BLACK
+                stack.pop()
+                continue
+            state = color.get(nxt, BLACK)
+            if state == GREY:
+                cycle = [*path[path.index(nxt) :], nxt]
+                cycle.reverse()  # we walked child -> parent; report parent -> child
+                return cycle
+            if state == WHITE:
+                color[nxt] = GREY
+                path.append(nxt)
+                stack.append(iter(sorted(parents[nxt])))
+    return None

@@ -1,0 +1,193 @@
+"""Graph file -> validated :class:`Graph`, every error naming the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional, Union
+
+from mgmt.errors import GraphError
+from mgmt.graph.deps import dependencies, find_cycle
+from mgmt.graph.located import LocDict, LocList, load_located
+from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, ResourceSpec, key_str
+from mgmt.resources.base import FieldError, Meta, fill_params, kind_class, known_kinds
+
+TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote")
+META_TYPES = {"autoedge": bool, "autogroup": bool, "noop": bool, "retry": int, "delay": int}
+
+
+class _Parser:
+    def __init__(self, path: Optional[str]):
+        self.path = path
+
+    def fail(self, message: str, line: Optional[int]) -> GraphError:
+        return GraphError(message, self.path, line)
+
+    def mapping(self, value: Any, what: str, line: int) -> LocDict:
+        if not isinstance(value, LocDict):
+            raise self.fail(f"{what} must be a mapping, got {_type(value)}", line)
+        return value
+
+    def sequence(self, value: Any, what: str, line: int) -> LocList:
+        if value is None:
+            empty = LocList()
+            empty.line, empty.item_lines = line, []
+            return empty
+        if not isinstance(value, LocList):
+            raise self.fail(f"{what} must be a list, got {_type(value)}", line)
+        return value
+
+    def only_keys(self, data: LocDict, allowed, what: str) -> None:
+        for key in data:
+            if key not in allowed:
+                known = ", ".join(allowed)
+                line = data.line_of(key)
+                raise self.fail(f"unknown key {key!r} in {what} (known: {known})", line)
+
+    def string(self, data: LocDict, key: str, what: str, required: bool = False) -> str:
+        value = data.get(key)
+        if value is None:
+            if required:
+                raise self.fail(f"{what} needs {key!r}", data.line)
+            return ""
+        if not isinstance(value, str):
+            line = data.line_of(key)
+            raise self.fail(f"{what}: {key!r} must be a string, got {_type(value)}", line)
+        return value
+
+    def graph(self, doc: Any) -> Graph:
+        if doc is None:
+            raise self.fail("the graph file is empty", 1)
+        doc = self.mapping(doc, "the graph file", 1)
+        self.only_keys(doc, TOP_KEYS, "the graph file")
+        name = self.string(doc, "graph", "the graph file", required=True)
+        graph = Graph(name=name, path=self.path)
+        graph.comment = self.string(doc, "comment", "the graph file")
+        graph.remote = self.string(doc, "remote", "the graph file") or None
+        line = doc.line_of("resources")
+        resources = self.mapping(doc.get("resources") or _empty(line), "resources", line)
+        for kind, items in resources.items():
+            self.resources(graph, kind, items, resources.line_of(kind))
+        line = doc.line_of("collect")
+        for item, item_line in _items(self.sequence(doc.get("collect"), "collect", line)):
+            graph.collect.append(self.collect(self.mapping(item, "a collect entry", item_line)))
+        line = doc.line_of("edges")
+        for item, item_line in _items(self.sequence(doc.get("edges"), "edges", line)):
+            graph.edges.append(self.edge(graph, self.mapping(item, "an edge", item_line)))
+        self.check_cycles(graph)
+        return graph
+
+    def resources(self, graph: Graph, kind: Any, items: Any, line: int) -> None:
+        if not isinstance(kind, str) or kind not in known_kinds():
+            known = ", ".join(known_kinds())
+            raise self.fail(f"unknown resource kind {kind!r} (known: {known})", line)
+        try:
+            cls = kind_class(kind)
+        except ImportError as err:
+            raise self.fail(f"resource kind {kind!r} is not available: {err}", line) from None
+        for item, item_line in _items(self.sequence(items, f"resources {kind!r}", line)):
+            spec = self.resource(cls, kind, self.mapping(item, f"a {kind} resource", item_line))
+            if spec.key in graph.resources:
+                first = graph.resources[spec.key].line
+                what = f"duplicate resource {key_str(spec.key)} (first on line {first})"
+                raise self.fail(what, spec.line)
+            graph.resources[spec.key] = spec
+
+    def resource(self, cls: type, kind: str, data: LocDict) -> ResourceSpec:
+        what = f"a {kind} resource"
+        name = data.get("name")
+        if name is None:
+            raise self.fail(f"{what} needs 'name'", data.line)
+        if not isinstance(name, str) or not name.strip(EXPORT_MARK):
+            raise self.fail(f"{what}: 'name' must be a non-empty string", data.line_of("name"))
+        exported = name.startswith(EXPORT_MARK)
+        name = name[len(EXPORT_MARK) :] if exported else name
+        meta = self.meta(data.get("meta"), data.line_of("meta"), f"{kind}[{name}]")
+        params = {k: v for k, v in data.items() if k not in ("name", "meta")}
+        try:
+            params = fill_params(cls, params)
+            cls(name, params, meta)  # checks that need the name (see resources.base)
+        except FieldError as err:
+            at = data.line_of(err.field) if err.field in data else data.line
+            raise self.fail(f"{kind}[{name}]: {err}", at) from None
+        return ResourceSpec(kind, name, params, meta, data.line, exported)
+
+    def meta(self, value: Any, line: int, what: str) -> Meta:
+        if value is None:
+            return Meta()
+        data = self.mapping(value, f"{what}: meta", line)
+        self.only_keys(data, tuple(META_TYPES), f"{what}: meta")
+        for key, wanted in META_TYPES.items():
+            got = data.get(key)
+            if got is not None and (type(got) is not wanted):
+                raise self.fail(
+                    f"{what}: meta {key} must be {wanted.__name__}, got {_type(got)}",
+                    data.line_of(key),
+                )
+        return Meta(**{k: v for k, v in data.items() if v is not None})
+
+    def collect(self, data: LocDict) -> Collect:
+        self.only_keys(data, ("kind", "pattern"), "a collect entry")
+        kind = self.string(data, "kind", "a collect entry", required=True)
+        if kind not in known_kinds():
+            raise self.fail(f"collect: unknown resource kind {kind!r}", data.line_of("kind"))
+        return Collect(kind, self.string(data, "pattern", "a collect entry"))
+
+    def edge(self, graph: Graph, data: LocDict) -> Edge:
+        self.only_keys(data, ("name", "from", "to"), "an edge")
+        ends: List[ResourceKey] = []
+        for end in ("from", "to"):
+            if end not in data:
+                raise self.fail(f"an edge needs {end!r}", data.line)
+            ref = self.mapping(data[end], f"edge {end!r}", data.line_of(end))
+            self.only_keys(ref, ("kind", "name"), f"edge {end!r}")
+            what = f"edge {end!r}"
+            key = (self.string(ref, "kind", what, True), self.string(ref, "name", what, True))
+            if key not in graph.resources:
+                raise self.fail(f"edge {end!r} names a missing resource {key_str(key)}", ref.line)
+            ends.append(key)
+        name = data.get("name")
+        return Edge(ends[0], ends[1], "" if name is None else str(name), data.line)
+
+    def check_cycles(self, graph: Graph) -> None:
+        cycle = find_cycle(dependencies(graph.resources, graph.edges))
+        if cycle is None:
+            return
+        pairs = set(zip(cycle, cycle[1:]))
+        lines = [e.line for e in graph.edges if (e.from_, e.to) in pairs and e.line]
+        text = " -> ".join(key_str(k) for k in cycle)
+        line = min(lines) if lines else graph.resources[cycle[0]].line
+        raise self.fail(f"dependency cycle: {text}", line)
+
+
+def _type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _empty(line: int) -> LocDict:
+    empty = LocDict()
+    empty.line, empty.key_lines = line, {}
+    return empty
+
+
+def _items(seq: LocList):
+    return zip(seq, seq.item_lines)
+
+
+def parse_graph(text: str, path: Optional[str] = None) -> Graph:
+    """Validate graph text; raises GraphError with ``path:line``."""
+    return _Parser(path).graph(load_located(text, path))
+
+
+def load_graph(path: Union[str, Path]) -> Graph:
+    """Read and validate a graph file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise GraphError(f"cannot read the graph file: {err.strerror}", str(path)) from None
+    except UnicodeDecodeError:
+        raise GraphError("the graph file is not UTF-8 text", str(path)) from None
+    return parse_graph(text, str(path))

@@ -1,0 +1,169 @@
+"""The exec kind: run a command when triggered, optionally guarded by ``ifcmd``.
+
+Triggers are the first run, a change in a resource it depends on, each line a
+``watchcmd`` prints, and every ``pollint`` seconds. With ``ifcmd``, ``cmd`` runs
+only when ``ifcmd`` exits 0 (so ``ifcmd`` is the check and ``cmd`` the fix).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import threading
+from typing import Any, List, Mapping, Optional
+
+from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+
+TAIL_CHARS = 400
+
+
+def command_argv(cmd: str, shell: str) -> List[str]:
+    """``shell -c cmd`` when a shell is given, else the command split like a shell would."""
+    return [shell, "-c", cmd] if shell else shlex.split(cmd)
+
+
+class ExecRes(Resource):
+    kind = "exec"
+    fields = {
+        "cmd": Field(str, required=True, doc="the command that makes the state right"),
+        "shell": Field(str, default="", doc="run cmd with this shell (e.g. /bin/sh)"),
+        "timeout": Field(int, default=0, doc="seconds before cmd is killed (0: none)"),
+        "watchcmd": Field(str, default="", doc="long-running command; each output line triggers"),
+        "watchshell": Field(str, default="", doc="shell for watchcmd"),
+        "ifcmd": Field(str, default="", doc="run cmd only when this exits 0"),
+        "ifshell": Field(str, default="", doc="shell for ifcmd"),
+        "pollint": Field(int, default=0, doc="also trigger every N seconds (0: never)"),
+        "state": Field(str, default="", doc="accepted for mgmt compatibility"),
+    }
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        for key, shell_key in (("cmd", "shell"), ("watchcmd", "watchshell"), ("ifcmd", "ifshell")):
+            text = params.get(key) or ""
+            if not params.get(shell_key):
+                try:
+                    shlex.split(text)
+                except ValueError as err:
+                    raise FieldError(key, f"cannot split {text!r}: {err}") from None
+        for key in ("timeout", "pollint"):
+            if params[key] < 0:
+                raise FieldError(key, "must be 0 or more")
+        if not params["cmd"].strip():
+            raise FieldError("cmd", "must not be empty")
+
+    def __init__(self, name: str, params: Mapping[str, Any], meta=None):
+        super().__init__(name, params, meta)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.children: List[subprocess.Popen] = []
+        self.threads: List[threading.Thread] = []
+
+    # -- watching ---------------------------------------------------------
+
+    def watch(self) -> None:
+        if self.params["watchcmd"]:
+            self._thread(self._watch_command, "watchcmd")
+        if self.params["pollint"]:
+            self._thread(self._poll, "pollint")
+
+    def _thread(self, target, what: str) -> None:
+        thread = threading.Thread(target=target, name=f"{self!r} {what}", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _poll(self) -> None:
+        while not self.stop.wait(self.params["pollint"]):
+            self.init.event()
+
+    def _watch_command(self) -> None:
+        argv = command_argv(self.params["watchcmd"], self.params["watchshell"])
+        try:
+            proc = self._spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except OSError as err:
+            self.init.log.error("watchcmd cannot start: %s", err)
+            return
+        assert proc.stdout is not None
+        for _line in proc.stdout:
+            if self.stop.is_set():
+                break
+            self.init.event()
+        proc.wait()
+        self._forget(proc)
+        if not self.stop.is_set():
+            code = proc.returncode
+            self.init.log.warning("watchcmd exited with status %s; no longer watching", code)
+
+    # -- processes --------------------------------------------------------
+
+    def _spawn(self, argv: List[str], **kwargs) -> subprocess.Popen:
+        # Own process group, so close() can stop a shell and everything it started.
+        with self.lock:
+            if self.stop.is_set():
+                raise ResourceError(repr(self), "stopping")
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs
+            )
+            self.children.append(proc)
+        return proc
+
+    def _forget(self, proc: subprocess.Popen) -> None:
+        with self.lock:
+            if proc in self.children:
+                self.children.remove(proc)
+
+    def _run(self, cmd: str, shell: str, timeout: Optional[int]) -> subprocess.CompletedProcess:
+        try:
+            argv = command_argv(cmd, shell)
+            proc = self._spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as err:
+            raise ResourceError(repr(self), f"cannot run {cmd!r}: {err.strerror or err}") from None
+        try:
+            out, err = proc.communicate(timeout=timeout or None)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.wait()
+            raise ResourceError(repr(self), f"{cmd!r} timed out after {timeout} s") from None
+        finally:
+            self._forget(proc)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def close(self) -> None:
+        self.stop.set()
+        with self.lock:
+            children = list(self.children)
+        for proc in children:
+            _kill_group(proc)
+        for thread in self.threads:
+            thread.join(timeout=2)
+
+    # -- check and apply --------------------------------------------------
+
+    def check_apply(self, apply: bool) -> bool:
+        ifcmd = self.params["ifcmd"]
+        if ifcmd:
+            guard = self._run(ifcmd, self.params["ifshell"], self.params["timeout"])
+            if guard.returncode != 0:
+                self.init.log.debug("ifcmd exited %s: nothing to do", guard.returncode)
+                return True
+        cmd = self.params["cmd"]
+        if not apply:
+            self.init.log.info("would run %r (noop)", cmd)
+            return False
+        result = self._run(cmd, self.params["shell"], self.params["timeout"])
+        for line in result.stdout.decode("utf-8", "replace").splitlines():
+            self.init.log.debug("| %s", line)
+        if result.returncode != 0:
+            tail = result.stderr.decode("utf-8", "replace").strip()[-TAIL_CHARS:]
+            raise ResourceError(repr(self), f"{cmd!r} exited {result.returncode}: {tail}")
+        self.init.log.info("ran %r", cmd)
+        return False
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)

@@ -1,0 +1,314 @@
+"""The file kind: a file's existence, content and mode, kept right as events arrive.
+
+Writes are atomic (a temp file in the same directory, fsync, rename), so a crash
+or a SIGKILL at any moment leaves either the old file or the new one, never half
+of one. Content is compared by sha256. A path ending in "/" is a directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+
+DEFAULT_MODE = 0o644
+# What the watch callback compares to tell our own writes from someone else's.
+Signature = Optional[Tuple[int, int, int, int]]
+
+
+def parse_mode(value: Any) -> Optional[int]:
+    """ "0644" / "644" / 420 -> 0o644; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        mode = value
+    else:
+        try:
+            mode = int(value, 8)
+        except ValueError:
+            raise FieldError("mode", f"{value!r} is not an octal mode like '0644'") from None
+    if not 0 <= mode <= 0o7777:
+        raise FieldError("mode", f"{value!r} is out of range")
+    return mode
+
+
+def resolve_path(name: str, params: Mapping[str, Any]) -> str:
+    """mgmt's rule: ``dirname`` replaces the directory of ``path``, ``basename`` its last part."""
+    path = params.get("path") or name
+    dirname, basename = params.get("dirname") or "", params.get("basename") or ""
+    if not dirname and not basename:
+        return path
+    head, tail = os.path.split(path)
+    head = head + "/" if head and not head.endswith("/") else head
+    if not dirname:
+        dirname = head
+    if not dirname.endswith("/"):
+        dirname += "/"
+    return dirname + (basename or tail)
+
+
+def _signature(st: Optional[os.stat_result]) -> Signature:
+    if st is None:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+
+
+def _lstat(path: str) -> Optional[os.stat_result]:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write(path: str, data: bytes, mode: int) -> os.stat_result:
+    """Write ``data`` to ``path`` via a temp file in the same directory; return its stat."""
+    folder, base = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".mgmt-tmp", dir=folder or ".")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+            written = os.fstat(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return written
+
+
+class FileRes(Resource):
+    kind = "file"
+    fields = {
+        "path": Field(str, doc="absolute path; defaults to the name; ends in / for a directory"),
+        "dirname": Field(str, doc="replaces the directory part of path"),
+        "basename": Field(str, doc="replaces the last part of path"),
+        "content": Field(str, doc="exact content; omitted = content not managed"),
+        "source": Field(str, doc="copy content from this file (or tree, with recurse)"),
+        "state": Field(str, default="exists", choices=("exists", "absent")),
+        "mode": Field((str, int), doc="octal mode, e.g. '0644'"),
+        "recurse": Field(bool, default=False, doc="allow directory trees (copy or remove)"),
+        "force": Field(bool, default=False, doc="allow replacing a directory by a file"),
+    }
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        parse_mode(params.get("mode"))
+        if params.get("content") is not None and params.get("source") is not None:
+            raise FieldError("source", "give content or source, not both")
+        for key in ("path", "source"):
+            value = params.get(key)
+            if value is not None and not value.startswith("/"):
+                raise FieldError(key, f"{value!r} must be an absolute path")
+        dirname = params.get("dirname")
+        if dirname is not None and not dirname.startswith("/"):
+            raise FieldError("dirname", f"{dirname!r} must be an absolute path")
+
+    @classmethod
+    def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
+        path = os.path.normpath(resolve_path(name, params))
+        needs = []
+        parent = os.path.dirname(path)
+        while parent and parent != "/":
+            needs.append("file:" + parent)
+            parent = os.path.dirname(parent)
+        return ["file:" + path], needs
+
+    @classmethod
+    def collected_params(cls, name: str, params: Mapping[str, Any], pattern: str) -> Dict[str, Any]:
+        out = dict(params)
+        if pattern:
+            out["path"] = params.get("path") or name
+            out["dirname"] = pattern if pattern.endswith("/") else pattern + "/"
+        return out
+
+    def __init__(self, name: str, params: Mapping[str, Any], meta=None):
+        super().__init__(name, params, meta)
+        self.path = resolve_path(name, self.params)
+        if not self.path.startswith("/"):
+            raise FieldError("path", f"{self.path!r} must be an absolute path")
+        self.is_dir = self.path.endswith("/")
+        self.path = os.path.normpath(self.path)
+        if self.params["state"] == "absent" and os.path.realpath(self.path) == "/":
+            raise FieldError("path", "refusing to remove /")
+        self.mode = parse_mode(self.params.get("mode"))
+        content = self.params.get("content")
+        self.data: Optional[bytes] = None if content is None else content.encode("utf-8")
+        self.digest = None if self.data is None else hashlib.sha256(self.data).hexdigest()
+        self.known: Signature = None
+        self.cancels: List[Callable[[], None]] = []
+
+    def watch(self) -> None:
+        self.cancels.append(self.init.watcher.watch_path(self.path, self._on_event))
+        source = self.params.get("source")
+        if source:
+            self.cancels.append(self.init.watcher.watch_path(source, self.init.event))
+
+    def _on_event(self) -> None:
+        # Our own writes arrive here too; a stat tells them apart cheaply.
+        if _signature(_lstat(self.path)) != self.known or self.known is None:
+            self.init.event()
+
+    def close(self) -> None:
+        for cancel in self.cancels:
+            cancel()
+        self.cancels.clear()
+
+    def say(self, apply: bool, done: str, would: str) -> None:
+        self.init.log.info(done if apply else f"would {would} (noop)")
+
+    def check_apply(self, apply: bool) -> bool:
+        self.known = None
+        try:
+            if self.params["state"] == "absent":
+                return self._absent(apply)
+            if self.is_dir or (self.params.get("source") and self.params["recurse"]):
+                return self._directory(apply)
+            return self._file(apply)
+        except OSError as err:
+            where = err.filename or self.path
+            raise ResourceError(repr(self), f"{err.strerror or err}: {where}") from None
+
+    def _absent(self, apply: bool) -> bool:
+        if os.path.realpath(self.path) == "/":
+            raise ResourceError(repr(self), "refusing to remove /")
+        st = _lstat(self.path)
+        if st is None:
+            return True
+        if stat.S_ISDIR(st.st_mode) and not self.params["recurse"]:
+            message = f"{self.path} is a directory; set recurse: true to remove it"
+            raise ResourceError(repr(self), message)
+        self.say(apply, f"removed {self.path}", f"remove {self.path}")
+        if apply:
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(self.path)
+            else:
+                os.unlink(self.path)
+        return False
+
+    def _wanted(self) -> Tuple[Optional[bytes], Optional[str]]:
+        source = self.params.get("source")
+        if source is None:
+            return self.data, self.digest
+        with open(source, "rb") as handle:
+            data = handle.read()
+        return data, hashlib.sha256(data).hexdigest()
+
+    def _file(self, apply: bool) -> bool:
+        data, digest = self._wanted()
+        before = _lstat(self.path)
+        if before is not None and stat.S_ISDIR(before.st_mode):
+            if not self.params["force"]:
+                message = f"{self.path} is a directory; set force: true to replace it"
+                raise ResourceError(repr(self), message)
+            self.say(apply, f"replaced directory {self.path}", f"replace directory {self.path}")
+            if not apply:
+                return False
+            shutil.rmtree(self.path)
+            before = None
+        if before is None:
+            self.say(apply, f"created {self.path}", f"create {self.path}")
+            if apply:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                mode = self.mode if self.mode is not None else DEFAULT_MODE
+                self.known = _signature(atomic_write(self.path, data or b"", mode))
+            return False
+        ok = True
+        size = len(data or b"")
+        if digest is not None and (before.st_size != size or _sha256_of(self.path) != digest):
+            ok = False
+            self.say(apply, f"wrote content of {self.path}", f"rewrite content of {self.path}")
+            if apply:
+                mode = self.mode if self.mode is not None else stat.S_IMODE(before.st_mode)
+                self.known = _signature(atomic_write(self.path, data or b"", mode))
+                return False
+        if self.mode is not None and stat.S_IMODE(before.st_mode) != self.mode:
+            ok = False
+            self.say(apply, f"set mode {self.mode:04o} on {self.path}", f"set mode {self.mode:04o}")
+            if apply:
+                os.chmod(self.path, self.mode)
+                self.known = _signature(_lstat(self.path))
+                return False
+        after = _lstat(self.path)
+        # Remember what we checked, unless it moved under our feet while we read.
+        self.known = _signature(before) if _signature(after) == _signature(before) else None
+        return ok
+
+    def _directory(self, apply: bool) -> bool:
+        ok = True
+        st = _lstat(self.path)
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            if not self.params["force"]:
+                message = f"{self.path} is not a directory; set force: true to replace it"
+                raise ResourceError(repr(self), message)
+            ok = False
+            self.say(apply, f"replaced {self.path} by a directory", f"replace {self.path}")
+            if apply:
+                os.unlink(self.path)
+            st = None
+        if st is None:
+            ok = False
+            self.say(apply, f"created directory {self.path}", f"create directory {self.path}")
+            if apply:
+                os.makedirs(self.path, exist_ok=True)
+        current = _lstat(self.path)
+        if (
+            self.mode is not None
+            and current is not None
+            and stat.S_IMODE(current.st_mode) != self.mode
+        ):
+            ok = False
+            self.say(apply, f"set mode {self.mode:04o}", f"set mode {self.mode:04o}")
+            if apply:
+                os.chmod(self.path, self.mode)
+        source = self.params.get("source")
+        if source and (apply or st is not None):
+            ok = self._sync_tree(source, apply) and ok
+        return ok
+
+    def _sync_tree(self, source: str, apply: bool) -> bool:
+        """Make the tree at path hold what source holds (extra files go only with force)."""
+        ok = True
+        for folder, dirs, files in os.walk(source):
+            rel = os.path.relpath(folder, source)
+            target_dir = os.path.normpath(os.path.join(self.path, rel))
+            if not os.path.isdir(target_dir):
+                ok = False
+                if not apply:
+                    continue
+                os.makedirs(target_dir, exist_ok=True)
+            for name in files:
+                src, dst = os.path.join(folder, name), os.path.join(target_dir, name)
+                st = _lstat(dst)
+                if st is not None and _sha256_of(src) == _sha256_of(dst):
+                    continue
+                ok = False
+                self.say(apply, f"copied {dst}", f"copy {dst}")
+                if apply:
+                    with open(src, "rb") as handle:
+                        atomic_write(dst, handle.read(), stat.S_IMODE(os.stat(src).st_mode))
+            if self.params["force"] and os.path.isdir(target_dir):
+                wanted = set(dirs) | set(files)
+                for extra in sorted(set(os.listdir(target_dir)) - wanted):
+                    ok = False
+                    gone = os.path.join(target_dir, extra)
+                    self.say(apply, f"removed {gone}", f"remove {gone}")
+                    if apply:
+                        shutil.rmtree(gone) if os.path.isdir(gone) else os.unlink(gone)
+        return ok

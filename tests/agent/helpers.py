@@ -1,0 +1,136 @@
+"""Helpers for the agent tests: an in-memory World, a running `mgmt run`, polling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from mgmt.world.api import ExportedResource
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
+    """Poll until predicate() is true or the deadline passes; returns the last result."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def read(path: Path) -> Optional[str]:
+    try:
+        return path.read_text()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+class MemWorld:
+    """The World protocol in memory, shared by several 'hosts' in one process.
+
+    For engine unit tests only; the integration tests use real etcd.
+    """
+
+    def __init__(self, hostname: str, store: Optional[dict] = None):
+        self.hostname = hostname
+        self.store = (
+            store if store is not None else {"exported": {}, "converged": {}, "watchers": []}
+        )
+        self.converged_log: List[bool] = []
+
+    def export(self, resources) -> None:
+        mine = {(k[0], k[1]): dict(v) for k, v in resources.items()}
+        before = self.store["exported"].get(self.hostname)
+        self.store["exported"][self.hostname] = mine
+        if before != mine:
+            for callback in list(self.store["watchers"]):
+                threading.Thread(target=callback, daemon=True).start()
+
+    def collect(self, kinds) -> List[ExportedResource]:
+        kinds = set(kinds)
+        return [
+            ExportedResource(host, kind, name, params)
+            for host, items in sorted(self.store["exported"].items())
+            for (kind, name), params in sorted(items.items())
+            if kind in kinds
+        ]
+
+    def watch_exported(self, callback):
+        self.store["watchers"].append(callback)
+        return lambda: self.store["watchers"].remove(callback)
+
+    def set_converged(self, converged: bool) -> None:
+        self.converged_log.append(converged)
+        self.store["converged"][self.hostname] = converged
+
+    def converged_hosts(self) -> Dict[str, bool]:
+        return dict(self.store["converged"])
+
+    def watch_converged(self, callback):
+        return lambda: None
+
+    def close(self) -> None:
+        pass
+
+
+class AgentProcess:
+    """`mgmt run ...` in a child process, its log in a file we can poll."""
+
+    def __init__(self, args: List[str], log_path: Path, stdin: Optional[str] = None):
+        self.log_path = log_path
+        env = dict(os.environ, PYTHONPATH=str(SRC), PYTHONUNBUFFERED="1")
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in wait()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mgmt", "run", *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            env=env,
+        )
+        if stdin is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(stdin.encode())
+            self.proc.stdin.close()
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, text: str, timeout: float = 10.0) -> bool:
+        return wait_for(lambda: text in self.log, timeout)
+
+    def wait(self, timeout: float = 15.0) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+
+def run_mgmt(args: List[str], timeout: float = 30.0) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    return subprocess.run(
+        [sys.executable, "-m", "mgmt", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )

@@ -1,0 +1,166 @@
+"""Graph files: the model, and every kind of mistake reported at its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mgmt.errors import GraphError
+from mgmt.graph import diff_resources, load_graph, parse_graph
+from mgmt.resources.base import Meta
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_the_write_ups_example_graph_loads():
+    graph = load_graph(EXAMPLES / "remote2a.yaml")
+    assert graph.name == "mygraph"
+    assert graph.remote == "ssh://root@10.254.0.2:22"
+    assert set(graph.local()) == {("file", "file1a")}
+    exported = graph.exported()[("file", "file2a")]
+    assert exported.params["content"] == "i am file2a, exported from host a\n"
+    assert exported.params["path"] == "/tmp/file2a"
+    assert [(c.kind, c.pattern) for c in graph.collect] == [("file", "/tmp/")]
+
+
+def test_defaults_meta_and_edges():
+    graph = parse_graph(
+        """
+graph: g
+resources:
+  exec:
+  - name: first
+    cmd: "true"
+    meta: {retry: 3, delay: 50, noop: true}
+  - name: second
+    cmd: "true"
+edges:
+- name: e1
+  from: {kind: exec, name: first}
+  to: {kind: exec, name: second}
+"""
+    )
+    first = graph.resources[("exec", "first")]
+    assert first.meta == Meta(retry=3, delay=50, noop=True)
+    assert first.params["timeout"] == 0 and first.params["shell"] == ""
+    assert graph.edges[0].from_ == ("exec", "first") and graph.edges[0].to == ("exec", "second")
+
+
+BAD = [
+    ("graph: g\nbogus: 1\n", 2, "unknown key 'bogus'"),
+    ("resources: {}\n", 1, "needs 'graph'"),
+    ("graph: g\nresources:\n  frobnicate:\n  - name: x\n", 3, "unknown resource kind 'frobnicate'"),
+    ("graph: g\nresources:\n  exec:\n  - name: x\n", 4, "cmd: required field missing"),
+    (
+        "graph: g\nresources:\n  exec:\n  - name: x\n    cmd: ls\n    colour: red\n",
+        6,
+        "unknown field",
+    ),
+    ("graph: g\nresources:\n  file:\n  - name: /x\n    mode: 99z\n", 5, "octal mode"),
+    ("graph: g\nresources:\n  file:\n  - name: /x\n    state: gone\n", 5, "not one of"),
+    (
+        "graph: g\nresources:\n  exec:\n  - name: x\n    cmd: ls\n    timeout: soon\n",
+        6,
+        "expected int",
+    ),
+    (
+        "graph: g\nresources:\n  noop:\n  - name: x\n    meta: {retry: yes}\n",
+        5,
+        "retry must be int",
+    ),
+    ("graph: g\nresources:\n  noop:\n  - name: x\n  - name: x\n", 5, "duplicate resource noop[x]"),
+    ("graph: g\nresources:\n  file:\n  - name: relative/path\n", 4, "must be an absolute path"),
+    ("graph: g\nresources:\n  file:\n  - name: /\n    state: absent\n", 4, "refusing to remove /"),
+    (
+        "graph: g\nresources:\n  noop:\n  - {name: a}\n"
+        "edges:\n- name: e\n  from: {kind: noop, name: a}\n  to: {kind: noop, name: zz}\n",
+        8,
+        "missing resource noop[zz]",
+    ),
+    (
+        "graph: g\nresources:\n  noop: [{name: a}]\ncollect:\n- kind: nope\n",
+        5,
+        "unknown resource kind",
+    ),
+    ("graph: g\nresources: [\n", 3, "YAML syntax error"),
+    ("graph: g\ngraph: h\n", 2, "duplicate key 'graph'"),
+    ("", 1, "empty"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "message"), BAD, ids=[b[2] for b in BAD])
+def test_bad_graphs_name_file_and_line(text, line, message):
+    with pytest.raises(GraphError) as caught:
+        parse_graph(text, "bad.yaml")
+    assert caught.value.line == line, str(caught.value)
+    assert message in caught.value.message
+    assert str(caught.value).startswith(f"bad.yaml:{line}: ")
+
+
+def test_a_cycle_is_reported_with_its_path_and_an_edge_line():
+    text = """graph: g
+resources:
+  noop:
+  - name: a
+  - name: b
+  - name: c
+edges:
+- name: ab
+  from: {kind: noop, name: a}
+  to: {kind: noop, name: b}
+- name: bc
+  from: {kind: noop, name: b}
+  to: {kind: noop, name: c}
+- name: ca
+  from: {kind: noop, name: c}
+  to: {kind: noop, name: a}
+"""
+    with pytest.raises(GraphError) as caught:
+        parse_graph(text, "cycle.yaml")
+    message = str(caught.value)
+    assert message.startswith("cycle.yaml:8: dependency cycle: ")
+    for key in ("noop[a]", "noop[b]", "noop[c]"):
+        assert key in message
+
+
+def test_autoedges_join_a_file_to_its_directory_and_can_close_a_cycle():
+    text = """graph: g
+resources:
+  file:
+  - name: dir
+    path: /tmp/d/
+  - name: inner
+    path: /tmp/d/inner
+edges:
+- name: back
+  from: {kind: file, name: inner}
+  to: {kind: file, name: dir}
+"""
+    with pytest.raises(GraphError, match="dependency cycle"):
+        parse_graph(text)
+    relaxed = text.replace(
+        "    path: /tmp/d/inner\n", "    path: /tmp/d/inner\n    meta: {autoedge: false}\n"
+    )
+    assert len(parse_graph(relaxed).resources) == 2
+
+
+def test_diff_tells_added_changed_removed_unchanged():
+    old = parse_graph(
+        "graph: g\nresources:\n  noop: [{name: a}, {name: b}]\n  exec:\n  - {name: c, cmd: ls}\n"
+    )
+    new = parse_graph(
+        "graph: g\nresources:\n  noop: [{name: a}, {name: d}]\n  exec:\n  - {name: c, cmd: pwd}\n"
+    )
+    diff = diff_resources(old.resources, new.resources)
+    assert diff.added == [("noop", "d")]
+    assert diff.changed == [("exec", "c")]
+    assert diff.removed == [("noop", "b")]
+    assert diff.unchanged == [("noop", "a")]
+    assert diff.summary() == "added 1 (noop[d]), changed 1 (exec[c]), removed 1 (noop[b])"
+
+
+def test_moving_a_resource_to_another_line_is_not_a_change():
+    old = parse_graph("graph: g\nresources:\n  noop:\n  - name: a\n")
+    new = parse_graph("graph: g\ncomment: moved\n\nresources:\n  noop:\n  - name: a\n")
+    assert diff_resources(old.resources, new.resources).empty
