@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import urllib.request
 
 import pytest
@@ -20,8 +23,11 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # A zombie still answers kill(0); a reaped process does not exist at all.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split()[2] != "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_starts_healthy_on_loopback_and_stops(tmp_path):
@@ -89,3 +95,29 @@ def test_start_deadline_is_a_clear_error(tmp_path):
     with pytest.raises(WorldError, match="not healthy after 1s"):
         server.start()
     assert server.pid is None
+
+
+def test_etcd_dies_with_a_killed_agent(tmp_path):
+    """SIGKILL gives the agent no chance to stop etcd; the kernel must do it."""
+    require_tools("etcd")
+    script = (
+        "import sys; from pathlib import Path; from mgmt.world.server import EmbeddedEtcd\n"
+        "server = EmbeddedEtcd(Path(sys.argv[1])); server.start()\n"
+        "print(server.pid, flush=True); sys.stdin.read()\n"
+    )
+    agent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "etcd")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        etcd_pid = int(agent.stdout.readline())
+        assert alive(etcd_pid)
+    finally:
+        agent.kill()
+        agent.wait()
+    deadline = time.monotonic() + 10
+    while alive(etcd_pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not alive(etcd_pid)

@@ -14,11 +14,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from mgmt.errors import WorldError
 from mgmt.log import get_logger
@@ -42,6 +43,7 @@ MAX_TXN_OPS = ("--max-txn-ops", "100000")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 PORT_ATTEMPTS = 3
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def find_etcd(binary: Optional[str] = None) -> str:
@@ -214,6 +216,7 @@ class EmbeddedEtcd:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=_die_with_parent(),
             )
 
     def _terminate(self) -> None:
@@ -248,6 +251,31 @@ class EmbeddedEtcd:
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+def _die_with_parent() -> Optional[Callable[[], None]]:
+    """A preexec hook so that etcd gets SIGTERM if the agent is SIGKILLed.
+
+    Without it a killed agent leaves an orphan etcd running forever. Linux sends
+    the signal when the *thread* that forked exits, so it is only armed from the
+    main thread, whose end is the process's end.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the agent died before the signal was armed
+            os._exit(1)
+
+    return arm
 
 
 class _PortTaken(Exception):
