@@ -66,10 +66,11 @@ def check_text(option: str, value: str, multiline: bool = False) -> str:
             raise refuse(option, f"{where}ends with whitespace, which rpm drops")
         if not multiline and line != line.lstrip():
             raise refuse(option, "starts with whitespace, which rpm drops")
+        # rpm checks both after macro expansion, so no escape can help.
         if multiline and line.startswith("%"):
-            # After macro expansion rpm would read it as a section header
-            # ("%files"), so no escape can make it text: refuse.
             raise refuse(option, f"{where}starts with '%', which rpm reads as a section")
+        if multiline and line.lstrip().startswith("#"):
+            raise refuse(option, f"{where}starts with '#', which rpm drops as a comment")
     if multiline and not lines[-1]:
         raise refuse(option, "ends with a blank line, which rpm drops")
     return value

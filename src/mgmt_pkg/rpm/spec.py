@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mgmt_pkg.rpm.model import PhonyPackage
 
-__all__ = ["escape", "escape_text", "render_spec"]
+__all__ = ["escape", "render_spec"]
 
 TEMPLATE = "phony.spec.j2"
 
@@ -16,16 +16,6 @@ TEMPLATE = "phony.spec.j2"
 def escape(value: object) -> str:
     """Make a value literal for rpm's macro expansion: "%" -> "%%"."""
     return str(value).replace("%", "%%")
-
-
-def escape_text(value: str) -> str:
-    """Escape a multi-line text body (%description).
-
-    rpm blanks lines that start with "#" there (comments); "%{nil}" in front
-    expands to nothing after that check, so the line reads back unchanged.
-    """
-    lines = escape(value).split("\n")
-    return "\n".join("%{nil}" + line if line.startswith("#") else line for line in lines)
 
 
 def render_spec(package: PhonyPackage) -> str:
@@ -40,5 +30,4 @@ def render_spec(package: PhonyPackage) -> str:
         autoescape=False,
     )
     environment.filters["rpm"] = escape
-    environment.filters["rpm_text"] = escape_text
     return environment.get_template(TEMPLATE).render(p=package)

@@ -1,0 +1,73 @@
+"""Helpers for the RPM tests: run the real CLI in-process, lint, serve a repo."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import io
+import re
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Tuple
+
+from mgmt_pkg.cli import main
+
+EXAMPLE = ["-n", "vagrant-libvirt", "-v", "0.0.24", "--iteration", "noop", "-d", "vagrant >= 1.6.5"]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def paths(self) -> List[Path]:
+        return [Path(line) for line in self.out.splitlines()]
+
+
+def run_cli(*args: str) -> Result:
+    """``mgmt-pkg ARGS`` through the real entry point (error mapping included)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else 1
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+_LINT = re.compile(r"^(?P<package>\S+): (?P<level>[EW]): (?P<check>\S+)", re.MULTILINE)
+
+
+def rpmlint(*paths: Path) -> Tuple[List[str], List[str]]:
+    """(errors, warnings) of rpmlint with the machine's default configuration."""
+    done = subprocess.run(
+        ["rpmlint", *map(str, paths)], capture_output=True, text=True, check=False
+    )
+    found = [(m["level"], f"{m['package']}: {m['check']}") for m in _LINT.finditer(done.stdout)]
+    return [c for level, c in found if level == "E"], [c for level, c in found if level == "W"]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on 127.0.0.1 (a free port); yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
