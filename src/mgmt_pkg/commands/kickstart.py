@@ -1,0 +1,93 @@
+"""``mgmt-pkg kickstart render|check``: templates in, validated kickstarts out."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import click
+
+from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+
+TARGET_HELP = "pykickstart version to validate for: F39, RHEL9, F17, ..."
+
+
+def parse_vars(pairs: Tuple[str, ...]) -> Dict[str, str]:
+    variables: Dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.isidentifier():
+            raise InvalidInput(f"--var {pair!r}: expected NAME=VALUE")
+        variables[name] = value
+    return variables
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file in the same directory, then rename: never a half-written kickstart."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _print_findings(report) -> None:
+    for finding in report.findings:
+        click.echo(str(finding), err=True)
+
+
+@click.group()
+def kickstart() -> None:
+    """Render kickstart templates and validate kickstarts with pykickstart."""
+
+
+@kickstart.command()
+@click.argument("template")
+@click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE", help="Template variable.")
+@click.option("--target", default="F39", show_default=True, help=TARGET_HELP)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+def render(template: str, pairs: Tuple[str, ...], target: str, output: Optional[Path]) -> None:
+    """Render TEMPLATE (minimal, lvm, or a .ks.j2 file) and validate the result.
+
+    Nothing is written when validation finds an error.
+    """
+    from mgmt_pkg.kickstart import KickstartInvalid, check_text, render
+
+    text = render(template, parse_vars(pairs), target)
+    source = f"{output or template} (rendered)"
+    report = check_text(text, target, source)
+    _print_findings(report)
+    if not report.ok:
+        raise KickstartInvalid(report)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_atomically(output, text)
+        click.echo(f"wrote {output} ({target}, valid)", err=True)
+
+
+@kickstart.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", default="F39", show_default=True, help=TARGET_HELP)
+def check(files: Tuple[Path, ...], target: str) -> None:
+    """Validate kickstart FILES; exit 1 if any has an error (warnings are printed)."""
+    from mgmt_pkg.kickstart import KickstartInvalid, check_file
+
+    failed = []
+    for path in files:
+        report = check_file(path, target)
+        _print_findings(report)
+        if report.ok:
+            click.echo(f"{path}: valid for {target}")
+        else:
+            failed.append(report)
+    if len(failed) == 1:
+        raise KickstartInvalid(failed[0])
+    if failed:
+        raise MgmtPkgError(f"{len(failed)} of {len(files)} kickstarts have errors")

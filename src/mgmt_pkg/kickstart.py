@@ -1,0 +1,253 @@
+"""Kickstarts: render the templates in templates/kickstart and validate with pykickstart.
+
+Validation is ksvalidator's, made quiet and complete: every parse error with
+its line (pykickstart prints non-fatal errors to stderr; we collect them),
+parse and deprecation warnings counted as errors as ksvalidator does, plus
+two checks pykickstart cannot make because they are about anaconda, not
+syntax:
+
+- ``logvol ... --fstype=none`` (the write-up's trick for an unformatted
+  volume) passes pykickstart, but anaconda since Fedora 18 / RHEL 6.7 aborts
+  with 'The "none" file system type is not supported.' unless it is a thin pool;
+- an install that lacks one of the commands REFERENCE.md §6 lists stops and
+  waits for someone at the console instead of running unattended.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "Finding",
+    "KickstartInvalid",
+    "Report",
+    "check_file",
+    "check_text",
+    "is_legacy",
+    "render",
+    "template_names",
+]
+
+DEFAULT_TARGET = "F39"
+TEMPLATE_SUFFIX = ".ks.j2"
+_TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "kickstart"
+
+FSTYPE_NONE = (
+    "logvol {mount} --fstype=none: anaconda since Fedora 18 / RHEL 6.7 aborts with "
+    '"The \\"none\\" file system type is not supported." (unless it is a thin pool); '
+    "create the volume in %post with lvcreate instead "
+    "(the lvm template does: --var unformatted_lv=post)"
+)
+NOT_UNATTENDED = "not unattended: no {what}; anaconda will stop and wait at the console"
+
+# What an unattended install needs, as (what to say, handler attributes; any one will do).
+_UNATTENDED = (
+    ("lang", ("lang",)),
+    ("keyboard", ("keyboard",)),
+    ("timezone", ("timezone",)),
+    ("rootpw (or user)", ("rootpw", "user")),
+    ("bootloader", ("bootloader",)),
+    ("install source (url, nfs, cdrom, ...)", ("url", "nfs", "cdrom", "harddrive", "liveimg")),
+    ("zerombr", ("zerombr",)),
+    ("clearpart", ("clearpart",)),
+    ("partitioning (autopart, part, logvol)", ("autopart", "partition", "logvol", "reqpart")),
+    ("reboot, poweroff or shutdown", ("reboot",)),
+)
+_LINE = re.compile(r"\bline (\d+)")
+
+
+class KickstartInvalid(MgmtPkgError):
+    """The kickstart has errors; carries the findings (each with file and line).
+
+    The message is one line; commands print the findings before raising.
+    """
+
+    def __init__(self, report: Report):
+        self.report = report
+        count = len(report.errors)
+        plural = "error" if count == 1 else "errors"
+        super().__init__(f"{report.source}: {count} {plural} for {report.target}")
+
+
+@dataclass(frozen=True)
+class Finding:
+    source: str
+    line: Optional[int]
+    severity: str  # "error" or "warning"
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.severity}: {self.message}"
+
+
+@dataclass
+class Report:
+    source: str
+    target: str
+    findings: List[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> List[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def is_legacy(target: str) -> bool:
+    """Targets whose anaconda still accepts ``--fstype=none`` (before F18 and RHEL 6)."""
+    match = re.fullmatch(r"(FC|F|RHEL)(\d+)", target.upper())
+    if match is None:
+        return False  # DEVEL and anything newer
+    family, number = match.group(1), int(match.group(2))
+    return family == "FC" or (family == "F" and number < 18) or (family == "RHEL" and number < 6)
+
+
+def has_modern_syntax(target: str) -> bool:
+    """F23+ / RHEL7+: keyboard --vckeymap, rootpw --lock, reqpart, autopart --type."""
+    match = re.fullmatch(r"(FC|F|RHEL)(\d+)", target.upper())
+    if match is None:
+        return True
+    family, number = match.group(1), int(match.group(2))
+    return (family == "F" and number >= 23) or (family == "RHEL" and number >= 7)
+
+
+def _handler(target: str) -> Any:
+    from pykickstart.errors import KickstartVersionError
+    from pykickstart.version import makeVersion
+
+    try:
+        return makeVersion(target.upper())
+    except KickstartVersionError as error:
+        raise InvalidInput(f"unknown kickstart target {target!r} (try F39 or RHEL9)") from error
+
+
+def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstart>") -> Report:
+    """Validate ``text`` for ``target`` (a pykickstart version: F39, RHEL9, ...)."""
+    from pykickstart.errors import KickstartError
+    from pykickstart.parser import KickstartParser
+
+    report = Report(source, target)
+    handler = _handler(target)
+
+    def error(line: Optional[int], message: str) -> None:
+        report.findings.append(Finding(source, line, "error", message))
+
+    class _CollectingParser(KickstartParser):
+        # pykickstart prints non-fatal errors to stderr; collect them instead.
+        def _tryFunc(self, fn: Callable[[], None]) -> None:
+            try:
+                fn()
+            except KickstartError as problem:
+                self.errorsCount += 1
+                error(problem.lineno, problem.message)
+
+        # Deprecation warnings do not always say their line: catch them per command.
+        def handleCommand(self, lineno: int, args: List[str]) -> Any:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = super().handleCommand(lineno, args)
+            for warning in caught:
+                error(lineno, str(warning.message).strip())
+            return result
+
+    parser = _CollectingParser(handler, followIncludes=False, errorsAreFatal=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            parser.readKickstartFromString(text)
+        except KickstartError as problem:  # fatal: unknown sections and the like
+            error(problem.lineno, problem.message)
+    for warning in caught:
+        # ksvalidator turns parse and deprecation warnings into errors; so do we.
+        found = _LINE.search(str(warning.message))
+        error(int(found.group(1)) if found else None, str(warning.message).strip())
+    if not report.errors:
+        _anaconda_checks(handler, target, report)
+    report.findings.sort(key=lambda f: (f.line or 0, f.severity))
+    return report
+
+
+def _anaconda_checks(handler: Any, target: str, report: Report) -> None:
+    """What pykickstart accepts but anaconda rejects or asks about."""
+    if not is_legacy(target):
+        for logvol in handler.logvol.dataList():
+            if (logvol.fstype or "").lower() == "none" and not logvol.thin_pool:
+                message = FSTYPE_NONE.format(mount=logvol.mountpoint)
+                report.findings.append(Finding(report.source, logvol.lineno, "warning", message))
+    for what, commands in _UNATTENDED:
+        if not any(getattr(getattr(handler, name, None), "seen", False) for name in commands):
+            message = NOT_UNATTENDED.format(what=what)
+            report.findings.append(Finding(report.source, None, "warning", message))
+    if not handler.packages.seen:
+        message = NOT_UNATTENDED.format(what="%packages section")
+        report.findings.append(Finding(report.source, None, "warning", message))
+
+
+def check_file(path: Path, target: str = DEFAULT_TARGET) -> Report:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{path}: cannot read: {error}") from error
+    return check_text(text, target, str(path))
+
+
+def template_names() -> List[str]:
+    """The built-in templates (files starting with _ are partials)."""
+    return sorted(
+        p.name[: -len(TEMPLATE_SUFFIX)]
+        for p in _TEMPLATE_DIR.glob(f"*{TEMPLATE_SUFFIX}")
+        if not p.name.startswith("_")
+    )
+
+
+def _fail(message: str) -> None:
+    raise InvalidInput(message)
+
+
+def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TARGET) -> str:
+    """Render a built-in template (``minimal``, ``lvm``) or a template file path."""
+    import jinja2
+
+    for name, value in variables.items():
+        if "\n" in value or "\r" in value:
+            raise InvalidInput(f"--var {name}: a value may not span lines")
+    _handler(target)  # unknown targets fail before rendering
+    path = Path(template)
+    if path.is_file():
+        search, name = [str(path.resolve().parent), str(_TEMPLATE_DIR.parent)], path.name
+    elif template in template_names():
+        search, name = [str(_TEMPLATE_DIR.parent)], f"kickstart/{template}{TEMPLATE_SUFFIX}"
+    else:
+        known = ", ".join(template_names())
+        raise InvalidInput(f"no template {template!r} (built-in: {known}; or a file path)")
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # kickstart, not HTML
+    )
+    environment.globals["fail"] = _fail
+    context: Dict[str, Any] = {
+        "target": target.upper(),
+        "modern": has_modern_syntax(target),
+        "fstype_none_ok": is_legacy(target),
+    }
+    context.update(variables)
+    try:
+        return environment.get_template(name).render(context)
+    except jinja2.UndefinedError as error:
+        missing = str(error).split("'")[1] if "'" in str(error) else str(error)
+        raise InvalidInput(f"{template}: needs --var {missing}=...") from error
+    except jinja2.TemplateError as error:
+        line = getattr(error, "lineno", None)
+        raise InvalidInput(f"{template}:{line or '?'}: {error}") from error
