@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ from tcpproxy import TcpProxy
 from mgmt.world.api import ExportedResource
 from mgmt.world.client import EtcdClient
 from mgmt.world.exchange import EtcdWorld
+from mgmt.world.watch import PrefixWatch
 
 WAIT = 10.0  # upper bound for an event that should arrive in milliseconds
 
@@ -241,3 +243,19 @@ def test_a_converged_change_between_read_and_watch_is_not_lost(world):
     assert seen.wait_for(1)
     assert a.converged_hosts() == {"b": True}
     cancel()
+
+
+def test_watch_on_a_silent_seed_gives_up_and_uses_the_live_one(etcd):
+    """A seed that accepts but never answers must not hold the watch for ever."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = EtcdClient([silent_url, etcd.client_url], read_timeout=0.5)
+        # The watch's first stream goes to the first seed: the silent one.
+        after, _ = EtcdClient([etcd.client_url]).range("/_mgmt/exported/", count_only=True)
+        seen = Recorder()
+        watch = PrefixWatch(client, "/_mgmt/exported/", seen, after)
+        assert watch.connected.wait(WAIT)
+        assert client.url == etcd.client_url
+        EtcdClient([etcd.client_url]).put("/_mgmt/exported/b/resources/file/f", "{}")
+        assert seen.wait_for(1)
+        watch.cancel()

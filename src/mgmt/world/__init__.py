@@ -35,7 +35,7 @@ def open_world(settings: Settings, state_dir: Path) -> Iterator[EtcdWorld]:
     its data in ``state_dir/etcd`` and stops it on exit. ``--no-server`` without
     seeds is an input error: there would be no cluster at all.
     """
-    from mgmt.world.client import EtcdClient
+    from mgmt.world.client import EtcdClient, preload
     from mgmt.world.exchange import EtcdWorld
     from mgmt.world.server import EmbeddedEtcd
 
@@ -47,6 +47,7 @@ def open_world(settings: Settings, state_dir: Path) -> Iterator[EtcdWorld]:
         raise InputError("--no-server needs --seeds: there is no etcd cluster to join")
     else:
         server = EmbeddedEtcd(Path(state_dir) / "etcd")
+        preload()  # the client library loads while etcd starts
         server.start()
         urls = [server.client_url]
         log.info("embedded etcd serving at %s", server.client_url)

@@ -126,13 +126,14 @@ class PrefixWatch:
         if token:
             headers["Authorization"] = token
         conn.request("POST", f"{API_PATH}watch", body=json.dumps(request), headers=headers)
-        # Only the connect and the request are bounded: an idle watch blocks for
-        # as long as nothing changes, and cancel() or a dropped peer ends the read.
-        conn.sock.settimeout(None)
+        # Bounded until etcd confirms the watch; after that an idle watch blocks
+        # for as long as nothing changes, and cancel() or a dead peer ends the read.
+        conn.sock.settimeout(self.client.timeout[1])
         response = conn.getresponse()
         if response.status != 200:
             self._refused(token, response.read().decode(errors="replace"))
         for line in _lines(response):
+            conn.sock.settimeout(None)
             message = json.loads(line)
             if "error" in message:
                 self._refused(token, json.dumps(message["error"]))
@@ -187,6 +188,12 @@ def _connect(url: str, timeout: float) -> http.client.HTTPConnection:
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = cls(parts.hostname, parts.port, timeout=timeout)
     conn.connect()
+    # A tunnel that dies without a FIN would leave an idle watch waiting for
+    # ever; keepalive probes find out within about a minute.
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):
+            conn.sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
     return conn
 
 
