@@ -182,6 +182,7 @@ def run_agent(settings: Settings) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with state_dir(settings) as state, open_world(settings, state) as world:
+            log.debug("state directory %s", state)
             from mgmt.engine.agent import Agent
 
             agent = Agent(settings, world, state)

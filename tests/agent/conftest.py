@@ -1,0 +1,50 @@
+"""Fixtures for the agent tests: a file watcher and an engine wired like the agent's."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from mgmt.engine.scheduler import Engine
+from mgmt.engine.watcher import FileWatcher
+from mgmt.resources.base import Init
+
+
+@pytest.fixture
+def watcher():
+    w = FileWatcher()
+    yield w
+    w.close()
+
+
+def make_init(watcher, tmp_path, world=None, event=None):
+    """An Init for a resource used on its own (outside an engine)."""
+    return Init(
+        hostname="test",
+        log=logging.LoggerAdapter(logging.getLogger("mgmt.test"), {}),
+        state_dir=tmp_path / "state",
+        watcher=watcher,
+        event=event or (lambda: None),
+        world=world,
+        stopping=threading.Event(),
+    )
+
+
+@pytest.fixture
+def engine_factory(watcher, tmp_path):
+    """Engines built like the agent builds them; all stopped at the end."""
+    engines = []
+
+    def build(noop: bool = False, on_idle=None, world=None) -> Engine:
+        def init(spec, logger, event):
+            return Init("test", logger, tmp_path / "state" / spec.name, watcher, event, world)
+
+        engine = Engine(init, noop=noop, on_idle=on_idle)
+        engines.append(engine)
+        return engine
+
+    yield build
+    for engine in engines:
+        engine.stop()

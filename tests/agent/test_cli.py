@@ -1,0 +1,192 @@
+"""`mgmt run` end to end on real files: converge, restore, noop, reload, errors, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import textwrap
+
+from helpers import AgentProcess, read, run_mgmt, wait_for
+
+
+def write_graph(path, body: str) -> None:
+    path.write_text("graph: test\n" + textwrap.dedent(body))
+
+
+def files_graph(out, **contents) -> str:
+    lines = ["resources:", "  file:"]
+    for name, content in contents.items():
+        lines += [
+            f"  - name: {name}",
+            f"    path: {out / name}",
+            f"    content: {json.dumps(content)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_converges_and_exits_zero(tmp_path):
+    graph = tmp_path / "g.yaml"
+    write_graph(graph, files_graph(tmp_path / "out", a="A\n", b="B\n"))
+    result = run_mgmt(
+        ["--file", str(graph), "--no-server", "--tmp-prefix", "--converged-timeout", "0"]
+    )
+    assert result.returncode == 0, result.stderr
+    assert read(tmp_path / "out" / "a") == "A\n" and read(tmp_path / "out" / "b") == "B\n"
+    assert "converged" in result.stderr
+
+
+def test_tmp_prefix_is_private_and_removed_at_exit(tmp_path):
+    graph = tmp_path / "g.yaml"
+    write_graph(graph, "resources:\n  exec:\n  - name: where\n    cmd: 'true'\n")
+    agent = AgentProcess(
+        ["--file", str(graph), "--no-server", "--tmp-prefix", "-v"], tmp_path / "log"
+    )
+    try:
+        assert agent.wait_log("where: ran", 10), agent.log
+        state = re.search(r"state directory (\S+)", agent.log).group(1)
+        assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    finally:
+        assert agent.stop() == 0
+    assert not os.path.exists(state)
+
+
+def test_restores_after_external_edit_and_delete_then_stops_on_sigterm(tmp_path):
+    graph, out = tmp_path / "g.yaml", tmp_path / "out"
+    write_graph(graph, files_graph(out, f="keep me\n") + "    mode: '0644'\n")
+    agent = AgentProcess(["--file", str(graph), "--no-server", "--tmp-prefix"], tmp_path / "log")
+    try:
+        assert wait_for(lambda: read(out / "f") == "keep me\n", 10), agent.log
+        (out / "f").write_text("vandalised\n")
+        assert wait_for(lambda: read(out / "f") == "keep me\n", 5), agent.log
+        (out / "f").unlink()
+        assert wait_for(lambda: read(out / "f") == "keep me\n", 5), agent.log
+        os.chmod(out / "f", 0o777)
+        assert wait_for(lambda: stat.S_IMODE(os.stat(out / "f").st_mode) == 0o644, 5), agent.log
+    finally:
+        code = agent.stop(signal.SIGTERM)
+    assert code == 0
+    assert "interrupted by SIGTERM" in agent.log and "Goodbye!" in agent.log
+    assert "Traceback" not in agent.log
+
+
+def test_sigint_stops_cleanly(tmp_path):
+    graph = tmp_path / "g.yaml"
+    write_graph(graph, files_graph(tmp_path / "out", f="x"))
+    agent = AgentProcess(["--file", str(graph), "--no-server", "--tmp-prefix"], tmp_path / "log")
+    assert agent.wait_log("created", 10), agent.log
+    assert agent.stop(signal.SIGINT) == 0
+    assert "Traceback" not in agent.log
+
+
+def test_noop_reports_and_changes_nothing(tmp_path):
+    graph, out = tmp_path / "g.yaml", tmp_path / "out"
+    out.mkdir()
+    (out / "b").write_text("wrong\n")
+    write_graph(graph, files_graph(out, a="A\n", b="B\n"))
+    result = run_mgmt(
+        ["--file", str(graph), "--no-server", "--tmp-prefix", "--noop", "--converged-timeout", "0"]
+    )
+    assert result.returncode == 0, result.stderr
+    assert "would create" in result.stderr and "would rewrite content" in result.stderr
+    assert not (out / "a").exists() and read(out / "b") == "wrong\n"
+
+
+def test_live_reload_applies_only_the_difference_and_survives_a_bad_edit(tmp_path):
+    graph, out = tmp_path / "g.yaml", tmp_path / "out"
+    write_graph(graph, files_graph(out, keep="same\n", edit="v1\n", drop="bye\n"))
+    agent = AgentProcess(["--file", str(graph), "--no-server", "--tmp-prefix"], tmp_path / "log")
+    try:
+        assert wait_for(lambda: read(out / "edit") == "v1\n" and read(out / "drop") == "bye\n", 10)
+        kept = os.stat(out / "keep")
+        write_graph(graph, files_graph(out, keep="same\n", edit="v2\n", add="new\n"))
+        assert wait_for(lambda: read(out / "edit") == "v2\n" and read(out / "add") == "new\n", 5), (
+            agent.log
+        )
+        assert agent.wait_log(
+            "added 1 (file[add]), changed 1 (file[edit]), removed 1 (file[drop])", 5
+        )
+        after = os.stat(out / "keep")
+        assert (kept.st_ino, kept.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+        # A removed resource is no longer managed: its file stays as it is.
+        assert read(out / "drop") == "bye\n"
+        graph.write_text("graph: broken\nresources: [\n")
+        assert agent.wait_log("keeping the last good graph", 5), agent.log
+        assert "YAML syntax error" in agent.log and f"{graph}:" in agent.log
+        (out / "edit").write_text("tampered")
+        assert wait_for(lambda: read(out / "edit") == "v2\n", 5), agent.log
+        assert agent.proc.poll() is None
+    finally:
+        assert agent.stop() == 0
+
+
+def test_no_watch_ignores_graph_edits(tmp_path):
+    graph, out = tmp_path / "g.yaml", tmp_path / "out"
+    write_graph(graph, files_graph(out, f="v1\n"))
+    agent = AgentProcess(
+        ["--file", str(graph), "--no-server", "--tmp-prefix", "--no-watch"], tmp_path / "log"
+    )
+    try:
+        assert wait_for(lambda: read(out / "f") == "v1\n", 10)
+        write_graph(graph, files_graph(out, f="v2\n"))
+        (out / "f").write_text("poke")  # an event the agent does react to
+        assert wait_for(lambda: read(out / "f") == "v1\n", 5)
+    finally:
+        agent.stop()
+
+
+def test_bad_files_and_cycles_exit_2_with_file_and_line(tmp_path):
+    graph = tmp_path / "bad.yaml"
+    write_graph(graph, "resources:\n  file:\n  - name: /tmp/x\n    colour: red\n")
+    result = run_mgmt(["--file", str(graph), "--no-server", "--tmp-prefix"])
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"mgmt: error: {graph}:5: file[/tmp/x]: colour")
+    )
+    cycle = tmp_path / "cycle.yaml"
+    write_graph(
+        cycle,
+        """\
+        resources:
+          noop: [{name: a}, {name: b}]
+        edges:
+        - {name: ab, from: {kind: noop, name: a}, to: {kind: noop, name: b}}
+        - {name: ba, from: {kind: noop, name: b}, to: {kind: noop, name: a}}
+        """,
+    )
+    result = run_mgmt(["--file", str(cycle), "--no-server", "--tmp-prefix"])
+    assert result.returncode == 2
+    assert f"mgmt: error: {cycle}:5: dependency cycle: " in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = run_mgmt(["--file", str(tmp_path / "nope.yaml"), "--no-server", "--tmp-prefix"])
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_failed_resource_makes_a_converged_run_exit_1_but_others_apply(tmp_path):
+    graph, out = tmp_path / "g.yaml", tmp_path / "out"
+    write_graph(
+        graph,
+        f"""\
+        resources:
+          exec:
+          - {{name: broken, cmd: 'false'}}
+          file:
+          - {{name: fine, path: {out}/fine, content: "ok"}}
+        """,
+    )
+    result = run_mgmt(
+        ["--file", str(graph), "--no-server", "--tmp-prefix", "--converged-timeout", "0"]
+    )
+    assert result.returncode == 1
+    assert "broken: failed" in result.stderr
+    assert read(out / "fine") == "ok"
+
+
+def test_usage_errors_exit_2():
+    assert run_mgmt([]).returncode == 2
+    result = run_mgmt(["--file", "x.yaml", "--etcd-auth-stdin", "--no-server"])
+    assert result.returncode == 2 and "username:password" in result.stderr

@@ -1,0 +1,175 @@
+"""The scheduler: order, parallelism, failures, retries, noop, live updates, convergence."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from helpers import wait_for
+
+from mgmt.engine.converger import Converger
+from mgmt.graph import parse_graph
+from mgmt.resources.base import REGISTRY, Field, Resource
+
+# A kind for these tests only: records when it ran, can fail or block on demand.
+LOG: list = []
+GATES: dict = {}
+
+
+class ProbeRes(Resource):
+    kind = "probe"
+    fields = {
+        "fail": Field(int, default=0),
+        "gate": Field(str, default=""),
+        "changes": Field(bool, default=True),
+    }
+
+    def __init__(self, name, params, meta=None):
+        super().__init__(name, params, meta)
+        self.failures_left = self.params["fail"]
+
+    def check_apply(self, apply: bool) -> bool:
+        LOG.append((self.name, apply, time.monotonic()))
+        gate = self.params["gate"]
+        if gate:
+            GATES[gate].wait(10)
+        if self.failures_left:
+            self.failures_left -= 1
+            raise RuntimeError(f"{self.name} broke")
+        return not self.params["changes"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def probe_kind():
+    REGISTRY["probe"] = f"{__name__}:ProbeRes"
+    yield
+    del REGISTRY["probe"]
+
+
+def graph(text):
+    return parse_graph("graph: g\nresources:\n" + text)
+
+
+def edge(a, b):
+    return f"- name: {a}{b}\n  from: {{kind: probe, name: {a}}}\n  to: {{kind: probe, name: {b}}}\n"
+
+
+def names():
+    return [entry[0] for entry in LOG]
+
+
+def setup_function():
+    LOG.clear()
+    GATES.clear()
+
+
+def test_dependencies_run_in_order(engine_factory):
+    g = graph(
+        "  probe: [{name: c}, {name: b}, {name: a}]\nedges:\n" + edge("a", "b") + edge("b", "c")
+    )
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
+    assert names() == ["a", "b", "c"]
+
+
+def test_independent_resources_run_in_parallel(engine_factory):
+    GATES["g"] = threading.Event()
+    g = graph("  probe:\n  - {name: slow, gate: g}\n  - {name: quick}\n")
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    # quick finishes while slow is still blocked: they run side by side.
+    assert wait_for(lambda: "quick" in names() and "slow" in names(), 5)
+    assert not engine.idle
+    GATES["g"].set()
+    assert engine.wait_idle(5)
+
+
+def test_a_failure_blocks_only_its_own_branch(engine_factory):
+    g = graph(
+        "  probe:\n  - {name: bad, fail: 99}\n  - {name: child}\n  - {name: other}\n"
+        "edges:\n" + edge("bad", "child")
+    )
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
+    assert "other" in names() and "child" not in names()
+    assert engine.failed() == [("probe", "bad")]
+
+
+def test_retry_with_delay_then_success_unblocks_children(engine_factory):
+    g = graph(
+        "  probe:\n  - {name: flaky, fail: 2, meta: {retry: 2, delay: 100}}\n  - {name: child}\n"
+        "edges:\n" + edge("flaky", "child")
+    )
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
+    runs = [t for n, _, t in LOG if n == "flaky"]
+    assert len(runs) == 3
+    assert runs[1] - runs[0] >= 0.09 and runs[2] - runs[1] >= 0.09
+    assert names()[-1] == "child"
+    assert engine.failed() == []
+
+
+def test_noop_engine_and_noop_meta_never_apply(engine_factory):
+    g = graph("  probe:\n  - {name: a}\n  - {name: b, meta: {noop: true}}\n")
+    engine = engine_factory(noop=True)
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
+    assert sorted((n, apply) for n, apply, _ in LOG) == [("a", False), ("b", False)]
+
+
+def test_a_change_refreshes_children_and_update_applies_only_the_difference(engine_factory):
+    g1 = graph(
+        "  probe:\n  - {name: a}\n  - {name: b, changes: false}\n  - {name: gone}\nedges:\n"
+        + edge("a", "b")
+    )
+    engine = engine_factory()
+    engine.update(g1.local(), g1.edges)
+    assert engine.wait_idle(5)
+    assert sorted(names()) == ["a", "b", "gone"]
+    LOG.clear()
+    g2 = graph(
+        "  probe:\n  - {name: a}\n  - {name: b, changes: false}\n  - {name: new}\nedges:\n"
+        + edge("a", "b")
+    )
+    diff = engine.update(g2.local(), g2.edges)
+    assert (diff.added, diff.removed, diff.changed) == ([("probe", "new")], [("probe", "gone")], [])
+    assert engine.wait_idle(5)
+    assert names() == ["new"]
+
+
+def test_converger_fires_after_idle_timeout_and_reports_each_change():
+    class World:
+        def __init__(self):
+            self.states = []
+
+        def set_converged(self, value):
+            self.states.append(value)
+
+    world, fired = World(), threading.Event()
+    conv = Converger(0, world, fired.set)
+    try:
+        conv.engine_idle(False)
+        assert wait_for(lambda: world.states == [False], 5)
+        conv.engine_idle(True)
+        assert fired.wait(5)
+        assert wait_for(lambda: world.states == [False, True], 5)
+    finally:
+        conv.close()
+
+
+def test_converger_waits_for_quiet_time():
+    fired = threading.Event()
+    conv = Converger(1, None, fired.set)
+    try:
+        started = time.monotonic()
+        conv.engine_idle(True)
+        time.sleep(0.5)
+        conv.activity()
+        assert fired.wait(5)
+        assert time.monotonic() - started >= 1.4
+    finally:
+        conv.close()

@@ -1,0 +1,158 @@
+"""The file kind on real files in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+
+import pytest
+from helpers import read
+
+from conftest import make_init
+from mgmt.errors import MgmtError
+from mgmt.resources.base import ResourceError, fill_params
+from mgmt.resources.file import FileRes, atomic_write, resolve_path
+
+
+def file_res(watcher, tmp_path, name="f", event=None, **params):
+    res = FileRes(name, fill_params(FileRes, params))
+    res.setup(make_init(watcher, tmp_path, event=event))
+    return res
+
+
+def test_creates_with_content_and_mode_then_is_idempotent(watcher, tmp_path):
+    path = tmp_path / "sub" / "f"
+    res = file_res(watcher, tmp_path, path=str(path), content="hello\n", mode="0640")
+    assert res.check_apply(True) is False
+    assert path.read_text() == "hello\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    before = path.stat()
+    assert res.check_apply(True) is True
+    after = path.stat()
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+
+
+def test_wrong_content_and_mode_are_fixed(watcher, tmp_path):
+    path = tmp_path / "f"
+    path.write_text("tampered")
+    path.chmod(0o600)
+    res = file_res(watcher, tmp_path, path=str(path), content="right\n", mode=0o644)
+    assert res.check_apply(True) is False
+    assert path.read_text() == "right\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert res.check_apply(True) is True
+
+
+def test_existing_mode_is_kept_when_not_managed(watcher, tmp_path):
+    path = tmp_path / "f"
+    path.write_text("old")
+    path.chmod(0o751)
+    res = file_res(watcher, tmp_path, path=str(path), content="new")
+    res.check_apply(True)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o751
+
+
+def test_noop_reports_and_changes_nothing(watcher, tmp_path):
+    present, missing = tmp_path / "present", tmp_path / "missing"
+    present.write_text("tampered")
+    for path in (present, missing):
+        res = file_res(watcher, tmp_path, path=str(path), content="right\n", mode="0600")
+        assert res.check_apply(False) is False
+    assert present.read_text() == "tampered"
+    assert not missing.exists()
+    gone = file_res(watcher, tmp_path, path=str(present), state="absent")
+    assert gone.check_apply(False) is False
+    assert present.exists()
+
+
+def test_absent_removes_files_and_needs_recurse_for_directories(watcher, tmp_path):
+    target = tmp_path / "x"
+    target.write_text("bye")
+    res = file_res(watcher, tmp_path, path=str(target), state="absent")
+    assert res.check_apply(True) is False
+    assert not target.exists()
+    assert res.check_apply(True) is True
+    folder = tmp_path / "d"
+    (folder / "inner").mkdir(parents=True)
+    with pytest.raises(ResourceError, match="recurse"):
+        file_res(watcher, tmp_path, path=str(folder), state="absent").check_apply(True)
+    assert folder.exists()
+    file_res(watcher, tmp_path, path=str(folder), state="absent", recurse=True).check_apply(True)
+    assert not folder.exists()
+
+
+def test_absent_refuses_the_root_directory(watcher, tmp_path):
+    with pytest.raises(ValueError, match="refusing to remove /"):
+        file_res(watcher, tmp_path, path="/", state="absent", recurse=True)
+    with pytest.raises(ValueError, match="refusing to remove /"):
+        file_res(watcher, tmp_path, path="/tmp/..", state="absent", recurse=True)
+
+
+def test_a_directory_is_not_replaced_by_a_file_without_force(watcher, tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    with pytest.raises(MgmtError, match="force"):
+        file_res(watcher, tmp_path, path=str(folder), content="x").check_apply(True)
+    file_res(watcher, tmp_path, path=str(folder), content="x", force=True).check_apply(True)
+    assert folder.read_text() == "x"
+
+
+def test_source_file_and_tree(watcher, tmp_path):
+    src = tmp_path / "src"
+    (src / "deep").mkdir(parents=True)
+    (src / "a").write_text("A")
+    (src / "deep" / "b").write_text("B")
+    copy = file_res(watcher, tmp_path, path=str(tmp_path / "one"), source=str(src / "a"))
+    assert copy.check_apply(True) is False
+    assert read(tmp_path / "one") == "A"
+    dst = tmp_path / "dst"
+    (dst).mkdir()
+    (dst / "extra").write_text("old")
+    tree = file_res(watcher, tmp_path, path=f"{dst}/", source=str(src), recurse=True, force=True)
+    assert tree.check_apply(True) is False
+    assert read(dst / "a") == "A" and read(dst / "deep" / "b") == "B"
+    assert not (dst / "extra").exists()
+    assert tree.check_apply(True) is True
+
+
+def test_dirname_and_basename_rewrite_the_path():
+    assert resolve_path("n", {"path": "/tmp/file2a", "dirname": "/srv/x/"}) == "/srv/x/file2a"
+    assert resolve_path("n", {"path": "/tmp/a", "basename": "b"}) == "/tmp/b"
+    assert resolve_path("/etc/motd", {}) == "/etc/motd"
+    params = FileRes.collected_params("file2a", {"path": "/tmp/file2a"}, "/tmp/mgmt/B")
+    assert resolve_path("file2a", params) == "/tmp/mgmt/B/file2a"
+
+
+def test_atomic_write_leaves_no_temp_file_and_keeps_the_old_file_on_error(tmp_path):
+    path = tmp_path / "f"
+    path.write_text("old")
+    atomic_write(str(path), b"new", 0o600)
+    assert path.read_text() == "new"
+    assert os.listdir(tmp_path) == ["f"]
+
+    with pytest.raises(TypeError):
+        atomic_write(str(path), "not bytes", 0o600)  # type: ignore[arg-type]
+    assert path.read_text() == "new"
+    assert os.listdir(tmp_path) == ["f"]
+
+
+def test_watch_reports_external_edits_but_not_our_own_writes(watcher, tmp_path):
+    path = tmp_path / "w"
+    events = threading.Semaphore(0)
+    res = file_res(watcher, tmp_path, path=str(path), content="mine\n", event=events.release)
+    res.watch()
+    res.check_apply(True)
+    res.check_apply(True)
+    # Drain what our own write may have caused before the signature was known.
+    while events.acquire(timeout=0.2):
+        pass
+    path.write_text("theirs\n")
+    assert events.acquire(timeout=5)
+    res.check_apply(True)
+    assert path.read_text() == "mine\n"
+    while events.acquire(timeout=0.2):
+        pass
+    path.unlink()
+    assert events.acquire(timeout=5)
+    res.close()
