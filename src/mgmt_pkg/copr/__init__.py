@@ -1,0 +1,26 @@
+"""COPR submissions through the copr client library (copr.v3).
+
+``submit_srpm`` is what other commands call (``mgmt-pkg fake-rpm --copr``);
+``submit_builds`` and ``create_project`` back ``mgmt-pkg copr build|project``.
+The copr library is imported only when a submission runs.
+"""
+
+from mgmt_pkg.copr.session import CoprFailed, Target, parse_target
+from mgmt_pkg.copr.submit import (
+    BuildFailed,
+    BuildResult,
+    create_project,
+    submit_builds,
+    submit_srpm,
+)
+
+__all__ = [
+    "BuildFailed",
+    "BuildResult",
+    "CoprFailed",
+    "Target",
+    "create_project",
+    "parse_target",
+    "submit_builds",
+    "submit_srpm",
+]

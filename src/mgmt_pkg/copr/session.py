@@ -1,0 +1,101 @@
+"""A connection to one COPR instance: the client, the target project, and error translation.
+
+The copr library reports everything as CoprException subclasses (and lets a few
+requests errors through); here they become MgmtPkgError with one line that
+says what we were doing and where, which the CLI prints without a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional
+
+from mgmt_pkg.copr.config import load_config
+from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+
+__all__ = ["CoprFailed", "CoprSession", "Target", "parse_target"]
+
+_OWNER = r"@?[A-Za-z0-9][A-Za-z0-9_.-]*"
+_PROJECT = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
+_TARGET = re.compile(rf"^(?P<owner>{_OWNER})/(?P<project>{_PROJECT})$")
+
+
+class CoprFailed(MgmtPkgError):
+    """COPR refused or failed a request, or could not be reached (exit 1)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """OWNER/PROJECT; an owner starting with @ is a group."""
+
+    owner: str
+    project: str
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.project}"
+
+    def web_path(self) -> str:
+        if self.owner.startswith("@"):
+            return f"coprs/g/{self.owner[1:]}/{self.project}"
+        return f"coprs/{self.owner}/{self.project}"
+
+
+def parse_target(text: str) -> Target:
+    match = _TARGET.match(text or "")
+    if match is None:
+        raise InvalidInput(f"{text!r}: expected OWNER/PROJECT (e.g. alice/mgmt or @group/mgmt)")
+    return Target(match["owner"], match["project"])
+
+
+class CoprSession:
+    """The copr.v3 client for one config file, plus the URLs users need to see."""
+
+    def __init__(self, config_path: Optional[Path] = None):
+        self.config: Dict[str, Any] = load_config(config_path)
+        self.url: str = self.config["copr_url"]
+        self.login: str = self.config["login"]
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from copr.v3 import Client
+
+            with self.errors("COPR client"):
+                self._client = Client(self.config)
+        return self._client
+
+    def api_url(self, endpoint: str) -> str:
+        return f"{self.url}/api_3/{endpoint.lstrip('/')}"
+
+    def build_url(self, target: Target, build_id: int) -> str:
+        return f"{self.url}/{target.web_path()}/build/{build_id}/"
+
+    def project_url(self, target: Target) -> str:
+        return f"{self.url}/{target.web_path()}/"
+
+    @contextmanager
+    def errors(self, doing: str) -> Iterator[None]:
+        """Turn the copr library's and requests' exceptions into one-line CoprFailed."""
+        import requests
+        from copr.v3 import CoprAuthException, CoprException
+
+        try:
+            yield
+        except CoprAuthException as error:
+            raise CoprFailed(
+                f"{doing}: {self.url} refused the credentials of {self.login!r} "
+                f"(check login and token in {self.config['config_path']}): {_one_line(error)}"
+            ) from error
+        except CoprException as error:
+            raise CoprFailed(f"{doing}: {_one_line(error)}") from error
+        except requests.RequestException as error:
+            raise CoprFailed(f"{doing}: cannot reach {self.url}: {_one_line(error)}") from error
+
+
+def _one_line(error: Exception) -> str:
+    lines = [line.strip(" -") for line in str(error).strip().splitlines() if line.strip(" -")]
+    return "; ".join(lines) or type(error).__name__

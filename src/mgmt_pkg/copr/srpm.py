@@ -1,0 +1,56 @@
+"""Check a file is a source RPM before anything is sent: COPR takes minutes to say so."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from mgmt_pkg.errors import InvalidInput
+
+__all__ = ["SourcePackage", "read_source_package"]
+
+
+@dataclass(frozen=True)
+class SourcePackage:
+    """What we tell the user about an SRPM we are about to upload."""
+
+    path: Path
+    name: str
+    version: str
+    release: str
+    size: int
+    sha256: str
+
+    @property
+    def nvr(self) -> str:
+        return f"{self.name}-{self.version}-{self.release}"
+
+
+def read_source_package(path: Path) -> SourcePackage:
+    """Read an SRPM's header; anything else (a binary RPM, a stray file) is bad input."""
+    import rpmfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    try:
+        with rpmfile.open(path) as package:
+            headers = package.headers
+    except Exception as error:  # rpmfile raises assorted errors on non-RPM input
+        raise InvalidInput(f"{path}: not an RPM ({type(error).__name__})") from error
+    if headers.get("sourcepackage") != 1 or "sourcerpm" in headers:
+        raise InvalidInput(f"{path}: a binary RPM; COPR builds from source RPMs (.src.rpm)")
+    data = path.read_bytes()
+    return SourcePackage(
+        path=path,
+        name=_text(headers.get("name")),
+        version=_text(headers.get("version")),
+        release=_text(headers.get("release")),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,183 @@
+"""Creating COPR projects and submitting SRPMs to them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+import click
+
+from mgmt_pkg.copr.follow import DEFAULT_POLL_INTERVAL, FAILED_STATES, follow_builds
+from mgmt_pkg.copr.progress import UploadProgress
+from mgmt_pkg.copr.session import CoprFailed, CoprSession, Target, parse_target
+from mgmt_pkg.copr.srpm import SourcePackage, read_source_package
+from mgmt_pkg.errors import InvalidInput
+
+__all__ = ["BuildFailed", "BuildResult", "create_project", "submit_builds", "submit_srpm"]
+
+Echo = Callable[[str], None]
+
+
+class BuildFailed(CoprFailed):
+    """A submitted build ended failed or canceled; the message carries its URL."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """One submitted build; ``state`` is the last one seen (the end state unless --nowait)."""
+
+    id: int
+    state: str
+    url: str
+    srpm: Path
+
+
+def create_project(
+    target: str,
+    chroots: Sequence[str],
+    *,
+    config_path: Optional[Path] = None,
+    description: Optional[str] = None,
+    exist_ok: bool = False,
+    dry_run: bool = False,
+    echo: Echo = click.echo,
+) -> str:
+    """Create OWNER/PROJECT with the given chroots; return the project's URL."""
+    where = parse_target(target)
+    if not chroots:
+        raise InvalidInput("copr project: give at least one --chroot (e.g. fedora-rawhide-x86_64)")
+    session = CoprSession(config_path)
+    if dry_run:
+        body = {"name": where.project, "chroots": list(chroots), "description": description}
+        echo(f"copr: dry run, nothing sent to {session.url}")
+        echo(
+            f"POST {session.api_url(f'project/add/{where.owner}')}?exist_ok={exist_ok} "
+            f"as {session.login}: {json.dumps(body, sort_keys=True)}"
+        )
+        return session.project_url(where)
+    with session.errors(f"creating project {where}"):
+        session.client.project_proxy.add(
+            where.owner, where.project, list(chroots), description=description, exist_ok=exist_ok
+        )
+    url = session.project_url(where)
+    echo(f"copr: project {where} ready: {url}")
+    return url
+
+
+def submit_builds(
+    target: str,
+    srpms: Sequence[Path],
+    *,
+    chroots: Sequence[str] = (),
+    config_path: Optional[Path] = None,
+    wait: bool = True,
+    dry_run: bool = False,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    timeout: Optional[float] = None,
+    echo: Echo = click.echo,
+) -> List[BuildResult]:
+    """Upload each SRPM as a build in OWNER/PROJECT and, unless ``wait`` is off, follow them.
+
+    Everything is checked before the first byte goes out: the target, each
+    file (a real SRPM), the config, and then with COPR itself (check-before-build:
+    the project exists, the credentials and the chroots are good). A build that
+    ends failed or canceled raises BuildFailed naming its URL, after all have ended.
+    """
+    where = parse_target(target)
+    if not srpms:
+        raise InvalidInput("copr build: no SRPM given")
+    packages = [read_source_package(Path(p)) for p in srpms]
+    session = CoprSession(config_path)
+    options = {"chroots": list(chroots)} if chroots else {}
+    if dry_run:
+        _describe(session, where, packages, options, echo)
+        return []
+    with session.errors(f"checking {where} before the upload"):
+        session.client.build_proxy.check_before_build(
+            where.owner, where.project, buildopts={**options, "progress_callback": None}
+        )
+    results = [_upload(session, where, package, options, echo) for package in packages]
+    if not wait:
+        return results
+    states = follow_builds(
+        session,
+        where,
+        [r.id for r in results],
+        echo=echo,
+        poll_interval=poll_interval,
+        timeout=timeout,
+    )
+    results = [BuildResult(r.id, states[r.id], r.url, r.srpm) for r in results]
+    failed = [r for r in results if r.state in FAILED_STATES]
+    for result in results:
+        if result not in failed:
+            echo(f"copr: build {result.id} {result.state}: {result.url}")
+    if failed:
+        detail = ", ".join(f"{r.id} {r.state} ({r.srpm.name}): {r.url}" for r in failed)
+        raise BuildFailed(f"COPR build {detail}")
+    return results
+
+
+def submit_srpm(
+    target: str,
+    srpm: Path,
+    *,
+    chroots: Sequence[str] = (),
+    config_path: Optional[Path] = None,
+    wait: bool = True,
+    dry_run: bool = False,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    timeout: Optional[float] = None,
+    echo: Echo = click.echo,
+) -> Optional[BuildResult]:
+    """Submit one SRPM (what ``mgmt-pkg fake-rpm --copr`` does); None on a dry run."""
+    results = submit_builds(
+        target,
+        [srpm],
+        chroots=chroots,
+        config_path=config_path,
+        wait=wait,
+        dry_run=dry_run,
+        poll_interval=poll_interval,
+        timeout=timeout,
+        echo=echo,
+    )
+    return results[0] if results else None
+
+
+def _upload(
+    session: CoprSession, where: Target, package: SourcePackage, options: dict, echo: Echo
+) -> BuildResult:
+    progress = UploadProgress(f"copr: uploading {package.path.name}")
+    try:
+        with session.errors(f"uploading {package.path.name} to {where}"):
+            build = session.client.build_proxy.create_from_file(
+                where.owner,
+                where.project,
+                str(package.path),
+                buildopts={**options, "progress_callback": progress},
+            )
+    finally:
+        progress.close()
+    url = session.build_url(where, int(build.id))
+    echo(f"copr: build {build.id} submitted ({package.nvr}): {url}")
+    return BuildResult(int(build.id), str(build.state), url, package.path)
+
+
+def _describe(
+    session: CoprSession, where: Target, packages: List[SourcePackage], options: dict, echo: Echo
+) -> None:
+    fields = {"ownername": where.owner, "projectname": where.project, **options}
+    echo(f"copr: dry run, nothing sent to {session.url}")
+    echo(
+        f"POST {session.api_url('build/check-before-build')} as {session.login}: "
+        f"{json.dumps(fields, sort_keys=True)}"
+    )
+    for package in packages:
+        echo(
+            f"POST {session.api_url('build/create/upload')} as {session.login}: "
+            f"json={json.dumps(fields, sort_keys=True)} pkgs={package.path.name} "
+            f"({package.nvr}, {package.size} bytes, sha256 {package.sha256})"
+        )

@@ -1,0 +1,241 @@
+"""`mgmt-pkg copr` with the real copr client against a local api_3 server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from copr_server import CoprServer
+
+from mgmt_pkg.copr import BuildFailed, submit_srpm
+from support import require_tools
+
+LOGIN, TOKEN, USER = "alice-login", "s3cret-token", "alice"
+CHROOT = "fedora-rawhide-x86_64"
+
+MINIMAL_SPEC = """\
+Name: {name}
+Version: 1.0
+Release: 1
+Summary: test package for the local COPR
+License: MIT
+BuildArch: noarch
+%description
+A test package.
+%files
+"""
+
+
+def _srpm(directory: Path, name: str) -> Path:
+    require_tools("rpmbuild")
+    spec = directory / f"{name}.spec"
+    spec.write_text(MINIMAL_SPEC.format(name=name))
+    subprocess.run(
+        ["rpmbuild", "-bs", "--quiet", "--define", f"_topdir {directory / 'rpmbuild'}",
+         "--define", f"_srcrpmdir {directory}", str(spec)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return directory / f"{name}-1.0-1.src.rpm"
+
+
+@pytest.fixture
+def copr(tmp_path):
+    with CoprServer() as server:
+        server.state.users[LOGIN] = (USER, TOKEN)
+        server.state.projects[(USER, "demo")] = [CHROOT, "epel-9-x86_64"]
+        server.state.failing_packages.add("broken")
+        config = tmp_path / "copr.conf"
+        server.write_config(config, LOGIN, TOKEN, USER)
+        server.config = config
+        yield server
+
+
+@pytest.fixture
+def good_srpm(tmp_path) -> Path:
+    return _srpm(tmp_path, "hello")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mgmt_pkg", "copr", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, code: int, *fragments: str) -> None:
+    assert done.returncode == code, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    # Upload progress also goes to stderr; beside it, the error is one line.
+    lines = [line for line in done.stderr.strip().splitlines() if "copr: uploading" not in line]
+    assert len(lines) == 1 and lines[0].startswith("mgmt-pkg: error: "), done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def uploads(server) -> int:
+    return sum(1 for _, path in server.state.requests if path.endswith("/build/create/upload"))
+
+
+def test_successful_build_is_followed_to_the_end(copr, good_srpm):
+    done = run("build", f"{USER}/demo", str(good_srpm), "--chroot", CHROOT,
+               "--config", str(copr.config), "--poll-interval", "0")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    build = copr.state.builds[1]
+    assert build.uploaded == good_srpm.read_bytes()
+    assert build.chroots == [CHROOT]
+    url = f"{copr.url}/coprs/{USER}/demo/build/1/"
+    for state in ("importing", "pending", "running", "succeeded"):
+        assert f"copr: build 1: {state}" in done.stdout
+    assert f"copr: build 1 succeeded: {url}" in done.stdout
+    assert "copr: uploading hello-1.0-1.src.rpm" in done.stderr
+    paths = [path for _, path in copr.state.requests]
+    assert paths.index("/api_3/build/check-before-build") < paths.index(
+        "/api_3/build/create/upload"
+    )
+
+
+def test_failed_build_exits_1_with_its_url(copr, tmp_path):
+    broken = _srpm(tmp_path, "broken")
+    done = run("build", f"{USER}/demo", str(broken), "--config", str(copr.config),
+               "--poll-interval", "0")  # fmt: skip
+    assert_one_line_error(done, 1, "failed", f"{copr.url}/coprs/{USER}/demo/build/1/")
+    assert "copr: build 1: running" in done.stdout
+
+
+def test_nowait_submits_and_returns(copr, good_srpm):
+    done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(copr.config), "--nowait")
+    assert done.returncode == 0, done.stderr
+    assert "copr: build 1 submitted (hello-1.0-1)" in done.stdout
+    assert not [p for _, p in copr.state.requests if p.startswith("/api_3/build/1")]
+    assert copr.state.builds[1].state == "importing"
+
+
+def test_several_srpms_become_several_builds(copr, good_srpm, tmp_path):
+    other = _srpm(tmp_path, "other")
+    done = run("build", f"{USER}/demo", str(good_srpm), str(other), "--config", str(copr.config),
+               "--poll-interval", "0")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(b.package[0] for b in copr.state.builds.values()) == ["hello", "other"]
+    assert "copr: build 2 succeeded" in done.stdout
+
+
+def test_bad_credentials(copr, good_srpm, tmp_path):
+    config = tmp_path / "wrong.conf"
+    copr.write_config(config, LOGIN, "not-the-token", USER)
+    done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(config))
+    assert_one_line_error(done, 1, "refused the credentials", LOGIN)
+    assert uploads(copr) == 0
+
+
+def test_missing_project(copr, good_srpm):
+    done = run("build", f"{USER}/nope", str(good_srpm), "--config", str(copr.config))
+    assert_one_line_error(done, 1, "Project alice/nope does not exist")
+    assert uploads(copr) == 0
+
+
+def test_chroot_not_enabled(copr, good_srpm):
+    done = run("build", f"{USER}/demo", str(good_srpm), "--chroot", "fedora-1-sparc",
+               "--config", str(copr.config))  # fmt: skip
+    assert_one_line_error(done, 1, "fedora-1-sparc")
+
+
+def test_server_down(copr, good_srpm, tmp_path):
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "down.conf"
+    config.write_text(copr.config.read_text().replace(copr.url, f"http://127.0.0.1:{port}"))
+    done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(config))
+    assert_one_line_error(done, 1, f"127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("this is not an ini file\n", "copr config"),
+        ("[copr]\nlogin = a\n", "no [copr-cli] section"),
+        (
+            "[copr-cli]\nlogin = a\ncopr_url = http://127.0.0.1:1\nencrypted = False\n",
+            "lacks token",
+        ),
+        ("[copr-cli]\nlogin = a\ntoken = t\ncopr_url = http://127.0.0.1:1\n", "should not be http"),
+        ("[copr-cli]\nlogin = a\ntoken = t\ncopr_url = x\nencrypted = maybe\n", "copr config"),
+    ],
+)
+def test_malformed_config(copr, good_srpm, tmp_path, text, fragment):
+    config = tmp_path / "bad.conf"
+    config.write_text(text)
+    done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(config))
+    assert_one_line_error(done, 2, str(config), fragment)
+    assert copr.state.requests == []
+
+
+def test_missing_config_file(copr, good_srpm, tmp_path):
+    done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(tmp_path / "absent"))
+    assert_one_line_error(done, 2, "not found")
+
+
+def test_only_source_rpms_are_sent(copr, tmp_path):
+    stray = tmp_path / "notes.src.rpm"
+    stray.write_bytes(b"not an rpm at all")
+    done = run("build", f"{USER}/demo", str(stray), "--config", str(copr.config))
+    assert_one_line_error(done, 2, "not an RPM")
+    assert copr.state.requests == []
+
+
+def test_bad_target_is_bad_input(copr, good_srpm):
+    done = run("build", "no-slash", str(good_srpm), "--config", str(copr.config))
+    assert_one_line_error(done, 2, "OWNER/PROJECT")
+
+
+def test_dry_run_sends_nothing(copr, good_srpm):
+    done = run("build", f"{USER}/demo", str(good_srpm), "--chroot", CHROOT, "--dry-run",
+               "--config", str(copr.config))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert copr.state.requests == []
+    assert f"POST {copr.url}/api_3/build/create/upload as {LOGIN}" in done.stdout
+    assert "pkgs=hello-1.0-1.src.rpm" in done.stdout
+    assert f'"chroots": ["{CHROOT}"]' in done.stdout
+
+
+def test_project_is_created_with_its_chroots(copr):
+    done = run("project", f"{USER}/fresh", "--chroot", CHROOT, "--chroot", "epel-9-x86_64",
+               "--config", str(copr.config))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert copr.state.projects[(USER, "fresh")] == [CHROOT, "epel-9-x86_64"]
+    assert f"{copr.url}/coprs/{USER}/fresh/" in done.stdout
+    again = run("project", f"{USER}/fresh", "--chroot", CHROOT, "--config", str(copr.config))
+    assert_one_line_error(again, 1, "already have a project")
+    ok = run("project", f"{USER}/fresh", "--chroot", CHROOT, "--exist-ok",
+             "--config", str(copr.config))  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_project_dry_run_and_bad_credentials(copr, tmp_path):
+    dry = run("project", f"{USER}/x", "--chroot", CHROOT, "--dry-run", "--config", str(copr.config))
+    assert dry.returncode == 0 and f"/api_3/project/add/{USER}" in dry.stdout
+    assert copr.state.requests == []
+    config = tmp_path / "wrong.conf"
+    copr.write_config(config, "mallory", TOKEN)
+    done = run("project", f"{USER}/x", "--chroot", CHROOT, "--config", str(config))
+    assert_one_line_error(done, 1, "refused the credentials")
+    assert (USER, "x") not in copr.state.projects
+
+
+def test_library_call_used_by_fake_rpm(copr, good_srpm, tmp_path, capsys):
+    lines = []
+    result = submit_srpm(f"{USER}/demo", good_srpm, config_path=copr.config, poll_interval=0,
+                         echo=lines.append)  # fmt: skip
+    assert (result.id, result.state) == (1, "succeeded")
+    assert result.url == f"{copr.url}/coprs/{USER}/demo/build/1/"
+    assert "copr: build 1: succeeded" in lines
+    assert "copr: uploading hello-1.0-1.src.rpm" in capsys.readouterr().err
+    with pytest.raises(BuildFailed, match=r"build/2/"):
+        submit_srpm(f"{USER}/demo", _srpm(tmp_path, "broken"), config_path=copr.config,
+                    poll_interval=0, echo=lines.append)  # fmt: skip
