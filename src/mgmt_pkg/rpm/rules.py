@@ -35,7 +35,9 @@ _VERREL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+~^]*\Z")
 # "perl(Foo::Bar)" or "pkgconfig(libvirt)". Rich (boolean) dependencies and
 # file paths are out of scope for phony packages.
 _DEP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*(\([A-Za-z0-9._+:-]+\))?\Z")
-_DEPENDENCY = re.compile(r"\s*(?P<name>\S+?)\s*(?:(?P<op><=|>=|=|<|>)\s*(?P<evr>\S+))?\s*\Z")
+_DEPENDENCY = re.compile(
+    r"\s*(?P<name>[^\s<>=]+)\s*(?:(?P<op><=|>=|=|<|>)\s*(?P<evr>[^\s<>=]+))?\s*\Z"
+)
 EPOCH_MAX = 2**31 - 1
 _SPDX_ID = re.compile(
     r"((DocumentRef-[A-Za-z0-9.-]+:)?LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9.-]+\+?)\Z"
