@@ -94,3 +94,25 @@ def test_urls_are_normalized(given, expected):
 def test_bad_urls_are_input_errors(bad):
     with pytest.raises(InputError, match="bad etcd URL"):
         normalize_url(bad)
+
+
+def test_a_server_that_is_not_etcd_is_named(tmp_path):
+    """A seed pointing at some other web server gives one readable line, not its HTML."""
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with pytest.raises(WorldError) as error:
+            EtcdClient([url]).check()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(error.value).startswith(f"{url} does not look like etcd")
+    assert "\n" not in str(error.value) and "<html" not in str(error.value)

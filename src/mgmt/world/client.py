@@ -240,9 +240,11 @@ def _server_error(url: str, path: str, error: Any) -> WorldError:
     """Map a gateway error body ({"error": ..., "code": ...}) to a WorldError."""
     detail = getattr(error, "detail_text", "") or str(error)
     try:
-        message = json.loads(detail).get("error") or detail
+        message = str(json.loads(detail).get("error") or detail)
     except (ValueError, AttributeError):
-        message = detail
+        # Not the gateway's JSON: something else answers on that port.
+        reason = " ".join(str(arg) for arg in error.args if arg) or "an unexpected answer"
+        return WorldError(f"{url} does not look like etcd ({reason} to {path})")
     if any(marker in message for marker in _TOKEN_ERRORS) and path != "auth/authenticate":
         return _TokenExpired(f"etcd at {url}: {message}")
     if "authentication failed" in message:
