@@ -1,0 +1,143 @@
+"""Opening an SSH connection the way ``ssh`` would, but with host keys checked.
+
+Fabric's Connection gives us OpenSSH's configuration for free: ~/.ssh/config
+aliases, User, Port, IdentityFile and ProxyJump (each hop a Connection of its
+own), plus ssh-agent and the default keys through paramiko. We add what it
+leaves out: known_hosts checking on every hop (see :mod:`mgmt.remote.trust`),
+a password prompt when asked for, and one-line errors naming the host.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import paramiko
+from fabric import Config, Connection
+
+from mgmt.errors import RemoteError
+from mgmt.log import get_logger
+from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.trust import HostKeyChanged, apply_trust, host_key_entry
+
+log = get_logger("remote")
+
+PASSWORD_TRIES = 3
+KEEPALIVE_SECONDS = 15
+# One prompt at a time: parallel sessions must not interleave their questions.
+_prompt_lock = threading.Lock()
+
+
+@dataclass
+class ConnectOptions:
+    """How to connect and whom to trust; shared by every host of a run."""
+
+    identity: Optional[Path] = None
+    accept_new: bool = False
+    allow_interactive: bool = False
+    timeout: float = 10.0
+    # fab deploy hands in its own Config (fabric.yaml, -i, --prompt-for-login-password).
+    fabric_config: Optional[Config] = None
+    prompt: Callable[[str], str] = field(default=getpass.getpass, repr=False)
+
+    def config(self) -> Config:
+        if self.fabric_config is None:
+            # Config() reads /etc/ssh/ssh_config and ~/.ssh/config, as ssh does.
+            self.fabric_config = Config()
+        return self.fabric_config
+
+
+@dataclass
+class CommandResult:
+    status: int
+    stdout: str
+    stderr: str
+
+
+def _connection(spec: HostSpec, options: ConnectOptions, password: Optional[str]) -> Connection:
+    config = options.config()
+    kwargs: Dict[str, object] = dict(config.connect_kwargs)
+    if options.identity is not None:
+        kwargs["key_filename"] = [str(options.identity)]
+    if password is not None:
+        kwargs["password"] = password
+    conn = Connection(
+        spec.target,
+        user=spec.user,
+        port=spec.port,
+        config=config,
+        connect_timeout=int(options.timeout),
+        connect_kwargs=kwargs,
+    )
+    hop: object = conn
+    while isinstance(hop, Connection):
+        apply_trust(hop.client, spec.name, hop.ssh_config, options.accept_new)
+        hop = hop.gateway
+    return conn
+
+
+def _open(conn: Connection, spec: HostSpec) -> None:
+    where = f"{conn.host}:{conn.port}"
+    try:
+        conn.open()
+    except paramiko.BadHostKeyException as err:
+        raise HostKeyChanged(
+            spec.name, err.key, err.expected_key, host_key_entry(conn.host, conn.port)
+        ) from None
+    except paramiko.AuthenticationException:
+        raise RemoteError(spec.name, f"login failed as {conn.user} on {where}") from None
+    except (socket.timeout, TimeoutError):
+        raise RemoteError(spec.name, f"cannot connect to {where}: timed out") from None
+    except paramiko.ssh_exception.NoValidConnectionsError as err:
+        reason = next(iter(err.errors.values())).strerror if err.errors else str(err)
+        raise RemoteError(spec.name, f"cannot connect to {where}: {reason}") from None
+    except OSError as err:
+        raise RemoteError(spec.name, f"cannot connect to {where}: {err.strerror or err}") from None
+    except paramiko.SSHException as err:
+        raise RemoteError(spec.name, f"ssh to {where} failed: {err}") from None
+
+
+def connect(spec: HostSpec, options: ConnectOptions) -> Connection:
+    """An open, trusted connection to the host, or a RemoteError saying why not."""
+    password = spec.password
+    conn = _connection(spec, options, password)
+    tries = 0
+    while True:
+        try:
+            _open(conn, spec)
+            break
+        except RemoteError as err:
+            conn.close()
+            login_failed = str(err.message).startswith("login failed")
+            if not (login_failed and options.allow_interactive and tries < PASSWORD_TRIES):
+                raise
+            tries += 1
+            with _prompt_lock:
+                password = options.prompt(f"Password for {conn.user}@{spec.name}: ")
+            conn = _connection(spec, options, password)
+    conn.transport.set_keepalive(KEEPALIVE_SECONDS)
+    log.debug("%s: connected to %s@%s:%s", spec.name, conn.user, conn.host, conn.port)
+    return conn
+
+
+def run_command(
+    conn: Connection, command: str, stdin: Optional[bytes] = None, timeout: float = 60.0
+) -> CommandResult:
+    """Run one short command over a fresh channel and collect its output."""
+    channel = conn.transport.open_session(timeout=timeout)
+    try:
+        channel.settimeout(timeout)
+        channel.exec_command(command)
+        if stdin:
+            channel.sendall(stdin)
+        channel.shutdown_write()
+        stdout = channel.makefile("rb").read()
+        stderr = channel.makefile_stderr("rb").read()
+        status = channel.recv_exit_status()
+    finally:
+        channel.close()
+    return CommandResult(status, stdout.decode(errors="replace"), stderr.decode(errors="replace"))

@@ -1,0 +1,59 @@
+"""Watching the --remote graph files on the initiator, to re-copy them when saved.
+
+We watch the directories, not the files: editors save by writing a new file and
+renaming it over the old one, which a watch on the old inode would miss.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
+
+from mgmt.log import get_logger
+from mgmt.remote.hostspec import HostSpec
+
+log = get_logger("remote")
+
+
+class GraphWatcher:
+    """Calls ``on_change(spec)`` from a thread of its own when a graph file is saved."""
+
+    def __init__(self, specs: List[HostSpec], on_change: Callable[[HostSpec], None]):
+        from inotify_simple import INotify, flags
+
+        self._inotify = INotify()
+        self._on_change = on_change
+        self._by_dir: Dict[int, Dict[str, HostSpec]] = {}
+        mask = flags.CLOSE_WRITE | flags.MOVED_TO
+        watched: Dict[str, int] = {}
+        for spec in specs:
+            directory = os.path.dirname(os.path.abspath(spec.graph))
+            if directory not in watched:
+                watched[directory] = self._inotify.add_watch(directory, mask)
+            self._by_dir.setdefault(watched[directory], {})[Path(spec.graph).name] = spec
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="graph-watch", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                events = self._inotify.read(timeout=200)
+            except OSError:
+                return
+            changed: List[Tuple[int, str]] = []
+            for event in events:
+                key = (event.wd, event.name)
+                if key not in changed:
+                    changed.append(key)
+            for wd, name in changed:
+                spec = self._by_dir.get(wd, {}).get(name)
+                if spec is not None and not self._closed.is_set():
+                    self._on_change(spec)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(2.0)
+        self._inotify.close()

@@ -1,0 +1,155 @@
+"""Which host a --remote graph is for: its ``remote:`` key, parsed and checked.
+
+``remote:`` is either ``ssh://user[:password]@host[:port]`` (mgmt 0.0.5's form)
+or a bare ``[user@]alias``: any name ~/.ssh/config knows, whose HostName, User,
+Port, IdentityFile and ProxyJump then apply, as they would for ``ssh alias``.
+A password in the URL works, but the file then holds a secret in plain text,
+so it is reported with a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+from urllib.parse import unquote, urlsplit
+
+from mgmt.errors import GraphError
+from mgmt.log import get_logger
+
+log = get_logger("remote")
+
+PASSWORD_WARNING = (
+    "{path}: the remote URL holds a password in plain text; prefer keys, "
+    "ssh-agent or --allow-interactive"
+)
+# A user, an alias or a host name: what ssh itself would accept, no shell or URL syntax.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.%+-]+$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9_.%:-]+$")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """A host to run one graph on: where to connect, as whom, and which graph."""
+
+    target: str  # an address or an ~/.ssh/config alias
+    graph: Path
+    user: Optional[str] = None
+    port: Optional[int] = None
+    password: Optional[str] = field(default=None, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        """The host's name in the cluster (the agent's --hostname)."""
+        return self.target
+
+    def __str__(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        return f"{user}{self.target}{port}"
+
+
+def parse_remote(value: object, graph: Path, line: Optional[int] = None) -> HostSpec:
+    """Parse one ``remote:`` value; a bad one is a GraphError naming file and line."""
+
+    def bad(message: str) -> GraphError:
+        return GraphError(f"remote: {message}", str(graph), line)
+
+    if not isinstance(value, str) or not value.strip():
+        raise bad("expected ssh://user@host[:port] or an ~/.ssh/config alias")
+    value = value.strip()
+    if "://" not in value:
+        user, _, target = value.rpartition("@")
+        if not _HOST_RE.match(target) or (user and not _NAME_RE.match(user)):
+            raise bad(f"not a host name or ssh alias: {value!r}")
+        return HostSpec(target=target, graph=graph, user=user or None)
+
+    url = urlsplit(value)
+    if url.scheme != "ssh":
+        raise bad(f"unsupported scheme {url.scheme!r} (only ssh:// is supported)")
+    if url.path not in ("", "/") or url.query or url.fragment:
+        raise bad(f"unexpected path or query in {value!r}")
+    try:
+        port = url.port
+    except ValueError:
+        raise bad(f"invalid port in {value!r}") from None
+    if port == 0:
+        raise bad(f"invalid port in {value!r}")
+    host = url.hostname
+    if not host or not _HOST_RE.match(host):
+        raise bad(f"missing or invalid host in {value!r}")
+    user = unquote(url.username) if url.username else None
+    if user is not None and not _NAME_RE.match(user):
+        raise bad(f"invalid user name {user!r}")
+    password = unquote(url.password) if url.password is not None else None
+    if password is not None:
+        log.warning(PASSWORD_WARNING.format(path=graph))
+    return HostSpec(target=host, graph=graph, user=user, port=port, password=password)
+
+
+def _remote_value(path: Path) -> Tuple[object, Optional[int]]:
+    """The ``remote:`` value of a graph file and its line, read without a full parse."""
+    import yaml  # lazy: keeps the agent's start-up free of what only the initiator needs
+
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise GraphError(f"cannot read: {err.strerror}", str(path)) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise GraphError(
+            f"invalid YAML: {getattr(err, 'problem', err)}",
+            str(path),
+            mark.line + 1 if mark else None,
+        ) from None
+    if not isinstance(node, yaml.MappingNode):
+        raise GraphError("a graph file is a mapping (graph:, resources:, remote:)", str(path), 1)
+    for key, value in node.value:
+        if key.value == "remote":
+            line = key.start_mark.line + 1
+            if not isinstance(value, yaml.ScalarNode):
+                return None, line
+            return value.value, line
+    raise GraphError("no remote: key (which host should run this graph?)", str(path))
+
+
+def read_remote(path: Path) -> HostSpec:
+    """The host a --remote graph file names."""
+    value, line = _remote_value(path)
+    return parse_remote(value, path, line)
+
+
+@dataclass
+class RemoteSet:
+    """The hosts of a run, and the graphs refused before connecting (with why)."""
+
+    specs: List[HostSpec]
+    refused: Dict[Path, str]
+
+
+def load_remotes(paths: Sequence[Path]) -> RemoteSet:
+    """Read every --remote graph: duplicate files collapse, a duplicate host is refused.
+
+    A bad file is an input error for the whole run (nothing has started yet);
+    a second graph for an already-named host is refused for that graph alone,
+    as mgmt did, and shows up in the summary.
+    """
+    specs: List[HostSpec] = []
+    refused: Dict[Path, str] = {}
+    seen_files = set()
+    by_name: Dict[str, Path] = {}
+    for path in paths:
+        resolved = Path(path).resolve()
+        if resolved in seen_files:
+            continue
+        seen_files.add(resolved)
+        spec = read_remote(Path(path))
+        if spec.name in by_name:
+            refused[Path(path)] = f"host {spec.name} is already the remote of {by_name[spec.name]}"
+            continue
+        by_name[spec.name] = Path(path)
+        specs.append(spec)
+    return RemoteSet(specs, refused)

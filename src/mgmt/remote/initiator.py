@@ -1,0 +1,141 @@
+"""One remote run from the initiator's side: settings in, exit code out.
+
+Reads the --remote graphs, finds the bundle, starts the run's etcd with a
+per-run user, runs the fan-out, prints the per-host summary. The same function
+serves ``mgmt run --remote`` and ``fab deploy`` (which passes its Fabric config).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Iterator, List, Optional, TextIO
+
+from mgmt.errors import InputError, MgmtError
+from mgmt.log import get_logger
+from mgmt.settings import Settings
+
+log = get_logger("remote")
+
+CCONNS_WITHOUT_TIMEOUT = (
+    "{waiting} remote(s) wait for one of {cconns} slot(s), and without --converged-timeout "
+    "a running remote never frees its slot: they start only when one ends"
+)
+
+
+def agent_args(settings: Settings) -> List[str]:
+    """Flags handed on to every remote agent.
+
+    --converged-timeout is not among them: an agent that exits by itself stops
+    collecting what hosts starting later export. Agents report their idle state
+    in etcd instead, and the initiator decides (see :mod:`mgmt.remote.fanout`).
+    """
+    args: List[str] = []
+    if settings.noop:
+        args.append("--noop")
+    if settings.no_watch:
+        args.append("--no-watch")
+    if settings.verbosity > 0:
+        args += ["-v"] * settings.verbosity
+    elif settings.verbosity < 0:
+        args += ["-q"] * -settings.verbosity
+    return args
+
+
+@contextlib.contextmanager
+def _state_dir(settings: Settings) -> Iterator[Path]:
+    if settings.tmp_prefix:
+        path = Path(tempfile.mkdtemp(prefix="mgmt-"))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+        return
+    path = settings.prefix / "initiator"
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        raise MgmtError(
+            f"cannot use state directory {path}: {err.strerror}; "
+            "pick one with --prefix DIR or use --tmp-prefix"
+        ) from None
+    yield path
+
+
+class _Printer:
+    """Agent output, one whole line at a time, prefixed with its host."""
+
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.lock = threading.Lock()
+
+    def __call__(self, host: str, line: str) -> None:
+        with self.lock:
+            self.out.write(f"{host} | {line}\n")
+            self.out.flush()
+
+
+def run(
+    settings: Settings,
+    fabric_config=None,
+    bundle: Optional[Path] = None,
+    out: Optional[TextIO] = None,
+) -> int:
+    from mgmt.remote.bundlefile import find_bundle
+    from mgmt.remote.cluster import InitiatorEtcd
+    from mgmt.remote.connect import ConnectOptions
+    from mgmt.remote.fanout import Fanout, SignalStop, print_summary
+    from mgmt.remote.hostspec import load_remotes
+    from mgmt.remote.session import FAILED, HostResult, RunContext
+
+    out = out or sys.stdout
+    if settings.no_server or settings.seeds:
+        raise InputError("--remote runs its own etcd: --seeds and --no-server cannot be used")
+    remotes = load_remotes(settings.remotes)
+    if settings.cconns and settings.converged_timeout < 0 and len(remotes.specs) > settings.cconns:
+        waiting = len(remotes.specs) - settings.cconns
+        log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
+    found = find_bundle(bundle)
+    log.info("bundle %s (%d bytes, sha256 %s)", found.path, found.size, found.sha256[:12])
+
+    results: List[HostResult] = []
+    with _state_dir(settings) as state, InitiatorEtcd(state) as etcd:
+        ctx = RunContext(
+            bundle=found.path,
+            bundle_sha256=found.sha256,
+            etcd_target=etcd.target,
+            credentials=etcd.credentials,
+            connect=ConnectOptions(
+                identity=settings.ssh_identity,
+                accept_new=settings.ssh_accept_new,
+                allow_interactive=settings.allow_interactive,
+                fabric_config=fabric_config,
+            ),
+            caching=not settings.no_caching,
+            agent_args=agent_args(settings),
+            depth=settings.depth,
+            output=_Printer(out),
+        )
+        fanout = Fanout(
+            remotes.specs,
+            ctx,
+            cconns=settings.cconns,
+            converged_timeout=settings.converged_timeout,
+            converged_source=etcd.converged_hosts,
+            watch_graphs=not settings.no_watch,
+        )
+        watch = etcd.watch_converged(fanout.wake.set) if settings.converged_timeout >= 0 else None
+        try:
+            with SignalStop(fanout):
+                results = fanout.run()
+        finally:
+            if watch is not None:
+                watch.cancel()
+    for path, why in remotes.refused.items():
+        results.append(HostResult(str(path), FAILED, message=why))
+    print_summary(results, out)
+    return 1 if any(r.failed for r in results) else 0

@@ -1,0 +1,114 @@
+"""A reverse tunnel: a loopback port on the host that leads to our etcd.
+
+We ask the host's sshd to listen on 127.0.0.1 port 0 (a free port it picks,
+not a fixed 2379 that two runs or another user could already hold) and hand
+each accepted connection to us as a channel, which we splice to the initiator's
+etcd. Driven through paramiko's ``Transport.request_port_forward`` directly:
+Fabric's ``forward_remote`` needs a fixed port and lets one failed local dial
+raise out of paramiko's transport thread (REFERENCE.md §1, §5). Here a failed
+dial closes that one channel and the tunnel keeps serving.
+
+The port alone is no authority: etcd on the other end requires the run's
+credentials (see :mod:`mgmt.remote.session`), so other users on the host who
+find the port get nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+from typing import List, Optional, Tuple
+
+import paramiko
+
+from mgmt.log import get_logger
+
+log = get_logger("remote")
+
+DIAL_TIMEOUT = 5.0
+CHUNK = 64 * 1024
+
+
+class ReverseTunnel:
+    """Remote 127.0.0.1:<port> -> local ``target``, for the life of one transport."""
+
+    def __init__(self, transport: paramiko.Transport, target: Tuple[str, int], host: str):
+        self.transport = transport
+        self.target = target
+        self.host = host
+        self.port: Optional[int] = None
+        self.failed_dials = 0
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._open: List[Tuple[paramiko.Channel, socket.socket]] = []
+
+    def open(self) -> int:
+        """Start listening on the host; returns the port sshd picked."""
+        self.port = self.transport.request_port_forward("127.0.0.1", 0, handler=self._accept)
+        log.debug("%s: tunnel 127.0.0.1:%s -> %s:%s", self.host, self.port, *self.target)
+        return self.port
+
+    def _accept(self, channel: paramiko.Channel, origin, server) -> None:
+        # Runs in paramiko's transport thread: never block or raise here.
+        threading.Thread(
+            target=self._serve, args=(channel,), name=f"tunnel-{self.host}", daemon=True
+        ).start()
+
+    def _serve(self, channel: paramiko.Channel) -> None:
+        try:
+            sock = socket.create_connection(self.target, timeout=DIAL_TIMEOUT)
+        except OSError as err:
+            self.failed_dials += 1
+            log.warning(
+                "%s: tunnel: cannot reach %s:%s (%s); this connection is dropped, the tunnel stays",
+                self.host,
+                *self.target,
+                err.strerror or err,
+            )
+            channel.close()
+            return
+        sock.settimeout(None)
+        with self._lock:
+            if self._closed.is_set():
+                sock.close()
+                channel.close()
+                return
+            self._open.append((channel, sock))
+        try:
+            self._splice(channel, sock)
+        finally:
+            with self._lock:
+                if (channel, sock) in self._open:
+                    self._open.remove((channel, sock))
+            sock.close()
+            channel.close()
+
+    def _splice(self, channel: paramiko.Channel, sock: socket.socket) -> None:
+        while not self._closed.is_set():
+            try:
+                ready, _, _ = select.select([sock, channel], [], [], 1.0)
+            except (OSError, ValueError):
+                return  # one side was closed under us
+            try:
+                for source in ready:
+                    data = source.recv(CHUNK)
+                    if not data:
+                        return
+                    target = channel if source is sock else sock
+                    target.sendall(data)
+            except (OSError, EOFError, paramiko.SSHException):
+                return
+
+    def close(self) -> None:
+        """Stop listening on the host and drop every spliced connection."""
+        self._closed.set()
+        if self.port is not None and self.transport.is_active():
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+                self.transport.cancel_port_forward("127.0.0.1", self.port)
+        with self._lock:
+            for channel, sock in self._open:
+                channel.close()
+                sock.close()
+            self._open.clear()

@@ -1,0 +1,161 @@
+"""Running the real initiator (`mgmt run --remote`) against throw-away hosts."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from support.hosts import Host, HostPool
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+MGMT = [sys.executable, "-m", "mgmt"]
+
+
+def graph_for(example: str, remote: str, directory: Path, name: Optional[str] = None) -> Path:
+    """A copy of an example graph whose ``remote:`` names one of our hosts."""
+    text = (EXAMPLES / example).read_text()
+    text, count = re.subn(r"(?m)^remote:.*$", f"remote: {remote}", text)
+    assert count == 1, f"{example} has no remote: line"
+    path = directory / (name or example)
+    path.write_text(text)
+    return path
+
+
+def file_graph(host: str, remote: str, directory: Path, content: str = "") -> Path:
+    """A one-file graph: /tmp/only-<host> with a known content."""
+    path = directory / f"only-{host}.yaml"
+    path.write_text(
+        "graph: only\n"
+        "resources:\n"
+        "  file:\n"
+        f"  - name: only-{host}\n"
+        f"    path: /tmp/only-{host}\n"
+        f"    content: {content or 'i am ' + host!r}\n"
+        "    state: exists\n"
+        f"remote: {remote}\n"
+    )
+    return path
+
+
+def mgmt_run(pool: HostPool, bundle: Path, graphs: List[Path], *flags: str, timeout=90):
+    """`mgmt run --remote ...` to completion; the CompletedProcess."""
+    argv = [*MGMT, "run", "--tmp-prefix", *flags]
+    for graph in graphs:
+        argv += ["--remote", str(graph)]
+    return subprocess.run(
+        argv,
+        env=pool.env(MGMT_BUNDLE=str(bundle)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class Initiator:
+    """`mgmt run --remote` in the background, its output collected line by line as it comes."""
+
+    def __init__(self, pool: HostPool, bundle: Path, graphs: List[Path], *flags: str):
+        argv = [*MGMT, "run", "--tmp-prefix", *flags]
+        for graph in graphs:
+            argv += ["--remote", str(graph)]
+        self.proc = subprocess.Popen(
+            argv,
+            env=pool.env(MGMT_BUNDLE=str(bundle)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: List[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def wait_for_line(self, pattern: str, timeout: float = 30) -> str:
+        """The first output line matching ``pattern``, as soon as it is printed."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines:
+                    if regex.search(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no line matching {pattern!r} in:\n{self.output}")
+                self._cond.wait(min(left, 0.2))
+
+    def interrupt(self, sig: int = signal.SIGINT) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def leftovers(host: Host) -> dict:
+    """What a finished run must not leave on a host: agents, extra listeners, run dirs."""
+    return {
+        "processes": [cmd for cmd in host.processes().values() if "sshd" not in cmd],
+        "listeners": [x for x in host.listeners() if x != f"{host.address}:{host.port}"],
+        "run dirs": [d for d in host.listdir("/tmp") if d.startswith("mgmt-")],
+        "temp bundles": [f for f in host.listdir("/root/.cache/mgmt/bundles") if f.startswith(".")],
+    }
+
+
+def assert_clean(host: Host, timeout: float = 5) -> None:
+    """Nothing of the run left inside the host (sshd may take a moment to reap sessions)."""
+    empty = {"processes": [], "listeners": [], "run dirs": [], "temp bundles": []}
+    deadline = time.monotonic() + timeout
+    while True:
+        found = leftovers(host)
+        if found == empty:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{host.name}: left behind: {found}")
+        time.sleep(0.05)
+
+
+def summary(output: str) -> dict:
+    """host -> (result, bundle) from the summary table at the end of the output."""
+    rows = {}
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^host\s+result\s+bundle\s+time", line):
+            for row in lines[i + 1 :]:
+                parts = row.split()
+                if len(parts) >= 4:
+                    rows[parts[0]] = (parts[1], parts[2], " ".join(parts[4:]))
+    return rows

@@ -1,0 +1,69 @@
+"""The throw-away SSH hosts themselves: isolated, reachable by alias, gone afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from conftest import need_hosts
+from support.hosts import ssh_hosts
+
+SSH = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+
+
+def _ssh(pool, alias: str, command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SSH, "-F", str(pool.ssh_config), alias, command],
+        env=pool.env(),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+
+
+def _ours(netns_names, addresses) -> str:
+    text = subprocess.run(
+        "ip netns list; ip -o addr; ip route", shell=True, capture_output=True, text=True
+    ).stdout
+    return "\n".join(
+        line for line in text.splitlines() if any(x in line for x in [*netns_names, *addresses])
+    )
+
+
+def test_hosts_are_separate_machines_reachable_with_plain_ssh():
+    need_hosts()
+    with ssh_hosts(["x", "y"]) as pool:
+        x, y = pool["x"], pool["y"]
+        assert x.address != y.address
+        done = _ssh(pool, "x", 'echo mine > /tmp/probe; echo "$HOME"; ls -A ~; id -u')
+        assert done.returncode == 0, done.stderr
+        home, *rest = done.stdout.split("\n")
+        assert home == "/root" and rest[0] == "0"  # a clean home: no ~/.bashrc to run
+        assert x.read_file("/tmp/probe") == "mine\n"
+        assert not y.exists("/tmp/probe")  # each host has its own /tmp
+        assert x.listeners() == [f"{x.address}:22"]
+        assert _ssh(pool, "y", "true").returncode == 0
+
+
+def test_everything_is_removed_even_when_the_test_fails():
+    need_hosts()
+    names = addresses = []
+    with pytest.raises(RuntimeError, match="boom"), ssh_hosts(2) as pool:
+        names = [h.netns for h in pool]
+        addresses = [h.address for h in pool]
+        pool[0].run("sleep 300 >/dev/null 2>&1 &")  # a process left running inside
+        raise RuntimeError("boom")
+    assert names and _ours(names, addresses) == ""
+    assert not pool.root.exists()
+
+
+def test_password_login_uses_a_private_shadow():
+    need_hosts()
+    with ssh_hosts(["p"], password="t0ps3cret") as pool:
+        host = pool["p"]
+        assert host.url == f"ssh://root:t0ps3cret@{host.address}:22"
+        shadow = host.read_file("/etc/shadow")
+        with open("/etc/shadow") as real:
+            assert shadow != real.read()  # only the host sees the changed hash

@@ -1,0 +1,102 @@
+"""Which host a --remote graph names: URL and alias forms, and the errors for bad ones."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from mgmt.errors import GraphError
+from mgmt.remote.hostspec import HostSpec, load_remotes, parse_remote, read_remote
+
+GOOD = [
+    ("ssh://root@10.254.0.2:22", "10.254.0.2", "root", 22, None),
+    ("ssh://root@10.254.0.2", "10.254.0.2", "root", None, None),
+    ("ssh://web1", "web1", None, None, None),
+    ("ssh://deploy:s3cret@web1.example.org:2222", "web1.example.org", "deploy", 2222, "s3cret"),
+    ("ssh://deploy:p%40ss%3Aword@web1:2222", "web1", "deploy", 2222, "p@ss:word"),
+    ("web1", "web1", None, None, None),
+    ("admin@web1", "web1", "admin", None, None),
+    ("  db-2.internal  ", "db-2.internal", None, None, None),
+]
+
+
+@pytest.mark.parametrize(("value", "target", "user", "port", "password"), GOOD)
+def test_parses_urls_and_aliases(value, target, user, port, password, tmp_path):
+    spec = parse_remote(value, tmp_path / "g.yaml")
+    assert (spec.target, spec.user, spec.port, spec.password) == (target, user, port, password)
+    assert spec.name == target
+
+
+BAD = [
+    ("http://web1", "unsupported scheme"),
+    ("ssh://web1:99999", "invalid port"),
+    ("ssh://web1:0", "invalid port"),
+    ("ssh://web1/some/path", "unexpected path"),
+    ("ssh://", "missing or invalid host"),
+    ("web1; rm -rf /", "not a host name"),
+    ("$(reboot)", "not a host name"),
+    ("", "expected ssh://"),
+    (42, "expected ssh://"),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), BAD)
+def test_refuses_bad_values_naming_file_and_line(value, message, tmp_path):
+    with pytest.raises(GraphError) as caught:
+        parse_remote(value, tmp_path / "g.yaml", line=7)
+    assert message in str(caught.value)
+    assert str(caught.value).startswith(f"{tmp_path / 'g.yaml'}:7: remote:")
+
+
+def test_password_in_url_works_but_warns(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="mgmt"):
+        spec = parse_remote("ssh://root:hunter2@h", tmp_path / "g.yaml")
+    assert spec.password == "hunter2"
+    assert "password in plain text" in caplog.text
+    assert "hunter2" not in caplog.text
+    assert "hunter2" not in repr(spec) and "hunter2" not in str(spec)
+
+
+def test_reads_remote_from_a_graph_with_its_line(tmp_path):
+    graph = tmp_path / "g.yaml"
+    graph.write_text("graph: g\nresources: {}\n\nremote: ssh://bad:host:port\n")
+    with pytest.raises(GraphError) as caught:
+        read_remote(graph)
+    assert f"{graph}:4:" in str(caught.value)
+
+
+def test_a_graph_without_remote_is_an_error(tmp_path):
+    graph = tmp_path / "g.yaml"
+    graph.write_text("graph: g\n")
+    with pytest.raises(GraphError, match="no remote: key"):
+        read_remote(graph)
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    graph = tmp_path / "g.yaml"
+    graph.write_text("graph: g\nremote: [unclosed\n")
+    with pytest.raises(GraphError) as caught:
+        read_remote(graph)
+    assert str(graph) in str(caught.value) and "invalid YAML" in str(caught.value)
+
+
+def test_duplicate_files_collapse_and_a_second_graph_for_a_host_is_refused(tmp_path):
+    first, second, other = (tmp_path / n for n in ("one.yaml", "two.yaml", "three.yaml"))
+    first.write_text("graph: a\nremote: ssh://root@h1\n")
+    second.write_text("graph: b\nremote: root@h1\n")
+    other.write_text("graph: c\nremote: h2\n")
+    loaded = load_remotes([first, first, tmp_path / "." / "one.yaml", second, other])
+    assert loaded.specs == [
+        HostSpec("h1", first, user="root"),
+        HostSpec("h2", other),
+    ]
+    assert list(loaded.refused) == [second]
+    assert "already the remote of" in loaded.refused[second]
+
+
+def test_examples_name_their_hosts():
+    from helpers import EXAMPLES
+
+    a, b = (read_remote(EXAMPLES / f"remote2{x}.yaml") for x in "ab")
+    assert a.name != b.name and a.user == b.user == "root"
