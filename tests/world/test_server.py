@@ -121,3 +121,9 @@ def test_etcd_dies_with_a_killed_agent(tmp_path):
     while alive(etcd_pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not alive(etcd_pid)
+
+
+def test_unusable_data_dir_is_a_world_error(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(WorldError, match="cannot run etcd with its data in"):
+        EmbeddedEtcd(tmp_path / "file" / "etcd", binary="/bin/true").start()

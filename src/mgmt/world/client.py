@@ -104,9 +104,10 @@ class EtcdClient:
     @property
     def token(self) -> Optional[str]:
         """The auth token (authenticating first if needed); None without credentials."""
-        if self.credentials is not None and self._token is None:
-            self._authenticate()
-        return self._token
+        token = self._token
+        if self.credentials is not None and token is None:
+            token = self._authenticate()
+        return token
 
     def invalidate_token(self, stale: Optional[str]) -> None:
         """Forget ``stale`` so the next call authenticates again."""
@@ -173,7 +174,7 @@ class EtcdClient:
 
     # -- internals -----------------------------------------------------------
 
-    def _authenticate(self) -> None:
+    def _authenticate(self) -> str:
         assert self.credentials is not None
         result = self._post(
             "auth/authenticate",
@@ -181,6 +182,7 @@ class EtcdClient:
             None,
         )
         self._token = result["token"]
+        return self._token
 
     def _client(self, url: str) -> Any:
         with self._lock:

@@ -125,13 +125,18 @@ class EmbeddedEtcd:
     def start(self) -> None:
         """Start etcd and return once it answers /health (or raise WorldError)."""
         binary = find_etcd(self.binary)
-        self._prepare_dir()
         started = time.monotonic()
         for attempt in range(PORT_ATTEMPTS):
-            self._spawn(binary)
             try:
+                self._prepare_dir()
+                self._spawn(binary)
                 self._wait_healthy()
                 break
+            except OSError as error:
+                self.stop()
+                raise WorldError(
+                    f"cannot run etcd with its data in {self.data_dir}: {error.strerror or error}"
+                ) from None
             except _PortTaken:
                 # Another process took a port between our probe and etcd's bind.
                 self._terminate()
