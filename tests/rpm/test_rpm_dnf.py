@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -16,8 +17,10 @@ def dnf_install(repo_url: str, root: Path, *packages: str) -> subprocess.Complet
     config.write_text("[main]\ngpgcheck=0\ninstall_weak_deps=0\n")
     empty = root.parent / "repos.d"
     empty.mkdir(exist_ok=True)
+    # dnf insists on root even for an installroot; a user namespace is enough.
+    as_root = [] if os.geteuid() == 0 else ["unshare", "--map-root-user"]
     command = [
-        "dnf", "--assumeyes", "--quiet", f"--config={config}", f"--installroot={root}",
+        *as_root, "dnf", "--assumeyes", "--quiet", f"--config={config}", f"--installroot={root}",
         "--releasever=1", f"--setopt=reposdir={empty}",
         f"--setopt=cachedir={root.parent / 'cache'}",
         f"--repofrompath=phony,{repo_url}", "--setopt=phony.gpgcheck=0", "--nodocs",
