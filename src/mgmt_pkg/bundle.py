@@ -24,7 +24,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import mgmt
 from mgmt_pkg.errors import MgmtPkgError, ToolFailed
@@ -88,18 +88,20 @@ def build_bundle(
     compile_pyc: bool = True,
     python: str = SHEBANG,
     pip_args: Sequence[str] = (),
+    package_dir: Optional[Path] = None,
 ) -> BundleInfo:
     """Build the agent's zipapp at ``output`` (written atomically) and describe it.
 
     ``compile_pyc`` has shiv compile bytecode once, when the bundle is first
     extracted, with the interpreter that runs it (so the pyc always matches
     that Python). ``pip_args`` go to every pip call (e.g. ``--find-links``).
+    ``package_dir`` is the mgmt package to ship (default: the one imported here).
     """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mgmt-bundle-") as work:
         stage = Path(work) / "site-packages"
-        stage_site_packages(stage, pip_args=pip_args)
+        stage_site_packages(stage, pip_args=pip_args, package_dir=package_dir)
         partial = output.parent / f".{output.name}.partial-{os.getpid()}"
         try:
             _run_shiv(stage, partial, compile_pyc=compile_pyc, python=python)
@@ -110,7 +112,9 @@ def build_bundle(
     return BundleInfo(path=output, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
 
-def stage_site_packages(stage: Path, *, pip_args: Sequence[str] = ()) -> Path:
+def stage_site_packages(
+    stage: Path, *, pip_args: Sequence[str] = (), package_dir: Optional[Path] = None
+) -> Path:
     """Fill ``stage`` with the agent's package and its pinned pure-Python dependencies."""
     stage.mkdir(parents=True, exist_ok=True)
     _pip_install(
@@ -125,7 +129,7 @@ def stage_site_packages(stage: Path, *, pip_args: Sequence[str] = ()) -> Path:
         extra=pip_args,
     )
     shutil.copytree(
-        Path(mgmt.__file__).parent,
+        package_dir or Path(mgmt.__file__).parent,
         stage / "mgmt",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import mgmt
-from mgmt_pkg.bundle import NATIVE_REQUIREMENTS, PURE_REQUIREMENTS
+from mgmt_pkg.bundle import NATIVE_REQUIREMENTS, PURE_REQUIREMENTS, build_bundle, describe
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -37,13 +38,19 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory) -> list:
-    """The bundle built twice, in two places, by the command line."""
-    built = []
+    """The bundle built three times: by the command line, then twice by the API from one
+    snapshot of the agent's source (so that edits to the tree meanwhile cannot differ)."""
+    output = tmp_path_factory.mktemp("cli") / "mgmt"
+    done = _run_cli("bundle", "-o", str(output))
+    assert done.returncode == 0, done.stderr
+    built = [(output, done.stdout)]
+    snapshot = tmp_path_factory.mktemp("source") / "mgmt"
+    shutil.copytree(Path(mgmt.__file__).parent, snapshot)
     for name in ("first", "second"):
-        output = tmp_path_factory.mktemp(name) / "mgmt"
-        done = _run_cli("bundle", "-o", str(output))
-        assert done.returncode == 0, done.stderr
-        built.append((output, done.stdout))
+        info = build_bundle(tmp_path_factory.mktemp(name) / "mgmt", package_dir=snapshot)
+        assert info.sha256 == hashlib.sha256(info.path.read_bytes()).hexdigest()
+        assert info.size == info.path.stat().st_size
+        built.append((info.path, describe(info)))
     return built
 
 
@@ -52,12 +59,15 @@ def _clean_env(home: Path) -> dict:
     return {"HOME": str(home), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 
+def test_cli_prints_size_and_sha256(bundles):
+    path, printed = bundles[0]
+    assert f"sha256: {hashlib.sha256(path.read_bytes()).hexdigest()}" in printed
+    assert f"size: {path.stat().st_size} bytes" in printed
+
+
 def test_built_twice_gives_the_same_sha256(bundles):
-    (first, first_out), (second, _) = bundles
-    digest = hashlib.sha256(first.read_bytes()).hexdigest()
-    assert hashlib.sha256(second.read_bytes()).hexdigest() == digest
-    assert f"sha256: {digest}" in first_out
-    assert f"size: {first.stat().st_size} bytes" in first_out
+    (_, _), (first, _), (second, _) = bundles
+    assert first.read_bytes() == second.read_bytes()
 
 
 def test_output_is_executable_and_nothing_partial_is_left(bundles):
@@ -65,6 +75,22 @@ def test_output_is_executable_and_nothing_partial_is_left(bundles):
     assert os.access(path, os.X_OK)
     assert path.read_bytes().startswith(b"#!/usr/bin/env python3\n")
     assert sorted(p.name for p in path.parent.iterdir()) == ["mgmt"]
+
+
+def test_runs_version_with_the_system_python_from_a_clean_home(bundles, tmp_path):
+    path, _ = bundles[0]
+    done = subprocess.run(
+        [SYSTEM_PYTHON, "-I", str(path), "--version"],
+        capture_output=True,
+        text=True,
+        env=_clean_env(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert mgmt.__version__ in done.stdout + done.stderr
+    # shiv extracted it under the clean HOME, keyed by the build id.
+    assert list((tmp_path / ".shiv").glob("mgmt_*/site-packages/mgmt/cli.py"))
 
 
 def test_carries_exactly_the_agent_and_its_pure_python_dependencies(bundles):

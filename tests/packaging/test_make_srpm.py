@@ -174,7 +174,7 @@ def test_rpmlint_finds_no_errors_beyond_the_missing_signature(rebuilt, srpm, che
 def test_command_versions_agree_with_the_spec(srpm):
     version = re.search(r"^Version:\s+(\S+)$", _spec_text(srpm), re.M).group(1)
     bindir = Path(sys.executable).parent
-    for command in ("mgmt-pkg",):
+    for command in ("mgmt-pkg", "mgmt"):
         done = subprocess.run(
             [str(bindir / command), "--version"], capture_output=True, text=True, check=False
         )
