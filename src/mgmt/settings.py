@@ -20,7 +20,8 @@ class EtcdCredentials:
     """A user and password for etcd's auth; never put on a command line."""
 
     username: str
-    password: str
+    # Kept out of repr so a logged or printed Settings never shows it.
+    password: str = field(repr=False)
 
 
 @dataclass
