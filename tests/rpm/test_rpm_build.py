@@ -172,7 +172,7 @@ def test_missing_rpmbuild_names_the_package_to_install(tmp_path: Path, monkeypat
     assert result.code == 1
     assert result.err.startswith("mgmt-pkg: error: rpmbuild not found: install the ")
     assert len(result.err.splitlines()) == 1
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()
 
 
 def test_inspect_prints_fields_and_json(example):
@@ -189,3 +189,10 @@ def test_inspect_prints_fields_and_json(example):
     assert data["files"] == ["/usr/share/doc/vagrant-libvirt/README"]
     missing = run_cli("inspect", str(out / "nope.rpm"))
     assert missing.code == 2 and "no such file" in missing.err
+
+
+def test_an_output_dir_that_cannot_be_made_is_bad_input(tmp_path: Path):
+    (tmp_path / "file").write_text("")
+    result = run_cli("fake-rpm", *EXAMPLE, "--spec-only", "-o", str(tmp_path / "file" / "out"))
+    assert result.code == 2
+    assert result.err.startswith(f"mgmt-pkg: error: --output-dir: cannot create {tmp_path}")

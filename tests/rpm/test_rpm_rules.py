@@ -62,3 +62,23 @@ def test_replaces_provides_the_full_evr():
     package = PhonyPackage.create("new", "2", "1", epoch=3, replaces=("old < 2",))
     spec = render_spec(package)
     assert "Obsoletes:      old < 2\nProvides:       old = 3:2-1\n" in spec
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [
+        ("echo ok\n%files\n/etc/shadow\n", "line 2 starts with '%', which rpm reads as a section"),
+        ("\n\n", "the script is empty"),
+        ("echo \x1b[1m\n", "line 1 contains a control character"),
+    ],
+)
+def test_scriptlet_files_that_would_inject_are_refused(script: str, error: str, tmp_path: Path):
+    path = tmp_path / "post.sh"
+    path.write_text(script)
+    result = run_cli("fake-rpm", "-n", "x", "-v", "1", "--after-remove", str(path))
+    assert (result.code, result.err) == (2, f"mgmt-pkg: error: --after-remove: {error}\n")
+
+
+def test_scriptlet_percent_signs_are_escaped_not_expanded():
+    package = PhonyPackage.create("x", "1", scriptlets=(("postun", "date +%s # %{_bindir}\n"),))
+    assert "%postun\ndate +%%s # %%{_bindir}\n" in render_spec(package)

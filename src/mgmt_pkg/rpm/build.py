@@ -13,15 +13,16 @@ template), so the random _topdir path never reaches the packages.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
-from mgmt_pkg.errors import MgmtPkgError, ToolFailed, ToolMissing
+from mgmt_pkg.errors import InvalidInput, MgmtPkgError, ToolFailed, ToolMissing
 from mgmt_pkg.rpm.model import PhonyPackage
 
 __all__ = ["STAGES", "BuildResult", "build_package", "rpmbuild_command", "write_atomically"]
@@ -100,23 +101,40 @@ def build_package(
     """Build ``package`` from ``spec_text`` and place the results in output_dir."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    executable = None if stage == "spec" else rpmbuild or find_rpmbuild()
     spec_name = f"{package.name}.spec"
+    _make_output_dir(output_dir)
     if stage == "spec":
-        write_atomically(output_dir / spec_name, spec_text.encode())
+        with _writing(output_dir):
+            write_atomically(output_dir / spec_name, spec_text.encode())
         return BuildResult(spec=output_dir / spec_name)
 
-    executable = rpmbuild or find_rpmbuild()
     with tempfile.TemporaryDirectory(prefix="mgmt-pkg-rpmbuild-") as temporary:
         topdir = Path(temporary)
         spec = topdir / spec_name  # rpmlint wants the spec in the SRPM named NAME.spec
-        spec.write_text(spec_text)
+        spec.write_text(spec_text, encoding="utf-8")
         _run(rpmbuild_command(executable, spec, topdir, stage, package.arch), package)
         built = [_built(topdir, f"SRPMS/{package.nvr}.src.rpm")]
         if stage == "rpm":
             built.append(_built(topdir, f"RPMS/*/{package.nvr}.{package.arch}.rpm"))
-        placed = _place(output_dir, [spec, *built])
+        with _writing(output_dir):
+            placed = _place(output_dir, [spec, *built])
     return BuildResult(*placed)
+
+
+def _make_output_dir(output_dir: Path) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidInput(f"--output-dir: cannot create {output_dir}: {error.strerror}") from None
+
+
+@contextlib.contextmanager
+def _writing(output_dir: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        raise MgmtPkgError(f"cannot write into {output_dir}: {error.strerror}") from None
 
 
 def _run(command: Sequence[str], package: PhonyPackage) -> None:
