@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 # Name: alphanumerics and ".-_+"; rpm also allows "%{}", which are macros and
-# so are refused here. Version/Release: alphanumerics and "._+~^", no "..".
+# so are refused here. Version/Release: alphanumerics and "._+~^". No ".." in any.
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\Z")
 _VERREL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+~^]*\Z")
 # A dependency name: a package name, optionally a capability such as
@@ -79,8 +79,10 @@ def check_text(option: str, value: str, multiline: bool = False) -> str:
 
 
 def check_name(value: str, option: str = "--name") -> str:
-    if not _NAME.match(value):
-        raise refuse(option, f"{value!r} is not a valid rpm name (letters, digits, '.-_+')")
+    if not _NAME.match(value) or ".." in value:
+        raise refuse(
+            option, f"{value!r} is not a valid rpm name (letters, digits, '.-_+'; no '..')"
+        )
     if len(value) > 100:
         raise refuse(option, "is longer than 100 characters")
     return value
