@@ -41,21 +41,26 @@ def _architecture(value: str) -> str:
 
 
 @click.command("fake-rpm")
-@click.option("-n", "--name", help="Package name (Name).")
-@click.option("-v", "--version", "version", help="Package version (Version).")
-@click.option("--iteration", default="1", show_default=True, help="Release.")
-@click.option("--epoch", help="Epoch; left out unless given.")
+@click.option("-n", "--name", metavar="NAME", help="Package name (Name).")
+@click.option("-v", "--version", "version", metavar="VERSION", help="Package version (Version).")
+@click.option("--iteration", metavar="RELEASE", default="1", show_default=True, help="Release.")
+@click.option("--epoch", metavar="N", help="Epoch; left out unless given.")
 @click.option(
     "-a",
     "--architecture",
+    metavar="ARCH",
     default="noarch",
     show_default=True,
     help="noarch (or all), native, or an rpm architecture such as x86_64.",
 )
-@click.option("-d", "--depends", multiple=True, help="Requires, e.g. 'vagrant >= 1.6.5'.")
-@click.option("--provides", multiple=True, help="Provides (repeatable).")
-@click.option("--conflicts", multiple=True, help="Conflicts (repeatable).")
-@click.option("--replaces", multiple=True, help="Obsoletes, plus the matching Provides.")
+@click.option(
+    "-d", "--depends", metavar="DEP", multiple=True, help="Requires, e.g. 'vagrant >= 1.6.5'."
+)
+@click.option("--provides", metavar="DEP", multiple=True, help="Provides (repeatable).")
+@click.option("--conflicts", metavar="DEP", multiple=True, help="Conflicts (repeatable).")
+@click.option(
+    "--replaces", metavar="DEP", multiple=True, help="Obsoletes, plus the matching Provides."
+)
 @click.option("--license", "license_", help="SPDX license expression (default MIT).")
 @click.option("--url", help="Upstream URL.")
 @click.option("--vendor", help="Vendor.")
@@ -70,13 +75,17 @@ def _architecture(value: str) -> str:
 @click.option("--after-remove", metavar="FILE", help="%postun scriptlet.")
 @click.option("--rpm-pretrans", metavar="FILE", help="%pretrans scriptlet.")
 @click.option("--rpm-posttrans", metavar="FILE", help="%posttrans scriptlet.")
-@click.option("-o", "--output-dir", default=".", show_default=True, help="Where results go.")
+@click.option(
+    "-o", "--output-dir", metavar="DIR", default=".", show_default=True, help="Where results go."
+)
 @click.option("--spec-only", is_flag=True, help="Write only the spec.")
 @click.option("--srpm-only", is_flag=True, help="Write only the spec and the SRPM.")
 @click.option(
     "--source-date-epoch",
+    metavar="SECONDS",
     envvar="SOURCE_DATE_EPOCH",
-    help="Time stamp of the build (default: the changelog's date, today).",
+    help="Time stamp of the build and changelog; also read from $SOURCE_DATE_EPOCH "
+    "(default: today, 00:00 UTC).",
 )
 @click.option(
     "--no-placeholder",
