@@ -85,16 +85,19 @@ class BundleInfo:
 def build_bundle(
     output: Path,
     *,
-    compile_pyc: bool = True,
+    compile_pyc: bool = False,
     python: str = SHEBANG,
     pip_args: Sequence[str] = (),
     package_dir: Optional[Path] = None,
 ) -> BundleInfo:
     """Build the agent's zipapp at ``output`` (written atomically) and describe it.
 
-    ``compile_pyc`` has shiv compile bytecode once, when the bundle is first
-    extracted, with the interpreter that runs it (so the pyc always matches
-    that Python). ``pip_args`` go to every pip call (e.g. ``--find-links``).
+    ``compile_pyc`` has shiv compile all bytecode when the bundle is first
+    extracted, with the interpreter that runs it. It is off by default: bench/
+    bundle.py shows it adds about a second to the first run and nothing to later
+    ones, since Python writes the pyc of what it imports into the extraction
+    directory anyway (for whichever Python runs it, so no version mismatch).
+    ``pip_args`` go to every pip call (e.g. ``--find-links``).
     ``package_dir`` is the mgmt package to ship (default: the one imported here).
     """
     output = Path(output)

@@ -15,6 +15,7 @@ import pytest
 
 import mgmt
 from mgmt_pkg.bundle import NATIVE_REQUIREMENTS, PURE_REQUIREMENTS, build_bundle, describe
+from support import require_root, require_tools
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -156,3 +157,68 @@ def test_nothing_in_the_bundle_needs_more_than_python_3_9(bundles, tmp_path):
     }
     assert flagged <= set(AUDITED_FOR_39), done.stdout
     assert not [f for f in flagged if f.startswith("mgmt/")]
+
+
+GRAPH = """\
+---
+graph: bundled
+resources:
+  file:
+  - name: hello
+    path: "/tmp/from-bundle/hello"
+    content: |
+      applied by the bundle
+    state: exists
+  exec:
+  - name: python-version
+    cmd: "python3 -c 'import sys; print(sys.version)' > /tmp/from-bundle/python"
+    shell: /bin/sh
+    ifcmd: "test ! -e /tmp/from-bundle/python"
+    ifshell: /bin/sh
+edges:
+- name: dir-first
+  from: {kind: file, name: hello}
+  to: {kind: exec, name: python-version}
+"""
+
+
+def test_runs_a_graph_on_a_bare_host_over_ssh(bundles, tmp_path):
+    """Copied with scp into a throw-away host (own /tmp and /root), run with its python3."""
+    require_root()
+    require_tools("sshd", "ssh", "ip", "unshare", "nsenter", "etcd")
+    from support.hosts import ssh_hosts
+
+    path, _ = bundles[0]
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(GRAPH)
+    ssh = ["-F", None, "-o", "BatchMode=yes"]
+    with ssh_hosts(["bare"]) as pool:
+        ssh[1] = str(pool.ssh_config)
+        host = pool["bare"]
+        copy = subprocess.run(
+            ["scp", "-q", *ssh, str(path), str(graph), "bare:/tmp/"],
+            env=pool.env(), capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert copy.returncode == 0, copy.stderr
+        assert not host.exists("/root/.shiv")  # a fresh home: nothing extracted yet
+        command = (
+            "mkdir -p /tmp/from-bundle && cd /tmp && env -i HOME=/root PATH=/usr/bin:/bin "
+            "/usr/bin/python3 -I /tmp/mgmt run --file /tmp/graph.yaml --tmp-prefix "
+            "--hostname bare --converged-timeout 1 --no-watch"
+        )
+        done = subprocess.run(
+            ["ssh", *ssh, "bare", command],
+            env=pool.env(), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert host.read_file("/tmp/from-bundle/hello") == "applied by the bundle\n"
+        assert host.read_file("/tmp/from-bundle/python").startswith(sys_python_version())
+        assert host.listdir("/root/.shiv")  # extracted in the host's own home
+    assert not Path("/tmp/from-bundle").exists()  # it all happened inside the host
+
+
+def sys_python_version() -> str:
+    return subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip

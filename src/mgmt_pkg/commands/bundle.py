@@ -20,9 +20,9 @@ from mgmt_pkg.bundle import SHEBANG, build_bundle, describe
 )
 @click.option(
     "--compile-pyc/--no-compile-pyc",
-    default=True,
+    default=False,
     show_default=True,
-    help="Compile bytecode on first extraction, with the Python that runs the bundle.",
+    help="Compile all bytecode on first extraction (slower first run; see bench/bundle.py).",
 )
 @click.option("--python", default=SHEBANG, show_default=True, help="The bundle's shebang.")
 @click.option(
