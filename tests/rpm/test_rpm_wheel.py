@@ -41,15 +41,16 @@ def test_fake_rpm_from_a_plain_pip_install(tmp_path: Path):
             )
         else:
             shutil.copy2(origin, source / name)
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
-        str(source), cwd=tmp_path)  # fmt: skip
+    # Offline: the dev venv's setuptools and wheel build it, nothing is downloaded.
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+        "-q", "-w", str(tmp_path / "dist"), str(source), cwd=tmp_path)  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("*.whl")
 
     fresh = tmp_path / "fresh"
     venv.create(fresh, with_pip=False)
     python = fresh / "bin" / "python"
-    run(sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
-        str(wheel), cwd=tmp_path)  # fmt: skip
+    run(sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+        "--no-index", "-q", str(wheel), cwd=tmp_path)  # fmt: skip
     site = run(str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))",
                cwd=tmp_path).stdout.strip()  # fmt: skip
     (Path(site) / "dev-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
