@@ -47,6 +47,18 @@ ARCHITECTURES = (
     "riscv64",
 )
 SCRIPTLETS = ("pre", "post", "preun", "postun", "pretrans", "posttrans")
+# section -> the fpm-style option that sets it
+SCRIPT_OPTIONS = {
+    "pre": "before-install",
+    "post": "after-install",
+    "preun": "before-remove",
+    "postun": "after-remove",
+    "pretrans": "rpm-pretrans",
+    "posttrans": "rpm-posttrans",
+}
+# rpm's changelog dates are English whatever the locale
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 DEFAULT_MAINTAINER = "mgmt-pkg <mgmt-pkg@localhost.localdomain>"
 DEFAULT_LICENSE = "MIT"
@@ -134,6 +146,9 @@ class PhonyPackage:
         source_date_epoch: Optional[int] = None,
     ) -> PhonyPackage:
         """Validate raw option values; errors name the command-line option."""
+        check_name(name)
+        check_verrel(version, "--version")
+        check_verrel(release, "--iteration")
         if epoch is not None and not 0 <= epoch <= EPOCH_MAX:
             raise refuse("--epoch", f"must be between 0 and {EPOCH_MAX}")
         if arch not in ARCHITECTURES:
@@ -155,13 +170,12 @@ class PhonyPackage:
         if description is not None:
             check_text("--description", description, multiline=True)
         sections = [section for section, _ in scriptlets]
-        for section in sections:
-            if section not in SCRIPTLETS or sections.count(section) > 1:
-                raise refuse(f"--{section}", "given more than once or unknown")
+        if any(s not in SCRIPTLETS or sections.count(s) > 1 for s in sections):
+            raise ValueError(f"scriptlets must be distinct, among {SCRIPTLETS}: {sections}")
         return cls(
-            name=check_name(name),
-            version=check_verrel(version, "--version"),
-            release=check_verrel(release, "--iteration"),
+            name=name,
+            version=version,
+            release=release,
             epoch=epoch,
             arch=arch,
             summary=summary if summary is not None else DEFAULT_SUMMARY,
@@ -200,22 +214,8 @@ class PhonyPackage:
     def changelog_date(self) -> str:
         """The date line rpm wants, e.g. "Thu Nov 26 2026" (English, not locale)."""
         when = datetime.fromtimestamp(self.source_date_epoch, tz=timezone.utc)
-        days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-        months = [
-            "Jan",
-            "Feb",
-            "Mar",
-            "Apr",
-            "May",
-            "Jun",
-            "Jul",
-            "Aug",
-            "Sep",
-            "Oct",
-            "Nov",
-            "Dec",
-        ]
-        return f"{days[when.weekday()]} {months[when.month - 1]} {when.day:02d} {when.year}"
+        day = _DAYS[when.weekday()]
+        return f"{day} {_MONTHS[when.month - 1]} {when.day:02d} {when.year}"
 
     @property
     def full_description(self) -> str:
@@ -223,19 +223,6 @@ class PhonyPackage:
             f"A phony package built by mgmt-pkg. It exists to satisfy dependencies on\n"
             f"{self.name} and installs no software."
         )
-
-
-# section -> the fpm-style option that sets it
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-SCRIPT_OPTIONS = {
-    "pre": "before-install",
-    "post": "after-install",
-    "preun": "before-remove",
-    "postun": "after-remove",
-    "pretrans": "rpm-pretrans",
-    "posttrans": "rpm-posttrans",
-}
 
 
 def _midnight_utc_today() -> int:
