@@ -196,3 +196,12 @@ def test_an_output_dir_that_cannot_be_made_is_bad_input(tmp_path: Path):
     result = run_cli("fake-rpm", *EXAMPLE, "--spec-only", "-o", str(tmp_path / "file" / "out"))
     assert result.code == 2
     assert result.err.startswith(f"mgmt-pkg: error: --output-dir: cannot create {tmp_path}")
+
+
+def test_inspect_of_a_file_that_is_not_an_rpm_fails_in_one_line(tmp_path: Path):
+    bogus = tmp_path / "bogus.rpm"
+    bogus.write_bytes(b"not an rpm at all\n" * 10)
+    result = run_cli("inspect", str(bogus))
+    assert result.code == 1
+    assert result.err.startswith(f"mgmt-pkg: error: {bogus}: not a readable RPM")
+    assert len(result.err.splitlines()) == 1
