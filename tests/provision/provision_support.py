@@ -129,3 +129,57 @@ class ServeProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.communicate()
+
+
+class AgentRun:
+    """`mgmt run --file GRAPH --no-server --tmp-prefix` as a real process, log in a file."""
+
+    def __init__(self, graph: Path, log: Path):
+        import subprocess
+        import sys
+
+        self.log_path = log
+        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mgmt", "run", "--file", str(graph), "--no-server",
+             "--tmp-prefix", "-v"],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(15)
+        finally:
+            self._log.close()
+
+    def __enter__(self) -> AgentRun:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll until predicate() is true or the deadline passes."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except OSError:
+            pass  # not listening yet
+        time.sleep(interval)
+    return bool(predicate())

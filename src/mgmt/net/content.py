@@ -27,6 +27,7 @@ __all__ = [
     "Source",
     "load",
     "normalize_mac",
+    "parse_address",
     "resolve_under",
 ]
 
@@ -135,3 +136,19 @@ def resolve_under(root: Path, relative: str) -> Optional[Path]:
     if candidate != real_root and not candidate.startswith(real_root.rstrip("/") + "/"):
         return None
     return Path(candidate)
+
+
+def parse_address(value: str, default_port: int) -> Tuple[str, int]:
+    """``host:port``, ``:port`` (all interfaces), ``[v6]:port`` or ``host`` -> (host, port)."""
+    host, port = value, ""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    if port and not port.isdigit():
+        raise ValueError(f"bad port in {value!r}")
+    number = int(port) if port else default_port
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port out of range in {value!r}")
+    return host or "0.0.0.0", number

@@ -25,7 +25,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import TCPServer
-from typing import BinaryIO, Dict, Optional, Tuple, Union
+from typing import BinaryIO, Callable, Dict, Optional, Tuple, Union
 
 from mgmt.log import get_logger
 from mgmt.net.content import Content, MacSelector, Overlay, load, resolve_under
@@ -269,6 +269,7 @@ class HttpFileServer:
         root_path = Path(root) if root is not None else None
         self._server = server_class((bind, port), root_path, dict(overlay or {}), max_ranges)
         self._thread: Optional[threading.Thread] = None
+        self._stopping = False
 
     @property
     def address(self) -> Tuple[str, int]:
@@ -287,12 +288,26 @@ class HttpFileServer:
         log.info("serving %s on %s", self._server.root or "(overlay only)", self.url)
         self._server.serve_forever(poll_interval=0.2)
 
-    def start(self) -> HttpFileServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="http-server", daemon=True)
+    def start(self, on_exit: Optional[Callable[[], None]] = None) -> HttpFileServer:
+        """Serve in a daemon thread; ``on_exit`` is called if it ever ends unasked."""
+
+        def run() -> None:
+            try:
+                self.serve_forever()
+            finally:
+                if on_exit is not None and not self._stopping:
+                    on_exit()
+
+        self._stopping = False
+        self._thread = threading.Thread(target=run, name="http-server", daemon=True)
         self._thread.start()
         return self
 
+    def is_serving(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
+        self._stopping = True
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()

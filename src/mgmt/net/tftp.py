@@ -17,7 +17,7 @@ import socket
 import struct
 import threading
 from pathlib import Path
-from typing import BinaryIO, Dict, List, Optional, Tuple, Union
+from typing import BinaryIO, Callable, Dict, List, Optional, Tuple, Union
 
 from mgmt.log import get_logger
 from mgmt.net.content import MacSelector, Overlay, OverlayEntry, load, resolve_under
@@ -243,7 +243,7 @@ class TftpServer:
         thread.start()
 
     def serve_forever(self) -> None:
-        log.info("serving %s read-only on %s port %d", self.root, *self.address)
+        log.info("serving %s read-only on %s port %d", self.root or "(files only)", *self.address)
         while not self.stopping.is_set():
             try:
                 packet, client = self._sock.recvfrom(_MAX_PACKET)
@@ -255,10 +255,22 @@ class TftpServer:
                 raise
             self._handle(packet, client)
 
-    def start(self) -> TftpServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="tftp-server", daemon=True)
+    def start(self, on_exit: Optional[Callable[[], None]] = None) -> TftpServer:
+        """Serve in a daemon thread; ``on_exit`` is called if it ever ends unasked."""
+
+        def run() -> None:
+            try:
+                self.serve_forever()
+            finally:
+                if on_exit is not None and not self.stopping.is_set():
+                    on_exit()
+
+        self._thread = threading.Thread(target=run, name="tftp-server", daemon=True)
         self._thread.start()
         return self
+
+    def is_serving(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         self.stopping.set()

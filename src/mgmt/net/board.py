@@ -1,0 +1,93 @@
+"""Where file resources publish what their server should hand out.
+
+A graph declares a server (``http:server``) and, separately, the files it
+serves (``http:server:file``), as mgmt does. The engine builds each resource on
+its own and gives none of them a handle on the others, so the two meet here:
+file resources publish (URL path, MAC, body) under their server's name, and a
+running server is told whenever its set of files changes. One agent is one
+process, so one board per process (:data:`BOARD`) is the meeting point; tests
+may build their own.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Dict, Optional, Tuple
+
+from mgmt.net.content import MacSelector, OverlayEntry, Source
+
+__all__ = ["BOARD", "Board", "Published"]
+
+# (URL path, MAC or "", body) as one file resource published it.
+Published = Tuple[str, str, Source]
+_Server = Tuple[str, str]  # (protocol, server name)
+
+
+class Board:
+    """A thread-safe table: server -> file resource -> what it publishes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._notifying = threading.Lock()
+        self._files: Dict[_Server, Dict[str, Published]] = {}
+        self._listeners: Dict[_Server, Callable[[Dict[str, OverlayEntry]], None]] = {}
+
+    def publish(self, protocol: str, server: str, owner: str, entry: Published) -> None:
+        with self._lock:
+            self._files.setdefault((protocol, server), {})[owner] = entry
+        self._notify((protocol, server))
+
+    def withdraw(self, protocol: str, server: str, owner: str) -> None:
+        with self._lock:
+            removed = self._files.get((protocol, server), {}).pop(owner, None)
+        if removed is not None:
+            self._notify((protocol, server))
+
+    def published(self, protocol: str, server: str, owner: str) -> Optional[Published]:
+        with self._lock:
+            return self._files.get((protocol, server), {}).get(owner)
+
+    def attach(
+        self, protocol: str, server: str, listener: Callable[[Dict[str, OverlayEntry]], None]
+    ) -> None:
+        """A running server: called now and after every change with its overlay."""
+        with self._lock:
+            self._listeners[(protocol, server)] = listener
+        self._notify((protocol, server))
+
+    def detach(self, protocol: str, server: str, listener: Callable) -> None:
+        with self._lock:
+            if self._listeners.get((protocol, server)) is listener:
+                del self._listeners[(protocol, server)]
+
+    def attached(self, protocol: str, server: str) -> bool:
+        with self._lock:
+            return (protocol, server) in self._listeners
+
+    def overlay(self, protocol: str, server: str) -> Dict[str, OverlayEntry]:
+        """URL path -> body; paths with MAC-specific entries become a MacSelector."""
+        with self._lock:
+            entries = sorted(self._files.get((protocol, server), {}).items())
+        plain: Dict[str, Source] = {}
+        by_mac: Dict[str, Dict[str, Source]] = {}
+        for _owner, (path, mac, source) in entries:
+            if mac:
+                by_mac.setdefault(path, {})[mac] = source
+            else:
+                plain[path] = source
+        overlay: Dict[str, OverlayEntry] = dict(plain)
+        for path, table in by_mac.items():
+            overlay[path] = MacSelector(table, plain.get(path))
+        return overlay
+
+    def _notify(self, key: _Server) -> None:
+        # One notification at a time, each computing the overlay afresh: the
+        # last call a listener gets always carries the newest set of files.
+        with self._notifying:
+            with self._lock:
+                listener = self._listeners.get(key)
+            if listener is not None:
+                listener(self.overlay(*key))
+
+
+BOARD = Board()
