@@ -38,11 +38,12 @@ class Build:
     end_state: str
     steps: int = 0
     uploaded: bytes = b""
+    stuck: bool = False  # stays "running" for ever, for timeouts
 
     @property
     def state(self) -> str:
-        if self.steps < len(RUNNING_STATES):
-            return RUNNING_STATES[self.steps]
+        if self.steps < len(RUNNING_STATES) or self.stuck:
+            return RUNNING_STATES[min(self.steps, len(RUNNING_STATES) - 1)]
         return self.end_state
 
     def as_json(self, base_url: str) -> dict:
@@ -76,6 +77,7 @@ class CoprState:
     projects: Dict[Tuple[str, str], List[str]] = field(default_factory=dict)  # -> chroots
     builds: Dict[int, Build] = field(default_factory=dict)
     failing_packages: Set[str] = field(default_factory=set)
+    stuck_packages: Set[str] = field(default_factory=set)
     requests: List[Tuple[str, str]] = field(default_factory=list)  # (method, path)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -216,6 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
                 submitter=user,
                 end_state="failed" if package[0] in state.failing_packages else "succeeded",
                 uploaded=parts["pkgs"],
+                stuck=package[0] in state.stuck_packages,
             )
             state.builds[build.id] = build
         return build

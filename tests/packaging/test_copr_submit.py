@@ -47,6 +47,7 @@ def copr(tmp_path):
         server.state.users[LOGIN] = (USER, TOKEN)
         server.state.projects[(USER, "demo")] = [CHROOT, "epel-9-x86_64"]
         server.state.failing_packages.add("broken")
+        server.state.stuck_packages.add("slow")
         config = tmp_path / "copr.conf"
         server.write_config(config, LOGIN, TOKEN, USER)
         server.config = config
@@ -105,6 +106,14 @@ def test_failed_build_exits_1_with_its_url(copr, tmp_path):
     done = run("build", f"{USER}/demo", str(broken), "--config", str(copr.config),
                "--poll-interval", "0")  # fmt: skip
     assert_one_line_error(done, 1, "failed", f"{copr.url}/coprs/{USER}/demo/build/1/")
+    assert "copr: build 1: running" in done.stdout
+
+
+def test_timeout_gives_up_following_with_the_url(copr, tmp_path):
+    slow = _srpm(tmp_path, "slow")
+    done = run("build", f"{USER}/demo", str(slow), "--config", str(copr.config),
+               "--poll-interval", "0.05", "--timeout", "0.3")  # fmt: skip
+    assert_one_line_error(done, 1, "gave up after 0.3 s", f"{copr.url}/coprs/{USER}/demo/build/1/")
     assert "copr: build 1: running" in done.stdout
 
 
@@ -239,3 +248,19 @@ def test_library_call_used_by_fake_rpm(copr, good_srpm, tmp_path, capsys):
     with pytest.raises(BuildFailed, match=r"build/2/"):
         submit_srpm(f"{USER}/demo", _srpm(tmp_path, "broken"), config_path=copr.config,
                     poll_interval=0, echo=lines.append)  # fmt: skip
+
+
+def test_upload_shows_a_progress_bar_on_a_terminal(copr, good_srpm, tmp_path):
+    """`script` gives the command a pseudo-terminal, where click draws the bar."""
+    require_tools("script")
+    command = " ".join(
+        [sys.executable, "-m", "mgmt_pkg", "copr", "build", f"{USER}/demo", str(good_srpm),
+         "--config", str(copr.config), "--nowait"]
+    )  # fmt: skip
+    done = subprocess.run(
+        ["script", "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout
+    assert "copr: uploading hello-1.0-1.src.rpm  [" in done.stdout
+    assert "100%" in done.stdout
+    assert copr.state.builds[1].uploaded == good_srpm.read_bytes()
