@@ -94,10 +94,11 @@ def submit_builds(
     if dry_run:
         _describe(session, where, packages, options, echo)
         return []
-    with session.errors(f"checking {where} before the upload"):
-        session.client.build_proxy.check_before_build(
-            where.owner, where.project, buildopts={**options, "progress_callback": None}
-        )
+    # Older copr clients lack check-before-build; the upload then checks the same.
+    check = getattr(session.client.build_proxy, "check_before_build", None)
+    if check is not None:
+        with session.errors(f"checking {where} before the upload"):
+            check(where.owner, where.project, buildopts={**options, "progress_callback": None})
     results = [_upload(session, where, package, options, echo) for package in packages]
     if not wait:
         return results
