@@ -34,8 +34,11 @@ __all__ = [
     "ENTRY_POINT",
     "NATIVE_REQUIREMENTS",
     "PURE_REQUIREMENTS",
+    "SHEBANG",
     "BundleInfo",
     "build_bundle",
+    "describe",
+    "human_size",
     "stage_site_packages",
 ]
 
