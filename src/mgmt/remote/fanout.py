@@ -105,7 +105,9 @@ class Fanout:
         self._sessions[spec.name] = session
 
         def life() -> None:
-            session.run()
+            result = session.run()
+            if result.failed:
+                log.error("%s: failed: %s", spec.name, result.message)
             self.wake.set()
 
         thread = threading.Thread(target=life, name=f"session-{spec.name}", daemon=True)

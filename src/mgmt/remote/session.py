@@ -264,7 +264,10 @@ class Session:
                 channel.sendall(b"kill\n")
             elif kill_sent is not None and now - kill_sent > 5:
                 raise RemoteError(self.host, f"agent (pid {self.agent_pid}) would not die")
-        return channel.recv_exit_status()
+        status = channel.recv_exit_status()
+        if status == -1:  # closed without an exit status: the connection went away
+            raise RemoteError(self.host, "connection lost while the agent ran")
+        return status
 
     def _judge(self, status: int) -> Tuple[str, str]:
         if self._stop_reason is not None:

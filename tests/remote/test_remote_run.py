@@ -1,0 +1,367 @@
+"""`mgmt run --remote` end to end: real sshd hosts in namespaces, the real agent, real etcd.
+
+The hosts (a, b, c) live for the whole module; each test leaves them clean
+(that is part of what is tested) and restores known_hosts if it changed it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from helpers import (
+    Initiator,
+    assert_clean,
+    file_graph,
+    graph_for,
+    mgmt_run,
+    summary,
+    wait_until,
+)
+
+from conftest import need_hosts
+from support.hosts import ssh_hosts
+
+FILES = {
+    "file1a": "i am file1a\n",
+    "file1b": "i am file1b\n",
+    "file2a": "i am file2a, exported from host a\n",
+    "file2b": "i am file2b, exported from host b\n",
+}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    with ssh_hosts(["a", "b", "c"]) as hosts:
+        yield hosts
+
+
+@pytest.fixture(autouse=True)
+def _known_hosts_restored(pool):
+    yield
+    pool.remember_all()
+
+
+def _tmp_files(host) -> dict:
+    return {n: host.read_file(f"/tmp/{n}") for n in host.listdir("/tmp") if n.startswith("file")}
+
+
+def _fingerprint(host) -> str:
+    out = subprocess.run(
+        ["ssh-keygen", "-lf", str(host.state_dir / "host_key.pub")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split()[1]
+
+
+def _clear_tmp(*hosts) -> None:
+    for host in hosts:
+        host.run("rm -rf /tmp/file* /tmp/only-*")
+
+
+# -- the write-up's example ---------------------------------------------------
+
+
+def test_writeup_example_runs_on_both_hosts_and_ends_by_itself(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    graphs = [
+        graph_for("remote2a.yaml", f"ssh://root@{a.address}:22", tmp_path),
+        graph_for("remote2b.yaml", f"ssh://root@{b.address}:22", tmp_path),
+    ]
+    started = time.monotonic()
+    done = mgmt_run(pool, bundle, graphs, "--converged-timeout=5")
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _tmp_files(a) == {k: FILES[k] for k in ("file1a", "file2a", "file2b")}
+    assert _tmp_files(b) == {k: FILES[k] for k in ("file1b", "file2a", "file2b")}
+    rows = summary(done.stdout)
+    assert rows[a.address][:2] == ("converged", "copied")
+    assert rows[b.address][:2] == ("converged", "copied")
+    # The agents' output came through, each line marked with its host.
+    assert re.search(rf"(?m)^{re.escape(a.address)} \| .*file2b", done.stdout)
+    assert re.search(rf"(?m)^{re.escape(b.address)} \| .*file2a", done.stdout)
+    assert elapsed < 5 + 20
+    for host in (a, b):
+        assert_clean(host)
+        modes = host.run("stat -c %a /root/.cache/mgmt /root/.cache/mgmt/bundles").stdout.split()
+        assert modes == ["700", "700"]
+    _clear_tmp(a, b)
+
+
+def test_second_run_copies_no_bundle_and_a_damaged_cache_is_replaced(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    graphs = [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)]
+    first = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    # Damage a's cached copy: it must be noticed (sha256 re-checked) and replaced.
+    a.run("for f in /root/.cache/mgmt/bundles/*.pyz; do echo junk > $f; done")
+    second = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert second.returncode == 0, second.stdout + second.stderr
+    rows = summary(second.stdout)
+    assert rows["b"][:2] == ("converged", "cached")
+    assert rows["a"][:2] == ("converged", "copied")
+    assert "Skipping bundle copy, file was cached." in second.stderr
+    assert a.read_file("/tmp/only-a") == "i am a"
+    for host in (a, b):
+        assert_clean(host)
+    _clear_tmp(a, b)
+
+
+# -- live re-push and shutdown ----------------------------------------------------
+
+
+def test_saving_a_graph_re_copies_it_and_only_the_difference_is_applied(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    graph_a = graph_for("remote2a.yaml", "a", tmp_path)
+    graph_b = graph_for("remote2b.yaml", "b", tmp_path)
+    run = Initiator(pool, bundle, [graph_a, graph_b])
+    try:
+        # Output is streamed while the run goes on, not after it.
+        run.wait_for_line(r"^b \| .*file2a", timeout=30)
+        wait_until(lambda: a.exists("/tmp/file2b") and b.exists("/tmp/file2a"), what="exchange")
+        before = a.run("stat -c %i:%Y /tmp/file1a /tmp/file2a").stdout
+
+        edited = graph_b.read_text().replace("exported from host b", "edited on the initiator")
+        temp = graph_b.with_suffix(".swp")
+        temp.write_text(edited)
+        os.replace(temp, graph_b)  # the way editors save
+        saved = time.monotonic()
+
+        def updated() -> bool:
+            want = "i am file2b, edited on the initiator\n"
+            return all(h.read_file("/tmp/file2b") == want for h in (a, b))
+
+        wait_until(updated, timeout=5, what="the edit on both hosts")
+        assert time.monotonic() - saved < 5
+        run.wait_for_line(r"Copied over new graph definition: .*remote2b\.yaml", timeout=5)
+        # Resources the edit did not touch were left alone.
+        assert a.run("stat -c %i:%Y /tmp/file1a /tmp/file2a").stdout == before
+    finally:
+        run.interrupt()
+        code = run.wait(15)
+    assert code == 0, run.output
+    assert summary(run.output)["a"][0] == "stopped"
+    for host in (a, b):
+        assert_clean(host)
+    _clear_tmp(a, b)
+
+
+def test_interrupt_during_copies_stops_at_once_and_leaves_nothing(pool, bundle, tmp_path):
+    # A bundle large enough that three copies are still under way when ^C comes.
+    big = tmp_path / "big.pyz"
+    with big.open("wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    graphs = [file_graph(h.name, h.name, tmp_path) for h in pool]
+    run = Initiator(pool, big, graphs)
+    try:
+        for host in pool:
+            run.wait_for_line(rf"{host.name}: Copying bundle", timeout=30)
+        interrupted = time.monotonic()
+        run.interrupt(signal.SIGTERM)
+        code = run.wait(15)
+        assert time.monotonic() - interrupted < 10
+    finally:
+        run.kill()
+    assert code == 0, run.output
+    rows = summary(run.output)
+    assert {rows[h.name][0] for h in pool} == {"stopped"}, run.output
+    for host in pool:
+        assert_clean(host)
+        assert not any(
+            f.startswith(("big", ".")) for f in host.listdir("/root/.cache/mgmt/bundles")
+        )
+
+
+# -- trust ------------------------------------------------------------------------
+
+
+def test_unknown_host_is_refused_with_its_fingerprint_then_accepted_on_request(
+    pool, bundle, tmp_path
+):
+    a = pool["a"]
+    graph = file_graph("a", "a", tmp_path)
+    pool.forget(a)
+    refused = mgmt_run(pool, bundle, [graph], "--converged-timeout=1")
+    assert refused.returncode == 1
+    row = summary(refused.stdout)["a"]
+    assert row[0] == "failed"
+    assert _fingerprint(a) in row[2] and "--ssh-accept-new" in row[2]
+    assert not a.exists("/tmp/only-a")
+
+    accepted = mgmt_run(pool, bundle, [graph], "--converged-timeout=1", "--ssh-accept-new")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert pool.known_hosts_line(a).split()[2] in pool.known_hosts.read_text()
+    assert a.read_file("/tmp/only-a") == "i am a"
+    assert_clean(a)
+    _clear_tmp(a)
+
+
+def test_a_changed_host_key_is_always_refused(pool, bundle, tmp_path):
+    a, c = pool["a"], pool["c"]
+    graph = file_graph("a", "a", tmp_path)
+    # known_hosts says a's key is c's: what an impostor at a's address would look like.
+    impostor = pool.known_hosts_line(c).split()
+    pool.known_hosts.write_text(f"{a.address} {impostor[1]} {impostor[2]}\n")
+    done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1", "--ssh-accept-new")
+    assert done.returncode == 1
+    row = summary(done.stdout)["a"]
+    assert row[0] == "failed" and "HOST KEY CHANGED" in row[2] and _fingerprint(a) in row[2]
+    assert not a.exists("/tmp/only-a")
+    assert pool.known_hosts.read_text().count(a.address) == 1  # nothing was added
+
+
+# -- faults ---------------------------------------------------------------------------
+
+
+def test_each_host_fails_alone_and_the_summary_says_why(pool, bundle, tmp_path):
+    a, b, c = pool["a"], pool["b"], pool["c"]
+    graphs = [
+        file_graph("a", "a", tmp_path),
+        file_graph("b", f"ssh://root@{b.address}:2222", tmp_path),  # nothing listens there
+        file_graph("c", f"ssh://nosuchuser@{c.address}:22", tmp_path),  # login fails
+    ]
+    done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert done.returncode == 1
+    rows = summary(done.stdout)
+    assert rows["a"][0] == "converged"
+    assert rows[b.address][0] == "failed" and "refused" in rows[b.address][2].lower()
+    assert rows[c.address][0] == "failed" and "login failed as nosuchuser" in rows[c.address][2]
+    assert a.read_file("/tmp/only-a") == "i am a"
+    assert_clean(a)
+    _clear_tmp(a)
+
+
+def test_a_host_that_drops_mid_run_is_reported_while_the_others_go_on(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    run = Initiator(pool, bundle, [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)])
+    try:
+        wait_until(lambda: a.exists("/tmp/only-a") and b.exists("/tmp/only-b"), 30, "both")
+        b.kill_sessions()  # the SSH connection and everything it ran die at once
+        run.wait_for_line(r"^b \| |connection lost", timeout=10)
+        wait_until(lambda: "connection lost" in run.output, 10, "b's failure")
+        assert run.proc.poll() is None  # a keeps running
+        run.interrupt()
+        code = run.wait(15)
+    finally:
+        run.kill()
+    assert code == 1
+    rows = summary(run.output)
+    assert rows["a"][0] == "stopped" and rows["b"][0] == "failed"
+    assert "connection lost" in rows["b"][2]
+    assert_clean(a)
+    # b went away before its run dir could be removed (as a crashed host's would).
+    b.run("rm -rf /tmp/mgmt-*")
+    _clear_tmp(a, b)
+
+
+def test_more_remotes_than_cconns_hand_over_their_slots(pool, bundle, tmp_path):
+    graphs = [file_graph(h.name, h.name, tmp_path) for h in pool]
+    done = mgmt_run(pool, bundle, graphs, "--cconns=1", "--converged-timeout=1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = summary(done.stdout)
+    assert [rows[h.name][0] for h in pool] == ["converged"] * 3
+    assert done.stderr.count("its slot goes to the next remote") == 2
+    # One at a time: each host started only after the previous one handed over.
+    starts = [m.start() for m in re.finditer(r"(?m)^.* remote: \w: Running: ", done.stderr)]
+    handovers = [m.start() for m in re.finditer("its slot goes to the next", done.stderr)]
+    assert starts[1] > handovers[0] and starts[2] > handovers[1]
+    for host in pool:
+        assert host.read_file(f"/tmp/only-{host.name}") == f"i am {host.name}"
+        assert_clean(host)
+    _clear_tmp(*pool)
+
+
+# -- the tunnel ------------------------------------------------------------------------
+
+
+def _etcd_call(host, port: int, path: str, body: dict) -> dict:
+    done = host.run(
+        [
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "-X",
+            "POST",
+            f"http://127.0.0.1:{port}/v3/{path}",
+            "-d",
+            json.dumps(body),
+        ]
+    )
+    return json.loads(done.stdout)
+
+
+def test_the_tunnel_refuses_anyone_without_the_runs_credentials(pool, bundle, tmp_path):
+    a = pool["a"]
+    run = Initiator(pool, bundle, [graph_for("remote2a.yaml", "a", tmp_path)])
+    try:
+        wait_until(lambda: a.exists("/tmp/file2a"), 30, "a's export applied")
+        loopback = [x for x in a.listeners() if x.startswith("127.0.0.1:")]
+        assert len(loopback) == 1, a.listeners()
+        port = int(loopback[0].rsplit(":", 1)[1])
+        everything = {
+            "key": base64.b64encode(b"/_mgmt/").decode(),
+            "range_end": base64.b64encode(b"/_mgmt0").decode(),
+        }
+        anonymous = _etcd_call(a, port, "kv/range", everything)
+        assert "kvs" not in anonymous and "user name is empty" in json.dumps(anonymous)
+        guessed = _etcd_call(a, port, "auth/authenticate", {"name": "root", "password": "root"})
+        assert "token" not in guessed and "authentication failed" in json.dumps(guessed)
+        # The credentials are on no command line in the host.
+        commands = " ".join(a.processes().values())
+        assert "mgmt-run-" not in commands and "--etcd-auth-stdin" in commands
+    finally:
+        run.interrupt()
+        run.wait(15)
+        run.kill()
+    assert_clean(a)
+    _clear_tmp(a)
+
+
+def test_a_failed_local_dial_does_not_kill_the_tunnel(pool, monkeypatch):
+    from mgmt.remote.connect import ConnectOptions, connect
+    from mgmt.remote.hostspec import HostSpec
+    from mgmt.remote.tunnel import ReverseTunnel
+
+    monkeypatch.setenv("HOME", str(pool.home))
+    a = pool["a"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here yet
+    conn = connect(HostSpec("a", Path("g.yaml")), ConnectOptions())
+    tunnel = ReverseTunnel(conn.transport, ("127.0.0.1", port), "a")
+    try:
+        remote_port = tunnel.open()
+        client = (
+            f"import socket;s=socket.create_connection(('127.0.0.1',{remote_port}),5);"
+            "s.sendall(b'ping');print(s.recv(10).decode() or 'EOF')"
+        )
+        assert a.run(["python3", "-c", client]).stdout.strip() == "EOF"
+        assert tunnel.failed_dials == 1
+
+        server = socket.create_server(("127.0.0.1", port))
+
+        def answer() -> None:
+            peer, _ = server.accept()
+            with peer:
+                peer.sendall(b"pong " + peer.recv(4))
+
+        threading.Thread(target=answer, daemon=True).start()
+        assert a.run(["python3", "-c", client]).stdout.strip() == "pong ping"
+        server.close()
+    finally:
+        tunnel.close()
+        conn.close()
+    wait_until(lambda: not [x for x in a.listeners() if x.startswith("127.")], 5, "no listener")
