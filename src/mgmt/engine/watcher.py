@@ -182,11 +182,16 @@ class FileWatcher:
                 subs = entry.subs.get(event.name)
                 if not subs:
                     continue
-                fire.update((id(s), s) for s in subs)
-                # A directory on the way to a deeper path appeared: move those paths down.
-                deeper = [s for s in subs if s.path != os.path.join(folder, event.name)]
+                here = os.path.join(folder, event.name)
+                fire.update((id(s), s) for s in subs if s.path == here)
+                # A directory on the way to a deeper path appeared: move those paths
+                # down, and tell only those whose path already exists (the others
+                # were missing before and still are).
+                deeper = [s for s in subs if s.path != here]
                 if deeper and event.mask & (F.CREATE | F.MOVED_TO):
                     for sub in deeper:
                         self._detach(sub)
                         self._attach(sub)
+                        if os.path.lexists(sub.path):
+                            fire[id(sub)] = sub
         return list(fire.values())

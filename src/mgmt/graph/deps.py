@@ -23,7 +23,9 @@ def dependencies(resources: Mapping[ResourceKey, ResourceSpec], edges: Iterable[
     providers: Dict[str, List[ResourceKey]] = {}
     needs: Dict[ResourceKey, List[str]] = {}
     for key, spec in resources.items():
-        provided, needed = kind_class(spec.kind).autoedges(spec.name, spec.params)
+        if spec.auto is None:
+            spec.auto = kind_class(spec.kind).autoedges(spec.name, spec.params)
+        provided, needed = spec.auto
         for ident in provided:
             providers.setdefault(ident, []).append(key)
         if spec.meta.autoedge and needed:

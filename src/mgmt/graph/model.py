@@ -32,6 +32,8 @@ class ResourceSpec:
     line: Optional[int] = None
     exported: bool = False
     origin: str = ""
+    # The kind's autoedges (provided ids, needed ids), computed once on demand.
+    auto: Optional[Tuple[List[str], List[str]]] = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> ResourceKey:

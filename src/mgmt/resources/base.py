@@ -241,8 +241,14 @@ def known_kinds() -> List[str]:
 def kind_class(kind: str) -> type:
     """The class for ``kind``, importing its module on first use; KeyError if unknown."""
     target = REGISTRY[kind]
-    module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    cls = _classes.get(target)
+    if cls is None:
+        module_name, _, class_name = target.partition(":")
+        cls = _classes[target] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+_classes: Dict[str, type] = {}  # "module:Class" -> class, filled by kind_class
 
 
 def fill_params(cls: type, params: Mapping[str, Any]) -> Dict[str, Any]:

@@ -1,0 +1,125 @@
+"""Two agents, hostnames a and b, sharing one real etcd: the write-up's example.
+
+Each runs examples/remote2a.yaml or remote2b.yaml with its own file and collect
+pattern pointed into a temp dir of its own, and must end with file1x, file2a
+and file2b holding exactly the write-up's contents.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import AgentProcess, read, wait_for
+
+from support import require_tools
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+WANTED = {
+    "file2a": "i am file2a, exported from host a\n",
+    "file2b": "i am file2b, exported from host b\n",
+}
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    require_tools("etcd")
+    from mgmt.world.client import EtcdClient
+    from mgmt.world.server import EmbeddedEtcd
+
+    with EmbeddedEtcd(tmp_path / "etcd" / "data") as server:
+        client = EtcdClient([server.client_url])
+        yield server, client
+        client.close()
+
+
+def localized(host: str, folder: Path, tmp_path: Path) -> Path:
+    """The example graph with its own file and collect pattern moved into ``folder``."""
+    text = (EXAMPLES / f"remote2{host}.yaml").read_text()
+    text = text.replace(f'"/tmp/file1{host}"', f'"{folder}/file1{host}"')
+    text = text.replace('pattern: "/tmp/"', f'pattern: "{folder}/"')
+    graph = tmp_path / f"remote2{host}.yaml"
+    graph.write_text(text)
+    return graph
+
+
+def start(host: str, graph: Path, url: str, tmp_path: Path, *extra: str) -> AgentProcess:
+    args = ["--file", str(graph), "--hostname", host, "--seeds", url, "--no-server", "--tmp-prefix"]
+    return AgentProcess([*args, *extra], tmp_path / f"agent-{host}.log")
+
+
+def keys(client, prefix: str) -> dict:
+    return {key: value for key, value, _ in client.range(prefix, prefix=True)[1]}
+
+
+def test_two_agents_exchange_exported_files_through_etcd(etcd, tmp_path):
+    server, client = etcd
+    dirs = {h: tmp_path / f"host-{h}" for h in "ab"}
+    graphs = {h: localized(h, dirs[h], tmp_path) for h in "ab"}
+    agents = {h: start(h, graphs[h], server.client_url, tmp_path) for h in "ab"}
+    try:
+        for host, folder in dirs.items():
+            expected = dict(WANTED, **{f"file1{host}": f"i am file1{host}\n"})
+            done = wait_for(lambda f=folder, e=expected: {n: read(f / n) for n in e} == e, 20)
+            assert done, agents[host].log
+            assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
+        # Only the exported resources are applied through collection, never at /tmp/file2x.
+        exported = keys(client, "/_mgmt/exported/")
+        assert (
+            json.loads(exported["/_mgmt/exported/a/resources/file/file2a"])["content"]
+            == WANTED["file2a"]
+        )
+        assert set(exported) == {
+            "/_mgmt/exported/a/resources/file/file2a",
+            "/_mgmt/exported/b/resources/file/file2b",
+        }
+        assert wait_for(
+            lambda: (
+                keys(client, "/_mgmt/converged/")
+                == {"/_mgmt/converged/a": "true", "/_mgmt/converged/b": "true"}
+            ),
+            10,
+        )
+
+        # Editing b's exported file reaches both hosts; an edit on a host is undone.
+        text = graphs["b"].read_text().replace("exported from host b", "edited on b")
+        graphs["b"].write_text(text)
+        for folder in dirs.values():
+            assert wait_for(lambda f=folder: read(f / "file2b") == "i am file2b, edited on b\n", 10)
+        (dirs["a"] / "file2a").write_text("vandalised\n")
+        assert wait_for(lambda: read(dirs["a"] / "file2a") == WANTED["file2a"], 5)
+
+        # b stops exporting: its key goes, and a's copy is no longer managed.
+        graphs["b"].write_text(text.replace('"@@file2b"', '"file2b"'))
+        assert wait_for(
+            lambda: "/_mgmt/exported/b/resources/file/file2b" not in keys(client, "/_mgmt/"), 10
+        )
+        assert agents["a"].wait_log("removed 1 (file[file2b])", 10), agents["a"].log
+    finally:
+        codes = {h: agent.stop() for h, agent in agents.items()}
+    assert codes == {"a": 0, "b": 0}, {h: a.log for h, a in agents.items()}
+
+
+def test_both_agents_exit_by_themselves_once_converged(etcd, tmp_path):
+    server, _client = etcd
+    dirs = {h: tmp_path / f"host-{h}" for h in "ab"}
+    agents = {
+        h: start(
+            h,
+            localized(h, dirs[h], tmp_path),
+            server.client_url,
+            tmp_path,
+            "--converged-timeout",
+            "2",
+        )
+        for h in "ab"
+    }
+    codes = {h: agent.wait(30) for h, agent in agents.items()}
+    assert codes == {"a": 0, "b": 0}, {h: a.log for h, a in agents.items()}
+    for host, folder in dirs.items():
+        assert (
+            read(folder / "file2a") == WANTED["file2a"]
+            and read(folder / "file2b") == WANTED["file2b"]
+        )
+        assert read(folder / f"file1{host}") == f"i am file1{host}\n"
