@@ -98,6 +98,11 @@ def _open(conn: Connection, spec: HostSpec) -> None:
     except OSError as err:
         raise RemoteError(spec.name, f"cannot connect to {where}: {err.strerror or err}") from None
     except paramiko.SSHException as err:
+        if "No authentication methods available" in str(err):
+            raise RemoteError(
+                spec.name,
+                f"login failed as {conn.user} on {where}: no key, ssh-agent or password to offer",
+            ) from None
         raise RemoteError(spec.name, f"ssh to {where} failed: {err}") from None
 
 

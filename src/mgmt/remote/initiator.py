@@ -17,6 +17,7 @@ from typing import Iterator, List, Optional, TextIO
 
 from mgmt.errors import InputError, MgmtError
 from mgmt.log import get_logger
+from mgmt.remote.hostspec import HostSpec
 from mgmt.settings import Settings
 
 log = get_logger("remote")
@@ -84,18 +85,20 @@ def run(
     fabric_config=None,
     bundle: Optional[Path] = None,
     out: Optional[TextIO] = None,
+    specs: Optional[List[HostSpec]] = None,
 ) -> int:
+    """``specs`` (fab deploy): hosts given directly, instead of the graphs' remote: keys."""
     from mgmt.remote.bundlefile import find_bundle
     from mgmt.remote.cluster import InitiatorEtcd
     from mgmt.remote.connect import ConnectOptions
     from mgmt.remote.fanout import Fanout, SignalStop, print_summary
-    from mgmt.remote.hostspec import load_remotes
+    from mgmt.remote.hostspec import RemoteSet, load_remotes
     from mgmt.remote.session import FAILED, HostResult, RunContext
 
     out = out or sys.stdout
     if settings.no_server or settings.seeds:
         raise InputError("--remote runs its own etcd: --seeds and --no-server cannot be used")
-    remotes = load_remotes(settings.remotes)
+    remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
     if settings.cconns and settings.converged_timeout < 0 and len(remotes.specs) > settings.cconns:
         waiting = len(remotes.specs) - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))

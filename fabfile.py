@@ -1,0 +1,126 @@
+"""``fab deploy``: run a graph on hosts over SSH, the way ``mgmt run --remote`` does.
+
+    fab -H web1,web2 deploy --graph site.yaml            # the same graph on each host
+    fab deploy --graph remote2a.yaml --graph remote2b.yaml   # each graph's remote: key
+
+A thin layer over :func:`mgmt.remote.run_remotes`: the same sessions, trust,
+bundle cache, tunnels and convergence. Fabric's conventions apply as usual:
+hosts and aliases from ~/.ssh/config, fabric.yaml, ``-i KEY``,
+``--prompt-for-login-password``, ``-S ssh_config``.
+
+Fabric runs a task once per -H host, one after another; we want one run with
+every host at once (they exchange resources through the run's etcd), so
+``deploy`` only records each host and the run happens once, in its post-task.
+The bundle is (re)built into dist/mgmt when it is missing or older than the
+agent's sources, unless $MGMT_BUNDLE names one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List, Optional
+
+from fabric import Connection, task
+from invoke import Context
+from invoke.exceptions import Exit
+
+HERE = Path(__file__).resolve().parent
+BUNDLE = HERE / "dist" / "mgmt"
+SOURCES = HERE / "src" / "mgmt"
+
+_hosts: List[Connection] = []
+_options: dict = {}
+
+
+def bundle_is_stale(bundle: Path = BUNDLE, sources: Path = SOURCES) -> bool:
+    """Missing, or older than any source file of the agent (make's rule)."""
+    if not bundle.is_file():
+        return True
+    built = bundle.stat().st_mtime
+    return any(p.stat().st_mtime > built for p in sources.rglob("*.py"))
+
+
+def ensure_bundle() -> Path:
+    """$MGMT_BUNDLE if set, else dist/mgmt, rebuilt first when stale."""
+    if os.environ.get("MGMT_BUNDLE"):
+        return Path(os.environ["MGMT_BUNDLE"])
+    if bundle_is_stale():
+        from mgmt_pkg.bundle import build_bundle
+
+        print(f"deploy: building {BUNDLE.relative_to(HERE)} (stale or missing)")
+        info = build_bundle(BUNDLE)
+        print(f"deploy: bundle {info.size} bytes, sha256 {info.sha256}")
+    return BUNDLE
+
+
+def _run(c: Context, graphs: List[str], connections: List[Connection]) -> None:
+    from mgmt import log
+    from mgmt.errors import MgmtError
+    from mgmt.remote import run_remotes
+    from mgmt.remote.hostspec import HostSpec
+    from mgmt.settings import Settings
+
+    options = dict(_options)
+    log.setup(options["verbosity"])
+    settings = Settings(remotes=[Path(g) for g in graphs], tmp_prefix=True, **options)
+    specs: Optional[List[HostSpec]] = None
+    if connections:
+        if len(graphs) != 1:
+            raise Exit("deploy: with -H give exactly one --graph (run on every host)", code=2)
+        specs = [
+            HostSpec(target=cx.original_host, graph=Path(graphs[0]), user=cx.user, port=cx.port)
+            for cx in connections
+        ]
+    try:
+        code = run_remotes(settings, fabric_config=c.config, bundle=ensure_bundle(), specs=specs)
+    except MgmtError as err:
+        raise Exit(f"deploy: error: {err}", code=err.exit_code) from None
+    if code:
+        raise Exit(code=code)
+
+
+@task
+def _deploy_all(c):
+    """Runs once, after deploy was called for every -H host."""
+    graphs = _options.pop("graphs", [])
+    _run(c, graphs, list(_hosts))
+
+
+@task(
+    iterable=["graph"],
+    post=[_deploy_all],
+    help={
+        "graph": "graph file (with -H: one graph run on every host; without: each one's remote:)",
+        "converged-timeout": "end once all hosts were idle this many seconds (-1: run until ^C)",
+        "cconns": "at most this many hosts at once (0: all)",
+        "no-caching": "do not keep the agent bundle on the hosts",
+        "noop": "report what would change, change nothing",
+        "ssh-accept-new": "add unknown host keys to known_hosts (a changed key is refused)",
+        "verbose": "more log lines",
+    },
+)
+def deploy(
+    c,
+    graph,
+    converged_timeout=5,
+    cconns=0,
+    no_caching=False,
+    noop=False,
+    ssh_accept_new=False,
+    verbose=False,
+):
+    """Run --graph on every host (-H) over SSH, exchanging resources through one etcd."""
+    _options.update(
+        graphs=list(graph),
+        converged_timeout=int(converged_timeout),
+        cconns=int(cconns),
+        no_caching=no_caching,
+        noop=noop,
+        ssh_accept_new=ssh_accept_new,
+        verbosity=1 if verbose else 0,
+    )
+    if isinstance(c, Connection):
+        _hosts.append(c)  # the run itself happens once, in _deploy_all
+    elif not graph:
+        raise Exit("deploy: give --graph FILE", code=2)

@@ -1,0 +1,76 @@
+"""Logging in: password in the URL, the interactive prompt, and nothing to offer."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import need_hosts
+from mgmt.errors import RemoteError
+from mgmt.remote.connect import ConnectOptions, connect, run_command
+from mgmt.remote.hostspec import parse_remote
+from support.hosts import ssh_hosts
+
+PASSWORD = "c0rrect horse"
+
+
+@pytest.fixture(scope="module")
+def host():
+    need_hosts()
+    with ssh_hosts(["pw"], password=PASSWORD) as pool:
+        yield pool
+
+
+@pytest.fixture
+def keyless_home(host, tmp_path, monkeypatch):
+    """A HOME that knows the host key but holds no private key (and no ssh-agent)."""
+    (tmp_path / ".ssh").mkdir()
+    shutil.copy(host.known_hosts, tmp_path / ".ssh" / "known_hosts")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return tmp_path
+
+
+def _url(pool, password=None) -> str:
+    auth = f"root:{password}" if password else "root"
+    return f"ssh://{auth}@{pool['pw'].address}:22"
+
+
+def test_password_from_the_url_logs_in(host, keyless_home):
+    spec = parse_remote(_url(host, PASSWORD.replace(" ", "%20")), Path("g.yaml"))
+    conn = connect(spec, ConnectOptions())
+    try:
+        assert run_command(conn, "id -u").stdout.strip() == "0"
+    finally:
+        conn.close()
+
+
+def test_interactive_prompt_retries_until_the_password_is_right(host, keyless_home):
+    asked = []
+
+    def prompt(question: str) -> str:
+        asked.append(question)
+        return "wrong" if len(asked) == 1 else PASSWORD
+
+    spec = parse_remote(_url(host), Path("g.yaml"))
+    conn = connect(spec, ConnectOptions(allow_interactive=True, prompt=prompt))
+    conn.close()
+    assert asked == [f"Password for root@{host['pw'].address}: "] * 2
+
+
+def test_without_a_prompt_a_login_with_nothing_to_offer_fails(host, keyless_home):
+    spec = parse_remote(_url(host), Path("g.yaml"))
+    with pytest.raises(RemoteError, match="login failed as root"):
+        connect(spec, ConnectOptions())
+
+
+def test_the_prompt_gives_up_after_three_tries(host, keyless_home):
+    asked = []
+    spec = parse_remote(_url(host), Path("g.yaml"))
+    with pytest.raises(RemoteError, match="login failed"):
+        connect(
+            spec, ConnectOptions(allow_interactive=True, prompt=lambda q: asked.append(q) or "no")
+        )
+    assert len(asked) == 3

@@ -1,0 +1,119 @@
+"""`fab deploy`: the same run as `mgmt run --remote`, driven by Fabric's conventions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from helpers import REPO, assert_clean, summary
+
+from conftest import need_hosts
+from support.hosts import ssh_hosts
+
+FAB = str(REPO / ".venv" / "bin" / "fab")
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    with ssh_hosts(["fa", "fb"]) as hosts:
+        yield hosts
+
+
+def _site(tmp_path, content="hello from fab"):
+    graph = tmp_path / "site.yaml"
+    graph.write_text(
+        "graph: site\nresources:\n  file:\n  - name: motd\n"
+        f"    path: /tmp/motd\n    content: {content}\n"
+    )
+    return graph
+
+
+def _fab(env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [FAB, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=90, check=False
+    )
+
+
+def test_deploy_runs_one_graph_on_every_host_at_once(pool, bundle, tmp_path):
+    graph = _site(tmp_path)
+    done = _fab(
+        pool.env(MGMT_BUNDLE=str(bundle)),
+        "-H",
+        "fa,fb",
+        "deploy",
+        "--graph",
+        str(graph),
+        "--converged-timeout",
+        "1",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = summary(done.stdout)
+    assert rows["fa"][0] == rows["fb"][0] == "converged"
+    for host in pool:
+        assert host.read_file("/tmp/motd") == "hello from fab"
+        assert_clean(host)
+        host.run("rm -f /tmp/motd")
+
+
+def test_fabric_identity_and_ssh_config_flags_are_honoured(pool, bundle, tmp_path):
+    """-S names the ssh_config and -i the key; HOME has neither (nor any default key)."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    key = tmp_path / "deploy_key"
+    shutil.copy(pool.identity, key)
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        "".join(
+            f"Host {h.name}\n  HostName {h.address}\n  User root\n"
+            f"  UserKnownHostsFile {pool.known_hosts}\n"
+            for h in pool
+        )
+    )
+    env = dict(pool.env(MGMT_BUNDLE=str(bundle)), HOME=str(home))
+    graph = _site(tmp_path, "keyed")
+    args = ["-H", "fa", "deploy", "--graph", str(graph), "--converged-timeout", "1"]
+    without_key = _fab(env, "-S", str(config), *args)
+    assert without_key.returncode == 1
+    assert "login failed as root" in summary(without_key.stdout)["fa"][2]
+    done = _fab(env, "-S", str(config), "-i", str(key), *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert pool["fa"].read_file("/tmp/motd") == "keyed"
+    pool["fa"].run("rm -f /tmp/motd")
+
+
+def test_a_failed_host_fails_the_task(pool, bundle, tmp_path):
+    done = _fab(
+        pool.env(MGMT_BUNDLE=str(bundle)),
+        "-H",
+        f"root@{pool['fb'].address}:2222",
+        "deploy",
+        "--graph",
+        str(_site(tmp_path)),
+        "--converged-timeout",
+        "1",
+    )
+    assert done.returncode == 1
+    assert summary(done.stdout)[pool["fb"].address][0] == "failed"
+
+
+def test_bundle_is_rebuilt_only_when_stale(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fabfile", REPO / "fabfile.py")
+    fabfile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fabfile)
+    sources = tmp_path / "src"
+    sources.mkdir()
+    (sources / "a.py").write_text("x = 1\n")
+    bundle = tmp_path / "mgmt"
+    assert fabfile.bundle_is_stale(bundle, sources)  # missing
+    bundle.write_text("built")
+    later = time.time() + 10
+    os.utime(bundle, (later, later))
+    assert not fabfile.bundle_is_stale(bundle, sources)
+    os.utime(sources / "a.py", (later + 10, later + 10))
+    assert fabfile.bundle_is_stale(bundle, sources)  # a source is newer
