@@ -190,3 +190,30 @@ def test_usage_errors_exit_2():
     assert run_mgmt([]).returncode == 2
     result = run_mgmt(["--file", "x.yaml", "--etcd-auth-stdin", "--no-server"])
     assert result.returncode == 2 and "username:password" in result.stderr
+
+
+def test_sigkill_mid_write_never_leaves_a_partial_file(tmp_path):
+    source = tmp_path / "big"
+    block = bytes(range(256)) * 4096  # 1 MiB
+    source.write_bytes(block * 16)
+    target = tmp_path / "out" / "copy"
+    (tmp_path / "out").mkdir()
+    graph = tmp_path / "g.yaml"
+    write_graph(
+        graph, f"resources:\n  file:\n  - name: copy\n    path: {target}\n    source: {source}\n"
+    )
+    for attempt in range(4):
+        if target.exists():
+            target.unlink()
+        agent = AgentProcess(
+            ["--file", str(graph), "--no-server", "--tmp-prefix"], tmp_path / f"log{attempt}"
+        )
+        assert agent.wait_log("graph 'test'", 10), agent.log
+        # Kill at a different moment each time, while the 16 MiB copy is under way.
+        wait_for(lambda: False, 0.02 * attempt)
+        agent.proc.kill()
+        agent.wait()
+        if target.exists():
+            assert target.stat().st_size == source.stat().st_size
+            assert target.read_bytes() == source.read_bytes()
+        # else: killed before the new file took its name, which leaves the old state
