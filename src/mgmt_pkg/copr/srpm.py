@@ -41,14 +41,17 @@ def read_source_package(path: Path) -> SourcePackage:
         raise InvalidInput(f"{path}: not an RPM ({type(error).__name__})") from error
     if headers.get("sourcepackage") != 1 or "sourcerpm" in headers:
         raise InvalidInput(f"{path}: a binary RPM; COPR builds from source RPMs (.src.rpm)")
-    data = path.read_bytes()
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
     return SourcePackage(
         path=path,
         name=_text(headers.get("name")),
         version=_text(headers.get("version")),
         release=_text(headers.get("release")),
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        size=path.stat().st_size,
+        sha256=digest.hexdigest(),
     )
 
 
