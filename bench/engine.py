@@ -139,6 +139,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child)))
         return
+    load = os.getloadavg()[0]
     results = [run_child(int(n)) for n in args.sizes.split(",")]
     rows = [
         ("parse graph", "parse", "s", "{:.2f}", ""),
@@ -156,7 +157,10 @@ def main() -> None:
         cells = [(fmt.format(r[key] * scale) + (f" {unit}" if unit else "")) for r in results]
         table.append([label, *cells, target])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    print(f"engine bench on {os.cpu_count()} CPU(s), files on {tempfile.gettempdir()}")
+    print(
+        f"engine bench on {os.cpu_count()} CPU(s), load average {load:.1f} at start, "
+        f"files under {tempfile.gettempdir()} (each write fsynced)"
+    )
     for n, row in enumerate(table):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
         if n == 0:
