@@ -21,8 +21,9 @@ Only namespaces and addresses made here are touched; teardown (also after a
 failed test, and for pools whose creating process died) kills every process
 inside and deletes the namespaces. Needs root, iproute2, util-linux, OpenSSH.
 
-Command line (for demos): ``python tests/support/hosts.py --names a,b -- CMD``
-runs CMD with HOME set to the pool's home and MGMT_TEST_HOSTS="a=10.254.0.2 ...".
+Command line (for demos): ``python tests/support/hosts.py --names a,b
+[--addresses 10.254.0.2,10.254.0.3] -- CMD`` runs CMD with HOME set to the
+pool's home and MGMT_TEST_HOSTS="a=10.254.0.2 ...", then tears the hosts down.
 """
 
 from __future__ import annotations
@@ -508,6 +509,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--names", default="h1,h2")
     parser.add_argument("--password")
+    parser.add_argument("--addresses", help="comma-separated, one per name (default: free ones)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -515,7 +517,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("give a command after --")
     # SIGTERM -> KeyboardInterrupt so the finally of ssh_hosts() always runs.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    with ssh_hosts(args.names.split(","), password=args.password) as pool:
+    addresses = args.addresses.split(",") if args.addresses else None
+    with ssh_hosts(args.names.split(","), password=args.password, addresses=addresses) as pool:
         try:
             return subprocess.call(command, env=pool.env())
         except KeyboardInterrupt:
