@@ -33,6 +33,11 @@ from mgmt_pkg.bundle import SHEBANG, build_bundle, describe
     help="Extra argument for pip (repeatable), e.g. --pip-arg=--find-links=wheels/.",
 )
 def bundle(output: Path, compile_pyc: bool, python: str, pip_args: tuple) -> None:
-    """Build the agent (src/mgmt and its dependencies) as one shiv zipapp."""
+    """Build the agent's single-file bundle.
+
+    A reproducible shiv zipapp of src/mgmt with PyYAML, etcd3gw, inotify_simple
+    and what they need, pure Python pinned for Python 3.9 and newer. Prints the
+    path, size and sha256.
+    """
     info = build_bundle(output, compile_pyc=compile_pyc, python=python, pip_args=pip_args)
     click.echo(describe(info))

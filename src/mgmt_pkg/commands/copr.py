@@ -47,7 +47,10 @@ def project(
     config_path: Optional[Path],
     dry_run: bool,
 ) -> None:
-    """Create the COPR project OWNER/PROJECT (an owner @name is a group)."""
+    """Create a COPR project with its chroots.
+
+    OWNER/PROJECT names it; an owner written @name is a group.
+    """
     create_project(
         target,
         chroots,
@@ -90,9 +93,10 @@ def build(
     config_path: Optional[Path],
     dry_run: bool,
 ) -> None:
-    """Upload SRPMs to OWNER/PROJECT and follow the builds until they end.
+    """Upload SRPMs and follow the builds to the end.
 
-    Exits 1 with the build's URL if a build fails.
+    Each SRPM becomes a build in OWNER/PROJECT. Exits 1 with the build's URL
+    if a build fails.
     """
     submit_builds(
         target,
