@@ -294,6 +294,8 @@ class Engine:
             return
         vertex.status = OK
         vertex.tries = vertex.spec.meta.retry
+        if ok:
+            log_.debug("checked: state is right")
         if not ok and apply:
             for child in vertex.children:
                 child.dirty = True

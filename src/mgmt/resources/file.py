@@ -199,6 +199,7 @@ class FileRes(Resource):
     def _on_event(self) -> None:
         # Our own writes arrive here too; a stat tells them apart cheaply.
         if _signature(_lstat(self.path)) != self.known or self.known is None:
+            self.init.log.debug("event: %s changed on disk", self.path)
             self.init.event()
 
     def close(self) -> None:
