@@ -54,6 +54,12 @@ Lifecycle, in the order the engine calls it:
    A False result also makes the resources that depend on this one re-check.
 5. :meth:`Resource.close` when the resource leaves the graph or the agent
    stops: stop threads and watches. Idempotent.
+
+Optional class-level hooks: :meth:`Resource.validate` (checks across fields,
+raising :class:`FieldError`), :meth:`Resource.autoedges` (ids a resource
+provides and needs, so the engine orders them without explicit edges), and
+:meth:`Resource.collected_params` (how a collect ``pattern`` rewrites a
+resource exported by another host).
 """
 
 from __future__ import annotations
