@@ -65,8 +65,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-bundle-") as tmp:
         work = Path(tmp)
         rows = []
-        for label, compile_pyc in (("--compile-pyc", True), ("no pyc", False)):
-            info = build_bundle(work / label.strip("-").replace(" ", "-") / "mgmt",
+        for label, compile_pyc in (("default (no pyc)", False), ("--compile-pyc", True)):
+            info = build_bundle(work / ("pyc" if compile_pyc else "plain") / "mgmt",
                                 compile_pyc=compile_pyc)  # fmt: skip
             rows.append((label, info.sha256[:12], _measure(info.path, args.runs, work)))
 
@@ -82,7 +82,7 @@ def main() -> None:
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
-    best = rows[0][2]
+    best = rows[0][2]  # the default build, what `mgmt-pkg bundle` makes
     print(
         f"targets: size <= {SIZE_TARGET / 1e6:.0f} MB: "
         f"{'met' if best['size'] <= SIZE_TARGET else 'MISSED'}; "
