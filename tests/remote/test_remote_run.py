@@ -184,6 +184,24 @@ def test_interrupt_during_copies_stops_at_once_and_leaves_nothing(pool, bundle, 
         )
 
 
+def test_agents_stop_by_themselves_when_the_initiator_dies(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    run = Initiator(pool, bundle, [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)])
+    try:
+        wait_until(lambda: a.exists("/tmp/only-a") and b.exists("/tmp/only-b"), 30, "both")
+    finally:
+        run.kill()  # SIGKILL: no cleanup of ours runs, the SSH connections just drop
+
+    def agents_gone() -> bool:
+        return not any("--etcd-auth-stdin" in c for h in (a, b) for c in h.processes().values())
+
+    wait_until(agents_gone, 10, "the agents to stop")
+    for host in (a, b):
+        host.run("rm -rf /tmp/mgmt-*")  # what only a live initiator could have removed
+        assert_clean(host)
+    _clear_tmp(a, b)
+
+
 # -- trust ------------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ log = get_logger("remote")
 
 POLL = 0.25  # also re-reads the converged keys, in case a watch event was missed
 SHUTDOWN_GRACE = 15.0  # sessions escalate to SIGKILL after 10 s themselves
+CONNECT_GRACE = 3.0  # how long a stop waits for sessions that never got to run
 
 
 class Fanout:
@@ -147,8 +148,15 @@ class Fanout:
             log.info("%s: stopping %d remote(s)", self._stop_signal, len(active))
         for session in active:
             session.stop(STOPPED)
-        deadline = time.monotonic() + SHUTDOWN_GRACE
-        while self._active() and time.monotonic() < deadline and not self._abort:
+        started = time.monotonic()
+        while self._active() and not self._abort:
+            waited = time.monotonic() - started
+            # Agents get their SIGINT and, 10 s later, SIGKILL; a session still
+            # connecting (a silent host) has nothing on the host to clean up.
+            if waited > SHUTDOWN_GRACE or (
+                waited > CONNECT_GRACE and not any(s.running.is_set() for s in self._active())
+            ):
+                break
             self.wake.wait(POLL)
             self.wake.clear()
         for session in self._active():

@@ -62,7 +62,12 @@ echo "@@mgmt-remote pid $agent"
             kill) kill -KILL "$agent" ;;
         esac
     done
-    kill -INT "$agent" && sleep 10 && kill -KILL "$agent"
+    # stdin closed: the initiator is gone. Stop the agent all the same; short
+    # sleeps so that nothing of ours lingers once it has gone.
+    kill -INT "$agent" || exit 0
+    i=0
+    while [ $i -lt 100 ] && kill -0 "$agent"; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "$agent"
 ) >/dev/null 2>&1 &
 guard=$!
 wait "$agent"
