@@ -31,6 +31,9 @@ PACKAGES = {
     "tftp": "tftp-hpa",
     "atftp": "atftp",
     "nginx": "nginx-light",
+    "nsenter": "util-linux",
+    "scp": "openssh-client",
+    "script": "bsdutils",
 }
 
 _SBIN = ("/usr/sbin", "/sbin")
