@@ -87,7 +87,11 @@ class Engine:
         self.noop = noop
         self._on_idle = on_idle or (lambda idle: None)
         self._vertices: Dict[ResourceKey, Vertex] = {}
-        self._cond = threading.Condition()
+        # One lock; the scheduler thread waits on _cond, idle waiters on _idle_cond,
+        # so a notify meant for one never wakes (and is lost on) the other.
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        self._idle_cond = threading.Condition(lock)
         self._ready: List[Vertex] = []
         self._timers: List[Tuple[float, int, Vertex]] = []
         self._timer_seq = 0
@@ -214,6 +218,7 @@ class Engine:
         if idle != self._idle:
             self._idle = idle
             self._on_idle(idle)
+            self._idle_cond.notify_all()
 
     @property
     def idle(self) -> bool:
@@ -227,7 +232,7 @@ class Engine:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._cond.wait(min(left, 0.05))
+                self._idle_cond.wait(left)
             return True
 
     def statuses(self) -> Dict[ResourceKey, str]:
@@ -274,7 +279,6 @@ class Engine:
             self._inflight -= 1
             self._finish(vertex, ok, error, apply)
             self._check_idle()
-            self._cond.notify_all()
 
     def _finish(self, vertex: Vertex, ok: bool, error: Optional[Exception], apply: bool) -> None:
         vertex.running = False

@@ -106,12 +106,15 @@ def atomic_write(
     """
     fd, tmp = _create_temp(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-            written = os.fstat(handle.fileno())
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+            written = os.fstat(fd)
+        finally:
+            os.close(fd)
         if before_rename is not None:
             before_rename(written)
         try:
@@ -268,7 +271,8 @@ class FileRes(Resource):
         if before is None:
             self.say(apply, f"created {self.path}", f"create {self.path}")
             if apply:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                if not os.path.isdir(os.path.dirname(self.path)):
+                    os.makedirs(os.path.dirname(self.path), exist_ok=True)
                 mode = self.mode if self.mode is not None else DEFAULT_MODE
                 self._write(data or b"", mode)
             return False
