@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,18 @@ def test_port_in_use_is_a_one_line_error(tree):
     assert result.stderr.strip() == (
         f"mgmt-pkg: error: cannot serve HTTP on 127.0.0.1 port {port}: Address already in use"
     )
+
+
+def test_a_client_that_stops_reading_is_dropped(tree):
+    from mgmt.net.http_server import HttpFileServer
+
+    with HttpFileServer(tree, timeout=0.5) as server:
+        with socket.create_connection(server.address, timeout=10) as stalled:
+            stalled.sendall(b"GET /sparse.img HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(1.5)  # reads nothing: the server's sendfile must give up
+            received = 0
+            while chunk := stalled.recv(1 << 20):
+                received += len(chunk)
+            assert received < SPARSE_SIZE  # the server hung up long before the end
+        # and it still serves everyone else
+        assert request(server.address, "/random.bin", "HEAD").status == 200

@@ -66,7 +66,11 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
-    timeout = 60  # idle keep-alive connections and stalled readers are dropped
+    @property
+    def timeout(self) -> float:  # type: ignore[override]
+        # Idle keep-alive connections and clients that stop reading are dropped.
+        return self.server.timeout
+
     # Headers and body leave in separate writes; with Nagle on, the body would
     # wait for the client's delayed ACK (40 ms per request on Linux).
     disable_nagle_algorithm = True
@@ -206,10 +210,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(view)
             view.release()
             return
-        # os.sendfile under the hood; falls back to send() where the OS lacks it.
+        # os.sendfile() where the OS has it; between chunks it polls with the
+        # socket's timeout, so a client that stops reading is dropped.
         sent = self.connection.sendfile(body, byte_range.first, byte_range.length)
         if sent != byte_range.length:  # the file shrank under us: the length we promised is a lie
-            self.close_connection = True
             raise BrokenPipeError(f"short file: sent {sent} of {byte_range.length} bytes")
 
     def log_request(self, code: Union[int, str] = "-", size: Union[int, str] = "-") -> None:
@@ -225,9 +229,15 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # a burst of concurrent range requests must not be refused
 
     def __init__(
-        self, address: Tuple[str, int], root: Optional[Path], overlay: Overlay, max_ranges: int
+        self,
+        address: Tuple[str, int],
+        root: Optional[Path],
+        overlay: Overlay,
+        max_ranges: int,
+        timeout: float,
     ):
         self.root = root
+        self.timeout = timeout
         self.overlay = overlay
         self.max_ranges = max_ranges
         super().__init__(address, _Handler)
@@ -264,10 +274,13 @@ class HttpFileServer:
         port: int = 0,
         overlay: Optional[Overlay] = None,
         max_ranges: int = MAX_RANGES,
+        timeout: float = 60.0,
     ):
         server_class = _Server6 if ":" in bind else _Server
         root_path = Path(root) if root is not None else None
-        self._server = server_class((bind, port), root_path, dict(overlay or {}), max_ranges)
+        self._server = server_class(
+            (bind, port), root_path, dict(overlay or {}), max_ranges, timeout
+        )
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
 
