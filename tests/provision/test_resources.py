@@ -181,3 +181,37 @@ def test_file_fields_are_validated(params, field):
 def test_server_address_is_validated():
     with pytest.raises(FieldError, match="address"):
         fill_params(HttpServerRes, {"address": "127.0.0.1:http"})
+
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "provision.yaml"
+
+
+def test_the_provisioning_example_runs(tmp_path):
+    """examples/provision.yaml on loopback ports and under tmp_path, otherwise as shipped."""
+    require_tools("curl")
+    http_port, tftp_port = free_port(), free_port(socket.SOCK_DGRAM)
+    text = (
+        EXAMPLE.read_text()
+        .replace("/srv/provision", str(tmp_path / "srv"))
+        .replace('"10.254.0.1:80"', f'"127.0.0.1:{http_port}"')
+        .replace('"10.254.0.1:69"', f'"127.0.0.1:{tftp_port}"')
+    )
+    graph = tmp_path / "provision.yaml"
+    graph.write_text(text)
+    with AgentRun(graph, tmp_path / "agent.log") as agent:
+        assert wait_for(lambda: _get(http_port, "/ks/node.ks").status == 200), agent.log
+        everyone = _get(http_port, "/ks/node.ks").body.decode()
+        node7 = _get(
+            http_port, "/ks/node.ks", {"X-RHN-Provisioning-MAC-0": "eth0 52:54:00:00:00:07"}
+        )
+        assert "autopart --type=lvm" in everyone
+        assert "volgroup VolGroup00 --pesize=4096 pv.01" in node7.body.decode()
+        (tmp_path / "srv" / "os" / "repo.rpm").write_bytes(bytes(range(256)) * 8)
+        ranged = _get(http_port, "/repo.rpm", {"Range": "bytes=1384-"})
+        assert ranged.status == 206 and ranged.body == (bytes(range(256)) * 8)[1384:]
+        menu = subprocess.run(
+            ["curl", "-sS", f"tftp://127.0.0.1:{tftp_port}/pxelinux.cfg/default"],
+            capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+        assert "inst.ks=http://10.254.0.1/ks/node.ks inst.ks.sendmac" in menu.stdout
+        assert agent.stop() == 0
