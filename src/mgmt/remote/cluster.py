@@ -8,10 +8,12 @@ on start), so no converged or exported key of an earlier run is ever seen.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
+from mgmt.errors import MgmtError, WorldError
 from mgmt.log import get_logger
 from mgmt.settings import EtcdCredentials
 
@@ -19,39 +21,72 @@ log = get_logger("remote")
 
 
 class InitiatorEtcd:
-    """``with InitiatorEtcd(state_dir) as etcd: etcd.target, etcd.credentials, ...``"""
+    """The run's etcd, started in the background while the first SSH connections open.
 
-    def __init__(self, state_dir: Path):
+    ``start()`` returns at once; sessions call :meth:`wait_ready` just before
+    they need the tunnel target and the credentials (after connecting and
+    copying, which take as long as etcd's start-up, so the two overlap).
+    """
+
+    def __init__(self, state_dir: Path, on_ready: Optional[Callable[[], None]] = None):
         self.state_dir = Path(state_dir)
+        self.on_ready = on_ready
         self.credentials: Optional[EtcdCredentials] = None
         self.client_url = ""
+        self.error: Optional[BaseException] = None
+        self._ready = threading.Event()
         self._server = None
         self._world = None
+        self._thread: Optional[threading.Thread] = None
 
-    def __enter__(self) -> InitiatorEtcd:
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._start, name="initiator-etcd", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
         from mgmt.world.client import EtcdClient
         from mgmt.world.exchange import EtcdWorld
         from mgmt.world.server import EmbeddedEtcd
 
-        self._server = EmbeddedEtcd(self.state_dir / "etcd")
-        self._server.start()
         try:
+            self._server = EmbeddedEtcd(self.state_dir / "etcd")
+            self._server.start()
             self.client_url = self._server.client_url
             self.credentials = self._server.enable_auth()
             client = EtcdClient([self.client_url], self._server.root_credentials)
             self._world = EtcdWorld(client, "initiator")
-        except BaseException:
-            self._server.stop()
-            raise
-        log.info("etcd for this run at %s (auth on, per-run user)", self.client_url)
-        return self
+            log.info("etcd for this run at %s (auth on, per-run user)", self.client_url)
+            if self.on_ready is not None:
+                self.on_ready()
+        except BaseException as err:  # reported by wait_ready() and close()
+            self.error = err
+        finally:
+            self._ready.set()
 
-    def __exit__(self, *exc_info) -> None:
+    def wait_ready(self, stopping: Callable[[], bool]) -> None:
+        """Block until etcd serves (or the run stops); WorldError if it could not start."""
+        while not self._ready.wait(0.05):
+            if stopping():
+                raise WorldError("stopped while etcd was starting")
+        if self.error is not None:
+            raise WorldError(f"the run's etcd did not start: {self.error}")
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self.error is None
+
+    def close(self) -> None:
+        """Stop the watch and the server; re-raise a start-up failure for the caller."""
+        if self._thread is not None:
+            self._thread.join()
         try:
             if self._world is not None:
                 self._world.close()
         finally:
-            self._server.stop()
+            if self._server is not None:
+                self._server.stop()
+        if isinstance(self.error, MgmtError):
+            raise self.error
 
     @property
     def target(self) -> Tuple[str, int]:
@@ -60,7 +95,7 @@ class InitiatorEtcd:
         return parts.hostname, parts.port
 
     def converged_hosts(self) -> Dict[str, bool]:
-        return self._world.converged_hosts()
+        return self._world.converged_hosts() if self.ready else {}
 
     def watch_converged(self, callback: Callable[[], None]):
         return self._world.watch_converged(callback)

@@ -106,12 +106,12 @@ def run(
     log.info("bundle %s (%d bytes, sha256 %s)", found.path, found.size, found.sha256[:12])
 
     results: List[HostResult] = []
-    with _state_dir(settings) as state, InitiatorEtcd(state) as etcd:
+    with _state_dir(settings) as state:
+        etcd = InitiatorEtcd(state)
         ctx = RunContext(
             bundle=found.path,
             bundle_sha256=found.sha256,
-            etcd_target=etcd.target,
-            credentials=etcd.credentials,
+            etcd=etcd,
             connect=ConnectOptions(
                 identity=settings.ssh_identity,
                 accept_new=settings.ssh_accept_new,
@@ -131,13 +131,17 @@ def run(
             converged_source=etcd.converged_hosts,
             watch_graphs=not settings.no_watch,
         )
-        watch = etcd.watch_converged(fanout.wake.set) if settings.converged_timeout >= 0 else None
+        watches = []
+        if settings.converged_timeout >= 0:
+            etcd.on_ready = lambda: watches.append(etcd.watch_converged(fanout.wake.set))
         try:
             with SignalStop(fanout):
+                etcd.start()  # in the background, while the first connections open
                 results = fanout.run()
         finally:
-            if watch is not None:
+            for watch in watches:
                 watch.cancel()
+            etcd.close()
     for path, why in remotes.refused.items():
         results.append(HostResult(str(path), FAILED, message=why))
     print_summary(results, out)

@@ -20,11 +20,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Protocol, Tuple
 
 import paramiko
 
-from mgmt.errors import RemoteError
+from mgmt.errors import RemoteError, WorldError
 from mgmt.log import get_logger
 from mgmt.remote import push
 from mgmt.remote.connect import ConnectOptions, connect
@@ -83,14 +83,22 @@ EXITED = "exited"
 FAILED = "failed"
 
 
+class EtcdEndpoint(Protocol):
+    """The initiator's etcd as sessions see it (see mgmt.remote.cluster)."""
+
+    target: Tuple[str, int]
+    credentials: Optional[EtcdCredentials]
+
+    def wait_ready(self, stopping: Callable[[], bool]) -> None: ...
+
+
 @dataclass
 class RunContext:
     """What every session of one run shares."""
 
     bundle: Path
     bundle_sha256: str
-    etcd_target: Tuple[str, int]
-    credentials: EtcdCredentials
+    etcd: EtcdEndpoint
     connect: ConnectOptions = field(default_factory=ConnectOptions)
     caching: bool = True
     agent_args: List[str] = field(default_factory=list)
@@ -183,13 +191,17 @@ class Session:
             result.bundle = "copied" if copied else "cached"
             push.push_graph(self._uploader, self.spec.graph, paths)
             self._check_stop()
-            tunnel = ReverseTunnel(conn.transport, self.ctx.etcd_target, self.host)
+            self.ctx.etcd.wait_ready(lambda: self._stop.is_set())
+            tunnel = ReverseTunnel(conn.transport, self.ctx.etcd.target, self.host)
             port = tunnel.open()
             status = self._run_agent(conn, paths, port)
             result.result, result.message = self._judge(status)
         except RemoteError as err:
             result.result = STOPPED if isinstance(err, push.Interrupted) else FAILED
             result.message = err.message
+        except WorldError as err:
+            result.result = STOPPED if self.stopping else FAILED
+            result.message = str(err)
         except (paramiko.SSHException, EOFError, OSError) as err:
             result.message = f"connection lost: {err or type(err).__name__}"
         finally:
@@ -228,7 +240,7 @@ class Session:
         log.info("%s: Running: %s", self.host, shlex.join([paths.bundle, *argv]))
         channel = conn.transport.open_session(timeout=self.ctx.connect.timeout)
         channel.exec_command(push.sh(WRAPPER, paths.run_dir, paths.bundle, paths.shiv_root, *argv))
-        creds = self.ctx.credentials
+        creds = self.ctx.etcd.credentials
         channel.sendall(f"{creds.username}:{creds.password}\n".encode())
         readers = [
             threading.Thread(target=self._stream, args=(channel.makefile("rb"),), daemon=True),

@@ -1,0 +1,284 @@
+"""Fan-out over SSH: `mgmt run --remote` beside pyinfra and Ansible, on the same hosts.
+
+For N = 1, 10 and 30 throw-away hosts (network namespaces with their own sshd
+and a clean shell, tests/support/hosts.py), each tool writes the same two files
+on every host:
+
+- mgmt: one graph per host with two file resources, --converged-timeout 1
+  (the second of idleness it waits for is taken off); cold = bundle copied,
+  warm = cached;
+- pyinfra: two files.put operations (--parallel N);
+- Ansible: a playbook with two copy tasks (forks = N, pipelining on, no facts).
+
+Reported per run: seconds until every host has applied, bytes sent to each host
+(veth counters), CPU seconds of the initiator (with its children: etcd, ssh) and
+of the whole machine, and the initiator's peak RSS. Then, at N = 10, the time
+from saving a graph edit to the file changed on all 10 hosts (mgmt re-copies
+the graph and applies the difference; the others must re-run everything: their
+warm time is the comparison).
+
+Needs root. pyinfra and ansible-core are installed into their own venv under
+~/.cache/mgmt-bench/ (they pin versions of paramiko that ours must not share).
+Run: .venv/bin/python bench/fanout.py [--sizes 1,10,30] [--no-peers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from support.hosts import HostPool, ssh_hosts  # noqa: E402
+
+PEERS_VENV = Path.home() / ".cache" / "mgmt-bench" / "venv"
+CONTENT = {"/tmp/bench-1": "first file\n", "/tmp/bench-2": "second file\n"}
+CONVERGED = 1.0
+EDITS = 7
+
+
+class Measure:
+    """Wall time, CPU and peak RSS of one initiator process, and the machine's CPU."""
+
+    def __init__(self, argv: List[str], env: Dict[str, str], cwd: Path):
+        self.argv, self.env, self.cwd = argv, env, cwd
+
+    def run(self, timeout: float = 600) -> dict:
+        machine_before = _machine_cpu()
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - started
+        if proc.returncode != 0:
+            raise RuntimeError(f"{self.argv[0]} failed ({proc.returncode}):\n{out[-3000:]}")
+        return {
+            "wall": wall,
+            "cpu": usage.ru_utime + usage.ru_stime,
+            "machine_cpu": _machine_cpu() - machine_before,
+            "rss_mb": usage.ru_maxrss / 1024,
+            "out": out,
+        }
+
+
+def _machine_cpu() -> float:
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    busy = sum(int(x) for i, x in enumerate(fields) if i not in (3, 4))  # not idle, iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _sent(pool: HostPool) -> int:
+    return sum(int(Path(f"/sys/class/net/{h.veth}/statistics/tx_bytes").read_text()) for h in pool)
+
+
+def _applied(pool: HostPool, content: Dict[str, str]) -> bool:
+    """Read each host's files through its sshd's root (its own mount namespace)."""
+    for host in pool:
+        for path, text in content.items():
+            try:
+                if Path(f"/proc/{host.pid}/root{path}").read_text() != text:
+                    return False
+            except OSError:
+                return False
+    return True
+
+
+def _reset(pool: HostPool, cache: bool) -> None:
+    for host in pool:
+        host.run("rm -f /tmp/bench-*" + ("" if cache else "; rm -rf /root/.cache/mgmt"))
+
+
+# -- the tools ------------------------------------------------------------------
+
+
+def _graph(host: str, content: Dict[str, str]) -> str:
+    lines = ["graph: bench", "resources:", "  file:"]
+    for i, (path, text) in enumerate(content.items(), 1):
+        lines += [f"  - name: bench-{i}", f"    path: {path}", f"    content: {json.dumps(text)}"]
+    return "\n".join([*lines, f"remote: {host}", ""])
+
+
+def mgmt_argv(pool: HostPool, work: Path, timeout: Optional[float]) -> List[str]:
+    argv = [str(REPO / ".venv" / "bin" / "mgmt"), "run", "--tmp-prefix", "-q"]
+    if timeout is not None:
+        argv.append(f"--converged-timeout={int(timeout)}")
+    for host in pool:
+        graph = work / f"{host.name}.yaml"
+        graph.write_text(_graph(host.name, CONTENT))
+        argv += ["--remote", str(graph)]
+    return argv
+
+
+def pyinfra_argv(pool: HostPool, work: Path) -> List[str]:
+    inventory = work / "inventory.py"
+    hosts = ", ".join(
+        f"({h.address!r}, {{'ssh_user': 'root', 'ssh_key': {str(pool.identity)!r}, "
+        f"'ssh_known_hosts_file': {str(pool.known_hosts)!r}}})"
+        for h in pool
+    )
+    inventory.write_text(f"hosts = [{hosts}]\n")
+    deploy = work / "deploy.py"
+    ops = ["from io import StringIO", "from pyinfra.operations import files"]
+    for i, (path, text) in enumerate(CONTENT.items(), 1):
+        ops.append(f"files.put(name='bench-{i}', src=StringIO({text!r}), dest={path!r})")
+    deploy.write_text("\n".join(ops) + "\n")
+    return [str(PEERS_VENV / "bin" / "pyinfra"), "-y", "--parallel", str(len(pool)),
+            str(inventory), str(deploy)]  # fmt: skip
+
+
+def ansible_argv(pool: HostPool, work: Path) -> List[str]:
+    inventory = work / "hosts.ini"
+    inventory.write_text(
+        "[bench]\n"
+        + "".join(f"{h.name} ansible_host={h.address}\n" for h in pool)
+        + "[bench:vars]\nansible_user=root\nansible_python_interpreter=/usr/bin/python3\n"
+        + f"ansible_ssh_private_key_file={pool.identity}\n"
+        + f"ansible_ssh_common_args='-o UserKnownHostsFile={pool.known_hosts}'\n"
+    )
+    (work / "ansible.cfg").write_text(
+        f"[defaults]\nforks = {len(pool)}\ninventory = {inventory}\n"
+        "[ssh_connection]\npipelining = True\n"
+    )
+    tasks = "".join(
+        f"    - copy:\n        dest: {path}\n        content: {json.dumps(text)}\n"
+        for path, text in CONTENT.items()
+    )
+    playbook = work / "play.yml"
+    playbook.write_text(f"- hosts: bench\n  gather_facts: false\n  tasks:\n{tasks}")
+    return [str(PEERS_VENV / "bin" / "ansible-playbook"), str(playbook)]
+
+
+def peers_available() -> bool:
+    if (PEERS_VENV / "bin" / "pyinfra").exists() and (
+        PEERS_VENV / "bin" / "ansible-playbook"
+    ).exists():
+        return True
+    print(f"(installing pyinfra and ansible-core into {PEERS_VENV})", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run(
+            [str(PEERS_VENV / "bin" / "pip"), "install", "-q", "ansible-core", "pyinfra"],
+            check=True,
+        )
+    except (subprocess.CalledProcessError, OSError) as err:
+        print(f"(peers unavailable: {err})")
+        return False
+    return True
+
+
+# -- running ----------------------------------------------------------------------
+
+
+def measure(name: str, pool: HostPool, argv: List[str], env, cwd: Path, minus: float = 0):
+    before = _sent(pool)
+    result = Measure(argv, env, cwd).run()
+    if not _applied(pool, CONTENT):
+        raise RuntimeError(f"{name}: files missing on some host:\n{result['out'][-2000:]}")
+    result["sent_kib"] = (_sent(pool) - before) / len(pool) / 1024
+    result["time"] = result["wall"] - minus
+    return result
+
+
+def edit_latency(pool: HostPool, work: Path, env) -> List[float]:
+    """Seconds from saving every host's graph to the new content on all hosts."""
+    proc = subprocess.Popen(
+        mgmt_argv(pool, work, None), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    samples = []
+    try:
+        deadline = time.monotonic() + 120
+        while not _applied(pool, CONTENT):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the run never applied the graphs")
+            time.sleep(0.05)
+        for edit in range(EDITS):
+            content = dict(CONTENT, **{"/tmp/bench-1": f"edit {edit}\n"})
+            time.sleep(0.3)
+            saved = time.monotonic()
+            for host in pool:
+                graph = work / f"{host.name}.yaml"
+                temp = graph.with_suffix(".tmp")
+                temp.write_text(_graph(host.name, content))
+                os.replace(temp, graph)
+            while not _applied(pool, content):
+                if time.monotonic() - saved > 30:
+                    raise RuntimeError("an edit was not applied within 30 s")
+                time.sleep(0.005)
+            samples.append(time.monotonic() - saved)
+    finally:
+        proc.send_signal(2)
+        proc.wait(30)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1,10,30")
+    parser.add_argument("--no-peers", action="store_true", help="mgmt only")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench/fanout.py: needs root (network namespaces)")
+        return 0
+    sizes = [int(x) for x in args.sizes.split(",")]
+    peers = not args.no_peers and peers_available()
+    bundle = REPO / "dist" / "mgmt"
+    if not bundle.is_file():
+        subprocess.run([str(REPO / ".venv" / "bin" / "mgmt-pkg"), "bundle", "-o", str(bundle)],
+                       check=True)  # fmt: skip
+    rows = []
+    edits: List[float] = []
+    for n in sizes:
+        with ssh_hosts(n) as pool, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            work = Path(tmp)
+            env = pool.env(MGMT_BUNDLE=str(bundle), ANSIBLE_CONFIG=str(work / "ansible.cfg"))
+            _reset(pool, cache=False)
+            argv = mgmt_argv(pool, work, CONVERGED)
+            rows.append((n, "mgmt cold", measure("mgmt", pool, argv, env, work, CONVERGED)))
+            _reset(pool, cache=True)
+            rows.append((n, "mgmt warm", measure("mgmt", pool, argv, env, work, CONVERGED)))
+            if peers:
+                for name, build in (("pyinfra", pyinfra_argv), ("ansible", ansible_argv)):
+                    for label in ("cold", "warm"):
+                        _reset(pool, cache=True)
+                        result = measure(name, pool, build(pool, work), env, work)
+                        rows.append((n, f"{name} {label}", result))
+            if n == 10:
+                _reset(pool, cache=True)
+                edits = edit_latency(pool, work, env)
+        print(f"(N = {n} done)", flush=True)
+
+    print()
+    print(f"{'N':>3}  {'run':<13} {'applied s':>9} {'KiB/host':>9} {'init CPU s':>10} "
+          f"{'machine CPU s':>13} {'init RSS MB':>11}")  # fmt: skip
+    for n, name, r in rows:
+        print(f"{n:>3}  {name:<13} {r['time']:>9.2f} {r['sent_kib']:>9.1f} {r['cpu']:>10.2f} "
+              f"{r['machine_cpu']:>13.2f} {r['rss_mb']:>11.1f}")  # fmt: skip
+    print("\nmgmt 'applied s' is the run's wall time minus the 1 s --converged-timeout wait.")
+    if edits:
+        print(
+            f"graph edit -> applied on all 10 hosts: median {statistics.median(edits):.3f} s "
+            f"(min {min(edits):.3f}, max {max(edits):.3f}; {len(edits)} edits); "
+            "pyinfra/Ansible re-run everything: see their warm rows at N = 10"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
