@@ -78,3 +78,13 @@ def test_every_documented_rangehttpserver_bug_has_a_case():
     # REFERENCE.md §6 lists ten; each must stay in the table with its reason.
     documented = [c for c in CASES if c.get("why", "").startswith("rangehttpserver 1.4.0")]
     assert len(documented) == 10
+
+
+def test_directory_listing_escapes_names(tmp_path):
+    (tmp_path / "<b>&bold.rpm").write_text("x")
+    (tmp_path / "sub").mkdir()
+    with HttpFileServer(tmp_path) as server:
+        reply = request(server.address, "/")
+    assert reply.status == 200 and reply.header("Content-Type") == "text/html"
+    assert b'<a href="%3Cb%3E%26bold.rpm">&lt;b&gt;&amp;bold.rpm</a>' in reply.body
+    assert b'<a href="sub/">sub/</a>' in reply.body
