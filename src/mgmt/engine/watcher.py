@@ -64,6 +64,10 @@ class FileWatcher:
         self._lock = threading.RLock()
         self._dirs: Dict[str, _Dir] = {}
         self._by_wd: Dict[int, str] = {}
+        # Directories found missing since the last event: 10,000 paths under one
+        # missing directory cost one failed add_watch, not 10,000. Any event may
+        # mean one appeared, so each batch of events clears it.
+        self._missing: Set[str] = set()
         self._wake_r, self._wake_w = os.pipe()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="file watcher", daemon=True)
@@ -100,10 +104,11 @@ class FileWatcher:
         folder, name = os.path.split(sub.path)
         while True:
             entry = self._dirs.get(folder)
-            if entry is None:
+            if entry is None and folder not in self._missing:
                 try:
                     wd = self._inotify.add_watch(folder, DIR_MASK)
                 except (FileNotFoundError, NotADirectoryError, PermissionError):
+                    self._missing.add(folder)
                     wd = None
                 if wd is not None:
                     # A directory deleted and re-created may return a recycled wd.
@@ -165,6 +170,7 @@ class FileWatcher:
     def _dispatch(self, events) -> List[_Sub]:
         fire: Dict[int, _Sub] = {}
         with self._lock:
+            self._missing.clear()
             for event in events:
                 if event.mask & F.Q_OVERFLOW:
                     log.warning("inotify queue overflowed; re-checking every watched path")
