@@ -163,3 +163,19 @@ def test_a_client_that_stops_reading_is_dropped(tree):
             assert received < SPARSE_SIZE  # the server hung up long before the end
         # and it still serves everyone else
         assert request(server.address, "/random.bin", "HEAD").status == 200
+
+
+def test_a_get_with_a_body_does_not_poison_the_connection(served):
+    host, port = served.http.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as client:
+        smuggled = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+        client.sendall(
+            b"GET /random.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n"
+            + b"Content-Length: %d\r\n\r\n" % len(smuggled)
+            + smuggled
+        )
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 206 ")
+    assert b"404" not in received  # the body was not taken for a second request

@@ -136,6 +136,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answering --------------------------------------------------------
     def _serve(self) -> None:
+        if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
+            # A GET with a body: we never read it, so the connection cannot be reused.
+            self.close_connection = True
         content, name = self._find()
         if content is None:
             return
