@@ -80,6 +80,7 @@ class Host:
     known_hosts: Path
     user: str = "root"
     password: Optional[str] = None
+    jump: Optional[Host] = None  # reachable only through this host (ProxyJump)
     sshd: Optional[subprocess.Popen] = field(default=None, repr=False)
 
     # -- looking inside -------------------------------------------------
@@ -351,14 +352,22 @@ def _start_host(host: Host, pool: HostPool, private_dirs: Sequence[str]) -> None
     _run(["ip", "netns", "add", host.netns])
     _run(["ip", "link", "add", veth_out, "type", "veth", "peer", "name", veth_in])
     _run(["ip", "link", "set", veth_in, "netns", host.netns])
-    _run(["ip", "addr", "add", f"{GATEWAY}/32", "dev", veth_out])
-    _run(["ip", "link", "set", veth_out, "up"])
-    _run(["ip", "route", "add", f"{host.address}/32", "dev", veth_out, "src", str(GATEWAY)])
+    if host.jump is None:
+        peer, outside = str(GATEWAY), ["ip"]
+        _run(["ip", "addr", "add", f"{GATEWAY}/32", "dev", veth_out])
+    else:
+        # The other end is inside the jump host; here the address goes nowhere
+        # (a blackhole, so a bug cannot send it out through the default route).
+        peer, outside = host.jump.address, ["ip", "-n", host.jump.netns]
+        _run(["ip", "link", "set", veth_out, "netns", host.jump.netns])
+        _run(["ip", "route", "add", "blackhole", f"{host.address}/32"])
+    _run([*outside, "link", "set", veth_out, "up"])
+    _run([*outside, "route", "add", f"{host.address}/32", "dev", veth_out, "src", peer])
     ns = ["ip", "-n", host.netns]
     _run([*ns, "addr", "add", f"{host.address}/32", "dev", veth_in])
     _run([*ns, "link", "set", veth_in, "up"])
     _run([*ns, "link", "set", "lo", "up"])
-    _run([*ns, "route", "add", f"{GATEWAY}/32", "dev", veth_in])
+    _run([*ns, "route", "add", f"{peer}/32", "dev", veth_in])
 
     state = host.state_dir
     state.mkdir(mode=0o700)
@@ -408,7 +417,10 @@ def _wait_listening(host: Host) -> None:
         if host.sshd.poll() is not None:
             log = (host.state_dir / "sshd.log").read_text()
             raise RuntimeError(f"host {host.name}: sshd exited: {log.strip()}")
-        if _banner(host):
+        if host.jump is None and _banner(host):
+            return
+        # Behind a jump host it cannot be reached from here: see it listen instead.
+        if host.jump is not None and f"{host.address}:{host.port}" in host.listeners():
             return
         time.sleep(0.02)
     raise RuntimeError(f"host {host.name}: sshd not listening after {START_TIMEOUT} s")
@@ -437,8 +449,10 @@ def _write_client_home(pool: HostPool) -> None:
             f"    IdentityFile {pool.identity}",
             "    IdentitiesOnly yes",
             f"    UserKnownHostsFile {pool.known_hosts}",
-            "",
         ]
+        if host.jump is not None:
+            config.append(f"    ProxyJump {host.jump.name}")
+        config.append("")
     pool.ssh_config.write_text("\n".join(config))
     pool.remember_all()
 
@@ -451,6 +465,7 @@ def ssh_hosts(
     private_dirs: Sequence[str] = PRIVATE_DIRS,
     workdir: Optional[Path] = None,
     addresses: Optional[Sequence[str]] = None,
+    behind: Optional[Dict[str, str]] = None,
 ) -> Iterator[HostPool]:
     """Make throw-away SSH hosts; everything is torn down on exit, whatever happened.
 
@@ -458,6 +473,8 @@ def ssh_hosts(
     allow root to log in with this password (a private /etc/shadow per host).
     ``addresses``: the hosts' addresses (default: the lowest free ones in
     10.254.0.0/16, so a first pool gets 10.254.0.2, 10.254.0.3, ...).
+    ``behind``: host name -> the (earlier) host it is reachable through only;
+    its ssh_config alias gets ``ProxyJump``.
     """
     global _counter
     _require_root()
@@ -485,6 +502,7 @@ def ssh_hosts(
                     identity=pool.identity,
                     known_hosts=pool.known_hosts,
                     password=password,
+                    jump=pool[behind[name]] if behind and name in behind else None,
                 )
                 pool.hosts.append(host)
                 _start_host(host, pool, private_dirs)
@@ -498,6 +516,8 @@ def ssh_hosts(
             # Deleting one end of the pair deletes both, at once rather than
             # whenever the kernel gets round to freeing the namespace.
             _run(["ip", "link", "delete", host.veth], check=False)
+            if host.jump is not None:
+                _run(["ip", "route", "delete", "blackhole", f"{host.address}/32"], check=False)
             _delete_namespace(host.netns)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -1,0 +1,52 @@
+"""A host reachable only through another (ssh_config ProxyJump), host keys checked on both."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from helpers import assert_clean, file_graph, mgmt_run, summary
+
+from conftest import need_hosts
+from support.hosts import ssh_hosts
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    with ssh_hosts(["jump", "inner"], behind={"inner": "jump"}) as hosts:
+        yield hosts
+
+
+def _fingerprint(host) -> str:
+    out = subprocess.run(
+        ["ssh-keygen", "-lf", str(host.state_dir / "host_key.pub")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split()[1]
+
+
+def test_runs_through_the_jump_host(pool, bundle, tmp_path):
+    inner = pool["inner"]
+    done = mgmt_run(pool, bundle, [file_graph("inner", "inner", tmp_path)], "--converged-timeout=1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summary(done.stdout)["inner"][:2] == ("converged", "copied")
+    assert inner.read_file("/tmp/only-inner") == "i am inner"
+    # The tunnel back to etcd went through the hop as well, and nothing is left.
+    assert_clean(inner)
+    assert_clean(pool["jump"])
+
+
+def test_an_unknown_jump_host_is_refused(pool, bundle, tmp_path):
+    pool.forget(pool["jump"])
+    try:
+        done = mgmt_run(
+            pool, bundle, [file_graph("inner", "inner", tmp_path)], "--converged-timeout=1"
+        )
+    finally:
+        pool.remember_all()
+    assert done.returncode == 1
+    message = summary(done.stdout)["inner"][2]
+    assert "unknown host key" in message and _fingerprint(pool["jump"]) in message
