@@ -6,11 +6,14 @@ of mgmt_pkg, so a plain ``pip install`` can render it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mgmt_pkg.rpm.model import PhonyPackage
 
 __all__ = ["escape", "render_spec"]
 
 TEMPLATE = "phony.spec.j2"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 def escape(value: object) -> str:
@@ -24,7 +27,8 @@ def render_spec(package: PhonyPackage) -> str:
     import jinja2
 
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("mgmt_pkg", "templates"),
+        # A plain directory (mgmt_pkg is not zip-safe): PackageLoader costs more imports.
+        loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
