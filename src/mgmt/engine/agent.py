@@ -64,23 +64,24 @@ class Agent:
         from mgmt.engine.watcher import FileWatcher
 
         path = Path(self.settings.file)  # type: ignore[arg-type]
-        text = _read(path)
-        self.graph = parse_graph(text, str(path))  # a bad file at start is fatal (exit 2)
-        self._graph_digest = _digest(text)
         self.watcher = FileWatcher()
-        self.converger = Converger(self.settings.converged_timeout, self.world, self._converged)
-        self.engine = Engine(
-            self._make_init, noop=self.settings.noop, on_idle=self.converger.engine_idle
-        )
         planner = threading.Thread(target=self._plan_loop, name="planner", daemon=True)
         try:
+            # Watch before the first read, so an edit made meanwhile is not missed.
+            if not self.settings.no_watch:
+                self._cancels.append(self.watcher.watch_path(str(path), self._on_graph_event))
+            text = _read(path)
+            self.graph = parse_graph(text, str(path))  # a bad file at start is fatal (exit 2)
+            self._graph_digest = _digest(text)
+            self.converger = Converger(self.settings.converged_timeout, self.world, self._converged)
+            self.engine = Engine(
+                self._make_init, noop=self.settings.noop, on_idle=self.converger.engine_idle
+            )
             if self.world is None and (self.graph.exported() or self.graph.collect):
                 log.warning("no world (no server, no seeds): exports and collects are off")
             self._publish()
             self._watch_exports()
             self._apply(first=True)
-            if not self.settings.no_watch:
-                self._cancels.append(self.watcher.watch_path(str(path), self._on_graph_event))
             planner.start()
             while not self.stopping.wait(0.5):
                 pass
