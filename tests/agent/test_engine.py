@@ -7,6 +7,8 @@ import time
 
 import pytest
 from helpers import wait_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mgmt.engine.converger import Converger
 from mgmt.graph import parse_graph
@@ -173,3 +175,27 @@ def test_converger_waits_for_quiet_time():
         assert time.monotonic() - started >= 1.4
     finally:
         conv.close()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    size=st.integers(min_value=1, max_value=12),
+    pairs=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=30),
+)
+def test_any_dag_runs_every_resource_once_after_its_parents(engine_factory, size, pairs):
+    LOG.clear()
+    edges = sorted({(a, b) for a, b in pairs if a < b < size})  # a < b keeps it acyclic
+    text = "  probe:\n" + "".join(f"  - {{name: r{i}, changes: false}}\n" for i in range(size))
+    if edges:
+        text += "edges:\n" + "".join(edge(f"r{a}", f"r{b}") for a, b in edges)
+    g = graph(text)
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(10)
+    engine.stop()
+    order = names()
+    assert sorted(order) == sorted(f"r{i}" for i in range(size))
+    for a, b in edges:
+        assert order.index(f"r{a}") < order.index(f"r{b}")
