@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -205,3 +206,18 @@ def test_inspect_of_a_file_that_is_not_an_rpm_fails_in_one_line(tmp_path: Path):
     assert result.code == 1
     assert result.err.startswith(f"mgmt-pkg: error: {bogus}: not a readable RPM")
     assert len(result.err.splitlines()) == 1
+
+
+def test_the_srpm_rebuilds_as_a_build_service_would(example, tmp_path: Path):
+    """COPR and koji start from the SRPM alone: it must build by itself."""
+    out, _ = example
+    done = subprocess.run(
+        ["rpmbuild", "--quiet", "--define", f"_topdir {tmp_path}", "--rebuild",
+         str(out / "vagrant-libvirt-0.0.24-noop.src.rpm")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (rebuilt,) = (tmp_path / "RPMS" / "noarch").glob("*.rpm")
+    info = read_package(rebuilt)
+    assert (info.name, info.evr) == ("vagrant-libvirt", "0.0.24-noop")
+    assert "vagrant >= 1.6.5" in {str(r) for r in info.requires}
