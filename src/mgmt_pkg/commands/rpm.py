@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import click
 
@@ -92,7 +92,7 @@ def _architecture(value: str) -> str:
     is_flag=True,
     help="Install no README (some build services then publish nothing).",
 )
-def fake_rpm(**options: Optional[str]) -> None:
+def fake_rpm(**options: Any) -> None:
     """Build a phony RPM and its SRPM: metadata and dependencies, no software.
 
     Prints the paths of what it wrote, one per line.

@@ -8,6 +8,7 @@ Submodules are imported by name so that each command pays only for what it uses.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from mgmt_pkg.rpm.build import BuildResult, build_package
@@ -18,7 +19,7 @@ __all__ = ["BuildResult", "PhonyPackage", "build_package", "fake_rpm", "render_s
 
 
 def fake_rpm(
-    package: PhonyPackage, output_dir, stage: str = "rpm", rpmbuild: Optional[str] = None
+    package: PhonyPackage, output_dir: Path, stage: str = "rpm", rpmbuild: Optional[str] = None
 ) -> BuildResult:
     """Render the spec of ``package`` and build it as far as ``stage``."""
     return build_package(package, render_spec(package), output_dir, stage, rpmbuild)
