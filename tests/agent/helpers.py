@@ -16,6 +16,11 @@ from mgmt.world.api import ExportedResource
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
+def _pythonpath() -> str:
+    """This checkout's src first, then whatever the caller had (e.g. another Python's deps)."""
+    return os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
     """Poll until predicate() is true or the deadline passes; returns the last result."""
     deadline = time.monotonic() + timeout
@@ -86,7 +91,7 @@ class AgentProcess:
 
     def __init__(self, args: List[str], log_path: Path, stdin: Optional[str] = None):
         self.log_path = log_path
-        env = dict(os.environ, PYTHONPATH=str(SRC), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONPATH=_pythonpath(), PYTHONUNBUFFERED="1")
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mgmt", "run", *args],
@@ -125,7 +130,7 @@ class AgentProcess:
 
 
 def run_mgmt(args: List[str], timeout: float = 30.0) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(SRC))
+    env = dict(os.environ, PYTHONPATH=_pythonpath())
     return subprocess.run(
         [sys.executable, "-m", "mgmt", "run", *args],
         capture_output=True,
