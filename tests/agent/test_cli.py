@@ -38,6 +38,16 @@ def test_converges_and_exits_zero(tmp_path):
     assert "converged" in result.stderr
 
 
+def test_an_empty_graph_converges_too(tmp_path):
+    graph = tmp_path / "g.yaml"
+    write_graph(graph, "resources: {}\n")
+    result = run_mgmt(
+        ["--file", str(graph), "--no-server", "--tmp-prefix", "--converged-timeout", "0"]
+    )
+    assert result.returncode == 0, result.stderr
+    assert "converged" in result.stderr
+
+
 def test_tmp_prefix_is_private_and_removed_at_exit(tmp_path):
     graph = tmp_path / "g.yaml"
     write_graph(graph, "resources:\n  exec:\n  - name: where\n    cmd: 'true'\n")

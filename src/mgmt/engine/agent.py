@@ -82,6 +82,7 @@ class Agent:
             self._publish()
             self._watch_exports()
             self._apply(first=True)
+            self.engine.announce_idle()
             planner.start()
             while not self.stopping.wait(0.5):
                 pass

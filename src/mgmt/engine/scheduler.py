@@ -220,6 +220,12 @@ class Engine:
             self._on_idle(idle)
             self._idle_cond.notify_all()
 
+    def announce_idle(self) -> None:
+        """Tell on_idle the current state once (a graph with nothing to do never
+        changes state, so would otherwise never be reported idle)."""
+        with self._cond:
+            self._on_idle(self._idle)
+
     @property
     def idle(self) -> bool:
         with self._cond:
