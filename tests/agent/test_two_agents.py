@@ -111,7 +111,7 @@ def test_both_agents_exit_by_themselves_once_converged(etcd, tmp_path):
             server.client_url,
             tmp_path,
             "--converged-timeout",
-            "2",
+            "3",  # margin for one agent starting slowly
         )
         for h in "ab"
     }
