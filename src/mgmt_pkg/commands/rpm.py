@@ -92,6 +92,12 @@ def _architecture(value: str) -> str:
     is_flag=True,
     help="Install no README (some build services then publish nothing).",
 )
+@click.option("--copr", metavar="OWNER/PROJECT", help="Submit the SRPM to this COPR project.")
+@click.option(
+    "--copr-chroot", metavar="CHROOT", multiple=True, help="With --copr: build only for these."
+)
+@click.option("--copr-config", metavar="PATH", help="With --copr: the copr config file.")
+@click.option("--copr-nowait", is_flag=True, help="With --copr: do not follow the build.")
 def fake_rpm(**options: Any) -> None:
     """Build a phony RPM and its SRPM: metadata and dependencies, no software.
 
@@ -106,6 +112,7 @@ def fake_rpm(**options: Any) -> None:
             raise InvalidInput(f"{option} is required")
     if options["spec_only"] and options["srpm_only"]:
         raise InvalidInput("--spec-only and --srpm-only exclude each other")
+    _check_copr_options(options)
     scriptlets: Tuple[Tuple[str, str], ...] = tuple(
         (section, _read_script(f"--{option}", options[option.replace("-", "_")]))
         for section, option in SCRIPT_OPTIONS.items()
@@ -135,9 +142,35 @@ def fake_rpm(**options: Any) -> None:
     )
     stage = "spec" if options["spec_only"] else "srpm" if options["srpm_only"] else "rpm"
     result = build(package, Path(options["output_dir"]), stage)
-    # A submission step (e.g. to COPR) takes result.srpm from here.
     for path in result.paths:
         click.echo(str(path))
+    if options["copr"]:
+        from mgmt_pkg.copr import submit_srpm
+
+        submit_srpm(
+            options["copr"],
+            result.srpm,
+            chroots=options["copr_chroot"],
+            config_path=Path(options["copr_config"]) if options["copr_config"] else None,
+            wait=not options["copr_nowait"],
+        )
+
+
+def _check_copr_options(options: dict) -> None:
+    """Refuse a bad --copr combination before anything is built."""
+    if not options["copr"]:
+        for option in ("copr_chroot", "copr_config", "copr_nowait"):
+            if options[option]:
+                raise InvalidInput(f"--{option.replace('_', '-')} needs --copr")
+        return
+    if options["spec_only"]:
+        raise InvalidInput("--copr needs an SRPM: it cannot go with --spec-only")
+    from mgmt_pkg.copr import parse_target
+
+    try:
+        parse_target(options["copr"])
+    except InvalidInput as error:
+        raise InvalidInput(f"--copr: {error}") from None
 
 
 @click.command("inspect")

@@ -26,12 +26,15 @@ def follow_builds(
 ) -> Dict[int, str]:
     """Poll each build until it ends, reporting every change of state; return id -> state.
 
-    COPR has no push notification for API clients, so this polls; the interval
-    is the user's to choose, and a timeout (seconds) bounds the whole wait.
+    COPR has no push notification for API clients, so this polls. The wait
+    starts at one second and doubles up to ``poll_interval`` (the user's to
+    choose): the quick import step is reported promptly, while a long build is
+    not polled more often than asked. A timeout (seconds) bounds the whole wait.
     """
     states: Dict[int, str] = {}
     pending: List[int] = list(build_ids)
     deadline = None if timeout is None else time.monotonic() + timeout
+    wait = min(1.0, poll_interval)
     while pending:
         for build_id in list(pending):
             with session.errors(f"following build {build_id}"):
@@ -50,5 +53,7 @@ def follow_builds(
         if deadline is not None and time.monotonic() >= deadline:
             urls = ", ".join(session.build_url(target, i) for i in pending)
             raise CoprFailed(f"gave up after {timeout:g} s; still building: {urls}")
-        time.sleep(poll_interval)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        time.sleep(wait if left is None else min(wait, left))
+        wait = min(wait * 2, poll_interval)
     return states
