@@ -204,6 +204,9 @@ class Session:
             result.message = str(err)
         except (paramiko.SSHException, EOFError, OSError) as err:
             result.message = f"connection lost: {err or type(err).__name__}"
+        except Exception as err:  # a bug: fail this host, keep the others going
+            log.debug("%s: session failed", self.host, exc_info=True)
+            result.message = f"internal error: {type(err).__name__}: {err}"
         finally:
             if tunnel is not None:
                 tunnel.close()
@@ -289,12 +292,14 @@ class Session:
     def _judge(self, status: int) -> Tuple[str, str]:
         if self._stop_reason is not None:
             # SIGINT is a clean stop whatever code the agent chose for it.
-            if status in (0, 1, 130, 128 + 2, -2):
+            if status in (0, 130, 128 + 2):
                 return self._stop_reason, ""
             if status == 128 + 9:
                 return FAILED, "agent killed after ignoring SIGINT for 10 s"
         if status == 0:
             return EXITED, ""
+        if status == 1:
+            return FAILED, "the agent ended with failed resources (status 1; see its output)"
         return FAILED, f"agent exited with status {status}"
 
     def _stream(self, stream) -> None:
