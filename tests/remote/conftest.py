@@ -19,4 +19,6 @@ def bundle(tmp_path_factory) -> Path:
 
 def need_hosts() -> None:
     require_root()
-    require_tools("ip", "unshare", "nsenter", "sshd", "ssh-keygen", "etcd")
+    require_tools(
+        "ip", "unshare", "nsenter", "sshd", "ssh", "ssh-keygen", "etcd", "curl", "openssl"
+    )
