@@ -15,8 +15,8 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from collections import deque
+from typing import Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
@@ -92,7 +92,7 @@ class Engine:
         lock = threading.RLock()
         self._cond = threading.Condition(lock)
         self._idle_cond = threading.Condition(lock)
-        self._ready: List[Vertex] = []
+        self._ready: Deque[Vertex] = deque()
         self._timers: List[Tuple[float, int, Vertex]] = []
         self._timer_seq = 0
         self._inflight = 0
@@ -100,9 +100,15 @@ class Engine:
         self._stopping = False
         self._update_lock = threading.Lock()
         self.runs = 0  # check_apply calls so far (for tests and the bench)
-        self._pool = ThreadPoolExecutor(workers or default_workers(), thread_name_prefix="worker")
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
-        self._thread.start()
+        # Our own workers take vertices straight from the ready queue: handing
+        # 10,000 items to a ThreadPoolExecutor made its workers queue on the
+        # executor's internal semaphore instead of on the disk.
+        self._workers = [
+            threading.Thread(target=self._work, name=f"worker-{n}", daemon=True)
+            for n in range(workers or default_workers())
+        ]
+        for thread in self._workers:
+            thread.start()
 
     # -- graph changes ------------------------------------------------------
 
@@ -248,30 +254,34 @@ class Engine:
     def failed(self) -> List[ResourceKey]:
         return [k for k, s in self.statuses().items() if s == FAILED]
 
-    # -- the scheduler thread and the workers -------------------------------
+    # -- the workers --------------------------------------------------------
 
-    def _loop(self) -> None:
+    def _next(self) -> Optional[Vertex]:
+        """Wait for a vertex to run (None when stopping); called with the lock held."""
+        while not self._stopping:
+            while self._timers and self._timers[0][0] <= time.monotonic():
+                self._ready.append(heapq.heappop(self._timers)[2])
+            if self._ready:
+                vertex = self._ready.popleft()
+                vertex.queued = False
+                if vertex.removed:  # left the graph while it waited
+                    self._check_idle()
+                    continue
+                vertex.running = True
+                vertex.dirty = False
+                self._inflight += 1
+                return vertex
+            left = self._timers[0][0] - time.monotonic() if self._timers else None
+            self._cond.wait(left)
+        return None
+
+    def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._stopping and not self._ready:
-                    if self._timers:
-                        left = self._timers[0][0] - time.monotonic()
-                        if left <= 0:
-                            self._ready.append(heapq.heappop(self._timers)[2])
-                            continue
-                        self._cond.wait(left)
-                    else:
-                        self._cond.wait()
-                if self._stopping:
-                    return
-                batch, self._ready = self._ready, []
-                for vertex in batch:
-                    vertex.queued = False
-                    vertex.running = True
-                    vertex.dirty = False
-                self._inflight += len(batch)
-            for vertex in batch:
-                self._pool.submit(self._run, vertex)
+                vertex = self._next()
+            if vertex is None:
+                return
+            self._run(vertex)
 
     def _run(self, vertex: Vertex) -> None:
         apply = not (self.noop or vertex.spec.meta.noop)
@@ -325,10 +335,11 @@ class Engine:
             for vertex in vertices:
                 vertex.removed = True
             self._cond.notify_all()
-        self._thread.join(timeout=5)
-        for vertex in vertices:
+        for vertex in vertices:  # also ends a running check_apply (an exec's child)
             _close(vertex.res)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        deadline = time.monotonic() + 10
+        for thread in self._workers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _close(res: Resource) -> None:
