@@ -8,6 +8,7 @@ green CI always means every test ran.
 from __future__ import annotations
 
 import pytest
+
 from support import IN_CI
 
 _skipped = []

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from helpers import REPO, assert_clean, summary
+from remote_helpers import REPO, assert_clean, summary
 
 from conftest import need_hosts
 from support.hosts import ssh_hosts

@@ -96,7 +96,7 @@ def test_duplicate_files_collapse_and_a_second_graph_for_a_host_is_refused(tmp_p
 
 
 def test_examples_name_their_hosts():
-    from helpers import EXAMPLES
+    from remote_helpers import EXAMPLES
 
     a, b = (read_remote(EXAMPLES / f"remote2{x}.yaml") for x in "ab")
     assert a.name != b.name and a.user == b.user == "root"

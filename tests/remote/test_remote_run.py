@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import (
+from remote_helpers import (
     Initiator,
     assert_clean,
     file_graph,
