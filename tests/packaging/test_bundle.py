@@ -96,6 +96,19 @@ def test_runs_version_with_the_system_python_from_a_clean_home(bundles, tmp_path
     assert list((tmp_path / ".shiv").glob("mgmt_*/site-packages/mgmt/cli.py"))
 
 
+def test_remote_mode_from_the_bundle_says_what_it_lacks(bundles, tmp_path):
+    path, _ = bundles[0]
+    graph = tmp_path / "g.yaml"
+    graph.write_text("graph: g\nremote: ssh://root@10.254.9.9\n")
+    done = subprocess.run(
+        [SYSTEM_PYTHON, "-I", str(path), "run", "--remote", str(graph)],
+        capture_output=True, text=True, env=_clean_env(tmp_path), timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("mgmt: error: --remote needs Fabric")
+    assert "Traceback" not in done.stderr
+
+
 def test_carries_exactly_the_agent_and_its_pure_python_dependencies(bundles):
     path, _ = bundles[0]
     with zipfile.ZipFile(path) as archive:

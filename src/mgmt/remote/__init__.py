@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mgmt.errors import MgmtError
+
 if TYPE_CHECKING:
     from mgmt.settings import Settings
 
@@ -23,6 +25,13 @@ def run_remotes(settings: Settings, **options: Any) -> int:
 
     ``options`` (for fab deploy and tests): ``fabric_config``, ``bundle``, ``out``.
     """
+    try:
+        import fabric  # noqa: F401  (the initiator's SSH stack, absent from the bundle)
+    except ImportError:
+        raise MgmtError(
+            "--remote needs Fabric and paramiko, which the single-file agent does not carry: "
+            "run it from an installed mgmt-pkg (pip install mgmt-pkg)"
+        ) from None
     from mgmt.remote.initiator import run
 
     return run(settings, **options)
