@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+from mgmt_pkg.templating import TEMPLATES, environment
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -37,7 +38,7 @@ __all__ = [
 
 DEFAULT_TARGET = "F39"
 TEMPLATE_SUFFIX = ".ks.j2"
-_TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "kickstart"
+_TEMPLATE_DIR = TEMPLATES / "kickstart"
 
 FSTYPE_NONE = (
     "logvol {mount} --fstype=none: anaconda since Fedora 18 / RHEL 6.7 aborts with "
@@ -230,13 +231,8 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     else:
         known = ", ".join(template_names())
         raise InvalidInput(f"no template {template!r} (built-in: {known}; or a file path)")
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(search),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # kickstart, not HTML
-    )
-    environment.globals["fail"] = _fail
+    templates = environment(search)
+    templates.globals["fail"] = _fail
     context: Dict[str, Any] = {
         "target": target.upper(),
         "modern": has_modern_syntax(target),
@@ -244,7 +240,7 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     }
     context.update(variables)
     try:
-        return environment.get_template(name).render(context)
+        return templates.get_template(name).render(context)
     except jinja2.UndefinedError as error:
         missing = str(error).split("'")[1] if "'" in str(error) else str(error)
         raise InvalidInput(f"{template}: needs --var {missing}=...") from error
