@@ -14,8 +14,6 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n== %s\n' "$*"; }
-python="$(dirname "$(command -v mgmt-pkg)")/python"
-[ -x "$python" ] || python=python3
 
 step "1. the write-up's one-liner, done right: spec + SRPM + noarch RPM"
 echo "\$ mgmt-pkg fake-rpm -n vagrant-libvirt -v 0.0.24 --iteration noop -d 'vagrant >= 1.6.5' \\
@@ -32,24 +30,17 @@ mgmt-pkg fake-rpm -n vagrant -v 2.0 -o "$work/repo"
 step "4. a dnf repository of both (createrepo_c)"
 mgmt-pkg repo "$work/repo"
 
-step "5. serve it on loopback"
-port_file="$work/port"
-"$python" - "$work/repo" "$port_file" <<'PY' &
-import functools, http.server, sys
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-handler = functools.partial(Quiet, directory=sys.argv[1])
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-with open(sys.argv[2] + ".tmp", "w") as f:
-    f.write(str(server.server_address[1]))
-import os; os.replace(sys.argv[2] + ".tmp", sys.argv[2])
-server.serve_forever()
-PY
+step "5. serve it on loopback with mgmt-pkg serve (HTTP with full Range support)"
+serve_log="$work/serve.log"
+mgmt-pkg serve --bind 127.0.0.1 --port 0 "$work/repo" > "$serve_log" 2>&1 &
 server_pid=$!
-for _ in $(seq 100); do [ -s "$port_file" ] && break; sleep 0.05; done
-[ -s "$port_file" ] || { echo "demo: the HTTP server did not start" >&2; exit 1; }
-url="http://127.0.0.1:$(cat "$port_file")/"
+url=""
+for _ in $(seq 100); do
+    url="$(sed -n 's|^serving .* at \(http://[^ ]*\)$|\1|p' "$serve_log")"
+    [ -n "$url" ] && break
+    sleep 0.05
+done
+[ -n "$url" ] || { echo "demo: mgmt-pkg serve did not start:" >&2; cat "$serve_log" >&2; exit 1; }
 echo "serving $work/repo at $url"
 
 step "6. dnf installs vagrant-libvirt into a throw-away installroot"
