@@ -9,7 +9,7 @@ import pytest
 
 from mgmt.engine.scheduler import Engine
 from mgmt.engine.watcher import FileWatcher
-from mgmt.resources.base import Init
+from mgmt.resources.base import Init, Services
 
 
 @pytest.fixture
@@ -38,13 +38,17 @@ def engine_factory(watcher, tmp_path):
     engines = []
 
     def build(noop: bool = False, on_idle=None, world=None) -> Engine:
+        services = Services()  # one per engine, as the agent holds one
+
         def init(spec, logger, event):
-            return Init("test", logger, tmp_path / "state" / spec.name, watcher, event, world)
+            state_dir = tmp_path / "state" / spec.name
+            return Init("test", logger, state_dir, watcher, event, world, services=services)
 
         engine = Engine(init, noop=noop, on_idle=on_idle)
-        engines.append(engine)
+        engines.append((engine, services))
         return engine
 
     yield build
-    for engine in engines:
+    for engine, services in engines:
         engine.stop()
+        services.close()

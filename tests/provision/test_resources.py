@@ -18,7 +18,7 @@ import pytest
 from provision_support import AgentRun, free_port, request, wait_for
 
 from mgmt.net.board import Board
-from mgmt.resources.base import FieldError, Init, ResourceError, fill_params
+from mgmt.resources.base import FieldError, Init, ResourceError, Services, fill_params
 from mgmt.resources.http import HttpFileRes, HttpServerRes
 from support import require_tools
 
@@ -100,22 +100,22 @@ class _Watcher:
         return lambda: None
 
 
-def _init(tmp_path: Path, event=None) -> Init:
-    return Init("test", logging.LoggerAdapter(logging.getLogger("mgmt.test"), {}),
-                tmp_path / "state", _Watcher(), event or (lambda: None))  # fmt: skip
+def _init(tmp_path: Path, services: Services, event=None) -> Init:
+    log = logging.LoggerAdapter(logging.getLogger("mgmt.test"), {})
+    return Init("test", log, tmp_path / "state", _Watcher(), event or (lambda: None),
+                services=services)  # fmt: skip
 
 
-def _res(cls, name, tmp_path, board, **params):
+def _res(cls, name, tmp_path, services, **params):
     res = cls(name, fill_params(cls, params))
-    res.board = board  # a private board: no cross-talk with other tests
-    res.setup(_init(tmp_path))
+    res.setup(_init(tmp_path, services))  # services shared as one agent's resources share them
     return res
 
 
 def test_noop_starts_nothing_and_apply_starts_once(tmp_path):
-    board, port = Board(), free_port()
-    server = _res(HttpServerRes, "web", tmp_path, board, address=f"127.0.0.1:{port}")
-    ks = _res(HttpFileRes, "/ks.cfg", tmp_path, board, server="web", content="text\n")
+    services, port = Services(), free_port()
+    server = _res(HttpServerRes, "web", tmp_path, services, address=f"127.0.0.1:{port}")
+    ks = _res(HttpFileRes, "/ks.cfg", tmp_path, services, server="web", content="text\n")
     try:
         assert server.check_apply(False) is False and ks.check_apply(False) is False
         with pytest.raises(OSError):
@@ -130,28 +130,46 @@ def test_noop_starts_nothing_and_apply_starts_once(tmp_path):
         server.close()
 
 
+def test_two_agents_in_one_process_share_no_files(tmp_path):
+    """Each agent's board lives in its own Services: same server name, separate files."""
+    one, other = Services(), Services()
+    port_one, port_other = free_port(), free_port()
+    server_one = _res(HttpServerRes, "web", tmp_path, one, address=f"127.0.0.1:{port_one}")
+    server_other = _res(HttpServerRes, "web", tmp_path, other, address=f"127.0.0.1:{port_other}")
+    ks = _res(HttpFileRes, "/ks.cfg", tmp_path, one, server="web", content="one\n")
+    try:
+        assert server_one.check_apply(True) is False and server_other.check_apply(True) is False
+        assert ks.check_apply(True) is False
+        assert _get(port_one, "/ks.cfg").body == b"one\n"
+        assert _get(port_other, "/ks.cfg").status == 404
+        assert one.get(Board) is not other.get(Board)
+    finally:
+        ks.close()
+        server_one.close()
+        server_other.close()
+
+
 def test_taken_port_is_a_resource_error(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = _res(HttpServerRes, "web", tmp_path, Board(), address=f"127.0.0.1:{port}")
+        server = _res(HttpServerRes, "web", tmp_path, Services(), address=f"127.0.0.1:{port}")
         server.init.stopping.set()  # no patience: fail at once
         with pytest.raises(ResourceError, match=f"cannot listen on 127.0.0.1 port {port}"):
             server.check_apply(True)
 
 
 def test_file_without_its_server_is_a_resource_error(tmp_path):
-    ks = _res(HttpFileRes, "/ks.cfg", tmp_path, Board(), server="nowhere", content="x")
+    ks = _res(HttpFileRes, "/ks.cfg", tmp_path, Services(), server="nowhere", content="x")
     with pytest.raises(ResourceError, match="no http:server named 'nowhere' is running"):
         ks.check_apply(True)
 
 
 def test_server_restarts_after_its_loop_dies(tmp_path):
-    board, port, woke = Board(), free_port(), threading.Event()
+    port, woke = free_port(), threading.Event()
     server = HttpServerRes("web", fill_params(HttpServerRes, {"address": f"127.0.0.1:{port}"}))
-    server.board = board
-    server.setup(_init(tmp_path, event=woke.set))
+    server.setup(_init(tmp_path, Services(), event=woke.set))
     try:
         server.check_apply(True)
         server._server._server.shutdown()  # the serving loop ends without stop()

@@ -48,6 +48,7 @@ class Agent:
         self.engine: Any = None
         self.watcher: Any = None
         self.converger: Any = None
+        self.services: Any = None  # what this agent's resources share (base.Services)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -62,9 +63,11 @@ class Agent:
         from mgmt.engine.converger import Converger
         from mgmt.engine.scheduler import Engine
         from mgmt.engine.watcher import FileWatcher
+        from mgmt.resources.base import Services
 
         path = Path(self.settings.file)  # type: ignore[arg-type]
         self.watcher = FileWatcher()
+        self.services = Services()
         planner = threading.Thread(target=self._plan_loop, name="planner", daemon=True)
         try:
             # Watch before the first read, so an edit made meanwhile is not missed.
@@ -111,6 +114,8 @@ class Agent:
             self.engine.stop()
         if self.converger is not None:
             self.converger.close()
+        if self.services is not None:
+            self.services.close()  # after the engine: no resource uses them any more
         if self.watcher is not None:
             self.watcher.close()
 
@@ -128,6 +133,7 @@ class Agent:
             event=event,
             world=self.world,
             stopping=self.stopping,
+            services=self.services,
         )
 
     def _publish(self) -> None:

@@ -4,9 +4,10 @@ A graph declares a server (``http:server``) and, separately, the files it
 serves (``http:server:file``), as mgmt does. The engine builds each resource on
 its own and gives none of them a handle on the others, so the two meet here:
 file resources publish (URL path, MAC, body) under their server's name, and a
-running server is told whenever its set of files changes. One agent is one
-process, so one board per process (:data:`BOARD`) is the meeting point; tests
-may build their own.
+running server is told whenever its set of files changes. Each agent holds one
+board in its shared services (``init.services.get(Board)``), so two agents in
+one process never see each other's files, and the board outlives graph
+reloads.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 from mgmt.net.content import MacSelector, OverlayEntry, Source
 
-__all__ = ["BOARD", "Board", "Published"]
+__all__ = ["Board", "Published"]
 
 # (URL path, MAC or "", body) as one file resource published it.
 Published = Tuple[str, str, Source]
@@ -88,6 +89,3 @@ class Board:
                 listener = self._listeners.get(key)
             if listener is not None:
                 listener(self.overlay(*key))
-
-
-BOARD = Board()

@@ -36,8 +36,14 @@ Lifecycle, in the order the engine calls it:
    one and throws it away, to run checks that need the name; such checks raise
    :class:`FieldError` there (reported as ``file:line``).
 2. :meth:`Resource.setup` with one :class:`Init`: everything the resource may
-   use (logger, world, hostname, a state dir, the shared file watcher, and
-   ``event()`` to say "check me again"). No module globals.
+   use (logger, world, hostname, a state dir, the shared file watcher,
+   ``event()`` to say "check me again", and ``services``, the agent's
+   :class:`Services`). No module globals: state that resources of one agent
+   share (an HTTP server and the files it serves) lives in one object of a
+   kind's own class, got with ``init.services.get(TheClass)``; the engine
+   creates one registry per agent and never looks inside, so it stays apart
+   from the kinds, two agents in one process share nothing, and the object
+   outlives graph reloads (a server replaced by an edit finds its files).
 3. :meth:`Resource.watch`: start watching and return at once. Watches must be
    cheap: file kinds register with ``init.watcher`` (one inotify shared by all
    resources) instead of starting a thread each; kinds that need their own
@@ -69,7 +75,20 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Protocol, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from mgmt.errors import MgmtError
 
@@ -82,6 +101,7 @@ __all__ = [
     "Meta",
     "Resource",
     "ResourceError",
+    "Services",
     "Watcher",
     "kind_class",
     "known_kinds",
@@ -178,6 +198,40 @@ class Watcher(Protocol):
         also when its directory does not exist yet or is removed."""
 
 
+_Service = TypeVar("_Service")
+
+
+class Services:
+    """Objects shared by the resources of one agent, one per class, made on first use.
+
+    Resources cannot reach each other through the engine (it drives each on its
+    own), so kinds that must meet (``http:server`` and ``http:server:file``)
+    share an object of their own class here instead of a module global. The
+    agent owns one registry for its lifetime and closes it when it stops.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: Dict[type, Any] = {}
+
+    def get(self, cls: Type[_Service]) -> _Service:
+        """This agent's one ``cls()``, built (without arguments) on the first call."""
+        with self._lock:
+            item = self._items.get(cls)
+            if item is None:
+                item = self._items[cls] = cls()
+            return item
+
+    def close(self) -> None:
+        """Close every object that has a ``close()``, and forget them all. Idempotent."""
+        with self._lock:
+            items, self._items = list(self._items.values()), {}
+        for item in items:
+            close = getattr(item, "close", None)
+            if close is not None:
+                close()
+
+
 @dataclass
 class Init:
     """Everything a resource may use, handed to :meth:`Resource.setup` once."""
@@ -193,6 +247,9 @@ class Init:
     world: Any = None
     # Set when the agent is stopping: loops and long waits should end.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Shared by every resource of the agent (see Services); an Init built by
+    # hand for one resource on its own gets a private registry.
+    services: Services = field(default_factory=Services)
 
 
 class Resource:

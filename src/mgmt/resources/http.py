@@ -8,8 +8,9 @@ adds one URL to it, from a file on disk (``source``) or inline ``content``
 such as a kickstart rendered with ``mgmt-pkg kickstart render``, optionally
 only for one ``mac`` (dracut's ``inst.ks.sendmac`` headers pick it).
 
-The two kinds meet on :data:`mgmt.net.board.BOARD`; the file kind needs its
-server by autoedge, so the server starts first.
+The two kinds meet on the agent's one :class:`mgmt.net.board.Board` (from
+``init.services``); the file kind needs its server by autoedge, so the server
+starts first.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
-from mgmt.net.board import BOARD, Board, Published
+from mgmt.net.board import Board, Published
 from mgmt.net.content import Content, normalize_mac, parse_address
 from mgmt.net.http_range import MAX_RANGES
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
@@ -30,7 +31,15 @@ __all__ = ["HttpFileRes", "HttpServerRes", "ServedFileRes", "ServerRes"]
 _BIND_PATIENCE = 3.0
 
 
-class ServerRes(Resource):
+class _OnBoard(Resource):
+    """A kind that meets its server or files on the agent's board."""
+
+    @property
+    def board(self) -> Board:
+        return self.init.services.get(Board)
+
+
+class ServerRes(_OnBoard):
     """Shared by the HTTP and TFTP server kinds: run a server while in the graph.
 
     check_apply starts the server (never in noop mode); the server's own loop
@@ -40,7 +49,6 @@ class ServerRes(Resource):
 
     protocol: ClassVar[str] = ""
     default_port: ClassVar[int] = 0
-    board: ClassVar[Board] = BOARD
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
@@ -119,12 +127,11 @@ class HttpServerRes(ServerRes):
         return HttpFileServer(root, host, port, overlay, self.params["max_ranges"])
 
 
-class ServedFileRes(Resource):
+class ServedFileRes(_OnBoard):
     """Shared by the HTTP and TFTP file kinds: one URL on a named server."""
 
     protocol: ClassVar[str] = ""
     server_kind: ClassVar[str] = ""
-    board: ClassVar[Board] = BOARD
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
