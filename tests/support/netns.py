@@ -1,0 +1,169 @@
+"""Network plumbing for the throw-away hosts: namespaces, veth pairs, addresses.
+
+Each host is a network namespace joined to this machine by a veth pair: this
+machine's end carries :data:`GATEWAY` (one /32 shared by every pair) and a
+host route per host, so hosts can have any addresses in 10.254.0.0/16. A host
+behind a jump host has its outside end inside the jump host instead.
+
+Namespace names carry the creating process's pid, so namespaces left by a
+process that died are found and reaped (:func:`reap_stale`). Only namespaces
+and addresses made here are ever touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Set
+
+NETWORK = ipaddress.ip_network("10.254.0.0/16")
+# This machine's end of every veth pair: one /32 shared by all of them, with a
+# host route per throw-away host, so hosts can have any addresses (neighbours
+# such as the examples' 10.254.0.2 and 10.254.0.3 included).
+GATEWAY = ipaddress.ip_address("10.254.255.254")
+LOCK_FILE = Path("/run/lock/mgmt-test-hosts.lock")
+# Namespace names carry the creating pid (hex) so stale ones can be reaped.
+NAME_RE = re.compile(r"^mh([0-9a-f]+)-(\d+)$")
+
+_counter = 0
+
+
+def run_tool(args: Sequence[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+    """Run a system tool, capturing its output as text."""
+    return subprocess.run(list(args), check=check, capture_output=True, text=True, **kw)
+
+
+def new_namespace_name() -> str:
+    """A name unique on this machine that records this process's pid."""
+    global _counter
+    _counter += 1
+    return f"mh{os.getpid():x}-{_counter}"
+
+
+@contextlib.contextmanager
+def allocation_lock() -> Iterator[None]:
+    """Held while picking addresses and making namespaces: pools in parallel processes."""
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _namespaces() -> List[str]:
+    out = run_tool(["ip", "netns", "list"], check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def delete_namespace(netns: str) -> None:
+    """Kill every process in the namespace, then delete it (its veth goes too)."""
+    for _ in range(50):
+        pids = run_tool(["ip", "netns", "pids", netns], check=False).stdout.split()
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.02)
+    run_tool(["ip", "netns", "delete", netns], check=False)
+
+
+def reap_stale() -> List[str]:
+    """Delete namespaces left by pools whose creating process has died."""
+    reaped = []
+    for netns in _namespaces():
+        match = NAME_RE.match(netns)
+        if match and not _pid_alive(int(match.group(1), 16)):
+            delete_namespace(netns)
+            reaped.append(netns)
+    return reaped
+
+
+def _used_addresses() -> Set[ipaddress.IPv4Address]:
+    """Addresses in 10.254.0.0/16 already on this machine (as addresses or host routes)."""
+    text = (
+        run_tool(["ip", "-o", "-4", "addr", "show"]).stdout + run_tool(["ip", "-4", "route"]).stdout
+    )
+    return {ipaddress.ip_address(m) for m in re.findall(r"\b(10\.254\.\d+\.\d+)\b", text)}
+
+
+def pick_addresses(count: int, wanted: Optional[Sequence[str]]) -> List[str]:
+    """``wanted`` if all are free and in :data:`NETWORK`, else the lowest free ones."""
+    used = _used_addresses()
+    if wanted is not None:
+        taken = [a for a in wanted if ipaddress.ip_address(a) in used]
+        if taken:
+            raise RuntimeError(f"address(es) already in use on this machine: {', '.join(taken)}")
+        if not all(ipaddress.ip_address(a) in NETWORK for a in wanted):
+            raise ValueError(f"host addresses must be in {NETWORK}")
+        return list(wanted)
+    free = []
+    for address in NETWORK.hosts():
+        if address not in used and address != GATEWAY and address.packed[3] not in (0, 1, 255):
+            free.append(str(address))
+            if len(free) == count:
+                return free
+    raise RuntimeError(f"no free address left in {NETWORK}")
+
+
+def link_namespace(
+    netns: str,
+    veth: str,
+    address: str,
+    jump_netns: Optional[str] = None,
+    jump_address: Optional[str] = None,
+) -> None:
+    """Make ``netns`` with ``address`` on its end of a veth pair named ``veth``.
+
+    The outside end is on this machine, or inside ``jump_netns`` (then the
+    address is reachable only through the jump host).
+    """
+    veth_in = f"{netns}b"
+    run_tool(["ip", "netns", "add", netns])
+    run_tool(["ip", "link", "add", veth, "type", "veth", "peer", "name", veth_in])
+    run_tool(["ip", "link", "set", veth_in, "netns", netns])
+    if jump_netns is None:
+        peer, outside = str(GATEWAY), ["ip"]
+        run_tool(["ip", "addr", "add", f"{GATEWAY}/32", "dev", veth])
+    else:
+        # The other end is inside the jump host; here the address goes nowhere
+        # (a blackhole, so a bug cannot send it out through the default route).
+        peer, outside = str(jump_address), ["ip", "-n", jump_netns]
+        run_tool(["ip", "link", "set", veth, "netns", jump_netns])
+        run_tool(["ip", "route", "add", "blackhole", f"{address}/32"])
+    run_tool([*outside, "link", "set", veth, "up"])
+    run_tool([*outside, "route", "add", f"{address}/32", "dev", veth, "src", peer])
+    inside = ["ip", "-n", netns]
+    run_tool([*inside, "addr", "add", f"{address}/32", "dev", veth_in])
+    run_tool([*inside, "link", "set", veth_in, "up"])
+    run_tool([*inside, "link", "set", "lo", "up"])
+    run_tool([*inside, "route", "add", f"{peer}/32", "dev", veth_in])
+
+
+def unlink_namespace(netns: str, veth: str, address: str, behind_jump: bool) -> None:
+    """Undo :func:`link_namespace` (after the namespace's sshd is gone)."""
+    # Deleting one end of the pair deletes both, at once rather than
+    # whenever the kernel gets round to freeing the namespace.
+    run_tool(["ip", "link", "delete", veth], check=False)
+    if behind_jump:
+        run_tool(["ip", "route", "delete", "blackhole", f"{address}/32"], check=False)
+    delete_namespace(netns)
