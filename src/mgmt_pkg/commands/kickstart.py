@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import click
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+from mgmt_pkg.files import write_atomically
 
 TARGET_HELP = "pykickstart version to validate for: F39, RHEL9, F17, ..."
 
@@ -22,19 +21,6 @@ def parse_vars(pairs: Tuple[str, ...]) -> Dict[str, str]:
             raise InvalidInput(f"--var {pair!r}: expected NAME=VALUE")
         variables[name] = value
     return variables
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same directory, then rename: never a half-written kickstart."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def _print_findings(report) -> None:

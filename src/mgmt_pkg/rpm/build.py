@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError, ToolFailed, ToolMissing
+from mgmt_pkg.files import write_atomically
 from mgmt_pkg.rpm.model import PhonyPackage
 
-__all__ = ["STAGES", "BuildResult", "build_package", "rpmbuild_command", "write_atomically"]
+__all__ = ["STAGES", "BuildResult", "build_package", "rpmbuild_command"]
 
 # How far to go: the spec only, the spec and SRPM, or everything.
 STAGES = ("spec", "srpm", "rpm")
@@ -72,19 +73,6 @@ def rpmbuild_command(
         command += ["--target", arch]
     command.append(str(spec))
     return command
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write through a temp file in the same directory, then rename."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def _built(topdir: Path, pattern: str) -> Path:
