@@ -68,6 +68,7 @@ def test_replaces_provides_the_full_evr():
     ("script", "error"),
     [
         ("echo ok\n%files\n/etc/shadow\n", "line 2 starts with '%', which rpm reads as a section"),
+        ("echo ok\n  %if 0\necho no\n", "line 2 starts with '%', which rpm reads as a section"),
         ("\n\n", "the script is empty"),
         ("echo \x1b[1m\n", "line 1 contains a control character"),
     ],

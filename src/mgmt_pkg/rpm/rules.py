@@ -68,8 +68,9 @@ def check_text(option: str, value: str, multiline: bool = False) -> str:
             raise refuse(option, f"{where}ends with whitespace, which rpm drops")
         if not multiline and line != line.lstrip():
             raise refuse(option, "starts with whitespace, which rpm drops")
-        # rpm checks both after macro expansion, so no escape can help.
-        if multiline and line.startswith("%"):
+        # rpm checks both after macro expansion (and past leading blanks, as in
+        # "  %if"), so no escape can help.
+        if multiline and line.lstrip().startswith("%"):
             raise refuse(option, f"{where}starts with '%', which rpm reads as a section")
         if multiline and line.lstrip().startswith("#"):
             raise refuse(option, f"{where}starts with '#', which rpm drops as a comment")
@@ -166,7 +167,8 @@ def check_script(text: str, option: str) -> str:
     if not body:
         raise refuse(option, "the script is empty")
     for number, line in enumerate(body.split("\n"), 1):
-        if line.startswith("%"):
+        # rpm finds "%if" and section names past leading blanks too.
+        if line.lstrip().startswith("%"):
             raise refuse(option, f"line {number} starts with '%', which rpm reads as a section")
         if any(unicodedata.category(c) in ("Cc", "Cs") and c != "\t" for c in line):
             raise refuse(option, f"line {number} contains a control character")
