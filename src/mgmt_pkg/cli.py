@@ -9,6 +9,7 @@ library are turned into a one-line message and an exit code here, and only here.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Dict, List, Optional
 
@@ -66,6 +67,15 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as error:  # a file or socket the library did not expect to fail
+        where = f": {error.filename}" if error.filename else ""
+        click.echo(f"mgmt-pkg: error: {error.strerror or error}{where}", err=True)
+        sys.exit(1)
+    except Exception as error:  # a bug: one line; the traceback with MGMT_PKG_DEBUG=1
+        if os.environ.get("MGMT_PKG_DEBUG"):
+            raise
+        click.echo(f"mgmt-pkg: internal error: {type(error).__name__}: {error}", err=True)
+        sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)
 
 

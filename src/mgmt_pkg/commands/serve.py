@@ -54,13 +54,20 @@ def _listen(factory, what: str, bind: str, port: int):
         ) from error
 
 
+PORT = click.IntRange(0, 65535)
+
+
 @click.command()
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, help="HTTP port (0: any free port).")
+@click.option(
+    "--port", type=PORT, default=8000, show_default=True, help="HTTP port (0: any free port)."
+)
 @click.option("--no-http", is_flag=True, help="Serve TFTP only.")
 @click.option("--tftp", is_flag=True, help="Also serve ROOT read-only over TFTP.")
-@click.option("--tftp-port", default=69, show_default=True, help="TFTP port (0: any free port).")
+@click.option(
+    "--tftp-port", type=PORT, default=69, show_default=True, help="TFTP port (0: any free port)."
+)
 @click.option(
     "--file",
     "files",
@@ -68,7 +75,13 @@ def _listen(factory, what: str, bind: str, port: int):
     metavar="/PATH[@MAC]=FILE",
     help="Serve FILE at /PATH too (only to the host with MAC when given). Repeatable.",
 )
-@click.option("--max-ranges", default=256, show_default=True, help="More ranges get a 200.")
+@click.option(
+    "--max-ranges",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="More ranges get a 200.",
+)
 @click.option("-v", "--verbose", count=True, help="Log every request (-vv: debug).")
 def serve(
     root: Path,
