@@ -29,6 +29,8 @@ HERE = Path(__file__).resolve().parent
 BUNDLE = HERE / "dist" / "mgmt"
 SOURCES = HERE / "src" / "mgmt"
 
+# Fabric calls a task once per -H host, so deploy gathers them here for the one
+# run in its post-task; nothing else keeps state between tasks.
 _hosts: List[Connection] = []
 _options: dict = {}
 
@@ -84,7 +86,9 @@ def _run(c: Context, graphs: List[str], connections: List[Connection]) -> None:
 def _deploy_all(c):
     """Runs once, after deploy was called for every -H host."""
     graphs = _options.pop("graphs", [])
-    _run(c, graphs, list(_hosts))
+    hosts = list(_hosts)
+    _hosts.clear()  # one run per `fab` invocation, even if a program calls it twice
+    _run(c, graphs, hosts)
 
 
 @task(
