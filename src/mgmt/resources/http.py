@@ -25,7 +25,14 @@ from mgmt.net.content import Content, normalize_mac, parse_address
 from mgmt.net.http_range import MAX_RANGES
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 
-__all__ = ["HttpFileRes", "HttpServerRes", "ServedFileRes", "ServerRes"]
+__all__ = [
+    "HttpFileRes",
+    "HttpServerRes",
+    "ServedFileRes",
+    "ServerRes",
+    "file_fields",
+    "server_fields",
+]
 
 # A server replaced by a graph edit may still hold its port for a moment.
 _BIND_PATIENCE = 3.0
@@ -110,15 +117,26 @@ class ServerRes(_OnBoard):
         self._stop()
 
 
+def server_fields(default_port: int, root_doc: str, **extra: Field) -> Dict[str, Field]:
+    """The fields every server kind has (where to listen, what tree), then its own."""
+    return {
+        "address": Field(
+            str, default=f":{default_port}", doc="host:port to listen on; :port for all"
+        ),
+        "root": Field(str, default="", doc=root_doc),
+        **extra,
+    }
+
+
 class HttpServerRes(ServerRes):
     kind = "http:server"
     protocol = "http"
     default_port = 80
-    fields = {
-        "address": Field(str, default=":80", doc="host:port to listen on; :port for all"),
-        "root": Field(str, default="", doc="directory served read-only; '' for files only"),
-        "max_ranges": Field(int, default=MAX_RANGES, doc="requests with more ranges get a 200"),
-    }
+    fields = server_fields(
+        default_port,
+        root_doc="directory served read-only; '' for files only",
+        max_ranges=Field(int, default=MAX_RANGES, doc="requests with more ranges get a 200"),
+    )
 
     def _make_server(self, host: str, port: int, overlay: Dict[str, Any]) -> Any:
         from mgmt.net.http_server import HttpFileServer

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from mgmt.resources.base import Field
-from mgmt.resources.http import ServedFileRes, ServerRes, file_fields
+from mgmt.resources.http import ServedFileRes, ServerRes, file_fields, server_fields
 
 __all__ = ["TftpFileRes", "TftpServerRes"]
 
@@ -20,12 +20,12 @@ class TftpServerRes(ServerRes):
     kind = "tftp:server"
     protocol = "tftp"
     default_port = 69
-    fields = {
-        "address": Field(str, default=":69", doc="host:port to listen on; :port for all"),
-        "root": Field(str, default="", doc="boot tree served read-only; '' for files only"),
-        "timeout": Field(int, default=1, doc="seconds before a block is sent again"),
-        "retries": Field(int, default=5, doc="resends before a transfer is given up"),
-    }
+    fields = server_fields(
+        default_port,
+        root_doc="boot tree served read-only; '' for files only",
+        timeout=Field(int, default=1, doc="seconds before a block is sent again"),
+        retries=Field(int, default=5, doc="resends before a transfer is given up"),
+    )
 
     def _make_server(self, host: str, port: int, overlay: Dict[str, Any]) -> Any:
         from mgmt.net.tftp import TftpServer
