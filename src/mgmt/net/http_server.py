@@ -19,15 +19,15 @@ import os
 import secrets
 import socket
 import sys
-import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import TCPServer
-from typing import BinaryIO, Callable, Dict, Optional, Tuple, Union
+from typing import BinaryIO, Dict, Optional, Tuple, Union
 
 from mgmt.log import get_logger
+from mgmt.net.background import BackgroundServer
 from mgmt.net.content import Content, MacSelector, Overlay, load, resolve_under
 from mgmt.net.http_range import MAX_RANGES, ByteRange, multipart_layout, plan_response
 
@@ -262,13 +262,15 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-class HttpFileServer:
+class HttpFileServer(BackgroundServer):
     """Serve ``root`` (may be None) plus an overlay, in a background thread or the foreground.
 
     The overlay maps URL paths (``/ks/host.ks``) to inline or out-of-tree
     content, or to a :class:`~mgmt.net.content.MacSelector`; replace it live
     with :meth:`set_overlay` when a graph changes.
     """
+
+    thread_name = "http-server"
 
     def __init__(
         self,
@@ -279,13 +281,12 @@ class HttpFileServer:
         max_ranges: int = MAX_RANGES,
         timeout: float = 60.0,
     ):
+        super().__init__()
         server_class = _Server6 if ":" in bind else _Server
         root_path = Path(root) if root is not None else None
         self._server = server_class(
             (bind, port), root_path, dict(overlay or {}), max_ranges, timeout
         )
-        self._thread: Optional[threading.Thread] = None
-        self._stopping = False
 
     @property
     def address(self) -> Tuple[str, int]:
@@ -304,34 +305,8 @@ class HttpFileServer:
         log.info("serving %s on %s", self._server.root or "(overlay only)", self.url)
         self._server.serve_forever(poll_interval=0.2)
 
-    def start(self, on_exit: Optional[Callable[[], None]] = None) -> HttpFileServer:
-        """Serve in a daemon thread; ``on_exit`` is called if it ever ends unasked."""
+    def _interrupt(self) -> None:
+        self._server.shutdown()
 
-        def run() -> None:
-            try:
-                self.serve_forever()
-            finally:
-                if on_exit is not None and not self._stopping:
-                    on_exit()
-
-        self._stopping = False
-        self._thread = threading.Thread(target=run, name="http-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def is_serving(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self) -> None:
-        self._stopping = True
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
+    def _close(self) -> None:
         self._server.server_close()
-
-    def __enter__(self) -> HttpFileServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

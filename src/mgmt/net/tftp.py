@@ -17,9 +17,10 @@ import socket
 import struct
 import threading
 from pathlib import Path
-from typing import BinaryIO, Callable, Dict, List, Optional, Tuple, Union
+from typing import BinaryIO, Dict, List, Optional, Tuple, Union
 
 from mgmt.log import get_logger
+from mgmt.net.background import BackgroundServer
 from mgmt.net.content import MacSelector, Overlay, OverlayEntry, load, resolve_under
 
 __all__ = ["TftpServer", "parse_request"]
@@ -166,8 +167,10 @@ class _Transfer:
         return False
 
 
-class TftpServer:
+class TftpServer(BackgroundServer):
     """Serve ``root`` (may be None) and an overlay read-only over TFTP."""
+
+    thread_name = "tftp-server"
 
     def __init__(
         self,
@@ -178,17 +181,16 @@ class TftpServer:
         timeout: float = 1.0,
         retries: int = 5,
     ):
+        super().__init__()
         self.root = Path(root) if root is not None else None
         self.family = socket.AF_INET6 if ":" in bind else socket.AF_INET
         self.timeout = timeout
         self.retries = retries
-        self.stopping = threading.Event()
         self._overlay: Dict[str, OverlayEntry] = dict(overlay or {})
         self._sock = socket.socket(self.family, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((bind, port))
         self._sock.settimeout(0.2)  # how quickly stop() is noticed
-        self._thread: Optional[threading.Thread] = None
         self._transfers: List[threading.Thread] = []
 
     @property
@@ -255,34 +257,7 @@ class TftpServer:
                 raise
             self._handle(packet, client)
 
-    def start(self, on_exit: Optional[Callable[[], None]] = None) -> TftpServer:
-        """Serve in a daemon thread; ``on_exit`` is called if it ever ends unasked."""
-
-        def run() -> None:
-            try:
-                self.serve_forever()
-            finally:
-                if on_exit is not None and not self.stopping.is_set():
-                    on_exit()
-
-        self._thread = threading.Thread(target=run, name="tftp-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def is_serving(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+    def _close(self) -> None:
         for transfer in self._transfers:
             transfer.join(timeout=self.timeout + 1)
         self._sock.close()
-
-    def __enter__(self) -> TftpServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
