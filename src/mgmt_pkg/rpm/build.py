@@ -16,15 +16,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
-from mgmt_pkg.errors import InvalidInput, MgmtPkgError, ToolFailed, ToolMissing
+from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.files import write_atomically
 from mgmt_pkg.rpm.model import PhonyPackage
+from mgmt_pkg.rpm.tools import find_tool, run_tool
 
 __all__ = ["STAGES", "BuildResult", "build_package", "rpmbuild_command"]
 
@@ -53,11 +53,8 @@ class BuildResult:
 
 
 def find_rpmbuild() -> str:
-    found = shutil.which("rpmbuild")
-    if found is None:
-        # Debian ships rpmbuild in "rpm", Fedora/RHEL in "rpm-build".
-        raise ToolMissing("rpmbuild", "rpm" if shutil.which("apt-get") else "rpm-build")
-    return found
+    # Debian ships rpmbuild in "rpm", Fedora/RHEL in "rpm-build".
+    return find_tool("rpmbuild", debian_package="rpm", fedora_package="rpm-build")
 
 
 def rpmbuild_command(
@@ -132,21 +129,7 @@ def _run(command: Sequence[str], package: PhonyPackage) -> None:
     environment = dict(os.environ)
     environment["SOURCE_DATE_EPOCH"] = str(package.source_date_epoch)
     environment["LC_ALL"] = "C.UTF-8"  # rpm's messages and sort order, whatever the user's locale
-    try:
-        result = subprocess.run(
-            command,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            check=False,
-        )
-    except OSError as error:
-        raise ToolFailed("rpmbuild", -1, str(error)) from error
-    if result.returncode != 0:
-        raise ToolFailed("rpmbuild", result.returncode, result.stdout)
+    run_tool("rpmbuild", command, env=environment)
 
 
 def _place(output_dir: Path, files: Sequence[Path]) -> List[Path]:

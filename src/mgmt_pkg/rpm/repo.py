@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mgmt_pkg.errors import InvalidInput, ToolFailed, ToolMissing
+from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.rpm.tools import find_tool, run_tool
 
 __all__ = ["Repository", "make_repo"]
 
@@ -33,20 +32,8 @@ def make_repo(folder: Path) -> Repository:
     packages = sum(1 for _ in folder.rglob("*.rpm"))
     if packages == 0:
         raise InvalidInput(f"{folder}: contains no .rpm files")
-    executable = shutil.which("createrepo_c")
-    if executable is None:
-        raise ToolMissing(
-            "createrepo_c", "createrepo-c" if shutil.which("apt-get") else "createrepo_c"
-        )
-    result = subprocess.run(
-        [executable, "--quiet", str(folder)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        check=False,
+    executable = find_tool(
+        "createrepo_c", debian_package="createrepo-c", fedora_package="createrepo_c"
     )
-    if result.returncode != 0:
-        raise ToolFailed("createrepo_c", result.returncode, result.stdout)
+    run_tool("createrepo_c", [executable, "--quiet", str(folder)])
     return Repository(folder, packages)
