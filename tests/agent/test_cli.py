@@ -196,6 +196,27 @@ def test_failed_resource_makes_a_converged_run_exit_1_but_others_apply(tmp_path)
     assert read(out / "fine") == "ok"
 
 
+def test_failed_resource_makes_a_stopped_run_exit_1(tmp_path):
+    # Remote agents never converge by themselves: the initiator stops them with
+    # SIGINT and reads this status to tell a failed host from a converged one.
+    graph, out = tmp_path / "g.yaml", tmp_path / "out"
+    write_graph(
+        graph,
+        f"""\
+        resources:
+          exec:
+          - {{name: broken, cmd: 'false'}}
+          file:
+          - {{name: fine, path: {out}/fine, content: "ok"}}
+        """,
+    )
+    agent = AgentProcess(["--file", str(graph), "--no-server", "--tmp-prefix"], tmp_path / "log")
+    assert agent.wait_log("broken: failed", 10), agent.log
+    assert wait_for(lambda: read(out / "fine") == "ok", 5), agent.log
+    assert agent.stop(signal.SIGINT) == 1, agent.log
+    assert "stopped with 1 failed resource(s)" in agent.log
+
+
 def test_usage_errors_exit_2():
     assert run_mgmt([]).returncode == 2
     result = run_mgmt(["--file", "x.yaml", "--etcd-auth-stdin", "--no-server"])

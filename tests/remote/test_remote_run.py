@@ -261,6 +261,29 @@ def test_each_host_fails_alone_and_the_summary_says_why(pool, bundle, tmp_path):
     _clear_tmp(a)
 
 
+def test_a_host_whose_resources_failed_is_a_failed_host(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    broken = tmp_path / "broken-b.yaml"
+    broken.write_text(
+        "graph: broken\n"
+        "resources:\n"
+        "  exec:\n"
+        "  - {name: broken, cmd: 'false'}\n"
+        "  file:\n"
+        "  - {name: fine, path: /tmp/only-b, content: 'fine'}\n"
+        "remote: b\n"
+    )
+    done = mgmt_run(pool, bundle, [file_graph("a", "a", tmp_path), broken], "--converged-timeout=1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = summary(done.stdout)
+    assert rows["a"][0] == "converged"
+    assert rows["b"][0] == "failed" and "failed resources" in rows["b"][2], done.stdout
+    assert b.read_file("/tmp/only-b") == "fine"  # the branch that works was applied
+    assert_clean(a)
+    assert_clean(b)
+    _clear_tmp(a, b)
+
+
 def test_a_host_that_drops_mid_run_is_reported_while_the_others_go_on(pool, bundle, tmp_path):
     a, b = pool["a"], pool["b"]
     run = Initiator(pool, bundle, [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)])

@@ -59,7 +59,12 @@ class Agent:
             self._wake.notify_all()
 
     def run(self) -> int:
-        """Run until stopped or converged; 0 when fine, 1 if resources ended failed."""
+        """Run until stopped or converged; 0 when fine, 1 if resources ended failed.
+
+        Failed resources give 1 however the run ended (converged, ^C, SIGTERM):
+        remote agents are always stopped by a signal, and the initiator reads
+        their status to tell a host that failed from one that converged.
+        """
         from mgmt.engine.converger import Converger
         from mgmt.engine.scheduler import Engine
         from mgmt.engine.watcher import FileWatcher
@@ -92,8 +97,9 @@ class Agent:
         finally:
             self._shutdown(planner)
         failed = self.engine.failed()
-        if failed and self.converged:
-            log.error("converged with %d failed resource(s)", len(failed))
+        if failed:
+            how = "converged" if self.converged else "stopped"
+            log.error("%s with %d failed resource(s)", how, len(failed))
             return 1
         return 0
 
