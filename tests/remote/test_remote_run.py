@@ -344,6 +344,18 @@ def _etcd_call(host, port: int, path: str, body: dict) -> dict:
     return json.loads(done.stdout)
 
 
+def test_converged_timeout_zero_waits_for_each_host_to_report(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    graphs = [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)]
+    done = mgmt_run(pool, bundle, graphs, "--converged-timeout=0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = summary(done.stdout)
+    assert rows["a"][0] == rows["b"][0] == "converged", done.stdout
+    assert a.read_file("/tmp/only-a") == "i am a"
+    assert b.read_file("/tmp/only-b") == "i am b"
+    _clear_tmp(a, b)
+
+
 def test_the_tunnel_refuses_anyone_without_the_runs_credentials(pool, bundle, tmp_path):
     a = pool["a"]
     run = Initiator(pool, bundle, [graph_for("remote2a.yaml", "a", tmp_path)])

@@ -128,7 +128,13 @@ class Fanout:
                 self._true_since.setdefault(session.host, now)
             else:
                 self._true_since.pop(session.host, None)
-        done = [s for s in running if now - self._true_since.get(s.host, now) >= self.timeout]
+        # Only hosts that have said "true" count: with --converged-timeout 0 a
+        # host that has not reported yet would otherwise pass at once (0 >= 0).
+        done = [
+            s
+            for s in running
+            if s.host in self._true_since and now - self._true_since[s.host] >= self.timeout
+        ]
         if slots_wanted:
             for session in done:
                 log.info("%s: converged; its slot goes to the next remote", session.host)
