@@ -26,6 +26,8 @@ log = get_logger("agent")
 
 # Editors write in several steps; wait this long after the last event before reading.
 RELOAD_QUIET = 0.03
+# A failed export (etcd or its tunnel briefly away) is tried again after this long.
+PUBLISH_RETRY = 1.0
 
 
 class Agent:
@@ -42,6 +44,7 @@ class Agent:
         self._wake = threading.Condition()
         self._graph_dirty = False
         self._collect_dirty = False
+        self._publish_retry_at: Optional[float] = None  # set while an export is unpublished
         self._last_event = 0.0
         self._cancels: List[Callable[[], None]] = []
         self._watching_exports = False
@@ -150,7 +153,13 @@ class Agent:
         try:
             publish(self.world, self.graph)
         except MgmtError as err:
-            log.error("cannot publish exported resources: %s", err)
+            log.error("cannot publish exported resources (retrying): %s", err)
+            retry_at: Optional[float] = time.monotonic() + PUBLISH_RETRY
+        else:
+            retry_at = None
+        with self._wake:
+            self._publish_retry_at = retry_at
+            self._wake.notify_all()
 
     def _wanted(self) -> Dict[ResourceKey, ResourceSpec]:
         assert self.graph is not None
@@ -189,11 +198,20 @@ class Agent:
             self._collect_dirty = True
             self._wake.notify_all()
 
+    def _publish_due(self) -> Optional[float]:
+        """Seconds until a failed export is retried (<= 0: now); None if none is due."""
+        if self._publish_retry_at is None:
+            return None
+        return self._publish_retry_at - time.monotonic()
+
     def _plan_loop(self) -> None:
         while True:
             with self._wake:
                 while not (self._graph_dirty or self._collect_dirty or self.stopping.is_set()):
-                    self._wake.wait()
+                    due = self._publish_due()
+                    if due is not None and due <= 0:
+                        break
+                    self._wake.wait(due)
                 if self.stopping.is_set():
                     return
                 if self._graph_dirty:
@@ -202,7 +220,13 @@ class Agent:
                         self._wake.wait(quiet)
                         continue
                 reload, self._graph_dirty = self._graph_dirty, False
-                self._collect_dirty = False
+                collect, self._collect_dirty = self._collect_dirty, False
+            if not (reload or collect):
+                try:
+                    self._publish()  # only the retry of a failed export is due
+                except Exception:  # the planner must survive it (see below)
+                    log.exception("publishing failed")
+                continue
             self.converger.activity()
             try:
                 changed = self._reload() if reload else False

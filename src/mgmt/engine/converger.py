@@ -18,6 +18,10 @@ from mgmt.log import get_logger
 
 log = get_logger("converger")
 
+# A failed write (etcd or its tunnel briefly away) is tried again after this long;
+# until it succeeds the state stays unreported, or the cluster would never converge.
+RETRY_DELAY = 1.0
+
 
 class Converger:
     def __init__(
@@ -30,6 +34,7 @@ class Converger:
         self._idle = False
         self._idle_since: Optional[float] = None
         self._reported: Optional[bool] = None
+        self._retry_at: Optional[float] = None  # after a failed write
         self._fired = False
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="converger", daemon=True)
@@ -67,22 +72,31 @@ class Converger:
                 while not (fire or report is not None):
                     if self._closed:
                         return
-                    if self._world is not None and self._reported != self._idle:
-                        report = self._idle
                     left = None
+                    if self._world is not None and self._reported != self._idle:
+                        wait = 0.0 if self._retry_at is None else self._retry_at - time.monotonic()
+                        if wait <= 0:
+                            report = self._idle
+                        else:
+                            left = wait
                     if self.timeout >= 0 and not self._fired and self._idle_since is not None:
-                        left = self._idle_since + self.timeout - time.monotonic()
-                        if left <= 0:
+                        until = self._idle_since + self.timeout - time.monotonic()
+                        if until <= 0:
                             self._fired = fire = True
+                        left = until if left is None else min(left, until)
                     if not (fire or report is not None):
                         self._cond.wait(left)
             if report is not None:
                 try:
                     self._world.set_converged(report)
                 except Exception as err:  # etcd trouble must not stop the agent
-                    log.warning("cannot record converged=%s: %s", report, err)
-                with self._cond:
-                    self._reported = report
+                    log.warning("cannot record converged=%s (retrying): %s", report, err)
+                    with self._cond:
+                        self._retry_at = time.monotonic() + RETRY_DELAY
+                else:
+                    with self._cond:
+                        self._reported = report
+                        self._retry_at = None
             if fire:
                 log.info("converged: idle for %s s", self.timeout)
                 self._on_converged()

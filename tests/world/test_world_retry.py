@@ -1,0 +1,102 @@
+"""Writes that fail while etcd (or the tunnel to it) is briefly away are retried.
+
+A remote agent reaches etcd through an SSH tunnel: a blip just as it turns idle
+must not leave the cluster waiting forever for a "true" that was never written,
+nor a host's exports unpublished.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from tcpproxy import TcpProxy
+
+from mgmt.engine.agent import Agent
+from mgmt.engine.converger import Converger
+from mgmt.settings import Settings
+from mgmt.world.client import EtcdClient
+from mgmt.world.exchange import EtcdWorld
+
+WAIT = 10.0
+
+
+class CountingWorld(EtcdWorld):
+    """The real EtcdWorld, counting the writes that failed (so a test knows one did)."""
+
+    failures = 0
+
+    def set_converged(self, converged: bool) -> None:
+        try:
+            super().set_converged(converged)
+        except Exception:
+            self.failures += 1
+            raise
+
+    def export(self, resources) -> None:
+        try:
+            super().export(resources)
+        except Exception:
+            self.failures += 1
+            raise
+
+
+def wait_until(check, timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def value(client, key: str):
+    found = client.range(key)[1]
+    return json.loads(found[0][1]) if found else None
+
+
+def cut_proxy(etcd) -> TcpProxy:
+    proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
+    proxy.refusing.set()
+    proxy.drop()
+    return proxy
+
+
+def test_a_converged_state_that_failed_to_write_is_written_once_etcd_is_back(etcd, client):
+    proxy = cut_proxy(etcd)
+    world = CountingWorld(EtcdClient([proxy.url]), "h")
+    converger = Converger(-1, world)
+    try:
+        converger.engine_idle(True)
+        assert wait_until(lambda: world.failures >= 1)
+        proxy.refusing.clear()
+        assert wait_until(lambda: value(client, "/_mgmt/converged/h") is True)
+    finally:
+        converger.close()
+        world.close()
+        proxy.close()
+
+
+def test_an_export_that_failed_to_publish_is_published_once_etcd_is_back(etcd, client, tmp_path):
+    graph = tmp_path / "g.yaml"
+    graph.write_text("graph: g\nresources:\n  noop:\n  - name: '@@shared'\n")
+    proxy = cut_proxy(etcd)
+    world = CountingWorld(EtcdClient([proxy.url]), "h")
+    settings = Settings(file=graph, hostname="h", no_watch=True, prefix=tmp_path / "state")
+    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
+    runner = threading.Thread(target=agent.run, daemon=True)
+    runner.start()
+    try:
+        # Fails at start, then on each retry (about once a second, not in a busy loop).
+        assert wait_until(lambda: world.failures >= 2)
+        assert world.failures < 10
+        proxy.refusing.clear()
+        key = "/_mgmt/exported/h/resources/noop/shared"
+        assert wait_until(lambda: value(client, key) is not None)
+    finally:
+        agent.stop()
+        runner.join(WAIT)
+        world.close()
+        proxy.close()
+    assert not runner.is_alive()
