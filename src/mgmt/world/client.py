@@ -5,7 +5,8 @@ needs on top: every call bounded by a timeout, the seeds tried in turn, a clear
 :class:`~mgmt.errors.WorldError` naming the URL, and user/password auth (etcd3gw
 has none): a token from ``/v3/auth/authenticate`` sent in the ``Authorization``
 header and renewed when etcd says it expired (simple tokens die after 5 minutes
-idle). etcd3gw and requests cost ~0.35 s to import, so they load on first use.
+idle). etcd3gw and requests cost ~0.35 s to import, so they load on first use
+(and without futurist, see :mod:`mgmt.world.gateway`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from mgmt.errors import InputError, WorldError
 from mgmt.log import get_logger
 from mgmt.settings import EtcdCredentials
+from mgmt.world.gateway import import_etcd3gw
 
 log = get_logger("etcd")
 
@@ -42,7 +44,7 @@ def preload() -> None:
 
 
 def _import_etcd3gw() -> None:
-    import etcd3gw  # noqa: F401
+    import_etcd3gw()
 
 
 def encode(data: str) -> str:
@@ -189,8 +191,7 @@ class EtcdClient:
             return self._clients.get(url) or self._new_client(url)
 
     def _new_client(self, url: str) -> Any:
-        import etcd3gw
-
+        etcd3gw = import_etcd3gw()
         parts = urlsplit(url)
         client = etcd3gw.Etcd3Client(
             host=parts.hostname,
@@ -206,8 +207,7 @@ class EtcdClient:
 
     def _post(self, path: str, payload: Dict[str, Any], token: Optional[str]) -> Dict[str, Any]:
         """One call, trying each seed in turn until one answers."""
-        from etcd3gw import exceptions
-
+        exceptions = import_etcd3gw().exceptions
         headers = {"Authorization": token} if token else {}
         failures = []
         for step in range(len(self.urls)):
