@@ -10,6 +10,7 @@ under ~/.cache/mgmt/initiator/ by a hash of the sources so it is built once.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -37,6 +38,10 @@ class Bundle:
     path: Path
     sha256: str
     size: int
+    # shiv's build id: the bundle unpacks into <SHIV_ROOT>/<file name>_<build id>/.
+    # Knowing it lets a host that already unpacked this bundle start the agent
+    # straight from there (see mgmt.remote.session). "" when it cannot be read.
+    build_id: str = ""
 
 
 def sha256_file(path: Path) -> str:
@@ -49,9 +54,20 @@ def sha256_file(path: Path) -> str:
 
 def describe(path: Path) -> Bundle:
     try:
-        return Bundle(path, sha256_file(path), path.stat().st_size)
+        return Bundle(path, sha256_file(path), path.stat().st_size, shiv_build_id(path))
     except OSError as err:
         raise InputError(f"bundle {path}: {err.strerror}") from None
+
+
+def shiv_build_id(path: Path) -> str:
+    """The build id in a shiv's environment.json, or "" if it is not a shiv we can read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            build_id = json.loads(archive.read("environment.json")).get("build_id") or ""
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return ""
+    # It becomes part of a path on the host: accept only what shiv writes (hex).
+    return build_id if isinstance(build_id, str) and build_id.isalnum() else ""
 
 
 def running_bundle() -> Optional[Path]:

@@ -111,6 +111,7 @@ def run(
         ctx = RunContext(
             bundle=found.path,
             bundle_sha256=found.sha256,
+            bundle_build_id=found.build_id,
             etcd=etcd,
             connect=ConnectOptions(
                 identity=settings.ssh_identity,

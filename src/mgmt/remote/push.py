@@ -172,6 +172,17 @@ def push_bundle(up: Uploader, local: Path, paths: RemotePaths) -> bool:
     return True
 
 
+def unpacked_site(paths: RemotePaths, build_id: str) -> str:
+    """Where shiv unpacks the bundle's site-packages on the host ("" if unknown).
+
+    shiv names the directory after the bundle's file name and its build id.
+    """
+    if not build_id:
+        return ""
+    name = paths.bundle.rpartition("/")[2]
+    return f"{paths.shiv_root}/{name}_{build_id}/site-packages"
+
+
 def push_graph(up: Uploader, local: Path, paths: RemotePaths) -> None:
     up.put(local, paths.graph(local))
 

@@ -37,21 +37,35 @@ log = get_logger("remote")
 STOP_GRACE = 10.0  # SIGINT, then SIGKILL after this long (as mgmt did)
 PID_MARK = "@@mgmt-remote pid "
 
-# $1 run dir, $2 bundle, $3 shiv root, then the agent's arguments.
+# One Python process runs the agent (-S: nothing from the host's site-packages).
+# When the host already unpacked this very bundle ($1, keyed by shiv's build id)
+# it imports the agent from there and skips shiv's bootstrap, which costs a
+# start-up as much again (compiling itself from the zip, hashing, compileall);
+# otherwise it runs the bundle, and shiv unpacks it. It restores SIGINT, which
+# sh starts background jobs with ignored, and drops the working directory
+# (where the graph lives) from the import path, as running the bundle would.
+LAUNCHER = (
+    "import os,signal,sys;signal.signal(signal.SIGINT,signal.default_int_handler);"
+    "site=sys.argv[1];sys.argv=sys.argv[2:];del sys.path[0]\n"
+    "if os.path.isdir(site):\n"
+    " sys.path.insert(0,site);from mgmt.cli import main;main()\n"
+    "import runpy;runpy.run_path(sys.argv[0],run_name='__main__')"
+)
+
+# $1 run dir, $2 bundle, $3 shiv root, $4 its unpacked site-packages, $5 the
+# launcher, then the agent's arguments.
 WRAPPER = r"""
 set -u
-run=$1 bundle=$2 shiv=$3
-shift 3
+run=$1 bundle=$2 shiv=$3 site=$4 launcher=$5
+shift 5
 umask 077
 cd "$run" || exit 96
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
-shim='import os,signal as s,sys;s.signal(s.SIGINT,s.SIG_DFL);os.execv(sys.argv[1],sys.argv[1:])'
 exec 3<&0
 IFS= read -r cred <&3 || { echo "mgmt-remote: no credentials on stdin" >&2; exit 97; }
-# sh starts background jobs with SIGINT ignored; the shim restores it before exec.
-printf '%s\n' "$cred" | SHIV_ROOT="$shiv" PYTHONUNBUFFERED=1 "$py" -S -c "$shim" \
-    "$py" "$bundle" "$@" 3<&- &
+printf '%s\n' "$cred" | SHIV_ROOT="$shiv" PYTHONUNBUFFERED=1 "$py" -S -c "$launcher" \
+    "$site" "$bundle" "$@" 3<&- &
 agent=$!
 cred=
 echo "@@mgmt-remote pid $agent"
@@ -99,6 +113,7 @@ class RunContext:
     bundle: Path
     bundle_sha256: str
     etcd: EtcdEndpoint
+    bundle_build_id: str = ""
     connect: ConnectOptions = field(default_factory=ConnectOptions)
     caching: bool = True
     agent_args: List[str] = field(default_factory=list)
@@ -127,7 +142,8 @@ class Session:
         self.ctx = ctx
         self.host = spec.name
         self.agent_pid: Optional[int] = None
-        self.running = threading.Event()  # the agent has started
+        self.running = threading.Event()  # the agent has started and not yet ended
+        self.started = threading.Event()  # the agent was started (stays set)
         self.finished = threading.Event()
         self.result: Optional[HostResult] = None
         self._stop_reason: Optional[str] = None
@@ -160,8 +176,11 @@ class Session:
         """Copy the graph again (it changed on the initiator); False if not running.
 
         An edit that lands while the first copy is under way is remembered and
-        copied as soon as the agent runs.
+        copied as soon as the agent runs. A finished session copies nothing: its
+        connection is closed.
         """
+        if self.finished.is_set():
+            return False
         if not self.running.is_set() or self.stopping or self._uploader is None:
             self._graph_dirty = True
             return False
@@ -242,7 +261,10 @@ class Session:
         argv = self.agent_argv(paths, port)
         log.info("%s: Running: %s", self.host, shlex.join([paths.bundle, *argv]))
         channel = conn.transport.open_session(timeout=self.ctx.connect.timeout)
-        channel.exec_command(push.sh(WRAPPER, paths.run_dir, paths.bundle, paths.shiv_root, *argv))
+        site = push.unpacked_site(paths, self.ctx.bundle_build_id)
+        channel.exec_command(
+            push.sh(WRAPPER, paths.run_dir, paths.bundle, paths.shiv_root, site, LAUNCHER, *argv)
+        )
         creds = self.ctx.etcd.credentials
         channel.sendall(f"{creds.username}:{creds.password}\n".encode())
         readers = [
@@ -253,10 +275,14 @@ class Session:
         ]
         for reader in readers:
             reader.start()
+        self.started.set()
         self.running.set()
         if self._graph_dirty:
             self.repush_graph()
-        status = self._wait(conn, channel)
+        try:
+            status = self._wait(conn, channel)
+        finally:
+            self.running.clear()  # no more re-copies: the agent is gone
         for reader in readers:
             reader.join(2.0)
         channel.close()
@@ -266,6 +292,8 @@ class Session:
         """Wait for the agent to end; stop it (SIGINT, later SIGKILL) when asked."""
         stop_sent = kill_sent = None
         while not channel.status_event.wait(0.05):
+            if channel.status_event.is_set():
+                break  # the status and the close came in together, after the wait
             if not conn.transport.is_active() or channel.closed:
                 raise RemoteError(self.host, "connection lost while the agent ran")
             now = time.monotonic()
