@@ -232,12 +232,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,10,30")
     parser.add_argument("--no-peers", action="store_true", help="mgmt only")
+    parser.add_argument(
+        "--runs",
+        default="cold,warm,peers,edit",
+        help="which of cold, warm, peers, edit to run (quick iterations: --sizes 30 --runs warm)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="mgmt warm runs per size")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/fanout.py: needs root (network namespaces)")
         return 0
     sizes = [int(x) for x in args.sizes.split(",")]
-    peers = not args.no_peers and peers_available()
+    runs = set(args.runs.split(","))
+    peers = "peers" in runs and not args.no_peers and peers_available()
     bundle = REPO / "dist" / "mgmt"
     if not bundle.is_file():
         subprocess.run([str(REPO / ".venv" / "bin" / "mgmt-pkg"), "bundle", "-o", str(bundle)],
@@ -248,18 +255,22 @@ def main() -> int:
         with ssh_hosts(n) as pool, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             work = Path(tmp)
             env = pool.env(MGMT_BUNDLE=str(bundle), ANSIBLE_CONFIG=str(work / "ansible.cfg"))
-            _reset(pool, cache=False)
             argv = mgmt_argv(pool, work, CONVERGED)
-            rows.append((n, "mgmt cold", measure("mgmt", pool, argv, env, work, CONVERGED)))
-            _reset(pool, cache=True)
-            rows.append((n, "mgmt warm", measure("mgmt", pool, argv, env, work, CONVERGED)))
+            if "cold" in runs or "warm" in runs:
+                _reset(pool, cache=False)
+                cold = measure("mgmt", pool, argv, env, work, CONVERGED)
+                if "cold" in runs:
+                    rows.append((n, "mgmt cold", cold))
+            for _ in range(args.repeat if "warm" in runs else 0):
+                _reset(pool, cache=True)
+                rows.append((n, "mgmt warm", measure("mgmt", pool, argv, env, work, CONVERGED)))
             if peers:
                 for name, build in (("pyinfra", pyinfra_argv), ("ansible", ansible_argv)):
                     for label in ("cold", "warm"):
                         _reset(pool, cache=True)
                         result = measure(name, pool, build(pool, work), env, work)
                         rows.append((n, f"{name} {label}", result))
-            if n == 10:
+            if n == 10 and "edit" in runs:
                 _reset(pool, cache=True)
                 edits = edit_latency(pool, work, env)
         print(f"(N = {n} done)", flush=True)
