@@ -307,6 +307,48 @@ def test_a_host_that_drops_mid_run_is_reported_while_the_others_go_on(pool, bund
     _clear_tmp(a, b)
 
 
+def test_saving_the_graph_of_a_host_that_ended_leaves_re_copies_to_the_others(
+    pool, bundle, tmp_path
+):
+    a, b = pool["a"], pool["b"]
+    graph_a = file_graph("a", "a", tmp_path)
+    # b's agent ends by itself (SIGTERM from its own resource): its session ends
+    # and closes its connection while a's agent keeps running.
+    graph_b = tmp_path / "ends.yaml"
+    graph_b.write_text(
+        "graph: ends\n"
+        "resources:\n"
+        "  exec:\n"
+        "  - {name: end, cmd: 'kill -TERM $PPID', shell: /bin/sh}\n"
+        "remote: b\n"
+    )
+    run = Initiator(pool, bundle, [graph_a, graph_b])
+    try:
+        wait_until(lambda: a.exists("/tmp/only-a"), 30, "a's file")
+        run.wait_for_line(r"^b \| .*Goodbye!", timeout=30)
+        wait_until(lambda: not b.listdir("/tmp"), 10, "b's session to clean up")
+        # Saved in this order, the watcher handles b's edit (nothing to copy it
+        # to any more) before a's.
+        graph_b.write_text(graph_b.read_text().replace("graph: ends", "graph: ends2"))
+        file_graph("a", "a", tmp_path, content="a again")
+
+        def a_edited() -> bool:
+            return a.read_file("/tmp/only-a") == "a again"
+
+        wait_until(a_edited, 10, "a's edit applied")
+        run.interrupt()
+        code = run.wait(15)
+    finally:
+        run.kill()
+    assert code == 0, run.output
+    assert "Traceback" not in run.output
+    rows = summary(run.output)
+    assert rows["a"][0] == "stopped" and rows["b"][0] == "exited", run.output
+    for host in (a, b):
+        assert_clean(host)
+    _clear_tmp(a, b)
+
+
 def test_more_remotes_than_cconns_hand_over_their_slots(pool, bundle, tmp_path):
     graphs = [file_graph(h.name, h.name, tmp_path) for h in pool]
     done = mgmt_run(pool, bundle, graphs, "--cconns=1", "--converged-timeout=1")

@@ -160,7 +160,7 @@ class Fanout:
             # Agents get their SIGINT and, 10 s later, SIGKILL; a session still
             # connecting (a silent host) has nothing on the host to clean up.
             if waited > SHUTDOWN_GRACE or (
-                waited > CONNECT_GRACE and not any(s.running.is_set() for s in self._active())
+                waited > CONNECT_GRACE and not any(s.started.is_set() for s in self._active())
             ):
                 break
             self.wake.wait(POLL)

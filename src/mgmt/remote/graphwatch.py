@@ -51,7 +51,10 @@ class GraphWatcher:
             for wd, name in changed:
                 spec = self._by_dir.get(wd, {}).get(name)
                 if spec is not None and not self._closed.is_set():
-                    self._on_change(spec)
+                    try:
+                        self._on_change(spec)
+                    except Exception:  # one host's trouble must not end the watch for all
+                        log.exception("%s: re-copying %s failed", spec.name, spec.graph)
 
     def close(self) -> None:
         self._closed.set()
