@@ -87,6 +87,9 @@ guard=$!
 wait "$agent"
 status=$?
 kill "$guard" 2>/dev/null
+# The run dir goes with the agent, also when the initiator is gone and cannot
+# remove it (with --no-caching it holds the bundle too).
+cd / && rm -rf -- "$run"
 exit "$status"
 """
 
