@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from helpers import MemWorld
 
 from mgmt.engine.exchange import collected, publish
@@ -25,23 +27,42 @@ collect:
 """
 
 
-def test_publish_then_collect_rewrites_paths_and_renames_clashes():
+def test_publish_then_collect_rewrites_paths_and_skips_a_second_file_on_one_path(caplog):
     store: dict = {"exported": {}, "converged": {}, "watchers": []}
     a, b = MemWorld("a", store), MemWorld("b", store)
     graph_a, graph_b = parse_graph(graph_for("a")), parse_graph(graph_for("b"))
     publish(a, graph_a)
     publish(b, graph_b)
     assert set(store["exported"]["a"]) == {("file", "shared"), ("file", "onlya")}
-    got = collected(a, graph_a)
-    assert set(got) == {
-        ("file", "shared"),
-        ("file", "shared@b"),
-        ("file", "onlya"),
-        ("file", "onlyb"),
-    }
-    assert got[("file", "shared@b")].params["content"] == "from b\n"
+    mgmt_log = logging.getLogger("mgmt")
+    mgmt_log.addHandler(caplog.handler)  # mgmt.log.setup() may have stopped propagation
+    try:
+        got = collected(a, graph_a)
+    finally:
+        mgmt_log.removeHandler(caplog.handler)
+    # Both hosts' "shared" land on /srv/in/shared: the first (a, in host order)
+    # wins, b's is skipped with a warning naming both, never renamed onto one path.
+    assert set(got) == {("file", "shared"), ("file", "onlya"), ("file", "onlyb")}
+    assert got[("file", "shared")].params["content"] == "from a\n"
     assert got[("file", "onlyb")].params["dirname"] == "/srv/in/"
     assert got[("file", "onlyb")].origin == "b"
+    assert "skipping file[shared] from b: file:/srv/in/shared is already taken by " in caplog.text
+    assert "file[shared] from a" in caplog.text
+
+
+def test_same_name_on_another_path_is_renamed_and_a_local_path_is_never_collected_over():
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    a, b = MemWorld("a", store), MemWorld("b", store)
+    graph_a = parse_graph(graph_for("a", pattern=""))
+    publish(a, graph_a)
+    store["exported"]["b"] = {
+        ("file", "shared"): {"path": "/tmp/shared-b", "content": "b"},
+        ("file", "intruder"): {"path": "/tmp/locala", "content": "b's"},
+    }
+    got = collected(a, graph_a)
+    assert set(got) == {("file", "shared"), ("file", "shared@b"), ("file", "onlya")}
+    assert got[("file", "shared@b")].params["path"] == "/tmp/shared-b"
+    assert b.hostname == "b"
 
 
 def test_no_pattern_keeps_paths_and_bad_exports_are_skipped():

@@ -129,3 +129,38 @@ def test_both_agents_exit_by_themselves_once_converged(etcd, tmp_path):
             and read(folder / "file2b") == WANTED["file2b"]
         )
         assert read(folder / f"file1{host}") == f"i am file1{host}\n"
+
+
+def test_two_hosts_exporting_one_path_do_not_fight_over_it(etcd, tmp_path):
+    # Both export "clash"; the collect pattern puts both at <folder>/clash.
+    server, _client = etcd
+    agents = {}
+    for host in "ab":
+        folder = tmp_path / f"host-{host}"
+        graph = tmp_path / f"clash-{host}.yaml"
+        graph.write_text(
+            "graph: clash\n"
+            "resources:\n"
+            "  file:\n"
+            "  - name: '@@clash'\n"
+            "    path: /tmp/clash\n"
+            f"    content: 'from {host}'\n"
+            "collect:\n"
+            "- kind: file\n"
+            f"  pattern: '{folder}/'\n"
+        )
+        agents[host] = start(host, graph, server.client_url, tmp_path, "--converged-timeout", "2")
+    try:
+        # Rewriting each other forever, they would never be idle long enough.
+        codes = {h: agent.wait(30) for h, agent in agents.items()}
+    finally:
+        for agent in agents.values():
+            if agent.proc.poll() is None:
+                agent.proc.kill()
+                agent.proc.wait()
+    assert codes == {"a": 0, "b": 0}, {h: a.log for h, a in agents.items()}
+    for host in "ab":
+        # The first in host order wins on every host; the other is skipped, named.
+        assert read(tmp_path / f"host-{host}" / "clash") == "from a"
+        log = agents[host].log
+        assert "skipping file[clash] from b: file:" in log and "file[clash] from a" in log
