@@ -66,6 +66,30 @@ def _fingerprint(host) -> str:
     return out.split()[1]
 
 
+def _children(pid: int) -> list:
+    """Pids of a process's children (from every thread of it)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for a reaper."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _clear_tmp(*hosts) -> None:
     for host in hosts:
         host.run("rm -rf /tmp/file* /tmp/only-*")
@@ -189,6 +213,10 @@ def test_agents_stop_by_themselves_when_the_initiator_dies(pool, bundle, tmp_pat
     run = Initiator(pool, bundle, [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)])
     try:
         wait_until(lambda: a.exists("/tmp/only-a") and b.exists("/tmp/only-b"), 30, "both")
+        etcd = [
+            pid for pid in _children(run.proc.pid) if _command(pid).split(" ")[0].endswith("etcd")
+        ]
+        assert len(etcd) == 1, [_command(pid) for pid in _children(run.proc.pid)]
     finally:
         run.kill()  # SIGKILL: no cleanup of ours runs, the SSH connections just drop
 
@@ -196,6 +224,8 @@ def test_agents_stop_by_themselves_when_the_initiator_dies(pool, bundle, tmp_pat
         return not any("--etcd-auth-stdin" in c for h in (a, b) for c in h.processes().values())
 
     wait_until(agents_gone, 10, "the agents to stop")
+    # The run's etcd went with the initiator (started from a thread of its own).
+    wait_until(lambda: not _alive(etcd[0]), 10, "the initiator's etcd to stop")
     for host in (a, b):
         assert_clean(host)  # the run dirs too: each went with its agent
     _clear_tmp(a, b)

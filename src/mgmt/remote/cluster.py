@@ -35,6 +35,7 @@ class InitiatorEtcd:
         self.client_url = ""
         self.error: Optional[BaseException] = None
         self._ready = threading.Event()
+        self._closing = threading.Event()
         self._server = None
         self._world = None
         self._thread: Optional[threading.Thread] = None
@@ -49,7 +50,10 @@ class InitiatorEtcd:
         from mgmt.world.server import EmbeddedEtcd
 
         try:
-            self._server = EmbeddedEtcd(self.state_dir / "etcd")
+            # etcd dies with this thread (PR_SET_PDEATHSIG fires when the thread
+            # that forked it ends), so the thread lives until close(): a SIGKILLed
+            # initiator then takes its etcd along, and a normal end stops it first.
+            self._server = EmbeddedEtcd(self.state_dir / "etcd", owner_thread_lives=True)
             self._server.start()
             self.client_url = self._server.client_url
             self.credentials = self._server.enable_auth()
@@ -62,6 +66,7 @@ class InitiatorEtcd:
             self.error = err
         finally:
             self._ready.set()
+        self._closing.wait()
 
     def wait_ready(self, stopping: Callable[[], bool]) -> None:
         """Block until etcd serves (or the run stops); WorldError if it could not start."""
@@ -78,13 +83,16 @@ class InitiatorEtcd:
     def close(self) -> None:
         """Stop the watch and the server; re-raise a start-up failure for the caller."""
         if self._thread is not None:
-            self._thread.join()
+            self._ready.wait()
         try:
             if self._world is not None:
                 self._world.close()
         finally:
             if self._server is not None:
                 self._server.stop()
+            self._closing.set()  # etcd is down: its thread may end
+            if self._thread is not None:
+                self._thread.join()
         if isinstance(self.error, MgmtError):
             raise self.error
 

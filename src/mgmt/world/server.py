@@ -100,6 +100,7 @@ class EmbeddedEtcd:
         host: str = "127.0.0.1",
         start_timeout: float = START_TIMEOUT,
         extra_args: Sequence[str] = (),
+        owner_thread_lives: bool = False,
     ):
         self.data_dir = Path(data_dir)
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
@@ -107,6 +108,9 @@ class EmbeddedEtcd:
         self.host = host
         self.start_timeout = start_timeout
         self.extra_args = list(extra_args)
+        # The caller keeps the thread that calls start() alive for as long as etcd
+        # runs, so etcd may die with it (see _die_with_parent) from any thread.
+        self.owner_thread_lives = owner_thread_lives
         self.client_url = ""
         self.peer_url = ""
         self.root_credentials: Optional[EtcdCredentials] = None
@@ -226,7 +230,7 @@ class EmbeddedEtcd:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=_die_with_parent(self.owner_thread_lives),
             )
 
     def _terminate(self) -> None:
@@ -263,14 +267,15 @@ class EmbeddedEtcd:
             delay = min(delay * 2, 0.05)
 
 
-def _die_with_parent() -> Optional[Callable[[], None]]:
+def _die_with_parent(owner_thread_lives: bool = False) -> Optional[Callable[[], None]]:
     """A preexec hook so that etcd gets SIGTERM if the agent is SIGKILLed.
 
     Without it a killed agent leaves an orphan etcd running forever. Linux sends
     the signal when the *thread* that forked exits, so it is only armed from the
-    main thread, whose end is the process's end.
+    main thread, whose end is the process's end, or from a thread that its
+    owner keeps alive as long as etcd runs (``owner_thread_lives``).
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() and not owner_thread_lives:
         return None
     try:
         import ctypes
