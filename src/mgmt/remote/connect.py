@@ -30,6 +30,10 @@ PASSWORD_TRIES = 3
 KEEPALIVE_SECONDS = 15
 # One prompt at a time: parallel sessions must not interleave their questions.
 _prompt_lock = threading.Lock()
+# Sessions start in parallel: Fabric's Config is built once and read under a lock
+# (two threads building and merging it at once left one with a Config holding
+# only 'run', seen at N = 30).
+_config_lock = threading.RLock()
 
 
 @dataclass
@@ -45,10 +49,11 @@ class ConnectOptions:
     prompt: Callable[[str], str] = field(default=getpass.getpass, repr=False)
 
     def config(self) -> Config:
-        if self.fabric_config is None:
-            # Config() reads /etc/ssh/ssh_config and ~/.ssh/config, as ssh does.
-            self.fabric_config = Config()
-        return self.fabric_config
+        with _config_lock:
+            if self.fabric_config is None:
+                # Config() reads /etc/ssh/ssh_config and ~/.ssh/config, as ssh does.
+                self.fabric_config = Config()
+            return self.fabric_config
 
 
 @dataclass
@@ -59,6 +64,11 @@ class CommandResult:
 
 
 def _connection(spec: HostSpec, options: ConnectOptions, password: Optional[str]) -> Connection:
+    with _config_lock:
+        return _new_connection(spec, options, password)
+
+
+def _new_connection(spec: HostSpec, options: ConnectOptions, password: Optional[str]) -> Connection:
     config = options.config()
     kwargs: Dict[str, object] = dict(config.connect_kwargs)
     if options.identity is not None:

@@ -17,7 +17,7 @@ import fcntl
 import os
 import threading
 from pathlib import Path
-from typing import List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import paramiko
 
@@ -28,6 +28,11 @@ log = get_logger("remote")
 
 GLOBAL_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
 _write_lock = threading.Lock()
+# Parsed known_hosts files, by their paths and what stat says of them: every
+# session of a run reads the same files, and parsing every key of every host
+# for every connection costs the initiator O(N^2) at N hosts.
+_parsed: Dict[Tuple[Tuple[str, Tuple[int, ...]], ...], paramiko.HostKeys] = {}
+_parsed_lock = threading.Lock()
 
 
 class HostKeyUnknown(RemoteError):
@@ -119,10 +124,32 @@ def apply_trust(
 ) -> None:
     """Load known_hosts into the client and replace its accept-anything policy."""
     files = known_hosts_files(ssh_config)
-    for path in [*files, global_known_hosts]:
-        if path is not None and path.is_file():
-            client.load_system_host_keys(str(path))
+    # Shared, read-only: paramiko only looks keys up in it while connecting.
+    client._system_host_keys = _load_known_hosts([*files, global_known_hosts])
     client.set_missing_host_key_policy(KnownHostsPolicy(host, files[0], accept_new))
+
+
+def _load_known_hosts(paths: List[Optional[Path]]) -> paramiko.HostKeys:
+    """The keys of every file in ``paths`` that exists, parsed once per file version."""
+    present = []
+    for path in paths:
+        try:
+            info = os.stat(path) if path is not None else None
+        except OSError:
+            continue
+        if info is not None and os.path.isfile(path):
+            signature = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+            present.append((str(path), signature))
+    key = tuple(present)
+    with _parsed_lock:
+        keys = _parsed.get(key)
+        if keys is None:
+            keys = paramiko.HostKeys()
+            for name, _signature in present:
+                keys.load(name)  # later files add to (and override) earlier ones
+            _parsed.clear()  # only the current version of the files is worth keeping
+            _parsed[key] = keys
+        return keys
 
 
 def translate_bad_key(host: str, err: paramiko.BadHostKeyException, entry: str) -> HostKeyChanged:

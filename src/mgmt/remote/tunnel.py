@@ -101,10 +101,14 @@ class ReverseTunnel:
             except (OSError, EOFError, paramiko.SSHException):
                 return
 
-    def close(self) -> None:
-        """Stop listening on the host and drop every spliced connection."""
+    def close(self, cancel: bool = True) -> None:
+        """Drop every spliced connection and (``cancel``) stop listening on the host.
+
+        Without ``cancel`` the port stays until the connection closes, which
+        saves a round trip when that is what comes next.
+        """
         self._closed.set()
-        if self.port is not None and self.transport.is_active():
+        if cancel and self.port is not None and self.transport.is_active():
             with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
                 self.transport.cancel_port_forward("127.0.0.1", self.port)
         with self._lock:
