@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -78,7 +81,37 @@ def test_invalid_yaml_names_the_line(tmp_path):
     graph.write_text("graph: g\nremote: [unclosed\n")
     with pytest.raises(GraphError) as caught:
         read_remote(graph)
-    assert str(graph) in str(caught.value) and "invalid YAML" in str(caught.value)
+    assert str(caught.value).startswith(f"{graph}:") and "YAML" in str(caught.value)
+
+
+def test_a_graph_with_an_error_is_refused_with_its_line_before_any_connection(tmp_path):
+    # What `mgmt run --file` reports (file:line, exit 2) stops a --remote run
+    # before any host is contacted; the remote: here leads nowhere (port 1).
+    graph = tmp_path / "bad.yaml"
+    graph.write_text(
+        "graph: g\n"
+        "resources:\n"
+        "  file:\n"
+        "  - name: f\n"
+        "    path: /tmp/f\n"
+        "    mode: '99z'\n"
+        "remote: ssh://root@127.0.0.1:1\n"
+    )
+    with pytest.raises(GraphError) as caught:
+        read_remote(graph)
+    assert str(caught.value).startswith(f"{graph}:6:")
+    env = dict(os.environ, MGMT_BUNDLE=str(graph))  # never reached: no bundle is needed
+    done = subprocess.run(
+        [sys.executable, "-m", "mgmt", "run", "--tmp-prefix", "--remote", str(graph)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"mgmt: error: {graph}:6:" in done.stderr and "mode" in done.stderr
+    assert "127.0.0.1" not in done.stdout + done.stderr  # no connection, no summary
 
 
 def test_duplicate_files_collapse_and_a_second_graph_for_a_host_is_refused(tmp_path):

@@ -74,6 +74,7 @@ class Graph:
     collect: List[Collect] = field(default_factory=list)
     comment: str = ""
     remote: Optional[str] = None
+    remote_line: Optional[int] = None  # for errors about the remote: value
     path: Optional[str] = None
 
     def local(self) -> Dict[ResourceKey, ResourceSpec]:

@@ -63,6 +63,7 @@ class _Parser:
         graph = Graph(name=name, path=self.path)
         graph.comment = self.string(doc, "comment", "the graph file")
         graph.remote = self.string(doc, "remote", "the graph file") or None
+        graph.remote_line = doc.line_of("remote") if "remote" in doc else None
         line = doc.line_of("resources")
         resources = self.mapping(doc.get("resources") or _empty(line), "resources", line)
         for kind, items in resources.items():

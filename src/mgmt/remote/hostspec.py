@@ -89,31 +89,18 @@ def parse_remote(value: object, graph: Path, line: Optional[int] = None) -> Host
 
 
 def _remote_value(path: Path) -> Tuple[object, Optional[int]]:
-    """The ``remote:`` value of a graph file and its line, read without a full parse."""
-    import yaml  # lazy: keeps the agent's start-up free of what only the initiator needs
+    """The ``remote:`` value of a graph file and its line, after validating the graph.
 
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise GraphError(f"cannot read: {err.strerror}", str(path)) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise GraphError(
-            f"invalid YAML: {getattr(err, 'problem', err)}",
-            str(path),
-            mark.line + 1 if mark else None,
-        ) from None
-    if not isinstance(node, yaml.MappingNode):
-        raise GraphError("a graph file is a mapping (graph:, resources:, remote:)", str(path), 1)
-    for key, value in node.value:
-        if key.value == "remote":
-            line = key.start_mark.line + 1
-            if not isinstance(value, yaml.ScalarNode):
-                return None, line
-            return value.value, line
-    raise GraphError("no remote: key (which host should run this graph?)", str(path))
+    The whole graph is loaded and checked as ``mgmt run --file`` would (one
+    reader for graph files), so a bad one stops the run with its file:line
+    before any host is contacted, instead of failing on the host.
+    """
+    from mgmt.graph.parse import load_graph  # lazy: the agent's start-up needs none of this
+
+    graph = load_graph(path)
+    if graph.remote is None:
+        raise GraphError("no remote: key (which host should run this graph?)", str(path))
+    return graph.remote, graph.remote_line
 
 
 def read_remote(path: Path) -> HostSpec:
