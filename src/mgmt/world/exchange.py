@@ -28,6 +28,9 @@ log = get_logger("world")
 # Another writer (the same hostname twice, by mistake) can change our keys
 # between the read and the transaction; retry a few times, then say so.
 EXPORT_ATTEMPTS = 5
+# etcd's default --max-txn-ops: a stock cluster (--seeds) refuses a transaction
+# with more compares, or more operations, than this.
+TXN_OPS = 128
 
 
 def dump(value: Any) -> str:
@@ -73,31 +76,56 @@ class EtcdWorld:
         for _attempt in range(EXPORT_ATTEMPTS):
             _, current = self.client.range(mine, prefix=True)
             seen = {key: (value, rev) for key, value, rev in current}
-            compare, ops = [], []
-            for key, (_value, rev) in seen.items():
-                # Our view of every key we hold must still be true at commit time.
-                compare.append(
-                    {"key": encode(key), "target": "MOD", "result": "EQUAL", "mod_revision": rev}
-                )
+            ops: Dict[str, Dict[str, Any]] = {}  # only changes: an unchanged value fires no watch
+            for key in seen:
                 if key not in wanted:
-                    ops.append({"request_delete_range": {"key": encode(key)}})
+                    ops[key] = {"request_delete_range": {"key": encode(key)}}
             for key, value in wanted.items():
-                if key not in seen:
-                    compare.append(
-                        {"key": encode(key), "target": "CREATE", "result": "EQUAL",
-                         "create_revision": 0}
-                    )  # fmt: skip
                 if seen.get(key, (None, 0))[0] != value:
-                    ops.append({"request_put": {"key": encode(key), "value": encode(value)}})
+                    ops[key] = {"request_put": {"key": encode(key), "value": encode(value)}}
             if not ops:
                 return
-            if self.client.txn(compare, ops):
-                log.debug("exported %d resource(s), %d write(s)", len(wanted), len(ops))
+            every = list(seen) + [key for key in wanted if key not in seen]
+            if len(every) <= TXN_OPS and len(ops) <= TXN_OPS:
+                # One transaction; our view of every key we hold must still be
+                # true at commit time.
+                batches = [every]
+            else:
+                # Too many for one transaction on a stock etcd: batches that each
+                # check only the keys they write (all of ours, unchanged or not,
+                # would not fit), in order.
+                keys = list(ops)
+                batches = [keys[i : i + TXN_OPS] for i in range(0, len(keys), TXN_OPS)]
+            if all(self._commit(batch, seen, ops) for batch in batches):
+                log.debug(
+                    "exported %d resource(s), %d write(s) in %d transaction(s)",
+                    len(wanted),
+                    len(ops),
+                    len(batches),
+                )
                 return
         raise WorldError(
             f"{self.hostname}: exports changed under us {EXPORT_ATTEMPTS} times; "
             "is another agent running with the same --hostname?"
         )
+
+    def _commit(
+        self, keys: List[str], seen: Mapping[str, Tuple[str, int]], ops: Mapping[str, Any]
+    ) -> bool:
+        """One transaction: ``keys`` still as read (``seen``), then their ``ops``."""
+        compare = []
+        for key in keys:
+            if key in seen:
+                compare.append(
+                    {"key": encode(key), "target": "MOD", "result": "EQUAL",
+                     "mod_revision": seen[key][1]}
+                )  # fmt: skip
+            else:
+                compare.append(
+                    {"key": encode(key), "target": "CREATE", "result": "EQUAL",
+                     "create_revision": 0}
+                )  # fmt: skip
+        return self.client.txn(compare, [ops[key] for key in keys if key in ops])
 
     def collect(self, kinds: Iterable[str]) -> List[ExportedResource]:
         """Every host's exports of ``kinds``, this host's included, sorted."""

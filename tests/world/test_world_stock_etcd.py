@@ -1,0 +1,67 @@
+"""Exports against a stock etcd (--seeds): at most 128 operations per transaction.
+
+The embedded etcd raises that cap, but a cluster given with --seeds keeps
+etcd's default, and a host may export more than 128 resources.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mgmt.world.client import EtcdClient
+from mgmt.world.exchange import EtcdWorld
+from mgmt.world.server import EmbeddedEtcd
+from support import require_tools
+
+PREFIX = "/_mgmt/exported/big/resources/"
+
+
+@pytest.fixture(scope="module")
+def stock_etcd(tmp_path_factory):
+    require_tools("etcd")
+    # Later flags win: this puts back etcd's default cap.
+    data = tmp_path_factory.mktemp("stock") / "etcd"
+    with EmbeddedEtcd(data, extra_args=("--max-txn-ops", "128")) as server:
+        yield server
+
+
+def test_a_stock_etcd_refuses_big_transactions(stock_etcd):
+    # The premise: with the cap in place, 129 puts in one transaction fail.
+    from mgmt.errors import WorldError
+    from mgmt.world.client import encode
+
+    client = EtcdClient([stock_etcd.client_url])
+    ops = [{"request_put": {"key": encode(f"/cap/{i}"), "value": encode("x")}} for i in range(129)]
+    try:
+        with pytest.raises(WorldError, match="too many operations"):
+            client.txn([], ops)
+    finally:
+        client.close()
+
+
+def test_more_than_128_exports_publish_and_unchanged_ones_write_nothing(stock_etcd):
+    client = EtcdClient([stock_etcd.client_url])
+    world = EtcdWorld(EtcdClient([stock_etcd.client_url]), "big")
+    try:
+        many = {("noop", f"r{i:03}"): {"n": i} for i in range(300)}
+        world.export(many)
+        revision, items = client.range(PREFIX, prefix=True)
+        assert len(items) == 300
+
+        world.export(many)  # nothing changed: no write, no watch event
+        assert client.range(PREFIX, prefix=True, count_only=True)[0] == revision
+
+        fewer = {key: value for key, value in many.items() if key[1] < "r100"}
+        fewer[("noop", "r000")] = {"n": "changed"}
+        world.export(fewer)
+        _, items = client.range(PREFIX, prefix=True)
+        stored = {key[len(PREFIX) :]: value for key, value, _ in items}
+        assert len(stored) == 100
+        assert json.loads(stored["noop/r000"]) == {"n": "changed"}
+        assert json.loads(stored["noop/r099"]) == {"n": 99}
+        assert "noop/r299" not in stored
+    finally:
+        world.close()
+        client.close()
