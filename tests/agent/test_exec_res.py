@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
+from helpers import make_init, wait_for
 
-from conftest import make_init
 from mgmt.resources.base import FieldError, ResourceError, fill_params
-from mgmt.resources.exec import ExecRes
+from mgmt.resources.exec import STOP_GRACE, ExecRes
 
 
 def exec_res(watcher, tmp_path, event=None, **params):
@@ -76,3 +77,57 @@ def test_watchcmd_lines_and_pollint_trigger_events(watcher, tmp_path):
 def test_unsplittable_commands_are_rejected_at_validation():
     with pytest.raises(FieldError, match="cannot split"):
         fill_params(ExecRes, {"cmd": "echo 'unterminated"})
+
+
+def _group_gone(pgid: int) -> bool:
+    """No process of the group is left, zombies aside (init reaps those in its own time)."""
+
+    def alive_members() -> list:
+        members = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(stat.parent.name)
+        return members
+
+    return wait_for(lambda: not alive_members(), timeout=5)
+
+
+def _check_apply_in_thread(res):
+    errors: list = []
+
+    def run():
+        try:
+            res.check_apply(True)
+        except ResourceError as err:
+            errors.append(err)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    return worker, errors
+
+
+def test_timeout_kills_a_command_that_ignores_sigterm(watcher, tmp_path):
+    pidfile = tmp_path / "pid"
+    cmd = f"trap '' TERM; echo $$ > {pidfile}; sleep 30"
+    res = exec_res(watcher, tmp_path, cmd=cmd, shell="/bin/sh", timeout=1)
+    worker, errors = _check_apply_in_thread(res)
+    worker.join(timeout=1 + STOP_GRACE + 5)
+    assert not worker.is_alive(), "the worker still waits for a command that ignores SIGTERM"
+    assert len(errors) == 1 and "timed out after 1 s" in str(errors[0])
+    assert _group_gone(int(pidfile.read_text()))  # the shell and its sleep, both
+
+
+def test_close_kills_a_command_that_ignores_sigterm(watcher, tmp_path):
+    pidfile = tmp_path / "pid"
+    cmd = f"trap '' TERM; echo $$ > {pidfile}; sleep 30"
+    res = exec_res(watcher, tmp_path, cmd=cmd, shell="/bin/sh")
+    worker, errors = _check_apply_in_thread(res)
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
+    res.close()
+    assert _group_gone(int(pidfile.read_text()))
+    worker.join(timeout=5)
+    assert not worker.is_alive() and len(errors) == 1

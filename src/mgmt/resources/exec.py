@@ -13,11 +13,14 @@ import shlex
 import signal
 import subprocess
 import threading
+import time
 from typing import Any, List, Mapping, Optional
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 
 TAIL_CHARS = 400
+# Seconds a command has between SIGTERM and SIGKILL (on timeout and on stop).
+STOP_GRACE = 2.0
 
 
 def command_argv(cmd: str, shell: str) -> List[str]:
@@ -123,8 +126,10 @@ class ExecRes(Resource):
         try:
             out, err = proc.communicate(timeout=timeout or None)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            proc.wait()
+            _stop_groups([proc])
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
             raise ResourceError(repr(self), f"{cmd!r} timed out after {timeout} s") from None
         finally:
             self._forget(proc)
@@ -134,8 +139,7 @@ class ExecRes(Resource):
         self.stop.set()
         with self.lock:
             children = list(self.children)
-        for proc in children:
-            _kill_group(proc)
+        _stop_groups(children)
         for thread in self.threads:
             thread.join(timeout=2)
 
@@ -162,8 +166,25 @@ class ExecRes(Resource):
         return False
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
+def _stop_groups(procs: List[subprocess.Popen], grace: float = STOP_GRACE) -> None:
+    """SIGTERM each process group, then SIGKILL the groups whose leader is still up after ``grace``.
+
+    Without the SIGKILL a command that ignores SIGTERM (``trap '' TERM``) would
+    block its worker forever and outlive the agent.
+    """
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in running:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            # Not reaped yet, so the group id cannot have been reused.
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, sig)
