@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-
 import pytest
 
 from mgmt.engine.scheduler import Engine
@@ -17,19 +14,6 @@ def watcher():
     w = FileWatcher()
     yield w
     w.close()
-
-
-def make_init(watcher, tmp_path, world=None, event=None):
-    """An Init for a resource used on its own (outside an engine)."""
-    return Init(
-        hostname="test",
-        log=logging.LoggerAdapter(logging.getLogger("mgmt.test"), {}),
-        state_dir=tmp_path / "state",
-        watcher=watcher,
-        event=event or (lambda: None),
-        world=world,
-        stopping=threading.Event(),
-    )
 
 
 @pytest.fixture

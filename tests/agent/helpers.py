@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from mgmt.resources.base import Init
 from mgmt.world.api import ExportedResource
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -138,4 +140,17 @@ def run_mgmt(args: List[str], timeout: float = 30.0) -> subprocess.CompletedProc
         timeout=timeout,
         env=env,
         stdin=subprocess.DEVNULL,
+    )
+
+
+def make_init(watcher, tmp_path, world=None, event=None):
+    """An Init for a resource used on its own (outside an engine)."""
+    return Init(
+        hostname="test",
+        log=logging.LoggerAdapter(logging.getLogger("mgmt.test"), {}),
+        state_dir=tmp_path / "state",
+        watcher=watcher,
+        event=event or (lambda: None),
+        world=world,
+        stopping=threading.Event(),
     )

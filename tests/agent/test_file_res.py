@@ -7,9 +7,8 @@ import stat
 import threading
 
 import pytest
-from helpers import read
+from helpers import make_init, read
 
-from conftest import make_init
 from mgmt.errors import MgmtError
 from mgmt.resources.base import ResourceError, fill_params
 from mgmt.resources.file import FileRes, atomic_write, resolve_path

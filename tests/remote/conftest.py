@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from support import require_root, require_tools
-
 
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory) -> Path:
@@ -15,10 +13,3 @@ def bundle(tmp_path_factory) -> Path:
     from mgmt_pkg.bundle import build_bundle
 
     return build_bundle(tmp_path_factory.mktemp("bundle") / "mgmt.pyz").path
-
-
-def need_hosts() -> None:
-    require_root()
-    require_tools(
-        "ip", "unshare", "nsenter", "sshd", "ssh", "ssh-keygen", "etcd", "curl", "openssl"
-    )

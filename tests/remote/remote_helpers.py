@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
+from support import require_root, require_tools
 from support.hosts import Host, HostPool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,3 +160,11 @@ def summary(output: str) -> dict:
                 if len(parts) >= 4:
                     rows[parts[0]] = (parts[1], parts[2], " ".join(parts[4:]))
     return rows
+
+
+def need_hosts() -> None:
+    """What every test with throw-away SSH hosts needs (skipped locally, failed in CI)."""
+    require_root()
+    require_tools(
+        "ip", "unshare", "nsenter", "sshd", "ssh", "ssh-keygen", "etcd", "curl", "openssl"
+    )

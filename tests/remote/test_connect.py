@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from remote_helpers import need_hosts
 
-from conftest import need_hosts
 from mgmt.errors import RemoteError
 from mgmt.remote.connect import ConnectOptions, connect, run_command
 from mgmt.remote.hostspec import parse_remote

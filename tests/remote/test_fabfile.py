@@ -8,9 +8,8 @@ import subprocess
 import time
 
 import pytest
-from remote_helpers import REPO, assert_clean, summary
+from remote_helpers import REPO, assert_clean, need_hosts, summary
 
-from conftest import need_hosts
 from support.hosts import ssh_hosts
 
 FAB = str(REPO / ".venv" / "bin" / "fab")

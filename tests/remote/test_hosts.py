@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from remote_helpers import need_hosts
 
-from conftest import need_hosts
 from support.hosts import ssh_hosts
 
 SSH = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from remote_helpers import assert_clean, file_graph, mgmt_run, summary
+from remote_helpers import assert_clean, file_graph, mgmt_run, need_hosts, summary
 
-from conftest import need_hosts
 from support.hosts import ssh_hosts
 
 

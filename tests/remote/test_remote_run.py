@@ -24,11 +24,11 @@ from remote_helpers import (
     file_graph,
     graph_for,
     mgmt_run,
+    need_hosts,
     summary,
     wait_until,
 )
 
-from conftest import need_hosts
 from support.hosts import ssh_hosts
 
 FILES = {
