@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 from pathlib import Path
-from typing import Iterator, List, NoReturn, Optional
+from typing import List, NoReturn, Optional
 
 from mgmt import __version__
 from mgmt.errors import InputError, MgmtError
 from mgmt.settings import CONVERGED_OFF, DEFAULT_PREFIX, EtcdCredentials, Settings
+from mgmt.statedir import state_dir
 
 PROG = "mgmt"
 
@@ -130,26 +129,6 @@ def read_credentials(line: str) -> EtcdCredentials:
     if not sep or not username:
         raise InputError("--etcd-auth-stdin expects one line 'username:password' on stdin")
     return EtcdCredentials(username, password)
-
-
-@contextlib.contextmanager
-def state_dir(settings: Settings) -> Iterator[Path]:
-    """The state directory: a private temporary one (removed at exit) or --prefix."""
-    if settings.tmp_prefix:
-        path = Path(tempfile.mkdtemp(prefix="mgmt-"))  # mode 0700
-        try:
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
-        return
-    try:
-        settings.prefix.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as err:
-        raise MgmtError(
-            f"cannot use state directory {settings.prefix}: {err.strerror}; "
-            "pick one with --prefix DIR or use --tmp-prefix"
-        ) from None
-    yield settings.prefix
 
 
 def open_world(settings: Settings, state: Path):

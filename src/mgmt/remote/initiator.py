@@ -7,18 +7,16 @@ serves ``mgmt run --remote`` and ``fab deploy`` (which passes its Fabric config)
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import sys
-import tempfile
 import threading
 from pathlib import Path
-from typing import Iterator, List, Optional, TextIO
+from typing import List, Optional, TextIO
 
-from mgmt.errors import InputError, MgmtError
+from mgmt.errors import InputError
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
 from mgmt.settings import Settings
+from mgmt.statedir import state_dir
 
 log = get_logger("remote")
 
@@ -45,26 +43,6 @@ def agent_args(settings: Settings) -> List[str]:
     elif settings.verbosity < 0:
         args += ["-q"] * -settings.verbosity
     return args
-
-
-@contextlib.contextmanager
-def _state_dir(settings: Settings) -> Iterator[Path]:
-    if settings.tmp_prefix:
-        path = Path(tempfile.mkdtemp(prefix="mgmt-"))
-        try:
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
-        return
-    path = settings.prefix / "initiator"
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as err:
-        raise MgmtError(
-            f"cannot use state directory {path}: {err.strerror}; "
-            "pick one with --prefix DIR or use --tmp-prefix"
-        ) from None
-    yield path
 
 
 class _Printer:
@@ -106,7 +84,7 @@ def run(
     log.info("bundle %s (%d bytes, sha256 %s)", found.path, found.size, found.sha256[:12])
 
     results: List[HostResult] = []
-    with _state_dir(settings) as state:
+    with state_dir(settings, "initiator") as state:
         etcd = InitiatorEtcd(state)
         ctx = RunContext(
             bundle=found.path,

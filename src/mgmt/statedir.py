@@ -1,0 +1,37 @@
+"""Where a run keeps its state: --prefix DIR, or a private temp dir with --tmp-prefix.
+
+One helper for the agent (``mgmt run --file``) and the initiator of
+``--remote`` (which keeps its etcd under ``<prefix>/initiator``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from mgmt.errors import MgmtError
+from mgmt.settings import Settings
+
+
+@contextlib.contextmanager
+def state_dir(settings: Settings, sub: str = "") -> Iterator[Path]:
+    """A private temporary directory (mode 0700, removed at exit), or ``--prefix``/``sub``."""
+    if settings.tmp_prefix:
+        path = Path(tempfile.mkdtemp(prefix="mgmt-"))  # mode 0700
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+        return
+    path = settings.prefix / sub if sub else settings.prefix
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        raise MgmtError(
+            f"cannot use state directory {path}: {err.strerror}; "
+            "pick one with --prefix DIR or use --tmp-prefix"
+        ) from None
+    yield path
