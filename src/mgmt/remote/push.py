@@ -37,29 +37,6 @@ COPYING_BUNDLE = "Copying bundle ({size} bytes), please be patient..."
 BUNDLE_CACHED = "Skipping bundle copy, file was cached."
 GRAPH_COPIED = "Copied over new graph definition: {path}"
 
-# One round trip: make the dirs, make the run dir, and say whether the cached
-# bundle is there and intact. Arguments: $1 sha256, $2 "cache"|"nocache".
-_PREPARE = r"""
-set -u
-umask 077
-cache="$HOME/.cache/mgmt"
-run=$(mktemp -d "${TMPDIR:-/tmp}/mgmt-XXXXXXXXXX") || exit 10
-if [ "$2" = cache ]; then
-    mkdir -p "$cache/bundles" "$cache/shiv" && chmod 700 "$cache" "$cache/bundles" || exit 11
-    bundle="$cache/bundles/$1.pyz"
-    shiv="$cache/shiv"
-else
-    mkdir "$run/shiv" || exit 11
-    bundle="$run/mgmt.pyz"
-    shiv="$run/shiv"
-fi
-have=no
-if [ -f "$bundle" ] && [ "$(sha256sum < "$bundle" 2>/dev/null | cut -d' ' -f1)" = "$1" ]; then
-    have=yes
-fi
-printf 'run=%s\nbundle=%s\nshiv=%s\nhave=%s\n' "$run" "$bundle" "$shiv" "$have"
-"""
-
 
 def sh(script: str, *args: str) -> str:
     """A command line running ``script`` with ``args`` as $1.., everything quoted."""
@@ -86,25 +63,6 @@ class RemotePaths:
     @property
     def state_dir(self) -> str:
         return f"{self.run_dir}/state"
-
-
-def prepare(conn: Connection, host: str, sha256: str, caching: bool) -> RemotePaths:
-    """Make the run dir (and cache dirs) and check the cached bundle, in one exec."""
-    result = run_command(conn, sh(_PREPARE, sha256, "cache" if caching else "nocache"))
-    if result.status != 0:
-        raise RemoteError(host, f"cannot prepare the working dir: {result.stderr.strip()}")
-    values = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
-    try:
-        return RemotePaths(
-            run_dir=values["run"],
-            bundle=values["bundle"],
-            shiv_root=values["shiv"],
-            bundle_cached=values["have"] == "yes",
-        )
-    except KeyError:
-        raise RemoteError(
-            host, f"unexpected reply preparing the working dir: {result.stdout!r}"
-        ) from None
 
 
 class Uploader:
@@ -170,17 +128,6 @@ def push_bundle(up: Uploader, local: Path, paths: RemotePaths) -> bool:
     log.info("%s: %s", up.host, COPYING_BUNDLE.format(size=local.stat().st_size))
     up.put(local, paths.bundle, mode=0o700)
     return True
-
-
-def unpacked_site(paths: RemotePaths, build_id: str) -> str:
-    """Where shiv unpacks the bundle's site-packages on the host ("" if unknown).
-
-    shiv names the directory after the bundle's file name and its build id.
-    """
-    if not build_id:
-        return ""
-    name = paths.bundle.rpartition("/")[2]
-    return f"{paths.shiv_root}/{name}_{build_id}/site-packages"
 
 
 def push_graph(up: Uploader, local: Path, paths: RemotePaths) -> None:

@@ -1,21 +1,14 @@
-"""One host's whole life in a remote run: connect, push, tunnel, run, stop, clean.
+"""One host's whole life in a remote run: connect, tunnel, start, stop, clean.
 
-The agent is started by a small POSIX sh wrapper (:data:`WRAPPER`) so that:
-
-- every argument reaches it as a separate, quoted word (no interpolation);
-- the etcd credentials travel on stdin (``--etcd-auth-stdin``), never on a
-  command line or in a file;
-- we learn the agent's own pid, and stopping it means the wrapper signals that
-  pid (SIGINT, then SIGKILL when asked 10 s later), never a ``killall`` by name;
-- if the initiator disappears (stdin closes) the agent is stopped all the same.
-
-Its stdout and stderr are streamed as they come, each line prefixed with the
-host's name.
+A warm start takes one connection, one port forward and one command, which
+checks the cached bundle, makes the run dir, writes the graph and starts the
+agent (see :mod:`mgmt.remote.launch`); only a host without the bundle costs a
+copy and a second command. The agent's stdout and stderr are streamed as they
+come, each line prefixed with the host's name.
 """
 
 from __future__ import annotations
 
-import shlex
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +19,7 @@ import paramiko
 
 from mgmt.errors import RemoteError, WorldError
 from mgmt.log import get_logger
-from mgmt.remote import push
+from mgmt.remote import launch, push
 from mgmt.remote.connect import ConnectOptions, connect
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.tunnel import ReverseTunnel
@@ -35,66 +28,6 @@ from mgmt.settings import EtcdCredentials
 log = get_logger("remote")
 
 STOP_GRACE = 10.0  # SIGINT, then SIGKILL after this long (as mgmt did)
-PID_MARK = "@@mgmt-remote pid "
-
-# One Python process runs the agent (-S: nothing from the host's site-packages).
-# When the host already unpacked this very bundle ($1, keyed by shiv's build id)
-# it imports the agent from there and skips shiv's bootstrap, which costs a
-# start-up as much again (compiling itself from the zip, hashing, compileall);
-# otherwise it runs the bundle, and shiv unpacks it. It restores SIGINT, which
-# sh starts background jobs with ignored, and drops the working directory
-# (where the graph lives) from the import path, as running the bundle would.
-# Once the agent is done it exits at once (os._exit, after flushing): tearing
-# down a whole interpreter's modules costs a fifth of a start-up, for nothing.
-LAUNCHER = (
-    "import os,signal,sys;signal.signal(signal.SIGINT,signal.default_int_handler);"
-    "site=sys.argv[1];sys.argv=sys.argv[2:];del sys.path[0]\n"
-    "if os.path.isdir(site):\n"
-    " sys.path.insert(0,site);from mgmt.cli import run_cli;code=run_cli()\n"
-    " sys.stdout.flush();sys.stderr.flush();os._exit(code)\n"
-    "import runpy;runpy.run_path(sys.argv[0],run_name='__main__')"
-)
-
-# $1 run dir, $2 bundle, $3 shiv root, $4 its unpacked site-packages, $5 the
-# launcher, then the agent's arguments.
-WRAPPER = r"""
-set -u
-run=$1 bundle=$2 shiv=$3 site=$4 launcher=$5
-shift 5
-umask 077
-cd "$run" || exit 96
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
-exec 3<&0
-IFS= read -r cred <&3 || { echo "mgmt-remote: no credentials on stdin" >&2; exit 97; }
-printf '%s\n' "$cred" | SHIV_ROOT="$shiv" PYTHONUNBUFFERED=1 "$py" -S -c "$launcher" \
-    "$site" "$bundle" "$@" 3<&- &
-agent=$!
-cred=
-echo "@@mgmt-remote pid $agent"
-(
-    while IFS= read -r line <&3; do
-        case $line in
-            stop) kill -INT "$agent" ;;
-            kill) kill -KILL "$agent" ;;
-        esac
-    done
-    # stdin closed: the initiator is gone. Stop the agent all the same; short
-    # sleeps so that nothing of ours lingers once it has gone.
-    kill -INT "$agent" || exit 0
-    i=0
-    while [ $i -lt 100 ] && kill -0 "$agent"; do sleep 0.1; i=$((i + 1)); done
-    kill -KILL "$agent"
-) >/dev/null 2>&1 &
-guard=$!
-wait "$agent"
-status=$?
-kill "$guard" 2>/dev/null
-# The run dir goes with the agent, also when the initiator is gone and cannot
-# remove it (with --no-caching it holds the bundle too).
-cd / && rm -rf -- "$run"
-exit "$status"
-"""
 
 # Results in the summary.
 CONVERGED = "converged"
@@ -209,18 +142,16 @@ class Session:
         try:
             self._conn = conn = connect(self.spec, self.ctx.connect)
             self._check_stop()
-            self._paths = paths = push.prepare(
-                conn, self.host, self.ctx.bundle_sha256, self.ctx.caching
-            )
+            # The port goes on the agent's command line; where it leads is set
+            # once etcd is ready (the agent connects only after that).
+            tunnel = ReverseTunnel(conn.transport, None, self.host)
+            argv = self.agent_argv(tunnel.open())
             self._uploader = push.Uploader(conn, self.host, lambda: self._stop.is_set())
-            copied = push.push_bundle(self._uploader, self.ctx.bundle, paths)
-            result.bundle = "copied" if copied else "cached"
-            push.push_graph(self._uploader, self.spec.graph, paths)
+            launched = self._start(conn, argv, result)
             self._check_stop()
             self.ctx.etcd.wait_ready(lambda: self._stop.is_set())
-            tunnel = ReverseTunnel(conn.transport, self.ctx.etcd.target, self.host)
-            port = tunnel.open()
-            status = self._run_agent(conn, paths, port)
+            tunnel.target = self.ctx.etcd.target
+            status = self._run_agent(conn, launched, argv)
             result.result, result.message = self._judge(status)
         except RemoteError as err:
             result.result = STOPPED if isinstance(err, push.Interrupted) else FAILED
@@ -246,7 +177,33 @@ class Session:
         if self._stop.is_set():
             raise push.Interrupted(self.host, "stopped before the agent started")
 
-    def agent_argv(self, paths: push.RemotePaths, port: int) -> List[str]:
+    def _start(self, conn, argv: List[str], result: HostResult) -> launch.Launch:
+        """START up to its cache check; copy the bundle and start again if it is missing."""
+        options = dict(
+            sha256=self.ctx.bundle_sha256,
+            caching=self.ctx.caching,
+            graph=self.spec.graph,
+            build_id=self.ctx.bundle_build_id,
+            agent_args=argv,
+            timeout=self.ctx.connect.timeout,
+        )
+        started = launch.start(conn, self.host, run_dir="", **options)
+        self._paths = started.paths
+        if started.need_bundle:
+            started.channel.close()
+            push.push_bundle(self._uploader, self.ctx.bundle, started.paths)
+            result.bundle = "copied"
+            started = launch.start(conn, self.host, run_dir=started.paths.run_dir, **options)
+            if started.need_bundle:
+                started.channel.close()
+                raise RemoteError(self.host, "the bundle copied does not match its sha256")
+        else:
+            log.info("%s: %s", self.host, push.BUNDLE_CACHED)
+            result.bundle = "cached"
+        return started
+
+    def agent_argv(self, port: int) -> List[str]:
+        """The agent's arguments; START adds --file and --prefix (in the run dir it makes)."""
         return [
             "run",
             "--hostname",
@@ -254,28 +211,27 @@ class Session:
             "--no-server",
             "--seeds",
             f"http://127.0.0.1:{port}",
-            "--file",
-            paths.graph(self.spec.graph),
-            "--prefix",
-            paths.state_dir,
             "--depth",
             str(self.ctx.depth + 1),
             "--etcd-auth-stdin",
             *self.ctx.agent_args,
         ]
 
-    def _run_agent(self, conn, paths: push.RemotePaths, port: int) -> int:
-        argv = self.agent_argv(paths, port)
-        log.info("%s: Running: %s", self.host, shlex.join([paths.bundle, *argv]))
-        channel = conn.transport.open_session(timeout=self.ctx.connect.timeout)
-        site = push.unpacked_site(paths, self.ctx.bundle_build_id)
-        channel.exec_command(
-            push.sh(WRAPPER, paths.run_dir, paths.bundle, paths.shiv_root, site, LAUNCHER, *argv)
+    def _run_agent(self, conn, started: launch.Launch, argv: List[str]) -> int:
+        graph = self.spec.graph.read_bytes()
+        if len(graph) > launch.INLINE_GRAPH_MAX:
+            push.push_graph(self._uploader, self.spec.graph, started.paths)
+            graph = b""
+        log.info(
+            "%s: Running: %s",
+            self.host,
+            launch.command_line(started.paths, self.spec.graph, argv),
         )
+        channel = started.channel
         creds = self.ctx.etcd.credentials
-        channel.sendall(f"{creds.username}:{creds.password}\n".encode())
+        channel.sendall(launch.stdin_lines(graph, creds.username, creds.password))
         readers = [
-            threading.Thread(target=self._stream, args=(channel.makefile("rb"),), daemon=True),
+            threading.Thread(target=self._stream, args=(started.stdout,), daemon=True),
             threading.Thread(
                 target=self._stream, args=(channel.makefile_stderr("rb"),), daemon=True
             ),
@@ -322,7 +278,7 @@ class Session:
         status = channel.recv_exit_status()
         if status == -1:  # closed without an exit status: the connection went away
             raise RemoteError(self.host, "connection lost while the agent ran")
-        self._wrapper_done = status not in (96, 97)  # those two end before the agent
+        self._wrapper_done = status not in launch.EXITS_BEFORE_AGENT
         return status
 
     def _judge(self, status: int) -> Tuple[str, str]:
@@ -343,8 +299,8 @@ class Session:
         try:
             for raw in stream:
                 line = raw.decode(errors="replace").rstrip("\r\n")
-                if self.agent_pid is None and line.startswith(PID_MARK):
-                    self.agent_pid = int(line[len(PID_MARK) :])
+                if self.agent_pid is None and line.startswith(launch.PID_MARK):
+                    self.agent_pid = int(line[len(launch.PID_MARK) :])
                     continue
                 if self.ctx.output is not None:
                     self.ctx.output(self.host, line)

@@ -34,7 +34,7 @@ CHUNK = 64 * 1024
 class ReverseTunnel:
     """Remote 127.0.0.1:<port> -> local ``target``, for the life of one transport."""
 
-    def __init__(self, transport: paramiko.Transport, target: Tuple[str, int], host: str):
+    def __init__(self, transport: paramiko.Transport, target: Optional[Tuple[str, int]], host: str):
         self.transport = transport
         self.target = target
         self.host = host
@@ -47,7 +47,7 @@ class ReverseTunnel:
     def open(self) -> int:
         """Start listening on the host; returns the port sshd picked."""
         self.port = self.transport.request_port_forward("127.0.0.1", 0, handler=self._accept)
-        log.debug("%s: tunnel 127.0.0.1:%s -> %s:%s", self.host, self.port, *self.target)
+        log.debug("%s: tunnel from 127.0.0.1:%s", self.host, self.port)
         return self.port
 
     def _accept(self, channel: paramiko.Channel, origin, server) -> None:
@@ -57,6 +57,9 @@ class ReverseTunnel:
         ).start()
 
     def _serve(self, channel: paramiko.Channel) -> None:
+        if self.target is None:  # etcd is not ready yet, so no agent of ours is calling
+            channel.close()
+            return
         try:
             sock = socket.create_connection(self.target, timeout=DIAL_TIMEOUT)
         except OSError as err:
