@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -245,10 +246,11 @@ def main() -> int:
     sizes = [int(x) for x in args.sizes.split(",")]
     runs = set(args.runs.split(","))
     peers = "peers" in runs and not args.no_peers and peers_available()
-    bundle = REPO / "dist" / "mgmt"
-    if not bundle.is_file():
-        subprocess.run([str(REPO / ".venv" / "bin" / "mgmt-pkg"), "bundle", "-o", str(bundle)],
-                       check=True)  # fmt: skip
+    # Always the agent of this tree: a dist/mgmt left from an older tree would
+    # measure old code (the hosts' cache is keyed by the bundle's sha256).
+    bundle = Path(tempfile.mkdtemp(prefix="bench-bundle-")) / "mgmt"
+    subprocess.run([str(REPO / ".venv" / "bin" / "mgmt-pkg"), "bundle", "-o", str(bundle)],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     rows = []
     edits: List[float] = []
     for n in sizes:
@@ -274,6 +276,7 @@ def main() -> int:
                 _reset(pool, cache=True)
                 edits = edit_latency(pool, work, env)
         print(f"(N = {n} done)", flush=True)
+    shutil.rmtree(bundle.parent, ignore_errors=True)
 
     print()
     print(f"{'N':>3}  {'run':<13} {'applied s':>9} {'KiB/host':>9} {'init CPU s':>10} "
