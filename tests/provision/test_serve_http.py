@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -179,3 +180,61 @@ def test_a_get_with_a_body_does_not_poison_the_connection(served):
             received += chunk
     assert received.startswith(b"HTTP/1.1 206 ")
     assert b"404" not in received  # the body was not taken for a second request
+
+
+# The server alone (standard library and src/mgmt only), so that RHEL 9's Python
+# can run it too: there socket.timeout is not yet a TimeoutError (3.10 made it one),
+# and a stall must still take our hang-up path (close the connection, say why).
+_STALL_SERVER = """
+import sys
+from mgmt.log import setup
+from mgmt.net.http_server import HttpFileServer
+setup(1)
+server = HttpFileServer(sys.argv[1], timeout=0.5).start()
+print(server.url, flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+def _interpreters() -> list:
+    """This Python, and a 3.9 when the machine has one (pyenv's, or on PATH)."""
+    found = [sys.executable]
+    candidates = sorted(Path.home().glob(".pyenv/versions/3.9.*/bin/python3.9"))
+    on_path = shutil.which("python3.9")
+    for candidate in [*candidates, *([Path(on_path)] if on_path else [])][:1]:
+        found.append(str(candidate))
+    return found
+
+
+@pytest.mark.parametrize("python", _interpreters())
+def test_a_client_that_stops_reading_is_dropped_quietly(tree, tmp_path, python):
+    log_path = tmp_path / "server.log"
+    src = Path(__file__).resolve().parents[2] / "src"
+    with open(log_path, "wb") as log_file:
+        server = subprocess.Popen(
+            [python, "-c", _STALL_SERVER, str(tree)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
+            env=dict(os.environ, PYTHONPATH=str(src)),
+        )  # fmt: skip
+    try:
+        url = server.stdout.readline().decode().strip()
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        with socket.socket() as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.connect((host, int(port)))
+            client.sendall(b"GET /sparse.img HTTP/1.1\r\nHost: x\r\n\r\n")
+            deadline = time.monotonic() + 10  # the server gives up after 0.5 s of no progress
+            while time.monotonic() < deadline:
+                if any(mark in log_path.read_text() for mark in ("hung up", "request failed")):
+                    break
+                time.sleep(0.05)
+        server.stdin.close()
+        server.wait(timeout=10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    log = log_path.read_text()
+    assert "hung up during /sparse.img" in log
+    assert "Traceback" not in log and "request failed" not in log

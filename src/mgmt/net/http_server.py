@@ -36,7 +36,14 @@ __all__ = ["HttpFileServer"]
 log = get_logger("http")
 
 # A client that hangs up or stalls mid-body: end that connection quietly.
-_HANGUPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+# socket.timeout too: before Python 3.10 it is not a TimeoutError (RHEL 9 has 3.9).
+_HANGUPS = (
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    TimeoutError,
+    socket.timeout,
+)
 _TEXT_SUFFIXES = {".ks": "text/plain", ".cfg": "text/plain", ".repo": "text/plain"}
 
 
