@@ -44,7 +44,7 @@ def test_publish_then_collect_rewrites_paths_and_skips_a_second_file_on_one_path
     # wins, b's is skipped with a warning naming both, never renamed onto one path.
     assert set(got) == {("file", "shared"), ("file", "onlya"), ("file", "onlyb")}
     assert got[("file", "shared")].params["content"] == "from a\n"
-    assert got[("file", "onlyb")].params["dirname"] == "/srv/in/"
+    assert got[("file", "onlyb")].params["path"] == "/srv/in/onlyb"
     assert got[("file", "onlyb")].origin == "b"
     assert "skipping file[shared] from b: file:/srv/in/shared is already taken by " in caplog.text
     assert "file[shared] from a" in caplog.text
@@ -86,3 +86,26 @@ def test_republishing_without_an_export_removes_it():
     publish(world, parse_graph(graph_for("a")))
     publish(world, parse_graph("graph: g\nresources:\n  noop: [{name: n}]\n"))
     assert store["exported"]["a"] == {}
+
+
+def test_a_collected_file_never_leaves_the_pattern_directory(caplog):
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    world = MemWorld("a", store)
+    store["exported"]["evil"] = {
+        ("file", "climber"): {"path": "/tmp/x", "basename": "../../etc/cron.d/x"},
+        ("file", "dotdot"): {"path": "/tmp/x", "basename": ".."},
+        ("file", "root"): {"path": "/", "state": "absent", "recurse": True},
+        ("file", "dir"): {"path": "/var/x/", "state": "absent", "recurse": True},
+        ("file", "renamed"): {"path": "/tmp/a", "dirname": "/etc/", "basename": "b"},
+    }
+    mgmt_log = logging.getLogger("mgmt")
+    mgmt_log.addHandler(caplog.handler)
+    try:
+        got = collected(world, parse_graph(graph_for("a")))
+    finally:
+        mgmt_log.removeHandler(caplog.handler)
+    paths = {key[1]: spec.params["path"] for key, spec in got.items() if key[1] != "onlya"}
+    # A directory export stays a directory *under* the pattern, never the pattern itself.
+    assert paths == {"dir": "/srv/in/x/", "renamed": "/srv/in/b"}
+    for name in ("climber", "dotdot", "root"):
+        assert f"skipping file[{name}] from evil: " in caplog.text

@@ -71,6 +71,8 @@ BAD = [
     ),
     ("graph: g\nresources:\n  noop:\n  - name: x\n  - name: x\n", 5, "duplicate resource noop[x]"),
     ("graph: g\nresources:\n  file:\n  - name: relative/path\n", 4, "must be an absolute path"),
+    ("graph: g\nresources:\n  file:\n  - name: /x\n    basename: ../y\n", 5, "single name"),
+    ("graph: g\nresources:\n  file:\n  - name: /x\n    basename: ..\n", 5, "basename: '..'"),
     ("graph: g\nresources:\n  file:\n  - name: /\n    state: absent\n", 4, "refusing to remove /"),
     (
         "graph: g\nresources:\n  noop:\n  - {name: a}\n"

@@ -164,3 +164,26 @@ def test_two_hosts_exporting_one_path_do_not_fight_over_it(etcd, tmp_path):
         assert read(tmp_path / f"host-{host}" / "clash") == "from a"
         log = agents[host].log
         assert "skipping file[clash] from b: file:" in log and "file[clash] from a" in log
+
+
+def test_a_hostile_export_cannot_write_or_remove_outside_the_collect_pattern(etcd, tmp_path):
+    # Put straight into etcd: a host running this code would refuse such a graph.
+    server, client = etcd
+    inbox = tmp_path / "a" / "in"
+    inbox.mkdir(parents=True)
+    (inbox / "keep").write_text("mine\n")
+    prefix = "/_mgmt/exported/evil/resources/file/"
+    client.put(prefix + "climber", json.dumps({"path": "/x", "basename": "../escaped"}))
+    client.put(prefix + "wiper", json.dumps({"path": "/x/", "state": "absent", "recurse": True}))
+    client.put(prefix + "fine", json.dumps({"path": "/tmp/fine", "content": "ok\n"}))
+    graph = tmp_path / "collector.yaml"
+    graph.write_text(
+        "graph: g\nresources:\n  noop: [{name: n}]\n"
+        f"collect:\n- kind: file\n  pattern: '{inbox}/'\n"
+    )
+    agent = start("a", graph, server.client_url, tmp_path, "--converged-timeout", "1")
+    assert agent.wait(30) == 0, agent.log
+    assert read(inbox / "fine") == "ok\n"  # collection itself works
+    assert read(inbox / "keep") == "mine\n"  # the wiper removed <inbox>/x/ at most
+    assert not (tmp_path / "a" / "escaped").exists()
+    assert "skipping file[climber] from evil: " in agent.log

@@ -53,6 +53,12 @@ def resolve_path(name: str, params: Mapping[str, Any]) -> str:
     return dirname + (basename or tail)
 
 
+def _check_basename(basename: Optional[str]) -> None:
+    """A basename is one name: no '/', and never '.' or '..' (which would climb out)."""
+    if basename and ("/" in basename or basename in (".", "..")):
+        raise FieldError("basename", f"{basename!r} must be a single name, without '/'")
+
+
 def _signature(st: Optional[os.stat_result]) -> Signature:
     if st is None:
         return None
@@ -162,6 +168,7 @@ class FileRes(Resource):
         dirname = params.get("dirname")
         if dirname is not None and not dirname.startswith("/"):
             raise FieldError("dirname", f"{dirname!r} must be an absolute path")
+        _check_basename(params.get("basename"))
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
@@ -175,10 +182,25 @@ class FileRes(Resource):
 
     @classmethod
     def collected_params(cls, name: str, params: Mapping[str, Any], pattern: str) -> Dict[str, Any]:
+        """The pattern directory plus the last part of the exporter's path, nothing else.
+
+        What arrives was written by another host: its basename and path must not
+        lead out of the pattern (``../../etc/cron.d/x``) or onto the pattern
+        directory itself (``path: /x/``, which state: absent would remove).
+        """
         out = dict(params)
-        if pattern:
-            out["path"] = params.get("path") or name
-            out["dirname"] = pattern if pattern.endswith("/") else pattern + "/"
+        if not pattern:
+            return out
+        _check_basename(params.get("basename"))
+        exported = resolve_path(name, params)
+        last = os.path.basename(os.path.normpath(exported))
+        directory = os.path.normpath(pattern)
+        path = os.path.join(directory, last)
+        if last in ("", ".", "..") or os.path.dirname(os.path.normpath(path)) != directory:
+            raise FieldError("path", f"{exported!r} does not fit under the pattern {pattern!r}")
+        out.pop("dirname", None)
+        out.pop("basename", None)
+        out["path"] = path + "/" if exported.endswith("/") else path
         return out
 
     def __init__(self, name: str, params: Mapping[str, Any], meta=None):
