@@ -7,14 +7,19 @@ checks the bytes that arrived, never a client's exit code alone.
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Tuple
 
 import pytest
 from provision_support import ServeProcess
 
 from mgmt.net.content import Content
-from mgmt.net.tftp import TftpServer
+from mgmt.net.tftp import ACK, DATA, ERROR, RRQ, TftpServer
 from support import require_tools
 
 # 512-byte blocks: 70 000 blocks cross the 16-bit block-number wrap at 65 536.
@@ -113,3 +118,100 @@ def test_inline_overlay_and_server_stays_up_after_it(tmp_path):
         for _ in range(3):
             got = run("curl", "-sS", f"tftp://127.0.0.1:{port}/pxelinux.cfg/default")
             assert got.stdout == "inline menu\n"
+
+
+def _rrq(name: str) -> bytes:
+    return struct.pack("!H", RRQ) + name.encode() + b"\0octet\0"
+
+
+def _reply(sock: socket.socket) -> Tuple[int, int, bytes, Tuple[str, int]]:
+    """(opcode, block or error code, payload, sender) of the next packet."""
+    packet, sender = sock.recvfrom(65536)
+    opcode, number = struct.unpack("!HH", packet[:4])
+    return opcode, number, packet[4:], sender
+
+
+# The server alone in a process whose file-descriptor limit the test can exhaust.
+_FD_STARVED_SERVER = """
+import os, resource, sys
+from mgmt.log import setup
+from mgmt.net.content import Content
+from mgmt.net.tftp import TftpServer
+setup(1)
+server = TftpServer(None, "127.0.0.1", 0, {"/inline": Content.from_bytes(b"inline bytes")})
+server.start()
+print(server.address[1], flush=True)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+sys.stdin.readline()
+lowest_free = os.dup(0)
+os.close(lowest_free)
+# No new socket or file; not 0, which would make poll() (socket timeouts) fail too.
+resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+print("starved", flush=True)
+sys.stdin.readline()
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+print("fed", flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+def test_a_request_that_fails_with_an_os_error_does_not_stop_the_server(tmp_path):
+    src = Path(__file__).resolve().parents[2] / "src"
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-c", _FD_STARVED_SERVER], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=log_file, env=dict(os.environ, PYTHONPATH=str(src)),
+        )  # fmt: skip
+    try:
+        port = int(server.stdout.readline())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(5)
+            server.stdin.write(b"starve\n")
+            server.stdin.flush()
+            assert server.stdout.readline() == b"starved\n"
+            client.sendto(_rrq("inline"), ("127.0.0.1", port))  # EMFILE on the transfer's socket
+            assert _reply(client)[0] == ERROR
+            server.stdin.write(b"feed\n")
+            server.stdin.flush()
+            assert server.stdout.readline() == b"fed\n"
+            client.sendto(_rrq("inline"), ("127.0.0.1", port))
+            opcode, block, data, sender = _reply(client)
+            assert (opcode, block, data) == (DATA, 1, b"inline bytes")
+            client.sendto(struct.pack("!HH", ACK, 1), sender)
+        server.stdin.close()
+        server.wait(timeout=10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    log = log_path.read_text()
+    assert "cannot start sending 'inline'" in log and "Traceback" not in log
+
+
+def test_transfers_beyond_the_cap_are_refused_until_one_ends():
+    overlay = {"/inline": Content.from_bytes(b"inline bytes")}
+    with (
+        TftpServer(None, "127.0.0.1", 0, overlay, max_transfers=1) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second,
+    ):
+        for sock in (first, second):
+            sock.settimeout(5)
+        first.sendto(_rrq("inline"), server.address)
+        opcode, block, _data, sender = _reply(first)  # not ACKed yet: the transfer stays open
+        assert (opcode, block) == (DATA, 1)
+        second.sendto(_rrq("inline"), server.address)
+        opcode, code, message, _sender = _reply(second)
+        assert (opcode, code) == (ERROR, 0) and b"busy" in message
+        first.sendto(struct.pack("!HH", ACK, 1), sender)  # the first transfer ends
+        deadline = time.monotonic() + 5
+        while True:
+            second.sendto(_rrq("inline"), server.address)
+            opcode, block, data, sender = _reply(second)
+            if opcode == DATA or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert (opcode, block, data) == (DATA, 1, b"inline bytes")
+        second.sendto(struct.pack("!HH", ACK, 1), sender)

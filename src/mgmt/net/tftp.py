@@ -29,9 +29,12 @@ log = get_logger("tftp")
 
 RRQ, WRQ, DATA, ACK, ERROR, OACK = 1, 2, 3, 4, 5, 6
 # Error codes (RFC 1350 §5, RFC 2347).
-NOT_FOUND, ACCESS_VIOLATION, ILLEGAL_OPERATION, OPTION_REFUSED = 1, 2, 4, 8
+NOT_DEFINED, NOT_FOUND, ACCESS_VIOLATION, ILLEGAL_OPERATION, OPTION_REFUSED = 0, 1, 2, 4, 8
 
 DEFAULT_BLKSIZE = 512
+# Transfers at once; each holds a thread, a socket and an open file. A PXE boot
+# storm of a rack fits; a flood of requests cannot exhaust the process's fds.
+MAX_TRANSFERS = 128
 MAX_BLKSIZE = 65464  # RFC 2348's upper bound
 _MAX_PACKET = 65536
 
@@ -113,9 +116,13 @@ class _Transfer:
         self.blksize = int(options.get("blksize", DEFAULT_BLKSIZE))
         self.timeout = float(options.get("timeout", server.timeout))
         self.sock = socket.socket(server.family, socket.SOCK_DGRAM)
-        self.sock.bind((server.address[0], 0))
-        self.sock.connect(client)  # the kernel drops datagrams from any other TID
-        self.sock.settimeout(self.timeout)
+        try:
+            self.sock.bind((server.address[0], 0))
+            self.sock.connect(client)  # the kernel drops datagrams from any other TID
+            self.sock.settimeout(self.timeout)
+        except OSError:
+            self.sock.close()
+            raise
 
     def run(self, name: str) -> None:
         sent = 0
@@ -180,12 +187,14 @@ class TftpServer(BackgroundServer):
         overlay: Optional[Overlay] = None,
         timeout: float = 1.0,
         retries: int = 5,
+        max_transfers: int = MAX_TRANSFERS,
     ):
         super().__init__()
         self.root = Path(root) if root is not None else None
         self.family = socket.AF_INET6 if ":" in bind else socket.AF_INET
         self.timeout = timeout
         self.retries = retries
+        self.max_transfers = max_transfers
         self._overlay: Dict[str, OverlayEntry] = dict(overlay or {})
         self._sock = socket.socket(self.family, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -232,6 +241,9 @@ class TftpServer(BackgroundServer):
                 raise RequestError(ACCESS_VIOLATION, "read-only server: uploads are refused")
             if mode not in ("octet", "netascii"):
                 raise RequestError(ILLEGAL_OPERATION, f"unsupported mode {mode!r}")
+            self._transfers = [t for t in self._transfers if t.is_alive()]
+            if len(self._transfers) >= self.max_transfers:
+                raise RequestError(NOT_DEFINED, "server busy, try again later")
             raw, size = self._open(filename)
         except RequestError as error:
             log.info("%s: refused %r: %s", client[0], packet[2:40], error)
@@ -239,9 +251,17 @@ class TftpServer(BackgroundServer):
             return
         reader = _Netascii(raw) if mode == "netascii" else raw
         options = _negotiate(requested, size if mode == "octet" else None)
-        transfer = _Transfer(self, client, reader, options)
+        try:
+            transfer = _Transfer(self, client, reader, options)
+        except OSError as error:  # e.g. EMFILE: no socket for this transfer
+            reader.close()
+            log.warning("%s: cannot start sending %r: %s", client[0], filename, error)
+            self._sock.sendto(
+                _error_packet(NOT_DEFINED, "server cannot start the transfer"), client
+            )
+            return
         thread = threading.Thread(target=transfer.run, args=(filename,), daemon=True)
-        self._transfers = [t for t in self._transfers if t.is_alive()] + [thread]
+        self._transfers.append(thread)
         thread.start()
 
     def serve_forever(self) -> None:
@@ -255,7 +275,10 @@ class TftpServer(BackgroundServer):
                 if self.stopping.is_set():
                     return
                 raise
-            self._handle(packet, client)
+            try:
+                self._handle(packet, client)
+            except OSError as error:  # e.g. a failed sendto: one request must not end the server
+                log.warning("%s: request failed: %s", client[0], error)
 
     def _close(self) -> None:
         for transfer in self._transfers:
