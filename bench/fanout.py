@@ -20,6 +20,8 @@ warm time is the comparison).
 Needs root. pyinfra and ansible-core are installed into their own venv under
 ~/.cache/mgmt-bench/ (they pin versions of paramiko that ours must not share).
 Run: .venv/bin/python bench/fanout.py [--sizes 1,10,30] [--no-peers]
+Quick iterations on one number: --sizes 30 --runs warm --repeat 3 (a cold run
+still goes first, unreported, to fill the hosts' cache).
 """
 
 from __future__ import annotations
