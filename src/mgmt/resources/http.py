@@ -8,124 +8,19 @@ adds one URL to it, from a file on disk (``source``) or inline ``content``
 such as a kickstart rendered with ``mgmt-pkg kickstart render``, optionally
 only for one ``mac`` (dracut's ``inst.ks.sendmac`` headers pick it).
 
-The two kinds meet on the agent's one :class:`mgmt.net.board.Board` (from
-``init.services``); the file kind needs its server by autoedge, so the server
-starts first.
+What they share with the TFTP kinds (the board, starting and restarting the
+server, the file fields) is in :mod:`mgmt.resources.served`.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict
 
-from mgmt.net.board import Board, Published
-from mgmt.net.content import Content, normalize_mac, parse_address
 from mgmt.net.http_range import MAX_RANGES
-from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.base import Field
+from mgmt.resources.served import ServedFileRes, ServerRes, file_fields, server_fields
 
-__all__ = [
-    "HttpFileRes",
-    "HttpServerRes",
-    "ServedFileRes",
-    "ServerRes",
-    "file_fields",
-    "server_fields",
-]
-
-# A server replaced by a graph edit may still hold its port for a moment.
-_BIND_PATIENCE = 3.0
-
-
-class _OnBoard(Resource):
-    """A kind that meets its server or files on the agent's board."""
-
-    @property
-    def board(self) -> Board:
-        return self.init.services.get(Board)
-
-
-class ServerRes(_OnBoard):
-    """Shared by the HTTP and TFTP server kinds: run a server while in the graph.
-
-    check_apply starts the server (never in noop mode); the server's own loop
-    then stands for the resource's watch: if it ever stops, an event makes the
-    engine check again and start it anew.
-    """
-
-    protocol: ClassVar[str] = ""
-    default_port: ClassVar[int] = 0
-
-    def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
-        super().__init__(name, params, meta)
-        self._server: Any = None
-
-    @classmethod
-    def validate(cls, params: Mapping[str, Any]) -> None:
-        try:
-            parse_address(params["address"], cls.default_port)
-        except ValueError as error:
-            raise FieldError("address", str(error)) from None
-        root = params.get("root") or ""
-        if root and not os.path.isabs(root):
-            raise FieldError("root", f"must be an absolute path, not {root!r}")
-
-    @classmethod
-    def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
-        root = params.get("root") or ""
-        needs = ["file:" + os.path.normpath(root)] if root else []
-        return [f"{cls.kind}:{name}"], needs
-
-    def _make_server(self, host: str, port: int, overlay: Dict[str, Any]) -> Any:
-        raise NotImplementedError
-
-    def _running(self) -> bool:
-        return self._server is not None and self._server.is_serving()
-
-    def check_apply(self, apply: bool) -> bool:
-        if self._running():
-            return True
-        if not apply:
-            return False
-        self._stop()
-        host, port = parse_address(self.params["address"], self.default_port)
-        deadline = time.monotonic() + _BIND_PATIENCE
-        while True:
-            try:
-                self._server = self._make_server(host, port, {})
-                break
-            except OSError as error:
-                if time.monotonic() >= deadline or self.init.stopping.is_set():
-                    raise ResourceError(
-                        repr(self), f"cannot listen on {host} port {port}: {error.strerror}"
-                    ) from None
-                time.sleep(0.1)
-        self._server.start(on_exit=self.init.event)
-        self.board.attach(self.protocol, self.name, self._server.set_overlay)
-        host, port = self._server.address
-        self.init.log.info("serving %s on %s port %d", self.params["root"] or "files", host, port)
-        return False
-
-    def _stop(self) -> None:
-        if self._server is not None:
-            self.board.detach(self.protocol, self.name, self._server.set_overlay)
-            self._server.stop()
-            self._server = None
-
-    def close(self) -> None:
-        self._stop()
-
-
-def server_fields(default_port: int, root_doc: str, **extra: Field) -> Dict[str, Field]:
-    """The fields every server kind has (where to listen, what tree), then its own."""
-    return {
-        "address": Field(
-            str, default=f":{default_port}", doc="host:port to listen on; :port for all"
-        ),
-        "root": Field(str, default="", doc=root_doc),
-        **extra,
-    }
+__all__ = ["HttpFileRes", "HttpServerRes"]
 
 
 class HttpServerRes(ServerRes):
@@ -143,99 +38,6 @@ class HttpServerRes(ServerRes):
 
         root = self.params["root"] or None
         return HttpFileServer(root, host, port, overlay, self.params["max_ranges"])
-
-
-class ServedFileRes(_OnBoard):
-    """Shared by the HTTP and TFTP file kinds: one URL on a named server."""
-
-    protocol: ClassVar[str] = ""
-    server_kind: ClassVar[str] = ""
-
-    def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
-        super().__init__(name, params, meta)
-        path = self.params["path"] or name
-        self.url_path = "/" + "/".join(p for p in path.split("/") if p)
-        self.mac = normalize_mac(self.params.get("mac") or "") or ""
-        # Inline bodies keep one Content (one ETag, one Last-Modified) for their lifetime.
-        content = self.params["content"]
-        self.source = (
-            Content.from_bytes(content.encode("utf-8"))
-            if content is not None
-            else Path(self.params["source"])
-        )
-
-    @classmethod
-    def validate(cls, params: Mapping[str, Any]) -> None:
-        has_source, has_content = bool(params["source"]), params["content"] is not None
-        if has_source == has_content:
-            raise FieldError("content", "give exactly one of source (a path) or content")
-        if has_source and not os.path.isabs(params["source"]):
-            raise FieldError("source", f"must be an absolute path, not {params['source']!r}")
-        if isinstance(params.get("mac"), int):
-            raise FieldError("mac", f"{_sexagesimal(params['mac'])} reads as a number: quote it")
-        if params.get("mac") and normalize_mac(params["mac"]) is None:
-            raise FieldError("mac", f"not a MAC address: {params['mac']!r}")
-
-    @classmethod
-    def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
-        needs = [f"{cls.server_kind}:{params['server']}"]
-        if params.get("source"):
-            needs.append("file:" + os.path.normpath(params["source"]))
-        return [], needs
-
-    def _wanted(self) -> Published:
-        return (self.url_path, self.mac, self.source)
-
-    def check_apply(self, apply: bool) -> bool:
-        server = self.params["server"]
-        if isinstance(self.source, Path) and not self.source.is_file():
-            raise ResourceError(repr(self), f"source {self.source} is not a file")
-        published = self.board.published(self.protocol, server, self.name)
-        if published == self._wanted() and self.board.attached(self.protocol, server):
-            return True
-        if not apply:
-            return False
-        if not self.board.attached(self.protocol, server):
-            raise ResourceError(repr(self), f"no {self.server_kind} named {server!r} is running")
-        self.board.publish(self.protocol, server, self.name, self._wanted())
-        return False
-
-    def watch(self) -> None:
-        # A source file is read afresh at each request; watching it lets the
-        # engine notice (and report) when it disappears.
-        if isinstance(self.source, Path):
-            self._cancel: Optional[Callable[[], None]] = self.init.watcher.watch_path(
-                str(self.source), self.init.event
-            )
-
-    def close(self) -> None:
-        cancel = getattr(self, "_cancel", None)
-        if cancel is not None:
-            cancel()
-            self._cancel = None
-        self.board.withdraw(self.protocol, self.params["server"], self.name)
-
-
-def _sexagesimal(number: int) -> str:
-    """How YAML 1.1 got ``number`` from an unquoted MAC, to name it in the error."""
-    groups = []
-    for _ in range(6):
-        number, group = divmod(number, 60)
-        groups.append(f"{group:02d}")
-    return ":".join(reversed(groups))
-
-
-def file_fields(path_doc: str, per_mac: bool) -> Dict[str, Field]:
-    fields = {
-        "server": Field(str, required=True, doc="name of the server resource"),
-        "path": Field(str, default="", doc=path_doc),
-        "source": Field(str, default="", doc="absolute path of the file to serve"),
-        "content": Field(str, default=None, doc="inline body (e.g. a rendered kickstart)"),
-    }
-    if per_mac:  # only HTTP clients announce their MACs (dracut's inst.ks.sendmac)
-        # int too: YAML 1.1 reads an unquoted 52:54:00:12:34:56 as a base-60 number.
-        fields["mac"] = Field((str, int), default="", doc="serve this body only to this MAC")
-    return fields
 
 
 class HttpFileRes(ServedFileRes):

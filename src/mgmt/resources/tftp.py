@@ -1,6 +1,7 @@
 """The ``tftp:server`` and ``tftp:server:file`` kinds: boot loaders and menus for PXE.
 
-Same shape as :mod:`mgmt.resources.http`: the server kind runs the read-only
+Same shape as :mod:`mgmt.resources.http` (both built on
+:mod:`mgmt.resources.served`): the server kind runs the read-only
 :class:`mgmt.net.tftp.TftpServer` (uploads always refused) while it is in the
 graph; each file kind adds one file (a pxelinux.cfg menu inline, a kernel from
 disk) by name.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from mgmt.resources.base import Field
-from mgmt.resources.http import ServedFileRes, ServerRes, file_fields, server_fields
+from mgmt.resources.served import ServedFileRes, ServerRes, file_fields, server_fields
 
 __all__ = ["TftpFileRes", "TftpServerRes"]
 
