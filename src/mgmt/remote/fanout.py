@@ -85,9 +85,12 @@ class Fanout:
                     break
                 while pending and (self.cconns == 0 or len(self._active()) < self.cconns):
                     self._start(pending.popleft())
+                wait = POLL
                 if self.timeout >= 0:
-                    self._converge(bool(pending))
-                self.wake.wait(POLL)
+                    due = self._converge(bool(pending))
+                    if due is not None:  # wake when a host's quiet time is up, not up to POLL later
+                        wait = min(POLL, max(due, 0.005))
+                self.wake.wait(wait)
                 self.wake.clear()
         finally:
             if watcher is not None:
@@ -115,12 +118,13 @@ class Fanout:
         self._threads[spec.name] = thread
         thread.start()
 
-    def _converge(self, slots_wanted: bool) -> None:
+    def _converge(self, slots_wanted: bool) -> Optional[float]:
+        """Stop converged hosts; seconds until another may have converged (None: unknown)."""
         try:
             states = self.converged_source() if self.converged_source else {}
         except Exception as err:  # etcd hiccup: keep going, the next poll retries
             log.debug("reading converged states failed: %s", err)
-            return
+            return None
         now = time.monotonic()
         running = [s for s in self._active() if s.running.is_set() and not s.stopping]
         for session in running:
@@ -135,17 +139,26 @@ class Fanout:
             for s in running
             if s.host in self._true_since and now - self._true_since[s.host] >= self.timeout
         ]
+        due = [
+            self._true_since[s.host] + self.timeout - now
+            for s in running
+            if s.host in self._true_since and s not in done
+        ]
         if slots_wanted:
             for session in done:
                 log.info("%s: converged; its slot goes to the next remote", session.host)
                 session.stop(CONVERGED)
-            return
+            return min(due, default=None)
         everyone = self._active()
         quiet = now - self._last_push >= self.timeout
         if everyone and len(done) == len(everyone) and quiet:
             log.info("cluster converged for %d s: stopping %d remote(s)", self.timeout, len(done))
             for session in done:
                 session.stop(CONVERGED)
+            return None
+        if not quiet:
+            due.append(self._last_push + self.timeout - now)
+        return min(due, default=None)
 
     def _shutdown(self) -> None:
         """Stop every agent, wait for the sessions to clean up, then give up on the rest."""
