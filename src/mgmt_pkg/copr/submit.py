@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import click
 
@@ -121,30 +121,12 @@ def submit_builds(
     return results
 
 
-def submit_srpm(
-    target: str,
-    srpm: Path,
-    *,
-    chroots: Sequence[str] = (),
-    config_path: Optional[Path] = None,
-    wait: bool = True,
-    dry_run: bool = False,
-    poll_interval: float = DEFAULT_POLL_INTERVAL,
-    timeout: Optional[float] = None,
-    echo: Echo = click.echo,
-) -> Optional[BuildResult]:
-    """Submit one SRPM (what ``mgmt-pkg fake-rpm --copr`` does); None on a dry run."""
-    results = submit_builds(
-        target,
-        [srpm],
-        chroots=chroots,
-        config_path=config_path,
-        wait=wait,
-        dry_run=dry_run,
-        poll_interval=poll_interval,
-        timeout=timeout,
-        echo=echo,
-    )
+def submit_srpm(target: str, srpm: Path, **options: Any) -> Optional[BuildResult]:
+    """Submit one SRPM (what ``mgmt-pkg fake-rpm --copr`` does); None on a dry run.
+
+    ``options`` are :func:`submit_builds`' keyword arguments.
+    """
+    results = submit_builds(target, [srpm], **options)
     return results[0] if results else None
 
 
