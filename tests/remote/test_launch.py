@@ -1,0 +1,96 @@
+"""The one-command start: the launcher on its own, and a graph too long for a line."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from remote_helpers import assert_clean, mgmt_run, need_hosts, summary
+
+from mgmt.remote.bundlefile import shiv_build_id
+from mgmt.remote.launch import INLINE_GRAPH_MAX, LAUNCHER
+from support import require_tools
+from support.hosts import ssh_hosts
+
+PYTHON = "/usr/bin/python3"
+
+
+def _launch(site: str, bundle: Path, graph: Path, stdin: bytes, *args: str, home: Path):
+    return subprocess.run(
+        [PYTHON, "-S", "-c", LAUNCHER, site, str(bundle), str(graph), *args],
+        input=stdin,
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home), "SHIV_ROOT": str(home / "shiv")},
+        cwd=graph.parent,
+        preexec_fn=lambda: os.umask(0o077),  # as START sets it
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture()
+def unpacked(bundle, tmp_path) -> Path:
+    """The bundle's site-packages, unpacked where shiv would put them."""
+    site = tmp_path / "shiv" / f"{bundle.name}_{shiv_build_id(bundle)}" / "site-packages"
+    with zipfile.ZipFile(bundle) as archive:
+        members = [m for m in archive.namelist() if m.startswith("site-packages/")]
+        archive.extractall(site.parent, members)
+    return site
+
+
+def test_launcher_writes_the_graph_privately_and_runs_from_the_unpacked_bundle(
+    bundle, unpacked, tmp_path
+):
+    require_tools(PYTHON)
+    graph = tmp_path / "g.yaml"
+    text = b"graph: g\nresources: {}\n"
+    done = _launch(
+        str(unpacked),
+        tmp_path / "missing.pyz",  # never read: the unpacked copy is used
+        graph,
+        base64.b64encode(text) + b"\n",
+        "--version",
+        home=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().startswith("mgmt ")
+    assert graph.read_bytes() == text
+    assert graph.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_launcher_runs_the_bundle_when_nothing_is_unpacked(bundle, tmp_path):
+    require_tools(PYTHON)
+    graph = tmp_path / "g.yaml"
+    graph.write_text("left alone")
+    done = _launch(
+        str(tmp_path / "shiv" / "none"), bundle, graph, b"\n", "--version", home=tmp_path
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().startswith("mgmt ")
+    assert graph.read_text() == "left alone"  # an empty line: the graph was copied apart
+    assert list((tmp_path / "shiv").glob("*/site-packages/mgmt/cli.py"))  # shiv unpacked it
+
+
+def test_a_graph_too_long_for_a_line_is_copied_and_applied(bundle, tmp_path):
+    need_hosts()
+    require_tools("sshd", "ssh-keygen")
+    with ssh_hosts(["a"]) as pool:
+        host = pool["a"]
+        filler = "# " + "x" * 98 + "\n"
+        graph = tmp_path / "big.yaml"
+        graph.write_text(
+            filler * (INLINE_GRAPH_MAX // len(filler) + 10)
+            + "graph: big\nresources:\n  file:\n  - name: big\n    path: /tmp/big\n"
+            + "    content: made from a long graph\nremote: a\n"
+        )
+        assert graph.stat().st_size > INLINE_GRAPH_MAX
+        done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert host.read_file("/tmp/big") == "made from a long graph"
+        assert summary(done.stdout)["a"][0] == "converged"
+        assert_clean(host)
