@@ -28,7 +28,11 @@ from mgmt.remote.session import CONVERGED, FAILED, STOPPED, HostResult, RunConte
 
 log = get_logger("remote")
 
-POLL = 0.25  # also re-reads the converged keys, in case a watch event was missed
+POLL = 0.25
+# The converged keys are read again when the watch reports a change, and at least
+# this often in case an event was missed (not at every wake-up: each read is an
+# etcd call, and with many hosts the loop wakes often).
+RESYNC = 1.0
 SHUTDOWN_GRACE = 15.0  # sessions escalate to SIGKILL after 10 s themselves
 CONNECT_GRACE = 3.0  # how long a stop waits for sessions that never got to run
 
@@ -57,6 +61,9 @@ class Fanout:
         self._sessions: Dict[str, Session] = {}
         self._threads: Dict[str, threading.Thread] = {}
         self._true_since: Dict[str, float] = {}
+        self._states: Dict[str, bool] = {}
+        self._states_read = float("-inf")  # when, by time.monotonic()
+        self._states_changed = True
         self._last_push = time.monotonic()
 
     # -- called from signal handlers and watchers --------------------------------
@@ -65,6 +72,11 @@ class Fanout:
         if self._stop_signal is not None:
             self._abort = True  # a second ^C: stop waiting for agents
         self._stop_signal = why
+        self.wake.set()
+
+    def converged_changed(self) -> None:
+        """The watch on the converged keys saw a change."""
+        self._states_changed = True
         self.wake.set()
 
     def graph_changed(self, spec: HostSpec) -> None:
@@ -120,12 +132,17 @@ class Fanout:
 
     def _converge(self, slots_wanted: bool) -> Optional[float]:
         """Stop converged hosts; seconds until another may have converged (None: unknown)."""
-        try:
-            states = self.converged_source() if self.converged_source else {}
-        except Exception as err:  # etcd hiccup: keep going, the next poll retries
-            log.debug("reading converged states failed: %s", err)
-            return None
         now = time.monotonic()
+        if self._states_changed or now - self._states_read >= RESYNC:
+            self._states_changed = False
+            try:
+                self._states = self.converged_source() if self.converged_source else {}
+            except Exception as err:  # etcd hiccup: keep going, the next poll retries
+                log.debug("reading converged states failed: %s", err)
+                self._states_changed = True
+                return None
+            self._states_read = now = time.monotonic()
+        states = self._states
         running = [s for s in self._active() if s.running.is_set() and not s.stopping]
         for session in running:
             if states.get(session.host):

@@ -112,7 +112,7 @@ def run(
         )
         watches = []
         if settings.converged_timeout >= 0:
-            etcd.on_ready = lambda: watches.append(etcd.watch_converged(fanout.wake.set))
+            etcd.on_ready = lambda: watches.append(etcd.watch_converged(fanout.converged_changed))
         try:
             with SignalStop(fanout):
                 etcd.start()  # in the background, while the first connections open
