@@ -50,7 +50,7 @@ test: deps venv
 
 lint: venv
 	$(PY) -m ruff check src tests bench fabfile.py
-	$(PY) -m vermin --no-tips --violations -t=3.9- src/mgmt
+	$(VENV)/bin/vermin --no-tips --violations -t=3.9- src/mgmt
 
 demo: deps venv
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/demo.sh
