@@ -168,3 +168,14 @@ def need_hosts() -> None:
     require_tools(
         "ip", "unshare", "nsenter", "sshd", "ssh", "ssh-keygen", "etcd", "curl", "openssl"
     )
+
+
+def host_fingerprint(host: Host) -> str:
+    """The SHA256 fingerprint of a throw-away host's key, as ssh-keygen -l prints it."""
+    out = subprocess.run(
+        ["ssh-keygen", "-lf", str(host.state_dir / "host_key.pub")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split()[1]

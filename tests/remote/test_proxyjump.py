@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
-from remote_helpers import assert_clean, file_graph, mgmt_run, need_hosts, summary
+from remote_helpers import assert_clean, file_graph, host_fingerprint, mgmt_run, need_hosts, summary
 
 from support.hosts import ssh_hosts
 
@@ -15,16 +13,6 @@ def pool():
     need_hosts()
     with ssh_hosts(["jump", "inner"], behind={"inner": "jump"}) as hosts:
         yield hosts
-
-
-def _fingerprint(host) -> str:
-    out = subprocess.run(
-        ["ssh-keygen", "-lf", str(host.state_dir / "host_key.pub")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return out.split()[1]
 
 
 def test_runs_through_the_jump_host(pool, bundle, tmp_path):
@@ -48,4 +36,4 @@ def test_an_unknown_jump_host_is_refused(pool, bundle, tmp_path):
         pool.remember_all()
     assert done.returncode == 1
     message = summary(done.stdout)["inner"][2]
-    assert "unknown host key" in message and _fingerprint(pool["jump"]) in message
+    assert "unknown host key" in message and host_fingerprint(pool["jump"]) in message

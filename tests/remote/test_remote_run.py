@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from remote_helpers import (
     assert_clean,
     file_graph,
     graph_for,
+    host_fingerprint,
     mgmt_run,
     need_hosts,
     summary,
@@ -54,16 +54,6 @@ def _known_hosts_restored(pool):
 
 def _tmp_files(host) -> dict:
     return {n: host.read_file(f"/tmp/{n}") for n in host.listdir("/tmp") if n.startswith("file")}
-
-
-def _fingerprint(host) -> str:
-    out = subprocess.run(
-        ["ssh-keygen", "-lf", str(host.state_dir / "host_key.pub")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return out.split()[1]
 
 
 def _children(pid: int) -> list:
@@ -244,7 +234,7 @@ def test_unknown_host_is_refused_with_its_fingerprint_then_accepted_on_request(
     assert refused.returncode == 1
     row = summary(refused.stdout)["a"]
     assert row[0] == "failed"
-    assert _fingerprint(a) in row[2] and "--ssh-accept-new" in row[2]
+    assert host_fingerprint(a) in row[2] and "--ssh-accept-new" in row[2]
     assert not a.exists("/tmp/only-a")
 
     accepted = mgmt_run(pool, bundle, [graph], "--converged-timeout=1", "--ssh-accept-new")
@@ -264,7 +254,7 @@ def test_a_changed_host_key_is_always_refused(pool, bundle, tmp_path):
     done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1", "--ssh-accept-new")
     assert done.returncode == 1
     row = summary(done.stdout)["a"]
-    assert row[0] == "failed" and "HOST KEY CHANGED" in row[2] and _fingerprint(a) in row[2]
+    assert row[0] == "failed" and "HOST KEY CHANGED" in row[2] and host_fingerprint(a) in row[2]
     assert not a.exists("/tmp/only-a")
     assert pool.known_hosts.read_text().count(a.address) == 1  # nothing was added
 
