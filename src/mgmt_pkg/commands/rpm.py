@@ -6,7 +6,6 @@ becomes one InvalidInput line naming it (exit 2) rather than click's usage text.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Optional, Tuple
@@ -182,6 +181,8 @@ def inspect(path: str, as_json: bool) -> None:
 
     info = read_package(Path(path))
     if as_json:
+        import json  # here, not at the top: fake-rpm, in this module too, never needs it
+
         click.echo(json.dumps(info.to_json(), indent=2, sort_keys=True))
         return
     lines = [
