@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 CASES = Path(__file__).parent / "cases"
 RANGE_CASES = json.loads((CASES / "range_cases.json").read_text(encoding="utf-8"))
 # An old mtime: Last-Modified is then a strong validator (RFC 9110 §8.8.2.2).
 OLD_MTIME = 1_600_000_000
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
@@ -183,3 +189,30 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
             pass  # not listening yet
         time.sleep(interval)
     return bool(predicate())
+
+
+@contextlib.contextmanager
+def script_process(
+    script: str, *args: str, log: Path, python: str = sys.executable
+) -> Iterator[subprocess.Popen]:
+    """Run a server script with this checkout's src on the path, stderr into ``log``.
+
+    The script is driven through its stdin and stdout; closing stdin asks it to
+    stop. It is killed if the test failed before that.
+    """
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            [python, "-c", script, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            env=dict(os.environ, PYTHONPATH=str(SRC)),
+        )
+    try:
+        yield process
+        process.stdin.close()
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

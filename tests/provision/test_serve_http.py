@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from provision_support import ServeProcess, parse_multipart, request
+from provision_support import ServeProcess, parse_multipart, request, script_process
 
 from support import require_tools
 
@@ -210,14 +210,7 @@ def _interpreters() -> list:
 @pytest.mark.parametrize("python", _interpreters())
 def test_a_client_that_stops_reading_is_dropped_quietly(tree, tmp_path, python):
     log_path = tmp_path / "server.log"
-    src = Path(__file__).resolve().parents[2] / "src"
-    with open(log_path, "wb") as log_file:
-        server = subprocess.Popen(
-            [python, "-c", _STALL_SERVER, str(tree)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
-            env=dict(os.environ, PYTHONPATH=str(src)),
-        )  # fmt: skip
-    try:
+    with script_process(_STALL_SERVER, str(tree), log=log_path, python=python) as server:
         url = server.stdout.readline().decode().strip()
         host, port = url.removeprefix("http://").rsplit(":", 1)
         with socket.socket() as client:
@@ -229,12 +222,6 @@ def test_a_client_that_stops_reading_is_dropped_quietly(tree, tmp_path, python):
                 if any(mark in log_path.read_text() for mark in ("hung up", "request failed")):
                     break
                 time.sleep(0.05)
-        server.stdin.close()
-        server.wait(timeout=10)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
     log = log_path.read_text()
     assert "hung up during /sparse.img" in log
     assert "Traceback" not in log and "request failed" not in log

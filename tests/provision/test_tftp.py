@@ -10,13 +10,12 @@ import os
 import socket
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Tuple
 
 import pytest
-from provision_support import ServeProcess
+from provision_support import ServeProcess, script_process
 
 from mgmt.net.content import Content
 from mgmt.net.tftp import ACK, DATA, ERROR, RRQ, TftpServer
@@ -157,14 +156,8 @@ server.stop()
 
 
 def test_a_request_that_fails_with_an_os_error_does_not_stop_the_server(tmp_path):
-    src = Path(__file__).resolve().parents[2] / "src"
     log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "-c", _FD_STARVED_SERVER], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=log_file, env=dict(os.environ, PYTHONPATH=str(src)),
-        )  # fmt: skip
-    try:
+    with script_process(_FD_STARVED_SERVER, log=log_path) as server:
         port = int(server.stdout.readline())
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.settimeout(5)
@@ -180,12 +173,6 @@ def test_a_request_that_fails_with_an_os_error_does_not_stop_the_server(tmp_path
             opcode, block, data, sender = _reply(client)
             assert (opcode, block, data) == (DATA, 1, b"inline bytes")
             client.sendto(struct.pack("!HH", ACK, 1), sender)
-        server.stdin.close()
-        server.wait(timeout=10)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
     log = log_path.read_text()
     assert "cannot start sending 'inline'" in log and "Traceback" not in log
 
