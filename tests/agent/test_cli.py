@@ -8,6 +8,7 @@ import re
 import signal
 import stat
 import textwrap
+from pathlib import Path
 
 from helpers import AgentProcess, read, run_mgmt, wait_for
 
@@ -176,7 +177,8 @@ def test_bad_files_and_cycles_exit_2_with_file_and_line(tmp_path):
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
-def test_failed_resource_makes_a_converged_run_exit_1_but_others_apply(tmp_path):
+def _broken_and_fine(tmp_path: Path):
+    """A graph with one failing exec and one file that applies regardless."""
     graph, out = tmp_path / "g.yaml", tmp_path / "out"
     write_graph(
         graph,
@@ -188,6 +190,11 @@ def test_failed_resource_makes_a_converged_run_exit_1_but_others_apply(tmp_path)
           - {{name: fine, path: {out}/fine, content: "ok"}}
         """,
     )
+    return graph, out
+
+
+def test_failed_resource_makes_a_converged_run_exit_1_but_others_apply(tmp_path):
+    graph, out = _broken_and_fine(tmp_path)
     result = run_mgmt(
         ["--file", str(graph), "--no-server", "--tmp-prefix", "--converged-timeout", "0"]
     )
@@ -199,17 +206,7 @@ def test_failed_resource_makes_a_converged_run_exit_1_but_others_apply(tmp_path)
 def test_failed_resource_makes_a_stopped_run_exit_1(tmp_path):
     # Remote agents never converge by themselves: the initiator stops them with
     # SIGINT and reads this status to tell a failed host from a converged one.
-    graph, out = tmp_path / "g.yaml", tmp_path / "out"
-    write_graph(
-        graph,
-        f"""\
-        resources:
-          exec:
-          - {{name: broken, cmd: 'false'}}
-          file:
-          - {{name: fine, path: {out}/fine, content: "ok"}}
-        """,
-    )
+    graph, out = _broken_and_fine(tmp_path)
     agent = AgentProcess(["--file", str(graph), "--no-server", "--tmp-prefix"], tmp_path / "log")
     assert agent.wait_log("broken: failed", 10), agent.log
     assert wait_for(lambda: read(out / "fine") == "ok", 5), agent.log
