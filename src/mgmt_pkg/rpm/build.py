@@ -41,6 +41,11 @@ REPRODUCIBLE_MACROS = {
 # unpackaged-files check cannot find anything either, since the template's
 # %install writes exactly what %files lists, and costs another ~10 ms.
 SPEED_MACROS = {"__os_install_post": "%{nil}", "__check_files": "%{nil}"}
+# rpm runs shell commands to expand some macros on every start-up: the CPU count
+# (once per build section) and, on Debian, the database path (via bash). A phony
+# build needs neither: nothing is compiled, and with --nodeps (a phony spec has
+# no BuildRequires) rpmbuild never opens the database. Together ~15 ms of ~45.
+STARTUP_MACROS = {"_smp_build_ncpus": "1", "_dbpath": "%{_topdir}/rpmdb"}
 
 
 @dataclass(frozen=True)
@@ -63,9 +68,10 @@ def rpmbuild_command(
     rpmbuild: str, spec: Path, topdir: Path, stage: str, arch: str = "noarch"
 ) -> List[str]:
     """The rpmbuild call for a stage ("srpm" or "rpm"); shared with bench/."""
-    command = [rpmbuild, "-bs" if stage == "srpm" else "-ba", "--quiet"]
+    # --noclean: the private _topdir goes as a whole afterwards, %clean need not run.
+    command = [rpmbuild, "-bs" if stage == "srpm" else "-ba", "--quiet", "--nodeps", "--noclean"]
     command += ["--define", f"_topdir {topdir}"]
-    for macro, value in {**REPRODUCIBLE_MACROS, **SPEED_MACROS}.items():
+    for macro, value in {**REPRODUCIBLE_MACROS, **SPEED_MACROS, **STARTUP_MACROS}.items():
         command += ["--define", f"{macro} {value}"]
     if arch != "noarch":
         # No binaries to compile, so any architecture can be "built" here.
