@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     remote.add_argument("--ssh-accept-new", action="store_true", help="trust unknown host keys")
     run.add_argument("--depth", type=int, default=0, help=argparse.SUPPRESS)
     run.add_argument("--etcd-auth-stdin", action="store_true", help=argparse.SUPPRESS)
+    # An agent of a remote run: converged state on stdout, etcd only when needed.
+    run.add_argument("--converged-stdout", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -109,6 +111,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ssh_identity=args.ssh_identity,
         ssh_accept_new=args.ssh_accept_new,
         depth=args.depth,
+        converged_stdout=args.converged_stdout,
     )
     if args.etcd_auth_stdin:
         settings.credentials = read_credentials(sys.stdin.readline())
@@ -132,12 +135,29 @@ def read_credentials(line: str) -> EtcdCredentials:
 
 
 def open_world(settings: Settings, state: Path):
-    """No seeds and --no-server: run alone, without a world; else WORLD's open_world."""
+    """No seeds and --no-server: run alone, without a world; else WORLD's open_world.
+
+    An agent that reports converged on stdout (a remote run's) gets a world that
+    connects on first use: most graphs never exchange anything.
+    """
     if settings.no_server and not settings.seeds:
         return contextlib.nullcontext(None)
+    if settings.converged_stdout and settings.seeds:
+        return contextlib.closing(_lazy_world(settings, state))
     from mgmt.world import open_world as _open_world
 
     return _open_world(settings, state)
+
+
+def _lazy_world(settings: Settings, state: Path):
+    from mgmt.world.lazy import LazyWorld
+
+    def connect():
+        from mgmt.world import open_world as _open_world
+
+        return _open_world(settings, state)
+
+    return LazyWorld(settings.hostname, connect)
 
 
 class _Stop(Exception):

@@ -52,6 +52,9 @@ class Settings:
     ssh_accept_new: bool = False
     # How deep in a remote-execution tree this agent runs (0 = initiator).
     depth: int = 0
+    # Report converged state as lines on stdout (mgmt.world.api.CONVERGED_MARK),
+    # not in etcd: an agent of a remote run, whose initiator relays them.
+    converged_stdout: bool = False
 
     @property
     def converged_enabled(self) -> bool:

@@ -144,21 +144,14 @@ def test_a_change_refreshes_children_and_update_applies_only_the_difference(engi
 
 
 def test_converger_fires_after_idle_timeout_and_reports_each_change():
-    class World:
-        def __init__(self):
-            self.states = []
-
-        def set_converged(self, value):
-            self.states.append(value)
-
-    world, fired = World(), threading.Event()
-    conv = Converger(0, world, fired.set)
+    states, fired = [], threading.Event()
+    conv = Converger(0, states.append, fired.set)
     try:
         conv.engine_idle(False)
-        assert wait_for(lambda: world.states == [False], 5)
+        assert wait_for(lambda: states == [False], 5)
         conv.engine_idle(True)
         assert fired.wait(5)
-        assert wait_for(lambda: world.states == [False, True], 5)
+        assert wait_for(lambda: states == [False, True], 5)
     finally:
         conv.close()
 

@@ -66,7 +66,7 @@ def cut_proxy(etcd) -> TcpProxy:
 def test_a_converged_state_that_failed_to_write_is_written_once_etcd_is_back(etcd, client):
     proxy = cut_proxy(etcd)
     world = CountingWorld(EtcdClient([proxy.url]), "h")
-    converger = Converger(-1, world)
+    converger = Converger(-1, world.set_converged)
     try:
         converger.engine_idle(True)
         assert wait_until(lambda: world.failures >= 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import threading
 import time
 from pathlib import Path
@@ -84,7 +85,9 @@ class Agent:
             text = _read(path)
             self.graph = parse_graph(text, str(path))  # a bad file at start is fatal (exit 2)
             self._graph_digest = _digest(text)
-            self.converger = Converger(self.settings.converged_timeout, self.world, self._converged)
+            self.converger = Converger(
+                self.settings.converged_timeout, self._converged_reporter(), self._converged
+            )
             self.engine = Engine(
                 self._make_init, noop=self.settings.noop, on_idle=self.converger.engine_idle
             )
@@ -105,6 +108,11 @@ class Agent:
             log.error("%s with %d failed resource(s)", how, len(failed))
             return 1
         return 0
+
+    def _converged_reporter(self) -> Optional[Callable[[bool], None]]:
+        if self.settings.converged_stdout:
+            return _print_converged
+        return self.world.set_converged if self.world is not None else None
 
     def _converged(self) -> None:
         self.converged = True
@@ -260,6 +268,14 @@ class Agent:
             return
         self._cancels.append(self.world.watch_exported(self._on_exported))
         self._watching_exports = True
+
+
+def _print_converged(converged: bool) -> None:
+    from mgmt.world.api import converged_line
+
+    # One write of a whole line, flushed: the initiator reads it as it comes.
+    sys.stdout.write(converged_line(converged) + "\n")
+    sys.stdout.flush()
 
 
 def _read(path: Path) -> str:

@@ -3,16 +3,17 @@
 The engine says when it becomes busy or idle; world events and graph reloads
 count as activity. The agent has converged once it has been idle, with no
 activity, for ``timeout`` seconds. Independently of the timeout, every change
-of the idle state is written to the world (``/_mgmt/converged/<hostname>``) by
-a thread of its own, so a burst of events costs at most one write in flight and
-the engine never waits on etcd.
+of the idle state is reported (to the world, ``/_mgmt/converged/<hostname>``,
+or on stdout for the initiator of a remote run to relay) by a thread of its
+own, so a burst of events costs at most one report in flight and the engine
+never waits on etcd.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from mgmt.log import get_logger
 
@@ -24,11 +25,16 @@ RETRY_DELAY = 1.0
 
 
 class Converger:
+    """``report(idle)`` records a change of the idle state (None: not recorded)."""
+
     def __init__(
-        self, timeout: int, world: Any = None, on_converged: Optional[Callable[[], None]] = None
+        self,
+        timeout: int,
+        report: Optional[Callable[[bool], None]] = None,
+        on_converged: Optional[Callable[[], None]] = None,
     ):
         self.timeout = timeout
-        self._world = world
+        self._report = report
         self._on_converged = on_converged or (lambda: None)
         self._cond = threading.Condition()
         self._idle = False
@@ -73,7 +79,7 @@ class Converger:
                     if self._closed:
                         return
                     left = None
-                    if self._world is not None and self._reported != self._idle:
+                    if self._report is not None and self._reported != self._idle:
                         wait = 0.0 if self._retry_at is None else self._retry_at - time.monotonic()
                         if wait <= 0:
                             report = self._idle
@@ -88,7 +94,7 @@ class Converger:
                         self._cond.wait(left)
             if report is not None:
                 try:
-                    self._world.set_converged(report)
+                    self._report(report)
                 except Exception as err:  # etcd trouble must not stop the agent
                     log.warning("cannot record converged=%s (retrying): %s", report, err)
                     with self._cond:

@@ -38,6 +38,8 @@ class InitiatorEtcd:
         self._closing = threading.Event()
         self._server = None
         self._world = None
+        self._relays: Dict[str, object] = {}  # host -> its EtcdWorld, for report_converged
+        self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
@@ -104,6 +106,22 @@ class InitiatorEtcd:
 
     def converged_hosts(self) -> Dict[str, bool]:
         return self._world.converged_hosts() if self.ready else {}
+
+    def report_converged(self, host: str, converged: bool) -> None:
+        """Write what ``host``'s agent reported on its stdout to its converged key.
+
+        The agents of a remote run do not write it themselves: most of them
+        never need etcd otherwise (see mgmt.world.lazy). A host's view of the
+        world shares the root client, and like the host's own it writes only
+        a change.
+        """
+        from mgmt.world.exchange import EtcdWorld
+
+        with self._lock:
+            world = self._relays.get(host)
+            if world is None:
+                world = self._relays[host] = EtcdWorld(self._world.client, host)
+        world.set_converged(converged)
 
     def watch_converged(self, callback: Callable[[], None]):
         return self._world.watch_converged(callback)

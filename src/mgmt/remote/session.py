@@ -24,6 +24,7 @@ from mgmt.remote.connect import ConnectOptions, connect
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.tunnel import ReverseTunnel
 from mgmt.settings import EtcdCredentials
+from mgmt.world.api import parse_converged_line
 
 log = get_logger("remote")
 
@@ -43,6 +44,8 @@ class EtcdEndpoint(Protocol):
     credentials: Optional[EtcdCredentials]
 
     def wait_ready(self, stopping: Callable[[], bool]) -> None: ...
+
+    def report_converged(self, host: str, converged: bool) -> None: ...
 
 
 @dataclass
@@ -214,6 +217,7 @@ class Session:
             "--depth",
             str(self.ctx.depth + 1),
             "--etcd-auth-stdin",
+            "--converged-stdout",
             *self.ctx.agent_args,
         ]
 
@@ -302,10 +306,20 @@ class Session:
                 if self.agent_pid is None and line.startswith(launch.PID_MARK):
                     self.agent_pid = int(line[len(launch.PID_MARK) :])
                     continue
+                converged = parse_converged_line(line)
+                if converged is not None:
+                    self._relay_converged(converged)
+                    continue
                 if self.ctx.output is not None:
                     self.ctx.output(self.host, line)
         except (OSError, EOFError, paramiko.SSHException, ValueError):
             pass
+
+    def _relay_converged(self, converged: bool) -> None:
+        try:
+            self.ctx.etcd.report_converged(self.host, converged)
+        except WorldError as err:  # the cluster then waits for this host; say why
+            log.warning("%s: cannot record converged=%s: %s", self.host, converged, err)
 
     def _cleanup(self) -> None:
         conn, self._conn = self._conn, None

@@ -11,10 +11,14 @@ converged, and is told when any of that changes. Key layout (REFERENCE.md §2):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Protocol, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
 
 EXPORTED_PREFIX = "/_mgmt/exported/"
 CONVERGED_PREFIX = "/_mgmt/converged/"
+# How an agent of a remote run reports its converged state: a line on stdout,
+# which the initiator reads anyway and writes to CONVERGED_PREFIX for it. Such
+# an agent only connects to etcd once its graph exports or collects something.
+CONVERGED_MARK = "@@mgmt-converged "
 
 # A resource is identified by (kind, name).
 ResourceKey = Tuple[str, str]
@@ -72,3 +76,16 @@ class World(Protocol):
 
     def close(self) -> None:
         """Stop watches and release the connection."""
+
+
+def converged_line(converged: bool) -> str:
+    """The stdout line that reports ``converged`` (see :data:`CONVERGED_MARK`)."""
+    return CONVERGED_MARK + ("true" if converged else "false")
+
+
+def parse_converged_line(line: str) -> Optional[bool]:
+    """The state a :func:`converged_line` reports; None for any other line."""
+    if not line.startswith(CONVERGED_MARK):
+        return None
+    value = line[len(CONVERGED_MARK) :].strip()
+    return {"true": True, "false": False}.get(value)

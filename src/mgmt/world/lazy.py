@@ -1,0 +1,65 @@
+"""A world that connects to etcd the first time the graph needs it.
+
+An agent of a remote run reports its converged state on stdout (the initiator
+relays it, see :data:`mgmt.world.api.CONVERGED_MARK`), so etcd is only needed
+for exported resources. Most graphs export and collect nothing, and connecting
+costs more than applying them: the etcd client library alone takes about half
+of an agent's start-up. :class:`LazyWorld` stands in for the world until an
+export or a collect comes; a graph edited later to exchange resources connects
+then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Callable, ContextManager, Dict, Iterable, List, Mapping, Optional
+
+from mgmt.world.api import Cancel, ExportedResource, ResourceKey, World
+
+
+class LazyWorld:
+    """The :class:`~mgmt.world.api.World` that ``connect()`` opens, opened on first use."""
+
+    def __init__(self, hostname: str, connect: Callable[[], ContextManager[World]]):
+        self.hostname = hostname
+        self._connect = connect
+        self._world: Optional[World] = None
+        self._stack = contextlib.ExitStack()
+        self._lock = threading.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._world is not None
+
+    def _open(self) -> World:
+        with self._lock:
+            if self._world is None:
+                self._world = self._stack.enter_context(self._connect())
+            return self._world
+
+    def export(self, resources: Mapping[ResourceKey, Dict[str, Any]]) -> None:
+        # Nothing exported and never connected: none of our keys can be in etcd
+        # (the run's etcd starts empty), so there is nothing to delete either.
+        if resources or self.connected:
+            self._open().export(resources)
+
+    def collect(self, kinds: Iterable[str]) -> List[ExportedResource]:
+        return self._open().collect(kinds)
+
+    def watch_exported(self, callback: Callable[[], None]) -> Cancel:
+        return self._open().watch_exported(callback)
+
+    def set_converged(self, converged: bool) -> None:
+        self._open().set_converged(converged)
+
+    def converged_hosts(self) -> Dict[str, bool]:
+        return self._open().converged_hosts()
+
+    def watch_converged(self, callback: Callable[[], None]) -> Cancel:
+        return self._open().watch_converged(callback)
+
+    def close(self) -> None:
+        with self._lock:
+            self._world = None
+            self._stack.close()
