@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import List, NoReturn, Optional
@@ -95,7 +94,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     seeds = [s.strip() for item in args.seeds for s in item.split(",") if s.strip()]
     settings = Settings(
         file=args.file,
-        hostname=args.hostname or socket.gethostname(),
+        hostname=args.hostname or _system_hostname(),
         seeds=seeds,
         no_server=args.no_server,
         prefix=args.prefix,
@@ -124,6 +123,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if not settings.remotes and settings.file is None:
         raise InputError("mgmt run needs --file GRAPH.yaml (or --remote FILE)")
     return settings
+
+
+def _system_hostname() -> str:
+    import socket  # only without --hostname: remote agents are given theirs
+
+    return socket.gethostname()
 
 
 def read_credentials(line: str) -> EtcdCredentials:

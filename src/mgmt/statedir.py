@@ -7,8 +7,6 @@ One helper for the agent (``mgmt run --file``) and the initiator of
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -20,6 +18,10 @@ from mgmt.settings import Settings
 def state_dir(settings: Settings, sub: str = "") -> Iterator[Path]:
     """A private temporary directory (mode 0700, removed at exit), or ``--prefix``/``sub``."""
     if settings.tmp_prefix:
+        # Imported here: a remote agent, given --prefix, starts without them.
+        import shutil
+        import tempfile
+
         path = Path(tempfile.mkdtemp(prefix="mgmt-"))  # mode 0700
         try:
             yield path

@@ -9,7 +9,6 @@ reload.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 import threading
@@ -41,7 +40,7 @@ class Agent:
         self.stopping = threading.Event()
         self.converged = False
         self.graph: Optional[Graph] = None
-        self._graph_digest = ""
+        self._graph_text = ""  # as last read: an unchanged save is not parsed again
         self._wake = threading.Condition()
         self._graph_dirty = False
         self._collect_dirty = False
@@ -84,7 +83,7 @@ class Agent:
                 self._cancels.append(self.watcher.watch_path(str(path), self._on_graph_event))
             text = _read(path)
             self.graph = parse_graph(text, str(path))  # a bad file at start is fatal (exit 2)
-            self._graph_digest = _digest(text)
+            self._graph_text = text
             self.converger = Converger(
                 self.settings.converged_timeout, self._converged_reporter(), self._converged
             )
@@ -248,14 +247,13 @@ class Agent:
         path = Path(self.settings.file)  # type: ignore[arg-type]
         try:
             text = _read(path)
-            digest = _digest(text)
-            if digest == self._graph_digest:
+            if text == self._graph_text:
                 return False
             graph = parse_graph(text, str(path))
         except GraphError as err:
             log.error("%s (keeping the last good graph)", err)
             return False
-        self._graph_digest = digest
+        self._graph_text = text
         log.info("graph file %s changed, applying the difference", path)
         self.graph = graph
         self._publish()
@@ -287,7 +285,3 @@ def _read(path: Path) -> str:
         raise GraphError(f"cannot read the graph file: {err.strerror}", str(path)) from None
     except UnicodeDecodeError:
         raise GraphError("the graph file is not UTF-8 text", str(path)) from None
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,94 +1,92 @@
-"""YAML -> plain Python values that remember the line each one came from.
+"""Graph text -> plain Python values that remember the line each one came from.
 
-PyYAML's composer keeps a mark on every node; constructing values ourselves
-from the node tree lets every later error say ``file:line``. Mappings become
-:class:`LocDict` (a dict with ``.line`` and ``.key_lines``), sequences
-:class:`LocList` (a list with ``.line`` and ``.item_lines``).
+Mappings become :class:`LocDict` (a dict with ``.line`` and ``.key_lines``),
+sequences :class:`LocList` (a list with ``.line`` and ``.item_lines``), so every
+later error can say ``file:line``.
+
+Graph files are YAML (:mod:`mgmt.graph.yamlload`). JSON is YAML too, and the
+initiator of a remote run hands each agent its graph as JSON
+(:func:`graph_as_json`), already validated with lines on the initiator: the
+agent reads it with the standard library and never imports PyYAML unless an
+edit brings YAML. JSON values carry no lines (``None``).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, List, Optional
-
-import yaml
 
 from mgmt.errors import GraphError
 
-# The C loader when PyYAML was built with libyaml: a 10,000-resource graph
-# composes several times faster.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_STR = "tag:yaml.org,2002:str"
-
 
 class LocDict(Dict[str, Any]):
-    line: int = 0
-    key_lines: Dict[Any, int]
+    line: Optional[int] = None
+    key_lines: Dict[Any, Optional[int]]
 
-    def line_of(self, key: Any) -> int:
+    def line_of(self, key: Any) -> Optional[int]:
         return self.key_lines.get(key, self.line)
 
 
 class LocList(List[Any]):
-    line: int = 0
-    item_lines: List[int]
-
-
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
-class _Builder:
-    def __init__(self, path: str):
-        self.path = path
-        self.scalars = yaml.constructor.SafeConstructor()
-
-    def build(self, node: yaml.Node) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node)
-        if isinstance(node, yaml.SequenceNode):
-            out = LocList(self.build(item) for item in node.value)
-            out.line = _line(node)
-            out.item_lines = [_line(item) for item in node.value]
-            return out
-        if node.tag == _STR:
-            return node.value  # most scalars; the constructor costs 10x more
-        try:
-            return self.scalars.construct_object(node, deep=True)
-        except yaml.YAMLError as err:
-            raise GraphError(f"bad value: {err}", self.path, _line(node)) from None
-
-    def mapping(self, node: yaml.MappingNode) -> LocDict:
-        out = LocDict()
-        out.line = _line(node)
-        out.key_lines = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                message = "YAML merge keys (<<) are not supported"
-                raise GraphError(message, self.path, _line(key_node))
-            key = self.build(key_node)
-            if isinstance(key, (dict, list)):
-                raise GraphError("a mapping key must be a plain value", self.path, _line(key_node))
-            if key in out:
-                first = out.key_lines[key]
-                raise GraphError(
-                    f"duplicate key {key!r} (first on line {first})", self.path, _line(key_node)
-                )
-            out[key] = self.build(value_node)
-            out.key_lines[key] = _line(key_node)
-        return out
+    line: Optional[int] = None
+    item_lines: List[Optional[int]]
 
 
 def load_located(text: str, path: Optional[str] = None) -> Any:
-    """Parse one YAML document into located values; YAML syntax errors become GraphError."""
+    """Parse one graph document (JSON or YAML) into located values; errors name the file."""
+    if text.lstrip()[:1] == "{":
+        try:
+            return _located(json.loads(text, object_pairs_hook=_unique_keys))
+        except ValueError:
+            pass  # a YAML flow mapping: "{graph: g, ...}" is not JSON
+        except _DuplicateKey as err:
+            raise GraphError(f"duplicate key {err.args[0]!r}", path) from None
+    from mgmt.graph.yamlload import load_yaml
+
+    return load_yaml(text, path)
+
+
+def graph_as_json(text: str) -> Optional[str]:
+    """A YAML graph document as JSON; None if a value has no JSON form (a date, binary)."""
+    from mgmt.graph.yamlload import load_yaml
+
+    document = load_yaml(text)
+    if not _string_keys_only(document):
+        return None  # JSON would turn 1: or true: into "1" and "true"
     try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = err.problem or err.context or "invalid YAML"
-        raise GraphError(f"YAML syntax error: {problem}", path, line) from None
-    except yaml.YAMLError as err:
-        raise GraphError(f"YAML error: {err}", path) from None
-    if node is None:
+        return json.dumps(document, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
         return None
-    return _Builder(path or "<graph>").build(node)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: List[tuple]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _string_keys_only(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _string_keys_only(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_string_keys_only(item) for item in value)
+    return True
+
+
+def _located(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = LocDict((key, _located(item)) for key, item in value.items())
+        out.key_lines = {}
+        return out
+    if isinstance(value, list):
+        seq = LocList(_located(item) for item in value)
+        seq.item_lines = [None] * len(seq)
+        return seq
+    return value

@@ -17,7 +17,8 @@ from typing import Callable, List, Optional, Protocol, Tuple
 
 import paramiko
 
-from mgmt.errors import RemoteError, WorldError
+from mgmt.errors import GraphError, RemoteError, WorldError
+from mgmt.graph.located import graph_as_json
 from mgmt.log import get_logger
 from mgmt.remote import launch, push
 from mgmt.remote.connect import ConnectOptions, connect
@@ -221,8 +222,18 @@ class Session:
             *self.ctx.agent_args,
         ]
 
+    def _graph_payload(self) -> bytes:
+        """The graph as the agent first gets it: as JSON when it has a JSON form
+        (the agent then never imports PyYAML, see mgmt.graph.located), else as is."""
+        text = self.spec.graph.read_text(encoding="utf-8")
+        try:
+            as_json = graph_as_json(text)
+        except GraphError:
+            as_json = None  # edited into a bad state since it was checked: the agent says why
+        return (text if as_json is None else as_json).encode("utf-8")
+
     def _run_agent(self, conn, started: launch.Launch, argv: List[str]) -> int:
-        graph = self.spec.graph.read_bytes()
+        graph = self._graph_payload()
         if len(graph) > launch.INLINE_GRAPH_MAX:
             push.push_graph(self._uploader, self.spec.graph, started.paths)
             graph = b""

@@ -1,0 +1,95 @@
+"""Graphs handed to remote agents as JSON: the same graph as the YAML, read without PyYAML."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mgmt.errors import GraphError
+from mgmt.graph import parse_graph
+from mgmt.graph.located import graph_as_json
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+RICH = """
+graph: g
+remote: ssh://root@10.254.0.9:22
+resources:
+  exec:
+  - name: first
+    cmd: "true"
+    meta: {retry: 3, delay: 50, noop: true}
+  - name: second
+    cmd: "echo 'ü and \\"quotes\\"'"
+  file:
+  - name: "@@shared"
+    path: /tmp/shared
+    content: "two\\nlines\\n"
+edges:
+- name: e1
+  from: {kind: exec, name: first}
+  to: {kind: exec, name: second}
+collect:
+- kind: file
+  pattern: /tmp/
+"""
+
+
+def _same(a, b) -> bool:
+    return (
+        a.name == b.name
+        and a.remote == b.remote
+        and a.resources.keys() == b.resources.keys()
+        and all(a.resources[k].same_as(b.resources[k]) for k in a.resources)
+        and [(e.from_, e.to, e.name) for e in a.edges] == [(e.from_, e.to, e.name) for e in b.edges]
+        and [(c.kind, c.pattern) for c in a.collect] == [(c.kind, c.pattern) for c in b.collect]
+    )
+
+
+@pytest.mark.parametrize("name", ["remote2a.yaml", "remote2b.yaml", "rich"])
+def test_the_json_form_is_the_same_graph(name):
+    text = RICH if name == "rich" else (EXAMPLES / name).read_text()
+    as_json = graph_as_json(text)
+    assert as_json is not None and as_json.startswith("{")
+    assert _same(parse_graph(as_json, "g.json"), parse_graph(text, "g.yaml"))
+
+
+def test_values_without_a_json_form_keep_the_yaml():
+    dated = "graph: g\nresources:\n  noop:\n  - name: n\ncomment: 2024-01-01\n"
+    assert graph_as_json(dated) is None  # a date
+    numbered = "graph: g\nresources:\n  noop:\n  - name: n\n    1: x\n"
+    assert graph_as_json(numbered) is None  # an int key would come back a string
+
+
+def test_a_yaml_flow_mapping_is_still_yaml():
+    graph = parse_graph("{graph: g, resources: {noop: [{name: n}]}}", "g.yaml")
+    assert list(graph.resources) == [("noop", "n")]
+
+
+def test_json_mistakes_name_the_file():
+    with pytest.raises(GraphError, match=r"^g\.json: duplicate key 'graph'"):
+        parse_graph('{"graph": "g", "graph": "h", "resources": {}}', "g.json")
+    with pytest.raises(GraphError, match=r"^g\.json: .*'nope'"):
+        parse_graph('{"graph": "g", "resources": {"nope": []}}', "g.json")
+
+
+def test_a_json_graph_is_read_without_importing_pyyaml():
+    text = json.dumps({"graph": "g", "resources": {"noop": [{"name": "n"}]}})
+    probe = (
+        "import sys; from mgmt.graph import parse_graph; "
+        f"g = parse_graph({text!r}); print(sorted(g.resources), 'yaml' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(SRC)},
+        check=True,
+    )
+    assert done.stdout.split("]")[-1].strip() == "False", done.stdout
+    assert "('noop', 'n')" in done.stdout
