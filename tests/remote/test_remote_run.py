@@ -198,14 +198,38 @@ def test_interrupt_during_copies_stops_at_once_and_leaves_nothing(pool, bundle, 
         )
 
 
-def test_agents_stop_by_themselves_when_the_initiator_dies(pool, bundle, tmp_path):
+def _etcd_children(pid: int) -> list:
+    return [c for c in _children(pid) if _command(c).split(" ")[0].endswith("etcd")]
+
+
+def test_a_run_that_exchanges_nothing_never_starts_etcd(pool, bundle, tmp_path):
     a, b = pool["a"], pool["b"]
     run = Initiator(pool, bundle, [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)])
     try:
         wait_until(lambda: a.exists("/tmp/only-a") and b.exists("/tmp/only-b"), 30, "both")
-        etcd = [
-            pid for pid in _children(run.proc.pid) if _command(pid).split(" ")[0].endswith("etcd")
-        ]
+        assert _etcd_children(run.proc.pid) == []
+        # The tunnels are there all the same, for an edit that starts to exchange.
+        assert [x for x in a.listeners() if x.startswith("127.0.0.1:")]
+    finally:
+        run.interrupt()
+        run.wait(15)
+        run.kill()
+    assert "etcd for this run" not in run.output
+    for host in (a, b):
+        assert_clean(host)
+    _clear_tmp(a, b)
+
+
+def test_agents_stop_by_themselves_when_the_initiator_dies(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    graphs = [
+        graph_for("remote2a.yaml", "a", tmp_path),  # they exchange: etcd runs
+        graph_for("remote2b.yaml", "b", tmp_path),
+    ]
+    run = Initiator(pool, bundle, graphs)
+    try:
+        wait_until(lambda: a.exists("/tmp/file2b") and b.exists("/tmp/file2a"), 30, "both")
+        etcd = _etcd_children(run.proc.pid)
         assert len(etcd) == 1, [_command(pid) for pid in _children(run.proc.pid)]
     finally:
         run.kill()  # SIGKILL: no cleanup of ours runs, the SSH connections just drop
@@ -455,7 +479,7 @@ def test_a_failed_local_dial_does_not_kill_the_tunnel(pool, monkeypatch):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nothing listens here yet
     conn = connect(HostSpec("a", Path("g.yaml")), ConnectOptions())
-    tunnel = ReverseTunnel(conn.transport, ("127.0.0.1", port), "a")
+    tunnel = ReverseTunnel(conn.transport, lambda: ("127.0.0.1", port), "a")
     try:
         remote_port = tunnel.open()
         client = (

@@ -1,7 +1,8 @@
 """Many sessions at once: --cconns slots, cluster-wide convergence, ^C, the summary.
 
 Convergence (REFERENCE.md §1, without mgmt's limit on --cconns): each agent
-writes /_mgmt/converged/<host> = true/false whenever it turns idle or busy. A
+reports true/false on its stdout whenever it turns idle or busy (mgmt wrote
+/_mgmt/converged/<host>; ours tell the initiator, see mgmt.remote.cluster). A
 host has converged once it has said "true" for --converged-timeout seconds
 without a break. When remotes are still waiting for a slot, a converged host is
 stopped and its slot goes to the next one; when none are waiting, the run ends
@@ -29,9 +30,9 @@ from mgmt.remote.session import CONVERGED, FAILED, STOPPED, HostResult, RunConte
 log = get_logger("remote")
 
 POLL = 0.25
-# The converged keys are read again when the watch reports a change, and at least
-# this often in case an event was missed (not at every wake-up: each read is an
-# etcd call, and with many hosts the loop wakes often).
+# The converged states are read again when a host reports a change, and at least
+# this often in case a wake-up was missed (not at every one: with many hosts
+# the loop wakes often).
 RESYNC = 1.0
 SHUTDOWN_GRACE = 15.0  # sessions escalate to SIGKILL after 10 s themselves
 CONNECT_GRACE = 3.0  # how long a stop waits for sessions that never got to run
@@ -137,7 +138,7 @@ class Fanout:
             self._states_changed = False
             try:
                 self._states = self.converged_source() if self.converged_source else {}
-            except Exception as err:  # etcd hiccup: keep going, the next poll retries
+            except Exception as err:  # a bad source must not end the run: the next poll retries
                 log.debug("reading converged states failed: %s", err)
                 self._states_changed = True
                 return None

@@ -110,16 +110,12 @@ def run(
             converged_source=etcd.converged_hosts,
             watch_graphs=not settings.no_watch,
         )
-        watches = []
         if settings.converged_timeout >= 0:
-            etcd.on_ready = lambda: watches.append(etcd.watch_converged(fanout.converged_changed))
+            etcd.watch_converged(fanout.converged_changed)
         try:
             with SignalStop(fanout):
-                etcd.start()  # in the background, while the first connections open
                 results = fanout.run()
         finally:
-            for watch in watches:
-                watch.cancel()
             etcd.close()
     for path, why in remotes.refused.items():
         results.append(HostResult(str(path), FAILED, message=why))

@@ -17,7 +17,7 @@ from typing import Callable, List, Optional, Protocol, Tuple
 
 import paramiko
 
-from mgmt.errors import GraphError, RemoteError, WorldError
+from mgmt.errors import GraphError, RemoteError
 from mgmt.graph.located import graph_as_json
 from mgmt.log import get_logger
 from mgmt.remote import launch, push
@@ -41,10 +41,9 @@ FAILED = "failed"
 class EtcdEndpoint(Protocol):
     """The initiator's etcd as sessions see it (see mgmt.remote.cluster)."""
 
-    target: Tuple[str, int]
-    credentials: Optional[EtcdCredentials]
+    credentials: EtcdCredentials
 
-    def wait_ready(self, stopping: Callable[[], bool]) -> None: ...
+    def target(self) -> Tuple[str, int]: ...
 
     def report_converged(self, host: str, converged: bool) -> None: ...
 
@@ -146,23 +145,18 @@ class Session:
         try:
             self._conn = conn = connect(self.spec, self.ctx.connect)
             self._check_stop()
-            # The port goes on the agent's command line; where it leads is set
-            # once etcd is ready (the agent connects only after that).
-            tunnel = ReverseTunnel(conn.transport, None, self.host)
+            # The port goes on the agent's command line; etcd starts when the
+            # first agent connects through a tunnel, if one ever does.
+            tunnel = ReverseTunnel(conn.transport, self.ctx.etcd.target, self.host)
             argv = self.agent_argv(tunnel.open())
             self._uploader = push.Uploader(conn, self.host, lambda: self._stop.is_set())
             launched = self._start(conn, argv, result)
             self._check_stop()
-            self.ctx.etcd.wait_ready(lambda: self._stop.is_set())
-            tunnel.target = self.ctx.etcd.target
             status = self._run_agent(conn, launched, argv)
             result.result, result.message = self._judge(status)
         except RemoteError as err:
             result.result = STOPPED if isinstance(err, push.Interrupted) else FAILED
             result.message = err.message
-        except WorldError as err:
-            result.result = STOPPED if self.stopping else FAILED
-            result.message = str(err)
         except (paramiko.SSHException, EOFError, OSError) as err:
             result.message = f"connection lost: {err or type(err).__name__}"
         except Exception as err:  # a bug: fail this host, keep the others going
@@ -319,18 +313,12 @@ class Session:
                     continue
                 converged = parse_converged_line(line)
                 if converged is not None:
-                    self._relay_converged(converged)
+                    self.ctx.etcd.report_converged(self.host, converged)
                     continue
                 if self.ctx.output is not None:
                     self.ctx.output(self.host, line)
         except (OSError, EOFError, paramiko.SSHException, ValueError):
             pass
-
-    def _relay_converged(self, converged: bool) -> None:
-        try:
-            self.ctx.etcd.report_converged(self.host, converged)
-        except WorldError as err:  # the cluster then waits for this host; say why
-            log.warning("%s: cannot record converged=%s: %s", self.host, converged, err)
 
     def _cleanup(self) -> None:
         conn, self._conn = self._conn, None

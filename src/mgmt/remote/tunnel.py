@@ -3,7 +3,8 @@
 We ask the host's sshd to listen on 127.0.0.1 port 0 (a free port it picks,
 not a fixed 2379 that two runs or another user could already hold) and hand
 each accepted connection to us as a channel, which we splice to the initiator's
-etcd. Driven through paramiko's ``Transport.request_port_forward`` directly:
+etcd (started by the first such connection: see :mod:`mgmt.remote.cluster`).
+Driven through paramiko's ``Transport.request_port_forward`` directly:
 Fabric's ``forward_remote`` needs a fixed port and lets one failed local dial
 raise out of paramiko's transport thread (REFERENCE.md §1, §5). Here a failed
 dial closes that one channel and the tunnel keeps serving.
@@ -19,22 +20,28 @@ import contextlib
 import select
 import socket
 import threading
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import paramiko
 
+from mgmt.errors import MgmtError
 from mgmt.log import get_logger
 
 log = get_logger("remote")
 
+Address = Tuple[str, int]
 DIAL_TIMEOUT = 5.0
 CHUNK = 64 * 1024
 
 
 class ReverseTunnel:
-    """Remote 127.0.0.1:<port> -> local ``target``, for the life of one transport."""
+    """Remote 127.0.0.1:<port> -> local ``target()``, for the life of one transport.
 
-    def __init__(self, transport: paramiko.Transport, target: Optional[Tuple[str, int]], host: str):
+    ``target`` is asked for each connection, in that connection's own thread, so
+    it may block (until etcd serves) or raise MgmtError (it never will).
+    """
+
+    def __init__(self, transport: paramiko.Transport, target: Callable[[], Address], host: str):
         self.transport = transport
         self.target = target
         self.host = host
@@ -57,18 +64,16 @@ class ReverseTunnel:
         ).start()
 
     def _serve(self, channel: paramiko.Channel) -> None:
-        if self.target is None:  # etcd is not ready yet, so no agent of ours is calling
-            channel.close()
-            return
         try:
-            sock = socket.create_connection(self.target, timeout=DIAL_TIMEOUT)
-        except OSError as err:
+            target = self.target()
+            sock = socket.create_connection(target, timeout=DIAL_TIMEOUT)
+        except (OSError, MgmtError) as err:
             self.failed_dials += 1
+            why = err.strerror if isinstance(err, OSError) and err.strerror else err
             log.warning(
-                "%s: tunnel: cannot reach %s:%s (%s); this connection is dropped, the tunnel stays",
+                "%s: tunnel: cannot reach etcd (%s); this connection is dropped, the tunnel stays",
                 self.host,
-                *self.target,
-                err.strerror or err,
+                why,
             )
             channel.close()
             return

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Optional
 
 from mgmt.settings import EtcdCredentials
 from mgmt.world.client import EtcdClient, encode, prefix_end
 
 MGMT_PREFIX = "/_mgmt/"
+RUN_USER_PREFIX = "mgmt-run-"
 
 
 @dataclass(frozen=True)
@@ -26,15 +28,22 @@ class AuthSetup:
     run: EtcdCredentials
 
 
-def enable_auth(client_url: str, prefix: str = MGMT_PREFIX) -> AuthSetup:
-    """Create root and a per-run user with readwrite on ``prefix`` only, then enable auth.
+def new_run_credentials() -> EtcdCredentials:
+    """A fresh per-run user and password; made before etcd starts (agents get them at launch)."""
+    return EtcdCredentials(f"{RUN_USER_PREFIX}{secrets.token_hex(4)}", secrets.token_urlsafe(24))
+
+
+def enable_auth(
+    client_url: str, prefix: str = MGMT_PREFIX, run: Optional[EtcdCredentials] = None
+) -> AuthSetup:
+    """Create root and a per-run user (``run``, or new) with readwrite on ``prefix`` only,
+    then enable auth.
 
     Meant for a fresh embedded server (auth still off); raises WorldError otherwise.
     """
     root = EtcdCredentials("root", secrets.token_urlsafe(24))
-    run_id = secrets.token_hex(4)
-    run = EtcdCredentials(f"mgmt-run-{run_id}", secrets.token_urlsafe(24))
-    role = f"mgmt-run-{run_id}"
+    run = run or new_run_credentials()
+    role = run.username  # a role of its own, named after the user
     client = EtcdClient([client_url])
     try:
         # etcd refuses to enable auth unless root exists and holds the root role.

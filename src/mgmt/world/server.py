@@ -164,14 +164,15 @@ class EmbeddedEtcd:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def enable_auth(self) -> EtcdCredentials:
-        """Turn on etcd auth; return a per-run user limited to the /_mgmt/ prefix.
+    def enable_auth(self, run: Optional[EtcdCredentials] = None) -> EtcdCredentials:
+        """Turn on etcd auth; return the per-run user (``run``, or a new one),
+        limited to the /_mgmt/ prefix.
 
         The root password stays in this object's memory (``root_credentials``).
         """
         from mgmt.world.auth import enable_auth
 
-        setup = enable_auth(self.client_url)
+        setup = enable_auth(self.client_url, run=run)
         self.root_credentials = setup.root
         return setup.run
 
