@@ -10,6 +10,8 @@ from mgmt.graph.model import ResourceKey, ResourceSpec, key_str
 
 @dataclass
 class GraphDiff:
+    """What an update changes: resources to start, to restart with new params, to stop."""
+
     added: List[ResourceKey] = field(default_factory=list)
     changed: List[ResourceKey] = field(default_factory=list)
     removed: List[ResourceKey] = field(default_factory=list)

@@ -62,12 +62,16 @@ class Edge:
 
 @dataclass(frozen=True)
 class Collect:
+    """A collect: entry: run every exported resource of ``kind`` (filtered by ``pattern``)."""
+
     kind: str
     pattern: str = ""
 
 
 @dataclass
 class Graph:
+    """One validated graph file: its resources, edges, collects and remote: value."""
+
     name: str
     resources: Dict[ResourceKey, ResourceSpec] = field(default_factory=dict)
     edges: List[Edge] = field(default_factory=list)

@@ -89,7 +89,10 @@ if [ -z "$run" ]; then
 fi
 if [ "$mode" = cache ]; then
     cache="$HOME/.cache/mgmt"
-    mkdir -p "$cache/bundles" "$cache/shiv" && chmod 700 "$cache" "$cache/bundles" || exit 91
+    # Made once (0700); a warm start forks nothing for it.
+    if ! [ -d "$cache/bundles" ] || ! [ -d "$cache/shiv" ]; then
+        mkdir -p "$cache/bundles" "$cache/shiv" && chmod 700 "$cache" "$cache/bundles" || exit 91
+    fi
     bundle="$cache/bundles/$sha.pyz"
     shiv="$cache/shiv"
 else

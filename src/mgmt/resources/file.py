@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
-import shutil
 import stat
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -20,6 +18,12 @@ from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 DEFAULT_MODE = 0o644
 # What the watch callback compares to tell our own writes from someone else's.
 Signature = Optional[Tuple[int, int, int, int]]
+
+
+def _rmtree(path: str) -> None:
+    import shutil  # rarely needed: not worth every agent's start-up
+
+    shutil.rmtree(path)
 
 
 def parse_mode(value: Any) -> Optional[int]:
@@ -88,7 +92,7 @@ def _create_temp(path: str, mode: int = 0o600) -> Tuple[int, str]:
     folder, base = os.path.split(path)
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _ in range(100):
-        tmp = os.path.join(folder or ".", f".{base}.{secrets.token_hex(6)}.mgmt-tmp")
+        tmp = os.path.join(folder or ".", f".{base}.{os.urandom(6).hex()}.mgmt-tmp")
         try:
             return os.open(tmp, flags, mode & 0o777), tmp
         except FileExistsError:
@@ -269,7 +273,7 @@ class FileRes(Resource):
         self.say(apply, f"removed {self.path}", f"remove {self.path}")
         if apply:
             if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(self.path)
+                _rmtree(self.path)
             else:
                 os.unlink(self.path)
         return False
@@ -292,7 +296,7 @@ class FileRes(Resource):
             self.say(apply, f"replaced directory {self.path}", f"replace directory {self.path}")
             if not apply:
                 return False
-            shutil.rmtree(self.path)
+            _rmtree(self.path)
             before = None
         if before is None:
             self.say(apply, f"created {self.path}", f"create {self.path}")
@@ -383,5 +387,5 @@ class FileRes(Resource):
                     gone = os.path.join(target_dir, extra)
                     self.say(apply, f"removed {gone}", f"remove {gone}")
                     if apply:
-                        shutil.rmtree(gone) if os.path.isdir(gone) else os.unlink(gone)
+                        _rmtree(gone) if os.path.isdir(gone) else os.unlink(gone)
         return ok

@@ -9,7 +9,6 @@ use, so ``import mgmt.world`` costs the agent's start-up nothing.
 
 from __future__ import annotations
 
-import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -39,7 +38,12 @@ def open_world(settings: Settings, state_dir: Path) -> Iterator[EtcdWorld]:
     from mgmt.world.exchange import EtcdWorld
     from mgmt.world.server import EmbeddedEtcd
 
-    hostname = settings.hostname or socket.gethostname()
+    if settings.hostname:
+        hostname = settings.hostname
+    else:
+        import socket
+
+        hostname = socket.gethostname()
     server = None
     if settings.seeds:
         urls = list(settings.seeds)
