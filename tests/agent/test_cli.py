@@ -220,7 +220,7 @@ def test_usage_errors_exit_2():
     assert result.returncode == 2 and "username:password" in result.stderr
 
 
-def test_sigkill_mid_write_never_leaves_a_partial_file(tmp_path):
+def test_sigkill_mid_write_never_leaves_a_partial_file_nor_a_temp_file(tmp_path):
     source = tmp_path / "big"
     block = bytes(range(256)) * 4096  # 1 MiB
     source.write_bytes(block * 16)
@@ -245,3 +245,5 @@ def test_sigkill_mid_write_never_leaves_a_partial_file(tmp_path):
             assert target.stat().st_size == source.stat().st_size
             assert target.read_bytes() == source.read_bytes()
         # else: killed before the new file took its name, which leaves the old state
+        # Nor a half-written temp file beside it: the new content has no name until done.
+        assert sorted(os.listdir(tmp_path / "out")) == (["copy"] if target.exists() else [])
