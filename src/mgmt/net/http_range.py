@@ -67,7 +67,7 @@ class ByteRange:
 
 @dataclass(frozen=True)
 class ResponsePlan:
-    """What to answer: 200 (whole body), 206 (``ranges``), 304 or 416."""
+    """What to answer: 200 (whole body), 206 (``ranges``), 304, 412 or 416."""
 
     status: int
     ranges: Tuple[ByteRange, ...] = ()
@@ -174,6 +174,15 @@ def if_range_matches(value: str, etag: str, mtime: float, now: float) -> bool:
     return seconds is not None and seconds == int(mtime) and now - mtime >= 1
 
 
+def _etag_list_matches_strong(value: str, etag: str) -> bool:
+    """If-Match uses strong comparison: a weak tag, ours or theirs, never matches."""
+    if value.strip(_OWS) == "*":
+        return True  # any current representation: the file is there
+    if etag.startswith("W/"):
+        return False
+    return any(candidate.strip(_OWS) == etag for candidate in value.split(","))
+
+
 def _etag_list_matches(value: str, etag: str) -> bool:
     """If-None-Match uses weak comparison: W/"x" matches "x"."""
     if value.strip(_OWS) == "*":
@@ -200,9 +209,19 @@ def plan_response(
     """Decide the status and ranges of a GET or HEAD for one representation.
 
     ``header(name)`` returns a request header or None. Order per RFC 9110 §13.2.2:
-    If-None-Match (or else If-Modified-Since) may give 304; then Range applies
-    to GET only, and only while If-Range (when sent) still matches.
+    If-Match (or else If-Unmodified-Since) may give 412; If-None-Match (or else
+    If-Modified-Since) may give 304; then Range applies to GET only, and only
+    while If-Range (when sent) still matches.
     """
+    if_match = header("If-Match")
+    if if_match is not None:
+        if not _etag_list_matches_strong(if_match, etag):
+            return ResponsePlan(412)
+    else:
+        unmodified = header("If-Unmodified-Since")
+        seconds = _http_date_seconds(unmodified) if unmodified is not None else None
+        if seconds is not None and int(mtime) > seconds:
+            return ResponsePlan(412)
     if_none_match = header("If-None-Match")
     if if_none_match is not None:
         if _etag_list_matches(if_none_match, etag):

@@ -162,8 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
             "ETag": content.etag,
             "Last-Modified": email.utils.formatdate(content.mtime, usegmt=True),
         }
-        if plan.status == 304:
-            self._send_empty(304, validators)
+        if plan.status in (304, 412):
+            self._send_empty(plan.status, validators)
             return
         if plan.status == 416:
             self._send_empty(416, {"Content-Range": f"bytes */{content.size}"})
