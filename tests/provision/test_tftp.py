@@ -18,7 +18,7 @@ import pytest
 from provision_support import ServeProcess, script_process
 
 from mgmt.net.content import Content
-from mgmt.net.tftp import ACK, DATA, ERROR, RRQ, TftpServer
+from mgmt.net.tftp import ACK, DATA, ERROR, OACK, RRQ, TftpServer
 from support import require_tools
 
 # 512-byte blocks: 70 000 blocks cross the 16-bit block-number wrap at 65 536.
@@ -72,6 +72,40 @@ def test_curl_across_the_block_number_wrap(boot_tree, tftp_port, tmp_path):
     assert result.returncode == 0, result.stderr
     assert local.stat().st_size == WRAP_SIZE
     assert local.read_bytes() == (boot_tree / "wrap.bin").read_bytes()
+
+
+def test_atftp_with_a_window_across_the_block_number_wrap(boot_tree, tftp_port, tmp_path):
+    local = tmp_path / "got"
+    result = run("atftp", "--trace", "--option", "windowsize 16", "--option", "blksize 512",
+                 "-g", "-r", "wrap.bin", "-l", str(local), "127.0.0.1", str(tftp_port))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    trace = result.stdout + result.stderr
+    assert "received OACK <windowsize: 16" in trace  # RFC 7440 was agreed, not ignored
+    assert "sent ACK <block: 16>" in trace and "sent ACK <block: 1>" not in trace
+    assert local.read_bytes() == (boot_tree / "wrap.bin").read_bytes()
+
+
+def test_a_window_resumes_after_the_last_block_acked():
+    # Blocks 1-4 of a window of 4 arrive, the client ACKs 2 (3 was lost): the
+    # server sends 3 and 4 again, then the final short block.
+    content = os.urandom(512 * 4 + 100)
+    with (
+        TftpServer(None, "127.0.0.1", 0, {"/f": Content.from_bytes(content)}) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        client.sendto(_rrq("f") + b"windowsize\0004\0", server.address)
+        opcode, head, rest, sender = _reply(client)
+        assert opcode == OACK and struct.pack("!H", head) + rest == b"windowsize\x004\x00"
+        client.sendto(struct.pack("!HH", ACK, 0), sender)
+        first = [_reply(client)[:3] for _ in range(4)]
+        assert [(op, n) for op, n, _d in first] == [(DATA, 1), (DATA, 2), (DATA, 3), (DATA, 4)]
+        client.sendto(struct.pack("!HH", ACK, 2), sender)
+        again = [_reply(client)[:3] for _ in range(3)]
+        assert [(op, n) for op, n, _d in again] == [(DATA, 3), (DATA, 4), (DATA, 5)]
+        client.sendto(struct.pack("!HH", ACK, 5), sender)
+        received = b"".join(d for _op, _n, d in first[:2] + again)
+        assert received == content
 
 
 def test_netascii_mode_round_trips(boot_tree, tftp_port, tmp_path):

@@ -1,4 +1,4 @@
-"""A read-only TFTP server: RFC 1350 with the blksize, tsize and timeout options.
+"""A read-only TFTP server: RFC 1350 with the blksize, tsize, timeout and windowsize options.
 
 Why not tftpy: 0.8.7's server thread dies after a transfer whose dyn_file_func
 returns io.BytesIO (tftpy #155), which is exactly how a graph's inline files
@@ -36,6 +36,9 @@ DEFAULT_BLKSIZE = 512
 # storm of a rack fits; a flood of requests cannot exhaust the process's fds.
 MAX_TRANSFERS = 128
 MAX_BLKSIZE = 65464  # RFC 2348's upper bound
+# RFC 7440 allows 65535 blocks in flight; a few dozen already fill a LAN, and
+# each block of the window is kept for resending.
+MAX_WINDOWSIZE = 64
 _MAX_PACKET = 65536
 
 
@@ -100,6 +103,9 @@ def _negotiate(options: Dict[str, str], size: Optional[int]) -> Dict[str, str]:
         accepted["timeout"] = timeout
     if "tsize" in options and size is not None:
         accepted["tsize"] = str(size)
+    windowsize = options.get("windowsize", "")
+    if windowsize.isdigit() and int(windowsize) >= 1:
+        accepted["windowsize"] = str(min(int(windowsize), MAX_WINDOWSIZE))
     return accepted
 
 
@@ -114,6 +120,7 @@ class _Transfer:
         self.reader = reader
         self.options = options
         self.blksize = int(options.get("blksize", DEFAULT_BLKSIZE))
+        self.windowsize = int(options.get("windowsize", 1))
         self.timeout = float(options.get("timeout", server.timeout))
         self.sock = socket.socket(server.family, socket.SOCK_DGRAM)
         try:
@@ -129,29 +136,40 @@ class _Transfer:
         try:
             if self.options:
                 oack = b"".join(f"{k}\0{v}\0".encode() for k, v in self.options.items())
-                if not self._exchange(struct.pack("!H", OACK) + oack, 0):
+                if self._exchange([(0, struct.pack("!H", OACK) + oack)]) is None:
                     return
-            block = 1
+            # RFC 7440: up to windowsize blocks in flight (1 without the option, as
+            # in RFC 1350); the client ACKs the last block it got in order, and
+            # the window moves on from there, resending what was not acked.
+            window: List[Tuple[int, bytes]] = []
+            block, last_read = 1, False
             while True:
-                data = self.reader.read(self.blksize)
-                packet = struct.pack("!HH", DATA, block & 0xFFFF) + data
-                if not self._exchange(packet, block & 0xFFFF):
+                while not last_read and len(window) < self.windowsize:
+                    data = self.reader.read(self.blksize)
+                    window.append((block & 0xFFFF, struct.pack("!HH", DATA, block & 0xFFFF) + data))
+                    sent += len(data)
+                    last_read = len(data) < self.blksize
+                    block += 1
+                acked = self._exchange(window)
+                if acked is None:
                     return
-                sent += len(data)
-                if len(data) < self.blksize:
+                window = window[acked + 1 :]
+                if last_read and not window:
                     log.info("%s: sent %s (%d bytes)", self.client[0], name, sent)
                     return
-                block += 1
         finally:
             self.reader.close()
             self.sock.close()
 
-    def _exchange(self, packet: bytes, block: int) -> bool:
-        """Send, and resend on timeout, until the client ACKs ``block``."""
+    def _exchange(self, window: List[Tuple[int, bytes]]) -> Optional[int]:
+        """Send the window, and resend it on timeout, until the client ACKs one of
+        its blocks; the index of that block, or None if the transfer is over."""
+        numbers = [number for number, _packet in window]
         for _attempt in range(self.server.retries + 1):
             if self.server.stopping.is_set():
-                return False
-            self.sock.send(packet)
+                return None
+            for _number, packet in window:
+                self.sock.send(packet)
             while True:
                 try:
                     reply = self.sock.recv(_MAX_PACKET)
@@ -159,19 +177,19 @@ class _Transfer:
                     break  # resend
                 except OSError as error:  # ICMP port unreachable: the client is gone
                     log.debug("%s: transfer ended: %s", self.client[0], error)
-                    return False
+                    return None
                 if len(reply) < 4:
                     continue
                 opcode, number = struct.unpack("!HH", reply[:4])
-                if opcode == ACK and number == block:
-                    return True
+                if opcode == ACK and number in numbers:
+                    return numbers.index(number)
                 if opcode == ERROR:
                     log.debug("%s: client aborted: %r", self.client[0], reply[4:-1])
-                    return False
+                    return None
                 # A duplicate ACK of an earlier block: never resend on it
                 # (the Sorcerer's Apprentice bug); keep waiting for ours.
         log.warning("%s: gave up after %d retries", self.client[0], self.server.retries)
-        return False
+        return None
 
 
 class TftpServer(BackgroundServer):
