@@ -47,10 +47,6 @@ class InitiatorEtcd:
 
     # -- etcd, on demand -----------------------------------------------------
 
-    @property
-    def started(self) -> bool:
-        return self._thread is not None
-
     def target(self) -> Tuple[str, int]:
         """Where tunnels lead: etcd's client address, started first if need be.
 

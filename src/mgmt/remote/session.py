@@ -39,7 +39,8 @@ FAILED = "failed"
 
 
 class EtcdEndpoint(Protocol):
-    """The initiator's etcd as sessions see it (see mgmt.remote.cluster)."""
+    """The run's etcd, and where convergence is kept, as sessions see them
+    (see mgmt.remote.cluster)."""
 
     credentials: EtcdCredentials
 
