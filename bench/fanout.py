@@ -10,6 +10,8 @@ on every host:
 - pyinfra: two files.put operations (--parallel N);
 - Ansible: a playbook with two copy tasks (forks = N, pipelining on, no facts).
 
+The warm runs of mgmt and pyinfra alternate (--repeat rounds, medians printed
+at the end), so that load from elsewhere on a shared machine falls on both.
 Reported per run: seconds until every host has applied, bytes sent to each host
 (veth counters), CPU seconds of the initiator (with its children: etcd, ssh) and
 of the whole machine, and the initiator's peak RSS. Then, at N = 10, the time
@@ -240,7 +242,9 @@ def main() -> int:
         default="cold,warm,peers,edit",
         help="which of cold, warm, peers, edit to run (quick iterations: --sizes 30 --runs warm)",
     )
-    parser.add_argument("--repeat", type=int, default=1, help="mgmt warm runs per size")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="warm runs per size of mgmt and pyinfra, alternating"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/fanout.py: needs root (network namespaces)")
@@ -259,21 +263,28 @@ def main() -> int:
         with ssh_hosts(n) as pool, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             work = Path(tmp)
             env = pool.env(MGMT_BUNDLE=str(bundle), ANSIBLE_CONFIG=str(work / "ansible.cfg"))
-            argv = mgmt_argv(pool, work, CONVERGED)
-            if "cold" in runs or "warm" in runs:
-                _reset(pool, cache=False)
-                cold = measure("mgmt", pool, argv, env, work, CONVERGED)
-                if "cold" in runs:
-                    rows.append((n, "mgmt cold", cold))
-            for _ in range(args.repeat if "warm" in runs else 0):
-                _reset(pool, cache=True)
-                rows.append((n, "mgmt warm", measure("mgmt", pool, argv, env, work, CONVERGED)))
+            tools = []
+            if {"cold", "warm"} & runs:
+                tools.append(("mgmt", mgmt_argv(pool, work, CONVERGED), CONVERGED))
             if peers:
-                for name, build in (("pyinfra", pyinfra_argv), ("ansible", ansible_argv)):
-                    for label in ("cold", "warm"):
-                        _reset(pool, cache=True)
-                        result = measure(name, pool, build(pool, work), env, work)
-                        rows.append((n, f"{name} {label}", result))
+                tools.append(("pyinfra", pyinfra_argv(pool, work), 0.0))
+            # Cold first (mgmt copies its bundle); then the warm runs alternate
+            # between the tools, so that whatever else the machine does (a
+            # neighbour on the host, CPU steal) falls on each of them alike.
+            for name, argv, minus in tools:
+                _reset(pool, cache=name != "mgmt")  # mgmt's cold run copies the bundle
+                result = measure(name, pool, argv, env, work, minus)
+                if name != "mgmt" or "cold" in runs:
+                    rows.append((n, f"{name} cold", result))
+            for _ in range(args.repeat if "warm" in runs or peers else 0):
+                for name, argv, minus in tools:
+                    _reset(pool, cache=True)
+                    rows.append((n, f"{name} warm", measure(name, pool, argv, env, work, minus)))
+            if peers:  # ~10x slower than the others: once each
+                for label in ("cold", "warm"):
+                    _reset(pool, cache=True)
+                    result = measure("ansible", pool, ansible_argv(pool, work), env, work)
+                    rows.append((n, f"ansible {label}", result))
             if n == 10 and "edit" in runs:
                 _reset(pool, cache=True)
                 edits = edit_latency(pool, work, env)
@@ -287,6 +298,15 @@ def main() -> int:
         print(f"{n:>3}  {name:<13} {r['time']:>9.2f} {r['sent_kib']:>9.1f} {r['cpu']:>10.2f} "
               f"{r['machine_cpu']:>13.2f} {r['rss_mb']:>11.1f}")  # fmt: skip
     print("\nmgmt 'applied s' is the run's wall time minus the 1 s --converged-timeout wait.")
+    medians: Dict[tuple, List[float]] = {}
+    for n, name, r in rows:
+        medians.setdefault((n, name), []).append(r["time"])
+    repeated = {key: times for key, times in medians.items() if len(times) > 1}
+    if repeated:
+        print("medians of the repeated runs: " + ", ".join(
+            f"N={n} {name} {statistics.median(times):.2f} s"
+            for (n, name), times in repeated.items()
+        ))  # fmt: skip
     if edits:
         print(
             f"graph edit -> applied on all 10 hosts: median {statistics.median(edits):.3f} s "
