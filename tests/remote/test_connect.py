@@ -1,8 +1,10 @@
-"""Logging in: password in the URL, the interactive prompt, and nothing to offer."""
+"""Logging in: password in the URL, the interactive prompt, ssh-agent, and nothing to offer."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from remote_helpers import need_hosts
 from mgmt.errors import RemoteError
 from mgmt.remote.connect import ConnectOptions, connect, run_command
 from mgmt.remote.hostspec import parse_remote
+from support import require_tools
 from support.hosts import ssh_hosts
 
 PASSWORD = "c0rrect horse"
@@ -74,3 +77,27 @@ def test_the_prompt_gives_up_after_three_tries(host, keyless_home):
             spec, ConnectOptions(allow_interactive=True, prompt=lambda q: asked.append(q) or "no")
         )
     assert len(asked) == 3
+
+
+def test_a_key_held_by_ssh_agent_logs_in(host, keyless_home, tmp_path, monkeypatch):
+    require_tools("ssh-agent", "ssh-add")
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not socket_path.exists():
+            assert time.monotonic() < deadline, "ssh-agent did not start"
+            time.sleep(0.02)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+        spec = parse_remote(_url(host), Path("g.yaml"))
+        with pytest.raises(RemoteError, match="login failed"):
+            connect(spec, ConnectOptions())  # the agent holds no key yet
+        subprocess.run(["ssh-add", "-q", str(host.identity)], check=True, capture_output=True)
+        conn = connect(spec, ConnectOptions())
+        try:
+            assert run_command(conn, "id -u").stdout.strip() == "0"
+        finally:
+            conn.close()
+    finally:
+        agent.terminate()
+        agent.wait(5)
