@@ -84,6 +84,28 @@ def test_fabric_identity_and_ssh_config_flags_are_honoured(pool, bundle, tmp_pat
     pool["fa"].run("rm -f /tmp/motd")
 
 
+def test_the_users_fabric_yaml_is_honoured(pool, bundle, tmp_path):
+    """~/.fabric.yaml names the key: HOME has the hosts' aliases but no key of its own."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        "".join(f"Host {h.name}\n  HostName {h.address}\n  User root\n" for h in pool)
+    )
+    shutil.copy(pool.known_hosts, home / ".ssh" / "known_hosts")
+    key = tmp_path / "deploy_key"
+    shutil.copy(pool.identity, key)
+    env = dict(pool.env(MGMT_BUNDLE=str(bundle)), HOME=str(home))
+    args = ["-H", "fb", "deploy", "--graph", str(_site(tmp_path, "from yaml"))]
+    args += ["--converged-timeout", "1"]
+    without = _fab(env, *args)
+    assert without.returncode == 1 and "login failed" in summary(without.stdout)["fb"][2]
+    (home / ".fabric.yaml").write_text(f"connect_kwargs:\n  key_filename: [{key}]\n")
+    done = _fab(env, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert pool["fb"].read_file("/tmp/motd") == "from yaml"
+    pool["fb"].run("rm -f /tmp/motd")
+
+
 def test_a_failed_host_fails_the_task(pool, bundle, tmp_path):
     done = _fab(
         pool.env(MGMT_BUNDLE=str(bundle)),
