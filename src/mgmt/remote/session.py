@@ -9,6 +9,7 @@ come, each line prefixed with the host's name.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ from mgmt.world.api import parse_converged_line
 log = get_logger("remote")
 
 STOP_GRACE = 10.0  # SIGINT, then SIGKILL after this long (as mgmt did)
+# How often a waiting session looks at its connection; a stop request and the
+# agent's exit status wake it at once.
+WAIT_POLL = 0.5
 
 # Results in the summary.
 CONVERGED = "converged"
@@ -96,6 +100,9 @@ class Session:
         self._paths: Optional[push.RemotePaths] = None
         self._graph_dirty = False
         self._wrapper_done = False  # the wrapper ended, and removed the run dir
+        self._agent_channel: Optional[paramiko.Channel] = None  # while the agent runs
+        self._stop_sent_at: Optional[float] = None
+        self._signal_lock = threading.Lock()
 
     # -- control from other threads ------------------------------------------
 
@@ -104,6 +111,9 @@ class Session:
         if self._stop_reason is None:
             self._stop_reason = reason
         self._stop.set()
+        channel = self._agent_channel
+        if channel is not None:
+            self._send_stop(channel)  # now, not at the session's next look
 
     @property
     def stopping(self) -> bool:
@@ -248,6 +258,7 @@ class Session:
         ]
         for reader in readers:
             reader.start()
+        self._agent_channel = channel
         self.started.set()
         self.running.set()
         if self._graph_dirty:
@@ -255,25 +266,36 @@ class Session:
         try:
             status = self._wait(conn, channel)
         finally:
+            self._agent_channel = None
             self.running.clear()  # no more re-copies: the agent is gone
         for reader in readers:
             reader.join(2.0)
         channel.close()
         return status
 
+    def _send_stop(self, channel: paramiko.Channel) -> None:
+        """Tell the wrapper to SIGINT the agent, once (from any thread)."""
+        with self._signal_lock:
+            if self._stop_sent_at is not None:
+                return
+            self._stop_sent_at = time.monotonic()
+        log.debug("%s: stopping agent (pid %s)", self.host, self.agent_pid)
+        # If the connection is going, _wait finds out.
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+            channel.sendall(b"stop\n")
+
     def _wait(self, conn, channel: paramiko.Channel) -> int:
         """Wait for the agent to end; stop it (SIGINT, later SIGKILL) when asked."""
-        stop_sent = kill_sent = None
-        while not channel.status_event.wait(0.05):
+        kill_sent = None
+        while not channel.status_event.wait(WAIT_POLL):
             if channel.status_event.is_set():
                 break  # the status and the close came in together, after the wait
             if not conn.transport.is_active() or channel.closed:
                 raise RemoteError(self.host, "connection lost while the agent ran")
             now = time.monotonic()
+            stop_sent = self._stop_sent_at
             if self._stop.is_set() and stop_sent is None:
-                stop_sent = now
-                log.debug("%s: stopping agent (pid %s)", self.host, self.agent_pid)
-                channel.sendall(b"stop\n")
+                self._send_stop(channel)  # asked before the agent ran
             elif stop_sent is not None and kill_sent is None and now - stop_sent > STOP_GRACE:
                 kill_sent = now
                 log.warning(
