@@ -38,7 +38,8 @@ class ReverseTunnel:
     """Remote 127.0.0.1:<port> -> local ``target()``, for the life of one transport.
 
     ``target`` is asked for each connection, in that connection's own thread, so
-    it may block (until etcd serves) or raise MgmtError (it never will).
+    it may block (until etcd serves) or raise MgmtError (etcd could not start);
+    either way only that connection waits or is dropped.
     """
 
     def __init__(self, transport: paramiko.Transport, target: Callable[[], Address], host: str):

@@ -16,8 +16,9 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Proto
 EXPORTED_PREFIX = "/_mgmt/exported/"
 CONVERGED_PREFIX = "/_mgmt/converged/"
 # How an agent of a remote run reports its converged state: a line on stdout,
-# which the initiator reads anyway and writes to CONVERGED_PREFIX for it. Such
-# an agent only connects to etcd once its graph exports or collects something.
+# which the initiator reads anyway (it keeps every host's state, see
+# mgmt.remote.cluster). Such an agent only connects to etcd once its graph
+# exports or collects something.
 CONVERGED_MARK = "@@mgmt-converged "
 
 # A resource is identified by (kind, name).
