@@ -83,6 +83,30 @@ def test_restores_after_external_edit_and_delete_then_stops_on_sigterm(tmp_path)
     assert "Traceback" not in agent.log
 
 
+def test_a_copied_tree_is_kept_in_step_at_every_depth(tmp_path):
+    source, copy = tmp_path / "src", tmp_path / "copy"
+    (source / "a" / "b").mkdir(parents=True)
+    (source / "a" / "b" / "deep").write_text("deep\n")
+    graph = tmp_path / "g.yaml"
+    write_graph(
+        graph,
+        f"resources:\n  file:\n  - name: tree\n    path: {copy}/\n"
+        f"    source: {source}\n    recurse: true\n",
+    )
+    agent = AgentProcess(["--file", str(graph), "--no-server", "--tmp-prefix"], tmp_path / "log")
+    try:
+        deep = copy / "a" / "b" / "deep"
+        assert wait_for(lambda: read(deep) == "deep\n", 10), agent.log
+        deep.write_text("vandalised\n")  # three levels down in the copy
+        assert wait_for(lambda: read(deep) == "deep\n", 5), agent.log
+        (source / "a" / "new").mkdir()  # a directory made after the start, then a file in it
+        (source / "a" / "new" / "f").write_text("new\n")
+        assert wait_for(lambda: read(copy / "a" / "new" / "f") == "new\n", 5), agent.log
+    finally:
+        assert agent.stop(signal.SIGTERM) == 0
+    assert "Traceback" not in agent.log
+
+
 def test_sigint_stops_cleanly(tmp_path):
     graph = tmp_path / "g.yaml"
     write_graph(graph, files_graph(tmp_path / "out", f="x"))

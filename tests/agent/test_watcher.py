@@ -73,3 +73,45 @@ def test_cancel_stops_callbacks(watcher, tmp_path):
     cancel()
     target.write_text("x")
     assert not sem.acquire(timeout=0.3)
+
+
+def test_a_tree_is_watched_at_every_depth_also_in_new_directories(watcher, tmp_path):
+    sem, callback = counter()
+    top = tmp_path / "top"
+    (top / "a" / "b").mkdir(parents=True)
+    (tmp_path / "beside").mkdir()
+    cancel = watcher.watch_tree(str(top), callback)
+    (top / "a" / "b" / "deep").write_text("x")
+    assert sem.acquire(timeout=5)
+    drain(sem)
+    (tmp_path / "beside" / "f").write_text("not in the tree")
+    assert not sem.acquire(timeout=0.3)
+    (top / "a" / "new").mkdir()  # created after the watch began
+    drain(sem)
+    (top / "a" / "new" / "f").write_text("y")
+    assert sem.acquire(timeout=5)
+    drain(sem)
+    moved = tmp_path / "beside" / "moved"
+    (moved / "inner").mkdir(parents=True)
+    os.rename(moved, top / "moved")  # a whole tree moved in
+    drain(sem)
+    (top / "moved" / "inner" / "f").write_text("z")
+    assert sem.acquire(timeout=5)
+    drain(sem)
+    shutil.rmtree(top / "a")
+    assert sem.acquire(timeout=5)
+    drain(sem)
+    cancel()
+    (top / "moved" / "inner" / "g").write_text("after cancel")
+    assert not sem.acquire(timeout=0.3)
+
+
+def test_a_tree_whose_top_appears_later_is_watched_inside_too(watcher, tmp_path):
+    sem, callback = counter()
+    top = tmp_path / "later"
+    watcher.watch_tree(str(top), callback)
+    (top / "sub").mkdir(parents=True)
+    assert sem.acquire(timeout=5)
+    drain(sem)
+    (top / "sub" / "f").write_text("x")
+    assert sem.acquire(timeout=5)

@@ -6,6 +6,10 @@ atomic rename replaces the inode, and a deleted file has nothing left to
 watch) and dispatch events by name. A path whose directory does not exist
 yet waits on its nearest existing ancestor and moves down as directories
 appear; when a watched directory goes away its paths move back up.
+
+A tree (:meth:`FileWatcher.watch_tree`) is its top path plus a watch on every
+directory below it; a directory created or moved into the tree is watched as
+it appears, so a change anywhere in it is seen at once.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import contextlib
 import os
 import select
 import threading
-from typing import Callable, Dict, List, Set
+from typing import Callable, Dict, List, Set, Union
 
 from inotify_simple import INotify
 from inotify_simple import flags as F
@@ -48,12 +52,21 @@ class _Sub:
         self.name = ""  # the entry in that directory that concerns it
 
 
+class _Tree:
+    __slots__ = ("callback", "path")
+
+    def __init__(self, path: str, callback: Callable[[], None]):
+        self.path = path  # the top of the tree
+        self.callback = callback
+
+
 class _Dir:
-    __slots__ = ("subs", "wd")
+    __slots__ = ("subs", "trees", "wd")
 
     def __init__(self, wd: int):
         self.wd = wd
         self.subs: Dict[str, Set[_Sub]] = {}
+        self.trees: Set[_Tree] = set()  # trees this directory is inside of
 
 
 class FileWatcher:
@@ -68,6 +81,8 @@ class FileWatcher:
         # missing directory cost one failed add_watch, not 10,000. Any event may
         # mean one appeared, so each batch of events clears it.
         self._missing: Set[str] = set()
+        # Trees with an event in the batch being dispatched (each told once).
+        self._tree_events: Set[_Tree] = set()
         self._wake_r, self._wake_w = os.pipe()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="file watcher", daemon=True)
@@ -83,6 +98,29 @@ class FileWatcher:
         def cancel() -> None:
             with self._lock:
                 self._detach(sub)
+
+        return cancel
+
+    def watch_tree(self, root: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Like :meth:`watch_path`, and also for any change anywhere below ``root``."""
+        tree = _Tree(os.path.normpath(os.path.abspath(root)), callback)
+
+        def on_root() -> None:
+            with self._lock:  # the top may have become a directory: watch inside it
+                self._add_tree_dirs(tree, tree.path)
+            callback()
+
+        cancel_root = self.watch_path(tree.path, on_root)
+        with self._lock:
+            self._add_tree_dirs(tree, tree.path)
+
+        def cancel() -> None:
+            cancel_root()
+            with self._lock:
+                for folder, entry in list(self._dirs.items()):
+                    if tree in entry.trees:
+                        entry.trees.discard(tree)
+                        self._forget_if_unused(folder, entry)
 
         return cancel
 
@@ -132,11 +170,35 @@ class FileWatcher:
             subs.discard(sub)
             if not subs:
                 del entry.subs[sub.name]
-        if not entry.subs:
-            del self._dirs[sub.folder]
+        self._forget_if_unused(sub.folder, entry)
+
+    def _forget_if_unused(self, folder: str, entry: _Dir) -> None:
+        if not entry.subs and not entry.trees:
+            del self._dirs[folder]
             self._by_wd.pop(entry.wd, None)
             with contextlib.suppress(OSError):  # the directory may already be gone
                 self._inotify.rm_watch(entry.wd)
+
+    def _add_tree_dirs(self, tree: _Tree, top: str) -> None:
+        """Watch ``top`` and every directory below it for ``tree`` (symlinks not followed).
+
+        Each directory is watched before it is listed, so one made in between
+        is either listed or reported.
+        """
+        pending = [top]
+        while pending:
+            folder = pending.pop()
+            entry = self._dirs.get(folder)
+            if entry is None:
+                try:
+                    wd = self._inotify.add_watch(folder, DIR_MASK)
+                except (FileNotFoundError, NotADirectoryError, PermissionError):
+                    continue  # gone meanwhile, or not ours to read
+                entry = self._dirs[folder] = _Dir(wd)
+                self._by_wd[wd] = folder
+            entry.trees.add(tree)
+            with contextlib.suppress(OSError), os.scandir(folder) as listing:
+                pending += [item.path for item in listing if item.is_dir(follow_symlinks=False)]
 
     def _drop_dir(self, folder: str) -> List[_Sub]:
         """A watched directory vanished: re-attach its paths higher up."""
@@ -144,6 +206,7 @@ class FileWatcher:
         if entry is None:
             return []
         self._by_wd.pop(entry.wd, None)
+        self._tree_events.update(entry.trees)  # a directory of the tree went away
         moved = [sub for subs in entry.subs.values() for sub in subs]
         for sub in moved:
             self._attach(sub)
@@ -167,10 +230,11 @@ class FileWatcher:
                 except Exception:  # one bad callback must not stop every watch
                     log.exception("watch callback for %s failed", sub.path)
 
-    def _dispatch(self, events) -> List[_Sub]:
+    def _dispatch(self, events) -> List[Union[_Sub, _Tree]]:
         fire: Dict[int, _Sub] = {}
         with self._lock:
             self._missing.clear()
+            self._tree_events.clear()
             for event in events:
                 if event.mask & F.Q_OVERFLOW:
                     log.warning("inotify queue overflowed; re-checking every watched path")
@@ -185,6 +249,11 @@ class FileWatcher:
                     fire.update((id(s), s) for s in self._drop_dir(folder))
                     continue
                 entry = self._dirs[folder]
+                if entry.trees:
+                    self._tree_events.update(entry.trees)
+                    if event.mask & F.ISDIR and event.mask & (F.CREATE | F.MOVED_TO):
+                        for tree in entry.trees:
+                            self._add_tree_dirs(tree, os.path.join(folder, event.name))
                 subs = entry.subs.get(event.name)
                 if not subs:
                     continue
@@ -200,4 +269,5 @@ class FileWatcher:
                         self._attach(sub)
                         if os.path.lexists(sub.path):
                             fire[id(sub)] = sub
-        return list(fire.values())
+            trees = list(self._tree_events)
+        return [*fire.values(), *trees]

@@ -197,6 +197,9 @@ class Watcher(Protocol):
         ``path`` is created, written, deleted, renamed or has its mode changed,
         also when its directory does not exist yet or is removed."""
 
+    def watch_tree(self, path: str, callback: Callable[[], None]) -> Cancel:
+        """Like :meth:`watch_path`, and also for a change anywhere below ``path``."""
+
 
 _Service = TypeVar("_Service")
 

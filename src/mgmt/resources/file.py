@@ -279,10 +279,16 @@ class FileRes(Resource):
         self.cancels: List[Callable[[], None]] = []
 
     def watch(self) -> None:
-        self.cancels.append(self.init.watcher.watch_path(self.path, self._on_event))
         source = self.params.get("source")
+        watcher = self.init.watcher
+        if source and (self.is_dir or self.params["recurse"]):
+            # A copied tree: a change anywhere in either tree is ours to see.
+            self.cancels.append(watcher.watch_tree(self.path, self.init.event))
+            self.cancels.append(watcher.watch_tree(source, self.init.event))
+            return
+        self.cancels.append(watcher.watch_path(self.path, self._on_event))
         if source:
-            self.cancels.append(self.init.watcher.watch_path(source, self.init.event))
+            self.cancels.append(watcher.watch_path(source, self.init.event))
 
     def _on_event(self) -> None:
         # Our own writes arrive here too; a stat tells them apart cheaply.
