@@ -27,7 +27,9 @@ class InitiatorEtcd:
     its auth set-up and the client library on the initiator. The run's
     credentials exist from the start, since agents are handed them at launch.
     Convergence does not go through etcd either: each agent reports it on its
-    stdout, and :meth:`report_converged` keeps the states here in memory.
+    stdout, and :meth:`report_converged` keeps the states here in memory. Once
+    etcd runs they are mirrored there too, under /_mgmt/converged/<host> as
+    mgmt kept them, for anyone watching the cluster.
     """
 
     def __init__(self, state_dir: Path):
@@ -44,6 +46,9 @@ class InitiatorEtcd:
         self._lock = threading.Lock()
         self._converged: Dict[str, bool] = {}
         self._converged_watchers: List[Callable[[], None]] = []
+        self._mirror_client = None  # root's client of the running etcd
+        self._mirrors: Dict[str, object] = {}  # host -> its EtcdWorld, for its key
+        self._mirror_lock = threading.Lock()  # one write at a time, always the latest
 
     # -- etcd, on demand -----------------------------------------------------
 
@@ -77,12 +82,35 @@ class InitiatorEtcd:
             self._server.start()
             self.client_url = self._server.client_url
             self._server.enable_auth(self.credentials)
+            self._start_mirror()  # before anyone is told etcd runs: no state goes unwritten
             log.info("etcd for this run at %s (auth on, per-run user)", self.client_url)
         except BaseException as err:  # reported by target() and close()
             self.error = err
         finally:
             self._ready.set()
         self._closing.wait()
+
+    def _start_mirror(self) -> None:
+        from mgmt.world.client import EtcdClient
+
+        self._mirror_client = EtcdClient([self.client_url], self._server.root_credentials)
+        for host in self.converged_hosts():  # what was reported before etcd ran
+            self._mirror(host)
+
+    def _mirror(self, host: str) -> None:
+        """Write ``host``'s latest state to its key (best effort: nobody waits on it)."""
+        from mgmt.world.exchange import EtcdWorld
+
+        with self._mirror_lock:
+            if self._mirror_client is None:
+                return
+            world = self._mirrors.get(host)
+            if world is None:
+                world = self._mirrors[host] = EtcdWorld(self._mirror_client, host)
+            try:
+                world.set_converged(self.converged_hosts()[host])
+            except MgmtError as err:
+                log.debug("%s: converged state not mirrored to etcd: %s", host, err)
 
     def close(self) -> None:
         """Stop the server if it ran; re-raise a start-up failure for the caller."""
@@ -93,6 +121,10 @@ class InitiatorEtcd:
             return
         self._ready.wait()
         try:
+            with self._mirror_lock:
+                client, self._mirror_client = self._mirror_client, None
+            if client is not None:
+                client.close()
             if self._server is not None:
                 self._server.stop()
         finally:
@@ -111,6 +143,7 @@ class InitiatorEtcd:
             watchers = list(self._converged_watchers)
         for callback in watchers:
             callback()
+        self._mirror(host)
 
     def converged_hosts(self) -> Dict[str, bool]:
         with self._lock:

@@ -1,0 +1,55 @@
+"""The run's etcd (mgmt.remote.cluster): started on the first dial, converged states mirrored."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from mgmt.errors import WorldError
+from mgmt.remote.cluster import InitiatorEtcd
+from mgmt.world.client import EtcdClient
+from support import require_tools
+
+
+def _converged_keys(etcd: InitiatorEtcd) -> dict:
+    client = EtcdClient([etcd.client_url], etcd._server.root_credentials)
+    try:
+        _, items = client.range("/_mgmt/converged/", prefix=True)
+        return {key: value for key, value, _rev in items}
+    finally:
+        client.close()
+
+
+def test_etcd_starts_on_the_first_dial_and_mirrors_every_state(tmp_path):
+    require_tools("etcd")
+    etcd = InitiatorEtcd(tmp_path)
+    changes = threading.Semaphore(0)
+    etcd.watch_converged(changes.release)
+    try:
+        etcd.report_converged("a", False)  # before etcd runs: kept in memory only
+        etcd.report_converged("a", True)
+        assert changes.acquire(timeout=1) and changes.acquire(timeout=1)
+        assert etcd.converged_hosts() == {"a": True}
+        assert not (tmp_path / "etcd").exists()
+        host, port = etcd.target()  # the first tunnel connection starts it
+        assert host == "127.0.0.1" and port > 0
+        etcd.report_converged("b", False)
+        assert changes.acquire(timeout=1)
+        assert _converged_keys(etcd) == {
+            "/_mgmt/converged/a": "true",  # reported before etcd ran, written once it did
+            "/_mgmt/converged/b": "false",
+        }
+        etcd.report_converged("a", True)  # no change: nobody is told
+        assert not changes.acquire(timeout=0.2)
+    finally:
+        etcd.close()
+
+
+def test_no_dial_no_etcd_and_none_after_the_end(tmp_path):
+    etcd = InitiatorEtcd(tmp_path)
+    etcd.report_converged("a", True)
+    etcd.close()  # nothing was started, so nothing to stop
+    with pytest.raises(WorldError, match="ending"):
+        etcd.target()
+    assert not (tmp_path / "etcd").exists()
