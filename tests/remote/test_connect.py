@@ -1,14 +1,17 @@
-"""Logging in: password in the URL, the interactive prompt, ssh-agent, and nothing to offer."""
+"""Logging in: password in the URL, the interactive prompts (ours and fab's), ssh-agent,
+and nothing to offer."""
 
 from __future__ import annotations
 
+import os
+import pty
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from remote_helpers import need_hosts
+from remote_helpers import REPO, need_hosts, summary
 
 from mgmt.errors import RemoteError
 from mgmt.remote.connect import ConnectOptions, connect, run_command
@@ -101,3 +104,47 @@ def test_a_key_held_by_ssh_agent_logs_in(host, keyless_home, tmp_path, monkeypat
     finally:
         agent.terminate()
         agent.wait(5)
+
+
+def _read_until(fd: int, text: bytes, timeout: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        assert time.monotonic() < deadline, seen.decode(errors="replace")
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
+def test_fab_asks_for_the_login_password_on_the_terminal(host, keyless_home, bundle, tmp_path):
+    (keyless_home / ".ssh" / "config").write_text(
+        f"Host pw\n  HostName {host['pw'].address}\n  User root\n"
+    )
+    graph = tmp_path / "site.yaml"
+    graph.write_text(
+        "graph: site\nresources:\n  file:\n  - name: motd\n    path: /tmp/motd\n"
+        "    content: typed\n"
+    )
+    argv = [str(REPO / ".venv" / "bin" / "fab"), "--prompt-for-login-password", "-H", "pw"]
+    argv += ["deploy", "--graph", str(graph), "--converged-timeout", "1"]
+    env = dict(os.environ, MGMT_BUNDLE=str(bundle))
+    pid, terminal = pty.fork()  # fab reads the password from its controlling terminal
+    if pid == 0:
+        os.chdir(REPO)
+        os.execve(argv[0], argv, env)
+    try:
+        _read_until(terminal, b"password", 30)
+        os.write(terminal, PASSWORD.encode() + b"\n")
+        output = _read_until(terminal, b"\x00never", 90).decode(errors="replace")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(terminal)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert summary(output.replace("\r\n", "\n"))["pw"][0] == "converged", output
+    assert host["pw"].read_file("/tmp/motd") == "typed"
+    host["pw"].run("rm -f /tmp/motd")
