@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
+import shutil
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pytest
 from remote_helpers import assert_clean, mgmt_run, need_hosts, summary
 
 from mgmt.remote.bundlefile import shiv_build_id
-from mgmt.remote.launch import INLINE_GRAPH_MAX, LAUNCHER
+from mgmt.remote.launch import INLINE_GRAPH_MAX, LAUNCHER, PRUNE_DAYS
 from support import require_tools
 from support.hosts import ssh_hosts
 
@@ -74,6 +77,49 @@ def test_launcher_runs_the_bundle_when_nothing_is_unpacked(bundle, tmp_path):
     assert done.stdout.decode().startswith("mgmt ")
     assert graph.read_text() == "left alone"  # an empty line: the graph was copied apart
     assert list((tmp_path / "shiv").glob("*/site-packages/mgmt/cli.py"))  # shiv unpacked it
+
+
+def _cached(folder: Path, name: str, age_days: float) -> Path:
+    path = folder / name
+    path.write_bytes(b"an older bundle")
+    then = time.time() - age_days * 86400
+    os.utime(path, (then, then))
+    return path
+
+
+def test_a_new_bundle_prunes_old_ones_unused_for_a_month_but_never_one_in_use(bundle, tmp_path):
+    require_tools(PYTHON)
+    cache = tmp_path / "cache" / "bundles"
+    shiv = tmp_path / "shiv"
+    cache.mkdir(parents=True)
+    shiv.mkdir()
+    current = cache / "current.pyz"
+    shutil.copy(bundle, current)
+    stale = _cached(cache, "stale.pyz", PRUNE_DAYS + 1)
+    (shiv / "stale.pyz_0123" / "site-packages").mkdir(parents=True)
+    (shiv / ".stale.pyz_0123_lock").write_text("")
+    recent = _cached(cache, "recent.pyz", PRUNE_DAYS - 1)
+    running = _cached(cache, "running.pyz", PRUNE_DAYS + 1)
+    graph = tmp_path / "g.yaml"
+    with open(running, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_SH)  # as the agent running it holds it
+        done = _launch(str(shiv / "none"), current, graph, b"\n", "--version", home=tmp_path)
+    assert done.returncode == 0, done.stderr.decode()
+    assert sorted(p.name for p in cache.iterdir()) == ["current.pyz", "recent.pyz", "running.pyz"]
+    assert not stale.exists()
+    assert not list(shiv.glob("*stale*")) and not list(shiv.glob(".stale*"))
+    assert list(shiv.glob("current.pyz_*/site-packages/mgmt"))  # the new one was unpacked
+    assert recent.exists() and running.exists()
+
+
+def test_each_start_marks_its_bundle_as_used(bundle, unpacked, tmp_path):
+    require_tools(PYTHON)
+    cache = tmp_path / "cache" / "bundles"
+    cache.mkdir(parents=True)
+    used = _cached(cache, "used.pyz", PRUNE_DAYS + 1)
+    done = _launch(str(unpacked), used, tmp_path / "g.yaml", b"\n", "--version", home=tmp_path)
+    assert done.returncode == 0, done.stderr.decode()
+    assert time.time() - used.stat().st_mtime < 60
 
 
 def test_a_graph_too_long_for_a_line_is_copied_and_applied(bundle, tmp_path):

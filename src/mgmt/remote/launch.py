@@ -55,7 +55,15 @@ EXITS_BEFORE_AGENT = (90, 91, EXIT_NEED_BUNDLE, 96, 97)
 # background jobs with ignored, and drops the working directory from the import
 # path, as running the bundle would. Once the agent is done it exits at once
 # (os._exit, after flushing): tearing down a whole interpreter's modules costs a
-# fifth of a start-up, for nothing. argv: site, bundle, graph, agent arguments.
+# fifth of a start-up, for nothing.
+#
+# The cache keeps one bundle per version, so old versions are pruned: when a
+# new one is unpacked, every other cached bundle unused for PRUNE_DAYS goes,
+# with its unpacked copy. "Unused" is known from the bundle's mtime, touched at
+# each start, and from a shared lock that every running agent holds on its
+# bundle: one in use is never removed, however long it has run.
+# argv: site, bundle, graph, agent arguments.
+PRUNE_DAYS = 30
 LAUNCHER = """\
 import os,signal,sys
 signal.signal(signal.SIGINT,signal.default_int_handler)
@@ -68,14 +76,35 @@ if data:
  temp=os.path.join(os.path.dirname(graph),'.'+os.path.basename(graph)+'.new')
  with open(temp,'xb') as f:f.write(base64.b64decode(data))
  os.replace(temp,graph)
+cache=os.path.dirname(bundle)
+if os.path.basename(cache)=='bundles':
+ import fcntl
+ held=os.open(bundle,os.O_RDONLY)
+ fcntl.flock(held,fcntl.LOCK_SH)
+ os.utime(held)
 if os.path.isdir(site):
  sys.path.insert(0,site)
  from mgmt.cli import run_cli
  code=run_cli()
  sys.stdout.flush();sys.stderr.flush();os._exit(code)
+if os.path.basename(cache)=='bundles':
+ import glob,shutil,time
+ shiv=os.environ['SHIV_ROOT']
+ for old in glob.glob(os.path.join(cache,'*.pyz')):
+  try:
+   if old==bundle or os.stat(old).st_mtime>time.time()-PRUNE_SECONDS:continue
+   fd=os.open(old,os.O_RDONLY)
+   try:
+    fcntl.flock(fd,fcntl.LOCK_EX|fcntl.LOCK_NB)
+    name=os.path.basename(old)
+    for d in glob.glob(os.path.join(shiv,name+'_*')):shutil.rmtree(d,True)
+    for f in glob.glob(os.path.join(shiv,'.'+name+'_*_lock')):os.unlink(f)
+    os.unlink(old)
+   finally:os.close(fd)
+  except OSError:pass
 import runpy
 runpy.run_path(bundle,run_name='__main__')
-"""
+""".replace("PRUNE_SECONDS", str(PRUNE_DAYS * 86400))
 
 # $1 sha256, $2 cache|nocache, $3 run dir ("" for a new one), $4 graph file
 # name, $5 shiv build id ("" if unknown), $6 launcher, then the agent's arguments.
