@@ -68,6 +68,8 @@ def check_text(option: str, value: str, multiline: bool = False) -> str:
             raise refuse(option, f"{where}ends with whitespace, which rpm drops")
         if not multiline and line != line.lstrip():
             raise refuse(option, "starts with whitespace, which rpm drops")
+        if line.endswith("\\"):
+            raise refuse(option, f"{where}ends with '\\', which rpm reads as a line continuation")
         # rpm checks both after macro expansion (and past leading blanks, as in
         # "  %if"), so no escape can help.
         if multiline and line.lstrip().startswith("%"):
