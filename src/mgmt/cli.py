@@ -233,8 +233,9 @@ def run_cli(argv: Optional[List[str]] = None) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> NoReturn:
-    sys.stdout.flush()
-    sys.exit(run_cli(argv))
+    from mgmt.quickexit import exit_now
+
+    exit_now(run_cli(argv))
 
 
 if __name__ == "__main__":

@@ -1,3 +1,3 @@
-from mgmt_pkg.cli import main
+from mgmt_pkg.cli import entry
 
-main()
+entry()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, NoReturn, Optional
 
 import click
 
@@ -79,5 +79,24 @@ def main(argv: Optional[List[str]] = None) -> None:
     sys.exit(result if isinstance(result, int) else 0)
 
 
+def entry() -> NoReturn:
+    """The ``mgmt-pkg`` command: :func:`main`, then leave without tearing Python down.
+
+    main() ends in SystemExit so that tests and programs can call it in-process.
+    """
+    from mgmt.quickexit import exit_now
+
+    try:
+        main()
+    except SystemExit as done:
+        code = done.code
+    else:
+        code = 0
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)  # what sys.exit("message") would have printed
+        code = 1
+    exit_now(code or 0)
+
+
 if __name__ == "__main__":
-    main()
+    entry()
