@@ -17,6 +17,7 @@ class TcpProxy:
         self._links: list = []
         # While set, new connections are accepted and closed at once (a dead link).
         self.refusing = threading.Event()
+        self.refused = 0  # connections closed so far for refusing
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
@@ -33,6 +34,7 @@ class TcpProxy:
                 return
             if self.refusing.is_set():
                 downstream.close()
+                self.refused += 1
                 continue
             try:
                 upstream = socket.create_connection(self.target)

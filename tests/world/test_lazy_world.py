@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from tcpproxy import TcpProxy
+
 from mgmt.world.api import converged_line
+from mgmt.world.client import EtcdClient
+from mgmt.world.exchange import EtcdWorld
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,12 +31,17 @@ def _closed_port_url() -> str:
         return f"http://127.0.0.1:{probe.getsockname()[1]}"  # nothing listens once closed
 
 
-def _run_agent(graph: Path, seeds: str) -> subprocess.CompletedProcess:
+def _agent_argv(graph: Path, seeds: str, converged_timeout: str = "0") -> list:
     argv = [sys.executable, "-m", "mgmt", "run", "--file", str(graph), "--hostname", "h"]
     argv += ["--no-server", "--seeds", seeds, "--converged-stdout"]
-    argv += ["--tmp-prefix", "--converged-timeout", "0"]
+    return [*argv, "--tmp-prefix", "--converged-timeout", converged_timeout]
+
+
+def _run_agent(graph: Path, seeds: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run(
+        _agent_argv(graph, seeds), capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def _keys(client, prefix: str) -> dict:
@@ -69,10 +80,42 @@ def test_a_graph_that_exports_connects_and_leaves_converged_to_the_initiator(
     assert _keys(client, "/_mgmt/converged/") == {}
 
 
-def test_a_graph_that_collects_fails_clearly_when_etcd_is_unreachable(tmp_path):
+def test_a_graph_that_collects_waits_for_etcd_and_collects_once_it_is_there(etcd, client, tmp_path):
+    # Another host's export, already in etcd.
+    other = EtcdWorld(EtcdClient([etcd.client_url]), "other")
+    wanted = tmp_path / "from-other"
+    other.export({("file", "shared"): {"path": str(wanted), "content": "shared\n"}})
+    proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
+    proxy.refusing.set()  # etcd (through its tunnel) is not there yet
     graph = tmp_path / "g.yaml"
-    graph.write_text("graph: g\nresources: {}\ncollect:\n- kind: file\n")
-    done = _run_agent(graph, _closed_port_url())
-    assert done.returncode != 0
-    assert "cannot reach etcd" in done.stderr
-    assert "Traceback" not in done.stderr
+    local = tmp_path / "local"
+    graph.write_text(
+        f"graph: g\nresources:\n  file:\n  - name: local\n    path: {local}\n"
+        "    content: here\ncollect:\n- kind: file\n"
+    )
+    agent = subprocess.Popen(
+        _agent_argv(graph, proxy.url, "-1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (local.exists() and proxy.refused >= 2):  # applied, and retried
+            assert time.monotonic() < deadline and agent.poll() is None
+            time.sleep(0.05)
+        assert not wanted.exists()
+        proxy.refusing.clear()
+        while not wanted.exists():
+            assert time.monotonic() < deadline and agent.poll() is None
+            time.sleep(0.05)
+        assert wanted.read_text() == "shared\n"
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=30)
+        proxy.close()
+        other.close()
+    assert agent.returncode == 0, err
+    assert "cannot reach etcd" in err and "(retrying)" in err
+    assert "Traceback" not in err

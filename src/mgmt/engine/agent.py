@@ -26,8 +26,9 @@ log = get_logger("agent")
 
 # Editors write in several steps; wait this long after the last event before reading.
 RELOAD_QUIET = 0.03
-# A failed export (etcd or its tunnel briefly away) is tried again after this long.
-PUBLISH_RETRY = 1.0
+# A failed export or exports watch (etcd or its tunnel briefly away) is tried
+# again after this long.
+WORLD_RETRY = 1.0
 
 
 class Agent:
@@ -44,7 +45,7 @@ class Agent:
         self._wake = threading.Condition()
         self._graph_dirty = False
         self._collect_dirty = False
-        self._publish_retry_at: Optional[float] = None  # set while an export is unpublished
+        self._world_retry_at: Optional[float] = None  # set while the world is out of step
         self._last_event = 0.0
         self._cancels: List[Callable[[], None]] = []
         self._watching_exports = False
@@ -92,8 +93,7 @@ class Agent:
             )
             if self.world is None and (self.graph.exported() or self.graph.collect):
                 log.warning("no world (no server, no seeds): exports and collects are off")
-            self._publish()
-            self._watch_exports()
+            self._sync_world()
             self._apply(first=True)
             self.engine.announce_idle()
             planner.start()
@@ -152,20 +152,29 @@ class Agent:
             services=self.services,
         )
 
-    def _publish(self) -> None:
+    def _sync_world(self) -> None:
+        """Publish this host's exports and, once the graph collects, watch everyone's.
+
+        etcd (or its tunnel) may be away for a while: then say so in one line and
+        try both again in WORLD_RETRY, while the rest of the graph runs.
+        """
         if self.world is None:
             return
         from mgmt.engine.exchange import publish
 
+        failures = []
         try:
             publish(self.world, self.graph)
         except MgmtError as err:
-            log.error("cannot publish exported resources (retrying): %s", err)
-            retry_at: Optional[float] = time.monotonic() + PUBLISH_RETRY
-        else:
-            retry_at = None
+            failures.append(f"cannot publish exported resources: {err}")
+        try:
+            self._watch_exports()
+        except MgmtError as err:
+            failures.append(f"cannot watch exported resources: {err}")
+        for failure in failures:
+            log.error("%s (retrying)", failure)
         with self._wake:
-            self._publish_retry_at = retry_at
+            self._world_retry_at = time.monotonic() + WORLD_RETRY if failures else None
             self._wake.notify_all()
 
     def _wanted(self) -> Dict[ResourceKey, ResourceSpec]:
@@ -205,17 +214,17 @@ class Agent:
             self._collect_dirty = True
             self._wake.notify_all()
 
-    def _publish_due(self) -> Optional[float]:
-        """Seconds until a failed export is retried (<= 0: now); None if none is due."""
-        if self._publish_retry_at is None:
+    def _world_due(self) -> Optional[float]:
+        """Seconds until the world is synced again (<= 0: now); None if it is in step."""
+        if self._world_retry_at is None:
             return None
-        return self._publish_retry_at - time.monotonic()
+        return self._world_retry_at - time.monotonic()
 
     def _plan_loop(self) -> None:
         while True:
             with self._wake:
                 while not (self._graph_dirty or self._collect_dirty or self.stopping.is_set()):
-                    due = self._publish_due()
+                    due = self._world_due()
                     if due is not None and due <= 0:
                         break
                     self._wake.wait(due)
@@ -230,9 +239,9 @@ class Agent:
                 collect, self._collect_dirty = self._collect_dirty, False
             if not (reload or collect):
                 try:
-                    self._publish()  # only the retry of a failed export is due
+                    self._sync_world()  # only a retry is due
                 except Exception:  # the planner must survive it (see below)
-                    log.exception("publishing failed")
+                    log.exception("syncing with the world failed")
                 continue
             self.converger.activity()
             try:
@@ -256,16 +265,23 @@ class Agent:
         self._graph_text = text
         log.info("graph file %s changed, applying the difference", path)
         self.graph = graph
-        self._publish()
-        self._watch_exports()
+        self._sync_world()
         return True
 
     def _watch_exports(self) -> None:
-        """Watch the world's exports once the graph collects anything."""
+        """Watch the world's exports once the graph collects anything (MgmtError if
+        etcd is away).
+
+        A watch reports what changed since the last collect; one that starts
+        late (etcd was away) asks for a collect of its own, so nothing exported
+        meanwhile is missed.
+        """
         if self.world is None or self._watching_exports or not self.graph.collect:
             return
         self._cancels.append(self.world.watch_exported(self._on_exported))
         self._watching_exports = True
+        if self._world_retry_at is not None:
+            self._on_exported()
 
 
 def _print_converged(converged: bool) -> None:
