@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -36,14 +37,27 @@ def test_etcd_starts_on_the_first_dial_and_mirrors_every_state(tmp_path):
         assert host == "127.0.0.1" and port > 0
         etcd.report_converged("b", False)
         assert changes.acquire(timeout=1)
-        assert _converged_keys(etcd) == {
+        expected = {
             "/_mgmt/converged/a": "true",  # reported before etcd ran, written once it did
             "/_mgmt/converged/b": "false",
         }
+        deadline = time.monotonic() + 10  # written by a thread of its own
+        while _converged_keys(etcd) != expected:
+            assert time.monotonic() < deadline, _converged_keys(etcd)
+            time.sleep(0.02)
         etcd.report_converged("a", True)  # no change: nobody is told
         assert not changes.acquire(timeout=0.2)
     finally:
         etcd.close()
+
+
+def test_a_dial_after_the_end_is_refused(tmp_path):
+    require_tools("etcd")
+    etcd = InitiatorEtcd(tmp_path)
+    etcd.target()
+    etcd.close()
+    with pytest.raises(WorldError, match="ending"):
+        etcd.target()
 
 
 def test_no_dial_no_etcd_and_none_after_the_end(tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from mgmt.errors import MgmtError, WorldError
@@ -41,26 +41,29 @@ class InitiatorEtcd:
         self.error: Optional[BaseException] = None
         self._ready = threading.Event()
         self._closing = threading.Event()
+        self._stopped = threading.Event()  # etcd is down: its owner thread may end
         self._server = None
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
         self._converged: Dict[str, bool] = {}
         self._converged_watchers: List[Callable[[], None]] = []
-        self._mirror_client = None  # root's client of the running etcd
-        self._mirrors: Dict[str, object] = {}  # host -> its EtcdWorld, for its key
-        self._mirror_lock = threading.Lock()  # one write at a time, always the latest
+        # Mirroring to etcd happens on a thread of its own: the agents' output
+        # readers that report never wait on etcd.
+        self._mirror_due: Set[str] = set()  # hosts whose latest state is not written yet
+        self._mirror_wake = threading.Condition(self._lock)
+        self._mirror_thread: Optional[threading.Thread] = None
 
     # -- etcd, on demand -----------------------------------------------------
 
     def target(self) -> Tuple[str, int]:
         """Where tunnels lead: etcd's client address, started first if need be.
 
-        Blocks until etcd serves; WorldError if it could not start.
+        Blocks until etcd serves; WorldError if it could not start or the run is ending.
         """
         with self._lock:
+            if self._closing.is_set():
+                raise WorldError("the run is ending")
             if self._thread is None:
-                if self._closing.is_set():
-                    raise WorldError("the run is ending")
                 self._thread = threading.Thread(
                     target=self._start, name="initiator-etcd", daemon=True
                 )
@@ -76,8 +79,8 @@ class InitiatorEtcd:
 
         try:
             # etcd dies with this thread (PR_SET_PDEATHSIG fires when the thread
-            # that forked it ends), so the thread lives until close(): a SIGKILLed
-            # initiator then takes its etcd along, and a normal end stops it first.
+            # that forked it ends), so the thread lives until close() has stopped
+            # it: a SIGKILLed initiator takes its etcd along.
             self._server = EmbeddedEtcd(self.state_dir / "etcd", owner_thread_lives=True)
             self._server.start()
             self.client_url = self._server.client_url
@@ -88,46 +91,24 @@ class InitiatorEtcd:
             self.error = err
         finally:
             self._ready.set()
-        self._closing.wait()
-
-    def _start_mirror(self) -> None:
-        from mgmt.world.client import EtcdClient
-
-        self._mirror_client = EtcdClient([self.client_url], self._server.root_credentials)
-        for host in self.converged_hosts():  # what was reported before etcd ran
-            self._mirror(host)
-
-    def _mirror(self, host: str) -> None:
-        """Write ``host``'s latest state to its key (best effort: nobody waits on it)."""
-        from mgmt.world.exchange import EtcdWorld
-
-        with self._mirror_lock:
-            if self._mirror_client is None:
-                return
-            world = self._mirrors.get(host)
-            if world is None:
-                world = self._mirrors[host] = EtcdWorld(self._mirror_client, host)
-            try:
-                world.set_converged(self.converged_hosts()[host])
-            except MgmtError as err:
-                log.debug("%s: converged state not mirrored to etcd: %s", host, err)
+        self._stopped.wait()
 
     def close(self) -> None:
         """Stop the server if it ran; re-raise a start-up failure for the caller."""
         with self._lock:
             self._closing.set()
+            self._mirror_wake.notify_all()
             thread = self._thread
         if thread is None:
             return
         self._ready.wait()
         try:
-            with self._mirror_lock:
-                client, self._mirror_client = self._mirror_client, None
-            if client is not None:
-                client.close()
+            if self._mirror_thread is not None:
+                self._mirror_thread.join()  # at most one write in flight
             if self._server is not None:
                 self._server.stop()
         finally:
+            self._stopped.set()
             thread.join()
         if isinstance(self.error, MgmtError):
             raise self.error
@@ -140,10 +121,11 @@ class InitiatorEtcd:
             if self._converged.get(host) is converged:
                 return
             self._converged[host] = converged
+            self._mirror_due.add(host)
+            self._mirror_wake.notify_all()
             watchers = list(self._converged_watchers)
         for callback in watchers:
             callback()
-        self._mirror(host)
 
     def converged_hosts(self) -> Dict[str, bool]:
         with self._lock:
@@ -153,3 +135,36 @@ class InitiatorEtcd:
         """Call ``callback`` after every change of a host's state."""
         with self._lock:
             self._converged_watchers.append(callback)
+
+    def _start_mirror(self) -> None:
+        self._mirror_thread = threading.Thread(
+            target=self._mirror_loop, name="converged-mirror", daemon=True
+        )
+        self._mirror_thread.start()
+
+    def _mirror_loop(self) -> None:
+        """Write each host's latest state to /_mgmt/converged/<host> as it changes
+        (best effort: the fan-out decides from memory, nobody waits on this)."""
+        from mgmt.world.client import EtcdClient
+        from mgmt.world.exchange import EtcdWorld
+
+        client = EtcdClient([self.client_url], self._server.root_credentials)
+        worlds: Dict[str, EtcdWorld] = {}
+        try:
+            while True:
+                with self._lock:
+                    while not self._mirror_due and not self._closing.is_set():
+                        self._mirror_wake.wait()
+                    if self._closing.is_set():
+                        return
+                    due = {host: self._converged[host] for host in self._mirror_due}
+                    self._mirror_due.clear()
+                for host, converged in due.items():
+                    try:
+                        if host not in worlds:
+                            worlds[host] = EtcdWorld(client, host)
+                        worlds[host].set_converged(converged)
+                    except MgmtError as err:
+                        log.debug("%s: converged state not mirrored to etcd: %s", host, err)
+        finally:
+            client.close()

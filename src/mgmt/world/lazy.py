@@ -15,6 +15,7 @@ import contextlib
 import threading
 from typing import Any, Callable, ContextManager, Dict, Iterable, List, Mapping, Optional
 
+from mgmt.errors import WorldError
 from mgmt.world.api import Cancel, ExportedResource, ResourceKey, World
 
 
@@ -27,6 +28,7 @@ class LazyWorld:
         self._world: Optional[World] = None
         self._stack = contextlib.ExitStack()
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def connected(self) -> bool:
@@ -34,6 +36,8 @@ class LazyWorld:
 
     def _open(self) -> World:
         with self._lock:
+            if self._closed:  # a late call from a thread still winding down
+                raise WorldError("the agent is stopping")
             if self._world is None:
                 self._world = self._stack.enter_context(self._connect())
             return self._world
@@ -50,6 +54,9 @@ class LazyWorld:
     def watch_exported(self, callback: Callable[[], None]) -> Cancel:
         return self._open().watch_exported(callback)
 
+    # The rest of the World protocol: an agent that reports converged on stdout
+    # never calls these, and each would connect just for itself.
+
     def set_converged(self, converged: bool) -> None:
         self._open().set_converged(converged)
 
@@ -60,6 +67,7 @@ class LazyWorld:
         return self._open().watch_converged(callback)
 
     def close(self) -> None:
+        self._closed = True  # before the lock: a connect under way ends at its timeout
         with self._lock:
             self._world = None
             self._stack.close()
