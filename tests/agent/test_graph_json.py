@@ -78,6 +78,13 @@ def test_json_mistakes_name_the_file():
         parse_graph('{"graph": "g", "resources": {"nope": []}}', "g.json")
 
 
+def test_a_duplicate_in_a_json_graph_is_named_without_a_line():
+    text = '{"graph": "g", "resources": {"noop": [{"name": "n"}, {"name": "n"}]}}'
+    with pytest.raises(GraphError) as refused:
+        parse_graph(text, "g.json")
+    assert str(refused.value) == "g.json: duplicate resource noop[n]"
+
+
 def test_a_json_graph_is_read_without_importing_pyyaml():
     text = json.dumps({"graph": "g", "resources": {"noop": [{"name": "n"}]}})
     probe = (

@@ -108,6 +108,23 @@ def test_a_window_resumes_after_the_last_block_acked():
         assert received == content
 
 
+def test_a_window_holds_at_most_a_mebibyte():
+    with (
+        TftpServer(None, "127.0.0.1", 0, {"/f": Content.from_bytes(b"x")}) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        client.sendto(_rrq("f") + b"blksize\x0065464\x00windowsize\x0064\x00", server.address)
+        opcode, head, rest, sender = _reply(client)
+        options = (struct.pack("!H", head) + rest).split(b"\x00")
+        assert opcode == OACK
+        assert dict(zip(options[::2], options[1::2])) == {
+            b"blksize": b"65464",
+            b"windowsize": b"16",  # 16 x 65464 bytes fit in 1 MiB
+        }
+        client.sendto(struct.pack("!HH", ERROR, 0) + b"done\x00", sender)
+
+
 def test_netascii_mode_round_trips(boot_tree, tftp_port, tmp_path):
     local = tmp_path / "got"
     run("tftp", "127.0.0.1", str(tftp_port), "-m", "ascii", "-c", "get", "pxelinux.cfg/default",

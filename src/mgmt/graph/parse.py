@@ -89,7 +89,9 @@ class _Parser:
             spec = self.resource(cls, kind, self.mapping(item, f"a {kind} resource", item_line))
             if spec.key in graph.resources:
                 first = graph.resources[spec.key].line
-                what = f"duplicate resource {key_str(spec.key)} (first on line {first})"
+                what = f"duplicate resource {key_str(spec.key)}"
+                if first is not None:  # a JSON graph has no lines
+                    what += f" (first on line {first})"
                 raise self.fail(what, spec.line)
             graph.resources[spec.key] = spec
 

@@ -37,8 +37,10 @@ DEFAULT_BLKSIZE = 512
 MAX_TRANSFERS = 128
 MAX_BLKSIZE = 65464  # RFC 2348's upper bound
 # RFC 7440 allows 65535 blocks in flight; a few dozen already fill a LAN, and
-# each block of the window is kept for resending.
+# each block of the window is kept for resending: at most 64 blocks and 1 MiB
+# per transfer (128 transfers at once).
 MAX_WINDOWSIZE = 64
+MAX_WINDOW_BYTES = 1 << 20
 _MAX_PACKET = 65536
 
 
@@ -105,7 +107,9 @@ def _negotiate(options: Dict[str, str], size: Optional[int]) -> Dict[str, str]:
         accepted["tsize"] = str(size)
     windowsize = options.get("windowsize", "")
     if windowsize.isdigit() and int(windowsize) >= 1:
-        accepted["windowsize"] = str(min(int(windowsize), MAX_WINDOWSIZE))
+        blksize = int(accepted.get("blksize", DEFAULT_BLKSIZE))
+        most = max(1, min(MAX_WINDOWSIZE, MAX_WINDOW_BYTES // blksize))
+        accepted["windowsize"] = str(min(int(windowsize), most))
     return accepted
 
 
