@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import shutil
 import threading
+import time
+
+from inotify_simple import Event
+from inotify_simple import flags as F
 
 from mgmt.engine.watcher import FileWatcher
 
@@ -114,4 +120,113 @@ def test_a_tree_whose_top_appears_later_is_watched_inside_too(watcher, tmp_path)
     assert sem.acquire(timeout=5)
     drain(sem)
     (top / "sub" / "f").write_text("x")
+    assert sem.acquire(timeout=5)
+
+
+def test_a_directory_renamed_inside_a_tree_stays_watched_and_its_old_name_too(watcher, tmp_path):
+    # inotify keeps a renamed directory's watch (same wd) and reports MOVE_SELF
+    # for it; that must not drop the new name, nor leave the old one stale.
+    sem, callback = counter()
+    top = tmp_path / "tree"
+    (top / "a" / "deep").mkdir(parents=True)
+    watcher.watch_tree(str(top), callback)
+    os.rename(top / "a", top / "b")
+    assert sem.acquire(timeout=5)
+    drain(sem)
+    (top / "b" / "x").write_text("1")
+    assert sem.acquire(timeout=5)
+    drain(sem)
+    (top / "b" / "deep" / "x").write_text("2")
+    assert sem.acquire(timeout=5)
+    drain(sem)
+    (top / "a").mkdir()  # the old name again, a new directory
+    drain(sem)
+    (top / "a" / "y").write_text("3")
+    assert sem.acquire(timeout=5)
+
+
+def test_a_path_below_a_directory_renamed_inside_a_tree_follows_its_name(watcher, tmp_path):
+    sem, callback = counter()
+    top = tmp_path / "tree"
+    (top / "a" / "deep").mkdir(parents=True)
+    watcher.watch_tree(str(top), lambda: None)
+    watcher.watch_path(str(top / "a" / "deep" / "f"), callback)
+    os.rename(top / "a", top / "b")
+    drain(sem)
+    (top / "b" / "deep" / "f").write_text("not the watched path any more")
+    assert not sem.acquire(timeout=0.3)
+    (top / "a" / "deep").mkdir(parents=True)
+    drain(sem)
+    (top / "a" / "deep" / "f").write_text("the watched path")
+    assert sem.acquire(timeout=5)
+
+
+def _enospc_for(watcher, monkeypatch, folder):
+    """Make add_watch fail as it does at fs.inotify.max_user_watches, for one directory."""
+    real = watcher._inotify.add_watch
+
+    def add_watch(path, mask):
+        if os.fsdecode(path) == str(folder):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, mask)
+
+    monkeypatch.setattr(watcher._inotify, "add_watch", add_watch)
+
+
+def test_a_full_watch_table_warns_and_every_other_watch_keeps_working(
+    watcher, tmp_path, monkeypatch, caplog
+):
+    sem, callback = counter()
+    top = tmp_path / "tree"
+    top.mkdir()
+    watcher.watch_tree(str(top), lambda: None)
+    watcher.watch_path(str(tmp_path / "later" / "f"), lambda: None)
+    watcher.watch_path(str(tmp_path / "other"), callback)
+    _enospc_for(watcher, monkeypatch, top / "new")
+    _enospc_for(watcher, monkeypatch, tmp_path / "later")
+    with caplog.at_level(logging.WARNING, logger="mgmt.watcher"):
+        (top / "new").mkdir()  # the tree's add_watch fails
+        (tmp_path / "later").mkdir()  # and a waiting path's
+        (tmp_path / "other").write_text("x")
+        assert sem.acquire(timeout=5)
+    assert "fs.inotify.max_user_watches" in caplog.text
+    drain(sem)
+    (tmp_path / "other").write_text("still watched")
+    assert sem.acquire(timeout=5)
+
+
+def test_the_thread_survives_a_failing_dispatch(watcher, tmp_path, monkeypatch):
+    sem, callback = counter()
+    watcher.watch_path(str(tmp_path / "f"), callback)
+    real, calls = watcher._dispatch, []
+
+    def dispatch_failing_once(events):
+        calls.append(events)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in dispatch")
+        return real(events)
+
+    monkeypatch.setattr(watcher, "_dispatch", dispatch_failing_once)
+    (tmp_path / "f").write_text("lost with the failing batch")
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls
+    (tmp_path / "f").write_text("seen")
+    assert sem.acquire(timeout=5)
+
+
+def test_a_queue_overflow_tells_every_tree_and_watches_new_directories(watcher, tmp_path):
+    sem, callback = counter()
+    top = tmp_path / "tree"
+    top.mkdir()
+    watcher.watch_tree(str(top), callback)
+    # Hold the lock so the thread cannot see the mkdir: as if the event was lost.
+    with watcher._lock:
+        (top / "new").mkdir()
+        told = watcher._dispatch([Event(wd=-1, mask=F.Q_OVERFLOW, cookie=0, name="")])
+        assert callback in [item.callback for item in told]
+        assert str(top / "new") in watcher._dirs
+    drain(sem)
+    (top / "new" / "f").write_text("x")
     assert sem.acquire(timeout=5)

@@ -10,15 +10,22 @@ appear; when a watched directory goes away its paths move back up.
 A tree (:meth:`FileWatcher.watch_tree`) is its top path plus a watch on every
 directory below it; a directory created or moved into the tree is watched as
 it appears, so a change anywhere in it is seen at once.
+
+inotify watches inodes, not names: a renamed directory keeps its watch
+descriptor (wd) and tells only itself (MOVE_SELF), nothing below it. So a
+directory leaving a watched folder drops every entry at or below its old
+name, a wd that shows up under a new name is re-keyed, and MOVE_SELF drops a
+folder only if its name no longer leads to that wd.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import threading
-from typing import Callable, Dict, List, Set, Union
+from typing import Callable, Dict, List, Optional, Set, Union
 
 from inotify_simple import INotify
 from inotify_simple import flags as F
@@ -83,6 +90,8 @@ class FileWatcher:
         self._missing: Set[str] = set()
         # Trees with an event in the batch being dispatched (each told once).
         self._tree_events: Set[_Tree] = set()
+        self._trees: Set[_Tree] = set()  # every live tree, for a queue overflow
+        self._warned: Set[int] = set()  # errnos of add_watch already logged
         self._wake_r, self._wake_w = os.pipe()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="file watcher", daemon=True)
@@ -112,11 +121,13 @@ class FileWatcher:
 
         cancel_root = self.watch_path(tree.path, on_root)
         with self._lock:
+            self._trees.add(tree)
             self._add_tree_dirs(tree, tree.path)
 
         def cancel() -> None:
             cancel_root()
             with self._lock:
+                self._trees.discard(tree)
                 for folder, entry in list(self._dirs.items()):
                     if tree in entry.trees:
                         entry.trees.discard(tree)
@@ -143,16 +154,9 @@ class FileWatcher:
         while True:
             entry = self._dirs.get(folder)
             if entry is None and folder not in self._missing:
-                try:
-                    wd = self._inotify.add_watch(folder, DIR_MASK)
-                except (FileNotFoundError, NotADirectoryError, PermissionError):
+                entry = self._watch_dir(folder)
+                if entry is None:  # wait one level up (also when out of watches)
                     self._missing.add(folder)
-                    wd = None
-                if wd is not None:
-                    # A directory deleted and re-created may return a recycled wd.
-                    entry = _Dir(wd)
-                    self._dirs[folder] = entry
-                    self._by_wd[wd] = folder
             if entry is not None:
                 sub.folder, sub.name = folder, name
                 entry.subs.setdefault(name, set()).add(sub)
@@ -179,6 +183,38 @@ class FileWatcher:
             with contextlib.suppress(OSError):  # the directory may already be gone
                 self._inotify.rm_watch(entry.wd)
 
+    def _watch_dir(self, folder: str) -> Optional[_Dir]:
+        """A new entry watching ``folder``, or None if it cannot be watched."""
+        try:
+            wd = self._inotify.add_watch(folder, DIR_MASK)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return None  # missing, or not ours to read: nothing to warn about
+        except OSError as error:  # ENOSPC: out of watches; must not stop the thread
+            self._warn_once(folder, error)
+            return None
+        stale = self._by_wd.get(wd)
+        if stale is not None and stale != folder:
+            # The same directory under another name: it was renamed where we did
+            # not see it leave (or its MOVE_SELF is still queued).
+            self._drop_dir(stale)
+        entry = self._dirs[folder] = _Dir(wd)
+        self._by_wd[wd] = folder
+        return entry
+
+    def _warn_once(self, folder: str, error: OSError) -> None:
+        """Log why a directory cannot be watched, once per cause (not per directory)."""
+        if error.errno in self._warned:
+            return
+        self._warned.add(error.errno)
+        if error.errno == errno.ENOSPC:
+            log.warning(
+                "cannot watch %s: the inotify watch limit is reached; changes there"
+                " are missed until fs.inotify.max_user_watches is raised (sysctl)",
+                folder,
+            )
+        else:
+            log.warning("cannot watch %s: %s", folder, error)
+
     def _add_tree_dirs(self, tree: _Tree, top: str) -> None:
         """Watch ``top`` and every directory below it for ``tree`` (symlinks not followed).
 
@@ -188,29 +224,68 @@ class FileWatcher:
         pending = [top]
         while pending:
             folder = pending.pop()
-            entry = self._dirs.get(folder)
+            entry = self._dirs.get(folder) or self._watch_dir(folder)
             if entry is None:
-                try:
-                    wd = self._inotify.add_watch(folder, DIR_MASK)
-                except (FileNotFoundError, NotADirectoryError, PermissionError):
-                    continue  # gone meanwhile, or not ours to read
-                entry = self._dirs[folder] = _Dir(wd)
-                self._by_wd[wd] = folder
+                continue  # gone meanwhile, not ours to read, or out of watches
             entry.trees.add(tree)
             with contextlib.suppress(OSError), os.scandir(folder) as listing:
                 pending += [item.path for item in listing if item.is_dir(follow_symlinks=False)]
 
-    def _drop_dir(self, folder: str) -> List[_Sub]:
-        """A watched directory vanished: re-attach its paths higher up."""
+    def _drop_dir(self, folder: str, unwatch: bool = False) -> List[_Sub]:
+        """A watched directory vanished: re-attach its paths higher up.
+
+        ``unwatch`` when the directory lives on elsewhere (renamed): its watch
+        would otherwise report into nothing and use up a watch.
+        """
         entry = self._dirs.pop(folder, None)
         if entry is None:
             return []
         self._by_wd.pop(entry.wd, None)
+        if unwatch:
+            with contextlib.suppress(OSError):
+                self._inotify.rm_watch(entry.wd)
         self._tree_events.update(entry.trees)  # a directory of the tree went away
         moved = [sub for subs in entry.subs.values() for sub in subs]
         for sub in moved:
             self._attach(sub)
         return moved
+
+    def _drop_below(self, top: str) -> List[_Sub]:
+        """``top`` left its folder (renamed or deleted): drop every entry at or below it.
+
+        Below a renamed directory inotify says nothing, so these are found by name.
+        """
+        inside = top + os.sep
+        stale = [folder for folder in self._dirs if folder == top or folder.startswith(inside)]
+        moved: List[_Sub] = []
+        for folder in sorted(stale, reverse=True):  # deepest first, so paths climb once
+            moved += self._drop_dir(folder, unwatch=True)
+        return moved
+
+    def _still_named(self, folder: str, wd: int) -> bool:
+        """Whether ``folder`` still leads to the directory watched as ``wd``.
+
+        Asked of inotify itself (add_watch on a watched inode returns its wd), as
+        a stat could race with the rename.
+        """
+        try:
+            found = self._inotify.add_watch(folder, DIR_MASK)
+        except OSError:
+            return False
+        if found != wd and found not in self._by_wd:
+            with contextlib.suppress(OSError):  # another directory there: not ours
+                self._inotify.rm_watch(found)
+        return found == wd
+
+    def _overflowed(self, fire: Dict[int, _Sub]) -> None:
+        """Events were lost: tell every path and tree, and watch directories made meanwhile."""
+        log.warning("inotify queue overflowed; re-checking every watched path")
+        for entry in self._dirs.values():
+            for subs in entry.subs.values():
+                fire.update((id(s), s) for s in subs)
+        for tree in self._trees:
+            self._tree_events.add(tree)
+            self._add_tree_dirs(tree, tree.path)
 
     # -- the thread ---------------------------------------------------------
 
@@ -223,7 +298,11 @@ class FileWatcher:
                 events = self._inotify.read(timeout=0)
             except OSError:
                 return
-            fire = self._dispatch(events)
+            try:
+                fire = self._dispatch(events)
+            except Exception:  # a bug here must not silently end every watch
+                log.exception("failed to handle inotify events; watching on")
+                continue
             for sub in fire:
                 try:
                     sub.callback()
@@ -237,22 +316,25 @@ class FileWatcher:
             self._tree_events.clear()
             for event in events:
                 if event.mask & F.Q_OVERFLOW:
-                    log.warning("inotify queue overflowed; re-checking every watched path")
-                    for entry in self._dirs.values():
-                        for subs in entry.subs.values():
-                            fire.update((id(s), s) for s in subs)
+                    self._overflowed(fire)
                     continue
                 folder = self._by_wd.get(event.wd)
                 if folder is None:
                     continue
                 if event.mask & GONE:
-                    fire.update((id(s), s) for s in self._drop_dir(folder))
+                    if event.mask & F.MOVE_SELF and self._still_named(folder, event.wd):
+                        continue  # renamed, and already known by its new name
+                    unwatch = bool(event.mask & F.MOVE_SELF)  # the watch moved with it
+                    fire.update((id(s), s) for s in self._drop_dir(folder, unwatch))
                     continue
                 entry = self._dirs[folder]
+                if event.mask & F.ISDIR and event.mask & (F.MOVED_FROM | F.DELETE):
+                    gone = os.path.join(folder, event.name)
+                    fire.update((id(s), s) for s in self._drop_below(gone))
                 if entry.trees:
                     self._tree_events.update(entry.trees)
                     if event.mask & F.ISDIR and event.mask & (F.CREATE | F.MOVED_TO):
-                        for tree in entry.trees:
+                        for tree in list(entry.trees):
                             self._add_tree_dirs(tree, os.path.join(folder, event.name))
                 subs = entry.subs.get(event.name)
                 if not subs:
