@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -107,10 +109,14 @@ def test_a_key_held_by_ssh_agent_logs_in(host, keyless_home, tmp_path, monkeypat
 
 
 def _read_until(fd: int, text: bytes, timeout: float) -> bytes:
+    """What the terminal shows until ``text`` (or its end); never blocks past ``timeout``."""
     seen = b""
     deadline = time.monotonic() + timeout
     while text not in seen:
-        assert time.monotonic() < deadline, seen.decode(errors="replace")
+        left = deadline - time.monotonic()
+        assert left > 0, seen.decode(errors="replace")
+        if not select.select([fd], [], [], left)[0]:
+            continue
         try:
             chunk = os.read(fd, 4096)
         except OSError:  # the child closed the terminal
@@ -142,7 +148,14 @@ def test_fab_asks_for_the_login_password_on_the_terminal(host, keyless_home, bun
         os.write(terminal, PASSWORD.encode() + b"\n")
         output = _read_until(terminal, b"\x00never", 90).decode(errors="replace")
     finally:
-        _, status = os.waitpid(pid, 0)
+        deadline = time.monotonic() + 30
+        ended, status = os.waitpid(pid, os.WNOHANG)
+        while not ended and time.monotonic() < deadline:
+            time.sleep(0.05)
+            ended, status = os.waitpid(pid, os.WNOHANG)
+        if not ended:  # hung: never let it hang the suite
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
         os.close(terminal)
     assert os.waitstatus_to_exitcode(status) == 0, output
     assert summary(output.replace("\r\n", "\n"))["pw"][0] == "converged", output
