@@ -79,9 +79,14 @@ if data:
 cache=os.path.dirname(bundle)
 if os.path.basename(cache)=='bundles':
  import fcntl
- held=os.open(bundle,os.O_RDONLY)
- fcntl.flock(held,fcntl.LOCK_SH)
- os.utime(held)
+ try:
+  held=os.open(bundle,os.O_RDONLY)
+  fcntl.flock(held,fcntl.LOCK_SH)
+  if os.fstat(held).st_nlink==0:raise OSError('pruned')
+  os.utime(held)
+ except OSError:
+  sys.stderr.write('mgmt-remote: a newer version just pruned this bundle; run again\\n')
+  sys.stderr.flush();os._exit(NEED_BUNDLE)
 if os.path.isdir(site):
  sys.path.insert(0,site)
  from mgmt.cli import run_cli
@@ -104,7 +109,7 @@ if os.path.basename(cache)=='bundles':
   except OSError:pass
 import runpy
 runpy.run_path(bundle,run_name='__main__')
-""".replace("PRUNE_SECONDS", str(PRUNE_DAYS * 86400))
+""".replace("PRUNE_SECONDS", str(PRUNE_DAYS * 86400)).replace("NEED_BUNDLE", str(EXIT_NEED_BUNDLE))
 
 # $1 sha256, $2 cache|nocache, $3 run dir ("" for a new one), $4 graph file
 # name, $5 shiv build id ("" if unknown), $6 launcher, then the agent's arguments.
