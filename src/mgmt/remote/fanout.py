@@ -76,7 +76,7 @@ class Fanout:
         self.wake.set()
 
     def converged_changed(self) -> None:
-        """The watch on the converged keys saw a change."""
+        """A host reported a change of its converged state (see mgmt.remote.cluster)."""
         self._states_changed = True
         self.wake.set()
 
