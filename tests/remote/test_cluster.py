@@ -67,3 +67,17 @@ def test_no_dial_no_etcd_and_none_after_the_end(tmp_path):
     with pytest.raises(WorldError, match="ending"):
         etcd.target()
     assert not (tmp_path / "etcd").exists()
+
+
+def test_an_etcd_that_cannot_start_is_reported_once(tmp_path):
+    require_tools("etcd")
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("the state dir cannot go here")
+    reasons = []
+    etcd = InitiatorEtcd(blocked, on_failure=reasons.append)
+    for _dial in range(2):
+        with pytest.raises(WorldError, match="did not start"):
+            etcd.target()
+    with pytest.raises(WorldError, match="cannot run etcd"):
+        etcd.close()  # and the caller is told why too (the run ends with it)
+    assert len(reasons) == 1 and reasons[0].startswith("the run's etcd did not start")

@@ -32,10 +32,12 @@ class InitiatorEtcd:
     mgmt kept them, for anyone watching the cluster.
     """
 
-    def __init__(self, state_dir: Path):
+    def __init__(self, state_dir: Path, on_failure: Optional[Callable[[str], None]] = None):
+        """``on_failure(why)`` is called once if etcd, when first needed, cannot start."""
         from mgmt.world.auth import new_run_credentials
 
         self.state_dir = Path(state_dir)
+        self.on_failure = on_failure
         self.credentials: EtcdCredentials = new_run_credentials()
         self.client_url = ""
         self.error: Optional[BaseException] = None
@@ -91,6 +93,8 @@ class InitiatorEtcd:
             self.error = err
         finally:
             self._ready.set()
+        if self.error is not None and self.on_failure is not None:
+            self.on_failure(f"the run's etcd did not start: {self.error}")
         self._stopped.wait()
 
     def close(self) -> None:
@@ -112,6 +116,8 @@ class InitiatorEtcd:
             thread.join()
         if isinstance(self.error, MgmtError):
             raise self.error
+        if self.error is not None:
+            raise WorldError(f"the run's etcd did not start: {self.error}")
 
     # -- convergence, reported by the agents ----------------------------------
 

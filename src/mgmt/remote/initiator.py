@@ -112,6 +112,9 @@ def run(
         )
         if settings.converged_timeout >= 0:
             etcd.watch_converged(fanout.converged_changed)
+        # Hosts that exchange resources cannot work without it: end the run, and
+        # etcd.close() below raises why.
+        etcd.on_failure = fanout.request_stop
         try:
             with SignalStop(fanout):
                 results = fanout.run()
