@@ -1,4 +1,4 @@
-"""The run's etcd (mgmt.remote.cluster): started on the first dial, converged states mirrored."""
+"""mgmt.remote.cluster: etcd started on the first dial, converged states mirrored to it."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import time
 import pytest
 
 from mgmt.errors import WorldError
-from mgmt.remote.cluster import InitiatorEtcd
+from mgmt.remote.cluster import RunCluster
 from mgmt.world.client import EtcdClient
 from support import require_tools
 
 
-def _converged_keys(etcd: InitiatorEtcd) -> dict:
+def _converged_keys(etcd: RunCluster) -> dict:
     client = EtcdClient([etcd.client_url], etcd._server.root_credentials)
     try:
         _, items = client.range("/_mgmt/converged/", prefix=True)
@@ -24,7 +24,7 @@ def _converged_keys(etcd: InitiatorEtcd) -> dict:
 
 def test_etcd_starts_on_the_first_dial_and_mirrors_every_state(tmp_path):
     require_tools("etcd")
-    etcd = InitiatorEtcd(tmp_path)
+    etcd = RunCluster(tmp_path)
     changes = threading.Semaphore(0)
     etcd.watch_converged(changes.release)
     try:
@@ -53,7 +53,7 @@ def test_etcd_starts_on_the_first_dial_and_mirrors_every_state(tmp_path):
 
 def test_a_dial_after_the_end_is_refused(tmp_path):
     require_tools("etcd")
-    etcd = InitiatorEtcd(tmp_path)
+    etcd = RunCluster(tmp_path)
     etcd.target()
     etcd.close()
     with pytest.raises(WorldError, match="ending"):
@@ -61,7 +61,7 @@ def test_a_dial_after_the_end_is_refused(tmp_path):
 
 
 def test_no_dial_no_etcd_and_none_after_the_end(tmp_path):
-    etcd = InitiatorEtcd(tmp_path)
+    etcd = RunCluster(tmp_path)
     etcd.report_converged("a", True)
     etcd.close()  # nothing was started, so nothing to stop
     with pytest.raises(WorldError, match="ending"):
@@ -74,7 +74,7 @@ def test_an_etcd_that_cannot_start_is_reported_once(tmp_path):
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("the state dir cannot go here")
     reasons = []
-    etcd = InitiatorEtcd(blocked, on_failure=reasons.append)
+    etcd = RunCluster(blocked, on_failure=reasons.append)
     for _dial in range(2):
         with pytest.raises(WorldError, match="did not start"):
             etcd.target()

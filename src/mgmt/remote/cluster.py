@@ -1,8 +1,9 @@
-"""The initiator's etcd: embedded, started on demand, locked to one per-run user.
+"""What the hosts of one run share: the initiator's etcd, and their converged states.
 
-Every remote agent reaches this etcd through its tunnel with the run's
-credentials (readwrite on /_mgmt/ only). The server is run-scoped (WORLD wipes
-its member data on start), so no exported key of an earlier run is ever seen.
+The etcd is embedded, started on demand and locked to one per-run user: every
+remote agent reaches it through its tunnel with the run's credentials
+(readwrite on /_mgmt/ only). The server is run-scoped (WORLD wipes its member
+data on start), so no exported key of an earlier run is ever seen.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from mgmt.settings import EtcdCredentials
 log = get_logger("remote")
 
 
-class InitiatorEtcd:
-    """The run's etcd, started by the first connection that comes through a tunnel.
+class RunCluster:
+    """The run's etcd, started by the first connection through a tunnel, and the
+    converged state every host reports.
 
     Most runs exchange nothing, and their agents never dial etcd (see
     mgmt.world.lazy): for them it is never started, which saves the server,

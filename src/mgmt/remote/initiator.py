@@ -67,7 +67,7 @@ def run(
 ) -> int:
     """``specs`` (fab deploy): hosts given directly, instead of the graphs' remote: keys."""
     from mgmt.remote.bundlefile import find_bundle
-    from mgmt.remote.cluster import InitiatorEtcd
+    from mgmt.remote.cluster import RunCluster
     from mgmt.remote.connect import ConnectOptions
     from mgmt.remote.fanout import Fanout, SignalStop, print_summary
     from mgmt.remote.hostspec import RemoteSet, load_remotes
@@ -85,12 +85,12 @@ def run(
 
     results: List[HostResult] = []
     with state_dir(settings, "initiator") as state:
-        etcd = InitiatorEtcd(state)
+        cluster = RunCluster(state)
         ctx = RunContext(
             bundle=found.path,
             bundle_sha256=found.sha256,
             bundle_build_id=found.build_id,
-            etcd=etcd,
+            cluster=cluster,
             connect=ConnectOptions(
                 identity=settings.ssh_identity,
                 accept_new=settings.ssh_accept_new,
@@ -107,19 +107,19 @@ def run(
             ctx,
             cconns=settings.cconns,
             converged_timeout=settings.converged_timeout,
-            converged_source=etcd.converged_hosts,
+            converged_source=cluster.converged_hosts,
             watch_graphs=not settings.no_watch,
         )
         if settings.converged_timeout >= 0:
-            etcd.watch_converged(fanout.converged_changed)
+            cluster.watch_converged(fanout.converged_changed)
         # Hosts that exchange resources cannot work without it: end the run, and
-        # etcd.close() below raises why.
-        etcd.on_failure = fanout.request_stop
+        # cluster.close() below raises why.
+        cluster.on_failure = fanout.request_stop
         try:
             with SignalStop(fanout):
                 results = fanout.run()
         finally:
-            etcd.close()
+            cluster.close()
     for path, why in remotes.refused.items():
         results.append(HostResult(str(path), FAILED, message=why))
     print_summary(results, out)

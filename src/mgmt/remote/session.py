@@ -42,7 +42,7 @@ EXITED = "exited"
 FAILED = "failed"
 
 
-class EtcdEndpoint(Protocol):
+class Cluster(Protocol):
     """The run's etcd, and where convergence is kept, as sessions see them
     (see mgmt.remote.cluster)."""
 
@@ -59,7 +59,7 @@ class RunContext:
 
     bundle: Path
     bundle_sha256: str
-    etcd: EtcdEndpoint
+    cluster: Cluster
     bundle_build_id: str = ""
     connect: ConnectOptions = field(default_factory=ConnectOptions)
     caching: bool = True
@@ -158,7 +158,7 @@ class Session:
             self._check_stop()
             # The port goes on the agent's command line; etcd starts when the
             # first agent connects through a tunnel, if one ever does.
-            tunnel = ReverseTunnel(conn.transport, self.ctx.etcd.target, self.host)
+            tunnel = ReverseTunnel(conn.transport, self.ctx.cluster.target, self.host)
             argv = self.agent_argv(tunnel.open())
             self._uploader = push.Uploader(conn, self.host, lambda: self._stop.is_set())
             launched = self._start(conn, argv, result)
@@ -248,7 +248,7 @@ class Session:
             launch.command_line(started.paths, self.spec.graph, argv),
         )
         channel = started.channel
-        creds = self.ctx.etcd.credentials
+        creds = self.ctx.cluster.credentials
         channel.sendall(launch.stdin_lines(graph, creds.username, creds.password))
         readers = [
             threading.Thread(target=self._stream, args=(started.stdout,), daemon=True),
@@ -336,7 +336,7 @@ class Session:
                     continue
                 converged = parse_converged_line(line)
                 if converged is not None:
-                    self.ctx.etcd.report_converged(self.host, converged)
+                    self.ctx.cluster.report_converged(self.host, converged)
                     continue
                 if self.ctx.output is not None:
                     self.ctx.output(self.host, line)
