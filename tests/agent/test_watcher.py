@@ -61,6 +61,28 @@ def test_a_path_under_missing_directories_is_seen_once_they_appear(watcher, tmp_
     assert sem.acquire(timeout=5)
 
 
+def test_a_directory_made_while_its_parent_is_being_watched_is_not_missed(
+    watcher, monkeypatch, tmp_path
+):
+    # The race: a/b is found missing, then made before the watch on a begins, so
+    # no event for it ever comes. Made deterministic by making it right then.
+    target = tmp_path / "a" / "b" / "f"
+    (tmp_path / "a").mkdir()
+    real = watcher._watch_dir
+
+    def watch_dir(folder):
+        entry = real(folder)
+        if entry is None and folder == str(tmp_path / "a" / "b"):
+            os.mkdir(folder)
+        return entry
+
+    monkeypatch.setattr(watcher, "_watch_dir", watch_dir)
+    sem, callback = counter()
+    watcher.watch_path(str(target), callback)
+    target.write_text("x")
+    assert fired(sem)
+
+
 def test_removing_the_directory_moves_the_watch_up_and_back(watcher, tmp_path):
     sem, callback = counter()
     folder = tmp_path / "d"

@@ -151,6 +151,7 @@ class FileWatcher:
     def _attach(self, sub: _Sub) -> None:
         """Watch the deepest existing directory on the way to sub.path."""
         folder, name = os.path.split(sub.path)
+        retried: Set[str] = set()
         while True:
             entry = self._dirs.get(folder)
             if entry is None and folder not in self._missing:
@@ -158,6 +159,14 @@ class FileWatcher:
                 if entry is None:  # wait one level up (also when out of watches)
                     self._missing.add(folder)
             if entry is not None:
+                below = os.path.join(folder, name)
+                if below != sub.path and below not in retried and os.path.isdir(below):
+                    # Made after it was found missing but before this watch began, so
+                    # no event will tell: go down again (once: it may be unwatchable).
+                    retried.add(below)
+                    self._missing.discard(below)
+                    folder, name = os.path.split(sub.path)
+                    continue
                 sub.folder, sub.name = folder, name
                 entry.subs.setdefault(name, set()).add(sub)
                 return
