@@ -23,7 +23,7 @@ from mgmt_pkg.bundle import build_bundle
 SYSTEM_PYTHON = "/usr/bin/python3"
 SIZE_TARGET = 3_000_000
 WARM_TARGET = 0.5
-HEAVY_MODULES = ("yaml", "etcd3gw", "requests", "inotify_simple")
+HEAVY_MODULES = ("yaml", "etcd3gw", "requests")
 
 
 def _run_version(bundle: Path, home: Path, importtime: bool = False) -> tuple:

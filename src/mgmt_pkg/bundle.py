@@ -63,7 +63,6 @@ PURE_REQUIREMENTS = (
     "idna==3.20",
     "charset-normalizer==3.5.3",
     "certifi==2026.10.19.post1",
-    "inotify_simple==2.0.1",
 )
 # No pure wheel exists for these: fetch the 3.9 build and keep its Python half.
 NATIVE_REQUIREMENTS = ("PyYAML==6.0.3",)

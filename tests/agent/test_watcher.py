@@ -9,9 +9,8 @@ import shutil
 import threading
 import time
 
-from inotify_simple import Event
-from inotify_simple import flags as F
-
+from mgmt.engine.inotify import Event
+from mgmt.engine.inotify import flags as F
 from mgmt.engine.watcher import FileWatcher
 
 

@@ -117,7 +117,7 @@ def test_carries_exactly_the_agent_and_its_pure_python_dependencies(bundles):
     packages = {t for t in top if not t.endswith(".dist-info")}
     assert packages == {
         "mgmt", "etcd3gw", "pbr", "futurist", "debtcollector", "wrapt", "requests",
-        "urllib3", "idna", "charset_normalizer", "certifi", "inotify_simple.py", "yaml",
+        "urllib3", "idna", "charset_normalizer", "certifi", "yaml",
     }  # fmt: skip
     assert not [n for n in names if n.endswith((".so", ".pyd", ".pyc"))]
     assert not [n for n in names if "mgmt_pkg" in n or "/tests/" in n]
@@ -131,7 +131,7 @@ def test_dependencies_import_from_the_bundle_alone(bundles, tmp_path):
     """-S hides the system's site-packages: only what the bundle carries can load."""
     path, _ = bundles[0]
     probe = (
-        "import sys, etcd3gw, yaml, inotify_simple, mgmt\n"
+        "import sys, etcd3gw, yaml, mgmt\n"
         "print('libyaml', yaml.__with_libyaml__)\n"
         "print('roundtrip', yaml.safe_load(yaml.safe_dump({'a': [1, 2]})) == {'a': [1, 2]})\n"
         "print('etcd3gw', etcd3gw.__version__)\n"

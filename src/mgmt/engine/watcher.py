@@ -27,9 +27,8 @@ import select
 import threading
 from typing import Callable, Dict, List, Optional, Set, Union
 
-from inotify_simple import INotify
-from inotify_simple import flags as F
-
+from mgmt.engine.inotify import INotify
+from mgmt.engine.inotify import flags as F
 from mgmt.log import get_logger
 
 log = get_logger("watcher")

@@ -21,7 +21,7 @@ class GraphWatcher:
     """Calls ``on_change(spec)`` from a thread of its own when a graph file is saved."""
 
     def __init__(self, specs: List[HostSpec], on_change: Callable[[HostSpec], None]):
-        from inotify_simple import INotify, flags
+        from mgmt.engine.inotify import INotify, flags
 
         self._inotify = INotify()
         self._on_change = on_change

@@ -35,7 +35,7 @@ from mgmt_pkg.bundle import SHEBANG, build_bundle, describe
 def bundle(output: Path, compile_pyc: bool, python: str, pip_args: tuple) -> None:
     """Build the agent's single-file bundle.
 
-    A reproducible shiv zipapp of src/mgmt with PyYAML, etcd3gw, inotify_simple
+    A reproducible shiv zipapp of src/mgmt with PyYAML and etcd3gw
     and what they need, pure Python pinned for Python 3.9 and newer. Prints the
     path, size and sha256.
     """
