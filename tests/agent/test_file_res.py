@@ -11,7 +11,7 @@ from helpers import make_init, read
 
 from mgmt.errors import MgmtError
 from mgmt.resources.base import ResourceError, fill_params
-from mgmt.resources.file import FileRes, atomic_write, resolve_path
+from mgmt.resources.file import BLOCK, FileRes, atomic_write, resolve_path
 
 
 def file_res(watcher, tmp_path, name="f", event=None, **params):
@@ -113,6 +113,26 @@ def test_source_file_and_tree(watcher, tmp_path):
     assert read(dst / "a") == "A" and read(dst / "deep" / "b") == "B"
     assert not (dst / "extra").exists()
     assert tree.check_apply(True) is True
+
+
+@pytest.mark.parametrize("where", [0, BLOCK - 1, BLOCK, BLOCK + 5, 2 * BLOCK + 1])
+def test_a_change_that_keeps_the_size_is_found_in_any_block(watcher, tmp_path, where):
+    """Content is compared block by block: one flipped byte anywhere is a difference."""
+    wanted = (b"abcdefghij" * (2 * BLOCK // 10 + 1))[: 2 * BLOCK + 2]
+    changed = bytearray(wanted)
+    changed[where] = ord("#")
+    path, src = tmp_path / "f", tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "big").write_bytes(wanted)
+    path.write_bytes(changed)
+    (tmp_path / "dst" / "sub").mkdir(parents=True)
+    (tmp_path / "dst" / "sub" / "big").write_bytes(changed)
+    res = file_res(watcher, tmp_path, path=str(path), content=wanted.decode())
+    tree = file_res(watcher, tmp_path, path=f"{tmp_path / 'dst'}/", source=str(src), recurse=True)
+    for resource, target in ((res, path), (tree, tmp_path / "dst" / "sub" / "big")):
+        assert resource.check_apply(True) is False
+        assert target.read_bytes() == wanted
+        assert resource.check_apply(True) is True
 
 
 def test_dirname_and_basename_rewrite_the_path():
