@@ -22,8 +22,8 @@ warm time is the comparison).
 Needs root. pyinfra and ansible-core are installed into their own venv under
 ~/.cache/mgmt-bench/ (they pin versions of paramiko that ours must not share).
 Run: .venv/bin/python bench/fanout.py [--sizes 1,10,30] [--no-peers]
-Quick iterations on one number: --sizes 30 --runs warm --repeat 3 (a cold run
-still goes first, unreported, to fill the hosts' cache).
+Quick iterations on one number: --sizes 30 --runs warm,pyinfra --repeat 3 (a
+cold run still goes first, unreported, to fill the hosts' cache).
 """
 
 from __future__ import annotations
@@ -240,7 +240,8 @@ def main() -> int:
     parser.add_argument(
         "--runs",
         default="cold,warm,peers,edit",
-        help="which of cold, warm, peers, edit to run (quick iterations: --sizes 30 --runs warm)",
+        help="which of cold, warm, peers (pyinfra and Ansible), pyinfra (alone), edit to run"
+        " (quick iterations: --sizes 30 --runs warm,pyinfra)",
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="warm runs per size of mgmt and pyinfra, alternating"
@@ -251,7 +252,8 @@ def main() -> int:
         return 0
     sizes = [int(x) for x in args.sizes.split(",")]
     runs = set(args.runs.split(","))
-    peers = "peers" in runs and not args.no_peers and peers_available()
+    peers = bool({"peers", "pyinfra"} & runs) and not args.no_peers and peers_available()
+    ansible = peers and "peers" in runs
     # Always the agent of this tree: a dist/mgmt left from an older tree would
     # measure old code (the hosts' cache is keyed by the bundle's sha256).
     bundle = Path(tempfile.mkdtemp(prefix="bench-bundle-")) / "mgmt"
@@ -282,7 +284,7 @@ def main() -> int:
                 for name, argv, minus in warm_tools:
                     _reset(pool, cache=True)
                     rows.append((n, f"{name} warm", measure(name, pool, argv, env, work, minus)))
-            if peers:  # ~10x slower than the others: once each
+            if ansible:  # ~10x slower than the others: once each
                 for label in ("cold", "warm"):
                     _reset(pool, cache=True)
                     result = measure("ansible", pool, ansible_argv(pool, work), env, work)

@@ -119,13 +119,20 @@ def test_second_run_copies_no_bundle_and_a_damaged_cache_is_replaced(pool, bundl
     graphs = [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)]
     first = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
     assert first.returncode == 0, first.stdout + first.stderr
-    # Damage a's cached copy: it must be noticed (sha256 re-checked) and replaced.
-    a.run("for f in /root/.cache/mgmt/bundles/*.pyz; do echo junk > $f; done")
+    # Damage both cached copies. a's unpacked copy goes too: its sha256 is checked
+    # again, and the bundle replaced. b still runs from what shiv unpacked (made
+    # once the sha256 was checked), so its zip is no longer read.
+    for host in (a, b):
+        host.run("for f in /root/.cache/mgmt/bundles/*.pyz; do echo junk > $f; done")
+    a.run("rm -rf /root/.cache/mgmt/shiv/*")
+    for host in (a, b):
+        host.run(f"rm /tmp/only-{host.name}")  # so that the second run must write it
     second = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
     assert second.returncode == 0, second.stdout + second.stderr
     rows = summary(second.stdout)
     assert rows["b"][:2] == ("converged", "cached")
     assert rows["a"][:2] == ("converged", "copied")
+    assert b.read_file("/tmp/only-b") == "i am b"
     assert "Skipping bundle copy, file was cached." in second.stderr
     assert a.read_file("/tmp/only-a") == "i am a"
     for host in (a, b):
