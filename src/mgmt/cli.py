@@ -113,7 +113,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         converged_stdout=args.converged_stdout,
     )
     if args.etcd_auth_stdin:
-        settings.credentials = read_credentials(sys.stdin.readline())
+        settings = settings._replace(credentials=read_credentials(sys.stdin.readline()))
     if settings.converged_timeout < CONVERGED_OFF:
         raise InputError("--converged-timeout must be -1 (off) or a number of seconds")
     if settings.cconns < 0:

@@ -3,36 +3,41 @@
 The engine, the world (etcd) and the remote fan-out all read from this object
 instead of from module globals or click contexts, so each can be driven by
 tests and by ``fab deploy`` without going through the command line.
+
+Records on the agent's start path (these, the graph model, a kind's fields)
+are NamedTuples, not dataclasses: importing dataclasses (with inspect, ast and
+tokenize) and building a dozen classes cost a remote agent a fifth of its
+start-up, paid again on every host of a run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import NamedTuple, Optional, Sequence
 
 DEFAULT_PREFIX = Path("/var/lib/mgmt")
 CONVERGED_OFF = -1
 
 
-@dataclass
-class EtcdCredentials:
+class EtcdCredentials(NamedTuple):
     """A user and password for etcd's auth; never put on a command line."""
 
     username: str
-    # Kept out of repr so a logged or printed Settings never shows it.
-    password: str = field(repr=False)
+    password: str
+
+    def __repr__(self) -> str:
+        # So that a logged or printed Settings never shows the password.
+        return f"EtcdCredentials(username={self.username!r})"
 
 
-@dataclass
-class Settings:
-    """Everything ``mgmt run`` was asked to do."""
+class Settings(NamedTuple):
+    """Everything ``mgmt run`` was asked to do (``_replace`` for a changed copy)."""
 
     # What to run, and as whom.
     file: Optional[Path] = None
     hostname: str = ""
     # The world: etcd. Without seeds the agent starts its own etcd server.
-    seeds: List[str] = field(default_factory=list)
+    seeds: Sequence[str] = ()
     no_server: bool = False
     credentials: Optional[EtcdCredentials] = None
     # State: a fixed prefix, or a private temporary one.
@@ -44,7 +49,7 @@ class Settings:
     no_watch: bool = False
     verbosity: int = 0
     # Remote execution (initiator side).
-    remotes: List[Path] = field(default_factory=list)
+    remotes: Sequence[Path] = ()
     cconns: int = 0
     no_caching: bool = False
     allow_interactive: bool = False

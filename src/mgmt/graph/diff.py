@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import List, Mapping
 
 from mgmt.graph.model import ResourceKey, ResourceSpec, key_str
 
 
-@dataclass
 class GraphDiff:
     """What an update changes: resources to start, to restart with new params, to stop."""
 
-    added: List[ResourceKey] = field(default_factory=list)
-    changed: List[ResourceKey] = field(default_factory=list)
-    removed: List[ResourceKey] = field(default_factory=list)
-    unchanged: List[ResourceKey] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.added: List[ResourceKey] = []
+        self.changed: List[ResourceKey] = []
+        self.removed: List[ResourceKey] = []
+        self.unchanged: List[ResourceKey] = []
+
+    def __repr__(self) -> str:
+        return f"GraphDiff({self.summary()})"
 
     @property
     def empty(self) -> bool:

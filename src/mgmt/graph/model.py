@@ -1,9 +1,12 @@
-"""The validated graph: what a graph file asks for, independent of YAML."""
+"""The validated graph: what a graph file asks for, independent of YAML.
+
+Plain classes and NamedTuples rather than dataclasses, for the agent's start-up
+(see mgmt.settings).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from mgmt.resources.base import Meta
 
@@ -17,7 +20,6 @@ def key_str(key: ResourceKey) -> str:
     return f"{key[0]}[{key[1]}]"
 
 
-@dataclass
 class ResourceSpec:
     """One resource as the graph describes it; params validated, defaults filled.
 
@@ -25,15 +27,35 @@ class ResourceSpec:
     world instead of applied; ``origin`` is the exporting host of a collected one.
     """
 
-    kind: str
-    name: str
-    params: Dict[str, Any]
-    meta: Meta = field(default_factory=Meta)
-    line: Optional[int] = None
-    exported: bool = False
-    origin: str = ""
-    # The kind's autoedges (provided ids, needed ids), computed once on demand.
-    auto: Optional[Tuple[List[str], List[str]]] = field(default=None, compare=False, repr=False)
+    __slots__ = ("auto", "exported", "kind", "line", "meta", "name", "origin", "params")
+    # What == and repr look at: not the autoedge cache.
+    _COMPARED = ("kind", "name", "params", "meta", "line", "exported", "origin")
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        params: Dict[str, Any],
+        meta: Meta = Meta(),  # noqa: B008 - immutable
+        line: Optional[int] = None,
+        exported: bool = False,
+        origin: str = "",
+    ):
+        self.kind, self.name, self.params, self.meta = kind, name, params, meta
+        self.line, self.exported, self.origin = line, exported, origin
+        # The kind's autoedges (provided ids, needed ids), computed once on demand.
+        self.auto: Optional[Tuple[List[str], List[str]]] = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResourceSpec):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self._COMPARED)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: not a dict key
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._COMPARED)
+        return f"ResourceSpec({fields})"
 
     @property
     def key(self) -> ResourceKey:
@@ -50,8 +72,7 @@ class ResourceSpec:
         )
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(NamedTuple):
     """``to`` runs after ``from_``."""
 
     from_: ResourceKey
@@ -60,26 +81,28 @@ class Edge:
     line: Optional[int] = None
 
 
-@dataclass(frozen=True)
-class Collect:
+class Collect(NamedTuple):
     """A collect: entry: run every exported resource of ``kind`` (filtered by ``pattern``)."""
 
     kind: str
     pattern: str = ""
 
 
-@dataclass
 class Graph:
     """One validated graph file: its resources, edges, collects and remote: value."""
 
-    name: str
-    resources: Dict[ResourceKey, ResourceSpec] = field(default_factory=dict)
-    edges: List[Edge] = field(default_factory=list)
-    collect: List[Collect] = field(default_factory=list)
-    comment: str = ""
-    remote: Optional[str] = None
-    remote_line: Optional[int] = None  # for errors about the remote: value
-    path: Optional[str] = None
+    def __init__(self, name: str, path: Optional[str] = None):
+        self.name = name
+        self.path = path
+        self.resources: Dict[ResourceKey, ResourceSpec] = {}
+        self.edges: List[Edge] = []
+        self.collect: List[Collect] = []
+        self.comment = ""
+        self.remote: Optional[str] = None
+        self.remote_line: Optional[int] = None  # for errors about the remote: value
+
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, {len(self.resources)} resources, path={self.path!r})"
 
     def local(self) -> Dict[ResourceKey, ResourceSpec]:
         """The resources this host applies itself (exports are only published)."""

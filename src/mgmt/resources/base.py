@@ -73,7 +73,6 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import (
     Any,
@@ -82,6 +81,7 @@ from typing import (
     Dict,
     List,
     Mapping,
+    NamedTuple,
     Optional,
     Protocol,
     Tuple,
@@ -140,8 +140,7 @@ class FieldError(ValueError):
 _Types = Union[type, Tuple[type, ...]]
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """One parameter of a kind: accepted types, default, allowed values, and a line of docs.
 
     ``types`` is a type or a tuple of types (``bool`` is never accepted for
@@ -167,8 +166,7 @@ class Field:
             raise FieldError(name, f"{value!r} is not one of {allowed}")
 
 
-@dataclass(frozen=True)
-class Meta:
+class Meta(NamedTuple):
     """Engine-level settings every resource accepts under ``meta:``.
 
     retry: how many times to retry a failed check_apply (-1 forever);
@@ -235,24 +233,34 @@ class Services:
                 close()
 
 
-@dataclass
 class Init:
     """Everything a resource may use, handed to :meth:`Resource.setup` once."""
 
-    hostname: str
-    log: logging.LoggerAdapter
-    # Private to this resource; not created until the resource needs it.
-    state_dir: Path
-    watcher: Watcher
-    # "My state may have changed, check me again": from any thread, coalesced.
-    event: Callable[[], None]
-    # The cluster (mgmt.world.api.World), or None when the agent runs without one.
-    world: Any = None
-    # Set when the agent is stopping: loops and long waits should end.
-    stopping: threading.Event = field(default_factory=threading.Event)
-    # Shared by every resource of the agent (see Services); an Init built by
-    # hand for one resource on its own gets a private registry.
-    services: Services = field(default_factory=Services)
+    def __init__(
+        self,
+        hostname: str,
+        log: logging.LoggerAdapter,
+        state_dir: Path,
+        watcher: Watcher,
+        event: Callable[[], None],
+        world: Any = None,
+        stopping: Optional[threading.Event] = None,
+        services: Optional[Services] = None,
+    ):
+        self.hostname = hostname
+        self.log = log
+        # Private to this resource; not created until the resource needs it.
+        self.state_dir = state_dir
+        self.watcher = watcher
+        # "My state may have changed, check me again": from any thread, coalesced.
+        self.event = event
+        # The cluster (mgmt.world.api.World), or None when the agent runs without one.
+        self.world = world
+        # Set when the agent is stopping: loops and long waits should end.
+        self.stopping = threading.Event() if stopping is None else stopping
+        # Shared by every resource of the agent (see Services); an Init built by
+        # hand for one resource on its own gets a private registry.
+        self.services = Services() if services is None else services
 
 
 class Resource:

@@ -10,8 +10,18 @@ converged, and is told when any of that changes. Key layout (REFERENCE.md §2):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Tuple,
+)
 
 EXPORTED_PREFIX = "/_mgmt/exported/"
 CONVERGED_PREFIX = "/_mgmt/converged/"
@@ -25,14 +35,13 @@ CONVERGED_MARK = "@@mgmt-converged "
 ResourceKey = Tuple[str, str]
 
 
-@dataclass(frozen=True)
-class ExportedResource:
+class ExportedResource(NamedTuple):
     """One resource some host exported: who, what, and its parameters."""
 
     hostname: str
     kind: str
     name: str
-    params: Dict[str, Any] = field(default_factory=dict)
+    params: Dict[str, Any]
 
 
 class Cancel(Protocol):
