@@ -31,3 +31,17 @@ def pytest_terminal_summary(terminalreporter) -> None:
         )
         for nodeid in _skipped:
             terminalreporter.write_line(f"  {nodeid}", red=True)
+
+
+@pytest.fixture
+def mgmt_log():
+    """mgmt's log lines (info and up) in a StringIO; the previous set-up is put back after."""
+    from io import StringIO
+
+    from mgmt import log
+
+    saved = (log._Output.level, log._Output.stream)
+    captured = StringIO()
+    log.setup(0, captured)
+    yield captured
+    log._Output.level, log._Output.stream = saved

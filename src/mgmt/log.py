@@ -1,37 +1,84 @@
 """Logging in the write-up's format: ``HH:MM:SS component: message``.
 
-Components get their own logger (``mgmt.<component>``) so ``-v``/``-q`` and tests
-can tune them; the format is set once by :func:`setup`.
+A few lines of our own instead of the standard ``logging`` package: mgmt needs
+one format, one stream and four levels, and importing ``logging`` (with
+traceback, string and weakref) was about a tenth of a remote agent's start-up,
+paid again on every host of a run. Each line is written whole under one lock,
+so the threads of an agent never interleave their output.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
-from typing import Optional, TextIO
+import threading
+import time
+from typing import Any, Optional, TextIO
 
-ROOT = "mgmt"
-
-
-class _ComponentFormatter(logging.Formatter):
-    """Prints the logger's last name segment as the component."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        record.component = record.name.rsplit(".", 1)[-1] if record.name != ROOT else "main"
-        return super().format(record)
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 
 
-def get_logger(component: str) -> logging.Logger:
-    """The logger for one component, e.g. ``get_logger("engine")``."""
-    return logging.getLogger(f"{ROOT}.{component}")
+class _Output:
+    """Where every logger writes; set by :func:`setup`."""
+
+    level = WARNING  # until setup(), as the standard logging does
+    stream: Optional[TextIO] = None  # None: sys.stderr as it is when a line is written
+    lock = threading.Lock()
 
 
 def setup(verbosity: int = 0, stream: Optional[TextIO] = None) -> None:
-    """Configure the ``mgmt`` loggers: -1 quiet (warnings), 0 info, 1+ debug."""
-    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(_ComponentFormatter("%(asctime)s %(component)s: %(message)s", "%H:%M:%S"))
-    root = logging.getLogger(ROOT)
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    """Set the level for every logger (-1 quiet: warnings, 0 info, 1+ debug) and the stream."""
+    _Output.level = WARNING if verbosity < 0 else DEBUG if verbosity > 0 else INFO
+    _Output.stream = stream
+
+
+class Logger:
+    """One component's lines: ``log.info("copied %s", path)``.
+
+    The arguments are formatted only if the line is printed; ``exc_info=True``
+    (or :meth:`exception`) adds the traceback of the exception being handled.
+    """
+
+    def __init__(self, component: str, prefix: str = ""):
+        self.component = component
+        self.prefix = prefix
+
+    def child(self, name: str) -> Logger:
+        """The same component, each line starting with ``name: `` (one resource's)."""
+        return Logger(self.component, f"{self.prefix}{name}: ")
+
+    def enabled(self, level: int) -> bool:
+        return level >= _Output.level
+
+    def debug(self, msg: str, *args: Any, exc_info: bool = False) -> None:
+        self._write(DEBUG, msg, args, exc_info)
+
+    def info(self, msg: str, *args: Any, exc_info: bool = False) -> None:
+        self._write(INFO, msg, args, exc_info)
+
+    def warning(self, msg: str, *args: Any, exc_info: bool = False) -> None:
+        self._write(WARNING, msg, args, exc_info)
+
+    def error(self, msg: str, *args: Any, exc_info: bool = False) -> None:
+        self._write(ERROR, msg, args, exc_info)
+
+    def exception(self, msg: str, *args: Any) -> None:
+        self._write(ERROR, msg, args, True)
+
+    def _write(self, level: int, msg: str, args: tuple, exc_info: bool) -> None:
+        if level < _Output.level:
+            return
+        text = msg % args if args else msg
+        line = f"{time.strftime('%H:%M:%S')} {self.component}: {self.prefix}{text}\n"
+        if exc_info:
+            import traceback  # only when there is one to print
+
+            line += traceback.format_exc()
+        with _Output.lock:
+            stream = _Output.stream or sys.stderr
+            stream.write(line)
+            stream.flush()
+
+
+def get_logger(component: str) -> Logger:
+    """The logger for one component, e.g. ``get_logger("engine")``."""
+    return Logger(component)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from mgmt.log import get_logger
 from mgmt.resources.base import Init
 from mgmt.world.api import ExportedResource
 
@@ -147,7 +147,7 @@ def make_init(watcher, tmp_path, world=None, event=None):
     """An Init for a resource used on its own (outside an engine)."""
     return Init(
         hostname="test",
-        log=logging.LoggerAdapter(logging.getLogger("mgmt.test"), {}),
+        log=get_logger("test"),
         state_dir=tmp_path / "state",
         watcher=watcher,
         event=event or (lambda: None),

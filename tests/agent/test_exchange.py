@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from helpers import MemWorld
 
 from mgmt.engine.exchange import collected, publish
@@ -27,27 +25,23 @@ collect:
 """
 
 
-def test_publish_then_collect_rewrites_paths_and_skips_a_second_file_on_one_path(caplog):
+def test_publish_then_collect_rewrites_paths_and_skips_a_second_file_on_one_path(mgmt_log):
     store: dict = {"exported": {}, "converged": {}, "watchers": []}
     a, b = MemWorld("a", store), MemWorld("b", store)
     graph_a, graph_b = parse_graph(graph_for("a")), parse_graph(graph_for("b"))
     publish(a, graph_a)
     publish(b, graph_b)
     assert set(store["exported"]["a"]) == {("file", "shared"), ("file", "onlya")}
-    mgmt_log = logging.getLogger("mgmt")
-    mgmt_log.addHandler(caplog.handler)  # mgmt.log.setup() may have stopped propagation
-    try:
-        got = collected(a, graph_a)
-    finally:
-        mgmt_log.removeHandler(caplog.handler)
+    got = collected(a, graph_a)
     # Both hosts' "shared" land on /srv/in/shared: the first (a, in host order)
     # wins, b's is skipped with a warning naming both, never renamed onto one path.
     assert set(got) == {("file", "shared"), ("file", "onlya"), ("file", "onlyb")}
     assert got[("file", "shared")].params["content"] == "from a\n"
     assert got[("file", "onlyb")].params["path"] == "/srv/in/onlyb"
     assert got[("file", "onlyb")].origin == "b"
-    assert "skipping file[shared] from b: file:/srv/in/shared is already taken by " in caplog.text
-    assert "file[shared] from a" in caplog.text
+    logged = mgmt_log.getvalue()
+    assert "skipping file[shared] from b: file:/srv/in/shared is already taken by " in logged
+    assert "file[shared] from a" in logged
 
 
 def test_same_name_on_another_path_is_renamed_and_a_local_path_is_never_collected_over():
@@ -88,7 +82,7 @@ def test_republishing_without_an_export_removes_it():
     assert store["exported"]["a"] == {}
 
 
-def test_a_collected_file_never_leaves_the_pattern_directory(caplog):
+def test_a_collected_file_never_leaves_the_pattern_directory(mgmt_log):
     store: dict = {"exported": {}, "converged": {}, "watchers": []}
     world = MemWorld("a", store)
     store["exported"]["evil"] = {
@@ -98,14 +92,9 @@ def test_a_collected_file_never_leaves_the_pattern_directory(caplog):
         ("file", "dir"): {"path": "/var/x/", "state": "absent", "recurse": True},
         ("file", "renamed"): {"path": "/tmp/a", "dirname": "/etc/", "basename": "b"},
     }
-    mgmt_log = logging.getLogger("mgmt")
-    mgmt_log.addHandler(caplog.handler)
-    try:
-        got = collected(world, parse_graph(graph_for("a")))
-    finally:
-        mgmt_log.removeHandler(caplog.handler)
+    got = collected(world, parse_graph(graph_for("a")))
     paths = {key[1]: spec.params["path"] for key, spec in got.items() if key[1] != "onlya"}
     # A directory export stays a directory *under* the pattern, never the pattern itself.
     assert paths == {"dir": "/srv/in/x/", "renamed": "/srv/in/b"}
     for name in ("climber", "dotdot", "root"):
-        assert f"skipping file[{name}] from evil: " in caplog.text
+        assert f"skipping file[{name}] from evil: " in mgmt_log.getvalue()

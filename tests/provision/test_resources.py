@@ -8,7 +8,6 @@ running agent cannot show (noop, a taken port, a missing server).
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import subprocess
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from provision_support import AgentRun, free_port, request, wait_for
 
+from mgmt.log import get_logger
 from mgmt.net.board import Board
 from mgmt.resources.base import FieldError, Init, ResourceError, Services, fill_params
 from mgmt.resources.http import HttpFileRes, HttpServerRes
@@ -101,7 +101,7 @@ class _Watcher:
 
 
 def _init(tmp_path: Path, services: Services, event=None) -> Init:
-    log = logging.LoggerAdapter(logging.getLogger("mgmt.test"), {})
+    log = get_logger("test")
     return Init("test", log, tmp_path / "state", _Watcher(), event or (lambda: None),
                 services=services)  # fmt: skip
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -52,12 +51,11 @@ def test_refuses_bad_values_naming_file_and_line(value, message, tmp_path):
     assert str(caught.value).startswith(f"{tmp_path / 'g.yaml'}:7: remote:")
 
 
-def test_password_in_url_works_but_warns(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="mgmt"):
-        spec = parse_remote("ssh://root:hunter2@h", tmp_path / "g.yaml")
+def test_password_in_url_works_but_warns(tmp_path, mgmt_log):
+    spec = parse_remote("ssh://root:hunter2@h", tmp_path / "g.yaml")
     assert spec.password == "hunter2"
-    assert "password in plain text" in caplog.text
-    assert "hunter2" not in caplog.text
+    assert "password in plain text" in mgmt_log.getvalue()
+    assert "hunter2" not in mgmt_log.getvalue()
     assert "hunter2" not in repr(spec) and "hunter2" not in str(spec)
 
 

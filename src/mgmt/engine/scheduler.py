@@ -11,7 +11,6 @@ nothing is queued, running or waiting for a retry: the converger watches that.
 from __future__ import annotations
 
 import heapq
-import logging
 import os
 import threading
 import time
@@ -22,7 +21,7 @@ from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
 from mgmt.graph.diff import GraphDiff, diff_resources
 from mgmt.graph.model import Edge, ResourceKey, ResourceSpec, key_str
-from mgmt.log import get_logger
+from mgmt.log import Logger, get_logger
 from mgmt.resources.base import Init, Resource, kind_class
 
 log = get_logger("engine")
@@ -69,17 +68,12 @@ class Vertex:
         self.not_before = 0.0
 
 
-class _Prefixed(logging.LoggerAdapter):
-    def process(self, msg, kwargs):
-        return f"{self.extra['name']}: {msg}", kwargs
-
-
 class Engine:
     """Owns the vertices; :meth:`update` applies a new set of resources as a difference."""
 
     def __init__(
         self,
-        make_init: Callable[[ResourceSpec, logging.LoggerAdapter, Callable[[], None]], Init],
+        make_init: Callable[[ResourceSpec, Logger, Callable[[], None]], Init],
         noop: bool = False,
         workers: Optional[int] = None,
         on_idle: Optional[Callable[[bool], None]] = None,
@@ -169,14 +163,14 @@ class Engine:
         return diff
 
     def _build(self, spec: ResourceSpec) -> Optional[Vertex]:
-        adapter = _Prefixed(get_logger(spec.kind), {"name": spec.name})
+        res_log = get_logger(spec.kind).child(spec.name)
         try:
             res = kind_class(spec.kind)(spec.name, spec.params, spec.meta)
         except Exception as err:  # a collected resource with bad parameters
-            adapter.error("cannot create: %s", err)
+            res_log.error("cannot create: %s", err)
             return None
         holder: List[Vertex] = []
-        res.setup(self._make_init(spec, adapter, lambda: holder and self.poke(holder[0])))
+        res.setup(self._make_init(spec, res_log, lambda: holder and self.poke(holder[0])))
         vertex = Vertex(spec, res)
         holder.append(vertex)
         return vertex

@@ -71,7 +71,6 @@ resource exported by another host).
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 from pathlib import Path
 from typing import (
@@ -91,6 +90,7 @@ from typing import (
 )
 
 from mgmt.errors import MgmtError
+from mgmt.log import Logger
 
 __all__ = [
     "REGISTRY",
@@ -239,7 +239,7 @@ class Init:
     def __init__(
         self,
         hostname: str,
-        log: logging.LoggerAdapter,
+        log: Logger,
         state_dir: Path,
         watcher: Watcher,
         event: Callable[[], None],
