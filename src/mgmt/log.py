@@ -22,7 +22,9 @@ class _Output:
 
     level = WARNING  # until setup(), as the standard logging does
     stream: Optional[TextIO] = None  # None: sys.stderr as it is when a line is written
-    lock = threading.Lock()
+    # Reentrant: a signal handler that logs runs in the main thread, maybe while
+    # that thread is inside a write (a plain Lock would deadlock it there).
+    lock = threading.RLock()
 
 
 def setup(verbosity: int = 0, stream: Optional[TextIO] = None) -> None:
