@@ -1,28 +1,40 @@
 """``mgmt`` command line: flags -> one :class:`mgmt.settings.Settings` -> the agent.
 
 argparse (not click) keeps the bundle small and start-up fast; everything heavy
-is imported only once we know it is needed. This is the one place where an
-:class:`mgmt.errors.MgmtError` becomes a one-line message and an exit code.
+is imported only once we know it is needed. The agents of a remote run skip
+the parser altogether (:func:`run_remote_agent`): their settings come as JSON.
+This is the one place where an :class:`mgmt.errors.MgmtError` becomes a
+one-line message and an exit code.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import signal
 import sys
 from pathlib import Path
-from typing import List, NoReturn, Optional
+from typing import TYPE_CHECKING, Callable, List, NoReturn, Optional
 
 from mgmt import __version__
 from mgmt.errors import InputError, MgmtError
-from mgmt.settings import CONVERGED_OFF, DEFAULT_PREFIX, EtcdCredentials, Settings
+from mgmt.settings import (
+    CONVERGED_OFF,
+    DEFAULT_PREFIX,
+    EtcdCredentials,
+    Settings,
+    settings_from_json,
+)
 from mgmt.statedir import state_dir
+
+if TYPE_CHECKING:
+    import argparse
 
 PROG = "mgmt"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse  # with shutil and gettext, a tenth of an agent's start: not for remote ones
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="An event-driven configuration agent that also runs agentless over SSH.",
@@ -91,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    seeds = [s.strip() for item in args.seeds for s in item.split(",") if s.strip()]
+    seeds = tuple(s.strip() for item in args.seeds for s in item.split(",") if s.strip())
     settings = Settings(
         file=args.file,
         hostname=args.hostname or _system_hostname(),
@@ -103,7 +115,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         noop=args.noop,
         no_watch=args.no_watch,
         verbosity=args.verbose - args.quiet,
-        remotes=list(dict.fromkeys(args.remote)),  # the same file twice runs once
+        remotes=tuple(dict.fromkeys(args.remote)),  # the same file twice runs once
         cconns=args.cconns,
         no_caching=args.no_caching,
         allow_interactive=args.allow_interactive,
@@ -208,11 +220,28 @@ def run_cli(argv: Optional[List[str]] = None) -> int:
     if args.command != "run":
         parser.print_help(sys.stderr)
         return 2
+    return _run(lambda: settings_from(args), args.verbose - args.quiet)
+
+
+def run_remote_agent() -> int:
+    """The agent of a remote run, as mgmt.remote.launch starts it.
+
+    Arguments: the graph file and the state dir (in the run dir the host made);
+    the settings come as one JSON line on stdin (see settings_from_json).
+    """
+    graph, state = sys.argv[1:3]
+    line = sys.stdin.readline()
+    return _run(lambda: settings_from_json(line, file=Path(graph), prefix=Path(state)))
+
+
+def _run(make_settings: Callable[[], Settings], verbosity: int = 0) -> int:
+    """Settings, then the agent or the initiator; errors become a line and an exit code."""
     from mgmt import log
 
-    log.setup(args.verbose - args.quiet)
     try:
-        settings = settings_from(args)
+        settings = make_settings()
+        verbosity = settings.verbosity
+        log.setup(verbosity)
         if settings.remotes:
             from mgmt.remote import run_remotes
 
@@ -224,7 +253,7 @@ def run_cli(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # a bug: say so in one line, details with -v
-        if args.verbose:
+        if verbosity > 0:
             import traceback
 
             traceback.print_exc()

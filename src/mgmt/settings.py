@@ -64,3 +64,38 @@ class Settings(NamedTuple):
     @property
     def converged_enabled(self) -> bool:
         return self.converged_timeout >= 0
+
+
+def settings_from_json(line: str, **given: object) -> Settings:
+    """The settings of a remote run's agent: one JSON object on a line of its stdin.
+
+    The initiator hands its agents their settings this way rather than as flags
+    (see mgmt.remote.launch): an agent builds no argument parser, and the etcd
+    credentials (``"credentials": [user, password]``) are on no command line.
+    ``given`` adds what only the host knows, such as the paths of its run dir.
+    """
+    import json
+
+    from mgmt.errors import InputError
+
+    try:
+        fields = json.loads(line)
+        if not isinstance(fields, dict):
+            raise ValueError("not a JSON object")
+        unknown = sorted(set(fields) - set(Settings._fields))
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+        credentials = fields.get("credentials")
+        if credentials is not None:
+            if not (
+                isinstance(credentials, list)
+                and len(credentials) == 2
+                and all(isinstance(part, str) for part in credentials)
+            ):
+                raise ValueError("credentials: expected [user, password]")
+            fields["credentials"] = EtcdCredentials(*credentials)
+        if isinstance(fields.get("seeds"), list):
+            fields["seeds"] = tuple(fields["seeds"])  # as settings_from(flags) has them
+    except (ValueError, TypeError) as err:
+        raise InputError(f"agent settings on stdin: {err}") from None
+    return Settings(**{**fields, **given})

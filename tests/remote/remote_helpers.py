@@ -17,6 +17,8 @@ from support.hosts import Host, HostPool
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 MGMT = [sys.executable, "-m", "mgmt"]
+# In the command line of a remote agent and of the sh wrapper that runs it.
+AGENT_MARK = "run_remote_agent"
 
 
 def graph_for(example: str, remote: str, directory: Path, name: Optional[str] = None) -> Path:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import io
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -14,18 +17,28 @@ from pathlib import Path
 import pytest
 from remote_helpers import assert_clean, mgmt_run, need_hosts, summary
 
+from mgmt.cli import build_parser, settings_from
 from mgmt.remote.bundlefile import shiv_build_id
-from mgmt.remote.launch import INLINE_GRAPH_MAX, LAUNCHER, PRUNE_DAYS
+from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.launch import INLINE_GRAPH_MAX, LAUNCHER, PRUNE_DAYS, command_line
+from mgmt.remote.push import RemotePaths
+from mgmt.remote.session import RunContext, Session
+from mgmt.settings import settings_from_json
 from support import require_tools
 from support.hosts import ssh_hosts
 
 PYTHON = "/usr/bin/python3"
+# An agent on its own that applies its graph and exits once idle.
+SETTINGS = {"hostname": "t", "no_server": True, "converged_timeout": 0}
+EMPTY_GRAPH = "graph: g\nresources: {}\n"
 
 
-def _launch(site: str, bundle: Path, graph: Path, stdin: bytes, *args: str, home: Path):
+def _launch(site: str, bundle: Path, graph: Path, graph_line: bytes, *, home: Path, **settings):
+    """START's last step: the graph line, then the settings line, on stdin."""
+    line = json.dumps({**SETTINGS, **settings}).encode()
     return subprocess.run(
-        [PYTHON, "-S", "-c", LAUNCHER, site, str(bundle), str(graph), *args],
-        input=stdin,
+        [PYTHON, "-S", "-c", LAUNCHER, site, str(bundle), str(graph), str(home / "state")],
+        input=graph_line + line + b"\n",
         capture_output=True,
         env={"PATH": "/usr/bin:/bin", "HOME": str(home), "SHIV_ROOT": str(home / "shiv")},
         cwd=graph.parent,
@@ -50,17 +63,16 @@ def test_launcher_writes_the_graph_privately_and_runs_from_the_unpacked_bundle(
 ):
     require_tools(PYTHON)
     graph = tmp_path / "g.yaml"
-    text = b"graph: g\nresources: {}\n"
+    text = EMPTY_GRAPH.encode()
     done = _launch(
         str(unpacked),
         tmp_path / "missing.pyz",  # never read: the unpacked copy is used
         graph,
         base64.b64encode(text) + b"\n",
-        "--version",
         home=tmp_path,
     )
     assert done.returncode == 0, done.stderr.decode()
-    assert done.stdout.decode().startswith("mgmt ")
+    assert "main: This is: mgmt" in done.stderr.decode()
     assert graph.read_bytes() == text
     assert graph.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
@@ -69,13 +81,11 @@ def test_launcher_writes_the_graph_privately_and_runs_from_the_unpacked_bundle(
 def test_launcher_runs_the_bundle_when_nothing_is_unpacked(bundle, tmp_path):
     require_tools(PYTHON)
     graph = tmp_path / "g.yaml"
-    graph.write_text("left alone")
-    done = _launch(
-        str(tmp_path / "shiv" / "none"), bundle, graph, b"\n", "--version", home=tmp_path
-    )
+    graph.write_text(EMPTY_GRAPH)
+    done = _launch(str(tmp_path / "shiv" / "none"), bundle, graph, b"\n", home=tmp_path)
     assert done.returncode == 0, done.stderr.decode()
-    assert done.stdout.decode().startswith("mgmt ")
-    assert graph.read_text() == "left alone"  # an empty line: the graph was copied apart
+    assert "main: This is: mgmt" in done.stderr.decode()
+    assert graph.read_text() == EMPTY_GRAPH  # an empty line: the graph was copied apart
     assert list((tmp_path / "shiv").glob("*/site-packages/mgmt/cli.py"))  # shiv unpacked it
 
 
@@ -101,9 +111,10 @@ def test_a_new_bundle_prunes_old_ones_unused_for_a_month_but_never_one_in_use(bu
     recent = _cached(cache, "recent.pyz", PRUNE_DAYS - 1)
     running = _cached(cache, "running.pyz", PRUNE_DAYS + 1)
     graph = tmp_path / "g.yaml"
+    graph.write_text(EMPTY_GRAPH)
     with open(running, "rb") as held:
         fcntl.flock(held, fcntl.LOCK_SH)  # as the agent running it holds it
-        done = _launch(str(shiv / "none"), current, graph, b"\n", "--version", home=tmp_path)
+        done = _launch(str(shiv / "none"), current, graph, b"\n", home=tmp_path)
     assert done.returncode == 0, done.stderr.decode()
     assert sorted(p.name for p in cache.iterdir()) == ["current.pyz", "recent.pyz", "running.pyz"]
     assert not stale.exists()
@@ -117,9 +128,29 @@ def test_each_start_marks_its_bundle_as_used(bundle, unpacked, tmp_path):
     cache = tmp_path / "cache" / "bundles"
     cache.mkdir(parents=True)
     used = _cached(cache, "used.pyz", PRUNE_DAYS + 1)
-    done = _launch(str(unpacked), used, tmp_path / "g.yaml", b"\n", "--version", home=tmp_path)
+    graph = tmp_path / "g.yaml"
+    graph.write_text(EMPTY_GRAPH)
+    done = _launch(str(unpacked), used, graph, b"\n", home=tmp_path)
     assert done.returncode == 0, done.stderr.decode()
     assert time.time() - used.stat().st_mtime < 60
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"colour": "blue"}, "unknown setting(s): colour"),
+        ({"credentials": 1}, "credentials: expected [user, password]"),
+    ],
+)
+def test_bad_settings_are_refused_with_exit_code_2(unpacked, tmp_path, settings, message):
+    require_tools(PYTHON)
+    graph = tmp_path / "g.yaml"
+    graph.write_text(EMPTY_GRAPH)
+    done = _launch(str(unpacked), tmp_path / "x.pyz", graph, b"\n", home=tmp_path, **settings)
+    assert done.returncode == 2, done.stderr.decode()
+    error = done.stderr.decode()
+    assert error.startswith("mgmt: error: agent settings on stdin: ") and message in error
+    assert "Traceback" not in error
 
 
 def test_a_graph_too_long_for_a_line_is_copied_and_applied(bundle, tmp_path):
@@ -140,3 +171,31 @@ def test_a_graph_too_long_for_a_line_is_copied_and_applied(bundle, tmp_path):
         assert host.read_file("/tmp/big") == "made from a long graph"
         assert summary(done.stdout)["a"][0] == "converged"
         assert_clean(host)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"noop": False, "no_watch": False, "verbosity": 0},
+        {"noop": True, "no_watch": True, "verbosity": 2},
+        {"noop": False, "no_watch": False, "verbosity": -1},
+    ],
+)
+def test_the_logged_command_line_runs_the_agent_with_the_same_settings(
+    options, monkeypatch, tmp_path
+):
+    """What the log shows as "Running: ..." gives, typed on the host, what the JSON gives."""
+    spec = HostSpec(target="h", graph=tmp_path / "h.yaml")
+    ctx = RunContext(bundle=tmp_path / "b.pyz", bundle_sha256="0" * 64, cluster=None)
+    ctx.agent_options = options
+    settings = Session(spec, ctx).agent_settings(4242)
+    paths = RemotePaths("/tmp/mgmt-x", "/root/.cache/mgmt/bundles/s.pyz", "/s", True)
+    argv = shlex.split(command_line(paths, spec.graph, settings))
+    assert argv[0] == paths.bundle
+    monkeypatch.setattr("sys.stdin", io.StringIO("user:secret\n"))  # --etcd-auth-stdin
+    typed = settings_from(build_parser().parse_args(argv[1:]))
+    line = json.dumps({**settings, "credentials": ["user", "secret"]})
+    in_run_dir = {"file": Path(paths.graph(spec.graph)), "prefix": Path(paths.state_dir)}
+    given = settings_from_json(line, **in_run_dir)
+    assert typed == given
+    assert given.seeds == ("http://127.0.0.1:4242",) and given.depth == 1

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from remote_helpers import (
+    AGENT_MARK,
     Initiator,
     assert_clean,
     file_graph,
@@ -242,7 +243,7 @@ def test_agents_stop_by_themselves_when_the_initiator_dies(pool, bundle, tmp_pat
         run.kill()  # SIGKILL: no cleanup of ours runs, the SSH connections just drop
 
     def agents_gone() -> bool:
-        return not any("--etcd-auth-stdin" in c for h in (a, b) for c in h.processes().values())
+        return not any(AGENT_MARK in c for h in (a, b) for c in h.processes().values())
 
     wait_until(agents_gone, 10, "the agents to stop")
     # The run's etcd went with the initiator (started from a thread of its own).
@@ -464,9 +465,9 @@ def test_the_tunnel_refuses_anyone_without_the_runs_credentials(pool, bundle, tm
         assert "kvs" not in anonymous and "user name is empty" in json.dumps(anonymous)
         guessed = _etcd_call(a, port, "auth/authenticate", {"name": "root", "password": "root"})
         assert "token" not in guessed and "authentication failed" in json.dumps(guessed)
-        # The credentials are on no command line in the host.
+        # The credentials are on no command line in the host (where the agent runs).
         commands = " ".join(a.processes().values())
-        assert "mgmt-run-" not in commands and "--etcd-auth-stdin" in commands
+        assert "mgmt-run-" not in commands and AGENT_MARK in commands
     finally:
         run.interrupt()
         run.wait(15)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
-from typing import List, Optional, TextIO
+from typing import Any, Dict, List, Optional, TextIO
 
 from mgmt.errors import InputError
 from mgmt.log import get_logger
@@ -26,23 +26,14 @@ CCONNS_WITHOUT_TIMEOUT = (
 )
 
 
-def agent_args(settings: Settings) -> List[str]:
-    """Flags handed on to every remote agent.
+def agent_options(settings: Settings) -> Dict[str, Any]:
+    """Settings handed on to every remote agent.
 
     --converged-timeout is not among them: an agent that exits by itself stops
     collecting what hosts starting later export. Agents report their idle state
     in etcd instead, and the initiator decides (see :mod:`mgmt.remote.fanout`).
     """
-    args: List[str] = []
-    if settings.noop:
-        args.append("--noop")
-    if settings.no_watch:
-        args.append("--no-watch")
-    if settings.verbosity > 0:
-        args += ["-v"] * settings.verbosity
-    elif settings.verbosity < 0:
-        args += ["-q"] * -settings.verbosity
-    return args
+    return {"noop": settings.noop, "no_watch": settings.no_watch, "verbosity": settings.verbosity}
 
 
 class _Printer:
@@ -98,7 +89,7 @@ def run(
                 fabric_config=fabric_config,
             ),
             caching=not settings.no_caching,
-            agent_args=agent_args(settings),
+            agent_options=agent_options(settings),
             depth=settings.depth,
             output=_Printer(out),
         )

@@ -12,8 +12,8 @@ run dir. A graph too long for a line is copied beforehand, and its line is empty
 Once started, the script (a POSIX sh wrapper) gives the agent:
 
 - every argument as a separate, quoted word (no interpolation);
-- the etcd credentials on stdin (``--etcd-auth-stdin``), never on a command line
-  or in a file;
+- its settings as a line of JSON on stdin, the etcd credentials among them, never
+  on a command line or in a file (and no argument parser to build);
 - its own pid, reported to the initiator, so that stopping it means the wrapper
   signals that pid (SIGINT, then SIGKILL when asked 10 s later), never a
   ``killall`` by name; if the initiator disappears (stdin closes) the agent is
@@ -25,10 +25,11 @@ Once started, the script (a POSIX sh wrapper) gives the agent:
 from __future__ import annotations
 
 import base64
+import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, List
+from typing import Any, BinaryIO, Dict
 
 import paramiko
 from fabric import Connection
@@ -63,13 +64,16 @@ EXITS_BEFORE_AGENT = (90, 91, EXIT_NEED_BUNDLE, 96, 97)
 # with its unpacked copy. "Unused" is known from the bundle's mtime, touched at
 # each start, and from a shared lock that every running agent holds on its
 # bundle: one in use is never removed, however long it has run.
-# argv: site, bundle, graph, agent arguments.
+#
+# The agent's settings are the next line of stdin, as JSON (see
+# mgmt.cli.run_remote_agent), which shiv's bootstrap is told to call too.
+# argv: site, bundle, graph, state dir.
 PRUNE_DAYS = 30
 LAUNCHER = """\
 import os,signal,sys
 signal.signal(signal.SIGINT,signal.default_int_handler)
-site,bundle,graph=sys.argv[1:4]
-sys.argv=[bundle]+sys.argv[4:]
+site,bundle,graph,state=sys.argv[1:5]
+sys.argv=[bundle,graph,state]
 del sys.path[0]
 data=sys.stdin.readline().strip()
 if data:
@@ -90,8 +94,8 @@ if os.path.basename(cache)=='bundles':
   sys.stderr.flush();os._exit(NEED_BUNDLE)
 if os.path.isdir(site):
  sys.path.insert(0,site)
- from mgmt.cli import run_cli
- code=run_cli()
+ from mgmt.cli import run_remote_agent
+ code=run_remote_agent()
  sys.stdout.flush();sys.stderr.flush();os._exit(code)
 if os.path.basename(cache)=='bundles':
  import glob,shutil,time
@@ -109,15 +113,15 @@ if os.path.basename(cache)=='bundles':
    finally:os.close(fd)
   except OSError:pass
 import runpy
+os.environ['SHIV_ENTRY_POINT']='mgmt.cli:run_remote_agent'
 runpy.run_path(bundle,run_name='__main__')
 """.replace("PRUNE_SECONDS", str(PRUNE_DAYS * 86400)).replace("NEED_BUNDLE", str(EXIT_NEED_BUNDLE))
 
 # $1 sha256, $2 cache|nocache, $3 run dir ("" for a new one), $4 graph file
-# name, $5 shiv build id ("" if unknown), $6 launcher, then the agent's arguments.
+# name, $5 shiv build id ("" if unknown), $6 launcher.
 START = r"""
 set -u
 sha=$1 mode=$2 run=$3 graph=$4 build=$5 launcher=$6
-shift 6
 umask 077
 if [ -z "$run" ]; then
     run=$(mktemp -d "${TMPDIR:-/tmp}/mgmt-XXXXXXXXXX") || exit 90
@@ -150,15 +154,18 @@ printf '@@mgmt-remote ready\n%s\n%s\n%s\n' "$run" "$bundle" "$shiv"
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
 exec 3<&0
-{ IFS= read -r data <&3 && IFS= read -r cred <&3; } || {
-    echo "mgmt-remote: no graph and credentials on stdin" >&2
+# Read here, a byte at a time, so that the agent reads nothing past them: the
+# lines after them are "stop" and "kill" for the guard below.
+{ IFS= read -r data <&3 && IFS= read -r settings <&3; } || {
+    echo "mgmt-remote: no graph and settings on stdin" >&2
     cd / && rm -rf -- "$run"
     exit 97
 }
-printf '%s\n%s\n' "$data" "$cred" | SHIV_ROOT="$shiv" PYTHONUNBUFFERED=1 "$py" -S -c "$launcher" \
-    "$site" "$bundle" "$run/$graph" "$@" --file "$run/$graph" --prefix "$run/state" 3<&- &
+printf '%s\n%s\n' "$data" "$settings" |
+    SHIV_ROOT="$shiv" PYTHONUNBUFFERED=1 "$py" -S -c "$launcher" \
+    "$site" "$bundle" "$run/$graph" "$run/state" 3<&- &
 agent=$!
-data= cred=
+data= settings=
 echo "@@mgmt-remote pid $agent"
 (
     while IFS= read -r line <&3; do
@@ -207,15 +214,12 @@ def start(
     run_dir: str,
     graph: Path,
     build_id: str,
-    agent_args: List[str],
     timeout: float,
 ) -> Launch:
     """Run START up to its cache check; RemoteError if it fails before that."""
     channel = conn.transport.open_session(timeout=timeout)
     mode = "cache" if caching else "nocache"
-    channel.exec_command(
-        sh(START, sha256, mode, run_dir, graph.name, build_id, LAUNCHER, *agent_args)
-    )
+    channel.exec_command(sh(START, sha256, mode, run_dir, graph.name, build_id, LAUNCHER))
     stdout = channel.makefile("rb")
     line = _line(stdout)
     for mark, cached in ((READY_MARK, True), (NEED_BUNDLE_MARK, False)):
@@ -234,12 +238,25 @@ def _line(stream: BinaryIO) -> str:
     return stream.readline().decode(errors="replace").rstrip("\n")
 
 
-def stdin_lines(graph: bytes, username: str, password: str) -> bytes:
-    """START's two lines: the graph (b"" when it was copied apart) and the credentials."""
-    return base64.b64encode(graph) + b"\n" + f"{username}:{password}\n".encode()
+def stdin_lines(graph: bytes, settings: Dict[str, Any]) -> bytes:
+    """START's two lines: the graph (b"" when it was copied apart) and the agent's
+    settings (see mgmt.settings.settings_from_json), credentials included."""
+    return base64.b64encode(graph) + b"\n" + json.dumps(settings).encode() + b"\n"
 
 
-def command_line(paths: RemotePaths, graph: Path, agent_args: List[str]) -> str:
-    """What the agent runs as, for the log."""
-    file = paths.graph(graph)
-    return shlex.join([paths.bundle, *agent_args, "--file", file, "--prefix", paths.state_dir])
+def command_line(paths: RemotePaths, graph: Path, settings: Dict[str, Any]) -> str:
+    """The ``mgmt run`` command that runs the same agent by hand, for the log.
+
+    The credentials are left out: ``--etcd-auth-stdin`` reads them from stdin.
+    """
+    argv = [paths.bundle, "run", "--hostname", settings["hostname"], "--no-server"]
+    for seed in settings["seeds"]:
+        argv += ["--seeds", seed]
+    argv += ["--file", paths.graph(graph), "--prefix", paths.state_dir]
+    argv += ["--depth", str(settings["depth"]), "--etcd-auth-stdin"]
+    for name in ("converged_stdout", "noop", "no_watch"):
+        if settings.get(name):
+            argv.append("--" + name.replace("_", "-"))
+    verbosity = settings.get("verbosity", 0)
+    argv += ["-v"] * verbosity if verbosity > 0 else ["-q"] * -verbosity
+    return shlex.join(argv)

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Optional, Protocol, Tuple
 
 import paramiko
 
@@ -63,7 +63,8 @@ class RunContext:
     bundle_build_id: str = ""
     connect: ConnectOptions = field(default_factory=ConnectOptions)
     caching: bool = True
-    agent_args: List[str] = field(default_factory=list)
+    # What every agent of the run is also told (noop, no_watch, verbosity).
+    agent_options: Dict[str, Any] = field(default_factory=dict)
     depth: int = 0
     output: Optional[Callable[[str, str], None]] = None
 
@@ -159,11 +160,11 @@ class Session:
             # The port goes on the agent's command line; etcd starts when the
             # first agent connects through a tunnel, if one ever does.
             tunnel = ReverseTunnel(conn.transport, self.ctx.cluster.target, self.host)
-            argv = self.agent_argv(tunnel.open())
+            settings = self.agent_settings(tunnel.open())
             self._uploader = push.Uploader(conn, self.host, lambda: self._stop.is_set())
-            launched = self._start(conn, argv, result)
+            launched = self._start(conn, result)
             self._check_stop()
-            status = self._run_agent(conn, launched, argv)
+            status = self._run_agent(conn, launched, settings)
             result.result, result.message = self._judge(status)
         except RemoteError as err:
             result.result = STOPPED if isinstance(err, push.Interrupted) else FAILED
@@ -186,14 +187,13 @@ class Session:
         if self._stop.is_set():
             raise push.Interrupted(self.host, "stopped before the agent started")
 
-    def _start(self, conn, argv: List[str], result: HostResult) -> launch.Launch:
+    def _start(self, conn, result: HostResult) -> launch.Launch:
         """START up to its cache check; copy the bundle and start again if it is missing."""
         options = dict(
             sha256=self.ctx.bundle_sha256,
             caching=self.ctx.caching,
             graph=self.spec.graph,
             build_id=self.ctx.bundle_build_id,
-            agent_args=argv,
             timeout=self.ctx.connect.timeout,
         )
         started = launch.start(conn, self.host, run_dir="", **options)
@@ -211,21 +211,17 @@ class Session:
             result.bundle = "cached"
         return started
 
-    def agent_argv(self, port: int) -> List[str]:
-        """The agent's arguments; START adds --file and --prefix (in the run dir it makes)."""
-        return [
-            "run",
-            "--hostname",
-            self.host,
-            "--no-server",
-            "--seeds",
-            f"http://127.0.0.1:{port}",
-            "--depth",
-            str(self.ctx.depth + 1),
-            "--etcd-auth-stdin",
-            "--converged-stdout",
-            *self.ctx.agent_args,
-        ]
+    def agent_settings(self, port: int) -> Dict[str, Any]:
+        """The agent's settings (mgmt.settings.Settings fields) but the credentials;
+        the host adds its graph file and state dir, in the run dir it makes."""
+        return {
+            "hostname": self.host,
+            "no_server": True,
+            "seeds": [f"http://127.0.0.1:{port}"],
+            "depth": self.ctx.depth + 1,
+            "converged_stdout": True,
+            **self.ctx.agent_options,
+        }
 
     def _graph_payload(self) -> bytes:
         """The graph as the agent first gets it: as JSON when it has a JSON form
@@ -237,7 +233,7 @@ class Session:
             as_json = None  # edited into a bad state since it was checked: the agent says why
         return (text if as_json is None else as_json).encode("utf-8")
 
-    def _run_agent(self, conn, started: launch.Launch, argv: List[str]) -> int:
+    def _run_agent(self, conn, started: launch.Launch, settings: Dict[str, Any]) -> int:
         graph = self._graph_payload()
         if len(graph) > launch.INLINE_GRAPH_MAX:
             push.push_graph(self._uploader, self.spec.graph, started.paths)
@@ -245,11 +241,12 @@ class Session:
         log.info(
             "%s: Running: %s",
             self.host,
-            launch.command_line(started.paths, self.spec.graph, argv),
+            launch.command_line(started.paths, self.spec.graph, settings),
         )
         channel = started.channel
         creds = self.ctx.cluster.credentials
-        channel.sendall(launch.stdin_lines(graph, creds.username, creds.password))
+        settings = {**settings, "credentials": [creds.username, creds.password]}
+        channel.sendall(launch.stdin_lines(graph, settings))
         readers = [
             threading.Thread(target=self._stream, args=(started.stdout,), daemon=True),
             threading.Thread(
