@@ -9,6 +9,7 @@ reload.
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
 import threading
@@ -97,6 +98,7 @@ class Agent:
             self._apply(first=True)
             self.engine.announce_idle()
             planner.start()
+            _started()
             while not self.stopping.wait(0.5):
                 pass
         finally:
@@ -290,6 +292,14 @@ def _print_converged(converged: bool) -> None:
     # One write of a whole line, flushed: the initiator reads it as it comes.
     sys.stdout.write(converged_line(converged) + "\n")
     sys.stdout.flush()
+
+
+def _started() -> None:
+    """Start-up is over: let the garbage collector run (a remote agent starts with
+    it off, see mgmt.remote.launch), but never over what start-up made, which
+    lives as long as the agent: modules, classes, the graph."""
+    gc.freeze()
+    gc.enable()
 
 
 def _read(path: Path) -> str:

@@ -1,0 +1,23 @@
+"""A remote agent starts with the garbage collector off (mgmt.remote.launch); once
+it runs, the collector must be back on, or a long-lived agent would never free a cycle."""
+
+from __future__ import annotations
+
+import gc
+
+from mgmt.engine.agent import Agent
+from mgmt.settings import Settings
+
+
+def test_the_collector_is_back_on_once_the_agent_runs(tmp_path):
+    graph = tmp_path / "g.yaml"
+    graph.write_text(f"graph: g\nresources:\n  file:\n  - name: f\n    path: {tmp_path / 'f'}\n")
+    settings = Settings(file=graph, no_server=True, converged_timeout=0, no_watch=True)
+    gc.disable()
+    try:
+        code = Agent(settings, world=None, state_dir=tmp_path / "state").run()
+        assert code == 0 and (tmp_path / "f").exists()
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
