@@ -7,6 +7,7 @@ renaming it over the old one, which a watch on the old inode would miss.
 from __future__ import annotations
 
 import os
+import select
 import threading
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
@@ -34,13 +35,19 @@ class GraphWatcher:
                 watched[directory] = self._inotify.add_watch(directory, mask)
             self._by_dir.setdefault(watched[directory], {})[Path(spec.graph).name] = spec
         self._closed = threading.Event()
+        # close() writes here: the thread wakes at once, not at its next poll
+        # (the end of every run waited for that).
+        self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._loop, name="graph-watch", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while not self._closed.is_set():
             try:
-                events = self._inotify.read(timeout=200)
+                ready, _, _ = select.select([self._inotify.fileno(), self._wake_r], [], [])
+                if self._wake_r in ready:
+                    return
+                events = self._inotify.read(timeout=0)
             except OSError:
                 return
             changed: List[Tuple[int, str]] = []
@@ -58,5 +65,8 @@ class GraphWatcher:
 
     def close(self) -> None:
         self._closed.set()
+        os.write(self._wake_w, b"x")
         self._thread.join(2.0)
         self._inotify.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
