@@ -210,7 +210,6 @@ class Launch:
 
 def start(
     conn: Connection,
-    host: str,
     *,
     sha256: str,
     caching: bool,
@@ -218,11 +217,16 @@ def start(
     graph: Path,
     build_id: str,
     timeout: float,
-) -> Launch:
-    """Run START up to its cache check; RemoteError if it fails before that."""
+) -> paramiko.Channel:
+    """Start START; :func:`ready` then waits for its cache check."""
     channel = conn.transport.open_session(timeout=timeout)
     mode = "cache" if caching else "nocache"
     channel.exec_command(sh(START, sha256, mode, run_dir, graph.name, build_id, LAUNCHER))
+    return channel
+
+
+def ready(channel: paramiko.Channel, host: str) -> Launch:
+    """START past its cache check; RemoteError if it failed before that."""
     stdout = channel.makefile("rb")
     line = _line(stdout)
     for mark, cached in ((READY_MARK, True), (NEED_BUNDLE_MARK, False)):

@@ -157,12 +157,13 @@ class Session:
         try:
             self._conn = conn = connect(self.spec, self.ctx.connect)
             self._check_stop()
-            # The port goes on the agent's command line; etcd starts when the
-            # first agent connects through a tunnel, if one ever does.
+            self._uploader = push.Uploader(conn, self.host, lambda: self._stop.is_set())
+            channel = launch.start(conn, run_dir="", **self._start_options())
+            # While the host runs START: the port goes into the agent's settings;
+            # etcd starts when the first agent connects through a tunnel, if ever.
             tunnel = ReverseTunnel(conn.transport, self.ctx.cluster.target, self.host)
             settings = self.agent_settings(tunnel.open())
-            self._uploader = push.Uploader(conn, self.host, lambda: self._stop.is_set())
-            launched = self._start(conn, result)
+            launched = self._started(conn, channel, result)
             self._check_stop()
             status = self._run_agent(conn, launched, settings)
             result.result, result.message = self._judge(status)
@@ -187,22 +188,26 @@ class Session:
         if self._stop.is_set():
             raise push.Interrupted(self.host, "stopped before the agent started")
 
-    def _start(self, conn, result: HostResult) -> launch.Launch:
-        """START up to its cache check; copy the bundle and start again if it is missing."""
-        options = dict(
+    def _start_options(self) -> Dict[str, Any]:
+        return dict(
             sha256=self.ctx.bundle_sha256,
             caching=self.ctx.caching,
             graph=self.spec.graph,
             build_id=self.ctx.bundle_build_id,
             timeout=self.ctx.connect.timeout,
         )
-        started = launch.start(conn, self.host, run_dir="", **options)
+
+    def _started(self, conn, channel: paramiko.Channel, result: HostResult) -> launch.Launch:
+        """START past its cache check; copy the bundle and start again if it is missing."""
+        started = launch.ready(channel, self.host)
         self._paths = started.paths
         if started.need_bundle:
             started.channel.close()
             push.push_bundle(self._uploader, self.ctx.bundle, started.paths)
             result.bundle = "copied"
-            started = launch.start(conn, self.host, run_dir=started.paths.run_dir, **options)
+            run_dir = started.paths.run_dir
+            channel = launch.start(conn, run_dir=run_dir, **self._start_options())
+            started = launch.ready(channel, self.host)
             if started.need_bundle:
                 started.channel.close()
                 raise RemoteError(self.host, "the bundle copied does not match its sha256")
