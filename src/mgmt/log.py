@@ -9,6 +9,7 @@ so the threads of an agent never interleave their output.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -69,13 +70,18 @@ class Logger:
     def _write(self, level: int, msg: str, args: tuple, exc_info: bool) -> None:
         if level < _Output.level:
             return
-        text = msg % args if args else msg
+        try:
+            text = msg % args if args else msg
+        except (TypeError, ValueError):  # a bad format is a bug, not a reason to fail
+            text = f"{msg} {args!r}"
         line = f"{time.strftime('%H:%M:%S')} {self.component}: {self.prefix}{text}\n"
         if exc_info:
             import traceback  # only when there is one to print
 
             line += traceback.format_exc()
-        with _Output.lock:
+        # As logging's handlers do, a line that cannot be written is dropped: a
+        # closed stderr (the initiator gone) must not stop the agent mid-stop.
+        with _Output.lock, contextlib.suppress(OSError, ValueError):
             stream = _Output.stream or sys.stderr
             stream.write(line)
             stream.flush()

@@ -29,6 +29,24 @@ def test_format_levels_prefix_and_traceback(mgmt_log):
     assert "quiet now" not in mgmt_log.getvalue()
 
 
+class _Closed:
+    """stderr once the initiator has gone: every write fails."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_line_that_cannot_be_written_or_formatted_does_not_fail_the_caller(mgmt_log):
+    log = get_logger("main")
+    log.info("%d resources", "three")  # a bad format: the line still says what it could
+    assert "main: %d resources ('three',)" in mgmt_log.getvalue()
+    setup(0, _Closed())
+    log.info("interrupted by %s", "SIGINT")  # must not raise into a signal handler
+
+
 # A signal arrives while the main thread is writing a line, and its handler logs
 # (as the agent's SIGINT/SIGTERM handler does): that must not deadlock.
 SIGNAL_IN_WRITE = """
