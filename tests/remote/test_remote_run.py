@@ -6,13 +6,9 @@ The hosts (a, b, c) live for the whole module; each test leaves them clean
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 import signal
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -417,26 +413,6 @@ def test_more_remotes_than_cconns_hand_over_their_slots(pool, bundle, tmp_path):
     _clear_tmp(*pool)
 
 
-# -- the tunnel ------------------------------------------------------------------------
-
-
-def _etcd_call(host, port: int, path: str, body: dict) -> dict:
-    done = host.run(
-        [
-            "curl",
-            "-s",
-            "-m",
-            "5",
-            "-X",
-            "POST",
-            f"http://127.0.0.1:{port}/v3/{path}",
-            "-d",
-            json.dumps(body),
-        ]
-    )
-    return json.loads(done.stdout)
-
-
 def test_converged_timeout_zero_waits_for_each_host_to_report(pool, bundle, tmp_path):
     a, b = pool["a"], pool["b"]
     graphs = [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)]
@@ -447,67 +423,3 @@ def test_converged_timeout_zero_waits_for_each_host_to_report(pool, bundle, tmp_
     assert a.read_file("/tmp/only-a") == "i am a"
     assert b.read_file("/tmp/only-b") == "i am b"
     _clear_tmp(a, b)
-
-
-def test_the_tunnel_refuses_anyone_without_the_runs_credentials(pool, bundle, tmp_path):
-    a = pool["a"]
-    run = Initiator(pool, bundle, [graph_for("remote2a.yaml", "a", tmp_path)])
-    try:
-        wait_until(lambda: a.exists("/tmp/file2a"), 30, "a's export applied")
-        loopback = [x for x in a.listeners() if x.startswith("127.0.0.1:")]
-        assert len(loopback) == 1, a.listeners()
-        port = int(loopback[0].rsplit(":", 1)[1])
-        everything = {
-            "key": base64.b64encode(b"/_mgmt/").decode(),
-            "range_end": base64.b64encode(b"/_mgmt0").decode(),
-        }
-        anonymous = _etcd_call(a, port, "kv/range", everything)
-        assert "kvs" not in anonymous and "user name is empty" in json.dumps(anonymous)
-        guessed = _etcd_call(a, port, "auth/authenticate", {"name": "root", "password": "root"})
-        assert "token" not in guessed and "authentication failed" in json.dumps(guessed)
-        # The credentials are on no command line in the host (where the agent runs).
-        commands = " ".join(a.processes().values())
-        assert "mgmt-run-" not in commands and AGENT_MARK in commands
-    finally:
-        run.interrupt()
-        run.wait(15)
-        run.kill()
-    assert_clean(a)
-    _clear_tmp(a)
-
-
-def test_a_failed_local_dial_does_not_kill_the_tunnel(pool, monkeypatch):
-    from mgmt.remote.connect import ConnectOptions, connect
-    from mgmt.remote.hostspec import HostSpec
-    from mgmt.remote.tunnel import ReverseTunnel
-
-    monkeypatch.setenv("HOME", str(pool.home))
-    a = pool["a"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # nothing listens here yet
-    conn = connect(HostSpec("a", Path("g.yaml")), ConnectOptions())
-    tunnel = ReverseTunnel(conn.transport, lambda: ("127.0.0.1", port), "a")
-    try:
-        remote_port = tunnel.open()
-        client = (
-            f"import socket;s=socket.create_connection(('127.0.0.1',{remote_port}),5);"
-            "s.sendall(b'ping');print(s.recv(10).decode() or 'EOF')"
-        )
-        assert a.run(["python3", "-c", client]).stdout.strip() == "EOF"
-        assert tunnel.failed_dials == 1
-
-        server = socket.create_server(("127.0.0.1", port))
-
-        def answer() -> None:
-            peer, _ = server.accept()
-            with peer:
-                peer.sendall(b"pong " + peer.recv(4))
-
-        threading.Thread(target=answer, daemon=True).start()
-        assert a.run(["python3", "-c", client]).stdout.strip() == "pong ping"
-        server.close()
-    finally:
-        tunnel.close()
-        conn.close()
-    wait_until(lambda: not [x for x in a.listeners() if x.startswith("127.")], 5, "no listener")

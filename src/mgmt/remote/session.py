@@ -162,7 +162,7 @@ class Session:
             # While the host runs START: the port goes into the agent's settings;
             # etcd starts when the first agent connects through a tunnel, if ever.
             tunnel = ReverseTunnel(conn.transport, self.ctx.cluster.target, self.host)
-            settings = self.agent_settings(tunnel.open())
+            settings = self.agent_settings(self._open_tunnel(tunnel, channel))
             launched = self._started(conn, channel, result)
             self._check_stop()
             status = self._run_agent(conn, launched, settings)
@@ -187,6 +187,16 @@ class Session:
     def _check_stop(self) -> None:
         if self._stop.is_set():
             raise push.Interrupted(self.host, "stopped before the agent started")
+
+    def _open_tunnel(self, tunnel: ReverseTunnel, channel: paramiko.Channel) -> int:
+        """The tunnel's port; if sshd refuses it, START's run dir is still found
+        (for the clean-up) before the error goes on."""
+        try:
+            return tunnel.open()
+        except BaseException:
+            with contextlib.suppress(RemoteError, paramiko.SSHException, EOFError, OSError):
+                self._paths = launch.ready(channel, self.host).paths
+            raise
 
     def _start_options(self) -> Dict[str, Any]:
         return dict(

@@ -24,7 +24,7 @@ from typing import Callable, List, Optional, Tuple
 
 import paramiko
 
-from mgmt.errors import MgmtError
+from mgmt.errors import MgmtError, RemoteError
 from mgmt.log import get_logger
 
 log = get_logger("remote")
@@ -54,7 +54,16 @@ class ReverseTunnel:
 
     def open(self) -> int:
         """Start listening on the host; returns the port sshd picked."""
-        self.port = self.transport.request_port_forward("127.0.0.1", 0, handler=self._accept)
+        try:
+            self.port = self.transport.request_port_forward("127.0.0.1", 0, handler=self._accept)
+        except paramiko.SSHException as err:
+            if not self.transport.is_active():
+                raise  # the connection went: said as such by the session
+            raise RemoteError(
+                self.host,
+                f"sshd refused the port forwarding the agent needs to reach etcd ({err});"
+                " allow it for this user (AllowTcpForwarding remote or yes)",
+            ) from None
         log.debug("%s: tunnel from 127.0.0.1:%s", self.host, self.port)
         return self.port
 
