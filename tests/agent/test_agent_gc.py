@@ -1,5 +1,6 @@
 """A remote agent starts with the garbage collector off (mgmt.remote.launch); once
-it runs, the collector must be back on, or a long-lived agent would never free a cycle."""
+it runs, the collector must be back on, or a long-lived agent would never free a
+cycle, and what it made after its imports must be collectable."""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ def test_the_collector_is_back_on_once_the_agent_runs(tmp_path):
     settings = Settings(file=graph, no_server=True, converged_timeout=0, no_watch=True)
     gc.disable()
     try:
-        code = Agent(settings, world=None, state_dir=tmp_path / "state").run()
-        assert code == 0 and (tmp_path / "f").exists()
+        agent = Agent(settings, world=None, state_dir=tmp_path / "state")
+        assert agent.run() == 0 and (tmp_path / "f").exists()
         assert gc.isenabled()
+        # The imports were frozen; the engine, made after them, was not (frozen
+        # objects are not in get_objects(), and are never collected).
+        assert gc.get_freeze_count() > 0
+        assert any(o is agent.engine for o in gc.get_objects())
     finally:
         gc.enable()
         gc.unfreeze()

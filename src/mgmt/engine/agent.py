@@ -75,6 +75,10 @@ class Agent:
         from mgmt.engine.watcher import FileWatcher
         from mgmt.resources.base import Services
 
+        if not gc.isenabled():  # a remote agent's start (see mgmt.remote.launch)
+            # What the imports made (modules, classes) lives as long as the
+            # process: keep it out of the collector's scans once it runs again.
+            gc.freeze()
         path = Path(self.settings.file)  # type: ignore[arg-type]
         self.watcher = FileWatcher()
         self.services = Services()
@@ -98,7 +102,7 @@ class Agent:
             self._apply(first=True)
             self.engine.announce_idle()
             planner.start()
-            _started()
+            gc.enable()  # start-up is over: see mgmt.remote.launch
             while not self.stopping.wait(0.5):
                 pass
         finally:
@@ -292,14 +296,6 @@ def _print_converged(converged: bool) -> None:
     # One write of a whole line, flushed: the initiator reads it as it comes.
     sys.stdout.write(converged_line(converged) + "\n")
     sys.stdout.flush()
-
-
-def _started() -> None:
-    """Start-up is over: let the garbage collector run (a remote agent starts with
-    it off, see mgmt.remote.launch), but never over what start-up made, which
-    lives as long as the agent: modules, classes, the graph."""
-    gc.freeze()
-    gc.enable()
 
 
 def _read(path: Path) -> str:
