@@ -229,9 +229,17 @@ def run_remote_agent() -> int:
     Arguments: the graph file and the state dir (in the run dir the host made);
     the settings come as one JSON line on stdin (see settings_from_json).
     """
-    graph, state = sys.argv[1:3]
-    line = sys.stdin.readline()
-    return _run(lambda: settings_from_json(line, file=Path(graph), prefix=Path(state)))
+
+    def settings() -> Settings:
+        if len(sys.argv) != 3:
+            raise InputError("a remote agent takes GRAPH STATE_DIR, and its settings on stdin")
+        try:
+            line = sys.stdin.readline()
+        except (OSError, ValueError) as err:  # not UTF-8, or no stdin at all
+            raise InputError(f"agent settings on stdin: {err}") from None
+        return settings_from_json(line, file=Path(sys.argv[1]), prefix=Path(sys.argv[2]))
+
+    return _run(settings)
 
 
 def _run(make_settings: Callable[[], Settings], verbosity: int = 0) -> int:

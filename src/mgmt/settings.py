@@ -66,13 +66,30 @@ class Settings(NamedTuple):
         return self.converged_timeout >= 0
 
 
+# What a remote agent accepts on its settings line (see settings_from_json), and of
+# what type. Its initiator sends all but converged_timeout, which it keeps to itself.
+AGENT_SETTINGS = {
+    "hostname": str,
+    "no_server": bool,
+    "seeds": list,
+    "depth": int,
+    "converged_stdout": bool,
+    "converged_timeout": int,
+    "noop": bool,
+    "no_watch": bool,
+    "verbosity": int,
+    "credentials": list,
+}
+
+
 def settings_from_json(line: str, **given: object) -> Settings:
     """The settings of a remote run's agent: one JSON object on a line of its stdin.
 
     The initiator hands its agents their settings this way rather than as flags
     (see mgmt.remote.launch): an agent builds no argument parser, and the etcd
     credentials (``"credentials": [user, password]``) are on no command line.
-    ``given`` adds what only the host knows, such as the paths of its run dir.
+    Only :data:`AGENT_SETTINGS` are accepted, each of its type. ``given`` adds
+    what only the host knows, such as the paths of its run dir.
     """
     import json
 
@@ -82,20 +99,29 @@ def settings_from_json(line: str, **given: object) -> Settings:
         fields = json.loads(line)
         if not isinstance(fields, dict):
             raise ValueError("not a JSON object")
-        unknown = sorted(set(fields) - set(Settings._fields))
-        if unknown:
-            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
-        credentials = fields.get("credentials")
-        if credentials is not None:
-            if not (
-                isinstance(credentials, list)
-                and len(credentials) == 2
-                and all(isinstance(part, str) for part in credentials)
-            ):
-                raise ValueError("credentials: expected [user, password]")
-            fields["credentials"] = EtcdCredentials(*credentials)
-        if isinstance(fields.get("seeds"), list):
-            fields["seeds"] = tuple(fields["seeds"])  # as settings_from(flags) has them
-    except (ValueError, TypeError) as err:
+        for name, value in fields.items():
+            _check_agent_setting(name, value)
+    except ValueError as err:
         raise InputError(f"agent settings on stdin: {err}") from None
+    if "seeds" in fields:
+        fields["seeds"] = tuple(fields["seeds"])  # as settings_from(flags) has them
+    if "credentials" in fields:
+        fields["credentials"] = EtcdCredentials(*fields["credentials"])
     return Settings(**{**fields, **given})
+
+
+def _check_agent_setting(name: str, value: object) -> None:
+    wanted = AGENT_SETTINGS.get(name)
+    if wanted is None:
+        raise ValueError(f"unknown setting {name!r}")
+    if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+        raise ValueError(f"{name}: expected {wanted.__name__}, got {value!r}")
+    strings = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if name == "seeds" and not strings:
+        raise ValueError(f"seeds: expected a list of URLs, got {value!r}")
+    if name == "credentials" and not (strings and len(value) == 2):  # type: ignore[arg-type]
+        raise ValueError("credentials: expected [user, password]")
+    if name == "depth" and value < 0:  # type: ignore[operator]
+        raise ValueError(f"depth: expected 0 or more, got {value!r}")
+    if name == "converged_timeout" and value < CONVERGED_OFF:  # type: ignore[operator]
+        raise ValueError(f"converged_timeout: expected -1 or more, got {value!r}")

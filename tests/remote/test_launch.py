@@ -33,9 +33,11 @@ SETTINGS = {"hostname": "t", "no_server": True, "converged_timeout": 0}
 EMPTY_GRAPH = "graph: g\nresources: {}\n"
 
 
-def _launch(site: str, bundle: Path, graph: Path, graph_line: bytes, *, home: Path, **settings):
-    """START's last step: the graph line, then the settings line, on stdin."""
-    line = json.dumps({**SETTINGS, **settings}).encode()
+def _launch(
+    site: str, bundle: Path, graph: Path, graph_line: bytes, *, home: Path, raw=None, **settings
+):
+    """START's last step: the graph line, then the settings line (or ``raw``), on stdin."""
+    line = raw if raw is not None else json.dumps({**SETTINGS, **settings}).encode()
     return subprocess.run(
         [PYTHON, "-S", "-c", LAUNCHER, site, str(bundle), str(graph), str(home / "state")],
         input=graph_line + line + b"\n",
@@ -138,15 +140,26 @@ def test_each_start_marks_its_bundle_as_used(bundle, unpacked, tmp_path):
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"colour": "blue"}, "unknown setting(s): colour"),
-        ({"credentials": 1}, "credentials: expected [user, password]"),
+        ({"colour": "blue"}, "unknown setting 'colour'"),
+        ({"remotes": ["x.yaml"]}, "unknown setting 'remotes'"),  # an agent is no initiator
+        ({"credentials": 1}, "credentials: expected list, got 1"),
+        ({"credentials": ["user"]}, "credentials: expected [user, password]"),
+        ({"seeds": "http://x"}, "seeds: expected list, got 'http://x'"),
+        ({"verbosity": "loud"}, "verbosity: expected int, got 'loud'"),
+        ({"noop": 1}, "noop: expected bool, got 1"),
+        ({"converged_timeout": -5}, "converged_timeout: expected -1 or more, got -5"),
+        ({"raw": b"\xff\xfe"}, "Expecting value"),  # not UTF-8: not JSON either
+        ({"raw": b"[1, 2]"}, "not a JSON object"),
     ],
 )
 def test_bad_settings_are_refused_with_exit_code_2(unpacked, tmp_path, settings, message):
     require_tools(PYTHON)
     graph = tmp_path / "g.yaml"
     graph.write_text(EMPTY_GRAPH)
-    done = _launch(str(unpacked), tmp_path / "x.pyz", graph, b"\n", home=tmp_path, **settings)
+    raw = settings.pop("raw", None)
+    done = _launch(
+        str(unpacked), tmp_path / "x.pyz", graph, b"\n", home=tmp_path, raw=raw, **settings
+    )
     assert done.returncode == 2, done.stderr.decode()
     error = done.stderr.decode()
     assert error.startswith("mgmt: error: agent settings on stdin: ") and message in error
