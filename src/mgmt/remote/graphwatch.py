@@ -64,6 +64,8 @@ class GraphWatcher:
                         log.exception("%s: re-copying %s failed", spec.name, spec.graph)
 
     def close(self) -> None:
+        if self._closed.is_set():
+            return  # once only: the pipe's fds may since belong to someone else
         self._closed.set()
         os.write(self._wake_w, b"x")
         self._thread.join(2.0)

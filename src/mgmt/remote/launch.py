@@ -4,7 +4,7 @@ A warm start is one ``exec`` on the connection, nothing else: the :data:`START`
 script makes the run dir (mktemp, 0700), checks that the cached bundle is there
 (and its sha256, until shiv has unpacked it) and, if it is, says so and reads
 two lines from its stdin, the graph (base64, so it never appears on a command
-line) and the run's etcd credentials.
+line) and the agent's settings as JSON, the run's etcd credentials among them.
 Only a missing or damaged bundle costs more: the script says so and exits, the
 session copies the bundle into place and starts the script again for the same
 run dir. A graph too long for a line is copied beforehand, and its line is empty.

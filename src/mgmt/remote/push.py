@@ -8,9 +8,10 @@ Layout on the host (every directory 0700, made with umask 077):
 
 The bundle's name is its sha256 and it is written under an unpredictable temp
 name then renamed, so two initiators pushing at once never see a half-written
-file (salt #28124). A cached copy is re-hashed before use; a stale or damaged
-one is replaced. With --no-caching the bundle and its unpacked files live in the
-run directory and go away with it.
+file (salt #28124). A cached copy is hashed again until shiv has unpacked it
+(the agent runs from that copy after); a stale or damaged one is replaced.
+With --no-caching the bundle and its unpacked files live in the run directory
+and go away with it.
 """
 
 from __future__ import annotations
