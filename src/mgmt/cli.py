@@ -230,6 +230,12 @@ def run_remote_agent() -> int:
     the settings come as one JSON line on stdin (see settings_from_json).
     """
 
+    import os
+
+    # Set for shiv's bootstrap by the launcher: not for what the agent runs.
+    for name in ("SHIV_ENTRY_POINT", "SHIV_ROOT"):
+        os.environ.pop(name, None)
+
     def settings() -> Settings:
         if len(sys.argv) != 3:
             raise InputError("a remote agent takes GRAPH STATE_DIR, and its settings on stdin")

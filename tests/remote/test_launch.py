@@ -83,11 +83,15 @@ def test_launcher_writes_the_graph_privately_and_runs_from_the_unpacked_bundle(
 def test_launcher_runs_the_bundle_when_nothing_is_unpacked(bundle, tmp_path):
     require_tools(PYTHON)
     graph = tmp_path / "g.yaml"
-    graph.write_text(EMPTY_GRAPH)
+    env = tmp_path / "env.txt"
+    text = f"graph: g\nresources:\n  exec:\n  - {{name: e, cmd: 'env > {env}', shell: /bin/sh}}\n"
+    graph.write_text(text)
     done = _launch(str(tmp_path / "shiv" / "none"), bundle, graph, b"\n", home=tmp_path)
     assert done.returncode == 0, done.stderr.decode()
     assert "main: This is: mgmt" in done.stderr.decode()
-    assert graph.read_text() == EMPTY_GRAPH  # an empty line: the graph was copied apart
+    assert graph.read_text() == text  # an empty line: the graph was copied apart
+    # What the launcher told shiv is not passed on to what the agent runs.
+    assert "SHIV_" not in env.read_text() and "HOME=" in env.read_text()
     assert list((tmp_path / "shiv").glob("*/site-packages/mgmt/cli.py"))  # shiv unpacked it
 
 
