@@ -191,7 +191,7 @@ def run_agent(settings: Settings) -> int:
     def on_signal(signum: int, _frame) -> None:
         log.info("interrupted by %s", signal.Signals(signum).name)
         if holder:
-            holder[0].stop()  # type: ignore[attr-defined]
+            holder[0].stop_from_signal()  # type: ignore[attr-defined]
         else:
             raise _Stop()
 

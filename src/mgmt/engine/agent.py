@@ -22,6 +22,7 @@ from mgmt.graph.model import Graph, ResourceKey, ResourceSpec
 from mgmt.graph.parse import parse_graph
 from mgmt.log import get_logger
 from mgmt.settings import Settings
+from mgmt.wakeup import Wakeup
 
 log = get_logger("agent")
 
@@ -40,6 +41,7 @@ class Agent:
         self.world = world
         self.state_dir = Path(state_dir or settings.prefix)
         self.stopping = threading.Event()
+        self._main_wake = Wakeup()  # what the main thread waits on while the agent runs
         self.converged = False
         self.graph: Optional[Graph] = None
         self._graph_text = ""  # as last read: an unchanged save is not parsed again
@@ -58,10 +60,17 @@ class Agent:
     # -- lifecycle ----------------------------------------------------------
 
     def stop(self) -> None:
-        """Ask the agent to stop (safe from signal handlers and other threads)."""
+        """Ask the agent to stop, from any thread (from a signal handler:
+        :meth:`stop_from_signal`)."""
         self.stopping.set()
         with self._wake:
             self._wake.notify_all()
+        self._main_wake.set()
+
+    def stop_from_signal(self) -> None:
+        """Ask the agent to stop, from a signal handler: this takes no lock, it only
+        wakes the main thread, which then calls :meth:`stop` (see mgmt.wakeup)."""
+        self._main_wake.set()
 
     def run(self) -> int:
         """Run until stopped or converged; 0 when fine, 1 if resources ended failed.
@@ -103,10 +112,10 @@ class Agent:
             self.engine.announce_idle()
             planner.start()
             gc.enable()  # start-up is over: see mgmt.remote.launch
-            while not self.stopping.wait(0.5):
-                pass
+            self._main_wake.wait()  # stop(), or a signal (stop_from_signal)
         finally:
             self._shutdown(planner)
+            self._main_wake.close()
         failed = self.engine.failed()
         if failed:
             how = "converged" if self.converged else "stopped"

@@ -26,6 +26,7 @@ from mgmt.log import get_logger
 from mgmt.remote.graphwatch import GraphWatcher
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.session import CONVERGED, FAILED, STOPPED, HostResult, RunContext, Session
+from mgmt.wakeup import Wakeup
 
 log = get_logger("remote")
 
@@ -56,7 +57,8 @@ class Fanout:
         self.timeout = converged_timeout
         self.converged_source = converged_source
         self.watch_graphs = watch_graphs
-        self.wake = threading.Event()
+        # Set by sessions, watchers and SignalStop's handler: see mgmt.wakeup.
+        self.wake = Wakeup()
         self._stop_signal: Optional[str] = None
         self._abort = False
         self._sessions: Dict[str, Session] = {}

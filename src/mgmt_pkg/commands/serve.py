@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import click
 
@@ -129,10 +128,11 @@ def serve(
         server_.stop()
 
 
-def _wait_for_signal(done: Optional[threading.Event] = None) -> None:
+def _wait_for_signal() -> None:
     """Block until SIGINT or SIGTERM; both end the servers cleanly."""
-    done = done or threading.Event()
+    from mgmt.wakeup import Wakeup  # set from a handler, which an Event cannot be
+
+    done = Wakeup()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
-    while not done.wait(0.5):
-        pass
+    done.wait()
