@@ -39,6 +39,10 @@ class Wakeup:
         """Whether it is set, waiting up to ``timeout`` seconds (None: until it is)."""
         return bool(self._poll.poll(None if timeout is None else timeout * 1000))
 
+    def fileno(self) -> int:
+        """Readable once set: for a select() that also waits on other files."""
+        return self._read.fileno()
+
     def clear(self) -> None:
         while self._read.read(4096):  # None once the pipe is empty
             pass

@@ -30,6 +30,7 @@ from typing import Callable, Dict, List, Optional, Set, Union
 from mgmt.engine.inotify import INotify
 from mgmt.engine.inotify import flags as F
 from mgmt.log import get_logger
+from mgmt.wakeup import Wakeup
 
 log = get_logger("watcher")
 
@@ -91,7 +92,7 @@ class FileWatcher:
         self._tree_events: Set[_Tree] = set()
         self._trees: Set[_Tree] = set()  # every live tree, for a queue overflow
         self._warned: Set[int] = set()  # errnos of add_watch already logged
-        self._wake_r, self._wake_w = os.pipe()
+        self._closing = Wakeup()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="file watcher", daemon=True)
         self._thread.start()
@@ -139,11 +140,10 @@ class FileWatcher:
             if self._closed:
                 return
             self._closed = True
-        os.write(self._wake_w, b"x")
+        self._closing.set()
         self._thread.join(timeout=5)
         self._inotify.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._closing.close()
 
     # -- bookkeeping (under the lock) ---------------------------------------
 
@@ -299,8 +299,8 @@ class FileWatcher:
 
     def _loop(self) -> None:
         while True:
-            ready, _, _ = select.select([self._inotify.fileno(), self._wake_r], [], [])
-            if self._wake_r in ready:
+            ready, _, _ = select.select([self._inotify, self._closing], [], [])
+            if self._closing in ready:
                 return
             try:
                 events = self._inotify.read(timeout=0)

@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Tuple
 
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
+from mgmt.wakeup import Wakeup
 
 log = get_logger("remote")
 
@@ -35,17 +36,17 @@ class GraphWatcher:
                 watched[directory] = self._inotify.add_watch(directory, mask)
             self._by_dir.setdefault(watched[directory], {})[Path(spec.graph).name] = spec
         self._closed = threading.Event()
-        # close() writes here: the thread wakes at once, not at its next poll
-        # (the end of every run waited for that).
-        self._wake_r, self._wake_w = os.pipe()
+        # close() sets it: the thread wakes at once, not at its next poll (the
+        # end of every run waited for that).
+        self._closing = Wakeup()
         self._thread = threading.Thread(target=self._loop, name="graph-watch", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while not self._closed.is_set():
             try:
-                ready, _, _ = select.select([self._inotify.fileno(), self._wake_r], [], [])
-                if self._wake_r in ready:
+                ready, _, _ = select.select([self._inotify, self._closing], [], [])
+                if self._closing in ready:
                     return
                 events = self._inotify.read(timeout=0)
             except OSError:
@@ -65,10 +66,9 @@ class GraphWatcher:
 
     def close(self) -> None:
         if self._closed.is_set():
-            return  # once only: the pipe's fds may since belong to someone else
+            return  # closed already
         self._closed.set()
-        os.write(self._wake_w, b"x")
+        self._closing.set()
         self._thread.join(2.0)
         self._inotify.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._closing.close()
