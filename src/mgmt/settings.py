@@ -12,8 +12,11 @@ start-up, paid again on every host of a run.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
+
+from mgmt.errors import InputError
 
 DEFAULT_PREFIX = Path("/var/lib/mgmt")
 CONVERGED_OFF = -1
@@ -91,10 +94,6 @@ def settings_from_json(line: str, **given: object) -> Settings:
     Only :data:`AGENT_SETTINGS` are accepted, each of its type. ``given`` adds
     what only the host knows, such as the paths of its run dir.
     """
-    import json
-
-    from mgmt.errors import InputError
-
     try:
         fields = json.loads(line)
         if not isinstance(fields, dict):
