@@ -7,13 +7,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from mgmt.log import get_logger
 from mgmt.resources.base import Init
 from mgmt.world.api import ExportedResource
+from support.polling import wait_for
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -21,16 +21,6 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 def _pythonpath() -> str:
     """This checkout's src first, then whatever the caller had (e.g. another Python's deps)."""
     return os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
-    """Poll until predicate() is true or the deadline passes; returns the last result."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 def read(path: Path) -> Optional[str]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from support.polling import wait_for  # noqa: F401  (re-exported for the provisioning tests)
+
 CASES = Path(__file__).parent / "cases"
 RANGE_CASES = json.loads((CASES / "range_cases.json").read_text(encoding="utf-8"))
 # An old mtime: Last-Modified is then a strong validator (RFC 9110 §8.8.2.2).
@@ -174,21 +176,6 @@ class AgentRun:
             self.process.kill()
             self.process.wait()
         self._log.close()
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
-    """Poll until predicate() is true or the deadline passes."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass  # not listening yet
-        time.sleep(interval)
-    return bool(predicate())
 
 
 @contextlib.contextmanager

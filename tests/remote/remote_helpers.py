@@ -9,10 +9,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from support import require_root, require_tools
 from support.hosts import Host, HostPool
+from support.polling import wait_until  # noqa: F401  (re-exported for the remote tests)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -118,14 +119,6 @@ class Initiator:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def leftovers(host: Host) -> dict:

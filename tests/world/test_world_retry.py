@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 from tcpproxy import TcpProxy
 
@@ -18,6 +17,7 @@ from mgmt.engine.converger import Converger
 from mgmt.settings import Settings
 from mgmt.world.client import EtcdClient
 from mgmt.world.exchange import EtcdWorld
+from support.polling import wait_for
 
 WAIT = 10.0
 
@@ -42,15 +42,6 @@ class CountingWorld(EtcdWorld):
             raise
 
 
-def wait_until(check, timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def value(client, key: str):
     found = client.range(key)[1]
     return json.loads(found[0][1]) if found else None
@@ -69,9 +60,9 @@ def test_a_converged_state_that_failed_to_write_is_written_once_etcd_is_back(etc
     converger = Converger(-1, world.set_converged)
     try:
         converger.engine_idle(True)
-        assert wait_until(lambda: world.failures >= 1)
+        assert wait_for(lambda: world.failures >= 1)
         proxy.refusing.clear()
-        assert wait_until(lambda: value(client, "/_mgmt/converged/h") is True)
+        assert wait_for(lambda: value(client, "/_mgmt/converged/h") is True)
     finally:
         converger.close()
         world.close()
@@ -89,11 +80,11 @@ def test_an_export_that_failed_to_publish_is_published_once_etcd_is_back(etcd, c
     runner.start()
     try:
         # Fails at start, then on each retry (about once a second, not in a busy loop).
-        assert wait_until(lambda: world.failures >= 2)
+        assert wait_for(lambda: world.failures >= 2)
         assert world.failures < 10
         proxy.refusing.clear()
         key = "/_mgmt/exported/h/resources/noop/shared"
-        assert wait_until(lambda: value(client, key) is not None)
+        assert wait_for(lambda: value(client, key) is not None)
     finally:
         agent.stop()
         runner.join(WAIT)
