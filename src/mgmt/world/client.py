@@ -1,18 +1,14 @@
-"""A small etcd v3 client over the JSON gateway, with timeouts, failover and auth.
+"""A small etcd v3 client over the JSON gateway: seeds, timeouts, failover and auth.
 
-etcd3gw does the HTTP and the error mapping; this layer adds what an agent
-needs on top: every call bounded by a timeout, the seeds tried in turn, a clear
-:class:`~mgmt.errors.WorldError` naming the URL, and user/password auth (etcd3gw
-has none): a token from ``/v3/auth/authenticate`` sent in the ``Authorization``
-header and renewed when etcd says it expired (simple tokens die after 5 minutes
-idle). etcd3gw and requests cost ~0.35 s to import, so they load on first use
-(and without futurist, see :mod:`mgmt.world.gateway`).
+:mod:`mgmt.world.gateway` speaks HTTP to one endpoint; this layer adds what an
+agent needs on top: every call bounded by a timeout, the seeds tried in turn, a
+clear :class:`~mgmt.errors.WorldError` naming the URL, and user/password auth:
+a token from ``/v3/auth/authenticate`` sent in the ``Authorization`` header and
+renewed when etcd says it expired or no longer knows it (simple tokens die
+after 5 minutes idle, and all of a user's tokens when the password changes).
 """
 
-from __future__ import annotations
-
 import base64
-import json
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
@@ -20,13 +16,11 @@ from urllib.parse import urlsplit
 from mgmt.errors import InputError, WorldError
 from mgmt.log import get_logger
 from mgmt.settings import EtcdCredentials
-from mgmt.world.gateway import import_etcd3gw
+from mgmt.world import gateway
 
 log = get_logger("etcd")
 
-# etcd 3.4 serves the gateway under /v3/ (and, deprecated, /v3beta/; 3.5 dropped
-# it). Fixing the path saves etcd3gw's /version round trip on every connect.
-API_PATH = "/v3/"
+API_PATH = gateway.API_PATH
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 10.0
 
@@ -35,16 +29,16 @@ _TOKEN_ERRORS = ("invalid auth token", "user name is empty", "auth token")
 
 
 def preload() -> None:
-    """Start importing etcd3gw and requests (~0.15 s) in the background.
+    """Start importing http.client (about 25 ms of CPU, most of it ssl) in the background.
 
-    Call it early (before parsing the graph, or while etcd starts) so the first
-    call does not pay for the import; imports are thread-safe.
+    Called while the embedded etcd starts, so that the first call does not pay
+    for the import; imports are thread-safe.
     """
-    threading.Thread(target=_import_etcd3gw, name="preload etcd3gw", daemon=True).start()
+    threading.Thread(target=_import_http, name="preload http.client", daemon=True).start()
 
 
-def _import_etcd3gw() -> None:
-    import_etcd3gw()
+def _import_http() -> None:
+    import http.client  # noqa: F401
 
 
 def encode(data: str) -> str:
@@ -78,7 +72,10 @@ def normalize_url(url: str) -> str:
 
 
 class EtcdClient:
-    """Calls on one cluster, reached through any of ``urls``."""
+    """Calls on one cluster, reached through any of ``urls``.
+
+    Thread-safe: the engine's threads and the watches call it at once.
+    """
 
     def __init__(
         self,
@@ -95,8 +92,10 @@ class EtcdClient:
         self.timeout = (connect_timeout, read_timeout)
         self._current = 0
         self._token: Optional[str] = None
-        self._lock = threading.Lock()
-        self._clients: Dict[str, Any] = {}
+        self._auth_lock = threading.Lock()
+        self._endpoints = [
+            gateway.Endpoint(url, connect_timeout, read_timeout) for url in self.urls
+        ]
 
     @property
     def url(self) -> str:
@@ -168,58 +167,46 @@ class EtcdClient:
     def put(self, key: str, value: str) -> None:
         self.call("kv/put", {"key": encode(key), "value": encode(value)})
 
+    def delete(self, key: str, *, prefix: bool = False) -> int:
+        """Delete ``key`` (or every key under it); how many keys went."""
+        payload: Dict[str, Any] = {"key": encode(key)}
+        if prefix:
+            payload["range_end"] = encode(prefix_end(key))
+        return int(self.call("kv/deleterange", payload).get("deleted", 0))
+
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.session.close()
+        """Close the kept-alive connections (the client can still be used afterwards)."""
+        for endpoint in self._endpoints:
+            endpoint.close()
 
     # -- internals -----------------------------------------------------------
 
     def _authenticate(self) -> str:
         assert self.credentials is not None
-        result = self._post(
-            "auth/authenticate",
-            {"name": self.credentials.username, "password": self.credentials.password},
-            None,
-        )
-        self._token = result["token"]
-        return self._token
-
-    def _client(self, url: str) -> Any:
-        with self._lock:
-            return self._clients.get(url) or self._new_client(url)
-
-    def _new_client(self, url: str) -> Any:
-        etcd3gw = import_etcd3gw()
-        parts = urlsplit(url)
-        client = etcd3gw.Etcd3Client(
-            host=parts.hostname,
-            port=parts.port,
-            protocol=parts.scheme,
-            timeout=self.timeout,
-            api_path=API_PATH,
-        )
-        # Loopback and tunnels never go through an http_proxy from the environment.
-        client.session.trust_env = False
-        self._clients[url] = client
-        return client
+        with self._auth_lock:  # threads whose token died together authenticate once
+            if self._token is None:
+                result = self._post(
+                    "auth/authenticate",
+                    {"name": self.credentials.username, "password": self.credentials.password},
+                    None,
+                )
+                self._token = str(result["token"])
+            return self._token
 
     def _post(self, path: str, payload: Dict[str, Any], token: Optional[str]) -> Dict[str, Any]:
-        """One call, trying each seed in turn until one answers."""
-        exceptions = import_etcd3gw().exceptions
-        headers = {"Authorization": token} if token else {}
+        """One call, trying each seed in turn (from the last that answered) until one does."""
         failures = []
+        start = self._current
         for step in range(len(self.urls)):
-            index = (self._current + step) % len(self.urls)
-            client = self._client(self.urls[index])
+            index = (start + step) % len(self.urls)
+            endpoint = self._endpoints[index]
             try:
-                result = client.post(client.get_url(path), json=payload, headers=headers)
-            except (exceptions.ConnectionFailedError, exceptions.ConnectionTimeoutError) as error:
-                failures.append(f"{self.urls[index]} ({_reason(error)})")
+                result = endpoint.post(path, payload, token)
+            except gateway.Unreachable as error:
+                failures.append(f"{endpoint.url} ({error})")
                 continue
-            except exceptions.Etcd3Exception as error:
-                raise _server_error(self.urls[index], path, error) from None
+            except gateway.GatewayError as error:
+                raise _server_error(endpoint.url, path, error) from None
             self._current = index
             return result
         raise WorldError(f"cannot reach etcd at {', '.join(failures)}")
@@ -229,24 +216,12 @@ class _TokenExpired(WorldError):
     pass
 
 
-def _reason(error: Exception) -> str:
-    text = str(getattr(error, "detail_text", "") or error)
-    if "Connection refused" in text:
-        return "connection refused"
-    if "timed out" in text.lower() or "timeout" in text.lower():
-        return "timed out"
-    return text.splitlines()[0][:200] if text else type(error).__name__
-
-
-def _server_error(url: str, path: str, error: Any) -> WorldError:
-    """Map a gateway error body ({"error": ..., "code": ...}) to a WorldError."""
-    detail = getattr(error, "detail_text", "") or str(error)
-    try:
-        message = str(json.loads(detail).get("error") or detail)
-    except (ValueError, AttributeError):
+def _server_error(url: str, path: str, error: gateway.GatewayError) -> WorldError:
+    """etcd's refusal, or a stranger's answer, as one line naming the URL."""
+    message = error.message
+    if not error.is_etcd:
         # Not the gateway's JSON: something else answers on that port.
-        reason = " ".join(str(arg) for arg in error.args if arg) or "an unexpected answer"
-        return WorldError(f"{url} does not look like etcd ({reason} to {path})")
+        return WorldError(f"{url} does not look like etcd ({message} to {API_PATH}{path})")
     if any(marker in message for marker in _TOKEN_ERRORS) and path != "auth/authenticate":
         return _TokenExpired(f"etcd at {url}: {message}")
     if "authentication failed" in message:

@@ -1,24 +1,24 @@
-"""A prefix watch that survives reconnects and can be cancelled at once.
+"""A prefix watch that survives reconnects, restarts and compaction, and can be cancelled at once.
 
-etcd3gw's watcher gives no sign when its stream ends and cannot resume, so an
-agent behind a flapping SSH tunnel would go deaf. This one reads the gateway's
-stream (one JSON message per line) on a socket it owns: cancel() shuts that
-socket down, which wakes the blocked read immediately (no polling), and after a
-dropped stream it reconnects from the last revision it saw, so no change is
-lost; if etcd compacted that history away it reports a change to be safe.
+An agent behind a flapping SSH tunnel must not go deaf. The watch reads the
+gateway's stream (a chunked HTTP answer, one JSON message per line) on a socket
+it owns: cancel() shuts that socket down, which wakes the blocked read
+immediately (no polling). After a dropped stream (a cut tunnel, a restarted
+etcd) it reconnects, with a growing back-off, from the last revision it saw, so
+no change is lost. If etcd compacted that history away meanwhile, the changes
+cannot be replayed: it reports one change, so that the caller re-reads the
+whole state, and watches on from the current revision.
 """
-
-from __future__ import annotations
 
 import contextlib
 import http.client
 import json
 import socket
 import threading
-from typing import Callable, Optional
-from urllib.parse import urlsplit
+from typing import Callable, Iterator, Optional
 
 from mgmt.log import get_logger
+from mgmt.world import gateway
 from mgmt.world.client import API_PATH, EtcdClient, encode, prefix_end
 
 log = get_logger("watch")
@@ -110,7 +110,7 @@ class PrefixWatch:
         """Read one watch stream until it ends (or raise why it could not)."""
         url = self.client.url
         token = self.client.token
-        conn = _connect(url, self.client.timeout[0])
+        conn = gateway.connect(url, self.client.timeout[0])
         with self._conn_lock:
             self._conn = conn
         if self._cancelled.is_set():
@@ -122,10 +122,9 @@ class PrefixWatch:
                 "start_revision": self.revision + 1,
             }
         }
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = token
-        conn.request("POST", f"{API_PATH}watch", body=json.dumps(request), headers=headers)
+        conn.request(
+            "POST", API_PATH + "watch", body=json.dumps(request), headers=gateway.headers(token)
+        )
         # Bounded until etcd confirms the watch; after that an idle watch blocks
         # for as long as nothing changes, and cancel() or a dead peer ends the read.
         conn.sock.settimeout(self.client.timeout[1])
@@ -183,21 +182,7 @@ class _Resync(Exception):
     """The stream ended on purpose: watch again from ``revision``."""
 
 
-def _connect(url: str, timeout: float) -> http.client.HTTPConnection:
-    parts = urlsplit(url)
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = cls(parts.hostname, parts.port, timeout=timeout)
-    conn.connect()
-    # A tunnel that dies without a FIN would leave an idle watch waiting for
-    # ever; keepalive probes find out within about a minute.
-    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for option, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
-        if hasattr(socket, option):
-            conn.sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
-    return conn
-
-
-def _lines(response: http.client.HTTPResponse):
+def _lines(response: http.client.HTTPResponse) -> Iterator[bytes]:
     """The stream's JSON messages, one per line (blank keep-alive lines skipped)."""
     while True:
         line = response.readline()
