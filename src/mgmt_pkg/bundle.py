@@ -1,12 +1,13 @@
-"""The single-file bundle of the agent: a shiv zipapp of :mod:`mgmt` and its few dependencies.
+"""The single-file bundle of the agent: a shiv zipapp of :mod:`mgmt` and PyYAML.
 
 The bundle is what ``mgmt run --remote`` pushes to hosts that may have nothing
-but a system python3, and RHEL 9's is 3.9. So everything in it is pinned to
-releases that still support 3.9, fetched as pure-Python wheels for 3.9 (pip
-checks each wheel's Requires-Python against ``--python-version``), and nothing
-compiled is kept: a C extension built for one Python would not load on another.
-PyYAML is the one dependency without a pure wheel; its Python half is complete
-and takes over when ``yaml._yaml`` is missing, so the extension is dropped.
+but a system python3: RHEL 9's is 3.9, RHEL 8's platform-python 3.6. The agent
+needs nothing but the standard library and PyYAML (it speaks to etcd over
+http.client, see :mod:`mgmt.world.gateway`), so the bundle is about 0.2 MB.
+PyYAML is pinned to the last release that installs on Python 3.6 and fetched
+as the 3.6 build; it has no pure wheel, but its Python half is complete and
+takes over when ``yaml._yaml`` is missing, so the compiled extension (which
+would load on one Python only) is dropped.
 
 The build is reproducible: pinned inputs, normalised file modes, shiv's
 ``--reproducible`` timestamps and its build id, which is the sha256 of the
@@ -32,8 +33,7 @@ from mgmt_pkg.errors import MgmtPkgError, ToolFailed
 __all__ = [
     "BUNDLE_PYTHON",
     "ENTRY_POINT",
-    "NATIVE_REQUIREMENTS",
-    "PURE_REQUIREMENTS",
+    "REQUIREMENTS",
     "SHEBANG",
     "BundleInfo",
     "build_bundle",
@@ -42,36 +42,22 @@ __all__ = [
     "stage_site_packages",
 ]
 
-# The oldest Python the bundle must run on (RHEL 9).
-BUNDLE_PYTHON = "3.9"
+# The oldest Python the bundle must run on (RHEL 8's platform-python): its
+# dependencies are fetched as built for it.
+BUNDLE_PYTHON = "3.6"
 ENTRY_POINT = "mgmt.cli:main"
 SHEBANG = "/usr/bin/env python3"
 
-# The agent's run-time closure, pinned. etcd3gw 2.6+ needs Python 3.10; 2.5.0 is
-# the last for 3.9. It imports pbr.version (its __version__) and futurist (the
-# watch thread pool) at import time, and futurist imports debtcollector, which
-# imports wrapt: all needed. pbr declares setuptools, but only its build hooks
-# use it, so setuptools (4 MB) is left out.
-PURE_REQUIREMENTS = (
-    "etcd3gw==2.5.0",
-    "pbr==7.1.3",
-    "futurist==3.2.1",
-    "debtcollector==3.0.0",
-    "wrapt==2.5.2",
-    "requests==2.32.5",
-    "urllib3==2.6.3",
-    "idna==3.20",
-    "charset-normalizer==3.5.3",
-    "certifi==2026.10.19.post1",
-)
-# No pure wheel exists for these: fetch the 3.9 build and keep its Python half.
-NATIVE_REQUIREMENTS = ("PyYAML==6.0.3",)
+# The agent's run-time closure, pinned (etcd is spoken with the standard library).
+# No pure wheel exists for PyYAML: fetch the 3.6 build and keep its Python half.
+# PyYAML 6.0.2 dropped Python 3.6; 6.0.1 is the last release that installs there.
+REQUIREMENTS = ("PyYAML==6.0.1",)
 NATIVE_PLATFORM = "manylinux2014_x86_64"
 
 # Dead weight: test suites shipped inside packages, the deprecated `_yaml` shim
-# (it only re-exports the dropped extension) and type stubs.
+# (it only re-exports the dropped extension), compiled code and type stubs.
 PRUNED_DIRECTORIES = ("tests", "__pycache__")
-PRUNED_TOP_LEVEL = ("_yaml", "wrapt-stubs", "bin")
+PRUNED_TOP_LEVEL = ("_yaml", "bin")
 PRUNED_SUFFIXES = (".so", ".pyd", ".c", ".h", ".pyi", ".pyc")
 
 
@@ -120,19 +106,9 @@ def build_bundle(
 def stage_site_packages(
     stage: Path, *, pip_args: Sequence[str] = (), package_dir: Optional[Path] = None
 ) -> Path:
-    """Fill ``stage`` with the agent's package and its pinned pure-Python dependencies."""
+    """Fill ``stage`` with the agent's package and the Python half of its pinned dependencies."""
     stage.mkdir(parents=True, exist_ok=True)
-    _pip_install(
-        stage, PURE_REQUIREMENTS, platform="any", abi="none", implementation="py", extra=pip_args
-    )
-    _pip_install(
-        stage,
-        NATIVE_REQUIREMENTS,
-        platform=NATIVE_PLATFORM,
-        abi=_cp_abi(),
-        implementation="cp",
-        extra=pip_args,
-    )
+    _pip_install(stage, REQUIREMENTS, extra=pip_args)
     shutil.copytree(
         package_dir or Path(mgmt.__file__).parent,
         stage / "mgmt",
@@ -144,23 +120,18 @@ def stage_site_packages(
 
 
 def _cp_abi() -> str:
-    return "cp" + BUNDLE_PYTHON.replace(".", "")
+    """CPython's ABI tag for BUNDLE_PYTHON: 3.6 and 3.7 still had the pymalloc "m"."""
+    major, minor = (int(part) for part in BUNDLE_PYTHON.split("."))
+    return f"cp{major}{minor}" + ("m" if (major, minor) < (3, 8) else "")
 
 
-def _pip_install(
-    stage: Path,
-    requirements: Sequence[str],
-    *,
-    platform: str,
-    abi: str,
-    implementation: str,
-    extra: Sequence[str],
-) -> None:
+def _pip_install(stage: Path, requirements: Sequence[str], *, extra: Sequence[str]) -> None:
+    """The wheels built for BUNDLE_PYTHON (pip checks their Requires-Python too)."""
     command: List[str] = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "--target", str(stage), "--no-deps", "--no-compile", "--only-binary=:all:",
-        "--python-version", BUNDLE_PYTHON, "--implementation", implementation,
-        "--abi", abi, "--platform", platform, *extra, *requirements,
+        "--python-version", BUNDLE_PYTHON, "--implementation", "cp",
+        "--abi", _cp_abi(), "--platform", NATIVE_PLATFORM, *extra, *requirements,
     ]  # fmt: skip
     _run(command, "pip install (bundle dependencies)")
 

@@ -15,23 +15,11 @@ from pathlib import Path
 import pytest
 
 import mgmt
-from mgmt_pkg.bundle import NATIVE_REQUIREMENTS, PURE_REQUIREMENTS, build_bundle, describe
+from mgmt_pkg.bundle import REQUIREMENTS, build_bundle, describe
 from support import require_root, require_tools, unavailable
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 PYENV_39 = os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")
-
-# Files that vermin flags although they run on 3.9: each is either never
-# imported by the agent or guards the newer code (audited by hand).
-AUDITED_FOR_39 = {
-    "pbr/pyprojecttoml.py": "a build hook (tomllib); pbr.version never imports it",
-    "pbr/packaging.py": "Python 2 branch behind try/except NameError",
-    "pbr/_compat/five.py": "Python 2 compatibility branches",
-    "requests/cookies.py": "Python 2 branch behind try/except",
-    "urllib3/response.py": "compression.zstd behind sys.version_info >= (3, 14)",
-    "urllib3/util/request.py": "compression.zstd behind sys.version_info >= (3, 14)",
-}
-
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -109,34 +97,30 @@ def test_remote_mode_from_the_bundle_says_what_it_lacks(bundles, tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_carries_exactly_the_agent_and_its_pure_python_dependencies(bundles):
+def test_carries_exactly_the_agent_and_pyyaml(bundles):
+    """No etcd client library: the agent speaks etcd's gateway with http.client."""
     path, _ = bundles[0]
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
     top = {n.split("/")[1] for n in names if n.startswith("site-packages/")}
     packages = {t for t in top if not t.endswith(".dist-info")}
-    assert packages == {
-        "mgmt", "etcd3gw", "pbr", "futurist", "debtcollector", "wrapt", "requests",
-        "urllib3", "idna", "charset_normalizer", "certifi", "yaml",
-    }  # fmt: skip
+    assert packages == {"mgmt", "yaml"}
     assert not [n for n in names if n.endswith((".so", ".pyd", ".pyc"))]
     assert not [n for n in names if "mgmt_pkg" in n or "/tests/" in n]
-    pinned = {r.split("==")[0].lower().replace("-", "_") for r in PURE_REQUIREMENTS}
-    pinned |= {r.split("==")[0].lower() for r in NATIVE_REQUIREMENTS}
-    dist_infos = {t.split("-")[0].lower() for t in top if t.endswith(".dist-info")}
-    assert dist_infos == pinned
+    dist_infos = {t.rsplit(".", 1)[0].lower() for t in top if t.endswith(".dist-info")}
+    assert dist_infos == {r.lower().replace("==", "-") for r in REQUIREMENTS}
 
 
 def test_dependencies_import_from_the_bundle_alone(bundles, tmp_path):
     """-S hides the system's site-packages: only what the bundle carries can load."""
     path, _ = bundles[0]
     probe = (
-        "import sys, etcd3gw, yaml, mgmt\n"
+        "import sys, yaml, mgmt, mgmt.world.client\n"
         "print('libyaml', yaml.__with_libyaml__)\n"
         "print('roundtrip', yaml.safe_load(yaml.safe_dump({'a': [1, 2]})) == {'a': [1, 2]})\n"
-        "print('etcd3gw', etcd3gw.__version__)\n"
+        "print('yaml', yaml.__version__)\n"
         "print('mgmt', mgmt.__version__)\n"
-        "print('paths', all('.shiv' in m.__file__ for m in (etcd3gw, yaml, mgmt)))\n"
+        "print('paths', all('.shiv' in m.__file__ for m in (yaml, mgmt)))\n"
     )
     done = subprocess.run(
         [SYSTEM_PYTHON, "-I", "-S", str(path)],
@@ -150,7 +134,7 @@ def test_dependencies_import_from_the_bundle_alone(bundles, tmp_path):
     assert "Traceback" not in done.stderr, done.stderr
     assert "libyaml False" in done.stdout
     assert "roundtrip True" in done.stdout
-    assert "etcd3gw 2.5.0" in done.stdout
+    assert f"yaml {REQUIREMENTS[0].split('==')[1]}" in done.stdout
     assert f"mgmt {mgmt.__version__}" in done.stdout
     assert "paths True" in done.stdout
 
@@ -170,8 +154,7 @@ def test_nothing_in_the_bundle_needs_more_than_python_3_9(bundles, tmp_path):
         str(Path(match).relative_to(root))
         for match in re.findall(rf"({re.escape(str(root))}/\S+\.py)", done.stdout)
     }
-    assert flagged <= set(AUDITED_FOR_39), done.stdout
-    assert not [f for f in flagged if f.startswith("mgmt/")]
+    assert not flagged, done.stdout
 
 
 GRAPH = """\
