@@ -7,8 +7,6 @@ remote runs (:mod:`.auth`) live beside it. Everything heavy is imported on first
 use, so ``import mgmt.world`` costs the agent's start-up nothing.
 """
 
-from __future__ import annotations
-
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -26,7 +24,7 @@ log = get_logger("world")
 
 
 @contextmanager
-def open_world(settings: Settings, state_dir: Path) -> Iterator[EtcdWorld]:
+def open_world(settings: "Settings", state_dir: Path) -> Iterator["EtcdWorld"]:
     """Connect this agent to its world for the duration of a ``with`` block.
 
     With ``settings.seeds`` the agent is a client of that cluster (using

@@ -7,11 +7,8 @@ passwords are random and live in memory only; the run's password reaches the
 remote agent on its stdin, in its settings line (see mgmt.remote.launch).
 """
 
-from __future__ import annotations
-
 import secrets
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from mgmt.settings import EtcdCredentials
 from mgmt.world.client import EtcdClient, encode, prefix_end
@@ -20,8 +17,7 @@ MGMT_PREFIX = "/_mgmt/"
 RUN_USER_PREFIX = "mgmt-run-"
 
 
-@dataclass(frozen=True)
-class AuthSetup:
+class AuthSetup(NamedTuple):
     """The cluster's root account and the run's restricted account."""
 
     root: EtcdCredentials

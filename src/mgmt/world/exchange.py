@@ -5,8 +5,6 @@ state that did not change is not rewritten, so it fires no watch on any host,
 and two agents that keep re-exporting the same thing do not wake each other.
 """
 
-from __future__ import annotations
-
 import json
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple

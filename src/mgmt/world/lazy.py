@@ -9,8 +9,6 @@ export or a collect comes; a graph edited later to exchange resources connects
 then.
 """
 
-from __future__ import annotations
-
 import contextlib
 import threading
 from typing import Any, Callable, ContextManager, Dict, Iterable, List, Mapping, Optional

@@ -7,8 +7,6 @@ run-scoped: each start wipes the previous run's member data, so exports of hosts
 that took part in an earlier run are never collected again.
 """
 
-from __future__ import annotations
-
 import os
 import shutil
 import signal
@@ -119,7 +117,7 @@ class EmbeddedEtcd:
 
     # -- lifecycle -----------------------------------------------------------
 
-    def __enter__(self) -> EmbeddedEtcd:
+    def __enter__(self) -> "EmbeddedEtcd":
         self.start()
         return self
 
