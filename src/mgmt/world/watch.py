@@ -142,10 +142,11 @@ class PrefixWatch:
     def _handle(self, result: dict, token: Optional[str]) -> None:
         compacted = int(result.get("compact_revision", 0))
         if compacted:
-            # The history we asked for is gone: resume from now, report a change.
-            header_revision = int(result.get("header", {}).get("revision", 0))
+            # The history we asked for is gone. Resume from the cluster's revision
+            # now, and only then report a change: the caller's re-read comes after
+            # that revision, so nothing is lost and nothing is reported twice.
             log.debug("watch on %s: history compacted at %d", self.prefix, compacted)
-            self.revision = max(header_revision, compacted - 1)
+            self.revision = max(self.revision, compacted - 1, self._current_revision())
             self._notify()
             raise _Resync()
         if result.get("canceled"):
@@ -157,6 +158,15 @@ class PrefixWatch:
             last = max(int(event["kv"].get("mod_revision", 0)) for event in result["events"])
             self.revision = max(self.revision, last)
             self._notify()
+
+    def _current_revision(self) -> int:
+        """The cluster's revision now (0 if it cannot be read: the resume then reports
+        the changes from the compaction on again, which is harmless)."""
+        try:
+            return self.client.range(self.prefix, prefix=True, count_only=True)[0]
+        except Exception as error:
+            log.debug("watch on %s: cannot read the revision: %s", self.prefix, error)
+            return 0
 
     def _refused(self, token: Optional[str], reason: str) -> None:
         if "auth token" in reason or "user name is empty" in reason:
