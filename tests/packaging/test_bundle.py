@@ -21,6 +21,7 @@ from support import require_root, require_tools, unavailable
 SYSTEM_PYTHON = "/usr/bin/python3"
 PYENV_39 = os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")
 
+
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mgmt_pkg", *args], capture_output=True, text=True, check=False
