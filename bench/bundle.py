@@ -1,8 +1,11 @@
 """Bench the agent bundle: size and `mgmt --version` start-up, with and without shiv's pyc.
 
-Targets (issue 3, item 9): at most 3 MB; `dist/mgmt --version` at most 0.5 s once
-extracted. Both variants are built in this run and measured side by side with
-the system python3 (-I, a clean HOME), as a bare remote host would run them.
+Targets (issue 11): at most 300 kB (853 kB with etcd3gw and its nine
+dependencies); `dist/mgmt --version` once extracted as fast as with them or
+faster (this machine, that bundle, this bench: 0.062 s wall median). Both variants are
+built in this run and measured side by side with the system python3 (-I, a
+clean HOME), as a bare remote host would run them. The remote agent's own
+start is bench/agent_start.py.
 
     .venv/bin/python bench/bundle.py [--runs N]
 """
@@ -21,9 +24,10 @@ from pathlib import Path
 from mgmt_pkg.bundle import build_bundle
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-SIZE_TARGET = 3_000_000
-WARM_TARGET = 0.5
-HEAVY_MODULES = ("yaml", "etcd3gw", "requests")
+SIZE_TARGET = 300_000
+# `--version` warm median of the 853 kB bundle (etcd3gw 2.5.0) in this bench.
+WARM_BEFORE = 0.062
+HEAVY_MODULES = ("yaml", "http.client")
 
 
 def _run_version(bundle: Path, home: Path, importtime: bool = False) -> tuple:
@@ -76,7 +80,7 @@ def main() -> None:
     table = [header]
     for label, digest, m in rows:
         table.append((
-            label, digest, f"{m['size'] / 1e6:.2f} MB", f"{m['first']:.3f} s",
+            label, digest, f"{m['size'] / 1e3:.0f} kB", f"{m['first']:.3f} s",
             f"{m['warm']:.3f} s", f"{m['warm_max']:.3f} s", m["heavy"],
         ))  # fmt: skip
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
@@ -84,9 +88,10 @@ def main() -> None:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
     best = rows[0][2]  # the default build, what `mgmt-pkg bundle` makes
     print(
-        f"targets: size <= {SIZE_TARGET / 1e6:.0f} MB: "
+        f"targets: size <= {SIZE_TARGET / 1e3:.0f} kB: "
         f"{'met' if best['size'] <= SIZE_TARGET else 'MISSED'}; "
-        f"--version warm <= {WARM_TARGET} s: {'met' if best['warm'] <= WARM_TARGET else 'MISSED'}"
+        f"--version warm <= {WARM_BEFORE} s (before): "
+        f"{'met' if best['warm'] <= WARM_BEFORE else 'MISSED'}"
     )
 
 
