@@ -10,6 +10,8 @@ file, converged at once (converged_timeout 0). Side by side in the same run:
 - python3 -I -c pass: the same with site (what `python3 script` costs);
 - the agent, graph sent as JSON (what the initiator sends) and as YAML (a graph
   without a JSON form: PyYAML's import on top);
+- the agent on a graph that exports a resource: it connects to etcd (a local
+  embedded one here), so the etcd client's import and first calls are on top;
 - the agent through the bundle's shiv bootstrap (a host's first start, once
   unpacked; warm starts skip it);
 - sh -c true: pyinfra's side of a host. pyinfra runs no agent: each operation
@@ -35,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from mgmt.world.server import EmbeddedEtcd
 from mgmt_pkg.bundle import build_bundle
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -42,6 +45,10 @@ TARGET_MS = 30.0
 GRAPH = {
     "graph": "bench",
     "resources": {"file": [{"name": "f", "path": "OUT/f", "content": "x\n", "state": "exists"}]},
+}
+EXPORT_GRAPH = {
+    "graph": "bench",
+    "resources": {"file": [{"name": "@@f", "path": "OUT/exported", "content": "x\n"}]},
 }
 YAML_GRAPH = """\
 graph: bench
@@ -88,12 +95,17 @@ def _once(argv: List[str], env: Dict[str, str], stdin: Optional[str]) -> Tuple[f
     return cpu, wall
 
 
-def _variants(work: Path, site: Path, bundle: Path) -> List[Tuple[str, List[str], Dict, str]]:
+def _variants(
+    work: Path, site: Path, bundle: Path, etcd_url: str
+) -> List[Tuple[str, List[str], Dict, str]]:
     out = work / "out"
     out.mkdir()
     json_graph, yaml_graph = work / "graph.json", work / "graph.yaml"
     json_graph.write_text(json.dumps(GRAPH).replace("OUT", str(out)))
     yaml_graph.write_text(YAML_GRAPH.replace("OUT", str(out)))
+    export_graph = work / "export.json"
+    export_graph.write_text(json.dumps(EXPORT_GRAPH).replace("OUT", str(out)))
+    with_etcd = json.dumps({**SETTINGS, "seeds": [etcd_url]}) + "\n"
     env = {"HOME": str(work), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     settings = json.dumps(SETTINGS) + "\n"
     state = str(work / "state")
@@ -104,6 +116,7 @@ def _variants(work: Path, site: Path, bundle: Path) -> List[Tuple[str, List[str]
         ("python3 -I -c pass", [SYSTEM_PYTHON, "-I", "-c", "pass"], env, ""),
         ("agent, JSON graph", [*agent, str(json_graph), state], env, settings),
         ("agent, YAML graph", [*agent, str(yaml_graph), state], env, settings),
+        ("agent, graph that exports (etcd)", [*agent, str(export_graph), state], env, with_etcd),
         ("agent via shiv bootstrap",
          [SYSTEM_PYTHON, "-S", str(bundle), str(json_graph), state], shiv_env, settings),
         ("sh -c true (pyinfra's host side)", ["/bin/sh", "-c", "true"], env, ""),
@@ -134,13 +147,16 @@ def main() -> None:
     args = parser.parse_args()
     if not os.access(SYSTEM_PYTHON, os.X_OK):
         sys.exit(f"bench: {SYSTEM_PYTHON} not found")
-    with tempfile.TemporaryDirectory(prefix="bench-agent-start-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-agent-start-") as tmp,
+        EmbeddedEtcd(Path(tmp) / "etcd") as etcd,
+    ):
         work = Path(tmp)
         info = build_bundle(work / "mgmt")
         env = {"HOME": str(work), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         _once([SYSTEM_PYTHON, "-I", str(info.path), "--version"], env, None)  # unpack it
         [site] = (work / ".shiv").glob("mgmt_*/site-packages")
-        variants = _variants(work, site, info.path)
+        variants = _variants(work, site, info.path, etcd.client_url)
         for _, argv, env, stdin in variants:  # warm up: pyc written, caches filled
             _once(argv, env, stdin)
         samples: Dict[str, List[Tuple[float, float]]] = {v[0]: [] for v in variants}
