@@ -35,9 +35,8 @@ from mgmt_pkg.bundle import SHEBANG, build_bundle, describe
 def bundle(output: Path, compile_pyc: bool, python: str, pip_args: tuple) -> None:
     """Build the agent's single-file bundle.
 
-    A reproducible shiv zipapp of src/mgmt with PyYAML and etcd3gw
-    and what they need, pure Python pinned for Python 3.9 and newer. Prints the
-    path, size and sha256.
+    A reproducible shiv zipapp of src/mgmt with PyYAML (its pure-Python half,
+    pinned to the last release for Python 3.6). Prints the path, size and sha256.
     """
     info = build_bundle(output, compile_pyc=compile_pyc, python=python, pip_args=pip_args)
     click.echo(describe(info))
