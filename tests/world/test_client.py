@@ -116,3 +116,37 @@ def test_a_server_that_is_not_etcd_is_named(tmp_path):
         server.server_close()
     assert str(error.value).startswith(f"{url} does not look like etcd")
     assert "\n" not in str(error.value) and "<html" not in str(error.value)
+
+
+def test_a_server_that_is_not_http_is_named():
+    """A port that answers with something else than HTTP (an SSH server, say)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+
+        def answer():
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+                conn.recv(65536)
+
+        threading.Thread(target=answer, daemon=True).start()
+        kind, error = call_in_thread(EtcdClient([url]).check)
+    assert kind == "error", kind
+    assert str(error) == f"cannot reach etcd at {url} (not an HTTP answer)"
+
+
+def test_etcd_refusing_a_call_is_named_with_url_and_call(etcd, client):
+    with pytest.raises(WorldError) as error:
+        client.call("kv/range", {"key": "not base64!"})
+    message = str(error.value)
+    assert message.startswith(f"etcd at {etcd.client_url}: kv/range: ")
+    assert "\n" not in message
+
+
+def test_delete_removes_a_key_or_a_prefix(client):
+    for key in ("/_mgmt/d/a", "/_mgmt/d/b", "/_mgmt/dx"):
+        client.put(key, "v")
+    assert client.delete("/_mgmt/d/a") == 1
+    assert client.delete("/_mgmt/d/a") == 0
+    assert client.delete("/_mgmt/d/", prefix=True) == 1
+    assert [key for key, _, _ in client.range("/_mgmt/", prefix=True)[1]] == ["/_mgmt/dx"]
