@@ -8,11 +8,11 @@ here with the system etcd on fixed ports and a kept data dir.
 from __future__ import annotations
 
 import subprocess
-import threading
 import urllib.request
 from pathlib import Path
 
 import pytest
+from recorder import Recorder
 from tcpproxy import TcpProxy
 
 from mgmt.world.auth import enable_auth
@@ -69,27 +69,10 @@ def etcd(tmp_path):
     server.stop()
 
 
-class Changes:
-    """A watch callback that records how often it ran."""
-
-    def __init__(self):
-        self.calls = 0
-        self._cond = threading.Condition()
-
-    def __call__(self):
-        with self._cond:
-            self.calls += 1
-            self._cond.notify_all()
-
-    def wait_for(self, calls: int) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self.calls >= calls, WAIT)
-
-
 def test_client_and_watch_go_on_after_a_restart_mid_watch(etcd):
     client = EtcdClient([etcd.client_url])
     client.put(f"{PREFIX}a/resources/file/before", "{}")
-    seen = Changes()
+    seen = Recorder()
     watch = PrefixWatch(client, PREFIX, seen)
     try:
         assert watch.connected.wait(WAIT)
@@ -115,7 +98,7 @@ def test_with_auth_tokens_are_renewed_after_a_restart(etcd):
     """A restarted etcd forgets its simple tokens: client and watch authenticate again."""
     setup = enable_auth(etcd.client_url)
     client = EtcdClient([etcd.client_url], setup.run)
-    seen = Changes()
+    seen = Recorder()
     watch = PrefixWatch(client, PREFIX, seen)
     try:
         assert watch.connected.wait(WAIT)
@@ -136,7 +119,7 @@ def test_a_watch_resuming_from_a_compacted_revision_reports_once_and_goes_on(etc
     """Down while its history was compacted: one change (re-read), then watching as before."""
     proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
     client = EtcdClient([etcd.client_url])
-    seen = Changes()
+    seen = Recorder()
     watch = PrefixWatch(EtcdClient([proxy.url]), PREFIX, seen)
     try:
         assert watch.connected.wait(WAIT)

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 
 import pytest
+from recorder import WAIT, Recorder
 from tcpproxy import TcpProxy
 
 from mgmt.world.api import ExportedResource
 from mgmt.world.client import EtcdClient
 from mgmt.world.exchange import EtcdWorld
 from mgmt.world.watch import PrefixWatch
-
-WAIT = 10.0  # upper bound for an event that should arrive in milliseconds
-
-
-class Recorder:
-    """A watch callback that counts calls and lets a test wait for the next one."""
-
-    def __init__(self):
-        self.calls = 0
-        self._cond = threading.Condition()
-
-    def __call__(self):
-        with self._cond:
-            self.calls += 1
-            self._cond.notify_all()
-
-    def wait_for(self, calls: int, timeout: float = WAIT) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self.calls >= calls, timeout)
 
 
 @pytest.fixture
