@@ -19,7 +19,7 @@ from mgmt_pkg.bundle import REQUIREMENTS, build_bundle, describe
 from support import require_root, require_tools, unavailable
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-PYENV_39 = os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")
+PYENV = os.path.expanduser("~/.pyenv/versions/{version}*/bin/python{version}")
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -223,21 +223,41 @@ def sys_python_version() -> str:
     ).stdout.strip()  # fmt: skip
 
 
-def _python39() -> str:
-    """RHEL 9's python3 is 3.9; find one here (pyenv keeps one on our machines)."""
-    candidates = [*sorted(glob.glob(PYENV_39), reverse=True), shutil.which("python3.9")]
+def _python(version: str, why: str) -> str:
+    """A python``version`` of this machine (pyenv keeps them on ours)."""
+    candidates = [*sorted(glob.glob(PYENV.format(version=version)), reverse=True),
+                  shutil.which(f"python{version}")]  # fmt: skip
     for candidate in candidates:
         # pyenv's shims only dispatch to the selected version: skip them.
         if candidate and "/shims/" not in candidate and os.access(candidate, os.X_OK):
             return candidate
-    unavailable("python3.9 not found (RHEL 9's Python; e.g. `pyenv install 3.9`)")
+    unavailable(f"python{version} not found ({why}; e.g. `pyenv install {version}`)")
     raise AssertionError("unreachable")
+
+
+def test_bootstrap_and_pyyaml_run_on_python_3_6(bundles, tmp_path):
+    """RHEL 8's platform-python: shiv's bootstrap unpacks the bundle and PyYAML loads.
+
+    (The agent's own modules are not 3.6-clean yet: that sweep comes next.)
+    """
+    python36 = _python("3.6", "RHEL 8's platform-python")
+    path, _ = bundles[0]
+    probe = (
+        "import sys, yaml; print(sys.version_info[:2], yaml.__version__, yaml.safe_load('a: [1]'))"
+    )
+    done = subprocess.run(
+        [python36, "-I", "-S", str(path)], input=probe, capture_output=True, text=True,
+        env={**_clean_env(tmp_path), "SHIV_INTERPRETER": "1"}, timeout=60, check=False,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    assert f"(3, 6) {REQUIREMENTS[0].split('==')[1]} {{'a': [1]}}" in done.stdout
+    assert list((tmp_path / ".shiv").glob("mgmt_*/site-packages/yaml/__init__.py"))
 
 
 def test_runs_a_graph_with_python_3_9(bundles, tmp_path):
     """The real check behind vermin's: the agent applies a graph under Python 3.9."""
     require_tools("etcd")
-    python39 = _python39()
+    python39 = _python("3.9", "RHEL 9's python3")
     path, _ = bundles[0]
     work = tmp_path / "work"
     work.mkdir()
