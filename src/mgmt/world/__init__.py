@@ -2,8 +2,10 @@
 
 :mod:`mgmt.world.api` is the narrow interface the engine uses; the etcd
 implementation (:mod:`.exchange`), the embedded server launcher (:mod:`.server`),
-the client (:mod:`.client`), its watch (:mod:`.watch`) and the auth set-up for
-remote runs (:mod:`.auth`) live beside it. Everything heavy is imported on first
+the client (:mod:`.client`: seeds, failover, auth) over etcd's JSON gateway
+(:mod:`.gateway`: HTTP with the standard library's http.client), its watch
+(:mod:`.watch`), the world that connects on first use (:mod:`.lazy`) and the
+auth set-up for remote runs (:mod:`.auth`) live beside it. Everything heavy is imported on first
 use, so ``import mgmt.world`` costs the agent's start-up nothing.
 """
 
