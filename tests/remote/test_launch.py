@@ -154,7 +154,8 @@ def test_each_start_marks_its_bundle_as_used(bundle, unpacked, tmp_path):
         ({"converged_timeout": -5}, "converged_timeout: expected -1 or more, got -5"),
         ({"raw": b"\xff\xfe"}, "Expecting value"),  # not UTF-8: not JSON either
         ({"raw": b"[1, 2]"}, "not a JSON object"),
-        ({"raw": b"[" * 100_000}, "nested too deeply"),
+        ({"raw": b"[" * 100_000}, "longer than 65536 bytes"),
+        ({"raw": b'{"seeds": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"}, "nested too deeply"),
         ({"raw": b'{"hostname": "' + b"[" * 100_000 + b'"}'}, "longer than"),
         ({"raw": b'{"hostname": "caf\xe9"}'}, "hostname: not valid UTF-8"),
         ({"raw": b'{"hostname": "\\udcff"}'}, "hostname: not valid UTF-8"),
