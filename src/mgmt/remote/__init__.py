@@ -15,8 +15,6 @@ paramiko and Fabric are imported only by the initiator, never by the agent, so
 the bundle does not need them.
 """
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Any
 
 from mgmt.errors import MgmtError
@@ -27,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["run_remotes"]
 
 
-def run_remotes(settings: Settings, **options: Any) -> int:
+def run_remotes(settings: "Settings", **options: Any) -> int:
     """Run every ``settings.remotes`` graph on its host; the exit code (1 if any failed).
 
     ``options`` (for fab deploy and tests): ``fabric_config``, ``bundle``, ``out``.

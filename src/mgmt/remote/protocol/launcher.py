@@ -71,10 +71,64 @@ def main():
         os._exit(code)
     if os.path.basename(cache) == "bundles":
         prune(cache, bundle, os.environ["SHIV_ROOT"])
+    if os.path.basename(site) == "site-packages":
+        os._exit(run_from_zip(bundle, site, keep=os.path.basename(cache) == "bundles"))
     import runpy
 
     os.environ["SHIV_ENTRY_POINT"] = "mgmt.cli:run_remote_agent"
     runpy.run_path(bundle, run_name="__main__")
+
+
+def run_from_zip(bundle, site, keep):
+    """A bundle not unpacked yet: run the agent straight from the zip (zipimport),
+    and (``keep``: the bundle is cached) unpack it meanwhile, on a low-priority
+    thread, for the next start. Unpacking first, as shiv does, creates some 300
+    files before the agent runs: 0.25 s of CPU here, against 0.11 s for this
+    whole start. A bundle carrying pbr (etcd3gw's versioning, which reads its
+    metadata from files on disk) cannot run from the zip: it is unpacked first."""
+    import threading
+    import zipfile
+
+    with zipfile.ZipFile(bundle) as archive:
+        names = archive.namelist()
+    if "site-packages/pbr/__init__.py" in names:
+        unpack(bundle, os.path.dirname(site), names, nice=False)
+        sys.path.insert(0, site)
+        worker = None
+    else:
+        sys.path.insert(0, bundle + "/site-packages")
+        worker = None
+        if keep:
+            args = (bundle, os.path.dirname(site), names, True)
+            worker = threading.Thread(target=unpack, args=args)
+            worker.daemon = True
+            worker.start()
+    from mgmt.cli import run_remote_agent
+
+    code = run_remote_agent()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if worker is not None:
+        worker.join(10)  # at its end the agent exits; a half unpack is redone next time
+    return code
+
+
+def unpack(bundle, target, names, nice):
+    """site-packages of ``bundle`` into ``target`` (shiv's layout), whole or not at all."""
+    import shutil
+    import zipfile
+
+    temp = f"{target}.{os.getpid()}.partial"
+    try:
+        if nice:
+            os.nice(19)  # this thread only (Linux): the agent's own start goes first
+        with zipfile.ZipFile(bundle) as archive:
+            archive.extractall(temp, [m for m in names if m.startswith("site-packages/")])
+        os.rename(temp, target)
+    except OSError:
+        pass  # another start unpacked it first, or no room: the next start tries again
+    finally:
+        shutil.rmtree(temp, True)
 
 
 def prune(cache, bundle, shiv):
