@@ -101,6 +101,7 @@ def _deploy_all(c):
         "no-caching": "do not keep the agent bundle on the hosts",
         "noop": "report what would change, change nothing",
         "ssh-accept-new": "add unknown host keys to known_hosts (a changed key is refused)",
+        "lost-timeout": "report a host that answers no SSH keepalive for this long as lost",
         "verbose": "more log lines",
     },
 )
@@ -112,6 +113,7 @@ def deploy(
     no_caching=False,
     noop=False,
     ssh_accept_new=False,
+    lost_timeout=30,
     verbose=False,
 ):
     """Run --graph on every host (-H) over SSH, exchanging resources through one etcd."""
@@ -122,6 +124,7 @@ def deploy(
         no_caching=no_caching,
         noop=noop,
         ssh_accept_new=ssh_accept_new,
+        lost_timeout=int(lost_timeout),
         verbosity=1 if verbose else 0,
     )
     if isinstance(c, Connection):

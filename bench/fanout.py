@@ -1,6 +1,6 @@
 """Fan-out over SSH: `mgmt run --remote` beside pyinfra and Ansible, on the same hosts.
 
-For N = 1, 10 and 30 throw-away hosts (network namespaces with their own sshd
+For N = 1, 10, 30 and 100 throw-away hosts (network namespaces with their own sshd
 and a clean shell, tests/support/hosts.py), each tool writes the same two files
 on every host:
 
@@ -14,8 +14,8 @@ The warm runs of mgmt and pyinfra alternate (--repeat rounds, medians printed
 at the end), so that load from elsewhere on a shared machine falls on both.
 Reported per run: seconds until every host has applied, bytes sent to each host
 (veth counters), CPU seconds of the initiator (with its children: etcd, ssh) and
-of the whole machine, and the initiator's peak RSS. Then, at N = 10, the time
-from saving a graph edit to the file changed on all 10 hosts (mgmt re-copies
+of the whole machine, and the initiator's peak RSS. Then, at N = 10 and 100, the
+time from saving a graph edit to the file changed on all hosts (mgmt re-copies
 the graph and applies the difference; the others must re-run everything: their
 warm time is the comparison).
 
@@ -49,6 +49,8 @@ PEERS_VENV = Path.home() / ".cache" / "mgmt-bench" / "venv"
 CONTENT = {"/tmp/bench-1": "first file\n", "/tmp/bench-2": "second file\n"}
 CONVERGED = 1.0
 EDITS = 7
+# Sizes at which the time from saving a graph to applied on every host is taken.
+EDIT_SIZES = (10, 100)
 
 
 class Measure:
@@ -235,7 +237,7 @@ def edit_latency(pool: HostPool, work: Path, env) -> List[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="1,10,30")
+    parser.add_argument("--sizes", default="1,10,30,100")
     parser.add_argument("--no-peers", action="store_true", help="mgmt only")
     parser.add_argument(
         "--runs",
@@ -260,7 +262,7 @@ def main() -> int:
     subprocess.run([str(REPO / ".venv" / "bin" / "mgmt-pkg"), "bundle", "-o", str(bundle)],
                    check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     rows = []
-    edits: List[float] = []
+    edits: Dict[int, List[float]] = {}
     for n in sizes:
         with ssh_hosts(n) as pool, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             work = Path(tmp)
@@ -289,9 +291,9 @@ def main() -> int:
                     _reset(pool, cache=True)
                     result = measure("ansible", pool, ansible_argv(pool, work), env, work)
                     rows.append((n, f"ansible {label}", result))
-            if n == 10 and "edit" in runs:
+            if n in EDIT_SIZES and "edit" in runs:
                 _reset(pool, cache=True)
-                edits = edit_latency(pool, work, env)
+                edits[n] = edit_latency(pool, work, env)
         print(f"(N = {n} done)", flush=True)
     shutil.rmtree(bundle.parent, ignore_errors=True)
 
@@ -311,11 +313,11 @@ def main() -> int:
             f"N={n} {name} {statistics.median(times):.2f} s"
             for (n, name), times in repeated.items()
         ))  # fmt: skip
-    if edits:
+    for n, samples in edits.items():
         print(
-            f"graph edit -> applied on all 10 hosts: median {statistics.median(edits):.3f} s "
-            f"(min {min(edits):.3f}, max {max(edits):.3f}; {len(edits)} edits); "
-            "pyinfra/Ansible re-run everything: see their warm rows at N = 10"
+            f"graph edit -> applied on all {n} hosts: median {statistics.median(samples):.3f} s "
+            f"(min {min(samples):.3f}, max {max(samples):.3f}; {len(samples)} edits, the first"
+            f" included); pyinfra/Ansible re-run everything: see their warm rows at N = {n}"
         )
     return 0
 

@@ -19,8 +19,9 @@ from mgmt import __version__
 from mgmt.errors import InputError, MgmtError
 from mgmt.settings import (
     CONVERGED_OFF,
-    DEFAULT_PREFIX,
+    FIELDS,
     EtcdCredentials,
+    Field,
     Settings,
     settings_from_json,
 )
@@ -42,94 +43,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="apply a graph and keep it applied")
-    run.add_argument("--file", type=Path, help="the graph file (YAML) to run")
-    run.add_argument("--hostname", default="", help="this host's name (default: the system's)")
-    run.add_argument(
-        "--seeds",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="etcd client URL(s) of an existing cluster (repeat or comma-separate)",
-    )
-    run.add_argument("--no-server", action="store_true", help="do not start an embedded etcd")
-    state = run.add_mutually_exclusive_group()
-    state.add_argument("--prefix", type=Path, default=DEFAULT_PREFIX, help="state directory")
-    state.add_argument(
-        "--tmp-prefix",
-        action="store_true",
-        help="use a private temporary state directory, removed at exit",
-    )
-    run.add_argument(
-        "--converged-timeout",
-        type=int,
-        default=CONVERGED_OFF,
-        metavar="N",
-        help="exit 0 after N idle seconds (-1: never)",
-    )
-    run.add_argument("--noop", action="store_true", help="report what would change; change nothing")
-    run.add_argument(
-        "--no-watch", action="store_true", help="do not reload the graph file on changes"
-    )
-    run.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
-    run.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors")
+    groups = {"": run}
+    state = run.add_mutually_exclusive_group()  # --prefix or --tmp-prefix
+    for field in FIELDS:
+        if field.flag is None:
+            continue
+        if field.group not in groups:
+            groups[field.group] = run.add_argument_group(field.group)
+        where = state if field.name in ("prefix", "tmp_prefix") else groups[field.group]
+        _add_flag(where, field, argparse.SUPPRESS)
     run.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    remote = run.add_argument_group("remote execution")
-    remote.add_argument(
-        "--remote",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE",
-        help="run this graph on the host named by its `remote:` key (repeatable)",
-    )
-    remote.add_argument(
-        "--cconns",
-        type=int,
-        default=0,
-        metavar="N",
-        help="at most N SSH connections at once (0: no limit)",
-    )
-    remote.add_argument(
-        "--no-caching", action="store_true", help="do not keep the agent on remotes"
-    )
-    remote.add_argument("--allow-interactive", action="store_true", help="offer a password prompt")
-    remote.add_argument("--ssh-identity", type=Path, metavar="PATH", help="SSH private key")
-    remote.add_argument("--ssh-accept-new", action="store_true", help="trust unknown host keys")
-    run.add_argument("--depth", type=int, default=0, help=argparse.SUPPRESS)
     run.add_argument("--etcd-auth-stdin", action="store_true", help=argparse.SUPPRESS)
-    # An agent of a remote run: converged state on stdout, etcd only when needed.
-    run.add_argument("--converged-stdout", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
+def _add_flag(parser, field: Field, suppress: str) -> None:
+    """One flag of the field table, its action chosen by the field's type."""
+    help_text = suppress if field.hidden else field.help
+    if field.name == "verbosity":
+        parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
+        parser.add_argument(
+            "-q", "--quiet", action="count", default=0, help="only warnings and errors"
+        )
+    elif field.type is bool:
+        parser.add_argument(field.flag, dest=field.name, action="store_true", help=help_text)
+    elif field.type is tuple:
+        kind = Path if field.name == "remotes" else str
+        parser.add_argument(
+            field.flag, dest=field.name, action="append", default=[], type=kind,
+            metavar=field.metavar, help=help_text,
+        )  # fmt: skip
+    else:
+        parser.add_argument(
+            field.flag, dest=field.name, type=field.type, default=field.default,
+            metavar=field.metavar, help=help_text,
+        )  # fmt: skip
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    seeds = tuple(s.strip() for item in args.seeds for s in item.split(",") if s.strip())
-    settings = Settings(
-        file=args.file,
-        hostname=args.hostname or _system_hostname(),
-        seeds=seeds,
-        no_server=args.no_server,
-        prefix=args.prefix,
-        tmp_prefix=args.tmp_prefix,
-        converged_timeout=args.converged_timeout,
-        noop=args.noop,
-        no_watch=args.no_watch,
-        verbosity=args.verbose - args.quiet,
-        remotes=tuple(dict.fromkeys(args.remote)),  # the same file twice runs once
-        cconns=args.cconns,
-        no_caching=args.no_caching,
-        allow_interactive=args.allow_interactive,
-        ssh_identity=args.ssh_identity,
-        ssh_accept_new=args.ssh_accept_new,
-        depth=args.depth,
-        converged_stdout=args.converged_stdout,
-    )
+    values = {f.name: getattr(args, f.name) for f in FIELDS if f.flag and f.name != "verbosity"}
+    values["seeds"] = tuple(s.strip() for item in args.seeds for s in item.split(",") if s.strip())
+    values["hostname"] = args.hostname or _system_hostname()
+    values["remotes"] = tuple(dict.fromkeys(args.remotes))  # the same file twice runs once
+    values["verbosity"] = args.verbose - args.quiet
+    settings = Settings(**values)
     if args.etcd_auth_stdin:
         settings = settings._replace(credentials=read_credentials(sys.stdin.readline()))
     if settings.converged_timeout < CONVERGED_OFF:
         raise InputError("--converged-timeout must be -1 (off) or a number of seconds")
     if settings.cconns < 0:
         raise InputError("--cconns must be 0 (no limit) or more")
+    if settings.lost_timeout < 1:
+        raise InputError("--lost-timeout must be 1 second or more")
     if settings.remotes and settings.no_server:
         raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
     if not settings.remotes and settings.file is None:
@@ -224,7 +189,7 @@ def run_cli(argv: Optional[List[str]] = None) -> int:
 
 
 def run_remote_agent() -> int:
-    """The agent of a remote run, as mgmt.remote.launch starts it.
+    """The agent of a remote run, as mgmt.remote.protocol's launcher starts it.
 
     Arguments: the graph file and the state dir (in the run dir the host made);
     the settings come as one JSON line on stdin (see settings_from_json).
@@ -239,9 +204,9 @@ def run_remote_agent() -> int:
     def settings() -> Settings:
         if len(sys.argv) != 3:
             raise InputError("a remote agent takes GRAPH STATE_DIR, and its settings on stdin")
-        try:
-            line = sys.stdin.readline()
-        except (OSError, ValueError) as err:  # not UTF-8, or no stdin at all
+        try:  # bytes: the host's locale (C on 3.6) must not decide the encoding
+            line = sys.stdin.buffer.readline().decode("utf-8", "surrogateescape")
+        except (OSError, ValueError, AttributeError) as err:  # not UTF-8, or no stdin
             raise InputError(f"agent settings on stdin: {err}") from None
         return settings_from_json(line, file=Path(sys.argv[1]), prefix=Path(sys.argv[2]))
 

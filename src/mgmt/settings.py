@@ -1,25 +1,30 @@
-"""One settings object for ``mgmt run``, built by the CLI and handed down.
+"""One settings object for ``mgmt run``, derived from one field table.
 
-The engine, the world (etcd) and the remote fan-out all read from this object
-instead of from module globals or click contexts, so each can be driven by
-tests and by ``fab deploy`` without going through the command line.
+:data:`FIELDS` lists every option once: its name, type, default, flag and help,
+and whether a remote run's agents are told it. From it come the ``mgmt run``
+flags (mgmt.cli), :class:`Settings`, the settings line an agent reads
+(:func:`settings_from_json`) and the "Running:" line the initiator logs
+(:func:`agent_argv`), so a new option is one line here.
 
-Records on the agent's start path (these, the graph model, a kind's fields)
-are NamedTuples, not dataclasses: importing dataclasses (with inspect, ast and
-tokenize) and building a dozen classes cost a remote agent a fifth of its
+The engine, the world (etcd) and the remote fan-out all read from the Settings
+object instead of from module globals or click contexts, so each can be driven
+by tests and by ``fab deploy`` without going through the command line.
+
+Records on the agent's start path are NamedTuples, not dataclasses: importing
+dataclasses (with inspect, ast and tokenize) cost a remote agent a fifth of its
 start-up, paid again on every host of a run.
 """
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from mgmt.errors import InputError
 
 DEFAULT_PREFIX = Path("/var/lib/mgmt")
 CONVERGED_OFF = -1
+# A host that answers no SSH keepalive for this long is reported lost.
+DEFAULT_LOST_TIMEOUT = 30
 
 
 class EtcdCredentials(NamedTuple):
@@ -33,80 +38,133 @@ class EtcdCredentials(NamedTuple):
         return f"EtcdCredentials(username={self.username!r})"
 
 
-class Settings(NamedTuple):
-    """Everything ``mgmt run`` was asked to do (``_replace`` for a changed copy)."""
+class Field(NamedTuple):
+    """One option. ``flag`` None: not on the command line; ``hidden``: not in --help.
+    ``agent``: sent to a remote run's agents and accepted on their settings line.
+    ``group``: where --help lists it ("" for the main list, else its heading)."""
 
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    flag: Optional[str] = None
+    agent: bool = False
+    hidden: bool = False
+    group: str = ""
+    metavar: Optional[str] = None
+
+
+REMOTE = "remote execution"
+# fmt: off
+FIELDS: Tuple[Field, ...] = (
     # What to run, and as whom.
-    file: Optional[Path] = None
-    hostname: str = ""
+    Field("file", Path, None, "the graph file (YAML) to run", "--file"),
+    Field("hostname", str, "", "this host's name (default: the system's)", "--hostname",
+          agent=True),
     # The world: etcd. Without seeds the agent starts its own etcd server.
-    seeds: Sequence[str] = ()
-    no_server: bool = False
-    credentials: Optional[EtcdCredentials] = None
-    # State: a fixed prefix, or a private temporary one.
-    prefix: Path = DEFAULT_PREFIX
-    tmp_prefix: bool = False
+    Field("seeds", tuple, (), "etcd client URL(s) of an existing cluster (repeat or "
+          "comma-separate)", "--seeds", agent=True, metavar="URL"),
+    Field("no_server", bool, False, "do not start an embedded etcd", "--no-server", agent=True),
+    Field("credentials", EtcdCredentials, None, agent=True),
+    # State: a fixed prefix, or a private temporary one (mgmt.cli makes them exclusive).
+    Field("prefix", Path, DEFAULT_PREFIX, "state directory", "--prefix"),
+    Field("tmp_prefix", bool, False, "use a private temporary state directory, removed at "
+          "exit", "--tmp-prefix"),
     # Behaviour.
-    converged_timeout: int = CONVERGED_OFF
-    noop: bool = False
-    no_watch: bool = False
-    verbosity: int = 0
+    Field("converged_timeout", int, CONVERGED_OFF, "exit 0 after N idle seconds (-1: never)",
+          "--converged-timeout", agent=True, metavar="N"),
+    Field("noop", bool, False, "report what would change; change nothing", "--noop",
+          agent=True),
+    Field("no_watch", bool, False, "do not reload the graph file on changes", "--no-watch",
+          agent=True),
+    Field("verbosity", int, 0, "-v more log lines, -q only warnings and errors", "-v",
+          agent=True),
     # Remote execution (initiator side).
-    remotes: Sequence[Path] = ()
-    cconns: int = 0
-    no_caching: bool = False
-    allow_interactive: bool = False
-    ssh_identity: Optional[Path] = None
-    ssh_accept_new: bool = False
-    # How deep in a remote-execution tree this agent runs (0 = initiator).
-    depth: int = 0
-    # Report converged state as lines on stdout (mgmt.world.api.CONVERGED_MARK),
-    # not in etcd: an agent of a remote run, whose initiator relays them.
-    converged_stdout: bool = False
+    Field("remotes", tuple, (), "run this graph on the host named by its `remote:` key "
+          "(repeatable)", "--remote", group=REMOTE, metavar="FILE"),
+    Field("cconns", int, 0, "at most N SSH connections at once (0: no limit)", "--cconns",
+          group=REMOTE, metavar="N"),
+    Field("no_caching", bool, False, "do not keep the agent on remotes", "--no-caching",
+          group=REMOTE),
+    Field("allow_interactive", bool, False, "offer a password prompt", "--allow-interactive",
+          group=REMOTE),
+    Field("ssh_identity", Path, None, "SSH private key", "--ssh-identity", group=REMOTE,
+          metavar="PATH"),
+    Field("ssh_accept_new", bool, False, "trust unknown host keys", "--ssh-accept-new",
+          group=REMOTE),
+    Field("lost_timeout", int, DEFAULT_LOST_TIMEOUT, "report a host that answers no SSH "
+          "keepalive for N seconds as lost (default %(default)s)", "--lost-timeout",
+          group=REMOTE, metavar="N"),
+    # An agent of a remote run: converged state as lines on stdout
+    # (mgmt.remote.protocol.CONVERGED_MARK), not in etcd; its initiator relays them.
+    Field("converged_stdout", bool, False, "", "--converged-stdout", agent=True, hidden=True),
+)
+# fmt: on
+FIELD_BY_NAME: Dict[str, Field] = {f.name: f for f in FIELDS}
+
+
+class _SettingsBase(NamedTuple("_SettingsBase", [(f.name, f.type) for f in FIELDS])):  # type: ignore[misc]
+    __slots__ = ()
+
+
+_SettingsBase.__new__.__defaults__ = tuple(f.default for f in FIELDS)  # type: ignore[attr-defined]
+
+
+class Settings(_SettingsBase):
+    """Everything ``mgmt run`` was asked to do (``_replace`` for a changed copy);
+    its fields are :data:`FIELDS`."""
+
+    __slots__ = ()
 
     @property
     def converged_enabled(self) -> bool:
         return self.converged_timeout >= 0
 
 
-# What a remote agent accepts on its settings line (see settings_from_json), and of
-# what type. Its initiator sends all but converged_timeout, which it keeps to itself.
-AGENT_SETTINGS = {
-    "hostname": str,
-    "no_server": bool,
-    "seeds": list,
-    "depth": int,
-    "converged_stdout": bool,
-    "converged_timeout": int,
-    "noop": bool,
-    "no_watch": bool,
-    "verbosity": int,
-    "credentials": list,
+# What a remote agent accepts on its settings line, and of what JSON type.
+AGENT_SETTINGS: Dict[str, type] = {
+    f.name: list if f.type in (tuple, EtcdCredentials) else f.type for f in FIELDS if f.agent
 }
+MAX_SETTINGS_LINE = 64 * 1024
 
 
 def settings_from_json(line: str, **given: object) -> Settings:
     """The settings of a remote run's agent: one JSON object on a line of its stdin.
 
     The initiator hands its agents their settings this way rather than as flags
-    (see mgmt.remote.launch): an agent builds no argument parser, and the etcd
+    (see mgmt.remote.protocol): an agent builds no argument parser, and the etcd
     credentials (``"credentials": [user, password]``) are on no command line.
     Only :data:`AGENT_SETTINGS` are accepted, each of its type. ``given`` adds
     what only the host knows, such as the paths of its run dir.
     """
     try:
+        if len(line) > MAX_SETTINGS_LINE:
+            raise ValueError(f"longer than {MAX_SETTINGS_LINE} bytes")
         fields = json.loads(line)
         if not isinstance(fields, dict):
             raise ValueError("not a JSON object")
         for name, value in fields.items():
             _check_agent_setting(name, value)
+    except RecursionError:
+        raise InputError("agent settings on stdin: nested too deeply") from None
     except ValueError as err:
         raise InputError(f"agent settings on stdin: {err}") from None
     if "seeds" in fields:
-        fields["seeds"] = tuple(fields["seeds"])  # as settings_from(flags) has them
+        fields["seeds"] = tuple(fields["seeds"])  # as the command line has them
     if "credentials" in fields:
         fields["credentials"] = EtcdCredentials(*fields["credentials"])
-    return Settings(**{**fields, **given})
+    fields.update(given)
+    return Settings(**fields)
+
+
+def _text(name: str, value: str) -> None:
+    """Text that reaches file names, etcd keys and logs: UTF-8, no control characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name}: not valid UTF-8: {value!r}") from None
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{name}: control character in {value!r}")
 
 
 def _check_agent_setting(name: str, value: object) -> None:
@@ -115,12 +173,55 @@ def _check_agent_setting(name: str, value: object) -> None:
         raise ValueError(f"unknown setting {name!r}")
     if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
         raise ValueError(f"{name}: expected {wanted.__name__}, got {value!r}")
-    strings = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    items = value if isinstance(value, list) else [value]
+    strings = all(isinstance(item, str) for item in items)
+    for item in items:
+        if isinstance(item, str):
+            _text(name, item)
     if name == "seeds" and not strings:
         raise ValueError(f"seeds: expected a list of URLs, got {value!r}")
-    if name == "credentials" and not (strings and len(value) == 2):  # type: ignore[arg-type]
+    if name == "credentials" and not (strings and len(items) == 2):
         raise ValueError("credentials: expected [user, password]")
-    if name == "depth" and value < 0:  # type: ignore[operator]
-        raise ValueError(f"depth: expected 0 or more, got {value!r}")
+    if name == "hostname" and ("/" in value or not value.strip()):  # type: ignore[operator]
+        raise ValueError(f"hostname: not a host name: {value!r}")
     if name == "converged_timeout" and value < CONVERGED_OFF:  # type: ignore[operator]
         raise ValueError(f"converged_timeout: expected -1 or more, got {value!r}")
+
+
+def agent_settings(settings: Settings) -> Dict[str, Any]:
+    """What every agent of a remote run is told of the initiator's settings.
+
+    --converged-timeout is not among them: an agent that exits by itself stops
+    collecting what hosts starting later export. Agents report their idle state
+    instead, and the initiator decides (see mgmt.remote.orchestration.fanout).
+    The session adds the host's own: hostname, seeds, credentials.
+    """
+    keep = {
+        "hostname",
+        "seeds",
+        "credentials",
+        "converged_timeout",
+        "no_server",
+        "converged_stdout",
+    }
+    return {f.name: getattr(settings, f.name) for f in FIELDS if f.agent and f.name not in keep}
+
+
+def agent_argv(fields: Dict[str, Any]) -> List[str]:
+    """The ``mgmt run`` flags that give what a settings line gives (for the
+    "Running:" log line), credentials aside."""
+    argv: List[str] = []
+    for field in FIELDS:
+        value = fields.get(field.name)
+        if not field.agent or field.flag is None or value in (None, False, "", ()):
+            continue
+        if field.name == "verbosity":
+            argv += ["-v"] * value if value > 0 else ["-q"] * -value
+        elif field.type is bool:
+            argv.append(field.flag)
+        elif field.type is tuple:
+            for item in value:
+                argv += [field.flag, str(item)]
+        else:
+            argv += [field.flag, str(value)]
+    return argv

@@ -16,8 +16,8 @@ import pytest
 from remote_helpers import REPO, need_hosts, summary
 
 from mgmt.errors import RemoteError
-from mgmt.remote.connect import ConnectOptions, connect, run_command
 from mgmt.remote.hostspec import parse_remote
+from mgmt.remote.transport.connect import ConnectOptions, connect, run_command
 from support import require_tools
 from support.hosts import ssh_hosts
 

@@ -18,11 +18,11 @@ import pytest
 from remote_helpers import assert_clean, mgmt_run, need_hosts, summary
 
 from mgmt.cli import build_parser, settings_from
-from mgmt.remote.bundlefile import shiv_build_id
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.launch import INLINE_GRAPH_MAX, LAUNCHER, PRUNE_DAYS, command_line
-from mgmt.remote.push import RemotePaths
-from mgmt.remote.session import RunContext, Session
+from mgmt.remote.orchestration.bundlefile import shiv_build_id
+from mgmt.remote.orchestration.session import RunContext, Session
+from mgmt.remote.protocol import INLINE_GRAPH_MAX, RemotePaths, command_line
+from mgmt.remote.protocol.programs import LAUNCHER, PRUNE_DAYS
 from mgmt.settings import settings_from_json
 from support import require_tools
 from support.hosts import ssh_hosts
@@ -154,6 +154,14 @@ def test_each_start_marks_its_bundle_as_used(bundle, unpacked, tmp_path):
         ({"converged_timeout": -5}, "converged_timeout: expected -1 or more, got -5"),
         ({"raw": b"\xff\xfe"}, "Expecting value"),  # not UTF-8: not JSON either
         ({"raw": b"[1, 2]"}, "not a JSON object"),
+        ({"raw": b"[" * 100_000}, "longer than 65536 bytes"),
+        ({"raw": b'{"seeds": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"}, "nested too deeply"),
+        ({"raw": b'{"hostname": "' + b"[" * 100_000 + b'"}'}, "longer than"),
+        ({"raw": b'{"hostname": "caf\xe9"}'}, "hostname: not valid UTF-8"),
+        ({"raw": b'{"hostname": "\\udcff"}'}, "hostname: not valid UTF-8"),
+        ({"hostname": "a/b"}, "hostname: not a host name"),
+        ({"hostname": "a\nb"}, "hostname: control character"),
+        ({"seeds": ["http://x\u0000"]}, "seeds: control character"),
     ],
 )
 def test_bad_settings_are_refused_with_exit_code_2(unpacked, tmp_path, settings, message):
@@ -167,7 +175,8 @@ def test_bad_settings_are_refused_with_exit_code_2(unpacked, tmp_path, settings,
     assert done.returncode == 2, done.stderr.decode()
     error = done.stderr.decode()
     assert error.startswith("mgmt: error: agent settings on stdin: ") and message in error
-    assert "Traceback" not in error
+    assert "Traceback" not in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "state").exists()  # refused before anything was made
 
 
 def test_a_graph_too_long_for_a_line_is_copied_and_applied(bundle, tmp_path):
@@ -203,16 +212,21 @@ def test_the_logged_command_line_runs_the_agent_with_the_same_settings(
 ):
     """What the log shows as "Running: ..." gives, typed on the host, what the JSON gives."""
     spec = HostSpec(target="h", graph=tmp_path / "h.yaml")
-    ctx = RunContext(bundle=tmp_path / "b.pyz", bundle_sha256="0" * 64, cluster=None)
-    ctx.agent_options = options
-    settings = Session(spec, ctx).agent_settings(4242)
+    ctx = RunContext(
+        bundle=tmp_path / "b.pyz",
+        bundle_sha256="0" * 64,
+        endpoint=None,
+        connect=None,
+        agent_options=options,
+    )
+    settings = Session(spec, ctx, report=lambda host, state: None).agent_settings(4242)
     paths = RemotePaths("/tmp/mgmt-x", "/root/.cache/mgmt/bundles/s.pyz", "/s", True)
-    argv = shlex.split(command_line(paths, spec.graph, settings))
+    argv = shlex.split(command_line(paths, spec.graph.name, settings))
     assert argv[0] == paths.bundle
     monkeypatch.setattr("sys.stdin", io.StringIO("user:secret\n"))  # --etcd-auth-stdin
     typed = settings_from(build_parser().parse_args(argv[1:]))
     line = json.dumps({**settings, "credentials": ["user", "secret"]})
-    in_run_dir = {"file": Path(paths.graph(spec.graph)), "prefix": Path(paths.state_dir)}
+    in_run_dir = {"file": Path(paths.graph(spec.graph.name)), "prefix": Path(paths.state_dir)}
     given = settings_from_json(line, **in_run_dir)
     assert typed == given
-    assert given.seeds == ("http://127.0.0.1:4242",) and given.depth == 1
+    assert given.seeds == ("http://127.0.0.1:4242",)

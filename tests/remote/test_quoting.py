@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from mgmt.remote.push import sh
+from mgmt.remote.protocol import sh
 
 NASTY = [
     "plain",

@@ -423,3 +423,30 @@ def test_converged_timeout_zero_waits_for_each_host_to_report(pool, bundle, tmp_
     assert a.read_file("/tmp/only-a") == "i am a"
     assert b.read_file("/tmp/only-b") == "i am b"
     _clear_tmp(a, b)
+
+
+def test_seeds_point_the_tunnels_at_an_existing_cluster(pool, bundle, tmp_path):
+    from mgmt.world.client import EtcdClient
+    from mgmt.world.server import EmbeddedEtcd
+
+    a, b = pool["a"], pool["b"]
+    graphs = [
+        graph_for("remote2a.yaml", f"ssh://root@{a.address}:22", tmp_path),
+        graph_for("remote2b.yaml", f"ssh://root@{b.address}:22", tmp_path),
+    ]
+    with EmbeddedEtcd(tmp_path / "etcd") as cluster:
+        done = mgmt_run(
+            pool, bundle, graphs, "--converged-timeout=3", "--seeds", cluster.client_url
+        )
+        client = EtcdClient([cluster.client_url])
+        try:
+            _, items = client.range("/_mgmt/exported/", prefix=True)
+        finally:
+            client.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "etcd for this run" not in done.stderr  # none of its own
+    assert _tmp_files(a) == {k: FILES[k] for k in ("file1a", "file2a", "file2b")}
+    assert _tmp_files(b) == {k: FILES[k] for k in ("file1b", "file2a", "file2b")}
+    exported_by = {key.split("/")[3] for key, _value, _rev in items}
+    assert exported_by == {a.address, b.address}  # in the cluster we gave
+    _clear_tmp(a, b)

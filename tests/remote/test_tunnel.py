@@ -81,9 +81,9 @@ def test_the_tunnel_refuses_anyone_without_the_runs_credentials(pool, bundle, tm
 
 
 def test_a_failed_local_dial_does_not_kill_the_tunnel(pool, monkeypatch):
-    from mgmt.remote.connect import ConnectOptions, connect
     from mgmt.remote.hostspec import HostSpec
-    from mgmt.remote.tunnel import ReverseTunnel
+    from mgmt.remote.transport.connect import ConnectOptions, connect
+    from mgmt.remote.transport.tunnel import ReverseTunnel
 
     monkeypatch.setenv("HOME", str(pool.home))
     a = pool["a"]

@@ -114,6 +114,25 @@ class Host:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
+    def link_down(self) -> None:
+        """Take the host's end of its veth down: every packet to and from it is lost,
+        as when a cable is pulled (no reset, no FIN: the peer notices nothing)."""
+        if self.jump is not None:
+            raise RuntimeError(f"host {self.name}: link_down is for hosts on this machine's link")
+        subprocess.run(
+            ["ip", "-n", self.netns, "link", "set", f"{self.netns}b", "down"], check=True
+        )
+
+    def link_up(self) -> None:
+        """Undo :meth:`link_down` (its route went with the link)."""
+        from support.netns import GATEWAY
+
+        inside = ["ip", "-n", self.netns]
+        subprocess.run([*inside, "link", "set", f"{self.netns}b", "up"], check=True)
+        subprocess.run(
+            [*inside, "route", "replace", f"{GATEWAY}/32", "dev", f"{self.netns}b"], check=True
+        )
+
     @property
     def url(self) -> str:
         auth = f"{self.user}:{self.password}" if self.password else self.user

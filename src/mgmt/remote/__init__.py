@@ -1,14 +1,19 @@
 """Agentless remote execution: ``mgmt run --remote FILE...`` over SSH.
 
-Layout: :mod:`.hostspec` (which host a graph names), :mod:`.trust` (known_hosts),
-:mod:`.connect` (ssh_config-aware connections), :mod:`.push` (bundle cache and
-graph copy), :mod:`.tunnel` (reverse tunnel to our etcd), :mod:`.session` (one
-host's whole life), :mod:`.fanout` (many hosts, convergence, ^C, summary) and
-:mod:`.initiator` (the run: etcd, bundle, sessions). paramiko and Fabric are
-imported only here, never by the agent itself, so the bundle does not need them.
-"""
+Three layers, each a package:
 
-from __future__ import annotations
+- :mod:`.transport`: reaching a host (a Runner: commands, streams, stdin, a
+  reverse tunnel, uploads, a dead-host watch; paramiko today, the system's
+  OpenSSH client next) and the ``become`` seam for sudo;
+- :mod:`.protocol`: what initiator and agent say to each other, and the
+  programs shipped to hosts (start.sh, launcher.py);
+- :mod:`.orchestration`: the run: the etcd endpoint, one session per host, the
+  fan-out that owns the run's state, the graph watcher, the summary.
+
+:mod:`.hostspec` is the input all three share: which host each graph names.
+paramiko and Fabric are imported only by the initiator, never by the agent, so
+the bundle does not need them.
+"""
 
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["run_remotes"]
 
 
-def run_remotes(settings: Settings, **options: Any) -> int:
+def run_remotes(settings: "Settings", **options: Any) -> int:
     """Run every ``settings.remotes`` graph on its host; the exit code (1 if any failed).
 
     ``options`` (for fab deploy and tests): ``fabric_config``, ``bundle``, ``out``.
@@ -32,6 +37,6 @@ def run_remotes(settings: Settings, **options: Any) -> int:
             "--remote needs Fabric and paramiko, which the single-file agent does not carry: "
             "run it from an installed mgmt-pkg (pip install mgmt-pkg)"
         ) from None
-    from mgmt.remote.initiator import run
+    from mgmt.remote.orchestration.initiator import run
 
     return run(settings, **options)

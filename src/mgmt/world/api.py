@@ -2,7 +2,7 @@
 
 The engine never talks to etcd directly: it publishes its exported resources,
 reads everyone's exports of the kinds it collects, reports whether it is
-converged, and is told when any of that changes. Key layout (REFERENCE.md §2):
+converged, and is told when any of that changes. Key layout (mgmt's own):
 
     /_mgmt/exported/<hostname>/resources/<kind>/<name>   JSON of the resource
     /_mgmt/converged/<hostname>                          "true" | "false"
@@ -18,18 +18,21 @@ from typing import (
     List,
     Mapping,
     NamedTuple,
-    Optional,
     Protocol,
     Tuple,
 )
 
 EXPORTED_PREFIX = "/_mgmt/exported/"
 CONVERGED_PREFIX = "/_mgmt/converged/"
-# How an agent of a remote run reports its converged state: a line on stdout,
-# which the initiator reads anyway (it keeps every host's state, see
-# mgmt.remote.cluster). Such an agent only connects to etcd once its graph
-# exports or collects something.
-CONVERGED_MARK = "@@mgmt-converged "
+# An agent of a remote run reports its converged state as a line on stdout
+# (part of the initiator <-> agent protocol, kept there; re-exported here for
+# the engine). Such an agent only connects to etcd once its graph exports or
+# collects something.
+from mgmt.remote.protocol import (  # noqa: E402,F401
+    CONVERGED_MARK,
+    converged_line,
+    parse_converged_line,
+)
 
 # A resource is identified by (kind, name).
 ResourceKey = Tuple[str, str]
@@ -87,15 +90,3 @@ class World(Protocol):
     def close(self) -> None:
         """Stop watches and release the connection."""
 
-
-def converged_line(converged: bool) -> str:
-    """The stdout line that reports ``converged`` (see :data:`CONVERGED_MARK`)."""
-    return CONVERGED_MARK + ("true" if converged else "false")
-
-
-def parse_converged_line(line: str) -> Optional[bool]:
-    """The state a :func:`converged_line` reports; None for any other line."""
-    if not line.startswith(CONVERGED_MARK):
-        return None
-    value = line[len(CONVERGED_MARK) :].strip()
-    return {"true": True, "false": False}.get(value)

@@ -1,21 +1,20 @@
 """One remote run from the initiator's side: settings in, exit code out.
 
-Reads the --remote graphs, finds the bundle, starts the run's etcd with a
-per-run user, runs the fan-out, prints the per-host summary. The same function
+Reads the --remote graphs, finds the bundle, chooses the transport (paramiko)
+and the etcd endpoint (the run's own, or --seeds), runs the fan-out, prints the
+per-host summary. The same function
 serves ``mgmt run --remote`` and ``fab deploy`` (which passes its Fabric config).
 """
-
-from __future__ import annotations
 
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional, TextIO
+from typing import List, Optional, TextIO
 
 from mgmt.errors import InputError
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
-from mgmt.settings import Settings
+from mgmt.settings import Settings, agent_settings
 from mgmt.statedir import state_dir
 
 log = get_logger("remote")
@@ -24,16 +23,6 @@ CCONNS_WITHOUT_TIMEOUT = (
     "{waiting} remote(s) wait for one of {cconns} slot(s), and without --converged-timeout "
     "a running remote never frees its slot: they start only when one ends"
 )
-
-
-def agent_options(settings: Settings) -> Dict[str, Any]:
-    """Settings handed on to every remote agent.
-
-    --converged-timeout is not among them: an agent that exits by itself stops
-    collecting what hosts starting later export. Agents report their idle state
-    in etcd instead, and the initiator decides (see :mod:`mgmt.remote.fanout`).
-    """
-    return {"noop": settings.noop, "no_watch": settings.no_watch, "verbosity": settings.verbosity}
 
 
 class _Printer:
@@ -57,60 +46,66 @@ def run(
     specs: Optional[List[HostSpec]] = None,
 ) -> int:
     """``specs`` (fab deploy): hosts given directly, instead of the graphs' remote: keys."""
-    from mgmt.remote.bundlefile import find_bundle
-    from mgmt.remote.cluster import RunCluster
-    from mgmt.remote.connect import ConnectOptions
-    from mgmt.remote.fanout import Fanout, SignalStop, print_summary
     from mgmt.remote.hostspec import RemoteSet, load_remotes
-    from mgmt.remote.session import FAILED, HostResult, RunContext
+    from mgmt.remote.orchestration.bundlefile import find_bundle
+    from mgmt.remote.orchestration.etcd import RunEtcd, SeedsEtcd
+    from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
+    from mgmt.remote.orchestration.results import FAILED, HostResult, print_summary
+    from mgmt.remote.orchestration.session import RunContext
+    from mgmt.remote.transport.connect import ConnectOptions
+    from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
 
     out = out or sys.stdout
-    if settings.no_server or settings.seeds:
-        raise InputError("--remote runs its own etcd: --seeds and --no-server cannot be used")
+    if settings.no_server:
+        raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
     remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
     if settings.cconns and settings.converged_timeout < 0 and len(remotes.specs) > settings.cconns:
         waiting = len(remotes.specs) - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
     found = find_bundle(bundle)
     log.info("bundle %s (%d bytes, sha256 %s)", found.path, found.size, found.sha256[:12])
+    options = ConnectOptions(
+        identity=settings.ssh_identity,
+        accept_new=settings.ssh_accept_new,
+        allow_interactive=settings.allow_interactive,
+        fabric_config=fabric_config,
+    )
+
+    def connect(spec: HostSpec) -> ParamikoRunner:
+        return ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
 
     results: List[HostResult] = []
+    control = RunControl()
     with state_dir(settings, "initiator") as state:
-        cluster = RunCluster(state)
+        if settings.seeds:
+            endpoint = SeedsEtcd(settings.seeds, settings.credentials)
+        else:
+            # Hosts that exchange resources cannot work without it: a failure to
+            # start ends the run, and endpoint.close() below raises why.
+            endpoint = RunEtcd(state, on_failure=control.request_stop)
         ctx = RunContext(
             bundle=found.path,
             bundle_sha256=found.sha256,
             bundle_build_id=found.build_id,
-            cluster=cluster,
-            connect=ConnectOptions(
-                identity=settings.ssh_identity,
-                accept_new=settings.ssh_accept_new,
-                allow_interactive=settings.allow_interactive,
-                fabric_config=fabric_config,
-            ),
+            endpoint=endpoint,
+            connect=connect,
             caching=not settings.no_caching,
-            agent_options=agent_options(settings),
-            depth=settings.depth,
+            agent_options=agent_settings(settings),
             output=_Printer(out),
         )
         fanout = Fanout(
             remotes.specs,
             ctx,
+            control,
             cconns=settings.cconns,
             converged_timeout=settings.converged_timeout,
-            converged_source=cluster.converged_hosts,
             watch_graphs=not settings.no_watch,
         )
-        if settings.converged_timeout >= 0:
-            cluster.watch_converged(fanout.converged_changed)
-        # Hosts that exchange resources cannot work without it: end the run, and
-        # cluster.close() below raises why.
-        cluster.on_failure = fanout.request_stop
         try:
-            with SignalStop(fanout):
+            with SignalStop(control):
                 results = fanout.run()
         finally:
-            cluster.close()
+            endpoint.close()
     for path, why in remotes.refused.items():
         results.append(HostResult(str(path), FAILED, message=why))
     print_summary(results, out)

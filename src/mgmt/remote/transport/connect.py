@@ -3,7 +3,7 @@
 Fabric's Connection gives us OpenSSH's configuration for free: ~/.ssh/config
 aliases, User, Port, IdentityFile and ProxyJump (each hop a Connection of its
 own), plus ssh-agent and the default keys through paramiko. We add what it
-leaves out: known_hosts checking on every hop (see :mod:`mgmt.remote.trust`),
+leaves out: known_hosts checking on every hop (see :mod:`.trust`),
 a password prompt when asked for, and one-line errors naming the host.
 """
 
@@ -22,12 +22,11 @@ from fabric import Config, Connection
 from mgmt.errors import RemoteError
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.trust import HostKeyChanged, apply_trust, host_key_entry
+from mgmt.remote.transport.trust import HostKeyChanged, apply_trust, host_key_entry
 
 log = get_logger("remote")
 
 PASSWORD_TRIES = 3
-KEEPALIVE_SECONDS = 15
 # One prompt at a time: parallel sessions must not interleave their questions.
 _prompt_lock = threading.Lock()
 # Sessions start in parallel: Fabric's Config is built once and read under a lock
@@ -134,7 +133,6 @@ def connect(spec: HostSpec, options: ConnectOptions) -> Connection:
             with _prompt_lock:
                 password = options.prompt(f"Password for {conn.user}@{spec.name}: ")
             conn = _connection(spec, options, password)
-    conn.transport.set_keepalive(KEEPALIVE_SECONDS)
     log.debug("%s: connected to %s@%s:%s", spec.name, conn.user, conn.host, conn.port)
     return conn
 

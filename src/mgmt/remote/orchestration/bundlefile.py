@@ -40,7 +40,7 @@ class Bundle:
     size: int
     # shiv's build id: the bundle unpacks into <SHIV_ROOT>/<file name>_<build id>/.
     # Knowing it lets a host that already unpacked this bundle start the agent
-    # straight from there (see mgmt.remote.session). "" when it cannot be read.
+    # straight from there (see mgmt.remote.protocol.launcher). "" when it cannot be read.
     build_id: str = ""
 
 

@@ -150,7 +150,3 @@ def _load_known_hosts(paths: List[Optional[Path]]) -> paramiko.HostKeys:
             _parsed.clear()  # only the current version of the files is worth keeping
             _parsed[key] = keys
         return keys
-
-
-def translate_bad_key(host: str, err: paramiko.BadHostKeyException, entry: str) -> HostKeyChanged:
-    return HostKeyChanged(host, err.key, err.expected_key, entry)

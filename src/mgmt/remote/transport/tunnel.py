@@ -3,18 +3,17 @@
 We ask the host's sshd to listen on 127.0.0.1 port 0 (a free port it picks,
 not a fixed 2379 that two runs or another user could already hold) and hand
 each accepted connection to us as a channel, which we splice to the initiator's
-etcd (started by the first such connection: see :mod:`mgmt.remote.cluster`).
+etcd (started by the first such connection: see
+:mod:`mgmt.remote.orchestration.etcd`).
 Driven through paramiko's ``Transport.request_port_forward`` directly:
 Fabric's ``forward_remote`` needs a fixed port and lets one failed local dial
-raise out of paramiko's transport thread (REFERENCE.md §1, §5). Here a failed
+raise out of paramiko's transport thread, killing the connection. Here a failed
 dial closes that one channel and the tunnel keeps serving.
 
 The port alone is no authority: etcd on the other end requires the run's
-credentials (see :mod:`mgmt.remote.session`), so other users on the host who
+credentials (handed to the agent on its settings line), so other users on the host who
 find the port get nothing.
 """
-
-from __future__ import annotations
 
 import contextlib
 import select
@@ -26,6 +25,7 @@ import paramiko
 
 from mgmt.errors import MgmtError, RemoteError
 from mgmt.log import get_logger
+from mgmt.remote.transport.runner import Tunnel
 
 log = get_logger("remote")
 
@@ -34,7 +34,7 @@ DIAL_TIMEOUT = 5.0
 CHUNK = 64 * 1024
 
 
-class ReverseTunnel:
+class ReverseTunnel(Tunnel):
     """Remote 127.0.0.1:<port> -> local ``target()``, for the life of one transport.
 
     ``target`` is asked for each connection, in that connection's own thread, so
@@ -42,8 +42,17 @@ class ReverseTunnel:
     either way only that connection waits or is dropped.
     """
 
-    def __init__(self, transport: paramiko.Transport, target: Callable[[], Address], host: str):
+    def __init__(
+        self,
+        transport: paramiko.Transport,
+        target: Callable[[], Address],
+        host: str,
+        global_lock: Optional[threading.Lock] = None,
+    ):
         self.transport = transport
+        # paramiko keeps one reply slot for global requests: the heartbeat's
+        # keepalives and our tcpip-forward must not be in flight together.
+        self._global_lock = global_lock or threading.Lock()
         self.target = target
         self.host = host
         self.port: Optional[int] = None
@@ -55,7 +64,10 @@ class ReverseTunnel:
     def open(self) -> int:
         """Start listening on the host; returns the port sshd picked."""
         try:
-            self.port = self.transport.request_port_forward("127.0.0.1", 0, handler=self._accept)
+            with self._global_lock:
+                self.port = self.transport.request_port_forward(
+                    "127.0.0.1", 0, handler=self._accept
+                )
         except paramiko.SSHException as err:
             if not self.transport.is_active():
                 raise  # the connection went: said as such by the session

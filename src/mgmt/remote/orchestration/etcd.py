@@ -1,4 +1,4 @@
-"""What the hosts of one run share: the initiator's etcd, and their converged states.
+"""The run's etcd endpoint: the initiator's own, started on the first dial.
 
 The etcd is embedded, started on demand and locked to one per-run user: every
 remote agent reaches it through its tunnel with the run's credentials
@@ -6,11 +6,9 @@ remote agent reaches it through its tunnel with the run's credentials
 data on start), so no exported key of an earlier run is ever seen.
 """
 
-from __future__ import annotations
-
 import threading
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 from mgmt.errors import MgmtError, WorldError
@@ -20,18 +18,21 @@ from mgmt.settings import EtcdCredentials
 log = get_logger("remote")
 
 
-class RunCluster:
-    """The run's etcd, started by the first connection through a tunnel, and the
-    converged state every host reports.
+class RunEtcd:
+    """The run's etcd, started by the first connection through a tunnel.
 
     Most runs exchange nothing, and their agents never dial etcd (see
     mgmt.world.lazy): for them it is never started, which saves the server,
     its auth set-up and the client library on the initiator. The run's
     credentials exist from the start, since agents are handed them at launch.
     Convergence does not go through etcd either: each agent reports it on its
-    stdout, and :meth:`report_converged` keeps the states here in memory. Once
-    etcd runs they are mirrored there too, under /_mgmt/converged/<host> as
-    mgmt kept them, for anyone watching the cluster.
+    stdout and the fan-out keeps it (mgmt.remote.orchestration.fanout); once
+    etcd runs the states are mirrored there too (:meth:`publish_converged`),
+    under /_mgmt/converged/<host> as mgmt kept them, for anyone watching.
+
+    This is one kind of endpoint the fan-out takes: :class:`SeedsEtcd` is an
+    existing cluster (--seeds); one on the hosts themselves (a detached run)
+    would be a third, with the same ``target``/``credentials``/``close``.
     """
 
     def __init__(self, state_dir: Path, on_failure: Optional[Callable[[str], None]] = None):
@@ -49,11 +50,9 @@ class RunCluster:
         self._server = None
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
-        self._converged: Dict[str, bool] = {}
-        self._converged_watchers: List[Callable[[], None]] = []
         # Mirroring to etcd happens on a thread of its own: the agents' output
         # readers that report never wait on etcd.
-        self._mirror_due: Set[str] = set()  # hosts whose latest state is not written yet
+        self._mirror_due: Dict[str, bool] = {}  # states not written yet, by host
         self._mirror_wake = threading.Condition(self._lock)
         self._mirror_thread: Optional[threading.Thread] = None
 
@@ -121,28 +120,14 @@ class RunCluster:
         if self.error is not None:
             raise WorldError(f"the run's etcd did not start: {self.error}")
 
-    # -- convergence, reported by the agents ----------------------------------
+    # -- converged states, mirrored for anyone watching the cluster ----------
 
-    def report_converged(self, host: str, converged: bool) -> None:
-        """What ``host``'s agent said on its stdout: it turned idle (True) or busy."""
+    def publish_converged(self, host: str, converged: bool) -> None:
+        """Write ``host``'s state to /_mgmt/converged/<host> once etcd runs (never
+        blocks: a thread of its own writes; the latest state per host wins)."""
         with self._lock:
-            if self._converged.get(host) is converged:
-                return
-            self._converged[host] = converged
-            self._mirror_due.add(host)
+            self._mirror_due[host] = converged
             self._mirror_wake.notify_all()
-            watchers = list(self._converged_watchers)
-        for callback in watchers:
-            callback()
-
-    def converged_hosts(self) -> Dict[str, bool]:
-        with self._lock:
-            return dict(self._converged)
-
-    def watch_converged(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` after every change of a host's state."""
-        with self._lock:
-            self._converged_watchers.append(callback)
 
     def _start_mirror(self) -> None:
         self._mirror_thread = threading.Thread(
@@ -165,8 +150,7 @@ class RunCluster:
                         self._mirror_wake.wait()
                     if self._closing.is_set():
                         return
-                    due = {host: self._converged[host] for host in self._mirror_due}
-                    self._mirror_due.clear()
+                    due, self._mirror_due = self._mirror_due, {}
                 for host, converged in due.items():
                     try:
                         if host not in worlds:
@@ -176,3 +160,27 @@ class RunCluster:
                         log.debug("%s: converged state not mirrored to etcd: %s", host, err)
         finally:
             client.close()
+
+
+class SeedsEtcd:
+    """An existing etcd cluster (--seeds) as the run's endpoint: tunnels lead to
+    its first client URL, with the credentials given on the initiator's stdin.
+    Nothing is started or stopped; converged states are not mirrored (the
+    cluster is not ours to write /_mgmt/converged/ in)."""
+
+    def __init__(self, seeds, credentials: Optional[EtcdCredentials]):
+        parts = urlsplit(seeds[0])
+        if parts.scheme != "http" or not parts.hostname:
+            raise MgmtError(f"--seeds with --remote: {seeds[0]!r} is not an http:// URL")
+        self.address = (parts.hostname, parts.port or 2379)
+        self.credentials = credentials  # None: the cluster has no auth
+        self.error: Optional[BaseException] = None
+
+    def target(self) -> Tuple[str, int]:
+        return self.address
+
+    def publish_converged(self, host: str, converged: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,386 @@
+"""One host's whole life in a remote run: connect, tunnel, start, stop, clean.
+
+A warm start is one connection, one port forward and one command (START, see
+mgmt.remote.protocol), which checks the cached bundle, makes the run dir,
+writes the graph and starts the agent. A cold start is the same command: the
+bundle follows on its stdin, and START's guard removes a partial copy and the
+run dir whatever ends the session. Graph edits go down the same stdin, so
+they cost no round trip. The agent's stdout and stderr are streamed as they
+come, each line prefixed with the host's name; its converged events go to
+``report`` (the fan-out keeps them).
+
+The session talks to its host only through a transport Runner.
+"""
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+
+from mgmt.errors import GraphError, RemoteError
+from mgmt.log import get_logger
+from mgmt.remote import protocol
+from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.results import CONVERGED, EXITED, FAILED, STOPPED, HostResult
+from mgmt.remote.protocol.programs import LAUNCHER, START
+from mgmt.remote.transport.runner import Process, Runner, upload
+
+log = get_logger("remote")
+
+STOP_GRACE = 10.0  # SIGINT, then SIGKILL after this long (as mgmt did)
+# How often a waiting session looks at its host; the agent's exit wakes it at once.
+WAIT_POLL = 0.25
+CHUNK = 256 * 1024
+COPYING_BUNDLE = "Copying bundle ({size} bytes), please be patient..."
+BUNDLE_CACHED = "Skipping bundle copy, file was cached."
+GRAPH_COPIED = "Copied over new graph definition: {path}"
+__all__ = ["CONVERGED", "EXITED", "FAILED", "STOPPED", "RunContext", "Session"]
+
+
+class Interrupted(RemoteError):
+    """The run is stopping; the copy under way was abandoned (the host removes it)."""
+
+
+class RunContext(NamedTuple):
+    """What every session of one run shares (read only)."""
+
+    bundle: Path
+    bundle_sha256: str
+    endpoint: Any  # where tunnels lead: mgmt.remote.orchestration.etcd
+    connect: Callable[[HostSpec], Runner]  # the transport, chosen by the initiator
+    bundle_build_id: str = ""
+    caching: bool = True
+    agent_options: Dict[str, Any] = {}  # noop, no_watch, verbosity: mgmt.settings
+    output: Optional[Callable[[str, str], None]] = None
+
+
+def graph_payload(graph: Path) -> Tuple[bytes, Optional[str]]:
+    """The graph's bytes, and its JSON form on one line when it has one (the agent
+    then never imports PyYAML, see mgmt.graph.located)."""
+    from mgmt.graph.located import graph_as_json
+
+    text = graph.read_text(encoding="utf-8")
+    try:
+        as_json = graph_as_json(text)
+    except GraphError:
+        as_json = None  # edited into a bad state: the agent says why
+    if as_json is not None and "\n" in as_json:
+        as_json = None
+    return (text if as_json is None else as_json).encode("utf-8"), as_json
+
+
+class Session:
+    """Runs one graph on one host; ``run()`` blocks, ``stop()`` may come from any thread."""
+
+    def __init__(self, spec: HostSpec, ctx: RunContext, report: Callable[[str, bool], None]):
+        self.spec = spec
+        self.ctx = ctx
+        self.host = spec.name
+        self.report = report
+        self.agent_pid: Optional[int] = None
+        self.running = threading.Event()  # the agent has started and not yet ended
+        self.started = threading.Event()  # the agent was started (stays set)
+        self.finished = threading.Event()
+        self.result: Optional[HostResult] = None
+        self._stop_reason: Optional[str] = None
+        self._stop = threading.Event()
+        self._runner: Optional[Runner] = None
+        self._process: Optional[Process] = None
+        self._paths: Optional[protocol.RemotePaths] = None
+        self._graph_dirty = False
+        self._wrapper_done = False  # START ended, and removed the run dir
+        self._stop_sent_at: Optional[float] = None
+        self._send_lock = threading.Lock()
+
+    # -- control from other threads ------------------------------------------
+
+    def stop(self, reason: str = STOPPED) -> None:
+        """Ask the session to stop its agent and clean up (idempotent)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stop.set()
+        runner = self._runner
+        if runner is not None:
+            runner.hurry()  # a dead host must not hold the stop up
+        if self.running.is_set():
+            self._send_stop()  # now, not at the session's next look
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def abort(self) -> None:
+        """Last resort after the grace period: drop the connection under it."""
+        self.stop()
+        runner = self._runner
+        if runner is not None:
+            runner.close()
+
+    def send_graph(self, payload: bytes, as_json: Optional[str]) -> bool:
+        """Hand the agent its edited graph; False if it is not running.
+
+        An edit that lands before the agent runs is remembered and sent as soon
+        as it does. The edit goes down START's stdin (no round trip); one
+        without a one-line JSON form, or too long for a line, is uploaded.
+        """
+        if self.finished.is_set():
+            return False
+        if not self.running.is_set() or self.stopping:
+            self._graph_dirty = True
+            return False
+        self._graph_dirty = False
+        try:
+            if as_json is not None and len(as_json) <= protocol.INLINE_GRAPH_MAX:
+                with self._send_lock:
+                    self._process.send(protocol.graph_edit_line(as_json))
+            else:
+                upload(self._runner, payload, self._paths.graph(self.spec.graph.name))
+        except (OSError, EOFError, RemoteError) as err:
+            log.error("%s: re-copying %s failed: %s", self.host, self.spec.graph, err)
+            return False
+        log.info("%s: %s", self.host, GRAPH_COPIED.format(path=self.spec.graph))
+        return True
+
+    # -- the life of the session -----------------------------------------------
+
+    def run(self) -> HostResult:
+        started = time.monotonic()
+        outcome = {"result": FAILED, "bundle": "-", "message": ""}
+        tunnel = None
+        try:
+            self._runner = runner = self.ctx.connect(self.spec)
+            self._check_stop()
+            size = self.ctx.bundle.stat().st_size
+            self._process = process = runner.start(self._start_command(size))
+            # While the host runs START: the port goes into the agent's settings;
+            # etcd starts when the first agent connects through a tunnel, if ever.
+            tunnel = runner.tunnel(self.ctx.endpoint.target)
+            port = self._open_tunnel(tunnel, process)
+            outcome["bundle"] = self._ready(process, size)
+            self._check_stop()
+            status = self._run_agent(process, self.agent_settings(port))
+            outcome["result"], outcome["message"] = self._judge(status)
+        except Exception as err:
+            lost = self._runner.lost() if self._runner is not None else None
+            if isinstance(err, RemoteError) and lost is None and not self.stopping:
+                outcome["message"] = err.message
+            elif self.stopping and lost is None:
+                outcome["result"] = STOPPED
+            elif lost is not None:
+                outcome["message"] = lost
+            elif isinstance(err, (EOFError, OSError)) or _is_ssh_error(err):
+                outcome["message"] = f"connection lost: {err or type(err).__name__}"
+            else:  # a bug: fail this host, keep the others going
+                log.debug("%s: session failed", self.host, exc_info=True)
+                outcome["message"] = f"internal error: {type(err).__name__}: {err}"
+        finally:
+            if tunnel is not None:
+                tunnel.close(cancel=False)  # the connection closes below, and the port with it
+            self._cleanup()
+            self.result = HostResult(
+                self.host,
+                seconds=time.monotonic() - started,
+                **outcome,  # type: ignore[arg-type]
+            )
+            self.finished.set()
+        return self.result
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise Interrupted(self.host, "stopped before the agent started")
+
+    def _start_command(self, size: int) -> str:
+        mode = "cache" if self.ctx.caching else "nocache"
+        args = (self.ctx.bundle_sha256, mode, "", self.spec.graph.name)
+        return protocol.sh(START, *args, self.ctx.bundle_build_id, LAUNCHER, str(size))
+
+    def _open_tunnel(self, tunnel, process: Process) -> int:
+        """The tunnel's port; if sshd refuses it, START's run dir is still found
+        (for the clean-up) before the error goes on."""
+        try:
+            return tunnel.open()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._paths = protocol.read_start(process.stdout)
+            raise
+
+    def _failed_start(self, process: Process, what: str) -> RemoteError:
+        error = process.stderr.read().decode(errors="replace").strip()
+        status = process.wait(10)
+        self._wrapper_done = True  # START removes its run dir before it exits
+        return RemoteError(
+            self.host, "{} (status {}): {}".format(what, status, error or "no output")
+        )
+
+    def _ready(self, process: Process, size: int) -> str:
+        """START past its cache check, the bundle sent first if it was missing."""
+        paths = protocol.read_start(process.stdout)
+        if paths is None:
+            raise self._failed_start(process, "cannot prepare the working dir")
+        self._paths = paths
+        if paths.bundle_cached:
+            log.info("%s: %s", self.host, BUNDLE_CACHED)
+            return "cached"
+        log.info("%s: %s", self.host, COPYING_BUNDLE.format(size=size))
+        with self.ctx.bundle.open("rb") as local:
+            while True:
+                if self.stopping:
+                    raise Interrupted(self.host, "stopped while copying")
+                chunk = local.read(CHUNK)
+                if not chunk:
+                    break
+                process.send(chunk)
+        if protocol.read_start(process.stdout) is None:
+            raise self._failed_start(process, "copying the bundle failed")
+        return "copied"
+
+    def agent_settings(self, port: int) -> Dict[str, Any]:
+        """The agent's settings line (mgmt.settings.FIELDS) but the credentials;
+        the host adds its graph file and state dir, in the run dir it makes."""
+        return {
+            "hostname": self.host,
+            "no_server": True,
+            "seeds": [f"http://127.0.0.1:{port}"],
+            "converged_stdout": True,
+            **self.ctx.agent_options,
+        }
+
+    def _run_agent(self, process: Process, settings: Dict[str, Any]) -> int:
+        graph, _ = graph_payload(self.spec.graph)
+        paths = self._paths
+        if len(graph) > protocol.INLINE_GRAPH_MAX:
+            upload(self._runner, graph, paths.graph(self.spec.graph.name))
+            graph = b""
+        log.info(
+            "%s: Running: %s",
+            self.host,
+            protocol.command_line(paths, self.spec.graph.name, settings),
+        )
+        creds = self.ctx.endpoint.credentials
+        if creds is not None:
+            settings = {**settings, "credentials": [creds.username, creds.password]}
+        with self._send_lock:
+            process.send(protocol.start_lines(graph, settings))
+        readers = [
+            threading.Thread(target=self._stream, args=(process.stdout,), daemon=True),
+            threading.Thread(target=self._stream, args=(process.stderr,), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        self.started.set()
+        self.running.set()
+        if self.stopping:
+            self._send_stop()
+        elif self._graph_dirty:
+            self.send_graph(*graph_payload(self.spec.graph))
+        try:
+            status = self._wait(process)
+        finally:
+            self.running.clear()  # no more edits: the agent is gone
+        for reader in readers:
+            reader.join(2.0)
+        return status
+
+    def _send_stop(self) -> None:
+        """Tell START's guard to SIGINT the agent, once (from any thread)."""
+        with self._send_lock:
+            if self._stop_sent_at is not None or self._process is None:
+                return
+            self._stop_sent_at = time.monotonic()
+            log.debug("%s: stopping agent (pid %s)", self.host, self.agent_pid)
+            with contextlib.suppress(Exception):  # if the connection is going, _wait finds out
+                self._process.send(protocol.STOP)
+
+    def _wait(self, process: Process) -> int:
+        """Wait for the agent to end; stop it (SIGINT, later SIGKILL) when asked."""
+        kill_sent = None
+        while True:
+            status = process.wait(WAIT_POLL)
+            lost = self._runner.lost()
+            if lost is not None:
+                raise RemoteError(self.host, lost)
+            if status == -1:  # closed without an exit status: the connection went away
+                raise RemoteError(self.host, "connection lost while the agent ran")
+            if status is not None:
+                break
+            now = time.monotonic()
+            stop_sent = self._stop_sent_at
+            if stop_sent is not None and kill_sent is None and now - stop_sent > STOP_GRACE:
+                kill_sent = now
+                log.warning(
+                    "%s: agent (pid %s) still running %.0f s after SIGINT; sending SIGKILL",
+                    self.host,
+                    self.agent_pid,
+                    STOP_GRACE,
+                )
+                with self._send_lock:
+                    process.send(protocol.KILL)
+            elif kill_sent is not None and now - kill_sent > 5:
+                raise RemoteError(self.host, f"agent (pid {self.agent_pid}) would not die")
+        self._wrapper_done = status not in protocol.EXITS_BEFORE_AGENT
+        return status
+
+    def _judge(self, status: int) -> Tuple[str, str]:
+        if self._stop_reason is not None:
+            # SIGINT is a clean stop whatever code the agent chose for it.
+            if status in (0, 130, 128 + 2):
+                return self._stop_reason, ""
+            if status == 128 + 9:
+                return FAILED, "agent killed after ignoring SIGINT for 10 s"
+        if status == 0:
+            return EXITED, ""
+        if status == 1:
+            return FAILED, "the agent ended with failed resources (status 1; see its output)"
+        return FAILED, f"agent exited with status {status}"
+
+    def _stream(self, stream) -> None:
+        """Forward agent output line by line, as it comes."""
+        try:
+            for raw in stream:
+                line = raw.decode(errors="replace").rstrip("\r\n")
+                if self.agent_pid is None:
+                    pid = protocol.parse_pid_line(line)
+                    if pid is not None:
+                        self.agent_pid = pid
+                        continue
+                converged = protocol.parse_converged_line(line)
+                if converged is not None:
+                    self.report(self.host, converged)
+                    continue
+                if self.ctx.output is not None:
+                    self.ctx.output(self.host, line)
+        except Exception:  # the connection went: _wait says so
+            pass
+
+    def _cleanup(self) -> None:
+        runner, self._runner = self._runner, None
+        process, self._process = self._process, None
+        try:
+            if process is not None:
+                process.close()  # START's guards see stdin close
+            if (
+                runner is not None
+                and runner.lost() is None
+                and getattr(runner, "connected", True)
+                and self._paths is not None
+                and not self._wrapper_done
+            ):
+                runner.run(protocol.sh(_CLEANUP, self._paths.run_dir), timeout=10)
+        except Exception as err:
+            log.warning("%s: cleanup failed: %s", self.host, err)
+        finally:
+            if runner is not None:
+                runner.close()
+
+
+_CLEANUP = r"""
+rm -rf -- "$1"
+exit 0
+"""
+
+
+def _is_ssh_error(err: BaseException) -> bool:
+    """paramiko's SSHException, without importing paramiko here (the OpenSSH
+    transport has none)."""
+    return any(cls.__name__ == "SSHException" for cls in type(err).__mro__)

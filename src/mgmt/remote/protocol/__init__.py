@@ -1,0 +1,148 @@
+"""Everything the initiator and a remote agent say to each other.
+
+The programs shipped to hosts are files beside this module (see
+:mod:`.programs`): ``start.sh`` (START, a POSIX sh script run by one ``exec``)
+and ``launcher.py`` (LAUNCHER, the Python that starts the agent). Their
+conversation with the initiator, in order:
+
+initiator -> host, the command line
+    ``sh -c START mgmt-remote SHA256 cache|nocache RUN_DIR GRAPH BUILD_ID LAUNCHER SIZE``
+    (every argument a quoted word: see :func:`sh`).
+host -> initiator, stdout
+    :data:`NEED_BUNDLE_MARK` or :data:`READY_MARK`, each followed by three
+    lines: the run dir, the bundle's path, shiv's root. After need-bundle the
+    initiator sends the bundle (SIZE bytes) on stdin; START checks its sha256,
+    renames it into place and says ready (or exits 98, leaving nothing).
+initiator -> host, stdin, once ready
+    the graph line (:func:`graph_line`: base64, empty when the graph was
+    copied apart) and the settings line (JSON, see mgmt.settings), then at any
+    time :data:`STOP` (SIGINT the agent), :data:`KILL` (SIGKILL it) and graph
+    edits (:func:`graph_edit_line`). stdin closing stops the agent too.
+host -> initiator, stdout
+    :data:`PID_MARK` with the agent's pid, then the agent's output, with
+    :func:`converged_line` events among it; stderr is the agent's log.
+    The exit status is the agent's; :data:`EXITS_BEFORE_AGENT` are START's own.
+
+This module is imported by agents too (the converged events): standard
+library only, nothing costly at import.
+"""
+
+from typing import Any, BinaryIO, Dict, NamedTuple, Optional
+
+PID_MARK = "@@mgmt-remote pid "
+READY_MARK = "@@mgmt-remote ready"
+NEED_BUNDLE_MARK = "@@mgmt-remote need-bundle"
+# How an agent of a remote run reports its converged state: a line on stdout,
+# which the initiator reads anyway (the fan-out keeps every host's state).
+CONVERGED_MARK = "@@mgmt-converged "
+STOP = b"stop\n"
+KILL = b"kill\n"
+GRAPH_EDIT = b"graph "
+# A graph longer than this is copied with an upload instead of sent on a line
+# (sh reads a line from a pipe a byte at a time).
+INLINE_GRAPH_MAX = 64 * 1024
+# Exit codes of START before the agent runs.
+EXIT_NO_RUN_DIR = 90
+EXIT_NO_CACHE = 91
+EXIT_NEED_BUNDLE = 95  # the launcher found its bundle pruned
+EXIT_NO_CD = 96
+EXIT_NO_STDIN = 97
+EXIT_BAD_COPY = 98
+EXITS_BEFORE_AGENT = (
+    EXIT_NO_RUN_DIR,
+    EXIT_NO_CACHE,
+    EXIT_NEED_BUNDLE,
+    EXIT_NO_CD,
+    EXIT_NO_STDIN,
+    EXIT_BAD_COPY,
+)
+
+
+def sh(script: str, *args: str) -> str:
+    """A command line running ``script`` with ``args`` as $1.., everything quoted."""
+    import shlex
+
+    return " ".join(
+        ["/bin/sh", "-c", shlex.quote(script.strip()), "mgmt-remote"]
+        + [shlex.quote(a) for a in args]
+    )
+
+
+class RemotePaths(NamedTuple):
+    """Where START put this run on the host."""
+
+    run_dir: str
+    bundle: str
+    shiv_root: str
+    bundle_cached: bool
+
+    def graph(self, name: str) -> str:
+        return f"{self.run_dir}/{name}"
+
+    @property
+    def state_dir(self) -> str:
+        return self.run_dir + "/state"
+
+
+def read_line(stream: BinaryIO) -> str:
+    return stream.readline().decode(errors="replace").rstrip("\n")
+
+
+def read_start(stream: BinaryIO) -> "Optional[RemotePaths]":
+    """START's answer (ready or need-bundle, with its paths); None if it said neither
+    (it failed: its stderr and exit status say why)."""
+    line = read_line(stream)
+    for mark, cached in ((READY_MARK, True), (NEED_BUNDLE_MARK, False)):
+        if line == mark:
+            run, bundle, shiv = read_line(stream), read_line(stream), read_line(stream)
+            return RemotePaths(run, bundle, shiv, cached)
+    return None
+
+
+def start_lines(graph: bytes, settings: Dict[str, Any]) -> bytes:
+    """The graph line (b"" when it was copied apart) and the settings line, credentials
+    included (see mgmt.settings.settings_from_json)."""
+    import base64
+    import json
+
+    return base64.b64encode(graph) + b"\n" + json.dumps(settings).encode() + b"\n"
+
+
+def graph_edit_line(graph_json: str) -> bytes:
+    """A graph edit for START's guard: the graph's JSON form on one line."""
+    return GRAPH_EDIT + graph_json.encode("utf-8") + b"\n"
+
+
+def parse_pid_line(line: str) -> Optional[int]:
+    if line.startswith(PID_MARK):
+        try:
+            return int(line[len(PID_MARK) :])
+        except ValueError:
+            return None
+    return None
+
+
+def converged_line(converged: bool) -> str:
+    """The stdout line that reports ``converged`` (see :data:`CONVERGED_MARK`)."""
+    return CONVERGED_MARK + ("true" if converged else "false")
+
+
+def parse_converged_line(line: str) -> Optional[bool]:
+    """The state a :func:`converged_line` reports; None for any other line."""
+    if not line.startswith(CONVERGED_MARK):
+        return None
+    value = line[len(CONVERGED_MARK) :].strip()
+    return {"true": True, "false": False}.get(value)
+
+
+def command_line(paths: RemotePaths, graph: str, settings: Dict[str, Any]) -> str:
+    """The ``mgmt run`` command that runs the same agent by hand, for the "Running:" log
+    line; derived from the field table (mgmt.settings.FIELDS). The credentials are
+    left out: ``--etcd-auth-stdin`` reads them from stdin."""
+    import shlex
+
+    from mgmt.settings import agent_argv
+
+    argv = [paths.bundle, "run", "--file", paths.graph(graph), "--prefix", paths.state_dir]
+    argv += [*agent_argv(settings), "--etcd-auth-stdin"]
+    return " ".join(shlex.quote(a) for a in argv)

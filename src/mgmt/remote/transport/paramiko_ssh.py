@@ -1,0 +1,94 @@
+"""The runner the initiator uses: paramiko, connected the way Fabric connects.
+
+One SSH connection per host carries everything: commands are sessions
+(channels) on it, the reverse tunnel is a port forward on it, uploads are a
+command fed on stdin (no SFTP subsystem to start: it cost every host a process
+and a round trip on its first copy). A :class:`~.heartbeat.Heartbeat` watches
+that the host still answers.
+"""
+
+import contextlib
+import threading
+from typing import Callable, Optional
+
+import paramiko
+
+from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.transport.connect import ConnectOptions, connect
+from mgmt.remote.transport.heartbeat import Heartbeat
+from mgmt.remote.transport.runner import Address, Become, Process, Runner, Tunnel
+from mgmt.remote.transport.tunnel import ReverseTunnel
+
+
+class ChannelProcess(Process):
+    def __init__(self, channel: paramiko.Channel):
+        self.channel = channel
+        self.stdout = channel.makefile("rb")
+        self.stderr = channel.makefile_stderr("rb")
+
+    def send(self, data: bytes) -> None:
+        self.channel.sendall(data)
+
+    def close_stdin(self) -> None:
+        self.channel.shutdown_write()
+
+    def wait(self, timeout: Optional[float]) -> Optional[int]:
+        if not self.channel.status_event.wait(timeout):
+            if self.channel.closed or not self.channel.get_transport().is_active():
+                return -1  # ended without a status: the connection went
+            return None
+        return self.channel.recv_exit_status()
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class ParamikoRunner(Runner):
+    """Connects in the constructor (RemoteError saying why not)."""
+
+    def __init__(
+        self,
+        spec: HostSpec,
+        options: ConnectOptions,
+        lost_timeout: float = 30.0,
+        become: Optional[Become] = None,
+    ):
+        self.host = spec.name
+        self.become = become or Become()
+        self.timeout = options.timeout
+        self.conn = connect(spec, options)
+        self.transport: paramiko.Transport = self.conn.transport
+        self._global_lock = threading.Lock()
+        self._heartbeat = Heartbeat(self.transport, lost_timeout, self._global_lock)
+
+    def start(self, command: str) -> Process:
+        channel = self.transport.open_session(timeout=self.timeout)
+        if self.become.needs_pty:
+            channel.get_pty()
+        channel.exec_command(self.become.wrap(command))
+        prefix = self.become.stdin_prefix()
+        if prefix:
+            channel.sendall(prefix)
+        return ChannelProcess(channel)
+
+    def tunnel(self, target: Callable[[], Address]) -> Tunnel:
+        return ReverseTunnel(self.transport, target, self.host, self._global_lock)
+
+    def lost(self) -> Optional[str]:
+        return self._heartbeat.lost
+
+    def hurry(self) -> None:
+        self._heartbeat.hurry()
+
+    @property
+    def connected(self) -> bool:
+        return self.transport.is_active()
+
+    def abort(self) -> None:
+        """Drop the connection under whatever runs on it."""
+        self.transport.close()
+
+    def close(self) -> None:
+        self._heartbeat.close()
+        with contextlib.suppress(Exception):
+            self.conn.close()

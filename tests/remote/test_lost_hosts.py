@@ -1,0 +1,95 @@
+"""A host that goes silent (its link down) or a session cut mid-copy: the run
+reports it and ends, and the hosts keep nothing of it (issue 17, items 3 and 4)."""
+
+import signal
+
+import pytest
+from remote_helpers import (
+    Initiator,
+    assert_clean,
+    file_graph,
+    leftovers,
+    need_hosts,
+    summary,
+    wait_until,
+)
+
+from support.hosts import ssh_hosts
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    with ssh_hosts(["a", "b"]) as hosts:
+        yield hosts
+
+
+def _graphs(pool, tmp_path):
+    return [file_graph(h.name, h.name, tmp_path) for h in pool]
+
+
+def _clear(*hosts):
+    for host in hosts:
+        host.run("rm -f /tmp/only-*")
+
+
+def test_a_host_whose_link_goes_down_is_lost_and_the_run_ends_by_itself(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    # Converged after 10 s: b, silent from the start of that, is lost after 4.
+    flags = ("--converged-timeout=10", "--lost-timeout=4")
+    run = Initiator(pool, bundle, _graphs(pool, tmp_path), *flags)
+    try:
+        wait_until(lambda: a.exists("/tmp/only-a") and b.exists("/tmp/only-b"), 30, "both")
+        b.link_down()
+        code = run.wait(60)  # no ^C: a converges, b is lost, the run ends
+    finally:
+        run.kill()
+        b.link_up()
+    assert code == 1, run.output
+    rows = summary(run.output)
+    assert rows["a"][0] == "converged", run.output
+    assert rows["b"][0] == "failed", run.output
+    assert "lost: no answer to SSH keepalives for 4 s" in rows["b"][2]
+    assert_clean(a)
+    # Back on the link, b's sshd hears the initiator's close: START's guard stops
+    # the agent and removes the run dir.
+    wait_until(lambda: leftovers(b) == leftovers(a), 90, "b to clean up once reachable")
+    _clear(a, b)
+
+
+def test_interrupt_with_a_dead_host_is_prompt(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    run = Initiator(pool, bundle, _graphs(pool, tmp_path))  # default --lost-timeout (30 s)
+    try:
+        wait_until(lambda: a.exists("/tmp/only-a") and b.exists("/tmp/only-b"), 30, "both")
+        run.wait_for_line(r"^b \| .*only-b")
+        b.link_down()
+        run.interrupt()
+        code = run.wait(12)  # the dead host is given a few seconds, not 30 nor 15
+    finally:
+        run.kill()
+        b.link_up()
+    assert code == 1, run.output
+    rows = summary(run.output)
+    assert rows["a"][0] == "stopped" and rows["b"][0] == "failed", run.output
+    assert "lost: no answer to SSH keepalives" in rows["b"][2]
+    assert_clean(a)
+    wait_until(lambda: leftovers(b) == leftovers(a), 90, "b to clean up once reachable")
+    _clear(a, b)
+
+
+def test_an_initiator_killed_mid_copy_leaves_no_partial_bundle_or_run_dir(pool, tmp_path):
+    big = tmp_path / "big.pyz"
+    with big.open("wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    run = Initiator(pool, big, _graphs(pool, tmp_path))
+    try:
+        for host in pool:
+            run.wait_for_line(rf"{host.name}: Copying bundle", timeout=30)
+        wait_until(lambda: all(leftovers(h)["temp bundles"] for h in pool), 30, "copies begun")
+        run.interrupt(signal.SIGKILL)  # no clean-up from the initiator at all
+        run.wait(10)
+    finally:
+        run.kill()
+    for host in pool:
+        assert_clean(host, timeout=20)  # the host-side guard did it
