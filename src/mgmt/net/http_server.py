@@ -56,14 +56,28 @@ def _content_type(name: str) -> str:
     return "application/octet-stream" if guessed is None or encoding else guessed
 
 
+def _shown(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (kept by surrogateescape) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _listing(url_path: str, folder: Path) -> bytes:
+    """An HTML index; any file name, even one that is not UTF-8, is escaped for the link
+    (its own bytes, percent-encoded, so the link fetches it) and for the text."""
     names = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         name = entry.name + ("/" if entry.is_dir() else "")
-        names.append(f'<a href="{urllib.parse.quote(name)}">{html.escape(name)}</a>')
-    title = html.escape(url_path)
+        href = urllib.parse.quote(os.fsencode(name))
+        names.append(f'<a href="{href}">{html.escape(_shown(name))}</a>')
+    title = html.escape(_shown(url_path))
     body = "<br>\n".join(names)
     return f"<!DOCTYPE html>\n<title>{title}</title>\n<h1>{title}</h1>\n{body}\n".encode()
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Request text for a log line: control characters escaped, and not 64 KiB of it."""
+    shown = text[:limit].encode("unicode_escape", "backslashreplace").decode("ascii")
+    return shown + ("..." if len(text) > limit else "")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -82,6 +96,18 @@ class _Handler(BaseHTTPRequestHandler):
     # wait for the client's delayed ACK (40 ms per request on Linux).
     disable_nagle_algorithm = True
     server: _Server
+
+    # A request line without a version would otherwise be taken for HTTP/0.9 and
+    # answered without a status line: a client could not tell a 400 from a body.
+    default_request_version = "HTTP/1.0"
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if len(self.requestline.split()) != 3:  # "GET /": HTTP/0.9, long obsolete
+            self.send_error(400, "HTTP/0.9 requests are not served")
+            return False
+        return True
 
     def do_GET(self) -> None:
         self._serve()
@@ -227,11 +253,18 @@ class _Handler(BaseHTTPRequestHandler):
             raise BrokenPipeError(f"short file: sent {sent} of {byte_range.length} bytes")
 
     def log_request(self, code: Union[int, str] = "-", size: Union[int, str] = "-") -> None:
+        # A malformed request line is answered (400, 414, 505) before parse_request
+        # has set command and path: log what arrived instead, escaped.
         status = getattr(code, "value", code)
-        log.info("%s %s %s %s", self.client_address[0], self.command, self.path, status)
+        command = getattr(self, "command", None)
+        path = getattr(self, "path", None)
+        what = f"{command} {path}" if command and path is not None else None
+        if what is None:
+            what = getattr(self, "requestline", "")
+        log.info("%s %s %s", self.client_address[0], _printable(what), status)
 
     def log_message(self, format: str, *args: object) -> None:
-        log.debug("%s %s", self.client_address[0], format % args)
+        log.debug("%s %s", self.client_address[0], _printable(format % args))
 
 
 class _Server(ThreadingHTTPServer):
