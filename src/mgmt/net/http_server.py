@@ -30,6 +30,7 @@ from mgmt.log import get_logger
 from mgmt.net.background import BackgroundServer
 from mgmt.net.content import Content, MacSelector, Overlay, load, resolve_under
 from mgmt.net.http_range import MAX_RANGES, ByteRange, multipart_layout, plan_response
+from mgmt.net.sendfile import send_range
 
 __all__ = ["HttpFileServer"]
 
@@ -246,9 +247,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(view)
             view.release()
             return
-        # os.sendfile() where the OS has it; between chunks it polls with the
-        # socket's timeout, so a client that stops reading is dropped.
-        sent = self.connection.sendfile(body, byte_range.first, byte_range.length)
+        # The kernel's sendfile in large blocking calls, the socket's timeout kept
+        # in the kernel: a client that stops reading is still dropped.
+        sent = send_range(
+            self.connection, body.fileno(), byte_range.first, byte_range.length, self.timeout
+        )
         if sent != byte_range.length:  # the file shrank under us: the length we promised is a lie
             raise BrokenPipeError(f"short file: sent {sent} of {byte_range.length} bytes")
 
