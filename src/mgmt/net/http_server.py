@@ -2,10 +2,10 @@
 
 Why our own: CPython's http.server has no Range support (cpython #86809) and
 rangehttpserver 1.4.0 answers suffix and multi-range requests with 400, never
-sends ``Content-Range: bytes */LEN`` and lets HEAD return 206 (REFERENCE.md §6).
+sends ``Content-Range: bytes */LEN`` and lets HEAD return 206.
 anaconda, dnf/librepo and zchunk all send ranges, so a provisioning server must
 get them right. The rules live in :mod:`mgmt.net.http_range`; this module does
-the I/O: path safety, headers, and bodies streamed with ``socket.sendfile``
+the I/O: path safety, headers, and bodies streamed with :mod:`mgmt.net.sendfile`
 (the kernel's sendfile) so that a DVD image never passes through Python memory.
 """
 
