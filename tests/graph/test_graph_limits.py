@@ -13,7 +13,7 @@ import pytest
 
 from mgmt.errors import GraphError
 from mgmt.graph import parse_graph
-from mgmt.graph.limits import MAX_BYTES, MAX_VALUES
+from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES, MAX_VALUES
 
 CASES = json.loads((Path(__file__).parent / "graph_limit_cases.json").read_text())
 
@@ -36,9 +36,14 @@ def flow200() -> str:
 def deep_alias() -> str:
     # 33 levels under &a, used 32 levels down: each half fits, together they do not.
     inner = "[" * 33 + "]" * 33
-    return "graph: g\na: &a " + inner + "\nb:\n" + "".join(
-        " " * i + "-\n" for i in range(1, 33)
-    ) + " " * 33 + "- *a\n"
+    return (
+        "graph: g\na: &a "
+        + inner
+        + "\nb:\n"
+        + "".join(" " * i + "-\n" for i in range(1, 33))
+        + " " * 33
+        + "- *a\n"
+    )
 
 
 def json100k() -> str:
@@ -53,6 +58,11 @@ def values() -> str:
     return "graph: g\nx:\n" + "- a\n" * MAX_VALUES
 
 
+def resources() -> str:
+    names = "".join(f"  - name: n{i}\n" for i in range(MAX_RESOURCES + 1))
+    return "graph: g\nresources:\n  noop:\n" + names
+
+
 def json_lists() -> str:
     return '{"graph": "g", "x": [' + "[]," * MAX_VALUES + "[]]}"
 
@@ -62,7 +72,7 @@ def big() -> str:
 
 
 MAKERS = {f.__name__: f for f in (bomb, blocks600, flow200, deep_alias, json100k, json65,
-                                  values, json_lists, big)}  # fmt: skip
+                                  values, resources, json_lists, big)}  # fmt: skip
 
 
 def case_text(case: dict) -> str:

@@ -25,6 +25,10 @@ MAX_VALUES = 500000
 # Aliases share a block (a meta, a content) among resources; expanding more
 # than this is a bomb, refused long before MAX_VALUES is spent copying.
 MAX_ALIAS_VALUES = 100000
+# Validating and first applying a resource costs ~60 us: 20,000 keep a graph's
+# start (and a SIGTERM meanwhile, which the agent reads after it) to about a
+# second; twice bench/engine.py's largest graph.
+MAX_RESOURCES = 20000
 # graph > resources > kind > list > resource > field > a list or map value: 7.
 MAX_DEPTH = 64
 

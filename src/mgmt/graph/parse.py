@@ -7,7 +7,7 @@ from typing import Any, List, Optional, Union
 
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
-from mgmt.graph.limits import MAX_BYTES
+from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES
 from mgmt.graph.located import load_located
 from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, ResourceSpec, key_str
 from mgmt.graph.values import LocDict, LocList, new_dict, new_list
@@ -94,6 +94,9 @@ class _Parser:
                     what += f" (first on line {first})"
                 raise self.fail(what, spec.line)
             graph.resources[spec.key] = spec
+            if len(graph.resources) > MAX_RESOURCES:
+                message = f"the graph has more than {MAX_RESOURCES} resources"
+                raise self.fail(message, spec.line)
 
     def resource(self, cls: type, kind: str, data: LocDict) -> ResourceSpec:
         what = f"a {kind} resource"
