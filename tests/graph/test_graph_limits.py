@@ -124,3 +124,24 @@ def test_a_graph_at_depth_64_loads_as_json_and_yaml():
     for text in ('{"graph": "g", "comment": "c", "x": ' + nested + "}", "graph: g\nx: " + nested):
         with pytest.raises(GraphError, match="unknown key 'x'"):
             parse_graph(text, "g.yaml")  # read in full; only the schema objects
+
+
+@pytest.fixture
+def pure_python_yaml(monkeypatch):
+    """PyYAML without libyaml, as on a host whose PyYAML was built without it."""
+    import yaml
+
+    from mgmt.graph import yamlload
+
+    monkeypatch.setattr(yamlload, "_Loader", yaml.SafeLoader)
+
+
+SMALL = [c for c in CASES if "text" in c or c["make"] in ("bomb", "blocks600", "deep_alias")]
+
+
+@pytest.mark.parametrize("case", SMALL, ids=[c["id"] for c in SMALL])
+def test_the_same_without_libyaml(pure_python_yaml, case):
+    with pytest.raises(GraphError) as caught:
+        parse_graph(case_text(case), "g.yaml")
+    assert case["message"] in caught.value.message
+    assert caught.value.line == case["line"], str(caught.value)

@@ -31,6 +31,7 @@ from mgmt.graph.limits import MAX_DEPTH, NUL_MESSAGE, Budget
 from mgmt.graph.values import LocDict, copy_located, new_dict, new_list
 
 # The C parser when PyYAML was built with libyaml: it tokenizes several times faster.
+# (tests/graph runs the table with the pure-Python one too.)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -216,13 +217,14 @@ def _reader_error(text: str, path: Optional[str]) -> GraphError:
 
 def load_yaml(text: str, path: Optional[str] = None) -> Any:
     """Parse one YAML document into located values; every error is a GraphError with a line."""
+    reader = None
     try:
+        # PyYAML's own reader checks the characters here, libyaml's while parsing.
         reader = _Reader(text, path)
+        return reader.document()
     except UnicodeEncodeError as err:  # a lone surrogate: text that came from no UTF-8 file
         line = text.count("\n", 0, err.start) + 1
         raise GraphError("the graph is not valid Unicode text", path, line) from None
-    try:
-        return reader.document()
     except yaml.reader.ReaderError:
         raise _reader_error(text, path) from None
     except yaml.MarkedYAMLError as err:
@@ -233,6 +235,6 @@ def load_yaml(text: str, path: Optional[str] = None) -> Any:
     except yaml.YAMLError as err:
         raise GraphError(f"YAML error: {_one_line(str(err))}", path, None) from None
     finally:
-        dispose = getattr(reader.loader, "dispose", None)
+        dispose = getattr(reader.loader, "dispose", None) if reader is not None else None
         if dispose is not None:
             dispose()
