@@ -9,12 +9,15 @@ syntax:
 - ``logvol ... --fstype=none`` (the write-up's trick for an unformatted
   volume) passes pykickstart, but anaconda since Fedora 18 / RHEL 6.7 aborts
   with 'The "none" file system type is not supported.' unless it is a thin pool;
-- an install that lacks one of the commands REFERENCE.md §6 lists stops and
-  waits for someone at the console instead of running unattended.
+- an install that lacks lang, keyboard, timezone, rootpw (or user), a boot
+  loader, an install source, zerombr, clearpart, partitioning, reboot or
+  %packages stops and waits for someone at the console instead of running
+  unattended.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+from mgmt_pkg.kickstart_types import TYPES, Params
 from mgmt_pkg.templating import TEMPLATES, environment
 
 __all__ = [
@@ -168,6 +172,10 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
             parser.readKickstartFromString(text)
         except KickstartError as problem:  # fatal: unknown sections and the like
             error(problem.lineno, problem.message)
+        except ValueError as problem:  # shlex: a quote left open; pykickstart says no line
+            line = _unsplittable_line(text, target)
+            where = f"{source}:{line}" if line else source
+            raise InvalidInput(f"{where}: cannot split the line: {problem}") from None
     for warning in caught:
         # ksvalidator turns parse and deprecation warnings into errors; so do we.
         found = _LINE.search(str(warning.message))
@@ -176,6 +184,43 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
         _anaconda_checks(handler, target, report)
     report.findings.sort(key=lambda f: (f.line or 0, f.severity))
     return report
+
+
+def _unsplittable_line(text: str, target: str) -> Optional[int]:
+    """The line whose quoting stops pykickstart (it reports shlex's error without one).
+
+    Only lines that shlex cannot split are candidates; the first whose prefix
+    of the kickstart fails the same way is the one (a %post line with an odd
+    quote is shell, not split, so it is no match).
+    """
+    import shlex
+
+    from pykickstart.errors import KickstartError
+    from pykickstart.parser import KickstartParser
+
+    class _Quiet(KickstartParser):
+        def _tryFunc(self, fn: Callable[[], None]) -> None:
+            with contextlib.suppress(KickstartError):  # the full check reports these
+                fn()
+
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            shlex.split(line, comments=True)
+            shlex.split(line)
+            continue
+        except ValueError:
+            pass
+        prefix = _Quiet(_handler(target), followIncludes=False, errorsAreFatal=False)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                prefix.readKickstartFromString("\n".join(lines[:number]) + "\n")
+        except ValueError:
+            return number
+        except Exception:  # any other failure of a prefix: not this line
+            continue
+    return None
 
 
 def _anaconda_checks(handler: Any, target: str, report: Report) -> None:
@@ -220,8 +265,10 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     import jinja2
 
     for name, value in variables.items():
-        if "\n" in value or "\r" in value:
-            raise InvalidInput(f"--var {name}: a value may not span lines")
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise InvalidInput(
+                f"--var {name}: a value may not hold a line break or control character"
+            )
     _handler(target)  # unknown targets fail before rendering
     path = Path(template)
     if path.is_file():
@@ -232,18 +279,27 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
         known = ", ".join(template_names())
         raise InvalidInput(f"no template {template!r} (built-in: {known}; or a file path)")
     templates = environment(search)
+    params = Params(dict(variables), template)
     templates.globals["fail"] = _fail
+    # --var values reach the template only through param()/require(), typed
+    # (see mgmt_pkg.kickstart_types): never as bare context variables.
     context: Dict[str, Any] = {
         "target": target.upper(),
         "modern": has_modern_syntax(target),
         "fstype_none_ok": is_legacy(target),
+        "param": params.param,
+        "require": params.require,
     }
-    context.update(variables)
     try:
-        return templates.get_template(name).render(context)
+        text = templates.get_template(name).render(context)
     except jinja2.UndefinedError as error:
         missing = str(error).split("'")[1] if "'" in str(error) else str(error)
-        raise InvalidInput(f"{template}: needs --var {missing}=...") from error
+        raise InvalidInput(
+            f"{template}: uses {missing!r} without declaring it: "
+            f'{{% set {missing} = param("{missing}", "TYPE") %}} (types: {", ".join(TYPES)})'
+        ) from error
     except jinja2.TemplateError as error:
         line = getattr(error, "lineno", None)
         raise InvalidInput(f"{template}:{line or '?'}: {error}") from error
+    params.check_all_declared()
+    return text

@@ -79,8 +79,8 @@ def test_trick_forced_on_a_modern_target_is_warned_about():
     "variables, message",
     [
         ({}, "lvm: needs --var url=..."),
-        ({"url": URL, "unformatted_lv": "maybe"}, "unformatted_lv must be post or trick"),
-        ({"url": URL + "\n%pre\nrm -rf /\n%end"}, "--var url: a value may not span lines"),
+        ({"url": URL, "unformatted_lv": "maybe"}, "unformatted_lv='maybe': must be one of post"),
+        ({"url": URL + "\n%pre\nrm -rf /\n%end"}, "--var url: a value may not hold a line break"),
     ],
 )
 def test_render_refuses_bad_variables(variables, message):
@@ -103,7 +103,8 @@ def test_cli_render_writes_a_valid_file(tmp_path):
 
 def test_cli_render_of_an_invalid_template_writes_nothing(tmp_path):
     template = tmp_path / "broken.ks.j2"
-    template.write_text("text\nurl --url={{ url }}\nfrobnicate\n")
+    declare = '{%- set url = require("url", "url") -%}\n'
+    template.write_text(declare + "text\nurl --url={{ url }}\nfrobnicate\n")
     output = tmp_path / "out.ks"
     result = mgmt_pkg(
         "kickstart", "render", str(template), "--var", f"url={URL}", "-o", str(output)

@@ -15,10 +15,12 @@ def dependencies(resources: Mapping[ResourceKey, ResourceSpec], edges: Iterable[
 
     Edges naming resources that are not in ``resources`` are skipped (the
     parser rejects them in files; at run time a collected resource may vanish).
+    An edge from a resource to itself is kept: it is a cycle, and
+    :func:`find_cycle` reports it as one.
     """
     parents: Parents = {key: set() for key in resources}
     for edge in edges:
-        if edge.from_ in parents and edge.to in parents and edge.from_ != edge.to:
+        if edge.from_ in parents and edge.to in parents:
             parents[edge.to].add(edge.from_)
     providers: Dict[str, List[ResourceKey]] = {}
     needs: Dict[ResourceKey, List[str]] = {}

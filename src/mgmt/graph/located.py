@@ -1,47 +1,47 @@
-"""Graph text -> plain Python values that remember the line each one came from.
-
-Mappings become :class:`LocDict` (a dict with ``.line`` and ``.key_lines``),
-sequences :class:`LocList` (a list with ``.line`` and ``.item_lines``), so every
-later error can say ``file:line``.
+"""Graph text (JSON or YAML) -> located values (:mod:`mgmt.graph.values`), within bounds.
 
 Graph files are YAML (:mod:`mgmt.graph.yamlload`). JSON is YAML too, and the
 initiator of a remote run hands each agent its graph as JSON
 (:func:`graph_as_json`), already validated with lines on the initiator: the
 agent reads it with the standard library and never imports PyYAML unless an
 edit brings YAML. JSON values carry no lines (``None``).
+
+Both readers keep to the bounds of :mod:`mgmt.graph.limits` and refuse a NUL
+in any string: no path, command, name or service can hold one, and a file's
+content with one belongs in a ``source:`` file.
 """
 
-from __future__ import annotations
-
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from mgmt.errors import GraphError
+from mgmt.graph.limits import (
+    MAX_DEPTH,
+    NUL_MESSAGE,
+    Budget,
+    check_json_containers,
+    check_size,
+)
+from mgmt.graph.values import new_dict, new_list
 
-
-class LocDict(Dict[str, Any]):
-    line: Optional[int] = None
-    key_lines: Dict[Any, Optional[int]]
-
-    def line_of(self, key: Any) -> Optional[int]:
-        return self.key_lines.get(key, self.line)
-
-
-class LocList(List[Any]):
-    line: Optional[int] = None
-    item_lines: List[Optional[int]]
+__all__ = ["graph_as_json", "load_located"]
 
 
 def load_located(text: str, path: Optional[str] = None) -> Any:
     """Parse one graph document (JSON or YAML) into located values; errors name the file."""
+    check_size(text, path)
     if text.lstrip()[:1] == "{":
+        check_json_containers(text, path)
+        budget = Budget(path)
         try:
-            return _located(json.loads(text, object_pairs_hook=_unique_keys))
+            document = json.loads(text, object_pairs_hook=_Pairs(budget, path))
         except ValueError:
             pass  # a YAML flow mapping: "{graph: g, ...}" is not JSON
-        except _DuplicateKey as err:
-            raise GraphError(f"duplicate key {err.args[0]!r}", path) from None
-    from mgmt.graph.yamlload import load_yaml
+        except RecursionError:  # the C scanner's own guard; far deeper than MAX_DEPTH
+            raise budget.too_deep(None) from None
+        else:
+            return _Located(Budget(path)).value(document, 1)
+    from mgmt.graph.yamlload import load_yaml  # PyYAML only for YAML text
 
     return load_yaml(text, path)
 
@@ -59,17 +59,50 @@ def graph_as_json(text: str) -> Optional[str]:
         return None
 
 
-class _DuplicateKey(Exception):
-    pass
+class _Pairs:
+    """json's object_pairs_hook: refuse duplicate keys, count values as they come."""
+
+    def __init__(self, budget: Budget, path: Optional[str]):
+        self.budget = budget
+        self.path = path
+
+    def __call__(self, pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+        self.budget.spend(len(pairs) + 1, None)
+        out: Dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise GraphError(f"duplicate key {key!r}", self.path, None)
+            out[key] = value
+        return out
 
 
-def _unique_keys(pairs: List[tuple]) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
+class _Located:
+    """Plain JSON values -> located values without lines, counted and depth-checked."""
+
+    def __init__(self, budget: Budget):
+        self.budget = budget
+
+    def value(self, value: Any, depth: int) -> Any:
+        self.budget.spend(1, None)
+        if isinstance(value, str):
+            if "\0" in value:
+                raise GraphError(NUL_MESSAGE, self.budget.path, None)
+            return value
+        if not isinstance(value, (dict, list)):
+            return value
+        if depth > MAX_DEPTH:
+            raise self.budget.too_deep(None)
+        if isinstance(value, list):
+            seq = new_list(None)
+            seq.extend(self.value(item, depth + 1) for item in value)
+            seq.item_lines = [None] * len(seq)
+            return seq
+        out = new_dict(None)
+        for key, item in value.items():
+            if "\0" in key:
+                raise GraphError(NUL_MESSAGE, self.budget.path, None)
+            out[key] = self.value(item, depth + 1)
+        return out
 
 
 def _string_keys_only(value: Any) -> bool:
@@ -78,15 +111,3 @@ def _string_keys_only(value: Any) -> bool:
     if isinstance(value, list):
         return all(_string_keys_only(item) for item in value)
     return True
-
-
-def _located(value: Any) -> Any:
-    if isinstance(value, dict):
-        out = LocDict((key, _located(item)) for key, item in value.items())
-        out.key_lines = {}
-        return out
-    if isinstance(value, list):
-        seq = LocList(_located(item) for item in value)
-        seq.item_lines = [None] * len(seq)
-        return seq
-    return value

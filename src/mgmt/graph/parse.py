@@ -7,8 +7,10 @@ from typing import Any, List, Optional, Union
 
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
-from mgmt.graph.located import LocDict, LocList, load_located
+from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES
+from mgmt.graph.located import load_located
 from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, ResourceSpec, key_str
+from mgmt.graph.values import LocDict, LocList, new_dict, new_list
 from mgmt.resources.base import FieldError, Meta, fill_params, kind_class, known_kinds
 
 TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote")
@@ -29,9 +31,7 @@ class _Parser:
 
     def sequence(self, value: Any, what: str, line: int) -> LocList:
         if value is None:
-            empty = LocList()
-            empty.line, empty.item_lines = line, []
-            return empty
+            return new_list(line)
         if not isinstance(value, LocList):
             raise self.fail(f"{what} must be a list, got {_type(value)}", line)
         return value
@@ -94,6 +94,9 @@ class _Parser:
                     what += f" (first on line {first})"
                 raise self.fail(what, spec.line)
             graph.resources[spec.key] = spec
+            if len(graph.resources) > MAX_RESOURCES:
+                message = f"the graph has more than {MAX_RESOURCES} resources"
+                raise self.fail(message, spec.line)
 
     def resource(self, cls: type, kind: str, data: LocDict) -> ResourceSpec:
         what = f"a {kind} resource"
@@ -171,9 +174,7 @@ def _type(value: Any) -> str:
 
 
 def _empty(line: int) -> LocDict:
-    empty = LocDict()
-    empty.line, empty.key_lines = line, {}
-    return empty
+    return new_dict(line)
 
 
 def _items(seq: LocList):
@@ -185,12 +186,28 @@ def parse_graph(text: str, path: Optional[str] = None) -> Graph:
     return _Parser(path).graph(load_located(text, path))
 
 
-def load_graph(path: Union[str, Path]) -> Graph:
-    """Read and validate a graph file."""
+def read_graph_text(path: Union[str, Path]) -> str:
+    """A graph file's text, reading no more than the largest graph allowed.
+
+    Reading a whole multi-gigabyte file (or /dev/zero) before checking its size
+    would be the exhaustion the size bound is there to prevent.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(str(path), "rb") as stream:
+            data = stream.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise GraphError("the graph file does not exist", str(path)) from None
     except OSError as err:
         raise GraphError(f"cannot read the graph file: {err.strerror}", str(path)) from None
-    except UnicodeDecodeError:
-        raise GraphError("the graph file is not UTF-8 text", str(path)) from None
-    return parse_graph(text, str(path))
+    if len(data) > MAX_BYTES:
+        raise GraphError(f"the graph is larger than {MAX_BYTES // (1024 * 1024)} MiB", str(path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise GraphError("the graph file is not UTF-8 text", str(path), line) from None
+
+
+def load_graph(path: Union[str, Path]) -> Graph:
+    """Read and validate a graph file."""
+    return parse_graph(read_graph_text(path), str(path))

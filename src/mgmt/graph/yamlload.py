@@ -1,82 +1,240 @@
-"""YAML -> located values (:mod:`mgmt.graph.located`): every value knows its line.
+"""YAML text -> located values (:mod:`mgmt.graph.values`): every value knows its line.
 
-PyYAML's composer keeps a mark on every node; constructing values ourselves
-from the node tree lets every later error say ``file:line``. Imported only
-for YAML text: PyYAML costs an agent's start-up ~15 ms, and a remote agent
-is handed its first graph as JSON.
+Values are built from PyYAML's event stream in one loop with an explicit stack,
+instead of from its node tree, for three reasons:
+
+- bounds: every value is counted as it is built and an alias counts all it
+  expands to, so an alias bomb stops at the alias that crosses
+  :data:`~mgmt.graph.limits.MAX_VALUES`, with its line, before the memory is
+  spent (see :mod:`mgmt.graph.limits`);
+- depth: no recursion, so 600 nested blocks or ``&a [*a]`` are a clear error,
+  never a RecursionError;
+- lines: an alias event carries its own line; a node tree only has the anchor's.
+
+Imported only for YAML text: PyYAML costs an agent's start-up ~15 ms, and a
+remote agent is handed its first graph as JSON.
 """
 
-from __future__ import annotations
-
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import yaml
+from yaml.events import (
+    AliasEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
 
 from mgmt.errors import GraphError
-from mgmt.graph.located import LocDict, LocList
+from mgmt.graph.limits import MAX_DEPTH, NUL_MESSAGE, Budget
+from mgmt.graph.values import LocDict, copy_located, new_dict, new_list
 
-# The C loader when PyYAML was built with libyaml: a 10,000-resource graph
-# composes several times faster.
+# The C parser when PyYAML was built with libyaml: it tokenizes several times faster.
+# (tests/graph runs the table with the pure-Python one too.)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_NO_KEY = object()
+
+# An anchor: the value, how many values it counts, how deep it goes, its line.
+_Anchor = Tuple[Any, int, int, int]
 
 
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
+class _Open:
+    """A mapping or sequence whose end event has not come yet."""
+
+    __slots__ = ("anchor", "height", "key", "key_line", "line", "start", "value")
+
+    def __init__(self, value: Any, anchor: Optional[str], line: int, start: int):
+        self.value = value
+        self.anchor = anchor
+        self.line = line
+        self.start = start  # the budget used before this value
+        self.height = 0  # how deep the values inside go
+        self.key = _NO_KEY  # a mapping's key waiting for its value
+        self.key_line = line
 
 
-class _Builder:
-    def __init__(self, path: str):
+def _line(event: Any) -> int:
+    return event.start_mark.line + 1
+
+
+class _Reader:
+    def __init__(self, text: str, path: Optional[str]):
+        self.loader = _Loader(text)
         self.path = path
-        self.scalars = yaml.constructor.SafeConstructor()
+        self.budget = Budget(path)
+        self.anchors: Dict[str, _Anchor] = {}
+        self.open_anchors: Set[str] = set()
+        self.stack: List[_Open] = []
 
-    def build(self, node: yaml.Node) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node)
-        if isinstance(node, yaml.SequenceNode):
-            out = LocList(self.build(item) for item in node.value)
-            out.line = _line(node)
-            out.item_lines = [_line(item) for item in node.value]
-            return out
-        if node.tag == _STR:
-            return node.value  # most scalars; the constructor costs 10x more
-        try:
-            return self.scalars.construct_object(node, deep=True)
-        except yaml.YAMLError as err:
-            raise GraphError(f"bad value: {err}", self.path, _line(node)) from None
+    def fail(self, message: str, line: Optional[int]) -> GraphError:
+        return GraphError(message, self.path, line)
 
-    def mapping(self, node: yaml.MappingNode) -> LocDict:
-        out = LocDict()
-        out.line = _line(node)
-        out.key_lines = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                message = "YAML merge keys (<<) are not supported"
-                raise GraphError(message, self.path, _line(key_node))
-            key = self.build(key_node)
-            if isinstance(key, (dict, list)):
-                raise GraphError("a mapping key must be a plain value", self.path, _line(key_node))
-            if key in out:
-                first = out.key_lines[key]
-                raise GraphError(
-                    f"duplicate key {key!r} (first on line {first})", self.path, _line(key_node)
-                )
-            out[key] = self.build(value_node)
-            out.key_lines[key] = _line(key_node)
-        return out
+    def document(self) -> Any:
+        get = self.loader.get_event
+        get()  # stream start
+        if isinstance(get(), StreamEndEvent):
+            return None  # no document at all
+        root = self.value()
+        get()  # document end
+        event = get()
+        if not isinstance(event, StreamEndEvent):
+            message = "a graph file holds one YAML document; a second starts here"
+            raise self.fail(message, _line(event))
+        return root
+
+    def value(self) -> Any:
+        """Build one whole value (the document's root) from the events."""
+        get = self.loader.get_event
+        stack = self.stack
+        while True:
+            event = get()
+            line = _line(event)
+            if isinstance(event, ScalarEvent):
+                value, height = self.scalar(event, line), 0
+                self.budget.spend(1, line)
+                self.remember(event.anchor, value, 1, 0, line)
+            elif isinstance(event, AliasEvent):
+                value, height = self.alias(event.anchor, line)
+            elif isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+                self.start(event, line)
+                continue
+            else:  # the end of the innermost mapping or sequence
+                done = stack.pop()
+                value, line, height = done.value, done.line, done.height + 1
+                if done.anchor is not None:
+                    self.open_anchors.discard(done.anchor)
+                    size = self.budget.used - done.start
+                    self.remember(done.anchor, value, size, height, line)
+            if not stack:
+                return value
+            self.add(stack[-1], value, line, height)
+
+    def start(self, event: Any, line: int) -> None:
+        if self.stack and self.awaits_key():
+            raise self.fail("a mapping key must be a plain value", line)
+        if len(self.stack) >= MAX_DEPTH:
+            raise self.budget.too_deep(line)
+        self.budget.spend(1, line)
+        is_map = isinstance(event, MappingStartEvent)
+        value = new_dict(line) if is_map else new_list(line)
+        self.stack.append(_Open(value, event.anchor, line, self.budget.used - 1))
+        if event.anchor is not None:
+            self.check_new_anchor(event.anchor, line)
+            self.open_anchors.add(event.anchor)
+
+    def awaits_key(self) -> bool:
+        top = self.stack[-1]
+        return isinstance(top.value, LocDict) and top.key is _NO_KEY
+
+    def scalar(self, event: ScalarEvent, line: int) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == _MERGE:
+            raise self.fail("YAML merge keys (<<) are not supported", line)
+        if tag == _STR:
+            value = event.value  # most scalars; the constructor costs 10x more
+        else:
+            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+            try:
+                value = self.loader.construct_object(node, deep=True)
+            except yaml.YAMLError as err:
+                problem = getattr(err, "problem", None) or str(err)
+                raise self.fail(f"bad value: {_one_line(problem)}", line) from None
+        if isinstance(value, str) and "\0" in value:
+            raise self.fail(NUL_MESSAGE, line)
+        return value
+
+    def alias(self, name: str, line: int) -> Tuple[Any, int]:
+        if name in self.open_anchors:
+            raise self.fail(f"alias *{name} refers to a value that contains it", line)
+        if name not in self.anchors:
+            raise self.fail(f"alias *{name} has no anchor &{name} before it", line)
+        value, size, height, _anchor_line = self.anchors[name]
+        if len(self.stack) + height > MAX_DEPTH:
+            raise self.budget.too_deep(line)
+        self.budget.spend_alias(size, line)
+        return copy_located(value), height
+
+    def check_new_anchor(self, name: str, line: int) -> None:
+        if name in self.anchors or name in self.open_anchors:
+            first = self.anchors[name][3] if name in self.anchors else "an enclosing value"
+            raise self.fail(f"duplicate anchor &{name} (first on line {first})", line)
+
+    def remember(self, name: Optional[str], value: Any, size: int, height: int, line: int) -> None:
+        if name is None:
+            return
+        if name in self.anchors:  # a scalar's anchor; a container's was checked at its start
+            self.check_new_anchor(name, line)
+        self.anchors[name] = (value, size, height, line)
+
+    def add(self, parent: _Open, value: Any, line: int, height: int) -> None:
+        if height > parent.height:
+            parent.height = height
+        target = parent.value
+        if not isinstance(target, LocDict):
+            target.append(value)
+            target.item_lines.append(line)
+        elif parent.key is _NO_KEY:
+            if isinstance(value, (dict, list)):  # an alias to a mapping or list
+                raise self.fail("a mapping key must be a plain value", line)
+            try:
+                seen = value in target
+            except TypeError:
+                raise self.fail("a mapping key must be a plain value", line) from None
+            if seen:
+                first = target.key_lines[value]
+                raise self.fail(f"duplicate key {value!r} (first on line {first})", line)
+            parent.key, parent.key_line = value, line
+        else:
+            target[parent.key] = value
+            target.key_lines[parent.key] = parent.key_line
+            parent.key = _NO_KEY
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _reader_error(text: str, path: Optional[str]) -> GraphError:
+    """A character YAML does not allow: name it and its line (PyYAML gives an offset)."""
+    found = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if found is None:  # not a character problem after all (an encoding one)
+        return GraphError("YAML error: the text cannot be read", path, None)
+    line = text.count("\n", 0, found.start()) + 1
+    code = ord(found.group())
+    escape = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return GraphError(
+        f"YAML does not allow the control character U+{code:04X} in a file; "
+        f'write it as "{escape}" in a double-quoted string',
+        path,
+        line,
+    )
 
 
 def load_yaml(text: str, path: Optional[str] = None) -> Any:
-    """Parse one YAML document into located values; YAML syntax errors become GraphError."""
+    """Parse one YAML document into located values; every error is a GraphError with a line."""
+    reader = None
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        # PyYAML's own reader checks the characters here, libyaml's while parsing.
+        reader = _Reader(text, path)
+        return reader.document()
+    except UnicodeEncodeError as err:  # a lone surrogate: text that came from no UTF-8 file
+        line = text.count("\n", 0, err.start) + 1
+        raise GraphError("the graph is not valid Unicode text", path, line) from None
+    except yaml.reader.ReaderError:
+        raise _reader_error(text, path) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
-        problem = err.problem or err.context or "invalid YAML"
+        problem = _one_line(err.problem or err.context or "invalid YAML")
         raise GraphError(f"YAML syntax error: {problem}", path, line) from None
     except yaml.YAMLError as err:
-        raise GraphError(f"YAML error: {err}", path) from None
-    if node is None:
-        return None
-    return _Builder(path or "<graph>").build(node)
+        raise GraphError(f"YAML error: {_one_line(str(err))}", path, None) from None
+    finally:
+        dispose = getattr(reader.loader, "dispose", None) if reader is not None else None
+        if dispose is not None:
+            dispose()

@@ -12,8 +12,9 @@ Choices where the RFC leaves room (all allowed by RFC 9110 §14.2 and §15.3.7):
 - a Range header that is not ``bytes``, is malformed, has ``last < first`` or
   asks for more than ``max_ranges`` ranges is ignored (200, whole body): a 200
   is always safe for clients such as zchunk/librepo, a 400 fails the mirror;
-- overlapping or adjacent ranges are merged and the parts sent in ascending
-  order, so the body is never larger than the file however the ranges overlap;
+- overlapping or adjacent ranges are merged, so the body is never larger than
+  the file however the ranges overlap; the parts keep the request's order
+  (RFC 9110 §14.6), a merged part at the place of its earliest member;
 - a zero-length file has no bytes to send, so a satisfiable suffix range on it
   gets a plain 200.
 """
@@ -39,6 +40,10 @@ __all__ = [
 
 # zchunk asks for up to 256 ranges in one request; more than that is ignored.
 MAX_RANGES = 256
+
+# No file is this large (off_t is 63 bits): larger positions all mean "past the end".
+BEYOND_ANY_FILE = 2**63
+_BEYOND_DIGITS = str(BEYOND_ANY_FILE)
 
 # One range-spec of the bytes unit: "first-[last]" or "-suffix" (RFC 9110 §14.1.1).
 _SPEC = re.compile(r"([0-9]+)-([0-9]*)|-([0-9]+)")
@@ -103,14 +108,33 @@ def parse_range(value: Optional[str]) -> Optional[List[Spec]]:
             return None
         first, last, suffix = spec.groups()
         if suffix is not None:
-            specs.append((None, int(suffix)))
+            specs.append((None, _position(suffix)))
         elif last:
-            if int(last) < int(first):
+            if _digits_key(last) < _digits_key(first):
                 return None
-            specs.append((int(first), int(last)))
+            specs.append((_position(first), _position(last)))
         else:
-            specs.append((int(first), None))
+            specs.append((_position(first), None))
     return specs or None
+
+
+def _position(digits: str) -> int:
+    """A byte position, capped at :data:`BEYOND_ANY_FILE`.
+
+    Any number of digits is valid, but int() refuses more than 4,300 (Python's
+    limit on converting long digit strings, a guard against slow conversions),
+    and every position past a file's end means the same. ``last < first`` is
+    decided on the digits (:func:`_digits_key`), never on capped values.
+    """
+    if _digits_key(digits) > _digits_key(_BEYOND_DIGITS):
+        return BEYOND_ANY_FILE
+    return int(digits)
+
+
+def _digits_key(digits: str) -> Tuple[int, str]:
+    """Orders decimal digit strings of any length as their numbers, without int()."""
+    digits = digits.lstrip("0") or "0"
+    return len(digits), digits
 
 
 def _clamp(spec: Spec, size: int) -> Optional[ByteRange]:
@@ -126,14 +150,23 @@ def _clamp(spec: Spec, size: int) -> Optional[ByteRange]:
 
 
 def _merge(ranges: List[ByteRange]) -> Tuple[ByteRange, ...]:
-    """Coalesce overlapping and adjacent ranges, in ascending order."""
-    merged: List[ByteRange] = []
-    for current in sorted(ranges, key=lambda r: (r.first, r.last)):
-        if merged and current.first <= merged[-1].last + 1:
-            previous = merged.pop()
-            current = ByteRange(previous.first, max(previous.last, current.last))
-        merged.append(current)
-    return tuple(merged)
+    """Coalesce overlapping and adjacent ranges; keep the order of the request.
+
+    RFC 9110 §14.6: parts SHOULD come in the order their range-specs were
+    asked for, except those coalesced into others (nginx and Go do so). A
+    coalesced range takes the place of its earliest member.
+    """
+    order = sorted(range(len(ranges)), key=lambda i: (ranges[i].first, ranges[i].last))
+    groups: List[Tuple[int, ByteRange]] = []  # (earliest request index, range)
+    for index in order:
+        current = ranges[index]
+        if groups and current.first <= groups[-1][1].last + 1:
+            earliest, previous = groups.pop()
+            merged = ByteRange(previous.first, max(previous.last, current.last))
+            groups.append((min(earliest, index), merged))
+        else:
+            groups.append((index, current))
+    return tuple(byte_range for _index, byte_range in sorted(groups, key=lambda g: g[0]))
 
 
 def select_ranges(value: Optional[str], size: int, max_ranges: int = MAX_RANGES) -> ResponsePlan:

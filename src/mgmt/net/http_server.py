@@ -2,10 +2,10 @@
 
 Why our own: CPython's http.server has no Range support (cpython #86809) and
 rangehttpserver 1.4.0 answers suffix and multi-range requests with 400, never
-sends ``Content-Range: bytes */LEN`` and lets HEAD return 206 (REFERENCE.md §6).
+sends ``Content-Range: bytes */LEN`` and lets HEAD return 206.
 anaconda, dnf/librepo and zchunk all send ranges, so a provisioning server must
 get them right. The rules live in :mod:`mgmt.net.http_range`; this module does
-the I/O: path safety, headers, and bodies streamed with ``socket.sendfile``
+the I/O: path safety, headers, and bodies streamed with :mod:`mgmt.net.sendfile`
 (the kernel's sendfile) so that a DVD image never passes through Python memory.
 """
 
@@ -30,6 +30,7 @@ from mgmt.log import get_logger
 from mgmt.net.background import BackgroundServer
 from mgmt.net.content import Content, MacSelector, Overlay, load, resolve_under
 from mgmt.net.http_range import MAX_RANGES, ByteRange, multipart_layout, plan_response
+from mgmt.net.sendfile import send_range
 
 __all__ = ["HttpFileServer"]
 
@@ -56,14 +57,28 @@ def _content_type(name: str) -> str:
     return "application/octet-stream" if guessed is None or encoding else guessed
 
 
+def _shown(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (kept by surrogateescape) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _listing(url_path: str, folder: Path) -> bytes:
+    """An HTML index; any file name, even one that is not UTF-8, is escaped for the link
+    (its own bytes, percent-encoded, so the link fetches it) and for the text."""
     names = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         name = entry.name + ("/" if entry.is_dir() else "")
-        names.append(f'<a href="{urllib.parse.quote(name)}">{html.escape(name)}</a>')
-    title = html.escape(url_path)
+        href = urllib.parse.quote(os.fsencode(name))
+        names.append(f'<a href="{href}">{html.escape(_shown(name))}</a>')
+    title = html.escape(_shown(url_path))
     body = "<br>\n".join(names)
     return f"<!DOCTYPE html>\n<title>{title}</title>\n<h1>{title}</h1>\n{body}\n".encode()
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Request text for a log line: control characters escaped, and not 64 KiB of it."""
+    shown = text[:limit].encode("unicode_escape", "backslashreplace").decode("ascii")
+    return shown + ("..." if len(text) > limit else "")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -82,6 +97,18 @@ class _Handler(BaseHTTPRequestHandler):
     # wait for the client's delayed ACK (40 ms per request on Linux).
     disable_nagle_algorithm = True
     server: _Server
+
+    # A request line without a version would otherwise be taken for HTTP/0.9 and
+    # answered without a status line: a client could not tell a 400 from a body.
+    default_request_version = "HTTP/1.0"
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if len(self.requestline.split()) != 3:  # "GET /": HTTP/0.9, long obsolete
+            self.send_error(400, "HTTP/0.9 requests are not served")
+            return False
+        return True
 
     def do_GET(self) -> None:
         self._serve()
@@ -220,18 +247,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(view)
             view.release()
             return
-        # os.sendfile() where the OS has it; between chunks it polls with the
-        # socket's timeout, so a client that stops reading is dropped.
-        sent = self.connection.sendfile(body, byte_range.first, byte_range.length)
+        # The kernel's sendfile in large blocking calls, the socket's timeout kept
+        # in the kernel: a client that stops reading is still dropped.
+        sent = send_range(
+            self.connection, body.fileno(), byte_range.first, byte_range.length, self.timeout
+        )
         if sent != byte_range.length:  # the file shrank under us: the length we promised is a lie
             raise BrokenPipeError(f"short file: sent {sent} of {byte_range.length} bytes")
 
     def log_request(self, code: Union[int, str] = "-", size: Union[int, str] = "-") -> None:
+        # A malformed request line is answered (400, 414, 505) before parse_request
+        # has set command and path: log what arrived instead, escaped.
         status = getattr(code, "value", code)
-        log.info("%s %s %s %s", self.client_address[0], self.command, self.path, status)
+        command = getattr(self, "command", None)
+        path = getattr(self, "path", None)
+        what = f"{command} {path}" if command and path is not None else None
+        if what is None:
+            what = getattr(self, "requestline", "")
+        log.info("%s %s %s", self.client_address[0], _printable(what), status)
 
     def log_message(self, format: str, *args: object) -> None:
-        log.debug("%s %s", self.client_address[0], format % args)
+        log.debug("%s %s", self.client_address[0], _printable(format % args))
 
 
 class _Server(ThreadingHTTPServer):

@@ -1,0 +1,103 @@
+"""Malformed and hostile requests to the real `mgmt-pkg serve`: each gets its status, the
+log gets one line per request and never a traceback.
+
+A table of raw requests (bytes on a socket: http.client would refuse to send
+most of them) with the status expected. The server runs with -vv, so every
+request and every error would be in its stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+
+import pytest
+from provision_support import ServeProcess
+
+DIGITS = "9" * 5000
+
+
+def get(path: str, range_: str = "") -> bytes:
+    """A well-formed GET, with a Range header when given."""
+    header = f"Range: bytes={range_}\r\n" if range_ else ""
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\n{header}\r\n".encode()
+
+
+# (id, raw request, expected status, bytes the reply must contain)
+REQUESTS = [
+    ("no method or version", b"HELLO\r\n\r\n", 400, b""),
+    ("two words", b"GET /\r\n\r\n", 400, b""),  # HTTP/0.9: refused
+    ("HTTP/9.9", b"GET / HTTP/9.9\r\n\r\n", 505, b""),
+    ("bad version text", b"GET / HTTP/one\r\n\r\n", 400, b""),
+    ("70 KB request line", b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, b""),
+    ("control characters", b"GET /\x1b[2J\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 404, b""),
+    ("last position of 5,000 digits", get("/file.bin", f"0-{DIGITS}"), 206, b"0123456789"),
+    ("first position of 5,000 digits", get("/file.bin", f"{DIGITS}-"), 416, b""),
+    ("suffix of 5,000 digits", get("/file.bin", f"-{DIGITS}"), 206, b"0123456789"),
+    ("huge last < huge first: ignored", get("/file.bin", f"{DIGITS}9-{DIGITS}"), 200, b"0123"),
+    ("a header line over 64 KiB", b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431, b""),
+    ("listing a non-UTF-8 name", get("/odd/"), 200, b'<a href="caf%E9.txt">caf\xef\xbf\xbd.txt'),
+    ("the non-UTF-8 name itself", get("/odd/caf%E9.txt"), 200, b"latin-1 name"),
+]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("www")
+    (root / "file.bin").write_bytes(b"0123456789" * 20)
+    odd = root / "odd"
+    odd.mkdir()
+    with open(os.path.join(os.fsencode(odd), b"caf\xe9.txt"), "wb") as named:
+        named.write(b"latin-1 name")
+    with ServeProcess(str(root), "--bind", "127.0.0.1", "--port", "0", "-vv") as server:
+        yield server
+
+
+def exchange(url: str, raw: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        # Answered and closed before all was read (414, 431): fine.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            conn.sendall(raw)
+        conn.shutdown(socket.SHUT_WR)
+        reply = b""
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            reply += chunk
+    return reply
+
+
+@pytest.mark.parametrize(("raw", "status", "body"), [r[1:] for r in REQUESTS],
+                         ids=[r[0] for r in REQUESTS])  # fmt: skip
+def test_each_request_gets_its_status(served, raw, status, body):
+    reply = exchange(served.http, raw)
+    status_line = reply.split(b"\r\n", 1)[0]
+    assert status_line.startswith(f"HTTP/1.1 {status} ".encode()), reply[:300]
+    assert body in reply
+
+
+def test_no_traceback_in_the_log(tmp_path):
+    root = tmp_path
+    (root / "f").write_text("x")
+    with ServeProcess(str(root), "--bind", "127.0.0.1", "--port", "0", "-vv") as server:
+        for _name, raw, _status, _body in REQUESTS:
+            exchange(server.http, raw)
+        log = server.stop()
+    assert "Traceback" not in log
+    assert "request failed" not in log
+    assert "\x1b" not in log and "\x00" not in log  # request text is escaped in the log
+    assert max(len(line) for line in log.splitlines()) < 1000
+
+
+def test_parts_keep_the_order_of_the_request(served):
+    raw = b"GET /file.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=140-149,0-9,5-12\r\n\r\n"
+    reply = exchange(served.http, raw)
+    assert reply.startswith(b"HTTP/1.1 206 ")
+    late, merged = reply.index(b"bytes 140-149/200"), reply.index(b"bytes 0-12/200")
+    assert late < merged  # 0-9 and 5-12 coalesced, at the place of 0-9
