@@ -21,6 +21,7 @@ from mgmt_pkg.errors import MgmtPkgError
 # name -> "module:attribute" of a click command, imported lazily.
 COMMANDS: Dict[str, str] = {
     "fake-rpm": "mgmt_pkg.commands.rpm:fake_rpm",
+    "rpm": "mgmt_pkg.commands.rpm:rpm",
     "inspect": "mgmt_pkg.commands.rpm:inspect",
     "repo": "mgmt_pkg.commands.rpm:repo",
     "bundle": "mgmt_pkg.commands.bundle:bundle",
