@@ -49,6 +49,11 @@ STARTUP_MACROS = {"_smp_build_ncpus": "1", "_dbpath": "%{_topdir}/rpmdb"}
 # rpmbuild's scripts (rpm-tmp.*) go to %_tmppath, /var/tmp by default: inside
 # the private _topdir instead, so that an interrupted build leaves nothing.
 PRIVATE_MACROS = {"_tmppath": "%{_topdir}/tmp"}
+# rpm keeps the spec macro-expanded in the SRPM, so %{SOURCE0} would carry the
+# temporary _topdir into it. rpmbuild runs in _topdir with the sources named
+# relative to it, and builds there too, so that %{SOURCE0} reads
+# "SOURCES/NAME.tar.gz" in every build. A rebuild elsewhere uses its own paths.
+PATH_MACROS = {"_sourcedir": "SOURCES", "_builddir": "%{_topdir}"}
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ def rpmbuild_command(
     # --noclean: the private _topdir goes as a whole afterwards, %clean need not run.
     command = [rpmbuild, "-bs" if stage == "srpm" else "-ba", "--quiet", "--nodeps", "--noclean"]
     command += ["--define", f"_topdir {topdir}"]
-    macros = {**REPRODUCIBLE_MACROS, **STARTUP_MACROS, **PRIVATE_MACROS}
+    macros = {**REPRODUCIBLE_MACROS, **STARTUP_MACROS, **PRIVATE_MACROS, **PATH_MACROS}
     if fast:
         macros.update(SPEED_MACROS)
     for macro, value in macros.items():
@@ -128,7 +133,8 @@ def build_package(
             (topdir / folder).mkdir()
         if sources is not None:
             sources(topdir / "SOURCES")
-        _run(rpmbuild_command(executable, spec, topdir, stage, package.arch, fast), package)
+        command = rpmbuild_command(executable, spec, topdir, stage, package.arch, fast)
+        _run(command, package, topdir)
         built = [_built(topdir, f"SRPMS/{package.nvr}.src.rpm")]
         if stage == "rpm":
             built.append(_built(topdir, f"RPMS/*/{package.nvr}.{package.arch}.rpm"))
@@ -152,11 +158,11 @@ def _writing(output_dir: Path) -> Iterator[None]:
         raise MgmtPkgError(f"cannot write into {output_dir}: {error.strerror}") from None
 
 
-def _run(command: Sequence[str], package: PhonyPackage) -> None:
+def _run(command: Sequence[str], package: PhonyPackage, topdir: Path) -> None:
     environment = dict(os.environ)
     environment["SOURCE_DATE_EPOCH"] = str(package.source_date_epoch)
     environment["LC_ALL"] = "C.UTF-8"  # rpm's messages and sort order, whatever the user's locale
-    run_tool("rpmbuild", command, env=environment)
+    run_tool("rpmbuild", command, env=environment, cwd=topdir)
 
 
 def _place(output_dir: Path, files: Sequence[Path]) -> List[Path]:
