@@ -11,6 +11,7 @@ is about to remove.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -69,19 +70,12 @@ def run_tool(
 
 
 def _stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the tool and its children (rpmbuild's scripts), SIGKILL if slow."""
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, signum)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            continue
-        if signum == signal.SIGTERM:
-            try:  # the leader is gone; children that ignored SIGTERM are not spared
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return
+    """SIGTERM to the tool and its children (rpmbuild's scripts), then SIGKILL
+    to whatever is left of the group: a script that ignores SIGTERM is not spared."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(STOP_GRACE)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
