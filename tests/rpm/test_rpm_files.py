@@ -176,7 +176,7 @@ def test_rpmlint_findings_of_the_input_are_not_hidden(tmp_path):
         (["{tree}=/opt/x", "--config-files", "/etc/nope"],
          "--config-files: /etc/nope is not in the package"),
         (["{tree}=/opt/x", "--rpm-user", "bad user"], "--rpm-user: 'bad user' is not a user"),
-        (["{tree}=/"], "cannot package / itself"),
+        (["{tree}=/opt/x", "{tree}/f=/opt/x/f"], "/opt/x/f is already given by another SRC"),
         (["{tabs}=/opt/x"], "the name contains '\\t', which rpm refuses"),
     ],
 )  # fmt: skip

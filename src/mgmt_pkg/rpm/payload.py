@@ -128,8 +128,8 @@ def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
     if prefix:
         dest = f"{prefix}/{dest}"
     dest = _normal(dest)
-    if dest == "/":
-        raise InvalidInput(f"{mapping!r}: cannot package / itself; map SRC to a path below it")
+    if dest == "/" and not source_path.is_dir():
+        raise InvalidInput(f"{mapping!r}: a file cannot be /; map it to a path below it")
     return source_path, dest
 
 
@@ -141,14 +141,15 @@ def _walk(
         top = source.lstat()
     except OSError as error:
         raise InvalidInput(f"{mapping}: cannot read {source}: {error.strerror}") from None
-    stack: List[Tuple[Path, str, str, os.stat_result]] = [(source, dest, "", top)]
+    # "/" is kept as "" so that children are "/name", not "//name".
+    stack: List[Tuple[Path, str, str, os.stat_result]] = [(source, dest.rstrip("/"), "", top)]
     while stack:
         path, in_package, relative, info = stack.pop()
         if relative and _excluded(exclude, in_package, relative):
             continue
         _check_name(path, in_package)
         kind = _kind(path, info)
-        entry = Entry(in_package, kind, stat.S_IMODE(info.st_mode), user, group)
+        entry = Entry(in_package or "/", kind, stat.S_IMODE(info.st_mode), user, group)
         if kind == "file":
             entry = replace(entry, source=path)
         elif kind == "symlink":
@@ -166,7 +167,8 @@ def _walk(
                     (child, f"{in_package}/{name}", f"{relative}/{name}".lstrip("/"),
                      child.lstat())
                 )  # fmt: skip
-        yield entry
+        if entry.path != "/":  # "root/=/" packages what is in root, never / itself
+            yield entry
 
 
 def _excluded(patterns: Sequence[str], in_package: str, relative: str) -> bool:
