@@ -26,7 +26,7 @@ import re
 from typing import List, Sequence
 
 from mgmt_pkg.errors import InvalidInput
-from mgmt_pkg.rpm.payload import Entry
+from mgmt_pkg.rpm.payload import Entry, shown
 
 __all__ = ["files_lines", "quote_path"]
 
@@ -63,8 +63,8 @@ def _check_unique(path: str, all_paths: Sequence[str]) -> None:
     others = [p for p in all_paths if p != path and fnmatch.fnmatchcase(p, wildcard)]
     if others:
         raise InvalidInput(
-            f"{path}: rpm's %files cannot tell it from {others[0]} (a '%' or '\"' in such "
-            "a name is matched as any one character); rename one of them"
+            f"{shown(path)}: rpm's %files cannot tell it from {shown(others[0])} "
+            "(each % \" { } in such a name is matched as any one character); rename one"
         )
 
 

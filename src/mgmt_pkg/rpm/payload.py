@@ -92,7 +92,9 @@ def collect(
     for mapping in mappings:
         for entry in _walk(mapping, prefix, exclude, user, group):
             if entry.path in found and found[entry.path].kind != "dir":
-                raise InvalidInput(f"{mapping}: {entry.path} is already given by another SRC")
+                raise InvalidInput(
+                    f"{shown(mapping)}: {shown(entry.path)} is already given by another SRC"
+                )
             found[entry.path] = entry
     if not found:
         raise InvalidInput("nothing to package: every path given was excluded")
@@ -140,7 +142,9 @@ def _walk(
     try:
         top = source.lstat()
     except OSError as error:
-        raise InvalidInput(f"{mapping}: cannot read {source}: {error.strerror}") from None
+        raise InvalidInput(
+            f"{shown(mapping)}: cannot read {shown(source)}: {error.strerror}"
+        ) from None
     # "/" is kept as "" so that children are "/name", not "//name".
     stack: List[Tuple[Path, str, str, os.stat_result]] = [(source, dest.rstrip("/"), "", top)]
     while stack:
@@ -158,7 +162,7 @@ def _walk(
             try:
                 names = sorted(os.listdir(path))
             except OSError as error:
-                raise InvalidInput(f"{path}: cannot list: {error.strerror}") from None
+                raise InvalidInput(f"{shown(path)}: cannot list: {error.strerror}") from None
             # An empty directory is kept, so it is owned; others only with --directories.
             entry = replace(entry, owned=not names)
             for name in reversed(names):
@@ -185,7 +189,16 @@ def _kind(path: Path, info: os.stat_result) -> str:
         return "dir"
     if stat.S_ISREG(info.st_mode):
         return "file"
-    raise InvalidInput(f"{path}: not a file, directory or symlink; rpm cannot package it here")
+    raise InvalidInput(
+        f"{shown(path)}: not a file, directory or symlink; rpm cannot package it here"
+    )
+
+
+def shown(path: object) -> str:
+    """A path as an error message shows it: as is if printable, else quoted
+    (a newline or line separator would break the one-line message)."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
 
 
 def _check_name(path: Path, in_package: str) -> None:
@@ -193,10 +206,10 @@ def _check_name(path: Path, in_package: str) -> None:
     try:
         in_package.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput(f"{path}: the name is not UTF-8, which rpm needs") from None
+        raise InvalidInput(f"{shown(path)}: the name is not UTF-8, which rpm needs") from None
     bad = [c for c in in_package if ord(c) < 0x20 or ord(c) == 0x7F]
     if bad:
-        raise InvalidInput(f"{path}: the name contains {bad[0]!r}, which rpm refuses")
+        raise InvalidInput(f"{shown(path)}: the name contains {bad[0]!r}, which rpm refuses")
 
 
 def _link_text(path: Path, in_package: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mgmt_pkg.errors import InvalidInput
-from mgmt_pkg.rpm.payload import Entry
+from mgmt_pkg.rpm.payload import Entry, shown
 
 __all__ = ["write_tarball"]
 
@@ -53,4 +53,4 @@ def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry, clamp: 
             info.mtime = min(int(status.st_mtime), clamp)
             tar.addfile(info, stream)
     except OSError as error:
-        raise InvalidInput(f"{entry.source}: cannot read: {error.strerror}") from None
+        raise InvalidInput(f"{shown(entry.source)}: cannot read: {error.strerror}") from None
