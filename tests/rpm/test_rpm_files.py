@@ -192,3 +192,19 @@ def test_bad_input_exits_2_in_one_line(tmp_path, args, message):
     assert result.err.startswith("mgmt-pkg: error: ") and message in result.err
     assert len(result.err.splitlines()) == 1
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_names_that_rpm_files_cannot_tell_apart_are_refused(tmp_path):
+    """ "%" is matched as any one character, so "100%" and "1000" are one glob."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "100%").write_text("a")
+    (tree / "1000").write_text("b")
+    result = run_cli("rpm", "-n", "twins", "-v", "1", "-o", str(tmp_path / "out"),
+                     f"{tree}/=/opt/twins")  # fmt: skip
+    assert result.code == 2
+    assert result.err == (
+        "mgmt-pkg: error: /opt/twins/100%: rpm's %files cannot tell it from /opt/twins/1000 "
+        '(each % " { } in such a name is matched as any one character); rename one\n'
+    )
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
