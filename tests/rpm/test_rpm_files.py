@@ -208,3 +208,19 @@ def test_names_that_rpm_files_cannot_tell_apart_are_refused(tmp_path):
         '(each % " { } in such a name is matched as any one character); rename one\n'
     )
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_binaries_need_a_native_build_and_are_not_stripped(tmp_path):
+    require_tools("rpmbuild")
+    binary = Path("/bin/true").resolve()
+    out = tmp_path / "out"
+    noarch = run_cli("rpm", "-n", "bin", "-v", "1", "-o", str(out), f"{binary}=/usr/bin/mytrue")
+    assert noarch.code == 2
+    assert "build with -a native" in noarch.err and len(noarch.err.splitlines()) == 1
+    native = run_cli("rpm", "-n", "bin", "-v", "1", "-a", "native", "--prefix", "/opt/b",
+                     "-o", str(out), f"{binary}=/usr/bin/mytrue")  # fmt: skip
+    assert native.code == 0, native.err
+    assert native.paths[2].name == f"bin-1-1.{os.uname().machine}.rpm"
+    listed = headers(native.paths[2])
+    assert list(listed) == ["/opt/b/usr/bin/mytrue"]  # --prefix, and nothing added
+    assert listed["/opt/b/usr/bin/mytrue"][3] == hashlib.sha256(binary.read_bytes()).hexdigest()

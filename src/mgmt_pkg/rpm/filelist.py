@@ -64,7 +64,7 @@ def _check_unique(path: str, all_paths: Sequence[str]) -> None:
     if others:
         raise InvalidInput(
             f"{shown(path)}: rpm's %files cannot tell it from {shown(others[0])} "
-            "(each % \" { } in such a name is matched as any one character); rename one"
+            '(each % " { } in such a name is matched as any one character); rename one'
         )
 
 

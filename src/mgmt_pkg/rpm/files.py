@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
 
+from mgmt_pkg.errors import InvalidInput, ToolFailed
 from mgmt_pkg.rpm.build import BuildResult, build_package
 from mgmt_pkg.rpm.filelist import files_lines
 from mgmt_pkg.rpm.model import PhonyPackage
@@ -62,6 +63,15 @@ def build_files_package(
             folder / package.source0, package.top, package.entries, package.meta.source_date_epoch
         )
 
-    return build_package(
-        package.meta, spec_text, output_dir, stage, rpmbuild, sources=sources, fast=False
-    )
+    try:
+        return build_package(
+            package.meta, spec_text, output_dir, stage, rpmbuild, sources=sources, fast=False
+        )
+    except ToolFailed as failure:
+        # rpm's check: say what to do rather than show rpmbuild's tail.
+        if "Arch dependent binaries in noarch package" in failure.output:
+            raise InvalidInput(
+                "the files include binaries for one architecture: build with -a native "
+                "(or -a ARCH), not as noarch"
+            ) from None
+        raise
