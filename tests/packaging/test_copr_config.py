@@ -79,3 +79,24 @@ def test_a_utf8_bom_and_plain_http_without_tls_are_fine(tmp_path: Path):
                        + b"encrypted = False\n")  # fmt: skip
     loaded = load_config(config)
     assert loaded["copr_url"] == "http://127.0.0.1:8080" and loaded["encrypted"] is False
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--poll-interval", "nan", "--poll-interval: 'nan' is not a number of seconds"),
+        ("--poll-interval", "inf", "--poll-interval: 'inf' is not a number of seconds"),
+        ("--poll-interval", "-1", "--poll-interval: '-1' is not a number of seconds"),
+        ("--poll-interval", "9" * 5000, "is not a number of seconds"),
+        ("--poll-interval", "3601", "--poll-interval: must be at most 3600 seconds"),
+        ("--timeout", "1e9", "--timeout: '1e9' is not a number of seconds"),
+        ("--timeout", "604801", "--timeout: must be at most 604800 seconds"),
+    ],
+)
+def test_durations_are_bounded_numbers(tmp_path: Path, option, value, message):
+    srpm = tmp_path / "x.src.rpm"
+    srpm.write_bytes(b"")
+    code, err = run("copr", "build", "alice/x", str(srpm), option, value)
+    assert code == 2, err
+    assert err.startswith("mgmt-pkg: error: ") and message in err
+    assert len(err.splitlines()) == 1
