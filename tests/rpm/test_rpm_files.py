@@ -224,3 +224,21 @@ def test_binaries_need_a_native_build_and_are_not_stripped(tmp_path):
     listed = headers(native.paths[2])
     assert list(listed) == ["/opt/b/usr/bin/mytrue"]  # --prefix, and nothing added
     assert listed["/opt/b/usr/bin/mytrue"][3] == hashlib.sha256(binary.read_bytes()).hexdigest()
+
+
+def test_spec_only_writes_the_spec_and_its_tarball_which_build(tmp_path):
+    require_tools("rpmbuild")
+    (tmp_path / "f").write_text("x\n")
+    result = run_cli("rpm", "-n", "sp", "-v", "1", "--spec-only", "-o", str(tmp_path / "out"),
+                     f"{tmp_path / 'f'}=/usr/share/sp/f")  # fmt: skip
+    assert result.code == 0, result.err
+    assert [p.name for p in result.paths] == ["sp.spec", "sp-1.tar.gz"]
+    top = tmp_path / "top"
+    done = subprocess.run(
+        ["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {top}",
+         "--define", f"_sourcedir {tmp_path / 'out'}", str(result.paths[0])],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (built,) = (top / "RPMS").rglob("*.rpm")
+    assert list(headers(built)) == ["/usr/share/sp/f"]

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.files import write_atomically
@@ -61,10 +61,15 @@ class BuildResult:
     spec: Path
     srpm: Optional[Path] = None
     rpm: Optional[Path] = None
+    sources: Tuple[Path, ...] = ()  # written beside the spec by --spec-only only
 
     @property
     def paths(self) -> List[Path]:
-        return [p for p in (self.spec, self.srpm, self.rpm) if p is not None]
+        return [p for p in (self.spec, *self.sources, self.srpm, self.rpm) if p is not None]
+
+
+def _spec_first(path: Path) -> Tuple[bool, str]:
+    return (path.suffix != ".spec", path.name)
 
 
 def find_rpmbuild() -> str:
@@ -120,10 +125,18 @@ def build_package(
     executable = None if stage == "spec" else rpmbuild or find_rpmbuild()
     spec_name = f"{package.name}.spec"
     _make_output_dir(output_dir)
-    if stage == "spec":
+    if stage == "spec" and sources is None:
         with _writing(output_dir):
             write_atomically(output_dir / spec_name, spec_text.encode())
         return BuildResult(spec=output_dir / spec_name)
+    if stage == "spec":  # the spec and its sources: what rpmbuild -ba would need
+        with tempfile.TemporaryDirectory(prefix="mgmt-pkg-spec-") as temporary:
+            folder = Path(temporary)
+            (folder / spec_name).write_text(spec_text, encoding="utf-8")
+            sources(folder)
+            with _writing(output_dir):
+                spec, *tarballs = _place(output_dir, sorted(folder.iterdir(), key=_spec_first))
+        return BuildResult(spec=spec, sources=tuple(tarballs))
 
     with tempfile.TemporaryDirectory(prefix="mgmt-pkg-rpmbuild-") as temporary:
         topdir = Path(temporary)
