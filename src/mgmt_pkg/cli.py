@@ -8,19 +8,35 @@ library are turned into a one-line message and an exit code here, and only here.
 
 from __future__ import annotations
 
-import importlib
 import os
+import signal
 import sys
-from typing import Dict, List, NoReturn, Optional
 
-import click
 
-from mgmt import __version__
-from mgmt_pkg.errors import MgmtPkgError
+def _leave_at_once(signum: int, frame: object) -> None:
+    """Until main() runs nothing has been made: one line, no traceback, the usual code."""
+    os.write(2, b"mgmt-pkg: interrupted\n")
+    os._exit(128 + signum)
+
+
+# Run as the `mgmt-pkg` command (not imported by a program or a test), a ^C or
+# SIGTERM during the imports below must not print a KeyboardInterrupt traceback.
+if os.path.basename(sys.argv[0]) == "mgmt-pkg":
+    signal.signal(signal.SIGINT, _leave_at_once)
+    signal.signal(signal.SIGTERM, _leave_at_once)
+
+import importlib  # noqa: E402 (after the handlers above, on purpose)
+from typing import Dict, List, NoReturn, Optional  # noqa: E402
+
+import click  # noqa: E402
+
+from mgmt import __version__  # noqa: E402
+from mgmt_pkg.errors import Interrupted, MgmtPkgError  # noqa: E402
 
 # name -> "module:attribute" of a click command, imported lazily.
 COMMANDS: Dict[str, str] = {
     "fake-rpm": "mgmt_pkg.commands.rpm:fake_rpm",
+    "rpm": "mgmt_pkg.commands.rpm:rpm",
     "inspect": "mgmt_pkg.commands.rpm:inspect",
     "repo": "mgmt_pkg.commands.rpm:repo",
     "bundle": "mgmt_pkg.commands.bundle:bundle",
@@ -66,7 +82,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         click.echo(f"mgmt-pkg: error: {error}", err=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
+        click.echo("mgmt-pkg: interrupted", err=True)
         sys.exit(130)
+    except Interrupted as stop:  # raised by the handlers entry() installs; cleanup has run
+        name = signal.Signals(stop.signum).name
+        click.echo(f"mgmt-pkg: interrupted by {name}; removed what the run had made", err=True)
+        sys.exit(stop.exit_code)
     except OSError as error:  # a file or socket the library did not expect to fail
         where = f": {error.filename}" if error.filename else ""
         click.echo(f"mgmt-pkg: error: {error.strerror or error}{where}", err=True)
@@ -86,6 +107,12 @@ def entry() -> NoReturn:
     """
     from mgmt.quickexit import exit_now
 
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    # From here on a signal unwinds: temp dirs are removed, rpmbuild is stopped.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         main()
     except SystemExit as done:

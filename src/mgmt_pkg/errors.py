@@ -36,3 +36,19 @@ class ToolFailed(MgmtPkgError):
         self.output = output
         tail = "\n".join(output.rstrip().splitlines()[-tail_lines:])
         super().__init__(f"{tool} failed with exit code {returncode}:\n{tail}")
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: unwind (removing what the run made), then exit 128+N.
+
+    A BaseException, so that no ``except Exception`` swallows it, and not a
+    KeyboardInterrupt, which click would turn into its own "Aborted!".
+    """
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum

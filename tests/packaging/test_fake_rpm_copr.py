@@ -63,3 +63,19 @@ def test_copr_options_need_copr(tmp_path):
     done = fake_rpm("-n", "x", "-v", "1", "-o", str(tmp_path), "--copr-nowait")
     assert done.returncode == 2
     assert "--copr-nowait needs --copr" in done.stderr
+
+
+def test_rpm_of_real_files_submits_its_srpm_with_the_tarball(copr, tmp_path):
+    require_tools("rpmbuild")
+    (tmp_path / "data.txt").write_text("real\n")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "mgmt_pkg", "rpm", "-n", "real", "-v", "1", "-o", str(out),
+         f"{tmp_path / 'data.txt'}=/usr/share/real/data.txt",
+         "--copr", "bob/phony", "--copr-config", str(copr.config)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [build] = copr.state.builds.values()
+    assert build.state == "succeeded"
+    assert build.package[0] == "real"

@@ -41,7 +41,7 @@ def checkout(tmp_path_factory) -> Path:
     return clone
 
 
-def _make_srpm(makefile: Path, outdir: Path, spec: Path, home: Path, cwd: Path) -> Path:
+def _make_srpm(makefile: Path, outdir: Path, spec, home: Path, cwd: Path) -> Path:
     done = subprocess.run(
         ["make", "-f", str(makefile), "srpm", f"outdir={outdir}", f"spec={spec}"],
         cwd=cwd,
@@ -103,6 +103,22 @@ def test_make_srpm_twice_gives_the_same_sha256(checkout, srpm, tmp_path):
     ]
     digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in [srpm, *again]}
     assert len(digests) == 1
+
+
+@pytest.mark.parametrize(
+    "spec_field",
+    ["", "specs", "specs/mgmt-pkg.spec"],
+    ids=["spec field empty", "a folder", "the spec path"],
+)
+def test_copr_spec_field_empty_folder_or_path_gives_the_same_srpm(
+    checkout, srpm, tmp_path, spec_field
+):
+    """copr-rpmbuild passes spec= the clone joined with the package's spec field
+    (os.path.join): left empty, that is the clone's directory with a slash."""
+    spec = str(checkout / spec_field) if spec_field else f"{checkout}/"
+    built = _make_srpm(checkout / ".copr" / "Makefile", tmp_path / "out", spec, tmp_path,
+                       cwd=tmp_path)  # fmt: skip
+    assert built.read_bytes() == srpm.read_bytes()
 
 
 def test_tarball_holds_the_tracked_files_at_head(srpm, checkout, tmp_path):

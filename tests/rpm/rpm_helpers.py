@@ -6,6 +6,7 @@ import contextlib
 import functools
 import http.server
 import io
+import os
 import re
 import subprocess
 import threading
@@ -71,3 +72,20 @@ def serve(folder: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def dnf(repo_url: str, root: Path, *args: str) -> subprocess.CompletedProcess:
+    """dnf ARGS into a throw-away installroot, seeing only the repository at repo_url."""
+    config = root.parent / "dnf.conf"
+    config.write_text("[main]\ngpgcheck=0\ninstall_weak_deps=0\n")
+    empty = root.parent / "repos.d"
+    empty.mkdir(exist_ok=True)
+    # dnf insists on root even for an installroot; a user namespace is enough.
+    as_root = [] if os.geteuid() == 0 else ["unshare", "--map-root-user"]
+    command = [
+        *as_root, "dnf", "--assumeyes", "--quiet", f"--config={config}", f"--installroot={root}",
+        "--releasever=1", f"--setopt=reposdir={empty}",
+        f"--setopt=cachedir={root.parent / 'cache'}", "--setopt=metadata_expire=0",
+        f"--repofrompath=phony,{repo_url}", "--setopt=phony.gpgcheck=0", "--nodocs", *args,
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
-from rpm_helpers import EXAMPLE, run_cli, serve
+from rpm_helpers import EXAMPLE, dnf, run_cli, serve
 
 from support import require_tools
 
 
 def dnf_install(repo_url: str, root: Path, *packages: str) -> subprocess.CompletedProcess:
-    """dnf into a throw-away installroot, seeing only our repository."""
-    config = root.parent / "dnf.conf"
-    config.write_text("[main]\ngpgcheck=0\ninstall_weak_deps=0\n")
-    empty = root.parent / "repos.d"
-    empty.mkdir(exist_ok=True)
-    # dnf insists on root even for an installroot; a user namespace is enough.
-    as_root = [] if os.geteuid() == 0 else ["unshare", "--map-root-user"]
-    command = [
-        *as_root, "dnf", "--assumeyes", "--quiet", f"--config={config}", f"--installroot={root}",
-        "--releasever=1", f"--setopt=reposdir={empty}",
-        f"--setopt=cachedir={root.parent / 'cache'}",
-        f"--repofrompath=phony,{repo_url}", "--setopt=phony.gpgcheck=0", "--nodocs",
-        "install", *packages,
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return dnf(repo_url, root, "install", *packages)
 
 
 def installed(root: Path) -> set:

@@ -105,6 +105,9 @@ def test_accepted_inputs_build_and_read_back_and_refused_ones_exit_2(values):
         assert (info.name, info.version, info.release) == (name, version, release)
         assert info.epoch == (None if epoch is None else int(epoch))
         assert (info.summary, info.description) == (summary, description)
-        assert info.changelog[0][2] == f"- {changelog}"
+        # fpm's rule: a line that is an item already ("- x") is not made "- - x"
+        assert info.changelog[0][2] == (
+            changelog if changelog.startswith("-") else f"- {changelog}"
+        )
         requires = {str(r) for r in info.requires if not r.name.startswith("rpmlib(")}
         assert requires == {canonical(d) for d in depends}

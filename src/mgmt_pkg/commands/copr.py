@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional, Tuple
 
 import click
 
 from mgmt_pkg.copr import create_project, submit_builds
+from mgmt_pkg.errors import InvalidInput
 
 _config_option = click.option(
     "--config",
@@ -70,14 +72,14 @@ def project(
 @click.option("--nowait", is_flag=True, help="Submit and return; do not follow the builds.")
 @click.option(
     "--poll-interval",
-    type=click.FloatRange(min=0),
-    default=10.0,
+    metavar="SECONDS",
+    default="10",
     show_default=True,
     help="Seconds between state checks while following.",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    metavar="SECONDS",
     default=None,
     help="Give up following after this many seconds (exit 1; the builds go on).",
 )
@@ -88,8 +90,8 @@ def build(
     srpms: Tuple[Path, ...],
     chroots: Tuple[str, ...],
     nowait: bool,
-    poll_interval: float,
-    timeout: Optional[float],
+    poll_interval: str,
+    timeout: Optional[str],
     config_path: Optional[Path],
     dry_run: bool,
 ) -> None:
@@ -105,6 +107,24 @@ def build(
         config_path=config_path,
         wait=not nowait,
         dry_run=dry_run,
-        poll_interval=poll_interval,
-        timeout=timeout,
+        poll_interval=seconds("--poll-interval", poll_interval, MAX_POLL_INTERVAL),
+        timeout=None if timeout is None else seconds("--timeout", timeout, MAX_TIMEOUT),
     )
+
+
+MAX_POLL_INTERVAL = 3600.0
+MAX_TIMEOUT = 7 * 86400.0  # a week: COPR's longest builds end well before
+
+
+def seconds(option: str, text: str, maximum: float) -> float:
+    """A duration option: a finite decimal number of seconds, 0..maximum.
+
+    Checked here rather than by click's FloatRange, which lets "nan" and
+    "inf" through and answers with a usage text instead of one line.
+    """
+    if len(text) > 32 or not re.fullmatch(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", text):
+        raise InvalidInput(f"{option}: {text[:32]!r} is not a number of seconds (e.g. 10 or 0.5)")
+    value = float(text)
+    if value > maximum:
+        raise InvalidInput(f"{option}: must be at most {maximum:g} seconds")
+    return value

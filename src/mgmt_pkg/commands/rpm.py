@@ -15,12 +15,11 @@ import click
 from mgmt_pkg.errors import InvalidInput
 
 
-def _integer(option: str, value: Optional[str]) -> Optional[int]:
-    if value is None:
-        return None
-    if not (value.isascii() and value.isdigit()):
-        raise InvalidInput(f"{option}: {value!r} is not a non-negative integer")
-    return int(value)
+def _integer(option: str, value: Optional[str], maximum: int) -> Optional[int]:
+    """A numeric option (or None if not given), through the one bounded parser."""
+    from mgmt_pkg.rpm.rules import parse_integer
+
+    return None if value is None else parse_integer(option, value, maximum)
 
 
 def _read_script(option: str, path: str) -> str:
@@ -31,80 +30,74 @@ def _read_script(option: str, path: str) -> str:
 
 
 def _architecture(value: str) -> str:
-    """fpm's spellings: "all" is noarch, "native" is this machine's."""
-    if value == "all":
-        return "noarch"
-    if value == "native":
-        return os.uname().machine
-    return value
+    """ "native" is this machine's; fpm's other aliases are the model's to map."""
+    return os.uname().machine if value == "native" else value
 
 
-@click.command("fake-rpm")
-@click.option("-n", "--name", metavar="NAME", help="Package name (Name).")
-@click.option("-v", "--version", "version", metavar="VERSION", help="Package version (Version).")
-@click.option("--iteration", metavar="RELEASE", default="1", show_default=True, help="Release.")
-@click.option("--epoch", metavar="N", help="Epoch; left out unless given.")
-@click.option(
-    "-a",
-    "--architecture",
-    metavar="ARCH",
-    default="noarch",
-    show_default=True,
-    help="noarch (or all), native, or an rpm architecture such as x86_64.",
-)
-@click.option(
-    "-d", "--depends", metavar="DEP", multiple=True, help="Requires, e.g. 'vagrant >= 1.6.5'."
-)
-@click.option("--provides", metavar="DEP", multiple=True, help="Provides (repeatable).")
-@click.option("--conflicts", metavar="DEP", multiple=True, help="Conflicts (repeatable).")
-@click.option(
-    "--replaces", metavar="DEP", multiple=True, help="Obsoletes, plus the matching Provides."
-)
-@click.option("--license", "license_", help="SPDX license expression (default MIT).")
-@click.option("--url", help="Upstream URL.")
-@click.option("--vendor", help="Vendor.")
-@click.option("-m", "--maintainer", help="Packager and changelog author: 'Name <email>'.")
-@click.option("--category", help="Group (default Applications/System).")
-@click.option("--summary", help="One-line summary.")
-@click.option("--description", help="Description (may span lines).")
-@click.option("--changelog", help="Text of the %changelog entry.")
-@click.option("--before-install", metavar="FILE", help="%pre scriptlet.")
-@click.option("--after-install", metavar="FILE", help="%post scriptlet.")
-@click.option("--before-remove", metavar="FILE", help="%preun scriptlet.")
-@click.option("--after-remove", metavar="FILE", help="%postun scriptlet.")
-@click.option("--rpm-pretrans", metavar="FILE", help="%pretrans scriptlet.")
-@click.option("--rpm-posttrans", metavar="FILE", help="%posttrans scriptlet.")
-@click.option(
-    "-o", "--output-dir", metavar="DIR", default=".", show_default=True, help="Where results go."
-)
-@click.option("--spec-only", is_flag=True, help="Write only the spec.")
-@click.option("--srpm-only", is_flag=True, help="Write only the spec and the SRPM.")
-@click.option(
-    "--source-date-epoch",
-    metavar="SECONDS",
-    envvar="SOURCE_DATE_EPOCH",
-    help="Time stamp of the build and changelog; also read from $SOURCE_DATE_EPOCH "
-    "(default: today, 00:00 UTC).",
-)
-@click.option(
-    "--no-placeholder",
-    is_flag=True,
-    help="Install no README (some build services then publish nothing).",
-)
-@click.option("--copr", metavar="OWNER/PROJECT", help="Submit the SRPM to this COPR project.")
-@click.option(
-    "--copr-chroot", metavar="CHROOT", multiple=True, help="With --copr: build only for these."
-)
-@click.option("--copr-config", metavar="PATH", help="With --copr: the copr config file.")
-@click.option("--copr-nowait", is_flag=True, help="With --copr: do not follow the build.")
-def fake_rpm(**options: Any) -> None:
-    """Build a phony RPM and its SRPM: metadata and dependencies, no software.
+# The options fake-rpm and rpm share, in fpm's spelling: (param_decls, attrs).
+PACKAGE_OPTIONS = [
+    (("-n", "--name"), dict(metavar="NAME", help="Package name (Name).")),
+    (("-v", "--version", "version"), dict(metavar="VERSION", help="Package version (Version).")),
+    (("--iteration",), dict(metavar="RELEASE", default="1", show_default=True, help="Release.")),
+    (("--epoch",), dict(metavar="N", help="Epoch; left out unless given.")),
+    (("-a", "--architecture"), dict(
+        metavar="ARCH", default="noarch", show_default=True,
+        help="noarch (or all), native, or an rpm architecture such as x86_64 (amd64, arm64).",
+    )),
+    (("-d", "--depends"), dict(
+        metavar="DEP", multiple=True,
+        help="Requires, e.g. 'vagrant >= 1.6.5'; 'foo != 1.0' is Conflicts: foo = 1.0.",
+    )),
+    (("--provides",), dict(metavar="DEP", multiple=True, help="Provides (repeatable).")),
+    (("--conflicts",), dict(metavar="DEP", multiple=True, help="Conflicts (repeatable).")),
+    (("--replaces",), dict(
+        metavar="DEP", multiple=True, help="Obsoletes, plus the matching Provides."
+    )),
+    (("--license", "license_"), dict(help="SPDX license expression (default MIT).")),
+    (("--url",), dict(help="Upstream URL.")),
+    (("--vendor",), dict(help="Vendor.")),
+    (("-m", "--maintainer"), dict(help="Packager and changelog author: 'Name <email>'.")),
+    (("--category",), dict(help="Group (default Applications/System).")),
+    (("--summary",), dict(help="One-line summary (default: the description's first line).")),
+    (("--description",), dict(help="Description (may span lines, may be empty).")),
+    (("--changelog",), dict(help="The %changelog entry; each line one item.")),
+    (("--before-install",), dict(metavar="FILE", help="%pre scriptlet.")),
+    (("--after-install",), dict(metavar="FILE", help="%post scriptlet.")),
+    (("--before-remove",), dict(metavar="FILE", help="%preun scriptlet.")),
+    (("--after-remove",), dict(metavar="FILE", help="%postun scriptlet.")),
+    (("--rpm-pretrans",), dict(metavar="FILE", help="%pretrans scriptlet.")),
+    (("--rpm-posttrans",), dict(metavar="FILE", help="%posttrans scriptlet.")),
+    (("-o", "--output-dir"), dict(
+        metavar="DIR", default=".", show_default=True, help="Where results go."
+    )),
+    (("--spec-only",), dict(is_flag=True, help="Write only the spec.")),
+    (("--srpm-only",), dict(is_flag=True, help="Write only the spec and the SRPM.")),
+    (("--source-date-epoch",), dict(
+        metavar="SECONDS", envvar="SOURCE_DATE_EPOCH",
+        help="Time stamp of the build and changelog; also read from $SOURCE_DATE_EPOCH "
+        "(default: today, 00:00 UTC).",
+    )),
+    (("--copr",), dict(metavar="OWNER/PROJECT", help="Submit the SRPM to this COPR project.")),
+    (("--copr-chroot",), dict(
+        metavar="CHROOT", multiple=True, help="With --copr: build only for these."
+    )),
+    (("--copr-config",), dict(metavar="PATH", help="With --copr: the copr config file.")),
+    (("--copr-nowait",), dict(is_flag=True, help="With --copr: do not follow the build.")),
+]  # fmt: skip
 
-    Prints the paths of what it wrote, one per line.
-    """
+
+def package_options(command):
+    """Decorate ``command`` with PACKAGE_OPTIONS (in their order on --help)."""
+    for declarations, attributes in reversed(PACKAGE_OPTIONS):
+        command = click.option(*declarations, **attributes)(command)
+    return command
+
+
+def _package(options: dict, placeholder: bool, description: Optional[str] = None):
+    """The validated package model from the shared options."""
     from mgmt_pkg.rpm import PhonyPackage
-    from mgmt_pkg.rpm import fake_rpm as build
     from mgmt_pkg.rpm.model import SCRIPT_OPTIONS
+    from mgmt_pkg.rpm.rules import EPOCH_MAX, SOURCE_DATE_EPOCH_MAX
 
     for required, option in (("name", "--name"), ("version", "--version")):
         if not options[required]:
@@ -117,14 +110,15 @@ def fake_rpm(**options: Any) -> None:
         for section, option in SCRIPT_OPTIONS.items()
         if options[option.replace("-", "_")] is not None
     )
-    package = PhonyPackage.create(
+    given = options["description"]
+    return PhonyPackage.create(
         name=options["name"],
         version=options["version"],
         release=options["iteration"],
-        epoch=_integer("--epoch", options["epoch"]),
+        epoch=_integer("--epoch", options["epoch"], EPOCH_MAX),
         arch=_architecture(options["architecture"]),
         summary=options["summary"],
-        description=options["description"],
+        description=given if given is not None else description,
         license=options["license_"],
         url=options["url"],
         vendor=options["vendor"],
@@ -136,11 +130,19 @@ def fake_rpm(**options: Any) -> None:
         replaces=options["replaces"],
         changelog=options["changelog"],
         scriptlets=scriptlets,
-        placeholder=not options["no_placeholder"],
-        source_date_epoch=_integer("--source-date-epoch", options["source_date_epoch"]),
+        placeholder=placeholder,
+        source_date_epoch=_integer(
+            "--source-date-epoch", options["source_date_epoch"], SOURCE_DATE_EPOCH_MAX
+        ),
     )
-    stage = "spec" if options["spec_only"] else "srpm" if options["srpm_only"] else "rpm"
-    result = build(package, Path(options["output_dir"]), stage)
+
+
+def _stage(options: dict) -> str:
+    return "spec" if options["spec_only"] else "srpm" if options["srpm_only"] else "rpm"
+
+
+def _finish(options: dict, result) -> None:
+    """Print what was written; submit to COPR if asked."""
     for path in result.paths:
         click.echo(str(path))
     if options["copr"]:
@@ -153,6 +155,71 @@ def fake_rpm(**options: Any) -> None:
             config_path=Path(options["copr_config"]) if options["copr_config"] else None,
             wait=not options["copr_nowait"],
         )
+
+
+@click.command("fake-rpm")
+@package_options
+@click.option(
+    "--no-placeholder",
+    is_flag=True,
+    help="Install no README (some build services then publish nothing).",
+)
+def fake_rpm(**options: Any) -> None:
+    """Build a phony RPM and its SRPM: metadata and dependencies, no software.
+
+    Prints the paths of what it wrote, one per line.
+    """
+    from mgmt_pkg.rpm import fake_rpm as build
+
+    package = _package(options, placeholder=not options["no_placeholder"])
+    _finish(options, build(package, Path(options["output_dir"]), _stage(options)))
+
+
+@click.command("rpm")
+@package_options
+@click.argument("sources", metavar="SRC[=DEST]...", nargs=-1)
+@click.option("--prefix", metavar="DIR", help="Put every DEST below DIR.")
+@click.option("--exclude", metavar="PATTERN", multiple=True, help="Leave out matching paths.")
+@click.option(
+    "--config-files", metavar="PATH", multiple=True, help="%config(noreplace) (a file or tree)."
+)
+@click.option(
+    "--directories", metavar="PATH", multiple=True, help="Own this directory and those below."
+)
+@click.option(
+    "--rpm-attr", metavar="MODE,USER,GROUP:PATH", multiple=True, help="%attr of one path."
+)
+@click.option("--rpm-user", metavar="USER", default="root", show_default=True, help="Owner.")
+@click.option("--rpm-group", metavar="GROUP", default="root", show_default=True, help="Group.")
+def rpm(**options: Any) -> None:
+    """Package files and trees (fpm's dir source) as an RPM and an SRPM that rebuilds.
+
+    SRC keeps its path; SRC=DEST puts a file or a tree's contents at DEST
+    (DEST ending in / takes a file's name). Prints the paths it wrote.
+    """
+    from mgmt_pkg.rpm.files import FilesPackage, build_files_package
+    from mgmt_pkg.rpm.payload import collect, parse_attr
+
+    if options["summary"] is None and not options["description"]:
+        options["summary"] = "Files packaged with mgmt-pkg"
+    if options["changelog"] is None:
+        options["changelog"] = "Packaged with mgmt-pkg"
+    # rpmlint wants a description: without one, the summary stands in (as fpm's default does)
+    package = _package(options, placeholder=False, description=options["summary"])
+    entries = collect(
+        options["sources"],
+        prefix=options["prefix"],
+        exclude=options["exclude"],
+        config_files=options["config_files"],
+        directories=options["directories"],
+        attrs=[parse_attr(text) for text in options["rpm_attr"]],
+        user=options["rpm_user"],
+        group=options["rpm_group"],
+    )
+    result = build_files_package(
+        FilesPackage(package, entries), Path(options["output_dir"]), _stage(options)
+    )
+    _finish(options, result)
 
 
 def _check_copr_options(options: dict) -> None:

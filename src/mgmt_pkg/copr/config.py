@@ -1,13 +1,17 @@
-"""COPR credentials: the copr client's own config file, checked before it is used.
+"""COPR credentials: the copr client's own config file, read and checked here.
 
-``copr.v3.config_from_file`` lets some broken files through to a KeyError or
-an AttributeError deep inside the client (no [copr-cli] section, no copr_url);
-we check the file first so that each problem is one line naming the file.
+``copr.v3.config_from_file`` lets broken files through to a KeyError, an
+AttributeError or a UnicodeDecodeError deep inside the client, and its
+configparser interpolates "%" (a token with "%" in it fails). So the file is
+read here, as UTF-8 text without interpolation, each value checked, and the
+dict that ``copr.v3.Client`` takes is built from it; each problem is one line
+naming the file and the key.
 """
 
 from __future__ import annotations
 
 import configparser
+import re
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -18,33 +22,80 @@ __all__ = ["DEFAULT_CONFIG", "SECTION", "load_config"]
 SECTION = "copr-cli"
 DEFAULT_CONFIG = Path("~/.config/copr")
 REQUIRED = ("copr_url", "login", "token")
+# What config_from_file takes; the rest of the section is ignored, as there.
+FIELDS = ("username", "login", "token", "copr_url")
+_URL = re.compile(r"https?://[^\s/?#@]+(:[0-9]+)?(/\S*)?")
+MAX_SIZE = 1 << 20  # a config is a few lines; anything this big is not one
 
 
 def load_config(path: Optional[Path] = None) -> Dict[str, Any]:
     """Read ``path`` (default ~/.config/copr) into the dict that ``copr.v3.Client`` takes."""
-    from copr.v3 import CoprException, config_from_file
-
     chosen = Path(path or DEFAULT_CONFIG).expanduser()
+    where = f"copr config {chosen}"
     if not chosen.is_file():
         hint = "" if path else " (get yours from COPR's web UI: API -> copy the config)"
-        raise InvalidInput(f"copr config {chosen}: not found{hint}")
-    parser = configparser.ConfigParser()
+        raise InvalidInput(f"{where}: not found{hint}")
+    parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(chosen)
+        parser.read_string(_read_text(chosen, where), source=str(chosen))
     except configparser.Error as error:
-        raise InvalidInput(f"copr config {chosen}: {_first_line(error)}") from error
+        raise InvalidInput(f"{where}: {_first_line(error)}") from error
     if not parser.has_section(SECTION):
-        raise InvalidInput(f"copr config {chosen}: no [{SECTION}] section")
-    missing = [key for key in REQUIRED if not parser.get(SECTION, key, fallback="").strip()]
+        raise InvalidInput(f"{where}: no [{SECTION}] section")
+    section = parser[SECTION]
+    missing = [key for key in REQUIRED if not section.get(key, "").strip()]
     if missing:
-        raise InvalidInput(f"copr config {chosen}: [{SECTION}] lacks {', '.join(missing)}")
+        raise InvalidInput(f"{where}: [{SECTION}] lacks {', '.join(missing)}")
+    config: Dict[str, Any] = {key: section.get(key) for key in FIELDS}
+    for key, value in config.items():
+        if value is not None:
+            _check_value(where, key, value)
     try:
-        config = config_from_file(str(chosen))
-    except (CoprException, ValueError) as error:
-        raise InvalidInput(f"copr config {chosen}: {_first_line(error)}") from error
-    config["copr_url"] = config["copr_url"].rstrip("/")
+        config["encrypted"] = section.getboolean("encrypted", True)
+        config["gssapi"] = section.getboolean("gssapi")
+    except ValueError as error:
+        raise InvalidInput(f"{where}: [{SECTION}] {_first_line(error)}") from error
+    url = config["copr_url"]
+    if not _URL.fullmatch(url):
+        raise InvalidInput(f"{where}: copr_url {url!r} is not an http(s) URL")
+    if config["encrypted"] and url.startswith("http://"):
+        raise InvalidInput(
+            f"{where}: The `copr_url` should not be http (set encrypted = False for a "
+            "server without TLS, or get an up-to-date config from COPR)"
+        )
+    config["copr_url"] = url.rstrip("/")
     config["config_path"] = str(chosen)
     return config
+
+
+def _read_text(path: Path, where: str) -> str:
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_SIZE + 1)
+    except OSError as error:
+        raise InvalidInput(f"{where}: cannot read: {error.strerror}") from None
+    if len(data) > MAX_SIZE:
+        raise InvalidInput(f"{where}: larger than {MAX_SIZE} bytes, not a copr config")
+    try:
+        text = data.decode("utf-8-sig")  # COPR's page gives UTF-8; a BOM is harmless
+    except UnicodeDecodeError as error:
+        raise InvalidInput(
+            f"{where}: not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise InvalidInput(f"{where}: line {line} holds a NUL byte (a binary or UTF-16 file?)")
+    return text
+
+
+def _check_value(where: str, key: str, value: str) -> None:
+    """One line, no control characters: a continuation line (an indented line
+    after the key) would make a token of two lines, which no server accepts."""
+    if "\n" in value:
+        raise InvalidInput(f"{where}: [{SECTION}] {key} spans several lines (an indented line)")
+    bad = [c for c in value if ord(c) < 0x20 or ord(c) == 0x7F]
+    if bad:
+        raise InvalidInput(f"{where}: [{SECTION}] {key} contains control character {bad[0]!r}")
 
 
 def _first_line(error: Exception) -> str:

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.files import write_atomically
@@ -46,6 +46,14 @@ SPEED_MACROS = {"__os_install_post": "%{nil}", "__check_files": "%{nil}"}
 # build needs neither: nothing is compiled, and with --nodeps (a phony spec has
 # no BuildRequires) rpmbuild never opens the database. Together ~15 ms of ~45.
 STARTUP_MACROS = {"_smp_build_ncpus": "1", "_dbpath": "%{_topdir}/rpmdb"}
+# rpmbuild's scripts (rpm-tmp.*) go to %_tmppath, /var/tmp by default: inside
+# the private _topdir instead, so that an interrupted build leaves nothing.
+PRIVATE_MACROS = {"_tmppath": "%{_topdir}/tmp"}
+# rpm keeps the spec macro-expanded in the SRPM, so %{SOURCE0} would carry the
+# temporary _topdir into it. rpmbuild runs in _topdir with the sources named
+# relative to it, and builds there too, so that %{SOURCE0} reads
+# "SOURCES/NAME.tar.gz" in every build. A rebuild elsewhere uses its own paths.
+PATH_MACROS = {"_sourcedir": "SOURCES", "_builddir": "%{_topdir}"}
 
 
 @dataclass(frozen=True)
@@ -53,10 +61,15 @@ class BuildResult:
     spec: Path
     srpm: Optional[Path] = None
     rpm: Optional[Path] = None
+    sources: Tuple[Path, ...] = ()  # written beside the spec by --spec-only only
 
     @property
     def paths(self) -> List[Path]:
-        return [p for p in (self.spec, self.srpm, self.rpm) if p is not None]
+        return [p for p in (self.spec, *self.sources, self.srpm, self.rpm) if p is not None]
+
+
+def _spec_first(path: Path) -> Tuple[bool, str]:
+    return (path.suffix != ".spec", path.name)
 
 
 def find_rpmbuild() -> str:
@@ -65,13 +78,19 @@ def find_rpmbuild() -> str:
 
 
 def rpmbuild_command(
-    rpmbuild: str, spec: Path, topdir: Path, stage: str, arch: str = "noarch"
+    rpmbuild: str, spec: Path, topdir: Path, stage: str, arch: str = "noarch", fast: bool = True
 ) -> List[str]:
-    """The rpmbuild call for a stage ("srpm" or "rpm"); shared with bench/."""
+    """The rpmbuild call for a stage ("srpm" or "rpm"); shared with bench/.
+
+    ``fast`` skips the post-install scripts and the unpackaged-files check:
+    right for phony packages only, never for real files."""
     # --noclean: the private _topdir goes as a whole afterwards, %clean need not run.
     command = [rpmbuild, "-bs" if stage == "srpm" else "-ba", "--quiet", "--nodeps", "--noclean"]
     command += ["--define", f"_topdir {topdir}"]
-    for macro, value in {**REPRODUCIBLE_MACROS, **SPEED_MACROS, **STARTUP_MACROS}.items():
+    macros = {**REPRODUCIBLE_MACROS, **STARTUP_MACROS, **PRIVATE_MACROS, **PATH_MACROS}
+    if fast:
+        macros.update(SPEED_MACROS)
+    for macro, value in macros.items():
         command += ["--define", f"{macro} {value}"]
     if arch != "noarch":
         # No binaries to compile, so any architecture can be "built" here.
@@ -93,23 +112,42 @@ def build_package(
     output_dir: Path,
     stage: str = "rpm",
     rpmbuild: Optional[str] = None,
+    sources: Optional[Callable[[Path], None]] = None,
+    fast: bool = True,
 ) -> BuildResult:
-    """Build ``package`` from ``spec_text`` and place the results in output_dir."""
+    """Build ``package`` from ``spec_text`` and place the results in output_dir.
+
+    ``sources`` writes the spec's Source files into the folder it is given;
+    ``fast`` as in :func:`rpmbuild_command`.
+    """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}")
     executable = None if stage == "spec" else rpmbuild or find_rpmbuild()
     spec_name = f"{package.name}.spec"
     _make_output_dir(output_dir)
-    if stage == "spec":
+    if stage == "spec" and sources is None:
         with _writing(output_dir):
             write_atomically(output_dir / spec_name, spec_text.encode())
         return BuildResult(spec=output_dir / spec_name)
+    if stage == "spec":  # the spec and its sources: what rpmbuild -ba would need
+        with tempfile.TemporaryDirectory(prefix="mgmt-pkg-spec-") as temporary:
+            folder = Path(temporary)
+            (folder / spec_name).write_text(spec_text, encoding="utf-8")
+            sources(folder)
+            with _writing(output_dir):
+                spec, *tarballs = _place(output_dir, sorted(folder.iterdir(), key=_spec_first))
+        return BuildResult(spec=spec, sources=tuple(tarballs))
 
     with tempfile.TemporaryDirectory(prefix="mgmt-pkg-rpmbuild-") as temporary:
         topdir = Path(temporary)
         spec = topdir / spec_name  # rpmlint wants the spec in the SRPM named NAME.spec
         spec.write_text(spec_text, encoding="utf-8")
-        _run(rpmbuild_command(executable, spec, topdir, stage, package.arch), package)
+        for folder in ("SOURCES", "tmp"):
+            (topdir / folder).mkdir()
+        if sources is not None:
+            sources(topdir / "SOURCES")
+        command = rpmbuild_command(executable, spec, topdir, stage, package.arch, fast)
+        _run(command, package, topdir)
         built = [_built(topdir, f"SRPMS/{package.nvr}.src.rpm")]
         if stage == "rpm":
             built.append(_built(topdir, f"RPMS/*/{package.nvr}.{package.arch}.rpm"))
@@ -133,11 +171,11 @@ def _writing(output_dir: Path) -> Iterator[None]:
         raise MgmtPkgError(f"cannot write into {output_dir}: {error.strerror}") from None
 
 
-def _run(command: Sequence[str], package: PhonyPackage) -> None:
+def _run(command: Sequence[str], package: PhonyPackage, topdir: Path) -> None:
     environment = dict(os.environ)
     environment["SOURCE_DATE_EPOCH"] = str(package.source_date_epoch)
     environment["LC_ALL"] = "C.UTF-8"  # rpm's messages and sort order, whatever the user's locale
-    run_tool("rpmbuild", command, env=environment)
+    run_tool("rpmbuild", command, env=environment, cwd=topdir)
 
 
 def _place(output_dir: Path, files: Sequence[Path]) -> List[Path]:

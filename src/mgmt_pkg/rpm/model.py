@@ -28,6 +28,7 @@ from mgmt_pkg.rpm.rules import (
 
 __all__ = [
     "ARCHITECTURES",
+    "ARCH_ALIASES",
     "SCRIPTLETS",
     "SCRIPT_OPTIONS",
     "Dependency",
@@ -35,6 +36,17 @@ __all__ = [
     "Scriptlet",
 ]
 
+# fpm's (and Debian's) spellings of rpm's architectures; "native" is resolved
+# by the command, as it depends on the machine.
+ARCH_ALIASES = {
+    "all": "noarch",
+    "any": "noarch",
+    "amd64": "x86_64",
+    "arm64": "aarch64",
+    "i386": "i686",
+    "armhf": "armv7hl",
+    "ppc64el": "ppc64le",
+}
 # Architectures rpmbuild can target for a package without binaries.
 ARCHITECTURES = (
     "noarch",
@@ -66,6 +78,21 @@ DEFAULT_LICENSE = "MIT"
 DEFAULT_CATEGORY = "Applications/System"
 DEFAULT_SUMMARY = "Phony package that satisfies dependencies"
 DEFAULT_CHANGELOG = "Phony package built by mgmt-pkg"
+
+
+def _changelog_entry(text: str) -> str:
+    """--changelog as the body of one %changelog entry, as fpm makes it.
+
+    Each line becomes an item ("- line") unless it already is one, so that
+    "- fixed x" is not turned into "- - fixed x"; a line starting with "*"
+    would start a new entry, so it too is made an item.
+    """
+    check_text("--changelog", text, multiline=True)
+    lines = text.split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            raise refuse("--changelog", f"line {number} is blank, which ends rpm's entry")
+    return "\n".join(line if line.startswith("-") else f"- {line}" for line in lines)
 
 
 @dataclass(frozen=True)
@@ -116,7 +143,7 @@ class PhonyPackage:
     provides: Tuple[Dependency, ...] = ()
     conflicts: Tuple[Dependency, ...] = ()
     replaces: Tuple[Dependency, ...] = ()
-    changelog: str = DEFAULT_CHANGELOG
+    changelog: str = f"- {DEFAULT_CHANGELOG}"
     scriptlets: Tuple[Scriptlet, ...] = ()
     placeholder: bool = True
     source_date_epoch: int = field(default_factory=lambda: _midnight_utc_today())
@@ -151,6 +178,7 @@ class PhonyPackage:
         check_verrel(release, "--iteration")
         if epoch is not None and not 0 <= epoch <= EPOCH_MAX:
             raise refuse("--epoch", f"must be between 0 and {EPOCH_MAX}")
+        arch = ARCH_ALIASES.get(arch, arch)
         if arch not in ARCHITECTURES:
             raise refuse("--architecture", f"{arch!r} is not one of {', '.join(ARCHITECTURES)}")
         if source_date_epoch is not None and not 0 <= source_date_epoch < 2**32:
@@ -163,12 +191,16 @@ class PhonyPackage:
             ("--summary", summary),
             ("--vendor", vendor),
             ("--category", category),
-            ("--changelog", changelog),
         ):
             if value is not None:
                 check_text(option, value)
-        if description is not None:
+        if description:  # fpm builds with an empty one, and so does rpm
             check_text("--description", description, multiline=True)
+            if summary is None:  # as fpm: the first line stands for the whole
+                summary = check_text("--description", description.split("\n")[0].strip())
+        if changelog is not None:
+            changelog = _changelog_entry(changelog)
+        depends = [Dependency.parse(d, "--depends") for d in requires]
         sections = [section for section, _ in scriptlets]
         if any(s not in SCRIPTLETS or sections.count(s) > 1 for s in sections):
             raise ValueError(f"scriptlets must be distinct, among {SCRIPTLETS}: {sections}")
@@ -185,11 +217,13 @@ class PhonyPackage:
             vendor=vendor,
             maintainer=maintainer or DEFAULT_MAINTAINER,
             category=category or DEFAULT_CATEGORY,
-            requires=tuple(Dependency.parse(d, "--depends") for d in requires),
+            requires=tuple(d for d in depends if d.operator != "!="),
             provides=tuple(Dependency.parse(d, "--provides") for d in provides),
-            conflicts=tuple(Dependency.parse(d, "--conflicts") for d in conflicts),
+            # fpm's `-d 'foo != 1.0'` is a conflict with exactly that version
+            conflicts=tuple(Dependency.parse(d, "--conflicts") for d in conflicts)
+            + tuple(Dependency(d.name, "=", d.evr) for d in depends if d.operator == "!="),
             replaces=tuple(Dependency.parse(d, "--replaces") for d in replaces),
-            changelog=changelog if changelog is not None else DEFAULT_CHANGELOG,
+            changelog=changelog if changelog is not None else f"- {DEFAULT_CHANGELOG}",
             scriptlets=tuple(
                 Scriptlet.from_text(section, text, f"--{SCRIPT_OPTIONS[section]}")
                 for section, text in scriptlets
@@ -219,7 +253,9 @@ class PhonyPackage:
 
     @property
     def full_description(self) -> str:
-        return self.description or (
+        if self.description is not None:
+            return self.description
+        return (
             f"A phony package built by mgmt-pkg. It exists to satisfy dependencies on\n"
             f"{self.name} and installs no software."
         )

@@ -15,6 +15,7 @@ from mgmt_pkg.errors import InvalidInput
 
 __all__ = [
     "EPOCH_MAX",
+    "SOURCE_DATE_EPOCH_MAX",
     "check_evr",
     "check_license",
     "check_maintainer",
@@ -24,6 +25,7 @@ __all__ = [
     "check_url",
     "check_verrel",
     "parse_dependency",
+    "parse_integer",
     "refuse",
 ]
 
@@ -36,9 +38,11 @@ _VERREL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+~^]*\Z")
 # file paths are out of scope for phony packages.
 _DEP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*(\([A-Za-z0-9._+:-]+\))?\Z")
 _DEPENDENCY = re.compile(
-    r"\s*(?P<name>[^\s<>=]+)\s*(?:(?P<op><=|>=|=|<|>)\s*(?P<evr>[^\s<>=]+))?\s*\Z"
+    r"\s*(?P<name>[^\s<>=!]+)\s*(?:(?P<op><=|>=|=|<|>|!=)\s*(?P<evr>[^\s<>=!]+))?\s*\Z"
 )
 EPOCH_MAX = 2**31 - 1
+# rpm stores times as 32-bit unsigned numbers.
+SOURCE_DATE_EPOCH_MAX = 2**32 - 1
 _SPDX_ID = re.compile(
     r"((DocumentRef-[A-Za-z0-9.-]+:)?LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9.-]+\+?)\Z"
 )
@@ -47,6 +51,26 @@ _MAINTAINER = re.compile(r"[^<>]*[^<>\s] <[^<>\s]+@[^<>\s]+>\Z")
 
 def refuse(option: str, reason: str) -> InvalidInput:
     return InvalidInput(f"{option}: {reason}")
+
+
+def parse_integer(option: str, text: str, maximum: int) -> int:
+    """Every numeric option's one type: ASCII digits, 0..maximum.
+
+    The length is checked before int() is called: Python refuses to convert
+    more than 4,300 digits (a ValueError that would end as "internal error"),
+    and a number of thousands of digits is out of range anyway.
+    """
+    if not (text.isascii() and text.isdigit()):
+        raise refuse(option, f"{_shown(text)} is not a non-negative integer")
+    significant = text.lstrip("0") or "0"
+    if len(significant) > len(str(maximum)) or int(significant) > maximum:
+        raise refuse(option, f"must be between 0 and {maximum}")
+    return int(significant)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A value as an error message quotes it: repr, cut short if long."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def check_text(option: str, value: str, multiline: bool = False) -> str:
@@ -92,10 +116,10 @@ def check_name(value: str, option: str = "--name") -> str:
 
 
 def check_verrel(value: str, option: str) -> str:
+    if len(value) > 64:
+        raise refuse(option, f"{_shown(value)} is longer than 64 characters")
     if not _VERREL.match(value) or ".." in value:
         raise refuse(option, f"{value!r} is not valid (letters, digits, '._+~^'; no '-', no '..')")
-    if len(value) > 64:
-        raise refuse(option, "is longer than 64 characters")
     return value
 
 
@@ -124,8 +148,10 @@ def check_license(value: str, option: str = "--license") -> str:
 def check_evr(evr: str, option: str) -> None:
     """[epoch:]version[-release], each part by rpm's rules."""
     epoch, colon, rest = evr.rpartition(":")
-    if colon and not (epoch.isdigit() and epoch.isascii() and int(epoch) <= EPOCH_MAX):
-        raise refuse(option, f"epoch in {evr!r} must be a number")
+    if colon:
+        if not (epoch.isascii() and epoch.isdigit()):
+            raise refuse(option, f"epoch in {_shown(evr)} must be a number")
+        parse_integer(f"{option}: epoch in {_shown(evr)}", epoch, EPOCH_MAX)
     version, dash, release = rest.partition("-")
     check_verrel(version, option)
     if dash:
@@ -145,19 +171,26 @@ def check_maintainer(value: str, option: str = "--maintainer") -> str:
 
 def check_url(value: str, option: str = "--url") -> str:
     check_text(option, value)
-    if not re.match(r"(https?|ftp)://[^\s/]+\.[^\s/]+", value):
-        raise refuse(option, f"{value!r} is not an http, https or ftp URL")
+    # rpm keeps a URL with spaces, but no tool that follows the link would.
+    if not re.fullmatch(r"(https?|ftp)://[^\s/]+\.[^\s/]+(/\S*)?", value):
+        raise refuse(option, f"{_shown(value)} is not an http, https or ftp URL (without spaces)")
     return value
 
 
 def parse_dependency(text: str, option: str) -> Tuple[str, Optional[str], Optional[str]]:
-    """'name' or 'name OP [epoch:]version[-release]' -> (name, OP, evr)."""
+    """'name' or 'name OP [epoch:]version[-release]' -> (name, OP, evr).
+
+    OP may be "!=" (fpm's spelling of a conflict); only --depends takes it,
+    as Conflicts: name = evr (see PhonyPackage.create)."""
     match = _DEPENDENCY.match(text)
     if not match or not _DEP_NAME.match(match["name"]):
         raise refuse(
             option,
-            f"{text!r} is not a dependency ('name' or 'name OP version', OP one of < <= = >= >)",
+            f"{_shown(text)} is not a dependency "
+            "('name' or 'name OP version', OP one of < <= = >= >)",
         )
+    if match["op"] == "!=" and option != "--depends":
+        raise refuse(option, f"{text!r}: '!=' is only for --depends (as a conflict)")
     if match["evr"] is not None:
         check_evr(match["evr"], option)
     return match["name"], match["op"], match["evr"]

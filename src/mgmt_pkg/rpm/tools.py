@@ -2,18 +2,29 @@
 
 One place for what every call needs: the package to install when a tool is
 missing (Debian and Fedora name them differently), stdin closed so a tool can
-never wait for input, and output merged so a failure carries its tail.
+never wait for input, output merged so a failure carries its tail, and a clean
+stop: the tool runs in a process group of its own, and if we are interrupted
+(^C, SIGTERM; see mgmt_pkg.cli) the whole group is stopped before the
+exception goes on, so that nothing is left writing into a directory the caller
+is about to remove.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
+from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from mgmt_pkg.errors import ToolFailed, ToolMissing
 
 __all__ = ["find_tool", "run_tool"]
+
+# How long a stopped tool gets to exit after SIGTERM before it is killed.
+STOP_GRACE = 5.0
 
 
 def find_tool(name: str, debian_package: str, fedora_package: str) -> str:
@@ -24,24 +35,47 @@ def find_tool(name: str, debian_package: str, fedora_package: str) -> str:
     return found
 
 
-def run_tool(name: str, command: Sequence[str], env: Optional[Mapping[str, str]] = None) -> str:
+def run_tool(
+    name: str,
+    command: Sequence[str],
+    env: Optional[Mapping[str, str]] = None,
+    cwd: Optional[Path] = None,
+) -> str:
     """Run ``command`` and return its output (stdout and stderr together).
 
     Raises ToolFailed with the output's tail when it exits non-zero or cannot start.
     """
     try:
-        result = subprocess.run(
+        process = subprocess.Popen(
             list(command),
+            cwd=None if cwd is None else str(cwd),
             env=None if env is None else dict(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            check=False,
+            start_new_session=True,  # its own group: a ^C reaches us, and we stop it
         )
     except OSError as error:
         raise ToolFailed(name, -1, str(error)) from error
-    if result.returncode != 0:
-        raise ToolFailed(name, result.returncode, result.stdout)
-    return result.stdout
+    try:
+        output, _ = process.communicate()
+    except BaseException:
+        _stop_group(process)
+        raise
+    if process.returncode != 0:
+        raise ToolFailed(name, process.returncode, output)
+    return output
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM to the tool and its children (rpmbuild's scripts), then SIGKILL
+    to whatever is left of the group: a script that ignores SIGTERM is not spared."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(STOP_GRACE)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

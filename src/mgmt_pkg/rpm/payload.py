@@ -1,0 +1,233 @@
+"""The files of a package: fpm's ``SRC[=DEST]`` mappings, walked into entries.
+
+``collect`` turns the command line into a sorted tuple of :class:`Entry`:
+every file, symlink and directory with its path in the package, its mode,
+owner and %config / %dir flags. It never follows a symlink (a link is packaged
+as a link), refuses what rpm cannot package (devices, FIFOs, names with control
+characters or that are not UTF-8) with the path named, and reads nothing but
+metadata: the tarball (mgmt_pkg.rpm.tarball) reads the contents later.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+import re
+import stat
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from mgmt_pkg.errors import InvalidInput
+
+__all__ = ["Attr", "Entry", "collect", "parse_attr"]
+
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?\Z")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One path in the package. ``source`` is the file to read (files only)."""
+
+    path: str  # absolute, normalised: "/usr/share/foo/a b.txt"
+    kind: str  # "file", "dir" or "symlink"
+    mode: int  # permission bits, 0o7777 (ignored by rpm for symlinks)
+    user: str = "root"
+    group: str = "root"
+    source: Optional[Path] = None
+    target: Optional[str] = None  # a symlink's text
+    config: bool = False
+    owned: bool = False  # a directory listed as %dir
+
+
+@dataclass(frozen=True)
+class Attr:
+    """--rpm-attr MODE,USER,GROUP:PATH; None where the user wrote "-"."""
+
+    path: str
+    mode: Optional[int]
+    user: Optional[str]
+    group: Optional[str]
+
+
+def parse_attr(text: str) -> Attr:
+    """fpm's ``--rpm-attr`` syntax: ``0640,root,wheel:/etc/foo`` ("-" keeps a field)."""
+    fields, colon, path = text.partition(":")
+    parts = fields.split(",")
+    if not colon or len(parts) != 3 or not path.startswith("/"):
+        raise InvalidInput(f"--rpm-attr: {text!r} is not MODE,USER,GROUP:/PATH")
+    mode, user, group = (None if part == "-" else part for part in parts)
+    if mode is not None and not re.fullmatch(r"[0-7]{3,4}", mode):
+        raise InvalidInput(f"--rpm-attr: {text!r}: mode {mode!r} is not octal (e.g. 0640)")
+    for name in (user, group):
+        if name is not None:
+            check_owner("--rpm-attr", name)
+    return Attr(_normal(path), None if mode is None else int(mode, 8), user, group)
+
+
+def check_owner(option: str, name: str) -> str:
+    if not _USER.match(name):
+        raise InvalidInput(f"{option}: {name!r} is not a user or group name")
+    return name
+
+
+def collect(
+    mappings: Sequence[str],
+    *,
+    prefix: Optional[str] = None,
+    exclude: Sequence[str] = (),
+    config_files: Sequence[str] = (),
+    directories: Sequence[str] = (),
+    attrs: Sequence[Attr] = (),
+    user: str = "root",
+    group: str = "root",
+) -> Tuple[Entry, ...]:
+    """Walk each ``SRC[=DEST]`` into entries, sorted by path."""
+    if not mappings:
+        raise InvalidInput("give at least one SRC[=DEST] to package")
+    check_owner("--rpm-user", user)
+    check_owner("--rpm-group", group)
+    found: Dict[str, Entry] = {}
+    for mapping in mappings:
+        for entry in _walk(mapping, prefix, exclude, user, group):
+            if entry.path in found and found[entry.path].kind != "dir":
+                raise InvalidInput(
+                    f"{shown(mapping)}: {shown(entry.path)} is already given by another SRC"
+                )
+            found[entry.path] = entry
+    if not found:
+        raise InvalidInput("nothing to package: every path given was excluded")
+    _mark(found, config_files, "--config-files", lambda e: replace(e, config=True), "file")
+    _mark(found, directories, "--directories", lambda e: replace(e, owned=True), "dir")
+    for attr in attrs:
+        if attr.path not in found:
+            raise InvalidInput(f"--rpm-attr: {attr.path} is not in the package")
+        entry = found[attr.path]
+        found[attr.path] = replace(
+            entry,
+            mode=entry.mode if attr.mode is None else attr.mode,
+            user=attr.user or entry.user,
+            group=attr.group or entry.group,
+        )
+    return tuple(found[path] for path in sorted(found))
+
+
+def _normal(path: str) -> str:
+    return posixpath.normpath("/" + path.lstrip("/")) if path.strip("/") else "/"
+
+
+def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
+    """(the source on disk, its path in the package) for one argument."""
+    source, equals, dest = mapping.partition("=")
+    if not source:
+        raise InvalidInput(f"{mapping!r}: no SRC before '='")
+    source_path = Path(source)
+    if not equals:
+        dest = source  # fpm: a plain SRC keeps its path ("usr/bin/x" -> /usr/bin/x)
+    elif dest.endswith("/") and not source_path.is_dir():
+        dest += source_path.name  # "bin/tool=/usr/bin/" -> /usr/bin/tool
+    if prefix:
+        dest = f"{prefix}/{dest}"
+    dest = _normal(dest)
+    if dest == "/" and not source_path.is_dir():
+        raise InvalidInput(f"{mapping!r}: a file cannot be /; map it to a path below it")
+    return source_path, dest
+
+
+def _walk(
+    mapping: str, prefix: Optional[str], exclude: Sequence[str], user: str, group: str
+) -> Iterator[Entry]:
+    source, dest = _destination(mapping, prefix)
+    try:
+        top = source.lstat()
+    except OSError as error:
+        raise InvalidInput(
+            f"{shown(mapping)}: cannot read {shown(source)}: {error.strerror}"
+        ) from None
+    # "/" is kept as "" so that children are "/name", not "//name".
+    stack: List[Tuple[Path, str, str, os.stat_result]] = [(source, dest.rstrip("/"), "", top)]
+    while stack:
+        path, in_package, relative, info = stack.pop()
+        if relative and _excluded(exclude, in_package, relative):
+            continue
+        _check_name(path, in_package)
+        kind = _kind(path, info)
+        entry = Entry(in_package or "/", kind, stat.S_IMODE(info.st_mode), user, group)
+        if kind == "file":
+            entry = replace(entry, source=path)
+        elif kind == "symlink":
+            entry = replace(entry, target=_link_text(path, in_package))
+        else:
+            try:
+                names = sorted(os.listdir(path))
+            except OSError as error:
+                raise InvalidInput(f"{shown(path)}: cannot list: {error.strerror}") from None
+            # An empty directory is kept, so it is owned; others only with --directories.
+            entry = replace(entry, owned=not names)
+            for name in reversed(names):
+                child = path / name
+                stack.append(
+                    (child, f"{in_package}/{name}", f"{relative}/{name}".lstrip("/"),
+                     child.lstat())
+                )  # fmt: skip
+        if entry.path != "/":  # "root/=/" packages what is in root, never / itself
+            yield entry
+
+
+def _excluded(patterns: Sequence[str], in_package: str, relative: str) -> bool:
+    """fpm's --exclude: a glob matched against the path below SRC, the path in
+    the package, or the bare name."""
+    candidates = (relative, in_package, in_package.lstrip("/"), posixpath.basename(relative))
+    return any(fnmatch.fnmatchcase(c, p) for p in patterns for c in candidates)
+
+
+def _kind(path: Path, info: os.stat_result) -> str:
+    if stat.S_ISLNK(info.st_mode):
+        return "symlink"
+    if stat.S_ISDIR(info.st_mode):
+        return "dir"
+    if stat.S_ISREG(info.st_mode):
+        return "file"
+    raise InvalidInput(
+        f"{shown(path)}: not a file, directory or symlink; rpm cannot package it here"
+    )
+
+
+def shown(path: object) -> str:
+    """A path as an error message shows it: as is if printable, else quoted
+    (a newline or line separator would break the one-line message)."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def _check_name(path: Path, in_package: str) -> None:
+    """rpm refuses control characters in names (even tab), and names are UTF-8 in rpm."""
+    try:
+        in_package.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{shown(path)}: the name is not UTF-8, which rpm needs") from None
+    bad = [c for c in in_package if ord(c) < 0x20 or ord(c) == 0x7F]
+    if bad:
+        raise InvalidInput(f"{shown(path)}: the name contains {bad[0]!r}, which rpm refuses")
+
+
+def _link_text(path: Path, in_package: str) -> str:
+    target = os.readlink(path)
+    _check_name(path, target)
+    return target
+
+
+def _mark(found: Dict[str, Entry], paths: Sequence[str], option: str, change, kind: str) -> None:
+    """Apply ``change`` to the entry at each path and, for a directory, to
+    every entry of ``kind`` below it (fpm marks trees recursively)."""
+    for raw in paths:
+        top = _normal(raw)
+        if top not in found:
+            raise InvalidInput(f"{option}: {top} is not in the package")
+        below = f"{top.rstrip('/')}/"
+        hits = [p for p in found if (p == top or p.startswith(below)) and found[p].kind == kind]
+        if not hits:
+            raise InvalidInput(f"{option}: {top} holds no {'file' if kind == 'file' else kind}")
+        for path in hits:
+            found[path] = change(found[path])

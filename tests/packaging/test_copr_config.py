@@ -1,0 +1,102 @@
+"""The COPR config file, case by case: read as UTF-8 without interpolation,
+each value checked; bad ones exit 2 with one line naming the file and key."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+
+from mgmt_pkg.cli import main
+from mgmt_pkg.copr.config import load_config
+
+GOOD = "[copr-cli]\nlogin = alice\nusername = alice\ntoken = {token}\ncopr_url = {url}\n"
+
+
+def config_bytes(token: str = "abc", url: str = "https://copr.example.org") -> bytes:
+    return GOOD.format(token=token, url=url).encode()
+
+
+REFUSED = [
+    ("latin-1", GOOD.format(token="j\xf6rg", url="https://c.example.org").encode("latin-1"),
+     "not UTF-8 text"),
+    ("utf-16", GOOD.format(token="t", url="https://c.example.org").encode("utf-16"),
+     "not UTF-8 text"),
+    ("binary", bytes(range(256)), "not UTF-8 text"),
+    ("nul-in-text", b"\x00" * 16, "line 1 holds a NUL byte"),
+    ("token-nul", config_bytes(token="a\x00b"), "line 4 holds a NUL byte"),
+    ("token-continued", config_bytes(token="abc\n  def"), "token spans several lines"),
+    ("login-escape", config_bytes().replace(b"alice\nuser", b"al\x1bice\nuser"),
+     "login contains control character"),
+    ("url-ftp", config_bytes(url="ftp://copr.example.org"), "copr_url 'ftp://copr.example.org'"),
+    ("url-no-scheme", config_bytes(url="copr.example.org"), "is not an http(s) URL"),
+    ("url-space", config_bytes(url="https://copr.example.org/a b"), "is not an http(s) URL"),
+    ("url-http-encrypted", config_bytes(url="http://copr.example.org"), "should not be http"),
+    ("no-section", b"[other]\nx = 1\n", "no [copr-cli] section"),
+    ("not-ini", b"just text\n", "copr config"),
+    ("bad-boolean", config_bytes() + b"encrypted = maybe\n", "Not a boolean"),
+]  # fmt: skip
+
+
+def run(*args: str):
+    err = io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as done:
+            code = done.code
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize(("case", "data", "fragment"), REFUSED, ids=[c[0] for c in REFUSED])
+def test_a_bad_config_exits_2_in_one_line_naming_it(tmp_path: Path, case, data, fragment):
+    config = tmp_path / "copr.conf"
+    config.write_bytes(data)
+    code, err = run("copr", "project", "alice/x", "--chroot", "fedora-rawhide-x86_64",
+                    "--dry-run", "--config", str(config))  # fmt: skip
+    assert code == 2, err
+    assert err.startswith(f"mgmt-pkg: error: copr config {config}: ")
+    assert fragment in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("token", ["50%off", "%(login)s", "100%%", "a%"])
+def test_a_percent_in_the_token_is_taken_literally(tmp_path: Path, token):
+    config = tmp_path / "copr.conf"
+    config.write_bytes(config_bytes(token=token))
+    assert load_config(config)["token"] == token
+    code, err = run("copr", "project", "alice/x", "--chroot", "fedora-rawhide-x86_64",
+                    "--dry-run", "--config", str(config))  # fmt: skip
+    assert code == 0, err
+
+
+def test_a_utf8_bom_and_plain_http_without_tls_are_fine(tmp_path: Path):
+    config = tmp_path / "copr.conf"
+    config.write_bytes(b"\xef\xbb\xbf" + config_bytes(url="http://127.0.0.1:8080/")
+                       + b"encrypted = False\n")  # fmt: skip
+    loaded = load_config(config)
+    assert loaded["copr_url"] == "http://127.0.0.1:8080" and loaded["encrypted"] is False
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--poll-interval", "nan", "--poll-interval: 'nan' is not a number of seconds"),
+        ("--poll-interval", "inf", "--poll-interval: 'inf' is not a number of seconds"),
+        ("--poll-interval", "-1", "--poll-interval: '-1' is not a number of seconds"),
+        ("--poll-interval", "9" * 5000, "is not a number of seconds"),
+        ("--poll-interval", "3601", "--poll-interval: must be at most 3600 seconds"),
+        ("--timeout", "1e9", "--timeout: '1e9' is not a number of seconds"),
+        ("--timeout", "604801", "--timeout: must be at most 604800 seconds"),
+    ],
+)
+def test_durations_are_bounded_numbers(tmp_path: Path, option, value, message):
+    srpm = tmp_path / "x.src.rpm"
+    srpm.write_bytes(b"")
+    code, err = run("copr", "build", "alice/x", str(srpm), option, value)
+    assert code == 2, err
+    assert err.startswith("mgmt-pkg: error: ") and message in err
+    assert len(err.splitlines()) == 1

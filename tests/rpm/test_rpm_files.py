@@ -1,0 +1,244 @@
+"""`mgmt-pkg rpm`: real files in, the same files out, and an SRPM that rebuilds them.
+
+The payload is read back two ways: rpm's own headers (names, modes, owners,
+digests, link targets, flags) and the archive itself (rpm2cpio | cpio), and
+compared with the tree that went in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Dict, Tuple
+
+import pytest
+from rpm_helpers import rpmlint, run_cli
+
+from support import require_tools
+
+NAMES = ["plain.txt", "with space.txt", "100%.txt", "st*r?[x]{a,b}.txt", "it's \"q\".txt",
+         "é中.txt", "back\\slash", " lead and trail ", "%{name}"]  # fmt: skip
+TAGS = ["FILENAMES", "FILEMODES:octal", "FILEUSERNAME", "FILEGROUPNAME", "FILEDIGESTS",
+        "FILELINKTOS", "FILEFLAGS:fflags"]  # fmt: skip
+QF = "[" + "\\t".join(f"%{{{tag}}}" for tag in TAGS) + "\\n]"
+
+
+def make_tree(root: Path) -> Path:
+    tree = root / "tree"
+    (tree / "sub" / "deeper").mkdir(parents=True)
+    (tree / "empty").mkdir()
+    for number, name in enumerate(NAMES):
+        (tree / "sub" / name).write_bytes(f"file {number}: {name}\n".encode() * (number + 1))
+    (tree / "bin").mkdir()
+    (tree / "bin" / "tool").write_text("#!/bin/sh\necho tool\n")
+    (tree / "bin" / "tool").chmod(0o755)
+    (tree / "secret").write_text("s3cret\n")
+    (tree / "secret").chmod(0o600)
+    (tree / "app.conf").write_text("setting = 1\n")
+    (tree / "sub" / "deeper" / "data").write_bytes(bytes(range(256)))
+    os.symlink("../app.conf", tree / "sub" / "link to conf")
+    os.symlink("/nonexistent/target", tree / "dangling")
+    (tree / "skip.tmp").write_text("excluded\n")
+    return tree
+
+
+def headers(rpm: Path) -> Dict[str, Tuple[str, ...]]:
+    done = subprocess.run(["rpm", "-qp", "--qf", QF, str(rpm)], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def extract(rpm: Path, into: Path) -> Path:
+    into.mkdir()
+    subprocess.run(f"rpm2cpio '{rpm}' | cpio -idm --quiet", shell=True, cwd=into, check=True)
+    return into
+
+
+def build(tmp: Path, tree: Path, *extra: str, out: str = "out"):
+    result = run_cli(
+        "rpm", "-n", "payload", "-v", "1.2", "-o", str(tmp / out), "--source-date-epoch",
+        "1700000000", "--exclude", "*.tmp", "--config-files", "/opt/payload/app.conf",
+        "--rpm-attr", "0640,root,nobody:/opt/payload/secret", "--directories",
+        "/opt/payload/sub/deeper", f"{tree}/=/opt/payload", *extra,
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    return result
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    require_tools("rpmbuild", "rpm2cpio", "cpio")
+    tmp = tmp_path_factory.mktemp("files")
+    tree = make_tree(tmp)
+    return tmp, tree, build(tmp, tree)
+
+
+def expected(tree: Path) -> Dict[str, Tuple[str, str]]:
+    """What the package must hold: path -> (kind, content or link text)."""
+    found = {}
+    for folder, dirs, files in os.walk(tree):
+        for name in dirs + files:
+            path = Path(folder) / name
+            rel = "/opt/payload/" + str(path.relative_to(tree))
+            if name.endswith(".tmp"):
+                continue
+            if path.is_symlink():
+                found[rel] = ("link", os.readlink(path))
+            elif path.is_file():
+                found[rel] = ("file", hashlib.sha256(path.read_bytes()).hexdigest())
+    return found
+
+
+def test_payload_round_trips_bytes_modes_owners_and_symlinks(built, tmp_path):
+    _tmp, tree, result = built
+    rpm = result.paths[2]
+    listed = headers(rpm)
+    files = {path: info for path, info in listed.items() if not info[0].startswith("4")}
+    want = expected(tree)
+    assert set(files) == set(want)
+    for path, (kind, value) in want.items():
+        mode, user, group, digest, link, _flags = files[path]
+        if kind == "link":
+            assert (mode[:3], link) == ("120", value), path
+        else:
+            source = tree / path[len("/opt/payload/") :]
+            assert digest == value, path
+            want_mode = 0o640 if path.endswith("/secret") else source.stat().st_mode & 0o7777
+            assert int(mode, 8) & 0o7777 == want_mode, path
+        want_group = "nobody" if path.endswith("/secret") else "root"
+        assert (user, group) == ("root", want_group), path
+    assert listed["/opt/payload/app.conf"][5] == "cn"  # %config(noreplace)
+    # empty directories and --directories are owned; the others are not
+    dirs = {path for path, info in listed.items() if info[0].startswith("4")}
+    assert dirs == {"/opt/payload/empty", "/opt/payload/sub/deeper"}
+    unpacked = extract(rpm, tmp_path / "x")
+    for path, (kind, value) in want.items():
+        got = unpacked / path.lstrip("/")
+        if kind == "link":
+            assert os.readlink(got) == value
+        else:
+            assert hashlib.sha256(got.read_bytes()).hexdigest() == value
+
+
+def test_the_srpm_rebuilds_into_the_same_payload(built, tmp_path):
+    _tmp, _tree, result = built
+    done = subprocess.run(
+        ["rpmbuild", "--rebuild", "--quiet", "--define", f"_topdir {tmp_path}",
+         str(result.paths[1])],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (rebuilt,) = (tmp_path / "RPMS").rglob("*.rpm")
+    assert headers(rebuilt) == headers(result.paths[2])
+
+
+def test_two_builds_elsewhere_are_byte_identical(built, tmp_path):
+    _tmp, tree, first = built
+    second = build(tmp_path, tree, out="elsewhere/out2")
+    for one, two in zip(first.paths, second.paths):
+        assert one.read_bytes() == two.read_bytes(), one.name
+
+
+def test_rpmlint_shows_only_the_missing_signature_for_a_clean_tree(tmp_path):
+    require_tools("rpmbuild", "rpmlint")
+    tree = tmp_path / "share"
+    tree.mkdir()
+    (tree / "data.txt").write_text("data\n")
+    result = run_cli("rpm", "-n", "clean", "-v", "1", "--url", "https://example.org/clean",
+                     "-o", str(tmp_path / "out"), f"{tree}/=/usr/share/clean")  # fmt: skip
+    assert result.code == 0, result.err
+    errors, _warnings = rpmlint(*result.paths[1:])
+    assert sorted(errors) == ["clean.noarch: no-signature", "clean.src: no-signature"]
+
+
+def test_rpmlint_findings_of_the_input_are_not_hidden(tmp_path):
+    require_tools("rpmbuild", "rpmlint")
+    (tmp_path / "script").write_text("echo no shebang\n")
+    (tmp_path / "script").chmod(0o755)
+    result = run_cli("rpm", "-n", "untidy", "-v", "1", "-o", str(tmp_path / "out"),
+                     f"{tmp_path / 'script'}=/usr/bin/untidy")  # fmt: skip
+    assert result.code == 0, result.err
+    errors, warnings = rpmlint(result.paths[2])
+    assert "untidy.noarch: script-without-shebang" in errors + warnings
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give at least one SRC[=DEST] to package"),
+        (["/nonexistent/x=/opt/x"], "/nonexistent/x=/opt/x: cannot read /nonexistent/x"),
+        (["{tree}=/opt/x", "--rpm-attr", "0640:/opt/x"], "--rpm-attr: '0640:/opt/x' is not"),
+        (["{tree}=/opt/x", "--rpm-attr", "999,root,root:/opt/x"],
+         "--rpm-attr: '999,root,root:/opt/x': mode"),
+        (["{tree}=/opt/x", "--config-files", "/etc/nope"],
+         "--config-files: /etc/nope is not in the package"),
+        (["{tree}=/opt/x", "--rpm-user", "bad user"], "--rpm-user: 'bad user' is not a user"),
+        (["{tree}=/opt/x", "{tree}/f=/opt/x/f"], "/opt/x/f is already given by another SRC"),
+        (["{tabs}=/opt/x"], "the name contains '\\t', which rpm refuses"),
+    ],
+)  # fmt: skip
+def test_bad_input_exits_2_in_one_line(tmp_path, args, message):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "f").write_text("x")
+    (tmp_path / "tabs").mkdir()
+    (tmp_path / "tabs" / "a\tb").write_text("x")
+    args = [a.replace("{tree}", str(tree)).replace("{tabs}", str(tmp_path / "tabs")) for a in args]
+    result = run_cli("rpm", "-n", "bad", "-v", "1", "-o", str(tmp_path / "out"), *args)
+    assert result.code == 2, result.err
+    assert result.err.startswith("mgmt-pkg: error: ") and message in result.err
+    assert len(result.err.splitlines()) == 1
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_names_that_rpm_files_cannot_tell_apart_are_refused(tmp_path):
+    """ "%" is matched as any one character, so "100%" and "1000" are one glob."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "100%").write_text("a")
+    (tree / "1000").write_text("b")
+    result = run_cli("rpm", "-n", "twins", "-v", "1", "-o", str(tmp_path / "out"),
+                     f"{tree}/=/opt/twins")  # fmt: skip
+    assert result.code == 2
+    assert result.err == (
+        "mgmt-pkg: error: /opt/twins/100%: rpm's %files cannot tell it from /opt/twins/1000 "
+        '(each % " { } in such a name is matched as any one character); rename one\n'
+    )
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_binaries_need_a_native_build_and_are_not_stripped(tmp_path):
+    require_tools("rpmbuild")
+    binary = Path("/bin/true").resolve()
+    out = tmp_path / "out"
+    noarch = run_cli("rpm", "-n", "bin", "-v", "1", "-o", str(out), f"{binary}=/usr/bin/mytrue")
+    assert noarch.code == 2
+    assert "build with -a native" in noarch.err and len(noarch.err.splitlines()) == 1
+    native = run_cli("rpm", "-n", "bin", "-v", "1", "-a", "native", "--prefix", "/opt/b",
+                     "-o", str(out), f"{binary}=/usr/bin/mytrue")  # fmt: skip
+    assert native.code == 0, native.err
+    assert native.paths[2].name == f"bin-1-1.{os.uname().machine}.rpm"
+    listed = headers(native.paths[2])
+    assert list(listed) == ["/opt/b/usr/bin/mytrue"]  # --prefix, and nothing added
+    assert listed["/opt/b/usr/bin/mytrue"][3] == hashlib.sha256(binary.read_bytes()).hexdigest()
+
+
+def test_spec_only_writes_the_spec_and_its_tarball_which_build(tmp_path):
+    require_tools("rpmbuild")
+    (tmp_path / "f").write_text("x\n")
+    result = run_cli("rpm", "-n", "sp", "-v", "1", "--spec-only", "-o", str(tmp_path / "out"),
+                     f"{tmp_path / 'f'}=/usr/share/sp/f")  # fmt: skip
+    assert result.code == 0, result.err
+    assert [p.name for p in result.paths] == ["sp.spec", "sp-1.tar.gz"]
+    top = tmp_path / "top"
+    done = subprocess.run(
+        ["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {top}",
+         "--define", f"_sourcedir {tmp_path / 'out'}", str(result.paths[0])],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (built,) = (top / "RPMS").rglob("*.rpm")
+    assert list(headers(built)) == ["/usr/share/sp/f"]
