@@ -116,18 +116,21 @@ def test_the_swap_race_never_reaches_the_target(watcher, tmp_path, victim):
     thread = threading.Thread(target=swapper)
     thread.start()
     try:
-        for round in range(400):
+        rounds = 0
+        # Until the swapper has really raced (a busy machine may starve its thread).
+        while (rounds < 300 or swaps < 50) and thread.is_alive():
+            rounds += 1
             params = {"path": str(link), "mode": "0666", "owner": 65534, "group": 65534}
-            if round % 2:
+            if rounds % 2:
                 params["content"] = "x" * len(str(target))
             # A link seen where a mode-only file was wanted is refused, as it must be.
             with contextlib.suppress(ResourceError):
                 file_res(watcher, tmp_path, **params).check_apply(True)
-            assert untouched(target), f"round {round}: the victim changed"
+            assert untouched(target), f"round {rounds}: the victim changed"
     finally:
         stop.set()
         thread.join()
-    assert swaps > 10  # the race really ran
+    assert swaps >= 50  # the swapper raced to the end
 
 
 def acl(user_id: int) -> bytes:
