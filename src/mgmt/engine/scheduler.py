@@ -17,12 +17,14 @@ import time
 from collections import deque
 from typing import Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from mgmt.engine.autogroup import autogroup
+from mgmt.engine.autogroup import build as build_resource
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
 from mgmt.graph.diff import GraphDiff, diff_resources
 from mgmt.graph.model import Edge, ResourceKey, ResourceSpec, key_str
 from mgmt.log import Logger, get_logger
-from mgmt.resources.base import Init, Resource, kind_class
+from mgmt.resources.base import Init, Resource
 
 log = get_logger("engine")
 
@@ -118,6 +120,8 @@ class Engine:
             cycle = find_cycle(parents)
             if cycle:
                 raise GraphError("dependency cycle: " + " -> ".join(key_str(k) for k in cycle))
+            # Resources a kind applies together become one vertex (mgmt's autogroup).
+            specs, parents = autogroup(specs, parents)
             with self._cond:
                 current = {k: v.spec for k, v in self._vertices.items()}
             diff = diff_resources(current, specs)
@@ -165,7 +169,7 @@ class Engine:
     def _build(self, spec: ResourceSpec) -> Optional[Vertex]:
         res_log = get_logger(spec.kind).child(spec.name)
         try:
-            res = kind_class(spec.kind)(spec.name, spec.params, spec.meta)
+            res = build_resource(spec)
         except Exception as err:  # a collected resource with bad parameters
             res_log.error("cannot create: %s", err)
             return None
