@@ -49,3 +49,30 @@ def pkg_host(tmp_path, repo):
     host.repo = Path(shutil.copytree(repo, tmp_path / "repo"))
     yield host
     host.close()
+
+
+WEB_UNIT = """\
+[Unit]
+Description=mgmt test service
+DefaultDependencies=no
+
+[Service]
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=mgmt-test.target
+"""
+
+
+@pytest.fixture
+def systemd_host(tmp_path):
+    """systemd as PID 1 in its own namespaces, with one test unit and journald."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(
+        tmp_path,
+        {"mgmt-web.service": WEB_UNIT},
+        wants=["systemd-journald.socket", "systemd-journald.service"],
+    )
+    yield host
+    host.close()

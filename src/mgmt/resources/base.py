@@ -115,6 +115,7 @@ REGISTRY: Dict[str, str] = {
     "file": "mgmt.resources.file:FileRes",
     "exec": "mgmt.resources.exec:ExecRes",
     "pkg": "mgmt.resources.pkg:PkgRes",
+    "svc": "mgmt.resources.svc:SvcRes",
     "http:server": "mgmt.resources.http:HttpServerRes",
     "http:server:file": "mgmt.resources.http:HttpFileRes",
     "tftp:server": "mgmt.resources.tftp:TftpServerRes",
@@ -279,6 +280,9 @@ class Resource:
         self.params: Dict[str, Any] = dict(params)
         self.meta = meta or Meta()
         self.init: Init  # set by setup()
+        # What the last check_apply found different (see note()); the engine
+        # takes them after each run for --noop and --json (mgmt.engine.report).
+        self.notes: List[Dict[str, Any]] = []
 
     def __repr__(self) -> str:
         return f"{self.kind}[{self.name}]"
@@ -312,6 +316,25 @@ class Resource:
         setup, watch, check_apply and close then cover them all. Called before
         setup; only kinds whose :meth:`autogroup_key` returns a key need it."""
         raise NotImplementedError(f"{self.kind} does not group")
+
+    def note(
+        self,
+        field: str,
+        wanted: Any,
+        actual: Any,
+        diff: Optional[str] = None,
+        member: Optional[str] = None,
+    ) -> None:
+        """Record that ``field`` is ``actual`` where the graph wants ``wanted``
+        (``diff``: a unified diff of content; ``member``: which grouped resource).
+        Call it from check_apply for each difference found, in noop mode too:
+        it is what ``--noop`` shows and ``--json`` reports as changed."""
+        entry: Dict[str, Any] = {"field": field, "wanted": wanted, "actual": actual}
+        if diff is not None:
+            entry["diff"] = diff
+        if member is not None:
+            entry["resource"] = member
+        self.notes.append(entry)
 
     def setup(self, init: Init) -> None:
         self.init = init
