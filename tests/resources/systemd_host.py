@@ -157,10 +157,8 @@ class SystemdHost:
 
     def close(self) -> None:
         if self.pid:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)  # the PID namespace ends with its init
-            except ProcessLookupError:
-                pass
         if self._holder.poll() is None:
             self._holder.kill()
         self._holder.wait()
