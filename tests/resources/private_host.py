@@ -9,6 +9,9 @@ machine's file system read-only, except:
 - a tmpfs over each directory named in ``private`` (the rpm database,
   /usr/share/doc where phony packages put their files, ...): the host starts
   with them empty and they vanish with it;
+- an overlayfs over each directory in ``layered`` (/etc for the hostname
+  kind): the machine's files show through, writes land in the temp dir;
+- with ``uts``, a host name of its own;
 - files bound over system files (``overlays``: the test's dnf.conf over
   /etc/dnf/dnf.conf, so dnf keeps its cache, logs and repositories in the
   temp dir).
@@ -35,6 +38,8 @@ from support.polling import wait_until
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
+PRIVATE_NAME = "mgmt-private"  # a host with its own UTS namespace starts with this name
+
 SETUP = """\
 set -e
 mount --make-rprivate /
@@ -47,6 +52,8 @@ mount --move /mnt {tmp}
 mount -o remount,bind,ro /
 {private}
 {overlays}
+{layered}
+{uts}
 ip link set lo up
 echo $$ > {pidfile}
 exec sleep 86400
@@ -57,7 +64,12 @@ class PrivateHost:
     """Namespaces held open by one process; run commands inside with :meth:`run`."""
 
     def __init__(
-        self, tmp: Path, private: Sequence[str] = (), overlays: Optional[Dict[str, Path]] = None
+        self,
+        tmp: Path,
+        private: Sequence[str] = (),
+        overlays: Optional[Dict[str, Path]] = None,
+        layered: Sequence[str] = (),
+        uts: bool = False,
     ):
         require_root()
         require_tools("unshare", "nsenter", "ip")
@@ -72,10 +84,21 @@ class PrivateHost:
                 f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}"
                 for dst, src in (overlays or {}).items()
             ),
+            layered="\n".join(_overlayfs(tmp, d) for d in layered),
+            uts=f"hostname {PRIVATE_NAME}" if uts else "",
             pidfile=shlex.quote(str(pidfile)),
         )
         self._holder = subprocess.Popen(
-            ["unshare", "--mount", "--net", "--fork", "sh", "-c", script],
+            [
+                "unshare",
+                "--mount",
+                "--net",
+                *(["--uts"] if uts else []),
+                "--fork",
+                "sh",
+                "-c",
+                script,
+            ],
             stdin=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -94,7 +117,9 @@ class PrivateHost:
         return dict(os.environ, TMPDIR=str(self.tmpdir))
 
     def argv(self, command: List[str]) -> List[str]:
-        return ["nsenter", "-t", str(self.pid), "-m", "-n", "--", *command]
+        # -a: every namespace the holder has (mount, network, and UTS when asked),
+        # so no command can land in the machine's own by omission.
+        return ["nsenter", "-a", "-t", str(self.pid), "--", *command]
 
     def run(self, command: List[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
         kwargs.setdefault("capture_output", True)
@@ -122,3 +147,14 @@ class PrivateHost:
             os.kill(self.pid, signal.SIGKILL)
             self._holder.kill()
         self._holder.wait()
+
+
+def _overlayfs(tmp: Path, directory: str) -> str:
+    """Shell lines putting a writable overlay (upper layer in ``tmp``) over ``directory``."""
+    base = tmp / ("layer" + directory.replace("/", "_"))
+    upper, work = shlex.quote(str(base / "upper")), shlex.quote(str(base / "work"))
+    target = shlex.quote(directory)
+    return (
+        f"mkdir -p {upper} {work}\n"
+        f"mount -t overlay overlay -o lowerdir={target},upperdir={upper},workdir={work} {target}"
+    )
