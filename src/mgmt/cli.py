@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--noop", action="store_true", help="report what would change; change nothing")
     run.add_argument(
+        "--json", action="store_true", help="print the run's result as JSON on stdout at the end"
+    )
+    run.add_argument(
         "--no-watch", action="store_true", help="do not reload the graph file on changes"
     )
     run.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
@@ -113,6 +116,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         tmp_prefix=args.tmp_prefix,
         converged_timeout=args.converged_timeout,
         noop=args.noop,
+        json=args.json,
         no_watch=args.no_watch,
         verbosity=args.verbose - args.quiet,
         remotes=tuple(dict.fromkeys(args.remote)),  # the same file twice runs once

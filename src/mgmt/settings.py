@@ -49,6 +49,8 @@ class Settings(NamedTuple):
     # Behaviour.
     converged_timeout: int = CONVERGED_OFF
     noop: bool = False
+    # Print the run's result as one JSON document on stdout (mgmt.engine.report).
+    json: bool = False
     no_watch: bool = False
     verbosity: int = 0
     # Remote execution (initiator side).

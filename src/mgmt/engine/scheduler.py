@@ -19,6 +19,7 @@ from typing import Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tup
 
 from mgmt.engine.autogroup import autogroup
 from mgmt.engine.autogroup import build as build_resource
+from mgmt.engine.outcome import Outcome
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
 from mgmt.graph.diff import GraphDiff, diff_resources
@@ -45,6 +46,7 @@ class Vertex:
         "dirty",
         "key",
         "not_before",
+        "outcome",
         "parents",
         "queued",
         "removed",
@@ -68,6 +70,7 @@ class Vertex:
         self.status = NEW
         self.tries = spec.meta.retry
         self.not_before = 0.0
+        self.outcome = Outcome()
 
 
 class Engine:
@@ -250,6 +253,11 @@ class Engine:
         with self._cond:
             return {k: v.status for k, v in self._vertices.items()}
 
+    def outcomes(self) -> List[Tuple[ResourceSpec, Outcome]]:
+        """Each vertex's spec (a GroupSpec for a group) and what happened to it so far."""
+        with self._cond:
+            return [(v.spec, v.outcome.copy()) for v in self._vertices.values()]
+
     def failed(self) -> List[ResourceKey]:
         return [k for k, s in self.statuses().items() if s == FAILED]
 
@@ -287,6 +295,7 @@ class Engine:
 
     def _check(self, vertex: Vertex) -> Tuple[Vertex, bool, Optional[Exception], bool]:
         apply = not (self.noop or vertex.spec.meta.noop)
+        vertex.res.notes = []  # this run's differences (Resource.note)
         try:
             return vertex, vertex.res.check_apply(apply), None, apply
         except Exception as err:
@@ -302,6 +311,9 @@ class Engine:
         vertex.running = False
         if vertex.removed:
             return
+        vertex.outcome.record(
+            ok, apply, vertex.res.notes, None if error is None else _message(error)
+        )
         delay = vertex.spec.meta.delay / 1000.0
         vertex.not_before = time.monotonic() + delay if delay else 0.0
         log_ = vertex.res.init.log

@@ -15,6 +15,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 # atomic_write stays importable from here too (bench/engine.py, older tests).
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.filediff import MAX_COMPARED, content_diff
+from mgmt.resources.filepath import check_basename, parse_mode, resolve_path
 from mgmt.resources.filesafe import (
     Opened,
     check_owner_value,
@@ -36,43 +38,6 @@ def _rmtree(path: str) -> None:
     import shutil  # rarely needed: not worth every agent's start-up
 
     shutil.rmtree(path)
-
-
-def parse_mode(value: Any) -> Optional[int]:
-    """ "0644" / "644" / 420 -> 0o644; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        mode = value
-    else:
-        try:
-            mode = int(value, 8)
-        except ValueError:
-            raise FieldError("mode", f"{value!r} is not an octal mode like '0644'") from None
-    if not 0 <= mode <= 0o7777:
-        raise FieldError("mode", f"{value!r} is out of range")
-    return mode
-
-
-def resolve_path(name: str, params: Mapping[str, Any]) -> str:
-    """mgmt's rule: ``dirname`` replaces the directory of ``path``, ``basename`` its last part."""
-    path = params.get("path") or name
-    dirname, basename = params.get("dirname") or "", params.get("basename") or ""
-    if not dirname and not basename:
-        return path
-    head, tail = os.path.split(path)
-    head = head + "/" if head and not head.endswith("/") else head
-    if not dirname:
-        dirname = head
-    if not dirname.endswith("/"):
-        dirname += "/"
-    return dirname + (basename or tail)
-
-
-def _check_basename(basename: Optional[str]) -> None:
-    """A basename is one name: no '/', and never '.' or '..' (which would climb out)."""
-    if basename and ("/" in basename or basename in (".", "..")):
-        raise FieldError("basename", f"{basename!r} must be a single name, without '/'")
 
 
 def _signature(st: Optional[os.stat_result]) -> Signature:
@@ -120,7 +85,7 @@ class FileRes(Resource):
         dirname = params.get("dirname")
         if dirname is not None and not dirname.startswith("/"):
             raise FieldError("dirname", f"{dirname!r} must be an absolute path")
-        _check_basename(params.get("basename"))
+        check_basename(params.get("basename"))
         for key in ("owner", "group"):
             problem = check_owner_value(key, params.get(key))
             if problem:
@@ -147,7 +112,7 @@ class FileRes(Resource):
         out = dict(params)
         if not pattern:
             return out
-        _check_basename(params.get("basename"))
+        check_basename(params.get("basename"))
         exported = resolve_path(name, params)
         last = os.path.basename(os.path.normpath(exported))
         directory = os.path.normpath(pattern)
@@ -257,6 +222,7 @@ class FileRes(Resource):
         st = _lstat(self.path)
         if st is None:
             return True
+        self.note("state", "absent", "exists")
         if stat.S_ISDIR(st.st_mode) and not self.params["recurse"]:
             message = f"{self.path} is a directory; set recurse: true to remove it"
             raise ResourceError(repr(self), message)
@@ -286,6 +252,7 @@ class FileRes(Resource):
                 if not self.params["force"]:
                     message = f"{self.path} is a directory; set force: true to replace it"
                     raise ResourceError(repr(self), message)
+                self.note("type", "file", "directory")
                 self.say(apply, f"replaced directory {self.path}", f"replace directory {self.path}")
                 if not apply:
                     return False
@@ -293,6 +260,7 @@ class FileRes(Resource):
                 _rmtree(self.path)
                 st = None
             if st is None:
+                self.note("state", "exists", "absent")
                 self.say(apply, f"created {self.path}", f"create {self.path}")
                 if apply:
                     if not os.path.isdir(os.path.dirname(self.path)):
@@ -308,6 +276,7 @@ class FileRes(Resource):
         """A link (or a FIFO, socket, device) at the path: replaced when content is
         managed, else refused; never followed."""
         what = "a symbolic link" if there.is_link else "not a regular file"
+        self.note("type", "file", "symlink" if there.is_link else "special")
         if data is None:
             message = f"{self.path} is {what}; the file kind never acts through it (set content)"
             raise ResourceError(repr(self), message)
@@ -320,16 +289,19 @@ class FileRes(Resource):
     def _regular(self, fd: int, st: os.stat_result, data: Optional[bytes], apply: bool) -> bool:
         """Check (and fix) the regular file open as ``fd``: what was checked is what changes."""
         uid, gid = self._owners()
+        ok = True
         if data is not None and (st.st_size != len(data) or not holds(fd, data)):
+            self._note_content(fd, st, data, apply)
             self.say(apply, f"wrote content of {self.path}", f"rewrite content of {self.path}")
-            if apply:
+            if apply:  # the new file gets the wanted owner and mode with it
                 mode = self.mode if self.mode is not None else stat.S_IMODE(st.st_mode)
                 keep = (st.st_uid if uid is None else uid, st.st_gid if gid is None else gid)
                 self._write(data, mode, keep, read_xattrs(fd))
-            return False
-        ok = True
+                return False
+            ok = False  # noop: the owner and mode are reported too
         if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
             ok = False
+            self._note_owner(st, uid, gid)
             self.say(apply, f"set owner of {self.path}", f"set owner of {self.path}")
             if apply:
                 # chown clears set-id bits: the mode is checked afterwards.
@@ -337,6 +309,7 @@ class FileRes(Resource):
                 st = os.fstat(fd)
         if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
             ok = False
+            self.note("mode", f"{self.mode:04o}", f"{stat.S_IMODE(st.st_mode):04o}")
             self.say(apply, f"set mode {self.mode:04o} on {self.path}", f"set mode {self.mode:04o}")
             if apply:
                 os.fchmod(fd, self.mode)
@@ -357,12 +330,14 @@ class FileRes(Resource):
                 message = f"{self.path} is not a directory; set force: true to replace it"
                 raise ResourceError(repr(self), message)
             ok = False
+            self.note("type", "directory", "file")
             self.say(apply, f"replaced {self.path} by a directory", f"replace {self.path}")
             if apply:
                 os.unlink(self.path)  # a link goes, never its target
             st = None
         if st is None:
             ok = False
+            self.note("state", "exists", "absent")
             self.say(apply, f"created directory {self.path}", f"create directory {self.path}")
             if apply:
                 os.makedirs(self.path, exist_ok=True)
@@ -381,13 +356,34 @@ class FileRes(Resource):
         uid, gid = self._owners()
         if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
             ok = False
+            self._note_owner(st, uid, gid)
             self.say(apply, f"set owner of {self.path}", f"set owner of {self.path}")
             if apply:
                 os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
                 st = os.fstat(fd)
         if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
             ok = False
+            self.note("mode", f"{self.mode:04o}", f"{stat.S_IMODE(st.st_mode):04o}")
             self.say(apply, f"set mode {self.mode:04o}", f"set mode {self.mode:04o}")
             if apply:
                 os.fchmod(fd, self.mode)
         return ok
+
+    def _note_owner(self, st: os.stat_result, uid: Optional[int], gid: Optional[int]) -> None:
+        if uid is not None and st.st_uid != uid:
+            self.note("owner", uid, st.st_uid)
+        if gid is not None and st.st_gid != gid:
+            self.note("group", gid, st.st_gid)
+
+    def _note_content(self, fd: int, st: os.stat_result, data: bytes, apply: bool) -> None:
+        """The content differs: under noop with a diff (read back, bounded), else by size."""
+        if apply:
+            self.note("content", f"{len(data)} bytes", f"{st.st_size} bytes")
+            return
+        old = os.pread(fd, MAX_COMPARED + 1, 0)
+        self.note(
+            "content",
+            f"{len(data)} bytes",
+            f"{st.st_size} bytes",
+            content_diff(self.path, old, data),
+        )

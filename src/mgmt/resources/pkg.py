@@ -152,6 +152,7 @@ class PkgRes(Resource):
         if not wrong:
             return True
         for m, now, action, spec in wrong:
+            self.note("state", m.state, now, member=m.name)
             line = f"{m.package}: state {m.state} ({now})"
             self.init.log.info(f"{action} {spec}" if apply else f"would {action} {spec}: {line}")
         if not apply:
