@@ -13,7 +13,8 @@ CASES = [
                  "+b\n\\ No newline at end of file\n"),
     (b"\x00bin", b"text\n", "Binary files /f and /f (new) differ"),
     (b"\xff\xfe", b"text\n", "Binary files /f and /f (new) differ"),
-    (b"x" * (MAX_COMPARED + 1), b"y", f"/f: {MAX_COMPARED + 1} bytes -> 1 bytes (too large to diff)"),
+    (b"x" * (MAX_COMPARED + 1), b"y",
+     f"/f: {MAX_COMPARED + 1} bytes -> 1 bytes (too large to diff)"),
 ]  # fmt: skip
 
 
