@@ -91,6 +91,8 @@ def test_noop_json_names_each_difference_and_changes_nothing(host, tmp_path):
     fresh = rows[("file", "fresh")]["changes"][0]
     assert (fresh["field"], fresh["wanted"], fresh["actual"]) == ("state", "exists", "absent")
     assert rows[("exec", "broken")]["result"] == "would-change"
+    # The diff is in the log too (stderr), for a person reading --noop without --json.
+    assert "-old line\n" in (tmp_path / "log").read_text()
     assert doc["summary"] == {
         "unchanged": 1, "changed": 0, "would-change": 5, "failed": 0, "pending": 0,
     }  # fmt: skip

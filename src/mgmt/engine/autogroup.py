@@ -6,8 +6,8 @@ run, ``merge`` hands the leader its members) and never what a kind does with
 it. pkg uses it to put every package into one dnf transaction.
 
 Grouping happens on the specs, before the engine builds vertices: members
-become one :class:`GroupSpec` whose key is the leader's kind and the joined
-names, and the dependency map is rewritten onto it. A member whose merge would
+become one :class:`GroupSpec` whose key is the leader's kind and name with
+the number of others, and the dependency map is rewritten onto it. A member whose merge would
 close a dependency cycle (``pkg a -> file -> pkg b``) stays on its own, as in
 mgmt, so grouping never changes what runs before what.
 """
@@ -28,7 +28,8 @@ class GroupSpec(ResourceSpec):
 
     def __init__(self, members: List[ResourceSpec]):
         leader = members[0]
-        name = ",".join(spec.name for spec in members)
+        # The leader's name and a count: unique (the leader's is), short in logs.
+        name = f"{leader.name} (+{len(members) - 1} grouped)"
         super().__init__(leader.kind, name, dict(leader.params), leader.meta, leader.line)
         self.members = members
 

@@ -23,7 +23,7 @@ remote run will embed one such document per host under ``hosts``. Shape
              "applied": true}         # false under noop
           ],
           "errors": ["..."],          # the last errors, also of retries that succeeded
-          "group": "a,b"              # only for autogrouped resources: the shared run
+          "group": "a (+1 grouped)"  # only for autogrouped resources: the shared run
         }
       ]
     }

@@ -381,9 +381,6 @@ class FileRes(Resource):
             self.note("content", f"{len(data)} bytes", f"{st.st_size} bytes")
             return
         old = os.pread(fd, MAX_COMPARED + 1, 0)
-        self.note(
-            "content",
-            f"{len(data)} bytes",
-            f"{st.st_size} bytes",
-            content_diff(self.path, old, data),
-        )
+        diff = content_diff(self.path, old, data)
+        self.note("content", f"{len(data)} bytes", f"{st.st_size} bytes", diff)
+        self.init.log.info("content would change:\n%s", diff.rstrip("\n"))

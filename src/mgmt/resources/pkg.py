@@ -13,7 +13,7 @@ checks again at once and undoes it. No polling.
 """
 
 import os
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.dnf import Dnf, DnfError, Transaction
@@ -81,6 +81,7 @@ class PkgRes(Resource):
         self.members: List[PkgRes] = [self]
         self._cancel: Optional[Callable[[], None]] = None
         self._dbpath = ""
+        self._in_transaction = False
         self._seen: Tuple[Tuple[str, int, int], ...] = ()
 
     def merge(self, members: List[Resource]) -> None:
@@ -104,7 +105,10 @@ class PkgRes(Resource):
     def _on_db_event(self) -> None:
         # Our own rpm queries touch the database's lock and shared-memory
         # files: only a change of the data itself (another transaction) counts,
-        # or every check would wake the next one.
+        # or every check would wake the next one. Our own transaction is
+        # checked right after it ends (check_apply), so it wakes nothing either.
+        if self._in_transaction:
+            return
         seen = _db_signature(self._dbpath)
         if seen != self._seen:
             self._seen = seen
@@ -151,10 +155,15 @@ class PkgRes(Resource):
             raise ResourceError(repr(self), f"{self.packages}: {err}") from None
         if not wrong:
             return True
+        by_action: Dict[str, List[str]] = {}
         for m, now, action, spec in wrong:
             self.note("state", m.state, now, member=m.name)
-            line = f"{m.package}: state {m.state} ({now})"
-            self.init.log.info(f"{action} {spec}" if apply else f"would {action} {spec}: {line}")
+            by_action.setdefault(action, []).append(spec)
+            if not apply:
+                self.init.log.info(f"would {action} {spec}: {m.package} is {now} (noop)")
+        if apply:  # one line per action: a group may hold hundreds of packages
+            for action, specs in by_action.items():
+                self.init.log.info(f"{action} {' '.join(specs)}")
         if not apply:
             return False
         transaction = Transaction()
@@ -163,8 +172,14 @@ class PkgRes(Resource):
             getattr(transaction, action).append(spec)
         names = ", ".join(m.package for m, *_ in wrong)
         try:
-            self.init.services.get(Dnf).run(transaction)
-            still = self.plan()
+            self._in_transaction = True
+            try:
+                self.init.services.get(Dnf).run(transaction)
+            finally:
+                if self._dbpath:
+                    self._seen = _db_signature(self._dbpath)
+                self._in_transaction = False
+            still = self.plan()  # after the snapshot: a change made since is seen here
         except DnfError as err:
             raise ResourceError(repr(self), f"{names}: {err}") from None
         if still:
