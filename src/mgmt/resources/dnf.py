@@ -18,6 +18,8 @@ import subprocess
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from mgmt.resources.hosttool import last_lines, run_tool
+
 # How much of dnf's output an error carries: the end, where dnf says why.
 MESSAGE_LINES = 6
 
@@ -50,8 +52,7 @@ class Transaction:
 
 
 def _tail(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return "; ".join(lines[-MESSAGE_LINES:]) or "no output"
+    return last_lines(text, MESSAGE_LINES)
 
 
 class Dnf:
@@ -164,18 +165,8 @@ def _gpg(nogpgcheck: bool) -> List[str]:
 def _run(
     argv: List[str], check: bool = True, stdin: Optional[str] = None
 ) -> "subprocess.CompletedProcess[str]":
-    env = dict(os.environ, LC_ALL="C")  # dnf's words, not a translation, in errors
     try:
-        # Python 3.6 (RHEL 8 hosts): no capture_output= or text= yet.
-        proc = subprocess.run(  # noqa: UP022
-            argv,
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            universal_newlines=True,  # noqa: UP021
-            env=env,
-        )
+        proc = run_tool(argv, stdin)
     except OSError as err:
         raise DnfError(argv[0], f"cannot run: {err.strerror or err}") from None
     if check and proc.returncode != 0:

@@ -288,31 +288,18 @@ class FileRes(Resource):
 
     def _regular(self, fd: int, st: os.stat_result, data: Optional[bytes], apply: bool) -> bool:
         """Check (and fix) the regular file open as ``fd``: what was checked is what changes."""
-        uid, gid = self._owners()
         ok = True
         if data is not None and (st.st_size != len(data) or not holds(fd, data)):
             self._note_content(fd, st, data, apply)
             self.say(apply, f"wrote content of {self.path}", f"rewrite content of {self.path}")
             if apply:  # the new file gets the wanted owner and mode with it
+                uid, gid = self._owners()
                 mode = self.mode if self.mode is not None else stat.S_IMODE(st.st_mode)
                 keep = (st.st_uid if uid is None else uid, st.st_gid if gid is None else gid)
                 self._write(data, mode, keep, read_xattrs(fd))
                 return False
             ok = False  # noop: the owner and mode are reported too
-        if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
-            ok = False
-            self._note_owner(st, uid, gid)
-            self.say(apply, f"set owner of {self.path}", f"set owner of {self.path}")
-            if apply:
-                # chown clears set-id bits: the mode is checked afterwards.
-                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-                st = os.fstat(fd)
-        if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
-            ok = False
-            self.note("mode", f"{self.mode:04o}", f"{stat.S_IMODE(st.st_mode):04o}")
-            self.say(apply, f"set mode {self.mode:04o} on {self.path}", f"set mode {self.mode:04o}")
-            if apply:
-                os.fchmod(fd, self.mode)
+        ok = self._attrs(fd, st, apply) and ok
         if not ok:
             if apply:
                 self.known = _signature(os.fstat(fd))
@@ -343,7 +330,7 @@ class FileRes(Resource):
                 os.makedirs(self.path, exist_ok=True)
         with Opened(self.path) as there:
             if there.fd is not None and there.st is not None and stat.S_ISDIR(there.st.st_mode):
-                ok = self._dir_attrs(there.fd, there.st, apply) and ok
+                ok = self._attrs(there.fd, there.st, apply) and ok
             elif there.st is not None:  # a link swapped in since: never act through it
                 raise ResourceError(repr(self), f"{self.path} changed to a link or a file")
         source = self.params.get("source")
@@ -351,7 +338,9 @@ class FileRes(Resource):
             ok = sync_tree(self, source, apply) and ok
         return ok
 
-    def _dir_attrs(self, fd: int, st: os.stat_result, apply: bool) -> bool:
+    def _attrs(self, fd: int, st: os.stat_result, apply: bool) -> bool:
+        """Check (and fix) owner, group and mode of what is open as ``fd`` (a file or a
+        directory opened without following links): fchown/fchmod, never by name."""
         ok = True
         uid, gid = self._owners()
         if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
@@ -359,12 +348,13 @@ class FileRes(Resource):
             self._note_owner(st, uid, gid)
             self.say(apply, f"set owner of {self.path}", f"set owner of {self.path}")
             if apply:
+                # chown clears set-id bits: the mode is checked afterwards.
                 os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
                 st = os.fstat(fd)
         if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
             ok = False
             self.note("mode", f"{self.mode:04o}", f"{stat.S_IMODE(st.st_mode):04o}")
-            self.say(apply, f"set mode {self.mode:04o}", f"set mode {self.mode:04o}")
+            self.say(apply, f"set mode {self.mode:04o} on {self.path}", f"set mode {self.mode:04o}")
             if apply:
                 os.fchmod(fd, self.mode)
         return ok

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.hosttool import run_tool
 
 _LABEL_CHARS = frozenset(string.ascii_letters + string.digits + "-")
 HOSTNAME_FILE = "/etc/hostname"
@@ -160,12 +161,4 @@ class HostnameRes(Resource):
 
 
 def _hostnamectl(argv: List[str]) -> "subprocess.CompletedProcess[str]":
-    # Python 3.6 (RHEL 8 hosts): no capture_output= or text= yet.
-    return subprocess.run(  # noqa: UP022
-        ["hostnamectl", *argv],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        universal_newlines=True,  # noqa: UP021
-        timeout=30,
-    )
+    return run_tool(["hostnamectl", *argv], timeout=30)

@@ -1,8 +1,9 @@
 """``systemctl`` as the svc and timer kinds call it: read a unit's properties, act on it."""
 
-import os
 import subprocess
 from typing import Dict, List
+
+from mgmt.resources.hosttool import last_lines, run_tool
 
 PROPERTIES = ("LoadState", "ActiveState", "SubState", "UnitFileState")
 
@@ -13,15 +14,7 @@ class UnitError(Exception):
 
 def _run(argv: List[str]) -> "subprocess.CompletedProcess[str]":
     try:
-        # Python 3.6 (RHEL 8 hosts): no capture_output= or text= yet.
-        return subprocess.run(  # noqa: UP022
-            ["systemctl", *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            universal_newlines=True,  # noqa: UP021
-            env=dict(os.environ, LC_ALL="C", SYSTEMD_PAGER="", SYSTEMD_COLORS="0"),
-        )
+        return run_tool(["systemctl", *argv])
     except OSError as err:
         raise UnitError(f"cannot run systemctl: {err.strerror or err}") from None
 
@@ -47,5 +40,4 @@ def systemctl(argv: List[str]) -> None:
     """Run ``systemctl ARGV``; UnitError with its message when it fails."""
     proc = _run(argv)
     if proc.returncode != 0:
-        lines = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
-        raise UnitError(f"systemctl {argv[0]} failed: " + "; ".join(lines[-4:]))
+        raise UnitError(f"systemctl {argv[0]} failed: {last_lines(proc.stderr or proc.stdout, 4)}")
