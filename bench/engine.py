@@ -15,6 +15,11 @@ so a slow or busy disk shows as such.
 
 Targets: 10,000 files converge in at most 5 s; an edit is restored in at most
 50 ms at the median. Run: .venv/bin/python bench/engine.py [--sizes 1000,10000]
+
+A second table (bench/engine_kinds.py, as root) has issue 15's rows: 100 pkg
+resources in one dnf transaction beside one `dnf install` of the same 100
+(target <= 1.3x), and a killed service running again (target <= 0.5 s at the
+median) beside systemd's own Restart=always.
 """
 
 from __future__ import annotations
@@ -160,6 +165,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-kinds", action="store_true", help="skip the pkg and svc rows (they need root)"
+    )
     args = parser.parse_args()
     if args.child:
         result = child(args.child)
@@ -189,6 +197,25 @@ def main() -> None:
         f"engine bench on {os.cpu_count()} CPU(s), load average {load:.1f} at start, "
         f"files under {tempfile.gettempdir()} (each write fsynced)"
     )
+    for n, row in enumerate(table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    if not args.no_kinds:
+        kinds_table()
+
+
+def kinds_table() -> None:
+    """pkg and svc against their peers (bench/engine_kinds.py), on throw-away hosts."""
+    if os.geteuid() != 0:
+        print("\npkg and svc rows skipped: they need root (namespaces)")
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from engine_kinds import rows
+
+    table = [("metric", "mgmt", "peer", "peer is", "target"), *rows()]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    print()
     for n, row in enumerate(table):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
         if n == 0:

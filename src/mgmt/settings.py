@@ -75,6 +75,7 @@ FIELDS: Tuple[Field, ...] = (
           "--converged-timeout", agent=True, metavar="N"),
     Field("noop", bool, False, "report what would change; change nothing", "--noop",
           agent=True),
+    Field("json", bool, False, "print the run's result as JSON on stdout at the end", "--json"),
     Field("no_watch", bool, False, "do not reload the graph file on changes", "--no-watch",
           agent=True),
     Field("verbosity", int, 0, "-v more log lines, -q only warnings and errors", "-v",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -53,20 +54,40 @@ def test_failure_and_timeout_raise_resource_errors(watcher, tmp_path):
         exec_res(watcher, tmp_path, cmd="/nonexistent/tool").check_apply(True)
 
 
+def live_members(group: int) -> list:
+    """Pids of the processes (zombies aside) in process group ``group``, read from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat_line = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # it ended while we looked
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after ')'.
+        state, _ppid, pgrp = stat_line.rsplit(")", 1)[1].split()[:3]
+        if int(pgrp) == group and state != "Z":
+            members.append(int(entry))
+    return members
+
+
 def test_watchcmd_lines_and_pollint_trigger_events(watcher, tmp_path):
+    pidfile = tmp_path / "watchcmd.pid"
     events = threading.Semaphore(0)
     res = exec_res(
         watcher,
         tmp_path,
         event=events.release,
         cmd="true",
-        watchcmd="echo one; echo two; sleep 30",
+        watchcmd=f"echo $$ > {pidfile}; echo one; echo two; sleep 30",
         watchshell="/bin/sh",
     )
     res.watch()
     assert events.acquire(timeout=5) and events.acquire(timeout=5)
+    group = int(pidfile.read_text())  # the shell leads its own process group
+    assert wait_for(lambda: len(live_members(group)) >= 2)  # the shell and its sleep
     res.close()  # kills the sleeping watchcmd's whole process group
-    assert all(p.poll() is not None for p in res.children) or not res.children
+    assert wait_for(lambda: not live_members(group)), live_members(group)
     polled = threading.Semaphore(0)
     poller = exec_res(watcher, tmp_path, event=polled.release, cmd="true", pollint=1)
     poller.watch()

@@ -116,12 +116,23 @@ class Agent:
         finally:
             self._shutdown(planner)
             self._main_wake.close()
+        if self.settings.json:
+            self._print_report()
         failed = self.engine.failed()
         if failed:
             how = "converged" if self.converged else "stopped"
             log.error("%s with %d failed resource(s)", how, len(failed))
             return 1
         return 0
+
+    def _print_report(self) -> None:
+        """The --json document on stdout (see mgmt.engine.report), after the last log line."""
+        from mgmt.engine import report
+
+        outcomes = self.engine.outcomes() if self.engine is not None else []
+        doc = report.document(self.settings.hostname, self.settings.noop, self.converged, outcomes)
+        sys.stdout.write(report.dumps(doc) + "\n")
+        sys.stdout.flush()
 
     def _converged_reporter(self) -> Optional[Callable[[bool], None]]:
         if self.settings.converged_stdout:

@@ -17,12 +17,15 @@ import time
 from collections import deque
 from typing import Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from mgmt.engine.autogroup import autogroup
+from mgmt.engine.autogroup import build as build_resource
+from mgmt.engine.outcome import Outcome
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
 from mgmt.graph.diff import GraphDiff, diff_resources
 from mgmt.graph.model import Edge, ResourceKey, ResourceSpec, key_str
 from mgmt.log import Logger, get_logger
-from mgmt.resources.base import Init, Resource, kind_class
+from mgmt.resources.base import Init, Resource
 
 log = get_logger("engine")
 
@@ -43,6 +46,7 @@ class Vertex:
         "dirty",
         "key",
         "not_before",
+        "outcome",
         "parents",
         "queued",
         "removed",
@@ -66,6 +70,7 @@ class Vertex:
         self.status = NEW
         self.tries = spec.meta.retry
         self.not_before = 0.0
+        self.outcome = Outcome()
 
 
 class Engine:
@@ -118,6 +123,8 @@ class Engine:
             cycle = find_cycle(parents)
             if cycle:
                 raise GraphError("dependency cycle: " + " -> ".join(key_str(k) for k in cycle))
+            # Resources a kind applies together become one vertex (mgmt's autogroup).
+            specs, parents = autogroup(specs, parents)
             with self._cond:
                 current = {k: v.spec for k, v in self._vertices.items()}
             diff = diff_resources(current, specs)
@@ -165,7 +172,7 @@ class Engine:
     def _build(self, spec: ResourceSpec) -> Optional[Vertex]:
         res_log = get_logger(spec.kind).child(spec.name)
         try:
-            res = kind_class(spec.kind)(spec.name, spec.params, spec.meta)
+            res = build_resource(spec)
         except Exception as err:  # a collected resource with bad parameters
             res_log.error("cannot create: %s", err)
             return None
@@ -246,6 +253,11 @@ class Engine:
         with self._cond:
             return {k: v.status for k, v in self._vertices.items()}
 
+    def outcomes(self) -> List[Tuple[ResourceSpec, Outcome]]:
+        """Each vertex's spec (a GroupSpec for a group) and what happened to it so far."""
+        with self._cond:
+            return [(v.spec, v.outcome.copy()) for v in self._vertices.values()]
+
     def failed(self) -> List[ResourceKey]:
         return [k for k, s in self.statuses().items() if s == FAILED]
 
@@ -283,6 +295,7 @@ class Engine:
 
     def _check(self, vertex: Vertex) -> Tuple[Vertex, bool, Optional[Exception], bool]:
         apply = not (self.noop or vertex.spec.meta.noop)
+        vertex.res.notes = []  # this run's differences (Resource.note)
         try:
             return vertex, vertex.res.check_apply(apply), None, apply
         except Exception as err:
@@ -298,6 +311,9 @@ class Engine:
         vertex.running = False
         if vertex.removed:
             return
+        vertex.outcome.record(
+            ok, apply, vertex.res.notes, None if error is None else _message(error)
+        )
         delay = vertex.spec.meta.delay / 1000.0
         vertex.not_before = time.monotonic() + delay if delay else 0.0
         log_ = vertex.res.init.log

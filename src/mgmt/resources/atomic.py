@@ -95,6 +95,7 @@ def atomic_write(
     data: bytes,
     mode: int,
     before_rename: Optional[Callable[[os.stat_result], None]] = None,
+    prepare: Optional[Callable[[int], None]] = None,
 ) -> os.stat_result:
     """Write ``data`` to ``path`` via a new file in the same directory; return its stat.
 
@@ -103,6 +104,10 @@ def atomic_write(
 
     ``before_rename`` gets the new file's stat just before it takes the name, so
     a watcher can recognise the rename's event as our own.
+
+    ``prepare`` gets the new file's descriptor once the content is written and
+    before the mode is set, to give it an owner and extended attributes while
+    nobody can see it (chown clears set-id bits, so the mode comes after).
     """
     # Created with its final mode, so the umask alone may need a chmod (and the
     # watcher sees one event fewer per file).
@@ -111,6 +116,8 @@ def atomic_write(
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        if prepare is not None:
+            prepare(fd)
         written = os.fstat(fd)
         if stat.S_IMODE(written.st_mode) != mode:
             os.fchmod(fd, mode)

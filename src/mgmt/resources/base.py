@@ -61,7 +61,9 @@ Lifecycle, in the order the engine calls it:
 5. :meth:`Resource.close` when the resource leaves the graph or the agent
    stops: stop threads and watches. Idempotent.
 
-Optional class-level hooks: :meth:`Resource.validate` (checks across fields,
+Optional hooks: :meth:`Resource.autogroup_key` and :meth:`Resource.merge`
+(resources the kind applies together run as one, see mgmt.engine.autogroup),
+:meth:`Resource.validate` (checks across fields,
 raising :class:`FieldError`), :meth:`Resource.autoedges` (ids a resource
 provides and needs, so the engine orders them without explicit edges), and
 :meth:`Resource.collected_params` (how a collect ``pattern`` rewrites a
@@ -112,6 +114,11 @@ REGISTRY: Dict[str, str] = {
     "noop": "mgmt.resources.noop:NoopRes",
     "file": "mgmt.resources.file:FileRes",
     "exec": "mgmt.resources.exec:ExecRes",
+    "pkg": "mgmt.resources.pkg:PkgRes",
+    "svc": "mgmt.resources.svc:SvcRes",
+    "timer": "mgmt.resources.timer:TimerRes",
+    "msg": "mgmt.resources.msg:MsgRes",
+    "hostname": "mgmt.resources.hostname:HostnameRes",
     "http:server": "mgmt.resources.http:HttpServerRes",
     "http:server:file": "mgmt.resources.http:HttpFileRes",
     "tftp:server": "mgmt.resources.tftp:TftpServerRes",
@@ -173,7 +180,9 @@ class Meta(NamedTuple):
     delay: milliseconds to wait before a retry and between two runs;
     noop: never change anything for this resource; autoedge: add edges that
     follow from the parameters (a file after the file of its directory);
-    autogroup: accepted for mgmt compatibility, no effect.
+    autogroup: let the engine run this resource together with others of its kind
+    that the kind says belong together (pkg: one dnf transaction); kinds
+    without an ``autogroup_key`` ignore it.
     """
 
     autoedge: bool = True
@@ -274,6 +283,9 @@ class Resource:
         self.params: Dict[str, Any] = dict(params)
         self.meta = meta or Meta()
         self.init: Init  # set by setup()
+        # What the last check_apply found different (see note()); the engine
+        # takes them after each run for --noop and --json (mgmt.engine.report).
+        self.notes: List[Dict[str, Any]] = []
 
     def __repr__(self) -> str:
         return f"{self.kind}[{self.name}]"
@@ -294,6 +306,38 @@ class Resource:
         ``pattern`` (empty for none); kinds that understand patterns rewrite
         them here (file: the pattern replaces the directory)."""
         return dict(params)
+
+    @classmethod
+    def autogroup_key(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
+        """Resources of this kind with equal keys (and ``meta.autogroup`` on) may run
+        as one: the engine builds them all and calls :meth:`merge` on the first.
+        None (the default) never groups."""
+        return None
+
+    def merge(self, members: List[Resource]) -> None:
+        """Make this resource (the group's leader) answer for ``members`` too: its
+        setup, watch, check_apply and close then cover them all. Called before
+        setup; only kinds whose :meth:`autogroup_key` returns a key need it."""
+        raise NotImplementedError(f"{self.kind} does not group")
+
+    def note(
+        self,
+        field: str,
+        wanted: Any,
+        actual: Any,
+        diff: Optional[str] = None,
+        member: Optional[str] = None,
+    ) -> None:
+        """Record that ``field`` is ``actual`` where the graph wants ``wanted``
+        (``diff``: a unified diff of content; ``member``: which grouped resource).
+        Call it from check_apply for each difference found, in noop mode too:
+        it is what ``--noop`` shows and ``--json`` reports as changed."""
+        entry: Dict[str, Any] = {"field": field, "wanted": wanted, "actual": actual}
+        if diff is not None:
+            entry["diff"] = diff
+        if member is not None:
+            entry["resource"] = member
+        self.notes.append(entry)
 
     def setup(self, init: Init) -> None:
         self.init = init

@@ -15,6 +15,18 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 # atomic_write stays importable from here too (bench/engine.py, older tests).
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.filediff import MAX_COMPARED, content_diff
+from mgmt.resources.filepath import check_basename, parse_mode, resolve_path
+from mgmt.resources.filesafe import (
+    Opened,
+    check_owner_value,
+    holds,
+    parse_owner,
+    read_xattrs,
+    refuse_protected,
+    write_xattrs,
+)
+from mgmt.resources.filetree import sync_tree
 
 DEFAULT_MODE = 0o644
 BLOCK = 1 << 20  # compared a block at a time, so a large file is never read whole
@@ -26,43 +38,6 @@ def _rmtree(path: str) -> None:
     import shutil  # rarely needed: not worth every agent's start-up
 
     shutil.rmtree(path)
-
-
-def parse_mode(value: Any) -> Optional[int]:
-    """ "0644" / "644" / 420 -> 0o644; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        mode = value
-    else:
-        try:
-            mode = int(value, 8)
-        except ValueError:
-            raise FieldError("mode", f"{value!r} is not an octal mode like '0644'") from None
-    if not 0 <= mode <= 0o7777:
-        raise FieldError("mode", f"{value!r} is out of range")
-    return mode
-
-
-def resolve_path(name: str, params: Mapping[str, Any]) -> str:
-    """mgmt's rule: ``dirname`` replaces the directory of ``path``, ``basename`` its last part."""
-    path = params.get("path") or name
-    dirname, basename = params.get("dirname") or "", params.get("basename") or ""
-    if not dirname and not basename:
-        return path
-    head, tail = os.path.split(path)
-    head = head + "/" if head and not head.endswith("/") else head
-    if not dirname:
-        dirname = head
-    if not dirname.endswith("/"):
-        dirname += "/"
-    return dirname + (basename or tail)
-
-
-def _check_basename(basename: Optional[str]) -> None:
-    """A basename is one name: no '/', and never '.' or '..' (which would climb out)."""
-    if basename and ("/" in basename or basename in (".", "..")):
-        raise FieldError("basename", f"{basename!r} must be a single name, without '/'")
 
 
 def _signature(st: Optional[os.stat_result]) -> Signature:
@@ -78,28 +53,6 @@ def _lstat(path: str) -> Optional[os.stat_result]:
         return None
 
 
-def _holds(path: str, data: bytes) -> bool:
-    """Whether the file at ``path`` holds exactly ``data``."""
-    with open(path, "rb") as handle:
-        view = memoryview(data)
-        offset = 0
-        for block in iter(lambda: handle.read(BLOCK), b""):
-            if view[offset : offset + len(block)] != block:
-                return False
-            offset += len(block)
-    return offset == len(data)
-
-
-def _same_files(first: str, second: str) -> bool:
-    with open(first, "rb") as one, open(second, "rb") as other:
-        if os.fstat(one.fileno()).st_size != os.fstat(other.fileno()).st_size:
-            return False
-        for block in iter(lambda: one.read(BLOCK), b""):
-            if other.read(len(block)) != block:
-                return False
-    return True
-
-
 class FileRes(Resource):
     kind = "file"
     fields = {
@@ -111,7 +64,13 @@ class FileRes(Resource):
         "state": Field(str, default="exists", choices=("exists", "absent")),
         "mode": Field((str, int), doc="octal mode, e.g. '0644'"),
         "recurse": Field(bool, default=False, doc="allow directory trees (copy or remove)"),
-        "force": Field(bool, default=False, doc="allow replacing a directory by a file"),
+        "force": Field(
+            bool,
+            default=False,
+            doc="allow replacing a directory by a file, and removing a top-level system directory",
+        ),
+        "owner": Field((str, int), doc="user name or uid; applied without following links"),
+        "group": Field((str, int), doc="group name or gid; applied without following links"),
     }
 
     @classmethod
@@ -126,7 +85,11 @@ class FileRes(Resource):
         dirname = params.get("dirname")
         if dirname is not None and not dirname.startswith("/"):
             raise FieldError("dirname", f"{dirname!r} must be an absolute path")
-        _check_basename(params.get("basename"))
+        check_basename(params.get("basename"))
+        for key in ("owner", "group"):
+            problem = check_owner_value(key, params.get(key))
+            if problem:
+                raise FieldError(key, problem)
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
@@ -149,7 +112,7 @@ class FileRes(Resource):
         out = dict(params)
         if not pattern:
             return out
-        _check_basename(params.get("basename"))
+        check_basename(params.get("basename"))
         exported = resolve_path(name, params)
         last = os.path.basename(os.path.normpath(exported))
         directory = os.path.normpath(pattern)
@@ -168,6 +131,9 @@ class FileRes(Resource):
             raise FieldError("path", f"{self.path!r} must be an absolute path")
         self.is_dir = self.path.endswith("/")
         self.path = os.path.normpath(self.path)
+        refused = refuse_protected(self.path, self.params)
+        if refused:
+            raise FieldError("force" if "force: true" in refused else "path", refused)
         if self.params["state"] == "absent" and os.path.realpath(self.path) == "/":
             raise FieldError("path", "refusing to remove /")
         self.mode = parse_mode(self.params.get("mode"))
@@ -214,23 +180,56 @@ class FileRes(Resource):
             where = err.filename or self.path
             raise ResourceError(repr(self), f"{err.strerror or err}: {where}") from None
 
-    def _write(self, data: bytes, mode: int) -> None:
+    def _owners(self) -> Tuple[Optional[int], Optional[int]]:
+        """The wanted (uid, gid), looked up now (None where not managed)."""
+        try:
+            return (
+                parse_owner("owner", self.params.get("owner")),
+                parse_owner("group", self.params.get("group")),
+            )
+        except KeyError as err:
+            raise ResourceError(repr(self), err.args[0]) from None
+
+    def _write(
+        self,
+        data: bytes,
+        mode: int,
+        owner: Tuple[Optional[int], Optional[int]] = (None, None),
+        xattrs: Optional[Dict[str, bytes]] = None,
+    ) -> None:
+        """Atomically put ``data`` at the path, with its owner and the kept xattrs
+        set on the new file before it takes the name (a link there is replaced,
+        never written through)."""
+
         def remember(st: os.stat_result) -> None:
             self.known = _signature(st)
 
-        atomic_write(self.path, data, mode, remember)
+        def prepare(fd: int) -> None:
+            uid, gid = owner
+            st = os.fstat(fd)
+            if (uid is not None and uid != st.st_uid) or (gid is not None and gid != st.st_gid):
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+            refused = write_xattrs(fd, xattrs or {})
+            if refused:
+                self.init.log.warning("%s: could not keep %s", self.path, ", ".join(refused))
+
+        atomic_write(self.path, data, mode, remember, prepare)
 
     def _absent(self, apply: bool) -> bool:
-        if os.path.realpath(self.path) == "/":
-            raise ResourceError(repr(self), "refusing to remove /")
+        refused = refuse_protected(self.path, self.params)
+        if refused:
+            raise ResourceError(repr(self), refused)
         st = _lstat(self.path)
         if st is None:
             return True
+        self.note("state", "absent", "exists")
         if stat.S_ISDIR(st.st_mode) and not self.params["recurse"]:
             message = f"{self.path} is a directory; set recurse: true to remove it"
             raise ResourceError(repr(self), message)
         self.say(apply, f"removed {self.path}", f"remove {self.path}")
         if apply:
+            # rmtree works through descriptors and refuses a link swapped in;
+            # unlink removes a link itself, never its target.
             if stat.S_ISDIR(st.st_mode):
                 _rmtree(self.path)
             else:
@@ -247,44 +246,68 @@ class FileRes(Resource):
 
     def _file(self, apply: bool) -> bool:
         data = self._wanted()
-        before = _lstat(self.path)
-        if before is not None and stat.S_ISDIR(before.st_mode):
-            if not self.params["force"]:
-                message = f"{self.path} is a directory; set force: true to replace it"
-                raise ResourceError(repr(self), message)
-            self.say(apply, f"replaced directory {self.path}", f"replace directory {self.path}")
-            if not apply:
+        with Opened(self.path) as there:
+            st = there.st
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                if not self.params["force"]:
+                    message = f"{self.path} is a directory; set force: true to replace it"
+                    raise ResourceError(repr(self), message)
+                self.note("type", "file", "directory")
+                self.say(apply, f"replaced directory {self.path}", f"replace directory {self.path}")
+                if not apply:
+                    return False
+                there.close()
+                _rmtree(self.path)
+                st = None
+            if st is None:
+                self.note("state", "exists", "absent")
+                self.say(apply, f"created {self.path}", f"create {self.path}")
+                if apply:
+                    if not os.path.isdir(os.path.dirname(self.path)):
+                        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                    mode = self.mode if self.mode is not None else DEFAULT_MODE
+                    self._write(data or b"", mode, self._owners())
                 return False
-            _rmtree(self.path)
-            before = None
-        if before is None:
-            self.say(apply, f"created {self.path}", f"create {self.path}")
-            if apply:
-                if not os.path.isdir(os.path.dirname(self.path)):
-                    os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                mode = self.mode if self.mode is not None else DEFAULT_MODE
-                self._write(data or b"", mode)
-            return False
+            if there.fd is None:
+                return self._replace_special(there, data, apply)
+            return self._regular(there.fd, st, data, apply)
+
+    def _replace_special(self, there: Opened, data: Optional[bytes], apply: bool) -> bool:
+        """A link (or a FIFO, socket, device) at the path: replaced when content is
+        managed, else refused; never followed."""
+        what = "a symbolic link" if there.is_link else "not a regular file"
+        self.note("type", "file", "symlink" if there.is_link else "special")
+        if data is None:
+            message = f"{self.path} is {what}; the file kind never acts through it (set content)"
+            raise ResourceError(repr(self), message)
+        self.say(apply, f"replaced {what} at {self.path}", f"replace {what} at {self.path}")
+        if apply:
+            mode = self.mode if self.mode is not None else DEFAULT_MODE
+            self._write(data, mode, self._owners())
+        return False
+
+    def _regular(self, fd: int, st: os.stat_result, data: Optional[bytes], apply: bool) -> bool:
+        """Check (and fix) the regular file open as ``fd``: what was checked is what changes."""
         ok = True
-        size = len(data or b"")
-        if data is not None and (before.st_size != size or not _holds(self.path, data)):
-            ok = False
+        if data is not None and (st.st_size != len(data) or not holds(fd, data)):
+            self._note_content(fd, st, data, apply)
             self.say(apply, f"wrote content of {self.path}", f"rewrite content of {self.path}")
-            if apply:
-                mode = self.mode if self.mode is not None else stat.S_IMODE(before.st_mode)
-                self._write(data or b"", mode)
+            if apply:  # the new file gets the wanted owner and mode with it
+                uid, gid = self._owners()
+                mode = self.mode if self.mode is not None else stat.S_IMODE(st.st_mode)
+                keep = (st.st_uid if uid is None else uid, st.st_gid if gid is None else gid)
+                self._write(data, mode, keep, read_xattrs(fd))
                 return False
-        if self.mode is not None and stat.S_IMODE(before.st_mode) != self.mode:
-            ok = False
-            self.say(apply, f"set mode {self.mode:04o} on {self.path}", f"set mode {self.mode:04o}")
+            ok = False  # noop: the owner and mode are reported too
+        ok = self._attrs(fd, st, apply) and ok
+        if not ok:
             if apply:
-                os.chmod(self.path, self.mode)
-                self.known = _signature(_lstat(self.path))
-                return False
+                self.known = _signature(os.fstat(fd))
+            return False
         after = _lstat(self.path)
         # Remember what we checked, unless it moved under our feet while we read.
-        self.known = _signature(before) if _signature(after) == _signature(before) else None
-        return ok
+        self.known = _signature(st) if _signature(after) == _signature(st) else None
+        return True
 
     def _directory(self, apply: bool) -> bool:
         ok = True
@@ -294,57 +317,60 @@ class FileRes(Resource):
                 message = f"{self.path} is not a directory; set force: true to replace it"
                 raise ResourceError(repr(self), message)
             ok = False
+            self.note("type", "directory", "file")
             self.say(apply, f"replaced {self.path} by a directory", f"replace {self.path}")
             if apply:
-                os.unlink(self.path)
+                os.unlink(self.path)  # a link goes, never its target
             st = None
         if st is None:
             ok = False
+            self.note("state", "exists", "absent")
             self.say(apply, f"created directory {self.path}", f"create directory {self.path}")
             if apply:
                 os.makedirs(self.path, exist_ok=True)
-        current = _lstat(self.path)
-        if (
-            self.mode is not None
-            and current is not None
-            and stat.S_IMODE(current.st_mode) != self.mode
-        ):
-            ok = False
-            self.say(apply, f"set mode {self.mode:04o}", f"set mode {self.mode:04o}")
-            if apply:
-                os.chmod(self.path, self.mode)
+        with Opened(self.path) as there:
+            if there.fd is not None and there.st is not None and stat.S_ISDIR(there.st.st_mode):
+                ok = self._attrs(there.fd, there.st, apply) and ok
+            elif there.st is not None:  # a link swapped in since: never act through it
+                raise ResourceError(repr(self), f"{self.path} changed to a link or a file")
         source = self.params.get("source")
         if source and (apply or st is not None):
-            ok = self._sync_tree(source, apply) and ok
+            ok = sync_tree(self, source, apply) and ok
         return ok
 
-    def _sync_tree(self, source: str, apply: bool) -> bool:
-        """Make the tree at path hold what source holds (extra files go only with force)."""
+    def _attrs(self, fd: int, st: os.stat_result, apply: bool) -> bool:
+        """Check (and fix) owner, group and mode of what is open as ``fd`` (a file or a
+        directory opened without following links): fchown/fchmod, never by name."""
         ok = True
-        for folder, dirs, files in os.walk(source):
-            rel = os.path.relpath(folder, source)
-            target_dir = os.path.normpath(os.path.join(self.path, rel))
-            if not os.path.isdir(target_dir):
-                ok = False
-                if not apply:
-                    continue
-                os.makedirs(target_dir, exist_ok=True)
-            for name in files:
-                src, dst = os.path.join(folder, name), os.path.join(target_dir, name)
-                st = _lstat(dst)
-                if st is not None and _same_files(src, dst):
-                    continue
-                ok = False
-                self.say(apply, f"copied {dst}", f"copy {dst}")
-                if apply:
-                    with open(src, "rb") as handle:
-                        atomic_write(dst, handle.read(), stat.S_IMODE(os.stat(src).st_mode))
-            if self.params["force"] and os.path.isdir(target_dir):
-                wanted = set(dirs) | set(files)
-                for extra in sorted(set(os.listdir(target_dir)) - wanted):
-                    ok = False
-                    gone = os.path.join(target_dir, extra)
-                    self.say(apply, f"removed {gone}", f"remove {gone}")
-                    if apply:
-                        _rmtree(gone) if os.path.isdir(gone) else os.unlink(gone)
+        uid, gid = self._owners()
+        if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
+            ok = False
+            self._note_owner(st, uid, gid)
+            self.say(apply, f"set owner of {self.path}", f"set owner of {self.path}")
+            if apply:
+                # chown clears set-id bits: the mode is checked afterwards.
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+                st = os.fstat(fd)
+        if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
+            ok = False
+            self.note("mode", f"{self.mode:04o}", f"{stat.S_IMODE(st.st_mode):04o}")
+            self.say(apply, f"set mode {self.mode:04o} on {self.path}", f"set mode {self.mode:04o}")
+            if apply:
+                os.fchmod(fd, self.mode)
         return ok
+
+    def _note_owner(self, st: os.stat_result, uid: Optional[int], gid: Optional[int]) -> None:
+        if uid is not None and st.st_uid != uid:
+            self.note("owner", uid, st.st_uid)
+        if gid is not None and st.st_gid != gid:
+            self.note("group", gid, st.st_gid)
+
+    def _note_content(self, fd: int, st: os.stat_result, data: bytes, apply: bool) -> None:
+        """The content differs: under noop with a diff (read back, bounded), else by size."""
+        if apply:
+            self.note("content", f"{len(data)} bytes", f"{st.st_size} bytes")
+            return
+        old = os.pread(fd, MAX_COMPARED + 1, 0)
+        diff = content_diff(self.path, old, data)
+        self.note("content", f"{len(data)} bytes", f"{st.st_size} bytes", diff)
+        self.init.log.info("content would change:\n%s", diff.rstrip("\n"))

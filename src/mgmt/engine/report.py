@@ -1,0 +1,102 @@
+"""The ``--json`` document: what one agent's run did to each resource.
+
+One JSON object, printed on stdout when the run ends (log lines stay on
+stderr), stable so that scripts and the remote initiator can rely on it; a
+remote run will embed one such document per host under ``hosts``. Shape
+(version 1)::
+
+    {
+      "version": 1,
+      "host": "web1",                 # the agent's --hostname
+      "noop": false,                  # --noop: nothing was changed
+      "converged": true,              # ended converged (else stopped)
+      "status": "ok",                 # "failed" when any resource failed
+      "summary": {"changed": 1, "unchanged": 2, "would-change": 0,
+                  "failed": 0, "pending": 0},
+      "resources": [
+        {
+          "kind": "file", "name": "/etc/motd",
+          "result": "changed",        # unchanged | changed | would-change | failed | pending
+          "changes": [                # what differed, in the order found
+            {"field": "content", "wanted": "...", "actual": "...",
+             "diff": "--- ...",       # file content only, bounded
+             "applied": true}         # false under noop
+          ],
+          "errors": ["..."],          # the last errors, also of retries that succeeded
+          "group": "a (+1 grouped)"  # only for autogrouped resources: the shared run
+        }
+      ]
+    }
+
+Resources come sorted by kind and name. A value the graph does not manage is
+never listed; ``wanted``/``actual`` are strings, numbers or null.
+"""
+
+import json
+from typing import Any, Dict, Iterable, List, Tuple
+
+from mgmt.engine.autogroup import GroupSpec
+from mgmt.engine.outcome import CHANGED, FAILED, PENDING, UNCHANGED, WOULD_CHANGE, Outcome
+from mgmt.graph.model import ResourceSpec
+
+VERSION = 1
+RESULTS = (UNCHANGED, CHANGED, WOULD_CHANGE, FAILED, PENDING)
+
+
+def _member_entry(spec: ResourceSpec, outcome: Outcome, group: str) -> Dict[str, Any]:
+    changes = []
+    for change in outcome.changes:
+        if group and change.get("resource", spec.name) != spec.name:
+            continue
+        changes.append({k: v for k, v in change.items() if k != "resource"})
+    result = outcome.final
+    if group and result in (CHANGED, WOULD_CHANGE) and not changes:
+        result = UNCHANGED  # the group changed, this member was already right
+    entry: Dict[str, Any] = {
+        "kind": spec.kind,
+        "name": spec.name,
+        "result": result,
+        "changes": changes,
+        "errors": list(outcome.errors),
+    }
+    if group:
+        entry["group"] = group
+    return entry
+
+
+def resource_entries(outcomes: Iterable[Tuple[ResourceSpec, Outcome]]) -> List[Dict[str, Any]]:
+    """One entry per resource of the graph, a group split back into its members."""
+    entries = []
+    for spec, outcome in outcomes:
+        if isinstance(spec, GroupSpec):
+            entries += [_member_entry(m, outcome, spec.name) for m in spec.members]
+        else:
+            entries.append(_member_entry(spec, outcome, ""))
+    return sorted(entries, key=lambda e: (e["kind"], e["name"]))
+
+
+def document(
+    host: str,
+    noop: bool,
+    converged: bool,
+    outcomes: Iterable[Tuple[ResourceSpec, Outcome]],
+) -> Dict[str, Any]:
+    """The run's document (see the module docstring for its shape)."""
+    resources = resource_entries(outcomes)
+    summary = {result: 0 for result in RESULTS}
+    for entry in resources:
+        summary[entry["result"]] += 1
+    return {
+        "version": VERSION,
+        "host": host,
+        "noop": noop,
+        "converged": converged,
+        "status": "failed" if summary[FAILED] else "ok",
+        "summary": summary,
+        "resources": resources,
+    }
+
+
+def dumps(doc: Dict[str, Any]) -> str:
+    """The document as one line of JSON (values the encoder does not know become strings)."""
+    return json.dumps(doc, ensure_ascii=False, default=str)

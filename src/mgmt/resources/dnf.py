@@ -1,0 +1,174 @@
+"""The host's package tools as the pkg kind uses them: rpm to look, dnf to change.
+
+No PackageKit (unmaintained, mgmt #471, and wrong whenever its view differed
+from dnf's): the host's own ``dnf`` (dnf5 where /usr/bin/dnf is dnf5, else
+dnf4) runs as a subprocess, exactly as an administrator would run it, and the
+rpm database is read with ``rpm -q``. The agent carries no bindings: libdnf's
+Python modules exist for one Python per host, the agent runs on any.
+
+One :class:`Dnf` per agent (through ``init.services``) owns a lock, so the
+agent's pkg resources never run two dnf transactions at once (dnf would wait
+on its own lock anyway, but then a second transaction would be planned against
+a database the first is changing).
+"""
+
+import os
+import shutil
+import subprocess
+import threading
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mgmt.resources.hosttool import last_lines, run_tool
+
+# How much of dnf's output an error carries: the end, where dnf says why.
+MESSAGE_LINES = 6
+
+
+class DnfError(Exception):
+    """A dnf or rpm command failed: ``message`` holds the tool's own words."""
+
+    def __init__(self, command: str, message: str):
+        self.command, self.message = command, message
+        super().__init__(f"{command}: {message}")
+
+
+class Transaction:
+    """What one dnf run does: packages (specs) to install, upgrade and remove."""
+
+    def __init__(self) -> None:
+        self.install: List[str] = []
+        self.upgrade: List[str] = []
+        self.remove: List[str] = []
+        self.nogpgcheck = False
+
+    def __bool__(self) -> bool:
+        return bool(self.install or self.upgrade or self.remove)
+
+    def actions(self) -> List[Tuple[str, List[str]]]:
+        return [(a, specs) for a, specs in self.describe() if specs]
+
+    def describe(self) -> List[Tuple[str, List[str]]]:
+        return [("install", self.install), ("upgrade", self.upgrade), ("remove", self.remove)]
+
+
+def _tail(text: str) -> str:
+    return last_lines(text, MESSAGE_LINES)
+
+
+class Dnf:
+    """This host's dnf and rpm, one transaction at a time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._dnf: Optional[str] = None
+        self._dbpath: Optional[str] = None
+
+    # -- the tools --------------------------------------------------------------
+
+    @property
+    def dnf(self) -> str:
+        if self._dnf is None:
+            found = shutil.which("dnf5") or shutil.which("dnf")
+            if found is None:
+                raise DnfError("dnf", "neither dnf5 nor dnf is installed on this host")
+            self._dnf = found
+        return self._dnf
+
+    @property
+    def is_dnf5(self) -> bool:
+        return os.path.basename(os.path.realpath(self.dnf)).startswith("dnf5")
+
+    def dbpath(self) -> str:
+        """Where this host's rpm database lives (``%_dbpath``), for the watch."""
+        if self._dbpath is None:
+            out = _run(["rpm", "--eval", "%{_dbpath}"]).stdout.strip()
+            self._dbpath = out if out.startswith("/") else "/var/lib/rpm"
+        return self._dbpath
+
+    # -- looking ----------------------------------------------------------------
+
+    def installed(self, queries: Sequence[str]) -> Dict[str, str]:
+        """For each query (``name`` or ``name-version[-release]``) that rpm finds
+        installed, the query -> ``version-release`` of what is installed."""
+        if not queries:
+            return {}
+        fmt = "%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n"
+        found: Dict[str, str] = {}
+        # One rpm run for all: rpm -q answers each argument in order, one line
+        # per installed match or "package X is not installed".
+        proc = _run(["rpm", "-q", "--qf", fmt, "--", *queries], check=False)
+        lines, at = proc.stdout.splitlines(), 0
+        for query in queries:
+            if at >= len(lines):
+                break
+            if "\t" not in lines[at]:  # "package X is not installed"
+                at += 1
+                continue
+            name, version = lines[at].split("\t", 1)
+            found[query] = version
+            at += 1
+            # A name installed for two architectures answers with two lines.
+            while at < len(lines) and lines[at].startswith(name + "\t"):
+                at += 1
+        return found
+
+    def upgradable(self, names: Sequence[str], nogpgcheck: bool = False) -> List[str]:
+        """Which installed ``names`` have a newer version in the enabled repositories."""
+        if not names:
+            return []
+        argv = [self.dnf, "-q", "check-update", *_gpg(nogpgcheck), "--", *names]
+        proc = _run(argv, check=False)
+        if proc.returncode not in (0, 100):  # 100: updates available
+            raise DnfError("dnf check-update", _tail(proc.stderr or proc.stdout))
+        wanted = set(names)
+        found = []
+        for line in proc.stdout.splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and "." in fields[0]:
+                name = fields[0].rsplit(".", 1)[0]
+                if name in wanted and name not in found:
+                    found.append(name)
+        return found
+
+    # -- changing ---------------------------------------------------------------
+
+    def run(self, transaction: Transaction) -> str:
+        """Apply ``transaction`` as one dnf transaction; dnf's output, or DnfError."""
+        actions = transaction.actions()
+        if not actions:
+            return ""
+        argv = [self.dnf, "-y", *_gpg(transaction.nogpgcheck)]
+        script: Optional[str] = None
+        if len(actions) == 1:
+            action, specs = actions[0]
+            argv += [action, "--", *specs]
+        elif self.is_dnf5:
+            argv.append("do")
+            for action, specs in actions:
+                argv += [f"--action={action}", *specs]
+        else:
+            # dnf4 mixes actions in one transaction through its shell.
+            script = "".join(f"{a} {' '.join(specs)}\n" for a, specs in actions) + "run\n"
+            argv += ["shell", "/dev/stdin"]
+        with self.lock:
+            proc = _run(argv, check=False, stdin=script)
+        if proc.returncode != 0:
+            words = " ".join(a for a, _ in actions)
+            raise DnfError(f"dnf {words}", _tail(proc.stdout + "\n" + proc.stderr))
+        return proc.stdout
+
+
+def _gpg(nogpgcheck: bool) -> List[str]:
+    return ["--nogpgcheck"] if nogpgcheck else []
+
+
+def _run(
+    argv: List[str], check: bool = True, stdin: Optional[str] = None
+) -> "subprocess.CompletedProcess[str]":
+    try:
+        proc = run_tool(argv, stdin)
+    except OSError as err:
+        raise DnfError(argv[0], f"cannot run: {err.strerror or err}") from None
+    if check and proc.returncode != 0:
+        raise DnfError(" ".join(argv[:2]), _tail(proc.stderr or proc.stdout))
+    return proc

@@ -1,0 +1,213 @@
+"""What the file kind does before it touches a path: never through a symlink, never a system tree.
+
+The agent runs as root, so a symlink at a managed path (planted before the run
+or swapped in during it) must never redirect a check or a change to another
+file. Every check and change therefore works on a descriptor opened with
+O_NOFOLLOW: what was checked is what gets chmod-ed, chown-ed or read, and a
+link found there is reported as a link, never followed. Names (path
+components above the managed path) are the graph author's responsibility,
+as with ``rm`` and ``install``.
+
+The second guard is ``rm --preserve-root``'s, widened: ``state: absent`` with
+``recurse: true`` refuses the top-level directories of the file-system
+hierarchy and the home directory unless ``force: true`` says so.
+"""
+
+import contextlib
+import errno
+import os
+import pwd
+import stat
+from typing import Any, Dict, Mapping, Optional, Set, Tuple, Union
+
+# The top-level directories of the file-system hierarchy (FHS 3.0) and "/".
+# /lib* is every /lib variant the host has (lib, lib64, lib32, libx32).
+SYSTEM_DIRS = (
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+    "/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
+    "/usr", "/var",
+)  # fmt: skip
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def protected_paths() -> Set[str]:
+    """Paths ``state: absent, recurse: true`` refuses without ``force``, as the host resolves them.
+
+    Both the listed name and what it resolves to (``/lib`` -> ``/usr/lib`` on a
+    merged-/usr host), every ``/lib*`` the host has, and the home directory of
+    the user the agent runs as (from the password database and ``$HOME``).
+    """
+    names = set(SYSTEM_DIRS)
+    with contextlib.suppress(OSError):
+        names.update("/" + entry for entry in os.listdir("/") if entry.startswith("lib"))
+    for home in (os.environ.get("HOME"), _passwd_home()):
+        if home and home.startswith("/"):
+            names.add(os.path.normpath(home))
+    return names | {os.path.realpath(name) for name in names}
+
+
+def _passwd_home() -> Optional[str]:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_dir
+    except KeyError:
+        return None
+
+
+def refuse_protected(path: str, params: Mapping[str, Any]) -> Optional[str]:
+    """Why removing ``path`` recursively is refused (a message naming path and field), or None."""
+    if params.get("state") != "absent" or not params.get("recurse"):
+        return None
+    if os.path.normpath(path) == "/" or os.path.realpath(path) == "/":
+        return "refusing to remove / (never allowed, not even with force: true)"
+    if params.get("force"):
+        return None
+    protected = protected_paths()
+    if os.path.normpath(path) in protected or os.path.realpath(path) in protected:
+        return (
+            f"refusing to remove {path} recursively: a top-level system directory or the "
+            "home directory (set force: true to allow it)"
+        )
+    return None
+
+
+class Opened:
+    """What lives at a path, looked at without following a link there.
+
+    ``st`` is None when nothing is there; ``fd`` is an open descriptor on it
+    (read-only, O_NOFOLLOW) for a regular file or a directory, None for a link
+    or a special file. Use as a context manager so the descriptor is closed.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd: Optional[int] = None
+        self.st: Optional[os.stat_result] = None
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            # ELOOP: a symlink is there (O_NOFOLLOW refuses it); ENXIO: a socket
+            # or a FIFO without a writer. Report what is there, open nothing.
+            if err.errno not in (errno.ELOOP, errno.ENXIO, errno.EWOULDBLOCK):
+                raise
+            self.st = _lstat(path)
+            return
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            self.fd, self.st = fd, st
+        else:  # a device or a FIFO: never read from it
+            os.close(fd)
+            self.st = st
+
+    @property
+    def is_link(self) -> bool:
+        return self.st is not None and stat.S_ISLNK(self.st.st_mode)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "Opened":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _lstat(path: str) -> Optional[os.stat_result]:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def holds(fd: int, data: bytes, block: int = 1 << 20) -> bool:
+    """Whether the open regular file ``fd`` holds exactly ``data`` (read from its start)."""
+    view = memoryview(data)
+    offset = 0
+    while True:
+        chunk = os.pread(fd, block, offset)
+        if not chunk:
+            return offset == len(data)
+        if view[offset : offset + len(chunk)] != chunk:
+            return False
+        offset += len(chunk)
+
+
+# -- ownership ------------------------------------------------------------------
+
+
+def parse_owner(field: str, value: Union[str, int, None]) -> Optional[int]:
+    """A user or group given as a name or an id -> the id (None: not managed).
+
+    Names are looked up on the host that applies the graph, each time, so a
+    user created earlier in the same run (by a pkg's scriptlet, say) is found.
+    Raises KeyError with a message when the name is unknown there.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if value.isdigit():
+        return int(value)
+    import grp  # only graphs that name owners pay for it
+
+    try:
+        if field == "owner":
+            return pwd.getpwnam(value).pw_uid
+        return grp.getgrnam(value).gr_gid
+    except KeyError:
+        kind = "user" if field == "owner" else "group"
+        raise KeyError(f"{field}: no {kind} named {value!r} on this host") from None
+
+
+def check_owner_value(field: str, value: Union[str, int, None]) -> Optional[str]:
+    """Why ``value`` can never be an owner/group (checked at graph load), or None."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return None if 0 <= value < 2**32 - 1 else f"{value} is not a valid id"
+    if not value or "\0" in value or ":" in value or value != value.strip():
+        return f"{value!r} is not a valid {'user' if field == 'owner' else 'group'} name"
+    return None
+
+
+# -- extended attributes --------------------------------------------------------
+
+# Namespaces worth keeping across a content change: SELinux labels
+# (security.*), ACLs (system.posix_acl_*), and user/trusted metadata.
+_KEPT_PREFIXES = ("security.", "system.posix_acl_", "user.", "trusted.")
+
+
+def read_xattrs(fd: int) -> Dict[str, bytes]:
+    """The kept extended attributes of an open file (empty where unsupported)."""
+    if not hasattr(os, "listxattr"):
+        return {}
+    try:
+        names = os.listxattr(fd)
+    except OSError:
+        return {}
+    out = {}
+    for name in names:
+        if not name.startswith(_KEPT_PREFIXES) or name == "security.capability":
+            # A file capability must never outlive the content it was granted to.
+            continue
+        try:
+            out[name] = os.getxattr(fd, name)
+        except OSError:
+            continue
+    return out
+
+
+def write_xattrs(fd: int, attrs: Dict[str, bytes]) -> Tuple[str, ...]:
+    """Set ``attrs`` on an open file; the names the file system refused."""
+    refused = []
+    for name, value in attrs.items():
+        try:
+            os.setxattr(fd, name, value)
+        except OSError:
+            refused.append(name)
+    return tuple(refused)

@@ -1,0 +1,84 @@
+"""Copying a source tree onto a managed directory, without following links in the target.
+
+A link planted in the target tree (``dst/sub -> /etc``) must not carry a copy
+out of it: every target entry is looked at with lstat, files are replaced
+atomically (a rename replaces a link, never writes through it), and a link
+where a directory belongs is refused unless ``force`` allows replacing it.
+"""
+
+import os
+import stat
+from typing import Any
+
+from mgmt.resources.atomic import atomic_write
+from mgmt.resources.base import ResourceError
+from mgmt.resources.filesafe import Opened, holds
+
+
+def _rmtree(path: str) -> None:
+    import shutil  # rarely needed: not worth every agent's start-up
+
+    shutil.rmtree(path)
+
+
+def _same_file(src: str, dst: str) -> bool:
+    """Whether the regular file ``dst`` (never a link) holds what ``src`` holds."""
+    with Opened(dst) as there:
+        if there.fd is None or there.st is None or not stat.S_ISREG(there.st.st_mode):
+            return False
+        with open(src, "rb") as handle:
+            data = handle.read()
+        return there.st.st_size == len(data) and holds(there.fd, data)
+
+
+def _is_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def sync_tree(res: Any, source: str, apply: bool) -> bool:
+    """Make the tree at ``res.path`` hold what ``source`` holds (extra files go only with force).
+
+    ``res`` is the file resource: its path, params, ``say`` and ``repr`` for errors.
+    """
+    ok = True
+    force = res.params["force"]
+    for folder, dirs, files in os.walk(source):
+        rel = os.path.relpath(folder, source)
+        target_dir = os.path.normpath(os.path.join(res.path, rel))
+        if os.path.lexists(target_dir) and not _is_dir(target_dir):
+            if not force:
+                message = f"{target_dir} is not a directory; set force: true to replace it"
+                raise ResourceError(repr(res), message)
+            ok = False
+            res.say(apply, f"replaced {target_dir} by a directory", f"replace {target_dir}")
+            if apply:
+                os.unlink(target_dir)
+        if not _is_dir(target_dir):
+            ok = False
+            if not apply:
+                continue
+            os.makedirs(target_dir, exist_ok=True)
+        for name in files:
+            src, dst = os.path.join(folder, name), os.path.join(target_dir, name)
+            if _same_file(src, dst):
+                continue
+            if _is_dir(dst):
+                message = f"{dst} is a directory where {src} is a file"
+                raise ResourceError(repr(res), message)
+            ok = False
+            res.say(apply, f"copied {dst}", f"copy {dst}")
+            if apply:
+                with open(src, "rb") as handle:
+                    atomic_write(dst, handle.read(), stat.S_IMODE(os.stat(src).st_mode))
+        if force and _is_dir(target_dir):
+            wanted = set(dirs) | set(files)
+            for extra in sorted(set(os.listdir(target_dir)) - wanted):
+                ok = False
+                gone = os.path.join(target_dir, extra)
+                res.say(apply, f"removed {gone}", f"remove {gone}")
+                if apply:
+                    _rmtree(gone) if _is_dir(gone) else os.unlink(gone)
+    return ok

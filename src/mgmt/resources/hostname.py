@@ -1,0 +1,164 @@
+"""The hostname kind: the static, transient and pretty host names.
+
+Through systemd-hostnamed (``hostnamectl``) where it answers, so its view and
+D-Bus clients stay in step; else the files it would write (/etc/hostname,
+PRETTY_HOSTNAME in /etc/machine-info, atomically) and sethostname(2) for the
+kernel's (transient) name. ``hostname`` is the default for the static and
+transient names, as in mgmt 0.0.8. The watch is inotify on both files; the
+kernel's name has no change event, so a transient name changed behind the
+agent's back is seen at the next check.
+"""
+
+import ctypes
+import os
+import socket
+import string
+import subprocess
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from mgmt.resources.atomic import atomic_write
+from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.hosttool import run_tool
+
+_LABEL_CHARS = frozenset(string.ascii_letters + string.digits + "-")
+HOSTNAME_FILE = "/etc/hostname"
+MACHINE_INFO = "/etc/machine-info"
+
+
+def valid_hostname(name: str) -> bool:
+    """RFC 1123 labels, at most 64 characters (the kernel's limit)."""
+    if not name or len(name) > 64 or name.startswith(".") or name.endswith("."):
+        return False
+    for label in name.split("."):
+        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
+            return False
+        if not all(c in _LABEL_CHARS for c in label):
+            return False
+    return True
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ""
+
+
+def read_pretty(text: str) -> str:
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "PRETTY_HOSTNAME":
+            return value.strip().strip('"').strip("'")
+    return ""
+
+
+def with_pretty(text: str, pretty: str) -> str:
+    """/etc/machine-info with PRETTY_HOSTNAME set, other lines kept."""
+    lines = [ln for ln in text.splitlines() if ln.partition("=")[0].strip() != "PRETTY_HOSTNAME"]
+    quoted = '"' + pretty.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "\n".join([*lines, f"PRETTY_HOSTNAME={quoted}"]) + "\n"
+
+
+def sethostname(name: str) -> None:
+    """The kernel's (transient) host name, through libc (the process needs CAP_SYS_ADMIN)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    data = name.encode("ascii")
+    if libc.sethostname(data, len(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+class HostnameRes(Resource):
+    kind = "hostname"
+    fields = {
+        "hostname": Field(str, doc="default for static_hostname and transient_hostname"),
+        "static_hostname": Field(str, doc="the name in /etc/hostname, used at boot"),
+        "transient_hostname": Field(str, doc="the kernel's current name"),
+        "pretty_hostname": Field(str, doc="free-form name for people (/etc/machine-info)"),
+    }
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        for key in ("hostname", "static_hostname", "transient_hostname"):
+            value = params.get(key)
+            if value is not None and not valid_hostname(value):
+                raise FieldError(key, f"{value!r} is not a valid host name")
+        pretty = params.get("pretty_hostname")
+        if pretty is not None and ("\n" in pretty or "\0" in pretty):
+            raise FieldError("pretty_hostname", "must be one line")
+
+    def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
+        super().__init__(name, params, meta)
+        default = self.params.get("hostname")
+        self.wanted: Dict[str, Optional[str]] = {
+            "static_hostname": self.params.get("static_hostname") or default,
+            "transient_hostname": self.params.get("transient_hostname") or default,
+            "pretty_hostname": self.params.get("pretty_hostname"),
+        }
+        self._cancels: List[Callable[[], None]] = []
+        self._hostnamed: Optional[bool] = None
+
+    def watch(self) -> None:
+        for path in (HOSTNAME_FILE, MACHINE_INFO):
+            self._cancels.append(self.init.watcher.watch_path(path, self.init.event))
+
+    def close(self) -> None:
+        for cancel in self._cancels:
+            cancel()
+        self._cancels.clear()
+
+    def current(self) -> Dict[str, str]:
+        return {
+            "static_hostname": _read(HOSTNAME_FILE).strip(),
+            "transient_hostname": socket.gethostname(),
+            "pretty_hostname": read_pretty(_read(MACHINE_INFO)),
+        }
+
+    def check_apply(self, apply: bool) -> bool:
+        now = self.current()
+        wrong = [k for k, v in self.wanted.items() if v is not None and now[k] != v]
+        if not wrong:
+            return True
+        for key in wrong:
+            self.note(key, self.wanted[key], now[key])
+            said = f"set {key} to {self.wanted[key]!r} (was {now[key]!r})"
+            self.init.log.info(said if apply else f"would {said} (noop)")
+        if not apply:
+            return False
+        try:
+            for key in wrong:
+                self._set(key, self.wanted[key] or "")
+        except OSError as err:
+            raise ResourceError(repr(self), f"cannot set {key}: {err.strerror or err}") from None
+        return False
+
+    def _set(self, key: str, value: str) -> None:
+        if self._use_hostnamed():
+            flag = "--" + key.split("_")[0]  # --static, --transient, --pretty
+            proc = _hostnamectl(["set-hostname", flag, "--", value])
+            if proc.returncode == 0:
+                return
+            raise OSError(0, proc.stderr.strip() or "hostnamectl failed")
+        if key == "static_hostname":
+            atomic_write(HOSTNAME_FILE, (value + "\n").encode("ascii"), 0o644)
+        elif key == "pretty_hostname":
+            text = with_pretty(_read(MACHINE_INFO), value)
+            atomic_write(MACHINE_INFO, text.encode("utf-8"), 0o644)
+        else:
+            sethostname(value)
+
+    def _use_hostnamed(self) -> bool:
+        """Whether hostnamed answers here (asked once per resource)."""
+        if self._hostnamed is None:
+            try:
+                self._hostnamed = _hostnamectl(["status"]).returncode == 0
+            except OSError:
+                self._hostnamed = False
+            if not self._hostnamed:
+                self.init.log.debug("no hostnamed: writing the files and calling sethostname")
+        return self._hostnamed
+
+
+def _hostnamectl(argv: List[str]) -> "subprocess.CompletedProcess[str]":
+    return run_tool(["hostnamectl", *argv], timeout=30)

@@ -1,0 +1,35 @@
+"""Running the host's own tools (dnf, rpm, systemctl, hostnamectl) the way kinds need it.
+
+Output captured as text, in the C locale so that errors carry the tool's own
+English words (and parse the same on every host), no pager, no colours,
+stdin closed unless given. One place for the Python 3.6 spelling of all that.
+"""
+
+import os
+import subprocess
+from typing import List, Optional
+
+_ENV = {"LC_ALL": "C", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
+
+
+def run_tool(
+    argv: List[str], stdin: Optional[str] = None, timeout: Optional[float] = None
+) -> "subprocess.CompletedProcess[str]":
+    """Run ``argv`` to its end; OSError when it cannot start (not found, no permission)."""
+    # Python 3.6 (RHEL 8 hosts): no capture_output= or text= yet.
+    return subprocess.run(  # noqa: UP022
+        argv,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        universal_newlines=True,  # noqa: UP021
+        env=dict(os.environ, **_ENV),
+        timeout=timeout,
+    )
+
+
+def last_lines(text: str, count: int = 6) -> str:
+    """The last ``count`` non-empty lines joined by "; ": where tools say why they failed."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "; ".join(lines[-count:]) or "no output"

@@ -1,0 +1,113 @@
+"""The msg kind: a message to the journal and/or syslog, sent once per graph (and per edit).
+
+The journal gets it through journald's native socket (a datagram of
+``KEY=value`` fields, the protocol of sd_journal_send), so custom ``fields``
+arrive as fields, not as text, and no libsystemd binding is needed; syslog
+through the standard library's syslog module. Either way the line also goes
+to the agent's own log. A host without journald makes ``journal: true`` fail
+with the socket's path in the error.
+"""
+
+import socket
+import struct
+from typing import Any, Dict, Mapping
+
+from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+# mgmt's names (and syslog's) -> syslog priority numbers.
+PRIORITIES = {
+    "emerg": 0,
+    "alert": 1,
+    "crit": 2,
+    "err": 3,
+    "warning": 4,
+    "notice": 5,
+    "info": 6,
+    "debug": 7,
+}
+
+
+def journal_datagram(fields: Mapping[str, str]) -> bytes:
+    """journald's native format: ``KEY=value\\n``, or for a value with a newline
+    ``KEY\\n`` + its 64-bit little-endian length + the value + ``\\n``."""
+    out = []
+    for key, value in fields.items():
+        data = value.encode("utf-8")
+        if b"\n" in data:
+            out.append(key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n")
+        else:
+            out.append(key.encode() + b"=" + data + b"\n")
+    return b"".join(out)
+
+
+def _valid_field(name: str) -> bool:
+    # journald: upper case letters, digits and "_", not starting with "_" or a digit.
+    return bool(name) and not name[0].isdigit() and name[0] != "_" and all(
+        c.isdigit() or c == "_" or ("A" <= c <= "Z") for c in name
+    )  # fmt: skip
+
+
+class MsgRes(Resource):
+    kind = "msg"
+    fields = {
+        "body": Field(str, default="", doc="the message; defaults to the resource's name"),
+        "priority": Field(
+            str,
+            default="info",
+            choices=tuple(PRIORITIES) + tuple(p.capitalize() for p in PRIORITIES),
+        ),
+        "fields": Field(dict, doc="extra journal fields, NAME: value (upper case names)"),
+        "journal": Field(bool, default=False, doc="send to the systemd journal"),
+        "syslog": Field(bool, default=False, doc="send to syslog"),
+    }
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        for name, value in (params.get("fields") or {}).items():
+            if not isinstance(name, str) or not _valid_field(name):
+                raise FieldError("fields", f"{name!r} is not a journal field name (A-Z, 0-9, _)")
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise FieldError("fields", f"{name}: {value!r} is not text or a number")
+
+    def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
+        super().__init__(name, params, meta)
+        self.body = self.params["body"] or name
+        self.priority = PRIORITIES[self.params["priority"].lower()]
+        self.sent = False
+
+    def check_apply(self, apply: bool) -> bool:
+        if self.sent:
+            return True
+        self.note("body", self.body, None)
+        if not apply:
+            self.init.log.info("would send: %s (noop)", self.body)
+            return False
+        if self.params["journal"]:
+            self._journal()
+        if self.params["syslog"]:
+            import syslog  # only graphs that ask for it pay for it
+
+            syslog.openlog("mgmt", 0, syslog.LOG_DAEMON)
+            syslog.syslog(self.priority, self.body)
+        self.init.log.info("message: %s", self.body)
+        self.sent = True
+        return False
+
+    def _journal(self) -> None:
+        fields: Dict[str, str] = {
+            "MESSAGE": self.body,
+            "PRIORITY": str(self.priority),
+            "SYSLOG_IDENTIFIER": "mgmt",
+            "MGMT_RESOURCE": f"msg[{self.name}]",
+        }
+        for key, value in (self.params.get("fields") or {}).items():
+            fields[key] = str(value)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.sendto(journal_datagram(fields), JOURNAL_SOCKET)
+        except OSError as err:
+            message = f"cannot send to the journal at {JOURNAL_SOCKET}: {err.strerror or err}"
+            raise ResourceError(repr(self), message) from None
+        finally:
+            sock.close()

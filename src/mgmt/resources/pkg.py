@@ -1,0 +1,188 @@
+"""The pkg kind: a package installed, removed, at its newest or at a given version.
+
+Fields as mgmt 0.0.5's, applied through the host's dnf (see mgmt.resources.dnf
+for why not PackageKit). Packages autogroup by default (``meta: {autogroup:
+true}``): the engine hands the first pkg resource the others (see
+mgmt.engine.autogroup) and it checks them with one rpm query and fixes them
+with one dnf transaction, which is several times faster than one transaction
+per package and lets dnf solve them together.
+
+The watch is inotify on the rpm database directory (``%_dbpath``): whoever
+changes the database (``dnf remove`` in a shell, a cron job), the resource
+checks again at once and undoes it. No polling.
+"""
+
+import os
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.dnf import Dnf, DnfError, Transaction
+
+STATES = ("installed", "uninstalled", "newest")
+
+
+def _db_signature(dbpath: str) -> Tuple[Tuple[str, int, int], ...]:
+    """(name, size, mtime) of the rpm database's data files: lock and -shm files aside."""
+    out = []
+    try:
+        names = sorted(os.listdir(dbpath))
+    except OSError:
+        return ()
+    for name in names:
+        if name.endswith(("-shm", ".lock")) or name.startswith("."):
+            continue
+        try:
+            st = os.stat(os.path.join(dbpath, name))
+        except OSError:
+            continue
+        out.append((name, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _check_word(field: str, value: str) -> None:
+    if not value or value.startswith("-") or any(c.isspace() or c in "\0,;" for c in value):
+        raise FieldError(field, f"{value!r} is not a package name or version")
+
+
+class PkgRes(Resource):
+    kind = "pkg"
+    fields = {
+        "name": Field(str, doc="package name; defaults to the resource's name"),
+        "state": Field(
+            str,
+            default="installed",
+            doc="installed, uninstalled, newest, or a version (1.2, 1.2-3, 2:1.2-3)",
+        ),
+        "allowuntrusted": Field(
+            bool, default=False, doc="accept packages whose signature is not checked (--nogpgcheck)"
+        ),
+        "allownonfree": Field(bool, default=False, doc="accepted for mgmt; dnf has no such filter"),
+        "allowunsupported": Field(
+            bool, default=False, doc="accepted for mgmt; dnf has no such filter"
+        ),
+    }
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        if params.get("name") is not None:
+            _check_word("name", params["name"])
+        _check_word("state", params["state"])
+
+    @classmethod
+    def autogroup_key(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
+        # Only packages with the same trust setting share a transaction.
+        return "nogpgcheck" if params.get("allowuntrusted") else "checked"
+
+    def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
+        super().__init__(name, params, meta)
+        self.package = self.params.get("name") or name
+        _check_word("name", self.package)
+        self.state = self.params["state"]
+        self.members: List[PkgRes] = [self]
+        self._cancel: Optional[Callable[[], None]] = None
+        self._dbpath = ""
+        self._in_transaction = False
+        self._seen: Tuple[Tuple[str, int, int], ...] = ()
+
+    def merge(self, members: List[Resource]) -> None:
+        self.members.extend(m for m in members if isinstance(m, PkgRes))
+
+    @property
+    def packages(self) -> str:
+        return ", ".join(m.package for m in self.members)
+
+    def watch(self) -> None:
+        dnf = self.init.services.get(Dnf)
+        try:
+            dbpath = dnf.dbpath()
+        except DnfError as err:
+            self.init.log.warning("cannot watch the rpm database: %s", err)
+            return
+        self._dbpath = dbpath
+        self._seen = _db_signature(dbpath)
+        self._cancel = self.init.watcher.watch_tree(dbpath, self._on_db_event)
+
+    def _on_db_event(self) -> None:
+        # Our own rpm queries touch the database's lock and shared-memory
+        # files: only a change of the data itself (another transaction) counts,
+        # or every check would wake the next one. Our own transaction is
+        # checked right after it ends (check_apply), so it wakes nothing either.
+        if self._in_transaction:
+            return
+        seen = _db_signature(self._dbpath)
+        if seen != self._seen:
+            self._seen = seen
+            self.init.event()
+
+    def close(self) -> None:
+        if self._cancel is not None:
+            self._cancel()
+            self._cancel = None
+
+    # -- check and apply ----------------------------------------------------------
+
+    def plan(self) -> List[Tuple["PkgRes", str, str, str]]:
+        """What is wrong: (member, what it is now, dnf action, spec) for each member."""
+        dnf = self.init.services.get(Dnf)
+        installed = dnf.installed(list(dict.fromkeys(m.package for m in self.members)))
+        # Version queries apart: rpm answers "a" and "a-1.0" with the same line,
+        # so one run could not tell which answer is whose.
+        pinned = [f"{m.package}-{m.state}" for m in self.members if m.state not in STATES]
+        if pinned:
+            installed.update(dnf.installed(list(dict.fromkeys(pinned))))
+        newest = [m.package for m in self.members if m.state == "newest" and m.package in installed]
+        nogpg = any(m.params["allowuntrusted"] for m in self.members)
+        upgradable = set(dnf.upgradable(newest, nogpg)) if newest else set()
+        wrong = []
+        for m in self.members:
+            now = installed.get(m.package)
+            is_now = f"installed {now}" if now else "not installed"
+            if m.state == "uninstalled":
+                if now:
+                    wrong.append((m, is_now, "remove", m.package))
+            elif m.state in ("installed", "newest") and not now:
+                wrong.append((m, is_now, "install", m.package))
+            elif m.state == "newest" and m.package in upgradable:
+                wrong.append((m, f"{is_now}, a newer one is available", "upgrade", m.package))
+            elif m.state not in STATES and f"{m.package}-{m.state}" not in installed:
+                wrong.append((m, is_now, "install", f"{m.package}-{m.state}"))
+        return wrong
+
+    def check_apply(self, apply: bool) -> bool:
+        try:
+            wrong = self.plan()
+        except DnfError as err:
+            raise ResourceError(repr(self), f"{self.packages}: {err}") from None
+        if not wrong:
+            return True
+        by_action: Dict[str, List[str]] = {}
+        for m, now, action, spec in wrong:
+            self.note("state", m.state, now, member=m.name)
+            by_action.setdefault(action, []).append(spec)
+            if not apply:
+                self.init.log.info(f"would {action} {spec}: {m.package} is {now} (noop)")
+        if apply:  # one line per action: a group may hold hundreds of packages
+            for action, specs in by_action.items():
+                self.init.log.info(f"{action} {' '.join(specs)}")
+        if not apply:
+            return False
+        transaction = Transaction()
+        transaction.nogpgcheck = any(m.params["allowuntrusted"] for m in self.members)
+        for _m, _now, action, spec in wrong:
+            getattr(transaction, action).append(spec)
+        names = ", ".join(m.package for m, *_ in wrong)
+        try:
+            self._in_transaction = True
+            try:
+                self.init.services.get(Dnf).run(transaction)
+            finally:
+                if self._dbpath:
+                    self._seen = _db_signature(self._dbpath)
+                self._in_transaction = False
+            still = self.plan()  # after the snapshot: a change made since is seen here
+        except DnfError as err:
+            raise ResourceError(repr(self), f"{names}: {err}") from None
+        if still:
+            left = "; ".join(f"{m.package} is {now}, wanted {m.state}" for m, now, *_ in still)
+            raise ResourceError(repr(self), f"dnf succeeded but {left}")
+        return False

@@ -1,0 +1,103 @@
+"""The svc kind: a systemd unit running or stopped, enabled or disabled at boot.
+
+Through ``systemctl``, as an administrator would; the watch reads systemd's own
+signals about the unit (see mgmt.resources.systemd_signals for why its private
+socket rather than busctl), so a service killed from outside is started again
+at once, without polling. A unit that ended ``failed`` is reset first, so the
+start-rate limit that protects a crashing unit does not keep a killed one down.
+"""
+
+from typing import Any, Callable, List, Mapping, Optional
+
+from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.systemd_signals import SystemdSignals
+from mgmt.resources.unitctl import UnitError, systemctl, unit_properties
+
+RUNNING = ("active", "activating", "reloading")
+# UnitFileState values that satisfy startup: enabled / disabled.
+ENABLED = ("enabled", "alias", "static", "generated", "indirect")
+DISABLED = ("disabled", "static", "masked", "indirect", "generated", "")
+DONE = {"enable": "enabled", "disable": "disabled", "start": "started", "stop": "stopped"}
+
+
+def unit_name(name: str) -> str:
+    """``nginx`` -> ``nginx.service``; a name with a unit suffix stays as it is."""
+    suffixes = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".scope")
+    return name if name.endswith(suffixes) else name + ".service"
+
+
+class SvcRes(Resource):
+    kind = "svc"
+    fields = {
+        "name": Field(str, doc="unit name (.service added if no suffix); defaults to the name"),
+        "state": Field(str, choices=("running", "stopped"), doc="omitted = not managed"),
+        "startup": Field(str, choices=("enabled", "disabled"), doc="omitted = not managed"),
+    }
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        name = params.get("name")
+        if name is not None and (not name or name.startswith("-") or "/" in name or "\0" in name):
+            raise FieldError("name", f"{name!r} is not a unit name")
+
+    def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
+        super().__init__(name, params, meta)
+        self.unit = unit_name(self.params.get("name") or name)
+        if self.unit.startswith("-") or "/" in self.unit:
+            raise FieldError("name", f"{self.unit!r} is not a unit name")
+        self._cancel: Optional[Callable[[], None]] = None
+
+    def watch(self) -> None:
+        try:
+            signals = self.init.services.get(SystemdSignals)
+            self._cancel = signals.watch_unit(self.unit, self.init.event)
+        except OSError as err:
+            self.init.log.warning(
+                "cannot watch systemd (%s): changes made outside are seen at the next check",
+                err.strerror or err,
+            )
+
+    def close(self) -> None:
+        if self._cancel is not None:
+            self._cancel()
+            self._cancel = None
+
+    def check_apply(self, apply: bool) -> bool:
+        try:
+            return self._check_apply(apply)
+        except UnitError as err:
+            raise ResourceError(repr(self), f"{self.unit}: {err}") from None
+
+    def _check_apply(self, apply: bool) -> bool:
+        props = unit_properties(self.unit)
+        if props.get("LoadState") == "not-found":
+            raise UnitError("no such unit on this host")
+        steps: List[List[str]] = []
+        startup = self.params.get("startup")
+        file_state = props.get("UnitFileState", "")
+        if startup == "enabled" and file_state not in ENABLED:
+            self.note("startup", "enabled", file_state or "unknown")
+            steps.append(["enable", "--", self.unit])
+        elif startup == "disabled" and file_state not in DISABLED:
+            self.note("startup", "disabled", file_state)
+            steps.append(["disable", "--", self.unit])
+        state = self.params.get("state")
+        active = props.get("ActiveState", "")
+        if state == "running" and active not in RUNNING:
+            self.note("state", "running", active)
+            if active == "failed":  # the start-rate limit must not keep it down
+                steps.append(["reset-failed", "--", self.unit])
+            steps.append(["start", "--", self.unit])
+        elif state == "stopped" and active not in ("inactive", "failed"):
+            self.note("state", "stopped", active)
+            steps.append(["stop", "--", self.unit])
+        if not steps:
+            return True
+        for step in steps:
+            if step[0] in DONE:
+                said = f"{DONE[step[0]]} {self.unit}"
+                self.init.log.info(said if apply else f"would {step[0]} {self.unit} (noop)")
+        if apply:
+            for step in steps:
+                systemctl(step)
+        return False

@@ -1,0 +1,173 @@
+"""Unit state changes from systemd as they happen, on the standard library alone.
+
+Why this and not ``busctl monitor`` / ``gdbus monitor``: on the system bus,
+systemd sends its PropertiesChanged signals only while some client has called
+``Subscribe()`` and keeps its connection open, which neither monitor does (and
+monitoring needs the bus daemon's eavesdropping rights). On its *private*
+socket, ``/run/systemd/private`` (root only, the socket systemctl itself uses
+as root), systemd sends every unit's signals to every connection
+unconditionally, without a bus daemon in between. So the agent connects there,
+authenticates (SASL EXTERNAL, its uid), and only reads: it never calls a
+method, so all it needs of the D-Bus wire format is to split the stream into
+messages and read two header fields, the object path and the member name.
+That is about a hundred lines, against a D-Bus library (dbus-python, jeepney)
+that the bundle would have to carry for one socket.
+
+One :class:`SystemdSignals` per agent (``init.services``) holds the connection
+and its reader thread; each svc resource registers the unit it cares about.
+"""
+
+import os
+import socket
+import string
+import struct
+import threading
+from typing import Callable, Dict, List, Optional, Tuple
+
+PRIVATE_SOCKET = "/run/systemd/private"
+UNIT_PATH = "/org/freedesktop/systemd1/unit/"
+_PLAIN = frozenset(string.ascii_letters + string.digits)
+_SIGNAL = 4
+_FIELD_PATH, _FIELD_MEMBER = 1, 3
+
+
+def unit_object_path(unit: str) -> str:
+    """systemd's object path for ``unit`` (bus_label_escape: ``a.service`` -> ``a_2eservice``)."""
+    escaped = "".join(chr(b) if chr(b) in _PLAIN else f"_{b:02x}" for b in unit.encode("utf-8"))
+    return UNIT_PATH + escaped
+
+
+def _align(offset: int, size: int) -> int:
+    return (offset + size - 1) // size * size
+
+
+def parse_header(data: bytes) -> Tuple[int, int, Dict[int, str]]:
+    """(message type, total length, {field code: value}) of the message at the start of ``data``.
+
+    Raises ValueError when ``data`` is not yet a whole header.
+    """
+    if len(data) < 16:
+        raise ValueError("short")
+    order = "<" if data[0:1] == b"l" else ">"
+    msg_type = data[1]
+    body_len, _serial, fields_len = struct.unpack(order + "III", data[4:16])
+    end = 16 + fields_len
+    if len(data) < end:
+        raise ValueError("short")
+    fields: Dict[int, str] = {}
+    at = 16
+    while at < end:
+        at = _align(at, 8)
+        code = data[at]
+        sig_len = data[at + 1]
+        sig = data[at + 2 : at + 2 + sig_len].decode("ascii")
+        at += 2 + sig_len + 1
+        if sig in ("s", "o"):
+            at = _align(at, 4)
+            (length,) = struct.unpack(order + "I", data[at : at + 4])
+            fields[code] = data[at + 4 : at + 4 + length].decode("utf-8", "replace")
+            at += 4 + length + 1
+        elif sig == "g":
+            length = data[at]
+            fields[code] = data[at + 1 : at + 1 + length].decode("ascii")
+            at += 1 + length + 1
+        elif sig == "u":
+            at = _align(at, 4) + 4
+        else:
+            raise ValueError(f"unexpected header field signature {sig!r}")
+    return msg_type, _align(end, 8) + body_len, fields
+
+
+class SystemdSignals:
+    """A reader of systemd's private socket calling back per unit object path."""
+
+    def __init__(self, path: str = PRIVATE_SOCKET) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._callbacks: Dict[str, List[Callable[[], None]]] = {}
+        self._sock: Optional[socket.socket] = None
+        self._thread: Optional[threading.Thread] = None
+        self._closed = False
+
+    def watch_unit(self, unit: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (on the reader thread: keep it quick) on every signal
+        about ``unit``; returns the cancel. Raises OSError when systemd cannot be reached."""
+        path = unit_object_path(unit)
+        with self._lock:
+            if self._sock is None:
+                self._sock = self._connect()
+                self._thread = threading.Thread(
+                    target=self._read_loop, args=(self._sock,), name="systemd-signals", daemon=True
+                )
+                self._thread.start()
+            self._callbacks.setdefault(path, []).append(callback)
+
+        def cancel() -> None:
+            with self._lock:
+                listeners = self._callbacks.get(path, [])
+                if callback in listeners:
+                    listeners.remove(callback)
+
+        return cancel
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.path)
+            uid = str(os.geteuid()).encode().hex().encode()
+            sock.sendall(b"\0AUTH EXTERNAL " + uid + b"\r\n")
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                chunk = sock.recv(256)
+                if not chunk:
+                    raise ConnectionError("systemd closed the connection during authentication")
+                reply += chunk
+            if not reply.startswith(b"OK"):
+                raise ConnectionError(f"systemd refused authentication: {reply.strip()!r}")
+            sock.sendall(b"BEGIN\r\n")
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _read_loop(self, sock: socket.socket) -> None:
+        buffer = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            buffer += chunk
+            while True:
+                try:
+                    msg_type, length, fields = parse_header(buffer)
+                except ValueError:
+                    break
+                if len(buffer) < length:
+                    break
+                buffer = buffer[length:]
+                if msg_type == _SIGNAL:
+                    self._dispatch(fields.get(_FIELD_PATH, ""))
+        with self._lock:
+            lost = not self._closed
+            self._sock = None
+            everyone = [cb for listeners in self._callbacks.values() for cb in listeners]
+        if lost:  # systemd restarted (daemon-reexec): say so; the next watch reconnects
+            for callback in everyone:
+                callback()
+
+    def _dispatch(self, path: str) -> None:
+        with self._lock:
+            listeners = list(self._callbacks.get(path, ()))
+        for callback in listeners:
+            callback()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+            sock.close()

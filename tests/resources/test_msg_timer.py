@@ -1,0 +1,70 @@
+"""msg read back from a real journal (systemd as PID 1 in a namespace host), and timer ticks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from private_host import SRC
+
+from mgmt.resources.base import FieldError, fill_params
+from mgmt.resources.msg import MsgRes, journal_datagram
+from support.polling import wait_until
+
+
+def test_msg_reaches_the_journal_with_its_fields(systemd_host, tmp_path):
+    graph = tmp_path / "msg.yaml"
+    graph.write_text(
+        "graph: msg\nresources:\n  msg:\n  - name: hello\n"
+        '    body: "hello from mgmt\\nsecond line"\n    priority: warning\n    journal: true\n'
+        "    fields: {MGMT_TEST: 'yes', MGMT_RUN: 7}\n"
+    )
+    args = ["--file", str(graph), "--no-server", "--prefix", str(tmp_path / "state")]
+    proc = systemd_host.agent([*args, "--converged-timeout", "0"], tmp_path / "agent.log")
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0, (tmp_path / "agent.log").read_text()
+
+    def entries():
+        out = systemd_host.run(["journalctl", "--no-pager", "-o", "json", "MGMT_TEST=yes"]).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    wait_until(entries, what="the message in the journal")
+    (entry,) = entries()
+    assert entry["MESSAGE"] == "hello from mgmt\nsecond line"
+    assert entry["PRIORITY"] == "4"
+    assert entry["MGMT_RUN"] == "7"
+    assert entry["SYSLOG_IDENTIFIER"] == "mgmt"
+    assert entry["MGMT_RESOURCE"] == "msg[hello]"
+
+
+def test_journal_datagram_encodes_multiline_values_by_length():
+    assert journal_datagram({"A": "x"}) == b"A=x\n"
+    assert journal_datagram({"B": "1\n2"}) == b"B\n" + (3).to_bytes(8, "little") + b"1\n2\n"
+
+
+@pytest.mark.parametrize("fields", [{"lower": "x"}, {"_PRIVATE": "x"}, {"9X": "x"}, {"A": [1]}])
+def test_bad_journal_fields_are_refused(fields):
+    with pytest.raises(FieldError, match="fields"):
+        MsgRes("m", fill_params(MsgRes, {"fields": fields}))
+
+
+def test_timer_reruns_what_depends_on_it(tmp_path):
+    out = tmp_path / "ticks"
+    graph = tmp_path / "timer.yaml"
+    graph.write_text(
+        "graph: t\nresources:\n  timer:\n  - name: every\n    interval: 1\n"
+        f"  exec:\n  - name: tick\n    cmd: sh -c 'echo tick >> {out}'\n"
+        "edges:\n- name: e\n  from: {kind: timer, name: every}\n  to: {kind: exec, name: tick}\n"
+    )
+    env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
+    args = [sys.executable, "-m", "mgmt", "run", "--file", str(graph), "--no-server",
+            "--prefix", str(tmp_path / "state")]  # fmt: skip
+    agent = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        # The first run, then one per tick: three lines means two ticks fired it.
+        wait_until(lambda: out.read_text().count("tick") >= 3, timeout=20, what="two ticks")
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)

@@ -1,0 +1,146 @@
+"""The pkg kind with the host's real dnf, on a private host, from a repo the agent serves itself."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from pkg_repo import REPO_PORT
+
+from support.polling import wait_until
+
+
+def graph(tmp_path: Path, repo: Path, packages: dict, meta: str = "") -> Path:
+    """The agent's own http:server serves the repo; each pkg runs after it."""
+    lines = [
+        "graph: pkgs",
+        "resources:",
+        "  http:server:",
+        "  - name: repo",
+        f"    address: '127.0.0.1:{REPO_PORT}'",
+        f"    root: {repo}",
+        "  pkg:",
+    ]
+    for name, state in packages.items():
+        lines += [f"  - name: {name}", f"    state: '{state}'"]
+        if meta:
+            lines.append(f"    meta: {meta}")
+    lines.append("edges:")
+    for name in packages:
+        lines += [
+            f"- name: repo-before-{name}",
+            "  from: {kind: 'http:server', name: repo}",
+            f"  to: {{kind: pkg, name: {name}}}",
+        ]
+    path = tmp_path / "pkgs.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def installed(host, name: str) -> str:
+    """The installed version-release of ``name`` on the host, or "" when absent."""
+    proc = host.run(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", name], check=False)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def transactions(host) -> list:
+    """dnf's history on the host: one line per transaction, newest first."""
+    out = host.run(["dnf", "-q", "history", "list"], check=False).stdout
+    return [line for line in out.splitlines() if line.strip()[:1].isdigit()]
+
+
+def run_once(host, tmp_path, graph_path, *extra) -> subprocess.CompletedProcess:
+    args = ["--file", str(graph_path), "--no-server", "--prefix", str(tmp_path / "state")]
+    proc = host.agent([*args, "--converged-timeout", "0", *extra], tmp_path / "agent.log")
+    out, _ = proc.communicate(timeout=180)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+def log(tmp_path) -> str:
+    return (tmp_path / "agent.log").read_text(errors="replace")
+
+
+def test_two_packages_install_in_one_transaction(pkg_host, tmp_path):
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-a": "installed", "mgmt-test-b": "installed"})
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+    assert installed(pkg_host, "mgmt-test-b") == "1.0-1"
+    assert len(transactions(pkg_host)) == 1  # both, together
+    info = pkg_host.run(["dnf", "-q", "history", "info", "last"]).stdout
+    assert "mgmt-test-a" in info and "mgmt-test-b" in info
+    # Converged: a second run finds nothing to do and runs no transaction.
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert len(transactions(pkg_host)) == 1
+
+
+def test_without_autogroup_each_package_is_its_own_transaction(pkg_host, tmp_path):
+    packages = {"mgmt-test-a": "installed", "mgmt-test-b": "installed"}
+    path = graph(tmp_path, pkg_host.repo, packages, meta="{autogroup: false}")
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert len(transactions(pkg_host)) == 2
+
+
+def test_upgrade_downgrade_and_remove_in_one_transaction(pkg_host, tmp_path):
+    repo = pkg_host.repo
+    pkg_host.run(["rpm", "-i", str(repo / "mgmt-test-a-1.0-1.noarch.rpm")])
+    pkg_host.run(["rpm", "-i", str(repo / "mgmt-test-c-1.0-1.noarch.rpm")])
+    pkg_host.run(["rpm", "-i", str(repo / "mgmt-test-b-1.0-1.noarch.rpm")])
+    wanted = {"mgmt-test-a": "newest", "mgmt-test-b": "uninstalled", "mgmt-test-c": "1.0"}
+    path = graph(tmp_path, repo, wanted)
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+    assert installed(pkg_host, "mgmt-test-b") == ""
+    assert installed(pkg_host, "mgmt-test-c") == "1.0-1"
+    assert len(transactions(pkg_host)) == 1
+    # Now a pinned older version: dnf downgrades.
+    path = graph(tmp_path, repo, {"mgmt-test-a": "1.0"})
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-a") == "1.0-1"
+
+
+def test_noop_names_what_would_change_and_changes_nothing(pkg_host, tmp_path):
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-a": "installed"})
+    assert run_once(pkg_host, tmp_path, path, "--noop").returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-a") == ""
+    assert "would install mgmt-test-a" in log(tmp_path)
+
+
+def test_a_missing_package_fails_naming_it_with_dnfs_message(pkg_host, tmp_path):
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-nonesuch": "installed"})
+    assert run_once(pkg_host, tmp_path, path).returncode == 1
+    text = log(tmp_path)
+    assert "mgmt-test-nonesuch" in text and "No match for argument" in text
+
+
+def test_an_external_removal_is_undone_at_once(pkg_host, tmp_path):
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-a": "installed", "mgmt-test-b": "installed"})
+    args = ["--file", str(path), "--no-server", "--prefix", str(tmp_path / "state")]
+    agent = pkg_host.agent(args, tmp_path / "agent.log")
+    try:
+        wait_until(lambda: installed(pkg_host, "mgmt-test-b"), timeout=120, what="first install")
+        pkg_host.run(["dnf", "-y", "remove", "mgmt-test-b"])
+        assert installed(pkg_host, "mgmt-test-b") == ""
+        # The rpm database changed: inotify wakes the resource, which installs it again.
+        wait_until(lambda: installed(pkg_host, "mgmt-test-b"), timeout=60, what="reinstall")
+        assert agent.poll() is None
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    assert len(transactions(pkg_host)) == 3  # install, the outsider's remove, reinstall
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"state": "installed; rm"}, "not a package name or version"),
+        ({"name": "-rf"}, "not a package name"),
+        ({"state": ""}, "not a package name or version"),
+    ],
+)
+def test_bad_fields_are_refused_at_validation(params, message):
+    from mgmt.resources.base import FieldError, fill_params
+    from mgmt.resources.pkg import PkgRes
+
+    with pytest.raises(FieldError, match=message):
+        PkgRes("x", fill_params(PkgRes, params))
