@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from mgmt.errors import GraphError, MgmtError
 from mgmt.graph.model import Graph, ResourceKey, ResourceSpec
-from mgmt.graph.parse import parse_graph
+from mgmt.graph.parse import parse_graph, read_graph_text
 from mgmt.log import get_logger
 from mgmt.settings import Settings
 from mgmt.wakeup import Wakeup
@@ -96,7 +96,7 @@ class Agent:
             # Watch before the first read, so an edit made meanwhile is not missed.
             if not self.settings.no_watch:
                 self._cancels.append(self.watcher.watch_path(str(path), self._on_graph_event))
-            text = _read(path)
+            text = read_graph_text(path)
             self.graph = parse_graph(text, str(path))  # a bad file at start is fatal (exit 2)
             self._graph_text = text
             self.converger = Converger(
@@ -281,7 +281,7 @@ class Agent:
         """Read the graph file again; True if it changed and is valid."""
         path = Path(self.settings.file)  # type: ignore[arg-type]
         try:
-            text = _read(path)
+            text = read_graph_text(path)
             if text == self._graph_text:
                 return False
             graph = parse_graph(text, str(path))
@@ -316,14 +316,3 @@ def _print_converged(converged: bool) -> None:
     # One write of a whole line, flushed: the initiator reads it as it comes.
     sys.stdout.write(converged_line(converged) + "\n")
     sys.stdout.flush()
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GraphError("the graph file does not exist", str(path)) from None
-    except OSError as err:
-        raise GraphError(f"cannot read the graph file: {err.strerror}", str(path)) from None
-    except UnicodeDecodeError:
-        raise GraphError("the graph file is not UTF-8 text", str(path)) from None
