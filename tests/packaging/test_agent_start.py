@@ -38,9 +38,11 @@ ALLOWED_STDLIB = {
     "signal", "sre_compile", "sre_constants", "sre_parse", "struct", "threading",
     "types", "typing", "urllib", "warnings", "weakref", "gc", "_winapi", "_sre",
     "_locale", "_weakrefset", "_typing", "_collections", "_functools", "_operator",
+    "pwd",
 }  # fmt: skip
 # The agent's own modules on the start path of a graph of files (by name: a new
-# one is a decision, not an accident). Not: mgmt.remote (the initiator's), the
+# one is a decision, not an accident). Of mgmt.remote only its protocol (the
+# lines the agent speaks), never the transport or orchestration; not the
 # etcd client (http.client costs ~25 ms; a graph that exchanges nothing never
 # connects, see mgmt.world.lazy), argparse (remote agents get JSON settings).
 ALLOWED_MGMT = {
@@ -50,7 +52,10 @@ ALLOWED_MGMT = {
     "mgmt.engine.watcher", "mgmt.graph", "mgmt.graph.deps", "mgmt.graph.diff",
     "mgmt.graph.located", "mgmt.graph.model", "mgmt.graph.parse", "mgmt.resources",
     "mgmt.resources.atomic", "mgmt.resources.base", "mgmt.resources.file", "mgmt.world",
-    "mgmt.world.api", "mgmt.world.lazy",
+    "mgmt.world.api", "mgmt.world.lazy", "mgmt.engine.autogroup", "mgmt.engine.outcome",
+    "mgmt.graph.limits", "mgmt.graph.values", "mgmt.remote", "mgmt.remote.protocol",
+    "mgmt.resources.filediff", "mgmt.resources.filepath", "mgmt.resources.filesafe",
+    "mgmt.resources.filetree",
 }  # fmt: skip
 # Only a graph that reaches the agent as YAML (one without a JSON form) loads
 # PyYAML, and what PyYAML imports in turn.
