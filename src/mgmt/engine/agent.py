@@ -131,7 +131,12 @@ class Agent:
 
         outcomes = self.engine.outcomes() if self.engine is not None else []
         doc = report.document(self.settings.hostname, self.settings.noop, self.converged, outcomes)
-        sys.stdout.write(report.dumps(doc) + "\n")
+        text = report.dumps(doc)
+        if self.settings.converged_stdout:  # a remote run's agent: the initiator collects it
+            from mgmt.remote.protocol import report_line
+
+            text = report_line(text)  # dumps() writes one line
+        sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
     def _converged_reporter(self) -> Optional[Callable[[bool], None]]:

@@ -6,6 +6,7 @@ per-host summary. The same function
 serves ``mgmt run --remote`` and ``fab deploy`` (which passes its Fabric config).
 """
 
+import json
 import sys
 import threading
 from pathlib import Path
@@ -50,12 +51,14 @@ def run(
     from mgmt.remote.orchestration.bundlefile import find_bundle
     from mgmt.remote.orchestration.etcd import RunEtcd, SeedsEtcd
     from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
-    from mgmt.remote.orchestration.results import FAILED, HostResult, print_summary
+    from mgmt.remote.orchestration.results import FAILED, HostResult, print_summary, run_document
     from mgmt.remote.orchestration.session import RunContext
     from mgmt.remote.transport.connect import ConnectOptions
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
 
     out = out or sys.stdout
+    # --json: stdout carries the one document; host output and the summary go to stderr.
+    document_out, out = (out, sys.stderr) if settings.json else (None, out)
     if settings.no_server:
         raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
     remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
@@ -109,4 +112,7 @@ def run(
     for path, why in remotes.refused.items():
         results.append(HostResult(str(path), FAILED, message=why))
     print_summary(results, out)
+    if document_out is not None:
+        document_out.write(json.dumps(run_document(results), ensure_ascii=False) + "\n")
+        document_out.flush()
     return 1 if any(r.failed for r in results) else 0

@@ -1,6 +1,6 @@
 """What a run reports per host: its result, and the summary table."""
 
-from typing import List, NamedTuple, TextIO
+from typing import Any, Dict, List, NamedTuple, Optional, TextIO
 
 # Results in the summary.
 CONVERGED = "converged"
@@ -15,6 +15,7 @@ class HostResult(NamedTuple):
     bundle: str = "-"  # copied | cached | -
     seconds: float = 0.0
     message: str = ""
+    report: Optional[Dict[str, Any]] = None  # the agent's --json document, if it sent one
 
     @property
     def failed(self) -> bool:
@@ -30,3 +31,25 @@ def print_summary(results: List[HostResult], out: TextIO) -> None:
         cells = [row[i].ljust(widths[i]) for i in range(4)] + [row[4]]
         out.write("  ".join(cells).rstrip() + "\n")
     out.flush()
+
+
+def run_document(results: List[HostResult]) -> Dict[str, Any]:
+    """The --json document of a remote run: one entry per host, each holding the
+    document its agent sent (see mgmt.engine.report; null when the host never
+    ran its agent to the end)."""
+    hosts = [
+        {
+            "host": r.host,
+            "result": r.result,
+            "bundle": r.bundle,
+            "seconds": round(r.seconds, 3),
+            "message": r.message,
+            "report": r.report,
+        }
+        for r in results
+    ]
+    return {
+        "version": 1,
+        "status": "failed" if any(r.failed for r in results) else "ok",
+        "hosts": hosts,
+    }

@@ -83,6 +83,7 @@ class Session:
         self.started = threading.Event()  # the agent was started (stays set)
         self.finished = threading.Event()
         self.result: Optional[HostResult] = None
+        self.agent_report: Optional[Dict[str, Any]] = None  # its --json document
         self._stop_reason: Optional[str] = None
         self._stop = threading.Event()
         self._runner: Optional[Runner] = None
@@ -181,6 +182,7 @@ class Session:
             self.result = HostResult(
                 self.host,
                 seconds=time.monotonic() - started,
+                report=self.agent_report,
                 **outcome,  # type: ignore[arg-type]
             )
             self.finished.set()
@@ -347,6 +349,10 @@ class Session:
                 converged = protocol.parse_converged_line(line)
                 if converged is not None:
                     self.report(self.host, converged)
+                    continue
+                document = protocol.parse_report_line(line)
+                if document is not None:
+                    self.agent_report = document
                     continue
                 if self.ctx.output is not None:
                     self.ctx.output(self.host, line)

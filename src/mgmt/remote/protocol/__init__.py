@@ -20,7 +20,8 @@ initiator -> host, stdin, once ready
     edits (:func:`graph_edit_line`). stdin closing stops the agent too.
 host -> initiator, stdout
     :data:`PID_MARK` with the agent's pid, then the agent's output, with
-    :func:`converged_line` events among it; stderr is the agent's log.
+    :func:`converged_line` events among it, and with --json a last
+    :func:`report_line`; stderr is the agent's log.
     The exit status is the agent's; :data:`EXITS_BEFORE_AGENT` are START's own.
 
 This module is imported by agents too (the converged events): standard
@@ -35,6 +36,9 @@ NEED_BUNDLE_MARK = "@@mgmt-remote need-bundle"
 # How an agent of a remote run reports its converged state: a line on stdout,
 # which the initiator reads anyway (the fan-out keeps every host's state).
 CONVERGED_MARK = "@@mgmt-converged "
+# With --json, an agent of a remote run sends its result document (see
+# mgmt.engine.report) as one line after this mark, when it ends.
+REPORT_MARK = "@@mgmt-report "
 STOP = b"stop\n"
 KILL = b"kill\n"
 GRAPH_EDIT = b"graph "
@@ -133,6 +137,24 @@ def parse_converged_line(line: str) -> Optional[bool]:
         return None
     value = line[len(CONVERGED_MARK) :].strip()
     return {"true": True, "false": False}.get(value)
+
+
+def report_line(document_json: str) -> str:
+    """The stdout line that carries an agent's --json document (one line of JSON)."""
+    return REPORT_MARK + document_json
+
+
+def parse_report_line(line: str) -> Optional[Dict[str, Any]]:
+    """The document a :func:`report_line` carries; None for any other line (or bad JSON)."""
+    if not line.startswith(REPORT_MARK):
+        return None
+    import json
+
+    try:
+        document = json.loads(line[len(REPORT_MARK) :])
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def command_line(paths: RemotePaths, graph: str, settings: Dict[str, Any]) -> str:
