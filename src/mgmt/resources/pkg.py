@@ -148,9 +148,27 @@ class PkgRes(Resource):
                 wrong.append((m, is_now, "install", f"{m.package}-{m.state}"))
         return wrong
 
+    def _first_plan(self) -> List[Tuple["PkgRes", str, str, str]]:
+        """plan(), keeping the watch quiet about a database our own query creates.
+
+        On a host whose rpm database does not exist yet, the first ``rpm -q``
+        creates it: that is no one else's change and must not wake a re-check.
+        Where the database exists, queries change no data file, and a change
+        seen meanwhile is someone else's.
+        """
+        fresh = bool(self._dbpath) and not _db_signature(self._dbpath)
+        if not fresh:
+            return self.plan()
+        self._in_transaction = True
+        try:
+            return self.plan()
+        finally:
+            self._seen = _db_signature(self._dbpath)
+            self._in_transaction = False
+
     def check_apply(self, apply: bool) -> bool:
         try:
-            wrong = self.plan()
+            wrong = self._first_plan()
         except DnfError as err:
             raise ResourceError(repr(self), f"{self.packages}: {err}") from None
         if not wrong:
