@@ -131,7 +131,8 @@ def test_an_external_removal_is_undone_at_once(pkg_host, tmp_path):
     finally:
         agent.terminate()
         agent.wait(timeout=30)
-    assert len(transactions(pkg_host)) == 3  # install, the outsider's remove, reinstall
+    # install, the outsider's remove, reinstall
+    assert len(transactions(pkg_host)) == 3, log(tmp_path)
 
 
 @pytest.mark.parametrize(
