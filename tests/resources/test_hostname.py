@@ -8,6 +8,7 @@ Either way the machine's own /etc/hostname and host name stay as they were.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -61,8 +62,17 @@ def test_static_transient_and_pretty_names_are_set(uts_host, tmp_path, machine):
         "graph: h\nresources:\n  hostname:\n  - name: h\n    hostname: web1.example.lan\n"
         '    pretty_hostname: "Web server #1"\n'
     )
-    assert run_once(uts_host, tmp_path, graph, "--noop").returncode == 0
+    result = run_once(uts_host, tmp_path, graph, "--noop", "--json")
+    assert result.returncode == 0
     assert uts_host.run(["hostname"]).stdout.strip() == PRIVATE_NAME
+    (row,) = json.loads(result.stdout)["resources"]
+    changes = {c["field"]: c for c in row["changes"]}
+    assert changes["transient_hostname"] == {
+        "field": "transient_hostname", "wanted": "web1.example.lan",
+        "actual": PRIVATE_NAME, "applied": False,
+    }  # fmt: skip
+    assert changes["static_hostname"]["wanted"] == "web1.example.lan"
+    assert changes["pretty_hostname"]["wanted"] == "Web server #1"
     assert run_once(uts_host, tmp_path, graph).returncode == 0, (tmp_path / "agent.log").read_text()
     assert uts_host.run(["hostname"]).stdout.strip() == "web1.example.lan"
     assert uts_host.run(["cat", "/etc/hostname"]).stdout == "web1.example.lan\n"

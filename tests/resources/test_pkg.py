@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -108,6 +109,28 @@ def test_noop_names_what_would_change_and_changes_nothing(pkg_host, tmp_path):
     assert run_once(pkg_host, tmp_path, path, "--noop").returncode == 0, log(tmp_path)
     assert installed(pkg_host, "mgmt-test-a") == ""
     assert "would install mgmt-test-a" in log(tmp_path)
+
+
+def test_json_reports_each_grouped_package_field_by_field(pkg_host, tmp_path):
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-c-1.0-1.noarch.rpm")])
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-a": "installed", "mgmt-test-c": "installed"})
+    result = run_once(pkg_host, tmp_path, path, "--noop", "--json")
+    assert result.returncode == 0, log(tmp_path)
+    rows = {r["name"]: r for r in json.loads(result.stdout)["resources"] if r["kind"] == "pkg"}
+    a, c = rows["mgmt-test-a"], rows["mgmt-test-c"]
+    assert a["result"] == "would-change" and a["group"] == c["group"]  # one shared run
+    assert a["changes"] == [
+        {"field": "state", "wanted": "installed", "actual": "not installed", "applied": False}
+    ]
+    assert (c["result"], c["changes"]) == ("unchanged", [])
+    assert installed(pkg_host, "mgmt-test-a") == ""
+    result = run_once(pkg_host, tmp_path, path, "--json")
+    assert result.returncode == 0, log(tmp_path)
+    rows = {r["name"]: r for r in json.loads(result.stdout)["resources"] if r["kind"] == "pkg"}
+    assert rows["mgmt-test-a"]["result"] == "changed"
+    assert rows["mgmt-test-a"]["changes"][0]["applied"] is True
+    assert rows["mgmt-test-c"]["result"] == "unchanged"
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
 
 
 def test_a_missing_package_fails_naming_it_with_dnfs_message(pkg_host, tmp_path):
