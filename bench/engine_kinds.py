@@ -129,6 +129,10 @@ def bench_pkg() -> dict:
                         raise SystemExit(
                             f"{who}: {len(installed)} of {PACKAGES} packages installed"
                         )
+                    history = host.run(["dnf", "-q", "history", "list"]).stdout.splitlines()
+                    runs = [line for line in history if line.strip()[:1].isdigit()]
+                    if len(runs) != 1:
+                        raise SystemExit(f"{who}: {len(runs)} dnf transactions, not one")
                 finally:
                     host.close()
         return {who: statistics.median(values) for who, values in times.items()}
