@@ -20,6 +20,7 @@ from private_host import PRIVATE_NAME, PrivateHost
 from mgmt.resources.base import FieldError, fill_params
 from mgmt.resources.hostname import HostnameRes, read_pretty, with_pretty
 from support import require_tools, which
+from support.polling import wait_until
 
 
 @pytest.fixture
@@ -89,6 +90,26 @@ def test_a_transient_name_apart_from_the_static_one(uts_host, tmp_path, machine)
     assert uts_host.run(["cat", "/etc/hostname"]).stdout == "web1.example.lan\n"
     assert run_once(uts_host, tmp_path, graph).returncode == 0
     assert "set " not in (tmp_path / "agent.log").read_text()
+
+
+def test_an_outside_edit_of_etc_hostname_is_undone(uts_host, tmp_path, machine):
+    graph = names_graph(tmp_path, static_hostname="web1.example.lan")
+    args = ["--file", str(graph), "--no-server", "--prefix", str(tmp_path / "state")]
+    agent = uts_host.agent(args, tmp_path / "agent.log")
+
+    def static() -> str:
+        return uts_host.run(["cat", "/etc/hostname"]).stdout
+
+    try:
+        wait_until(lambda: static() == "web1.example.lan\n", what="the static name")
+        uts_host.run(["sh", "-c", "echo intruder > /etc/hostname"])
+        # inotify on /etc/hostname wakes the resource, which writes it back.
+        wait_until(lambda: static() == "web1.example.lan\n", what="the name put back")
+        assert agent.poll() is None
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    assert "(was 'intruder')" in (tmp_path / "agent.log").read_text()
 
 
 # -- through systemd-hostnamed --------------------------------------------------
