@@ -3,9 +3,11 @@
 pkg: 100 phony packages (`mgmt-pkg fake-rpm`) in a local repository; mgmt
 converges a graph of 100 pkg resources (autogrouped: one dnf transaction) on
 a private host with an empty rpm database, beside one `dnf -y install` of the
-same 100 on another such host. Wall time from start to exit, median of RUNS
-(the two alternate which goes first, so a busy spell on a shared machine
-falls on both). Target: mgmt at most 1.3x dnf. The packages are tiny and the
+same 100 on another such host. Wall time from start to exit, median of RUNS.
+The two run back to back in each round, alternating which goes first, and
+the ratio is the median of the rounds' ratios: on a shared machine a busy
+spell then falls on both sides of one ratio instead of on one side of the
+medians. Target: mgmt at most 1.3x dnf. The packages are tiny and the
 repository local, so dnf's own work is short and the agent's fixed costs
 (Python's start, the graph, one rpm query before the transaction and one
 after it) weigh as much as they ever will. Where the agent's extra time went, measured
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "resources"), str(ROOT / "tests"), str(ROOT / "src")]
 
 PACKAGES = 100
-RUNS = 11
+RUNS = 21
 KILLS = 15
 
 
@@ -135,7 +137,9 @@ def bench_pkg() -> dict:
                         raise SystemExit(f"{who}: {len(runs)} dnf transactions, not one")
                 finally:
                     host.close()
-        return {who: statistics.median(values) for who, values in times.items()}
+        medians = {who: statistics.median(values) for who, values in times.items()}
+        medians["ratio"] = statistics.median(m / d for m, d in zip(times["mgmt"], times["dnf"]))
+        return medians
 
 
 UNIT = """\
@@ -202,7 +206,7 @@ def rows() -> list:
     return [
         (f"{PACKAGES} pkg, one transaction (median of {RUNS})", f"{pkg['mgmt']:.2f} s",
          f"{pkg['dnf']:.2f} s", "one `dnf install` of the same",
-         f"<= 1.3x ({pkg['mgmt'] / pkg['dnf']:.2f}x)"),
+         f"<= 1.3x ({pkg['ratio']:.2f}x)"),
         (f"killed service running again (median of {KILLS})", f"{svc['mgmt'] * 1000:.0f} ms",
          f"{svc['systemd'] * 1000:.0f} ms", "systemd Restart=always", "<= 500 ms"),
     ]  # fmt: skip
