@@ -27,9 +27,7 @@ def agent_modules(site, skipped):
                 continue
             stem = file[: -len(".py")]
             name = package if stem == "__init__" else package + "." + stem
-            if name in NOT_IMPORTED or any(
-                name == p or name.startswith(p + ".") for p in skipped
-            ):
+            if name in NOT_IMPORTED or any(name == p or name.startswith(p + ".") for p in skipped):
                 continue
             names.append(name)
     return names
@@ -38,7 +36,7 @@ def agent_modules(site, skipped):
 def main():
     site, skipped = sys.argv[1], sys.argv[2:]
     sys.path.insert(0, site)
-    print("python %d.%d" % sys.version_info[:2])
+    print(f"python {sys.version_info[0]}.{sys.version_info[1]}")
     failed = 0
     # PyYAML first: the one dependency, and it must be the bundle's pure-Python one.
     for name in ["yaml", *agent_modules(site, skipped)]:
@@ -47,12 +45,12 @@ def main():
         except Exception as error:  # every failure, reported with where it happened
             failed += 1
             where = traceback.extract_tb(error.__traceback__)[-1]
-            print("FAILED %s: %s: %s (%s:%d)"
-                  % (name, type(error).__name__, error, where.filename, where.lineno))
+            kind = type(error).__name__
+            print(f"FAILED {name}: {kind}: {error} ({where.filename}:{where.lineno})")
             continue
         if not os.path.abspath(module.__file__).startswith(os.path.abspath(site) + os.sep):
             failed += 1
-            print("FAILED %s: loaded from %s, not %s" % (name, module.__file__, site))
+            print(f"FAILED {name}: loaded from {module.__file__}, not {site}")
             continue
         print("imported " + name)
     sys.exit(1 if failed else 0)

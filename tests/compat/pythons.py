@@ -47,7 +47,7 @@ def version_of(interpreter: str) -> str:
     """``major.minor`` of an interpreter, asked from the interpreter itself."""
     done = subprocess.run(
         [interpreter, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        stdout=subprocess.PIPE, universal_newlines=True, check=True, timeout=60,
+        stdout=subprocess.PIPE, text=True, check=True, timeout=60,
     )  # fmt: skip
     return done.stdout.strip()
 

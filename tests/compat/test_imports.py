@@ -21,7 +21,7 @@ def test_every_agent_module_imports(bundle, version):
     assert version_of(interpreter) == version, interpreter
     done = subprocess.run(
         [interpreter, "-I", "-S", str(PROBE), str(bundle.site_packages), *INITIATOR_ONLY],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         timeout=120, check=False,
     )  # fmt: skip
     failures = [line for line in done.stdout.splitlines() if not line.startswith("imported ")]
