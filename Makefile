@@ -19,7 +19,7 @@ DNF_PACKAGES := rpm-build rpmlint sudo systemd createrepo_c dnf etcd openssh-ser
 # What runs on hosts (the agent, the bundle's code) must run on Python 3.6 (RHEL 8's
 # platform-python) to 3.13; the initiator-only parts may need a newer one. Annotations
 # are evaluated at definition time without `from __future__ import annotations`.
-# The same list of initiator-only paths is in tests/compat/agent_modules.py.
+# The same list of initiator-only paths is in tests/compat/pythons.py (INITIATOR_ONLY).
 VERMIN := $(VENV)/bin/vermin --no-tips --violations --eval-annotations -t=3.6- \
 	--exclude-regex 'src/mgmt/remote/(transport|orchestration)/' \
 	--exclude-regex 'src/mgmt/remote/hostspec\.py$$' src/mgmt
