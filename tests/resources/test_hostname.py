@@ -102,7 +102,10 @@ def test_an_outside_edit_of_etc_hostname_is_undone(uts_host, tmp_path, machine):
 
     try:
         wait_until(lambda: static() == "web1.example.lan\n", what="the static name")
-        uts_host.run(["sh", "-c", "echo intruder > /etc/hostname"])
+        # Written aside and renamed in, so the agent never reads a half-written file.
+        uts_host.run(
+            ["sh", "-c", "echo intruder > /etc/hostname.new && mv /etc/hostname.new /etc/hostname"]
+        )
         # inotify on /etc/hostname wakes the resource, which writes it back.
         wait_until(lambda: static() == "web1.example.lan\n", what="the name put back")
         assert agent.poll() is None
