@@ -10,9 +10,9 @@ DEPS_STAMP := .deps-installed
 
 # System packages, by package manager. The tests use the real tools, never mocks.
 APT_PACKAGES := rpm rpmlint sudo systemd createrepo-c dnf etcd-server etcd-client openssh-server \
-	openssh-client iproute2 util-linux procps psmisc curl tftp-hpa atftp nginx-light git
+	openssh-client iproute2 util-linux procps psmisc curl tftp-hpa atftp nginx-light git dbus
 DNF_PACKAGES := rpm-build rpmlint sudo systemd createrepo_c dnf etcd openssh-server openssh-clients \
-	iproute util-linux procps-ng psmisc curl tftp atftp nginx git
+	iproute util-linux procps-ng psmisc curl tftp atftp nginx git dbus-daemon
 
 .PHONY: all deps venv test lint vermin demo bundle srpm bench clean
 

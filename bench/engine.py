@@ -211,15 +211,10 @@ def kinds_table() -> None:
         print("\npkg and svc rows skipped: they need root (namespaces)")
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from engine_kinds import rows
+    from engine_kinds import print_table
 
-    table = [("metric", "mgmt", "peer", "peer is", "target"), *rows()]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     print()
-    for n, row in enumerate(table):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table()
 
 
 if __name__ == "__main__":

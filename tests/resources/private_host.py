@@ -84,7 +84,7 @@ class PrivateHost:
                 f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}"
                 for dst, src in (overlays or {}).items()
             ),
-            layered="\n".join(_overlayfs(tmp, d) for d in layered),
+            layered="\n".join(overlay_lines(tmp, d) for d in layered),
             uts=f"hostname {PRIVATE_NAME}" if uts else "",
             pidfile=shlex.quote(str(pidfile)),
         )
@@ -149,7 +149,7 @@ class PrivateHost:
         self._holder.wait()
 
 
-def _overlayfs(tmp: Path, directory: str) -> str:
+def overlay_lines(tmp: Path, directory: str) -> str:
     """Shell lines putting a writable overlay (upper layer in ``tmp``) over ``directory``."""
     base = tmp / ("layer" + directory.replace("/", "_"))
     upper, work = shlex.quote(str(base / "upper")), shlex.quote(str(base / "work"))

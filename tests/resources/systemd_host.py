@@ -6,7 +6,9 @@ cgroups. So this host gets:
 
 - its own PID, mount, network, UTS and cgroup namespaces (``unshare``);
 - private tmpfs on /tmp (the test's dir moved back in), /var/tmp, /run and
-  /etc/systemd/system, which holds only the test's units;
+  /etc/systemd/system, which holds only the test's units and drop-ins;
+- with ``layered``, an overlayfs over those directories (/etc for hostnamed):
+  the machine's files show through, writes land in the test's dir;
 - ``--unit=mgmt-test.target``, a target without default dependencies that
   wants only what the test lists, so nothing of sysinit/basic/multi-user runs;
 - / read-only, so a unit or an agent gone wrong cannot write anywhere else;
@@ -28,6 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
+
+from private_host import overlay_lines
 
 from support import require_root, require_tools
 from support.polling import wait_for, wait_until
@@ -63,8 +67,9 @@ mkdir -p {tmp}
 mount --move /mnt {tmp}
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /var/tmp
+{layered}
 mount -t tmpfs tmpfs /etc/systemd/system
-cp {units}/* /etc/systemd/system/
+cp -R {units}/. /etc/systemd/system/
 if [ -d /sys/fs/cgroup/unified ]; then
   mount -t tmpfs tmpfs /sys/fs/cgroup
   mkdir /sys/fs/cgroup/systemd /sys/fs/cgroup/unified
@@ -82,9 +87,20 @@ exec {systemd} --unit={target} --log-target=kmsg --show-status=no
 
 
 class SystemdHost:
-    """systemd as PID 1 with only ``units`` (name -> unit file text) besides its target."""
+    """systemd as PID 1 with only ``units`` besides its target.
 
-    def __init__(self, tmp: Path, units: Dict[str, str], wants: Sequence[str] = ()):
+    ``units`` maps a path under /etc/systemd/system (a unit, or a drop-in such
+    as ``x.service.d/test.conf``) to its text; ``layered`` directories get a
+    writable overlay.
+    """
+
+    def __init__(
+        self,
+        tmp: Path,
+        units: Dict[str, str],
+        wants: Sequence[str] = (),
+        layered: Sequence[str] = (),
+    ):
         require_root()
         require_tools("unshare", "nsenter", "systemctl")
         if not SYSTEMD:
@@ -97,11 +113,13 @@ class SystemdHost:
             target += "Wants=" + " ".join(wants) + "\nAfter=" + " ".join(wants) + "\n"
         (unit_dir / TARGET).write_text(target)
         for name, text in units.items():
+            (unit_dir / name).parent.mkdir(parents=True, exist_ok=True)
             (unit_dir / name).write_text(text)
         cgfile = tmp / "cgroup.name"
         inner = INNER.format(
             tmp=shlex.quote(str(tmp)),
             units=shlex.quote(str(unit_dir)),
+            layered="\n".join(overlay_lines(tmp, d) for d in layered),
             systemd=SYSTEMD,
             target=TARGET,
         )

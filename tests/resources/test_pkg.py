@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -63,12 +64,16 @@ def log(tmp_path) -> str:
 
 def test_two_packages_install_in_one_transaction(pkg_host, tmp_path):
     path = graph(tmp_path, pkg_host.repo, {"mgmt-test-a": "installed", "mgmt-test-b": "installed"})
-    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert run_once(pkg_host, tmp_path, path, "-v").returncode == 0, log(tmp_path)
     assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
     assert installed(pkg_host, "mgmt-test-b") == "1.0-1"
     assert len(transactions(pkg_host)) == 1  # both, together
     info = pkg_host.run(["dnf", "-q", "history", "info", "last"]).stdout
     assert "mgmt-test-a" in info and "mgmt-test-b" in info
+    # Neither the first query (which creates the empty host's rpm database)
+    # nor our own transaction woke the watch: the group was checked once.
+    pkg_lines = [line for line in log(tmp_path).splitlines() if " pkg: " in line]
+    assert not [line for line in pkg_lines if "checked: state is right" in line], pkg_lines
     # Converged: a second run finds nothing to do and runs no transaction.
     assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
     assert len(transactions(pkg_host)) == 1
@@ -106,6 +111,28 @@ def test_noop_names_what_would_change_and_changes_nothing(pkg_host, tmp_path):
     assert "would install mgmt-test-a" in log(tmp_path)
 
 
+def test_json_reports_each_grouped_package_field_by_field(pkg_host, tmp_path):
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-c-1.0-1.noarch.rpm")])
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-a": "installed", "mgmt-test-c": "installed"})
+    result = run_once(pkg_host, tmp_path, path, "--noop", "--json")
+    assert result.returncode == 0, log(tmp_path)
+    rows = {r["name"]: r for r in json.loads(result.stdout)["resources"] if r["kind"] == "pkg"}
+    a, c = rows["mgmt-test-a"], rows["mgmt-test-c"]
+    assert a["result"] == "would-change" and a["group"] == c["group"]  # one shared run
+    assert a["changes"] == [
+        {"field": "state", "wanted": "installed", "actual": "not installed", "applied": False}
+    ]
+    assert (c["result"], c["changes"]) == ("unchanged", [])
+    assert installed(pkg_host, "mgmt-test-a") == ""
+    result = run_once(pkg_host, tmp_path, path, "--json")
+    assert result.returncode == 0, log(tmp_path)
+    rows = {r["name"]: r for r in json.loads(result.stdout)["resources"] if r["kind"] == "pkg"}
+    assert rows["mgmt-test-a"]["result"] == "changed"
+    assert rows["mgmt-test-a"]["changes"][0]["applied"] is True
+    assert rows["mgmt-test-c"]["result"] == "unchanged"
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+
+
 def test_a_missing_package_fails_naming_it_with_dnfs_message(pkg_host, tmp_path):
     path = graph(tmp_path, pkg_host.repo, {"mgmt-test-nonesuch": "installed"})
     assert run_once(pkg_host, tmp_path, path).returncode == 1
@@ -127,7 +154,8 @@ def test_an_external_removal_is_undone_at_once(pkg_host, tmp_path):
     finally:
         agent.terminate()
         agent.wait(timeout=30)
-    assert len(transactions(pkg_host)) == 3  # install, the outsider's remove, reinstall
+    # install, the outsider's remove, reinstall
+    assert len(transactions(pkg_host)) == 3, log(tmp_path)
 
 
 @pytest.mark.parametrize(

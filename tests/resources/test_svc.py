@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 from support.polling import wait_until
@@ -71,12 +72,23 @@ def test_stopped_and_disabled(systemd_host, tmp_path):
     assert f"stopped {UNIT}" not in log(tmp_path)  # this run's log: nothing done
 
 
-def test_noop_changes_nothing(systemd_host, tmp_path):
+def test_noop_changes_nothing_and_json_names_each_field(systemd_host, tmp_path):
     host = systemd_host
-    result = run_once(host, tmp_path, graph(tmp_path, state="running"), "--noop")
+    path = graph(tmp_path, state="running", startup="enabled")
+    result = run_once(host, tmp_path, path, "--noop", "--json")
     assert result.returncode == 0, log(tmp_path)
     assert host.prop(UNIT, "ActiveState") == "inactive"
+    assert host.prop(UNIT, "UnitFileState") == "disabled"
     assert f"would start {UNIT}" in log(tmp_path)
+    (row,) = json.loads(result.stdout)["resources"]
+    assert (row["kind"], row["name"], row["result"]) == ("svc", "mgmt-web", "would-change")
+    changes = {c["field"]: c for c in row["changes"]}
+    assert changes["state"] == {
+        "field": "state", "wanted": "running", "actual": "inactive", "applied": False
+    }  # fmt: skip
+    assert changes["startup"] == {
+        "field": "startup", "wanted": "enabled", "actual": "disabled", "applied": False
+    }  # fmt: skip
 
 
 def test_a_missing_unit_fails_naming_it(systemd_host, tmp_path):

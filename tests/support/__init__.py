@@ -34,6 +34,8 @@ PACKAGES = {
     "nsenter": "util-linux",
     "scp": "openssh-client",
     "script": "bsdutils",
+    "dbus-daemon": "dbus-daemon",
+    "hostnamectl": "systemd",
 }
 
 _SBIN = ("/usr/sbin", "/sbin")

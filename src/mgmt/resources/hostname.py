@@ -4,9 +4,13 @@ Through systemd-hostnamed (``hostnamectl``) where it answers, so its view and
 D-Bus clients stay in step; else the files it would write (/etc/hostname,
 PRETTY_HOSTNAME in /etc/machine-info, atomically) and sethostname(2) for the
 kernel's (transient) name. ``hostname`` is the default for the static and
-transient names, as in mgmt 0.0.8. The watch is inotify on both files; the
-kernel's name has no change event, so a transient name changed behind the
-agent's back is seen at the next check.
+transient names, as in mgmt 0.0.8. hostnamed keeps the kernel's name equal
+to a static name when there is one and ignores a transient name meanwhile, so
+a transient name that differs is set with sethostname(2) in either case (and
+after the static name, which resets it). Every name is read back after it is
+set: one that did not take fails the resource instead of passing unnoticed.
+The watch is inotify on both files; the kernel's name has no change event, so
+a transient name changed behind the agent's back is seen at the next check.
 """
 
 import ctypes
@@ -115,38 +119,65 @@ class HostnameRes(Resource):
             "pretty_hostname": read_pretty(_read(MACHINE_INFO)),
         }
 
-    def check_apply(self, apply: bool) -> bool:
+    def _wrong(self) -> Dict[str, str]:
+        """Each managed name that differs from what is wanted -> what it is now."""
         now = self.current()
-        wrong = [k for k, v in self.wanted.items() if v is not None and now[k] != v]
+        return {k: now[k] for k, v in self.wanted.items() if v is not None and now[k] != v}
+
+    def check_apply(self, apply: bool) -> bool:
+        wrong = self._wrong()
         if not wrong:
             return True
-        for key in wrong:
-            self.note(key, self.wanted[key], now[key])
-            said = f"set {key} to {self.wanted[key]!r} (was {now[key]!r})"
+        for key, now in wrong.items():
+            self.note(key, self.wanted[key], now)
+            said = f"set {key} to {self.wanted[key]!r} (was {now!r})"
             self.init.log.info(said if apply else f"would {said} (noop)")
         if not apply:
             return False
+        key = ""
         try:
-            for key in wrong:
-                self._set(key, self.wanted[key] or "")
+            for key in ("static_hostname", "pretty_hostname"):
+                if key in wrong:
+                    self._set(key, self.wanted[key] or "")
+            # The transient name last, and whether or not it was wrong before:
+            # hostnamed gives the kernel the static name whenever that changes.
+            key = "transient_hostname"
+            transient = self.wanted[key]
+            if transient is not None and socket.gethostname() != transient:
+                self._set_transient(transient)
         except OSError as err:
             raise ResourceError(repr(self), f"cannot set {key}: {err.strerror or err}") from None
+        left = self._wrong()
+        if left:
+            said = ", ".join(f"{k} is {v!r}, wanted {self.wanted[k]!r}" for k, v in left.items())
+            raise ResourceError(repr(self), f"set, but {said}")
         return False
 
     def _set(self, key: str, value: str) -> None:
+        """The static or pretty name: through hostnamed, else its file."""
         if self._use_hostnamed():
-            flag = "--" + key.split("_")[0]  # --static, --transient, --pretty
+            flag = "--" + key.split("_")[0]  # --static, --pretty
             proc = _hostnamectl(["set-hostname", flag, "--", value])
-            if proc.returncode == 0:
-                return
-            raise OSError(0, proc.stderr.strip() or "hostnamectl failed")
-        if key == "static_hostname":
+            if proc.returncode != 0:
+                raise OSError(0, proc.stderr.strip() or "hostnamectl failed")
+        elif key == "static_hostname":
             atomic_write(HOSTNAME_FILE, (value + "\n").encode("ascii"), 0o644)
-        elif key == "pretty_hostname":
+        else:
             text = with_pretty(_read(MACHINE_INFO), value)
             atomic_write(MACHINE_INFO, text.encode("utf-8"), 0o644)
-        else:
-            sethostname(value)
+
+    def _set_transient(self, value: str) -> None:
+        """The kernel's name: through hostnamed, which ignores it while a static
+        name is set (it keeps the kernel's name equal to the static one), so
+        then, as without hostnamed, sethostname(2)."""
+        if self._use_hostnamed():
+            proc = _hostnamectl(["set-hostname", "--transient", "--", value])
+            if proc.returncode != 0:
+                raise OSError(0, proc.stderr.strip() or "hostnamectl failed")
+            if socket.gethostname() == value:
+                return
+            self.init.log.debug("hostnamed kept the static name: calling sethostname")
+        sethostname(value)
 
     def _use_hostnamed(self) -> bool:
         """Whether hostnamed answers here (asked once per resource)."""

@@ -105,8 +105,8 @@ class PkgRes(Resource):
     def _on_db_event(self) -> None:
         # Our own rpm queries touch the database's lock and shared-memory
         # files: only a change of the data itself (another transaction) counts,
-        # or every check would wake the next one. Our own transaction is
-        # checked right after it ends (check_apply), so it wakes nothing either.
+        # or every check would wake the next one. Our own transaction is not
+        # heard (check_apply turns the watch off) and is checked right after it.
         if self._in_transaction:
             return
         seen = _db_signature(self._dbpath)
@@ -148,9 +148,48 @@ class PkgRes(Resource):
                 wrong.append((m, is_now, "install", f"{m.package}-{m.state}"))
         return wrong
 
+    def _first_plan(self) -> List[Tuple["PkgRes", str, str, str]]:
+        """plan(), keeping the watch quiet about a database our own query creates.
+
+        On a host whose rpm database does not exist yet, the first ``rpm -q``
+        creates it: that is no one else's change and must not wake a re-check.
+        Where the database exists, queries change no data file, and a change
+        seen meanwhile is someone else's.
+        """
+        fresh = bool(self._dbpath) and not _db_signature(self._dbpath)
+        if not fresh:
+            return self.plan()
+        self._in_transaction = True
+        try:
+            return self.plan()
+        finally:
+            self._seen = _db_signature(self._dbpath)
+            self._in_transaction = False
+
+    def _own_transaction(self, transaction: Transaction) -> Tuple[Tuple[str, int, int], ...]:
+        """Run ``transaction``, unheard by the watch; the database as dnf left it.
+
+        Our own transaction writes the database thousands of times: the watch
+        is off meanwhile (the agent's one watcher thread would otherwise wake
+        for each write, taking CPU from dnf). It is back on before the snapshot
+        is taken, so a change made by someone else after that wakes a check.
+        """
+        watching = self._cancel is not None
+        self._in_transaction = True
+        self.close()
+        try:
+            self.init.services.get(Dnf).run(transaction)
+        finally:
+            if watching:
+                self._cancel = self.init.watcher.watch_tree(self._dbpath, self._on_db_event)
+            if self._dbpath:
+                self._seen = _db_signature(self._dbpath)
+            self._in_transaction = False
+        return self._seen
+
     def check_apply(self, apply: bool) -> bool:
         try:
-            wrong = self.plan()
+            wrong = self._first_plan()
         except DnfError as err:
             raise ResourceError(repr(self), f"{self.packages}: {err}") from None
         if not wrong:
@@ -172,16 +211,16 @@ class PkgRes(Resource):
             getattr(transaction, action).append(spec)
         names = ", ".join(m.package for m, *_ in wrong)
         try:
-            self._in_transaction = True
-            try:
-                self.init.services.get(Dnf).run(transaction)
-            finally:
-                if self._dbpath:
-                    self._seen = _db_signature(self._dbpath)
-                self._in_transaction = False
+            left_by_dnf = self._own_transaction(transaction)
             still = self.plan()  # after the snapshot: a change made since is seen here
         except DnfError as err:
             raise ResourceError(repr(self), f"{names}: {err}") from None
+        if still and self._dbpath and _db_signature(self._dbpath) != left_by_dnf:
+            # Someone changed the database after our transaction (a `dnf remove`
+            # right after ours): not dnf's failure. The next check undoes it.
+            self.init.log.info("the rpm database changed after our transaction: checking again")
+            self.init.event()
+            return False
         if still:
             left = "; ".join(f"{m.package} is {now}, wanted {m.state}" for m, now, *_ in still)
             raise ResourceError(repr(self), f"dnf succeeded but {left}")
