@@ -4,10 +4,23 @@
 # prints and reads is described in mgmt/remote/protocol/__init__.py.
 #
 # $1 sha256, $2 cache|nocache, $3 run dir ("" for a new one), $4 graph file
-# name, $5 shiv build id ("" if unknown), $6 launcher, $7 the bundle's size.
+# name, $5 shiv build id ("" if unknown), $6 launcher, $7 the bundle's size,
+# $8 the Python to run it with ("" to find one).
 set -u
-sha=$1 mode=$2 run=$3 graph=$4 build=$5 launcher=$6 size=$7
+sha=$1 mode=$2 run=$3 graph=$4 build=$5 launcher=$6 size=$7 py=${8-}
 umask 077
+# The interpreter first: a host without one gets no bundle. `command -v` is
+# built into sh, so looking costs no process; the launcher checks the version.
+if [ -n "$py" ]; then
+    case $py in "~/"*) py="$HOME/${py#\~/}" ;; esac
+    command -v "$py" >/dev/null 2>&1 || { echo "mgmt-remote: no Python at $py" >&2; exit 93; }
+else
+    for py in python3 /usr/libexec/platform-python python3.13 python3.12 python3.11 \
+        python3.10 python3.9 python3.8 python3.7 python3.6 ''; do
+        [ -n "$py" ] && command -v "$py" >/dev/null 2>&1 && break
+    done
+    [ -n "$py" ] || { echo "mgmt-remote: no Python 3.6 or later found" >&2; exit 93; }
+fi
 if [ -z "$run" ]; then
     run=$(mktemp -d "${TMPDIR:-/tmp}/mgmt-XXXXXXXXXX") || exit 90
 fi
@@ -48,8 +61,6 @@ if ! [ -f "$bundle" ] || { ! [ -d "$site" ] &&
 fi
 cd "$run" || exit 96
 printf '@@mgmt-remote ready\n%s\n%s\n%s\n' "$run" "$bundle" "$shiv"
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
 exec 3<&0
 # Read here, a byte at a time, so that the agent reads nothing past them: the
 # lines after them are for the guard below.

@@ -148,13 +148,11 @@ class OpenSshRunner(Runner):
         return ["ssh", *self.options, *args, self.target]
 
     def start(self, command: str) -> Process:
-        pty = ["-tt"] if self.become.needs_pty else ["-T"]
-        argv = ["ssh", *self.options, *pty, self.target, self.become.wrap(command)]
-        process = SshProcess(argv)
-        prefix = self.become.stdin_prefix()
-        if prefix:
-            process.send(prefix)
-        return process
+        return self.become.start(self._start_raw, command)
+
+    def _start_raw(self, command: str, pty: bool) -> Process:
+        tty = ["-tt"] if pty else ["-T"]
+        return SshProcess(["ssh", *self.options, *tty, self.target, command])
 
     def tunnel(self, target: Callable[[], Address]) -> Tunnel:
         return _MasterTunnel(self, target)
