@@ -26,7 +26,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Sequence
+from typing import Dict, Iterator, Mapping, Sequence, Union
 
 SUDOERS_D = Path("/etc/sudoers.d")
 KINDS = ("nopasswd", "password", "requiretty", "none")
@@ -103,14 +103,17 @@ def remove_user(user: User) -> None:
 
 
 @contextlib.contextmanager
-def sudo_users(kinds: Sequence[str], public_key: Path) -> Iterator[Dict[str, User]]:
-    """kind -> a fresh user of that kind; all removed on exit."""
+def sudo_users(
+    kinds: Union[Sequence[str], Mapping[str, str]], public_key: Path
+) -> Iterator[Dict[str, User]]:
+    """kind (or a key, given a mapping key -> kind) -> a fresh user; all removed on exit."""
     if os.geteuid() != 0:
         raise PermissionError("making users needs root")
+    wanted = dict(kinds) if isinstance(kinds, Mapping) else {kind: kind for kind in kinds}
     made: Dict[str, User] = {}
     try:
-        for kind in kinds:
-            made[kind] = make_user(kind, public_key)
+        for key, kind in wanted.items():
+            made[key] = make_user(kind, public_key)
         yield made
     finally:
         for user in made.values():

@@ -73,6 +73,9 @@ printf '%s\n%s\n' "$data" "$settings" |
     SHIV_ROOT="$shiv" PYTHONUNBUFFERED=1 "$py" -S -c "$launcher" \
     "$site" "$bundle" "$run/$graph" "$run/state" 3<&- &
 agent=$!
+# Under a pty (sudo with requiretty) the initiator going away is a hangup: the
+# agent may die of it, but START and its guard stay to stop it and clean up.
+trap '' HUP
 data= settings=
 echo "@@mgmt-remote pid $agent"
 # The guard: "stop" and "kill" signal the agent, "graph <line>" replaces the
