@@ -101,6 +101,9 @@ def writeup_graphs(pool, user, tmp_path) -> List[Path]:
 @pytest.mark.parametrize("kind", ["nopasswd", "password", "requiretty"])
 def test_writeup_example_through_sudo_writes_root_owned_files(kind, pool, users, bundle, tmp_path):
     user = users[kind]
+    if kind == "requiretty":  # it is in effect: without a tty, sudo refuses
+        no_tty = ["setsid", "runuser", "-u", user.name, "--", "sudo", "-S", "-p", "", "true"]
+        assert pool["a"].run(no_tty, check=False, input=user.password + "\n").returncode != 0
     graphs = writeup_graphs(pool, user, tmp_path)
     flags = ["--sudo", "--converged-timeout=2"]
     password = None
