@@ -283,3 +283,59 @@ def test_stopping_a_sudo_run_stops_the_root_agent_and_leaves_nothing(
     finally:
         run.kill()
     assert_clean(a, timeout=10)
+
+
+# -- fab deploy: Fabric's own sudo conventions, the same code path -----------------
+
+FAB = [str(Path(MGMT[0]).parent / "fab")]
+
+
+def _fab(pool, bundle, *args: str, typed: str = "") -> subprocess.CompletedProcess:
+    from remote_helpers import REPO
+
+    return subprocess.run(
+        [*FAB, *args],
+        env=pool.env(MGMT_BUNDLE=str(bundle)),
+        cwd=REPO,
+        input=typed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        start_new_session=True,  # no terminal: Invoke's getpass reads stdin
+    )
+
+
+def _site(tmp_path: Path) -> Path:
+    graph = tmp_path / "site.yaml"
+    graph.write_text(
+        "graph: site\nresources:\n  file:\n  - name: motd\n    path: /tmp/motd\n"
+        "    content: from fab\n"
+    )
+    return graph
+
+
+def test_fab_deploy_takes_prompt_for_sudo_password(pool, users, bundle, tmp_path):
+    user, a = users["password"], pool["a"]
+    args = ["-H", f"{user.name}@{a.address}", "--prompt-for-sudo-password", "deploy", "--sudo"]
+    args += ["--graph", str(_site(tmp_path)), "--converged-timeout", "1"]
+    done = _fab(pool, bundle, *args, typed=user.password + "\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert owner_and_content(a, "/tmp/motd") == ("root", "from fab")
+    assert re.search(r"Running \(Python 3\.\d+, /\S+\): sudo -H -u root -- ", done.stderr)
+    a.run("rm -f /tmp/motd")
+    assert_clean(a)
+
+
+def test_fab_deploy_takes_sudo_password_and_user_from_its_config(pool, users, bundle, tmp_path):
+    user, target, a = users["password"], users["target"], pool["a"]
+    config = tmp_path / "fabric.yaml"
+    config.write_text(f"sudo:\n  password: {user.password}\n  user: {target.name}\n")
+    config.chmod(0o600)
+    args = ["-f", str(config), "-H", f"{user.name}@{a.address}", "deploy", "--sudo"]
+    args += ["--graph", str(_site(tmp_path)), "--converged-timeout", "1"]
+    done = _fab(pool, bundle, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert owner_and_content(a, "/tmp/motd") == (target.name, "from fab")
+    a.run("rm -f /tmp/motd")
+    assert_clean(a)
