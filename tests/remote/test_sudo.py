@@ -147,6 +147,18 @@ def test_graph_sudo_key_asks_for_sudo_per_host(pool, users, bundle, tmp_path):
     assert owner_and_content(a, "/tmp/only-a") == ("root", "i am a")
 
 
+def test_the_password_is_asked_once_also_for_hosts_started_later(pool, users, bundle, tmp_path):
+    user = users["password"]
+    a, b = pool["a"], pool["b"]
+    graphs = [file_graph(h.name, f"{user.name}@{h.address}", tmp_path) for h in (a, b)]
+    flags = ["--sudo", "--ask-sudo-password", "--cconns=1", "--converged-timeout=1"]
+    done = run_as(pool, bundle, graphs, *flags, password=user.password)  # one line, once
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.count("its slot goes to the next remote") == 1
+    for host in (a, b):
+        assert owner_and_content(host, f"/tmp/only-{host.name}") == ("root", f"i am {host.name}")
+
+
 # -- the password stays a secret --------------------------------------------------
 
 
