@@ -52,7 +52,7 @@ def pool():
 
 @pytest.fixture(scope="module")
 def users(pool):
-    kinds = {k: k for k in ("nopasswd", "password", "requiretty", "none")}
+    kinds = {k: k for k in ("nopasswd", "exact", "password", "requiretty", "none")}
     kinds["target"] = "none"  # --sudo-user's: a plain user
     with sudo_users(kinds, Path(str(pool.identity) + ".pub")) as made:
         yield made
@@ -98,7 +98,7 @@ def writeup_graphs(pool, user, tmp_path) -> List[Path]:
 # -- the write-up's example, as each kind of user ---------------------------------
 
 
-@pytest.mark.parametrize("kind", ["nopasswd", "password", "requiretty"])
+@pytest.mark.parametrize("kind", ["nopasswd", "exact", "password", "requiretty"])
 def test_writeup_example_through_sudo_writes_root_owned_files(kind, pool, users, bundle, tmp_path):
     user = users[kind]
     if kind == "requiretty":  # it is in effect: without a tty, sudo refuses
@@ -107,7 +107,7 @@ def test_writeup_example_through_sudo_writes_root_owned_files(kind, pool, users,
     graphs = writeup_graphs(pool, user, tmp_path)
     flags = ["--sudo", "--converged-timeout=2"]
     password = None
-    if kind != "nopasswd":
+    if kind in ("password", "requiretty"):
         flags.append("--ask-sudo-password")
         password = user.password
     done = run_as(pool, bundle, graphs, *flags, password=password)

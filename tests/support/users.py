@@ -6,6 +6,7 @@ A user is made with ``useradd`` (on this machine: the hosts share its
 see support.sshd) and one sudoers drop-in in /etc/sudoers.d:
 
 - ``nopasswd``: ``USER ALL=(ALL) NOPASSWD: ALL``
+- ``exact``: ``USER ALL=(root) NOPASSWD: /bin/sh`` (the README's narrowest rule)
 - ``password``: ``USER ALL=(ALL) ALL`` (sudo asks for the user's password)
 - ``requiretty``: as ``password``, plus ``Defaults:USER requiretty``
 - ``none``: no rule at all (not in sudoers)
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Dict, Iterator, Mapping, Sequence, Union
 
 SUDOERS_D = Path("/etc/sudoers.d")
-KINDS = ("nopasswd", "password", "requiretty", "none")
+KINDS = ("nopasswd", "exact", "password", "requiretty", "none")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def _rules(name: str, kind: str) -> str:
     lines = [f"Defaults:{name} timestamp_timeout=0"]
     if kind == "nopasswd":
         lines.append(f"{name} ALL=(ALL) NOPASSWD: ALL")
+    elif kind == "exact":
+        lines.append(f"{name} ALL=(root) NOPASSWD: /bin/sh")
     elif kind == "password":
         lines.append(f"{name} ALL=(ALL) ALL")
     elif kind == "requiretty":
