@@ -351,3 +351,34 @@ def test_fab_deploy_takes_sudo_password_and_user_from_its_config(pool, users, bu
     assert owner_and_content(a, "/tmp/motd") == (target.name, "from fab")
     a.run("rm -f /tmp/motd")
     assert_clean(a)
+
+
+# -- the OpenSSH runner (secondaries) goes through the same seam -------------------
+
+
+@pytest.mark.parametrize("kind", ["nopasswd", "requiretty"])
+def test_openssh_runner_runs_commands_through_sudo(kind, pool, users, monkeypatch):
+    from mgmt.remote.hostspec import HostSpec
+    from mgmt.remote.transport.openssh import OpenSshRunner
+    from mgmt.remote.transport.runner import upload
+    from mgmt.remote.transport.sudo import Sudo
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    user, a = users[kind], pool["a"]
+    spec = HostSpec(target="a", graph=Path("x.yaml"), user=user.name)  # -l beats ssh_config
+    become = Sudo("a", user.name, password=user.password)
+    runner = OpenSshRunner(
+        spec, become=become, identity=str(pool.identity), ssh_config=str(pool.ssh_config)
+    )
+    try:
+        done = runner.run("id -un; head -c 13", stdin=b"through sudo\n")  # a pty never says EOF
+        assert (done.status, done.stdout.replace("\r\n", "\n")) == (0, "root\nthrough sudo\n")
+        assert become.pty is (kind == "requiretty")
+        data = bytes(range(256)) * 64  # every byte, past a pty's line discipline
+        upload(runner, data, "/root/sudo-upload")
+        assert a.run("sha256sum < /root/sudo-upload").stdout.split()[0] == (
+            __import__("hashlib").sha256(data).hexdigest()
+        )
+    finally:
+        a.run("rm -f /root/sudo-upload", check=False)
+        runner.close()

@@ -16,6 +16,9 @@ sudo credential makes a later test pass without asking. Names are
 ``mgmt-t-<random>``; :func:`sudo_users` removes users, homes and drop-ins
 on exit, whatever happened, and the drop-in is checked with ``visudo -c``
 before it is put in place (a broken sudoers would lock this machine's sudo).
+A process killed outright (SIGKILL, SIGTERM) runs no clean-up: each drop-in
+names the pid that made it, and the next :func:`sudo_users` removes the users
+of processes that are gone (as support.netns reaps namespaces).
 """
 
 from __future__ import annotations
@@ -45,8 +48,11 @@ class User:
         return SUDOERS_D / self.name
 
 
+OWNER_MARK = "# mgmt test user, made by pid "
+
+
 def _rules(name: str, kind: str) -> str:
-    lines = [f"Defaults:{name} timestamp_timeout=0"]
+    lines = [f"{OWNER_MARK}{os.getpid()}", f"Defaults:{name} timestamp_timeout=0"]
     if kind == "nopasswd":
         lines.append(f"{name} ALL=(ALL) NOPASSWD: ALL")
     elif kind == "exact":
@@ -105,6 +111,20 @@ def remove_user(user: User) -> None:
     subprocess.run(["rm", "-rf", f"/run/sudo/ts/{user.name}"], check=False)
 
 
+def reap_stale() -> None:
+    """Remove the test users whose making process is gone."""
+    for drop_in in SUDOERS_D.glob("mgmt-t-*"):
+        try:
+            first = drop_in.read_text().splitlines()[0]
+        except (OSError, IndexError):
+            continue
+        if not first.startswith(OWNER_MARK):
+            continue
+        pid = int(first[len(OWNER_MARK) :])
+        if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
+            remove_user(User(drop_in.name, "", "", Path("/home") / drop_in.name))
+
+
 @contextlib.contextmanager
 def sudo_users(
     kinds: Union[Sequence[str], Mapping[str, str]], public_key: Path
@@ -113,6 +133,7 @@ def sudo_users(
     if os.geteuid() != 0:
         raise PermissionError("making users needs root")
     wanted = dict(kinds) if isinstance(kinds, Mapping) else {kind: kind for kind in kinds}
+    reap_stale()
     made: Dict[str, User] = {}
     try:
         for key, kind in wanted.items():

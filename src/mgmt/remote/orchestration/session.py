@@ -270,7 +270,7 @@ class Session:
             process.send(protocol.start_lines(graph, settings))
         self.python = python = self._read_python(process.stdout)
         on = f" (Python {python.short}, {python.path})" if python is not None else ""
-        log.info("%s: Running%s: %s", self.host, on, self.become_prefix() + command)
+        log.info("%s: Running%s: %s", self.host, on, self._runner.become.shown + command)
         readers = [
             threading.Thread(target=self._stream, args=(process.stdout,), daemon=True),
             threading.Thread(target=self._stream, args=(process.stderr,), daemon=True),
@@ -290,11 +290,6 @@ class Session:
         for reader in readers:
             reader.join(2.0)
         return status
-
-    def become_prefix(self) -> str:
-        """``sudo -u USER`` before the "Running:" command when the agent runs through it."""
-        user = getattr(self._runner.become, "user", None) if self._runner else None
-        return "" if user is None else f"sudo -H -u {user} -- "
 
     def _read_python(self, stdout) -> Optional[protocol.Python]:
         """The launcher's first line, past START's pid line (None: it never said)."""

@@ -28,6 +28,9 @@ class Become:
     the command's Process, its streams past sudo's own exchange.
     """
 
+    # What the "Running:" log line shows before the agent's command ("sudo -u root -- ").
+    shown = ""
+
     def start(self, start_raw: "Callable[[str, bool], Process]", command: str) -> "Process":
         return start_raw(command, False)
 

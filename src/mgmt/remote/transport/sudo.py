@@ -1,7 +1,7 @@
 """Running the agent as root (or another user) through sudo, whatever sudo's prompt says.
 
-The command becomes ``sudo -H -S -p PROMPT -u USER -- /bin/sh -c 'printf OK >&2;
-exec COMMAND'``, where PROMPT and OK carry a token made fresh for each run
+The command becomes ``sudo -H -S -p PROMPT -u USER -- /bin/sh -c 'printf OK >&2
+COMMAND'``, where PROMPT and OK carry a token made fresh for each run
 (:func:`new_token`). The exchange with sudo is then read off the command's
 stderr without knowing any of sudo's own texts (they change: sudo-rs, locales,
 ``passprompt``):
@@ -16,7 +16,9 @@ stderr without knowing any of sudo's own texts (they change: sudo-rs, locales,
   A pty is never asked for otherwise: it merges stderr into stdout. Under a
   pty the terminal is put in raw mode, without echo, on both sides of sudo
   (sudo may run the command in a pty of its own), so that bytes (the bundle)
-  and long lines (graphs) pass unchanged.
+  and long lines (graphs) pass unchanged. A pty never delivers the end of
+  stdin: commands under it read a known length (uploads, START's bundle), and
+  START's guard learns that the initiator went from the hangup instead.
 
 Errors are one line naming the host (a RemoteError); the other hosts go on.
 Runs on the initiator, and on a secondary (the OpenSSH runner): Python 3.6.
@@ -63,6 +65,7 @@ class Sudo(Become):
         self.prompt = token + ":"
         self.ok = token + "-ok"
         self.pty = False  # learnt: this host's sudoers wants a tty
+        self.shown = f"sudo -H -u {self.user} -- "
 
     def __repr__(self) -> str:  # never the password
         return f"Sudo(host={self.host!r}, user={self.user!r}, pty={self.pty!r})"
@@ -70,7 +73,8 @@ class Sudo(Become):
     def command(self, command: str, pty: bool) -> str:
         """The command line run by the login user's shell."""
         raw = "stty raw -echo 2>/dev/null; " if pty else ""
-        inner = f"{raw}printf '%s\\n' {self.ok} >&2 && exec {command}"
+        # The command is shell (as for the login's shell): its own line of the script.
+        inner = f"{raw}printf '%s\\n' {self.ok} >&2 || exit 125\n{command}"
         sudo = ["sudo", "-H"] + ([] if pty else ["-S"])
         sudo += ["-p", self.prompt, "-u", self.user, "--", "/bin/sh", "-c", inner]
         return raw + "exec " + " ".join(shlex.quote(word) for word in sudo)
