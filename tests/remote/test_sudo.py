@@ -284,7 +284,7 @@ def test_stopping_a_sudo_run_stops_the_root_agent_and_leaves_nothing(
     flags = ["--sudo"] + (["--ask-sudo-password"] if kind != "nopasswd" else [])
     run = Initiator(pool, bundle, [graph], *flags, stdin=user.password + "\n")
     try:
-        run.wait_for_line(r"only-a", timeout=60)
+        wait_until(lambda: a.exists("/tmp/only-a"), timeout=60, what="the agent to apply")
         agents = _root_agents(a)
         assert agents, a.processes()
         run.interrupt(how)

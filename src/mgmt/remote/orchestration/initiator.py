@@ -23,6 +23,7 @@ from mgmt.statedir import state_dir
 log = get_logger("remote")
 
 SUDO_PROMPT = "sudo password (for every host of this run): "
+NO_SUDO_HOSTS = "--ask-sudo-password: no host runs through sudo (--sudo, or sudo: in a graph)"
 CCONNS_WITHOUT_TIMEOUT = (
     "{waiting} remote(s) wait for one of {cconns} slot(s), and without --converged-timeout "
     "a running remote never frees its slot: they start only when one ends"
@@ -91,8 +92,11 @@ def run(
         waiting = len(remotes.specs) - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
     users = {spec.name: become_user(spec, settings) for spec in remotes.specs}
-    if settings.ask_sudo_password and sudo_password is None and any(users.values()):
-        sudo_password = ask_password()
+    if settings.ask_sudo_password and sudo_password is None:
+        if any(users.values()):
+            sudo_password = ask_password()
+        else:
+            log.warning(NO_SUDO_HOSTS)
     token = new_token()  # sudo's prompt, the same for every host of the run
     found = find_bundle(bundle)
     log.info("bundle %s (%d bytes, sha256 %s)", found.path, found.size, found.sha256[:12])
@@ -104,11 +108,12 @@ def run(
     )
 
     def connect(spec: HostSpec) -> ParamikoRunner:
+        runner = ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
         user = users.get(spec.name)
-        become = None
-        if user is not None:
-            become = Sudo(spec.name, spec.user, user, password=sudo_password, token=token)
-        return ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout, become=become)
+        if user is not None:  # the login as connected (ssh_config may have named it)
+            login = runner.conn.user
+            runner.become = Sudo(spec.name, login, user, password=sudo_password, token=token)
+        return runner
 
     results: List[HostResult] = []
     control = RunControl()
