@@ -382,3 +382,29 @@ def test_openssh_runner_runs_commands_through_sudo(kind, pool, users, monkeypatc
     finally:
         a.run("rm -f /root/sudo-upload", check=False)
         runner.close()
+
+
+@pytest.mark.parametrize("kind", ["nopasswd", "requiretty"])
+def test_interrupting_a_bundle_copy_under_sudo_leaves_no_root_owned_state(
+    kind, pool, users, tmp_path
+):
+    big = tmp_path / "big.pyz"  # still being copied when ^C comes
+    with big.open("wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    user, a = users[kind], pool["a"]
+    graph = file_graph("a", f"{user.name}@{a.address}", tmp_path)
+    flags = ["--sudo"] + (["--ask-sudo-password"] if kind != "nopasswd" else [])
+    run = Initiator(pool, big, [graph], *flags, stdin=user.password + "\n")
+    try:
+        run.wait_for_line(r"Copying bundle", timeout=30)
+        wait_until(
+            lambda: any(f.startswith(".") for f in a.listdir("/root/.cache/mgmt/bundles")),
+            timeout=30,
+            what="a partial bundle in root's cache",
+        )
+        run.interrupt(signal.SIGTERM)
+        assert run.wait(15) == 0, run.output
+    finally:
+        run.kill()
+    assert summary(run.output)[a.address][0] == "stopped"
+    assert_clean(a, timeout=10)  # no run dir, no partial bundle (both root's), no process
