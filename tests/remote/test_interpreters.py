@@ -147,3 +147,25 @@ def test_writeup_example_on_pyenv_interpreters_given_by_python_key(version, pool
     finally:
         for host in (a, b):
             host.run("rm -f /tmp/file*", check=False)
+
+
+def test_an_interpreter_older_than_36_is_named_in_one_line(pool, bundle, tmp_path):
+    """pyenv's 2.7 stands in for any too-old Python: the launcher reads on it and says so."""
+    found = sorted(PYENV.glob("2.7.*/bin/python"))
+    if not found:
+        pytest.fail(f"pyenv has no Python 2.7 under {PYENV} (pyenv install 2.7)", pytrace=False)
+    python = "~/.pyenv/versions/" + found[-1].parent.parent.name + "/bin/python"
+    graph = file_graph("a", "a", tmp_path)
+    done = mgmt_run(pool, bundle, [graph], "--python", python, "--converged-timeout=1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    on_host = python.replace("~", "/root", 1)
+    version = found[-1].parent.parent.name
+    errors = [line for line in done.stderr.splitlines() if "a: failed:" in line]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].endswith(
+        f"a: failed: {on_host} {version} is older than 3.6; install python3 "
+        "(dnf install python3) or give --python"
+    ), done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not pool["a"].exists("/tmp/only-a")
+    assert_clean(pool["a"])
