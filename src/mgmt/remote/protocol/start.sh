@@ -49,8 +49,10 @@ if ! [ -f "$bundle" ] || { ! [ -d "$site" ] &&
     # session (the copy done, ^C on the initiator, the connection lost), a
     # partial copy and the run dir do not stay behind.
     part="${bundle%/*}/.${bundle##*/}.$$"
-    trap 'rm -f -- "$part"; cd / && rm -rf -- "$run"' EXIT
-    trap 'exit 98' HUP INT TERM PIPE
+    # A signal during the clean-up (sudo passes on the hangup it got, then
+    # its own pty's; head may end first, at the hangup) must not cut it short.
+    trap 'trap "" HUP INT TERM PIPE; rm -f -- "$part"; cd / && rm -rf -- "$run"' EXIT
+    trap 'trap "" HUP INT TERM PIPE; exit 98' HUP INT TERM PIPE
     head -c "$size" > "$part" || exit 98
     if [ "$(sha256sum < "$part" | cut -d' ' -f1)" != "$sha" ]; then
         echo "mgmt-remote: the bundle copied does not match its sha256 (interrupted?)" >&2

@@ -47,11 +47,15 @@ class SshProcess(Process):
         return -1 if status == 255 else status  # 255: ssh's own failure, the link
 
     def close(self) -> None:
-        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
-            with contextlib.suppress(OSError):
-                stream.close()
+        with contextlib.suppress(OSError):
+            self.popen.stdin.close()
+        # ssh goes before its pipes are closed: a thread blocked reading one (a
+        # reader, sudo's watchdog) gets the end of it instead of holding its lock.
         if self.popen.poll() is None:
             self.popen.terminate()
+        for stream in (self.popen.stdout, self.popen.stderr):
+            with contextlib.suppress(OSError):
+                stream.close()
         self.popen.wait()
 
 

@@ -20,6 +20,10 @@ stderr without knowing any of sudo's own texts (they change: sudo-rs, locales,
   stdin: commands under it read a known length (uploads, START's bundle), and
   START's guard learns that the initiator went from the hangup instead.
 
+- Nothing of that within SUDO_TIMEOUT (a PAM module asking its own question,
+  which sudo shows instead of our prompt; a directory service that hangs):
+  the command is closed and the host fails, saying what sudo said last.
+
 Errors are one line naming the host (a RemoteError); the other hosts go on.
 Runs on the initiator, and on a secondary (the OpenSSH runner): Python 3.6.
 """
@@ -27,6 +31,7 @@ Runs on the initiator, and on a secondary (the OpenSSH runner): Python 3.6.
 import binascii
 import os
 import shlex
+import threading
 from typing import BinaryIO, Callable, Optional, Tuple
 
 from mgmt.errors import RemoteError
@@ -36,6 +41,8 @@ WRONG_PASSWORD = "sudo: wrong password for {login} (asked again after the one gi
 NEEDS_PASSWORD = "sudo asks for {login}'s password and none was given (--ask-sudo-password)"
 REFUSED = "sudo refused to run commands as {user} for {login}: {why}"
 NO_SUDO = "sudo is not installed (or not on the login's PATH)"
+SILENT = "sudo did not let the command start within {seconds:.0f} s; it said: {said}"
+SUDO_TIMEOUT = 60.0
 # The most sudo may say before asking or running anything: more is not sudo.
 MAX_CHATTER = 64 * 1024
 NOT_FOUND = 127
@@ -56,8 +63,10 @@ class Sudo(Become):
         user: str = "root",
         password: Optional[str] = None,
         token: Optional[str] = None,
+        timeout: float = SUDO_TIMEOUT,
     ):
         self.host = host
+        self.timeout = timeout
         self.login = login or "the login user"
         self.user = user or "root"
         self._password = password
@@ -108,12 +117,35 @@ class Sudo(Become):
         """Answer sudo until the command runs: (whether sudo asked, None) then,
         or (asked, sudo's last line) when sudo ended first. Wrong or missing
         passwords raise at once."""
+        silent = threading.Event()
+
+        def give_up() -> None:
+            silent.set()
+            process.close()  # the read below ends
+
+        watchdog = threading.Timer(self.timeout, give_up)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return self._answer(process, stream, silent)
+        finally:
+            watchdog.cancel()
+
+    def _answer(
+        self, process: Process, stream: BinaryIO, silent: threading.Event
+    ) -> Tuple[bool, Optional[str]]:
         prompt, ok = self.prompt.encode(), self.ok.encode()
         seen = b""
         asked = False
         while True:
-            byte = stream.read(1)
+            try:
+                byte = stream.read(1)
+            except (OSError, ValueError):  # closed under us by the watchdog
+                byte = b""
             if not byte:
+                if silent.is_set():
+                    said = _last_line(seen) or "nothing"
+                    raise RemoteError(self.host, SILENT.format(seconds=self.timeout, said=said))
                 return asked, _last_line(seen)
             seen += byte
             if seen.endswith(prompt):
