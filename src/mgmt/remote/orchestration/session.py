@@ -32,6 +32,7 @@ STOP_GRACE = 10.0  # SIGINT, then SIGKILL after this long (as mgmt did)
 # How often a waiting session looks at its host; the agent's exit wakes it at once.
 WAIT_POLL = 0.25
 CHUNK = 256 * 1024
+PAD_MAX = 64 * 1024 * 1024  # at most this much padding for an abandoned copy (a pty)
 COPYING_BUNDLE = "Copying bundle ({size} bytes), please be patient..."
 BUNDLE_CACHED = "Skipping bundle copy, file was cached."
 GRAPH_COPIED = "Copied over new graph definition: {path}"
@@ -233,17 +234,35 @@ class Session:
             log.info("%s: %s", self.host, BUNDLE_CACHED)
             return "cached"
         log.info("%s: %s", self.host, COPYING_BUNDLE.format(size=size))
+        sent = 0
         with self.ctx.bundle.open("rb") as local:
             while True:
                 if self.stopping:
+                    self._abandon_copy(process, size - sent)
                     raise Interrupted(self.host, "stopped while copying")
                 chunk = local.read(CHUNK)
                 if not chunk:
                     break
                 process.send(chunk)
+                sent += len(chunk)
         if protocol.read_start(process.stdout) is None:
             raise self._failed_start(process, "copying the bundle failed")
         return "copied"
+
+    def _abandon_copy(self, process: Process, left: int) -> None:
+        """Under a pty (sudo with requiretty) closing mid-copy is a hangup, after
+        which Debian's sudo 1.9.13 (use_pty) was seen spinning, orphaned, once its
+        command ended. So the copy is made up to its size with zeros instead:
+        START finds the sha256 wrong, removes the copy and its run dir and ends,
+        and sudo with it. Without a pty, closing is enough (START's guard)."""
+        if not self._runner.become.pty or left > PAD_MAX:
+            return
+        zeros = bytes(CHUNK)
+        with contextlib.suppress(OSError, EOFError):
+            while left > 0:
+                process.send(zeros[: min(left, CHUNK)])
+                left -= CHUNK
+            process.wait(STOP_GRACE)
 
     def agent_settings(self, port: int) -> Dict[str, Any]:
         """The agent's settings line (mgmt.settings.FIELDS) but the credentials;

@@ -59,8 +59,11 @@ if ! [ -f "$bundle" ] || { ! [ -d "$site" ] &&
         exit 98
     fi
     chmod 700 "$part" && mv -f -- "$part" "$bundle" || exit 98
-    trap - EXIT HUP INT TERM PIPE
 fi
+# Until the agent runs, whatever ends START (a hangup, under a pty) takes the
+# run dir with it.
+trap 'trap "" HUP INT TERM PIPE; cd / && rm -rf -- "$run"' EXIT
+trap 'trap "" HUP INT TERM PIPE; exit 97' HUP INT TERM PIPE
 cd "$run" || exit 96
 printf '@@mgmt-remote ready\n%s\n%s\n%s\n' "$run" "$bundle" "$shiv"
 exec 3<&0
@@ -75,8 +78,10 @@ printf '%s\n%s\n' "$data" "$settings" |
     SHIV_ROOT="$shiv" PYTHONUNBUFFERED=1 "$py" -S -c "$launcher" \
     "$site" "$bundle" "$run/$graph" "$run/state" 3<&- &
 agent=$!
-# Under a pty (sudo with requiretty) the initiator going away is a hangup: the
-# agent may die of it, but START and its guard stay to stop it and clean up.
+# From here the end below cleans up. Under a pty (sudo with requiretty) the
+# initiator going away is a hangup: the agent may die of it, but START and its
+# guard stay to stop it and clean up.
+trap - EXIT INT TERM PIPE
 trap '' HUP
 data= settings=
 echo "@@mgmt-remote pid $agent"

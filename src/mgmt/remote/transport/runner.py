@@ -30,6 +30,8 @@ class Become:
 
     # What the "Running:" log line shows before the agent's command ("sudo -u root -- ").
     shown = ""
+    # The command runs under a pty: no end of stdin, a hangup when closed.
+    pty = False
 
     def start(self, start_raw: "Callable[[str, bool], Process]", command: str) -> "Process":
         return start_raw(command, False)
