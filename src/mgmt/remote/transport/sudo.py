@@ -19,7 +19,6 @@ stderr without knowing any of sudo's own texts (they change: sudo-rs, locales,
   and long lines (graphs) pass unchanged. A pty never delivers the end of
   stdin: commands under it read a known length (uploads, START's bundle), and
   START's guard learns that the initiator went from the hangup instead.
-
 - Nothing of that within SUDO_TIMEOUT (a PAM module asking its own question,
   which sudo shows instead of our prompt; a directory service that hangs):
   the command is closed and the host fails, saying what sudo said last.
@@ -43,7 +42,7 @@ REFUSED = "sudo refused to run commands as {user} for {login}: {why}"
 NO_SUDO = "sudo is not installed (or not on the login's PATH)"
 SILENT = "sudo did not let the command start within {seconds:.0f} s; it said: {said}"
 SUDO_TIMEOUT = 60.0
-# The most sudo may say before asking or running anything: more is not sudo.
+# What is kept of sudo's words while waiting (the end, for the error line).
 MAX_CHATTER = 64 * 1024
 NOT_FOUND = 127
 
