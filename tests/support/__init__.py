@@ -34,6 +34,9 @@ PACKAGES = {
     "nsenter": "util-linux",
     "scp": "openssh-client",
     "script": "bsdutils",
+    "sudo": "sudo",
+    "visudo": "sudo",
+    "useradd": "passwd",
 }
 
 _SBIN = ("/usr/sbin", "/sbin")
