@@ -6,7 +6,11 @@
 A thin layer over :func:`mgmt.remote.run_remotes`: the same sessions, trust,
 bundle cache, tunnels and convergence. Fabric's conventions apply as usual:
 hosts and aliases from ~/.ssh/config, fabric.yaml, ``-i KEY``,
-``--prompt-for-login-password``, ``-S ssh_config``.
+``--prompt-for-login-password``, ``-S ssh_config``, and for sudo
+``--prompt-for-sudo-password`` or ``sudo.password`` / ``sudo.user`` in the
+config (fabric.yaml, ``-f FILE``): ``fab -H alice@web1 --prompt-for-sudo-password
+deploy --sudo --graph site.yaml`` runs the agent as root, exactly as
+``mgmt run --remote --sudo --ask-sudo-password`` does (the same code path).
 
 Fabric runs a task once per -H host, one after another; we want one run with
 every host at once (they exchange resources through the run's etcd), so
@@ -19,11 +23,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from fabric import Connection, task
 from invoke import Context
 from invoke.exceptions import Exit
+
+if TYPE_CHECKING:
+    from mgmt.remote.hostspec import HostSpec
 
 HERE = Path(__file__).resolve().parent
 BUNDLE = HERE / "dist" / "mgmt"
@@ -60,26 +67,51 @@ def _run(c: Context, graphs: List[str], connections: List[Connection]) -> None:
     from mgmt import log
     from mgmt.errors import MgmtError
     from mgmt.remote import run_remotes
-    from mgmt.remote.hostspec import HostSpec
     from mgmt.settings import Settings
 
     options = dict(_options)
     log.setup(options["verbosity"])
+    # Fabric's sudo conventions: the user from its config unless --sudo-user says.
+    sudo = c.config.get("sudo", {})
+    if options["sudo"] and not options["sudo_user"] and sudo.get("user"):
+        options["sudo_user"] = sudo["user"]
     settings = Settings(remotes=[Path(g) for g in graphs], tmp_prefix=True, **options)
     specs: Optional[List[HostSpec]] = None
-    if connections:
-        if len(graphs) != 1:
-            raise Exit("deploy: with -H give exactly one --graph (run on every host)", code=2)
-        specs = [
-            HostSpec(target=cx.original_host, graph=Path(graphs[0]), user=cx.user, port=cx.port)
-            for cx in connections
-        ]
     try:
-        code = run_remotes(settings, fabric_config=c.config, bundle=ensure_bundle(), specs=specs)
+        if connections:
+            if len(graphs) != 1:
+                raise Exit("deploy: with -H give exactly one --graph (run on every host)", code=2)
+            specs = _specs(Path(graphs[0]), connections)
+        code = run_remotes(
+            settings,
+            fabric_config=c.config,
+            bundle=ensure_bundle(),
+            specs=specs,
+            sudo_password=sudo.get("password"),  # --prompt-for-sudo-password, sudo.password
+        )
     except MgmtError as err:
         raise Exit(f"deploy: error: {err}", code=err.exit_code) from None
     if code:
         raise Exit(code=code)
+
+
+def _specs(graph: Path, connections: List[Connection]) -> List[HostSpec]:
+    """-H hosts running one graph: its sudo: and python: keys apply to each."""
+    from mgmt.graph.parse import load_graph
+    from mgmt.remote.hostspec import HostSpec
+
+    keys = load_graph(graph)
+    return [
+        HostSpec(
+            target=cx.original_host,
+            graph=graph,
+            user=cx.user,
+            port=cx.port,
+            sudo=keys.sudo,
+            python=keys.python,
+        )
+        for cx in connections
+    ]
 
 
 @task
@@ -102,6 +134,9 @@ def _deploy_all(c):
         "noop": "report what would change, change nothing",
         "ssh-accept-new": "add unknown host keys to known_hosts (a changed key is refused)",
         "lost-timeout": "report a host that answers no SSH keepalive for this long as lost",
+        "sudo": "run the agent as root through sudo (password: --prompt-for-sudo-password)",
+        "sudo-user": "with --sudo: run the agent as this user (default: sudo.user, else root)",
+        "python": "the hosts' Python (default: python3, platform-python, python3.13..3.6)",
         "verbose": "more log lines",
     },
 )
@@ -114,6 +149,9 @@ def deploy(
     noop=False,
     ssh_accept_new=False,
     lost_timeout=30,
+    sudo=False,
+    sudo_user="",
+    python="",
     verbose=False,
 ):
     """Run --graph on every host (-H) over SSH, exchanging resources through one etcd."""
@@ -125,6 +163,9 @@ def deploy(
         noop=noop,
         ssh_accept_new=ssh_accept_new,
         lost_timeout=int(lost_timeout),
+        sudo=sudo,
+        sudo_user=sudo_user,
+        python=python,
         verbosity=1 if verbose else 0,
     )
     if isinstance(c, Connection):

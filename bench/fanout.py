@@ -19,6 +19,11 @@ time from saving a graph edit to the file changed on all hosts (mgmt re-copies
 the graph and applies the difference; the others must re-run everything: their
 warm time is the comparison).
 
+--sudo (target: warm N = 30 through sudo at most 1.15x the same run as root):
+the same graphs run as root and, side by side in the same rounds, as a NOPASSWD
+user with --sudo (tests/support/users.py makes it, and removes it), beside
+pyinfra as that user with _sudo=True. Run: bench/fanout.py --sudo --sizes 30.
+
 Needs root. pyinfra and ansible-core are installed into their own venv under
 ~/.cache/mgmt-bench/ (they pin versions of paramiko that ours must not share).
 Run: .venv/bin/python bench/fanout.py [--sizes 1,10,30] [--no-peers]
@@ -122,29 +127,40 @@ def _graph(host: str, content: Dict[str, str]) -> str:
     return "\n".join([*lines, f"remote: {host}", ""])
 
 
-def mgmt_argv(pool: HostPool, work: Path, timeout: Optional[float]) -> List[str]:
+def mgmt_argv(
+    pool: HostPool, work: Path, timeout: Optional[float], login: Optional[str] = None
+) -> List[str]:
+    """``login``: log in as this user and run the agents through sudo (--sudo)."""
     argv = [str(REPO / ".venv" / "bin" / "mgmt"), "run", "--tmp-prefix", "-q"]
     if timeout is not None:
         argv.append(f"--converged-timeout={int(timeout)}")
+    if login is not None:
+        argv.append("--sudo")
+        work = work / "sudo"
+        work.mkdir(exist_ok=True)
     for host in pool:
         graph = work / f"{host.name}.yaml"
-        graph.write_text(_graph(host.name, CONTENT))
+        remote = host.name if login is None else f"{login}@{host.address}"
+        graph.write_text(_graph(remote, CONTENT))
         argv += ["--remote", str(graph)]
     return argv
 
 
-def pyinfra_argv(pool: HostPool, work: Path) -> List[str]:
-    inventory = work / "inventory.py"
+def pyinfra_argv(pool: HostPool, work: Path, login: Optional[str] = None) -> List[str]:
+    """``login``: log in as this user, every operation with ``_sudo=True``."""
+    name = "" if login is None else "-sudo"
+    inventory = work / f"inventory{name}.py"
     hosts = ", ".join(
-        f"({h.address!r}, {{'ssh_user': 'root', 'ssh_key': {str(pool.identity)!r}, "
+        f"({h.address!r}, {{'ssh_user': {login or 'root'!r}, 'ssh_key': {str(pool.identity)!r}, "
         f"'ssh_known_hosts_file': {str(pool.known_hosts)!r}}})"
         for h in pool
     )
     inventory.write_text(f"hosts = [{hosts}]\n")
-    deploy = work / "deploy.py"
+    deploy = work / f"deploy{name}.py"
     ops = ["from io import StringIO", "from pyinfra.operations import files"]
+    sudo = "" if login is None else ", _sudo=True"
     for i, (path, text) in enumerate(CONTENT.items(), 1):
-        ops.append(f"files.put(name='bench-{i}', src=StringIO({text!r}), dest={path!r})")
+        ops.append(f"files.put(name='bench-{i}', src=StringIO({text!r}), dest={path!r}{sudo})")
     deploy.write_text("\n".join(ops) + "\n")
     return [str(PEERS_VENV / "bin" / "pyinfra"), "-y", "--parallel", str(len(pool)),
             str(inventory), str(deploy)]  # fmt: skip
@@ -235,6 +251,33 @@ def edit_latency(pool: HostPool, work: Path, env) -> List[float]:
     return samples
 
 
+def sudo_rows(n: int, bundle: Path, repeat: int, peers: bool) -> list:
+    """Warm runs as root and through sudo (and pyinfra's _sudo=True), alternating."""
+    from support.users import sudo_users
+
+    with ssh_hosts(n) as pool, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        with sudo_users(["nopasswd"], Path(str(pool.identity) + ".pub")) as users:
+            login = users["nopasswd"].name
+            env = pool.env(MGMT_BUNDLE=str(bundle))
+            tools = [
+                ("mgmt root", mgmt_argv(pool, work, CONVERGED), CONVERGED),
+                ("mgmt sudo", mgmt_argv(pool, work, CONVERGED, login), CONVERGED),
+            ]
+            if peers:
+                tools.append(("pyinfra sudo", pyinfra_argv(pool, work, login), 0.0))
+            _reset(pool, cache=False)
+            for name, argv, minus in tools:  # fills the hosts' cache; not reported
+                _reset(pool, cache=True)
+                measure(name, pool, argv, env, work, minus)
+            rows = []
+            for _ in range(repeat):
+                for name, argv, minus in tools:
+                    _reset(pool, cache=True)
+                    rows.append((n, f"{name} warm", measure(name, pool, argv, env, work, minus)))
+            return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,10,30,100")
@@ -247,6 +290,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="warm runs per size of mgmt and pyinfra, alternating"
+    )
+    parser.add_argument(
+        "--sudo", action="store_true", help="warm runs as root beside --sudo as a NOPASSWD user"
     )
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -263,6 +309,11 @@ def main() -> int:
                    check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     rows = []
     edits: Dict[int, List[float]] = {}
+    if args.sudo:
+        for n in sizes:
+            rows += sudo_rows(n, bundle, args.repeat, not args.no_peers and peers_available())
+            print(f"(N = {n} done)", flush=True)
+        sizes = []
     for n in sizes:
         with ssh_hosts(n) as pool, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             work = Path(tmp)
@@ -298,10 +349,10 @@ def main() -> int:
     shutil.rmtree(bundle.parent, ignore_errors=True)
 
     print()
-    print(f"{'N':>3}  {'run':<13} {'applied s':>9} {'KiB/host':>9} {'init CPU s':>10} "
+    print(f"{'N':>3}  {'run':<17} {'applied s':>9} {'KiB/host':>9} {'init CPU s':>10} "
           f"{'machine CPU s':>13} {'init RSS MB':>11}")  # fmt: skip
     for n, name, r in rows:
-        print(f"{n:>3}  {name:<13} {r['time']:>9.2f} {r['sent_kib']:>9.1f} {r['cpu']:>10.2f} "
+        print(f"{n:>3}  {name:<17} {r['time']:>9.2f} {r['sent_kib']:>9.1f} {r['cpu']:>10.2f} "
               f"{r['machine_cpu']:>13.2f} {r['rss_mb']:>11.1f}")  # fmt: skip
     print("\nmgmt 'applied s' is the run's wall time minus the 1 s --converged-timeout wait.")
     medians: Dict[tuple, List[float]] = {}
@@ -313,6 +364,9 @@ def main() -> int:
             f"N={n} {name} {statistics.median(times):.2f} s"
             for (n, name), times in repeated.items()
         ))  # fmt: skip
+    for n in {n for n, name, _ in rows if name.startswith("mgmt sudo")}:
+        root, sudo = (statistics.median(medians[(n, f"mgmt {w} warm")]) for w in ("root", "sudo"))
+        print(f"N={n}: mgmt warm through sudo / as root = {sudo / root:.2f}x (target <= 1.15x)")
     for n, samples in edits.items():
         print(
             f"graph edit -> applied on all {n} hosts: median {statistics.median(samples):.3f} s "

@@ -164,8 +164,11 @@ def run_agent(settings: Settings) -> int:
         else:
             raise _Stop()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {}
     try:
+        # Inside the try: a stop that lands between the two is a stop, not a _Stop escaping.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
         with state_dir(settings) as state, open_world(settings, state) as world:
             log.debug("state directory %s", state)
             from mgmt.engine.agent import Agent

@@ -97,6 +97,16 @@ FIELDS: Tuple[Field, ...] = (
     Field("lost_timeout", int, DEFAULT_LOST_TIMEOUT, "report a host that answers no SSH "
           "keepalive for N seconds as lost (default %(default)s)", "--lost-timeout",
           group=REMOTE, metavar="N"),
+    # As whom and with what the agents run (a graph's sudo: and python: keys win for its host).
+    Field("sudo", bool, False, "run the agents as root through sudo (for a non-root login)",
+          "--sudo", group=REMOTE),
+    Field("sudo_user", str, "", "with --sudo: run the agents as USER instead of root",
+          "--sudo-user", group=REMOTE, metavar="USER"),
+    Field("ask_sudo_password", bool, False, "ask once, without echo, for the sudo password "
+          "of every host", "--ask-sudo-password", group=REMOTE),
+    Field("python", str, "", "the hosts' Python (default: the first of python3, "
+          "/usr/libexec/platform-python, python3.13 .. python3.6)", "--python", group=REMOTE,
+          metavar="PATH"),
     # An agent of a remote run: converged state as lines on stdout
     # (mgmt.remote.protocol.CONVERGED_MARK), not in etcd; its initiator relays them.
     Field("converged_stdout", bool, False, "", "--converged-stdout", agent=True, hidden=True),

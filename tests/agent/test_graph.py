@@ -24,6 +24,28 @@ def test_the_write_ups_example_graph_loads():
     assert [(c.kind, c.pattern) for c in graph.collect] == [("file", "/tmp/")]
 
 
+@pytest.mark.parametrize(
+    ("lines", "sudo", "python"),
+    [
+        ("", None, None),
+        ("sudo: true\n", True, None),
+        (
+            "sudo: false\npython: /usr/libexec/platform-python\n",
+            False,
+            "/usr/libexec/platform-python",
+        ),
+        (
+            "sudo: deploy\npython: ~/.pyenv/versions/3.9.18/bin/python3\n",
+            "deploy",
+            "~/.pyenv/versions/3.9.18/bin/python3",
+        ),
+    ],
+)
+def test_sudo_and_python_keys_sit_beside_remote(lines, sudo, python):
+    graph = parse_graph("graph: g\nremote: h\n" + lines)
+    assert (graph.remote, graph.sudo, graph.python) == ("h", sudo, python)
+
+
 def test_defaults_meta_and_edges():
     graph = parse_graph(
         """
@@ -87,6 +109,9 @@ BAD = [
     ),
     ("graph: g\nresources: [\n", 3, "YAML syntax error"),
     ("graph: g\ngraph: h\n", 2, "duplicate key 'graph'"),
+    ("graph: g\nremote: h\nsudo: 3\n", 3, "'sudo' must be true, false or a user name"),
+    ("graph: g\nsudo: ' root'\n", 2, "'sudo' must be true, false or a user name"),
+    ("graph: g\npython: [python3]\n", 2, "'python' must be a string"),
     ("", 1, "empty"),
 ]
 

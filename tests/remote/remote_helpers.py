@@ -66,17 +66,31 @@ def mgmt_run(pool: HostPool, bundle: Path, graphs: List[Path], *flags: str, time
 class Initiator:
     """`mgmt run --remote` in the background, its output collected line by line as it comes."""
 
-    def __init__(self, pool: HostPool, bundle: Path, graphs: List[Path], *flags: str):
+    def __init__(
+        self,
+        pool: HostPool,
+        bundle: Path,
+        graphs: List[Path],
+        *flags: str,
+        stdin: Optional[str] = None,
+    ):
+        """``stdin``: typed at a prompt (a session of its own has no terminal, so
+        getpass reads stdin)."""
         argv = [*MGMT, "run", "--tmp-prefix", *flags]
         for graph in graphs:
             argv += ["--remote", str(graph)]
         self.proc = subprocess.Popen(
             argv,
             env=pool.env(MGMT_BUNDLE=str(bundle)),
+            stdin=subprocess.PIPE if stdin is not None else None,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=stdin is not None,
         )
+        if stdin is not None:
+            self.proc.stdin.write(stdin)
+            self.proc.stdin.close()
         self.lines: List[str] = []
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -131,3 +131,23 @@ def test_examples_name_their_hosts():
 
     a, b = (read_remote(EXAMPLES / f"remote2{x}.yaml") for x in "ab")
     assert a.name != b.name and a.user == b.user == "root"
+
+
+def test_a_graphs_sudo_and_python_keys_reach_its_host_and_win_over_the_flags(tmp_path):
+    from mgmt.remote.orchestration.initiator import become_user
+    from mgmt.settings import Settings
+
+    graph = tmp_path / "g.yaml"
+    graph.write_text("graph: g\nremote: alice@web1\nsudo: deploy\npython: /opt/py/bin/python3\n")
+    spec = read_remote(graph)
+    assert (spec.user, spec.sudo, spec.python) == ("alice", "deploy", "/opt/py/bin/python3")
+    flags = Settings(sudo=True, sudo_user="ops")
+    assert become_user(spec, flags) == "deploy"
+    plain = HostSpec(target="web1", graph=graph)
+    assert become_user(plain, Settings()) is None
+    assert become_user(plain, flags) == "ops"
+    assert become_user(plain, Settings(sudo=True)) == "root"
+    assert become_user(plain, Settings(sudo_user="ops")) == "ops"  # --sudo-user implies --sudo
+    refusing = HostSpec(target="web1", graph=graph, sudo=False)
+    assert become_user(refusing, flags) is None
+    assert become_user(HostSpec(target="web1", graph=graph, sudo=True), flags) == "ops"

@@ -404,7 +404,7 @@ def test_more_remotes_than_cconns_hand_over_their_slots(pool, bundle, tmp_path):
     assert [rows[h.name][0] for h in pool] == ["converged"] * 3
     assert done.stderr.count("its slot goes to the next remote") == 2
     # One at a time: each host started only after the previous one handed over.
-    starts = [m.start() for m in re.finditer(r"(?m)^.* remote: \w: Running: ", done.stderr)]
+    starts = [m.start() for m in re.finditer(r"(?m)^.* remote: \w: Running\b", done.stderr)]
     handovers = [m.start() for m in re.finditer("its slot goes to the next", done.stderr)]
     assert starts[1] > handovers[0] and starts[2] > handovers[1]
     for host in pool:

@@ -36,6 +36,9 @@ PACKAGES = {
     "script": "bsdutils",
     "dbus-daemon": "dbus-daemon",
     "hostnamectl": "systemd",
+    "sudo": "sudo",
+    "visudo": "sudo",
+    "useradd": "passwd",
 }
 
 _SBIN = ("/usr/sbin", "/sbin")

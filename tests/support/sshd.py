@@ -160,7 +160,9 @@ def _sshd_config(host: Host, password: Optional[str]) -> str:
     lines = [
         f"ListenAddress {host.address}:{host.port}",
         f"HostKey {host.state_dir / 'host_key'}",
-        f"AuthorizedKeysFile {host.state_dir / 'authorized_keys'}",
+        # Root's key in the state dir; a test user's in its home (support.users):
+        # sshd reads a user's keys as that user, who cannot enter the state dir.
+        f"AuthorizedKeysFile {host.state_dir / 'authorized_keys'} .ssh/authorized_keys",
         "PidFile none",
         "UsePAM no",
         "PermitRootLogin yes" if password else "PermitRootLogin prohibit-password",

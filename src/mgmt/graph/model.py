@@ -4,7 +4,7 @@ Plain classes and NamedTuples rather than dataclasses, for the agent's start-up
 (see mgmt.settings).
 """
 
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from mgmt.resources.base import Meta
 
@@ -98,6 +98,9 @@ class Graph:
         self.comment = ""
         self.remote: Optional[str] = None
         self.remote_line: Optional[int] = None  # for errors about the remote: value
+        # How a remote run starts the agent on that host (see mgmt.remote.hostspec).
+        self.sudo: Union[bool, str, None] = None  # true: root; a name: that user
+        self.python: Optional[str] = None
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self.resources)} resources, path={self.path!r})"

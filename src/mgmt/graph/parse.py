@@ -11,7 +11,7 @@ from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, Res
 from mgmt.graph.values import LocDict, LocList, new_dict, new_list
 from mgmt.resources.base import FieldError, Meta, fill_params, kind_class, known_kinds
 
-TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote")
+TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote", "sudo", "python")
 META_TYPES = {"autoedge": bool, "autogroup": bool, "noop": bool, "retry": int, "delay": int}
 
 
@@ -62,6 +62,8 @@ class _Parser:
         graph.comment = self.string(doc, "comment", "the graph file")
         graph.remote = self.string(doc, "remote", "the graph file") or None
         graph.remote_line = doc.line_of("remote") if "remote" in doc else None
+        graph.sudo = self.sudo(doc)
+        graph.python = self.string(doc, "python", "the graph file") or None
         line = doc.line_of("resources")
         resources = self.mapping(doc.get("resources") or _empty(line), "resources", line)
         for kind, items in resources.items():
@@ -74,6 +76,16 @@ class _Parser:
             graph.edges.append(self.edge(graph, self.mapping(item, "an edge", item_line)))
         self.check_cycles(graph)
         return graph
+
+    def sudo(self, doc: LocDict) -> Union[bool, str, None]:
+        """``sudo: true`` (root), ``sudo: USER`` or ``sudo: false``; None when absent."""
+        value = doc.get("sudo")
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip() and value.strip() == value:
+            return value
+        what = "'sudo' must be true, false or a user name"
+        raise self.fail(f"the graph file: {what}, got {value!r}", doc.line_of("sudo"))
 
     def resources(self, graph: Graph, kind: Any, items: Any, line: int) -> None:
         if not isinstance(kind, str) or kind not in known_kinds():

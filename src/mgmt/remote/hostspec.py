@@ -10,13 +10,16 @@ so it is reported with a warning.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 from mgmt.errors import GraphError
 from mgmt.log import get_logger
+
+if TYPE_CHECKING:
+    from mgmt.graph.model import Graph
 
 log = get_logger("remote")
 
@@ -38,6 +41,9 @@ class HostSpec:
     user: Optional[str] = None
     port: Optional[int] = None
     password: Optional[str] = field(default=None, repr=False, compare=False)
+    # The graph's sudo: and python: keys (None: the run's --sudo, --python).
+    sudo: Union[bool, str, None] = None
+    python: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -88,7 +94,7 @@ def parse_remote(value: object, graph: Path, line: Optional[int] = None) -> Host
     return HostSpec(target=host, graph=graph, user=user, port=port, password=password)
 
 
-def _remote_value(path: Path) -> Tuple[object, Optional[int]]:
+def _remote_value(path: Path) -> Tuple[object, Optional[int], Graph]:
     """The ``remote:`` value of a graph file and its line, after validating the graph.
 
     The whole graph is loaded and checked as ``mgmt run --file`` would (one
@@ -100,13 +106,13 @@ def _remote_value(path: Path) -> Tuple[object, Optional[int]]:
     graph = load_graph(path)
     if graph.remote is None:
         raise GraphError("no remote: key (which host should run this graph?)", str(path))
-    return graph.remote, graph.remote_line
+    return graph.remote, graph.remote_line, graph
 
 
 def read_remote(path: Path) -> HostSpec:
-    """The host a --remote graph file names."""
-    value, line = _remote_value(path)
-    return parse_remote(value, path, line)
+    """The host a --remote graph file names, with its sudo: and python: keys."""
+    value, line, graph = _remote_value(path)
+    return replace(parse_remote(value, path, line), sudo=graph.sudo, python=graph.python)
 
 
 @dataclass

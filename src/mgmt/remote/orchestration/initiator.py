@@ -6,11 +6,13 @@ per-host summary. The same function
 serves ``mgmt run --remote`` and ``fab deploy`` (which passes its Fabric config).
 """
 
+import getpass
 import json
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, TextIO
+from typing import Callable, List, Optional, TextIO
 
 from mgmt.errors import InputError
 from mgmt.log import get_logger
@@ -20,6 +22,8 @@ from mgmt.statedir import state_dir
 
 log = get_logger("remote")
 
+SUDO_PROMPT = "sudo password (for every host of this run): "
+NO_SUDO_HOSTS = "--ask-sudo-password: no host runs through sudo (--sudo, or sudo: in a graph)"
 CCONNS_WITHOUT_TIMEOUT = (
     "{waiting} remote(s) wait for one of {cconns} slot(s), and without --converged-timeout "
     "a running remote never frees its slot: they start only when one ends"
@@ -39,14 +43,33 @@ class _Printer:
             self.out.flush()
 
 
+def become_user(spec: HostSpec, settings: Settings) -> Optional[str]:
+    """Whom the agent runs as on this host through sudo (None: the login user).
+    The graph's ``sudo:`` key wins for its host; ``--sudo-user`` implies --sudo."""
+    wanted = spec.sudo if spec.sudo is not None else (settings.sudo or bool(settings.sudo_user))
+    if wanted is False:
+        return None
+    return wanted if isinstance(wanted, str) else (settings.sudo_user or "root")
+
+
+def ask_password(prompt: Callable[[str], str] = getpass.getpass) -> str:
+    """The sudo password, asked once for the whole run (every host, now and later)."""
+    try:
+        return prompt(SUDO_PROMPT)
+    except (EOFError, KeyboardInterrupt):
+        raise InputError("--ask-sudo-password: no password given") from None
+
+
 def run(
     settings: Settings,
     fabric_config=None,
     bundle: Optional[Path] = None,
     out: Optional[TextIO] = None,
     specs: Optional[List[HostSpec]] = None,
+    sudo_password: Optional[str] = None,
 ) -> int:
-    """``specs`` (fab deploy): hosts given directly, instead of the graphs' remote: keys."""
+    """``specs`` (fab deploy): hosts given directly, instead of the graphs' remote: keys.
+    ``sudo_password`` (fab deploy: Fabric's sudo.password): instead of asking."""
     from mgmt.remote.hostspec import RemoteSet, load_remotes
     from mgmt.remote.orchestration.bundlefile import find_bundle
     from mgmt.remote.orchestration.etcd import RunEtcd, SeedsEtcd
@@ -55,6 +78,7 @@ def run(
     from mgmt.remote.orchestration.session import RunContext
     from mgmt.remote.transport.connect import ConnectOptions
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
+    from mgmt.remote.transport.sudo import Sudo, new_token
 
     out = out or sys.stdout
     # --json: stdout carries the one document; host output and the summary go to stderr.
@@ -62,9 +86,18 @@ def run(
     if settings.no_server:
         raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
     remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
+    if settings.python:  # the graphs' python: keys win for their hosts
+        remotes.specs[:] = [replace(s, python=s.python or settings.python) for s in remotes.specs]
     if settings.cconns and settings.converged_timeout < 0 and len(remotes.specs) > settings.cconns:
         waiting = len(remotes.specs) - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
+    users = {spec.name: become_user(spec, settings) for spec in remotes.specs}
+    if settings.ask_sudo_password and sudo_password is None:
+        if any(users.values()):
+            sudo_password = ask_password()
+        else:
+            log.warning(NO_SUDO_HOSTS)
+    token = new_token()  # sudo's prompt, the same for every host of the run
     found = find_bundle(bundle)
     log.info("bundle %s (%d bytes, sha256 %s)", found.path, found.size, found.sha256[:12])
     options = ConnectOptions(
@@ -75,7 +108,12 @@ def run(
     )
 
     def connect(spec: HostSpec) -> ParamikoRunner:
-        return ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
+        runner = ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
+        user = users.get(spec.name)
+        if user is not None:  # the login as connected (ssh_config may have named it)
+            login = runner.conn.user
+            runner.become = Sudo(spec.name, login, user, password=sudo_password, token=token)
+        return runner
 
     results: List[HostResult] = []
     control = RunControl()

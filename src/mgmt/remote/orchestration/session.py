@@ -32,9 +32,13 @@ STOP_GRACE = 10.0  # SIGINT, then SIGKILL after this long (as mgmt did)
 # How often a waiting session looks at its host; the agent's exit wakes it at once.
 WAIT_POLL = 0.25
 CHUNK = 256 * 1024
+PAD_MAX = 64 * 1024 * 1024  # at most this much padding for an abandoned copy (a pty)
 COPYING_BUNDLE = "Copying bundle ({size} bytes), please be patient..."
 BUNDLE_CACHED = "Skipping bundle copy, file was cached."
 GRAPH_COPIED = "Copied over new graph definition: {path}"
+NO_PYTHON = "no Python 3.6+ found; install python3 (dnf install python3) or give --python"
+NO_PYTHON_AT = "no Python at {path} (python: / --python); install it or give another"
+OLD_PYTHON = "{python} is older than 3.6; install python3 (dnf install python3) or give --python"
 __all__ = ["CONVERGED", "EXITED", "FAILED", "STOPPED", "RunContext", "Session"]
 
 
@@ -84,6 +88,7 @@ class Session:
         self.finished = threading.Event()
         self.result: Optional[HostResult] = None
         self.agent_report: Optional[Dict[str, Any]] = None  # its --json document
+        self.python: Optional[protocol.Python] = None  # what the launcher runs on
         self._stop_reason: Optional[str] = None
         self._stop = threading.Event()
         self._runner: Optional[Runner] = None
@@ -195,7 +200,8 @@ class Session:
     def _start_command(self, size: int) -> str:
         mode = "cache" if self.ctx.caching else "nocache"
         args = (self.ctx.bundle_sha256, mode, "", self.spec.graph.name)
-        return protocol.sh(START, *args, self.ctx.bundle_build_id, LAUNCHER, str(size))
+        python = self.spec.python or ""
+        return protocol.sh(START, *args, self.ctx.bundle_build_id, LAUNCHER, str(size), python)
 
     def _open_tunnel(self, tunnel, process: Process) -> int:
         """The tunnel's port; if sshd refuses it, START's run dir is still found
@@ -211,6 +217,9 @@ class Session:
         error = process.stderr.read().decode(errors="replace").strip()
         status = process.wait(10)
         self._wrapper_done = True  # START removes its run dir before it exits
+        if status == protocol.EXIT_NO_PYTHON:
+            given = self.spec.python
+            return RemoteError(self.host, NO_PYTHON_AT.format(path=given) if given else NO_PYTHON)
         return RemoteError(
             self.host, "{} (status {}): {}".format(what, status, error or "no output")
         )
@@ -225,17 +234,35 @@ class Session:
             log.info("%s: %s", self.host, BUNDLE_CACHED)
             return "cached"
         log.info("%s: %s", self.host, COPYING_BUNDLE.format(size=size))
+        sent = 0
         with self.ctx.bundle.open("rb") as local:
             while True:
                 if self.stopping:
+                    self._abandon_copy(process, size - sent)
                     raise Interrupted(self.host, "stopped while copying")
                 chunk = local.read(CHUNK)
                 if not chunk:
                     break
                 process.send(chunk)
+                sent += len(chunk)
         if protocol.read_start(process.stdout) is None:
             raise self._failed_start(process, "copying the bundle failed")
         return "copied"
+
+    def _abandon_copy(self, process: Process, left: int) -> None:
+        """Under a pty (sudo with requiretty) closing mid-copy is a hangup, after
+        which Debian's sudo 1.9.13 (use_pty) was seen spinning, orphaned, once its
+        command ended. So the copy is made up to its size with zeros instead:
+        START finds the sha256 wrong, removes the copy and its run dir and ends,
+        and sudo with it. Without a pty, closing is enough (START's guard)."""
+        if not self._runner.become.pty or left > PAD_MAX:
+            return
+        zeros = bytes(CHUNK)
+        with contextlib.suppress(OSError, EOFError):
+            while left > 0:
+                process.send(zeros[: min(left, CHUNK)])
+                left -= CHUNK
+            process.wait(STOP_GRACE)
 
     def agent_settings(self, port: int) -> Dict[str, Any]:
         """The agent's settings line (mgmt.settings.FIELDS) but the credentials;
@@ -254,16 +281,15 @@ class Session:
         if len(graph) > protocol.INLINE_GRAPH_MAX:
             upload(self._runner, graph, paths.graph(self.spec.graph.name))
             graph = b""
-        log.info(
-            "%s: Running: %s",
-            self.host,
-            protocol.command_line(paths, self.spec.graph.name, settings),
-        )
+        command = protocol.command_line(paths, self.spec.graph.name, settings)
         creds = self.ctx.endpoint.credentials
         if creds is not None:
             settings = {**settings, "credentials": [creds.username, creds.password]}
         with self._send_lock:
             process.send(protocol.start_lines(graph, settings))
+        self.python = python = self._read_python(process.stdout)
+        on = f" (Python {python.short}, {python.path})" if python is not None else ""
+        log.info("%s: Running%s: %s", self.host, on, self._runner.become.shown + command)
         readers = [
             threading.Thread(target=self._stream, args=(process.stdout,), daemon=True),
             threading.Thread(target=self._stream, args=(process.stderr,), daemon=True),
@@ -283,6 +309,18 @@ class Session:
         for reader in readers:
             reader.join(2.0)
         return status
+
+    def _read_python(self, stdout) -> Optional[protocol.Python]:
+        """The launcher's first line, past START's pid line (None: it never said)."""
+        while True:
+            raw = stdout.readline()
+            if not raw:
+                return None
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            python = protocol.parse_python_line(line)
+            if python is not None:
+                return python
+            self._line(line)
 
     def _send_stop(self) -> None:
         """Tell START's guard to SIGINT the agent, once (from any thread)."""
@@ -334,30 +372,36 @@ class Session:
             return EXITED, ""
         if status == 1:
             return FAILED, "the agent ended with failed resources (status 1; see its output)"
+        if status == protocol.EXIT_OLD_PYTHON:
+            python = self.python.path + " " + self.python.version if self.python else "Python"
+            return FAILED, OLD_PYTHON.format(python=python)
         return FAILED, f"agent exited with status {status}"
 
     def _stream(self, stream) -> None:
         """Forward agent output line by line, as it comes."""
         try:
             for raw in stream:
-                line = raw.decode(errors="replace").rstrip("\r\n")
-                if self.agent_pid is None:
-                    pid = protocol.parse_pid_line(line)
-                    if pid is not None:
-                        self.agent_pid = pid
-                        continue
-                converged = protocol.parse_converged_line(line)
-                if converged is not None:
-                    self.report(self.host, converged)
-                    continue
-                document = protocol.parse_report_line(line)
-                if document is not None:
-                    self.agent_report = document
-                    continue
-                if self.ctx.output is not None:
-                    self.ctx.output(self.host, line)
+                self._line(raw.decode(errors="replace").rstrip("\r\n"))
         except Exception:  # the connection went: _wait says so
             pass
+
+    def _line(self, line: str) -> None:
+        """One line from the host: a protocol event, or output to show."""
+        if self.agent_pid is None:
+            pid = protocol.parse_pid_line(line)
+            if pid is not None:
+                self.agent_pid = pid
+                return
+        converged = protocol.parse_converged_line(line)
+        if converged is not None:
+            self.report(self.host, converged)
+            return
+        document = protocol.parse_report_line(line)
+        if document is not None:
+            self.agent_report = document
+            return
+        if self.ctx.output is not None:
+            self.ctx.output(self.host, line)
 
     def _cleanup(self) -> None:
         runner, self._runner = self._runner, None

@@ -6,8 +6,10 @@ and ``launcher.py`` (LAUNCHER, the Python that starts the agent). Their
 conversation with the initiator, in order:
 
 initiator -> host, the command line
-    ``sh -c START mgmt-remote SHA256 cache|nocache RUN_DIR GRAPH BUILD_ID LAUNCHER SIZE``
-    (every argument a quoted word: see :func:`sh`).
+    ``sh -c START mgmt-remote SHA256 cache|nocache RUN_DIR GRAPH BUILD_ID LAUNCHER SIZE
+    PYTHON`` (every argument a quoted word: see :func:`sh`; PYTHON "" to find
+    one: python3, /usr/libexec/platform-python, python3.13 .. python3.6). No
+    interpreter: exit :data:`EXIT_NO_PYTHON` before anything else.
 host -> initiator, stdout
     :data:`NEED_BUNDLE_MARK` or :data:`READY_MARK`, each followed by three
     lines: the run dir, the bundle's path, shiv's root. After need-bundle the
@@ -19,7 +21,8 @@ initiator -> host, stdin, once ready
     time :data:`STOP` (SIGINT the agent), :data:`KILL` (SIGKILL it) and graph
     edits (:func:`graph_edit_line`). stdin closing stops the agent too.
 host -> initiator, stdout
-    :data:`PID_MARK` with the agent's pid, then the agent's output, with
+    :data:`PID_MARK` with the agent's pid, the launcher's :data:`PYTHON_MARK`
+    line (its interpreter and version), then the agent's output, with
     :func:`converged_line` events among it, and with --json a last
     :func:`report_line`; stderr is the agent's log.
     The exit status is the agent's; :data:`EXITS_BEFORE_AGENT` are START's own.
@@ -31,6 +34,8 @@ library only, nothing costly at import.
 from typing import Any, BinaryIO, Dict, NamedTuple, Optional
 
 PID_MARK = "@@mgmt-remote pid "
+# The launcher's first line: the interpreter START chose, and its version.
+PYTHON_MARK = "@@mgmt-remote python "
 READY_MARK = "@@mgmt-remote ready"
 NEED_BUNDLE_MARK = "@@mgmt-remote need-bundle"
 # How an agent of a remote run reports its converged state: a line on stdout,
@@ -47,6 +52,8 @@ GRAPH_EDIT = b"graph "
 INLINE_GRAPH_MAX = 64 * 1024
 # Exit codes of START before the agent runs.
 EXIT_NO_RUN_DIR = 90
+EXIT_NO_PYTHON = 93  # no interpreter found (or none at --python / python:)
+EXIT_OLD_PYTHON = 94  # the interpreter is older than 3.6
 EXIT_NO_CACHE = 91
 EXIT_NEED_BUNDLE = 95  # the launcher found its bundle pruned
 EXIT_NO_CD = 96
@@ -55,6 +62,7 @@ EXIT_BAD_COPY = 98
 EXITS_BEFORE_AGENT = (
     EXIT_NO_RUN_DIR,
     EXIT_NO_CACHE,
+    EXIT_NO_PYTHON,
     EXIT_NEED_BUNDLE,
     EXIT_NO_CD,
     EXIT_NO_STDIN,
@@ -115,6 +123,24 @@ def start_lines(graph: bytes, settings: Dict[str, Any]) -> bytes:
 def graph_edit_line(graph_json: str) -> bytes:
     """A graph edit for START's guard: the graph's JSON form on one line."""
     return GRAPH_EDIT + graph_json.encode("utf-8") + b"\n"
+
+
+class Python(NamedTuple):
+    """The interpreter an agent runs on, as the launcher reports it."""
+
+    path: str
+    version: str
+
+    @property
+    def short(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+
+def parse_python_line(line: str) -> Optional[Python]:
+    if not line.startswith(PYTHON_MARK):
+        return None
+    path, _, version = line[len(PYTHON_MARK) :].rpartition(" ")
+    return Python(path, version) if path else None
 
 
 def parse_pid_line(line: str) -> Optional[int]:

@@ -20,7 +20,10 @@ unused for PRUNE_SECONDS goes, with its unpacked copy. "Unused" is known from
 the bundle's mtime, touched at each start, and from a shared lock that every
 running agent holds on its bundle: one in use is never removed.
 
-Runs on the host's Python (3.6 and later) with the standard library only.
+Its first line on stdout names the interpreter (``@@mgmt-remote python PATH
+VERSION``, for the initiator's "Running:" line); an older one than 3.6 exits
+EXIT_OLD_PYTHON at once. Runs on the host's Python (3.6 and later) with the
+standard library only, and is read without a SyntaxError by older ones.
 """
 
 import gc
@@ -32,9 +35,19 @@ import sys  # noqa: E402
 
 PRUNE_SECONDS = 30 * 86400  # mgmt.remote.protocol.programs.PRUNE_DAYS
 EXIT_NEED_BUNDLE = 95  # mgmt.remote.protocol.EXIT_NEED_BUNDLE
+EXIT_OLD_PYTHON = 94  # mgmt.remote.protocol.EXIT_OLD_PYTHON
+PYTHON_MARK = "@@mgmt-remote python "  # mgmt.remote.protocol.PYTHON_MARK
 
 
 def main():
+    # No f-strings here: an older Python must read this file to say it is too old.
+    version = "%d.%d.%d" % tuple(sys.version_info[:3])  # noqa: UP031
+    sys.stdout.write(PYTHON_MARK + (sys.executable or "python") + " " + version + "\n")
+    sys.stdout.flush()
+    if sys.version_info < (3, 6):  # noqa: UP036
+        sys.stderr.write("mgmt-remote: Python " + version + " is too old: 3.6 or later needed\n")
+        sys.stderr.flush()
+        os._exit(EXIT_OLD_PYTHON)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     site, bundle, graph, state = sys.argv[1:5]
     sys.argv = [bundle, graph, state]
@@ -118,7 +131,7 @@ def unpack(bundle, target, names, nice):
     import shutil
     import zipfile
 
-    temp = f"{target}.{os.getpid()}.partial"
+    temp = target + "." + str(os.getpid()) + ".partial"
     try:
         if nice:
             os.nice(19)  # this thread only (Linux): the agent's own start goes first

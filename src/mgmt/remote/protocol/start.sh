@@ -4,10 +4,23 @@
 # prints and reads is described in mgmt/remote/protocol/__init__.py.
 #
 # $1 sha256, $2 cache|nocache, $3 run dir ("" for a new one), $4 graph file
-# name, $5 shiv build id ("" if unknown), $6 launcher, $7 the bundle's size.
+# name, $5 shiv build id ("" if unknown), $6 launcher, $7 the bundle's size,
+# $8 the Python to run it with ("" to find one).
 set -u
-sha=$1 mode=$2 run=$3 graph=$4 build=$5 launcher=$6 size=$7
+sha=$1 mode=$2 run=$3 graph=$4 build=$5 launcher=$6 size=$7 py=${8-}
 umask 077
+# The interpreter first: a host without one gets no bundle. `command -v` is
+# built into sh, so looking costs no process; the launcher checks the version.
+if [ -n "$py" ]; then
+    case $py in "~/"*) py="$HOME/${py#\~/}" ;; esac
+    command -v "$py" >/dev/null 2>&1 || { echo "mgmt-remote: no Python at $py" >&2; exit 93; }
+else
+    for py in python3 /usr/libexec/platform-python python3.13 python3.12 python3.11 \
+        python3.10 python3.9 python3.8 python3.7 python3.6 ''; do
+        [ -n "$py" ] && command -v "$py" >/dev/null 2>&1 && break
+    done
+    [ -n "$py" ] || { echo "mgmt-remote: no Python 3.6 or later found" >&2; exit 93; }
+fi
 if [ -z "$run" ]; then
     run=$(mktemp -d "${TMPDIR:-/tmp}/mgmt-XXXXXXXXXX") || exit 90
 fi
@@ -36,20 +49,23 @@ if ! [ -f "$bundle" ] || { ! [ -d "$site" ] &&
     # session (the copy done, ^C on the initiator, the connection lost), a
     # partial copy and the run dir do not stay behind.
     part="${bundle%/*}/.${bundle##*/}.$$"
-    trap 'rm -f -- "$part"; cd / && rm -rf -- "$run"' EXIT
-    trap 'exit 98' HUP INT TERM PIPE
+    # A signal during the clean-up (sudo passes on the hangup it got, then
+    # its own pty's; head may end first, at the hangup) must not cut it short.
+    trap 'trap "" HUP INT TERM PIPE; rm -f -- "$part"; cd / && rm -rf -- "$run"' EXIT
+    trap 'trap "" HUP INT TERM PIPE; exit 98' HUP INT TERM PIPE
     head -c "$size" > "$part" || exit 98
     if [ "$(sha256sum < "$part" | cut -d' ' -f1)" != "$sha" ]; then
         echo "mgmt-remote: the bundle copied does not match its sha256 (interrupted?)" >&2
         exit 98
     fi
     chmod 700 "$part" && mv -f -- "$part" "$bundle" || exit 98
-    trap - EXIT HUP INT TERM PIPE
 fi
+# Until the agent runs, whatever ends START (a hangup, under a pty) takes the
+# run dir with it.
+trap 'trap "" HUP INT TERM PIPE; cd / && rm -rf -- "$run"' EXIT
+trap 'trap "" HUP INT TERM PIPE; exit 97' HUP INT TERM PIPE
 cd "$run" || exit 96
 printf '@@mgmt-remote ready\n%s\n%s\n%s\n' "$run" "$bundle" "$shiv"
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
 exec 3<&0
 # Read here, a byte at a time, so that the agent reads nothing past them: the
 # lines after them are for the guard below.
@@ -62,6 +78,11 @@ printf '%s\n%s\n' "$data" "$settings" |
     SHIV_ROOT="$shiv" PYTHONUNBUFFERED=1 "$py" -S -c "$launcher" \
     "$site" "$bundle" "$run/$graph" "$run/state" 3<&- &
 agent=$!
+# From here the end below cleans up. Under a pty (sudo with requiretty) the
+# initiator going away is a hangup: the agent may die of it, but START and its
+# guard stay to stop it and clean up.
+trap - EXIT INT TERM PIPE
+trap '' HUP
 data= settings=
 echo "@@mgmt-remote pid $agent"
 # The guard: "stop" and "kill" signal the agent, "graph <line>" replaces the

@@ -7,7 +7,9 @@ initiator uses (Fabric/paramiko: ssh_config, ProxyJump, ssh-agent, known_hosts
 through :mod:`.trust`); a second one on the system's ``ssh`` client (with
 ControlMaster) fits the same interface, for hosts that have only python3 and
 openssh-clients. :class:`~.runner.Become` is where running as another user
-plugs in (sudo): a command prefix, a password on stdin, a pty only when needed.
+plugs in: every runner starts its commands through ``become.start``, and
+:class:`~.sudo.Sudo` answers sudo's prompt (a token of ours, not sudo's text)
+with the password on stdin, using a pty only where sudoers demands one.
 
 paramiko and Fabric are imported only by the initiator, never by the agent.
 """

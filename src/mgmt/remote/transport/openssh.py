@@ -47,11 +47,15 @@ class SshProcess(Process):
         return -1 if status == 255 else status  # 255: ssh's own failure, the link
 
     def close(self) -> None:
-        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
-            with contextlib.suppress(OSError):
-                stream.close()
+        with contextlib.suppress(OSError):
+            self.popen.stdin.close()
+        # ssh goes before its pipes are closed: a thread blocked reading one (a
+        # reader, sudo's watchdog) gets the end of it instead of holding its lock.
         if self.popen.poll() is None:
             self.popen.terminate()
+        for stream in (self.popen.stdout, self.popen.stderr):
+            with contextlib.suppress(OSError):
+                stream.close()
         self.popen.wait()
 
 
@@ -148,13 +152,11 @@ class OpenSshRunner(Runner):
         return ["ssh", *self.options, *args, self.target]
 
     def start(self, command: str) -> Process:
-        pty = ["-tt"] if self.become.needs_pty else ["-T"]
-        argv = ["ssh", *self.options, *pty, self.target, self.become.wrap(command)]
-        process = SshProcess(argv)
-        prefix = self.become.stdin_prefix()
-        if prefix:
-            process.send(prefix)
-        return process
+        return self.become.start(self._start_raw, command)
+
+    def _start_raw(self, command: str, pty: bool) -> Process:
+        tty = ["-tt"] if pty else ["-T"]
+        return SshProcess(["ssh", *self.options, *tty, self.target, command])
 
     def tunnel(self, target: Callable[[], Address]) -> Tunnel:
         return _MasterTunnel(self, target)

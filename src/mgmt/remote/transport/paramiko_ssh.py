@@ -62,13 +62,13 @@ class ParamikoRunner(Runner):
         self._heartbeat = Heartbeat(self.transport, lost_timeout, self._global_lock)
 
     def start(self, command: str) -> Process:
+        return self.become.start(self._start_raw, command)
+
+    def _start_raw(self, command: str, pty: bool) -> Process:
         channel = self.transport.open_session(timeout=self.timeout)
-        if self.become.needs_pty:
+        if pty:
             channel.get_pty()
-        channel.exec_command(self.become.wrap(command))
-        prefix = self.become.stdin_prefix()
-        if prefix:
-            channel.sendall(prefix)
+        channel.exec_command(command)
         return ChannelProcess(channel)
 
     def tunnel(self, target: Callable[[], Address]) -> Tunnel:

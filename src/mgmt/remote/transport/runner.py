@@ -20,19 +20,21 @@ class CommandResult(NamedTuple):
 class Become:
     """Running commands as another user. This one is "as the login user": nothing.
 
-    A sudo implementation overrides the three: :meth:`wrap` prefixes the command
-    (``sudo -S -p '' -u USER --``), :meth:`stdin_prefix` is the password line
-    sudo reads first, and :attr:`needs_pty` asks for a pty only where sudoers
-    demands one (``requiretty``), since a pty mixes stderr into stdout.
+    A runner hands every command to :meth:`start` together with its own
+    ``start_raw(command, pty)``, which runs a command line as the login user
+    (with a pty when asked). :class:`mgmt.remote.transport.sudo.Sudo` wraps the
+    command in sudo, answers sudo's password prompt on stdin and falls back to
+    a pty only where sudoers demands one (``requiretty``); what it returns is
+    the command's Process, its streams past sudo's own exchange.
     """
 
-    needs_pty = False
+    # What the "Running:" log line shows before the agent's command ("sudo -u root -- ").
+    shown = ""
+    # The command runs under a pty: no end of stdin, a hangup when closed.
+    pty = False
 
-    def wrap(self, command: str) -> str:
-        return command
-
-    def stdin_prefix(self) -> bytes:
-        return b""
+    def start(self, start_raw: "Callable[[str, bool], Process]", command: str) -> "Process":
+        return start_raw(command, False)
 
 
 class Process(abc.ABC):

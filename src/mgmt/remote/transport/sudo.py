@@ -1,0 +1,178 @@
+"""Running the agent as root (or another user) through sudo, whatever sudo's prompt says.
+
+The command becomes ``sudo -H -S -p PROMPT -u USER -- /bin/sh -c 'printf OK >&2
+COMMAND'``, where PROMPT and OK carry a token made fresh for each run
+(:func:`new_token`). The exchange with sudo is then read off the command's
+stderr without knowing any of sudo's own texts (they change: sudo-rs, locales,
+``passprompt``):
+
+- PROMPT seen: sudo wants a password. The password is written to its stdin,
+  once; never on a command line, in the environment or in a file. A second
+  PROMPT means it was wrong. PROMPT with no password to give is an error too.
+- OK seen: sudo let us in; the streams from here on are the command's.
+- The stream ends first: sudo refused. If it refused before asking anything,
+  sudoers may demand a tty (``Defaults requiretty``): the command is started
+  again once with a pty (and the pty is kept for that host's later commands).
+  A pty is never asked for otherwise: it merges stderr into stdout. Under a
+  pty the terminal is put in raw mode, without echo, on both sides of sudo
+  (sudo may run the command in a pty of its own), so that bytes (the bundle)
+  and long lines (graphs) pass unchanged. A pty never delivers the end of
+  stdin: commands under it read a known length (uploads, START's bundle), and
+  START's guard learns that the initiator went from the hangup instead.
+- Nothing of that within SUDO_TIMEOUT (a PAM module asking its own question,
+  which sudo shows instead of our prompt; a directory service that hangs):
+  the command is closed and the host fails, saying what sudo said last.
+
+Errors are one line naming the host (a RemoteError); the other hosts go on.
+Runs on the initiator, and on a secondary (the OpenSSH runner): Python 3.6.
+"""
+
+import binascii
+import os
+import shlex
+import threading
+from typing import BinaryIO, Callable, Optional, Tuple
+
+from mgmt.errors import RemoteError
+from mgmt.remote.transport.runner import Become, Process
+
+WRONG_PASSWORD = "sudo: wrong password for {login} (asked again after the one given)"
+NEEDS_PASSWORD = "sudo asks for {login}'s password and none was given (--ask-sudo-password)"
+REFUSED = "sudo refused to run commands as {user} for {login}: {why}"
+NO_SUDO = "sudo is not installed (or not on the login's PATH)"
+SILENT = "sudo did not let the command start within {seconds:.0f} s; it said: {said}"
+SUDO_TIMEOUT = 60.0
+# What is kept of sudo's words while waiting (the end, for the error line).
+MAX_CHATTER = 64 * 1024
+NOT_FOUND = 127
+
+
+def new_token() -> str:
+    """A token nobody can guess, made once per run and shared by its hosts."""
+    return "mgmt-sudo-" + binascii.hexlify(os.urandom(8)).decode("ascii")
+
+
+class Sudo(Become):
+    """``sudo -u user`` for one host; ``password`` None when none was given."""
+
+    def __init__(
+        self,
+        host: str,
+        login: Optional[str],
+        user: str = "root",
+        password: Optional[str] = None,
+        token: Optional[str] = None,
+        timeout: float = SUDO_TIMEOUT,
+    ):
+        self.host = host
+        self.timeout = timeout
+        self.login = login or "the login user"
+        self.user = user or "root"
+        self._password = password
+        token = token or new_token()
+        self.prompt = token + ":"
+        self.ok = token + "-ok"
+        self.pty = False  # learnt: this host's sudoers wants a tty
+        self.shown = f"sudo -H -u {self.user} -- "
+
+    def __repr__(self) -> str:  # never the password
+        return f"Sudo(host={self.host!r}, user={self.user!r}, pty={self.pty!r})"
+
+    def command(self, command: str, pty: bool) -> str:
+        """The command line run by the login user's shell."""
+        raw = "stty raw -echo 2>/dev/null; " if pty else ""
+        # The command is shell (as for the login's shell): its own line of the script.
+        inner = f"{raw}printf '%s\\n' {self.ok} >&2 || exit 125\n{command}"
+        sudo = ["sudo", "-H"] + ([] if pty else ["-S"])
+        sudo += ["-p", self.prompt, "-u", self.user, "--", "/bin/sh", "-c", inner]
+        return raw + "exec " + " ".join(shlex.quote(word) for word in sudo)
+
+    def start(self, start_raw: Callable[[str, bool], Process], command: str) -> Process:
+        if not self.pty:
+            process = start_raw(self.command(command, False), False)
+            asked, why = self._exchange(process, process.stderr)
+            if why is None:
+                return process
+            status = process.wait(10)
+            process.close()
+            if asked or status == NOT_FOUND:
+                raise self._refused(why, status)
+            self.pty = True  # refused before asking: requiretty, most likely
+        process = start_raw(self.command(command, True), True)
+        asked, why = self._exchange(process, process.stdout)
+        if why is None:
+            return process
+        status = process.wait(10)
+        process.close()
+        raise self._refused(why, status)
+
+    def _refused(self, why: str, status: Optional[int]) -> RemoteError:
+        if status == NOT_FOUND:
+            return RemoteError(self.host, NO_SUDO)
+        why = why or f"status {status}"
+        return RemoteError(self.host, REFUSED.format(user=self.user, login=self.login, why=why))
+
+    def _exchange(self, process: Process, stream: BinaryIO) -> Tuple[bool, Optional[str]]:
+        """Answer sudo until the command runs: (whether sudo asked, None) then,
+        or (asked, sudo's last line) when sudo ended first. Wrong or missing
+        passwords raise at once."""
+        silent = threading.Event()
+
+        def give_up() -> None:
+            silent.set()
+            process.close()  # the read below ends
+
+        watchdog = threading.Timer(self.timeout, give_up)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return self._answer(process, stream, silent)
+        finally:
+            watchdog.cancel()
+
+    def _answer(
+        self, process: Process, stream: BinaryIO, silent: threading.Event
+    ) -> Tuple[bool, Optional[str]]:
+        prompt, ok = self.prompt.encode(), self.ok.encode()
+        seen = b""
+        asked = False
+        while True:
+            try:
+                byte = stream.read(1)
+            except (OSError, ValueError):  # closed under us by the watchdog
+                byte = b""
+            if not byte:
+                if silent.is_set():
+                    said = _last_line(seen) or "nothing"
+                    raise RemoteError(self.host, SILENT.format(seconds=self.timeout, said=said))
+                return asked, _last_line(seen)
+            seen += byte
+            if seen.endswith(prompt):
+                seen = seen[: -len(prompt)]
+                if asked:
+                    process.close()
+                    raise RemoteError(self.host, WRONG_PASSWORD.format(login=self.login))
+                if self._password is None:
+                    process.close()
+                    raise RemoteError(self.host, NEEDS_PASSWORD.format(login=self.login))
+                asked = True
+                process.send(self._password.encode("utf-8") + b"\n")
+            elif seen.endswith(ok):
+                _rest_of_line(stream)
+                return asked, None
+            elif len(seen) > MAX_CHATTER:
+                seen = seen[-len(prompt) :]
+
+
+def _rest_of_line(stream: BinaryIO) -> None:
+    byte = b""
+    while byte != b"\n":
+        byte = stream.read(1)
+        if not byte:
+            return
+
+
+def _last_line(seen: bytes) -> str:
+    lines = [line.strip() for line in seen.decode("utf-8", "replace").splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else ""

@@ -1,0 +1,171 @@
+"""Which Python runs the agent on a host: discovery, python:, and hosts with none.
+
+Discovery order (START): python3, /usr/libexec/platform-python, python3.13 ..
+python3.6, unless the graph's ``python:`` key or ``--python`` names one. The
+hosts are real throw-away hosts; what they have is changed inside their own
+mount namespace only: every python3/python3.N on PATH hidden under an empty,
+non-executable file, and RHEL 8's /usr/libexec/platform-python made by an
+overlay on /usr/libexec (upper layer in the host's private /tmp) holding a copy
+of this machine's interpreter (its stdlib is found from /usr, as on RHEL).
+pyenv's interpreters (3.6, 3.9, 3.12, 3.13) are bind-mounted into a host's
+private /root (a link), where ``python: ~/.pyenv/...`` finds them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from remote_helpers import assert_clean, file_graph, graph_for, mgmt_run, need_hosts, summary
+
+from mgmt.remote.orchestration.session import NO_PYTHON
+from support.hosts import ssh_hosts
+
+PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+PYENV = Path.home() / ".pyenv" / "versions"
+PYENV_VERSIONS = ("3.6", "3.9", "3.12", "3.13")
+FILES = {
+    "file1a": "i am file1a\n",
+    "file1b": "i am file1b\n",
+    "file2a": "i am file2a, exported from host a\n",
+    "file2b": "i am file2b, exported from host b\n",
+}
+
+HIDE_PYTHONS = r"""
+: > /tmp/.no-python && chmod 644 /tmp/.no-python
+for dir in {dirs}; do
+    for f in "$dir"/python3 "$dir"/python3.*; do
+        case ${{f##*/}} in python3|python3.[0-9]|python3.[0-9][0-9]) ;; *) continue ;; esac
+        [ -e "$f" ] && mount --bind /tmp/.no-python "$f"
+    done
+done
+exit 0
+""".format(dirs=" ".join(PATH_DIRS))
+
+PLATFORM_PYTHON = r"""
+real=$(readlink -f /usr/bin/python3)
+mkdir -p /tmp/.libexec/upper /tmp/.libexec/work
+mount -t overlay overlay \
+    -o lowerdir=/usr/libexec,upperdir=/tmp/.libexec/upper,workdir=/tmp/.libexec/work /usr/libexec
+cp "$real" /usr/libexec/platform-python
+"""
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    with ssh_hosts(["a", "b", "plat", "none"]) as hosts:
+        hosts["plat"].run(PLATFORM_PYTHON)
+        for name in ("plat", "none"):
+            hosts[name].run(HIDE_PYTHONS)
+        # pyenv's interpreters, seen at ~/.pyenv inside a and b (their /root is a private
+        # tmpfs: a link through this process's root reaches this machine's, as root).
+        for name in ("a", "b"):
+            mine = f"/proc/{os.getpid()}/root{PYENV.parent}"
+            hosts[name].run(["ln", "-s", mine, "/root/.pyenv"])
+        yield hosts
+
+
+def test_the_hidden_pythons_are_hidden(pool):
+    """What the discovery tests rely on: only platform-python (or nothing) is left."""
+    for name in ("plat", "none"):
+        found = pool[name].run(
+            "for p in python3 python3.11 python3.13; do command -v $p; done; exit 0"
+        )
+        assert found.stdout == "", found.stdout
+    assert pool["plat"].exists("/usr/libexec/platform-python")
+    assert not pool["none"].exists("/usr/libexec/platform-python")
+
+
+def test_platform_python_is_found_and_a_host_with_none_gets_one_line(pool, bundle, tmp_path):
+    graphs = [file_graph(n, n, tmp_path) for n in ("plat", "none")]
+    done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = summary(done.stdout)
+    assert rows["plat"][0] == "converged"
+    assert pool["plat"].read_file("/tmp/only-plat") == "i am plat"
+    assert re.search(
+        r"plat: Running \(Python 3\.\d+, /usr/libexec/platform-python\): ", done.stderr
+    )
+    errors = [line for line in done.stderr.splitlines() if "none: failed:" in line]
+    assert len(errors) == 1 and errors[0].endswith("none: failed: " + NO_PYTHON), done.stderr
+    assert rows["none"][0] == "failed"
+    assert "Traceback" not in done.stderr
+    for name in ("plat", "none"):
+        assert_clean(pool[name])
+    # Nothing was copied to a host that cannot run it.
+    assert pool["none"].listdir("/root/.cache/mgmt/bundles") == []
+
+
+def test_python_flag_naming_a_missing_interpreter_is_one_line(pool, bundle, tmp_path):
+    graph = file_graph("a", "a", tmp_path)
+    done = mgmt_run(pool, bundle, [graph], "--python", "/opt/no/python3", "--converged-timeout=1")
+    assert done.returncode == 1
+    assert "a: failed: no Python at /opt/no/python3" in done.stderr, done.stderr
+    assert_clean(pool["a"])
+
+
+def pyenv_python(version: str) -> str:
+    """``~/.pyenv/versions/<version>.*/bin/python3`` as the host will see it; fails clearly
+    when this machine's pyenv lacks it."""
+    found = sorted(PYENV.glob(f"{version}.*/bin/python3"))
+    if not found:
+        pytest.fail(
+            f"pyenv has no Python {version} under {PYENV} (pyenv install {version}); "
+            "the interpreter tests need 3.6, 3.9, 3.12 and 3.13",
+            pytrace=False,
+        )
+    return "~/.pyenv/versions/" + found[-1].parent.parent.name + "/bin/python3"
+
+
+@pytest.mark.parametrize("version", PYENV_VERSIONS)
+def test_writeup_example_on_pyenv_interpreters_given_by_python_key(version, pool, bundle, tmp_path):
+    python = pyenv_python(version)
+    a, b = pool["a"], pool["b"]
+    graphs = [
+        graph_for("remote2a.yaml", "a", tmp_path),
+        graph_for("remote2b.yaml", "b", tmp_path),
+    ]
+    for graph in graphs:
+        graph.write_text(graph.read_text() + f"python: {python}\n")
+    try:
+        done = mgmt_run(pool, bundle, graphs, "--converged-timeout=2")
+        assert done.returncode == 0, done.stdout + done.stderr
+        on_host = python.replace("~", "/root", 1)
+        for name in ("a", "b"):
+            line = rf"{name}: Running \(Python {re.escape(version)}, {re.escape(on_host)}\): "
+            assert re.search(line, done.stderr), done.stderr
+        for host, names in (
+            (a, ("file1a", "file2a", "file2b")),
+            (b, ("file1b", "file2a", "file2b")),
+        ):
+            for name in names:
+                assert host.read_file(f"/tmp/{name}") == FILES[name]
+            assert_clean(host)
+    finally:
+        for host in (a, b):
+            host.run("rm -f /tmp/file*", check=False)
+
+
+def test_an_interpreter_older_than_36_is_named_in_one_line(pool, bundle, tmp_path):
+    """pyenv's 2.7 stands in for any too-old Python: the launcher reads on it and says so."""
+    found = sorted(PYENV.glob("2.7.*/bin/python"))
+    if not found:
+        pytest.fail(f"pyenv has no Python 2.7 under {PYENV} (pyenv install 2.7)", pytrace=False)
+    python = "~/.pyenv/versions/" + found[-1].parent.parent.name + "/bin/python"
+    graph = file_graph("a", "a", tmp_path)
+    done = mgmt_run(pool, bundle, [graph], "--python", python, "--converged-timeout=1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    on_host = python.replace("~", "/root", 1)
+    version = found[-1].parent.parent.name
+    errors = [line for line in done.stderr.splitlines() if "a: failed:" in line]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].endswith(
+        f"a: failed: {on_host} {version} is older than 3.6; install python3 "
+        "(dnf install python3) or give --python"
+    ), done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not pool["a"].exists("/tmp/only-a")
+    assert_clean(pool["a"])
