@@ -100,6 +100,8 @@ class Graph:
         self.comment = ""
         self.remote: Optional[str] = None
         self.remote_line: Optional[int] = None  # for errors about the remote: value
+        self.via: List[str] = []  # the hops to the host (mgmt.remote.hierarchy), first first
+        self.via_line: Optional[int] = None
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self.resources)} resources, path={self.path!r})"

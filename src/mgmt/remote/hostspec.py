@@ -38,6 +38,9 @@ class HostSpec:
     user: Optional[str] = None
     port: Optional[int] = None
     password: Optional[str] = field(default=None, repr=False, compare=False)
+    # The hosts it is reached through, first hop first (its graph's via:, see
+    # mgmt.remote.hierarchy); () for a host the initiator logs in to itself.
+    via: Tuple[HostSpec, ...] = field(default=(), compare=False)
 
     @property
     def name(self) -> str:
@@ -50,11 +53,14 @@ class HostSpec:
         return f"{user}{self.target}{port}"
 
 
-def parse_remote(value: object, graph: Path, line: Optional[int] = None) -> HostSpec:
-    """Parse one ``remote:`` value; a bad one is a GraphError naming file and line."""
+def parse_remote(
+    value: object, graph: Path, line: Optional[int] = None, key: str = "remote"
+) -> HostSpec:
+    """Parse one ``remote:`` value (or a ``via:`` hop, as ``key`` says); a bad one
+    is a GraphError naming file and line."""
 
     def bad(message: str) -> GraphError:
-        return GraphError(f"remote: {message}", str(graph), line)
+        return GraphError(f"{key}: {message}", str(graph), line)
 
     if not isinstance(value, str) or not value.strip():
         raise bad("expected ssh://user@host[:port] or an ~/.ssh/config alias")
@@ -88,8 +94,8 @@ def parse_remote(value: object, graph: Path, line: Optional[int] = None) -> Host
     return HostSpec(target=host, graph=graph, user=user, port=port, password=password)
 
 
-def _remote_value(path: Path) -> Tuple[object, Optional[int]]:
-    """The ``remote:`` value of a graph file and its line, after validating the graph.
+def _remote_value(path: Path):
+    """The graph file, validated, with its ``remote:`` value and that value's line.
 
     The whole graph is loaded and checked as ``mgmt run --file`` would (one
     reader for graph files), so a bad one stops the run with its file:line
@@ -100,13 +106,18 @@ def _remote_value(path: Path) -> Tuple[object, Optional[int]]:
     graph = load_graph(path)
     if graph.remote is None:
         raise GraphError("no remote: key (which host should run this graph?)", str(path))
-    return graph.remote, graph.remote_line
+    return graph, graph.remote, graph.remote_line
 
 
 def read_remote(path: Path) -> HostSpec:
-    """The host a --remote graph file names."""
-    value, line = _remote_value(path)
-    return parse_remote(value, path, line)
+    """The host a --remote graph file names, with the hops of its ``via:``."""
+    graph, value, line = _remote_value(path)
+    spec = parse_remote(value, path, line)
+    if not graph.via:
+        return spec
+    from mgmt.remote.hierarchy.hops import parse_via
+
+    return parse_via(spec, graph.via, graph.via_line)
 
 
 @dataclass

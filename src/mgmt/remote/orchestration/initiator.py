@@ -25,6 +25,8 @@ CCONNS_WITHOUT_TIMEOUT = (
     "a running remote never frees its slot: they start only when one ends"
 )
 
+VIA_NOT_YET = "{host}: via: is checked, but running hosts through a secondary is not built yet"
+
 
 class _Printer:
     """Agent output, one whole line at a time, prefixed with its host."""
@@ -47,6 +49,7 @@ def run(
     specs: Optional[List[HostSpec]] = None,
 ) -> int:
     """``specs`` (fab deploy): hosts given directly, instead of the graphs' remote: keys."""
+    from mgmt.remote.hierarchy.hops import group_by_first_hop
     from mgmt.remote.hostspec import RemoteSet, load_remotes
     from mgmt.remote.orchestration.bundlefile import find_bundle
     from mgmt.remote.orchestration.etcd import RunEtcd, SeedsEtcd
@@ -62,6 +65,9 @@ def run(
     if settings.no_server:
         raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
     remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
+    _direct, subtrees = group_by_first_hop(remotes.specs)  # via: errors before connecting
+    if subtrees:
+        raise InputError(VIA_NOT_YET.format(host=subtrees[0].hosts[0].name))
     if settings.cconns and settings.converged_timeout < 0 and len(remotes.specs) > settings.cconns:
         waiting = len(remotes.specs) - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
