@@ -48,14 +48,14 @@ def file_graph(host: str, remote: str, directory: Path, content: str = "") -> Pa
     return path
 
 
-def mgmt_run(pool: HostPool, bundle: Path, graphs: List[Path], *flags: str, timeout=90):
-    """`mgmt run --remote ...` to completion; the CompletedProcess."""
+def mgmt_run(pool: HostPool, bundle: Path, graphs: List[Path], *flags: str, timeout=90, env=None):
+    """`mgmt run --remote ...` to completion; the CompletedProcess (``env``: added)."""
     argv = [*MGMT, "run", "--tmp-prefix", *flags]
     for graph in graphs:
         argv += ["--remote", str(graph)]
     return subprocess.run(
         argv,
-        env=pool.env(MGMT_BUNDLE=str(bundle)),
+        env=pool.env(MGMT_BUNDLE=str(bundle), **(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -66,13 +66,13 @@ def mgmt_run(pool: HostPool, bundle: Path, graphs: List[Path], *flags: str, time
 class Initiator:
     """`mgmt run --remote` in the background, its output collected line by line as it comes."""
 
-    def __init__(self, pool: HostPool, bundle: Path, graphs: List[Path], *flags: str):
+    def __init__(self, pool: HostPool, bundle: Path, graphs: List[Path], *flags: str, env=None):
         argv = [*MGMT, "run", "--tmp-prefix", *flags]
         for graph in graphs:
             argv += ["--remote", str(graph)]
         self.proc = subprocess.Popen(
             argv,
-            env=pool.env(MGMT_BUNDLE=str(bundle)),
+            env=pool.env(MGMT_BUNDLE=str(bundle), **(env or {})),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -25,8 +25,6 @@ CCONNS_WITHOUT_TIMEOUT = (
     "a running remote never frees its slot: they start only when one ends"
 )
 
-VIA_NOT_YET = "{host}: via: is checked, but running hosts through a secondary is not built yet"
-
 
 class _Printer:
     """Agent output, one whole line at a time, prefixed with its host."""
@@ -65,9 +63,7 @@ def run(
     if settings.no_server:
         raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
     remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
-    _direct, subtrees = group_by_first_hop(remotes.specs)  # via: errors before connecting
-    if subtrees:
-        raise InputError(VIA_NOT_YET.format(host=subtrees[0].hosts[0].name))
+    direct, subtrees = group_by_first_hop(remotes.specs)  # via: errors before connecting
     if settings.cconns and settings.converged_timeout < 0 and len(remotes.specs) > settings.cconns:
         waiting = len(remotes.specs) - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
@@ -102,17 +98,19 @@ def run(
             agent_options=agent_settings(settings),
             output=_Printer(out),
         )
+        hierarchy = via_hierarchy(subtrees, state, options, settings, found)
         fanout = Fanout(
-            remotes.specs,
+            direct + hierarchy.specs(),
             ctx,
             control,
             cconns=settings.cconns,
             converged_timeout=settings.converged_timeout,
             watch_graphs=not settings.no_watch,
+            session_factory=hierarchy.session,
         )
         try:
             with SignalStop(control):
-                results = fanout.run()
+                results = hierarchy.expand(fanout.run())
         finally:
             endpoint.close()
     for path, why in remotes.refused.items():
@@ -122,3 +120,23 @@ def run(
         document_out.write(json.dumps(run_document(results), ensure_ascii=False) + "\n")
         document_out.flush()
     return 1 if any(r.failed for r in results) else 0
+
+
+def via_hierarchy(subtrees, state: Path, options, settings: Settings, found):
+    """The secondaries of a via: run (mgmt.remote.hierarchy), logged in to with
+    the ssh-agent forwarded; with no via: graphs, plain sessions only."""
+    from mgmt.remote.hierarchy.initiator import top_hierarchy
+    from mgmt.remote.transport.agent_forward import AgentForwardingRunner
+
+    def connect(spec: HostSpec) -> AgentForwardingRunner:
+        return AgentForwardingRunner(spec, options, lost_timeout=settings.lost_timeout)
+
+    plan_options = {
+        "cconns": settings.cconns,
+        "lost_timeout": settings.lost_timeout,
+        "accept_new": settings.ssh_accept_new,
+        "caching": not settings.no_caching,
+        "bundle_sha256": found.sha256,
+        "bundle_build_id": found.build_id,
+    }
+    return top_hierarchy(subtrees, state, options, plan_options, connect)

@@ -1,0 +1,65 @@
+"""What only the initiator does for a via: run: host keys handed down, the
+agent-forwarding login to secondaries, the top level's :class:`.upstream.Hierarchy`.
+
+Host keys: every host below a secondary is checked against the initiator's
+own known_hosts (the files ssh_config names for it, and the global one), and
+exactly those lines go down in the secondary's plan. A host known_hosts does
+not list gets no line: the secondary's ssh refuses it ("Host key verification
+failed"), unless --ssh-accept-new, as for a direct host.
+
+Initiator-only (paramiko): Python 3.9+ allowed here.
+"""
+
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+from mgmt.remote.hierarchy.hops import Subtree, group_by_first_hop
+from mgmt.remote.hierarchy.upstream import Hierarchy
+from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.transport.connect import ConnectOptions
+from mgmt.remote.transport.runner import Runner
+from mgmt.remote.transport.trust import (
+    GLOBAL_KNOWN_HOSTS,
+    _load_known_hosts,
+    host_key_entry,
+    known_hosts_files,
+)
+
+
+def hosts_below(tree: Subtree) -> List[HostSpec]:
+    """Every host a secondary logs in to, itself or through secondaries below it."""
+    direct, subtrees = group_by_first_hop(tree.hosts)
+    found = list(direct)
+    for sub in subtrees:
+        found += [sub.hop, *hosts_below(sub)]
+    return found
+
+
+def known_hosts_below(tree: Subtree, options: ConnectOptions) -> str:
+    """The initiator's known_hosts lines for every host below ``tree``'s secondary."""
+    config = options.config().base_ssh_config
+    lines = []
+    for spec in hosts_below(tree):
+        files = known_hosts_files(config.lookup(spec.target))
+        keys = _load_known_hosts([*files, GLOBAL_KNOWN_HOSTS])
+        entry = host_key_entry(spec.target, spec.port or 22)
+        for key_type, key in (keys.lookup(entry) or {}).items():
+            lines.append(f"{entry} {key_type} {key.get_base64()}\n")
+    return "".join(lines)
+
+
+def top_hierarchy(
+    subtrees: List[Subtree],
+    plan_dir: Path,
+    options: ConnectOptions,
+    plan_options: Dict[str, Any],
+    connect: Callable[[HostSpec], Runner],
+) -> Hierarchy:
+    """The initiator's level: secondaries logged in to with the agent forwarded."""
+    return Hierarchy(
+        subtrees,
+        plan_dir,
+        lambda tree: known_hosts_below(tree, options),
+        plan_options,
+        connect=connect,
+    )

@@ -1,0 +1,87 @@
+"""What a secondary is handed: its subtree, the host keys for it, the run's options.
+
+One JSON document (the "plan"), sent as START's graph (so it is written to the
+secondary's run dir, 0600, and removed with it):
+
+    {"version": 1,
+     "hosts": [{"target", "user", "port", "graph_name", "graph", "via": [hops]}],
+     "known_hosts": "the initiator's known_hosts lines for every host below",
+     "options": {"cconns", "lost_timeout", "accept_new", "caching",
+                 "bundle_sha256", "bundle_build_id"}}
+
+Each host's ``via`` is what is left of its hops after this secondary (a host
+with hops left is run by a secondary below this one: depth 3 and more).
+Standard library only, Python 3.6+ (read on secondaries).
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from mgmt.errors import InputError
+from mgmt.remote.hierarchy.hops import Subtree
+from mgmt.remote.hostspec import HostSpec
+
+VERSION = 1
+OPTIONS = ("cconns", "lost_timeout", "accept_new", "caching", "bundle_sha256", "bundle_build_id")
+
+
+def _hop(spec: HostSpec) -> Dict[str, Any]:
+    return {"target": spec.target, "user": spec.user, "port": spec.port}
+
+
+def plan_for(subtree: Subtree, known_hosts: str, options: Dict[str, Any]) -> Dict[str, Any]:
+    """The plan of one secondary (graphs read now: an unreadable one is an InputError)."""
+    hosts = []
+    for spec in subtree.hosts:
+        try:
+            text = spec.graph.read_text(encoding="utf-8")
+        except OSError as err:
+            raise InputError(f"{spec.graph}: {err.strerror}") from None
+        entry = _hop(spec)
+        entry.update(graph_name=spec.graph.name, graph=text, via=[_hop(h) for h in spec.via])
+        hosts.append(entry)
+    return {
+        "version": VERSION,
+        "hosts": hosts,
+        "known_hosts": known_hosts,
+        "options": {name: options[name] for name in OPTIONS},
+    }
+
+
+def write_plan(plan: Dict[str, Any], path: Path) -> Path:
+    """The plan as a file (0600): the session sends it as the secondary's graph."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(plan, handle)
+    return path
+
+
+def _spec(entry: Dict[str, Any], graph: Path) -> HostSpec:
+    return HostSpec(
+        target=entry["target"],
+        graph=graph,
+        user=entry.get("user"),
+        port=entry.get("port"),
+        via=tuple(_spec(hop, graph) for hop in entry.get("via") or ()),
+    )
+
+
+def load_plan(path: Path, workdir: Path) -> Tuple[List[HostSpec], str, Dict[str, Any]]:
+    """The hosts of a plan file (their graphs written under ``workdir``), the
+    known_hosts text and the options; InputError for a plan this bundle cannot read."""
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+        if plan.get("version") != VERSION:
+            raise ValueError(f"version {plan.get('version')!r}, this bundle reads {VERSION}")
+        specs = []
+        for i, entry in enumerate(plan["hosts"]):
+            folder = workdir / "graphs" / str(i)
+            folder.mkdir(parents=True, mode=0o700)
+            graph = folder / os.path.basename(entry["graph_name"])
+            graph.write_text(entry["graph"], encoding="utf-8")
+            specs.append(_spec(entry, graph))
+        return specs, plan["known_hosts"], plan["options"]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise InputError(f"secondary plan {path}: {err}") from None

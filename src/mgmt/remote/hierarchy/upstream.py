@@ -1,0 +1,145 @@
+"""Running secondaries: their sessions, and their hosts' rows in the summary.
+
+A secondary is started exactly as an agent is (one START: the bundle cached by
+sha256, the run dir, the guard that stops it when told or when the connection
+goes); its "graph" is its plan (:mod:`.plan`) and its settings line says
+``"secondary": true``, so the bundle runs :mod:`.secondary` instead of an
+agent. Its session differs from an agent's only in what it reads back: relayed
+output lines get the secondary's name in front of their path, and the per-host
+results it sends are kept for the summary.
+
+:class:`Hierarchy` makes the sessions of a fan-out (a plain
+:class:`~mgmt.remote.orchestration.session.Session` for a host reached
+directly) and turns the results into one row per host, leaves included, each
+named by its path (``s1/leaf``). It is used on the initiator and on secondaries
+alike (depth 3): standard library only, Python 3.6+.
+"""
+
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from mgmt.remote.hierarchy.hops import Subtree
+from mgmt.remote.hierarchy.plan import plan_for, write_plan
+from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
+from mgmt.remote.orchestration.session import RunContext, Session
+from mgmt.remote.protocol import SECONDARY_SETTING
+from mgmt.remote.protocol.relay import RESULT_FIELDS, parse_leaf_result_line, parse_relay_line
+from mgmt.remote.transport.runner import Runner
+
+NEVER_STARTED = "never started"
+
+
+class SecondarySession(Session):
+    """One secondary's life: started as an agent is, its subtree's output relayed up."""
+
+    def __init__(
+        self,
+        spec: HostSpec,
+        ctx: RunContext,
+        report: Callable[[str, bool], None],
+        subtree: Subtree,
+    ):
+        self.subtree = subtree
+        self.leaf_results: Dict[str, HostResult] = {}
+        self._output = ctx.output
+        super().__init__(spec, ctx._replace(output=self._upward), report)
+
+    def agent_settings(self, port: int) -> Dict[str, Any]:
+        settings = {SECONDARY_SETTING: True}  # first: see protocol.is_secondary_line
+        settings.update(super().agent_settings(port))
+        return settings
+
+    def _upward(self, host: str, line: str) -> None:
+        """A line from the secondary: a host's output, a host's result, or its own log."""
+        relayed = parse_relay_line(line)
+        if relayed is not None:
+            if self._output is not None:
+                self._output(self.host + "/" + relayed[0], relayed[1])
+            return
+        fields = parse_leaf_result_line(line)
+        if fields is not None:
+            row = {k: fields.get(k) for k in RESULT_FIELDS}
+            row["seconds"] = float(row["seconds"] or 0.0)
+            row["message"] = row["message"] or ""
+            row["bundle"] = row["bundle"] or "-"
+            self.leaf_results[fields["host"]] = HostResult(**row)
+            return
+        if self._output is not None:
+            self._output(host, line)
+
+
+class Hierarchy:
+    """The sessions of one fan-out level, and its results with every leaf in them.
+
+    ``known_hosts(subtree)``: the host-key lines handed to that secondary;
+    ``options``: :data:`.plan.OPTIONS`; ``connect``: how secondaries are
+    logged in to (the initiator forwards its ssh-agent; None: the run's own).
+    """
+
+    def __init__(
+        self,
+        subtrees: List[Subtree],
+        plan_dir: Path,
+        known_hosts: Callable[[Subtree], str],
+        options: Dict[str, Any],
+        connect: Optional[Callable[[HostSpec], Runner]] = None,
+    ):
+        self.trees = {tree.name: tree for tree in subtrees}
+        self.plan_dir = plan_dir
+        self.known_hosts = known_hosts
+        self.options = options
+        self.connect = connect
+        self.sessions: Dict[str, SecondarySession] = {}
+
+    def specs(self) -> List[HostSpec]:
+        """One spec per secondary, its graph being its plan (written now)."""
+        specs = []
+        for tree in self.trees.values():
+            plan = plan_for(tree, self.known_hosts(tree), self.options)
+            path = write_plan(plan, self.plan_dir / f"via-{tree.name}.json")
+            hop = tree.hop
+            specs.append(HostSpec(hop.target, path, hop.user, hop.port, hop.password))
+        return specs
+
+    def session(
+        self, spec: HostSpec, ctx: RunContext, report: Callable[[str, bool], None]
+    ) -> Session:
+        tree = self.trees.get(spec.name)
+        if tree is None:
+            return Session(spec, ctx, report)
+        if self.connect is not None:
+            ctx = ctx._replace(connect=self.connect)
+        session = SecondarySession(spec, ctx, report, tree)
+        self.sessions[spec.name] = session
+        return session
+
+    def expand(self, results: List[HostResult]) -> List[HostResult]:
+        """Each secondary's row followed by one row per host below it (``s1/leaf``).
+
+        A host the secondary never reported on failed with it (it died, or was
+        unreachable), or never started (the run stopped first). Hosts stopped
+        because the whole cluster converged are reported as converged: the
+        secondary is told only "stop", at the moment every host below it had
+        converged (it says so only then, see :mod:`.secondary`).
+        """
+        rows = []
+        for row in results:
+            rows.append(row)
+            tree = self.trees.get(row.host)
+            if tree is None:
+                continue
+            session = self.sessions.get(row.host)
+            got = session.leaf_results if session is not None else {}
+            for path in tree.leaves():
+                leaf = got.get(path)
+                if leaf is None:
+                    if row.failed:
+                        why = f"via {row.host}: {row.message or row.result}"
+                        leaf = HostResult(path, FAILED, message=why)
+                    else:
+                        leaf = HostResult(path, STOPPED, message=NEVER_STARTED)
+                elif row.result == CONVERGED and leaf.result == STOPPED:
+                    leaf = leaf._replace(result=CONVERGED)
+                rows.append(leaf._replace(host=f"{row.host}/{path}"))
+        return rows
