@@ -19,6 +19,7 @@ from remote_helpers import (
     Initiator,
     assert_clean,
     file_graph,
+    leftovers,
     mgmt_run,
     need_hosts,
     summary,
@@ -50,6 +51,12 @@ def leaf_graph(pool, name: str, directory, content: str = "") -> object:
     path = file_graph(name, f"ssh://root@{leaf.address}", directory, content)
     path.write_text(path.read_text() + f"via: {LEAVES[name]}\n")
     return path
+
+
+def has_file(host, content: str) -> bool:
+    """The host's one-file graph applied with this content."""
+    path = f"/tmp/only-{host.name}"
+    return host.exists(path) and host.read_file(path) == content
 
 
 def path_of(pool, name: str) -> str:
@@ -92,11 +99,7 @@ def test_ctrl_c_stops_every_level_and_leaves_nothing(pool, agent_env, bundle, tm
     run = Initiator(pool, bundle, graphs, env=agent_env)
     try:
         for name in ("l1", "l3"):
-            wait_until(
-                lambda n=name: pool[n].read_file(f"/tmp/only-{n}") == "before ^C",
-                60,
-                f"{name} applied",
-            )
+            wait_until(lambda n=name: has_file(pool[n], "before ^C"), 60, f"{name} applied")
         run.interrupt()
         assert run.wait(30) == 0, run.output
     finally:
@@ -166,3 +169,79 @@ def test_writeup_exchange_between_a_direct_host_and_leaves_behind_two_secondarie
     for host in pool:
         assert_clean(host)
         host.run("rm -f /tmp/file*")
+
+
+def test_a_killed_secondary_fails_its_leaves_and_the_rest_goes_on(
+    pool, agent_env, bundle, tmp_path
+):
+    s1, d, l1, l3 = pool["s1"], pool["d"], pool["l1"], pool["l3"]
+    graphs = [file_graph("d", "d", tmp_path, "killed")]
+    graphs += [leaf_graph(pool, n, tmp_path, "killed") for n in ("l1", "l3")]
+    run = Initiator(pool, bundle, graphs, env=agent_env)
+    try:
+        for host in (d, l1, l3):
+            wait_until(lambda h=host: has_file(h, "killed"), 60, host.name)
+        s1.kill_sessions()  # the secondary, its ssh clients, START: all gone at once
+        run.wait_for_line(r"s1: failed", timeout=30)
+        # Its leaf is not left running: its session ended with the secondary's ssh.
+        assert_clean(l1, timeout=15)
+        assert d.exists("/tmp/only-d") and run.proc.poll() is None
+        run.interrupt()
+        assert run.wait(30) == 1, run.output
+    finally:
+        run.kill()
+    rows = summary(run.output)
+    assert rows["s1"][0] == "failed", run.output
+    assert rows[path_of(pool, "l1")][0] == "failed", run.output
+    assert rows[path_of(pool, "l1")][2].startswith("via s1: "), run.output
+    assert rows[path_of(pool, "l3")][0] == "stopped", run.output
+    assert rows["d"][0] == "stopped", run.output
+    # What was killed could not clean up after itself: its run dir and ssh
+    # control dir stay on s1 (nothing runs or listens there); every other host is clean.
+    assert [k for k, v in leftovers(s1).items() if v] == ["run dirs"]
+    s1.run("rm -rf /tmp/mgmt-*")
+    for host in pool:
+        assert_clean(host)
+
+
+def test_a_wrong_leaf_host_key_is_refused_by_the_secondary(pool, agent_env, bundle, tmp_path):
+    l2 = pool["l2"]
+    impostor = pool.known_hosts_line(pool["d"]).split()[1:]  # d's key, for l2's address
+    pool.known_hosts.write_text(
+        "".join(pool.known_hosts_line(h) for h in pool if h is not l2)
+        + f"{l2.address} {' '.join(impostor)}\n"
+    )
+    try:
+        graphs = [leaf_graph(pool, n, tmp_path, "key") for n in ("l1", "l2")]
+        done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", env=agent_env)
+    finally:
+        pool.remember_all()
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    rows = summary(done.stdout)
+    assert rows[path_of(pool, "l1")][0] == "converged", out
+    assert rows[path_of(pool, "l2")][0] == "failed", out
+    assert "Host key verification failed" in out
+    assert not l2.exists("/tmp/only-l2") or l2.read_file("/tmp/only-l2") != "key"
+    for host in pool:
+        assert_clean(host)
+
+
+def test_an_unknown_leaf_is_refused_then_accepted_with_ssh_accept_new(
+    pool, agent_env, bundle, tmp_path
+):
+    pool.forget(pool["l4"])
+    try:
+        graphs = [leaf_graph(pool, "l4", tmp_path, "new")]
+        done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", env=agent_env)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert summary(done.stdout)[path_of(pool, "l4")][0] == "failed"
+        done = mgmt_run(
+            pool, bundle, graphs, "--converged-timeout=1", "--ssh-accept-new", env=agent_env
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert pool["l4"].read_file("/tmp/only-l4") == "new"
+    finally:
+        pool.remember_all()
+    for host in pool:
+        assert_clean(host)
