@@ -53,7 +53,9 @@ from support.netns import (
     new_namespace_name,
     pick_addresses,
     reap_stale,
+    release_unreachable_range,
     unlink_namespace,
+    unreachable_range,
 )
 from support.sshd import PRIVATE_DIRS, Host, keygen, kill_sshd, start_sshd
 
@@ -166,7 +168,8 @@ def ssh_hosts(
     ``addresses``: the hosts' addresses (default: the lowest free ones in
     10.254.0.0/16, so a first pool gets 10.254.0.2, 10.254.0.3, ...).
     ``behind``: host name -> the (earlier) host it is reachable through only;
-    its ssh_config alias gets ``ProxyJump``.
+    its ssh_config alias gets ``ProxyJump``, and this machine an ``unreachable``
+    route for the whole test range (only the hosts' own routes lead anywhere).
     """
     _require_root()
     if isinstance(names, int):
@@ -180,6 +183,8 @@ def ssh_hosts(
     try:
         with allocation_lock():
             reap_stale()
+            if behind:
+                unreachable_range()
             for name, address in zip(names, pick_addresses(len(names), addresses)):
                 netns = new_namespace_name()
                 host = Host(
@@ -210,6 +215,9 @@ def ssh_hosts(
         for host in pool.hosts:
             kill_sshd(host)
             unlink_namespace(host.netns, host.veth, host.address, host.jump is not None)
+        if behind:
+            with allocation_lock():
+                release_unreachable_range()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -145,11 +145,12 @@ def link_namespace(
         peer, outside = str(GATEWAY), ["ip"]
         run_tool(["ip", "addr", "add", f"{GATEWAY}/32", "dev", veth])
     else:
-        # The other end is inside the jump host; here the address goes nowhere
-        # (a blackhole, so a bug cannot send it out through the default route).
+        # The other end is inside the jump host; here the address is unreachable
+        # (a packet for it fails at once, and a bug cannot send it out through
+        # the default route; see also unreachable_range()).
         peer, outside = str(jump_address), ["ip", "-n", jump_netns]
         run_tool(["ip", "link", "set", veth, "netns", jump_netns])
-        run_tool(["ip", "route", "add", "blackhole", f"{address}/32"])
+        run_tool(["ip", "route", "add", "unreachable", f"{address}/32"])
     run_tool([*outside, "link", "set", veth, "up"])
     run_tool([*outside, "route", "add", f"{address}/32", "dev", veth, "src", peer])
     inside = ["ip", "-n", netns]
@@ -165,5 +166,19 @@ def unlink_namespace(netns: str, veth: str, address: str, behind_jump: bool) -> 
     # whenever the kernel gets round to freeing the namespace.
     run_tool(["ip", "link", "delete", veth], check=False)
     if behind_jump:
-        run_tool(["ip", "route", "delete", "blackhole", f"{address}/32"], check=False)
+        run_tool(["ip", "route", "delete", "unreachable", f"{address}/32"], check=False)
     delete_namespace(netns)
+
+
+def unreachable_range() -> None:
+    """An ``unreachable`` route for all of :data:`NETWORK` on this machine (the
+    initiator's namespace): only the hosts' own /32 routes lead anywhere, so a
+    packet for a host behind another fails at once, whatever its address.
+    Call with :func:`allocation_lock` held; :func:`release_unreachable_range` undoes it."""
+    run_tool(["ip", "route", "replace", "unreachable", str(NETWORK)])
+
+
+def release_unreachable_range() -> None:
+    """Remove the range's route once no throw-away host is left (any pool's)."""
+    if not any(NAME_RE.match(netns) for netns in _namespaces()):
+        run_tool(["ip", "route", "delete", "unreachable", str(NETWORK)], check=False)
