@@ -246,3 +246,30 @@ def test_an_unknown_leaf_is_refused_then_accepted_with_ssh_accept_new(
         pool.remember_all()
     for host in pool:
         assert_clean(host)
+
+
+@pytest.fixture(scope="module")
+def chain():
+    """Three levels: s1 (reachable), m behind it, z behind m."""
+    need_hosts()
+    with ssh_hosts(["s1", "m", "z"], behind={"m": "s1", "z": "m"}) as hosts:
+        yield hosts
+
+
+def test_depth_three_on_one_chain(chain, bundle, tmp_path):
+    m, z = chain["m"], chain["z"]
+    graph = file_graph("z", f"ssh://root@{z.address}", tmp_path, "deep")
+    graph.write_text(graph.read_text() + f"via:\n  - s1\n  - ssh://root@{m.address}\n")
+    with ssh_agent(chain.identity) as sock:
+        done = mgmt_run(
+            chain, bundle, [graph], "--converged-timeout=1", env={"SSH_AUTH_SOCK": sock}
+        )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    rows = summary(done.stdout)
+    assert rows[f"s1/{m.address}"][0] == "converged", out
+    assert rows[f"s1/{m.address}/{z.address}"][:2] == ("converged", "copied"), out
+    assert f"s1/{m.address}/{z.address} | " in out
+    assert z.read_file("/tmp/only-z") == "deep"
+    for host in chain:
+        assert_clean(host)

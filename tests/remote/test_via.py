@@ -81,7 +81,7 @@ def test_hosts_are_grouped_by_first_hop_in_input_order(tmp_path):
     s1 = trees[0]
     assert [h.name for h in s1.hosts] == ["l1", "l2", "deep"]
     assert [h.name for h in s1.hosts[2].via] == ["s3"]  # the rest of its hops
-    assert s1.leaves() == ["l1", "l2", "s3/deep"]
+    assert s1.below() == ["l1", "l2", "s3", "s3/deep"]
 
 
 def test_one_hop_two_logins_is_an_error(tmp_path):

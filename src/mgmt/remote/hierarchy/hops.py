@@ -63,13 +63,14 @@ class Subtree:
     def name(self) -> str:
         return self.hop.name
 
-    def leaves(self) -> List[str]:
-        """Every host below, as paths relative to this secondary (``s2/leaf``)."""
+    def below(self) -> List[str]:
+        """Every host below, secondaries included, as paths relative to this
+        secondary (``leaf``, ``s2``, ``s2/leaf``): the summary's rows."""
         paths = []
         direct, subtrees = group_by_first_hop(self.hosts)
         paths += [spec.name for spec in direct]
         for sub in subtrees:
-            paths += [sub.name + "/" + leaf for leaf in sub.leaves()]
+            paths += [sub.name] + [sub.name + "/" + path for path in sub.below()]
         return paths
 
     def __repr__(self) -> str:

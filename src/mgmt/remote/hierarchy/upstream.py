@@ -131,7 +131,7 @@ class Hierarchy:
                 continue
             session = self.sessions.get(row.host)
             got = session.leaf_results if session is not None else {}
-            for path in tree.leaves():
+            for path in tree.below():
                 leaf = got.get(path)
                 if leaf is None:
                     if row.failed:
