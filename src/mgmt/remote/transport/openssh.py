@@ -64,10 +64,11 @@ class _MasterTunnel(Tunnel):
     def open(self) -> int:
         host, port = self.target()
         spec = f"127.0.0.1:0:{host}:{port}"
-        done = subprocess.run(
+        done = subprocess.run(  # noqa: UP022  (a secondary runs this on Python 3.6)
             self.runner.ssh("-O", "forward", "-R", spec),
-            capture_output=True,
-            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,  # noqa: UP021
         )
         if done.returncode != 0 or not done.stdout.strip().isdigit():
             why = done.stderr.strip() or "no port"
