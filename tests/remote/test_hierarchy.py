@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import errno
 import json
+import os
 import re
 import socket
 
@@ -272,4 +273,29 @@ def test_depth_three_on_one_chain(chain, bundle, tmp_path):
     assert f"s1/{m.address}/{z.address} | " in out
     assert z.read_file("/tmp/only-z") == "deep"
     for host in chain:
+        assert_clean(host)
+
+
+def _save(path, text: str) -> None:
+    temp = path.with_suffix(".swp")
+    temp.write_text(text)
+    os.replace(temp, path)  # the way editors save
+
+
+def test_saving_a_leaf_graph_on_the_initiator_reaches_the_leaf(pool, agent_env, bundle, tmp_path):
+    l2 = pool["l2"]
+    graph = leaf_graph(pool, "l2", tmp_path, "first")
+    run = Initiator(pool, bundle, [graph], env=agent_env)
+    try:
+        wait_until(lambda: has_file(l2, "first"), 60, "the first graph applied")
+        _save(graph, graph.read_text().replace("first", "edited"))
+        wait_until(lambda: has_file(l2, "edited"), 30, "the edit applied on the leaf")
+        run.wait_for_line(rf"^{re.escape(path_of(pool, 'l2'))} \| .*only-l2", timeout=10)
+        run.wait_for_line(r"Copied over new graph definition: .*only-l2\.yaml", timeout=10)
+    finally:
+        run.interrupt()
+        code = run.wait(30)
+        run.kill()
+    assert code == 0, run.output
+    for host in pool:
         assert_clean(host)

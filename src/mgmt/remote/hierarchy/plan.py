@@ -52,10 +52,17 @@ def plan_for(subtree: Subtree, known_hosts: str, options: Dict[str, Any]) -> Dic
 
 def write_plan(plan: Dict[str, Any], path: Path) -> Path:
     """The plan as a file (0600): the session sends it as the secondary's graph."""
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(plan, handle)
+    _replace(path, json.dumps(plan))
     return path
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write a whole file (0600) by renaming: a watcher never reads half of it."""
+    temp = path.with_name(f".{path.name}.new")
+    fd = os.open(str(temp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(str(temp), str(path))
 
 
 def _spec(entry: Dict[str, Any], graph: Path) -> HostSpec:
@@ -77,11 +84,28 @@ def load_plan(path: Path, workdir: Path) -> Tuple[List[HostSpec], str, Dict[str,
             raise ValueError(f"version {plan.get('version')!r}, this bundle reads {VERSION}")
         specs = []
         for i, entry in enumerate(plan["hosts"]):
-            folder = workdir / "graphs" / str(i)
-            folder.mkdir(parents=True, mode=0o700)
-            graph = folder / os.path.basename(entry["graph_name"])
-            graph.write_text(entry["graph"], encoding="utf-8")
+            graph = _graph_path(workdir, i, entry)
+            graph.parent.mkdir(parents=True, mode=0o700)
+            _replace(graph, entry["graph"])
             specs.append(_spec(entry, graph))
         return specs, plan["known_hosts"], plan["options"]
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise InputError(f"secondary plan {path}: {err}") from None
+
+
+def _graph_path(workdir: Path, index: int, entry: Dict[str, Any]) -> Path:
+    return workdir / "graphs" / str(index) / os.path.basename(entry["graph_name"])
+
+
+def update_graphs(path: Path, workdir: Path) -> List[Path]:
+    """After the plan was edited (a graph saved on the initiator): rewrite the
+    graphs whose text changed (the fan-out's watcher sends them on); those paths.
+    The hosts themselves are the run's: a host added to the plan is not started."""
+    plan = json.loads(path.read_text(encoding="utf-8"))
+    changed = []
+    for i, entry in enumerate(plan["hosts"]):
+        graph = _graph_path(workdir, i, entry)
+        if graph.is_file() and graph.read_text(encoding="utf-8") != entry["graph"]:
+            _replace(graph, entry["graph"])
+            changed.append(graph)
+    return changed

@@ -34,10 +34,11 @@ from typing import Callable, List, Optional
 
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import group_by_first_hop
-from mgmt.remote.hierarchy.plan import load_plan
+from mgmt.remote.hierarchy.plan import load_plan, update_graphs
 from mgmt.remote.hierarchy.upstream import Hierarchy
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
+from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.session import RunContext
 from mgmt.remote.protocol import SECONDARY_SETTING, converged_line
 from mgmt.remote.protocol.relay import leaf_result_line, relay_line
@@ -77,7 +78,7 @@ class SecondaryFanout(Fanout):
         self.say: Callable[[str], None] = kw.pop("say")
         self._said: Optional[bool] = None
         # converged_timeout 0 only makes the loop call _converge at every turn.
-        super().__init__(specs, ctx, control, converged_timeout=0, watch_graphs=False, **kw)
+        super().__init__(specs, ctx, control, converged_timeout=0, **kw)
 
     def _converge(self, slots_wanted: bool) -> Optional[float]:
         states = self.converged.snapshot()
@@ -162,9 +163,24 @@ def run_secondary(settings: Settings) -> int:
         cconns=options["cconns"],
         session_factory=hierarchy.session,
         say=upward.line,
+        watch_graphs=not settings.no_watch,
     )
-    with SignalStop(control):
-        results = fanout.run()
+    plan_watcher = None
+    if not settings.no_watch:
+        # An edit on the initiator comes as a new plan (START's guard renames it
+        # into place): its changed graphs are rewritten here, and the fan-out's
+        # watcher sends them on, to hosts and to the secondaries below.
+        plan_watcher = GraphWatcher(
+            [HostSpec("plan", plan)], lambda _spec: update_graphs(plan, run_dir)
+        )
+        hierarchy.watch()
+    try:
+        with SignalStop(control):
+            results = fanout.run()
+    finally:
+        if plan_watcher is not None:
+            plan_watcher.close()
+        hierarchy.close()
     for row in hierarchy.expand(results):
         upward.line(leaf_result_line(row._asdict()))
     return 0

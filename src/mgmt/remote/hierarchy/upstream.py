@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 from mgmt.remote.hierarchy.hops import Subtree
 from mgmt.remote.hierarchy.plan import plan_for, write_plan
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
 from mgmt.remote.orchestration.session import RunContext, Session
 from mgmt.remote.protocol import SECONDARY_SETTING
@@ -91,16 +92,47 @@ class Hierarchy:
         self.options = options
         self.connect = connect
         self.sessions: Dict[str, SecondarySession] = {}
+        self._watcher: Optional[GraphWatcher] = None
+
+    def _plan_path(self, tree: Subtree) -> Path:
+        return self.plan_dir / f"via-{tree.name}.json"
+
+    def _write_plan(self, tree: Subtree) -> Path:
+        plan = plan_for(tree, self.known_hosts(tree), self.options)
+        return write_plan(plan, self._plan_path(tree))
 
     def specs(self) -> List[HostSpec]:
         """One spec per secondary, its graph being its plan (written now)."""
         specs = []
         for tree in self.trees.values():
-            plan = plan_for(tree, self.known_hosts(tree), self.options)
-            path = write_plan(plan, self.plan_dir / f"via-{tree.name}.json")
+            path = self._write_plan(tree)
             hop = tree.hop
             specs.append(HostSpec(hop.target, path, hop.user, hop.port, hop.password))
         return specs
+
+    def watch(self) -> None:
+        """Live graph edits: a graph saved below a secondary rewrites its plan; the
+        fan-out's own watcher sends the plan down (one line, or an upload), and the
+        secondary passes the edit on to the host (see :mod:`.secondary`)."""
+        by_graph = {}
+        for tree in self.trees.values():
+            for spec in tree.hosts:
+                by_graph[str(spec.graph)] = tree
+        if not by_graph:
+            return
+
+        def changed(spec: HostSpec) -> None:
+            tree = by_graph.get(str(spec.graph))
+            if tree is not None:
+                self._write_plan(tree)
+
+        self._watcher = GraphWatcher(
+            [spec for tree in self.trees.values() for spec in tree.hosts], changed
+        )
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
 
     def session(
         self, spec: HostSpec, ctx: RunContext, report: Callable[[str, bool], None]

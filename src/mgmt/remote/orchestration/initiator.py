@@ -108,10 +108,13 @@ def run(
             watch_graphs=not settings.no_watch,
             session_factory=hierarchy.session,
         )
+        if not settings.no_watch:
+            hierarchy.watch()  # graphs behind secondaries: their edits go down too
         try:
             with SignalStop(control):
                 results = hierarchy.expand(fanout.run())
         finally:
+            hierarchy.close()
             endpoint.close()
     for path, why in remotes.refused.items():
         results.append(HostResult(str(path), FAILED, message=why))
