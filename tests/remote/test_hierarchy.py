@@ -243,6 +243,12 @@ def test_an_unknown_leaf_is_refused_then_accepted_with_ssh_accept_new(
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert pool["l4"].read_file("/tmp/only-l4") == "new"
+        # As for a direct host, the key is now in the initiator's known_hosts, and
+        # a run without --ssh-accept-new checks it.
+        assert pool.known_hosts_line(pool["l4"]) in pool.known_hosts.read_text()
+        assert "added new host key" in done.stderr + done.stdout
+        done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", env=agent_env)
+        assert done.returncode == 0, done.stdout + done.stderr
     finally:
         pool.remember_all()
     for host in pool:

@@ -10,9 +10,14 @@ failed"), unless --ssh-accept-new, as for a direct host.
 Initiator-only (paramiko): Python 3.9+ allowed here.
 """
 
+import base64
+import fcntl
+import hashlib
+import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
+from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import Subtree, group_by_first_hop
 from mgmt.remote.hierarchy.upstream import Hierarchy
 from mgmt.remote.hostspec import HostSpec
@@ -24,6 +29,8 @@ from mgmt.remote.transport.trust import (
     host_key_entry,
     known_hosts_files,
 )
+
+log = get_logger("remote")
 
 
 def hosts_below(tree: Subtree) -> List[HostSpec]:
@@ -48,6 +55,45 @@ def known_hosts_below(tree: Subtree, options: ConnectOptions) -> str:
     return "".join(lines)
 
 
+class NewKeys:
+    """Keys secondaries accepted with --ssh-accept-new, added to the initiator's
+    known_hosts as for a host it logs in to itself: only for a host below that
+    secondary, and never over a key known_hosts already has (a secondary cannot
+    vouch for any other host, nor replace a key)."""
+
+    def __init__(self, subtrees: List[Subtree], options: ConnectOptions):
+        self.options = options
+        self.entries: Dict[str, Dict[str, HostSpec]] = {}
+        for tree in subtrees:
+            below = {host_key_entry(h.target, h.port or 22): h for h in hosts_below(tree)}
+            self.entries[tree.name] = below
+
+    def __call__(self, secondary: str, key: Tuple[str, str, str]) -> None:
+        entry, key_type, blob = key
+        spec = self.entries.get(secondary, {}).get(entry)
+        if spec is None or not self.options.accept_new:
+            log.warning("%s: ignored a host key for %s, not a host below it", secondary, entry)
+            return
+        files = known_hosts_files(self.options.config().base_ssh_config.lookup(spec.target))
+        if _load_known_hosts([*files, GLOBAL_KNOWN_HOSTS]).lookup(entry):
+            return  # known already (then the secondary was handed it): never replaced
+        files[0].parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(files[0], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.write(f"{entry} {key_type} {blob}\n")
+        digest = base64.b64encode(hashlib.sha256(base64.b64decode(blob)).digest())
+        fingerprint = "SHA256:" + digest.decode().rstrip("=")
+        log.warning(
+            "%s: added new host key %s %s to %s (accepted through %s)",
+            spec.name,
+            key_type,
+            fingerprint,
+            files[0],
+            secondary,
+        )
+
+
 def top_hierarchy(
     subtrees: List[Subtree],
     plan_dir: Path,
@@ -62,4 +108,5 @@ def top_hierarchy(
         lambda tree: known_hosts_below(tree, options),
         plan_options,
         connect=connect,
+        on_new_host_key=NewKeys(subtrees, options),
     )

@@ -41,7 +41,7 @@ from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.session import RunContext
 from mgmt.remote.protocol import SECONDARY_SETTING, converged_line
-from mgmt.remote.protocol.relay import leaf_result_line, relay_line
+from mgmt.remote.protocol.relay import leaf_result_line, new_host_key_line, relay_line
 from mgmt.settings import Settings, agent_settings
 
 log = get_logger("remote")
@@ -94,6 +94,28 @@ class SecondaryFanout(Fanout):
         return None
 
 
+class AcceptedKeys:
+    """With --ssh-accept-new: the keys ssh added to the run's known_hosts file here
+    go upward, once each, for the initiator's own known_hosts."""
+
+    def __init__(self, path: Path, upward: Upward):
+        self.path = path
+        self.upward = upward
+        self.lock = threading.Lock()
+        self.seen = set(self._lines())
+
+    def _lines(self) -> List[str]:
+        with open(str(self.path), encoding="utf-8") as handle:
+            return [line.strip() for line in handle if line.strip()]
+
+    def check(self) -> None:
+        with self.lock:
+            for line in self._lines():
+                if line not in self.seen:
+                    self.seen.add(line)
+                    self.upward.line(new_host_key_line(line))
+
+
 def ssh_config_text(known_hosts: Path, forward_to: List[HostSpec]) -> str:
     """The private ssh_config for the hosts below: the run's known_hosts only, and
     the forwarded agent passed on to secondaries below (and to no one else)."""
@@ -135,15 +157,20 @@ def run_secondary(settings: Settings) -> int:
     if subtrees and not os.environ.get("SSH_AUTH_SOCK"):
         log.warning("no forwarded ssh-agent: the secondaries below cannot log in further")
 
+    upward = Upward()
+    accepted = AcceptedKeys(known, upward) if options["accept_new"] else None
+
     def connect(spec: HostSpec) -> OpenSshRunner:
-        return OpenSshRunner(
+        runner = OpenSshRunner(
             spec,
             lost_timeout=options["lost_timeout"],
             accept_new=options["accept_new"],
             ssh_config=str(config),
         )
+        if accepted is not None:
+            accepted.check()
+        return runner
 
-    upward = Upward()
     ctx = RunContext(
         bundle=Path(sys.argv[0]),  # the launcher's: this very bundle, as the host keeps it
         bundle_sha256=options["bundle_sha256"],
@@ -154,7 +181,13 @@ def run_secondary(settings: Settings) -> int:
         agent_options=agent_settings(settings),
         output=upward.relay,
     )
-    hierarchy = Hierarchy(subtrees, run_dir, lambda tree: known_hosts, options)
+    hierarchy = Hierarchy(
+        subtrees,
+        run_dir,
+        lambda tree: known_hosts,
+        options,
+        on_new_host_key=lambda _below, key: upward.line(new_host_key_line(" ".join(key))),
+    )
     control = RunControl()
     fanout = SecondaryFanout(
         direct + hierarchy.specs(),

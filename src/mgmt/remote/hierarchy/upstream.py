@@ -16,7 +16,7 @@ alike (depth 3): standard library only, Python 3.6+.
 """
 
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mgmt.remote.hierarchy.hops import Subtree
 from mgmt.remote.hierarchy.plan import plan_for, write_plan
@@ -25,7 +25,12 @@ from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
 from mgmt.remote.orchestration.session import RunContext, Session
 from mgmt.remote.protocol import SECONDARY_SETTING
-from mgmt.remote.protocol.relay import RESULT_FIELDS, parse_leaf_result_line, parse_relay_line
+from mgmt.remote.protocol.relay import (
+    RESULT_FIELDS,
+    parse_leaf_result_line,
+    parse_new_host_key_line,
+    parse_relay_line,
+)
 from mgmt.remote.transport.runner import Runner
 
 NEVER_STARTED = "never started"
@@ -40,8 +45,10 @@ class SecondarySession(Session):
         ctx: RunContext,
         report: Callable[[str, bool], None],
         subtree: Subtree,
+        on_new_host_key: Optional[Callable[[str, Tuple[str, str, str]], None]] = None,
     ):
         self.subtree = subtree
+        self.on_new_host_key = on_new_host_key
         self.leaf_results: Dict[str, HostResult] = {}
         self._output = ctx.output
         super().__init__(spec, ctx._replace(output=self._upward), report)
@@ -66,6 +73,11 @@ class SecondarySession(Session):
             row["bundle"] = row["bundle"] or "-"
             self.leaf_results[fields["host"]] = HostResult(**row)
             return
+        key = parse_new_host_key_line(line)
+        if key is not None:
+            if self.on_new_host_key is not None:
+                self.on_new_host_key(self.host, key)
+            return
         if self._output is not None:
             self._output(host, line)
 
@@ -75,7 +87,9 @@ class Hierarchy:
 
     ``known_hosts(subtree)``: the host-key lines handed to that secondary;
     ``options``: :data:`.plan.OPTIONS`; ``connect``: how secondaries are
-    logged in to (the initiator forwards its ssh-agent; None: the run's own).
+    logged in to (the initiator forwards its ssh-agent; None: the run's own);
+    ``on_new_host_key``: what to do with a key a secondary accepted
+    (--ssh-accept-new) for a host below it.
     """
 
     def __init__(
@@ -85,12 +99,14 @@ class Hierarchy:
         known_hosts: Callable[[Subtree], str],
         options: Dict[str, Any],
         connect: Optional[Callable[[HostSpec], Runner]] = None,
+        on_new_host_key: Optional[Callable[[str, Tuple[str, str, str]], None]] = None,
     ):
         self.trees = {tree.name: tree for tree in subtrees}
         self.plan_dir = plan_dir
         self.known_hosts = known_hosts
         self.options = options
         self.connect = connect
+        self.on_new_host_key = on_new_host_key  # (secondary, (entry, type, key))
         self.sessions: Dict[str, SecondarySession] = {}
         self._watcher: Optional[GraphWatcher] = None
 
@@ -142,7 +158,7 @@ class Hierarchy:
             return Session(spec, ctx, report)
         if self.connect is not None:
             ctx = ctx._replace(connect=self.connect)
-        session = SecondarySession(spec, ctx, report, tree)
+        session = SecondarySession(spec, ctx, report, tree, self.on_new_host_key)
         self.sessions[spec.name] = session
         return session
 

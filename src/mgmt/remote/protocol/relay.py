@@ -48,3 +48,23 @@ def parse_leaf_result_line(line: str) -> Optional[Dict[str, Any]]:
     if not isinstance(fields, dict) or not isinstance(fields.get("host"), str):
         return None
     return fields
+
+
+# With --ssh-accept-new, a key a secondary accepted for a host below it (one
+# known_hosts line): the initiator adds it to its own known_hosts, as it does
+# for a host it logs in to itself, so the next run checks it.
+NEW_HOST_KEY_MARK = "@@mgmt-new-host-key "
+
+
+def new_host_key_line(known_hosts_line: str) -> str:
+    return NEW_HOST_KEY_MARK + known_hosts_line.strip()
+
+
+def parse_new_host_key_line(line: str) -> Optional[Tuple[str, str, str]]:
+    """(entry, key type, base64 key) of a :func:`new_host_key_line`; None for any other."""
+    if not line.startswith(NEW_HOST_KEY_MARK):
+        return None
+    fields = line[len(NEW_HOST_KEY_MARK) :].split()
+    if len(fields) != 3 or any(not f.isprintable() for f in fields):
+        return None
+    return fields[0], fields[1], fields[2]
