@@ -263,20 +263,21 @@ def chain():
         yield hosts
 
 
-def test_depth_three_on_one_chain(chain, bundle, tmp_path):
-    m, z = chain["m"], chain["z"]
-    graph = file_graph("z", f"ssh://root@{z.address}", tmp_path, "deep")
-    graph.write_text(graph.read_text() + f"via:\n  - s1\n  - ssh://root@{m.address}\n")
+def test_depth_three_on_one_chain_by_ssh_config_aliases(chain, bundle, tmp_path):
+    # m and z are aliases of this machine's ~/.ssh/config (HostName, Port, User):
+    # the secondaries are told what they mean, nothing of its keys or ProxyJumps.
+    z = chain["z"]
+    graph = file_graph("z", "z", tmp_path, "deep")
+    graph.write_text(graph.read_text() + "via: [s1, m]\n")
     with ssh_agent(chain.identity) as sock:
-        done = mgmt_run(
-            chain, bundle, [graph], "--converged-timeout=1", env={"SSH_AUTH_SOCK": sock}
-        )
+        env = {"SSH_AUTH_SOCK": sock}
+        done = mgmt_run(chain, bundle, [graph], "--converged-timeout=1", env=env)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     rows = summary(done.stdout)
-    assert rows[f"s1/{m.address}"][0] == "converged", out
-    assert rows[f"s1/{m.address}/{z.address}"][:2] == ("converged", "copied"), out
-    assert f"s1/{m.address}/{z.address} | " in out
+    assert rows["s1/m"][0] == "converged", out
+    assert rows["s1/m/z"][:2] == ("converged", "copied"), out
+    assert "s1/m/z | " in out
     assert z.read_file("/tmp/only-z") == "deep"
     for host in chain:
         assert_clean(host)

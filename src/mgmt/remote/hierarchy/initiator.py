@@ -15,7 +15,7 @@ import fcntl
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import Subtree, group_by_first_hop
@@ -42,17 +42,30 @@ def hosts_below(tree: Subtree) -> List[HostSpec]:
     return found
 
 
-def known_hosts_below(tree: Subtree, options: ConnectOptions) -> str:
-    """The initiator's known_hosts lines for every host below ``tree``'s secondary."""
+def resolved(spec: HostSpec, config) -> Tuple[str, int, Optional[str]]:
+    """Where ``ssh spec.target`` would go from here: HostName, Port, User."""
+    found = config.lookup(spec.target)
+    port = spec.port or int(found.get("port") or 22)
+    return found.get("hostname") or spec.target, port, spec.user or found.get("user")
+
+
+def trust_below(tree: Subtree, options: ConnectOptions) -> Dict[str, Any]:
+    """What ``tree``'s secondary is told of the hosts below it: the initiator's
+    known_hosts lines for them, and its ~/.ssh/config aliases among them
+    (HostName, Port, User only), so that they mean the same there."""
     config = options.config().base_ssh_config
     lines = []
+    aliases: Dict[str, Dict[str, Any]] = {}
     for spec in hosts_below(tree):
+        hostname, port, user = resolved(spec, config)
+        if hostname != spec.target:
+            aliases[spec.target] = {"hostname": hostname, "port": port, "user": user}
         files = known_hosts_files(config.lookup(spec.target))
         keys = _load_known_hosts([*files, GLOBAL_KNOWN_HOSTS])
-        entry = host_key_entry(spec.target, spec.port or 22)
+        entry = host_key_entry(hostname, port)
         for key_type, key in (keys.lookup(entry) or {}).items():
             lines.append(f"{entry} {key_type} {key.get_base64()}\n")
-    return "".join(lines)
+    return {"known_hosts": "".join(lines), "aliases": aliases}
 
 
 class NewKeys:
@@ -64,8 +77,9 @@ class NewKeys:
     def __init__(self, subtrees: List[Subtree], options: ConnectOptions):
         self.options = options
         self.entries: Dict[str, Dict[str, HostSpec]] = {}
+        config = options.config().base_ssh_config
         for tree in subtrees:
-            below = {host_key_entry(h.target, h.port or 22): h for h in hosts_below(tree)}
+            below = {host_key_entry(*resolved(h, config)[:2]): h for h in hosts_below(tree)}
             self.entries[tree.name] = below
 
     def __call__(self, secondary: str, key: Tuple[str, str, str]) -> None:
@@ -105,7 +119,7 @@ def top_hierarchy(
     return Hierarchy(
         subtrees,
         plan_dir,
-        lambda tree: known_hosts_below(tree, options),
+        lambda tree: trust_below(tree, options),
         plan_options,
         connect=connect,
         on_new_host_key=NewKeys(subtrees, options),

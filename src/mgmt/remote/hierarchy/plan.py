@@ -6,6 +6,7 @@ secondary's run dir, 0600, and removed with it):
     {"version": 1,
      "hosts": [{"target", "user", "port", "graph_name", "graph", "via": [hops]}],
      "known_hosts": "the initiator's known_hosts lines for every host below",
+     "aliases": {"alias": {"hostname", "port", "user"}},  # from the initiator's ssh_config
      "options": {"cconns", "lost_timeout", "accept_new", "caching",
                  "bundle_sha256", "bundle_build_id"}}
 
@@ -31,8 +32,9 @@ def _hop(spec: HostSpec) -> Dict[str, Any]:
     return {"target": spec.target, "user": spec.user, "port": spec.port}
 
 
-def plan_for(subtree: Subtree, known_hosts: str, options: Dict[str, Any]) -> Dict[str, Any]:
-    """The plan of one secondary (graphs read now: an unreadable one is an InputError)."""
+def plan_for(subtree: Subtree, trust: Dict[str, Any], options: Dict[str, Any]) -> Dict[str, Any]:
+    """The plan of one secondary (graphs read now: an unreadable one is an InputError);
+    ``trust``: its ``known_hosts`` and ``aliases``."""
     hosts = []
     for spec in subtree.hosts:
         try:
@@ -45,7 +47,8 @@ def plan_for(subtree: Subtree, known_hosts: str, options: Dict[str, Any]) -> Dic
     return {
         "version": VERSION,
         "hosts": hosts,
-        "known_hosts": known_hosts,
+        "known_hosts": trust["known_hosts"],
+        "aliases": trust["aliases"],
         "options": {name: options[name] for name in OPTIONS},
     }
 
@@ -75,9 +78,9 @@ def _spec(entry: Dict[str, Any], graph: Path) -> HostSpec:
     )
 
 
-def load_plan(path: Path, workdir: Path) -> Tuple[List[HostSpec], str, Dict[str, Any]]:
-    """The hosts of a plan file (their graphs written under ``workdir``), the
-    known_hosts text and the options; InputError for a plan this bundle cannot read."""
+def load_plan(path: Path, workdir: Path) -> Tuple[List[HostSpec], Dict[str, Any], Dict[str, Any]]:
+    """The hosts of a plan file (their graphs written under ``workdir``), its trust
+    (known_hosts, aliases) and options; InputError for a plan this bundle cannot read."""
     try:
         plan = json.loads(path.read_text(encoding="utf-8"))
         if plan.get("version") != VERSION:
@@ -88,7 +91,8 @@ def load_plan(path: Path, workdir: Path) -> Tuple[List[HostSpec], str, Dict[str,
             graph.parent.mkdir(parents=True, mode=0o700)
             _replace(graph, entry["graph"])
             specs.append(_spec(entry, graph))
-        return specs, plan["known_hosts"], plan["options"]
+        trust = {"known_hosts": plan["known_hosts"], "aliases": plan["aliases"]}
+        return specs, trust, plan["options"]
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise InputError(f"secondary plan {path}: {err}") from None
 

@@ -30,7 +30,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import group_by_first_hop
@@ -116,12 +116,20 @@ class AcceptedKeys:
                     self.upward.line(new_host_key_line(line))
 
 
-def ssh_config_text(known_hosts: Path, forward_to: List[HostSpec]) -> str:
-    """The private ssh_config for the hosts below: the run's known_hosts only, and
-    the forwarded agent passed on to secondaries below (and to no one else)."""
+def ssh_config_text(
+    known_hosts: Path, forward_to: List[HostSpec], aliases: Dict[str, Dict[str, Any]]
+) -> str:
+    """The private ssh_config for the hosts below: the run's known_hosts only, the
+    forwarded agent passed on to secondaries below (and to no one else), and the
+    initiator's aliases for them (HostName, Port, User: nothing of its keys)."""
     lines = []
     for hop in forward_to:
         lines += [f"Host {hop.target}", "    ForwardAgent yes", ""]
+    for alias, where in sorted(aliases.items()):
+        lines += [f"Host {alias}", f"    HostName {where['hostname']}"]
+        lines += [f"    Port {where['port']}"] if where.get("port") else []
+        lines += [f"    User {where['user']}"] if where.get("user") else []
+        lines.append("")
     lines += [
         "Host *",
         f"    UserKnownHostsFile {known_hosts}",
@@ -148,12 +156,11 @@ def run_secondary(settings: Settings) -> int:
 
     plan = Path(settings.file)
     run_dir = plan.parent
-    specs, known_hosts, options = load_plan(plan, run_dir)
+    specs, trust, options = load_plan(plan, run_dir)
     direct, subtrees = group_by_first_hop(specs)
-    known = _private_file(run_dir / "known_hosts", known_hosts)
-    config = _private_file(
-        run_dir / "ssh_config", ssh_config_text(known, [tree.hop for tree in subtrees])
-    )
+    known = _private_file(run_dir / "known_hosts", trust["known_hosts"])
+    hops = [tree.hop for tree in subtrees]
+    config = _private_file(run_dir / "ssh_config", ssh_config_text(known, hops, trust["aliases"]))
     if subtrees and not os.environ.get("SSH_AUTH_SOCK"):
         log.warning("no forwarded ssh-agent: the secondaries below cannot log in further")
 
@@ -184,7 +191,7 @@ def run_secondary(settings: Settings) -> int:
     hierarchy = Hierarchy(
         subtrees,
         run_dir,
-        lambda tree: known_hosts,
+        lambda tree: trust,
         options,
         on_new_host_key=lambda _below, key: upward.line(new_host_key_line(" ".join(key))),
     )

@@ -85,7 +85,8 @@ class SecondarySession(Session):
 class Hierarchy:
     """The sessions of one fan-out level, and its results with every leaf in them.
 
-    ``known_hosts(subtree)``: the host-key lines handed to that secondary;
+    ``trust(subtree)``: what that secondary is told of the hosts below it (the
+    initiator's known_hosts lines and ssh_config aliases for them, see :mod:`.plan`);
     ``options``: :data:`.plan.OPTIONS`; ``connect``: how secondaries are
     logged in to (the initiator forwards its ssh-agent; None: the run's own);
     ``on_new_host_key``: what to do with a key a secondary accepted
@@ -96,14 +97,14 @@ class Hierarchy:
         self,
         subtrees: List[Subtree],
         plan_dir: Path,
-        known_hosts: Callable[[Subtree], str],
+        trust: Callable[[Subtree], Dict[str, Any]],
         options: Dict[str, Any],
         connect: Optional[Callable[[HostSpec], Runner]] = None,
         on_new_host_key: Optional[Callable[[str, Tuple[str, str, str]], None]] = None,
     ):
         self.trees = {tree.name: tree for tree in subtrees}
         self.plan_dir = plan_dir
-        self.known_hosts = known_hosts
+        self.trust = trust
         self.options = options
         self.connect = connect
         self.on_new_host_key = on_new_host_key  # (secondary, (entry, type, key))
@@ -114,7 +115,7 @@ class Hierarchy:
         return self.plan_dir / f"via-{tree.name}.json"
 
     def _write_plan(self, tree: Subtree) -> Path:
-        plan = plan_for(tree, self.known_hosts(tree), self.options)
+        plan = plan_for(tree, self.trust(tree), self.options)
         return write_plan(plan, self._plan_path(tree))
 
     def specs(self) -> List[HostSpec]:
