@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import re
+import signal
 import socket
 
 import pytest
@@ -96,13 +97,16 @@ def test_depth_two_two_secondaries_two_leaves_each(pool, agent_env, bundle, tmp_
         assert pool[secondary].listdir("/root/.ssh") == []
 
 
-def test_ctrl_c_stops_every_level_and_leaves_nothing(pool, agent_env, bundle, tmp_path):
-    graphs = [leaf_graph(pool, n, tmp_path, "before ^C") for n in ("l1", "l3")]
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_every_level_and_leaves_nothing(
+    pool, agent_env, bundle, tmp_path, sig
+):
+    graphs = [leaf_graph(pool, n, tmp_path, f"before {sig.name}") for n in ("l1", "l3")]
     run = Initiator(pool, bundle, graphs, env=agent_env)
     try:
         for name in ("l1", "l3"):
-            wait_until(lambda n=name: has_file(pool[n], "before ^C"), 60, f"{name} applied")
-        run.interrupt()
+            wait_until(lambda n=name: has_file(pool[n], f"before {sig.name}"), 60, name)
+        run.interrupt(sig)
         assert run.wait(30) == 0, run.output
     finally:
         run.kill()
@@ -306,3 +310,17 @@ def test_saving_a_leaf_graph_on_the_initiator_reaches_the_leaf(pool, agent_env, 
     assert code == 0, run.output
     for host in pool:
         assert_clean(host)
+
+
+def test_an_unreachable_secondary_fails_each_of_its_hosts(pool, agent_env, bundle, tmp_path):
+    graphs = [file_graph("d", "d", tmp_path, "alone")]
+    nowhere = file_graph("x", "ssh://root@10.254.254.7", tmp_path)  # behind no one
+    nowhere.write_text(nowhere.read_text() + "via: ssh://root@10.254.254.8\n")
+    done = mgmt_run(pool, bundle, [*graphs, nowhere], "--converged-timeout=1", env=agent_env)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    rows = summary(done.stdout)
+    assert rows["d"][0] == "converged", out
+    assert rows["10.254.254.8"][0] == "failed", out
+    assert rows["10.254.254.8/10.254.254.7"][0] == "failed", out
+    assert rows["10.254.254.8/10.254.254.7"][2].startswith("via 10.254.254.8: cannot connect")
