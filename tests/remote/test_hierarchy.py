@@ -324,3 +324,21 @@ def test_an_unreachable_secondary_fails_each_of_its_hosts(pool, agent_env, bundl
     assert rows["10.254.254.8"][0] == "failed", out
     assert rows["10.254.254.8/10.254.254.7"][0] == "failed", out
     assert rows["10.254.254.8/10.254.254.7"][2].startswith("via 10.254.254.8: cannot connect")
+
+
+def test_cconns_applies_per_secondary_and_converged_hosts_hand_over_their_slots(
+    pool, agent_env, bundle, tmp_path
+):
+    graphs = [leaf_graph(pool, n, tmp_path, "one at a time") for n in ("l3", "l4")]
+    flags = ("--cconns=1", "--converged-timeout=1")
+    done = mgmt_run(pool, bundle, graphs, *flags, env=agent_env)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    rows = summary(done.stdout)
+    for name in ("l3", "l4"):
+        assert rows[path_of(pool, name)][0] == "converged", out
+        assert has_file(pool[name], "one at a time")
+    # s2 ran one leaf at a time: the first converged and gave its slot to the second.
+    assert re.search(r"(?m)^s2 \| .*converged; its slot goes to the next remote", out), out
+    for host in pool:
+        assert_clean(host)

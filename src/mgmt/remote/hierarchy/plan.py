@@ -7,7 +7,7 @@ secondary's run dir, 0600, and removed with it):
      "hosts": [{"target", "user", "port", "graph_name", "graph", "via": [hops]}],
      "known_hosts": "the initiator's known_hosts lines for every host below",
      "aliases": {"alias": {"hostname", "port", "user"}},  # from the initiator's ssh_config
-     "options": {"cconns", "lost_timeout", "accept_new", "caching",
+     "options": {"cconns", "converged_timeout", "lost_timeout", "accept_new", "caching",
                  "bundle_sha256", "bundle_build_id"}}
 
 Each host's ``via`` is what is left of its hops after this secondary (a host
@@ -25,7 +25,15 @@ from mgmt.remote.hierarchy.hops import Subtree
 from mgmt.remote.hostspec import HostSpec
 
 VERSION = 1
-OPTIONS = ("cconns", "lost_timeout", "accept_new", "caching", "bundle_sha256", "bundle_build_id")
+OPTIONS = (
+    "cconns",
+    "converged_timeout",
+    "lost_timeout",
+    "accept_new",
+    "caching",
+    "bundle_sha256",
+    "bundle_build_id",
+)
 
 
 def _hop(spec: HostSpec) -> Dict[str, Any]:

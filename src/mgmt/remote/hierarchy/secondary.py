@@ -71,16 +71,24 @@ class Upward:
 
 
 class SecondaryFanout(Fanout):
-    """The fan-out, but convergence is the initiator's to judge: this one only
-    says upward whether every host below has converged, whenever that changes."""
+    """The fan-out, but the run's convergence is the initiator's to judge: this
+    one says upward whether every host below has converged, whenever that
+    changes. With --converged-timeout, a host that has converged still hands its
+    --cconns slot to a host waiting here, as at the top."""
 
     def __init__(self, specs: List[HostSpec], ctx: RunContext, control: RunControl, **kw):
         self.say: Callable[[str], None] = kw.pop("say")
+        timeout = kw.pop("converged_timeout")
+        self.hands_over_slots = timeout >= 0
         self._said: Optional[bool] = None
-        # converged_timeout 0 only makes the loop call _converge at every turn.
-        super().__init__(specs, ctx, control, converged_timeout=0, **kw)
+        # A timeout of 0 without --converged-timeout only makes the loop call
+        # _converge at every turn.
+        super().__init__(specs, ctx, control, converged_timeout=max(timeout, 0), **kw)
 
     def _converge(self, slots_wanted: bool) -> Optional[float]:
+        due = None
+        if slots_wanted and self.hands_over_slots:
+            due = super()._converge(True)  # stops converged hosts for the waiting ones
         states = self.converged.snapshot()
         active = self._active()
         now = (
@@ -91,7 +99,7 @@ class SecondaryFanout(Fanout):
         if now is not self._said:
             self._said = now
             self.say(converged_line(now))
-        return None
+        return due
 
 
 class AcceptedKeys:
@@ -201,6 +209,7 @@ def run_secondary(settings: Settings) -> int:
         ctx,
         control,
         cconns=options["cconns"],
+        converged_timeout=options["converged_timeout"],
         session_factory=hierarchy.session,
         say=upward.line,
         watch_graphs=not settings.no_watch,

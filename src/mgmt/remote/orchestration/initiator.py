@@ -136,6 +136,7 @@ def via_hierarchy(subtrees, state: Path, options, settings: Settings, found):
 
     plan_options = {
         "cconns": settings.cconns,
+        "converged_timeout": settings.converged_timeout,
         "lost_timeout": settings.lost_timeout,
         "accept_new": settings.ssh_accept_new,
         "caching": not settings.no_caching,
