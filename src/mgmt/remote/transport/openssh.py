@@ -132,13 +132,17 @@ class OpenSshRunner(Runner):
 
     def _wait_for_master(self) -> None:
         while True:
-            check = subprocess.run(
-                self.ssh("-O", "check"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            if check.returncode == 0:
-                return
+            # The master makes its socket once logged in: until then, asking it
+            # with `ssh -O check` would only spawn an ssh (a secondary starting a
+            # few dozen hosts at once spent most of its CPU on those).
+            if os.path.exists(self.socket):
+                check = subprocess.run(
+                    self.ssh("-O", "check"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+                if check.returncode == 0:
+                    return
             try:
-                self.master.wait(0.05)
+                self.master.wait(0.01)
             except subprocess.TimeoutExpired:
                 continue
             why = self.master.stderr.read().decode(errors="replace").strip()
