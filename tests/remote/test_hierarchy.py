@@ -274,15 +274,20 @@ def test_depth_three_on_one_chain_by_ssh_config_aliases(chain, bundle, tmp_path)
     graph = file_graph("z", "z", tmp_path, "deep")
     graph.write_text(graph.read_text() + "via: [s1, m]\n")
     with ssh_agent(chain.identity) as sock:
-        env = {"SSH_AUTH_SOCK": sock}
-        done = mgmt_run(chain, bundle, [graph], "--converged-timeout=1", env=env)
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out
-    rows = summary(done.stdout)
-    assert rows["s1/m"][0] == "converged", out
-    assert rows["s1/m/z"][:2] == ("converged", "copied"), out
-    assert "s1/m/z | " in out
-    assert z.read_file("/tmp/only-z") == "deep"
+        run = Initiator(chain, bundle, [graph], env={"SSH_AUTH_SOCK": sock})
+        try:
+            wait_until(lambda: has_file(z, "deep"), 60, "z applied")
+            run.wait_for_line(r"^s1/m/z \| ", timeout=10)
+            # A live edit goes down both levels.
+            _save(graph, graph.read_text().replace("deep", "edited"))
+            wait_until(lambda: has_file(z, "edited"), 30, "the edit applied on z")
+            run.interrupt()
+            assert run.wait(30) == 0, run.output
+        finally:
+            run.kill()
+    rows = summary(run.output)
+    assert rows["s1"][0] == rows["s1/m"][0] == rows["s1/m/z"][0] == "stopped", run.output
+    assert rows["s1/m/z"][1] == "copied"
     for host in chain:
         assert_clean(host)
 
@@ -342,3 +347,33 @@ def test_cconns_applies_per_secondary_and_converged_hosts_hand_over_their_slots(
     assert re.search(r"(?m)^s2 \| .*converged; its slot goes to the next remote", out), out
     for host in pool:
         assert_clean(host)
+
+
+def test_every_level_stops_by_itself_when_the_initiator_dies(pool, agent_env, bundle, tmp_path):
+    graphs = [leaf_graph(pool, n, tmp_path, "orphan") for n in ("l2", "l4")]
+    run = Initiator(pool, bundle, graphs, env=agent_env)
+    try:
+        for name in ("l2", "l4"):
+            wait_until(lambda n=name: has_file(pool[n], "orphan"), 60, name)
+    finally:
+        run.kill()  # SIGKILL: nothing of ours runs; the connections to s1, s2 just drop
+    # Each secondary's START sees its stdin close and stops it; it stops its hosts.
+    for host in pool:
+        assert_clean(host, timeout=30)
+
+
+def test_json_has_an_entry_per_leaf_with_its_agents_report(pool, agent_env, bundle, tmp_path):
+    graphs = [leaf_graph(pool, n, tmp_path, "json") for n in ("l1", "l3")]
+    done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", "--json", env=agent_env)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)  # stdout is the document and nothing else
+    hosts = {h["host"]: h for h in document["hosts"]}
+    assert set(hosts) == {"s1", "s2", path_of(pool, "l1"), path_of(pool, "l3")}
+    for name in ("l1", "l3"):
+        entry = hosts[path_of(pool, name)]
+        assert entry["result"] == "converged"
+        report = entry["report"]
+        assert report["host"] == pool[name].address and report["status"] == "ok"
+        [only] = [r for r in report["resources"] if r["kind"] == "file"]
+        assert only["name"] == f"only-{name}" and only["result"] == "changed"
+    assert hosts["s1"]["report"] is None  # a secondary applies no graph of its own
