@@ -24,7 +24,7 @@ from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
 from mgmt.remote.orchestration.session import RunContext, Session
-from mgmt.remote.protocol import SECONDARY_SETTING
+from mgmt.remote.protocol import SECONDARY_SETTING, RemotePaths
 from mgmt.remote.protocol.relay import (
     RESULT_FIELDS,
     parse_leaf_result_line,
@@ -57,6 +57,11 @@ class SecondarySession(Session):
         settings = {SECONDARY_SETTING: True}  # first: see protocol.is_secondary_line
         settings.update(super().agent_settings(port))
         return settings
+
+    def describe_start(self, paths: RemotePaths, settings: Dict[str, Any]) -> str:
+        below = self.subtree.below()
+        shown = ", ".join(below[:5]) + (f" and {len(below) - 5} more" if len(below) > 5 else "")
+        return f"{paths.bundle} as the secondary of {len(below)} host(s): {shown}"
 
     def _upward(self, host: str, line: str) -> None:
         """A line from the secondary: a host's output, a host's result, or its own log."""

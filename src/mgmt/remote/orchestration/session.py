@@ -248,17 +248,17 @@ class Session:
             **self.ctx.agent_options,
         }
 
+    def describe_start(self, paths: protocol.RemotePaths, settings: Dict[str, Any]) -> str:
+        """What the host runs, for the "Running:" log line."""
+        return protocol.command_line(paths, self.spec.graph.name, settings)
+
     def _run_agent(self, process: Process, settings: Dict[str, Any]) -> int:
         graph, _ = graph_payload(self.spec.graph)
         paths = self._paths
         if len(graph) > protocol.INLINE_GRAPH_MAX:
             upload(self._runner, graph, paths.graph(self.spec.graph.name))
             graph = b""
-        log.info(
-            "%s: Running: %s",
-            self.host,
-            protocol.command_line(paths, self.spec.graph.name, settings),
-        )
+        log.info("%s: Running: %s", self.host, self.describe_start(paths, settings))
         creds = self.ctx.endpoint.credentials
         if creds is not None:
             settings = {**settings, "credentials": [creds.username, creds.password]}
