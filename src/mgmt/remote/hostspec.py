@@ -7,16 +7,16 @@ A password in the URL works, but the file then holds a secret in plain text,
 so it is reported with a warning.
 """
 
-from __future__ import annotations
-
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import unquote, urlsplit
 
 from mgmt.errors import GraphError
 from mgmt.log import get_logger
+
+if TYPE_CHECKING:
+    from mgmt.graph.model import Graph
 
 log = get_logger("remote")
 
@@ -29,18 +29,20 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.%+-]+$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.%:-]+$")
 
 
-@dataclass(frozen=True)
-class HostSpec:
-    """A host to run one graph on: where to connect, as whom, and which graph."""
+class HostSpec(NamedTuple):
+    """A host to run one graph on: where to connect, as whom, and which graph.
+
+    A NamedTuple (not a dataclass): secondaries use it too, on Python 3.6.
+    """
 
     target: str  # an address or an ~/.ssh/config alias
     graph: Path
     user: Optional[str] = None
     port: Optional[int] = None
-    password: Optional[str] = field(default=None, repr=False, compare=False)
+    password: Optional[str] = None  # never in repr()
     # The hosts it is reached through, first hop first (its graph's via:, see
     # mgmt.remote.hierarchy); () for a host the initiator logs in to itself.
-    via: Tuple[HostSpec, ...] = field(default=(), compare=False)
+    via: Tuple["HostSpec", ...] = ()
 
     @property
     def name(self) -> str:
@@ -51,6 +53,12 @@ class HostSpec:
         user = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port else ""
         return f"{user}{self.target}{port}"
+
+    def __repr__(self) -> str:
+        return (
+            f"HostSpec(target={self.target!r}, graph={self.graph!r}, user={self.user!r}, "
+            f"port={self.port!r}, via={self.via!r})"
+        )
 
 
 def parse_remote(
@@ -94,7 +102,7 @@ def parse_remote(
     return HostSpec(target=host, graph=graph, user=user, port=port, password=password)
 
 
-def _remote_value(path: Path):
+def _remote_value(path: Path) -> "Tuple[Graph, object, Optional[int]]":
     """The graph file, validated, with its ``remote:`` value and that value's line.
 
     The whole graph is loaded and checked as ``mgmt run --file`` would (one
@@ -120,8 +128,7 @@ def read_remote(path: Path) -> HostSpec:
     return parse_via(spec, graph.via, graph.via_line)
 
 
-@dataclass
-class RemoteSet:
+class RemoteSet(NamedTuple):
     """The hosts of a run, and the graphs refused before connecting (with why)."""
 
     specs: List[HostSpec]
