@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import glob
 import json
 import os
 import re
@@ -378,3 +379,34 @@ def test_json_has_an_entry_per_leaf_with_its_agents_report(pool, agent_env, bund
         [only] = [r for r in report["resources"] if r["kind"] == "file"]
         assert only["name"] == f"only-{name}" and only["result"] == "changed"
     assert hosts["s1"]["report"] is None  # a secondary applies no graph of its own
+
+
+def test_a_secondary_whose_python3_is_3_6(bundle, tmp_path):
+    """RHEL 8's platform-python: the secondary mode (the fan-out, its OpenSSH runner)
+    runs on it; the leaf behind it keeps this machine's python3."""
+    need_hosts()
+    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.6.*/bin/python3.6")))
+    assert found, "pyenv's Python 3.6 is missing (pyenv install 3.6): secondaries run on it"
+    with ssh_hosts(["r8", "leaf"], behind={"leaf": "r8"}, python3={"r8": found[-1]}) as pool:
+        r8, leaf = pool["r8"], pool["leaf"]
+        version = r8.run(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2])"])
+        assert version.stdout == "(3, 6)\n"
+        graph = file_graph("leaf", f"ssh://root@{leaf.address}", tmp_path, "under 3.6")
+        graph.write_text(graph.read_text() + "via: r8\n")
+        with ssh_agent(pool.identity) as sock:
+            env = {"SSH_AUTH_SOCK": sock}
+            # Cold (the secondary runs from the zip) and warm (from its unpacked copy).
+            for bundle_state in ("copied", "cached"):
+                done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1", env=env)
+                out = done.stdout + done.stderr
+                assert done.returncode == 0, out
+                rows = summary(done.stdout)
+                assert rows["r8"][:2] == ("converged", bundle_state), out
+                assert rows[f"r8/{leaf.address}"][:2] == ("converged", bundle_state), out
+        assert has_file(leaf, "under 3.6")
+        # The warm start compiled the secondary's own modules with 3.6, on r8.
+        cache = "/root/.cache/mgmt/shiv/*/site-packages/mgmt/remote/hierarchy/__pycache__/"
+        compiled = r8.run(f"ls {cache}").stdout
+        assert "secondary.cpython-36.pyc" in compiled, compiled
+        for host in pool:
+            assert_clean(host)

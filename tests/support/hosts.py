@@ -160,6 +160,7 @@ def ssh_hosts(
     workdir: Optional[Path] = None,
     addresses: Optional[Sequence[str]] = None,
     behind: Optional[Dict[str, str]] = None,
+    python3: Optional[Dict[str, str]] = None,
 ) -> Iterator[HostPool]:
     """Make throw-away SSH hosts; everything is torn down on exit, whatever happened.
 
@@ -170,6 +171,8 @@ def ssh_hosts(
     ``behind``: host name -> the (earlier) host it is reachable through only;
     its ssh_config alias gets ``ProxyJump``, and this machine an ``unreachable``
     route for the whole test range (only the hosts' own routes lead anywhere).
+    ``python3``: host name -> the interpreter that is its /usr/bin/python3 (say
+    pyenv's 3.6, as on RHEL 8), bind-mounted in the host's mount namespace only.
     """
     _require_root()
     if isinstance(names, int):
@@ -198,6 +201,7 @@ def ssh_hosts(
                     known_hosts=pool.known_hosts,
                     password=password,
                     jump=pool[behind[name]] if behind and name in behind else None,
+                    python3=(python3 or {}).get(name),
                 )
                 pool.hosts.append(host)
                 jump = host.jump
