@@ -115,3 +115,12 @@ def test_the_command_line_says_so_in_one_line_with_exit_2_before_connecting(tmp_
     assert done.returncode == 2, done.stdout + done.stderr
     message = "via: each hop must be a non-empty string, got int 7"
     assert done.stderr.strip() == f"mgmt: error: {path}:6: {message}"
+
+
+def test_a_secondary_settings_line_that_is_not_json_is_an_input_error():
+    from mgmt.errors import InputError
+    from mgmt.remote.hierarchy.secondary import secondary_settings
+
+    with pytest.raises(InputError, match="secondary settings on stdin"):
+        secondary_settings('{"secondary": true, oops\n')
+    assert secondary_settings('{"secondary": true, "hostname": "s1"}') == '{"hostname": "s1"}'

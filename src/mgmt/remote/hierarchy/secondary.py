@@ -32,6 +32,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from mgmt.errors import InputError
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import group_by_first_hop
 from mgmt.remote.hierarchy.plan import load_plan, update_graphs
@@ -49,7 +50,10 @@ log = get_logger("remote")
 
 def secondary_settings(line: str) -> str:
     """The settings line without its ``secondary`` key (what is left is an agent's)."""
-    fields = json.loads(line)
+    try:
+        fields = json.loads(line)
+    except ValueError as err:
+        raise InputError(f"secondary settings on stdin: {err}") from None
     fields.pop(SECONDARY_SETTING, None)
     return json.dumps(fields)
 

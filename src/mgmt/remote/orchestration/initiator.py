@@ -64,8 +64,9 @@ def run(
         raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
     remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
     direct, subtrees = group_by_first_hop(remotes.specs)  # via: errors before connecting
-    if settings.cconns and settings.converged_timeout < 0 and len(remotes.specs) > settings.cconns:
-        waiting = len(remotes.specs) - settings.cconns
+    sessions = len(direct) + len(subtrees)  # a secondary is one session here
+    if settings.cconns and settings.converged_timeout < 0 and sessions > settings.cconns:
+        waiting = sessions - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
     found = find_bundle(bundle)
     log.info("bundle %s (%d bytes, sha256 %s)", found.path, found.size, found.sha256[:12])
