@@ -187,7 +187,7 @@ def ssh_hosts(
         with allocation_lock():
             reap_stale()
             if behind:
-                unreachable_range()
+                unreachable_range(f"{os.getpid()}-{root.name}")
             for name, address in zip(names, pick_addresses(len(names), addresses)):
                 netns = new_namespace_name()
                 host = Host(
@@ -221,7 +221,7 @@ def ssh_hosts(
             unlink_namespace(host.netns, host.veth, host.address, host.jump is not None)
         if behind:
             with allocation_lock():
-                release_unreachable_range()
+                release_unreachable_range(f"{os.getpid()}-{root.name}")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -170,15 +170,29 @@ def unlink_namespace(netns: str, veth: str, address: str, behind_jump: bool) -> 
     delete_namespace(netns)
 
 
-def unreachable_range() -> None:
+# One file per live pool that needs the range's route (its creator's pid first):
+# the last one to go removes the route, whatever other pools still run.
+RANGE_HOLDERS = Path("/run/lock/mgmt-test-unreachable")
+
+
+def unreachable_range(holder: str) -> None:
     """An ``unreachable`` route for all of :data:`NETWORK` on this machine (the
     initiator's namespace): only the hosts' own /32 routes lead anywhere, so a
     packet for a host behind another fails at once, whatever its address.
-    Call with :func:`allocation_lock` held; :func:`release_unreachable_range` undoes it."""
+    ``holder``: ``<pid>-<name>``, unique per pool. Call with :func:`allocation_lock`
+    held; :func:`release_unreachable_range` undoes it."""
+    RANGE_HOLDERS.mkdir(parents=True, exist_ok=True)
+    (RANGE_HOLDERS / holder).touch()
     run_tool(["ip", "route", "replace", "unreachable", str(NETWORK)])
 
 
-def release_unreachable_range() -> None:
-    """Remove the range's route once no throw-away host is left (any pool's)."""
-    if not any(NAME_RE.match(netns) for netns in _namespaces()):
-        run_tool(["ip", "route", "delete", "unreachable", str(NETWORK)], check=False)
+def release_unreachable_range(holder: str) -> None:
+    """Drop ``holder``; remove the route once no live pool holds it (with the lock held)."""
+    with contextlib.suppress(FileNotFoundError):
+        (RANGE_HOLDERS / holder).unlink()
+    for other in list(RANGE_HOLDERS.iterdir()) if RANGE_HOLDERS.is_dir() else []:
+        pid = other.name.split("-", 1)[0]
+        if pid.isdigit() and _pid_alive(int(pid)):
+            return
+        other.unlink()  # its pool's process died without releasing it
+    run_tool(["ip", "route", "delete", "unreachable", str(NETWORK)], check=False)
