@@ -410,3 +410,25 @@ def test_a_secondary_whose_python3_is_3_6(bundle, tmp_path):
         assert "secondary.cpython-36.pyc" in compiled, compiled
         for host in pool:
             assert_clean(host)
+
+
+def test_a_secondary_killed_alone_takes_its_ssh_clients_with_it(pool, agent_env, bundle, tmp_path):
+    s1, l1 = pool["s1"], pool["l1"]
+    run = Initiator(pool, bundle, [leaf_graph(pool, "l1", tmp_path, "alone")], env=agent_env)
+    try:
+        wait_until(lambda: has_file(l1, "alone"), 60, "l1 applied")
+        [secondary] = [
+            pid
+            for pid, cmd in s1.processes().items()
+            if " -S -c " in cmd and "via-s1.json" in cmd and not cmd.startswith("/bin/sh")
+        ]
+        assert [c for c in s1.processes().values() if c.startswith("ssh ") and " -M " in c]
+        os.kill(secondary, signal.SIGKILL)  # its ssh masters and clients stay... not for long
+        assert run.wait(60) == 1, run.output
+    finally:
+        run.kill()
+    rows = summary(run.output)
+    assert rows["s1"][0] == "failed", run.output
+    assert rows[path_of(pool, "l1")][2].startswith("via s1: "), run.output
+    for host in pool:
+        assert_clean(host, timeout=15)

@@ -28,6 +28,7 @@ Runs on hosts: Python 3.6+, standard library and the bundle only.
 import json
 import os
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -166,8 +167,13 @@ def run_secondary(settings: Settings) -> int:
     from mgmt.remote.orchestration.etcd import SeedsEtcd
     from mgmt.remote.transport.openssh import OpenSshRunner
 
+    # A process group of our own, our ssh clients in it: START ends the group
+    # with us, so no master connection to a host outlives us, even after SIGKILL.
+    os.setpgrp()
     plan = Path(settings.file)
     run_dir = plan.parent
+    # The ssh control sockets too go in the run dir, which START removes after us.
+    tempfile.tempdir = str(run_dir)
     specs, trust, options = load_plan(plan, run_dir)
     direct, subtrees = group_by_first_hop(specs)
     known = _private_file(run_dir / "known_hosts", trust["known_hosts"])
