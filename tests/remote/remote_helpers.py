@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -174,3 +175,16 @@ def host_fingerprint(host: Host) -> str:
         check=True,
     ).stdout
     return out.split()[1]
+
+
+def has_file(host: Host, content: str) -> bool:
+    """The host's one-file graph (:func:`file_graph`) applied with this content."""
+    path = f"/tmp/only-{host.name}"
+    return host.exists(path) and host.read_file(path) == content
+
+
+def save_graph(path: Path, text: str) -> None:
+    """Write a graph the way editors save: a new file renamed over the old one."""
+    temp = path.with_suffix(".swp")
+    temp.write_text(text)
+    os.replace(temp, path)
