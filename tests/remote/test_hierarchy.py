@@ -16,10 +16,12 @@ import os
 import re
 import signal
 import socket
+import subprocess
 
 import pytest
 from remote_helpers import (
     EXAMPLES,
+    REPO,
     Initiator,
     assert_clean,
     file_graph,
@@ -357,3 +359,22 @@ def test_a_secondary_killed_alone_takes_its_ssh_clients_with_it(pool, agent_env,
     assert rows[path_of(pool, "l1")][2].startswith("via s1: "), run.output
     for host in pool:
         assert_clean(host, timeout=15)
+
+
+def test_fab_deploy_runs_graphs_with_via(pool, agent_env, bundle, tmp_path):
+    graph = leaf_graph(pool, "l3", tmp_path, "from fab")
+    fab = str(REPO / ".venv" / "bin" / "fab")
+    done = subprocess.run(
+        [fab, "deploy", "--graph", str(graph), "--converged-timeout", "1"],
+        env=pool.env(MGMT_BUNDLE=str(bundle), **agent_env),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summary(done.stdout)[path_of(pool, "l3")][0] == "converged", done.stdout
+    assert has_file(pool["l3"], "from fab")
+    for host in pool:
+        assert_clean(host)
