@@ -378,3 +378,16 @@ def test_fab_deploy_runs_graphs_with_via(pool, agent_env, bundle, tmp_path):
     assert has_file(pool["l3"], "from fab")
     for host in pool:
         assert_clean(host)
+
+
+def test_without_an_ssh_agent_the_leaves_fail_saying_why(pool, bundle, tmp_path):
+    done = mgmt_run(
+        pool, bundle, [leaf_graph(pool, "l2", tmp_path, "no agent")], "--converged-timeout=1"
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "s1: no ssh-agent to forward (SSH_AUTH_SOCK is unset)" in out
+    row = summary(done.stdout)[path_of(pool, "l2")]
+    assert row[0] == "failed" and "Permission denied" in row[2], out
+    for host in pool:
+        assert_clean(host)
