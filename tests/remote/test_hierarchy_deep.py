@@ -4,6 +4,7 @@ and a secondary whose python3 is RHEL 8's 3.6 (each in a pool of its own)."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 import pytest
@@ -42,6 +43,11 @@ def test_depth_three_on_one_chain_by_ssh_config_aliases(chain, bundle, tmp_path)
         try:
             wait_until(lambda: has_file(z, "deep"), 60, "z applied")
             run.wait_for_line(r"^s1/m/z \| ", timeout=10)
+            # Each level gets less time to stop its hosts than the level above
+            # gives it: a stop reaches every level within the initiator's 10 s.
+            for host, name, grace in (("s1", "via-s1.json", 7.0), ("m", "via-m.json", 4.0)):
+                plan = json.loads(chain[host].run(f"cat /tmp/mgmt-*/{name}").stdout)
+                assert plan["options"]["stop_grace"] == grace
             # A live edit goes down both levels.
             save_graph(graph, graph.read_text().replace("deep", "edited"))
             wait_until(lambda: has_file(z, "edited"), 30, "the edit applied on z")

@@ -124,3 +124,13 @@ def test_a_secondary_settings_line_that_is_not_json_is_an_input_error():
     with pytest.raises(InputError, match="secondary settings on stdin"):
         secondary_settings('{"secondary": true, oops\n')
     assert secondary_settings('{"secondary": true, "hostname": "s1"}') == '{"hostname": "s1"}'
+
+
+def test_each_level_down_has_less_time_to_stop_its_hosts():
+    from mgmt.remote.hierarchy.plan import grace_below
+    from mgmt.remote.orchestration.session import STOP_GRACE
+
+    levels = [STOP_GRACE]
+    for _ in range(4):
+        levels.append(grace_below(levels[-1]))
+    assert levels == [10.0, 7.0, 4.0, 2.0, 2.0]

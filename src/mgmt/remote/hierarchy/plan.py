@@ -7,7 +7,8 @@ secondary's run dir, 0600, and removed with it):
      "hosts": [{"target", "user", "port", "graph_name", "graph", "via": [hops]}],
      "known_hosts": "the initiator's known_hosts lines for every host below",
      "aliases": {"alias": {"hostname", "port", "user"}},  # from the initiator's ssh_config
-     "options": {"cconns", "converged_timeout", "lost_timeout", "accept_new", "caching",
+     "options": {"stop_grace", "cconns", "converged_timeout", "lost_timeout", "accept_new",
+                 "caching",
                  "bundle_sha256", "bundle_build_id"}}
 
 Each host's ``via`` is what is left of its hops after this secondary (a host
@@ -26,6 +27,7 @@ from mgmt.remote.hostspec import HostSpec
 
 VERSION = 1
 OPTIONS = (
+    "stop_grace",
     "cconns",
     "converged_timeout",
     "lost_timeout",
@@ -34,6 +36,17 @@ OPTIONS = (
     "bundle_sha256",
     "bundle_build_id",
 )
+
+
+# Each level below stops its hosts this much sooner than the level above kills it
+# (SIGKILL after its own grace): a stop reaches every level within the initiator's.
+GRACE_STEP = 3.0
+MIN_GRACE = 2.0
+
+
+def grace_below(grace: float) -> float:
+    """The SIGINT-to-SIGKILL grace of the sessions one level down."""
+    return max(MIN_GRACE, grace - GRACE_STEP)
 
 
 def _hop(spec: HostSpec) -> Dict[str, Any]:

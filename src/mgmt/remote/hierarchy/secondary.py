@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Optional
 from mgmt.errors import InputError
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import group_by_first_hop
-from mgmt.remote.hierarchy.plan import load_plan, update_graphs
+from mgmt.remote.hierarchy.plan import grace_below, load_plan, update_graphs
 from mgmt.remote.hierarchy.upstream import Hierarchy
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
@@ -210,8 +210,9 @@ def run_secondary(settings: Settings) -> int:
         subtrees,
         run_dir,
         lambda tree: trust,
-        options,
+        dict(options, stop_grace=grace_below(options["stop_grace"])),  # for the level below
         on_new_host_key=lambda _below, key: upward.line(new_host_key_line(" ".join(key))),
+        stop_grace=options["stop_grace"],
     )
     control = RunControl()
     fanout = SecondaryFanout(

@@ -95,7 +95,8 @@ class Hierarchy:
     ``options``: :data:`.plan.OPTIONS`; ``connect``: how secondaries are
     logged in to (the initiator forwards its ssh-agent; None: the run's own);
     ``on_new_host_key``: what to do with a key a secondary accepted
-    (--ssh-accept-new) for a host below it.
+    (--ssh-accept-new) for a host below it; ``stop_grace``: that of the sessions
+    made here (a secondary's are shorter, see :func:`.plan.grace_below`).
     """
 
     def __init__(
@@ -106,8 +107,10 @@ class Hierarchy:
         options: Dict[str, Any],
         connect: Optional[Callable[[HostSpec], Runner]] = None,
         on_new_host_key: Optional[Callable[[str, Tuple[str, str, str]], None]] = None,
+        stop_grace: Optional[float] = None,
     ):
         self.trees = {tree.name: tree for tree in subtrees}
+        self.stop_grace = stop_grace  # for the sessions made here (None: Session's)
         self.plan_dir = plan_dir
         self.trust = trust
         self.options = options
@@ -161,11 +164,14 @@ class Hierarchy:
     ) -> Session:
         tree = self.trees.get(spec.name)
         if tree is None:
-            return Session(spec, ctx, report)
-        if self.connect is not None:
-            ctx = ctx._replace(connect=self.connect)
-        session = SecondarySession(spec, ctx, report, tree, self.on_new_host_key)
-        self.sessions[spec.name] = session
+            session = Session(spec, ctx, report)
+        else:
+            if self.connect is not None:
+                ctx = ctx._replace(connect=self.connect)
+            session = SecondarySession(spec, ctx, report, tree, self.on_new_host_key)
+            self.sessions[spec.name] = session
+        if self.stop_grace is not None:
+            session.stop_grace = self.stop_grace
         return session
 
     def expand(self, results: List[HostResult]) -> List[HostResult]:

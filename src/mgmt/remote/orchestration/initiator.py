@@ -130,12 +130,15 @@ def via_hierarchy(subtrees, state: Path, options, settings: Settings, found):
     """The secondaries of a via: run (mgmt.remote.hierarchy), logged in to with
     the ssh-agent forwarded; with no via: graphs, plain sessions only."""
     from mgmt.remote.hierarchy.initiator import top_hierarchy
+    from mgmt.remote.hierarchy.plan import grace_below
+    from mgmt.remote.orchestration.session import STOP_GRACE
     from mgmt.remote.transport.agent_forward import AgentForwardingRunner
 
     def connect(spec: HostSpec) -> AgentForwardingRunner:
         return AgentForwardingRunner(spec, options, lost_timeout=settings.lost_timeout)
 
     plan_options = {
+        "stop_grace": grace_below(STOP_GRACE),
         "cconns": settings.cconns,
         "converged_timeout": settings.converged_timeout,
         "lost_timeout": settings.lost_timeout,
