@@ -208,6 +208,8 @@ def run_remote_agent() -> int:
     for name in ("SHIV_ENTRY_POINT", "SHIV_ROOT"):
         os.environ.pop(name, None)
 
+    mode = {"run": run_agent}
+
     def settings() -> Settings:
         if len(sys.argv) != 3:
             raise InputError("a remote agent takes GRAPH STATE_DIR, and its settings on stdin")
@@ -215,13 +217,25 @@ def run_remote_agent() -> int:
             line = sys.stdin.buffer.readline().decode("utf-8", "surrogateescape")
         except (OSError, ValueError, AttributeError) as err:  # not UTF-8, or no stdin
             raise InputError(f"agent settings on stdin: {err}") from None
+        from mgmt.remote.protocol import is_secondary_line
+
+        if is_secondary_line(line):  # a secondary of a via: run (mgmt.remote.hierarchy)
+            from mgmt.remote.hierarchy.secondary import run_secondary, secondary_settings
+
+            mode["run"] = run_secondary
+            line = secondary_settings(line)
         return settings_from_json(line, file=Path(sys.argv[1]), prefix=Path(sys.argv[2]))
 
-    return _run(settings)
+    return _run(settings, run=lambda settings: mode["run"](settings))
 
 
-def _run(make_settings: Callable[[], Settings], verbosity: int = 0) -> int:
-    """Settings, then the agent or the initiator; errors become a line and an exit code."""
+def _run(
+    make_settings: Callable[[], Settings],
+    verbosity: int = 0,
+    run: Optional[Callable[[Settings], int]] = None,
+) -> int:
+    """Settings, then the agent (or ``run``) or the initiator; errors become a line
+    and an exit code."""
     from mgmt import log
 
     try:
@@ -232,7 +246,7 @@ def _run(make_settings: Callable[[], Settings], verbosity: int = 0) -> int:
             from mgmt.remote import run_remotes
 
             return run_remotes(settings)
-        return run_agent(settings)
+        return (run or run_agent)(settings)
     except MgmtError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return err.exit_code

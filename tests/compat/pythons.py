@@ -20,7 +20,13 @@ ALL_VERSIONS = ("3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
 HOST_VERSIONS = ("3.6", "3.9", "3.12", "3.13")
 
 # Initiator-only: reaching hosts (Fabric, paramiko) and orchestrating the run.
-INITIATOR_ONLY = ("mgmt.remote.transport", "mgmt.remote.orchestration", "mgmt.remote.hostspec")
+# (What a secondary of a via: run imports of these is checked apart, in
+# tests/compat/test_secondary_imports.py; mgmt.remote.hostspec is its too.)
+INITIATOR_ONLY = (
+    "mgmt.remote.transport",
+    "mgmt.remote.orchestration",
+    "mgmt.remote.hierarchy.initiator",
+)
 
 
 def pyenv_root() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -48,14 +49,14 @@ def file_graph(host: str, remote: str, directory: Path, content: str = "") -> Pa
     return path
 
 
-def mgmt_run(pool: HostPool, bundle: Path, graphs: List[Path], *flags: str, timeout=90):
-    """`mgmt run --remote ...` to completion; the CompletedProcess."""
+def mgmt_run(pool: HostPool, bundle: Path, graphs: List[Path], *flags: str, timeout=90, env=None):
+    """`mgmt run --remote ...` to completion; the CompletedProcess (``env``: added)."""
     argv = [*MGMT, "run", "--tmp-prefix", *flags]
     for graph in graphs:
         argv += ["--remote", str(graph)]
     return subprocess.run(
         argv,
-        env=pool.env(MGMT_BUNDLE=str(bundle)),
+        env=pool.env(MGMT_BUNDLE=str(bundle), **(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -73,6 +74,7 @@ class Initiator:
         graphs: List[Path],
         *flags: str,
         stdin: Optional[str] = None,
+        env=None,
     ):
         """``stdin``: typed at a prompt (a session of its own has no terminal, so
         getpass reads stdin)."""
@@ -81,7 +83,7 @@ class Initiator:
             argv += ["--remote", str(graph)]
         self.proc = subprocess.Popen(
             argv,
-            env=pool.env(MGMT_BUNDLE=str(bundle)),
+            env=pool.env(MGMT_BUNDLE=str(bundle), **(env or {})),
             stdin=subprocess.PIPE if stdin is not None else None,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -188,3 +190,16 @@ def host_fingerprint(host: Host) -> str:
         check=True,
     ).stdout
     return out.split()[1]
+
+
+def has_file(host: Host, content: str) -> bool:
+    """The host's one-file graph (:func:`file_graph`) applied with this content."""
+    path = f"/tmp/only-{host.name}"
+    return host.exists(path) and host.read_file(path) == content
+
+
+def save_graph(path: Path, text: str) -> None:
+    """Write a graph the way editors save: a new file renamed over the old one."""
+    temp = path.with_suffix(".swp")
+    temp.write_text(text)
+    os.replace(temp, path)

@@ -53,7 +53,9 @@ from support.netns import (
     new_namespace_name,
     pick_addresses,
     reap_stale,
+    release_unreachable_range,
     unlink_namespace,
+    unreachable_range,
 )
 from support.sshd import PRIVATE_DIRS, Host, keygen, kill_sshd, start_sshd
 
@@ -158,6 +160,7 @@ def ssh_hosts(
     workdir: Optional[Path] = None,
     addresses: Optional[Sequence[str]] = None,
     behind: Optional[Dict[str, str]] = None,
+    python3: Optional[Dict[str, str]] = None,
 ) -> Iterator[HostPool]:
     """Make throw-away SSH hosts; everything is torn down on exit, whatever happened.
 
@@ -166,7 +169,10 @@ def ssh_hosts(
     ``addresses``: the hosts' addresses (default: the lowest free ones in
     10.254.0.0/16, so a first pool gets 10.254.0.2, 10.254.0.3, ...).
     ``behind``: host name -> the (earlier) host it is reachable through only;
-    its ssh_config alias gets ``ProxyJump``.
+    its ssh_config alias gets ``ProxyJump``, and this machine an ``unreachable``
+    route for the whole test range (only the hosts' own routes lead anywhere).
+    ``python3``: host name -> the interpreter that is its /usr/bin/python3 (say
+    pyenv's 3.6, as on RHEL 8), bind-mounted in the host's mount namespace only.
     """
     _require_root()
     if isinstance(names, int):
@@ -180,6 +186,8 @@ def ssh_hosts(
     try:
         with allocation_lock():
             reap_stale()
+            if behind:
+                unreachable_range(f"{os.getpid()}-{root.name}")
             for name, address in zip(names, pick_addresses(len(names), addresses)):
                 netns = new_namespace_name()
                 host = Host(
@@ -193,6 +201,7 @@ def ssh_hosts(
                     known_hosts=pool.known_hosts,
                     password=password,
                     jump=pool[behind[name]] if behind and name in behind else None,
+                    python3=(python3 or {}).get(name),
                 )
                 pool.hosts.append(host)
                 jump = host.jump
@@ -210,6 +219,9 @@ def ssh_hosts(
         for host in pool.hosts:
             kill_sshd(host)
             unlink_namespace(host.netns, host.veth, host.address, host.jump is not None)
+        if behind:
+            with allocation_lock():
+                release_unreachable_range(f"{os.getpid()}-{root.name}")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -145,11 +145,12 @@ def link_namespace(
         peer, outside = str(GATEWAY), ["ip"]
         run_tool(["ip", "addr", "add", f"{GATEWAY}/32", "dev", veth])
     else:
-        # The other end is inside the jump host; here the address goes nowhere
-        # (a blackhole, so a bug cannot send it out through the default route).
+        # The other end is inside the jump host; here the address is unreachable
+        # (a packet for it fails at once, and a bug cannot send it out through
+        # the default route; see also unreachable_range()).
         peer, outside = str(jump_address), ["ip", "-n", jump_netns]
         run_tool(["ip", "link", "set", veth, "netns", jump_netns])
-        run_tool(["ip", "route", "add", "blackhole", f"{address}/32"])
+        run_tool(["ip", "route", "add", "unreachable", f"{address}/32"])
     run_tool([*outside, "link", "set", veth, "up"])
     run_tool([*outside, "route", "add", f"{address}/32", "dev", veth, "src", peer])
     inside = ["ip", "-n", netns]
@@ -165,5 +166,33 @@ def unlink_namespace(netns: str, veth: str, address: str, behind_jump: bool) -> 
     # whenever the kernel gets round to freeing the namespace.
     run_tool(["ip", "link", "delete", veth], check=False)
     if behind_jump:
-        run_tool(["ip", "route", "delete", "blackhole", f"{address}/32"], check=False)
+        run_tool(["ip", "route", "delete", "unreachable", f"{address}/32"], check=False)
     delete_namespace(netns)
+
+
+# One file per live pool that needs the range's route (its creator's pid first):
+# the last one to go removes the route, whatever other pools still run.
+RANGE_HOLDERS = Path("/run/lock/mgmt-test-unreachable")
+
+
+def unreachable_range(holder: str) -> None:
+    """An ``unreachable`` route for all of :data:`NETWORK` on this machine (the
+    initiator's namespace): only the hosts' own /32 routes lead anywhere, so a
+    packet for a host behind another fails at once, whatever its address.
+    ``holder``: ``<pid>-<name>``, unique per pool. Call with :func:`allocation_lock`
+    held; :func:`release_unreachable_range` undoes it."""
+    RANGE_HOLDERS.mkdir(parents=True, exist_ok=True)
+    (RANGE_HOLDERS / holder).touch()
+    run_tool(["ip", "route", "replace", "unreachable", str(NETWORK)])
+
+
+def release_unreachable_range(holder: str) -> None:
+    """Drop ``holder``; remove the route once no live pool holds it (with the lock held)."""
+    with contextlib.suppress(FileNotFoundError):
+        (RANGE_HOLDERS / holder).unlink()
+    for other in list(RANGE_HOLDERS.iterdir()) if RANGE_HOLDERS.is_dir() else []:
+        pid = other.name.split("-", 1)[0]
+        if pid.isdigit() and _pid_alive(int(pid)):
+            return
+        other.unlink()  # its pool's process died without releasing it
+    run_tool(["ip", "route", "delete", "unreachable", str(NETWORK)], check=False)

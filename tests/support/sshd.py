@@ -46,6 +46,7 @@ class Host:
     user: str = "root"
     password: Optional[str] = None
     jump: Optional[Host] = None  # reachable only through this host (ProxyJump)
+    python3: Optional[str] = None  # the host's /usr/bin/python3 (say pyenv's 3.6)
     sshd: Optional[subprocess.Popen] = field(default=None, repr=False)
 
     # -- looking inside -------------------------------------------------
@@ -179,15 +180,39 @@ def _sshd_config(host: Host, password: Optional[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _mask_script(state_dir: Path, private_dirs: Sequence[str], password: Optional[str]) -> str:
+def _mask_script(
+    state_dir: Path, private_dirs: Sequence[str], password: Optional[str], python3: Optional[str]
+) -> str:
     """Shell run inside the new mount namespace before exec'ing sshd."""
     steps = []
+    python = _python_mounts(state_dir, private_dirs, python3)
+    steps += python[0]
     for path in private_dirs:
         mode = "1777" if path == "/tmp" else "0700"
         steps.append(f"mount -t tmpfs -o mode={mode} tmpfs {shlex.quote(path)}")
     if password:
         steps.append(f"mount --bind {shlex.quote(str(state_dir / 'shadow'))} /etc/shadow")
+    steps += python[1]
     return " && ".join(steps) if steps else "true"
+
+
+def _python_mounts(state_dir: Path, private_dirs: Sequence[str], python3: Optional[str]):
+    """Mounts (before, after the private dirs) that make ``python3`` the host's
+    /usr/bin/python3. An interpreter under a private dir (pyenv's, in /root) has
+    its whole tree moved aside first and back on top of the private dir after."""
+    if python3 is None:
+        return [], []
+    real = os.path.realpath(python3)
+    tree = real.split("/bin/")[0]  # pyenv: .../versions/3.6.15
+    before, after = [], []
+    if any(tree == d or tree.startswith(d.rstrip("/") + "/") for d in private_dirs):
+        aside = state_dir / "python"
+        aside.mkdir(exist_ok=True)
+        before.append(f"mount --bind {shlex.quote(tree)} {shlex.quote(str(aside))}")
+        after.append(f"mkdir -p {shlex.quote(tree)}")
+        after.append(f"mount --move {shlex.quote(str(aside))} {shlex.quote(tree)}")
+    after.append(f"mount --bind {shlex.quote(real)} /usr/bin/python3")
+    return before, after
 
 
 def start_sshd(host: Host, authorized_key: Path, private_dirs: Sequence[str]) -> None:
@@ -210,9 +235,8 @@ def start_sshd(host: Host, authorized_key: Path, private_dirs: Sequence[str]) ->
 
     # /run/sshd is sshd's privilege-separation chroot; the package normally makes it.
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    script = f"{_mask_script(state, private_dirs, host.password)} && exec {SSHD} -D -e -f " + (
-        shlex.quote(str(state / "sshd_config"))
-    )
+    mask = _mask_script(state, private_dirs, host.password, host.python3)
+    script = f"{mask} && exec {SSHD} -D -e -f " + (shlex.quote(str(state / "sshd_config")))
     log = open(state / "sshd.log", "w")  # noqa: SIM115 - owned by the Popen for its life
     host.sshd = subprocess.Popen(
         [

@@ -101,6 +101,8 @@ class Graph:
         # How a remote run starts the agent on that host (see mgmt.remote.hostspec).
         self.sudo: Union[bool, str, None] = None  # true: root; a name: that user
         self.python: Optional[str] = None
+        self.via: List[str] = []  # the hops to the host (mgmt.remote.hierarchy), first first
+        self.via_line: Optional[int] = None
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, {len(self.resources)} resources, path={self.path!r})"

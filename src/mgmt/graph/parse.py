@@ -1,7 +1,7 @@
 """Graph file -> validated :class:`Graph`, every error naming the file and line."""
 
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
@@ -11,7 +11,7 @@ from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, Res
 from mgmt.graph.values import LocDict, LocList, new_dict, new_list
 from mgmt.resources.base import FieldError, Meta, fill_params, kind_class, known_kinds
 
-TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote", "sudo", "python")
+TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote", "via", "sudo", "python")
 META_TYPES = {"autoedge": bool, "autogroup": bool, "noop": bool, "retry": int, "delay": int}
 
 
@@ -64,6 +64,8 @@ class _Parser:
         graph.remote_line = doc.line_of("remote") if "remote" in doc else None
         graph.sudo = self.sudo(doc)
         graph.python = self.string(doc, "python", "the graph file") or None
+        if "via" in doc:
+            graph.via, graph.via_line = self.via(doc.get("via"), doc.line_of("via"))
         line = doc.line_of("resources")
         resources = self.mapping(doc.get("resources") or _empty(line), "resources", line)
         for kind, items in resources.items():
@@ -86,6 +88,23 @@ class _Parser:
             return value
         what = "'sudo' must be true, false or a user name"
         raise self.fail(f"the graph file: {what}, got {value!r}", doc.line_of("sudo"))
+
+    def via(self, value: Any, line: int) -> Tuple[List[str], int]:
+        """``via:``: one hop (a string) or the hops in order (a list of strings);
+        what each hop may be is mgmt.remote.hostspec's to say."""
+        if isinstance(value, str):
+            hops = [(value, line)]
+        elif isinstance(value, LocList):
+            hops = list(_items(value))
+        else:
+            raise self.fail(f"via: must be a string or a list of strings, got {_type(value)}", line)
+        if not hops:
+            raise self.fail("via: is an empty list (leave it out to reach the host directly)", line)
+        for hop, hop_line in hops:
+            if not isinstance(hop, str) or not hop.strip():
+                what = f"via: each hop must be a non-empty string, got {_type(hop)}"
+                raise self.fail(what, hop_line)
+        return [hop for hop, _ in hops], line
 
     def resources(self, graph: Graph, kind: Any, items: Any, line: int) -> None:
         if not isinstance(kind, str) or kind not in known_kinds():

@@ -7,12 +7,9 @@ A password in the URL works, but the file then holds a secret in plain text,
 so it is reported with a warning.
 """
 
-from __future__ import annotations
-
 import re
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 from mgmt.errors import GraphError
@@ -32,15 +29,20 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.%+-]+$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.%:-]+$")
 
 
-@dataclass(frozen=True)
-class HostSpec:
-    """A host to run one graph on: where to connect, as whom, and which graph."""
+class HostSpec(NamedTuple):
+    """A host to run one graph on: where to connect, as whom, and which graph.
+
+    A NamedTuple (not a dataclass): secondaries use it too, on Python 3.6.
+    """
 
     target: str  # an address or an ~/.ssh/config alias
     graph: Path
     user: Optional[str] = None
     port: Optional[int] = None
-    password: Optional[str] = field(default=None, repr=False, compare=False)
+    password: Optional[str] = None  # never in repr()
+    # The hosts it is reached through, first hop first (its graph's via:, see
+    # mgmt.remote.hierarchy); () for a host the initiator logs in to itself.
+    via: Tuple["HostSpec", ...] = ()
     # The graph's sudo: and python: keys (None: the run's --sudo, --python).
     sudo: Union[bool, str, None] = None
     python: Optional[str] = None
@@ -55,12 +57,21 @@ class HostSpec:
         port = f":{self.port}" if self.port else ""
         return f"{user}{self.target}{port}"
 
+    def __repr__(self) -> str:
+        return (
+            f"HostSpec(target={self.target!r}, graph={self.graph!r}, user={self.user!r}, "
+            f"port={self.port!r}, via={self.via!r})"
+        )
 
-def parse_remote(value: object, graph: Path, line: Optional[int] = None) -> HostSpec:
-    """Parse one ``remote:`` value; a bad one is a GraphError naming file and line."""
+
+def parse_remote(
+    value: object, graph: Path, line: Optional[int] = None, key: str = "remote"
+) -> HostSpec:
+    """Parse one ``remote:`` value (or a ``via:`` hop, as ``key`` says); a bad one
+    is a GraphError naming file and line."""
 
     def bad(message: str) -> GraphError:
-        return GraphError(f"remote: {message}", str(graph), line)
+        return GraphError(f"{key}: {message}", str(graph), line)
 
     if not isinstance(value, str) or not value.strip():
         raise bad("expected ssh://user@host[:port] or an ~/.ssh/config alias")
@@ -94,8 +105,8 @@ def parse_remote(value: object, graph: Path, line: Optional[int] = None) -> Host
     return HostSpec(target=host, graph=graph, user=user, port=port, password=password)
 
 
-def _remote_value(path: Path) -> Tuple[object, Optional[int], Graph]:
-    """The ``remote:`` value of a graph file and its line, after validating the graph.
+def _remote_value(path: Path) -> "Tuple[Graph, object, Optional[int]]":
+    """The graph file, validated, with its ``remote:`` value and that value's line.
 
     The whole graph is loaded and checked as ``mgmt run --file`` would (one
     reader for graph files), so a bad one stops the run with its file:line
@@ -106,17 +117,22 @@ def _remote_value(path: Path) -> Tuple[object, Optional[int], Graph]:
     graph = load_graph(path)
     if graph.remote is None:
         raise GraphError("no remote: key (which host should run this graph?)", str(path))
-    return graph.remote, graph.remote_line, graph
+    return graph, graph.remote, graph.remote_line
 
 
 def read_remote(path: Path) -> HostSpec:
-    """The host a --remote graph file names, with its sudo: and python: keys."""
-    value, line, graph = _remote_value(path)
-    return replace(parse_remote(value, path, line), sudo=graph.sudo, python=graph.python)
+    """The host a --remote graph file names, with its sudo: and python: keys and
+    the hops of its ``via:``."""
+    graph, value, line = _remote_value(path)
+    spec = parse_remote(value, path, line)._replace(sudo=graph.sudo, python=graph.python)
+    if not graph.via:
+        return spec
+    from mgmt.remote.hierarchy.hops import parse_via
+
+    return parse_via(spec, graph.via, graph.via_line)
 
 
-@dataclass
-class RemoteSet:
+class RemoteSet(NamedTuple):
     """The hosts of a run, and the graphs refused before connecting (with why)."""
 
     specs: List[HostSpec]

@@ -98,7 +98,11 @@ class Fanout:
         cconns: int = 0,
         converged_timeout: int = -1,
         watch_graphs: bool = True,
+        session_factory: Optional[Callable[..., Session]] = None,
     ):
+        """``session_factory(spec, ctx, report)``: the session for a host (default
+        :class:`Session`; mgmt.remote.hierarchy makes secondaries' own)."""
+        self.session_factory = session_factory or Session
         self.specs = specs
         self.ctx = ctx
         self.control = control
@@ -155,7 +159,7 @@ class Fanout:
         return [s for s in self._sessions.values() if not s.finished.is_set()]
 
     def _start(self, spec: HostSpec) -> None:
-        session = Session(spec, self.ctx, self.converged.report)
+        session = self.session_factory(spec, self.ctx, self.converged.report)
         self._sessions[spec.name] = session
 
         def life() -> None:

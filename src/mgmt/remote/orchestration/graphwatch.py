@@ -4,8 +4,6 @@ We watch the directories, not the files: editors save by writing a new file and
 renaming it over the old one, which a watch on the old inode would miss.
 """
 
-from __future__ import annotations
-
 import os
 import select
 import threading

@@ -10,7 +10,6 @@ import getpass
 import json
 import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, List, Optional, TextIO
 
@@ -70,6 +69,7 @@ def run(
 ) -> int:
     """``specs`` (fab deploy): hosts given directly, instead of the graphs' remote: keys.
     ``sudo_password`` (fab deploy: Fabric's sudo.password): instead of asking."""
+    from mgmt.remote.hierarchy.hops import group_by_first_hop
     from mgmt.remote.hostspec import RemoteSet, load_remotes
     from mgmt.remote.orchestration.bundlefile import find_bundle
     from mgmt.remote.orchestration.etcd import RunEtcd, SeedsEtcd
@@ -87,9 +87,11 @@ def run(
         raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
     remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
     if settings.python:  # the graphs' python: keys win for their hosts
-        remotes.specs[:] = [replace(s, python=s.python or settings.python) for s in remotes.specs]
-    if settings.cconns and settings.converged_timeout < 0 and len(remotes.specs) > settings.cconns:
-        waiting = len(remotes.specs) - settings.cconns
+        remotes.specs[:] = [s._replace(python=s.python or settings.python) for s in remotes.specs]
+    direct, subtrees = group_by_first_hop(remotes.specs)  # via: errors before connecting
+    sessions = len(direct) + len(subtrees)  # a secondary is one session here
+    if settings.cconns and settings.converged_timeout < 0 and sessions > settings.cconns:
+        waiting = sessions - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
     users = {spec.name: become_user(spec, settings) for spec in remotes.specs}
     if settings.ask_sudo_password and sudo_password is None:
@@ -134,18 +136,23 @@ def run(
             agent_options=agent_settings(settings),
             output=_Printer(out),
         )
+        hierarchy = via_hierarchy(subtrees, state, options, settings, found)
         fanout = Fanout(
-            remotes.specs,
+            direct + hierarchy.specs(),
             ctx,
             control,
             cconns=settings.cconns,
             converged_timeout=settings.converged_timeout,
             watch_graphs=not settings.no_watch,
+            session_factory=hierarchy.session,
         )
+        if not settings.no_watch:
+            hierarchy.watch()  # graphs behind secondaries: their edits go down too
         try:
             with SignalStop(control):
-                results = fanout.run()
+                results = hierarchy.expand(fanout.run())
         finally:
+            hierarchy.close()
             endpoint.close()
     for path, why in remotes.refused.items():
         results.append(HostResult(str(path), FAILED, message=why))
@@ -154,3 +161,27 @@ def run(
         document_out.write(json.dumps(run_document(results), ensure_ascii=False) + "\n")
         document_out.flush()
     return 1 if any(r.failed for r in results) else 0
+
+
+def via_hierarchy(subtrees, state: Path, options, settings: Settings, found):
+    """The secondaries of a via: run (mgmt.remote.hierarchy), logged in to with
+    the ssh-agent forwarded; with no via: graphs, plain sessions only."""
+    from mgmt.remote.hierarchy.initiator import top_hierarchy
+    from mgmt.remote.hierarchy.plan import grace_below
+    from mgmt.remote.orchestration.session import STOP_GRACE
+    from mgmt.remote.transport.agent_forward import AgentForwardingRunner
+
+    def connect(spec: HostSpec) -> AgentForwardingRunner:
+        return AgentForwardingRunner(spec, options, lost_timeout=settings.lost_timeout)
+
+    plan_options = {
+        "stop_grace": grace_below(STOP_GRACE),
+        "cconns": settings.cconns,
+        "converged_timeout": settings.converged_timeout,
+        "lost_timeout": settings.lost_timeout,
+        "accept_new": settings.ssh_accept_new,
+        "caching": not settings.no_caching,
+        "bundle_sha256": found.sha256,
+        "bundle_build_id": found.build_id,
+    }
+    return top_hierarchy(subtrees, state, options, plan_options, connect)

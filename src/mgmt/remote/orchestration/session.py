@@ -77,6 +77,10 @@ def graph_payload(graph: Path) -> Tuple[bytes, Optional[str]]:
 class Session:
     """Runs one graph on one host; ``run()`` blocks, ``stop()`` may come from any thread."""
 
+    # SIGINT, then SIGKILL after this long; a secondary's sessions have less, so
+    # that every level of a via: run has stopped within the initiator's.
+    stop_grace = STOP_GRACE
+
     def __init__(self, spec: HostSpec, ctx: RunContext, report: Callable[[str, bool], None]):
         self.spec = spec
         self.ctx = ctx
@@ -275,13 +279,17 @@ class Session:
             **self.ctx.agent_options,
         }
 
+    def describe_start(self, paths: protocol.RemotePaths, settings: Dict[str, Any]) -> str:
+        """What the host runs, for the "Running:" log line."""
+        return protocol.command_line(paths, self.spec.graph.name, settings)
+
     def _run_agent(self, process: Process, settings: Dict[str, Any]) -> int:
         graph, _ = graph_payload(self.spec.graph)
         paths = self._paths
         if len(graph) > protocol.INLINE_GRAPH_MAX:
             upload(self._runner, graph, paths.graph(self.spec.graph.name))
             graph = b""
-        command = protocol.command_line(paths, self.spec.graph.name, settings)
+        command = self.describe_start(paths, settings)
         creds = self.ctx.endpoint.credentials
         if creds is not None:
             settings = {**settings, "credentials": [creds.username, creds.password]}
@@ -346,13 +354,13 @@ class Session:
                 break
             now = time.monotonic()
             stop_sent = self._stop_sent_at
-            if stop_sent is not None and kill_sent is None and now - stop_sent > STOP_GRACE:
+            if stop_sent is not None and kill_sent is None and now - stop_sent > self.stop_grace:
                 kill_sent = now
                 log.warning(
                     "%s: agent (pid %s) still running %.0f s after SIGINT; sending SIGKILL",
                     self.host,
                     self.agent_pid,
-                    STOP_GRACE,
+                    self.stop_grace,
                 )
                 with self._send_lock:
                     process.send(protocol.KILL)
@@ -367,7 +375,7 @@ class Session:
             if status in (0, 130, 128 + 2):
                 return self._stop_reason, ""
             if status == 128 + 9:
-                return FAILED, "agent killed after ignoring SIGINT for 10 s"
+                return FAILED, f"agent killed after ignoring SIGINT for {self.stop_grace:.0f} s"
         if status == 0:
             return EXITED, ""
         if status == 1:

@@ -194,3 +194,12 @@ def command_line(paths: RemotePaths, graph: str, settings: Dict[str, Any]) -> st
     argv = [paths.bundle, "run", "--file", paths.graph(graph), "--prefix", paths.state_dir]
     argv += [*agent_argv(settings), "--etcd-auth-stdin"]
     return " ".join(shlex.quote(a) for a in argv)
+
+
+# The settings line of a secondary (mgmt.remote.hierarchy) starts with this key
+# set to true: the bundle then runs the secondary's fan-out, not an agent.
+SECONDARY_SETTING = "secondary"
+
+
+def is_secondary_line(line: str) -> bool:
+    return line.startswith('{"' + SECONDARY_SETTING + '": true')

@@ -107,6 +107,10 @@ guard=$!
 wait "$agent"
 status=$?
 kill "$guard" 2>/dev/null
+# A secondary (mgmt.remote.hierarchy) leads a process group of its own, its ssh
+# clients in it: however it ended, none of them outlives it. (An agent leads
+# none: nothing to do.)
+kill -TERM "-$agent" 2>/dev/null
 # The run dir goes with the agent, also when the initiator is gone and cannot
 # remove it (with --no-caching it holds the bundle too).
 cd / && rm -rf -- "$run"

@@ -68,10 +68,11 @@ class _MasterTunnel(Tunnel):
     def open(self) -> int:
         host, port = self.target()
         spec = f"127.0.0.1:0:{host}:{port}"
-        done = subprocess.run(
+        done = subprocess.run(  # noqa: UP022  (a secondary runs this on Python 3.6)
             self.runner.ssh("-O", "forward", "-R", spec),
-            capture_output=True,
-            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,  # noqa: UP021
         )
         if done.returncode != 0 or not done.stdout.strip().isdigit():
             why = done.stderr.strip() or "no port"
@@ -135,13 +136,17 @@ class OpenSshRunner(Runner):
 
     def _wait_for_master(self) -> None:
         while True:
-            check = subprocess.run(
-                self.ssh("-O", "check"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            if check.returncode == 0:
-                return
+            # The master makes its socket once logged in: until then, asking it
+            # with `ssh -O check` would only spawn an ssh (a secondary starting a
+            # few dozen hosts at once spent most of its CPU on those).
+            if os.path.exists(self.socket):
+                check = subprocess.run(
+                    self.ssh("-O", "check"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+                if check.returncode == 0:
+                    return
             try:
-                self.master.wait(0.05)
+                self.master.wait(0.01)
             except subprocess.TimeoutExpired:
                 continue
             why = self.master.stderr.read().decode(errors="replace").strip()

@@ -1,0 +1,126 @@
+"""What only the initiator does for a via: run: host keys handed down, the
+agent-forwarding login to secondaries, the top level's :class:`.upstream.Hierarchy`.
+
+Host keys: every host below a secondary is checked against the initiator's
+own known_hosts (the files ssh_config names for it, and the global one), and
+exactly those lines go down in the secondary's plan. A host known_hosts does
+not list gets no line: the secondary's ssh refuses it ("Host key verification
+failed"), unless --ssh-accept-new, as for a direct host.
+
+Initiator-only (paramiko): Python 3.9+ allowed here.
+"""
+
+import base64
+import fcntl
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from mgmt.log import get_logger
+from mgmt.remote.hierarchy.hops import Subtree, group_by_first_hop
+from mgmt.remote.hierarchy.upstream import Hierarchy
+from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.transport.connect import ConnectOptions
+from mgmt.remote.transport.runner import Runner
+from mgmt.remote.transport.trust import (
+    GLOBAL_KNOWN_HOSTS,
+    _load_known_hosts,
+    host_key_entry,
+    known_hosts_files,
+)
+
+log = get_logger("remote")
+
+
+def hosts_below(tree: Subtree) -> List[HostSpec]:
+    """Every host a secondary logs in to, itself or through secondaries below it."""
+    direct, subtrees = group_by_first_hop(tree.hosts)
+    found = list(direct)
+    for sub in subtrees:
+        found += [sub.hop, *hosts_below(sub)]
+    return found
+
+
+def resolved(spec: HostSpec, config) -> Tuple[str, int, Optional[str]]:
+    """Where ``ssh spec.target`` would go from here: HostName, Port, User."""
+    found = config.lookup(spec.target)
+    port = spec.port or int(found.get("port") or 22)
+    return found.get("hostname") or spec.target, port, spec.user or found.get("user")
+
+
+def trust_below(tree: Subtree, options: ConnectOptions) -> Dict[str, Any]:
+    """What ``tree``'s secondary is told of the hosts below it: the initiator's
+    known_hosts lines for them, and its ~/.ssh/config aliases among them
+    (HostName, Port, User only), so that they mean the same there."""
+    config = options.config().base_ssh_config
+    lines = []
+    aliases: Dict[str, Dict[str, Any]] = {}
+    for spec in hosts_below(tree):
+        hostname, port, user = resolved(spec, config)
+        if hostname != spec.target:
+            aliases[spec.target] = {"hostname": hostname, "port": port, "user": user}
+        files = known_hosts_files(config.lookup(spec.target))
+        keys = _load_known_hosts([*files, GLOBAL_KNOWN_HOSTS])
+        entry = host_key_entry(hostname, port)
+        for key_type, key in (keys.lookup(entry) or {}).items():
+            lines.append(f"{entry} {key_type} {key.get_base64()}\n")
+    return {"known_hosts": "".join(lines), "aliases": aliases}
+
+
+class NewKeys:
+    """Keys secondaries accepted with --ssh-accept-new, added to the initiator's
+    known_hosts as for a host it logs in to itself: only for a host below that
+    secondary, and never over a key known_hosts already has (a secondary cannot
+    vouch for any other host, nor replace a key)."""
+
+    def __init__(self, subtrees: List[Subtree], options: ConnectOptions):
+        self.options = options
+        self.entries: Dict[str, Dict[str, HostSpec]] = {}
+        config = options.config().base_ssh_config
+        for tree in subtrees:
+            below = {host_key_entry(*resolved(h, config)[:2]): h for h in hosts_below(tree)}
+            self.entries[tree.name] = below
+
+    def __call__(self, secondary: str, key: Tuple[str, str, str]) -> None:
+        entry, key_type, blob = key
+        spec = self.entries.get(secondary, {}).get(entry)
+        if spec is None or not self.options.accept_new:
+            log.warning("%s: ignored a host key for %s, not a host below it", secondary, entry)
+            return
+        files = known_hosts_files(self.options.config().base_ssh_config.lookup(spec.target))
+        if _load_known_hosts([*files, GLOBAL_KNOWN_HOSTS]).lookup(entry):
+            return  # known already (then the secondary was handed it): never replaced
+        files[0].parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(files[0], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.write(f"{entry} {key_type} {blob}\n")
+        digest = base64.b64encode(hashlib.sha256(base64.b64decode(blob)).digest())
+        fingerprint = "SHA256:" + digest.decode().rstrip("=")
+        log.warning(
+            "%s: added new host key %s %s to %s (accepted through %s)",
+            spec.name,
+            key_type,
+            fingerprint,
+            files[0],
+            secondary,
+        )
+
+
+def top_hierarchy(
+    subtrees: List[Subtree],
+    plan_dir: Path,
+    options: ConnectOptions,
+    plan_options: Dict[str, Any],
+    connect: Callable[[HostSpec], Runner],
+) -> Hierarchy:
+    """The initiator's level: secondaries logged in to with the agent forwarded."""
+    return Hierarchy(
+        subtrees,
+        plan_dir,
+        lambda tree: trust_below(tree, options),
+        plan_options,
+        connect=connect,
+        on_new_host_key=NewKeys(subtrees, options),
+    )

@@ -1,0 +1,205 @@
+"""Running secondaries: their sessions, and their hosts' rows in the summary.
+
+A secondary is started exactly as an agent is (one START: the bundle cached by
+sha256, the run dir, the guard that stops it when told or when the connection
+goes); its "graph" is its plan (:mod:`.plan`) and its settings line says
+``"secondary": true``, so the bundle runs :mod:`.secondary` instead of an
+agent. Its session differs from an agent's only in what it reads back: relayed
+output lines get the secondary's name in front of their path, and the per-host
+results it sends are kept for the summary.
+
+:class:`Hierarchy` makes the sessions of a fan-out (a plain
+:class:`~mgmt.remote.orchestration.session.Session` for a host reached
+directly) and turns the results into one row per host, leaves included, each
+named by its path (``s1/leaf``). It is used on the initiator and on secondaries
+alike (depth 3): standard library only, Python 3.6+.
+"""
+
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from mgmt.remote.hierarchy.hops import Subtree
+from mgmt.remote.hierarchy.plan import plan_for, write_plan
+from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.graphwatch import GraphWatcher
+from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
+from mgmt.remote.orchestration.session import RunContext, Session
+from mgmt.remote.protocol import SECONDARY_SETTING, RemotePaths
+from mgmt.remote.protocol.relay import (
+    RESULT_FIELDS,
+    parse_leaf_result_line,
+    parse_new_host_key_line,
+    parse_relay_line,
+)
+from mgmt.remote.transport.runner import Runner
+
+NEVER_STARTED = "never started"
+
+
+class SecondarySession(Session):
+    """One secondary's life: started as an agent is, its subtree's output relayed up."""
+
+    def __init__(
+        self,
+        spec: HostSpec,
+        ctx: RunContext,
+        report: Callable[[str, bool], None],
+        subtree: Subtree,
+        on_new_host_key: Optional[Callable[[str, Tuple[str, str, str]], None]] = None,
+    ):
+        self.subtree = subtree
+        self.on_new_host_key = on_new_host_key
+        self.leaf_results: Dict[str, HostResult] = {}
+        self._output = ctx.output
+        super().__init__(spec, ctx._replace(output=self._upward), report)
+
+    def agent_settings(self, port: int) -> Dict[str, Any]:
+        settings = {SECONDARY_SETTING: True}  # first: see protocol.is_secondary_line
+        settings.update(super().agent_settings(port))
+        return settings
+
+    def describe_start(self, paths: RemotePaths, settings: Dict[str, Any]) -> str:
+        below = self.subtree.below()
+        shown = ", ".join(below[:5]) + (f" and {len(below) - 5} more" if len(below) > 5 else "")
+        return f"{paths.bundle} as the secondary of {len(below)} host(s): {shown}"
+
+    def _upward(self, host: str, line: str) -> None:
+        """A line from the secondary: a host's output, a host's result, or its own log."""
+        relayed = parse_relay_line(line)
+        if relayed is not None:
+            if self._output is not None:
+                self._output(self.host + "/" + relayed[0], relayed[1])
+            return
+        fields = parse_leaf_result_line(line)
+        if fields is not None:
+            row = {k: fields.get(k) for k in RESULT_FIELDS}
+            row["seconds"] = float(row["seconds"] or 0.0)
+            row["message"] = row["message"] or ""
+            row["bundle"] = row["bundle"] or "-"
+            self.leaf_results[fields["host"]] = HostResult(**row)
+            return
+        key = parse_new_host_key_line(line)
+        if key is not None:
+            if self.on_new_host_key is not None:
+                self.on_new_host_key(self.host, key)
+            return
+        if self._output is not None:
+            self._output(host, line)
+
+
+class Hierarchy:
+    """The sessions of one fan-out level, and its results with every leaf in them.
+
+    ``trust(subtree)``: what that secondary is told of the hosts below it (the
+    initiator's known_hosts lines and ssh_config aliases for them, see :mod:`.plan`);
+    ``options``: :data:`.plan.OPTIONS`; ``connect``: how secondaries are
+    logged in to (the initiator forwards its ssh-agent; None: the run's own);
+    ``on_new_host_key``: what to do with a key a secondary accepted
+    (--ssh-accept-new) for a host below it; ``stop_grace``: that of the sessions
+    made here (a secondary's are shorter, see :func:`.plan.grace_below`).
+    """
+
+    def __init__(
+        self,
+        subtrees: List[Subtree],
+        plan_dir: Path,
+        trust: Callable[[Subtree], Dict[str, Any]],
+        options: Dict[str, Any],
+        connect: Optional[Callable[[HostSpec], Runner]] = None,
+        on_new_host_key: Optional[Callable[[str, Tuple[str, str, str]], None]] = None,
+        stop_grace: Optional[float] = None,
+    ):
+        self.trees = {tree.name: tree for tree in subtrees}
+        self.stop_grace = stop_grace  # for the sessions made here (None: Session's)
+        self.plan_dir = plan_dir
+        self.trust = trust
+        self.options = options
+        self.connect = connect
+        self.on_new_host_key = on_new_host_key  # (secondary, (entry, type, key))
+        self.sessions: Dict[str, SecondarySession] = {}
+        self._watcher: Optional[GraphWatcher] = None
+
+    def _plan_path(self, tree: Subtree) -> Path:
+        return self.plan_dir / f"via-{tree.name}.json"
+
+    def _write_plan(self, tree: Subtree) -> Path:
+        plan = plan_for(tree, self.trust(tree), self.options)
+        return write_plan(plan, self._plan_path(tree))
+
+    def specs(self) -> List[HostSpec]:
+        """One spec per secondary, its graph being its plan (written now)."""
+        specs = []
+        for tree in self.trees.values():
+            path = self._write_plan(tree)
+            hop = tree.hop
+            specs.append(HostSpec(hop.target, path, hop.user, hop.port, hop.password))
+        return specs
+
+    def watch(self) -> None:
+        """Live graph edits: a graph saved below a secondary rewrites its plan; the
+        fan-out's own watcher sends the plan down (one line, or an upload), and the
+        secondary passes the edit on to the host (see :mod:`.secondary`)."""
+        by_graph = {}
+        for tree in self.trees.values():
+            for spec in tree.hosts:
+                by_graph[str(spec.graph)] = tree
+        if not by_graph:
+            return
+
+        def changed(spec: HostSpec) -> None:
+            tree = by_graph.get(str(spec.graph))
+            if tree is not None:
+                self._write_plan(tree)
+
+        self._watcher = GraphWatcher(
+            [spec for tree in self.trees.values() for spec in tree.hosts], changed
+        )
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+
+    def session(
+        self, spec: HostSpec, ctx: RunContext, report: Callable[[str, bool], None]
+    ) -> Session:
+        tree = self.trees.get(spec.name)
+        if tree is None:
+            session = Session(spec, ctx, report)
+        else:
+            if self.connect is not None:
+                ctx = ctx._replace(connect=self.connect)
+            session = SecondarySession(spec, ctx, report, tree, self.on_new_host_key)
+            self.sessions[spec.name] = session
+        if self.stop_grace is not None:
+            session.stop_grace = self.stop_grace
+        return session
+
+    def expand(self, results: List[HostResult]) -> List[HostResult]:
+        """Each secondary's row followed by one row per host below it (``s1/leaf``).
+
+        A host the secondary never reported on failed with it (it died, or was
+        unreachable), or never started (the run stopped first). Hosts stopped
+        because the whole cluster converged are reported as converged: the
+        secondary is told only "stop", at the moment every host below it had
+        converged (it says so only then, see :mod:`.secondary`).
+        """
+        rows = []
+        for row in results:
+            rows.append(row)
+            tree = self.trees.get(row.host)
+            if tree is None:
+                continue
+            session = self.sessions.get(row.host)
+            got = session.leaf_results if session is not None else {}
+            for path in tree.below():
+                leaf = got.get(path)
+                if leaf is None:
+                    if row.failed:
+                        why = f"via {row.host}: {row.message or row.result}"
+                        leaf = HostResult(path, FAILED, message=why)
+                    else:
+                        leaf = HostResult(path, STOPPED, message=NEVER_STARTED)
+                elif row.result == CONVERGED and leaf.result == STOPPED:
+                    leaf = leaf._replace(result=CONVERGED)
+                rows.append(leaf._replace(host=f"{row.host}/{path}"))
+        return rows

@@ -1,0 +1,70 @@
+"""What a secondary says upward, besides what an agent says (see the package).
+
+A secondary (mgmt.remote.hierarchy) is started like an agent, by START, and
+speaks the same lines: its pid, ``@@mgmt-converged`` (true when every host it
+runs has converged), its log on stderr. On its stdout it adds:
+
+- :func:`relay_line`: one output line of a host below it, with the host's path
+  relative to the secondary (``leaf`` or ``s2/leaf``); each level above adds
+  its own name, so the initiator prints ``s1/s2/leaf | ...``;
+- :func:`leaf_result_line`: the result of one host below it, when it ends
+  (the per-host summary's row, as JSON).
+
+Runs on hosts: standard library only, Python 3.6+.
+"""
+
+import json
+from typing import Any, Dict, Optional, Tuple
+
+RELAY_MARK = "@@mgmt-via "
+LEAF_RESULT_MARK = "@@mgmt-leaf-result "
+RESULT_FIELDS = ("host", "result", "bundle", "seconds", "message", "report")
+
+
+def relay_line(path: str, text: str) -> str:
+    return RELAY_MARK + path + " | " + text
+
+
+def parse_relay_line(line: str) -> Optional[Tuple[str, str]]:
+    """(path, text) of a :func:`relay_line`; None for any other line."""
+    if not line.startswith(RELAY_MARK):
+        return None
+    path, sep, text = line[len(RELAY_MARK) :].partition(" | ")
+    return (path, text) if sep and path else None
+
+
+def leaf_result_line(result: Dict[str, Any]) -> str:
+    return LEAF_RESULT_MARK + json.dumps({k: result.get(k) for k in RESULT_FIELDS})
+
+
+def parse_leaf_result_line(line: str) -> Optional[Dict[str, Any]]:
+    """The fields of a :func:`leaf_result_line` (RESULT_FIELDS); None for any other line."""
+    if not line.startswith(LEAF_RESULT_MARK):
+        return None
+    try:
+        fields = json.loads(line[len(LEAF_RESULT_MARK) :])
+    except ValueError:
+        return None
+    if not isinstance(fields, dict) or not isinstance(fields.get("host"), str):
+        return None
+    return fields
+
+
+# With --ssh-accept-new, a key a secondary accepted for a host below it (one
+# known_hosts line): the initiator adds it to its own known_hosts, as it does
+# for a host it logs in to itself, so the next run checks it.
+NEW_HOST_KEY_MARK = "@@mgmt-new-host-key "
+
+
+def new_host_key_line(known_hosts_line: str) -> str:
+    return NEW_HOST_KEY_MARK + known_hosts_line.strip()
+
+
+def parse_new_host_key_line(line: str) -> Optional[Tuple[str, str, str]]:
+    """(entry, key type, base64 key) of a :func:`new_host_key_line`; None for any other."""
+    if not line.startswith(NEW_HOST_KEY_MARK):
+        return None
+    fields = line[len(NEW_HOST_KEY_MARK) :].split()
+    if len(fields) != 3 or any(not f.isprintable() for f in fields):
+        return None
+    return fields[0], fields[1], fields[2]

@@ -1,0 +1,393 @@
+"""Hierarchical remote execution (via:): leaves reachable only from their secondary.
+
+The pool: a direct host, two secondaries and two leaves behind each. A leaf's
+only link goes into its secondary's namespace; on this machine its address
+has an unreachable route, so the initiator cannot reach it even by mistake.
+The initiator's key is in a throw-away ssh-agent, forwarded to the secondaries
+(no key is copied to them).
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+
+import pytest
+from remote_helpers import (
+    EXAMPLES,
+    REPO,
+    Initiator,
+    assert_clean,
+    file_graph,
+    has_file,
+    leftovers,
+    mgmt_run,
+    need_hosts,
+    save_graph,
+    summary,
+    wait_until,
+)
+
+from support.hosts import ssh_hosts
+from support.sshagent import ssh_agent
+
+LEAVES = {"l1": "s1", "l2": "s1", "l3": "s2", "l4": "s2"}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    with ssh_hosts(["d", "s1", "s2", *LEAVES], behind=LEAVES) as hosts:
+        yield hosts
+
+
+@pytest.fixture(scope="module")
+def agent_env(pool):
+    with ssh_agent(pool.identity) as sock:
+        yield {"SSH_AUTH_SOCK": sock}
+
+
+def leaf_graph(pool, name: str, directory, content: str = "") -> object:
+    """A one-file graph for a leaf, reached through its secondary (by ssh_config alias)."""
+    leaf = pool[name]
+    path = file_graph(name, f"ssh://root@{leaf.address}", directory, content)
+    path.write_text(path.read_text() + f"via: {LEAVES[name]}\n")
+    return path
+
+
+def path_of(pool, name: str) -> str:
+    """A leaf's name in the summary and in output prefixes: secondary/address."""
+    return f"{LEAVES[name]}/{pool[name].address}"
+
+
+def test_the_initiator_cannot_reach_a_leaf(pool):
+    assert pool["d"].run(["true"]).returncode == 0  # the direct host is up ...
+    for address in (pool["l1"].address, "10.254.254.1"):  # ... a leaf, or the range, not
+        with pytest.raises(OSError) as caught:
+            socket.create_connection((address, 22), timeout=2)
+        assert caught.value.errno == errno.EHOSTUNREACH  # at once, never out of the machine
+
+
+def test_depth_two_two_secondaries_two_leaves_each(pool, agent_env, bundle, tmp_path):
+    graphs = [file_graph("d", "d", tmp_path)] + [leaf_graph(pool, n, tmp_path) for n in LEAVES]
+    done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", env=agent_env)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    rows = summary(done.stdout)
+    assert rows["d"][:2] == ("converged", "copied"), out
+    for secondary in ("s1", "s2"):
+        assert rows[secondary][0] == "converged", out
+    for name in LEAVES:
+        assert rows[path_of(pool, name)][:2] == ("converged", "copied"), out
+        assert pool[name].read_file(f"/tmp/only-{name}") == f"i am {name}"
+        # Live output came up with the full path in front.
+        assert f"{path_of(pool, name)} | " in out
+    assert re.search(r"s1: Running: \S+ as the secondary of 2 host\(s\): 10\.254", out), out
+    for host in pool:
+        assert_clean(host)
+    # No key was ever written to a secondary.
+    for secondary in ("s1", "s2"):
+        assert pool[secondary].listdir("/root/.ssh") == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_every_level_and_leaves_nothing(
+    pool, agent_env, bundle, tmp_path, sig
+):
+    graphs = [leaf_graph(pool, n, tmp_path, f"before {sig.name}") for n in ("l1", "l3")]
+    run = Initiator(pool, bundle, graphs, env=agent_env)
+    try:
+        for name in ("l1", "l3"):
+            wait_until(lambda n=name: has_file(pool[n], f"before {sig.name}"), 60, name)
+        run.interrupt(sig)
+        assert run.wait(30) == 0, run.output
+    finally:
+        run.kill()
+    rows = summary(run.output)
+    for name in ("l1", "l3"):
+        assert rows[path_of(pool, name)][0] == "stopped", run.output
+    for host in pool:
+        assert_clean(host)
+
+
+def exchange_graph(example: str, letter: str, remote: str, directory, via: str = "") -> object:
+    """The write-up's graph for host ``letter`` (a, b, c...): file1<x> here, file2<x>
+    exported, every /tmp/ file collected."""
+    text = (EXAMPLES / example).read_text().replace("b\n", f"{letter}\n")
+    text = text.replace("2b", f"2{letter}").replace("1b", f"1{letter}")
+    text = re.sub(r"(?m)^remote:.*$", f"remote: {remote}", text)
+    if via:
+        text += f"via: {via}\n"
+    path = directory / f"remote2{letter}.yaml"
+    path.write_text(text)
+    return path
+
+
+def _tmp_files(host) -> dict:
+    return {n: host.read_file(f"/tmp/{n}") for n in host.listdir("/tmp") if n.startswith("file")}
+
+
+def _anonymous_range(host, port: int) -> str:
+    body = {"key": base64.b64encode(b"/_mgmt/").decode()}
+    body["range_end"] = base64.b64encode(b"/_mgmt0").decode()
+    url = f"http://127.0.0.1:{port}/v3/kv/range"
+    return host.run(["curl", "-s", "-m", "5", "-X", "POST", url, "-d", json.dumps(body)]).stdout
+
+
+def test_writeup_exchange_between_a_direct_host_and_leaves_behind_two_secondaries(
+    pool, agent_env, bundle, tmp_path
+):
+    d, l1, l3 = pool["d"], pool["l1"], pool["l3"]
+    graphs = [
+        exchange_graph("remote2a.yaml", "a", "d", tmp_path),
+        exchange_graph("remote2b.yaml", "b", f"ssh://root@{l1.address}", tmp_path, "s1"),
+        exchange_graph("remote2b.yaml", "c", f"ssh://root@{l3.address}", tmp_path, "s2"),
+    ]
+    run = Initiator(pool, bundle, graphs, env=agent_env)
+    try:
+        want = {f"file2{x}" for x in "abc"}
+        for host in (d, l1, l3):
+            wait_until(lambda h=host: want <= set(_tmp_files(h)), 60, f"{host.name} collected")
+        # The etcd tunnels on a secondary and on a leaf lead to the run's etcd, which
+        # refuses a local user without the run's credentials.
+        for host in (pool["s1"], l1):
+            ports = [x for x in host.listeners() if x.startswith("127.0.0.1:")]
+            assert ports, host.listeners()
+            for port in ports:
+                answer = _anonymous_range(host, int(port.rsplit(":", 1)[1]))
+                assert "kvs" not in answer and "user name is empty" in answer, answer
+        run.interrupt()
+        assert run.wait(30) == 0, run.output
+    finally:
+        run.kill()
+    for host, mine in ((d, "a"), (l1, "b"), (l3, "c")):
+        files = _tmp_files(host)
+        assert files[f"file1{mine}"] == f"i am file1{mine}\n"
+        for x in "abc":
+            assert files[f"file2{x}"].startswith(f"i am file2{x}, exported from host {x}")
+    for host in pool:
+        assert_clean(host)
+        host.run("rm -f /tmp/file*")
+
+
+def test_a_killed_secondary_fails_its_leaves_and_the_rest_goes_on(
+    pool, agent_env, bundle, tmp_path
+):
+    s1, d, l1, l3 = pool["s1"], pool["d"], pool["l1"], pool["l3"]
+    graphs = [file_graph("d", "d", tmp_path, "killed")]
+    graphs += [leaf_graph(pool, n, tmp_path, "killed") for n in ("l1", "l3")]
+    run = Initiator(pool, bundle, graphs, env=agent_env)
+    try:
+        for host in (d, l1, l3):
+            wait_until(lambda h=host: has_file(h, "killed"), 60, host.name)
+        s1.kill_sessions()  # the secondary, its ssh clients, START: all gone at once
+        run.wait_for_line(r"s1: failed", timeout=30)
+        # Its leaf is not left running: its session ended with the secondary's ssh.
+        assert_clean(l1, timeout=15)
+        assert d.exists("/tmp/only-d") and run.proc.poll() is None
+        run.interrupt()
+        assert run.wait(30) == 1, run.output
+    finally:
+        run.kill()
+    rows = summary(run.output)
+    assert rows["s1"][0] == "failed", run.output
+    assert rows[path_of(pool, "l1")][0] == "failed", run.output
+    assert rows[path_of(pool, "l1")][2].startswith("via s1: "), run.output
+    assert rows[path_of(pool, "l3")][0] == "stopped", run.output
+    assert rows["d"][0] == "stopped", run.output
+    # What was killed could not clean up after itself: its run dir and ssh
+    # control dir stay on s1 (nothing runs or listens there); every other host is clean.
+    assert [k for k, v in leftovers(s1).items() if v] == ["run dirs"]
+    s1.run("rm -rf /tmp/mgmt-*")
+    for host in pool:
+        assert_clean(host)
+
+
+def test_a_wrong_leaf_host_key_is_refused_by_the_secondary(pool, agent_env, bundle, tmp_path):
+    l2 = pool["l2"]
+    impostor = pool.known_hosts_line(pool["d"]).split()[1:]  # d's key, for l2's address
+    pool.known_hosts.write_text(
+        "".join(pool.known_hosts_line(h) for h in pool if h is not l2)
+        + f"{l2.address} {' '.join(impostor)}\n"
+    )
+    try:
+        graphs = [leaf_graph(pool, n, tmp_path, "key") for n in ("l1", "l2")]
+        done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", env=agent_env)
+    finally:
+        pool.remember_all()
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    rows = summary(done.stdout)
+    assert rows[path_of(pool, "l1")][0] == "converged", out
+    assert rows[path_of(pool, "l2")][0] == "failed", out
+    assert "Host key verification failed" in out
+    assert not l2.exists("/tmp/only-l2") or l2.read_file("/tmp/only-l2") != "key"
+    for host in pool:
+        assert_clean(host)
+
+
+def test_an_unknown_leaf_is_refused_then_accepted_with_ssh_accept_new(
+    pool, agent_env, bundle, tmp_path
+):
+    pool.forget(pool["l4"])
+    try:
+        graphs = [leaf_graph(pool, "l4", tmp_path, "new")]
+        done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", env=agent_env)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert summary(done.stdout)[path_of(pool, "l4")][0] == "failed"
+        done = mgmt_run(
+            pool, bundle, graphs, "--converged-timeout=1", "--ssh-accept-new", env=agent_env
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert pool["l4"].read_file("/tmp/only-l4") == "new"
+        # As for a direct host, the key is now in the initiator's known_hosts, and
+        # a run without --ssh-accept-new checks it.
+        assert pool.known_hosts_line(pool["l4"]) in pool.known_hosts.read_text()
+        assert "added new host key" in done.stderr + done.stdout
+        done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", env=agent_env)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        pool.remember_all()
+    for host in pool:
+        assert_clean(host)
+
+
+def test_saving_a_leaf_graph_on_the_initiator_reaches_the_leaf(pool, agent_env, bundle, tmp_path):
+    l2 = pool["l2"]
+    graph = leaf_graph(pool, "l2", tmp_path, "first")
+    run = Initiator(pool, bundle, [graph], env=agent_env)
+    try:
+        wait_until(lambda: has_file(l2, "first"), 60, "the first graph applied")
+        save_graph(graph, graph.read_text().replace("first", "edited"))
+        wait_until(lambda: has_file(l2, "edited"), 30, "the edit applied on the leaf")
+        run.wait_for_line(rf"^{re.escape(path_of(pool, 'l2'))} \| .*only-l2", timeout=10)
+        run.wait_for_line(r"Copied over new graph definition: .*only-l2\.yaml", timeout=10)
+    finally:
+        run.interrupt()
+        code = run.wait(30)
+        run.kill()
+    assert code == 0, run.output
+    for host in pool:
+        assert_clean(host)
+
+
+def test_an_unreachable_secondary_fails_each_of_its_hosts(pool, agent_env, bundle, tmp_path):
+    graphs = [file_graph("d", "d", tmp_path, "alone")]
+    nowhere = file_graph("x", "ssh://root@10.254.254.7", tmp_path)  # behind no one
+    nowhere.write_text(nowhere.read_text() + "via: ssh://root@10.254.254.8\n")
+    done = mgmt_run(pool, bundle, [*graphs, nowhere], "--converged-timeout=1", env=agent_env)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    rows = summary(done.stdout)
+    assert rows["d"][0] == "converged", out
+    assert rows["10.254.254.8"][0] == "failed", out
+    assert rows["10.254.254.8/10.254.254.7"][0] == "failed", out
+    assert rows["10.254.254.8/10.254.254.7"][2].startswith("via 10.254.254.8: cannot connect")
+
+
+def test_cconns_applies_per_secondary_and_converged_hosts_hand_over_their_slots(
+    pool, agent_env, bundle, tmp_path
+):
+    graphs = [leaf_graph(pool, n, tmp_path, "one at a time") for n in ("l3", "l4")]
+    flags = ("--cconns=1", "--converged-timeout=1")
+    done = mgmt_run(pool, bundle, graphs, *flags, env=agent_env)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    rows = summary(done.stdout)
+    for name in ("l3", "l4"):
+        assert rows[path_of(pool, name)][0] == "converged", out
+        assert has_file(pool[name], "one at a time")
+    # s2 ran one leaf at a time: the first converged and gave its slot to the second.
+    assert re.search(r"(?m)^s2 \| .*converged; its slot goes to the next remote", out), out
+    for host in pool:
+        assert_clean(host)
+
+
+def test_every_level_stops_by_itself_when_the_initiator_dies(pool, agent_env, bundle, tmp_path):
+    graphs = [leaf_graph(pool, n, tmp_path, "orphan") for n in ("l2", "l4")]
+    run = Initiator(pool, bundle, graphs, env=agent_env)
+    try:
+        for name in ("l2", "l4"):
+            wait_until(lambda n=name: has_file(pool[n], "orphan"), 60, name)
+    finally:
+        run.kill()  # SIGKILL: nothing of ours runs; the connections to s1, s2 just drop
+    # Each secondary's START sees its stdin close and stops it; it stops its hosts.
+    for host in pool:
+        assert_clean(host, timeout=30)
+
+
+def test_json_has_an_entry_per_leaf_with_its_agents_report(pool, agent_env, bundle, tmp_path):
+    graphs = [leaf_graph(pool, n, tmp_path, "json") for n in ("l1", "l3")]
+    done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", "--json", env=agent_env)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)  # stdout is the document and nothing else
+    hosts = {h["host"]: h for h in document["hosts"]}
+    assert set(hosts) == {"s1", "s2", path_of(pool, "l1"), path_of(pool, "l3")}
+    for name in ("l1", "l3"):
+        entry = hosts[path_of(pool, name)]
+        assert entry["result"] == "converged"
+        report = entry["report"]
+        assert report["host"] == pool[name].address and report["status"] == "ok"
+        [only] = [r for r in report["resources"] if r["kind"] == "file"]
+        assert only["name"] == f"only-{name}" and only["result"] == "changed"
+    assert hosts["s1"]["report"] is None  # a secondary applies no graph of its own
+
+
+def test_a_secondary_killed_alone_takes_its_ssh_clients_with_it(pool, agent_env, bundle, tmp_path):
+    s1, l1 = pool["s1"], pool["l1"]
+    run = Initiator(pool, bundle, [leaf_graph(pool, "l1", tmp_path, "alone")], env=agent_env)
+    try:
+        wait_until(lambda: has_file(l1, "alone"), 60, "l1 applied")
+        [secondary] = [
+            pid
+            for pid, cmd in s1.processes().items()
+            if " -S -c " in cmd and "via-s1.json" in cmd and not cmd.startswith("/bin/sh")
+        ]
+        assert [c for c in s1.processes().values() if c.startswith("ssh ") and " -M " in c]
+        os.kill(secondary, signal.SIGKILL)  # its ssh masters and clients stay... not for long
+        assert run.wait(60) == 1, run.output
+    finally:
+        run.kill()
+    rows = summary(run.output)
+    assert rows["s1"][0] == "failed", run.output
+    assert rows[path_of(pool, "l1")][2].startswith("via s1: "), run.output
+    for host in pool:
+        assert_clean(host, timeout=15)
+
+
+def test_fab_deploy_runs_graphs_with_via(pool, agent_env, bundle, tmp_path):
+    graph = leaf_graph(pool, "l3", tmp_path, "from fab")
+    fab = str(REPO / ".venv" / "bin" / "fab")
+    done = subprocess.run(
+        [fab, "deploy", "--graph", str(graph), "--converged-timeout", "1"],
+        env=pool.env(MGMT_BUNDLE=str(bundle), **agent_env),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summary(done.stdout)[path_of(pool, "l3")][0] == "converged", done.stdout
+    assert has_file(pool["l3"], "from fab")
+    for host in pool:
+        assert_clean(host)
+
+
+def test_without_an_ssh_agent_the_leaves_fail_saying_why(pool, bundle, tmp_path):
+    done = mgmt_run(
+        pool, bundle, [leaf_graph(pool, "l2", tmp_path, "no agent")], "--converged-timeout=1"
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "s1: no ssh-agent to forward (SSH_AUTH_SOCK is unset)" in out
+    row = summary(done.stdout)[path_of(pool, "l2")]
+    assert row[0] == "failed" and "Permission denied" in row[2], out
+    for host in pool:
+        assert_clean(host)

@@ -1,0 +1,93 @@
+"""Hierarchical remote execution beyond the common case: a chain three levels deep,
+and a secondary whose python3 is RHEL 8's 3.6 (each in a pool of its own)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+from remote_helpers import (
+    Initiator,
+    assert_clean,
+    file_graph,
+    has_file,
+    mgmt_run,
+    need_hosts,
+    save_graph,
+    summary,
+    wait_until,
+)
+
+from support.hosts import ssh_hosts
+from support.sshagent import ssh_agent
+
+
+@pytest.fixture(scope="module")
+def chain():
+    """Three levels: s1 (reachable), m behind it, z behind m."""
+    need_hosts()
+    with ssh_hosts(["s1", "m", "z"], behind={"m": "s1", "z": "m"}) as hosts:
+        yield hosts
+
+
+def test_depth_three_on_one_chain_by_ssh_config_aliases(chain, bundle, tmp_path):
+    # m and z are aliases of this machine's ~/.ssh/config (HostName, Port, User):
+    # the secondaries are told what they mean, nothing of its keys or ProxyJumps.
+    z = chain["z"]
+    graph = file_graph("z", "z", tmp_path, "deep")
+    graph.write_text(graph.read_text() + "via: [s1, m]\n")
+    with ssh_agent(chain.identity) as sock:
+        run = Initiator(chain, bundle, [graph], env={"SSH_AUTH_SOCK": sock})
+        try:
+            wait_until(lambda: has_file(z, "deep"), 60, "z applied")
+            run.wait_for_line(r"^s1/m/z \| ", timeout=10)
+            # Each level gets less time to stop its hosts than the level above
+            # gives it: a stop reaches every level within the initiator's 10 s.
+            for host, name, grace in (("s1", "via-s1.json", 7.0), ("m", "via-m.json", 4.0)):
+                plan = json.loads(chain[host].run(f"cat /tmp/mgmt-*/{name}").stdout)
+                assert plan["options"]["stop_grace"] == grace
+            # A live edit goes down both levels.
+            save_graph(graph, graph.read_text().replace("deep", "edited"))
+            wait_until(lambda: has_file(z, "edited"), 30, "the edit applied on z")
+            run.interrupt()
+            assert run.wait(30) == 0, run.output
+        finally:
+            run.kill()
+    rows = summary(run.output)
+    assert rows["s1"][0] == rows["s1/m"][0] == rows["s1/m/z"][0] == "stopped", run.output
+    assert rows["s1/m/z"][1] == "copied"
+    for host in chain:
+        assert_clean(host)
+
+
+def test_a_secondary_whose_python3_is_3_6(bundle, tmp_path):
+    """RHEL 8's platform-python: the secondary mode (the fan-out, its OpenSSH runner)
+    runs on it; the leaf behind it keeps this machine's python3."""
+    need_hosts()
+    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.6.*/bin/python3.6")))
+    assert found, "pyenv's Python 3.6 is missing (pyenv install 3.6): secondaries run on it"
+    with ssh_hosts(["r8", "leaf"], behind={"leaf": "r8"}, python3={"r8": found[-1]}) as pool:
+        r8, leaf = pool["r8"], pool["leaf"]
+        version = r8.run(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2])"])
+        assert version.stdout == "(3, 6)\n"
+        graph = file_graph("leaf", f"ssh://root@{leaf.address}", tmp_path, "under 3.6")
+        graph.write_text(graph.read_text() + "via: r8\n")
+        with ssh_agent(pool.identity) as sock:
+            env = {"SSH_AUTH_SOCK": sock}
+            # Cold (the secondary runs from the zip) and warm (from its unpacked copy).
+            for bundle_state in ("copied", "cached"):
+                done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1", env=env)
+                out = done.stdout + done.stderr
+                assert done.returncode == 0, out
+                rows = summary(done.stdout)
+                assert rows["r8"][:2] == ("converged", bundle_state), out
+                assert rows[f"r8/{leaf.address}"][:2] == ("converged", bundle_state), out
+        assert has_file(leaf, "under 3.6")
+        # The warm start compiled the secondary's own modules with 3.6, on r8.
+        cache = "/root/.cache/mgmt/shiv/*/site-packages/mgmt/remote/hierarchy/__pycache__/"
+        compiled = r8.run(f"ls {cache}").stdout
+        assert "secondary.cpython-36.pyc" in compiled, compiled
+        for host in pool:
+            assert_clean(host)

@@ -1,0 +1,136 @@
+"""``via:``: the hops to a host, their errors (file:line, exit 2), grouping by first hop."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mgmt.errors import GraphError
+from mgmt.remote.hierarchy.hops import group_by_first_hop
+from mgmt.remote.hostspec import load_remotes, read_remote
+
+
+def graph(tmp_path, name: str, remote: str, via: str = "") -> object:
+    path = tmp_path / name
+    path.write_text(f"graph: {name}\nresources: {{}}\nremote: {remote}\n{via}")
+    return path
+
+
+def test_one_hop_as_url_or_alias(tmp_path):
+    spec = read_remote(
+        graph(tmp_path, "a.yaml", "ssh://root@10.0.0.9", "via: ssh://ops@bastion:2222\n")
+    )
+    assert spec.name == "10.0.0.9"
+    [hop] = spec.via
+    assert (hop.target, hop.user, hop.port) == ("bastion", "ops", 2222)
+    spec = read_remote(graph(tmp_path, "b.yaml", "ssh://root@10.0.0.9", "via: bastion\n"))
+    assert [h.target for h in spec.via] == ["bastion"]
+
+
+def test_a_list_is_the_hops_in_order(tmp_path):
+    via = "via:\n  - ssh://root@s1\n  - s2\n"
+    spec = read_remote(graph(tmp_path, "a.yaml", "ssh://root@leaf", via))
+    assert [h.name for h in spec.via] == ["s1", "s2"]
+
+
+def test_a_graph_without_via_runs_as_today(tmp_path):
+    assert read_remote(graph(tmp_path, "a.yaml", "ssh://root@h1")).via == ()
+
+
+BAD = [
+    ("via: 42\n", 4, "via: must be a string or a list of strings, got int 42"),
+    ("via: []\n", 4, "via: is an empty list"),
+    ("via:\n  - s1\n  - {a: 1}\n", 6, "via: each hop must be a non-empty string, got a mapping"),
+    ("via: http://s1\n", 4, "via: unsupported scheme 'http'"),
+    ("via: 's1; reboot'\n", 4, "via: not a host name or ssh alias"),
+    ("via: ssh://s1:0\n", 4, "via: invalid port"),
+    ("via: [s1, s2, s1]\n", 4, "via: s1 is named twice (a loop)"),
+    ("via: [s1, leaf]\n", 4, "via: the host leaf cannot be its own hop"),
+    ("via: [s1, 'ssh://root:pw@s2']\n", 4, "via: s2: a password cannot be used for a host behind"),
+]
+
+
+@pytest.mark.parametrize(("via", "line", "message"), BAD)
+def test_bad_hops_name_file_and_line(tmp_path, via, line, message):
+    path = graph(tmp_path, "a.yaml", "ssh://root@leaf", via)
+    with pytest.raises(GraphError) as caught:
+        read_remote(path)
+    assert str(caught.value).startswith(f"{path}:{line}: {message}")
+
+
+def test_a_password_for_the_host_itself_is_refused_behind_via(tmp_path):
+    path = graph(tmp_path, "a.yaml", "ssh://root:pw@leaf", "via: s1\n")
+    with pytest.raises(GraphError, match="remote: a password cannot be used"):
+        read_remote(path)
+
+
+def test_hosts_are_grouped_by_first_hop_in_input_order(tmp_path):
+    paths = [
+        graph(tmp_path, "d.yaml", "ssh://root@direct"),
+        graph(tmp_path, "l1.yaml", "ssh://root@l1", "via: ssh://root@s1\n"),
+        graph(tmp_path, "l3.yaml", "ssh://root@l3", "via: ssh://root@s2\n"),
+        graph(tmp_path, "l2.yaml", "ssh://root@l2", "via: ssh://root@s1\n"),
+        graph(tmp_path, "deep.yaml", "ssh://root@deep", "via: [ssh://root@s1, ssh://root@s3]\n"),
+    ]
+    direct, trees = group_by_first_hop(load_remotes(paths).specs)
+    assert [s.name for s in direct] == ["direct"]
+    assert [t.name for t in trees] == ["s1", "s2"]
+    s1 = trees[0]
+    assert [h.name for h in s1.hosts] == ["l1", "l2", "deep"]
+    assert [h.name for h in s1.hosts[2].via] == ["s3"]  # the rest of its hops
+    assert s1.below() == ["l1", "l2", "s3", "s3/deep"]
+
+
+def test_one_hop_two_logins_is_an_error(tmp_path):
+    paths = [
+        graph(tmp_path, "l1.yaml", "ssh://root@l1", "via: ssh://root@s1\n"),
+        graph(tmp_path, "l2.yaml", "ssh://root@l2", "via: ssh://ops@s1\n"),
+    ]
+    with pytest.raises(GraphError, match=r"via: s1 is given as ops@s1 here and as root@s1 in"):
+        group_by_first_hop(load_remotes(paths).specs)
+
+
+def test_a_hop_that_also_runs_a_graph_is_an_error(tmp_path):
+    paths = [
+        graph(tmp_path, "s1.yaml", "ssh://root@s1"),
+        graph(tmp_path, "l1.yaml", "ssh://root@l1", "via: ssh://root@s1\n"),
+    ]
+    with pytest.raises(GraphError, match="host s1 runs this graph and is also the via: of"):
+        group_by_first_hop(load_remotes(paths).specs)
+
+
+def test_the_command_line_says_so_in_one_line_with_exit_2_before_connecting(tmp_path):
+    path = graph(tmp_path, "a.yaml", "ssh://root@127.0.0.1:1", "via:\n  - s1\n  - 7\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "mgmt", "run", "--tmp-prefix", "--remote", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, MGMT_BUNDLE=str(path)),
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    message = "via: each hop must be a non-empty string, got int 7"
+    assert done.stderr.strip() == f"mgmt: error: {path}:6: {message}"
+
+
+def test_a_secondary_settings_line_that_is_not_json_is_an_input_error():
+    from mgmt.errors import InputError
+    from mgmt.remote.hierarchy.secondary import secondary_settings
+
+    with pytest.raises(InputError, match="secondary settings on stdin"):
+        secondary_settings('{"secondary": true, oops\n')
+    assert secondary_settings('{"secondary": true, "hostname": "s1"}') == '{"hostname": "s1"}'
+
+
+def test_each_level_down_has_less_time_to_stop_its_hosts():
+    from mgmt.remote.hierarchy.plan import grace_below
+    from mgmt.remote.orchestration.session import STOP_GRACE
+
+    levels = [STOP_GRACE]
+    for _ in range(4):
+        levels.append(grace_below(levels[-1]))
+    assert levels == [10.0, 7.0, 4.0, 2.0, 2.0]

@@ -1,0 +1,41 @@
+"""A throw-away ssh-agent holding a pool's key: what a via: run forwards to its
+secondaries (the pool's own env() has no agent, so nothing else uses one)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from support.polling import wait_until
+
+
+@contextlib.contextmanager
+def ssh_agent(identity: Path) -> Iterator[str]:
+    """An ``ssh-agent -D`` with ``identity`` added; yields its socket (SSH_AUTH_SOCK)."""
+    folder = Path(tempfile.mkdtemp(prefix="mgmt-agent-", dir="/run"))
+    sock = folder / "agent.sock"
+    agent = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(sock)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(sock.exists, what="ssh-agent's socket")
+        subprocess.run(
+            ["ssh-add", "-q", str(identity)],
+            env={"SSH_AUTH_SOCK": str(sock), "PATH": "/usr/bin:/bin"},
+            check=True,
+            capture_output=True,
+        )
+        yield str(sock)
+    finally:
+        agent.terminate()
+        agent.wait(5)
+        with contextlib.suppress(OSError):
+            sock.unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
