@@ -49,7 +49,10 @@ from support.netns import (
     GATEWAY,
     NETWORK,
     allocation_lock,
+    delete_bridge,
+    join_bridged,
     link_namespace,
+    new_bridge,
     new_namespace_name,
     pick_addresses,
     reap_stale,
@@ -158,6 +161,7 @@ def ssh_hosts(
     workdir: Optional[Path] = None,
     addresses: Optional[Sequence[str]] = None,
     behind: Optional[Dict[str, str]] = None,
+    bridge: bool = False,
 ) -> Iterator[HostPool]:
     """Make throw-away SSH hosts; everything is torn down on exit, whatever happened.
 
@@ -166,20 +170,27 @@ def ssh_hosts(
     ``addresses``: the hosts' addresses (default: the lowest free ones in
     10.254.0.0/16, so a first pool gets 10.254.0.2, 10.254.0.3, ...).
     ``behind``: host name -> the (earlier) host it is reachable through only;
-    its ssh_config alias gets ``ProxyJump``.
+    its ssh_config alias gets ``ProxyJump``. ``bridge``: the hosts' veths share
+    one bridge, so they reach each other (and this machine) without IP
+    forwarding; the rest of 10.254.0.0/16 is unreachable from them.
     """
+    if bridge and behind:
+        raise ValueError("bridge and behind do not mix: bridged hosts all reach each other")
     _require_root()
     if isinstance(names, int):
         names = [f"h{i + 1}" for i in range(names)]
     root = Path(tempfile.mkdtemp(prefix="mgmt-hosts-", dir=workdir or "/run"))
     root.chmod(0o700)
     pool = HostPool(root)
+    bridge_name: Optional[str] = None
     pool.home.mkdir()
     pool.ssh_dir.mkdir(mode=0o700)
     keygen(pool.identity, "mgmt-test-initiator")
     try:
         with allocation_lock():
             reap_stale()
+            if bridge:
+                bridge_name = new_bridge()
             for name, address in zip(names, pick_addresses(len(names), addresses)):
                 netns = new_namespace_name()
                 host = Host(
@@ -202,14 +213,20 @@ def ssh_hosts(
                     address,
                     jump.netns if jump else None,
                     jump.address if jump else None,
+                    bridge_name,
                 )
                 start_sshd(host, Path(str(pool.identity) + ".pub"), private_dirs)
+            if bridge_name is not None:
+                for host in pool.hosts:
+                    join_bridged(host.netns, [h.address for h in pool.hosts])
         _write_client_home(pool)
         yield pool
     finally:
         for host in pool.hosts:
             kill_sshd(host)
             unlink_namespace(host.netns, host.veth, host.address, host.jump is not None)
+        if bridge_name is not None:
+            delete_bridge(bridge_name)
         shutil.rmtree(root, ignore_errors=True)
 
 
