@@ -62,6 +62,8 @@ def run(
     if settings.no_server:
         raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
     remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
+    if settings.detach or settings.cluster_command:
+        return _detached(settings, remotes, bundle, fabric_config, out)
     if settings.cconns and settings.converged_timeout < 0 and len(remotes.specs) > settings.cconns:
         waiting = len(remotes.specs) - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
@@ -116,3 +118,31 @@ def run(
         document_out.write(json.dumps(run_document(results), ensure_ascii=False) + "\n")
         document_out.flush()
     return 1 if any(r.failed for r in results) else 0
+
+
+def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config, out) -> int:
+    """--detach, `mgmt status`, `mgmt stop`: mgmt.remote.orchestration.detach."""
+    from mgmt.remote.orchestration import detach
+    from mgmt.remote.orchestration.bundlefile import find_bundle
+    from mgmt.remote.transport.connect import ConnectOptions
+    from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
+
+    if remotes.refused:
+        raise InputError("; ".join(f"{path}: {why}" for path, why in remotes.refused.items()))
+    options = ConnectOptions(
+        identity=settings.ssh_identity,
+        accept_new=settings.ssh_accept_new,
+        allow_interactive=settings.allow_interactive,
+        fabric_config=fabric_config,
+    )
+
+    def connect(spec: HostSpec) -> ParamikoRunner:
+        return ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
+
+    if settings.cluster_command == "status":
+        return detach.status_detached(settings, remotes.specs, connect, out)
+    if settings.cluster_command == "stop":
+        return detach.stop_detached(settings, remotes.specs, connect, out)
+    detach.check_flags(settings)
+    found = find_bundle(bundle)
+    return detach.run_detached(settings, remotes.specs, found, connect, out)

@@ -1,0 +1,149 @@
+"""Detached clusters (issue 14): ``mgmt run --remote ... --detach``, then the cluster
+lives on without the initiator; ``mgmt status`` and ``mgmt stop``.
+
+Three throw-away hosts on one bridge (they reach each other, as a cluster's
+hosts must), the write-up's graphs on a and b and a third like them on c.
+Everything is asserted after the initiator has exited.
+"""
+
+import subprocess
+
+import pytest
+from remote_helpers import MGMT, assert_clean, graph_for, mgmt_run, need_hosts, wait_until
+
+from support.hosts import ssh_hosts
+
+STATE = "/root/.local/state/mgmt/detached"
+GRAPH_C = """\
+graph: mygraph
+comment: remote example, host c
+resources:
+  file:
+  - name: file1c
+    path: "/tmp/file1c"
+    content: |
+      i am file1c
+    state: exists
+  - name: "@@file2c"
+    path: "/tmp/file2c"
+    content: |
+      i am file2c, exported from host c
+    state: exists
+collect:
+- kind: file
+  pattern: "/tmp/"
+edges: []
+remote: c
+"""
+EXPORTED = {
+    "file2a": "i am file2a, exported from host a\n",
+    "file2b": "i am file2b, exported from host b\n",
+    "file2c": "i am file2c, exported from host c\n",
+}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    with ssh_hosts(["a", "b", "c"], bridge=True) as hosts:
+        yield hosts
+
+
+def _graphs(tmp_path):
+    c = tmp_path / "remote2c.yaml"
+    c.write_text(GRAPH_C)
+    return [
+        graph_for("remote2a.yaml", "a", tmp_path),
+        graph_for("remote2b.yaml", "b", tmp_path),
+        c,
+    ]
+
+
+def _cluster(pool, bundle, command, graphs, *flags):
+    argv = [*MGMT, command, *flags]
+    for graph in graphs:
+        argv += ["--remote", str(graph)]
+    return subprocess.run(
+        argv, env=pool.env(MGMT_BUNDLE=str(bundle)), capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _edit_export(host, graph_name: str, old: str, new: str) -> None:
+    """Change what ``host`` exports by editing the graph its detached agent runs."""
+    path = f"{STATE}/{graph_name}"
+    text = host.read_file(path).replace(old, new)
+    assert new in text
+    host.run(f"cat > {path}.edit && mv {path}.edit {path}", input=text)
+
+
+def _content(host, path: str) -> str:
+    return host.read_file(path) if host.exists(path) else ""
+
+
+def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
+    graphs = _graphs(tmp_path)
+    a, b, c = pool["a"], pool["b"], pool["c"]
+    try:
+        done = mgmt_run(pool, bundle, graphs, "--detach", timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "cluster handed over: 3 host(s)" in done.stdout
+        assert "mgmt stop --remote" in done.stdout
+        # Converged before the hand-over: every host holds everyone's exports.
+        for host in (a, b, c):
+            own = f"file1{host.name}"
+            assert host.read_file(f"/tmp/{own}") == f"i am {own}\n"
+            for name, text in EXPORTED.items():
+                assert host.read_file(f"/tmp/{name}") == text, (host.name, name)
+
+        # The initiator is gone: drift is still undone...
+        a.run("echo tampered > /tmp/file1a")
+        wait_until(lambda: a.read_file("/tmp/file1a") == "i am file1a\n", 20, "file1a restored")
+        # ...and a changed export on a reaches b and c through the hosts' own etcd.
+        _edit_export(a, "remote2a.yaml", "exported from host a", "edited on host a")
+        for host in (b, c):
+            wait_until(
+                lambda host=host: "edited on host a" in _content(host, "/tmp/file2a"),
+                20,
+                f"the edited export of a on {host.name}",
+            )
+
+        status = _cluster(pool, bundle, "status", graphs)
+        assert status.returncode == 0, status.stdout + status.stderr
+        rows = [line for line in status.stdout.splitlines() if ": agent" in line]
+        lines = {line.split(":")[0]: line for line in rows}
+        assert set(lines) == {"a", "b", "c"}, status.stdout
+        for line in lines.values():
+            assert "agent running" in line and "converged" in line, line
+            assert "etcd member healthy" in line, line  # three hosts: three members
+
+        # One member killed (its supervisor first, so it is not restarted): the
+        # exchange goes on with the other two.
+        pids = c.run(f"cat {STATE}/etcd.sup {STATE}/etcd.pid").stdout.split()
+        c.run(["kill", "-KILL", *pids])
+        _edit_export(a, "remote2a.yaml", "edited on host a", "edited again on host a")
+        for host in (b, c):
+            wait_until(
+                lambda host=host: "edited again on host a" in _content(host, "/tmp/file2a"),
+                30,
+                f"the second edit of a's export on {host.name}, with a member down",
+            )
+        status = _cluster(pool, bundle, "status", graphs)
+        assert "etcd member UNHEALTHY" in status.stdout.split("\nc: ")[1], status.stdout
+    finally:
+        stop = _cluster(pool, bundle, "stop", graphs)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert "a: stopped agent, etcd" in stop.stdout, stop.stdout
+    for host in (a, b, c):
+        assert_clean(host)
+        assert not host.exists("/root/.local/state/mgmt"), host.name
+        assert host.listdir("/root/.cache/mgmt/bundles") == [f"{_sha(bundle)}.pyz"]
+    # Nothing left to stop, and status says there is no cluster.
+    again = _cluster(pool, bundle, "status", graphs)
+    assert again.returncode == 1 and "a: no detached cluster" in again.stdout, again.stdout
+
+
+def _sha(bundle) -> str:
+    import hashlib
+
+    return hashlib.sha256(bundle.read_bytes()).hexdigest()
