@@ -104,6 +104,8 @@ FIELDS: Tuple[Field, ...] = (
           "two hosts, 3 from three)", "--cluster-size", group=REMOTE, metavar="K"),
     Field("cluster_address", tuple, (), "the address the other hosts reach HOST at (default: "
           "the one SSH reached)", "--cluster-address", group=REMOTE, metavar="HOST=ADDR"),
+    Field("attach", bool, False, "take a detached cluster back: stream its logs, push graph "
+          "edits; ^C stops it (with --detach: leaves it running)", "--attach", group=REMOTE),
     # `mgmt status` / `mgmt stop` of a detached cluster: set by mgmt.cli, no flag.
     Field("cluster_command", str, ""),
     # An agent of a remote run: converged state as lines on stdout

@@ -6,10 +6,19 @@ hosts must), the write-up's graphs on a and b and a third like them on c.
 Everything is asserted after the initiator has exited.
 """
 
+import os
 import subprocess
 
 import pytest
-from remote_helpers import MGMT, assert_clean, graph_for, mgmt_run, need_hosts, wait_until
+from remote_helpers import (
+    MGMT,
+    Initiator,
+    assert_clean,
+    graph_for,
+    mgmt_run,
+    need_hosts,
+    wait_until,
+)
 
 from support.hosts import ssh_hosts
 
@@ -147,3 +156,77 @@ def _sha(bundle) -> str:
     import hashlib
 
     return hashlib.sha256(bundle.read_bytes()).hexdigest()
+
+
+def test_attach_pushes_an_edited_graph_then_detaches_again_or_stops(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    graphs = _graphs(tmp_path)[:2]
+    try:
+        # --converged-timeout 0: handed over at once, without waiting for convergence.
+        done = mgmt_run(pool, bundle, graphs, "--detach", "--converged-timeout", "0")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "etcd on a (" in done.stdout and "b (" not in done.stdout  # two hosts: one member
+        wait_until(lambda: _content(b, "/tmp/file2a") == EXPORTED["file2a"], 20, "a's export on b")
+
+        graphs[0].write_text(graphs[0].read_text().replace("i am file1a", "i am file1a, edited"))
+        attached = Initiator(pool, bundle, graphs, "--attach", "--detach")
+        try:
+            attached.wait_for_line(r"^a \| .*graph file .*remote2a.yaml changed", 60)
+            wait_until(
+                lambda: a.read_file("/tmp/file1a") == "i am file1a, edited\n", 20, "the edit on a"
+            )
+            attached.interrupt()
+            assert attached.wait(30) == 0, attached.output
+        finally:
+            attached.kill()
+        assert "detached again" in attached.output
+        status = _cluster(pool, bundle, "status", graphs)
+        assert status.returncode == 0, status.stdout + status.stderr  # it runs on
+
+        # Attached without --detach, ^C stops the cluster.
+        attached = Initiator(pool, bundle, graphs, "--attach")
+        try:
+            attached.wait_for_line(r"attached to 2 host\(s\)", 60)
+            attached.interrupt()
+            assert attached.wait(60) == 0, attached.output
+        finally:
+            attached.kill()
+        assert "cluster stopped and removed" in attached.output
+    finally:
+        _cluster(pool, bundle, "stop", graphs)
+    for host in (a, b):
+        assert_clean(host)
+        assert not host.exists("/root/.local/state/mgmt"), host.name
+
+
+def test_hosts_that_cannot_reach_each_other_are_told_so_and_nothing_is_left(bundle, tmp_path):
+    need_hosts()
+    with ssh_hosts(["na", "nb"]) as hosts:  # no bridge: each reaches only this machine
+        graphs = [
+            graph_for("remote2a.yaml", "na", tmp_path),
+            graph_for("remote2b.yaml", "nb", tmp_path),
+        ]
+        done = mgmt_run(hosts, bundle, graphs, "--detach")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "nb: agent: cannot reach the cluster's etcd at http://" in done.stderr
+        assert "--cluster-address" in done.stderr
+        assert "Traceback" not in done.stderr
+        for host in hosts:
+            assert_clean(host)
+            assert not host.exists("/root/.local/state/mgmt"), host.name
+
+
+def test_bad_cluster_flags_are_input_errors(bundle, tmp_path):
+    graph = graph_for("remote2a.yaml", "nowhere", tmp_path)
+    for flags, message in (
+        (["--cluster-address", "other=10.0.0.1"], "'other' is not a host of this run"),
+        (["--cluster-address", "nowhere"], "expected HOST=ADDRESS"),
+        (["--cluster-size", "2"], "--cluster-size 2: between 1 and the 1 host(s)"),
+    ):
+        done = subprocess.run(
+            [*MGMT, "run", "--tmp-prefix", "--detach", *flags, "--remote", str(graph)],
+            env={**os.environ, "MGMT_BUNDLE": str(bundle)}, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr

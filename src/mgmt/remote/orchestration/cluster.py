@@ -40,6 +40,14 @@ def default_size(hosts: int) -> int:
     return 1 if hosts < 3 else 3
 
 
+def check_size(size: int, hosts: int) -> int:
+    """The number of members (``size``, 0 for the default); an input error if impossible."""
+    size = size or default_size(hosts)
+    if size < 1 or size > hosts:
+        raise InputError(f"--cluster-size {size}: between 1 and the {hosts} host(s)")
+    return size
+
+
 def parse_addresses(values: Sequence[str], hosts: Sequence[str]) -> Dict[str, str]:
     """``--cluster-address HOST=ADDR`` flags as a dict; an unknown host is an input error."""
     found: Dict[str, str] = {}
@@ -69,9 +77,7 @@ class HostsEtcd:
         credentials: Optional[EtcdCredentials] = None,
         token: str = "",
     ):
-        size = size or default_size(len(hosts))
-        if size < 1 or size > len(hosts):
-            raise InputError(f"--cluster-size {size}: between 1 and the {len(hosts)} host(s)")
+        size = check_size(size, len(hosts))
         missing = [h for h in hosts[:size] if not addresses.get(h)]
         if missing:
             raise InputError(

@@ -32,7 +32,7 @@ from mgmt.errors import InputError, MgmtError, RemoteError
 from mgmt.log import get_logger
 from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.orchestration.cluster import HostsEtcd, parse_addresses
+from mgmt.remote.orchestration.cluster import HostsEtcd, check_size, parse_addresses
 from mgmt.remote.protocol.programs import DETACHED, LAUNCHER
 from mgmt.remote.transport.runner import Runner, upload
 
@@ -165,7 +165,7 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
                 _wait_converged(hosts, max(settings.converged_timeout, 0))
         except BaseException:
             log.error("the cluster did not start; stopping what was started")
-            _stop_all(hosts, caching=True)
+            stop_all(hosts, caching=True)
             raise
     members = ", ".join(f"{m.host} ({m.client_url})" for m in cluster.members)
     out.write(HANDED_OVER.format(hosts=len(specs), members=members, graphs=graphs))
@@ -247,7 +247,7 @@ def _wait_converged(hosts: Hosts, quiet: float) -> None:
         time.sleep(CONVERGE_POLL)
 
 
-def _stop_all(hosts: Hosts, caching: bool) -> Dict[str, Any]:
+def stop_all(hosts: Hosts, caching: bool) -> Dict[str, Any]:
     """Agents first (they would only log etcd errors), then the members and the dirs."""
 
     def agents(spec: HostSpec) -> Dict:
@@ -263,7 +263,7 @@ def _stop_all(hosts: Hosts, caching: bool) -> Dict[str, Any]:
 
 def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
     with Hosts(specs, connect) as hosts:
-        stopped = _stop_all(hosts, caching=not settings.no_caching)
+        stopped = stop_all(hosts, caching=not settings.no_caching)
     for spec in specs:
         what = stopped[spec.name]
         out.write(f"{spec.name}: {'stopped ' + ', '.join(what) if what else 'nothing running'}\n")
@@ -302,9 +302,12 @@ def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> in
     return 0 if healthy else 1
 
 
-def check_flags(settings) -> None:
-    """Flags that make no sense with a detached run."""
+def check_flags(settings, specs: List[HostSpec]) -> None:
+    """Flags that make no sense with a detached run, refused before connecting."""
     if settings.seeds:
         raise InputError("--detach cannot be used with --seeds: the cluster runs its own etcd")
     if settings.cluster_size < 0:
         raise InputError("--cluster-size must be 1 or more")
+    if settings.detach:
+        check_size(settings.cluster_size, len(specs))
+    parse_addresses(settings.cluster_address, [s.name for s in specs])

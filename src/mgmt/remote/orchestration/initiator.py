@@ -62,7 +62,7 @@ def run(
     if settings.no_server:
         raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
     remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
-    if settings.detach or settings.cluster_command:
+    if settings.detach or settings.attach or settings.cluster_command:
         return _detached(settings, remotes, bundle, fabric_config, out)
     if settings.cconns and settings.converged_timeout < 0 and len(remotes.specs) > settings.cconns:
         waiting = len(remotes.specs) - settings.cconns
@@ -121,8 +121,8 @@ def run(
 
 
 def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config, out) -> int:
-    """--detach, `mgmt status`, `mgmt stop`: mgmt.remote.orchestration.detach."""
-    from mgmt.remote.orchestration import detach
+    """--detach, --attach, `mgmt status`, `mgmt stop`: mgmt.remote.orchestration.detach."""
+    from mgmt.remote.orchestration import attach, detach
     from mgmt.remote.orchestration.bundlefile import find_bundle
     from mgmt.remote.transport.connect import ConnectOptions
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
@@ -143,6 +143,8 @@ def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config
         return detach.status_detached(settings, remotes.specs, connect, out)
     if settings.cluster_command == "stop":
         return detach.stop_detached(settings, remotes.specs, connect, out)
-    detach.check_flags(settings)
+    detach.check_flags(settings, remotes.specs)
+    if settings.attach:
+        return attach.attach(settings, remotes.specs, connect, out)
     found = find_bundle(bundle)
     return detach.run_detached(settings, remotes.specs, found, connect, out)

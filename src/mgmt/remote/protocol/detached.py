@@ -22,6 +22,7 @@ Commands:
   credentials (through the bundle's own client code, mgmt.world.auth);
 - ``agent``: checks that a member answers, writes the graph and settings,
   starts the agent supervised;
+- ``graph``: replaces the agent's graph (it reloads it);
 - ``status``: the state of the agent and the member, converged or not, the
   last log lines;
 - ``stop``: stops what ``what`` names (``agent``, ``etcd``), and with
@@ -274,6 +275,15 @@ def start_agent(request):
     return {"pid": pid}
 
 
+def replace_graph(request):
+    """A graph edit (``mgmt run --attach``): the agent reloads a whole file."""
+    cluster = json.loads(read_text(path("cluster.json"), "{}") or "{}")
+    if not cluster:
+        raise Failed("no detached cluster here")
+    write_private(path(cluster["graph"]), request["graph"])
+    return {"graph": path(cluster["graph"])}
+
+
 def tail(name, lines=LOG_LINES):
     text = read_text(name, "")
     return "\n".join(text.splitlines()[-lines:])
@@ -301,7 +311,7 @@ def status(request):
     if not os.path.isdir(DIR) or not os.path.exists(path("cluster.json")):
         return {"exists": False}
     cluster = json.loads(read_text(path("cluster.json"), "{}"))
-    found = {"exists": True, "cluster": cluster}
+    found = {"exists": True, "cluster": cluster, "dir": DIR}
     for name in NAMES:
         pid = pid_in(path(name + ".pid"))
         sup = supervisor_running(name)
@@ -422,6 +432,7 @@ COMMANDS = {
     "etcd": start_etcd,
     "auth": enable_auth,
     "agent": start_agent,
+    "graph": replace_graph,
     "status": status,
     "stop": stop,
 }
