@@ -28,8 +28,10 @@ Commands:
 - ``stop``: stops what ``what`` names (``agent``, ``etcd``), and with
   ``clean`` removes DIR (and with ``caching`` false, the cached bundle and etcd);
 - ``supervise NAME`` (not from the initiator): runs DIR/NAME.json's command
-  in a session of its own (setsid) until told to stop, restarting it when it
-  fails, so that it outlives the SSH session that started it.
+  until told to stop, restarting it when it fails; it runs as a transient
+  systemd unit (``systemd-run``, Restart=on-failure) when systemd is the
+  host's init and we are root, else in a session of its own (setsid), so that
+  it outlives the SSH session that started it.
 
 Runs on the host's Python (3.6 and later) with the standard library only (and,
 for ``auth`` and ``status``, the bundle's mgmt package from its zip).
@@ -146,17 +148,57 @@ def prepare(request, program):
     }
 
 
+def systemd_runs_here():
+    """systemd is this host's init (and we are root: the system manager is ours to ask)."""
+    import shutil
+
+    return (
+        os.geteuid() == 0
+        and os.path.isdir("/run/systemd/system")
+        and shutil.which("systemd-run") is not None
+    )
+
+
+def unit_name(name):
+    return "mgmt-detached-" + name + ".service"
+
+
 def start_supervised(name, argv, stdin=None, env=None, stop_signal="TERM"):
-    """Start ``argv`` under ``supervise NAME``, in its own session, detached from SSH."""
-    spec = {"argv": argv, "stdin": stdin, "env": env or {}, "stop_signal": stop_signal}
+    """Start ``argv`` under ``supervise NAME``, detached from the SSH session: a
+    transient systemd unit when systemd runs the host (restarted if the supervisor
+    itself dies), else a session of its own (setsid)."""
+    env = dict(env or {}, HOME=os.path.expanduser("~"))  # a unit starts without one
+    spec = {"argv": argv, "stdin": stdin, "env": env, "stop_signal": stop_signal}
     write_private(path(name + ".json"), json.dumps(spec))
-    for stale in (".exit", ".pid", ".sup"):
+    for stale in (".exit", ".pid", ".sup", ".mode"):
         if os.path.exists(path(name + stale)):
             os.unlink(path(name + stale))
+    command = [sys.executable, "-S", path("detached.py"), "supervise", name]
+    if systemd_runs_here():
+        unit = unit_name(name)
+        subprocess.run(["systemctl", "reset-failed", unit], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run(
+            ["systemd-run", "--unit=" + unit, "--collect", "--quiet",
+             "--property=Restart=on-failure", "--property=RestartSec=1",
+             "--property=KillMode=mixed", "--property=TimeoutStopSec=20",
+             "--", *command],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            universal_newlines=True,  # noqa: UP021 (text= is 3.7+)
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise Failed(f"systemd-run {unit}: {done.stdout.strip()}")
+        write_private(path(name + ".mode"), "systemd " + unit + "\n")
+        deadline = time.time() + 10
+        while supervisor_running(name) is None:  # it writes its own pid first thing
+            if time.time() > deadline:
+                raise Failed(f"{unit} did not start: " + tail(path(name + ".log"), 3))
+            time.sleep(0.02)
+        return supervisor_running(name)
     log = open(path(name + ".log"), "ab")  # noqa: SIM115 (closed once the child has it)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-S", path("detached.py"), "supervise", name],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -166,6 +208,7 @@ def start_supervised(name, argv, stdin=None, env=None, stop_signal="TERM"):
         )
     finally:
         log.close()
+    write_private(path(name + ".mode"), "setsid\n")
     write_private(path(name + ".sup"), f"{proc.pid}\n")
     return proc.pid
 
@@ -320,6 +363,7 @@ def status(request):
             "pid": pid,
             "running": sup is not None and pid is not None and alive(pid, ""),
             "exit": (read_text(path(name + ".exit"), "") or "").strip() or None,
+            "mode": (read_text(path(name + ".mode"), "") or "").strip() or None,
         }
     settings_line = (read_text(path("agent.in"), "\n\n") or "\n\n").splitlines()[1]
     settings = json.loads(settings_line)
@@ -334,7 +378,13 @@ def stop_supervised(name):
     """SIGTERM the supervisor (it stops its process, SIGKILL after STOP_GRACE) and wait."""
     sup = supervisor_running(name)
     child = pid_in(path(name + ".pid"))
-    if sup is not None:
+    mode = (read_text(path(name + ".mode"), "") or "").split()
+    if mode[:1] == ["systemd"]:
+        # systemd must not restart it: the unit is stopped (SIGTERM to the supervisor,
+        # which stops its process), and it is gone with --collect.
+        subprocess.run(["systemctl", "stop", mode[1]], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)  # fmt: skip
+    elif sup is not None:
         os.kill(sup, signal.SIGTERM)
         deadline = time.time() + STOP_GRACE + 5
         while alive(sup, "supervise") and time.time() < deadline:
@@ -345,7 +395,7 @@ def stop_supervised(name):
         spec = json.loads(read_text(path(name + ".json"), "{}") or "{}")
         if spec and alive(child, spec["argv"][0]):
             os.kill(child, signal.SIGKILL)
-    return sup is not None
+    return sup is not None or mode[:1] == ["systemd"]
 
 
 def stop(request):
@@ -382,6 +432,13 @@ def stop(request):
 
 def supervise(name):
     """Run DIR/NAME.json's command until SIGTERM; restart it when it ends otherwise."""
+    write_private(path(name + ".sup"), f"{os.getpid()}\n")
+    # Output to the log, also in a unit (StandardOutput=append: needs systemd 240;
+    # RHEL 8 has 239).
+    log = os.open(path(name + ".log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
     spec = json.loads(read_text(path(name + ".json")))
     stop_signal = getattr(signal, "SIG" + spec["stop_signal"])
     state = {"stopping": False, "child": None}
@@ -440,6 +497,8 @@ COMMANDS = {
 
 def main():
     if sys.argv[1:2] == ["supervise"]:
+        global DIR
+        DIR = os.path.dirname(os.path.abspath(sys.argv[0]))  # HOME may be unset in a unit
         sys.exit(supervise(sys.argv[2]))
     program, command = sys.argv[1], sys.argv[2]
     os.umask(0o077)
