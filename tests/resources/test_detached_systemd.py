@@ -3,14 +3,14 @@ processes are transient units, restarted by systemd when the supervisor itself d
 
 Here (not in tests/remote) because it needs the systemd host of these tests; the
 program (mgmt.remote.protocol.detached) is run inside it as the initiator runs it
-over SSH: ``python3 -S -c PROGRAM PROGRAM COMMAND`` with a JSON request on stdin.
+over SSH: ``python3 -S -c PROGRAM COMMAND`` with a JSON request on stdin.
 """
 
 import json
 
 from systemd_host import SystemdHost
 
-from mgmt.remote.protocol.programs import DETACHED
+from mgmt.remote.protocol.programs import DETACHED, SUPERVISOR
 from support import require_tools
 from support.polling import wait_until
 
@@ -25,7 +25,7 @@ def test_a_member_under_systemd_is_a_transient_unit_restarted_and_stopped(tmp_pa
     state = home / ".local/state/mgmt/detached"
 
     def call(command: str, request: dict) -> dict:
-        argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED, DETACHED]
+        argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED]
         done = host.run([*argv, command], input=json.dumps(request) + "\n")
         return json.loads(done.stdout.splitlines()[-1])
 
@@ -37,7 +37,7 @@ def test_a_member_under_systemd_is_a_transient_unit_restarted_and_stopped(tmp_pa
         return int((state / "etcd.sup").read_text())
 
     try:
-        prepared = call("prepare", {"sha256": "0" * 64})
+        prepared = call("prepare", {"sha256": "0" * 64, "supervisor": SUPERVISOR})
         assert prepared["etcd"], prepared
         started = call("etcd", {
             "binary": prepared["etcd"], "name": "m1", "address": "127.0.0.1",

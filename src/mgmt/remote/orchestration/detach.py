@@ -33,7 +33,7 @@ from mgmt.log import get_logger
 from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.cluster import HostsEtcd, check_size, parse_addresses
-from mgmt.remote.protocol.programs import DETACHED, LAUNCHER
+from mgmt.remote.protocol.programs import DETACHED, LAUNCHER, SUPERVISOR
 from mgmt.remote.transport.runner import Runner, upload
 
 log = get_logger("remote")
@@ -43,9 +43,10 @@ HANDED_OVER = (
     "cluster handed over: {hosts} host(s), etcd on {members}; the agents run on without "
     "this initiator.\n  see it:  mgmt status {graphs}\n  stop it: mgmt stop {graphs}\n"
 )
-# The hosts' program, on the host's python3 as START finds it; it gets its own
-# text as its first argument (it keeps a copy to run its supervisors from).
-RUN_PROGRAM = 'py=/usr/bin/python3; [ -x "$py" ] || py=python3; exec "$py" -S -c "$1" "$@"'
+# The hosts' program ($1), on the host's python3 as START finds it.
+RUN_PROGRAM = (
+    'p=$1; shift; py=/usr/bin/python3; [ -x "$py" ] || py=python3; exec "$py" -S -c "$p" "$@"'
+)
 
 
 class Hosts:
@@ -174,7 +175,7 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
 
 
 def _prepare_request(spec: HostSpec, bundle) -> Dict[str, Any]:
-    return {"sha256": bundle.sha256, "etcd_sha256": _local_etcd()[1]}
+    return {"sha256": bundle.sha256, "etcd_sha256": _local_etcd()[1], "supervisor": SUPERVISOR}
 
 
 _ETCD: List[Any] = []
