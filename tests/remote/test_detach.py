@@ -7,6 +7,7 @@ Everything is asserted after the initiator has exited.
 """
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -98,6 +99,11 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
         assert "cluster handed over: 3 host(s)" in done.stdout
         assert "mgmt stop --remote" in done.stdout
+        # The agents' output was shown live until the hand-over, as in an attached run.
+        assert re.search(r"^b \| .*This is: mgmt", done.stdout, re.M), done.stdout
+        # What holds the cluster's credentials is the login user's alone.
+        modes = a.run(f"stat -c %a {STATE} {STATE}/agent.in {STATE}/root.json").stdout.split()
+        assert modes == ["700", "600", "600"]
         # Converged before the hand-over: every host holds everyone's exports.
         for host in (a, b, c):
             own = f"file1{host.name}"
@@ -117,9 +123,19 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
                 f"the edited export of a on {host.name}",
             )
 
+        # An agent that dies is started again by its supervisor, and works on.
+        first = int(b.read_file(f"{STATE}/agent.pid"))
+        b.run(["kill", "-KILL", str(first)])
+        wait_until(
+            lambda: int(b.read_file(f"{STATE}/agent.pid")) != first, 20, "b's agent restarted"
+        )
+        b.run("echo tampered > /tmp/file1b")
+        wait_until(lambda: b.read_file("/tmp/file1b") == "i am file1b\n", 30, "file1b restored")
+        assert b.read_file(f"{STATE}/agent.exit").strip() == "-9"
+
         status = _cluster(pool, bundle, "status", graphs)
         assert status.returncode == 0, status.stdout + status.stderr
-        rows = [line for line in status.stdout.splitlines() if ": agent" in line]
+        rows = [line for line in status.stdout.splitlines() if not line.startswith(" ")]
         lines = {line.split(":")[0]: line for line in rows}
         assert set(lines) == {"a", "b", "c"}, status.stdout
         for line in lines.values():
@@ -167,6 +183,9 @@ def test_attach_pushes_an_edited_graph_then_detaches_again_or_stops(pool, bundle
         assert done.returncode == 0, done.stdout + done.stderr
         assert "etcd on a (" in done.stdout and "b (" not in done.stdout  # two hosts: one member
         wait_until(lambda: _content(b, "/tmp/file2a") == EXPORTED["file2a"], 20, "a's export on b")
+        again = mgmt_run(pool, bundle, graphs, "--detach")
+        assert again.returncode == 1, again.stdout + again.stderr
+        assert "a detached cluster already runs on a, b" in again.stderr
 
         graphs[0].write_text(graphs[0].read_text().replace("i am file1a", "i am file1a, edited"))
         attached = Initiator(pool, bundle, graphs, "--attach", "--detach")
@@ -230,3 +249,21 @@ def test_bad_cluster_flags_are_input_errors(bundle, tmp_path):
         )  # fmt: skip
         assert done.returncode == 2, done.stderr
         assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_one_host_and_stop_without_caching_removes_the_bundle_too(pool, bundle, tmp_path):
+    c = pool["c"]
+    graph = _graphs(tmp_path)[2]
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--detach")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "etcd on c (" in done.stdout
+        c.run("rm -f /tmp/file1c")
+        wait_until(lambda: c.exists("/tmp/file1c"), 20, "file1c made again")
+    finally:
+        stop = _cluster(pool, bundle, "stop", [graph], "--no-caching")
+    assert stop.returncode == 0 and "c: stopped agent, etcd" in stop.stdout, stop.stdout
+    assert_clean(c)
+    assert not c.exists("/root/.local/state/mgmt")
+    assert c.listdir("/root/.cache/mgmt/bundles") == []
+    assert not [d for d in c.listdir("/root/.cache/mgmt/shiv") if d.startswith(_sha(bundle))]

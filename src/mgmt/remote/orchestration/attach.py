@@ -8,24 +8,20 @@ stopped and removed as ``mgmt stop`` does, or, with ``--detach`` as well, left
 running ("detach again").
 """
 
-import threading
-from typing import Callable, List, TextIO
+from typing import Callable, List
 
 from mgmt.errors import MgmtError, RemoteError
 from mgmt.log import get_logger
-from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.detach import Hosts, stop_all
 from mgmt.remote.orchestration.fanout import RunControl, SignalStop
+from mgmt.remote.orchestration.follow import LogFollower
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.session import GRAPH_COPIED
-from mgmt.remote.transport.runner import Process, Runner
+from mgmt.remote.transport.runner import Runner
 
 log = get_logger("remote")
 
-# Follows the agent's log until the initiator goes (its stdin closes), then ends:
-# nothing of an attach stays on the host.
-FOLLOW = 'tail -n 0 -F "$1" 2>/dev/null & t=$!; cat >/dev/null; kill "$t"'
 DETACHED_AGAIN = (
     "detached again: the cluster runs on (mgmt status / mgmt stop with the same graphs)\n"
 )
@@ -34,23 +30,14 @@ STOPPED = "cluster stopped and removed\n"
 
 def attach(settings, specs: List[HostSpec], connect: Callable[[HostSpec], Runner], out) -> int:
     control = RunControl()
-    printer = _Printer(out)
     with Hosts(specs, connect) as hosts:
         states = hosts.each(lambda s: hosts.call(s.name, "status", {}))
         missing = [name for name, state in states.items() if not state.get("exists")]
         if missing:
             raise MgmtError(f"no detached cluster on {', '.join(missing)}")
-        streams: List[Process] = []
-        readers: List[threading.Thread] = []
-        for spec in specs:
-            log_path = states[spec.name]["dir"] + "/agent.log"
-            process = hosts.runners[spec.name].start(protocol.sh(FOLLOW, log_path))
-            streams.append(process)
-            reader = threading.Thread(
-                target=_follow, args=(spec.name, process, printer), daemon=True
-            )
-            reader.start()
-            readers.append(reader)
+        logs = {s.name: (states[s.name]["dir"] + "/agent.log", states[s.name]["log_size"])
+                for s in specs}  # fmt: skip
+        follower = LogFollower(hosts.runners, logs, out)
 
         def push(spec: HostSpec) -> None:
             text = spec.graph.read_text(encoding="utf-8")
@@ -74,15 +61,7 @@ def attach(settings, specs: List[HostSpec], connect: Callable[[HostSpec], Runner
         finally:
             if watcher is not None:
                 watcher.close()
-            for process in streams:
-                try:
-                    process.close_stdin()
-                    process.wait(5)
-                except (OSError, EOFError):
-                    pass
-                process.close()
-            for reader in readers:
-                reader.join(2)
+            follower.close()
         if settings.detach:
             out.write(DETACHED_AGAIN)
         else:
@@ -90,22 +69,3 @@ def attach(settings, specs: List[HostSpec], connect: Callable[[HostSpec], Runner
             out.write(STOPPED)
         out.flush()
     return 0
-
-
-class _Printer:
-    def __init__(self, out: TextIO):
-        self.out = out
-        self.lock = threading.Lock()
-
-    def __call__(self, host: str, line: str) -> None:
-        with self.lock:
-            self.out.write(f"{host} | {line}\n")
-            self.out.flush()
-
-
-def _follow(host: str, process: Process, printer: _Printer) -> None:
-    try:
-        for raw in process.stdout:
-            printer(host, raw.decode(errors="replace").rstrip("\r\n"))
-    except (OSError, EOFError, ValueError):
-        pass  # the connection went: the loop above finds out

@@ -15,8 +15,9 @@ In order, one phase at a time on every host at once:
 3. start the members, turn auth on once they have a quorum;
 4. start the agents (supervised in a session of their own, restarted when
    they fail, output to DIR/agent.log);
-5. wait until every host says it converged (not with --converged-timeout 0),
-   print how to see and stop the cluster, and exit 0.
+5. follow the agents' logs (``host | line``) until every host says it
+   converged (not with --converged-timeout 0), print how to see and stop the
+   cluster, and exit 0.
 
 A run that fails half-way stops what it started. ``status`` and ``stop`` take
 the same graphs (they name the hosts). The hosts keep the cluster in
@@ -33,6 +34,7 @@ from mgmt.log import get_logger
 from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.cluster import HostsEtcd, check_size, parse_addresses
+from mgmt.remote.orchestration.follow import LogFollower
 from mgmt.remote.protocol.programs import DETACHED, LAUNCHER, SUPERVISOR
 from mgmt.remote.transport.runner import Runner, upload
 
@@ -162,8 +164,15 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
                 log.info("%s: agent detached (log in its ~/.local/state/mgmt/detached)", spec.name)
 
             hosts.each(agent)
-            if settings.converged_timeout != 0:
-                _wait_converged(hosts, max(settings.converged_timeout, 0))
+            # Their output, live, until the hand-over (as an attached run shows it).
+            logs = {name: (found["dir"] + "/agent.log", 0) for name, found in prepared.items()}
+            follower = LogFollower(hosts.runners, logs, out)
+            sizes = None
+            try:
+                if settings.converged_timeout != 0:
+                    sizes = _wait_converged(hosts, max(settings.converged_timeout, 0))
+            finally:
+                follower.close(sizes)
         except BaseException:
             log.error("the cluster did not start; stopping what was started")
             stop_all(hosts, caching=True)
@@ -230,8 +239,9 @@ def _start_members(hosts: Hosts, prepared: Dict[str, Dict], cluster: HostsEtcd) 
     hosts.each(start, [s for s in hosts.specs if cluster.member(s.name) is not None])
 
 
-def _wait_converged(hosts: Hosts, quiet: float) -> None:
-    """Until every agent has said it converged, together, for ``quiet`` seconds."""
+def _wait_converged(hosts: Hosts, quiet: float) -> Dict[str, int]:
+    """Until every agent has said it converged, together, for ``quiet`` seconds; the
+    sizes of their logs then."""
     since: Optional[float] = None
     while True:
         states = hosts.each(lambda s: hosts.call(s.name, "status", {}))
@@ -242,7 +252,7 @@ def _wait_converged(hosts: Hosts, quiet: float) -> None:
             since = since or time.monotonic()
             if time.monotonic() - since >= quiet:
                 log.info("every host converged")
-                return
+                return {name: state["log_size"] for name, state in states.items()}
         else:
             since = None
         time.sleep(CONVERGE_POLL)

@@ -124,6 +124,7 @@ def prepare(request):
         "address": connection[2] if len(connection) == 4 else None,
         "existing": any(running(n) for n in NAMES),
         "python": "{}.{}".format(*sys.version_info[:2]),
+        "dir": DIR,
     }
 
 
@@ -290,6 +291,10 @@ def status(request):
     found["etcd"]["health"] = healthy(member) if member else None
     found["converged"] = converged(settings, cluster.get("bundle", ""))
     found["log"] = tail(path("agent.log"))
+    try:
+        found["log_size"] = os.path.getsize(path("agent.log"))
+    except OSError:
+        found["log_size"] = 0
     return found
 
 
