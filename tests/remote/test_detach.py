@@ -8,7 +8,9 @@ Everything is asserted after the initiator has exited.
 
 import os
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from remote_helpers import (
@@ -169,9 +171,7 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
 
 
 def _sha(bundle) -> str:
-    import hashlib
-
-    return hashlib.sha256(bundle.read_bytes()).hexdigest()
+    return _sha_of(bundle)
 
 
 def test_attach_pushes_an_edited_graph_then_detaches_again_or_stops(pool, bundle, tmp_path):
@@ -267,3 +267,32 @@ def test_one_host_and_stop_without_caching_removes_the_bundle_too(pool, bundle, 
     assert not c.exists("/root/.local/state/mgmt")
     assert c.listdir("/root/.cache/mgmt/bundles") == []
     assert not [d for d in c.listdir("/root/.cache/mgmt/shiv") if d.startswith(_sha(bundle))]
+
+
+def test_a_member_without_etcd_gets_the_initiators_copy_cached_by_sha256(bundle, tmp_path):
+    need_hosts()
+    with ssh_hosts(["bare"]) as hosts:
+        bare = hosts["bare"]
+        # This host has no etcd: the machine's binary is masked in its mount namespace.
+        bare.run("mount --bind /dev/null /usr/bin/etcd")
+        assert bare.run("test -x /usr/bin/etcd", check=False).returncode != 0
+        graph = graph_for("remote2a.yaml", "bare", tmp_path)
+        done = mgmt_run(hosts, bundle, [graph], "--detach")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "bare: no etcd on the host; copying this one" in done.stderr
+        etcd_sha = _sha_of(Path(shutil.which("etcd")).resolve())
+        copy = f"/root/.cache/mgmt/etcd/{etcd_sha}"
+        assert bare.exists(copy)
+        assert any(copy in cmd for cmd in bare.processes().values())  # the member runs it
+        status = _cluster(hosts, bundle, "status", [graph])
+        assert "etcd member healthy" in status.stdout and "mgmt 0." in status.stdout, status.stdout
+        stop = _cluster(hosts, bundle, "stop", [graph], "--no-caching")
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert not bare.exists(copy)  # --no-caching: the copy goes with the bundle
+        assert_clean(bare)
+
+
+def _sha_of(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -29,6 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
+from mgmt import __version__
 from mgmt.errors import InputError, MgmtError, RemoteError
 from mgmt.log import get_logger
 from mgmt.remote import protocol
@@ -156,6 +157,7 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
                         "member_url": member.client_url if member else None,
                         "bundle": prepared[spec.name]["bundle"],
                         "bundle_sha256": bundle.sha256,
+                        "version": __version__,
                         "etcd_copy": prepared[spec.name].get("etcd_copy"),
                         "graph": spec.graph.name,
                         "started": time.time(),
@@ -175,7 +177,10 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
                 follower.close(sizes)
         except BaseException:
             log.error("the cluster did not start; stopping what was started")
-            stop_all(hosts, caching=True)
+            try:
+                stop_all(hosts, caching=True)
+            except MgmtError as err:  # the first error is the one to report
+                log.error("could not stop everything: %s", err)
             raise
     members = ", ".join(f"{m.host} ({m.client_url})" for m in cluster.members)
     out.write(HANDED_OVER.format(hosts=len(specs), members=members, graphs=graphs))
@@ -304,7 +309,8 @@ def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> in
         out.write(
             f"{spec.name}: agent {'running' if running else 'NOT RUNNING'} (pid {agent['pid']}"
             f"{', last exit ' + agent['exit'] if agent['exit'] else ''}), "
-            f"{converged[state['converged']]}, bundle {cluster['bundle_sha256'][:12]}, "
+            f"{converged[state['converged']]}, mgmt {cluster.get('version', '?')} "
+            f"(bundle {cluster['bundle_sha256'][:12]}), "
             f"etcd member {member}\n"
         )
         for line in state.get("log", "").splitlines():

@@ -121,6 +121,7 @@ def prepare(request):
         "bundle_ok": bundle_ok,
         "etcd": etcd,
         "etcd_cache": etcd_cache,
+        "etcd_copy": etcd if etcd is not None and etcd == etcd_cache else None,
         "address": connection[2] if len(connection) == 4 else None,
         "existing": any(running(n) for n in NAMES),
         "python": "{}.{}".format(*sys.version_info[:2]),
