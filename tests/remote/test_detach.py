@@ -296,3 +296,26 @@ def _sha_of(path) -> str:
     import hashlib
 
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_status_and_stop_go_on_when_a_host_cannot_be_reached(bundle, tmp_path):
+    need_hosts()
+    with ssh_hosts(["ua", "ub"], bridge=True) as hosts:
+        ua, ub = hosts["ua"], hosts["ub"]
+        graphs = [
+            graph_for("remote2a.yaml", "ua", tmp_path),
+            graph_for("remote2b.yaml", "ub", tmp_path),
+        ]
+        done = mgmt_run(hosts, bundle, graphs, "--detach")
+        assert done.returncode == 0, done.stdout + done.stderr
+        ub.stop_sshd()  # ub goes on running its agent, but SSH is refused
+        status = _cluster(hosts, bundle, "status", graphs)
+        assert status.returncode == 1, status.stdout + status.stderr
+        assert "ub: UNREACHABLE: cannot connect to" in status.stdout
+        assert "ua: agent running" in status.stdout
+        stop = _cluster(hosts, bundle, "stop", graphs)
+        assert stop.returncode == 1, stop.stdout + stop.stderr
+        assert "ua: stopped agent, etcd" in stop.stdout
+        assert "ub: UNREACHABLE, nothing stopped" in stop.stdout
+        assert "Traceback" not in stop.stderr
+        assert_clean(ua)

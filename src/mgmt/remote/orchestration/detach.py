@@ -19,8 +19,8 @@ In order, one phase at a time on every host at once:
    converged (not with --converged-timeout 0), print how to see and stop the
    cluster, and exit 0.
 
-A run that fails half-way stops what it started. ``status`` and ``stop`` take
-the same graphs (they name the hosts). The hosts keep the cluster in
+A run that fails half-way stops what it started. ``status`` and ``stop``
+(:mod:`.control`) take the same graphs (they name the hosts). The hosts keep the cluster in
 ~/.local/state/mgmt/detached of the login user.
 """
 
@@ -55,17 +55,37 @@ RUN_PROGRAM = (
 class Hosts:
     """One connection per host, and a way to run a phase on all of them at once."""
 
-    def __init__(self, specs: Sequence[HostSpec], connect: Callable[[HostSpec], Runner]):
+    def __init__(
+        self,
+        specs: Sequence[HostSpec],
+        connect: Callable[[HostSpec], Runner],
+        tolerant: bool = False,
+    ):
+        """``tolerant`` (status, stop): hosts that cannot be reached are left out of
+        :attr:`specs` and kept in :attr:`unreachable` (host -> why), instead of
+        failing the whole command."""
         self.specs = list(specs)
         self.runners: Dict[str, Runner] = {}
+        self.unreachable: Dict[str, str] = {}
         self._connect = connect
+        self._tolerant = tolerant
         self._pool = ThreadPoolExecutor(max_workers=min(32, max(1, len(self.specs))))
 
     def __enter__(self) -> "Hosts":
         def one(spec: HostSpec) -> None:
-            self.runners[spec.name] = self._connect(spec)
+            try:
+                self.runners[spec.name] = self._connect(spec)
+            except RemoteError as err:
+                if not self._tolerant:
+                    raise
+                self.unreachable[spec.name] = err.message
 
-        self.each(one)
+        try:
+            self.each(one)
+        except BaseException:
+            self.__exit__()
+            raise
+        self.specs = [s for s in self.specs if s.name in self.runners]
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -275,48 +295,6 @@ def stop_all(hosts: Hosts, caching: bool) -> Dict[str, Any]:
     first = hosts.each(agents)
     second = hosts.each(rest)
     return {n: first[n]["stopped"] + second[n]["stopped"] for n in first}
-
-
-def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
-    with Hosts(specs, connect) as hosts:
-        stopped = stop_all(hosts, caching=not settings.no_caching)
-    for spec in specs:
-        what = stopped[spec.name]
-        out.write(f"{spec.name}: {'stopped ' + ', '.join(what) if what else 'nothing running'}\n")
-    out.flush()
-    return 0
-
-
-def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
-    """One block per host; 0 if every agent runs, else 1."""
-    with Hosts(specs, connect) as hosts:
-        states = hosts.each(lambda s: hosts.call(s.name, "status", {}))
-    healthy = True
-    for spec in specs:
-        state = states[spec.name]
-        if not state.get("exists"):
-            out.write(f"{spec.name}: no detached cluster\n")
-            healthy = False
-            continue
-        agent, etcd, cluster = state["agent"], state["etcd"], state["cluster"]
-        running = agent["running"]
-        healthy = healthy and running
-        member = "not a member"
-        if cluster.get("member_url"):
-            member = "healthy" if etcd["health"] else "UNHEALTHY"
-            member += f" ({cluster['member_url']}, pid {etcd['pid']})"
-        converged = {True: "converged", False: "not converged", None: "unknown"}
-        out.write(
-            f"{spec.name}: agent {'running' if running else 'NOT RUNNING'} (pid {agent['pid']}"
-            f"{', last exit ' + agent['exit'] if agent['exit'] else ''}), "
-            f"{converged[state['converged']]}, mgmt {cluster.get('version', '?')} "
-            f"(bundle {cluster['bundle_sha256'][:12]}), "
-            f"etcd member {member}\n"
-        )
-        for line in state.get("log", "").splitlines():
-            out.write(f"  | {line}\n")
-    out.flush()
-    return 0 if healthy else 1
 
 
 def check_flags(settings, specs: List[HostSpec]) -> None:

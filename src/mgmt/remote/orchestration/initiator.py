@@ -122,7 +122,7 @@ def run(
 
 def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config, out) -> int:
     """--detach, --attach, `mgmt status`, `mgmt stop`: mgmt.remote.orchestration.detach."""
-    from mgmt.remote.orchestration import attach, detach
+    from mgmt.remote.orchestration import attach, control, detach
     from mgmt.remote.orchestration.bundlefile import find_bundle
     from mgmt.remote.transport.connect import ConnectOptions
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
@@ -140,9 +140,9 @@ def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config
         return ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
 
     if settings.cluster_command == "status":
-        return detach.status_detached(settings, remotes.specs, connect, out)
+        return control.status_detached(settings, remotes.specs, connect, out)
     if settings.cluster_command == "stop":
-        return detach.stop_detached(settings, remotes.specs, connect, out)
+        return control.stop_detached(settings, remotes.specs, connect, out)
     detach.check_flags(settings, remotes.specs)
     if settings.attach:
         return attach.attach(settings, remotes.specs, connect, out)
