@@ -233,6 +233,17 @@ def test_hosts_that_cannot_reach_each_other_are_told_so_and_nothing_is_left(bund
         for host in hosts:
             assert_clean(host)
             assert not host.exists("/root/.local/state/mgmt"), host.name
+        # Two members that cannot reach each other: said at once, before any etcd runs.
+        done = mgmt_run(hosts, bundle, graphs, "--detach", "--cluster-size", "2")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "probe: cannot reach the cluster's other member(s) at " in done.stderr
+        # An address that is not the host's own.
+        done = mgmt_run(hosts, bundle, graphs, "--detach", "--cluster-address", "na=10.254.200.9")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "na: probe: cannot listen on 10.254.200.9:2379 here" in done.stderr
+        for host in hosts:
+            assert_clean(host)
+            assert not host.exists("/root/.local/state/mgmt"), host.name
 
 
 def test_bad_cluster_flags_are_input_errors(bundle, tmp_path):

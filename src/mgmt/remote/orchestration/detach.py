@@ -12,7 +12,8 @@ In order, one phase at a time on every host at once:
 2. copy what is missing: the bundle (cached by sha256, as an attached run
    caches it) and, for a member without etcd, the initiator's own etcd binary
    (cached by its sha256 the same way);
-3. start the members, turn auth on once they have a quorum;
+3. check that the members can listen on their addresses and reach each other
+   (``probe``), start them, turn auth on once they have a quorum;
 4. start the agents (supervised in a session of their own, restarted when
    they fail, output to DIR/agent.log);
 5. follow the agents' logs (``host | line``) until every host says it
@@ -34,7 +35,13 @@ from mgmt.errors import InputError, MgmtError, RemoteError
 from mgmt.log import get_logger
 from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.orchestration.cluster import HostsEtcd, check_size, parse_addresses
+from mgmt.remote.orchestration.cluster import (
+    CLIENT_PORT,
+    PEER_PORT,
+    HostsEtcd,
+    check_size,
+    parse_addresses,
+)
 from mgmt.remote.orchestration.follow import LogFollower
 from mgmt.remote.protocol.programs import DETACHED, LAUNCHER, SUPERVISOR
 from mgmt.remote.transport.runner import Runner, upload
@@ -249,19 +256,29 @@ def _copy_missing(hosts: Hosts, prepared: Dict[str, Dict], bundle, cluster: Host
 
 
 def _start_members(hosts: Hosts, prepared: Dict[str, Dict], cluster: HostsEtcd) -> None:
+    members = [s for s in hosts.specs if cluster.member(s.name) is not None]
+
+    def probe(spec: HostSpec) -> None:
+        member = cluster.member(spec.name)
+        others = [(m.address, PEER_PORT) for m in cluster.members if m != member]
+        hosts.call(spec.name, "probe", {
+            "address": member.address, "ports": [CLIENT_PORT, PEER_PORT], "others": others,
+        })  # fmt: skip
+
     def start(spec: HostSpec) -> None:
         member = cluster.member(spec.name)
         hosts.call(spec.name, "etcd", {
             "binary": prepared[spec.name]["etcd"],
             "name": member.name,
             "address": member.address,
-            "client_port": 2379,
-            "peer_port": 2380,
+            "client_port": CLIENT_PORT,
+            "peer_port": PEER_PORT,
             "peers": cluster.peers,
             "token": cluster.token,
         })  # fmt: skip
 
-    hosts.each(start, [s for s in hosts.specs if cluster.member(s.name) is not None])
+    hosts.each(probe, members)
+    hosts.each(start, members)
 
 
 def _wait_converged(hosts: Hosts, quiet: float) -> Dict[str, int]:

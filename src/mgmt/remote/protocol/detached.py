@@ -16,6 +16,9 @@ Commands:
   it is there, sha256 checked), which etcd binary a member would run (the
   host's, else the initiator's copy cached by sha256), the address the SSH
   connection arrived on, and whether a cluster already runs here;
+- ``probe``: before the members start, checks that this one can listen on its
+  address and reach the others' peer ports (a clear error, at once, instead of
+  a cluster that never gets a quorum);
 - ``etcd``: starts this host's member, supervised;
 - ``auth``: once the members have a quorum, turns auth on with the cluster's
   credentials (through the bundle's own client code, mgmt.world.auth);
@@ -196,6 +199,54 @@ def enable_auth(request):
     return {"ok": True}
 
 
+def probe(request):
+    """Before the members start: this one can listen on its address, and it reaches
+    the others' peer ports (they all probe at once, each listening for the others)."""
+    import socket
+
+    address, others = request["address"], [tuple(o) for o in request["others"]]
+    listeners = []
+    try:
+        for port in request["ports"]:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listeners.append(listener)
+            try:
+                listener.bind((address, port))
+            except OSError as err:
+                raise Failed(
+                    f"cannot listen on {address}:{port} here ({err.strerror}): is {address} "
+                    "this host's address, and the port free? (--cluster-address HOST=ADDR)"
+                ) from None
+            listener.listen(16)
+        peer = listeners[-1]
+        peer.settimeout(0.05)
+        missing, incoming = list(others), 0
+        deadline = time.time() + request.get("timeout", 5.0)
+        while (missing or incoming < len(others)) and time.time() < deadline:
+            try:
+                peer.accept()[0].close()
+                incoming += 1
+            except OSError:  # socket.timeout is one
+                pass
+            for target in list(missing):
+                try:
+                    socket.create_connection(target, 0.2).close()
+                    missing.remove(target)
+                except OSError:
+                    pass
+    finally:
+        for listener in listeners:
+            listener.close()
+    if missing:
+        where = ", ".join(f"{host}:{port}" for host, port in missing)
+        raise Failed(
+            f"cannot reach the cluster's other member(s) at {where} from here: its members "
+            "must reach each other on these addresses (use --cluster-address HOST=ADDR)"
+        )
+    return {"ok": True}
+
+
 def reachable(urls, timeout=3.0):
     """The first of ``urls`` that accepts a TCP connection, or None."""
     import socket
@@ -330,6 +381,7 @@ def stop(request):
 
 COMMANDS = {
     "prepare": prepare,
+    "probe": probe,
     "etcd": start_etcd,
     "auth": enable_auth,
     "agent": start_agent,
