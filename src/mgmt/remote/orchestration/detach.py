@@ -133,9 +133,6 @@ class Hosts:
 
 def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) -> int:
     """Start the cluster on ``specs`` and hand it over (see the module's docstring)."""
-    from mgmt.remote.orchestration.session import graph_payload
-    from mgmt.settings import agent_settings
-
     names = [s.name for s in specs]
     addresses = parse_addresses(settings.cluster_address, names)
     graphs = " ".join(f"--remote {s.graph}" for s in specs)
@@ -146,10 +143,10 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
             raise MgmtError(
                 f"a detached cluster already runs on {', '.join(busy)}: `mgmt stop {graphs}` first"
             )
-        for name, found in prepared.items():
-            addresses.setdefault(name, found.get("address") or "")
-        cluster = HostsEtcd(names, addresses, settings.cluster_size)
         try:
+            for name, found in prepared.items():
+                addresses.setdefault(name, found.get("address") or "")
+            cluster = HostsEtcd(names, addresses, settings.cluster_size)
             _copy_missing(hosts, prepared, bundle, cluster)
             _start_members(hosts, prepared, cluster)
             first = cluster.members[0]
@@ -160,39 +157,7 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
                 "run": list(cluster.credentials),
                 "bundle": prepared[first.host]["bundle"],
             }, timeout=90)  # fmt: skip
-
-            def agent(spec: HostSpec) -> None:
-                text, _ = graph_payload(spec.graph)
-                member = cluster.member(spec.name)
-                fields = {
-                    **agent_settings(settings),
-                    "hostname": spec.name,
-                    "no_server": True,
-                    "seeds": cluster.seeds,
-                    "credentials": list(cluster.credentials),
-                }
-                hosts.call(spec.name, "agent", {
-                    "bundle": prepared[spec.name]["bundle"],
-                    "build_id": bundle.build_id,
-                    "graph_name": spec.graph.name,
-                    "graph": text.decode("utf-8"),
-                    "launcher": LAUNCHER,
-                    "settings": fields,
-                    "cluster": {
-                        "token": cluster.token,
-                        "members": cluster.seeds,
-                        "member_url": member.client_url if member else None,
-                        "bundle": prepared[spec.name]["bundle"],
-                        "bundle_sha256": bundle.sha256,
-                        "version": __version__,
-                        "etcd_copy": prepared[spec.name].get("etcd_copy"),
-                        "graph": spec.graph.name,
-                        "started": time.time(),
-                    },
-                })  # fmt: skip
-                log.info("%s: agent detached (log in its ~/.local/state/mgmt/detached)", spec.name)
-
-            hosts.each(agent)
+            hosts.each(lambda spec: _start_agent(hosts, spec, prepared, cluster, settings, bundle))
             # Their output, live, until the hand-over (as an attached run shows it).
             logs = {name: (found["dir"] + "/agent.log", 0) for name, found in prepared.items()}
             follower = LogFollower(hosts.runners, logs, out)
@@ -213,6 +178,42 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
     out.write(HANDED_OVER.format(hosts=len(specs), members=members, graphs=graphs))
     out.flush()
     return 0
+
+
+def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, settings, bundle):
+    """One host's agent: its graph, its settings (the cluster's seeds and credentials)."""
+    from mgmt.remote.orchestration.session import graph_payload
+    from mgmt.settings import agent_settings
+
+    text, _ = graph_payload(spec.graph)
+    member = cluster.member(spec.name)
+    fields = {
+        **agent_settings(settings),
+        "hostname": spec.name,
+        "no_server": True,
+        "seeds": cluster.seeds,
+        "credentials": list(cluster.credentials),
+    }
+    hosts.call(spec.name, "agent", {
+        "bundle": prepared[spec.name]["bundle"],
+        "build_id": bundle.build_id,
+        "graph_name": spec.graph.name,
+        "graph": text.decode("utf-8"),
+        "launcher": LAUNCHER,
+        "settings": fields,
+        "cluster": {  # what `mgmt status` shows, and what `mgmt stop` removes
+            "token": cluster.token,
+            "members": cluster.seeds,
+            "member_url": member.client_url if member else None,
+            "bundle": prepared[spec.name]["bundle"],
+            "bundle_sha256": bundle.sha256,
+            "version": __version__,
+            "etcd_copy": prepared[spec.name].get("etcd_copy"),
+            "graph": spec.graph.name,
+            "started": time.time(),
+        },
+    })  # fmt: skip
+    log.info("%s: agent detached (log in its ~/.local/state/mgmt/detached)", spec.name)
 
 
 def _prepare_request(spec: HostSpec, bundle) -> Dict[str, Any]:
