@@ -26,7 +26,7 @@ The pieces: :mod:`support.netns` (namespaces, veth pairs, addresses, reaping),
 pool, its client HOME, :func:`ssh_hosts` and the command line).
 
 Command line (for demos): ``python tests/support/hosts.py --names a,b
-[--addresses 10.254.0.2,10.254.0.3] -- CMD`` runs CMD with HOME set to the
+[--addresses 10.254.0.2,10.254.0.3] [--bridge] -- CMD`` runs CMD with HOME set to the
 pool's home and MGMT_TEST_HOSTS="a=10.254.0.2 ...", then tears the hosts down.
 """
 
@@ -238,6 +238,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--names", default="h1,h2")
     parser.add_argument("--password")
     parser.add_argument("--addresses", help="comma-separated, one per name (default: free ones)")
+    parser.add_argument("--bridge", action="store_true", help="hosts that reach each other")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -246,7 +247,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     # SIGTERM -> KeyboardInterrupt so the finally of ssh_hosts() always runs.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     addresses = args.addresses.split(",") if args.addresses else None
-    with ssh_hosts(args.names.split(","), password=args.password, addresses=addresses) as pool:
+    names = args.names.split(",")
+    with ssh_hosts(names, password=args.password, addresses=addresses, bridge=args.bridge) as pool:
         try:
             return subprocess.call(command, env=pool.env())
         except KeyboardInterrupt:

@@ -52,16 +52,16 @@ def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> in
 
 def _describe(host: str, state: Dict) -> str:
     agent, etcd, cluster = state["agent"], state["etcd"], state["cluster"]
-    member = "not a member"
+    member = "no member here"
     if cluster.get("member_url"):
-        member = "healthy" if etcd["health"] else "UNHEALTHY"
+        member = "member healthy" if etcd["health"] else "member UNHEALTHY"
         member += f" ({cluster['member_url']}, pid {etcd['pid']})"
     exit_status = f", last exit {agent['exit']}" if agent["exit"] else ""
     lines = [
         f"{host}: agent {'running' if agent['running'] else 'NOT RUNNING'} "
         f"(pid {agent['pid']}{exit_status}), {CONVERGED[state['converged']]}, "
         f"mgmt {cluster.get('version', '?')} (bundle {cluster['bundle_sha256'][:12]}), "
-        f"etcd member {member}"
+        f"etcd {member}"
     ]
     lines += [f"  | {line}" for line in state.get("log", "").splitlines()]
     return "\n".join(lines) + "\n"
