@@ -7,13 +7,11 @@ This is the one place where an :class:`mgmt.errors.MgmtError` becomes a
 one-line message and an exit code.
 """
 
-from __future__ import annotations
-
 import contextlib
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, List, NoReturn, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, List, NoReturn, Optional
 
 from mgmt import __version__
 from mgmt.errors import InputError, MgmtError
@@ -34,7 +32,7 @@ if TYPE_CHECKING:
 PROG = "mgmt"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> "argparse.ArgumentParser":
     import argparse  # with shutil and gettext, a tenth of an agent's start: not for remote ones
 
     parser = argparse.ArgumentParser(
@@ -104,7 +102,7 @@ def _add_flag(parser, field: Field, suppress: str) -> None:
         )  # fmt: skip
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def settings_from(args: "argparse.Namespace") -> Settings:
     values = {f.name: getattr(args, f.name) for f in FIELDS if f.flag and f.name != "verbosity"}
     values["seeds"] = tuple(s.strip() for item in args.seeds for s in item.split(",") if s.strip())
     values["hostname"] = args.hostname or _system_hostname()
@@ -148,12 +146,18 @@ def open_world(settings: Settings, state: Path):
     connects on first use: most graphs never exchange anything.
     """
     if settings.no_server and not settings.seeds:
-        return contextlib.nullcontext(None)
+        return _no_world()
     if settings.converged_stdout and settings.seeds:
         return contextlib.closing(_lazy_world(settings, state))
     from mgmt.world import open_world as _open_world
 
     return _open_world(settings, state)
+
+
+@contextlib.contextmanager
+def _no_world() -> Iterator[None]:
+    """``contextlib.nullcontext(None)``, which Python 3.6 lacks."""
+    yield None
 
 
 def _lazy_world(settings: Settings, state: Path):

@@ -5,8 +5,6 @@ maps them to a one-line message and an exit code in exactly one place
 (:func:`mgmt.cli.main`), so library code raises and never prints or exits.
 """
 
-from __future__ import annotations
-
 from typing import Optional
 
 

@@ -7,8 +7,6 @@ paid again on every host of a run. Each line is written whole under one lock,
 so the threads of an agent never interleave their output.
 """
 
-from __future__ import annotations
-
 import contextlib
 import sys
 import threading
@@ -45,7 +43,7 @@ class Logger:
         self.component = component
         self.prefix = prefix
 
-    def child(self, name: str) -> Logger:
+    def child(self, name: str) -> "Logger":
         """The same component, each line starting with ``name: `` (one resource's)."""
         return Logger(self.component, f"{self.prefix}{name}: ")
 

@@ -7,8 +7,6 @@ flushed first; everything else (files, temp dirs, child processes, etcd) was
 closed by the code that opened it, in its own ``with`` block.
 """
 
-from __future__ import annotations
-
 import contextlib
 import os
 import sys

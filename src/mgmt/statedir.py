@@ -4,8 +4,6 @@ One helper for the agent (``mgmt run --file``) and the initiator of
 ``--remote`` (which keeps its etcd under ``<prefix>/initiator``).
 """
 
-from __future__ import annotations
-
 import contextlib
 from pathlib import Path
 from typing import Iterator

@@ -8,8 +8,6 @@ thread holds. A remote agent hung this way on SIGINT once in a dozen test runs.
 A pipe needs no lock: :meth:`Wakeup.set` is one non-blocking write.
 """
 
-from __future__ import annotations
-
 import contextlib
 import os
 import select

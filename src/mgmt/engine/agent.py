@@ -7,8 +7,6 @@ set a flag and wake the planner, so neither inotify nor etcd ever waits on a
 reload.
 """
 
-from __future__ import annotations
-
 import gc
 import re
 import sys
@@ -84,10 +82,11 @@ class Agent:
         from mgmt.engine.watcher import FileWatcher
         from mgmt.resources.base import Services
 
-        if not gc.isenabled():  # a remote agent's start (see mgmt.remote.launch)
+        # a remote agent's start (see mgmt.remote.launch); gc.freeze is 3.7+
+        if not gc.isenabled() and hasattr(gc, "freeze"):
             # What the imports made (modules, classes) lives as long as the
             # process: keep it out of the collector's scans once it runs again.
-            gc.freeze()
+            gc.freeze()  # novermin
         path = Path(self.settings.file)  # type: ignore[arg-type]
         self.watcher = FileWatcher()
         self.services = Services()

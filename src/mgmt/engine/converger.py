@@ -9,8 +9,6 @@ own, so a burst of events costs at most one report in flight and the engine
 never waits on etcd.
 """
 
-from __future__ import annotations
-
 import threading
 import time
 from typing import Callable, Optional

@@ -11,8 +11,6 @@ already taken here, by a local resource or one collected before it, is skipped
 with a warning: two files on one path would rewrite each other forever.
 """
 
-from __future__ import annotations
-
 from typing import Any, Dict, List
 
 from mgmt.graph.model import Graph, ResourceKey, ResourceSpec, key_str

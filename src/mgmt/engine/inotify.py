@@ -7,8 +7,6 @@ exec and the subprocess module, about a quarter of the agent's start-up CPU.
 libc is already loaded in the interpreter, so ``dlopen(NULL)`` finds the calls.
 """
 
-from __future__ import annotations
-
 import ctypes
 import os
 import select

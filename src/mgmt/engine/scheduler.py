@@ -8,8 +8,6 @@ vertices below it, so unrelated branches carry on. The engine is *idle* when
 nothing is queued, running or waiting for a retry: the converger watches that.
 """
 
-from __future__ import annotations
-
 import heapq
 import os
 import threading

@@ -18,8 +18,6 @@ name, a wd that shows up under a new name is re-keyed, and MOVE_SELF drops a
 folder only if its name no longer leads to that wd.
 """
 
-from __future__ import annotations
-
 import contextlib
 import errno
 import os

@@ -1,7 +1,5 @@
 """Graph files: YAML with line numbers -> a validated :class:`Graph`; the diff of two graphs."""
 
-from __future__ import annotations
-
 from mgmt.graph.diff import GraphDiff, diff_resources
 from mgmt.graph.model import Collect, Edge, Graph, ResourceKey, ResourceSpec
 from mgmt.graph.parse import load_graph, parse_graph

@@ -1,7 +1,5 @@
 """Dependencies between resources: explicit edges plus autoedges, and cycle finding."""
 
-from __future__ import annotations
-
 from typing import Dict, Iterable, List, Mapping, Optional, Set
 
 from mgmt.graph.model import Edge, ResourceKey, ResourceSpec

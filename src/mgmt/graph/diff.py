@@ -1,7 +1,5 @@
 """What changed between two sets of resources, so live reload touches only that."""
 
-from __future__ import annotations
-
 from typing import List, Mapping
 
 from mgmt.graph.model import ResourceKey, ResourceSpec, key_str

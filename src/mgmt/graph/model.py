@@ -4,8 +4,6 @@ Plain classes and NamedTuples rather than dataclasses, for the agent's start-up
 (see mgmt.settings).
 """
 
-from __future__ import annotations
-
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from mgmt.resources.base import Meta
@@ -61,7 +59,7 @@ class ResourceSpec:
     def key(self) -> ResourceKey:
         return (self.kind, self.name)
 
-    def same_as(self, other: ResourceSpec) -> bool:
+    def same_as(self, other: "ResourceSpec") -> bool:
         """Equal for live reload: a changed line number alone changes nothing."""
         return (
             self.kind == other.kind

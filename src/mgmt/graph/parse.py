@@ -1,7 +1,5 @@
 """Graph file -> validated :class:`Graph`, every error naming the file and line."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Any, List, Optional, Union
 

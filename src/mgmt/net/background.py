@@ -5,8 +5,6 @@ ever ends without being asked to (a crash), the engine hears of it and checks
 the resource again, which starts a new server.
 """
 
-from __future__ import annotations
-
 import threading
 from typing import Callable, ClassVar, Optional, TypeVar
 

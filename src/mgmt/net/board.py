@@ -10,8 +10,6 @@ one process never see each other's files, and the board outlives graph
 reloads.
 """
 
-from __future__ import annotations
-
 import threading
 from typing import Callable, Dict, Optional, Tuple
 

@@ -6,16 +6,13 @@ bytes (a rendered kickstart from a graph), or a choice by MAC address for the
 per-host kickstarts that anaconda asks for with ``inst.ks.sendmac``.
 """
 
-from __future__ import annotations
-
 import hashlib
 import io
 import os
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterable, Mapping, Optional, Tuple, Union
+from typing import BinaryIO, Dict, Iterable, Mapping, NamedTuple, Optional, Tuple, Union
 
 from mgmt.net.http_range import make_etag
 
@@ -34,8 +31,7 @@ __all__ = [
 _MAC = re.compile(r"([0-9a-f]{2})[:-]?" * 5 + r"([0-9a-f]{2})")
 
 
-@dataclass(frozen=True)
-class Content:
+class Content(NamedTuple):
     """One servable body: a file (streamed with sendfile) or bytes in memory."""
 
     size: int
@@ -45,13 +41,13 @@ class Content:
     data: Optional[bytes] = None
 
     @classmethod
-    def from_path(cls, path: Union[str, Path]) -> Content:
+    def from_path(cls, path: Union[str, Path]) -> "Content":
         info = os.stat(path)
         etag = make_etag(info.st_size, info.st_mtime_ns, info.st_ino)
         return cls(info.st_size, info.st_mtime, etag, Path(path))
 
     @classmethod
-    def from_bytes(cls, data: bytes, mtime: Optional[float] = None) -> Content:
+    def from_bytes(cls, data: bytes, mtime: Optional[float] = None) -> "Content":
         # The digest makes the ETag strong: the same bytes always give the same tag.
         digest = hashlib.sha256(data).hexdigest()[:32]
         return cls(len(data), time.time() if mtime is None else mtime, f'"{digest}"', data=data)
@@ -85,7 +81,6 @@ def load(source: Optional[Source]) -> Optional[Content]:
         return None
 
 
-@dataclass
 class MacSelector:
     """Pick a body by the MAC addresses a client announces (``X-RHN-Provisioning-MAC-N``).
 
@@ -94,17 +89,17 @@ class MacSelector:
     ``default`` (or a 404 when None) serves everyone else.
     """
 
-    by_mac: Dict[str, Source] = field(default_factory=dict)
-    default: Optional[Source] = None
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self, by_mac: Optional[Dict[str, Source]] = None, default: Optional[Source] = None
+    ) -> None:
         normalized: Dict[str, Source] = {}
-        for mac, content in self.by_mac.items():
+        for mac, content in (by_mac or {}).items():
             key = normalize_mac(mac)
             if key is None:
                 raise ValueError(f"not a MAC address: {mac!r}")
             normalized[key] = content
         self.by_mac = normalized
+        self.default = default
 
     def select(self, headers: Iterable[Tuple[str, str]]) -> Optional[Source]:
         for name, value in headers:

@@ -19,12 +19,9 @@ Choices where the RFC leaves room (all allowed by RFC 9110 §14.2 and §15.3.7):
   gets a plain 200.
 """
 
-from __future__ import annotations
-
 import email.utils
 import re
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 __all__ = [
     "MAX_RANGES",
@@ -55,8 +52,7 @@ Spec = Tuple[Optional[int], Optional[int]]
 HeaderGetter = Callable[[str], Optional[str]]
 
 
-@dataclass(frozen=True)
-class ByteRange:
+class ByteRange(NamedTuple):
     """An inclusive byte range of a representation, already clamped to its size."""
 
     first: int
@@ -70,8 +66,7 @@ class ByteRange:
         return f"bytes {self.first}-{self.last}/{size}"
 
 
-@dataclass(frozen=True)
-class ResponsePlan:
+class ResponsePlan(NamedTuple):
     """What to answer: 200 (whole body), 206 (``ranges``), 304, 412 or 416."""
 
     status: int

@@ -9,8 +9,6 @@ the I/O: path safety, headers, and bodies streamed with :mod:`mgmt.net.sendfile`
 (the kernel's sendfile) so that a DVD image never passes through Python memory.
 """
 
-from __future__ import annotations
-
 import email.utils
 import html
 import io
@@ -21,9 +19,9 @@ import socket
 import sys
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from socketserver import TCPServer
+from socketserver import TCPServer, ThreadingMixIn
 from typing import BinaryIO, Dict, Optional, Tuple, Union
 
 from mgmt.log import get_logger
@@ -96,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body leave in separate writes; with Nagle on, the body would
     # wait for the client's delayed ACK (40 ms per request on Linux).
     disable_nagle_algorithm = True
-    server: _Server
+    server: "_Server"
 
     # A request line without a version would otherwise be taken for HTTP/0.9 and
     # answered without a status line: a client could not tell a 400 from a body.
@@ -270,7 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.client_address[0], _printable(format % args))
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(ThreadingMixIn, HTTPServer):  # http.server.ThreadingHTTPServer is 3.7+
     daemon_threads = True
     request_queue_size = 1024  # a burst of concurrent range requests must not be refused
 

@@ -10,8 +10,6 @@ Each read request gets its own thread and UDP socket (its own transfer ID, as
 RFC 1350 asks); write requests are answered with "access violation".
 """
 
-from __future__ import annotations
-
 import os
 import socket
 import struct
@@ -117,7 +115,7 @@ class _Transfer:
     """One read request, served from its own socket until the last ACK."""
 
     def __init__(
-        self, server: TftpServer, client: Tuple[str, int], reader, options: Dict[str, str]
+        self, server: "TftpServer", client: Tuple[str, int], reader, options: Dict[str, str]
     ):
         self.server = server
         self.client = client

@@ -11,8 +11,6 @@ is the fallback, which a kill mid-write can leave behind, never in place of the
 target.
 """
 
-from __future__ import annotations
-
 import contextlib
 import errno
 import os

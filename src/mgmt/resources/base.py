@@ -70,12 +70,11 @@ provides and needs, so the engine orders them without explicit edges), and
 resource exported by another host).
 """
 
-from __future__ import annotations
-
 import importlib
 import threading
 from pathlib import Path
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     ClassVar,
@@ -84,7 +83,6 @@ from typing import (
     Mapping,
     NamedTuple,
     Optional,
-    Protocol,
     Tuple,
     Type,
     TypeVar,
@@ -93,6 +91,11 @@ from typing import (
 
 from mgmt.errors import MgmtError
 from mgmt.log import Logger
+
+if TYPE_CHECKING:
+    from typing import Protocol  # novermin (3.8+: for type checkers only)
+else:  # at run time (Python 3.6 and 3.7 included) the interfaces below are plain classes
+    Protocol = object
 
 __all__ = [
     "REGISTRY",
@@ -314,7 +317,7 @@ class Resource:
         None (the default) never groups."""
         return None
 
-    def merge(self, members: List[Resource]) -> None:
+    def merge(self, members: List["Resource"]) -> None:
         """Make this resource (the group's leader) answer for ``members`` too: its
         setup, watch, check_apply and close then cover them all. Called before
         setup; only kinds whose :meth:`autogroup_key` returns a key need it."""

@@ -5,8 +5,6 @@ Triggers are the first run, a change in a resource it depends on, each line a
 only when ``ifcmd`` exits 0 (so ``ifcmd`` is the check and ``cmd`` the fix).
 """
 
-from __future__ import annotations
-
 import contextlib
 import os
 import shlex

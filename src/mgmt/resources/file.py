@@ -6,8 +6,6 @@ compared byte for byte, which stops at the first difference and spares every
 agent start the import of hashlib (OpenSSL). A path ending in "/" is a directory.
 """
 
-from __future__ import annotations
-
 import os
 import stat
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple

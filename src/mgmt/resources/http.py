@@ -12,8 +12,6 @@ What they share with the TFTP kinds (the board, starting and restarting the
 server, the file fields) is in :mod:`mgmt.resources.served`.
 """
 
-from __future__ import annotations
-
 from typing import Any, Dict
 
 from mgmt.net.http_range import MAX_RANGES

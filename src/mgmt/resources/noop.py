@@ -1,7 +1,5 @@
 """The noop kind: does nothing, always fine. Useful as a join point in a graph."""
 
-from __future__ import annotations
-
 from mgmt.resources.base import Resource
 
 

@@ -9,8 +9,6 @@ starts first. The kinds themselves live in :mod:`mgmt.resources.http` and
 :mod:`mgmt.resources.tftp`; this module is no kind and is not in the registry.
 """
 
-from __future__ import annotations
-
 import os
 import time
 from pathlib import Path

@@ -7,8 +7,6 @@ graph; each file kind adds one file (a pxelinux.cfg menu inline, a kernel from
 disk) by name.
 """
 
-from __future__ import annotations
-
 from typing import Any, Dict
 
 from mgmt.resources.base import Field

@@ -8,9 +8,8 @@ converged, and is told when any of that changes. Key layout (mgmt's own):
     /_mgmt/converged/<hostname>                          "true" | "false"
 """
 
-from __future__ import annotations
-
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -18,9 +17,13 @@ from typing import (
     List,
     Mapping,
     NamedTuple,
-    Protocol,
     Tuple,
 )
+
+if TYPE_CHECKING:
+    from typing import Protocol  # novermin (3.8+: for type checkers only)
+else:  # at run time (Python 3.6 and 3.7 included) the interfaces below are plain classes
+    Protocol = object
 
 EXPORTED_PREFIX = "/_mgmt/exported/"
 CONVERGED_PREFIX = "/_mgmt/converged/"
