@@ -71,7 +71,7 @@ CLUSTER_FLAGS = ("remotes", "no_caching", "allow_interactive", "ssh_identity", "
                  "lost_timeout")  # fmt: skip
 
 
-def cluster_settings(args: "argparse.Namespace") -> Settings:  # noqa: UP037 (3.6: no PEP 563)
+def cluster_settings(args: "argparse.Namespace") -> Settings:
     values = {name: getattr(args, name) for name in CLUSTER_FLAGS}
     values["remotes"] = tuple(dict.fromkeys(args.remotes))
     if not values["remotes"]:
