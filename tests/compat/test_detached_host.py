@@ -20,6 +20,7 @@ import pytest
 from private_host import PrivateHost
 from pythons import HOST_VERSIONS, python
 
+from mgmt.remote.orchestration.cluster_tls import member_certificates
 from mgmt.remote.protocol.programs import DETACHED, LAUNCHER, SUPERVISOR
 from support import require_tools
 from support.polling import wait_until
@@ -83,7 +84,8 @@ def test_the_hosts_side_of_a_detached_cluster_runs_under(bundle, version, tmp_pa
         call("etcd", {
             "binary": prepared["etcd"], "name": "m1", "address": "127.0.0.1",
             "client_port": 2379, "peer_port": 2380, "token": "t",
-            "peers": {"m1": "http://127.0.0.1:2380"},
+            "peers": {"m1": "https://127.0.0.1:2380"},
+            "tls": member_certificates("t", {"m1": "127.0.0.1"})["m1"]._asdict(),
         })  # fmt: skip
         run = ["mgmt-run-test", "secret"]
         call("auth", {"client_url": URL, "peer_urls": [], "run": run,

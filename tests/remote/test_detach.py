@@ -106,6 +106,14 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
         # What holds the cluster's credentials is the login user's alone.
         modes = a.run(f"stat -c %a {STATE} {STATE}/agent.in {STATE}/root.json").stdout.split()
         assert modes == ["700", "600", "600"]
+        # Members talk TLS and take only peers with a certificate of the cluster's CA.
+        peers = f"https://{b.address}:2380/members"
+        curl = f"curl --http1.1 -s -m 5 -o /dev/null -w %{{http_code}} --cacert {STATE}/peer-ca.pem"
+        mine = f"--cert {STATE}/peer-cert.pem --key {STATE}/peer-key.pem"
+        assert a.run(f"{curl} {mine} {peers}").stdout == "200"
+        assert a.run(f"{curl} {peers}", check=False).returncode != 0  # no certificate: refused
+        plain = a.run(f"curl -s -m 5 http://{b.address}:2380/members", check=False)
+        assert '"peerURLs"' not in plain.stdout
         # Converged before the hand-over: every host holds everyone's exports.
         for host in (a, b, c):
             own = f"file1{host.name}"

@@ -7,13 +7,16 @@ one or two hosts, 3 from three on), listening on the address each host is
 reached at (the one the SSH connection arrived on, or ``--cluster-address
 HOST=ADDR``), with credentials made for this cluster. Agents dial its members
 directly (``seeds``), not through a tunnel: the cluster lives on without the
-initiator.
+initiator. The members talk to each other over TLS, with certificates made
+for this cluster (:mod:`.cluster_tls`).
 """
 
 import secrets
+import threading
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from mgmt.errors import InputError
+from mgmt.remote.orchestration.cluster_tls import MemberTLS, member_certificates
 from mgmt.settings import EtcdCredentials
 from mgmt.world.auth import new_run_credentials
 
@@ -32,7 +35,7 @@ class Member(NamedTuple):
 
     @property
     def peer_url(self) -> str:
-        return f"http://{self.address}:{PEER_PORT}"
+        return f"https://{self.address}:{PEER_PORT}"  # TLS between members: cluster_tls
 
 
 def default_size(hosts: int) -> int:
@@ -88,6 +91,16 @@ class HostsEtcd:
         ]
         self.credentials = credentials or new_run_credentials()
         self.token = token or "mgmt-" + secrets.token_hex(6)
+        self._tls: Optional[Dict[str, MemberTLS]] = None
+        self._tls_lock = threading.Lock()  # members start in parallel: one CA for all
+
+    def tls(self, member: Member) -> MemberTLS:
+        """The member's certificate and key, and the cluster's CA (made once, in memory)."""
+        with self._tls_lock:
+            if self._tls is None:
+                addresses = {m.name: m.address for m in self.members}
+                self._tls = member_certificates(self.token, addresses)
+        return self._tls[member.name]
 
     @property
     def seeds(self) -> List[str]:

@@ -276,6 +276,7 @@ def _start_members(hosts: Hosts, prepared: Dict[str, Dict], cluster: HostsEtcd) 
             "peer_port": PEER_PORT,
             "peers": cluster.peers,
             "token": cluster.token,
+            "tls": cluster.tls(member)._asdict(),
         })  # fmt: skip
 
     hosts.each(probe, members)

@@ -7,8 +7,9 @@ Everything of the cluster lives in one directory per login user, DIR =
 there for its files: NAME.json, .log, .pid, .sup, .exit, .mode for NAME in
 ``agent`` and ``etcd``), the agent's graph, its settings (``agent.in``, 0600:
 they hold the cluster's credentials), ``launcher.py``, ``cluster.json`` (what
-``status`` shows), and on a member ``etcd/`` (the data) and ``root.json``
-(0600: the cluster's root account).
+``status`` shows), and on a member ``etcd/`` (the data), ``root.json``
+(0600: the cluster's root account) and ``peer-{ca,cert,key}.pem`` (0600: its
+TLS identity towards the other members).
 
 Commands:
 
@@ -137,12 +138,24 @@ def start_supervised(name, argv, **options):
 
 
 def start_etcd(request):
-    address = request["address"]
+    """This host's member; with ``tls`` (PEM text: ca, cert, key) its peers must
+    show a certificate of the cluster's CA."""
+    address, tls = request["address"], request.get("tls")
     client = "http://{}:{}".format(address, request["client_port"])
-    peer = "http://{}:{}".format(address, request["peer_port"])
+    peer = "{}://{}:{}".format("https" if tls else "http", address, request["peer_port"])
     data = path("etcd")
     if not os.path.isdir(data):
         os.mkdir(data, 0o700)
+    secure = []
+    if tls:
+        for name in ("ca", "cert", "key"):
+            write_private(path(f"peer-{name}.pem"), tls[name])
+        secure = [
+            "--peer-trusted-ca-file=" + path("peer-ca.pem"),
+            "--peer-cert-file=" + path("peer-cert.pem"),
+            "--peer-key-file=" + path("peer-key.pem"),
+            "--peer-client-cert-auth",
+        ]
     argv = [
         request["binary"],
         "--name=" + request["name"],
@@ -156,6 +169,7 @@ def start_etcd(request):
         "--initial-cluster-state=new",
         "--initial-cluster-token=" + request["token"],
         "--max-txn-ops=100000",  # all of a host's exports in one transaction
+        *secure,
     ]
     return {"pid": start_supervised("etcd", argv), "client_url": client}
 
