@@ -18,6 +18,7 @@ from mgmt.errors import InputError, MgmtError
 from mgmt.settings import (
     CONVERGED_OFF,
     FIELDS,
+    REMOTE,
     EtcdCredentials,
     Field,
     Settings,
@@ -52,7 +53,30 @@ def build_parser() -> "argparse.ArgumentParser":
         _add_flag(where, field, argparse.SUPPRESS)
     run.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     run.add_argument("--etcd-auth-stdin", action="store_true", help=argparse.SUPPRESS)
+    for name, text in CLUSTER_COMMANDS.items():
+        command = commands.add_parser(name, help=text)
+        for field in FIELDS:
+            if field.group == REMOTE and field.name in CLUSTER_FLAGS:
+                _add_flag(command, field, argparse.SUPPRESS)
+        command.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
     return parser
+
+
+# `mgmt status|stop --remote GRAPH...`: a detached cluster (mgmt.remote.orchestration.detach).
+CLUSTER_COMMANDS = {
+    "status": "show a detached cluster's hosts: agent, convergence, etcd, last log lines",
+    "stop": "stop a detached cluster's agents and etcd and remove what they left",
+}
+CLUSTER_FLAGS = ("remotes", "no_caching", "allow_interactive", "ssh_identity", "ssh_accept_new",
+                 "lost_timeout")  # fmt: skip
+
+
+def cluster_settings(args: "argparse.Namespace") -> Settings:
+    values = {name: getattr(args, name) for name in CLUSTER_FLAGS}
+    values["remotes"] = tuple(dict.fromkeys(args.remotes))
+    if not values["remotes"]:
+        raise InputError(f"mgmt {args.command} needs --remote GRAPH (one per host of the cluster)")
+    return Settings(cluster_command=args.command, verbosity=args.verbose, **values)
 
 
 def _add_flag(parser, field: Field, suppress: str) -> None:
@@ -83,6 +107,7 @@ def settings_from(args: "argparse.Namespace") -> Settings:
     values["seeds"] = tuple(s.strip() for item in args.seeds for s in item.split(",") if s.strip())
     values["hostname"] = args.hostname or _system_hostname()
     values["remotes"] = tuple(dict.fromkeys(args.remotes))  # the same file twice runs once
+    values["cluster_address"] = tuple(args.cluster_address)
     values["verbosity"] = args.verbose - args.quiet
     settings = Settings(**values)
     if args.etcd_auth_stdin:
@@ -189,6 +214,8 @@ def run_agent(settings: Settings) -> int:
 def run_cli(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in CLUSTER_COMMANDS:
+        return _run(lambda: cluster_settings(args), args.verbose)
     if args.command != "run":
         parser.print_help(sys.stderr)
         return 2

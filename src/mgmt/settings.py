@@ -107,6 +107,17 @@ FIELDS: Tuple[Field, ...] = (
     Field("python", str, "", "the hosts' Python (default: the first of python3, "
           "/usr/libexec/platform-python, python3.13 .. python3.6)", "--python", group=REMOTE,
           metavar="PATH"),
+    # Detached clusters (mgmt.remote.orchestration.detach).
+    Field("detach", bool, False, "once converged, hand the cluster over (its own etcd on the "
+          "hosts) and exit; the agents run on", "--detach", group=REMOTE),
+    Field("cluster_size", int, 0, "etcd members of a detached cluster (default: 1 for one or "
+          "two hosts, 3 from three)", "--cluster-size", group=REMOTE, metavar="K"),
+    Field("cluster_address", tuple, (), "the address the other hosts reach HOST at (default: "
+          "the one SSH reached)", "--cluster-address", group=REMOTE, metavar="HOST=ADDR"),
+    Field("attach", bool, False, "take a detached cluster back: stream its logs, push graph "
+          "edits; ^C stops it (with --detach: leaves it running)", "--attach", group=REMOTE),
+    # `mgmt status` / `mgmt stop` of a detached cluster: set by mgmt.cli, no flag.
+    Field("cluster_command", str, ""),
     # An agent of a remote run: converged state as lines on stdout
     # (mgmt.remote.protocol.CONVERGED_MARK), not in etcd; its initiator relays them.
     Field("converged_stdout", bool, False, "", "--converged-stdout", agent=True, hidden=True),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
 import pytest
-from remote_helpers import need_hosts
+from remote_helpers import need_hosts, wait_until
 
 from support.hosts import ssh_hosts
 
@@ -79,3 +80,28 @@ def test_password_login_uses_a_private_shadow():
         shadow = host.read_file("/etc/shadow")
         with open("/etc/shadow") as real:
             assert shadow != real.read()  # only the host sees the changed hash
+
+
+def test_bridged_hosts_reach_each_other_and_nothing_else_of_the_range():
+    need_hosts()
+    with ssh_hosts(["ba", "bb", "bc"], bridge=True) as pool:
+        a, b, c = pool["ba"], pool["bb"], pool["bc"]
+        # A listener on b and c, dialled from a (bash's /dev/tcp: no extra tool).
+        for host in (b, c):
+            host.run(f"nohup python3 -m http.server -b {host.address} 8765 >/dev/null 2>&1 &")
+        for host in (b, c):
+            probe = f"exec 3<>/dev/tcp/{host.address}/8765 && echo reached"
+
+            def reached(probe=probe):
+                return "reached" in a.run(["bash", "-c", probe], check=False).stdout
+
+            wait_until(reached, 10, f"{a.name} reaching {host.name}")
+        # The rest of the test range is unreachable from inside: nothing leaves.
+        route = a.run(["ip", "route", "get", "10.254.200.200"], check=False)
+        assert route.returncode != 0 and "no route to host" in route.stderr.lower(), route
+        assert "unreachable 10.254.0.0/16" in a.run(["ip", "route"]).stdout
+        assert _ssh(pool, "bb", "true").returncode == 0  # and this machine still reaches them
+        names = [h.netns for h in pool]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert not any(n in links for n in names)
+    assert not re.search(rf"\bmb{os.getpid():x}-\d+", links), links

@@ -26,7 +26,7 @@ The pieces: :mod:`support.netns` (namespaces, veth pairs, addresses, reaping),
 pool, its client HOME, :func:`ssh_hosts` and the command line).
 
 Command line (for demos): ``python tests/support/hosts.py --names a,b
-[--addresses 10.254.0.2,10.254.0.3] -- CMD`` runs CMD with HOME set to the
+[--addresses 10.254.0.2,10.254.0.3] [--bridge] -- CMD`` runs CMD with HOME set to the
 pool's home and MGMT_TEST_HOSTS="a=10.254.0.2 ...", then tears the hosts down.
 """
 
@@ -49,7 +49,10 @@ from support.netns import (
     GATEWAY,
     NETWORK,
     allocation_lock,
+    delete_bridge,
+    join_bridged,
     link_namespace,
+    new_bridge,
     new_namespace_name,
     pick_addresses,
     reap_stale,
@@ -161,6 +164,7 @@ def ssh_hosts(
     addresses: Optional[Sequence[str]] = None,
     behind: Optional[Dict[str, str]] = None,
     python3: Optional[Dict[str, str]] = None,
+    bridge: bool = False,
 ) -> Iterator[HostPool]:
     """Make throw-away SSH hosts; everything is torn down on exit, whatever happened.
 
@@ -173,13 +177,19 @@ def ssh_hosts(
     route for the whole test range (only the hosts' own routes lead anywhere).
     ``python3``: host name -> the interpreter that is its /usr/bin/python3 (say
     pyenv's 3.6, as on RHEL 8), bind-mounted in the host's mount namespace only.
+    ``bridge``: the hosts' veths share one bridge, so they reach each other (and
+    this machine) without IP forwarding; the rest of 10.254.0.0/16 is unreachable
+    from them.
     """
+    if bridge and behind:
+        raise ValueError("bridge and behind do not mix: bridged hosts all reach each other")
     _require_root()
     if isinstance(names, int):
         names = [f"h{i + 1}" for i in range(names)]
     root = Path(tempfile.mkdtemp(prefix="mgmt-hosts-", dir=workdir or "/run"))
     root.chmod(0o700)
     pool = HostPool(root)
+    bridge_name: Optional[str] = None
     pool.home.mkdir()
     pool.ssh_dir.mkdir(mode=0o700)
     keygen(pool.identity, "mgmt-test-initiator")
@@ -188,6 +198,8 @@ def ssh_hosts(
             reap_stale()
             if behind:
                 unreachable_range(f"{os.getpid()}-{root.name}")
+            if bridge:
+                bridge_name = new_bridge()
             for name, address in zip(names, pick_addresses(len(names), addresses)):
                 netns = new_namespace_name()
                 host = Host(
@@ -211,8 +223,12 @@ def ssh_hosts(
                     address,
                     jump.netns if jump else None,
                     jump.address if jump else None,
+                    bridge_name,
                 )
                 start_sshd(host, Path(str(pool.identity) + ".pub"), private_dirs)
+            if bridge_name is not None:
+                for host in pool.hosts:
+                    join_bridged(host.netns, [h.address for h in pool.hosts])
         _write_client_home(pool)
         yield pool
     finally:
@@ -222,6 +238,8 @@ def ssh_hosts(
         if behind:
             with allocation_lock():
                 release_unreachable_range(f"{os.getpid()}-{root.name}")
+        if bridge_name is not None:
+            delete_bridge(bridge_name)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -233,6 +251,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--names", default="h1,h2")
     parser.add_argument("--password")
     parser.add_argument("--addresses", help="comma-separated, one per name (default: free ones)")
+    parser.add_argument("--bridge", action="store_true", help="hosts that reach each other")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -241,7 +260,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     # SIGTERM -> KeyboardInterrupt so the finally of ssh_hosts() always runs.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     addresses = args.addresses.split(",") if args.addresses else None
-    with ssh_hosts(args.names.split(","), password=args.password, addresses=addresses) as pool:
+    names = args.names.split(",")
+    with ssh_hosts(names, password=args.password, addresses=addresses, bridge=args.bridge) as pool:
         try:
             return subprocess.call(command, env=pool.env())
         except KeyboardInterrupt:

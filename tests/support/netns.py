@@ -29,8 +29,10 @@ NETWORK = ipaddress.ip_network("10.254.0.0/16")
 # such as the examples' 10.254.0.2 and 10.254.0.3 included).
 GATEWAY = ipaddress.ip_address("10.254.255.254")
 LOCK_FILE = Path("/run/lock/mgmt-test-hosts.lock")
-# Namespace names carry the creating pid (hex) so stale ones can be reaped.
+# Namespace names carry the creating pid (hex) so stale ones can be reaped;
+# so do the bridges of pools whose hosts reach each other.
 NAME_RE = re.compile(r"^mh([0-9a-f]+)-(\d+)$")
+BRIDGE_RE = re.compile(r"^mb([0-9a-f]+)-(\d+)$")
 
 _counter = 0
 
@@ -88,14 +90,47 @@ def delete_namespace(netns: str) -> None:
 
 
 def reap_stale() -> List[str]:
-    """Delete namespaces left by pools whose creating process has died."""
+    """Delete namespaces (and bridges) left by pools whose creating process has died."""
     reaped = []
     for netns in _namespaces():
         match = NAME_RE.match(netns)
         if match and not _pid_alive(int(match.group(1), 16)):
             delete_namespace(netns)
             reaped.append(netns)
+    links = run_tool(["ip", "-o", "link", "show", "type", "bridge"], check=False).stdout
+    for name in re.findall(r"^\d+: ([^:@]+)[:@]", links, re.M):
+        match = BRIDGE_RE.match(name)
+        if match and not _pid_alive(int(match.group(1), 16)):
+            delete_bridge(name)
+            reaped.append(name)
     return reaped
+
+
+def new_bridge() -> str:
+    """A bridge for hosts that reach each other: it carries :data:`GATEWAY`, so this
+    machine reaches every host on it as it reaches hosts on a plain veth."""
+    global _counter
+    _counter += 1
+    name = f"mb{os.getpid():x}-{_counter}"
+    run_tool(["ip", "link", "add", name, "type", "bridge"])
+    run_tool(["ip", "addr", "add", f"{GATEWAY}/32", "dev", name])
+    run_tool(["ip", "link", "set", name, "up"])
+    return name
+
+
+def delete_bridge(name: str) -> None:
+    run_tool(["ip", "link", "delete", name], check=False)
+
+
+def join_bridged(netns: str, addresses: Sequence[str]) -> None:
+    """Let the host in ``netns`` reach the other ``addresses`` of its bridge, and
+    nothing else of the test range (an ``unreachable`` route: nothing leaves)."""
+    inside = ["ip", "-n", netns]
+    run_tool([*inside, "route", "add", "unreachable", str(NETWORK)])
+    own = run_tool([*inside, "-4", "-o", "addr", "show"]).stdout
+    for address in addresses:
+        if f" {address}/" not in own:
+            run_tool([*inside, "route", "add", f"{address}/32", "dev", f"{netns}b"])
 
 
 def _used_addresses() -> Set[ipaddress.IPv4Address]:
@@ -131,17 +166,22 @@ def link_namespace(
     address: str,
     jump_netns: Optional[str] = None,
     jump_address: Optional[str] = None,
+    bridge: Optional[str] = None,
 ) -> None:
     """Make ``netns`` with ``address`` on its end of a veth pair named ``veth``.
 
     The outside end is on this machine, or inside ``jump_netns`` (then the
-    address is reachable only through the jump host).
+    address is reachable only through the jump host), or on ``bridge`` (then
+    the hosts of that bridge can reach each other: see :func:`join_bridged`).
     """
     veth_in = f"{netns}b"
     run_tool(["ip", "netns", "add", netns])
     run_tool(["ip", "link", "add", veth, "type", "veth", "peer", "name", veth_in])
     run_tool(["ip", "link", "set", veth_in, "netns", netns])
-    if jump_netns is None:
+    if bridge is not None:
+        peer, outside = str(GATEWAY), ["ip"]
+        run_tool(["ip", "link", "set", veth, "master", bridge])
+    elif jump_netns is None:
         peer, outside = str(GATEWAY), ["ip"]
         run_tool(["ip", "addr", "add", f"{GATEWAY}/32", "dev", veth])
     else:
@@ -152,7 +192,8 @@ def link_namespace(
         run_tool(["ip", "link", "set", veth, "netns", jump_netns])
         run_tool(["ip", "route", "add", "unreachable", f"{address}/32"])
     run_tool([*outside, "link", "set", veth, "up"])
-    run_tool([*outside, "route", "add", f"{address}/32", "dev", veth, "src", peer])
+    via = bridge if bridge is not None else veth
+    run_tool([*outside, "route", "add", f"{address}/32", "dev", via, "src", peer])
     inside = ["ip", "-n", netns]
     run_tool([*inside, "addr", "add", f"{address}/32", "dev", veth_in])
     run_tool([*inside, "link", "set", veth_in, "up"])

@@ -4,4 +4,10 @@
 (sessions, converged states, stop); :mod:`.session` is one host's life;
 :mod:`.etcd` the endpoint tunnels lead to; :mod:`.graphwatch` notices saved
 graphs; :mod:`.bundlefile` finds the agent bundle; :mod:`.results` the summary.
+
+Detached clusters: :mod:`.cluster` is the third endpoint (the cluster's own etcd
+on the hosts, with :mod:`.cluster_tls` between its members); :mod:`.detach`
+starts a cluster and hands it over, :mod:`.attach` takes it back,
+:mod:`.control` is ``mgmt status`` and ``mgmt stop``, :mod:`.follow` shows the
+agents' logs live.
 """

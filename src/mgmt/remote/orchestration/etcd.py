@@ -31,8 +31,8 @@ class RunEtcd:
     under /_mgmt/converged/<host> as mgmt kept them, for anyone watching.
 
     This is one kind of endpoint the fan-out takes: :class:`SeedsEtcd` is an
-    existing cluster (--seeds); one on the hosts themselves (a detached run)
-    would be a third, with the same ``target``/``credentials``/``close``.
+    existing cluster (--seeds); the third, the cluster's own etcd on the hosts
+    (a detached run), is mgmt.remote.orchestration.cluster.HostsEtcd.
     """
 
     def __init__(self, state_dir: Path, on_failure: Optional[Callable[[str], None]] = None):

@@ -88,6 +88,8 @@ def run(
     remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
     if settings.python:  # the graphs' python: keys win for their hosts
         remotes.specs[:] = [s._replace(python=s.python or settings.python) for s in remotes.specs]
+    if settings.detach or settings.attach or settings.cluster_command:
+        return _detached(settings, remotes, bundle, fabric_config, out)
     direct, subtrees = group_by_first_hop(remotes.specs)  # via: errors before connecting
     sessions = len(direct) + len(subtrees)  # a secondary is one session here
     if settings.cconns and settings.converged_timeout < 0 and sessions > settings.cconns:
@@ -185,3 +187,39 @@ def via_hierarchy(subtrees, state: Path, options, settings: Settings, found):
         "bundle_build_id": found.build_id,
     }
     return top_hierarchy(subtrees, state, options, plan_options, connect)
+
+
+def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config, out) -> int:
+    """--detach, --attach, `mgmt status`, `mgmt stop`: mgmt.remote.orchestration.detach."""
+    from mgmt.remote.orchestration import attach, control, detach
+    from mgmt.remote.orchestration.bundlefile import find_bundle
+    from mgmt.remote.transport.connect import ConnectOptions
+    from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
+
+    if remotes.refused:
+        raise InputError("; ".join(f"{path}: {why}" for path, why in remotes.refused.items()))
+    # Not yet combined with detached clusters: refused here rather than half-applied.
+    for spec in remotes.specs:
+        if spec.via:
+            raise InputError(f"{spec.graph}: via: hosts cannot be in a detached cluster yet")
+        if settings.sudo or spec.sudo:
+            raise InputError(f"{spec.graph}: a detached cluster needs root logins (no sudo yet)")
+    options = ConnectOptions(
+        identity=settings.ssh_identity,
+        accept_new=settings.ssh_accept_new,
+        allow_interactive=settings.allow_interactive,
+        fabric_config=fabric_config,
+    )
+
+    def connect(spec: HostSpec) -> ParamikoRunner:
+        return ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
+
+    if settings.cluster_command == "status":
+        return control.status_detached(settings, remotes.specs, connect, out)
+    if settings.cluster_command == "stop":
+        return control.stop_detached(settings, remotes.specs, connect, out)
+    detach.check_flags(settings, remotes.specs)
+    if settings.attach:
+        return attach.attach(settings, remotes.specs, connect, out)
+    found = find_bundle(bundle)
+    return detach.run_detached(settings, remotes.specs, found, connect, out)

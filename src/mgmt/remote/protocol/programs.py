@@ -20,3 +20,6 @@ def _read(name: str) -> str:
 
 START = _read("start.sh")
 LAUNCHER = _read("launcher.py")
+# The hosts' side of a detached cluster (mgmt.remote.orchestration.detach).
+DETACHED = _read("detached.py")
+SUPERVISOR = _read("supervise.py")

@@ -1,0 +1,71 @@
+"""``mgmt run --remote ... --attach``: take a detached cluster back.
+
+The initiator connects to every host of the cluster, pushes the graphs as they
+are now (edited while it was away or not), streams each agent's log as it
+grows (``host | line``, as an attached run shows its agents' output) and pushes
+every saved graph, as an attached run does. ^C ends it: the cluster is then
+stopped and removed as ``mgmt stop`` does, or, with ``--detach`` as well, left
+running ("detach again").
+"""
+
+from typing import Callable, List
+
+from mgmt.errors import MgmtError, RemoteError
+from mgmt.log import get_logger
+from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.detach import Hosts, stop_all
+from mgmt.remote.orchestration.fanout import RunControl, SignalStop
+from mgmt.remote.orchestration.follow import LogFollower
+from mgmt.remote.orchestration.graphwatch import GraphWatcher
+from mgmt.remote.orchestration.session import GRAPH_COPIED
+from mgmt.remote.transport.runner import Runner
+
+log = get_logger("remote")
+
+DETACHED_AGAIN = (
+    "detached again: the cluster runs on (mgmt status / mgmt stop with the same graphs)\n"
+)
+STOPPED = "cluster stopped and removed\n"
+
+
+def attach(settings, specs: List[HostSpec], connect: Callable[[HostSpec], Runner], out) -> int:
+    control = RunControl()
+    with Hosts(specs, connect) as hosts:
+        states = hosts.each(lambda s: hosts.call(s.name, "status", {}))
+        missing = [name for name, state in states.items() if not state.get("exists")]
+        if missing:
+            raise MgmtError(f"no detached cluster on {', '.join(missing)}")
+        logs = {s.name: (states[s.name]["dir"] + "/agent.log", states[s.name]["log_size"])
+                for s in specs}  # fmt: skip
+        follower = LogFollower(hosts.runners, logs, out)
+
+        def push(spec: HostSpec) -> None:
+            text = spec.graph.read_text(encoding="utf-8")
+            hosts.call(spec.name, "graph", {"graph": text})
+            log.info("%s: %s", spec.name, GRAPH_COPIED.format(path=spec.graph))
+
+        watcher = None
+        try:
+            with SignalStop(control):  # before anything is said: a ^C is never missed
+                hosts.each(push)
+                if not settings.no_watch:
+                    watcher = GraphWatcher(specs, push)
+                log.info("attached to %d host(s); ^C to %s", len(specs),
+                         "detach again" if settings.detach else "stop the cluster")  # fmt: skip
+                while control.stop_reason is None:
+                    control.wake.wait(1.0)
+                    control.wake.clear()
+                    lost = [r.host for r in hosts.runners.values() if r.lost() is not None]
+                    if lost:
+                        raise RemoteError(lost[0], "lost while attached; the cluster runs on")
+        finally:
+            if watcher is not None:
+                watcher.close()
+            follower.close()
+        if settings.detach:
+            out.write(DETACHED_AGAIN)
+        else:
+            stop_all(hosts, caching=not settings.no_caching)
+            out.write(STOPPED)
+        out.flush()
+    return 0

@@ -1,0 +1,67 @@
+"""``mgmt status --remote GRAPH...`` and ``mgmt stop --remote GRAPH...``: a detached cluster
+seen and ended from any initiator that can reach its hosts.
+
+Both go on when a host cannot be reached: the others are shown or stopped, the
+unreachable ones are named, and the exit code is 1.
+"""
+
+from typing import Dict, List, TextIO
+
+from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.detach import Hosts, stop_all
+
+CONVERGED = {True: "converged", False: "not converged", None: "unknown"}
+
+
+def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
+    """Stop the agents, then the members, and remove what they left; 1 if a host
+    could not be reached."""
+    with Hosts(specs, connect, tolerant=True) as hosts:
+        stopped = stop_all(hosts, caching=not settings.no_caching)
+    for spec in specs:
+        if spec.name in hosts.unreachable:
+            out.write(
+                f"{spec.name}: UNREACHABLE, nothing stopped: {hosts.unreachable[spec.name]}\n"
+            )
+            continue
+        what = stopped[spec.name]
+        out.write(f"{spec.name}: {'stopped ' + ', '.join(what) if what else 'nothing running'}\n")
+    out.flush()
+    return 1 if hosts.unreachable else 0
+
+
+def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
+    """One block per host; 0 if every agent runs, else 1."""
+    with Hosts(specs, connect, tolerant=True) as hosts:
+        states = hosts.each(lambda s: hosts.call(s.name, "status", {}))
+    healthy = not hosts.unreachable
+    for spec in specs:
+        if spec.name in hosts.unreachable:
+            out.write(f"{spec.name}: UNREACHABLE: {hosts.unreachable[spec.name]}\n")
+            continue
+        state = states[spec.name]
+        if not state.get("exists"):
+            out.write(f"{spec.name}: no detached cluster\n")
+            healthy = False
+            continue
+        healthy = healthy and state["agent"]["running"]
+        out.write(_describe(spec.name, state))
+    out.flush()
+    return 0 if healthy else 1
+
+
+def _describe(host: str, state: Dict) -> str:
+    agent, etcd, cluster = state["agent"], state["etcd"], state["cluster"]
+    member = "no member here"
+    if cluster.get("member_url"):
+        member = "member healthy" if etcd["health"] else "member UNHEALTHY"
+        member += f" ({cluster['member_url']}, pid {etcd['pid']})"
+    exit_status = f", last exit {agent['exit']}" if agent["exit"] else ""
+    lines = [
+        f"{host}: agent {'running' if agent['running'] else 'NOT RUNNING'} "
+        f"(pid {agent['pid']}{exit_status}), {CONVERGED[state['converged']]}, "
+        f"mgmt {cluster.get('version', '?')} (bundle {cluster['bundle_sha256'][:12]}), "
+        f"etcd {member}"
+    ]
+    lines += [f"  | {line}" for line in state.get("log", "").splitlines()]
+    return "\n".join(lines) + "\n"

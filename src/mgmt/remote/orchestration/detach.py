@@ -1,0 +1,327 @@
+"""Detached clusters: ``mgmt run --remote ... --detach``, ``mgmt status`` and ``mgmt stop``.
+
+The seed's Closure: "disconnect from the child hosts and let this new cluster
+take on a new life". A detached run does not go through the initiator's etcd
+at all, so there is nothing to move over at the hand-over and nothing exported
+can be lost in it: the cluster's own etcd (:class:`~.cluster.HostsEtcd`) is
+started on the hosts first, then every agent, dialling the members directly.
+In order, one phase at a time on every host at once:
+
+1. connect, and ``prepare`` (mgmt.remote.protocol.detached): is the bundle
+   cached, which etcd binary, which address, is a cluster already there;
+2. copy what is missing: the bundle (cached by sha256, as an attached run
+   caches it) and, for a member without etcd, the initiator's own etcd binary
+   (cached by its sha256 the same way);
+3. check that the members can listen on their addresses and reach each other
+   (``probe``), start them, turn auth on once they have a quorum;
+4. start the agents (supervised in a session of their own, restarted when
+   they fail, output to DIR/agent.log);
+5. follow the agents' logs (``host | line``) until every host says it
+   converged (not with --converged-timeout 0), print how to see and stop the
+   cluster, and exit 0.
+
+A run that fails half-way stops what it started. ``status`` and ``stop``
+(:mod:`.control`) take the same graphs (they name the hosts). The hosts keep the cluster in
+~/.local/state/mgmt/detached of the login user.
+"""
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+
+from mgmt import __version__
+from mgmt.errors import InputError, MgmtError, RemoteError
+from mgmt.log import get_logger
+from mgmt.remote import protocol
+from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.cluster import (
+    CLIENT_PORT,
+    PEER_PORT,
+    HostsEtcd,
+    check_size,
+    parse_addresses,
+)
+from mgmt.remote.orchestration.follow import LogFollower
+from mgmt.remote.protocol.programs import DETACHED, LAUNCHER, SUPERVISOR
+from mgmt.remote.transport.runner import Runner, upload
+
+log = get_logger("remote")
+
+CONVERGE_POLL = 0.5
+HANDED_OVER = (
+    "cluster handed over: {hosts} host(s), etcd on {members}; the agents run on without "
+    "this initiator.\n  see it:  mgmt status {graphs}\n  stop it: mgmt stop {graphs}\n"
+)
+# The hosts' program ($1), on the host's python3 as START finds it.
+RUN_PROGRAM = (
+    'p=$1; shift; py=/usr/bin/python3; [ -x "$py" ] || py=python3; exec "$py" -S -c "$p" "$@"'
+)
+
+
+class Hosts:
+    """One connection per host, and a way to run a phase on all of them at once."""
+
+    def __init__(
+        self,
+        specs: Sequence[HostSpec],
+        connect: Callable[[HostSpec], Runner],
+        tolerant: bool = False,
+    ):
+        """``tolerant`` (status, stop): hosts that cannot be reached are left out of
+        :attr:`specs` and kept in :attr:`unreachable` (host -> why), instead of
+        failing the whole command."""
+        self.specs = list(specs)
+        self.runners: Dict[str, Runner] = {}
+        self.unreachable: Dict[str, str] = {}
+        self._connect = connect
+        self._tolerant = tolerant
+        self._pool = ThreadPoolExecutor(max_workers=min(32, max(1, len(self.specs))))
+
+    def __enter__(self) -> "Hosts":
+        def one(spec: HostSpec) -> None:
+            try:
+                self.runners[spec.name] = self._connect(spec)
+            except RemoteError as err:
+                if not self._tolerant:
+                    raise
+                self.unreachable[spec.name] = err.message
+
+        try:
+            self.each(one)
+        except BaseException:
+            self.__exit__()
+            raise
+        self.specs = [s for s in self.specs if s.name in self.runners]
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for runner in self.runners.values():
+            runner.close()
+        self._pool.shutdown(wait=False)
+
+    def each(self, work: Callable[[HostSpec], Any], specs=None) -> Dict[str, Any]:
+        """``work(spec)`` for every host at once; the first host error is raised
+        after all have finished (MgmtError naming the host)."""
+        specs = self.specs if specs is None else specs
+        futures = {spec.name: self._pool.submit(work, spec) for spec in specs}
+        results, errors = {}, []
+        for name, future in futures.items():
+            try:
+                results[name] = future.result()
+            except MgmtError as err:
+                errors.append(err)
+            except (OSError, EOFError) as err:
+                errors.append(RemoteError(name, f"connection lost: {err}"))
+        if errors:
+            raise errors[0] if len(errors) == 1 else MgmtError("; ".join(str(e) for e in errors))
+        return results
+
+    def call(self, host: str, command: str, request: Dict[str, Any], timeout=60.0) -> Dict:
+        """Run the hosts' program's ``command``; its answer (RemoteError if it failed)."""
+        line = protocol.sh(RUN_PROGRAM, DETACHED, command)
+        done = self.runners[host].run(line, json.dumps(request).encode() + b"\n", timeout)
+        try:
+            answer = json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            why = done.stderr.strip() or done.stdout.strip() or f"status {done.status}"
+            raise RemoteError(host, f"{command}: {why}") from None
+        if "error" in answer:
+            raise RemoteError(host, f"{command}: {answer['error']}")
+        return answer
+
+
+def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) -> int:
+    """Start the cluster on ``specs`` and hand it over (see the module's docstring)."""
+    names = [s.name for s in specs]
+    addresses = parse_addresses(settings.cluster_address, names)
+    graphs = " ".join(f"--remote {s.graph}" for s in specs)
+    with Hosts(specs, connect) as hosts:
+        prepared = hosts.each(lambda s: hosts.call(s.name, "prepare", _prepare_request(s, bundle)))
+        busy = [n for n, p in prepared.items() if p["existing"]]
+        if busy:
+            raise MgmtError(
+                f"a detached cluster already runs on {', '.join(busy)}: `mgmt stop {graphs}` first"
+            )
+        try:
+            for name, found in prepared.items():
+                addresses.setdefault(name, found.get("address") or "")
+            cluster = HostsEtcd(names, addresses, settings.cluster_size)
+            _copy_missing(hosts, prepared, bundle, cluster)
+            _start_members(hosts, prepared, cluster)
+            first = cluster.members[0]
+            log.info("cluster etcd: %s; turning auth on", ", ".join(cluster.seeds))
+            hosts.call(first.host, "auth", {
+                "client_url": first.client_url,
+                "peer_urls": [m.peer_url for m in cluster.members],
+                "run": list(cluster.credentials),
+                "bundle": prepared[first.host]["bundle"],
+            }, timeout=90)  # fmt: skip
+            hosts.each(lambda spec: _start_agent(hosts, spec, prepared, cluster, settings, bundle))
+            # Their output, live, until the hand-over (as an attached run shows it).
+            logs = {name: (found["dir"] + "/agent.log", 0) for name, found in prepared.items()}
+            follower = LogFollower(hosts.runners, logs, out)
+            sizes = None
+            try:
+                if settings.converged_timeout != 0:
+                    sizes = _wait_converged(hosts, max(settings.converged_timeout, 0))
+            finally:
+                follower.close(sizes)
+        except BaseException:
+            log.error("the cluster did not start; stopping what was started")
+            try:
+                stop_all(hosts, caching=True)
+            except MgmtError as err:  # the first error is the one to report
+                log.error("could not stop everything: %s", err)
+            raise
+    members = ", ".join(f"{m.host} ({m.client_url})" for m in cluster.members)
+    out.write(HANDED_OVER.format(hosts=len(specs), members=members, graphs=graphs))
+    out.flush()
+    return 0
+
+
+def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, settings, bundle):
+    """One host's agent: its graph, its settings (the cluster's seeds and credentials)."""
+    from mgmt.remote.orchestration.session import graph_payload
+    from mgmt.settings import agent_settings
+
+    text, _ = graph_payload(spec.graph)
+    member = cluster.member(spec.name)
+    fields = {
+        **agent_settings(settings),
+        "hostname": spec.name,
+        "no_server": True,
+        "seeds": cluster.seeds,
+        "credentials": list(cluster.credentials),
+    }
+    hosts.call(spec.name, "agent", {
+        "bundle": prepared[spec.name]["bundle"],
+        "build_id": bundle.build_id,
+        "graph_name": spec.graph.name,
+        "graph": text.decode("utf-8"),
+        "launcher": LAUNCHER,
+        "settings": fields,
+        "cluster": {  # what `mgmt status` shows, and what `mgmt stop` removes
+            "token": cluster.token,
+            "members": cluster.seeds,
+            "member_url": member.client_url if member else None,
+            "bundle": prepared[spec.name]["bundle"],
+            "bundle_sha256": bundle.sha256,
+            "version": __version__,
+            "etcd_copy": prepared[spec.name].get("etcd_copy"),
+            "graph": spec.graph.name,
+            "started": time.time(),
+        },
+    })  # fmt: skip
+    log.info("%s: agent detached (log in its ~/.local/state/mgmt/detached)", spec.name)
+
+
+def _prepare_request(spec: HostSpec, bundle) -> Dict[str, Any]:
+    return {"sha256": bundle.sha256, "etcd_sha256": _local_etcd()[1], "supervisor": SUPERVISOR}
+
+
+_ETCD: List[Any] = []
+
+
+def _local_etcd():
+    """The initiator's etcd binary and its sha256 (once), to copy to members without one."""
+    if not _ETCD:
+        from pathlib import Path
+
+        from mgmt.remote.orchestration.bundlefile import sha256_file
+        from mgmt.world.server import find_etcd
+
+        try:
+            found = Path(find_etcd())
+            _ETCD.extend([found, sha256_file(found)])
+        except MgmtError:
+            _ETCD.extend([None, ""])
+    return _ETCD[0], _ETCD[1]
+
+
+def _copy_missing(hosts: Hosts, prepared: Dict[str, Dict], bundle, cluster: HostsEtcd) -> None:
+    def copy(spec: HostSpec) -> None:
+        found = prepared[spec.name]
+        if not found["bundle_ok"]:
+            log.info("%s: copying the bundle (%d bytes)", spec.name, bundle.size)
+            upload(hosts.runners[spec.name], bundle.path.read_bytes(), found["bundle"], 0o700)
+        if cluster.member(spec.name) is not None and found["etcd"] is None:
+            binary, _sha = _local_etcd()
+            if binary is None or not found.get("etcd_cache"):
+                raise RemoteError(spec.name, "no etcd binary on the host, nor here to copy")
+            log.info("%s: no etcd on the host; copying this one (%s)", spec.name, binary)
+            upload(hosts.runners[spec.name], binary.read_bytes(), found["etcd_cache"], 0o700)
+            found["etcd"] = found["etcd_copy"] = found["etcd_cache"]
+
+    hosts.each(copy)
+
+
+def _start_members(hosts: Hosts, prepared: Dict[str, Dict], cluster: HostsEtcd) -> None:
+    members = [s for s in hosts.specs if cluster.member(s.name) is not None]
+
+    def probe(spec: HostSpec) -> None:
+        member = cluster.member(spec.name)
+        others = [(m.address, PEER_PORT) for m in cluster.members if m != member]
+        hosts.call(spec.name, "probe", {
+            "address": member.address, "ports": [CLIENT_PORT, PEER_PORT], "others": others,
+        })  # fmt: skip
+
+    def start(spec: HostSpec) -> None:
+        member = cluster.member(spec.name)
+        hosts.call(spec.name, "etcd", {
+            "binary": prepared[spec.name]["etcd"],
+            "name": member.name,
+            "address": member.address,
+            "client_port": CLIENT_PORT,
+            "peer_port": PEER_PORT,
+            "peers": cluster.peers,
+            "token": cluster.token,
+            "tls": cluster.tls(member)._asdict(),
+        })  # fmt: skip
+
+    hosts.each(probe, members)
+    hosts.each(start, members)
+
+
+def _wait_converged(hosts: Hosts, quiet: float) -> Dict[str, int]:
+    """Until every agent has said it converged, together, for ``quiet`` seconds; the
+    sizes of their logs then."""
+    since: Optional[float] = None
+    while True:
+        states = hosts.each(lambda s: hosts.call(s.name, "status", {}))
+        for name, state in states.items():
+            if not state.get("exists") or not state["agent"]["supervised"]:
+                raise RemoteError(name, "the agent is not running:\n" + state.get("log", ""))
+        if all(state.get("converged") for state in states.values()):
+            since = since or time.monotonic()
+            if time.monotonic() - since >= quiet:
+                log.info("every host converged")
+                return {name: state["log_size"] for name, state in states.items()}
+        else:
+            since = None
+        time.sleep(CONVERGE_POLL)
+
+
+def stop_all(hosts: Hosts, caching: bool) -> Dict[str, Any]:
+    """Agents first (they would only log etcd errors), then the members and the dirs."""
+
+    def agents(spec: HostSpec) -> Dict:
+        return hosts.call(spec.name, "stop", {"what": ["agent"]})
+
+    def rest(spec: HostSpec) -> Dict:
+        return hosts.call(spec.name, "stop", {"what": ["etcd"], "clean": True, "caching": caching})
+
+    first = hosts.each(agents)
+    second = hosts.each(rest)
+    return {n: first[n]["stopped"] + second[n]["stopped"] for n in first}
+
+
+def check_flags(settings, specs: List[HostSpec]) -> None:
+    """Flags that make no sense with a detached run, refused before connecting."""
+    if settings.seeds:
+        raise InputError("--detach cannot be used with --seeds: the cluster runs its own etcd")
+    if settings.cluster_size < 0:
+        raise InputError("--cluster-size must be 1 or more")
+    if settings.detach:
+        check_size(settings.cluster_size, len(specs))
+    parse_addresses(settings.cluster_address, [s.name for s in specs])

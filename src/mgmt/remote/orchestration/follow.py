@@ -1,0 +1,83 @@
+"""The detached agents' logs, followed live on the initiator (``host | line``).
+
+A detached agent writes its output to agent.log in the cluster's directory on
+its host, not to an SSH session; while an initiator is there (``--detach``
+until the hand-over, ``--attach``) it follows those logs, one command per host
+on the connection it already has, so the output looks as an attached run's.
+The command ends with the connection: nothing of it stays on the host.
+"""
+
+import threading
+import time
+from typing import Dict, List, Optional, TextIO, Tuple
+
+from mgmt.remote import protocol
+from mgmt.remote.transport.runner import Process, Runner
+
+# From byte $2 (1: the start) until the initiator goes (its stdin closes), then end.
+FOLLOW = 'tail -c +"$2" -F "$1" 2>/dev/null & t=$!; cat >/dev/null; kill "$t"'
+
+
+class Printer:
+    """Whole lines, prefixed with their host, from any thread."""
+
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.lock = threading.Lock()
+
+    def __call__(self, host: str, line: str) -> None:
+        with self.lock:
+            self.out.write(f"{host} | {line}\n")
+            self.out.flush()
+
+
+class LogFollower:
+    """Follows ``logs`` (host -> (path on that host, from which byte offset)) over
+    ``runners`` until closed. An offset known before anything new can be written
+    (0 for a log just started; its size, for an attach) loses no line to the
+    time the command takes to start."""
+
+    def __init__(self, runners: Dict[str, Runner], logs: Dict[str, Tuple[str, int]], out: TextIO):
+        self._printer = Printer(out)
+        self._processes: List[Process] = []
+        self._readers: List[threading.Thread] = []
+        self._shown = {host: offset for host, (_path, offset) in logs.items()}  # bytes, by host
+        self._progress = threading.Condition()
+        for host, (path, offset) in logs.items():
+            process = runners[host].start(protocol.sh(FOLLOW, path, str(offset + 1)))
+            self._processes.append(process)
+            reader = threading.Thread(
+                target=self._follow, args=(host, process), name="follow-" + host, daemon=True
+            )
+            reader.start()
+            self._readers.append(reader)
+
+    def _follow(self, host: str, process: Process) -> None:
+        try:
+            for raw in process.stdout:
+                self._printer(host, raw.decode(errors="replace").rstrip("\r\n"))
+                with self._progress:
+                    self._shown[host] += len(raw)
+                    self._progress.notify_all()
+        except (OSError, EOFError, ValueError):
+            pass  # the connection went: whoever runs the initiator's loop finds out
+
+    def close(self, sizes: Optional[Dict[str, int]] = None, wait: float = 5.0) -> None:
+        """Stop following; with ``sizes`` (host -> bytes of its log), once those have
+        been shown (or after ``wait`` seconds), so no line written before is lost."""
+        deadline = time.monotonic() + wait
+        with self._progress:
+            while sizes and any(self._shown.get(h, 0) < n for h, n in sizes.items()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._progress.wait(left)
+        for process in self._processes:
+            try:
+                process.close_stdin()
+                process.wait(5)
+            except (OSError, EOFError):
+                pass
+            process.close()
+        for reader in self._readers:
+            reader.join(2)

@@ -1,0 +1,428 @@
+"""The hosts' side of a detached cluster: run by the initiator over SSH as
+``python3 -S -c <this file> COMMAND`` with one JSON object on stdin; it answers
+one JSON object on stdout (``{"error": ...}`` and status 1 on failure).
+
+Everything of the cluster lives in one directory per login user, DIR =
+``~/.local/state/mgmt/detached`` (0700): the supervisor (``supervise.py``, see
+there for its files: NAME.json, .log, .pid, .sup, .exit, .mode for NAME in
+``agent`` and ``etcd``), the agent's graph, its settings (``agent.in``, 0600:
+they hold the cluster's credentials), ``launcher.py``, ``cluster.json`` (what
+``status`` shows), and on a member ``etcd/`` (the data), ``root.json``
+(0600: the cluster's root account) and ``peer-{ca,cert,key}.pem`` (0600: its
+TLS identity towards the other members).
+
+Commands:
+
+- ``prepare``: writes DIR/supervise.py, says where the cached bundle is (and if
+  it is there, sha256 checked), which etcd binary a member would run (the
+  host's, else the initiator's copy cached by sha256), the address the SSH
+  connection arrived on, and whether a cluster already runs here;
+- ``probe``: before the members start, checks that this one can listen on its
+  address and reach the others' peer ports (a clear error, at once, instead of
+  a cluster that never gets a quorum);
+- ``etcd``: starts this host's member, supervised;
+- ``auth``: once the members have a quorum, turns auth on with the cluster's
+  credentials (through the bundle's own client code, mgmt.world.auth);
+- ``agent``: checks that a member answers, writes the graph and settings,
+  starts the agent supervised;
+- ``graph``: replaces the agent's graph (it reloads it);
+- ``status``: the state of the agent and the member, converged or not, the
+  last log lines;
+- ``stop``: stops what ``what`` names (``agent``, ``etcd``), and with
+  ``clean`` removes DIR (and with ``caching`` false, the cached bundle and etcd).
+
+Runs on the host's Python (3.6 and later) with the standard library only (and,
+for ``auth`` and ``status``, the bundle's mgmt package from its zip).
+"""
+
+import json
+import os
+import sys
+import time
+
+DIR = os.path.join(os.path.expanduser("~"), ".local", "state", "mgmt", "detached")
+CACHE = os.path.join(os.path.expanduser("~"), ".cache", "mgmt")
+ETCD_PATHS = ("/usr/bin/etcd", "/usr/sbin/etcd", "/usr/local/bin/etcd")
+HEALTH_TIMEOUT = 30.0
+LOG_LINES = 10
+NAMES = ("agent", "etcd")
+
+
+class Failed(Exception):
+    """A one-line reason, sent back as {"error": ...}."""
+
+
+def path(*names):
+    return os.path.join(DIR, *names)
+
+
+def sha256_of(name):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(name, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def supervision():
+    """DIR/supervise.py (written by ``prepare``), imported."""
+    sys.dont_write_bytecode = True
+    if DIR not in sys.path:
+        sys.path.insert(0, DIR)
+    import supervise
+
+    return supervise
+
+
+def running(name):
+    return (
+        os.path.isdir(DIR)
+        and os.path.exists(path("supervise.py"))
+        and (supervision().supervisor_running(DIR, name) is not None)
+    )
+
+
+def write_private(name, data):
+    return supervision().write_private(name, data)
+
+
+def read_text(name, default=None):
+    try:
+        with open(name) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+# -- commands ---------------------------------------------------------------
+
+
+def prepare(request):
+    """Where things are on this host; writes the supervisor into DIR."""
+    for folder in (DIR, os.path.join(CACHE, "bundles"), os.path.join(CACHE, "etcd")):
+        if not os.path.isdir(folder):
+            os.makedirs(folder, 0o700)
+    with open(path("supervise.py.new"), "w") as f:
+        f.write(request["supervisor"])
+    os.replace(path("supervise.py.new"), path("supervise.py"))
+    bundle = os.path.join(CACHE, "bundles", request["sha256"] + ".pyz")
+    bundle_ok = os.path.isfile(bundle) and sha256_of(bundle) == request["sha256"]
+    etcd = None
+    for candidate in ETCD_PATHS:
+        if os.access(candidate, os.X_OK):
+            etcd = candidate
+            break
+    etcd_cache = None
+    if request.get("etcd_sha256"):
+        etcd_cache = os.path.join(CACHE, "etcd", request["etcd_sha256"])
+        if etcd is None and os.access(etcd_cache, os.X_OK):
+            etcd = etcd_cache
+    connection = os.environ.get("SSH_CONNECTION", "").split()
+    return {
+        "bundle": bundle,
+        "bundle_ok": bundle_ok,
+        "etcd": etcd,
+        "etcd_cache": etcd_cache,
+        "etcd_copy": etcd if etcd is not None and etcd == etcd_cache else None,
+        "address": connection[2] if len(connection) == 4 else None,
+        "existing": any(running(n) for n in NAMES),
+        "python": "{}.{}".format(*sys.version_info[:2]),
+        "dir": DIR,
+    }
+
+
+def start_supervised(name, argv, **options):
+    return supervision().start_supervised(DIR, name, argv, **options)
+
+
+def start_etcd(request):
+    """This host's member; with ``tls`` (PEM text: ca, cert, key) its peers must
+    show a certificate of the cluster's CA."""
+    address, tls = request["address"], request.get("tls")
+    client = "http://{}:{}".format(address, request["client_port"])
+    peer = "{}://{}:{}".format("https" if tls else "http", address, request["peer_port"])
+    data = path("etcd")
+    if not os.path.isdir(data):
+        os.mkdir(data, 0o700)
+    secure = []
+    if tls:
+        for name in ("ca", "cert", "key"):
+            write_private(path(f"peer-{name}.pem"), tls[name])
+        secure = [
+            "--peer-trusted-ca-file=" + path("peer-ca.pem"),
+            "--peer-cert-file=" + path("peer-cert.pem"),
+            "--peer-key-file=" + path("peer-key.pem"),
+            "--peer-client-cert-auth",
+        ]
+    argv = [
+        request["binary"],
+        "--name=" + request["name"],
+        "--data-dir=" + data,
+        "--listen-client-urls=" + client,
+        "--advertise-client-urls=" + client,
+        "--listen-peer-urls=" + peer,
+        "--initial-advertise-peer-urls=" + peer,
+        "--initial-cluster="
+        + ",".join("{}={}".format(*m) for m in sorted(request["peers"].items())),
+        "--initial-cluster-state=new",
+        "--initial-cluster-token=" + request["token"],
+        "--max-txn-ops=100000",  # all of a host's exports in one transaction
+        *secure,
+    ]
+    return {"pid": start_supervised("etcd", argv), "client_url": client}
+
+
+def healthy(url, timeout=1.0):
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url + "/health", timeout=timeout) as answer:
+            return b'"true"' in answer.read()
+    except Exception:  # refused, timed out, not HTTP: not healthy
+        return False
+
+
+def use_bundle(bundle):
+    """The bundle's mgmt package, imported from its zip (the agent's own client code)."""
+    site = bundle + "/site-packages"
+    if site not in sys.path:
+        sys.path.insert(0, site)
+
+
+def enable_auth(request):
+    url = request["client_url"]
+    deadline = time.time() + HEALTH_TIMEOUT
+    while not healthy(url):
+        if time.time() > deadline:
+            peers = ", ".join(request["peer_urls"])
+            raise Failed(
+                f"the cluster's etcd at {url} has no quorum after {HEALTH_TIMEOUT:.0f} s: its "
+                f"members must reach each other on {peers} (use --cluster-address HOST=ADDR); "
+                "etcd.log: " + tail(path("etcd.log"), 3)
+            )
+        time.sleep(0.1)
+    use_bundle(request["bundle"])
+    from mgmt.settings import EtcdCredentials
+    from mgmt.world.auth import enable_auth as enable
+
+    setup = enable(url, run=EtcdCredentials(*request["run"]))
+    write_private(path("root.json"), json.dumps(list(setup.root)))
+    return {"ok": True}
+
+
+def probe(request):
+    """Before the members start: this one can listen on its address, and it reaches
+    the others' peer ports (they all probe at once, each listening for the others)."""
+    import socket
+
+    address, others = request["address"], [tuple(o) for o in request["others"]]
+    listeners = []
+    try:
+        for port in request["ports"]:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listeners.append(listener)
+            try:
+                listener.bind((address, port))
+            except OSError as err:
+                raise Failed(
+                    f"cannot listen on {address}:{port} here ({err.strerror}): is {address} "
+                    "this host's address, and the port free? (--cluster-address HOST=ADDR)"
+                ) from None
+            listener.listen(16)
+        peer = listeners[-1]
+        peer.settimeout(0.05)
+        missing, incoming = list(others), 0
+        deadline = time.time() + request.get("timeout", 5.0)
+        while (missing or incoming < len(others)) and time.time() < deadline:
+            try:
+                peer.accept()[0].close()
+                incoming += 1
+            except OSError:  # socket.timeout is one
+                pass
+            for target in list(missing):
+                try:
+                    socket.create_connection(target, 0.2).close()
+                    missing.remove(target)
+                except OSError:
+                    pass
+    finally:
+        for listener in listeners:
+            listener.close()
+    if missing:
+        where = ", ".join(f"{host}:{port}" for host, port in missing)
+        raise Failed(
+            f"cannot reach the cluster's other member(s) at {where} from here: its members "
+            "must reach each other on these addresses (use --cluster-address HOST=ADDR)"
+        )
+    return {"ok": True}
+
+
+def reachable(urls, timeout=3.0):
+    """The first of ``urls`` that accepts a TCP connection, or None."""
+    import socket
+
+    deadline = time.time() + timeout
+    while True:
+        for url in urls:
+            host, _, port = url.split("://", 1)[1].rpartition(":")
+            try:
+                socket.create_connection((host, int(port)), 0.5).close()
+                return url
+            except (OSError, ValueError):
+                continue
+        if time.time() > deadline:
+            return None
+        time.sleep(0.1)
+
+
+def start_agent(request):
+    urls = request["settings"]["seeds"]
+    if reachable(urls) is None:
+        raise Failed(
+            "cannot reach the cluster's etcd at {} from here: the hosts must reach each other "
+            "on these addresses (use --cluster-address HOST=ADDR)".format(", ".join(urls))
+        )
+    graph = path(request["graph_name"])
+    write_private(graph, request["graph"])
+    write_private(path("launcher.py"), request["launcher"])
+    write_private(path("agent.in"), "\n" + json.dumps(request["settings"]) + "\n")
+    state = path("state")
+    if not os.path.isdir(state):
+        os.mkdir(state, 0o700)
+    bundle, build = request["bundle"], request.get("build_id") or ""
+    shiv = os.path.join(CACHE, "shiv")
+    site = f"{shiv}/{os.path.basename(bundle)}_{build}/site-packages" if build else ""
+    argv = [sys.executable, "-S", path("launcher.py"), site, bundle, graph, state]
+    env = {"SHIV_ROOT": shiv, "PYTHONUNBUFFERED": "1"}
+    write_private(path("cluster.json"), json.dumps(request["cluster"]))
+    pid = start_supervised("agent", argv, stdin=path("agent.in"), env=env, stop_signal="INT")
+    return {"pid": pid}
+
+
+def replace_graph(request):
+    """A graph edit (``mgmt run --attach``): the agent reloads a whole file."""
+    cluster = json.loads(read_text(path("cluster.json"), "{}") or "{}")
+    if not cluster:
+        raise Failed("no detached cluster here")
+    write_private(path(cluster["graph"]), request["graph"])
+    return {"graph": path(cluster["graph"])}
+
+
+def tail(name, lines=LOG_LINES):
+    text = read_text(name, "")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def converged(settings, bundle):
+    """This host's converged key in the cluster's etcd (None if it cannot be read)."""
+    try:
+        use_bundle(bundle)
+        from mgmt.settings import EtcdCredentials
+        from mgmt.world.client import EtcdClient
+
+        client = EtcdClient(settings["seeds"], EtcdCredentials(*settings["credentials"]),
+                            connect_timeout=1.0, read_timeout=2.0)  # fmt: skip
+        try:
+            _, items = client.range("/_mgmt/converged/" + settings["hostname"])
+        finally:
+            client.close()
+    except Exception:  # etcd away, bundle pruned: unknown
+        return None
+    return bool(items) and items[0][1].strip() == "true"
+
+
+def status(request):
+    if not os.path.isdir(DIR) or not os.path.exists(path("cluster.json")):
+        return {"exists": False}
+    cluster = json.loads(read_text(path("cluster.json"), "{}"))
+    found = {"exists": True, "cluster": cluster, "dir": DIR}
+    for name in NAMES:
+        sv = supervision()
+        pid = sv.pid_in(path(name + ".pid"))
+        sup = sv.supervisor_running(DIR, name)
+        found[name] = {
+            "supervised": sup is not None,
+            "pid": pid,
+            "running": sup is not None and pid is not None and sv.alive(pid, ""),
+            "exit": (read_text(path(name + ".exit"), "") or "").strip() or None,
+            "mode": (read_text(path(name + ".mode"), "") or "").strip() or None,
+        }
+    settings_line = (read_text(path("agent.in"), "\n\n") or "\n\n").splitlines()[1]
+    settings = json.loads(settings_line)
+    member = cluster.get("member_url")
+    found["etcd"]["health"] = healthy(member) if member else None
+    found["converged"] = converged(settings, cluster.get("bundle", ""))
+    found["log"] = tail(path("agent.log"))
+    try:
+        found["log_size"] = os.path.getsize(path("agent.log"))
+    except OSError:
+        found["log_size"] = 0
+    return found
+
+
+def stop(request):
+    if not os.path.isdir(DIR):
+        return {"stopped": []}
+    stopped = [name for name in request["what"] if supervision().stop_supervised(DIR, name)]
+    if request.get("clean"):
+        import shutil
+
+        cluster = json.loads(read_text(path("cluster.json"), "{}") or "{}")
+        shutil.rmtree(DIR, True)
+        parent = os.path.dirname(DIR)
+        for _ in range(3):  # state/mgmt, state, .local: only if we left them empty
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+        if not request.get("caching", True):
+            for cached in (cluster.get("bundle"), cluster.get("etcd_copy")):
+                if cached and os.path.exists(cached):
+                    os.unlink(cached)
+            if cluster.get("bundle"):
+                import glob
+
+                name = os.path.basename(cluster["bundle"])
+                for unpacked in glob.glob(os.path.join(CACHE, "shiv", name + "_*")):
+                    shutil.rmtree(unpacked, True)
+    return {"stopped": stopped}
+
+
+COMMANDS = {
+    "prepare": prepare,
+    "probe": probe,
+    "etcd": start_etcd,
+    "auth": enable_auth,
+    "agent": start_agent,
+    "graph": replace_graph,
+    "status": status,
+    "stop": stop,
+}
+
+
+def main():
+    command = sys.argv[1]
+    os.umask(0o077)
+    try:
+        request = json.loads(sys.stdin.readline() or "{}")
+        if command in COMMANDS:
+            answer = COMMANDS[command](request)
+        else:
+            raise Failed(f"unknown command {command!r}")
+    except Exception as err:
+        if type(err).__name__ == "Failed":  # ours or supervise.py's: a reason
+            answer = {"error": str(err)}
+        else:  # a bug or an OS error: one line for the initiator
+            answer = {"error": f"{type(err).__name__}: {err}"}
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
+    sys.exit(1 if "error" in answer else 0)
+
+
+if __name__ == "__main__":
+    main()

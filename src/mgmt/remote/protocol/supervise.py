@@ -1,0 +1,227 @@
+"""The supervisor of a detached cluster's processes, and how they are started and stopped.
+
+Written by ``detached.py prepare`` into the cluster's directory DIR on the host
+(mgmt.remote.protocol.detached) and run from there as ``python3 -S
+DIR/supervise.py NAME``: it runs DIR/NAME.json's command (the agent, or the
+etcd member) with its output appended to DIR/NAME.log, writes NAME.sup (its own
+pid), NAME.pid (the process) and NAME.exit (its last status), restarts the
+process when it ends (1 s, doubling while it keeps failing at once, up to 30 s),
+and on SIGTERM stops it (its stop signal, SIGKILL after STOP_GRACE) and exits.
+
+It runs as a transient systemd unit (``systemd-run``, Restart=on-failure, so
+that systemd starts it again if it dies itself) when systemd is the host's init
+and we are root, else in a session of its own (setsid); either way it outlives
+the SSH session that started it. ``detached.py`` imports this file for
+:func:`start_supervised`, :func:`stop_supervised` and :func:`supervisor_running`.
+
+Runs on the host's Python (3.6 and later) with the standard library only.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+STOP_GRACE = 10.0  # the stop signal (SIGINT for the agent, SIGTERM for etcd), then SIGKILL
+RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 30.0
+
+
+class Failed(Exception):
+    """A one-line reason, sent back to the initiator as {"error": ...}."""
+
+
+def write_private(name, data, mode=0o600):
+    """``data`` into ``name``, whole (written beside it, then renamed)."""
+    temp = name + ".new"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
+    os.replace(temp, name)
+
+
+def read_text(name, default=None):
+    try:
+        with open(name) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def alive(pid, marker):
+    """``pid`` runs and its command line holds ``marker`` (a pid file may be stale)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return marker.encode() in f.read() and _state(pid) != "Z"
+    except (OSError, ValueError):
+        return False
+
+
+def _state(pid):
+    text = read_text(f"/proc/{pid}/stat", "")
+    return text.rpartition(")")[2].split()[0] if ")" in text else ""
+
+
+def pid_in(name):
+    try:
+        return int((read_text(name) or "").strip())
+    except ValueError:
+        return None
+
+
+def supervisor_running(folder, name):
+    pid = pid_in(os.path.join(folder, name + ".sup"))
+    return pid if pid is not None and alive(pid, "supervise") else None
+
+
+def systemd_runs_here():
+    """systemd is this host's init (and we are root: the system manager is ours to ask)."""
+    import shutil
+
+    return (
+        os.geteuid() == 0
+        and os.path.isdir("/run/systemd/system")
+        and shutil.which("systemd-run") is not None
+    )
+
+
+def unit_name(name):
+    return "mgmt-detached-" + name + ".service"
+
+
+def start_supervised(folder, name, argv, stdin=None, env=None, stop_signal="TERM"):
+    """Start ``argv`` under the supervisor, detached from the SSH session; its pid."""
+
+    def path(suffix):
+        return os.path.join(folder, name + suffix)
+
+    env = dict(env or {}, HOME=os.path.expanduser("~"))  # a unit starts without one
+    spec = {"argv": argv, "stdin": stdin, "env": env, "stop_signal": stop_signal}
+    write_private(path(".json"), json.dumps(spec))
+    for stale in (".exit", ".pid", ".sup", ".mode"):
+        if os.path.exists(path(stale)):
+            os.unlink(path(stale))
+    command = [sys.executable, "-S", os.path.join(folder, "supervise.py"), name]
+    if systemd_runs_here():
+        unit = unit_name(name)
+        subprocess.call(["systemctl", "reset-failed", unit], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run(
+            ["systemd-run", "--unit=" + unit, "--collect", "--quiet",
+             "--property=Restart=on-failure", "--property=RestartSec=1",
+             "--property=KillMode=mixed", "--property=TimeoutStopSec=20",
+             "--", *command],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            universal_newlines=True,  # noqa: UP021 (text= is 3.7+)
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise Failed(f"systemd-run {unit}: {done.stdout.strip()}")
+        write_private(path(".mode"), "systemd " + unit + "\n")
+        deadline = time.time() + 10
+        while supervisor_running(folder, name) is None:  # it writes its pid first thing
+            if time.time() > deadline:
+                raise Failed(f"{unit} did not start; see {path('.log')}")
+            time.sleep(0.02)
+        return supervisor_running(folder, name)
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=folder,
+        start_new_session=True,
+        close_fds=True,
+    )
+    write_private(path(".mode"), "setsid\n")
+    write_private(path(".sup"), f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop_supervised(folder, name):
+    """Stop the supervisor (it stops its process) and wait; True if there was one."""
+    sup = supervisor_running(folder, name)
+    child = pid_in(os.path.join(folder, name + ".pid"))
+    mode = (read_text(os.path.join(folder, name + ".mode"), "") or "").split()
+    if mode[:1] == ["systemd"]:
+        # systemd must not restart it: the unit is stopped (SIGTERM to the supervisor,
+        # which stops its process), and it is gone with --collect.
+        subprocess.call(["systemctl", "stop", mode[1]], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)  # fmt: skip
+    elif sup is not None:
+        os.kill(sup, signal.SIGTERM)
+        deadline = time.time() + STOP_GRACE + 5
+        while alive(sup, "supervise") and time.time() < deadline:
+            time.sleep(0.05)
+        if alive(sup, "supervise"):
+            os.kill(sup, signal.SIGKILL)
+    if child is not None and alive(child, ""):
+        spec = json.loads(read_text(os.path.join(folder, name + ".json"), "{}") or "{}")
+        if spec and alive(child, spec["argv"][0]):
+            os.kill(child, signal.SIGKILL)
+    return sup is not None or mode[:1] == ["systemd"]
+
+
+def supervise(folder, name):
+    """Run FOLDER/NAME.json's command until SIGTERM; restart it when it ends otherwise."""
+
+    def path(suffix):
+        return os.path.join(folder, name + suffix)
+
+    write_private(path(".sup"), f"{os.getpid()}\n")
+    # Output to the log, also in a unit (StandardOutput=append: needs systemd 240;
+    # RHEL 8 has 239).
+    log = os.open(path(".log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    spec = json.loads(read_text(path(".json")))
+    stop_signal = getattr(signal, "SIG" + spec["stop_signal"])
+    state = {"stopping": False, "child": None}
+
+    def on_term(signum, frame):
+        state["stopping"] = True
+        child = state["child"]
+        if child is not None and child.poll() is None:
+            child.send_signal(stop_signal)
+            signal.alarm(int(STOP_GRACE))
+
+    def on_alarm(signum, frame):
+        child = state["child"]
+        if child is not None and child.poll() is None:
+            child.kill()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, on_alarm)
+    env = dict(os.environ)
+    env.update(spec["env"])
+    delay = RESTART_DELAY
+    while not state["stopping"]:
+        started = time.time()
+        stdin = open(spec["stdin"], "rb") if spec["stdin"] else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            state["child"] = subprocess.Popen(spec["argv"], stdin=stdin, env=env, cwd=folder)
+        finally:
+            if spec["stdin"]:
+                stdin.close()
+        write_private(path(".pid"), "{}\n".format(state["child"].pid))
+        code = state["child"].wait()
+        write_private(path(".exit"), f"{code}\n")
+        if state["stopping"]:
+            break
+        quick = time.time() - started < 60
+        delay = min(delay * 2, MAX_RESTART_DELAY) if quick else RESTART_DELAY
+        sys.stdout.write(f"mgmt-detached: {name} ended with status {code}; "
+                         f"restarting in {delay:.0f} s\n")  # fmt: skip
+        sys.stdout.flush()
+        end = time.time() + delay
+        while not state["stopping"] and time.time() < end:
+            time.sleep(0.1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(supervise(os.path.dirname(os.path.abspath(sys.argv[0])), sys.argv[1]))

@@ -1,0 +1,340 @@
+"""Detached clusters (issue 14): ``mgmt run --remote ... --detach``, then the cluster
+lives on without the initiator; ``mgmt status`` and ``mgmt stop``.
+
+Three throw-away hosts on one bridge (they reach each other, as a cluster's
+hosts must), the write-up's graphs on a and b and a third like them on c.
+Everything is asserted after the initiator has exited.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from remote_helpers import (
+    MGMT,
+    Initiator,
+    assert_clean,
+    graph_for,
+    mgmt_run,
+    need_hosts,
+    wait_until,
+)
+
+from support.hosts import ssh_hosts
+
+STATE = "/root/.local/state/mgmt/detached"
+GRAPH_C = """\
+graph: mygraph
+comment: remote example, host c
+resources:
+  file:
+  - name: file1c
+    path: "/tmp/file1c"
+    content: |
+      i am file1c
+    state: exists
+  - name: "@@file2c"
+    path: "/tmp/file2c"
+    content: |
+      i am file2c, exported from host c
+    state: exists
+collect:
+- kind: file
+  pattern: "/tmp/"
+edges: []
+remote: c
+"""
+EXPORTED = {
+    "file2a": "i am file2a, exported from host a\n",
+    "file2b": "i am file2b, exported from host b\n",
+    "file2c": "i am file2c, exported from host c\n",
+}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    with ssh_hosts(["a", "b", "c"], bridge=True) as hosts:
+        yield hosts
+
+
+def _graphs(tmp_path):
+    c = tmp_path / "remote2c.yaml"
+    c.write_text(GRAPH_C)
+    return [
+        graph_for("remote2a.yaml", "a", tmp_path),
+        graph_for("remote2b.yaml", "b", tmp_path),
+        c,
+    ]
+
+
+def _cluster(pool, bundle, command, graphs, *flags):
+    argv = [*MGMT, command, *flags]
+    for graph in graphs:
+        argv += ["--remote", str(graph)]
+    return subprocess.run(
+        argv, env=pool.env(MGMT_BUNDLE=str(bundle)), capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _edit_export(host, graph_name: str, old: str, new: str) -> None:
+    """Change what ``host`` exports by editing the graph its detached agent runs."""
+    path = f"{STATE}/{graph_name}"
+    text = host.read_file(path).replace(old, new)
+    assert new in text
+    host.run(f"cat > {path}.edit && mv {path}.edit {path}", input=text)
+
+
+def _content(host, path: str) -> str:
+    return host.read_file(path) if host.exists(path) else ""
+
+
+def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
+    graphs = _graphs(tmp_path)
+    a, b, c = pool["a"], pool["b"], pool["c"]
+    try:
+        done = mgmt_run(pool, bundle, graphs, "--detach", timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "cluster handed over: 3 host(s)" in done.stdout
+        assert "mgmt stop --remote" in done.stdout
+        # The agents' output was shown live until the hand-over, as in an attached run.
+        assert re.search(r"^b \| .*This is: mgmt", done.stdout, re.M), done.stdout
+        # What holds the cluster's credentials is the login user's alone.
+        modes = a.run(f"stat -c %a {STATE} {STATE}/agent.in {STATE}/root.json").stdout.split()
+        assert modes == ["700", "600", "600"]
+        # Members talk TLS and take only peers with a certificate of the cluster's CA.
+        peers = f"https://{b.address}:2380/members"
+        curl = f"curl --http1.1 -s -m 5 -o /dev/null -w %{{http_code}} --cacert {STATE}/peer-ca.pem"
+        mine = f"--cert {STATE}/peer-cert.pem --key {STATE}/peer-key.pem"
+        assert a.run(f"{curl} {mine} {peers}").stdout == "200"
+        assert a.run(f"{curl} {peers}", check=False).returncode != 0  # no certificate: refused
+        plain = a.run(f"curl -s -m 5 http://{b.address}:2380/members", check=False)
+        assert '"peerURLs"' not in plain.stdout
+        # Converged before the hand-over: every host holds everyone's exports.
+        for host in (a, b, c):
+            own = f"file1{host.name}"
+            assert host.read_file(f"/tmp/{own}") == f"i am {own}\n"
+            for name, text in EXPORTED.items():
+                assert host.read_file(f"/tmp/{name}") == text, (host.name, name)
+
+        # The initiator is gone: drift is still undone...
+        a.run("echo tampered > /tmp/file1a")
+        wait_until(lambda: a.read_file("/tmp/file1a") == "i am file1a\n", 20, "file1a restored")
+        # ...and a changed export on a reaches b and c through the hosts' own etcd.
+        _edit_export(a, "remote2a.yaml", "exported from host a", "edited on host a")
+        for host in (b, c):
+            wait_until(
+                lambda host=host: "edited on host a" in _content(host, "/tmp/file2a"),
+                20,
+                f"the edited export of a on {host.name}",
+            )
+
+        # An agent that dies is started again by its supervisor, and works on.
+        first = int(b.read_file(f"{STATE}/agent.pid"))
+        b.run(["kill", "-KILL", str(first)])
+        wait_until(
+            lambda: int(b.read_file(f"{STATE}/agent.pid")) != first, 20, "b's agent restarted"
+        )
+        b.run("echo tampered > /tmp/file1b")
+        wait_until(lambda: b.read_file("/tmp/file1b") == "i am file1b\n", 30, "file1b restored")
+        assert b.read_file(f"{STATE}/agent.exit").strip() == "-9"
+
+        status = _cluster(pool, bundle, "status", graphs)
+        assert status.returncode == 0, status.stdout + status.stderr
+        rows = [line for line in status.stdout.splitlines() if not line.startswith(" ")]
+        lines = {line.split(":")[0]: line for line in rows}
+        assert set(lines) == {"a", "b", "c"}, status.stdout
+        for line in lines.values():
+            assert "agent running" in line and "converged" in line, line
+            assert "etcd member healthy" in line, line  # three hosts: three members
+
+        # One member killed (its supervisor first, so it is not restarted): the
+        # exchange goes on with the other two.
+        pids = c.run(f"cat {STATE}/etcd.sup {STATE}/etcd.pid").stdout.split()
+        c.run(["kill", "-KILL", *pids])
+        _edit_export(a, "remote2a.yaml", "edited on host a", "edited again on host a")
+        for host in (b, c):
+            wait_until(
+                lambda host=host: "edited again on host a" in _content(host, "/tmp/file2a"),
+                30,
+                f"the second edit of a's export on {host.name}, with a member down",
+            )
+        status = _cluster(pool, bundle, "status", graphs)
+        assert "etcd member UNHEALTHY" in status.stdout.split("\nc: ")[1], status.stdout
+    finally:
+        stop = _cluster(pool, bundle, "stop", graphs)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert "a: stopped agent, etcd" in stop.stdout, stop.stdout
+    for host in (a, b, c):
+        assert_clean(host)
+        assert not host.exists("/root/.local/state/mgmt"), host.name
+        assert host.listdir("/root/.cache/mgmt/bundles") == [f"{_sha(bundle)}.pyz"]
+    # Nothing left to stop, and status says there is no cluster.
+    again = _cluster(pool, bundle, "status", graphs)
+    assert again.returncode == 1 and "a: no detached cluster" in again.stdout, again.stdout
+
+
+def _sha(bundle) -> str:
+    return _sha_of(bundle)
+
+
+def test_attach_pushes_an_edited_graph_then_detaches_again_or_stops(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    graphs = _graphs(tmp_path)[:2]
+    try:
+        # --converged-timeout 0: handed over at once, without waiting for convergence.
+        done = mgmt_run(pool, bundle, graphs, "--detach", "--converged-timeout", "0")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "etcd on a (" in done.stdout and "b (" not in done.stdout  # two hosts: one member
+        wait_until(lambda: _content(b, "/tmp/file2a") == EXPORTED["file2a"], 20, "a's export on b")
+        again = mgmt_run(pool, bundle, graphs, "--detach")
+        assert again.returncode == 1, again.stdout + again.stderr
+        assert "a detached cluster already runs on a, b" in again.stderr
+
+        graphs[0].write_text(graphs[0].read_text().replace("i am file1a", "i am file1a, edited"))
+        attached = Initiator(pool, bundle, graphs, "--attach", "--detach")
+        try:
+            attached.wait_for_line(r"^a \| .*graph file .*remote2a.yaml changed", 60)
+            wait_until(
+                lambda: a.read_file("/tmp/file1a") == "i am file1a, edited\n", 20, "the edit on a"
+            )
+            attached.interrupt()
+            assert attached.wait(30) == 0, attached.output
+        finally:
+            attached.kill()
+        assert "detached again" in attached.output
+        status = _cluster(pool, bundle, "status", graphs)
+        assert status.returncode == 0, status.stdout + status.stderr  # it runs on
+
+        # Attached without --detach, ^C stops the cluster.
+        attached = Initiator(pool, bundle, graphs, "--attach")
+        try:
+            attached.wait_for_line(r"attached to 2 host\(s\)", 60)
+            attached.interrupt()
+            assert attached.wait(60) == 0, attached.output
+        finally:
+            attached.kill()
+        assert "cluster stopped and removed" in attached.output
+    finally:
+        _cluster(pool, bundle, "stop", graphs)
+    for host in (a, b):
+        assert_clean(host)
+        assert not host.exists("/root/.local/state/mgmt"), host.name
+
+
+def test_hosts_that_cannot_reach_each_other_are_told_so_and_nothing_is_left(bundle, tmp_path):
+    need_hosts()
+    with ssh_hosts(["na", "nb"]) as hosts:  # no bridge: each reaches only this machine
+        graphs = [
+            graph_for("remote2a.yaml", "na", tmp_path),
+            graph_for("remote2b.yaml", "nb", tmp_path),
+        ]
+        done = mgmt_run(hosts, bundle, graphs, "--detach")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "nb: agent: cannot reach the cluster's etcd at http://" in done.stderr
+        assert "--cluster-address" in done.stderr
+        assert "Traceback" not in done.stderr
+        for host in hosts:
+            assert_clean(host)
+            assert not host.exists("/root/.local/state/mgmt"), host.name
+        # Two members that cannot reach each other: said at once, before any etcd runs.
+        done = mgmt_run(hosts, bundle, graphs, "--detach", "--cluster-size", "2")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "probe: cannot reach the cluster's other member(s) at " in done.stderr
+        # An address that is not the host's own.
+        done = mgmt_run(hosts, bundle, graphs, "--detach", "--cluster-address", "na=10.254.200.9")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "na: probe: cannot listen on 10.254.200.9:2379 here" in done.stderr
+        for host in hosts:
+            assert_clean(host)
+            assert not host.exists("/root/.local/state/mgmt"), host.name
+
+
+def test_bad_cluster_flags_are_input_errors(bundle, tmp_path):
+    graph = graph_for("remote2a.yaml", "nowhere", tmp_path)
+    for flags, message in (
+        (["--cluster-address", "other=10.0.0.1"], "'other' is not a host of this run"),
+        (["--cluster-address", "nowhere"], "expected HOST=ADDRESS"),
+        (["--cluster-size", "2"], "--cluster-size 2: between 1 and the 1 host(s)"),
+    ):
+        done = subprocess.run(
+            [*MGMT, "run", "--tmp-prefix", "--detach", *flags, "--remote", str(graph)],
+            env={**os.environ, "MGMT_BUNDLE": str(bundle)}, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_one_host_and_stop_without_caching_removes_the_bundle_too(pool, bundle, tmp_path):
+    c = pool["c"]
+    graph = _graphs(tmp_path)[2]
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--detach")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "etcd on c (" in done.stdout
+        c.run("rm -f /tmp/file1c")
+        wait_until(lambda: c.exists("/tmp/file1c"), 20, "file1c made again")
+    finally:
+        stop = _cluster(pool, bundle, "stop", [graph], "--no-caching")
+    assert stop.returncode == 0 and "c: stopped agent, etcd" in stop.stdout, stop.stdout
+    assert_clean(c)
+    assert not c.exists("/root/.local/state/mgmt")
+    assert c.listdir("/root/.cache/mgmt/bundles") == []
+    assert not [d for d in c.listdir("/root/.cache/mgmt/shiv") if d.startswith(_sha(bundle))]
+
+
+def test_a_member_without_etcd_gets_the_initiators_copy_cached_by_sha256(bundle, tmp_path):
+    need_hosts()
+    with ssh_hosts(["bare"]) as hosts:
+        bare = hosts["bare"]
+        # This host has no etcd: the machine's binary is masked in its mount namespace.
+        bare.run("mount --bind /dev/null /usr/bin/etcd")
+        assert bare.run("test -x /usr/bin/etcd", check=False).returncode != 0
+        graph = graph_for("remote2a.yaml", "bare", tmp_path)
+        done = mgmt_run(hosts, bundle, [graph], "--detach")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "bare: no etcd on the host; copying this one" in done.stderr
+        etcd_sha = _sha_of(Path(shutil.which("etcd")).resolve())
+        copy = f"/root/.cache/mgmt/etcd/{etcd_sha}"
+        assert bare.exists(copy)
+        assert any(copy in cmd for cmd in bare.processes().values())  # the member runs it
+        status = _cluster(hosts, bundle, "status", [graph])
+        assert "etcd member healthy" in status.stdout and "mgmt 0." in status.stdout, status.stdout
+        stop = _cluster(hosts, bundle, "stop", [graph], "--no-caching")
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert not bare.exists(copy)  # --no-caching: the copy goes with the bundle
+        assert_clean(bare)
+
+
+def _sha_of(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_status_and_stop_go_on_when_a_host_cannot_be_reached(bundle, tmp_path):
+    need_hosts()
+    with ssh_hosts(["ua", "ub"], bridge=True) as hosts:
+        ua, ub = hosts["ua"], hosts["ub"]
+        graphs = [
+            graph_for("remote2a.yaml", "ua", tmp_path),
+            graph_for("remote2b.yaml", "ub", tmp_path),
+        ]
+        done = mgmt_run(hosts, bundle, graphs, "--detach")
+        assert done.returncode == 0, done.stdout + done.stderr
+        ub.stop_sshd()  # ub goes on running its agent, but SSH is refused
+        status = _cluster(hosts, bundle, "status", graphs)
+        assert status.returncode == 1, status.stdout + status.stderr
+        assert "ub: UNREACHABLE: cannot connect to" in status.stdout
+        assert "ua: agent running" in status.stdout
+        stop = _cluster(hosts, bundle, "stop", graphs)
+        assert stop.returncode == 1, stop.stdout + stop.stderr
+        assert "ua: stopped agent, etcd" in stop.stdout
+        assert "ub: UNREACHABLE, nothing stopped" in stop.stdout
+        assert "Traceback" not in stop.stderr
+        assert_clean(ua)

@@ -1,0 +1,65 @@
+"""The hosts' side of a detached cluster on a host that systemd runs: its supervised
+processes are transient units, restarted by systemd when the supervisor itself dies.
+
+Here (not in tests/remote) because it needs the systemd host of these tests; the
+program (mgmt.remote.protocol.detached) is run inside it as the initiator runs it
+over SSH: ``python3 -S -c PROGRAM COMMAND`` with a JSON request on stdin.
+"""
+
+import json
+
+from systemd_host import SystemdHost
+
+from mgmt.remote.protocol.programs import DETACHED, SUPERVISOR
+from support import require_tools
+from support.polling import wait_until
+
+UNIT = "mgmt-detached-etcd.service"
+
+
+def test_a_member_under_systemd_is_a_transient_unit_restarted_and_stopped(tmp_path):
+    require_tools("etcd", "curl", "systemd-run")
+    host = SystemdHost(tmp_path, {})
+    home = tmp_path / "home"  # / is read-only in the host: HOME in its temp dir
+    home.mkdir()
+    state = home / ".local/state/mgmt/detached"
+
+    def call(command: str, request: dict) -> dict:
+        argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED]
+        done = host.run([*argv, command], input=json.dumps(request) + "\n")
+        return json.loads(done.stdout.splitlines()[-1])
+
+    def healthy() -> bool:
+        answer = host.run(["curl", "-s", "-m", "1", "http://127.0.0.1:2379/health"], check=False)
+        return '"true"' in answer.stdout
+
+    def supervisor() -> int:
+        return int((state / "etcd.sup").read_text())
+
+    try:
+        prepared = call("prepare", {"sha256": "0" * 64, "supervisor": SUPERVISOR})
+        assert prepared["etcd"], prepared
+        started = call("etcd", {
+            "binary": prepared["etcd"], "name": "m1", "address": "127.0.0.1",
+            "client_port": 2379, "peer_port": 2380, "token": "t",
+            "peers": {"m1": "http://127.0.0.1:2380"},
+        })  # fmt: skip
+        assert "error" not in started, started
+        assert (state / "etcd.mode").read_text() == f"systemd {UNIT}\n"
+        assert host.prop(UNIT, "ActiveState") == "active"
+        assert host.prop(UNIT, "MainPID") == str(supervisor())
+        wait_until(healthy, 20, "the member healthy")
+
+        # The supervisor killed: systemd starts the unit again (its etcd with it).
+        first = supervisor()
+        host.run(["kill", "-KILL", str(first)])
+        wait_until(lambda: supervisor() != first and healthy(), 30, "the unit restarted")
+        assert host.prop(UNIT, "NRestarts") == "1"
+
+        stopped = call("stop", {"what": ["etcd"], "clean": True})
+        assert stopped == {"stopped": ["etcd"]}
+        assert host.prop(UNIT, "LoadState") == "not-found"  # --collect: nothing left of it
+        assert host.run(["pgrep", "-x", "etcd"], check=False).returncode == 1
+        assert not (home / ".local/state/mgmt").exists()
+    finally:
+        host.close()
