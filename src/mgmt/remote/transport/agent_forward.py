@@ -23,17 +23,16 @@ log = get_logger("remote")
 class AgentForwardingRunner(ParamikoRunner):
     """A :class:`ParamikoRunner` whose commands see the initiator's ssh-agent."""
 
-    def start(self, command: str) -> Process:
+    def _start_raw(self, command: str, pty: bool) -> Process:
+        # Become.start (sudo: its wrapper, prompt and pty) calls this, as for
+        # the plain runner; only the forwarding differs.
         channel = self.transport.open_session(timeout=self.timeout)
         if os.environ.get("SSH_AUTH_SOCK"):
             # Kept with the channel: the handler serves it for the channel's life.
             channel.agent_forwarding = AgentRequestHandler(channel)
         else:
             log.warning("%s: no ssh-agent to forward (SSH_AUTH_SOCK is unset)", self.host)
-        if self.become.needs_pty:
+        if pty:
             channel.get_pty()
-        channel.exec_command(self.become.wrap(command))
-        prefix = self.become.stdin_prefix()
-        if prefix:
-            channel.sendall(prefix)
+        channel.exec_command(command)
         return ChannelProcess(channel)
