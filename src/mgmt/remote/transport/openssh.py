@@ -26,8 +26,9 @@ import contextlib
 import os
 import subprocess
 import tempfile
+import threading
 import time
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import HostSpec
@@ -62,6 +63,29 @@ def end_ssh(popen: "subprocess.Popen") -> None:
             continue
     popen.kill()
     popen.wait()
+
+
+_kex_lock = threading.Lock()
+_kex_lists: Dict[Tuple[str, ...], Optional[str]] = {}
+
+
+def kex_for(ssh_options: List[str], target: str, ssh_config: Optional[str]) -> Optional[str]:
+    """:func:`fast_kex_first`, asked once per ssh_config file that sets no
+    KexAlgorithms (nor includes another file): then the list is the same for
+    every host, and a secondary starting 20 hosts runs one ``ssh -G``, not 20."""
+    key: Tuple[str, ...] = (target, *ssh_options)
+    if ssh_config:
+        try:
+            with open(ssh_config, encoding="utf-8") as handle:
+                text = handle.read().lower()
+        except OSError:
+            text = "include"  # unreadable: ssh says why, once per host
+        if "kexalgorithms" not in text and "include" not in text:
+            key = ("-F", ssh_config)
+    with _kex_lock:
+        if key not in _kex_lists:
+            _kex_lists[key] = fast_kex_first(ssh_options, target)
+        return _kex_lists[key]
 
 
 def fast_kex_first(ssh_options: List[str], target: str) -> Optional[str]:
@@ -187,7 +211,7 @@ class OpenSshRunner(Runner):
         if identity:
             self.options += ["-i", identity]
         self.target = spec.target
-        kex = fast_kex_first(self.options, self.target)
+        kex = kex_for(self.options, self.target, ssh_config)
         if kex is not None:
             self.options += ["-o", "KexAlgorithms=" + kex]
         self._lost: Optional[str] = None
