@@ -18,8 +18,8 @@ choice, sntrup761x25519, costs the client about 50 ms of CPU per login (its
 key generation; curve25519: about 5 ms, measured with OpenSSH 9.2): a
 secondary logging in to 20 hosts at once spent a second of CPU on it alone.
 The rest of ssh's list follows, in its order (a host that has no curve25519
-still gets the others), and a host whose ssh_config names no curve25519 keeps
-its own list.
+still gets the others); an ssh_config that sets KexAlgorithms, includes other
+files, or is not given (the system's files apply) keeps ssh's own choice.
 """
 
 import contextlib
@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import HostSpec
@@ -66,26 +66,29 @@ def end_ssh(popen: "subprocess.Popen") -> None:
 
 
 _kex_lock = threading.Lock()
-_kex_lists: Dict[Tuple[str, ...], Optional[str]] = {}
+_kex_lists: Dict[str, Optional[str]] = {}
 
 
-def kex_for(ssh_options: List[str], target: str, ssh_config: Optional[str]) -> Optional[str]:
-    """:func:`fast_kex_first`, asked once per ssh_config file that sets no
-    KexAlgorithms (nor includes another file): then the list is the same for
-    every host, and a secondary starting 20 hosts runs one ``ssh -G``, not 20."""
-    key: Tuple[str, ...] = (target, *ssh_options)
-    if ssh_config:
-        try:
-            with open(ssh_config, encoding="utf-8") as handle:
-                text = handle.read().lower()
-        except OSError:
-            text = "include"  # unreadable: ssh says why, once per host
-        if "kexalgorithms" not in text and "include" not in text:
-            key = ("-F", ssh_config)
+def kex_for(ssh_config: Optional[str]) -> Optional[str]:
+    """The KexAlgorithms to ask for with this ssh_config file (None: ssh's own).
+
+    Only a file that sets no KexAlgorithms and includes no other may have its
+    order changed: a list someone chose is theirs, and without ``-F`` the
+    system's files apply (crypto policies). Asked once per file (one ``ssh -G``
+    per secondary, not one per host: the list is then the same for all)."""
+    if not ssh_config:
+        return None
+    try:
+        with open(ssh_config, encoding="utf-8") as handle:
+            text = handle.read().lower()
+    except OSError:
+        return None  # ssh says why, at the login
+    if "kexalgorithms" in text or "include" in text:
+        return None
     with _kex_lock:
-        if key not in _kex_lists:
-            _kex_lists[key] = fast_kex_first(ssh_options, target)
-        return _kex_lists[key]
+        if ssh_config not in _kex_lists:
+            _kex_lists[ssh_config] = fast_kex_first(["-F", ssh_config], "mgmt-kex")
+        return _kex_lists[ssh_config]
 
 
 def fast_kex_first(ssh_options: List[str], target: str) -> Optional[str]:
@@ -211,7 +214,7 @@ class OpenSshRunner(Runner):
         if identity:
             self.options += ["-i", identity]
         self.target = spec.target
-        kex = kex_for(self.options, self.target, ssh_config)
+        kex = kex_for(ssh_config)
         if kex is not None:
             self.options += ["-o", "KexAlgorithms=" + kex]
         self._lost: Optional[str] = None
