@@ -2,7 +2,9 @@
 as paramiko's, against a real sshd host."""
 
 import signal
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -93,6 +95,32 @@ def test_a_config_that_names_its_own_kex_keeps_it(tmp_path):
 
 def test_an_ssh_that_ignores_sigterm_is_killed(tmp_path):
     # end_ssh sends SIGTERM again until the process is gone, then SIGKILL.
-    popen = subprocess.Popen(["sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"])
+    script = "trap '' TERM; echo ready; while :; do sleep 0.05; done"
+    popen = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE)
+    assert popen.stdout.readline() == b"ready\n"  # the trap is in place
     end_ssh(popen)
+    popen.stdout.close()
     assert popen.returncode == -signal.SIGKILL
+
+
+def test_a_reverse_tunnel_asked_on_the_control_socket_reaches_us(runner):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve():
+        conn, _ = server.accept()
+        conn.sendall(b"hello through the tunnel\n")
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    tunnel = runner.tunnel(lambda: server.getsockname())
+    try:
+        port = tunnel.open()  # openssh_mux: no ssh started for it
+        probe = f"import socket; print(socket.create_connection(('127.0.0.1', {port})).recv(99))"
+        done = runner.run(f'python3 -c "{probe}"')
+    finally:
+        tunnel.close()
+        server.close()
+    assert done.stdout.strip() == "b'hello through the tunnel\\n'", done

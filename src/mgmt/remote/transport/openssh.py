@@ -5,8 +5,9 @@ One master connection per host (``ssh -M -N``, ControlMaster) carries every
 command, each a ``ssh -S socket`` that costs no new login. The master's
 ServerAliveInterval/ServerAliveCountMax are the keepalives: a host silent for
 --lost-timeout makes the master exit, and the host is lost. Reverse tunnels
-are asked of the master (``ssh -O forward -R 127.0.0.1:0:...``), which prints
-the port sshd picked; unlike the paramiko runner, the target is resolved when
+are asked of the master on its control socket (what ``ssh -O forward -R
+127.0.0.1:0:...`` sends, see :mod:`.openssh_mux`), which answers with the port
+sshd picked; unlike the paramiko runner, the target is resolved when
 the tunnel opens (an etcd that starts on the first dial starts then).
 
 Host keys are OpenSSH's business here: StrictHostKeyChecking=yes (or
@@ -32,11 +33,14 @@ from typing import Callable, Dict, List, Optional
 
 from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.transport.openssh_mux import MuxError, remote_forward
 from mgmt.remote.transport.runner import Address, Become, Process, Runner, Tunnel
 
 FAST_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
 # How often a login is looked at: the master's socket appearing, or the master ending.
 LOGIN_POLL = 0.01
+# How long the master may take to have sshd open a forward (a round trip).
+FORWARD_TIMEOUT = 30.0
 # SIGTERM again this often until ssh is gone (see end_ssh), SIGKILL after END_TRIES.
 END_RETRY = 0.1
 END_TRIES = 20
@@ -156,17 +160,14 @@ class _MasterTunnel(Tunnel):
 
     def open(self) -> int:
         host, port = self.target()
-        spec = f"127.0.0.1:0:{host}:{port}"
-        done = subprocess.run(  # noqa: UP022  (a secondary runs this on Python 3.6)
-            self.runner.ssh("-O", "forward", "-R", spec),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            universal_newlines=True,  # noqa: UP021
-        )
-        if done.returncode != 0 or not done.stdout.strip().isdigit():
-            why = done.stderr.strip() or "no port"
-            raise RemoteError(self.runner.host, "sshd refused the port forwarding: " + why)
-        self.port = int(done.stdout.strip())
+        try:
+            # On the control socket, as `ssh -O forward -R 127.0.0.1:0:...` would
+            # ask it (see openssh_mux): without starting an ssh for it.
+            self.port = remote_forward(self.runner.socket, (host, port), FORWARD_TIMEOUT)
+        except (MuxError, OSError) as err:
+            lost = self.runner.lost()
+            why = "sshd refused the port forwarding: " + (lost or str(err) or type(err).__name__)
+            raise RemoteError(self.runner.host, why) from None
         self._spec = f"127.0.0.1:{self.port}:{host}:{port}"
         return self.port
 
