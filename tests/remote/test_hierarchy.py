@@ -88,7 +88,8 @@ def test_depth_two_two_secondaries_two_leaves_each(pool, agent_env, bundle, tmp_
         assert pool[name].read_file(f"/tmp/only-{name}") == f"i am {name}"
         # Live output came up with the full path in front.
         assert f"{path_of(pool, name)} | " in out
-    assert re.search(r"s1: Running: \S+ as the secondary of 2 host\(s\): 10\.254", out), out
+    running = r"s1: Running \(Python 3\.\d+, \S+\): \S+ as the secondary of 2 host\(s\): 10\.254"
+    assert re.search(running, out), out
     for host in pool:
         assert_clean(host)
     # No key was ever written to a secondary.
