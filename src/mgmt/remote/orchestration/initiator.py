@@ -11,9 +11,9 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, List, Optional, TextIO
+from typing import Callable, Dict, List, Optional, TextIO
 
-from mgmt.errors import InputError
+from mgmt.errors import GraphError, InputError
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
 from mgmt.settings import Settings, agent_settings
@@ -49,6 +49,20 @@ def become_user(spec: HostSpec, settings: Settings) -> Optional[str]:
     if wanted is False:
         return None
     return wanted if isinstance(wanted, str) else (settings.sudo_user or "root")
+
+
+def refuse_unsupported_behind_secondaries(
+    specs: List[HostSpec], users: Dict[str, Optional[str]]
+) -> None:
+    """sudo and a chosen Python do not reach the hosts behind a secondary yet (its
+    fan-out logs in and discovers the interpreter as the login user): refused,
+    naming the graph, rather than silently ignored."""
+    for spec in specs:
+        if spec.via and users.get(spec.name) is not None:
+            raise GraphError("sudo is not supported yet for a host reached via:", str(spec.graph))
+        if spec.via and spec.python:
+            why = "python: (or --python) is not supported yet for a host reached via:"
+            raise GraphError(why, str(spec.graph))
 
 
 def ask_password(prompt: Callable[[str], str] = getpass.getpass) -> str:
@@ -96,6 +110,7 @@ def run(
         waiting = sessions - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
     users = {spec.name: become_user(spec, settings) for spec in remotes.specs}
+    refuse_unsupported_behind_secondaries(remotes.specs, users)
     if settings.ask_sudo_password and sudo_password is None:
         if any(users.values()):
             sudo_password = ask_password()
