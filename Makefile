@@ -57,7 +57,7 @@ $(STAMP): setup.cfg pyproject.toml
 test: deps venv
 	$(PY) -m ruff check src tests bench fabfile.py
 	$(VERMIN)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: venv
 	$(PY) -m ruff check src tests bench fabfile.py

@@ -88,8 +88,7 @@ def test_depth_two_two_secondaries_two_leaves_each(pool, agent_env, bundle, tmp_
         assert pool[name].read_file(f"/tmp/only-{name}") == f"i am {name}"
         # Live output came up with the full path in front.
         assert f"{path_of(pool, name)} | " in out
-    # "Running (Python X.Y, path):" since the launcher names its interpreter.
-    running = r"s1: Running \(Python [\d.]+, \S+\): \S+ as the secondary of 2 host\(s\): 10\.254"
+    running = r"s1: Running \(Python 3\.\d+, \S+\): \S+ as the secondary of 2 host\(s\): 10\.254"
     assert re.search(running, out), out
     for host in pool:
         assert_clean(host)

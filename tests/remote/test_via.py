@@ -134,3 +134,28 @@ def test_each_level_down_has_less_time_to_stop_its_hosts():
     for _ in range(4):
         levels.append(grace_below(levels[-1]))
     assert levels == [10.0, 7.0, 4.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("keys", "flags", "message"),
+    [
+        ("sudo: true\n", [], "sudo is not supported yet for a host reached via:"),
+        ("", ["--sudo"], "sudo is not supported yet for a host reached via:"),
+        ("python: /usr/bin/python3\n", [], "python: (or --python) is not supported yet"),
+        ("", ["--python", "/usr/bin/python3"], "python: (or --python) is not supported yet"),
+    ],
+)
+def test_sudo_and_python_behind_a_secondary_are_refused_not_ignored(
+    tmp_path, keys, flags, message
+):
+    path = graph(tmp_path, "a.yaml", "ssh://root@127.0.0.1:1", "via: s1\n" + keys)
+    done = subprocess.run(
+        [sys.executable, "-m", "mgmt", "run", "--tmp-prefix", *flags, "--remote", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, MGMT_BUNDLE=str(path)),
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().startswith(f"mgmt: error: {path}: {message}"), done.stderr

@@ -41,14 +41,7 @@ def parse_via(spec: HostSpec, hops: Sequence[str], line: Optional[int]) -> HostS
     for i, name in enumerate(names):
         if name in names[:i]:
             raise bad(f"{name} is named twice (a loop)")
-    return HostSpec(
-        target=spec.target,
-        graph=spec.graph,
-        user=spec.user,
-        port=spec.port,
-        password=spec.password,
-        via=tuple(parsed),
-    )
+    return spec._replace(via=tuple(parsed))
 
 
 class Subtree:

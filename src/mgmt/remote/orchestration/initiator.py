@@ -9,15 +9,17 @@ serves ``mgmt run --remote`` and ``fab deploy`` (which passes its Fabric config)
 import getpass
 import json
 import sys
-import threading
 from pathlib import Path
-from typing import Callable, List, Optional, TextIO
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, TextIO
 
-from mgmt.errors import InputError
+from mgmt.errors import GraphError, InputError
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
 from mgmt.settings import Settings, agent_settings
 from mgmt.statedir import state_dir
+
+if TYPE_CHECKING:
+    from mgmt.remote.transport.connect import ConnectOptions
 
 log = get_logger("remote")
 
@@ -29,17 +31,16 @@ CCONNS_WITHOUT_TIMEOUT = (
 )
 
 
-class _Printer:
-    """Agent output, one whole line at a time, prefixed with its host."""
+def connect_options(settings: Settings, fabric_config=None) -> "ConnectOptions":
+    """How the initiator logs in to the hosts it reaches itself."""
+    from mgmt.remote.transport.connect import ConnectOptions
 
-    def __init__(self, out: TextIO):
-        self.out = out
-        self.lock = threading.Lock()
-
-    def __call__(self, host: str, line: str) -> None:
-        with self.lock:
-            self.out.write(f"{host} | {line}\n")
-            self.out.flush()
+    return ConnectOptions(
+        identity=settings.ssh_identity,
+        accept_new=settings.ssh_accept_new,
+        allow_interactive=settings.allow_interactive,
+        fabric_config=fabric_config,
+    )
 
 
 def become_user(spec: HostSpec, settings: Settings) -> Optional[str]:
@@ -49,6 +50,20 @@ def become_user(spec: HostSpec, settings: Settings) -> Optional[str]:
     if wanted is False:
         return None
     return wanted if isinstance(wanted, str) else (settings.sudo_user or "root")
+
+
+def refuse_unsupported_behind_secondaries(
+    specs: List[HostSpec], users: Dict[str, Optional[str]]
+) -> None:
+    """sudo and a chosen Python do not reach the hosts behind a secondary yet (its
+    fan-out logs in and discovers the interpreter as the login user): refused,
+    naming the graph, rather than silently ignored."""
+    for spec in specs:
+        if spec.via and users.get(spec.name) is not None:
+            raise GraphError("sudo is not supported yet for a host reached via:", str(spec.graph))
+        if spec.via and spec.python:
+            why = "python: (or --python) is not supported yet for a host reached via:"
+            raise GraphError(why, str(spec.graph))
 
 
 def ask_password(prompt: Callable[[str], str] = getpass.getpass) -> str:
@@ -74,9 +89,9 @@ def run(
     from mgmt.remote.orchestration.bundlefile import find_bundle
     from mgmt.remote.orchestration.etcd import RunEtcd, SeedsEtcd
     from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
+    from mgmt.remote.orchestration.follow import Printer
     from mgmt.remote.orchestration.results import FAILED, HostResult, print_summary, run_document
     from mgmt.remote.orchestration.session import RunContext
-    from mgmt.remote.transport.connect import ConnectOptions
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
     from mgmt.remote.transport.sudo import Sudo, new_token
 
@@ -96,6 +111,7 @@ def run(
         waiting = sessions - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
     users = {spec.name: become_user(spec, settings) for spec in remotes.specs}
+    refuse_unsupported_behind_secondaries(remotes.specs, users)
     if settings.ask_sudo_password and sudo_password is None:
         if any(users.values()):
             sudo_password = ask_password()
@@ -104,12 +120,7 @@ def run(
     token = new_token()  # sudo's prompt, the same for every host of the run
     found = find_bundle(bundle)
     log.info("bundle %s (%d bytes, sha256 %s)", found.path, found.size, found.sha256[:12])
-    options = ConnectOptions(
-        identity=settings.ssh_identity,
-        accept_new=settings.ssh_accept_new,
-        allow_interactive=settings.allow_interactive,
-        fabric_config=fabric_config,
-    )
+    options = connect_options(settings, fabric_config)
 
     def connect(spec: HostSpec) -> ParamikoRunner:
         runner = ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
@@ -136,7 +147,7 @@ def run(
             connect=connect,
             caching=not settings.no_caching,
             agent_options=agent_settings(settings),
-            output=_Printer(out),
+            output=Printer(out),
         )
         hierarchy = via_hierarchy(subtrees, state, options, settings, found)
         fanout = Fanout(
@@ -193,7 +204,6 @@ def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config
     """--detach, --attach, `mgmt status`, `mgmt stop`: mgmt.remote.orchestration.detach."""
     from mgmt.remote.orchestration import attach, control, detach
     from mgmt.remote.orchestration.bundlefile import find_bundle
-    from mgmt.remote.transport.connect import ConnectOptions
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
 
     if remotes.refused:
@@ -202,14 +212,9 @@ def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config
     for spec in remotes.specs:
         if spec.via:
             raise InputError(f"{spec.graph}: via: hosts cannot be in a detached cluster yet")
-        if settings.sudo or spec.sudo:
+        if become_user(spec, settings) is not None:
             raise InputError(f"{spec.graph}: a detached cluster needs root logins (no sudo yet)")
-    options = ConnectOptions(
-        identity=settings.ssh_identity,
-        accept_new=settings.ssh_accept_new,
-        allow_interactive=settings.allow_interactive,
-        fabric_config=fabric_config,
-    )
+    options = connect_options(settings, fabric_config)
 
     def connect(spec: HostSpec) -> ParamikoRunner:
         return ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)

@@ -11,11 +11,11 @@ is forwarded and the secondary's logins fail with the reason ssh gives.
 
 import os
 
+import paramiko
 from paramiko.agent import AgentRequestHandler
 
 from mgmt.log import get_logger
-from mgmt.remote.transport.paramiko_ssh import ChannelProcess, ParamikoRunner
-from mgmt.remote.transport.runner import Process
+from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
 
 log = get_logger("remote")
 
@@ -23,16 +23,11 @@ log = get_logger("remote")
 class AgentForwardingRunner(ParamikoRunner):
     """A :class:`ParamikoRunner` whose commands see the initiator's ssh-agent."""
 
-    def _start_raw(self, command: str, pty: bool) -> Process:
-        # Become.start (sudo: its wrapper, prompt and pty) calls this, as for
-        # the plain runner; only the forwarding differs.
-        channel = self.transport.open_session(timeout=self.timeout)
+    def _open_session(self) -> paramiko.Channel:
+        channel = super()._open_session()
         if os.environ.get("SSH_AUTH_SOCK"):
             # Kept with the channel: the handler serves it for the channel's life.
             channel.agent_forwarding = AgentRequestHandler(channel)
         else:
             log.warning("%s: no ssh-agent to forward (SSH_AUTH_SOCK is unset)", self.host)
-        if pty:
-            channel.get_pty()
-        channel.exec_command(command)
-        return ChannelProcess(channel)
+        return channel

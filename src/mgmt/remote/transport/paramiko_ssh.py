@@ -65,11 +65,15 @@ class ParamikoRunner(Runner):
         return self.become.start(self._start_raw, command)
 
     def _start_raw(self, command: str, pty: bool) -> Process:
-        channel = self.transport.open_session(timeout=self.timeout)
+        channel = self._open_session()
         if pty:
             channel.get_pty()
         channel.exec_command(command)
         return ChannelProcess(channel)
+
+    def _open_session(self) -> paramiko.Channel:
+        """The channel a command runs on (a subclass may ask more of it)."""
+        return self.transport.open_session(timeout=self.timeout)
 
     def tunnel(self, target: Callable[[], Address]) -> Tunnel:
         return ReverseTunnel(self.transport, target, self.host, self._global_lock)
