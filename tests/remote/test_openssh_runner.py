@@ -1,6 +1,10 @@
 """The runner on the system's OpenSSH client (ControlMaster): the same interface
 as paramiko's, against a real sshd host."""
 
+import signal
+import socket
+import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -8,7 +12,7 @@ from remote_helpers import need_hosts
 
 from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import parse_remote
-from mgmt.remote.transport.openssh import OpenSshRunner
+from mgmt.remote.transport.openssh import FAST_KEX, OpenSshRunner, end_ssh, kex_for
 from mgmt.remote.transport.runner import upload
 from support.hosts import ssh_hosts
 
@@ -59,3 +63,64 @@ def test_an_unknown_host_is_refused(pool, tmp_path):
     with pytest.raises(RemoteError, match=r"(?s)ssh failed: .*Host key verification failed"):
         OpenSshRunner(spec, ssh_config=str(config))
     assert not known.exists()  # refused, not added
+
+
+def _ssh_kex(config: Path) -> list:
+    done = subprocess.run(
+        ["ssh", "-G", "-F", str(config), "somehost"], stdout=subprocess.PIPE, text=True, check=True
+    )
+    line = next(x for x in done.stdout.splitlines() if x.startswith("kexalgorithms "))
+    return line.split(" ", 1)[1].split(",")
+
+
+def test_curve25519_is_asked_first_and_the_rest_of_ssh_list_follows(tmp_path):
+    config = tmp_path / "config"
+    config.write_text("Host *\n    LogLevel ERROR\n")
+    own = _ssh_kex(config)
+    if "curve25519-sha256" not in own:
+        pytest.skip("this ssh has no curve25519-sha256")
+    asked = kex_for(str(config)).split(",")
+    assert asked[0] == "curve25519-sha256"
+    assert sorted(asked) == sorted(own)  # nothing dropped, nothing added
+    rest = [name for name in asked if name not in FAST_KEX]
+    assert rest == [name for name in own if name not in FAST_KEX]  # in ssh's order
+
+
+def test_a_config_that_names_its_own_kex_keeps_it(tmp_path):
+    config = tmp_path / "config"
+    config.write_text("Host x\n    KexAlgorithms ecdh-sha2-nistp256,curve25519-sha256\n")
+    assert kex_for(str(config)) is None  # ssh's own choice, the file's order
+    assert kex_for(None) is None  # without -F the system's files apply
+
+
+def test_an_ssh_that_ignores_sigterm_is_killed(tmp_path):
+    # end_ssh sends SIGTERM again until the process is gone, then SIGKILL.
+    script = "trap '' TERM; echo ready; while :; do sleep 0.05; done"
+    popen = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE)
+    assert popen.stdout.readline() == b"ready\n"  # the trap is in place
+    end_ssh(popen)
+    popen.stdout.close()
+    assert popen.returncode == -signal.SIGKILL
+
+
+def test_a_reverse_tunnel_asked_on_the_control_socket_reaches_us(runner):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve():
+        conn, _ = server.accept()
+        conn.sendall(b"hello through the tunnel\n")
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    tunnel = runner.tunnel(lambda: server.getsockname())
+    try:
+        port = tunnel.open()  # openssh_mux: no ssh started for it
+        probe = f"import socket; print(socket.create_connection(('127.0.0.1', {port})).recv(99))"
+        done = runner.run(f'python3 -c "{probe}"')
+    finally:
+        tunnel.close()
+        server.close()
+    assert done.stdout.strip() == "b'hello through the tunnel\\n'", done

@@ -42,25 +42,46 @@ def hosts_below(tree: Subtree) -> List[HostSpec]:
     return found
 
 
-def resolved(spec: HostSpec, config) -> Tuple[str, int, Optional[str]]:
-    """Where ``ssh spec.target`` would go from here: HostName, Port, User."""
-    found = config.lookup(spec.target)
+class ConfigLookups:
+    """The initiator's ssh_config for each host below, looked up once per run.
+
+    paramiko's lookup reads every Host block (asking getpass.getuser() for each
+    one): with the 120 aliases of the 60-leaf bench that was 2 ms a lookup, and
+    each leaf was looked up three times, on the main thread, before the first
+    secondary was logged in to (0.4 s of the run, measured with py-spy).
+    """
+
+    def __init__(self, options: ConnectOptions):
+        self.options = options
+        self._found: Dict[str, Any] = {}
+
+    def __call__(self, target: str):
+        found = self._found.get(target)
+        if found is None:
+            found = self.options.config().base_ssh_config.lookup(target)
+            self._found[target] = found  # two threads may both look: the same answer
+        return found
+
+
+def resolved(spec: HostSpec, lookup: Callable[[str], Any]) -> Tuple[str, int, Optional[str]]:
+    """Where ``ssh spec.target`` would go from here: HostName, Port, User
+    (``lookup``: the ssh_config of a host, a :class:`ConfigLookups`)."""
+    found = lookup(spec.target)
     port = spec.port or int(found.get("port") or 22)
     return found.get("hostname") or spec.target, port, spec.user or found.get("user")
 
 
-def trust_below(tree: Subtree, options: ConnectOptions) -> Dict[str, Any]:
+def trust_below(tree: Subtree, lookup: Callable[[str], Any]) -> Dict[str, Any]:
     """What ``tree``'s secondary is told of the hosts below it: the initiator's
     known_hosts lines for them, and its ~/.ssh/config aliases among them
     (HostName, Port, User only), so that they mean the same there."""
-    config = options.config().base_ssh_config
     lines = []
     aliases: Dict[str, Dict[str, Any]] = {}
     for spec in hosts_below(tree):
-        hostname, port, user = resolved(spec, config)
+        hostname, port, user = resolved(spec, lookup)
         if hostname != spec.target:
             aliases[spec.target] = {"hostname": hostname, "port": port, "user": user}
-        files = known_hosts_files(config.lookup(spec.target))
+        files = known_hosts_files(lookup(spec.target))
         keys = _load_known_hosts([*files, GLOBAL_KNOWN_HOSTS])
         entry = host_key_entry(hostname, port)
         for key_type, key in (keys.lookup(entry) or {}).items():
@@ -74,12 +95,13 @@ class NewKeys:
     secondary, and never over a key known_hosts already has (a secondary cannot
     vouch for any other host, nor replace a key)."""
 
-    def __init__(self, subtrees: List[Subtree], options: ConnectOptions):
+    def __init__(
+        self, subtrees: List[Subtree], options: ConnectOptions, lookup: Callable[[str], Any]
+    ):
         self.options = options
         self.entries: Dict[str, Dict[str, HostSpec]] = {}
-        config = options.config().base_ssh_config
         for tree in subtrees:
-            below = {host_key_entry(*resolved(h, config)[:2]): h for h in hosts_below(tree)}
+            below = {host_key_entry(*resolved(h, lookup)[:2]): h for h in hosts_below(tree)}
             self.entries[tree.name] = below
 
     def __call__(self, secondary: str, key: Tuple[str, str, str]) -> None:
@@ -116,11 +138,12 @@ def top_hierarchy(
     connect: Callable[[HostSpec], Runner],
 ) -> Hierarchy:
     """The initiator's level: secondaries logged in to with the agent forwarded."""
+    lookup = ConfigLookups(options)
     return Hierarchy(
         subtrees,
         plan_dir,
-        lambda tree: trust_below(tree, options),
+        lambda tree: trust_below(tree, lookup),
         plan_options,
         connect=connect,
-        on_new_host_key=NewKeys(subtrees, options),
+        on_new_host_key=NewKeys(subtrees, options, lookup),
     )

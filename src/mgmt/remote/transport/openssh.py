@@ -5,23 +5,118 @@ One master connection per host (``ssh -M -N``, ControlMaster) carries every
 command, each a ``ssh -S socket`` that costs no new login. The master's
 ServerAliveInterval/ServerAliveCountMax are the keepalives: a host silent for
 --lost-timeout makes the master exit, and the host is lost. Reverse tunnels
-are asked of the master (``ssh -O forward -R 127.0.0.1:0:...``), which prints
-the port sshd picked; unlike the paramiko runner, the target is resolved when
+are asked of the master on its control socket (what ``ssh -O forward -R
+127.0.0.1:0:...`` sends, see :mod:`.openssh_mux`), which answers with the port
+sshd picked; unlike the paramiko runner, the target is resolved when
 the tunnel opens (an etcd that starts on the first dial starts then).
 
 Host keys are OpenSSH's business here: StrictHostKeyChecking=yes (or
 accept-new), known_hosts as ssh_config says.
+
+Key exchange: curve25519-sha256 is asked for first, as paramiko (which logs
+in to the hosts an initiator reaches directly) does. OpenSSH 9's own first
+choice, sntrup761x25519, costs the client about 50 ms of CPU per login (its
+key generation; curve25519: about 5 ms, measured with OpenSSH 9.2): a
+secondary logging in to 20 hosts at once spent a second of CPU on it alone.
+The rest of ssh's list follows, in its order (a host that has no curve25519
+still gets the others); an ssh_config that sets KexAlgorithms, includes other
+files, or is not given (the system's files apply) keeps ssh's own choice.
 """
 
 import contextlib
 import os
 import subprocess
 import tempfile
-from typing import Callable, List, Optional
+import threading
+import time
+from typing import Callable, Dict, List, Optional
 
 from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.transport.openssh_mux import MuxError, remote_forward
 from mgmt.remote.transport.runner import Address, Become, Process, Runner, Tunnel
+
+FAST_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
+# How often a login is looked at: the master's socket appearing, or the master ending.
+LOGIN_POLL = 0.01
+# How long the master may take to have sshd open a forward (a round trip).
+FORWARD_TIMEOUT = 30.0
+# SIGTERM again this often until ssh is gone (see end_ssh), SIGKILL after END_TRIES.
+END_RETRY = 0.1
+END_TRIES = 20
+
+
+def end_ssh(popen: "subprocess.Popen") -> None:
+    """End an ssh client: SIGTERM, and again every END_RETRY until it is gone.
+
+    OpenSSH (9.2 here) notes a SIGTERM in a flag that its loop reads before it
+    polls: one that lands between that look and the poll is seen only when the
+    poll times out, at the next ServerAliveInterval (up to 5 s). That was one
+    master in a few dozen at the end of a run, under load, holding its
+    secondary (and the whole run) for seconds. A SIGTERM sent while ssh polls
+    ends it at once.
+    """
+    for _ in range(END_TRIES):
+        if popen.poll() is not None:
+            return
+        popen.terminate()
+        try:
+            popen.wait(END_RETRY)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    popen.kill()
+    popen.wait()
+
+
+_kex_lock = threading.Lock()
+_kex_lists: Dict[str, Optional[str]] = {}
+
+
+def kex_for(ssh_config: Optional[str]) -> Optional[str]:
+    """The KexAlgorithms to ask for with this ssh_config file (None: ssh's own).
+
+    Only a file that sets no KexAlgorithms and includes no other may have its
+    order changed: a list someone chose is theirs, and without ``-F`` the
+    system's files apply (crypto policies). Asked once per file (one ``ssh -G``
+    per secondary, not one per host: the list is then the same for all)."""
+    if not ssh_config:
+        return None
+    try:
+        with open(ssh_config, encoding="utf-8") as handle:
+            text = handle.read().lower()
+    except OSError:
+        return None  # ssh says why, at the login
+    if "kexalgorithms" in text or "include" in text:
+        return None
+    with _kex_lock:
+        if ssh_config not in _kex_lists:
+            _kex_lists[ssh_config] = fast_kex_first(["-F", ssh_config], "mgmt-kex")
+        return _kex_lists[ssh_config]
+
+
+def fast_kex_first(ssh_options: List[str], target: str) -> Optional[str]:
+    """The KexAlgorithms ssh would use for ``target`` (``ssh -G``: its defaults
+    and ssh_config's), curve25519 moved first; None to leave them be."""
+    try:
+        done = subprocess.run(  # a secondary runs this on Python 3.6: no text=
+            ["ssh", "-G", *ssh_options, target],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            universal_newlines=True,  # noqa: UP021
+        )
+    except OSError:
+        return None
+    for line in done.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if key.lower() == "kexalgorithms":
+            names = value.strip().split(",")
+            fast = [name for name in FAST_KEX if name in names]
+            if not fast or names[: len(fast)] == fast:
+                return None
+            return ",".join(fast + [name for name in names if name not in fast])
+    return None
 
 
 class SshProcess(Process):
@@ -51,12 +146,10 @@ class SshProcess(Process):
             self.popen.stdin.close()
         # ssh goes before its pipes are closed: a thread blocked reading one (a
         # reader, sudo's watchdog) gets the end of it instead of holding its lock.
-        if self.popen.poll() is None:
-            self.popen.terminate()
+        end_ssh(self.popen)
         for stream in (self.popen.stdout, self.popen.stderr):
             with contextlib.suppress(OSError):
                 stream.close()
-        self.popen.wait()
 
 
 class _MasterTunnel(Tunnel):
@@ -67,17 +160,14 @@ class _MasterTunnel(Tunnel):
 
     def open(self) -> int:
         host, port = self.target()
-        spec = f"127.0.0.1:0:{host}:{port}"
-        done = subprocess.run(  # noqa: UP022  (a secondary runs this on Python 3.6)
-            self.runner.ssh("-O", "forward", "-R", spec),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            universal_newlines=True,  # noqa: UP021
-        )
-        if done.returncode != 0 or not done.stdout.strip().isdigit():
-            why = done.stderr.strip() or "no port"
-            raise RemoteError(self.runner.host, "sshd refused the port forwarding: " + why)
-        self.port = int(done.stdout.strip())
+        try:
+            # On the control socket, as `ssh -O forward -R 127.0.0.1:0:...` would
+            # ask it (see openssh_mux): without starting an ssh for it.
+            self.port = remote_forward(self.runner.socket, (host, port), FORWARD_TIMEOUT)
+        except (MuxError, OSError) as err:
+            lost = self.runner.lost()
+            why = "sshd refused the port forwarding: " + (lost or str(err) or type(err).__name__)
+            raise RemoteError(self.runner.host, why) from None
         self._spec = f"127.0.0.1:{self.port}:{host}:{port}"
         return self.port
 
@@ -125,6 +215,9 @@ class OpenSshRunner(Runner):
         if identity:
             self.options += ["-i", identity]
         self.target = spec.target
+        kex = kex_for(ssh_config)
+        if kex is not None:
+            self.options += ["-o", "KexAlgorithms=" + kex]
         self._lost: Optional[str] = None
         self.master = subprocess.Popen(
             ["ssh", "-M", "-N", "-o", "ControlPersist=no", *self.options, self.target],
@@ -135,23 +228,18 @@ class OpenSshRunner(Runner):
         self._wait_for_master()
 
     def _wait_for_master(self) -> None:
-        while True:
-            # The master makes its socket once logged in: until then, asking it
-            # with `ssh -O check` would only spawn an ssh (a secondary starting a
-            # few dozen hosts at once spent most of its CPU on those).
-            if os.path.exists(self.socket):
-                check = subprocess.run(
-                    self.ssh("-O", "check"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
-                if check.returncode == 0:
-                    return
-            try:
-                self.master.wait(0.01)
-            except subprocess.TimeoutExpired:
-                continue
-            why = self.master.stderr.read().decode(errors="replace").strip()
-            self.close()
-            raise RemoteError(self.host, "ssh failed: " + (why or "no output"))
+        # The master makes its socket once logged in, and only then (OpenSSH
+        # listens on a temporary name and links it into place): its appearing
+        # is the sign, asking with `ssh -O check` would cost another ssh.
+        # Looked at every LOGIN_POLL: a subprocess wait with a timeout wakes
+        # several times as often (a secondary starting a few dozen hosts at
+        # once spent a good part of its CPU on those wake-ups).
+        while not os.path.exists(self.socket):
+            if self.master.poll() is not None:
+                why = self.master.stderr.read().decode(errors="replace").strip()
+                self.close()
+                raise RemoteError(self.host, "ssh failed: " + (why or "no output"))
+            time.sleep(LOGIN_POLL)
 
     def ssh(self, *args: str) -> List[str]:
         return ["ssh", *self.options, *args, self.target]
@@ -175,9 +263,7 @@ class OpenSshRunner(Runner):
         pass  # ServerAliveInterval is already at most 5 s
 
     def close(self) -> None:
-        if self.master.poll() is None:
-            self.master.terminate()
-            self.master.wait()
+        end_ssh(self.master)
         self.master.stderr.close()
         with contextlib.suppress(OSError):
             os.unlink(self.socket)
