@@ -242,8 +242,28 @@ def test_a_queue_overflow_tells_every_tree_and_watches_new_directories(watcher, 
     with watcher._lock:
         (top / "new").mkdir()
         told = watcher._dispatch([Event(wd=-1, mask=F.Q_OVERFLOW, cookie=0, name="")])
-        assert callback in [item.callback for item in told]
+        assert callback in [call for _, call in told]
         assert str(top / "new") in watcher._dirs
     drain(sem)
     (top / "new" / "f").write_text("x")
     assert sem.acquire(timeout=5)
+
+
+def test_a_finished_write_calls_saved_and_any_other_change_the_callback(watcher, tmp_path):
+    changed, on_change = counter()
+    saved, on_saved = counter()
+    target = tmp_path / "graph.yaml"
+    target.write_text("a")
+    watcher.watch_path(str(target), on_change, saved=on_saved)
+    with open(target, "w") as f:  # truncated and written, still open: not whole yet
+        f.write("b")
+        f.flush()
+        assert fired(changed)
+        assert not saved.acquire(timeout=0.2)
+    assert fired(saved)  # closed: whole
+    (tmp_path / "new").write_text("c")
+    os.replace(tmp_path / "new", target)  # renamed over it: whole
+    assert fired(saved)
+    os.chmod(target, 0o600)
+    assert fired(changed)
+    assert not saved.acquire(timeout=0.2)

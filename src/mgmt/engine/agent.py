@@ -24,7 +24,8 @@ from mgmt.wakeup import Wakeup
 
 log = get_logger("agent")
 
-# Editors write in several steps; wait this long after the last event before reading.
+# Editors write in several steps; wait this long after the last event before reading
+# (not after a finished write: see _on_graph_saved).
 RELOAD_QUIET = 0.03
 # A failed export or exports watch (etcd or its tunnel briefly away) is tried
 # again after this long.
@@ -94,7 +95,11 @@ class Agent:
         try:
             # Watch before the first read, so an edit made meanwhile is not missed.
             if not self.settings.no_watch:
-                self._cancels.append(self.watcher.watch_path(str(path), self._on_graph_event))
+                self._cancels.append(
+                    self.watcher.watch_path(
+                        str(path), self._on_graph_event, saved=self._on_graph_saved
+                    )
+                )
             text = read_graph_text(path)
             self.graph = parse_graph(text, str(path))  # a bad file at start is fatal (exit 2)
             self._graph_text = text
@@ -234,9 +239,17 @@ class Agent:
     # -- events -------------------------------------------------------------
 
     def _on_graph_event(self) -> None:
+        self._graph_changed(time.monotonic())
+
+    def _on_graph_saved(self) -> None:
+        # The file is whole (closed after writing, or renamed over): no editor's
+        # next step to wait for. An edit pushed by the initiator always lands so.
+        self._graph_changed(0.0)
+
+    def _graph_changed(self, last_event: float) -> None:
         with self._wake:
             self._graph_dirty = True
-            self._last_event = time.monotonic()
+            self._last_event = last_event
             self._wake.notify_all()
 
     def _on_exported(self) -> None:
@@ -290,7 +303,12 @@ class Agent:
                 return False
             graph = parse_graph(text, str(path))
         except GraphError as err:
-            log.error("%s (keeping the last good graph)", err)
+            with self._wake:
+                rewritten = self._graph_dirty
+            # A newer change is pending: this read caught the file being
+            # rewritten in place (its next close reloads it), not a bad graph.
+            if not rewritten:
+                log.error("%s (keeping the last good graph)", err)
             return False
         self._graph_text = text
         log.info("graph file %s changed, applying the difference", path)

@@ -23,7 +23,7 @@ import errno
 import os
 import select
 import threading
-from typing import Callable, Dict, List, Optional, Set, Union
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from mgmt.engine.inotify import INotify
 from mgmt.engine.inotify import flags as F
@@ -45,14 +45,18 @@ DIR_MASK = (
     | F.ONLYDIR
 )
 GONE = F.IGNORED | F.DELETE_SELF | F.MOVE_SELF | F.UNMOUNT
+SAVED = F.CLOSE_WRITE | F.MOVED_TO  # a writer is done: the file is whole
 
 
 class _Sub:
-    __slots__ = ("callback", "folder", "name", "path")
+    __slots__ = ("callback", "folder", "name", "path", "saved")
 
-    def __init__(self, path: str, callback: Callable[[], None]):
+    def __init__(
+        self, path: str, callback: Callable[[], None], saved: Optional[Callable[[], None]] = None
+    ):
         self.path = path
         self.callback = callback
+        self.saved = saved  # called instead when a writer is done with the file
         self.folder = ""  # the directory watched for it right now
         self.name = ""  # the entry in that directory that concerns it
 
@@ -97,8 +101,17 @@ class FileWatcher:
 
     # -- public -------------------------------------------------------------
 
-    def watch_path(self, path: str, callback: Callable[[], None]) -> Callable[[], None]:
-        sub = _Sub(os.path.normpath(os.path.abspath(path)), callback)
+    def watch_path(
+        self,
+        path: str,
+        callback: Callable[[], None],
+        saved: Optional[Callable[[], None]] = None,
+    ) -> Callable[[], None]:
+        """Call ``callback`` on any change at ``path``; or ``saved``, when given, if the
+        last change seen was a finished write (the writer closed the file, or a new
+        file was renamed over it): then the file is whole, and nothing need wait for
+        an editor's next step."""
+        sub = _Sub(os.path.normpath(os.path.abspath(path)), callback, saved)
         with self._lock:
             self._attach(sub)
 
@@ -309,20 +322,30 @@ class FileWatcher:
             except Exception:  # a bug here must not silently end every watch
                 log.exception("failed to handle inotify events; watching on")
                 continue
-            for sub in fire:
+            for path, callback in fire:
                 try:
-                    sub.callback()
+                    callback()
                 except Exception:  # one bad callback must not stop every watch
-                    log.exception("watch callback for %s failed", sub.path)
+                    log.exception("watch callback for %s failed", path)
 
-    def _dispatch(self, events) -> List[Union[_Sub, _Tree]]:
+    @staticmethod
+    def _fire(fire: Dict[int, _Sub], finished: Set[int], subs: List[_Sub]) -> None:
+        """Tell ``subs`` of a change that is not a finished write."""
+        for sub in subs:
+            fire[id(sub)] = sub
+            finished.discard(id(sub))
+
+    def _dispatch(self, events) -> List[Tuple[str, Callable[[], None]]]:
+        """The callbacks a batch of events calls, with the path each watches."""
         fire: Dict[int, _Sub] = {}
+        finished: Set[int] = set()  # subs whose last event here was a finished write
         with self._lock:
             self._missing.clear()
             self._tree_events.clear()
             for event in events:
                 if event.mask & F.Q_OVERFLOW:
                     self._overflowed(fire)
+                    finished.clear()  # events were lost: no write is known finished
                     continue
                 folder = self._by_wd.get(event.wd)
                 if folder is None:
@@ -331,12 +354,12 @@ class FileWatcher:
                     if event.mask & F.MOVE_SELF and self._still_named(folder, event.wd):
                         continue  # renamed, and already known by its new name
                     unwatch = bool(event.mask & F.MOVE_SELF)  # the watch moved with it
-                    fire.update((id(s), s) for s in self._drop_dir(folder, unwatch))
+                    self._fire(fire, finished, self._drop_dir(folder, unwatch))
                     continue
                 entry = self._dirs[folder]
                 if event.mask & F.ISDIR and event.mask & (F.MOVED_FROM | F.DELETE):
                     gone = os.path.join(folder, event.name)
-                    fire.update((id(s), s) for s in self._drop_below(gone))
+                    self._fire(fire, finished, self._drop_below(gone))
                 if entry.trees:
                     self._tree_events.update(entry.trees)
                     if event.mask & F.ISDIR and event.mask & (F.CREATE | F.MOVED_TO):
@@ -346,7 +369,13 @@ class FileWatcher:
                 if not subs:
                     continue
                 here = os.path.join(folder, event.name)
-                fire.update((id(s), s) for s in subs if s.path == here)
+                for sub in subs:
+                    if sub.path == here:
+                        fire[id(sub)] = sub
+                        if event.mask & SAVED:
+                            finished.add(id(sub))
+                        else:
+                            finished.discard(id(sub))
                 # A directory on the way to a deeper path appeared: move those paths
                 # down, and tell only those whose path already exists (the others
                 # were missing before and still are).
@@ -356,6 +385,10 @@ class FileWatcher:
                         self._detach(sub)
                         self._attach(sub)
                         if os.path.lexists(sub.path):
-                            fire[id(sub)] = sub
+                            self._fire(fire, finished, [sub])
             trees = list(self._tree_events)
-        return [*fire.values(), *trees]
+        calls = [
+            (s.path, s.saved if s.saved is not None and id(s) in finished else s.callback)
+            for s in fire.values()
+        ]
+        return calls + [(tree.path, tree.callback) for tree in trees]

@@ -86,16 +86,16 @@ trap '' HUP
 data= settings=
 echo "@@mgmt-remote pid $agent"
 # The guard: "stop" and "kill" signal the agent, "graph <line>" replaces the
-# graph (written beside it, then renamed: the agent reloads a whole file), and
-# when stdin closes (the initiator is gone) the agent is stopped all the same.
+# graph, and when stdin closes (the initiator is gone) the agent is stopped all
+# the same. The graph is written in place, not renamed into place: mv is a
+# process per edit, which cost as much CPU as the agent's whole reload; the
+# agent reads the file once the write is closed (inotify's CLOSE_WRITE).
 (
     while IFS= read -r line <&3; do
         case $line in
             stop) kill -INT "$agent" ;;
             kill) kill -KILL "$agent" ;;
-            "graph "*)
-                printf '%s\n' "${line#graph }" > "$run/.$graph.new" &&
-                    mv -f -- "$run/.$graph.new" "$run/$graph" ;;
+            "graph "*) printf '%s\n' "${line#graph }" > "$run/$graph" ;;
         esac
     done
     kill -INT "$agent" || exit 0
