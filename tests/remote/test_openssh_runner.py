@@ -43,6 +43,27 @@ def test_runs_commands_streams_stdin_and_uploads(pool, runner):
     assert runner.lost() is None
 
 
+def _ssh_clients(runner) -> list:
+    """This runner's ssh processes (each names its control socket)."""
+    done = subprocess.run(["pgrep", "-f", runner.socket], stdout=subprocess.PIPE, text=True)
+    return done.stdout.split()
+
+
+def test_the_first_command_rides_on_the_master_and_later_ones_share_its_login(pool, runner):
+    first = runner.start("echo started; read line; echo got $line")
+    try:
+        assert first.stdout.readline() == b"started\n"
+        assert len(_ssh_clients(runner)) == 1  # the master carries it: no second ssh
+        assert runner.run("echo beside").stdout == "beside\n"  # through the master's socket
+        first.send(b"more\n")
+        assert first.stdout.readline() == b"got more\n"
+        assert first.wait(10) == 0
+    finally:
+        first.close()
+    assert runner.lost() is None  # its command ended; the connection was not lost
+    assert runner.run("echo again").stdout == "again\n"  # a new login
+
+
 def test_a_host_whose_link_goes_down_is_lost(pool, runner):
     process = runner.start("sleep 600")
     pool["a"].link_down()
@@ -60,8 +81,12 @@ def test_an_unknown_host_is_refused(pool, tmp_path):
     known = tmp_path / "known_hosts"
     config.write_text(pool.ssh_config.read_text().replace(str(pool.known_hosts), str(known)))
     spec = parse_remote("a", Path("x.yaml"), 1)
-    with pytest.raises(RemoteError, match=r"(?s)ssh failed: .*Host key verification failed"):
-        OpenSshRunner(spec, ssh_config=str(config))
+    runner = OpenSshRunner(spec, ssh_config=str(config))  # logs in with its first command
+    try:
+        with pytest.raises(RemoteError, match=r"(?s)ssh failed: .*Host key verification failed"):
+            runner.run("true")
+    finally:
+        runner.close()
     assert not known.exists()  # refused, not added
 
 

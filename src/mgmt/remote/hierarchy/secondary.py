@@ -186,15 +186,13 @@ def run_secondary(settings: Settings) -> int:
     accepted = AcceptedKeys(known, upward) if options["accept_new"] else None
 
     def connect(spec: HostSpec) -> OpenSshRunner:
-        runner = OpenSshRunner(
+        return OpenSshRunner(  # it logs in with its first command (START)
             spec,
             lost_timeout=options["lost_timeout"],
             accept_new=options["accept_new"],
             ssh_config=str(config),
+            on_login=accepted.check if accepted is not None else None,
         )
-        if accepted is not None:
-            accepted.check()
-        return runner
 
     ctx = RunContext(
         bundle=Path(sys.argv[0]),  # the launcher's: this very bundle, as the host keeps it

@@ -1,8 +1,14 @@
 """A runner on the system's OpenSSH client, for hosts with only python3 and
 openssh-clients (a secondary of a hierarchical run has no paramiko).
 
-One master connection per host (``ssh -M -N``, ControlMaster) carries every
-command, each a ``ssh -S socket`` that costs no new login. The master's
+One master connection per host (ControlMaster) carries every command. It logs
+in with the first command and carries that one itself (START, in a run): a
+master of its own (``ssh -M -N``) with a ``ssh -S socket`` client for each
+command made two ssh processes per host, and the client's start (exec, the
+dynamic linker, ssh_config) and its relaying every byte of the session cost a
+secondary about half of its ssh CPU (perf, 60 hosts behind 3 secondaries).
+Later commands (uploads, a clean-up) are ``ssh -S socket`` clients that cost
+no new login; a command once the master is gone logs in again. The master's
 ServerAliveInterval/ServerAliveCountMax are the keepalives: a host silent for
 --lost-timeout makes the master exit, and the host is lost. Reverse tunnels
 are asked of the master on its control socket (what ``ssh -O forward -R
@@ -160,6 +166,7 @@ class _MasterTunnel(Tunnel):
 
     def open(self) -> int:
         host, port = self.target()
+        self.runner.ensure_master()
         try:
             # On the control socket, as `ssh -O forward -R 127.0.0.1:0:...` would
             # ask it (see openssh_mux): without starting an ssh for it.
@@ -181,7 +188,8 @@ class _MasterTunnel(Tunnel):
 
 
 class OpenSshRunner(Runner):
-    """Logs in with ``ssh`` (ssh_config applies: aliases, ProxyJump, keys, agent)."""
+    """Logs in with ``ssh`` (ssh_config applies: aliases, ProxyJump, keys, agent),
+    at the first command or tunnel; ``on_login`` is called once it has."""
 
     def __init__(
         self,
@@ -192,6 +200,7 @@ class OpenSshRunner(Runner):
         become: Optional[Become] = None,
         connect_timeout: int = 10,
         ssh_config: Optional[str] = None,
+        on_login: Optional[Callable[[], None]] = None,
     ):
         self.host = spec.name
         self.become = become or Become()
@@ -218,16 +227,24 @@ class OpenSshRunner(Runner):
         kex = kex_for(ssh_config)
         if kex is not None:
             self.options += ["-o", "KexAlgorithms=" + kex]
+        self._on_login = on_login
         self._lost: Optional[str] = None
-        self.master = subprocess.Popen(
-            ["ssh", "-M", "-N", "-o", "ControlPersist=no", *self.options, self.target],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self._wait_for_master()
+        self._master: Optional[SshProcess] = None
+        self._master_lock = threading.Lock()
 
-    def _wait_for_master(self) -> None:
+    def _live_master(self) -> bool:
+        return self._master is not None and self._master.popen.poll() is None
+
+    def _log_in(self, command: Optional[str], tty: str) -> SshProcess:
+        """A new master connection, carrying ``command`` (None: none, ``-N``)."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.socket)  # a killed master's: it would look logged in
+        # LogLevel=ERROR: the master's stderr is its command's, where a warning
+        # such as --ssh-accept-new's "Permanently added" would read as output.
+        argv = ["ssh", "-M", "-o", "ControlPersist=no", "-o", "LogLevel=ERROR", *self.options]
+        argv += ["-N", self.target] if command is None else [tty, self.target, command]
+        master = self._master = SshProcess(argv)
+        self._lost = None
         # The master makes its socket once logged in, and only then (OpenSSH
         # listens on a temporary name and links it into place): its appearing
         # is the sign, asking with `ssh -O check` would cost another ssh.
@@ -235,11 +252,18 @@ class OpenSshRunner(Runner):
         # several times as often (a secondary starting a few dozen hosts at
         # once spent a good part of its CPU on those wake-ups).
         while not os.path.exists(self.socket):
-            if self.master.poll() is not None:
-                why = self.master.stderr.read().decode(errors="replace").strip()
-                self.close()
+            status = master.popen.poll()
+            if status is not None and status != 255 and command is not None:
+                return master  # logged in, and the command is over already
+            if status is not None:  # the login failed: say why, not "lost"
+                why = master.stderr.read().decode(errors="replace").strip()
+                self._master = None
+                master.close()
                 raise RemoteError(self.host, "ssh failed: " + (why or "no output"))
             time.sleep(LOGIN_POLL)
+        if self._on_login is not None:
+            self._on_login()
+        return master
 
     def ssh(self, *args: str) -> List[str]:
         return ["ssh", *self.options, *args, self.target]
@@ -248,23 +272,38 @@ class OpenSshRunner(Runner):
         return self.become.start(self._start_raw, command)
 
     def _start_raw(self, command: str, pty: bool) -> Process:
-        tty = ["-tt"] if pty else ["-T"]
-        return SshProcess(["ssh", *self.options, *tty, self.target, command])
+        tty = "-tt" if pty else "-T"
+        with self._master_lock:
+            if not self._live_master():
+                return self._log_in(command, tty)
+        return SshProcess(["ssh", *self.options, tty, self.target, command])
+
+    def ensure_master(self) -> None:
+        """A live master for what needs one but runs no command (a tunnel)."""
+        with self._master_lock:
+            if not self._live_master():
+                self._log_in(None, "-T")
 
     def tunnel(self, target: Callable[[], Address]) -> Tunnel:
         return _MasterTunnel(self, target)
 
     def lost(self) -> Optional[str]:
-        if self._lost is None and self.master.poll() is not None:
-            self._lost = "lost: the ssh master connection ended"
+        # The master ending with its command's status is that command's end;
+        # 255 (ssh's own failure: keepalives unanswered, the link) or a signal
+        # is the connection's.
+        master = self._master
+        if self._lost is None and master is not None:
+            status = master.popen.poll()
+            if status is not None and (status == 255 or status < 0):
+                self._lost = "lost: the ssh master connection ended"
         return self._lost
 
     def hurry(self) -> None:
         pass  # ServerAliveInterval is already at most 5 s
 
     def close(self) -> None:
-        end_ssh(self.master)
-        self.master.stderr.close()
+        if self._master is not None:
+            self._master.close()
         with contextlib.suppress(OSError):
             os.unlink(self.socket)
         if os.path.isdir(self._dir) and not os.listdir(self._dir):
