@@ -6,7 +6,7 @@ in with the first command and carries that one itself (START, in a run): a
 master of its own (``ssh -M -N``) with a ``ssh -S socket`` client for each
 command made two ssh processes per host, and the client's start (exec, the
 dynamic linker, ssh_config) and its relaying every byte of the session cost a
-secondary about half of its ssh CPU (perf, 60 hosts behind 3 secondaries).
+secondary about a quarter of its ssh CPU (perf, 60 hosts behind 3 secondaries).
 Later commands (uploads, a clean-up) are ``ssh -S socket`` clients that cost
 no new login; a command once the master is gone logs in again. The master's
 ServerAliveInterval/ServerAliveCountMax are the keepalives: a host silent for
