@@ -392,3 +392,22 @@ def test_without_an_ssh_agent_the_leaves_fail_saying_why(pool, bundle, tmp_path)
     assert row[0] == "failed" and "Permission denied" in row[2], out
     for host in pool:
         assert_clean(host)
+
+
+def test_a_leafs_python_key_reaches_it_through_its_secondary(pool, agent_env, bundle, tmp_path):
+    chosen = leaf_graph(pool, "l1", tmp_path, "chosen python")
+    chosen.write_text(chosen.read_text() + "python: /usr/bin/python3.11\n")
+    missing = leaf_graph(pool, "l2", tmp_path, "missing python")
+    missing.write_text(missing.read_text() + "python: /nonexistent/python3\n")
+    done = mgmt_run(pool, bundle, [chosen, missing], "--converged-timeout=1", env=agent_env)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    rows = summary(done.stdout)
+    assert rows[path_of(pool, "l1")][0] == "converged", out
+    running = rf"{pool['l1'].address}: Running \(Python 3\.11, /usr/bin/python3\.11\):"
+    assert re.search(running, out), out
+    assert pool["l1"].read_file("/tmp/only-l1") == "chosen python"
+    assert rows[path_of(pool, "l2")][0] == "failed", out
+    assert "no Python at /nonexistent/python3" in rows[path_of(pool, "l2")][2], out
+    for host in pool:
+        assert_clean(host)

@@ -141,11 +141,9 @@ def test_each_level_down_has_less_time_to_stop_its_hosts():
     [
         ("sudo: true\n", [], "sudo is not supported yet for a host reached via:"),
         ("", ["--sudo"], "sudo is not supported yet for a host reached via:"),
-        ("python: /usr/bin/python3\n", [], "python: (or --python) is not supported yet"),
-        ("", ["--python", "/usr/bin/python3"], "python: (or --python) is not supported yet"),
     ],
 )
-def test_sudo_and_python_behind_a_secondary_are_refused_not_ignored(
+def test_sudo_behind_a_secondary_is_refused_not_ignored(
     tmp_path, keys, flags, message
 ):
     path = graph(tmp_path, "a.yaml", "ssh://root@127.0.0.1:1", "via: s1\n" + keys)

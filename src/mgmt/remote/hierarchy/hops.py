@@ -96,16 +96,7 @@ def group_by_first_hop(specs: Sequence[HostSpec]) -> Tuple[List[HostSpec], List[
                 f"via: {hop.name} is given as {hop} here and as {tree.hop} in {tree.hop.graph}",
                 str(spec.graph),
             )
-        tree.hosts.append(
-            HostSpec(
-                target=spec.target,
-                graph=spec.graph,
-                user=spec.user,
-                port=spec.port,
-                password=spec.password,
-                via=rest,
-            )
-        )
+        tree.hosts.append(spec._replace(via=rest))  # the rest of it (python:) goes along
     for spec in direct:
         if spec.name in trees:
             behind = trees[spec.name].hosts[0].graph

@@ -4,7 +4,7 @@ One JSON document (the "plan"), sent as START's graph (so it is written to the
 secondary's run dir, 0600, and removed with it):
 
     {"version": 1,
-     "hosts": [{"target", "user", "port", "graph_name", "graph", "via": [hops]}],
+     "hosts": [{"target", "user", "port", "python", "graph_name", "graph", "via": [hops]}],
      "known_hosts": "the initiator's known_hosts lines for every host below",
      "aliases": {"alias": {"hostname", "port", "user"}},  # from the initiator's ssh_config
      "options": {"stop_grace", "cconns", "converged_timeout", "lost_timeout", "accept_new",
@@ -12,7 +12,8 @@ secondary's run dir, 0600, and removed with it):
                  "bundle_sha256", "bundle_build_id"}}
 
 Each host's ``via`` is what is left of its hops after this secondary (a host
-with hops left is run by a secondary below this one: depth 3 and more).
+with hops left is run by a secondary below this one: depth 3 and more);
+``python`` is its graph's ``python:`` (or --python), null to discover one.
 Standard library only, Python 3.6+ (read on secondaries).
 """
 
@@ -63,7 +64,12 @@ def plan_for(subtree: Subtree, trust: Dict[str, Any], options: Dict[str, Any]) -
         except OSError as err:
             raise InputError(f"{spec.graph}: {err.strerror}") from None
         entry = _hop(spec)
-        entry.update(graph_name=spec.graph.name, graph=text, via=[_hop(h) for h in spec.via])
+        entry.update(
+            python=spec.python,
+            graph_name=spec.graph.name,
+            graph=text,
+            via=[_hop(h) for h in spec.via],
+        )
         hosts.append(entry)
     return {
         "version": VERSION,
@@ -95,6 +101,7 @@ def _spec(entry: Dict[str, Any], graph: Path) -> HostSpec:
         graph=graph,
         user=entry.get("user"),
         port=entry.get("port"),
+        python=entry.get("python"),
         via=tuple(_spec(hop, graph) for hop in entry.get("via") or ()),
     )
 

@@ -55,15 +55,12 @@ def become_user(spec: HostSpec, settings: Settings) -> Optional[str]:
 def refuse_unsupported_behind_secondaries(
     specs: List[HostSpec], users: Dict[str, Optional[str]]
 ) -> None:
-    """sudo and a chosen Python do not reach the hosts behind a secondary yet (its
-    fan-out logs in and discovers the interpreter as the login user): refused,
-    naming the graph, rather than silently ignored."""
+    """sudo does not reach the hosts behind a secondary yet (its fan-out logs in
+    and runs the agent as the login user): refused, naming the graph, rather than
+    silently ignored. (A graph's python: goes in the secondary's plan.)"""
     for spec in specs:
         if spec.via and users.get(spec.name) is not None:
             raise GraphError("sudo is not supported yet for a host reached via:", str(spec.graph))
-        if spec.via and spec.python:
-            why = "python: (or --python) is not supported yet for a host reached via:"
-            raise GraphError(why, str(spec.graph))
 
 
 def ask_password(prompt: Callable[[str], str] = getpass.getpass) -> str:
