@@ -249,8 +249,8 @@ def run_remote_agent() -> int:
         if is_secondary_line(line):  # a secondary of a via: run (mgmt.remote.hierarchy)
             from mgmt.remote.hierarchy.secondary import run_secondary, secondary_settings
 
-            mode["run"] = run_secondary
-            line = secondary_settings(line)
+            line, sudo = secondary_settings(line)
+            mode["run"] = lambda settings: run_secondary(settings, sudo)
         return settings_from_json(line, file=Path(sys.argv[1]), prefix=Path(sys.argv[2]))
 
     return _run(settings, run=lambda settings: mode["run"](settings))

@@ -123,7 +123,14 @@ def test_a_secondary_settings_line_that_is_not_json_is_an_input_error():
 
     with pytest.raises(InputError, match="secondary settings on stdin"):
         secondary_settings('{"secondary": true, oops\n')
-    assert secondary_settings('{"secondary": true, "hostname": "s1"}') == '{"hostname": "s1"}'
+    assert secondary_settings('{"secondary": true, "hostname": "s1"}') == (
+        '{"hostname": "s1"}',
+        None,
+    )
+    line = '{"secondary": true, "hostname": "s1", "sudo_secret": ["tok", null]}'
+    assert secondary_settings(line) == ('{"hostname": "s1"}', ("tok", None))
+    with pytest.raises(InputError, match="sudo_secret: invalid"):
+        secondary_settings('{"secondary": true, "sudo_secret": "pw"}')
 
 
 def test_each_level_down_has_less_time_to_stop_its_hosts():
@@ -134,26 +141,3 @@ def test_each_level_down_has_less_time_to_stop_its_hosts():
     for _ in range(4):
         levels.append(grace_below(levels[-1]))
     assert levels == [10.0, 7.0, 4.0, 2.0, 2.0]
-
-
-@pytest.mark.parametrize(
-    ("keys", "flags", "message"),
-    [
-        ("sudo: true\n", [], "sudo is not supported yet for a host reached via:"),
-        ("", ["--sudo"], "sudo is not supported yet for a host reached via:"),
-    ],
-)
-def test_sudo_behind_a_secondary_is_refused_not_ignored(
-    tmp_path, keys, flags, message
-):
-    path = graph(tmp_path, "a.yaml", "ssh://root@127.0.0.1:1", "via: s1\n" + keys)
-    done = subprocess.run(
-        [sys.executable, "-m", "mgmt", "run", "--tmp-prefix", *flags, "--remote", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=dict(os.environ, MGMT_BUNDLE=str(path)),
-        check=False,
-    )
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert done.stderr.strip().startswith(f"mgmt: error: {path}: {message}"), done.stderr

@@ -56,6 +56,10 @@ class Subtree:
     def name(self) -> str:
         return self.hop.name
 
+    def needs_sudo(self) -> bool:
+        """Whether a host anywhere below runs through sudo."""
+        return any(spec.sudo for spec in self.hosts)
+
     def below(self) -> List[str]:
         """Every host below, secondaries included, as paths relative to this
         secondary (``leaf``, ``s2``, ``s2/leaf``): the summary's rows."""

@@ -136,8 +136,10 @@ def top_hierarchy(
     options: ConnectOptions,
     plan_options: Dict[str, Any],
     connect: Callable[[HostSpec], Runner],
+    sudo: Optional[Tuple[str, Optional[str]]] = None,
 ) -> Hierarchy:
-    """The initiator's level: secondaries logged in to with the agent forwarded."""
+    """The initiator's level: secondaries logged in to with the agent forwarded;
+    ``sudo``: the run's sudo token and password, for the hosts below that use it."""
     lookup = ConfigLookups(options)
     return Hierarchy(
         subtrees,
@@ -146,4 +148,5 @@ def top_hierarchy(
         plan_options,
         connect=connect,
         on_new_host_key=NewKeys(subtrees, options, lookup),
+        sudo=sudo,
     )

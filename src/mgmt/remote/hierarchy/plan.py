@@ -4,7 +4,8 @@ One JSON document (the "plan"), sent as START's graph (so it is written to the
 secondary's run dir, 0600, and removed with it):
 
     {"version": 1,
-     "hosts": [{"target", "user", "port", "python", "graph_name", "graph", "via": [hops]}],
+     "hosts": [{"target", "user", "port", "python", "sudo", "graph_name", "graph",
+                "via": [hops]}],
      "known_hosts": "the initiator's known_hosts lines for every host below",
      "aliases": {"alias": {"hostname", "port", "user"}},  # from the initiator's ssh_config
      "options": {"stop_grace", "cconns", "converged_timeout", "lost_timeout", "accept_new",
@@ -13,7 +14,9 @@ secondary's run dir, 0600, and removed with it):
 
 Each host's ``via`` is what is left of its hops after this secondary (a host
 with hops left is run by a secondary below this one: depth 3 and more);
-``python`` is its graph's ``python:`` (or --python), null to discover one.
+``python`` is its graph's ``python:`` (or --python), null to discover one;
+``sudo`` the user its agent runs as through sudo (null: the login user; the
+password, if any, comes on the secondary's stdin, never in the plan).
 Standard library only, Python 3.6+ (read on secondaries).
 """
 
@@ -66,6 +69,7 @@ def plan_for(subtree: Subtree, trust: Dict[str, Any], options: Dict[str, Any]) -
         entry = _hop(spec)
         entry.update(
             python=spec.python,
+            sudo=spec.sudo or None,
             graph_name=spec.graph.name,
             graph=text,
             via=[_hop(h) for h in spec.via],
@@ -102,6 +106,7 @@ def _spec(entry: Dict[str, Any], graph: Path) -> HostSpec:
         user=entry.get("user"),
         port=entry.get("port"),
         python=entry.get("python"),
+        sudo=entry.get("sudo"),
         via=tuple(_spec(hop, graph) for hop in entry.get("via") or ()),
     )
 

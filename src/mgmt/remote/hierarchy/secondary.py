@@ -31,32 +31,39 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mgmt.errors import InputError
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import group_by_first_hop
 from mgmt.remote.hierarchy.plan import grace_below, load_plan, update_graphs
-from mgmt.remote.hierarchy.upstream import Hierarchy
+from mgmt.remote.hierarchy.upstream import Hierarchy, SudoSecret
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.session import RunContext
-from mgmt.remote.protocol import SECONDARY_SETTING, converged_line
+from mgmt.remote.protocol import SECONDARY_SETTING, SUDO_SECRET_SETTING, converged_line
 from mgmt.remote.protocol.relay import leaf_result_line, new_host_key_line, relay_line
 from mgmt.settings import Settings, agent_settings
 
 log = get_logger("remote")
 
 
-def secondary_settings(line: str) -> str:
-    """The settings line without its ``secondary`` key (what is left is an agent's)."""
+def secondary_settings(line: str) -> Tuple[str, Optional[SudoSecret]]:
+    """The settings line without its ``secondary`` key (what is left is an agent's),
+    and the run's sudo token and password if hosts below run through sudo."""
     try:
         fields = json.loads(line)
     except ValueError as err:
         raise InputError(f"secondary settings on stdin: {err}") from None
     fields.pop(SECONDARY_SETTING, None)
-    return json.dumps(fields)
+    sudo = fields.pop(SUDO_SECRET_SETTING, None)
+    if sudo is not None:
+        valid = isinstance(sudo, list) and len(sudo) == 2 and isinstance(sudo[0], str)
+        if not valid or not isinstance(sudo[1], (str, type(None))):
+            raise InputError(f"secondary settings on stdin: {SUDO_SECRET_SETTING}: invalid")
+        sudo = (sudo[0], sudo[1])
+    return json.dumps(fields), sudo
 
 
 class Upward:
@@ -161,11 +168,13 @@ def _private_file(path: Path, text: str) -> Path:
     return path
 
 
-def run_secondary(settings: Settings) -> int:
+def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
     """Run the plan's hosts; 0 once every host's result went upward (theirs say
-    whether they failed), or an error line and 1 or 2 before any host ran."""
+    whether they failed), or an error line and 1 or 2 before any host ran.
+    ``sudo``: the run's sudo token and password, for the hosts that use it."""
     from mgmt.remote.orchestration.etcd import SeedsEtcd
     from mgmt.remote.transport.openssh import OpenSshRunner
+    from mgmt.remote.transport.sudo import Sudo
 
     # A process group of our own, our ssh clients in it: START ends the group
     # with us, so no master connection to a host outlives us, even after SIGKILL.
@@ -186,13 +195,17 @@ def run_secondary(settings: Settings) -> int:
     accepted = AcceptedKeys(known, upward) if options["accept_new"] else None
 
     def connect(spec: HostSpec) -> OpenSshRunner:
-        return OpenSshRunner(  # it logs in with its first command (START)
+        runner = OpenSshRunner(  # it logs in with its first command (START)
             spec,
             lost_timeout=options["lost_timeout"],
             accept_new=options["accept_new"],
             ssh_config=str(config),
             on_login=accepted.check if accepted is not None else None,
         )
+        if spec.sudo:  # the plan names the user; the token and password came on stdin
+            token, password = sudo or (None, None)
+            runner.become = Sudo(spec.name, spec.user, spec.sudo, password=password, token=token)
+        return runner
 
     ctx = RunContext(
         bundle=Path(sys.argv[0]),  # the launcher's: this very bundle, as the host keeps it
@@ -211,6 +224,7 @@ def run_secondary(settings: Settings) -> int:
         dict(options, stop_grace=grace_below(options["stop_grace"])),  # for the level below
         on_new_host_key=lambda _below, key: upward.line(new_host_key_line(" ".join(key))),
         stop_grace=options["stop_grace"],
+        sudo=sudo,
     )
     control = RunControl()
     fanout = SecondaryFanout(

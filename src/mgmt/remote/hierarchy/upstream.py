@@ -24,7 +24,7 @@ from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
 from mgmt.remote.orchestration.session import RunContext, Session
-from mgmt.remote.protocol import SECONDARY_SETTING, RemotePaths
+from mgmt.remote.protocol import SECONDARY_SETTING, SUDO_SECRET_SETTING, RemotePaths
 from mgmt.remote.protocol.relay import (
     RESULT_FIELDS,
     parse_leaf_result_line,
@@ -34,6 +34,9 @@ from mgmt.remote.protocol.relay import (
 from mgmt.remote.transport.runner import Runner
 
 NEVER_STARTED = "never started"
+# The run's sudo prompt token and password (None if none was given), for the
+# hosts below a secondary that run through sudo (see mgmt.remote.transport.sudo).
+SudoSecret = Tuple[str, Optional[str]]
 
 
 class SecondarySession(Session):
@@ -46,9 +49,11 @@ class SecondarySession(Session):
         report: Callable[[str, bool], None],
         subtree: Subtree,
         on_new_host_key: Optional[Callable[[str, Tuple[str, str, str]], None]] = None,
+        sudo: Optional[SudoSecret] = None,
     ):
         self.subtree = subtree
         self.on_new_host_key = on_new_host_key
+        self.sudo = sudo
         self.leaf_results: Dict[str, HostResult] = {}
         self._output = ctx.output
         super().__init__(spec, ctx._replace(output=self._upward), report)
@@ -57,6 +62,12 @@ class SecondarySession(Session):
         settings = {SECONDARY_SETTING: True}  # first: see protocol.is_secondary_line
         settings.update(super().agent_settings(port))
         return settings
+
+    def secret_settings(self) -> Dict[str, Any]:
+        secrets = super().secret_settings()
+        if self.sudo is not None and self.subtree.needs_sudo():
+            secrets[SUDO_SECRET_SETTING] = list(self.sudo)
+        return secrets
 
     def describe_start(self, paths: RemotePaths, settings: Dict[str, Any]) -> str:
         below = self.subtree.below()
@@ -96,7 +107,8 @@ class Hierarchy:
     logged in to (the initiator forwards its ssh-agent; None: the run's own);
     ``on_new_host_key``: what to do with a key a secondary accepted
     (--ssh-accept-new) for a host below it; ``stop_grace``: that of the sessions
-    made here (a secondary's are shorter, see :func:`.plan.grace_below`).
+    made here (a secondary's are shorter, see :func:`.plan.grace_below`);
+    ``sudo``: the run's sudo token and password, for secondaries with sudo hosts.
     """
 
     def __init__(
@@ -108,8 +120,10 @@ class Hierarchy:
         connect: Optional[Callable[[HostSpec], Runner]] = None,
         on_new_host_key: Optional[Callable[[str, Tuple[str, str, str]], None]] = None,
         stop_grace: Optional[float] = None,
+        sudo: Optional[SudoSecret] = None,
     ):
         self.trees = {tree.name: tree for tree in subtrees}
+        self.sudo = sudo
         self.stop_grace = stop_grace  # for the sessions made here (None: Session's)
         self.plan_dir = plan_dir
         self.trust = trust
@@ -168,7 +182,7 @@ class Hierarchy:
         else:
             if self.connect is not None:
                 ctx = ctx._replace(connect=self.connect)
-            session = SecondarySession(spec, ctx, report, tree, self.on_new_host_key)
+            session = SecondarySession(spec, ctx, report, tree, self.on_new_host_key, self.sudo)
             self.sessions[spec.name] = session
         if self.stop_grace is not None:
             session.stop_grace = self.stop_grace

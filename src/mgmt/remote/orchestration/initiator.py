@@ -10,9 +10,9 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, TextIO
+from typing import TYPE_CHECKING, Callable, List, Optional, TextIO
 
-from mgmt.errors import GraphError, InputError
+from mgmt.errors import InputError
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
 from mgmt.settings import Settings, agent_settings
@@ -52,17 +52,6 @@ def become_user(spec: HostSpec, settings: Settings) -> Optional[str]:
     return wanted if isinstance(wanted, str) else (settings.sudo_user or "root")
 
 
-def refuse_unsupported_behind_secondaries(
-    specs: List[HostSpec], users: Dict[str, Optional[str]]
-) -> None:
-    """sudo does not reach the hosts behind a secondary yet (its fan-out logs in
-    and runs the agent as the login user): refused, naming the graph, rather than
-    silently ignored. (A graph's python: goes in the secondary's plan.)"""
-    for spec in specs:
-        if spec.via and users.get(spec.name) is not None:
-            raise GraphError("sudo is not supported yet for a host reached via:", str(spec.graph))
-
-
 def ask_password(prompt: Callable[[str], str] = getpass.getpass) -> str:
     """The sudo password, asked once for the whole run (every host, now and later)."""
     try:
@@ -100,6 +89,9 @@ def run(
     remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
     if settings.python:  # the graphs' python: keys win for their hosts
         remotes.specs[:] = [s._replace(python=s.python or settings.python) for s in remotes.specs]
+    # Whom each agent runs as, settled here once (a host behind a secondary takes it
+    # in its plan): the user's name, or False for the login user.
+    remotes.specs[:] = [s._replace(sudo=become_user(s, settings) or False) for s in remotes.specs]
     if settings.detach or settings.attach or settings.cluster_command:
         return _detached(settings, remotes, bundle, fabric_config, out)
     direct, subtrees = group_by_first_hop(remotes.specs)  # via: errors before connecting
@@ -108,7 +100,6 @@ def run(
         waiting = sessions - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
     users = {spec.name: become_user(spec, settings) for spec in remotes.specs}
-    refuse_unsupported_behind_secondaries(remotes.specs, users)
     if settings.ask_sudo_password and sudo_password is None:
         if any(users.values()):
             sudo_password = ask_password()
@@ -146,7 +137,7 @@ def run(
             agent_options=agent_settings(settings),
             output=Printer(out),
         )
-        hierarchy = via_hierarchy(subtrees, state, options, settings, found)
+        hierarchy = via_hierarchy(subtrees, state, options, settings, found, (token, sudo_password))
         fanout = Fanout(
             direct + hierarchy.specs(),
             ctx,
@@ -173,9 +164,10 @@ def run(
     return 1 if any(r.failed for r in results) else 0
 
 
-def via_hierarchy(subtrees, state: Path, options, settings: Settings, found):
+def via_hierarchy(subtrees, state: Path, options, settings: Settings, found, sudo):
     """The secondaries of a via: run (mgmt.remote.hierarchy), logged in to with
-    the ssh-agent forwarded; with no via: graphs, plain sessions only."""
+    the ssh-agent forwarded; with no via: graphs, plain sessions only. ``sudo``:
+    the run's sudo token and password, for the hosts below that run through it."""
     from mgmt.remote.hierarchy.initiator import top_hierarchy
     from mgmt.remote.hierarchy.plan import grace_below
     from mgmt.remote.orchestration.session import STOP_GRACE
@@ -194,7 +186,7 @@ def via_hierarchy(subtrees, state: Path, options, settings: Settings, found):
         "bundle_sha256": found.sha256,
         "bundle_build_id": found.build_id,
     }
-    return top_hierarchy(subtrees, state, options, plan_options, connect)
+    return top_hierarchy(subtrees, state, options, plan_options, connect, sudo)
 
 
 def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config, out) -> int:

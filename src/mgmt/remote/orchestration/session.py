@@ -279,6 +279,14 @@ class Session:
             **self.ctx.agent_options,
         }
 
+    def secret_settings(self) -> Dict[str, Any]:
+        """What the settings line carries beyond :meth:`agent_settings` and never
+        shows (the "Running:" line is made without it): the etcd credentials."""
+        creds = self.ctx.endpoint.credentials
+        if creds is None:
+            return {}
+        return {"credentials": [creds.username, creds.password]}
+
     def describe_start(self, paths: protocol.RemotePaths, settings: Dict[str, Any]) -> str:
         """What the host runs, for the "Running:" log line."""
         return protocol.command_line(paths, self.spec.graph.name, settings)
@@ -290,9 +298,7 @@ class Session:
             upload(self._runner, graph, paths.graph(self.spec.graph.name))
             graph = b""
         command = self.describe_start(paths, settings)
-        creds = self.ctx.endpoint.credentials
-        if creds is not None:
-            settings = {**settings, "credentials": [creds.username, creds.password]}
+        settings = {**settings, **self.secret_settings()}
         with self._send_lock:
             process.send(protocol.start_lines(graph, settings))
         self.python = python = self._read_python(process.stdout)

@@ -203,3 +203,9 @@ SECONDARY_SETTING = "secondary"
 
 def is_secondary_line(line: str) -> bool:
     return line.startswith('{"' + SECONDARY_SETTING + '": true')
+
+
+# A secondary whose hosts run through sudo gets the run's sudo prompt token and
+# password (null if none was given) under this key of its settings line: on
+# stdin, never on a command line or in a file; not part of the "Running:" line.
+SUDO_SECRET_SETTING = "sudo_secret"

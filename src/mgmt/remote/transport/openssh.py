@@ -132,6 +132,7 @@ class SshProcess(Process):
         )
         self.stdout = self.popen.stdout
         self.stderr = self.popen.stderr
+        self.closed = False
 
     def send(self, data: bytes) -> None:
         self.popen.stdin.write(data)
@@ -148,6 +149,8 @@ class SshProcess(Process):
         return -1 if status == 255 else status  # 255: ssh's own failure, the link
 
     def close(self) -> None:
+        # Ended by us (still running now): its end is ours, not a lost connection.
+        self.closed = self.closed or self.popen.poll() is None
         with contextlib.suppress(OSError):
             self.popen.stdin.close()
         # ssh goes before its pipes are closed: a thread blocked reading one (a
@@ -290,9 +293,10 @@ class OpenSshRunner(Runner):
     def lost(self) -> Optional[str]:
         # The master ending with its command's status is that command's end;
         # 255 (ssh's own failure: keepalives unanswered, the link) or a signal
-        # is the connection's.
+        # is the connection's, unless we ended it (sudo closes a command it
+        # refuses, a session its process).
         master = self._master
-        if self._lost is None and master is not None:
+        if self._lost is None and master is not None and not master.closed:
             status = master.popen.poll()
             if status is not None and (status == 255 or status < 0):
                 self._lost = "lost: the ssh master connection ended"

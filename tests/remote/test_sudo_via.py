@@ -1,0 +1,145 @@
+"""sudo for hosts behind a secondary (via:): the user in the secondary's plan, the
+token and password on its stdin only, and sudo run there as for a direct host.
+
+The pool: one secondary and two leaves reachable only through it; real users
+(support.users: NOPASSWD, and one whose sudo asks a password) log in to the
+leaves through the initiator's forwarded ssh-agent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import List
+
+import pytest
+from remote_helpers import MGMT, assert_clean, file_graph, need_hosts, summary, wait_until
+
+from mgmt.remote.transport.sudo import WRONG_PASSWORD
+from support import require_tools
+from support.hosts import ssh_hosts
+from support.sshagent import ssh_agent
+from support.users import sudo_users
+
+LEAVES = {"l1": "s1", "l2": "s1"}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    require_tools("sudo", "useradd", "visudo")
+    with ssh_hosts(["s1", *LEAVES], behind=LEAVES) as hosts:
+        yield hosts
+
+
+@pytest.fixture(scope="module")
+def agent_env(pool):
+    with ssh_agent(pool.identity) as sock:
+        yield {"SSH_AUTH_SOCK": sock}
+
+
+@pytest.fixture(scope="module")
+def users(pool):
+    with sudo_users(["nopasswd", "password"], Path(str(pool.identity) + ".pub")) as made:
+        yield made
+
+
+@pytest.fixture(autouse=True)
+def _clean_tmp(pool):
+    yield
+    for host in pool:
+        host.run("rm -rf /tmp/only-*", check=False)
+
+
+def leaf_graphs(pool, users, tmp_path, content: str) -> List[Path]:
+    """l1 as the NOPASSWD user, l2 as the one whose sudo asks; both behind s1."""
+    graphs = []
+    for leaf, kind in (("l1", "nopasswd"), ("l2", "password")):
+        remote = f"ssh://{users[kind].name}@{pool[leaf].address}"
+        path = file_graph(leaf, remote, tmp_path, content)
+        path.write_text(path.read_text() + "via: s1\nsudo: true\n")
+        graphs.append(path)
+    return graphs
+
+
+def start(pool, bundle, agent_env, graphs: List[Path], password: str) -> subprocess.Popen:
+    argv = [*MGMT, "run", "--tmp-prefix", "--ask-sudo-password", "--converged-timeout=2"]
+    for graph in graphs:
+        argv += ["--remote", str(graph)]
+    proc = subprocess.Popen(
+        argv,
+        env=pool.env(MGMT_BUNDLE=str(bundle), **agent_env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # no terminal: getpass reads stdin
+    )
+    proc.stdin.write(password + "\n")
+    proc.stdin.close()
+    return proc
+
+
+def finish(proc: subprocess.Popen, timeout: float = 90) -> str:
+    """The run's output once it ended by itself (killed after ``timeout``)."""
+    try:
+        proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.stdout.read()
+
+
+def _password_seen(password: bytes) -> List[str]:
+    """Processes of this machine (hosts included) showing it in argv or environment."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        for what in ("cmdline", "environ"):
+            try:
+                if password in (entry / what).read_bytes():
+                    found.append(f"{entry.name}/{what}")
+            except OSError:
+                pass
+    return found
+
+
+def test_leaves_behind_a_secondary_run_through_sudo(pool, agent_env, users, bundle, tmp_path):
+    password = users["password"].password
+    proc = start(pool, bundle, agent_env, leaf_graphs(pool, users, tmp_path, "as root"), password)
+    try:
+        for leaf in LEAVES:
+            wait_until(lambda n=leaf: pool[n].exists(f"/tmp/only-{n}"), 60, leaf)
+        # While every level runs: the password is on no command line and in no
+        # environment, on any host (they share this machine's /proc).
+        assert _password_seen(password.encode()) == []
+    finally:
+        out = finish(proc)
+    assert proc.returncode == 0, out
+    rows = summary(out)
+    for leaf in LEAVES:
+        assert rows[f"s1/{pool[leaf].address}"][0] == "converged", out
+        path = f"/tmp/only-{leaf}"
+        owner = pool[leaf].run(["stat", "-c", "%U", path]).stdout.strip()
+        assert (owner, pool[leaf].read_file(path)) == ("root", "as root"), out
+    assert "Running (Python 3." in out and "sudo -H -u root -- " in out, out
+    for host in pool:
+        assert_clean(host)
+
+
+def test_a_wrong_password_fails_that_leaf_in_one_line_and_the_other_goes_on(
+    pool, agent_env, users, bundle, tmp_path
+):
+    proc = start(pool, bundle, agent_env, leaf_graphs(pool, users, tmp_path, "wrong"), "nope")
+    out = finish(proc)
+    assert proc.returncode == 1, out
+    rows = summary(out)
+    assert rows[f"s1/{pool['l1'].address}"][0] == "converged", out  # NOPASSWD: no password
+    failed = rows[f"s1/{pool['l2'].address}"]
+    login = users["password"].name
+    assert failed[0] == "failed" and WRONG_PASSWORD.format(login=login) in failed[2], out
+    assert not pool["l2"].exists("/tmp/only-l2")
+    for host in pool:
+        assert_clean(host)
