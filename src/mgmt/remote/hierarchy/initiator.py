@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import Subtree, group_by_first_hop
-from mgmt.remote.hierarchy.upstream import Hierarchy
+from mgmt.remote.hierarchy.upstream import Hierarchy, SudoSecret
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.transport.connect import ConnectOptions
 from mgmt.remote.transport.runner import Runner
@@ -136,7 +136,7 @@ def top_hierarchy(
     options: ConnectOptions,
     plan_options: Dict[str, Any],
     connect: Callable[[HostSpec], Runner],
-    sudo: Optional[Tuple[str, Optional[str]]] = None,
+    sudo: Optional[SudoSecret] = None,
 ) -> Hierarchy:
     """The initiator's level: secondaries logged in to with the agent forwarded;
     ``sudo``: the run's sudo token and password, for the hosts below that use it."""
