@@ -49,18 +49,29 @@ def file_graph(host: str, remote: str, directory: Path, content: str = "") -> Pa
     return path
 
 
-def mgmt_run(pool: HostPool, bundle: Path, graphs: List[Path], *flags: str, timeout=90, env=None):
-    """`mgmt run --remote ...` to completion; the CompletedProcess (``env``: added)."""
+def mgmt_run(
+    pool: HostPool,
+    bundle: Path,
+    graphs: List[Path],
+    *flags: str,
+    timeout=90,
+    env=None,
+    stdin: Optional[str] = None,
+):
+    """`mgmt run --remote ...` to completion; the CompletedProcess (``env``: added;
+    ``stdin``: typed at a prompt, read from stdin in a session without a terminal)."""
     argv = [*MGMT, "run", "--tmp-prefix", *flags]
     for graph in graphs:
         argv += ["--remote", str(graph)]
     return subprocess.run(
         argv,
         env=pool.env(MGMT_BUNDLE=str(bundle), **(env or {})),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        start_new_session=stdin is not None,
     )
 
 

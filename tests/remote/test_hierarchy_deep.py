@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+from pathlib import Path
 
 import pytest
 from remote_helpers import (
@@ -91,3 +92,27 @@ def test_a_secondary_whose_python3_is_3_6(bundle, tmp_path):
         assert "secondary.cpython-36.pyc" in compiled, compiled
         for host in pool:
             assert_clean(host)
+
+
+def test_sudo_with_a_password_reaches_the_bottom_of_the_chain(chain, bundle, tmp_path):
+    # The run's sudo token and password go down two secondaries' stdin; z's
+    # agent runs as root for a login whose sudo asks.
+    from support.users import sudo_users
+
+    z = chain["z"]
+    with sudo_users(["password"], Path(str(chain.identity) + ".pub")) as users:
+        user = users["password"]
+        graph = file_graph("z", f"ssh://{user.name}@{z.address}", tmp_path, "root at depth 3")
+        graph.write_text(graph.read_text() + "via: [s1, m]\nsudo: true\n")
+        with ssh_agent(chain.identity) as sock:
+            env = {"SSH_AUTH_SOCK": sock}
+            flags = ("--ask-sudo-password", "--converged-timeout=1")
+            done = mgmt_run(chain, bundle, [graph], *flags, env=env, stdin=user.password + "\n")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert summary(done.stdout)[f"s1/m/{z.address}"][0] == "converged", out
+    owner = z.run(["stat", "-c", "%U", "/tmp/only-z"]).stdout.strip()
+    assert (owner, z.read_file("/tmp/only-z")) == ("root", "root at depth 3"), out
+    z.run(["rm", "-f", "/tmp/only-z"])
+    for host in chain:
+        assert_clean(host)
