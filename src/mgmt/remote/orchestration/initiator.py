@@ -99,9 +99,8 @@ def run(
     if settings.cconns and settings.converged_timeout < 0 and sessions > settings.cconns:
         waiting = sessions - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
-    users = {spec.name: become_user(spec, settings) for spec in remotes.specs}
     if settings.ask_sudo_password and sudo_password is None:
-        if any(users.values()):
+        if any(spec.sudo for spec in remotes.specs):
             sudo_password = ask_password()
         else:
             log.warning(NO_SUDO_HOSTS)
@@ -112,10 +111,9 @@ def run(
 
     def connect(spec: HostSpec) -> ParamikoRunner:
         runner = ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
-        user = users.get(spec.name)
-        if user is not None:  # the login as connected (ssh_config may have named it)
+        if spec.sudo:  # the login as connected (ssh_config may have named it)
             login = runner.conn.user
-            runner.become = Sudo(spec.name, login, user, password=sudo_password, token=token)
+            runner.become = Sudo(spec.name, login, spec.sudo, password=sudo_password, token=token)
         return runner
 
     results: List[HostResult] = []
@@ -201,7 +199,7 @@ def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config
     for spec in remotes.specs:
         if spec.via:
             raise InputError(f"{spec.graph}: via: hosts cannot be in a detached cluster yet")
-        if become_user(spec, settings) is not None:
+        if spec.sudo:
             raise InputError(f"{spec.graph}: a detached cluster needs root logins (no sudo yet)")
     options = connect_options(settings, fabric_config)
 
