@@ -214,3 +214,19 @@ def save_graph(path: Path, text: str) -> None:
     temp = path.with_suffix(".swp")
     temp.write_text(text)
     os.replace(temp, path)
+
+
+def password_seen(password: bytes) -> List[str]:
+    """Processes of this machine (the hosts' included: they share its /proc)
+    showing ``password`` in their command line or environment."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        for what in ("cmdline", "environ"):
+            try:
+                if password in (entry / what).read_bytes():
+                    found.append(f"{entry.name}/{what}")
+            except OSError:
+                pass
+    return found

@@ -25,6 +25,7 @@ from remote_helpers import (
     file_graph,
     graph_for,
     need_hosts,
+    password_seen,
     summary,
     wait_until,
 )
@@ -162,21 +163,6 @@ def test_the_password_is_asked_once_also_for_hosts_started_later(pool, users, bu
 # -- the password stays a secret --------------------------------------------------
 
 
-def _password_seen(password: bytes) -> List[str]:
-    """Processes of this machine (hosts included) showing the password in argv or env."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        for what in ("cmdline", "environ"):
-            try:
-                if password in (entry / what).read_bytes():
-                    found.append(f"{entry.name}/{what}")
-            except OSError:
-                pass
-    return found
-
-
 def test_the_password_is_in_no_command_line_or_environment(pool, users, bundle, tmp_path):
     user = users["password"]
     graphs = writeup_graphs(pool, user, tmp_path)
@@ -197,7 +183,7 @@ def test_the_password_is_in_no_command_line_or_environment(pool, users, bundle, 
     proc.stdin.close()
     seen, looks = [], 0
     while proc.poll() is None:  # look as often as we can for the whole run
-        seen += _password_seen(user.password.encode())
+        seen += password_seen(user.password.encode())
         looks += 1
     reader.join(5)
     text = b"".join(output).decode()

@@ -8,13 +8,20 @@ leaves through the initiator's forwarded ssh-agent.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import List
 
 import pytest
-from remote_helpers import MGMT, assert_clean, file_graph, need_hosts, summary, wait_until
+from remote_helpers import (
+    MGMT,
+    assert_clean,
+    file_graph,
+    need_hosts,
+    password_seen,
+    summary,
+    wait_until,
+)
 
 from mgmt.remote.transport.sudo import WRONG_PASSWORD
 from support import require_tools
@@ -91,21 +98,6 @@ def finish(proc: subprocess.Popen, timeout: float = 90) -> str:
     return proc.stdout.read()
 
 
-def _password_seen(password: bytes) -> List[str]:
-    """Processes of this machine (hosts included) showing it in argv or environment."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        for what in ("cmdline", "environ"):
-            try:
-                if password in (entry / what).read_bytes():
-                    found.append(f"{entry.name}/{what}")
-            except OSError:
-                pass
-    return found
-
-
 def test_leaves_behind_a_secondary_run_through_sudo(pool, agent_env, users, bundle, tmp_path):
     password = users["password"].password
     proc = start(pool, bundle, agent_env, leaf_graphs(pool, users, tmp_path, "as root"), password)
@@ -114,7 +106,7 @@ def test_leaves_behind_a_secondary_run_through_sudo(pool, agent_env, users, bund
             wait_until(lambda n=leaf: pool[n].exists(f"/tmp/only-{n}"), 60, leaf)
         # While every level runs: the password is on no command line and in no
         # environment, on any host (they share this machine's /proc).
-        assert _password_seen(password.encode()) == []
+        assert password_seen(password.encode()) == []
     finally:
         out = finish(proc)
     assert proc.returncode == 0, out
