@@ -141,3 +141,58 @@ def test_each_level_down_has_less_time_to_stop_its_hosts():
     for _ in range(4):
         levels.append(grace_below(levels[-1]))
     assert levels == [10.0, 7.0, 4.0, 2.0, 2.0]
+
+
+PLAN_CHECK = """
+import json, sys
+from pathlib import Path
+from mgmt.remote.hierarchy.plan import load_plan, plan_payload
+specs, _, _ = load_plan(Path(sys.argv[1]), Path(sys.argv[2]))
+sent = [plan_payload(spec.graph) for spec in specs]
+print(json.dumps({"sent": [[data.decode(), as_json] for data, as_json in sent],
+                  "yaml": "yaml" in sys.modules}))
+"""
+
+
+def _on_secondary(tmp_path, graphs: list, name: str, edits: dict) -> dict:
+    """What a secondary sends its hosts for these graphs (``edits``: texts saved over
+    them once read as the run's graphs), and whether it imported PyYAML for it."""
+    import json
+
+    from mgmt.remote.hierarchy.plan import plan_for, write_plan
+    from mgmt.remote.orchestration.session import graph_payload
+
+    _, [tree] = group_by_first_hop(load_remotes(graphs).specs)
+    for path, text in edits.items():
+        path.write_text(text)
+    options = dict.fromkeys(
+        ("stop_grace", "cconns", "converged_timeout", "lost_timeout", "accept_new", "caching",
+         "bundle_sha256", "bundle_build_id"), 0)  # fmt: skip
+    trust = {"known_hosts": "", "aliases": {}}
+    plan = write_plan(plan_for(tree, trust, options, graph_payload), tmp_path / f"{name}.json")
+    workdir = tmp_path / name
+    workdir.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", PLAN_CHECK, str(plan), str(workdir)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def test_a_secondary_sends_each_host_what_the_initiator_would_without_parsing_yaml(tmp_path):
+    from mgmt.remote.orchestration.session import graph_payload
+
+    plain = graph(tmp_path, "a.yaml", "ssh://10.9.0.2", "via: s1\n")
+    edited = graph(tmp_path, "b.yaml", "ssh://10.9.0.3", "via: s1\n")
+    # Saved with a date in it during the run: no JSON form, the host gets (and refuses) the YAML.
+    dated = {edited: edited.read_text() + "comment: 2026-12-05\n"}
+
+    both = _on_secondary(tmp_path, [plain, edited], "both", dated)
+    direct = [[data.decode(), as_json] for data, as_json in map(graph_payload, (plain, edited))]
+    assert direct[0][1] is not None and direct[1][1] is None
+    assert both["sent"] == direct
+    assert both["yaml"]  # the dated graph is read as the initiator reads it
+
+    json_only = _on_secondary(tmp_path, [plain], "json-only", {})
+    assert json_only["sent"] == direct[:1]
+    assert not json_only["yaml"]  # the plan holds its JSON form: sent as it is

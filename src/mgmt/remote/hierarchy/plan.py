@@ -5,7 +5,7 @@ secondary's run dir, 0600, and removed with it):
 
     {"version": 1,
      "hosts": [{"target", "user", "port", "python", "sudo", "graph_name", "graph",
-                "via": [hops]}],
+                "via": [hops]}],  # graph: what the host is sent (see plan_payload)
      "known_hosts": "the initiator's known_hosts lines for every host below",
      "aliases": {"alias": {"hostname", "port", "user"}},  # from the initiator's ssh_config
      "options": {"stop_grace", "cconns", "converged_timeout", "lost_timeout", "accept_new",
@@ -23,7 +23,7 @@ Standard library only, Python 3.6+ (read on secondaries).
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mgmt.errors import InputError
 from mgmt.remote.hierarchy.hops import Subtree
@@ -57,13 +57,20 @@ def _hop(spec: HostSpec) -> Dict[str, Any]:
     return {"target": spec.target, "user": spec.user, "port": spec.port}
 
 
-def plan_for(subtree: Subtree, trust: Dict[str, Any], options: Dict[str, Any]) -> Dict[str, Any]:
+Payload = Callable[[Path], Tuple[bytes, Optional[str]]]
+
+
+def plan_for(
+    subtree: Subtree, trust: Dict[str, Any], options: Dict[str, Any], payload: Payload
+) -> Dict[str, Any]:
     """The plan of one secondary (graphs read now: an unreadable one is an InputError);
-    ``trust``: its ``known_hosts`` and ``aliases``."""
+    ``trust``: its ``known_hosts`` and ``aliases``; ``payload``: what a host is sent
+    for its graph file (mgmt.remote.orchestration.session.graph_payload: the JSON
+    form when the graph has one), done here once, not by every secondary below."""
     hosts = []
     for spec in subtree.hosts:
         try:
-            text = spec.graph.read_text(encoding="utf-8")
+            text = payload(spec.graph)[0].decode("utf-8")
         except OSError as err:
             raise InputError(f"{spec.graph}: {err.strerror}") from None
         entry = _hop(spec)
@@ -128,6 +135,28 @@ def load_plan(path: Path, workdir: Path) -> Tuple[List[HostSpec], Dict[str, Any]
         return specs, trust, plan["options"]
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise InputError(f"secondary plan {path}: {err}") from None
+
+
+def plan_payload(graph: Path) -> Tuple[bytes, Optional[str]]:
+    """What a host below is sent for a graph file written from the plan.
+
+    The plan holds each graph as the initiator's payload made it: its JSON form
+    (one line) whenever it has one, else the graph's own text, which is then YAML
+    that JSON cannot read (a date, a key like 1:, a bad graph). So a file that
+    reads as JSON is sent as it is, and PyYAML is never imported here: its import
+    and a parse per host were a fifth of a secondary's CPU (20 hosts). Any other
+    file is read as the initiator reads it."""
+    text = graph.read_text(encoding="utf-8")
+    if "\n" not in text:
+        try:
+            json.loads(text)
+        except ValueError:
+            pass
+        else:
+            return text.encode("utf-8"), text
+    from mgmt.remote.orchestration.session import graph_payload
+
+    return graph_payload(graph)
 
 
 def _graph_path(workdir: Path, index: int, entry: Dict[str, Any]) -> Path:

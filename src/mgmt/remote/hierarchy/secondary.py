@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from mgmt.errors import InputError
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import group_by_first_hop
-from mgmt.remote.hierarchy.plan import grace_below, load_plan, update_graphs
+from mgmt.remote.hierarchy.plan import grace_below, load_plan, plan_payload, update_graphs
 from mgmt.remote.hierarchy.upstream import Hierarchy, SudoSecret
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
@@ -216,6 +216,7 @@ def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
         caching=options["caching"],
         agent_options=agent_settings(settings),
         output=upward.relay,
+        payload=plan_payload,  # the plan's graphs are sent as they are
     )
     hierarchy = Hierarchy(
         subtrees,
@@ -225,6 +226,7 @@ def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
         on_new_host_key=lambda _below, key: upward.line(new_host_key_line(" ".join(key))),
         stop_grace=options["stop_grace"],
         sudo=sudo,
+        payload=plan_payload,
     )
     control = RunControl()
     fanout = SecondaryFanout(

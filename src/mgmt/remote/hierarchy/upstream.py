@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mgmt.remote.hierarchy.hops import Subtree
-from mgmt.remote.hierarchy.plan import plan_for, write_plan
+from mgmt.remote.hierarchy.plan import Payload, plan_for, write_plan
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
-from mgmt.remote.orchestration.session import RunContext, Session
+from mgmt.remote.orchestration.session import RunContext, Session, graph_payload
 from mgmt.remote.protocol import SECONDARY_SETTING, SUDO_SECRET_SETTING, RemotePaths
 from mgmt.remote.protocol.relay import (
     RESULT_FIELDS,
@@ -108,7 +108,8 @@ class Hierarchy:
     ``on_new_host_key``: what to do with a key a secondary accepted
     (--ssh-accept-new) for a host below it; ``stop_grace``: that of the sessions
     made here (a secondary's are shorter, see :func:`.plan.grace_below`);
-    ``sudo``: the run's sudo token and password, for secondaries with sudo hosts.
+    ``sudo``: the run's sudo token and password, for secondaries with sudo hosts;
+    ``payload``: what a host is sent for its graph file (see :func:`.plan.plan_for`).
     """
 
     def __init__(
@@ -121,7 +122,9 @@ class Hierarchy:
         on_new_host_key: Optional[Callable[[str, Tuple[str, str, str]], None]] = None,
         stop_grace: Optional[float] = None,
         sudo: Optional[SudoSecret] = None,
+        payload: Payload = graph_payload,
     ):
+        self.payload = payload
         self.trees = {tree.name: tree for tree in subtrees}
         self.sudo = sudo
         self.stop_grace = stop_grace  # for the sessions made here (None: Session's)
@@ -137,7 +140,7 @@ class Hierarchy:
         return self.plan_dir / f"via-{tree.name}.json"
 
     def _write_plan(self, tree: Subtree) -> Path:
-        plan = plan_for(tree, self.trust(tree), self.options)
+        plan = plan_for(tree, self.trust(tree), self.options, self.payload)
         return write_plan(plan, self._plan_path(tree))
 
     def specs(self) -> List[HostSpec]:

@@ -30,7 +30,7 @@ from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
-from mgmt.remote.orchestration.session import RunContext, Session, graph_payload
+from mgmt.remote.orchestration.session import RunContext, Session
 from mgmt.wakeup import Wakeup
 
 log = get_logger("remote")
@@ -117,7 +117,7 @@ class Fanout:
     # -- called from the graph watcher's thread ------------------------------------
 
     def graph_changed(self, spec: HostSpec) -> None:
-        payload = graph_payload(spec.graph)  # read and converted once for all its hosts
+        payload = self.ctx.payload(spec.graph)  # read and converted once for all its hosts
         sent = False
         for session in list(self._sessions.values()):
             if session.spec.graph == spec.graph:

@@ -46,19 +46,6 @@ class Interrupted(RemoteError):
     """The run is stopping; the copy under way was abandoned (the host removes it)."""
 
 
-class RunContext(NamedTuple):
-    """What every session of one run shares (read only)."""
-
-    bundle: Path
-    bundle_sha256: str
-    endpoint: Any  # where tunnels lead: mgmt.remote.orchestration.etcd
-    connect: Callable[[HostSpec], Runner]  # the transport, chosen by the initiator
-    bundle_build_id: str = ""
-    caching: bool = True
-    agent_options: Dict[str, Any] = {}  # noop, no_watch, verbosity: mgmt.settings
-    output: Optional[Callable[[str, str], None]] = None
-
-
 def graph_payload(graph: Path) -> Tuple[bytes, Optional[str]]:
     """The graph's bytes, and its JSON form on one line when it has one (the agent
     then never imports PyYAML, see mgmt.graph.located)."""
@@ -72,6 +59,21 @@ def graph_payload(graph: Path) -> Tuple[bytes, Optional[str]]:
     if as_json is not None and "\n" in as_json:
         as_json = None
     return (text if as_json is None else as_json).encode("utf-8"), as_json
+
+
+class RunContext(NamedTuple):
+    """What every session of one run shares (read only)."""
+
+    bundle: Path
+    bundle_sha256: str
+    endpoint: Any  # where tunnels lead: mgmt.remote.orchestration.etcd
+    connect: Callable[[HostSpec], Runner]  # the transport, chosen by the initiator
+    bundle_build_id: str = ""
+    caching: bool = True
+    agent_options: Dict[str, Any] = {}  # noop, no_watch, verbosity: mgmt.settings
+    output: Optional[Callable[[str, str], None]] = None
+    # What a host is sent for its graph file (a secondary's files hold that already).
+    payload: Callable[[Path], Tuple[bytes, Optional[str]]] = graph_payload
 
 
 class Session:
@@ -292,7 +294,7 @@ class Session:
         return protocol.command_line(paths, self.spec.graph.name, settings)
 
     def _run_agent(self, process: Process, settings: Dict[str, Any]) -> int:
-        graph, _ = graph_payload(self.spec.graph)
+        graph, _ = self.ctx.payload(self.spec.graph)
         paths = self._paths
         if len(graph) > protocol.INLINE_GRAPH_MAX:
             upload(self._runner, graph, paths.graph(self.spec.graph.name))
@@ -315,7 +317,7 @@ class Session:
         if self.stopping:
             self._send_stop()
         elif self._graph_dirty:
-            self.send_graph(*graph_payload(self.spec.graph))
+            self.send_graph(*self.ctx.payload(self.spec.graph))
         try:
             status = self._wait(process)
         finally:
