@@ -80,9 +80,9 @@ def test_cli_refuses_injections_with_exit_2(tmp_path, template, var, message):
 
 
 UNSPLITTABLE = [
-    ("text\nurl --url=\"http://x\nlang en_US\n", 2),
+    ('text\nurl --url="http://x\nlang en_US\n', 2),
     ("text\nfrobnicate\nlang 'en_US\n", 3),
-    ("%post\necho \"it\n%end\nlang \"en\n", 4),  # the %post line is shell, not split
+    ('%post\necho "it\n%end\nlang "en\n', 4),  # the %post line is shell, not split
 ]
 
 

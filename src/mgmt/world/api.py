@@ -92,4 +92,3 @@ class World(Protocol):
 
     def close(self) -> None:
         """Stop watches and release the connection."""
-
