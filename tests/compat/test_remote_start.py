@@ -4,8 +4,8 @@ start.sh runs ``python3 -S -c LAUNCHER SITE BUNDLE GRAPH STATE`` on the host wit
 the graph (base64) and the agent's settings (JSON) on stdin; this does the same,
 in a throw-away host whose / is read-only but the test's temp dir:
 
-- cold, cached bundle: the agent runs from the zip while the bundle is unpacked
-  beside it for the next start;
+- cold, cached bundle: the bundle is unpacked first and the agent runs from that
+  copy, leaving its bytecode there: only the first start on a host compiles;
 - warm: the agent imports from that unpacked copy (shiv's bootstrap skipped);
 - no caching: the launcher runs the bundle, so shiv's own bootstrap unpacks it.
 
@@ -73,6 +73,8 @@ def test_the_remote_agent_starts_cold_warm_and_uncached(bundle, version, tmp_pat
         "warm": ([str(site), str(cached)], cache / "shiv"),
         "nocache": (["", str(uncached)], uncached_run / "shiv"),
     }
+    tag = "cpython-" + version.replace(".", "")
+    compiled: Dict = {}
     host = PrivateHost(tmp_path)
     try:
         for name, (argv, shiv_root) in starts.items():
@@ -89,12 +91,14 @@ def test_the_remote_agent_starts_cold_warm_and_uncached(bundle, version, tmp_pat
             assert f"{CONVERGED_MARK}true" in done.stdout, f"{name}: {done.stdout}"
             assert (out / "f").read_text() == f"started under {version}\n", name
             assert "Traceback" not in done.stderr, f"{name}: {done.stderr}"
-            if name == "cold":  # unpacked meanwhile, for the warm start
+            if name == "cold":  # run from the unpacked copy, which holds its bytecode now
                 assert (site / "mgmt" / "cli.py").is_file()
+                assert list(site.glob(f"mgmt/engine/__pycache__/*.{tag}.pyc"))
+                compiled = {p: p.stat().st_mtime_ns for p in site.glob("**/*.pyc")}
     finally:
         host.close()
-    # The warm start imported the unpacked copy, under this Python.
-    tag = "cpython-" + version.replace(".", "")
-    assert list(site.glob(f"mgmt/engine/__pycache__/*.{tag}.pyc"))
+    # The warm start imported the unpacked copy, under this Python, and compiled
+    # nothing of what the cold start had.
+    assert {p: p.stat().st_mtime_ns for p in compiled} == compiled
     # Without caching, shiv's bootstrap unpacked the bundle into the run's own root.
     assert list((uncached_run / "shiv").glob("mgmt.pyz_*/site-packages/mgmt/cli.py"))

@@ -7,8 +7,9 @@ see mgmt.cli.run_remote_agent), then graph edits (see mgmt.remote.protocol).
 
 It writes the graph (atomically), then, when the host already unpacked this
 very bundle (keyed by shiv's build id), imports the agent from there and skips
-shiv's bootstrap, which costs a start-up as much again; otherwise it runs the
-bundle and shiv unpacks it. It restores SIGINT (sh starts background jobs with
+shiv's bootstrap, which costs a start-up as much again. A cached bundle not
+unpacked yet is unpacked first (see :func:`run_unpacked`); an uncached one is
+run as it is, and shiv unpacks it. It restores SIGINT (sh starts background jobs with
 it ignored) and drops the working directory from the import path, as running
 the bundle would. Once the agent is done it exits at once (os._exit, after
 flushing): tearing down the interpreter's modules costs a fifth of a start-up.
@@ -75,73 +76,54 @@ def main():
             sys.stderr.flush()
             os._exit(EXIT_NEED_BUNDLE)
     if os.path.isdir(site):
-        sys.path.insert(0, site)
-        from mgmt.cli import run_remote_agent
-
-        code = run_remote_agent()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    if os.path.basename(cache) == "bundles":
+        os._exit(run_from(site))
+    cached = os.path.basename(cache) == "bundles"
+    if cached:
         prune(cache, bundle, os.environ["SHIV_ROOT"])
     if os.path.basename(site) == "site-packages":
-        os._exit(run_from_zip(bundle, site, keep=os.path.basename(cache) == "bundles"))
+        # Uncached, the run dir (and so any copy) goes with this run: from the zip.
+        os._exit(run_from(unpack(bundle, site) if cached else bundle + "/site-packages"))
     import runpy
 
     os.environ["SHIV_ENTRY_POINT"] = "mgmt.cli:run_remote_agent"
     runpy.run_path(bundle, run_name="__main__")
 
 
-def run_from_zip(bundle, site, keep):
-    """A bundle not unpacked yet: run the agent straight from the zip (zipimport),
-    and (``keep``: the bundle is cached) unpack it meanwhile, on a low-priority
-    thread, for the next start. Unpacking first, as shiv does, creates some 300
-    files before the agent runs: 0.25 s of CPU here, against 0.11 s for this
-    whole start. A bundle carrying pbr (etcd3gw's versioning, which reads its
-    metadata from files on disk) cannot run from the zip: it is unpacked first."""
-    import threading
-    import zipfile
-
-    with zipfile.ZipFile(bundle) as archive:
-        names = archive.namelist()
-    if "site-packages/pbr/__init__.py" in names:
-        unpack(bundle, os.path.dirname(site), names, nice=False)
-        sys.path.insert(0, site)
-        worker = None
-    else:
-        sys.path.insert(0, bundle + "/site-packages")
-        worker = None
-        if keep:
-            args = (bundle, os.path.dirname(site), names, True)
-            worker = threading.Thread(target=unpack, args=args)
-            worker.daemon = True
-            worker.start()
+def run_from(site):
+    """Run the agent with ``site`` (a directory, or a path inside the zip) first on
+    the import path; its exit status."""
+    sys.path.insert(0, site)
     from mgmt.cli import run_remote_agent
 
     code = run_remote_agent()
     sys.stdout.flush()
     sys.stderr.flush()
-    if worker is not None:
-        worker.join(10)  # at its end the agent exits; a half unpack is redone next time
     return code
 
 
-def unpack(bundle, target, names, nice):
-    """site-packages of ``bundle`` into ``target`` (shiv's layout), whole or not at all."""
+def unpack(bundle, site):
+    """Where to run a cached bundle not unpacked yet from: unpacked now (shiv's
+    layout), so that this start writes the bytecode the next one reads. Run
+    from the zip instead (zipimport), the agent compiled its modules in memory
+    and the next start compiled them again to write it: two cold starts per
+    host, not one (each about 50 ms of CPU more than a warm start here,
+    python3.11; unpacking the 130-odd files costs 10-15 ms). With no room to
+    unpack, the zip all the same."""
     import shutil
     import zipfile
 
+    target = os.path.dirname(site)
     temp = target + "." + str(os.getpid()) + ".partial"
     try:
-        if nice:
-            os.nice(19)  # this thread only (Linux): the agent's own start goes first
         with zipfile.ZipFile(bundle) as archive:
-            archive.extractall(temp, [m for m in names if m.startswith("site-packages/")])
-        os.rename(temp, target)
+            names = [m for m in archive.namelist() if m.startswith("site-packages/")]
+            archive.extractall(temp, names)
+        os.rename(temp, target)  # whole or not at all
     except OSError:
-        pass  # another start unpacked it first, or no room: the next start tries again
+        pass  # another start unpacked it first, or no room
     finally:
         shutil.rmtree(temp, True)
+    return site if os.path.isdir(site) else bundle + "/site-packages"
 
 
 def prune(cache, bundle, shiv):
