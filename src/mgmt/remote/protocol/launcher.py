@@ -8,13 +8,14 @@ see mgmt.cli.run_remote_agent), then graph edits (see mgmt.remote.protocol).
 It writes the graph (atomically), then, when the host already unpacked this
 very bundle (keyed by shiv's build id), imports the agent from there and skips
 shiv's bootstrap, which costs a start-up as much again. A cached bundle not
-unpacked yet is unpacked first (see :func:`run_unpacked`); an uncached one is
-run as it is, and shiv unpacks it. It restores SIGINT (sh starts background jobs with
-it ignored) and drops the working directory from the import path, as running
-the bundle would. Once the agent is done it exits at once (os._exit, after
-flushing): tearing down the interpreter's modules costs a fifth of a start-up.
-The garbage collector is off while it starts (imports free nothing);
-mgmt.engine.agent turns it back on once the agent runs.
+unpacked yet is unpacked first (see :func:`unpack`); an uncached one runs from
+the zip (zipimport), or, with no build id known, through shiv's bootstrap. It
+restores SIGINT (sh starts background jobs with it ignored) and drops the
+working directory from the import path, as running the bundle would. Once the
+agent is done it exits at once (os._exit, after flushing): tearing down the
+interpreter's modules costs a fifth of a start-up. The garbage collector is
+off while it starts (imports free nothing); mgmt.engine.agent turns it back on
+once the agent runs.
 
 Old bundles are pruned: when a new one is unpacked, every other cached bundle
 unused for PRUNE_SECONDS goes, with its unpacked copy. "Unused" is known from

@@ -128,8 +128,8 @@ def fast_kex_first(ssh_options: List[str], target: str) -> Optional[str]:
 class SshProcess(Process):
     """An ssh client, reaped by a thread of its own: a wait with a timeout then
     sleeps until ssh ends or the timeout does, where Popen.wait(timeout) polls
-    (eight times or more per call; a secondary waiting on 20 hosts woke a
-    thousand times a second for nothing)."""
+    (ten times or so per call: a secondary waiting on 20 hosts woke hundreds of
+    times a second for nothing)."""
 
     def __init__(self, argv: List[str]):
         self.popen = subprocess.Popen(
