@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -157,17 +158,13 @@ print(json.dumps({"sent": [[data.decode(), as_json] for data, as_json in sent],
 def _on_secondary(tmp_path, graphs: list, name: str, edits: dict) -> dict:
     """What a secondary sends its hosts for these graphs (``edits``: texts saved over
     them once read as the run's graphs), and whether it imported PyYAML for it."""
-    import json
-
-    from mgmt.remote.hierarchy.plan import plan_for, write_plan
+    from mgmt.remote.hierarchy.plan import OPTIONS, plan_for, write_plan
     from mgmt.remote.orchestration.session import graph_payload
 
     _, [tree] = group_by_first_hop(load_remotes(graphs).specs)
     for path, text in edits.items():
         path.write_text(text)
-    options = dict.fromkeys(
-        ("stop_grace", "cconns", "converged_timeout", "lost_timeout", "accept_new", "caching",
-         "bundle_sha256", "bundle_build_id"), 0)  # fmt: skip
+    options = dict.fromkeys(OPTIONS, 0)
     trust = {"known_hosts": "", "aliases": {}}
     plan = write_plan(plan_for(tree, trust, options, graph_payload), tmp_path / f"{name}.json")
     workdir = tmp_path / name
