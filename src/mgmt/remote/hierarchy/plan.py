@@ -23,11 +23,12 @@ Standard library only, Python 3.6+ (read on secondaries).
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from mgmt.errors import InputError
 from mgmt.remote.hierarchy.hops import Subtree
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.session import Payload, graph_payload
 
 VERSION = 1
 OPTIONS = (
@@ -55,9 +56,6 @@ def grace_below(grace: float) -> float:
 
 def _hop(spec: HostSpec) -> Dict[str, Any]:
     return {"target": spec.target, "user": spec.user, "port": spec.port}
-
-
-Payload = Callable[[Path], Tuple[bytes, Optional[str]]]
 
 
 def plan_for(
@@ -154,8 +152,6 @@ def plan_payload(graph: Path) -> Tuple[bytes, Optional[str]]:
             pass
         else:
             return text.encode("utf-8"), text
-    from mgmt.remote.orchestration.session import graph_payload
-
     return graph_payload(graph)
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mgmt.remote.hierarchy.hops import Subtree
-from mgmt.remote.hierarchy.plan import Payload, plan_for, write_plan
+from mgmt.remote.hierarchy.plan import plan_for, write_plan
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
-from mgmt.remote.orchestration.session import RunContext, Session, graph_payload
+from mgmt.remote.orchestration.session import Payload, RunContext, Session, graph_payload
 from mgmt.remote.protocol import SECONDARY_SETTING, SUDO_SECRET_SETTING, RemotePaths
 from mgmt.remote.protocol.relay import (
     RESULT_FIELDS,

@@ -46,6 +46,10 @@ class Interrupted(RemoteError):
     """The run is stopping; the copy under way was abandoned (the host removes it)."""
 
 
+# How a host's graph file becomes what it is sent: the bytes, and the JSON form if any.
+Payload = Callable[[Path], Tuple[bytes, Optional[str]]]
+
+
 def graph_payload(graph: Path) -> Tuple[bytes, Optional[str]]:
     """The graph's bytes, and its JSON form on one line when it has one (the agent
     then never imports PyYAML, see mgmt.graph.located)."""
@@ -73,7 +77,7 @@ class RunContext(NamedTuple):
     agent_options: Dict[str, Any] = {}  # noop, no_watch, verbosity: mgmt.settings
     output: Optional[Callable[[str, str], None]] = None
     # What a host is sent for its graph file (a secondary's files hold that already).
-    payload: Callable[[Path], Tuple[bytes, Optional[str]]] = graph_payload
+    payload: Payload = graph_payload
 
 
 class Session:

@@ -63,7 +63,8 @@ def main():
             f.write(base64.b64decode(data))
         os.replace(temp, graph)
     cache = os.path.dirname(bundle)
-    if os.path.basename(cache) == "bundles":
+    cached = os.path.basename(cache) == "bundles"
+    if cached:
         import fcntl
 
         try:
@@ -78,7 +79,6 @@ def main():
             os._exit(EXIT_NEED_BUNDLE)
     if os.path.isdir(site):
         os._exit(run_from(site))
-    cached = os.path.basename(cache) == "bundles"
     if cached:
         prune(cache, bundle, os.environ["SHIV_ROOT"])
     if os.path.basename(site) == "site-packages":
