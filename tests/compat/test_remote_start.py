@@ -4,8 +4,9 @@ start.sh runs ``python3 -S -c LAUNCHER SITE BUNDLE GRAPH STATE`` on the host wit
 the graph (base64) and the agent's settings (JSON) on stdin; this does the same,
 in a throw-away host whose / is read-only but the test's temp dir:
 
-- cold, cached bundle: the bundle is unpacked first and the agent runs from that
-  copy, leaving its bytecode there: only the first start on a host compiles;
+- cold, cached bundle: the launcher unpacks the bundle first (its own zip
+  reader, under this Python) and the agent runs from that copy, leaving its
+  bytecode there: only the first start on a host compiles;
 - warm: the agent imports from that unpacked copy (shiv's bootstrap skipped);
 - no caching: the launcher runs the bundle, so shiv's own bootstrap unpacks it.
 
@@ -58,6 +59,11 @@ def test_the_remote_agent_starts_cold_warm_and_uncached(bundle, version, tmp_pat
     assert version_of(interpreter) == version, interpreter
     with zipfile.ZipFile(bundle.path) as archive:
         build_id = json.loads(archive.read("environment.json"))["build_id"]
+        members = {
+            info.filename: archive.read(info)
+            for info in archive.infolist()
+            if info.filename.startswith("site-packages/") and not info.is_dir()
+        }
     cache = tmp_path / "home" / ".cache" / "mgmt"  # start.sh's layout
     (cache / "bundles").mkdir(parents=True)
     (cache / "shiv").mkdir()
@@ -92,7 +98,13 @@ def test_the_remote_agent_starts_cold_warm_and_uncached(bundle, version, tmp_pat
             assert (out / "f").read_text() == f"started under {version}\n", name
             assert "Traceback" not in done.stderr, f"{name}: {done.stderr}"
             if name == "cold":  # run from the unpacked copy, which holds its bytecode now
-                assert (site / "mgmt" / "cli.py").is_file()
+                # Unpacked by the launcher under this Python: every member, byte for byte.
+                unpacked = {
+                    str(p.relative_to(site.parent)): p.read_bytes()
+                    for p in site.rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts
+                }
+                assert unpacked == members
                 assert list(site.glob(f"mgmt/engine/__pycache__/*.{tag}.pyc"))
                 compiled = {p: p.stat().st_mtime_ns for p in site.glob("**/*.pyc")}
     finally:

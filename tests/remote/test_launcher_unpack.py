@@ -1,0 +1,103 @@
+"""The launcher's unpacking of a cached bundle: what shiv wrote comes out whole, anything else
+falls back to running from the zip, and nothing lands outside the target.
+
+The launcher reads the zip itself (struct and zlib, not zipfile: see
+mgmt.remote.protocol.launcher.extract), so these check it against zipfile's own
+reading of the real bundle, and feed it the zips it must refuse.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mgmt.remote.protocol.launcher import extract, unpack
+
+PREFIX = "site-packages/"
+
+
+def _zip(path: Path, members: dict, *, compression=zipfile.ZIP_DEFLATED, head=b"") -> Path:
+    """A zip of ``members`` (name: bytes) at ``path``, with ``head`` before it (a shebang)."""
+    with open(path, "wb") as f:
+        f.write(head)  # as zipapp and shiv write one
+        with zipfile.ZipFile(f, "w", compression) as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+    return path
+
+
+def _files(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_the_bundle_unpacks_to_what_zipfile_reads_in_it(bundle, tmp_path):
+    extract(str(bundle), PREFIX, str(tmp_path / "out"))
+    with zipfile.ZipFile(bundle) as archive:
+        expected = {
+            info.filename: archive.read(info)
+            for info in archive.infolist()
+            if info.filename.startswith(PREFIX) and not info.is_dir()
+        }
+    assert bundle.read_bytes().startswith(b"#!")  # shiv's shebang comes before the archive
+    assert len(expected) > 100  # the agent and PyYAML, not an empty sweep
+    assert _files(tmp_path / "out") == expected
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_only_members_under_the_prefix_are_written(tmp_path, compression):
+    archive = _zip(
+        tmp_path / "a.pyz",
+        {"__main__.py": b"main", PREFIX + "m/a.py": b"a = 1\n", PREFIX + "b.py": b""},
+        compression=compression,
+        head=b"#!/usr/bin/env python3\n",
+    )
+    extract(str(archive), PREFIX, str(tmp_path / "out"))
+    assert _files(tmp_path / "out") == {PREFIX + "m/a.py": b"a = 1\n", PREFIX + "b.py": b""}
+
+
+@pytest.mark.parametrize(
+    "name", [PREFIX + "../escape.py", PREFIX + "m/../../escape.py", PREFIX + "m//abs.py"]
+)
+def test_a_name_that_would_leave_the_target_is_refused(tmp_path, name):
+    archive = _zip(tmp_path / "a.pyz", {name: b"x"})
+    with pytest.raises(ValueError, match="not extracted here"):
+        extract(str(archive), PREFIX, str(tmp_path / "in" / "out"))
+    assert not (tmp_path / "escape.py").exists() and not (tmp_path / "in" / "escape.py").exists()
+
+
+def test_a_damaged_member_is_refused(tmp_path):
+    data = b"payload " * 64
+    archive = _zip(tmp_path / "a.pyz", {PREFIX + "m.py": data}, compression=zipfile.ZIP_STORED)
+    raw = archive.read_bytes()
+    archive.write_bytes(raw.replace(data, data[:-1] + b"!"))  # same size, wrong CRC
+    with pytest.raises(ValueError, match="damaged zip member"):
+        extract(str(archive), PREFIX, str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda path: _zip(path, {PREFIX + "m.py": b"x = 1\n"}, compression=zipfile.ZIP_BZIP2),
+        lambda path: path.write_bytes(b"#!/bin/sh\nnot a zip at all\n"),
+        lambda path: path.write_bytes(_zip(path, {PREFIX + "m.py": b"x"}).read_bytes()[:-30]),
+    ],
+    ids=["bzip2", "not a zip", "truncated"],
+)
+def test_a_zip_it_does_not_read_runs_from_the_zip_and_leaves_no_partial_copy(tmp_path, write):
+    bundle = tmp_path / "bundles" / "b.pyz"
+    bundle.parent.mkdir()
+    write(bundle)
+    site = tmp_path / "shiv" / "b.pyz_1234" / "site-packages"
+    site.parent.parent.mkdir()
+    assert unpack(str(bundle), str(site)) == str(bundle) + "/site-packages"
+    assert list((tmp_path / "shiv").iterdir()) == []
+
+
+def test_a_bundle_unpacks_whole_where_the_launcher_runs_it_from(bundle, tmp_path):
+    site = tmp_path / "shiv" / "b.pyz_1234" / "site-packages"
+    site.parent.parent.mkdir()
+    assert unpack(str(bundle), str(site)) == str(site)
+    assert (site / "mgmt" / "cli.py").is_file() and (site / "yaml" / "__init__.py").is_file()
+    assert [p.name for p in (tmp_path / "shiv").iterdir()] == ["b.pyz_1234"]  # no partial left
