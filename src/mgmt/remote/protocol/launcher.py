@@ -157,11 +157,13 @@ def members(data, prefix):
 
     try:
         end = data.rfind(b"PK\x05\x06")
+        if end < 0:
+            raise ValueError("no zip directory found")
         count, size, offset = struct.unpack_from("<10xHII", data, end)
         base = end - size - offset  # the shebang's length: offsets count from the archive
         at = end - size
-        if end < 0 or base < 0 or at < 0:
-            raise ValueError("no zip directory found")
+        if base < 0 or at < 0:
+            raise ValueError("damaged zip directory")
         for _ in range(count):
             sig, method, crc, packed, length, name_len, extra_len, comment_len, local = (
                 struct.unpack_from("<I6xH4xIIIHHH8xI", data, at)
