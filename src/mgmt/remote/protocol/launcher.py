@@ -188,7 +188,8 @@ def members(data, prefix):
                 raise ValueError("damaged zip member: " + name)
             yield parts, body
     except (struct.error, zlib.error) as error:
-        raise ValueError("damaged zip: " + str(error)) from None
+        # Not "raise ... from None": Python 2 must read this file (see main).
+        raise ValueError("damaged zip: " + str(error))  # noqa: B904
 
 
 def prune(cache, bundle, shiv):
