@@ -88,6 +88,32 @@ def test_independent_resources_run_in_parallel(engine_factory):
     assert engine.wait_idle(5)
 
 
+def test_a_chain_runs_on_one_worker_thread(engine_factory):
+    chain = "abcdefghij"
+    g = graph(
+        "  probe: [" + ", ".join(f"{{name: {n}}}" for n in chain) + "]\nedges:\n"
+        + "".join(edge(a, b) for a, b in zip(chain, chain[1:]))
+    )  # fmt: skip
+    engine = engine_factory(workers=4)
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
+    assert names() == list(chain)
+    assert engine.threads == 1  # never more work ready than one free worker
+
+
+def test_workers_start_as_work_waits_up_to_the_pool_size(engine_factory):
+    GATES["g"] = threading.Event()
+    g = graph("  probe:\n" + "".join(f"  - {{name: p{n}, gate: g}}\n" for n in range(5)))
+    engine = engine_factory(workers=3)
+    engine.update(g.local(), g.edges)
+    assert wait_for(lambda: len(LOG) == 3, 5)  # three run side by side, two wait
+    assert engine.threads == 3
+    GATES["g"].set()
+    assert engine.wait_idle(5)
+    assert sorted(names()) == [f"p{n}" for n in range(5)]
+    assert engine.threads == 3
+
+
 def test_a_failure_blocks_only_its_own_branch(engine_factory):
     g = graph(
         "  probe:\n  - {name: bad, fail: 99}\n  - {name: child}\n  - {name: other}\n"

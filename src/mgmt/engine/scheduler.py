@@ -2,10 +2,11 @@
 
 Each resource is a vertex that is *dirty* when it must be checked (first run,
 an event from its watch, a change in a resource it depends on). A dirty vertex
-runs once every vertex it depends on is fine; a bounded pool of worker threads
-runs check_apply. A failure retries as ``meta`` says and then blocks only the
-vertices below it, so unrelated branches carry on. The engine is *idle* when
-nothing is queued, running or waiting for a retry: the converger watches that.
+runs once every vertex it depends on is fine; a bounded pool of worker threads,
+started as work arrives, runs check_apply. A failure retries as ``meta`` says
+and then blocks only the vertices below it, so unrelated branches carry on. The
+engine is *idle* when nothing is queued, running or waiting for a retry: the
+converger watches that.
 """
 
 import heapq
@@ -100,13 +101,10 @@ class Engine:
         self.runs = 0  # check_apply calls so far (for tests and the bench)
         # Our own workers take vertices straight from the ready queue: handing
         # 10,000 items to a ThreadPoolExecutor made its workers queue on the
-        # executor's internal semaphore instead of on the disk.
-        self._workers = [
-            threading.Thread(target=self._work, name=f"worker-{n}", daemon=True)
-            for n in range(workers or default_workers())
-        ]
-        for thread in self._workers:
-            thread.start()
+        # executor's internal semaphore instead of on the disk. They start as
+        # work arrives (see _grow).
+        self._max_workers = workers or default_workers()
+        self._workers: List[threading.Thread] = []
 
     # -- graph changes ------------------------------------------------------
 
@@ -218,6 +216,21 @@ class Engine:
         else:
             self._ready.append(vertex)
         self._cond.notify()
+        self._grow()
+
+    def _grow(self) -> None:
+        """Start one more worker when more vertices wait than workers are free
+        (a pending retry timer counts as one: a free worker must sleep on it),
+        up to the pool's size; called with the lock held. A host whose graph
+        has a few resources starts a few threads, not the whole pool: each
+        start costs about 0.1 ms of CPU, which every agent start paid for 8."""
+        free = len(self._workers) - self._inflight
+        waiting = len(self._ready) + (1 if self._timers else 0)
+        if waiting > free and len(self._workers) < self._max_workers and not self._stopping:
+            name = f"worker-{len(self._workers)}"
+            thread = threading.Thread(target=self._work, name=name, daemon=True)
+            self._workers.append(thread)
+            thread.start()
 
     def _check_idle(self) -> None:
         idle = not self._ready and not self._timers and self._inflight == 0
@@ -255,6 +268,12 @@ class Engine:
         """Each vertex's spec (a GroupSpec for a group) and what happened to it so far."""
         with self._cond:
             return [(v.spec, v.outcome.copy()) for v in self._vertices.values()]
+
+    @property
+    def threads(self) -> int:
+        """Worker threads started so far (for tests and the bench)."""
+        with self._cond:
+            return len(self._workers)
 
     def failed(self) -> List[ResourceKey]:
         return [k for k, s in self.statuses().items() if s == FAILED]
@@ -346,11 +365,12 @@ class Engine:
             vertices = list(self._vertices.values())
             for vertex in vertices:
                 vertex.removed = True
+            workers = list(self._workers)
             self._cond.notify_all()
         for vertex in vertices:  # also ends a running check_apply (an exec's child)
             _close(vertex.res)
         deadline = time.monotonic() + 10
-        for thread in self._workers:
+        for thread in workers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
