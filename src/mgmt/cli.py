@@ -10,7 +10,6 @@ one-line message and an exit code.
 import contextlib
 import signal
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, List, NoReturn, Optional
 
 from mgmt import __version__
@@ -90,6 +89,8 @@ def _add_flag(parser, field: Field, suppress: str) -> None:
     elif field.type is bool:
         parser.add_argument(field.flag, dest=field.name, action="store_true", help=help_text)
     elif field.type is tuple:
+        from pathlib import Path  # the local command line's only: a remote agent has no parser
+
         kind = Path if field.name == "remotes" else str
         parser.add_argument(
             field.flag, dest=field.name, action="append", default=[], type=kind,
@@ -139,7 +140,7 @@ def read_credentials(line: str) -> EtcdCredentials:
     return EtcdCredentials(username, password)
 
 
-def open_world(settings: Settings, state: Path):
+def open_world(settings: Settings, state: str):
     """No seeds and --no-server: run alone, without a world; else WORLD's open_world.
 
     An agent that reports converged on stdout (a remote run's) gets a world that
@@ -160,7 +161,7 @@ def _no_world() -> Iterator[None]:
     yield None
 
 
-def _lazy_world(settings: Settings, state: Path):
+def _lazy_world(settings: Settings, state: str):
     from mgmt.world.lazy import LazyWorld
 
     def connect():
@@ -251,7 +252,7 @@ def run_remote_agent() -> int:
 
             line, sudo = secondary_settings(line)
             mode["run"] = lambda settings: run_secondary(settings, sudo)
-        return settings_from_json(line, file=Path(sys.argv[1]), prefix=Path(sys.argv[2]))
+        return settings_from_json(line, file=sys.argv[1], prefix=sys.argv[2])
 
     return _run(settings, run=lambda settings: mode["run"](settings))
 

@@ -5,7 +5,7 @@ One helper for the agent (``mgmt run --file``) and the initiator of
 """
 
 import contextlib
-from pathlib import Path
+import os
 from typing import Iterator
 
 from mgmt.errors import MgmtError
@@ -13,22 +13,22 @@ from mgmt.settings import Settings
 
 
 @contextlib.contextmanager
-def state_dir(settings: Settings, sub: str = "") -> Iterator[Path]:
+def state_dir(settings: Settings, sub: str = "") -> Iterator[str]:
     """A private temporary directory (mode 0700, removed at exit), or ``--prefix``/``sub``."""
     if settings.tmp_prefix:
         # Imported here: a remote agent, given --prefix, starts without them.
         import shutil
         import tempfile
 
-        path = Path(tempfile.mkdtemp(prefix="mgmt-"))  # mode 0700
+        path = tempfile.mkdtemp(prefix="mgmt-")  # mode 0700
         try:
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
         return
-    path = settings.prefix / sub if sub else settings.prefix
+    path = os.path.join(settings.prefix, sub) if sub else os.fspath(settings.prefix)
     try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as err:
         raise MgmtError(
             f"cannot use state directory {path}: {err.strerror}; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -13,25 +14,26 @@ from mgmt.statedir import state_dir
 
 
 def test_tmp_prefix_is_private_and_removed_at_exit():
-    with state_dir(Settings(tmp_prefix=True), "initiator") as path:
+    with state_dir(Settings(tmp_prefix=True), "initiator") as folder:
+        path = Path(folder)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
         (path / "etcd").mkdir()
     assert not path.exists()
 
 
 def test_prefix_with_a_subdir_is_made_private_and_kept(tmp_path):
-    with state_dir(Settings(prefix=tmp_path / "state"), "initiator") as path:
-        assert path == tmp_path / "state" / "initiator"
+    with state_dir(Settings(prefix=str(tmp_path / "state")), "initiator") as path:
+        assert path == str(tmp_path / "state" / "initiator")
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
-    assert path.is_dir()
-    with state_dir(Settings(prefix=tmp_path / "state")) as path:
-        assert path == tmp_path / "state"
+    assert os.path.isdir(path)
+    with state_dir(Settings(prefix=str(tmp_path / "state"))) as path:
+        assert path == str(tmp_path / "state")
 
 
 def test_an_unusable_prefix_says_what_to_do(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    unusable = state_dir(Settings(prefix=blocker / "state"), "initiator")
+    unusable = state_dir(Settings(prefix=str(blocker / "state")), "initiator")
     with pytest.raises(MgmtError, match="--tmp-prefix") as caught:
         unusable.__enter__()
     assert str(blocker / "state" / "initiator") in str(caught.value)

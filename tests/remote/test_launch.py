@@ -226,7 +226,7 @@ def test_the_logged_command_line_runs_the_agent_with_the_same_settings(
     monkeypatch.setattr("sys.stdin", io.StringIO("user:secret\n"))  # --etcd-auth-stdin
     typed = settings_from(build_parser().parse_args(argv[1:]))
     line = json.dumps({**settings, "credentials": ["user", "secret"]})
-    in_run_dir = {"file": Path(paths.graph(spec.graph.name)), "prefix": Path(paths.state_dir)}
+    in_run_dir = {"file": paths.graph(spec.graph.name), "prefix": paths.state_dir}
     given = settings_from_json(line, **in_run_dir)
     assert typed == given
     assert given.seeds == ("http://127.0.0.1:4242",)

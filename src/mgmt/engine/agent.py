@@ -8,11 +8,11 @@ reload.
 """
 
 import gc
+import os
 import re
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from mgmt.errors import GraphError, MgmtError
@@ -33,12 +33,12 @@ WORLD_RETRY = 1.0
 
 
 class Agent:
-    def __init__(self, settings: Settings, world: Any = None, state_dir: Optional[Path] = None):
+    def __init__(self, settings: Settings, world: Any = None, state_dir: Optional[str] = None):
         if settings.file is None:
             raise MgmtError("no graph file given (use --file)")
         self.settings = settings
         self.world = world
-        self.state_dir = Path(state_dir or settings.prefix)
+        self.state_dir = os.fspath(state_dir or settings.prefix)
         self.stopping = threading.Event()
         self._main_wake = Wakeup()  # what the main thread waits on while the agent runs
         self.converged = False
@@ -88,7 +88,7 @@ class Agent:
             # What the imports made (modules, classes) lives as long as the
             # process: keep it out of the collector's scans once it runs again.
             gc.freeze()  # novermin
-        path = Path(self.settings.file)  # type: ignore[arg-type]
+        path = os.fspath(self.settings.file)  # type: ignore[arg-type]
         self.watcher = FileWatcher()
         self.services = Services()
         planner = threading.Thread(target=self._plan_loop, name="planner", daemon=True)
@@ -96,12 +96,10 @@ class Agent:
             # Watch before the first read, so an edit made meanwhile is not missed.
             if not self.settings.no_watch:
                 self._cancels.append(
-                    self.watcher.watch_path(
-                        str(path), self._on_graph_event, saved=self._on_graph_saved
-                    )
+                    self.watcher.watch_path(path, self._on_graph_event, saved=self._on_graph_saved)
                 )
             text = read_graph_text(path)
-            self.graph = parse_graph(text, str(path))  # a bad file at start is fatal (exit 2)
+            self.graph = parse_graph(text, path)  # a bad file at start is fatal (exit 2)
             self._graph_text = text
             self.converger = Converger(
                 self.settings.converged_timeout, self._converged_reporter(), self._converged
@@ -179,7 +177,7 @@ class Agent:
         return Init(
             hostname=self.settings.hostname,
             log=logger,
-            state_dir=self.state_dir / "resources" / spec.kind.replace(":", "_") / safe,
+            state_dir=os.path.join(self.state_dir, "resources", spec.kind.replace(":", "_"), safe),
             watcher=self.watcher,
             event=event,
             world=self.world,
@@ -296,12 +294,12 @@ class Agent:
 
     def _reload(self) -> bool:
         """Read the graph file again; True if it changed and is valid."""
-        path = Path(self.settings.file)  # type: ignore[arg-type]
+        path = os.fspath(self.settings.file)  # type: ignore[arg-type]
         try:
             text = read_graph_text(path)
             if text == self._graph_text:
                 return False
-            graph = parse_graph(text, str(path))
+            graph = parse_graph(text, path)
         except GraphError as err:
             with self._wake:
                 rewritten = self._graph_dirty

@@ -72,7 +72,6 @@ resource exported by another host).
 
 import importlib
 import threading
-from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -252,7 +251,7 @@ class Init:
         self,
         hostname: str,
         log: Logger,
-        state_dir: Path,
+        state_dir: str,
         watcher: Watcher,
         event: Callable[[], None],
         world: Any = None,

@@ -9,8 +9,8 @@ auth set-up for remote runs (:mod:`.auth`) live beside it. Everything heavy is i
 use, so ``import mgmt.world`` costs the agent's start-up nothing.
 """
 
+import os
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from mgmt.errors import InputError
@@ -26,7 +26,7 @@ log = get_logger("world")
 
 
 @contextmanager
-def open_world(settings: "Settings", state_dir: Path) -> Iterator["EtcdWorld"]:
+def open_world(settings: "Settings", state_dir: str) -> Iterator["EtcdWorld"]:
     """Connect this agent to its world for the duration of a ``with`` block.
 
     With ``settings.seeds`` the agent is a client of that cluster (using
@@ -50,7 +50,7 @@ def open_world(settings: "Settings", state_dir: Path) -> Iterator["EtcdWorld"]:
     elif settings.no_server:
         raise InputError("--no-server needs --seeds: there is no etcd cluster to join")
     else:
-        server = EmbeddedEtcd(Path(state_dir) / "etcd")
+        server = EmbeddedEtcd(os.path.join(state_dir, "etcd"))
         preload()  # the client library loads while etcd starts
         server.start()
         urls = [server.client_url]

@@ -118,7 +118,8 @@ def run(
 
     results: List[HostResult] = []
     control = RunControl()
-    with state_dir(settings, "initiator") as state:
+    with state_dir(settings, "initiator") as folder:
+        state = Path(folder)
         if settings.seeds:
             endpoint = SeedsEtcd(settings.seeds, settings.credentials)
         else:

@@ -13,7 +13,6 @@ import getpass
 import socket
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, Optional
 
 import paramiko
@@ -39,7 +38,7 @@ _config_lock = threading.RLock()
 class ConnectOptions:
     """How to connect and whom to trust; shared by every host of a run."""
 
-    identity: Optional[Path] = None
+    identity: Optional[str] = None
     accept_new: bool = False
     allow_interactive: bool = False
     timeout: float = 10.0
