@@ -215,7 +215,7 @@ def parse_graph(text: str, path: Optional[str] = None) -> Graph:
     return _Parser(path).graph(load_located(text, path))
 
 
-def read_graph_text(path: Union[str, "os.PathLike[str]"]) -> str:
+def read_graph_text(path: "Union[str, os.PathLike[str]]") -> str:
     """A graph file's text, reading no more than the largest graph allowed.
 
     Reading a whole multi-gigabyte file (or /dev/zero) before checking its size
@@ -237,6 +237,6 @@ def read_graph_text(path: Union[str, "os.PathLike[str]"]) -> str:
         raise GraphError("the graph file is not UTF-8 text", str(path), line) from None
 
 
-def load_graph(path: Union[str, "os.PathLike[str]"]) -> Graph:
+def load_graph(path: "Union[str, os.PathLike[str]]") -> Graph:
     """Read and validate a graph file."""
     return parse_graph(read_graph_text(path), str(path))

@@ -316,7 +316,7 @@ class Resource:
         None (the default) never groups."""
         return None
 
-    def merge(self, members: List["Resource"]) -> None:
+    def merge(self, members: "List[Resource]") -> None:
         """Make this resource (the group's leader) answer for ``members`` too: its
         setup, watch, check_apply and close then cover them all. Called before
         setup; only kinds whose :meth:`autogroup_key` returns a key need it."""

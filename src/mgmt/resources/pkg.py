@@ -121,7 +121,7 @@ class PkgRes(Resource):
 
     # -- check and apply ----------------------------------------------------------
 
-    def plan(self) -> List[Tuple["PkgRes", str, str, str]]:
+    def plan(self) -> "List[Tuple[PkgRes, str, str, str]]":
         """What is wrong: (member, what it is now, dnf action, spec) for each member."""
         dnf = self.init.services.get(Dnf)
         installed = dnf.installed(list(dict.fromkeys(m.package for m in self.members)))

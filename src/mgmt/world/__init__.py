@@ -26,7 +26,7 @@ log = get_logger("world")
 
 
 @contextmanager
-def open_world(settings: "Settings", state_dir: str) -> Iterator["EtcdWorld"]:
+def open_world(settings: "Settings", state_dir: str) -> "Iterator[EtcdWorld]":
     """Connect this agent to its world for the duration of a ``with`` block.
 
     With ``settings.seeds`` the agent is a client of that cluster (using
