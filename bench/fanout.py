@@ -11,7 +11,9 @@ on every host:
 - Ansible: a playbook with two copy tasks (forks = N, pipelining on, no facts).
 
 The warm runs of mgmt and pyinfra alternate (--repeat rounds, medians printed
-at the end), so that load from elsewhere on a shared machine falls on both.
+at the end), so that load from elsewhere on a shared machine falls on both;
+their ratio is also printed round by round (each pair ran back to back), which
+holds better than a ratio of medians when the machine's speed drifts.
 Reported per run: seconds until every host has applied, bytes sent to each host
 (veth counters), CPU seconds of the initiator (with its children: etcd, ssh) and
 of the whole machine, and the initiator's peak RSS. Then, at N = 10 and 100, the
@@ -366,6 +368,10 @@ def main() -> int:
             f"N={n} {name} {statistics.median(times):.2f} s"
             for (n, name), times in repeated.items()
         ))  # fmt: skip
+    for n, label, ratios in _ratios(rows):
+        print(f"N={n} {label}, mgmt / pyinfra round by round: "
+              + " ".join(f"{r:.2f}x" for r in ratios)
+              + f" (median {statistics.median(ratios):.2f}x)")  # fmt: skip
     for n in {n for n, name, _ in rows if name.startswith("mgmt sudo")}:
         root, sudo = (statistics.median(medians[(n, f"mgmt {w} warm")]) for w in ("root", "sudo"))
         print(f"N={n}: mgmt warm through sudo / as root = {sudo / root:.2f}x (target <= 1.15x)")
@@ -379,6 +385,23 @@ def main() -> int:
             f" re-run everything: see their warm rows at N = {n}"
         )
     return 0
+
+
+def _ratios(rows: list) -> List[Tuple[int, str, List[float]]]:
+    """mgmt's time over pyinfra's, per size, for the cold run and for each round of
+    warm runs: each pair ran back to back, so a machine whose speed drifts during
+    the bench (CPU steal on a shared host) weighs on both sides of each ratio."""
+    found = []
+    for n in sorted({n for n, _, _ in rows}):
+        for label in ("cold", "warm"):
+            mgmt, pyinfra = (
+                [r["time"] for size, name, r in rows if size == n and name == f"{tool} {label}"]
+                for tool in ("mgmt", "pyinfra")
+            )
+            ratios = [a / b for a, b in zip(mgmt, pyinfra) if b > 0]
+            if ratios:
+                found.append((n, label, ratios))
+    return found
 
 
 if __name__ == "__main__":
