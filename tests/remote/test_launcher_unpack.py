@@ -8,11 +8,13 @@ reading of the real bundle, and feed it the zips it must refuse.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from mgmt.remote.protocol import launcher
 from mgmt.remote.protocol.launcher import extract, unpack
 
 PREFIX = "site-packages/"
@@ -101,3 +103,30 @@ def test_a_bundle_unpacks_whole_where_the_launcher_runs_it_from(bundle, tmp_path
     assert unpack(str(bundle), str(site)) == str(site)
     assert (site / "mgmt" / "cli.py").is_file() and (site / "yaml" / "__init__.py").is_file()
     assert [p.name for p in (tmp_path / "shiv").iterdir()] == ["b.pyz_1234"]  # no partial left
+
+
+def test_an_interrupt_mid_unpack_leaves_no_partial_copy(bundle, tmp_path, monkeypatch):
+    def extract_then_interrupt(*args):
+        extract(*args)  # everything written, then ^C before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launcher, "extract", extract_then_interrupt)
+    site = tmp_path / "shiv" / "b.pyz_1234" / "site-packages"
+    site.parent.parent.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        launcher.unpack(str(bundle), str(site))
+    assert list((tmp_path / "shiv").iterdir()) == []
+
+
+def test_another_starts_partial_copy_is_left_alone(bundle, tmp_path):
+    # Hosts sharing a home over NFS can start with the same pid: a name made
+    # from it would unpack into, and then remove, the other host's copy.
+    shiv = tmp_path / "shiv"
+    theirs = shiv / f"b.pyz_1234.{os.getpid()}.partial"
+    (theirs / "site-packages").mkdir(parents=True)
+    (theirs / "site-packages" / "half.py").write_bytes(b"x = 1\n")
+    site = shiv / "b.pyz_1234" / "site-packages"
+    assert unpack(str(bundle), str(site)) == str(site)
+    assert (site / "mgmt" / "cli.py").is_file()
+    assert sorted(p.name for p in shiv.iterdir()) == ["b.pyz_1234", theirs.name]
+    assert _files(theirs) == {"site-packages/half.py": b"x = 1\n"}

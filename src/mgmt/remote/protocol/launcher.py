@@ -109,16 +109,23 @@ def unpack(bundle, site):
     host, not one. With no room to unpack, or a zip :func:`extract` does not
     read, the zip all the same."""
     target = os.path.dirname(site)
-    temp = target + "." + str(os.getpid()) + ".partial"
+    # A random name made here, not the pid: hosts that share a home over NFS
+    # share this cache, and two of them can start with the same pid.
+    temp = target + "." + os.urandom(4).hex() + ".partial"
+    made = False
     try:
+        os.mkdir(temp)
+        made = True
         extract(bundle, "site-packages/", temp)
         os.rename(temp, target)  # whole or not at all
+        made = False
     except (OSError, ValueError):
         pass  # another start unpacked it first, no room, or not a zip read here
-    if os.path.isdir(temp):
-        import shutil
+    finally:
+        if made:  # a failure or a ^C: leave no partial copy
+            import shutil
 
-        shutil.rmtree(temp, True)
+            shutil.rmtree(temp, True)
     return site if os.path.isdir(site) else bundle + "/site-packages"
 
 
