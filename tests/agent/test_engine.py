@@ -114,6 +114,30 @@ def test_workers_start_as_work_waits_up_to_the_pool_size(engine_factory):
     assert engine.threads == 3
 
 
+def test_a_due_timer_gets_a_worker_while_the_only_one_is_busy(engine_factory):
+    # a and b wait out their delays on timers with one worker started; a's run blocks, and
+    # b, due meanwhile, must start a second worker rather than wait behind it.
+    GATES["g"] = threading.Event()
+    GATES["g"].set()
+    probes = (
+        "  probe:\n  - {name: a, gate: g, meta: {delay: 300}}\n  - {name: b, meta: {delay: 300}}\n"
+    )
+    chain = graph(probes + "edges:\n" + edge("a", "b"))
+    engine = engine_factory(workers=4)
+    engine.update(chain.local(), chain.edges)
+    assert engine.wait_idle(5)
+    assert engine.threads == 1
+    apart = graph(probes)  # the same resources, now independent
+    engine.update(apart.local(), apart.edges)
+    GATES["g"].clear()
+    engine.poke_all()  # both inside their delay: both wait on timers
+    assert wait_for(lambda: names().count("a") == names().count("b") == 2, 5), names()
+    assert not engine.idle  # a is still blocked
+    assert engine.threads == 2
+    GATES["g"].set()
+    assert engine.wait_idle(5)
+
+
 def test_a_failure_blocks_only_its_own_branch(engine_factory):
     g = graph(
         "  probe:\n  - {name: bad, fail: 99}\n  - {name: child}\n  - {name: other}\n"

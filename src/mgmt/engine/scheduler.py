@@ -229,8 +229,12 @@ class Engine:
         if waiting > free and len(self._workers) < self._max_workers and not self._stopping:
             name = f"worker-{len(self._workers)}"
             thread = threading.Thread(target=self._work, name=name, daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as err:  # the host's thread limit: the workers we have go on
+                log.warning("cannot start %s: %s", name, err)
+                return
             self._workers.append(thread)
-            thread.start()
 
     def _check_idle(self) -> None:
         idle = not self._ready and not self._timers and self._inflight == 0
@@ -294,6 +298,10 @@ class Engine:
                 vertex.running = True
                 vertex.dirty = False
                 self._inflight += 1
+                # This worker is busy now: the rest of what it took off the
+                # timers, or the next timer, may need another one.
+                if self._ready or self._timers:
+                    self._grow()
                 return vertex
             left = self._timers[0][0] - time.monotonic() if self._timers else None
             self._cond.wait(left)
