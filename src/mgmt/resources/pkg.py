@@ -148,7 +148,7 @@ class PkgRes(Resource):
                 wrong.append((m, is_now, "install", f"{m.package}-{m.state}"))
         return wrong
 
-    def _first_plan(self) -> List[Tuple["PkgRes", str, str, str]]:
+    def _first_plan(self) -> "List[Tuple[PkgRes, str, str, str]]":
         """plan(), keeping the watch quiet about a database our own query creates.
 
         On a host whose rpm database does not exist yet, the first ``rpm -q``
