@@ -195,11 +195,13 @@ def run_agent(settings: Settings) -> int:
         # Inside the try: a stop that lands between the two is a stop, not a _Stop escaping.
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
+        from mgmt.engine.agent import Agent, load_graph
+
+        # Read first: a bad graph fails before a state dir is made or etcd started.
+        first = load_graph(settings.file) if settings.file is not None else None
         with state_dir(settings) as state, open_world(settings, state) as world:
             log.debug("state directory %s", state)
-            from mgmt.engine.agent import Agent
-
-            agent = Agent(settings, world, state)
+            agent = Agent(settings, world, state, first)
             holder.append(agent)
             code = agent.run()
         log.info("Goodbye!")

@@ -201,6 +201,16 @@ def test_bad_files_and_cycles_exit_2_with_file_and_line(tmp_path):
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
+def test_a_bad_graph_fails_before_a_state_dir_or_etcd_exists(tmp_path):
+    graph = tmp_path / "bad.yaml"
+    write_graph(graph, "resources:\n  file:\n  - name: f\n    path: /x\n    state: exist\n")
+    prefix = tmp_path / "prefix"  # the embedded etcd would keep its data here
+    result = run_mgmt(["--file", str(graph), "--prefix", str(prefix)])
+    assert result.returncode == 2
+    assert f"mgmt: error: {graph}:6: file[f]: state: 'exist'" in result.stderr
+    assert "etcd" not in result.stderr and not prefix.exists()
+
+
 def _broken_and_fine(tmp_path: Path):
     """A graph with one failing exec and one file that applies regardless."""
     graph, out = tmp_path / "g.yaml", tmp_path / "out"

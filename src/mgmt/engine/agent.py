@@ -13,7 +13,7 @@ import re
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mgmt.errors import GraphError, MgmtError
 from mgmt.graph.model import Graph, ResourceKey, ResourceSpec
@@ -32,11 +32,27 @@ RELOAD_QUIET = 0.03
 WORLD_RETRY = 1.0
 
 
+def load_graph(path: str) -> "Tuple[str, Graph]":
+    """A graph file's text and its graph; raises GraphError (exit 2) naming the file."""
+    text = read_graph_text(path)
+    return text, parse_graph(text, path)
+
+
 class Agent:
-    def __init__(self, settings: Settings, world: Any = None, state_dir: Optional[str] = None):
+    def __init__(
+        self,
+        settings: Settings,
+        world: Any = None,
+        state_dir: Optional[str] = None,
+        first: "Optional[Tuple[str, Graph]]" = None,
+    ):
+        """``first``: the graph file as :func:`load_graph` read it before the
+        agent was made (so a bad one fails before a state dir or etcd exists);
+        read again once watched, it is parsed again only if it changed."""
         if settings.file is None:
             raise MgmtError("no graph file given (use --file)")
         self.settings = settings
+        self._first = first
         self.world = world
         self.state_dir = os.fspath(state_dir or settings.prefix)
         self.stopping = threading.Event()
@@ -99,7 +115,11 @@ class Agent:
                     self.watcher.watch_path(path, self._on_graph_event, saved=self._on_graph_saved)
                 )
             text = read_graph_text(path)
-            self.graph = parse_graph(text, path)  # a bad file at start is fatal (exit 2)
+            if self._first is not None and self._first[0] == text:
+                self.graph = self._first[1]
+            else:
+                self.graph = parse_graph(text, path)  # a bad file at start is fatal (exit 2)
+            self._first = None
             self._graph_text = text
             self.converger = Converger(
                 self.settings.converged_timeout, self._converged_reporter(), self._converged
