@@ -25,6 +25,7 @@ host is private to one test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -88,12 +89,14 @@ class PrivateHost:
             uts=f"hostname {PRIVATE_NAME}" if uts else "",
             pidfile=shlex.quote(str(pidfile)),
         )
+        # Entered as they were made, and no other: entering the PID namespace too
+        # (nsenter -a) would make nsenter fork, and a signal meant for the agent
+        # would stop nsenter alone and leave the agent running.
+        self._namespaces = ["--mount", "--net", *(["--uts"] if uts else [])]
         self._holder = subprocess.Popen(
             [
                 "unshare",
-                "--mount",
-                "--net",
-                *(["--uts"] if uts else []),
+                *self._namespaces,
                 "--fork",
                 "sh",
                 "-c",
@@ -117,9 +120,9 @@ class PrivateHost:
         return dict(os.environ, TMPDIR=str(self.tmpdir))
 
     def argv(self, command: List[str]) -> List[str]:
-        # -a: every namespace the holder has (mount, network, and UTS when asked),
-        # so no command can land in the machine's own by omission.
-        return ["nsenter", "-a", "-t", str(self.pid), "--", *command]
+        # Every namespace the holder has, from the one list that made them, so no
+        # command can land in the machine's own by omission.
+        return ["nsenter", "-t", str(self.pid), *self._namespaces, "--", *command]
 
     def run(self, command: List[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
         kwargs.setdefault("capture_output", True)
@@ -143,10 +146,28 @@ class PrivateHost:
         )
 
     def close(self) -> None:
+        # What still runs inside (an agent a failing test left) goes with the
+        # host; the holder (unshare, and the sleep it forked) last.
+        for pid in [*self._inside(), self.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if self._holder.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
             self._holder.kill()
         self._holder.wait()
+
+    def _inside(self) -> List[int]:
+        """The processes in this host's mount namespace but its holders."""
+        try:
+            mine = os.readlink(f"/proc/{self.pid}/ns/mnt")
+        except OSError:  # the holder is gone already
+            return []
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) not in (self.pid, self._holder.pid):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{entry}/ns/mnt") == mine:
+                        found.append(int(entry))
+        return found
 
 
 def overlay_lines(tmp: Path, directory: str) -> str:
