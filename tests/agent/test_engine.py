@@ -10,6 +10,7 @@ from helpers import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mgmt.engine import scheduler
 from mgmt.engine.converger import Converger
 from mgmt.graph import parse_graph
 from mgmt.resources.base import REGISTRY, Field, Resource
@@ -120,7 +121,9 @@ def test_a_due_timer_gets_a_worker_while_the_only_one_is_busy(engine_factory):
     GATES["g"] = threading.Event()
     GATES["g"].set()
     probes = (
-        "  probe:\n  - {name: a, gate: g, meta: {delay: 300}}\n  - {name: b, meta: {delay: 300}}\n"
+        "  probe:\n"
+        "  - {name: a, gate: g, meta: {delay: 1000}}\n"
+        "  - {name: b, meta: {delay: 1000}}\n"
     )
     chain = graph(probes + "edges:\n" + edge("a", "b"))
     engine = engine_factory(workers=4)
@@ -130,12 +133,30 @@ def test_a_due_timer_gets_a_worker_while_the_only_one_is_busy(engine_factory):
     apart = graph(probes)  # the same resources, now independent
     engine.update(apart.local(), apart.edges)
     GATES["g"].clear()
-    engine.poke_all()  # both inside their delay: both wait on timers
+    engine.poke_all()  # both inside their delay (a second, for a loaded machine): on timers
     assert wait_for(lambda: names().count("a") == names().count("b") == 2, 5), names()
     assert not engine.idle  # a is still blocked
     assert engine.threads == 2
     GATES["g"].set()
     assert engine.wait_idle(5)
+
+
+def test_a_thread_limit_leaves_the_work_to_the_workers_started(engine_factory, monkeypatch):
+    class OneThreadOnly(threading.Thread):  # as a host at its thread limit answers
+        started = 0
+
+        def start(self):
+            if OneThreadOnly.started:
+                raise RuntimeError("can't start new thread")
+            OneThreadOnly.started += 1
+            super().start()
+
+    monkeypatch.setattr(scheduler.threading, "Thread", OneThreadOnly)
+    g = graph("  probe:\n" + "".join(f"  - {{name: p{n}}}\n" for n in range(5)))
+    engine = engine_factory(workers=3)
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
+    assert sorted(names()) == [f"p{n}" for n in range(5)] and engine.threads == 1
 
 
 def test_a_failure_blocks_only_its_own_branch(engine_factory):

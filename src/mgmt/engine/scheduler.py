@@ -231,8 +231,12 @@ class Engine:
             thread = threading.Thread(target=self._work, name=name, daemon=True)
             try:
                 thread.start()
-            except RuntimeError as err:  # the host's thread limit: the workers we have go on
-                log.warning("cannot start %s: %s", name, err)
+            except RuntimeError as err:  # the host's thread limit
+                if not self._workers:
+                    raise  # nothing would ever run: better an error than a hang
+                # The workers we have go on; said once, not tried at every vertex.
+                self._max_workers = len(self._workers)
+                log.warning("cannot start %s, going on with %d: %s", name, self._max_workers, err)
                 return
             self._workers.append(thread)
 
@@ -302,6 +306,8 @@ class Engine:
                 # timers, or the next timer, may need another one.
                 if self._ready or self._timers:
                     self._grow()
+                    if self._ready:
+                        self._cond.notify()  # and a worker that waits on a timer takes it
                 return vertex
             left = self._timers[0][0] - time.monotonic() if self._timers else None
             self._cond.wait(left)
