@@ -195,10 +195,10 @@ def run_agent(settings: Settings) -> int:
         # Inside the try: a stop that lands between the two is a stop, not a _Stop escaping.
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
-        from mgmt.engine.agent import Agent, load_graph
+        from mgmt.engine.agent import Agent, read_and_parse
 
         # Read first: a bad graph fails before a state dir is made or etcd started.
-        first = load_graph(settings.file) if settings.file is not None else None
+        first = read_and_parse(settings.file) if settings.file is not None else None
         with state_dir(settings) as state, open_world(settings, state) as world:
             log.debug("state directory %s", state)
             agent = Agent(settings, world, state, first)

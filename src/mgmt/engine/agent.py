@@ -32,7 +32,7 @@ RELOAD_QUIET = 0.03
 WORLD_RETRY = 1.0
 
 
-def load_graph(path: str) -> "Tuple[str, Graph]":
+def read_and_parse(path: str) -> "Tuple[str, Graph]":
     """A graph file's text and its graph; raises GraphError (exit 2) naming the file."""
     text = read_graph_text(path)
     return text, parse_graph(text, path)
@@ -46,7 +46,7 @@ class Agent:
         state_dir: Optional[str] = None,
         first: "Optional[Tuple[str, Graph]]" = None,
     ):
-        """``first``: the graph file as :func:`load_graph` read it before the
+        """``first``: the graph file as :func:`read_and_parse` read it before the
         agent was made (so a bad one fails before a state dir or etcd exists);
         read again once watched, it is parsed again only if it changed."""
         if settings.file is None:
