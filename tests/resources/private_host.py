@@ -114,6 +114,12 @@ class PrivateHost:
 
         wait_until(ready, what="the private host's namespaces")
         self.pid = int(pidfile.read_text())
+        # close() kills what runs in this namespace: it must not be ours.
+        self._mnt = os.readlink(f"/proc/{self.pid}/ns/mnt")
+        if self._mnt == os.readlink("/proc/self/ns/mnt"):
+            self._holder.kill()
+            self._holder.wait()
+            raise RuntimeError("the private host has no mount namespace of its own")
 
     def env(self) -> Dict[str, str]:
         """The environment of commands on the host: its only writable temp dir is ours."""
@@ -147,25 +153,28 @@ class PrivateHost:
 
     def close(self) -> None:
         # What still runs inside (an agent a failing test left) goes with the
-        # host; the holder (unshare, and the sleep it forked) last.
-        for pid in [*self._inside(), self.pid]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        # host, then the holder (unshare, and the sleep it forked). Only while
+        # unshare lives: until it reaps the sleep, that pid cannot be reused.
         if self._holder.poll() is None:
+            for _ in range(10):  # again, for what forked meanwhile
+                inside = self._inside()
+                if not inside:
+                    break
+                for pid in inside:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
             self._holder.kill()
         self._holder.wait()
 
     def _inside(self) -> List[int]:
         """The processes in this host's mount namespace but its holders."""
-        try:
-            mine = os.readlink(f"/proc/{self.pid}/ns/mnt")
-        except OSError:  # the holder is gone already
-            return []
         found = []
         for entry in os.listdir("/proc"):
             if entry.isdigit() and int(entry) not in (self.pid, self._holder.pid):
                 with contextlib.suppress(OSError):
-                    if os.readlink(f"/proc/{entry}/ns/mnt") == mine:
+                    if os.readlink(f"/proc/{entry}/ns/mnt") == self._mnt:
                         found.append(int(entry))
         return found
 
