@@ -267,8 +267,10 @@ def test_sigkill_mid_write_never_leaves_a_partial_file_nor_a_temp_file(tmp_path)
     for attempt in range(4):
         if target.exists():
             target.unlink()
+        # Its state in tmp_path: a --tmp-prefix dir would outlive the SIGKILL.
+        state = str(tmp_path / f"state{attempt}")
         agent = AgentProcess(
-            ["--file", str(graph), "--no-server", "--tmp-prefix"], tmp_path / f"log{attempt}"
+            ["--file", str(graph), "--no-server", "--prefix", state], tmp_path / f"log{attempt}"
         )
         assert agent.wait_log("graph 'test'", 10), agent.log
         # Kill at a different moment each time, while the 16 MiB copy is under way.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -92,9 +94,12 @@ class Initiator:
         argv = [*MGMT, "run", "--tmp-prefix", *flags]
         for graph in graphs:
             argv += ["--remote", str(graph)]
+        # Its --tmp-prefix dir goes in one of ours: a test that kills it with
+        # SIGKILL leaves that dir behind, and kill() removes it.
+        self._tmp = tempfile.mkdtemp(prefix="mgmt-initiator-")
         self.proc = subprocess.Popen(
             argv,
-            env=pool.env(MGMT_BUNDLE=str(bundle), **(env or {})),
+            env=pool.env(MGMT_BUNDLE=str(bundle), TMPDIR=self._tmp, **(env or {})),
             stdin=subprocess.PIPE if stdin is not None else None,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -140,12 +145,14 @@ class Initiator:
     def wait(self, timeout: float = 30) -> int:
         code = self.proc.wait(timeout)
         self._reader.join(5)
+        shutil.rmtree(self._tmp, ignore_errors=True)
         return code
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def leftovers(host: Host) -> dict:
