@@ -121,6 +121,12 @@ def settings_from(args: "argparse.Namespace") -> Settings:
         raise InputError("--lost-timeout must be 1 second or more")
     if settings.remotes and settings.no_server:
         raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
+    if settings.remotes and settings.file is not None:
+        # Not ignored in silence: a remote run applies no graph here.
+        raise InputError(
+            "--file cannot be used with --remote: each graph of a remote run names its host"
+            " (give this machine's graph a remote: of its own, e.g. ssh://root@localhost)"
+        )
     if not settings.remotes and settings.file is None:
         raise InputError("mgmt run needs --file GRAPH.yaml (or --remote FILE)")
     return settings

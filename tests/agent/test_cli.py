@@ -10,6 +10,7 @@ import stat
 import textwrap
 from pathlib import Path
 
+import pytest
 from helpers import AgentProcess, read, run_mgmt, wait_for
 
 
@@ -252,6 +253,22 @@ def test_usage_errors_exit_2():
     assert run_mgmt([]).returncode == 2
     result = run_mgmt(["--file", "x.yaml", "--etcd-auth-stdin", "--no-server"])
     assert result.returncode == 2 and "username:password" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, said",
+    [
+        (["--no-server"], "--no-server cannot be used with --remote"),
+        (["--file", "local.yaml"], "--file cannot be used with --remote"),  # not ignored
+    ],
+)
+def test_flags_a_remote_run_cannot_honour_are_refused(tmp_path, flags, said):
+    graph = tmp_path / "a.yaml"
+    write_graph(graph, "remote: ssh://root@192.0.2.1\nresources: {}\n")
+    result = run_mgmt(["--remote", str(graph), *flags])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mgmt: error: {said}"), result.stderr
 
 
 def test_sigkill_mid_write_never_leaves_a_partial_file_nor_a_temp_file(tmp_path):
