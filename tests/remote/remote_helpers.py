@@ -95,7 +95,7 @@ class Initiator:
         for graph in graphs:
             argv += ["--remote", str(graph)]
         # Its --tmp-prefix dir goes in one of ours: a test that kills it with
-        # SIGKILL leaves that dir behind, and kill() removes it.
+        # SIGKILL leaves that dir behind, and wait() (kill() too) removes it.
         self._tmp = tempfile.mkdtemp(prefix="mgmt-initiator-")
         self.proc = subprocess.Popen(
             argv,
@@ -151,8 +151,7 @@ class Initiator:
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        self.wait()
 
 
 def leftovers(host: Host) -> dict:
