@@ -4,12 +4,21 @@ secondaries (the pool's own env() has no agent, so nothing else uses one)."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from support.polling import wait_until
+
+
+def _accepts(sock: Path) -> bool:
+    """Whether the agent listens: its socket file appears at bind(), before
+    listen(), and an ssh-add in between finds no agent (exit 2)."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.connect(str(sock))
+    return True
 
 
 @contextlib.contextmanager
@@ -24,7 +33,7 @@ def ssh_agent(identity: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(sock.exists, what="ssh-agent's socket")
+        wait_until(lambda: _accepts(sock), what="ssh-agent's socket")
         subprocess.run(
             ["ssh-add", "-q", str(identity)],
             env={"SSH_AUTH_SOCK": str(sock), "PATH": "/usr/bin:/bin"},
