@@ -112,6 +112,8 @@ def _once(
     wall, cpu = time.perf_counter() - wall, _cpu() - cpu
     if done.returncode != 0:
         sys.exit(f"bench: {' '.join(argv[:3])} failed: {done.stderr.strip()[-500:]}")
+    if fresh is not None and not fresh.is_dir():  # it ran from the zip: not a cold start
+        sys.exit(f"bench: {' '.join(argv[:3])} did not make {fresh}")
     return cpu, wall
 
 
@@ -132,6 +134,7 @@ def _variants(work: Path, site: Path, bundle: Path, etcd_url: str) -> List[Varia
     # START's layout of a cached bundle; the graph line is empty (copied apart).
     cache = work / "cache"
     (cache / "bundles").mkdir(parents=True)
+    (cache / "shiv").mkdir()  # START makes both; the launcher unpacks into the second
     cached = cache / "bundles" / "bench.pyz"
     shutil.copy(bundle, cached)
     unpacked = cache / "shiv" / f"{cached.name}_{shiv_build_id(cached)}"
