@@ -12,8 +12,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from support import require_tools
 from support.polling import wait_for  # noqa: F401  (re-exported for the provisioning tests)
 
 CASES = Path(__file__).parent / "cases"
@@ -102,14 +103,29 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return probe.getsockname()[1]
 
 
+def bound_by_file_modes() -> List[str]:
+    """A command prefix under which a file's mode binds the process even as root.
+
+    Root reads any file through CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH; the
+    prefix drops both (bounding and inheritable sets, so the exec'd program
+    cannot get them back), as a server run by a service user would be bound.
+    Not root: the modes bind already.
+    """
+    if os.geteuid() != 0:
+        return []
+    require_tools("setpriv")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", "--bounding-set", caps, "--inh-caps", caps, "--"]
+
+
 class ServeProcess:
     """``mgmt-pkg serve`` as a real process; the ready line gives the addresses."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, prefix: Sequence[str] = ()):
         import subprocess
         import sys
 
-        command = [sys.executable, "-m", "mgmt_pkg", "serve", *args]
+        command = [*prefix, sys.executable, "-m", "mgmt_pkg", "serve", *args]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

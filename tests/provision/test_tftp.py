@@ -144,7 +144,8 @@ def test_uploads_are_refused(boot_tree, tftp_port, tmp_path):
     assert (boot_tree / "pxelinux.0").stat().st_size == 42_000
 
 
-@pytest.mark.parametrize("name", ["../secret", "/../secret", "pxelinux.cfg/../../secret"])
+@pytest.mark.parametrize("name", ["../secret", "/../secret", "pxelinux.cfg/../../secret",
+                                  "..\\secret", "pxelinux.cfg\\..\\..\\secret"])  # fmt: skip
 def test_no_escape_from_the_tree(tftp_port, tmp_path, name):
     local = tmp_path / "got"
     result = run("atftp", "-g", "-r", name, "-l", str(local), "127.0.0.1", str(tftp_port))
@@ -157,6 +158,65 @@ def test_missing_file_is_an_error_not_an_empty_file(tftp_port, tmp_path):
     result = run("curl", "-sS", "-o", str(local), f"tftp://127.0.0.1:{tftp_port}/nope")
     assert result.returncode == 68  # curl: "file not found on TFTP server"
     assert not local.exists()
+
+
+@pytest.mark.parametrize("length", [300, 2000])
+def test_a_name_too_long_gets_an_error_not_silence(tftp_port, length):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)  # the answer is immediate; a timeout is the bug
+        client.sendto(_rrq("a" * length), ("127.0.0.1", tftp_port))
+        opcode, code, message, _sender = _reply(client)
+    assert (opcode, code, message) == (ERROR, 1, b"file name too long\0")
+
+
+def test_backslashes_separate_folders(boot_tree, tftp_port):
+    # As Windows boot loaders write them; the overlay already read them so.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        client.sendto(_rrq("pxelinux.cfg\\default"), ("127.0.0.1", tftp_port))
+        opcode, block, data, sender = _reply(client)
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
+    assert (opcode, block) == (DATA, 1)
+    assert data == (boot_tree / "pxelinux.cfg" / "default").read_bytes()
+
+
+# A latin-1 byte that str.isdigit() takes for a digit and int() does not, and
+# more digits than int() takes since Python 3.11; each once stopped the server.
+SUPERSCRIPT_TWO, DIGITS_5000 = b"\xb2", b"9" * 5000
+# (option, value) -> the OACK it gets (a huge size is the largest allowed), or None.
+ODD_OPTIONS = {
+    (b"blksize", SUPERSCRIPT_TWO): None,
+    (b"timeout", SUPERSCRIPT_TWO): None,
+    (b"windowsize", SUPERSCRIPT_TWO): None,
+    (b"blksize", DIGITS_5000): b"blksize\x0065464\x00",
+    (b"timeout", DIGITS_5000): None,  # over 255 seconds
+    (b"windowsize", DIGITS_5000): b"windowsize\x0064\x00",
+}
+
+
+@pytest.mark.parametrize(("option", "value"), list(ODD_OPTIONS),
+                         ids=[f"{o.decode()}-{len(v)}" for o, v in ODD_OPTIONS])  # fmt: skip
+def test_option_values_that_are_not_plain_numbers_do_not_stop_the_server(option, value):
+    overlay = {"/f": Content.from_bytes(b"inline bytes")}
+    with (
+        TftpServer(None, "127.0.0.1", 0, overlay) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        client.sendto(_rrq("f") + option + b"\0" + value + b"\0", server.address)
+        opcode, number, data, sender = _reply(client)
+        oack = ODD_OPTIONS[option, value]
+        if oack is not None:
+            assert (opcode, struct.pack("!H", number) + data) == (OACK, oack)
+            client.sendto(struct.pack("!HH", ACK, 0), sender)
+            opcode, number, data, sender = _reply(client)
+        assert (opcode, number, data) == (DATA, 1, b"inline bytes")
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
+        # and the next client is served too
+        client.sendto(_rrq("f"), server.address)
+        opcode, number, data, sender = _reply(client)
+        assert (opcode, number, data) == (DATA, 1, b"inline bytes")
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
 
 
 def test_inline_overlay_and_server_stays_up_after_it(tmp_path):

@@ -6,10 +6,12 @@ bytes (a rendered kickstart from a graph), or a choice by MAC address for the
 per-host kickstarts that anaconda asks for with ``inst.ks.sendmac``.
 """
 
+import errno
 import hashlib
 import io
 import os
 import re
+import stat
 import time
 from pathlib import Path
 from typing import BinaryIO, Dict, Iterable, Mapping, NamedTuple, Optional, Tuple, Union
@@ -19,11 +21,12 @@ from mgmt.net.http_range import make_etag
 __all__ = [
     "Content",
     "MacSelector",
+    "NotServable",
     "Overlay",
     "OverlayEntry",
     "Source",
-    "load",
     "normalize_mac",
+    "open_source",
     "parse_address",
     "resolve_under",
 ]
@@ -42,21 +45,18 @@ class Content(NamedTuple):
 
     @classmethod
     def from_path(cls, path: Union[str, Path]) -> "Content":
-        info = os.stat(path)
+        return cls._described(os.stat(path), Path(path))
+
+    @classmethod
+    def _described(cls, info: os.stat_result, path: Path) -> "Content":
         etag = make_etag(info.st_size, info.st_mtime_ns, info.st_ino)
-        return cls(info.st_size, info.st_mtime, etag, Path(path))
+        return cls(info.st_size, info.st_mtime, etag, path)
 
     @classmethod
     def from_bytes(cls, data: bytes, mtime: Optional[float] = None) -> "Content":
         # The digest makes the ETag strong: the same bytes always give the same tag.
         digest = hashlib.sha256(data).hexdigest()[:32]
         return cls(len(data), time.time() if mtime is None else mtime, f'"{digest}"', data=data)
-
-    def open(self) -> BinaryIO:
-        if self.data is not None:
-            return io.BytesIO(self.data)
-        assert self.path is not None
-        return open(self.path, "rb")
 
 
 def normalize_mac(value: str) -> Optional[str]:
@@ -69,16 +69,70 @@ def normalize_mac(value: str) -> Optional[str]:
 Source = Union[Content, Path]
 
 
-def load(source: Optional[Source]) -> Optional[Content]:
-    """The Content of a source now; None if it is missing or unreadable."""
-    if source is None or isinstance(source, Content):
-        return source
+class NotServable(Exception):
+    """Why a body cannot be served: its ``kind`` (MISSING, FORBIDDEN or FAILED) and the
+    reason; ``str()`` also names the file on disk, for the server's log only."""
+
+    MISSING, FORBIDDEN, FAILED = "missing", "forbidden", "failed"
+
+    def __init__(self, kind: str, reason: str, path: Optional[Path] = None):
+        self.kind = kind
+        self.reason = reason
+        self.path = path
+        super().__init__(f"cannot read {path}: {reason}" if path is not None else reason)
+
+    @classmethod
+    def from_error(cls, error: OSError, path: Optional[Path] = None) -> "NotServable":
+        if error.errno in _FORBIDDEN:
+            kind = cls.FORBIDDEN
+        elif error.errno in _MISSING:
+            kind = cls.MISSING
+        else:
+            kind = cls.FAILED
+        return cls(kind, error.strerror or str(error), path)
+
+
+# A name too long or a symlink loop cannot name a file that exists: missing, like ENOENT.
+_MISSING = frozenset((errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP))
+_FORBIDDEN = frozenset((errno.EACCES, errno.EPERM))
+
+
+def open_source(source: Optional[Source]) -> Tuple[Content, BinaryIO]:
+    """A body opened now, with what was opened; NotServable if there is none to read.
+
+    Servers call this before they answer anything, so that a file they cannot
+    read is refused with a status of its own (403, TFTP access violation)
+    instead of a success status followed by nothing.
+    """
+    if source is None:
+        raise NotServable(NotServable.MISSING, "file not found")
+    if isinstance(source, Content):
+        if source.data is not None:
+            return source, io.BytesIO(source.data)
+        assert source.path is not None
+        source = source.path
+    return _open_file(source)
+
+
+def _open_file(path: Path) -> Tuple[Content, BinaryIO]:
     try:
-        if not source.is_file():
-            return None
-        return Content.from_path(source)
-    except OSError:
-        return None
+        # stat first: a FIFO or device in the tree is never opened (opening one can
+        # block or have effects); O_NONBLOCK in case one replaced the file since.
+        # It changes nothing for a regular file.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise NotServable(NotServable.MISSING, "not a regular file", path)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise NotServable.from_error(error, path) from None
+    try:
+        # Described by the open file, not the name: size and ETag are those of what is sent.
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotServable(NotServable.MISSING, "not a regular file", path)
+        return Content._described(info, path), os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class MacSelector:

@@ -26,7 +26,7 @@ from typing import BinaryIO, Dict, Optional, Tuple, Union
 
 from mgmt.log import get_logger
 from mgmt.net.background import BackgroundServer
-from mgmt.net.content import Content, MacSelector, Overlay, load, resolve_under
+from mgmt.net.content import Content, MacSelector, NotServable, Overlay, open_source, resolve_under
 from mgmt.net.http_range import MAX_RANGES, ByteRange, multipart_layout, plan_response
 from mgmt.net.sendfile import send_range
 
@@ -129,51 +129,84 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return urllib.parse.unquote(raw, errors="surrogateescape")
 
-    def _find(self) -> Tuple[Optional[Content], str]:
-        """The Content for this request and a name for its type; (None, "") when answered."""
+    def _find(self) -> Optional[Tuple[Content, BinaryIO, str]]:
+        """The body for this request, already open, and a name for its type; None when answered.
+
+        Opened before any status line: once a 200 is sent, a file that cannot be
+        read could only end in a closed connection. Here it gets a 403 (a 404 if it
+        is gone), for GET, HEAD and ranges alike.
+        """
         url_path = self._url_path()
         if url_path is None:
             self._send_empty(404)
-            return None, ""
+            return None
         key = "/" + "/".join(p for p in url_path.split("/") if p)
         entry = self.server.overlay.get(key)
-        if entry is not None:
-            if isinstance(entry, MacSelector):
-                entry = entry.select(self.headers.items())
-            content = load(entry)
-            if content is None:
-                self._send_empty(404)
-            return content, key
-        root = self.server.root
-        target = resolve_under(root, url_path) if root is not None else None
-        if target is None:
-            self._send_empty(404)
-            return None, ""
         try:
-            if target.is_dir():
-                if not url_path.endswith("/"):
-                    location = urllib.parse.quote(url_path + "/", errors="surrogateescape")
-                    self._send_empty(301, {"Location": location})
-                    return None, ""
-                index = target / "index.html"
-                if index.is_file():
-                    return Content.from_path(index), "index.html"
-                return Content.from_bytes(_listing(url_path, target)), "index.html"
-            if target.is_file():
-                return Content.from_path(target), target.name
-        except OSError:
-            pass  # vanished or unreadable between the checks: same as missing
-        self._send_empty(404)
-        return None, ""
+            if entry is not None:
+                if isinstance(entry, MacSelector):
+                    entry = entry.select(self.headers.items())
+                content, body = open_source(entry)
+                return content, body, key
+            root = self.server.root
+            target = resolve_under(root, url_path) if root is not None else None
+            if target is None:
+                raise NotServable(NotServable.MISSING, "outside the served tree")
+            return self._open_in_tree(url_path, target)
+        except NotServable as refusal:
+            self._send_refusal(refusal)
+            return None
+
+    def _open_in_tree(self, url_path: str, target: Path) -> Optional[Tuple[Content, BinaryIO, str]]:
+        try:
+            is_dir = target.is_dir()
+        except OSError as error:  # e.g. a parent directory we may not search
+            raise NotServable.from_error(error, target) from None
+        if not is_dir:
+            content, body = open_source(target)
+            return content, body, target.name
+        if not url_path.endswith("/"):
+            location = urllib.parse.quote(url_path + "/", errors="surrogateescape")
+            self._send_empty(301, {"Location": location})
+            return None
+        try:
+            content, body = open_source(target / "index.html")
+            return content, body, "index.html"
+        except NotServable as refusal:
+            if refusal.kind != NotServable.MISSING:
+                raise  # an index.html we cannot read is not replaced by a listing
+        try:
+            listing = Content.from_bytes(_listing(url_path, target))
+        except OSError as error:
+            raise NotServable.from_error(error, target) from None
+        return listing, io.BytesIO(listing.data or b""), "index.html"
+
+    def _send_refusal(self, refusal: NotServable) -> None:
+        """404, 403 or 500; one log line for the operator when the cause is on this side."""
+        if refusal.kind == NotServable.MISSING:
+            self._send_empty(404)
+            return
+        shown = _printable(f"{self.command} {self.path}")
+        if refusal.kind == NotServable.FORBIDDEN:
+            log.warning("%s %s: %s", self.client_address[0], shown, refusal)
+            self._send_empty(403)
+        else:
+            log.error("%s %s: %s", self.client_address[0], shown, refusal)
+            self._send_empty(500)
 
     # -- answering --------------------------------------------------------
     def _serve(self) -> None:
         if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
             # A GET with a body: we never read it, so the connection cannot be reused.
             self.close_connection = True
-        content, name = self._find()
-        if content is None:
+        found = self._find()
+        if found is None:
             return
+        content, body, name = found
+        with body:
+            self._answer(content, body, name)
+
+    def _answer(self, content: Content, body: BinaryIO, name: str) -> None:
         plan = plan_response(
             self.command,
             content.size,
@@ -215,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._head(plan.status, headers)
         if self.command == "HEAD":
             return
-        self._send_body(content, parts, tail)
+        self._send_body(body, parts, tail)
 
     def _head(self, status: int, headers: Dict[str, Union[str, int]]) -> None:
         self.send_response(status)
@@ -226,13 +259,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_empty(self, status: int, headers: Optional[Dict[str, str]] = None) -> None:
         self._head(status, {**(headers or {}), "Content-Length": 0})
 
-    def _send_body(self, content: Content, parts: list, tail: bytes) -> None:
+    def _send_body(self, body: BinaryIO, parts: list, tail: bytes) -> None:
         try:
-            with content.open() as body:
-                for head, byte_range in parts:
-                    if head:
-                        self.wfile.write(head)
-                    self._send_range(body, byte_range)
+            for head, byte_range in parts:
+                if head:
+                    self.wfile.write(head)
+                self._send_range(body, byte_range)
             if tail:
                 self.wfile.write(tail)
         except _HANGUPS as error:

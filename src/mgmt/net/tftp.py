@@ -10,7 +10,7 @@ Each read request gets its own thread and UDP socket (its own transfer ID, as
 RFC 1350 asks); write requests are answered with "access violation".
 """
 
-import os
+import contextlib
 import socket
 import struct
 import threading
@@ -19,7 +19,15 @@ from typing import BinaryIO, Dict, List, Optional, Tuple, Union
 
 from mgmt.log import get_logger
 from mgmt.net.background import BackgroundServer
-from mgmt.net.content import MacSelector, Overlay, OverlayEntry, load, resolve_under
+from mgmt.net.content import (
+    MacSelector,
+    NotServable,
+    Overlay,
+    OverlayEntry,
+    Source,
+    open_source,
+    resolve_under,
+)
 
 __all__ = ["TftpServer", "parse_request"]
 
@@ -40,6 +48,14 @@ MAX_BLKSIZE = 65464  # RFC 2348's upper bound
 MAX_WINDOWSIZE = 64
 MAX_WINDOW_BYTES = 1 << 20
 _MAX_PACKET = 65536
+
+
+# RFC 1350's codes for a file we cannot send; any other failure is "not defined".
+_CODES = {
+    NotServable.MISSING: NOT_FOUND,
+    NotServable.FORBIDDEN: ACCESS_VIOLATION,
+    NotServable.FAILED: NOT_DEFINED,
+}
 
 
 class RequestError(Exception):
@@ -91,23 +107,35 @@ class _Netascii:
         self._raw.close()
 
 
+def _number(text: Optional[str]) -> Optional[int]:
+    """An option's decimal value, None if it is not one.
+
+    Not str.isdigit() and int(): byte 0xB2 (a superscript 2 in latin-1) is a digit
+    to isdigit() but not to int(), and Python 3.11+ int() refuses more than 4300
+    digits; either ValueError ended the server's loop. A long number is just large.
+    """
+    if not text or text.strip("0123456789"):
+        return None
+    significant = text.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 9 else 10**9
+
+
 def _negotiate(options: Dict[str, str], size: Optional[int]) -> Dict[str, str]:
     """The options we accept, with the values we will use (RFC 2347-2349)."""
     accepted: Dict[str, str] = {}
-    if "blksize" in options and options["blksize"].isdigit():
-        blksize = int(options["blksize"])
-        if blksize >= 8:
-            accepted["blksize"] = str(min(blksize, MAX_BLKSIZE))
-    timeout = options.get("timeout", "")
-    if timeout.isdigit() and 1 <= int(timeout) <= 255:
-        accepted["timeout"] = timeout
+    blksize = _number(options.get("blksize"))
+    if blksize is not None and blksize >= 8:
+        accepted["blksize"] = str(min(blksize, MAX_BLKSIZE))
+    timeout = _number(options.get("timeout"))
+    if timeout is not None and 1 <= timeout <= 255:
+        accepted["timeout"] = str(timeout)
     if "tsize" in options and size is not None:
         accepted["tsize"] = str(size)
-    windowsize = options.get("windowsize", "")
-    if windowsize.isdigit() and int(windowsize) >= 1:
+    windowsize = _number(options.get("windowsize"))
+    if windowsize is not None and windowsize >= 1:
         blksize = int(accepted.get("blksize", DEFAULT_BLKSIZE))
         most = max(1, min(MAX_WINDOWSIZE, MAX_WINDOW_BYTES // blksize))
-        accepted["windowsize"] = str(min(int(windowsize), most))
+        accepted["windowsize"] = str(min(windowsize, most))
     return accepted
 
 
@@ -230,29 +258,31 @@ class TftpServer(BackgroundServer):
     def set_overlay(self, overlay: Overlay) -> None:
         self._overlay = dict(overlay)
 
-    def _open(self, filename: str) -> Tuple[object, Optional[int]]:
+    def _open(self, filename: str) -> Tuple[BinaryIO, int]:
         """A binary reader for ``filename`` and its size; RequestError if refused."""
-        key = "/" + "/".join(p for p in filename.replace("\\", "/").split("/") if p)
+        # A backslash separates folders, in the tree as in the overlay: Windows boot
+        # loaders (WDS, bootmgr) ask for names like boot\x64\wdsnbp.com. A file whose
+        # own name holds a backslash cannot be reached, a cost worth one rule for
+        # both; and ..\ is then refused like ../ (never "outside" for a mere name).
+        relative = filename.replace("\\", "/")
+        key = "/" + "/".join(p for p in relative.split("/") if p)
         entry = self._overlay.get(key)
+        source: Optional[Source]
         if entry is not None:
-            if isinstance(entry, MacSelector):
-                entry = entry.default  # TFTP carries no MAC header; pxelinux asks by file name
-            content = load(entry)
-            if content is None:
-                raise RequestError(NOT_FOUND, "file not found")
-            return content.open(), content.size
-        if self.root is None:
-            raise RequestError(NOT_FOUND, "file not found")
-        target = resolve_under(self.root, filename)
-        if target is None:
-            raise RequestError(ACCESS_VIOLATION, "outside the served tree")
-        if not target.is_file():
-            raise RequestError(NOT_FOUND, "file not found")
+            # TFTP carries no MAC header; pxelinux asks by file name.
+            source = entry.default if isinstance(entry, MacSelector) else entry
+        elif self.root is None:
+            source = None
+        else:
+            source = resolve_under(self.root, relative)
+            if source is None:
+                raise RequestError(ACCESS_VIOLATION, "outside the served tree")
         try:
-            raw = open(target, "rb")  # noqa: SIM115 (the transfer thread closes it)
-        except OSError as error:
-            raise RequestError(ACCESS_VIOLATION, error.strerror or "cannot read") from error
-        return raw, os.fstat(raw.fileno()).st_size
+            content, reader = open_source(source)  # the transfer thread closes it
+        except NotServable as refusal:
+            # Not str(refusal): that names the file on the server's disk.
+            raise RequestError(_CODES[refusal.kind], refusal.reason.lower()) from None
+        return reader, content.size
 
     def _handle(self, packet: bytes, client: Tuple[str, int]) -> None:
         try:
@@ -297,8 +327,15 @@ class TftpServer(BackgroundServer):
                 raise
             try:
                 self._handle(packet, client)
-            except OSError as error:  # e.g. a failed sendto: one request must not end the server
-                log.warning("%s: request failed: %s", client[0], error)
+            except Exception as error:  # one request must not end the server
+                if isinstance(error, OSError):
+                    log.warning("%s: request failed: %s", client[0], error)
+                else:  # a bug: keep its traceback
+                    log.error("%s: request failed: %r", client[0], error, exc_info=True)
+                # The client still hears of it rather than waiting out its timeout
+                # (unless sending is what failed).
+                with contextlib.suppress(OSError):
+                    self._sock.sendto(_error_packet(NOT_DEFINED, "server error"), client)
 
     def _close(self) -> None:
         for transfer in self._transfers:

@@ -8,7 +8,7 @@ from typing import Dict, List, Tuple
 
 import click
 
-from mgmt.net.content import MacSelector, OverlayEntry, normalize_mac
+from mgmt.net.content import MacSelector, NotServable, OverlayEntry, normalize_mac, open_source
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 
 READY = "serving {root} at {where}"
@@ -28,8 +28,7 @@ def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
         url_path, _at, mac = target.partition("@")
         if not equals or not url_path.startswith("/") or not source:
             raise InvalidInput(f"--file {spec!r}: expected /URL/PATH[@MAC]=FILE")
-        if not Path(source).is_file():
-            raise InvalidInput(f"--file {spec!r}: {source} is not a file")
+        _check_readable(spec, Path(source))
         key = "/" + "/".join(p for p in url_path.split("/") if p)
         if mac:
             normalized = normalize_mac(mac)
@@ -42,6 +41,18 @@ def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
     for key, table in by_mac.items():
         overlay[key] = MacSelector(dict(table), plain.get(key))
     return overlay
+
+
+def _check_readable(spec: str, source: Path) -> None:
+    """Open ``source`` once, as the servers will: a file they could not read is
+    refused now, not answered with 403 to every host that asks for it."""
+    try:
+        _content, body = open_source(source)
+    except NotServable as refusal:
+        if refusal.kind == NotServable.MISSING:
+            raise InvalidInput(f"--file {spec!r}: {source} is not a file") from None
+        raise InvalidInput(f"--file {spec!r}: cannot read {source}: {refusal.reason}") from None
+    body.close()
 
 
 def _listen(factory, what: str, bind: str, port: int):

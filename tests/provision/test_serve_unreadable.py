@@ -1,0 +1,126 @@
+"""`mgmt-pkg serve` and files it may not read: refused with a status of their own.
+
+The server runs without root's file-permission override (see
+provision_support.bound_by_file_modes), so a mode-000 file or a directory it
+may not search is really unreadable to it, as it is to a service user; no
+system call is faked.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator, Tuple
+
+import pytest
+from provision_support import ServeProcess, bound_by_file_modes, request
+
+from mgmt.net.tftp import ERROR, RRQ
+
+Address = Tuple[str, int]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("www")
+    (root / "ok.txt").write_text("readable\n")
+    (root / "unread").write_text("s\n")
+    (root / "closed").mkdir()
+    (root / "closed" / "x").write_text("behind a closed door\n")
+    (root / "unread").chmod(0)
+    (root / "closed").chmod(0)
+    yield root
+    (root / "closed").chmod(0o755)  # so that the temporary tree can be removed
+    (root / "unread").chmod(0o644)
+
+
+def _http_address(server: ServeProcess) -> Address:
+    host, port = server.http.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+@pytest.fixture(scope="module")
+def served(tree) -> Iterator[ServeProcess]:
+    args = ["--bind", "127.0.0.1", "--port", "0", "--tftp", "--tftp-port", "0"]
+    with ServeProcess(str(tree), *args, prefix=bound_by_file_modes()) as server:
+        yield server
+        server.stop()
+
+
+RANGES = {
+    "GET": ("GET", {}),
+    "HEAD": ("HEAD", {}),
+    "range": ("GET", {"Range": "bytes=0-0"}),
+    "multirange": ("GET", {"Range": "bytes=0-0,1-1"}),
+}
+
+
+@pytest.mark.parametrize("kind", list(RANGES))
+@pytest.mark.parametrize("path", ["/unread", "/closed/x"])
+def test_an_unreadable_file_is_forbidden_before_any_header(served, path, kind):
+    method, headers = RANGES[kind]
+    address = _http_address(served)
+    reply = request(address, path, method, headers)
+    assert (reply.status, reply.body) == (403, b"")
+    # and the server goes on serving
+    assert request(address, "/ok.txt").body == b"readable\n"
+
+
+def test_an_unreadable_file_logs_one_line_and_no_traceback(tree):
+    args = ["--bind", "127.0.0.1", "--port", "0"]
+    with ServeProcess(str(tree), *args, prefix=bound_by_file_modes()) as server:
+        address = _http_address(server)
+        assert request(address, "/unread").status == 403
+        assert request(address, "/ok.txt").status == 200
+        log = server.stop()
+    lines = log.splitlines()
+    assert len(lines) == 1, log
+    assert f"GET /unread: cannot read {tree / 'unread'}: Permission denied" in lines[0]
+
+
+def test_a_file_source_that_turns_unreadable_or_vanishes(tree, tmp_path):
+    kickstart = tmp_path / "host.ks"
+    kickstart.write_text("# kickstart\n")
+    args = ["--bind", "127.0.0.1", "--port", "0", "--file", f"/ks.cfg={kickstart}"]
+    with ServeProcess(str(tree), *args, prefix=bound_by_file_modes()) as server:
+        address = _http_address(server)
+        assert request(address, "/ks.cfg").body == b"# kickstart\n"
+        kickstart.chmod(0)
+        for method in ("GET", "HEAD"):
+            assert request(address, "/ks.cfg", method).status == 403
+        kickstart.unlink()
+        assert request(address, "/ks.cfg").status == 404
+        log = server.stop()
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("spec_source", ["unread", "closed/x"])
+def test_an_unreadable_file_source_is_refused_at_startup(tree, spec_source):
+    source = tree / spec_source
+    command = [*bound_by_file_modes(), sys.executable, "-m", "mgmt_pkg", "serve", str(tree),
+               "--bind", "127.0.0.1", "--port", "0", "--file", f"/ks.cfg={source}"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert result.stdout == ""  # never said it was serving
+    assert result.stderr == (
+        f"mgmt-pkg: error: --file '/ks.cfg={source}': cannot read {source}: Permission denied\n"
+    )
+
+
+def _tftp_error(port: int, name: str) -> Tuple[int, bytes]:
+    """(error code, message) of the answer to a read request, which must be an ERROR."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)  # the server answers at once; silence is the bug
+        client.sendto(struct.pack("!H", RRQ) + name.encode() + b"\0octet\0", ("127.0.0.1", port))
+        packet = client.recv(65536)
+    opcode, code = struct.unpack("!HH", packet[:4])
+    assert opcode == ERROR, packet[:40]
+    return code, packet[4:]
+
+
+@pytest.mark.parametrize("name", ["unread", "closed/x"])
+def test_an_unreadable_file_over_tftp_is_an_access_violation(served, name):
+    assert _tftp_error(served.tftp_port, name) == (2, b"permission denied\0")
