@@ -33,6 +33,36 @@ MAX_RESOURCES = 20000
 MAX_DEPTH = 64
 
 NUL_MESSAGE = "a string holds a NUL character (\\0): no path, command or name can hold one"
+# Longer integers are no field's value (the largest bound is 11 digits), and
+# Python 3.11+ cannot even convert one of 4,300 digits (int_max_str_digits):
+# one limit, the same on every Python, stops them at the reader.
+MAX_DIGITS = 100
+
+
+def text_problem(value: str) -> Optional[str]:
+    """Why a string read from a graph can be no value of it, or None.
+
+    A NUL ends a path or an argument in the kernel; a lone surrogate (a
+    ``\\ud800`` escape in JSON or YAML) is no character at all: it cannot be
+    written to a file, a log or the world, and os functions turn it into a
+    stray byte of a file name.
+    """
+    if "\0" in value:
+        return NUL_MESSAGE
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(value[err.start])
+        return f"a string holds a lone surrogate U+{code:04X}, which is not valid Unicode text"
+    return None
+
+
+def too_many_digits(text: str) -> bool:
+    """Whether an integer literal is over :data:`MAX_DIGITS` (a 0x counts two)."""
+    return len(text.lstrip("+-").replace("_", "")) > MAX_DIGITS
+
+
+DIGITS_MESSAGE = f"a number has more than {MAX_DIGITS} digits; no field takes one"
 
 
 def check_size(text: str, path: Optional[str]) -> None:

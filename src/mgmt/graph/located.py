@@ -8,19 +8,24 @@ edit brings YAML. JSON values carry no lines (``None``).
 
 Both readers keep to the bounds of :mod:`mgmt.graph.limits` and refuse a NUL
 in any string: no path, command, name or service can hold one, and a file's
-content with one belongs in a ``source:`` file.
+content with one belongs in a ``source:`` file. They refuse lone surrogates
+(``"\\ud800"``) too, which are no text (see :func:`~mgmt.graph.limits.text_problem`),
+and integers longer than :data:`~mgmt.graph.limits.MAX_DIGITS`.
 """
 
 import json
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from mgmt.errors import GraphError
 from mgmt.graph.limits import (
+    DIGITS_MESSAGE,
     MAX_DEPTH,
-    NUL_MESSAGE,
     Budget,
     check_json_containers,
     check_size,
+    text_problem,
+    too_many_digits,
 )
 from mgmt.graph.values import new_dict, new_list
 
@@ -34,13 +39,15 @@ def load_located(text: str, path: Optional[str] = None) -> Any:
         check_json_containers(text, path)
         budget = Budget(path)
         try:
-            document = json.loads(text, object_pairs_hook=_Pairs(budget, path))
+            document = json.loads(
+                text, object_pairs_hook=_Pairs(budget, path), parse_int=_IntParser(text, path)
+            )
         except ValueError:
             pass  # a YAML flow mapping: "{graph: g, ...}" is not JSON
         except RecursionError:  # the C scanner's own guard; far deeper than MAX_DEPTH
             raise budget.too_deep(None) from None
         else:
-            return _Located(Budget(path)).value(document, 1)
+            return _Located(Budget(path), text).value(document, 1)
     from mgmt.graph.yamlload import load_yaml  # PyYAML only for YAML text
 
     return load_yaml(text, path)
@@ -57,6 +64,63 @@ def graph_as_json(text: str) -> Optional[str]:
         return json.dumps(document, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
         return None
+
+
+class _IntParser:
+    """json's parse_int: refuse a long integer before int(), which Python 3.11+
+    refuses past 4,300 digits and older ones build however long it is.
+
+    Here, not in the YAML reader: an agent reads JSON without PyYAML.
+    """
+
+    def __init__(self, text: str, path: Optional[str]):
+        self.text = text
+        self.path = path
+
+    def __call__(self, literal: str) -> int:
+        if too_many_digits(literal):
+            # json gives no position; the literal's first occurrence is its line
+            # unless a string before it holds the same 100 digits.
+            line = self.text.count("\n", 0, max(self.text.find(literal), 0)) + 1
+            raise GraphError(DIGITS_MESSAGE, self.path, line)
+        return int(literal)
+
+
+# A JSON escape: a UTF-16 surrogate's \uXXXX, or any other (\\ included, so
+# that an escaped backslash is never read as the start of one).
+_ESCAPE = re.compile(r"\\(?:u([dD][89a-fA-F][0-9a-fA-F]{2})|u[0-9a-fA-F]{4}|.)", re.DOTALL)
+
+
+def _surrogate_line(text: str) -> Optional[int]:
+    """The line of the first lone surrogate in JSON text (json.loads gives none)."""
+    at = _lone_escape(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:  # a raw one: text that came from no UTF-8 file
+        at = err.start if at is None else min(at, err.start)
+    return None if at is None else text.count("\n", 0, at) + 1
+
+
+def _lone_escape(text: str) -> Optional[int]:
+    """Where the first \\uD800-\\uDFFF escape that is not half of a pair starts.
+
+    A high surrogate escape followed at once by a low one is one character
+    (an emoji written as UTF-16), not a lone surrogate.
+    """
+    pending = None  # a high half waiting for its low half
+    for match in _ESCAPE.finditer(text):
+        half = match.group(1)
+        is_low = half is not None and half[1] in "cdefCDEF"
+        if pending is not None:
+            if is_low and match.start() == pending.end():
+                pending = None
+                continue
+            return pending.start()
+        if is_low:
+            return match.start()
+        if half is not None:
+            pending = match
+    return None if pending is None else pending.start()
 
 
 class _Pairs:
@@ -79,14 +143,14 @@ class _Pairs:
 class _Located:
     """Plain JSON values -> located values without lines, counted and depth-checked."""
 
-    def __init__(self, budget: Budget):
+    def __init__(self, budget: Budget, text: str):
         self.budget = budget
+        self.text = text
 
-    def value(self, value: Any, depth: int) -> Any:
+    def value(self, value: Any, depth: int, key: Optional[str] = None) -> Any:
         self.budget.spend(1, None)
         if isinstance(value, str):
-            if "\0" in value:
-                raise GraphError(NUL_MESSAGE, self.budget.path, None)
+            self.check_text(value, f" (the value of {key!r})" if key is not None else "")
             return value
         if not isinstance(value, (dict, list)):
             return value
@@ -94,15 +158,22 @@ class _Located:
             raise self.budget.too_deep(None)
         if isinstance(value, list):
             seq = new_list(None)
-            seq.extend(self.value(item, depth + 1) for item in value)
+            seq.extend(self.value(item, depth + 1, key) for item in value)
             seq.item_lines = [None] * len(seq)
             return seq
         out = new_dict(None)
-        for key, item in value.items():
-            if "\0" in key:
-                raise GraphError(NUL_MESSAGE, self.budget.path, None)
-            out[key] = self.value(item, depth + 1)
+        for name, item in value.items():
+            self.check_text(name, " (a mapping key)")
+            out[name] = self.value(item, depth + 1, name)
         return out
+
+    def check_text(self, text: str, where: str) -> None:
+        problem = text_problem(text)
+        if problem is not None:
+            # json gives no positions, but a lone surrogate's escape can be found
+            # in the text; a NUL's cannot be told from one in another string.
+            line = None if "\0" in text else _surrogate_line(self.text)
+            raise GraphError(problem + where, self.budget.path, line)
 
 
 def _string_keys_only(value: Any) -> bool:

@@ -4,15 +4,19 @@ import os
 from typing import Any, List, Optional, Tuple, Union
 
 from mgmt.errors import GraphError
+from mgmt.graph.clash import find_clash
 from mgmt.graph.deps import dependencies, find_cycle
 from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES
 from mgmt.graph.located import load_located
 from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, ResourceSpec, key_str
 from mgmt.graph.values import LocDict, LocList, new_dict, new_list
-from mgmt.resources.base import FieldError, Meta, fill_params, kind_class, known_kinds
+from mgmt.resources.base import META_FIELDS, FieldError, Meta, fill_params, kind_class, known_kinds
+from mgmt.resources.fields import describe
 
 TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote", "via", "sudo", "python")
-META_TYPES = {"autoedge": bool, "autogroup": bool, "noop": bool, "retry": int, "delay": int}
+# Characters no name may hold: they would split or garble a log line, a
+# status line and the world's keys (C0, DEL, C1, and the Unicode line breaks).
+_CONTROL = frozenset(map(chr, [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]))
 
 
 class _Parser:
@@ -58,6 +62,7 @@ class _Parser:
         doc = self.mapping(doc, "the graph file", 1)
         self.only_keys(doc, TOP_KEYS, "the graph file")
         name = self.string(doc, "graph", "the graph file", required=True)
+        self.check_name(name, "the graph file: 'graph'", doc.line_of("graph"))
         graph = Graph(name=name, path=self.path)
         graph.comment = self.string(doc, "comment", "the graph file")
         graph.remote = self.string(doc, "remote", "the graph file") or None
@@ -67,9 +72,13 @@ class _Parser:
         if "via" in doc:
             graph.via, graph.via_line = self.via(doc.get("via"), doc.line_of("via"))
         line = doc.line_of("resources")
-        resources = self.mapping(doc.get("resources") or _empty(line), "resources", line)
+        # Absent or null is no resources, as for edges and collect; 0, "" or []
+        # is a mistake to point at, not an empty graph to run.
+        value = doc.get("resources")
+        resources = _empty(line) if value is None else self.mapping(value, "resources", line)
         for kind, items in resources.items():
             self.resources(graph, kind, items, resources.line_of(kind))
+        self.check_clashes(graph)
         line = doc.line_of("collect")
         for item, item_line in _items(self.sequence(doc.get("collect"), "collect", line)):
             graph.collect.append(self.collect(self.mapping(item, "a collect entry", item_line)))
@@ -132,10 +141,12 @@ class _Parser:
         name = data.get("name")
         if name is None:
             raise self.fail(f"{what} needs 'name'", data.line)
-        if not isinstance(name, str) or not name.strip(EXPORT_MARK):
-            raise self.fail(f"{what}: 'name' must be a non-empty string", data.line_of("name"))
+        if not isinstance(name, str):
+            message = f"{what}: 'name' must be a string, got {describe(name)}"
+            raise self.fail(message, data.line_of("name"))
         exported = name.startswith(EXPORT_MARK)
         name = name[len(EXPORT_MARK) :] if exported else name
+        self.check_name(name, f"{what}: 'name'", data.line_of("name"))
         meta = self.meta(data.get("meta"), data.line_of("meta"), f"{kind}[{name}]")
         params = {k: v for k, v in data.items() if k not in ("name", "meta")}
         try:
@@ -150,15 +161,40 @@ class _Parser:
         if value is None:
             return Meta()
         data = self.mapping(value, f"{what}: meta", line)
-        self.only_keys(data, tuple(META_TYPES), f"{what}: meta")
-        for key, wanted in META_TYPES.items():
+        self.only_keys(data, tuple(META_FIELDS), f"{what}: meta")
+        for key, field in META_FIELDS.items():
             got = data.get(key)
-            if got is not None and (type(got) is not wanted):
-                raise self.fail(
-                    f"{what}: meta {key} must be {wanted.__name__}, got {_type(got)}",
-                    data.line_of(key),
-                )
+            if got is None:
+                continue
+            if type(got) is not field.types:
+                message = f"{what}: meta {key} must be {field.types.__name__}, got {describe(got)}"
+                raise self.fail(message, data.line_of(key))
+            try:
+                field.check(key, got)
+            except FieldError as err:
+                raise self.fail(f"{what}: meta {err}", data.line_of(key)) from None
         return Meta(**{k: v for k, v in data.items() if v is not None})
+
+    def check_name(self, name: str, what: str, line: Optional[int]) -> None:
+        """A name is shown in logs and is a key in the world: visible text on one line."""
+        if not name.strip():
+            raise self.fail(f"{what} must not be empty or blank, got {name!r}", line)
+        bad = next((c for c in name if c in _CONTROL), None)
+        if bad is not None:
+            message = f"{what} must not hold the control character U+{ord(bad):04X}: {name!r}"
+            raise self.fail(message, line)
+
+    def check_clashes(self, graph: Graph) -> None:
+        clash = find_clash(graph.local().values())
+        if clash is None:
+            return
+        first, second, ident = clash
+        where = f" (line {first.line})" if first.line is not None else ""
+        message = (
+            f"{key_str(second.key)} and {key_str(first.key)}{where} both manage {ident}: "
+            "they would undo each other's changes forever; keep one"
+        )
+        raise self.fail(message, second.line)
 
     def collect(self, data: LocDict) -> Collect:
         self.only_keys(data, ("kind", "pattern"), "a collect entry")
@@ -177,8 +213,19 @@ class _Parser:
             self.only_keys(ref, ("kind", "name"), f"edge {end!r}")
             what = f"edge {end!r}"
             key = (self.string(ref, "kind", what, True), self.string(ref, "name", what, True))
-            if key not in graph.resources:
+            marked = key[1].startswith(EXPORT_MARK)  # "@@a" in an edge: the exported a
+            spec = graph.resources.get((key[0], key[1][len(EXPORT_MARK) :]) if marked else key)
+            if spec is None or (marked and not spec.exported):
                 raise self.fail(f"edge {end!r} names a missing resource {key_str(key)}", ref.line)
+            key = spec.key
+            if spec.exported:
+                # As mgmt: an exported resource is published for other hosts,
+                # never run here, so nothing here can run before or after it.
+                message = (
+                    f"edge {end!r} names {key_str(key)}, which is exported (@@): "
+                    "it is not run on this host, so no edge can order it"
+                )
+                raise self.fail(message, ref.line)
             ends.append(key)
         name = data.get("name")
         return Edge(ends[0], ends[1], "" if name is None else str(name), data.line)
@@ -195,11 +242,7 @@ class _Parser:
 
 
 def _type(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
+    return describe(value)
 
 
 def _empty(line: int) -> LocDict:

@@ -27,7 +27,7 @@ from yaml.events import (
 )
 
 from mgmt.errors import GraphError
-from mgmt.graph.limits import MAX_DEPTH, NUL_MESSAGE, Budget
+from mgmt.graph.limits import DIGITS_MESSAGE, MAX_DEPTH, Budget, text_problem, too_many_digits
 from mgmt.graph.values import LocDict, copy_located, new_dict, new_list
 
 # The C parser when PyYAML was built with libyaml: it tokenizes several times faster.
@@ -35,6 +35,16 @@ from mgmt.graph.values import LocDict, copy_located, new_dict, new_list
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+_INT = "tag:yaml.org,2002:int"
+# What a scalar was read as, in an error: "cannot read '2020-13-45' as a date".
+_TAG_WORDS = {
+    "tag:yaml.org,2002:bool": "a boolean",
+    _INT: "an integer",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:timestamp": "a date",
+    "tag:yaml.org,2002:binary": "binary data",
+    "tag:yaml.org,2002:null": "null",
+}
 _NO_KEY = object()
 
 # An anchor: the value, how many values it counts, how deep it goes, its line.
@@ -135,18 +145,48 @@ class _Reader:
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag == _MERGE:
             raise self.fail("YAML merge keys (<<) are not supported", line)
-        if tag == _STR:
-            value = event.value  # most scalars; the constructor costs 10x more
-        else:
-            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-            try:
-                value = self.loader.construct_object(node, deep=True)
-            except yaml.YAMLError as err:
-                problem = getattr(err, "problem", None) or str(err)
-                raise self.fail(f"bad value: {_one_line(problem)}", line) from None
-        if isinstance(value, str) and "\0" in value:
-            raise self.fail(NUL_MESSAGE, line)
+        # Most scalars are strings; the constructor costs 10x more.
+        value = event.value if tag == _STR else self.construct(tag, event, line)
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem is not None:
+                raise self.fail(problem + self.where(), line)
         return value
+
+    def construct(self, tag: str, event: ScalarEvent, line: int) -> Any:
+        """A plain or tagged scalar as PyYAML's SafeLoader builds it, or a GraphError.
+
+        The resolver only looks at the shape of the text: ``2020-13-45`` is a
+        date, ``!!int abc`` an int; building them raises ValueError (or
+        KeyError: ``!!bool maybe``), which must name the line like any error.
+        """
+        if tag == _INT and too_many_digits(event.value):
+            raise self.fail(DIGITS_MESSAGE + self.where(), line)
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or str(err)
+            raise self.fail(f"bad value: {_one_line(problem)}", line) from None
+        except Exception as err:  # any of them is this one scalar's fault
+            # ValueError (2020-13-45), KeyError (!!bool maybe), AttributeError
+            # (!!timestamp xyz): PyYAML's constructors trust the resolver.
+            shown = event.value if len(event.value) <= 40 else event.value[:40] + "..."
+            reason = _one_line(str(err)) if isinstance(err, ValueError) else "not a valid value"
+            what = _TAG_WORDS.get(tag, tag)
+            message = f"cannot read {shown!r} as {what}{self.where()}: {reason}"
+            if not event.tag or event.tag == "!":  # resolved from its shape, not asked for
+                message += " (quote it to keep it as text)"
+            raise self.fail(message, line) from None
+
+    def where(self) -> str:
+        """`` (the value of 'content')``: the key a scalar being read belongs to, if any."""
+        for open_value in reversed(self.stack):
+            if isinstance(open_value.value, LocDict):
+                if open_value.key is _NO_KEY:
+                    return " (a mapping key)" if open_value is self.stack[-1] else ""
+                return f" (the value of {open_value.key!r})"
+        return ""
 
     def alias(self, name: str, line: int) -> Tuple[Any, int]:
         if name in self.open_anchors:

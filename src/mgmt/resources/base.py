@@ -85,11 +85,18 @@ from typing import (
     Tuple,
     Type,
     TypeVar,
-    Union,
 )
 
 from mgmt.errors import MgmtError
 from mgmt.log import Logger
+
+# Declared in their own module (the graph reader uses them too); kinds import them from here.
+from mgmt.resources.fields import (
+    MAX_MILLISECONDS,
+    Field,
+    FieldError,
+    number_field,
+)
 
 if TYPE_CHECKING:
     from typing import Protocol  # novermin (3.8+: for type checkers only)
@@ -97,6 +104,7 @@ else:  # at run time (Python 3.6 and 3.7 included) the interfaces below are plai
     Protocol = object
 
 __all__ = [
+    "META_FIELDS",
     "REGISTRY",
     "Cancel",
     "Field",
@@ -109,6 +117,7 @@ __all__ = [
     "Watcher",
     "kind_class",
     "known_kinds",
+    "number_field",
 ]
 
 # kind -> "module:Class", imported on first use (see kind_class).
@@ -137,44 +146,6 @@ class ResourceError(MgmtError):
         super().__init__(f"{resource}: {message}")
 
 
-class FieldError(ValueError):
-    """A parameter is invalid; graph validation turns it into a GraphError at its line."""
-
-    def __init__(self, field_name: str, message: str):
-        self.field = field_name
-        self.message = message
-        super().__init__(f"{field_name}: {message}")
-
-
-_Types = Union[type, Tuple[type, ...]]
-
-
-class Field(NamedTuple):
-    """One parameter of a kind: accepted types, default, allowed values, and a line of docs.
-
-    ``types`` is a type or a tuple of types (``bool`` is never accepted for
-    ``int``); ``default`` is used when the key is absent (and must not be a
-    mutable object); ``choices`` restricts the value.
-    """
-
-    types: _Types = str
-    required: bool = False
-    default: Any = None
-    choices: Optional[Tuple[Any, ...]] = None
-    doc: str = ""
-
-    def check(self, name: str, value: Any) -> None:
-        types = self.types if isinstance(self.types, tuple) else (self.types,)
-        # bool is an int to isinstance(); a YAML `true` is never a number here.
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if not ok:
-            wanted = " or ".join(t.__name__ for t in types)
-            raise FieldError(name, f"expected {wanted}, got {type(value).__name__} {value!r}")
-        if self.choices is not None and value not in self.choices:
-            allowed = ", ".join(repr(c) for c in self.choices)
-            raise FieldError(name, f"{value!r} is not one of {allowed}")
-
-
 class Meta(NamedTuple):
     """Engine-level settings every resource accepts under ``meta:``.
 
@@ -192,6 +163,19 @@ class Meta(NamedTuple):
     noop: bool = False
     retry: int = 0
     delay: int = 0
+
+
+# How ``meta:`` is checked, as a kind's fields are. A retry below -1 used to
+# mean "forever" by accident, and a huge delay killed the worker thread that
+# waited it (OverflowError), hanging the run.
+MAX_RETRY = 1000000
+META_FIELDS: Dict[str, Field] = {
+    "autoedge": Field(bool, default=True),
+    "autogroup": Field(bool, default=True),
+    "noop": Field(bool, default=False),
+    "retry": number_field(-1, MAX_RETRY, default=0, doc="retries after a failure; -1 forever"),
+    "delay": number_field(0, MAX_MILLISECONDS, default=0, doc="milliseconds before a retry"),
+}
 
 
 class Cancel(Protocol):

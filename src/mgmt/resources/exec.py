@@ -15,6 +15,7 @@ import time
 from typing import Any, List, Mapping, Optional
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.fields import MAX_SECONDS, number_field
 
 TAIL_CHARS = 400
 # Seconds a command has between SIGTERM and SIGKILL (on timeout and on stop).
@@ -31,12 +32,12 @@ class ExecRes(Resource):
     fields = {
         "cmd": Field(str, required=True, doc="the command that makes the state right"),
         "shell": Field(str, default="", doc="run cmd with this shell (e.g. /bin/sh)"),
-        "timeout": Field(int, default=0, doc="seconds before cmd is killed (0: none)"),
+        "timeout": number_field(0, MAX_SECONDS, 0, doc="seconds before cmd is killed (0: none)"),
         "watchcmd": Field(str, default="", doc="long-running command; each output line triggers"),
         "watchshell": Field(str, default="", doc="shell for watchcmd"),
         "ifcmd": Field(str, default="", doc="run cmd only when this exits 0"),
         "ifshell": Field(str, default="", doc="shell for ifcmd"),
-        "pollint": Field(int, default=0, doc="also trigger every N seconds (0: never)"),
+        "pollint": number_field(0, MAX_SECONDS, 0, doc="also trigger every N seconds (0: never)"),
         "state": Field(str, default="", doc="accepted for mgmt compatibility"),
     }
 
@@ -49,9 +50,6 @@ class ExecRes(Resource):
                     shlex.split(text)
                 except ValueError as err:
                     raise FieldError(key, f"cannot split {text!r}: {err}") from None
-        for key in ("timeout", "pollint"):
-            if params[key] < 0:
-                raise FieldError(key, "must be 0 or more")
         if not params["cmd"].strip():
             raise FieldError("cmd", "must not be empty")
 

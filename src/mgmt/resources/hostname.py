@@ -18,7 +18,7 @@ import os
 import socket
 import string
 import subprocess
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
@@ -91,6 +91,11 @@ class HostnameRes(Resource):
         pretty = params.get("pretty_hostname")
         if pretty is not None and ("\n" in pretty or "\0" in pretty):
             raise FieldError("pretty_hostname", "must be one line")
+
+    @classmethod
+    def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
+        # A host has one name: a second hostname resource could only fight the first.
+        return ["hostname"], []
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)

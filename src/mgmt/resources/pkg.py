@@ -69,6 +69,12 @@ class PkgRes(Resource):
         _check_word("state", params["state"])
 
     @classmethod
+    def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
+        # The package is its identity: two resources for one package (installed
+        # and uninstalled) would undo each other; the graph refuses them.
+        return ["pkg:" + (params.get("name") or name)], []
+
+    @classmethod
     def autogroup_key(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
         # Only packages with the same trust setting share a transaction.
         return "nogpgcheck" if params.get("allowuntrusted") else "checked"

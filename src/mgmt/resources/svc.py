@@ -7,7 +7,7 @@ at once, without polling. A unit that ended ``failed`` is reset first, so the
 start-rate limit that protects a crashing unit does not keep a killed one down.
 """
 
-from typing import Any, Callable, List, Mapping, Optional
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.systemd_signals import SystemdSignals
@@ -39,6 +39,12 @@ class SvcRes(Resource):
         name = params.get("name")
         if name is not None and (not name or name.startswith("-") or "/" in name or "\0" in name):
             raise FieldError("name", f"{name!r} is not a unit name")
+
+    @classmethod
+    def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
+        # The unit is its identity: two resources for one unit (running and
+        # stopped) would undo each other; the graph refuses them.
+        return ["svc:" + unit_name(params.get("name") or name)], []
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)

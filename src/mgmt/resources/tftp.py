@@ -9,10 +9,14 @@ disk) by name.
 
 from typing import Any, Dict
 
-from mgmt.resources.base import Field
+from mgmt.resources.fields import number_field
 from mgmt.resources.served import ServedFileRes, ServerRes, file_fields, server_fields
 
 __all__ = ["TftpFileRes", "TftpServerRes"]
+
+# Enough for a lossy link; more only keeps a dead client's transfer thread alive
+# (up to retries x timeout seconds).
+MAX_TFTP_RETRIES = 100
 
 
 class TftpServerRes(ServerRes):
@@ -22,8 +26,9 @@ class TftpServerRes(ServerRes):
     fields = server_fields(
         default_port,
         root_doc="boot tree served read-only; '' for files only",
-        timeout=Field(int, default=1, doc="seconds before a block is sent again"),
-        retries=Field(int, default=5, doc="resends before a transfer is given up"),
+        # 1 to 255 s: the range of RFC 2349's timeout option, which clients may ask for too.
+        timeout=number_field(1, 255, 1, doc="seconds before a block is sent again"),
+        retries=number_field(0, MAX_TFTP_RETRIES, 5, doc="resends before a transfer is given up"),
     )
 
     def _make_server(self, host: str, port: int, overlay: Dict[str, Any]) -> Any:

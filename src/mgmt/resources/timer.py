@@ -9,17 +9,15 @@ ticks that fall due while the previous one is still being handled coalesce.
 import threading
 from typing import Any, Mapping, Optional
 
-from mgmt.resources.base import Field, FieldError, Resource
+from mgmt.resources.base import Resource
+from mgmt.resources.fields import MAX_SECONDS, number_field
 
 
 class TimerRes(Resource):
     kind = "timer"
-    fields = {"interval": Field(int, required=True, doc="seconds between two ticks")}
-
-    @classmethod
-    def validate(cls, params: Mapping[str, Any]) -> None:
-        if params["interval"] <= 0:
-            raise FieldError("interval", f"{params['interval']} must be at least 1 second")
+    fields = {
+        "interval": number_field(1, MAX_SECONDS, required=True, doc="seconds between two ticks")
+    }
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)

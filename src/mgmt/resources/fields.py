@@ -1,0 +1,124 @@
+"""How a kind declares its parameters (:class:`Field`) and how a bad one is reported.
+
+Kept apart from :mod:`mgmt.resources.base` so that the graph reader can use
+:func:`describe` and the bounds without the engine's contract. Every numeric
+field has a range checked when the graph is read: a value the engine cannot
+use (a negative timeout, a delay of 10^22 ms, which ``threading`` refuses with
+an OverflowError in a worker thread) must stop the graph at its line, not
+kill a thread of a running agent.
+"""
+
+from typing import Any, NamedTuple, Optional, Tuple, Union
+
+__all__ = [
+    "MAX_MILLISECONDS",
+    "MAX_SECONDS",
+    "Field",
+    "FieldError",
+    "describe",
+    "number_field",
+]
+
+# The longest wait any field may ask for: a year. Far above any real interval,
+# far below threading.TIMEOUT_MAX (~292 years on Linux) and time.time() + it
+# stays a valid timestamp on every platform the agent runs on.
+MAX_SECONDS = 365 * 24 * 3600
+MAX_MILLISECONDS = MAX_SECONDS * 1000
+# Longer reprs are cut in messages: an error stays one readable line.
+_SHOWN = 60
+
+
+class FieldError(ValueError):
+    """A parameter is invalid; graph validation turns it into a GraphError at its line."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        self.message = message
+        super().__init__(f"{field_name}: {message}")
+
+
+def describe(value: Any) -> str:
+    """A value in a message, in the graph's words: ``a list``, ``int 5``, ``str 'x'``.
+
+    Never the reader's class names (LocList), and short: a 5000-digit integer
+    has no repr at all on Python 3.11+ (int_max_str_digits), so its size is given.
+    """
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"bool {str(value).lower()}"
+    if isinstance(value, int) and value.bit_length() > 200:  # ~60 digits
+        return "an integer of more than 60 digits"
+    if isinstance(value, bytes):
+        return "binary data"
+    if type(value).__name__ in ("date", "datetime"):  # YAML timestamps
+        return f"date {value}"
+    text = repr(value)
+    if len(text) > _SHOWN:
+        text = text[:_SHOWN] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _plain(value: Any) -> str:
+    """A scalar as written (``5``, ``'gone'``), or described when too long to show."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = describe(value)
+        return text.partition(" ")[2] if text.startswith(type(value).__name__ + " ") else text
+    return describe(value)
+
+
+_Types = Union[type, Tuple[type, ...]]
+_Number = Union[int, float]
+
+
+class Field(NamedTuple):
+    """One parameter of a kind: accepted types, default, allowed values, and a line of docs.
+
+    ``types`` is a type or a tuple of types (``bool`` is never accepted for
+    ``int``); ``default`` is used when the key is absent (and must not be a
+    mutable object); ``choices`` restricts the value; ``bounds`` (low, high),
+    both included, restricts a number (see :func:`number_field`).
+    """
+
+    types: _Types = str
+    required: bool = False
+    default: Any = None
+    choices: Optional[Tuple[Any, ...]] = None
+    doc: str = ""
+    bounds: Optional[Tuple[_Number, _Number]] = None
+
+    def check(self, name: str, value: Any) -> None:
+        types = self.types if isinstance(self.types, tuple) else (self.types,)
+        # bool is an int to isinstance(); a YAML `true` is never a number here.
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if not ok:
+            wanted = " or ".join(t.__name__ for t in types)
+            raise FieldError(name, f"expected {wanted}, got {describe(value)}")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            raise FieldError(name, f"{_plain(value)} is not one of {allowed}")
+        if self.bounds is not None and isinstance(value, (int, float)):
+            low, high = self.bounds
+            # `not low <= value` also refuses a float NaN, which compares false.
+            if not low <= value <= high:
+                raise FieldError(name, f"{_plain(value)} is out of range ({low} to {high})")
+
+
+def number_field(
+    low: _Number,
+    high: _Number,
+    default: Optional[_Number] = None,
+    doc: str = "",
+    required: bool = False,
+    types: _Types = int,
+) -> Field:
+    """An integer (or, with ``types``, float) field that must lie in [low, high].
+
+    The range is appended to the doc, so what the graph may say is written once.
+    """
+    doc = f"{doc} ({low} to {high})"
+    return Field(types, required=required, default=default, doc=doc, bounds=(low, high))
