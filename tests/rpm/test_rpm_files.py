@@ -41,6 +41,8 @@ def make_tree(root: Path) -> Path:
     os.symlink("../app.conf", tree / "sub" / "link to conf")
     os.symlink("/nonexistent/target", tree / "dangling")
     (tree / "skip.tmp").write_text("excluded\n")
+    for folder in (tree / "sub", tree / "sub" / "deeper", tree / "empty", tree / "bin"):
+        folder.chmod(0o755)  # whatever the umask: a directory of another mode is owned
     return tree
 
 
@@ -178,6 +180,23 @@ def test_rpmlint_findings_of_the_input_are_not_hidden(tmp_path):
         (["{tree}=/opt/x", "--rpm-user", "bad user"], "--rpm-user: 'bad user' is not a user"),
         (["{tree}=/opt/x", "{tree}/f=/opt/x/f"], "/opt/x/f is already given by another SRC"),
         (["{tabs}=/opt/x"], "the name contains '\\t', which rpm refuses"),
+        (["{tree}/f=/usr/share/../../etc/passwd"],
+         "f=/usr/share/../../etc/passwd': DEST '/usr/share/../../etc/passwd' has a '..' segment"),
+        (["{tree}/f=relative/dest"],
+         "f=relative/dest': DEST 'relative/dest' is not an absolute path (it must start with /)"),
+        (["{tree}/f=/usr/./f"], "f=/usr/./f': DEST '/usr/./f' has a '.' segment"),
+        (["../nonexistent/f"], "'../nonexistent/f': SRC '../nonexistent/f' has a '..' segment; "
+         "give SRC=DEST to say where it goes"),
+        (["{tree}=/x", "--prefix", "relative"],
+         "--prefix: 'relative' is not an absolute path (it must start with /)"),
+        (["{tree}=/x", "--prefix", "/opt/../.."], "--prefix: '/opt/../..' has a '..' segment"),
+        (["{tree}=/x", "--prefix", ""], "--prefix: '' is not an absolute path"),
+        (["{tree}=/opt/x", "--config-files", ""],
+         "--config-files: '' is empty; give a path in the package"),
+        (["{tree}=/opt/x", "--directories", "/opt/x/../x"],
+         "--directories: '/opt/x/../x' has a '..' segment"),
+        (["{tree}=/opt/x", "--rpm-attr", "0600,-,-:/opt/./x/f"],
+         "--rpm-attr: '0600,-,-:/opt/./x/f': '/opt/./x/f' has a '.' segment"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_in_one_line(tmp_path, args, message):
@@ -242,3 +261,59 @@ def test_spec_only_writes_the_spec_and_its_tarball_which_build(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     (built,) = (top / "RPMS").rglob("*.rpm")
     assert list(headers(built)) == ["/usr/share/sp/f"]
+
+
+def test_empty_segments_are_the_same_path(tmp_path):
+    """ "//" names the same file to the kernel, so it is read as one "/"; "."
+    and ".." are refused instead (test_bad_input_exits_2_in_one_line)."""
+    require_tools("rpmbuild")
+    (tmp_path / "f").write_text("x\n")
+    result = run_cli("rpm", "-n", "slashes", "-v", "1", "--prefix", "//opt//s/", "-o",
+                     str(tmp_path / "out"), f"{tmp_path / 'f'}=//usr//share/f")  # fmt: skip
+    assert result.code == 0, result.err
+    assert list(headers(result.paths[2])) == ["/opt/s/usr/share/f"]
+
+
+def test_directories_that_are_not_0755_keep_their_mode(tmp_path):
+    """rpm makes a directory it is not given as 0755: one below SRC with another
+    mode is owned, with its mode; so is one given to --rpm-attr."""
+    require_tools("rpmbuild")
+    tree = tmp_path / "tree"
+    for name, mode in (("private", 0o700), ("shared", 0o2775), ("plain", 0o755),
+                       ("private/inner", 0o755), ("attr", 0o755)):  # fmt: skip
+        (tree / name).mkdir(parents=True)
+        (tree / name / "file").write_text(name)
+        (tree / name).chmod(mode)
+    tree.chmod(0o700)  # the top stands for DEST: its contents go there, not its mode
+    result = run_cli("rpm", "-n", "modes", "-v", "1", "-o", str(tmp_path / "out"), "--rpm-attr",
+                     "0750,-,wheel:/opt/modes/attr", f"{tree}/=/opt/modes")  # fmt: skip
+    assert result.code == 0, result.err
+    dirs = {path: (info[0], info[2]) for path, info in headers(result.paths[2]).items()
+            if info[0].startswith("4")}  # fmt: skip
+    assert dirs == {
+        "/opt/modes/private": ("40700", "root"),
+        "/opt/modes/shared": ("42775", "root"),
+        "/opt/modes/attr": ("40750", "wheel"),
+    }
+
+
+def test_an_old_source_date_epoch_from_the_environment_builds_without_a_changelog(
+    tmp_path, monkeypatch
+):
+    """The command's own changelog entry is left out when rpm would drop its
+    date (before 1990); one asked for with --changelog is refused instead."""
+    require_tools("rpmbuild")
+    (tmp_path / "f").write_text("x\n")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    result = run_cli("rpm", "-n", "old", "-v", "1", "-o", str(tmp_path / "out"),
+                     f"{tmp_path / 'f'}=/opt/old/f")  # fmt: skip
+    assert result.code == 0, result.err
+    assert "%changelog" not in result.paths[0].read_text()
+    form = "%{BUILDTIME} [%{CHANGELOGTIME}]"
+    done = subprocess.run(["rpm", "-qp", "--qf", form, str(result.paths[2])],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert done.stdout == "0 "
+    asked = run_cli("rpm", "-n", "old", "-v", "1", "--changelog", "x", "-o",
+                    str(tmp_path / "out2"), f"{tmp_path / 'f'}=/opt/old/f")  # fmt: skip
+    assert asked.code == 2 and "--source-date-epoch: 0 (1970-01-01) is before" in asked.err
+    assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").iterdir())

@@ -66,11 +66,15 @@ def inputs(draw):
     return values
 
 
-OPERATOR = re.compile(r"\s*(<=|>=|=|<|>)\s*")
+# An operator outside parentheses ("font(:lang=en)" is one name).
+OPERATOR = re.compile(r"\s*(<=|>=|=|<|>)\s*(?![^(]*\))")
 
 
 def canonical(dependency: str) -> str:
-    return OPERATOR.sub(lambda m: f" {m[1]} ", dependency.strip(), count=1)
+    text = dependency.strip()
+    if text.startswith("(") and text.endswith(")"):  # rich; from noise, of one operand
+        return f"({canonical(text[1:-1])})"
+    return OPERATOR.sub(lambda m: f" {m[1]} ", text, count=1)
 
 
 @settings(

@@ -23,6 +23,7 @@ from mgmt_pkg.rpm.rules import (
     check_url,
     check_verrel,
     parse_dependency,
+    quoted,
     refuse,
 )
 
@@ -78,6 +79,15 @@ DEFAULT_LICENSE = "MIT"
 DEFAULT_CATEGORY = "Applications/System"
 DEFAULT_SUMMARY = "Phony package that satisfies dependencies"
 DEFAULT_CHANGELOG = "Phony package built by mgmt-pkg"
+FILES_CHANGELOG = "Packaged with mgmt-pkg"  # the rpm command's (mgmt_pkg.commands.rpm)
+# The entries written when none is asked for: only these may be left out silently.
+_DEFAULT_CHANGELOGS = (DEFAULT_CHANGELOG, FILES_CHANGELOG)
+# rpm reads a %changelog date as noon UTC of that day and drops, with an error
+# it does not fail on, an entry before 1990 (build/parseChangelog.c); it keeps
+# the time in 32 bits, so 2106-02-07 12:00 would wrap to 1970. So the date of
+# SOURCE_DATE_EPOCH must be from 1990-01-01 to 2106-02-06.
+CHANGELOG_FIRST = 631152000  # 1990-01-01 00:00 UTC
+CHANGELOG_END = 4294944000  # 2106-02-07 00:00 UTC, the first day that wraps
 
 
 def _changelog_entry(text: str) -> str:
@@ -91,7 +101,9 @@ def _changelog_entry(text: str) -> str:
     lines = text.split("\n")
     for number, line in enumerate(lines, 1):
         if not line.strip():
-            raise refuse("--changelog", f"line {number} is blank, which ends rpm's entry")
+            raise refuse(
+                "--changelog", f"{quoted(text)}: line {number} is blank, which ends rpm's entry"
+            )
     return "\n".join(line if line.startswith("-") else f"- {line}" for line in lines)
 
 
@@ -143,7 +155,7 @@ class PhonyPackage:
     provides: Tuple[Dependency, ...] = ()
     conflicts: Tuple[Dependency, ...] = ()
     replaces: Tuple[Dependency, ...] = ()
-    changelog: str = f"- {DEFAULT_CHANGELOG}"
+    changelog: Optional[str] = f"- {DEFAULT_CHANGELOG}"  # None: no %changelog entry
     scriptlets: Tuple[Scriptlet, ...] = ()
     placeholder: bool = True
     source_date_epoch: int = field(default_factory=lambda: _midnight_utc_today())
@@ -177,12 +189,17 @@ class PhonyPackage:
         check_verrel(version, "--version")
         check_verrel(release, "--iteration")
         if epoch is not None and not 0 <= epoch <= EPOCH_MAX:
-            raise refuse("--epoch", f"must be between 0 and {EPOCH_MAX}")
+            raise refuse("--epoch", f"{epoch} is not between 0 and {EPOCH_MAX}")
         arch = ARCH_ALIASES.get(arch, arch)
         if arch not in ARCHITECTURES:
             raise refuse("--architecture", f"{arch!r} is not one of {', '.join(ARCHITECTURES)}")
         if source_date_epoch is not None and not 0 <= source_date_epoch < 2**32:
-            raise refuse("--source-date-epoch", "must be a Unix time (seconds since 1970)")
+            raise refuse(
+                "--source-date-epoch",
+                f"{source_date_epoch} is not a Unix time from 0 to {2**32 - 1} (rpm's 32 bits)",
+            )
+        if source_date_epoch is None:
+            source_date_epoch = _midnight_utc_today()
         if maintainer is not None:
             check_maintainer(maintainer)
         if url is not None:
@@ -197,9 +214,18 @@ class PhonyPackage:
         if description:  # fpm builds with an empty one, and so does rpm
             check_text("--description", description, multiline=True)
             if summary is None:  # as fpm: the first line stands for the whole
-                summary = check_text("--description", description.split("\n")[0].strip())
-        if changelog is not None:
-            changelog = _changelog_entry(changelog)
+                summary = description.split("\n")[0].strip()
+                if not summary:
+                    raise refuse(
+                        "--description",
+                        f"{quoted(description)}: line 1, the summary without --summary, is blank",
+                    )
+        asked = changelog is not None and changelog not in _DEFAULT_CHANGELOGS
+        entry = _changelog_entry(changelog) if changelog is not None else f"- {DEFAULT_CHANGELOG}"
+        if not CHANGELOG_FIRST <= source_date_epoch < CHANGELOG_END:
+            if asked:
+                raise refuse("--source-date-epoch", _unkept_changelog(source_date_epoch))
+            entry = None  # rpm would drop it: build without one (reproducible builds of old trees)
         depends = [Dependency.parse(d, "--depends") for d in requires]
         sections = [section for section, _ in scriptlets]
         if any(s not in SCRIPTLETS or sections.count(s) > 1 for s in sections):
@@ -223,15 +249,13 @@ class PhonyPackage:
             conflicts=tuple(Dependency.parse(d, "--conflicts") for d in conflicts)
             + tuple(Dependency(d.name, "=", d.evr) for d in depends if d.operator == "!="),
             replaces=tuple(Dependency.parse(d, "--replaces") for d in replaces),
-            changelog=changelog if changelog is not None else f"- {DEFAULT_CHANGELOG}",
+            changelog=entry,
             scriptlets=tuple(
                 Scriptlet.from_text(section, text, f"--{SCRIPT_OPTIONS[section]}")
                 for section, text in scriptlets
             ),
             placeholder=placeholder,
-            source_date_epoch=(
-                source_date_epoch if source_date_epoch is not None else _midnight_utc_today()
-            ),
+            source_date_epoch=source_date_epoch,
         )
 
     @property
@@ -259,6 +283,18 @@ class PhonyPackage:
             f"A phony package built by mgmt-pkg. It exists to satisfy dependencies on\n"
             f"{self.name} and installs no software."
         )
+
+
+def _unkept_changelog(source_date_epoch: int) -> str:
+    day = datetime.fromtimestamp(source_date_epoch, tz=timezone.utc).date()
+    if source_date_epoch < CHANGELOG_FIRST:
+        why = "is before 1990-01-01, and rpm drops a %changelog entry older than that"
+    else:
+        why = "is after 2106-02-06, and rpm's 32-bit %changelog time would wrap to 1970"
+    return (
+        f"{source_date_epoch} ({day}) {why}: give a time from 1990-01-01 to 2106-02-06 "
+        "(it may come from $SOURCE_DATE_EPOCH) or no --changelog"
+    )
 
 
 def _midnight_utc_today() -> int:

@@ -57,6 +57,7 @@ def parse_attr(text: str) -> Attr:
     parts = fields.split(",")
     if not colon or len(parts) != 3 or not path.startswith("/"):
         raise InvalidInput(f"--rpm-attr: {text!r} is not MODE,USER,GROUP:/PATH")
+    _check_segments(f"--rpm-attr: {text!r}", path)
     mode, user, group = (None if part == "-" else part for part in parts)
     if mode is not None and not re.fullmatch(r"[0-7]{3,4}", mode):
         raise InvalidInput(f"--rpm-attr: {text!r}: mode {mode!r} is not octal (e.g. 0640)")
@@ -88,6 +89,8 @@ def collect(
         raise InvalidInput("give at least one SRC[=DEST] to package")
     check_owner("--rpm-user", user)
     check_owner("--rpm-group", group)
+    if prefix is not None:
+        _check_absolute("--prefix", prefix)
     found: Dict[str, Entry] = {}
     for mapping in mappings:
         for entry in _walk(mapping, prefix, exclude, user, group):
@@ -109,12 +112,37 @@ def collect(
             mode=entry.mode if attr.mode is None else attr.mode,
             user=attr.user or entry.user,
             group=attr.group or entry.group,
+            owned=entry.owned or entry.kind == "dir",  # else rpm never sees the %attr
         )
     return tuple(found[path] for path in sorted(found))
 
 
 def _normal(path: str) -> str:
+    """Absolute, without empty segments ("//" names the same path to the
+    kernel). Callers refuse "." and ".." first: normpath would resolve them."""
     return posixpath.normpath("/" + path.lstrip("/")) if path.strip("/") else "/"
+
+
+def _check_segments(
+    where: str,
+    path: str,
+    label: str = "",
+    refused: Sequence[str] = (".", ".."),
+    hint: str = "write the path it stands for",
+) -> None:
+    """Refuse "." and ".." segments in a path of the package: resolving them
+    would package something else than the path given (/usr/share/../../etc)."""
+    for segment in path.split("/"):
+        if segment in refused:
+            raise InvalidInput(f"{where}: {label}{path!r} has a {segment!r} segment; {hint}")
+
+
+def _check_absolute(where: str, path: str, label: str = "") -> None:
+    if not path.startswith("/"):
+        raise InvalidInput(
+            f"{where}: {label}{path!r} is not an absolute path (it must start with /)"
+        )
+    _check_segments(where, path, label)
 
 
 def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
@@ -124,9 +152,16 @@ def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
         raise InvalidInput(f"{mapping!r}: no SRC before '='")
     source_path = Path(source)
     if not equals:
-        dest = source  # fpm: a plain SRC keeps its path ("usr/bin/x" -> /usr/bin/x)
-    elif dest.endswith("/") and not source_path.is_dir():
-        dest += source_path.name  # "bin/tool=/usr/bin/" -> /usr/bin/tool
+        # fpm: a plain SRC keeps its path ("usr/bin/x" -> /usr/bin/x); "./x"
+        # is that path too, but ".." would climb out of it.
+        _check_segments(
+            repr(mapping), source, "SRC ", ("..",), "give SRC=DEST to say where it goes"
+        )
+        dest = "/".join(part for part in source.split("/") if part != ".")
+    else:
+        _check_absolute(repr(mapping), dest, "DEST ")
+        if dest.endswith("/") and not source_path.is_dir():
+            dest += source_path.name  # "bin/tool=/usr/bin/" -> /usr/bin/tool
     if prefix:
         dest = f"{prefix}/{dest}"
     dest = _normal(dest)
@@ -163,8 +198,10 @@ def _walk(
                 names = sorted(os.listdir(path))
             except OSError as error:
                 raise InvalidInput(f"{shown(path)}: cannot list: {error.strerror}") from None
-            # An empty directory is kept, so it is owned; others only with --directories.
-            entry = replace(entry, owned=not names)
+            # An empty directory is kept, so it is owned; so is one below SRC whose
+            # mode is not rpm's 0755 for the directories it makes (its mode is kept).
+            # SRC itself stands for DEST, which gets the tree's contents, not its mode.
+            entry = replace(entry, owned=not names or (relative != "" and entry.mode != 0o755))
             for name in reversed(names):
                 child = path / name
                 stack.append(
@@ -222,12 +259,15 @@ def _mark(found: Dict[str, Entry], paths: Sequence[str], option: str, change, ki
     """Apply ``change`` to the entry at each path and, for a directory, to
     every entry of ``kind`` below it (fpm marks trees recursively)."""
     for raw in paths:
+        if not raw:
+            raise InvalidInput(f"{option}: '' is empty; give a path in the package")
+        _check_segments(option, raw)
         top = _normal(raw)
         if top not in found:
-            raise InvalidInput(f"{option}: {top} is not in the package")
+            raise InvalidInput(f"{option}: {shown(raw)} is not in the package")
         below = f"{top.rstrip('/')}/"
         hits = [p for p in found if (p == top or p.startswith(below)) and found[p].kind == kind]
         if not hits:
-            raise InvalidInput(f"{option}: {top} holds no {'file' if kind == 'file' else kind}")
+            raise InvalidInput(f"{option}: {shown(raw)} holds no {kind}")
         for path in hits:
             found[path] = change(found[path])
