@@ -24,7 +24,7 @@ def mgmt_pkg(*args: str) -> subprocess.CompletedProcess:
         (("serve", "/tmp", "--port", "99999"), 2, "'--port': 99999 is not in the range"),
         (("serve", "/tmp", "--tftp-port", "-1"), 2, "'--tftp-port': -1 is not in the range"),
         (("serve", "/tmp", "--max-ranges", "0"), 2, "'--max-ranges': 0 is not in the range"),
-        (("bundle", "-o", "/proc/no-such-dir/mgmt"), 1, "mgmt-pkg: error: "),
+        (("bundle", "-o", "/proc/no-such-dir/mgmt"), 2, "error: --output: cannot create /proc/"),
         (("no-such-command",), 2, "No such command 'no-such-command'"),
     ],
 )
@@ -40,3 +40,40 @@ def test_version_and_help_exit_zero():
     assert done.returncode == 0
     assert done.stdout.startswith("mgmt-pkg, version ")
     assert mgmt_pkg("--help").returncode == 0
+
+
+CRASH = (
+    "Traceback (most recent call last):\n"
+    '  File "/usr/lib/rpm/x.py", line 5, in <module>\n'
+    "    main()\n"
+    "    ^^^^^^\n"
+    "OSError: [Errno 28] No space left on device\n"
+)
+
+
+def test_a_tool_that_crashed_is_one_line_its_exception():
+    from mgmt_pkg.errors import ToolFailed
+
+    message = str(ToolFailed("shiv", 1, "\n" + CRASH))
+    assert message == "shiv failed with exit code 1: OSError: [Errno 28] No space left on device"
+
+
+def test_a_traceback_in_a_tools_output_is_cut_to_its_exception_lines():
+    """rpmbuild's output around a script's chained tracebacks: its words stay, frames go."""
+    from mgmt_pkg.errors import ToolFailed
+
+    chained = "\nDuring handling of the above exception, another exception occurred:\n\n"
+    output = (
+        "+ /usr/lib/rpm/brp-python-bytecompile\n"
+        + CRASH.replace("OSError: [Errno 28] No space left on device", "KeyError: 'a'")
+        + chained
+        + CRASH
+        + "error: Bad exit status from /var/tmp/rpm-tmp.1 (%install)\n"
+    )
+    assert str(ToolFailed("rpmbuild", 1, output)).splitlines() == [
+        "rpmbuild failed with exit code 1:",
+        "+ /usr/lib/rpm/brp-python-bytecompile",
+        "KeyError: 'a'",
+        "OSError: [Errno 28] No space left on device",
+        "error: Bad exit status from /var/tmp/rpm-tmp.1 (%install)",
+    ]

@@ -25,10 +25,11 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import mgmt
-from mgmt_pkg.errors import MgmtPkgError, ToolFailed
+from mgmt_pkg.errors import InvalidInput, MgmtPkgError, ToolFailed
+from mgmt_pkg.paths import check_output_file, output_folder
 
 __all__ = [
     "BUNDLE_PYTHON",
@@ -39,6 +40,7 @@ __all__ = [
     "build_bundle",
     "describe",
     "human_size",
+    "shebang",
     "stage_site_packages",
 ]
 
@@ -47,6 +49,10 @@ __all__ = [
 BUNDLE_PYTHON = "3.6"
 ENTRY_POINT = "mgmt.cli:main"
 SHEBANG = "/usr/bin/env python3"
+# BINPRM_BUF_SIZE of Linux before 5.1 (RHEL 8): the whole "#!...\n" line must fit.
+SHEBANG_MAX = 128
+# The options of `mgmt-pkg bundle` that errors name.
+OUTPUT_OPTION, PYTHON_OPTION = "--output", "--python"
 
 # The agent's run-time closure, pinned (etcd is spoken with the standard library).
 # No pure wheel exists for PyYAML: fetch the 3.6 build and keep its Python half.
@@ -71,7 +77,7 @@ class BundleInfo:
 
 
 def build_bundle(
-    output: Path,
+    output: Union[str, Path],
     *,
     compile_pyc: bool = False,
     python: str = SHEBANG,
@@ -88,9 +94,13 @@ def build_bundle(
     ``pip_args`` go to every pip call (e.g. ``--find-links``).
     ``package_dir`` is the mgmt package to ship (default: the one imported here).
     """
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="mgmt-bundle-") as work:
+    python = shebang(python)
+    output = check_output_file(OUTPUT_OPTION, os.fspath(output), make_parents=True)
+    # Made and checked writable before pip and shiv run; removed again if they fail.
+    with (
+        output_folder(OUTPUT_OPTION, output.parent),
+        tempfile.TemporaryDirectory(prefix="mgmt-bundle-") as work,
+    ):
         stage = Path(work) / "site-packages"
         stage_site_packages(stage, pip_args=pip_args, package_dir=package_dir)
         partial = output.parent / f".{output.name}.partial-{os.getpid()}"
@@ -101,6 +111,42 @@ def build_bundle(
             partial.unlink(missing_ok=True)
     data = output.read_bytes()
     return BundleInfo(path=output, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+
+def shebang(python: str) -> str:
+    """What ``--python`` may be: the interpreter line after ``#!``, checked (exit 2 if bad).
+
+    The kernel runs ``#!PATH [ARG]`` (everything after PATH is one argument),
+    so PATH must be absolute; a bare command name becomes ``/usr/bin/env NAME``,
+    which finds it on the PATH as a shell would. Whitespace inside PATH or ARG,
+    or any control character, would split or end the line (a newline would
+    put the rest into the zipapp). The line must fit BINPRM_BUF_SIZE of the
+    oldest kernel the bundle runs on (RHEL 8's 4.18: 128 bytes with "#!" and
+    the newline; 5.1 raised it to 256), or that kernel cuts it short.
+    """
+    shown = f"{PYTHON_OPTION} {python!r}"
+    if not all(char.isprintable() or char == " " for char in python):
+        raise InvalidInput(f"{shown}: contains a control character")
+    interpreter, _, argument = python.partition(" ")
+    if not interpreter or any(char.isspace() for char in interpreter + argument):
+        raise InvalidInput(
+            f"{shown}: expected an absolute path, optionally with one argument "
+            f"(as in {SHEBANG!r}), or a bare command name such as python3"
+        )
+    if "/" not in interpreter and not argument:
+        python = f"/usr/bin/env {interpreter}"
+    elif not interpreter.startswith("/"):
+        raise InvalidInput(
+            f"{shown}: not an absolute path; give one (e.g. /usr/bin/python3) "
+            "or a bare command name, found on the PATH with /usr/bin/env"
+        )
+    size = len(f"#!{python}\n".encode())
+    if size > SHEBANG_MAX:
+        raise InvalidInput(
+            f"{shown}: the line #!... would be {size} bytes, more than the kernel's "
+            f"{SHEBANG_MAX}; use a shorter path or a bare command name"
+        )
+    return python
 
 
 def stage_site_packages(

@@ -66,6 +66,8 @@ _UNATTENDED = (
     ("reboot, poweroff or shutdown", ("reboot",)),
 )
 _LINE = re.compile(r"\bline (\d+)")
+# The name Jinja2 gives, in a rewritten traceback, to the frame of a template's top level.
+_JINJA_TOP_LEVEL = "top-level template code"
 
 
 class KickstartInvalid(MgmtPkgError):
@@ -256,6 +258,30 @@ def template_names() -> List[str]:
     )
 
 
+def _endless(template: str, error: RecursionError) -> str:
+    """Say which includes (or macros) called themselves without end, from the traceback.
+
+    Jinja2 rewrites the traceback of a failed render so that each template's
+    top level is one frame carrying its file and line: the includes from the
+    first template to the first one seen twice make the cycle.
+    """
+    chain: List[str] = []
+    files: List[str] = []
+    trace = error.__traceback__
+    while trace is not None:
+        code = trace.tb_frame.f_code
+        if code.co_name == _JINJA_TOP_LEVEL:
+            chain.append(f"{Path(code.co_filename).name}:{trace.tb_lineno}")
+            if code.co_filename in files:
+                break
+            files.append(code.co_filename)
+        trace = trace.tb_next
+    if len(chain) < 2:
+        return f"{template}: rendering recurses without end (a macro that calls itself?)"
+    chain[-1] = chain[-1].rsplit(":", 1)[0]  # where the cycle closes: the file is enough
+    return f"{template}: the includes never end: {' -> '.join(chain)}"
+
+
 def _fail(message: str) -> None:
     raise InvalidInput(message)
 
@@ -292,6 +318,8 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     }
     try:
         text = templates.get_template(name).render(context)
+    except RecursionError as error:
+        raise InvalidInput(_endless(template, error)) from None
     except jinja2.UndefinedError as error:
         missing = str(error).split("'")[1] if "'" in str(error) else str(error)
         raise InvalidInput(

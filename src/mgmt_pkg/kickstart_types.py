@@ -155,6 +155,15 @@ TYPES: Dict[str, Check] = {
 }
 
 
+def _problem(kind: Union[str, Sequence[str]], label: str, value: object) -> Optional[str]:
+    """None if ``value`` fits ``kind`` (a type name or the choices), else what it must be."""
+    if not isinstance(value, str):
+        return "text"
+    if isinstance(kind, str):
+        return TYPES[kind](value)
+    return None if value in kind else label
+
+
 class Params:
     """The ``--var`` values of one render, handed out by type through ``param()``."""
 
@@ -170,18 +179,27 @@ class Params:
 
         Without a --var it is ``default`` (None when there is none: optional).
         """
+        if not isinstance(kind, str) and not all(isinstance(c, str) for c in kind):
+            raise InvalidInput(f"{self.template}: declares {name} with choices that are not text")
         label = kind if isinstance(kind, str) else "one of " + ", ".join(kind)
         if isinstance(kind, str) and kind not in TYPES:
             known = ", ".join(TYPES)
             raise InvalidInput(
                 f"{self.template}: declares {name} with an unknown type {kind!r} (known: {known})"
             )
+        if default is not None:
+            # The template's own mistake, refused whether or not a --var sets it.
+            wrong = _problem(kind, label, default)
+            if wrong is not None:
+                raise InvalidInput(
+                    f"{self.template}: declares {name} with default {default!r}, "
+                    f"which is not {wrong}"
+                )
         self.declared[name] = label
         if name not in self.values:
             return default
         value = self.values[name]
-        choices_problem = None if value in kind else label
-        problem = TYPES[kind](value) if isinstance(kind, str) else choices_problem
+        problem = _problem(kind, label, value)
         if problem is not None:
             raise InvalidInput(f"--var {name}={value!r}: must be {problem}")
         return value

@@ -4,13 +4,17 @@ The templates are plain text for rpm and anaconda, never HTML, so nothing is
 autoescaped, a missing variable is an error rather than an empty string, and
 the trailing newline is kept. Compiled templates are cached on disk: compiling
 costs more than rendering (about 30 ms for the phony spec), and ``fake-rpm``
-is measured against bare rpmbuild.
+is measured against bare rpmbuild. A template file that cannot be read (not
+UTF-8, no permission) is bad input naming the file, wherever it is included.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence, Union
+from typing import TYPE_CHECKING, Any, Sequence, Union
+
+from mgmt_pkg.errors import InvalidInput
 
 if TYPE_CHECKING:
     import jinja2
@@ -25,9 +29,33 @@ def environment(search: Sequence[Union[str, Path]] = (TEMPLATES,)) -> jinja2.Env
     """A Jinja2 environment over ``search`` (imported here: jinja2 costs ~30 ms)."""
     import jinja2
 
+    class CheckedLoader(jinja2.FileSystemLoader):
+        """Jinja2's loader lets UnicodeDecodeError and OSError out without the file's name."""
+
+        def get_source(self, environment: jinja2.Environment, template: str) -> Any:
+            try:
+                return super().get_source(environment, template)
+            except UnicodeDecodeError as error:
+                raise InvalidInput(
+                    f"template {self._file(template)}: not UTF-8 text (byte {error.start}); "
+                    "save it as UTF-8"
+                ) from None
+            except OSError as error:
+                where = self._file(template)
+                reason = error.strerror or str(error)
+                raise InvalidInput(f"template {where}: cannot read: {reason}") from None
+
+        def _file(self, template: str) -> str:
+            """The file Jinja2 found for ``template`` (first in the search path)."""
+            for folder in self.searchpath:
+                candidate = os.path.join(folder, *template.split("/"))
+                if os.path.isfile(candidate):
+                    return candidate
+            return template
+
     return jinja2.Environment(
         # A plain directory (mgmt_pkg is not zip-safe): PackageLoader costs more imports.
-        loader=jinja2.FileSystemLoader([str(path) for path in search]),
+        loader=CheckedLoader([str(path) for path in search]),
         # A per-user directory under the system temp dir, made 0700 and checked by Jinja2.
         bytecode_cache=jinja2.FileSystemBytecodeCache(),
         undefined=jinja2.StrictUndefined,

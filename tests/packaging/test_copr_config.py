@@ -34,9 +34,16 @@ REFUSED = [
     ("url-no-scheme", config_bytes(url="copr.example.org"), "is not an http(s) URL"),
     ("url-space", config_bytes(url="https://copr.example.org/a b"), "is not an http(s) URL"),
     ("url-http-encrypted", config_bytes(url="http://copr.example.org"), "should not be http"),
+    ("url-port-not-a-number", config_bytes(url="https://127.0.0.1:notaport"),
+     "[copr-cli] copr_url 'https://127.0.0.1:notaport' is not an http(s) URL"),
+    ("url-port-too-big", config_bytes(url="https://127.0.0.1:99999"), "Port out of range"),
+    ("url-ipv6-unclosed", config_bytes(url="https://[::1"), "Invalid IPv6 URL"),
+    ("url-ipv6-bad", config_bytes(url="https://[::g]/"), "is not an http(s) URL"),
+    ("url-empty-label", config_bytes(url="https://copr..example.org"), "bad host"),
     ("no-section", b"[other]\nx = 1\n", "no [copr-cli] section"),
     ("not-ini", b"just text\n", "copr config"),
-    ("bad-boolean", config_bytes() + b"encrypted = maybe\n", "Not a boolean"),
+    ("bad-boolean", config_bytes() + b"encrypted = maybe\n",
+     "[copr-cli] encrypted = 'maybe' is not a boolean"),
 ]  # fmt: skip
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from mgmt_pkg.bundle import SHEBANG, build_bundle, describe
@@ -13,10 +11,10 @@ from mgmt_pkg.bundle import SHEBANG, build_bundle, describe
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("dist/mgmt"),
+    # A plain string: click.Path would turn "" into "." before it can be refused.
+    default="dist/mgmt",
     show_default=True,
-    help="Where to write the bundle.",
+    help="Where to write the bundle (missing folders are made).",
 )
 @click.option(
     "--compile-pyc/--no-compile-pyc",
@@ -24,7 +22,13 @@ from mgmt_pkg.bundle import SHEBANG, build_bundle, describe
     show_default=True,
     help="Compile all bytecode on first extraction (slower first run; see bench/bundle.py).",
 )
-@click.option("--python", default=SHEBANG, show_default=True, help="The bundle's shebang.")
+@click.option(
+    "--python",
+    default=SHEBANG,
+    show_default=True,
+    help="The bundle's shebang: an absolute path (and one argument), "
+    "or a command name run through /usr/bin/env.",
+)
 @click.option(
     "--pip-arg",
     "pip_args",
@@ -32,7 +36,7 @@ from mgmt_pkg.bundle import SHEBANG, build_bundle, describe
     metavar="ARG",
     help="Extra argument for pip (repeatable), e.g. --pip-arg=--find-links=wheels/.",
 )
-def bundle(output: Path, compile_pyc: bool, python: str, pip_args: tuple) -> None:
+def bundle(output: str, compile_pyc: bool, python: str, pip_args: tuple) -> None:
     """Build the agent's single-file bundle.
 
     A reproducible shiv zipapp of src/mgmt with PyYAML (its pure-Python half,

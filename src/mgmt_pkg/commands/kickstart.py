@@ -9,6 +9,7 @@ import click
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.files import write_atomically
+from mgmt_pkg.paths import check_output_file, writing
 
 TARGET_HELP = "pykickstart version to validate for: F39, RHEL9, F17, ..."
 
@@ -19,6 +20,8 @@ def parse_vars(pairs: Tuple[str, ...]) -> Dict[str, str]:
         name, equals, value = pair.partition("=")
         if not equals or not name.isidentifier():
             raise InvalidInput(f"--var {pair!r}: expected NAME=VALUE")
+        if name in variables:  # the last one winning would hide a typo or a clash
+            raise InvalidInput(f"--var {name}: given twice; give each variable once")
         variables[name] = value
     return variables
 
@@ -37,15 +40,20 @@ def kickstart() -> None:
 @click.argument("template")
 @click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE", help="Template variable.")
 @click.option("--target", default="F39", show_default=True, help=TARGET_HELP)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
-def render(template: str, pairs: Tuple[str, ...], target: str, output: Optional[Path]) -> None:
+# A plain string: click.Path would turn "" into "." before it can be refused.
+@click.option("-o", "--output", "output_value", metavar="FILE", help="Write here.")
+def render(template: str, pairs: Tuple[str, ...], target: str, output_value: Optional[str]) -> None:
     """Render TEMPLATE (minimal, lvm, or a .ks.j2 file) and validate the result.
 
     Nothing is written when validation finds an error.
     """
     from mgmt_pkg.kickstart import KickstartInvalid, check_text, render
 
-    text = render(template, parse_vars(pairs), target)
+    variables = parse_vars(pairs)
+    output: Optional[Path] = None
+    if output_value is not None:  # checked first: a render is wasted on a place we cannot write
+        output = check_output_file("--output", output_value)
+    text = render(template, variables, target)
     source = f"{output or template} (rendered)"
     report = check_text(text, target, source)
     _print_findings(report)
@@ -54,7 +62,8 @@ def render(template: str, pairs: Tuple[str, ...], target: str, output: Optional[
     if output is None:
         click.echo(text, nl=False)
     else:
-        write_atomically(output, text)
+        with writing("--output", output):
+            write_atomically(output, text)
         click.echo(f"wrote {output} ({target}, valid)", err=True)
 
 

@@ -13,6 +13,7 @@ from typing import Any, Optional, Tuple
 import click
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.paths import check_output_dir
 
 
 def _integer(option: str, value: Optional[str], maximum: int) -> Optional[int]:
@@ -104,6 +105,7 @@ def _package(options: dict, placeholder: bool, description: Optional[str] = None
             raise InvalidInput(f"{option} is required")
     if options["spec_only"] and options["srpm_only"]:
         raise InvalidInput("--spec-only and --srpm-only exclude each other")
+    check_output_dir("--output-dir", options["output_dir"])
     _check_copr_options(options)
     scriptlets: Tuple[Tuple[str, str], ...] = tuple(
         (section, _read_script(f"--{option}", options[option.replace("-", "_")]))
@@ -198,12 +200,13 @@ def rpm(**options: Any) -> None:
     (DEST ending in / takes a file's name). Prints the paths it wrote.
     """
     from mgmt_pkg.rpm.files import FilesPackage, build_files_package
+    from mgmt_pkg.rpm.model import FILES_CHANGELOG
     from mgmt_pkg.rpm.payload import collect, parse_attr
 
     if options["summary"] is None and not options["description"]:
         options["summary"] = "Files packaged with mgmt-pkg"
     if options["changelog"] is None:
-        options["changelog"] = "Packaged with mgmt-pkg"
+        options["changelog"] = FILES_CHANGELOG
     # rpmlint wants a description: without one, the summary stands in (as fpm's default does)
     package = _package(options, placeholder=False, description=options["summary"])
     entries = collect(
@@ -223,7 +226,7 @@ def rpm(**options: Any) -> None:
 
 
 def _check_copr_options(options: dict) -> None:
-    """Refuse a bad --copr combination before anything is built."""
+    """Refuse a bad --copr combination, target, chroot or config before anything is built."""
     if not options["copr"]:
         for option in ("copr_chroot", "copr_config", "copr_nowait"):
             if options[option]:
@@ -231,12 +234,15 @@ def _check_copr_options(options: dict) -> None:
         return
     if options["spec_only"]:
         raise InvalidInput("--copr needs an SRPM: it cannot go with --spec-only")
-    from mgmt_pkg.copr import parse_target
+    from mgmt_pkg.copr import check_chroots, load_config, parse_target
 
     try:
         parse_target(options["copr"])
     except InvalidInput as error:
         raise InvalidInput(f"--copr: {error}") from None
+    check_chroots("--copr-chroot", options["copr_chroot"])
+    # Read now, not after the build: a missing or broken config is no reason to build first.
+    load_config(Path(options["copr_config"]) if options["copr_config"] else None)
 
 
 @click.command("inspect")

@@ -5,7 +5,8 @@
 The copr library is imported only when a submission runs.
 """
 
-from mgmt_pkg.copr.session import CoprFailed, Target, parse_target
+from mgmt_pkg.copr.config import load_config
+from mgmt_pkg.copr.session import CoprFailed, Target, check_chroots, parse_target
 from mgmt_pkg.copr.submit import (
     BuildFailed,
     BuildResult,
@@ -19,7 +20,9 @@ __all__ = [
     "BuildResult",
     "CoprFailed",
     "Target",
+    "check_chroots",
     "create_project",
+    "load_config",
     "parse_target",
     "submit_builds",
     "submit_srpm",

@@ -11,7 +11,9 @@ naming the file and the key.
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -50,14 +52,10 @@ def load_config(path: Optional[Path] = None) -> Dict[str, Any]:
     for key, value in config.items():
         if value is not None:
             _check_value(where, key, value)
-    try:
-        config["encrypted"] = section.getboolean("encrypted", True)
-        config["gssapi"] = section.getboolean("gssapi")
-    except ValueError as error:
-        raise InvalidInput(f"{where}: [{SECTION}] {_first_line(error)}") from error
+    config["encrypted"] = _boolean(where, section, "encrypted", True)
+    config["gssapi"] = _boolean(where, section, "gssapi", None)
     url = config["copr_url"]
-    if not _URL.fullmatch(url):
-        raise InvalidInput(f"{where}: copr_url {url!r} is not an http(s) URL")
+    _check_url(where, url)
     if config["encrypted"] and url.startswith("http://"):
         raise InvalidInput(
             f"{where}: The `copr_url` should not be http (set encrypted = False for a "
@@ -86,6 +84,45 @@ def _read_text(path: Path, where: str) -> str:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise InvalidInput(f"{where}: line {line} holds a NUL byte (a binary or UTF-16 file?)")
     return text
+
+
+def _boolean(
+    where: str, section: configparser.SectionProxy, key: str, default: Optional[bool]
+) -> Optional[bool]:
+    """configparser's booleans, with the key named when the value is none of them."""
+    try:
+        return section.getboolean(key, default)
+    except ValueError:
+        raise InvalidInput(
+            f"{where}: [{SECTION}] {key} = {section[key]!r} is not a boolean "
+            "(true/false, yes/no, on/off, 1/0)"
+        ) from None
+
+
+def _check_url(where: str, url: str) -> None:
+    """An http(s) URL that requests can parse: scheme, a host name or address, a numeric port.
+
+    The regex alone lets "host:notaport" and "[::1" through, which requests then
+    reports as a network error ("cannot reach") although the file is at fault.
+    """
+    problem = f"{where}: [{SECTION}] copr_url {url!r} is not an http(s) URL"
+    if not _URL.fullmatch(url):
+        raise InvalidInput(problem)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # ValueError for a port that is not a number in 0..65535
+    except ValueError as error:
+        raise InvalidInput(f"{problem} ({_first_line(error)})") from None
+    host = parts.hostname or ""
+    if parts.netloc.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise InvalidInput(f"{problem} (bad IPv6 address {host!r})") from None
+    elif not host or not all(host.removesuffix(".").split(".")):  # "", "a..b", ".a"
+        raise InvalidInput(f"{problem} (bad host {host!r})")
+    if port == 0:
+        raise InvalidInput(f"{problem} (port 0)")
 
 
 def _check_value(where: str, key: str, value: str) -> None:

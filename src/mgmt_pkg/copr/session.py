@@ -11,16 +11,21 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Sequence
 
 from mgmt_pkg.copr.config import load_config
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 
-__all__ = ["CoprFailed", "CoprSession", "Target", "parse_target"]
+__all__ = ["CoprFailed", "CoprSession", "Target", "check_chroots", "parse_target"]
 
 _OWNER = r"@?[A-Za-z0-9][A-Za-z0-9_.-]*"
 _PROJECT = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
 _TARGET = re.compile(rf"^(?P<owner>{_OWNER})/(?P<project>{_PROJECT})$")
+# COPR's chroots are NAME-VERSION-ARCH: fedora-rawhide-x86_64, epel-9-aarch64,
+# centos-stream-9-x86_64, opensuse-leap-15.5-x86_64. Only the shape is checked
+# here (the server knows which exist); it keeps an empty or mistyped value from
+# being sent, or from silently meaning "every chroot".
+_CHROOT = re.compile(r"[a-z0-9][a-z0-9_.+]*(?:-[a-z0-9_.+]+)+-[a-z0-9_]+", re.ASCII)
 
 
 class CoprFailed(MgmtPkgError):
@@ -48,6 +53,16 @@ def parse_target(text: str) -> Target:
     if match is None:
         raise InvalidInput(f"{text!r}: expected OWNER/PROJECT (e.g. alice/mgmt or @group/mgmt)")
     return Target(match["owner"], match["project"])
+
+
+def check_chroots(option: str, chroots: Sequence[str]) -> None:
+    """Each chroot must look like NAME-VERSION-ARCH; InvalidInput naming ``option`` if not."""
+    for chroot in chroots:
+        if not _CHROOT.fullmatch(chroot):
+            raise InvalidInput(
+                f"{option} {chroot!r}: not a chroot name (NAME-VERSION-ARCH, "
+                "e.g. fedora-rawhide-x86_64 or epel-9-x86_64)"
+            )
 
 
 class CoprSession:

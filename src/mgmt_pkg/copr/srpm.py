@@ -29,16 +29,10 @@ class SourcePackage:
 
 def read_source_package(path: Path) -> SourcePackage:
     """Read an SRPM's header; anything else (a binary RPM, a stray file) is bad input."""
-    import rpmfile
+    from mgmt_pkg.rpm.inspect import read_headers
 
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInput(f"{path}: no such file")
-    try:
-        with rpmfile.open(path) as package:
-            headers = package.headers
-    except Exception as error:  # rpmfile raises assorted errors on non-RPM input
-        raise InvalidInput(f"{path}: not an RPM ({type(error).__name__})") from error
+    headers = read_headers(path)
     if headers.get("sourcepackage") != 1 or "sourcerpm" in headers:
         raise InvalidInput(f"{path}: a binary RPM; COPR builds from source RPMs (.src.rpm)")
     digest = hashlib.sha256()

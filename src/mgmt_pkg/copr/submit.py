@@ -11,7 +11,7 @@ import click
 
 from mgmt_pkg.copr.follow import DEFAULT_POLL_INTERVAL, FAILED_STATES, follow_builds
 from mgmt_pkg.copr.progress import UploadProgress
-from mgmt_pkg.copr.session import CoprFailed, CoprSession, Target, parse_target
+from mgmt_pkg.copr.session import CoprFailed, CoprSession, Target, check_chroots, parse_target
 from mgmt_pkg.copr.srpm import SourcePackage, read_source_package
 from mgmt_pkg.errors import InvalidInput
 
@@ -48,6 +48,7 @@ def create_project(
     where = parse_target(target)
     if not chroots:
         raise InvalidInput("copr project: give at least one --chroot (e.g. fedora-rawhide-x86_64)")
+    check_chroots("--chroot", chroots)
     session = CoprSession(config_path)
     if dry_run:
         body = {"name": where.project, "chroots": list(chroots), "description": description}
@@ -88,6 +89,7 @@ def submit_builds(
     where = parse_target(target)
     if not srpms:
         raise InvalidInput("copr build: no SRPM given")
+    check_chroots("--chroot", chroots)
     packages = [read_source_package(Path(p)) for p in srpms]
     session = CoprSession(config_path)
     options = {"chroots": list(chroots)} if chroots else {}

@@ -4,7 +4,7 @@ One ``rpmbuild -ba`` call makes both the SRPM and the RPM (one start-up of
 rpm instead of two). The build happens in a private _topdir under a temp dir;
 results reach the output directory only after the whole build succeeded, each
 by an atomic rename, so a failed or interrupted build leaves nothing
-half-written there.
+half-written there (and the output folders it made are removed again).
 
 Reproducibility: SOURCE_DATE_EPOCH plus the macros below pin every time stamp
 and the build host; the spec avoids expanding %{buildroot} (see the
@@ -13,16 +13,16 @@ template), so the random _topdir path never reaches the packages.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
-from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+from mgmt_pkg.errors import MgmtPkgError
 from mgmt_pkg.files import write_atomically
+from mgmt_pkg.paths import output_folder, writing
 from mgmt_pkg.rpm.model import PhonyPackage
 from mgmt_pkg.rpm.tools import find_tool, run_tool
 
@@ -123,10 +123,23 @@ def build_package(
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}")
     executable = None if stage == "spec" else rpmbuild or find_rpmbuild()
+    # Made (and checked writable) before rpmbuild runs; removed again if the build fails.
+    with output_folder("--output-dir", output_dir):
+        return _build(package, spec_text, output_dir, stage, executable, sources, fast)
+
+
+def _build(
+    package: PhonyPackage,
+    spec_text: str,
+    output_dir: Path,
+    stage: str,
+    executable: Optional[str],
+    sources: Optional[Callable[[Path], None]],
+    fast: bool,
+) -> BuildResult:
     spec_name = f"{package.name}.spec"
-    _make_output_dir(output_dir)
     if stage == "spec" and sources is None:
-        with _writing(output_dir):
+        with writing("--output-dir", output_dir):
             write_atomically(output_dir / spec_name, spec_text.encode())
         return BuildResult(spec=output_dir / spec_name)
     if stage == "spec":  # the spec and its sources: what rpmbuild -ba would need
@@ -134,7 +147,7 @@ def build_package(
             folder = Path(temporary)
             (folder / spec_name).write_text(spec_text, encoding="utf-8")
             sources(folder)
-            with _writing(output_dir):
+            with writing("--output-dir", output_dir):
                 spec, *tarballs = _place(output_dir, sorted(folder.iterdir(), key=_spec_first))
         return BuildResult(spec=spec, sources=tuple(tarballs))
 
@@ -151,24 +164,9 @@ def build_package(
         built = [_built(topdir, f"SRPMS/{package.nvr}.src.rpm")]
         if stage == "rpm":
             built.append(_built(topdir, f"RPMS/*/{package.nvr}.{package.arch}.rpm"))
-        with _writing(output_dir):
+        with writing("--output-dir", output_dir):
             placed = _place(output_dir, [spec, *built])
     return BuildResult(*placed)
-
-
-def _make_output_dir(output_dir: Path) -> None:
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InvalidInput(f"--output-dir: cannot create {output_dir}: {error.strerror}") from None
-
-
-@contextlib.contextmanager
-def _writing(output_dir: Path) -> Iterator[None]:
-    try:
-        yield
-    except OSError as error:
-        raise MgmtPkgError(f"cannot write into {output_dir}: {error.strerror}") from None
 
 
 def _run(command: Sequence[str], package: PhonyPackage, topdir: Path) -> None:

@@ -11,9 +11,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.paths import check_input_file
 
-__all__ = ["PackageInfo", "Relation", "read_package", "sense"]
+__all__ = ["RPM_MAGIC", "PackageInfo", "Relation", "read_headers", "read_package", "sense"]
+
+# Every RPM starts with its lead, whose first four bytes are these (rpm's lib/rpmlead.c).
+RPM_MAGIC = b"\xed\xab\xee\xdb"
 
 # RPMSENSE bits for comparisons; the other bits of a flags word say where a
 # dependency came from (rpmlib, scriptlet, ...).
@@ -121,17 +125,38 @@ def _files(headers: Dict[str, Any]) -> List[str]:
     return [dirnames[i] + base for i, base in zip(indexes, basenames)]
 
 
-def read_package(path: Path) -> PackageInfo:
-    """Read ``path``'s header; errors name the file."""
-    import rpmfile  # imported here: only inspect needs it
+def read_headers(path: Path) -> Dict[str, Any]:
+    """``path``'s RPM header as rpmfile gives it; a file that is not an RPM is bad input.
 
-    if not path.is_file():
-        raise InvalidInput(f"{path}: no such file")
+    rpmfile raises whatever struct or its own code hits on a malformed file
+    ("unpack requires a buffer of 96 bytes", "offset overhead"), which says
+    nothing to the user: the lead's magic number is checked first, and any
+    failure to read the header after it means a cut-short or damaged package.
+    """
+    import rpmfile  # imported here: only inspect and copr need it
+
+    check_input_file(path)
+    try:
+        with path.open("rb") as stream:
+            magic = stream.read(len(RPM_MAGIC))
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read: {error.strerror or error}") from None
+    if magic != RPM_MAGIC:
+        raise InvalidInput(f"{path}: not an RPM package")
     try:
         with rpmfile.open(str(path)) as package:
-            headers = package.headers
-    except Exception as error:  # rpmfile raises bare errors on anything malformed
-        raise MgmtPkgError(f"{path}: not a readable RPM ({error})") from error
+            return package.headers
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read: {error.strerror or error}") from None
+    except Exception:  # rpmfile's bare errors ("offset overhead") would tell the user nothing
+        raise InvalidInput(
+            f"{path}: not an RPM package (its header is cut short or damaged)"
+        ) from None
+
+
+def read_package(path: Path) -> PackageInfo:
+    """Read ``path``'s header; errors name the file."""
+    headers = read_headers(path)
     epoch = headers.get("serial")
     changelog = list(
         zip(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Sequence
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.rpm.inspect import read_headers
 from mgmt_pkg.rpm.tools import find_tool, run_tool
 
 __all__ = ["Repository", "make_repo"]
@@ -24,16 +29,83 @@ class Repository:
 def make_repo(folder: Path) -> Repository:
     """Run createrepo_c over ``folder`` (binary and source RPMs alike).
 
-    createrepo_c writes the new metadata beside the old and swaps the
-    directories at the end, so readers never see half-written repodata.
+    createrepo_c skips a file it cannot read, with a warning, and exits 0: a
+    stray or damaged file would silently be missing from the repository. So
+    every .rpm is checked first, and createrepo_c writes into a stage beside
+    the folder's repodata; only if it indexed every package does the new
+    repodata replace the old (a rename, as createrepo_c itself does), so a
+    refused run leaves the repository as it was. The count reported is what
+    createrepo_c indexed.
     """
     if not folder.is_dir():
         raise InvalidInput(f"{folder}: not a directory")
-    packages = sum(1 for _ in folder.rglob("*.rpm"))
-    if packages == 0:
+    rpms = sorted(path for path in folder.rglob("*.rpm") if not path.is_dir())
+    if not rpms:
         raise InvalidInput(f"{folder}: contains no .rpm files")
+    _check_packages(rpms)
     executable = find_tool(
         "createrepo_c", debian_package="createrepo-c", fedora_package="createrepo_c"
     )
-    run_tool("createrepo_c", [executable, "--quiet", str(folder)])
-    return Repository(folder, packages)
+    # In the folder, so that the new repodata is renamed into place on one file system.
+    try:
+        stage = Path(tempfile.mkdtemp(dir=folder, prefix=".mgmt-pkg-repo-"))
+    except OSError as error:
+        raise InvalidInput(f"{folder}: cannot write repodata there: {error.strerror}") from None
+    try:
+        # createrepo_c's own list of the packages it read into the metadata, relative
+        # to the folder; unlike primary.xml it does not depend on the metadata's
+        # compression (gzip in createrepo_c 0.x, zstd in 1.x).
+        indexed_list = stage / "indexed"
+        command = [executable, "--quiet", f"--read-pkgs-list={indexed_list}",
+                   "--outputdir", str(stage), str(folder)]  # fmt: skip
+        output = run_tool("createrepo_c", command)
+        indexed = set(indexed_list.read_text(encoding="utf-8", errors="replace").splitlines())
+        skipped = [path for path in rpms if path.relative_to(folder).as_posix() not in indexed]
+        if skipped:
+            raise InvalidInput(_skipped(skipped, output))
+        _replace(stage / "repodata", folder / "repodata", stage / "old")
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return Repository(folder, len(indexed))
+
+
+def _check_packages(rpms: Sequence[Path]) -> None:
+    """Refuse files that are not RPM packages at all, before createrepo_c runs."""
+    problems: List[str] = []
+    for path in rpms:
+        try:
+            read_headers(path)
+        except InvalidInput as error:
+            problems.append(str(error))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InvalidInput(f"{problems[0]}{more}; the repository is unchanged")
+
+
+def _skipped(skipped: Sequence[Path], output: str) -> str:
+    """One line: the first file createrepo_c skipped, with rpm's reason if it gave one."""
+    first = str(skipped[0])
+    reason = next(
+        (line.split(f"{first}: ", 1)[1].strip() for line in output.splitlines()
+         if f"{first}: " in line),
+        None,
+    )  # fmt: skip
+    because = f" ({reason})" if reason else ""
+    more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+    return (
+        f"{first}: createrepo_c could not read it as a package{because}{more}; "
+        "the repository is unchanged"
+    )
+
+
+def _replace(new: Path, target: Path, old: Path) -> None:
+    """Put ``new`` at ``target``, moving what was there to ``old`` (removed by the caller)."""
+    moved = target.is_dir() and not target.is_symlink()
+    if moved:
+        os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if moved:  # put the old repodata back rather than leave none
+            os.rename(old, target)
+        raise

@@ -1,0 +1,173 @@
+"""Paths the user names: checked before any work starts, and output folders undone on failure.
+
+House rules: a file or folder the user named that cannot serve (missing, a
+directory where a file is wanted, a device, a folder we may not write into)
+is bad input, one line naming the option and the path, exit 2; and nothing
+half-written: folders a run made for its output go again if the run fails,
+so a failed run leaves the disk as it found it.
+
+Writability is asked of the kernel with access(2), which sees the mode bits,
+the capabilities (root without CAP_DAC_OVERRIDE is refused like anyone else)
+and read-only mounts, and touches nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import os
+import stat
+from pathlib import Path
+from typing import Iterator, List
+
+from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+
+__all__ = [
+    "check_input_file",
+    "check_output_dir",
+    "check_output_file",
+    "output_folder",
+    "writing",
+]
+
+# Errors that mean "not a place you may write", rather than "the write failed".
+_REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _shown(path: object) -> str:
+    """A path as an error message shows it: as is if printable, else quoted."""
+    text = str(path)
+    return text if text and text.isprintable() else repr(text)
+
+
+def check_input_file(path: Path) -> Path:
+    """``path`` must be a regular file (after symlinks); else InvalidInput saying what it is."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise InvalidInput(f"{_shown(path)}: no such file") from None
+    except OSError as error:  # a folder on the way we may not enter, a symlink loop
+        raise InvalidInput(f"{_shown(path)}: cannot read: {error.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidInput(f"{_shown(path)}: is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidInput(f"{_shown(path)}: not a regular file (a device, FIFO or socket)")
+    return path
+
+
+def check_output_dir(option: str, value: str) -> Path:
+    """The folder an option names for output: it may not exist yet, but it cannot be a file."""
+    if not value:
+        raise InvalidInput(f"{option}: the path is empty")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise InvalidInput(f"{option} {_shown(value)}: exists and is not a directory")
+    return path
+
+
+def check_output_file(option: str, value: str, *, make_parents: bool = False) -> Path:
+    """The file an option names for output, checked before anything is built.
+
+    Without ``make_parents`` its folder must exist and be writable; with it,
+    the missing folders are made later, by :func:`output_folder`.
+    """
+    if not value:
+        raise InvalidInput(f"{option}: the path is empty")
+    path = Path(value)
+    if value.endswith("/") or path.is_dir():
+        raise InvalidInput(f"{option} {_shown(value)}: is a directory; give a file name")
+    if path.exists() and not path.is_file():
+        # Written by a rename over it: a device such as /dev/null would be replaced.
+        raise InvalidInput(f"{option} {_shown(value)}: exists and is not a regular file")
+    parent = path.parent
+    if make_parents:
+        _check_creatable(option, parent)
+    elif not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise InvalidInput(f"{option} {_shown(value)}: its directory {_shown(parent)} {what}")
+    else:
+        _check_writable(option, parent)
+    return path
+
+
+@contextlib.contextmanager
+def output_folder(option: str, directory: Path) -> Iterator[Path]:
+    """Make ``directory`` (and missing parents) for a run's output and check we may write there.
+
+    If the body fails (or is interrupted) the folders made here are removed
+    again, deepest first and only while empty: the run's own files are the
+    body's to remove, anything else found there is left alone.
+    """
+    made = _make_dirs(option, directory)
+    try:
+        _check_writable(option, directory)
+        yield directory
+    except BaseException:
+        _remove_empty(made)
+        raise
+
+
+@contextlib.contextmanager
+def writing(option: str, target: Path) -> Iterator[None]:
+    """An OSError while writing the output ``option`` names, as one line naming it.
+
+    access(2) can say yes where the file system then says no (sysfs, some
+    network mounts): a place we may not write is still bad input (exit 2);
+    anything else, a full disk or an I/O error, is a failed operation (exit 1).
+    """
+    try:
+        yield
+    except OSError as error:
+        message = f"{option}: cannot write to {_shown(target)}: {error.strerror or error}"
+        if error.errno in _REFUSED:
+            raise InvalidInput(message) from None
+        raise MgmtPkgError(message) from None
+
+
+def _check_creatable(option: str, folder: Path) -> None:
+    """The deepest existing path at or above ``folder``, where mkdir -p would start, is a folder."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists() or candidate.is_symlink():
+            if not candidate.is_dir():
+                raise InvalidInput(
+                    f"{option}: cannot create {_shown(folder)}: "
+                    f"{_shown(candidate)} is not a directory"
+                )
+            return
+
+
+def _make_dirs(option: str, directory: Path) -> List[Path]:
+    """mkdir -p, returning the folders it made, top first (none if all existed)."""
+    missing = list(itertools.takewhile(lambda p: not p.is_dir(), (directory, *directory.parents)))
+    made: List[Path] = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            if folder.is_dir():  # made meanwhile by someone else: theirs, not ours to remove
+                continue
+            _remove_empty(made)
+            raise InvalidInput(
+                f"{option}: cannot create {_shown(directory)}: {_shown(folder)} is not a directory"
+            ) from None
+        except OSError as error:
+            _remove_empty(made)
+            raise InvalidInput(
+                f"{option}: cannot create {_shown(directory)}: {error.strerror}"
+            ) from None
+        made.append(folder)
+    return made
+
+
+def _check_writable(option: str, directory: Path) -> None:
+    if not os.access(directory, os.W_OK | os.X_OK):
+        read_only = os.statvfs(directory).f_flag & os.ST_RDONLY
+        why = "read-only file system" if read_only else "permission denied"
+        raise InvalidInput(f"{option}: cannot write into {_shown(directory)}: {why}")
+
+
+def _remove_empty(made: List[Path]) -> None:
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):  # not empty: someone else's files are in it
+            folder.rmdir()
