@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Callable, Iterator, List, NoReturn, Optional
 from mgmt import __version__
 from mgmt.errors import InputError, MgmtError
 from mgmt.settings import (
-    CONVERGED_OFF,
     FIELDS,
     REMOTE,
     EtcdCredentials,
@@ -49,7 +48,9 @@ def build_parser() -> "argparse.ArgumentParser":
         if field.group not in groups:
             groups[field.group] = run.add_argument_group(field.group)
         where = state if field.name in ("prefix", "tmp_prefix") else groups[field.group]
-        _add_flag(where, field, argparse.SUPPRESS)
+        # No default: a flag's absence from the namespace tells it was not given
+        # (settings_from fills the field's default in).
+        _add_flag(where, field, argparse.SUPPRESS, default=argparse.SUPPRESS)
     run.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     run.add_argument("--etcd-auth-stdin", action="store_true", help=argparse.SUPPRESS)
     for name, text in CLUSTER_COMMANDS.items():
@@ -78,57 +79,64 @@ def cluster_settings(args: "argparse.Namespace") -> Settings:
     return Settings(cluster_command=args.command, verbosity=args.verbose, **values)
 
 
-def _add_flag(parser, field: Field, suppress: str) -> None:
-    """One flag of the field table, its action chosen by the field's type."""
+_FIELD_DEFAULT = object()
+
+
+def _add_flag(parser, field: Field, suppress: str, default: object = _FIELD_DEFAULT) -> None:
+    """One flag of the field table, its action chosen by the field's type;
+    ``default``: what argparse sets when it is absent (the field's default)."""
     help_text = suppress if field.hidden else field.help
+    if help_text is not suppress:  # argparse would show a SUPPRESS default as such
+        help_text = help_text.replace("%(default)s", str(field.default))
+    if default is _FIELD_DEFAULT:
+        default = [] if field.type is tuple else field.default
     if field.name == "verbosity":
         parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
         parser.add_argument(
             "-q", "--quiet", action="count", default=0, help="only warnings and errors"
         )
     elif field.type is bool:
-        parser.add_argument(field.flag, dest=field.name, action="store_true", help=help_text)
-    elif field.type is tuple:
+        parser.add_argument(
+            field.flag, dest=field.name, action="store_true", default=default, help=help_text
+        )
+    elif field.type is tuple or field.once:  # a once-flag's repeats are counted, then refused
         from pathlib import Path  # the local command line's only: a remote agent has no parser
 
-        kind = Path if field.name == "remotes" else str
+        kind = Path if field.name == "remotes" else field.type if field.once else str
         parser.add_argument(
-            field.flag, dest=field.name, action="append", default=[], type=kind,
+            field.flag, dest=field.name, action="append", default=default, type=kind,
             metavar=field.metavar, help=help_text,
         )  # fmt: skip
     else:
         parser.add_argument(
-            field.flag, dest=field.name, type=field.type, default=field.default,
+            field.flag, dest=field.name, type=field.type, default=default,
             metavar=field.metavar, help=help_text,
         )  # fmt: skip
 
 
 def settings_from(args: "argparse.Namespace") -> Settings:
-    values = {f.name: getattr(args, f.name) for f in FIELDS if f.flag and f.name != "verbosity"}
-    values["seeds"] = tuple(s.strip() for item in args.seeds for s in item.split(",") if s.strip())
-    values["hostname"] = args.hostname or _system_hostname()
-    values["remotes"] = tuple(dict.fromkeys(args.remotes))  # the same file twice runs once
-    values["cluster_address"] = tuple(args.cluster_address)
+    """The flags as Settings, checked (mgmt.flag_rules.check_settings) before
+    anything is started or written."""
+    from mgmt.flag_rules import check_settings  # the command line's own: not a remote agent's
+
+    given = {f.name for f in FIELDS if f.flag and hasattr(args, f.name)}
+    values = {f.name: getattr(args, f.name, f.default) for f in FIELDS if f.flag}
+    for field in FIELDS:
+        if field.once and field.name in given:
+            if len(values[field.name]) > 1:
+                shown = ", ".join(repr(v) for v in values[field.name])
+                raise InputError(f"{field.flag} given more than once ({shown}): give it once")
+            values[field.name] = values[field.name][0]
+    seeds = values["seeds"]
+    values["seeds"] = tuple(s.strip() for item in seeds for s in item.split(",") if s.strip())
+    values["hostname"] = values["hostname"] or _system_hostname()
+    values["remotes"] = tuple(dict.fromkeys(values["remotes"]))  # the same file twice runs once
+    values["cluster_address"] = tuple(values["cluster_address"])
     values["verbosity"] = args.verbose - args.quiet
     settings = Settings(**values)
     if args.etcd_auth_stdin:
         settings = settings._replace(credentials=read_credentials(sys.stdin.readline()))
-    if settings.converged_timeout < CONVERGED_OFF:
-        raise InputError("--converged-timeout must be -1 (off) or a number of seconds")
-    if settings.cconns < 0:
-        raise InputError("--cconns must be 0 (no limit) or more")
-    if settings.lost_timeout < 1:
-        raise InputError("--lost-timeout must be 1 second or more")
-    if settings.remotes and settings.no_server:
-        raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
-    if settings.remotes and settings.file is not None:
-        # Not ignored in silence: a remote run applies no graph here.
-        raise InputError(
-            "--file cannot be used with --remote: each graph of a remote run names its host"
-            " (give this machine's graph a remote: of its own, e.g. ssh://root@localhost)"
-        )
-    if not settings.remotes and settings.file is None:
-        raise InputError("mgmt run needs --file GRAPH.yaml (or --remote FILE)")
+    check_settings(settings, given)
     return settings
 
 
@@ -228,7 +236,9 @@ def run_cli(argv: Optional[List[str]] = None) -> int:
     if args.command != "run":
         parser.print_help(sys.stderr)
         return 2
-    return _run(lambda: settings_from(args), args.verbose - args.quiet)
+    from mgmt.flag_rules import check_paths
+
+    return _run(lambda: check_paths(settings_from(args)), args.verbose - args.quiet)
 
 
 def run_remote_agent() -> int:

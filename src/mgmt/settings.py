@@ -19,6 +19,7 @@ of 60), about a tenth of it.
 """
 
 import json
+import threading
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from mgmt.errors import InputError
@@ -27,6 +28,12 @@ DEFAULT_PREFIX = "/var/lib/mgmt"
 CONVERGED_OFF = -1
 # A host that answers no SSH keepalive for this long is reported lost.
 DEFAULT_LOST_TIMEOUT = 30
+# The longest timeout a flag takes: a year (-1 is "never" where a flag allows
+# it). Beyond threading.TIMEOUT_MAX a wait raises OverflowError in the thread
+# that waits (the converger died and the run never ended), so never above it.
+MAX_SECONDS = min(365 * 24 * 3600, int(threading.TIMEOUT_MAX))
+# The most hosts, connections or etcd members a count flag takes.
+MAX_COUNT = 10000
 
 
 class EtcdCredentials(NamedTuple):
@@ -43,7 +50,9 @@ class EtcdCredentials(NamedTuple):
 class Field(NamedTuple):
     """One option. ``flag`` None: not on the command line; ``hidden``: not in --help.
     ``agent``: sent to a remote run's agents and accepted on their settings line.
-    ``group``: where --help lists it ("" for the main list, else its heading)."""
+    ``group``: where --help lists it ("" for the main list, else its heading).
+    ``bounds``: an int's least and greatest value (:func:`check_settings`).
+    ``once``: refused if given twice (the last one would win unnoticed)."""
 
     name: str
     type: type
@@ -54,13 +63,15 @@ class Field(NamedTuple):
     hidden: bool = False
     group: str = ""
     metavar: Optional[str] = None
+    bounds: Optional[Tuple[int, int]] = None
+    once: bool = False
 
 
 REMOTE = "remote execution"
 # fmt: off
 FIELDS: Tuple[Field, ...] = (
     # What to run, and as whom.
-    Field("file", str, None, "the graph file (YAML) to run", "--file"),
+    Field("file", str, None, "the graph file (YAML) to run", "--file", once=True),
     Field("hostname", str, "", "this host's name (default: the system's)", "--hostname",
           agent=True),
     # The world: etcd. Without seeds the agent starts its own etcd server.
@@ -74,7 +85,7 @@ FIELDS: Tuple[Field, ...] = (
           "exit", "--tmp-prefix"),
     # Behaviour.
     Field("converged_timeout", int, CONVERGED_OFF, "exit 0 after N idle seconds (-1: never)",
-          "--converged-timeout", agent=True, metavar="N"),
+          "--converged-timeout", agent=True, metavar="N", bounds=(CONVERGED_OFF, MAX_SECONDS)),
     Field("noop", bool, False, "report what would change; change nothing", "--noop",
           agent=True),
     Field("json", bool, False, "print the run's result as JSON on stdout at the end", "--json",
@@ -87,7 +98,7 @@ FIELDS: Tuple[Field, ...] = (
     Field("remotes", tuple, (), "run this graph on the host named by its `remote:` key "
           "(repeatable)", "--remote", group=REMOTE, metavar="FILE"),
     Field("cconns", int, 0, "at most N SSH connections at once (0: no limit)", "--cconns",
-          group=REMOTE, metavar="N"),
+          group=REMOTE, metavar="N", bounds=(0, MAX_COUNT)),
     Field("no_caching", bool, False, "do not keep the agent on remotes", "--no-caching",
           group=REMOTE),
     Field("allow_interactive", bool, False, "offer a password prompt", "--allow-interactive",
@@ -98,7 +109,7 @@ FIELDS: Tuple[Field, ...] = (
           group=REMOTE),
     Field("lost_timeout", int, DEFAULT_LOST_TIMEOUT, "report a host that answers no SSH "
           "keepalive for N seconds as lost (default %(default)s)", "--lost-timeout",
-          group=REMOTE, metavar="N"),
+          group=REMOTE, metavar="N", bounds=(1, MAX_SECONDS)),
     # As whom and with what the agents run (a graph's sudo: and python: keys win for its host).
     Field("sudo", bool, False, "run the agents as root through sudo (for a non-root login)",
           "--sudo", group=REMOTE),
@@ -113,7 +124,8 @@ FIELDS: Tuple[Field, ...] = (
     Field("detach", bool, False, "once converged, hand the cluster over (its own etcd on the "
           "hosts) and exit; the agents run on", "--detach", group=REMOTE),
     Field("cluster_size", int, 0, "etcd members of a detached cluster (default: 1 for one or "
-          "two hosts, 3 from three)", "--cluster-size", group=REMOTE, metavar="K"),
+          "two hosts, 3 from three)", "--cluster-size", group=REMOTE, metavar="K",
+          bounds=(0, MAX_COUNT)),
     Field("cluster_address", tuple, (), "the address the other hosts reach HOST at (default: "
           "the one SSH reached)", "--cluster-address", group=REMOTE, metavar="HOST=ADDR"),
     Field("attach", bool, False, "take a detached cluster back: stream its logs, push graph "
@@ -182,7 +194,7 @@ def settings_from_json(line: str, **given: object) -> Settings:
     return Settings(**fields)
 
 
-def _text(name: str, value: str) -> None:
+def check_one_line(name: str, value: str) -> None:
     """Text that reaches file names, etcd keys and logs: UTF-8, no control characters."""
     try:
         value.encode("utf-8")
@@ -190,6 +202,13 @@ def _text(name: str, value: str) -> None:
         raise ValueError(f"{name}: not valid UTF-8: {value!r}") from None
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError(f"{name}: control character in {value!r}")
+
+
+def check_hostname(name: str, value: str) -> None:
+    """A host name as the etcd keys hold it (``/_mgmt/exported/<host>/...``)."""
+    check_one_line(name, value)
+    if "/" in value or not value.strip():
+        raise ValueError(f"{name}: not a host name: {value!r}")
 
 
 def _check_agent_setting(name: str, value: object) -> None:
@@ -202,15 +221,18 @@ def _check_agent_setting(name: str, value: object) -> None:
     strings = all(isinstance(item, str) for item in items)
     for item in items:
         if isinstance(item, str):
-            _text(name, item)
+            check_one_line(name, item)
     if name == "seeds" and not strings:
         raise ValueError(f"seeds: expected a list of URLs, got {value!r}")
     if name == "credentials" and not (strings and len(items) == 2):
         raise ValueError("credentials: expected [user, password]")
-    if name == "hostname" and ("/" in value or not value.strip()):  # type: ignore[operator]
-        raise ValueError(f"hostname: not a host name: {value!r}")
-    if name == "converged_timeout" and value < CONVERGED_OFF:  # type: ignore[operator]
-        raise ValueError(f"converged_timeout: expected -1 or more, got {value!r}")
+    if name == "hostname":
+        check_hostname(name, value)  # type: ignore[arg-type]
+    bounds = FIELD_BY_NAME[name].bounds
+    if bounds is not None and value < bounds[0]:  # type: ignore[operator]
+        raise ValueError(f"{name}: expected {bounds[0]} or more, got {value!r}")
+    if bounds is not None and value > bounds[1]:  # type: ignore[operator]
+        raise ValueError(f"{name}: expected {bounds[1]} or less, got {value!r}")
 
 
 def agent_settings(settings: Settings) -> Dict[str, Any]:

@@ -40,6 +40,14 @@ BAD = [
     ("$(reboot)", "not a host name"),
     ("", "expected ssh://"),
     (42, "expected ssh://"),
+    # Bad input that used to pass, or end in an internal error.
+    ("ssh://[::1", "not a URL"),  # was ValueError: Invalid IPv6 URL, with no file named
+    ("@host", "not a host name"),  # was connecting to host with no user
+    ("ssh://@host", "invalid user name ''"),
+    ("-v", "not a host name"),  # ssh would read these as options
+    ("-oProxyCommand=true@host", "not a host name"),
+    ("ssh://-oProxyCommand@host", "invalid user name '-oProxyCommand'"),
+    ("ssh://-host", "missing or invalid host"),
 ]
 
 
@@ -49,6 +57,28 @@ def test_refuses_bad_values_naming_file_and_line(value, message, tmp_path):
         parse_remote(value, tmp_path / "g.yaml", line=7)
     assert message in str(caught.value)
     assert str(caught.value).startswith(f"{tmp_path / 'g.yaml'}:7: remote:")
+
+
+@pytest.mark.parametrize("key", ["remote", "via"])
+def test_a_bad_hop_or_remote_names_file_and_line_from_the_command_line(key, tmp_path):
+    graph = tmp_path / "g.yaml"
+    remote = "ssh://[::1" if key == "remote" else "nohost.invalid"
+    via = "\nvia: '-v'" if key == "via" else ""
+    graph.write_text(f"graph: g\nresources: {{}}\nremote: '{remote}'{via}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "mgmt", "run", "--tmp-prefix", "--remote", str(graph)],
+        capture_output=True, text=True, timeout=20, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    line = 3 if key == "remote" else 4
+    assert done.stderr.strip().splitlines()[-1].startswith(f"mgmt: error: {graph}:{line}: {key}:")
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_password_is_not_in_the_error_for_a_bad_url(tmp_path):
+    with pytest.raises(GraphError) as caught:
+        parse_remote("ssh://root:hunter2@[::1", tmp_path / "g.yaml", line=2)
+    assert "hunter2" not in str(caught.value) and "root:***@" in str(caught.value)
 
 
 def test_password_in_url_works_but_warns(tmp_path, mgmt_log):

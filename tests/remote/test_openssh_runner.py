@@ -149,3 +149,19 @@ def test_a_reverse_tunnel_asked_on_the_control_socket_reaches_us(runner):
         tunnel.close()
         server.close()
     assert done.stdout.strip() == "b'hello through the tunnel\\n'", done
+
+
+def test_a_target_that_looks_like_an_option_is_never_read_as_one(tmp_path):
+    """hostspec refuses such names; the runner puts "--" before the target anyway,
+    so that ssh takes "-oProxyCommand=..." as a (bad) host name and runs nothing."""
+    made = tmp_path / "made"
+    config = tmp_path / "config"
+    config.write_text("")
+    spec = parse_remote("h", Path("x.yaml"), 1)._replace(target=f"-oProxyCommand=touch {made}")
+    runner = OpenSshRunner(spec, ssh_config=str(config), connect_timeout=2)
+    try:
+        with pytest.raises(RemoteError, match="ssh failed"):
+            runner.run("true")
+    finally:
+        runner.close()
+    assert not made.exists()

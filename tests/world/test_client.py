@@ -84,16 +84,37 @@ def test_dead_seed_fails_over_to_a_live_one(etcd, client):
         ("127.0.0.1:2379", "http://127.0.0.1:2379"),
         ("http://127.0.0.1:2379/", "http://127.0.0.1:2379"),
         ("https://etcd.example:2379", "https://etcd.example:2379"),
+        ("http://[::1]:2379", "http://[::1]:2379"),
+        (" etcd-1.example:2379 ", "http://etcd-1.example:2379"),
     ],
 )
 def test_urls_are_normalized(given, expected):
     assert normalize_url(given) == expected
 
 
-@pytest.mark.parametrize("bad", ["ftp://h:1", "http://h", "http://:2379", "h:port"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "ftp://h:1", "http://h", "http://:2379", "h:port",
+        # What used to pass (and fail only when called) or to escape as a ValueError.
+        "http://[::1", "http://", "http://127.0.0.1:1/path?q=1", "http://127.0.0.1:1?q",
+        "http://127.0.0.1:0", "http://a b:1", "http://user@h:1", "",
+    ],
+)  # fmt: skip
 def test_bad_urls_are_input_errors(bad):
     with pytest.raises(InputError, match="bad etcd URL"):
         normalize_url(bad)
+
+
+def test_a_bad_url_is_shown_as_given_and_without_its_password():
+    with pytest.raises(InputError) as caught:
+        normalize_url("http://")
+    assert "'http://'" in str(caught.value)  # not mangled into 'http://http:'
+    with pytest.raises(InputError) as caught:
+        normalize_url("http://user:hunter2@127.0.0.1:1")
+    assert "hunter2" not in str(caught.value) and "'http://user:***@127.0.0.1:1'" in str(
+        caught.value
+    )
 
 
 def test_a_server_that_is_not_etcd_is_named(tmp_path):

@@ -24,9 +24,10 @@ PASSWORD_WARNING = (
     "{path}: the remote URL holds a password in plain text; prefer keys, "
     "ssh-agent or --allow-interactive"
 )
-# A user, an alias or a host name: what ssh itself would accept, no shell or URL syntax.
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.%+-]+$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9_.%:-]+$")
+# A user, an alias or a host name: what ssh itself would accept, no shell or URL syntax,
+# and no leading "-": ssh (and sudo, scp...) would read "-oProxyCommand=..." as an option.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.%+][A-Za-z0-9_.%+-]*$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9_.%:][A-Za-z0-9_.%:-]*$")
 
 
 class HostSpec(NamedTuple):
@@ -71,18 +72,26 @@ def parse_remote(
     is a GraphError naming file and line."""
 
     def bad(message: str) -> GraphError:
+        if isinstance(value, str) and "@" in value:  # a password in the URL: not in the message
+            from mgmt.world.client import shown_url  # on the error path only
+
+            message = message.replace(repr(value), repr(shown_url(value)))
         return GraphError(f"{key}: {message}", str(graph), line)
 
     if not isinstance(value, str) or not value.strip():
         raise bad("expected ssh://user@host[:port] or an ~/.ssh/config alias")
     value = value.strip()
     if "://" not in value:
-        user, _, target = value.rpartition("@")
-        if not _HOST_RE.match(target) or (user and not _NAME_RE.match(user)):
+        user, at, target = value.rpartition("@")
+        if not _HOST_RE.match(target) or (at and not _NAME_RE.match(user)):  # "@host": no user
             raise bad(f"not a host name or ssh alias: {value!r}")
         return HostSpec(target=target, graph=graph, user=user or None)
 
-    url = urlsplit(value)
+    try:
+        url = urlsplit(value)
+        host = url.hostname
+    except ValueError as err:  # an unclosed "[" (IPv6)
+        raise bad(f"not a URL ({err}): {value!r}") from None
     if url.scheme != "ssh":
         raise bad(f"unsupported scheme {url.scheme!r} (only ssh:// is supported)")
     if url.path not in ("", "/") or url.query or url.fragment:
@@ -93,11 +102,10 @@ def parse_remote(
         raise bad(f"invalid port in {value!r}") from None
     if port == 0:
         raise bad(f"invalid port in {value!r}")
-    host = url.hostname
     if not host or not _HOST_RE.match(host):
         raise bad(f"missing or invalid host in {value!r}")
-    user = unquote(url.username) if url.username else None
-    if user is not None and not _NAME_RE.match(user):
+    user = unquote(url.username) if url.username is not None else None
+    if user is not None and not _NAME_RE.match(user):  # "ssh://@host" too
         raise bad(f"invalid user name {user!r}")
     password = unquote(url.password) if url.password is not None else None
     if password is not None:

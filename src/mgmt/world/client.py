@@ -9,6 +9,7 @@ after 5 minutes idle, and all of a user's tokens when the password changes).
 """
 
 import base64
+import re
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
@@ -56,18 +57,49 @@ def prefix_end(prefix: str) -> str:
     return raw.decode()
 
 
+# A DNS name or IPv4 address, or an IPv6 one in brackets (a zone allowed).
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*)|\[[0-9A-Fa-f:.]+(?:%[\w.-]+)?\])$")
+
+
+def shown_url(url: str) -> str:
+    """``url`` for a message, a password in it replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.partition(":")[0] + ":***"
+    return f"{scheme}{sep}{userinfo}{at}{host}{rest[end:]}"
+
+
 def normalize_url(url: str) -> str:
-    """``host:port`` or ``http(s)://host:port`` -> ``scheme://host:port``."""
-    url = url.strip().rstrip("/")
-    if "://" not in url:
-        url = f"http://{url}"
-    parts = urlsplit(url)
+    """``host:port`` or ``http(s)://host:port`` (a trailing ``/`` allowed) ->
+    ``scheme://host:port``; anything else an InputError naming the URL (its
+    password hidden): a path, a query or a user would be ignored, and a host
+    that is no host name would fail only when first called."""
+
+    def bad(why: str) -> InputError:
+        return InputError(f"bad etcd URL {shown_url(url)!r}: {why}; expected http://HOST:PORT")
+
+    given = url.strip()
+    full = given if "://" in given else f"http://{given}"
     try:
+        parts = urlsplit(full)
         port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
-        raise InputError(f"bad etcd URL {url!r}: expected http://HOST:PORT")
+    except ValueError as err:  # an unclosed [, a port out of range
+        raise bad(str(err)) from None
+    if parts.scheme not in ("http", "https"):
+        raise bad(f"the scheme must be http or https, not {parts.scheme!r}")
+    if "@" in parts.netloc:
+        raise bad("no user or password in the URL (etcd's come with --etcd-auth-stdin)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or full.endswith(("?", "#")):
+        raise bad("no path or query after HOST:PORT")
+    host = parts.netloc.rpartition(":")[0] if port is not None else parts.netloc
+    if not host or not _HOST_RE.match(host):
+        raise bad("no host name" if not host else f"not a host name: {host!r}")
+    if not port:
+        raise bad("no port" if port is None else "port 0")
     return f"{parts.scheme}://{parts.netloc}"
 
 

@@ -106,7 +106,7 @@ def fast_kex_first(ssh_options: List[str], target: str) -> Optional[str]:
     and ssh_config's), curve25519 moved first; None to leave them be."""
     try:
         done = subprocess.run(  # a secondary runs this on Python 3.6: no text=
-            ["ssh", "-G", *ssh_options, target],
+            ["ssh", "-G", *ssh_options, "--", target],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -237,6 +237,9 @@ class OpenSshRunner(Runner):
             self.options += ["-p", str(spec.port)]
         if identity:
             self.options += ["-i", identity]
+        # Put after "--" on every ssh command line (see ssh()): hostspec refuses a
+        # name that starts with "-", and the marker makes sure ssh never reads one
+        # as an option ("-oProxyCommand=..." would run a command here).
         self.target = spec.target
         kex = kex_for(ssh_config)
         if kex is not None:
@@ -256,7 +259,7 @@ class OpenSshRunner(Runner):
         # LogLevel=ERROR: the master's stderr is its command's, where a warning
         # such as --ssh-accept-new's "Permanently added" would read as output.
         argv = ["ssh", "-M", "-o", "ControlPersist=no", "-o", "LogLevel=ERROR", *self.options]
-        argv += ["-N", self.target] if command is None else [tty, self.target, command]
+        argv += ["-N", "--", self.target] if command is None else [tty, "--", self.target, command]
         master = self._master = SshProcess(argv)
         self._lost = None
         # The master makes its socket once logged in, and only then (OpenSSH
@@ -280,7 +283,7 @@ class OpenSshRunner(Runner):
         return master
 
     def ssh(self, *args: str) -> List[str]:
-        return ["ssh", *self.options, *args, self.target]
+        return ["ssh", *self.options, *args, "--", self.target]
 
     def start(self, command: str) -> Process:
         return self.become.start(self._start_raw, command)
@@ -290,7 +293,7 @@ class OpenSshRunner(Runner):
         with self._master_lock:
             if not self._live_master():
                 return self._log_in(command, tty)
-        return SshProcess(["ssh", *self.options, tty, self.target, command])
+        return SshProcess(["ssh", *self.options, tty, "--", self.target, command])
 
     def ensure_master(self) -> None:
         """A live master for what needs one but runs no command (a tunnel)."""

@@ -1,0 +1,143 @@
+"""The rules of ``mgmt run``'s flags, checked before anything is started or
+written: each broken rule is an InputError (exit 2) naming the flag and its
+value.
+
+The options themselves, their types, defaults and bounds, are the field table
+of :mod:`mgmt.settings`; this module is what the command line adds to it (which
+flags go together, what a value must look like, that the files named are
+files). Only the local command line imports it: a remote agent gets settings
+already checked, as JSON (mgmt.settings.settings_from_json).
+"""
+
+import os
+import stat
+from typing import Iterable, Tuple
+
+from mgmt.errors import InputError
+from mgmt.settings import FIELDS, REMOTE, Field, Settings, check_hostname, check_one_line
+
+__all__ = ["check_graph_file", "check_paths", "check_prefix", "check_settings", "remote_only"]
+
+
+def remote_only(field: Field) -> bool:
+    """A flag that only a remote run (--remote) reads."""
+    return field.group == REMOTE and field.name != "remotes"
+
+
+def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
+    """The rules of ``mgmt run``'s flags, all checked before anything is started
+    or written: an InputError (exit 2) naming the flag and its value. The files
+    they name are looked at by :func:`check_paths`.
+
+    ``given``: the fields set on the command line. A remote-only flag given
+    without --remote is refused even at its default value: the user asked for
+    something this run would not do.
+    """
+    given = set(given)
+    for field in FIELDS:
+        value = getattr(settings, field.name)
+        if field.bounds is not None and not field.bounds[0] <= value <= field.bounds[1]:
+            low, high = field.bounds
+            raise InputError(f"{field.flag} {value}: must be between {low} and {high}")
+    if settings.remotes:
+        if settings.no_server:
+            raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
+        if settings.file is not None:  # not ignored in silence: a remote run applies no graph here
+            raise InputError(
+                "--file cannot be used with --remote: each graph of a remote run names its host"
+                " (give this machine's graph a remote: of its own, e.g. ssh://root@localhost)"
+            )
+    else:
+        for field in FIELDS:
+            if remote_only(field) and field.name in given:
+                raise InputError(f"{field.flag} needs --remote: only a remote run uses it")
+        if settings.file is None:
+            raise InputError("mgmt run needs --file GRAPH.yaml (or --remote FILE)")
+    if settings.hostname:  # "": the system's, which mgmt.cli fills in (and so checks)
+        _flag_value(check_hostname, "--hostname", settings.hostname)
+    _check_seeds(settings.seeds, "seeds" in given)
+    for name, flag in (("python", "--python"), ("sudo_user", "--sudo-user")):
+        if getattr(settings, name):
+            _flag_value(_word, flag, getattr(settings, name))
+    for value in settings.cluster_address:
+        host, sep, address = value.partition("=")
+        if not (sep and host and address) or any(c.isspace() for c in value):
+            raise InputError(f"--cluster-address {value!r}: expected HOST=ADDRESS")
+        _flag_value(_word, "--cluster-address", address)
+
+
+def check_paths(settings: Settings) -> Settings:
+    """What check_settings cannot tell from the values alone: that the graph
+    files are files, and that --prefix is or can be a directory (stat() only)."""
+    if settings.file is not None:
+        check_graph_file("--file", settings.file)
+    for path in settings.remotes:
+        check_graph_file("--remote", os.fspath(path))
+    if not settings.tmp_prefix:
+        check_prefix(settings.prefix)
+    return settings
+
+
+def _flag_value(check, flag: str, value: str) -> None:
+    try:
+        check(flag, value)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+
+
+def _word(name: str, value: str) -> None:
+    """A command, user or address put on a remote command line: one word that
+    no program could read as an option."""
+    check_one_line(name, value)
+    if value.startswith("-") or any(c.isspace() for c in value):
+        raise ValueError(f"{name}: expected a name or path, got {value!r}")
+
+
+def _check_seeds(seeds: Tuple[str, ...], given: bool) -> None:
+    if given and not seeds:  # `--seeds ,` would start an embedded etcd instead
+        raise InputError("--seeds: no URL given")
+    if seeds:
+        from mgmt.world.client import normalize_url  # urllib.parse: not on an agent's start
+
+        for url in seeds:
+            try:
+                normalize_url(url)
+            except InputError as err:
+                raise InputError(f"--seeds: {err}") from None
+
+
+def check_graph_file(flag: str, path: str) -> None:
+    """A graph file that exists and is a regular file, found with stat() only:
+    opening a FIFO (or a tape) to read it would block for ever."""
+    if not path:
+        raise InputError(f"{flag}: empty path")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{flag} {path}: the graph file does not exist") from None
+    except (OSError, ValueError) as err:
+        raise InputError(f"{flag} {path}: {getattr(err, 'strerror', None) or err}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise InputError(f"{flag} {path}: {kind}; expected a graph file")
+
+
+def check_prefix(path: str) -> None:
+    """--prefix: a directory, or one that can be made (its nearest existing
+    ancestor is a directory); what makedirs would fail on for lack of rights
+    is left to it (an operation that failed, exit 1)."""
+    if not path:
+        raise InputError("--prefix: empty path")
+    probe = os.path.abspath(path)
+    while True:
+        try:
+            mode = os.stat(probe).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            probe = os.path.dirname(probe)  # the root exists: this ends
+            continue
+        except (OSError, ValueError) as err:
+            raise InputError(f"--prefix {path}: {getattr(err, 'strerror', None) or err}") from None
+        if stat.S_ISDIR(mode):
+            return
+        where = "" if probe == os.path.abspath(path) else f" ({probe} is not one)"
+        raise InputError(f"--prefix {path}: not a directory{where}")

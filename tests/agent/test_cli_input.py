@@ -1,0 +1,164 @@
+"""`mgmt run` refuses bad flags up front: exit 2, one line naming the flag and
+its value, and nothing started or written (no state dir, no etcd) before."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from helpers import run_mgmt
+
+GRAPH = "graph: t\nresources: {}\n"
+
+
+def refused(result: subprocess.CompletedProcess, said: str) -> None:
+    """Exit 2 and one line that starts as expected; no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"mgmt: error: {said}"), result.stderr
+
+
+@pytest.fixture()
+def graph(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text(GRAPH)
+    return path
+
+
+def _run_with_prefix(tmp_path, graph, *flags: str) -> subprocess.CompletedProcess:
+    """A run that, given the chance, would make --prefix and start etcd in it
+    (its data dir is <prefix>/etcd: no prefix, no etcd). Not a look at the etcd
+    processes: other tests start theirs at the same time."""
+    prefix = tmp_path / "prefix"
+    result = run_mgmt(["--file", str(graph), "--prefix", str(prefix), *flags])
+    assert not prefix.exists(), "the state dir was made before the flags were checked"
+    assert "etcd serving" not in result.stderr
+    return result
+
+
+@pytest.mark.parametrize(
+    ("seed", "said"),
+    [
+        ("http://[::1", "--seeds: bad etcd URL 'http://[::1': Invalid IPv6 URL"),
+        ("http://", "--seeds: bad etcd URL 'http://': no host name"),
+        ("http://127.0.0.1:1/path?q=1", "--seeds: bad etcd URL 'http://127.0.0.1:1/path?q=1'"),
+        ("http://127.0.0.1:0", "--seeds: bad etcd URL 'http://127.0.0.1:0': port 0"),
+        ("http://a b:1", "--seeds: bad etcd URL 'http://a b:1': not a host name"),
+        (",", "--seeds: no URL given"),
+        (" ", "--seeds: no URL given"),
+    ],
+)
+def test_bad_seeds_are_refused_before_anything_starts(tmp_path, graph, seed, said):
+    refused(_run_with_prefix(tmp_path, graph, "--seeds", seed), said)
+
+
+def test_a_password_in_a_seed_is_not_printed(tmp_path, graph):
+    result = _run_with_prefix(tmp_path, graph, "--seeds", "http://user:hunter2@127.0.0.1:1")
+    refused(result, "--seeds: bad etcd URL 'http://user:***@127.0.0.1:1'")
+    assert "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--converged-timeout", "10000000000"],  # the converger died of an OverflowError
+        ["--converged-timeout", "-2"],
+        ["--lost-timeout", "99999999999", "--remote"],
+        ["--lost-timeout", "0", "--remote"],
+        ["--cconns", "-1", "--remote"],
+        ["--cconns", "10000000000000000000000", "--remote"],
+        ["--cluster-size", "-1", "--remote"],
+    ],
+)
+def test_numbers_out_of_bounds_are_refused(tmp_path, graph, flags):
+    if flags[-1] == "--remote":  # a remote-only flag: with a (never contacted) remote
+        remote = tmp_path / "r.yaml"
+        remote.write_text("remote: nohost.invalid\n" + GRAPH)
+        args = [*flags, str(remote), "--prefix", str(tmp_path / "prefix")]
+    else:
+        args = ["--file", str(graph), "--prefix", str(tmp_path / "prefix"), *flags]
+    result = run_mgmt(args, timeout=20)
+    refused(result, f"{flags[0]} {flags[1]}: must be between ")
+    assert not (tmp_path / "prefix").exists()
+
+
+def test_the_longest_converged_timeout_is_accepted(tmp_path, graph):
+    from mgmt.flag_rules import check_settings
+    from mgmt.settings import MAX_SECONDS, Settings
+
+    check_settings(Settings(file=str(graph), converged_timeout=MAX_SECONDS, tmp_prefix=True))
+
+
+def test_a_fifo_as_the_graph_is_refused_without_opening_it(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result = _run_with_prefix(tmp_path, fifo)  # run_mgmt's timeout: a hang fails the test
+    refused(result, f"--file {fifo}: not a regular file")
+
+
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [("", "--file: empty path"), (".", "--file .: a directory"), ("nope", "--file nope: the")],
+)
+def test_a_graph_path_that_is_no_graph_file_names_the_flag(tmp_path, path, said):
+    refused(_run_with_prefix(tmp_path, path), said)
+
+
+def test_a_second_file_is_refused_not_ignored(tmp_path, graph):
+    other = tmp_path / "other.yaml"
+    other.write_text(GRAPH)
+    result = _run_with_prefix(tmp_path, graph, "--file", str(other))
+    refused(result, f"--file given more than once ('{graph}', '{other}')")
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--detach"], ["--attach"], ["--cconns", "5"], ["--cconns", "0"], ["--sudo"],
+        ["--python", "x"], ["--cluster-size", "3"], ["--sudo-user", "u"],
+        ["--cluster-address", "garbage"], ["--lost-timeout", "30"], ["--no-caching"],
+        ["--ssh-identity", "k"], ["--ssh-accept-new"], ["--allow-interactive"],
+        ["--ask-sudo-password"],
+    ],
+)  # fmt: skip
+def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
+    refused(_run_with_prefix(tmp_path, graph, *flags), f"{flags[0]} needs --remote")
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        # Without --detach: it was not even looked at.
+        (["--cluster-address", "garbage"], "--cluster-address 'garbage': expected"),
+        (["--cluster-address", "h=-oX"], "--cluster-address: expected a name or path"),
+        (["--python=-x"], "--python: expected a name or path, got '-x'"),
+        (["--python", "a b"], "--python: expected a name or path"),
+        (["--sudo-user=-s"], "--sudo-user: expected a name or path"),
+    ],
+)
+def test_remote_flag_values_are_checked_before_any_host_is_contacted(tmp_path, flags, said):
+    remote = tmp_path / "r.yaml"
+    remote.write_text("remote: nohost.invalid\n" + GRAPH)
+    result = run_mgmt(["--remote", str(remote), "--prefix", str(tmp_path / "p"), *flags], 20)
+    assert result.returncode == 2, result.stderr
+    assert said in result.stderr.strip().splitlines()[-1], result.stderr
+    assert "nohost.invalid" not in result.stderr and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("name", ["a/b\nc", "../..", " ", "a\x7fb"])
+@pytest.mark.parametrize("server", [[], ["--no-server"]])
+def test_a_bad_hostname_is_refused_up_front_in_every_mode(tmp_path, graph, name, server):
+    result = _run_with_prefix(tmp_path, graph, "--hostname", name, *server)
+    refused(result, "--hostname: ")
+    assert repr(name) in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["file", "empty", "under a file"])
+def test_a_prefix_that_cannot_be_a_directory_is_bad_input(tmp_path, graph, kind):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    prefix = {"file": str(a_file), "empty": "", "under a file": f"{a_file}/state"}[kind]
+    result = run_mgmt(["--file", str(graph), "--prefix", prefix, "--no-server"])
+    refused(result, f"--prefix {prefix}: not a directory" if prefix else "--prefix: empty path")
+    assert a_file.read_text() == ""
