@@ -151,6 +151,21 @@ def test_port_in_use_is_a_one_line_error(tree):
     )
 
 
+@pytest.mark.parametrize(
+    "bind, message",
+    [
+        ("not an addr", "--bind 'not an addr': not an address ("),
+        ("192.0.2.1", "--bind '192.0.2.1': not an address of this machine"),
+    ],
+)
+def test_a_bind_address_that_cannot_be_used_is_bad_input(tree, bind, message):
+    command = [sys.executable, "-m", "mgmt_pkg", "serve", str(tree), "--bind", bind, "--port", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("mgmt-pkg: error: " + message)
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_a_client_that_stops_reading_is_dropped(tree):
     from mgmt.net.http_server import HttpFileServer
 

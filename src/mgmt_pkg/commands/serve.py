@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import signal
+import socket
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -56,9 +58,19 @@ def _check_readable(spec: str, source: Path) -> None:
 
 
 def _listen(factory, what: str, bind: str, port: int):
+    """The server ``factory`` makes, bound; a bind that fails as one line.
+
+    An address that names nothing (not an address, a name that does not
+    resolve) or is not this machine's is the user's to fix (exit 2); a port
+    taken or not allowed is an operation that failed (exit 1).
+    """
     try:
         return factory()
+    except socket.gaierror as error:
+        raise InvalidInput(f"--bind {bind!r}: not an address ({error.strerror})") from None
     except OSError as error:
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise InvalidInput(f"--bind {bind!r}: not an address of this machine") from None
         raise MgmtPkgError(
             f"cannot serve {what} on {bind} port {port}: {error.strerror}"
         ) from error
