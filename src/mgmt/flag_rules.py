@@ -16,6 +16,8 @@ from typing import Iterable, Tuple
 from mgmt.errors import InputError
 from mgmt.settings import FIELDS, REMOTE, Field, Settings, check_hostname, check_one_line
 
+FIELD_BY_FLAG = {field.flag: field for field in FIELDS if field.flag}
+
 __all__ = ["check_graph_file", "check_paths", "check_prefix", "check_settings", "remote_only"]
 
 
@@ -47,6 +49,10 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
                 "--file cannot be used with --remote: each graph of a remote run names its host"
                 " (give this machine's graph a remote: of its own, e.g. ssh://root@localhost)"
             )
+        if not (settings.detach or settings.attach):
+            for flag in ("--cluster-size", "--cluster-address"):
+                if FIELD_BY_FLAG[flag].name in given:
+                    raise InputError(f"{flag} needs --detach: only a detached cluster uses it")
     else:
         for field in FIELDS:
             if remote_only(field) and field.name in given:

@@ -129,9 +129,11 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
 @pytest.mark.parametrize(
     ("flags", "said"),
     [
-        # Without --detach: it was not even looked at.
-        (["--cluster-address", "garbage"], "--cluster-address 'garbage': expected"),
-        (["--cluster-address", "h=-oX"], "--cluster-address: expected a name or path"),
+        (["--detach", "--cluster-address", "garbage"], "--cluster-address 'garbage': expected"),
+        (["--detach", "--cluster-address", "h=-oX"], "--cluster-address: expected a name or path"),
+        # Without --detach they were not even looked at.
+        (["--cluster-address", "h=10.0.0.1"], "--cluster-address needs --detach"),
+        (["--cluster-size", "3"], "--cluster-size needs --detach"),
         (["--python=-x"], "--python: expected a name or path, got '-x'"),
         (["--python", "a b"], "--python: expected a name or path"),
         (["--sudo-user=-s"], "--sudo-user: expected a name or path"),
