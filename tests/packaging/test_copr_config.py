@@ -3,14 +3,12 @@ each value checked; bad ones exit 2 with one line naming the file and key."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
 
-from mgmt_pkg.cli import main
 from mgmt_pkg.copr.config import load_config
+from support.pkgcli import run_cli
 
 GOOD = "[copr-cli]\nlogin = alice\nusername = alice\ntoken = {token}\ncopr_url = {url}\n"
 
@@ -48,14 +46,9 @@ REFUSED = [
 
 
 def run(*args: str):
-    err = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as done:
-            code = done.code
-    return code, err.getvalue()
+    """``mgmt-pkg ARGS``: its exit code and stderr."""
+    result = run_cli(*args)
+    return result.code, result.err
 
 
 @pytest.mark.parametrize(("case", "data", "fragment"), REFUSED, ids=[c[0] for c in REFUSED])

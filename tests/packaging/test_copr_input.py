@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
 
-from mgmt_pkg.cli import main
+from support.pkgcli import run_cli
 
 CONFIG = "[copr-cli]\nlogin = alice\nusername = alice\ntoken = t\ncopr_url = https://c.example\n"
 
 
 def run(*args: str):
-    err = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as done:
-            code = done.code
-    return code, err.getvalue()
+    """``mgmt-pkg ARGS``: its exit code and stderr."""
+    result = run_cli(*args)
+    return result.code, result.err
 
 
 @pytest.fixture

@@ -5,41 +5,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
-import io
 import os
 import re
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
-from mgmt_pkg.cli import main
+from support.pkgcli import Result, run_cli  # noqa: F401 - the RPM tests' runner
 
 EXAMPLE = ["-n", "vagrant-libvirt", "-v", "0.0.24", "--iteration", "noop", "-d", "vagrant >= 1.6.5"]
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def paths(self) -> List[Path]:
-        return [Path(line) for line in self.out.splitlines()]
-
-
-def run_cli(*args: str) -> Result:
-    """``mgmt-pkg ARGS`` through the real entry point (error mapping included)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else 1
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 _LINT = re.compile(r"^(?P<package>\S+): (?P<level>[EW]): (?P<check>\S+)", re.MULTILINE)
