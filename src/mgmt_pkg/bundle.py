@@ -3,7 +3,7 @@
 The bundle is what ``mgmt run --remote`` pushes to hosts that may have nothing
 but a system python3: RHEL 9's is 3.9, RHEL 8's platform-python 3.6. The agent
 needs nothing but the standard library and PyYAML (it speaks to etcd over
-http.client, see :mod:`mgmt.world.gateway`), so the bundle is about 0.2 MB.
+http.client, see :mod:`mgmt.world.gateway`), so the bundle is about 0.3 MB.
 PyYAML is pinned to the last release that installs on Python 3.6 and fetched
 as the 3.6 build; it has no pure wheel, but its Python half is complete and
 takes over when ``yaml._yaml`` is missing, so the compiled extension (which
@@ -34,6 +34,7 @@ from mgmt_pkg.paths import check_output_file, output_folder
 __all__ = [
     "BUNDLE_PYTHON",
     "ENTRY_POINT",
+    "INITIATOR_ONLY",
     "REQUIREMENTS",
     "SHEBANG",
     "BundleInfo",
@@ -65,6 +66,19 @@ NATIVE_PLATFORM = "manylinux2014_x86_64"
 PRUNED_DIRECTORIES = ("tests", "__pycache__")
 PRUNED_TOP_LEVEL = ("_yaml", "bin")
 PRUNED_SUFFIXES = (".so", ".pyd", ".c", ".h", ".pyi", ".pyc")
+# The initiator's paramiko half: they import paramiko, which the bundle does not
+# carry (a --remote run needs the installed package and says so, see
+# mgmt.remote.run_remotes), so no host could import them. 10.6 KB of the
+# 300 KB budget; tests/packaging/test_bundle.py keeps this list exact.
+INITIATOR_ONLY = (
+    "mgmt/remote/hierarchy/initiator.py",
+    "mgmt/remote/transport/agent_forward.py",
+    "mgmt/remote/transport/connect.py",
+    "mgmt/remote/transport/heartbeat.py",
+    "mgmt/remote/transport/paramiko_ssh.py",
+    "mgmt/remote/transport/trust.py",
+    "mgmt/remote/transport/tunnel.py",
+)
 
 
 @dataclass(frozen=True)
@@ -206,6 +220,8 @@ def _run(command: Sequence[str], tool: str) -> None:
 def _prune(stage: Path) -> None:
     for name in PRUNED_TOP_LEVEL:
         shutil.rmtree(stage / name, ignore_errors=True)
+    for module in INITIATOR_ONLY:
+        (stage / module).unlink()
     for directory in sorted(stage.rglob("*"), reverse=True):
         if directory.is_dir() and directory.name in PRUNED_DIRECTORIES:
             shutil.rmtree(directory)

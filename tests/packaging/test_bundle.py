@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import glob
 import hashlib
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import mgmt
-from mgmt_pkg.bundle import REQUIREMENTS, build_bundle, describe
+from mgmt_pkg.bundle import INITIATOR_ONLY, REQUIREMENTS, build_bundle, describe
 from support import require_root, require_tools, unavailable
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -110,6 +111,44 @@ def test_carries_exactly_the_agent_and_pyyaml(bundles):
     assert not [n for n in names if "mgmt_pkg" in n or "/tests/" in n]
     dist_infos = {t.rsplit(".", 1)[0].lower() for t in top if t.endswith(".dist-info")}
     assert dist_infos == {r.lower().replace("==", "-") for r in REQUIREMENTS}
+
+
+def _needs_paramiko() -> set:
+    """The agent's modules that import paramiko or Fabric when loaded (at their top
+    level, or through such a module): what no host without them can import."""
+    source = Path(mgmt.__file__).parent
+    imports = {}
+    for path in source.rglob("*.py"):
+        names = set()
+        for node in ast.parse(path.read_text()).body:  # top level only: not lazy imports
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+        imports[f"mgmt/{path.relative_to(source)}"] = names
+    module_of = {p: p[: -len(".py")].replace("/", ".") for p in imports}
+    needs = set()
+    while True:
+        more = {
+            path for path, names in imports.items()
+            if path not in needs and any(
+                name.split(".")[0] in ("paramiko", "fabric", "invoke")
+                or name in {module_of[n] for n in needs}
+                for name in names
+            )
+        }  # fmt: skip
+        if not more:
+            return needs
+        needs |= more
+
+
+def test_leaves_out_exactly_the_modules_that_need_paramiko(bundles):
+    """Those could never load on a host; anything else left out could be missed there."""
+    assert _needs_paramiko() == set(INITIATOR_ONLY)
+    with zipfile.ZipFile(bundles[0][0]) as archive:
+        names = set(archive.namelist())
+    assert not {f"site-packages/{module}" for module in INITIATOR_ONLY} & names
+    assert "site-packages/mgmt/remote/transport/openssh.py" in names  # a secondary's
 
 
 def test_dependencies_import_from_the_bundle_alone(bundles, tmp_path):
