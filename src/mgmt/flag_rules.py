@@ -49,7 +49,7 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
                 "--file cannot be used with --remote: each graph of a remote run names its host"
                 " (give this machine's graph a remote: of its own, e.g. ssh://root@localhost)"
             )
-        if not (settings.detach or settings.attach):
+        if not settings.detach:  # --attach takes the cluster as it was made
             for flag in ("--cluster-size", "--cluster-address"):
                 if FIELD_BY_FLAG[flag].name in given:
                     raise InputError(f"{flag} needs --detach: only a detached cluster uses it")
@@ -62,9 +62,10 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
     if settings.hostname:  # "": the system's, which mgmt.cli fills in (and so checks)
         _flag_value(check_hostname, "--hostname", settings.hostname)
     _check_seeds(settings.seeds, "seeds" in given)
-    for name, flag in (("python", "--python"), ("sudo_user", "--sudo-user")):
-        if getattr(settings, name):
-            _flag_value(_word, flag, getattr(settings, name))
+    if settings.python:
+        _flag_value(_path, "--python", settings.python)
+    if settings.sudo_user:
+        _flag_value(_word, "--sudo-user", settings.sudo_user)
     for value in settings.cluster_address:
         host, sep, address = value.partition("=")
         if not (sep and host and address) or any(c.isspace() for c in value):
@@ -89,6 +90,14 @@ def _flag_value(check, flag: str, value: str) -> None:
         check(flag, value)
     except ValueError as err:
         raise InputError(str(err)) from None
+
+
+def _path(name: str, value: str) -> None:
+    """An interpreter's path: START quotes it, so spaces are fine, but a leading
+    '-' would read as an option of whatever is given it."""
+    check_one_line(name, value)
+    if value.startswith("-") or not value.strip():
+        raise ValueError(f"{name}: expected a name or path, got {value!r}")
 
 
 def _word(name: str, value: str) -> None:

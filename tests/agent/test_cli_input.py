@@ -90,6 +90,16 @@ def test_the_longest_converged_timeout_is_accepted(tmp_path, graph):
     check_settings(Settings(file=str(graph), converged_timeout=MAX_SECONDS, tmp_prefix=True))
 
 
+def test_a_python_path_with_a_space_is_accepted_as_in_a_graph(tmp_path):
+    from mgmt.flag_rules import check_settings
+    from mgmt.settings import Settings
+
+    remote = tmp_path / "r.yaml"
+    remote.write_text("remote: nohost.invalid\n" + GRAPH)
+    python = "/opt/my python/bin/python3"  # START quotes it, as a graph's python: key
+    check_settings(Settings(remotes=(remote,), python=python), {"remotes", "python"})
+
+
 def test_a_fifo_as_the_graph_is_refused_without_opening_it(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -134,8 +144,9 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
         # Without --detach they were not even looked at.
         (["--cluster-address", "h=10.0.0.1"], "--cluster-address needs --detach"),
         (["--cluster-size", "3"], "--cluster-size needs --detach"),
+        (["--attach", "--cluster-size", "3"], "--cluster-size needs --detach"),
         (["--python=-x"], "--python: expected a name or path, got '-x'"),
-        (["--python", "a b"], "--python: expected a name or path"),
+        (["--python", " "], "--python: expected a name or path"),
         (["--sudo-user=-s"], "--sudo-user: expected a name or path"),
     ],
 )
