@@ -182,8 +182,8 @@ def test_rpmlint_findings_of_the_input_are_not_hidden(tmp_path):
         (["{tabs}=/opt/x"], "the name contains '\\t', which rpm refuses"),
         (["{tree}/f=/usr/share/../../etc/passwd"],
          "f=/usr/share/../../etc/passwd': DEST '/usr/share/../../etc/passwd' has a '..' segment"),
-        (["{tree}/f=relative/dest"],
-         "f=relative/dest': DEST 'relative/dest' is not an absolute path (it must start with /)"),
+        (["{tree}/f="], "f=': no DEST after '='"),
+        (["{tree}/f=usr/../../etc/passwd"], "DEST 'usr/../../etc/passwd' has a '..' segment"),
         (["{tree}/f=/usr/./f"], "f=/usr/./f': DEST '/usr/./f' has a '.' segment"),
         (["../nonexistent/f"], "'../nonexistent/f': SRC '../nonexistent/f' has a '..' segment; "
          "give SRC=DEST to say where it goes"),
@@ -272,6 +272,20 @@ def test_empty_segments_are_the_same_path(tmp_path):
                      str(tmp_path / "out"), f"{tmp_path / 'f'}=//usr//share/f")  # fmt: skip
     assert result.code == 0, result.err
     assert list(headers(result.paths[2])) == ["/opt/s/usr/share/f"]
+
+
+def test_a_relative_dest_goes_under_the_prefix_as_with_fpm(tmp_path):
+    require_tools("rpmbuild")
+    (tmp_path / "tool").write_text("x\n")
+    (tmp_path / "doc").write_text("y\n")
+    result = run_cli("rpm", "-n", "rel", "-v", "1", "--prefix", "/opt/rel", "-o",
+                     str(tmp_path / "out"), f"{tmp_path / 'tool'}=bin/tool")  # fmt: skip
+    assert result.code == 0, result.err
+    assert list(headers(result.paths[2])) == ["/opt/rel/bin/tool"]
+    result = run_cli("rpm", "-n", "rel2", "-v", "1", "-o", str(tmp_path / "out2"),
+                     f"{tmp_path / 'doc'}=usr/share/doc/rel2/doc")  # fmt: skip
+    assert result.code == 0, result.err
+    assert list(headers(result.paths[2])) == ["/usr/share/doc/rel2/doc"]
 
 
 def test_directories_that_are_not_0755_keep_their_mode(tmp_path):

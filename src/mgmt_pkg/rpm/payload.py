@@ -159,7 +159,11 @@ def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
         )
         dest = "/".join(part for part in source.split("/") if part != ".")
     else:
-        _check_absolute(repr(mapping), dest, "DEST ")
+        # fpm's dir source puts a relative DEST under --prefix (or /): the same
+        # here; only "." and "..", which would package another path, are refused.
+        if not dest:
+            raise InvalidInput(f"{mapping!r}: no DEST after '='")
+        _check_segments(repr(mapping), dest, "DEST ")
         if dest.endswith("/") and not source_path.is_dir():
             dest += source_path.name  # "bin/tool=/usr/bin/" -> /usr/bin/tool
     if prefix:
