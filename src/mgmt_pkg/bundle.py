@@ -132,9 +132,10 @@ def shebang(python: str) -> str:
 
     The kernel runs ``#!PATH [ARG]`` (everything after PATH is one argument),
     so PATH must be absolute; a bare command name becomes ``/usr/bin/env NAME``,
-    which finds it on the PATH as a shell would. Whitespace inside PATH or ARG,
-    or any control character, would split or end the line (a newline would
-    put the rest into the zipapp). The line must fit BINPRM_BUF_SIZE of the
+    which finds it on the PATH as a shell would. ARG may hold spaces
+    (``/usr/bin/env -S python3 -I``); PATH may not, and no control character
+    may appear, which would end the line (a newline would put the rest into
+    the zipapp). The line must fit BINPRM_BUF_SIZE of the
     oldest kernel the bundle runs on (RHEL 8's 4.18: 128 bytes with "#!" and
     the newline; 5.1 raised it to 256), or that kernel cuts it short.
     """
@@ -142,7 +143,7 @@ def shebang(python: str) -> str:
     if not all(char.isprintable() or char == " " for char in python):
         raise InvalidInput(f"{shown}: contains a control character")
     interpreter, _, argument = python.partition(" ")
-    if not interpreter or any(char.isspace() for char in interpreter + argument):
+    if not interpreter or any(char.isspace() for char in interpreter):
         raise InvalidInput(
             f"{shown}: expected an absolute path, optionally with one argument "
             f"(as in {SHEBANG!r}), or a bare command name such as python3"

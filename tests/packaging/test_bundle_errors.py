@@ -89,18 +89,28 @@ def test_folders_made_for_the_output_go_when_the_build_fails(tmp_path: Path):
         ("python3\nimport os", "contains a control character"),
         ("python 3", "not an absolute path"),
         ("relative/python3", "not an absolute path"),
-        ("/usr/bin/env  python3", "expected an absolute path, optionally with one argument"),
+        (" /usr/bin/python3", "expected an absolute path, optionally with one argument"),
         ("", "expected an absolute path"),
         ("/" + "p" * 300, "would be 304 bytes, more than the kernel's 128"),
         ("/" + "p" * 125, "would be 129 bytes"),  # shiv takes 128, old kernels cut it
     ],
-    ids=["newline", "space", "relative", "two-spaces", "empty", "too-long", "one-too-long"],
+    ids=["newline", "space", "relative", "leading-space", "empty", "too-long", "one-too-long"],
 )
 def test_a_shebang_that_cannot_run_is_refused(tmp_path: Path, python: str, message: str):
     output = tmp_path / "mgmt"
     done = bundle("--pip-arg=--no-index", "--python", python, "-o", str(output))
     assert_one_line(done, 2, "--python ", message)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_argument_with_spaces_is_one_argument_as_the_kernel_reads_it(tmp_path: Path):
+    output = tmp_path / "mgmt"
+    done = bundle("--python", "/usr/bin/env -S python3 -I", "-o", str(output))
+    assert done.returncode == 0, done.stderr
+    assert output.read_bytes().startswith(b"#!/usr/bin/env -S python3 -I\n")
+    ran = subprocess.run([str(output), "--version"], capture_output=True, text=True,
+                         timeout=60, check=False)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
 
 
 def test_a_bare_command_name_runs_through_env(tmp_path: Path):
