@@ -34,7 +34,7 @@ from mgmt_pkg.paths import check_output_file, output_folder
 __all__ = [
     "BUNDLE_PYTHON",
     "ENTRY_POINT",
-    "INITIATOR_ONLY",
+    "PARAMIKO_MODULES",
     "REQUIREMENTS",
     "SHEBANG",
     "BundleInfo",
@@ -70,7 +70,7 @@ PRUNED_SUFFIXES = (".so", ".pyd", ".c", ".h", ".pyi", ".pyc")
 # carry (a --remote run needs the installed package and says so, see
 # mgmt.remote.run_remotes), so no host could import them. 10.6 KB of the
 # 300 KB budget; tests/packaging/test_bundle.py keeps this list exact.
-INITIATOR_ONLY = (
+PARAMIKO_MODULES = (
     "mgmt/remote/hierarchy/initiator.py",
     "mgmt/remote/transport/agent_forward.py",
     "mgmt/remote/transport/connect.py",
@@ -221,7 +221,7 @@ def _run(command: Sequence[str], tool: str) -> None:
 def _prune(stage: Path) -> None:
     for name in PRUNED_TOP_LEVEL:
         shutil.rmtree(stage / name, ignore_errors=True)
-    for module in INITIATOR_ONLY:
+    for module in PARAMIKO_MODULES:
         (stage / module).unlink()
     for directory in sorted(stage.rglob("*"), reverse=True):
         if directory.is_dir() and directory.name in PRUNED_DIRECTORIES:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import mgmt
-from mgmt_pkg.bundle import INITIATOR_ONLY, REQUIREMENTS, build_bundle, describe
+from mgmt_pkg.bundle import PARAMIKO_MODULES, REQUIREMENTS, build_bundle, describe
 from support import require_root, require_tools, unavailable
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -113,19 +113,30 @@ def test_carries_exactly_the_agent_and_pyyaml(bundles):
     assert dist_infos == {r.lower().replace("==", "-") for r in REQUIREMENTS}
 
 
+def _loaded_imports(node: ast.AST) -> set:
+    """The modules a module imports when it is loaded: at its top level, in an if
+    or try there too, but not in a function's body (a lazy import), a class's
+    methods or under ``if TYPE_CHECKING:``."""
+    names = set()
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.dump(child.test):
+            names |= _loaded_imports(ast.Module(body=child.orelse, type_ignores=[]))
+        elif isinstance(child, ast.Import):
+            names |= {alias.name for alias in child.names}
+        elif isinstance(child, ast.ImportFrom) and child.module:
+            names.add(child.module)
+        elif not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            names |= _loaded_imports(child)
+    return names
+
+
 def _needs_paramiko() -> set:
     """The agent's modules that import paramiko or Fabric when loaded (at their top
     level, or through such a module): what no host without them can import."""
     source = Path(mgmt.__file__).parent
     imports = {}
     for path in source.rglob("*.py"):
-        names = set()
-        for node in ast.parse(path.read_text()).body:  # top level only: not lazy imports
-            if isinstance(node, ast.Import):
-                names |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names.add(node.module)
-        imports[f"mgmt/{path.relative_to(source)}"] = names
+        imports[f"mgmt/{path.relative_to(source)}"] = _loaded_imports(ast.parse(path.read_text()))
     module_of = {p: p[: -len(".py")].replace("/", ".") for p in imports}
     needs = set()
     while True:
@@ -144,10 +155,10 @@ def _needs_paramiko() -> set:
 
 def test_leaves_out_exactly_the_modules_that_need_paramiko(bundles):
     """Those could never load on a host; anything else left out could be missed there."""
-    assert _needs_paramiko() == set(INITIATOR_ONLY)
+    assert _needs_paramiko() == set(PARAMIKO_MODULES)
     with zipfile.ZipFile(bundles[0][0]) as archive:
         names = set(archive.namelist())
-    assert not {f"site-packages/{module}" for module in INITIATOR_ONLY} & names
+    assert not {f"site-packages/{module}" for module in PARAMIKO_MODULES} & names
     assert "site-packages/mgmt/remote/transport/openssh.py" in names  # a secondary's
 
 
