@@ -10,6 +10,7 @@ import os
 import socket
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Tuple
@@ -313,3 +314,31 @@ def test_transfers_beyond_the_cap_are_refused_until_one_ends():
             time.sleep(0.05)
         assert (opcode, block, data) == (DATA, 1, b"inline bytes")
         second.sendto(struct.pack("!HH", ACK, 1), sender)
+
+
+class _NoThreadLeft(threading.Thread):
+    """What threading.Thread does at the host's thread limit (pids.max, ulimit -u)."""
+
+    def start(self) -> None:
+        raise RuntimeError("can't start new thread")
+
+
+def test_a_transfer_without_a_thread_is_refused_and_closes_what_it_opened(boot_tree, monkeypatch):
+    from mgmt.net import tftp
+
+    with (
+        TftpServer(boot_tree, "127.0.0.1", 0) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        open_before = set(os.listdir("/proc/self/fd"))
+        monkeypatch.setattr(tftp.threading, "Thread", _NoThreadLeft)
+        client.sendto(_rrq("pxelinux.cfg/default"), server.address)
+        opcode, code, message, _sender = _reply(client)
+        assert (opcode, code, message) == (ERROR, 0, b"server cannot start the transfer\0")
+        assert set(os.listdir("/proc/self/fd")) == open_before  # the file and its socket
+        monkeypatch.undo()
+        client.sendto(_rrq("pxelinux.cfg/default"), server.address)  # still serving
+        opcode, block, _data, sender = _reply(client)
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
+    assert (opcode, block) == (DATA, 1)

@@ -188,8 +188,11 @@ class _Transfer:
                     log.info("%s: sent %s (%d bytes)", self.client[0], name, sent)
                     return
         finally:
-            self.reader.close()
-            self.sock.close()
+            self.close()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
 
     def _exchange(self, window: List[Tuple[int, bytes]]) -> Optional[int]:
         """Send the window, and resend it on timeout, until the client ACKs one of
@@ -311,8 +314,16 @@ class TftpServer(BackgroundServer):
             )
             return
         thread = threading.Thread(target=transfer.run, args=(filename,), daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as error:  # the host's thread limit: this transfer, not the server
+            transfer.close()
+            log.warning("%s: cannot start sending %r: %s", client[0], filename, error)
+            self._sock.sendto(
+                _error_packet(NOT_DEFINED, "server cannot start the transfer"), client
+            )
+            return
         self._transfers.append(thread)
-        thread.start()
 
     def serve_forever(self) -> None:
         log.info("serving %s read-only on %s port %d", self.root or "(files only)", *self.address)
