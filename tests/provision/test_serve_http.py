@@ -156,6 +156,8 @@ def test_port_in_use_is_a_one_line_error(tree):
     [
         ("not an addr", "--bind 'not an addr': not an address ("),
         ("192.0.2.1", "--bind '192.0.2.1': not an address of this machine"),
+        ("", "--bind: empty"),
+        ("fe80::1", "--bind 'fe80::1': cannot listen there"),
     ],
 )
 def test_a_bind_address_that_cannot_be_used_is_bad_input(tree, bind, message):
@@ -164,6 +166,13 @@ def test_a_bind_address_that_cannot_be_used_is_bad_input(tree, bind, message):
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("mgmt-pkg: error: " + message)
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_bracketed_ipv6_bind_is_the_address_inside(tree):
+    with ServeProcess(str(tree), "--bind", "[::1]", "--port", "0") as served:
+        port = int(served.http.rsplit(":", 1)[1])
+        assert request(("::1", port), "/").status == 200
+        served.stop()
 
 
 def test_a_client_that_stops_reading_is_dropped(tree):

@@ -71,6 +71,8 @@ def _listen(factory, what: str, bind: str, port: int):
     except OSError as error:
         if error.errno == errno.EADDRNOTAVAIL:
             raise InvalidInput(f"--bind {bind!r}: not an address of this machine") from None
+        if error.errno == errno.EINVAL:  # e.g. a link-local IPv6 address without its %scope
+            raise InvalidInput(f"--bind {bind!r}: cannot listen there ({error.strerror})") from None
         raise MgmtPkgError(
             f"cannot serve {what} on {bind} port {port}: {error.strerror}"
         ) from error
@@ -79,9 +81,22 @@ def _listen(factory, what: str, bind: str, port: int):
 PORT = click.IntRange(0, 65535)
 
 
+def _bind_address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """--bind as the socket takes it. An empty value is refused: the socket would
+    take it for every address, which an unset $ADDR must not quietly mean."""
+    if not value.strip():
+        raise InvalidInput("--bind: empty; give an address (0.0.0.0 or :: for every one)")
+    if value.startswith("[") and value.endswith("]"):  # [::1], as in a URL
+        return value[1:-1]
+    return value
+
+
 @click.command()
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option(
+    "--bind", default="0.0.0.0", show_default=True, callback=_bind_address,
+    help="Address to listen on.",
+)  # fmt: skip
 @click.option(
     "--port", type=PORT, default=8000, show_default=True, help="HTTP port (0: any free port)."
 )
