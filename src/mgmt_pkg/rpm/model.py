@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional, Tuple
 
+from mgmt_pkg.rpm.dependency import parse_dependency
 from mgmt_pkg.rpm.rules import (
     EPOCH_MAX,
     check_license,
@@ -22,7 +23,6 @@ from mgmt_pkg.rpm.rules import (
     check_text,
     check_url,
     check_verrel,
-    parse_dependency,
     quoted,
     refuse,
 )
