@@ -19,20 +19,19 @@ of 60), about a tenth of it.
 """
 
 import json
-import threading
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from mgmt.errors import InputError
+from mgmt.graph.limits import first_control
+from mgmt.resources.fields import MAX_SECONDS
 
 DEFAULT_PREFIX = "/var/lib/mgmt"
 CONVERGED_OFF = -1
 # A host that answers no SSH keepalive for this long is reported lost.
 DEFAULT_LOST_TIMEOUT = 30
-# The longest timeout a flag takes: a year (-1 is "never" where a flag allows
-# it). Beyond threading.TIMEOUT_MAX a wait raises OverflowError in the thread
-# that waits (the converger died and the run never ended), so never above it.
-MAX_SECONDS = min(365 * 24 * 3600, int(threading.TIMEOUT_MAX))
-# The most hosts, connections or etcd members a count flag takes.
+# The most hosts, connections or etcd members a count flag takes. The longest
+# timeout is a resource's, MAX_SECONDS (a year; -1 is "never" where a flag allows
+# it): a longer one overflowed in the thread waiting (the converger died).
 MAX_COUNT = 10000
 
 
@@ -200,7 +199,7 @@ def check_one_line(name: str, value: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"{name}: not valid UTF-8: {value!r}") from None
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if first_control(value) is not None:
         raise ValueError(f"{name}: control character in {value!r}")
 
 

@@ -159,7 +159,7 @@ def test_remote_flag_values_are_checked_before_any_host_is_contacted(tmp_path, f
     assert "nohost.invalid" not in result.stderr and not (tmp_path / "p").exists()
 
 
-@pytest.mark.parametrize("name", ["a/b\nc", "../..", " ", "a\x7fb"])
+@pytest.mark.parametrize("name", ["a/b\nc", "../..", " ", "a\x7fb", "a\u2028b", "a\x85b"])
 @pytest.mark.parametrize("server", [[], ["--no-server"]])
 def test_a_bad_hostname_is_refused_up_front_in_every_mode(tmp_path, graph, name, server):
     result = _run_with_prefix(tmp_path, graph, "--hostname", name, *server)

@@ -39,6 +39,17 @@ NUL_MESSAGE = "a string holds a NUL character (\\0): no path, command or name ca
 MAX_DIGITS = 100
 
 
+# Characters no name or one-line value may hold (a resource's name, a host
+# name): they would split or garble a log line, a status line and the world's
+# keys. C0, DEL, C1, and the Unicode line breaks.
+CONTROL_CHARACTERS = frozenset(map(chr, [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]))
+
+
+def first_control(text: str) -> Optional[str]:
+    """The first of CONTROL_CHARACTERS in ``text``, or None."""
+    return next((char for char in text if char in CONTROL_CHARACTERS), None)
+
+
 def text_problem(value: str) -> Optional[str]:
     """Why a string read from a graph can be no value of it, or None.
 

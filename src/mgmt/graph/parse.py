@@ -6,7 +6,7 @@ from typing import Any, List, Optional, Tuple, Union
 from mgmt.errors import GraphError
 from mgmt.graph.clash import find_clash
 from mgmt.graph.deps import dependencies, find_cycle
-from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES
+from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES, first_control
 from mgmt.graph.located import load_located
 from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, ResourceSpec, key_str
 from mgmt.graph.values import LocDict, LocList, new_dict, new_list
@@ -14,9 +14,6 @@ from mgmt.resources.base import META_FIELDS, FieldError, Meta, fill_params, kind
 from mgmt.resources.fields import describe
 
 TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote", "via", "sudo", "python")
-# Characters no name may hold: they would split or garble a log line, a
-# status line and the world's keys (C0, DEL, C1, and the Unicode line breaks).
-_CONTROL = frozenset(map(chr, [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]))
 
 
 class _Parser:
@@ -28,14 +25,14 @@ class _Parser:
 
     def mapping(self, value: Any, what: str, line: int) -> LocDict:
         if not isinstance(value, LocDict):
-            raise self.fail(f"{what} must be a mapping, got {_type(value)}", line)
+            raise self.fail(f"{what} must be a mapping, got {describe(value)}", line)
         return value
 
     def sequence(self, value: Any, what: str, line: int) -> LocList:
         if value is None:
             return new_list(line)
         if not isinstance(value, LocList):
-            raise self.fail(f"{what} must be a list, got {_type(value)}", line)
+            raise self.fail(f"{what} must be a list, got {describe(value)}", line)
         return value
 
     def only_keys(self, data: LocDict, allowed, what: str) -> None:
@@ -53,7 +50,7 @@ class _Parser:
             return ""
         if not isinstance(value, str):
             line = data.line_of(key)
-            raise self.fail(f"{what}: {key!r} must be a string, got {_type(value)}", line)
+            raise self.fail(f"{what}: {key!r} must be a string, got {describe(value)}", line)
         return value
 
     def graph(self, doc: Any) -> Graph:
@@ -106,12 +103,13 @@ class _Parser:
         elif isinstance(value, LocList):
             hops = list(_items(value))
         else:
-            raise self.fail(f"via: must be a string or a list of strings, got {_type(value)}", line)
+            wanted = "a string or a list of strings"
+            raise self.fail(f"via: must be {wanted}, got {describe(value)}", line)
         if not hops:
             raise self.fail("via: is an empty list (leave it out to reach the host directly)", line)
         for hop, hop_line in hops:
             if not isinstance(hop, str) or not hop.strip():
-                what = f"via: each hop must be a non-empty string, got {_type(hop)}"
+                what = f"via: each hop must be a non-empty string, got {describe(hop)}"
                 raise self.fail(what, hop_line)
         return [hop for hop, _ in hops], line
 
@@ -179,7 +177,7 @@ class _Parser:
         """A name is shown in logs and is a key in the world: visible text on one line."""
         if not name.strip():
             raise self.fail(f"{what} must not be empty or blank, got {name!r}", line)
-        bad = next((c for c in name if c in _CONTROL), None)
+        bad = first_control(name)
         if bad is not None:
             message = f"{what} must not hold the control character U+{ord(bad):04X}: {name!r}"
             raise self.fail(message, line)
@@ -239,10 +237,6 @@ class _Parser:
         text = " -> ".join(key_str(k) for k in cycle)
         line = min(lines) if lines else graph.resources[cycle[0]].line
         raise self.fail(f"dependency cycle: {text}", line)
-
-
-def _type(value: Any) -> str:
-    return describe(value)
 
 
 def _empty(line: int) -> LocDict:
