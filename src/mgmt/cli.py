@@ -10,7 +10,7 @@ one-line message and an exit code.
 import contextlib
 import signal
 import sys
-from typing import TYPE_CHECKING, Callable, Iterator, List, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NoReturn, Optional
 
 from mgmt import __version__
 from mgmt.errors import InputError, MgmtError
@@ -57,7 +57,7 @@ def build_parser() -> "argparse.ArgumentParser":
         command = commands.add_parser(name, help=text)
         for field in FIELDS:
             if field.group == REMOTE and field.name in CLUSTER_FLAGS:
-                _add_flag(command, field, argparse.SUPPRESS)
+                _add_flag(command, field, argparse.SUPPRESS, default=argparse.SUPPRESS)
         command.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
     return parser
 
@@ -72,11 +72,29 @@ CLUSTER_FLAGS = ("remotes", "no_caching", "allow_interactive", "ssh_identity", "
 
 
 def cluster_settings(args: "argparse.Namespace") -> Settings:
-    values = {name: getattr(args, name) for name in CLUSTER_FLAGS}
-    values["remotes"] = tuple(dict.fromkeys(args.remotes))
+    """The flags of ``mgmt status|stop`` as Settings, checked as ``mgmt run``'s are."""
+    from mgmt.flag_rules import check_bounds, check_paths
+
+    values = _flag_values(args, [f for f in FIELDS if f.name in CLUSTER_FLAGS])
+    values["remotes"] = tuple(dict.fromkeys(values["remotes"]))
     if not values["remotes"]:
         raise InputError(f"mgmt {args.command} needs --remote GRAPH (one per host of the cluster)")
-    return Settings(cluster_command=args.command, verbosity=args.verbose, **values)
+    settings = Settings(cluster_command=args.command, verbosity=args.verbose, **values)
+    check_bounds(settings)
+    return check_paths(settings)
+
+
+def _flag_values(args: "argparse.Namespace", fields: List[Field]) -> Dict[str, Any]:
+    """Each field's value from the parsed flags (its default if absent); a value
+    given more than once (Field.once) is refused rather than the last one taken."""
+    values = {f.name: getattr(args, f.name, f.default) for f in fields}
+    for field in fields:
+        if field.once and hasattr(args, field.name):
+            if len(values[field.name]) > 1:
+                shown = ", ".join(repr(v) for v in values[field.name])
+                raise InputError(f"{field.flag} given more than once ({shown}): give it once")
+            values[field.name] = values[field.name][0]
+    return values
 
 
 _FIELD_DEFAULT = object()
@@ -120,13 +138,7 @@ def settings_from(args: "argparse.Namespace") -> Settings:
     from mgmt.flag_rules import check_settings  # the command line's own: not a remote agent's
 
     given = {f.name for f in FIELDS if f.flag and hasattr(args, f.name)}
-    values = {f.name: getattr(args, f.name, f.default) for f in FIELDS if f.flag}
-    for field in FIELDS:
-        if field.once and field.name in given:
-            if len(values[field.name]) > 1:
-                shown = ", ".join(repr(v) for v in values[field.name])
-                raise InputError(f"{field.flag} given more than once ({shown}): give it once")
-            values[field.name] = values[field.name][0]
+    values = _flag_values(args, [f for f in FIELDS if f.flag])
     seeds = values["seeds"]
     values["seeds"] = tuple(s.strip() for item in seeds for s in item.split(",") if s.strip())
     values["hostname"] = values["hostname"] or _system_hostname()

@@ -18,7 +18,14 @@ from mgmt.settings import FIELDS, REMOTE, Field, Settings, check_hostname, check
 
 FIELD_BY_FLAG = {field.flag: field for field in FIELDS if field.flag}
 
-__all__ = ["check_graph_file", "check_paths", "check_prefix", "check_settings", "remote_only"]
+__all__ = [
+    "check_bounds",
+    "check_graph_file",
+    "check_paths",
+    "check_prefix",
+    "check_settings",
+    "remote_only",
+]
 
 
 def remote_only(field: Field) -> bool:
@@ -36,11 +43,7 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
     something this run would not do.
     """
     given = set(given)
-    for field in FIELDS:
-        value = getattr(settings, field.name)
-        if field.bounds is not None and not field.bounds[0] <= value <= field.bounds[1]:
-            low, high = field.bounds
-            raise InputError(f"{field.flag} {value}: must be between {low} and {high}")
+    check_bounds(settings)
     if settings.remotes:
         if settings.no_server:
             raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
@@ -71,6 +74,15 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
         if not (sep and host and address) or any(c.isspace() for c in value):
             raise InputError(f"--cluster-address {value!r}: expected HOST=ADDRESS")
         _flag_value(_word, "--cluster-address", address)
+
+
+def check_bounds(settings: Settings) -> None:
+    """Every number within its field's bounds."""
+    for field in FIELDS:
+        value = getattr(settings, field.name)
+        if field.bounds is not None and not field.bounds[0] <= value <= field.bounds[1]:
+            low, high = field.bounds
+            raise InputError(f"{field.flag} {value}: must be between {low} and {high}")
 
 
 def check_paths(settings: Settings) -> Settings:

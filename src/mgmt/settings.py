@@ -50,8 +50,7 @@ class Field(NamedTuple):
     """One option. ``flag`` None: not on the command line; ``hidden``: not in --help.
     ``agent``: sent to a remote run's agents and accepted on their settings line.
     ``group``: where --help lists it ("" for the main list, else its heading).
-    ``bounds``: an int's least and greatest value (:func:`check_settings`).
-    ``once``: refused if given twice (the last one would win unnoticed)."""
+    ``bounds``: an int's least and greatest value (mgmt.flag_rules.check_settings)."""
 
     name: str
     type: type
@@ -63,14 +62,19 @@ class Field(NamedTuple):
     group: str = ""
     metavar: Optional[str] = None
     bounds: Optional[Tuple[int, int]] = None
-    once: bool = False
+
+    @property
+    def once(self) -> bool:
+        """A value given at most once on the command line: given twice, the last
+        one would win unnoticed. Switches and lists (--remote) may repeat."""
+        return self.type not in (bool, tuple)
 
 
 REMOTE = "remote execution"
 # fmt: off
 FIELDS: Tuple[Field, ...] = (
     # What to run, and as whom.
-    Field("file", str, None, "the graph file (YAML) to run", "--file", once=True),
+    Field("file", str, None, "the graph file (YAML) to run", "--file"),
     Field("hostname", str, "", "this host's name (default: the system's)", "--hostname",
           agent=True),
     # The world: etcd. Without seeds the agent starts its own etcd server.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 from helpers import run_mgmt
@@ -175,3 +176,34 @@ def test_a_prefix_that_cannot_be_a_directory_is_bad_input(tmp_path, graph, kind)
     result = run_mgmt(["--file", str(graph), "--prefix", prefix, "--no-server"])
     refused(result, f"--prefix {prefix}: not a directory" if prefix else "--prefix: empty path")
     assert a_file.read_text() == ""
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--converged-timeout", "0", "--converged-timeout", "1"],
+        ["--hostname", "a", "--hostname", "b"],
+    ],
+)
+def test_a_value_given_twice_is_refused_not_the_last_taken(tmp_path, graph, flags):
+    refused(_run_with_prefix(tmp_path, graph, *flags), f"{flags[0]} given more than once")
+
+
+def _cluster(command: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mgmt", command, *args], capture_output=True, text=True,
+        timeout=20, stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["status", "stop"])
+def test_status_and_stop_check_their_flags_as_run_does(tmp_path, command):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    refused(_cluster(command, "--remote", str(fifo)), f"--remote {fifo}: not a regular file")
+    remote = tmp_path / "r.yaml"
+    remote.write_text("remote: nohost.invalid\n" + GRAPH)
+    refused(_cluster(command, "--remote", str(remote), "--lost-timeout", "-5"),
+            "--lost-timeout -5: must be between")  # fmt: skip
+    refused(_cluster(command, "--remote", str(remote), "--lost-timeout", "5", "--lost-timeout",
+                     "6"), "--lost-timeout given more than once")  # fmt: skip
