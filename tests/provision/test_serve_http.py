@@ -175,6 +175,14 @@ def test_a_bracketed_ipv6_bind_is_the_address_inside(tree):
         served.stop()
 
 
+def test_max_ranges_0_turns_ranges_off_as_for_the_http_server_resource(tree):
+    with ServeProcess(str(tree), "--bind", "127.0.0.1", "--port", "0", "--max-ranges", "0") as s:
+        port = int(s.http.rsplit(":", 1)[1])
+        reply = request(("127.0.0.1", port), "/", headers={"Range": "bytes=0-0"})
+        s.stop()
+    assert reply.status == 200
+
+
 def test_a_client_that_stops_reading_is_dropped(tree):
     from mgmt.net.http_server import HttpFileServer
 

@@ -25,6 +25,7 @@ from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 __all__ = [
     "MAX_RANGES",
+    "MAX_RANGES_LIMIT",
     "ByteRange",
     "ResponsePlan",
     "if_range_matches",
@@ -37,6 +38,9 @@ __all__ = [
 
 # zchunk asks for up to 256 ranges in one request; more than that is ignored.
 MAX_RANGES = 256
+# The most a server may be set to take (0 takes none: every request gets a 200).
+# Each range is a part of the answer to plan and send: far above any client's.
+MAX_RANGES_LIMIT = 4096
 
 # No file is this large (off_t is 63 bits): larger positions all mean "past the end".
 BEYOND_ANY_FILE = 2**63

@@ -14,13 +14,11 @@ server, the file fields) is in :mod:`mgmt.resources.served`.
 
 from typing import Any, Dict
 
-from mgmt.net.http_range import MAX_RANGES
+from mgmt.net.http_range import MAX_RANGES, MAX_RANGES_LIMIT
 from mgmt.resources.fields import number_field
 from mgmt.resources.served import ServedFileRes, ServerRes, file_fields, server_fields
 
 __all__ = ["HttpFileRes", "HttpServerRes"]
-
-MAX_RANGES_CAP = 4096
 
 
 class HttpServerRes(ServerRes):
@@ -33,7 +31,7 @@ class HttpServerRes(ServerRes):
         # 0 turns ranges off (every request gets a 200); the cap bounds the work
         # and the multipart body one request can ask for.
         max_ranges=number_field(
-            0, MAX_RANGES_CAP, MAX_RANGES, doc="requests with more ranges get a 200"
+            0, MAX_RANGES_LIMIT, MAX_RANGES, doc="requests with more ranges get a 200"
         ),
     )
 

@@ -11,6 +11,7 @@ from typing import Dict, List, Tuple
 import click
 
 from mgmt.net.content import MacSelector, NotServable, OverlayEntry, normalize_mac, open_source
+from mgmt.net.http_range import MAX_RANGES, MAX_RANGES_LIMIT
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 
 READY = "serving {root} at {where}"
@@ -114,10 +115,10 @@ def _bind_address(_ctx: click.Context, _param: click.Parameter, value: str) -> s
 )
 @click.option(
     "--max-ranges",
-    type=click.IntRange(min=1),
-    default=256,
+    type=click.IntRange(0, MAX_RANGES_LIMIT),
+    default=MAX_RANGES,
     show_default=True,
-    help="More ranges get a 200.",
+    help="More ranges get a 200 (0: ranges off), as http:server's max_ranges.",
 )
 @click.option("-v", "--verbose", count=True, help="Log every request (-vv: debug).")
 def serve(
