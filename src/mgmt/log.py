@@ -11,7 +11,7 @@ import contextlib
 import sys
 import threading
 import time
-from typing import Any, Optional, TextIO
+from typing import Any, Optional, Set, TextIO
 
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 
@@ -88,3 +88,32 @@ class Logger:
 def get_logger(component: str) -> Logger:
     """The logger for one component, e.g. ``get_logger("engine")``."""
     return Logger(component)
+
+
+_adopted: Set[str] = set()  # the loggers adopt_library_logger() took over
+
+
+def adopt_library_logger(name: str) -> None:
+    """Route a library's standard-``logging`` logger (paramiko's) into ours, at debug.
+
+    Without a handler, ``logging`` prints its warnings and errors to stderr as
+    they are (paramiko logs a whole traceback that way for a port that does not
+    speak SSH), before the one line in which we say the same. Shown at -v only.
+    The initiator calls this; agents never import ``logging`` (see above).
+    """
+    import logging
+
+    with _Output.lock:
+        if name in _adopted:
+            return
+        _adopted.add(name)
+    ours = Logger(name)
+
+    class _Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            with contextlib.suppress(Exception):  # as logging's handlers: never raise
+                ours.debug("%s", record.getMessage())
+
+    logger = logging.getLogger(name)
+    logger.addHandler(_Handler())
+    logger.propagate = False  # nor through a handler someone put on the root logger

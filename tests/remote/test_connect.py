@@ -3,17 +3,21 @@ and nothing to offer."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
+import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from remote_helpers import REPO, need_hosts, summary
+from remote_helpers import MGMT, REPO, need_hosts, summary
 
 from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import parse_remote
@@ -161,3 +165,49 @@ def test_fab_asks_for_the_login_password_on_the_terminal(host, keyless_home, bun
     assert summary(output.replace("\r\n", "\n"))["pw"][0] == "converged", output
     assert host["pw"].read_file("/tmp/motd") == "typed"
     host["pw"].run("rm -f /tmp/motd")
+
+
+@pytest.fixture
+def not_ssh(tmp_path):
+    """A port that accepts and closes at once (not SSH), and a graph naming it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    closing = threading.Event()
+
+    def serve() -> None:
+        while not closing.is_set():
+            with contextlib.suppress(OSError):
+                server.accept()[0].close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        f"graph: g\nresources:\n  noop:\n  - name: n\nremote: ssh://root@127.0.0.1:{port}\n"
+    )
+    yield graph, port
+    closing.set()
+    server.close()  # accept() fails: the thread ends
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_port_that_is_not_ssh_fails_in_one_line_and_paramiko_speaks_only_at_v(
+    not_ssh, bundle, tmp_path, verbose
+):
+    graph, port = not_ssh
+    argv = [*MGMT, "run", "--tmp-prefix", "--remote", str(graph), "--converged-timeout=1"]
+    env = dict(os.environ, MGMT_BUNDLE=str(bundle), HOME=str(tmp_path))
+    done = subprocess.run(
+        argv + ["-v"] * verbose, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    ours = f"127.0.0.1: failed: ssh to 127.0.0.1:{port} failed: Error reading SSH protocol banner"
+    assert [line for line in done.stderr.splitlines() if ours in line], done.stderr
+    # paramiko's own report of it (and its traceback): only at -v, in our format.
+    banner = [line for line in done.stderr.splitlines() if "Exception (client)" in line]
+    if verbose:
+        assert banner and all(re.match(r"\d\d:\d\d:\d\d paramiko: ", x) for x in banner)
+    else:
+        assert banner == [] and "Traceback" not in done.stderr, done.stderr

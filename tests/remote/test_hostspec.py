@@ -142,18 +142,34 @@ def test_a_graph_with_an_error_is_refused_with_its_line_before_any_connection(tm
     assert "127.0.0.1" not in done.stdout + done.stderr  # no connection, no summary
 
 
-def test_duplicate_files_collapse_and_a_second_graph_for_a_host_is_refused(tmp_path):
-    first, second, other = (tmp_path / n for n in ("one.yaml", "two.yaml", "three.yaml"))
+def test_duplicate_files_collapse(tmp_path):
+    first, other = tmp_path / "one.yaml", tmp_path / "three.yaml"
     first.write_text("graph: a\nremote: ssh://root@h1\n")
-    second.write_text("graph: b\nremote: root@h1\n")
     other.write_text("graph: c\nremote: h2\n")
-    loaded = load_remotes([first, first, tmp_path / "." / "one.yaml", second, other])
+    loaded = load_remotes([first, first, tmp_path / "." / "one.yaml", other])
     assert loaded.specs == [
         HostSpec("h1", first, user="root"),
         HostSpec("h2", other),
     ]
-    assert list(loaded.refused) == [second]
-    assert "already the remote of" in loaded.refused[second]
+
+
+def test_a_second_graph_for_a_host_stops_the_run_before_any_connection(tmp_path):
+    # Two agents named h1 would fight over its resources: exit 2, naming both
+    # files, and nothing contacted (the host leads nowhere: port 1).
+    first, second = tmp_path / "one.yaml", tmp_path / "dup.yaml"
+    first.write_text("graph: a\nremote: ssh://root@127.0.0.1:1\n")
+    second.write_text("graph: b\n\nremote: root@127.0.0.1\n")
+    with pytest.raises(GraphError) as caught:
+        load_remotes([first, second])
+    said = f"{second}:3: remote: host 127.0.0.1 is already the remote of {first}:2"
+    assert str(caught.value) == said
+    env = dict(os.environ, MGMT_BUNDLE=str(first))  # never reached: no bundle is needed
+    argv = [sys.executable, "-m", "mgmt", "run", "--tmp-prefix"]
+    argv += ["--remote", str(first), "--remote", str(second)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [f"mgmt: error: {said}"]
+    assert done.stdout == ""  # no connection, no summary
 
 
 def test_examples_name_their_hosts():

@@ -169,3 +169,32 @@ def test_an_interpreter_older_than_36_is_named_in_one_line(pool, bundle, tmp_pat
     assert "Traceback" not in done.stdout + done.stderr
     assert not pool["a"].exists("/tmp/only-a")
     assert_clean(pool["a"])
+
+
+def test_a_python_key_naming_no_python_fails_that_host_alone_in_one_line(pool, bundle, tmp_path):
+    """perl prints the launcher back in its error; /bin/false ends at once: neither
+    ran an agent, so neither host may be blamed for failed resources or flood the run."""
+    graphs = [file_graph(n, n, tmp_path) for n in ("a", "b", "plat")]
+    for graph, python in zip(graphs, ("/usr/bin/perl", "/bin/false")):
+        graph.write_text(graph.read_text() + f"python: {python}\n")
+    done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = summary(done.stdout)
+    assert rows["plat"][0] == "converged", done.stdout  # the other host is unaffected
+    for name, python in (("a", "/usr/bin/perl"), ("b", "/bin/false")):
+        errors = [line for line in done.stderr.splitlines() if f" {name}: failed:" in line]
+        assert len(errors) == 1, done.stderr
+        assert re.search(
+            rf" {name}: failed: {re.escape(python)} did not start the agent: "
+            r"not a Python 3\.6\+ interpreter\? \(status \d+\)$",
+            errors[0],
+        ), done.stderr
+        assert rows[name][0] == "failed"
+        shown = [line for line in done.stdout.splitlines() if line.startswith(f"{name} | ")]
+        assert len(shown) <= 4, done.stdout
+        assert not re.search(rf"{name}: Running\b", done.stderr)
+        assert not pool[name].exists(f"/tmp/only-{name}")
+    assert "Traceback" not in done.stdout + done.stderr
+    for name in ("a", "b", "plat"):
+        assert_clean(pool[name])
+    pool["plat"].run("rm -f /tmp/only-plat")

@@ -19,9 +19,11 @@ from remote_helpers import (
     assert_clean,
     file_graph,
     graph_for,
+    has_file,
     host_fingerprint,
     mgmt_run,
     need_hosts,
+    save_graph,
     summary,
     wait_until,
 )
@@ -174,6 +176,33 @@ def test_saving_a_graph_re_copies_it_and_only_the_difference_is_applied(pool, bu
     for host in (a, b):
         assert_clean(host)
     _clear_tmp(a, b)
+
+
+def test_a_bad_edit_is_reported_once_against_the_users_file_and_not_copied(pool, bundle, tmp_path):
+    a = pool["a"]
+    graph = file_graph("a", "a", tmp_path)
+    good = graph.read_text()
+    run = Initiator(pool, bundle, [graph])
+    try:
+        wait_until(lambda: has_file(a, "i am a"), 30, "a's file")
+        copied = run.output.count("Copied over new graph definition")
+        save_graph(graph, good.replace("    state: exists\n", "    state: [exists\n"))
+        line = run.wait_for_line(rf"{re.escape(str(graph))}:\d+: .*YAML", timeout=10)
+        assert line.endswith("(not copied: the hosts keep the graph they run)"), line
+        # Fixed later, the edit applies as any other; the bad one never reached a.
+        save_graph(graph, good.replace("i am a", "fixed"))
+        wait_until(lambda: has_file(a, "fixed"), 10, "the fixed edit applied")
+        run.wait_for_line(r"Copied over new graph definition", timeout=5)
+    finally:
+        run.interrupt()
+        code = run.wait(15)
+    assert code == 0, run.output
+    assert run.output.count("Copied over new graph definition") == copied + 1, run.output
+    assert len([x for x in run.output.splitlines() if "YAML" in x]) == 1, run.output
+    assert "/tmp/mgmt-" not in "".join(x for x in run.output.splitlines() if "YAML" in x)
+    assert "Traceback" not in run.output
+    assert_clean(a)
+    _clear_tmp(a)
 
 
 def test_interrupt_during_copies_stops_at_once_and_leaves_nothing(pool, bundle, tmp_path):
@@ -403,6 +432,7 @@ def test_more_remotes_than_cconns_hand_over_their_slots(pool, bundle, tmp_path):
     rows = summary(done.stdout)
     assert [rows[h.name][0] for h in pool] == ["converged"] * 3
     assert done.stderr.count("its slot goes to the next remote") == 2
+    assert "collects no exports" not in done.stderr  # none of these graphs collects
     # One at a time: each host started only after the previous one handed over.
     starts = [m.start() for m in re.finditer(r"(?m)^.* remote: \w: Running\b", done.stderr)]
     handovers = [m.start() for m in re.finditer("its slot goes to the next", done.stderr)]
@@ -411,6 +441,27 @@ def test_more_remotes_than_cconns_hand_over_their_slots(pool, bundle, tmp_path):
         assert host.read_file(f"/tmp/only-{host.name}") == f"i am {host.name}"
         assert_clean(host)
     _clear_tmp(*pool)
+
+
+def test_cconns_below_the_hosts_warns_once_up_front_when_a_graph_collects(pool, bundle, tmp_path):
+    """Run in turns, a converged host stops for the next: it never collects the
+    exports of hosts started after it, and the run says so before starting any."""
+    a, b = pool["a"], pool["b"]
+    graphs = [
+        graph_for("remote2a.yaml", "a", tmp_path),
+        graph_for("remote2b.yaml", "b", tmp_path),
+    ]
+    done = mgmt_run(pool, bundle, graphs, "--cconns=1", "--converged-timeout=1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    warning = f"--cconns 1 with 2 hosts: a host stops when it hands over its slot, so {graphs[0]}"
+    warning += " (and 1 more) collects no exports of the hosts started after it"
+    assert done.stderr.count(warning) == 1, done.stderr
+    assert done.stderr.index(warning) < done.stderr.index(" remote: a: ")  # before any host
+    assert not a.exists("/tmp/file2b")  # what it warned of: a ran before b exported
+    assert b.read_file("/tmp/file2a") == FILES["file2a"]
+    for host in (a, b):
+        assert_clean(host)
+    _clear_tmp(a, b)
 
 
 def test_converged_timeout_zero_waits_for_each_host_to_report(pool, bundle, tmp_path):

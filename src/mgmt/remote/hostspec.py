@@ -131,42 +131,45 @@ def _remote_value(path: Path) -> "Tuple[Graph, object, Optional[int]]":
 def read_remote(path: Path) -> HostSpec:
     """The host a --remote graph file names, with its sudo: and python: keys and
     the hops of its ``via:``."""
+    return _read_remote(path)[0]
+
+
+def _read_remote(path: Path) -> Tuple[HostSpec, Optional[int]]:
+    """:func:`read_remote`, and the line of the ``remote:`` key (for errors)."""
     graph, value, line = _remote_value(path)
     spec = parse_remote(value, path, line)._replace(sudo=graph.sudo, python=graph.python)
     if not graph.via:
-        return spec
+        return spec, line
     from mgmt.remote.hierarchy.hops import parse_via
 
-    return parse_via(spec, graph.via, graph.via_line)
+    return parse_via(spec, graph.via, graph.via_line), line
 
 
 class RemoteSet(NamedTuple):
-    """The hosts of a run, and the graphs refused before connecting (with why)."""
+    """The hosts of a run, one graph each."""
 
     specs: List[HostSpec]
-    refused: Dict[Path, str]
 
 
 def load_remotes(paths: Sequence[Path]) -> RemoteSet:
     """Read every --remote graph: duplicate files collapse, a duplicate host is refused.
 
-    A bad file is an input error for the whole run (nothing has started yet);
-    a second graph for an already-named host is refused for that graph alone,
-    as mgmt did, and shows up in the summary.
+    A bad file, or a second graph for a host already named (two agents of one
+    name would fight over its resources and its state in etcd), is an input
+    error for the whole run, reported before any host is contacted.
     """
     specs: List[HostSpec] = []
-    refused: Dict[Path, str] = {}
     seen_files = set()
-    by_name: Dict[str, Path] = {}
+    by_name: Dict[str, str] = {}  # host -> "file:line" of the graph that named it first
     for path in paths:
         resolved = Path(path).resolve()
         if resolved in seen_files:
             continue
         seen_files.add(resolved)
-        spec = read_remote(Path(path))
+        spec, line = _read_remote(Path(path))
         if spec.name in by_name:
-            refused[Path(path)] = f"host {spec.name} is already the remote of {by_name[spec.name]}"
-            continue
-        by_name[spec.name] = Path(path)
+            why = f"remote: host {spec.name} is already the remote of {by_name[spec.name]}"
+            raise GraphError(why, str(path), line)
+        by_name[spec.name] = str(path) if line is None else f"{path}:{line}"
         specs.append(spec)
-    return RemoteSet(specs, refused)
+    return RemoteSet(specs)

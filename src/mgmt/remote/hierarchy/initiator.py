@@ -21,6 +21,7 @@ from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import Subtree, group_by_first_hop
 from mgmt.remote.hierarchy.upstream import Hierarchy, SudoSecret
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.graphwatch import checking_payload
 from mgmt.remote.transport.connect import ConnectOptions
 from mgmt.remote.transport.runner import Runner
 from mgmt.remote.transport.trust import (
@@ -149,4 +150,5 @@ def top_hierarchy(
         connect=connect,
         on_new_host_key=NewKeys(subtrees, options, lookup),
         sudo=sudo,
+        payload=checking_payload(s.graph for tree in subtrees for s in tree.hosts),
     )

@@ -2,19 +2,48 @@
 
 We watch the directories, not the files: editors save by writing a new file and
 renaming it over the old one, which a watch on the old inode would miss.
+
+On the initiator an edit is checked as ``mgmt run --file`` checks a graph
+(:func:`checking_payload`) before it is sent: a bad one is reported once, with
+the user's file:line, and not copied, so the hosts keep the graph they run
+(the agent would only report it again against its own copy of the file).
 """
 
 import os
 import select
 import threading
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tuple
 
+from mgmt.errors import GraphError
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
 from mgmt.wakeup import Wakeup
 
+if TYPE_CHECKING:
+    from mgmt.remote.orchestration.session import Payload
+
 log = get_logger("remote")
+
+BAD_EDIT = "{error} (not copied: the hosts keep the graph they run)"
+
+
+def checking_payload(graphs: Iterable[Path]) -> "Payload":
+    """What a host is sent for a graph file (see session.graph_payload), once one
+    of the user's ``graphs`` passed the checks of ``mgmt run --file`` (GraphError if
+    not). Other files (a secondary's plan, written here) are sent as they are."""
+    from mgmt.remote.orchestration.session import graph_payload
+
+    mine = {Path(graph) for graph in graphs}
+
+    def payload(graph: Path) -> Tuple[bytes, Optional[str]]:
+        if graph in mine:
+            from mgmt.graph.parse import load_graph
+
+            load_graph(graph)
+        return graph_payload(graph)
+
+    return payload
 
 
 class GraphWatcher:
@@ -59,6 +88,8 @@ class GraphWatcher:
                 if spec is not None and not self._closed.is_set():
                     try:
                         self._on_change(spec)
+                    except GraphError as err:  # from checking_payload: nothing was sent
+                        log.error(BAD_EDIT.format(error=err))
                     except Exception:  # one host's trouble must not end the watch for all
                         log.exception("%s: re-copying %s failed", spec.name, spec.graph)
 

@@ -29,6 +29,10 @@ CCONNS_WITHOUT_TIMEOUT = (
     "{waiting} remote(s) wait for one of {cconns} slot(s), and without --converged-timeout "
     "a running remote never frees its slot: they start only when one ends"
 )
+CCONNS_COLLECT = (
+    "--cconns {cconns} with {hosts} hosts: a host stops when it hands over its slot, so "
+    "{graph} collects no exports of the hosts started after it"
+)
 
 
 def connect_options(settings: Settings, fabric_config=None) -> "ConnectOptions":
@@ -76,7 +80,8 @@ def run(
     from mgmt.remote.orchestration.etcd import RunEtcd, SeedsEtcd
     from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
     from mgmt.remote.orchestration.follow import Printer
-    from mgmt.remote.orchestration.results import FAILED, HostResult, print_summary, run_document
+    from mgmt.remote.orchestration.graphwatch import checking_payload
+    from mgmt.remote.orchestration.results import HostResult, print_summary, run_document
     from mgmt.remote.orchestration.session import RunContext
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
     from mgmt.remote.transport.sudo import Sudo, new_token
@@ -86,7 +91,7 @@ def run(
     document_out, out = (out, sys.stderr) if settings.json else (None, out)
     if settings.no_server:
         raise InputError("--no-server cannot be used with --remote: the initiator runs etcd")
-    remotes = RemoteSet(list(specs), {}) if specs else load_remotes(settings.remotes)
+    remotes = RemoteSet(list(specs)) if specs else load_remotes(settings.remotes)
     if settings.python:  # the graphs' python: keys win for their hosts
         remotes.specs[:] = [s._replace(python=s.python or settings.python) for s in remotes.specs]
     # Whom each agent runs as, settled here once (a host behind a secondary takes it
@@ -99,6 +104,8 @@ def run(
     if settings.cconns and settings.converged_timeout < 0 and sessions > settings.cconns:
         waiting = sessions - settings.cconns
         log.warning(CCONNS_WITHOUT_TIMEOUT.format(waiting=waiting, cconns=settings.cconns))
+    if settings.cconns and len(remotes.specs) > settings.cconns:
+        _warn_cconns_collect(settings.cconns, remotes.specs)
     if settings.ask_sudo_password and sudo_password is None:
         if any(spec.sudo for spec in remotes.specs):
             sudo_password = ask_password()
@@ -135,6 +142,7 @@ def run(
             caching=not settings.no_caching,
             agent_options=agent_settings(settings),
             output=Printer(out),
+            payload=checking_payload(s.graph for s in remotes.specs),  # bad edits stop here
         )
         hierarchy = via_hierarchy(subtrees, state, options, settings, found, (token, sudo_password))
         fanout = Fanout(
@@ -154,13 +162,25 @@ def run(
         finally:
             hierarchy.close()
             endpoint.close()
-    for path, why in remotes.refused.items():
-        results.append(HostResult(str(path), FAILED, message=why))
     print_summary(results, out)
     if document_out is not None:
         document_out.write(json.dumps(run_document(results), ensure_ascii=False) + "\n")
         document_out.flush()
     return 1 if any(r.failed for r in results) else 0
+
+
+def _warn_cconns_collect(cconns: int, specs: List[HostSpec]) -> None:
+    """Hosts run in turns (each stopped when the next takes its slot) cannot all
+    see each other's exports: said once, up front, naming a graph that collects.
+    Keeping a collecting host's slot instead would never start the others with
+    --cconns 1, and the ones it waits for could not run beside it anyway."""
+    from mgmt.graph.parse import load_graph  # read again: only with --cconns below the hosts
+
+    collecting = [spec.graph for spec in specs if load_graph(spec.graph).collect]
+    if collecting:
+        more = len(collecting) - 1
+        graph = str(collecting[0]) + (f" (and {more} more)" if more else "")
+        log.warning(CCONNS_COLLECT.format(cconns=cconns, hosts=len(specs), graph=graph))
 
 
 def via_hierarchy(subtrees, state: Path, options, settings: Settings, found, sudo):
@@ -194,8 +214,6 @@ def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config
     from mgmt.remote.orchestration.bundlefile import find_bundle
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
 
-    if remotes.refused:
-        raise InputError("; ".join(f"{path}: {why}" for path, why in remotes.refused.items()))
     # Not yet combined with detached clusters: refused here rather than half-applied.
     for spec in remotes.specs:
         if spec.via:

@@ -13,6 +13,7 @@ The session talks to its host only through a transport Runner.
 """
 
 import contextlib
+import functools
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from mgmt.errors import GraphError, RemoteError
 from mgmt.log import get_logger
 from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration import agentstart
 from mgmt.remote.orchestration.results import CONVERGED, EXITED, FAILED, STOPPED, HostResult
 from mgmt.remote.protocol.programs import LAUNCHER, START
 from mgmt.remote.transport.runner import Process, Runner, upload
@@ -179,8 +181,8 @@ class Session:
             outcome["result"], outcome["message"] = self._judge(status)
         except Exception as err:
             lost = self._runner.lost() if self._runner is not None else None
-            if isinstance(err, RemoteError) and lost is None and not self.stopping:
-                outcome["message"] = err.message
+            if isinstance(err, (RemoteError, GraphError)) and lost is None and not self.stopping:
+                outcome["message"] = err.message if isinstance(err, RemoteError) else str(err)
             elif self.stopping and lost is None:
                 outcome["result"] = STOPPED
             elif lost is not None:
@@ -307,8 +309,15 @@ class Session:
         settings = {**settings, **self.secret_settings()}
         with self._send_lock:
             process.send(protocol.start_lines(graph, settings))
-        self.python = python = self._read_python(process.stdout)
-        on = f" (Python {python.short}, {python.path})" if python is not None else ""
+        self.python, held = agentstart.read_python(process.stdout)
+        if self.python is None:  # no launcher ran: not a Python (see agentstart)
+            wait = functools.partial(self._wait, process)
+            raise agentstart.not_started(
+                self.host, self.spec.python, held, process.stderr, wait, self._line
+            )
+        for line in held:
+            self._line(line)
+        on = f" (Python {self.python.short}, {self.python.path})"
         log.info("%s: Running%s: %s", self.host, on, self._runner.become.shown + command)
         readers = [
             threading.Thread(target=self._stream, args=(process.stdout,), daemon=True),
@@ -329,18 +338,6 @@ class Session:
         for reader in readers:
             reader.join(2.0)
         return status
-
-    def _read_python(self, stdout) -> Optional[protocol.Python]:
-        """The launcher's first line, past START's pid line (None: it never said)."""
-        while True:
-            raw = stdout.readline()
-            if not raw:
-                return None
-            line = raw.decode(errors="replace").rstrip("\r\n")
-            python = protocol.parse_python_line(line)
-            if python is not None:
-                return python
-            self._line(line)
 
     def _send_stop(self) -> None:
         """Tell START's guard to SIGINT the agent, once (from any thread)."""

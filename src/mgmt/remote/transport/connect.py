@@ -19,11 +19,14 @@ import paramiko
 from fabric import Config, Connection
 
 from mgmt.errors import RemoteError
-from mgmt.log import get_logger
+from mgmt.log import adopt_library_logger, get_logger
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.transport.trust import HostKeyChanged, apply_trust, host_key_entry
 
 log = get_logger("remote")
+# paramiko logs a failed handshake (a port that does not speak SSH) with its
+# traceback on stderr; our own one-line error says it already: -v shows it.
+adopt_library_logger("paramiko")
 
 PASSWORD_TRIES = 3
 # One prompt at a time: parallel sessions must not interleave their questions.

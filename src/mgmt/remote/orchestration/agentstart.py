@@ -1,0 +1,64 @@
+"""The moment the agent starts on a host: did an interpreter run the launcher?
+
+The launcher's first line names its interpreter (PYTHON_MARK, see
+mgmt.remote.protocol). A ``python:`` (or ``--python``) naming something that
+is not Python never says it: /bin/false ends at once, perl prints the whole
+launcher back in its error. Without that line no agent ran, so the host fails
+with one line saying so, and only a few lines of what the program printed are
+shown (the whole of it is the launcher's source, not news to anyone).
+
+Imported by secondaries too (mgmt.remote.hierarchy): Python 3.6, standard library.
+"""
+
+from typing import BinaryIO, Callable, List, Optional, Tuple
+
+from mgmt.errors import RemoteError
+from mgmt.remote import protocol
+
+NOT_PYTHON = "{python} did not start the agent: not a Python 3.6+ interpreter? (status {status})"
+NOT_STARTED = "the agent did not start (status {status})"
+SHOWN_LINES = 3  # of a failed start's output: enough to see what ran, not the launcher
+SHOWN_WIDTH = 200
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode(errors="replace").rstrip("\r\n")
+
+
+def read_python(stdout: BinaryIO) -> Tuple[Optional[protocol.Python], List[str]]:
+    """The launcher's first line, and the lines before it (START's pid line, and
+    whatever else came), held back: shown once the line came, a few of them if not."""
+    held: List[str] = []
+    while True:
+        raw = stdout.readline()
+        if not raw:
+            return None, held
+        line = _text(raw)
+        python = protocol.parse_python_line(line)
+        if python is not None:
+            return python, held
+        held.append(line)
+
+
+def not_started(
+    host: str,
+    given: Optional[str],
+    held: List[str],
+    stderr: BinaryIO,
+    wait: Callable[[], int],
+    show: Callable[[str], None],
+) -> RemoteError:
+    """Why no agent runs (the launcher never said which Python it is), after showing
+    the first few lines of output; ``wait()`` is the exit status (or raises "lost")."""
+    output = [line for line in held if protocol.parse_pid_line(line) is None]
+    output += [_text(raw) for raw in stderr]  # START exited (stdout ended): so will this
+    started = any(protocol.parse_pid_line(line) is not None for line in held)
+    for line in output[:SHOWN_LINES]:
+        show(line if len(line) <= SHOWN_WIDTH else line[:SHOWN_WIDTH] + "...")
+    if len(output) > SHOWN_LINES:
+        show(f"... ({len(output) - SHOWN_LINES} more lines)")
+    status = wait()
+    if not started:  # START ended before it started anything (its own exit status)
+        return RemoteError(host, NOT_STARTED.format(status=status))
+    python = given or "the Python found on the host"
+    return RemoteError(host, NOT_PYTHON.format(python=python, status=status))
