@@ -254,6 +254,23 @@ def test_hosts_that_cannot_reach_each_other_are_told_so_and_nothing_is_left(bund
             assert not host.exists("/root/.local/state/mgmt"), host.name
 
 
+@pytest.mark.parametrize(
+    ("address", "client", "peer"),
+    [
+        ("10.0.0.1", "http://10.0.0.1:2379", "https://10.0.0.1:2380"),
+        ("fd00::1", "http://[fd00::1]:2379", "https://[fd00::1]:2380"),  # as SSH_CONNECTION has it
+        ("[fd00::1]", "http://[fd00::1]:2379", "https://[fd00::1]:2380"),
+    ],
+)
+def test_a_members_urls_hold_an_ipv6_address_in_brackets(address, client, peer):
+    from mgmt.remote.orchestration.cluster import Member
+    from mgmt.world.client import normalize_url
+
+    member = Member("h", "m", address)
+    assert (member.client_url, member.peer_url) == (client, peer)
+    normalize_url(member.client_url)  # what the agents are given: no "bad etcd URL"
+
+
 def test_bad_cluster_flags_are_input_errors(bundle, tmp_path):
     graph = graph_for("remote2a.yaml", "nowhere", tmp_path)
     for flags, message in (

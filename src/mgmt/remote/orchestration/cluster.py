@@ -31,11 +31,18 @@ class Member(NamedTuple):
 
     @property
     def client_url(self) -> str:
-        return f"http://{self.address}:{CLIENT_PORT}"
+        return f"http://{self._in_url}:{CLIENT_PORT}"
 
     @property
     def peer_url(self) -> str:
-        return f"https://{self.address}:{PEER_PORT}"  # TLS between members: cluster_tls
+        return f"https://{self._in_url}:{PEER_PORT}"  # TLS between members: cluster_tls
+
+    @property
+    def _in_url(self) -> str:
+        """The address as a URL holds it: an IPv6 one (from --cluster-address or
+        SSH_CONNECTION, which gives it bare) in brackets."""
+        bare = ":" in self.address and not self.address.startswith("[")
+        return f"[{self.address}]" if bare else self.address
 
 
 def default_size(hosts: int) -> int:

@@ -320,8 +320,6 @@ def check_flags(settings, specs: List[HostSpec]) -> None:
     """Flags that make no sense with a detached run, refused before connecting."""
     if settings.seeds:
         raise InputError("--detach cannot be used with --seeds: the cluster runs its own etcd")
-    if settings.cluster_size < 0:
-        raise InputError("--cluster-size must be 1 or more")
     if settings.detach:
         check_size(settings.cluster_size, len(specs))
     parse_addresses(settings.cluster_address, [s.name for s in specs])
