@@ -10,8 +10,10 @@ in the YAML's words. A few go through the real CLI and through a live reload.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -199,3 +201,25 @@ def test_json_refusals_need_no_pyyaml():
         "g.json:2: a string holds a lone surrogate U+DC80, which is not valid Unicode text"
         " (the value of 'comment')",
     ]
+
+
+def test_a_fifo_or_a_device_is_refused_without_waiting_for_a_writer(tmp_path):
+    """Every reader of a graph file (--file, --remote, fab deploy, a reload) goes
+    through read_graph_text: opened without O_NONBLOCK, a FIFO waited for ever."""
+    from mgmt.graph.parse import read_graph_text
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        errors = []
+
+        def read(path=path, errors=errors) -> None:
+            try:
+                read_graph_text(path)
+            except GraphError as error:
+                errors.append(error)
+
+        reader = threading.Thread(target=read, daemon=True)  # a hang fails, not blocks, the test
+        reader.start()
+        reader.join(10)
+        assert [e.message for e in errors] == ["not a regular file; expected a graph file"]

@@ -1,6 +1,7 @@
 """Graph file -> validated :class:`Graph`, every error naming the file and line."""
 
 import os
+import stat
 from typing import Any, List, Optional, Tuple, Union
 
 from mgmt.errors import GraphError
@@ -255,16 +256,24 @@ def parse_graph(text: str, path: Optional[str] = None) -> Graph:
 def read_graph_text(path: "Union[str, os.PathLike[str]]") -> str:
     """A graph file's text, reading no more than the largest graph allowed.
 
-    Reading a whole multi-gigabyte file (or /dev/zero) before checking its size
-    would be the exhaustion the size bound is there to prevent.
+    Reading a whole multi-gigabyte file before checking its size would be the
+    exhaustion the size bound is there to prevent. Only a regular file is read:
+    opening a FIFO without O_NONBLOCK waits for a writer (for ever, for a graph
+    file replaced by one), and a device such as /dev/zero is no graph.
     """
     try:
-        with open(str(path), "rb") as stream:
-            data = stream.read(MAX_BYTES + 1)
+        fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise GraphError("the graph file does not exist", str(path)) from None
     except OSError as err:
         raise GraphError(f"cannot read the graph file: {err.strerror}", str(path)) from None
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise GraphError("not a regular file; expected a graph file", str(path))
+        try:
+            data = stream.read(MAX_BYTES + 1)
+        except OSError as err:  # a directory: EISDIR
+            raise GraphError(f"cannot read the graph file: {err.strerror}", str(path)) from None
     if len(data) > MAX_BYTES:
         raise GraphError(f"the graph is larger than {MAX_BYTES // (1024 * 1024)} MiB", str(path))
     try:
