@@ -72,12 +72,17 @@ class Agent:
         self.state_dir = os.fspath(state_dir or settings.prefix)
         self.stopping = threading.Event()
         self._main_wake = Wakeup()  # what the main thread waits on while the agent runs
+        # Whether the agent was converged when it ended (the --json "converged"):
+        # its own --converged-timeout fired, or it was idle when stopped (see
+        # _stopped_converged). _timed_out tells the log which way it ended.
         self.converged = False
+        self._timed_out = False
         self.graph: Optional[Graph] = None
         self._graph_text = ""  # as last read: an unchanged save is not parsed again
         self._wake = threading.Condition()
         self._graph_dirty = False
         self._collect_dirty = False
+        self._planning = False  # the planner took the flags above and is applying them
         self._world_retry_at: Optional[float] = None  # set while the world is out of step
         self._last_event = 0.0
         self._cancels: List[Callable[[], None]] = []
@@ -150,6 +155,8 @@ class Agent:
             planner.start()
             gc.enable()  # start-up is over: see mgmt.remote.launch
             self._main_wake.wait()  # stop(), or a signal (stop_from_signal)
+            if not self.converged:
+                self.converged = self._stopped_converged()
         finally:
             self._shutdown(planner)
             self._main_wake.close()
@@ -157,7 +164,7 @@ class Agent:
             self._print_report()
         failed = self.engine.failed()
         if failed:
-            how = "converged" if self.converged else "stopped"
+            how = "converged" if self._timed_out else "stopped"
             log.error("%s with %d failed resource(s)", how, len(failed))
             return 1
         return 0
@@ -182,8 +189,24 @@ class Agent:
         return self.world.set_converged if self.world is not None else None
 
     def _converged(self) -> None:
-        self.converged = True
+        self.converged = self._timed_out = True
         self.stop()
+
+    def _stopped_converged(self) -> bool:
+        """Whether the agent, stopped before its own timeout (a signal, stop()), was
+        converged then: the idle state the converger reports (nothing queued,
+        running or waiting for a retry; a failed resource no longer retried
+        counts as done, "status" reports it), and no reload or collect left to
+        the planner. A remote run's agent has no timeout of its own: the
+        initiator applies it to these reports and then sends SIGINT, which does
+        not say why (converged, or the run cut short). The host's row says why;
+        the agent says what it was."""
+        if self.engine is None:
+            return False
+        with self._wake:
+            if self._graph_dirty or self._collect_dirty or self._planning:
+                return False
+        return bool(self.engine.idle)
 
     def _shutdown(self, planner: threading.Thread) -> None:
         self.stop()
@@ -313,6 +336,7 @@ class Agent:
                         continue
                 reload, self._graph_dirty = self._graph_dirty, False
                 collect, self._collect_dirty = self._collect_dirty, False
+                self._planning = reload or collect
             if not (reload or collect):
                 try:
                     self._sync_world()  # only a retry is due
@@ -326,6 +350,9 @@ class Agent:
                     self._apply()
             except Exception:  # the planner must survive anything a reload throws
                 log.exception("reload failed; keeping the running graph")
+            finally:
+                with self._wake:  # what the reload added is queued in the engine by now
+                    self._planning = False
 
     def _reload(self) -> bool:
         """Read the graph file again; True if it changed and is valid."""

@@ -9,7 +9,7 @@ remote run will embed one such document per host under ``hosts``. Shape
       "version": 1,
       "host": "web1",                 # the agent's --hostname
       "noop": false,                  # --noop: nothing was changed
-      "converged": true,              # ended converged (else stopped)
+      "converged": true,              # was converged when it ended (see below)
       "status": "ok",                 # "failed" when any resource failed
       "summary": {"changed": 1, "unchanged": 2, "would-change": 0,
                   "failed": 0, "pending": 0},
@@ -27,6 +27,16 @@ remote run will embed one such document per host under ``hosts``. Shape
         }
       ]
     }
+
+``converged`` says whether the agent was converged when it ended, however it
+ended: its engine idle (every resource checked; nothing queued, running or
+waiting for a retry; no graph reload pending), which is the state it reports
+as converged to the world or, in a remote run, to the initiator. True when its
+own --converged-timeout ended the run, and when it was stopped (^C, SIGTERM,
+the initiator's stop) while idle; false when stopped while still at work. A
+failed resource that is no longer retried does not keep an agent from
+converging: ``status`` reports it. Why the run ended is not part of this
+document: a remote run's host row says it (``converged``, ``stopped``).
 
 Resources come sorted by kind and name. A value the graph does not manage is
 never listed; ``wanted``/``actual`` are strings, numbers or null.

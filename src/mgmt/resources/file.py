@@ -164,6 +164,9 @@ class FileRes(Resource):
         self.cancels.clear()
 
     def say(self, apply: bool, done: str, would: str) -> None:
+        """One line for a change: ``would ...`` under noop, else ``done``. Called
+        once the change has succeeded, never before: a change that fails is logged
+        as the failure alone, not as made and then failed."""
         self.init.log.info(done if apply else f"would {would} (noop)")
 
     def check_apply(self, apply: bool) -> bool:
@@ -224,7 +227,6 @@ class FileRes(Resource):
         if stat.S_ISDIR(st.st_mode) and not self.params["recurse"]:
             message = f"{self.path} is a directory; set recurse: true to remove it"
             raise ResourceError(repr(self), message)
-        self.say(apply, f"removed {self.path}", f"remove {self.path}")
         if apply:
             # rmtree works through descriptors and refuses a link swapped in;
             # unlink removes a link itself, never its target.
@@ -232,6 +234,7 @@ class FileRes(Resource):
                 _rmtree(self.path)
             else:
                 os.unlink(self.path)
+        self.say(apply, f"removed {self.path}", f"remove {self.path}")
         return False
 
     def _wanted(self) -> Optional[bytes]:
@@ -251,20 +254,21 @@ class FileRes(Resource):
                     message = f"{self.path} is a directory; set force: true to replace it"
                     raise ResourceError(repr(self), message)
                 self.note("type", "file", "directory")
+                if apply:
+                    there.close()
+                    _rmtree(self.path)
                 self.say(apply, f"replaced directory {self.path}", f"replace directory {self.path}")
                 if not apply:
                     return False
-                there.close()
-                _rmtree(self.path)
                 st = None
             if st is None:
                 self.note("state", "exists", "absent")
-                self.say(apply, f"created {self.path}", f"create {self.path}")
                 if apply:
                     if not os.path.isdir(os.path.dirname(self.path)):
                         os.makedirs(os.path.dirname(self.path), exist_ok=True)
                     mode = self.mode if self.mode is not None else DEFAULT_MODE
                     self._write(data or b"", mode, self._owners())
+                self.say(apply, f"created {self.path}", f"create {self.path}")
                 return False
             if there.fd is None:
                 return self._replace_special(there, data, apply)
@@ -278,10 +282,10 @@ class FileRes(Resource):
         if data is None:
             message = f"{self.path} is {what}; the file kind never acts through it (set content)"
             raise ResourceError(repr(self), message)
-        self.say(apply, f"replaced {what} at {self.path}", f"replace {what} at {self.path}")
         if apply:
             mode = self.mode if self.mode is not None else DEFAULT_MODE
             self._write(data, mode, self._owners())
+        self.say(apply, f"replaced {what} at {self.path}", f"replace {what} at {self.path}")
         return False
 
     def _regular(self, fd: int, st: os.stat_result, data: Optional[bytes], apply: bool) -> bool:
@@ -289,12 +293,13 @@ class FileRes(Resource):
         ok = True
         if data is not None and (st.st_size != len(data) or not holds(fd, data)):
             self._note_content(fd, st, data, apply)
-            self.say(apply, f"wrote content of {self.path}", f"rewrite content of {self.path}")
             if apply:  # the new file gets the wanted owner and mode with it
                 uid, gid = self._owners()
                 mode = self.mode if self.mode is not None else stat.S_IMODE(st.st_mode)
                 keep = (st.st_uid if uid is None else uid, st.st_gid if gid is None else gid)
                 self._write(data, mode, keep, read_xattrs(fd))
+            self.say(apply, f"wrote content of {self.path}", f"rewrite content of {self.path}")
+            if apply:
                 return False
             ok = False  # noop: the owner and mode are reported too
         ok = self._attrs(fd, st, apply) and ok
@@ -316,16 +321,16 @@ class FileRes(Resource):
                 raise ResourceError(repr(self), message)
             ok = False
             self.note("type", "directory", "file")
-            self.say(apply, f"replaced {self.path} by a directory", f"replace {self.path}")
             if apply:
                 os.unlink(self.path)  # a link goes, never its target
+            self.say(apply, f"replaced {self.path} by a directory", f"replace {self.path}")
             st = None
         if st is None:
             ok = False
             self.note("state", "exists", "absent")
-            self.say(apply, f"created directory {self.path}", f"create directory {self.path}")
             if apply:
                 os.makedirs(self.path, exist_ok=True)
+            self.say(apply, f"created directory {self.path}", f"create directory {self.path}")
         with Opened(self.path) as there:
             if there.fd is not None and there.st is not None and stat.S_ISDIR(there.st.st_mode):
                 ok = self._attrs(there.fd, there.st, apply) and ok
@@ -344,17 +349,17 @@ class FileRes(Resource):
         if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
             ok = False
             self._note_owner(st, uid, gid)
-            self.say(apply, f"set owner of {self.path}", f"set owner of {self.path}")
             if apply:
                 # chown clears set-id bits: the mode is checked afterwards.
                 os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
                 st = os.fstat(fd)
+            self.say(apply, f"set owner of {self.path}", f"set owner of {self.path}")
         if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
             ok = False
             self.note("mode", f"{self.mode:04o}", f"{stat.S_IMODE(st.st_mode):04o}")
-            self.say(apply, f"set mode {self.mode:04o} on {self.path}", f"set mode {self.mode:04o}")
             if apply:
                 os.fchmod(fd, self.mode)
+            self.say(apply, f"set mode {self.mode:04o} on {self.path}", f"set mode {self.mode:04o}")
         return ok
 
     def _note_owner(self, st: os.stat_result, uid: Optional[int], gid: Optional[int]) -> None:

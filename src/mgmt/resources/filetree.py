@@ -41,7 +41,8 @@ def _is_dir(path: str) -> bool:
 def sync_tree(res: Any, source: str, apply: bool) -> bool:
     """Make the tree at ``res.path`` hold what ``source`` holds (extra files go only with force).
 
-    ``res`` is the file resource: its path, params, ``say`` and ``repr`` for errors.
+    ``res`` is the file resource: its path, params, ``say`` (each change logged
+    once made, never before) and ``repr`` for errors.
     """
     ok = True
     force = res.params["force"]
@@ -53,9 +54,9 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
                 message = f"{target_dir} is not a directory; set force: true to replace it"
                 raise ResourceError(repr(res), message)
             ok = False
-            res.say(apply, f"replaced {target_dir} by a directory", f"replace {target_dir}")
             if apply:
                 os.unlink(target_dir)
+            res.say(apply, f"replaced {target_dir} by a directory", f"replace {target_dir}")
         if not _is_dir(target_dir):
             ok = False
             if not apply:
@@ -69,16 +70,16 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
                 message = f"{dst} is a directory where {src} is a file"
                 raise ResourceError(repr(res), message)
             ok = False
-            res.say(apply, f"copied {dst}", f"copy {dst}")
             if apply:
                 with open(src, "rb") as handle:
                     atomic_write(dst, handle.read(), stat.S_IMODE(os.stat(src).st_mode))
+            res.say(apply, f"copied {dst}", f"copy {dst}")
         if force and _is_dir(target_dir):
             wanted = set(dirs) | set(files)
             for extra in sorted(set(os.listdir(target_dir)) - wanted):
                 ok = False
                 gone = os.path.join(target_dir, extra)
-                res.say(apply, f"removed {gone}", f"remove {gone}")
                 if apply:
                     _rmtree(gone) if _is_dir(gone) else os.unlink(gone)
+                res.say(apply, f"removed {gone}", f"remove {gone}")
     return ok

@@ -135,11 +135,11 @@ class HostnameRes(Resource):
             return True
         for key, now in wrong.items():
             self.note(key, self.wanted[key], now)
-            said = f"set {key} to {self.wanted[key]!r} (was {now!r})"
-            self.init.log.info(said if apply else f"would {said} (noop)")
+            if not apply:
+                self.init.log.info("would %s (noop)", self._said(key, now))
         if not apply:
             return False
-        key = ""
+        key, failure = "", ""
         try:
             for key in ("static_hostname", "pretty_hostname"):
                 if key in wrong:
@@ -151,12 +151,22 @@ class HostnameRes(Resource):
             if transient is not None and socket.gethostname() != transient:
                 self._set_transient(transient)
         except OSError as err:
-            raise ResourceError(repr(self), f"cannot set {key}: {err.strerror or err}") from None
+            failure = f"cannot set {key}: {err.strerror or err}"
+        # Read back, then log only the names that did change: a "set" line never
+        # comes before (or instead of) the failure that kept a name from changing.
         left = self._wrong()
+        for key, now in wrong.items():
+            if key not in left:
+                self.init.log.info("%s", self._said(key, now))
+        if failure:
+            raise ResourceError(repr(self), failure)
         if left:
             said = ", ".join(f"{k} is {v!r}, wanted {self.wanted[k]!r}" for k, v in left.items())
             raise ResourceError(repr(self), f"set, but {said}")
         return False
+
+    def _said(self, key: str, was: str) -> str:
+        return f"set {key} to {self.wanted[key]!r} (was {was!r})"
 
     def _set(self, key: str, value: str) -> None:
         """The static or pretty name: through hostnamed, else its file."""

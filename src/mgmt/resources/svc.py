@@ -100,10 +100,10 @@ class SvcRes(Resource):
         if not steps:
             return True
         for step in steps:
+            if apply:
+                systemctl(step)
+            # After the step, not before: a failed start is logged as the failure alone.
             if step[0] in DONE:
                 said = f"{DONE[step[0]]} {self.unit}"
                 self.init.log.info(said if apply else f"would {step[0]} {self.unit} (noop)")
-        if apply:
-            for step in steps:
-                systemctl(step)
         return False
