@@ -94,6 +94,15 @@ def test_values_at_the_bounds_and_near_misses_still_load():
     assert graph.resources[("file", "e")].exported
 
 
+def test_hostname_resources_that_set_different_names_do_not_clash():
+    text = (
+        "graph: g\nresources:\n  hostname:\n"
+        "  - {name: static, static_hostname: web1}\n"
+        "  - {name: pretty, pretty_hostname: Web server one}\n"
+    )
+    assert len(parse_graph(text, "g.yaml").resources) == 2
+
+
 def test_null_or_absent_resources_are_no_resources():
     for text in ("graph: g\n", "graph: g\nresources:\n", "graph: g\nresources: {}\n"):
         assert parse_graph(text, "g.yaml").resources == {}

@@ -3,7 +3,7 @@
 Two file resources with one path, one writing "one" and the other "two",
 never converge: each write is an event for the other (30,000 writes in 8 s).
 A kind names what it manages in the ids it provides for autoedges
-(``file:/etc/motd``, ``svc:sshd.service``, ``pkg:nginx``, ``hostname``); the
+(``file:/etc/motd``, ``svc:sshd.service``, ``pkg:nginx``, ``hostname:static``); the
 exchange of exported resources already treats those ids as identities (a
 collected resource whose id is taken locally is skipped), and the graph
 refuses two local resources with one id in the same way.

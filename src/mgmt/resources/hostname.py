@@ -94,8 +94,16 @@ class HostnameRes(Resource):
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
-        # A host has one name: a second hostname resource could only fight the first.
-        return ["hostname"], []
+        # One id per name it sets: two resources setting one name could only fight,
+        # but a name a resource is not given it leaves alone (one may set the
+        # static name, another the pretty one).
+        default = params.get("hostname")
+        names = {
+            "static": params.get("static_hostname") or default,
+            "transient": params.get("transient_hostname") or default,
+            "pretty": params.get("pretty_hostname"),
+        }
+        return [f"hostname:{kind}" for kind, value in names.items() if value is not None], []
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
