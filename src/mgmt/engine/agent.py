@@ -33,24 +33,11 @@ WORLD_RETRY = 1.0
 
 
 def read_and_parse(path: str) -> "Tuple[str, Graph]":
-    """A graph file's text and its graph; raises GraphError (exit 2) naming the file."""
-    text = read_graph_file(path)
+    """A graph file's text and its graph; raises GraphError (exit 2) naming the file.
+    Only a regular file is read (read_graph_text): a graph file replaced by a
+    FIFO would block the planner for ever."""
+    text = read_graph_text(path)
     return text, parse_graph(text, path)
-
-
-def read_graph_file(path: str) -> str:
-    """The graph file's text, if it is a regular file: the watched file replaced
-    by a FIFO would block the read (and the planner) for ever. stat(), not
-    fstat() after open(): opening a FIFO for reading is what blocks."""
-    import stat
-
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        mode = None  # read_graph_text says why (does not exist, no access...)
-    if mode is not None and not stat.S_ISREG(mode):
-        raise GraphError("not a regular file; expected a graph file", path)
-    return read_graph_text(path)
 
 
 class Agent:
@@ -134,7 +121,7 @@ class Agent:
                 self._cancels.append(
                     self.watcher.watch_path(path, self._on_graph_event, saved=self._on_graph_saved)
                 )
-            text = read_graph_file(path)
+            text = read_graph_text(path)
             if self._first is not None and self._first[0] == text:
                 self.graph = self._first[1]
             else:
@@ -358,7 +345,7 @@ class Agent:
         """Read the graph file again; True if it changed and is valid."""
         path = os.fspath(self.settings.file)  # type: ignore[arg-type]
         try:
-            text = read_graph_file(path)
+            text = read_graph_text(path)
             if text == self._graph_text:
                 return False
             graph = parse_graph(text, path)
