@@ -36,8 +36,10 @@ def test_json_holds_every_host_and_its_resources(pool, bundle, tmp_path):
         entry = hosts[host.address]
         assert (entry["result"], entry["bundle"]) == ("converged", "copied")
         report = entry["report"]
-        # The run's convergence is the entry's result: the initiator stopped the agent.
+        # The initiator stopped the agent once the run converged; the agent was idle
+        # then, and its report says so as the host's row does.
         assert report["host"] == host.address and report["status"] == "ok"
+        assert report["converged"] is True
         found = _resources(report)
         assert found[("file", own)]["result"] == "changed"
         assert found[("file", own)]["changes"][0]["field"] in ("content", "state")
