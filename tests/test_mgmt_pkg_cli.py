@@ -23,7 +23,7 @@ def mgmt_pkg(*args: str) -> subprocess.CompletedProcess:
     [
         (("serve", "/tmp", "--port", "99999"), 2, "'--port': 99999 is not in the range"),
         (("serve", "/tmp", "--tftp-port", "-1"), 2, "'--tftp-port': -1 is not in the range"),
-        (("serve", "/tmp", "--max-ranges", "0"), 2, "'--max-ranges': 0 is not in the range"),
+        (("serve", "/tmp", "--max-ranges", "4097"), 2, "'--max-ranges': 4097 is not in the range"),
         (("bundle", "-o", "/proc/no-such-dir/mgmt"), 2, "error: --output: cannot create /proc/"),
         (("no-such-command",), 2, "No such command 'no-such-command'"),
     ],
