@@ -52,7 +52,10 @@ def build_parser() -> "argparse.ArgumentParser":
         # (settings_from fills the field's default in).
         _add_flag(where, field, argparse.SUPPRESS, default=argparse.SUPPRESS)
     run.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    run.add_argument("--etcd-auth-stdin", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument(
+        "--etcd-auth-stdin", action="store_true",
+        help="read etcd's 'user:password' from the first line of stdin (for --seeds with auth)",
+    )  # fmt: skip
     for name, text in CLUSTER_COMMANDS.items():
         command = commands.add_parser(name, help=text)
         for field in FIELDS:

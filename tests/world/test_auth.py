@@ -128,3 +128,35 @@ def test_watch_resumes_with_a_new_token_after_the_old_one_died(secured):
         watch.cancel()
     finally:
         proxy.close()
+
+
+def _run_with_auth(server, tmp_path, line: str):
+    import subprocess
+    import sys
+
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "graph: g\nresources:\n  file:\n"
+        f"  - {{name: '@@shared', path: {tmp_path / 'shared'}, content: 'x'}}\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "mgmt", "run", "--file", str(graph), "--seeds", server.client_url,
+         "--etcd-auth-stdin", "--hostname", "authed", "--tmp-prefix", "--converged-timeout", "0"],
+        input=line, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_mgmt_run_logs_in_with_the_credentials_on_stdin(secured, tmp_path):
+    server, credentials = secured
+    done = _run_with_auth(server, tmp_path, f"{credentials.username}:{credentials.password}\n")
+    assert done.returncode == 0, done.stderr
+    root = EtcdClient([server.client_url], server.root_credentials)
+    try:
+        _, items = root.range("/_mgmt/exported/authed/", prefix=True)
+    finally:
+        root.close()
+    assert len(items) == 1  # the export, written as the run's user
+
+    wrong = _run_with_auth(server, tmp_path, f"{credentials.username}:not-the-password\n")
+    assert wrong.returncode == 1
+    assert "authentication failed" in wrong.stderr and "Traceback" not in wrong.stderr
