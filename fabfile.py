@@ -66,7 +66,9 @@ def ensure_bundle() -> Path:
 def _run(c: Context, graphs: List[str], connections: List[Connection]) -> None:
     from mgmt import log
     from mgmt.errors import MgmtError
+    from mgmt.flag_rules import check_graph_file, check_settings
     from mgmt.remote import run_remotes
+    from mgmt.remote.hostspec import load_remotes
     from mgmt.settings import Settings
 
     options = dict(_options)
@@ -75,13 +77,21 @@ def _run(c: Context, graphs: List[str], connections: List[Connection]) -> None:
     sudo = c.config.get("sudo", {})
     if options["sudo"] and not options["sudo_user"] and sudo.get("user"):
         options["sudo_user"] = sudo["user"]
-    settings = Settings(remotes=[Path(g) for g in graphs], tmp_prefix=True, **options)
     specs: Optional[List[HostSpec]] = None
     try:
+        for name in ("converged_timeout", "cconns", "lost_timeout"):
+            options[name] = _number(name, options[name])
+        settings = Settings(remotes=[Path(g) for g in graphs], tmp_prefix=True, **options)
+        # mgmt run's checks, and every graph read, before a bundle is built or a host reached.
+        check_settings(settings, {"remotes"})
+        for graph in graphs:
+            check_graph_file("--graph", graph)
         if connections:
             if len(graphs) != 1:
                 raise Exit("deploy: with -H give exactly one --graph (run on every host)", code=2)
             specs = _specs(Path(graphs[0]), connections)
+        else:
+            load_remotes(settings.remotes)
         code = run_remotes(
             settings,
             fabric_config=c.config,
@@ -93,6 +103,18 @@ def _run(c: Context, graphs: List[str], connections: List[Connection]) -> None:
         raise Exit(f"deploy: error: {err}", code=err.exit_code) from None
     if code:
         raise Exit(code=code)
+
+
+def _number(name: str, text: str) -> int:
+    """A number option as typed (invoke would turn an int default's bad value into a
+    traceback); its range is checked with mgmt run's (mgmt.flag_rules)."""
+    from mgmt.errors import InputError
+
+    try:
+        return int(text)
+    except ValueError:
+        flag = "--" + name.replace("_", "-")
+        raise InputError(f"{flag} {text!r}: not a whole number") from None
 
 
 def _specs(graph: Path, connections: List[Connection]) -> List[HostSpec]:
@@ -143,12 +165,12 @@ def _deploy_all(c):
 def deploy(
     c,
     graph,
-    converged_timeout=5,
-    cconns=0,
+    converged_timeout="5",  # strings: checked by _number, with the flag named
+    cconns="0",
     no_caching=False,
     noop=False,
     ssh_accept_new=False,
-    lost_timeout=30,
+    lost_timeout="30",
     sudo=False,
     sudo_user="",
     python="",
@@ -157,12 +179,12 @@ def deploy(
     """Run --graph on every host (-H) over SSH, exchanging resources through one etcd."""
     _options.update(
         graphs=list(graph),
-        converged_timeout=int(converged_timeout),
-        cconns=int(cconns),
+        converged_timeout=converged_timeout,
+        cconns=cconns,
         no_caching=no_caching,
         noop=noop,
         ssh_accept_new=ssh_accept_new,
-        lost_timeout=int(lost_timeout),
+        lost_timeout=lost_timeout,
         sudo=sudo,
         sudo_user=sudo_user,
         python=python,

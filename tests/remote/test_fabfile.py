@@ -138,3 +138,30 @@ def test_bundle_is_rebuilt_only_when_stale(tmp_path):
     assert not fabfile.bundle_is_stale(bundle, sources)
     os.utime(sources / "a.py", (later + 10, later + 10))
     assert fabfile.bundle_is_stale(bundle, sources)  # a source is newer
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--converged-timeout", "abc"], "--converged-timeout 'abc': not a whole number"),
+        (["--converged-timeout", "-3"], "--converged-timeout -3: must be between -1 and "),
+        (["--cconns", "-1"], "--cconns -1: must be between 0 and "),
+        (["--graph", "{missing}"], "--graph {missing}: the graph file does not exist"),
+        (["--graph", "{bad}"], "{bad}:2: "),
+    ],
+)
+def test_bad_input_is_one_line_before_a_bundle_is_built_or_a_host_reached(tmp_path, flags, said):
+    """As mgmt run's flags; dist/mgmt is not (re)built for a run that cannot start."""
+    missing, bad = tmp_path / "missing.yaml", tmp_path / "bad.yaml"
+    bad.write_text("graph: g\nremote: [not, a, host]\n")
+    good = tmp_path / "good.yaml"
+    good.write_text("graph: g\nremote: nohost.invalid\n")
+    flags = [flag.format(missing=missing, bad=bad) for flag in flags]
+    graph = [] if "--graph" in flags else ["--graph", str(good)]
+    env = {k: v for k, v in os.environ.items() if k != "MGMT_BUNDLE"}
+    done = _fab(env, "deploy", *graph, *flags)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("deploy: error: " + said.format(missing=missing, bad=bad))
+    assert "building" not in done.stdout
