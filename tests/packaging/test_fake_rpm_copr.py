@@ -59,6 +59,16 @@ def test_bad_copr_target_is_refused_before_building(tmp_path):
     assert not out.exists()
 
 
+def test_a_project_copr_does_not_have_stops_the_run_before_building(copr, tmp_path):
+    out = tmp_path / "out"
+    done = fake_rpm("-n", "x", "-v", "1", "-o", str(out), "--copr", "bob/nope",
+                    "--copr-config", str(copr.config))  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("mgmt-pkg: error: checking bob/nope before the upload: ")
+    assert not out.exists()  # nothing was built
+    assert not copr.state.builds
+
+
 def test_copr_options_need_copr(tmp_path):
     done = fake_rpm("-n", "x", "-v", "1", "-o", str(tmp_path), "--copr-nowait")
     assert done.returncode == 2

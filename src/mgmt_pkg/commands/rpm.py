@@ -234,15 +234,18 @@ def _check_copr_options(options: dict) -> None:
         return
     if options["spec_only"]:
         raise InvalidInput("--copr needs an SRPM: it cannot go with --spec-only")
-    from mgmt_pkg.copr import check_chroots, load_config, parse_target
+    from mgmt_pkg.copr import check_chroots, check_target, load_config, parse_target
 
     try:
         parse_target(options["copr"])
     except InvalidInput as error:
         raise InvalidInput(f"--copr: {error}") from None
     check_chroots("--copr-chroot", options["copr_chroot"])
-    # Read now, not after the build: a missing or broken config is no reason to build first.
-    load_config(Path(options["copr_config"]) if options["copr_config"] else None)
+    # Now, not after the build: a missing config, a project that does not exist or
+    # credentials COPR refuses are no reason to build first (and leave the output).
+    config = Path(options["copr_config"]) if options["copr_config"] else None
+    load_config(config)
+    check_target(options["copr"], chroots=options["copr_chroot"], config_path=config)
 
 
 @click.command("inspect")

@@ -10,6 +10,7 @@ from mgmt_pkg.copr.session import CoprFailed, Target, check_chroots, parse_targe
 from mgmt_pkg.copr.submit import (
     BuildFailed,
     BuildResult,
+    check_target,
     create_project,
     submit_builds,
     submit_srpm,
@@ -21,6 +22,7 @@ __all__ = [
     "CoprFailed",
     "Target",
     "check_chroots",
+    "check_target",
     "create_project",
     "load_config",
     "parse_target",

@@ -96,11 +96,7 @@ def submit_builds(
     if dry_run:
         _describe(session, where, packages, options, echo)
         return []
-    # Older copr clients lack check-before-build; the upload then checks the same.
-    check = getattr(session.client.build_proxy, "check_before_build", None)
-    if check is not None:
-        with session.errors(f"checking {where} before the upload"):
-            check(where.owner, where.project, buildopts={**options, "progress_callback": None})
+    _check_with_copr(session, where, options)
     results = [_upload(session, where, package, options, echo) for package in packages]
     if not wait:
         return results
@@ -121,6 +117,24 @@ def submit_builds(
         detail = ", ".join(f"{r.id} {r.state} ({r.srpm.name}): {r.url}" for r in failed)
         raise BuildFailed(f"COPR build {detail}")
     return results
+
+
+def check_target(
+    target: str, *, chroots: Sequence[str] = (), config_path: Optional[Path] = None
+) -> None:
+    """Ask COPR, before anything is built, what an upload to ``target`` would be
+    refused for (the project does not exist, bad credentials or chroots): for
+    ``fake-rpm --copr``, which would otherwise build first and fail after."""
+    session = CoprSession(config_path)
+    _check_with_copr(session, parse_target(target), {"chroots": list(chroots)} if chroots else {})
+
+
+def _check_with_copr(session: CoprSession, where: Target, options: dict) -> None:
+    # Older copr clients lack check-before-build; the upload then checks the same.
+    check = getattr(session.client.build_proxy, "check_before_build", None)
+    if check is not None:
+        with session.errors(f"checking {where} before the upload"):
+            check(where.owner, where.project, buildopts={**options, "progress_callback": None})
 
 
 def submit_srpm(target: str, srpm: Path, **options: Any) -> Optional[BuildResult]:
