@@ -88,3 +88,18 @@ def test_build_says_what_the_srpm_path_is(tmp_path: Path, config: Path, name: st
     assert err == f"mgmt-pkg: error: {path}: {fragment}" + (
         " (a device, FIFO or socket)\n" if "regular" in fragment else "\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--chroot", "fedora-rawhide-x86_64", "--chroot", "fedora-rawhide-x86_64"],
+         "--chroot 'fedora-rawhide-x86_64': given more than once"),
+        (["--timeout", "0"], "--timeout: must be more than 0 seconds"),
+        (["--poll-interval", "-1"], "--poll-interval: '-1' is negative"),
+    ],
+)  # fmt: skip
+def test_build_refuses_what_it_could_only_get_wrong(config: Path, srpm: Path, flags, said):
+    code, err = run("copr", "build", "alice/x", str(srpm), *flags, "--config", str(config))
+    assert code == 2, err
+    assert err == f"mgmt-pkg: error: {said}\n"

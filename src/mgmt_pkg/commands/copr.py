@@ -108,7 +108,10 @@ def build(
         wait=not nowait,
         dry_run=dry_run,
         poll_interval=seconds("--poll-interval", poll_interval, MAX_POLL_INTERVAL),
-        timeout=None if timeout is None else seconds("--timeout", timeout, MAX_TIMEOUT),
+        # 0 would give up before the first look at the builds just uploaded.
+        timeout=None
+        if timeout is None
+        else seconds("--timeout", timeout, MAX_TIMEOUT, above_zero=True),
     )
 
 
@@ -116,15 +119,19 @@ MAX_POLL_INTERVAL = 3600.0
 MAX_TIMEOUT = 7 * 86400.0  # a week: COPR's longest builds end well before
 
 
-def seconds(option: str, text: str, maximum: float) -> float:
-    """A duration option: a finite decimal number of seconds, 0..maximum.
+def seconds(option: str, text: str, maximum: float, above_zero: bool = False) -> float:
+    """A duration option: a finite decimal number of seconds, 0 (or above it) to maximum.
 
     Checked here rather than by click's FloatRange, which lets "nan" and
     "inf" through and answers with a usage text instead of one line.
     """
+    if text.startswith("-") and re.fullmatch(r"-[0-9.]+", text[:33]):
+        raise InvalidInput(f"{option}: {text[:32]!r} is negative")
     if len(text) > 32 or not re.fullmatch(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", text):
         raise InvalidInput(f"{option}: {text[:32]!r} is not a number of seconds (e.g. 10 or 0.5)")
     value = float(text)
     if value > maximum:
         raise InvalidInput(f"{option}: must be at most {maximum:g} seconds")
+    if above_zero and value == 0:
+        raise InvalidInput(f"{option}: must be more than 0 seconds")
     return value

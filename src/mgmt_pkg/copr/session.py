@@ -56,8 +56,11 @@ def parse_target(text: str) -> Target:
 
 
 def check_chroots(option: str, chroots: Sequence[str]) -> None:
-    """Each chroot must look like NAME-VERSION-ARCH; InvalidInput naming ``option`` if not."""
+    """Each chroot must look like NAME-VERSION-ARCH, and be given once; InvalidInput
+    naming ``option`` if not."""
     for chroot in chroots:
+        if chroots.count(chroot) > 1:
+            raise InvalidInput(f"{option} {chroot!r}: given more than once")
         if not _CHROOT.fullmatch(chroot):
             raise InvalidInput(
                 f"{option} {chroot!r}: not a chroot name (NAME-VERSION-ARCH, "
