@@ -86,7 +86,7 @@ def test_a_utf8_bom_and_plain_http_without_tls_are_fine(tmp_path: Path):
     [
         ("--poll-interval", "nan", "--poll-interval: 'nan' is not a number of seconds"),
         ("--poll-interval", "inf", "--poll-interval: 'inf' is not a number of seconds"),
-        ("--poll-interval", "-1", "--poll-interval: '-1' is not a number of seconds"),
+        ("--poll-interval", "-1", "--poll-interval: '-1' is negative"),
         ("--poll-interval", "9" * 5000, "is not a number of seconds"),
         ("--poll-interval", "3601", "--poll-interval: must be at most 3600 seconds"),
         ("--timeout", "1e9", "--timeout: '1e9' is not a number of seconds"),
