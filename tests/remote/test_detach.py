@@ -305,6 +305,23 @@ def test_one_host_and_stop_without_caching_removes_the_bundle_too(pool, bundle, 
     assert not [d for d in c.listdir("/root/.cache/mgmt/shiv") if d.startswith(_sha(bundle))]
 
 
+def test_the_graphs_python_runs_the_detached_agent_as_it_runs_an_attached_one(
+    pool, bundle, tmp_path
+):
+    c = pool["c"]
+    c.run("rm -f /tmp/file1c")  # an earlier test's
+    graph = tmp_path / "c-python.yaml"
+    graph.write_text("python: /nonexistent/python3\n" + GRAPH_C)
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--detach")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "no Python at /nonexistent/python3 (python: / --python)" in done.stderr
+    finally:
+        _cluster(pool, bundle, "stop", [graph])
+    assert_clean(c)
+    assert not c.exists("/tmp/file1c")
+
+
 def test_a_member_without_etcd_gets_the_initiators_copy_cached_by_sha256(bundle, tmp_path):
     need_hosts()
     with ssh_hosts(["bare"]) as hosts:

@@ -53,10 +53,17 @@ HANDED_OVER = (
     "cluster handed over: {hosts} host(s), etcd on {members}; the agents run on without "
     "this initiator.\n  see it:  mgmt status {graphs}\n  stop it: mgmt stop {graphs}\n"
 )
-# The hosts' program ($1), on the host's python3 as START finds it.
-RUN_PROGRAM = (
-    'p=$1; shift; py=/usr/bin/python3; [ -x "$py" ] || py=python3; exec "$py" -S -c "$p" "$@"'
-)
+# The hosts' program ($1) on the graph's python: ($2; "" for the host's python3).
+# It starts the agent and its supervisors with the same interpreter (sys.executable).
+RUN_PROGRAM = r"""
+p=$1 py=$2; shift 2
+if [ -z "$py" ]; then py=/usr/bin/python3; [ -x "$py" ] || py=python3; fi
+case $py in "~/"*) py="$HOME/${py#\~/}" ;; esac
+# Without one, read the request all the same: closed at once, stdin would fail the send.
+command -v "$py" >/dev/null 2>&1 || {
+    echo "no Python at $py (python: / --python)" >&2; cat >/dev/null; exit 93; }
+exec "$py" -S -c "$p" "$@"
+"""
 
 
 class Hosts:
@@ -119,7 +126,8 @@ class Hosts:
 
     def call(self, host: str, command: str, request: Dict[str, Any], timeout=60.0) -> Dict:
         """Run the hosts' program's ``command``; its answer (RemoteError if it failed)."""
-        line = protocol.sh(RUN_PROGRAM, DETACHED, command)
+        python = next((spec.python for spec in self.specs if spec.name == host), None)
+        line = protocol.sh(RUN_PROGRAM, DETACHED, python or "", command)
         done = self.runners[host].run(line, json.dumps(request).encode() + b"\n", timeout)
         try:
             answer = json.loads(done.stdout.strip().splitlines()[-1])
