@@ -143,34 +143,35 @@ def test_the_real_cli_exits_2_with_one_line(tmp_path, name, text, expected):
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
 
 
-def test_a_json_surrogate_path_is_refused_and_nothing_is_written(tmp_path):
-    target = tmp_path / "out"
-    target.mkdir()
-    graph = tmp_path / "g.json"
-    graph.write_text(
-        '{"graph": "g", "resources": {"file": [\n'
-        f'{{"name": "r", "path": "{target}/\\udc80", "content": "x"}},\n'
-        f'{{"name": "s", "path": "{target}/js", "content": "\\ud800"}}]}}}}'
-    )
-    result = _mgmt(tmp_path, graph)
-    assert result.returncode == 2, result.stderr
-    assert "g.json:2: a string holds a lone surrogate U+DC80" in result.stderr
-    assert "(the value of 'path')" in result.stderr
-    assert list(target.iterdir()) == []
+# Graphs the agent must refuse before it writes anything: (file name, its text with
+# {out} for the folder its files would go to, what the error says).
+REFUSED_BEFORE_ANY_WRITE = [
+    ("g.json",
+     '{{"graph": "g", "resources": {{"file": [\n'
+     '{{"name": "r", "path": "{out}/\\udc80", "content": "x"}},\n'
+     '{{"name": "s", "path": "{out}/js", "content": "\\ud800"}}]}}}}',
+     ["g.json:2: a string holds a lone surrogate U+DC80", "(the value of 'path')"]),
+    ("g.yaml",
+     "graph: g\nresources:\n  file:\n"
+     "  - {{name: a, path: {out}/fight, content: one}}\n"
+     "  - {{name: b, path: {out}/fight, content: two}}\n",
+     ["g.yaml:5: file[b] and file[a] (line 4) both manage file:{out}/fight"]),
+]  # fmt: skip
 
 
-def test_two_files_with_one_path_are_refused_before_any_write(tmp_path):
-    graph = tmp_path / "g.yaml"
-    fight = tmp_path / "fight"
-    graph.write_text(
-        "graph: g\nresources:\n  file:\n"
-        f"  - {{name: a, path: {fight}, content: one}}\n"
-        f"  - {{name: b, path: {fight}, content: two}}\n"
-    )
+@pytest.mark.parametrize(
+    ("name", "text", "said"), REFUSED_BEFORE_ANY_WRITE, ids=["surrogate-path", "one-path-twice"]
+)
+def test_refused_before_any_write(tmp_path, name, text, said):
+    out = tmp_path / "out"
+    out.mkdir()
+    graph = tmp_path / name
+    graph.write_text(text.format(out=out))
     result = _mgmt(tmp_path, graph)
     assert result.returncode == 2, result.stderr
-    assert f"g.yaml:5: file[b] and file[a] (line 4) both manage file:{fight}" in result.stderr
-    assert not fight.exists()
+    for words in said:
+        assert words.format(out=out) in result.stderr, result.stderr
+    assert list(out.iterdir()) == []
 
 
 def test_a_reload_with_a_bad_value_logs_one_line_and_keeps_the_graph(tmp_path, mgmt_log):
