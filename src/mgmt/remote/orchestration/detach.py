@@ -43,7 +43,7 @@ from mgmt.remote.orchestration.cluster import (
     parse_addresses,
 )
 from mgmt.remote.orchestration.follow import LogFollower
-from mgmt.remote.protocol.programs import DETACHED, LAUNCHER, SUPERVISOR
+from mgmt.remote.protocol.programs import DETACHED, DETACHED_RUNNER, LAUNCHER, SUPERVISOR
 from mgmt.remote.transport.runner import Runner, upload
 
 log = get_logger("remote")
@@ -53,17 +53,6 @@ HANDED_OVER = (
     "cluster handed over: {hosts} host(s), etcd on {members}; the agents run on without "
     "this initiator.\n  see it:  mgmt status {graphs}\n  stop it: mgmt stop {graphs}\n"
 )
-# The hosts' program ($1) on the graph's python: ($2; "" for the host's python3).
-# It starts the agent and its supervisors with the same interpreter (sys.executable).
-RUN_PROGRAM = r"""
-p=$1 py=$2; shift 2
-if [ -z "$py" ]; then py=/usr/bin/python3; [ -x "$py" ] || py=python3; fi
-case $py in "~/"*) py="$HOME/${py#\~/}" ;; esac
-# Without one, read the request all the same: closed at once, stdin would fail the send.
-command -v "$py" >/dev/null 2>&1 || {
-    echo "no Python at $py (python: / --python)" >&2; cat >/dev/null; exit 93; }
-exec "$py" -S -c "$p" "$@"
-"""
 
 
 class Hosts:
@@ -127,7 +116,7 @@ class Hosts:
     def call(self, host: str, command: str, request: Dict[str, Any], timeout=60.0) -> Dict:
         """Run the hosts' program's ``command``; its answer (RemoteError if it failed)."""
         python = next((spec.python for spec in self.specs if spec.name == host), None)
-        line = protocol.sh(RUN_PROGRAM, DETACHED, python or "", command)
+        line = protocol.sh(DETACHED_RUNNER, DETACHED, python or "", command)
         done = self.runners[host].run(line, json.dumps(request).encode() + b"\n", timeout)
         try:
             answer = json.loads(done.stdout.strip().splitlines()[-1])

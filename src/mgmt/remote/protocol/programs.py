@@ -22,4 +22,5 @@ START = _read("start.sh")
 LAUNCHER = _read("launcher.py")
 # The hosts' side of a detached cluster (mgmt.remote.orchestration.detach).
 DETACHED = _read("detached.py")
+DETACHED_RUNNER = _read("detached.sh")  # runs DETACHED on the graph's python:
 SUPERVISOR = _read("supervise.py")

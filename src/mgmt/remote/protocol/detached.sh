@@ -1,0 +1,12 @@
+# The hosts' side of a detached cluster, started: run by the initiator as
+# `sh -c <this file> mgmt-remote PROGRAM PYTHON ARGS...` (mgmt.remote.orchestration.detach).
+# PROGRAM is detached.py's text; PYTHON the graph's python: ("" for the host's
+# python3). detached.py starts the agent and its supervisors with the same
+# interpreter (sys.executable), so the choice made here holds for all of them.
+p=$1 py=$2; shift 2
+if [ -z "$py" ]; then py=/usr/bin/python3; [ -x "$py" ] || py=python3; fi
+case $py in "~/"*) py="$HOME/${py#\~/}" ;; esac
+# Without one, read the request all the same: closed at once, stdin would fail the send.
+command -v "$py" >/dev/null 2>&1 || {
+    echo "no Python at $py (python: / --python)" >&2; cat >/dev/null; exit 93; }
+exec "$py" -S -c "$p" "$@"
