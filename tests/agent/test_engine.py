@@ -227,6 +227,32 @@ def test_converger_fires_after_idle_timeout_and_reports_each_change():
         conv.close()
 
 
+def test_converger_reports_a_new_idle_period_even_if_it_never_saw_the_busy_one():
+    """Each idle period may end with other resources failed: it is reported again."""
+    states, release = [], threading.Event()
+
+    def report(idle: bool) -> None:
+        states.append(idle)
+        if states == [False, True]:
+            release.wait(5)  # busy, then idle again, while this report is written
+
+    conv = Converger(-1, report)
+    try:
+        conv.engine_idle(False)
+        assert wait_for(lambda: states == [False], 5)
+        conv.engine_idle(True)
+        assert wait_for(lambda: states == [False, True], 5)
+        conv.engine_idle(False)
+        conv.engine_idle(True)
+        release.set()
+        assert wait_for(lambda: states == [False, True, True], 5)
+        conv.engine_idle(True)  # the same period, told again: nothing new to report
+        conv.engine_idle(False)
+        assert wait_for(lambda: states == [False, True, True, False], 5)
+    finally:
+        conv.close()
+
+
 def test_converger_waits_for_quiet_time():
     fired = threading.Event()
     conv = Converger(1, None, fired.set)

@@ -81,8 +81,8 @@ def _cluster(pool, bundle, command, graphs, *flags):
     )  # fmt: skip
 
 
-def _edit_export(host, graph_name: str, old: str, new: str) -> None:
-    """Change what ``host`` exports by editing the graph its detached agent runs."""
+def _edit_graph(host, graph_name: str, old: str, new: str) -> None:
+    """Edit the graph ``host``'s detached agent runs (as JSON, as it was sent), in place."""
     path = f"{STATE}/{graph_name}"
     text = host.read_file(path).replace(old, new)
     assert new in text
@@ -125,7 +125,7 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
         a.run("echo tampered > /tmp/file1a")
         wait_until(lambda: a.read_file("/tmp/file1a") == "i am file1a\n", 20, "file1a restored")
         # ...and a changed export on a reaches b and c through the hosts' own etcd.
-        _edit_export(a, "remote2a.yaml", "exported from host a", "edited on host a")
+        _edit_graph(a, "remote2a.yaml", "exported from host a", "edited on host a")
         for host in (b, c):
             wait_until(
                 lambda host=host: "edited on host a" in _content(host, "/tmp/file2a"),
@@ -156,7 +156,7 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
         # exchange goes on with the other two.
         pids = c.run(f"cat {STATE}/etcd.sup {STATE}/etcd.pid").stdout.split()
         c.run(["kill", "-KILL", *pids])
-        _edit_export(a, "remote2a.yaml", "edited on host a", "edited again on host a")
+        _edit_graph(a, "remote2a.yaml", "edited on host a", "edited again on host a")
         for host in (b, c):
             wait_until(
                 lambda host=host: "edited again on host a" in _content(host, "/tmp/file2a"),
@@ -303,6 +303,36 @@ def test_one_host_and_stop_without_caching_removes_the_bundle_too(pool, bundle, 
     assert not c.exists("/root/.local/state/mgmt")
     assert c.listdir("/root/.cache/mgmt/bundles") == []
     assert not [d for d in c.listdir("/root/.cache/mgmt/shiv") if d.startswith(_sha(bundle))]
+
+
+def test_a_failed_resource_fails_the_hand_over_and_status_until_an_edit_fixes_it(
+    pool, bundle, tmp_path
+):
+    c = pool["c"]
+    graph = tmp_path / "c-broken.yaml"
+    graph.write_text(
+        GRAPH_C.replace("resources:\n", "resources:\n  exec:\n  - {name: broken, cmd: 'false'}\n")
+    )
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--detach")
+        # As an attached run: exit 1, the host and the resource named; the cluster runs on.
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "cluster handed over: 1 host(s)" in done.stdout
+        assert "c: 1 resource(s) FAILED\n  exec[broken]: " in done.stdout, done.stdout
+        assert c.read_file("/tmp/file1c") == "i am file1c\n"
+        status = _cluster(pool, bundle, "status", [graph])
+        assert status.returncode == 1, status.stdout + status.stderr
+        assert "agent running" in status.stdout and "  exec[broken]: " in status.stdout
+
+        # Fixed by a graph edit on the host: the agent converges clean and says so.
+        _edit_graph(c, graph.name, '"cmd": "false"', '"cmd": "true"')
+        wait_until(
+            lambda: _cluster(pool, bundle, "status", [graph]).returncode == 0, 30, "status 0"
+        )
+        assert "FAILED" not in _cluster(pool, bundle, "status", [graph]).stdout
+    finally:
+        _cluster(pool, bundle, "stop", [graph])
+    assert_clean(c)
 
 
 def test_the_graphs_python_runs_the_detached_agent_as_it_runs_an_attached_one(

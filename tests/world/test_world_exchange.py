@@ -9,7 +9,7 @@ import pytest
 from recorder import WAIT, Recorder
 from tcpproxy import TcpProxy
 
-from mgmt.world.api import ExportedResource
+from mgmt.world.api import ExportedResource, Failure
 from mgmt.world.client import EtcdClient
 from mgmt.world.exchange import EtcdWorld
 from mgmt.world.watch import PrefixWatch
@@ -170,6 +170,27 @@ def test_converged_state_already_stored_is_not_rewritten(world, client):
     before = revision(client)
     world("a").set_converged(True)
     assert revision(client) == before
+
+
+def test_failures_are_kept_only_while_converged_and_cleared_once_gone(world, client):
+    a = world("a")
+    broken = Failure("exec", "broken", "exit status 1")
+    a.set_converged(False, [broken])  # busy: what failed before is not news yet
+    assert stored(client, "/_mgmt/failed/") == {}
+    a.set_converged(True, [broken])
+    assert stored(client, "/_mgmt/failed/") == {
+        "/_mgmt/failed/a": [{"kind": "exec", "name": "broken", "error": "exit status 1"}]
+    }
+    assert stored(client, "/_mgmt/converged/") == {"/_mgmt/converged/a": True}
+    before = revision(client)
+    a.set_converged(True, [broken])
+    assert revision(client) == before
+    a.set_converged(False)  # busy again: the failures go with the converged state
+    assert stored(client, "/_mgmt/failed/") == {}
+    a.set_converged(True, [broken])
+    a.set_converged(True)  # an edit fixed it: converged clean
+    assert stored(client, "/_mgmt/failed/") == {}
+    assert stored(client, "/_mgmt/converged/") == {"/_mgmt/converged/a": True}
 
 
 def test_close_stops_watches(world, client):

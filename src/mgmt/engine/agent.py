@@ -173,7 +173,16 @@ class Agent:
     def _converged_reporter(self) -> Optional[Callable[[bool], None]]:
         if self.settings.converged_stdout:
             return _print_converged
-        return self.world.set_converged if self.world is not None else None
+        if self.world is None:
+            return None
+        world = self.world
+
+        def report(idle: bool) -> None:
+            # With the resources that ended failed: a detached cluster, which has no
+            # initiator to read this agent's exit status, says so from them.
+            world.set_converged(idle, self.engine.failures() if idle else ())
+
+        return report
 
     def _converged(self) -> None:
         self.converged = self._timed_out = True

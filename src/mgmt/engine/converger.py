@@ -37,7 +37,8 @@ class Converger:
         self._cond = threading.Condition()
         self._idle = False
         self._idle_since: Optional[float] = None
-        self._reported: Optional[bool] = None
+        self._idle_periods = 0
+        self._reported: Optional[tuple] = None  # (idle, idle period) last reported
         self._retry_at: Optional[float] = None  # after a failed write
         self._fired = False
         self._closed = False
@@ -47,6 +48,8 @@ class Converger:
     def engine_idle(self, idle: bool) -> None:
         """Called by the engine (under its lock: stays quick) when it turns idle or busy."""
         with self._cond:
+            if idle and not self._idle:
+                self._idle_periods += 1
             self._idle = idle
             self._idle_since = time.monotonic() if idle else None
             self._cond.notify_all()
@@ -71,13 +74,14 @@ class Converger:
 
     def _loop(self) -> None:
         while True:
-            fire, report = False, None
+            fire, report, state = False, None, None
             with self._cond:
                 while not (fire or report is not None):
                     if self._closed:
                         return
                     left = None
-                    if self._report is not None and self._reported != self._idle:
+                    state = (self._idle, self._idle_periods if self._idle else 0)
+                    if self._report is not None and self._reported != state:
                         wait = 0.0 if self._retry_at is None else self._retry_at - time.monotonic()
                         if wait <= 0:
                             report = self._idle
@@ -99,7 +103,7 @@ class Converger:
                         self._retry_at = time.monotonic() + RETRY_DELAY
                 else:
                     with self._cond:
-                        self._reported = report
+                        self._reported = state
                         self._retry_at = None
             if fire:
                 log.info("converged: idle for %s s", self.timeout)

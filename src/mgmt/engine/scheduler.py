@@ -25,6 +25,7 @@ from mgmt.graph.diff import GraphDiff, diff_resources
 from mgmt.graph.model import Edge, ResourceKey, ResourceSpec, key_str
 from mgmt.log import Logger, get_logger
 from mgmt.resources.base import Init, Resource
+from mgmt.world.api import Failure
 
 log = get_logger("engine")
 
@@ -285,6 +286,15 @@ class Engine:
 
     def failed(self) -> List[ResourceKey]:
         return [k for k, s in self.statuses().items() if s == FAILED]
+
+    def failures(self) -> List[Failure]:
+        """The failed resources (no retry left) with their last errors."""
+        with self._cond:
+            return [
+                Failure(kind, name, (v.outcome.errors or [""])[-1])
+                for (kind, name), v in self._vertices.items()
+                if v.status == FAILED
+            ]
 
     # -- the workers --------------------------------------------------------
 

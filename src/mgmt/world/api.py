@@ -6,6 +6,11 @@ converged, and is told when any of that changes. Key layout (mgmt's own):
 
     /_mgmt/exported/<hostname>/resources/<kind>/<name>   JSON of the resource
     /_mgmt/converged/<hostname>                          "true" | "false"
+    /_mgmt/failed/<hostname>                             JSON list, see Failure
+
+The last key is this project's: it is there only while the host is converged
+with resources that ended failed, so a cluster that runs on without its
+initiator (``--detach``) can still say that a host failed.
 """
 
 from typing import (
@@ -17,6 +22,7 @@ from typing import (
     List,
     Mapping,
     NamedTuple,
+    Sequence,
     Tuple,
 )
 
@@ -27,6 +33,7 @@ else:  # at run time (Python 3.6 and 3.7 included) the interfaces below are plai
 
 EXPORTED_PREFIX = "/_mgmt/exported/"
 CONVERGED_PREFIX = "/_mgmt/converged/"
+FAILED_PREFIX = "/_mgmt/failed/"
 # An agent of a remote run reports its converged state as a line on stdout
 # (part of the initiator <-> agent protocol, kept there; re-exported here for
 # the engine). Such an agent only connects to etcd once its graph exports or
@@ -48,6 +55,14 @@ class ExportedResource(NamedTuple):
     kind: str
     name: str
     params: Dict[str, Any]
+
+
+class Failure(NamedTuple):
+    """A resource that ended failed (no retry left), and its last error."""
+
+    kind: str
+    name: str
+    error: str
 
 
 class Cancel(Protocol):
@@ -77,8 +92,9 @@ class World(Protocol):
         it must not block for long. Calling the returned Cancel stops it.
         """
 
-    def set_converged(self, converged: bool) -> None:
-        """Record this host's converged state (written only when it changes)."""
+    def set_converged(self, converged: bool, failed: Sequence[Failure] = ()) -> None:
+        """Record this host's converged state, and the resources that ended failed
+        when converged (written only when they change)."""
 
     def converged_hosts(self) -> Dict[str, bool]:
         """The converged state every host last reported."""

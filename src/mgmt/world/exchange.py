@@ -7,15 +7,17 @@ and two agents that keep re-exporting the same thing do not wake each other.
 
 import json
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from mgmt.errors import InputError, WorldError
 from mgmt.log import get_logger
 from mgmt.world.api import (
     CONVERGED_PREFIX,
     EXPORTED_PREFIX,
+    FAILED_PREFIX,
     Cancel,
     ExportedResource,
+    Failure,
     ResourceKey,
 )
 from mgmt.world.client import EtcdClient, encode
@@ -59,6 +61,7 @@ class EtcdWorld:
         self.client = client
         self.hostname = hostname
         self._converged: Optional[bool] = None
+        self._failed: Optional[str] = None  # as written ("" when the key is absent)
         # Revision of the last read of each prefix: a watch started later
         # reports every change since, so "read, then watch" loses nothing.
         self._read_at: Dict[str, int] = {}
@@ -152,18 +155,31 @@ class EtcdWorld:
 
     # -- convergence ---------------------------------------------------------
 
-    def set_converged(self, converged: bool) -> None:
-        """Write /_mgmt/converged/<host> only if the stored value differs."""
+    def set_converged(self, converged: bool, failed: Sequence[Failure] = ()) -> None:
+        """Write /_mgmt/converged/<host> and /_mgmt/failed/<host> where they differ
+        from what is stored (failures only count when converged)."""
+        value = dump([f._asdict() for f in failed]) if converged and failed else ""
         with self._lock:
-            if self._converged is converged:
-                return
-            key, value = encode(CONVERGED_PREFIX + self.hostname), encode(dump(converged))
-            self.client.txn(
-                [{"key": key, "target": "VALUE", "result": "EQUAL", "value": value}],
-                [],
-                [{"request_put": {"key": key, "value": value}}],
-            )
-            self._converged = converged
+            # The failures first: whoever sees "converged" reads them current.
+            if self._failed != value:
+                self._write_if_changed(FAILED_PREFIX + self.hostname, value)
+                self._failed = value
+            if self._converged is not converged:
+                self._write_if_changed(CONVERGED_PREFIX + self.hostname, dump(converged))
+                self._converged = converged
+
+    def _write_if_changed(self, key: str, value: str) -> None:
+        """Put ``value`` (delete for ""), unless etcd holds it already: a restarted
+        agent that finds its own state rewrites nothing and fires no watch."""
+        if not value:
+            self.client.delete(key)
+            return
+        key_bytes, value_bytes = encode(key), encode(value)
+        self.client.txn(
+            [{"key": key_bytes, "target": "VALUE", "result": "EQUAL", "value": value_bytes}],
+            [],
+            [{"request_put": {"key": key_bytes, "value": value_bytes}}],
+        )
 
     def converged_hosts(self) -> Dict[str, bool]:
         items = self._read(CONVERGED_PREFIX)

@@ -12,10 +12,20 @@ then.
 
 import contextlib
 import threading
-from typing import Any, Callable, ContextManager, Dict, Iterable, List, Mapping, Optional
+from typing import (
+    Any,
+    Callable,
+    ContextManager,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+)
 
 from mgmt.errors import WorldError
-from mgmt.world.api import Cancel, ExportedResource, ResourceKey, World
+from mgmt.world.api import Cancel, ExportedResource, Failure, ResourceKey, World
 
 
 class LazyWorld:
@@ -56,8 +66,8 @@ class LazyWorld:
     # The rest of the World protocol: an agent that reports converged on stdout
     # never calls these, and each would connect just for itself.
 
-    def set_converged(self, converged: bool) -> None:
-        self._open().set_converged(converged)
+    def set_converged(self, converged: bool, failed: Sequence[Failure] = ()) -> None:
+        self._open().set_converged(converged, failed)
 
     def converged_hosts(self) -> Dict[str, bool]:
         return self._open().converged_hosts()

@@ -8,7 +8,7 @@ unreachable ones are named, and the exit code is 1.
 from typing import Dict, List, TextIO
 
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.orchestration.detach import Hosts, stop_all
+from mgmt.remote.orchestration.detach import Hosts, describe_failures, stop_all
 
 CONVERGED = {True: "converged", False: "not converged", None: "unknown"}
 
@@ -31,7 +31,7 @@ def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
 
 
 def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
-    """One block per host; 0 if every agent runs, else 1."""
+    """One block per host; 0 if every agent runs and none has failed resources, else 1."""
     with Hosts(specs, connect, tolerant=True) as hosts:
         states = hosts.each(lambda s: hosts.call(s.name, "status", {}))
     healthy = not hosts.unreachable
@@ -44,8 +44,10 @@ def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> in
             out.write(f"{spec.name}: no detached cluster\n")
             healthy = False
             continue
-        healthy = healthy and state["agent"]["running"]
+        healthy = healthy and state["agent"]["running"] and not state.get("failed")
         out.write(_describe(spec.name, state))
+        if state.get("failed"):
+            out.write(describe_failures(spec.name, state["failed"]))
     out.flush()
     return 0 if healthy else 1
 

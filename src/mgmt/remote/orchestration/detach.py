@@ -18,7 +18,8 @@ In order, one phase at a time on every host at once:
    they fail, output to DIR/agent.log);
 5. follow the agents' logs (``host | line``) until every host says it
    converged (not with --converged-timeout 0), print how to see and stop the
-   cluster, and exit 0.
+   cluster, and exit 0 (1, naming them, if resources ended failed: the cluster
+   runs on, and an event or a graph edit retries them).
 
 A run that fails half-way stops what it started. ``status`` and ``stop``
 (:mod:`.control`) take the same graphs (they name the hosts). The hosts keep the cluster in
@@ -28,7 +29,7 @@ A run that fails half-way stops what it started. ``status`` and ``stop``
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from mgmt import __version__
 from mgmt.errors import InputError, MgmtError, RemoteError
@@ -158,10 +159,10 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
             # Their output, live, until the hand-over (as an attached run shows it).
             logs = {name: (found["dir"] + "/agent.log", 0) for name, found in prepared.items()}
             follower = LogFollower(hosts.runners, logs, out)
-            sizes = None
+            sizes, failed = None, {}
             try:
                 if settings.converged_timeout != 0:
-                    sizes = _wait_converged(hosts, max(settings.converged_timeout, 0))
+                    sizes, failed = _wait_converged(hosts, max(settings.converged_timeout, 0))
             finally:
                 follower.close(sizes)
         except BaseException:
@@ -173,8 +174,19 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
             raise
     members = ", ".join(f"{m.host} ({m.client_url})" for m in cluster.members)
     out.write(HANDED_OVER.format(hosts=len(specs), members=members, graphs=graphs))
+    for host, failures in failed.items():
+        out.write(describe_failures(host, failures))
     out.flush()
-    return 0
+    # As an attached run ends: 1 when a host converged with resources failed. The
+    # cluster runs on (an event or a graph edit retries them); `mgmt status` shows them.
+    return 1 if failed else 0
+
+
+def describe_failures(host: str, failures: List[Dict[str, str]]) -> str:
+    """``host: N resource(s) FAILED`` and a line for each, with its last error."""
+    lines = [f"{host}: {len(failures)} resource(s) FAILED"]
+    lines += [f"  {f['kind']}[{f['name']}]: {f['error'] or 'failed'}" for f in failures]
+    return "\n".join(lines) + "\n"
 
 
 def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, settings, bundle):
@@ -280,9 +292,9 @@ def _start_members(hosts: Hosts, prepared: Dict[str, Dict], cluster: HostsEtcd) 
     hosts.each(start, members)
 
 
-def _wait_converged(hosts: Hosts, quiet: float) -> Dict[str, int]:
+def _wait_converged(hosts: Hosts, quiet: float) -> Tuple[Dict[str, int], Dict[str, List]]:
     """Until every agent has said it converged, together, for ``quiet`` seconds; the
-    sizes of their logs then."""
+    sizes of their logs then, and the hosts whose resources ended failed."""
     since: Optional[float] = None
     while True:
         states = hosts.each(lambda s: hosts.call(s.name, "status", {}))
@@ -293,7 +305,8 @@ def _wait_converged(hosts: Hosts, quiet: float) -> Dict[str, int]:
             since = since or time.monotonic()
             if time.monotonic() - since >= quiet:
                 log.info("every host converged")
-                return {name: state["log_size"] for name, state in states.items()}
+                sizes = {name: state["log_size"] for name, state in states.items()}
+                return sizes, {n: state["failed"] for n, state in states.items() if state["failed"]}
         else:
             since = None
         time.sleep(CONVERGE_POLL)

@@ -26,8 +26,8 @@ Commands:
 - ``agent``: checks that a member answers, writes the graph and settings,
   starts the agent supervised;
 - ``graph``: replaces the agent's graph (it reloads it);
-- ``status``: the state of the agent and the member, converged or not, the
-  last log lines;
+- ``status``: the state of the agent and the member, converged or not (and
+  the resources that ended failed), the last log lines;
 - ``stop``: stops what ``what`` names (``agent``, ``etcd``), and with
   ``clean`` removes DIR (and with ``caching`` false, the cached bundle and etcd).
 
@@ -317,22 +317,31 @@ def tail(name, lines=LOG_LINES):
     return "\n".join(text.splitlines()[-lines:])
 
 
-def converged(settings, bundle):
-    """This host's converged key in the cluster's etcd (None if it cannot be read)."""
+def convergence(settings, bundle):
+    """This host's converged key in the cluster's etcd, and the resources its agent
+    reported failed then (see mgmt.world.api); (None, []) if they cannot be read."""
     try:
         use_bundle(bundle)
         from mgmt.settings import EtcdCredentials
+        from mgmt.world.api import CONVERGED_PREFIX, FAILED_PREFIX
         from mgmt.world.client import EtcdClient
 
         client = EtcdClient(settings["seeds"], EtcdCredentials(*settings["credentials"]),
                             connect_timeout=1.0, read_timeout=2.0)  # fmt: skip
         try:
-            _, items = client.range("/_mgmt/converged/" + settings["hostname"])
+            _, converged = client.range(CONVERGED_PREFIX + settings["hostname"])
+            _, failed = client.range(FAILED_PREFIX + settings["hostname"])
         finally:
             client.close()
     except Exception:  # etcd away, bundle pruned: unknown
-        return None
-    return bool(items) and items[0][1].strip() == "true"
+        return None, []
+    if not converged or converged[0][1].strip() != "true":
+        return False, []
+    try:
+        failures = json.loads(failed[0][1]) if failed else []
+    except ValueError:
+        failures = [{"kind": "?", "name": "?", "error": "unreadable " + FAILED_PREFIX + "key"}]
+    return True, failures
 
 
 def status(request):
@@ -355,7 +364,7 @@ def status(request):
     settings = json.loads(settings_line)
     member = cluster.get("member_url")
     found["etcd"]["health"] = healthy(member) if member else None
-    found["converged"] = converged(settings, cluster.get("bundle", ""))
+    found["converged"], found["failed"] = convergence(settings, cluster.get("bundle", ""))
     found["log"] = tail(path("agent.log"))
     try:
         found["log_size"] = os.path.getsize(path("agent.log"))
