@@ -409,5 +409,7 @@ def test_a_leafs_python_key_reaches_it_through_its_secondary(pool, agent_env, bu
     assert pool["l1"].read_file("/tmp/only-l1") == "chosen python"
     assert rows[path_of(pool, "l2")][0] == "failed", out
     assert "no Python at /nonexistent/python3" in rows[path_of(pool, "l2")][2], out
+    # s1's row stands for its hosts: one of its two failed.
+    assert (rows["s1"][0], rows["s1"][2]) == ("failed", "1 of 2 host(s) below failed"), out
     for host in pool:
         assert_clean(host)

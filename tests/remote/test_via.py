@@ -85,6 +85,33 @@ def test_hosts_are_grouped_by_first_hop_in_input_order(tmp_path):
     assert s1.below() == ["l1", "l2", "s3", "s3/deep"]
 
 
+def test_a_secondary_with_failed_hosts_below_is_failed_counting_each_host_once(tmp_path):
+    from types import SimpleNamespace
+
+    from mgmt.remote.hierarchy.upstream import Hierarchy
+    from mgmt.remote.orchestration.results import CONVERGED, FAILED, HostResult
+
+    paths = [
+        graph(tmp_path, "l1.yaml", "ssh://root@l1", "via: ssh://root@s1\n"),
+        graph(tmp_path, "deep.yaml", "ssh://root@deep", "via: [ssh://root@s1, ssh://root@s3]\n"),
+    ]
+    _, trees = group_by_first_hop(load_remotes(paths).specs)
+    hierarchy = Hierarchy(trees, tmp_path, lambda tree: {}, {})
+    # What s1 relayed: its leaf converged; below s3 (which says so itself) deep failed.
+    hierarchy.sessions["s1"] = SimpleNamespace(leaf_results={
+        "l1": HostResult("l1", CONVERGED),
+        "s3": HostResult("s3", FAILED, message="1 of 1 host(s) below failed"),
+        "s3/deep": HostResult("s3/deep", FAILED, message="agent exited with status 1"),
+    })  # fmt: skip
+    rows = {r.host: r for r in hierarchy.expand([HostResult("s1", CONVERGED)])}
+    assert list(rows) == ["s1", "s1/l1", "s1/s3", "s1/s3/deep"]
+    assert (rows["s1"].result, rows["s1"].message) == (FAILED, "1 of 2 host(s) below failed")
+    assert rows["s1/l1"].result == CONVERGED
+    # A secondary that failed itself keeps its own reason.
+    rows = hierarchy.expand([HostResult("s1", FAILED, message="cannot connect")])
+    assert (rows[0].result, rows[0].message) == (FAILED, "cannot connect")
+
+
 def test_one_hop_two_logins_is_an_error(tmp_path):
     paths = [
         graph(tmp_path, "l1.yaml", "ssh://root@l1", "via: ssh://root@s1\n"),

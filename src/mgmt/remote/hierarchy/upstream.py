@@ -198,16 +198,19 @@ class Hierarchy:
         unreachable), or never started (the run stopped first). Hosts stopped
         because the whole cluster converged are reported as converged: the
         secondary is told only "stop", at the moment every host below it had
-        converged (it says so only then, see :mod:`.secondary`).
+        converged (it says so only then, see :mod:`.secondary`). A secondary's
+        row stands for its subtree: with hosts below it failed, it is failed,
+        saying how many.
         """
         rows = []
         for row in results:
-            rows.append(row)
             tree = self.trees.get(row.host)
             if tree is None:
+                rows.append(row)
                 continue
             session = self.sessions.get(row.host)
             got = session.leaf_results if session is not None else {}
+            leaves: Dict[str, HostResult] = {}
             for path in tree.below():
                 leaf = got.get(path)
                 if leaf is None:
@@ -218,5 +221,18 @@ class Hierarchy:
                         leaf = HostResult(path, STOPPED, message=NEVER_STARTED)
                 elif row.result == CONVERGED and leaf.result == STOPPED:
                     leaf = leaf._replace(result=CONVERGED)
-                rows.append(leaf._replace(host=f"{row.host}/{path}"))
+                leaves[path] = leaf._replace(host=f"{row.host}/{path}")
+            rows.append(_with_subtree(row, leaves))
+            rows.extend(leaves.values())
         return rows
+
+
+def _with_subtree(row: HostResult, leaves: Dict[str, HostResult]) -> HostResult:
+    """A secondary's row, failed if hosts below it failed (counted once each: a
+    secondary further down is not counted again, its hosts are)."""
+    secondaries = {path.rsplit("/", 1)[0] for path in leaves if "/" in path}
+    hosts = [leaf for path, leaf in leaves.items() if path not in secondaries]
+    failed = sum(leaf.failed for leaf in hosts)
+    if row.failed or not failed:
+        return row
+    return row._replace(result=FAILED, message=f"{failed} of {len(hosts)} host(s) below failed")
