@@ -269,7 +269,7 @@ def run_remote_agent() -> int:
     for name in ("SHIV_ENTRY_POINT", "SHIV_ROOT"):
         os.environ.pop(name, None)
 
-    mode = {"run": run_agent}
+    mode = {"run": _run_attached_agent}
 
     def settings() -> Settings:
         if len(sys.argv) != 3:
@@ -288,6 +288,17 @@ def run_remote_agent() -> int:
         return settings_from_json(line, file=sys.argv[1], prefix=sys.argv[2])
 
     return _run(settings, run=lambda settings: mode["run"](settings))
+
+
+def _run_attached_agent(settings: Settings) -> int:
+    """The agent of an attached run, unless a detached cluster runs on this host."""
+    from mgmt.remote import protocol
+
+    # Its settings ask for converged events on stdout; a detached agent's do not.
+    if settings.converged_stdout and protocol.detached_cluster_here():
+        print(f"{PROG}: error: {protocol.DETACHED_HERE}", file=sys.stderr)
+        return protocol.EXIT_DETACHED_HERE
+    return run_agent(settings)
 
 
 def _run(

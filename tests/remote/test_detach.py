@@ -17,9 +17,11 @@ from remote_helpers import (
     MGMT,
     Initiator,
     assert_clean,
+    file_graph,
     graph_for,
     mgmt_run,
     need_hosts,
+    summary,
     wait_until,
 )
 
@@ -296,6 +298,12 @@ def test_one_host_and_stop_without_caching_removes_the_bundle_too(pool, bundle, 
         assert "etcd on c (" in done.stdout
         c.run("rm -f /tmp/file1c")
         wait_until(lambda: c.exists("/tmp/file1c"), 20, "file1c made again")
+        # An attached run's agent does not start beside the cluster's on c.
+        attached = mgmt_run(pool, bundle, [file_graph("c", "c", tmp_path)], "--converged-timeout=1")
+        assert attached.returncode == 1, attached.stdout + attached.stderr
+        row = summary(attached.stdout)["c"]
+        assert row[0] == "failed" and row[2].startswith("a detached cluster runs on this host")
+        assert not c.exists("/tmp/only-c")
     finally:
         stop = _cluster(pool, bundle, "stop", [graph], "--no-caching")
     assert stop.returncode == 0 and "c: stopped agent, etcd" in stop.stdout, stop.stdout

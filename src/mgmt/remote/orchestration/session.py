@@ -389,6 +389,8 @@ class Session:
             return EXITED, ""
         if status == 1:
             return FAILED, "the agent ended with failed resources (status 1; see its output)"
+        if status == protocol.EXIT_DETACHED_HERE:
+            return FAILED, protocol.DETACHED_HERE
         if status == protocol.EXIT_OLD_PYTHON:
             python = self.python.path + " " + self.python.version if self.python else "Python"
             return FAILED, OLD_PYTHON.format(python=python)

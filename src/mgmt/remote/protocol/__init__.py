@@ -25,7 +25,9 @@ host -> initiator, stdout
     line (its interpreter and version), then the agent's output, with
     :func:`converged_line` events among it, and with --json a last
     :func:`report_line`; stderr is the agent's log.
-    The exit status is the agent's; :data:`EXITS_BEFORE_AGENT` are START's own.
+    The exit status is the agent's; :data:`EXITS_BEFORE_AGENT` are START's own,
+    and :data:`EXIT_DETACHED_HERE` says the agent would not start beside a
+    detached cluster's.
 
 This module is imported by agents too (the converged events): standard
 library only, nothing costly at import.
@@ -59,6 +61,15 @@ EXIT_NEED_BUNDLE = 95  # the launcher found its bundle pruned
 EXIT_NO_CD = 96
 EXIT_NO_STDIN = 97
 EXIT_BAD_COPY = 98
+# An agent of an attached run does not start on a host where a detached cluster
+# (mgmt.remote.orchestration.detach) keeps its state: two agents would fight over
+# the same resources. The file is detached.py's DIR/cluster.json, of the same user.
+DETACHED_CLUSTER = "~/.local/state/mgmt/detached/cluster.json"
+EXIT_DETACHED_HERE = 92
+DETACHED_HERE = (
+    "a detached cluster runs on this host (~/.local/state/mgmt/detached): see it with "
+    "`mgmt status`, take it over with `mgmt run --attach`, or end it with `mgmt stop`"
+)
 EXITS_BEFORE_AGENT = (
     EXIT_NO_RUN_DIR,
     EXIT_NO_CACHE,
@@ -68,6 +79,13 @@ EXITS_BEFORE_AGENT = (
     EXIT_NO_STDIN,
     EXIT_BAD_COPY,
 )
+
+
+def detached_cluster_here() -> bool:
+    """Whether a detached cluster keeps its state on this host (see DETACHED_CLUSTER)."""
+    import os
+
+    return os.path.exists(os.path.expanduser(DETACHED_CLUSTER))
 
 
 def sh(script: str, *args: str) -> str:

@@ -40,6 +40,7 @@ import os
 import sys
 import time
 
+# Its cluster.json is mgmt.remote.protocol.DETACHED_CLUSTER (attached agents look).
 DIR = os.path.join(os.path.expanduser("~"), ".local", "state", "mgmt", "detached")
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "mgmt")
 ETCD_PATHS = ("/usr/bin/etcd", "/usr/sbin/etcd", "/usr/local/bin/etcd")
