@@ -78,11 +78,12 @@ def test_the_hosts_side_of_a_detached_cluster_runs_under(bundle, version, tmp_pa
         return GRAPH.replace("OUT", str(out)).replace("CONTENT", content)
 
     try:
-        prepared = call("prepare", {"sha256": sha, "supervisor": SUPERVISOR})
+        prepared = call("prepare", {"sha256": sha})
         assert prepared["python"] == version and prepared["bundle_ok"], prepared
         call("probe", {"address": "127.0.0.1", "ports": [2379, 2380], "others": []})
         call("etcd", {
             "binary": prepared["etcd"], "name": "m1", "address": "127.0.0.1",
+            "supervisor": SUPERVISOR,
             "client_port": 2379, "peer_port": 2380, "token": "t",
             "peers": {"m1": "https://127.0.0.1:2380"},
             "tls": member_certificates("t", {"m1": "127.0.0.1"})["m1"]._asdict(),
@@ -95,6 +96,7 @@ def test_the_hosts_side_of_a_detached_cluster_runs_under(bundle, version, tmp_pa
         call("agent", {
             "bundle": prepared["bundle"], "build_id": "", "graph_name": "g.yaml",
             "graph": graph(f"exported under {version}"), "launcher": LAUNCHER,
+            "supervisor": SUPERVISOR,
             "settings": settings,
             "cluster": {"member_url": URL, "bundle": prepared["bundle"], "graph": "g.yaml",
                         "bundle_sha256": sha},

@@ -49,6 +49,13 @@ collect:
 edges: []
 remote: c
 """
+# The hosts' program (detached.py) is run as `PYTHON -S -c PROGRAM COMMAND`: this
+# one is slow to start the command its case names.
+SLOW_PYTHON = """#!/bin/sh
+for command; do :; done
+case $command in %s ;; esac
+exec python3 "$@"
+"""
 EXPORTED = {
     "file2a": "i am file2a, exported from host a\n",
     "file2b": "i am file2b, exported from host b\n",
@@ -341,6 +348,42 @@ def test_a_failed_resource_fails_the_hand_over_and_status_until_an_edit_fixes_it
     finally:
         _cluster(pool, bundle, "stop", [graph])
     assert_clean(c)
+
+
+def test_a_hand_over_interrupted_while_hosts_prepare_leaves_no_cluster_behind(
+    pool, bundle, tmp_path
+):
+    """^C once a has prepared and while b still does: b's prepare ends first, and
+    neither host is left with a cluster directory (prepare made one, with only
+    the supervisor in it, which nothing removed). b's Python is made slow to
+    start ``prepare``."""
+    a, b = pool["a"], pool["b"]
+    a.run("rm -rf /root/.cache/mgmt")  # made again by a's prepare
+    graphs = _graphs(tmp_path)[:2]
+    b.run(
+        "cat > /tmp/slow-python3 && chmod 755 /tmp/slow-python3",
+        input=SLOW_PYTHON % "prepare) sleep 2",
+    )
+    graphs[1].write_text(graphs[1].read_text() + "python: /tmp/slow-python3\n")
+
+    def preparing(host) -> bool:
+        return any(cmd.endswith(" prepare") for cmd in host.processes().values())
+
+    run = Initiator(pool, bundle, graphs, "--detach")
+    try:
+        wait_until(
+            lambda: preparing(b) and a.exists("/root/.cache/mgmt/bundles") and not preparing(a),
+            30,
+            "a prepared, b preparing",
+        )
+        run.interrupt()
+        assert run.wait(60) == 130, run.output
+    finally:
+        run.kill()
+    assert re.search(r"letting [12] host command\(s\) under way end first", run.output)
+    for host in (a, b):
+        assert_clean(host)
+        assert not host.exists("/root/.local/state/mgmt"), (host.name, run.output)
 
 
 def test_the_graphs_python_runs_the_detached_agent_as_it_runs_an_attached_one(

@@ -37,10 +37,11 @@ def test_a_member_under_systemd_is_a_transient_unit_restarted_and_stopped(tmp_pa
         return int((state / "etcd.sup").read_text())
 
     try:
-        prepared = call("prepare", {"sha256": "0" * 64, "supervisor": SUPERVISOR})
+        prepared = call("prepare", {"sha256": "0" * 64})
         assert prepared["etcd"], prepared
         started = call("etcd", {
             "binary": prepared["etcd"], "name": "m1", "address": "127.0.0.1",
+            "supervisor": SUPERVISOR,
             "client_port": 2379, "peer_port": 2380, "token": "t",
             "peers": {"m1": "http://127.0.0.1:2380"},
         })  # fmt: skip

@@ -21,14 +21,16 @@ In order, one phase at a time on every host at once:
    cluster, and exit 0 (1, naming them, if resources ended failed: the cluster
    runs on, and an event or a graph edit retries them).
 
-A run that fails half-way stops what it started. ``status`` and ``stop``
+A run that fails half-way, or is interrupted (^C), stops what it started, once the
+commands under way on the hosts have ended (one still on its way would start its
+process after the stop). ``status`` and ``stop``
 (:mod:`.control`) take the same graphs (they name the hosts). The hosts keep the cluster in
 ~/.local/state/mgmt/detached of the login user.
 """
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from mgmt import __version__
@@ -99,9 +101,14 @@ class Hosts:
 
     def each(self, work: Callable[[HostSpec], Any], specs=None) -> Dict[str, Any]:
         """``work(spec)`` for every host at once; the first host error is raised
-        after all have finished (MgmtError naming the host)."""
+        after all have finished (MgmtError naming the host), and so is a ^C."""
         specs = self.specs if specs is None else specs
         futures = {spec.name: self._pool.submit(work, spec) for spec in specs}
+        try:
+            wait(futures.values())
+        except BaseException:  # ^C
+            _finish_in_flight(futures.values())
+            raise
         results, errors = {}, []
         for name, future in futures.items():
             try:
@@ -129,6 +136,20 @@ class Hosts:
         return answer
 
 
+def _finish_in_flight(futures) -> None:
+    """Let what is under way on the hosts end before the run stops what it started:
+    a member or an agent whose start was still on its way would otherwise come up
+    after the stop, and stay. Another ^C stops waiting."""
+    under_way = [f for f in futures if not f.cancel() and not f.done()]
+    if not under_way:
+        return
+    log.warning("interrupted: letting %d host command(s) under way end first", len(under_way))
+    try:
+        wait(under_way)
+    except BaseException:
+        log.warning("interrupted again: not waiting; something may be left on the hosts")
+
+
 def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) -> int:
     """Start the cluster on ``specs`` and hand it over (see the module's docstring)."""
     names = [s.name for s in specs]
@@ -149,12 +170,15 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
             _start_members(hosts, prepared, cluster)
             first = cluster.members[0]
             log.info("cluster etcd: %s; turning auth on", ", ".join(cluster.seeds))
-            hosts.call(first.host, "auth", {
+            auth = {
                 "client_url": first.client_url,
                 "peer_urls": [m.peer_url for m in cluster.members],
                 "run": list(cluster.credentials),
                 "bundle": prepared[first.host]["bundle"],
-            }, timeout=90)  # fmt: skip
+            }
+            # Through each(), as every phase: a ^C waits for it to end (see there).
+            on_first = [s for s in hosts.specs if s.name == first.host]
+            hosts.each(lambda spec: hosts.call(spec.name, "auth", auth, timeout=90), on_first)
             hosts.each(lambda spec: _start_agent(hosts, spec, prepared, cluster, settings, bundle))
             # Their output, live, until the hand-over (as an attached run shows it).
             logs = {name: (found["dir"] + "/agent.log", 0) for name, found in prepared.items()}
@@ -209,6 +233,7 @@ def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, set
         "graph_name": spec.graph.name,
         "graph": text.decode("utf-8"),
         "launcher": LAUNCHER,
+        "supervisor": SUPERVISOR,
         "settings": fields,
         "cluster": {  # what `mgmt status` shows, and what `mgmt stop` removes
             "token": cluster.token,
@@ -226,7 +251,7 @@ def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, set
 
 
 def _prepare_request(spec: HostSpec, bundle) -> Dict[str, Any]:
-    return {"sha256": bundle.sha256, "etcd_sha256": _local_etcd()[1], "supervisor": SUPERVISOR}
+    return {"sha256": bundle.sha256, "etcd_sha256": _local_etcd()[1]}
 
 
 _ETCD: List[Any] = []
@@ -286,6 +311,7 @@ def _start_members(hosts: Hosts, prepared: Dict[str, Dict], cluster: HostsEtcd) 
             "peers": cluster.peers,
             "token": cluster.token,
             "tls": cluster.tls(member)._asdict(),
+            "supervisor": SUPERVISOR,
         })  # fmt: skip
 
     hosts.each(probe, members)

@@ -13,14 +13,15 @@ TLS identity towards the other members).
 
 Commands:
 
-- ``prepare``: writes DIR/supervise.py, says where the cached bundle is (and if
+- ``prepare``: says where the cached bundle is (and if
   it is there, sha256 checked), which etcd binary a member would run (the
   host's, else the initiator's copy cached by sha256), the address the SSH
   connection arrived on, and whether a cluster already runs here;
 - ``probe``: before the members start, checks that this one can listen on its
   address and reach the others' peer ports (a clear error, at once, instead of
   a cluster that never gets a quorum);
-- ``etcd``: starts this host's member, supervised;
+- ``etcd``: starts this host's member, supervised (the request carries the
+  supervisor, written to DIR/supervise.py, as ``agent``'s does);
 - ``auth``: once the members have a quorum, turns auth on with the cluster's
   credentials (through the bundle's own client code, mgmt.world.auth);
 - ``agent``: checks that a member answers, writes the graph and settings,
@@ -101,13 +102,11 @@ def read_text(name, default=None):
 
 
 def prepare(request):
-    """Where things are on this host; writes the supervisor into DIR."""
-    for folder in (DIR, os.path.join(CACHE, "bundles"), os.path.join(CACHE, "etcd")):
+    """Where things are on this host (the caches made, DIR left alone: a run stopped
+    before anything started leaves nothing of a cluster)."""
+    for folder in (os.path.join(CACHE, "bundles"), os.path.join(CACHE, "etcd")):
         if not os.path.isdir(folder):
             os.makedirs(folder, 0o700)
-    with open(path("supervise.py.new"), "w") as f:
-        f.write(request["supervisor"])
-    os.replace(path("supervise.py.new"), path("supervise.py"))
     bundle = os.path.join(CACHE, "bundles", request["sha256"] + ".pyz")
     bundle_ok = os.path.isfile(bundle) and sha256_of(bundle) == request["sha256"]
     etcd = None
@@ -134,6 +133,16 @@ def prepare(request):
     }
 
 
+def install_supervisor(request):
+    """DIR, and in it the supervisor the request carries: the first command that
+    starts a process of the cluster on this host (``etcd``, ``agent``) makes them."""
+    if not os.path.isdir(DIR):
+        os.makedirs(DIR, 0o700)
+    with open(path("supervise.py.new"), "w") as f:
+        f.write(request["supervisor"])
+    os.replace(path("supervise.py.new"), path("supervise.py"))
+
+
 def start_supervised(name, argv, **options):
     return supervision().start_supervised(DIR, name, argv, **options)
 
@@ -141,6 +150,7 @@ def start_supervised(name, argv, **options):
 def start_etcd(request):
     """This host's member; with ``tls`` (PEM text: ca, cert, key) its peers must
     show a certificate of the cluster's CA."""
+    install_supervisor(request)
     address, tls = request["address"], request.get("tls")
     client = "http://{}:{}".format(address, request["client_port"])
     peer = "{}://{}:{}".format("https" if tls else "http", address, request["peer_port"])
@@ -287,6 +297,7 @@ def start_agent(request):
             "cannot reach the cluster's etcd at {} from here: the hosts must reach each other "
             "on these addresses (use --cluster-address HOST=ADDR)".format(", ".join(urls))
         )
+    install_supervisor(request)
     graph = path(request["graph_name"])
     write_private(graph, request["graph"])
     write_private(path("launcher.py"), request["launcher"])

@@ -1,6 +1,6 @@
 """The supervisor of a detached cluster's processes, and how they are started and stopped.
 
-Written by ``detached.py prepare`` into the cluster's directory DIR on the host
+Written by ``detached.py etcd`` and ``agent`` into the cluster's directory DIR on the host
 (mgmt.remote.protocol.detached) and run from there as ``python3 -S
 DIR/supervise.py NAME``: it runs DIR/NAME.json's command (the agent, or the
 etcd member) with its output appended to DIR/NAME.log, writes NAME.sup (its own
