@@ -386,6 +386,18 @@ def test_a_hand_over_interrupted_while_hosts_prepare_leaves_no_cluster_behind(
         assert not host.exists("/root/.local/state/mgmt"), (host.name, run.output)
 
 
+def test_one_host_under_two_names_is_refused_before_anything_starts(pool, bundle, tmp_path):
+    c = pool["c"]
+    by_name = _graphs(tmp_path)[2]
+    by_address = tmp_path / "c-by-address.yaml"
+    by_address.write_text(GRAPH_C.replace("remote: c", f"remote: ssh://root@{c.address}"))
+    done = mgmt_run(pool, bundle, [by_name, by_address], "--detach")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the same host as " in done.stderr and "fight over its resources" in done.stderr
+    assert_clean(c)
+    assert not c.exists("/root/.local/state/mgmt")
+
+
 def test_the_graphs_python_runs_the_detached_agent_as_it_runs_an_attached_one(
     pool, bundle, tmp_path
 ):

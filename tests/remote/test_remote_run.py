@@ -337,6 +337,23 @@ def test_each_host_fails_alone_and_the_summary_says_why(pool, bundle, tmp_path):
     _clear_tmp(a)
 
 
+def test_one_host_under_two_names_runs_one_agent(pool, bundle, tmp_path):
+    a = pool["a"]
+    by_name = file_graph("a", "a", tmp_path)  # the pool's ssh_config: a's HostName
+    by_address = file_graph("a-again", f"ssh://root@{a.address}", tmp_path)
+    done = mgmt_run(pool, bundle, [by_name, by_address], "--converged-timeout=1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = summary(done.stdout)
+    # Both connect at once: whichever logged in first runs, the other is refused.
+    (ran, row), (refused, why) = sorted(rows.items(), key=lambda item: item[1][0] != "converged")
+    assert {ran, refused} == {"a", a.address}, done.stdout
+    assert row[0] == "converged" and why[0] == "failed", done.stdout
+    assert why[2].startswith(f"the same host as {ran} (both log in as root@{a.address}:22)")
+    assert a.exists("/tmp/only-a") != a.exists("/tmp/only-a-again")
+    assert_clean(a)
+    _clear_tmp(a)
+
+
 def test_a_host_whose_resources_failed_is_a_failed_host(pool, bundle, tmp_path):
     a, b = pool["a"], pool["b"]
     broken = tmp_path / "broken-b.yaml"

@@ -10,9 +10,9 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, List, Optional, TextIO
+from typing import TYPE_CHECKING, Callable, List, Optional, TextIO, TypeVar
 
-from mgmt.errors import InputError
+from mgmt.errors import InputError, RemoteError
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
 from mgmt.settings import Settings, agent_settings
@@ -20,8 +20,10 @@ from mgmt.statedir import state_dir
 
 if TYPE_CHECKING:
     from mgmt.remote.transport.connect import ConnectOptions
+    from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
 
 log = get_logger("remote")
+R = TypeVar("R", bound="ParamikoRunner")
 
 SUDO_PROMPT = "sudo password (for every host of this run): "
 NO_SUDO_HOSTS = "--ask-sudo-password: no host runs through sudo (--sudo, or sudo: in a graph)"
@@ -116,6 +118,7 @@ def run(
     log.info("bundle %s (%d bytes, sha256 %s)", found.path, found.size, found.sha256[:12])
     options = connect_options(settings, fabric_config)
 
+    @one_agent_per_host
     def connect(spec: HostSpec) -> ParamikoRunner:
         runner = ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
         if spec.sudo:  # the login as connected (ssh_config may have named it)
@@ -231,6 +234,25 @@ def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config
         return control.stop_detached(settings, remotes.specs, connect, out)
     detach.check_flags(settings, remotes.specs)
     if settings.attach:
-        return attach.attach(settings, remotes.specs, connect, out)
+        return attach.attach(settings, remotes.specs, one_agent_per_host(connect), out)
     found = find_bundle(bundle)
-    return detach.run_detached(settings, remotes.specs, found, connect, out)
+    return detach.run_detached(settings, remotes.specs, found, one_agent_per_host(connect), out)
+
+
+def one_agent_per_host(connect: Callable[[HostSpec], R]) -> Callable[[HostSpec], R]:
+    """``connect``, refusing a host that another graph of the run reached under
+    another name (see mgmt.remote.transport.same_host): one guard per run."""
+    from mgmt.remote.transport.same_host import SameHostGuard
+
+    guard = SameHostGuard()
+
+    def guarded(spec: HostSpec) -> R:
+        runner = connect(spec)
+        try:
+            guard.claim(spec.name, runner.login())
+        except RemoteError:
+            runner.close()
+            raise
+        return runner
+
+    return guarded
