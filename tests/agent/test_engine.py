@@ -14,6 +14,7 @@ from mgmt.engine import scheduler
 from mgmt.engine.converger import Converger
 from mgmt.graph import parse_graph
 from mgmt.resources.base import REGISTRY, Field, Resource
+from mgmt.world.api import FAILURE_ERROR_MAX, Failure
 
 # A kind for these tests only: records when it ran, can fail or block on demand.
 LOG: list = []
@@ -169,6 +170,16 @@ def test_a_failure_blocks_only_its_own_branch(engine_factory):
     assert engine.wait_idle(5)
     assert "other" in names() and "child" not in names()
     assert engine.failed() == [("probe", "bad")]
+    assert engine.failures() == [Failure("probe", "bad", "bad broke")]
+
+
+def test_a_failures_error_is_cut_to_keep_the_etcd_value_small(engine_factory):
+    long = "x" * FAILURE_ERROR_MAX
+    g = graph(f"  probe:\n  - {{name: {long}, fail: 99}}\n")
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
+    assert engine.failures() == [Failure("probe", long, long)]  # " broke" cut off
 
 
 def test_retry_with_delay_then_success_unblocks_children(engine_factory):

@@ -25,7 +25,7 @@ from mgmt.graph.diff import GraphDiff, diff_resources
 from mgmt.graph.model import Edge, ResourceKey, ResourceSpec, key_str
 from mgmt.log import Logger, get_logger
 from mgmt.resources.base import Init, Resource
-from mgmt.world.api import Failure
+from mgmt.world.api import FAILURE_ERROR_MAX, Failure
 
 log = get_logger("engine")
 
@@ -291,7 +291,7 @@ class Engine:
         """The failed resources (no retry left) with their last errors."""
         with self._cond:
             return [
-                Failure(kind, name, (v.outcome.errors or [""])[-1])
+                Failure(kind, name, (v.outcome.errors or [""])[-1][:FAILURE_ERROR_MAX])
                 for (kind, name), v in self._vertices.items()
                 if v.status == FAILED
             ]

@@ -57,8 +57,13 @@ class ExportedResource(NamedTuple):
     params: Dict[str, Any]
 
 
+# What a Failure keeps of its error: a host's failures are one etcd value, kept small.
+FAILURE_ERROR_MAX = 500
+
+
 class Failure(NamedTuple):
-    """A resource that ended failed (no retry left), and its last error."""
+    """A resource that ended failed (no retry left), and its last error (cut at
+    FAILURE_ERROR_MAX characters)."""
 
     kind: str
     name: str
