@@ -112,6 +112,9 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
         assert "mgmt stop --remote" in done.stdout
         # The agents' output was shown live until the hand-over, as in an attached run.
         assert re.search(r"^b \| .*This is: mgmt", done.stdout, re.M), done.stdout
+        # The launcher's protocol line (its Python) is shown in words.
+        assert re.search(r"^b \| running on Python 3\.\d+\.\d+ \(/", done.stdout, re.M)
+        assert "@@mgmt" not in done.stdout, done.stdout
         # What holds the cluster's credentials is the login user's alone.
         modes = a.run(f"stat -c %a {STATE} {STATE}/agent.in {STATE}/root.json").stdout.split()
         assert modes == ["700", "600", "600"]
@@ -154,6 +157,7 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
 
         status = _cluster(pool, bundle, "status", graphs)
         assert status.returncode == 0, status.stdout + status.stderr
+        assert "@@mgmt" not in status.stdout, status.stdout
         rows = [line for line in status.stdout.splitlines() if not line.startswith(" ")]
         lines = {line.split(":")[0]: line for line in rows}
         assert set(lines) == {"a", "b", "c"}, status.stdout
