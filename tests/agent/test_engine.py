@@ -264,6 +264,22 @@ def test_converger_reports_a_new_idle_period_even_if_it_never_saw_the_busy_one()
         conv.close()
 
 
+def test_removing_a_failed_resource_is_reported_though_nothing_runs(engine_factory):
+    """The failures a world keeps must not name a resource an edit removed."""
+    reports = []
+    conv = Converger(-1, lambda idle: reports.append(engine.failures() if idle else None))
+    engine = engine_factory(on_idle=conv.engine_idle, on_failures_changed=conv.failures_changed)
+    try:
+        g = graph("  probe:\n  - {name: bad, fail: 99}\n  - {name: good}\n")
+        engine.update(g.local(), g.edges)
+        assert wait_for(lambda: reports[-1:] == [[Failure("probe", "bad", "bad broke")]], 5)
+        g = graph("  probe:\n  - {name: good}\n")  # the edit: bad is gone, good unchanged
+        engine.update(g.local(), g.edges)
+        assert wait_for(lambda: reports[-1:] == [[]], 5), reports
+    finally:
+        conv.close()
+
+
 def test_converger_waits_for_quiet_time():
     fired = threading.Event()
     conv = Converger(1, None, fired.set)

@@ -56,6 +56,10 @@ for command; do :; done
 case $command in %s ;; esac
 exec python3 "$@"
 """
+SLOW_ETCD = """#!/bin/sh
+sleep 3
+exec /tmp/real-etcd "$@"
+"""
 EXPORTED = {
     "file2a": "i am file2a, exported from host a\n",
     "file2b": "i am file2b, exported from host b\n",
@@ -313,7 +317,9 @@ def test_one_host_and_stop_without_caching_removes_the_bundle_too(pool, bundle, 
         attached = mgmt_run(pool, bundle, [file_graph("c", "c", tmp_path)], "--converged-timeout=1")
         assert attached.returncode == 1, attached.stdout + attached.stderr
         row = summary(attached.stdout)["c"]
-        assert row[0] == "failed" and row[2].startswith("a detached cluster runs on this host")
+        assert row[0] == "failed" and row[2].startswith(
+            "a detached cluster's agent runs on this host"
+        )
         assert not c.exists("/tmp/only-c")
     finally:
         stop = _cluster(pool, bundle, "stop", [graph], "--no-caching")
@@ -400,6 +406,32 @@ def test_one_host_under_two_names_is_refused_before_anything_starts(pool, bundle
     assert "the same host as " in done.stderr and "fight over its resources" in done.stderr
     assert_clean(c)
     assert not c.exists("/root/.local/state/mgmt")
+
+
+def test_a_hand_over_interrupted_while_auth_waits_for_the_member_leaves_nothing(
+    pool, bundle, tmp_path
+):
+    """^C while ``auth`` waits for the member to answer: it is let end (not cut off
+    with its connection), then the member is stopped, and nothing stays. a's etcd
+    is made slow to start, so that ``auth`` is still waiting at the ^C."""
+    a = pool["a"]
+    a.run("touch /tmp/real-etcd && mount --bind /usr/bin/etcd /tmp/real-etcd")
+    a.run("cat > /tmp/slow-etcd && chmod 755 /tmp/slow-etcd", input=SLOW_ETCD)
+    a.run("mount --bind /tmp/slow-etcd /usr/bin/etcd")
+    try:
+        run = Initiator(pool, bundle, _graphs(tmp_path)[:2], "--detach")
+        try:
+            run.wait_for_line("turning auth on")
+            run.interrupt()
+            assert run.wait(60) == 130, run.output
+        finally:
+            run.kill()
+        assert "letting 1 host command(s) under way end first" in run.output, run.output
+        for host in (a, pool["b"]):
+            assert_clean(host)
+            assert not host.exists("/root/.local/state/mgmt"), (host.name, run.output)
+    finally:
+        a.run("umount /usr/bin/etcd; umount /tmp/real-etcd", check=False)
 
 
 def test_the_graphs_python_runs_the_detached_agent_as_it_runs_an_attached_one(

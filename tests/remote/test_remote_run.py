@@ -348,7 +348,7 @@ def test_one_host_under_two_names_runs_one_agent(pool, bundle, tmp_path):
     (ran, row), (refused, why) = sorted(rows.items(), key=lambda item: item[1][0] != "converged")
     assert {ran, refused} == {"a", a.address}, done.stdout
     assert row[0] == "converged" and why[0] == "failed", done.stdout
-    assert why[2].startswith(f"the same host as {ran} (both log in as root@{a.address}:22)")
+    assert why[2].startswith(f"the same host as {ran} (both reach {a.address}:22)")
     assert a.exists("/tmp/only-a") != a.exists("/tmp/only-a-again")
     assert_clean(a)
     _clear_tmp(a)

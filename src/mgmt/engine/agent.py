@@ -132,7 +132,10 @@ class Agent:
                 self.settings.converged_timeout, self._converged_reporter(), self._converged
             )
             self.engine = Engine(
-                self._make_init, noop=self.settings.noop, on_idle=self.converger.engine_idle
+                self._make_init,
+                noop=self.settings.noop,
+                on_idle=self.converger.engine_idle,
+                on_failures_changed=self.converger.failures_changed,
             )
             if self.world is None and (self.graph.exported() or self.graph.collect):
                 log.warning("no world (no server, no seeds): exports and collects are off")

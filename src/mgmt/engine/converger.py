@@ -6,7 +6,8 @@ activity, for ``timeout`` seconds. Independently of the timeout, every change
 of the idle state is reported (to the world, ``/_mgmt/converged/<hostname>``,
 or on stdout for the initiator of a remote run to relay) by a thread of its
 own, so a burst of events costs at most one report in flight and the engine
-never waits on etcd.
+never waits on etcd. So is every new idle period, and an edit that removed a
+failed resource: the failures reported with the state may differ.
 """
 
 import threading
@@ -53,6 +54,14 @@ class Converger:
             self._idle = idle
             self._idle_since = time.monotonic() if idle else None
             self._cond.notify_all()
+
+    def failures_changed(self) -> None:
+        """Called by the engine (under its lock) when its failed resources changed while
+        it stayed idle: the state is reported again, as for a new idle period."""
+        with self._cond:
+            if self._idle:
+                self._idle_periods += 1
+                self._cond.notify_all()
 
     def activity(self) -> None:
         """Something happened outside the engine (world event, graph reload): restart the clock."""

@@ -82,10 +82,14 @@ class Engine:
         noop: bool = False,
         workers: Optional[int] = None,
         on_idle: Optional[Callable[[bool], None]] = None,
+        on_failures_changed: Optional[Callable[[], None]] = None,
     ):
+        """``on_idle(idle)``: the engine turned idle or busy. ``on_failures_changed()``:
+        the failed resources changed without a busy period (an update removed one)."""
         self._make_init = make_init
         self.noop = noop
         self._on_idle = on_idle or (lambda idle: None)
+        self._on_failures_changed = on_failures_changed or (lambda: None)
         self._vertices: Dict[ResourceKey, Vertex] = {}
         # One lock; the scheduler thread waits on _cond, idle waiters on _idle_cond,
         # so a notify meant for one never wakes (and is lost on) the other.
@@ -164,6 +168,8 @@ class Engine:
                     if vertex.dirty:
                         self._consider(vertex)
                 self._check_idle()
+                if self._idle and any(vertex.status == FAILED for vertex in old):
+                    self._on_failures_changed()  # nothing ran: no new idle period says so
         return diff
 
     def _build(self, spec: ResourceSpec) -> Optional[Vertex]:

@@ -160,13 +160,20 @@ class EtcdWorld:
         from what is stored (failures only count when converged)."""
         value = dump([f._asdict() for f in failed]) if converged and failed else ""
         with self._lock:
-            # The failures first: whoever sees "converged" reads them current.
-            if self._failed != value:
-                self._write_if_changed(FAILED_PREFIX + self.hostname, value)
-                self._failed = value
+            # In an order that keeps true whatever a reader sees of both keys at once
+            # (mgmt status reads them in one transaction): "converged" is written
+            # after its failures, and "not converged" before they go.
+            if converged:
+                self._write_failed(value)
             if self._converged is not converged:
                 self._write_if_changed(CONVERGED_PREFIX + self.hostname, dump(converged))
                 self._converged = converged
+            self._write_failed(value)
+
+    def _write_failed(self, value: str) -> None:
+        if self._failed != value:
+            self._write_if_changed(FAILED_PREFIX + self.hostname, value)
+            self._failed = value
 
     def _write_if_changed(self, key: str, value: str) -> None:
         """Put ``value`` (delete for ""), unless etcd holds it already: a restarted

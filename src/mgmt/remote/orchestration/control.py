@@ -9,7 +9,7 @@ from typing import Dict, List, TextIO
 
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.detach import Hosts, describe_failures, stop_all
-from mgmt.remote.orchestration.follow import readable
+from mgmt.remote.orchestration.follow import shown_line
 
 CONVERGED = {True: "converged", False: "not converged", None: "unknown"}
 
@@ -66,5 +66,5 @@ def _describe(host: str, state: Dict) -> str:
         f"mgmt {cluster.get('version', '?')} (bundle {cluster['bundle_sha256'][:12]}), "
         f"etcd {member}"
     ]
-    lines += [f"  | {readable(line)}" for line in state.get("log", "").splitlines()]
+    lines += [f"  | {shown_line(line)}" for line in state.get("log", "").splitlines()]
     return "\n".join(lines) + "\n"

@@ -19,7 +19,7 @@ In order, one phase at a time on every host at once:
 5. follow the agents' logs (``host | line``) until every host says it
    converged (not with --converged-timeout 0), print how to see and stop the
    cluster, and exit 0 (1, naming them, if resources ended failed: the cluster
-   runs on, and an event or a graph edit retries them).
+   runs on, and an event on such a resource, or an edit of it, retries it).
 
 A run that fails half-way, or is interrupted (^C), stops what it started, once the
 commands under way on the hosts have ended (one still on its way would start its
@@ -202,14 +202,15 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
         out.write(describe_failures(host, failures))
     out.flush()
     # As an attached run ends: 1 when a host converged with resources failed. The
-    # cluster runs on (an event or a graph edit retries them); `mgmt status` shows them.
+    # cluster runs on (an event on one, or an edit of it, retries it); `mgmt status`
+    # shows them.
     return 1 if failed else 0
 
 
 def describe_failures(host: str, failures: List[Dict[str, str]]) -> str:
     """``host: N resource(s) FAILED`` and a line for each, with its last error."""
     lines = [f"{host}: {len(failures)} resource(s) FAILED"]
-    lines += [f"  {f['kind']}[{f['name']}]: {f['error'] or 'failed'}" for f in failures]
+    lines += [f"  {f.get('kind')}[{f.get('name')}]: {f.get('error') or 'failed'}" for f in failures]
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,7 @@ from mgmt.remote.transport.runner import Process, Runner
 FOLLOW = 'tail -c +"$2" -F "$1" 2>/dev/null & t=$!; cat >/dev/null; kill "$t"'
 
 
-def readable(line: str) -> str:
+def shown_line(line: str) -> str:
     """A line of a detached agent's log as shown: the launcher's protocol line (its
     Python, which an attached run's initiator reads) in words."""
     python = protocol.parse_python_line(line)
@@ -62,7 +62,7 @@ class LogFollower:
     def _follow(self, host: str, process: Process) -> None:
         try:
             for raw in process.stdout:
-                self._printer(host, readable(raw.decode(errors="replace").rstrip("\r\n")))
+                self._printer(host, shown_line(raw.decode(errors="replace").rstrip("\r\n")))
                 with self._progress:
                     self._shown[host] += len(raw)
                     self._progress.notify_all()

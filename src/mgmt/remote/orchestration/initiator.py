@@ -249,7 +249,7 @@ def one_agent_per_host(connect: Callable[[HostSpec], R]) -> Callable[[HostSpec],
     def guarded(spec: HostSpec) -> R:
         runner = connect(spec)
         try:
-            guard.claim(spec.name, runner.login())
+            guard.claim(spec.name, runner.endpoint())
         except RemoteError:
             runner.close()
             raise

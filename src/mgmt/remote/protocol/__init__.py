@@ -61,15 +61,6 @@ EXIT_NEED_BUNDLE = 95  # the launcher found its bundle pruned
 EXIT_NO_CD = 96
 EXIT_NO_STDIN = 97
 EXIT_BAD_COPY = 98
-# An agent of an attached run does not start on a host where a detached cluster
-# (mgmt.remote.orchestration.detach) keeps its state: two agents would fight over
-# the same resources. The file is detached.py's DIR/cluster.json, of the same user.
-DETACHED_CLUSTER = "~/.local/state/mgmt/detached/cluster.json"
-EXIT_DETACHED_HERE = 92
-DETACHED_HERE = (
-    "a detached cluster runs on this host (~/.local/state/mgmt/detached): see it with "
-    "`mgmt status`, take it over with `mgmt run --attach`, or end it with `mgmt stop`"
-)
 EXITS_BEFORE_AGENT = (
     EXIT_NO_RUN_DIR,
     EXIT_NO_CACHE,
@@ -80,12 +71,30 @@ EXITS_BEFORE_AGENT = (
     EXIT_BAD_COPY,
 )
 
+# The agent's own exit status (not START's) when it would not start beside a
+# detached cluster's agent (mgmt.remote.orchestration.detach): two agents would
+# fight over the same resources. The cluster's supervisor of its agent writes its
+# pid to DETACHED_AGENT_SUPERVISOR (see supervise.py), of the same login user.
+EXIT_DETACHED_HERE = 92
+DETACHED_AGENT_SUPERVISOR = "~/.local/state/mgmt/detached/agent.sup"
+DETACHED_HERE = (
+    "a detached cluster's agent runs on this host (~/.local/state/mgmt/detached): see it "
+    "with `mgmt status`, take it over with `mgmt run --attach`, or end it with `mgmt stop`"
+)
+
 
 def detached_cluster_here() -> bool:
-    """Whether a detached cluster keeps its state on this host (see DETACHED_CLUSTER)."""
+    """Whether a detached cluster's agent runs on this host: the supervisor whose pid
+    DETACHED_AGENT_SUPERVISOR holds is alive (a cluster left by a reboot is not)."""
     import os
 
-    return os.path.exists(os.path.expanduser(DETACHED_CLUSTER))
+    try:
+        with open(os.path.expanduser(DETACHED_AGENT_SUPERVISOR)) as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"supervise" in f.read()
+    except (OSError, ValueError):
+        return False
 
 
 def sh(script: str, *args: str) -> str:

@@ -41,7 +41,7 @@ import os
 import sys
 import time
 
-# Its cluster.json is mgmt.remote.protocol.DETACHED_CLUSTER (attached agents look).
+# Its agent.sup is mgmt.remote.protocol.DETACHED_AGENT_SUPERVISOR (attached agents look).
 DIR = os.path.join(os.path.expanduser("~"), ".local", "state", "mgmt", "detached")
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "mgmt")
 ETCD_PATHS = ("/usr/bin/etcd", "/usr/sbin/etcd", "/usr/local/bin/etcd")
@@ -69,7 +69,7 @@ def sha256_of(name):
 
 
 def supervision():
-    """DIR/supervise.py (written by ``prepare``), imported."""
+    """DIR/supervise.py (written by ``etcd`` and ``agent``: install_supervisor), imported."""
     sys.dont_write_bytecode = True
     if DIR not in sys.path:
         sys.path.insert(0, DIR)
@@ -329,30 +329,47 @@ def tail(name, lines=LOG_LINES):
     return "\n".join(text.splitlines()[-lines:])
 
 
+# The keys an agent keeps its state in (mgmt.world.api: CONVERGED_PREFIX, FAILED_PREFIX),
+# spelled here so that a cluster started by any version of mgmt can be read.
+CONVERGED_KEY = "/_mgmt/converged/"
+FAILED_KEY = "/_mgmt/failed/"
+
+
 def convergence(settings, bundle):
     """This host's converged key in the cluster's etcd, and the resources its agent
-    reported failed then (see mgmt.world.api); (None, []) if they cannot be read."""
+    reported failed then (see mgmt.world.api); (None, []) if they cannot be read.
+    Both keys are read in one transaction: the agent writes them one after the
+    other, in an order that keeps every state both show together true."""
+    import base64
+
+    def key(prefix):
+        return {"request_range": {"key": base64.b64encode((prefix + host).encode()).decode()}}
+
+    def value(response):
+        found = response.get("response_range", {}).get("kvs", [])
+        return base64.b64decode(found[0].get("value", "")).decode() if found else None
+
+    host = settings["hostname"]
     try:
         use_bundle(bundle)
         from mgmt.settings import EtcdCredentials
-        from mgmt.world.api import CONVERGED_PREFIX, FAILED_PREFIX
         from mgmt.world.client import EtcdClient
 
         client = EtcdClient(settings["seeds"], EtcdCredentials(*settings["credentials"]),
                             connect_timeout=1.0, read_timeout=2.0)  # fmt: skip
         try:
-            _, converged = client.range(CONVERGED_PREFIX + settings["hostname"])
-            _, failed = client.range(FAILED_PREFIX + settings["hostname"])
+            read = {"compare": [], "success": [key(CONVERGED_KEY), key(FAILED_KEY)]}
+            converged, failed = [value(r) for r in client.call("kv/txn", read)["responses"]]
         finally:
             client.close()
     except Exception:  # etcd away, bundle pruned: unknown
         return None, []
-    if not converged or converged[0][1].strip() != "true":
+    if (converged or "").strip() != "true":
         return False, []
     try:
-        failures = json.loads(failed[0][1]) if failed else []
+        failures = json.loads(failed) if failed else []
     except ValueError:
-        failures = [{"kind": "?", "name": "?", "error": "unreadable " + FAILED_PREFIX + "key"}]
+        failures = [{"kind": "?", "name": "?", "error": "unreadable " + FAILED_KEY + host}]
     return True, failures
 
 

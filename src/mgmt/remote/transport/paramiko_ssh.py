@@ -18,7 +18,7 @@ from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.transport.connect import ConnectOptions, connect
 from mgmt.remote.transport.heartbeat import Heartbeat
 from mgmt.remote.transport.runner import Address, Become, Process, Runner, Tunnel
-from mgmt.remote.transport.same_host import Login
+from mgmt.remote.transport.same_host import Endpoint
 from mgmt.remote.transport.tunnel import ReverseTunnel
 
 
@@ -90,16 +90,16 @@ class ParamikoRunner(Runner):
     def connected(self) -> bool:
         return self.transport.is_active()
 
-    def login(self) -> Optional[Login]:
-        """The user, address and port this connection reached; None through a
-        ProxyJump or a ProxyCommand (the socket's peer is not the host)."""
+    def endpoint(self) -> Optional[Endpoint]:
+        """The address and port this connection reached; None through a ProxyJump
+        or a ProxyCommand (the socket's peer is not the host)."""
         if not isinstance(self.transport.sock, socket.socket):
             return None
         try:
             address, port = self.transport.sock.getpeername()[:2]
         except OSError:
             return None
-        return Login(self.conn.user, address, port)
+        return Endpoint.of(address, port)
 
     def abort(self) -> None:
         """Drop the connection under whatever runs on it."""

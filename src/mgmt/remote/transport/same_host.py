@@ -4,46 +4,59 @@
 spellings of one host (its name and its address, an ssh_config alias and its
 HostName) pass that check, and would start two agents there that fight over
 its resources and its keys in etcd. What a connection actually reached tells
-them apart: the same login (user) at the same address and port is one host.
-Only direct connections are compared: through a ProxyJump the address seen is
-the jump host's, shared by every host behind it.
+them apart: the same address and port is one host, whoever logs in (two users,
+one through sudo, would still fight over the same machine). Only direct
+connections are compared: through a ProxyJump the address seen is the jump
+host's, shared by every host behind it.
 """
 
+import ipaddress
 import threading
 from typing import Dict, NamedTuple, Optional
 
 from mgmt.errors import RemoteError
 
 
-class Login(NamedTuple):
-    """Who logged in where, as the connection reached it."""
+class Endpoint(NamedTuple):
+    """The address and port a connection reached."""
 
-    user: str
     address: str
     port: int
 
+    @classmethod
+    def of(cls, address: str, port: int) -> "Endpoint":
+        """An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 one it is."""
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            return cls(address, port)
+        return cls(str(getattr(parsed, "ipv4_mapped", None) or parsed), port)
+
     def __str__(self) -> str:
-        address = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{self.user}@{address}:{self.port}"
+        return (
+            f"[{self.address}]:{self.port}"
+            if ":" in self.address
+            else f"{self.address}:{self.port}"
+        )
 
 
 class SameHostGuard:
-    """Claims each login for the first host name that reached it, for one run."""
+    """Claims each endpoint for the first host name that reached it, for one run."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._hosts: Dict[Login, str] = {}
+        self._hosts: Dict[Endpoint, str] = {}
 
-    def claim(self, host: str, login: Optional[Login]) -> None:
-        """RemoteError for ``host`` if another host of the run has this login
-        (None, a login that cannot be told: nothing to compare)."""
-        if login is None:
+    def claim(self, host: str, endpoint: Optional[Endpoint]) -> None:
+        """RemoteError for ``host`` if another host of the run reached ``endpoint``
+        (None, an endpoint that cannot be told: nothing to compare)."""
+        if endpoint is None:
             return
         with self._lock:
-            first = self._hosts.setdefault(login, host)
+            first = self._hosts.setdefault(endpoint, host)
         if first != host:
             raise RemoteError(
                 host,
-                f"the same host as {first} (both log in as {login}): two agents there would "
+                f"the same host as {first} (both reach {endpoint}): two agents there would "
                 "fight over its resources; give the host one graph",
             )
