@@ -102,6 +102,11 @@ def _edit_graph(host, graph_name: str, old: str, new: str) -> None:
     host.run(f"cat > {path}.edit && mv {path}.edit {path}", input=text)
 
 
+def _running(host, command: str) -> bool:
+    """Whether the hosts' program (detached.py) runs ``command`` on ``host`` now."""
+    return any(cmd.endswith(" " + command) for cmd in host.processes().values())
+
+
 def _content(host, path: str) -> str:
     return host.read_file(path) if host.exists(path) else ""
 
@@ -376,13 +381,14 @@ def test_a_hand_over_interrupted_while_hosts_prepare_leaves_no_cluster_behind(
     )
     graphs[1].write_text(graphs[1].read_text() + "python: /tmp/slow-python3\n")
 
-    def preparing(host) -> bool:
-        return any(cmd.endswith(" prepare") for cmd in host.processes().values())
-
     run = Initiator(pool, bundle, graphs, "--detach")
     try:
         wait_until(
-            lambda: preparing(b) and a.exists("/root/.cache/mgmt/bundles") and not preparing(a),
+            lambda: (
+                _running(b, "prepare")
+                and a.exists("/root/.cache/mgmt/bundles")
+                and not _running(a, "prepare")
+            ),
             30,
             "a prepared, b preparing",
         )
@@ -421,7 +427,8 @@ def test_a_hand_over_interrupted_while_auth_waits_for_the_member_leaves_nothing(
     try:
         run = Initiator(pool, bundle, _graphs(tmp_path)[:2], "--detach")
         try:
-            run.wait_for_line("turning auth on")
+            # The command running on the host, not the line logged just before it.
+            wait_until(lambda: _running(a, "auth"), 30, "auth under way on a")
             run.interrupt()
             assert run.wait(60) == 130, run.output
         finally:
