@@ -1,4 +1,4 @@
-"""An attached agent beside a detached cluster: protocol.detached_cluster_here."""
+"""A detached cluster as attached agents and `mgmt status` see it (mgmt.remote.protocol)."""
 
 import subprocess
 import sys
@@ -20,14 +20,38 @@ def test_an_attached_agent_sees_a_detached_cluster_only_while_its_agent_is_super
     state = tmp_path / ".local/state/mgmt/detached"
     state.mkdir(parents=True)
     (state / "cluster.json").write_text("{}")
-    argv = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+    argv = [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"]
     if sup == "supervisor":
         argv.append(str(state / "supervise.py"))  # as the cluster runs it: supervise.py agent
-    process = subprocess.Popen(argv, stdin=subprocess.PIPE)
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
+        assert process.stdout.readline() == b"up\n"  # its command line is its own now
         if sup is not None:
             pid = process.pid if sup != "stale" else 2**22 + 1  # above pid_max: no process
             (state / "agent.sup").write_text(f"{pid}\n")
         assert protocol.detached_cluster_here() is runs
     finally:
         process.communicate(b"")
+
+
+@pytest.mark.parametrize(
+    "text, failures",
+    [
+        (None, []),
+        (
+            '[{"kind": "exec", "name": "e", "error": "x"}]',
+            [{"kind": "exec", "name": "e", "error": "x"}],
+        ),
+        ("{}", "unreadable"),
+        ("[1]", "unreadable"),
+        ("not json", "unreadable"),
+    ],
+)
+def test_the_failed_key_is_read_as_a_list_of_objects_or_said_unreadable(text, failures):
+    from mgmt.remote.protocol.detached import failures_in
+
+    found = failures_in(text, "/_mgmt/failed/h")
+    if failures == "unreadable":
+        assert found == [{"kind": "?", "name": "?", "error": "unreadable /_mgmt/failed/h"}]
+    else:
+        assert found == failures

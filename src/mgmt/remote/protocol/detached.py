@@ -366,11 +366,19 @@ def convergence(settings, bundle):
         return None, []
     if (converged or "").strip() != "true":
         return False, []
+    return True, failures_in(failed, FAILED_KEY + host)
+
+
+def failures_in(text, key):
+    """The failures a FAILED_KEY value lists (none for None); a list that says the
+    value is unreadable if it is not a JSON list of objects."""
     try:
-        failures = json.loads(failed) if failed else []
+        failures = json.loads(text) if text else []
     except ValueError:
-        failures = [{"kind": "?", "name": "?", "error": "unreadable " + FAILED_KEY + host}]
-    return True, failures
+        failures = None
+    if not isinstance(failures, list) or not all(isinstance(f, dict) for f in failures):
+        return [{"kind": "?", "name": "?", "error": "unreadable " + key}]
+    return failures
 
 
 def status(request):
