@@ -369,8 +369,8 @@ def test_a_hand_over_interrupted_while_hosts_prepare_leaves_no_cluster_behind(
     pool, bundle, tmp_path
 ):
     """^C once a has prepared and while b still does: b's prepare ends first, and
-    neither host is left with a cluster directory (prepare made one, with only
-    the supervisor in it, which nothing removed). b's Python is made slow to
+    neither host is left with a cluster directory (prepare used to make one, with
+    only the supervisor in it, which nothing removed). b's Python is made slow to
     start ``prepare``."""
     a, b = pool["a"], pool["b"]
     a.run("rm -rf /root/.cache/mgmt")  # made again by a's prepare
