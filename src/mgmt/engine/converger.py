@@ -12,7 +12,7 @@ failed resource: the failures reported with the state may differ.
 
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from mgmt.log import get_logger
 
@@ -39,7 +39,7 @@ class Converger:
         self._idle = False
         self._idle_since: Optional[float] = None
         self._idle_periods = 0
-        self._reported: Optional[tuple] = None  # (idle, idle period) last reported
+        self._reported: Optional[Tuple[bool, int]] = None  # (idle, its period) last reported
         self._retry_at: Optional[float] = None  # after a failed write
         self._fired = False
         self._closed = False
