@@ -175,3 +175,29 @@ def test_watch_reports_external_edits_but_not_our_own_writes(watcher, tmp_path):
     path.unlink()
     assert events.acquire(timeout=5)
     res.close()
+
+
+def test_a_parent_replaced_by_a_file_is_an_event_and_the_watch_goes_on(watcher, tmp_path):
+    """A path under a file does not exist (ENOTDIR, not ENOENT): the watch callback
+    must not fail on it, or the resource would never hear of the obstacle going."""
+    import shutil
+
+    parent = tmp_path / "fight"
+    path = parent / "x"
+    events = threading.Semaphore(0)
+    res = file_res(watcher, tmp_path, path=str(path), content="mine\n", event=events.release)
+    res.watch()
+    res.check_apply(True)
+    while events.acquire(timeout=0.2):
+        pass
+    shutil.rmtree(parent)
+    parent.write_text("in the way\n")
+    assert events.acquire(timeout=5)
+    with pytest.raises(ResourceError, match="Not a directory"):  # while the obstacle is there
+        res.check_apply(True)
+    while events.acquire(timeout=0.2):
+        pass
+    parent.unlink()
+    assert events.acquire(timeout=5)
+    assert res.check_apply(True) is False and path.read_text() == "mine\n"
+    res.close()

@@ -386,6 +386,10 @@ class FileWatcher:
                         self._attach(sub)
                         if os.path.lexists(sub.path):
                             self._fire(fire, finished, [sub])
+                elif deeper and event.mask & (F.DELETE | F.MOVED_FROM):
+                    # A file where their directory must be went away: they can be
+                    # made now (a resource that failed on it retries on an event).
+                    self._fire(fire, finished, deeper)
             trees = list(self._tree_events)
         calls = [
             (s.path, s.saved if s.saved is not None and id(s) in finished else s.callback)

@@ -45,9 +45,10 @@ def _signature(st: Optional[os.stat_result]) -> Signature:
 
 
 def _lstat(path: str) -> Optional[os.stat_result]:
+    """None when nothing is at ``path``, also when a parent is not a directory."""
     try:
         return os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 
