@@ -55,3 +55,16 @@ def test_the_failed_key_is_read_as_a_list_of_objects_or_said_unreadable(text, fa
         assert found == [{"kind": "?", "name": "?", "error": "unreadable /_mgmt/failed/h"}]
     else:
         assert found == failures
+
+
+def test_a_failures_text_from_the_host_reaches_the_terminal_escaped():
+    from mgmt.remote.orchestration.detach import describe_failures
+
+    shown = describe_failures(
+        "a", [{"kind": "exec", "name": "e\x1b", "error": "\x1b]0;pwn\x07évil\nline2"}, {}]
+    )
+    assert shown == (
+        "a: 2 resource(s) FAILED\n"
+        "  exec[e\\x1b]: \\x1b]0;pwn\\x07évil\\nline2\n"
+        "  ?[?]: failed\n"
+    )

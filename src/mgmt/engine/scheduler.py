@@ -297,7 +297,7 @@ class Engine:
         """The failed resources (no retry left) with their last errors."""
         with self._cond:
             return [
-                Failure(kind, name, (v.outcome.errors or [""])[-1][:FAILURE_ERROR_MAX])
+                Failure(kind, name, _cut((v.outcome.errors or [""])[-1], FAILURE_ERROR_MAX))
                 for (kind, name), v in self._vertices.items()
                 if v.status == FAILED
             ]
@@ -409,6 +409,11 @@ def _close(res: Resource) -> None:
         res.close()
     except Exception as err:
         log.warning("%r: close failed: %s", res, err)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text``, or its start and "..." to say the rest was cut, in ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _message(error: Exception) -> str:

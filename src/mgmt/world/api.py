@@ -62,8 +62,8 @@ FAILURE_ERROR_MAX = 500
 
 
 class Failure(NamedTuple):
-    """A resource that ended failed (no retry left), and its last error (cut at
-    FAILURE_ERROR_MAX characters)."""
+    """A resource that ended failed (no retry left), and its last error (cut to
+    FAILURE_ERROR_MAX characters, ending in "..." then)."""
 
     kind: str
     name: str

@@ -208,10 +208,22 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
 
 
 def describe_failures(host: str, failures: List[Dict[str, str]]) -> str:
-    """``host: N resource(s) FAILED`` and a line for each, with its last error."""
+    """``host: N resource(s) FAILED`` and a line for each, with its last error (as the
+    host wrote it: its control characters, newlines included, shown escaped)."""
     lines = [f"{host}: {len(failures)} resource(s) FAILED"]
-    lines += [f"  {f.get('kind')}[{f.get('name')}]: {f.get('error') or 'failed'}" for f in failures]
+    for failure in failures:
+        kind, name = (_printable(str(failure.get(k, "?"))) for k in ("kind", "name"))
+        lines.append(f"  {kind}[{name}]: {_printable(str(failure.get('error') or 'failed'))}")
     return "\n".join(lines) + "\n"
+
+
+def _printable(text: str) -> str:
+    from mgmt.graph.limits import CONTROL_CHARACTERS
+
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if char in CONTROL_CHARACTERS else char
+        for char in text
+    )
 
 
 def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, settings, bundle):
