@@ -434,6 +434,7 @@ def test_a_hand_over_interrupted_while_auth_waits_for_the_member_leaves_nothing(
         finally:
             run.kill()
         assert "letting 1 host command(s) under way end first" in run.output, run.output
+        assert "interrupted before the hand-over; stopping what was started" in run.output
         for host in (a, pool["b"]):
             assert_clean(host)
             assert not host.exists("/root/.local/state/mgmt"), (host.name, run.output)

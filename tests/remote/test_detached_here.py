@@ -64,7 +64,5 @@ def test_a_failures_text_from_the_host_reaches_the_terminal_escaped():
         "a", [{"kind": "exec", "name": "e\x1b", "error": "\x1b]0;pwn\x07évil\nline2"}, {}]
     )
     assert shown == (
-        "a: 2 resource(s) FAILED\n"
-        "  exec[e\\x1b]: \\x1b]0;pwn\\x07évil\\nline2\n"
-        "  ?[?]: failed\n"
+        "a: 2 resource(s) FAILED\n  exec[e\\x1b]: \\x1b]0;pwn\\x07évil\\nline2\n  ?[?]: failed\n"
     )

@@ -189,8 +189,11 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
                     sizes, failed = _wait_converged(hosts, max(settings.converged_timeout, 0))
             finally:
                 follower.close(sizes)
-        except BaseException:
-            log.error("the cluster did not start; stopping what was started")
+        except BaseException as err:
+            why = (
+                "interrupted" if isinstance(err, KeyboardInterrupt) else "the cluster did not start"
+            )
+            log.error("%s before the hand-over; stopping what was started", why)
             try:
                 stop_all(hosts, caching=True)
             except MgmtError as err:  # the first error is the one to report
