@@ -66,3 +66,32 @@ def test_a_failures_text_from_the_host_reaches_the_terminal_escaped():
     assert shown == (
         "a: 2 resource(s) FAILED\n  exec[e\\x1b]: \\x1b]0;pwn\\x07évil\\nline2\n  ?[?]: failed\n"
     )
+
+
+def test_status_shows_a_cluster_whose_cluster_json_was_removed_while_it_runs(tmp_path, monkeypatch):
+    """detached.py status, then the initiator's description of it: the agent's
+    supervisor runs, cluster.json and agent.in are gone (removed by hand)."""
+    from mgmt.remote.orchestration.control import _describe
+    from mgmt.remote.protocol import detached
+    from mgmt.remote.protocol.programs import SUPERVISOR
+
+    state = tmp_path / "detached"
+    state.mkdir()
+    (state / "supervise.py").write_text(SUPERVISOR)
+    monkeypatch.setattr(detached, "DIR", str(state))
+    monkeypatch.syspath_prepend(str(state))
+    assert detached.status({}) == {"exists": False}
+    code = "import sys; print('up', flush=True); sys.stdin.read()"
+    argv = [sys.executable, "-c", code, str(state / "supervise.py"), "agent"]
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert process.stdout.readline() == b"up\n"
+        (state / "agent.sup").write_text(f"{process.pid}\n")
+        found = detached.status({})
+        assert found["exists"] and found["cluster"] == {} and found["agent"]["supervised"]
+        assert (found["converged"], found["failed"]) == (None, [])
+        shown = _describe("a", found)
+        assert shown.startswith("a: agent NOT RUNNING (pid None), unknown, mgmt ? (bundle ?)")
+        assert "cluster.json is missing or unreadable; `mgmt stop` ends it" in shown
+    finally:
+        process.communicate(b"")

@@ -59,12 +59,18 @@ def _describe(host: str, state: Dict) -> str:
     if cluster.get("member_url"):
         member = "member healthy" if etcd["health"] else "member UNHEALTHY"
         member += f" ({cluster['member_url']}, pid {etcd['pid']})"
+    elif etcd["supervised"]:  # cluster.json gone: the member's address is not known
+        member = f"member running (pid {etcd['pid']})"
     exit_status = f", last exit {agent['exit']}" if agent["exit"] else ""
     lines = [
         f"{host}: agent {'running' if agent['running'] else 'NOT RUNNING'} "
         f"(pid {agent['pid']}{exit_status}), {CONVERGED[state['converged']]}, "
-        f"mgmt {cluster.get('version', '?')} (bundle {cluster['bundle_sha256'][:12]}), "
+        f"mgmt {cluster.get('version', '?')} (bundle {cluster.get('bundle_sha256', '?')[:12]}), "
         f"etcd {member}"
     ]
+    if not cluster:
+        lines.append(
+            f"  ({state['dir']}/cluster.json is missing or unreadable; `mgmt stop` ends it)"
+        )
     lines += [f"  | {shown_line(line)}" for line in state.get("log", "").splitlines()]
     return "\n".join(lines) + "\n"

@@ -382,9 +382,15 @@ def failures_in(text, key):
 
 
 def status(request):
-    if not os.path.isdir(DIR) or not os.path.exists(path("cluster.json")):
+    """What runs here, also when part of DIR is gone (removed by hand): a cluster
+    whose cluster.json is missing but whose processes run is still shown."""
+    if not os.path.exists(path("cluster.json")) and not any(running(n) for n in NAMES):
         return {"exists": False}
-    cluster = json.loads(read_text(path("cluster.json"), "{}"))
+    try:
+        cluster = json.loads(read_text(path("cluster.json"), "") or "{}")
+    except ValueError:
+        cluster = None
+    cluster = cluster if isinstance(cluster, dict) else {}
     found = {"exists": True, "cluster": cluster, "dir": DIR}
     for name in NAMES:
         sv = supervision()
@@ -397,11 +403,15 @@ def status(request):
             "exit": (read_text(path(name + ".exit"), "") or "").strip() or None,
             "mode": (read_text(path(name + ".mode"), "") or "").strip() or None,
         }
-    settings_line = (read_text(path("agent.in"), "\n\n") or "\n\n").splitlines()[1]
-    settings = json.loads(settings_line)
+    try:  # agent.in: an empty line, then the agent's settings
+        settings = json.loads((read_text(path("agent.in"), "") or "").splitlines()[1])
+    except (IndexError, ValueError):
+        settings = None
     member = cluster.get("member_url")
     found["etcd"]["health"] = healthy(member) if member else None
-    found["converged"], found["failed"] = convergence(settings, cluster.get("bundle", ""))
+    found["converged"], found["failed"] = (
+        convergence(settings, cluster.get("bundle", "")) if settings else (None, [])
+    )
     found["log"] = tail(path("agent.log"))
     try:
         found["log_size"] = os.path.getsize(path("agent.log"))
