@@ -414,6 +414,35 @@ def test_one_host_under_two_names_is_refused_before_anything_starts(pool, bundle
     assert not c.exists("/root/.local/state/mgmt")
 
 
+def test_status_and_stop_see_one_login_under_two_names_once(pool, bundle, tmp_path):
+    c = pool["c"]
+    by_name = _graphs(tmp_path)[2]
+    by_address = tmp_path / "c-by-address.yaml"
+    by_address.write_text(GRAPH_C.replace("remote: c", f"remote: ssh://root@{c.address}"))
+    done = mgmt_run(pool, bundle, [by_name], "--detach")
+    assert done.returncode == 0, done.stdout + done.stderr
+    try:
+        status = _cluster(pool, bundle, "status", [by_name, by_address])
+        assert status.returncode == 0, status.stdout + status.stderr
+        rows = [line for line in status.stdout.splitlines() if not line.startswith(" ")]
+        assert rows[0].startswith("c: agent running"), status.stdout
+        assert rows[1] == (
+            f"{c.address}: the same login as c (root@{c.address}:22): "
+            "shown under that name"
+        ), status.stdout
+        assert len(rows) == 2, status.stdout
+    finally:
+        stop = _cluster(pool, bundle, "stop", [by_address, by_name])
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert stop.stdout.splitlines() == [
+        f"{c.address}: stopped agent, etcd",
+        f"c: the same login as {c.address} (root@{c.address}:22): "
+        "stopped under that name",
+    ], stop.stdout
+    assert_clean(c)
+    assert not c.exists(STATE)
+
+
 def test_a_hand_over_interrupted_while_auth_waits_for_the_member_leaves_nothing(
     pool, bundle, tmp_path
 ):

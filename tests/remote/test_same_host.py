@@ -3,7 +3,7 @@
 import pytest
 
 from mgmt.errors import RemoteError
-from mgmt.remote.transport.same_host import Endpoint, SameHostGuard
+from mgmt.remote.transport.same_host import Endpoint, Login, SameHostGuard, later_names
 
 
 def test_the_second_name_for_an_endpoint_is_refused_naming_the_first():
@@ -22,3 +22,19 @@ def test_the_second_name_for_an_endpoint_is_refused_naming_the_first():
 def test_an_ipv6_endpoint_is_shown_in_brackets():
     assert str(Endpoint.of("fd00::5", 22)) == "[fd00::5]:22"
     assert Endpoint.of("fd00::5", 22) != Endpoint.of("fd00::6", 22)
+
+
+def test_later_names_of_one_login_are_told_by_the_first_in_the_graphs_order():
+    here = Endpoint.of("10.0.0.5", 22)
+    logins = [
+        ("web1", Login("root", here)),
+        ("proxied", None),  # cannot be told: never set aside
+        ("10.0.0.5", Login("root", Endpoint.of("::ffff:10.0.0.5", 22))),
+        ("bob-on-web1", Login("bob", here)),  # another user: a cluster of its own
+        ("proxied-too", None),
+        ("web1-again", Login("root", here)),
+    ]
+    assert later_names(logins) == {
+        "10.0.0.5": "the same login as web1 (root@10.0.0.5:22)",
+        "web1-again": "the same login as web1 (root@10.0.0.5:22)",
+    }

@@ -2,7 +2,9 @@
 seen and ended from any initiator that can reach its hosts.
 
 Both go on when a host cannot be reached: the others are shown or stopped, the
-unreachable ones are named, and the exit code is 1.
+unreachable ones are named, and the exit code is 1. A login the graphs name twice
+(a host's name and its address, one user) is shown and stopped once, under the
+first name.
 """
 
 from typing import Dict, List, TextIO
@@ -18,8 +20,12 @@ def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
     """Stop the agents, then the members, and remove what they left; 1 if a host
     could not be reached."""
     with Hosts(specs, connect, tolerant=True) as hosts:
+        second_names = hosts.set_aside_second_names()
         stopped = stop_all(hosts, caching=not settings.no_caching)
     for spec in specs:
+        if spec.name in second_names:
+            out.write(f"{spec.name}: {second_names[spec.name]}: stopped under that name\n")
+            continue
         if spec.name in hosts.unreachable:
             out.write(
                 f"{spec.name}: UNREACHABLE, nothing stopped: {hosts.unreachable[spec.name]}\n"
@@ -34,9 +40,13 @@ def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
 def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
     """One block per host; 0 if every agent runs and none has failed resources, else 1."""
     with Hosts(specs, connect, tolerant=True) as hosts:
+        second_names = hosts.set_aside_second_names()
         states = hosts.each(lambda s: hosts.call(s.name, "status", {}))
     healthy = not hosts.unreachable
     for spec in specs:
+        if spec.name in second_names:
+            out.write(f"{spec.name}: {second_names[spec.name]}: shown under that name\n")
+            continue
         if spec.name in hosts.unreachable:
             out.write(f"{spec.name}: UNREACHABLE: {hosts.unreachable[spec.name]}\n")
             continue

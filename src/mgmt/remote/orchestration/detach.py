@@ -48,6 +48,7 @@ from mgmt.remote.orchestration.cluster import (
 from mgmt.remote.orchestration.follow import LogFollower
 from mgmt.remote.protocol.programs import DETACHED, DETACHED_RUNNER, LAUNCHER, SUPERVISOR
 from mgmt.remote.transport.runner import Runner, upload
+from mgmt.remote.transport.same_host import later_names
 
 log = get_logger("remote")
 
@@ -93,6 +94,16 @@ class Hosts:
             raise
         self.specs = [s for s in self.specs if s.name in self.runners]
         return self
+
+    def set_aside_second_names(self) -> Dict[str, str]:
+        """Logins reached under a second name (same_host.later_names) leave :attr:`specs`
+        and their connections close: host -> how it is told. For status and stop,
+        which see each host once."""
+        later = later_names([(s.name, self.runners[s.name].login()) for s in self.specs])
+        for name in later:
+            self.runners.pop(name).close()
+        self.specs = [s for s in self.specs if s.name not in later]
+        return later
 
     def __exit__(self, *exc_info) -> None:
         for runner in self.runners.values():

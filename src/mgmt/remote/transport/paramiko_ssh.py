@@ -18,7 +18,7 @@ from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.transport.connect import ConnectOptions, connect
 from mgmt.remote.transport.heartbeat import Heartbeat
 from mgmt.remote.transport.runner import Address, Become, Process, Runner, Tunnel
-from mgmt.remote.transport.same_host import Endpoint
+from mgmt.remote.transport.same_host import Endpoint, Login
 from mgmt.remote.transport.tunnel import ReverseTunnel
 
 
@@ -91,8 +91,7 @@ class ParamikoRunner(Runner):
         return self.transport.is_active()
 
     def endpoint(self) -> Optional[Endpoint]:
-        """The address and port this connection reached; None through a ProxyJump
-        or a ProxyCommand (the socket's peer is not the host)."""
+        """None through a ProxyJump or a ProxyCommand (the socket's peer is not the host)."""
         if not isinstance(self.transport.sock, socket.socket):
             return None
         try:
@@ -100,6 +99,11 @@ class ParamikoRunner(Runner):
         except OSError:
             return None
         return Endpoint.of(address, port)
+
+    def login(self) -> Optional[Login]:
+        endpoint = self.endpoint()
+        user = self.transport.get_username()
+        return Login(user, endpoint) if endpoint and user else None
 
     def abort(self) -> None:
         """Drop the connection under whatever runs on it."""

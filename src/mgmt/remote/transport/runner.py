@@ -8,6 +8,8 @@ it never sees a paramiko object, so a runner on the system's OpenSSH client
 import abc
 from typing import BinaryIO, Callable, NamedTuple, Optional, Tuple
 
+from mgmt.remote.transport.same_host import Endpoint, Login
+
 Address = Tuple[str, int]
 
 
@@ -110,6 +112,15 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def lost(self) -> Optional[str]: ...
+
+    def endpoint(self) -> Optional[Endpoint]:
+        """The address and port the connection reached, to tell one host under two
+        names; None where it cannot be told."""
+        return None
+
+    def login(self) -> Optional[Login]:
+        """The user logged in as, at :meth:`endpoint`; None where it cannot be told."""
+        return None
 
     @abc.abstractmethod
     def hurry(self) -> None:

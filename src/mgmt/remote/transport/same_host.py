@@ -12,7 +12,7 @@ host's, shared by every host behind it.
 
 import ipaddress
 import threading
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 from mgmt.errors import RemoteError
 
@@ -40,6 +40,37 @@ class Endpoint(NamedTuple):
         )
 
 
+def both_reach(first: str, endpoint: Endpoint) -> str:
+    """How a second name of ``first``'s host is told."""
+    return f"the same host as {first} (both reach {endpoint})"
+
+
+class Login(NamedTuple):
+    """Who a connection logged in as, and where: the user's detached cluster there."""
+
+    user: str
+    endpoint: Endpoint
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.endpoint}"
+
+
+def later_names(logins: Sequence[Tuple[str, Optional[Login]]]) -> Dict[str, str]:
+    """Of (host, login) pairs in the graphs' order, each host whose login an earlier
+    host had -> how it is told. For the commands that look at or end a detached
+    cluster (kept in the login user's home): one cluster is seen once, under its
+    first name. Another user at the same address has a cluster of its own."""
+    firsts: Dict[Login, str] = {}
+    later: Dict[str, str] = {}
+    for host, login in logins:
+        if login is None:
+            continue
+        first = firsts.setdefault(login, host)
+        if first != host:
+            later[host] = f"the same login as {first} ({login})"
+    return later
+
+
 class SameHostGuard:
     """Claims each endpoint for the first host name that reached it, for one run."""
 
@@ -57,6 +88,6 @@ class SameHostGuard:
         if first != host:
             raise RemoteError(
                 host,
-                f"the same host as {first} (both reach {endpoint}): two agents there would "
-                "fight over its resources; give the host one graph",
+                f"{both_reach(first, endpoint)}: two agents there would fight over its "
+                "resources; give the host one graph",
             )
