@@ -427,8 +427,7 @@ def test_status_and_stop_see_one_login_under_two_names_once(pool, bundle, tmp_pa
         rows = [line for line in status.stdout.splitlines() if not line.startswith(" ")]
         assert rows[0].startswith("c: agent running"), status.stdout
         assert rows[1] == (
-            f"{c.address}: the same login as c (root@{c.address}:22): "
-            "shown under that name"
+            f"{c.address}: the same login as c (root@{c.address}:22): shown under that name"
         ), status.stdout
         assert len(rows) == 2, status.stdout
     finally:
@@ -436,8 +435,7 @@ def test_status_and_stop_see_one_login_under_two_names_once(pool, bundle, tmp_pa
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert stop.stdout.splitlines() == [
         f"{c.address}: stopped agent, etcd",
-        f"c: the same login as {c.address} (root@{c.address}:22): "
-        "stopped under that name",
+        f"c: the same login as {c.address} (root@{c.address}:22): stopped under that name",
     ], stop.stdout
     assert_clean(c)
     assert not c.exists(STATE)

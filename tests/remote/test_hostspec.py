@@ -20,6 +20,10 @@ GOOD = [
     ("web1", "web1", None, None, None),
     ("admin@web1", "web1", "admin", None, None),
     ("  db-2.internal  ", "db-2.internal", None, None, None),
+    ("ssh://root@0.0.0.0", "0.0.0.0", "root", None, None),
+    ("web12345", "web12345", None, None, None),
+    ("12345", "12345", None, None, None),  # one part: may be an ~/.ssh/config alias
+    ("10.254.0.2x", "10.254.0.2x", None, None, None),  # a name, not an address
 ]
 
 
@@ -48,6 +52,13 @@ BAD = [
     ("-oProxyCommand=true@host", "not a host name"),
     ("ssh://-oProxyCommand@host", "invalid user name '-oProxyCommand'"),
     ("ssh://-host", "missing or invalid host"),
+    # Addresses the resolver reads otherwise than they look (010 is octal 8, so
+    # 010.254.0.2 is 8.254.0.2; 10.1 is 10.0.0.1): another host than meant.
+    ("ssh://root@010.254.0.2", "'010.254.0.2' is not a plain IPv4 address"),
+    ("root@010.254.0.2", "'010.254.0.2' is not a plain IPv4 address"),
+    ("ssh://10.1:2222", "'10.1' is not a plain IPv4 address"),
+    ("0x0a.0.0.1", "'0x0a.0.0.1' is not a plain IPv4 address"),
+    ("10.254.0.256", "'10.254.0.256' is not a plain IPv4 address"),
 ]
 
 

@@ -28,6 +28,10 @@ PASSWORD_WARNING = (
 # and no leading "-": ssh (and sudo, scp...) would read "-oProxyCommand=..." as an option.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.%+][A-Za-z0-9_.%+-]*$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.%:][A-Za-z0-9_.%:-]*$")
+# What the resolver (inet_aton) takes for an IPv4 address: up to 4 parts, each
+# decimal, octal (a leading 0) or hex (0x). One part alone is left alone: it may
+# be an ~/.ssh/config alias.
+_INET_ATON_RE = re.compile(r"^(0[xX][0-9a-fA-F]*|[0-9]+)(\.(0[xX][0-9a-fA-F]*|[0-9]+)){1,3}$")
 
 
 class HostSpec(NamedTuple):
@@ -65,6 +69,24 @@ class HostSpec(NamedTuple):
         )
 
 
+def _ambiguous_address(host: str) -> Optional[str]:
+    """Why ``host`` is refused when the resolver would read it as an IPv4 address in
+    another form than four plain decimal parts ("010.254.0.2" is 8.254.0.2 to
+    it, "10.1" is 10.0.0.1): the host reached would not be the one meant."""
+    if not _INET_ATON_RE.match(host):
+        return None
+    import ipaddress  # only for names made of digits
+
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return (
+            "is not a plain IPv4 address (four decimal parts, 0 to 255, no leading zeros): "
+            "the resolver would read 010 as octal 8 and 10.1 as 10.0.0.1"
+        )
+    return None
+
+
 def parse_remote(
     value: object, graph: Path, line: Optional[int] = None, key: str = "remote"
 ) -> HostSpec:
@@ -85,6 +107,9 @@ def parse_remote(
         user, at, target = value.rpartition("@")
         if not _HOST_RE.match(target) or (at and not _NAME_RE.match(user)):  # "@host": no user
             raise bad(f"not a host name or ssh alias: {value!r}")
+        ambiguous = _ambiguous_address(target)
+        if ambiguous:
+            raise bad(f"{target!r} {ambiguous}")
         return HostSpec(target=target, graph=graph, user=user or None)
 
     try:
@@ -104,6 +129,9 @@ def parse_remote(
         raise bad(f"invalid port in {value!r}")
     if not host or not _HOST_RE.match(host):
         raise bad(f"missing or invalid host in {value!r}")
+    ambiguous = _ambiguous_address(host)
+    if ambiguous:
+        raise bad(f"{host!r} {ambiguous}")
     user = unquote(url.username) if url.username is not None else None
     if user is not None and not _NAME_RE.match(user):  # "ssh://@host" too
         raise bad(f"invalid user name {user!r}")
