@@ -34,7 +34,7 @@ from mgmt_pkg.paths import check_output_file, output_folder
 __all__ = [
     "BUNDLE_PYTHON",
     "ENTRY_POINT",
-    "PARAMIKO_MODULES",
+    "INITIATOR_FILES",
     "REQUIREMENTS",
     "SHEBANG",
     "BundleInfo",
@@ -66,12 +66,25 @@ NATIVE_PLATFORM = "manylinux2014_x86_64"
 PRUNED_DIRECTORIES = ("tests", "__pycache__")
 PRUNED_TOP_LEVEL = ("_yaml", "bin")
 PRUNED_SUFFIXES = (".so", ".pyd", ".c", ".h", ".pyi", ".pyc")
-# The initiator's paramiko half: they import paramiko, which the bundle does not
-# carry (a --remote run needs the installed package and says so, see
-# mgmt.remote.run_remotes), so no host could import them. 10.6 KB of the
-# 300 KB budget; tests/packaging/test_bundle.py keeps this list exact.
-PARAMIKO_MODULES = (
+# The initiator's half, which no host runs: mgmt.remote.run_remotes imports it
+# only once Fabric is found (a host's --remote run says to use an installed
+# mgmt-pkg instead), and nothing a host runs imports it otherwise. It is the
+# paramiko transport, the run's start and the detached cluster's initiator side
+# with the programs it sends: 31 KB of the 300 KB budget;
+# tests/packaging/test_bundle.py keeps this list equal to what a host cannot reach.
+INITIATOR_FILES = (
     "mgmt/remote/hierarchy/initiator.py",
+    "mgmt/remote/orchestration/attach.py",
+    "mgmt/remote/orchestration/bundlefile.py",
+    "mgmt/remote/orchestration/cluster.py",
+    "mgmt/remote/orchestration/cluster_tls.py",
+    "mgmt/remote/orchestration/control.py",
+    "mgmt/remote/orchestration/detach.py",
+    "mgmt/remote/orchestration/follow.py",
+    "mgmt/remote/orchestration/initiator.py",
+    "mgmt/remote/protocol/detached.py",
+    "mgmt/remote/protocol/detached.sh",
+    "mgmt/remote/protocol/supervise.py",
     "mgmt/remote/transport/agent_forward.py",
     "mgmt/remote/transport/connect.py",
     "mgmt/remote/transport/heartbeat.py",
@@ -221,8 +234,8 @@ def _run(command: Sequence[str], tool: str) -> None:
 def _prune(stage: Path) -> None:
     for name in PRUNED_TOP_LEVEL:
         shutil.rmtree(stage / name, ignore_errors=True)
-    for module in PARAMIKO_MODULES:
-        (stage / module).unlink()
+    for path in INITIATOR_FILES:
+        (stage / path).unlink()
     for directory in sorted(stage.rglob("*"), reverse=True):
         if directory.is_dir() and directory.name in PRUNED_DIRECTORIES:
             shutil.rmtree(directory)

@@ -21,7 +21,8 @@ from private_host import PrivateHost
 from pythons import HOST_VERSIONS, python
 
 from mgmt.remote.orchestration.cluster_tls import member_certificates
-from mgmt.remote.protocol.programs import DETACHED, LAUNCHER, SUPERVISOR
+from mgmt.remote.orchestration.detach import DETACHED, SUPERVISOR
+from mgmt.remote.protocol.programs import LAUNCHER
 from support import require_tools
 from support.polling import wait_until
 

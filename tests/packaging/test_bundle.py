@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import mgmt
-from mgmt_pkg.bundle import PARAMIKO_MODULES, REQUIREMENTS, build_bundle, describe
+from mgmt_pkg.bundle import INITIATOR_FILES, REQUIREMENTS, build_bundle, describe
 from support import require_root, require_tools, unavailable
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -113,53 +113,86 @@ def test_carries_exactly_the_agent_and_pyyaml(bundles):
     assert dist_infos == {r.lower().replace("==", "-") for r in REQUIREMENTS}
 
 
-def _loaded_imports(node: ast.AST) -> set:
-    """The modules a module imports when it is loaded: at its top level, in an if
-    or try there too, but not in a function's body (a lazy import), a class's
-    methods or under ``if TYPE_CHECKING:``."""
+# Where a host's Python starts in the bundle: its entry point (mgmt.cli), and the
+# resource kinds' modules, which mgmt.resources.base imports by name.
+HOST_ROOTS = ("mgmt", "mgmt.cli", "mgmt.__main__")
+# mgmt.remote.run_remotes imports this only once Fabric is found: never on a host.
+GATE = "mgmt.remote.orchestration.initiator"
+
+
+def _imports(tree: ast.Module, package: str) -> set:
+    """Every module ``tree`` may import, at its top or in a function, and the
+    packages on their way; not under ``if TYPE_CHECKING:`` (never run)."""
     names = set()
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.dump(child.test):
-            names |= _loaded_imports(ast.Module(body=child.orelse, type_ignores=[]))
-        elif isinstance(child, ast.Import):
-            names |= {alias.name for alias in child.names}
-        elif isinstance(child, ast.ImportFrom) and child.module:
-            names.add(child.module)
-        elif not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            names |= _loaded_imports(child)
-    return names
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            node.body = []
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return {".".join(n.split(".")[:k]) for n in names for k in range(1, n.count(".") + 2)}
 
 
-def _needs_paramiko() -> set:
-    """The agent's modules that import paramiko or Fabric when loaded (at their top
-    level, or through such a module): what no host without them can import."""
+def _reachable_from_a_host() -> set:
+    """The agent's files a host can load from the bundle: the modules the roots
+    import at any depth, except past the GATE, and the programs such a module reads
+    (a file name in its text, as mgmt.remote.protocol.programs reads start.sh)."""
+    from mgmt.resources.base import REGISTRY
+
     source = Path(mgmt.__file__).parent
-    imports = {}
-    for path in source.rglob("*.py"):
-        imports[f"mgmt/{path.relative_to(source)}"] = _loaded_imports(ast.parse(path.read_text()))
-    module_of = {p: p[: -len(".py")].replace("/", ".") for p in imports}
-    needs = set()
-    while True:
-        more = {
-            path for path, names in imports.items()
-            if path not in needs and any(
-                name.split(".")[0] in ("paramiko", "fabric", "invoke")
-                or name in {module_of[n] for n in needs}
-                for name in names
-            )
+    files = {
+        f"mgmt/{path.relative_to(source)}": path
+        for path in source.rglob("*")
+        if path.suffix in (".py", ".sh")
+    }
+    module_file = {
+        f[: -len(".py")].replace("/", ".").replace(".__init__", ""): f
+        for f in files
+        if f.endswith(".py")
+    }
+    roots = [*HOST_ROOTS, *(target.partition(":")[0] for target in REGISTRY.values())]
+    reached, todo = set(), [module_file[root] for root in roots]
+    while todo:
+        file = todo.pop()
+        if file in reached:
+            continue
+        reached.add(file)
+        if not file.endswith(".py"):
+            continue
+        text = files[file].read_text()
+        tree = ast.parse(text)
+        module = next(m for m, f in module_file.items() if f == file)
+        package = module if file.endswith("__init__.py") else module.rpartition(".")[0]
+        imported = _imports(tree, package) - {GATE}
+        todo += [module_file[m] for m in imported if m in module_file]
+        folder = file.rpartition("/")[0]
+        read = {
+            node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and f"{folder}/{node.value}" in files
         }  # fmt: skip
-        if not more:
-            return needs
-        needs |= more
+        todo += [f"{folder}/{name}" for name in read]
+    return reached
 
 
-def test_leaves_out_exactly_the_modules_that_need_paramiko(bundles):
-    """Those could never load on a host; anything else left out could be missed there."""
-    assert _needs_paramiko() == set(PARAMIKO_MODULES)
+def test_leaves_out_exactly_what_no_host_can_reach(bundles):
+    """What a host never loads costs every host its copy; anything else left out
+    could be missed there."""
+    everything = {
+        f"mgmt/{path.relative_to(Path(mgmt.__file__).parent)}"
+        for path in Path(mgmt.__file__).parent.rglob("*")
+        if path.suffix in (".py", ".sh")
+    }
+    assert everything - _reachable_from_a_host() == set(INITIATOR_FILES)
     with zipfile.ZipFile(bundles[0][0]) as archive:
         names = set(archive.namelist())
-    assert not {f"site-packages/{module}" for module in PARAMIKO_MODULES} & names
-    assert "site-packages/mgmt/remote/transport/openssh.py" in names  # a secondary's
+    assert not {f"site-packages/{path}" for path in INITIATOR_FILES} & names
+    for needed in ("transport/openssh.py", "hierarchy/secondary.py", "protocol/start.sh"):
+        assert f"site-packages/mgmt/remote/{needed}" in names  # a secondary's
 
 
 def test_dependencies_import_from_the_bundle_alone(bundles, tmp_path):

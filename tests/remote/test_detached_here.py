@@ -72,8 +72,8 @@ def test_status_shows_a_cluster_whose_cluster_json_was_removed_while_it_runs(tmp
     """detached.py status, then the initiator's description of it: the agent's
     supervisor runs, cluster.json and agent.in are gone (removed by hand)."""
     from mgmt.remote.orchestration.control import _describe
+    from mgmt.remote.orchestration.detach import SUPERVISOR
     from mgmt.remote.protocol import detached
-    from mgmt.remote.protocol.programs import SUPERVISOR
 
     state = tmp_path / "detached"
     state.mkdir()

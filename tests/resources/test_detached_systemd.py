@@ -10,7 +10,7 @@ import json
 
 from systemd_host import SystemdHost
 
-from mgmt.remote.protocol.programs import DETACHED, SUPERVISOR
+from mgmt.remote.orchestration.detach import DETACHED, SUPERVISOR
 from support import require_tools
 from support.polling import wait_until
 

@@ -46,11 +46,16 @@ from mgmt.remote.orchestration.cluster import (
     parse_addresses,
 )
 from mgmt.remote.orchestration.follow import LogFollower
-from mgmt.remote.protocol.programs import DETACHED, DETACHED_RUNNER, LAUNCHER, SUPERVISOR
+from mgmt.remote.protocol import programs
 from mgmt.remote.transport.runner import Runner, upload
 from mgmt.remote.transport.same_host import later_names
 
 log = get_logger("remote")
+
+# The hosts' side of a detached cluster.
+DETACHED = programs.read("detached.py")
+DETACHED_RUNNER = programs.read("detached.sh")  # runs DETACHED on the graph's python:
+SUPERVISOR = programs.read("supervise.py")
 
 CONVERGE_POLL = 0.5
 HANDED_OVER = (
@@ -259,7 +264,7 @@ def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, set
         "build_id": bundle.build_id,
         "graph_name": spec.graph.name,
         "graph": text.decode("utf-8"),
-        "launcher": LAUNCHER,
+        "launcher": programs.LAUNCHER,
         "supervisor": SUPERVISOR,
         "settings": fields,
         "cluster": {  # what `mgmt status` shows, and what `mgmt stop` removes
