@@ -177,6 +177,22 @@ def test_watch_reports_external_edits_but_not_our_own_writes(watcher, tmp_path):
     res.close()
 
 
+def test_an_outside_chown_is_an_event_and_is_put_back(watcher, tmp_path):
+    path = tmp_path / "owned"
+    events = threading.Semaphore(0)
+    owner = {"owner": 12345, "group": 23456, "mode": "0600"}
+    res = file_res(watcher, tmp_path, path=str(path), content="x\n", event=events.release, **owner)
+    res.watch()
+    res.check_apply(True)
+    while events.acquire(timeout=0.2):
+        pass
+    os.chown(path, 0, 0)  # content, size, mtime and mode unchanged
+    assert events.acquire(timeout=5)
+    assert res.check_apply(True) is False
+    assert (path.stat().st_uid, path.stat().st_gid) == (12345, 23456)
+    res.close()
+
+
 def test_a_parent_replaced_by_a_file_is_an_event_and_the_watch_goes_on(watcher, tmp_path):
     """A path under a file does not exist (ENOTDIR, not ENOENT): the watch callback
     must not fail on it, or the resource would never hear of the obstacle going."""

@@ -28,8 +28,9 @@ from mgmt.resources.filetree import sync_tree
 
 DEFAULT_MODE = 0o644
 BLOCK = 1 << 20  # compared a block at a time, so a large file is never read whole
-# What the watch callback compares to tell our own writes from someone else's.
-Signature = Optional[Tuple[int, int, int, int]]
+# What the watch callback compares to tell our own writes from someone else's:
+# everything the kind manages (a chown by someone else is drift too).
+Signature = Optional[Tuple[int, int, int, int, int, int]]
 
 
 def _rmtree(path: str) -> None:
@@ -41,7 +42,7 @@ def _rmtree(path: str) -> None:
 def _signature(st: Optional[os.stat_result]) -> Signature:
     if st is None:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, st.st_gid)
 
 
 def _lstat(path: str) -> Optional[os.stat_result]:
