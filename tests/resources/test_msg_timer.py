@@ -24,7 +24,9 @@ def test_msg_reaches_the_journal_with_its_fields(systemd_host, tmp_path):
     args = ["--file", str(graph), "--no-server", "--prefix", str(tmp_path / "state")]
     proc = systemd_host.agent([*args, "--converged-timeout", "0"], tmp_path / "agent.log")
     proc.communicate(timeout=60)
-    assert proc.returncode == 0, (tmp_path / "agent.log").read_text()
+    log = (tmp_path / "agent.log").read_text()
+    assert proc.returncode == 0, log
+    assert "msg: hello: message: hello from mgmt\\nsecond line\n" in log  # one line
 
     def entries():
         out = systemd_host.run(["journalctl", "--no-pager", "-o", "json", "MGMT_TEST=yes"]).stdout
@@ -48,6 +50,12 @@ def test_journal_datagram_encodes_multiline_values_by_length():
 def test_bad_journal_fields_are_refused(fields):
     with pytest.raises(FieldError, match="fields"):
         MsgRes("m", fill_params(MsgRes, {"fields": fields}))
+
+
+@pytest.mark.parametrize("name", ["MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "MGMT_RESOURCE"])
+def test_fields_cannot_override_what_the_message_sets(name):
+    with pytest.raises(FieldError, match=f"fields: {name} is set by the message itself"):
+        MsgRes("m", fill_params(MsgRes, {"fields": {name: "0"}}))
 
 
 def test_timer_reruns_what_depends_on_it(tmp_path):

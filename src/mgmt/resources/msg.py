@@ -28,6 +28,10 @@ PRIORITIES = {
 }
 
 
+# Fields the message itself sets, from body and priority, and which say who sent it.
+OWN_FIELDS = ("MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "MGMT_RESOURCE")
+
+
 def journal_datagram(fields: Mapping[str, str]) -> bytes:
     """journald's native format: ``KEY=value\\n``, or for a value with a newline
     ``KEY\\n`` + its 64-bit little-endian length + the value + ``\\n``."""
@@ -67,6 +71,12 @@ class MsgRes(Resource):
         for name, value in (params.get("fields") or {}).items():
             if not isinstance(name, str) or not _valid_field(name):
                 raise FieldError("fields", f"{name!r} is not a journal field name (A-Z, 0-9, _)")
+            if name in OWN_FIELDS:
+                raise FieldError(
+                    "fields",
+                    f"{name} is set by the message itself (MESSAGE from body, PRIORITY "
+                    "from priority; SYSLOG_IDENTIFIER and MGMT_RESOURCE say who sent it)",
+                )
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise FieldError("fields", f"{name}: {value!r} is not text or a number")
 
@@ -80,8 +90,10 @@ class MsgRes(Resource):
         if self.sent:
             return True
         self.note("body", self.body, None)
+        # A body of several lines stays one line of the agent's log.
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.body)
         if not apply:
-            self.init.log.info("would send: %s (noop)", self.body)
+            self.init.log.info("would send: %s (noop)", shown)
             return False
         if self.params["journal"]:
             self._journal()
@@ -90,7 +102,7 @@ class MsgRes(Resource):
 
             syslog.openlog("mgmt", 0, syslog.LOG_DAEMON)
             syslog.syslog(self.priority, self.body)
-        self.init.log.info("message: %s", self.body)
+        self.init.log.info("message: %s", shown)
         self.sent = True
         return False
 
