@@ -36,7 +36,7 @@ def test_wrong_content_and_mode_are_fixed(watcher, tmp_path):
     path = tmp_path / "f"
     path.write_text("tampered")
     path.chmod(0o600)
-    res = file_res(watcher, tmp_path, path=str(path), content="right\n", mode=0o644)
+    res = file_res(watcher, tmp_path, path=str(path), content="right\n", mode="0644")
     assert res.check_apply(True) is False
     assert path.read_text() == "right\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o644

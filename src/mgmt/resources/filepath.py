@@ -9,16 +9,24 @@ __all__ = ["check_basename", "parse_mode", "resolve_path"]
 
 
 def parse_mode(value: Any) -> Optional[int]:
-    """ "0644" / "644" / 420 -> 0o644; None stays None."""
+    """ "0644" / "644" -> 0o644; None stays None.
+
+    A number is refused: YAML reads ``mode: 644`` as decimal 644 (0o1204, the
+    sticky bit and owner write only) and ``mode: 0644`` as octal, and the two
+    cannot be told apart once read, so only text says which mode is meant.
+    """
     if value is None:
         return None
-    if isinstance(value, int):
-        mode = value
-    else:
-        try:
-            mode = int(value, 8)
-        except ValueError:
-            raise FieldError("mode", f"{value!r} is not an octal mode like '0644'") from None
+    if not isinstance(value, str):
+        raise FieldError(
+            "mode",
+            f"{value!r} is a number (YAML reads 644 as decimal and 0644 as octal, 420): "
+            "quote the mode, such as '0644'",
+        )
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise FieldError("mode", f"{value!r} is not an octal mode like '0644'") from None
     if not 0 <= mode <= 0o7777:
         raise FieldError("mode", f"{value!r} is out of range")
     return mode
