@@ -331,3 +331,20 @@ def test_an_old_source_date_epoch_from_the_environment_builds_without_a_changelo
                     str(tmp_path / "out2"), f"{tmp_path / 'f'}=/opt/old/f")  # fmt: skip
     assert asked.code == 2 and "--source-date-epoch: 0 (1970-01-01) is before" in asked.err
     assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").iterdir())
+
+
+def test_a_file_that_shrinks_while_it_is_packed_is_named_with_why(tmp_path):
+    """sysfs says 4096 bytes and gives fewer, as a file truncated during a build does."""
+    from mgmt_pkg.errors import InvalidInput
+    from mgmt_pkg.rpm.payload import Entry
+    from mgmt_pkg.rpm.tarball import write_tarball
+
+    source = Path("/sys/kernel/uevent_seqnum")
+    assert source.stat().st_size > len(source.read_bytes())
+    entry = Entry(path="/opt/seq", kind="file", mode=0o644, source=source)
+    with pytest.raises(InvalidInput) as caught:
+        write_tarball(tmp_path / "x.tar.gz", "x-1/", [entry], 0)
+    assert str(caught.value) == (
+        "/sys/kernel/uevent_seqnum: cannot read: unexpected end of data: "
+        "it changed while it was packed"
+    )

@@ -53,4 +53,6 @@ def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry, clamp: 
             info.mtime = min(int(status.st_mtime), clamp)
             tar.addfile(info, stream)
     except OSError as error:
-        raise InvalidInput(f"{shown(entry.source)}: cannot read: {error.strerror}") from None
+        # No strerror: tarfile found fewer bytes than fstat said (it shrank meanwhile).
+        why = error.strerror or f"{error}: it changed while it was packed"
+        raise InvalidInput(f"{shown(entry.source)}: cannot read: {why}") from None
