@@ -211,6 +211,12 @@ class PhonyPackage:
         ):
             if value is not None:
                 check_text(option, value)
+        # Text from a file or a heredoc ends in a newline: that ends its last line,
+        # it is no blank line (two are: rpm would drop the second, so it is refused).
+        if description is not None and description.endswith("\n"):
+            description = description[:-1]
+        if changelog is not None and changelog.endswith("\n"):
+            changelog = changelog[:-1]
         if description:  # fpm builds with an empty one, and so does rpm
             check_text("--description", description, multiline=True)
             if summary is None:  # as fpm: the first line stands for the whole
