@@ -281,13 +281,14 @@ class Agent:
 
     def _apply(self, first: bool = False) -> None:
         assert self.graph is not None
+        wanted = self._wanted()
         try:
-            diff = self.engine.update(self._wanted(), self.graph.edges)
+            diff = self.engine.update(wanted, self.graph.edges)
         except GraphError as err:
             log.error("%s; keeping the running graph", err)
             return
-        if first:
-            log.info("graph %r: %d resources", self.graph.name, len(diff.added))
+        if first:  # as the graph has them (the engine may group some, as pkg's)
+            log.info("graph %r: %d resources", self.graph.name, len(wanted))
         elif not diff.empty:
             log.info("graph %r: %s", self.graph.name, diff.summary())
 

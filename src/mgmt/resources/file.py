@@ -362,7 +362,8 @@ class FileRes(Resource):
             self.note("mode", f"{self.mode:04o}", f"{stat.S_IMODE(st.st_mode):04o}")
             if apply:
                 os.fchmod(fd, self.mode)
-            self.say(apply, f"set mode {self.mode:04o} on {self.path}", f"set mode {self.mode:04o}")
+            change = f"set mode {self.mode:04o} on {self.path}"
+            self.say(apply, change, change)
         return ok
 
     def _note_owner(self, st: os.stat_result, uid: Optional[int], gid: Optional[int]) -> None:
