@@ -7,6 +7,7 @@ at once, without polling. A unit that ended ``failed`` is reset first, so the
 start-rate limit that protects a crashing unit does not keep a killed one down.
 """
 
+import string
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
@@ -18,12 +19,37 @@ RUNNING = ("active", "activating", "reloading")
 ENABLED = ("enabled", "alias", "static", "generated", "indirect")
 DISABLED = ("disabled", "static", "masked", "indirect", "generated", "")
 DONE = {"enable": "enabled", "disable": "disabled", "start": "started", "stop": "stopped"}
+# What systemd accepts in a unit name (systemd.unit(5), unit_name_is_valid): anything
+# else can never name a unit, so it is refused when the graph is read, not at run time.
+UNIT_CHARS = frozenset(string.ascii_letters + string.digits + ":-_.\\@")
+UNIT_NAME_MAX = 255
 
 
 def unit_name(name: str) -> str:
     """``nginx`` -> ``nginx.service``; a name with a unit suffix stays as it is."""
     suffixes = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".scope")
     return name if name.endswith(suffixes) else name + ".service"
+
+
+def unit_name_problem(unit: str) -> Optional[str]:
+    """Why systemd would refuse ``unit`` as a unit name, or None when it is one."""
+    if len(unit) > UNIT_NAME_MAX:
+        return f"{len(unit)} characters, systemd allows {UNIT_NAME_MAX}"
+    bad = next((ch for ch in unit if ch not in UNIT_CHARS), None)
+    if bad is not None:
+        return f"{bad!r} is not allowed (only ASCII letters, digits and : - _ . \\ @)"
+    if unit.rfind(".") == 0:  # only the suffix: ".service"
+        return "it has nothing before its suffix"
+    # systemd refuses a leading "@"; a leading "-" would read as an option to systemctl.
+    if unit.startswith(("-", "@")):
+        return f"it cannot start with {unit[0]!r}"
+    return None
+
+
+def _check_unit(name: str) -> None:
+    problem = unit_name_problem(unit_name(name))
+    if problem is not None:
+        raise FieldError("name", f"{name!r} is not a unit name: {problem}")
 
 
 class SvcRes(Resource):
@@ -37,8 +63,8 @@ class SvcRes(Resource):
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
         name = params.get("name")
-        if name is not None and (not name or name.startswith("-") or "/" in name or "\0" in name):
-            raise FieldError("name", f"{name!r} is not a unit name")
+        if name is not None:
+            _check_unit(name)
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
@@ -48,9 +74,8 @@ class SvcRes(Resource):
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
+        _check_unit(self.params.get("name") or name)
         self.unit = unit_name(self.params.get("name") or name)
-        if self.unit.startswith("-") or "/" in self.unit:
-            raise FieldError("name", f"{self.unit!r} is not a unit name")
         self._cancel: Optional[Callable[[], None]] = None
 
     def watch(self) -> None:
