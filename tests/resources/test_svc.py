@@ -97,3 +97,26 @@ def test_a_missing_unit_fails_naming_it(systemd_host, tmp_path):
     result = run_once(systemd_host, tmp_path, str(path))
     assert result.returncode == 1
     assert "mgmt-nonesuch.service: no such unit" in log(tmp_path)
+
+
+def test_disabled_from_outside_is_enabled_again_at_once(systemd_host, tmp_path):
+    host = systemd_host
+    link = "/etc/systemd/system/mgmt-test.target.wants/" + UNIT
+    agent = host.agent(agent_args(tmp_path, graph(tmp_path, state="running", startup="enabled")),
+                       tmp_path / "agent.log")  # fmt: skip
+    try:
+        wait_until(lambda: host.prop(UNIT, "ActiveState") == "active", what="the unit to start")
+        assert host.prop(UNIT, "UnitFileState") == "enabled"
+        # Through systemd (its UnitFilesChanged signal), the unit left running.
+        host.run(["systemctl", "disable", UNIT])
+        wait_until(lambda: host.prop(UNIT, "UnitFileState") == "enabled", what="re-enabled")
+        # By hand, then a daemon-reload (its Reloading signal).
+        host.run(["rm", link])
+        host.run(["systemctl", "daemon-reload"])
+        wait_until(lambda: host.prop(UNIT, "UnitFileState") == "enabled", what="re-enabled")
+        assert host.prop(UNIT, "ActiveState") == "active"
+        assert agent.poll() is None
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    assert log(tmp_path).count(f"enabled {UNIT}") == 3

@@ -3,8 +3,10 @@
 Through ``systemctl``, as an administrator would; the watch reads systemd's own
 signals about the unit (see mgmt.resources.systemd_signals for why its private
 socket rather than busctl), so a service killed from outside is started again
-at once, without polling. A unit that ended ``failed`` is reset first, so the
-start-rate limit that protects a crashing unit does not keep a killed one down.
+at once, without polling; and, when ``startup`` is managed, its signals about
+unit files, so a unit disabled or enabled from outside is put back at once.
+A unit that ended ``failed`` is reset first, so the start-rate limit that
+protects a crashing unit does not keep a killed one down.
 """
 
 import string
@@ -76,12 +78,14 @@ class SvcRes(Resource):
         super().__init__(name, params, meta)
         _check_unit(self.params.get("name") or name)
         self.unit = unit_name(self.params.get("name") or name)
-        self._cancel: Optional[Callable[[], None]] = None
+        self._cancels: List[Callable[[], None]] = []
 
     def watch(self) -> None:
         try:
             signals = self.init.services.get(SystemdSignals)
-            self._cancel = signals.watch_unit(self.unit, self.init.event)
+            self._cancels.append(signals.watch_unit(self.unit, self.init.event))
+            if self.params.get("startup") is not None:  # a `systemctl disable` is drift too
+                self._cancels.append(signals.watch_unit_files(self.init.event))
         except OSError as err:
             self.init.log.warning(
                 "cannot watch systemd (%s): changes made outside are seen at the next check",
@@ -89,9 +93,9 @@ class SvcRes(Resource):
             )
 
     def close(self) -> None:
-        if self._cancel is not None:
-            self._cancel()
-            self._cancel = None
+        cancels, self._cancels = self._cancels, []
+        for cancel in cancels:
+            cancel()
 
     def check_apply(self, apply: bool) -> bool:
         try:
