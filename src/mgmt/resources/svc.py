@@ -7,14 +7,23 @@ at once, without polling; and, when ``startup`` is managed, its signals about
 unit files, so a unit disabled or enabled from outside is put back at once.
 A unit that ended ``failed`` is reset first, so the start-rate limit that
 protects a crashing unit does not keep a killed one down.
+
+Resetting that limit makes the agent the one that must not restart a unit in a
+loop: ``systemctl start`` returns as soon as a simple service is forked, so a
+start counts only once the unit stays running for :data:`SETTLE` seconds. One
+that ends sooner failed to start: the resource fails quoting systemd's state,
+and that start's end (and the signals it sends) does not start it again; a new
+start of the unit from outside or a graph edit does, or ``meta: {retry}``.
 """
 
 import string
+import threading
+import time
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.systemd_signals import SystemdSignals
-from mgmt.resources.unitctl import UnitError, systemctl, unit_properties
+from mgmt.resources.unitctl import UnitError, describe_state, systemctl, unit_properties
 
 RUNNING = ("active", "activating", "reloading")
 # UnitFileState values that satisfy startup: enabled / disabled.
@@ -25,6 +34,9 @@ DONE = {"enable": "enabled", "disable": "disabled", "start": "started", "stop": 
 # else can never name a unit, so it is refused when the graph is read, not at run time.
 UNIT_CHARS = frozenset(string.ascii_letters + string.digits + ":-_.\\@")
 UNIT_NAME_MAX = 255
+# How long a unit the agent started must stay running for the start to count, as
+# supervisord's startsecs (default 1 s): a simple service is "started" once forked.
+SETTLE = 1.0
 
 
 def unit_name(name: str) -> str:
@@ -79,11 +91,18 @@ class SvcRes(Resource):
         _check_unit(self.params.get("name") or name)
         self.unit = unit_name(self.params.get("name") or name)
         self._cancels: List[Callable[[], None]] = []
+        self._changed = threading.Event()  # a signal about the unit: a start's wait ends early
+        # The last failed start: the activation it made (systemd's InactiveExitTimestamp,
+        # new at each start of the unit, whoever starts it), what it said, and how many
+        # failed in a row on that activation (the first, then any meta retries).
+        self._failed_activation: Optional[str] = None
+        self._failure = ""
+        self._failed_starts = 0
 
     def watch(self) -> None:
         try:
             signals = self.init.services.get(SystemdSignals)
-            self._cancels.append(signals.watch_unit(self.unit, self.init.event))
+            self._cancels.append(signals.watch_unit(self.unit, self._unit_changed))
             if self.params.get("startup") is not None:  # a `systemctl disable` is drift too
                 self._cancels.append(signals.watch_unit_files(self.init.event))
         except OSError as err:
@@ -92,10 +111,15 @@ class SvcRes(Resource):
                 err.strerror or err,
             )
 
+    def _unit_changed(self) -> None:
+        self._changed.set()
+        self.init.event()
+
     def close(self) -> None:
         cancels, self._cancels = self._cancels, []
         for cancel in cancels:
             cancel()
+        self._changed.set()  # a start waiting to settle stops waiting
 
     def check_apply(self, apply: bool) -> bool:
         try:
@@ -119,6 +143,8 @@ class SvcRes(Resource):
         state = self.params.get("state")
         active = props.get("ActiveState", "")
         if state == "running" and active not in RUNNING:
+            if apply and self._start_failed_before(props):
+                raise UnitError(self._failure)
             self.note("state", "running", active)
             if active == "failed":  # the start-rate limit must not keep it down
                 steps.append(["reset-failed", "--", self.unit])
@@ -129,10 +155,48 @@ class SvcRes(Resource):
         if not steps:
             return True
         for step in steps:
-            if apply:
+            if apply and step[0] == "start":
+                self._start()
+            elif apply:
                 systemctl(step)
             # After the step, not before: a failed start is logged as the failure alone.
             if step[0] in DONE:
                 said = f"{DONE[step[0]]} {self.unit}"
                 self.init.log.info(said if apply else f"would {step[0]} {self.unit} (noop)")
         return False
+
+    def _start_failed_before(self, props: Mapping[str, str]) -> bool:
+        """True when the unit is still down from this resource's own failed start (its
+        activation has not changed) and no retry is left: starting it again would
+        only restart it in a loop, each end of a start waking the next one."""
+        if props.get("InactiveExitTimestampMonotonic") != self._failed_activation:
+            self._failed_activation, self._failed_starts = None, 0
+            return False
+        retry = self.meta.retry
+        return retry >= 0 and self._failed_starts > retry
+
+    def _start(self) -> None:
+        """``systemctl start``, then wait until the unit has run for SETTLE seconds;
+        UnitError quoting systemd's state when it ends (or starts to restart) sooner."""
+        self._changed.clear()
+        said = ""
+        try:
+            systemctl(["start", "--", self.unit])
+        except UnitError as err:  # e.g. Type=exec or notify: the start job itself failed
+            said = f" ({err})"
+        deadline = time.monotonic() + SETTLE
+        while True:
+            props = unit_properties(self.unit)
+            up = props.get("ActiveState") in RUNNING and props.get("SubState") != "auto-restart"
+            if said or not up:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0 or self.init.stopping.is_set():
+                self._failed_activation, self._failed_starts = None, 0
+                return
+            self._changed.wait(left)
+            self._changed.clear()
+        self._failed_activation = props.get("InactiveExitTimestampMonotonic")
+        self._failed_starts += 1
+        self._failure = f"did not stay running after its start: {describe_state(props)}{said}"
+        raise UnitError(self._failure)
