@@ -129,6 +129,9 @@ CLI_CASES = [
      "graph: g\nresources:\n  exec:\n  - name: e\n    cmd: 'false'\n"
      "    meta: {retry: 2, delay: 99999999999999999999999}\n",
      "delay.yaml:6: exec[e]: meta delay: 99999999999999999999999 is out of range"),
+    # Refused here, not at run time as 'no such unit on this host' (exit 1).
+    ("unit.yaml", "graph: g\nresources:\n  svc:\n  - state: running\n    name: mgmt-web;ls\n",
+     "unit.yaml:5: svc[mgmt-web;ls]: name: 'mgmt-web;ls' is not a unit name: ';' is not allowed"),
 ]  # fmt: skip
 
 

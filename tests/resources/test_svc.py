@@ -5,13 +5,40 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from support.polling import wait_until
 
 UNIT = "mgmt-web.service"
+FAIL = "mgmt-fail.service"
+# Fails at once, each start counted in a file, until /var/tmp/ok exists.
+FAIL_UNIT = """\
+[Unit]
+DefaultDependencies=no
+
+[Service]
+ExecStart=/bin/sh -c 'echo start >>/var/tmp/starts; test -e /var/tmp/ok || exit 3; exec sleep 1d'
+
+[Install]
+WantedBy=mgmt-test.target
+"""
 
 
-def graph(tmp_path, **params) -> str:
-    lines = ["graph: svc", "resources:", "  svc:", "  - name: mgmt-web"]
+@pytest.fixture
+def fail_host(tmp_path):
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {FAIL: FAIL_UNIT})
+    yield host
+    host.close()
+
+
+def starts(host) -> int:
+    return host.run(["cat", "/var/tmp/starts"], check=False).stdout.count("start")
+
+
+def graph(tmp_path, name="mgmt-web", **params) -> str:
+    lines = ["graph: svc", "resources:", "  svc:", f"  - name: {name}"]
     lines += [f"    {key}: {value}" for key, value in params.items()]
     path = tmp_path / "svc.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -42,7 +69,11 @@ def test_started_enabled_and_started_again_at_once_when_killed(systemd_host, tmp
         wait_until(lambda: host.prop(UNIT, "ActiveState") == "active", what="the unit to start")
         assert host.prop(UNIT, "UnitFileState") == "enabled"
         first = host.prop(UNIT, "MainPID")
-        for _ in range(3):  # killed from outside, again and again: never left down
+        for kills in range(3):  # killed from outside, again and again: never left down
+            # Once the agent's start counts (the unit ran for svc.SETTLE): a unit that
+            # ends sooner after the agent started it failed to start, and stays down.
+            wait_until(lambda k=kills: log(tmp_path).count(f"started {UNIT}") == k + 1,
+                       what="the agent's start to count")  # fmt: skip
             before = host.prop(UNIT, "MainPID")
             host.run(["systemctl", "kill", "-s", "KILL", UNIT])
             wait_until(
@@ -53,11 +84,11 @@ def test_started_enabled_and_started_again_at_once_when_killed(systemd_host, tmp
                 what="the killed unit to run again",
             )
         assert host.prop(UNIT, "MainPID") != first
+        wait_until(lambda: log(tmp_path).count(f"started {UNIT}") == 4, what="the last start")
         assert agent.poll() is None
     finally:
         agent.terminate()
         agent.wait(timeout=30)
-    assert log(tmp_path).count(f"started {UNIT}") >= 4
 
 
 def test_stopped_and_disabled(systemd_host, tmp_path):
@@ -97,3 +128,76 @@ def test_a_missing_unit_fails_naming_it(systemd_host, tmp_path):
     result = run_once(systemd_host, tmp_path, str(path))
     assert result.returncode == 1
     assert "mgmt-nonesuch.service: no such unit" in log(tmp_path)
+
+
+def test_disabled_from_outside_is_enabled_again_at_once(systemd_host, tmp_path):
+    host = systemd_host
+    link = "/etc/systemd/system/mgmt-test.target.wants/" + UNIT
+    agent = host.agent(agent_args(tmp_path, graph(tmp_path, state="running", startup="enabled")),
+                       tmp_path / "agent.log")  # fmt: skip
+    try:
+        wait_until(lambda: host.prop(UNIT, "ActiveState") == "active", what="the unit to start")
+        assert host.prop(UNIT, "UnitFileState") == "enabled"
+        # Through systemd (its UnitFilesChanged signal), the unit left running.
+        host.run(["systemctl", "disable", UNIT])
+        wait_until(lambda: host.prop(UNIT, "UnitFileState") == "enabled", what="re-enabled")
+        # By hand, then a daemon-reload (its Reloading signal).
+        host.run(["rm", link])
+        host.run(["systemctl", "daemon-reload"])
+        wait_until(lambda: host.prop(UNIT, "UnitFileState") == "enabled", what="re-enabled")
+        assert host.prop(UNIT, "ActiveState") == "active"
+        assert agent.poll() is None
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    assert log(tmp_path).count(f"enabled {UNIT}") == 3
+
+
+@pytest.mark.parametrize("timeout", ["0", "2"])
+def test_a_unit_that_fails_at_once_fails_the_run_and_is_not_restarted(fail_host, tmp_path, timeout):
+    host = fail_host
+    path = graph(tmp_path, name="mgmt-fail", state="running", startup="enabled")
+    args = [*agent_args(tmp_path, path), "--converged-timeout", timeout, "--json"]
+    agent = host.agent(args, tmp_path / "agent.log")
+    try:  # converged (with 2: two seconds idle with the unit down, so not restarted in a loop)
+        out, _ = agent.communicate(timeout=30)
+    finally:
+        agent.kill()
+        agent.wait()
+    assert agent.returncode == 1, log(tmp_path)
+    assert starts(host) == 1
+    assert (host.prop(FAIL, "ActiveState"), host.prop(FAIL, "Result")) == ("failed", "exit-code")
+    assert host.prop(FAIL, "UnitFileState") == "enabled"
+    (row,) = json.loads(out)["resources"]
+    assert row["result"] == "failed"
+    said = (
+        f"{FAIL}: did not stay running after its start: ActiveState=failed SubState=failed"
+        " Result=exit-code (main process: code=exited, status=3)"
+    )
+    assert said in row["errors"][-1]
+    assert said in log(tmp_path)
+    assert f"started {FAIL}" not in log(tmp_path)
+
+
+def test_a_failed_start_is_tried_again_after_a_start_from_outside_or_an_edit(fail_host, tmp_path):
+    host = fail_host
+    failed = f"failed: {FAIL}: did not stay running"
+    path = graph(tmp_path, name="mgmt-fail", state="running")
+    agent = host.agent(agent_args(tmp_path, path), tmp_path / "agent.log")
+    try:
+        wait_until(lambda: log(tmp_path).count(failed) == 1, what="the start to fail")
+        assert starts(host) == 1
+        # An admin's start (it fails again) is a new event: the agent tries once more.
+        host.run(["systemctl", "start", FAIL])
+        wait_until(lambda: log(tmp_path).count(failed) == 2, what="the second failure")
+        assert starts(host) == 3
+        # Fixed, then the graph edited: the changed resource starts it again.
+        host.run(["touch", "/var/tmp/ok"])
+        graph(tmp_path, name="mgmt-fail", state="running", startup="enabled")
+        wait_until(lambda: f"started {FAIL}" in log(tmp_path), what="the edit's start")
+        assert host.prop(FAIL, "ActiveState") == "active"
+        assert starts(host) == 4
+        assert agent.poll() is None
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)

@@ -3,27 +3,67 @@
 Through ``systemctl``, as an administrator would; the watch reads systemd's own
 signals about the unit (see mgmt.resources.systemd_signals for why its private
 socket rather than busctl), so a service killed from outside is started again
-at once, without polling. A unit that ended ``failed`` is reset first, so the
-start-rate limit that protects a crashing unit does not keep a killed one down.
+at once, without polling; and, when ``startup`` is managed, its signals about
+unit files, so a unit disabled or enabled from outside is put back at once.
+A unit that ended ``failed`` is reset first, so the start-rate limit that
+protects a crashing unit does not keep a killed one down.
+
+Resetting that limit makes the agent the one that must not restart a unit in a
+loop: ``systemctl start`` returns as soon as a simple service is forked, so a
+start counts only once the unit stays running for :data:`SETTLE` seconds. One
+that ends sooner failed to start: the resource fails quoting systemd's state,
+and that start's end (and the signals it sends) does not start it again; a new
+start of the unit from outside or a graph edit does, or ``meta: {retry}``.
 """
 
+import string
+import threading
+import time
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.systemd_signals import SystemdSignals
-from mgmt.resources.unitctl import UnitError, systemctl, unit_properties
+from mgmt.resources.unitctl import UnitError, describe_state, systemctl, unit_properties
 
 RUNNING = ("active", "activating", "reloading")
 # UnitFileState values that satisfy startup: enabled / disabled.
 ENABLED = ("enabled", "alias", "static", "generated", "indirect")
 DISABLED = ("disabled", "static", "masked", "indirect", "generated", "")
 DONE = {"enable": "enabled", "disable": "disabled", "start": "started", "stop": "stopped"}
+# What systemd accepts in a unit name (systemd.unit(5), unit_name_is_valid): anything
+# else can never name a unit, so it is refused when the graph is read, not at run time.
+UNIT_CHARS = frozenset(string.ascii_letters + string.digits + ":-_.\\@")
+UNIT_NAME_MAX = 255
+# How long a unit the agent started must stay running for the start to count, as
+# supervisord's startsecs (default 1 s): a simple service is "started" once forked.
+SETTLE = 1.0
 
 
 def unit_name(name: str) -> str:
     """``nginx`` -> ``nginx.service``; a name with a unit suffix stays as it is."""
     suffixes = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".scope")
     return name if name.endswith(suffixes) else name + ".service"
+
+
+def unit_name_problem(unit: str) -> Optional[str]:
+    """Why systemd would refuse ``unit`` as a unit name, or None when it is one."""
+    if len(unit) > UNIT_NAME_MAX:
+        return f"{len(unit)} characters, systemd allows {UNIT_NAME_MAX}"
+    bad = next((ch for ch in unit if ch not in UNIT_CHARS), None)
+    if bad is not None:
+        return f"{bad!r} is not allowed (only ASCII letters, digits and : - _ . \\ @)"
+    if unit.rfind(".") == 0:  # only the suffix: ".service"
+        return "it has nothing before its suffix"
+    # systemd refuses a leading "@"; a leading "-" would read as an option to systemctl.
+    if unit.startswith(("-", "@")):
+        return f"it cannot start with {unit[0]!r}"
+    return None
+
+
+def _check_unit(name: str) -> None:
+    problem = unit_name_problem(unit_name(name))
+    if problem is not None:
+        raise FieldError("name", f"{name!r} is not a unit name: {problem}")
 
 
 class SvcRes(Resource):
@@ -37,8 +77,8 @@ class SvcRes(Resource):
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
         name = params.get("name")
-        if name is not None and (not name or name.startswith("-") or "/" in name or "\0" in name):
-            raise FieldError("name", f"{name!r} is not a unit name")
+        if name is not None:
+            _check_unit(name)
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
@@ -48,25 +88,38 @@ class SvcRes(Resource):
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
+        _check_unit(self.params.get("name") or name)
         self.unit = unit_name(self.params.get("name") or name)
-        if self.unit.startswith("-") or "/" in self.unit:
-            raise FieldError("name", f"{self.unit!r} is not a unit name")
-        self._cancel: Optional[Callable[[], None]] = None
+        self._cancels: List[Callable[[], None]] = []
+        self._changed = threading.Event()  # a signal about the unit: a start's wait ends early
+        # The last failed start: the activation it made (systemd's InactiveExitTimestamp,
+        # new at each start of the unit, whoever starts it), what it said, and how many
+        # failed in a row on that activation (the first, then any meta retries).
+        self._failed_activation: Optional[str] = None
+        self._failure = ""
+        self._failed_starts = 0
 
     def watch(self) -> None:
         try:
             signals = self.init.services.get(SystemdSignals)
-            self._cancel = signals.watch_unit(self.unit, self.init.event)
+            self._cancels.append(signals.watch_unit(self.unit, self._unit_changed))
+            if self.params.get("startup") is not None:  # a `systemctl disable` is drift too
+                self._cancels.append(signals.watch_unit_files(self.init.event))
         except OSError as err:
             self.init.log.warning(
                 "cannot watch systemd (%s): changes made outside are seen at the next check",
                 err.strerror or err,
             )
 
+    def _unit_changed(self) -> None:
+        self._changed.set()
+        self.init.event()
+
     def close(self) -> None:
-        if self._cancel is not None:
-            self._cancel()
-            self._cancel = None
+        cancels, self._cancels = self._cancels, []
+        for cancel in cancels:
+            cancel()
+        self._changed.set()  # a start waiting to settle stops waiting
 
     def check_apply(self, apply: bool) -> bool:
         try:
@@ -90,6 +143,8 @@ class SvcRes(Resource):
         state = self.params.get("state")
         active = props.get("ActiveState", "")
         if state == "running" and active not in RUNNING:
+            if apply and self._start_failed_before(props):
+                raise UnitError(self._failure)
             self.note("state", "running", active)
             if active == "failed":  # the start-rate limit must not keep it down
                 steps.append(["reset-failed", "--", self.unit])
@@ -100,10 +155,48 @@ class SvcRes(Resource):
         if not steps:
             return True
         for step in steps:
-            if apply:
+            if apply and step[0] == "start":
+                self._start()
+            elif apply:
                 systemctl(step)
             # After the step, not before: a failed start is logged as the failure alone.
             if step[0] in DONE:
                 said = f"{DONE[step[0]]} {self.unit}"
                 self.init.log.info(said if apply else f"would {step[0]} {self.unit} (noop)")
         return False
+
+    def _start_failed_before(self, props: Mapping[str, str]) -> bool:
+        """True when the unit is still down from this resource's own failed start (its
+        activation has not changed) and no retry is left: starting it again would
+        only restart it in a loop, each end of a start waking the next one."""
+        if props.get("InactiveExitTimestampMonotonic") != self._failed_activation:
+            self._failed_activation, self._failed_starts = None, 0
+            return False
+        retry = self.meta.retry
+        return retry >= 0 and self._failed_starts > retry
+
+    def _start(self) -> None:
+        """``systemctl start``, then wait until the unit has run for SETTLE seconds;
+        UnitError quoting systemd's state when it ends (or starts to restart) sooner."""
+        self._changed.clear()
+        said = ""
+        try:
+            systemctl(["start", "--", self.unit])
+        except UnitError as err:  # e.g. Type=exec or notify: the start job itself failed
+            said = f" ({err})"
+        deadline = time.monotonic() + SETTLE
+        while True:
+            props = unit_properties(self.unit)
+            up = props.get("ActiveState") in RUNNING and props.get("SubState") != "auto-restart"
+            if said or not up:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0 or self.init.stopping.is_set():
+                self._failed_activation, self._failed_starts = None, 0
+                return
+            self._changed.wait(left)
+            self._changed.clear()
+        self._failed_activation = props.get("InactiveExitTimestampMonotonic")
+        self._failed_starts += 1
+        self._failure = f"did not stay running after its start: {describe_state(props)}{said}"
+        raise UnitError(self._failure)

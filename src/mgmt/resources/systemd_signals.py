@@ -15,6 +15,13 @@ that the bundle would have to carry for one socket.
 
 One :class:`SystemdSignals` per agent (``init.services``) holds the connection
 and its reader thread; each svc resource registers the unit it cares about.
+
+Whether a unit is enabled is no property systemd announces a change of: a
+unit's PropertiesChanged never carries UnitFileState. What systemd does send
+(to every private connection) is the manager's ``UnitFilesChanged`` after an
+enable or disable made through it, and ``Reloading`` around a daemon-reload
+(which follows links made or removed by hand); those two wake whoever watches
+unit files.
 """
 
 import os
@@ -26,6 +33,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 PRIVATE_SOCKET = "/run/systemd/private"
 UNIT_PATH = "/org/freedesktop/systemd1/unit/"
+MANAGER_PATH = "/org/freedesktop/systemd1"
+UNIT_FILE_SIGNALS = ("UnitFilesChanged", "Reloading")
+# The key unit-file watchers are kept under, beside the units' object paths.
+_UNIT_FILES = "unit files"
 _PLAIN = frozenset(string.ascii_letters + string.digits)
 _SIGNAL = 4
 _FIELD_PATH, _FIELD_MEMBER = 1, 3
@@ -92,7 +103,14 @@ class SystemdSignals:
     def watch_unit(self, unit: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` (on the reader thread: keep it quick) on every signal
         about ``unit``; returns the cancel. Raises OSError when systemd cannot be reached."""
-        path = unit_object_path(unit)
+        return self._watch(unit_object_path(unit), callback)
+
+    def watch_unit_files(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Like :meth:`watch_unit`, for any unit being enabled or disabled (or a
+        daemon-reload): systemd does not say which unit, so check yours."""
+        return self._watch(_UNIT_FILES, callback)
+
+    def _watch(self, path: str, callback: Callable[[], None]) -> Callable[[], None]:
         with self._lock:
             if self._sock is None:
                 self._sock = self._connect()
@@ -149,7 +167,10 @@ class SystemdSignals:
                     break
                 buffer = buffer[length:]
                 if msg_type == _SIGNAL:
-                    self._dispatch(fields.get(_FIELD_PATH, ""))
+                    path = fields.get(_FIELD_PATH, "")
+                    if path == MANAGER_PATH and fields.get(_FIELD_MEMBER) in UNIT_FILE_SIGNALS:
+                        path = _UNIT_FILES
+                    self._dispatch(path)
         with self._lock:
             lost = not self._closed
             self._sock = None

@@ -1,11 +1,22 @@
 """``systemctl`` as the svc and timer kinds call it: read a unit's properties, act on it."""
 
 import subprocess
-from typing import Dict, List
+from typing import Dict, List, Mapping
 
 from mgmt.resources.hosttool import last_lines, run_tool
 
-PROPERTIES = ("LoadState", "ActiveState", "SubState", "UnitFileState")
+PROPERTIES = (
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "UnitFileState",
+    "Result",
+    "ExecMainCode",
+    "ExecMainStatus",
+    "InactiveExitTimestampMonotonic",
+)
+# ExecMainCode: how the main process ended (siginfo's CLD_* codes), in systemctl status's words.
+_EXIT_CODES = {"1": "exited", "2": "killed", "3": "dumped"}
 
 
 class UnitError(Exception):
@@ -41,3 +52,13 @@ def systemctl(argv: List[str]) -> None:
     proc = _run(argv)
     if proc.returncode != 0:
         raise UnitError(f"systemctl {argv[0]} failed: {last_lines(proc.stderr or proc.stdout, 4)}")
+
+
+def describe_state(props: Mapping[str, str]) -> str:
+    """The unit's state as systemd words it, e.g. ``ActiveState=failed SubState=failed
+    Result=exit-code (code=exited, status=1)``: why a unit is down."""
+    text = " ".join(f"{key}={props.get(key, '')}" for key in ("ActiveState", "SubState", "Result"))
+    code = _EXIT_CODES.get(props.get("ExecMainCode", ""))
+    if code is not None:
+        text += f" (main process: code={code}, status={props.get('ExecMainStatus', '')})"
+    return text
