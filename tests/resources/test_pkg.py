@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pkg_repo import REPO_PORT
+from private_host import SRC
 
 from support.polling import wait_until
 
@@ -172,3 +174,21 @@ def test_bad_fields_are_refused_at_validation(params, message):
 
     with pytest.raises(FieldError, match=message):
         PkgRes("x", fill_params(PkgRes, params))
+
+
+def test_each_rpm_query_gets_its_own_answer(pkg_host):
+    # Two spellings of one package in one rpm run: the second's line was taken
+    # for the first's other architecture and dropped, so it read "not installed".
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-a-1.0-1.noarch.rpm")])
+    queries = ["mgmt-test-a", "mgmt-test-a.noarch", "mgmt-test-b", "mgmt-test-a-1.0", "mgmt-test-a"]
+    code = (
+        "import json, sys; from mgmt.resources.dnf import Dnf; "
+        "print(json.dumps(Dnf().installed(sys.argv[1:])))"
+    )
+    env = dict(pkg_host.env(), PYTHONPATH=str(SRC))
+    out = pkg_host.run([sys.executable, "-c", code, *queries], env=env).stdout
+    assert json.loads(out) == {
+        "mgmt-test-a": "0:1.0-1",
+        "mgmt-test-a.noarch": "0:1.0-1",
+        "mgmt-test-a-1.0": "0:1.0-1",
+    }

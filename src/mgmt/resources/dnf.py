@@ -22,6 +22,10 @@ from mgmt.resources.hosttool import last_lines, run_tool
 # How much of dnf's output an error carries: the end, where dnf says why.
 MESSAGE_LINES = 6
 
+# Passed to rpm -q after each query to mark where its answer ends (see installed).
+_END = "mgmt end of answer"
+_END_LINE = f"package {_END} is not installed"
+
 
 class DnfError(Exception):
     """A dnf or rpm command failed: ``message`` holds the tool's own words."""
@@ -87,28 +91,35 @@ class Dnf:
     # -- looking ----------------------------------------------------------------
 
     def installed(self, queries: Sequence[str]) -> Dict[str, str]:
-        """For each query (``name`` or ``name-version[-release]``) that rpm finds
-        installed, the query -> ``version-release`` of what is installed."""
+        """For each query (``name``, ``name.arch`` or ``name-version[-release]``)
+        that rpm finds installed, the query -> ``version-release`` of what is installed."""
         if not queries:
             return {}
         fmt = "%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n"
-        found: Dict[str, str] = {}
-        # One rpm run for all: rpm -q answers each argument in order, one line
-        # per installed match or "package X is not installed".
-        proc = _run(["rpm", "-q", "--qf", fmt, "--", *queries], check=False)
-        lines, at = proc.stdout.splitlines(), 0
+        # One rpm run for all: rpm -q answers each argument in order, with one
+        # line per installed match (a name installed for two architectures or
+        # in two versions has several) or "package X is not installed". Two
+        # queries may match one package (``a`` and ``a.noarch``), so where one
+        # answer ends cannot be told from the lines: a query that is never
+        # installed (no package name holds a space) follows each, and its
+        # "not installed" line closes the answer before it.
+        argv = ["rpm", "-q", "--qf", fmt, "--"]
         for query in queries:
-            if at >= len(lines):
-                break
-            if "\t" not in lines[at]:  # "package X is not installed"
-                at += 1
-                continue
-            name, version = lines[at].split("\t", 1)
-            found[query] = version
-            at += 1
-            # A name installed for two architectures answers with two lines.
-            while at < len(lines) and lines[at].startswith(name + "\t"):
-                at += 1
+            argv += [query, _END]
+        proc = _run(argv, check=False)
+        answers: List[List[str]] = [[]]
+        for line in proc.stdout.splitlines():
+            if line == _END_LINE:
+                answers.append([])
+            else:
+                answers[-1].append(line)
+        if len(answers) != len(queries) + 1:  # rpm stopped early: no answer to trust
+            raise DnfError("rpm -q", _tail(proc.stderr or proc.stdout))
+        found: Dict[str, str] = {}
+        for query, lines in zip(queries, answers):
+            versions = [line.split("\t", 1)[1] for line in lines if "\t" in line]
+            if versions:
+                found[query] = versions[0]
         return found
 
     def upgradable(self, names: Sequence[str], nogpgcheck: bool = False) -> List[str]:

@@ -130,12 +130,11 @@ class PkgRes(Resource):
     def plan(self) -> "List[Tuple[PkgRes, str, str, str]]":
         """What is wrong: (member, what it is now, dnf action, spec) for each member."""
         dnf = self.init.services.get(Dnf)
-        installed = dnf.installed(list(dict.fromkeys(m.package for m in self.members)))
-        # Version queries apart: rpm answers "a" and "a-1.0" with the same line,
-        # so one run could not tell which answer is whose.
-        pinned = [f"{m.package}-{m.state}" for m in self.members if m.state not in STATES]
-        if pinned:
-            installed.update(dnf.installed(list(dict.fromkeys(pinned))))
+        # The name and, for a pinned version, name-version: "installed 1.0" is
+        # not "the pinned 2.0 is installed". One rpm run answers each apart.
+        queries = [m.package for m in self.members]
+        queries += [f"{m.package}-{m.state}" for m in self.members if m.state not in STATES]
+        installed = dnf.installed(list(dict.fromkeys(queries)))
         newest = [m.package for m in self.members if m.state == "newest" and m.package in installed]
         nogpg = any(m.params["allowuntrusted"] for m in self.members)
         upgradable = set(dnf.upgradable(newest, nogpg)) if newest else set()
