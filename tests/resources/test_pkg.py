@@ -192,3 +192,49 @@ def test_each_rpm_query_gets_its_own_answer(pkg_host):
         "mgmt-test-a.noarch": "0:1.0-1",
         "mgmt-test-a-1.0": "0:1.0-1",
     }
+
+
+def test_one_package_named_two_ways_is_refused_at_load(pkg_host, tmp_path):
+    # Grouped, rpm's answer for the second spelling was lost and both were
+    # "right" while the package stayed; apart, they undid each other forever.
+    wanted = {"mgmt-test-a": "installed", "mgmt-test-a.noarch": "uninstalled"}
+    for meta in ("", "{autogroup: false}"):
+        path = graph(tmp_path, pkg_host.repo, wanted, meta=meta)
+        result = run_once(pkg_host, tmp_path, path)
+        assert result.returncode == 2, log(tmp_path)
+        said = log(tmp_path).splitlines()[-1]
+        assert said.startswith(f"mgmt: error: {path}:"), said
+        assert "pkg[mgmt-test-a.noarch] and pkg[mgmt-test-a] (line " in said
+        assert "both manage pkg:mgmt-test-a.noarch" in said
+        assert installed(pkg_host, "mgmt-test-a") == ""
+        assert transactions(pkg_host) == []
+
+
+# (one spelling, another, whether they name one package)
+SPELLINGS = [
+    ("mgmt-test-a", "mgmt-test-a.noarch", True),
+    ("mgmt-test-a.x86_64", "mgmt-test-a", True),
+    # Two architectures of one name are two packages (multilib).
+    ("mgmt-test-a.i686", "mgmt-test-a.x86_64", False),
+    # A suffix that is no architecture is part of the name.
+    ("python3", "python3.11", False),
+]
+
+
+def test_which_spellings_name_one_package():
+    from mgmt.errors import GraphError
+    from mgmt.graph import parse_graph
+
+    for first, second, same in SPELLINGS:
+        text = (
+            "graph: g\nresources:\n  pkg:\n"
+            f"  - {{name: {first}, state: installed}}\n"
+            f"  - {{name: {second}, state: uninstalled}}\n"
+        )
+        if not same:
+            assert len(parse_graph(text, "g.yaml").resources) == 2, (first, second)
+            continue
+        with pytest.raises(GraphError) as caught:
+            parse_graph(text, "g.yaml")
+        assert caught.value.line == 5, (first, second)
+        assert f"pkg[{second}] and pkg[{first}] (line 4) both manage pkg:" in str(caught.value)

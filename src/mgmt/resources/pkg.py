@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.dnf import Dnf, DnfError, Transaction
+from mgmt.resources.pkgname import identities
 
 STATES = ("installed", "uninstalled", "newest")
 
@@ -71,8 +72,9 @@ class PkgRes(Resource):
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
         # The package is its identity: two resources for one package (installed
-        # and uninstalled) would undo each other; the graph refuses them.
-        return ["pkg:" + (params.get("name") or name)], []
+        # and uninstalled) would undo each other; the graph refuses them, also
+        # when one names it NAME and the other NAME.ARCH.
+        return identities(params.get("name") or name), []
 
     @classmethod
     def autogroup_key(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
