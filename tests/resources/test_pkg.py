@@ -26,7 +26,7 @@ def graph(tmp_path: Path, repo: Path, packages: dict, meta: str = "") -> Path:
         "  pkg:",
     ]
     for name, state in packages.items():
-        lines += [f"  - name: {name}", f"    state: '{state}'"]
+        lines += [f"  - name: '{name}'", f"    state: '{state}'"]
         if meta:
             lines.append(f"    meta: {meta}")
     lines.append("edges:")
@@ -34,7 +34,7 @@ def graph(tmp_path: Path, repo: Path, packages: dict, meta: str = "") -> Path:
         lines += [
             f"- name: repo-before-{name}",
             "  from: {kind: 'http:server', name: repo}",
-            f"  to: {{kind: pkg, name: {name}}}",
+            f"  to: {{kind: pkg, name: '{name}'}}",
         ]
     path = tmp_path / "pkgs.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -238,3 +238,41 @@ def test_which_spellings_name_one_package():
             parse_graph(text, "g.yaml")
         assert caught.value.line == 5, (first, second)
         assert f"pkg[{second}] and pkg[{first}] (line 4) both manage pkg:" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["mgmt-test-[bc]", "mgmt-test-?"])
+def test_a_pattern_is_refused_at_load_and_nothing_is_installed(pkg_host, tmp_path, name):
+    path = graph(tmp_path, pkg_host.repo, {name: "installed"})
+    assert run_once(pkg_host, tmp_path, path).returncode == 2, log(tmp_path)
+    said = log(tmp_path).splitlines()[-1]
+    assert said.startswith(f"mgmt: error: {path}:") and "not a package name" in said, said
+    assert installed(pkg_host, "mgmt-test-b") == installed(pkg_host, "mgmt-test-c") == ""
+    assert transactions(pkg_host) == []
+
+
+def test_noop_does_not_take_a_pattern_for_a_name(pkg_host, tmp_path):
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-b-1.0-1.noarch.rpm")])
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-*": "uninstalled"})
+    assert run_once(pkg_host, tmp_path, path, "--noop").returncode == 2, log(tmp_path)
+    assert "'mgmt-test-*' is not a package name" in log(tmp_path)
+
+
+def test_what_dnf_reads_as_more_than_a_name_is_refused():
+    from mgmt.resources.base import FieldError, fill_params
+    from mgmt.resources.pkg import PkgRes
+
+    refused = {
+        "name": ["a*", "a?", "a[bc]", "a]", "a\\b", "@group", "/usr/bin/x", "a>=1", "(a or b)",
+                 "a:1.0", "a,b", "%{name}", "a\tb", "é"],
+        "state": ["1.*", "1.[0-9]", "1.0 ", "-1.0", ">=1.0", "1.0/2"],
+    }  # fmt: skip
+    for field, values in refused.items():
+        for value in values:
+            with pytest.raises(FieldError, match="is not a package name") as caught:
+                PkgRes("x", fill_params(PkgRes, {field: value}))
+            assert caught.value.field == field
+    # What real names and versions are made of still loads.
+    for name in ["libstdc++", "python3.11", "mgmt-test-a.noarch", "perl-Foo_Bar", "x~y^z"]:
+        assert PkgRes("x", fill_params(PkgRes, {"name": name})).package == name
+    for state in ["2:1.2-3", "1.0~rc1", "1.0^20240101git", "1.2.3_4+b"]:
+        assert PkgRes("x", fill_params(PkgRes, {"state": state})).state == state

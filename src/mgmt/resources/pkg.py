@@ -15,9 +15,9 @@ checks again at once and undoes it. No polling.
 import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.base import Field, Resource, ResourceError
 from mgmt.resources.dnf import Dnf, DnfError, Transaction
-from mgmt.resources.pkgname import identities
+from mgmt.resources.pkgname import check_name, check_version, identities
 
 STATES = ("installed", "uninstalled", "newest")
 
@@ -38,11 +38,6 @@ def _db_signature(dbpath: str) -> Tuple[Tuple[str, int, int], ...]:
             continue
         out.append((name, st.st_size, st.st_mtime_ns))
     return tuple(out)
-
-
-def _check_word(field: str, value: str) -> None:
-    if not value or value.startswith("-") or any(c.isspace() or c in "\0,;" for c in value):
-        raise FieldError(field, f"{value!r} is not a package name or version")
 
 
 class PkgRes(Resource):
@@ -66,8 +61,9 @@ class PkgRes(Resource):
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
         if params.get("name") is not None:
-            _check_word("name", params["name"])
-        _check_word("state", params["state"])
+            check_name("name", params["name"])
+        if params["state"] not in STATES:
+            check_version("state", params["state"])
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
@@ -84,7 +80,7 @@ class PkgRes(Resource):
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
         self.package = self.params.get("name") or name
-        _check_word("name", self.package)
+        check_name("name", self.package)  # the resource's name, when it is the package's
         self.state = self.params["state"]
         self.members: List[PkgRes] = [self]
         self._cancel: Optional[Callable[[], None]] = None

@@ -1,4 +1,11 @@
-"""How the pkg kind spells a package: which spellings name the same package.
+"""How the pkg kind spells a package: which names and versions it takes, and
+which spellings name the same package.
+
+dnf reads much more than a name in its arguments: ``*``, ``?`` and ``[...]``
+are globs (``mgmt-test-[bc]`` installs two packages, none of them named so),
+``@x`` a group or module, ``/x`` a file's owner, ``x >= 1`` a provide. A
+resource manages one package, so its name may hold only what package names
+and versions are made of; anything else is refused when the graph is read.
 
 ``NAME.ARCH`` is one architecture of NAME (``glibc.i686`` beside
 ``glibc.x86_64``), as dnf and rpm read it; a suffix that is no architecture is
@@ -6,6 +13,8 @@ part of the name (``python3.11``). The bare NAME covers every architecture.
 """
 
 from typing import List, Optional, Tuple
+
+from mgmt.resources.fields import FieldError
 
 # rpm's architectures (rpmrc's arch_canon and the ones Fedora and RHEL build):
 # what dnf takes as the ARCH of NAME.ARCH.
@@ -25,6 +34,34 @@ ARCHES = frozenset((
     "mips", "mipsel", "mips64", "mips64el", "mipsr6", "mipsr6el", "mips64r6", "mips64r6el",
 ))
 # fmt: on
+
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+# What package names and versions are made of; ':' only in a version (the epoch).
+NAME_CHARS = frozenset(_ALNUM + "-._+~^")
+VERSION_CHARS = NAME_CHARS | {":"}
+
+
+def check_name(field: str, value: str) -> None:
+    """Refuse what is no package name to dnf and rpm (a glob, an option, a file)."""
+    _check(field, value, NAME_CHARS, "package name", "- . _ + ~ ^")
+
+
+def check_version(field: str, value: str) -> None:
+    """Refuse what is no version (``1.2``, ``1.2-3``, ``2:1.2-3``)."""
+    others = "- . _ + ~ ^ (and : for the epoch)"
+    _check(field, value, VERSION_CHARS, "package name or version", others)
+
+
+def _check(field: str, value: str, allowed: frozenset, what: str, others: str) -> None:
+    bad = next((c for c in value if c not in allowed), None)
+    if bad is not None:
+        raise FieldError(
+            field,
+            f"{value!r} is not a {what}: {bad!r} is not allowed (only letters, digits "
+            f"and {others}: dnf reads other characters as patterns, files or groups)",
+        )
+    if not value or value.startswith("-") or value.startswith("."):
+        raise FieldError(field, f"{value!r} is not a {what}")
 
 
 def split_arch(name: str) -> Tuple[str, Optional[str]]:
