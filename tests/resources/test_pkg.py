@@ -176,22 +176,10 @@ def test_bad_fields_are_refused_at_validation(params, message):
         PkgRes("x", fill_params(PkgRes, params))
 
 
-def test_each_rpm_query_gets_its_own_answer(pkg_host):
-    # Two spellings of one package in one rpm run: the second's line was taken
-    # for the first's other architecture and dropped, so it read "not installed".
-    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-a-1.0-1.noarch.rpm")])
-    queries = ["mgmt-test-a", "mgmt-test-a.noarch", "mgmt-test-b", "mgmt-test-a-1.0", "mgmt-test-a"]
-    code = (
-        "import json, sys; from mgmt.resources.dnf import Dnf; "
-        "print(json.dumps(Dnf().installed(sys.argv[1:])))"
-    )
-    env = dict(pkg_host.env(), PYTHONPATH=str(SRC))
-    out = pkg_host.run([sys.executable, "-c", code, *queries], env=env).stdout
-    assert json.loads(out) == {
-        "mgmt-test-a": "0:1.0-1",
-        "mgmt-test-a.noarch": "0:1.0-1",
-        "mgmt-test-a-1.0": "0:1.0-1",
-    }
+def agent_json(result: subprocess.CompletedProcess) -> dict:
+    """The --json rows of the pkg resources, by name."""
+    rows = json.loads(result.stdout)["resources"]
+    return {r["name"]: r for r in rows if r["kind"] == "pkg"}
 
 
 def test_one_package_named_two_ways_is_refused_at_load(pkg_host, tmp_path):
@@ -240,6 +228,24 @@ def test_which_spellings_name_one_package():
         assert f"pkg[{second}] and pkg[{first}] (line 4) both manage pkg:" in str(caught.value)
 
 
+def test_each_rpm_query_gets_its_own_answer(pkg_host):
+    # Two spellings of one package in one rpm run: the second's line was taken
+    # for the first's other architecture and dropped, so it read "not installed".
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-a-1.0-1.noarch.rpm")])
+    queries = ["mgmt-test-a", "mgmt-test-a.noarch", "mgmt-test-b", "mgmt-test-a-1.0", "mgmt-test-a"]
+    code = (
+        "import json, sys; from mgmt.resources.dnf import Dnf; "
+        "print(json.dumps(Dnf().installed(sys.argv[1:])))"
+    )
+    env = dict(pkg_host.env(), PYTHONPATH=str(SRC))
+    out = pkg_host.run([sys.executable, "-c", code, *queries], env=env).stdout
+    assert json.loads(out) == {
+        "mgmt-test-a": "0:1.0-1",
+        "mgmt-test-a.noarch": "0:1.0-1",
+        "mgmt-test-a-1.0": "0:1.0-1",
+    }
+
+
 @pytest.mark.parametrize("name", ["mgmt-test-[bc]", "mgmt-test-?"])
 def test_a_pattern_is_refused_at_load_and_nothing_is_installed(pkg_host, tmp_path, name):
     path = graph(tmp_path, pkg_host.repo, {name: "installed"})
@@ -276,3 +282,39 @@ def test_what_dnf_reads_as_more_than_a_name_is_refused():
         assert PkgRes("x", fill_params(PkgRes, {"name": name})).package == name
     for state in ["2:1.2-3", "1.0~rc1", "1.0^20240101git", "1.2.3_4+b"]:
         assert PkgRes("x", fill_params(PkgRes, {"state": state})).state == state
+
+
+def test_an_unknown_package_fails_alone_in_a_group(pkg_host, tmp_path):
+    wanted = {
+        "mgmt-test-a": "installed",
+        "mgmt-test-nonesuch": "installed",
+        "mgmt-test-b": "installed",
+    }
+    path = graph(tmp_path, pkg_host.repo, wanted)
+    result = run_once(pkg_host, tmp_path, path, "--json")
+    assert result.returncode == 1, log(tmp_path)
+    # The others are installed, in one transaction of their own.
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+    assert installed(pkg_host, "mgmt-test-b") == "1.0-1"
+    assert len(transactions(pkg_host)) == 1
+    errors = agent_json(result)["mgmt-test-nonesuch"]["errors"]
+    assert errors == ["mgmt-test-nonesuch: dnf install: No match for argument: mgmt-test-nonesuch"]
+    # Converged but for it: the next run changes nothing else and fails the same way.
+    result = run_once(pkg_host, tmp_path, path, "--json")
+    assert result.returncode == 1, log(tmp_path)
+    assert agent_json(result)["mgmt-test-nonesuch"]["errors"] == errors
+    assert len(transactions(pkg_host)) == 1
+
+
+def test_an_unknown_package_is_named_among_several_actions(pkg_host, tmp_path):
+    # Install and remove together go through dnf4's shell, which skips what
+    # matches nothing and succeeds: dnf's words about it are kept all the same.
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-b-1.0-1.noarch.rpm")])
+    wanted = {"mgmt-test-a": "installed", "mgmt-test-b": "uninstalled", "mgmt-test-c": "9.9"}
+    result = run_once(pkg_host, tmp_path, graph(tmp_path, pkg_host.repo, wanted), "--json")
+    assert result.returncode == 1, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+    assert installed(pkg_host, "mgmt-test-b") == ""
+    assert agent_json(result)["mgmt-test-c"]["errors"] == [
+        "mgmt-test-c-9.9: dnf install: No match for argument: mgmt-test-c-9.9"
+    ]

@@ -13,6 +13,7 @@ a database the first is changing).
 """
 
 import os
+import re
 import subprocess
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -26,12 +27,18 @@ MESSAGE_LINES = 6
 _END = "mgmt end of answer"
 _END_LINE = f"package {_END} is not installed"
 
+# How dnf4 and dnf5 say that an argument names no package they know.
+NO_MATCH = "No match for argument:"
+_PROGRESS = re.compile(r"[0-9.]+\s*[kMG]?B/s\s*\|")
+
 
 class DnfError(Exception):
-    """A dnf or rpm command failed: ``message`` holds the tool's own words."""
+    """A dnf or rpm command failed: ``message`` holds the tool's own words;
+    ``unmatched`` maps each argument dnf found no package for to dnf's line about it."""
 
-    def __init__(self, command: str, message: str):
+    def __init__(self, command: str, message: str, unmatched: Optional[Dict[str, str]] = None):
         self.command, self.message = command, message
+        self.unmatched = unmatched or {}
         super().__init__(f"{command}: {message}")
 
 
@@ -55,7 +62,19 @@ class Transaction:
 
 
 def _tail(text: str) -> str:
-    return last_lines(text, MESSAGE_LINES)
+    # dnf's download progress ("mgmt test  66 kB/s | 1.7 kB  00:00") says nothing about why.
+    lines = [line for line in text.splitlines() if not _PROGRESS.search(line)]
+    return last_lines("\n".join(lines), MESSAGE_LINES)
+
+
+def unmatched(text: str) -> Dict[str, str]:
+    """Each argument dnf (4 and 5 alike) says it has no package for -> that line."""
+    found: Dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(NO_MATCH):
+            found[line[len(NO_MATCH) :].strip()] = line
+    return found
 
 
 class Dnf:
@@ -164,7 +183,8 @@ class Dnf:
             proc = _run(argv, check=False, stdin=script)
         if proc.returncode != 0:
             words = " ".join(a for a, _ in actions)
-            raise DnfError(f"dnf {words}", _tail(proc.stdout + "\n" + proc.stderr))
+            output = proc.stdout + "\n" + proc.stderr
+            raise DnfError(f"dnf {words}", _tail(output), unmatched(output))
         return proc.stdout
 
 

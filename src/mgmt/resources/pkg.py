@@ -16,7 +16,7 @@ import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, Resource, ResourceError
-from mgmt.resources.dnf import Dnf, DnfError, Transaction
+from mgmt.resources.dnf import Dnf, DnfError, Transaction, unmatched
 from mgmt.resources.pkgname import check_name, check_version, identities
 
 STATES = ("installed", "uninstalled", "newest")
@@ -87,6 +87,7 @@ class PkgRes(Resource):
         self._dbpath = ""
         self._in_transaction = False
         self._seen: Tuple[Tuple[str, int, int], ...] = ()
+        self._output = ""  # what dnf said in our last transaction
 
     def merge(self, members: List[Resource]) -> None:
         self.members.extend(m for m in members if isinstance(m, PkgRes))
@@ -181,7 +182,7 @@ class PkgRes(Resource):
         self._in_transaction = True
         self.close()
         try:
-            self.init.services.get(Dnf).run(transaction)
+            self._output = self.init.services.get(Dnf).run(transaction)
         finally:
             if watching:
                 self._cancel = self.init.watcher.watch_tree(self._dbpath, self._on_db_event)
@@ -208,23 +209,63 @@ class PkgRes(Resource):
                 self.init.log.info(f"{action} {' '.join(specs)}")
         if not apply:
             return False
-        transaction = Transaction()
-        transaction.nogpgcheck = any(m.params["allowuntrusted"] for m in self.members)
-        for _m, _now, action, spec in wrong:
-            getattr(transaction, action).append(spec)
         names = ", ".join(m.package for m, *_ in wrong)
         try:
-            left_by_dnf = self._own_transaction(transaction)
+            left_by_dnf, unknown = self._apply(wrong)
             still = self.plan()  # after the snapshot: a change made since is seen here
         except DnfError as err:
             raise ResourceError(repr(self), f"{names}: {err}") from None
+        still = [w for w in still if w[3] not in unknown]
         if still and self._dbpath and _db_signature(self._dbpath) != left_by_dnf:
             # Someone changed the database after our transaction (a `dnf remove`
             # right after ours): not dnf's failure. The next check undoes it.
             self.init.log.info("the rpm database changed after our transaction: checking again")
             self.init.event()
-            return False
-        if still:
-            left = "; ".join(f"{m.package} is {now}, wanted {m.state}" for m, now, *_ in still)
-            raise ResourceError(repr(self), f"dnf succeeded but {left}")
+            still = []
+        failed = [
+            f"{spec}: dnf {action}: {unknown[spec]}"
+            for _, _, action, spec in wrong
+            if spec in unknown
+        ]
+        for m, now, *_ in still:
+            failed.append(f"dnf succeeded but {m.package} is {now}, wanted {m.state}")
+        if failed:
+            raise ResourceError(repr(self), "; ".join(failed))
         return False
+
+    def _apply(
+        self, wrong: "List[Tuple[PkgRes, str, str, str]]"
+    ) -> "Tuple[Tuple[Tuple[str, int, int], ...], Dict[str, str]]":
+        """One dnf transaction for ``wrong``; (the database as dnf left it, the
+        specs dnf has no package for -> its words).
+
+        dnf refuses a whole transaction when one argument matches nothing, and
+        one unknown package must not keep the group's others from being
+        fixed: they run again, in one transaction, without it.
+        """
+        specs = {w[3] for w in wrong}
+        try:
+            left_by_dnf = self._own_transaction(self._transaction(wrong))
+            # dnf4's shell (several actions) skips what matches nothing and succeeds.
+            unknown = {s: line for s, line in unmatched(self._output).items() if s in specs}
+            return left_by_dnf, unknown
+        except DnfError as err:
+            unknown = {s: line for s, line in err.unmatched.items() if s in specs}
+            if not unknown:
+                raise
+        rest = [w for w in wrong if w[3] not in unknown]
+        if not rest:
+            return self._seen, unknown
+        try:
+            return self._own_transaction(self._transaction(rest)), unknown
+        except DnfError as err:  # each failure named with its own packages
+            names = ", ".join(m.package for m, *_ in rest)
+            said = "; ".join(f"{spec}: {line}" for spec, line in unknown.items())
+            raise ResourceError(repr(self), f"{names}: {err}; {said}") from None
+
+    def _transaction(self, wrong: "List[Tuple[PkgRes, str, str, str]]") -> Transaction:
+        transaction = Transaction()
+        transaction.nogpgcheck = any(m.params["allowuntrusted"] for m in self.members)
+        for _m, _now, action, spec in wrong:
+            getattr(transaction, action).append(spec)
+        return transaction
