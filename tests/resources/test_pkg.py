@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pkg_repo import REPO_PORT
+from private_host import SRC
 
 from support.polling import wait_until
 
@@ -24,7 +26,7 @@ def graph(tmp_path: Path, repo: Path, packages: dict, meta: str = "") -> Path:
         "  pkg:",
     ]
     for name, state in packages.items():
-        lines += [f"  - name: {name}", f"    state: '{state}'"]
+        lines += [f"  - name: '{name}'", f"    state: '{state}'"]
         if meta:
             lines.append(f"    meta: {meta}")
     lines.append("edges:")
@@ -32,7 +34,7 @@ def graph(tmp_path: Path, repo: Path, packages: dict, meta: str = "") -> Path:
         lines += [
             f"- name: repo-before-{name}",
             "  from: {kind: 'http:server', name: repo}",
-            f"  to: {{kind: pkg, name: {name}}}",
+            f"  to: {{kind: pkg, name: '{name}'}}",
         ]
     path = tmp_path / "pkgs.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -172,3 +174,147 @@ def test_bad_fields_are_refused_at_validation(params, message):
 
     with pytest.raises(FieldError, match=message):
         PkgRes("x", fill_params(PkgRes, params))
+
+
+def agent_json(result: subprocess.CompletedProcess) -> dict:
+    """The --json rows of the pkg resources, by name."""
+    rows = json.loads(result.stdout)["resources"]
+    return {r["name"]: r for r in rows if r["kind"] == "pkg"}
+
+
+def test_one_package_named_two_ways_is_refused_at_load(pkg_host, tmp_path):
+    # Grouped, rpm's answer for the second spelling was lost and both were
+    # "right" while the package stayed; apart, they undid each other forever.
+    wanted = {"mgmt-test-a": "installed", "mgmt-test-a.noarch": "uninstalled"}
+    for meta in ("", "{autogroup: false}"):
+        path = graph(tmp_path, pkg_host.repo, wanted, meta=meta)
+        result = run_once(pkg_host, tmp_path, path)
+        assert result.returncode == 2, log(tmp_path)
+        said = log(tmp_path).splitlines()[-1]
+        assert said.startswith(f"mgmt: error: {path}:"), said
+        assert "pkg[mgmt-test-a.noarch] and pkg[mgmt-test-a] (line " in said
+        assert "both manage pkg:mgmt-test-a.noarch" in said
+        assert installed(pkg_host, "mgmt-test-a") == ""
+        assert transactions(pkg_host) == []
+
+
+# (one spelling, another, whether they name one package)
+SPELLINGS = [
+    ("mgmt-test-a", "mgmt-test-a.noarch", True),
+    ("mgmt-test-a.x86_64", "mgmt-test-a", True),
+    # Two architectures of one name are two packages (multilib).
+    ("mgmt-test-a.i686", "mgmt-test-a.x86_64", False),
+    # A suffix that is no architecture is part of the name.
+    ("python3", "python3.11", False),
+]
+
+
+def test_which_spellings_name_one_package():
+    from mgmt.errors import GraphError
+    from mgmt.graph import parse_graph
+
+    for first, second, same in SPELLINGS:
+        text = (
+            "graph: g\nresources:\n  pkg:\n"
+            f"  - {{name: {first}, state: installed}}\n"
+            f"  - {{name: {second}, state: uninstalled}}\n"
+        )
+        if not same:
+            assert len(parse_graph(text, "g.yaml").resources) == 2, (first, second)
+            continue
+        with pytest.raises(GraphError) as caught:
+            parse_graph(text, "g.yaml")
+        assert caught.value.line == 5, (first, second)
+        assert f"pkg[{second}] and pkg[{first}] (line 4) both manage pkg:" in str(caught.value)
+
+
+def test_each_rpm_query_gets_its_own_answer(pkg_host):
+    # Two spellings of one package in one rpm run: the second's line was taken
+    # for the first's other architecture and dropped, so it read "not installed".
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-a-1.0-1.noarch.rpm")])
+    queries = ["mgmt-test-a", "mgmt-test-a.noarch", "mgmt-test-b", "mgmt-test-a-1.0", "mgmt-test-a"]
+    code = (
+        "import json, sys; from mgmt.resources.dnf import Dnf; "
+        "print(json.dumps(Dnf().installed(sys.argv[1:])))"
+    )
+    env = dict(pkg_host.env(), PYTHONPATH=str(SRC))
+    out = pkg_host.run([sys.executable, "-c", code, *queries], env=env).stdout
+    assert json.loads(out) == {
+        "mgmt-test-a": "0:1.0-1",
+        "mgmt-test-a.noarch": "0:1.0-1",
+        "mgmt-test-a-1.0": "0:1.0-1",
+    }
+
+
+@pytest.mark.parametrize("name", ["mgmt-test-[bc]", "mgmt-test-?"])
+def test_a_pattern_is_refused_at_load_and_nothing_is_installed(pkg_host, tmp_path, name):
+    path = graph(tmp_path, pkg_host.repo, {name: "installed"})
+    assert run_once(pkg_host, tmp_path, path).returncode == 2, log(tmp_path)
+    said = log(tmp_path).splitlines()[-1]
+    assert said.startswith(f"mgmt: error: {path}:") and "not a package name" in said, said
+    assert installed(pkg_host, "mgmt-test-b") == installed(pkg_host, "mgmt-test-c") == ""
+    assert transactions(pkg_host) == []
+
+
+def test_noop_does_not_take_a_pattern_for_a_name(pkg_host, tmp_path):
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-b-1.0-1.noarch.rpm")])
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-*": "uninstalled"})
+    assert run_once(pkg_host, tmp_path, path, "--noop").returncode == 2, log(tmp_path)
+    assert "'mgmt-test-*' is not a package name" in log(tmp_path)
+
+
+def test_what_dnf_reads_as_more_than_a_name_is_refused():
+    from mgmt.resources.base import FieldError, fill_params
+    from mgmt.resources.pkg import PkgRes
+
+    refused = {
+        "name": ["a*", "a?", "a[bc]", "a]", "a\\b", "@group", "/usr/bin/x", "a>=1", "(a or b)",
+                 "a:1.0", "a,b", "%{name}", "a\tb", "é"],
+        "state": ["1.*", "1.[0-9]", "1.0 ", "-1.0", ">=1.0", "1.0/2"],
+    }  # fmt: skip
+    for field, values in refused.items():
+        for value in values:
+            with pytest.raises(FieldError, match="is not a package name") as caught:
+                PkgRes("x", fill_params(PkgRes, {field: value}))
+            assert caught.value.field == field
+    # What real names and versions are made of still loads.
+    for name in ["libstdc++", "python3.11", "mgmt-test-a.noarch", "perl-Foo_Bar", "x~y^z"]:
+        assert PkgRes("x", fill_params(PkgRes, {"name": name})).package == name
+    for state in ["2:1.2-3", "1.0~rc1", "1.0^20240101git", "1.2.3_4+b"]:
+        assert PkgRes("x", fill_params(PkgRes, {"state": state})).state == state
+
+
+def test_an_unknown_package_fails_alone_in_a_group(pkg_host, tmp_path):
+    wanted = {
+        "mgmt-test-a": "installed",
+        "mgmt-test-nonesuch": "installed",
+        "mgmt-test-b": "installed",
+    }
+    path = graph(tmp_path, pkg_host.repo, wanted)
+    result = run_once(pkg_host, tmp_path, path, "--json")
+    assert result.returncode == 1, log(tmp_path)
+    # The others are installed, in one transaction of their own.
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+    assert installed(pkg_host, "mgmt-test-b") == "1.0-1"
+    assert len(transactions(pkg_host)) == 1
+    errors = agent_json(result)["mgmt-test-nonesuch"]["errors"]
+    assert errors == ["mgmt-test-nonesuch: dnf install: No match for argument: mgmt-test-nonesuch"]
+    # Converged but for it: the next run changes nothing else and fails the same way.
+    result = run_once(pkg_host, tmp_path, path, "--json")
+    assert result.returncode == 1, log(tmp_path)
+    assert agent_json(result)["mgmt-test-nonesuch"]["errors"] == errors
+    assert len(transactions(pkg_host)) == 1
+
+
+def test_an_unknown_package_is_named_among_several_actions(pkg_host, tmp_path):
+    # Install and remove together go through dnf4's shell, which skips what
+    # matches nothing and succeeds: dnf's words about it are kept all the same.
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-b-1.0-1.noarch.rpm")])
+    wanted = {"mgmt-test-a": "installed", "mgmt-test-b": "uninstalled", "mgmt-test-c": "9.9"}
+    result = run_once(pkg_host, tmp_path, graph(tmp_path, pkg_host.repo, wanted), "--json")
+    assert result.returncode == 1, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+    assert installed(pkg_host, "mgmt-test-b") == ""
+    assert agent_json(result)["mgmt-test-c"]["errors"] == [
+        "mgmt-test-c-9.9: dnf install: No match for argument: mgmt-test-c-9.9"
+    ]

@@ -13,6 +13,7 @@ a database the first is changing).
 """
 
 import os
+import re
 import subprocess
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -22,12 +23,22 @@ from mgmt.resources.hosttool import last_lines, run_tool
 # How much of dnf's output an error carries: the end, where dnf says why.
 MESSAGE_LINES = 6
 
+# Passed to rpm -q after each query to mark where its answer ends (see installed).
+_END = "mgmt end of answer"
+_END_LINE = f"package {_END} is not installed"
+
+# How dnf4 and dnf5 say that an argument names no package they know.
+NO_MATCH = "No match for argument:"
+_PROGRESS = re.compile(r"[0-9.]+\s*[kMG]?B/s\s*\|")
+
 
 class DnfError(Exception):
-    """A dnf or rpm command failed: ``message`` holds the tool's own words."""
+    """A dnf or rpm command failed: ``message`` holds the tool's own words;
+    ``unmatched`` maps each argument dnf found no package for to dnf's line about it."""
 
-    def __init__(self, command: str, message: str):
+    def __init__(self, command: str, message: str, unmatched: Optional[Dict[str, str]] = None):
         self.command, self.message = command, message
+        self.unmatched = unmatched or {}
         super().__init__(f"{command}: {message}")
 
 
@@ -51,7 +62,19 @@ class Transaction:
 
 
 def _tail(text: str) -> str:
-    return last_lines(text, MESSAGE_LINES)
+    # dnf's download progress ("mgmt test  66 kB/s | 1.7 kB  00:00") says nothing about why.
+    lines = [line for line in text.splitlines() if not _PROGRESS.search(line)]
+    return last_lines("\n".join(lines), MESSAGE_LINES)
+
+
+def unmatched(text: str) -> Dict[str, str]:
+    """Each argument dnf (4 and 5 alike) says it has no package for -> that line."""
+    found: Dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(NO_MATCH):
+            found[line[len(NO_MATCH) :].strip()] = line
+    return found
 
 
 class Dnf:
@@ -87,28 +110,35 @@ class Dnf:
     # -- looking ----------------------------------------------------------------
 
     def installed(self, queries: Sequence[str]) -> Dict[str, str]:
-        """For each query (``name`` or ``name-version[-release]``) that rpm finds
-        installed, the query -> ``version-release`` of what is installed."""
+        """For each query (``name``, ``name.arch`` or ``name-version[-release]``)
+        that rpm finds installed, the query -> ``version-release`` of what is installed."""
         if not queries:
             return {}
         fmt = "%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n"
-        found: Dict[str, str] = {}
-        # One rpm run for all: rpm -q answers each argument in order, one line
-        # per installed match or "package X is not installed".
-        proc = _run(["rpm", "-q", "--qf", fmt, "--", *queries], check=False)
-        lines, at = proc.stdout.splitlines(), 0
+        # One rpm run for all: rpm -q answers each argument in order, with one
+        # line per installed match (a name installed for two architectures or
+        # in two versions has several) or "package X is not installed". Two
+        # queries may match one package (``a`` and ``a.noarch``), so where one
+        # answer ends cannot be told from the lines: a query that is never
+        # installed (no package name holds a space) follows each, and its
+        # "not installed" line closes the answer before it.
+        argv = ["rpm", "-q", "--qf", fmt, "--"]
         for query in queries:
-            if at >= len(lines):
-                break
-            if "\t" not in lines[at]:  # "package X is not installed"
-                at += 1
-                continue
-            name, version = lines[at].split("\t", 1)
-            found[query] = version
-            at += 1
-            # A name installed for two architectures answers with two lines.
-            while at < len(lines) and lines[at].startswith(name + "\t"):
-                at += 1
+            argv += [query, _END]
+        proc = _run(argv, check=False)
+        answers: List[List[str]] = [[]]
+        for line in proc.stdout.splitlines():
+            if line == _END_LINE:
+                answers.append([])
+            else:
+                answers[-1].append(line)
+        if len(answers) != len(queries) + 1:  # rpm stopped early: no answer to trust
+            raise DnfError("rpm -q", _tail(proc.stderr or proc.stdout))
+        found: Dict[str, str] = {}
+        for query, lines in zip(queries, answers):
+            versions = [line.split("\t", 1)[1] for line in lines if "\t" in line]
+            if versions:
+                found[query] = versions[0]
         return found
 
     def upgradable(self, names: Sequence[str], nogpgcheck: bool = False) -> List[str]:
@@ -153,7 +183,8 @@ class Dnf:
             proc = _run(argv, check=False, stdin=script)
         if proc.returncode != 0:
             words = " ".join(a for a, _ in actions)
-            raise DnfError(f"dnf {words}", _tail(proc.stdout + "\n" + proc.stderr))
+            output = proc.stdout + "\n" + proc.stderr
+            raise DnfError(f"dnf {words}", _tail(output), unmatched(output))
         return proc.stdout
 
 

@@ -15,8 +15,9 @@ checks again at once and undoes it. No polling.
 import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from mgmt.resources.base import Field, FieldError, Resource, ResourceError
-from mgmt.resources.dnf import Dnf, DnfError, Transaction
+from mgmt.resources.base import Field, Resource, ResourceError
+from mgmt.resources.dnf import Dnf, DnfError, Transaction, unmatched
+from mgmt.resources.pkgname import check_name, check_version, identities
 
 STATES = ("installed", "uninstalled", "newest")
 
@@ -37,11 +38,6 @@ def _db_signature(dbpath: str) -> Tuple[Tuple[str, int, int], ...]:
             continue
         out.append((name, st.st_size, st.st_mtime_ns))
     return tuple(out)
-
-
-def _check_word(field: str, value: str) -> None:
-    if not value or value.startswith("-") or any(c.isspace() or c in "\0,;" for c in value):
-        raise FieldError(field, f"{value!r} is not a package name or version")
 
 
 class PkgRes(Resource):
@@ -65,14 +61,16 @@ class PkgRes(Resource):
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
         if params.get("name") is not None:
-            _check_word("name", params["name"])
-        _check_word("state", params["state"])
+            check_name("name", params["name"])
+        if params["state"] not in STATES:
+            check_version("state", params["state"])
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
         # The package is its identity: two resources for one package (installed
-        # and uninstalled) would undo each other; the graph refuses them.
-        return ["pkg:" + (params.get("name") or name)], []
+        # and uninstalled) would undo each other; the graph refuses them, also
+        # when one names it NAME and the other NAME.ARCH.
+        return identities(params.get("name") or name), []
 
     @classmethod
     def autogroup_key(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
@@ -82,13 +80,14 @@ class PkgRes(Resource):
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
         self.package = self.params.get("name") or name
-        _check_word("name", self.package)
+        check_name("name", self.package)  # the resource's name, when it is the package's
         self.state = self.params["state"]
         self.members: List[PkgRes] = [self]
         self._cancel: Optional[Callable[[], None]] = None
         self._dbpath = ""
         self._in_transaction = False
         self._seen: Tuple[Tuple[str, int, int], ...] = ()
+        self._output = ""  # what dnf said in our last transaction
 
     def merge(self, members: List[Resource]) -> None:
         self.members.extend(m for m in members if isinstance(m, PkgRes))
@@ -130,12 +129,11 @@ class PkgRes(Resource):
     def plan(self) -> "List[Tuple[PkgRes, str, str, str]]":
         """What is wrong: (member, what it is now, dnf action, spec) for each member."""
         dnf = self.init.services.get(Dnf)
-        installed = dnf.installed(list(dict.fromkeys(m.package for m in self.members)))
-        # Version queries apart: rpm answers "a" and "a-1.0" with the same line,
-        # so one run could not tell which answer is whose.
-        pinned = [f"{m.package}-{m.state}" for m in self.members if m.state not in STATES]
-        if pinned:
-            installed.update(dnf.installed(list(dict.fromkeys(pinned))))
+        # The name and, for a pinned version, name-version: "installed 1.0" is
+        # not "the pinned 2.0 is installed". One rpm run answers each apart.
+        queries = [m.package for m in self.members]
+        queries += [f"{m.package}-{m.state}" for m in self.members if m.state not in STATES]
+        installed = dnf.installed(list(dict.fromkeys(queries)))
         newest = [m.package for m in self.members if m.state == "newest" and m.package in installed]
         nogpg = any(m.params["allowuntrusted"] for m in self.members)
         upgradable = set(dnf.upgradable(newest, nogpg)) if newest else set()
@@ -184,7 +182,7 @@ class PkgRes(Resource):
         self._in_transaction = True
         self.close()
         try:
-            self.init.services.get(Dnf).run(transaction)
+            self._output = self.init.services.get(Dnf).run(transaction)
         finally:
             if watching:
                 self._cancel = self.init.watcher.watch_tree(self._dbpath, self._on_db_event)
@@ -211,23 +209,63 @@ class PkgRes(Resource):
                 self.init.log.info(f"{action} {' '.join(specs)}")
         if not apply:
             return False
-        transaction = Transaction()
-        transaction.nogpgcheck = any(m.params["allowuntrusted"] for m in self.members)
-        for _m, _now, action, spec in wrong:
-            getattr(transaction, action).append(spec)
         names = ", ".join(m.package for m, *_ in wrong)
         try:
-            left_by_dnf = self._own_transaction(transaction)
+            left_by_dnf, unknown = self._apply(wrong)
             still = self.plan()  # after the snapshot: a change made since is seen here
         except DnfError as err:
             raise ResourceError(repr(self), f"{names}: {err}") from None
+        still = [w for w in still if w[3] not in unknown]
         if still and self._dbpath and _db_signature(self._dbpath) != left_by_dnf:
             # Someone changed the database after our transaction (a `dnf remove`
             # right after ours): not dnf's failure. The next check undoes it.
             self.init.log.info("the rpm database changed after our transaction: checking again")
             self.init.event()
-            return False
-        if still:
-            left = "; ".join(f"{m.package} is {now}, wanted {m.state}" for m, now, *_ in still)
-            raise ResourceError(repr(self), f"dnf succeeded but {left}")
+            still = []
+        failed = [
+            f"{spec}: dnf {action}: {unknown[spec]}"
+            for _, _, action, spec in wrong
+            if spec in unknown
+        ]
+        for m, now, *_ in still:
+            failed.append(f"dnf succeeded but {m.package} is {now}, wanted {m.state}")
+        if failed:
+            raise ResourceError(repr(self), "; ".join(failed))
         return False
+
+    def _apply(
+        self, wrong: "List[Tuple[PkgRes, str, str, str]]"
+    ) -> "Tuple[Tuple[Tuple[str, int, int], ...], Dict[str, str]]":
+        """One dnf transaction for ``wrong``; (the database as dnf left it, the
+        specs dnf has no package for -> its words).
+
+        dnf refuses a whole transaction when one argument matches nothing, and
+        one unknown package must not keep the group's others from being
+        fixed: they run again, in one transaction, without it.
+        """
+        specs = {w[3] for w in wrong}
+        try:
+            left_by_dnf = self._own_transaction(self._transaction(wrong))
+            # dnf4's shell (several actions) skips what matches nothing and succeeds.
+            unknown = {s: line for s, line in unmatched(self._output).items() if s in specs}
+            return left_by_dnf, unknown
+        except DnfError as err:
+            unknown = {s: line for s, line in err.unmatched.items() if s in specs}
+            if not unknown:
+                raise
+        rest = [w for w in wrong if w[3] not in unknown]
+        if not rest:
+            return self._seen, unknown
+        try:
+            return self._own_transaction(self._transaction(rest)), unknown
+        except DnfError as err:  # each failure named with its own packages
+            names = ", ".join(m.package for m, *_ in rest)
+            said = "; ".join(f"{spec}: {line}" for spec, line in unknown.items())
+            raise ResourceError(repr(self), f"{names}: {err}; {said}") from None
+
+    def _transaction(self, wrong: "List[Tuple[PkgRes, str, str, str]]") -> Transaction:
+        transaction = Transaction()
+        transaction.nogpgcheck = any(m.params["allowuntrusted"] for m in self.members)
+        for _m, _now, action, spec in wrong:
+            getattr(transaction, action).append(spec)
+        return transaction

@@ -1,0 +1,85 @@
+"""How the pkg kind spells a package: which names and versions it takes, and
+which spellings name the same package.
+
+dnf reads much more than a name in its arguments: ``*``, ``?`` and ``[...]``
+are globs (``mgmt-test-[bc]`` installs two packages, none of them named so),
+``@x`` a group or module, ``/x`` a file's owner, ``x >= 1`` a provide. A
+resource manages one package, so its name may hold only what package names
+and versions are made of; anything else is refused when the graph is read.
+
+``NAME.ARCH`` is one architecture of NAME (``glibc.i686`` beside
+``glibc.x86_64``), as dnf and rpm read it; a suffix that is no architecture is
+part of the name (``python3.11``). The bare NAME covers every architecture.
+"""
+
+from typing import List, Optional, Tuple
+
+from mgmt.resources.fields import FieldError
+
+# rpm's architectures (rpmrc's arch_canon and the ones Fedora and RHEL build):
+# what dnf takes as the ARCH of NAME.ARCH.
+# fmt: off
+ARCHES = frozenset((
+    "noarch", "src", "nosrc",
+    "x86_64", "x86_64_v2", "x86_64_v3", "x86_64_v4", "amd64", "ia32e", "em64t",
+    "i386", "i486", "i586", "i686", "athlon", "geode", "pentium3", "pentium4",
+    "aarch64", "armv3l", "armv4b", "armv4l", "armv4tl", "armv5tel", "armv5tejl",
+    "armv6l", "armv6hl",
+    "armv7l", "armv7hl", "armv7hnl", "armv8l", "armv8hl", "armv8hnl", "armv8hcnl",
+    "ppc", "ppc64", "ppc64le", "ppc64p7",
+    "ppc64pseries", "ppc64iseries", "ppciseries", "ppcpseries",
+    "s390", "s390x", "ia64", "riscv64", "loongarch64", "m68k",
+    "alpha", "alphaev5", "alphaev56", "alphaev6", "alphaev67", "alphapca56",
+    "sparc", "sparcv8", "sparcv9", "sparcv9v", "sparc64", "sparc64v", "sh3", "sh4", "sh4a",
+    "mips", "mipsel", "mips64", "mips64el", "mipsr6", "mipsr6el", "mips64r6", "mips64r6el",
+))
+# fmt: on
+
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+# What package names and versions are made of; ':' only in a version (the epoch).
+NAME_CHARS = frozenset(_ALNUM + "-._+~^")
+VERSION_CHARS = NAME_CHARS | {":"}
+
+
+def check_name(field: str, value: str) -> None:
+    """Refuse what is no package name to dnf and rpm (a glob, an option, a file)."""
+    _check(field, value, NAME_CHARS, "package name", "- . _ + ~ ^")
+
+
+def check_version(field: str, value: str) -> None:
+    """Refuse what is no version (``1.2``, ``1.2-3``, ``2:1.2-3``)."""
+    others = "- . _ + ~ ^ (and : for the epoch)"
+    _check(field, value, VERSION_CHARS, "package name or version", others)
+
+
+def _check(field: str, value: str, allowed: frozenset, what: str, others: str) -> None:
+    bad = next((c for c in value if c not in allowed), None)
+    if bad is not None:
+        raise FieldError(
+            field,
+            f"{value!r} is not a {what}: {bad!r} is not allowed (only letters, digits "
+            f"and {others}: dnf reads other characters as patterns, files or groups)",
+        )
+    if not value or value.startswith("-") or value.startswith("."):
+        raise FieldError(field, f"{value!r} is not a {what}")
+
+
+def split_arch(name: str) -> Tuple[str, Optional[str]]:
+    """``glibc.i686`` -> (``glibc``, ``i686``); a name without an architecture -> (name, None)."""
+    base, dot, arch = name.rpartition(".")
+    if dot and base and arch in ARCHES:
+        return base, arch
+    return name, None
+
+
+def identities(name: str) -> List[str]:
+    """The autoedge ids of a package resource: two resources clash when they share one.
+
+    The graph compares ids exactly, so the bare name, which covers every
+    architecture, provides NAME.ARCH for each: it clashes with the bare name
+    and with any NAME.ARCH, while two architectures of one name do not clash.
+    """
+    base, arch = split_arch(name)
+    if arch is not None:
+        return [f"pkg:{base}.{arch}"]
+    return [f"pkg:{base}", *(f"pkg:{base}.{a}" for a in sorted(ARCHES))]
