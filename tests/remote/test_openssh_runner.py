@@ -64,6 +64,34 @@ def test_the_first_command_rides_on_the_master_and_later_ones_share_its_login(po
     assert runner.run("echo again").stdout == "again\n"  # a new login
 
 
+def test_under_a_pty_a_tilde_after_a_newline_is_data_not_an_escape(pool, runner):
+    """sudo's requiretty runs the hosts' commands under a pty (ssh -tt): bytes such as
+    a bundle's or a password that begins with "~" must arrive as they are."""
+    data = b"start\n~#\n~?\n~.\nend\n"
+    command = f"stty raw -echo; echo ready; head -c {len(data)} | od -An -c"
+    process = runner._start_raw(command, pty=True)
+    try:
+        assert process.stdout.readline().strip() == b"ready"  # raw: nothing cooked or echoed
+        process.send(data)
+        assert process.wait(10) == 0
+        out = process.stdout.read().decode().split()
+    finally:
+        process.close()
+    newline = "\\n"
+    assert out == [
+        *"start",
+        newline,
+        *"~#",
+        newline,
+        *"~?",
+        newline,
+        *"~.",
+        newline,
+        *"end",
+        newline,
+    ]
+
+
 def test_a_host_whose_link_goes_down_is_lost(pool, runner):
     process = runner.start("sleep 600")
     pool["a"].link_down()

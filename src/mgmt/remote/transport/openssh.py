@@ -228,6 +228,10 @@ class OpenSshRunner(Runner):
             "-o", f"ServerAliveInterval={interval}",
             "-o", f"ServerAliveCountMax={max(1, int(lost_timeout // interval))}",
             "-S", self.socket,
+            # Under -tt (sudo's requiretty) ssh would read "~" at the start of a
+            # line of stdin (a bundle's bytes, a password) as an escape: "~." drops
+            # the connection, "~#" lists them, and the bytes are lost.
+            "-e", "none",
         ]  # fmt: skip
         if ssh_config:
             self.options += ["-F", ssh_config]
