@@ -114,3 +114,25 @@ def test_the_remote_agent_starts_cold_warm_and_uncached(bundle, version, tmp_pat
     assert {p: p.stat().st_mtime_ns for p in compiled} == compiled
     # Without caching, shiv's bootstrap unpacked the bundle into the run's own root.
     assert list((uncached_run / "shiv").glob("mgmt.pyz_*/site-packages/mgmt/cli.py"))
+
+
+@pytest.mark.parametrize("version", HOST_VERSIONS)
+def test_a_stop_while_the_launcher_starts_is_exit_130_without_a_traceback(version, tmp_path):
+    """The initiator's ^C reaches an agent still starting (here: waiting for its graph)."""
+    import signal
+    import subprocess
+
+    interpreter = python(version)
+    argv = [str(tmp_path / "site"), str(tmp_path / "b.pyz"), str(tmp_path / "g"), "state"]
+    launcher = subprocess.Popen(
+        [interpreter, "-S", "-c", LAUNCHER, *argv],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert launcher.stdout.readline().startswith(b"@@mgmt-remote python ")
+        launcher.send_signal(signal.SIGINT)
+        _, stderr = launcher.communicate(timeout=30)
+    finally:
+        launcher.kill()
+    assert (launcher.returncode, stderr) == (130, b"")
+    assert list(tmp_path.iterdir()) == []

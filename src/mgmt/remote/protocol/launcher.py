@@ -233,4 +233,10 @@ def prune(cache, bundle, shiv):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        # ^C before the agent's own handler runs (while it imports): a stop, with
+        # no traceback, and the same status on every Python (3.6 exits 1 here,
+        # which the initiator would read as a failure; 3.8 and later die of SIGINT).
+        os._exit(130)
