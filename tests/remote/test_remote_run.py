@@ -139,6 +139,23 @@ def test_second_run_copies_no_bundle_and_a_damaged_cache_is_replaced(pool, bundl
     _clear_tmp(a, b)
 
 
+def test_a_cache_dir_that_cannot_be_made_fails_in_one_line_and_leaves_no_run_dir(
+    pool, bundle, tmp_path
+):
+    a = pool["a"]
+    a.run("mv /root/.cache /root/.cache.kept 2>/dev/null; echo in the way > /root/.cache")
+    try:
+        done = mgmt_run(pool, bundle, [file_graph("a", "a", tmp_path)], "--converged-timeout=1")
+    finally:
+        a.run("rm -f /root/.cache; mv /root/.cache.kept /root/.cache 2>/dev/null; true")
+    assert done.returncode == 1, done.stdout + done.stderr
+    result, _, message = summary(done.stdout)["a"]
+    assert result == "failed"
+    assert message.startswith("cannot prepare the working dir (status 91): mkdir: ")
+    assert "; mkdir: " in message  # both directories' errors, on the summary's one row
+    assert_clean(a)  # no run dir left
+
+
 # -- live re-push and shutdown ----------------------------------------------------
 
 

@@ -232,7 +232,8 @@ class Session:
         if status == protocol.EXIT_NO_PYTHON:
             given = self.spec.python
             return RemoteError(self.host, NO_PYTHON_AT.format(path=given) if given else NO_PYTHON)
-        return RemoteError(
+        error = "; ".join(line.strip() for line in error.splitlines() if line.strip())
+        return RemoteError(  # one line: it is a row of the run's summary
             self.host, "{} (status {}): {}".format(what, status, error or "no output")
         )
 

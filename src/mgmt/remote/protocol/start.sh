@@ -21,19 +21,21 @@ else
     done
     [ -n "$py" ] || { echo "mgmt-remote: no Python 3.6 or later found" >&2; exit 93; }
 fi
-if [ -z "$run" ]; then
-    run=$(mktemp -d "${TMPDIR:-/tmp}/mgmt-XXXXXXXXXX") || exit 90
-fi
 if [ "$mode" = cache ]; then
     cache="$HOME/.cache/mgmt"
-    # Made once (0700); a warm start forks nothing for it.
+    # Made once (0700), before the run dir: failing here leaves nothing behind.
+    # A warm start forks nothing for it.
     if ! [ -d "$cache/bundles" ] || ! [ -d "$cache/shiv" ]; then
         mkdir -p "$cache/bundles" "$cache/shiv" && chmod 700 "$cache" "$cache/bundles" || exit 91
     fi
     bundle="$cache/bundles/$sha.pyz"
     shiv="$cache/shiv"
-else
-    mkdir -p "$run/shiv" || exit 91
+fi
+if [ -z "$run" ]; then
+    run=$(mktemp -d "${TMPDIR:-/tmp}/mgmt-XXXXXXXXXX") || exit 90
+fi
+if [ "$mode" != cache ]; then
+    mkdir -p "$run/shiv" || { rm -rf -- "$run"; exit 91; }
     bundle="$run/mgmt.pyz"
     shiv="$run/shiv"
 fi
