@@ -192,6 +192,30 @@ def test_the_password_is_in_no_command_line_or_environment(pool, users, bundle, 
     assert user.password not in text
 
 
+def test_a_ctrl_c_at_the_password_prompt_stops_the_run_exit_130(tmp_path):
+    """getpass reads the terminal: ^C there is an interruption, not a missing password."""
+    import pty
+
+    graph = tmp_path / "g.yaml"
+    graph.write_text("graph: g\nresources: {}\nremote: ssh://root@10.254.255.1\n")
+    argv = [*MGMT, "run", "--tmp-prefix", "--sudo", "--ask-sudo-password", "--remote", str(graph)]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal, as a user's is
+        os.execvp(argv[0], argv)
+    output = b""
+    while b"sudo password" not in output:
+        output += os.read(terminal, 1024)
+    os.write(terminal, b"\x03")
+    try:
+        while True:
+            output += os.read(terminal, 1024)
+    except OSError:  # EIO: the child has gone
+        pass
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130, output
+    assert b"no password given" not in output and b"Traceback" not in output
+
+
 # -- errors: one line naming the host, the other host goes on ---------------------
 
 

@@ -62,7 +62,7 @@ def ask_password(prompt: Callable[[str], str] = getpass.getpass) -> str:
     """The sudo password, asked once for the whole run (every host, now and later)."""
     try:
         return prompt(SUDO_PROMPT)
-    except (EOFError, KeyboardInterrupt):
+    except EOFError:  # (a ^C is not bad input: it stops the run, exit 130)
         raise InputError("--ask-sudo-password: no password given") from None
 
 
