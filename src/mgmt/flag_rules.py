@@ -65,6 +65,11 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
     if settings.hostname:  # "": the system's, which mgmt.cli fills in (and so checks)
         _flag_value(check_hostname, "--hostname", settings.hostname)
     _check_seeds(settings.seeds, "seeds" in given)
+    # Given empty, these would quietly mean their defaults (find a Python, no sudo).
+    if "python" in given and not settings.python:
+        raise InputError("--python: empty; give a name or path (leave the flag out to find one)")
+    if "sudo_user" in given and not settings.sudo_user:
+        raise InputError("--sudo-user: empty; give a user (--sudo alone is root)")
     if settings.python:
         _flag_value(_path, "--python", settings.python)
     if settings.sudo_user:

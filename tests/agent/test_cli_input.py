@@ -149,6 +149,9 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
         (["--python=-x"], "--python: expected a name or path, got '-x'"),
         (["--python", " "], "--python: expected a name or path"),
         (["--sudo-user=-s"], "--sudo-user: expected a name or path"),
+        # Empty, they quietly meant their defaults: find a Python, no sudo at all.
+        (["--python="], "--python: empty; give a name or path"),
+        (["--sudo-user="], "--sudo-user: empty; give a user"),
     ],
 )
 def test_remote_flag_values_are_checked_before_any_host_is_contacted(tmp_path, flags, said):

@@ -66,7 +66,13 @@ class _Parser:
         graph.remote = self.string(doc, "remote", "the graph file") or None
         graph.remote_line = doc.line_of("remote") if "remote" in doc else None
         graph.sudo = self.sudo(doc)
-        graph.python = self.string(doc, "python", "the graph file") or None
+        python = self.string(doc, "python", "the graph file")
+        graph.python = python or None
+        if doc.get("python") is not None and not python.strip():  # not "find one" silently
+            raise self.fail(
+                "the graph file: 'python' is empty (leave it out to find one)",
+                doc.line_of("python"),
+            )
         if "via" in doc:
             graph.via, graph.via_line = self.via(doc.get("via"), doc.line_of("via"))
         line = doc.line_of("resources")
