@@ -225,8 +225,14 @@ def test_a_ctrl_c_at_the_password_prompt_stops_the_run_exit_130(tmp_path):
         ("password", "wrong-" + "x" * 8, WRONG_PASSWORD),
         ("password", None, NEEDS_PASSWORD),
         ("none", "given", "sudo refused to run commands as root for {login}: "),
+        # sudo's reason is not its last line there (an audit plugin's follows it).
+        (
+            "nopasswd",
+            None,
+            "sudo refused to run commands as nosuchuser for {login}: sudo: unknown user nosuchuser",
+        ),
     ],
-    ids=["wrong-password", "no-password-given", "not-in-sudoers"],
+    ids=["wrong-password", "no-password-given", "not-in-sudoers", "unknown-user"],
 )
 def test_sudo_failures_are_one_line_and_the_other_host_goes_on(
     kind, password, expected, pool, users, bundle, tmp_path
@@ -238,6 +244,8 @@ def test_sudo_failures_are_one_line_and_the_other_host_goes_on(
         file_graph("b", f"{fine.name}@{b.address}", tmp_path),
     ]
     flags = ["--sudo", "--converged-timeout=1"]
+    if "nosuchuser" in expected:
+        graphs[0].write_text(graphs[0].read_text() + "sudo: nosuchuser\n")
     typed = None
     if password is not None:
         flags.append("--ask-sudo-password")

@@ -143,9 +143,9 @@ class Sudo(Become):
                 byte = b""
             if not byte:
                 if silent.is_set():
-                    said = _last_line(seen) or "nothing"
+                    said = _last_lines(seen) or "nothing"
                     raise RemoteError(self.host, SILENT.format(seconds=self.timeout, said=said))
-                return asked, _last_line(seen)
+                return asked, _last_lines(seen)
             seen += byte
             if seen.endswith(prompt):
                 seen = seen[: -len(prompt)]
@@ -172,7 +172,8 @@ def _rest_of_line(stream: BinaryIO) -> None:
             return
 
 
-def _last_line(seen: bytes) -> str:
+def _last_lines(seen: bytes, keep: int = 3) -> str:
+    """sudo's last words, one line: its reason is often not its last line
+    ("sudo: unknown user bob" comes before an audit plugin's complaint)."""
     lines = [line.strip() for line in seen.decode("utf-8", "replace").splitlines()]
-    lines = [line for line in lines if line]
-    return lines[-1] if lines else ""
+    return "; ".join([line for line in lines if line][-keep:])
