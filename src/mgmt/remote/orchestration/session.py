@@ -184,7 +184,9 @@ class Session:
             if isinstance(err, (RemoteError, GraphError)) and lost is None and not self.stopping:
                 outcome["message"] = err.message if isinstance(err, RemoteError) else str(err)
             elif self.stopping and lost is None:
-                outcome["result"] = STOPPED
+                # Cut short by the stop asked: a host stopped because it converged
+                # did converge, whatever its connection did while it was ended.
+                outcome["result"] = self._stop_reason or STOPPED
             elif lost is not None:
                 outcome["message"] = lost
             elif isinstance(err, (EOFError, OSError)) or _is_ssh_error(err):
