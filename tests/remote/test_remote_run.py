@@ -222,6 +222,33 @@ def test_a_bad_edit_is_reported_once_against_the_users_file_and_not_copied(pool,
     _clear_tmp(a)
 
 
+def test_an_edit_that_moves_the_graph_to_another_host_is_refused(pool, bundle, tmp_path):
+    a, b = pool["a"], pool["b"]
+    graph = file_graph("a", "a", tmp_path)
+    good = graph.read_text()
+    assert "remote: a\n" in good
+    run = Initiator(pool, bundle, [graph])
+    try:
+        wait_until(lambda: has_file(a, "i am a"), 30, "a's file")
+        save_graph(
+            graph, good.replace("i am a", "meant for b").replace("remote: a\n", "remote: b\n")
+        )
+        line = run.wait_for_line(rf"{re.escape(str(graph))}: remote: \(was a, now b\)", timeout=10)
+        assert "changed while the run runs" in line and line.endswith("the graph they run)"), line
+        save_graph(graph, good.replace("\n", "\nsudo: false\n", 1))
+        line = run.wait_for_line(r": sudo: changed while the run runs", timeout=10)
+        save_graph(graph, good.replace("i am a", "still a"))  # back on a: applied
+        wait_until(lambda: has_file(a, "still a"), 10, "the edit that stays on a")
+    finally:
+        run.interrupt()
+        code = run.wait(15)
+    assert code == 0, run.output
+    assert "meant for b" not in a.run("cat /tmp/only-a").stdout
+    assert not b.exists("/tmp/only-a")
+    assert_clean(a)
+    _clear_tmp(a)
+
+
 def test_interrupt_during_copies_stops_at_once_and_leaves_nothing(pool, bundle, tmp_path):
     # A bundle large enough that three copies are still under way when ^C comes.
     big = tmp_path / "big.pyz"

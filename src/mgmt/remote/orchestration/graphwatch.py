@@ -30,20 +30,46 @@ BAD_EDIT = "{error} (not copied: the hosts keep the graph they run)"
 
 def checking_payload(graphs: Iterable[Path]) -> "Payload":
     """What a host is sent for a graph file (see session.graph_payload), once one
-    of the user's ``graphs`` passed the checks of ``mgmt run --file`` (GraphError if
-    not). Other files (a secondary's plan, written here) are sent as they are."""
+    of the user's ``graphs`` passed the checks of ``mgmt run --file`` and still
+    names the host, login, hops, sudo and python it was started with (GraphError
+    if not). Other files (a secondary's plan, written here) are sent as they are."""
     from mgmt.remote.orchestration.session import graph_payload
 
     mine = {Path(graph) for graph in graphs}
+    first: Dict[Path, HostSpec] = {}  # how each graph named its host when first sent
 
     def payload(graph: Path) -> Tuple[bytes, Optional[str]]:
         if graph in mine:
-            from mgmt.graph.parse import load_graph
+            from mgmt.remote.hostspec import read_remote  # the whole graph checked too
 
-            load_graph(graph)
+            now = read_remote(graph)
+            was = first.setdefault(graph, now)
+            changed = _changed_keys(was, now)
+            if changed:
+                raise GraphError(
+                    f"{changed} changed while the run runs: the agent stays where it was "
+                    "started (stop the run and start it again to move it)",
+                    str(graph),
+                )
         return graph_payload(graph)
 
     return payload
+
+
+def _changed_keys(was: HostSpec, now: HostSpec) -> str:
+    """The graph keys that say where and how its agent runs, as they changed."""
+    keys = []
+    if (was.target, was.user, was.port, was.password) != (
+        now.target,
+        now.user,
+        now.port,
+        now.password,
+    ):
+        keys.append(f"remote: (was {was}, now {now})")
+    for key in ("via", "sudo", "python"):
+        if getattr(was, key) != getattr(now, key):
+            keys.append(f"{key}:")
+    return ", ".join(keys)
 
 
 class GraphWatcher:
