@@ -17,6 +17,7 @@ import re
 import signal
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 from remote_helpers import (
@@ -208,6 +209,33 @@ def test_a_killed_secondary_fails_its_leaves_and_the_rest_goes_on(
     s1.run("rm -rf /tmp/mgmt-*")
     for host in pool:
         assert_clean(host)
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_secondary_whose_start_is_killed_fails_its_leaves(pool, agent_env, bundle, tmp_path):
+    """START's sh killed alone: the secondary sees its upstream go and stops its
+    leaves in order, but they stopped because it failed, not because asked."""
+    s1, l1 = pool["s1"], pool["l1"]
+    run = Initiator(pool, bundle, [leaf_graph(pool, "l1", tmp_path, "start")], env=agent_env)
+    try:
+        wait_until(lambda: has_file(l1, "start"), 60, "l1")
+        shells = [p for p, cmd in s1.processes().items() if cmd.startswith("/bin/sh -c # START")]
+        # START, not its guard (a subshell: the same command line, START its parent).
+        starts = [p for p in shells if _parent(p) not in shells]
+        assert len(starts) == 1, shells
+        os.kill(starts[0], signal.SIGKILL)
+        assert run.wait(30) == 1, run.output
+    finally:
+        run.kill()
+    rows = summary(run.output)
+    assert rows["s1"][0] == "failed", run.output
+    assert rows[path_of(pool, "l1")][:1] == ("failed",), run.output
+    assert rows[path_of(pool, "l1")][2].startswith("via s1: "), run.output
+    assert_clean(l1)
+    s1.run("rm -rf /tmp/mgmt-*")
 
 
 def test_a_wrong_leaf_host_key_is_refused_by_the_secondary(pool, agent_env, bundle, tmp_path):

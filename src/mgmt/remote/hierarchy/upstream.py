@@ -198,7 +198,8 @@ class Hierarchy:
         unreachable), or never started (the run stopped first). Hosts stopped
         because the whole cluster converged are reported as converged: the
         secondary is told only "stop", at the moment every host below it had
-        converged (it says so only then, see :mod:`.secondary`). A secondary's
+        converged (it says so only then, see :mod:`.secondary`); hosts a failing
+        secondary stopped as it went failed with it. A secondary's
         row stands for its subtree: with hosts below it failed, it is failed,
         saying how many.
         """
@@ -221,6 +222,9 @@ class Hierarchy:
                         leaf = HostResult(path, STOPPED, message=NEVER_STARTED)
                 elif row.result == CONVERGED and leaf.result == STOPPED:
                     leaf = leaf._replace(result=CONVERGED)
+                elif row.failed and leaf.result == STOPPED:  # stopped as its secondary went
+                    why = f"via {row.host}: {row.message or row.result}"
+                    leaf = leaf._replace(result=FAILED, message=why)
                 leaves[path] = leaf._replace(host=f"{row.host}/{path}")
             rows.append(_with_subtree(row, leaves))
             rows.extend(leaves.values())
