@@ -197,6 +197,8 @@ def test_rpmlint_findings_of_the_input_are_not_hidden(tmp_path):
          "--directories: '/opt/x/../x' has a '..' segment"),
         (["{tree}=/opt/x", "--rpm-attr", "0600,-,-:/opt/./x/f"],
          "--rpm-attr: '0600,-,-:/opt/./x/f': '/opt/./x/f' has a '.' segment"),
+        (["{tree}=/opt/x", "--rpm-attr", "0600,-,-:/opt/x/f", "--rpm-attr", "0640,-,-:/opt/x/f"],
+         "--rpm-attr: /opt/x/f is given twice"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_in_one_line(tmp_path, args, message):

@@ -103,9 +103,13 @@ def collect(
         raise InvalidInput("nothing to package: every path given was excluded")
     _mark(found, config_files, "--config-files", lambda e: replace(e, config=True), "file")
     _mark(found, directories, "--directories", lambda e: replace(e, owned=True), "dir")
+    attributed = set()
     for attr in attrs:
         if attr.path not in found:
             raise InvalidInput(f"--rpm-attr: {attr.path} is not in the package")
+        if attr.path in attributed:  # which one was meant? (fpm keeps the last in silence)
+            raise InvalidInput(f"--rpm-attr: {attr.path} is given twice")
+        attributed.add(attr.path)
         entry = found[attr.path]
         found[attr.path] = replace(
             entry,
