@@ -62,12 +62,12 @@ PACKAGE_OPTIONS = [
     (("--summary",), dict(help="One-line summary (default: the description's first line).")),
     (("--description",), dict(help="Description (may span lines, may be empty).")),
     (("--changelog",), dict(help="The %changelog entry; each line one item.")),
-    (("--before-install",), dict(metavar="FILE", help="%pre scriptlet.")),
-    (("--after-install",), dict(metavar="FILE", help="%post scriptlet.")),
-    (("--before-remove",), dict(metavar="FILE", help="%preun scriptlet.")),
-    (("--after-remove",), dict(metavar="FILE", help="%postun scriptlet.")),
-    (("--rpm-pretrans",), dict(metavar="FILE", help="%pretrans scriptlet.")),
-    (("--rpm-posttrans",), dict(metavar="FILE", help="%posttrans scriptlet.")),
+    (("--before-install",), dict(metavar="FILE", multiple=True, help="%pre scriptlet.")),
+    (("--after-install",), dict(metavar="FILE", multiple=True, help="%post scriptlet.")),
+    (("--before-remove",), dict(metavar="FILE", multiple=True, help="%preun scriptlet.")),
+    (("--after-remove",), dict(metavar="FILE", multiple=True, help="%postun scriptlet.")),
+    (("--rpm-pretrans",), dict(metavar="FILE", multiple=True, help="%pretrans scriptlet.")),
+    (("--rpm-posttrans",), dict(metavar="FILE", multiple=True, help="%posttrans scriptlet.")),
     (("-o", "--output-dir"), dict(
         metavar="DIR", default=".", show_default=True, help="Where results go."
     )),
@@ -107,10 +107,18 @@ def _package(options: dict, placeholder: bool, description: Optional[str] = None
         raise InvalidInput("--spec-only and --srpm-only exclude each other")
     check_output_dir("--output-dir", options["output_dir"])
     _check_copr_options(options)
+    # multiple=True only to see a second one: click keeps the last in silence.
+    scripts = {
+        section: options[option.replace("-", "_")] for section, option in SCRIPT_OPTIONS.items()
+    }
+    for section, files in scripts.items():
+        if len(files) > 1:
+            option = f"--{SCRIPT_OPTIONS[section]}"
+            raise InvalidInput(f"{option} is given twice: one file per scriptlet")
     scriptlets: Tuple[Tuple[str, str], ...] = tuple(
-        (section, _read_script(f"--{option}", options[option.replace("-", "_")]))
-        for section, option in SCRIPT_OPTIONS.items()
-        if options[option.replace("-", "_")] is not None
+        (section, _read_script(f"--{SCRIPT_OPTIONS[section]}", files[0]))
+        for section, files in scripts.items()
+        if files
     )
     given = options["description"]
     return PhonyPackage.create(
