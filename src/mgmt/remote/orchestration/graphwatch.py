@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 log = get_logger("remote")
 
 BAD_EDIT = "{error} (not copied: the hosts keep the graph they run)"
+# The keys that say where and how a graph's agent runs (fab deploy's graphs have none).
+PLACE_KEYS = ("remote", "via", "sudo", "python")
 
 
 def checking_payload(graphs: Iterable[Path]) -> "Payload":
@@ -36,40 +38,25 @@ def checking_payload(graphs: Iterable[Path]) -> "Payload":
     from mgmt.remote.orchestration.session import graph_payload
 
     mine = {Path(graph) for graph in graphs}
-    first: Dict[Path, HostSpec] = {}  # how each graph named its host when first sent
+    first: Dict[Path, Tuple] = {}  # each graph's keys of where and how, as first sent
 
     def payload(graph: Path) -> Tuple[bytes, Optional[str]]:
         if graph in mine:
-            from mgmt.remote.hostspec import read_remote  # the whole graph checked too
+            from mgmt.graph.parse import load_graph
 
-            now = read_remote(graph)
-            was = first.setdefault(graph, now)
-            changed = _changed_keys(was, now)
+            now = load_graph(graph)
+            keys = (now.remote, now.via, now.sudo, now.python)
+            was = first.setdefault(graph, keys)
+            changed = [f"{name}:" for name, a, b in zip(PLACE_KEYS, was, keys) if a != b]
             if changed:
                 raise GraphError(
-                    f"{changed} changed while the run runs: the agent stays where it was "
-                    "started (stop the run and start it again to move it)",
+                    f"{', '.join(changed)} changed while the run runs: the agent stays where "
+                    "and as it was started (stop the run and start it again to move it)",
                     str(graph),
                 )
         return graph_payload(graph)
 
     return payload
-
-
-def _changed_keys(was: HostSpec, now: HostSpec) -> str:
-    """The graph keys that say where and how its agent runs, as they changed."""
-    keys = []
-    if (was.target, was.user, was.port, was.password) != (
-        now.target,
-        now.user,
-        now.port,
-        now.password,
-    ):
-        keys.append(f"remote: (was {was}, now {now})")
-    for key in ("via", "sudo", "python"):
-        if getattr(was, key) != getattr(now, key):
-            keys.append(f"{key}:")
-    return ", ".join(keys)
 
 
 class GraphWatcher:
