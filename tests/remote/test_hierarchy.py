@@ -242,6 +242,27 @@ def test_a_secondary_whose_start_is_killed_fails_its_leaves(pool, agent_env, bun
     s1.run("rm -rf /tmp/mgmt-*")
 
 
+def test_one_leaf_under_two_names_behind_a_secondary_is_refused(pool, agent_env, bundle, tmp_path):
+    """Its address and its ssh_config alias: the secondary would start two agents there."""
+    l1 = pool["l1"]
+    l1.run("rm -f /tmp/only-l1*")  # an earlier test's
+    by_address = leaf_graph(pool, "l1", tmp_path, "by address")
+    by_alias = tmp_path / "l1-by-alias.yaml"
+    by_alias.write_text(
+        by_address.read_text()
+        .replace(f"ssh://root@{l1.address}", "l1")
+        .replace("/tmp/only-l1", "/tmp/only-l1-alias")
+    )
+    done = mgmt_run(pool, bundle, [by_address, by_alias], "--converged-timeout=1", env=agent_env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = done.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"mgmt: error: {by_alias}: l1 is the same host as {l1.address}"), said
+    assert f"(both reach {l1.address}:22 through s1)" in said, said
+    assert not l1.exists("/tmp/only-l1") and not l1.exists("/tmp/only-l1-alias")
+    for host in pool:
+        assert_clean(host)
+
+
 def test_a_wrong_leaf_host_key_is_refused_by_the_secondary(pool, agent_env, bundle, tmp_path):
     l2 = pool["l2"]
     impostor = pool.known_hosts_line(pool["d"]).split()[1:]  # d's key, for l2's address

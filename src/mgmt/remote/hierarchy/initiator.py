@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from mgmt.errors import GraphError
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import Subtree, group_by_first_hop
 from mgmt.remote.hierarchy.upstream import Hierarchy, SudoSecret
@@ -70,6 +71,30 @@ def resolved(spec: HostSpec, lookup: Callable[[str], Any]) -> Tuple[str, int, Op
     found = lookup(spec.target)
     port = spec.port or int(found.get("port") or 22)
     return found.get("hostname") or spec.target, port, spec.user or found.get("user")
+
+
+def check_one_name_per_host(subtrees: List[Subtree], lookup: Callable[[str], Any]) -> None:
+    """GraphError for two names below one secondary that reach one host (an address
+    and an alias of it, a hop and a host with a graph): two agents there would fight,
+    or one host would be both. Compared as the secondary will reach them, through the
+    aliases handed down (:func:`trust_below`); one level at a time, as two bastions
+    may well each have a 10.0.0.5 behind them. (Direct hosts are compared by the
+    address their connection reached, see mgmt.remote.transport.same_host.)"""
+    for tree in subtrees:
+        direct, below = group_by_first_hop(tree.hosts)
+        seen: Dict[Tuple[str, int], HostSpec] = {}
+        for spec in [*direct, *(sub.hop for sub in below)]:
+            hostname, port, _ = resolved(spec, lookup)
+            first = seen.setdefault((hostname, port), spec)
+            if first.name != spec.name:
+                reach = f"{hostname}:{port}" if ":" not in hostname else f"[{hostname}]:{port}"
+                raise GraphError(
+                    f"{spec.name} is the same host as {first.name} of {first.graph} (both "
+                    f"reach {reach} through {tree.hop.name}): two agents there would fight "
+                    "over its resources; give the host one graph, or reach it one way",
+                    str(spec.graph),
+                )
+        check_one_name_per_host(below, lookup)
 
 
 def trust_below(tree: Subtree, lookup: Callable[[str], Any]) -> Dict[str, Any]:
@@ -142,6 +167,7 @@ def top_hierarchy(
     """The initiator's level: secondaries logged in to with the agent forwarded;
     ``sudo``: the run's sudo token and password, for the hosts below that use it."""
     lookup = ConfigLookups(options)
+    check_one_name_per_host(subtrees, lookup)
     return Hierarchy(
         subtrees,
         plan_dir,
