@@ -26,7 +26,7 @@ from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration import agentstart
 from mgmt.remote.orchestration.results import CONVERGED, EXITED, FAILED, STOPPED, HostResult
 from mgmt.remote.protocol.programs import LAUNCHER, START
-from mgmt.remote.transport.runner import Process, Runner, upload
+from mgmt.remote.transport.runner import Process, Runner, refused_by_login_shell, upload
 
 log = get_logger("remote")
 
@@ -235,6 +235,7 @@ class Session:
             given = self.spec.python
             return RemoteError(self.host, NO_PYTHON_AT.format(path=given) if given else NO_PYTHON)
         error = "; ".join(line.strip() for line in error.splitlines() if line.strip())
+        what = refused_by_login_shell(error, status) or what
         return RemoteError(  # one line: it is a row of the run's summary
             self.host, "{} (status {}): {}".format(what, status, error or "no output")
         )

@@ -130,6 +130,18 @@ class Runner(abc.ABC):
     def close(self) -> None: ...
 
 
+# nologin's words (util-linux and shadow alike): the login's shell ran nothing.
+NOLOGIN = "This account is currently not available"
+
+
+def refused_by_login_shell(output: str, status: Optional[int]) -> Optional[str]:
+    """Why a command's failure is the login's shell refusing to run anything, or None:
+    nologin says so; /bin/false exits 1 without a word."""
+    if NOLOGIN in output or (status == 1 and not output.strip()):
+        return "the login's shell ran nothing (is it nologin or /bin/false?)"
+    return None
+
+
 # Runner.upload: the file comes on stdin; a partial copy is never renamed into
 # place and is removed whatever ends the session (the host-side guard).
 UPLOAD = r"""

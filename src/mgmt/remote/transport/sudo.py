@@ -34,7 +34,7 @@ import threading
 from typing import BinaryIO, Callable, Optional, Tuple
 
 from mgmt.errors import RemoteError
-from mgmt.remote.transport.runner import Become, Process
+from mgmt.remote.transport.runner import Become, Process, refused_by_login_shell
 
 WRONG_PASSWORD = "sudo: wrong password for {login} (asked again after the one given)"
 NEEDS_PASSWORD = "sudo asks for {login}'s password and none was given (--ask-sudo-password)"
@@ -109,6 +109,9 @@ class Sudo(Become):
     def _refused(self, why: str, status: Optional[int]) -> RemoteError:
         if status == NOT_FOUND:
             return RemoteError(self.host, NO_SUDO)
+        shell = refused_by_login_shell(why, status)
+        if shell is not None:  # sudo never ran
+            return RemoteError(self.host, f"{shell}: {why or f'status {status}'}")
         why = why or f"status {status}"
         return RemoteError(self.host, REFUSED.format(user=self.user, login=self.login, why=why))
 
