@@ -106,6 +106,19 @@ def test_upgrade_downgrade_and_remove_in_one_transaction(pkg_host, tmp_path):
     assert installed(pkg_host, "mgmt-test-a") == "1.0-1"
 
 
+def test_name_arch_takes_a_version_and_newest(pkg_host, tmp_path):
+    repo = pkg_host.repo
+    pkg_host.run(["rpm", "-i", str(repo / "mgmt-test-a-1.0-1.noarch.rpm")])
+    wanted = {"mgmt-test-a.noarch": "newest", "mgmt-test-c.noarch": "1.0-1"}
+    path = graph(tmp_path, repo, wanted)
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+    assert installed(pkg_host, "mgmt-test-c") == "1.0-1"
+    done = len(transactions(pkg_host))
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert len(transactions(pkg_host)) == done  # both right now: nothing to do
+
+
 def test_noop_names_what_would_change_and_changes_nothing(pkg_host, tmp_path):
     path = graph(tmp_path, pkg_host.repo, {"mgmt-test-a": "installed"})
     assert run_once(pkg_host, tmp_path, path, "--noop").returncode == 0, log(tmp_path)
@@ -166,6 +179,8 @@ def test_an_external_removal_is_undone_at_once(pkg_host, tmp_path):
         ({"state": "installed; rm"}, "not a package name or version"),
         ({"name": "-rf"}, "not a package name"),
         ({"state": ""}, "not a package name or version"),
+        # dnf reads an architecture only after a release: NAME-VERSION-RELEASE.ARCH.
+        ({"name": "a.noarch", "state": "1.0"}, "'1.0': a.noarch names an architecture"),
     ],
 )
 def test_bad_fields_are_refused_at_validation(params, message):

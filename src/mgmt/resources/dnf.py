@@ -154,9 +154,10 @@ class Dnf:
         for line in proc.stdout.splitlines():
             fields = line.split()
             if len(fields) >= 3 and "." in fields[0]:
-                name = fields[0].rsplit(".", 1)[0]
-                if name in wanted and name not in found:
-                    found.append(name)
+                # NAME.ARCH: asked for as NAME.ARCH, or as NAME (every architecture).
+                for name in (fields[0], fields[0].rsplit(".", 1)[0]):
+                    if name in wanted and name not in found:
+                        found.append(name)
         return found
 
     # -- changing ---------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, Resource, ResourceError
 from mgmt.resources.dnf import Dnf, DnfError, Transaction, unmatched
-from mgmt.resources.pkgname import check_name, check_version, identities
+from mgmt.resources.pkgname import check_name, check_pinned, check_version, identities, pinned
 
 STATES = ("installed", "uninstalled", "newest")
 
@@ -64,6 +64,8 @@ class PkgRes(Resource):
             check_name("name", params["name"])
         if params["state"] not in STATES:
             check_version("state", params["state"])
+            if params.get("name") is not None:
+                check_pinned(params["name"], params["state"])
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
@@ -81,6 +83,8 @@ class PkgRes(Resource):
         super().__init__(name, params, meta)
         self.package = self.params.get("name") or name
         check_name("name", self.package)  # the resource's name, when it is the package's
+        if self.params["state"] not in STATES:
+            check_pinned(self.package, self.params["state"])
         self.state = self.params["state"]
         self.members: List[PkgRes] = [self]
         self._cancel: Optional[Callable[[], None]] = None
@@ -132,7 +136,7 @@ class PkgRes(Resource):
         # The name and, for a pinned version, name-version: "installed 1.0" is
         # not "the pinned 2.0 is installed". One rpm run answers each apart.
         queries = [m.package for m in self.members]
-        queries += [f"{m.package}-{m.state}" for m in self.members if m.state not in STATES]
+        queries += [pinned(m.package, m.state) for m in self.members if m.state not in STATES]
         installed = dnf.installed(list(dict.fromkeys(queries)))
         newest = [m.package for m in self.members if m.state == "newest" and m.package in installed]
         nogpg = any(m.params["allowuntrusted"] for m in self.members)
@@ -148,8 +152,8 @@ class PkgRes(Resource):
                 wrong.append((m, is_now, "install", m.package))
             elif m.state == "newest" and m.package in upgradable:
                 wrong.append((m, f"{is_now}, a newer one is available", "upgrade", m.package))
-            elif m.state not in STATES and f"{m.package}-{m.state}" not in installed:
-                wrong.append((m, is_now, "install", f"{m.package}-{m.state}"))
+            elif m.state not in STATES and pinned(m.package, m.state) not in installed:
+                wrong.append((m, is_now, "install", pinned(m.package, m.state)))
         return wrong
 
     def _first_plan(self) -> "List[Tuple[PkgRes, str, str, str]]":

@@ -72,6 +72,25 @@ def split_arch(name: str) -> Tuple[str, Optional[str]]:
     return name, None
 
 
+def check_pinned(name: str, version: str) -> None:
+    """dnf reads an architecture only after a release (NAME-VERSION-RELEASE.ARCH):
+    NAME.ARCH with a version alone could not be asked for."""
+    if split_arch(name)[1] is not None and "-" not in version:
+        raise FieldError(
+            "state",
+            f"{version!r}: {name} names an architecture, so give the release too "
+            f"(such as '{version}-1'): dnf takes NAME-VERSION-RELEASE.ARCH only",
+        )
+
+
+def pinned(name: str, version: str) -> str:
+    """What dnf and rpm take for one version of ``name``: NAME-VERSION, and for
+    NAME.ARCH the architecture last (NAME-VERSION-RELEASE.ARCH, as in a package's
+    file name): NAME.ARCH-VERSION matches nothing."""
+    base, arch = split_arch(name)
+    return f"{base}-{version}" + (f".{arch}" if arch else "")
+
+
 def identities(name: str) -> List[str]:
     """The autoedge ids of a package resource: two resources clash when they share one.
 
