@@ -179,6 +179,15 @@ def test_a_unit_that_fails_at_once_fails_the_run_and_is_not_restarted(fail_host,
     assert f"started {FAIL}" not in log(tmp_path)
 
 
+def test_meta_retry_starts_a_failing_unit_that_many_times_more(fail_host, tmp_path):
+    host = fail_host
+    path = graph(tmp_path, name="mgmt-fail", state="running", meta="{retry: 2, delay: 0}")
+    done = run_once(host, tmp_path, path)
+    assert done.returncode == 1, log(tmp_path)
+    assert starts(host) == 3  # the first start and two retries, then no more
+    assert log(tmp_path).count(f"{FAIL}: did not stay running") >= 1
+
+
 def test_a_failed_start_is_tried_again_after_a_start_from_outside_or_an_edit(fail_host, tmp_path):
     host = fail_host
     failed = f"failed: {FAIL}: did not stay running"
