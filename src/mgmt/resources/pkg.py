@@ -91,7 +91,6 @@ class PkgRes(Resource):
         self._dbpath = ""
         self._in_transaction = False
         self._seen: Tuple[Tuple[str, int, int], ...] = ()
-        self._output = ""  # what dnf said in our last transaction
 
     def merge(self, members: List[Resource]) -> None:
         self.members.extend(m for m in members if isinstance(m, PkgRes))
@@ -174,8 +173,11 @@ class PkgRes(Resource):
             self._seen = _db_signature(self._dbpath)
             self._in_transaction = False
 
-    def _own_transaction(self, transaction: Transaction) -> Tuple[Tuple[str, int, int], ...]:
-        """Run ``transaction``, unheard by the watch; the database as dnf left it.
+    def _own_transaction(
+        self, transaction: Transaction
+    ) -> Tuple[Tuple[Tuple[str, int, int], ...], str]:
+        """Run ``transaction``, unheard by the watch; the database as dnf left it,
+        and what dnf said.
 
         Our own transaction writes the database thousands of times: the watch
         is off meanwhile (the agent's one watcher thread would otherwise wake
@@ -186,14 +188,14 @@ class PkgRes(Resource):
         self._in_transaction = True
         self.close()
         try:
-            self._output = self.init.services.get(Dnf).run(transaction)
+            output = self.init.services.get(Dnf).run(transaction)
         finally:
             if watching:
                 self._cancel = self.init.watcher.watch_tree(self._dbpath, self._on_db_event)
             if self._dbpath:
                 self._seen = _db_signature(self._dbpath)
             self._in_transaction = False
-        return self._seen
+        return self._seen, output
 
     def check_apply(self, apply: bool) -> bool:
         try:
@@ -249,9 +251,9 @@ class PkgRes(Resource):
         """
         specs = {w[3] for w in wrong}
         try:
-            left_by_dnf = self._own_transaction(self._transaction(wrong))
+            left_by_dnf, output = self._own_transaction(self._transaction(wrong))
             # dnf4's shell (several actions) skips what matches nothing and succeeds.
-            unknown = {s: line for s, line in unmatched(self._output).items() if s in specs}
+            unknown = {s: line for s, line in unmatched(output).items() if s in specs}
             return left_by_dnf, unknown
         except DnfError as err:
             unknown = {s: line for s, line in err.unmatched.items() if s in specs}
@@ -261,7 +263,7 @@ class PkgRes(Resource):
         if not rest:
             return self._seen, unknown
         try:
-            return self._own_transaction(self._transaction(rest)), unknown
+            return self._own_transaction(self._transaction(rest))[0], unknown
         except DnfError as err:  # each failure named with its own packages
             names = ", ".join(m.package for m, *_ in rest)
             said = "; ".join(f"{spec}: {line}" for spec, line in unknown.items())
