@@ -25,6 +25,7 @@ from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.graphwatch import checking_payload
 from mgmt.remote.transport.connect import ConnectOptions
 from mgmt.remote.transport.runner import Runner
+from mgmt.remote.transport.same_host import Endpoint
 from mgmt.remote.transport.trust import (
     GLOBAL_KNOWN_HOSTS,
     _load_known_hosts,
@@ -82,12 +83,11 @@ def check_one_name_per_host(subtrees: List[Subtree], lookup: Callable[[str], Any
     address their connection reached, see mgmt.remote.transport.same_host.)"""
     for tree in subtrees:
         direct, below = group_by_first_hop(tree.hosts)
-        seen: Dict[Tuple[str, int], HostSpec] = {}
+        seen: Dict[Endpoint, HostSpec] = {}
         for spec in [*direct, *(sub.hop for sub in below)]:
-            hostname, port, _ = resolved(spec, lookup)
-            first = seen.setdefault((hostname, port), spec)
+            reach = Endpoint.of(*resolved(spec, lookup)[:2])
+            first = seen.setdefault(reach, spec)
             if first.name != spec.name:
-                reach = f"{hostname}:{port}" if ":" not in hostname else f"[{hostname}]:{port}"
                 raise GraphError(
                     f"{spec.name} is the same host as {first.name} of {first.graph} (both "
                     f"reach {reach} through {tree.hop.name}): two agents there would fight "

@@ -40,11 +40,6 @@ class Endpoint(NamedTuple):
         )
 
 
-def both_reach(first: str, endpoint: Endpoint) -> str:
-    """How a second name of ``first``'s host is told."""
-    return f"the same host as {first} (both reach {endpoint})"
-
-
 class Login(NamedTuple):
     """Who a connection logged in as, and where: the user's detached cluster there."""
 
@@ -88,6 +83,6 @@ class SameHostGuard:
         if first != host:
             raise RemoteError(
                 host,
-                f"{both_reach(first, endpoint)}: two agents there would fight over its "
-                "resources; give the host one graph",
+                f"the same host as {first} (both reach {endpoint}): two agents there would "
+                "fight over its resources; give the host one graph",
             )
