@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mgmt.engine import scheduler
 from mgmt.engine.converger import Converger
 from mgmt.graph import parse_graph
-from mgmt.resources.base import REGISTRY, Field, Resource
+from mgmt.resources.base import REGISTRY, Field, Resource, ResourceError
 from mgmt.world.api import FAILURE_ERROR_MAX, Failure
 
 # A kind for these tests only: records when it ran, can fail or block on demand.
@@ -171,6 +171,52 @@ def test_a_failure_blocks_only_its_own_branch(engine_factory):
     assert "other" in names() and "child" not in names()
     assert engine.failed() == [("probe", "bad")]
     assert engine.failures() == [Failure("probe", "bad", "bad broke")]
+
+
+class GroupProbeRes(ProbeRes):
+    """Probes that group: one check for all, failing for the members with ``fail``
+    and changing the others, as one dnf transaction with an unknown package."""
+
+    kind = "gprobe"
+
+    @classmethod
+    def autogroup_key(cls, name, params):
+        return "all"
+
+    def merge(self, members):
+        self.members = [self, *members]
+
+    def check_apply(self, apply: bool) -> bool:
+        for member in self.members:
+            self.note("state", "right", "wrong", member=member.name)
+        broken = [m.name for m in self.members if m.params["fail"]]
+        if broken:
+            raise ResourceError(repr(self), " ".join(broken) + " broke", members=broken)
+        return False
+
+
+def test_a_group_that_fails_for_some_members_fails_only_them(engine_factory):
+    from mgmt.engine.report import resource_entries
+
+    REGISTRY["gprobe"] = f"{__name__}:GroupProbeRes"
+    try:
+        g = graph("  gprobe: [{name: a}, {name: b, fail: 1}, {name: c}]\n")
+        engine = engine_factory()
+        engine.update(g.local(), g.edges)
+        assert engine.wait_idle(5)
+    finally:
+        del REGISTRY["gprobe"]
+    # What a detached cluster keeps in etcd names the member, not the group.
+    [failure] = engine.failures()
+    assert (failure.kind, failure.name) == ("gprobe", "b")
+    assert failure.error.endswith("b broke")
+    entries = {e["name"]: e for e in resource_entries(engine.outcomes())}
+    assert {n: e["result"] for n, e in entries.items()} == {
+        "a": "changed", "b": "failed", "c": "changed",
+    }  # fmt: skip
+    assert entries["a"]["errors"] == entries["c"]["errors"] == []
+    # The failed member's difference was not made: it is no change of its.
+    assert [name for name, e in entries.items() for _ in e["changes"]] == ["a", "c"]
 
 
 def test_a_failures_error_is_cut_to_keep_the_etcd_value_small(engine_factory):

@@ -312,12 +312,23 @@ def test_an_unknown_package_fails_alone_in_a_group(pkg_host, tmp_path):
     assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
     assert installed(pkg_host, "mgmt-test-b") == "1.0-1"
     assert len(transactions(pkg_host)) == 1
-    errors = agent_json(result)["mgmt-test-nonesuch"]["errors"]
+    rows = agent_json(result)
+    errors = rows["mgmt-test-nonesuch"]["errors"]
     assert errors == ["mgmt-test-nonesuch: dnf install: No match for argument: mgmt-test-nonesuch"]
+    # Only it failed: the others are reported as the changes they were.
+    assert {name: row["result"] for name, row in rows.items()} == {
+        "mgmt-test-a": "changed",
+        "mgmt-test-nonesuch": "failed",
+        "mgmt-test-b": "changed",
+    }
+    assert rows["mgmt-test-a"]["errors"] == rows["mgmt-test-b"]["errors"] == []
+    assert json.loads(result.stdout)["summary"]["failed"] == 1
     # Converged but for it: the next run changes nothing else and fails the same way.
     result = run_once(pkg_host, tmp_path, path, "--json")
     assert result.returncode == 1, log(tmp_path)
-    assert agent_json(result)["mgmt-test-nonesuch"]["errors"] == errors
+    rows = agent_json(result)
+    assert rows["mgmt-test-nonesuch"]["errors"] == errors
+    assert rows["mgmt-test-a"]["result"] == rows["mgmt-test-b"]["result"] == "unchanged"
     assert len(transactions(pkg_host)) == 1
 
 

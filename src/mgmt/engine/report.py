@@ -59,7 +59,7 @@ def _member_entry(spec: ResourceSpec, outcome: Outcome, group: str) -> Dict[str,
         if group and change.get("resource", spec.name) != spec.name:
             continue
         changes.append({k: v for k, v in change.items() if k != "resource"})
-    result = outcome.final
+    result = outcome.final_of(spec.name) if group else outcome.final
     if group and result in (CHANGED, WOULD_CHANGE) and not changes:
         result = UNCHANGED  # the group changed, this member was already right
     entry: Dict[str, Any] = {
@@ -67,7 +67,7 @@ def _member_entry(spec: ResourceSpec, outcome: Outcome, group: str) -> Dict[str,
         "name": spec.name,
         "result": result,
         "changes": changes,
-        "errors": list(outcome.errors),
+        "errors": outcome.errors_of(spec.name) if group else list(outcome.errors),
     }
     if group:
         entry["group"] = group

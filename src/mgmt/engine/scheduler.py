@@ -294,12 +294,16 @@ class Engine:
         return [k for k, s in self.statuses().items() if s == FAILED]
 
     def failures(self) -> List[Failure]:
-        """The failed resources (no retry left) with their last errors."""
+        """The failed resources (no retry left) with their last errors: of a group,
+        the members its error was about, when it names them."""
         with self._cond:
             return [
-                Failure(kind, name, _cut((v.outcome.errors or [""])[-1], FAILURE_ERROR_MAX))
-                for (kind, name), v in self._vertices.items()
+                Failure(
+                    kind, name, _cut((v.outcome.errors_of(name) or [""])[-1], FAILURE_ERROR_MAX)
+                )
+                for (kind, vertex_name), v in self._vertices.items()
                 if v.status == FAILED
+                for name in sorted(v.outcome.failed_members or [vertex_name])
             ]
 
     # -- the workers --------------------------------------------------------
@@ -359,7 +363,11 @@ class Engine:
         if vertex.removed:
             return
         vertex.outcome.record(
-            ok, apply, vertex.res.notes, None if error is None else _message(error)
+            ok,
+            apply,
+            vertex.res.notes,
+            None if error is None else _message(error),
+            getattr(error, "members", None),
         )
         delay = vertex.spec.meta.delay / 1000.0
         vertex.not_before = time.monotonic() + delay if delay else 0.0

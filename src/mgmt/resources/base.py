@@ -78,6 +78,7 @@ from typing import (
     Callable,
     ClassVar,
     Dict,
+    Iterable,
     List,
     Mapping,
     NamedTuple,
@@ -138,11 +139,17 @@ REGISTRY: Dict[str, str] = {
 
 
 class ResourceError(MgmtError):
-    """A resource could not be checked or applied; names the resource."""
+    """A resource could not be checked or applied; names the resource.
 
-    def __init__(self, resource: str, message: str):
+    ``members``: for an autogrouped resource, the names of the members the error
+    is about, when the others were checked (and fixed) all the same (one unknown
+    package in a dnf transaction); None when it is about the whole group.
+    """
+
+    def __init__(self, resource: str, message: str, members: Optional[Iterable[str]] = None):
         self.resource = resource
         self.message = message
+        self.members = None if members is None else frozenset(members)
         super().__init__(f"{resource}: {message}")
 
 

@@ -228,15 +228,15 @@ class PkgRes(Resource):
             self.init.log.info("the rpm database changed after our transaction: checking again")
             self.init.event()
             still = []
-        failed = [
-            f"{spec}: dnf {action}: {unknown[spec]}"
-            for _, _, action, spec in wrong
+        failed = {
+            m.name: f"{spec}: dnf {action}: {unknown[spec]}"
+            for m, _, action, spec in wrong
             if spec in unknown
-        ]
+        }
         for m, now, *_ in still:
-            failed.append(f"dnf succeeded but {m.package} is {now}, wanted {m.state}")
-        if failed:
-            raise ResourceError(repr(self), "; ".join(failed))
+            failed[m.name] = f"dnf succeeded but {m.package} is {now}, wanted {m.state}"
+        if failed:  # the group's other members are right now: they did not fail
+            raise ResourceError(repr(self), "; ".join(failed.values()), members=failed)
         return False
 
     def _apply(
