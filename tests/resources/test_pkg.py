@@ -323,6 +323,7 @@ def test_an_unknown_package_fails_alone_in_a_group(pkg_host, tmp_path):
     }
     assert rows["mgmt-test-a"]["errors"] == rows["mgmt-test-b"]["errors"] == []
     assert json.loads(result.stdout)["summary"]["failed"] == 1
+    assert "converged with 1 failed resource(s)" in log(tmp_path)
     # Converged but for it: the next run changes nothing else and fails the same way.
     result = run_once(pkg_host, tmp_path, path, "--json")
     assert result.returncode == 1, log(tmp_path)

@@ -152,7 +152,7 @@ class Agent:
             self._main_wake.close()
         if self.settings.json:
             self._print_report()
-        failed = self.engine.failed()
+        failed = self.engine.failures()  # a group's failed members, each counted
         if failed:
             how = "converged" if self._timed_out else "stopped"
             log.error("%s with %d failed resource(s)", how, len(failed))
