@@ -1,11 +1,14 @@
 """What happened to one vertex during a run: the result, the differences found, the errors.
 
 The scheduler records every check here; mgmt.engine.report turns them into
-the ``--json`` document. Bounded, so a resource that flaps for hours keeps
+the ``--json`` document, and :meth:`Outcome.failures` into what a detached
+cluster's world is told of what failed. Bounded, so a resource that flaps for hours keeps
 the first differences and the last errors, not all of them.
 """
 
 from typing import Any, Dict, FrozenSet, List, Optional
+
+from mgmt.world.api import FAILURE_ERROR_MAX, Failure
 
 MAX_CHANGES = 100
 MAX_ERRORS = 20
@@ -35,25 +38,20 @@ class Outcome:
         self.error_members: List[Optional[FrozenSet[str]]] = []  # each error's, as above
 
     def record(
-        self,
-        ok: bool,
-        apply: bool,
-        notes: List[Dict[str, Any]],
-        error: Optional[str],
-        members: Optional[FrozenSet[str]] = None,
+        self, ok: bool, apply: bool, notes: List[Dict[str, Any]], error: Optional[Exception]
     ) -> None:
-        """One check: ``ok`` (the state was right), its differences, its error;
-        ``members``: the group's members that error is about, when the others were
-        checked and fixed all the same (see mgmt.resources.base.ResourceError)."""
+        """One check: ``ok`` (the state was right), its differences, its error. An
+        error may name the group's members it is about (ResourceError.members),
+        when the others were checked and fixed all the same: their part counts."""
         self.checks += 1
         if error is not None:
+            members = getattr(error, "members", None)
             self.failed = True
             self.failed_members = members
-            self.errors = [*self.errors, error][-MAX_ERRORS:]
+            self.errors = [*self.errors, message_of(error)][-MAX_ERRORS:]
             self.error_members = [*self.error_members, members][-MAX_ERRORS:]
             if members is None:
                 return
-            # The other members' part of the check went through: it counts.
             notes = [note for note in notes if note.get("resource") not in members]
             ok = not notes
         else:
@@ -86,6 +84,13 @@ class Outcome:
         """The errors that were about a group's ``member`` (or the whole group)."""
         return [e for e, m in zip(self.errors, self.error_members) if m is None or member in m]
 
+    def failures(self, kind: str, name: str) -> List[Failure]:
+        """What the world is told of this failed vertex (``kind``, ``name``): a
+        group's members its last error was about, or the vertex; each with its
+        last error, cut to what an etcd value holds."""
+        names = sorted(self.failed_members) if self.failed_members is not None else [name]
+        return [Failure(kind, n, _cut((self.errors_of(n) or [""])[-1])) for n in names]
+
     def copy(self) -> "Outcome":
         other = Outcome()
         other.result, other.failed, other.checks = self.result, self.failed, self.checks
@@ -93,3 +98,15 @@ class Outcome:
         other.changes, other.errors = list(self.changes), list(self.errors)
         other.error_members = list(self.error_members)
         return other
+
+
+def message_of(error: BaseException) -> str:
+    """What a check's error says. A ResourceError's message leaves out the
+    resource's name, which the log line has."""
+    return getattr(error, "message", None) or str(error) or type(error).__name__
+
+
+def _cut(text: str) -> str:
+    """``text``, or its start and "..." to say the rest was cut, in FAILURE_ERROR_MAX."""
+    limit = FAILURE_ERROR_MAX
+    return text if len(text) <= limit else text[: limit - 3] + "..."

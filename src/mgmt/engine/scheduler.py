@@ -18,14 +18,14 @@ from typing import Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tup
 
 from mgmt.engine.autogroup import autogroup
 from mgmt.engine.autogroup import build as build_resource
-from mgmt.engine.outcome import Outcome
+from mgmt.engine.outcome import Outcome, message_of
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
 from mgmt.graph.diff import GraphDiff, diff_resources
 from mgmt.graph.model import Edge, ResourceKey, ResourceSpec, key_str
 from mgmt.log import Logger, get_logger
 from mgmt.resources.base import Init, Resource
-from mgmt.world.api import FAILURE_ERROR_MAX, Failure
+from mgmt.world.api import Failure
 
 log = get_logger("engine")
 
@@ -298,12 +298,10 @@ class Engine:
         the members its error was about, when it names them."""
         with self._cond:
             return [
-                Failure(
-                    kind, name, _cut((v.outcome.errors_of(name) or [""])[-1], FAILURE_ERROR_MAX)
-                )
-                for (kind, vertex_name), v in self._vertices.items()
+                failure
+                for (kind, name), v in self._vertices.items()
                 if v.status == FAILED
-                for name in sorted(v.outcome.failed_members or [vertex_name])
+                for failure in v.outcome.failures(kind, name)
             ]
 
     # -- the workers --------------------------------------------------------
@@ -362,13 +360,7 @@ class Engine:
         vertex.running = False
         if vertex.removed:
             return
-        vertex.outcome.record(
-            ok,
-            apply,
-            vertex.res.notes,
-            None if error is None else _message(error),
-            getattr(error, "members", None),
-        )
+        vertex.outcome.record(ok, apply, vertex.res.notes, error)
         delay = vertex.spec.meta.delay / 1000.0
         vertex.not_before = time.monotonic() + delay if delay else 0.0
         log_ = vertex.res.init.log
@@ -376,12 +368,12 @@ class Engine:
             if vertex.tries != 0:
                 vertex.tries -= 1 if vertex.tries > 0 else 0
                 left = "forever" if vertex.tries < 0 else f"{vertex.tries} left"
-                log_.warning("failed, will retry (%s): %s", left, _message(error))
+                log_.warning("failed, will retry (%s): %s", left, message_of(error))
                 vertex.dirty = True
                 self._consider(vertex)
             else:
                 vertex.status = FAILED
-                log_.error("failed: %s", _message(error))
+                log_.error("failed: %s", message_of(error))
             return
         vertex.status = OK
         vertex.tries = vertex.spec.meta.retry
@@ -417,13 +409,3 @@ def _close(res: Resource) -> None:
         res.close()
     except Exception as err:
         log.warning("%r: close failed: %s", res, err)
-
-
-def _cut(text: str, limit: int) -> str:
-    """``text``, or its start and "..." to say the rest was cut, in ``limit`` characters."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _message(error: Exception) -> str:
-    # ResourceError carries a message without the resource's name, which the log has.
-    return getattr(error, "message", None) or str(error) or type(error).__name__
