@@ -188,6 +188,26 @@ def test_meta_retry_starts_a_failing_unit_that_many_times_more(fail_host, tmp_pa
     assert log(tmp_path).count(f"{FAIL}: did not stay running") >= 1
 
 
+def test_a_failed_start_is_tried_again_after_a_reset_failed_from_outside(fail_host, tmp_path):
+    host = fail_host
+    path = graph(tmp_path, name="mgmt-fail", state="running")
+    agent = host.agent(agent_args(tmp_path, path), tmp_path / "agent.log")
+    try:
+        wait_until(
+            lambda: f"failed: {FAIL}: did not stay running" in log(tmp_path),
+            what="the start to fail",
+        )
+        host.run(["touch", "/var/tmp/ok"])  # fixed; then the admin clears the failed state
+        host.run(["systemctl", "reset-failed", FAIL])
+        wait_until(lambda: f"started {FAIL}" in log(tmp_path), what="the start after the reset")
+        assert host.prop(FAIL, "ActiveState") == "active"
+        assert starts(host) == 2
+        assert agent.poll() is None
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+
+
 def test_a_failed_start_is_tried_again_after_a_start_from_outside_or_an_edit(fail_host, tmp_path):
     host = fail_host
     failed = f"failed: {FAIL}: did not stay running"

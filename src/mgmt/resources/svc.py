@@ -13,7 +13,8 @@ loop: ``systemctl start`` returns as soon as a simple service is forked, so a
 start counts only once the unit stays running for :data:`SETTLE` seconds. One
 that ends sooner failed to start: the resource fails quoting systemd's state,
 and that start's end (and the signals it sends) does not start it again; a new
-start of the unit from outside or a graph edit does, or ``meta: {retry}``.
+start of the unit from outside does, a ``systemctl reset-failed`` of it (which
+zeroes the activation's timestamp), a graph edit or ``meta: {retry}``.
 """
 
 import string
