@@ -350,3 +350,47 @@ def test_a_file_that_shrinks_while_it_is_packed_is_named_with_why(tmp_path):
         "/sys/kernel/uevent_seqnum: cannot read: unexpected end of data: "
         "it changed while it was packed"
     )
+
+
+def test_names_and_links_that_rpm_would_not_install_are_refused(tmp_path):
+    """rpm installs a file as NAME;%08x first: 246 bytes is the longest name it
+    installs. A symlink loop fails rpmbuild's classification of the file."""
+    require_tools("rpmbuild")
+    longest, too_long = "é" * 123, "F" * 247  # 246 and 247 bytes
+    for name, code in ((longest, 0), (too_long, 2)):
+        tree = tmp_path / f"t{code}"
+        tree.mkdir()
+        (tree / name).write_text("x\n")
+        out = tmp_path / f"out{code}"
+        result = run_cli("rpm", "-n", "long", "-v", "1", "-o", str(out), f"{tree}/=/opt/long")
+        assert result.code == code, result.err
+        if code:
+            assert result.err == (
+                f"mgmt-pkg: error: {tree / name}: the name has 247 bytes; rpm installs files "
+                "and symlinks of at most 246\n"
+            )
+            assert not out.exists() or not list(out.iterdir())
+        else:
+            assert list(headers(result.paths[2])) == [f"/opt/long/{name}"]
+    loop = tmp_path / "loop"
+    loop.mkdir()
+    os.symlink("me", loop / "me")
+    result = run_cli("rpm", "-n", "loop", "-v", "1", "-o", str(tmp_path / "o"), f"{loop}/=/opt/l")
+    assert result.code == 2
+    assert result.err == (
+        f"mgmt-pkg: error: {loop / 'me'}: a symlink loop (-> me), which rpmbuild refuses\n"
+    )
+
+
+def test_a_file_from_before_1970_is_dated_1970_not_2086(tmp_path):
+    """rpm keeps file times as unsigned 32 bits: -631152000 would read as 2086."""
+    require_tools("rpmbuild")
+    old = tmp_path / "old"
+    old.write_text("x\n")
+    os.utime(old, (-631152000, -631152000))  # 1950-01-01
+    result = run_cli("rpm", "-n", "old", "-v", "1", "-o", str(tmp_path / "out"),
+                     "--source-date-epoch", "1700000000", f"{old}=/opt/old")  # fmt: skip
+    assert result.code == 0, result.err
+    done = subprocess.run(["rpm", "-qp", "--qf", "[%{FILEMTIMES}\\n]", str(result.paths[2])],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert done.stdout == "0\n"

@@ -10,6 +10,7 @@ metadata: the tarball (mgmt_pkg.rpm.tarball) reads the contents later.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import posixpath
@@ -196,6 +197,8 @@ def _walk(
             continue
         _check_name(path, in_package)
         kind = _kind(path, info)
+        if kind != "dir":
+            _check_length(path, in_package)
         entry = Entry(in_package or "/", kind, stat.S_IMODE(info.st_mode), user, group)
         if kind == "file":
             entry = replace(entry, source=path)
@@ -257,9 +260,31 @@ def _check_name(path: Path, in_package: str) -> None:
         raise InvalidInput(f"{shown(path)}: the name contains {bad[0]!r}, which rpm refuses")
 
 
+# rpm writes each file and symlink as NAME;%08x (9 bytes more) and renames it
+# into place: a name past 246 bytes builds, then fails to install (NAME_MAX 255).
+MAX_NAME_BYTES = 255 - len(";12345678")
+
+
+def _check_length(path: Path, in_package: str) -> None:
+    size = len(posixpath.basename(in_package).encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise InvalidInput(
+            f"{shown(path)}: the name has {size} bytes; rpm installs files and symlinks "
+            f"of at most {MAX_NAME_BYTES}"
+        )
+
+
 def _link_text(path: Path, in_package: str) -> str:
     target = os.readlink(path)
     _check_name(path, target)
+    try:
+        os.stat(path)
+    except OSError as error:
+        # rpmbuild classifies each file by what it points to: a loop fails the build.
+        if error.errno == errno.ELOOP:
+            raise InvalidInput(
+                f"{shown(path)}: a symlink loop (-> {shown(target)}), which rpmbuild refuses"
+            ) from None
     return target
 
 

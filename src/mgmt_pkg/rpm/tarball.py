@@ -1,7 +1,7 @@
 """Source0: the payload as a reproducible tarball, the SRPM's copy of the files.
 
 Same entries, same bytes: members sorted by path, owner 0/0 (root), mtimes
-clamped to SOURCE_DATE_EPOCH, GNU format with UTF-8 names, and gzip without a
+clamped between 0 and SOURCE_DATE_EPOCH, GNU format with UTF-8 names, and gzip without a
 name or time stamp. Modes are normalised (0755 for directories and executables,
 0644 otherwise) so that any user can extract and remove the tree; the spec's
 %attr carries each entry's real mode, owner and group into the RPM.
@@ -50,7 +50,8 @@ def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry, clamp: 
         with open(entry.source, "rb") as stream:
             status = os.fstat(stream.fileno())
             info.size = status.st_size
-            info.mtime = min(int(status.st_mtime), clamp)
+            # rpm keeps times as unsigned 32 bits: one before 1970 would wrap to 2086.
+            info.mtime = max(0, min(int(status.st_mtime), clamp))
             tar.addfile(info, stream)
     except OSError as error:
         # No strerror: tarfile found fewer bytes than fstat said (it shrank meanwhile).
