@@ -196,3 +196,36 @@ def test_command_versions_agree_with_the_spec(srpm):
         )
         assert done.returncode == 0, (command, done.stderr)
         assert version in done.stdout + done.stderr, command
+
+
+def test_an_uncommitted_spec_edit_is_said_and_left_out(checkout, srpm, tmp_path):
+    """The tarball and the version are HEAD's: so is the spec, or one commit
+    would give two SRPMs. A copy of the clone, its template edited, not committed."""
+    clone = tmp_path / "edited"
+    shutil.copytree(checkout, clone, symlinks=True)
+    template = clone / "specs" / "mgmt-pkg.spec.in"
+    template.write_text(re.sub(r"^Release:.*$", "Release: 99%{?dist}", template.read_text(),
+                               flags=re.M))  # fmt: skip
+    outdir = tmp_path / "out dir"  # a space in outdir is taken as it is
+    done = subprocess.run(
+        ["make", "-f", str(clone / ".copr" / "Makefile"), "srpm", f"outdir={outdir}",
+         f"spec={clone}/"],
+        cwd=tmp_path, env=_bare_env(tmp_path), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "specs/mgmt-pkg.spec.in has uncommitted changes" in done.stderr
+    [built] = outdir.glob("*.src.rpm")
+    assert built.name == srpm.name  # release 1, as committed
+    assert _spec_text(built) == _spec_text(srpm)
+
+
+def test_a_copy_into_outdir_that_fails_fails_make(checkout, tmp_path):
+    """/proc/sys takes no new file, even from root: cp fails, and so does make."""
+    done = subprocess.run(
+        ["make", "-f", str(checkout / ".copr" / "Makefile"), "srpm", "outdir=/proc/sys",
+         f"spec={checkout}/"],
+        cwd=tmp_path, env=_bare_env(tmp_path), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "srpm: " not in done.stdout
+    assert "cannot create regular file '/proc/sys/." in done.stderr
