@@ -142,6 +142,15 @@ def test_bad_credentials(copr, good_srpm, tmp_path):
     assert uploads(copr) == 0
 
 
+def test_a_project_of_another_owner_is_a_missing_right_not_bad_credentials(copr, good_srpm):
+    """COPR answers 403 to both; its words tell which, and the hint follows them."""
+    copr.state.projects[("bob", "demo")] = [CHROOT]
+    done = run("build", "bob/demo", str(good_srpm), "--config", str(copr.config))
+    assert_one_line_error(done, 1, f"refused {LOGIN!r}: User 'alice' can not build in bob's")
+    assert "credentials" not in done.stderr
+    assert uploads(copr) == 0
+
+
 def test_missing_project(copr, good_srpm):
     done = run("build", f"{USER}/nope", str(good_srpm), "--config", str(copr.config))
     assert_one_line_error(done, 1, "Project alice/nope does not exist")

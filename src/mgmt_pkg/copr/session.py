@@ -104,14 +104,24 @@ class CoprSession:
         try:
             yield
         except CoprAuthException as error:
+            # COPR answers 403 both to a bad token and to a good one without the
+            # right (another owner's project): only its words tell them apart.
+            said = _one_line(error)
+            if not _BAD_LOGIN.search(said):
+                raise CoprFailed(f"{doing}: {self.url} refused {self.login!r}: {said}") from error
             raise CoprFailed(
                 f"{doing}: {self.url} refused the credentials of {self.login!r} "
-                f"(check login and token in {self.config['config_path']}): {_one_line(error)}"
+                f"(check login and token in {self.config['config_path']}): {said}"
             ) from error
         except CoprException as error:
             raise CoprFailed(f"{doing}: {_one_line(error)}") from error
         except requests.RequestException as error:
             raise CoprFailed(f"{doing}: cannot reach {self.url}: {_one_line(error)}") from error
+
+
+# COPR's words for a login it does not take ("Login invalid/expired. Please visit
+# the API page to get a token"); a missing right names the project instead.
+_BAD_LOGIN = re.compile(r"\blogin\b|\btoken\b|expired|authenticat", re.IGNORECASE)
 
 
 def _one_line(error: Exception) -> str:
