@@ -342,3 +342,59 @@ def test_a_transfer_without_a_thread_is_refused_and_closes_what_it_opened(boot_t
         opcode, block, _data, sender = _reply(client)
         client.sendto(struct.pack("!HH", ACK, 1), sender)
     assert (opcode, block) == (DATA, 1)
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [struct.pack("!HH", ERROR, 4) + b"unexpected opcode 5\0", struct.pack("!HH", ACK, 1),
+     struct.pack("!HH", DATA, 1) + b"x", struct.pack("!H", OACK) + b"a\0b\0", b"\0", b""],
+    ids=["error", "ack", "data", "oack", "one byte", "empty"],
+)  # fmt: skip
+def test_what_is_no_request_is_dropped_unanswered(packet):
+    """Answering an ERROR (or a stray ACK whose source may be forged) lets two
+    servers bounce errors at each other forever (CVE-2024-2169)."""
+    overlay = {"/f": Content.from_bytes(b"after")}
+    with (
+        TftpServer(None, "127.0.0.1", 0, overlay) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        client.sendto(packet, server.address)
+        client.sendto(_rrq("f"), server.address)  # the first answer is the request's
+        opcode, block, data, sender = _reply(client)
+        assert (opcode, block, data) == (DATA, 1, b"after")
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
+
+
+def test_duplicate_acks_do_not_put_the_resend_off():
+    """A client that re-ACKs block 1 every 0.3 s while block 2 was lost gets block 2
+    again one timeout (1 s) after it was sent, not never."""
+    content = os.urandom(512 + 10)
+    with (
+        TftpServer(None, "127.0.0.1", 0, {"/f": Content.from_bytes(content)}) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        client.sendto(_rrq("f"), server.address)
+        opcode, block, _data, sender = _reply(client)
+        assert (opcode, block) == (DATA, 1)
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
+        assert _reply(client)[:2] == (DATA, 2)  # taken as lost
+        sent = time.monotonic()
+        client.settimeout(0.3)
+        while True:
+            client.sendto(struct.pack("!HH", ACK, 1), sender)  # a duplicate, again and again
+            try:
+                opcode, block, data, _sender = _reply(client)
+                break
+            except socket.timeout:
+                assert time.monotonic() - sent < 4, "block 2 was never sent again"
+        assert (opcode, block, data) == (DATA, 2, content[512:])
+        client.sendto(struct.pack("!HH", ACK, 2), sender)
+
+
+def test_a_port_in_use_is_refused_not_shared():
+    with TftpServer(None, "127.0.0.1", 0, {}) as server:
+        with pytest.raises(OSError) as caught:
+            TftpServer(None, "127.0.0.1", server.address[1], {})
+        assert caught.value.errno == 98  # EADDRINUSE

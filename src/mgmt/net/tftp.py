@@ -14,6 +14,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import BinaryIO, Dict, List, Optional, Tuple, Union
 
@@ -66,13 +67,16 @@ class RequestError(Exception):
         super().__init__(message)
 
 
-def parse_request(packet: bytes) -> Tuple[int, str, str, Dict[str, str]]:
-    """(opcode, filename, mode, options) of an RRQ/WRQ; options keys lower-cased."""
+def parse_request(packet: bytes) -> Optional[Tuple[int, str, str, Dict[str, str]]]:
+    """(opcode, filename, mode, options) of an RRQ/WRQ, options keys lower-cased;
+    None for any other packet, which is dropped unanswered: an ERROR is never
+    answered (RFC 1350), and answering stray DATA or ACKs (their source may be
+    forged) lets two servers bounce errors at each other forever (CVE-2024-2169)."""
+    opcode = struct.unpack("!H", packet[:2])[0] if len(packet) >= 2 else None
+    if opcode not in (RRQ, WRQ):
+        return None
     if len(packet) < 4:
         raise RequestError(ILLEGAL_OPERATION, "short packet")
-    opcode = struct.unpack("!H", packet[:2])[0]
-    if opcode not in (RRQ, WRQ):
-        raise RequestError(ILLEGAL_OPERATION, f"unexpected opcode {opcode}")
     fields = packet[2:].split(b"\0")
     if len(fields) < 3 or fields[-1] != b"":
         raise RequestError(ILLEGAL_OPERATION, "malformed request")
@@ -201,10 +205,21 @@ class _Transfer:
         for _attempt in range(self.server.retries + 1):
             if self.server.stopping.is_set():
                 return None
-            for _number, packet in window:
-                self.sock.send(packet)
+            # Resend one timeout after the send, whatever came meanwhile: a packet
+            # ignored below (a duplicate ACK) must not put the resend off for good.
+            deadline = time.monotonic() + self.timeout
+            try:
+                for _number, packet in window:
+                    self.sock.send(packet)
+            except OSError as error:  # ICMP port unreachable: the client is gone
+                log.debug("%s: transfer ended: %s", self.client[0], error)
+                return None
             while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break  # resend
                 try:
+                    self.sock.settimeout(left)
                     reply = self.sock.recv(_MAX_PACKET)
                 except socket.timeout:
                     break  # resend
@@ -247,9 +262,14 @@ class TftpServer(BackgroundServer):
         self.retries = retries
         self.max_transfers = max_transfers
         self._overlay: Dict[str, OverlayEntry] = dict(overlay or {})
+        # No SO_REUSEADDR: on UDP it lets a second server share the port and
+        # take its requests, where a clear "address in use" is wanted.
         self._sock = socket.socket(self.family, socket.SOCK_DGRAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((bind, port))
+        try:
+            self._sock.bind((bind, port))
+        except OSError:
+            self._sock.close()
+            raise
         self._sock.settimeout(0.2)  # how quickly stop() is noticed
         self._transfers: List[threading.Thread] = []
 
@@ -289,7 +309,11 @@ class TftpServer(BackgroundServer):
 
     def _handle(self, packet: bytes, client: Tuple[str, int]) -> None:
         try:
-            opcode, filename, mode, requested = parse_request(packet)
+            request = parse_request(packet)
+            if request is None:
+                log.debug("%s: dropped a packet that is no request: %r", client[0], packet[:8])
+                return
+            opcode, filename, mode, requested = request
             if opcode == WRQ:
                 raise RequestError(ACCESS_VIOLATION, "read-only server: uploads are refused")
             if mode not in ("octet", "netascii"):
