@@ -14,7 +14,17 @@ import re
 import stat
 import time
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterable, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import (
+    BinaryIO,
+    Callable,
+    Dict,
+    Iterable,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Tuple,
+    Union,
+)
 
 from mgmt.net.http_range import make_etag
 
@@ -103,6 +113,11 @@ def open_source(source: Optional[Source]) -> Tuple[Content, BinaryIO]:
     Servers call this before they answer anything, so that a file they cannot
     read is refused with a status of its own (403, TFTP access violation)
     instead of a success status followed by nothing.
+
+    A bare Path is one in a served tree, as :func:`resolve_under` checked it (a
+    real path): it is opened without following any symlink, so that one swapped
+    in since the check (by whoever may write in the tree) is not followed out of
+    it. A Content's path (a file given by name) is opened as it is.
     """
     if source is None:
         raise NotServable(NotServable.MISSING, "file not found")
@@ -110,18 +125,34 @@ def open_source(source: Optional[Source]) -> Tuple[Content, BinaryIO]:
         if source.data is not None:
             return source, io.BytesIO(source.data)
         assert source.path is not None
-        source = source.path
-    return _open_file(source)
+        return _open_file(source.path, os.open)
+    return _open_file(source, _open_no_symlinks)
 
 
-def _open_file(path: Path) -> Tuple[Content, BinaryIO]:
+def _open_no_symlinks(path: Path, flags: int) -> int:
+    """``os.open`` of a path with no symlinks in it, one folder at a time from /,
+    none followed: ELOOP (so "missing") where a symlink took a folder's or the
+    file's place since the path was resolved."""
+    parts = [part for part in str(path).split("/") if part]
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            folder = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = folder
+        return os.open(parts[-1], flags | os.O_NOFOLLOW, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _open_file(path: Path, opener: Callable[[Path, int], int]) -> Tuple[Content, BinaryIO]:
     try:
         # stat first: a FIFO or device in the tree is never opened (opening one can
         # block or have effects); O_NONBLOCK in case one replaced the file since.
         # It changes nothing for a regular file.
         if not stat.S_ISREG(os.stat(path).st_mode):
             raise NotServable(NotServable.MISSING, "not a regular file", path)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = opener(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         raise NotServable.from_error(error, path) from None
     try:

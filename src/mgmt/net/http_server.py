@@ -170,7 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_empty(301, {"Location": location})
             return None
         try:
-            content, body = open_source(target / "index.html")
+            # Checked like any path in the tree: an index.html linking out of it is none.
+            content, body = open_source(resolve_under(self.server.root, url_path + "index.html"))
             return content, body, "index.html"
         except NotServable as refusal:
             if refusal.kind != NotServable.MISSING:
