@@ -66,7 +66,8 @@ def test_range_case(http_server, validators, case):
         assert reply.header(name) == _fill(value, validators), name
     for name in case.get("absent_headers", []):
         assert reply.header(name) is None, name
-    assert int(reply.header("Content-Length")) == len(reply.body) or case["method"] == "HEAD"
+    if reply.status != 304:  # which has no body, and no Content-Length
+        assert int(reply.header("Content-Length")) == len(reply.body) or case["method"] == "HEAD"
     if "parts" in case:
         parts = parse_multipart(reply.header("Content-Type"), reply.body)
         assert [(r, d.decode()) for _t, r, d in parts] == [tuple(p) for p in case["parts"]]

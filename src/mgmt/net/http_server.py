@@ -258,7 +258,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _send_empty(self, status: int, headers: Optional[Dict[str, str]] = None) -> None:
-        self._head(status, {**(headers or {}), "Content-Length": 0})
+        # A 304 has no body by definition, and a Content-Length there must be the
+        # 200's (RFC 9110, 8.6): none is sent.
+        length = {} if status == 304 else {"Content-Length": 0}
+        self._head(status, {**(headers or {}), **length})
 
     def _send_body(self, body: BinaryIO, parts: list, tail: bytes) -> None:
         try:
