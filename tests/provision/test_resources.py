@@ -20,6 +20,7 @@ from mgmt.log import get_logger
 from mgmt.net.board import Board
 from mgmt.resources.base import FieldError, Init, ResourceError, Services, fill_params
 from mgmt.resources.http import HttpFileRes, HttpServerRes
+from mgmt.resources.tftp import TftpServerRes
 from support import require_tools
 
 MAC = "52:54:00:12:34:56"
@@ -158,6 +159,16 @@ def test_taken_port_is_a_resource_error(tmp_path):
         server.init.stopping.set()  # no patience: fail at once
         with pytest.raises(ResourceError, match=f"cannot listen on 127.0.0.1 port {port}"):
             server.check_apply(True)
+
+
+@pytest.mark.parametrize("kind", [HttpServerRes, TftpServerRes])
+def test_a_root_that_is_no_directory_is_a_resource_error(tmp_path, kind):
+    (tmp_path / "a-file").write_text("x")
+    for root in (tmp_path / "missing", tmp_path / "a-file"):
+        server = _res(kind, "srv", tmp_path, Services(), address="127.0.0.1:0", root=str(root))
+        with pytest.raises(ResourceError, match=f"root {root} is no directory"):
+            server.check_apply(True)
+        assert server._server is None  # nothing started
 
 
 def test_file_without_its_server_is_a_resource_error(tmp_path):

@@ -72,6 +72,9 @@ class ServerRes(_OnBoard):
     def check_apply(self, apply: bool) -> bool:
         if self._running():
             return True
+        root = self.params["root"]
+        if root and not os.path.isdir(root):  # every request would be a 404
+            raise ResourceError(repr(self), f"root {root} is no directory (missing?)")
         if not apply:
             return False
         self._stop()
