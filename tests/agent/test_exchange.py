@@ -98,3 +98,38 @@ def test_a_collected_file_never_leaves_the_pattern_directory(mgmt_log):
     assert paths == {"dir": "/srv/in/x/", "renamed": "/srv/in/b"}
     for name in ("climber", "dotdot", "root"):
         assert f"skipping file[{name}] from evil: " in mgmt_log.getvalue()
+
+
+class _Unreachable(MemWorld):
+    """A world whose etcd stopped answering."""
+
+    def collect(self, *args, **kwargs):
+        from mgmt.errors import MgmtError
+
+        raise MgmtError("etcd: connection refused")
+
+
+def test_the_graph_wins_over_a_collected_name_and_etcd_down_keeps_the_last_collected(
+    tmp_path, mgmt_log
+):
+    from mgmt.engine.agent import Agent
+    from mgmt.settings import Settings
+
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    # a has a "shared" export and a resource of its own named "shared@b": b's
+    # "shared", renamed for its other path, would take that name.
+    graph = parse_graph(graph_for("a", pattern="").replace("name: locala", "name: shared@b"))
+    store["exported"]["b"] = {("file", "shared"): {"path": "/tmp/other-b", "content": "b's"}}
+    world = MemWorld("a", store)
+    publish(world, graph)
+    settings = Settings(file=tmp_path / "g.yaml", no_server=True)
+    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
+    agent.graph = graph
+    wanted = agent._wanted()
+    # a's own shared@b (path /tmp/locala) stays, not b's renamed "shared".
+    assert wanted[("file", "shared@b")].params["path"] == "/tmp/locala"
+    assert "collected file[shared@b] is not used: the graph has its own" in mgmt_log.getvalue()
+    # etcd gone: the last collected set is kept, not dropped.
+    before = dict(wanted)
+    agent.world = _Unreachable("a", store)
+    assert agent._wanted() == before

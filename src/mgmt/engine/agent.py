@@ -69,6 +69,9 @@ class Agent:
         self._wake = threading.Condition()
         self._graph_dirty = False
         self._collect_dirty = False
+        # What was last collected: kept while etcd cannot be read (an edit then
+        # changes only what it changes, not every collected resource).
+        self._collected: Dict[ResourceKey, ResourceSpec] = {}
         self._planning = False  # the planner took the flags above and is applying them
         self._world_retry_at: Optional[float] = None  # set while the world is out of step
         self._last_event = 0.0
@@ -274,9 +277,17 @@ class Agent:
             from mgmt.engine.exchange import collected
 
             try:
-                wanted.update(collected(self.world, self.graph))
+                self._collected = collected(self.world, self.graph)
             except MgmtError as err:
-                log.error("cannot collect exported resources: %s", err)
+                log.error("cannot collect exported resources (keeping the last ones): %s", err)
+            # The graph's own resources win over collected ones of the same name.
+            for key, spec in self._collected.items():
+                if key in wanted:
+                    log.warning("collected %s[%s] is not used: the graph has its own", *key)
+                else:
+                    wanted[key] = spec
+        else:
+            self._collected = {}
         return wanted
 
     def _apply(self, first: bool = False) -> None:
