@@ -243,6 +243,36 @@ def test_retry_with_delay_then_success_unblocks_children(engine_factory):
     assert engine.failed() == []
 
 
+def test_an_event_during_the_last_failing_try_checks_it_again(engine_factory):
+    """The event may have fixed what it failed on (a file's folder made again while
+    the file failed on it): it is not lost with the failure."""
+    GATES["g"] = threading.Event()
+    g = graph("  probe:\n  - {name: p, fail: 1, gate: g}\n")
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert wait_for(lambda: names() == ["p"])  # the check is under way, held at the gate
+    engine.poke(engine._vertices[("probe", "p")])  # the event, while it runs
+    GATES["g"].set()  # it fails (its one failure)
+    assert engine.wait_idle(5)
+    assert names() == ["p", "p"] and engine.failed() == []
+    runs = [t for _, _, t in LOG]
+    assert runs[1] - runs[0] >= scheduler.EVENT_RECHECK  # not at full speed
+
+
+def test_a_resource_removed_while_it_waits_for_a_retry_does_not_hold_convergence(
+    engine_factory,
+):
+    g = graph("  probe:\n  - {name: bad, fail: 99, meta: {retry: 5, delay: 600000}}\n"
+              "  - {name: n}\n")  # fmt: skip
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert wait_for(lambda: names().count("bad") == 1 and "n" in names())
+    assert not engine.wait_idle(0.2)  # its retry is ten minutes away
+    g = graph("  probe:\n  - {name: n}\n")
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
+
+
 def test_noop_engine_and_noop_meta_never_apply(engine_factory):
     g = graph("  probe:\n  - {name: a}\n  - {name: b, meta: {noop: true}}\n")
     engine = engine_factory(noop=True)

@@ -30,6 +30,7 @@ from mgmt.world.api import Failure
 log = get_logger("engine")
 
 NEW, OK, FAILED = "new", "ok", "failed"
+EVENT_RECHECK = 0.5  # seconds: see Engine._finish
 
 
 def default_workers() -> int:
@@ -142,6 +143,9 @@ class Engine:
                 ]
                 for vertex in old:
                     vertex.removed = True
+                if old:  # one waiting for a retry's delay must not keep the engine busy
+                    self._timers = [t for t in self._timers if not t[2].removed]
+                    heapq.heapify(self._timers)
                 self._vertices.update(fresh)
                 for vertex in self._vertices.values():
                     vertex.parents = [
@@ -374,6 +378,14 @@ class Engine:
             else:
                 vertex.status = FAILED
                 log_.error("failed: %s", message_of(error))
+                if vertex.dirty:
+                    # An event came while it failed (a file's folder made again as
+                    # it failed on it): it may succeed now, with a new event's fresh
+                    # tries; not sooner than EVENT_RECHECK, so that a kind whose
+                    # failing check makes an event of its own cannot spin.
+                    vertex.tries = vertex.spec.meta.retry
+                    vertex.not_before = max(vertex.not_before, time.monotonic() + EVENT_RECHECK)
+                    self._consider(vertex)
             return
         vertex.status = OK
         vertex.tries = vertex.spec.meta.retry

@@ -93,6 +93,9 @@ class SvcRes(Resource):
         self.unit = unit_name(self.params.get("name") or name)
         self._cancels: List[Callable[[], None]] = []
         self._changed = threading.Event()  # a signal about the unit: a start's wait ends early
+        # While our own start settles, its signals are ours to read (see _start), not
+        # events: a failed start would otherwise wake a check of its own failure.
+        self._starting = False
         # The last failed start: the activation it made (systemd's InactiveExitTimestamp,
         # new at each start of the unit, whoever starts it), what it said, and how many
         # failed in a row on that activation (the first, then any meta retries).
@@ -114,7 +117,8 @@ class SvcRes(Resource):
 
     def _unit_changed(self) -> None:
         self._changed.set()
-        self.init.event()
+        if not self._starting:
+            self.init.event()
 
     def close(self) -> None:
         cancels, self._cancels = self._cancels, []
@@ -179,6 +183,13 @@ class SvcRes(Resource):
     def _start(self) -> None:
         """``systemctl start``, then wait until the unit has run for SETTLE seconds;
         UnitError quoting systemd's state when it ends (or starts to restart) sooner."""
+        self._starting = True
+        try:
+            self._start_and_settle()
+        finally:
+            self._starting = False
+
+    def _start_and_settle(self) -> None:
         self._changed.clear()
         said = ""
         try:
