@@ -133,3 +133,49 @@ def test_the_graph_wins_over_a_collected_name_and_etcd_down_keeps_the_last_colle
     before = dict(wanted)
     agent.world = _Unreachable("a", store)
     assert agent._wanted() == before
+
+
+def test_collected_resources_that_close_a_cycle_are_left_out_and_fail_the_run(
+    tmp_path, capsys, mgmt_log
+):
+    """b's directory, collected into a's srv/, comes after a's srv/ (its parent) and
+    before a's server (whose root it is), which the graph puts before srv/: a
+    cycle only with it. a's own resources still run; the run says why it failed."""
+    import json
+
+    from mgmt.engine.agent import Agent
+    from mgmt.settings import Settings
+
+    srv = tmp_path / "srv"
+    text = f"""graph: a
+resources:
+  file:
+  - name: X
+    path: {srv}/
+  - name: other
+    path: {tmp_path}/other
+    content: "mine\\n"
+  http:server:
+  - name: s
+    address: "127.0.0.1:0"
+    root: {srv}/www
+edges:
+- from: {{kind: "http:server", name: s}}
+  to: {{kind: file, name: X}}
+collect:
+- kind: file
+  pattern: {srv}/
+"""
+    path = tmp_path / "a.yaml"
+    path.write_text(text)
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    store["exported"]["b"] = {("file", "www"): {"path": "/export/www/"}}
+    settings = Settings(file=path, no_server=True, converged_timeout=0, no_watch=True, json=True)
+    agent = Agent(settings, world=MemWorld("a", store), state_dir=tmp_path / "state")
+    assert agent.run() == 1
+    assert (tmp_path / "other").read_text() == "mine\n"  # outside the cycle: applied
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "failed"
+    [error] = doc["errors"]
+    assert error.startswith(f"{path}: dependency cycle: ") and "file[www]" in error
+    assert "running without the collected resources" in mgmt_log.getvalue()

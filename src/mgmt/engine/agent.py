@@ -72,6 +72,8 @@ class Agent:
         # What was last collected: kept while etcd cannot be read (an edit then
         # changes only what it changes, not every collected resource).
         self._collected: Dict[ResourceKey, ResourceSpec] = {}
+        # Why the collected resources are left out (they close a dependency cycle).
+        self.collect_error: Optional[str] = None
         self._planning = False  # the planner took the flags above and is applying them
         self._world_retry_at: Optional[float] = None  # set while the world is out of step
         self._last_event = 0.0
@@ -156,18 +158,22 @@ class Agent:
         if self.settings.json:
             self._print_report()
         failed = self.engine.failures()  # a group's failed members, each counted
+        how = "converged" if self._timed_out else "stopped"
         if failed:
-            how = "converged" if self._timed_out else "stopped"
             log.error("%s with %d failed resource(s)", how, len(failed))
-            return 1
-        return 0
+        if self.collect_error is not None:
+            log.error("%s without the collected resources: %s", how, self.collect_error)
+        return 1 if failed or self.collect_error is not None else 0
 
     def _print_report(self) -> None:
         """The --json document on stdout (see mgmt.engine.report), after the last log line."""
         from mgmt.engine import report
 
         outcomes = self.engine.outcomes() if self.engine is not None else []
-        doc = report.document(self.settings.hostname, self.settings.noop, self.converged, outcomes)
+        errors = [self.collect_error] if self.collect_error is not None else []
+        doc = report.document(
+            self.settings.hostname, self.settings.noop, self.converged, outcomes, errors
+        )
         text = report.dumps(doc)
         if self.settings.converged_stdout:  # a remote run's agent: the initiator collects it
             from mgmt.remote.protocol import report_line
@@ -296,8 +302,16 @@ class Agent:
         try:
             diff = self.engine.update(wanted, self.graph.edges)
         except GraphError as err:
-            log.error("%s; keeping the running graph", err)
-            return
+            # The graph alone has no cycle (parse_graph checks): collected resources
+            # closed this one. The graph runs without them, and the run fails.
+            local = self.graph.local()
+            where = os.fspath(self.settings.file)  # type: ignore[arg-type]
+            self.collect_error = f"{where}: {err.message} (through collected resources)"
+            log.error("%s: running without the collected resources", self.collect_error)
+            wanted = dict(local)
+            diff = self.engine.update(wanted, self.graph.edges)
+        else:
+            self.collect_error = None
         if first:  # as the graph has them (the engine may group some, as pkg's)
             log.info("graph %r: %d resources", self.graph.name, len(wanted))
         elif not diff.empty:

@@ -10,7 +10,9 @@ remote run will embed one such document per host under ``hosts``. Shape
       "host": "web1",                 # the agent's --hostname
       "noop": false,                  # --noop: nothing was changed
       "converged": true,              # was converged when it ended (see below)
-      "status": "ok",                 # "failed" when any resource failed
+      "status": "ok",                 # "failed" when any resource failed (or "errors")
+      "errors": ["..."],              # only when the graph itself failed to run whole
+                                      # (collected resources that close a cycle)
       "summary": {"changed": 1, "unchanged": 2, "would-change": 0,
                   "failed": 0, "pending": 0},
       "resources": [
@@ -90,21 +92,26 @@ def document(
     noop: bool,
     converged: bool,
     outcomes: Iterable[Tuple[ResourceSpec, Outcome]],
+    errors: Iterable[str] = (),
 ) -> Dict[str, Any]:
-    """The run's document (see the module docstring for its shape)."""
+    """The run's document (see the module docstring for its shape); ``errors``:
+    what kept the graph from running whole."""
     resources = resource_entries(outcomes)
     summary = {result: 0 for result in RESULTS}
     for entry in resources:
         summary[entry["result"]] += 1
-    return {
+    errors = list(errors)
+    doc: Dict[str, Any] = {
         "version": VERSION,
         "host": host,
         "noop": noop,
         "converged": converged,
-        "status": "failed" if summary[FAILED] else "ok",
-        "summary": summary,
-        "resources": resources,
+        "status": "failed" if summary[FAILED] or errors else "ok",
     }
+    if errors:
+        doc["errors"] = errors
+    doc.update(summary=summary, resources=resources)
+    return doc
 
 
 def dumps(doc: Dict[str, Any]) -> str:
