@@ -236,3 +236,12 @@ def test_a_fifo_or_a_device_is_refused_without_waiting_for_a_writer(tmp_path):
         reader.start()
         reader.join(10)
         assert [e.message for e in errors] == ["not a regular file; expected a graph file"]
+
+
+def test_a_directory_is_refused_as_any_other_non_file(tmp_path):
+    """A running agent's graph file replaced by a directory: a GraphError, as at start."""
+    from mgmt.graph.parse import read_graph_text
+
+    with pytest.raises(GraphError) as caught:
+        read_graph_text(tmp_path)
+    assert caught.value.message == "not a regular file; expected a graph file"

@@ -273,12 +273,14 @@ def read_graph_text(path: "Union[str, os.PathLike[str]]") -> str:
         raise GraphError("the graph file does not exist", str(path)) from None
     except OSError as err:
         raise GraphError(f"cannot read the graph file: {err.strerror}", str(path)) from None
+    # The type before fdopen, which refuses a directory with an exception of its own.
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise GraphError("not a regular file; expected a graph file", str(path))
     with os.fdopen(fd, "rb") as stream:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise GraphError("not a regular file; expected a graph file", str(path))
         try:
             data = stream.read(MAX_BYTES + 1)
-        except OSError as err:  # a directory: EISDIR
+        except OSError as err:
             raise GraphError(f"cannot read the graph file: {err.strerror}", str(path)) from None
     if len(data) > MAX_BYTES:
         raise GraphError(f"the graph is larger than {MAX_BYTES // (1024 * 1024)} MiB", str(path))
