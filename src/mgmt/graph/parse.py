@@ -85,7 +85,11 @@ class _Parser:
         self.check_clashes(graph)
         line = doc.line_of("collect")
         for item, item_line in _items(self.sequence(doc.get("collect"), "collect", line)):
-            graph.collect.append(self.collect(self.mapping(item, "a collect entry", item_line)))
+            entry = self.collect(self.mapping(item, "a collect entry", item_line))
+            if any(other.kind == entry.kind for other in graph.collect):
+                # Only one pattern can say where a kind's collected resources go.
+                raise self.fail(f"collect: {entry.kind} is collected twice", item_line)
+            graph.collect.append(entry)
         line = doc.line_of("edges")
         for item, item_line in _items(self.sequence(doc.get("edges"), "edges", line)):
             graph.edges.append(self.edge(graph, self.mapping(item, "an edge", item_line)))
@@ -206,7 +210,12 @@ class _Parser:
         kind = self.string(data, "kind", "a collect entry", required=True)
         if kind not in known_kinds():
             raise self.fail(f"collect: unknown resource kind {kind!r}", data.line_of("kind"))
-        return Collect(kind, self.string(data, "pattern", "a collect entry"))
+        pattern = self.string(data, "pattern", "a collect entry")
+        try:
+            kind_class(kind).check_collect_pattern(pattern or "")
+        except FieldError as err:
+            raise self.fail(f"collect: pattern: {err.message}", data.line_of("pattern")) from None
+        return Collect(kind, pattern)
 
     def edge(self, graph: Graph, data: LocDict) -> Edge:
         self.only_keys(data, ("name", "from", "to"), "an edge")

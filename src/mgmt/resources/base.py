@@ -301,6 +301,13 @@ class Resource:
         return dict(params)
 
     @classmethod
+    def check_collect_pattern(cls, pattern: str) -> None:
+        """FieldError("pattern", ...) for a collect pattern this kind cannot use,
+        when the graph is read (not once per collected resource, at run time)."""
+        if pattern:
+            raise FieldError("pattern", f"{cls.kind} takes no collect pattern")
+
+    @classmethod
     def autogroup_key(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
         """Resources of this kind with equal keys (and ``meta.autogroup`` on) may run
         as one: the engine builds them all and calls :meth:`merge` on the first.

@@ -103,6 +103,13 @@ class FileRes(Resource):
         return ["file:" + path], needs
 
     @classmethod
+    def check_collect_pattern(cls, pattern: str) -> None:
+        if pattern and (not pattern.startswith("/") or ".." in pattern.split("/")):
+            raise FieldError(
+                "pattern", f"{pattern!r} is not an absolute directory without '..' segments"
+            )
+
+    @classmethod
     def collected_params(cls, name: str, params: Mapping[str, Any], pattern: str) -> Dict[str, Any]:
         """The pattern directory plus the last part of the exporter's path, nothing else.
 
