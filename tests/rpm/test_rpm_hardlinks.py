@@ -208,3 +208,32 @@ def test_names_of_one_file_given_different_attributes_are_refused(tmp_path, extr
     assert f"/opt/hl/sub/one and {named} are one file (hard links)" in result.err
     assert why in result.err
     assert not out.exists()
+
+
+def test_an_upgrade_keeps_edited_linked_configs_and_the_link(tmp_path):
+    """%config(noreplace) on both names: the edit (made through one name) is kept,
+    the new content lands as .rpmnew beside each, and the names stay one file."""
+    require_tools("rpmbuild", "rpm")
+    for version in ("1.0", "2.0"):
+        tree = tmp_path / f"tree-{version}"
+        (tree / "etc" / "demo").mkdir(parents=True)
+        (tree / "etc" / "demo" / "a.conf").write_text(f"setting = {version}\n")
+        os.link(tree / "etc" / "demo" / "a.conf", tree / "etc" / "demo" / "b.conf")
+        result = run_cli("rpm", "-n", "demo", "-v", version, "-o", str(tmp_path / "out"),
+                         "--config-files", "/etc/demo", f"{tree}/=/")  # fmt: skip
+        assert result.code == 0, result.err
+    target = tmp_path / "root"
+    target.mkdir()
+    as_root = [] if os.geteuid() == 0 else ["unshare", "--map-root-user"]
+    for step, version in (("-i", "1.0"), ("-U", "2.0")):
+        rpm = tmp_path / "out" / f"demo-{version}-1.noarch.rpm"
+        done = subprocess.run([*as_root, "rpm", "--root", str(target), "--nodeps", step,
+                               str(rpm)], capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        if step == "-i":
+            (target / "etc/demo/a.conf").write_text("setting = mine\n")
+    folder = target / "etc" / "demo"
+    assert (folder / "b.conf").read_text() == "setting = mine\n"
+    assert (folder / "b.conf.rpmnew").read_text() == "setting = 2.0\n"
+    assert (folder / "a.conf").stat().st_ino == (folder / "b.conf").stat().st_ino
+    assert (folder / "a.conf.rpmnew").stat().st_ino == (folder / "b.conf.rpmnew").stat().st_ino
