@@ -40,6 +40,9 @@ class Entry:
     target: Optional[str] = None  # a symlink's text
     config: bool = False
     owned: bool = False  # a directory listed as %dir
+    # (st_dev, st_ino) of a file: names of one inode (hard links, or one file
+    # given twice) stay hard links, as in fpm (mgmt_pkg.rpm.hardlinks).
+    inode: Optional[Tuple[int, int]] = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,12 @@ def collect(
             group=attr.group or entry.group,
             owned=entry.owned or entry.kind == "dir",  # else rpm never sees the %attr
         )
-    return tuple(found[path] for path in sorted(found))
+    entries = tuple(found[path] for path in sorted(found))
+    # Imported here: mgmt_pkg.rpm.hardlinks builds on this module's Entry.
+    from mgmt_pkg.rpm.hardlinks import check_hard_links
+
+    check_hard_links(entries)
+    return entries
 
 
 def _normal(path: str) -> str:
@@ -201,7 +209,7 @@ def _walk(
             _check_length(path, in_package)
         entry = Entry(in_package or "/", kind, stat.S_IMODE(info.st_mode), user, group)
         if kind == "file":
-            entry = replace(entry, source=path)
+            entry = replace(entry, source=path, inode=(info.st_dev, info.st_ino))
         elif kind == "symlink":
             entry = replace(entry, target=_link_text(path, in_package))
         else:

@@ -4,7 +4,10 @@ Same entries, same bytes: members sorted by path, owner 0/0 (root), mtimes
 clamped between 0 and SOURCE_DATE_EPOCH, GNU format with UTF-8 names, and gzip without a
 name or time stamp. Modes are normalised (0755 for directories and executables,
 0644 otherwise) so that any user can extract and remove the tree; the spec's
-%attr carries each entry's real mode, owner and group into the RPM.
+%attr carries each entry's real mode, owner and group into the RPM. A later
+name of a hard-linked file is a tar hard link to the first name in sorted order
+(mgmt_pkg.rpm.hardlinks), which comes before it in the archive, so tar (and
+GNU tar's --strip-components, which strips link targets too) extracts one inode.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import gzip
 import os
 import tarfile
 from pathlib import Path
-from typing import Sequence
+from typing import Dict, Sequence
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.rpm.hardlinks import link_targets
 from mgmt_pkg.rpm.payload import Entry, shown
 
 __all__ = ["write_tarball"]
@@ -23,6 +27,8 @@ __all__ = ["write_tarball"]
 
 def write_tarball(target: Path, top: str, entries: Sequence[Entry], source_date_epoch: int) -> None:
     """Write ``entries`` under ``top/`` into ``target`` (a .tar.gz)."""
+    links = link_targets(entries)
+    mtimes: Dict[str, int] = {}  # of the files written, for the links to them
     with (
         target.open("wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as zipped,
@@ -41,11 +47,17 @@ def write_tarball(target: Path, top: str, entries: Sequence[Entry], source_date_
             elif entry.kind == "dir":
                 info.type, info.mtime = tarfile.DIRTYPE, source_date_epoch
                 tar.addfile(info)
+            elif entry.path in links:
+                first = links[entry.path]
+                info.type, info.linkname = tarfile.LNKTYPE, f"{top}{first}"
+                info.mtime = mtimes[first]  # the inode's: tar sets none for a link
+                tar.addfile(info)
             else:
-                _add_file(tar, info, entry, source_date_epoch)
+                mtimes[entry.path] = _add_file(tar, info, entry, source_date_epoch)
 
 
-def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry, clamp: int) -> None:
+def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry, clamp: int) -> int:
+    """Add the file's content; returns the mtime written."""
     try:
         with open(entry.source, "rb") as stream:
             status = os.fstat(stream.fileno())
@@ -53,6 +65,7 @@ def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry, clamp: 
             # rpm keeps times as unsigned 32 bits: one before 1970 would wrap to 2086.
             info.mtime = max(0, min(int(status.st_mtime), clamp))
             tar.addfile(info, stream)
+            return info.mtime
     except OSError as error:
         # No strerror: tarfile found fewer bytes than fstat said (it shrank meanwhile).
         why = error.strerror or f"{error}: it changed while it was packed"
