@@ -201,3 +201,14 @@ def test_bad_names_are_refused(params):
 def test_machine_info_keeps_other_lines():
     text = 'ICON_NAME=computer\nPRETTY_HOSTNAME="old"\n'
     assert with_pretty(text, 'say "hi"') == 'ICON_NAME=computer\nPRETTY_HOSTNAME="say \\"hi\\""\n'
+
+
+@pytest.mark.parametrize("pretty", ['say "hi"', "back\\slash", "cost $5 `now`", "it's", "plain"])
+def test_a_pretty_name_reads_back_as_written(pretty):
+    """Read back unescaped, or the check never finds it right and writes it for ever."""
+    assert read_pretty(with_pretty("ICON_NAME=computer\n", pretty)) == pretty
+
+
+def test_machine_info_as_hostnamectl_writes_it():
+    assert read_pretty('PRETTY_HOSTNAME="say \\"hi\\" \\$5"\n') == 'say "hi" $5'
+    assert read_pretty("PRETTY_HOSTNAME='as \\ is'\n") == "as \\ is"

@@ -15,6 +15,7 @@ a transient name changed behind the agent's back is seen at the next check.
 
 import ctypes
 import os
+import re
 import socket
 import string
 import subprocess
@@ -49,18 +50,30 @@ def _read(path: str) -> str:
         return ""
 
 
+# What systemd's env files escape with a backslash inside double quotes
+# (hostnamectl writes PRETTY_HOSTNAME="say \"hi\"" so).
+_ESCAPED = re.compile(r'([\\"`$])')
+_UNESCAPED = re.compile(r'\\([\\"`$])')
+
+
 def read_pretty(text: str) -> str:
+    """PRETTY_HOSTNAME of /etc/machine-info, unquoted as systemd reads it."""
     for line in text.splitlines():
         key, _, value = line.partition("=")
         if key.strip() == "PRETTY_HOSTNAME":
-            return value.strip().strip('"').strip("'")
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == "'":
+                return value[1:-1]
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                return _UNESCAPED.sub(r"\1", value[1:-1])
+            return value
     return ""
 
 
 def with_pretty(text: str, pretty: str) -> str:
     """/etc/machine-info with PRETTY_HOSTNAME set, other lines kept."""
     lines = [ln for ln in text.splitlines() if ln.partition("=")[0].strip() != "PRETTY_HOSTNAME"]
-    quoted = '"' + pretty.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    quoted = '"' + _ESCAPED.sub(r"\\\1", pretty) + '"'
     return "\n".join([*lines, f"PRETTY_HOSTNAME={quoted}"]) + "\n"
 
 
