@@ -158,6 +158,34 @@ def test_live_reload_applies_only_the_difference_and_survives_a_bad_edit(tmp_pat
         assert agent.stop() == 0
 
 
+def test_a_graph_given_as_a_symlink_follows_saves_of_its_target_and_a_new_target(tmp_path):
+    """Editors save by renaming a new file over the old one, in the target's folder."""
+    out = tmp_path / "out"
+    real, other, link = tmp_path / "real" / "g.yaml", tmp_path / "other.yaml", tmp_path / "g.yaml"
+    real.parent.mkdir()
+    write_graph(real, files_graph(out, f="v1\n"))
+    link.symlink_to(real)
+    agent = AgentProcess(["--file", str(link), "--no-server", "--tmp-prefix"], tmp_path / "log")
+    try:
+        assert wait_for(lambda: read(out / "f") == "v1\n", 10)
+        saved = real.with_suffix(".swp")  # as vim or sed -i saves
+        write_graph(saved, files_graph(out, f="v2\n"))
+        os.replace(saved, real)
+        assert wait_for(lambda: read(out / "f") == "v2\n", 5), agent.log
+        # The link pointed elsewhere (ln -sf): that file, and saves of it, count.
+        write_graph(other, files_graph(out, f="v3\n"))
+        new_link = tmp_path / "g.yaml.new"
+        new_link.symlink_to(other)
+        os.replace(new_link, link)
+        assert wait_for(lambda: read(out / "f") == "v3\n", 5), agent.log
+        saved = tmp_path / "other.swp"
+        write_graph(saved, files_graph(out, f="v4\n"))
+        os.replace(saved, other)
+        assert wait_for(lambda: read(out / "f") == "v4\n", 5), agent.log
+    finally:
+        assert agent.stop() == 0
+
+
 def test_no_watch_ignores_graph_edits(tmp_path):
     graph, out = tmp_path / "g.yaml", tmp_path / "out"
     write_graph(graph, files_graph(out, f="v1\n"))

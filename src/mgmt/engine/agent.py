@@ -123,9 +123,12 @@ class Agent:
         try:
             # Watch before the first read, so an edit made meanwhile is not missed.
             if not self.settings.no_watch:
-                self._cancels.append(
-                    self.watcher.watch_path(path, self._on_graph_event, saved=self._on_graph_saved)
+                from mgmt.engine.graphfile import GraphFileWatch
+
+                watch = GraphFileWatch(
+                    self.watcher, path, self._on_graph_event, self._on_graph_saved
                 )
+                self._cancels.append(watch.close)
             text = read_graph_text(path)
             if self._first is not None and self._first[0] == text:
                 self.graph = self._first[1]
