@@ -186,6 +186,40 @@ def test_a_graph_given_as_a_symlink_follows_saves_of_its_target_and_a_new_target
         assert agent.stop() == 0
 
 
+def test_a_folder_moved_away_is_made_again_before_the_file_in_it(tmp_path):
+    """Both hear of the move at once: the folder (0700) is made first, by its own
+    resource, not as the file's parent with the default mode."""
+    graph, out = tmp_path / "g.yaml", tmp_path / "out"
+    folder = out / "d"
+    write_graph(
+        graph,
+        f"""\
+        resources:
+          file:
+          - name: d
+            path: {folder}/
+            mode: "0700"
+          - name: g
+            path: {folder}/g
+            content: "g"
+        """,
+    )
+    agent = AgentProcess(["--file", str(graph), "--no-server", "--tmp-prefix"], tmp_path / "log")
+    try:
+        assert wait_for(lambda: read(folder / "g") == "g", 10)
+        for i in range(3):
+            folder.rename(out / f"moved{i}")
+            assert wait_for(lambda: read(folder / "g") == "g", 5), agent.log
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        made = [line for line in agent.log.splitlines() if " created " in line]
+        assert len(made) == 8, made  # at start, then after each move: d, then g
+        for first, second in zip(made[::2], made[1::2]):
+            assert "file: d: created directory" in first and "file: g: created" in second
+        assert "set mode" not in agent.log  # never made wider first
+    finally:
+        assert agent.stop() == 0
+
+
 def test_no_watch_ignores_graph_edits(tmp_path):
     graph, out = tmp_path / "g.yaml", tmp_path / "out"
     write_graph(graph, files_graph(out, f="v1\n"))

@@ -273,6 +273,24 @@ def test_a_resource_removed_while_it_waits_for_a_retry_does_not_hold_convergence
     assert engine.wait_idle(5)
 
 
+def test_events_that_came_together_run_in_dependency_order(engine_factory):
+    """One batch of inotify events (a folder moved away with its file): the child's
+    event, though told first, waits for its parent's."""
+    g = graph(
+        "  probe:\n  - {name: parent, changes: false}\n  - {name: child, changes: false}\n"
+        "edges:\n" + edge("parent", "child")
+    )
+    engine = engine_factory(workers=1)  # one worker: the order of the queue is the order run
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
+    LOG.clear()
+    with engine.batched():
+        engine.poke(engine._vertices[("probe", "child")])
+        engine.poke(engine._vertices[("probe", "parent")])
+    assert engine.wait_idle(5)
+    assert names() == ["parent", "child"]
+
+
 def test_noop_engine_and_noop_meta_never_apply(engine_factory):
     g = graph("  probe:\n  - {name: a}\n  - {name: b, meta: {noop: true}}\n")
     engine = engine_factory(noop=True)

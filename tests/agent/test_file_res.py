@@ -217,3 +217,16 @@ def test_a_parent_replaced_by_a_file_is_an_event_and_the_watch_goes_on(watcher, 
     assert events.acquire(timeout=5)
     assert res.check_apply(True) is False and path.read_text() == "mine\n"
     res.close()
+
+
+def test_a_new_directory_is_made_with_its_mode_not_widened_first(watcher, tmp_path):
+    """Made 0755 and then chmodded, a 0700 folder was open to all for a moment."""
+    old = os.umask(0o022)
+    try:
+        res = file_res(watcher, tmp_path, path=str(tmp_path / "a" / "private") + "/", mode="0700")
+        res.notes = []
+        assert res.check_apply(True) is False
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "a" / "private").st_mode) == 0o700
+    assert [n["field"] for n in res.notes] == ["state"]  # no mode to fix afterwards

@@ -145,6 +145,7 @@ class Agent:
                 on_idle=self.converger.engine_idle,
                 on_failures_changed=self.converger.failures_changed,
             )
+            self.watcher.batch = self.engine.batched
             if self.world is None and (self.graph.exported() or self.graph.collect):
                 log.warning("no world (no server, no seeds): exports and collects are off")
             self._sync_world()

@@ -9,12 +9,13 @@ engine is *idle* when nothing is queued, running or waiting for a retry: the
 converger watches that.
 """
 
+import contextlib
 import heapq
 import os
 import threading
 import time
 from collections import deque
-from typing import Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from mgmt.engine.autogroup import autogroup
 from mgmt.engine.autogroup import build as build_resource
@@ -103,6 +104,7 @@ class Engine:
         self._inflight = 0
         self._idle = True
         self._stopping = False
+        self._batched: Optional[List[Vertex]] = None  # pokes held by batched()
         self._update_lock = threading.Lock()
         self.runs = 0  # check_apply calls so far (for tests and the bench)
         # Our own workers take vertices straight from the ready queue: handing
@@ -199,8 +201,28 @@ class Engine:
             vertex.dirty = True
             if vertex.status == FAILED:  # a new event deserves fresh retries
                 vertex.tries = vertex.spec.meta.retry
+            if self._batched is not None:
+                self._batched.append(vertex)
+                return
             self._consider(vertex)
             self._check_idle()
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Pokes made inside (one batch of inotify events) are scheduled together
+        at the end: of a folder moved away with a file in it, the folder's event
+        is known before the file's is acted on, so the file waits for it."""
+        with self._cond:
+            held, self._batched = self._batched, self._batched or []
+        try:
+            yield
+        finally:
+            with self._cond:
+                if held is None:
+                    batch, self._batched = self._batched or [], None
+                    for vertex in batch:
+                        self._consider(vertex)
+                    self._check_idle()
 
     def poke_all(self) -> None:
         """Re-check every resource (used by the bench's idle re-check)."""

@@ -23,7 +23,7 @@ import errno
 import os
 import select
 import threading
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Set, Tuple
 
 from mgmt.engine.inotify import INotify
 from mgmt.engine.inotify import flags as F
@@ -46,6 +46,11 @@ DIR_MASK = (
 )
 GONE = F.IGNORED | F.DELETE_SELF | F.MOVE_SELF | F.UNMOUNT
 SAVED = F.CLOSE_WRITE | F.MOVED_TO  # a writer is done: the file is whole
+
+
+@contextlib.contextmanager
+def _no_batch() -> Iterator[None]:
+    yield
 
 
 class _Sub:
@@ -96,6 +101,9 @@ class FileWatcher:
         self._warned: Set[int] = set()  # errnos of add_watch already logged
         self._closing = Wakeup()
         self._closed = False
+        # Wraps the callbacks of one batch of events (the agent hands the engine's
+        # Engine.batched, so that events that came at once are scheduled at once).
+        self.batch: Callable[[], ContextManager[None]] = _no_batch
         self._thread = threading.Thread(target=self._loop, name="file watcher", daemon=True)
         self._thread.start()
 
@@ -322,11 +330,12 @@ class FileWatcher:
             except Exception:  # a bug here must not silently end every watch
                 log.exception("failed to handle inotify events; watching on")
                 continue
-            for path, callback in fire:
-                try:
-                    callback()
-                except Exception:  # one bad callback must not stop every watch
-                    log.exception("watch callback for %s failed", path)
+            with self.batch():
+                for path, callback in fire:
+                    try:
+                        callback()
+                    except Exception:  # one bad callback must not stop every watch
+                        log.exception("watch callback for %s failed", path)
 
     @staticmethod
     def _fire(fire: Dict[int, _Sub], finished: Set[int], subs: List[_Sub]) -> None:

@@ -6,6 +6,7 @@ compared byte for byte, which stops at the first difference and spares every
 agent start the import of hashlib (OpenSSL). A path ending in "/" is a directory.
 """
 
+import contextlib
 import os
 import stat
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -339,7 +340,11 @@ class FileRes(Resource):
             ok = False
             self.note("state", "exists", "absent")
             if apply:
-                os.makedirs(self.path, exist_ok=True)
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                # Made no wider than asked (umask may narrow it; fixed just below): a
+                # 0700 folder is never 0755 for a moment, with files going in.
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(self.path, 0o777 if self.mode is None else self.mode & 0o777)
             self.say(apply, f"created directory {self.path}", f"create directory {self.path}")
         with Opened(self.path) as there:
             if there.fd is not None and there.st is not None and stat.S_ISDIR(there.st.st_mode):
