@@ -60,12 +60,22 @@ def _shown(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _is_folder(entry: "os.DirEntry[str]") -> bool:
+    """Whether to list an entry as a folder. One that cannot be told (a symlink loop,
+    ELOOP; a target we may not search) is listed as a file: fetching it answers for
+    itself (a 404, a 403), and one such entry must not take the whole listing down."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def _listing(url_path: str, folder: Path) -> bytes:
     """An HTML index; any file name, even one that is not UTF-8, is escaped for the link
     (its own bytes, percent-encoded, so the link fetches it) and for the text."""
     names = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        name = entry.name + ("/" if entry.is_dir() else "")
+        name = entry.name + ("/" if _is_folder(entry) else "")
         href = urllib.parse.quote(os.fsencode(name))
         names.append(f'<a href="{href}">{html.escape(_shown(name))}</a>')
     title = html.escape(_shown(url_path))
