@@ -26,7 +26,15 @@ from typing import BinaryIO, Dict, Optional, Tuple, Union
 
 from mgmt.log import get_logger
 from mgmt.net.background import BackgroundServer
-from mgmt.net.content import Content, MacSelector, NotServable, Overlay, open_source, resolve_under
+from mgmt.net.content import (
+    Content,
+    MacSelector,
+    NotServable,
+    Overlay,
+    open_source,
+    resolve_under,
+    url_key,
+)
 from mgmt.net.http_range import MAX_RANGES, ByteRange, multipart_layout, plan_response
 from mgmt.net.sendfile import send_range
 
@@ -150,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         if url_path is None:
             self._send_empty(404)
             return None
-        key = "/" + "/".join(p for p in url_path.split("/") if p)
+        key = url_key(url_path)
         entry = self.server.overlay.get(key)
         try:
             if entry is not None:

@@ -29,6 +29,7 @@ from mgmt.net.content import (
     Source,
     open_source,
     resolve_under,
+    url_key,
 )
 
 __all__ = ["TftpServer", "parse_request"]
@@ -293,7 +294,7 @@ class TftpServer(BackgroundServer):
         # own name holds a backslash cannot be reached, a cost worth one rule for
         # both; and ..\ is then refused like ../ (never "outside" for a mere name).
         relative = filename.replace("\\", "/")
-        key = "/" + "/".join(p for p in relative.split("/") if p)
+        key = url_key(relative)
         entry = self._overlay.get(key)
         source: Optional[Source]
         if entry is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Tuple
 
 from mgmt.net.board import Board, Published
-from mgmt.net.content import Content, normalize_mac, parse_address
+from mgmt.net.content import Content, normalize_mac, parse_address, url_key
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 
 __all__ = ["ServedFileRes", "ServerRes", "file_fields", "server_fields"]
@@ -151,8 +151,7 @@ class ServedFileRes(_OnBoard):
     @staticmethod
     def _url_path(name: str, params: Mapping[str, Any]) -> str:
         """The overlay key the file is served under (as the servers look requests up)."""
-        path = params["path"] or name
-        return "/" + "/".join(p for p in path.split("/") if p)
+        return url_key(params["path"] or name)
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
