@@ -36,6 +36,7 @@ from mgmt.net.content import (
     url_key,
 )
 from mgmt.net.http_range import MAX_RANGES, ByteRange, multipart_layout, plan_response
+from mgmt.net.http_request import request_problem
 from mgmt.net.sendfile import send_range
 
 __all__ = ["HttpFileServer"]
@@ -123,6 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if len(self.requestline.split()) != 3:  # "GET /": HTTP/0.9, long obsolete
             self.send_error(400, "HTTP/0.9 requests are not served")
+            return False
+        problem = request_problem(self.request_version, self.headers)
+        if problem is not None:
+            self.send_error(400, problem)  # with Connection: close: we cannot tell where it ends
             return False
         return True
 
