@@ -18,6 +18,7 @@ syntax:
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ _UNATTENDED = (
     ("reboot, poweroff or shutdown", ("reboot",)),
 )
 _LINE = re.compile(r"\bline (\d+)")
+# StrictUndefined's message for a name the template never declared (not for an attribute).
+_UNDECLARED = re.compile(r"'([^']+)' is undefined")
 # The name Jinja2 gives, in a rewritten traceback, to the frame of a template's top level.
 _JINJA_TOP_LEVEL = "top-level template code"
 
@@ -282,6 +285,26 @@ def _endless(template: str, error: RecursionError) -> str:
     return f"{template}: the includes never end: {' -> '.join(chain)}"
 
 
+def _where(template: str, search: List[str], error: BaseException) -> str:
+    """``FILE:LINE`` of the template line where ``error`` was raised, or ``FILE``.
+
+    Jinja2 rewrites the traceback of a failed render so that each template line
+    taking part is a frame named by the template's file: the deepest one is where
+    it failed (maybe in an included file, named then as it was included).
+    """
+    top = str(Path(template).resolve())
+    found = None
+    trace = error.__traceback__
+    while trace is not None:
+        filename = trace.tb_frame.f_code.co_filename
+        for folder in search:
+            if filename.startswith(folder.rstrip(os.sep) + os.sep) and not filename.endswith(".py"):
+                shown = template if filename == top else os.path.relpath(filename, folder)
+                found = f"{shown}:{trace.tb_lineno}"
+        trace = trace.tb_next
+    return found or template
+
+
 def _fail(message: str) -> None:
     raise InvalidInput(message)
 
@@ -318,16 +341,28 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     }
     try:
         text = templates.get_template(name).render(context)
+    except MgmtPkgError:
+        raise  # param(), require(), fail() and the loader already say what is wrong
     except RecursionError as error:
         raise InvalidInput(_endless(template, error)) from None
     except jinja2.UndefinedError as error:
-        missing = str(error).split("'")[1] if "'" in str(error) else str(error)
+        where = _where(template, search, error)
+        missing = _UNDECLARED.fullmatch(str(error))
+        if missing is None:  # u.nope.deeper: "'str object' has no attribute 'nope'"
+            raise InvalidInput(f"{where}: {error}") from None
+        name = missing.group(1)
         raise InvalidInput(
-            f"{template}: uses {missing!r} without declaring it: "
-            f'{{% set {missing} = param("{missing}", "TYPE") %}} (types: {", ".join(TYPES)})'
-        ) from error
+            f"{where}: uses {name!r} without declaring it: "
+            f'{{% set {name} = param("{name}", "TYPE") %}} (types: {", ".join(TYPES)})'
+        ) from None
     except jinja2.TemplateError as error:
         line = getattr(error, "lineno", None)
-        raise InvalidInput(f"{template}:{line or '?'}: {error}") from error
+        where = f"{template}:{line}" if line else _where(template, search, error)
+        raise InvalidInput(f"{where}: {error}") from None
+    except Exception as error:
+        # Python raising inside the template ({{ "a" + 1 }}, {{ 1/0 }}, require("url")
+        # without its type) is a fault of the template, not of mgmt-pkg: bad input.
+        where = _where(template, search, error)
+        raise InvalidInput(f"{where}: {type(error).__name__}: {error}") from None
     params.check_all_declared()
     return text

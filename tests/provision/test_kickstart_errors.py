@@ -104,3 +104,40 @@ def test_an_output_that_is_not_a_regular_file_is_not_replaced(tmp_path: Path):
     assert_one_line(done, f"--output {fifo}: exists and is not a regular file")
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
     assert list(tmp_path.iterdir()) == [fifo]
+
+
+# Python raising inside a template: the template's file and line, the real cause.
+RUNTIME_ERRORS = {
+    "concat": ('text\n{{ "a" + 1 }}\n', "te.ks.j2:2: TypeError: can only concatenate str"),
+    "zerodiv": ("text\n\n{{ 1/0 }}\n", "te.ks.j2:3: ZeroDivisionError: division by zero"),
+    "require-no-type": (
+        '{% set u = require("url") %}\n',
+        "te.ks.j2:1: TypeError: Params.require() missing 1 required positional argument: 'kind'",
+    ),
+    "attribute-of-undefined": (
+        '{% set u = require("url", "url") %}\n{{ u.nope.deeper }}\n',
+        "te.ks.j2:2: 'str object' has no attribute 'nope'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(RUNTIME_ERRORS))
+def test_a_python_error_in_a_template_names_its_line(tmp_path: Path, case: str):
+    text, message = RUNTIME_ERRORS[case]
+    (tmp_path / "te.ks.j2").write_text(text)
+    done = render("te.ks.j2", "--var", f"url={URL}", cwd=tmp_path)
+    assert_one_line(done, message)
+
+
+def test_a_python_error_in_an_included_template_names_that_file(tmp_path: Path):
+    (tmp_path / "main.ks.j2").write_text('text\n{% include "sub/part.ks.j2" %}\n')
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "part.ks.j2").write_text("# part\n{{ 1/0 }}\n")
+    done = render(str(tmp_path / "main.ks.j2"))
+    assert_one_line(done, "sub/part.ks.j2:2: ZeroDivisionError")
+
+
+def test_an_undeclared_variable_is_named_with_its_line(tmp_path: Path):
+    (tmp_path / "te.ks.j2").write_text("text\nnetwork --hostname={{ hostname }}\n")
+    done = render("te.ks.j2", cwd=tmp_path)
+    assert_one_line(done, "te.ks.j2:2: uses 'hostname' without declaring it")

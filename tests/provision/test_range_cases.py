@@ -90,3 +90,17 @@ def test_directory_listing_escapes_names(tmp_path):
     assert reply.status == 200 and reply.header("Content-Type") == "text/html"
     assert b'<a href="%3Cb%3E%26bold.rpm">&lt;b&gt;&amp;bold.rpm</a>' in reply.body
     assert b'<a href="sub/">sub/</a>' in reply.body
+
+
+def test_a_symlink_loop_is_listed_as_a_file_and_the_listing_still_served(tmp_path):
+    (tmp_path / "f20").write_text("0123456789abcdefghij")
+    os.symlink("loop1", tmp_path / "loop2")
+    os.symlink("loop2", tmp_path / "loop1")
+    with HttpFileServer(tmp_path) as server:
+        listing = request(server.address, "/")
+        loop = request(server.address, "/loop1")
+    assert listing.status == 200
+    assert b'<a href="loop1">loop1</a>' in listing.body
+    assert b'<a href="loop2">loop2</a>' in listing.body
+    assert b'<a href="f20">f20</a>' in listing.body
+    assert loop.status == 404  # the entry itself still names no file

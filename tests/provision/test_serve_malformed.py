@@ -39,6 +39,24 @@ REQUESTS = [
     ("a header line over 64 KiB", b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431, b""),
     ("listing a non-UTF-8 name", get("/odd/"), 200, b'<a href="caf%E9.txt">caf\xef\xbf\xbd.txt'),
     ("the non-UTF-8 name itself", get("/odd/caf%E9.txt"), 200, b"latin-1 name"),
+    # RFC 9112: what a server must answer with 400 (3.2, 5.1, 5.2, 6.3).
+    ("HTTP/1.1 without Host", b"GET /file.bin HTTP/1.1\r\n\r\n", 400, b"without a Host"),
+    ("HTTP/1.0 without Host is fine", b"GET /file.bin HTTP/1.0\r\n\r\n", 200, b"0123"),
+    ("two Host lines", b"GET /file.bin HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, b""),
+    ("space before a colon", b"GET /file.bin HTTP/1.1\r\nHost : x\r\n\r\n", 400, b""),
+    ("folded Range", get("/file.bin", "0-1,\r\n 5-6"), 400, b"line folding"),
+    (
+        "Content-Length: abc",
+        b"GET /file.bin HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        400,
+        b"Content-Length",
+    ),
+    (
+        "two Content-Lengths that differ",
+        b"GET /file.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\n",
+        400,
+        b"Content-Length",
+    ),
 ]
 
 
@@ -101,3 +119,15 @@ def test_parts_keep_the_order_of_the_request(served):
     assert reply.startswith(b"HTTP/1.1 206 ")
     late, merged = reply.index(b"bytes 140-149/200"), reply.index(b"bytes 0-12/200")
     assert late < merged  # 0-9 and 5-12 coalesced, at the place of 0-9
+
+
+def test_a_bad_header_line_closes_the_connection(served):
+    """Its Connection: close was lost with the lines after it: the 400 closes anyway."""
+    host, port = served.http.removeprefix("http://").split(":")
+    raw = b"GET /file.bin HTTP/1.1\r\nHost : x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(raw)  # no shutdown: only the server may end this connection
+        reply = b""
+        while chunk := conn.recv(65536):  # a socket.timeout here is the bug
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in reply

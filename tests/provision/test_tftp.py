@@ -398,3 +398,54 @@ def test_a_port_in_use_is_refused_not_shared():
         with pytest.raises(OSError) as caught:
             TftpServer(None, "127.0.0.1", server.address[1], {})
         assert caught.value.errno == 98  # EADDRINUSE
+
+
+# Names as the bytes a client sends: UTF-8, and bytes that are no UTF-8 at all.
+RAW_NAMES = [b"caf\xc3\xa9.cfg", b"na\xffme", b"pxe\xc3\xa9/caf\xc3\xa9"]
+
+
+@pytest.mark.parametrize("raw", RAW_NAMES, ids=["utf8", "not-utf8", "utf8-folder"])
+def test_a_name_that_is_not_ascii_reaches_the_file_of_those_bytes(tmp_path, raw):
+    root = tmp_path / "root"
+    path = os.path.join(os.fsencode(root), raw)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as file:
+        file.write(b"that very file\n")
+    with (
+        TftpServer(root, "127.0.0.1", 0, {}) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        client.sendto(struct.pack("!H", RRQ) + raw + b"\0octet\0", server.address)
+        opcode, block, data, sender = _reply(client)
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
+    assert (opcode, block, data) == (DATA, 1, b"that very file\n")
+
+
+def test_a_non_ascii_name_in_the_overlay_is_found():
+    overlay = {"/pxelinux.cfg/café": Content.from_bytes(b"inline\n")}
+    with (
+        TftpServer(None, "127.0.0.1", 0, overlay) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        client.sendto(_rrq("pxelinux.cfg/café"), server.address)
+        opcode, block, data, sender = _reply(client)
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
+    assert (opcode, block, data) == (DATA, 1, b"inline\n")
+
+
+@pytest.mark.parametrize("raw", [b"caf\xc3\xa9/../../secret", b"\xff/../../secret"])
+def test_a_non_ascii_name_still_cannot_leave_the_tree(tmp_path, raw):
+    root = tmp_path / "root"
+    (root / "café").mkdir(parents=True)
+    os.mkdir(os.path.join(os.fsencode(root), b"\xff"))
+    (tmp_path / "secret").write_text("not for you\n")
+    with (
+        TftpServer(root, "127.0.0.1", 0, {}) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        client.sendto(struct.pack("!H", RRQ) + raw + b"\0octet\0", server.address)
+        opcode, code, message, _sender = _reply(client)
+    assert (opcode, code, message) == (ERROR, 2, b"outside the served tree\0")

@@ -11,7 +11,7 @@ reloads.
 """
 
 import threading
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from mgmt.net.content import MacSelector, OverlayEntry, Source
 
@@ -30,6 +30,8 @@ class Board:
         self._notifying = threading.Lock()
         self._files: Dict[_Server, Dict[str, Published]] = {}
         self._listeners: Dict[_Server, Callable[[Dict[str, OverlayEntry]], None]] = {}
+        # File resources waiting to hear that their server went away (see on_detach).
+        self._waiting: Dict[_Server, List[Callable[[], None]]] = {}
 
     def publish(self, protocol: str, server: str, owner: str, entry: Published) -> None:
         with self._lock:
@@ -56,8 +58,37 @@ class Board:
 
     def detach(self, protocol: str, server: str, listener: Callable) -> None:
         with self._lock:
-            if self._listeners.get((protocol, server)) is listener:
-                del self._listeners[(protocol, server)]
+            # ==, not is: each ``server.set_overlay`` is a new bound method, equal to
+            # the one attached but never the same object (with ``is`` the server
+            # stayed attached for good, and its files looked served).
+            if self._listeners.get((protocol, server)) != listener:
+                return
+            del self._listeners[(protocol, server)]
+            waiting = list(self._waiting.get((protocol, server), ()))
+        for callback in waiting:  # outside the lock: a callback may well ask the board
+            callback()
+
+    def on_detach(
+        self, protocol: str, server: str, callback: Callable[[], None]
+    ) -> Callable[[], None]:
+        """Call ``callback`` whenever the running server of that name stops (removed,
+        renamed or replaced by a graph edit); returns the function that cancels it.
+
+        A file resource's files are kept on the board for a server that comes
+        back, but the resource must check again: with no server it has failed.
+        """
+        with self._lock:
+            self._waiting.setdefault((protocol, server), []).append(callback)
+
+        def cancel() -> None:
+            with self._lock:
+                waiting = self._waiting.get((protocol, server), [])
+                if callback in waiting:
+                    waiting.remove(callback)
+                if not waiting:
+                    self._waiting.pop((protocol, server), None)
+
+        return cancel
 
     def attached(self, protocol: str, server: str) -> bool:
         with self._lock:

@@ -39,6 +39,7 @@ __all__ = [
     "open_source",
     "parse_address",
     "resolve_under",
+    "url_key",
 ]
 
 _MAC = re.compile(r"([0-9a-f]{2})[:-]?" * 5 + r"([0-9a-f]{2})")
@@ -200,6 +201,14 @@ OverlayEntry = Union[Content, Path, MacSelector]
 Overlay = Mapping[str, OverlayEntry]
 
 
+def url_key(path: str) -> str:
+    """The overlay key for a URL path or file name: empty and ``.`` segments dropped,
+    as :func:`resolve_under` drops them in the tree, so ``/ks/./node.ks`` and
+    ``ks//node.ks`` find ``/ks/node.ks`` in the overlay as ``/./f20`` finds f20 in
+    the tree. ``..`` is kept: it names no overlay entry, and the tree refuses it."""
+    return "/" + "/".join(part for part in path.split("/") if part not in ("", "."))
+
+
 def resolve_under(root: Path, relative: str) -> Optional[Path]:
     """The real path of ``relative`` inside ``root``, or None if it would escape.
 
@@ -222,8 +231,11 @@ def parse_address(value: str, default_port: int) -> Tuple[str, int]:
     """``host:port``, ``:port`` (all interfaces), ``[v6]:port`` or ``host`` -> (host, port)."""
     host, port = value, ""
     if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
+        host, bracket, rest = value[1:].partition("]")
+        # "[::1:80" (no "]") or "[::1]x": not an address, though the split would make one.
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{value!r}: an IPv6 address is written [ADDRESS] or [ADDRESS]:PORT")
+        port = rest[1:]
     elif value.count(":") == 1:
         host, port = value.split(":")
     if port and not port.isdigit():

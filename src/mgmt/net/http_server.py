@@ -10,7 +10,6 @@ the I/O: path safety, headers, and bodies streamed with :mod:`mgmt.net.sendfile`
 """
 
 import email.utils
-import html
 import io
 import mimetypes
 import os
@@ -26,8 +25,18 @@ from typing import BinaryIO, Dict, Optional, Tuple, Union
 
 from mgmt.log import get_logger
 from mgmt.net.background import BackgroundServer
-from mgmt.net.content import Content, MacSelector, NotServable, Overlay, open_source, resolve_under
+from mgmt.net.content import (
+    Content,
+    MacSelector,
+    NotServable,
+    Overlay,
+    open_source,
+    resolve_under,
+    url_key,
+)
 from mgmt.net.http_range import MAX_RANGES, ByteRange, multipart_layout, plan_response
+from mgmt.net.http_request import request_problem
+from mgmt.net.listing import html_listing
 from mgmt.net.sendfile import send_range
 
 __all__ = ["HttpFileServer"]
@@ -53,24 +62,6 @@ def _content_type(name: str) -> str:
     guessed, encoding = mimetypes.guess_type(name, strict=False)
     # A .gz or .xz keeps its bytes: announce it as such, never as Content-Encoding.
     return "application/octet-stream" if guessed is None or encoding else guessed
-
-
-def _shown(name: str) -> str:
-    """A file name as text: bytes that are not UTF-8 (kept by surrogateescape) become U+FFFD."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _listing(url_path: str, folder: Path) -> bytes:
-    """An HTML index; any file name, even one that is not UTF-8, is escaped for the link
-    (its own bytes, percent-encoded, so the link fetches it) and for the text."""
-    names = []
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        name = entry.name + ("/" if entry.is_dir() else "")
-        href = urllib.parse.quote(os.fsencode(name))
-        names.append(f'<a href="{href}">{html.escape(_shown(name))}</a>')
-    title = html.escape(_shown(url_path))
-    body = "<br>\n".join(names)
-    return f"<!DOCTYPE html>\n<title>{title}</title>\n<h1>{title}</h1>\n{body}\n".encode()
 
 
 def _printable(text: str, limit: int = 200) -> str:
@@ -106,6 +97,10 @@ class _Handler(BaseHTTPRequestHandler):
         if len(self.requestline.split()) != 3:  # "GET /": HTTP/0.9, long obsolete
             self.send_error(400, "HTTP/0.9 requests are not served")
             return False
+        problem = request_problem(self.request_version, self.headers)
+        if problem is not None:
+            self.send_error(400, problem)  # with Connection: close: we cannot tell where it ends
+            return False
         return True
 
     def do_GET(self) -> None:
@@ -140,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
         if url_path is None:
             self._send_empty(404)
             return None
-        key = "/" + "/".join(p for p in url_path.split("/") if p)
+        key = url_key(url_path)
         entry = self.server.overlay.get(key)
         try:
             if entry is not None:
@@ -177,7 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
             if refusal.kind != NotServable.MISSING:
                 raise  # an index.html we cannot read is not replaced by a listing
         try:
-            listing = Content.from_bytes(_listing(url_path, target))
+            listing = Content.from_bytes(html_listing(url_path, target))
         except OSError as error:
             raise NotServable.from_error(error, target) from None
         return listing, io.BytesIO(listing.data or b""), "index.html"

@@ -11,6 +11,7 @@ RFC 1350 asks); write requests are answered with "access violation".
 """
 
 import contextlib
+import os
 import socket
 import struct
 import threading
@@ -28,6 +29,7 @@ from mgmt.net.content import (
     Source,
     open_source,
     resolve_under,
+    url_key,
 )
 
 __all__ = ["TftpServer", "parse_request"]
@@ -81,7 +83,11 @@ def parse_request(packet: bytes) -> Optional[Tuple[int, str, str, Dict[str, str]
     if len(fields) < 3 or fields[-1] != b"":
         raise RequestError(ILLEGAL_OPERATION, "malformed request")
     fields = fields[:-1]
-    filename, mode = fields[0].decode("latin-1"), fields[1].decode("latin-1").lower()
+    # The name in the file system's own decoding (surrogateescape for bytes it cannot
+    # decode): opening it gives back the very bytes the client sent, so a UTF-8 name
+    # (café.cfg) or any other bytes reach the file of that name. latin-1 here turned
+    # c3 a9 into c3 83 c2 a9 on the way to the disk. Mode and options are ASCII words.
+    filename, mode = os.fsdecode(fields[0]), fields[1].decode("latin-1").lower()
     rest = [f.decode("latin-1") for f in fields[2:]]
     options = {rest[i].lower(): rest[i + 1] for i in range(0, len(rest) - 1, 2)}
     return opcode, filename, mode, options
@@ -189,7 +195,7 @@ class _Transfer:
                     return
                 window = window[acked + 1 :]
                 if last_read and not window:
-                    log.info("%s: sent %s (%d bytes)", self.client[0], name, sent)
+                    log.info("%s: sent %r (%d bytes)", self.client[0], name, sent)
                     return
         finally:
             self.close()
@@ -288,7 +294,7 @@ class TftpServer(BackgroundServer):
         # own name holds a backslash cannot be reached, a cost worth one rule for
         # both; and ..\ is then refused like ../ (never "outside" for a mere name).
         relative = filename.replace("\\", "/")
-        key = "/" + "/".join(p for p in relative.split("/") if p)
+        key = url_key(relative)
         entry = self._overlay.get(key)
         source: Optional[Source]
         if entry is not None:

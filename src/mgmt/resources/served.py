@@ -12,10 +12,10 @@ starts first. The kinds themselves live in :mod:`mgmt.resources.http` and
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Tuple
 
 from mgmt.net.board import Board, Published
-from mgmt.net.content import Content, normalize_mac, parse_address
+from mgmt.net.content import Content, normalize_mac, parse_address, url_key
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 
 __all__ = ["ServedFileRes", "ServerRes", "file_fields", "server_fields"]
@@ -125,9 +125,9 @@ class ServedFileRes(_OnBoard):
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
-        path = self.params["path"] or name
-        self.url_path = "/" + "/".join(p for p in path.split("/") if p)
+        self.url_path = self._url_path(name, self.params)
         self.mac = normalize_mac(self.params.get("mac") or "") or ""
+        self._cancel: List[Callable[[], None]] = []
         # Inline bodies keep one Content (one ETag, one Last-Modified) for their lifetime.
         content = self.params["content"]
         self.source = (
@@ -148,12 +148,21 @@ class ServedFileRes(_OnBoard):
         if params.get("mac") and normalize_mac(params["mac"]) is None:
             raise FieldError("mac", f"not a MAC address: {params['mac']!r}")
 
+    @staticmethod
+    def _url_path(name: str, params: Mapping[str, Any]) -> str:
+        """The overlay key the file is served under (as the servers look requests up)."""
+        return url_key(params["path"] or name)
+
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
         needs = [f"{cls.server_kind}:{params['server']}"]
         if params.get("source"):
             needs.append("file:" + os.path.normpath(params["source"]))
-        return [], needs
+        # What it serves is its identity: two files for one URL on one server (and one
+        # MAC) would have one silently win, so the graph refuses them as a clash.
+        served = f"{cls.server_kind}[{params['server']}]{cls._url_path(name, params)}"
+        mac = normalize_mac(params.get("mac") or "") if isinstance(params.get("mac"), str) else ""
+        return [served + (f" for MAC {mac}" if mac else "")], needs
 
     def _wanted(self) -> Published:
         return (self.url_path, self.mac, self.source)
@@ -173,18 +182,18 @@ class ServedFileRes(_OnBoard):
         return False
 
     def watch(self) -> None:
+        # A server removed or renamed by a graph edit: check again, and fail as
+        # at start, rather than go unserved without a word.
+        server = self.params["server"]
+        self._cancel.append(self.board.on_detach(self.protocol, server, self.init.event))
         # A source file is read afresh at each request; watching it lets the
         # engine notice (and report) when it disappears.
         if isinstance(self.source, Path):
-            self._cancel: Optional[Callable[[], None]] = self.init.watcher.watch_path(
-                str(self.source), self.init.event
-            )
+            self._cancel.append(self.init.watcher.watch_path(str(self.source), self.init.event))
 
     def close(self) -> None:
-        cancel = getattr(self, "_cancel", None)
-        if cancel is not None:
-            cancel()
-            self._cancel = None
+        while self._cancel:
+            self._cancel.pop()()
         self.board.withdraw(self.protocol, self.params["server"], self.name)
 
 

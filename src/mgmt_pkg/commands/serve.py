@@ -10,7 +10,14 @@ from typing import Dict, List, Tuple
 
 import click
 
-from mgmt.net.content import MacSelector, NotServable, OverlayEntry, normalize_mac, open_source
+from mgmt.net.content import (
+    MacSelector,
+    NotServable,
+    OverlayEntry,
+    normalize_mac,
+    open_source,
+    url_key,
+)
 from mgmt.net.http_range import MAX_RANGES, MAX_RANGES_LIMIT
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 
@@ -31,15 +38,20 @@ def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
         url_path, _at, mac = target.partition("@")
         if not equals or not url_path.startswith("/") or not source:
             raise InvalidInput(f"--file {spec!r}: expected /URL/PATH[@MAC]=FILE")
-        _check_readable(spec, Path(source))
-        key = "/" + "/".join(p for p in url_path.split("/") if p)
-        if mac:
-            normalized = normalize_mac(mac)
-            if normalized is None:
-                raise InvalidInput(f"--file {spec!r}: {mac!r} is not a MAC address")
-            by_mac.setdefault(key, {})[normalized] = Path(source).resolve()
-        else:
-            plain[key] = Path(source).resolve()
+        # Resolved before the check: the servers open a bare Path one folder at a
+        # time from /, so a relative one ("ks/a.ks") would name nothing there.
+        resolved = Path(source).resolve()
+        _check_readable(spec, resolved)
+        key = url_key(url_path)
+        normalized = normalize_mac(mac) if mac else ""
+        if normalized is None:
+            raise InvalidInput(f"--file {spec!r}: {mac!r} is not a MAC address")
+        table = by_mac.setdefault(key, {}) if normalized else plain
+        taken = normalized or key
+        if taken in table:  # the last one winning would hide a typo or a clash
+            for_mac = f" for MAC {normalized}" if normalized else ""
+            raise InvalidInput(f"--file {spec!r}: {key}{for_mac} given twice; give each once")
+        table[taken] = resolved
     overlay: Dict[str, OverlayEntry] = dict(plain)
     for key, table in by_mac.items():
         overlay[key] = MacSelector(dict(table), plain.get(key))

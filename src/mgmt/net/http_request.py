@@ -1,0 +1,40 @@
+"""What RFC 9112 says a server must answer with 400, checked on a parsed request.
+
+http.server (through http.client.parse_headers and the email parser) is lenient:
+it takes a request without a Host, a header line with a space before its colon
+(and silently drops that line and every one after it: a ``Connection: close``
+or a ``Range`` among them), folded header lines, and any Content-Length. A
+server that guesses there and a proxy in front of it that guesses otherwise
+disagree about where a request ends, or what it asks for; so these are refused.
+"""
+
+import re
+from email.message import Message
+from typing import Optional
+
+__all__ = ["request_problem"]
+
+_LENGTH = re.compile(r"[0-9]+")
+
+
+def request_problem(version: str, headers: Message) -> Optional[str]:
+    """Why a request with these parsed ``headers`` gets a 400; None if it is fine."""
+    if headers.defects or headers.get_payload():
+        # The email parser stops at a line that is no "name: value" (a space or tab
+        # before the colon, a missing name) and keeps the rest as a "body".
+        return "malformed header line (RFC 9112, 5.1)"
+    for _name, value in headers.items():
+        if "\n" in value or "\r" in value:  # what the parser keeps of a fold
+            return "obsolete line folding in a header (RFC 9112, 5.2)"
+    hosts = headers.get_all("Host") or []
+    if len(hosts) > 1:
+        return "more than one Host header (RFC 9112, 3.2)"
+    if not hosts and version != "HTTP/1.0":  # HTTP/1.0 had no Host; 1.1 and later must send it
+        return f"{version} request without a Host header (RFC 9112, 3.2)"
+    lengths = headers.get_all("Content-Length") or []
+    if any(_LENGTH.fullmatch(value.strip()) is None for value in lengths):
+        return "Content-Length is not a number (RFC 9112, 6.3)"
+    # Compared as text, not int(): Python 3.11+ refuses int() of over 4300 digits.
+    if len({value.strip().lstrip("0") for value in lengths}) > 1:
+        return "Content-Length headers that differ (RFC 9112, 6.3)"
+    return None

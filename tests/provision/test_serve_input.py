@@ -1,0 +1,124 @@
+"""Small input gaps: a bracket left open in an address, one URL given twice to
+``mgmt-pkg serve --file``, and ``.`` segments in a path to an overlay file."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from provision_support import request
+
+from mgmt.errors import GraphError
+from mgmt.graph import parse_graph
+from mgmt.net.content import Content, parse_address
+from mgmt.net.http_server import HttpFileServer
+from mgmt.net.tftp import ACK, DATA, RRQ, TftpServer
+from mgmt.resources.base import FieldError, fill_params
+from mgmt.resources.http import HttpServerRes
+
+
+@pytest.mark.parametrize("address", ["[::1:20184", "[::1", "[::1]20184", "[::1]x:80"])
+def test_an_ipv6_address_without_its_bracket_is_refused(address):
+    with pytest.raises(ValueError, match=r"written \[ADDRESS\] or \[ADDRESS\]:PORT"):
+        parse_address(address, 80)
+    with pytest.raises(FieldError) as caught:
+        fill_params(HttpServerRes, {"address": address})
+    assert caught.value.field == "address"
+
+
+@pytest.mark.parametrize(
+    ("address", "parsed"),
+    [("[::1]:20184", ("::1", 20184)), ("[::1]", ("::1", 80)), ("[::]:0", ("::", 0))],
+)
+def test_bracketed_ipv6_addresses_still_parse(address, parsed):
+    assert parse_address(address, 80) == parsed
+
+
+def test_a_graph_with_an_open_bracket_is_refused_with_its_line():
+    text = 'graph: g\nresources:\n  http:server:\n  - name: w\n    address: "[::1:20184"\n'
+    with pytest.raises(GraphError) as caught:
+        parse_graph(text, "g.yaml")
+    assert str(caught.value).startswith("g.yaml:5: "), str(caught.value)
+    assert "address" in str(caught.value)
+
+
+def _serve(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mgmt_pkg", "serve", ".", "--bind", "127.0.0.1"]
+    return subprocess.run(
+        [*command, "--port", "0", *args], capture_output=True, text=True, timeout=20, cwd=cwd
+    )
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        ("/a=b.ks", "--file '/a=b.ks': /a given twice"),
+        ("//a/.=b.ks", "--file '//a/.=b.ks': /a given twice"),
+        ("/m@52-54-00-AA-BB-CC=b.ks", "/m for MAC 52:54:00:aa:bb:cc given twice"),
+    ],
+    ids=["same", "same-written-otherwise", "same-mac-written-otherwise"],
+)
+def test_one_url_given_twice_to_serve_file_is_refused(tmp_path, second, message):
+    (tmp_path / "a.ks").write_text("a\n")
+    (tmp_path / "b.ks").write_text("b\n")
+    first = "/m@52:54:00:aa:bb:cc=a.ks" if "@" in second else "/a=a.ks"
+    done = _serve("--file", first, "--file", second, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("mgmt-pkg: error: "), done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+OVERLAY = {"/ks/node.ks": Content.from_bytes(b"node\n")}
+
+
+@pytest.mark.parametrize("path", ["/ks/./node.ks", "/./ks/node.ks", "/ks/node.ks/."])
+def test_dot_segments_find_an_overlay_file_over_http(tmp_path, path):
+    with HttpFileServer(tmp_path, overlay=OVERLAY) as server:
+        reply = request(server.address, path)
+    assert (reply.status, reply.body) == (200, b"node\n")
+
+
+def test_dot_segments_find_an_overlay_file_over_tftp():
+    with (
+        TftpServer(None, "127.0.0.1", 0, OVERLAY) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        client.sendto(struct.pack("!H", RRQ) + b"ks/./node.ks\0octet\0", server.address)
+        packet, sender = client.recvfrom(600)
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
+    assert packet == struct.pack("!HH", DATA, 1) + b"node\n"
+
+
+def test_a_file_path_with_dot_segments_clashes_with_the_plain_one():
+    text = (
+        "graph: g\nresources:\n  http:server:file:\n"
+        "  - {name: a, server: w, path: /ks/node.ks, content: one}\n"
+        "  - {name: b, server: w, path: /ks/./node.ks, content: two}\n"
+    )
+    with pytest.raises(GraphError, match=r"both manage http:server\[w\]/ks/node.ks"):
+        parse_graph(text, "g.yaml")
+
+
+def test_a_relative_serve_file_source_is_served(tmp_path):
+    (tmp_path / "ks").mkdir()
+    (tmp_path / "ks" / "a.ks").write_text("relative\n")
+    command = [sys.executable, "-m", "mgmt_pkg", "serve", ".", "--bind", "127.0.0.1"]
+    process = subprocess.Popen(
+        [*command, "--port", "0", "--file", "/a.ks=ks/a.ks"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving "), process.stderr.read() if process.poll() else line
+        port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
+        reply = request(("127.0.0.1", port), "/a.ks")
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert (reply.status, reply.body) == (200, b"relative\n")
