@@ -61,7 +61,16 @@ class ServerRes(_OnBoard):
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
         root = params.get("root") or ""
         needs = ["file:" + os.path.normpath(root)] if root else []
-        return [f"{cls.kind}:{name}"], needs
+        provides = [f"{cls.kind}:{name}"]
+        # Its address too: two servers of a graph on one address (written the same
+        # way; port 0 is any free one) cannot both listen, so the graph refuses them.
+        try:
+            host, port = parse_address(params["address"], cls.default_port)
+        except (KeyError, TypeError, ValueError):  # validate() says why
+            port = 0
+        if port:
+            provides.append(f"{cls.protocol} on {host} port {port}")
+        return provides, needs
 
     def _make_server(self, host: str, port: int, overlay: Dict[str, Any]) -> Any:
         raise NotImplementedError
