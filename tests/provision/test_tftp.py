@@ -411,28 +411,14 @@ def test_a_name_that_is_not_ascii_reaches_the_file_of_those_bytes(tmp_path, raw)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as file:
         file.write(b"that very file\n")
-    with (
-        TftpServer(root, "127.0.0.1", 0, {}) as server,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
-    ):
-        client.settimeout(5)
-        client.sendto(struct.pack("!H", RRQ) + raw + b"\0octet\0", server.address)
-        opcode, block, data, sender = _reply(client)
-        client.sendto(struct.pack("!HH", ACK, 1), sender)
-    assert (opcode, block, data) == (DATA, 1, b"that very file\n")
+    reply = _first_reply(TftpServer(root, "127.0.0.1", 0, {}), _rrq_bytes(raw))
+    assert reply == (DATA, 1, b"that very file\n")
 
 
 def test_a_non_ascii_name_in_the_overlay_is_found():
     overlay = {"/pxelinux.cfg/café": Content.from_bytes(b"inline\n")}
-    with (
-        TftpServer(None, "127.0.0.1", 0, overlay) as server,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
-    ):
-        client.settimeout(5)
-        client.sendto(_rrq("pxelinux.cfg/café"), server.address)
-        opcode, block, data, sender = _reply(client)
-        client.sendto(struct.pack("!HH", ACK, 1), sender)
-    assert (opcode, block, data) == (DATA, 1, b"inline\n")
+    reply = _first_reply(TftpServer(None, "127.0.0.1", 0, overlay), _rrq("pxelinux.cfg/café"))
+    assert reply == (DATA, 1, b"inline\n")
 
 
 @pytest.mark.parametrize("raw", [b"caf\xc3\xa9/../../secret", b"\xff/../../secret"])
@@ -441,11 +427,21 @@ def test_a_non_ascii_name_still_cannot_leave_the_tree(tmp_path, raw):
     (root / "café").mkdir(parents=True)
     os.mkdir(os.path.join(os.fsencode(root), b"\xff"))
     (tmp_path / "secret").write_text("not for you\n")
-    with (
-        TftpServer(root, "127.0.0.1", 0, {}) as server,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
-    ):
+    reply = _first_reply(TftpServer(root, "127.0.0.1", 0, {}), _rrq_bytes(raw))
+    assert reply == (ERROR, 2, b"outside the served tree\0")
+
+
+def _rrq_bytes(raw: bytes) -> bytes:
+    return struct.pack("!H", RRQ) + raw + b"\0octet\0"
+
+
+def _first_reply(server: TftpServer, request: bytes) -> Tuple[int, int, bytes]:
+    """(opcode, block or error code, payload) of the server's answer to ``request``;
+    a first DATA block is ACKed, ending a one-block transfer."""
+    with server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.settimeout(5)
-        client.sendto(struct.pack("!H", RRQ) + raw + b"\0octet\0", server.address)
-        opcode, code, message, _sender = _reply(client)
-    assert (opcode, code, message) == (ERROR, 2, b"outside the served tree\0")
+        client.sendto(request, server.address)
+        opcode, number, payload, sender = _reply(client)
+        if opcode == DATA:
+            client.sendto(struct.pack("!HH", ACK, number), sender)
+    return opcode, number, payload
