@@ -68,8 +68,8 @@ def test_a_directory_made_while_its_parent_is_being_watched_is_not_missed(
     (tmp_path / "a").mkdir()
     real = watcher._watch_dir
 
-    def watch_dir(folder):
-        entry = real(folder)
+    def watch_dir(folder, full=True):
+        entry = real(folder, full)
         if entry is None and folder == str(tmp_path / "a" / "b"):
             os.mkdir(folder)
         return entry
@@ -267,3 +267,37 @@ def test_a_finished_write_calls_saved_and_any_other_change_the_callback(watcher,
     os.chmod(target, 0o600)
     assert fired(changed)
     assert not saved.acquire(timeout=0.2)
+
+
+def test_a_folder_moved_further_up_is_seen_and_the_path_followed_back(watcher, tmp_path):
+    """inotify tells a moved folder only itself: the folders above a watched one
+    are watched for their own move, so the path below them climbs and is told."""
+    for moved in ("a/b", "a"):  # the parent's parent, then one above that
+        top = tmp_path / moved.split("/")[0]
+        target = tmp_path / "a" / "b" / "c" / "f"
+        target.parent.mkdir(parents=True)
+        target.write_text("x")
+        sem, callback = counter()
+        cancel = watcher.watch_path(str(target), callback)
+        (tmp_path / moved).rename(tmp_path / "elsewhere")
+        assert fired(sem), moved
+        # Made again where it was (as the file resource does), it is watched again.
+        target.parent.mkdir(parents=True)
+        drain(sem)
+        target.write_text("again")
+        assert sem.acquire(timeout=5), moved
+        cancel()
+        shutil.rmtree(top)
+        shutil.rmtree(tmp_path / "elsewhere")
+
+
+def test_the_folders_above_are_watched_only_while_a_path_below_is(watcher, tmp_path):
+    deep = tmp_path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    cancels = [watcher.watch_path(str(deep / name), lambda: None) for name in ("f", "g")]
+    watched = set(watcher._dirs)
+    assert {str(deep), str(deep.parent), str(tmp_path / "a")} <= watched
+    assert not watcher._dirs[str(tmp_path / "a")].full  # only its own move is asked for
+    for cancel in cancels:
+        cancel()
+    assert watcher._dirs == {} and watcher._by_wd == {}  # nothing left, up to /

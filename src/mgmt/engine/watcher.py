@@ -7,6 +7,10 @@ watch) and dispatch events by name. A path whose directory does not exist
 yet waits on its nearest existing ancestor and moves down as directories
 appear; when a watched directory goes away its paths move back up.
 
+Every folder above a watched one (but /) has a watch of its own too, for its
+own move or removal only (GUARD_MASK: no events about what is inside it): a
+folder moved further up tells only itself, and the paths below it must climb.
+
 A tree (:meth:`FileWatcher.watch_tree`) is its top path plus a watch on every
 directory below it; a directory created or moved into the tree is watched as
 it appears, so a change anywhere in it is seen at once.
@@ -45,6 +49,7 @@ DIR_MASK = (
     | F.ONLYDIR
 )
 GONE = F.IGNORED | F.DELETE_SELF | F.MOVE_SELF | F.UNMOUNT
+GUARD_MASK = F.DELETE_SELF | F.MOVE_SELF | F.ONLYDIR  # a folder above watched ones
 SAVED = F.CLOSE_WRITE | F.MOVED_TO  # a writer is done: the file is whole
 
 
@@ -75,10 +80,13 @@ class _Tree:
 
 
 class _Dir:
-    __slots__ = ("subs", "trees", "wd")
+    __slots__ = ("full", "held", "kids", "subs", "trees", "wd")
 
-    def __init__(self, wd: int):
+    def __init__(self, wd: int, full: bool):
         self.wd = wd
+        self.full = full  # watched with DIR_MASK; else only as a guard (GUARD_MASK)
+        self.kids = 0  # watched folders right below it, each holding it watched
+        self.held: Optional[_Dir] = None  # the folder above, which this one holds
         self.subs: Dict[str, Set[_Sub]] = {}
         self.trees: Set[_Tree] = set()  # trees this directory is inside of
 
@@ -171,7 +179,7 @@ class FileWatcher:
         folder, name = os.path.split(sub.path)
         retried: Set[str] = set()
         while True:
-            entry = self._dirs.get(folder)
+            entry = self._full(folder)
             if entry is None and folder not in self._missing:
                 entry = self._watch_dir(folder)
                 if entry is None:  # wait one level up (also when out of watches)
@@ -204,16 +212,40 @@ class FileWatcher:
         self._forget_if_unused(sub.folder, entry)
 
     def _forget_if_unused(self, folder: str, entry: _Dir) -> None:
-        if not entry.subs and not entry.trees:
+        if not entry.subs and not entry.trees and not entry.kids:
             del self._dirs[folder]
             self._by_wd.pop(entry.wd, None)
             with contextlib.suppress(OSError):  # the directory may already be gone
                 self._inotify.rm_watch(entry.wd)
+            self._release(entry)
 
-    def _watch_dir(self, folder: str) -> Optional[_Dir]:
-        """A new entry watching ``folder``, or None if it cannot be watched."""
+    def _release(self, entry: _Dir) -> None:
+        """``entry`` is no longer watched: the folder above may be unused now."""
+        above, entry.held = entry.held, None
+        if above is not None:
+            above.kids -= 1
+            folder = self._by_wd.get(above.wd)
+            if folder is not None and self._dirs.get(folder) is above:
+                self._forget_if_unused(folder, above)
+
+    def _full(self, folder: str) -> Optional[_Dir]:
+        """The entry of ``folder``, watched for what happens inside it (a guard's
+        mask widened), or None if it has none."""
+        entry = self._dirs.get(folder)
+        if entry is not None and not entry.full:
+            try:  # on a watched inode add_watch replaces the mask, same wd
+                entry.full = self._inotify.add_watch(folder, DIR_MASK) == entry.wd
+            except OSError:
+                return None
+            if not entry.full:
+                return None  # another folder took that name: found missing, or anew
+        return entry
+
+    def _watch_dir(self, folder: str, full: bool = True) -> Optional[_Dir]:
+        """A new entry watching ``folder`` (``full``: what happens inside it, else
+        only its own move or removal), or None if it cannot be watched."""
         try:
-            wd = self._inotify.add_watch(folder, DIR_MASK)
+            wd = self._inotify.add_watch(folder, DIR_MASK if full else GUARD_MASK)
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return None  # missing, or not ours to read: nothing to warn about
         except OSError as error:  # ENOSPC: out of watches; must not stop the thread
@@ -224,8 +256,14 @@ class FileWatcher:
             # The same directory under another name: it was renamed where we did
             # not see it leave (or its MOVE_SELF is still queued).
             self._drop_dir(stale)
-        entry = self._dirs[folder] = _Dir(wd)
+        entry = self._dirs[folder] = _Dir(wd, full)
         self._by_wd[wd] = folder
+        above = os.path.dirname(folder)
+        if above != "/" and above != folder:  # / never moves: the top needs no guard
+            held = self._dirs.get(above) or self._watch_dir(above, full=False)
+            if held is not None:
+                held.kids += 1
+                entry.held = held
         return entry
 
     def _warn_once(self, folder: str, error: OSError) -> None:
@@ -251,7 +289,7 @@ class FileWatcher:
         pending = [top]
         while pending:
             folder = pending.pop()
-            entry = self._dirs.get(folder) or self._watch_dir(folder)
+            entry = self._full(folder) or self._watch_dir(folder)
             if entry is None:
                 continue  # gone meanwhile, not ours to read, or out of watches
             entry.trees.add(tree)
@@ -275,6 +313,7 @@ class FileWatcher:
         moved = [sub for subs in entry.subs.values() for sub in subs]
         for sub in moved:
             self._attach(sub)
+        self._release(entry)  # after: the paths may have climbed to the folder above
         return moved
 
     def _drop_below(self, top: str) -> List[_Sub]:
@@ -296,7 +335,9 @@ class FileWatcher:
         a stat could race with the rename.
         """
         try:
-            found = self._inotify.add_watch(folder, DIR_MASK)
+            entry = self._dirs.get(folder)
+            mask = DIR_MASK if entry is None or entry.full else GUARD_MASK
+            found = self._inotify.add_watch(folder, mask)
         except OSError:
             return False
         if found != wd and found not in self._by_wd:
@@ -362,8 +403,8 @@ class FileWatcher:
                 if event.mask & GONE:
                     if event.mask & F.MOVE_SELF and self._still_named(folder, event.wd):
                         continue  # renamed, and already known by its new name
-                    unwatch = bool(event.mask & F.MOVE_SELF)  # the watch moved with it
-                    self._fire(fire, finished, self._drop_dir(folder, unwatch))
+                    # It and every folder below it are gone from where they were.
+                    self._fire(fire, finished, self._drop_below(folder))
                     continue
                 entry = self._dirs[folder]
                 if event.mask & F.ISDIR and event.mask & (F.MOVED_FROM | F.DELETE):
