@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "resources"), str(ROOT / "tests"), str(ROOT / "src")]
@@ -151,10 +152,16 @@ ExecStart=/bin/sleep infinity
 """
 
 
-def _restart_times(host, unit: str) -> list:
-    """Seconds from each SIGKILL until systemd reports ``unit`` active with a new pid."""
+def _restart_times(host, unit: str, settled: Optional[Callable[[int], None]] = None) -> list:
+    """Seconds from each SIGKILL until systemd reports ``unit`` active with a new pid.
+
+    ``settled(n)`` returns once the agent counted its n-th start: mgmt counts a start
+    only once the unit has run for a second (svc's SETTLE), and a kill sooner is a
+    failed start, which it does not repeat (a crash loop); so each kill waits for it."""
     out = []
-    for _ in range(KILLS):
+    for n in range(KILLS):
+        if settled is not None:
+            settled(n + 1)
         before = host.prop(unit, "MainPID")
         started = time.perf_counter()
         host.run(["systemctl", "kill", "-s", "KILL", "--", unit])
@@ -190,7 +197,15 @@ def bench_svc() -> dict:
             while host.prop("bench-mgmt.service", "ActiveState") != "active":
                 if time.monotonic() > deadline:
                     raise SystemExit("mgmt did not start the unit")
-            mgmt = _restart_times(host, "bench-mgmt.service")
+
+            def settled(starts: int) -> None:
+                until = time.monotonic() + 10
+                while (tmp / "log").read_text().count("started bench-mgmt.service") < starts:
+                    if time.monotonic() > until:
+                        raise SystemExit("mgmt did not count its start of the unit")
+                    time.sleep(0.01)
+
+            mgmt = _restart_times(host, "bench-mgmt.service", settled)
             systemd = _restart_times(host, "bench-restart.service")
         finally:
             agent.terminate()
