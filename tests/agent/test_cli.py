@@ -223,13 +223,16 @@ def test_a_folder_moved_away_is_made_again_before_the_file_in_it(tmp_path):
 def test_a_file_whose_folder_further_up_is_moved_away_is_made_again(tmp_path):
     graph, out = tmp_path / "g.yaml", tmp_path / "out"
     target = out / "a" / "b" / "c" / "f"
-    write_graph(graph, f"""\
+    write_graph(
+        graph,
+        f"""\
         resources:
           file:
           - name: deep
             path: {target}
             content: "deep"
-        """)
+        """,
+    )
     agent = AgentProcess(["--file", str(graph), "--no-server", "--tmp-prefix"], tmp_path / "log")
     try:
         assert wait_for(lambda: read(target) == "deep", 10)

@@ -25,7 +25,7 @@ def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path
     os.rename(root / "dx", root / "dy")
     os.symlink(outside, root / "dx")
     with pytest.raises(NotServable) as caught:
-        open_source(checked)
+        open_source(checked, in_tree=True)
     assert caught.value.kind == NotServable.MISSING
     # The file itself swapped for a symlink: the same.
     os.unlink(root / "dx")
@@ -33,7 +33,7 @@ def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path
     os.unlink(root / "dx" / "f")
     os.symlink(outside / "f", root / "dx" / "f")
     with pytest.raises(NotServable):
-        open_source(checked)
+        open_source(checked, in_tree=True)
 
 
 def test_an_index_html_linking_out_of_the_tree_is_not_served(tmp_path: Path):
@@ -47,3 +47,15 @@ def test_an_index_html_linking_out_of_the_tree_is_not_served(tmp_path: Path):
         server.stop()
     assert reply.status == 200
     assert b"not for you" not in reply.body and b"index.html" in reply.body  # the listing
+
+
+def test_a_file_given_by_name_is_opened_through_its_symlinks(tmp_path: Path):
+    """Only paths in a served tree are opened without following symlinks: a file
+    given by name (serve --file, a file kind's source) may well be one."""
+    (tmp_path / "v2.ks").write_text("version 2\n")
+    (tmp_path / "current.ks").symlink_to("v2.ks")
+    (tmp_path / "linked").symlink_to(tmp_path)
+    for named in (tmp_path / "current.ks", tmp_path / "linked" / "v2.ks"):
+        _content, body = open_source(named)
+        with body:
+            assert body.read() == b"version 2\n"

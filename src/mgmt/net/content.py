@@ -108,17 +108,18 @@ _MISSING = frozenset((errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELO
 _FORBIDDEN = frozenset((errno.EACCES, errno.EPERM))
 
 
-def open_source(source: Optional[Source]) -> Tuple[Content, BinaryIO]:
+def open_source(source: Optional[Source], in_tree: bool = False) -> Tuple[Content, BinaryIO]:
     """A body opened now, with what was opened; NotServable if there is none to read.
 
     Servers call this before they answer anything, so that a file they cannot
     read is refused with a status of its own (403, TFTP access violation)
     instead of a success status followed by nothing.
 
-    A bare Path is one in a served tree, as :func:`resolve_under` checked it (a
-    real path): it is opened without following any symlink, so that one swapped
-    in since the check (by whoever may write in the tree) is not followed out of
-    it. A Content's path (a file given by name) is opened as it is.
+    ``in_tree``: ``source`` is a path in a served tree, as :func:`resolve_under`
+    checked it (a real path): it is opened without following any symlink, so
+    that one swapped in since the check (by whoever may write in the tree) is not
+    followed out of it. A file given by name (``serve --file``, a file kind's
+    ``source``) is opened as it is, through its symlinks.
     """
     if source is None:
         raise NotServable(NotServable.MISSING, "file not found")
@@ -126,8 +127,8 @@ def open_source(source: Optional[Source]) -> Tuple[Content, BinaryIO]:
         if source.data is not None:
             return source, io.BytesIO(source.data)
         assert source.path is not None
-        return _open_file(source.path, os.open)
-    return _open_file(source, _open_no_symlinks)
+        source = source.path
+    return _open_file(source, _open_no_symlinks if in_tree else os.open)
 
 
 def _open_no_symlinks(path: Path, flags: int) -> int:

@@ -158,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError as error:  # e.g. a parent directory we may not search
             raise NotServable.from_error(error, target) from None
         if not is_dir:
-            content, body = open_source(target)
+            content, body = open_source(target, in_tree=True)
             return content, body, target.name
         if not url_path.endswith("/"):
             location = urllib.parse.quote(url_path + "/", errors="surrogateescape")
@@ -166,7 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         try:
             # Checked like any path in the tree: an index.html linking out of it is none.
-            content, body = open_source(resolve_under(self.server.root, url_path + "index.html"))
+            index = resolve_under(self.server.root, url_path + "index.html")
+            content, body = open_source(index, in_tree=True)
             return content, body, "index.html"
         except NotServable as refusal:
             if refusal.kind != NotServable.MISSING:

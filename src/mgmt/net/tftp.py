@@ -297,6 +297,7 @@ class TftpServer(BackgroundServer):
         key = url_key(relative)
         entry = self._overlay.get(key)
         source: Optional[Source]
+        in_tree = entry is None
         if entry is not None:
             # TFTP carries no MAC header; pxelinux asks by file name.
             source = entry.default if isinstance(entry, MacSelector) else entry
@@ -307,7 +308,7 @@ class TftpServer(BackgroundServer):
             if source is None:
                 raise RequestError(ACCESS_VIOLATION, "outside the served tree")
         try:
-            content, reader = open_source(source)  # the transfer thread closes it
+            content, reader = open_source(source, in_tree)  # the transfer thread closes it
         except NotServable as refusal:
             # Not str(refusal): that names the file on the server's disk.
             raise RequestError(_CODES[refusal.kind], refusal.reason.lower()) from None

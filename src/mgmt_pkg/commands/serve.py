@@ -38,9 +38,7 @@ def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
         url_path, _at, mac = target.partition("@")
         if not equals or not url_path.startswith("/") or not source:
             raise InvalidInput(f"--file {spec!r}: expected /URL/PATH[@MAC]=FILE")
-        # Resolved before the check: the servers open a bare Path one folder at a
-        # time from /, so a relative one ("ks/a.ks") would name nothing there.
-        resolved = Path(source).resolve()
+        resolved = Path(source).absolute()  # named so in what the server logs
         _check_readable(spec, resolved)
         key = url_key(url_path)
         normalized = normalize_mac(mac) if mac else ""
