@@ -259,6 +259,30 @@ def test_an_event_during_the_last_failing_try_checks_it_again(engine_factory):
     assert runs[1] - runs[0] >= scheduler.EVENT_RECHECK  # not at full speed
 
 
+class SelfPokingRes(ProbeRes):
+    """Fails, and its failing check makes an event of its own (as a tree copy's
+    half-written temp file does)."""
+
+    kind = "selfpoke"
+
+    def check_apply(self, apply: bool) -> bool:
+        LOG.append((self.name, apply, time.monotonic()))
+        self.init.event()
+        raise RuntimeError("broke, and said so")
+
+
+def test_a_check_that_makes_its_own_event_is_rechecked_once_and_converges(engine_factory):
+    REGISTRY["selfpoke"] = f"{__name__}:SelfPokingRes"
+    try:
+        g = graph("  selfpoke: [{name: s}]\n")
+        engine = engine_factory()
+        engine.update(g.local(), g.edges)
+        assert engine.wait_idle(5)
+    finally:
+        del REGISTRY["selfpoke"]
+    assert names() == ["s", "s"] and engine.failed() == [("selfpoke", "s")]
+
+
 def test_a_resource_removed_while_it_waits_for_a_retry_does_not_hold_convergence(
     engine_factory,
 ):

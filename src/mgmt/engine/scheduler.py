@@ -51,6 +51,7 @@ class Vertex:
         "outcome",
         "parents",
         "queued",
+        "rechecked",
         "removed",
         "res",
         "running",
@@ -69,6 +70,7 @@ class Vertex:
         self.queued = False
         self.running = False
         self.removed = False
+        self.rechecked = False  # failed, then checked again for an event during that run
         self.status = NEW
         self.tries = spec.meta.retry
         self.not_before = 0.0
@@ -201,6 +203,8 @@ class Engine:
             vertex.dirty = True
             if vertex.status == FAILED:  # a new event deserves fresh retries
                 vertex.tries = vertex.spec.meta.retry
+            if not vertex.running:  # not one its own check made (see _finish)
+                vertex.rechecked = False
             if self._batched is not None:
                 self._batched.append(vertex)
                 return
@@ -400,16 +404,18 @@ class Engine:
             else:
                 vertex.status = FAILED
                 log_.error("failed: %s", message_of(error))
-                if vertex.dirty:
+                if vertex.dirty and not vertex.rechecked:
                     # An event came while it failed (a file's folder made again as
                     # it failed on it): it may succeed now, with a new event's fresh
-                    # tries; not sooner than EVENT_RECHECK, so that a kind whose
-                    # failing check makes an event of its own cannot spin.
+                    # tries. Once, EVENT_RECHECK later: a kind whose failing check
+                    # makes an event of its own would otherwise fail on for ever.
+                    vertex.rechecked = True
                     vertex.tries = vertex.spec.meta.retry
                     vertex.not_before = max(vertex.not_before, time.monotonic() + EVENT_RECHECK)
                     self._consider(vertex)
             return
         vertex.status = OK
+        vertex.rechecked = False
         vertex.tries = vertex.spec.meta.retry
         if ok:
             log_.debug("checked: state is right")
