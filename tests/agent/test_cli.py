@@ -244,6 +244,25 @@ def test_a_file_whose_folder_further_up_is_moved_away_is_made_again(tmp_path):
         assert agent.stop() == 0
 
 
+def test_a_graph_link_in_a_linked_folder_follows_a_new_target(tmp_path):
+    """The link's folder and the target's are one folder under two names."""
+    out, real = tmp_path / "out", tmp_path / "real"
+    real.mkdir()
+    write_graph(real / "v1.yaml", files_graph(out, f="v1\n"))
+    write_graph(real / "v2.yaml", files_graph(out, f="v2\n"))
+    (real / "g.yaml").symlink_to("v1.yaml")
+    (tmp_path / "linked").symlink_to(real)
+    graph = tmp_path / "linked" / "g.yaml"
+    agent = AgentProcess(["--file", str(graph), "--no-server", "--tmp-prefix"], tmp_path / "log")
+    try:
+        assert wait_for(lambda: read(out / "f") == "v1\n", 10)
+        (real / "g.new").symlink_to("v2.yaml")
+        os.replace(real / "g.new", real / "g.yaml")  # as ln -sfn does
+        assert wait_for(lambda: read(out / "f") == "v2\n", 5), agent.log
+    finally:
+        assert agent.stop() == 0
+
+
 def test_no_watch_ignores_graph_edits(tmp_path):
     graph, out = tmp_path / "g.yaml", tmp_path / "out"
     write_graph(graph, files_graph(out, f="v1\n"))

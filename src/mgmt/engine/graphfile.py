@@ -23,9 +23,13 @@ class GraphFileWatch:
         changed: Callable[[], None],
         saved: Callable[[], None],
     ):
-        self._watcher, self._path = watcher, os.path.abspath(path)
-        self._changed, self._saved = changed, saved
+        # The name in its folder's real path: the watcher keeps one name per folder,
+        # and a link in a linked folder would otherwise name one folder twice.
+        folder, name = os.path.split(os.path.abspath(path))
+        self._path = os.path.join(os.path.realpath(folder), name)
+        self._watcher, self._changed, self._saved = watcher, changed, saved
         self._lock = threading.Lock()
+        self._closed = False
         self._target: Optional[str] = None
         self._cancel_target: Optional[Callable[[], None]] = None
         self._cancel_name = watcher.watch_path(
@@ -45,7 +49,7 @@ class GraphFileWatch:
     def _follow(self) -> None:
         target = os.path.realpath(self._path)
         with self._lock:
-            if target == self._target:
+            if self._closed or target == self._target:
                 return
             if self._cancel_target is not None:
                 self._cancel_target()
@@ -59,6 +63,7 @@ class GraphFileWatch:
     def close(self) -> None:
         self._cancel_name()
         with self._lock:
+            self._closed = True  # a change under way must not watch the target again
             if self._cancel_target is not None:
                 self._cancel_target()
                 self._cancel_target = None
