@@ -42,6 +42,7 @@ class MemWorld:
             store if store is not None else {"exported": {}, "converged": {}, "watchers": []}
         )
         self.converged_log: List[bool] = []
+        self.failures_log: List[list] = []  # what each converged report said had failed
 
     def export(self, resources) -> None:
         mine = {(k[0], k[1]): dict(v) for k, v in resources.items()}
@@ -64,8 +65,9 @@ class MemWorld:
         self.store["watchers"].append(callback)
         return lambda: self.store["watchers"].remove(callback)
 
-    def set_converged(self, converged: bool) -> None:
+    def set_converged(self, converged: bool, failures=()) -> None:
         self.converged_log.append(converged)
+        self.failures_log.append(list(failures))
         self.store["converged"][self.hostname] = converged
 
     def converged_hosts(self) -> Dict[str, bool]:

@@ -110,10 +110,9 @@ class _Unreachable(MemWorld):
 
 
 def test_the_graph_wins_over_a_collected_name_and_etcd_down_keeps_the_last_collected(
-    tmp_path, mgmt_log
+    mgmt_log,
 ):
-    from mgmt.engine.agent import Agent
-    from mgmt.settings import Settings
+    from mgmt.engine.exchange import Collection
 
     store: dict = {"exported": {}, "converged": {}, "watchers": []}
     # a has a "shared" export and a resource of its own named "shared@b": b's
@@ -122,17 +121,18 @@ def test_the_graph_wins_over_a_collected_name_and_etcd_down_keeps_the_last_colle
     store["exported"]["b"] = {("file", "shared"): {"path": "/tmp/other-b", "content": "b's"}}
     world = MemWorld("a", store)
     publish(world, graph)
-    settings = Settings(file=tmp_path / "g.yaml", no_server=True)
-    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
-    agent.graph = graph
-    wanted = agent._wanted()
+    collection = Collection(world)
+    wanted = collection.wanted(graph)
     # a's own shared@b (path /tmp/locala) stays, not b's renamed "shared".
     assert wanted[("file", "shared@b")].params["path"] == "/tmp/locala"
     assert "collected file[shared@b] is not used: the graph has its own" in mgmt_log.getvalue()
-    # etcd gone: the last collected set is kept, not dropped.
+    # etcd gone: the last collected set is kept, not dropped...
     before = dict(wanted)
-    agent.world = _Unreachable("a", store)
-    assert agent._wanted() == before
+    collection.world = _Unreachable("a", store)
+    assert collection.wanted(graph) == before
+    # ...but not for a graph that now collects with another pattern.
+    moved = parse_graph(graph_for("a", pattern="/srv/other/"))
+    assert collection.wanted(moved) == moved.local()
 
 
 def test_collected_resources_that_close_a_cycle_are_left_out_and_fail_the_run(
@@ -171,8 +171,12 @@ collect:
     store: dict = {"exported": {}, "converged": {}, "watchers": []}
     store["exported"]["b"] = {("file", "www"): {"path": "/export/www/"}}
     settings = Settings(file=path, no_server=True, converged_timeout=0, no_watch=True, json=True)
-    agent = Agent(settings, world=MemWorld("a", store), state_dir=tmp_path / "state")
+    world = MemWorld("a", store)
+    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
     assert agent.run() == 1
+    # A detached cluster has no exit status to read: its converged report says so.
+    graph_failures = [f for f in world.failures_log[-1] if f.kind == "graph"]
+    assert [(f.name, f.error) for f in graph_failures] == [("a", agent.collection.error)]
     assert (tmp_path / "other").read_text() == "mine\n"  # outside the cycle: applied
     doc = json.loads(capsys.readouterr().out)
     assert doc["status"] == "failed"

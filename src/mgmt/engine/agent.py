@@ -13,14 +13,17 @@ import re
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
+from mgmt.engine.exchange import Collection
+from mgmt.engine.outcome import cut_error
 from mgmt.errors import GraphError, MgmtError
-from mgmt.graph.model import Graph, ResourceKey, ResourceSpec
+from mgmt.graph.model import Graph, ResourceSpec
 from mgmt.graph.parse import parse_graph, read_graph_text
 from mgmt.log import get_logger
 from mgmt.settings import Settings
 from mgmt.wakeup import Wakeup
+from mgmt.world.api import Failure
 
 log = get_logger("agent")
 
@@ -69,11 +72,7 @@ class Agent:
         self._wake = threading.Condition()
         self._graph_dirty = False
         self._collect_dirty = False
-        # What was last collected: kept while etcd cannot be read (an edit then
-        # changes only what it changes, not every collected resource).
-        self._collected: Dict[ResourceKey, ResourceSpec] = {}
-        # Why the collected resources are left out (they close a dependency cycle).
-        self.collect_error: Optional[str] = None
+        self.collection = Collection(world)  # the graph's resources and the collected
         self._planning = False  # the planner took the flags above and is applying them
         self._world_retry_at: Optional[float] = None  # set while the world is out of step
         self._last_event = 0.0
@@ -165,16 +164,17 @@ class Agent:
         how = "converged" if self._timed_out else "stopped"
         if failed:
             log.error("%s with %d failed resource(s)", how, len(failed))
-        if self.collect_error is not None:
-            log.error("%s without the collected resources: %s", how, self.collect_error)
-        return 1 if failed or self.collect_error is not None else 0
+        left_out = self.collection.error
+        if left_out is not None:
+            log.error("%s without the collected resources: %s", how, left_out)
+        return 1 if failed or left_out is not None else 0
 
     def _print_report(self) -> None:
         """The --json document on stdout (see mgmt.engine.report), after the last log line."""
         from mgmt.engine import report
 
         outcomes = self.engine.outcomes() if self.engine is not None else []
-        errors = [self.collect_error] if self.collect_error is not None else []
+        errors = [self.collection.error] if self.collection.error is not None else []
         doc = report.document(
             self.settings.hostname, self.settings.noop, self.converged, outcomes, errors
         )
@@ -195,8 +195,13 @@ class Agent:
 
         def report(idle: bool) -> None:
             # With the resources that ended failed: a detached cluster, which has no
-            # initiator to read this agent's exit status, says so from them.
-            world.set_converged(idle, self.engine.failures() if idle else ())
+            # initiator to read this agent's exit status, says so from them (and
+            # from collected resources left out, as if the graph had failed).
+            failures = self.engine.failures() if idle else []
+            if idle and self.collection.error is not None:
+                error = cut_error(self.collection.error)
+                failures.append(Failure("graph", self.graph.name, error))
+            world.set_converged(idle, failures)
 
         return report
 
@@ -280,42 +285,10 @@ class Agent:
             self._world_retry_at = time.monotonic() + WORLD_RETRY if failures else None
             self._wake.notify_all()
 
-    def _wanted(self) -> Dict[ResourceKey, ResourceSpec]:
-        assert self.graph is not None
-        wanted = dict(self.graph.local())
-        if self.world is not None and self.graph.collect:
-            from mgmt.engine.exchange import collected
-
-            try:
-                self._collected = collected(self.world, self.graph)
-            except MgmtError as err:
-                log.error("cannot collect exported resources (keeping the last ones): %s", err)
-            # The graph's own resources win over collected ones of the same name.
-            for key, spec in self._collected.items():
-                if key in wanted:
-                    log.warning("collected %s[%s] is not used: the graph has its own", *key)
-                else:
-                    wanted[key] = spec
-        else:
-            self._collected = {}
-        return wanted
-
     def _apply(self, first: bool = False) -> None:
         assert self.graph is not None
-        wanted = self._wanted()
-        try:
-            diff = self.engine.update(wanted, self.graph.edges)
-        except GraphError as err:
-            # The graph alone has no cycle (parse_graph checks): collected resources
-            # closed this one. The graph runs without them, and the run fails.
-            local = self.graph.local()
-            where = os.fspath(self.settings.file)  # type: ignore[arg-type]
-            self.collect_error = f"{where}: {err.message} (through collected resources)"
-            log.error("%s: running without the collected resources", self.collect_error)
-            wanted = dict(local)
-            diff = self.engine.update(wanted, self.graph.edges)
-        else:
-            self.collect_error = None
+        path = os.fspath(self.settings.file)  # type: ignore[arg-type]
+        wanted, diff = self.collection.apply(self.engine, self.graph, path)
         if first:  # as the graph has them (the engine may group some, as pkg's)
             log.info("graph %r: %d resources", self.graph.name, len(wanted))
         elif not diff.empty:

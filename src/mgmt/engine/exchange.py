@@ -11,9 +11,10 @@ already taken here, by a local resource or one collected before it, is skipped
 with a warning: two files on one path would rewrite each other forever.
 """
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
-from mgmt.graph.model import Graph, ResourceKey, ResourceSpec, key_str
+from mgmt.errors import GraphError, MgmtError
+from mgmt.graph.model import Collect, Graph, ResourceKey, ResourceSpec, key_str
 from mgmt.log import get_logger
 from mgmt.resources.base import FieldError, fill_params, kind_class
 
@@ -78,3 +79,59 @@ def _provided(spec: ResourceSpec) -> List[str]:
     if spec.auto is None:
         spec.auto = kind_class(spec.kind).autoedges(spec.name, spec.params)
     return list(spec.auto[0])
+
+
+class Collection:
+    """What the agent runs: the graph's own resources and what it collects.
+
+    It owns the last collected set, kept while etcd cannot be read (an edit
+    then changes only what it changes), for as long as the graph collects the
+    same kinds with the same patterns; and, when collected resources close a
+    dependency cycle with the graph's, why they are left out (:attr:`error`).
+    """
+
+    def __init__(self, world: Any):
+        self.world = world
+        self.error: Optional[str] = None
+        self._last: Dict[ResourceKey, ResourceSpec] = {}
+        self._last_for: Tuple[Collect, ...] = ()  # the collect entries _last answers
+
+    def wanted(self, graph: Graph) -> Dict[ResourceKey, ResourceSpec]:
+        """The resources to run: the graph's, and the collected ones whose names
+        it does not use itself (the graph's own resource wins, with a warning)."""
+        wanted = dict(graph.local())
+        entries = tuple(graph.collect)
+        if self.world is None or not entries:
+            self._last, self._last_for = {}, ()
+            return wanted
+        try:
+            self._last, self._last_for = collected(self.world, graph), entries
+        except MgmtError as err:
+            if self._last_for != entries:  # other kinds or patterns: the last set is not theirs
+                self._last, self._last_for = {}, entries
+            log.error("cannot collect exported resources (keeping the last ones): %s", err)
+        for key, spec in self._last.items():
+            if key in wanted:
+                log.warning("collected %s is not used: the graph has its own", key_str(key))
+            else:
+                wanted[key] = spec
+        return wanted
+
+    def apply(
+        self, engine: Any, graph: Graph, path: str
+    ) -> Tuple[Dict[ResourceKey, ResourceSpec], Any]:
+        """Run :meth:`wanted` on ``engine``: (what runs, the engine's GraphDiff).
+
+        The graph alone has no cycle (parse_graph checks it): a cycle here goes
+        through collected resources. They are all left out and the graph's own
+        run; :attr:`error` says why, and the run fails."""
+        wanted = self.wanted(graph)
+        try:
+            diff = engine.update(wanted, graph.edges)
+        except GraphError as err:
+            self.error = f"{path}: {err.message} (through collected resources)"
+            log.error("%s: running without the collected resources", self.error)
+            wanted = dict(graph.local())
+            return wanted, engine.update(wanted, graph.edges)
+        self.error = None
+        return wanted, diff

@@ -89,7 +89,7 @@ class Outcome:
         group's members its last error was about, or the vertex; each with its
         last error, cut to what an etcd value holds."""
         names = sorted(self.failed_members) if self.failed_members is not None else [name]
-        return [Failure(kind, n, _cut((self.errors_of(n) or [""])[-1])) for n in names]
+        return [Failure(kind, n, cut_error((self.errors_of(n) or [""])[-1])) for n in names]
 
     def copy(self) -> "Outcome":
         other = Outcome()
@@ -106,7 +106,7 @@ def message_of(error: BaseException) -> str:
     return getattr(error, "message", None) or str(error) or type(error).__name__
 
 
-def _cut(text: str) -> str:
+def cut_error(text: str) -> str:
     """``text``, or its start and "..." to say the rest was cut, in FAILURE_ERROR_MAX."""
     limit = FAILURE_ERROR_MAX
     return text if len(text) <= limit else text[: limit - 3] + "..."
