@@ -219,6 +219,15 @@ def test_a_group_that_fails_for_some_members_fails_only_them(engine_factory):
     assert [name for name, e in entries.items() for _ in e["changes"]] == ["a", "c"]
 
 
+def test_an_error_that_names_no_member_fails_the_whole_group():
+    from mgmt.engine.outcome import Outcome
+
+    outcome = Outcome()
+    outcome.record(False, True, [], ResourceError("pkg[a]", "broke", members=[]))
+    assert outcome.final_of("a") == outcome.final_of("b") == "failed"
+    assert [f.name for f in outcome.failures("pkg", "a (+1 grouped)")] == ["a (+1 grouped)"]
+
+
 def test_a_failures_error_is_cut_to_keep_the_etcd_value_small(engine_factory):
     long = "x" * FAILURE_ERROR_MAX
     g = graph(f"  probe:\n  - {{name: {long}, fail: 99}}\n")

@@ -45,7 +45,7 @@ class Outcome:
         when the others were checked and fixed all the same: their part counts."""
         self.checks += 1
         if error is not None:
-            members = getattr(error, "members", None)
+            members = getattr(error, "members", None) or None  # none named: all of them
             self.failed = True
             self.failed_members = members
             self.errors = [*self.errors, message_of(error)][-MAX_ERRORS:]

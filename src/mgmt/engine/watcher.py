@@ -371,12 +371,15 @@ class FileWatcher:
             except Exception:  # a bug here must not silently end every watch
                 log.exception("failed to handle inotify events; watching on")
                 continue
-            with self.batch():
-                for path, callback in fire:
-                    try:
-                        callback()
-                    except Exception:  # one bad callback must not stop every watch
-                        log.exception("watch callback for %s failed", path)
+            try:
+                with self.batch():
+                    for path, callback in fire:
+                        try:
+                            callback()
+                        except Exception:  # one bad callback must not stop every watch
+                            log.exception("watch callback for %s failed", path)
+            except Exception:  # nor a batch that fails to end (the engine scheduling)
+                log.exception("failed to act on a batch of inotify events; watching on")
 
     @staticmethod
     def _fire(fire: Dict[int, _Sub], finished: Set[int], subs: List[_Sub]) -> None:

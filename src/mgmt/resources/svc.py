@@ -188,6 +188,9 @@ class SvcRes(Resource):
             self._start_and_settle()
         finally:
             self._starting = False
+        # Settled: a signal after its last look (the unit ended right then) is news.
+        if self._changed.is_set():
+            self.init.event()
 
     def _start_and_settle(self) -> None:
         self._changed.clear()
