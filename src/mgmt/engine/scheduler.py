@@ -20,6 +20,7 @@ from typing import Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Opt
 from mgmt.engine.autogroup import autogroup
 from mgmt.engine.autogroup import build as build_resource
 from mgmt.engine.outcome import Outcome, message_of
+from mgmt.engine.vertex import FAILED, OK, Vertex
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
 from mgmt.graph.diff import GraphDiff, diff_resources
@@ -30,7 +31,6 @@ from mgmt.world.api import Failure
 
 log = get_logger("engine")
 
-NEW, OK, FAILED = "new", "ok", "failed"
 EVENT_RECHECK = 0.5  # seconds: see Engine._finish
 
 
@@ -40,41 +40,6 @@ def default_workers() -> int:
     # 8 workers wrote 10,000 files as fast as 16 or 32 and re-checked them 30%
     # faster than 32).
     return max(4, min(32, (os.cpu_count() or 2) * 4))
-
-
-class Vertex:
-    __slots__ = (
-        "children",
-        "dirty",
-        "key",
-        "not_before",
-        "outcome",
-        "parents",
-        "queued",
-        "rechecked",
-        "removed",
-        "res",
-        "running",
-        "spec",
-        "status",
-        "tries",
-    )
-
-    def __init__(self, spec: ResourceSpec, res: Resource):
-        self.key = spec.key
-        self.spec = spec
-        self.res = res
-        self.parents: List[Vertex] = []
-        self.children: List[Vertex] = []
-        self.dirty = True
-        self.queued = False
-        self.running = False
-        self.removed = False
-        self.rechecked = False  # failed, then checked again for an event during that run
-        self.status = NEW
-        self.tries = spec.meta.retry
-        self.not_before = 0.0
-        self.outcome = Outcome()
 
 
 class Engine:

@@ -27,10 +27,11 @@ import errno
 import os
 import select
 import threading
-from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Callable, ContextManager, Dict, List, Optional, Set, Tuple
 
 from mgmt.engine.inotify import INotify
 from mgmt.engine.inotify import flags as F
+from mgmt.engine.watchstate import WatchedFolder, WatchedPath, WatchedTree, no_batch
 from mgmt.log import get_logger
 from mgmt.wakeup import Wakeup
 
@@ -53,65 +54,27 @@ GUARD_MASK = F.DELETE_SELF | F.MOVE_SELF | F.ONLYDIR  # a folder above watched o
 SAVED = F.CLOSE_WRITE | F.MOVED_TO  # a writer is done: the file is whole
 
 
-@contextlib.contextmanager
-def _no_batch() -> Iterator[None]:
-    yield
-
-
-class _Sub:
-    __slots__ = ("callback", "folder", "name", "path", "saved")
-
-    def __init__(
-        self, path: str, callback: Callable[[], None], saved: Optional[Callable[[], None]] = None
-    ):
-        self.path = path
-        self.callback = callback
-        self.saved = saved  # called instead when a writer is done with the file
-        self.folder = ""  # the directory watched for it right now
-        self.name = ""  # the entry in that directory that concerns it
-
-
-class _Tree:
-    __slots__ = ("callback", "path")
-
-    def __init__(self, path: str, callback: Callable[[], None]):
-        self.path = path  # the top of the tree
-        self.callback = callback
-
-
-class _Dir:
-    __slots__ = ("full", "held", "kids", "subs", "trees", "wd")
-
-    def __init__(self, wd: int, full: bool):
-        self.wd = wd
-        self.full = full  # watched with DIR_MASK; else only as a guard (GUARD_MASK)
-        self.kids = 0  # watched folders right below it, each holding it watched
-        self.held: Optional[_Dir] = None  # the folder above, which this one holds
-        self.subs: Dict[str, Set[_Sub]] = {}
-        self.trees: Set[_Tree] = set()  # trees this directory is inside of
-
-
 class FileWatcher:
     """Implements :class:`mgmt.resources.base.Watcher`; call :meth:`close` at the end."""
 
     def __init__(self) -> None:
         self._inotify = INotify()
         self._lock = threading.RLock()
-        self._dirs: Dict[str, _Dir] = {}
+        self._dirs: Dict[str, WatchedFolder] = {}
         self._by_wd: Dict[int, str] = {}
         # Directories found missing since the last event: 10,000 paths under one
         # missing directory cost one failed add_watch, not 10,000. Any event may
         # mean one appeared, so each batch of events clears it.
         self._missing: Set[str] = set()
         # Trees with an event in the batch being dispatched (each told once).
-        self._tree_events: Set[_Tree] = set()
-        self._trees: Set[_Tree] = set()  # every live tree, for a queue overflow
+        self._tree_events: Set[WatchedTree] = set()
+        self._trees: Set[WatchedTree] = set()  # every live tree, for a queue overflow
         self._warned: Set[int] = set()  # errnos of add_watch already logged
         self._closing = Wakeup()
         self._closed = False
         # Wraps the callbacks of one batch of events (the agent hands the engine's
         # Engine.batched, so that events that came at once are scheduled at once).
-        self.batch: Callable[[], ContextManager[None]] = _no_batch
+        self.batch: Callable[[], ContextManager[None]] = no_batch
         self._thread = threading.Thread(target=self._loop, name="file watcher", daemon=True)
         self._thread.start()
 
@@ -127,7 +90,7 @@ class FileWatcher:
         last change seen was a finished write (the writer closed the file, or a new
         file was renamed over it): then the file is whole, and nothing need wait for
         an editor's next step."""
-        sub = _Sub(os.path.normpath(os.path.abspath(path)), callback, saved)
+        sub = WatchedPath(os.path.normpath(os.path.abspath(path)), callback, saved)
         with self._lock:
             self._attach(sub)
 
@@ -139,7 +102,7 @@ class FileWatcher:
 
     def watch_tree(self, root: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Like :meth:`watch_path`, and also for any change anywhere below ``root``."""
-        tree = _Tree(os.path.normpath(os.path.abspath(root)), callback)
+        tree = WatchedTree(os.path.normpath(os.path.abspath(root)), callback)
 
         def on_root() -> None:
             with self._lock:  # the top may have become a directory: watch inside it
@@ -174,7 +137,7 @@ class FileWatcher:
 
     # -- bookkeeping (under the lock) ---------------------------------------
 
-    def _attach(self, sub: _Sub) -> None:
+    def _attach(self, sub: WatchedPath) -> None:
         """Watch the deepest existing directory on the way to sub.path."""
         folder, name = os.path.split(sub.path)
         retried: Set[str] = set()
@@ -200,7 +163,7 @@ class FileWatcher:
                 return  # nothing to watch at all; should not happen
             folder, name = os.path.split(folder)
 
-    def _detach(self, sub: _Sub) -> None:
+    def _detach(self, sub: WatchedPath) -> None:
         entry = self._dirs.get(sub.folder)
         if entry is None:
             return
@@ -211,7 +174,7 @@ class FileWatcher:
                 del entry.subs[sub.name]
         self._forget_if_unused(sub.folder, entry)
 
-    def _forget_if_unused(self, folder: str, entry: _Dir) -> None:
+    def _forget_if_unused(self, folder: str, entry: WatchedFolder) -> None:
         if not entry.subs and not entry.trees and not entry.kids:
             del self._dirs[folder]
             self._by_wd.pop(entry.wd, None)
@@ -219,7 +182,7 @@ class FileWatcher:
                 self._inotify.rm_watch(entry.wd)
             self._release(entry)
 
-    def _release(self, entry: _Dir) -> None:
+    def _release(self, entry: WatchedFolder) -> None:
         """``entry`` is no longer watched: the folder above may be unused now."""
         above, entry.held = entry.held, None
         if above is not None:
@@ -228,7 +191,7 @@ class FileWatcher:
             if folder is not None and self._dirs.get(folder) is above:
                 self._forget_if_unused(folder, above)
 
-    def _full(self, folder: str) -> Optional[_Dir]:
+    def _full(self, folder: str) -> Optional[WatchedFolder]:
         """The entry of ``folder``, watched for what happens inside it (a guard's
         mask widened), or None if it has none."""
         entry = self._dirs.get(folder)
@@ -241,7 +204,7 @@ class FileWatcher:
                 return None  # another folder took that name: found missing, or anew
         return entry
 
-    def _watch_dir(self, folder: str, full: bool = True) -> Optional[_Dir]:
+    def _watch_dir(self, folder: str, full: bool = True) -> Optional[WatchedFolder]:
         """A new entry watching ``folder`` (``full``: what happens inside it, else
         only its own move or removal), or None if it cannot be watched."""
         try:
@@ -256,7 +219,7 @@ class FileWatcher:
             # The same directory under another name: it was renamed where we did
             # not see it leave (or its MOVE_SELF is still queued).
             self._drop_dir(stale)
-        entry = self._dirs[folder] = _Dir(wd, full)
+        entry = self._dirs[folder] = WatchedFolder(wd, full)
         self._by_wd[wd] = folder
         above = os.path.dirname(folder)
         if above != "/" and above != folder:  # / never moves: the top needs no guard
@@ -280,7 +243,7 @@ class FileWatcher:
         else:
             log.warning("cannot watch %s: %s", folder, error)
 
-    def _add_tree_dirs(self, tree: _Tree, top: str) -> None:
+    def _add_tree_dirs(self, tree: WatchedTree, top: str) -> None:
         """Watch ``top`` and every directory below it for ``tree`` (symlinks not followed).
 
         Each directory is watched before it is listed, so one made in between
@@ -296,7 +259,7 @@ class FileWatcher:
             with contextlib.suppress(OSError), os.scandir(folder) as listing:
                 pending += [item.path for item in listing if item.is_dir(follow_symlinks=False)]
 
-    def _drop_dir(self, folder: str, unwatch: bool = False) -> List[_Sub]:
+    def _drop_dir(self, folder: str, unwatch: bool = False) -> List[WatchedPath]:
         """A watched directory vanished: re-attach its paths higher up.
 
         ``unwatch`` when the directory lives on elsewhere (renamed): its watch
@@ -316,14 +279,14 @@ class FileWatcher:
         self._release(entry)  # after: the paths may have climbed to the folder above
         return moved
 
-    def _drop_below(self, top: str) -> List[_Sub]:
+    def _drop_below(self, top: str) -> List[WatchedPath]:
         """``top`` left its folder (renamed or deleted): drop every entry at or below it.
 
         Below a renamed directory inotify says nothing, so these are found by name.
         """
         inside = top + os.sep
         stale = [folder for folder in self._dirs if folder == top or folder.startswith(inside)]
-        moved: List[_Sub] = []
+        moved: List[WatchedPath] = []
         for folder in sorted(stale, reverse=True):  # deepest first, so paths climb once
             moved += self._drop_dir(folder, unwatch=True)
         return moved
@@ -345,7 +308,7 @@ class FileWatcher:
                 self._inotify.rm_watch(found)
         return found == wd
 
-    def _overflowed(self, fire: Dict[int, _Sub]) -> None:
+    def _overflowed(self, fire: Dict[int, WatchedPath]) -> None:
         """Events were lost: tell every path and tree, and watch directories made meanwhile."""
         log.warning("inotify queue overflowed; re-checking every watched path")
         for entry in self._dirs.values():
@@ -382,7 +345,7 @@ class FileWatcher:
                 log.exception("failed to act on a batch of inotify events; watching on")
 
     @staticmethod
-    def _fire(fire: Dict[int, _Sub], finished: Set[int], subs: List[_Sub]) -> None:
+    def _fire(fire: Dict[int, WatchedPath], finished: Set[int], subs: List[WatchedPath]) -> None:
         """Tell ``subs`` of a change that is not a finished write."""
         for sub in subs:
             fire[id(sub)] = sub
@@ -390,7 +353,7 @@ class FileWatcher:
 
     def _dispatch(self, events) -> List[Tuple[str, Callable[[], None]]]:
         """The callbacks a batch of events calls, with the path each watches."""
-        fire: Dict[int, _Sub] = {}
+        fire: Dict[int, WatchedPath] = {}
         finished: Set[int] = set()  # subs whose last event here was a finished write
         with self._lock:
             self._missing.clear()

@@ -1,0 +1,44 @@
+"""What the file watcher (mgmt.engine.watcher) keeps: per watched path, per tree,
+per watched folder; all read and changed under the watcher's lock."""
+
+import contextlib
+from typing import Callable, Dict, Iterator, Optional, Set
+
+
+@contextlib.contextmanager
+def no_batch() -> Iterator[None]:
+    """The watcher's batch hook until one is set (FileWatcher.batch): nothing to do."""
+    yield
+
+
+class WatchedPath:
+    __slots__ = ("callback", "folder", "name", "path", "saved")
+
+    def __init__(
+        self, path: str, callback: Callable[[], None], saved: Optional[Callable[[], None]] = None
+    ):
+        self.path = path
+        self.callback = callback
+        self.saved = saved  # called instead when a writer is done with the file
+        self.folder = ""  # the directory watched for it right now
+        self.name = ""  # the entry in that directory that concerns it
+
+
+class WatchedTree:
+    __slots__ = ("callback", "path")
+
+    def __init__(self, path: str, callback: Callable[[], None]):
+        self.path = path  # the top of the tree
+        self.callback = callback
+
+
+class WatchedFolder:
+    __slots__ = ("full", "held", "kids", "subs", "trees", "wd")
+
+    def __init__(self, wd: int, full: bool):
+        self.wd = wd
+        self.full = full  # watched with DIR_MASK; else only as a guard (GUARD_MASK)
+        self.kids = 0  # watched folders right below it, each holding it watched
+        self.held: Optional[WatchedFolder] = None  # the folder above, which this one holds
+        self.subs: Dict[str, Set[WatchedPath]] = {}
+        self.trees: Set[WatchedTree] = set()  # trees this directory is inside of
