@@ -182,12 +182,14 @@ class Engine:
         at the end: of a folder moved away with a file in it, the folder's event
         is known before the file's is acted on, so the file waits for it."""
         with self._cond:
-            held, self._batched = self._batched, self._batched or []
+            outer = self._batched is None  # an inner batch ends with the outer one
+            if outer:
+                self._batched = []
         try:
             yield
         finally:
-            with self._cond:
-                if held is None:
+            if outer:
+                with self._cond:
                     batch, self._batched = self._batched or [], None
                     for vertex in batch:
                         self._consider(vertex)
