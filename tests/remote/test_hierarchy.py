@@ -242,6 +242,31 @@ def test_a_secondary_whose_start_is_killed_fails_its_leaves(pool, agent_env, bun
     s1.run("rm -rf /tmp/mgmt-*")
 
 
+def test_a_hop_that_is_also_a_host_with_a_graph_by_another_name_is_refused(
+    pool, agent_env, bundle, tmp_path
+):
+    """s1 by its ssh_config alias as l1's via:, and by its address with a graph of its
+    own: one host, run two ways. Whichever logs in second fails, naming the first."""
+    s1 = pool["s1"]
+    s1.run("rm -f /tmp/only-s1*")
+    own = file_graph("s1", f"ssh://root@{s1.address}", tmp_path, "s1's own")
+    graphs = [own, leaf_graph(pool, "l1", tmp_path, "through s1")]
+    done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", env=agent_env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    rows = summary(done.stdout)
+    refused = [why for result, _bundle, why in rows.values() if result == "failed"]
+    assert any(
+        why.startswith("the same host as ")
+        and f"(both reach {s1.address}:22)" in why
+        and "runs its graph or is the via: of others, not both" in why
+        for why in refused
+    ), done.stdout
+    for host in pool:
+        assert_clean(host)
+    s1.run("rm -f /tmp/only-s1*")
+    pool["l1"].run("rm -f /tmp/only-l1*")
+
+
 def test_one_leaf_under_two_names_behind_a_secondary_is_refused(pool, agent_env, bundle, tmp_path):
     """Its address and its ssh_config alias: the secondary would start two agents there."""
     l1 = pool["l1"]

@@ -21,6 +21,7 @@ from mgmt.statedir import state_dir
 if TYPE_CHECKING:
     from mgmt.remote.transport.connect import ConnectOptions
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
+    from mgmt.remote.transport.same_host import SameHostGuard
 
 log = get_logger("remote")
 R = TypeVar("R", bound="ParamikoRunner")
@@ -86,6 +87,7 @@ def run(
     from mgmt.remote.orchestration.results import HostResult, print_summary, run_document
     from mgmt.remote.orchestration.session import RunContext
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
+    from mgmt.remote.transport.same_host import SameHostGuard
     from mgmt.remote.transport.sudo import Sudo, new_token
 
     out = out or sys.stdout
@@ -118,7 +120,10 @@ def run(
     log.info("bundle %s (%d bytes, sha256 %s)", found.path, found.size, found.sha256[:12])
     options = connect_options(settings, fabric_config)
 
-    @one_agent_per_host
+    # One host under two names is refused, whether it runs a graph or is a via: hop.
+    same_host = SameHostGuard()
+
+    @one_agent_per_host(same_host)
     def connect(spec: HostSpec) -> ParamikoRunner:
         runner = ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
         if spec.sudo:  # the login as connected (ssh_config may have named it)
@@ -147,7 +152,9 @@ def run(
             output=Printer(out),
             payload=checking_payload(s.graph for s in remotes.specs),  # bad edits stop here
         )
-        hierarchy = via_hierarchy(subtrees, state, options, settings, found, (token, sudo_password))
+        hierarchy = via_hierarchy(
+            subtrees, state, options, settings, found, (token, sudo_password), same_host
+        )
         fanout = Fanout(
             direct + hierarchy.specs(),
             ctx,
@@ -186,15 +193,17 @@ def _warn_cconns_collect(cconns: int, specs: List[HostSpec]) -> None:
         log.warning(CCONNS_COLLECT.format(cconns=cconns, hosts=len(specs), graph=graph))
 
 
-def via_hierarchy(subtrees, state: Path, options, settings: Settings, found, sudo):
+def via_hierarchy(subtrees, state: Path, options, settings: Settings, found, sudo, same_host):
     """The secondaries of a via: run (mgmt.remote.hierarchy), logged in to with
     the ssh-agent forwarded; with no via: graphs, plain sessions only. ``sudo``:
-    the run's sudo token and password, for the hosts below that run through it."""
+    the run's sudo token and password, for the hosts below that run through it;
+    ``same_host``: the run's SameHostGuard, which the secondaries claim too."""
     from mgmt.remote.hierarchy.initiator import top_hierarchy
     from mgmt.remote.hierarchy.plan import grace_below
     from mgmt.remote.orchestration.session import STOP_GRACE
     from mgmt.remote.transport.agent_forward import AgentForwardingRunner
 
+    @one_agent_per_host(same_host, hop=True)
     def connect(spec: HostSpec) -> AgentForwardingRunner:
         return AgentForwardingRunner(spec, options, lost_timeout=settings.lost_timeout)
 
@@ -234,25 +243,31 @@ def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config
         return control.stop_detached(settings, remotes.specs, connect, out)
     detach.check_flags(settings, remotes.specs)
     if settings.attach:
-        return attach.attach(settings, remotes.specs, one_agent_per_host(connect), out)
+        return attach.attach(settings, remotes.specs, one_agent_per_host()(connect), out)
     found = find_bundle(bundle)
-    return detach.run_detached(settings, remotes.specs, found, one_agent_per_host(connect), out)
+    return detach.run_detached(settings, remotes.specs, found, one_agent_per_host()(connect), out)
 
 
-def one_agent_per_host(connect: Callable[[HostSpec], R]) -> Callable[[HostSpec], R]:
-    """``connect``, refusing a host that another graph of the run reached under
-    another name (see mgmt.remote.transport.same_host): one guard per run."""
+def one_agent_per_host(
+    guard: "Optional[SameHostGuard]" = None, hop: bool = False
+) -> Callable[[Callable[[HostSpec], R]], Callable[[HostSpec], R]]:
+    """A connect, refusing a host that another of the run reached under another
+    name (see mgmt.remote.transport.same_host); ``guard``: the run's, shared by
+    the secondaries (``hop``) and the hosts run directly, else a new one."""
     from mgmt.remote.transport.same_host import SameHostGuard
 
-    guard = SameHostGuard()
+    claims = guard or SameHostGuard()
 
-    def guarded(spec: HostSpec) -> R:
-        runner = connect(spec)
-        try:
-            guard.claim(spec.name, runner.endpoint())
-        except RemoteError:
-            runner.close()
-            raise
-        return runner
+    def wrap(connect: Callable[[HostSpec], R]) -> Callable[[HostSpec], R]:
+        def guarded(spec: HostSpec) -> R:
+            runner = connect(spec)
+            try:
+                claims.claim(spec.name, runner.endpoint(), hop)
+            except RemoteError:
+                runner.close()
+                raise
+            return runner
 
-    return guarded
+        return guarded
+
+    return wrap

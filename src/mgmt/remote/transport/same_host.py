@@ -67,22 +67,24 @@ def later_names(logins: Sequence[Tuple[str, Optional[Login]]]) -> Dict[str, str]
 
 
 class SameHostGuard:
-    """Claims each endpoint for the first host name that reached it, for one run."""
+    """Claims each endpoint for the first host name that reached it, for one run:
+    hosts that run a graph and hosts that are the ``via:`` of others (``hop``) alike."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._hosts: Dict[Endpoint, str] = {}
+        self._hosts: Dict[Endpoint, Tuple[str, bool]] = {}
 
-    def claim(self, host: str, endpoint: Optional[Endpoint]) -> None:
+    def claim(self, host: str, endpoint: Optional[Endpoint], hop: bool = False) -> None:
         """RemoteError for ``host`` if another host of the run reached ``endpoint``
         (None, an endpoint that cannot be told: nothing to compare)."""
         if endpoint is None:
             return
         with self._lock:
-            first = self._hosts.setdefault(endpoint, host)
-        if first != host:
-            raise RemoteError(
-                host,
-                f"the same host as {first} (both reach {endpoint}): two agents there would "
-                "fight over its resources; give the host one graph",
-            )
+            first, first_hop = self._hosts.setdefault(endpoint, (host, hop))
+        if first == host:
+            return
+        if hop or first_hop:
+            why = "a host runs its graph or is the via: of others, not both; name it one way"
+        else:
+            why = "two agents there would fight over its resources; give the host one graph"
+        raise RemoteError(host, f"the same host as {first} (both reach {endpoint}): {why}")
