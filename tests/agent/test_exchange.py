@@ -130,6 +130,13 @@ def test_the_graph_wins_over_a_collected_name_and_etcd_down_keeps_the_last_colle
     before = dict(wanted)
     collection.world = _Unreachable("a", store)
     assert collection.wanted(graph) == before
+    # ...and never over what the graph manages now (a resource of its own added
+    # while etcd was away, on the path a kept one writes: they would fight).
+    mine = parse_graph(graph_for("a", pattern="").replace("/tmp/locala", "/tmp/other-b"))
+    wanted = collection.wanted(mine)
+    assert ("file", "shared@b") not in wanted
+    assert wanted[("file", "locala")].params["path"] == "/tmp/other-b"
+    assert "is not used: the graph manages file:/tmp/other-b" in mgmt_log.getvalue()
     # ...but not for a graph that now collects with another pattern.
     moved = parse_graph(graph_for("a", pattern="/srv/other/"))
     assert collection.wanted(moved) == moved.local()

@@ -110,9 +110,15 @@ class Collection:
             if self._last_for != entries:  # other kinds or patterns: the last set is not theirs
                 self._last, self._last_for = {}, entries
             log.error("cannot collect exported resources (keeping the last ones): %s", err)
+        # collected() left out what the graph's own resources manage, as they were
+        # then; a set kept while etcd is away is checked against them as they are now.
+        taken = {ident for spec in wanted.values() for ident in _provided(spec)}
         for key, spec in self._last.items():
+            clash = next((ident for ident in _provided(spec) if ident in taken), None)
             if key in wanted:
                 log.warning("collected %s is not used: the graph has its own", key_str(key))
+            elif clash is not None:
+                log.warning("collected %s is not used: the graph manages %s", key_str(key), clash)
             else:
                 wanted[key] = spec
         return wanted

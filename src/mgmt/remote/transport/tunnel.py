@@ -113,7 +113,8 @@ class ReverseTunnel(Tunnel):
                 if (channel, sock) in self._open:
                     self._open.remove((channel, sock))
             sock.close()
-            channel.close()
+            with contextlib.suppress(EOFError, OSError):  # the connection may be gone (^C)
+                channel.close()
 
     def _splice(self, channel: paramiko.Channel, sock: socket.socket) -> None:
         while not self._closed.is_set():
