@@ -190,3 +190,50 @@ collect:
     [error] = doc["errors"]
     assert error.startswith(f"{path}: dependency cycle: ") and "file[www]" in error
     assert "running without the collected resources" in mgmt_log.getvalue()
+
+
+def test_a_cycle_that_a_new_export_closes_is_reported_while_idle(tmp_path):
+    """A detached cluster's status comes from the converged reports: a cycle that
+    an export made (or unmade) later must be reported, though nothing else ran."""
+    import threading
+
+    from mgmt.engine.agent import Agent
+    from mgmt.settings import Settings
+    from support.polling import wait_for
+
+    srv = tmp_path / "srv"
+    path = tmp_path / "a.yaml"
+    path.write_text(f"""graph: a
+resources:
+  file:
+  - name: X
+    path: {srv}/
+  http:server:
+  - name: s
+    address: "127.0.0.1:0"
+    root: {srv}/www
+edges:
+- from: {{kind: "http:server", name: s}}
+  to: {{kind: file, name: X}}
+collect:
+- kind: file
+  pattern: {srv}/
+""")
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    world = MemWorld("a", store)
+    settings = Settings(file=path, no_server=True, converged_timeout=-1, no_watch=True)
+    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
+    runner = threading.Thread(target=agent.run, daemon=True)
+    runner.start()
+    try:
+        assert wait_for(lambda: world.converged_log and world.converged_log[-1], 10)
+        assert not [f for f in world.failures_log[-1] if f.kind == "graph"]
+        store["exported"]["b"] = {("file", "www"): {"path": "/export/www/"}}
+        for callback in list(store["watchers"]):
+            callback()
+        assert wait_for(
+            lambda: [f.name for f in world.failures_log[-1] if f.kind == "graph"] == ["a"], 10
+        ), world.failures_log[-3:]
+    finally:
+        agent.stop()
+        runner.join(10)

@@ -288,7 +288,10 @@ class Agent:
     def _apply(self, first: bool = False) -> None:
         assert self.graph is not None
         path = os.fspath(self.settings.file)  # type: ignore[arg-type]
+        left_out = self.collection.error
         wanted, diff = self.collection.apply(self.engine, self.graph, path)
+        if self.collection.error != left_out:  # reported as failures: say so even if idle
+            self.converger.failures_changed()
         if first:  # as the graph has them (the engine may group some, as pkg's)
             log.info("graph %r: %d resources", self.graph.name, len(wanted))
         elif not diff.empty:
