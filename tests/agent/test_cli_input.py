@@ -146,6 +146,9 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
         (["--cluster-address", "h=10.0.0.1"], "--cluster-address needs --detach"),
         (["--cluster-size", "3"], "--cluster-size needs --detach"),
         (["--attach", "--cluster-size", "3"], "--cluster-size needs --detach"),
+        # The hand-over has no run document: --json printed nothing and said so nowhere.
+        (["--detach", "--json"], "--json cannot be used with --detach"),
+        (["--attach", "--json"], "--json cannot be used with --attach"),
         (["--python=-x"], "--python: expected a name or path, got '-x'"),
         (["--python", " "], "--python: expected a name or path"),
         (["--sudo-user=-s"], "--sudo-user: expected a name or path"),

@@ -388,6 +388,9 @@ def check_flags(settings, specs: List[HostSpec]) -> None:
     """Flags that make no sense with a detached run, refused before connecting."""
     if settings.seeds:
         raise InputError("--detach cannot be used with --seeds: the cluster runs its own etcd")
+    if settings.json:  # nothing would be printed: the hand-over has no run document
+        flag = "--detach" if settings.detach else "--attach"
+        raise InputError(f"--json cannot be used with {flag}: see `mgmt status` for the cluster")
     if settings.detach:
         check_size(settings.cluster_size, len(specs))
     parse_addresses(settings.cluster_address, [s.name for s in specs])
