@@ -3,6 +3,8 @@ and the fan-out's converged states."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -14,6 +16,7 @@ from mgmt.remote.orchestration.fanout import ConvergedStates
 from mgmt.wakeup import Wakeup
 from mgmt.world.client import EtcdClient
 from support import require_tools
+from support.polling import wait_for
 
 
 def _converged_keys(etcd: RunEtcd) -> dict:
@@ -106,3 +109,25 @@ def test_an_etcd_that_cannot_start_is_reported_once(tmp_path):
     with pytest.raises(WorldError, match="cannot run etcd"):
         etcd.close()  # and the caller is told why too (the run ends with it)
     assert len(reasons) == 1 and reasons[0].startswith("the run's etcd did not start")
+
+
+def test_an_etcd_that_ends_before_the_run_ends_it(tmp_path):
+    """Killed (or out of memory) mid-run: the run is told, and ends with why."""
+    require_tools("etcd")
+    reasons = []
+    etcd = RunEtcd(tmp_path, on_failure=reasons.append)
+    etcd.target()
+    os.kill(etcd._server.pid, signal.SIGKILL)
+    assert wait_for(lambda: reasons, 10), "the run was not told"
+    assert reasons == ["the run's etcd ended (exit status -9) while the run needed it"]
+    with pytest.raises(WorldError, match="ended"):
+        etcd.close()
+
+
+def test_an_etcd_stopped_by_the_run_is_no_failure(tmp_path):
+    require_tools("etcd")
+    reasons = []
+    etcd = RunEtcd(tmp_path, on_failure=reasons.append)
+    etcd.target()
+    etcd.close()
+    assert reasons == []

@@ -155,6 +155,11 @@ class EmbeddedEtcd:
                 raise
         log.debug("started at %s in %.2fs", self.client_url, time.monotonic() - started)
 
+    def wait(self) -> Optional[int]:
+        """Block until etcd ends, stopped or not; its exit status (None if it never ran)."""
+        proc = self._proc
+        return proc.wait() if proc is not None else None
+
     def stop(self) -> None:
         """Stop etcd and release the data directory."""
         self._terminate()

@@ -36,7 +36,8 @@ class RunEtcd:
     """
 
     def __init__(self, state_dir: Path, on_failure: Optional[Callable[[str], None]] = None):
-        """``on_failure(why)`` is called once if etcd, when first needed, cannot start."""
+        """``on_failure(why)`` is called once if etcd, when first needed, cannot start,
+        or if it ends before the run does."""
         from mgmt.world.auth import new_run_credentials
 
         self.state_dir = Path(state_dir)
@@ -96,6 +97,16 @@ class RunEtcd:
             self._ready.set()
         if self.error is not None and self.on_failure is not None:
             self.on_failure(f"the run's etcd did not start: {self.error}")
+        if self.error is None and self._server is not None:
+            # Its owner waits on it too: etcd ending before the run does (killed, out
+            # of memory) leaves the hosts nothing to exchange through; the run ends.
+            code = self._server.wait()
+            if not self._closing.is_set():
+                self.error = WorldError(
+                    f"the run's etcd ended (exit status {code}) while the run needed it"
+                )
+                if self.on_failure is not None:
+                    self.on_failure(str(self.error))
         self._stopped.wait()
 
     def close(self) -> None:
