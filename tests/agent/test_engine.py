@@ -46,9 +46,12 @@ class ProbeRes(Resource):
 
 @pytest.fixture(autouse=True, scope="module")
 def probe_kind():
-    REGISTRY["probe"] = f"{__name__}:ProbeRes"
+    kinds = {"probe": "ProbeRes", "gprobe": "GroupProbeRes", "selfpoke": "SelfPokingRes"}
+    for kind, cls in kinds.items():
+        REGISTRY[kind] = f"{__name__}:{cls}"
     yield
-    del REGISTRY["probe"]
+    for kind in kinds:
+        del REGISTRY[kind]
 
 
 def graph(text):
@@ -198,14 +201,10 @@ class GroupProbeRes(ProbeRes):
 def test_a_group_that_fails_for_some_members_fails_only_them(engine_factory):
     from mgmt.engine.report import resource_entries
 
-    REGISTRY["gprobe"] = f"{__name__}:GroupProbeRes"
-    try:
-        g = graph("  gprobe: [{name: a}, {name: b, fail: 1}, {name: c}]\n")
-        engine = engine_factory()
-        engine.update(g.local(), g.edges)
-        assert engine.wait_idle(5)
-    finally:
-        del REGISTRY["gprobe"]
+    g = graph("  gprobe: [{name: a}, {name: b, fail: 1}, {name: c}]\n")
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
     # What a detached cluster keeps in etcd names the member, not the group.
     [failure] = engine.failures()
     assert (failure.kind, failure.name) == ("gprobe", "b")
@@ -281,14 +280,10 @@ class SelfPokingRes(ProbeRes):
 
 
 def test_a_check_that_makes_its_own_event_is_rechecked_once_and_converges(engine_factory):
-    REGISTRY["selfpoke"] = f"{__name__}:SelfPokingRes"
-    try:
-        g = graph("  selfpoke: [{name: s}]\n")
-        engine = engine_factory()
-        engine.update(g.local(), g.edges)
-        assert engine.wait_idle(5)
-    finally:
-        del REGISTRY["selfpoke"]
+    g = graph("  selfpoke: [{name: s}]\n")
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
     assert names() == ["s", "s"] and engine.failed() == [("selfpoke", "s")]
 
 

@@ -142,6 +142,33 @@ def test_the_graph_wins_over_a_collected_name_and_etcd_down_keeps_the_last_colle
     assert collection.wanted(moved) == moved.local()
 
 
+def _cycle_graph(tmp_path, other=None):
+    """a's graph: a folder srv/ (X), a server whose root is srv/www, an edge from the
+    server to X; it collects files into srv/. A collected "www" folder comes after X
+    (its parent) and before the server (its root): a cycle only with it. ``other``:
+    a file of a's own, outside all that."""
+    srv = tmp_path / "srv"
+    own = f"  - name: other\n    path: {other}\n    content: mine\n" if other else ""
+    path = tmp_path / "a.yaml"
+    path.write_text(f"""graph: a
+resources:
+  file:
+  - name: X
+    path: {srv}/
+{own}  http:server:
+  - name: s
+    address: "127.0.0.1:0"
+    root: {srv}/www
+edges:
+- from: {{kind: "http:server", name: s}}
+  to: {{kind: file, name: X}}
+collect:
+- kind: file
+  pattern: {srv}/
+""")
+    return path
+
+
 def test_collected_resources_that_close_a_cycle_are_left_out_and_fail_the_run(
     tmp_path, capsys, mgmt_log
 ):
@@ -153,28 +180,7 @@ def test_collected_resources_that_close_a_cycle_are_left_out_and_fail_the_run(
     from mgmt.engine.agent import Agent
     from mgmt.settings import Settings
 
-    srv = tmp_path / "srv"
-    text = f"""graph: a
-resources:
-  file:
-  - name: X
-    path: {srv}/
-  - name: other
-    path: {tmp_path}/other
-    content: "mine\\n"
-  http:server:
-  - name: s
-    address: "127.0.0.1:0"
-    root: {srv}/www
-edges:
-- from: {{kind: "http:server", name: s}}
-  to: {{kind: file, name: X}}
-collect:
-- kind: file
-  pattern: {srv}/
-"""
-    path = tmp_path / "a.yaml"
-    path.write_text(text)
+    path = _cycle_graph(tmp_path, other=tmp_path / "other")
     store: dict = {"exported": {}, "converged": {}, "watchers": []}
     store["exported"]["b"] = {("file", "www"): {"path": "/export/www/"}}
     settings = Settings(file=path, no_server=True, converged_timeout=0, no_watch=True, json=True)
@@ -184,7 +190,7 @@ collect:
     # A detached cluster has no exit status to read: its converged report says so.
     graph_failures = [f for f in world.failures_log[-1] if f.kind == "graph"]
     assert [(f.name, f.error) for f in graph_failures] == [("a", agent.collection.error)]
-    assert (tmp_path / "other").read_text() == "mine\n"  # outside the cycle: applied
+    assert (tmp_path / "other").read_text() == "mine"  # outside the cycle: applied
     doc = json.loads(capsys.readouterr().out)
     assert doc["status"] == "failed"
     [error] = doc["errors"]
@@ -201,24 +207,7 @@ def test_a_cycle_that_a_new_export_closes_is_reported_while_idle(tmp_path):
     from mgmt.settings import Settings
     from support.polling import wait_for
 
-    srv = tmp_path / "srv"
-    path = tmp_path / "a.yaml"
-    path.write_text(f"""graph: a
-resources:
-  file:
-  - name: X
-    path: {srv}/
-  http:server:
-  - name: s
-    address: "127.0.0.1:0"
-    root: {srv}/www
-edges:
-- from: {{kind: "http:server", name: s}}
-  to: {{kind: file, name: X}}
-collect:
-- kind: file
-  pattern: {srv}/
-""")
+    path = _cycle_graph(tmp_path)
     store: dict = {"exported": {}, "converged": {}, "watchers": []}
     world = MemWorld("a", store)
     settings = Settings(file=path, no_server=True, converged_timeout=-1, no_watch=True)
