@@ -230,3 +230,15 @@ def test_a_new_directory_is_made_with_its_mode_not_widened_first(watcher, tmp_pa
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "a" / "private").st_mode) == 0o700
     assert [n["field"] for n in res.notes] == ["state"]  # no mode to fix afterwards
+
+
+def test_a_source_tree_that_vanished_fails_instead_of_being_fine(watcher, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "f1").write_text("one")
+    tree = file_res(watcher, tmp_path, path=f"{dst}/", source=str(src), recurse=True)
+    assert tree.check_apply(True) is False and (dst / "f1").read_text() == "one"
+    src.rename(tmp_path / "away")
+    (dst / "f1").write_text("bad")
+    with pytest.raises(ResourceError, match=f"source {src} is not a directory"):
+        tree.check_apply(True)

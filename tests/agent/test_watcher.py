@@ -301,3 +301,60 @@ def test_the_folders_above_are_watched_only_while_a_path_below_is(watcher, tmp_p
     for cancel in cancels:
         cancel()
     assert watcher._dirs == {} and watcher._by_wd == {}  # nothing left, up to /
+
+
+def test_a_folder_above_swapped_for_a_copy_keeps_its_guards(watcher, tmp_path):
+    """The tree replaced in one quick step (a copy renamed over it): the new folders
+    are guarded, not the ones of the tree that left, and a later move is seen."""
+    target = tmp_path / "data" / "tree" / "g" / "h" / "i" / "f3"
+    target.parent.mkdir(parents=True)
+    target.write_text("three")
+    sem, callback = counter()
+    watcher.watch_path(str(target), callback)
+    shutil.copytree(tmp_path / "data" / "tree", tmp_path / "data" / "new")
+    os.rename(tmp_path / "data" / "tree", tmp_path / "data" / "tree.old")
+    os.rename(tmp_path / "data" / "new", tmp_path / "data" / "tree")
+    assert fired(sem)
+    drain(sem)
+    (tmp_path / "data" / "tree" / "g").rename(tmp_path / "g-moved")
+    assert fired(sem)  # the guard on the new tree/g told it
+
+
+def test_two_sibling_folders_swapped_under_a_guard_are_both_followed(watcher, tmp_path):
+    top = tmp_path / "top"
+    f1, f2 = top / "p" / "m" / "x" / "f1", top / "q" / "n" / "y" / "f2"
+    sems = []
+    for path in (f1, f2):
+        path.parent.mkdir(parents=True)
+        path.write_text(path.name)
+        sem, callback = counter()
+        watcher.watch_path(str(path), callback)
+        sems.append(sem)
+    os.rename(top / "p", top / "tmp")
+    os.rename(top / "q", top / "p")
+    os.rename(top / "tmp", top / "q")
+    for sem in sems:
+        assert fired(sem)
+        drain(sem)
+    for path, sem in zip((f1, f2), sems):  # made again where they were: seen there
+        path.parent.mkdir(parents=True)
+        path.write_text("again")
+        assert sem.acquire(timeout=5), path
+
+
+def test_a_folder_above_renamed_and_made_anew_leaves_no_watch_behind(watcher, tmp_path):
+    target = tmp_path / "a" / "b" / "c" / "f"
+    target.parent.mkdir(parents=True)
+    sem, callback = counter()
+    cancel = watcher.watch_path(str(target), callback)
+    for n in range(5):
+        os.rename(tmp_path / "a", tmp_path / f"old{n}")
+        os.mkdir(tmp_path / "a")
+        assert fired(sem)
+        drain(sem)
+    with watcher._lock:
+        watched = set(watcher._dirs)
+    assert not [folder for folder in watched if f"{tmp_path}/old" in folder], watched
+    assert f"{tmp_path}/a" in watched  # the new a, guarding the path below it
+    cancel()
+    assert watcher._dirs == {} and watcher._by_wd == {}

@@ -50,7 +50,9 @@ DIR_MASK = (
     | F.ONLYDIR
 )
 GONE = F.IGNORED | F.DELETE_SELF | F.MOVE_SELF | F.UNMOUNT
-GUARD_MASK = F.DELETE_SELF | F.MOVE_SELF | F.ONLYDIR  # a folder above watched ones
+# A folder above watched ones; MASK_ADD keeps what a watch of the folder for what
+# is inside it (DIR_MASK) asked for, on the same inode.
+GUARD_MASK = F.DELETE_SELF | F.MOVE_SELF | F.ONLYDIR | F.MASK_ADD
 SAVED = F.CLOSE_WRITE | F.MOVED_TO  # a writer is done: the file is whole
 
 
@@ -70,6 +72,9 @@ class FileWatcher:
         self._tree_events: Set[WatchedTree] = set()
         self._trees: Set[WatchedTree] = set()  # every live tree, for a queue overflow
         self._warned: Set[int] = set()  # errnos of add_watch already logged
+        # Paths whose folder was found replaced outside an event's handling: told
+        # with the next batch of events (the replaced folder's own move is queued).
+        self._lost: Set[WatchedPath] = set()
         self._closing = Wakeup()
         self._closed = False
         # Wraps the callbacks of one batch of events (the agent hands the engine's
@@ -193,16 +198,11 @@ class FileWatcher:
 
     def _full(self, folder: str) -> Optional[WatchedFolder]:
         """The entry of ``folder``, watched for what happens inside it (a guard's
-        mask widened), or None if it has none."""
+        mask widened, or a new entry if another folder took the name), or None."""
         entry = self._dirs.get(folder)
-        if entry is not None and not entry.full:
-            try:  # on a watched inode add_watch replaces the mask, same wd
-                entry.full = self._inotify.add_watch(folder, DIR_MASK) == entry.wd
-            except OSError:
-                return None
-            if not entry.full:
-                return None  # another folder took that name: found missing, or anew
-        return entry
+        if entry is None or entry.full:
+            return entry
+        return self._watch_dir(folder)
 
     def _watch_dir(self, folder: str, full: bool = True) -> Optional[WatchedFolder]:
         """A new entry watching ``folder`` (``full``: what happens inside it, else
@@ -214,11 +214,19 @@ class FileWatcher:
         except OSError as error:  # ENOSPC: out of watches; must not stop the thread
             self._warn_once(folder, error)
             return None
+        current = self._dirs.get(folder)
+        if current is not None and current.wd == wd:  # already ours (a guard widened)
+            current.full = current.full or full
+            return current
+        if current is not None:
+            # Another folder took the name (its move is still queued): the entries of
+            # the one that left go, and their paths are told with the next events.
+            self._lost.update(self._drop_below(folder))
         stale = self._by_wd.get(wd)
         if stale is not None and stale != folder:
             # The same directory under another name: it was renamed where we did
-            # not see it leave (or its MOVE_SELF is still queued).
-            self._drop_dir(stale)
+            # not see it leave (or its MOVE_SELF is still queued). Its wd is ours now.
+            self._lost.update(self._drop_below(stale, keep=wd))
         entry = self._dirs[folder] = WatchedFolder(wd, full)
         self._by_wd[wd] = folder
         above = os.path.dirname(folder)
@@ -259,36 +267,31 @@ class FileWatcher:
             with contextlib.suppress(OSError), os.scandir(folder) as listing:
                 pending += [item.path for item in listing if item.is_dir(follow_symlinks=False)]
 
-    def _drop_dir(self, folder: str, unwatch: bool = False) -> List[WatchedPath]:
-        """A watched directory vanished: re-attach its paths higher up.
-
-        ``unwatch`` when the directory lives on elsewhere (renamed): its watch
-        would otherwise report into nothing and use up a watch.
-        """
-        entry = self._dirs.pop(folder, None)
-        if entry is None:
-            return []
-        self._by_wd.pop(entry.wd, None)
-        if unwatch:
-            with contextlib.suppress(OSError):
-                self._inotify.rm_watch(entry.wd)
-        self._tree_events.update(entry.trees)  # a directory of the tree went away
-        moved = [sub for subs in entry.subs.values() for sub in subs]
-        for sub in moved:
-            self._attach(sub)
-        self._release(entry)  # after: the paths may have climbed to the folder above
-        return moved
-
-    def _drop_below(self, top: str) -> List[WatchedPath]:
-        """``top`` left its folder (renamed or deleted): drop every entry at or below it.
+    def _drop_below(self, top: str, keep: int = -1) -> List[WatchedPath]:
+        """``top`` left its folder (renamed or deleted), or its name leads elsewhere:
+        drop every entry at or below it, unwatched (but ``keep``, a wd taken over),
+        then attach their paths anew; they are returned, to be told.
 
         Below a renamed directory inotify says nothing, so these are found by name.
+        All go before any path is attached again: a path must not settle on an
+        entry about to go, nor a new entry hold one.
         """
         inside = top + os.sep
-        stale = [folder for folder in self._dirs if folder == top or folder.startswith(inside)]
+        stale = [(f, e) for f, e in self._dirs.items() if f == top or f.startswith(inside)]
         moved: List[WatchedPath] = []
-        for folder in sorted(stale, reverse=True):  # deepest first, so paths climb once
-            moved += self._drop_dir(folder, unwatch=True)
+        for folder, entry in stale:
+            del self._dirs[folder]
+            if self._by_wd.get(entry.wd) == folder:
+                del self._by_wd[entry.wd]
+            if entry.wd != keep:
+                with contextlib.suppress(OSError):  # gone with its directory, maybe
+                    self._inotify.rm_watch(entry.wd)
+            self._tree_events.update(entry.trees)  # a directory of the tree went away
+            moved += [sub for subs in entry.subs.values() for sub in subs]
+        for sub in moved:
+            self._attach(sub)
+        for _folder, entry in stale:  # after: the paths may have climbed to a folder above
+            self._release(entry)
         return moved
 
     def _still_named(self, folder: str, wd: int) -> bool:
@@ -406,6 +409,8 @@ class FileWatcher:
                     # A file where their directory must be went away: they can be
                     # made now (a resource that failed on it retries on an event).
                     self._fire(fire, finished, deeper)
+            lost, self._lost = list(self._lost), set()
+            self._fire(fire, finished, lost)
             trees = list(self._tree_events)
         calls = [
             (s.path, s.saved if s.saved is not None and id(s) in finished else s.callback)

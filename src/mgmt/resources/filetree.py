@@ -46,6 +46,8 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
     """
     ok = True
     force = res.params["force"]
+    if not os.path.isdir(source):  # os.walk would find nothing, and call that fine
+        raise ResourceError(repr(res), f"source {source} is not a directory (missing?)")
     for folder, dirs, files in os.walk(source):
         rel = os.path.relpath(folder, source)
         target_dir = os.path.normpath(os.path.join(res.path, rel))
