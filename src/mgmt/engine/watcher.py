@@ -227,6 +227,10 @@ class FileWatcher:
             # The same directory under another name: it was renamed where we did
             # not see it leave (or its MOVE_SELF is still queued). Its wd is ours now.
             self._lost.update(self._drop_below(stale, keep=wd))
+        current = self._dirs.get(folder)
+        if current is not None and current.wd == wd:  # made by a path attached meanwhile
+            current.full = current.full or full
+            return current
         entry = self._dirs[folder] = WatchedFolder(wd, full)
         self._by_wd[wd] = folder
         above = os.path.dirname(folder)
