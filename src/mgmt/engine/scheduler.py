@@ -168,13 +168,29 @@ class Engine:
             vertex.dirty = True
             if vertex.status == FAILED:  # a new event deserves fresh retries
                 vertex.tries = vertex.spec.meta.retry
-            if not vertex.running:  # not one its own check made (see _finish)
+            if vertex.running:
+                pass  # handled when the check ends (see _finish)
+            elif vertex.status == FAILED and self._aftermath(vertex):
+                # Told just after it failed: maybe of what the failed check did
+                # (inotify tells a moment late), so treated as if it came during
+                # the check: one re-check, EVENT_RECHECK on (see _finish).
+                if vertex.rechecked:
+                    return
+                vertex.rechecked = True
+                vertex.not_before = max(vertex.not_before, vertex.failed_at + EVENT_RECHECK)
+            else:
                 vertex.rechecked = False
             if self._batched is not None:
                 self._batched.append(vertex)
                 return
             self._consider(vertex)
             self._check_idle()
+
+    @staticmethod
+    def _aftermath(vertex: Vertex) -> bool:
+        """Whether an event for a failed vertex comes within EVENT_RECHECK of its
+        failure: inotify tells of what a check did a moment after it ended."""
+        return time.monotonic() - vertex.failed_at < EVENT_RECHECK
 
     @contextlib.contextmanager
     def batched(self) -> Iterator[None]:
@@ -370,6 +386,7 @@ class Engine:
                 self._consider(vertex)
             else:
                 vertex.status = FAILED
+                vertex.failed_at = time.monotonic()
                 log_.error("failed: %s", message_of(error))
                 if vertex.dirty and not vertex.rechecked:
                     # An event came while it failed (a file's folder made again as

@@ -17,6 +17,7 @@ class Vertex:
     __slots__ = (
         "children",
         "dirty",
+        "failed_at",
         "key",
         "not_before",
         "outcome",
@@ -42,6 +43,7 @@ class Vertex:
         self.running = False
         self.removed = False
         self.rechecked = False  # failed, then checked again for an event during that run
+        self.failed_at = 0.0  # when its last check failed (time.monotonic())
         self.status = NEW
         self.tries = spec.meta.retry
         self.not_before = 0.0
