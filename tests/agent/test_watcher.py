@@ -11,6 +11,7 @@ import time
 from mgmt.engine.inotify import Event
 from mgmt.engine.inotify import flags as F
 from mgmt.engine.watcher import FileWatcher
+from support.polling import wait_for
 
 
 def counter():
@@ -358,3 +359,49 @@ def test_a_folder_above_renamed_and_made_anew_leaves_no_watch_behind(watcher, tm
     assert f"{tmp_path}/a" in watched  # the new a, guarding the path below it
     cancel()
     assert watcher._dirs == {} and watcher._by_wd == {}
+
+
+def test_one_folder_by_two_names_is_watched_under_one(watcher, tmp_path):
+    """/lib and /usr/lib: inotify watches inodes, so the names would share watches."""
+    (tmp_path / "usr" / "lib" / "b").mkdir(parents=True)
+    (tmp_path / "usr" / "lib" / "a").mkdir()
+    (tmp_path / "lib").symlink_to(tmp_path / "usr" / "lib")
+    sems, cancels = [], []
+    for path in (tmp_path / "lib" / "a" / "x", tmp_path / "usr" / "lib" / "b" / "y"):
+        sem, callback = counter()
+        cancels.append(watcher.watch_path(str(path), callback))
+        sems.append((path, sem))
+    for path, sem in sems:
+        path.write_text("x")
+        assert sem.acquire(timeout=5), path
+    for cancel in cancels:
+        cancel()
+    assert watcher._dirs == {} and watcher._by_wd == {}
+
+
+def test_a_folder_above_that_moves_between_two_watches_is_not_missed(watcher, tmp_path):
+    """c/a moves away right after c/a/b's watch is added, before c/a's guard is: the
+    path must not stay on the moved folder, and is told once made again."""
+    target = tmp_path / "c" / "a" / "b" / "i"
+    (tmp_path / "c").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    sem, callback = counter()
+    watcher.watch_path(str(target), callback)  # waits on c for "a"
+    real = watcher._inotify.add_watch
+
+    def add_watch(path, mask):
+        wd = real(path, mask)
+        if path == str(target.parent) and (tmp_path / "c" / "a").is_dir():
+            os.rename(tmp_path / "c" / "a", tmp_path / "elsewhere" / "a")
+        return wd
+
+    watcher._inotify.add_watch = add_watch
+    try:
+        target.parent.mkdir(parents=True)  # c/a appears: the path moves down, and races
+        assert wait_for(lambda: not (tmp_path / "c" / "a").exists(), 5)
+    finally:
+        watcher._inotify.add_watch = real
+    drain(sem)
+    target.parent.mkdir(parents=True)
+    target.write_text("x")
+    assert sem.acquire(timeout=5)

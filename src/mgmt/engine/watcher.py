@@ -95,7 +95,7 @@ class FileWatcher:
         last change seen was a finished write (the writer closed the file, or a new
         file was renamed over it): then the file is whole, and nothing need wait for
         an editor's next step."""
-        sub = WatchedPath(os.path.normpath(os.path.abspath(path)), callback, saved)
+        sub = WatchedPath(_real_folder(path), callback, saved)
         with self._lock:
             self._attach(sub)
 
@@ -107,7 +107,7 @@ class FileWatcher:
 
     def watch_tree(self, root: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Like :meth:`watch_path`, and also for any change anywhere below ``root``."""
-        tree = WatchedTree(os.path.normpath(os.path.abspath(root)), callback)
+        tree = WatchedTree(_real_folder(root), callback)
 
         def on_root() -> None:
             with self._lock:  # the top may have become a directory: watch inside it
@@ -236,6 +236,15 @@ class FileWatcher:
         above = os.path.dirname(folder)
         if above != "/" and above != folder:  # / never moves: the top needs no guard
             held = self._dirs.get(above) or self._watch_dir(above, full=False)
+            if self._dirs.get(folder) is not entry:
+                # Guarding the folder above dropped this one (it was the same folder
+                # under an older name, its move still queued): start again from here.
+                return self._dirs.get(folder) or self._watch_dir(folder, full)
+            if held is None and not self._still_named(folder, wd):
+                # The folder above moved between the two watches: this name leads
+                # elsewhere now. Its paths wait higher up until it is made again.
+                self._drop_below(folder)
+                return None
             if held is not None:
                 held.kids += 1
                 entry.held = held
@@ -421,3 +430,11 @@ class FileWatcher:
             for s in fire.values()
         ]
         return calls + [(tree.path, tree.callback) for tree in trees]
+
+
+def _real_folder(path: str) -> str:
+    """``path`` with its folder's real path: one folder reached by two names (a
+    symlink on the way, /lib and /usr/lib) is watched under one, as inotify
+    watches inodes; the last part stays as named (a link there is the path's)."""
+    folder, name = os.path.split(os.path.normpath(os.path.abspath(path)))
+    return os.path.join(os.path.realpath(folder), name)
