@@ -19,6 +19,23 @@ def test_the_second_name_for_an_endpoint_is_refused_naming_the_first():
     assert caught.value.message.startswith("the same host as web1 (both reach 10.0.0.5:22)")
 
 
+@pytest.mark.parametrize(
+    ("first_hop", "hop", "why"),
+    [
+        (False, False, "two agents there would fight over its resources"),
+        (True, False, "a host runs its graph or is the via: of others, not both"),
+        (False, True, "a host runs its graph or is the via: of others, not both"),
+        (True, True, "one via: host under two names"),
+    ],
+)
+def test_the_refusal_says_how_the_two_names_were_used(first_hop, hop, why):
+    guard = SameHostGuard()
+    guard.claim("bastion", Endpoint.of("10.0.0.5", 22), hop=first_hop)
+    with pytest.raises(RemoteError) as caught:
+        guard.claim("10.0.0.5", Endpoint.of("10.0.0.5", 22), hop=hop)
+    assert why in caught.value.message
+
+
 def test_an_ipv6_endpoint_is_shown_in_brackets():
     assert str(Endpoint.of("fd00::5", 22)) == "[fd00::5]:22"
     assert Endpoint.of("fd00::5", 22) != Endpoint.of("fd00::6", 22)

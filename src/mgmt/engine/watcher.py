@@ -111,6 +111,8 @@ class FileWatcher:
 
         def on_root() -> None:
             with self._lock:  # the top may have become a directory: watch inside it
+                if tree not in self._trees:
+                    return  # cancelled since this event was taken
                 self._add_tree_dirs(tree, tree.path)
             callback()
 

@@ -83,7 +83,9 @@ class SameHostGuard:
             first, first_hop = self._hosts.setdefault(endpoint, (host, hop))
         if first == host:
             return
-        if hop or first_hop:
+        if hop and first_hop:
+            why = "one via: host under two names; name it one way in every graph"
+        elif hop or first_hop:
             why = "a host runs its graph or is the via: of others, not both; name it one way"
         else:
             why = "two agents there would fight over its resources; give the host one graph"
