@@ -11,6 +11,8 @@ import os
 import threading
 from typing import Any, Callable, Optional
 
+from mgmt.engine.watcher import real_folder
+
 
 class GraphFileWatch:
     """Calls ``changed`` (or ``saved``, for a finished write) on any change to the
@@ -23,10 +25,9 @@ class GraphFileWatch:
         changed: Callable[[], None],
         saved: Callable[[], None],
     ):
-        # The name in its folder's real path: the watcher keeps one name per folder,
-        # and a link in a linked folder would otherwise name one folder twice.
-        folder, name = os.path.split(os.path.abspath(path))
-        self._path = os.path.join(os.path.realpath(folder), name)
+        # As the watcher names it (its folder's real path): a graph that is no link
+        # is then its own target, and watched once.
+        self._path = real_folder(path)
         self._watcher, self._changed, self._saved = watcher, changed, saved
         self._lock = threading.Lock()
         self._closed = False

@@ -176,8 +176,7 @@ class Engine:
                 # the check: one re-check, EVENT_RECHECK on (see _finish).
                 if vertex.rechecked:
                     return
-                vertex.rechecked = True
-                vertex.not_before = max(vertex.not_before, vertex.failed_at + EVENT_RECHECK)
+                self._arm_recheck(vertex)
             else:
                 vertex.rechecked = False
             if self._batched is not None:
@@ -185,6 +184,14 @@ class Engine:
                 return
             self._consider(vertex)
             self._check_idle()
+
+    @staticmethod
+    def _arm_recheck(vertex: Vertex) -> None:
+        """The one re-check of a failed vertex, with a new event's fresh tries,
+        EVENT_RECHECK after its failure (see _finish)."""
+        vertex.rechecked = True
+        vertex.tries = vertex.spec.meta.retry
+        vertex.not_before = max(vertex.not_before, vertex.failed_at + EVENT_RECHECK)
 
     @staticmethod
     def _aftermath(vertex: Vertex) -> bool:
@@ -393,9 +400,7 @@ class Engine:
                     # it failed on it): it may succeed now, with a new event's fresh
                     # tries. Once, EVENT_RECHECK later: a kind whose failing check
                     # makes an event of its own would otherwise fail on for ever.
-                    vertex.rechecked = True
-                    vertex.tries = vertex.spec.meta.retry
-                    vertex.not_before = max(vertex.not_before, time.monotonic() + EVENT_RECHECK)
+                    self._arm_recheck(vertex)
                     self._consider(vertex)
             return
         vertex.status = OK

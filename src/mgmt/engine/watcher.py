@@ -95,7 +95,7 @@ class FileWatcher:
         last change seen was a finished write (the writer closed the file, or a new
         file was renamed over it): then the file is whole, and nothing need wait for
         an editor's next step."""
-        sub = WatchedPath(_real_folder(path), callback, saved)
+        sub = WatchedPath(real_folder(path), callback, saved)
         with self._lock:
             self._attach(sub)
 
@@ -107,7 +107,7 @@ class FileWatcher:
 
     def watch_tree(self, root: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Like :meth:`watch_path`, and also for any change anywhere below ``root``."""
-        tree = WatchedTree(_real_folder(root), callback)
+        tree = WatchedTree(real_folder(root), callback)
 
         def on_root() -> None:
             with self._lock:  # the top may have become a directory: watch inside it
@@ -216,11 +216,10 @@ class FileWatcher:
         except OSError as error:  # ENOSPC: out of watches; must not stop the thread
             self._warn_once(folder, error)
             return None
-        current = self._dirs.get(folder)
-        if current is not None and current.wd == wd:  # already ours (a guard widened)
-            current.full = current.full or full
-            return current
+        current = self._ours(folder, wd, full)  # a guard widened
         if current is not None:
+            return current
+        if folder in self._dirs:
             # Another folder took the name (its move is still queued): the entries of
             # the one that left go, and their paths are told with the next events.
             self._lost.update(self._drop_below(folder))
@@ -229,9 +228,8 @@ class FileWatcher:
             # The same directory under another name: it was renamed where we did
             # not see it leave (or its MOVE_SELF is still queued). Its wd is ours now.
             self._lost.update(self._drop_below(stale, keep=wd))
-        current = self._dirs.get(folder)
-        if current is not None and current.wd == wd:  # made by a path attached meanwhile
-            current.full = current.full or full
+        current = self._ours(folder, wd, full)  # made by a path attached meanwhile
+        if current is not None:
             return current
         entry = self._dirs[folder] = WatchedFolder(wd, full)
         self._by_wd[wd] = folder
@@ -251,6 +249,15 @@ class FileWatcher:
                 held.kids += 1
                 entry.held = held
         return entry
+
+    def _ours(self, folder: str, wd: int, full: bool) -> Optional[WatchedFolder]:
+        """``folder``'s entry if it already has the watch ``wd`` (then watched
+        ``full`` too, if asked: add_watch has just set that mask), else None."""
+        current = self._dirs.get(folder)
+        if current is None or current.wd != wd:
+            return None
+        current.full = current.full or full
+        return current
 
     def _warn_once(self, folder: str, error: OSError) -> None:
         """Log why a directory cannot be watched, once per cause (not per directory)."""
@@ -434,7 +441,7 @@ class FileWatcher:
         return calls + [(tree.path, tree.callback) for tree in trees]
 
 
-def _real_folder(path: str) -> str:
+def real_folder(path: str) -> str:
     """``path`` with its folder's real path: one folder reached by two names (a
     symlink on the way, /lib and /usr/lib) is watched under one, as inotify
     watches inodes; the last part stays as named (a link there is the path's)."""
