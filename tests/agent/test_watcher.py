@@ -274,13 +274,13 @@ def test_a_folder_moved_further_up_is_seen_and_the_path_followed_back(watcher, t
     """inotify tells a moved folder only itself: the folders above a watched one
     are watched for their own move, so the path below them climbs and is told."""
     for moved in ("a/b", "a"):  # the parent's parent, then one above that
-        top = tmp_path / moved.split("/")[0]
-        target = tmp_path / "a" / "b" / "c" / "f"
+        case = tmp_path / moved.replace("/", "-")  # a folder of its own for each case
+        target = case / "a" / "b" / "c" / "f"
         target.parent.mkdir(parents=True)
         target.write_text("x")
         sem, callback = counter()
         cancel = watcher.watch_path(str(target), callback)
-        (tmp_path / moved).rename(tmp_path / "elsewhere")
+        (case / moved).rename(case / "elsewhere")
         assert fired(sem), moved
         # Made again where it was (as the file resource does), it is watched again.
         target.parent.mkdir(parents=True)
@@ -288,8 +288,6 @@ def test_a_folder_moved_further_up_is_seen_and_the_path_followed_back(watcher, t
         target.write_text("again")
         assert sem.acquire(timeout=5), moved
         cancel()
-        shutil.rmtree(top)
-        shutil.rmtree(tmp_path / "elsewhere")
 
 
 def test_the_folders_above_are_watched_only_while_a_path_below_is(watcher, tmp_path):

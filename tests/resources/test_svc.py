@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+from typing import Iterator
 
 import pytest
 
@@ -49,6 +51,19 @@ def agent_args(tmp_path, path) -> list:
     return ["--file", path, "--no-server", "--prefix", str(tmp_path / "state")]
 
 
+@contextlib.contextmanager
+def running_agent(host, tmp_path, path) -> Iterator[subprocess.Popen]:
+    """The agent on the graph at ``path`` for the block's time: still running at its
+    end (it never stopped by itself), then stopped."""
+    agent = host.agent(agent_args(tmp_path, path), tmp_path / "agent.log")
+    try:
+        yield agent
+        assert agent.poll() is None
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+
+
 def run_once(host, tmp_path, path, *extra) -> subprocess.CompletedProcess:
     args = [*agent_args(tmp_path, path), "--converged-timeout", "0", *extra]
     proc = host.agent(args, tmp_path / "agent.log")
@@ -63,9 +78,7 @@ def log(tmp_path) -> str:
 def test_started_enabled_and_started_again_at_once_when_killed(systemd_host, tmp_path):
     host = systemd_host
     assert host.prop(UNIT, "ActiveState") == "inactive"
-    agent = host.agent(agent_args(tmp_path, graph(tmp_path, state="running", startup="enabled")),
-                       tmp_path / "agent.log")  # fmt: skip
-    try:
+    with running_agent(host, tmp_path, graph(tmp_path, state="running", startup="enabled")):
         wait_until(lambda: host.prop(UNIT, "ActiveState") == "active", what="the unit to start")
         assert host.prop(UNIT, "UnitFileState") == "enabled"
         first = host.prop(UNIT, "MainPID")
@@ -85,10 +98,6 @@ def test_started_enabled_and_started_again_at_once_when_killed(systemd_host, tmp
             )
         assert host.prop(UNIT, "MainPID") != first
         wait_until(lambda: log(tmp_path).count(f"started {UNIT}") == 4, what="the last start")
-        assert agent.poll() is None
-    finally:
-        agent.terminate()
-        agent.wait(timeout=30)
 
 
 def test_stopped_and_disabled(systemd_host, tmp_path):
@@ -133,9 +142,7 @@ def test_a_missing_unit_fails_naming_it(systemd_host, tmp_path):
 def test_disabled_from_outside_is_enabled_again_at_once(systemd_host, tmp_path):
     host = systemd_host
     link = "/etc/systemd/system/mgmt-test.target.wants/" + UNIT
-    agent = host.agent(agent_args(tmp_path, graph(tmp_path, state="running", startup="enabled")),
-                       tmp_path / "agent.log")  # fmt: skip
-    try:
+    with running_agent(host, tmp_path, graph(tmp_path, state="running", startup="enabled")):
         wait_until(lambda: host.prop(UNIT, "ActiveState") == "active", what="the unit to start")
         assert host.prop(UNIT, "UnitFileState") == "enabled"
         # Through systemd (its UnitFilesChanged signal), the unit left running.
@@ -146,10 +153,6 @@ def test_disabled_from_outside_is_enabled_again_at_once(systemd_host, tmp_path):
         host.run(["systemctl", "daemon-reload"])
         wait_until(lambda: host.prop(UNIT, "UnitFileState") == "enabled", what="re-enabled")
         assert host.prop(UNIT, "ActiveState") == "active"
-        assert agent.poll() is None
-    finally:
-        agent.terminate()
-        agent.wait(timeout=30)
     assert log(tmp_path).count(f"enabled {UNIT}") == 3
 
 
@@ -191,8 +194,7 @@ def test_meta_retry_starts_a_failing_unit_that_many_times_more(fail_host, tmp_pa
 def test_a_failed_start_is_tried_again_after_a_reset_failed_from_outside(fail_host, tmp_path):
     host = fail_host
     path = graph(tmp_path, name="mgmt-fail", state="running")
-    agent = host.agent(agent_args(tmp_path, path), tmp_path / "agent.log")
-    try:
+    with running_agent(host, tmp_path, path):
         wait_until(
             lambda: f"failed: {FAIL}: did not stay running" in log(tmp_path),
             what="the start to fail",
@@ -202,18 +204,13 @@ def test_a_failed_start_is_tried_again_after_a_reset_failed_from_outside(fail_ho
         wait_until(lambda: f"started {FAIL}" in log(tmp_path), what="the start after the reset")
         assert host.prop(FAIL, "ActiveState") == "active"
         assert starts(host) == 2
-        assert agent.poll() is None
-    finally:
-        agent.terminate()
-        agent.wait(timeout=30)
 
 
 def test_a_failed_start_is_tried_again_after_a_start_from_outside_or_an_edit(fail_host, tmp_path):
     host = fail_host
     failed = f"failed: {FAIL}: did not stay running"
     path = graph(tmp_path, name="mgmt-fail", state="running")
-    agent = host.agent(agent_args(tmp_path, path), tmp_path / "agent.log")
-    try:
+    with running_agent(host, tmp_path, path):
         wait_until(lambda: log(tmp_path).count(failed) == 1, what="the start to fail")
         assert starts(host) == 1
         # An admin's start (it fails again) is a new event: the agent tries once more.
@@ -226,7 +223,3 @@ def test_a_failed_start_is_tried_again_after_a_start_from_outside_or_an_edit(fai
         wait_until(lambda: f"started {FAIL}" in log(tmp_path), what="the edit's start")
         assert host.prop(FAIL, "ActiveState") == "active"
         assert starts(host) == 4
-        assert agent.poll() is None
-    finally:
-        agent.terminate()
-        agent.wait(timeout=30)
