@@ -186,7 +186,7 @@ def _on_secondary(tmp_path, graphs: list, name: str, edits: dict) -> dict:
     """What a secondary sends its hosts for these graphs (``edits``: texts saved over
     them once read as the run's graphs), and whether it imported PyYAML for it."""
     from mgmt.remote.hierarchy.plan import OPTIONS, plan_for, write_plan
-    from mgmt.remote.orchestration.session import graph_payload
+    from mgmt.remote.orchestration.context import graph_payload
 
     _, [tree] = group_by_first_hop(load_remotes(graphs).specs)
     for path, text in edits.items():
@@ -204,7 +204,7 @@ def _on_secondary(tmp_path, graphs: list, name: str, edits: dict) -> dict:
 
 
 def test_a_secondary_sends_each_host_what_the_initiator_would_without_parsing_yaml(tmp_path):
-    from mgmt.remote.orchestration.session import graph_payload
+    from mgmt.remote.orchestration.context import graph_payload
 
     plain = graph(tmp_path, "a.yaml", "ssh://10.9.0.2", "via: s1\n")
     edited = graph(tmp_path, "b.yaml", "ssh://10.9.0.3", "via: s1\n")

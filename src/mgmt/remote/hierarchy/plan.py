@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from mgmt.errors import InputError
 from mgmt.remote.hierarchy.hops import Subtree
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.orchestration.session import Payload, graph_payload
+from mgmt.remote.orchestration.context import Payload, graph_payload
 
 VERSION = 1
 OPTIONS = (
@@ -63,7 +63,7 @@ def plan_for(
 ) -> Dict[str, Any]:
     """The plan of one secondary (graphs read now: an unreadable one is an InputError);
     ``trust``: its ``known_hosts`` and ``aliases``; ``payload``: what a host is sent
-    for its graph file (mgmt.remote.orchestration.session.graph_payload: the JSON
+    for its graph file (mgmt.remote.orchestration.context.graph_payload: the JSON
     form when the graph has one), done here once, not by every secondary below."""
     hosts = []
     for spec in subtree.hosts:

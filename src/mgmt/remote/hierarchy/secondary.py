@@ -39,9 +39,9 @@ from mgmt.remote.hierarchy.hops import group_by_first_hop
 from mgmt.remote.hierarchy.plan import grace_below, load_plan, plan_payload, update_graphs
 from mgmt.remote.hierarchy.upstream import Hierarchy, SudoSecret
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
-from mgmt.remote.orchestration.session import RunContext
 from mgmt.remote.protocol import SECONDARY_SETTING, SUDO_SECRET_SETTING, converged_line
 from mgmt.remote.protocol.relay import leaf_result_line, new_host_key_line, relay_line
 from mgmt.settings import Settings, agent_settings

@@ -21,9 +21,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from mgmt.remote.hierarchy.hops import Subtree
 from mgmt.remote.hierarchy.plan import plan_for, write_plan
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.context import Payload, RunContext, graph_payload
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
-from mgmt.remote.orchestration.session import Payload, RunContext, Session, graph_payload
+from mgmt.remote.orchestration.session import Session
 from mgmt.remote.protocol import SECONDARY_SETTING, SUDO_SECRET_SETTING, RemotePaths
 from mgmt.remote.protocol.relay import (
     RESULT_FIELDS,

@@ -247,7 +247,7 @@ def _printable(text: str) -> str:
 
 def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, settings, bundle):
     """One host's agent: its graph, its settings (the cluster's seeds and credentials)."""
-    from mgmt.remote.orchestration.session import graph_payload
+    from mgmt.remote.orchestration.context import graph_payload
     from mgmt.settings import agent_settings
 
     text, _ = graph_payload(spec.graph)

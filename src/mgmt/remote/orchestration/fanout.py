@@ -28,9 +28,10 @@ from typing import Callable, Deque, Dict, List, Optional
 
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
-from mgmt.remote.orchestration.session import RunContext, Session
+from mgmt.remote.orchestration.session import Session
 from mgmt.wakeup import Wakeup
 
 log = get_logger("remote")

@@ -21,7 +21,7 @@ from mgmt.remote.hostspec import HostSpec
 from mgmt.wakeup import Wakeup
 
 if TYPE_CHECKING:
-    from mgmt.remote.orchestration.session import Payload
+    from mgmt.remote.orchestration.context import Payload
 
 log = get_logger("remote")
 
@@ -31,11 +31,11 @@ PLACE_KEYS = ("remote", "via", "sudo", "python")
 
 
 def checking_payload(graphs: Iterable[Path]) -> "Payload":
-    """What a host is sent for a graph file (see session.graph_payload), once one
+    """What a host is sent for a graph file (see context.graph_payload), once one
     of the user's ``graphs`` passed the checks of ``mgmt run --file`` and still
     names the host, login, hops, sudo and python it was started with (GraphError
     if not). Other files (a secondary's plan, written here) are sent as they are."""
-    from mgmt.remote.orchestration.session import graph_payload
+    from mgmt.remote.orchestration.context import graph_payload
 
     mine = {Path(graph) for graph in graphs}
     first: Dict[Path, Tuple] = {}  # each graph's keys of where and how, as first sent

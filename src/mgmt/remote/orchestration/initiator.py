@@ -80,12 +80,12 @@ def run(
     from mgmt.remote.hierarchy.hops import group_by_first_hop
     from mgmt.remote.hostspec import RemoteSet, load_remotes
     from mgmt.remote.orchestration.bundlefile import find_bundle
+    from mgmt.remote.orchestration.context import RunContext
     from mgmt.remote.orchestration.etcd import RunEtcd, SeedsEtcd
     from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
     from mgmt.remote.orchestration.follow import Printer
     from mgmt.remote.orchestration.graphwatch import checking_payload
     from mgmt.remote.orchestration.results import HostResult, print_summary, run_document
-    from mgmt.remote.orchestration.session import RunContext
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
     from mgmt.remote.transport.same_host import SameHostGuard
     from mgmt.remote.transport.sudo import Sudo, new_token

@@ -16,14 +16,15 @@ import contextlib
 import functools
 import threading
 import time
-from pathlib import Path
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from mgmt.errors import GraphError, RemoteError
 from mgmt.log import get_logger
 from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration import agentstart
+from mgmt.remote.orchestration.bundlecopy import send_bundle
+from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.results import CONVERGED, EXITED, FAILED, STOPPED, HostResult
 from mgmt.remote.protocol.programs import LAUNCHER, START
 from mgmt.remote.transport.runner import Process, Runner, refused_by_login_shell, upload
@@ -33,53 +34,17 @@ log = get_logger("remote")
 STOP_GRACE = 10.0  # SIGINT, then SIGKILL after this long (as mgmt did)
 # How often a waiting session looks at its host; the agent's exit wakes it at once.
 WAIT_POLL = 0.25
-CHUNK = 256 * 1024
-PAD_MAX = 64 * 1024 * 1024  # at most this much padding for an abandoned copy (a pty)
 COPYING_BUNDLE = "Copying bundle ({size} bytes), please be patient..."
 BUNDLE_CACHED = "Skipping bundle copy, file was cached."
 GRAPH_COPIED = "Copied over new graph definition: {path}"
 NO_PYTHON = "no Python 3.6+ found; install python3 (dnf install python3) or give --python"
 NO_PYTHON_AT = "no Python at {path} (python: / --python); install it or give another"
 OLD_PYTHON = "{python} is older than 3.6; install python3 (dnf install python3) or give --python"
-__all__ = ["CONVERGED", "EXITED", "FAILED", "STOPPED", "RunContext", "Session"]
+__all__ = ["CONVERGED", "EXITED", "FAILED", "STOPPED", "Session"]
 
 
 class Interrupted(RemoteError):
     """The run is stopping; the copy under way was abandoned (the host removes it)."""
-
-
-# How a host's graph file becomes what it is sent: the bytes, and the JSON form if any.
-Payload = Callable[[Path], Tuple[bytes, Optional[str]]]
-
-
-def graph_payload(graph: Path) -> Tuple[bytes, Optional[str]]:
-    """The graph's bytes, and its JSON form on one line when it has one (the agent
-    then never imports PyYAML, see mgmt.graph.located)."""
-    from mgmt.graph.located import graph_as_json
-
-    text = graph.read_text(encoding="utf-8")
-    try:
-        as_json = graph_as_json(text)
-    except GraphError:
-        as_json = None  # edited into a bad state: the agent says why
-    if as_json is not None and "\n" in as_json:
-        as_json = None
-    return (text if as_json is None else as_json).encode("utf-8"), as_json
-
-
-class RunContext(NamedTuple):
-    """What every session of one run shares (read only)."""
-
-    bundle: Path
-    bundle_sha256: str
-    endpoint: Any  # where tunnels lead: mgmt.remote.orchestration.etcd
-    connect: Callable[[HostSpec], Runner]  # the transport, chosen by the initiator
-    bundle_build_id: str = ""
-    caching: bool = True
-    agent_options: Dict[str, Any] = {}  # noop, no_watch, verbosity: mgmt.settings
-    output: Optional[Callable[[str, str], None]] = None
-    # What a host is sent for its graph file (a secondary's files hold that already).
-    payload: Payload = graph_payload
 
 
 class Session:
@@ -250,35 +215,12 @@ class Session:
             log.info("%s: %s", self.host, BUNDLE_CACHED)
             return "cached"
         log.info("%s: %s", self.host, COPYING_BUNDLE.format(size=size))
-        sent = 0
-        with self.ctx.bundle.open("rb") as local:
-            while True:
-                if self.stopping:
-                    self._abandon_copy(process, size - sent)
-                    raise Interrupted(self.host, "stopped while copying")
-                chunk = local.read(CHUNK)
-                if not chunk:
-                    break
-                process.send(chunk)
-                sent += len(chunk)
+        pty = self._runner.become.pty
+        if not send_bundle(process, self.ctx.bundle, size, self._stop.is_set, pty):
+            raise Interrupted(self.host, "stopped while copying")
         if protocol.read_start(process.stdout) is None:
             raise self._failed_start(process, "copying the bundle failed")
         return "copied"
-
-    def _abandon_copy(self, process: Process, left: int) -> None:
-        """Under a pty (sudo with requiretty) closing mid-copy is a hangup, after
-        which Debian's sudo 1.9.13 (use_pty) was seen spinning, orphaned, once its
-        command ended. So the copy is made up to its size with zeros instead:
-        START finds the sha256 wrong, removes the copy and its run dir and ends,
-        and sudo with it. Without a pty, closing is enough (START's guard)."""
-        if not self._runner.become.pty or left > PAD_MAX:
-            return
-        zeros = bytes(CHUNK)
-        with contextlib.suppress(OSError, EOFError):
-            while left > 0:
-                process.send(zeros[: min(left, CHUNK)])
-                left -= CHUNK
-            process.wait(STOP_GRACE)
 
     def agent_settings(self, port: int) -> Dict[str, Any]:
         """The agent's settings line (mgmt.settings.FIELDS) but the credentials;
