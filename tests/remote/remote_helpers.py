@@ -209,6 +209,14 @@ def host_fingerprint(host: Host) -> str:
     return out.split()[1]
 
 
+def login_umask(host: Host) -> int:
+    """The umask a login on ``host`` starts with: its sshd's (no pam_umask there)."""
+    status = Path(f"/proc/{host.pid}/status").read_text()
+    found = re.search(r"^Umask:\s*([0-7]+)", status, re.M)
+    assert found is not None, status
+    return int(found.group(1), 8)
+
+
 def has_file(host: Host, content: str) -> bool:
     """The host's one-file graph (:func:`file_graph`) applied with this content."""
     path = f"/tmp/only-{host.name}"

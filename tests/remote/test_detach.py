@@ -19,6 +19,7 @@ from remote_helpers import (
     assert_clean,
     file_graph,
     graph_for,
+    login_umask,
     mgmt_run,
     need_hosts,
     summary,
@@ -333,6 +334,28 @@ def test_one_host_and_stop_without_caching_removes_the_bundle_too(pool, bundle, 
     assert not c.exists("/root/.local/state/mgmt")
     assert c.listdir("/root/.cache/mgmt/bundles") == []
     assert not [d for d in c.listdir("/root/.cache/mgmt/shiv") if d.startswith(_sha(bundle))]
+
+
+def test_a_detached_agent_makes_folders_with_the_logins_umask(pool, bundle, tmp_path):
+    """detached.py runs with 0077 for its own files; the agent it starts does not."""
+    c = pool["c"]
+    graph = tmp_path / "modes-c.yaml"
+    graph.write_text(
+        "graph: modes\nresources:\n  file:\n"
+        "  - {name: deep, path: /tmp/only-modes/a/f, content: x}\nremote: c\n"
+    )
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--detach")
+        assert done.returncode == 0, done.stdout + done.stderr
+        for folder in ("/tmp/only-modes", "/tmp/only-modes/a"):
+            mode = int(c.run(["stat", "-c", "%a", folder]).stdout, 8)
+            assert mode == 0o777 & ~login_umask(c), (folder, oct(mode))
+        assert int(c.run(["stat", "-c", "%a", STATE]).stdout, 8) == 0o700  # its own: private
+    finally:
+        stop = _cluster(pool, bundle, "stop", [graph])
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    c.run("rm -rf /tmp/only-modes")
+    assert_clean(c)
 
 
 def test_a_failed_resource_fails_the_hand_over_and_status_until_an_edit_fixes_it(

@@ -95,3 +95,18 @@ def test_status_shows_a_cluster_whose_cluster_json_was_removed_while_it_runs(tmp
         assert "cluster.json is missing or unreadable; `mgmt stop` ends it" in shown
     finally:
         process.communicate(b"")
+
+
+def test_a_host_finds_its_etcd_as_the_initiator_finds_its_own(tmp_path, monkeypatch):
+    """On PATH first (an etcd under /opt is not replaced by a copy of the
+    initiator's), then the usual places, the same as mgmt.world.server's."""
+    from mgmt.remote.protocol import detached
+    from mgmt.world import server
+
+    assert detached.ETCD_PATHS == server.SEARCH_PATHS
+    etcd = tmp_path / "bin" / "etcd"
+    etcd.parent.mkdir()
+    etcd.write_text("#!/bin/sh\n")
+    etcd.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'nothing'}:{etcd.parent}")
+    assert detached.find_etcd() == server.find_etcd() == str(etcd)

@@ -21,6 +21,7 @@ from remote_helpers import (
     graph_for,
     has_file,
     host_fingerprint,
+    login_umask,
     mgmt_run,
     need_hosts,
     save_graph,
@@ -419,6 +420,30 @@ def test_a_host_whose_resources_failed_is_a_failed_host(pool, bundle, tmp_path):
     assert_clean(a)
     assert_clean(b)
     _clear_tmp(a, b)
+
+
+def test_the_agent_makes_folders_with_the_logins_umask_as_a_local_run_does(pool, bundle, tmp_path):
+    """START keeps its own files private by their modes, not by a umask the agent
+    would inherit: a folder a file resource makes is not 0700 only over SSH."""
+    a = pool["a"]
+    graph = tmp_path / "modes.yaml"
+    graph.write_text(
+        "graph: modes\n"
+        "resources:\n"
+        "  file:\n"
+        "  - {name: deep, path: /tmp/only-modes/a/b/f, content: x}\n"
+        "  - {name: folder, path: /tmp/only-modes/c/}\n"
+        "remote: a\n"
+    )
+    done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    made = 0o777 & ~login_umask(a)
+    assert made & 0o055, "the hosts' login umask must let others read for this test"
+    for folder in ("/tmp/only-modes", "/tmp/only-modes/a/b", "/tmp/only-modes/c"):
+        mode = int(a.run(["stat", "-c", "%a", folder]).stdout, 8)
+        assert mode == made, (folder, oct(mode))
+    assert_clean(a)
+    _clear_tmp(a)
 
 
 def test_a_host_that_drops_mid_run_is_reported_while_the_others_go_on(pool, bundle, tmp_path):

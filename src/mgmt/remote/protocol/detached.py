@@ -44,7 +44,7 @@ import time
 # Its agent.sup is mgmt.remote.protocol.DETACHED_AGENT_SUPERVISOR (attached agents look).
 DIR = os.path.join(os.path.expanduser("~"), ".local", "state", "mgmt", "detached")
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "mgmt")
-ETCD_PATHS = ("/usr/bin/etcd", "/usr/sbin/etcd", "/usr/local/bin/etcd")
+ETCD_PATHS = ("/usr/bin/etcd", "/usr/sbin/etcd", "/usr/local/bin/etcd")  # server.SEARCH_PATHS
 HEALTH_TIMEOUT = 30.0
 LOG_LINES = 10
 NAMES = ("agent", "etcd")
@@ -101,6 +101,16 @@ def read_text(name, default=None):
 # -- commands ---------------------------------------------------------------
 
 
+def find_etcd():
+    """The host's etcd, found as the initiator finds its own (mgmt.world.server's
+    find_etcd: PATH first, then ETCD_PATHS); None if it has none."""
+    folders = [f for f in os.environ.get("PATH", "").split(os.pathsep) if f]
+    for candidate in [os.path.join(f, "etcd") for f in folders] + list(ETCD_PATHS):
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def prepare(request):
     """Where things are on this host (the caches made, DIR left alone: a run stopped
     before anything started leaves nothing of a cluster)."""
@@ -109,11 +119,7 @@ def prepare(request):
             os.makedirs(folder, 0o700)
     bundle = os.path.join(CACHE, "bundles", request["sha256"] + ".pyz")
     bundle_ok = os.path.isfile(bundle) and sha256_of(bundle) == request["sha256"]
-    etcd = None
-    for candidate in ETCD_PATHS:
-        if os.access(candidate, os.X_OK):
-            etcd = candidate
-            break
+    etcd = find_etcd()
     etcd_cache = None
     if request.get("etcd_sha256"):
         etcd_cache = os.path.join(CACHE, "etcd", request["etcd_sha256"])
@@ -141,6 +147,10 @@ def install_supervisor(request):
     with open(path("supervise.py.new"), "w") as f:
         f.write(request["supervisor"])
     os.replace(path("supervise.py.new"), path("supervise.py"))
+
+
+# The umask this program was started with; it runs with 0077 itself (main).
+LOGIN_UMASK = 0o022
 
 
 def start_supervised(name, argv, **options):
@@ -311,7 +321,10 @@ def start_agent(request):
     argv = [sys.executable, "-S", path("launcher.py"), site, bundle, graph, state]
     env = {"SHIV_ROOT": shiv, "PYTHONUNBUFFERED": "1"}
     write_private(path("cluster.json"), json.dumps(request["cluster"]))
-    pid = start_supervised("agent", argv, stdin=path("agent.in"), env=env, stop_signal="INT")
+    # The agent applies the graph with the login's umask, as an attached run's does.
+    pid = start_supervised(
+        "agent", argv, stdin=path("agent.in"), env=env, stop_signal="INT", umask=LOGIN_UMASK
+    )
     return {"pid": pid}
 
 
@@ -462,8 +475,9 @@ COMMANDS = {
 
 
 def main():
+    global LOGIN_UMASK
     command = sys.argv[1]
-    os.umask(0o077)
+    LOGIN_UMASK = os.umask(0o077)
     try:
         request = json.loads(sys.stdin.readline() or "{}")
         if command in COMMANDS:

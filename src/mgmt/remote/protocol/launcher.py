@@ -58,7 +58,7 @@ def main():
         import base64
 
         temp = os.path.join(os.path.dirname(graph), "." + os.path.basename(graph) + ".new")
-        with open(temp, "xb") as f:
+        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
             f.write(base64.b64decode(data))
         os.replace(temp, graph)
     cache = os.path.dirname(bundle)

@@ -8,7 +8,10 @@
 # $8 the Python to run it with ("" to find one).
 set -u
 sha=$1 mode=$2 run=$3 graph=$4 build=$5 launcher=$6 size=$7 py=${8-}
-umask 077
+# No umask of its own: the agent applies the graph with the login's, as `mgmt run`
+# does on the host itself (a folder a file resource makes is 0755, not 0700).
+# What START makes private is so by its mode: the run dir (mktemp), the cache
+# (chmod 700), the bundle (chmod 700 before it is put in place).
 # The interpreter first: a host without one gets no bundle. `command -v` is
 # built into sh, so looking costs no process; the launcher checks the version.
 if [ -n "$py" ]; then

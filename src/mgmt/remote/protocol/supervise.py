@@ -91,14 +91,15 @@ def unit_name(name):
     return "mgmt-detached-" + name + ".service"
 
 
-def start_supervised(folder, name, argv, stdin=None, env=None, stop_signal="TERM"):
-    """Start ``argv`` under the supervisor, detached from the SSH session; its pid."""
+def start_supervised(folder, name, argv, stdin=None, env=None, stop_signal="TERM", umask=None):
+    """Start ``argv`` under the supervisor, detached from the SSH session; its pid.
+    ``umask``: the process's (None: the supervisor's, 0022 in a unit)."""
 
     def path(suffix):
         return os.path.join(folder, name + suffix)
 
     env = dict(env or {}, HOME=os.path.expanduser("~"))  # a unit starts without one
-    spec = {"argv": argv, "stdin": stdin, "env": env, "stop_signal": stop_signal}
+    spec = {"argv": argv, "stdin": stdin, "env": env, "stop_signal": stop_signal, "umask": umask}
     write_private(path(".json"), json.dumps(spec))
     for stale in (".exit", ".pid", ".sup", ".mode"):
         if os.path.exists(path(stale)):
@@ -198,6 +199,8 @@ def supervise(folder, name):
     signal.signal(signal.SIGALRM, on_alarm)
     env = dict(os.environ)
     env.update(spec["env"])
+    if spec.get("umask") is not None:
+        os.umask(spec["umask"])  # what the supervisor writes has modes of its own
     delay = RESTART_DELAY
     while not state["stopping"]:
         started = time.time()
