@@ -156,10 +156,6 @@ class Settings(_SettingsBase):
 
     __slots__ = ()
 
-    @property
-    def converged_enabled(self) -> bool:
-        return self.converged_timeout >= 0
-
 
 # What a remote agent accepts on its settings line, and of what JSON type.
 AGENT_SETTINGS: Dict[str, type] = {

@@ -46,7 +46,10 @@ class ProbeRes(Resource):
 
 @pytest.fixture(autouse=True, scope="module")
 def probe_kind():
-    kinds = {"probe": "ProbeRes", "gprobe": "GroupProbeRes", "selfpoke": "SelfPokingRes"}
+    kinds = {
+        "probe": "ProbeRes", "gprobe": "GroupProbeRes", "selfpoke": "SelfPokingRes",
+        "broken": "BrokenRes",
+    }  # fmt: skip
     for kind, cls in kinds.items():
         REGISTRY[kind] = f"{__name__}:{cls}"
     yield
@@ -174,6 +177,49 @@ def test_a_failure_blocks_only_its_own_branch(engine_factory):
     assert "other" in names() and "child" not in names()
     assert engine.failed() == [("probe", "bad")]
     assert engine.failures() == [Failure("probe", "bad", "bad broke")]
+
+
+class BrokenRes(ProbeRes):
+    """A kind that, once ``refuse`` is set, will not be built ("init") or set up
+    ("setup") by the engine, though its graph parsed (as a group's merge could)."""
+
+    kind = "broken"
+    refuse = ""
+    closed: list = []
+
+    def __init__(self, name, params, meta=None):
+        super().__init__(name, params, meta)
+        if BrokenRes.refuse == "init":
+            raise ValueError(f"{name} cannot be built")
+
+    def setup(self, init):
+        super().setup(init)
+        if BrokenRes.refuse == "setup":
+            raise OSError(f"{self.name} cannot be set up")
+
+    def close(self):
+        BrokenRes.closed.append(self.name)
+
+
+@pytest.mark.parametrize("at", ["init", "setup"])
+def test_a_resource_that_cannot_be_built_fails_and_holds_its_children(
+    engine_factory, at, monkeypatch
+):
+    g = graph(
+        "  broken: [{name: bad}]\n  probe: [{name: child}, {name: other}]\n"
+        "edges:\n- name: e\n  from: {kind: broken, name: bad}\n  to: {kind: probe, name: child}\n"
+    )
+    monkeypatch.setattr(BrokenRes, "refuse", at)
+    monkeypatch.setattr(BrokenRes, "closed", [])
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert engine.wait_idle(5)
+    assert names() == ["other"]  # not the child: what it depends on is missing
+    [failure] = engine.failures()
+    assert (failure.kind, failure.name) == ("broken", "bad")
+    assert failure.error == f"cannot create: bad cannot be {'built' if at == 'init' else 'set up'}"
+    # A setup that failed half-way is closed, not left holding what it made.
+    assert BrokenRes.closed == ([] if at == "init" else ["bad"])
 
 
 class GroupProbeRes(ProbeRes):

@@ -152,3 +152,15 @@ def test_close_kills_a_command_that_ignores_sigterm(watcher, tmp_path):
     assert _group_gone(int(pidfile.read_text()))
     worker.join(timeout=5)
     assert not worker.is_alive() and len(errors) == 1
+
+
+def test_a_watchcmd_closed_before_it_starts_ends_quietly(watcher, tmp_path, monkeypatch):
+    """An edit that removes the resource as it starts watching: close() came first."""
+    crashed = []
+    monkeypatch.setattr(threading, "excepthook", crashed.append)
+    res = exec_res(watcher, tmp_path, cmd="true", watchcmd="echo never", watchshell="/bin/sh")
+    res.stop.set()  # what close() does first
+    res.watch()
+    for thread in res.threads:
+        thread.join(5)
+    assert crashed == [] and res.children == []

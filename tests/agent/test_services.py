@@ -49,3 +49,17 @@ def test_threads_racing_for_a_service_get_the_same_one():
     for thread in threads:
         thread.join()
     assert len(seen) == 8 and all(item is seen[0] for item in seen)
+
+
+class _Broken:
+    def close(self) -> None:
+        raise OSError("port still busy")
+
+
+def test_a_close_that_fails_does_not_keep_the_others_open(capsys):
+    services = Services()
+    services.get(_Broken)
+    closable = services.get(_Closable)  # after the broken one: closed all the same
+    services.close()
+    assert closable.closed == 1
+    assert "closing _Broken failed: port still busy" in capsys.readouterr().err

@@ -403,3 +403,19 @@ def test_a_folder_above_that_moves_between_two_watches_is_not_missed(watcher, tm
     target.parent.mkdir(parents=True)
     target.write_text("x")
     assert sem.acquire(timeout=5)
+
+
+def test_a_failed_read_of_inotify_events_is_said(watcher: FileWatcher, tmp_path, capsys):
+    """The one thread that serves every watch must not end without a word."""
+
+    def broken_read(timeout=None):
+        raise OSError(errno.EIO, "Input/output error")
+
+    watcher.watch_path(str(tmp_path / "f"), lambda: None)
+    watcher._inotify.read = broken_read
+    (tmp_path / "f").write_text("a")  # an event: the thread reads, and fails
+    watcher._thread.join(5)
+    assert not watcher._thread.is_alive()
+    err = capsys.readouterr().err
+    assert "reading inotify events failed, no more changes are seen: " in err
+    assert "Input/output error" in err

@@ -21,7 +21,7 @@ from mgmt.cli import build_parser, settings_from
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.bundlefile import shiv_build_id
 from mgmt.remote.orchestration.context import RunContext
-from mgmt.remote.orchestration.session import Session
+from mgmt.remote.orchestration.session import PRUNED, Session
 from mgmt.remote.protocol import INLINE_GRAPH_MAX, RemotePaths, command_line
 from mgmt.remote.protocol.programs import LAUNCHER, PRUNE_DAYS
 from mgmt.settings import settings_from_json
@@ -231,3 +231,22 @@ def test_the_logged_command_line_runs_the_agent_with_the_same_settings(
     given = settings_from_json(line, **in_run_dir)
     assert typed == given
     assert given.seeds == ("http://127.0.0.1:4242",)
+
+
+@pytest.mark.parametrize(
+    ("status", "stopped", "judged"),
+    [
+        (0, False, ("exited", "")),
+        (130, True, ("stopped", "")),  # SIGINT, as asked: a clean stop
+        (1, False, ("failed", "the agent ended with failed resources (status 1; see its output)")),
+        (95, False, ("failed", PRUNED)),  # the launcher's: its bundle went as it started
+        (77, False, ("failed", "agent exited with status 77")),
+    ],
+)
+def test_how_a_hosts_exit_status_is_told(status, stopped, judged, tmp_path):
+    spec = HostSpec(target="h", graph=tmp_path / "h.yaml")
+    ctx = RunContext(bundle=tmp_path / "b.pyz", bundle_sha256="0" * 64, endpoint=None, connect=None)
+    session = Session(spec, ctx, report=lambda host, state: None)
+    if stopped:
+        session.stop()
+    assert session._judge(status) == judged

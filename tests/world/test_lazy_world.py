@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tcpproxy import TcpProxy
 
-from mgmt.world.api import converged_line
+from mgmt.remote.protocol import converged_line
 from mgmt.world.client import EtcdClient
 from mgmt.world.exchange import EtcdWorld
 

@@ -110,7 +110,7 @@ class Agent:
         from mgmt.engine.watcher import FileWatcher
         from mgmt.resources.base import Services
 
-        # a remote agent's start (see mgmt.remote.launch); gc.freeze is 3.7+
+        # a remote agent's start (see mgmt.remote.protocol.launcher); gc.freeze is 3.7+
         if not gc.isenabled() and hasattr(gc, "freeze"):
             # What the imports made (modules, classes) lives as long as the
             # process: keep it out of the collector's scans once it runs again.
@@ -151,7 +151,7 @@ class Agent:
             self._apply(first=True)
             self.engine.announce_idle()
             planner.start()
-            gc.enable()  # start-up is over: see mgmt.remote.launch
+            gc.enable()  # start-up is over: see mgmt.remote.protocol.launcher
             self._main_wake.wait()  # stop(), or a signal (stop_from_signal)
             if not self.converged:
                 self.converged = self._stopped_converged()
@@ -227,13 +227,10 @@ class Agent:
 
     def _shutdown(self, planner: threading.Thread) -> None:
         self.stop()
-        for cancel in self._cancels:
-            try:
-                cancel()
-            except Exception as err:
-                log.debug("cancel failed: %s", err)
+        self._cancel_watches()
         if planner.is_alive():
             planner.join(timeout=5)
+        self._cancel_watches()  # one the planner started meanwhile (the exports' watch)
         if self.engine is not None:
             self.engine.stop()
         if self.converger is not None:
@@ -242,6 +239,14 @@ class Agent:
             self.services.close()  # after the engine: no resource uses them any more
         if self.watcher is not None:
             self.watcher.close()
+
+    def _cancel_watches(self) -> None:
+        while self._cancels:
+            cancel = self._cancels.pop()
+            try:
+                cancel()
+            except Exception as err:
+                log.debug("cancel failed: %s", err)
 
     # -- what to run --------------------------------------------------------
 
@@ -398,7 +403,7 @@ class Agent:
 
 
 def _print_converged(converged: bool) -> None:
-    from mgmt.world.api import converged_line
+    from mgmt.remote.protocol import converged_line
 
     # One write of a whole line, flushed: the initiator reads it as it comes.
     sys.stdout.write(converged_line(converged) + "\n")

@@ -70,11 +70,6 @@ class Converger:
                 self._idle_since = time.monotonic()
             self._cond.notify_all()
 
-    @property
-    def converged(self) -> bool:
-        with self._cond:
-            return self._fired
-
     def close(self) -> None:
         with self._cond:
             self._closed = True

@@ -20,7 +20,7 @@ from typing import Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Opt
 from mgmt.engine.autogroup import autogroup
 from mgmt.engine.autogroup import build as build_resource
 from mgmt.engine.outcome import Outcome, message_of
-from mgmt.engine.vertex import FAILED, OK, Vertex
+from mgmt.engine.vertex import FAILED, OK, Unbuilt, Vertex
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
 from mgmt.graph.diff import GraphDiff, diff_resources
@@ -101,9 +101,7 @@ class Engine:
             diff = diff_resources(current, specs)
             fresh: Dict[ResourceKey, Vertex] = {}
             for key in diff.added + diff.changed:
-                vertex = self._build(specs[key])
-                if vertex is not None:
-                    fresh[key] = vertex
+                fresh[key] = self._build(specs[key])
             with self._cond:
                 old = [
                     self._vertices.pop(k)
@@ -145,16 +143,25 @@ class Engine:
                     self._on_failures_changed()  # nothing ran: no new idle period says so
         return diff
 
-    def _build(self, spec: ResourceSpec) -> Optional[Vertex]:
+    def _build(self, spec: ResourceSpec) -> Vertex:
+        """The vertex of ``spec``; if its kind refuses it (a collected resource with
+        bad parameters), a vertex that fails with why, so that what depends on it
+        waits and the run reports it (see :class:`Unbuilt`)."""
         res_log = get_logger(spec.kind).child(spec.name)
+        holder: List[Vertex] = []
+        init = self._make_init(spec, res_log, lambda: holder and self.poke(holder[0]))
+        res: Optional[Resource] = None
         try:
             res = build_resource(spec)
-        except Exception as err:  # a collected resource with bad parameters
-            res_log.error("cannot create: %s", err)
-            return None
-        holder: List[Vertex] = []
-        res.setup(self._make_init(spec, res_log, lambda: holder and self.poke(holder[0])))
+            res.setup(init)
+        except Exception as err:
+            if res is not None:
+                _close(res)  # whatever its setup made before it failed
+            res = Unbuilt(spec, err)
+            res.setup(init)
         vertex = Vertex(spec, res)
+        if isinstance(res, Unbuilt):
+            vertex.tries = 0  # no retry makes it build
         holder.append(vertex)
         return vertex
 
@@ -386,7 +393,8 @@ class Engine:
         log_ = vertex.res.init.log
         if error is not None:
             if vertex.tries != 0:
-                vertex.tries -= 1 if vertex.tries > 0 else 0
+                if vertex.tries > 0:  # below 0: forever
+                    vertex.tries -= 1
                 left = "forever" if vertex.tries < 0 else f"{vertex.tries} left"
                 log_.warning("failed, will retry (%s): %s", left, message_of(error))
                 vertex.dirty = True

@@ -6,9 +6,9 @@ fields, always under its lock; a resource never sees its vertex.
 
 from typing import List
 
-from mgmt.engine.outcome import Outcome
+from mgmt.engine.outcome import Outcome, message_of
 from mgmt.graph.model import ResourceSpec
-from mgmt.resources.base import Resource
+from mgmt.resources.base import Resource, ResourceError
 
 NEW, OK, FAILED = "new", "ok", "failed"  # a vertex's status
 
@@ -48,3 +48,18 @@ class Vertex:
         self.tries = spec.meta.retry
         self.not_before = 0.0
         self.outcome = Outcome()
+
+
+class Unbuilt(Resource):
+    """Stands in for a resource its kind would not build (a collected resource
+    whose parameters the kind refuses): each check fails with why. Left out of
+    the graph instead, it and its edges would be missing without a word, and
+    what depends on it would run as if it did not."""
+
+    def __init__(self, spec: ResourceSpec, error: Exception):
+        super().__init__(spec.name, {}, spec.meta)
+        self.kind = spec.kind  # for its name in logs and failures
+        self.error = "cannot create: " + message_of(error)
+
+    def check_apply(self, apply: bool) -> bool:
+        raise ResourceError(repr(self), self.error)

@@ -352,7 +352,8 @@ class FileWatcher:
                 return
             try:
                 events = self._inotify.read(timeout=0)
-            except OSError:
+            except OSError as err:  # not at close: the thread ends before the fd
+                log.error("reading inotify events failed, no more changes are seen: %s", err)
                 return
             try:
                 fire = self._dispatch(events)

@@ -55,10 +55,6 @@ class Content(NamedTuple):
     data: Optional[bytes] = None
 
     @classmethod
-    def from_path(cls, path: Union[str, Path]) -> "Content":
-        return cls._described(os.stat(path), Path(path))
-
-    @classmethod
     def _described(cls, info: os.stat_result, path: Path) -> "Content":
         etag = make_etag(info.st_size, info.st_mtime_ns, info.st_ino)
         return cls(info.st_size, info.st_mtime, etag, path)

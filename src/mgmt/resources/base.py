@@ -89,7 +89,7 @@ from typing import (
 )
 
 from mgmt.errors import MgmtError
-from mgmt.log import Logger
+from mgmt.log import Logger, get_logger
 
 # Declared in their own module (the graph reader uses them too); kinds import them from here.
 from mgmt.resources.fields import (
@@ -181,7 +181,9 @@ META_FIELDS: Dict[str, Field] = {
     "autogroup": Field(bool, default=True),
     "noop": Field(bool, default=False),
     "retry": number_field(-1, MAX_RETRY, default=0, doc="retries after a failure; -1 forever"),
-    "delay": number_field(0, MAX_MILLISECONDS, default=0, doc="milliseconds before a retry"),
+    "delay": number_field(
+        0, MAX_MILLISECONDS, default=0, doc="milliseconds before a retry and between two runs"
+    ),
 }
 
 
@@ -229,10 +231,13 @@ class Services:
         """Close every object that has a ``close()``, and forget them all. Idempotent."""
         with self._lock:
             items, self._items = list(self._items.values()), {}
-        for item in items:
+        for item in items:  # each, whatever another's close() raised
             close = getattr(item, "close", None)
             if close is not None:
-                close()
+                try:
+                    close()
+                except Exception as err:
+                    get_logger("agent").warning("closing %s failed: %s", type(item).__name__, err)
 
 
 class Init:

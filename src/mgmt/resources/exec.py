@@ -81,6 +81,8 @@ class ExecRes(Resource):
         argv = command_argv(self.params["watchcmd"], self.params["watchshell"])
         try:
             proc = self._spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except ResourceError:
+            return  # closed before it started (an edit removed it): nothing to watch
         except OSError as err:
             self.init.log.error("watchcmd cannot start: %s", err)
             return

@@ -34,15 +34,6 @@ else:  # at run time (Python 3.6 and 3.7 included) the interfaces below are plai
 EXPORTED_PREFIX = "/_mgmt/exported/"
 CONVERGED_PREFIX = "/_mgmt/converged/"
 FAILED_PREFIX = "/_mgmt/failed/"
-# An agent of a remote run reports its converged state as a line on stdout
-# (part of the initiator <-> agent protocol, kept there; re-exported here for
-# the engine). Such an agent only connects to etcd once its graph exports or
-# collects something.
-from mgmt.remote.protocol import (  # noqa: E402,F401
-    CONVERGED_MARK,
-    converged_line,
-    parse_converged_line,
-)
 
 # A resource is identified by (kind, name).
 ResourceKey = Tuple[str, str]

@@ -4,7 +4,7 @@ A reverse SSH tunnel exposes the initiator's etcd on each remote host's
 loopback, where any local user could connect. With auth on, only a client
 holding this run's password gets in, and only to the /_mgmt/ prefix. Both
 passwords are random and live in memory only; the run's password reaches the
-remote agent on its stdin, in its settings line (see mgmt.remote.launch).
+remote agent on its stdin, in its settings line (see mgmt.remote.protocol).
 """
 
 import secrets

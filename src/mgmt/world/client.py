@@ -26,7 +26,12 @@ CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 10.0
 
 # Messages etcd sends for a token it no longer knows (gRPC Unauthenticated).
-_TOKEN_ERRORS = ("invalid auth token", "user name is empty", "auth token")
+_TOKEN_ERRORS = ("auth token", "user name is empty")
+
+
+def is_token_error(message: str) -> bool:
+    """Whether etcd's ``message`` says the token sent is dead (expired, unknown)."""
+    return any(marker in message for marker in _TOKEN_ERRORS)
 
 
 def preload() -> None:
@@ -254,7 +259,7 @@ def _server_error(url: str, path: str, error: gateway.GatewayError) -> WorldErro
     if not error.is_etcd:
         # Not the gateway's JSON: something else answers on that port.
         return WorldError(f"{url} does not look like etcd ({message} to {API_PATH}{path})")
-    if any(marker in message for marker in _TOKEN_ERRORS) and path != "auth/authenticate":
+    if is_token_error(message) and path != "auth/authenticate":
         return _TokenExpired(f"etcd at {url}: {message}")
     if "authentication failed" in message:
         return WorldError(f"etcd at {url}: authentication failed (wrong user or password)")

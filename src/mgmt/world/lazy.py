@@ -1,7 +1,7 @@
 """A world that connects to etcd the first time the graph needs it.
 
 An agent of a remote run reports its converged state on stdout (the initiator
-relays it, see :data:`mgmt.world.api.CONVERGED_MARK`), so etcd is only needed
+relays it, see :data:`mgmt.remote.protocol.CONVERGED_MARK`), so etcd is only needed
 for exported resources. Most graphs export and collect nothing, and connecting
 costs nearly as much as the rest of the start: importing http.client (it
 imports ssl and email.parser) and the first calls add about 20 ms of CPU to a

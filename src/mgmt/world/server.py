@@ -35,8 +35,9 @@ MISSING_BINARY = (
 # A one-member cluster on loopback has no peers to miss heartbeats from; short
 # raft timers let it elect itself in ~0.1 s instead of up to 1 s.
 FAST_RAFT = ("--heartbeat-interval", "10", "--election-timeout", "100")
-# A host exports all its resources in one transaction; etcd's default cap of
-# 128 operations per transaction would limit a host to 128 exports.
+# A host exports all its resources in one transaction, so that others never see
+# half of them; under etcd's default cap of 128 operations per transaction (a
+# cluster given with --seeds) they go in batches (mgmt.world.exchange.TXN_OPS).
 MAX_TXN_OPS = ("--max-txn-ops", "100000")
 # The embedded server's only passwords are random per-run secrets, which a slow
 # hash does not make any stronger; at etcd's default cost every remote agent's

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Optional
 
 from mgmt.log import get_logger
 from mgmt.world import gateway
-from mgmt.world.client import API_PATH, EtcdClient, encode, prefix_end
+from mgmt.world.client import API_PATH, EtcdClient, encode, is_token_error, prefix_end
 
 log = get_logger("watch")
 
@@ -169,7 +169,7 @@ class PrefixWatch:
             return 0
 
     def _refused(self, token: Optional[str], reason: str) -> None:
-        if "auth token" in reason or "user name is empty" in reason:
+        if is_token_error(reason):
             self.client.invalidate_token(token)
         raise ConnectionError(reason.strip()[:200])
 

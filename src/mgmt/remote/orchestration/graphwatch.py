@@ -89,7 +89,8 @@ class GraphWatcher:
                 if self._closing in ready:
                     return
                 events = self._inotify.read(timeout=0)
-            except OSError:
+            except OSError as err:  # not at close: the thread ends before the fd
+                log.error("reading inotify events failed, graph edits are no longer sent: %s", err)
                 return
             changed: List[Tuple[int, str]] = []
             for event in events:

@@ -39,6 +39,7 @@ BUNDLE_CACHED = "Skipping bundle copy, file was cached."
 GRAPH_COPIED = "Copied over new graph definition: {path}"
 NO_PYTHON = "no Python 3.6+ found; install python3 (dnf install python3) or give --python"
 NO_PYTHON_AT = "no Python at {path} (python: / --python); install it or give another"
+PRUNED = "a newer mgmt pruned this bundle from the host's cache as it started; run again"
 OLD_PYTHON = "{python} is older than 3.6; install python3 (dnf install python3) or give --python"
 __all__ = ["CONVERGED", "EXITED", "FAILED", "STOPPED", "Session"]
 
@@ -327,7 +328,7 @@ class Session:
     def _judge(self, status: int) -> Tuple[str, str]:
         if self._stop_reason is not None:
             # SIGINT is a clean stop whatever code the agent chose for it.
-            if status in (0, 130, 128 + 2):
+            if status in (0, 128 + 2):
                 return self._stop_reason, ""
             if status == 128 + 9:
                 return FAILED, f"agent killed after ignoring SIGINT for {self.stop_grace:.0f} s"
@@ -337,6 +338,8 @@ class Session:
             return FAILED, "the agent ended with failed resources (status 1; see its output)"
         if status == protocol.EXIT_DETACHED_HERE:
             return FAILED, protocol.DETACHED_HERE
+        if status == protocol.EXIT_NEED_BUNDLE:
+            return FAILED, PRUNED
         if status == protocol.EXIT_OLD_PYTHON:
             python = self.python.path + " " + self.python.version if self.python else "Python"
             return FAILED, OLD_PYTHON.format(python=python)
