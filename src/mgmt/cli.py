@@ -147,6 +147,8 @@ def settings_from(args: "argparse.Namespace") -> Settings:
     values["hostname"] = values["hostname"] or _system_hostname()
     values["remotes"] = tuple(dict.fromkeys(values["remotes"]))  # the same file twice runs once
     values["cluster_address"] = tuple(values["cluster_address"])
+    if args.verbose and args.quiet:
+        raise InputError("-v and -q: give one or the other")
     values["verbosity"] = args.verbose - args.quiet
     settings = Settings(**values)
     if args.etcd_auth_stdin:

@@ -70,6 +70,11 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
         raise InputError("--python: empty; give a name or path (leave the flag out to find one)")
     if "sudo_user" in given and not settings.sudo_user:
         raise InputError("--sudo-user: empty; give a user (--sudo alone is root)")
+    if "cluster_size" in given and not settings.cluster_size:
+        raise InputError(
+            "--cluster-size 0: at least 1 (leave the flag out for the default: 1 member"
+            " for one or two hosts, 3 from three)"
+        )
     if settings.python:
         _flag_value(_path, "--python", settings.python)
     if settings.sudo_user:
@@ -97,9 +102,23 @@ def check_paths(settings: Settings) -> Settings:
         check_graph_file("--file", settings.file)
     for path in settings.remotes:
         check_graph_file("--remote", os.fspath(path))
+    if settings.ssh_identity is not None:
+        check_identity(settings.ssh_identity)
     if not settings.tmp_prefix:
         check_prefix(settings.prefix)
     return settings
+
+
+def check_identity(path: str) -> None:
+    """--ssh-identity names a readable file: said before any host is tried, not
+    as every host's connection failure."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise InputError(f"--ssh-identity {path}: {err.strerror or err}") from None
+    if not os.path.isfile(path):
+        raise InputError(f"--ssh-identity {path}: not a file")
 
 
 def _flag_value(check, flag: str, value: str) -> None:

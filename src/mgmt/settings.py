@@ -116,7 +116,7 @@ FIELDS: Tuple[Field, ...] = (
     # As whom and with what the agents run (a graph's sudo: and python: keys win for its host).
     Field("sudo", bool, False, "run the agents as root through sudo (for a non-root login)",
           "--sudo", group=REMOTE),
-    Field("sudo_user", str, "", "with --sudo: run the agents as USER instead of root",
+    Field("sudo_user", str, "", "run the agents through sudo as USER (implies --sudo)",
           "--sudo-user", group=REMOTE, metavar="USER"),
     Field("ask_sudo_password", bool, False, "ask once, without echo, for the sudo password "
           "of every host", "--ask-sudo-password", group=REMOTE),

@@ -155,6 +155,11 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
         # Empty, they quietly meant their defaults: find a Python, no sudo at all.
         (["--python="], "--python: empty; give a name or path"),
         (["--sudo-user="], "--sudo-user: empty; give a user"),
+        # 0 quietly meant the default size.
+        (["--detach", "--cluster-size", "0"], "--cluster-size 0: at least 1"),
+        # A missing key was every host's "cannot connect: No such file or directory".
+        (["--ssh-identity", "/no/such/key"], "--ssh-identity /no/such/key: No such file"),
+        (["--ssh-identity", "/"], "--ssh-identity /: Is a directory"),
     ],
 )
 def test_remote_flag_values_are_checked_before_any_host_is_contacted(tmp_path, flags, said):
@@ -182,6 +187,11 @@ def test_a_prefix_that_cannot_be_a_directory_is_bad_input(tmp_path, graph, kind)
     result = run_mgmt(["--file", str(graph), "--prefix", prefix, "--no-server"])
     refused(result, f"--prefix {prefix}: not a directory" if prefix else "--prefix: empty path")
     assert a_file.read_text() == ""
+
+
+def test_verbose_and_quiet_together_are_refused(tmp_path, graph):
+    """They cancelled out in silence: neither was what the user got."""
+    refused(_run_with_prefix(tmp_path, graph, "-v", "-q"), "-v and -q: give one or the other")
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,8 @@ def test_noop_runs_nothing(watcher, tmp_path):
 def test_failure_and_timeout_raise_resource_errors(watcher, tmp_path):
     with pytest.raises(ResourceError, match="exited 3: oops"):
         exec_res(watcher, tmp_path, cmd="echo oops >&2; exit 3", shell="/bin/sh").check_apply(True)
+    with pytest.raises(ResourceError, match=r"'false' exited 1 \(nothing on stderr\)$"):
+        exec_res(watcher, tmp_path, cmd="false").check_apply(True)
     with pytest.raises(ResourceError, match="timed out after 1 s"):
         exec_res(watcher, tmp_path, cmd="sleep 30", timeout=1).check_apply(True)
     with pytest.raises(ResourceError, match="cannot run"):

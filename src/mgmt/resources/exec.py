@@ -159,7 +159,8 @@ class ExecRes(Resource):
             self.init.log.debug("| %s", line)
         if result.returncode != 0:
             tail = result.stderr.decode("utf-8", "replace").strip()[-TAIL_CHARS:]
-            raise ResourceError(repr(self), f"{cmd!r} exited {result.returncode}: {tail}")
+            said = f": {tail}" if tail else " (nothing on stderr)"
+            raise ResourceError(repr(self), f"{cmd!r} exited {result.returncode}{said}")
         self.init.log.info("ran %r", cmd)
         return False
 
