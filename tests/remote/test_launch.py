@@ -18,6 +18,7 @@ import pytest
 from remote_helpers import assert_clean, mgmt_run, need_hosts, summary
 
 from mgmt.cli import build_parser, settings_from
+from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.bundlefile import shiv_build_id
 from mgmt.remote.orchestration.context import RunContext
@@ -45,7 +46,7 @@ def _launch(
         capture_output=True,
         env={"PATH": "/usr/bin:/bin", "HOME": str(home), "SHIV_ROOT": str(home / "shiv")},
         cwd=graph.parent,
-        preexec_fn=lambda: os.umask(0o077),  # as START sets it
+        preexec_fn=lambda: os.umask(0o022),  # a login's: START keeps it for the agent
         timeout=60,
         check=False,
     )
@@ -79,6 +80,28 @@ def test_launcher_writes_the_graph_privately_and_runs_from_the_unpacked_bundle(
     assert graph.read_bytes() == text
     assert graph.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_graph_the_host_cannot_write_ends_the_launcher_with_why(unpacked, tmp_path):
+    """A full disk was a traceback, then "the agent ended with failed resources"."""
+    require_tools(PYTHON)
+    graph = tmp_path / "g.yaml"
+    (tmp_path / ".g.yaml.new").mkdir()  # where it is written first: the write fails
+    line = base64.b64encode(EMPTY_GRAPH.encode()) + b"\n"
+    done = _launch(str(unpacked), tmp_path / "b.pyz", graph, line, home=tmp_path)
+    assert done.returncode == protocol.EXIT_NO_GRAPH
+    [said] = [x for x in done.stderr.decode().splitlines() if x]
+    assert said == f"mgmt-remote: cannot write the graph to {graph}: File exists"
+    assert not graph.exists()
+
+
+def test_the_launchers_exit_statuses_are_the_protocols():
+    """launcher.py is shipped alone (no imports): its copies must not drift."""
+    namespace: dict = {}
+    exec(compile(LAUNCHER, "launcher.py", "exec"), namespace)
+    names = [n for n in namespace if n.startswith("EXIT_")]
+    assert len(names) == 3
+    assert {n: namespace[n] for n in names} == {n: getattr(protocol, n) for n in names}
 
 
 def test_launcher_runs_the_bundle_when_nothing_is_unpacked(bundle, tmp_path):

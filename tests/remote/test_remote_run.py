@@ -529,6 +529,68 @@ def test_more_remotes_than_cconns_hand_over_their_slots(pool, bundle, tmp_path):
     _clear_tmp(*pool)
 
 
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        ("moved", "remote: changed while the run runs"),  # it ran on a, the wrong host
+        ("broken", "YAML syntax error"),  # b failed, though told it kept its graph
+    ],
+)
+def test_an_edit_saved_while_a_host_waits_for_its_turn_is_checked_as_any_edit(
+    pool, bundle, tmp_path, edit, said
+):
+    """--cconns 1: b starts once a hands over. An edit of b's graph saved
+    meanwhile is refused as one saved while b ran would be, and b starts with
+    the graph that passed."""
+    a, b = pool["a"], pool["b"]
+    graph_a, graph_b = file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)
+    run = Initiator(pool, bundle, [graph_a, graph_b], "--cconns=1", "--converged-timeout=2")
+    try:
+        run.wait_for_line(r"remote: a: Running\b", timeout=30)  # b waits for its turn
+        text = graph_b.read_text()
+        if edit == "moved":
+            text = text.replace("remote: b", "remote: a").replace("i am b", "moved")
+        else:
+            text = text.replace("resources:", "resources: [oops")
+        save_graph(graph_b, text)
+        code = run.wait(60)
+    finally:
+        run.kill()
+    assert code == 0, run.output
+    assert "only-b.yaml" in run.output and said in run.output, run.output
+    assert "starting with its last version that passed" in run.output, run.output
+    assert b.read_file("/tmp/only-b") == "i am b" and not a.exists("/tmp/only-b")
+    assert [row[0] for row in summary(run.output).values()] == ["converged", "converged"]
+    for host in (a, b):
+        assert_clean(host)
+    _clear_tmp(a, b)
+
+
+def test_a_graph_given_as_a_symlink_is_re_copied_when_its_target_is_saved(pool, bundle, tmp_path):
+    a = pool["a"]
+    real = tmp_path / "real"
+    real.mkdir()
+    target = file_graph("a", "a", real)
+    link = tmp_path / "a.yaml"
+    link.symlink_to(target)
+    run = Initiator(pool, bundle, [link])
+    try:
+        wait_until(lambda: a.exists("/tmp/only-a"), 30, "a's file")
+        file_graph("a", "a", real, content="edited through the link")  # saves the target
+
+        def edited() -> bool:
+            return a.read_file("/tmp/only-a") == "edited through the link"
+
+        wait_until(edited, 10, "the edit applied")
+        run.interrupt()
+        code = run.wait(15)
+    finally:
+        run.kill()
+    assert code == 0, run.output
+    assert_clean(a)
+    _clear_tmp(a)
+
+
 def test_cconns_below_the_hosts_warns_once_up_front_when_a_graph_collects(pool, bundle, tmp_path):
     """Run in turns, a converged host stops for the next: it never collects the
     exports of hosts started after it, and the run says so before starting any."""

@@ -147,14 +147,16 @@ class Agent:
             self.watcher.batch = self.engine.batched
             if self.world is None and (self.graph.exported() or self.graph.collect):
                 log.warning("no world (no server, no seeds): exports and collects are off")
-            self._sync_world()
-            self._apply(first=True)
-            self.engine.announce_idle()
-            planner.start()
-            gc.enable()  # start-up is over: see mgmt.remote.protocol.launcher
-            self._main_wake.wait()  # stop(), or a signal (stop_from_signal)
-            if not self.converged:
-                self.converged = self._stopped_converged()
+            # A stop asked while it started (^C, the initiator's stop) applies nothing.
+            if not self._main_wake.wait(0):
+                self._sync_world()
+                self._apply(first=True)
+                self.engine.announce_idle()
+                planner.start()
+                gc.enable()  # start-up is over: see mgmt.remote.protocol.launcher
+                self._main_wake.wait()  # stop(), or a signal (stop_from_signal)
+                if not self.converged:
+                    self.converged = self._stopped_converged()
         finally:
             self._shutdown(planner)
             self._main_wake.close()

@@ -43,5 +43,7 @@ class RunContext(NamedTuple):
     caching: bool = True
     agent_options: Dict[str, Any] = {}  # noop, no_watch, verbosity: mgmt.settings
     output: Optional[Callable[[str, str], None]] = None
-    # What a host is sent for its graph file (a secondary's files hold that already).
+    # What a host is sent for its graph file (a secondary's files hold that already):
+    # at an edit, and when its agent starts (None: the same).
     payload: Payload = graph_payload
+    start_payload: Optional[Payload] = None

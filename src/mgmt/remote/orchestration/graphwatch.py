@@ -1,7 +1,8 @@
 """Watching the --remote graph files on the initiator, to re-copy them when saved.
 
 We watch the directories, not the files: editors save by writing a new file and
-renaming it over the old one, which a watch on the old inode would miss.
+renaming it over the old one, which a watch on the old inode would miss. A graph
+given as a symlink is watched in its target's folder too.
 
 On the initiator an edit is checked as ``mgmt run --file`` checks a graph
 (:func:`checking_payload`) before it is sent: a bad one is reported once, with
@@ -13,15 +14,12 @@ import os
 import select
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from mgmt.errors import GraphError
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
 from mgmt.wakeup import Wakeup
-
-if TYPE_CHECKING:
-    from mgmt.remote.orchestration.context import Payload
 
 log = get_logger("remote")
 
@@ -30,33 +28,67 @@ BAD_EDIT = "{error} (not copied: the hosts keep the graph they run)"
 PLACE_KEYS = ("remote", "via", "sudo", "python")
 
 
-def checking_payload(graphs: Iterable[Path]) -> "Payload":
-    """What a host is sent for a graph file (see context.graph_payload), once one
-    of the user's ``graphs`` passed the checks of ``mgmt run --file`` and still
-    names the host, login, hops, sudo and python it was started with (GraphError
-    if not). Other files (a secondary's plan, written here) are sent as they are."""
-    from mgmt.remote.orchestration.context import graph_payload
+def checking_payload(graphs: Iterable[Path]) -> "CheckedGraphs":
+    """What a host is sent for each of the user's ``graphs`` (see :class:`CheckedGraphs`),
+    their hosts and logins taken now, as the run starts."""
+    return CheckedGraphs(graphs)
 
-    mine = {Path(graph) for graph in graphs}
-    first: Dict[Path, Tuple] = {}  # each graph's keys of where and how, as first sent
 
-    def payload(graph: Path) -> Tuple[bytes, Optional[str]]:
-        if graph in mine:
+class CheckedGraphs:
+    """What a host is sent for a graph file (context.graph_payload), once the file
+    passed the checks of ``mgmt run --file`` and still names the host, login,
+    hops, sudo and python the run started with. Other files (a secondary's plan,
+    written here) are sent as they are.
+
+    Calling it is an edit's check: GraphError if the file fails, and nothing is
+    sent. :meth:`at_start` is a start's: a host that waited for its turn
+    (--cconns) while its file was edited into a bad state starts with the last
+    version that passed, as a running one keeps it.
+    """
+
+    def __init__(self, graphs: Iterable[Path]):
+        from mgmt.graph.parse import load_graph
+
+        # Taken as the run starts, not at a host's first send: an edit made while
+        # a host waits for its turn must not move it to another host.
+        from mgmt.remote.orchestration.context import graph_payload
+
+        self._placed = {Path(graph): _place(load_graph(graph)) for graph in graphs}
+        self._good = {graph: graph_payload(graph) for graph in self._placed}
+
+    def __call__(self, graph: Path) -> Tuple[bytes, Optional[str]]:
+        from mgmt.remote.orchestration.context import graph_payload
+
+        if graph in self._placed:
             from mgmt.graph.parse import load_graph
 
-            now = load_graph(graph)
-            keys = (now.remote, now.via, now.sudo, now.python)
-            was = first.setdefault(graph, keys)
-            changed = [f"{name}:" for name, a, b in zip(PLACE_KEYS, was, keys) if a != b]
+            now = _place(load_graph(graph))
+            changed = [
+                f"{name}:" for name, a, b in zip(PLACE_KEYS, self._placed[graph], now) if a != b
+            ]
             if changed:
                 raise GraphError(
                     f"{', '.join(changed)} changed while the run runs: the agent stays where "
                     "and as it was started (stop the run and start it again to move it)",
                     str(graph),
                 )
-        return graph_payload(graph)
+        sent = self._good[graph] = graph_payload(graph)
+        return sent
 
-    return payload
+    def at_start(self, graph: Path) -> Tuple[bytes, Optional[str]]:
+        try:
+            return self(graph)
+        except GraphError as err:
+            good = self._good.get(graph)
+            if good is None:
+                raise
+            log.warning("%s; starting with its last version that passed", err)
+            return good
+
+
+def _place(graph) -> Tuple:
+    """A parsed graph's keys of where and how its agent runs (PLACE_KEYS)."""
+    return (graph.remote, graph.via, graph.sudo, graph.python)
 
 
 class GraphWatcher:
@@ -71,10 +103,14 @@ class GraphWatcher:
         mask = flags.CLOSE_WRITE | flags.MOVED_TO
         watched: Dict[str, int] = {}
         for spec in specs:
-            directory = os.path.dirname(os.path.abspath(spec.graph))
-            if directory not in watched:
-                watched[directory] = self._inotify.add_watch(directory, mask)
-            self._by_dir.setdefault(watched[directory], {})[Path(spec.graph).name] = spec
+            # A graph given as a symlink is saved where the link leads (an editor
+            # writes the target): its folder is watched too.
+            given, real = os.path.abspath(spec.graph), os.path.realpath(spec.graph)
+            for path in dict.fromkeys((given, real)):
+                directory, name = os.path.split(path)
+                if directory not in watched:
+                    watched[directory] = self._inotify.add_watch(directory, mask)
+                self._by_dir.setdefault(watched[directory], {})[name] = spec
         self._closed = threading.Event()
         # close() sets it: the thread wakes at once, not at its next poll (the
         # end of every run waited for that).

@@ -104,6 +104,8 @@ def run(
     if settings.detach or settings.attach or settings.cluster_command:
         return _detached(settings, remotes, bundle, fabric_config, out)
     direct, subtrees = group_by_first_hop(remotes.specs)  # via: errors before connecting
+    # Each graph's host and login as the run starts; bad edits stop there.
+    checked = checking_payload(s.graph for s in remotes.specs)
     sessions = len(direct) + len(subtrees)  # a secondary is one session here
     if settings.cconns and settings.converged_timeout < 0 and sessions > settings.cconns:
         waiting = sessions - settings.cconns
@@ -150,7 +152,8 @@ def run(
             caching=not settings.no_caching,
             agent_options=agent_settings(settings),
             output=Printer(out),
-            payload=checking_payload(s.graph for s in remotes.specs),  # bad edits stop here
+            payload=checked,
+            start_payload=checked.at_start,
         )
         hierarchy = via_hierarchy(
             subtrees, state, options, settings, found, (token, sudo_password), same_host

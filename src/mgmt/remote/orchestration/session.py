@@ -39,6 +39,7 @@ BUNDLE_CACHED = "Skipping bundle copy, file was cached."
 GRAPH_COPIED = "Copied over new graph definition: {path}"
 NO_PYTHON = "no Python 3.6+ found; install python3 (dnf install python3) or give --python"
 NO_PYTHON_AT = "no Python at {path} (python: / --python); install it or give another"
+NO_GRAPH = "the host could not write the graph in its run dir (no room?); see its output"
 PRUNED = "a newer mgmt pruned this bundle from the host's cache as it started; run again"
 OLD_PYTHON = "{python} is older than 3.6; install python3 (dnf install python3) or give --python"
 __all__ = ["CONVERGED", "EXITED", "FAILED", "STOPPED", "Session"]
@@ -247,7 +248,7 @@ class Session:
         return protocol.command_line(paths, self.spec.graph.name, settings)
 
     def _run_agent(self, process: Process, settings: Dict[str, Any]) -> int:
-        graph, _ = self.ctx.payload(self.spec.graph)
+        graph, _ = self._start_payload()
         paths = self._paths
         if len(graph) > protocol.INLINE_GRAPH_MAX:
             upload(self._runner, graph, paths.graph(self.spec.graph.name))
@@ -277,7 +278,7 @@ class Session:
         if self.stopping:
             self._send_stop()
         elif self._graph_dirty:
-            self.send_graph(*self.ctx.payload(self.spec.graph))
+            self.send_graph(*self._start_payload())  # an edit made while it started
         try:
             status = self._wait(process)
         finally:
@@ -285,6 +286,9 @@ class Session:
         for reader in readers:
             reader.join(2.0)
         return status
+
+    def _start_payload(self) -> Tuple[bytes, Optional[str]]:
+        return (self.ctx.start_payload or self.ctx.payload)(self.spec.graph)
 
     def _send_stop(self) -> None:
         """Tell START's guard to SIGINT the agent, once (from any thread)."""
@@ -340,6 +344,8 @@ class Session:
             return FAILED, protocol.DETACHED_HERE
         if status == protocol.EXIT_NEED_BUNDLE:
             return FAILED, PRUNED
+        if status == protocol.EXIT_NO_GRAPH:
+            return FAILED, NO_GRAPH
         if status == protocol.EXIT_OLD_PYTHON:
             python = self.python.path + " " + self.python.version if self.python else "Python"
             return FAILED, OLD_PYTHON.format(python=python)

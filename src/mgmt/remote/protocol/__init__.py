@@ -61,6 +61,7 @@ EXIT_NEED_BUNDLE = 95  # the launcher found its bundle pruned (by a newer mgmt's
 EXIT_NO_CD = 96
 EXIT_NO_STDIN = 97
 EXIT_BAD_COPY = 98
+EXIT_NO_GRAPH = 99  # the launcher could not write the graph (a full disk)
 EXITS_BEFORE_AGENT = (
     EXIT_NO_RUN_DIR,
     EXIT_NO_CACHE,

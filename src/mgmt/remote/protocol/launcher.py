@@ -36,6 +36,7 @@ import sys
 PRUNE_SECONDS = 30 * 86400  # mgmt.remote.protocol.programs.PRUNE_DAYS
 EXIT_NEED_BUNDLE = 95  # mgmt.remote.protocol.EXIT_NEED_BUNDLE
 EXIT_OLD_PYTHON = 94  # mgmt.remote.protocol.EXIT_OLD_PYTHON
+EXIT_NO_GRAPH = 99  # mgmt.remote.protocol.EXIT_NO_GRAPH
 PYTHON_MARK = "@@mgmt-remote python "  # mgmt.remote.protocol.PYTHON_MARK
 
 
@@ -55,12 +56,7 @@ def main():
     del sys.path[0]
     data = sys.stdin.buffer.readline().strip()  # bytes: the agent reads on from the same buffer
     if data:
-        import base64
-
-        temp = os.path.join(os.path.dirname(graph), "." + os.path.basename(graph) + ".new")
-        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-            f.write(base64.b64decode(data))
-        os.replace(temp, graph)
+        write_graph(graph, data)
     cache = os.path.dirname(bundle)
     cached = os.path.basename(cache) == "bundles"
     if cached:
@@ -87,6 +83,23 @@ def main():
 
     os.environ["SHIV_ENTRY_POINT"] = "mgmt.cli:run_remote_agent"
     runpy.run_path(bundle, run_name="__main__")
+
+
+def write_graph(graph, data):
+    """The graph line (base64) into ``graph``, whole or not at all; a host with no
+    room for it ends here with why (EXIT_NO_GRAPH), not with a traceback."""
+    import base64
+
+    temp = os.path.join(os.path.dirname(graph), "." + os.path.basename(graph) + ".new")
+    try:
+        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(base64.b64decode(data))
+        os.replace(temp, graph)
+    except OSError as err:
+        sys.stderr.write("mgmt-remote: cannot write the graph to " + graph + ": "
+                         + (err.strerror or str(err)) + "\n")  # fmt: skip
+        sys.stderr.flush()
+        os._exit(EXIT_NO_GRAPH)
 
 
 def run_from(site):
