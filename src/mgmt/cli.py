@@ -144,6 +144,8 @@ def settings_from(args: "argparse.Namespace") -> Settings:
     values = _flag_values(args, [f for f in FIELDS if f.flag])
     seeds = values["seeds"]
     values["seeds"] = tuple(s.strip() for item in seeds for s in item.split(",") if s.strip())
+    if "hostname" in given and not values["hostname"]:  # not the system's, in silence
+        raise InputError("--hostname: empty; give a name (leave the flag out for the system's)")
     values["hostname"] = values["hostname"] or _system_hostname()
     values["remotes"] = tuple(dict.fromkeys(values["remotes"]))  # the same file twice runs once
     values["cluster_address"] = tuple(values["cluster_address"])

@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.kickstart_types import TYPES, Params
+from mgmt_pkg.paths import read_input_text
 from mgmt_pkg.templating import TEMPLATES, environment
 
 __all__ = [
@@ -245,11 +246,7 @@ def _anaconda_checks(handler: Any, target: str, report: Report) -> None:
 
 
 def check_file(path: Path, target: str = DEFAULT_TARGET) -> Report:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{path}: cannot read: {error}") from error
-    return check_text(text, target, str(path))
+    return check_text(read_input_text(path), target, str(path))
 
 
 def template_names() -> List[str]:

@@ -28,6 +28,7 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "output_folder",
+    "read_input_text",
     "writing",
 ]
 
@@ -54,6 +55,26 @@ def check_input_file(path: Path) -> Path:
     if not stat.S_ISREG(info.st_mode):
         raise InvalidInput(f"{_shown(path)}: not a regular file (a device, FIFO or socket)")
     return path
+
+
+def read_input_text(path: Path, what: str = "") -> str:
+    """The UTF-8 text of a file the user named (``what``: the option, for the
+    message); InvalidInput if it is no regular file (a device or FIFO would be
+    read without end) or not UTF-8."""
+    where = f"{what} {_shown(path)}" if what else _shown(path)
+    try:
+        check_input_file(path)
+        data = path.read_bytes()
+    except InvalidInput as error:
+        raise InvalidInput(f"{what} {error}" if what else str(error)) from None
+    except OSError as error:
+        raise InvalidInput(f"{where}: cannot read: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        message = f"{where}:{line}: not UTF-8 text (byte {error.start}); save it as UTF-8"
+        raise InvalidInput(message) from None
 
 
 def check_output_dir(option: str, value: str) -> Path:

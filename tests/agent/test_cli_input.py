@@ -189,6 +189,10 @@ def test_a_prefix_that_cannot_be_a_directory_is_bad_input(tmp_path, graph, kind)
     assert a_file.read_text() == ""
 
 
+def test_an_empty_hostname_is_refused_not_the_systems_taken(tmp_path, graph):
+    refused(_run_with_prefix(tmp_path, graph, "--hostname="), "--hostname: empty; give a name")
+
+
 def test_verbose_and_quiet_together_are_refused(tmp_path, graph):
     """They cancelled out in silence: neither was what the user got."""
     refused(_run_with_prefix(tmp_path, graph, "-v", "-q"), "-v and -q: give one or the other")

@@ -52,8 +52,10 @@ def test_failure_and_timeout_raise_resource_errors(watcher, tmp_path):
         exec_res(watcher, tmp_path, cmd="false").check_apply(True)
     with pytest.raises(ResourceError, match="timed out after 1 s"):
         exec_res(watcher, tmp_path, cmd="sleep 30", timeout=1).check_apply(True)
-    with pytest.raises(ResourceError, match="cannot run"):
+    with pytest.raises(ResourceError, match="cannot run '/nonexistent/tool': No such file"):
         exec_res(watcher, tmp_path, cmd="/nonexistent/tool").check_apply(True)
+    with pytest.raises(ResourceError, match="cannot run 'true': its shell /no/sh: No such file"):
+        exec_res(watcher, tmp_path, cmd="true", shell="/no/sh").check_apply(True)
 
 
 def live_members(group: int) -> list:
@@ -166,3 +168,16 @@ def test_a_watchcmd_closed_before_it_starts_ends_quietly(watcher, tmp_path, monk
     for thread in res.threads:
         thread.join(5)
     assert crashed == [] and res.children == []
+
+
+def test_a_command_that_prints_without_end_does_not_fill_the_agents_memory(watcher, tmp_path):
+    """Its output was kept whole (5.8 GB in 6 s for `head -c 3000000000 /dev/zero`)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    cmd = "head -c 300000000 /dev/zero; head -c 300000000 /dev/zero >&2; echo END >&2; exit 3"
+    res = exec_res(watcher, tmp_path, cmd=cmd, shell="/bin/sh")
+    with pytest.raises(ResourceError, match=r"exited 3: .*END$"):  # the tail is kept
+        res.check_apply(True)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown < 50 * 1024, f"{grown} KiB more at the peak"

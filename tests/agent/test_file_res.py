@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import threading
 
@@ -242,3 +243,37 @@ def test_a_source_tree_that_vanished_fails_instead_of_being_fine(watcher, tmp_pa
     (dst / "f1").write_text("bad")
     with pytest.raises(ResourceError, match=f"source {src} is not a directory"):
         tree.check_apply(True)
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "fifo in a tree", "too big"])
+def test_a_source_that_is_no_regular_file_or_too_big_fails_at_once(
+    watcher, tmp_path, kind, monkeypatch
+):
+    """/dev/zero was read until memory ran out and a FIFO until a writer came, both
+    past ^C; a big file was held in memory whole."""
+    from mgmt.resources import filesafe
+
+    src = tmp_path / "src"  # a tree holding only the FIFO
+    src.mkdir()
+    fifo = src / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 101)
+    monkeypatch.setattr(filesafe, "MAX_SOURCE", 100)
+    target = tmp_path / "dst"
+    params = {
+        "device": dict(path=str(target), source="/dev/zero"),
+        "fifo": dict(path=str(target), source=str(fifo)),
+        "fifo in a tree": dict(path=f"{target}/", source=str(src), recurse=True),
+        "too big": dict(path=str(target), source=str(big)),
+    }[kind]
+    res = file_res(watcher, tmp_path, **params)
+    said = {
+        "device": "source /dev/zero is not a regular file (a device, FIFO or socket)",
+        "fifo": f"source {fifo} is not a regular file (a device, FIFO or socket)",
+        "fifo in a tree": f"source {fifo} is not a regular file",
+        "too big": f"source {big} is 101 bytes, over the file kind's limit of 100",
+    }[kind]
+    with pytest.raises(ResourceError, match=re.escape(said)):
+        res.check_apply(True)
+    assert not target.exists() or kind == "fifo in a tree"

@@ -71,18 +71,24 @@ def test_a_yaml_flow_mapping_is_still_yaml():
     assert list(graph.resources) == [("noop", "n")]
 
 
-def test_json_mistakes_name_the_file():
-    with pytest.raises(GraphError, match=r"^g\.json: duplicate key 'graph'"):
-        parse_graph('{"graph": "g", "graph": "h", "resources": {}}', "g.json")
-    with pytest.raises(GraphError, match=r"^g\.json: .*'nope'"):
-        parse_graph('{"graph": "g", "resources": {"nope": []}}', "g.json")
+def test_json_mistakes_name_the_file_and_line():
+    """JSON is read without lines; a graph that fails is read again as YAML for them."""
+    with pytest.raises(GraphError, match=r"^g\.json: duplicate key 'graph'"):  # as it was read
+        parse_graph('{"graph": "g",\n "graph": "h", "resources": {}}', "g.json")
+    with pytest.raises(GraphError, match=r"^g\.json:3: .*'nope'"):
+        parse_graph('{"graph": "g",\n "resources":\n {"nope": []}}', "g.json")
+    with pytest.raises(GraphError, match=r"^g\.json:2: file\[a\]: mode: '99z' is not an octal"):
+        parse_graph(
+            '{"graph": "g", "resources": {"file": [{"name": "a", "path": "/x",\n "mode": "99z"}]}}',
+            "g.json",
+        )
 
 
-def test_a_duplicate_in_a_json_graph_is_named_without_a_line():
-    text = '{"graph": "g", "resources": {"noop": [{"name": "n"}, {"name": "n"}]}}'
+def test_a_duplicate_in_a_json_graph_is_named_with_its_line():
+    text = '{"graph": "g", "resources": {"noop": [{"name": "n"},\n {"name": "n"}]}}'
     with pytest.raises(GraphError) as refused:
         parse_graph(text, "g.json")
-    assert str(refused.value) == "g.json: duplicate resource noop[n]"
+    assert str(refused.value) == "g.json:2: duplicate resource noop[n] (first on line 1)"
 
 
 def test_a_json_graph_is_read_without_importing_pyyaml():

@@ -127,6 +127,21 @@ def test_cli_check_reports_file_and_line():
     assert f"{broken}:3: error: Unknown command: frobnicate" in bad.stderr
 
 
+@pytest.mark.parametrize("kind", ["device", "not UTF-8"])
+def test_cli_check_of_a_file_it_cannot_read_as_text_is_bad_input(tmp_path, kind):
+    """/dev/zero was read until the OOM killer came; bytes not UTF-8 gave a codec's words."""
+    path = Path("/dev/zero") if kind == "device" else tmp_path / "latin1.ks"
+    if kind == "not UTF-8":
+        path.write_bytes(b"text\nrootpw caf\xe9\n")
+    result = mgmt_pkg("kickstart", "check", str(path))
+    assert result.returncode == 2
+    said = {
+        "device": "/dev/zero: not a regular file (a device, FIFO or socket)",
+        "not UTF-8": f"{path}:2: not UTF-8 text (byte 15); save it as UTF-8",
+    }[kind]
+    assert result.stderr == f"mgmt-pkg: error: {said}\n"
+
+
 def test_cli_unknown_target_is_bad_input(tmp_path):
     result = mgmt_pkg("kickstart", "check", str(CASES / "kickstart" / "errors.ks"),
                       "--target", "F999")  # fmt: skip

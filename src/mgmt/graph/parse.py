@@ -73,6 +73,11 @@ class _Parser:
                 "the graph file: 'python' is empty (leave it out to find one)",
                 doc.line_of("python"),
             )
+        if python and (python.startswith("-") or "\n" in python):  # as --python
+            raise self.fail(
+                f"the graph file: 'python' must be a name or path, got {python!r}",
+                doc.line_of("python"),
+            )
         if "via" in doc:
             graph.via, graph.via_line = self.via(doc.get("via"), doc.line_of("via"))
         line = doc.line_of("resources")
@@ -101,9 +106,11 @@ class _Parser:
         value = doc.get("sudo")
         if value is None or isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip() and value.strip() == value:
+        # One word, as --sudo-user: it goes on the host's command line (quoted).
+        one_word = isinstance(value, str) and not any(c.isspace() for c in value)
+        if one_word and value and not value.startswith("-"):
             return value
-        what = "'sudo' must be true, false or a user name"
+        what = "'sudo' must be true, false or a user name (one word)"
         raise self.fail(f"the graph file: {what}, got {value!r}", doc.line_of("sudo"))
 
     def via(self, value: Any, line: int) -> Tuple[List[str], int]:
@@ -264,8 +271,32 @@ def _items(seq: LocList):
 
 
 def parse_graph(text: str, path: Optional[str] = None) -> Graph:
-    """Validate graph text; raises GraphError with ``path:line``."""
-    return _Parser(path).graph(load_located(text, path))
+    """Validate graph text; raises GraphError with ``path:line``.
+
+    JSON is read without lines (the standard library's reader, for the agent's
+    start); a JSON graph that reads but fails a check is read again as YAML,
+    which JSON is, for the line of its error. (One refused as it was read, over
+    a bound for one, is not read twice.)
+    """
+    document = load_located(text, path)
+    try:
+        return _Parser(path).graph(document)
+    except GraphError as err:
+        if err.line is not None or text.lstrip()[:1] != "{":
+            raise
+        located = _with_line(text, path)
+        raise located if located is not None else err from None
+
+
+def _with_line(text: str, path: Optional[str]) -> Optional[GraphError]:
+    """The error of JSON graph ``text`` read as YAML, if that tells its line."""
+    from mgmt.graph.yamlload import load_yaml
+
+    try:
+        _Parser(path).graph(load_yaml(text, path))
+    except GraphError as err:
+        return err if err.line is not None else None
+    return None  # YAML reads it differently and finds nothing: the first error stands
 
 
 def read_graph_text(path: "Union[str, os.PathLike[str]]") -> str:

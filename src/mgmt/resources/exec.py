@@ -12,12 +12,15 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.fields import MAX_SECONDS, number_field
 
 TAIL_CHARS = 400
+# Of a command's stdout and stderr, the agent keeps this much of each, the last:
+# one that prints without end must not fill its memory.
+OUTPUT_KEPT = 64 * 1024
 # Seconds a command has between SIGTERM and SIGKILL (on timeout and on stop).
 STOP_GRACE = 2.0
 
@@ -120,9 +123,11 @@ class ExecRes(Resource):
             argv = command_argv(cmd, shell)
             proc = self._spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as err:
-            raise ResourceError(repr(self), f"cannot run {cmd!r}: {err.strerror or err}") from None
+            # What could not be run: the shell, when one was given.
+            what = f"{cmd!r}: its shell {shell}" if shell else repr(cmd)
+            raise ResourceError(repr(self), f"cannot run {what}: {err.strerror or err}") from None
         try:
-            out, err = proc.communicate(timeout=timeout or None)
+            out, err = _output_tails(proc, timeout or None)
         except subprocess.TimeoutExpired:
             _stop_groups([proc])
             for pipe in (proc.stdout, proc.stderr):
@@ -187,3 +192,39 @@ def _stop_groups(procs: List[subprocess.Popen], grace: float = STOP_GRACE) -> No
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+def _output_tails(proc: subprocess.Popen, timeout: Optional[float]) -> Tuple[bytes, bytes]:
+    """The last OUTPUT_KEPT bytes of ``proc``'s stdout and stderr once both closed
+    and it ended (communicate() would keep all of them); TimeoutExpired past
+    ``timeout`` seconds."""
+    import selectors  # only when a command runs: not at every agent's start
+
+    kept = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def left() -> Optional[float]:
+        if deadline is None:
+            return None
+        if deadline <= time.monotonic():
+            raise subprocess.TimeoutExpired(proc.args, timeout)  # type: ignore[arg-type]
+        return deadline - time.monotonic()
+
+    with selectors.DefaultSelector() as selector:
+        for pipe in kept:
+            selector.register(pipe, selectors.EVENT_READ)
+        while selector.get_map():
+            for key, _ in selector.select(left()):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                buffer = kept[key.fileobj]
+                buffer += chunk
+                if len(buffer) > 2 * OUTPUT_KEPT:  # cut now and then, not at every read
+                    del buffer[:-OUTPUT_KEPT]
+    for pipe in kept:
+        pipe.close()
+    proc.wait(left())
+    out, err = (bytes(kept[pipe][-OUTPUT_KEPT:]) for pipe in (proc.stdout, proc.stderr))
+    return out, err

@@ -21,6 +21,7 @@ from mgmt.resources.filesafe import (
     check_owner_value,
     holds,
     parse_owner,
+    read_source,
     read_xattrs,
     refuse_protected,
     write_xattrs,
@@ -139,6 +140,8 @@ class FileRes(Resource):
         if not self.path.startswith("/"):
             raise FieldError("path", f"{self.path!r} must be an absolute path")
         self.is_dir = self.path.endswith("/")
+        if self.is_dir and self.params.get("content") is not None:  # was dropped in silence
+            raise FieldError("content", f"{self.path} is a directory (it ends in /): no content")
         self.path = os.path.normpath(self.path)
         refused = refuse_protected(self.path, self.params)
         if refused:
@@ -253,8 +256,10 @@ class FileRes(Resource):
         source = self.params.get("source")
         if source is None:
             return self.data
-        with open(source, "rb") as handle:
-            return handle.read()
+        try:
+            return read_source(source)
+        except ValueError as err:
+            raise ResourceError(repr(self), str(err)) from None
 
     def _file(self, apply: bool) -> bool:
         data = self._wanted()

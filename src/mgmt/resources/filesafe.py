@@ -124,6 +124,29 @@ def _lstat(path: str) -> Optional[os.stat_result]:
         return None
 
 
+# The file kind holds what it copies in memory (to compare it, diff it, write it
+# whole); a bigger file is a package's job, not a configuration file's.
+MAX_SOURCE = 256 * 1024 * 1024
+
+
+def read_source(path: str) -> bytes:
+    """The bytes of a file to copy (``source``, followed if a link: the graph names
+    it); ValueError saying why not when it is no regular file (a device or a FIFO
+    would be read without end, or wait for a writer) or is over MAX_SOURCE."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a device, FIFO or socket"
+            raise ValueError(f"source {path} is not a regular file ({kind})")
+        if info.st_size > MAX_SOURCE:
+            raise ValueError(
+                f"source {path} is {info.st_size} bytes, over the file kind's limit of "
+                f"{MAX_SOURCE} (copy it with a package)"
+            )
+        return handle.read(MAX_SOURCE + 1)
+
+
 def holds(fd: int, data: bytes, block: int = 1 << 20) -> bool:
     """Whether the open regular file ``fd`` holds exactly ``data`` (read from its start)."""
     view = memoryview(data)

@@ -12,7 +12,7 @@ from typing import Any
 
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import ResourceError
-from mgmt.resources.filesafe import Opened, holds
+from mgmt.resources.filesafe import Opened, holds, read_source
 
 
 def _rmtree(path: str) -> None:
@@ -21,13 +21,11 @@ def _rmtree(path: str) -> None:
     shutil.rmtree(path)
 
 
-def _same_file(src: str, dst: str) -> bool:
-    """Whether the regular file ``dst`` (never a link) holds what ``src`` holds."""
+def _holds_already(dst: str, data: bytes) -> bool:
+    """Whether the regular file ``dst`` (never a link) holds ``data``."""
     with Opened(dst) as there:
         if there.fd is None or there.st is None or not stat.S_ISREG(there.st.st_mode):
             return False
-        with open(src, "rb") as handle:
-            data = handle.read()
         return there.st.st_size == len(data) and holds(there.fd, data)
 
 
@@ -66,15 +64,18 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
             os.makedirs(target_dir, exist_ok=True)
         for name in files:
             src, dst = os.path.join(folder, name), os.path.join(target_dir, name)
-            if _same_file(src, dst):
+            try:
+                data = read_source(src)
+            except ValueError as err:
+                raise ResourceError(repr(res), str(err)) from None
+            if _holds_already(dst, data):
                 continue
             if _is_dir(dst):
                 message = f"{dst} is a directory where {src} is a file"
                 raise ResourceError(repr(res), message)
             ok = False
             if apply:
-                with open(src, "rb") as handle:
-                    atomic_write(dst, handle.read(), stat.S_IMODE(os.stat(src).st_mode))
+                atomic_write(dst, data, stat.S_IMODE(os.stat(src).st_mode))
             res.say(apply, f"copied {dst}", f"copy {dst}")
         if force and _is_dir(target_dir):
             wanted = set(dirs) | set(files)

@@ -13,7 +13,7 @@ from typing import Any, Optional, Tuple
 import click
 
 from mgmt_pkg.errors import InvalidInput
-from mgmt_pkg.paths import check_output_dir
+from mgmt_pkg.paths import check_output_dir, read_input_text
 
 
 def _integer(option: str, value: Optional[str], maximum: int) -> Optional[int]:
@@ -24,10 +24,7 @@ def _integer(option: str, value: Optional[str], maximum: int) -> Optional[int]:
 
 
 def _read_script(option: str, path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{option}: cannot read {path}: {error}") from None
+    return read_input_text(Path(path), option)
 
 
 def _architecture(value: str) -> str:
