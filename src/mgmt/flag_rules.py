@@ -113,12 +113,15 @@ def check_identity(path: str) -> None:
     """--ssh-identity names a readable file: said before any host is tried, not
     as every host's connection failure."""
     try:
-        with open(path, "rb"):
-            pass
+        info = os.stat(path)
+        if stat.S_ISREG(info.st_mode):  # opened only then: a FIFO would wait for a writer
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
     except OSError as err:
         raise InputError(f"--ssh-identity {path}: {err.strerror or err}") from None
-    if not os.path.isfile(path):
-        raise InputError(f"--ssh-identity {path}: not a file")
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"--ssh-identity {path}: Is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"--ssh-identity {path}: not a regular file")
 
 
 def _flag_value(check, flag: str, value: str) -> None:

@@ -81,6 +81,7 @@ INITIATOR_FILES = (
     "mgmt/remote/orchestration/control.py",
     "mgmt/remote/orchestration/detach.py",
     "mgmt/remote/orchestration/follow.py",
+    "mgmt/remote/orchestration/graphcheck.py",
     "mgmt/remote/orchestration/initiator.py",
     "mgmt/remote/protocol/detached.py",
     "mgmt/remote/protocol/detached.sh",

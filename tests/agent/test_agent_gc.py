@@ -1,4 +1,4 @@
-"""A remote agent starts with the garbage collector off (mgmt.remote.launch); once
+"""A remote agent starts with the garbage collector off (mgmt.remote.protocol.launcher); once
 it runs, the collector must be back on, or a long-lived agent would never free a
 cycle, and what it made after its imports must be collectable."""
 

@@ -160,11 +160,16 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
         # A missing key was every host's "cannot connect: No such file or directory".
         (["--ssh-identity", "/no/such/key"], "--ssh-identity /no/such/key: No such file"),
         (["--ssh-identity", "/"], "--ssh-identity /: Is a directory"),
+        (["--ssh-identity", "FIFO"], "--ssh-identity FIFO: not a regular file"),  # hung
     ],
 )
 def test_remote_flag_values_are_checked_before_any_host_is_contacted(tmp_path, flags, said):
     remote = tmp_path / "r.yaml"
     remote.write_text("remote: nohost.invalid\n" + GRAPH)
+    if "FIFO" in flags:
+        os.mkfifo(tmp_path / "fifo")
+        flags = [str(tmp_path / "fifo") if f == "FIFO" else f for f in flags]
+        said = said.replace("FIFO", str(tmp_path / "fifo"))
     result = run_mgmt(["--remote", str(remote), "--prefix", str(tmp_path / "p"), *flags], 20)
     assert result.returncode == 2, result.stderr
     assert said in result.stderr.strip().splitlines()[-1], result.stderr

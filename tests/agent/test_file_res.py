@@ -245,7 +245,7 @@ def test_a_source_tree_that_vanished_fails_instead_of_being_fine(watcher, tmp_pa
         tree.check_apply(True)
 
 
-@pytest.mark.parametrize("kind", ["device", "fifo", "fifo in a tree", "too big"])
+@pytest.mark.parametrize("kind", ["device", "fifo", "fifo in a tree", "folder", "too big"])
 def test_a_source_that_is_no_regular_file_or_too_big_fails_at_once(
     watcher, tmp_path, kind, monkeypatch
 ):
@@ -265,15 +265,20 @@ def test_a_source_that_is_no_regular_file_or_too_big_fails_at_once(
         "device": dict(path=str(target), source="/dev/zero"),
         "fifo": dict(path=str(target), source=str(fifo)),
         "fifo in a tree": dict(path=f"{target}/", source=str(src), recurse=True),
+        "folder": dict(path=str(target), source=str(src)),
         "too big": dict(path=str(target), source=str(big)),
     }[kind]
+    open_before = len(os.listdir("/proc/self/fd"))
     res = file_res(watcher, tmp_path, **params)
     said = {
         "device": "source /dev/zero is not a regular file (a device, FIFO or socket)",
         "fifo": f"source {fifo} is not a regular file (a device, FIFO or socket)",
         "fifo in a tree": f"source {fifo} is not a regular file",
+        "folder": f"source {src} is not a regular file (a directory)",
         "too big": f"source {big} is 101 bytes, over the file kind's limit of 100",
     }[kind]
-    with pytest.raises(ResourceError, match=re.escape(said)):
-        res.check_apply(True)
+    for _ in range(3):  # each check: the same error, and no descriptor left open
+        with pytest.raises(ResourceError, match=re.escape(said)):
+            res.check_apply(True)
+    assert len(os.listdir("/proc/self/fd")) == open_before
     assert not target.exists() or kind == "fifo in a tree"

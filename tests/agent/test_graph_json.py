@@ -84,6 +84,18 @@ def test_json_mistakes_name_the_file_and_line():
         )
 
 
+def test_a_json_graph_yaml_cannot_read_keeps_its_own_error():
+    """json.dumps writes an emoji as a surrogate pair, which PyYAML refuses: the
+    graph's own error stands, without a line, not a YAML syntax error."""
+    text = (
+        '{"graph": "g \\ud83d\\ude00",\n'
+        ' "resources": {"file": [{"name": "a", "path": "/x", "mode": "9"}]}}'
+    )
+    with pytest.raises(GraphError) as refused:
+        parse_graph(text, "g.json")
+    assert str(refused.value).startswith("g.json: file[a]: mode: '9' is not an octal mode")
+
+
 def test_a_duplicate_in_a_json_graph_is_named_with_its_line():
     text = '{"graph": "g", "resources": {"noop": [{"name": "n"},\n {"name": "n"}]}}'
     with pytest.raises(GraphError) as refused:

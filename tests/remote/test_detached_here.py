@@ -110,3 +110,7 @@ def test_a_host_finds_its_etcd_as_the_initiator_finds_its_own(tmp_path, monkeypa
     etcd.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'nothing'}:{etcd.parent}")
     assert detached.find_etcd() == server.find_etcd() == str(etcd)
+    # A relative entry would name another file in DIR, where the member runs.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"bin:{etcd.parent}")
+    assert detached.find_etcd() == str(etcd)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from remote_helpers import assert_clean, file_graph, graph_for, mgmt_run, need_hosts, summary
 
-from mgmt.remote.orchestration.session import NO_PYTHON
+from mgmt.remote.orchestration.agentstart import NO_PYTHON
 from support.hosts import ssh_hosts
 
 PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")

@@ -20,9 +20,10 @@ from remote_helpers import assert_clean, mgmt_run, need_hosts, summary
 from mgmt.cli import build_parser, settings_from
 from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration.agentstart import PRUNED
 from mgmt.remote.orchestration.bundlefile import shiv_build_id
 from mgmt.remote.orchestration.context import RunContext
-from mgmt.remote.orchestration.session import PRUNED, Session
+from mgmt.remote.orchestration.session import Session
 from mgmt.remote.protocol import INLINE_GRAPH_MAX, RemotePaths, command_line
 from mgmt.remote.protocol.programs import LAUNCHER, PRUNE_DAYS
 from mgmt.settings import settings_from_json

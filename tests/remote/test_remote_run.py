@@ -109,8 +109,15 @@ def test_writeup_example_runs_on_both_hosts_and_ends_by_itself(pool, bundle, tmp
     assert elapsed < 5 + 20
     for host in (a, b):
         assert_clean(host)
-        modes = host.run("stat -c %a /root/.cache/mgmt /root/.cache/mgmt/bundles").stdout.split()
-        assert modes == ["700", "700"]
+        # Private by their own modes, whatever the login's umask (START keeps that
+        # for the agent): the cache, its folders, the bundle, the unpacked copy.
+        cache = "/root/.cache/mgmt"
+        modes = host.run(
+            f"stat -c '%n %a' /root/.cache {cache} {cache}/bundles {cache}/shiv"
+            f" {cache}/bundles/* {cache}/shiv/* {cache}/shiv/*/site-packages/mgmt/cli.py"
+        ).stdout.splitlines()
+        assert len(modes) == 7, modes
+        assert all(line.endswith((" 700", " 600")) for line in modes), modes
     _clear_tmp(a, b)
 
 

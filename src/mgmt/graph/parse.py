@@ -282,21 +282,27 @@ def parse_graph(text: str, path: Optional[str] = None) -> Graph:
     try:
         return _Parser(path).graph(document)
     except GraphError as err:
-        if err.line is not None or text.lstrip()[:1] != "{":
+        # One line (a remote agent's copy) has no other line to tell.
+        if err.line is not None or text.lstrip()[:1] != "{" or "\n" not in text.strip():
             raise
         located = _with_line(text, path)
         raise located if located is not None else err from None
 
 
 def _with_line(text: str, path: Optional[str]) -> Optional[GraphError]:
-    """The error of JSON graph ``text`` read as YAML, if that tells its line."""
+    """The error of JSON graph ``text`` read as YAML, if that tells its line; None
+    if YAML reads it otherwise (PyYAML refuses some of JSON's escapes)."""
     from mgmt.graph.yamlload import load_yaml
 
     try:
-        _Parser(path).graph(load_yaml(text, path))
+        document = load_yaml(text, path)
+    except GraphError:
+        return None
+    try:
+        _Parser(path).graph(document)
     except GraphError as err:
         return err if err.line is not None else None
-    return None  # YAML reads it differently and finds nothing: the first error stands
+    return None
 
 
 def read_graph_text(path: "Union[str, os.PathLike[str]]") -> str:

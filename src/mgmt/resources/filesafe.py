@@ -134,17 +134,24 @@ def read_source(path: str) -> bytes:
     it); ValueError saying why not when it is no regular file (a device or a FIFO
     would be read without end, or wait for a writer) or is over MAX_SOURCE."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a device, FIFO or socket"
             raise ValueError(f"source {path} is not a regular file ({kind})")
-        if info.st_size > MAX_SOURCE:
-            raise ValueError(
-                f"source {path} is {info.st_size} bytes, over the file kind's limit of "
-                f"{MAX_SOURCE} (copy it with a package)"
-            )
-        return handle.read(MAX_SOURCE + 1)
+        size = info.st_size
+        if size <= MAX_SOURCE:
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = handle.read(MAX_SOURCE + 1)
+            size = len(data)  # it may have grown since
+    finally:
+        os.close(fd)
+    if size > MAX_SOURCE:
+        raise ValueError(
+            f"source {path} is {size} bytes, over the file kind's limit of {MAX_SOURCE}"
+            " (copy it with a package)"
+        )
+    return data
 
 
 def holds(fd: int, data: bytes, block: int = 1 << 20) -> bool:

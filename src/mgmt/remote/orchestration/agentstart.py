@@ -1,4 +1,5 @@
-"""The moment the agent starts on a host: did an interpreter run the launcher?
+"""The moment the agent starts on a host: did an interpreter run the launcher, and
+if it ended at once, why?
 
 The launcher's first line names its interpreter (PYTHON_MARK, see
 mgmt.remote.protocol). A ``python:`` (or ``--python``) naming something that
@@ -15,6 +16,11 @@ from typing import BinaryIO, Callable, List, Optional, Tuple
 from mgmt.errors import RemoteError
 from mgmt.remote import protocol
 
+NO_PYTHON = "no Python 3.6+ found; install python3 (dnf install python3) or give --python"
+NO_PYTHON_AT = "no Python at {path} (python: / --python); install it or give another"
+OLD_PYTHON = "{python} is older than 3.6; install python3 (dnf install python3) or give --python"
+PRUNED = "a newer mgmt pruned this bundle from the host's cache as it started; run again"
+NO_GRAPH = "the host could not write the graph in its run dir (no room?); see its output"
 NOT_PYTHON = "{python} did not start the agent: not a Python 3.6+ interpreter? (status {status})"
 NOT_STARTED = "the agent did not start (status {status})"
 SHOWN_LINES = 3  # of a failed start's output: enough to see what ran, not the launcher
@@ -62,3 +68,18 @@ def not_started(
         return RemoteError(host, NOT_STARTED.format(status=status))
     python = given or "the Python found on the host"
     return RemoteError(host, NOT_PYTHON.format(python=python, status=status))
+
+
+def why_it_ended(status: int, python: Optional[protocol.Python]) -> Optional[str]:
+    """Why the agent did not run, from an exit status of the launcher's or the
+    agent's own before it started (None: another status)."""
+    if status == protocol.EXIT_DETACHED_HERE:
+        return protocol.DETACHED_HERE
+    if status == protocol.EXIT_NEED_BUNDLE:
+        return PRUNED
+    if status == protocol.EXIT_NO_GRAPH:
+        return NO_GRAPH
+    if status == protocol.EXIT_OLD_PYTHON:
+        found = python.path + " " + python.version if python is not None else "Python"
+        return OLD_PYTHON.format(python=found)
+    return None

@@ -4,17 +4,16 @@ We watch the directories, not the files: editors save by writing a new file and
 renaming it over the old one, which a watch on the old inode would miss. A graph
 given as a symlink is watched in its target's folder too.
 
-On the initiator an edit is checked as ``mgmt run --file`` checks a graph
-(:func:`checking_payload`) before it is sent: a bad one is reported once, with
-the user's file:line, and not copied, so the hosts keep the graph they run
-(the agent would only report it again against its own copy of the file).
+On the initiator an edit is checked before it is sent (see :mod:`.graphcheck`):
+a bad one is reported once, with the user's file:line, and not copied, so the
+hosts keep the graph they run (the agent would only report it again against
+its own copy of the file).
 """
 
 import os
 import select
 import threading
-from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 from mgmt.errors import GraphError
 from mgmt.log import get_logger
@@ -24,71 +23,6 @@ from mgmt.wakeup import Wakeup
 log = get_logger("remote")
 
 BAD_EDIT = "{error} (not copied: the hosts keep the graph they run)"
-# The keys that say where and how a graph's agent runs (fab deploy's graphs have none).
-PLACE_KEYS = ("remote", "via", "sudo", "python")
-
-
-def checking_payload(graphs: Iterable[Path]) -> "CheckedGraphs":
-    """What a host is sent for each of the user's ``graphs`` (see :class:`CheckedGraphs`),
-    their hosts and logins taken now, as the run starts."""
-    return CheckedGraphs(graphs)
-
-
-class CheckedGraphs:
-    """What a host is sent for a graph file (context.graph_payload), once the file
-    passed the checks of ``mgmt run --file`` and still names the host, login,
-    hops, sudo and python the run started with. Other files (a secondary's plan,
-    written here) are sent as they are.
-
-    Calling it is an edit's check: GraphError if the file fails, and nothing is
-    sent. :meth:`at_start` is a start's: a host that waited for its turn
-    (--cconns) while its file was edited into a bad state starts with the last
-    version that passed, as a running one keeps it.
-    """
-
-    def __init__(self, graphs: Iterable[Path]):
-        from mgmt.graph.parse import load_graph
-
-        # Taken as the run starts, not at a host's first send: an edit made while
-        # a host waits for its turn must not move it to another host.
-        from mgmt.remote.orchestration.context import graph_payload
-
-        self._placed = {Path(graph): _place(load_graph(graph)) for graph in graphs}
-        self._good = {graph: graph_payload(graph) for graph in self._placed}
-
-    def __call__(self, graph: Path) -> Tuple[bytes, Optional[str]]:
-        from mgmt.remote.orchestration.context import graph_payload
-
-        if graph in self._placed:
-            from mgmt.graph.parse import load_graph
-
-            now = _place(load_graph(graph))
-            changed = [
-                f"{name}:" for name, a, b in zip(PLACE_KEYS, self._placed[graph], now) if a != b
-            ]
-            if changed:
-                raise GraphError(
-                    f"{', '.join(changed)} changed while the run runs: the agent stays where "
-                    "and as it was started (stop the run and start it again to move it)",
-                    str(graph),
-                )
-        sent = self._good[graph] = graph_payload(graph)
-        return sent
-
-    def at_start(self, graph: Path) -> Tuple[bytes, Optional[str]]:
-        try:
-            return self(graph)
-        except GraphError as err:
-            good = self._good.get(graph)
-            if good is None:
-                raise
-            log.warning("%s; starting with its last version that passed", err)
-            return good
-
-
-def _place(graph) -> Tuple:
-    """A parsed graph's keys of where and how its agent runs (PLACE_KEYS)."""
-    return (graph.remote, graph.via, graph.sudo, graph.python)
 
 
 class GraphWatcher:
@@ -138,7 +72,7 @@ class GraphWatcher:
                 if spec is not None and not self._closed.is_set():
                     try:
                         self._on_change(spec)
-                    except GraphError as err:  # from checking_payload: nothing was sent
+                    except GraphError as err:  # from graphcheck: nothing was sent
                         log.error(BAD_EDIT.format(error=err))
                     except Exception:  # one host's trouble must not end the watch for all
                         log.exception("%s: re-copying %s failed", spec.name, spec.graph)

@@ -84,7 +84,7 @@ def run(
     from mgmt.remote.orchestration.etcd import RunEtcd, SeedsEtcd
     from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
     from mgmt.remote.orchestration.follow import Printer
-    from mgmt.remote.orchestration.graphwatch import checking_payload
+    from mgmt.remote.orchestration.graphcheck import CheckedGraphs
     from mgmt.remote.orchestration.results import HostResult, print_summary, run_document
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
     from mgmt.remote.transport.same_host import SameHostGuard
@@ -105,7 +105,7 @@ def run(
         return _detached(settings, remotes, bundle, fabric_config, out)
     direct, subtrees = group_by_first_hop(remotes.specs)  # via: errors before connecting
     # Each graph's host and login as the run starts; bad edits stop there.
-    checked = checking_payload(s.graph for s in remotes.specs)
+    checked = CheckedGraphs(s.graph for s in remotes.specs)
     sessions = len(direct) + len(subtrees)  # a secondary is one session here
     if settings.cconns and settings.converged_timeout < 0 and sessions > settings.cconns:
         waiting = sessions - settings.cconns
@@ -156,7 +156,7 @@ def run(
             start_payload=checked.at_start,
         )
         hierarchy = via_hierarchy(
-            subtrees, state, options, settings, found, (token, sudo_password), same_host
+            subtrees, state, options, settings, found, (token, sudo_password), same_host, checked
         )
         fanout = Fanout(
             direct + hierarchy.specs(),
@@ -196,11 +196,14 @@ def _warn_cconns_collect(cconns: int, specs: List[HostSpec]) -> None:
         log.warning(CCONNS_COLLECT.format(cconns=cconns, hosts=len(specs), graph=graph))
 
 
-def via_hierarchy(subtrees, state: Path, options, settings: Settings, found, sudo, same_host):
+def via_hierarchy(
+    subtrees, state: Path, options, settings: Settings, found, sudo, same_host, payload
+):
     """The secondaries of a via: run (mgmt.remote.hierarchy), logged in to with
     the ssh-agent forwarded; with no via: graphs, plain sessions only. ``sudo``:
     the run's sudo token and password, for the hosts below that run through it;
-    ``same_host``: the run's SameHostGuard, which the secondaries claim too."""
+    ``same_host``: the run's SameHostGuard, which the secondaries claim too;
+    ``payload``: what the hosts below are sent (the run's graphcheck)."""
     from mgmt.remote.hierarchy.initiator import top_hierarchy
     from mgmt.remote.hierarchy.plan import grace_below
     from mgmt.remote.orchestration.session import STOP_GRACE
@@ -220,7 +223,7 @@ def via_hierarchy(subtrees, state: Path, options, settings: Settings, found, sud
         "bundle_sha256": found.sha256,
         "bundle_build_id": found.build_id,
     }
-    return top_hierarchy(subtrees, state, options, plan_options, connect, sudo)
+    return top_hierarchy(subtrees, state, options, plan_options, connect, payload, sudo)
 
 
 def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config, out) -> int:

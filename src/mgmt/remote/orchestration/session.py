@@ -37,11 +37,6 @@ WAIT_POLL = 0.25
 COPYING_BUNDLE = "Copying bundle ({size} bytes), please be patient..."
 BUNDLE_CACHED = "Skipping bundle copy, file was cached."
 GRAPH_COPIED = "Copied over new graph definition: {path}"
-NO_PYTHON = "no Python 3.6+ found; install python3 (dnf install python3) or give --python"
-NO_PYTHON_AT = "no Python at {path} (python: / --python); install it or give another"
-NO_GRAPH = "the host could not write the graph in its run dir (no room?); see its output"
-PRUNED = "a newer mgmt pruned this bundle from the host's cache as it started; run again"
-OLD_PYTHON = "{python} is older than 3.6; install python3 (dnf install python3) or give --python"
 __all__ = ["CONVERGED", "EXITED", "FAILED", "STOPPED", "Session"]
 
 
@@ -200,7 +195,8 @@ class Session:
         self._wrapper_done = True  # START removes its run dir before it exits
         if status == protocol.EXIT_NO_PYTHON:
             given = self.spec.python
-            return RemoteError(self.host, NO_PYTHON_AT.format(path=given) if given else NO_PYTHON)
+            why = agentstart.NO_PYTHON_AT.format(path=given) if given else agentstart.NO_PYTHON
+            return RemoteError(self.host, why)
         error = "; ".join(line.strip() for line in error.splitlines() if line.strip())
         what = refused_by_login_shell(error, status) or what
         return RemoteError(  # one line: it is a row of the run's summary
@@ -340,16 +336,8 @@ class Session:
             return EXITED, ""
         if status == 1:
             return FAILED, "the agent ended with failed resources (status 1; see its output)"
-        if status == protocol.EXIT_DETACHED_HERE:
-            return FAILED, protocol.DETACHED_HERE
-        if status == protocol.EXIT_NEED_BUNDLE:
-            return FAILED, PRUNED
-        if status == protocol.EXIT_NO_GRAPH:
-            return FAILED, NO_GRAPH
-        if status == protocol.EXIT_OLD_PYTHON:
-            python = self.python.path + " " + self.python.version if self.python else "Python"
-            return FAILED, OLD_PYTHON.format(python=python)
-        return FAILED, f"agent exited with status {status}"
+        why = agentstart.why_it_ended(status, self.python)
+        return FAILED, why or f"agent exited with status {status}"
 
     def _stream(self, stream) -> None:
         """Forward agent output line by line, as it comes."""

@@ -25,7 +25,7 @@ host -> initiator, stdout
     line (its interpreter and version), then the agent's output, with
     :func:`converged_line` events among it, and with --json a last
     :func:`report_line`; stderr is the agent's log.
-    The exit status is the agent's; :data:`EXITS_BEFORE_AGENT` are START's own,
+    The exit status is the agent's; :data:`EXITS_BEFORE_AGENT` are START's and the launcher's,
     and :data:`EXIT_DETACHED_HERE` says the agent would not start beside a
     detached cluster's.
 
@@ -52,7 +52,7 @@ GRAPH_EDIT = b"graph "
 # A graph longer than this is copied with an upload instead of sent on a line
 # (sh reads a line from a pipe a byte at a time).
 INLINE_GRAPH_MAX = 64 * 1024
-# Exit codes of START before the agent runs.
+# Exit codes of START, and of the launcher (94, 95, 99), when no agent ran.
 EXIT_NO_RUN_DIR = 90
 EXIT_NO_PYTHON = 93  # no interpreter found (or none at --python / python:)
 EXIT_OLD_PYTHON = 94  # the interpreter is older than 3.6
@@ -70,6 +70,8 @@ EXITS_BEFORE_AGENT = (
     EXIT_NO_CD,
     EXIT_NO_STDIN,
     EXIT_BAD_COPY,
+    EXIT_OLD_PYTHON,
+    EXIT_NO_GRAPH,
 )
 
 # The agent's own exit status (not START's) when it would not start beside a

@@ -104,7 +104,8 @@ def read_text(name, default=None):
 def find_etcd():
     """The host's etcd, found as the initiator finds its own (mgmt.world.server's
     find_etcd: PATH first, then ETCD_PATHS); None if it has none."""
-    folders = [f for f in os.environ.get("PATH", "").split(os.pathsep) if f]
+    # Absolute entries only: the member runs in DIR, where a relative one means another file.
+    folders = [f for f in os.environ.get("PATH", "").split(os.pathsep) if f.startswith("/")]
     for candidate in [os.path.join(f, "etcd") for f in folders] + list(ETCD_PATHS):
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate

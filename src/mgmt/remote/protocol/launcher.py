@@ -127,7 +127,7 @@ def unpack(bundle, site):
     temp = target + "." + os.urandom(4).hex() + ".partial"
     made = False
     try:
-        os.mkdir(temp)
+        os.mkdir(temp, 0o700)  # what runs as this login: nobody else's to change
         made = True
         extract(bundle, "site-packages/", temp)
         os.rename(temp, target)  # whole or not at all
@@ -158,9 +158,10 @@ def extract(bundle, prefix, target):
     for parts, body in members(data, prefix):
         folder = os.path.join(target, *parts[:-1])
         if folder not in made:
-            os.makedirs(folder, exist_ok=True)
+            os.makedirs(folder, 0o700, exist_ok=True)
             made.add(folder)
-        with open(os.path.join(folder, parts[-1]), "xb") as f:
+        fd = os.open(os.path.join(folder, parts[-1]), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
             f.write(body)
 
 

@@ -10,8 +10,9 @@ set -u
 sha=$1 mode=$2 run=$3 graph=$4 build=$5 launcher=$6 size=$7 py=${8-}
 # No umask of its own: the agent applies the graph with the login's, as `mgmt run`
 # does on the host itself (a folder a file resource makes is 0755, not 0700).
-# What START makes private is so by its mode: the run dir (mktemp), the cache
-# (chmod 700), the bundle (chmod 700 before it is put in place).
+# What START makes private is so by its mode: the run dir (mktemp), the cache and
+# its folders (made under umask 077, chmod 700), the bundle (chmod 700 before it
+# is put in place); the launcher gives its unpacked copy modes of its own.
 # The interpreter first: a host without one gets no bundle. `command -v` is
 # built into sh, so looking costs no process; the launcher checks the version.
 if [ -n "$py" ]; then
@@ -29,7 +30,8 @@ if [ "$mode" = cache ]; then
     # Made once (0700), before the run dir: failing here leaves nothing behind.
     # A warm start forks nothing for it.
     if ! [ -d "$cache/bundles" ] || ! [ -d "$cache/shiv" ]; then
-        mkdir -p "$cache/bundles" "$cache/shiv" && chmod 700 "$cache" "$cache/bundles" || exit 91
+        (umask 077 && mkdir -p "$cache/bundles" "$cache/shiv") &&
+            chmod 700 "$cache" "$cache/bundles" "$cache/shiv" || exit 91
     fi
     bundle="$cache/bundles/$sha.pyz"
     shiv="$cache/shiv"

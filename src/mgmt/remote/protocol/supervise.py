@@ -3,7 +3,8 @@
 Written by ``detached.py etcd`` and ``agent`` into the cluster's directory DIR on the host
 (mgmt.remote.protocol.detached) and run from there as ``python3 -S
 DIR/supervise.py NAME``: it runs DIR/NAME.json's command (the agent, or the
-etcd member) with its output appended to DIR/NAME.log, writes NAME.sup (its own
+etcd member; its argv, stdin, environment, stop signal and umask) with its
+output appended to DIR/NAME.log, writes NAME.sup (its own
 pid), NAME.pid (the process) and NAME.exit (its last status), restarts the
 process when it ends (1 s, doubling while it keeps failing at once, up to 30 s),
 and on SIGTERM stops it (its stop signal, SIGKILL after STOP_GRACE) and exits.

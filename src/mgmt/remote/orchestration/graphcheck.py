@@ -1,0 +1,69 @@
+"""Which version of a graph file its host is sent, on the initiator of a remote run.
+
+An edit is checked as ``mgmt run --file`` checks a graph, and against the host,
+login, hops, sudo and python the run started with: the agent stays where and
+as it was started. Used by the fan-out (edits, starts) and by the secondaries'
+plans (mgmt.remote.hierarchy).
+"""
+
+from pathlib import Path
+from typing import Iterable, Optional, Tuple
+
+from mgmt.errors import GraphError
+from mgmt.graph.parse import load_graph
+from mgmt.log import get_logger
+from mgmt.remote.orchestration.context import graph_payload
+
+log = get_logger("remote")
+
+# The keys that say where and how a graph's agent runs (fab deploy's graphs have none).
+PLACE_KEYS = ("remote", "via", "sudo", "python")
+
+
+class CheckedGraphs:
+    """What a host is sent for a graph file (context.graph_payload), once the file
+    passed the checks of ``mgmt run --file`` and still names the host, login,
+    hops, sudo and python the run started with. Other files (a secondary's plan,
+    written here) are sent as they are.
+
+    Calling it is an edit's check: GraphError if the file fails, and nothing is
+    sent. :meth:`at_start` is a start's: a host that waited for its turn
+    (--cconns) while its file was edited into a bad state starts with the last
+    version that passed, as a running one keeps it.
+    """
+
+    def __init__(self, graphs: Iterable[Path]):
+        # Taken as the run starts, not at a host's first send: an edit made while
+        # a host waits for its turn must not move it to another host.
+        self._placed = {Path(graph): _place(load_graph(graph)) for graph in graphs}
+        self._good = {graph: graph_payload(graph) for graph in self._placed}
+
+    def __call__(self, graph: Path) -> Tuple[bytes, Optional[str]]:
+        if graph in self._placed:
+            now = _place(load_graph(graph))
+            changed = [
+                f"{name}:" for name, a, b in zip(PLACE_KEYS, self._placed[graph], now) if a != b
+            ]
+            if changed:
+                raise GraphError(
+                    f"{', '.join(changed)} changed while the run runs: the agent stays where "
+                    "and as it was started (stop the run and start it again to move it)",
+                    str(graph),
+                )
+        sent = self._good[graph] = graph_payload(graph)
+        return sent
+
+    def at_start(self, graph: Path) -> Tuple[bytes, Optional[str]]:
+        try:
+            return self(graph)
+        except GraphError as err:
+            good = self._good.get(graph)
+            if good is None:
+                raise
+            log.warning("%s; starting with its last version that passed", err)
+            return good
+
+
+def _place(graph) -> Tuple:
+    """A parsed graph's keys of where and how its agent runs (PLACE_KEYS)."""
+    return (graph.remote, graph.via, graph.sudo, graph.python)
