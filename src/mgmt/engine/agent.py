@@ -10,7 +10,6 @@ reload.
 import gc
 import os
 import re
-import sys
 import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
@@ -180,17 +179,13 @@ class Agent:
         doc = report.document(
             self.settings.hostname, self.settings.noop, self.converged, outcomes, errors
         )
-        text = report.dumps(doc)
-        if self.settings.converged_stdout:  # a remote run's agent: the initiator collects it
-            from mgmt.remote.protocol import report_line
-
-            text = report_line(text)  # dumps() writes one line
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        report.print_document(doc, to_initiator=self.settings.converged_stdout)
 
     def _converged_reporter(self) -> Optional[Callable[[bool], None]]:
-        if self.settings.converged_stdout:
-            return _print_converged
+        if self.settings.converged_stdout:  # a remote run's agent: its initiator relays them
+            from mgmt.remote.protocol import print_converged
+
+            return print_converged
         if self.world is None:
             return None
         world = self.world
@@ -402,11 +397,3 @@ class Agent:
         self._watching_exports = True
         if self._world_retry_at is not None:
             self._on_exported()
-
-
-def _print_converged(converged: bool) -> None:
-    from mgmt.remote.protocol import converged_line
-
-    # One write of a whole line, flushed: the initiator reads it as it comes.
-    sys.stdout.write(converged_line(converged) + "\n")
-    sys.stdout.flush()

@@ -45,6 +45,7 @@ never listed; ``wanted``/``actual`` are strings, numbers or null.
 """
 
 import json
+import sys
 from typing import Any, Dict, Iterable, List, Tuple
 
 from mgmt.engine.autogroup import GroupSpec
@@ -117,3 +118,15 @@ def document(
 def dumps(doc: Dict[str, Any]) -> str:
     """The document as one line of JSON (values the encoder does not know become strings)."""
     return json.dumps(doc, ensure_ascii=False, default=str)
+
+
+def print_document(doc: Dict[str, Any], to_initiator: bool = False) -> None:
+    """``doc`` on stdout, one line; ``to_initiator``: as a remote run's agent
+    sends it (mgmt.remote.protocol.report_line), for its initiator to collect."""
+    text = dumps(doc)
+    if to_initiator:
+        from mgmt.remote.protocol import report_line
+
+        text = report_line(text)  # dumps() writes one line
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()

@@ -187,6 +187,15 @@ def converged_line(converged: bool) -> str:
     return CONVERGED_MARK + ("true" if converged else "false")
 
 
+def print_converged(converged: bool) -> None:
+    """An agent's converged event, on stdout: one write of a whole line, flushed,
+    for the initiator reads it as it comes."""
+    import sys
+
+    sys.stdout.write(converged_line(converged) + "\n")
+    sys.stdout.flush()
+
+
 def parse_converged_line(line: str) -> Optional[bool]:
     """The state a :func:`converged_line` reports; None for any other line."""
     if not line.startswith(CONVERGED_MARK):
