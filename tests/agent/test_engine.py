@@ -10,7 +10,7 @@ from helpers import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mgmt.engine import scheduler
+from mgmt.engine import retry, scheduler
 from mgmt.engine.converger import Converger
 from mgmt.graph import parse_graph
 from mgmt.resources.base import REGISTRY, Field, Resource, ResourceError
@@ -310,7 +310,7 @@ def test_an_event_during_the_last_failing_try_checks_it_again(engine_factory):
     assert engine.wait_idle(5)
     assert names() == ["p", "p"] and engine.failed() == []
     runs = [t for _, _, t in LOG]
-    assert runs[1] - runs[0] >= scheduler.EVENT_RECHECK  # not at full speed
+    assert runs[1] - runs[0] >= retry.EVENT_RECHECK  # not at full speed
 
 
 class SelfPokingRes(ProbeRes):

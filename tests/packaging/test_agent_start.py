@@ -58,7 +58,7 @@ ALLOWED_MGMT = {
     "mgmt.graph.limits", "mgmt.graph.values", "mgmt.remote", "mgmt.remote.protocol",
     "mgmt.resources.filediff", "mgmt.resources.filepath", "mgmt.resources.filesafe",
     "mgmt.resources.filetree", "mgmt.resources.fields", "mgmt.graph.clash",
-    "mgmt.engine.graphfile", "mgmt.engine.vertex", "mgmt.engine.watchstate",
+    "mgmt.engine.graphfile", "mgmt.engine.vertex", "mgmt.engine.watchstate", "mgmt.engine.retry",
 }  # fmt: skip
 # Only a graph that reaches the agent as YAML (one without a JSON form) loads
 # PyYAML, and what PyYAML imports in turn.

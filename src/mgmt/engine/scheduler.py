@@ -17,9 +17,10 @@ import time
 from collections import deque
 from typing import Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
+from mgmt.engine import retry
 from mgmt.engine.autogroup import autogroup
 from mgmt.engine.autogroup import build as build_resource
-from mgmt.engine.outcome import Outcome, message_of
+from mgmt.engine.outcome import Outcome
 from mgmt.engine.vertex import FAILED, OK, Unbuilt, Vertex
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
@@ -30,8 +31,6 @@ from mgmt.resources.base import Init, Resource
 from mgmt.world.api import Failure
 
 log = get_logger("engine")
-
-EVENT_RECHECK = 0.5  # seconds: see Engine._finish
 
 
 def default_workers() -> int:
@@ -173,38 +172,13 @@ class Engine:
             if vertex.removed or self._stopping:
                 return
             vertex.dirty = True
-            if vertex.status == FAILED:  # a new event deserves fresh retries
-                vertex.tries = vertex.spec.meta.retry
-            if vertex.running:
-                pass  # handled when the check ends (see _finish)
-            elif vertex.status == FAILED and self._aftermath(vertex):
-                # Told just after it failed: maybe of what the failed check did
-                # (inotify tells a moment late), so treated as if it came during
-                # the check: one re-check, EVENT_RECHECK on (see _finish).
-                if vertex.rechecked:
-                    return
-                self._arm_recheck(vertex)
-            else:
-                vertex.rechecked = False
+            if not retry.on_event(vertex):
+                return
             if self._batched is not None:
                 self._batched.append(vertex)
                 return
             self._consider(vertex)
             self._check_idle()
-
-    @staticmethod
-    def _arm_recheck(vertex: Vertex) -> None:
-        """The one re-check of a failed vertex, with a new event's fresh tries,
-        EVENT_RECHECK after its failure (see _finish)."""
-        vertex.rechecked = True
-        vertex.tries = vertex.spec.meta.retry
-        vertex.not_before = max(vertex.not_before, vertex.failed_at + EVENT_RECHECK)
-
-    @staticmethod
-    def _aftermath(vertex: Vertex) -> bool:
-        """Whether an event for a failed vertex comes within EVENT_RECHECK of its
-        failure: inotify tells of what a check did a moment after it ended."""
-        return time.monotonic() - vertex.failed_at < EVENT_RECHECK
 
     @contextlib.contextmanager
     def batched(self) -> Iterator[None]:
@@ -388,34 +362,13 @@ class Engine:
         if vertex.removed:
             return
         vertex.outcome.record(ok, apply, vertex.res.notes, error)
-        delay = vertex.spec.meta.delay / 1000.0
-        vertex.not_before = time.monotonic() + delay if delay else 0.0
-        log_ = vertex.res.init.log
         if error is not None:
-            if vertex.tries != 0:
-                if vertex.tries > 0:  # below 0: forever
-                    vertex.tries -= 1
-                left = "forever" if vertex.tries < 0 else f"{vertex.tries} left"
-                log_.warning("failed, will retry (%s): %s", left, message_of(error))
-                vertex.dirty = True
+            if retry.after_failure(vertex, error):
                 self._consider(vertex)
-            else:
-                vertex.status = FAILED
-                vertex.failed_at = time.monotonic()
-                log_.error("failed: %s", message_of(error))
-                if vertex.dirty and not vertex.rechecked:
-                    # An event came while it failed (a file's folder made again as
-                    # it failed on it): it may succeed now, with a new event's fresh
-                    # tries. Once, EVENT_RECHECK later: a kind whose failing check
-                    # makes an event of its own would otherwise fail on for ever.
-                    self._arm_recheck(vertex)
-                    self._consider(vertex)
             return
-        vertex.status = OK
-        vertex.rechecked = False
-        vertex.tries = vertex.spec.meta.retry
+        retry.after_success(vertex)
         if ok:
-            log_.debug("checked: state is right")
+            vertex.res.init.log.debug("checked: state is right")
         if not ok and apply:
             for child in vertex.children:
                 child.dirty = True
