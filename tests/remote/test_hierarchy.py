@@ -356,6 +356,29 @@ def test_saving_a_leaf_graph_on_the_initiator_reaches_the_leaf(pool, agent_env, 
         assert_clean(host)
 
 
+def test_a_leafs_edit_goes_down_while_a_sibling_below_the_same_secondary_is_broken(
+    pool, agent_env, bundle, tmp_path
+):
+    """Both graphs travel in s1's plan: l1's bad file held l2's edit back."""
+    l1, l2 = pool["l1"], pool["l2"]
+    one, two = leaf_graph(pool, "l1", tmp_path, "first"), leaf_graph(pool, "l2", tmp_path, "first")
+    run = Initiator(pool, bundle, [one, two], env=agent_env)
+    try:
+        wait_until(lambda: has_file(l1, "first") and has_file(l2, "first"), 60, "both applied")
+        save_graph(one, one.read_text() + "  : : bad\n")
+        run.wait_for_line(r"only-l1\.yaml:\d+: YAML syntax error", timeout=10)
+        save_graph(two, two.read_text().replace("first", "edited"))
+        wait_until(lambda: has_file(l2, "edited"), 30, "l2's edit applied")
+        assert has_file(l1, "first")  # l1 keeps the graph it runs
+    finally:
+        run.interrupt()
+        code = run.wait(30)
+        run.kill()
+    assert code == 0, run.output
+    for host in pool:
+        assert_clean(host)
+
+
 def test_an_unreachable_secondary_fails_each_of_its_hosts(pool, agent_env, bundle, tmp_path):
     graphs = [file_graph("d", "d", tmp_path, "alone")]
     nowhere = file_graph("x", "ssh://root@10.254.254.7", tmp_path)  # behind no one

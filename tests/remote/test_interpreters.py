@@ -22,6 +22,7 @@ from remote_helpers import assert_clean, file_graph, graph_for, mgmt_run, need_h
 
 from mgmt.remote.orchestration.agentstart import NO_PYTHON
 from support.hosts import ssh_hosts
+from support.polling import wait_until
 
 PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 PYENV = Path.home() / ".pyenv" / "versions"
@@ -198,3 +199,48 @@ def test_a_python_key_naming_no_python_fails_that_host_alone_in_one_line(pool, b
     for name in ("a", "b", "plat"):
         assert_clean(pool[name])
     pool["plat"].run("rm -f /tmp/only-plat")
+
+
+def test_a_python_key_that_hangs_is_stopped_by_ctrl_c_and_leaves_nothing(pool, bundle, tmp_path):
+    """A wrapper that waits on something never says which Python it is: ^C
+    used not to reach it (it was no agent yet), and its run dir stayed."""
+    from remote_helpers import Initiator
+
+    a = pool["a"]
+    a.run("printf '#!/bin/sh\\nexec sleep 1000\\n' > /tmp/hangpy && chmod +x /tmp/hangpy")
+    graph = file_graph("a", "a", tmp_path)
+    graph.write_text(graph.read_text() + "python: /tmp/hangpy\n")
+    run = Initiator(pool, bundle, [graph], "--converged-timeout=1")
+    try:
+        wait_until(lambda: any("sleep 1000" in c for c in a.processes().values()), 30, "hangpy")
+        run.interrupt()
+        code = run.wait(15)
+    finally:
+        run.kill()
+    assert code == 0, run.output
+    assert summary(run.output)["a"][0] == "stopped", run.output
+    # It ignores SIGINT (sh started it in the background): START's guard kills it
+    # STOP_GRACE later, then removes the run dir.
+    assert_clean(a, timeout=20)
+    a.run("rm -f /tmp/hangpy")
+
+
+def test_an_agent_start_that_says_nothing_is_ended_after_the_timeout():
+    """read_python_within, on a real process standing in for START: silent, it is
+    killed once the time is up; one that says its Python is let be."""
+    import subprocess
+
+    from mgmt.remote import protocol
+    from mgmt.remote.orchestration.agentstart import read_python_within
+
+    silent = subprocess.Popen(["sh", "-c", "echo '@@mgmt-remote pid 1'; exec sleep 60"],
+                              stdout=subprocess.PIPE)  # fmt: skip
+    python, held, overdue = read_python_within(silent.stdout, 0.5, silent.kill)
+    assert (python, held, overdue) == (None, ["@@mgmt-remote pid 1"], True)
+    assert silent.wait(5) == -9
+    line = protocol.PYTHON_MARK + "/usr/bin/python3 3.11.2"
+    talking = subprocess.Popen(["sh", "-c", f"echo '{line}'; exec sleep 2"],
+                               stdout=subprocess.PIPE)  # fmt: skip
+    python, held, overdue = read_python_within(talking.stdout, 5, talking.kill)
+    assert python is not None and python.path == "/usr/bin/python3" and not overdue
+    assert talking.wait(5) == 0

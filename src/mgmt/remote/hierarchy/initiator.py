@@ -22,7 +22,7 @@ from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import Subtree, group_by_first_hop
 from mgmt.remote.hierarchy.upstream import Hierarchy, SudoSecret
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.orchestration.context import Payload
+from mgmt.remote.orchestration.graphcheck import CheckedGraphs
 from mgmt.remote.transport.connect import ConnectOptions
 from mgmt.remote.transport.runner import Runner
 from mgmt.remote.transport.same_host import Endpoint
@@ -162,11 +162,11 @@ def top_hierarchy(
     options: ConnectOptions,
     plan_options: Dict[str, Any],
     connect: Callable[[HostSpec], Runner],
-    payload: Payload,
+    checked: CheckedGraphs,
     sudo: Optional[SudoSecret] = None,
 ) -> Hierarchy:
     """The initiator's level: secondaries logged in to with the agent forwarded;
-    ``payload``: what the hosts below are sent for their graphs (checked edits);
+    ``checked``: what the hosts below are sent for their graphs (edits checked);
     ``sudo``: the run's sudo token and password, for the hosts below that use it."""
     lookup = ConfigLookups(options)
     check_one_name_per_host(subtrees, lookup)
@@ -178,5 +178,6 @@ def top_hierarchy(
         connect=connect,
         on_new_host_key=NewKeys(subtrees, options, lookup),
         sudo=sudo,
-        payload=payload,
+        payload=checked,
+        standing=checked.standing,
     )

@@ -110,7 +110,9 @@ class Hierarchy:
     (--ssh-accept-new) for a host below it; ``stop_grace``: that of the sessions
     made here (a secondary's are shorter, see :func:`.plan.grace_below`);
     ``sudo``: the run's sudo token and password, for secondaries with sudo hosts;
-    ``payload``: what a host is sent for its graph file (see :func:`.plan.plan_for`).
+    ``payload``: what a host is sent for its graph file (see :func:`.plan.plan_for`),
+    checked at an edit; ``standing``: what the other hosts of a secondary keep
+    then (a sibling's bad file must not hold an edit back; None: ``payload``).
     """
 
     def __init__(
@@ -124,8 +126,10 @@ class Hierarchy:
         stop_grace: Optional[float] = None,
         sudo: Optional[SudoSecret] = None,
         payload: Payload = graph_payload,
+        standing: Optional[Payload] = None,
     ):
         self.payload = payload
+        self.standing = standing or payload
         self.trees = {tree.name: tree for tree in subtrees}
         self.sudo = sudo
         self.stop_grace = stop_grace  # for the sessions made here (None: Session's)
@@ -141,7 +145,7 @@ class Hierarchy:
         return self.plan_dir / f"via-{tree.name}.json"
 
     def _write_plan(self, tree: Subtree) -> Path:
-        plan = plan_for(tree, self.trust(tree), self.options, self.payload)
+        plan = plan_for(tree, self.trust(tree), self.options, self.standing)
         return write_plan(plan, self._plan_path(tree))
 
     def specs(self) -> List[HostSpec]:
@@ -167,6 +171,7 @@ class Hierarchy:
         def changed(spec: HostSpec) -> None:
             tree = by_graph.get(str(spec.graph))
             if tree is not None:
+                self.payload(spec.graph)  # the saved graph: a bad edit stops here, said
                 self._write_plan(tree)
 
         self._watcher = GraphWatcher(

@@ -11,6 +11,7 @@ shown (the whole of it is the launcher's source, not news to anyone).
 Imported by secondaries too (mgmt.remote.hierarchy): Python 3.6, standard library.
 """
 
+import threading
 from typing import BinaryIO, Callable, List, Optional, Tuple
 
 from mgmt.errors import RemoteError
@@ -21,6 +22,9 @@ NO_PYTHON_AT = "no Python at {path} (python: / --python); install it or give ano
 OLD_PYTHON = "{python} is older than 3.6; install python3 (dnf install python3) or give --python"
 PRUNED = "a newer mgmt pruned this bundle from the host's cache as it started; run again"
 NO_GRAPH = "the host could not write the graph in its run dir (no room?); see its output"
+# The launcher says which Python it is first thing, long before anything slow.
+START_TIMEOUT = 60.0
+SILENT_START = "{python} said nothing for {seconds:.0f} s: not the agent's Python? (stopped)"
 NOT_PYTHON = "{python} did not start the agent: not a Python 3.6+ interpreter? (status {status})"
 NOT_STARTED = "the agent did not start (status {status})"
 SHOWN_LINES = 3  # of a failed start's output: enough to see what ran, not the launcher
@@ -29,6 +33,28 @@ SHOWN_WIDTH = 200
 
 def _text(raw: bytes) -> str:
     return raw.decode(errors="replace").rstrip("\r\n")
+
+
+def read_python_within(
+    stdout: BinaryIO, seconds: float, kill: Callable[[], None]
+) -> Tuple[Optional[protocol.Python], List[str], bool]:
+    """:func:`read_python`, and whether ``kill()`` was called because the line had
+    not come within ``seconds`` (a ``python:`` that hangs, e.g. a wrapper that
+    waits on something: the run would wait for ever)."""
+    overdue = threading.Event()
+
+    def expire() -> None:
+        overdue.set()
+        kill()  # its output ends: the read below returns
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        python, held = read_python(stdout)
+    finally:
+        timer.cancel()
+    return python, held, overdue.is_set() and python is None
 
 
 def read_python(stdout: BinaryIO) -> Tuple[Optional[protocol.Python], List[str]]:

@@ -29,7 +29,8 @@ class CheckedGraphs:
     Calling it is an edit's check: GraphError if the file fails, and nothing is
     sent. :meth:`at_start` is a start's: a host that waited for its turn
     (--cconns) while its file was edited into a bad state starts with the last
-    version that passed, as a running one keeps it.
+    version that passed, as a running one keeps it; :meth:`standing` is what the
+    other hosts below a secondary keep when one of theirs is edited.
     """
 
     def __init__(self, graphs: Iterable[Path]):
@@ -57,11 +58,23 @@ class CheckedGraphs:
         try:
             return self(graph)
         except GraphError as err:
-            good = self._good.get(graph)
-            if good is None:
-                raise
             log.warning("%s; starting with its last version that passed", err)
-            return good
+            return self._last_good(graph, err)
+
+    def standing(self, graph: Path) -> Tuple[bytes, Optional[str]]:
+        """What a host keeps for ``graph`` when another graph's edit is sent (a
+        secondary's plan holds every graph below it): as now if it passes, else
+        its last version that did, in silence (its own edit was reported)."""
+        try:
+            return self(graph)
+        except GraphError as err:
+            return self._last_good(graph, err)
+
+    def _last_good(self, graph: Path, err: GraphError) -> Tuple[bytes, Optional[str]]:
+        good = self._good.get(graph)
+        if good is None:
+            raise err
+        return good
 
 
 def _place(graph) -> Tuple:

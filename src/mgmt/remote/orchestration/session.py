@@ -50,6 +50,7 @@ class Session:
     # SIGINT, then SIGKILL after this long; a secondary's sessions have less, so
     # that every level of a via: run has stopped within the initiator's.
     stop_grace = STOP_GRACE
+    start_timeout = agentstart.START_TIMEOUT
 
     def __init__(self, spec: HostSpec, ctx: RunContext, report: Callable[[str, bool], None]):
         self.spec = spec
@@ -70,6 +71,7 @@ class Session:
         self._paths: Optional[protocol.RemotePaths] = None
         self._graph_dirty = False
         self._wrapper_done = False  # START ended, and removed the run dir
+        self._lines_sent = False  # START has the graph and settings: the agent starts
         self._stop_sent_at: Optional[float] = None
         self._send_lock = threading.Lock()
 
@@ -83,7 +85,7 @@ class Session:
         runner = self._runner
         if runner is not None:
             runner.hurry()  # a dead host must not hold the stop up
-        if self.running.is_set():
+        if self.running.is_set() or self._lines_sent:
             self._send_stop()  # now, not at the session's next look
 
     @property
@@ -253,7 +255,16 @@ class Session:
         settings = {**settings, **self.secret_settings()}
         with self._send_lock:
             process.send(protocol.start_lines(graph, settings))
-        self.python, held = agentstart.read_python(process.stdout)
+            self._lines_sent = True  # a stop goes to START's guard from now on
+        kill = functools.partial(self._send_locked, process, protocol.KILL)
+        self.python, held, silent = agentstart.read_python_within(
+            process.stdout, self.start_timeout, kill
+        )
+        if silent and not self.stopping:
+            self._wait(process)
+            python = self.spec.python or "the Python found on the host"
+            why = agentstart.SILENT_START.format(python=python, seconds=self.start_timeout)
+            raise RemoteError(self.host, why)
         if self.python is None:  # no launcher ran: not a Python (see agentstart)
             wait = functools.partial(self._wait, process)
             raise agentstart.not_started(
@@ -282,6 +293,10 @@ class Session:
         for reader in readers:
             reader.join(2.0)
         return status
+
+    def _send_locked(self, process: Process, line: bytes) -> None:
+        with self._send_lock, contextlib.suppress(Exception):  # a connection going: _wait says
+            process.send(line)
 
     def _start_payload(self) -> Tuple[bytes, Optional[str]]:
         return (self.ctx.start_payload or self.ctx.payload)(self.spec.graph)

@@ -87,9 +87,11 @@ printf '%s\n%s\n' "$data" "$settings" |
 agent=$!
 # From here the end below cleans up. Under a pty (sudo with requiretty) the
 # initiator going away is a hangup: the agent may die of it, but START and its
-# guard stay to stop it and clean up.
-trap - EXIT INT TERM PIPE
-trap '' HUP
+# guard stay to stop it and clean up. Nor may a write to the initiator gone end
+# it: sh reports a job killed by SIGKILL ("Killed") on stderr, and SIGPIPE
+# killed START there, before the run dir was removed.
+trap - EXIT INT TERM
+trap '' HUP PIPE
 data= settings=
 echo "@@mgmt-remote pid $agent"
 # The guard: "stop" and "kill" signal the agent, "graph <line>" replaces the
