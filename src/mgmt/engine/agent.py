@@ -39,7 +39,7 @@ def read_and_parse(path: str) -> "Tuple[str, Graph]":
     Only a regular file is read (read_graph_text): a graph file replaced by a
     FIFO would block the planner for ever."""
     text = read_graph_text(path)
-    return text, parse_graph(text, path)
+    return text, parse_graph(text, path, real_paths=True)
 
 
 class Agent:
@@ -131,7 +131,7 @@ class Agent:
             if self._first is not None and self._first[0] == text:
                 self.graph = self._first[1]
             else:
-                self.graph = parse_graph(text, path)  # a bad file at start is fatal (exit 2)
+                self.graph = parse_graph(text, path, real_paths=True)  # bad at start: exit 2
             self._first = None
             self._graph_text = text
             self.converger = Converger(
@@ -368,7 +368,7 @@ class Agent:
             text = read_graph_text(path)
             if text == self._graph_text:
                 return False
-            graph = parse_graph(text, path)
+            graph = parse_graph(text, path, real_paths=True)
         except GraphError as err:
             with self._wake:
                 rewritten = self._graph_dirty

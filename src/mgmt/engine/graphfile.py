@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Any, Callable, Optional
 
-from mgmt.engine.watcher import real_folder
+from mgmt.resources.filepath import real_folder
 
 
 class GraphFileWatch:

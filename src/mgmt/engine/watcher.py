@@ -33,6 +33,7 @@ from mgmt.engine.inotify import INotify
 from mgmt.engine.inotify import flags as F
 from mgmt.engine.watchstate import WatchedFolder, WatchedPath, WatchedTree, no_batch
 from mgmt.log import get_logger
+from mgmt.resources.filepath import real_folder
 from mgmt.wakeup import Wakeup
 
 log = get_logger("watcher")
@@ -440,11 +441,3 @@ class FileWatcher:
             for s in fire.values()
         ]
         return calls + [(tree.path, tree.callback) for tree in trees]
-
-
-def real_folder(path: str) -> str:
-    """``path`` with its folder's real path: one folder reached by two names (a
-    symlink on the way, /lib and /usr/lib) is watched under one, as inotify
-    watches inodes; the last part stays as named (a link there is the path's)."""
-    folder, name = os.path.split(os.path.normpath(os.path.abspath(path)))
-    return os.path.join(os.path.realpath(folder), name)

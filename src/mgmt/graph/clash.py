@@ -8,26 +8,76 @@ exchange of exported resources already treats those ids as identities (a
 collected resource whose id is taken locally is skipped), and the graph
 refuses two local resources with one id in the same way.
 
-Only the exact id is compared: a file inside a directory another resource
-manages is the usual pattern (the directory first, by autoedge), not a clash.
+Only the exact id is compared, and what a resource ``covers`` whole (a file
+tree copied or removed with recurse: a file inside it would be written by
+both): a file inside a directory another resource merely makes is the usual
+pattern (the directory first, by autoedge), not a clash.
+
+On the host that runs the graph (``real_paths``), a file is known by its
+folder's real path too: two names of one file (a symlinked folder on the way)
+would fight as surely as one name twice. (The initiator of a remote run cannot
+tell: the paths are the host's.)
 """
 
-from typing import Dict, Iterable, Optional, Tuple
+import os
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from mgmt.graph.model import ResourceSpec
 from mgmt.resources.base import kind_class
+from mgmt.resources.filepath import real_folder
 
 __all__ = ["find_clash"]
 
+Clash = Tuple[ResourceSpec, ResourceSpec, str]
 
-def find_clash(specs: Iterable[ResourceSpec]) -> Optional[Tuple[ResourceSpec, ResourceSpec, str]]:
-    """The first pair (earlier, later) that provide one id, and that id; or None."""
+
+def find_clash(specs: Iterable[ResourceSpec], real_paths: bool = False) -> Optional[Clash]:
+    """The first pair (earlier, later) that manage one id, and that id; or None."""
     owners: Dict[str, ResourceSpec] = {}
+    covering: Dict[str, ResourceSpec] = {}  # an id -> who manages all below it
+    provided: List[Tuple[ResourceSpec, str]] = []
+    _real = _resolver() if real_paths else str
     for spec in specs:
+        cls = kind_class(spec.kind)
         if spec.auto is None:  # cached on the spec: dependencies() reuses it
-            spec.auto = kind_class(spec.kind).autoedges(spec.name, spec.params)
+            spec.auto = cls.autoedges(spec.name, spec.params)
         for ident in spec.auto[0]:
+            ident = _real(ident)
             first = owners.setdefault(ident, spec)
             if first is not spec:
                 return first, spec, ident
+            provided.append((spec, ident))
+        whole = cls.covers(spec.name, spec.params)
+        if whole is not None:
+            covering.setdefault(_real(whole), spec)
+    return _inside(provided, covering) if covering else None
+
+
+def _inside(provided: List[Tuple[ResourceSpec, str]], covering: Dict[str, ResourceSpec]):
+    """The first id below one another resource covers whole, as a clash."""
+    for spec, ident in provided:
+        kind, sep, path = ident.partition(":")
+        parent = os.path.dirname(path) if sep and path.startswith("/") else ""
+        while parent and parent != "/":
+            cover = covering.get(f"{kind}:{parent}")
+            if cover is not None and cover is not spec:
+                first, later = sorted((cover, spec), key=lambda s: s.line or 0)
+                return first, later, ident  # the later one is where the error points
+            parent = os.path.dirname(parent)
     return None
+
+
+def _resolver() -> Callable[[str], str]:
+    """An id -> the same id with a file's folder by its real path on this machine
+    (each folder resolved once: graphs hold thousands of files in a few folders)."""
+    folders: Dict[str, str] = {}
+
+    def real(ident: str) -> str:
+        if not ident.startswith("file:/"):
+            return ident
+        folder, name = os.path.split(os.path.normpath(ident[5:]))
+        if folder not in folders:
+            folders[folder] = os.path.dirname(real_folder(os.path.join(folder, "x")))
+        return "file:" + os.path.join(folders[folder], name)
+
+    return real

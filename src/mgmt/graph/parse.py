@@ -18,8 +18,9 @@ TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote", "via"
 
 
 class _Parser:
-    def __init__(self, path: Optional[str]):
+    def __init__(self, path: Optional[str], real_paths: bool = False):
         self.path = path
+        self.real_paths = real_paths  # on the host that runs it (see graph.clash)
 
     def fail(self, message: str, line: Optional[int]) -> GraphError:
         return GraphError(message, self.path, line)
@@ -201,7 +202,7 @@ class _Parser:
             raise self.fail(message, line)
 
     def check_clashes(self, graph: Graph) -> None:
-        clash = find_clash(graph.local().values())
+        clash = find_clash(graph.local().values(), self.real_paths)
         if clash is None:
             return
         first, second, ident = clash
@@ -270,8 +271,9 @@ def _items(seq: LocList):
     return zip(seq, seq.item_lines)
 
 
-def parse_graph(text: str, path: Optional[str] = None) -> Graph:
-    """Validate graph text; raises GraphError with ``path:line``.
+def parse_graph(text: str, path: Optional[str] = None, real_paths: bool = False) -> Graph:
+    """Validate graph text; raises GraphError with ``path:line``. ``real_paths``:
+    read on the host that runs it, where two names of one file clash too.
 
     JSON is read without lines (the standard library's reader, for the agent's
     start); a JSON graph that reads but fails a check is read again as YAML,
@@ -280,16 +282,16 @@ def parse_graph(text: str, path: Optional[str] = None) -> Graph:
     """
     document = load_located(text, path)
     try:
-        return _Parser(path).graph(document)
+        return _Parser(path, real_paths).graph(document)
     except GraphError as err:
         # One line (a remote agent's copy) has no other line to tell.
         if err.line is not None or text.lstrip()[:1] != "{" or "\n" not in text.strip():
             raise
-        located = _with_line(text, path)
+        located = _with_line(text, path, real_paths)
         raise located if located is not None else err from None
 
 
-def _with_line(text: str, path: Optional[str]) -> Optional[GraphError]:
+def _with_line(text: str, path: Optional[str], real_paths: bool) -> Optional[GraphError]:
     """The error of JSON graph ``text`` read as YAML, if that tells its line; None
     if YAML reads it otherwise (PyYAML refuses some of JSON's escapes)."""
     from mgmt.graph.yamlload import load_yaml
@@ -299,7 +301,7 @@ def _with_line(text: str, path: Optional[str]) -> Optional[GraphError]:
     except GraphError:
         return None
     try:
-        _Parser(path).graph(document)
+        _Parser(path, real_paths).graph(document)
     except GraphError as err:
         return err if err.line is not None else None
     return None

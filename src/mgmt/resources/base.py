@@ -313,6 +313,13 @@ class Resource:
             raise FieldError("pattern", f"{cls.kind} takes no collect pattern")
 
     @classmethod
+    def covers(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
+        """An id this resource manages with all below it (a tree copied or removed
+        whole): another resource providing an id below it would fight it. None
+        (the default): only its own ids."""
+        return None
+
+    @classmethod
     def autogroup_key(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
         """Resources of this kind with equal keys (and ``meta.autogroup`` on) may run
         as one: the engine builds them all and calls :meth:`merge` on the first.

@@ -105,6 +105,14 @@ class FileRes(Resource):
         return ["file:" + path], needs
 
     @classmethod
+    def covers(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
+        """A tree copied from a source, or removed, with recurse: all of it."""
+        whole = params.get("source") is not None or params.get("state") == "absent"
+        if not (params.get("recurse") and whole):
+            return None
+        return "file:" + os.path.normpath(resolve_path(name, params))
+
+    @classmethod
     def check_collect_pattern(cls, pattern: str) -> None:
         if pattern and (not pattern.startswith("/") or ".." in pattern.split("/")):
             raise FieldError(

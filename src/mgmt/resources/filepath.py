@@ -51,3 +51,11 @@ def check_basename(basename: Optional[str]) -> None:
     """A basename is one name: no '/', and never '.' or '..' (which would climb out)."""
     if basename and ("/" in basename or basename in (".", "..")):
         raise FieldError("basename", f"{basename!r} must be a single name, without '/'")
+
+
+def real_folder(path: str) -> str:
+    """``path`` with its folder's real path: one folder reached by two names (a
+    symlink on the way, /lib and /usr/lib) is watched under one, as inotify
+    watches inodes; the last part stays as named (a link there is the path's)."""
+    folder, name = os.path.split(os.path.normpath(os.path.abspath(path)))
+    return os.path.join(os.path.realpath(folder), name)
