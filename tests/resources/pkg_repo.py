@@ -10,7 +10,12 @@ from pathlib import Path
 REPO_PORT = 8765
 
 # name -> versions built into the test repository (phony packages, no software).
-PACKAGES = {"mgmt-test-a": ["1.0", "2.0"], "mgmt-test-b": ["1.0"], "mgmt-test-c": ["1.0"]}
+PACKAGES = {
+    "mgmt-test-a": ["1.0", "2.0"], "mgmt-test-b": ["1.0"], "mgmt-test-c": ["1.0"],
+    "mgmt-test-h": ["1.0"],
+}  # fmt: skip
+# What a package requires: mgmt-test-h needs what no repository has (dnf cannot install it).
+DEPENDS = {"mgmt-test-h": ["mgmt-nothere"]}
 
 
 def build_repo(repo: Path, packages=PACKAGES) -> None:
@@ -21,7 +26,8 @@ def build_repo(repo: Path, packages=PACKAGES) -> None:
         name, version = name_version
         subprocess.run(
             [sys.executable, "-m", "mgmt_pkg", "fake-rpm", "-n", name, "-v", version,
-             "-o", str(repo), "--source-date-epoch", "1700000000"],
+             "-o", str(repo), "--source-date-epoch", "1700000000",
+             *[f"--depends={need}" for need in DEPENDS.get(name, [])]],
             check=True, capture_output=True,
         )  # fmt: skip
 

@@ -345,3 +345,16 @@ def test_an_unknown_package_is_named_among_several_actions(pkg_host, tmp_path):
     assert agent_json(result)["mgmt-test-c"]["errors"] == [
         "mgmt-test-c-9.9: dnf install: No match for argument: mgmt-test-c-9.9"
     ]
+
+
+def test_what_dnf_cannot_resolve_among_several_actions_is_told_in_its_words(pkg_host, tmp_path):
+    """dnf4's shell says it cannot install mgmt-test-h, does nothing and exits 0: the
+    error said "dnf succeeded" and lost why."""
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-c-1.0-1.noarch.rpm")])
+    wanted = {"mgmt-test-h": "installed", "mgmt-test-c": "uninstalled"}
+    result = run_once(pkg_host, tmp_path, graph(tmp_path, pkg_host.repo, wanted), "--json")
+    assert result.returncode == 1, log(tmp_path)
+    errors = agent_json(result)["mgmt-test-h"]["errors"]
+    assert len(errors) == 1 and "dnf left mgmt-test-h not installed, wanted installed" in errors[0]
+    assert "nothing provides mgmt-nothere" in errors[0], errors
+    assert "succeeded" not in errors[0]

@@ -67,6 +67,23 @@ def _tail(text: str) -> str:
     return last_lines("\n".join(lines), MESSAGE_LINES)
 
 
+def said_by_dnf(text: str) -> str:
+    """What dnf said of a transaction, in one line for an error: its "Problem"
+    and the lines listed under it (why it skipped packages), else its last lines."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    problems: List[str] = []
+    under_problem = False
+    for line in lines:
+        if line.startswith("Problem"):
+            under_problem = True
+        elif not line.startswith("- "):
+            under_problem = False
+            continue
+        if under_problem and line not in problems:
+            problems.append(line)
+    return "; ".join(problems) or "; ".join(_tail(text).splitlines())
+
+
 def unmatched(text: str) -> Dict[str, str]:
     """Each argument dnf (4 and 5 alike) says it has no package for -> that line."""
     found: Dict[str, str] = {}
@@ -186,7 +203,7 @@ class Dnf:
             words = " ".join(a for a, _ in actions)
             output = proc.stdout + "\n" + proc.stderr
             raise DnfError(f"dnf {words}", _tail(output), unmatched(output))
-        return proc.stdout
+        return proc.stdout + "\n" + proc.stderr  # dnf4's shell says what it skipped on stderr
 
 
 def _which(name: str) -> Optional[str]:

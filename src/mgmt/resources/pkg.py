@@ -16,7 +16,7 @@ import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, Resource, ResourceError
-from mgmt.resources.dnf import Dnf, DnfError, Transaction, unmatched
+from mgmt.resources.dnf import Dnf, DnfError, Transaction, said_by_dnf, unmatched
 from mgmt.resources.pkgname import check_name, check_pinned, check_version, identities, pinned
 
 STATES = ("installed", "uninstalled", "newest")
@@ -217,7 +217,7 @@ class PkgRes(Resource):
             return False
         names = ", ".join(m.package for m, *_ in wrong)
         try:
-            left_by_dnf, unknown = self._apply(wrong)
+            left_by_dnf, unknown, said = self._apply(wrong)
             still = self.plan()  # after the snapshot: a change made since is seen here
         except DnfError as err:
             raise ResourceError(repr(self), f"{names}: {err}") from None
@@ -234,16 +234,20 @@ class PkgRes(Resource):
             if spec in unknown
         }
         for m, now, *_ in still:
-            failed[m.name] = f"dnf succeeded but {m.package} is {now}, wanted {m.state}"
+            # dnf4's shell says why it did nothing (an install it cannot resolve)
+            # and exits 0: its words, not "it succeeded".
+            failed[m.name] = f"dnf left {m.package} {now}, wanted {m.state}" + (
+                f"; dnf said: {said}" if said else ""
+            )
         if failed:  # the group's other members are right now: they did not fail
             raise ResourceError(repr(self), "; ".join(failed.values()), members=failed)
         return False
 
     def _apply(
         self, wrong: "List[Tuple[PkgRes, str, str, str]]"
-    ) -> "Tuple[Tuple[Tuple[str, int, int], ...], Dict[str, str]]":
+    ) -> "Tuple[Tuple[Tuple[str, int, int], ...], Dict[str, str], str]":
         """One dnf transaction for ``wrong``; (the database as dnf left it, the
-        specs dnf has no package for -> its words).
+        specs dnf has no package for -> its words, the end of what dnf said).
 
         dnf refuses a whole transaction when one argument matches nothing, and
         one unknown package must not keep the group's others from being
@@ -254,16 +258,17 @@ class PkgRes(Resource):
             left_by_dnf, output = self._own_transaction(self._transaction(wrong))
             # dnf4's shell (several actions) skips what matches nothing and succeeds.
             unknown = {s: line for s, line in unmatched(output).items() if s in specs}
-            return left_by_dnf, unknown
+            return left_by_dnf, unknown, said_by_dnf(output)
         except DnfError as err:
             unknown = {s: line for s, line in err.unmatched.items() if s in specs}
             if not unknown:
                 raise
         rest = [w for w in wrong if w[3] not in unknown]
         if not rest:
-            return self._seen, unknown
+            return self._seen, unknown, ""
         try:
-            return self._own_transaction(self._transaction(rest))[0], unknown
+            left_by_dnf, output = self._own_transaction(self._transaction(rest))
+            return left_by_dnf, unknown, said_by_dnf(output)
         except DnfError as err:  # each failure named with its own packages
             names = ", ".join(m.package for m, *_ in rest)
             said = "; ".join(f"{spec}: {line}" for spec, line in unknown.items())
