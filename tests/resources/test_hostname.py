@@ -115,6 +115,26 @@ def test_an_outside_edit_of_etc_hostname_is_undone(uts_host, tmp_path, machine):
     assert "(was 'intruder')" in (tmp_path / "agent.log").read_text()
 
 
+def test_an_outside_change_of_the_kernels_name_is_undone(uts_host, tmp_path, machine):
+    """The kernel's name makes no inotify event: it stayed changed until something
+    else woke the resource. /proc/sys/kernel/hostname tells poll(2) of it."""
+    graph = names_graph(tmp_path, hostname="web1.example.lan")
+    args = ["--file", str(graph), "--no-server", "--prefix", str(tmp_path / "state")]
+    agent = uts_host.agent(args, tmp_path / "agent.log")
+
+    def kernel() -> str:
+        return uts_host.run(["hostname"]).stdout.strip()
+
+    try:
+        wait_until(lambda: kernel() == "web1.example.lan", what="the kernel's name")
+        uts_host.run(["hostname", "intruder"])
+        wait_until(lambda: kernel() == "web1.example.lan", what="the kernel's name put back")
+        assert agent.poll() is None
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+
+
 # -- through systemd-hostnamed --------------------------------------------------
 
 DBUS_SOCKET = """\

@@ -9,24 +9,29 @@ to a static name when there is one and ignores a transient name meanwhile, so
 a transient name that differs is set with sethostname(2) in either case (and
 after the static name, which resets it). Every name is read back after it is
 set: one that did not take fails the resource instead of passing unnoticed.
-The watch is inotify on both files; the kernel's name has no change event, so
-a transient name changed behind the agent's back is seen at the next check.
+The watch is inotify on both files, and poll(2) on /proc/sys/kernel/hostname
+for the kernel's name, which makes no inotify event: the file reports a change
+as POLLPRI (see :class:`KernelNameWatch`).
 """
 
 import ctypes
 import os
 import re
+import select
 import socket
 import string
 import subprocess
+import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.hosttool import run_tool
+from mgmt.wakeup import Wakeup
 
 _LABEL_CHARS = frozenset(string.ascii_letters + string.digits + "-")
 HOSTNAME_FILE = "/etc/hostname"
+KERNEL_NAME = "/proc/sys/kernel/hostname"
 MACHINE_INFO = "/etc/machine-info"
 
 
@@ -132,6 +137,10 @@ class HostnameRes(Resource):
     def watch(self) -> None:
         for path in (HOSTNAME_FILE, MACHINE_INFO):
             self._cancels.append(self.init.watcher.watch_path(path, self.init.event))
+        try:
+            self._cancels.append(KernelNameWatch(self.init.event).close)
+        except OSError as err:  # no /proc: the next check sees a change
+            self.init.log.debug("cannot watch the kernel's host name: %s", err)
 
     def close(self) -> None:
         for cancel in self._cancels:
@@ -229,3 +238,32 @@ class HostnameRes(Resource):
 
 def _hostnamectl(argv: List[str]) -> "subprocess.CompletedProcess[str]":
     return run_tool(["hostnamectl", *argv], timeout=30)
+
+
+class KernelNameWatch:
+    """Calls ``callback`` from a thread of its own when the kernel's host name
+    changes: /proc/sys/kernel/hostname tells poll(2) so with POLLPRI (and
+    POLLERR), once per change since it last told (the kernel re-arms it)."""
+
+    def __init__(self, callback: Callable[[], None]):
+        self._fd = os.open(KERNEL_NAME, os.O_RDONLY | os.O_CLOEXEC)
+        self._callback = callback
+        self._closing = Wakeup()
+        self._thread = threading.Thread(target=self._loop, name="hostname-watch", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLPRI)  # not POLLIN: always "readable"
+        poller.register(self._closing.fileno(), select.POLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                if fd != self._fd:
+                    return
+                self._callback()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=5)
+        os.close(self._fd)
+        self._closing.close()
