@@ -154,6 +154,8 @@ def settings_from(args: "argparse.Namespace") -> Settings:
     values["verbosity"] = args.verbose - args.quiet
     settings = Settings(**values)
     if args.etcd_auth_stdin:
+        if not settings.seeds:  # the embedded etcd has no users: auth there always failed
+            raise InputError("--etcd-auth-stdin needs --seeds: only an existing cluster has users")
         settings = settings._replace(credentials=read_credentials(sys.stdin.readline()))
     check_settings(settings, given)
     return settings

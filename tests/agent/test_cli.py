@@ -360,7 +360,7 @@ def test_failed_resource_makes_a_stopped_run_exit_1(tmp_path):
 
 def test_usage_errors_exit_2():
     assert run_mgmt([]).returncode == 2
-    result = run_mgmt(["--file", "x.yaml", "--etcd-auth-stdin", "--no-server"])
+    result = run_mgmt(["--file", "x.yaml", "--etcd-auth-stdin", "--seeds", "http://127.0.0.1:9"])
     assert result.returncode == 2 and "username:password" in result.stderr
 
 

@@ -198,6 +198,13 @@ def test_an_empty_hostname_is_refused_not_the_systems_taken(tmp_path, graph):
     refused(_run_with_prefix(tmp_path, graph, "--hostname="), "--hostname: empty; give a name")
 
 
+def test_etcd_auth_without_seeds_is_refused(tmp_path, graph):
+    """The embedded etcd has no users: the run failed as etcd refused to authenticate."""
+    refused(
+        _run_with_prefix(tmp_path, graph, "--etcd-auth-stdin"), "--etcd-auth-stdin needs --seeds"
+    )
+
+
 def test_verbose_and_quiet_together_are_refused(tmp_path, graph):
     """They cancelled out in silence: neither was what the user got."""
     refused(_run_with_prefix(tmp_path, graph, "-v", "-q"), "-v and -q: give one or the other")

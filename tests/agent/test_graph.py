@@ -212,7 +212,5 @@ def test_two_names_of_one_file_through_a_symlinked_folder_clash_on_the_host(tmp_
     with pytest.raises(GraphError) as refused:
         read_and_parse(str(graph))
     assert refused.value.line == 5
-    assert f"file[b] and file[a] (line 4) both manage file:{tmp_path}/f/a.txt" in str(
-        refused.value
-    )
+    assert f"file[b] and file[a] (line 4) both manage file:{tmp_path}/f/a.txt" in str(refused.value)
     parse_graph(graph.read_text(), str(graph))  # elsewhere (an initiator) it cannot tell
