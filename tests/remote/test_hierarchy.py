@@ -347,6 +347,9 @@ def test_saving_a_leaf_graph_on_the_initiator_reaches_the_leaf(pool, agent_env, 
         wait_until(lambda: has_file(l2, "edited"), 30, "the edit applied on the leaf")
         run.wait_for_line(rf"^{re.escape(path_of(pool, 'l2'))} \| .*only-l2", timeout=10)
         run.wait_for_line(r"Copied over new graph definition: .*only-l2\.yaml", timeout=10)
+        # The initiator names the user's file, not the plan it sends the secondary.
+        mine = rf"remote: s1: Copied over new graph definition: {re.escape(str(graph))}$"
+        run.wait_for_line(mine, timeout=10)
     finally:
         run.interrupt()
         code = run.wait(30)

@@ -56,8 +56,12 @@ class SecondarySession(Session):
         self.on_new_host_key = on_new_host_key
         self.sudo = sudo
         self.leaf_results: Dict[str, HostResult] = {}
+        self.edited: Optional[Path] = None  # the user's graph the next plan sent carries
         self._output = ctx.output
         super().__init__(spec, ctx._replace(output=self._upward), report)
+
+    def shown_graph(self) -> object:
+        return self.edited or self.spec.graph
 
     def agent_settings(self, port: int) -> Dict[str, Any]:
         settings = {SECONDARY_SETTING: True}  # first: see protocol.is_secondary_line
@@ -172,6 +176,9 @@ class Hierarchy:
             tree = by_graph.get(str(spec.graph))
             if tree is not None:
                 self.payload(spec.graph)  # the saved graph: a bad edit stops here, said
+                session = self.sessions.get(tree.name)
+                if session is not None:
+                    session.edited = spec.graph
                 self._write_plan(tree)
 
         self._watcher = GraphWatcher(

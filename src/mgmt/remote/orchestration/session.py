@@ -121,8 +121,12 @@ class Session:
         except (OSError, EOFError, RemoteError) as err:
             log.error("%s: re-copying %s failed: %s", self.host, self.spec.graph, err)
             return False
-        log.info("%s: %s", self.host, GRAPH_COPIED.format(path=self.spec.graph))
+        log.info("%s: %s", self.host, GRAPH_COPIED.format(path=self.shown_graph()))
         return True
+
+    def shown_graph(self) -> object:
+        """The file a graph edit's log line names (a secondary's: the user's, not its plan)."""
+        return self.spec.graph
 
     # -- the life of the session -----------------------------------------------
 
