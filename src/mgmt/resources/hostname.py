@@ -24,10 +24,13 @@ import subprocess
 import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from mgmt.log import get_logger
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.hosttool import run_tool
 from mgmt.wakeup import Wakeup
+
+log = get_logger("hostname")
 
 _LABEL_CHARS = frozenset(string.ascii_letters + string.digits + "-")
 HOSTNAME_FILE = "/etc/hostname"
@@ -260,7 +263,10 @@ class KernelNameWatch:
             for fd, _ in poller.poll():
                 if fd != self._fd:
                     return
-                self._callback()
+                try:
+                    self._callback()
+                except Exception as err:  # the engine stopping: the next change tries again
+                    log.debug("hostname watch: %s", err)
 
     def close(self) -> None:
         self._closing.set()
