@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -41,7 +42,7 @@ def checkout(tmp_path_factory) -> Path:
     return clone
 
 
-def _make_srpm(makefile: Path, outdir: Path, spec, home: Path, cwd: Path) -> Path:
+def _make_srpm(makefile: Path, outdir: Path, spec, home: Path, cwd: Path, umask=None) -> Path:
     done = subprocess.run(
         ["make", "-f", str(makefile), "srpm", f"outdir={outdir}", f"spec={spec}"],
         cwd=cwd,
@@ -49,6 +50,7 @@ def _make_srpm(makefile: Path, outdir: Path, spec, home: Path, cwd: Path) -> Pat
         capture_output=True,
         text=True,
         check=False,
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )
     assert done.returncode == 0, done.stderr
     built = sorted(outdir.glob("*.src.rpm"))
@@ -90,7 +92,8 @@ def test_srpm_is_named_after_the_one_version(srpm):
 
 
 def test_make_srpm_twice_gives_the_same_sha256(checkout, srpm, tmp_path):
-    """The lead's `make srpm` form, twice, against the COPR-style build above."""
+    """The lead's `make srpm` form, twice (the second under another umask: the SRPM
+    kept the modes it gave the tarball and the spec), against the COPR-style build."""
     again = [
         _make_srpm(
             checkout / "copr" / "Makefile",
@@ -98,8 +101,9 @@ def test_make_srpm_twice_gives_the_same_sha256(checkout, srpm, tmp_path):
             checkout / "specs" / "mgmt-pkg.spec",
             tmp_path,
             cwd=checkout,
+            umask=umask,
         )
-        for n in (1, 2)
+        for n, umask in ((1, None), (2, 0o077))
     ]
     digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in [srpm, *again]}
     assert len(digests) == 1

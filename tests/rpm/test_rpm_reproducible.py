@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -53,3 +54,26 @@ def test_a_different_source_date_epoch_changes_the_packages(tmp_path: Path):
         "fake-rpm", *EXAMPLE, "--source-date-epoch", "1439337600", "-o", str(tmp_path / "b")
     )
     assert sha256(one.paths[2]) != sha256(two.paths[2])
+
+
+@pytest.mark.parametrize("command", ["fake-rpm", "rpm"])
+def test_the_umask_does_not_change_the_packages(tmp_path: Path, command):
+    """The SRPM kept the spec's and the tarball's modes as the umask made them."""
+    require_tools("rpmbuild")
+    payload = tmp_path / "payload"
+    payload.write_text("data\n")
+    payload.chmod(0o644)
+    extra = [f"{payload}=/usr/share/um/payload"] if command == "rpm" else []
+    digests = []
+    for umask in (0o022, 0o077):
+        previous = os.umask(umask)
+        try:
+            out = tmp_path / f"out-{umask:o}"
+            result = run_cli(
+                command, *EXAMPLE, "--source-date-epoch", "1439251200", *extra, "-o", str(out)
+            )
+        finally:
+            os.umask(previous)
+        assert result.code == 0, result.err
+        digests.append([sha256(p) for p in result.paths if p.suffix == ".rpm"])
+    assert digests[0] == digests[1] and len(digests[0]) == 2

@@ -159,6 +159,10 @@ def _build(
             (topdir / folder).mkdir()
         if sources is not None:
             sources(topdir / "SOURCES")
+        # The SRPM keeps each file's mode: one the umask chose would make two
+        # builds of the same inputs differ.
+        for made in (spec, *(topdir / "SOURCES").iterdir()):
+            made.chmod(0o644)
         command = rpmbuild_command(executable, spec, topdir, stage, package.arch, fast)
         _run(command, package, topdir)
         built = [_built(topdir, f"SRPMS/{package.nvr}.src.rpm")]
