@@ -276,6 +276,22 @@ def test_empty_segments_are_the_same_path(tmp_path):
     assert list(headers(result.paths[2])) == ["/opt/s/usr/share/f"]
 
 
+def test_a_symlinked_directory_with_a_trailing_slash_gives_its_contents(tmp_path):
+    """fpm and rsync: "linkdir/" is the directory it leads to; without the slash the
+    link is kept as a link. The first was packaged as a dangling link."""
+    require_tools("rpmbuild")
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "real" / "sub" / "f").write_text("x\n")
+    (tmp_path / "linkdir").symlink_to("real")
+    result = run_cli("rpm", "-n", "viaslash", "-v", "1", "-o", str(tmp_path / "out"),
+                     f"{tmp_path / 'linkdir'}/=/opt/viaslash",
+                     f"{tmp_path / 'linkdir'}=/opt/link")  # fmt: skip
+    assert result.code == 0, result.err
+    found = headers(result.paths[2])
+    assert "/opt/viaslash/sub/f" in found and "/opt/link" in found
+    assert not any(path.startswith("/opt/link/") for path in found)
+
+
 def test_a_relative_dest_goes_under_the_prefix_as_with_fpm(tmp_path):
     require_tools("rpmbuild")
     (tmp_path / "tool").write_text("x\n")

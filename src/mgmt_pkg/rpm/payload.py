@@ -159,7 +159,8 @@ def _check_absolute(where: str, path: str, label: str = "") -> None:
 
 
 def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
-    """(the source on disk, its path in the package) for one argument."""
+    """(the source on disk, its path in the package) for one argument. A SRC
+    ending in "/" names the directory, also through a symlink (fpm, rsync)."""
     source, equals, dest = mapping.partition("=")
     if not source:
         raise InvalidInput(f"{mapping!r}: no SRC before '='")
@@ -191,8 +192,9 @@ def _walk(
     mapping: str, prefix: Optional[str], exclude: Sequence[str], user: str, group: str
 ) -> Iterator[Entry]:
     source, dest = _destination(mapping, prefix)
+    followed = mapping.partition("=")[0].endswith("/")  # "linkdir/": the directory it leads to
     try:
-        top = source.lstat()
+        top = source.stat() if followed else source.lstat()
     except OSError as error:
         raise InvalidInput(
             f"{shown(mapping)}: cannot read {shown(source)}: {error.strerror}"
