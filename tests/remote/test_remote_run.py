@@ -656,3 +656,22 @@ def test_seeds_point_the_tunnels_at_an_existing_cluster(pool, bundle, tmp_path):
     exported_by = {key.split("/")[3] for key, _value, _rev in items}
     assert exported_by == {a.address, b.address}  # in the cluster we gave
     _clear_tmp(a, b)
+
+
+def test_seeds_that_refuse_the_credentials_fail_the_run_before_any_host(pool, bundle, tmp_path):
+    """Every agent retried for ever, and the run said "converged", exit 0, with
+    nothing exchanged."""
+    from mgmt.world.server import EmbeddedEtcd
+
+    a = pool["a"]
+    graph = graph_for("remote2a.yaml", f"ssh://root@{a.address}:22", tmp_path)
+    with EmbeddedEtcd(tmp_path / "etcd") as cluster:
+        credentials = cluster.enable_auth()
+        done = mgmt_run(
+            pool, bundle, [graph], "--converged-timeout=1", "--seeds", cluster.client_url,
+            "--etcd-auth-stdin", stdin=f"{credentials.username}:not-the-password\n",
+        )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"etcd at {cluster.client_url}: authentication failed" in done.stderr
+    assert "Running" not in done.stderr and _tmp_files(a) == {}
+    assert_clean(a)

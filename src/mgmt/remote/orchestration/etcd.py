@@ -184,8 +184,21 @@ class SeedsEtcd:
         if parts.scheme != "http" or not parts.hostname:
             raise MgmtError(f"--seeds with --remote: {seeds[0]!r} is not an http:// URL")
         self.address = (parts.hostname, parts.port or 2379)
+        self.url = seeds[0]
         self.credentials = credentials  # None: the cluster has no auth
         self.error: Optional[BaseException] = None
+
+    def check(self) -> None:
+        """That the cluster answers and takes the credentials (WorldError if not),
+        before any host starts: each agent would otherwise retry for ever, and the
+        run converge with nothing exchanged."""
+        from mgmt.world.client import EtcdClient
+
+        client = EtcdClient([self.url], self.credentials)
+        try:
+            client.check()
+        finally:
+            client.close()
 
     def target(self) -> Tuple[str, int]:
         return self.address

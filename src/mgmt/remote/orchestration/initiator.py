@@ -139,6 +139,7 @@ def run(
         state = Path(folder)
         if settings.seeds:
             endpoint = SeedsEtcd(settings.seeds, settings.credentials)
+            endpoint.check()
         else:
             # Hosts that exchange resources cannot work without it: a failure to
             # start ends the run, and endpoint.close() below raises why.
