@@ -249,6 +249,42 @@ def test_attach_pushes_an_edited_graph_then_detaches_again_or_stops(pool, bundle
         assert not host.exists("/root/.local/state/mgmt"), host.name
 
 
+def test_attached_to_a_cluster_with_a_rebooted_host_says_so_and_ctrl_c_stops_the_rest(
+    pool, bundle, tmp_path
+):
+    """A host rebooted (its processes gone, its attach session too): attaching said
+    nothing of it, and ^C then ended in an internal error with the others half-stopped."""
+    a, b = pool["a"], pool["b"]
+    graphs = _graphs(tmp_path)[:2]
+    try:
+        done = mgmt_run(pool, bundle, graphs, "--detach", "--converged-timeout", "0")
+        assert done.returncode == 0, done.stdout + done.stderr
+        b.kill_sessions()  # as a reboot would: the supervisor and its agent are gone
+        again = Initiator(pool, bundle, graphs, "--attach", "--detach")
+        try:
+            again.wait_for_line(r"attached to 2 host\(s\)", 60)
+            again.interrupt()
+            assert again.wait(30) == 1, again.output  # it runs on, but not on b
+        finally:
+            again.kill()
+        assert "b: the cluster's agent does not run here (the host rebooted?)" in again.output
+        attached = Initiator(pool, bundle, graphs, "--attach")
+        try:
+            attached.wait_for_line(r"attached to 2 host\(s\)", 60)
+            b.kill_sessions()  # the attach's own session to b goes too
+            attached.interrupt()
+            code = attached.wait(60)
+        finally:
+            attached.kill()
+        assert "internal error" not in attached.output, attached.output
+        assert code == 0 and "cluster stopped and removed" in attached.output, attached.output
+    finally:
+        _cluster(pool, bundle, "stop", graphs)
+    for host in (a, b):
+        assert_clean(host)
+        assert not host.exists("/root/.local/state/mgmt"), host.name
+
+
 def test_hosts_that_cannot_reach_each_other_are_told_so_and_nothing_is_left(bundle, tmp_path):
     need_hosts()
     with ssh_hosts(["na", "nb"]) as hosts:  # no bridge: each reaches only this machine

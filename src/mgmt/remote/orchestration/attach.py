@@ -13,7 +13,7 @@ from typing import Callable, List
 from mgmt.errors import MgmtError, RemoteError
 from mgmt.log import get_logger
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.orchestration.detach import Hosts, stop_all
+from mgmt.remote.orchestration.detach import Hosts
 from mgmt.remote.orchestration.fanout import RunControl, SignalStop
 from mgmt.remote.orchestration.follow import LogFollower
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
@@ -26,15 +26,31 @@ DETACHED_AGAIN = (
     "detached again: the cluster runs on (mgmt status / mgmt stop with the same graphs)\n"
 )
 STOPPED = "cluster stopped and removed\n"
+AGENT_DOWN = (
+    "the cluster's agent does not run here (the host rebooted?): edits reach it but nothing "
+    "applies them; `mgmt stop`, then --detach again, starts it anew"
+)
 
 
-def attach(settings, specs: List[HostSpec], connect: Callable[[HostSpec], Runner], out) -> int:
+def attach(
+    settings,
+    specs: List[HostSpec],
+    connect: Callable[[HostSpec], Runner],
+    out,
+    stop: Callable[[], int],
+) -> int:
+    """``stop()``: what ^C does without --detach, ``mgmt stop`` on connections of its
+    own (one of the attach's may be gone: a host rebooted), its exit code."""
     control = RunControl()
     with Hosts(specs, connect) as hosts:
         states = hosts.each(lambda s: hosts.call(s.name, "status", {}))
         missing = [name for name, state in states.items() if not state.get("exists")]
         if missing:
             raise MgmtError(f"no detached cluster on {', '.join(missing)}")
+        # A host rebooted: its supervisor is gone, and nothing applies what is pushed.
+        down = [spec.name for spec in specs if not states[spec.name]["agent"]["running"]]
+        for name in down:
+            log.error("%s: %s", name, AGENT_DOWN)
         logs = {s.name: (states[s.name]["dir"] + "/agent.log", states[s.name]["log_size"])
                 for s in specs}  # fmt: skip
         follower = LogFollower(hosts.runners, logs, out)
@@ -64,8 +80,10 @@ def attach(settings, specs: List[HostSpec], connect: Callable[[HostSpec], Runner
             follower.close()
         if settings.detach:
             out.write(DETACHED_AGAIN)
-        else:
-            stop_all(hosts, caching=not settings.no_caching)
-            out.write(STOPPED)
+            out.flush()
+            return 1 if down else 0
+    code = stop()
+    if code == 0:
+        out.write(STOPPED)
         out.flush()
-    return 0
+    return code

@@ -47,7 +47,7 @@ from mgmt.remote.orchestration.cluster import (
 )
 from mgmt.remote.orchestration.follow import LogFollower
 from mgmt.remote.protocol import programs
-from mgmt.remote.transport.runner import Runner, upload
+from mgmt.remote.transport.runner import Runner, is_connection_error, upload
 from mgmt.remote.transport.same_host import later_names
 
 log = get_logger("remote")
@@ -131,8 +131,10 @@ class Hosts:
                 results[name] = future.result()
             except MgmtError as err:
                 errors.append(err)
-            except (OSError, EOFError) as err:
-                errors.append(RemoteError(name, f"connection lost: {err}"))
+            except Exception as err:
+                if not is_connection_error(err):
+                    raise
+                errors.append(RemoteError(name, f"connection lost: {err or type(err).__name__}"))
         if errors:
             raise errors[0] if len(errors) == 1 else MgmtError("; ".join(str(e) for e in errors))
         return results

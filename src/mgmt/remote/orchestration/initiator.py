@@ -6,6 +6,7 @@ per-host summary. The same function
 serves ``mgmt run --remote`` and ``fab deploy`` (which passes its Fabric config).
 """
 
+import functools
 import getpass
 import json
 import sys
@@ -250,7 +251,8 @@ def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config
         return control.stop_detached(settings, remotes.specs, connect, out)
     detach.check_flags(settings, remotes.specs)
     if settings.attach:
-        return attach.attach(settings, remotes.specs, one_agent_per_host()(connect), out)
+        stop = functools.partial(control.stop_detached, settings, remotes.specs, connect, out)
+        return attach.attach(settings, remotes.specs, one_agent_per_host()(connect), out, stop)
     found = find_bundle(bundle)
     return detach.run_detached(settings, remotes.specs, found, one_agent_per_host()(connect), out)
 

@@ -27,7 +27,13 @@ from mgmt.remote.orchestration.bundlecopy import send_bundle
 from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.results import CONVERGED, EXITED, FAILED, STOPPED, HostResult
 from mgmt.remote.protocol.programs import LAUNCHER, START
-from mgmt.remote.transport.runner import Process, Runner, refused_by_login_shell, upload
+from mgmt.remote.transport.runner import (
+    Process,
+    Runner,
+    is_connection_error,
+    refused_by_login_shell,
+    upload,
+)
 
 log = get_logger("remote")
 
@@ -157,7 +163,7 @@ class Session:
                 outcome["result"] = self._stop_reason or STOPPED
             elif lost is not None:
                 outcome["message"] = lost
-            elif isinstance(err, (EOFError, OSError)) or _is_ssh_error(err):
+            elif is_connection_error(err):
                 outcome["message"] = f"connection lost: {err or type(err).__name__}"
             else:  # a bug: fail this host, keep the others going
                 log.debug("%s: session failed", self.host, exc_info=True)
@@ -409,9 +415,3 @@ _CLEANUP = r"""
 rm -rf -- "$1"
 exit 0
 """
-
-
-def _is_ssh_error(err: BaseException) -> bool:
-    """paramiko's SSHException, without importing paramiko here (the OpenSSH
-    transport has none)."""
-    return any(cls.__name__ == "SSHException" for cls in type(err).__mro__)

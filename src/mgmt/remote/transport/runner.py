@@ -134,6 +134,14 @@ class Runner(abc.ABC):
 NOLOGIN = "This account is currently not available"
 
 
+def is_connection_error(err: BaseException) -> bool:
+    """Whether ``err`` says the connection went (an OS error, an end of file, or
+    paramiko's SSHException, told by name: the OpenSSH transport has no paramiko)."""
+    if isinstance(err, (EOFError, OSError)):
+        return True
+    return any(cls.__name__ == "SSHException" for cls in type(err).__mro__)
+
+
 def refused_by_login_shell(output: str, status: Optional[int]) -> Optional[str]:
     """Why a command's failure is the login's shell refusing to run anything, or None:
     nologin says so; /bin/false exits 1 without a word."""
