@@ -260,6 +260,10 @@ def test_attached_to_a_cluster_with_a_rebooted_host_says_so_and_ctrl_c_stops_the
         done = mgmt_run(pool, bundle, graphs, "--detach", "--converged-timeout", "0")
         assert done.returncode == 0, done.stdout + done.stderr
         b.kill_sessions()  # as a reboot would: the supervisor and its agent are gone
+        status = _cluster(pool, bundle, "status", graphs)
+        assert status.returncode == 1, status.stdout
+        [line] = [x for x in status.stdout.splitlines() if x.startswith("b: agent")]
+        assert "NOT RUNNING" in line and "no agent to converge" in line, line  # was "converged"
         again = Initiator(pool, bundle, graphs, "--attach", "--detach")
         try:
             again.wait_for_line(r"attached to 2 host\(s\)", 60)

@@ -72,9 +72,12 @@ def _describe(host: str, state: Dict) -> str:
     elif etcd["supervised"]:  # cluster.json gone: the member's address is not known
         member = f"member running (pid {etcd['pid']})"
     exit_status = f", last exit {agent['exit']}" if agent["exit"] else ""
+    # Its converged key outlives a dead agent: it says what was, not what is.
+    stale = state["converged"] and not agent["running"]
+    converged = "no agent to converge" if stale else CONVERGED[state["converged"]]
     lines = [
         f"{host}: agent {'running' if agent['running'] else 'NOT RUNNING'} "
-        f"(pid {agent['pid']}{exit_status}), {CONVERGED[state['converged']]}, "
+        f"(pid {agent['pid']}{exit_status}), {converged}, "
         f"mgmt {cluster.get('version', '?')} (bundle {cluster.get('bundle_sha256', '?')[:12]}), "
         f"etcd {member}"
     ]
