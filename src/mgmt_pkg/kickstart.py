@@ -333,6 +333,7 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
         "target": target.upper(),
         "modern": has_modern_syntax(target),
         "fstype_none_ok": is_legacy(target),
+        "sshkey_command": "sshkey" in _handler(target).commands,
         "param": params.param,
         "require": params.require,
     }

@@ -99,3 +99,18 @@ def test_check_names_the_line_with_an_open_quote(tmp_path, text, line):
     assert result.stderr == (
         f"mgmt-pkg: error: {kickstart}:{line}: cannot split the line: No closing quotation\n"
     )
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@laptop"
+
+
+@pytest.mark.parametrize("template", ["minimal", "lvm"])
+@pytest.mark.parametrize(("target", "command"), [("F18", False), ("RHEL7", False), ("RHEL8", True)])
+def test_the_root_key_is_given_as_each_target_takes_it(template, target, command):
+    """sshkey came with F22 and RHEL 8: older targets failed with "Unknown command:
+    sshkey"; they get the key from a %post instead."""
+    text = render(template, {"url": URL, "ssh_key": KEY}, target)
+    assert (f'sshkey --username=root "{KEY}"' in text) is command
+    assert (f'echo "{KEY}" >> /root/.ssh/authorized_keys' in text) is not command
+    report = check_text(text, target, target)
+    assert report.ok, [str(f) for f in report.findings]
