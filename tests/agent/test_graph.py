@@ -212,5 +212,42 @@ def test_two_names_of_one_file_through_a_symlinked_folder_clash_on_the_host(tmp_
     with pytest.raises(GraphError) as refused:
         read_and_parse(str(graph))
     assert refused.value.line == 5
-    assert f"file[b] and file[a] (line 4) both manage file:{tmp_path}/f/a.txt" in str(refused.value)
+    said = str(refused.value)
+    assert f"file[b] and file[a] (line 4) both manage file:{tmp_path}/f/a.txt" in said
+    assert f"(file[b] as file:{tmp_path}/link/a.txt)" in said  # the name it was given
     parse_graph(graph.read_text(), str(graph))  # elsewhere (an initiator) it cannot tell
+
+
+def test_a_file_added_to_a_copied_tree_is_fine_unless_the_source_holds_it_too(tmp_path):
+    """A copy without force leaves files its source lacks alone: one added beside them
+    is the usual pattern. One the source holds too would be written by both, which
+    only the host can tell (the agent reads its graph there)."""
+    from mgmt.engine.agent import read_and_parse
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "shipped.conf").write_text("from the tree\n")
+    graph = tmp_path / "g.yaml"
+
+    def graph_with(inner: str, state: str = "") -> str:
+        return (
+            "graph: g\nresources:\n  file:\n"
+            f"  - {{name: tree, path: {tmp_path}/dst/, source: {source}/, recurse: true}}\n"
+            f"  - {{name: inner, path: {tmp_path}/dst/{inner}, content: mine{state}}}\n"
+        )
+
+    graph.write_text(graph_with("extra.conf"))
+    read_and_parse(str(graph))  # added beside the copy: fine, here and elsewhere
+    graph.write_text(graph_with("shipped.conf"))
+    parse_graph(graph.read_text(), str(graph))  # elsewhere the source cannot be looked at
+    with pytest.raises(GraphError, match=r"file\[inner\] and file\[tree\] .* both manage"):
+        read_and_parse(str(graph))
+
+
+def test_two_removals_one_inside_the_other_agree(tmp_path):
+    text = (
+        "graph: g\nresources:\n  file:\n"
+        f"  - {{name: old, path: {tmp_path}/old/, state: absent, recurse: true}}\n"
+        f"  - {{name: older, path: {tmp_path}/old/sub/, state: absent, recurse: true}}\n"
+    )
+    parse_graph(text, "g.yaml", real_paths=True)

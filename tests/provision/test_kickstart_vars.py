@@ -114,3 +114,16 @@ def test_the_root_key_is_given_as_each_target_takes_it(template, target, command
     assert (f'echo "{KEY}" >> /root/.ssh/authorized_keys' in text) is not command
     report = check_text(text, target, target)
     assert report.ok, [str(f) for f in report.findings]
+
+
+def test_a_template_of_ones_own_without_the_key_in_post_is_refused_not_keyless(tmp_path):
+    """Including _common alone, the key was dropped in silence on RHEL 7: root locked."""
+    mine = tmp_path / "mine.ks.j2"
+    mine.write_text(
+        '{% include "kickstart/_common.ks.j2" %}\nautopart\nreboot\n%packages\n@core\n%end\n'
+    )
+    with pytest.raises(InvalidInput, match="RHEL7 has no sshkey command: include kickstart/_root"):
+        render(str(mine), {"url": URL, "ssh_key": KEY}, "RHEL7")
+    assert f'sshkey --username=root "{KEY}"' in render(
+        str(mine), {"url": URL, "ssh_key": KEY}, "RHEL8"
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -207,7 +208,8 @@ def test_a_python_key_that_hangs_is_stopped_by_ctrl_c_and_leaves_nothing(pool, b
     from remote_helpers import Initiator
 
     a = pool["a"]
-    a.run("printf '#!/bin/sh\\nexec sleep 1000\\n' > /tmp/hangpy && chmod +x /tmp/hangpy")
+    # Not exec: its child holds the output open after the wrapper is killed.
+    a.run("printf '#!/bin/sh\\nsleep 1000\\n' > /tmp/hangpy && chmod +x /tmp/hangpy")
     graph = file_graph("a", "a", tmp_path)
     graph.write_text(graph.read_text() + "python: /tmp/hangpy\n")
     run = Initiator(pool, bundle, [graph], "--converged-timeout=1")
@@ -225,22 +227,41 @@ def test_a_python_key_that_hangs_is_stopped_by_ctrl_c_and_leaves_nothing(pool, b
     a.run("rm -f /tmp/hangpy")
 
 
-def test_an_agent_start_that_says_nothing_is_ended_after_the_timeout():
+def test_an_agent_start_that_says_nothing_is_ended_after_the_timeout(monkeypatch):
     """read_python_within, on a real process standing in for START: silent, it is
     killed once the time is up; one that says its Python is let be."""
     import subprocess
 
     from mgmt.remote import protocol
+    from mgmt.remote.orchestration import agentstart
     from mgmt.remote.orchestration.agentstart import read_python_within
 
     silent = subprocess.Popen(["sh", "-c", "echo '@@mgmt-remote pid 1'; exec sleep 60"],
                               stdout=subprocess.PIPE)  # fmt: skip
-    python, held, overdue = read_python_within(silent.stdout, 0.5, silent.kill)
+    python, held, overdue = read_python_within(silent.stdout, 0.5, silent.kill, _never)
     assert (python, held, overdue) == (None, ["@@mgmt-remote pid 1"], True)
     assert silent.wait(5) == -9
+    # A wrapper that does not exec: its child keeps the output open after the kill,
+    # and the output is dropped (the read ends, as closing the channel ends it).
+    wrapper = subprocess.Popen(
+        ["sh", "-c", "sleep 60; :"], stdout=subprocess.PIPE, start_new_session=True
+    )
+    dropped = []
+
+    def drop() -> None:  # the output ends, as when the SSH channel is closed
+        dropped.append(True)
+        os.killpg(wrapper.pid, signal.SIGKILL)
+
+    monkeypatch.setattr(agentstart, "KILL_GRACE", 0.5)
+    python, held, overdue = read_python_within(wrapper.stdout, 0.5, wrapper.kill, drop)
+    assert (python, overdue, dropped) == (None, True, [True])
     line = protocol.PYTHON_MARK + "/usr/bin/python3 3.11.2"
     talking = subprocess.Popen(["sh", "-c", f"echo '{line}'; exec sleep 2"],
                                stdout=subprocess.PIPE)  # fmt: skip
-    python, held, overdue = read_python_within(talking.stdout, 5, talking.kill)
+    python, held, overdue = read_python_within(talking.stdout, 5, talking.kill, _never)
     assert python is not None and python.path == "/usr/bin/python3" and not overdue
     assert talking.wait(5) == 0
+
+
+def _never() -> None:
+    raise AssertionError("dropped the output of a start that was not overdue")

@@ -290,6 +290,10 @@ def test_a_symlinked_directory_with_a_trailing_slash_gives_its_contents(tmp_path
     found = headers(result.paths[2])
     assert "/opt/viaslash/sub/f" in found and "/opt/link" in found
     assert not any(path.startswith("/opt/link/") for path in found)
+    (tmp_path / "f").write_text("x\n")
+    refused = run_cli("rpm", "-n", "notdir", "-v", "1", "-o", str(tmp_path / "out2"),
+                      f"{tmp_path / 'f'}/=/opt/f")  # fmt: skip
+    assert refused.code == 2 and refused.err.endswith(f"{tmp_path / 'f'}/ is not a directory\n")
 
 
 def test_a_relative_dest_goes_under_the_prefix_as_with_fpm(tmp_path):

@@ -8,9 +8,10 @@ exchange of exported resources already treats those ids as identities (a
 collected resource whose id is taken locally is skipped), and the graph
 refuses two local resources with one id in the same way.
 
-Only the exact id is compared, and what a resource ``covers`` whole (a file
-tree copied or removed with recurse: a file inside it would be written by
-both): a file inside a directory another resource merely makes is the usual
+Only the exact id is compared, and what a resource ``covers`` when the two
+would fight over it (a file inside a tree removed with recurse, or copied with
+force, or, on the host, a file the copied source holds too): a file inside a
+directory another resource merely makes, or adds to a copied tree, is the usual
 pattern (the directory first, by autoedge), not a clash.
 
 On the host that runs the graph (``real_paths``), a file is known by its
@@ -50,19 +51,24 @@ def find_clash(specs: Iterable[ResourceSpec], real_paths: bool = False) -> Optio
         whole = cls.covers(spec.name, spec.params)
         if whole is not None:
             covering.setdefault(_real(whole), spec)
-    return _inside(provided, covering) if covering else None
+    return _inside(provided, covering, real_paths) if covering else None
 
 
-def _inside(provided: List[Tuple[ResourceSpec, str]], covering: Dict[str, ResourceSpec]):
-    """The first id below one another resource covers whole, as a clash."""
+def _inside(
+    provided: List[Tuple[ResourceSpec, str]], covering: Dict[str, ResourceSpec], here: bool
+) -> Optional[Clash]:
+    """The first id below one another resource covers that the two would fight over."""
     for spec, ident in provided:
         kind, sep, path = ident.partition(":")
         parent = os.path.dirname(path) if sep and path.startswith("/") else ""
         while parent and parent != "/":
-            cover = covering.get(f"{kind}:{parent}")
+            cover_id = f"{kind}:{parent}"
+            cover = covering.get(cover_id)
             if cover is not None and cover is not spec:
-                first, later = sorted((cover, spec), key=lambda s: s.line or 0)
-                return first, later, ident  # the later one is where the error points
+                cls = kind_class(cover.kind)
+                if cls.fights(cover_id, cover.params, ident, spec.params, here):
+                    first, later = sorted((cover, spec), key=lambda s: s.line or 0)
+                    return first, later, ident  # the later one is where the error points
             parent = os.path.dirname(parent)
     return None
 

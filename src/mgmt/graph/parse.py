@@ -207,8 +207,16 @@ class _Parser:
             return
         first, second, ident = clash
         where = f" (line {first.line})" if first.line is not None else ""
+        # On the host, one of them may name it through a symlinked folder: say how.
+        named = [
+            f"{key_str(spec.key)} as {own}"
+            for spec in (second, first)
+            for own in (spec.auto or ((), ()))[0][:1]
+            if own != ident and not ident.startswith(own.rstrip("/") + "/")
+        ]
+        aka = f" ({', '.join(named)})" if named else ""
         message = (
-            f"{key_str(second.key)} and {key_str(first.key)}{where} both manage {ident}: "
+            f"{key_str(second.key)} and {key_str(first.key)}{where} both manage {ident}{aka}: "
             "they would undo each other's changes forever; keep one"
         )
         raise self.fail(message, second.line)

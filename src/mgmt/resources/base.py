@@ -314,10 +314,19 @@ class Resource:
 
     @classmethod
     def covers(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
-        """An id this resource manages with all below it (a tree copied or removed
-        whole): another resource providing an id below it would fight it. None
-        (the default): only its own ids."""
+        """An id this resource manages with what is below it (a tree copied or
+        removed whole): another resource providing an id below it may fight it
+        (:meth:`fights`). None (the default): only its own ids."""
         return None
+
+    @classmethod
+    def fights(
+        cls, cover: str, params: Mapping[str, Any], ident: str, other: Mapping[str, Any], here: bool
+    ) -> bool:
+        """Whether a resource of this kind with ``other`` params, providing ``ident``
+        below the ``cover`` a resource with ``params`` covers, would undo its changes;
+        ``here``: on the host that runs the graph (its files can be looked at)."""
+        return True
 
     @classmethod
     def autogroup_key(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:

@@ -26,7 +26,7 @@ from mgmt.resources.filesafe import (
     refuse_protected,
     write_xattrs,
 )
-from mgmt.resources.filetree import sync_tree
+from mgmt.resources.filetree import sync_tree, tree_cover, tree_fights
 
 DEFAULT_MODE = 0o644
 BLOCK = 1 << 20  # compared a block at a time, so a large file is never read whole
@@ -106,11 +106,13 @@ class FileRes(Resource):
 
     @classmethod
     def covers(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
-        """A tree copied from a source, or removed, with recurse: all of it."""
-        whole = params.get("source") is not None or params.get("state") == "absent"
-        if not (params.get("recurse") and whole):
-            return None
-        return "file:" + os.path.normpath(resolve_path(name, params))
+        return tree_cover(resolve_path(name, params), params)
+
+    @classmethod
+    def fights(
+        cls, cover: str, params: Mapping[str, Any], ident: str, other: Mapping[str, Any], here: bool
+    ) -> bool:
+        return tree_fights(cover, params, ident, other, here)
 
     @classmethod
     def check_collect_pattern(cls, pattern: str) -> None:

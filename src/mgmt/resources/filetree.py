@@ -8,7 +8,7 @@ where a directory belongs is refused unless ``force`` allows replacing it.
 
 import os
 import stat
-from typing import Any
+from typing import Any, Mapping, Optional
 
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import ResourceError
@@ -86,3 +86,27 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
                     _rmtree(gone) if _is_dir(gone) else os.unlink(gone)
                 res.say(apply, f"removed {gone}", f"remove {gone}")
     return ok
+
+
+def tree_cover(path: str, params: Mapping[str, Any]) -> Optional[str]:
+    """What a file resource at ``path`` covers (Resource.covers): a tree removed with
+    recurse, or copied from a source (a path ending in / or recurse)."""
+    tree = params.get("recurse") or path.endswith("/")
+    removed = params.get("state") == "absent" and params.get("recurse")
+    if not (removed or (tree and params.get("source") is not None)):
+        return None
+    return "file:" + os.path.normpath(path)
+
+
+def tree_fights(
+    cover: str, params: Mapping[str, Any], ident: str, other: Mapping[str, Any], here: bool
+) -> bool:
+    """Resource.fights for the file kind: a removal fights what is to exist below
+    it; a copy with force (which removes what its source lacks) anything below it;
+    a copy without force only a file its source holds, known only on the host."""
+    if params.get("state") == "absent":
+        return other.get("state") != "absent"
+    if params.get("force"):
+        return True
+    relative = os.path.relpath(ident[len("file:") :], cover[len("file:") :])
+    return here and os.path.lexists(os.path.join(params["source"], relative))

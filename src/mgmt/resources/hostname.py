@@ -260,8 +260,8 @@ class KernelNameWatch:
         poller.register(self._fd, select.POLLPRI)  # not POLLIN: always "readable"
         poller.register(self._closing.fileno(), select.POLLIN)
         while True:
-            for fd, _ in poller.poll():
-                if fd != self._fd:
+            for fd, events in poller.poll():
+                if fd != self._fd or events & select.POLLNVAL:  # closing, or closed
                     return
                 try:
                     self._callback()
@@ -271,5 +271,7 @@ class KernelNameWatch:
     def close(self) -> None:
         self._closing.set()
         self._thread.join(timeout=5)
+        if self._thread.is_alive():  # in a wake-up that hangs: its fds must not be reused
+            return
         os.close(self._fd)
         self._closing.close()

@@ -199,6 +199,8 @@ def _walk(
         raise InvalidInput(
             f"{shown(mapping)}: cannot read {shown(source)}: {error.strerror}"
         ) from None
+    if followed and not stat.S_ISDIR(top.st_mode):
+        raise InvalidInput(f"{shown(mapping)}: {shown(source)}/ is not a directory")
     # "/" is kept as "" so that children are "/name", not "//name".
     stack: List[Tuple[Path, str, str, os.stat_result]] = [(source, dest.rstrip("/"), "", top)]
     while stack:

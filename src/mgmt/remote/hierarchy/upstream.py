@@ -61,7 +61,8 @@ class SecondarySession(Session):
         super().__init__(spec, ctx._replace(output=self._upward), report)
 
     def shown_graph(self) -> object:
-        return self.edited or self.spec.graph
+        edited, self.edited = self.edited, None  # once: the next plan may carry another's
+        return edited or self.spec.graph
 
     def agent_settings(self, port: int) -> Dict[str, Any]:
         settings = {SECONDARY_SETTING: True}  # first: see protocol.is_secondary_line

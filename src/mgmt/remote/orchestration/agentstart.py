@@ -24,6 +24,7 @@ PRUNED = "a newer mgmt pruned this bundle from the host's cache as it started; r
 NO_GRAPH = "the host could not write the graph in its run dir (no room?); see its output"
 # The launcher says which Python it is first thing, long before anything slow.
 START_TIMEOUT = 60.0
+KILL_GRACE = 5.0  # then the output is dropped: a child may hold it open
 SILENT_START = "{python} said nothing for {seconds:.0f} s: not the agent's Python? (stopped)"
 NOT_PYTHON = "{python} did not start the agent: not a Python 3.6+ interpreter? (status {status})"
 NOT_STARTED = "the agent did not start (status {status})"
@@ -36,16 +37,25 @@ def _text(raw: bytes) -> str:
 
 
 def read_python_within(
-    stdout: BinaryIO, seconds: float, kill: Callable[[], None]
+    stdout: BinaryIO, seconds: float, kill: Callable[[], None], drop: Callable[[], None]
 ) -> Tuple[Optional[protocol.Python], List[str], bool]:
-    """:func:`read_python`, and whether ``kill()`` was called because the line had
-    not come within ``seconds`` (a ``python:`` that hangs, e.g. a wrapper that
-    waits on something: the run would wait for ever)."""
+    """:func:`read_python`, and whether the line had not come within ``seconds`` (a
+    ``python:`` that hangs, e.g. a wrapper waiting on something: the run would wait
+    for ever). Then ``kill()`` ends what runs, and ``drop()``, KILL_GRACE later,
+    the output it may leave open (a child of a wrapper that did not exec), so that
+    the read ends. Once the line came, neither is called."""
     overdue = threading.Event()
+    done = threading.Event()
+    decided = threading.Lock()
 
     def expire() -> None:
-        overdue.set()
-        kill()  # its output ends: the read below returns
+        with decided:  # not after the line came
+            if done.is_set():
+                return
+            overdue.set()
+        kill()
+        if not done.wait(KILL_GRACE):
+            drop()
 
     timer = threading.Timer(seconds, expire)
     timer.daemon = True
@@ -53,8 +63,10 @@ def read_python_within(
     try:
         python, held = read_python(stdout)
     finally:
+        with decided:
+            done.set()
         timer.cancel()
-    return python, held, overdue.is_set() and python is None
+    return python, held, overdue.is_set()
 
 
 def read_python(stdout: BinaryIO) -> Tuple[Optional[protocol.Python], List[str]]:

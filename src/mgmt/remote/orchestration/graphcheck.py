@@ -57,7 +57,7 @@ class CheckedGraphs:
     def at_start(self, graph: Path) -> Tuple[bytes, Optional[str]]:
         try:
             return self(graph)
-        except GraphError as err:
+        except (GraphError, OSError) as err:  # OSError: gone for a moment (an editor's save)
             log.warning("%s; starting with its last version that passed", err)
             return self._last_good(graph, err)
 
@@ -67,10 +67,10 @@ class CheckedGraphs:
         its last version that did, in silence (its own edit was reported)."""
         try:
             return self(graph)
-        except GraphError as err:
+        except (GraphError, OSError) as err:
             return self._last_good(graph, err)
 
-    def _last_good(self, graph: Path, err: GraphError) -> Tuple[bytes, Optional[str]]:
+    def _last_good(self, graph: Path, err: Exception) -> Tuple[bytes, Optional[str]]:
         good = self._good.get(graph)
         if good is None:
             raise err

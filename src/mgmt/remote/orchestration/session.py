@@ -266,12 +266,13 @@ class Session:
         with self._send_lock:
             process.send(protocol.start_lines(graph, settings))
             self._lines_sent = True  # a stop goes to START's guard from now on
+        if self.stopping:  # asked while the lines went: stop() may have found none yet
+            self._send_stop()
         kill = functools.partial(self._send_locked, process, protocol.KILL)
         self.python, held, silent = agentstart.read_python_within(
-            process.stdout, self.start_timeout, kill
+            process.stdout, self.start_timeout, kill, process.close
         )
-        if silent and not self.stopping:
-            self._wait(process)
+        if silent and not self.stopping:  # killed (and dropped, if it held on)
             python = self.spec.python or "the Python found on the host"
             why = agentstart.SILENT_START.format(python=python, seconds=self.start_timeout)
             raise RemoteError(self.host, why)

@@ -94,7 +94,8 @@ trap - EXIT INT TERM
 trap '' HUP PIPE
 data= settings=
 echo "@@mgmt-remote pid $agent"
-# The guard: "stop" and "kill" signal the agent, "graph <line>" replaces the
+# The guard: "stop" and "kill" signal the agent (a kill its children too: what a
+# python: wrapper started, holding the output open), "graph <line>" replaces the
 # graph, and when stdin closes (the initiator is gone) the agent is stopped all
 # the same. The graph is written in place, not renamed into place: mv is a
 # process per edit, which cost as much CPU as the agent's whole reload; the
@@ -103,13 +104,14 @@ echo "@@mgmt-remote pid $agent"
     while IFS= read -r line <&3; do
         case $line in
             stop) kill -INT "$agent" ;;
-            kill) kill -KILL "$agent" ;;
+            kill) pkill -KILL -P "$agent"; kill -KILL "$agent" ;;
             "graph "*) printf '%s\n' "${line#graph }" > "$run/$graph" ;;
         esac
     done
     kill -INT "$agent" || exit 0
     i=0
     while [ $i -lt 100 ] && kill -0 "$agent"; do sleep 0.1; i=$((i + 1)); done
+    pkill -KILL -P "$agent"
     kill -KILL "$agent"
 ) >/dev/null 2>&1 &
 guard=$!
