@@ -1,5 +1,5 @@
-"""The moment the agent starts on a host: did an interpreter run the launcher, and
-if it ended at once, why?
+"""The moment the agent starts on a host: did START get that far, did an
+interpreter run the launcher, and if it ended at once, why?
 
 The launcher's first line names its interpreter (PYTHON_MARK, see
 mgmt.remote.protocol). A ``python:`` (or ``--python``) naming something that
@@ -16,6 +16,7 @@ from typing import BinaryIO, Callable, List, Optional, Tuple
 
 from mgmt.errors import RemoteError
 from mgmt.remote import protocol
+from mgmt.remote.transport.runner import Process, refused_by_login_shell
 
 NO_PYTHON = "no Python 3.6+ found; install python3 (dnf install python3) or give --python"
 NO_PYTHON_AT = "no Python at {path} (python: / --python); install it or give another"
@@ -121,3 +122,15 @@ def why_it_ended(status: int, python: Optional[protocol.Python]) -> Optional[str
         found = python.path + " " + python.version if python is not None else "Python"
         return OLD_PYTHON.format(python=found)
     return None
+
+
+def start_failed(host: str, given: Optional[str], process: Process, what: str) -> RemoteError:
+    """Why START ended before the agent (it said neither "ready" nor "need-bundle"):
+    in one line, a row of the run's summary; ``given``: the host's ``python:``."""
+    error = process.stderr.read().decode(errors="replace").strip()
+    status = process.wait(10)
+    if status == protocol.EXIT_NO_PYTHON:
+        return RemoteError(host, NO_PYTHON_AT.format(path=given) if given else NO_PYTHON)
+    error = "; ".join(line.strip() for line in error.splitlines() if line.strip())
+    what = refused_by_login_shell(error, status) or what
+    return RemoteError(host, "{} (status {}): {}".format(what, status, error or "no output"))

@@ -27,13 +27,7 @@ from mgmt.remote.orchestration.bundlecopy import send_bundle
 from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.results import CONVERGED, EXITED, FAILED, STOPPED, HostResult
 from mgmt.remote.protocol.programs import LAUNCHER, START
-from mgmt.remote.transport.runner import (
-    Process,
-    Runner,
-    is_connection_error,
-    refused_by_login_shell,
-    upload,
-)
+from mgmt.remote.transport.runner import Process, Runner, is_connection_error, upload
 
 log = get_logger("remote")
 
@@ -202,18 +196,8 @@ class Session:
             raise
 
     def _failed_start(self, process: Process, what: str) -> RemoteError:
-        error = process.stderr.read().decode(errors="replace").strip()
-        status = process.wait(10)
         self._wrapper_done = True  # START removes its run dir before it exits
-        if status == protocol.EXIT_NO_PYTHON:
-            given = self.spec.python
-            why = agentstart.NO_PYTHON_AT.format(path=given) if given else agentstart.NO_PYTHON
-            return RemoteError(self.host, why)
-        error = "; ".join(line.strip() for line in error.splitlines() if line.strip())
-        what = refused_by_login_shell(error, status) or what
-        return RemoteError(  # one line: it is a row of the run's summary
-            self.host, "{} (status {}): {}".format(what, status, error or "no output")
-        )
+        return agentstart.start_failed(self.host, self.spec.python, process, what)
 
     def _ready(self, process: Process, size: int) -> str:
         """START past its cache check, the bundle sent first if it was missing."""
