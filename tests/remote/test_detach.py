@@ -357,6 +357,18 @@ def test_bad_cluster_flags_are_input_errors(bundle, tmp_path):
         assert message in done.stderr and "Traceback" not in done.stderr
 
 
+def test_two_members_are_taken_but_said_to_survive_no_failure(tmp_path, capsys):
+    from mgmt.remote.hostspec import HostSpec
+    from mgmt.remote.orchestration.detach import TWO_MEMBERS, check_flags
+    from mgmt.settings import Settings
+
+    specs = [HostSpec(target=n, graph=tmp_path / f"{n}.yaml") for n in "abc"]
+    check_flags(Settings(detach=True, cluster_size=2), specs)
+    assert TWO_MEMBERS in capsys.readouterr().err
+    check_flags(Settings(detach=True, cluster_size=3), specs)
+    assert TWO_MEMBERS not in capsys.readouterr().err
+
+
 def test_one_host_and_stop_without_caching_removes_the_bundle_too(pool, bundle, tmp_path):
     c = pool["c"]
     graph = _graphs(tmp_path)[2]

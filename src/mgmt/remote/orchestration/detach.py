@@ -386,6 +386,13 @@ def stop_all(hosts: Hosts, caching: bool) -> Dict[str, Any]:
     return {n: first[n]["stopped"] + second[n]["stopped"] for n in first}
 
 
+# Taken (the user asked for it), but said: a quorum of two needs both.
+TWO_MEMBERS = (
+    "--cluster-size 2: two etcd members survive no member's failure (both make the quorum);"
+    " 1 or 3 would do better"
+)
+
+
 def check_flags(settings, specs: List[HostSpec]) -> None:
     """Flags that make no sense with a detached run, refused before connecting."""
     if settings.seeds:
@@ -393,6 +400,6 @@ def check_flags(settings, specs: List[HostSpec]) -> None:
     if settings.json:  # nothing would be printed: the hand-over has no run document
         flag = "--detach" if settings.detach else "--attach"
         raise InputError(f"--json cannot be used with {flag}: see `mgmt status` for the cluster")
-    if settings.detach:
-        check_size(settings.cluster_size, len(specs))
+    if settings.detach and check_size(settings.cluster_size, len(specs)) == 2:
+        log.warning(TWO_MEMBERS)
     parse_addresses(settings.cluster_address, [s.name for s in specs])
