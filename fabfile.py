@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from fabric import Connection, task
 from invoke import Context
@@ -123,7 +123,7 @@ def _specs(graph: Path, connections: List[Connection]) -> List[HostSpec]:
     from mgmt.remote.hostspec import HostSpec
 
     keys = load_graph(graph)
-    return [
+    specs = [
         HostSpec(
             target=cx.original_host,
             graph=graph,
@@ -134,6 +134,12 @@ def _specs(graph: Path, connections: List[Connection]) -> List[HostSpec]:
         )
         for cx in connections
     ]
+    # One host given twice (-H a,a) runs once, as one graph given twice does: two
+    # agents would fight over its resources.
+    unique: Dict[Tuple, HostSpec] = {}
+    for spec in specs:
+        unique.setdefault((spec.target, spec.user, spec.port), spec)
+    return list(unique.values())
 
 
 @task

@@ -173,6 +173,22 @@ def test_server_down(copr, good_srpm, tmp_path):
     assert_one_line_error(done, 1, f"127.0.0.1:{port}")
 
 
+def test_a_server_that_never_answers_is_given_up_on(copr, good_srpm, tmp_path, monkeypatch):
+    """It took the connection and said nothing: the copr library waits without a
+    timeout, and the command hung for ever, --timeout or not."""
+    from mgmt_pkg.copr import session
+
+    monkeypatch.setattr(session, "ANSWER_TIMEOUT", 1.0)
+    with socket.socket() as silent:  # listens, and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        config = tmp_path / "silent.conf"
+        config.write_text(copr.config.read_text().replace(copr.url, url))
+        with pytest.raises(session.CoprFailed, match=rf"{url} did not answer within 1 s"):
+            submit_srpm(f"{USER}/demo", good_srpm, config_path=config, echo=lambda line: None)
+
+
 @pytest.mark.parametrize(
     "text, fragment",
     [

@@ -42,7 +42,7 @@ def test_deploy_runs_one_graph_on_every_host_at_once(pool, bundle, tmp_path):
     done = _fab(
         pool.env(MGMT_BUNDLE=str(bundle)),
         "-H",
-        "fa,fb",
+        "fa,fb,fa",  # one host twice runs once: two agents would fight
         "deploy",
         "--graph",
         str(graph),
@@ -52,6 +52,7 @@ def test_deploy_runs_one_graph_on_every_host_at_once(pool, bundle, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     rows = summary(done.stdout)
     assert rows["fa"][0] == rows["fb"][0] == "converged"
+    assert (done.stdout + done.stderr).count("remote: fa: Running") == 1, done.stderr  # one agent
     for host in pool:
         assert host.read_file("/tmp/motd") == "hello from fab"
         assert_clean(host)

@@ -38,7 +38,7 @@ def follow_builds(
     while pending:
         for build_id in list(pending):
             with session.errors(f"following build {build_id}"):
-                state = str(session.client.build_proxy.get(build_id).state)
+                state = str(session.answered(session.client.build_proxy.get, build_id).state)
             if state == "unknown":
                 raise CoprFailed(
                     f"build {build_id} is in state 'unknown': {session.build_url(target, build_id)}"

@@ -8,10 +8,11 @@ says what we were doing and where, which the CLI prints without a traceback.
 from __future__ import annotations
 
 import re
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 
 from mgmt_pkg.copr.config import load_config
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
@@ -68,6 +69,12 @@ def check_chroots(option: str, chroots: Sequence[str]) -> None:
             )
 
 
+# The copr library sends its requests without a timeout: a server that takes the
+# connection and never answers held the command for ever (--timeout counts only
+# between polls). Each call but the upload (as long as the SRPM takes) is bounded.
+ANSWER_TIMEOUT = 120.0
+
+
 class CoprSession:
     """The copr.v3 client for one config file, plus the URLs users need to see."""
 
@@ -85,6 +92,26 @@ class CoprSession:
             with self.errors("COPR client"):
                 self._client = Client(self.config)
         return self._client
+
+    def answered(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)``'s result, or CoprFailed once ANSWER_TIMEOUT passed
+        without an answer (the call is left to its daemon thread: the process ends)."""
+        outcome: Dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["value"] = call(*args, **kwargs)
+            except BaseException as error:  # raised again below, in the caller's thread
+                outcome["error"] = error
+
+        worker = threading.Thread(target=run, name="copr-call", daemon=True)
+        worker.start()
+        worker.join(ANSWER_TIMEOUT)
+        if worker.is_alive():
+            raise CoprFailed(f"{self.url} did not answer within {ANSWER_TIMEOUT:.0f} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
     def api_url(self, endpoint: str) -> str:
         return f"{self.url}/api_3/{endpoint.lstrip('/')}"

@@ -59,9 +59,10 @@ def create_project(
         )
         return session.project_url(where)
     with session.errors(f"creating project {where}"):
-        session.client.project_proxy.add(
-            where.owner, where.project, list(chroots), description=description, exist_ok=exist_ok
-        )
+        session.answered(
+            session.client.project_proxy.add,
+            where.owner, where.project, list(chroots), description=description, exist_ok=exist_ok,
+        )  # fmt: skip
     url = session.project_url(where)
     echo(f"copr: project {where} ready: {url}")
     return url
@@ -134,7 +135,10 @@ def _check_with_copr(session: CoprSession, where: Target, options: dict) -> None
     check = getattr(session.client.build_proxy, "check_before_build", None)
     if check is not None:
         with session.errors(f"checking {where} before the upload"):
-            check(where.owner, where.project, buildopts={**options, "progress_callback": None})
+            session.answered(
+                check, where.owner, where.project,
+                buildopts={**options, "progress_callback": None},
+            )  # fmt: skip
 
 
 def submit_srpm(target: str, srpm: Path, **options: Any) -> Optional[BuildResult]:
