@@ -8,7 +8,7 @@ import stat
 import threading
 
 import pytest
-from helpers import make_init, read
+from helpers import make_init, read, run_mgmt
 
 from mgmt.errors import MgmtError
 from mgmt.resources.base import ResourceError, fill_params
@@ -282,3 +282,19 @@ def test_a_source_that_is_no_regular_file_or_too_big_fails_at_once(
             res.check_apply(True)
     assert len(os.listdir("/proc/self/fd")) == open_before
     assert not target.exists() or kind == "fifo in a tree"
+
+
+def test_a_device_as_a_source_fails_once_and_the_run_converges(tmp_path):
+    """/dev/null (as if for an empty file) changes all the time: each change was one
+    more failing check, and --converged-timeout never came."""
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "graph: g\nresources:\n  file:\n"
+        f"  - {{name: e, path: {tmp_path}/empty, source: /dev/null}}\n"
+    )
+    done = run_mgmt(
+        ["--file", str(graph), "--tmp-prefix", "--no-server", "--converged-timeout", "1"], 30
+    )
+    assert done.returncode == 1, done.stderr
+    assert "source /dev/null is not a regular file" in done.stderr
+    assert "converged with 1 failed resource(s)" in done.stderr

@@ -118,3 +118,17 @@ def test_a_json_graph_is_read_without_importing_pyyaml():
     )
     assert done.stdout.split("]")[-1].strip() == "False", done.stdout
     assert "('noop', 'n')" in done.stdout
+
+
+def test_a_json_number_yaml_reads_otherwise_keeps_the_json_error():
+    """YAML 1.1 reads 1e3 as a string: the error said "got str '1e3'" at a line."""
+    text = '{"graph": "g", "resources": {"exec": [{"name": "a", "cmd": "true",\n "timeout": 1e3}]}}'
+    with pytest.raises(GraphError) as refused:
+        parse_graph(text, "g.json")
+    assert "1e3" not in str(refused.value) and "timeout" in str(refused.value)
+
+
+def test_a_one_line_json_graph_names_line_1():
+    text = '{"graph": "g", "resources": {"file": [{"name": "a", "path": "/x", "mode": "9"}]}}'
+    with pytest.raises(GraphError, match=r"^g\.json:1: file\[a\]: mode"):
+        parse_graph(text, "g.json")

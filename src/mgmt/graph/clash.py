@@ -35,22 +35,26 @@ Clash = Tuple[ResourceSpec, ResourceSpec, str]
 def find_clash(specs: Iterable[ResourceSpec], real_paths: bool = False) -> Optional[Clash]:
     """The first pair (earlier, later) that manage one id, and that id; or None."""
     owners: Dict[str, ResourceSpec] = {}
-    covering: Dict[str, ResourceSpec] = {}  # an id -> who manages all below it
+    covering: Dict[str, ResourceSpec] = {}  # an id -> who manages what is below it
     provided: List[Tuple[ResourceSpec, str]] = []
     _real = _resolver() if real_paths else str
     for spec in specs:
         cls = kind_class(spec.kind)
         if spec.auto is None:  # cached on the spec: dependencies() reuses it
             spec.auto = cls.autoedges(spec.name, spec.params)
-        for ident in spec.auto[0]:
-            ident = _real(ident)
+        for named in spec.auto[0]:
+            ident = _real(named)
             first = owners.setdefault(ident, spec)
             if first is not spec:
                 return first, spec, ident
-            provided.append((spec, ident))
+            # Below a tree by its name or by where it leads: a tree at a symlinked
+            # folder is its name's (its resource replaces the link), a file's folder
+            # is where the link leads; either way the two meet.
+            provided += [(spec, ident)] + ([(spec, named)] if named != ident else [])
         whole = cls.covers(spec.name, spec.params)
         if whole is not None:
-            covering.setdefault(_real(whole), spec)
+            for cover in {whole, _real(whole), _real_dir(whole) if real_paths else whole}:
+                covering.setdefault(cover, spec)
     return _inside(provided, covering, real_paths) if covering else None
 
 
@@ -71,6 +75,11 @@ def _inside(
                     return first, later, ident  # the later one is where the error points
             parent = os.path.dirname(parent)
     return None
+
+
+def _real_dir(ident: str) -> str:
+    """A tree's id by where its own path leads (a symlinked folder followed)."""
+    return "file:" + os.path.realpath(ident[5:]) if ident.startswith("file:/") else ident
 
 
 def _resolver() -> Callable[[str], str]:

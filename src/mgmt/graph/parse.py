@@ -292,11 +292,13 @@ def parse_graph(text: str, path: Optional[str] = None, real_paths: bool = False)
     try:
         return _Parser(path, real_paths).graph(document)
     except GraphError as err:
-        # One line (a remote agent's copy) has no other line to tell.
-        if err.line is not None or text.lstrip()[:1] != "{" or "\n" not in text.strip():
+        if err.line is not None or text.lstrip()[:1] != "{":
             raise
         located = _with_line(text, path, real_paths)
-        raise located if located is not None else err from None
+        # YAML reads some JSON otherwise (1e3 is a string there): only the same error
+        # (its line may add where the first one was) is taken, another stands.
+        same = located is not None and located.message.startswith(err.message)
+        raise located if same else err from None
 
 
 def _with_line(text: str, path: Optional[str], real_paths: bool) -> Optional[GraphError]:

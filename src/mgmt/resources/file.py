@@ -20,13 +20,14 @@ from mgmt.resources.filesafe import (
     Opened,
     check_owner_value,
     holds,
+    is_device,
     parse_owner,
     read_source,
     read_xattrs,
     refuse_protected,
     write_xattrs,
 )
-from mgmt.resources.filetree import sync_tree, tree_cover, tree_fights
+from mgmt.resources.filetree import copy_problem, sync_tree, tree_cover, tree_fights
 
 DEFAULT_MODE = 0o644
 BLOCK = 1 << 20  # compared a block at a time, so a large file is never read whole
@@ -153,6 +154,11 @@ class FileRes(Resource):
         if self.is_dir and self.params.get("content") is not None:  # was dropped in silence
             raise FieldError("content", f"{self.path} is a directory (it ends in /): no content")
         self.path = os.path.normpath(self.path)
+        source = self.params.get("source")
+        if source and (self.is_dir or self.params["recurse"]):
+            problem = copy_problem(self.path, source, self.params["force"])
+            if problem:
+                raise FieldError("source", problem)
         refused = refuse_protected(self.path, self.params)
         if refused:
             raise FieldError("force" if "force: true" in refused else "path", refused)
@@ -173,7 +179,9 @@ class FileRes(Resource):
             self.cancels.append(watcher.watch_tree(source, self.init.event))
             return
         self.cancels.append(watcher.watch_path(self.path, self._on_event))
-        if source:
+        # Not a device (refused as a source): /dev/null changes all the time, and
+        # each change was one more failing check, so the run never converged.
+        if source and not is_device(source):
             self.cancels.append(watcher.watch_path(source, self.init.event))
 
     def _on_event(self) -> None:

@@ -154,6 +154,15 @@ def read_source(path: str) -> bytes:
     return data
 
 
+def is_device(path: str) -> bool:
+    """Whether ``path`` leads to a character or block device (False if it is not there)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
 def holds(fd: int, data: bytes, block: int = 1 << 20) -> bool:
     """Whether the open regular file ``fd`` holds exactly ``data`` (read from its start)."""
     view = memoryview(data)

@@ -88,6 +88,18 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
     return ok
 
 
+def copy_problem(path: str, source: str, force: bool) -> Optional[str]:
+    """Why a tree cannot be copied from ``source`` to ``path`` (normalized), if so:
+    into itself it would copy its own copies without end; with force, a source
+    inside the tree would be removed as what the source lacks."""
+    source = os.path.normpath(source)
+    if path == source or path.startswith(source.rstrip("/") + "/"):
+        return f"{source} holds {path}: the copy would copy itself without end"
+    if force and source.startswith(path.rstrip("/") + "/"):
+        return f"{source} is inside {path}: force would remove it as extra"
+    return None
+
+
 def tree_cover(path: str, params: Mapping[str, Any]) -> Optional[str]:
     """What a file resource at ``path`` covers (Resource.covers): a tree removed with
     recurse, or copied from a source (a path ending in / or recurse)."""
@@ -101,12 +113,16 @@ def tree_cover(path: str, params: Mapping[str, Any]) -> Optional[str]:
 def tree_fights(
     cover: str, params: Mapping[str, Any], ident: str, other: Mapping[str, Any], here: bool
 ) -> bool:
-    """Resource.fights for the file kind: a removal fights what is to exist below
-    it; a copy with force (which removes what its source lacks) anything below it;
-    a copy without force only a file its source holds, known only on the host."""
+    """Resource.fights for the file kind. A removal fights what is to exist below
+    it. A copy fights what its source holds (it writes that; known on the host
+    only) and, with force (it removes what its source lacks), what is to exist
+    with content of its own; a resource that only wants its path to exist agrees."""
     if params.get("state") == "absent":
         return other.get("state") != "absent"
-    if params.get("force"):
-        return True
+    absent = other.get("state") == "absent"
+    wants = any(other.get(k) is not None for k in ("content", "source", "mode", "owner", "group"))
+    if not (absent or wants):
+        return False
     relative = os.path.relpath(ident[len("file:") :], cover[len("file:") :])
-    return here and os.path.lexists(os.path.join(params["source"], relative))
+    held = here and os.path.lexists(os.path.join(params["source"], relative))
+    return held if absent else held or bool(params.get("force"))
