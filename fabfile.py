@@ -58,7 +58,11 @@ def ensure_bundle() -> Path:
         from mgmt_pkg.bundle import build_bundle
 
         print(f"deploy: building {BUNDLE.relative_to(HERE)} (stale or missing)")
-        info = build_bundle(BUNDLE)
+        try:
+            info = build_bundle(BUNDLE)
+        except KeyboardInterrupt:  # Invoke would exit 1, in silence: a stop is 130
+            raise Exit("deploy: interrupted while building the bundle (nothing written)",
+                       code=130) from None  # fmt: skip
         print(f"deploy: bundle {info.size} bytes, sha256 {info.sha256}")
     return BUNDLE
 

@@ -141,6 +141,30 @@ def test_bundle_is_rebuilt_only_when_stale(tmp_path):
     assert fabfile.bundle_is_stale(bundle, sources)  # a source is newer
 
 
+def test_a_ctrl_c_while_the_bundle_is_built_is_a_stop(tmp_path, monkeypatch):
+    """Invoke turned it into exit 1 without a word."""
+    import importlib.util
+
+    from invoke.exceptions import Exit
+
+    import mgmt_pkg.bundle
+
+    spec = importlib.util.spec_from_file_location("fabfile", REPO / "fabfile.py")
+    fabfile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fabfile)
+
+    def interrupted(target):
+        raise KeyboardInterrupt
+
+    monkeypatch.delenv("MGMT_BUNDLE", raising=False)
+    monkeypatch.setattr(fabfile, "bundle_is_stale", lambda: True)
+    monkeypatch.setattr(mgmt_pkg.bundle, "build_bundle", interrupted)
+    with pytest.raises(Exit) as stopped:
+        fabfile.ensure_bundle()
+    assert stopped.value.code == 130
+    assert "interrupted while building the bundle" in str(stopped.value.message)
+
+
 @pytest.mark.parametrize(
     ("flags", "said"),
     [
