@@ -490,3 +490,20 @@ def test_any_dag_runs_every_resource_once_after_its_parents(engine_factory, size
     assert sorted(order) == sorted(f"r{i}" for i in range(size))
     for a, b in edges:
         assert order.index(f"r{a}") < order.index(f"r{b}")
+
+
+def test_a_check_that_ends_as_the_engine_stops_still_counts(engine_factory):
+    """A ^C mid-apply reported the resources whose checks were under way as pending,
+    though they had made their change."""
+    GATES["g"] = threading.Event()
+    g = graph("  probe: [{name: slow, gate: g}]\n")
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert wait_for(lambda: names() == ["slow"], 5)  # its check runs, held at the gate
+    stopping = threading.Thread(target=engine.stop)
+    stopping.start()
+    assert wait_for(lambda: engine._stopping, 5)
+    GATES["g"].set()  # the check ends after the stop was asked
+    stopping.join(10)
+    [(_spec, outcome)] = engine.outcomes()
+    assert outcome.result == "changed"

@@ -360,6 +360,8 @@ class Engine:
     def _finish(self, vertex: Vertex, ok: bool, error: Optional[Exception], apply: bool) -> None:
         vertex.running = False
         if vertex.removed:
+            if self._stopping and error is None:  # done as the run stopped: it counts (--json)
+                vertex.outcome.record(ok, apply, vertex.res.notes, None)
             return
         vertex.outcome.record(ok, apply, vertex.res.notes, error)
         if error is not None:
