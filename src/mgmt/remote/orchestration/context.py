@@ -20,9 +20,13 @@ Payload = Callable[[Path], Tuple[bytes, Optional[str]]]
 def graph_payload(graph: Path) -> Tuple[bytes, Optional[str]]:
     """The graph's bytes, and its JSON form on one line when it has one (the agent
     then never imports PyYAML, see mgmt.graph.located)."""
+    return payload_of(graph.read_text(encoding="utf-8"))
+
+
+def payload_of(text: str) -> Tuple[bytes, Optional[str]]:
+    """:func:`graph_payload` of a graph's text already read."""
     from mgmt.graph.located import graph_as_json
 
-    text = graph.read_text(encoding="utf-8")
     try:
         as_json = graph_as_json(text)
     except GraphError:

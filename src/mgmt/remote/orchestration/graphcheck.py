@@ -7,12 +7,12 @@ plans (mgmt.remote.hierarchy).
 """
 
 from pathlib import Path
-from typing import Iterable, Optional, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 from mgmt.errors import GraphError
-from mgmt.graph.parse import load_graph
+from mgmt.graph.parse import parse_graph, read_graph_text
 from mgmt.log import get_logger
-from mgmt.remote.orchestration.context import graph_payload
+from mgmt.remote.orchestration.context import graph_payload, payload_of
 
 log = get_logger("remote")
 
@@ -36,22 +36,27 @@ class CheckedGraphs:
     def __init__(self, graphs: Iterable[Path]):
         # Taken as the run starts, not at a host's first send: an edit made while
         # a host waits for its turn must not move it to another host.
-        self._placed = {Path(graph): _place(load_graph(graph)) for graph in graphs}
-        self._good = {graph: graph_payload(graph) for graph in self._placed}
+        self._placed: Dict[Path, Tuple] = {}
+        self._good: Dict[Path, Tuple[bytes, Optional[str]]] = {}
+        for graph in map(Path, graphs):
+            text = read_graph_text(graph)  # once: what is checked is what is sent
+            self._placed[graph] = _place(parse_graph(text, str(graph)))
+            self._good[graph] = payload_of(text)
 
     def __call__(self, graph: Path) -> Tuple[bytes, Optional[str]]:
-        if graph in self._placed:
-            now = _place(load_graph(graph))
-            changed = [
-                f"{name}:" for name, a, b in zip(PLACE_KEYS, self._placed[graph], now) if a != b
-            ]
-            if changed:
-                raise GraphError(
-                    f"{', '.join(changed)} changed while the run runs: the agent stays where "
-                    "and as it was started (stop the run and start it again to move it)",
-                    str(graph),
-                )
-        sent = self._good[graph] = graph_payload(graph)
+        if graph not in self._placed:  # a secondary's plan, written here
+            sent = self._good[graph] = graph_payload(graph)
+            return sent
+        text = read_graph_text(graph)  # once: what is checked is what is sent
+        now = _place(parse_graph(text, str(graph)))
+        changed = [f"{name}:" for name, a, b in zip(PLACE_KEYS, self._placed[graph], now) if a != b]
+        if changed:
+            raise GraphError(
+                f"{', '.join(changed)} changed while the run runs: the agent stays where "
+                "and as it was started (stop the run and start it again to move it)",
+                str(graph),
+            )
+        sent = self._good[graph] = payload_of(text)
         return sent
 
     def at_start(self, graph: Path) -> Tuple[bytes, Optional[str]]:
