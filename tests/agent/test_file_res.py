@@ -220,6 +220,28 @@ def test_a_parent_replaced_by_a_file_is_an_event_and_the_watch_goes_on(watcher, 
     res.close()
 
 
+def test_a_symlinked_folder_removed_above_the_path_is_an_event_and_the_file_made_again(
+    watcher, tmp_path
+):
+    """Nothing in the folder the link led to changes: the link's own name is watched."""
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to("real")
+    events = threading.Semaphore(0)
+    path = link / "f"
+    res = file_res(watcher, tmp_path, path=str(path), content="mine\n", event=events.release)
+    res.watch()
+    assert res.check_apply(True) is False
+    while events.acquire(timeout=0.2):
+        pass
+    link.unlink()
+    assert events.acquire(timeout=5)
+    assert res.check_apply(True) is False
+    assert not link.is_symlink() and path.read_text() == "mine\n"
+    assert (tmp_path / "real" / "f").read_text() == "mine\n"  # left as it was
+    res.close()
+
+
 def test_a_new_directory_is_made_with_its_mode_not_widened_first(watcher, tmp_path):
     """Made 0755 and then chmodded, a 0700 folder was open to all for a moment."""
     old = os.umask(0o022)

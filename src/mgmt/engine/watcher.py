@@ -20,10 +20,12 @@ descriptor (wd) and tells only itself (MOVE_SELF), nothing below it. So a
 directory leaving a watched folder drops every entry at or below its old
 name, a wd that shows up under a new name is re-keyed, and MOVE_SELF drops a
 folder only if its name no longer leads to that wd.
+
+Every folder here is known by its real path: the symlinks on the way to a
+path are followed, and watched, by mgmt.engine.linkwatch.
 """
 
 import contextlib
-import errno
 import os
 import select
 import threading
@@ -31,9 +33,15 @@ from typing import Callable, ContextManager, Dict, List, Optional, Set, Tuple
 
 from mgmt.engine.inotify import INotify
 from mgmt.engine.inotify import flags as F
-from mgmt.engine.watchstate import WatchedFolder, WatchedPath, WatchedTree, no_batch
+from mgmt.engine.linkwatch import LinkedWatch, passes_link
+from mgmt.engine.watchstate import (
+    UnwatchableLog,
+    WatchedFolder,
+    WatchedPath,
+    WatchedTree,
+    no_batch,
+)
 from mgmt.log import get_logger
-from mgmt.resources.filepath import real_folder
 from mgmt.wakeup import Wakeup
 
 log = get_logger("watcher")
@@ -72,7 +80,7 @@ class FileWatcher:
         # Trees with an event in the batch being dispatched (each told once).
         self._tree_events: Set[WatchedTree] = set()
         self._trees: Set[WatchedTree] = set()  # every live tree, for a queue overflow
-        self._warned: Set[int] = set()  # errnos of add_watch already logged
+        self._unwatchable = UnwatchableLog()  # why add_watch failed, said once per cause
         # Paths whose folder was found replaced outside an event's handling: told
         # with the next batch of events (the replaced folder's own move is queued).
         self._lost: Set[WatchedPath] = set()
@@ -96,7 +104,28 @@ class FileWatcher:
         last change seen was a finished write (the writer closed the file, or a new
         file was renamed over it): then the file is whole, and nothing need wait for
         an editor's next step."""
-        sub = WatchedPath(real_folder(path), callback, saved)
+        return LinkedWatch(path, self._watch_resolved, self._watch_resolved, callback, saved).cancel
+
+    def watch_tree(self, root: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Like :meth:`watch_path`, and also for any change anywhere below ``root``."""
+        return LinkedWatch(root, self._watch_tree_resolved, self._watch_resolved, callback).cancel
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._closing.set()
+        self._thread.join(timeout=5)
+        self._inotify.close()
+        self._closing.close()
+
+    # -- watches of resolved paths (linkwatch resolves them) ----------------
+
+    def _watch_resolved(
+        self, path: str, callback: Callable[[], None], saved: Optional[Callable[[], None]]
+    ) -> Callable[[], None]:
+        sub = WatchedPath(path, callback, saved)
         with self._lock:
             self._attach(sub)
 
@@ -106,9 +135,10 @@ class FileWatcher:
 
         return cancel
 
-    def watch_tree(self, root: str, callback: Callable[[], None]) -> Callable[[], None]:
-        """Like :meth:`watch_path`, and also for any change anywhere below ``root``."""
-        tree = WatchedTree(real_folder(root), callback)
+    def _watch_tree_resolved(
+        self, root: str, callback: Callable[[], None], _saved: Optional[Callable[[], None]]
+    ) -> Callable[[], None]:
+        tree = WatchedTree(root, callback)
 
         def on_root() -> None:
             with self._lock:  # the top may have become a directory: watch inside it
@@ -117,7 +147,7 @@ class FileWatcher:
                 self._add_tree_dirs(tree, tree.path)
             callback()
 
-        cancel_root = self.watch_path(tree.path, on_root)
+        cancel_root = self._watch_resolved(tree.path, on_root, None)
         with self._lock:
             self._trees.add(tree)
             self._add_tree_dirs(tree, tree.path)
@@ -132,16 +162,6 @@ class FileWatcher:
                         self._forget_if_unused(folder, entry)
 
         return cancel
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._closing.set()
-        self._thread.join(timeout=5)
-        self._inotify.close()
-        self._closing.close()
 
     # -- bookkeeping (under the lock) ---------------------------------------
 
@@ -215,7 +235,7 @@ class FileWatcher:
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return None  # missing, or not ours to read: nothing to warn about
         except OSError as error:  # ENOSPC: out of watches; must not stop the thread
-            self._warn_once(folder, error)
+            self._unwatchable.said(folder, error)
             return None
         current = self._ours(folder, wd, full)  # a guard widened
         if current is not None:
@@ -259,20 +279,6 @@ class FileWatcher:
             return None
         current.full = current.full or full
         return current
-
-    def _warn_once(self, folder: str, error: OSError) -> None:
-        """Log why a directory cannot be watched, once per cause (not per directory)."""
-        if error.errno in self._warned:
-            return
-        self._warned.add(error.errno)
-        if error.errno == errno.ENOSPC:
-            log.warning(
-                "cannot watch %s: the inotify watch limit is reached; changes there"
-                " are missed until fs.inotify.max_user_watches is raised (sysctl)",
-                folder,
-            )
-        else:
-            log.warning("cannot watch %s: %s", folder, error)
 
     def _add_tree_dirs(self, tree: WatchedTree, top: str) -> None:
         """Watch ``top`` and every directory below it for ``tree`` (symlinks not followed).
@@ -421,13 +427,14 @@ class FileWatcher:
                             finished.discard(id(sub))
                 # A directory on the way to a deeper path appeared: move those paths
                 # down, and tell only those whose path already exists (the others
-                # were missing before and still are).
+                # were missing before and still are), or that now pass a symlink
+                # (see linkwatch: they are to be watched where it leads).
                 deeper = [s for s in subs if s.path != here]
                 if deeper and event.mask & (F.CREATE | F.MOVED_TO):
                     for sub in deeper:
                         self._detach(sub)
                         self._attach(sub)
-                        if os.path.lexists(sub.path):
+                        if os.path.lexists(sub.path) or passes_link(here, sub.folder):
                             self._fire(fire, finished, [sub])
                 elif deeper and event.mask & (F.DELETE | F.MOVED_FROM):
                     # A file where their directory must be went away: they can be

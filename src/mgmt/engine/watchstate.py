@@ -1,8 +1,14 @@
 """What the file watcher (mgmt.engine.watcher) keeps: per watched path, per tree,
-per watched folder; all read and changed under the watcher's lock."""
+per watched folder, and what it has said; all read and changed under the
+watcher's lock."""
 
 import contextlib
+import errno
 from typing import Callable, Dict, Iterator, Optional, Set
+
+from mgmt.log import get_logger
+
+log = get_logger("watcher")
 
 
 @contextlib.contextmanager
@@ -42,3 +48,24 @@ class WatchedFolder:
         self.held: Optional[WatchedFolder] = None  # the folder above, which this one holds
         self.subs: Dict[str, Set[WatchedPath]] = {}
         self.trees: Set[WatchedTree] = set()  # trees this directory is inside of
+
+
+class UnwatchableLog:
+    """Why a directory cannot be watched, logged once per cause (not per directory:
+    10,000 paths past the watch limit are one warning)."""
+
+    def __init__(self) -> None:
+        self._causes: Set[int] = set()  # errnos already said
+
+    def said(self, folder: str, error: OSError) -> None:
+        if error.errno in self._causes:
+            return
+        self._causes.add(error.errno or 0)
+        if error.errno == errno.ENOSPC:
+            log.warning(
+                "cannot watch %s: the inotify watch limit is reached; changes there"
+                " are missed until fs.inotify.max_user_watches is raised (sysctl)",
+                folder,
+            )
+        else:
+            log.warning("cannot watch %s: %s", folder, error)
