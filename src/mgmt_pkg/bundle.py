@@ -3,11 +3,13 @@
 The bundle is what ``mgmt run --remote`` pushes to hosts that may have nothing
 but a system python3: RHEL 9's is 3.9, RHEL 8's platform-python 3.6. The agent
 needs nothing but the standard library and PyYAML (it speaks to etcd over
-http.client, see :mod:`mgmt.world.gateway`), so the bundle is about 0.3 MB.
+http.client, see :mod:`mgmt.world.gateway`), so the bundle is about 0.2 MB.
 PyYAML is pinned to the last release that installs on Python 3.6 and fetched
 as the 3.6 build; it has no pure wheel, but its Python half is complete and
 takes over when ``yaml._yaml`` is missing, so the compiled extension (which
-would load on one Python only) is dropped.
+would load on one Python only) is dropped. mgmt's own modules ship with their
+comments and docstrings blanked, every line where it was (mgmt_pkg.minify):
+that prose is a third of the source and has no reader on a host.
 
 The build is reproducible: pinned inputs, normalised file modes, shiv's
 ``--reproducible`` timestamps and its build id, which is the sha256 of the
@@ -29,6 +31,7 @@ from typing import List, Optional, Sequence, Union
 
 import mgmt
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError, ToolFailed
+from mgmt_pkg.minify import blank_prose
 from mgmt_pkg.paths import check_output_file, output_folder
 
 __all__ = [
@@ -66,6 +69,10 @@ NATIVE_PLATFORM = "manylinux2014_x86_64"
 PRUNED_DIRECTORIES = ("tests", "__pycache__")
 PRUNED_TOP_LEVEL = ("_yaml", "bin")
 PRUNED_SUFFIXES = (".so", ".pyd", ".c", ".h", ".pyi", ".pyc")
+# pip's own records in a dist-info: RECORD lists (and hashes) the extension
+# dropped above, so it would be wrong; nothing on a host uninstalls. METADATA
+# and LICENSE stay.
+PRUNED_DIST_INFO = ("RECORD", "INSTALLER", "REQUESTED")
 # The initiator's half, which no host runs: mgmt.remote.run_remotes imports it
 # only once Fabric is found (a host's --remote run says to use an installed
 # mgmt-pkg instead), and nothing a host runs imports it otherwise. It is the
@@ -190,6 +197,8 @@ def stage_site_packages(
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"),
     )
     _prune(stage)
+    for module in (stage / "mgmt").rglob("*.py"):  # see mgmt_pkg.minify: lines kept
+        module.write_text(blank_prose(module.read_text("utf-8"), str(module)), "utf-8")
     _normalise_modes(stage)
     return stage
 
@@ -243,6 +252,9 @@ def _prune(stage: Path) -> None:
     for path in stage.rglob("*"):
         if path.is_file() and path.suffix in PRUNED_SUFFIXES:
             path.unlink()
+    for dist_info in stage.glob("*.dist-info"):
+        for name in PRUNED_DIST_INFO:
+            (dist_info / name).unlink(missing_ok=True)
 
 
 def _normalise_modes(stage: Path) -> None:
