@@ -81,7 +81,6 @@ from typing import (
     Iterable,
     List,
     Mapping,
-    NamedTuple,
     Optional,
     Tuple,
     Type,
@@ -93,9 +92,10 @@ from mgmt.log import Logger, get_logger
 
 # Declared in their own module (the graph reader uses them too); kinds import them from here.
 from mgmt.resources.fields import (
-    MAX_MILLISECONDS,
+    META_FIELDS,
     Field,
     FieldError,
+    Meta,
     number_field,
 )
 
@@ -151,40 +151,6 @@ class ResourceError(MgmtError):
         self.message = message
         self.members = None if members is None else frozenset(members)
         super().__init__(f"{resource}: {message}")
-
-
-class Meta(NamedTuple):
-    """Engine-level settings every resource accepts under ``meta:``.
-
-    retry: how many times to retry a failed check_apply (-1 forever);
-    delay: milliseconds to wait before a retry and between two runs;
-    noop: never change anything for this resource; autoedge: add edges that
-    follow from the parameters (a file after the file of its directory);
-    autogroup: let the engine run this resource together with others of its kind
-    that the kind says belong together (pkg: one dnf transaction); kinds
-    without an ``autogroup_key`` ignore it.
-    """
-
-    autoedge: bool = True
-    autogroup: bool = True
-    noop: bool = False
-    retry: int = 0
-    delay: int = 0
-
-
-# How ``meta:`` is checked, as a kind's fields are. A retry below -1 used to
-# mean "forever" by accident, and a huge delay killed the worker thread that
-# waited it (OverflowError), hanging the run.
-MAX_RETRY = 1000000
-META_FIELDS: Dict[str, Field] = {
-    "autoedge": Field(bool, default=True),
-    "autogroup": Field(bool, default=True),
-    "noop": Field(bool, default=False),
-    "retry": number_field(-1, MAX_RETRY, default=0, doc="retries after a failure; -1 forever"),
-    "delay": number_field(
-        0, MAX_MILLISECONDS, default=0, doc="milliseconds before a retry and between two runs"
-    ),
-}
 
 
 class Cancel(Protocol):
