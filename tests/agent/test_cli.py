@@ -321,6 +321,19 @@ def test_a_bad_graph_fails_before_a_state_dir_or_etcd_exists(tmp_path):
     assert "etcd" not in result.stderr and not prefix.exists()
 
 
+def test_a_tree_copied_from_a_file_exits_2_and_makes_nothing(tmp_path):
+    """It failed at every check of the run (exit 1), its folder made first."""
+    graph, source = tmp_path / "g.yaml", tmp_path / "motd"
+    source.write_text("hello\n")
+    write_graph(graph, f"resources:\n  file:\n  - name: d\n    path: {tmp_path}/d/\n"
+                f"    source: {source}\n")  # fmt: skip
+    flags = ["--no-server", "--tmp-prefix", "--converged-timeout", "1"]
+    result = run_mgmt(["--file", str(graph), *flags])
+    assert result.returncode == 2, result.stderr
+    assert f"mgmt: error: {graph}:6: file[d]: source: {source} is not a directory" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "d").exists()
+
+
 def _broken_and_fine(tmp_path: Path):
     """A graph with one failing exec and one file that applies regardless."""
     graph, out = tmp_path / "g.yaml", tmp_path / "out"

@@ -64,7 +64,8 @@ Lifecycle, in the order the engine calls it:
 Optional hooks: :meth:`Resource.autogroup_key` and :meth:`Resource.merge`
 (resources the kind applies together run as one, see mgmt.engine.autogroup),
 :meth:`Resource.validate` (checks across fields,
-raising :class:`FieldError`), :meth:`Resource.autoedges` (ids a resource
+raising :class:`FieldError`), :meth:`Resource.check_here` (checks of what is on
+the host, when the host reads the graph), :meth:`Resource.autoedges` (ids a resource
 provides and needs, so the engine orders them without explicit edges), and
 :meth:`Resource.collected_params` (how a collect ``pattern`` rewrites a
 resource exported by another host).
@@ -257,6 +258,12 @@ class Resource:
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
         """Cross-field checks after the per-field ones; raise :class:`FieldError`."""
+
+    @classmethod
+    def check_here(cls, name: str, params: Mapping[str, Any]) -> None:
+        """Checks that look at this host (what a path is), raising :class:`FieldError`:
+        run when the graph is read on the host that runs it, never by an initiator,
+        whose files are not the host's. What is missing may be made yet: no error."""
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
