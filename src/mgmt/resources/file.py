@@ -405,7 +405,7 @@ class FileRes(Resource):
         if apply:
             self.note("content", f"{len(data)} bytes", f"{st.st_size} bytes")
             return
-        old = os.pread(fd, MAX_COMPARED + 1, 0)
-        diff = content_diff(self.path, old, data)
+        old = os.pread(fd, MAX_COMPARED + 1, 0)  # enough to tell it is too large
+        diff = content_diff(self.path, old, data, st.st_size)
         self.note("content", f"{len(data)} bytes", f"{st.st_size} bytes", diff)
         self.init.log.info("content would change:\n%s", diff.rstrip("\n"))
