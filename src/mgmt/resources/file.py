@@ -25,6 +25,7 @@ from mgmt.resources.filesafe import (
     read_source,
     read_xattrs,
     refuse_protected,
+    shown_owner,
     write_xattrs,
 )
 from mgmt.resources.filetree import (
@@ -395,10 +396,9 @@ class FileRes(Resource):
         return ok
 
     def _note_owner(self, st: os.stat_result, uid: Optional[int], gid: Optional[int]) -> None:
-        if uid is not None and st.st_uid != uid:
-            self.note("owner", uid, st.st_uid)
-        if gid is not None and st.st_gid != gid:
-            self.note("group", gid, st.st_gid)
+        for field, want, have in (("owner", uid, st.st_uid), ("group", gid, st.st_gid)):
+            if want is not None and have != want:  # in the graph's words: a name if it gave one
+                self.note(field, *shown_owner(field, self.params[field], have))
 
     def _note_content(self, fd: int, st: os.stat_result, data: bytes, apply: bool) -> None:
         """The content differs: under noop with a diff (read back, bounded), else by size."""
