@@ -356,8 +356,10 @@ def _run(
         if document is not None:  # a run's document is printed as it ends: none was
             document(settings, str(err))
         return err.exit_code
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt:  # before the agent's handler: said as a later ^C is
+        from mgmt.quickexit import exit_interrupted
+
+        exit_interrupted()
     except Exception as err:  # a bug: say so in one line, details with -v
         if verbosity > 0:
             import traceback
@@ -368,9 +370,16 @@ def _run(
 
 
 def main(argv: Optional[List[str]] = None) -> NoReturn:
-    from mgmt.quickexit import exit_now
+    """``mgmt``: the command line, then leave at once. A ^C before the agent takes
+    SIGINT over (argparse's import, the flags) exits 130 with the line a later one
+    logs, not a traceback; ``python -m mgmt`` covers this module's import too."""
+    from mgmt.quickexit import exit_interrupted, exit_now
 
-    exit_now(run_cli(argv))
+    try:
+        code = run_cli(argv)
+    except KeyboardInterrupt:
+        exit_interrupted()
+    exit_now(code)
 
 
 if __name__ == "__main__":
