@@ -259,7 +259,31 @@ def run_cli(argv: Optional[List[str]] = None) -> int:
         return 2
     from mgmt.flag_rules import check_paths
 
-    return _run(lambda: check_paths(settings_from(args)), args.verbose - args.quiet)
+    document = _error_document(args) if getattr(args, "json", False) else None
+    return _run(lambda: check_paths(settings_from(args)), args.verbose - args.quiet, document)
+
+
+def _error_document(args: "argparse.Namespace") -> Callable[[Optional[Settings], str], None]:
+    """For --json: print the run's document for a run that ends in an error before
+    it has one (bad input, etcd that does not start), so that a script always has
+    one to parse: no resources, ``errors`` saying why (see mgmt.engine.report).
+    The settings, if they were made; else what the flags say."""
+
+    def document(settings: Optional[Settings], message: str) -> None:
+        from mgmt.engine import report
+
+        if settings.remotes if settings else getattr(args, "remotes", None):
+            from mgmt.remote.orchestration.results import run_document
+
+            doc = dict(run_document([]), status="failed", errors=[message])
+        elif settings is not None:
+            doc = report.document(settings.hostname, settings.noop, False, [], [message])
+        else:
+            host = (getattr(args, "hostname", None) or [""])[-1] or _system_hostname()
+            doc = report.document(host, getattr(args, "noop", False), False, [], [message])
+        report.print_document(doc)
+
+    return document
 
 
 def run_remote_agent() -> int:
@@ -310,12 +334,14 @@ def _run_attached_agent(settings: Settings) -> int:
 def _run(
     make_settings: Callable[[], Settings],
     verbosity: int = 0,
+    document: Optional[Callable[[Optional[Settings], str], None]] = None,
     run: Optional[Callable[[Settings], int]] = None,
 ) -> int:
     """Settings, then the agent (or ``run``) or the initiator; errors become a line
-    and an exit code."""
+    and an exit code (and, with ``document``, the --json document)."""
     from mgmt import log
 
+    settings: Optional[Settings] = None
     try:
         settings = make_settings()
         verbosity = settings.verbosity
@@ -327,9 +353,13 @@ def _run(
         return (run or run_agent)(settings)
     except MgmtError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
+        if document is not None:  # a run's document is printed as it ends: none was
+            document(settings, str(err))
         return err.exit_code
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt:  # before the agent's handler: said as a later ^C is
+        from mgmt.quickexit import exit_interrupted
+
+        exit_interrupted()
     except Exception as err:  # a bug: say so in one line, details with -v
         if verbosity > 0:
             import traceback
@@ -340,9 +370,16 @@ def _run(
 
 
 def main(argv: Optional[List[str]] = None) -> NoReturn:
-    from mgmt.quickexit import exit_now
+    """``mgmt``: the command line, then leave at once. A ^C before the agent takes
+    SIGINT over (argparse's import, the flags) exits 130 with the line a later one
+    logs, not a traceback; ``python -m mgmt`` covers this module's import too."""
+    from mgmt.quickexit import exit_interrupted, exit_now
 
-    exit_now(run_cli(argv))
+    try:
+        code = run_cli(argv)
+    except KeyboardInterrupt:
+        exit_interrupted()
+    exit_now(code)
 
 
 if __name__ == "__main__":

@@ -20,3 +20,18 @@ def exit_now(code: int) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     os._exit(code)
+
+
+def exit_interrupted() -> NoReturn:
+    """End a command that a ^C stopped before the agent took SIGINT over (while
+    Python imported the command line, or the flags were read): the line a later
+    ^C logs, exit 130 as a shell reports a ^C, and no traceback. Another ^C
+    meanwhile ends the process at once, as SIGINT's default does."""
+    import signal  # a ^C's path only
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    from mgmt.log import get_logger
+
+    # A warning, not the info line a later ^C gives: the verbosity is not known yet.
+    get_logger("main").warning("interrupted by SIGINT")
+    exit_now(130)

@@ -7,11 +7,13 @@ import os
 import re
 import signal
 import stat
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import AgentProcess, read, run_mgmt, wait_for
+from helpers import SRC, AgentProcess, read, run_mgmt, wait_for
 
 
 def write_graph(path, body: str) -> None:
@@ -115,6 +117,48 @@ def test_sigint_stops_cleanly(tmp_path):
     assert agent.wait_log("created", 10), agent.log
     assert agent.stop(signal.SIGINT) == 0
     assert "Traceback" not in agent.log
+
+
+# Loaded at the child's start (site imports it): a real SIGINT to itself as it
+# imports one module, a ^C at that very moment, where no sleep could aim.
+INTERRUPT_AT_IMPORT = """\
+import os, signal, sys
+
+class InterruptAt:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, InterruptAt())
+"""
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "mgmt.settings",  # as `python -m mgmt` imports mgmt.cli
+        "argparse",  # as main() builds the parser
+        "socket",  # as the flags are read (the system hostname: _run, before the handler)
+    ],
+)
+def test_a_sigint_while_the_command_line_loads_exits_130_with_one_line(tmp_path, module):
+    """A ^C in the first tenth of a second gave Python's traceback, or exit 130 in
+    silence; a later one logs why the agent stops."""
+    graph = tmp_path / "g.yaml"
+    write_graph(graph, files_graph(tmp_path / "out", f="x"))
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(INTERRUPT_AT_IMPORT.format(module=module))
+    path = [str(tmp_path / "site"), str(SRC), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+    result = subprocess.run(
+        [sys.executable, "-m", "mgmt", "run", "--file", str(graph), "--no-server", "--tmp-prefix"],
+        capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 130, result.stderr
+    assert re.fullmatch(r"\d\d:\d\d:\d\d main: interrupted by SIGINT\n", result.stderr)
+    assert not (tmp_path / "out").exists()
 
 
 def test_noop_reports_and_changes_nothing(tmp_path):
@@ -319,6 +363,19 @@ def test_a_bad_graph_fails_before_a_state_dir_or_etcd_exists(tmp_path):
     assert result.returncode == 2
     assert f"mgmt: error: {graph}:6: file[f]: state: 'exist'" in result.stderr
     assert "etcd" not in result.stderr and not prefix.exists()
+
+
+def test_a_tree_copied_from_a_file_exits_2_and_makes_nothing(tmp_path):
+    """It failed at every check of the run (exit 1), its folder made first."""
+    graph, source = tmp_path / "g.yaml", tmp_path / "motd"
+    source.write_text("hello\n")
+    write_graph(graph, f"resources:\n  file:\n  - name: d\n    path: {tmp_path}/d/\n"
+                f"    source: {source}\n")  # fmt: skip
+    flags = ["--no-server", "--tmp-prefix", "--converged-timeout", "1"]
+    result = run_mgmt(["--file", str(graph), *flags])
+    assert result.returncode == 2, result.stderr
+    assert f"mgmt: error: {graph}:6: file[d]: source: {source} is not a directory" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "d").exists()
 
 
 def _broken_and_fine(tmp_path: Path):

@@ -3,7 +3,9 @@ its value, and nothing started or written (no state dir, no etcd) before."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -239,3 +241,31 @@ def test_status_and_stop_check_their_flags_as_run_does(tmp_path, command):
             "--lost-timeout -5: must be between")  # fmt: skip
     refused(_cluster(command, "--remote", str(remote), "--lost-timeout", "5", "--lost-timeout",
                      "6"), "--lost-timeout given more than once")  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ["graph", "flag", "remote graph"])
+def test_json_gets_a_document_for_bad_input_too(tmp_path, case):
+    """A script reading --json's stdout got nothing to parse when the run was refused."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("graph: t\nresources:\n  file:\n  - name: f\n    path: /x\n    mode: 99z\n")
+    remote = tmp_path / "r.yaml"
+    remote.write_text("remote: nohost.invalid\n" + bad.read_text())
+    args, said = {
+        "graph": (["--file", str(bad), "--noop"], f"{bad}:6: file[f]: mode: '99z' is not"),
+        "flag": (["--file", str(bad), "--hostname", "a", "--hostname", "b"], "--hostname given"),
+        "remote graph": (["--remote", str(remote)], f"{remote}:7: file[f]: mode: '99z'"),
+    }[case]
+    result = run_mgmt([*args, "--json", "--prefix", str(tmp_path / "p")], timeout=20)
+    assert result.returncode == 2, result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"mgmt: error: {said}"), result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "p").exists()
+    doc = json.loads(result.stdout)  # the whole of stdout is the one document
+    assert (doc["version"], doc["status"]) == (1, "failed")
+    assert doc["errors"] == [error[len("mgmt: error: ") :]]
+    if case == "remote graph":
+        assert doc["hosts"] == []
+    else:
+        assert (doc["resources"], doc["converged"], doc["noop"]) == ([], False, case == "graph")
+        assert doc["summary"] == dict.fromkeys(doc["summary"], 0)
+        assert doc["host"] == ("b" if case == "flag" else socket.gethostname())

@@ -10,7 +10,7 @@ import pytest
 from helpers import make_init, wait_for
 
 from mgmt.resources.base import FieldError, ResourceError, fill_params
-from mgmt.resources.exec import STOP_GRACE, ExecRes
+from mgmt.resources.exec import OUTPUT_KEPT, STOP_GRACE, ExecRes
 
 
 def exec_res(watcher, tmp_path, event=None, **params):
@@ -97,6 +97,26 @@ def test_watchcmd_lines_and_pollint_trigger_events(watcher, tmp_path):
     poller.watch()
     assert polled.acquire(timeout=5)
     poller.close()
+
+
+def test_watchcmd_output_without_newlines_triggers_a_chunk_at_a_time(watcher, tmp_path):
+    """A line was read whole: output that never ends a line grew the agent's memory
+    without bound, and triggered nothing."""
+    events = threading.Semaphore(0)
+    size = 4 * OUTPUT_KEPT + 1000  # no newline in it, and the pipe stays open after
+    res = exec_res(
+        watcher,
+        tmp_path,
+        event=events.release,
+        cmd="true",
+        watchcmd=f"head -c {size} /dev/zero; exec sleep 60",
+        watchshell="/bin/sh",
+    )
+    res.watch()
+    try:
+        assert all(events.acquire(timeout=5) for _ in range(4))  # one per OUTPUT_KEPT bytes
+    finally:
+        res.close()
 
 
 def test_unsplittable_commands_are_rejected_at_validation():

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from helpers import make_init
 
+from mgmt.resources.base import fill_params
+from mgmt.resources.file import FileRes
 from mgmt.resources.filediff import MAX_COMPARED, MAX_LINES, content_diff
 
 CASES = [
@@ -28,3 +31,17 @@ def test_long_diffs_are_cut_and_counted():
     out = content_diff("/f", old, b"").splitlines()
     assert len(out) == MAX_LINES + 1
     assert out[-1].startswith("... ") and out[-1].endswith(" more lines")
+
+
+def test_a_file_too_large_to_diff_is_named_with_its_real_size(watcher, tmp_path, mgmt_log):
+    """Only the start of the file is read to compare: its size was given as that
+    start's, MAX_COMPARED + 1, whatever the file held."""
+    path = tmp_path / "big"
+    path.write_bytes(b"x" * (3 * MAX_COMPARED + 5))
+    res = FileRes("big", fill_params(FileRes, {"path": str(path), "content": "small\n"}))
+    res.setup(make_init(watcher, tmp_path))
+    assert res.check_apply(False) is False
+    said = f"{path}: {3 * MAX_COMPARED + 5} bytes -> 6 bytes (too large to diff)"
+    assert [note.get("diff") for note in res.notes] == [said]
+    assert said in mgmt_log.getvalue()
+    assert path.stat().st_size == 3 * MAX_COMPARED + 5  # noop: untouched

@@ -289,3 +289,51 @@ def test_resources_that_only_want_a_path_to_exist_agree_with_a_copy(tmp_path):
         f"  - {{name: gone, path: {tmp_path}/dst/old.conf, state: absent}}\n"
     )
     read_and_parse(str(graph))
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "extra", "said"),
+    [
+        ("dst/", "file.txt", "", "is not a directory, but path {tmp}/dst/ ends in /"),
+        ("dst", "file.txt", "recurse: true", "is not a directory, but recurse: true"),
+        ("dst", "folder", "mode: '0644'", "is a directory, but path {tmp}/dst is a file"),
+        ("dst", "folder/", "", "is a directory, but path {tmp}/dst is a file"),
+    ],
+)
+def test_a_source_of_the_wrong_type_is_refused_on_the_host(tmp_path, path, source, extra, said):
+    """A tree copied from a file, or a file from a folder, failed at every check
+    of the run (the folder already made), not when the graph was read."""
+    from mgmt.engine.agent import read_and_parse
+
+    (tmp_path / "file.txt").write_text("x\n")
+    (tmp_path / "folder").mkdir()
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "graph: g\nresources:\n  file:\n  - name: copy\n"
+        f"    path: {tmp_path}/{path}\n    source: {tmp_path}/{source}\n    {extra}\n"
+    )
+    parse_graph(graph.read_text(), str(graph))  # elsewhere the source cannot be looked at
+    with pytest.raises(GraphError) as caught:
+        read_and_parse(str(graph))
+    assert caught.value.line == 6, str(caught.value)
+    assert caught.value.message.startswith(f"file[copy]: source: {tmp_path}/{source}")
+    assert said.format(tmp=tmp_path) in caught.value.message
+
+
+def test_a_source_the_host_lacks_yet_or_of_the_right_type_is_fine(tmp_path):
+    """Another resource (an exec, a package) may make the source during the run; an
+    export is applied on other hosts, whose files these are not."""
+    from mgmt.engine.agent import read_and_parse
+
+    (tmp_path / "file.txt").write_text("x\n")
+    (tmp_path / "folder").mkdir()
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "graph: g\nresources:\n  file:\n"
+        f"  - {{name: later, path: {tmp_path}/a/, source: {tmp_path}/made-later}}\n"
+        f"  - {{name: tree, path: {tmp_path}/b/, source: {tmp_path}/folder}}\n"
+        f"  - {{name: one, path: {tmp_path}/c, source: {tmp_path}/file.txt}}\n"
+        f"  - {{name: gone, path: {tmp_path}/d, source: {tmp_path}/folder, state: absent}}\n"
+        f'  - {{name: "@@out", path: {tmp_path}/e/, source: {tmp_path}/file.txt}}\n'
+    )
+    read_and_parse(str(graph))

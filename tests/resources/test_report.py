@@ -6,8 +6,10 @@ and only the test's temp dir can change (a PrivateHost).
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 
 import pytest
 from private_host import PrivateHost
@@ -124,3 +126,31 @@ def test_without_json_stdout_stays_empty(host, tmp_path):
     proc = host.agent([*args, "--converged-timeout", "0", "--noop"], tmp_path / "log")
     out, _ = proc.communicate(timeout=60)
     assert out == b""
+
+
+def test_noop_json_shows_an_owner_given_by_name_as_a_name(host, tmp_path):
+    """The wanted owner was shown as the uid the name has on the host (65534),
+    not as the graph said it."""
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    target, other = tmp_path / "owned", tmp_path / "owned-too"
+    target.write_text("x\n")
+    other.write_text("x\n")
+    here = os.stat(target)
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "graph: owners\nresources:\n  file:\n"
+        f"  - {{name: named, path: {target}, owner: nobody, group: {group}}}\n"
+        f"  - {{name: ids, path: {other}, owner: {nobody.pw_uid}, group: '{nobody.pw_gid}'}}\n"
+    )
+    code, out = run(host, tmp_path, str(graph), "--noop")
+    assert code == 0
+    rows = by_name(json.loads(out))
+    shown = [(c["field"], c["wanted"], c["actual"]) for c in rows[("file", "named")]["changes"]]
+    assert shown == [
+        ("owner", "nobody", pwd.getpwuid(here.st_uid).pw_name),
+        ("group", group, grp.getgrgid(here.st_gid).gr_name),
+    ]
+    shown = [(c["field"], c["wanted"], c["actual"]) for c in rows[("file", "ids")]["changes"]]
+    assert shown == [("owner", nobody.pw_uid, here.st_uid), ("group", nobody.pw_gid, here.st_gid)]
+    assert os.stat(target).st_uid == os.stat(other).st_uid == here.st_uid  # noop: untouched

@@ -12,7 +12,9 @@ remote run will embed one such document per host under ``hosts``. Shape
       "converged": true,              # was converged when it ended (see below)
       "status": "ok",                 # "failed" when any resource failed (or "errors")
       "errors": ["..."],              # only when the graph itself failed to run whole
-                                      # (collected resources that close a cycle)
+                                      # (collected resources that close a cycle), or
+                                      # the run never started (bad input, exit 2: the
+                                      # message on stderr; no resources)
       "summary": {"changed": 1, "unchanged": 2, "would-change": 0,
                   "failed": 0, "pending": 0},
       "resources": [

@@ -169,6 +169,8 @@ class _Parser:
         try:
             params = fill_params(cls, params)
             cls(name, params, meta)  # checks that need the name (see resources.base)
+            if self.real_paths and not exported:  # an export is applied elsewhere
+                cls.check_here(name, params)
         except FieldError as err:
             at = data.line_of(err.field) if err.field in data else data.line
             raise self.fail(f"{kind}[{name}]: {err}", at) from None

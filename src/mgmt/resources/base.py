@@ -64,7 +64,8 @@ Lifecycle, in the order the engine calls it:
 Optional hooks: :meth:`Resource.autogroup_key` and :meth:`Resource.merge`
 (resources the kind applies together run as one, see mgmt.engine.autogroup),
 :meth:`Resource.validate` (checks across fields,
-raising :class:`FieldError`), :meth:`Resource.autoedges` (ids a resource
+raising :class:`FieldError`), :meth:`Resource.check_here` (checks of what is on
+the host, when the host reads the graph), :meth:`Resource.autoedges` (ids a resource
 provides and needs, so the engine orders them without explicit edges), and
 :meth:`Resource.collected_params` (how a collect ``pattern`` rewrites a
 resource exported by another host).
@@ -81,7 +82,6 @@ from typing import (
     Iterable,
     List,
     Mapping,
-    NamedTuple,
     Optional,
     Tuple,
     Type,
@@ -93,9 +93,10 @@ from mgmt.log import Logger, get_logger
 
 # Declared in their own module (the graph reader uses them too); kinds import them from here.
 from mgmt.resources.fields import (
-    MAX_MILLISECONDS,
+    META_FIELDS,
     Field,
     FieldError,
+    Meta,
     number_field,
 )
 
@@ -151,40 +152,6 @@ class ResourceError(MgmtError):
         self.message = message
         self.members = None if members is None else frozenset(members)
         super().__init__(f"{resource}: {message}")
-
-
-class Meta(NamedTuple):
-    """Engine-level settings every resource accepts under ``meta:``.
-
-    retry: how many times to retry a failed check_apply (-1 forever);
-    delay: milliseconds to wait before a retry and between two runs;
-    noop: never change anything for this resource; autoedge: add edges that
-    follow from the parameters (a file after the file of its directory);
-    autogroup: let the engine run this resource together with others of its kind
-    that the kind says belong together (pkg: one dnf transaction); kinds
-    without an ``autogroup_key`` ignore it.
-    """
-
-    autoedge: bool = True
-    autogroup: bool = True
-    noop: bool = False
-    retry: int = 0
-    delay: int = 0
-
-
-# How ``meta:`` is checked, as a kind's fields are. A retry below -1 used to
-# mean "forever" by accident, and a huge delay killed the worker thread that
-# waited it (OverflowError), hanging the run.
-MAX_RETRY = 1000000
-META_FIELDS: Dict[str, Field] = {
-    "autoedge": Field(bool, default=True),
-    "autogroup": Field(bool, default=True),
-    "noop": Field(bool, default=False),
-    "retry": number_field(-1, MAX_RETRY, default=0, doc="retries after a failure; -1 forever"),
-    "delay": number_field(
-        0, MAX_MILLISECONDS, default=0, doc="milliseconds before a retry and between two runs"
-    ),
-}
 
 
 class Cancel(Protocol):
@@ -291,6 +258,12 @@ class Resource:
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
         """Cross-field checks after the per-field ones; raise :class:`FieldError`."""
+
+    @classmethod
+    def check_here(cls, name: str, params: Mapping[str, Any]) -> None:
+        """Checks that look at this host (what a path is), raising :class:`FieldError`:
+        run when the graph is read on the host that runs it, never by an initiator,
+        whose files are not the host's. What is missing may be made yet: no error."""
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:

@@ -36,7 +36,9 @@ class ExecRes(Resource):
         "cmd": Field(str, required=True, doc="the command that makes the state right"),
         "shell": Field(str, default="", doc="run cmd with this shell (e.g. /bin/sh)"),
         "timeout": number_field(0, MAX_SECONDS, 0, doc="seconds before cmd is killed (0: none)"),
-        "watchcmd": Field(str, default="", doc="long-running command; each output line triggers"),
+        "watchcmd": Field(
+            str, default="", doc="long-running command; each output line (64 KiB at most) triggers"
+        ),
         "watchshell": Field(str, default="", doc="shell for watchcmd"),
         "ifcmd": Field(str, default="", doc="run cmd only when this exits 0"),
         "ifshell": Field(str, default="", doc="shell for ifcmd"),
@@ -90,7 +92,9 @@ class ExecRes(Resource):
             self.init.log.error("watchcmd cannot start: %s", err)
             return
         assert proc.stdout is not None
-        for _line in proc.stdout:
+        # A line, or each OUTPUT_KEPT bytes of one that never ends: a watchcmd that
+        # prints without a newline must not fill the agent's memory, and is active.
+        for _chunk in iter(lambda: proc.stdout.readline(OUTPUT_KEPT), b""):
             if self.stop.is_set():
                 break
             self.init.event()

@@ -1,20 +1,24 @@
 """How a kind declares its parameters (:class:`Field`) and how a bad one is reported.
 
 Kept apart from :mod:`mgmt.resources.base` so that the graph reader can use
-:func:`describe` and the bounds without the engine's contract. Every numeric
+:func:`describe`, the bounds and ``meta:`` (:class:`Meta`) without the engine's
+contract. Every numeric
 field has a range checked when the graph is read: a value the engine cannot
 use (a negative timeout, a delay of 10^22 ms, which ``threading`` refuses with
 an OverflowError in a worker thread) must stop the graph at its line, not
 kill a thread of a running agent.
 """
 
-from typing import Any, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
 
 __all__ = [
     "MAX_MILLISECONDS",
+    "MAX_RETRY",
     "MAX_SECONDS",
+    "META_FIELDS",
     "Field",
     "FieldError",
+    "Meta",
     "describe",
     "number_field",
 ]
@@ -122,3 +126,37 @@ def number_field(
     """
     doc = f"{doc} ({low} to {high})"
     return Field(types, required=required, default=default, doc=doc, bounds=(low, high))
+
+
+class Meta(NamedTuple):
+    """Engine-level settings every resource accepts under ``meta:``.
+
+    retry: how many times to retry a failed check_apply (-1 forever);
+    delay: milliseconds to wait before a retry and between two runs;
+    noop: never change anything for this resource; autoedge: add edges that
+    follow from the parameters (a file after the file of its directory);
+    autogroup: let the engine run this resource together with others of its kind
+    that the kind says belong together (pkg: one dnf transaction); kinds
+    without an ``autogroup_key`` ignore it.
+    """
+
+    autoedge: bool = True
+    autogroup: bool = True
+    noop: bool = False
+    retry: int = 0
+    delay: int = 0
+
+
+# How ``meta:`` is checked, as a kind's fields are. A retry below -1 used to
+# mean "forever" by accident, and a huge delay killed the worker thread that
+# waited it (OverflowError), hanging the run.
+MAX_RETRY = 1000000
+META_FIELDS: Dict[str, Field] = {
+    "autoedge": Field(bool, default=True),
+    "autogroup": Field(bool, default=True),
+    "noop": Field(bool, default=False),
+    "retry": number_field(-1, MAX_RETRY, default=0, doc="retries after a failure; -1 forever"),
+    "delay": number_field(
+        0, MAX_MILLISECONDS, default=0, doc="milliseconds before a retry and between two runs"
+    ),
+}

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.filediff import MAX_COMPARED, content_diff
-from mgmt.resources.filepath import check_basename, parse_mode, resolve_path
+from mgmt.resources.filepath import check_basename, collected_under, parse_mode, resolve_path
 from mgmt.resources.filesafe import (
     Opened,
     check_owner_value,
@@ -25,9 +25,16 @@ from mgmt.resources.filesafe import (
     read_source,
     read_xattrs,
     refuse_protected,
+    shown_owner,
     write_xattrs,
 )
-from mgmt.resources.filetree import copy_problem, sync_tree, tree_cover, tree_fights
+from mgmt.resources.filetree import (
+    copy_problem,
+    source_problem,
+    sync_tree,
+    tree_cover,
+    tree_fights,
+)
 
 DEFAULT_MODE = 0o644
 BLOCK = 1 << 20  # compared a block at a time, so a large file is never read whole
@@ -124,26 +131,13 @@ class FileRes(Resource):
 
     @classmethod
     def collected_params(cls, name: str, params: Mapping[str, Any], pattern: str) -> Dict[str, Any]:
-        """The pattern directory plus the last part of the exporter's path, nothing else.
+        return collected_under(name, params, pattern)
 
-        What arrives was written by another host: its basename and path must not
-        lead out of the pattern (``../../etc/cron.d/x``) or onto the pattern
-        directory itself (``path: /x/``, which state: absent would remove).
-        """
-        out = dict(params)
-        if not pattern:
-            return out
-        check_basename(params.get("basename"))
-        exported = resolve_path(name, params)
-        last = os.path.basename(os.path.normpath(exported))
-        directory = os.path.normpath(pattern)
-        path = os.path.join(directory, last)
-        if last in ("", ".", "..") or os.path.dirname(os.path.normpath(path)) != directory:
-            raise FieldError("path", f"{exported!r} does not fit under the pattern {pattern!r}")
-        out.pop("dirname", None)
-        out.pop("basename", None)
-        out["path"] = path + "/" if exported.endswith("/") else path
-        return out
+    @classmethod
+    def check_here(cls, name: str, params: Mapping[str, Any]) -> None:
+        problem = source_problem(resolve_path(name, params), params)
+        if problem:
+            raise FieldError("source", problem)
 
     def __init__(self, name: str, params: Mapping[str, Any], meta=None):
         super().__init__(name, params, meta)
@@ -402,17 +396,16 @@ class FileRes(Resource):
         return ok
 
     def _note_owner(self, st: os.stat_result, uid: Optional[int], gid: Optional[int]) -> None:
-        if uid is not None and st.st_uid != uid:
-            self.note("owner", uid, st.st_uid)
-        if gid is not None and st.st_gid != gid:
-            self.note("group", gid, st.st_gid)
+        for field, want, have in (("owner", uid, st.st_uid), ("group", gid, st.st_gid)):
+            if want is not None and have != want:  # in the graph's words: a name if it gave one
+                self.note(field, *shown_owner(field, self.params[field], have))
 
     def _note_content(self, fd: int, st: os.stat_result, data: bytes, apply: bool) -> None:
         """The content differs: under noop with a diff (read back, bounded), else by size."""
         if apply:
             self.note("content", f"{len(data)} bytes", f"{st.st_size} bytes")
             return
-        old = os.pread(fd, MAX_COMPARED + 1, 0)
-        diff = content_diff(self.path, old, data)
+        old = os.pread(fd, MAX_COMPARED + 1, 0)  # enough to tell it is too large
+        diff = content_diff(self.path, old, data, st.st_size)
         self.note("content", f"{len(data)} bytes", f"{st.st_size} bytes", diff)
         self.init.log.info("content would change:\n%s", diff.rstrip("\n"))

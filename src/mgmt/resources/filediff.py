@@ -15,11 +15,13 @@ def _text(data: bytes) -> Optional[str]:
         return None
 
 
-def content_diff(path: str, old: bytes, new: bytes) -> str:
+def content_diff(path: str, old: bytes, new: bytes, old_size: Optional[int] = None) -> str:
     """A unified diff from ``old`` to ``new`` (``diff -u`` style, at most MAX_LINES lines),
-    or one line saying why there is none (binary, too large)."""
+    or one line saying why there is none (binary, too large). ``old_size``: the
+    file's real size, when ``old`` is only its start (read up to MAX_COMPARED + 1)."""
     if len(old) > MAX_COMPARED or len(new) > MAX_COMPARED:
-        return f"{path}: {len(old)} bytes -> {len(new)} bytes (too large to diff)"
+        size = len(old) if old_size is None else old_size
+        return f"{path}: {size} bytes -> {len(new)} bytes (too large to diff)"
     before, after = _text(old), _text(new)
     if before is None or after is None:
         return f"Binary files {path} and {path} (new) differ"

@@ -1,11 +1,12 @@
-"""How a file resource names its path and mode: mgmt's dirname/basename rule, octal modes."""
+"""How a file resource names its path and mode: mgmt's dirname/basename rule, octal modes,
+where a collect pattern puts another host's file."""
 
 import os
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from mgmt.resources.base import FieldError
 
-__all__ = ["check_basename", "parse_mode", "resolve_path"]
+__all__ = ["check_basename", "collected_under", "parse_mode", "real_folder", "resolve_path"]
 
 
 def parse_mode(value: Any) -> Optional[int]:
@@ -59,3 +60,27 @@ def real_folder(path: str) -> str:
     watches inodes; the last part stays as named (a link there is the path's)."""
     folder, name = os.path.split(os.path.normpath(os.path.abspath(path)))
     return os.path.join(os.path.realpath(folder), name)
+
+
+def collected_under(name: str, params: Mapping[str, Any], pattern: str) -> Dict[str, Any]:
+    """A collected file's params (FileRes.collected_params): the pattern directory
+    plus the last part of the exporter's path, nothing else.
+
+    What arrives was written by another host: its basename and path must not
+    lead out of the pattern (``../../etc/cron.d/x``) or onto the pattern
+    directory itself (``path: /x/``, which state: absent would remove).
+    """
+    out = dict(params)
+    if not pattern:
+        return out
+    check_basename(params.get("basename"))
+    exported = resolve_path(name, params)
+    last = os.path.basename(os.path.normpath(exported))
+    directory = os.path.normpath(pattern)
+    path = os.path.join(directory, last)
+    if last in ("", ".", "..") or os.path.dirname(os.path.normpath(path)) != directory:
+        raise FieldError("path", f"{exported!r} does not fit under the pattern {pattern!r}")
+    out.pop("dirname", None)
+    out.pop("basename", None)
+    out["path"] = path + "/" if exported.endswith("/") else path
+    return out

@@ -203,6 +203,20 @@ def parse_owner(field: str, value: Union[str, int, None]) -> Optional[int]:
         raise KeyError(f"{field}: no {kind} named {value!r} on this host") from None
 
 
+def shown_owner(field: str, given: Union[str, int], actual: int) -> Tuple[Any, Any]:
+    """(wanted, actual) of an owner or group for --noop and --json, as the graph
+    gave it: a name and the actual one's name (its id if it has none), or two ids."""
+    if isinstance(given, int) or given.isdigit():
+        return int(given), actual
+    import grp  # as in parse_owner
+
+    try:
+        name = pwd.getpwuid(actual).pw_name if field == "owner" else grp.getgrgid(actual).gr_name
+    except KeyError:
+        return given, actual
+    return given, name
+
+
 def check_owner_value(field: str, value: Union[str, int, None]) -> Optional[str]:
     """Why ``value`` can never be an owner/group (checked at graph load), or None."""
     if value is None:

@@ -100,6 +100,28 @@ def copy_problem(path: str, source: str, force: bool) -> Optional[str]:
     return None
 
 
+def source_problem(path: str, params: Mapping[str, Any]) -> Optional[str]:
+    """Why ``source`` can never be copied to ``path`` as this host has it, if so (a
+    tree to a file or a file to a tree), for FileRes.check_here: the run would fail
+    at each check, a folder made first. A source not there (yet) is no problem."""
+    source = params.get("source")
+    if not source or params.get("state") == "absent":
+        return None
+    try:
+        folder = stat.S_ISDIR(os.stat(source).st_mode)  # followed: the graph names it
+    except OSError:  # missing, or not ours to look at: the run says why
+        return None
+    if not folder and path.endswith("/"):
+        why = f"path {path} ends in /, where a tree is copied (drop the / to copy one file)"
+        return f"{source} is not a directory, but {why}"
+    if not folder and params.get("recurse"):
+        why = "recurse: true copies a tree (leave it out to copy one file)"
+        return f"{source} is not a directory, but {why}"
+    if folder and not (path.endswith("/") or params.get("recurse")):
+        return f"{source} is a directory, but path {path} is a file: end it with / to copy the tree"
+    return None
+
+
 def tree_cover(path: str, params: Mapping[str, Any]) -> Optional[str]:
     """What a file resource at ``path`` covers (Resource.covers): a tree removed with
     recurse, or copied from a source (a path ending in / or recurse)."""
