@@ -1,8 +1,19 @@
-try:
-    from mgmt.cli import main
-except KeyboardInterrupt:  # a ^C while the command line is imported (see mgmt.cli.main)
-    from mgmt.quickexit import exit_interrupted
+"""``python -m mgmt``, the installed ``mgmt`` command and the bundle's entry point.
 
-    exit_interrupted()
+They start here rather than at mgmt.cli so that a ^C while mgmt.cli itself is
+imported (about 20 ms) also ends with the line a later ^C logs, not a traceback.
+"""
 
-main()
+
+def main() -> None:
+    try:
+        from mgmt.cli import main as run
+    except KeyboardInterrupt:  # see mgmt.cli.main for a ^C after this
+        from mgmt.quickexit import exit_interrupted
+
+        exit_interrupted()
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -51,7 +51,7 @@ __all__ = [
 # The oldest Python the bundle must run on (RHEL 8's platform-python): its
 # dependencies are fetched as built for it.
 BUNDLE_PYTHON = "3.6"
-ENTRY_POINT = "mgmt.cli:main"
+ENTRY_POINT = "mgmt.__main__:main"
 SHEBANG = "/usr/bin/env python3"
 # BINPRM_BUF_SIZE of Linux before 5.1 (RHEL 8): the whole "#!...\n" line must fit.
 SHEBANG_MAX = 128

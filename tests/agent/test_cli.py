@@ -135,15 +135,21 @@ sys.meta_path.insert(0, InterruptAt())
 """
 
 
+# The installed command (setup.cfg's console script, as the bundle's entry point).
+INSTALLED = str(Path(sys.executable).with_name("mgmt"))
+
+
 @pytest.mark.parametrize(
-    "module",
+    ("module", "command"),
     [
-        "mgmt.settings",  # as `python -m mgmt` imports mgmt.cli
-        "argparse",  # as main() builds the parser
-        "socket",  # as the flags are read (the system hostname: _run, before the handler)
+        ("mgmt.settings", [sys.executable, "-m", "mgmt"]),  # as mgmt.cli is imported
+        ("mgmt.settings", [INSTALLED]),
+        ("argparse", [sys.executable, "-m", "mgmt"]),  # as main() builds the parser
+        # as the flags are read (the system hostname: _run, before the handler)
+        ("socket", [sys.executable, "-m", "mgmt"]),
     ],
 )
-def test_a_sigint_while_the_command_line_loads_exits_130_with_one_line(tmp_path, module):
+def test_a_sigint_while_the_command_line_loads_exits_130_with_one_line(tmp_path, module, command):
     """A ^C in the first tenth of a second gave Python's traceback, or exit 130 in
     silence; a later one logs why the agent stops."""
     graph = tmp_path / "g.yaml"
@@ -153,7 +159,7 @@ def test_a_sigint_while_the_command_line_loads_exits_130_with_one_line(tmp_path,
     path = [str(tmp_path / "site"), str(SRC), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     result = subprocess.run(
-        [sys.executable, "-m", "mgmt", "run", "--file", str(graph), "--no-server", "--tmp-prefix"],
+        [*command, "run", "--file", str(graph), "--no-server", "--tmp-prefix"],
         capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert result.returncode == 130, result.stderr
