@@ -12,10 +12,11 @@ REPO_PORT = 8765
 # name -> versions built into the test repository (phony packages, no software).
 PACKAGES = {
     "mgmt-test-a": ["1.0", "2.0"], "mgmt-test-b": ["1.0"], "mgmt-test-c": ["1.0"],
-    "mgmt-test-h": ["1.0"],
+    "mgmt-test-h": ["1.0"], "mgmt-test-r": ["1.0"],
 }  # fmt: skip
-# What a package requires: mgmt-test-h needs what no repository has (dnf cannot install it).
-DEPENDS = {"mgmt-test-h": ["mgmt-nothere"]}
+# What a package requires: mgmt-test-h needs what no repository has (dnf cannot install it);
+# mgmt-test-r needs mgmt-test-c (dnf installs c with r, and removes r with c).
+DEPENDS = {"mgmt-test-h": ["mgmt-nothere"], "mgmt-test-r": ["mgmt-test-c"]}
 
 
 def build_repo(repo: Path, packages=PACKAGES) -> None:

@@ -358,3 +358,35 @@ def test_what_dnf_cannot_resolve_among_several_actions_is_told_in_its_words(pkg_
     assert len(errors) == 1 and "dnf left mgmt-test-h not installed, wanted installed" in errors[0]
     assert "nothing provides mgmt-nothere" in errors[0], errors
     assert "succeeded" not in errors[0]
+
+
+def test_two_packages_applied_apart_that_undo_each_other_fail_instead_of_flapping(
+    pkg_host, tmp_path
+):
+    """mgmt-test-r requires mgmt-test-c: installing r installs c, removing c removes r.
+    Applied in two transactions, each undid the other for ever (a dnf run every few
+    seconds, never converged); grouped, dnf refuses the one transaction."""
+    wanted = {"mgmt-test-r": "installed", "mgmt-test-c": "uninstalled"}
+    path = graph(tmp_path, pkg_host.repo, wanted, meta="{autogroup: false}")
+    args = ["--file", str(path), "--no-server", "--prefix", str(tmp_path / "state"), "--json"]
+    proc = pkg_host.agent([*args, "--converged-timeout", "0"], tmp_path / "agent.log")
+    try:
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, log(tmp_path)
+    rows = agent_json(subprocess.CompletedProcess(proc.args, proc.returncode, out, ""))
+    errors = {name: " ".join(entry.get("errors", [])) for name, entry in rows.items()}
+    # Each names what it undid and who wants that, and how to make them agree.
+    assert (
+        "install mgmt-test-r also installed mgmt-test-c, which pkg[mgmt-test-c] wants"
+        " uninstalled" in errors["mgmt-test-r"]
+    ), errors
+    assert (
+        "remove mgmt-test-c also removed mgmt-test-r, which pkg[mgmt-test-r] wants"
+        " installed" in errors["mgmt-test-c"]
+    ), errors
+    assert "autogroup" in errors["mgmt-test-r"]
+    assert len(transactions(pkg_host)) == 2, log(tmp_path)  # each ran once

@@ -15,9 +15,10 @@ checks again at once and undoes it. No polling.
 import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from mgmt.resources.base import Field, Resource, ResourceError
+from mgmt.resources.base import Field, Init, Resource, ResourceError
 from mgmt.resources.dnf import Dnf, DnfError, Transaction, said_by_dnf, unmatched
 from mgmt.resources.pkgname import check_name, check_pinned, check_version, identities, pinned
+from mgmt.resources.pkgwants import Fight, PkgWants, undone
 
 STATES = ("installed", "uninstalled", "newest")
 
@@ -91,6 +92,7 @@ class PkgRes(Resource):
         self._dbpath = ""
         self._in_transaction = False
         self._seen: Tuple[Tuple[str, int, int], ...] = ()
+        self._fight: Optional[Fight] = None  # see mgmt.resources.pkgwants
 
     def merge(self, members: List[Resource]) -> None:
         self.members.extend(m for m in members if isinstance(m, PkgRes))
@@ -98,6 +100,11 @@ class PkgRes(Resource):
     @property
     def packages(self) -> str:
         return ", ".join(m.package for m in self.members)
+
+    def setup(self, init: Init) -> None:
+        super().setup(init)
+        wanted = {m.package: (m.state != "uninstalled", repr(m)) for m in self.members}
+        init.services.get(PkgWants).add(self, wanted)
 
     def watch(self) -> None:
         dnf = self.init.services.get(Dnf)
@@ -123,6 +130,11 @@ class PkgRes(Resource):
             self.init.event()
 
     def close(self) -> None:
+        self._stop_watch()
+        if hasattr(self, "init"):
+            self.init.services.get(PkgWants).discard(self)
+
+    def _stop_watch(self) -> None:
         if self._cancel is not None:
             self._cancel()
             self._cancel = None
@@ -186,7 +198,7 @@ class PkgRes(Resource):
         """
         watching = self._cancel is not None
         self._in_transaction = True
-        self.close()
+        self._stop_watch()
         try:
             output = self.init.services.get(Dnf).run(transaction)
         finally:
@@ -217,7 +229,7 @@ class PkgRes(Resource):
             return False
         names = ", ".join(m.package for m, *_ in wrong)
         try:
-            left_by_dnf, unknown, said = self._apply(wrong)
+            left_by_dnf, unknown, said = self._apply_watching_others(wrong)
             still = self.plan()  # after the snapshot: a change made since is seen here
         except DnfError as err:
             raise ResourceError(repr(self), f"{names}: {err}") from None
@@ -242,6 +254,26 @@ class PkgRes(Resource):
         if failed:  # the group's other members are right now: they did not fail
             raise ResourceError(repr(self), "; ".join(failed.values()), members=failed)
         return False
+
+    def _apply_watching_others(
+        self, wrong: "List[Tuple[PkgRes, str, str, str]]"
+    ) -> "Tuple[Tuple[Tuple[str, int, int], ...], Dict[str, str], str]":
+        """:meth:`_apply`, failing if it undid what another pkg resource wants
+        (applied apart, see mgmt.resources.pkgwants), or would again."""
+        actions = [f"{action} {spec}" for _m, _now, action, spec in wrong]
+        others = self.init.services.get(PkgWants).others(self)
+        failed = [m.name for m, *_ in wrong]
+        if self._fight is not None and self._fight.holds(actions, others):
+            message = f"{self._fight.message} (not run again while both want this)"
+            raise ResourceError(repr(self), message, members=failed)
+        dnf = self.init.services.get(Dnf)
+        before = dnf.installed(list(others)) if others else {}
+        applied = self._apply(wrong)
+        after = dnf.installed(list(others)) if others else {}
+        self._fight = undone(actions, others, before, after)
+        if self._fight is not None:
+            raise ResourceError(repr(self), self._fight.message, members=failed)
+        return applied
 
     def _apply(
         self, wrong: "List[Tuple[PkgRes, str, str, str]]"
