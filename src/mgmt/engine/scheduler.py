@@ -19,15 +19,14 @@ from typing import Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Opt
 
 from mgmt.engine import retry
 from mgmt.engine.autogroup import autogroup
-from mgmt.engine.autogroup import build as build_resource
 from mgmt.engine.outcome import Outcome
-from mgmt.engine.vertex import FAILED, OK, Unbuilt, Vertex
+from mgmt.engine.vertex import FAILED, OK, Vertex, build_vertex, close_resource
 from mgmt.errors import GraphError
 from mgmt.graph.deps import dependencies, find_cycle
 from mgmt.graph.diff import GraphDiff, diff_resources
 from mgmt.graph.model import Edge, ResourceKey, ResourceSpec, key_str
 from mgmt.log import Logger, get_logger
-from mgmt.resources.base import Init, Resource
+from mgmt.resources.base import Init
 from mgmt.world.api import Failure
 
 log = get_logger("engine")
@@ -124,7 +123,7 @@ class Engine:
                     for parent in vertex.parents:
                         parent.children.append(vertex)
             for vertex in old:
-                _close(vertex.res)
+                close_resource(vertex.res)
             for vertex in fresh.values():
                 try:
                     vertex.res.watch()
@@ -143,26 +142,11 @@ class Engine:
         return diff
 
     def _build(self, spec: ResourceSpec) -> Vertex:
-        """The vertex of ``spec``; if its kind refuses it (a collected resource with
-        bad parameters), a vertex that fails with why, so that what depends on it
-        waits and the run reports it (see :class:`Unbuilt`)."""
         res_log = get_logger(spec.kind).child(spec.name)
         holder: List[Vertex] = []
         init = self._make_init(spec, res_log, lambda: holder and self.poke(holder[0]))
-        res: Optional[Resource] = None
-        try:
-            res = build_resource(spec)
-            res.setup(init)
-        except Exception as err:
-            if res is not None:
-                _close(res)  # whatever its setup made before it failed
-            res = Unbuilt(spec, err)
-            res.setup(init)
-        vertex = Vertex(spec, res)
-        if isinstance(res, Unbuilt):
-            vertex.tries = 0  # no retry makes it build
-        holder.append(vertex)
-        return vertex
+        holder.append(build_vertex(spec, init))
+        return holder[0]
 
     # -- events -------------------------------------------------------------
 
@@ -390,14 +374,7 @@ class Engine:
             workers = list(self._workers)
             self._cond.notify_all()
         for vertex in vertices:  # also ends a running check_apply (an exec's child)
-            _close(vertex.res)
+            close_resource(vertex.res)
         deadline = time.monotonic() + 10
         for thread in workers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-
-
-def _close(res: Resource) -> None:
-    try:
-        res.close()
-    except Exception as err:
-        log.warning("%r: close failed: %s", res, err)

@@ -4,11 +4,15 @@ The engine (mgmt.engine.scheduler) is the only one to read and change these
 fields, always under its lock; a resource never sees its vertex.
 """
 
-from typing import List
+from typing import List, Optional
 
+from mgmt.engine.autogroup import build as build_resource
 from mgmt.engine.outcome import Outcome, message_of
 from mgmt.graph.model import ResourceSpec
-from mgmt.resources.base import Resource, ResourceError
+from mgmt.log import get_logger
+from mgmt.resources.base import Init, Resource, ResourceError
+
+log = get_logger("engine")
 
 NEW, OK, FAILED = "new", "ok", "failed"  # a vertex's status
 
@@ -63,3 +67,30 @@ class Unbuilt(Resource):
 
     def check_apply(self, apply: bool) -> bool:
         raise ResourceError(repr(self), self.error)
+
+
+def build_vertex(spec: ResourceSpec, init: Init) -> Vertex:
+    """The vertex of ``spec``, its resource set up with ``init``; if its kind refuses
+    it (a collected resource with bad parameters), a vertex that fails with why, so
+    that what depends on it waits and the run reports it (see :class:`Unbuilt`)."""
+    res: Optional[Resource] = None
+    try:
+        res = build_resource(spec)
+        res.setup(init)
+    except Exception as err:
+        if res is not None:
+            close_resource(res)  # whatever its setup made before it failed
+        res = Unbuilt(spec, err)
+        res.setup(init)
+    vertex = Vertex(spec, res)
+    if isinstance(res, Unbuilt):
+        vertex.tries = 0  # no retry makes it build
+    return vertex
+
+
+def close_resource(res: Resource) -> None:
+    """``res.close()``; a failure is logged, as one resource must not stop the rest."""
+    try:
+        res.close()
+    except Exception as err:
+        log.warning("%r: close failed: %s", res, err)
