@@ -129,7 +129,7 @@ FAILURES = [
     ("mode", _mode, (os, "fchmod")),
     ("owner", _owner, (os, "fchown")),
     ("absent", _absent, (os, "unlink")),
-    ("directory-to-file", _dir_to_file, (file_mod, "_rmtree")),
+    ("directory-to-file", _dir_to_file, (file_mod, "remove_tree")),
     ("new-directory", _new_dir, (os, "makedirs")),
     ("tree-copy", _tree, (filetree_mod, "atomic_write")),
 ]

@@ -21,6 +21,7 @@ from mgmt.resources.filesafe import (
     check_owner_value,
     holds,
     is_device,
+    lstat_or_none,
     parse_owner,
     read_source,
     read_xattrs,
@@ -30,6 +31,7 @@ from mgmt.resources.filesafe import (
 )
 from mgmt.resources.filetree import (
     copy_problem,
+    remove_tree,
     source_problem,
     sync_tree,
     tree_cover,
@@ -43,24 +45,10 @@ BLOCK = 1 << 20  # compared a block at a time, so a large file is never read who
 Signature = Optional[Tuple[int, int, int, int, int, int]]
 
 
-def _rmtree(path: str) -> None:
-    import shutil  # rarely needed: not worth every agent's start-up
-
-    shutil.rmtree(path)
-
-
 def _signature(st: Optional[os.stat_result]) -> Signature:
     if st is None:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, st.st_gid)
-
-
-def _lstat(path: str) -> Optional[os.stat_result]:
-    """None when nothing is at ``path``, also when a parent is not a directory."""
-    try:
-        return os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
 
 
 class FileRes(Resource):
@@ -180,7 +168,7 @@ class FileRes(Resource):
 
     def _on_event(self) -> None:
         # Our own writes arrive here too; a stat tells them apart cheaply.
-        if _signature(_lstat(self.path)) != self.known or self.known is None:
+        if _signature(lstat_or_none(self.path)) != self.known or self.known is None:
             self.init.log.debug("event: %s changed on disk", self.path)
             self.init.event()
 
@@ -246,7 +234,7 @@ class FileRes(Resource):
         refused = refuse_protected(self.path, self.params)
         if refused:
             raise ResourceError(repr(self), refused)
-        st = _lstat(self.path)
+        st = lstat_or_none(self.path)
         if st is None:
             return True
         self.note("state", "absent", "exists")
@@ -257,7 +245,7 @@ class FileRes(Resource):
             # rmtree works through descriptors and refuses a link swapped in;
             # unlink removes a link itself, never its target.
             if stat.S_ISDIR(st.st_mode):
-                _rmtree(self.path)
+                remove_tree(self.path)
             else:
                 os.unlink(self.path)
         self.say(apply, f"removed {self.path}", f"remove {self.path}")
@@ -284,7 +272,7 @@ class FileRes(Resource):
                 self.note("type", "file", "directory")
                 if apply:
                     there.close()
-                    _rmtree(self.path)
+                    remove_tree(self.path)
                 self.say(apply, f"replaced directory {self.path}", f"replace directory {self.path}")
                 if not apply:
                     return False
@@ -335,14 +323,14 @@ class FileRes(Resource):
             if apply:
                 self.known = _signature(os.fstat(fd))
             return False
-        after = _lstat(self.path)
+        after = lstat_or_none(self.path)
         # Remember what we checked, unless it moved under our feet while we read.
         self.known = _signature(st) if _signature(after) == _signature(st) else None
         return True
 
     def _directory(self, apply: bool) -> bool:
         ok = True
-        st = _lstat(self.path)
+        st = lstat_or_none(self.path)
         if st is not None and not stat.S_ISDIR(st.st_mode):
             if not self.params["force"]:
                 message = f"{self.path} is not a directory; set force: true to replace it"

@@ -92,7 +92,7 @@ class Opened:
             # or a FIFO without a writer. Report what is there, open nothing.
             if err.errno not in (errno.ELOOP, errno.ENXIO, errno.EWOULDBLOCK):
                 raise
-            self.st = _lstat(path)
+            self.st = lstat_or_none(path)
             return
         st = os.fstat(fd)
         if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
@@ -117,10 +117,11 @@ class Opened:
         self.close()
 
 
-def _lstat(path: str) -> Optional[os.stat_result]:
+def lstat_or_none(path: str) -> Optional[os.stat_result]:
+    """None when nothing is at ``path``, also when a parent is not a directory."""
     try:
         return os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 

@@ -15,7 +15,7 @@ from mgmt.resources.base import ResourceError
 from mgmt.resources.filesafe import Opened, holds, read_source
 
 
-def _rmtree(path: str) -> None:
+def remove_tree(path: str) -> None:
     import shutil  # rarely needed: not worth every agent's start-up
 
     shutil.rmtree(path)
@@ -83,7 +83,7 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
                 ok = False
                 gone = os.path.join(target_dir, extra)
                 if apply:
-                    _rmtree(gone) if _is_dir(gone) else os.unlink(gone)
+                    remove_tree(gone) if _is_dir(gone) else os.unlink(gone)
                 res.say(apply, f"removed {gone}", f"remove {gone}")
     return ok
 
