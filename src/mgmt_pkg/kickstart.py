@@ -36,6 +36,7 @@ __all__ = [
     "KickstartInvalid",
     "Report",
     "check_file",
+    "check_target",
     "check_text",
     "is_legacy",
     "render",
@@ -140,6 +141,11 @@ def _handler(target: str) -> Any:
         return makeVersion(target.upper())
     except KickstartVersionError as error:
         raise InvalidInput(f"unknown kickstart target {target!r} (try F39 or RHEL9)") from error
+
+
+def check_target(target: str) -> None:
+    """InvalidInput unless pykickstart knows ``target`` (F39, RHEL9, ...)."""
+    _handler(target)
 
 
 def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstart>") -> Report:
