@@ -106,7 +106,7 @@ def check(files: Tuple[Path, ...], target: str) -> None:
             counts.append(f"{len(invalid)} {'has' if len(invalid) == 1 else 'have'} errors")
         if unchecked:
             counts.append(f"{unchecked} could not be checked")
-        failed = f"{len(invalid) + unchecked} of {len(files)} kickstarts failed: " + ", ".join(
-            counts
-        )
-        raise InvalidInput(failed) if unchecked else MgmtPkgError(failed)
+        failed = len(invalid) + unchecked
+        summary = f"{failed} of {len(files)} kickstarts failed: {', '.join(counts)}"
+        # A file we could not check is bad input (2), as it is when it is the only one.
+        raise InvalidInput(summary) if unchecked else MgmtPkgError(summary)
