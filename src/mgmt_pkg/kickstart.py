@@ -36,6 +36,7 @@ __all__ = [
     "KickstartInvalid",
     "Report",
     "check_file",
+    "check_target",
     "check_text",
     "is_legacy",
     "render",
@@ -142,6 +143,11 @@ def _handler(target: str) -> Any:
         raise InvalidInput(f"unknown kickstart target {target!r} (try F39 or RHEL9)") from error
 
 
+def check_target(target: str) -> None:
+    """InvalidInput unless pykickstart knows ``target`` (F39, RHEL9, ...)."""
+    _handler(target)
+
+
 def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstart>") -> Report:
     """Validate ``text`` for ``target`` (a pykickstart version: F39, RHEL9, ...)."""
     from pykickstart.errors import KickstartError
@@ -172,12 +178,14 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
             return result
 
     parser = _CollectingParser(handler, followIncludes=False, errorsAreFatal=False)
+    read_to_the_end = True
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             parser.readKickstartFromString(text)
         except KickstartError as problem:  # fatal: unknown sections and the like
             error(problem.lineno, problem.message)
+            read_to_the_end = False
         except ValueError as problem:  # shlex: a quote left open; pykickstart says no line
             line = _unsplittable_line(text, target)
             where = f"{source}:{line}" if line else source
@@ -186,8 +194,8 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
         # ksvalidator turns parse and deprecation warnings into errors; so do we.
         found = _LINE.search(str(warning.message))
         error(int(found.group(1)) if found else None, str(warning.message).strip())
-    if not report.errors:
-        _anaconda_checks(handler, target, report)
+    # Shown beside the errors too: fixing those should not be the way to learn of these.
+    _anaconda_checks(handler, target, report, read_to_the_end)
     report.findings.sort(key=lambda f: (f.line or 0, f.severity))
     return report
 
@@ -229,13 +237,21 @@ def _unsplittable_line(text: str, target: str) -> Optional[int]:
     return None
 
 
-def _anaconda_checks(handler: Any, target: str, report: Report) -> None:
-    """What pykickstart accepts but anaconda rejects or asks about."""
+def _anaconda_checks(handler: Any, target: str, report: Report, read_to_the_end: bool) -> None:
+    """What pykickstart accepts but anaconda rejects or asks about.
+
+    A command whose line has an error still counts as given (pykickstart marks
+    it seen before parsing its arguments). After a fatal error the rest of the
+    file was never read: what it lacks cannot be told, so only what was read
+    is looked at.
+    """
     if not is_legacy(target):
         for logvol in handler.logvol.dataList():
             if (logvol.fstype or "").lower() == "none" and not logvol.thin_pool:
                 message = FSTYPE_NONE.format(mount=logvol.mountpoint)
                 report.findings.append(Finding(report.source, logvol.lineno, "warning", message))
+    if not read_to_the_end:
+        return
     for what, commands in _UNATTENDED:
         if not any(getattr(getattr(handler, name, None), "seen", False) for name in commands):
             message = NOT_UNATTENDED.format(what=what)

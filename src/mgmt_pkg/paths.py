@@ -27,6 +27,7 @@ __all__ = [
     "check_input_file",
     "check_output_dir",
     "check_output_file",
+    "not_utf8",
     "output_folder",
     "read_input_text",
     "writing",
@@ -72,9 +73,19 @@ def read_input_text(path: Path, what: str = "") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        message = f"{where}:{line}: not UTF-8 text (byte {error.start}); save it as UTF-8"
-        raise InvalidInput(message) from None
+        raise not_utf8(where, error) from None
+
+
+def not_utf8(where: str, error: UnicodeDecodeError) -> InvalidInput:
+    """The one wording of "this file is not UTF-8": ``where`` (the file, as the
+    message names it), then its line and the offending byte's offset.
+
+    Both are counted in ``error.object``, the bytes that were decoded: decode
+    the whole file, from its first byte, for them to be the file's.
+    """
+    data = error.object
+    line = data.count(b"\n", 0, error.start) + 1
+    return InvalidInput(f"{where}:{line}: not UTF-8 text (byte {error.start}); save it as UTF-8")
 
 
 def check_output_dir(option: str, value: str) -> Path:

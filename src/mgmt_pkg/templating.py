@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, Union
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.paths import not_utf8
 
 if TYPE_CHECKING:
     import jinja2
@@ -35,11 +36,8 @@ def environment(search: Sequence[Union[str, Path]] = (TEMPLATES,)) -> jinja2.Env
         def get_source(self, environment: jinja2.Environment, template: str) -> Any:
             try:
                 return super().get_source(environment, template)
-            except UnicodeDecodeError as error:
-                raise InvalidInput(
-                    f"template {self._file(template)}: not UTF-8 text (byte {error.start}); "
-                    "save it as UTF-8"
-                ) from None
+            except UnicodeDecodeError as error:  # Jinja2 decodes the whole file
+                raise not_utf8(f"template {self._file(template)}", error) from None
             except OSError as error:
                 where = self._file(template)
                 reason = error.strerror or str(error)

@@ -79,6 +79,9 @@ class CoprState:
     failing_packages: Set[str] = field(default_factory=set)
     stuck_packages: Set[str] = field(default_factory=set)
     requests: List[Tuple[str, str]] = field(default_factory=list)  # (method, path)
+    # path -> HTTP status answered with an HTML page, as a crashed frontend or the
+    # web server in front of it does (no api_3 JSON body)
+    error_pages: Dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -108,6 +111,10 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests.append((method, url.path))
+        if url.path in state.error_pages:
+            self._read_body()
+            self._error_page(state.error_pages[url.path])
+            return
         try:
             body = self._read_body()
             status, payload = self._route(method, url.path, parse_qs(url.query), body)
@@ -116,6 +123,15 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error_page(self, status: int) -> None:
+        reason = self.responses.get(status, ("Error",))[0]
+        data = f"<html><body><h1>{status} {reason}</h1></body></html>\n".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

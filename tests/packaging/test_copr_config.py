@@ -18,11 +18,14 @@ def config_bytes(token: str = "abc", url: str = "https://copr.example.org") -> b
 
 
 REFUSED = [
+    # The line, and the byte counted from the start of the file (a BOM included).
     ("latin-1", GOOD.format(token="j\xf6rg", url="https://c.example.org").encode("latin-1"),
-     "not UTF-8 text"),
+     "copr.conf:4: not UTF-8 text (byte 51); save it as UTF-8"),
+    ("bom-latin-1", b"\xef\xbb\xbf" + GOOD.format(token="j\xf6rg", url="https://c.example.org")
+     .encode("latin-1"), "copr.conf:4: not UTF-8 text (byte 54); save it as UTF-8"),
     ("utf-16", GOOD.format(token="t", url="https://c.example.org").encode("utf-16"),
-     "not UTF-8 text"),
-    ("binary", bytes(range(256)), "not UTF-8 text"),
+     "copr.conf:1: not UTF-8 text (byte 0)"),
+    ("binary", bytes(range(256)), "copr.conf:2: not UTF-8 text (byte 128)"),
     ("nul-in-text", b"\x00" * 16, "line 1 holds a NUL byte"),
     ("token-nul", config_bytes(token="a\x00b"), "line 4 holds a NUL byte"),
     ("token-continued", config_bytes(token="abc\n  def"), "token spans several lines"),
@@ -58,7 +61,7 @@ def test_a_bad_config_exits_2_in_one_line_naming_it(tmp_path: Path, case, data, 
     code, err = run("copr", "project", "alice/x", "--chroot", "fedora-rawhide-x86_64",
                     "--dry-run", "--config", str(config))  # fmt: skip
     assert code == 2, err
-    assert err.startswith(f"mgmt-pkg: error: copr config {config}: ")
+    assert err.startswith(f"mgmt-pkg: error: copr config {config}:")
     assert fragment in err
     assert len(err.splitlines()) == 1
 

@@ -173,6 +173,25 @@ def test_server_down(copr, good_srpm, tmp_path):
     assert_one_line_error(done, 1, f"127.0.0.1:{port}")
 
 
+@pytest.mark.parametrize(
+    ("path", "status", "said"),
+    [
+        ("/api_3/build/check-before-build", 500, "HTTP 500 (Internal Server Error)"),
+        ("/api_3/build/create/upload", 502, "HTTP 502 (Bad Gateway)"),
+        ("/api_3/build/check-before-build", 504, "HTTP 504 (Gateway Timeout)"),
+    ],
+    ids=["500", "502-upload", "504"],
+)
+def test_an_error_page_names_the_server_and_the_status(copr, good_srpm, path, status, said):
+    """An HTML page for an error read as the copr client's "Response is not in JSON
+    format, there is probably a bug in the API code"."""
+    copr.state.error_pages[path] = status
+    done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(copr.config))
+    assert_one_line_error(done, 1, f"COPR at {copr.url}: the server answered {said}", path)
+    assert "JSON" not in done.stderr
+    assert copr.state.builds == {}
+
+
 def test_a_server_that_never_answers_is_given_up_on(copr, good_srpm, tmp_path, monkeypatch):
     """It took the connection and said nothing: the copr library waits without a
     timeout, and the command hung for ever, --timeout or not."""

@@ -127,6 +127,41 @@ def test_cli_check_reports_file_and_line():
     assert f"{broken}:3: error: Unknown command: frobnicate" in bad.stderr
 
 
+def test_cli_check_checks_every_file_and_names_each_problem(tmp_path):
+    """A missing file stopped the check: the files after it were never looked at."""
+    seed = CASES / "kickstart" / "seed-layout.ks"
+    broken = CASES / "kickstart" / "errors.ks"
+    missing = tmp_path / "missing.ks"
+    result = mgmt_pkg("kickstart", "check", str(seed), str(missing), str(broken))
+    assert result.returncode == 2, result.stderr
+    assert f"{seed}: valid for F39" in result.stdout
+    assert f"mgmt-pkg: error: {missing}: no such file\n" in result.stderr
+    assert f"{broken}:3: error: Unknown command: frobnicate" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "mgmt-pkg: error: 2 of 3 kickstarts failed: 1 has errors, 1 could not be checked"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_check_of_several_files_with_errors_only_exits_1():
+    broken = CASES / "kickstart" / "errors.ks"
+    deprecated = CASES / "kickstart" / "deprecated.ks"
+    seed = CASES / "kickstart" / "seed-layout.ks"
+    result = mgmt_pkg("kickstart", "check", str(broken), str(seed), str(deprecated))
+    assert result.returncode == 1, result.stderr
+    assert f"{deprecated}:4: error: Ignoring deprecated command on line 4" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "mgmt-pkg: error: 2 of 3 kickstarts failed: 2 have errors"
+    )
+
+
+def test_cli_check_of_an_unknown_target_says_so_once(tmp_path):
+    seed = str(CASES / "kickstart" / "seed-layout.ks")
+    result = mgmt_pkg("kickstart", "check", seed, seed, "--target", "F999")
+    assert result.returncode == 2
+    assert result.stderr == "mgmt-pkg: error: unknown kickstart target 'F999' (try F39 or RHEL9)\n"
+
+
 @pytest.mark.parametrize("kind", ["device", "not UTF-8"])
 def test_cli_check_of_a_file_it_cannot_read_as_text_is_bad_input(tmp_path, kind):
     """/dev/zero was read until the OOM killer came; bytes not UTF-8 gave a codec's words."""

@@ -52,12 +52,14 @@ def test_a_macro_that_calls_itself(tmp_path: Path):
 @pytest.mark.parametrize("included", [False, True], ids=["template", "included"])
 def test_a_template_that_is_not_utf8(tmp_path: Path, included: bool):
     bad = tmp_path / "bad.ks.j2"
-    bad.write_bytes(b"\xff\xfetext\n")
+    bad.write_bytes(b"text\n\xff\xfetext\n")
     top = bad
     if included:
         top = tmp_path / "top.ks.j2"
         top.write_text('text\n{% include "bad.ks.j2" %}\n')
-    assert_one_line(render(str(top)), f"template {bad}: not UTF-8 text (byte 0)")
+    assert_one_line(
+        render(str(top)), f"template {bad}:2: not UTF-8 text (byte 5); save it as UTF-8"
+    )
 
 
 def test_a_choice_whose_default_is_not_a_choice(tmp_path: Path):

@@ -167,6 +167,10 @@ def test_fab_asks_for_the_login_password_on_the_terminal(host, keyless_home, bun
     host["pw"].run("rm -f /tmp/motd")
 
 
+# Said of a port that takes the connection and ends it before SSH's greeting.
+NOT_SSH = "before SSH began (no SSH server there, or a firewall or proxy cut the connection)"
+
+
 @pytest.fixture
 def not_ssh(tmp_path):
     """A port that accepts and closes at once (not SSH), and a graph naming it."""
@@ -203,11 +207,38 @@ def test_a_port_that_is_not_ssh_fails_in_one_line_and_paramiko_speaks_only_at_v(
         argv + ["-v"] * verbose, env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 1, done.stdout + done.stderr
-    ours = f"127.0.0.1: failed: ssh to 127.0.0.1:{port} failed: Error reading SSH protocol banner"
-    assert [line for line in done.stderr.splitlines() if ours in line], done.stderr
+    # paramiko's "Error reading SSH protocol banner" said neither that nor why.
+    ours = f"127.0.0.1: failed: cannot connect to 127.0.0.1:{port}: "
+    said = [line for line in done.stderr.splitlines() if ours in line]
+    assert said and NOT_SSH in said[0], done.stderr
+    assert "banner" not in summary(done.stdout)["127.0.0.1"][2], done.stdout
     # paramiko's own report of it (and its traceback): only at -v, in our format.
     banner = [line for line in done.stderr.splitlines() if "Exception (client)" in line]
     if verbose:
         assert banner and all(re.match(r"\d\d:\d\d:\d\d paramiko: ", x) for x in banner)
     else:
         assert banner == [] and "Traceback" not in done.stderr, done.stderr
+
+
+def test_fab_deploy_to_a_port_that_is_not_ssh_says_it_cannot_connect(not_ssh, bundle, tmp_path):
+    """The same words as mgmt run --remote: fab deploy takes the same path to the host."""
+    graph, port = not_ssh
+    fab = str(REPO / ".venv" / "bin" / "fab")
+    argv = [
+        fab,
+        "-H",
+        f"127.0.0.1:{port}",
+        "deploy",
+        "--graph",
+        str(graph),
+        "--converged-timeout=1",
+    ]
+    env = dict(os.environ, MGMT_BUNDLE=str(bundle), HOME=str(tmp_path))
+    done = subprocess.run(
+        argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    result, _, message = summary(done.stdout)["127.0.0.1"]
+    assert result == "failed"
+    assert message.startswith(f"cannot connect to 127.0.0.1:{port}: ") and NOT_SSH in message
+    assert "Traceback" not in done.stderr

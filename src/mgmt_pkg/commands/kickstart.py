@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import click
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.files import write_atomically
 from mgmt_pkg.paths import check_output_file, writing
+
+if TYPE_CHECKING:
+    from mgmt_pkg.kickstart import Report
 
 TARGET_HELP = "pykickstart version to validate for: F39, RHEL9, F17, ..."
 
@@ -71,18 +74,39 @@ def render(template: str, pairs: Tuple[str, ...], target: str, output_value: Opt
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--target", default="F39", show_default=True, help=TARGET_HELP)
 def check(files: Tuple[Path, ...], target: str) -> None:
-    """Validate kickstart FILES; exit 1 if any has an error (warnings are printed)."""
-    from mgmt_pkg.kickstart import KickstartInvalid, check_file
+    """Validate kickstart FILES; exit 1 if any has an error (warnings are printed),
+    2 if any could not be checked (missing, not text, a quote left open).
 
-    failed = []
+    Every file is checked, whatever the ones before it held.
+    """
+    from mgmt_pkg.kickstart import KickstartInvalid, check_file, check_target
+
+    check_target(target)  # the same for every file: said once, before any
+    invalid: List[Report] = []
+    unchecked = 0
     for path in files:
-        report = check_file(path, target)
+        try:
+            report = check_file(path, target)
+        except InvalidInput as error:
+            if len(files) == 1:
+                raise
+            click.echo(f"mgmt-pkg: error: {error}", err=True)
+            unchecked += 1
+            continue
         _print_findings(report)
         if report.ok:
             click.echo(f"{path}: valid for {target}")
         else:
-            failed.append(report)
-    if len(failed) == 1:
-        raise KickstartInvalid(failed[0])
-    if failed:
-        raise MgmtPkgError(f"{len(failed)} of {len(files)} kickstarts have errors")
+            invalid.append(report)
+    if len(invalid) == 1 and not unchecked:
+        raise KickstartInvalid(invalid[0])
+    if invalid or unchecked:
+        counts = []
+        if invalid:
+            counts.append(f"{len(invalid)} {'has' if len(invalid) == 1 else 'have'} errors")
+        if unchecked:
+            counts.append(f"{unchecked} could not be checked")
+        failed = len(invalid) + unchecked
+        summary = f"{failed} of {len(files)} kickstarts failed: {', '.join(counts)}"
+        # A file we could not check is bad input (2), as it is when it is the only one.
+        raise InvalidInput(summary) if unchecked else MgmtPkgError(summary)

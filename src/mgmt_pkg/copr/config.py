@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.paths import not_utf8
 
 __all__ = ["DEFAULT_CONFIG", "SECTION", "load_config"]
 
@@ -75,11 +76,12 @@ def _read_text(path: Path, where: str) -> str:
     if len(data) > MAX_SIZE:
         raise InvalidInput(f"{where}: larger than {MAX_SIZE} bytes, not a copr config")
     try:
-        text = data.decode("utf-8-sig")  # COPR's page gives UTF-8; a BOM is harmless
+        # Decoded whole (not as utf-8-sig, which counts bytes after the BOM): the
+        # byte named is then the file's.
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InvalidInput(
-            f"{where}: not UTF-8 text (byte {error.start}); save it as UTF-8"
-        ) from None
+        raise not_utf8(where, error) from None
+    text = text.removeprefix("\ufeff")  # COPR's page gives UTF-8; a BOM is harmless
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise InvalidInput(f"{where}: line {line} holds a NUL byte (a binary or UTF-16 file?)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,9 +142,34 @@ class CoprSession:
                 f"(check login and token in {self.config['config_path']}): {said}"
             ) from error
         except CoprException as error:
-            raise CoprFailed(f"{doing}: {_one_line(error)}") from error
+            page = self._error_page(error)
+            raise CoprFailed(f"{doing}: {page or _one_line(error)}") from error
         except requests.RequestException as error:
             raise CoprFailed(f"{doing}: cannot reach {self.url}: {_one_line(error)}") from error
+
+    def _error_page(self, error: Exception) -> Optional[str]:
+        """What an answer without api_3's JSON body was, or None if it had one.
+
+        COPR says what went wrong in JSON; a crashed frontend or the web server
+        or proxy in front of it sends an HTML page, which the copr library
+        reports as "Response is not in JSON format, there is probably a bug in
+        the API code" (or, for a 504, as the bare reason), naming no server.
+        """
+        result = getattr(error, "result", None)
+        response = result.get("__response__") if isinstance(result, dict) else None
+        if response is None:
+            return None
+        try:
+            response.json()
+            return None
+        except ValueError:
+            pass
+        request = response.request
+        asked = f" to {request.method} {urllib.parse.urlsplit(request.url).path}" if request else ""
+        said = f"HTTP {response.status_code} ({response.reason or 'no reason given'}){asked}"
+        if response.status_code < 400:
+            said += ", not with api_3's JSON (does copr_url name a COPR?)"
+        return f"COPR at {self.url}: the server answered {said}"
 
 
 # COPR's words for a login it does not take ("Login invalid/expired. Please visit

@@ -21,6 +21,7 @@ from fabric import Config, Connection
 from mgmt.errors import RemoteError
 from mgmt.log import adopt_library_logger, get_logger
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.transport.runner import is_connection_error
 from mgmt.remote.transport.trust import HostKeyChanged, apply_trust, host_key_entry
 
 log = get_logger("remote")
@@ -109,12 +110,40 @@ def _open(conn: Connection, spec: HostSpec) -> None:
     except OSError as err:
         raise RemoteError(spec.name, f"cannot connect to {where}: {err.strerror or err}") from None
     except paramiko.SSHException as err:
+        cut = _cut_before_ssh(err)
+        if cut is not None:
+            raise RemoteError(spec.name, f"cannot connect to {where}: {cut}") from None
         if "No authentication methods available" in str(err):
             raise RemoteError(
                 spec.name,
                 f"login failed as {conn.user} on {where}: no key, ssh-agent or password to offer",
             ) from None
         raise RemoteError(spec.name, f"ssh to {where} failed: {err}") from None
+
+
+def _cut_before_ssh(err: paramiko.SSHException) -> Optional[str]:
+    """Why the connection ended before SSH's greeting, or None if it did not.
+
+    A port that takes the connection and ends it (nothing there speaks SSH, or
+    a firewall or proxy accepts for an address it cannot reach) is a host we
+    could not connect to; paramiko says "Error reading SSH protocol banner",
+    with the connection's own failure as the exception it was handling.
+    """
+    cause = err.__context__
+    if not str(err).startswith("Error reading SSH protocol banner") or cause is None:
+        return None
+    if not is_connection_error(cause):
+        return None
+    if isinstance(cause, (socket.timeout, TimeoutError)):
+        what = "no greeting"
+    elif isinstance(cause, OSError):
+        what = cause.strerror or str(cause) or type(cause).__name__
+    else:  # EOFError: closed without a word
+        what = "closed"
+    return f"{what} before SSH began ({_NOT_SSH})"
+
+
+_NOT_SSH = "no SSH server there, or a firewall or proxy cut the connection"
 
 
 def connect(spec: HostSpec, options: ConnectOptions) -> Connection:
