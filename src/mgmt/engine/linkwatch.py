@@ -9,8 +9,9 @@ the way is watched too (its own name, in its folder), and on any event the
 path is resolved again; when it leads elsewhere, it is watched there.
 
 A link may also appear later (a missing folder made as a link, a folder
-replaced by one): the watcher tells a path whose way gained a link, and the
-path is resolved again on every event it gets.
+replaced by one): the watcher never watches a folder through a link (its
+paths wait above it) and tells a path that waits on a link, and the path is
+resolved again on every event it gets.
 """
 
 import os
@@ -22,15 +23,20 @@ Cancel = Callable[[], None]
 WatchAt = Callable[[str, Callable[[], None], Optional[Callable[[], None]]], Cancel]
 
 MAX_LINKS = 40  # as the kernel's ELOOP limit: past it, the rest is taken as named
+MAX_FOLLOWS = 5
 
 
-def resolve(path: str) -> Tuple[str, Tuple[str, ...]]:
+def resolve(path: str, whole: bool = False) -> Tuple[str, Tuple[str, ...]]:
     """``path`` with its folder's real path (the last part as named, as
-    :func:`mgmt.resources.filepath.real_folder`), and the symlinks passed on the
-    way, each by a name whose folder is real (so it is watched as it is)."""
-    folder, name = os.path.split(os.path.normpath(os.path.abspath(path)))
+    :func:`mgmt.resources.filepath.real_folder`; with ``whole``, that too), and the
+    symlinks passed on the way, once each, each by a name whose folder is real (so
+    it is watched as it is)."""
+    path = os.path.normpath(os.path.abspath(path))
     links: List[str] = []
-    return os.path.join(_resolved(folder, links), name), tuple(links)
+    if whole:
+        return _resolved(path, links), tuple(dict.fromkeys(links))
+    folder, name = os.path.split(path)
+    return os.path.join(_resolved(folder, links), name), tuple(dict.fromkeys(links))
 
 
 def _resolved(path: str, links: List[str]) -> str:
@@ -58,15 +64,6 @@ def _resolved(path: str, links: List[str]) -> str:
     return current
 
 
-def passes_link(top: str, folder: str) -> bool:
-    """Whether the way from ``top`` down to ``folder`` (at or below it) passes a symlink."""
-    while len(folder) >= len(top):
-        if os.path.islink(folder):
-            return True
-        folder = os.path.dirname(folder)
-    return False
-
-
 class LinkedWatch:
     """One path's watch, moved wherever its symlinks lead it (see the module)."""
 
@@ -77,8 +74,10 @@ class LinkedWatch:
         watch_link: WatchAt,
         callback: Callable[[], None],
         saved: Optional[Callable[[], None]] = None,
+        whole: bool = False,
     ) -> None:
         self._path = path
+        self._whole = whole  # a tree's top is followed too (see resolve)
         self._watch_at = watch_at  # the path's watch (a tree's, for a tree)
         self._watch_link = watch_link  # a link's, for its own name only
         self._callback = callback
@@ -93,19 +92,24 @@ class LinkedWatch:
         self.follow()
 
     def follow(self) -> None:
-        """Watch the path where it leads now (nothing to do while that is unchanged)."""
+        """Watch the path where it leads now (nothing to do while that is unchanged).
+
+        Resolved again once watched: a link changed before its own watch began sent
+        no event. Past MAX_FOLLOWS changes in a row, the last one's events call again.
+        """
         with self._lock:
-            seen = resolve(self._path)
-            if self._cancelled or seen == self._seen:
-                return
-            # The old watches go first: one folder watched under two names (the
-            # link's and the real one) would share one inotify watch between them.
-            self._cancel_all()
-            self._seen = seen
-            real, links = seen
-            saved = None if self._saved is None else self._on_saved
-            self._cancels.append(self._watch_at(real, self._on_change, saved))
-            self._cancels += [self._watch_link(link, self._on_change, None) for link in links]
+            for _ in range(MAX_FOLLOWS):
+                seen = resolve(self._path, self._whole)
+                if self._cancelled or seen == self._seen:
+                    return
+                # The old watches go first: one folder watched under two names (the
+                # link's and the real one) would share one inotify watch between them.
+                self._cancel_all()
+                self._seen = seen
+                real, links = seen
+                saved = None if self._saved is None else self._on_saved
+                self._cancels.append(self._watch_at(real, self._on_change, saved))
+                self._cancels += [self._watch_link(link, self._on_change, None) for link in links]
 
     def cancel(self) -> None:
         with self._lock:

@@ -26,6 +26,7 @@ path are followed, and watched, by mgmt.engine.linkwatch.
 """
 
 import contextlib
+import errno
 import os
 import select
 import threading
@@ -33,7 +34,7 @@ from typing import Callable, ContextManager, Dict, List, Optional, Set, Tuple
 
 from mgmt.engine.inotify import INotify
 from mgmt.engine.inotify import flags as F
-from mgmt.engine.linkwatch import LinkedWatch, passes_link
+from mgmt.engine.linkwatch import LinkedWatch
 from mgmt.engine.watchstate import (
     UnwatchableLog,
     WatchedFolder,
@@ -108,7 +109,10 @@ class FileWatcher:
 
     def watch_tree(self, root: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Like :meth:`watch_path`, and also for any change anywhere below ``root``."""
-        return LinkedWatch(root, self._watch_tree_resolved, self._watch_resolved, callback).cancel
+        watch = LinkedWatch(
+            root, self._watch_tree_resolved, self._watch_resolved, callback, whole=True
+        )
+        return watch.cancel
 
     def close(self) -> None:
         with self._lock:
@@ -231,7 +235,7 @@ class FileWatcher:
         """A new entry watching ``folder`` (``full``: what happens inside it, else
         only its own move or removal), or None if it cannot be watched."""
         try:
-            wd = self._inotify.add_watch(folder, DIR_MASK if full else GUARD_MASK)
+            wd = self._add_watch(folder, DIR_MASK if full else GUARD_MASK)
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return None  # missing, or not ours to read: nothing to warn about
         except OSError as error:  # ENOSPC: out of watches; must not stop the thread
@@ -323,6 +327,15 @@ class FileWatcher:
             self._release(entry)
         return moved
 
+    def _add_watch(self, folder: str, mask: int) -> int:
+        """inotify's add_watch of ``folder`` by its real name only: one reached through
+        a symlink (made since its paths were resolved) is NotADirectoryError, so they
+        wait above the link for linkwatch to follow it (one folder under two names
+        would be one wd for two entries)."""
+        if os.path.realpath(folder) != folder:
+            raise NotADirectoryError(errno.ENOTDIR, "reached through a symlink", folder)
+        return self._inotify.add_watch(folder, mask)
+
     def _still_named(self, folder: str, wd: int) -> bool:
         """Whether ``folder`` still leads to the directory watched as ``wd``.
 
@@ -332,7 +345,7 @@ class FileWatcher:
         try:
             entry = self._dirs.get(folder)
             mask = DIR_MASK if entry is None or entry.full else GUARD_MASK
-            found = self._inotify.add_watch(folder, mask)
+            found = self._add_watch(folder, mask)
         except OSError:
             return False
         if found != wd and found not in self._by_wd:
@@ -434,7 +447,8 @@ class FileWatcher:
                     for sub in deeper:
                         self._detach(sub)
                         self._attach(sub)
-                        if os.path.lexists(sub.path) or passes_link(here, sub.folder):
+                        waits_on = os.path.join(sub.folder, sub.name)
+                        if os.path.lexists(sub.path) or os.path.islink(waits_on):
                             self._fire(fire, finished, [sub])
                 elif deeper and event.mask & (F.DELETE | F.MOVED_FROM):
                     # A file where their directory must be went away: they can be
