@@ -98,7 +98,9 @@ class Dnf:
     """This host's dnf and rpm, one transaction at a time."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # Reentrant: a pkg resource holds it across its transaction and the looks
+        # before and after (mgmt.resources.pkgwants), the transaction takes it too.
+        self.lock = threading.RLock()
         self._dnf: Optional[str] = None
         self._dbpath: Optional[str] = None
 

@@ -266,10 +266,18 @@ class PkgRes(Resource):
         if self._fight is not None and self._fight.holds(actions, others):
             message = f"{self._fight.message} (not run again while both want this)"
             raise ResourceError(repr(self), message, members=failed)
+        self._fight = None
         dnf = self.init.services.get(Dnf)
-        before = dnf.installed(list(others)) if others else {}
-        applied = self._apply(wrong)
-        after = dnf.installed(list(others)) if others else {}
+        if not others:
+            return self._apply(wrong)
+        with dnf.lock:  # no other transaction of this agent's between the two looks
+            before = dnf.installed(list(others))
+            applied = self._apply(wrong)
+            try:
+                after = dnf.installed(list(others))
+            except DnfError as err:  # applied; whether it undid another's is unknown
+                self.init.log.warning("cannot tell what the transaction did to others: %s", err)
+                return applied
         self._fight = undone(actions, others, before, after)
         if self._fight is not None:
             raise ResourceError(repr(self), self._fight.message, members=failed)
