@@ -198,7 +198,10 @@ def stage_site_packages(
     )
     _prune(stage)
     for module in (stage / "mgmt").rglob("*.py"):  # see mgmt_pkg.minify: lines kept
-        module.write_text(blank_prose(module.read_text("utf-8"), str(module)), "utf-8")
+        try:
+            module.write_text(blank_prose(module.read_text("utf-8"), str(module)), "utf-8")
+        except (ValueError, UnicodeDecodeError) as error:  # a module that cannot ship
+            raise MgmtPkgError(f"bundle: {error}") from None
     _normalise_modes(stage)
     return stage
 

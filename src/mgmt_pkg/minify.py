@@ -21,42 +21,53 @@ import ast
 import io
 import re
 import tokenize
-from typing import Dict, Iterator, List, Tuple
+from typing import Iterator, List, Tuple
 
 # PEP 263: a coding declaration on line 1 or 2 decides how the file is read.
 CODING = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+")
 # vermin's exemption of a line guarded for older Pythons: the bundle is checked
-# for Python 3.6 as shipped (tests/packaging/test_bundle.py), so it stays.
-VERMIN_PRAGMA = re.compile(r"#\s*(novermin|novm)\b")
+# for Python 3.6 as shipped (tests/packaging/test_bundle.py), so a comment that
+# holds one stays whole.
+VERMIN_PRAGMA = re.compile(r"\b(novermin|novm)\b")
 
 
 def blank_prose(source: str, filename: str = "<source>") -> str:
     """``source`` with its comments and docstrings blanked, every line where it was.
 
-    Raises ValueError if the result would not be the same program (it never
-    should: a check, not an expected outcome).
+    Line ends become "\\n", as Python reads a source file (a form feed or a
+    U+2028 stays a character of its line). Raises ValueError if the source does
+    not parse, or if the result would not be the same program (it never should:
+    a check, not an expected outcome).
     """
-    lines = source.splitlines(keepends=True)
-    cut: Dict[int, int] = {}  # line index -> column where a comment starts
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        row, column = token.start
-        if token.type != tokenize.COMMENT or VERMIN_PRAGMA.match(token.string):
-            continue
+    bom = "\ufeff" if source.startswith("\ufeff") else ""  # Python skips it: kept as is
+    source = source[len(bom) :].replace("\r\n", "\n").replace("\r", "\n")
+    lines = source.split("\n")
+    try:
+        comments = [
+            token.start
+            for token in tokenize.generate_tokens(io.StringIO(source).readline)
+            if token.type == tokenize.COMMENT and not VERMIN_PRAGMA.search(token.string)
+        ]
+        docstrings = _docstrings(source)
+    except (SyntaxError, tokenize.TokenError) as err:
+        raise ValueError(f"{filename}: not Python: {err}") from None
+    for row, column in comments:
         if not (row <= 2 and CODING.match(lines[row - 1])):
-            cut[row - 1] = column
-    for index, column in cut.items():
-        ending = lines[index][len(lines[index].rstrip("\r\n")) :]
-        lines[index] = lines[index][:column].rstrip() + ending
-    for first, column, last, end_column in reversed(_docstrings(source)):
+            lines[row - 1] = lines[row - 1][:column].rstrip()
+    for first, column, last, end_column in reversed(docstrings):
         column, end_column = _chars(lines[first], column), _chars(lines[last], end_column)
         rest = lines[last][end_column:]
         if rest.strip():
             continue  # more code after it on its line (a ";"): left as written
-        lines[first : last + 1] = [lines[first][:column] + '""' + rest] + ["\n"] * (last - first)
-    blanked = "".join(lines)
-    if _shape(blanked, filename) != _shape(source, filename):
+        lines[first : last + 1] = [lines[first][:column] + '""' + rest] + [""] * (last - first)
+    blanked = "\n".join(lines)
+    try:
+        same = _shape(blanked, filename) == _shape(source, filename)
+    except SyntaxError:
+        same = False
+    if not same:
         raise ValueError(f"{filename}: blanking its comments and docstrings changed its code")
-    return blanked
+    return bom + blanked
 
 
 def _docstrings(source: str) -> List[Tuple[int, int, int, int]]:

@@ -361,3 +361,24 @@ def test_runs_a_graph_with_python_3_6(bundles, tmp_path):
     assert (work / "python").exists()  # the exec ran (with the PATH's python3)
     # The agent itself ran under 3.6: its bytecode was written for 3.6.
     assert list((tmp_path / ".shiv").glob("mgmt_*/site-packages/mgmt/__pycache__/*cpython-36.pyc"))
+
+
+def test_the_cached_bundle_is_built_again_when_the_recipe_changes(tmp_path, monkeypatch):
+    """The initiator caches the bundle it builds by a hash: of mgmt's sources, and of
+    mgmt-pkg's bundle.py and minify.py, which decide what the bundle holds."""
+    import importlib.util
+
+    import mgmt_pkg
+    from mgmt.remote.orchestration import bundlefile
+
+    recipe = tmp_path / "mgmt_pkg"
+    recipe.mkdir()
+    (recipe / "__init__.py").write_text("")
+    for name in bundlefile.RECIPE:
+        shutil.copy(Path(mgmt_pkg.__file__).parent / name, recipe / name)
+    spec = importlib.util.spec_from_file_location("mgmt_pkg", recipe / "__init__.py")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    before = bundlefile.source_fingerprint()
+    assert bundlefile.source_fingerprint() == before
+    (recipe / "minify.py").write_text((recipe / "minify.py").read_text() + "\n# changed\n")
+    assert bundlefile.source_fingerprint() != before

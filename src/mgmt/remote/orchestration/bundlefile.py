@@ -10,6 +10,7 @@ under ~/.cache/mgmt/initiator/ by a hash of the sources so it is built once.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from mgmt.log import get_logger
 log = get_logger("remote")
 
 ENV_VAR = "MGMT_BUNDLE"
+RECIPE = ("bundle.py", "minify.py")  # of mgmt_pkg: how the bundle is made from the sources
 NO_BUILDER = (
     "no agent bundle: set $MGMT_BUNDLE to a bundle built with `mgmt-pkg bundle -o FILE`, "
     "or install mgmt-pkg so one can be built"
@@ -79,13 +81,21 @@ def running_bundle() -> Optional[Path]:
 
 
 def source_fingerprint() -> str:
-    """A hash of the agent's sources: a new one means the cached bundle is stale."""
+    """A hash of the agent's sources and of the recipe that bundles them (mgmt-pkg's
+    bundle.py and minify.py, read, not imported): a new one means the cached
+    bundle is stale."""
     root = Path(mgmt.__file__).parent
     digest = hashlib.sha256(mgmt.__version__.encode())
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.suffix in (".py", ".typed") and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(root)).encode() + b"\0")
             digest.update(path.read_bytes())
+    builder = importlib.util.find_spec("mgmt_pkg")  # finds, imports nothing
+    if builder is not None and builder.origin:
+        for name in RECIPE:
+            recipe = Path(builder.origin).parent / name
+            if recipe.is_file():
+                digest.update(name.encode() + b"\0" + recipe.read_bytes())
     return digest.hexdigest()[:16]
 
 
