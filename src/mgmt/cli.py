@@ -33,7 +33,13 @@ PROG = "mgmt"
 def build_parser() -> "argparse.ArgumentParser":
     import argparse  # with shutil and gettext, a tenth of an agent's start: not for remote ones
 
-    parser = argparse.ArgumentParser(
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> "NoReturn":
+            """argparse's usage line, then the error as a BadFlags (run_cli says it)."""
+            self.print_usage(sys.stderr)
+            raise BadFlags(f"{self.prog}: error: {message}")
+
+    parser = Parser(
         prog=PROG,
         description="An event-driven configuration agent that also runs agentless over SSH.",
     )
@@ -249,9 +255,23 @@ def run_agent(settings: Settings) -> int:
             signal.signal(sig, handler)
 
 
+class BadFlags(Exception):
+    """A command line argparse refuses: its words, with the command's name."""
+
+
 def run_cli(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BadFlags as err:
+        print(err, file=sys.stderr)
+        given = sys.argv[1:] if argv is None else argv
+        if given[:1] == ["run"] and "--json" in given:  # as for any other input error
+            import argparse
+
+            flags = argparse.Namespace(noop="--noop" in given, remotes="--remote" in given)
+            _error_document(flags)(None, str(err).partition(": error: ")[2])
+        return 2
     if args.command in CLUSTER_COMMANDS:
         return _run(lambda: cluster_settings(args), args.verbose)
     if args.command != "run":

@@ -269,3 +269,23 @@ def test_json_gets_a_document_for_bad_input_too(tmp_path, case):
         assert (doc["resources"], doc["converged"], doc["noop"]) == ([], False, case == "graph")
         assert doc["summary"] == dict.fromkeys(doc["summary"], 0)
         assert doc["host"] == ("b" if case == "flag" else socket.gethostname())
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--converged-timeout", "abc"], "argument --converged-timeout: invalid int value: 'abc'"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_json_gets_a_document_for_flags_argparse_refuses(tmp_path, flags, said):
+    """argparse's own errors (a bad value, an unknown flag) printed its usage and no
+    document."""
+    result = run_mgmt(["--no-server", *flags, "--json"], timeout=20)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("usage: mgmt")
+    assert result.stderr.strip().splitlines()[-1].endswith(f": error: {said}")
+    doc = json.loads(result.stdout)
+    assert (doc["status"], doc["errors"], doc["resources"]) == ("failed", [said], [])
+    plain = run_mgmt(["--no-server", *flags], timeout=20)  # without --json: no document
+    assert (plain.returncode, plain.stdout) == (2, "")
