@@ -43,6 +43,8 @@ SudoSecret = Tuple[str, Optional[str]]
 class SecondarySession(Session):
     """One secondary's life: started as an agent is, its subtree's output relayed up."""
 
+    lock_kind = ""  # it applies no graph: the hosts below take their own locks
+
     def __init__(
         self,
         spec: HostSpec,

@@ -19,10 +19,14 @@ FOLLOW = 'tail -c +"$2" -F "$1" 2>/dev/null & t=$!; cat >/dev/null; kill "$t"'
 
 
 def shown_line(line: str) -> str:
-    """A line of a detached agent's log as shown: the launcher's protocol line (its
-    Python, which an attached run's initiator reads) in words."""
+    """A line of a detached agent's log as shown: the launcher's protocol lines (its
+    Python, which an attached run's initiator reads, or the agent that runs
+    already) in words."""
     python = protocol.parse_python_line(line)
-    return line if python is None else f"running on Python {python.version} ({python.path})"
+    if python is not None:
+        return f"running on Python {python.version} ({python.path})"
+    busy = protocol.parse_busy_line(line)  # the supervisor tries again later
+    return line if busy is None else f"the agent did not start: {busy}"
 
 
 class Printer:
