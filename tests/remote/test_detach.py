@@ -282,7 +282,6 @@ def test_attached_to_a_cluster_with_a_rebooted_host_says_so_and_ctrl_c_stops_the
         attached = Initiator(pool, bundle, graphs, "--attach")
         try:
             attached.wait_for_line(r"attached to 2 host\(s\)", 60)
-            b.kill_sessions()  # the attach's own session to b goes too
             attached.interrupt()
             code = attached.wait(60)
         finally:
@@ -294,6 +293,39 @@ def test_attached_to_a_cluster_with_a_rebooted_host_says_so_and_ctrl_c_stops_the
     for host in (a, b):
         assert_clean(host)
         assert not host.exists("/root/.local/state/mgmt"), host.name
+
+
+def test_a_host_whose_connection_drops_while_attached_is_said_at_once(pool, bundle, tmp_path):
+    """It was said only after --lost-timeout (a quiet host's deadline), if at all."""
+    a, b = pool["a"], pool["b"]
+    graphs = _graphs(tmp_path)[:2]
+    try:
+        done = mgmt_run(pool, bundle, graphs, "--detach", "--converged-timeout", "0")
+        assert done.returncode == 0, done.stdout + done.stderr
+        attached = Initiator(pool, bundle, graphs, "--attach", "--lost-timeout=300")
+        try:
+            attached.wait_for_line(r"attached to 2 host\(s\)", 60)
+            cluster = [
+                pid
+                for pid, command in b.processes().items()
+                if STATE in command and "agent.log" not in command  # not the attach's tail
+            ]
+            assert len(cluster) == 2, b.processes()  # the agent and its supervisor
+            for pid, command in b.processes().items():  # the attach's sessions, not the cluster
+                if command.startswith("sshd:"):
+                    os.kill(pid, 9)
+            line = attached.wait_for_line(r"error: b: ", 20)
+            code = attached.wait(30)
+        finally:
+            attached.kill()
+        assert "b: connection lost while attached; the cluster runs on" in line, attached.output
+        assert code == 1 and "Traceback" not in attached.output, attached.output
+        # It runs on indeed: the cluster's processes on b, untouched.
+        assert all(pid in b.processes() for pid in cluster), b.processes()
+    finally:
+        _cluster(pool, bundle, "stop", graphs)
+    for host in (a, b):
+        assert_clean(host)
 
 
 def test_hosts_that_cannot_reach_each_other_are_told_so_and_nothing_is_left(bundle, tmp_path):
