@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import signal
+from pathlib import Path
 
 import pytest
 from remote_helpers import (
@@ -23,8 +24,10 @@ from remote_helpers import (
     wait_until,
 )
 
+from support import require_tools
 from support.hosts import ssh_hosts
 from support.sshagent import ssh_agent
+from support.users import sudo_users
 
 LEAVES = {"l1": "s", "l2": "s"}
 REFUSED = re.compile(
@@ -153,3 +156,35 @@ def test_behind_a_secondary_a_leaf_takes_one_run_and_the_secondary_serves_both(
         first.kill()
     for host in pool:
         assert_clean(host, timeout=15)
+
+
+def test_the_lock_is_the_target_users_whoever_logs_in(pool, bundle, tmp_path):
+    """Root logged in, and root through another login's sudo: one agent. Another
+    sudo target is another user's agent, and runs."""
+    require_tools("sudo", "useradd", "visudo")
+    a = pool["a"]
+    for name in ("1", "2", "3"):
+        (tmp_path / name).mkdir()
+    with sudo_users({"login": "nopasswd", "target": "none"},
+                    Path(str(pool.identity) + ".pub")) as users:  # fmt: skip
+        remote = f"{users['login'].name}@{a.address}"
+        first = Initiator(pool, bundle, [file_graph("a", "a", tmp_path / "1", "root")])
+        try:
+            wait_until(lambda: has_file(a, "root"), 60, "the root run's file")
+            [agent] = agents(a, "only-a.yaml")
+            graph = file_graph("a", remote, tmp_path / "2", "sudo")
+            second = mgmt_run(pool, bundle, [graph], "--sudo", "--converged-timeout=1")
+            assert second.returncode == 1, second.stdout + second.stderr
+            [row] = summary(second.stdout).values()
+            found = REFUSED.match(row[2])
+            assert row[0] == "failed" and found and int(found.group(1)) == agent, second.stdout
+            graph = file_graph("other", remote, tmp_path / "3", "target")
+            flags = ("--sudo-user", users["target"].name, "--converged-timeout=1")
+            third = mgmt_run(pool, bundle, [graph], *flags)
+            assert third.returncode == 0, third.stdout + third.stderr
+            assert a.read_file("/tmp/only-other") == "target"
+            first.interrupt()
+            assert first.wait(30) == 0, first.output
+        finally:
+            first.kill()
+    assert_clean(a)
