@@ -328,6 +328,33 @@ def test_a_host_whose_connection_drops_while_attached_is_said_at_once(pool, bund
         assert_clean(host)
 
 
+def test_a_cluster_started_beside_an_attached_run_waits_for_it_to_end(pool, bundle, tmp_path):
+    """Its agent is refused while the attached run's runs (two would fight), says so
+    in its log, and starts once that run has ended."""
+    c = pool["c"]
+    (tmp_path / "attached").mkdir()
+    attached = Initiator(pool, bundle, [file_graph("c", "c", tmp_path / "attached")])
+    detached = None
+    try:
+        wait_until(lambda: c.exists("/tmp/only-c"), 60, "the attached run's file")
+        detached = Initiator(pool, bundle, [_graphs(tmp_path)[2]], "--detach")
+        line = detached.wait_for_line(r"^c \| the agent did not start: ", 60)
+        assert "an attached run's agent runs on this host as root (pid " in line, line
+        assert not c.exists("/tmp/file1c")
+        attached.interrupt()
+        assert attached.wait(30) == 0, attached.output
+        detached.wait_for_line(r"cluster handed over: 1 host\(s\)", 60)  # its supervisor retried
+        assert detached.wait(30) == 0, detached.output
+        assert c.read_file("/tmp/file1c") == "i am file1c\n"
+    finally:
+        attached.kill()
+        if detached is not None:
+            detached.kill()
+        _cluster(pool, bundle, "stop", [_graphs(tmp_path)[2]])
+    assert_clean(c)
+    c.run("rm -f /tmp/only-c /tmp/file1c /tmp/file2c")
+
+
 def test_hosts_that_cannot_reach_each_other_are_told_so_and_nothing_is_left(bundle, tmp_path):
     need_hosts()
     with ssh_hosts(["na", "nb"]) as hosts:  # no bridge: each reaches only this machine

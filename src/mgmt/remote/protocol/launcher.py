@@ -76,10 +76,9 @@ def main():
                 user = pwd.getpwuid(os.getuid()).pw_name
             except KeyError:
                 user = str(os.getuid())
+            # Put in words where it is shown (the run's summary, a detached agent's log).
             sys.stdout.write(BUSY_MARK + user + " " + holder + "\n")
             sys.stdout.flush()
-            sys.stderr.write("mgmt-remote: another agent runs here: " + holder + "\n")
-            sys.stderr.flush()
             os._exit(EXIT_AGENT_HERE)
     sys.stdout.write(python_line)
     sys.stdout.flush()
