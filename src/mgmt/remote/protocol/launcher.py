@@ -143,9 +143,15 @@ def hold_agent_lock(kind):
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+    except OSError as err:
+        import errno
+
+        held = err.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+        # Any other error (ENOLCK: an NFS home without its lock daemon) is no lock.
+        holder = os.read(fd, 200).decode("utf-8", "replace").strip() if held else ""
         os.close(fd)
+        if not held:
+            return None
         return holder if len(holder.split()) == 3 else "? ? ?"
     os.ftruncate(fd, 0)
     os.write(fd, (kind + " " + str(os.getpid()) + " " + str(int(time.time())) + "\n").encode())
