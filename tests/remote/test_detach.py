@@ -332,6 +332,7 @@ def test_a_cluster_started_beside_an_attached_run_waits_for_it_to_end(pool, bund
     """Its agent is refused while the attached run's runs (two would fight), says so
     in its log, and starts once that run has ended."""
     c = pool["c"]
+    c.run("rm -f /tmp/file1c")  # made by the clusters of the tests before
     (tmp_path / "attached").mkdir()
     attached = Initiator(pool, bundle, [file_graph("c", "c", tmp_path / "attached")])
     detached = None
@@ -351,8 +352,8 @@ def test_a_cluster_started_beside_an_attached_run_waits_for_it_to_end(pool, bund
         if detached is not None:
             detached.kill()
         _cluster(pool, bundle, "stop", [_graphs(tmp_path)[2]])
+        c.run("rm -f /tmp/only-c")  # the next tests' attached runs make it anew
     assert_clean(c)
-    c.run("rm -f /tmp/only-c /tmp/file1c /tmp/file2c")
 
 
 def test_hosts_that_cannot_reach_each_other_are_told_so_and_nothing_is_left(bundle, tmp_path):
