@@ -282,7 +282,6 @@ def test_attached_to_a_cluster_with_a_rebooted_host_says_so_and_ctrl_c_stops_the
         attached = Initiator(pool, bundle, graphs, "--attach")
         try:
             attached.wait_for_line(r"attached to 2 host\(s\)", 60)
-            b.kill_sessions()  # the attach's own session to b goes too
             attached.interrupt()
             code = attached.wait(60)
         finally:
@@ -294,6 +293,67 @@ def test_attached_to_a_cluster_with_a_rebooted_host_says_so_and_ctrl_c_stops_the
     for host in (a, b):
         assert_clean(host)
         assert not host.exists("/root/.local/state/mgmt"), host.name
+
+
+def test_a_host_whose_connection_drops_while_attached_is_said_at_once(pool, bundle, tmp_path):
+    """It was said only after --lost-timeout (a quiet host's deadline), if at all."""
+    a, b = pool["a"], pool["b"]
+    graphs = _graphs(tmp_path)[:2]
+    try:
+        done = mgmt_run(pool, bundle, graphs, "--detach", "--converged-timeout", "0")
+        assert done.returncode == 0, done.stdout + done.stderr
+        attached = Initiator(pool, bundle, graphs, "--attach", "--lost-timeout=300")
+        try:
+            attached.wait_for_line(r"attached to 2 host\(s\)", 60)
+            cluster = [
+                pid
+                for pid, command in b.processes().items()
+                if STATE in command and "agent.log" not in command  # not the attach's tail
+            ]
+            assert len(cluster) == 2, b.processes()  # the agent and its supervisor
+            for pid, command in b.processes().items():  # the attach's sessions, not the cluster
+                if command.startswith("sshd:"):
+                    os.kill(pid, 9)
+            line = attached.wait_for_line(r"error: b: ", 20)
+            code = attached.wait(30)
+        finally:
+            attached.kill()
+        assert "b: connection lost while attached; the cluster runs on" in line, attached.output
+        assert code == 1 and "Traceback" not in attached.output, attached.output
+        # It runs on indeed: the cluster's processes on b, untouched.
+        assert all(pid in b.processes() for pid in cluster), b.processes()
+    finally:
+        _cluster(pool, bundle, "stop", graphs)
+    for host in (a, b):
+        assert_clean(host)
+
+
+def test_a_cluster_started_beside_an_attached_run_waits_for_it_to_end(pool, bundle, tmp_path):
+    """Its agent is refused while the attached run's runs (two would fight), says so
+    in its log, and starts once that run has ended."""
+    c = pool["c"]
+    c.run("rm -f /tmp/file1c")  # made by the clusters of the tests before
+    (tmp_path / "attached").mkdir()
+    attached = Initiator(pool, bundle, [file_graph("c", "c", tmp_path / "attached")])
+    detached = None
+    try:
+        wait_until(lambda: c.exists("/tmp/only-c"), 60, "the attached run's file")
+        detached = Initiator(pool, bundle, [_graphs(tmp_path)[2]], "--detach")
+        line = detached.wait_for_line(r"^c \| the agent did not start: ", 60)
+        assert "an attached run's agent runs on this host as root (pid " in line, line
+        assert not c.exists("/tmp/file1c")
+        attached.interrupt()
+        assert attached.wait(30) == 0, attached.output
+        detached.wait_for_line(r"cluster handed over: 1 host\(s\)", 60)  # its supervisor retried
+        assert detached.wait(30) == 0, detached.output
+        assert c.read_file("/tmp/file1c") == "i am file1c\n"
+    finally:
+        attached.kill()
+        if detached is not None:
+            detached.kill()
+        _cluster(pool, bundle, "stop", [_graphs(tmp_path)[2]])
+        c.run("rm -f /tmp/only-c")  # the next tests' attached runs make it anew
+    assert_clean(c)
 
 
 def test_hosts_that_cannot_reach_each_other_are_told_so_and_nothing_is_left(bundle, tmp_path):

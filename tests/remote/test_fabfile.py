@@ -8,9 +8,10 @@ import subprocess
 import time
 
 import pytest
-from remote_helpers import REPO, assert_clean, need_hosts, summary
+from remote_helpers import REPO, Initiator, assert_clean, file_graph, need_hosts, summary
 
 from support.hosts import ssh_hosts
+from support.polling import wait_until
 
 FAB = str(REPO / ".venv" / "bin" / "fab")
 
@@ -57,6 +58,30 @@ def test_deploy_runs_one_graph_on_every_host_at_once(pool, bundle, tmp_path):
         assert host.read_file("/tmp/motd") == "hello from fab"
         assert_clean(host)
         host.run("rm -f /tmp/motd")
+
+
+def test_deploy_beside_a_running_mgmt_run_fails_that_host_and_leaves_the_run_alone(
+    pool, bundle, tmp_path
+):
+    fa = pool["fa"]
+    run = Initiator(pool, bundle, [file_graph("fa", "fa", tmp_path, "from mgmt run")])
+    try:
+        wait_until(lambda: fa.exists("/tmp/only-fa"), 60, "the run's file")
+        graph = _site(tmp_path)
+        args = ["-H", "fa,fb", "deploy", "--graph", str(graph), "--converged-timeout", "1"]
+        done = _fab(pool.env(MGMT_BUNDLE=str(bundle)), *args)
+        assert done.returncode == 1, done.stdout + done.stderr
+        rows = summary(done.stdout)
+        assert rows["fa"][0] == "failed" and rows["fb"][0] == "converged", done.stdout
+        assert rows["fa"][2].startswith("an attached run's agent runs on this host as root")
+        assert not fa.exists("/tmp/motd") and run.proc.poll() is None
+        run.interrupt()
+        assert run.wait(30) == 0, run.output
+    finally:
+        run.kill()
+    for host in pool:
+        assert_clean(host)
+        host.run("rm -f /tmp/motd /tmp/only-*")
 
 
 def test_fabric_identity_and_ssh_config_flags_are_honoured(pool, bundle, tmp_path):

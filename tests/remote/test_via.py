@@ -98,7 +98,7 @@ def test_a_secondary_with_failed_hosts_below_is_failed_counting_each_host_once(t
     _, trees = group_by_first_hop(load_remotes(paths).specs)
     hierarchy = Hierarchy(trees, tmp_path, lambda tree: {}, {})
     # What s1 relayed: its leaf converged; below s3 (which says so itself) deep failed.
-    hierarchy.sessions["s1"] = SimpleNamespace(leaf_results={
+    hierarchy.sessions["s1"] = SimpleNamespace(leaf_converged={}, leaf_results={
         "l1": HostResult("l1", CONVERGED),
         "s3": HostResult("s3", FAILED, message="1 of 1 host(s) below failed"),
         "s3/deep": HostResult("s3/deep", FAILED, message="agent exited with status 1"),
@@ -110,6 +110,36 @@ def test_a_secondary_with_failed_hosts_below_is_failed_counting_each_host_once(t
     # A secondary that failed itself keeps its own reason.
     rows = hierarchy.expand([HostResult("s1", FAILED, message="cannot connect")])
     assert (rows[0].result, rows[0].message) == (FAILED, "cannot connect")
+
+
+def test_hosts_of_a_lost_secondary_say_whether_they_had_converged(tmp_path):
+    """No results came up (the secondary died): what its hosts' agents last said
+    is all there is; failed all the same, as a lost host is."""
+    from types import SimpleNamespace
+
+    from mgmt.remote.hierarchy.upstream import Hierarchy
+    from mgmt.remote.orchestration.results import FAILED, HostResult
+
+    paths = [
+        graph(tmp_path, "l1.yaml", "ssh://root@l1", "via: ssh://root@s1\n"),
+        graph(tmp_path, "l2.yaml", "ssh://root@l2", "via: ssh://root@s1\n"),
+        graph(tmp_path, "deep.yaml", "ssh://root@deep", "via: [ssh://root@s1, ssh://root@s3]\n"),
+    ]
+    _, trees = group_by_first_hop(load_remotes(paths).specs)
+    hierarchy = Hierarchy(trees, tmp_path, lambda tree: {}, {})
+    # l1 converged, l2 was busy again when s1 went; s3 relayed that deep converged.
+    converged = {"l1": True, "l2": False, "s3/deep": True}
+    hierarchy.sessions["s1"] = SimpleNamespace(leaf_converged=converged, leaf_results={})
+    lost = HostResult("s1", FAILED, message="lost: no answer to SSH keepalives for 30 s")
+    rows = {r.host: r for r in hierarchy.expand([lost])}
+    why = "lost: no answer to SSH keepalives for 30 s"
+    assert {h: (r.result, r.message) for h, r in rows.items()} == {
+        "s1": (FAILED, why),
+        "s1/l1": (FAILED, f"converged, then lost via s1: {why}"),
+        "s1/l2": (FAILED, f"via s1: {why}"),
+        "s1/s3": (FAILED, f"via s1: {why}"),
+        "s1/s3/deep": (FAILED, f"converged, then lost via s1: {why}"),
+    }
 
 
 def test_one_hop_two_logins_is_an_error(tmp_path):

@@ -40,10 +40,15 @@ from mgmt.remote.hierarchy.plan import grace_below, load_plan, plan_payload, upd
 from mgmt.remote.hierarchy.upstream import Hierarchy, SudoSecret
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.context import RunContext
-from mgmt.remote.orchestration.fanout import Fanout, RunControl, SignalStop
+from mgmt.remote.orchestration.fanout import ConvergedStates, Fanout, RunControl, SignalStop
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.protocol import SECONDARY_SETTING, SUDO_SECRET_SETTING, converged_line
-from mgmt.remote.protocol.relay import leaf_result_line, new_host_key_line, relay_line
+from mgmt.remote.protocol.relay import (
+    leaf_converged_line,
+    leaf_result_line,
+    new_host_key_line,
+    relay_line,
+)
 from mgmt.settings import Settings, agent_settings
 
 log = get_logger("remote")
@@ -96,6 +101,13 @@ class SecondaryFanout(Fanout):
         # A timeout of 0 without --converged-timeout only makes the loop call
         # _converge at every turn.
         super().__init__(specs, ctx, control, converged_timeout=max(timeout, 0), **kw)
+        # Each host's own state goes upward too: if this secondary is lost, the
+        # initiator still knows which of its hosts had applied their graphs.
+        self.converged = ConvergedStates(control.wake, self._publish)
+
+    def _publish(self, host: str, converged: bool) -> None:
+        self.ctx.endpoint.publish_converged(host, converged)
+        self.say(leaf_converged_line(host, converged))
 
     def _converge(self, slots_wanted: bool) -> Optional[float]:
         due = None
@@ -224,6 +236,7 @@ def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
         lambda tree: trust,
         dict(options, stop_grace=grace_below(options["stop_grace"])),  # for the level below
         on_new_host_key=lambda _below, key: upward.line(new_host_key_line(" ".join(key))),
+        on_leaf_converged=lambda path, now: upward.line(leaf_converged_line(path, now)),
         stop_grace=options["stop_grace"],
         sudo=sudo,
         payload=plan_payload,

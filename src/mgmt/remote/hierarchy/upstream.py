@@ -18,6 +18,7 @@ alike (depth 3): standard library only, Python 3.6+.
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import Subtree
 from mgmt.remote.hierarchy.plan import plan_for, write_plan
 from mgmt.remote.hostspec import HostSpec
@@ -28,13 +29,19 @@ from mgmt.remote.orchestration.session import Session
 from mgmt.remote.protocol import SECONDARY_SETTING, SUDO_SECRET_SETTING, RemotePaths
 from mgmt.remote.protocol.relay import (
     RESULT_FIELDS,
+    parse_leaf_converged_line,
     parse_leaf_result_line,
     parse_new_host_key_line,
     parse_relay_line,
 )
 from mgmt.remote.transport.runner import Runner
 
+log = get_logger("remote")
+
 NEVER_STARTED = "never started"
+# A host below a secondary that failed or was lost, with no result of its own.
+VIA = "via {secondary}: {why}"
+CONVERGED_THEN_LOST = "converged, then lost via {secondary}: {why}"
 # The run's sudo prompt token and password (None if none was given), for the
 # hosts below a secondary that run through sudo (see mgmt.remote.transport.sudo).
 SudoSecret = Tuple[str, Optional[str]]
@@ -42,6 +49,8 @@ SudoSecret = Tuple[str, Optional[str]]
 
 class SecondarySession(Session):
     """One secondary's life: started as an agent is, its subtree's output relayed up."""
+
+    lock_kind = ""  # it applies no graph: the hosts below take their own locks
 
     def __init__(
         self,
@@ -51,9 +60,12 @@ class SecondarySession(Session):
         subtree: Subtree,
         on_new_host_key: Optional[Callable[[str, Tuple[str, str, str]], None]] = None,
         sudo: Optional[SudoSecret] = None,
+        on_leaf_converged: Optional[Callable[[str, bool], None]] = None,
     ):
         self.subtree = subtree
         self.on_new_host_key = on_new_host_key
+        self.on_leaf_converged = on_leaf_converged  # (path from here, state): to go upward
+        self.leaf_converged: Dict[str, bool] = {}  # path below -> as its agent last said
         self.sudo = sudo
         self.leaf_results: Dict[str, HostResult] = {}
         self.edited: Optional[Path] = None  # the user's graph the next plan sent carries
@@ -95,6 +107,14 @@ class SecondarySession(Session):
             row["bundle"] = row["bundle"] or "-"
             self.leaf_results[fields["host"]] = HostResult(**row)
             return
+        converged = parse_leaf_converged_line(line)
+        if converged is not None:
+            path, now = converged
+            self.leaf_converged[path] = now
+            log.debug("%s/%s: %s", self.host, path, "converged" if now else "busy again")
+            if self.on_leaf_converged is not None:
+                self.on_leaf_converged(self.host + "/" + path, now)
+            return
         key = parse_new_host_key_line(line)
         if key is not None:
             if self.on_new_host_key is not None:
@@ -132,6 +152,7 @@ class Hierarchy:
         sudo: Optional[SudoSecret] = None,
         payload: Payload = graph_payload,
         standing: Optional[Payload] = None,
+        on_leaf_converged: Optional[Callable[[str, bool], None]] = None,
     ):
         self.payload = payload
         self.standing = standing or payload
@@ -143,6 +164,7 @@ class Hierarchy:
         self.options = options
         self.connect = connect
         self.on_new_host_key = on_new_host_key  # (secondary, (entry, type, key))
+        self.on_leaf_converged = on_leaf_converged  # a secondary's: passed upward
         self.sessions: Dict[str, SecondarySession] = {}
         self._watcher: Optional[GraphWatcher] = None
 
@@ -199,7 +221,9 @@ class Hierarchy:
         else:
             if self.connect is not None:
                 ctx = ctx._replace(connect=self.connect)
-            session = SecondarySession(spec, ctx, report, tree, self.on_new_host_key, self.sudo)
+            session = SecondarySession(
+                spec, ctx, report, tree, self.on_new_host_key, self.sudo, self.on_leaf_converged
+            )
             self.sessions[spec.name] = session
         if self.stop_grace is not None:
             session.stop_grace = self.stop_grace
@@ -225,19 +249,21 @@ class Hierarchy:
                 continue
             session = self.sessions.get(row.host)
             got = session.leaf_results if session is not None else {}
+            converged = session.leaf_converged if session is not None else {}
             leaves: Dict[str, HostResult] = {}
             for path in tree.below():
                 leaf = got.get(path)
                 if leaf is None:
-                    if row.failed:
-                        why = f"via {row.host}: {row.message or row.result}"
+                    if row.failed:  # still failed, as a lost host is: only what it did is known
+                        said = CONVERGED_THEN_LOST if converged.get(path) else VIA
+                        why = said.format(secondary=row.host, why=row.message or row.result)
                         leaf = HostResult(path, FAILED, message=why)
                     else:
                         leaf = HostResult(path, STOPPED, message=NEVER_STARTED)
                 elif row.result == CONVERGED and leaf.result == STOPPED:
                     leaf = leaf._replace(result=CONVERGED)
                 elif row.failed and leaf.result == STOPPED:  # stopped as its secondary went
-                    why = f"via {row.host}: {row.message or row.result}"
+                    why = VIA.format(secondary=row.host, why=row.message or row.result)
                     leaf = leaf._replace(result=FAILED, message=why)
                 leaves[path] = leaf._replace(host=f"{row.host}/{path}")
             rows.append(_with_subtree(row, leaves))

@@ -94,7 +94,13 @@ def not_started(
     show: Callable[[str], None],
 ) -> RemoteError:
     """Why no agent runs (the launcher never said which Python it is), after showing
-    the first few lines of output; ``wait()`` is the exit status (or raises "lost")."""
+    the first few lines of output; ``wait()`` is the exit status (or raises "lost").
+    Another agent running on the host says so in a line of its own: that alone."""
+    for line in held:
+        busy = protocol.parse_busy_line(line)
+        if busy is not None:
+            wait()
+            return RemoteError(host, busy)
     output = [line for line in held if protocol.parse_pid_line(line) is None]
     output += [_text(raw) for raw in stderr]  # START exited (stdout ended): so will this
     started = any(protocol.parse_pid_line(line) is not None for line in held)

@@ -26,6 +26,8 @@ DETACHED_AGAIN = (
     "detached again: the cluster runs on (mgmt status / mgmt stop with the same graphs)\n"
 )
 STOPPED = "cluster stopped and removed\n"
+LOST = "{why} while attached; the cluster runs on"
+DROPPED = "connection lost"  # closed under us: said at once, not after --lost-timeout
 AGENT_DOWN = (
     "the cluster's agent does not run here (the host rebooted?): edits reach it but nothing "
     "applies them; `mgmt stop`, then --detach again, starts it anew"
@@ -53,7 +55,8 @@ def attach(
             log.error("%s: %s", name, AGENT_DOWN)
         logs = {s.name: (states[s.name]["dir"] + "/agent.log", states[s.name]["log_size"])
                 for s in specs}  # fmt: skip
-        follower = LogFollower(hosts.runners, logs, out)
+        # A follow ends when its connection does: the loop below looks at once.
+        follower = LogFollower(hosts.runners, logs, out, ended=lambda _host: control.wake.set())
 
         def push(spec: HostSpec) -> None:
             text = spec.graph.read_text(encoding="utf-8")
@@ -71,9 +74,10 @@ def attach(
                 while control.stop_reason is None:
                     control.wake.wait(1.0)
                     control.wake.clear()
-                    lost = [r.host for r in hosts.runners.values() if r.lost() is not None]
-                    if lost:
-                        raise RemoteError(lost[0], "lost while attached; the cluster runs on")
+                    for name, runner in hosts.runners.items():
+                        why = runner.lost() or (None if _connected(runner) else DROPPED)
+                        if why is not None:
+                            raise RemoteError(name, LOST.format(why=why))
         finally:
             if watcher is not None:
                 watcher.close()
@@ -87,3 +91,8 @@ def attach(
         out.write(STOPPED)
         out.flush()
     return code
+
+
+def _connected(runner: Runner) -> bool:
+    """Whether the connection is still open (a runner that cannot tell: yes)."""
+    return getattr(runner, "connected", True)

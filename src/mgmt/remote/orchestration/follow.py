@@ -9,7 +9,7 @@ The command ends with the connection: nothing of it stays on the host.
 
 import threading
 import time
-from typing import Dict, List, Optional, TextIO, Tuple
+from typing import Callable, Dict, List, Optional, TextIO, Tuple
 
 from mgmt.remote import protocol
 from mgmt.remote.transport.runner import Process, Runner
@@ -19,10 +19,14 @@ FOLLOW = 'tail -c +"$2" -F "$1" 2>/dev/null & t=$!; cat >/dev/null; kill "$t"'
 
 
 def shown_line(line: str) -> str:
-    """A line of a detached agent's log as shown: the launcher's protocol line (its
-    Python, which an attached run's initiator reads) in words."""
+    """A line of a detached agent's log as shown: the launcher's protocol lines (its
+    Python, which an attached run's initiator reads, or the agent that runs
+    already) in words."""
     python = protocol.parse_python_line(line)
-    return line if python is None else f"running on Python {python.version} ({python.path})"
+    if python is not None:
+        return f"running on Python {python.version} ({python.path})"
+    busy = protocol.parse_busy_line(line)  # the supervisor tries again later
+    return line if busy is None else f"the agent did not start: {busy}"
 
 
 class Printer:
@@ -42,10 +46,18 @@ class LogFollower:
     """Follows ``logs`` (host -> (path on that host, from which byte offset)) over
     ``runners`` until closed. An offset known before anything new can be written
     (0 for a log just started; its size, for an attach) loses no line to the
-    time the command takes to start."""
+    time the command takes to start. ``ended(host)`` is called when a host's
+    follow ends (its connection dropped, or :meth:`close`)."""
 
-    def __init__(self, runners: Dict[str, Runner], logs: Dict[str, Tuple[str, int]], out: TextIO):
+    def __init__(
+        self,
+        runners: Dict[str, Runner],
+        logs: Dict[str, Tuple[str, int]],
+        out: TextIO,
+        ended: Optional[Callable[[str], None]] = None,
+    ):
         self._printer = Printer(out)
+        self._ended = ended
         self._processes: List[Process] = []
         self._readers: List[threading.Thread] = []
         self._shown = {host: offset for host, (_path, offset) in logs.items()}  # bytes, by host
@@ -68,6 +80,8 @@ class LogFollower:
                     self._progress.notify_all()
         except (OSError, EOFError, ValueError):
             pass  # the connection went: whoever runs the initiator's loop finds out
+        if self._ended is not None:
+            self._ended(host)
 
     def close(self, sizes: Optional[Dict[str, int]] = None, wait: float = 5.0) -> None:
         """Stop following; with ``sizes`` (host -> bytes of its log), once those have

@@ -51,6 +51,7 @@ class Session:
     # that every level of a via: run has stopped within the initiator's.
     stop_grace = STOP_GRACE
     start_timeout = agentstart.START_TIMEOUT
+    lock_kind = protocol.ATTACHED  # one agent per host and user (START's KIND)
 
     def __init__(self, spec: HostSpec, ctx: RunContext, report: Callable[[str, bool], None]):
         self.spec = spec
@@ -182,8 +183,8 @@ class Session:
     def _start_command(self, size: int) -> str:
         mode = "cache" if self.ctx.caching else "nocache"
         args = (self.ctx.bundle_sha256, mode, "", self.spec.graph.name)
-        python = self.spec.python or ""
-        return protocol.sh(START, *args, self.ctx.bundle_build_id, LAUNCHER, str(size), python)
+        python, build = self.spec.python or "", self.ctx.bundle_build_id
+        return protocol.sh(START, *args, build, LAUNCHER, str(size), python, self.lock_kind)
 
     def _open_tunnel(self, tunnel, process: Process) -> int:
         """The tunnel's port; if sshd refuses it, START's run dir is still found
@@ -388,15 +389,9 @@ class Session:
                 and self._paths is not None
                 and not self._wrapper_done
             ):
-                runner.run(protocol.sh(_CLEANUP, self._paths.run_dir), timeout=10)
+                runner.run(protocol.sh('rm -rf -- "$1"; exit 0', self._paths.run_dir), timeout=10)
         except Exception as err:
             log.warning("%s: cleanup failed: %s", self.host, err)
         finally:
             if runner is not None:
                 runner.close()
-
-
-_CLEANUP = r"""
-rm -rf -- "$1"
-exit 0
-"""

@@ -7,8 +7,9 @@ conversation with the initiator, in order:
 
 initiator -> host, the command line
     ``sh -c START mgmt-remote SHA256 cache|nocache RUN_DIR GRAPH BUILD_ID LAUNCHER SIZE
-    PYTHON`` (every argument a quoted word: see :func:`sh`; PYTHON "" to find
-    one: python3, /usr/libexec/platform-python, python3.13 .. python3.6). No
+    PYTHON KIND`` (every argument a quoted word: see :func:`sh`; PYTHON "" to find
+    one: python3, /usr/libexec/platform-python, python3.13 .. python3.6; KIND
+    :data:`ATTACHED`, "" for a secondary, which takes no agent lock). No
     interpreter: exit :data:`EXIT_NO_PYTHON` before anything else.
 host -> initiator, stdout
     :data:`NEED_BUNDLE_MARK` or :data:`READY_MARK`, each followed by three
@@ -22,9 +23,10 @@ initiator -> host, stdin, once ready
     edits (:func:`graph_edit_line`). stdin closing stops the agent too.
 host -> initiator, stdout
     :data:`PID_MARK` with the agent's pid, the launcher's :data:`PYTHON_MARK`
-    line (its interpreter and version), then the agent's output, with
-    :func:`converged_line` events among it, and with --json a last
-    :func:`report_line`; stderr is the agent's log.
+    line (its interpreter and version; instead, :data:`BUSY_MARK` and exit
+    :data:`EXIT_AGENT_HERE` when another agent runs on the host as this user),
+    then the agent's output, with :func:`converged_line` events among it, and
+    with --json a last :func:`report_line`; stderr is the agent's log.
     The exit status is the agent's; :data:`EXITS_BEFORE_AGENT` are START's and the launcher's,
     and :data:`EXIT_DETACHED_HERE` says the agent would not start beside a
     detached cluster's.
@@ -98,6 +100,41 @@ def detached_cluster_here() -> bool:
             return b"supervise" in f.read()
     except (OSError, ValueError):
         return False
+
+
+# One agent per host and login user (the launcher's lock): the kinds of agent
+# that take it, and what an agent refused says about the one that holds it.
+ATTACHED = "attached"
+DETACHED = "detached"
+EXIT_AGENT_HERE = 89
+BUSY_MARK = "@@mgmt-remote busy "  # USER KIND PID SINCE (seconds since the epoch)
+AGENT_HERE = "{what} runs on this host as {user} (pid {pid}, since {since}): {advice}"
+HOLDERS = {
+    ATTACHED: (
+        "an attached run's agent",
+        "two agents would fight over its resources; run again once that run has ended",
+    ),
+    DETACHED: (
+        "a detached cluster's agent",
+        "see it with `mgmt status`, take it over with `mgmt run --attach`, or end it with "
+        "`mgmt stop`",
+    ),
+}
+
+
+def parse_busy_line(line: str) -> Optional[str]:
+    """What a :data:`BUSY_MARK` line says of the agent that runs, in words; None
+    for any other line."""
+    if not line.startswith(BUSY_MARK):
+        return None
+    import time
+
+    user, kind, pid, since = (line[len(BUSY_MARK) :].split() + ["?"] * 4)[:4]
+    what, advice = HOLDERS.get(kind, ("another agent", HOLDERS[ATTACHED][1]))
+    if since.isdigit():
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(since)))
+    pid = pid if pid.isdigit() else "?"
+    return AGENT_HERE.format(what=what, user=user, pid=pid, since=since, advice=advice)
 
 
 def sh(script: str, *args: str) -> str:

@@ -319,7 +319,7 @@ def start_agent(request):
     bundle, build = request["bundle"], request.get("build_id") or ""
     shiv = os.path.join(CACHE, "shiv")
     site = f"{shiv}/{os.path.basename(bundle)}_{build}/site-packages" if build else ""
-    argv = [sys.executable, "-S", path("launcher.py"), site, bundle, graph, state]
+    argv = [sys.executable, "-S", path("launcher.py"), site, bundle, graph, state, "detached"]
     env = {"SHIV_ROOT": shiv, "PYTHONUNBUFFERED": "1"}
     write_private(path("cluster.json"), json.dumps(request["cluster"]))
     # The agent applies the graph with the login's umask, as an attached run's does.

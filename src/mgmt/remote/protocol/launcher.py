@@ -1,9 +1,11 @@
 """The agent's launcher: run by START on the host as ``python3 -S -c <this file>``.
 
 argv: site-packages of the unpacked bundle (may not exist), the bundle, the
-graph file, the state dir. stdin: the graph line (base64; empty when the graph
-was copied apart), then the agent's settings line (read by the agent itself,
-see mgmt.cli.run_remote_agent), then graph edits (see mgmt.remote.protocol).
+graph file, the state dir, and what kind of agent this is ("attached",
+"detached"; "" or none for a secondary, which applies no graph). stdin: the
+graph line (base64; empty when the graph was copied apart), then the agent's
+settings line (read by the agent itself, see mgmt.cli.run_remote_agent), then
+graph edits (see mgmt.remote.protocol).
 
 It writes the graph (atomically), then, when the host already unpacked this
 very bundle (keyed by shiv's build id), imports the agent from there and skips
@@ -22,6 +24,16 @@ unused for PRUNE_SECONDS goes, with its unpacked copy. "Unused" is known from
 the bundle's mtime, touched at each start, and from a shared lock that every
 running agent holds on its bundle: one in use is never removed.
 
+One agent per host and login user: an agent holds an exclusive flock on
+``~/.cache/mgmt/agent-MACHINE_ID.lock`` for its whole life (the kernel drops it
+with the process, however it ends: no stale lock), and writes its kind, pid
+and start time into it. An agent that finds the lock held says who holds it
+(``@@mgmt-remote busy USER KIND PID SINCE``, instead of the interpreter line) and
+exits EXIT_AGENT_HERE: two agents would fight over the host's resources. The
+machine id is in the name because hosts may share a home over NFS, where
+flock reaches across hosts. A home where the lock cannot be made (none, read
+only) runs the agent without it, as before there was one.
+
 Its first line on stdout names the interpreter (``@@mgmt-remote python PATH
 VERSION``, for the initiator's "Running:" line); an older one than 3.6 exits
 EXIT_OLD_PYTHON at once. Runs on the host's Python (3.6 and later) with the
@@ -37,21 +49,40 @@ PRUNE_SECONDS = 30 * 86400  # mgmt.remote.protocol.programs.PRUNE_DAYS
 EXIT_NEED_BUNDLE = 95  # mgmt.remote.protocol.EXIT_NEED_BUNDLE
 EXIT_OLD_PYTHON = 94  # mgmt.remote.protocol.EXIT_OLD_PYTHON
 EXIT_NO_GRAPH = 99  # mgmt.remote.protocol.EXIT_NO_GRAPH
+EXIT_AGENT_HERE = 89  # mgmt.remote.protocol.EXIT_AGENT_HERE
 PYTHON_MARK = "@@mgmt-remote python "  # mgmt.remote.protocol.PYTHON_MARK
+BUSY_MARK = "@@mgmt-remote busy "  # mgmt.remote.protocol.BUSY_MARK
 
 
 def main():
     gc.disable()
     # No f-strings here: an older Python must read this file to say it is too old.
     version = "%d.%d.%d" % tuple(sys.version_info[:3])  # noqa: UP031
-    sys.stdout.write(PYTHON_MARK + (sys.executable or "python") + " " + version + "\n")
-    sys.stdout.flush()
+    python_line = PYTHON_MARK + (sys.executable or "python") + " " + version + "\n"
     if sys.version_info < (3, 6):  # noqa: UP036
+        sys.stdout.write(python_line)
+        sys.stdout.flush()
         sys.stderr.write("mgmt-remote: Python " + version + " is too old: 3.6 or later needed\n")
         sys.stderr.flush()
         os._exit(EXIT_OLD_PYTHON)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     site, bundle, graph, state = sys.argv[1:5]
+    kind = sys.argv[5] if len(sys.argv) > 5 else ""
+    if kind:
+        holder = hold_agent_lock(kind)
+        if holder is not None:  # said before the interpreter line: no agent runs
+            import pwd
+
+            try:
+                user = pwd.getpwuid(os.getuid()).pw_name
+            except KeyError:
+                user = str(os.getuid())
+            # Put in words where it is shown (the run's summary, a detached agent's log).
+            sys.stdout.write(BUSY_MARK + user + " " + holder + "\n")
+            sys.stdout.flush()
+            os._exit(EXIT_AGENT_HERE)
+    sys.stdout.write(python_line)
+    sys.stdout.flush()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.argv = [bundle, graph, state]
     del sys.path[0]
     data = sys.stdin.buffer.readline().strip()  # bytes: the agent reads on from the same buffer
@@ -83,6 +114,49 @@ def main():
 
     os.environ["SHIV_ENTRY_POINT"] = "mgmt.cli:run_remote_agent"
     runpy.run_path(bundle, run_name="__main__")
+
+
+_held_lock = None  # the lock's descriptor, open for the life of the process
+
+
+def hold_agent_lock(kind):
+    """Take this host's agent lock for the life of this process (see the module's
+    docstring); None once held (or if it cannot be made), else what holds it:
+    "KIND PID SINCE" as the holder wrote it ("? ? ?" if it has not yet)."""
+    global _held_lock
+    import fcntl
+    import time
+
+    folder = os.path.join(os.path.expanduser("~"), ".cache", "mgmt")
+    try:
+        with open("/etc/machine-id") as f:
+            machine = f.read().strip()
+    except OSError:
+        machine = ""
+    name = "agent-" + machine + ".lock" if machine.isalnum() else "agent.lock"
+    try:
+        if not os.path.isdir(folder):
+            os.makedirs(folder, 0o700)
+        # Not inherited (PEP 446): what the agent runs does not hold the lock past it.
+        fd = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        import errno
+
+        held = err.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+        # Any other error (ENOLCK: an NFS home without its lock daemon) is no lock.
+        holder = os.read(fd, 200).decode("utf-8", "replace").strip() if held else ""
+        os.close(fd)
+        if not held:
+            return None
+        return holder if len(holder.split()) == 3 else "? ? ?"
+    os.ftruncate(fd, 0)
+    os.write(fd, (kind + " " + str(os.getpid()) + " " + str(int(time.time())) + "\n").encode())
+    _held_lock = fd
+    return None
 
 
 def write_graph(graph, data):

@@ -8,7 +8,10 @@ runs has converged), its log on stderr. On its stdout it adds:
   relative to the secondary (``leaf`` or ``s2/leaf``); each level above adds
   its own name, so the initiator prints ``s1/s2/leaf | ...``;
 - :func:`leaf_result_line`: the result of one host below it, when it ends
-  (the per-host summary's row, as JSON).
+  (the per-host summary's row, as JSON);
+- :func:`leaf_converged_line`: one host below it has converged, or is busy
+  again (its agent's own converged events, relayed as they come), so that a
+  host whose secondary is lost is known to have applied its graph or not.
 
 Runs on hosts: standard library only, Python 3.6+.
 """
@@ -18,6 +21,7 @@ from typing import Any, Dict, Optional, Tuple
 
 RELAY_MARK = "@@mgmt-via "
 LEAF_RESULT_MARK = "@@mgmt-leaf-result "
+LEAF_CONVERGED_MARK = "@@mgmt-leaf-converged "
 RESULT_FIELDS = ("host", "result", "bundle", "seconds", "message", "report")
 
 
@@ -48,6 +52,18 @@ def parse_leaf_result_line(line: str) -> Optional[Dict[str, Any]]:
     if not isinstance(fields, dict) or not isinstance(fields.get("host"), str):
         return None
     return fields
+
+
+def leaf_converged_line(path: str, converged: bool) -> str:
+    return LEAF_CONVERGED_MARK + path + (" true" if converged else " false")
+
+
+def parse_leaf_converged_line(line: str) -> Optional[Tuple[str, bool]]:
+    """(path, converged) of a :func:`leaf_converged_line`; None for any other line."""
+    if not line.startswith(LEAF_CONVERGED_MARK):
+        return None
+    path, _, state = line[len(LEAF_CONVERGED_MARK) :].rpartition(" ")
+    return (path, state == "true") if path and state in ("true", "false") else None
 
 
 # With --ssh-accept-new, a key a secondary accepted for a host below it (one

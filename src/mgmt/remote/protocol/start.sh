@@ -5,9 +5,10 @@
 #
 # $1 sha256, $2 cache|nocache, $3 run dir ("" for a new one), $4 graph file
 # name, $5 shiv build id ("" if unknown), $6 launcher, $7 the bundle's size,
-# $8 the Python to run it with ("" to find one).
+# $8 the Python to run it with ("" to find one), $9 the agent's kind for its lock
+# ("attached"; "" for a secondary: see the launcher).
 set -u
-sha=$1 mode=$2 run=$3 graph=$4 build=$5 launcher=$6 size=$7 py=${8-}
+sha=$1 mode=$2 run=$3 graph=$4 build=$5 launcher=$6 size=$7 py=${8-} kind=${9-}
 # No umask of its own: the agent applies the graph with the login's, as `mgmt run`
 # does on the host itself (a folder a file resource makes is 0755, not 0700).
 # What START makes private is so by its mode: the run dir (mktemp), the cache and
@@ -83,7 +84,7 @@ exec 3<&0
 }
 printf '%s\n%s\n' "$data" "$settings" |
     SHIV_ROOT="$shiv" PYTHONUNBUFFERED=1 "$py" -S -c "$launcher" \
-    "$site" "$bundle" "$run/$graph" "$run/state" 3<&- &
+    "$site" "$bundle" "$run/$graph" "$run/state" "$kind" 3<&- &
 agent=$!
 # From here the end below cleans up. Under a pty (sudo with requiretty) the
 # initiator going away is a hangup: the agent may die of it, but START and its
