@@ -7,10 +7,9 @@ This is the one place where an :class:`mgmt.errors.MgmtError` becomes a
 one-line message and an exit code.
 """
 
-import contextlib
 import signal
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NoReturn, Optional
 
 from mgmt import __version__
 from mgmt.errors import InputError, MgmtError
@@ -181,38 +180,6 @@ def read_credentials(line: str) -> EtcdCredentials:
     return EtcdCredentials(username, password)
 
 
-def open_world(settings: Settings, state: str):
-    """No seeds and --no-server: run alone, without a world; else WORLD's open_world.
-
-    An agent that reports converged on stdout (a remote run's) gets a world that
-    connects on first use: most graphs never exchange anything.
-    """
-    if settings.no_server and not settings.seeds:
-        return _no_world()
-    if settings.converged_stdout and settings.seeds:
-        return contextlib.closing(_lazy_world(settings, state))
-    from mgmt.world import open_world as _open_world
-
-    return _open_world(settings, state)
-
-
-@contextlib.contextmanager
-def _no_world() -> Iterator[None]:
-    """``contextlib.nullcontext(None)``, which Python 3.6 lacks."""
-    yield None
-
-
-def _lazy_world(settings: Settings, state: str):
-    from mgmt.world.lazy import LazyWorld
-
-    def connect():
-        from mgmt.world import open_world as _open_world
-
-        return _open_world(settings, state)
-
-    return LazyWorld(settings.hostname, connect)
-
-
 class _Stop(Exception):
     """A signal arrived before the agent was running."""
 
@@ -240,7 +207,9 @@ def run_agent(settings: Settings) -> int:
 
         # Read first: a bad graph fails before a state dir is made or etcd started.
         first = read_and_parse(settings.file) if settings.file is not None else None
-        with state_dir(settings) as state, open_world(settings, state) as world:
+        from mgmt.world.lazy import world_for
+
+        with state_dir(settings) as state, world_for(settings, state) as world:
             log.debug("state directory %s", state)
             agent = Agent(settings, world, state, first)
             holder.append(agent)

@@ -7,17 +7,19 @@ costs nearly as much as the rest of the start: importing http.client (it
 imports ssl and email.parser) and the first calls add about 20 ms of CPU to a
 start of about 25 ms (bench/agent_start.py). :class:`LazyWorld` stands in for the world until an
 export or a collect comes; a graph edited later to exchange resources connects
-then.
+then. :func:`world_for` picks an agent's world: none, this one, or etcd at once.
 """
 
 import contextlib
 import threading
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     ContextManager,
     Dict,
     Iterable,
+    Iterator,
     List,
     Mapping,
     Optional,
@@ -26,6 +28,34 @@ from typing import (
 
 from mgmt.errors import WorldError
 from mgmt.world.api import Cancel, ExportedResource, Failure, ResourceKey, World
+
+if TYPE_CHECKING:
+    from mgmt.settings import Settings
+
+
+def world_for(settings: "Settings", state: str) -> ContextManager[Optional[Any]]:
+    """The world an agent runs with: none with --no-server and no seeds (it runs
+    alone); a LazyWorld for one that reports converged on stdout (a remote run's:
+    most graphs never exchange anything); else mgmt.world's open_world."""
+    if settings.no_server and not settings.seeds:
+        return _no_world()
+    if settings.converged_stdout and settings.seeds:
+
+        def connect() -> ContextManager[World]:
+            from mgmt.world import open_world
+
+            return open_world(settings, state)
+
+        return contextlib.closing(LazyWorld(settings.hostname, connect))
+    from mgmt.world import open_world
+
+    return open_world(settings, state)
+
+
+@contextlib.contextmanager
+def _no_world() -> Iterator[None]:
+    """``contextlib.nullcontext(None)``, which Python 3.6 lacks."""
+    yield None
 
 
 class LazyWorld:
