@@ -58,7 +58,7 @@ def test_the_failed_key_is_read_as_a_list_of_objects_or_said_unreadable(text, fa
 
 
 def test_a_failures_text_from_the_host_reaches_the_terminal_escaped():
-    from mgmt.remote.orchestration.detach import describe_failures
+    from mgmt.remote.orchestration.results import describe_failures
 
     shown = describe_failures(
         "a", [{"kind": "exec", "name": "e\x1b", "error": "\x1b]0;pwn\x07évil\nline2"}, {}]

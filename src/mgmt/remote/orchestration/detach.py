@@ -46,6 +46,7 @@ from mgmt.remote.orchestration.cluster import (
     parse_addresses,
 )
 from mgmt.remote.orchestration.follow import LogFollower
+from mgmt.remote.orchestration.results import describe_failures
 from mgmt.remote.protocol import programs
 from mgmt.remote.transport.runner import Runner, is_connection_error, upload
 from mgmt.remote.transport.same_host import later_names
@@ -226,25 +227,6 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
     # cluster runs on (an event on one, or an edit of it, retries it); `mgmt status`
     # shows them.
     return 1 if failed else 0
-
-
-def describe_failures(host: str, failures: List[Dict[str, str]]) -> str:
-    """``host: N resource(s) FAILED`` and a line for each, with its last error (as the
-    host wrote it: its control characters, newlines included, shown escaped)."""
-    lines = [f"{host}: {len(failures)} resource(s) FAILED"]
-    for failure in failures:
-        kind, name = (_printable(str(failure.get(k, "?"))) for k in ("kind", "name"))
-        lines.append(f"  {kind}[{name}]: {_printable(str(failure.get('error') or 'failed'))}")
-    return "\n".join(lines) + "\n"
-
-
-def _printable(text: str) -> str:
-    from mgmt.graph.limits import CONTROL_CHARACTERS
-
-    return "".join(
-        char.encode("unicode_escape").decode("ascii") if char in CONTROL_CHARACTERS else char
-        for char in text
-    )
 
 
 def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, settings, bundle):

@@ -1,4 +1,5 @@
-"""What a run reports per host: its result, and the summary table."""
+"""What a run reports per host: its result, and the summary table; and what a detached
+cluster's host says of its failed resources."""
 
 from typing import Any, Dict, List, NamedTuple, Optional, TextIO
 
@@ -53,3 +54,22 @@ def run_document(results: List[HostResult]) -> Dict[str, Any]:
         "status": "failed" if any(r.failed for r in results) else "ok",
         "hosts": hosts,
     }
+
+
+def describe_failures(host: str, failures: List[Dict[str, str]]) -> str:
+    """``host: N resource(s) FAILED`` and a line for each, with its last error (as the
+    host wrote it: its control characters, newlines included, shown escaped)."""
+    lines = [f"{host}: {len(failures)} resource(s) FAILED"]
+    for failure in failures:
+        kind, name = (_printable(str(failure.get(k, "?"))) for k in ("kind", "name"))
+        lines.append(f"  {kind}[{name}]: {_printable(str(failure.get('error') or 'failed'))}")
+    return "\n".join(lines) + "\n"
+
+
+def _printable(text: str) -> str:
+    from mgmt.graph.limits import CONTROL_CHARACTERS
+
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if char in CONTROL_CHARACTERS else char
+        for char in text
+    )
