@@ -68,8 +68,7 @@ mount --move /mnt {tmp}
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /var/tmp
 {layered}
-mount -t tmpfs tmpfs /etc/systemd/system
-cp -R {units}/. /etc/systemd/system/
+{unit_mount}
 if [ -d /sys/fs/cgroup/unified ]; then
   mount -t tmpfs tmpfs /sys/fs/cgroup
   mkdir /sys/fs/cgroup/systemd /sys/fs/cgroup/unified
@@ -91,7 +90,10 @@ class SystemdHost:
 
     ``units`` maps a path under /etc/systemd/system (a unit, or a drop-in such
     as ``x.service.d/test.conf``) to its text; ``layered`` directories get a
-    writable overlay.
+    writable overlay. With ``lasting``, /etc/systemd/system is the test's
+    TMP/units itself, not a copy, and is default.target: what is enabled there
+    (WantedBy=default.target) outlives this host, and a SystemdHost made again on
+    the same TMP boots with it, as the machine would after a reboot.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class SystemdHost:
         units: Dict[str, str],
         wants: Sequence[str] = (),
         layered: Sequence[str] = (),
+        lasting: bool = False,
     ):
         require_root()
         require_tools("unshare", "nsenter", "systemctl")
@@ -107,7 +110,9 @@ class SystemdHost:
             raise RuntimeError("systemd not found in /lib/systemd or /usr/lib/systemd")
         self.tmp = tmp
         unit_dir = tmp / "units"
-        unit_dir.mkdir()
+        unit_dir.mkdir(exist_ok=lasting)
+        if lasting and not (unit_dir / "default.target").is_symlink():
+            (unit_dir / "default.target").symlink_to(TARGET)
         target = "[Unit]\nDescription=mgmt test host\nDefaultDependencies=no\n"
         if wants:
             target += "Wants=" + " ".join(wants) + "\nAfter=" + " ".join(wants) + "\n"
@@ -118,10 +123,15 @@ class SystemdHost:
         cgfile = tmp / "cgroup.name"
         inner = INNER.format(
             tmp=shlex.quote(str(tmp)),
-            units=shlex.quote(str(unit_dir)),
+            unit_mount=(
+                f"mount --bind {shlex.quote(str(unit_dir))} /etc/systemd/system"
+                if lasting
+                else "mount -t tmpfs tmpfs /etc/systemd/system\n"
+                f"cp -R {shlex.quote(str(unit_dir))}/. /etc/systemd/system/"
+            ),
             layered="\n".join(overlay_lines(tmp, d) for d in layered),
             systemd=SYSTEMD,
-            target=TARGET,
+            target="default.target" if lasting else TARGET,
         )
         outer = OUTER.format(cgfile=shlex.quote(str(cgfile)), inner=shlex.quote(inner))
         self._holder = subprocess.Popen(

@@ -1,5 +1,6 @@
 """The hosts' side of a detached cluster on a host that systemd runs: its supervised
-processes are transient units, restarted by systemd when the supervisor itself dies.
+processes are enabled units, restarted by systemd when the supervisor itself dies and
+started again when the host reboots.
 
 Here (not in tests/remote) because it needs the systemd host of these tests; the
 program (mgmt.remote.protocol.detached) is run inside it as the initiator runs it
@@ -17,9 +18,9 @@ from support.polling import wait_until
 UNIT = "mgmt-detached-etcd.service"
 
 
-def test_a_member_under_systemd_is_a_transient_unit_restarted_and_stopped(tmp_path):
-    require_tools("etcd", "curl", "systemd-run")
-    host = SystemdHost(tmp_path, {})
+def test_a_member_under_systemd_is_a_unit_restarted_kept_over_a_reboot_and_stopped(tmp_path):
+    require_tools("etcd", "curl", "systemctl")
+    host = SystemdHost(tmp_path, {}, lasting=True)
     home = tmp_path / "home"  # / is read-only in the host: HOME in its temp dir
     home.mkdir()
     state = home / ".local/state/mgmt/detached"
@@ -57,9 +58,20 @@ def test_a_member_under_systemd_is_a_transient_unit_restarted_and_stopped(tmp_pa
         wait_until(lambda: supervisor() != first and healthy(), 30, "the unit restarted")
         assert host.prop(UNIT, "NRestarts") == "1"
 
+        # The host reboots: nothing is asked of it, and the member runs again.
+        host.close()
+        host = SystemdHost(tmp_path, {}, lasting=True)
+        wait_until(healthy, 30, "the member healthy after a reboot")
+        assert host.prop(UNIT, "ActiveState") == "active"
+        assert host.prop(UNIT, "MainPID") == str(supervisor())
+        found = call("status", {})
+        assert found["etcd"]["running"] and found["etcd"]["mode"] == f"systemd {UNIT}", found
+
         stopped = call("stop", {"what": ["etcd"], "clean": True})
         assert stopped == {"stopped": ["etcd"]}
-        assert host.prop(UNIT, "LoadState") == "not-found"  # --collect: nothing left of it
+        assert host.prop(UNIT, "LoadState") == "not-found"  # nothing left of it
+        units = tmp_path / "units"  # the host's /etc/systemd/system
+        assert not (units / UNIT).exists() and not (units / "default.target.wants" / UNIT).exists()
         assert host.run(["pgrep", "-x", "etcd"], check=False).returncode == 1
         assert not (home / ".local/state/mgmt").exists()
     finally:

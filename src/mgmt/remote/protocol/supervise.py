@@ -9,9 +9,12 @@ pid), NAME.pid (the process) and NAME.exit (its last status), restarts the
 process when it ends (1 s, doubling while it keeps failing at once, up to 30 s),
 and on SIGTERM stops it (its stop signal, SIGKILL after STOP_GRACE) and exits.
 
-It runs as a transient systemd unit (``systemd-run``, Restart=on-failure, so
-that systemd starts it again if it dies itself) when systemd is the host's init
-and we are root, else in a session of its own (setsid); either way it outlives
+It runs as a systemd unit when systemd is the host's init and we are root:
+UNIT_DIR/mgmt-detached-NAME.service, enabled (WantedBy=default.target) so that
+the cluster comes back when the host reboots, and Restart=on-failure so that
+systemd starts it again if it dies itself (a transient one, ``systemd-run``, for
+this boot only, where UNIT_DIR cannot be written). Else it runs in a session of
+its own (setsid), and nothing starts it after a reboot. Either way it outlives
 the SSH session that started it. ``detached.py`` imports this file for
 :func:`start_supervised`, :func:`stop_supervised` and :func:`supervisor_running`.
 
@@ -26,6 +29,10 @@ import sys
 import time
 
 STOP_GRACE = 10.0  # the stop signal (SIGINT for the agent, SIGTERM for etcd), then SIGKILL
+UNIT_DIR = "/etc/systemd/system"
+# What systemd does with the supervisor, as systemd-run's --property= and a unit's
+# [Service] alike.
+SERVICE = ("Restart=on-failure", "RestartSec=1", "KillMode=mixed", "TimeoutStopSec=20")
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
 
@@ -92,6 +99,36 @@ def unit_name(name):
     return "mgmt-detached-" + name + ".service"
 
 
+def unit_text(name, command):
+    """The unit file that runs the supervisor ``command`` of NAME, now and at each boot."""
+
+    def word(arg):  # systemd's quoting; % and $ are its specifiers and variables
+        escaped = arg.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
+
+    after = " " + unit_name("etcd") if name == "agent" else ""  # a member first, at boot
+    lines = [
+        "[Unit]",
+        "Description=mgmt detached cluster: " + name,
+        "After=network.target" + after,
+        "",
+        "[Service]",
+        "ExecStart=" + " ".join(word(arg) for arg in command),
+        *SERVICE,
+        "",
+        "[Install]",
+        "WantedBy=default.target",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _systemctl(*args):
+    return subprocess.run(
+        ["systemctl", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        universal_newlines=True,  # noqa: UP021 (text= is 3.7+)
+    )  # fmt: skip
+
+
 def start_supervised(folder, name, argv, stdin=None, env=None, stop_signal="TERM", umask=None):
     """Start ``argv`` under the supervisor, detached from the SSH session; its pid.
     ``umask``: the process's (None: the supervisor's, 0022 in a unit)."""
@@ -108,18 +145,20 @@ def start_supervised(folder, name, argv, stdin=None, env=None, stop_signal="TERM
     command = [sys.executable, "-S", os.path.join(folder, "supervise.py"), name]
     if systemd_runs_here():
         unit = unit_name(name)
-        subprocess.call(["systemctl", "reset-failed", unit], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)  # fmt: skip
+        _systemctl("reset-failed", unit)
+        try:
+            write_private(os.path.join(UNIT_DIR, unit), unit_text(name, command), mode=0o644)
+            _systemctl("daemon-reload")
+            starting = ["systemctl", "enable", "--now", unit]
+        except OSError:  # not ours to write: for this boot only
+            starting = ["systemd-run", "--unit=" + unit, "--collect", "--quiet"]
+            starting += ["--property=" + line for line in SERVICE] + ["--", *command]
         done = subprocess.run(
-            ["systemd-run", "--unit=" + unit, "--collect", "--quiet",
-             "--property=Restart=on-failure", "--property=RestartSec=1",
-             "--property=KillMode=mixed", "--property=TimeoutStopSec=20",
-             "--", *command],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            starting, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             universal_newlines=True,  # noqa: UP021 (text= is 3.7+)
         )  # fmt: skip
         if done.returncode != 0:
-            raise Failed(f"systemd-run {unit}: {done.stdout.strip()}")
+            raise Failed(f"{' '.join(starting[:2])} {unit}: {done.stdout.strip()}")
         write_private(path(".mode"), "systemd " + unit + "\n")
         deadline = time.time() + 10
         while supervisor_running(folder, name) is None:  # it writes its pid first thing
@@ -147,10 +186,15 @@ def stop_supervised(folder, name):
     child = pid_in(os.path.join(folder, name + ".pid"))
     mode = (read_text(os.path.join(folder, name + ".mode"), "") or "").split()
     if mode[:1] == ["systemd"]:
-        # systemd must not restart it: the unit is stopped (SIGTERM to the supervisor,
-        # which stops its process), and it is gone with --collect.
-        subprocess.call(["systemctl", "stop", mode[1]], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)  # fmt: skip
+        # systemd must not start it again, now or at boot: the unit is disabled and
+        # stopped (SIGTERM to the supervisor, which stops its process), its file
+        # removed (a transient one is gone with --collect).
+        _systemctl("disable", "--now", mode[1])
+        _systemctl("stop", mode[1])
+        unit_file = os.path.join(UNIT_DIR, mode[1])
+        if os.path.exists(unit_file):
+            os.unlink(unit_file)
+            _systemctl("daemon-reload")
     elif sup is not None:
         os.kill(sup, signal.SIGTERM)
         deadline = time.time() + STOP_GRACE + 5
