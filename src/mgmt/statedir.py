@@ -20,7 +20,13 @@ def state_dir(settings: Settings, sub: str = "") -> Iterator[str]:
         import shutil
         import tempfile
 
-        path = tempfile.mkdtemp(prefix="mgmt-")  # mode 0700
+        try:
+            path = tempfile.mkdtemp(prefix="mgmt-")  # mode 0700
+        except OSError as err:  # none of TMPDIR, /tmp, /var/tmp, /usr/tmp, . is writable
+            raise MgmtError(
+                f"--tmp-prefix: no temporary directory to use ({err}); "
+                "set TMPDIR, or pick one with --prefix DIR"
+            ) from None
         try:
             yield path
         finally:

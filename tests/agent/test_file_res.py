@@ -242,6 +242,28 @@ def test_a_symlinked_folder_removed_above_the_path_is_an_event_and_the_file_made
     res.close()
 
 
+def test_a_link_loop_made_on_the_way_is_an_event_and_fails_the_check(watcher, tmp_path):
+    """The watch's own look at the path raised ELOOP: a traceback in the log, no
+    event, and the resource was never checked again (and reported fine)."""
+    (tmp_path / "A").mkdir()
+    link = tmp_path / "L"
+    link.symlink_to("A")
+    events = threading.Semaphore(0)
+    path = link / "f"
+    res = file_res(watcher, tmp_path, path=str(path), content="x\n", event=events.release)
+    res.watch()
+    assert res.check_apply(True) is False
+    while events.acquire(timeout=0.2):
+        pass
+    (tmp_path / "L2").symlink_to("L")
+    (tmp_path / "L.new").symlink_to("L2")
+    os.replace(tmp_path / "L.new", link)  # L -> L2 -> L, at once
+    assert events.acquire(timeout=5)
+    with pytest.raises(ResourceError, match="Too many levels of symbolic links"):
+        res.check_apply(True)
+    res.close()
+
+
 def test_a_new_directory_is_made_with_its_mode_not_widened_first(watcher, tmp_path):
     """Made 0755 and then chmodded, a 0700 folder was open to all for a moment."""
     old = os.umask(0o022)

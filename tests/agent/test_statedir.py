@@ -37,3 +37,13 @@ def test_an_unusable_prefix_says_what_to_do(tmp_path):
     with pytest.raises(MgmtError, match="--tmp-prefix") as caught:
         unusable.__enter__()
     assert str(blocker / "state" / "initiator") in str(caught.value)
+
+
+def test_tmp_prefix_without_a_usable_temporary_directory_is_a_clear_error(monkeypatch):
+    """It was 'internal error: FileNotFoundError: No usable temporary directory'."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/mgmt-test")
+    said = r"^--tmp-prefix: no temporary directory to use .*TMPDIR"
+    with pytest.raises(MgmtError, match=said), state_dir(Settings(tmp_prefix=True)):
+        pass

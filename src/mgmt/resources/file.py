@@ -167,8 +167,13 @@ class FileRes(Resource):
             self.cancels.append(watcher.watch_path(source, self.init.event))
 
     def _on_event(self) -> None:
-        # Our own writes arrive here too; a stat tells them apart cheaply.
-        if _signature(lstat_or_none(self.path)) != self.known or self.known is None:
+        # Our own writes arrive here too; a stat tells them apart cheaply. One that
+        # fails (a symlink loop made on the way) is a change: the check says why.
+        try:
+            changed = _signature(lstat_or_none(self.path)) != self.known
+        except OSError:
+            changed = True
+        if changed or self.known is None:
             self.init.log.debug("event: %s changed on disk", self.path)
             self.init.event()
 

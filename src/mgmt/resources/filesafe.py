@@ -222,8 +222,9 @@ def check_owner_value(field: str, value: Union[str, int, None]) -> Optional[str]
     """Why ``value`` can never be an owner/group (checked at graph load), or None."""
     if value is None:
         return None
-    if isinstance(value, int):
-        return None if 0 <= value < 2**32 - 1 else f"{value} is not a valid id"
+    # An id is below 2**32 - 1, which chown(2) takes as "leave it as it is".
+    if isinstance(value, int) or value.isdigit():
+        return None if 0 <= int(value) < 2**32 - 1 else f"{value} is not a valid id"
     if not value or "\0" in value or ":" in value or value != value.strip():
         return f"{value!r} is not a valid {'user' if field == 'owner' else 'group'} name"
     return None
