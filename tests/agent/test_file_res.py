@@ -264,6 +264,25 @@ def test_a_link_loop_made_on_the_way_is_an_event_and_fails_the_check(watcher, tm
     res.close()
 
 
+def test_a_source_that_is_a_symlink_is_watched_where_it_leads(watcher, tmp_path):
+    """Only the link's own name was watched: an edit of the file it leads to was
+    never copied."""
+    (tmp_path / "real").write_text("one\n")
+    (tmp_path / "src").symlink_to("real")
+    events = threading.Semaphore(0)
+    dst = tmp_path / "dst"
+    res = file_res(watcher, tmp_path, path=str(dst), source=str(tmp_path / "src"),
+                   event=events.release)  # fmt: skip
+    res.watch()
+    assert res.check_apply(True) is False and dst.read_text() == "one\n"
+    while events.acquire(timeout=0.2):
+        pass
+    (tmp_path / "real").write_text("two\n")
+    assert events.acquire(timeout=5)
+    assert res.check_apply(True) is False and dst.read_text() == "two\n"
+    res.close()
+
+
 def test_a_new_directory_is_made_with_its_mode_not_widened_first(watcher, tmp_path):
     """Made 0755 and then chmodded, a 0700 folder was open to all for a moment."""
     old = os.umask(0o022)

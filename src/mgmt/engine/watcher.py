@@ -64,6 +64,12 @@ class FileWatcher(WatchedFolders):
         )
         return watch.cancel
 
+    def watch_target(self, path: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Like :meth:`watch_path`, and where a symlink at ``path`` leads too (a file
+        read through it, as a copy's source is): the link is watched as one on the way."""
+        watch = LinkedWatch(path, self._watch_resolved, self._watch_resolved, callback, whole=True)
+        return watch.cancel
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

@@ -169,6 +169,10 @@ class Watcher(Protocol):
     def watch_tree(self, path: str, callback: Callable[[], None]) -> Cancel:
         """Like :meth:`watch_path`, and also for a change anywhere below ``path``."""
 
+    def watch_target(self, path: str, callback: Callable[[], None]) -> Cancel:
+        """Like :meth:`watch_path`, and where a symlink at ``path`` leads too (a file
+        read through it, as a copy's source is)."""
+
 
 _Service = TypeVar("_Service")
 

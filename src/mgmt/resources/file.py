@@ -163,8 +163,8 @@ class FileRes(Resource):
         self.cancels.append(watcher.watch_path(self.path, self._on_event))
         # Not a device (refused as a source): /dev/null changes all the time, and
         # each change was one more failing check, so the run never converged.
-        if source and not is_device(source):
-            self.cancels.append(watcher.watch_path(source, self.init.event))
+        if source and not is_device(source):  # read through a link: watched where it leads
+            self.cancels.append(watcher.watch_target(source, self.init.event))
 
     def _on_event(self) -> None:
         # Our own writes arrive here too; a stat tells them apart cheaply. One that
