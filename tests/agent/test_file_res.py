@@ -283,6 +283,21 @@ def test_a_source_that_is_a_symlink_is_watched_where_it_leads(watcher, tmp_path)
     res.close()
 
 
+def test_a_file_behind_a_link_to_a_missing_folder_is_made_once_the_folder_is(watcher, tmp_path):
+    (tmp_path / "L").symlink_to("E")
+    events = threading.Semaphore(0)
+    path = tmp_path / "L" / "sub" / "f"
+    res = file_res(watcher, tmp_path, path=str(path), content="x\n", event=events.release)
+    res.watch()
+    with pytest.raises(ResourceError):  # mkdir -p cannot make a folder through the link
+        res.check_apply(True)
+    (tmp_path / "E").mkdir()
+    assert events.acquire(timeout=5)
+    assert res.check_apply(True) is False
+    assert (tmp_path / "E" / "sub" / "f").read_text() == "x\n"
+    res.close()
+
+
 def test_a_new_directory_is_made_with_its_mode_not_widened_first(watcher, tmp_path):
     """Made 0755 and then chmodded, a 0700 folder was open to all for a moment."""
     old = os.umask(0o022)

@@ -177,8 +177,8 @@ def test_a_link_changed_while_its_watch_begins_is_followed(watcher, tmp_path, mo
     watch_resolved = watcher._watch_resolved
     flipped = []
 
-    def flip_after_the_first_watch(path, callback, saved):
-        cancel = watch_resolved(path, callback, saved)
+    def flip_after_the_first_watch(path, callback, saved, eager=False):
+        cancel = watch_resolved(path, callback, saved, eager)
         if not flipped:  # the path's own watch is in place, the link's is not yet
             flipped.append(path)
             link.unlink()
@@ -210,6 +210,20 @@ def test_a_link_loop_costs_a_watch_per_link_and_a_tree_top_that_is_a_link_is_fol
     (tmp_path / "one" / "deep" / "g").write_text("x")
     assert fired(sem)
     (tmp_path / "top").unlink()
+    assert fired(sem)
+    cancel()
+    assert watcher._dirs == {} and watcher._by_wd == {}
+
+
+def test_a_missing_link_target_made_later_is_told(watcher, tmp_path):
+    """L -> E with E missing: a file resource failed to make L/sub/f, and making E
+    later told it nothing, so it stayed failed for good."""
+    (tmp_path / "L").symlink_to("E")
+    sem, callback = counter()
+    cancel = watcher.watch_path(str(tmp_path / "L" / "sub" / "f"), callback)
+    (tmp_path / "E").mkdir()
+    assert fired(sem)
+    (tmp_path / "E" / "sub").mkdir()
     assert fired(sem)
     cancel()
     assert watcher._dirs == {} and watcher._by_wd == {}

@@ -19,8 +19,9 @@ import threading
 from typing import Callable, List, Optional, Tuple
 
 Cancel = Callable[[], None]
-# (real path, callback, saved) -> cancel: the watcher's watch of a resolved path.
-WatchAt = Callable[[str, Callable[[], None], Optional[Callable[[], None]]], Cancel]
+# (real path, callback, saved, eager) -> cancel: the watcher's watch of a resolved
+# path; an eager one is told of each folder made on its way (see LinkedWatch.follow).
+WatchAt = Callable[[str, Callable[[], None], Optional[Callable[[], None]], bool], Cancel]
 
 MAX_LINKS = 40  # as the kernel's ELOOP limit: past it, the rest is taken as named
 MAX_FOLLOWS = 5
@@ -108,8 +109,13 @@ class LinkedWatch:
                 self._seen = seen
                 real, links = seen
                 saved = None if self._saved is None else self._on_saved
-                self._cancels.append(self._watch_at(real, self._on_change, saved))
-                self._cancels += [self._watch_link(link, self._on_change, None) for link in links]
+                # Past a link, a folder made on the way may be what the link led to
+                # (a missing target made): the path is told, to be tried again.
+                eager = bool(links)
+                self._cancels.append(self._watch_at(real, self._on_change, saved, eager))
+                self._cancels += [
+                    self._watch_link(link, self._on_change, None, False) for link in links
+                ]
 
     def cancel(self) -> None:
         with self._lock:

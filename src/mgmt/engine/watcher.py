@@ -83,9 +83,13 @@ class FileWatcher(WatchedFolders):
     # -- watches of resolved paths (linkwatch resolves them) ----------------
 
     def _watch_resolved(
-        self, path: str, callback: Callable[[], None], saved: Optional[Callable[[], None]]
+        self,
+        path: str,
+        callback: Callable[[], None],
+        saved: Optional[Callable[[], None]],
+        eager: bool = False,
     ) -> Callable[[], None]:
-        sub = WatchedPath(path, callback, saved)
+        sub = WatchedPath(path, callback, saved, eager)
         with self._lock:
             self._attach(sub)
 
@@ -96,7 +100,11 @@ class FileWatcher(WatchedFolders):
         return cancel
 
     def _watch_tree_resolved(
-        self, root: str, callback: Callable[[], None], _saved: Optional[Callable[[], None]]
+        self,
+        root: str,
+        callback: Callable[[], None],
+        _saved: Optional[Callable[[], None]],
+        eager: bool = False,
     ) -> Callable[[], None]:
         tree = WatchedTree(root, callback)
 
@@ -107,7 +115,7 @@ class FileWatcher(WatchedFolders):
                 self._add_tree_dirs(tree, tree.path)
             callback()
 
-        cancel_root = self._watch_resolved(tree.path, on_root, None)
+        cancel_root = self._watch_resolved(tree.path, on_root, None, eager)
         with self._lock:
             self._trees.add(tree)
             self._add_tree_dirs(tree, tree.path)
@@ -210,15 +218,15 @@ class FileWatcher(WatchedFolders):
                             finished.discard(id(sub))
                 # A directory on the way to a deeper path appeared: move those paths
                 # down, and tell only those whose path already exists (the others
-                # were missing before and still are), or that now pass a symlink
-                # (see linkwatch: they are to be watched where it leads).
+                # were missing before and still are), that now wait on a symlink, or
+                # that are eager (see linkwatch: past a link, this may be its target).
                 deeper = [s for s in subs if s.path != here]
                 if deeper and event.mask & (F.CREATE | F.MOVED_TO):
                     for sub in deeper:
                         self._detach(sub)
                         self._attach(sub)
                         waits_on = os.path.join(sub.folder, sub.name)
-                        if os.path.lexists(sub.path) or os.path.islink(waits_on):
+                        if sub.eager or os.path.lexists(sub.path) or os.path.islink(waits_on):
                             self._fire(fire, finished, [sub])
                 elif deeper and event.mask & (F.DELETE | F.MOVED_FROM):
                     # A file where their directory must be went away: they can be

@@ -18,14 +18,19 @@ def no_batch() -> Iterator[None]:
 
 
 class WatchedPath:
-    __slots__ = ("callback", "folder", "name", "path", "saved")
+    __slots__ = ("callback", "eager", "folder", "name", "path", "saved")
 
     def __init__(
-        self, path: str, callback: Callable[[], None], saved: Optional[Callable[[], None]] = None
+        self,
+        path: str,
+        callback: Callable[[], None],
+        saved: Optional[Callable[[], None]] = None,
+        eager: bool = False,
     ):
         self.path = path
         self.callback = callback
         self.saved = saved  # called instead when a writer is done with the file
+        self.eager = eager  # told of each folder made on its way, not only at the end
         self.folder = ""  # the directory watched for it right now
         self.name = ""  # the entry in that directory that concerns it
 
