@@ -59,7 +59,7 @@ ALLOWED_MGMT = {
     "mgmt.resources.filediff", "mgmt.resources.filepath", "mgmt.resources.filesafe",
     "mgmt.resources.filetree", "mgmt.resources.fields", "mgmt.graph.clash",
     "mgmt.engine.graphfile", "mgmt.engine.vertex", "mgmt.engine.watchstate", "mgmt.engine.retry",
-    "mgmt.engine.linkwatch", "mgmt.engine.watchfolders",
+    "mgmt.engine.linkwatch", "mgmt.engine.watchfolders", "mgmt.resources.fileclaims",
 }  # fmt: skip
 # Only a graph that reaches the agent as YAML (one without a JSON form) loads
 # PyYAML, and what PyYAML imports in turn.

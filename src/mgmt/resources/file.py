@@ -14,11 +14,16 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 # atomic_write stays importable from here too (bench/engine.py, older tests).
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.fileclaims import FileClaims
 from mgmt.resources.filediff import MAX_COMPARED, content_diff
-from mgmt.resources.filepath import check_basename, collected_under, parse_mode, resolve_path
+from mgmt.resources.filepath import (
+    check_file_fields,
+    collected_under,
+    parse_mode,
+    resolve_path,
+)
 from mgmt.resources.filesafe import (
     Opened,
-    check_owner_value,
     holds,
     is_device,
     lstat_or_none,
@@ -74,21 +79,7 @@ class FileRes(Resource):
 
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
-        parse_mode(params.get("mode"))
-        if params.get("content") is not None and params.get("source") is not None:
-            raise FieldError("source", "give content or source, not both")
-        for key in ("path", "source"):
-            value = params.get(key)
-            if value is not None and not value.startswith("/"):
-                raise FieldError(key, f"{value!r} must be an absolute path")
-        dirname = params.get("dirname")
-        if dirname is not None and not dirname.startswith("/"):
-            raise FieldError("dirname", f"{dirname!r} must be an absolute path")
-        check_basename(params.get("basename"))
-        for key in ("owner", "group"):
-            problem = check_owner_value(key, params.get(key))
-            if problem:
-                raise FieldError(key, problem)
+        check_file_fields(params)
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
@@ -181,6 +172,7 @@ class FileRes(Resource):
         for cancel in self.cancels:
             cancel()
         self.cancels.clear()
+        self.init.services.get(FileClaims).release(self)
 
     def say(self, apply: bool, done: str, would: str) -> None:
         """One line for a change: ``would ...`` under noop, else ``done``. Called
@@ -190,6 +182,7 @@ class FileRes(Resource):
 
     def check_apply(self, apply: bool) -> bool:
         self.known = None
+        self.init.services.get(FileClaims).claim(self, self.path, self.params)
         try:
             if self.params["state"] == "absent":
                 return self._absent(apply)

@@ -1,12 +1,20 @@
 """How a file resource names its path and mode: mgmt's dirname/basename rule, octal modes,
-where a collect pattern puts another host's file."""
+its checks across fields, where a collect pattern puts another host's file."""
 
 import os
 from typing import Any, Dict, Mapping, Optional
 
 from mgmt.resources.base import FieldError
+from mgmt.resources.filesafe import check_owner_value
 
-__all__ = ["check_basename", "collected_under", "parse_mode", "real_folder", "resolve_path"]
+__all__ = [
+    "check_basename",
+    "check_file_fields",
+    "collected_under",
+    "parse_mode",
+    "real_folder",
+    "resolve_path",
+]
 
 
 def parse_mode(value: Any) -> Optional[int]:
@@ -84,3 +92,21 @@ def collected_under(name: str, params: Mapping[str, Any], pattern: str) -> Dict[
     out.pop("basename", None)
     out["path"] = path + "/" if exported.endswith("/") else path
     return out
+
+
+def check_file_fields(params: Mapping[str, Any]) -> None:
+    """A file resource's checks across its fields (FileRes.validate): a mode, one of
+    content and source, absolute paths, one name for basename, owner and group
+    values that can ever be ones."""
+    parse_mode(params.get("mode"))
+    if params.get("content") is not None and params.get("source") is not None:
+        raise FieldError("source", "give content or source, not both")
+    for key in ("path", "source", "dirname"):
+        value = params.get(key)
+        if value is not None and not value.startswith("/"):
+            raise FieldError(key, f"{value!r} must be an absolute path")
+    check_basename(params.get("basename"))
+    for key in ("owner", "group"):
+        problem = check_owner_value(key, params.get(key))
+        if problem:
+            raise FieldError(key, problem)

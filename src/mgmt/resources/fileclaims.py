@@ -1,0 +1,106 @@
+"""Which file resource manages each real path, while the agent runs.
+
+The graph refuses two file resources that would manage one file, also through
+a symlinked folder (mgmt.graph.clash). A symlink made or pointed elsewhere
+while the agent runs can still lead two of them to one file, or a file into a
+tree another copies or removes, and then each write is an event for the
+other, for ever (10,000 writes in 5 s). So a file resource claims, at each
+check, the real path it is about to manage: one whose path another holds
+fails, naming it, instead of writing, and is checked again once the holder
+lets go (the holder's check finds its path elsewhere, or it is removed).
+"""
+
+import os
+import threading
+import weakref
+from typing import Any, Dict, List, Optional, Tuple
+
+from mgmt.resources.base import Resource, ResourceError
+from mgmt.resources.filepath import real_folder
+from mgmt.resources.filetree import tree_cover, tree_fights
+
+# What a resource holds: its path's id ("file:" and the real path), and the id of
+# the tree it copies or removes, if it does.
+Held = Tuple[Resource, str, Optional[str]]
+
+
+class FileClaims:
+    """The agent's one registry (a Services item) of what its file resources hold."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: Dict[int, Held] = {}  # id(resource) -> what it holds
+        self._by_ident: Dict[str, Resource] = {}
+        self._covers: Dict[str, Resource] = {}
+        self._waiting: Dict[int, List[Resource]] = {}  # id(holder) -> the ones it holds off
+        self._gone = weakref.WeakSet()  # type: ignore[var-annotated]  # released for good
+
+    def claim(self, res: Resource, path: str, params: Dict[str, Any]) -> None:
+        """Hold ``path`` for ``res`` (what it held before is let go), or raise the
+        ResourceError that names the resource holding it."""
+        ident = "file:" + real_folder(os.path.normpath(path))
+        cover = tree_cover(path, params)
+        cover = None if cover is None else "file:" + real_folder(cover[len("file:") :])
+        with self._lock:
+            if res in self._gone:
+                return  # closed while its last check began: it writes nothing more
+            woken = self._let_go(res)
+            other = self._holder(res, ident, cover, params)
+            if other is None:
+                self._held[id(res)] = (res, ident, cover)
+                self._by_ident[ident] = res
+                if cover is not None:
+                    self._covers[cover] = res
+            else:
+                self._waiting.setdefault(id(other), []).append(res)
+        for waiter in woken:
+            waiter.init.event()
+        if other is not None:
+            raise ResourceError(
+                repr(res),
+                f"{other!r} manages {ident[len('file:') :]} too, or a tree holding it: a "
+                "symlink on the way leads them to one place since the graph was read; "
+                "not applied while it does",
+            )
+
+    def release(self, res: Resource) -> None:
+        """``res`` is closed: what it held is free, and those it held off are told."""
+        with self._lock:
+            self._gone.add(res)
+            woken = self._let_go(res)
+        for waiter in woken:
+            waiter.init.event()
+
+    def _let_go(self, res: Resource) -> List[Resource]:
+        held = self._held.pop(id(res), None)
+        if held is not None:
+            _, ident, cover = held
+            if self._by_ident.get(ident) is res:
+                del self._by_ident[ident]
+            if cover is not None and self._covers.get(cover) is res:
+                del self._covers[cover]
+        return self._waiting.pop(id(res), [])
+
+    def _holder(
+        self, res: Resource, ident: str, cover: Optional[str], params: Dict[str, Any]
+    ) -> Optional[Resource]:
+        """Another resource that holds ``ident``, a tree around it that fights it, or
+        (for a tree, ``cover``) a path inside it that it fights."""
+        other = self._by_ident.get(ident)
+        if other is not None and other is not res:
+            return other
+        parent = os.path.dirname(ident[len("file:") :])
+        while parent not in ("", "/"):
+            tree = self._covers.get("file:" + parent)
+            fights = tree is not None and tree is not res
+            if fights and tree_fights("file:" + parent, tree.params, ident, params, True):
+                return tree
+            parent = os.path.dirname(parent)
+        if cover is None:
+            return None
+        inside = cover + "/"  # a tree's: what is held below it (a scan: trees are few)
+        for holder, held, _ in list(self._held.values()):
+            below = held.startswith(inside) and holder is not res
+            if below and tree_fights(cover, params, held, holder.params, True):
+                return holder
+        return None
