@@ -105,7 +105,8 @@ def test_the_agent_converges_with_one_failed_instead_of_writing_for_ever(tmp_pat
     """10,000 writes in 5 s, and the run never converged."""
     out = tmp_path / "out"
     (out / "A").mkdir(parents=True)
-    (out / "L").mkdir()
+    (out / "B").mkdir()
+    (out / "L").symlink_to("B")  # two's file is B/f at first
     graph = tmp_path / "g.json"
     graph.write_text(json.dumps(GRAPH).replace("OUT", str(out)))
     agent = AgentProcess(
@@ -114,8 +115,8 @@ def test_the_agent_converges_with_one_failed_instead_of_writing_for_ever(tmp_pat
     )
     try:
         assert agent.wait_log("two: created", timeout=20), agent.log
-        shutil.rmtree(out / "L")
-        (out / "L").symlink_to("A")
+        (out / "L.new").symlink_to("A")
+        (out / "L.new").replace(out / "L")  # at once: both name A/f now
         code = agent.wait(timeout=30)
     except subprocess.TimeoutExpired:
         agent.stop(timeout=5)
