@@ -42,8 +42,9 @@ class FileClaims:
         cover = tree_cover(path, params)
         cover = None if cover is None else "file:" + real_folder(cover[len("file:") :])
         with self._lock:
-            if res in self._gone:
-                return  # closed while its last check began: it writes nothing more
+            held = self._held.get(id(res))
+            if res in self._gone or (held is not None and held[1:] == (ident, cover)):
+                return  # closed (removed from the graph) as it began; or held already
             woken = self._let_go(res)
             other = self._holder(res, ident, cover, params)
             if other is None:
