@@ -339,6 +339,25 @@ def test_a_check_that_makes_its_own_event_is_rechecked_once_and_converges(engine
     assert sorted(engine.failed()) == [("selfpoke", "late"), ("selfpoke", "s")]
 
 
+def test_a_wake_from_outside_checks_a_failed_resource_again_even_just_after_its_recheck(
+    engine_factory,
+):
+    """Its own event just after its re-check is dropped (above); a wake is another
+    resource's doing (a file's holder let go of the path: mgmt.resources.fileclaims)
+    and was dropped too, leaving it failed for good."""
+    g = graph("  selfpoke: [{name: s}]\n")
+    engine = engine_factory()
+    engine.update(g.local(), g.edges)
+    assert wait_for(lambda: names().count("s") == 2, 5)
+    assert engine.wait_idle(5)
+    vertex = engine._vertices[("selfpoke", "s")]
+    engine.poke(vertex)  # as its own event would: within the window, dropped
+    assert time.monotonic() - vertex.failed_at < retry.EVENT_RECHECK
+    assert engine.wait_idle(0) and names().count("s") == 2
+    engine.poke(vertex, fresh=True)
+    assert wait_for(lambda: names().count("s") >= 3, 5)
+
+
 def test_a_resource_removed_while_it_waits_for_a_retry_does_not_hold_convergence(
     engine_factory,
 ):

@@ -69,14 +69,15 @@ def test_one_held_off_is_told_when_the_holder_goes(watcher, tmp_path):
     two.close()
 
 
-def test_a_file_a_new_link_puts_inside_a_forced_copy_is_held_off(watcher, tmp_path):
+@pytest.mark.parametrize("recurse", [True, False])  # a path ending in / is a tree too
+def test_a_file_a_new_link_puts_inside_a_forced_copy_is_held_off(watcher, tmp_path, recurse):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a").write_text("a")
     (tmp_path / "D").mkdir()
     (tmp_path / "E").mkdir()
     services = Services()
     tree, _ = _file(watcher, tmp_path, services, "tree", path=str(tmp_path / "D") + "/",
-                    source=str(tmp_path / "src") + "/", recurse=True, force=True)  # fmt: skip
+                    source=str(tmp_path / "src") + "/", recurse=recurse, force=True)  # fmt: skip
     extra, events = _file(watcher, tmp_path, services, "x", path=str(tmp_path / "E/x"),
                           content="x")  # fmt: skip
     assert tree.check_apply(True) is False and extra.check_apply(True) is False

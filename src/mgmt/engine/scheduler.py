@@ -145,17 +145,21 @@ class Engine:
         res_log = get_logger(spec.kind).child(spec.name)
         holder: List[Vertex] = []
         init = self._make_init(spec, res_log, lambda: holder and self.poke(holder[0]))
+        init.wake = lambda: holder and self.poke(holder[0], fresh=True)
         holder.append(build_vertex(spec, init))
         return holder[0]
 
     # -- events -------------------------------------------------------------
 
-    def poke(self, vertex: Vertex) -> None:
-        """Mark one vertex for a re-check (from any thread)."""
+    def poke(self, vertex: Vertex, fresh: bool = False) -> None:
+        """Mark one vertex for a re-check (from any thread); ``fresh``: from outside
+        its own doings, so a failed one is checked again even just after a re-check."""
         with self._cond:
             if vertex.removed or self._stopping:
                 return
             vertex.dirty = True
+            if fresh:
+                vertex.rechecked = False
             if not retry.on_event(vertex):
                 return
             if self._batched is not None:

@@ -44,10 +44,11 @@ DIR_MASK = (
     | F.DELETE_SELF
     | F.MOVE_SELF
     | F.ONLYDIR
+    | F.DONT_FOLLOW
 )
 # A folder above watched ones; MASK_ADD keeps what a watch of the folder for what
 # is inside it (DIR_MASK) asked for, on the same inode.
-GUARD_MASK = F.DELETE_SELF | F.MOVE_SELF | F.ONLYDIR | F.MASK_ADD
+GUARD_MASK = F.DELETE_SELF | F.MOVE_SELF | F.ONLYDIR | F.DONT_FOLLOW | F.MASK_ADD
 
 
 class WatchedFolders:
@@ -231,7 +232,8 @@ class WatchedFolders:
         """inotify's add_watch of ``folder`` by its real name only: one reached through
         a symlink (made since its paths were resolved) is NotADirectoryError, so they
         wait above the link for linkwatch to follow it (one folder under two names
-        would be one wd for two entries)."""
+        would be one wd for two entries). The masks' DONT_FOLLOW closes the race of a
+        link made at the name itself between the look and the watch."""
         if os.path.realpath(folder) != folder:
             raise NotADirectoryError(errno.ENOTDIR, "reached through a symlink", folder)
         return self._inotify.add_watch(folder, mask)

@@ -192,6 +192,9 @@ class Services:
 
     def get(self, cls: Type[_Service]) -> _Service:
         """This agent's one ``cls()``, built (without arguments) on the first call."""
+        item = self._items.get(cls)  # made already: no lock (every check of a kind asks)
+        if item is not None:
+            return item
         with self._lock:
             item = self._items.get(cls)
             if item is None:
@@ -232,6 +235,10 @@ class Init:
         self.watcher = watcher
         # "My state may have changed, check me again": from any thread, coalesced.
         self.event = event
+        # The same, from something else than this resource's own doings (another
+        # resource let go of what held it off): a failed resource gets a fresh
+        # re-check even just after one (see mgmt.engine.retry). The engine sets it.
+        self.wake = event
         # The cluster (mgmt.world.api.World), or None when the agent runs without one.
         self.world = world
         # Set when the agent is stopping: loops and long waits should end.

@@ -148,7 +148,7 @@ class FileRes(Resource):
         watcher = self.init.watcher
         if source and (self.is_dir or self.params["recurse"]):
             # A copied tree: a change anywhere in either tree is ours to see.
-            self.cancels.append(watcher.watch_tree(self.path, self.init.event))
+            self.cancels.append(watcher.watch_tree(self.path, self._on_tree_event))
             self.cancels.append(watcher.watch_tree(source, self.init.event))
             return
         self.cancels.append(watcher.watch_path(self.path, self._on_event))
@@ -166,7 +166,12 @@ class FileRes(Resource):
             changed = True
         if changed or self.known is None:
             self.init.log.debug("event: %s changed on disk", self.path)
+            self.init.services.get(FileClaims).forget(self.path)  # a link may have changed
             self.init.event()
+
+    def _on_tree_event(self) -> None:
+        self.init.services.get(FileClaims).forget(self.path)
+        self.init.event()
 
     def close(self) -> None:
         for cancel in self.cancels:
@@ -182,7 +187,8 @@ class FileRes(Resource):
 
     def check_apply(self, apply: bool) -> bool:
         self.known = None
-        self.init.services.get(FileClaims).claim(self, self.path, self.params)
+        claimed = self.path + "/" if self.is_dir else self.path  # a tree's path, as given
+        self.init.services.get(FileClaims).claim(self, claimed, self.params)
         try:
             if self.params["state"] == "absent":
                 return self._absent(apply)
