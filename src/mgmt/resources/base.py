@@ -37,7 +37,8 @@ Lifecycle, in the order the engine calls it:
    :class:`FieldError` there (reported as ``file:line``).
 2. :meth:`Resource.setup` with one :class:`Init`: everything the resource may
    use (logger, world, hostname, a state dir, the shared file watcher,
-   ``event()`` to say "check me again", and ``services``, the agent's
+   ``event()`` to say "check me again", ``wake()`` to say it for another resource
+   (fileclaims' held-off ones), and ``services``, the agent's
    :class:`Services`). No module globals: state that resources of one agent
    share (an HTTP server and the files it serves) lives in one object of a
    kind's own class, got with ``init.services.get(TheClass)``; the engine
