@@ -16,12 +16,7 @@ from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.fileclaims import FileClaims
 from mgmt.resources.filediff import MAX_COMPARED, content_diff
-from mgmt.resources.filepath import (
-    check_file_fields,
-    collected_under,
-    parse_mode,
-    resolve_path,
-)
+from mgmt.resources.filepath import check_file_fields, collected_under, parse_mode, resolve_path
 from mgmt.resources.filesafe import (
     Opened,
     holds,
@@ -148,7 +143,7 @@ class FileRes(Resource):
         watcher = self.init.watcher
         if source and (self.is_dir or self.params["recurse"]):
             # A copied tree: a change anywhere in either tree is ours to see.
-            self.cancels.append(watcher.watch_tree(self.path, self._on_tree_event))
+            self.cancels.append(watcher.watch_tree(self.path, self._changed))
             self.cancels.append(watcher.watch_tree(source, self.init.event))
             return
         self.cancels.append(watcher.watch_path(self.path, self._on_event))
@@ -161,16 +156,15 @@ class FileRes(Resource):
         # Our own writes arrive here too; a stat tells them apart cheaply. One that
         # fails (a symlink loop made on the way) is a change: the check says why.
         try:
-            changed = _signature(lstat_or_none(self.path)) != self.known
+            ours = self.known is not None and _signature(lstat_or_none(self.path)) == self.known
         except OSError:
-            changed = True
-        if changed or self.known is None:
+            ours = False
+        if not ours:
             self.init.log.debug("event: %s changed on disk", self.path)
-            self.init.services.get(FileClaims).forget(self.path)  # a link may have changed
-            self.init.event()
+            self._changed()
 
-    def _on_tree_event(self) -> None:
-        self.init.services.get(FileClaims).forget(self.path)
+    def _changed(self) -> None:
+        self.init.services.get(FileClaims).forget(self.path)  # a link there may have changed
         self.init.event()
 
     def close(self) -> None:
