@@ -220,20 +220,26 @@ def test_a_parent_replaced_by_a_file_is_an_event_and_the_watch_goes_on(watcher, 
     res.close()
 
 
-def test_a_symlinked_folder_removed_above_the_path_is_an_event_and_the_file_made_again(
-    watcher, tmp_path
-):
-    """Nothing in the folder the link led to changes: the link's own name is watched."""
-    (tmp_path / "real").mkdir()
-    link = tmp_path / "link"
-    link.symlink_to("real")
+def _applied_through_a_link(watcher, tmp_path, real: str, link: str):
+    """A file resource at LINK/f, LINK -> REAL, watched and applied (its events drained)."""
+    (tmp_path / real).mkdir()
+    (tmp_path / link).symlink_to(real)
     events = threading.Semaphore(0)
-    path = link / "f"
+    path = tmp_path / link / "f"
     res = file_res(watcher, tmp_path, path=str(path), content="mine\n", event=events.release)
     res.watch()
     assert res.check_apply(True) is False
     while events.acquire(timeout=0.2):
         pass
+    return res, events, path
+
+
+def test_a_symlinked_folder_removed_above_the_path_is_an_event_and_the_file_made_again(
+    watcher, tmp_path
+):
+    """Nothing in the folder the link led to changes: the link's own name is watched."""
+    res, events, path = _applied_through_a_link(watcher, tmp_path, "real", "link")
+    link = tmp_path / "link"
     link.unlink()
     assert events.acquire(timeout=5)
     assert res.check_apply(True) is False
@@ -245,16 +251,8 @@ def test_a_symlinked_folder_removed_above_the_path_is_an_event_and_the_file_made
 def test_a_link_loop_made_on_the_way_is_an_event_and_fails_the_check(watcher, tmp_path):
     """The watch's own look at the path raised ELOOP: a traceback in the log, no
     event, and the resource was never checked again (and reported fine)."""
-    (tmp_path / "A").mkdir()
+    res, events, _ = _applied_through_a_link(watcher, tmp_path, "A", "L")
     link = tmp_path / "L"
-    link.symlink_to("A")
-    events = threading.Semaphore(0)
-    path = link / "f"
-    res = file_res(watcher, tmp_path, path=str(path), content="x\n", event=events.release)
-    res.watch()
-    assert res.check_apply(True) is False
-    while events.acquire(timeout=0.2):
-        pass
     (tmp_path / "L2").symlink_to("L")
     (tmp_path / "L.new").symlink_to("L2")
     os.replace(tmp_path / "L.new", link)  # L -> L2 -> L, at once
