@@ -25,7 +25,6 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from mgmt.graph.model import ResourceSpec
 from mgmt.resources.base import kind_class
-from mgmt.resources.filepath import real_folder
 
 __all__ = ["find_clash"]
 
@@ -92,7 +91,7 @@ def _resolver() -> Callable[[str], str]:
             return ident
         folder, name = os.path.split(os.path.normpath(ident[5:]))
         if folder not in folders:
-            folders[folder] = os.path.dirname(real_folder(os.path.join(folder, "x")))
+            folders[folder] = os.path.realpath(folder)
         return "file:" + os.path.join(folders[folder], name)
 
     return real

@@ -87,7 +87,7 @@ class FileClaims:
         folder, name = os.path.split(os.path.normpath(path))
         real = self._folders.get(folder)
         if real is None:  # a race here only resolves one folder twice
-            real = self._folders[folder] = os.path.dirname(real_folder(folder + "/x"))
+            real = self._folders[folder] = os.path.realpath(folder)
         return os.path.join(real, name)
 
     def _hold(self, res: Resource, ident: str, cover: Optional[str]) -> None:
