@@ -3,13 +3,10 @@ fail instead of fighting (mgmt.resources.fileclaims)."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import threading
 
 import pytest
-from helpers import AgentProcess
 from test_watcher import drain
 
 from mgmt.log import get_logger
@@ -89,39 +86,3 @@ def test_a_file_a_new_link_puts_inside_a_forced_copy_is_held_off(watcher, tmp_pa
         extra.check_apply(True)
     for res in (tree, extra):
         res.close()
-
-
-GRAPH = {
-    "graph": "fight",
-    "resources": {
-        "file": [
-            {"name": "one", "path": "OUT/A/f", "content": "one"},
-            {"name": "two", "path": "OUT/L/f", "content": "two"},
-        ]
-    },
-}
-
-
-def test_the_agent_converges_with_one_failed_instead_of_writing_for_ever(tmp_path):
-    """10,000 writes in 5 s, and the run never converged."""
-    out = tmp_path / "out"
-    (out / "A").mkdir(parents=True)
-    (out / "B").mkdir()
-    (out / "L").symlink_to("B")  # two's file is B/f at first
-    graph = tmp_path / "g.json"
-    graph.write_text(json.dumps(GRAPH).replace("OUT", str(out)))
-    agent = AgentProcess(
-        ["--file", str(graph), "--no-server", "--tmp-prefix", "--converged-timeout", "3"],
-        tmp_path / "log",
-    )
-    try:
-        assert agent.wait_log("two: created", timeout=20), agent.log
-        (out / "L.new").symlink_to("A")
-        (out / "L.new").replace(out / "L")  # at once: both name A/f now
-        code = agent.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        agent.stop(timeout=5)
-        raise
-    assert code == 1, agent.log
-    assert "manages" in agent.log and "too" in agent.log
-    assert agent.log.count("wrote content") < 5, agent.log
