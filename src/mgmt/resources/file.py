@@ -181,8 +181,7 @@ class FileRes(Resource):
 
     def check_apply(self, apply: bool) -> bool:
         self.known = None
-        claimed = self.path + "/" if self.is_dir else self.path  # a tree's path, as given
-        self.init.services.get(FileClaims).claim(self, claimed, self.params)
+        self.init.services.get(FileClaims).claim(self, self.path)
         try:
             if self.params["state"] == "absent":
                 return self._absent(apply)

@@ -22,7 +22,6 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Resource, ResourceError
 from mgmt.resources.filepath import real_folder
-from mgmt.resources.filetree import tree_cover, tree_fights
 
 # What a resource holds: its path's id ("file:" and the real path), and the id of
 # the tree it copies or removes, if it does.
@@ -41,12 +40,14 @@ class FileClaims:
         self._gone = weakref.WeakSet()  # type: ignore[var-annotated]  # released for good
         self._folders: Dict[str, str] = {}  # a folder as named -> its real path
 
-    def claim(self, res: Resource, path: str, params: Mapping[str, Any]) -> None:
-        """Hold ``path`` (as the graph names it: a tree's ends in /) for ``res``,
-        letting go of what it held before; or raise the ResourceError that names
-        the resource holding it."""
+    def claim(self, res: Resource, path: str) -> None:
+        """Hold ``path`` for ``res``, letting go of what it held before; or raise the
+        ResourceError that names the resource holding it. What a tree covers, and
+        what it fights, the kind says (Resource.covers and .fights, as for the
+        graph's clash check)."""
+        params = res.params
         ident = "file:" + self._real(path)
-        cover = tree_cover(path, params)
+        cover = res.covers(res.name, params)
         cover = None if cover is None else "file:" + real_folder(cover[len("file:") :])
         held = self._held.get(id(res))
         if held is not None and held[1:] == (ident, cover):
@@ -117,14 +118,14 @@ class FileClaims:
         for folder in _folders_above(ident) if self._covers else ():
             tree = self._covers.get(folder)
             fights = tree is not None and tree is not res
-            if fights and tree_fights(folder, tree.params, ident, params, True):
+            if fights and tree.fights(folder, tree.params, ident, params, True):
                 return tree
         if cover is None:
             return None
         inside = cover + "/"  # a tree's: what is held below it (a scan: trees are few)
         for holder, held, _ in list(self._held.values()):
             below = held.startswith(inside) and holder is not res
-            if below and tree_fights(cover, params, held, holder.params, True):
+            if below and res.fights(cover, params, held, holder.params, True):
                 return holder
         return None
 
