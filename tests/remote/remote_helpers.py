@@ -78,7 +78,11 @@ def mgmt_run(
 
 
 class Initiator:
-    """`mgmt run --remote` in the background, its output collected line by line as it comes."""
+    """`mgmt run --remote` in the background, its output collected line by line as it comes.
+
+    Used as ``with Initiator(...) as run:``, it does not outlive the block (see
+    :meth:`__exit__`); a test that checks how the run ends still ends it in the
+    block itself (``run.interrupt()``, then ``run.wait()`` for its exit code)."""
 
     def __init__(
         self,
@@ -152,6 +156,22 @@ class Initiator:
         if self.proc.poll() is None:
             self.proc.kill()
         self.wait()
+
+    def __enter__(self) -> Initiator:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        """End the run if the block did not: ^C, as a user would, and 15 s for it
+        to stop its hosts (their agents get 10 s, then SIGKILL); then kill it,
+        whatever its state (and raise if it had not ended in time). Nothing may
+        outlive a test: a run left going would hold agents, ports and files on
+        the hosts that the next tests use."""
+        try:
+            if self.proc.poll() is None:
+                self.interrupt()
+                self.wait(15)
+        finally:
+            self.kill()
 
 
 def leftovers(host: Host) -> dict:
