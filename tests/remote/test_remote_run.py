@@ -171,8 +171,7 @@ def test_saving_a_graph_re_copies_it_and_only_the_difference_is_applied(pool, bu
     a, b = pool["a"], pool["b"]
     graph_a = graph_for("remote2a.yaml", "a", tmp_path)
     graph_b = graph_for("remote2b.yaml", "b", tmp_path)
-    run = Initiator(pool, bundle, [graph_a, graph_b])
-    try:
+    with Initiator(pool, bundle, [graph_a, graph_b]) as run:
         # Output is streamed while the run goes on, not after it.
         run.wait_for_line(r"^b \| .*file2a", timeout=30)
         wait_until(lambda: a.exists("/tmp/file2b") and b.exists("/tmp/file2a"), what="exchange")
@@ -193,7 +192,6 @@ def test_saving_a_graph_re_copies_it_and_only_the_difference_is_applied(pool, bu
         run.wait_for_line(r"Copied over new graph definition: .*remote2b\.yaml", timeout=5)
         # Resources the edit did not touch were left alone.
         assert a.run("stat -c %i:%Y /tmp/file1a /tmp/file2a").stdout == before
-    finally:
         run.interrupt()
         code = run.wait(15)
     assert code == 0, run.output
@@ -207,8 +205,7 @@ def test_a_bad_edit_is_reported_once_against_the_users_file_and_not_copied(pool,
     a = pool["a"]
     graph = file_graph("a", "a", tmp_path)
     good = graph.read_text()
-    run = Initiator(pool, bundle, [graph])
-    try:
+    with Initiator(pool, bundle, [graph]) as run:
         wait_until(lambda: has_file(a, "i am a"), 30, "a's file")
         copied = run.output.count("Copied over new graph definition")
         save_graph(graph, good.replace("    state: exists\n", "    state: [exists\n"))
@@ -218,7 +215,6 @@ def test_a_bad_edit_is_reported_once_against_the_users_file_and_not_copied(pool,
         save_graph(graph, good.replace("i am a", "fixed"))
         wait_until(lambda: has_file(a, "fixed"), 10, "the fixed edit applied")
         run.wait_for_line(r"Copied over new graph definition", timeout=5)
-    finally:
         run.interrupt()
         code = run.wait(15)
     assert code == 0, run.output
@@ -235,8 +231,7 @@ def test_an_edit_that_moves_the_graph_to_another_host_is_refused(pool, bundle, t
     graph = file_graph("a", "a", tmp_path)
     good = graph.read_text()
     assert "remote: a\n" in good
-    run = Initiator(pool, bundle, [graph])
-    try:
+    with Initiator(pool, bundle, [graph]) as run:
         wait_until(lambda: has_file(a, "i am a"), 30, "a's file")
         save_graph(
             graph, good.replace("i am a", "meant for b").replace("remote: a\n", "remote: b\n")
@@ -247,7 +242,6 @@ def test_an_edit_that_moves_the_graph_to_another_host_is_refused(pool, bundle, t
         line = run.wait_for_line(r": sudo: changed while the run runs", timeout=10)
         save_graph(graph, good.replace("i am a", "still a"))  # back on a: applied
         wait_until(lambda: has_file(a, "still a"), 10, "the edit that stays on a")
-    finally:
         run.interrupt()
         code = run.wait(15)
     assert code == 0, run.output
@@ -263,16 +257,13 @@ def test_interrupt_during_copies_stops_at_once_and_leaves_nothing(pool, bundle, 
     with big.open("wb") as handle:
         handle.truncate(200 * 1024 * 1024)
     graphs = [file_graph(h.name, h.name, tmp_path) for h in pool]
-    run = Initiator(pool, big, graphs)
-    try:
+    with Initiator(pool, big, graphs) as run:
         for host in pool:
             run.wait_for_line(rf"{host.name}: Copying bundle", timeout=30)
         interrupted = time.monotonic()
         run.interrupt(signal.SIGTERM)
         code = run.wait(15)
         assert time.monotonic() - interrupted < 10
-    finally:
-        run.kill()
     assert code == 0, run.output
     rows = summary(run.output)
     assert {rows[h.name][0] for h in pool} == {"stopped"}, run.output
@@ -289,16 +280,12 @@ def _etcd_children(pid: int) -> list:
 
 def test_a_run_that_exchanges_nothing_never_starts_etcd(pool, bundle, tmp_path):
     a, b = pool["a"], pool["b"]
-    run = Initiator(pool, bundle, [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)])
-    try:
+    graphs = [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)]
+    with Initiator(pool, bundle, graphs) as run:
         wait_until(lambda: a.exists("/tmp/only-a") and b.exists("/tmp/only-b"), 30, "both")
         assert _etcd_children(run.proc.pid) == []
         # The tunnels are there all the same, for an edit that starts to exchange.
         assert [x for x in a.listeners() if x.startswith("127.0.0.1:")]
-    finally:
-        run.interrupt()
-        run.wait(15)
-        run.kill()
     assert "etcd for this run" not in run.output
     for host in (a, b):
         assert_clean(host)
@@ -455,8 +442,8 @@ def test_the_agent_makes_folders_with_the_logins_umask_as_a_local_run_does(pool,
 
 def test_a_host_that_drops_mid_run_is_reported_while_the_others_go_on(pool, bundle, tmp_path):
     a, b = pool["a"], pool["b"]
-    run = Initiator(pool, bundle, [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)])
-    try:
+    graphs = [file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)]
+    with Initiator(pool, bundle, graphs) as run:
         wait_until(lambda: a.exists("/tmp/only-a") and b.exists("/tmp/only-b"), 30, "both")
         b.kill_sessions()  # the SSH connection and everything it ran die at once
         run.wait_for_line(r"^b \| |connection lost", timeout=10)
@@ -464,8 +451,6 @@ def test_a_host_that_drops_mid_run_is_reported_while_the_others_go_on(pool, bund
         assert run.proc.poll() is None  # a keeps running
         run.interrupt()
         code = run.wait(15)
-    finally:
-        run.kill()
     assert code == 1
     rows = summary(run.output)
     assert rows["a"][0] == "stopped" and rows["b"][0] == "failed"
@@ -491,8 +476,7 @@ def test_saving_the_graph_of_a_host_that_ended_leaves_re_copies_to_the_others(
         "  - {name: end, cmd: 'kill -TERM $PPID', shell: /bin/sh}\n"
         "remote: b\n"
     )
-    run = Initiator(pool, bundle, [graph_a, graph_b])
-    try:
+    with Initiator(pool, bundle, [graph_a, graph_b]) as run:
         wait_until(lambda: a.exists("/tmp/only-a"), 30, "a's file")
         run.wait_for_line(r"^b \| .*Goodbye!", timeout=30)
         wait_until(lambda: not b.listdir("/tmp"), 10, "b's session to clean up")
@@ -507,8 +491,6 @@ def test_saving_the_graph_of_a_host_that_ended_leaves_re_copies_to_the_others(
         wait_until(a_edited, 10, "a's edit applied")
         run.interrupt()
         code = run.wait(15)
-    finally:
-        run.kill()
     assert code == 0, run.output
     assert "Traceback" not in run.output
     rows = summary(run.output)
@@ -551,8 +533,7 @@ def test_an_edit_saved_while_a_host_waits_for_its_turn_is_checked_as_any_edit(
     the graph that passed."""
     a, b = pool["a"], pool["b"]
     graph_a, graph_b = file_graph("a", "a", tmp_path), file_graph("b", "b", tmp_path)
-    run = Initiator(pool, bundle, [graph_a, graph_b], "--cconns=1", "--converged-timeout=2")
-    try:
+    with Initiator(pool, bundle, [graph_a, graph_b], "--cconns=1", "--converged-timeout=2") as run:
         run.wait_for_line(r"remote: a: Running\b", timeout=30)  # b waits for its turn
         text = graph_b.read_text()
         if edit == "moved":
@@ -561,8 +542,6 @@ def test_an_edit_saved_while_a_host_waits_for_its_turn_is_checked_as_any_edit(
             text = text.replace("resources:", "resources: [oops")
         save_graph(graph_b, text)
         code = run.wait(60)
-    finally:
-        run.kill()
     assert code == 0, run.output
     assert "only-b.yaml" in run.output and said in run.output, run.output
     assert "starting with its last version that passed" in run.output, run.output
@@ -580,8 +559,7 @@ def test_a_graph_given_as_a_symlink_is_re_copied_when_its_target_is_saved(pool, 
     target = file_graph("a", "a", real)
     link = tmp_path / "a.yaml"
     link.symlink_to(target)
-    run = Initiator(pool, bundle, [link])
-    try:
+    with Initiator(pool, bundle, [link]) as run:
         wait_until(lambda: a.exists("/tmp/only-a"), 30, "a's file")
         file_graph("a", "a", real, content="edited through the link")  # saves the target
 
@@ -591,8 +569,6 @@ def test_a_graph_given_as_a_symlink_is_re_copied_when_its_target_is_saved(pool, 
         wait_until(edited, 10, "the edit applied")
         run.interrupt()
         code = run.wait(15)
-    finally:
-        run.kill()
     assert code == 0, run.output
     assert_clean(a)
     _clear_tmp(a)
