@@ -105,14 +105,11 @@ def test_ctrl_c_or_sigterm_stops_every_level_and_leaves_nothing(
     pool, agent_env, bundle, tmp_path, sig
 ):
     graphs = [leaf_graph(pool, n, tmp_path, f"before {sig.name}") for n in ("l1", "l3")]
-    run = Initiator(pool, bundle, graphs, env=agent_env)
-    try:
+    with Initiator(pool, bundle, graphs, env=agent_env) as run:
         for name in ("l1", "l3"):
             wait_until(lambda n=name: has_file(pool[n], f"before {sig.name}"), 60, name)
         run.interrupt(sig)
         assert run.wait(30) == 0, run.output
-    finally:
-        run.kill()
     rows = summary(run.output)
     for name in ("l1", "l3"):
         assert rows[path_of(pool, name)][0] == "stopped", run.output
@@ -153,8 +150,7 @@ def test_writeup_exchange_between_a_direct_host_and_leaves_behind_two_secondarie
         exchange_graph("remote2b.yaml", "b", f"ssh://root@{l1.address}", tmp_path, "s1"),
         exchange_graph("remote2b.yaml", "c", f"ssh://root@{l3.address}", tmp_path, "s2"),
     ]
-    run = Initiator(pool, bundle, graphs, env=agent_env)
-    try:
+    with Initiator(pool, bundle, graphs, env=agent_env) as run:
         want = {f"file2{x}" for x in "abc"}
         for host in (d, l1, l3):
             wait_until(lambda h=host: want <= set(_tmp_files(h)), 60, f"{host.name} collected")
@@ -168,8 +164,6 @@ def test_writeup_exchange_between_a_direct_host_and_leaves_behind_two_secondarie
                 assert "kvs" not in answer and "user name is empty" in answer, answer
         run.interrupt()
         assert run.wait(30) == 0, run.output
-    finally:
-        run.kill()
     for host, mine in ((d, "a"), (l1, "b"), (l3, "c")):
         files = _tmp_files(host)
         assert files[f"file1{mine}"] == f"i am file1{mine}\n"
@@ -186,8 +180,7 @@ def test_a_killed_secondary_fails_its_leaves_and_the_rest_goes_on(
     s1, d, l1, l3 = pool["s1"], pool["d"], pool["l1"], pool["l3"]
     graphs = [file_graph("d", "d", tmp_path, "killed")]
     graphs += [leaf_graph(pool, n, tmp_path, "killed") for n in ("l1", "l3")]
-    run = Initiator(pool, bundle, graphs, env=agent_env)
-    try:
+    with Initiator(pool, bundle, graphs, env=agent_env) as run:
         for host in (d, l1, l3):
             wait_until(lambda h=host: has_file(h, "killed"), 60, host.name)
         s1.kill_sessions()  # the secondary, its ssh clients, START: all gone at once
@@ -197,8 +190,6 @@ def test_a_killed_secondary_fails_its_leaves_and_the_rest_goes_on(
         assert d.exists("/tmp/only-d") and run.proc.poll() is None
         run.interrupt()
         assert run.wait(30) == 1, run.output
-    finally:
-        run.kill()
     rows = summary(run.output)
     assert rows["s1"][0] == "failed", run.output
     assert rows[path_of(pool, "l1")][0] == "failed", run.output
@@ -223,8 +214,7 @@ def test_leaves_that_converged_before_their_secondary_died_say_so(
     """Their rows said only "failed ... via s2", as if nothing had been applied."""
     s2, l3, l4 = pool["s2"], pool["l3"], pool["l4"]
     graphs = [leaf_graph(pool, n, tmp_path, "applied") for n in ("l3", "l4")]
-    run = Initiator(pool, bundle, graphs, "-v", env=agent_env)
-    try:
+    with Initiator(pool, bundle, graphs, "-v", env=agent_env) as run:
         for leaf in (l3, l4):
             wait_until(lambda h=leaf: has_file(h, "applied"), 60, leaf.name)
             # Said with -v as the secondary relays it (before the fix, never: hence no assert).
@@ -232,8 +222,6 @@ def test_leaves_that_converged_before_their_secondary_died_say_so(
             wait_for(lambda s=seen: re.search(s, run.output), 30)
         s2.kill_sessions()  # the secondary, its ssh clients, START: all gone at once
         code = run.wait(60)  # nothing left running: the run ends by itself
-    finally:
-        run.kill()
     assert code == 1, run.output  # a lost host fails the run, whatever it had done
     rows = summary(run.output)
     assert rows["s2"][0] == "failed", run.output
@@ -254,8 +242,7 @@ def test_a_secondary_whose_start_is_killed_fails_its_leaves(pool, agent_env, bun
     """START's sh killed alone: the secondary sees its upstream go and stops its
     leaves in order, but they stopped because it failed, not because asked."""
     s1, l1 = pool["s1"], pool["l1"]
-    run = Initiator(pool, bundle, [leaf_graph(pool, "l1", tmp_path, "start")], env=agent_env)
-    try:
+    with Initiator(pool, bundle, [leaf_graph(pool, "l1", tmp_path, "start")], env=agent_env) as run:
         wait_until(lambda: has_file(l1, "start"), 60, "l1")
         shells = [p for p, cmd in s1.processes().items() if cmd.startswith("/bin/sh -c # START")]
         # START, not its guard (a subshell: the same command line, START its parent).
@@ -263,8 +250,6 @@ def test_a_secondary_whose_start_is_killed_fails_its_leaves(pool, agent_env, bun
         assert len(starts) == 1, shells
         os.kill(starts[0], signal.SIGKILL)
         assert run.wait(30) == 1, run.output
-    finally:
-        run.kill()
     rows = summary(run.output)
     assert rows["s1"][0] == "failed", run.output
     assert rows[path_of(pool, "l1")][:1] == ("failed",), run.output
@@ -372,8 +357,7 @@ def test_an_unknown_leaf_is_refused_then_accepted_with_ssh_accept_new(
 def test_saving_a_leaf_graph_on_the_initiator_reaches_the_leaf(pool, agent_env, bundle, tmp_path):
     l2 = pool["l2"]
     graph = leaf_graph(pool, "l2", tmp_path, "first")
-    run = Initiator(pool, bundle, [graph], env=agent_env)
-    try:
+    with Initiator(pool, bundle, [graph], env=agent_env) as run:
         wait_until(lambda: has_file(l2, "first"), 60, "the first graph applied")
         save_graph(graph, graph.read_text().replace("first", "edited"))
         wait_until(lambda: has_file(l2, "edited"), 30, "the edit applied on the leaf")
@@ -382,10 +366,8 @@ def test_saving_a_leaf_graph_on_the_initiator_reaches_the_leaf(pool, agent_env, 
         # The initiator names the user's file, not the plan it sends the secondary.
         mine = rf"remote: s1: Copied over new graph definition: {re.escape(str(graph))}$"
         run.wait_for_line(mine, timeout=10)
-    finally:
         run.interrupt()
         code = run.wait(30)
-        run.kill()
     assert code == 0, run.output
     for host in pool:
         assert_clean(host)
@@ -397,18 +379,15 @@ def test_a_leafs_edit_goes_down_while_a_sibling_below_the_same_secondary_is_brok
     """Both graphs travel in s1's plan: l1's bad file held l2's edit back."""
     l1, l2 = pool["l1"], pool["l2"]
     one, two = leaf_graph(pool, "l1", tmp_path, "first"), leaf_graph(pool, "l2", tmp_path, "first")
-    run = Initiator(pool, bundle, [one, two], env=agent_env)
-    try:
+    with Initiator(pool, bundle, [one, two], env=agent_env) as run:
         wait_until(lambda: has_file(l1, "first") and has_file(l2, "first"), 60, "both applied")
         save_graph(one, one.read_text() + "  : : bad\n")
         run.wait_for_line(r"only-l1\.yaml:\d+: YAML syntax error", timeout=10)
         save_graph(two, two.read_text().replace("first", "edited"))
         wait_until(lambda: has_file(l2, "edited"), 30, "l2's edit applied")
         assert has_file(l1, "first")  # l1 keeps the graph it runs
-    finally:
         run.interrupt()
         code = run.wait(30)
-        run.kill()
     assert code == 0, run.output
     for host in pool:
         assert_clean(host)
@@ -478,8 +457,7 @@ def test_json_has_an_entry_per_leaf_with_its_agents_report(pool, agent_env, bund
 
 def test_a_secondary_killed_alone_takes_its_ssh_clients_with_it(pool, agent_env, bundle, tmp_path):
     s1, l1 = pool["s1"], pool["l1"]
-    run = Initiator(pool, bundle, [leaf_graph(pool, "l1", tmp_path, "alone")], env=agent_env)
-    try:
+    with Initiator(pool, bundle, [leaf_graph(pool, "l1", tmp_path, "alone")], env=agent_env) as run:
         wait_until(lambda: has_file(l1, "alone"), 60, "l1 applied")
         [secondary] = [
             pid
@@ -489,8 +467,6 @@ def test_a_secondary_killed_alone_takes_its_ssh_clients_with_it(pool, agent_env,
         assert [c for c in s1.processes().values() if c.startswith("ssh ") and " -M " in c]
         os.kill(secondary, signal.SIGKILL)  # its ssh masters and clients stay... not for long
         assert run.wait(60) == 1, run.output
-    finally:
-        run.kill()
     rows = summary(run.output)
     assert rows["s1"][0] == "failed", run.output
     # Killed once it had applied its graph: converged by then, or about to be.
