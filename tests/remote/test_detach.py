@@ -219,28 +219,22 @@ def test_attach_pushes_an_edited_graph_then_detaches_again_or_stops(pool, bundle
         assert "a detached cluster already runs on a, b" in again.stderr
 
         graphs[0].write_text(graphs[0].read_text().replace("i am file1a", "i am file1a, edited"))
-        attached = Initiator(pool, bundle, graphs, "--attach", "--detach")
-        try:
+        with Initiator(pool, bundle, graphs, "--attach", "--detach") as attached:
             attached.wait_for_line(r"^a \| .*graph file .*remote2a.yaml changed", 60)
             wait_until(
                 lambda: a.read_file("/tmp/file1a") == "i am file1a, edited\n", 20, "the edit on a"
             )
             attached.interrupt()
             assert attached.wait(30) == 0, attached.output
-        finally:
-            attached.kill()
         assert "detached again" in attached.output
         status = _cluster(pool, bundle, "status", graphs)
         assert status.returncode == 0, status.stdout + status.stderr  # it runs on
 
         # Attached without --detach, ^C stops the cluster.
-        attached = Initiator(pool, bundle, graphs, "--attach")
-        try:
+        with Initiator(pool, bundle, graphs, "--attach") as attached:
             attached.wait_for_line(r"attached to 2 host\(s\)", 60)
             attached.interrupt()
             assert attached.wait(60) == 0, attached.output
-        finally:
-            attached.kill()
         assert "cluster stopped and removed" in attached.output
     finally:
         _cluster(pool, bundle, "stop", graphs)
@@ -271,21 +265,15 @@ def test_attached_to_a_cluster_with_a_rebooted_host_says_so_and_ctrl_c_stops_the
         assert status.returncode == 1, status.stdout
         [line] = [x for x in status.stdout.splitlines() if x.startswith("b: agent")]
         assert "NOT RUNNING" in line and ", converged," not in line, line  # its key outlived it
-        again = Initiator(pool, bundle, graphs, "--attach", "--detach")
-        try:
+        with Initiator(pool, bundle, graphs, "--attach", "--detach") as again:
             again.wait_for_line(r"attached to 2 host\(s\)", 60)
             again.interrupt()
             assert again.wait(30) == 1, again.output  # it runs on, but not on b
-        finally:
-            again.kill()
         assert "b: the cluster's agent does not run here (the host rebooted?)" in again.output
-        attached = Initiator(pool, bundle, graphs, "--attach")
-        try:
+        with Initiator(pool, bundle, graphs, "--attach") as attached:
             attached.wait_for_line(r"attached to 2 host\(s\)", 60)
             attached.interrupt()
             code = attached.wait(60)
-        finally:
-            attached.kill()
         assert "internal error" not in attached.output, attached.output
         assert code == 0 and "cluster stopped and removed" in attached.output, attached.output
     finally:
@@ -302,8 +290,7 @@ def test_a_host_whose_connection_drops_while_attached_is_said_at_once(pool, bund
     try:
         done = mgmt_run(pool, bundle, graphs, "--detach", "--converged-timeout", "0")
         assert done.returncode == 0, done.stdout + done.stderr
-        attached = Initiator(pool, bundle, graphs, "--attach", "--lost-timeout=300")
-        try:
+        with Initiator(pool, bundle, graphs, "--attach", "--lost-timeout=300") as attached:
             attached.wait_for_line(r"attached to 2 host\(s\)", 60)
             cluster = [
                 pid
@@ -316,8 +303,6 @@ def test_a_host_whose_connection_drops_while_attached_is_said_at_once(pool, bund
                     os.kill(pid, 9)
             line = attached.wait_for_line(r"error: b: ", 20)
             code = attached.wait(30)
-        finally:
-            attached.kill()
         assert "b: connection lost while attached; the cluster runs on" in line, attached.output
         assert code == 1 and "Traceback" not in attached.output, attached.output
         # It runs on indeed: the cluster's processes on b, untouched.
@@ -523,8 +508,7 @@ def test_a_hand_over_interrupted_while_hosts_prepare_leaves_no_cluster_behind(
     )
     graphs[1].write_text(graphs[1].read_text() + "python: /tmp/slow-python3\n")
 
-    run = Initiator(pool, bundle, graphs, "--detach")
-    try:
+    with Initiator(pool, bundle, graphs, "--detach") as run:
         wait_until(
             lambda: (
                 _running(b, "prepare")
@@ -536,8 +520,6 @@ def test_a_hand_over_interrupted_while_hosts_prepare_leaves_no_cluster_behind(
         )
         run.interrupt()
         assert run.wait(60) == 130, run.output
-    finally:
-        run.kill()
     assert re.search(r"letting [12] host command\(s\) under way end first", run.output)
     for host in (a, b):
         assert_clean(host)
@@ -594,14 +576,11 @@ def test_a_hand_over_interrupted_while_auth_waits_for_the_member_leaves_nothing(
     a.run("cat > /tmp/slow-etcd && chmod 755 /tmp/slow-etcd", input=SLOW_ETCD)
     a.run("mount --bind /tmp/slow-etcd /usr/bin/etcd")
     try:
-        run = Initiator(pool, bundle, _graphs(tmp_path)[:2], "--detach")
-        try:
+        with Initiator(pool, bundle, _graphs(tmp_path)[:2], "--detach") as run:
             # The command running on the host, not the line logged just before it.
             wait_until(lambda: _running(a, "auth"), 30, "auth under way on a")
             run.interrupt()
             assert run.wait(60) == 130, run.output
-        finally:
-            run.kill()
         assert "letting 1 host command(s) under way end first" in run.output, run.output
         assert "interrupted before the hand-over; stopping what was started" in run.output
         for host in (a, pool["b"]):
