@@ -75,8 +75,7 @@ def test_a_second_run_for_a_host_is_refused_while_the_first_runs(pool, bundle, t
     a = pool["a"]
     (tmp_path / "1").mkdir()
     (tmp_path / "2").mkdir()
-    first = Initiator(pool, bundle, [file_graph("a", "a", tmp_path / "1", "first")])
-    try:
+    with Initiator(pool, bundle, [file_graph("a", "a", tmp_path / "1", "first")]) as first:
         wait_until(lambda: has_file(a, "first"), 60, "the first run's file")
         [agent] = agents(a, "only-a.yaml")
         # The same file, another content: two agents would rewrite it in turn for ever.
@@ -94,8 +93,6 @@ def test_a_second_run_for_a_host_is_refused_while_the_first_runs(pool, bundle, t
         assert has_file(a, "first") and first.proc.poll() is None
         first.interrupt()
         assert first.wait(30) == 0, first.output
-    finally:
-        first.kill()
     assert summary(first.output)["a"][0] == "stopped", first.output
     assert_clean(a)
     third = mgmt_run(pool, bundle, [file_graph("a", "a", tmp_path / "2", "third")],
@@ -107,8 +104,7 @@ def test_a_second_run_for_a_host_is_refused_while_the_first_runs(pool, bundle, t
 @pytest.mark.parametrize("how", ["agent killed", "initiator killed"])
 def test_a_run_killed_outright_leaves_no_lock_behind(pool, bundle, tmp_path, how):
     a = pool["a"]
-    first = Initiator(pool, bundle, [file_graph("a", "a", tmp_path, "killed")])
-    try:
+    with Initiator(pool, bundle, [file_graph("a", "a", tmp_path, "killed")]) as first:
         wait_until(lambda: has_file(a, "killed"), 60, "the first run's file")
         if how == "agent killed":
             [agent] = agents(a, "only-a.yaml")
@@ -118,8 +114,6 @@ def test_a_run_killed_outright_leaves_no_lock_behind(pool, bundle, tmp_path, how
             first.proc.send_signal(signal.SIGKILL)
             first.wait(30)
             assert_clean(a, timeout=20)
-    finally:
-        first.kill()
     again = mgmt_run(pool, bundle, [file_graph("a", "a", tmp_path, "again")],
                      "--converged-timeout=1")  # fmt: skip
     assert again.returncode == 0, again.stdout + again.stderr
@@ -135,9 +129,9 @@ def test_behind_a_secondary_a_leaf_takes_one_run_and_the_secondary_serves_both(
     l1, l2 = pool["l1"], pool["l2"]
     (tmp_path / "1").mkdir()
     (tmp_path / "2").mkdir()
-    first = Initiator(pool, bundle, [leaf_graph(pool, "l1", tmp_path / "1", "first")],
-                      env=agent_env)  # fmt: skip
-    try:
+    with Initiator(
+        pool, bundle, [leaf_graph(pool, "l1", tmp_path / "1", "first")], env=agent_env
+    ) as first:
         wait_until(lambda: has_file(l1, "first"), 60, "l1's file")
         [agent] = agents(l1, "only-l1.yaml")
         graphs = [leaf_graph(pool, n, tmp_path / "2", "second") for n in ("l1", "l2")]
@@ -152,8 +146,6 @@ def test_behind_a_secondary_a_leaf_takes_one_run_and_the_secondary_serves_both(
         assert agents(l1, "only-l1.yaml") == [agent]
         first.interrupt()
         assert first.wait(30) == 0, first.output
-    finally:
-        first.kill()
     for host in pool:
         assert_clean(host, timeout=15)
 
@@ -168,8 +160,7 @@ def test_the_lock_is_the_target_users_whoever_logs_in(pool, bundle, tmp_path):
     with sudo_users({"login": "nopasswd", "target": "none"},
                     Path(str(pool.identity) + ".pub")) as users:  # fmt: skip
         remote = f"{users['login'].name}@{a.address}"
-        first = Initiator(pool, bundle, [file_graph("a", "a", tmp_path / "1", "root")])
-        try:
+        with Initiator(pool, bundle, [file_graph("a", "a", tmp_path / "1", "root")]) as first:
             wait_until(lambda: has_file(a, "root"), 60, "the root run's file")
             [agent] = agents(a, "only-a.yaml")
             graph = file_graph("a", remote, tmp_path / "2", "sudo")
@@ -185,6 +176,4 @@ def test_the_lock_is_the_target_users_whoever_logs_in(pool, bundle, tmp_path):
             assert a.read_file("/tmp/only-other") == "target"
             first.interrupt()
             assert first.wait(30) == 0, first.output
-        finally:
-            first.kill()
     assert_clean(a)
