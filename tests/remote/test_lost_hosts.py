@@ -82,14 +82,11 @@ def test_an_initiator_killed_mid_copy_leaves_no_partial_bundle_or_run_dir(pool, 
     big = tmp_path / "big.pyz"
     with big.open("wb") as handle:
         handle.truncate(200 * 1024 * 1024)
-    run = Initiator(pool, big, _graphs(pool, tmp_path))
-    try:
+    with Initiator(pool, big, _graphs(pool, tmp_path)) as run:
         for host in pool:
             run.wait_for_line(rf"{host.name}: Copying bundle", timeout=30)
         wait_until(lambda: all(leftovers(h)["temp bundles"] for h in pool), 30, "copies begun")
         run.interrupt(signal.SIGKILL)  # no clean-up from the initiator at all
         run.wait(10)
-    finally:
-        run.kill()
     for host in pool:
         assert_clean(host, timeout=20)  # the host-side guard did it
