@@ -320,8 +320,7 @@ def test_stopping_a_sudo_run_stops_the_root_agent_and_leaves_nothing(
     a = pool["a"]
     graph = file_graph("a", f"{user.name}@{a.address}", tmp_path)
     flags = ["--sudo"] + (["--ask-sudo-password"] if kind != "nopasswd" else [])
-    run = Initiator(pool, bundle, [graph], *flags, stdin=user.password + "\n")
-    try:
+    with Initiator(pool, bundle, [graph], *flags, stdin=user.password + "\n") as run:
         wait_until(lambda: a.exists("/tmp/only-a"), timeout=60, what="the agent to apply")
         agents = _root_agents(a)
         assert agents, a.processes()
@@ -330,8 +329,6 @@ def test_stopping_a_sudo_run_stops_the_root_agent_and_leaves_nothing(
         wait_until(lambda: not _root_agents(a), timeout=10, what="the root agent to end")
         if how != signal.SIGKILL:
             assert run.wait(30) == 0, run.output
-    finally:
-        run.kill()
     assert_clean(a, timeout=10)
 
 
@@ -433,8 +430,7 @@ def test_interrupting_a_bundle_copy_under_sudo_leaves_no_root_owned_state(
     user, a = users[kind], pool["a"]
     graph = file_graph("a", f"{user.name}@{a.address}", tmp_path)
     flags = ["--sudo"] + (["--ask-sudo-password"] if kind != "nopasswd" else [])
-    run = Initiator(pool, big, [graph], *flags, stdin=user.password + "\n")
-    try:
+    with Initiator(pool, big, [graph], *flags, stdin=user.password + "\n") as run:
         run.wait_for_line(r"Copying bundle", timeout=30)
         wait_until(
             lambda: any(f.startswith(".") for f in a.listdir("/root/.cache/mgmt/bundles")),
@@ -443,7 +439,5 @@ def test_interrupting_a_bundle_copy_under_sudo_leaves_no_root_owned_state(
         )
         run.interrupt(signal.SIGTERM)
         assert run.wait(15) == 0, run.output
-    finally:
-        run.kill()
     assert summary(run.output)[a.address][0] == "stopped"
     assert_clean(a, timeout=10)  # no run dir, no partial bundle (both root's), no process
