@@ -64,8 +64,7 @@ def test_deploy_beside_a_running_mgmt_run_fails_that_host_and_leaves_the_run_alo
     pool, bundle, tmp_path
 ):
     fa = pool["fa"]
-    run = Initiator(pool, bundle, [file_graph("fa", "fa", tmp_path, "from mgmt run")])
-    try:
+    with Initiator(pool, bundle, [file_graph("fa", "fa", tmp_path, "from mgmt run")]) as run:
         wait_until(lambda: fa.exists("/tmp/only-fa"), 60, "the run's file")
         graph = _site(tmp_path)
         args = ["-H", "fa,fb", "deploy", "--graph", str(graph), "--converged-timeout", "1"]
@@ -77,8 +76,6 @@ def test_deploy_beside_a_running_mgmt_run_fails_that_host_and_leaves_the_run_alo
         assert not fa.exists("/tmp/motd") and run.proc.poll() is None
         run.interrupt()
         assert run.wait(30) == 0, run.output
-    finally:
-        run.kill()
     for host in pool:
         assert_clean(host)
         host.run("rm -f /tmp/motd /tmp/only-*")
