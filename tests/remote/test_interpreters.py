@@ -212,13 +212,10 @@ def test_a_python_key_that_hangs_is_stopped_by_ctrl_c_and_leaves_nothing(pool, b
     a.run("printf '#!/bin/sh\\nsleep 1000\\n' > /tmp/hangpy && chmod +x /tmp/hangpy")
     graph = file_graph("a", "a", tmp_path)
     graph.write_text(graph.read_text() + "python: /tmp/hangpy\n")
-    run = Initiator(pool, bundle, [graph], "--converged-timeout=1")
-    try:
+    with Initiator(pool, bundle, [graph], "--converged-timeout=1") as run:
         wait_until(lambda: any("sleep 1000" in c for c in a.processes().values()), 30, "hangpy")
         run.interrupt()
         code = run.wait(15)
-    finally:
-        run.kill()
     assert code == 0, run.output
     assert summary(run.output)["a"][0] == "stopped", run.output
     # It ignores SIGINT (sh started it in the background): START's guard kills it
