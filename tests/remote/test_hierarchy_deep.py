@@ -40,8 +40,8 @@ def test_depth_three_on_one_chain_by_ssh_config_aliases(chain, bundle, tmp_path)
     graph = file_graph("z", "z", tmp_path, "deep")
     graph.write_text(graph.read_text() + "via: [s1, m]\n")
     with ssh_agent(chain.identity) as sock:
-        run = Initiator(chain, bundle, [graph], env={"SSH_AUTH_SOCK": sock})
-        try:
+        env = {"SSH_AUTH_SOCK": sock}
+        with Initiator(chain, bundle, [graph], env=env) as run:
             wait_until(lambda: has_file(z, "deep"), 60, "z applied")
             run.wait_for_line(r"^s1/m/z \| ", timeout=10)
             # Each level gets less time to stop its hosts than the level above
@@ -54,8 +54,6 @@ def test_depth_three_on_one_chain_by_ssh_config_aliases(chain, bundle, tmp_path)
             wait_until(lambda: has_file(z, "edited"), 30, "the edit applied on z")
             run.interrupt()
             assert run.wait(30) == 0, run.output
-        finally:
-            run.kill()
     rows = summary(run.output)
     assert rows["s1"][0] == rows["s1/m"][0] == rows["s1/m/z"][0] == "stopped", run.output
     assert rows["s1/m/z"][1] == "copied"
