@@ -55,8 +55,7 @@ def _etcd_call(host, port: int, path: str, body: dict) -> dict:
 
 def test_the_tunnel_refuses_anyone_without_the_runs_credentials(pool, bundle, tmp_path):
     a = pool["a"]
-    run = Initiator(pool, bundle, [graph_for("remote2a.yaml", "a", tmp_path)])
-    try:
+    with Initiator(pool, bundle, [graph_for("remote2a.yaml", "a", tmp_path)]):
         wait_until(lambda: a.exists("/tmp/file2a"), 30, "a's export applied")
         loopback = [x for x in a.listeners() if x.startswith("127.0.0.1:")]
         assert len(loopback) == 1, a.listeners()
@@ -72,10 +71,6 @@ def test_the_tunnel_refuses_anyone_without_the_runs_credentials(pool, bundle, tm
         # The credentials are on no command line in the host (where the agent runs).
         commands = " ".join(a.processes().values())
         assert "mgmt-run-" not in commands and AGENT_MARK in commands
-    finally:
-        run.interrupt()
-        run.wait(15)
-        run.kill()
     assert_clean(a)
     a.run("rm -f /tmp/file*")
 
