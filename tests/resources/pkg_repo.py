@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -12,11 +13,18 @@ REPO_PORT = 8765
 # name -> versions built into the test repository (phony packages, no software).
 PACKAGES = {
     "mgmt-test-a": ["1.0", "2.0"], "mgmt-test-b": ["1.0"], "mgmt-test-c": ["1.0"],
-    "mgmt-test-h": ["1.0"], "mgmt-test-r": ["1.0"],
+    "mgmt-test-h": ["1.0"], "mgmt-test-r": ["1.0"], "mgmt-test-p": ["1.0", "2.0"],
+    "mgmt-test-n": ["1.0"], "mgmt-test-o": ["1.0"], "mgmt-test-q": ["1.0"],
 }  # fmt: skip
-# What a package requires: mgmt-test-h needs what no repository has (dnf cannot install it);
-# mgmt-test-r needs mgmt-test-c (dnf installs c with r, and removes r with c).
-DEPENDS = {"mgmt-test-h": ["mgmt-nothere"], "mgmt-test-r": ["mgmt-test-c"]}
+# What fake-rpm gives a package beside its name and version: mgmt-test-h needs what no
+# repository has (dnf cannot install it); mgmt-test-r needs mgmt-test-c (dnf installs c
+# with r, and removes r with c); mgmt-test-p provides a name no package has;
+# mgmt-test-n obsoletes mgmt-test-o and provides its name (a package renamed: dnf
+# installs n for o).
+FLAGS = {
+    "mgmt-test-h": ["--depends=mgmt-nothere"], "mgmt-test-r": ["--depends=mgmt-test-c"],
+    "mgmt-test-p": ["--provides=mgmt-test-virtual"], "mgmt-test-n": ["--replaces=mgmt-test-o"],
+}  # fmt: skip
 
 
 def build_repo(repo: Path, packages=PACKAGES) -> None:
@@ -28,13 +36,43 @@ def build_repo(repo: Path, packages=PACKAGES) -> None:
         subprocess.run(
             [sys.executable, "-m", "mgmt_pkg", "fake-rpm", "-n", name, "-v", version,
              "-o", str(repo), "--source-date-epoch", "1700000000",
-             *[f"--depends={need}" for need in DEPENDS.get(name, [])]],
+             *FLAGS.get(name, [])],
             check=True, capture_output=True,
         )  # fmt: skip
 
     wanted = [(name, version) for name, versions in packages.items() for version in versions]
     with ThreadPoolExecutor(max_workers=4) as pool:  # rpmbuild waits on I/O as much as CPU
         list(pool.map(build, wanted))
+    _build_obsoleting(repo)
     for srpm in repo.glob("*.src.rpm"):
         srpm.unlink()  # binary packages only: check-update must not see sources
     subprocess.run(["createrepo_c", "-q", str(repo)], check=True)
+
+
+# A package that obsoletes another without providing its name (fake-rpm's --replaces
+# provides it too): dnf installs mgmt-test-m for mgmt-test-q all the same.
+OBSOLETING_SPEC = """\
+Name: mgmt-test-m
+Version: 1.0
+Release: 1
+Summary: obsoletes mgmt-test-q without providing it
+License: MIT
+BuildArch: noarch
+Obsoletes: mgmt-test-q < 2
+%description
+A test package.
+%files
+"""
+
+
+def _build_obsoleting(repo: Path) -> None:
+    top = repo / ".obsoleting"
+    top.mkdir()
+    (top / "m.spec").write_text(OBSOLETING_SPEC)
+    subprocess.run(
+        ["rpmbuild", "-bb", "--define", f"_topdir {top}", "--define", f"_rpmdir {repo}",
+         "--define", "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
+         str(top / "m.spec")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    shutil.rmtree(top)

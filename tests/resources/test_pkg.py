@@ -155,6 +155,48 @@ def test_a_missing_package_fails_naming_it_with_dnfs_message(pkg_host, tmp_path)
     assert "mgmt-test-nonesuch" in text and "No match for argument" in text
 
 
+def test_a_name_another_package_provides_or_obsoletes_is_installed_once(pkg_host, tmp_path):
+    """dnf installs mgmt-test-p for the name it provides, mgmt-test-n for the one it
+    obsoletes and provides, mgmt-test-m for the one it only obsoletes. rpm -q by
+    name said none was installed: each run installed nothing and failed."""
+    wanted = {"mgmt-test-virtual": "installed", "mgmt-test-o": "installed",
+              "mgmt-test-q": "newest"}  # fmt: skip
+    path = graph(tmp_path, pkg_host.repo, wanted)
+    first = run_once(pkg_host, tmp_path, path, "--json")
+    assert first.returncode == 0, log(tmp_path)
+    rows = agent_json(first)
+    assert {name: rows[name]["result"] for name in wanted} == dict.fromkeys(wanted, "changed")
+    assert installed(pkg_host, "mgmt-test-p") == "2.0-1"
+    assert installed(pkg_host, "mgmt-test-n") == "1.0-1"
+    assert installed(pkg_host, "mgmt-test-m") == "1.0-1"
+    assert [installed(pkg_host, name) for name in wanted] == ["", "", ""]
+    assert len(transactions(pkg_host)) == 1
+    # Converged: a second run finds them right, and runs no transaction.
+    second = run_once(pkg_host, tmp_path, path, "--json")
+    assert second.returncode == 0, log(tmp_path)
+    assert {r["result"] for r in agent_json(second).values()} == {"unchanged"}
+    assert len(transactions(pkg_host)) == 1
+
+
+def test_newest_of_a_provided_name_upgrades_the_package_providing_it(pkg_host, tmp_path):
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-p-1.0-1.noarch.rpm")])
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-virtual": "newest"})
+    assert run_once(pkg_host, tmp_path, path, "-v").returncode == 0, log(tmp_path)
+    assert "upgrade mgmt-test-p" in log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-p") == "2.0-1"
+    done = len(transactions(pkg_host))
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert len(transactions(pkg_host)) == done
+
+
+def test_uninstalled_names_a_package_not_what_it_provides(pkg_host, tmp_path):
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-p-1.0-1.noarch.rpm")])
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-virtual": "uninstalled"})
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-p") == "1.0-1"
+    assert transactions(pkg_host) == []
+
+
 def test_an_external_removal_is_undone_at_once(pkg_host, tmp_path):
     path = graph(tmp_path, pkg_host.repo, {"mgmt-test-a": "installed", "mgmt-test-b": "installed"})
     args = ["--file", str(path), "--no-server", "--prefix", str(tmp_path / "state")]

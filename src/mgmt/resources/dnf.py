@@ -23,9 +23,10 @@ from mgmt.resources.hosttool import last_lines, run_tool
 # How much of dnf's output an error carries: the end, where dnf says why.
 MESSAGE_LINES = 6
 
-# Passed to rpm -q after each query to mark where its answer ends (see installed).
+# Passed to rpm -q after each query to mark where its answer ends (see _query), and
+# how rpm says it matches nothing (-q, --whatprovides, --whatobsoletes).
 _END = "mgmt end of answer"
-_END_LINE = f"package {_END} is not installed"
+_END_LINES = (f"package {_END} is not installed", f"provides {_END}", f"obsoletes {_END}")
 
 # How dnf4 and dnf5 say that an argument names no package they know.
 NO_MATCH = "No match for argument:"
@@ -131,33 +132,51 @@ class Dnf:
     def installed(self, queries: Sequence[str]) -> Dict[str, str]:
         """For each query (``name``, ``name.arch`` or ``name-version[-release]``)
         that rpm finds installed, the query -> ``version-release`` of what is installed."""
+        return {query: evr for query, (_name, evr) in self._query("", queries).items()}
+
+    def standing_in(self, names: Sequence[str]) -> Dict[str, Tuple[str, str]]:
+        """For each of ``names`` (names no installed package has), the installed
+        package that provides it (``yum-utils`` is a name dnf-plugins-core
+        provides) or obsoletes it (a package renamed): name -> (its name,
+        ``version-release``). ``dnf install NAME`` installs that one and then
+        says NAME is installed; a check by name alone would install it again
+        and fail at every check."""
+        found = self._query("--whatprovides", names)
+        rest = [name for name in names if name not in found]
+        if rest:
+            found.update(self._query("--whatobsoletes", rest))
+        return found
+
+    def _query(self, how: str, queries: Sequence[str]) -> Dict[str, Tuple[str, str]]:
+        """``rpm -q [how] QUERY...``: each query that matches an installed package
+        -> (that package's name, its ``epoch:version-release``)."""
         if not queries:
             return {}
         fmt = "%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n"
         # One rpm run for all: rpm -q answers each argument in order, with one
         # line per installed match (a name installed for two architectures or
-        # in two versions has several) or "package X is not installed". Two
+        # in two versions has several) or a line saying there is none. Two
         # queries may match one package (``a`` and ``a.noarch``), so where one
-        # answer ends cannot be told from the lines: a query that is never
-        # installed (no package name holds a space) follows each, and its
-        # "not installed" line closes the answer before it.
-        argv = ["rpm", "-q", "--qf", fmt, "--"]
+        # answer ends cannot be told from the lines: a query that never matches
+        # (no package name holds a space) follows each, and its "none" line
+        # closes the answer before it.
+        argv = ["rpm", "-q", *([how] if how else []), "--qf", fmt, "--"]
         for query in queries:
             argv += [query, _END]
         proc = _run(argv, check=False)
         answers: List[List[str]] = [[]]
         for line in proc.stdout.splitlines():
-            if line == _END_LINE:
+            if line.endswith(_END_LINES):
                 answers.append([])
             else:
                 answers[-1].append(line)
         if len(answers) != len(queries) + 1:  # rpm stopped early: no answer to trust
             raise DnfError("rpm -q", _tail(proc.stderr or proc.stdout))
-        found: Dict[str, str] = {}
+        found: Dict[str, Tuple[str, str]] = {}
         for query, lines in zip(queries, answers):
-            versions = [line.split("\t", 1)[1] for line in lines if "\t" in line]
-            if versions:
-                found[query] = versions[0]
+            matches = [line.split("\t", 1) for line in lines if "\t" in line]
+            if matches:
+                found[query] = (matches[0][0], matches[0][1])
         return found
 
     def upgradable(self, names: Sequence[str], nogpgcheck: bool = False) -> List[str]:

@@ -149,20 +149,29 @@ class PkgRes(Resource):
         queries = [m.package for m in self.members]
         queries += [pinned(m.package, m.state) for m in self.members if m.state not in STATES]
         installed = dnf.installed(list(dict.fromkeys(queries)))
-        newest = [m.package for m in self.members if m.state == "newest" and m.package in installed]
+        # The package that stands for each name wanted installed: the one of that
+        # name, else one that provides or obsoletes it (see Dnf.standing_in). A
+        # name wanted uninstalled is a package's: its providers stay.
+        bearer = {name: (name, version) for name, version in installed.items()}
+        missing = [m.package for m in self.members if m.state in ("installed", "newest")]
+        missing = [name for name in dict.fromkeys(missing) if name not in bearer]
+        bearer.update(dnf.standing_in(missing) if missing else {})
+        newest = [bearer[m.package][0] for m in self.members
+                  if m.state == "newest" and m.package in bearer]  # fmt: skip
         nogpg = any(m.params["allowuntrusted"] for m in self.members)
         upgradable = set(dnf.upgradable(newest, nogpg)) if newest else set()
         wrong = []
         for m in self.members:
-            now = installed.get(m.package)
+            name, now = bearer.get(m.package, (m.package, ""))
             is_now = f"installed {now}" if now else "not installed"
+            is_now = f"installed as {name} {now}" if name != m.package else is_now
             if m.state == "uninstalled":
-                if now:
+                if m.package in installed:
                     wrong.append((m, is_now, "remove", m.package))
             elif m.state in ("installed", "newest") and not now:
                 wrong.append((m, is_now, "install", m.package))
-            elif m.state == "newest" and m.package in upgradable:
-                wrong.append((m, f"{is_now}, a newer one is available", "upgrade", m.package))
+            elif m.state == "newest" and name in upgradable:
+                wrong.append((m, f"{is_now}, a newer one is available", "upgrade", name))
             elif m.state not in STATES and pinned(m.package, m.state) not in installed:
                 wrong.append((m, is_now, "install", pinned(m.package, m.state)))
         return wrong
