@@ -391,15 +391,52 @@ def test_an_unknown_package_is_named_among_several_actions(pkg_host, tmp_path):
 
 def test_what_dnf_cannot_resolve_among_several_actions_is_told_in_its_words(pkg_host, tmp_path):
     """dnf4's shell says it cannot install mgmt-test-h, does nothing and exits 0: the
-    error said "dnf succeeded" and lost why."""
+    error said "dnf succeeded" and lost why, and mgmt-test-c stayed installed."""
     pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-c-1.0-1.noarch.rpm")])
     wanted = {"mgmt-test-h": "installed", "mgmt-test-c": "uninstalled"}
     result = run_once(pkg_host, tmp_path, graph(tmp_path, pkg_host.repo, wanted), "--json")
     assert result.returncode == 1, log(tmp_path)
-    errors = agent_json(result)["mgmt-test-h"]["errors"]
-    assert len(errors) == 1 and "dnf left mgmt-test-h not installed, wanted installed" in errors[0]
-    assert "nothing provides mgmt-nothere" in errors[0], errors
-    assert "succeeded" not in errors[0]
+    rows = agent_json(result)
+    assert rows["mgmt-test-h"]["errors"] == [
+        "mgmt-test-h: dnf install: nothing provides mgmt-nothere needed by mgmt-test-h-1.0-1.noarch"
+    ]
+    assert (rows["mgmt-test-c"]["result"], rows["mgmt-test-c"]["errors"]) == ("changed", [])
+    assert installed(pkg_host, "mgmt-test-c") == ""
+
+
+def test_a_package_that_needs_what_no_repository_has_fails_alone_in_a_group(pkg_host, tmp_path):
+    """dnf refused the one transaction: mgmt-test-a was not installed and failed
+    with mgmt-test-h's error."""
+    wanted = {"mgmt-test-a": "installed", "mgmt-test-h": "installed"}
+    result = run_once(pkg_host, tmp_path, graph(tmp_path, pkg_host.repo, wanted), "--json")
+    assert result.returncode == 1, log(tmp_path)
+    rows = agent_json(result)
+    assert {name: row["result"] for name, row in rows.items()} == {
+        "mgmt-test-a": "changed",
+        "mgmt-test-h": "failed",
+    }
+    assert rows["mgmt-test-a"]["errors"] == []
+    assert "nothing provides mgmt-nothere" in rows["mgmt-test-h"]["errors"][0]
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+
+
+def test_newest_while_no_repository_answers_fails_only_the_newest(pkg_host, tmp_path):
+    """dnf check-update failed the whole group, the members already right too."""
+    for name in ("mgmt-test-a-2.0-1", "mgmt-test-b-1.0-1"):
+        pkg_host.run(["rpm", "-i", str(pkg_host.repo / f"{name}.noarch.rpm")])
+    path = tmp_path / "offline.yaml"  # no http:server: the repository does not answer
+    path.write_text(
+        "graph: offline\nresources:\n  pkg:\n  - name: mgmt-test-a\n    state: installed\n"
+        "  - name: mgmt-test-b\n    state: newest\n"
+    )
+    result = run_once(pkg_host, tmp_path, path, "--json")
+    assert result.returncode == 1, log(tmp_path)
+    rows = agent_json(result)
+    assert (rows["mgmt-test-a"]["result"], rows["mgmt-test-a"]["errors"]) == ("unchanged", [])
+    assert rows["mgmt-test-b"]["result"] == "failed"
+    [error] = rows["mgmt-test-b"]["errors"]
+    assert error.startswith("mgmt-test-b: dnf check-update: "), error
+    assert transactions(pkg_host) == []
 
 
 def test_two_packages_applied_apart_that_undo_each_other_fail_instead_of_flapping(

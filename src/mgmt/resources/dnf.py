@@ -28,18 +28,22 @@ MESSAGE_LINES = 6
 _END = "mgmt end of answer"
 _END_LINES = (f"package {_END} is not installed", f"provides {_END}", f"obsoletes {_END}")
 
-# How dnf4 and dnf5 say that an argument names no package they know.
+# How dnf4 and dnf5 say that an argument names no package they know, and that a
+# package needs what no repository has (its NAME-[EPOCH:]VERSION-RELEASE.ARCH last).
 NO_MATCH = "No match for argument:"
+_NOTHING_PROVIDES = re.compile(r"nothing provides .+ needed by (\S+)")
 _PROGRESS = re.compile(r"[0-9.]+\s*[kMG]?B/s\s*\|")
 
 
 class DnfError(Exception):
     """A dnf or rpm command failed: ``message`` holds the tool's own words;
-    ``unmatched`` maps each argument dnf found no package for to dnf's line about it."""
+    ``unmatched`` and ``uninstallable`` are what dnf said of single packages in
+    ``output`` (see those functions)."""
 
-    def __init__(self, command: str, message: str, unmatched: Optional[Dict[str, str]] = None):
+    def __init__(self, command: str, message: str, output: str = ""):
         self.command, self.message = command, message
-        self.unmatched = unmatched or {}
+        self.unmatched = unmatched(output)
+        self.uninstallable = uninstallable(output)
         super().__init__(f"{command}: {message}")
 
 
@@ -83,6 +87,19 @@ def said_by_dnf(text: str) -> str:
         if under_problem and line not in problems:
             problems.append(line)
     return "; ".join(problems) or "; ".join(_tail(text).splitlines())
+
+
+def uninstallable(text: str) -> Dict[str, str]:
+    """The name of each package dnf (4 and 5 alike) says needs what no repository
+    has -> its words. Such a package cannot be installed whatever else its
+    transaction holds, unlike one that conflicts with another of its requests."""
+    found: Dict[str, str] = {}
+    for line in text.splitlines():
+        match = _NOTHING_PROVIDES.search(line)
+        if match:
+            name = match.group(1).rpartition(".")[0].rsplit("-", 2)[0]  # the NEVRA's N
+            found.setdefault(name, match.group(0))
+    return found
 
 
 def unmatched(text: str) -> Dict[str, str]:
@@ -223,7 +240,7 @@ class Dnf:
         if proc.returncode != 0:
             words = " ".join(a for a, _ in actions)
             output = proc.stdout + "\n" + proc.stderr
-            raise DnfError(f"dnf {words}", _tail(output), unmatched(output))
+            raise DnfError(f"dnf {words}", _tail(output), output)
         return proc.stdout + "\n" + proc.stderr  # dnf4's shell says what it skipped on stderr
 
 

@@ -16,8 +16,15 @@ import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, Init, Resource, ResourceError
-from mgmt.resources.dnf import Dnf, DnfError, Transaction, said_by_dnf, unmatched
-from mgmt.resources.pkgname import check_name, check_pinned, check_version, identities, pinned
+from mgmt.resources.dnf import Dnf, DnfError, Transaction, said_by_dnf, uninstallable, unmatched
+from mgmt.resources.pkgname import (
+    check_name,
+    check_pinned,
+    check_version,
+    identities,
+    pinned,
+    split_arch,
+)
 from mgmt.resources.pkgwants import Fight, PkgWants, undone
 
 STATES = ("installed", "uninstalled", "newest")
@@ -141,8 +148,10 @@ class PkgRes(Resource):
 
     # -- check and apply ----------------------------------------------------------
 
-    def plan(self) -> "List[Tuple[PkgRes, str, str, str]]":
-        """What is wrong: (member, what it is now, dnf action, spec) for each member."""
+    def plan(self) -> "Tuple[List[Tuple[PkgRes, str, str, str]], Dict[str, str]]":
+        """What is wrong: (member, what it is now, dnf action, spec) for each member;
+        and the members whose state cannot be told -> why (``newest`` while the
+        repositories cannot be read: the others are checked all the same)."""
         dnf = self.init.services.get(Dnf)
         # The name and, for a pinned version, name-version: "installed 1.0" is
         # not "the pinned 2.0 is installed". One rpm run answers each apart.
@@ -159,7 +168,14 @@ class PkgRes(Resource):
         newest = [bearer[m.package][0] for m in self.members
                   if m.state == "newest" and m.package in bearer]  # fmt: skip
         nogpg = any(m.params["allowuntrusted"] for m in self.members)
-        upgradable = set(dnf.upgradable(newest, nogpg)) if newest else set()
+        untold: Dict[str, str] = {}
+        try:
+            upgradable = set(dnf.upgradable(newest, nogpg)) if newest else set()
+        except DnfError as err:
+            upgradable = set()
+            for m in self.members:
+                if m.state == "newest" and m.package in bearer:
+                    untold[m.name] = f"{m.package}: {err}"
         wrong = []
         for m in self.members:
             name, now = bearer.get(m.package, (m.package, ""))
@@ -170,13 +186,13 @@ class PkgRes(Resource):
                     wrong.append((m, is_now, "remove", m.package))
             elif m.state in ("installed", "newest") and not now:
                 wrong.append((m, is_now, "install", m.package))
-            elif m.state == "newest" and name in upgradable:
+            elif m.state == "newest" and name in upgradable and m.name not in untold:
                 wrong.append((m, f"{is_now}, a newer one is available", "upgrade", name))
             elif m.state not in STATES and pinned(m.package, m.state) not in installed:
                 wrong.append((m, is_now, "install", pinned(m.package, m.state)))
-        return wrong
+        return wrong, untold
 
-    def _first_plan(self) -> "List[Tuple[PkgRes, str, str, str]]":
+    def _first_plan(self) -> "Tuple[List[Tuple[PkgRes, str, str, str]], Dict[str, str]]":
         """plan(), keeping the watch quiet about a database our own query creates.
 
         On a host whose rpm database does not exist yet, the first ``rpm -q``
@@ -220,10 +236,12 @@ class PkgRes(Resource):
 
     def check_apply(self, apply: bool) -> bool:
         try:
-            wrong = self._first_plan()
+            wrong, untold = self._first_plan()
         except DnfError as err:
             raise ResourceError(repr(self), f"{self.packages}: {err}") from None
         if not wrong:
+            if untold:  # the group's other members are right: they did not fail
+                raise ResourceError(repr(self), "; ".join(untold.values()), members=untold)
             return True
         by_action: Dict[str, List[str]] = {}
         for m, now, action, spec in wrong:
@@ -235,11 +253,13 @@ class PkgRes(Resource):
             for action, specs in by_action.items():
                 self.init.log.info(f"{action} {' '.join(specs)}")
         if not apply:
+            if untold:
+                raise ResourceError(repr(self), "; ".join(untold.values()), members=untold)
             return False
         names = ", ".join(m.package for m, *_ in wrong)
         try:
             left_by_dnf, unknown, said = self._apply_watching_others(wrong)
-            still = self.plan()  # after the snapshot: a change made since is seen here
+            still, _ = self.plan()  # after the snapshot: a change made since is seen here
         except DnfError as err:
             raise ResourceError(repr(self), f"{names}: {err}") from None
         still = [w for w in still if w[3] not in unknown]
@@ -249,11 +269,10 @@ class PkgRes(Resource):
             self.init.log.info("the rpm database changed after our transaction: checking again")
             self.init.event()
             still = []
-        failed = {
-            m.name: f"{spec}: dnf {action}: {unknown[spec]}"
-            for m, _, action, spec in wrong
-            if spec in unknown
-        }
+        failed = dict(untold)
+        for m, _, action, spec in wrong:
+            if spec in unknown:
+                failed[m.name] = f"{spec}: dnf {action}: {unknown[spec]}"
         for m, now, *_ in still:
             # dnf4's shell says why it did nothing (an install it cannot resolve)
             # and exits 0: its words, not "it succeeded".
@@ -296,32 +315,52 @@ class PkgRes(Resource):
         self, wrong: "List[Tuple[PkgRes, str, str, str]]"
     ) -> "Tuple[Tuple[Tuple[str, int, int], ...], Dict[str, str], str]":
         """One dnf transaction for ``wrong``; (the database as dnf left it, the
-        specs dnf has no package for -> its words, the end of what dnf said).
+        specs dnf refused alone -> its words, the end of what dnf said).
 
-        dnf refuses a whole transaction when one argument matches nothing, and
-        one unknown package must not keep the group's others from being
-        fixed: they run again, in one transaction, without it.
+        dnf refuses a whole transaction when one argument matches nothing or
+        needs what no repository has (dnf4's shell, for several actions, skips
+        the first and does nothing at all for the second), and one such package
+        must not keep the group's others from being fixed: they run again, in
+        one transaction, without it. (A package that conflicts with another of
+        the group fails the group: applied apart, the two would undo each other.)
         """
-        specs = {w[3] for w in wrong}
         try:
             left_by_dnf, output = self._own_transaction(self._transaction(wrong))
-            # dnf4's shell (several actions) skips what matches nothing and succeeds.
-            unknown = {s: line for s, line in unmatched(output).items() if s in specs}
-            return left_by_dnf, unknown, said_by_dnf(output)
+            unknown = unmatched(output)
+            refused = self._refused(wrong, unknown, uninstallable(output))
+            if not set(refused) - set(unknown):  # only skipped: the rest is applied
+                return left_by_dnf, refused, said_by_dnf(output)
         except DnfError as err:
-            unknown = {s: line for s, line in err.unmatched.items() if s in specs}
-            if not unknown:
+            refused = self._refused(wrong, err.unmatched, err.uninstallable)
+            if not refused:
                 raise
-        rest = [w for w in wrong if w[3] not in unknown]
+        rest = [w for w in wrong if w[3] not in refused]
         if not rest:
-            return self._seen, unknown, ""
+            return self._seen, refused, ""
         try:
             left_by_dnf, output = self._own_transaction(self._transaction(rest))
-            return left_by_dnf, unknown, said_by_dnf(output)
+            return left_by_dnf, refused, said_by_dnf(output)
         except DnfError as err:  # each failure named with its own packages
             names = ", ".join(m.package for m, *_ in rest)
-            said = "; ".join(f"{spec}: {line}" for spec, line in unknown.items())
+            said = "; ".join(f"{spec}: {line}" for spec, line in refused.items())
             raise ResourceError(repr(self), f"{names}: {err}; {said}") from None
+
+    @staticmethod
+    def _refused(
+        wrong: "List[Tuple[PkgRes, str, str, str]]",
+        unknown: Dict[str, str],
+        broken: Dict[str, str],
+    ) -> Dict[str, str]:
+        """The specs of ``wrong`` dnf has no package for (``unknown``: by argument)
+        or cannot install (``broken``: by package name) -> its words."""
+        refused = {}
+        for m, _now, action, spec in wrong:
+            name = split_arch(m.package)[0]
+            if spec in unknown:
+                refused[spec] = unknown[spec]
+            elif action != "remove" and name in broken:
+                refused[spec] = broken[name]
+        return refused
 
     def _transaction(self, wrong: "List[Tuple[PkgRes, str, str, str]]") -> Transaction:
         transaction = Transaction()
