@@ -374,3 +374,13 @@ def test_a_device_as_a_source_fails_once_and_the_run_converges(tmp_path):
     assert done.returncode == 1, done.stderr
     assert "source /dev/null is not a regular file" in done.stderr
     assert "converged with 1 failed resource(s)" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["\u0663", "\uff11\uff12", "1\u0660"])
+def test_an_owner_in_other_digits_than_asciis_is_a_name_not_an_id(value):
+    """str.isdigit() took "٣" (Arabic-Indic three) for uid 3 and chowned to it."""
+    from mgmt.resources.filesafe import parse_owner
+
+    with pytest.raises(KeyError, match="no user named"):
+        parse_owner("owner", value)
+    assert parse_owner("owner", "3") == 3

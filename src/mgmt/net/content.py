@@ -235,7 +235,7 @@ def parse_address(value: str, default_port: int) -> Tuple[str, int]:
         port = rest[1:]
     elif value.count(":") == 1:
         host, port = value.split(":")
-    if port and not port.isdigit():
+    if port.strip("0123456789"):  # ASCII digits: isdigit() and int() take "٨٠" too
         raise ValueError(f"bad port in {value!r}")
     number = int(port) if port else default_port
     if not 0 <= number <= 65535:

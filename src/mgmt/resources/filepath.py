@@ -32,10 +32,11 @@ def parse_mode(value: Any) -> Optional[int]:
             f"{value!r} is a number (YAML reads 644 as decimal and 0644 as octal, 420): "
             "quote the mode, such as '0644'",
         )
-    try:
-        mode = int(value, 8)
-    except ValueError:
-        raise FieldError("mode", f"{value!r} is not an octal mode like '0644'") from None
+    # Octal digits only: int(value, 8) also reads "0o644", " 0644", "0_644" and
+    # other scripts' digits ("٠٦٤٤").
+    if not value or value.strip("01234567"):
+        raise FieldError("mode", f"{value!r} is not an octal mode like '0644'")
+    mode = int(value, 8)
     if not 0 <= mode <= 0o7777:
         raise FieldError("mode", f"{value!r} is out of range")
     return mode

@@ -191,7 +191,7 @@ def parse_owner(field: str, value: Union[str, int, None]) -> Optional[int]:
         return None
     if isinstance(value, int):
         return value
-    if value.isdigit():
+    if is_id(value):
         return int(value)
     import grp  # only graphs that name owners pay for it
 
@@ -207,7 +207,7 @@ def parse_owner(field: str, value: Union[str, int, None]) -> Optional[int]:
 def shown_owner(field: str, given: Union[str, int], actual: int) -> Tuple[Any, Any]:
     """(wanted, actual) of an owner or group for --noop and --json, as the graph
     gave it: a name and the actual one's name (its id if it has none), or two ids."""
-    if isinstance(given, int) or given.isdigit():
+    if isinstance(given, int) or is_id(given):
         return int(given), actual
     import grp  # as in parse_owner
 
@@ -218,12 +218,18 @@ def shown_owner(field: str, given: Union[str, int], actual: int) -> Tuple[Any, A
     return given, name
 
 
+def is_id(value: str) -> bool:
+    """Whether an owner/group given as text is a number: ASCII digits only (str.isdigit
+    takes other scripts' digits too, and int() reads "٣" as 3)."""
+    return bool(value) and not value.strip("0123456789")
+
+
 def check_owner_value(field: str, value: Union[str, int, None]) -> Optional[str]:
     """Why ``value`` can never be an owner/group (checked at graph load), or None."""
     if value is None:
         return None
     # An id is below 2**32 - 1, which chown(2) takes as "leave it as it is".
-    if isinstance(value, int) or value.isdigit():
+    if isinstance(value, int) or is_id(value):
         return None if 0 <= int(value) < 2**32 - 1 else f"{value} is not a valid id"
     if not value or "\0" in value or ":" in value or value != value.strip():
         return f"{value!r} is not a valid {'user' if field == 'owner' else 'group'} name"

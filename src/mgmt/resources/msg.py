@@ -46,9 +46,10 @@ def journal_datagram(fields: Mapping[str, str]) -> bytes:
 
 
 def _valid_field(name: str) -> bool:
-    # journald: upper case letters, digits and "_", not starting with "_" or a digit.
-    return bool(name) and not name[0].isdigit() and name[0] != "_" and all(
-        c.isdigit() or c == "_" or ("A" <= c <= "Z") for c in name
+    # journald: at most 64 ASCII upper case letters, digits and "_", not starting with
+    # "_" or a digit (a longer name is dropped without a word: systemd's journal-file.c).
+    return 0 < len(name) <= 64 and name[0] not in "0123456789_" and all(
+        "0" <= c <= "9" or c == "_" or "A" <= c <= "Z" for c in name
     )  # fmt: skip
 
 
@@ -70,7 +71,9 @@ class MsgRes(Resource):
     def validate(cls, params: Mapping[str, Any]) -> None:
         for name, value in (params.get("fields") or {}).items():
             if not isinstance(name, str) or not _valid_field(name):
-                raise FieldError("fields", f"{name!r} is not a journal field name (A-Z, 0-9, _)")
+                raise FieldError(
+                    "fields", f"{name!r} is not a journal field name (A-Z, 0-9, _; 64 at most)"
+                )
             if name in OWN_FIELDS:
                 raise FieldError(
                     "fields",
