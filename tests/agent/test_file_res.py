@@ -116,6 +116,34 @@ def test_source_file_and_tree(watcher, tmp_path):
     assert tree.check_apply(True) is True
 
 
+def test_links_in_a_source_tree_are_copied_as_links_never_read_through(watcher, tmp_path):
+    """A link to a file was copied as the file it leads to (``x -> /etc/shadow``: what
+    whoever may write the source wants to read), a link to a folder was left out in
+    silence, a dangling one failed the whole tree; and folders lost their modes."""
+    src, dst, secret = tmp_path / "src", tmp_path / "dst", tmp_path / "secret"
+    (src / "sub").mkdir(parents=True)
+    (src / "private").mkdir(mode=0o700)
+    (src / "private" / "f").write_text("p")
+    os.chmod(src / "private", 0o500)  # read-only: made so only once filled
+    secret.write_text("not to copy\n")
+    (src / "to-file").symlink_to(secret)
+    (src / "to-folder").symlink_to(src / "sub")
+    (src / "dangling").symlink_to("nowhere")
+    (dst / "dangling").parent.mkdir()
+    (dst / "to-file").write_text("a file where a link belongs")
+    tree = file_res(watcher, tmp_path, path=f"{dst}/", source=str(src), recurse=True)
+    assert tree.check_apply(True) is False
+    for name, target in (("to-file", secret), ("to-folder", src / "sub"), ("dangling", "nowhere")):
+        assert os.readlink(dst / name) == str(target), name
+    assert stat.S_IMODE(os.lstat(dst / "private").st_mode) == 0o500
+    assert (dst / "private" / "f").read_text() == "p"
+    assert tree.check_apply(True) is True
+    (dst / "to-file").unlink()  # re-pointed behind the agent's back: made right again
+    (dst / "to-file").symlink_to("elsewhere")
+    assert tree.check_apply(True) is False and os.readlink(dst / "to-file") == str(secret)
+    os.chmod(src / "private", 0o700)  # let pytest clean up
+
+
 @pytest.mark.parametrize("where", [0, BLOCK - 1, BLOCK, BLOCK + 5, 2 * BLOCK + 1])
 def test_a_change_that_keeps_the_size_is_found_in_any_block(watcher, tmp_path, where):
     """Content is compared block by block: one flipped byte anywhere is a difference."""

@@ -21,7 +21,7 @@ from typing import Callable, Optional, Tuple
 _UNNAMED_OK = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 
 
-def _temp_name(path: str) -> str:
+def temp_name(path: str) -> str:
     folder, base = os.path.split(path)
     return os.path.join(folder or ".", f".{base}.{os.urandom(6).hex()}.mgmt-tmp")
 
@@ -44,7 +44,7 @@ def _create_temp(path: str, mode: int = 0o600) -> Tuple[int, Optional[str]]:
             # this file system has no O_TMPFILE: a named temp file instead
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _ in range(100):
-        tmp = _temp_name(path)
+        tmp = temp_name(path)
         try:
             return os.open(tmp, flags, mode & 0o777), tmp
         except FileExistsError:
@@ -70,7 +70,7 @@ def _link_unnamed(fd: int, path: str) -> None:
         # Replacing a file takes rename(), which needs a name to move: the new
         # file has one for that moment only.
         for _ in range(100):
-            tmp = os.path.basename(_temp_name(path))
+            tmp = os.path.basename(temp_name(path))
             try:
                 os.link(source, tmp, dst_dir_fd=dir_fd)
                 break

@@ -130,11 +130,13 @@ def lstat_or_none(path: str) -> Optional[os.stat_result]:
 MAX_SOURCE = 256 * 1024 * 1024
 
 
-def read_source(path: str) -> bytes:
+def read_source(path: str, follow: bool = True) -> bytes:
     """The bytes of a file to copy (``source``, followed if a link: the graph names
-    it); ValueError saying why not when it is no regular file (a device or a FIFO
-    would be read without end, or wait for a writer) or is over MAX_SOURCE."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    it; a file of a source tree is not, see mgmt.resources.filetree); ValueError
+    saying why not when it is no regular file (a device or a FIFO would be read
+    without end, or wait for a writer) or is over MAX_SOURCE."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    fd = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

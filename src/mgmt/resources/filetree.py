@@ -1,16 +1,21 @@
-"""Copying a source tree onto a managed directory, without following links in the target.
+"""Copying a source tree onto a managed directory, without following links on either side.
 
 A link planted in the target tree (``dst/sub -> /etc``) must not carry a copy
 out of it: every target entry is looked at with lstat, files are replaced
 atomically (a rename replaces a link, never writes through it), and a link
 where a directory belongs is refused unless ``force`` allows replacing it.
+
+A link inside the source tree is copied as a link (as ``cp -a`` and ``rsync -a``
+do), never read through: whoever may write the source must not make the agent
+copy what the link leads to (``src/x -> /etc/shadow``). Folders are made with
+the source's modes, as files are written with theirs.
 """
 
 import os
 import stat
-from typing import Any, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Set, Tuple
 
-from mgmt.resources.atomic import atomic_write
+from mgmt.resources.atomic import atomic_write, temp_name
 from mgmt.resources.base import ResourceError
 from mgmt.resources.filesafe import Opened, holds, read_source
 
@@ -42,50 +47,100 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
     ``res`` is the file resource: its path, params, ``say`` (each change logged
     once made, never before) and ``repr`` for errors.
     """
-    ok = True
-    force = res.params["force"]
     if not os.path.isdir(source):  # os.walk would find nothing, and call that fine
         raise ResourceError(repr(res), f"source {source} is not a directory (missing?)")
-    for folder, dirs, files in os.walk(source):
-        rel = os.path.relpath(folder, source)
-        target_dir = os.path.normpath(os.path.join(res.path, rel))
-        if os.path.lexists(target_dir) and not _is_dir(target_dir):
-            if not force:
-                message = f"{target_dir} is not a directory; set force: true to replace it"
-                raise ResourceError(repr(res), message)
-            ok = False
-            if apply:
-                os.unlink(target_dir)
-            res.say(apply, f"replaced {target_dir} by a directory", f"replace {target_dir}")
-        if not _is_dir(target_dir):
-            ok = False
-            if not apply:
-                continue
-            os.makedirs(target_dir, exist_ok=True)
-        for name in files:
-            src, dst = os.path.join(folder, name), os.path.join(target_dir, name)
-            try:
-                data = read_source(src)
-            except ValueError as err:
-                raise ResourceError(repr(res), str(err)) from None
-            if _holds_already(dst, data):
-                continue
-            if _is_dir(dst):
-                message = f"{dst} is a directory where {src} is a file"
-                raise ResourceError(repr(res), message)
-            ok = False
-            if apply:
-                atomic_write(dst, data, stat.S_IMODE(os.stat(src).st_mode))
-            res.say(apply, f"copied {dst}", f"copy {dst}")
-        if force and _is_dir(target_dir):
-            wanted = set(dirs) | set(files)
-            for extra in sorted(set(os.listdir(target_dir)) - wanted):
-                ok = False
-                gone = os.path.join(target_dir, extra)
-                if apply:
-                    remove_tree(gone) if _is_dir(gone) else os.unlink(gone)
-                res.say(apply, f"removed {gone}", f"remove {gone}")
+    ok = True
+    made: List[Tuple[str, int]] = []  # folders made and their source's modes (see below)
+    try:
+        for folder, dirs, files in os.walk(source):
+            target_dir = os.path.normpath(os.path.join(res.path, os.path.relpath(folder, source)))
+            was_there = _make_folder(res, target_dir, apply)
+            ok = was_there and ok
+            if not _is_dir(target_dir):
+                continue  # noop: a folder to make, all below it to copy
+            if not was_there and folder != source:
+                made.append((target_dir, stat.S_IMODE(os.lstat(folder).st_mode)))
+            links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
+            for name in files + links:
+                entry = os.path.join(target_dir, name)
+                ok = _copy_entry(res, os.path.join(folder, name), entry, apply) and ok
+            if res.params["force"]:
+                ok = _remove_extra(res, target_dir, set(dirs) | set(files), apply) and ok
+    finally:
+        # A folder made gets its source's mode once filled: a 0500 one could not
+        # be written into by a login other than root. (The top is the resource's:
+        # its mode field rules there.)
+        for target_dir, mode in reversed(made):
+            os.chmod(target_dir, mode)
     return ok
+
+
+def _make_folder(res: Any, target_dir: str, apply: bool) -> bool:
+    """Make ``target_dir`` a folder (what else is there goes only with force);
+    whether it was one."""
+    if os.path.lexists(target_dir) and not _is_dir(target_dir):
+        if not res.params["force"]:
+            message = f"{target_dir} is not a directory; set force: true to replace it"
+            raise ResourceError(repr(res), message)
+        if apply:
+            os.unlink(target_dir)
+        res.say(apply, f"replaced {target_dir} by a directory", f"replace {target_dir}")
+    elif _is_dir(target_dir):
+        return True
+    if apply:
+        os.makedirs(target_dir, exist_ok=True)
+    return False
+
+
+def _remove_extra(res: Any, target_dir: str, wanted: Set[str], apply: bool) -> bool:
+    """Remove what ``target_dir`` holds beyond ``wanted``; whether it held nothing more."""
+    ok = True
+    for extra in sorted(set(os.listdir(target_dir)) - wanted):
+        ok = False
+        gone = os.path.join(target_dir, extra)
+        if apply:
+            remove_tree(gone) if _is_dir(gone) else os.unlink(gone)
+        res.say(apply, f"removed {gone}", f"remove {gone}")
+    return ok
+
+
+def _copy_entry(res: Any, src: str, dst: str, apply: bool) -> bool:
+    """Make ``dst`` what the file or link ``src`` is; whether it was already."""
+    try:
+        target = os.readlink(src) if os.path.islink(src) else None
+        data = None if target is not None else read_source(src, follow=False)
+    except (OSError, ValueError) as err:  # gone since listed, or not a regular file
+        raise ResourceError(repr(res), str(err)) from None
+    if target is None and _holds_already(dst, data):
+        return True
+    if target is not None and _link_there(dst) == target:
+        return True
+    if _is_dir(dst):
+        what = "a file" if target is None else "a symlink"
+        raise ResourceError(repr(res), f"{dst} is a directory where {src} is {what}")
+    if target is None:
+        if apply:
+            atomic_write(dst, data, stat.S_IMODE(os.lstat(src).st_mode))
+        res.say(apply, f"copied {dst}", f"copy {dst}")
+        return False
+    if apply:  # made beside it, then renamed over it: never a moment without one
+        temp = temp_name(dst)
+        os.symlink(target, temp)
+        try:
+            os.rename(temp, dst)
+        except OSError:
+            os.unlink(temp)
+            raise
+    res.say(apply, f"linked {dst} to {target}", f"link {dst} to {target}")
+    return False
+
+
+def _link_there(path: str) -> Optional[str]:
+    """Where the symlink ``path`` leads, or None if it is none (or missing)."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 
 
 def copy_problem(path: str, source: str, force: bool) -> Optional[str]:
