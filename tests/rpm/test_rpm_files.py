@@ -195,6 +195,10 @@ def test_rpmlint_findings_of_the_input_are_not_hidden(tmp_path):
          "--config-files: '' is empty; give a path in the package"),
         (["{tree}=/opt/x", "--directories", "/opt/x/../x"],
          "--directories: '/opt/x/../x' has a '..' segment"),
+        (["{tree}/f=/opt/a/f", "--directories", "/opt/b"], "--directories: /opt/b is not in the"),
+        (["{tree}/f=/opt/a/f", "--directories", "/"],
+         "--directories: / is the filesystem package's; give a folder below it"),
+        (["{tree}/f=/opt/a/f", "--config-files", "/usr"], "--config-files: /usr is not in the"),
         (["{tree}=/opt/x", "--rpm-attr", "0600,-,-:/opt/./x/f"],
          "--rpm-attr: '0600,-,-:/opt/./x/f': '/opt/./x/f' has a '.' segment"),
         (["{tree}=/opt/x", "--rpm-attr", "0600,-,-:/opt/x/f", "--rpm-attr", "0640,-,-:/opt/x/f"],
@@ -308,6 +312,27 @@ def test_a_relative_dest_goes_under_the_prefix_as_with_fpm(tmp_path):
                      f"{tmp_path / 'doc'}=usr/share/doc/rel2/doc")  # fmt: skip
     assert result.code == 0, result.err
     assert list(headers(result.paths[2])) == ["/usr/share/doc/rel2/doc"]
+
+
+def test_directories_and_config_files_above_single_mappings_mark_what_they_hold(tmp_path):
+    """fpm's ``--directories /opt/app bin/tool=/opt/app/bin/tool``: refused, as /opt/app
+    was not itself a DEST; so was ``--config-files /etc/app`` above a mapped file."""
+    require_tools("rpmbuild")
+    for name in ("tool", "conf"):
+        (tmp_path / name).write_text(name)
+        (tmp_path / name).chmod(0o644)
+    result = run_cli("rpm", "-n", "above", "-v", "1", "-o", str(tmp_path / "out"),
+                     "--directories", "/opt/app", "--config-files", "/etc/app",
+                     f"{tmp_path / 'tool'}=/opt/app/bin/tool",
+                     f"{tmp_path / 'conf'}=/etc/app/app.conf")  # fmt: skip
+    assert result.code == 0, result.err
+    listed = headers(result.paths[2])
+    assert {path: (info[0], info[1], info[5]) for path, info in listed.items()} == {
+        "/etc/app/app.conf": ("100644", "root", "cn"),  # not /etc/app: not asked to own it
+        "/opt/app": ("40755", "root", ""),
+        "/opt/app/bin": ("40755", "root", ""),
+        "/opt/app/bin/tool": ("100644", "root", ""),
+    }
 
 
 def test_directories_that_are_not_0755_keep_their_mode(tmp_path):

@@ -105,6 +105,7 @@ def collect(
             found[entry.path] = entry
     if not found:
         raise InvalidInput("nothing to package: every path given was excluded")
+    _add_folders(found, directories, user, group)
     _mark(found, config_files, "--config-files", lambda e: replace(e, config=True), "file")
     _mark(found, directories, "--directories", lambda e: replace(e, owned=True), "dir")
     attributed = set()
@@ -300,6 +301,28 @@ def _link_text(path: Path, in_package: str) -> str:
     return target
 
 
+def _add_folders(
+    found: Dict[str, Entry], directories: Sequence[str], user: str, group: str
+) -> None:
+    """A ``--directories`` folder that only holds what SRC=DEST mappings put there
+    (``--directories /opt/app bin/tool=/opt/app/bin/tool``, as fpm is used): it
+    and each folder between it and what it holds become entries to own, 0755
+    as fpm's staging folders are. Never /, which the filesystem package owns 0555."""
+    for raw in directories:
+        if not raw:
+            continue  # refused by _mark
+        _check_segments("--directories", raw)  # before _normal resolves a ".."
+        top = _normal(raw)
+        if top in found or top == "/":
+            continue  # marked, or refused, by _mark
+        below = f"{top}/"
+        for path in [p for p in found if p.startswith(below)]:
+            folder = posixpath.dirname(path)
+            while folder != posixpath.dirname(top):
+                found.setdefault(folder, Entry(folder, "dir", 0o755, user, group))
+                folder = posixpath.dirname(folder)
+
+
 def _mark(found: Dict[str, Entry], paths: Sequence[str], option: str, change, kind: str) -> None:
     """Apply ``change`` to the entry at each path and, for a directory, to
     every entry of ``kind`` below it (fpm marks trees recursively)."""
@@ -308,9 +331,11 @@ def _mark(found: Dict[str, Entry], paths: Sequence[str], option: str, change, ki
             raise InvalidInput(f"{option}: '' is empty; give a path in the package")
         _check_segments(option, raw)
         top = _normal(raw)
-        if top not in found:
-            raise InvalidInput(f"{option}: {shown(raw)} is not in the package")
         below = f"{top.rstrip('/')}/"
+        if top == "/" and top not in found:
+            raise InvalidInput(f"{option}: / is the filesystem package's; give a folder below it")
+        if top not in found and not any(p.startswith(below) for p in found):
+            raise InvalidInput(f"{option}: {shown(raw)} is not in the package")
         hits = [p for p in found if (p == top or p.startswith(below)) and found[p].kind == kind]
         if not hits:
             raise InvalidInput(f"{option}: {shown(raw)} holds no {kind}")
