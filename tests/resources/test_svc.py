@@ -26,6 +26,19 @@ WantedBy=mgmt-test.target
 """
 
 
+# Ends 1.5 s after each start: after the start has settled (SETTLE, 1 s).
+LATE = "mgmt-late.service"
+LATE_UNIT = """\
+[Unit]
+DefaultDependencies=no
+StartLimitBurst=3
+StartLimitIntervalSec=60
+
+[Service]
+ExecStart=/bin/sh -c 'echo start >>/var/tmp/starts; sleep 1.5; exit 1'
+"""
+
+
 @pytest.fixture
 def fail_host(tmp_path):
     from systemd_host import SystemdHost
@@ -223,3 +236,38 @@ def test_a_failed_start_is_tried_again_after_a_start_from_outside_or_an_edit(fai
         wait_until(lambda: f"started {FAIL}" in log(tmp_path), what="the edit's start")
         assert host.prop(FAIL, "ActiveState") == "active"
         assert starts(host) == 4
+
+
+def test_a_unit_that_keeps_ending_after_it_settled_is_started_only_as_its_limit_allows(tmp_path):
+    """Each reset-failed took systemd's start limit away: such a unit was started
+    every 2 s for ever, with nothing said, and the run never converged."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {LATE: LATE_UNIT})
+    try:
+        path = graph(tmp_path, name="mgmt-late", state="running")
+        args = [*agent_args(tmp_path, path), "--converged-timeout", "2", "--json"]
+        agent = host.agent(args, tmp_path / "agent.log")
+        try:  # converged: two seconds idle with the unit down
+            out, _ = agent.communicate(timeout=60)
+        finally:
+            agent.kill()
+            agent.wait()
+        assert agent.returncode == 1, log(tmp_path)
+        assert starts(host) == 3  # its StartLimitBurst within its StartLimitIntervalSec
+        (row,) = json.loads(out)["resources"]
+        assert row["result"] == "failed"
+        assert f"{LATE}: started 3 times within 1min and ended each time" in row["errors"][-1]
+    finally:
+        host.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("10s", 10), ("1min 30s", 90), ("1min 30", 90), ("500ms", 0.5), ("0", 0), ("2h", 7200),
+     ("1d 1us", 86400.000001), ("infinity", None), ("", None), ("10 parsecs", None)],
+)  # fmt: skip
+def test_systemd_time_spans_are_read_as_systemctl_show_prints_them(text, seconds):
+    from mgmt.resources.unitctl import timespan
+
+    assert timespan(text) == seconds

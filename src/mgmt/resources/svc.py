@@ -14,17 +14,28 @@ start counts only once the unit stays running for :data:`SETTLE` seconds. One
 that ends sooner failed to start: the resource fails quoting systemd's state,
 and that start's end (and the signals it sends) does not start it again; a new
 start of the unit from outside does, a ``systemctl reset-failed`` of it (which
-zeroes the activation's timestamp), a graph edit or ``meta: {retry}``.
+zeroes the activation's timestamp), a graph edit or ``meta: {retry}``. Nor is a
+unit that keeps ending after it settled started in a loop: the agent keeps the
+unit's own start limit (StartLimitBurst starts within StartLimitIntervalSec,
+5 in 10 s by default), which its resets take from systemd, and the resource
+fails as a failed start does.
 """
 
+import collections
 import string
 import threading
 import time
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.systemd_signals import SystemdSignals
-from mgmt.resources.unitctl import UnitError, describe_state, systemctl, unit_properties
+from mgmt.resources.unitctl import (
+    UnitError,
+    describe_state,
+    systemctl,
+    timespan,
+    unit_properties,
+)
 
 RUNNING = ("active", "activating", "reloading")
 # UnitFileState values that satisfy startup: enabled / disabled.
@@ -102,6 +113,7 @@ class SvcRes(Resource):
         self._failed_activation: Optional[str] = None
         self._failure = ""
         self._failed_starts = 0
+        self._starts: Deque[float] = collections.deque()  # when starts settled (monotonic)
 
     def watch(self) -> None:
         try:
@@ -148,7 +160,7 @@ class SvcRes(Resource):
         state = self.params.get("state")
         active = props.get("ActiveState", "")
         if state == "running" and active not in RUNNING:
-            if apply and self._start_failed_before(props):
+            if apply and (self._start_failed_before(props) or self._start_limited(props)):
                 raise UnitError(self._failure)
             self.note("state", "running", active)
             if active == "failed":  # the start-rate limit must not keep it down
@@ -180,6 +192,30 @@ class SvcRes(Resource):
         retry = self.meta.retry
         return retry >= 0 and self._failed_starts > retry
 
+    def _start_limited(self, props: Mapping[str, str]) -> bool:
+        """True when this resource started the unit StartLimitBurst times within
+        StartLimitIntervalSec already (systemd would refuse the next start, but the
+        agent resets its count): it fails as a failed start, and is not started
+        again until its activation changes from outside (see _start_failed_before)."""
+        burst, interval = props.get("StartLimitBurst", ""), props.get("StartLimitIntervalUSec", "")
+        seconds = timespan(interval)
+        if not burst.isdigit() or not int(burst) or not seconds:
+            return False  # no limit, as for systemd
+        now = time.monotonic()
+        while self._starts and self._starts[0] < now - seconds:
+            self._starts.popleft()
+        if len(self._starts) < int(burst):
+            return False
+        self._starts.clear()
+        self._failed_activation = props.get("InactiveExitTimestampMonotonic")
+        self._failed_starts = self.meta.retry + 1
+        self._failure = (
+            f"started {burst} times within {interval} and ended each time, now"
+            f" {describe_state(props)}: not started again (its StartLimitBurst and"
+            " StartLimitIntervalSec)"
+        )
+        return True
+
     def _start(self) -> None:
         """``systemctl start``, then wait until the unit has run for SETTLE seconds;
         UnitError quoting systemd's state when it ends (or starts to restart) sooner."""
@@ -208,6 +244,7 @@ class SvcRes(Resource):
             left = deadline - time.monotonic()
             if left <= 0 or self.init.stopping.is_set():
                 self._failed_activation, self._failed_starts = None, 0
+                self._starts.append(time.monotonic())
                 return
             self._changed.wait(left)
             self._changed.clear()

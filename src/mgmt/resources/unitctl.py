@@ -1,7 +1,8 @@
 """``systemctl`` as the svc and timer kinds call it: read a unit's properties, act on it."""
 
+import re
 import subprocess
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional
 
 from mgmt.resources.hosttool import last_lines, run_tool
 
@@ -14,7 +15,11 @@ PROPERTIES = (
     "ExecMainCode",
     "ExecMainStatus",
     "InactiveExitTimestampMonotonic",
+    "StartLimitBurst",
+    "StartLimitIntervalUSec",
 )
+# The units of a systemd time span as `systemctl show` words it ("1min 30s"), in seconds.
+_SPAN_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 # ExecMainCode: how the main process ended (siginfo's CLD_* codes), in systemctl status's words.
 _EXIT_CODES = {"1": "exited", "2": "killed", "3": "dumped"}
 
@@ -62,3 +67,17 @@ def describe_state(props: Mapping[str, str]) -> str:
     if code is not None:
         text += f" (main process: code={code}, status={props.get('ExecMainStatus', '')})"
     return text
+
+
+def timespan(text: str) -> Optional[float]:
+    """A time span as `systemctl show` prints it ("10s", "1min 30s", "500ms", "0")
+    in seconds; None for "infinity" or what it cannot read."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text)
+    if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
+        return None
+    total = 0.0
+    for number, unit in parts:
+        if (unit or "s") not in _SPAN_UNITS:
+            return None
+        total += float(number) * _SPAN_UNITS[unit or "s"]
+    return total
