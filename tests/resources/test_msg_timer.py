@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from private_host import SRC
+from private_host import SRC, PrivateHost
 
 from mgmt.resources.base import FieldError, fill_params
 from mgmt.resources.msg import MsgRes, journal_datagram
@@ -39,6 +39,43 @@ def test_msg_reaches_the_journal_with_its_fields(systemd_host, tmp_path):
     assert entry["MGMT_RUN"] == "7"
     assert entry["SYSLOG_IDENTIFIER"] == "mgmt"
     assert entry["MGMT_RESOURCE"] == "msg[hello]"
+
+
+def test_msg_reaches_syslog_and_fails_where_nothing_receives_it(systemd_host, tmp_path):
+    """The syslog module dropped a message nothing received, and the run said "changed"."""
+    graph = tmp_path / "msg.yaml"
+    graph.write_text(
+        "graph: msg\nresources:\n  msg:\n  - name: hello\n"
+        "    body: to syslog\n    priority: err\n    syslog: true\n"
+    )
+    args = ["--file", str(graph), "--no-server", "--prefix", str(tmp_path / "state")]
+    proc = systemd_host.agent([*args, "--converged-timeout", "0"], tmp_path / "agent.log")
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0, (tmp_path / "agent.log").read_text()
+
+    def entries():
+        out = systemd_host.run(["journalctl", "--no-pager", "-o", "json", "SYSLOG_IDENTIFIER=mgmt"])
+        return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+    wait_until(entries, what="the message in the journal, through /dev/log")
+    [entry] = entries()
+    got = (entry["MESSAGE"], entry["PRIORITY"], entry["SYSLOG_FACILITY"])
+    assert got == ("to syslog", "3", "3")
+    # A host where nothing listens at /dev/log (its /run private and empty); it sees
+    # only its own temp dir.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "msg.yaml").write_text(graph.read_text())
+    args = ["--file", str(bare / "msg.yaml"), "--no-server", "--prefix", str(bare / "state")]
+    host = PrivateHost(bare, private=["/run"])
+    try:
+        proc = host.agent([*args, "--converged-timeout", "0", "--json"], bare / "agent.log")
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        host.close()
+    assert proc.returncode == 1, (bare / "agent.log").read_text()
+    [row] = json.loads(out)["resources"]
+    assert row["errors"] == ["cannot send to syslog at /dev/log: No such file or directory"]
 
 
 def test_journal_datagram_encodes_multiline_values_by_length():

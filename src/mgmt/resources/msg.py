@@ -3,18 +3,26 @@
 The journal gets it through journald's native socket (a datagram of
 ``KEY=value`` fields, the protocol of sd_journal_send), so custom ``fields``
 arrive as fields, not as text, and no libsystemd binding is needed; syslog
-through the standard library's syslog module. Either way the line also goes
-to the agent's own log. A host without journald makes ``journal: true`` fail
-with the socket's path in the error.
+through /dev/log, in the line glibc's syslog(3) writes (facility daemon, tag
+mgmt). Not the standard library's syslog module: it drops a message nothing
+receives without a word. Either way the line also goes to the agent's own log.
+A host without journald (or nothing at /dev/log) makes ``journal: true`` (or
+``syslog: true``) fail with the socket's path in the error.
 """
 
+import errno
+import os
 import socket
 import struct
+import time
 from typing import Any, Dict, Mapping
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
+SYSLOG_SOCKET = "/dev/log"
+LOG_DAEMON = 3 << 3  # syslog(3)'s facility for system daemons
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 # mgmt's names (and syslog's) -> syslog priority numbers.
 PRIORITIES = {
     "emerg": 0,
@@ -101,10 +109,7 @@ class MsgRes(Resource):
         if self.params["journal"]:
             self._journal()
         if self.params["syslog"]:
-            import syslog  # only graphs that ask for it pay for it
-
-            syslog.openlog("mgmt", 0, syslog.LOG_DAEMON)
-            syslog.syslog(self.priority, self.body)
+            self._syslog()
         self.init.log.info("message: %s", shown)
         self.sent = True
         return False
@@ -126,3 +131,29 @@ class MsgRes(Resource):
             raise ResourceError(repr(self), message) from None
         finally:
             sock.close()
+
+    def _syslog(self) -> None:
+        sent = syslog_line(LOG_DAEMON | self.priority, "mgmt", self.body)
+        # A datagram, as syslog(3) sends first; a daemon that listens on a stream
+        # (EPROTOTYPE) gets it NUL-terminated, as syslog(3) then sends it.
+        for kind, data in ((socket.SOCK_DGRAM, sent), (socket.SOCK_STREAM, sent + b"\0")):
+            sock = socket.socket(socket.AF_UNIX, kind)
+            try:
+                sock.connect(SYSLOG_SOCKET)
+                sock.sendall(data)
+                return
+            except OSError as err:
+                if kind == socket.SOCK_DGRAM and err.errno == errno.EPROTOTYPE:
+                    continue
+                message = f"cannot send to syslog at {SYSLOG_SOCKET}: {err.strerror or err}"
+                raise ResourceError(repr(self), message) from None
+            finally:
+                sock.close()
+
+
+def syslog_line(priority: int, tag: str, body: str) -> bytes:
+    """The line syslog(3) sends: ``<PRI>Mmm dd hh:mm:ss TAG[PID]: BODY`` (local time,
+    the month in English whatever the locale)."""
+    now = time.localtime()
+    stamp = f"{MONTHS[now.tm_mon - 1]} {now.tm_mday:2d} {time.strftime('%H:%M:%S', now)}"
+    return f"<{priority}>{stamp} {tag}[{os.getpid()}]: {body}".encode("utf-8", "replace")
