@@ -176,3 +176,14 @@ def test_a_failing_rename_leaves_the_target_alone_and_no_temp_file(either, tmp_p
     assert os.listdir(tmp_path) == [TARGET]
     assert os.listdir(target) == ["inside"]
     assert (target / "inside").read_bytes() == b"kept\n"
+
+
+def test_a_name_that_cannot_be_replaced_is_named_not_the_temp_file(tmp_path, either):
+    """A file the rename cannot replace (an immutable one: EPERM; here a folder) was
+    reported as ".target.RANDOM.mgmt-tmp", a name nobody knows, and nothing is left."""
+    target = tmp_path / TARGET
+    (target / "inside").mkdir(parents=True)
+    with pytest.raises(OSError) as raised:
+        atomic_write(str(target), b"new", 0o644)
+    assert raised.value.filename == str(target)
+    assert sorted(os.listdir(tmp_path)) == [TARGET]

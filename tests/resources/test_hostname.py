@@ -18,7 +18,7 @@ import pytest
 from private_host import PRIVATE_NAME, PrivateHost
 
 from mgmt.resources.base import FieldError, fill_params
-from mgmt.resources.hostname import HostnameRes, read_pretty, with_pretty
+from mgmt.resources.hostname import HostnameRes, read_pretty, read_static, with_pretty
 from support import require_tools, which
 from support.polling import wait_until
 
@@ -232,3 +232,14 @@ def test_a_pretty_name_reads_back_as_written(pretty):
 def test_machine_info_as_hostnamectl_writes_it():
     assert read_pretty('PRETTY_HOSTNAME="say \\"hi\\" \\$5"\n') == 'say "hi" $5'
     assert read_pretty("PRETTY_HOSTNAME='as \\ is'\n") == "as \\ is"
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [("web9\n", "web9"), ("# admin note\nweb9\n", "web9"), ("\n  web9  \n# after\n", "web9"),
+     ("# only a comment\n", ""), ("", "")],
+)  # fmt: skip
+def test_the_static_name_is_read_as_systemd_reads_etc_hostname(text, name):
+    """A comment line was taken as part of the name: --noop said it differed, and a
+    run rewrote the file without the comment."""
+    assert read_static(text) == name

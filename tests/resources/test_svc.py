@@ -271,3 +271,16 @@ def test_systemd_time_spans_are_read_as_systemctl_show_prints_them(text, seconds
     from mgmt.resources.unitctl import timespan
 
     assert timespan(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("name", "unit"),
+    [("nginx", "nginx.service"), ("user.slice", "user.slice"), ("dev-sda2.swap", "dev-sda2.swap"),
+     ("proc-sys.automount", "proc-sys.automount"), ("dev-sda.device", "dev-sda.device"),
+     ("getty@tty1", "getty@tty1.service")],
+)  # fmt: skip
+def test_every_unit_type_keeps_its_suffix(name, unit):
+    """.slice, .swap, .automount and .device were taken for services: user.slice.service."""
+    from mgmt.resources.svc import unit_name
+
+    assert unit_name(name) == unit

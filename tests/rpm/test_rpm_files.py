@@ -439,3 +439,11 @@ def test_a_file_from_before_1970_is_dated_1970_not_2086(tmp_path):
     done = subprocess.run(["rpm", "-qp", "--qf", "[%{FILEMTIMES}\\n]", str(result.paths[2])],
                           capture_output=True, text=True, check=True)  # fmt: skip
     assert done.stdout == "0\n"
+
+
+@pytest.mark.parametrize(("given", "mode"), [("644", 0o644), ("0644", 0o644), ("07777", 0o7777)])
+def test_rpm_attr_takes_a_mode_as_chmod_does(given, mode):
+    """07777 (a leading 0 before all four digits) was "not octal", 7777 was taken."""
+    from mgmt_pkg.rpm.payload import parse_attr
+
+    assert parse_attr(f"{given},-,-:/opt/x").mode == mode

@@ -80,9 +80,11 @@ def _link_unnamed(fd: int, path: str) -> None:
             raise FileExistsError(f"no free temp name beside {path}")
         try:
             os.replace(tmp, base, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
+        except BaseException as err:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp, dir_fd=dir_fd)
+            if isinstance(err, OSError):  # e.g. EPERM, an immutable file: named, not the temp
+                raise OSError(err.errno, err.strerror, path) from None
             raise
     finally:
         os.close(dir_fd)
@@ -129,7 +131,10 @@ def atomic_write(
             try:
                 os.link(tmp, path)  # a new name: cheaper than rename() on ext4
             except OSError:  # taken, or a file system without hard links
-                os.replace(tmp, path)
+                try:
+                    os.replace(tmp, path)
+                except OSError as err:  # as in _link_unnamed
+                    raise OSError(err.errno, err.strerror, path) from None
             else:
                 os.unlink(tmp)
     except BaseException:

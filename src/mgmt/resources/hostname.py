@@ -58,6 +58,16 @@ def _read(path: str) -> str:
         return ""
 
 
+def read_static(text: str) -> str:
+    """The name in /etc/hostname as systemd reads it: its first line that is not
+    empty or a comment (hostname(5)), stripped."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return line
+    return ""
+
+
 # What systemd's env files escape with a backslash inside double quotes
 # (hostnamectl writes PRETTY_HOSTNAME="say \"hi\"" so).
 _ESCAPED = re.compile(r'([\\"`$])')
@@ -152,7 +162,7 @@ class HostnameRes(Resource):
 
     def current(self) -> Dict[str, str]:
         return {
-            "static_hostname": _read(HOSTNAME_FILE).strip(),
+            "static_hostname": read_static(_read(HOSTNAME_FILE)),
             "transient_hostname": socket.gethostname(),
             "pretty_hostname": read_pretty(_read(MACHINE_INFO)),
         }

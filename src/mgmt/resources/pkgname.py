@@ -46,10 +46,25 @@ def check_name(field: str, value: str) -> None:
     _check(field, value, NAME_CHARS, "package name", "- . _ + ~ ^")
 
 
+# What other tools call a state (Ansible, Puppet, Salt), and what mgmt calls it: as
+# a version each would be asked of dnf as NAME-absent, and fail only at run time.
+OTHER_STATES = {
+    "absent": "uninstalled", "removed": "uninstalled", "purged": "uninstalled",
+    "present": "installed", "latest": "newest",
+}  # fmt: skip
+
+
 def check_version(field: str, value: str) -> None:
     """Refuse what is no version (``1.2``, ``1.2-3``, ``2:1.2-3``)."""
+    if value in OTHER_STATES:
+        raise FieldError(
+            field, f"{value!r} is no state here: did you mean {OTHER_STATES[value]!r}?"
+        )
     others = "- . _ + ~ ^ (and : for the epoch)"
     _check(field, value, VERSION_CHARS, "package name or version", others)
+    epoch, colon, rest = value.rpartition(":")
+    if value.endswith(("-", ":")) or (colon and not epoch.isdigit()) or rest.count("-") > 1:
+        raise FieldError(field, f"{value!r} is not a version (1.2, 1.2-3 or 2:1.2-3)")
 
 
 def _check(field: str, value: str, allowed: frozenset, what: str, others: str) -> None:

@@ -53,7 +53,8 @@ SETTLE = 1.0
 
 def unit_name(name: str) -> str:
     """``nginx`` -> ``nginx.service``; a name with a unit suffix stays as it is."""
-    suffixes = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".scope")
+    suffixes = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".automount",
+                ".swap", ".slice", ".scope", ".device")  # fmt: skip
     return name if name.endswith(suffixes) else name + ".service"
 
 

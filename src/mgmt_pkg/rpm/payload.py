@@ -63,7 +63,7 @@ def parse_attr(text: str) -> Attr:
         raise InvalidInput(f"--rpm-attr: {text!r} is not MODE,USER,GROUP:/PATH")
     _check_segments(f"--rpm-attr: {text!r}", path)
     mode, user, group = (None if part == "-" else part for part in parts)
-    if mode is not None and not re.fullmatch(r"[0-7]{3,4}", mode):
+    if mode is not None and not re.fullmatch(r"0?[0-7]{3,4}", mode):  # 644, 0644, 07777
         raise InvalidInput(f"--rpm-attr: {text!r}: mode {mode!r} is not octal (e.g. 0640)")
     for name in (user, group):
         if name is not None:
