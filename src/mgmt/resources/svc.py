@@ -73,10 +73,15 @@ def unit_name_problem(unit: str) -> Optional[str]:
     return None
 
 
-def _check_unit(name: str) -> None:
-    problem = unit_name_problem(unit_name(name))
+def _check_unit(name: str, state: Optional[str]) -> None:
+    unit = unit_name(name)
+    problem = unit_name_problem(unit)
     if problem is not None:
         raise FieldError("name", f"{name!r} is not a unit name: {problem}")
+    stem = unit.rpartition(".")[0]
+    if state is not None and stem.endswith("@"):  # enabling one may be right (DefaultInstance)
+        example = f"{stem}NAME.{unit.rpartition('.')[2]}"
+        raise FieldError("name", f"{name!r} is a template: give it an instance ({example})")
 
 
 class SvcRes(Resource):
@@ -91,7 +96,7 @@ class SvcRes(Resource):
     def validate(cls, params: Mapping[str, Any]) -> None:
         name = params.get("name")
         if name is not None:
-            _check_unit(name)
+            _check_unit(name, params.get("state"))
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
@@ -101,7 +106,7 @@ class SvcRes(Resource):
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
-        _check_unit(self.params.get("name") or name)
+        _check_unit(self.params.get("name") or name, self.params.get("state"))
         self.unit = unit_name(self.params.get("name") or name)
         self._cancels: List[Callable[[], None]] = []
         self._changed = threading.Event()  # a signal about the unit: a start's wait ends early
