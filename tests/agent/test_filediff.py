@@ -45,3 +45,17 @@ def test_a_file_too_large_to_diff_is_named_with_its_real_size(watcher, tmp_path,
     assert [note.get("diff") for note in res.notes] == [said]
     assert said in mgmt_log.getvalue()
     assert path.stat().st_size == 3 * MAX_COMPARED + 5  # noop: untouched
+
+
+def test_noop_shows_what_a_file_not_there_yet_would_hold(watcher, tmp_path, mgmt_log):
+    """Only "state: absent -> exists" was said: not what would be written."""
+    path = tmp_path / "new"
+    res = FileRes("new", fill_params(FileRes, {"path": str(path), "content": "one\ntwo\n"}))
+    res.setup(make_init(watcher, tmp_path))
+    assert res.check_apply(False) is False
+    [state, content] = res.notes
+    assert (state["field"], state["wanted"], state["actual"]) == ("state", "exists", "absent")
+    assert (content["field"], content["wanted"], content["actual"]) == ("content", "8 bytes", None)
+    assert content["diff"].splitlines()[-2:] == ["+one", "+two"]
+    assert "+two" in mgmt_log.getvalue()
+    assert not path.exists()  # noop: nothing made

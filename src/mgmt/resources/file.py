@@ -276,6 +276,10 @@ class FileRes(Resource):
                 st = None
             if st is None:
                 self.note("state", "exists", "absent")
+                if not apply and data:  # what it would hold, as a diff from nothing
+                    diff = content_diff(self.path, b"", data, 0)
+                    self.note("content", f"{len(data)} bytes", None, diff)
+                    self.init.log.info("content would be:\n%s", diff.rstrip("\n"))
                 if apply:
                     if not os.path.isdir(os.path.dirname(self.path)):
                         os.makedirs(os.path.dirname(self.path), exist_ok=True)
