@@ -199,6 +199,8 @@ def test_rpmlint_findings_of_the_input_are_not_hidden(tmp_path):
         (["{tree}/f=/opt/a/f", "--directories", "/"],
          "--directories: / is the filesystem package's; give a folder below it"),
         (["{tree}/f=/opt/a/f", "--config-files", "/usr"], "--config-files: /usr is not in the"),
+        (["/proc/self/status=/opt/status"],
+         "/proc/self/status: cannot package: it says 0 bytes but holds more"),
         (["{tree}=/opt/x", "--rpm-attr", "0600,-,-:/opt/./x/f"],
          "--rpm-attr: '0600,-,-:/opt/./x/f': '/opt/./x/f' has a '.' segment"),
         (["{tree}=/opt/x", "--rpm-attr", "0600,-,-:/opt/x/f", "--rpm-attr", "0640,-,-:/opt/x/f"],

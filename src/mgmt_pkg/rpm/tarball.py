@@ -62,6 +62,10 @@ def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry, clamp: 
         with open(entry.source, "rb") as stream:
             status = os.fstat(stream.fileno())
             info.size = status.st_size
+            if not info.size and stream.read(1):
+                # /proc and /sys files say 0 bytes and hold more: it would be packed empty.
+                why = "it says 0 bytes but holds more (a /proc or /sys file?); copy it first"
+                raise InvalidInput(f"{shown(entry.source)}: cannot package: {why}")
             # rpm keeps times as unsigned 32 bits: one before 1970 would wrap to 2086.
             info.mtime = max(0, min(int(status.st_mtime), clamp))
             tar.addfile(info, stream)
