@@ -189,6 +189,28 @@ def test_newest_of_a_provided_name_upgrades_the_package_providing_it(pkg_host, t
     assert len(transactions(pkg_host)) == done
 
 
+def test_a_name_another_installed_package_provides_is_installed_when_a_package_has_it(
+    pkg_host, tmp_path
+):
+    """dnf installs mgmt-test-b for mgmt-test-b although mgmt-test-p provides that name
+    (as curl, not the curl-minimal that provides curl): no other package stands in."""
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-p-1.0-1.noarch.rpm")])
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-b": "installed"})
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-b") == "1.0-1"
+
+
+def test_an_older_version_dnf_installs_for_a_broken_newest_is_no_failure(pkg_host, tmp_path):
+    """With best=False dnf says the newest mgmt-test-x needs what no repository has, and
+    installs 1.0: that line was taken for a refusal, and mgmt-test-x failed."""
+    wanted = {"mgmt-test-x": "installed", "mgmt-test-a": "installed"}
+    result = run_once(pkg_host, tmp_path, graph(tmp_path, pkg_host.repo, wanted), "--json")
+    assert result.returncode == 0, log(tmp_path)
+    assert {row["result"] for row in agent_json(result).values()} == {"changed"}
+    assert installed(pkg_host, "mgmt-test-x") == "1.0-1"
+    assert len(transactions(pkg_host)) == 1
+
+
 def test_uninstalled_names_a_package_not_what_it_provides(pkg_host, tmp_path):
     pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-p-1.0-1.noarch.rpm")])
     path = graph(tmp_path, pkg_host.repo, {"mgmt-test-virtual": "uninstalled"})

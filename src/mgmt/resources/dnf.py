@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import threading
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from mgmt.resources.hosttool import last_lines, run_tool
 
@@ -32,6 +32,8 @@ _END_LINES = (f"package {_END} is not installed", f"provides {_END}", f"obsolete
 # package needs what no repository has (its NAME-[EPOCH:]VERSION-RELEASE.ARCH last).
 NO_MATCH = "No match for argument:"
 _NOTHING_PROVIDES = re.compile(r"nothing provides .+ needed by (\S+)")
+# How dnf4 (Package X is ...) and dnf5 (Package "X" is ...) say there is nothing to do.
+_ALREADY = re.compile(r'Package "?(\S+?)"? is already installed')
 _PROGRESS = re.compile(r"[0-9.]+\s*[kMG]?B/s\s*\|")
 
 
@@ -97,9 +99,19 @@ def uninstallable(text: str) -> Dict[str, str]:
     for line in text.splitlines():
         match = _NOTHING_PROVIDES.search(line)
         if match:
-            name = match.group(1).rpartition(".")[0].rsplit("-", 2)[0]  # the NEVRA's N
-            found.setdefault(name, match.group(0))
+            found.setdefault(_nevra_name(match.group(1)), match.group(0))
     return found
+
+
+def already_installed(text: str) -> Set[str]:
+    """The names of the packages dnf (4 and 5 alike) says are installed already; for
+    an argument that names another package (one providing or obsoleting it), that one."""
+    return {_nevra_name(match.group(1)) for match in _ALREADY.finditer(text)}
+
+
+def _nevra_name(nevra: str) -> str:
+    """``mgmt-test-h-1.0-1.noarch`` (or with an epoch, ``2:1.0``) -> ``mgmt-test-h``."""
+    return nevra.rpartition(".")[0].rsplit("-", 2)[0]
 
 
 def unmatched(text: str) -> Dict[str, str]:
@@ -149,27 +161,25 @@ class Dnf:
     def installed(self, queries: Sequence[str]) -> Dict[str, str]:
         """For each query (``name``, ``name.arch`` or ``name-version[-release]``)
         that rpm finds installed, the query -> ``version-release`` of what is installed."""
-        return {query: evr for query, (_name, evr) in self._query("", queries).items()}
+        return {query: evr for query, (_name, evr, _when) in self._query("", queries).items()}
 
-    def standing_in(self, names: Sequence[str]) -> Dict[str, Tuple[str, str]]:
-        """For each of ``names`` (names no installed package has), the installed
+    def standing_in(self, names: Sequence[str]) -> Dict[str, Tuple[str, str, int]]:
+        """For each of ``names`` (names no installed package has), an installed
         package that provides it (``yum-utils`` is a name dnf-plugins-core
         provides) or obsoletes it (a package renamed): name -> (its name,
-        ``version-release``). ``dnf install NAME`` installs that one and then
-        says NAME is installed; a check by name alone would install it again
-        and fail at every check."""
+        ``version-release``, when it was installed: seconds since the epoch)."""
         found = self._query("--whatprovides", names)
         rest = [name for name in names if name not in found]
         if rest:
             found.update(self._query("--whatobsoletes", rest))
         return found
 
-    def _query(self, how: str, queries: Sequence[str]) -> Dict[str, Tuple[str, str]]:
+    def _query(self, how: str, queries: Sequence[str]) -> Dict[str, Tuple[str, str, int]]:
         """``rpm -q [how] QUERY...``: each query that matches an installed package
-        -> (that package's name, its ``epoch:version-release``)."""
+        -> (that package's name, its ``epoch:version-release``, its install time)."""
         if not queries:
             return {}
-        fmt = "%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n"
+        fmt = "%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\t%{INSTALLTIME}\\n"
         # One rpm run for all: rpm -q answers each argument in order, with one
         # line per installed match (a name installed for two architectures or
         # in two versions has several) or a line saying there is none. Two
@@ -189,11 +199,12 @@ class Dnf:
                 answers[-1].append(line)
         if len(answers) != len(queries) + 1:  # rpm stopped early: no answer to trust
             raise DnfError("rpm -q", _tail(proc.stderr or proc.stdout))
-        found: Dict[str, Tuple[str, str]] = {}
+        found: Dict[str, Tuple[str, str, int]] = {}
         for query, lines in zip(queries, answers):
-            matches = [line.split("\t", 1) for line in lines if "\t" in line]
+            matches = [line.split("\t") for line in lines if line.count("\t") == 2]
             if matches:
-                found[query] = (matches[0][0], matches[0][1])
+                name, evr, when = matches[0]
+                found[query] = (name, evr, int(when) if when.isdigit() else 0)
         return found
 
     def upgradable(self, names: Sequence[str], nogpgcheck: bool = False) -> List[str]:

@@ -13,18 +13,21 @@ checks again at once and undoes it. No polling.
 """
 
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from mgmt.resources.base import Field, Init, Resource, ResourceError
-from mgmt.resources.dnf import Dnf, DnfError, Transaction, said_by_dnf, uninstallable, unmatched
-from mgmt.resources.pkgname import (
-    check_name,
-    check_pinned,
-    check_version,
-    identities,
-    pinned,
-    split_arch,
+from mgmt.resources.dnf import (
+    Dnf,
+    DnfError,
+    Transaction,
+    already_installed,
+    said_by_dnf,
+    uninstallable,
+    unmatched,
 )
+from mgmt.resources.pkganswer import Applied, answered_by_others, refused_specs, still_missing
+from mgmt.resources.pkgname import check_name, check_pinned, check_version, identities, pinned
 from mgmt.resources.pkgwants import Fight, PkgWants, undone
 
 STATES = ("installed", "uninstalled", "newest")
@@ -100,6 +103,7 @@ class PkgRes(Resource):
         self._in_transaction = False
         self._seen: Tuple[Tuple[str, int, int], ...] = ()
         self._fight: Optional[Fight] = None  # see mgmt.resources.pkgwants
+        self._stood_in: Set[str] = set()  # names dnf installed another package for
 
     def merge(self, members: List[Resource]) -> None:
         self.members.extend(m for m in members if isinstance(m, PkgRes))
@@ -159,12 +163,11 @@ class PkgRes(Resource):
         queries += [pinned(m.package, m.state) for m in self.members if m.state not in STATES]
         installed = dnf.installed(list(dict.fromkeys(queries)))
         # The package that stands for each name wanted installed: the one of that
-        # name, else one that provides or obsoletes it (see Dnf.standing_in). A
-        # name wanted uninstalled is a package's: its providers stay.
+        # name, else the one dnf installed for it before (see mgmt.resources.pkganswer).
         bearer = {name: (name, version) for name, version in installed.items()}
-        missing = [m.package for m in self.members if m.state in ("installed", "newest")]
-        missing = [name for name in dict.fromkeys(missing) if name not in bearer]
-        bearer.update(dnf.standing_in(missing) if missing else {})
+        asked = {m.package for m in self.members if m.state in ("installed", "newest")}
+        asked = sorted((asked & self._stood_in) - set(bearer))
+        bearer.update({n: found[:2] for n, found in dnf.standing_in(asked).items()})
         newest = [bearer[m.package][0] for m in self.members
                   if m.state == "newest" and m.package in bearer]  # fmt: skip
         nogpg = any(m.params["allowuntrusted"] for m in self.members)
@@ -257,18 +260,28 @@ class PkgRes(Resource):
                 raise ResourceError(repr(self), "; ".join(untold.values()), members=untold)
             return False
         names = ", ".join(m.package for m, *_ in wrong)
+        started = int(time.time())  # rpm's install times are whole seconds
+        dnf = self.init.services.get(Dnf)
         try:
-            left_by_dnf, unknown, said = self._apply_watching_others(wrong)
+            applied = self._apply_watching_others(wrong)
             still, _ = self.plan()  # after the snapshot: a change made since is seen here
+            answered = answered_by_others(dnf, still, applied.already, started)
+            learned = {m.package for m, *_ in wrong if m.package in answered} - self._stood_in
+            self._stood_in.update(answered)
+            still = [w for w in still if not (w[2] == "install" and w[0].package in answered)]
         except DnfError as err:
             raise ResourceError(repr(self), f"{names}: {err}") from None
+        unknown, said = applied.refused, applied.said
         still = [w for w in still if w[3] not in unknown]
-        if still and self._dbpath and _db_signature(self._dbpath) != left_by_dnf:
+        if still and self._dbpath and _db_signature(self._dbpath) != applied.left_by_dnf:
             # Someone changed the database after our transaction (a `dnf remove`
             # right after ours): not dnf's failure. The next check undoes it.
             self.init.log.info("the rpm database changed after our transaction: checking again")
             self.init.event()
             still = []
+        # A name whose stand-in dnf found there already was right before this check.
+        right = {m.name for m, *_ in wrong if answered.get(m.package)}
+        self.notes = [note for note in self.notes if note.get("resource") not in right]
         failed = dict(untold)
         for m, _, action, spec in wrong:
             if spec in unknown:
@@ -281,11 +294,12 @@ class PkgRes(Resource):
             )
         if failed:  # the group's other members are right now: they did not fail
             raise ResourceError(repr(self), "; ".join(failed.values()), members=failed)
-        return False
+        if any(m.state == "newest" and m.package in learned for m, *_ in wrong):
+            # The package standing for it, known now, may have a newer version.
+            return self.check_apply(apply) and len(right) == len(wrong)
+        return len(right) == len(wrong)
 
-    def _apply_watching_others(
-        self, wrong: "List[Tuple[PkgRes, str, str, str]]"
-    ) -> "Tuple[Tuple[Tuple[str, int, int], ...], Dict[str, str], str]":
+    def _apply_watching_others(self, wrong: "List[Tuple[PkgRes, str, str, str]]") -> "Applied":
         """:meth:`_apply`, failing if it undid what another pkg resource wants
         (applied apart, see mgmt.resources.pkgwants), or would again."""
         actions = [f"{action} {spec}" for _m, _now, action, spec in wrong]
@@ -311,11 +325,8 @@ class PkgRes(Resource):
             raise ResourceError(repr(self), self._fight.message, members=failed)
         return applied
 
-    def _apply(
-        self, wrong: "List[Tuple[PkgRes, str, str, str]]"
-    ) -> "Tuple[Tuple[Tuple[str, int, int], ...], Dict[str, str], str]":
-        """One dnf transaction for ``wrong``; (the database as dnf left it, the
-        specs dnf refused alone -> its words, the end of what dnf said).
+    def _apply(self, wrong: "List[Tuple[PkgRes, str, str, str]]") -> "Applied":
+        """One dnf transaction for ``wrong``, and what came of it (see Applied).
 
         dnf refuses a whole transaction when one argument matches nothing or
         needs what no repository has (dnf4's shell, for several actions, skips
@@ -324,43 +335,27 @@ class PkgRes(Resource):
         one transaction, without it. (A package that conflicts with another of
         the group fails the group: applied apart, the two would undo each other.)
         """
+        dnf = self.init.services.get(Dnf)
         try:
             left_by_dnf, output = self._own_transaction(self._transaction(wrong))
             unknown = unmatched(output)
-            refused = self._refused(wrong, unknown, uninstallable(output))
+            refused = refused_specs(wrong, unknown, still_missing(dnf, uninstallable(output)))
             if not set(refused) - set(unknown):  # only skipped: the rest is applied
-                return left_by_dnf, refused, said_by_dnf(output)
+                return Applied(left_by_dnf, refused, said_by_dnf(output), already_installed(output))
         except DnfError as err:
-            refused = self._refused(wrong, err.unmatched, err.uninstallable)
+            refused = refused_specs(wrong, err.unmatched, err.uninstallable)
             if not refused:
                 raise
         rest = [w for w in wrong if w[3] not in refused]
         if not rest:
-            return self._seen, refused, ""
+            return Applied(self._seen, refused, "", set())
         try:
             left_by_dnf, output = self._own_transaction(self._transaction(rest))
-            return left_by_dnf, refused, said_by_dnf(output)
+            return Applied(left_by_dnf, refused, said_by_dnf(output), already_installed(output))
         except DnfError as err:  # each failure named with its own packages
             names = ", ".join(m.package for m, *_ in rest)
             said = "; ".join(f"{spec}: {line}" for spec, line in refused.items())
             raise ResourceError(repr(self), f"{names}: {err}; {said}") from None
-
-    @staticmethod
-    def _refused(
-        wrong: "List[Tuple[PkgRes, str, str, str]]",
-        unknown: Dict[str, str],
-        broken: Dict[str, str],
-    ) -> Dict[str, str]:
-        """The specs of ``wrong`` dnf has no package for (``unknown``: by argument)
-        or cannot install (``broken``: by package name) -> its words."""
-        refused = {}
-        for m, _now, action, spec in wrong:
-            name = split_arch(m.package)[0]
-            if spec in unknown:
-                refused[spec] = unknown[spec]
-            elif action != "remove" and name in broken:
-                refused[spec] = broken[name]
-        return refused
 
     def _transaction(self, wrong: "List[Tuple[PkgRes, str, str, str]]") -> Transaction:
         transaction = Transaction()
