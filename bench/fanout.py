@@ -104,7 +104,8 @@ def _sent(pool: HostPool) -> int:
 
 
 def _applied(pool: HostPool, content: Dict[str, str]) -> bool:
-    """Whether every host (of any iterable of hosts) has ``content``."""
+    """Whether every host has ``content`` (``pool``: any iterable of hosts, as
+    bench/hierarchy.py passes its leaves)."""
     return all(_has(host, content) for host in pool)
 
 

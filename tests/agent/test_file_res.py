@@ -124,7 +124,9 @@ def test_links_in_a_source_tree_are_copied_as_links_never_read_through(watcher, 
     (src / "sub").mkdir(parents=True)
     (src / "private").mkdir(mode=0o700)
     (src / "private" / "f").write_text("p")
+    (src / "group").mkdir()
     os.chmod(src / "private", 0o500)  # read-only: made so only once filled
+    os.chmod(src / "group", 0o2770)
     secret.write_text("not to copy\n")
     (src / "to-file").symlink_to(secret)
     (src / "to-folder").symlink_to(src / "sub")
@@ -135,7 +137,10 @@ def test_links_in_a_source_tree_are_copied_as_links_never_read_through(watcher, 
     assert tree.check_apply(True) is False
     for name, target in (("to-file", secret), ("to-folder", src / "sub"), ("dangling", "nowhere")):
         assert os.readlink(dst / name) == str(target), name
-    assert stat.S_IMODE(os.lstat(dst / "private").st_mode) == 0o500
+    # Its source's mode, but for the owner's rwx: a login other than root must be able
+    # to update it at the next run.
+    assert stat.S_IMODE(os.lstat(dst / "private").st_mode) == 0o700
+    assert stat.S_IMODE(os.lstat(dst / "group").st_mode) == 0o2770
     assert (dst / "private" / "f").read_text() == "p"
     assert tree.check_apply(True) is True
     (dst / "to-file").unlink()  # re-pointed behind the agent's back: made right again

@@ -8,7 +8,7 @@ where a directory belongs is refused unless ``force`` allows replacing it.
 A link inside the source tree is copied as a link (as ``cp -a`` and ``rsync -a``
 do), never read through: whoever may write the source must not make the agent
 copy what the link leads to (``src/x -> /etc/shadow``). Folders are made with
-the source's modes, as files are written with theirs.
+the source's modes, as files are written with theirs, but for the owner's rwx.
 """
 
 import os
@@ -59,7 +59,9 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
             if not _is_dir(target_dir):
                 continue  # noop: a folder to make, all below it to copy
             if not was_there and folder != source:
-                made.append((target_dir, stat.S_IMODE(os.lstat(folder).st_mode)))
+                # The owner keeps rwx: a login other than root could not update a
+                # folder made read-only (0555) at the next run.
+                made.append((target_dir, stat.S_IMODE(os.lstat(folder).st_mode) | stat.S_IRWXU))
             links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
             for name in files + links:
                 entry = os.path.join(target_dir, name)
@@ -67,9 +69,9 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
             if res.params["force"]:
                 ok = _remove_extra(res, target_dir, set(dirs) | set(files), apply) and ok
     finally:
-        # A folder made gets its source's mode once filled: a 0500 one could not
-        # be written into by a login other than root. (The top is the resource's:
-        # its mode field rules there.)
+        # A folder made gets its source's mode once filled, not before: one without
+        # write for its owner could not be filled. (The top is the resource's: its
+        # mode field rules there.)
         for target_dir, mode in reversed(made):
             os.chmod(target_dir, mode)
     return ok

@@ -203,7 +203,8 @@ class SvcRes(Resource):
         StartLimitIntervalSec already (systemd would refuse the next start, but the
         agent resets its count): it fails as a failed start, and is not started
         again until its activation changes from outside (see _start_failed_before)."""
-        burst, interval = props.get("StartLimitBurst", ""), props.get("StartLimitIntervalUSec", "")
+        burst = props.get("StartLimitBurst", "")
+        interval = props.get("StartLimitIntervalUSec") or props.get("StartLimitInterval", "")
         seconds = timespan(interval)
         if not burst.isdigit() or not int(burst) or not seconds:
             return False  # no limit, as for systemd

@@ -17,6 +17,7 @@ PROPERTIES = (
     "InactiveExitTimestampMonotonic",
     "StartLimitBurst",
     "StartLimitIntervalUSec",
+    "StartLimitInterval",  # its name before systemd 230 (RHEL 7)
 )
 # The units of a systemd time span as `systemctl show` words it ("1min 30s"), in seconds.
 _SPAN_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800}

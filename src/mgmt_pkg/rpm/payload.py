@@ -307,7 +307,9 @@ def _add_folders(
     """A ``--directories`` folder that only holds what SRC=DEST mappings put there
     (``--directories /opt/app bin/tool=/opt/app/bin/tool``, as fpm is used): it
     and each folder between it and what it holds become entries to own, 0755
-    as fpm's staging folders are. Never /, which the filesystem package owns 0555."""
+    as fpm's staging folders are. Never one of the filesystem package's own:
+    rpm refuses to install two packages that own one folder with other modes
+    (/usr/bin is 0555 there, /tmp 1777)."""
     for raw in directories:
         if not raw:
             continue  # refused by _mark
@@ -315,6 +317,11 @@ def _add_folders(
         top = _normal(raw)
         if top in found or top == "/":
             continue  # marked, or refused, by _mark
+        parts = top.strip("/").split("/")
+        if len(parts) == 1 or (len(parts) == 2 and parts[0] in ("usr", "var")):
+            raise InvalidInput(
+                f"--directories: {top} is the filesystem package's; give a folder below it"
+            )
         below = f"{top}/"
         for path in [p for p in found if p.startswith(below)]:
             folder = posixpath.dirname(path)
