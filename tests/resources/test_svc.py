@@ -238,12 +238,26 @@ def test_a_failed_start_is_tried_again_after_a_start_from_outside_or_an_edit(fai
         assert starts(host) == 4
 
 
-def test_a_unit_that_keeps_ending_after_it_settled_is_started_only_as_its_limit_allows(tmp_path):
+@pytest.mark.parametrize(
+    ("interval", "restart", "shown"),
+    [
+        ("60", "", "1min"),
+        ("infinity", "", "infinity"),
+        # systemd restarts it itself: its starts count as the agent's do.
+        ("60", "Restart=on-failure\nRestartSec=100ms", "1min"),
+    ],
+    ids=["the agent's starts", "an endless interval", "systemd's own restarts"],
+)
+def test_a_unit_that_keeps_ending_after_it_settled_is_started_only_as_its_limit_allows(
+    tmp_path, interval, restart, shown
+):
     """Each reset-failed took systemd's start limit away: such a unit was started
-    every 2 s for ever, with nothing said, and the run never converged."""
+    every 2 s for ever (every 7 s with Restart=), with nothing said, and the run
+    never converged."""
     from systemd_host import SystemdHost
 
-    host = SystemdHost(tmp_path, {LATE: LATE_UNIT})
+    unit = LATE_UNIT.replace("StartLimitIntervalSec=60", f"StartLimitIntervalSec={interval}")
+    host = SystemdHost(tmp_path, {LATE: unit.replace("[Service]", f"[Service]\n{restart}")})
     try:
         path = graph(tmp_path, name="mgmt-late", state="running")
         args = [*agent_args(tmp_path, path), "--converged-timeout", "4", "--json"]
@@ -257,7 +271,8 @@ def test_a_unit_that_keeps_ending_after_it_settled_is_started_only_as_its_limit_
         assert starts(host) == 3  # its StartLimitBurst within its StartLimitIntervalSec
         (row,) = json.loads(out)["resources"]
         assert row["result"] == "failed"
-        assert f"{LATE}: started 3 times within 1min and ended each time" in row["errors"][-1]
+        said = f"{LATE}: started 3 times within {shown} and ended each time, now ActiveState=failed"
+        assert said in row["errors"][-1], row
     finally:
         host.close()
 

@@ -119,7 +119,10 @@ class SvcRes(Resource):
         self._failed_activation: Optional[str] = None
         self._failure = ""
         self._failed_starts = 0
-        self._starts: Deque[float] = collections.deque()  # when starts settled (monotonic)
+        # When the unit was started (its activations: the agent's starts and systemd's
+        # own restarts alike, as systemd counts them for its start limit).
+        self._starts: Deque[float] = collections.deque()  # CLOCK_MONOTONIC seconds
+        self._last_activation = ""
 
     def watch(self) -> None:
         try:
@@ -152,6 +155,7 @@ class SvcRes(Resource):
 
     def _check_apply(self, apply: bool) -> bool:
         props = unit_properties(self.unit)
+        self._count_activation(props)
         if props.get("LoadState") == "not-found":
             raise UnitError("no such unit on this host")
         steps: List[List[str]] = []
@@ -198,14 +202,23 @@ class SvcRes(Resource):
         retry = self.meta.retry
         return retry >= 0 and self._failed_starts > retry
 
+    def _count_activation(self, props: Mapping[str, str]) -> None:
+        """Note the unit's last activation, if new. Every change of the unit wakes a
+        check, so each start is seen, systemd's own restarts (Restart=) too."""
+        activation = props.get("InactiveExitTimestampMonotonic", "")
+        if activation.isdigit() and int(activation) and activation != self._last_activation:
+            self._last_activation = activation
+            self._starts.append(int(activation) / 1e6)  # µs of CLOCK_MONOTONIC, as time's
+
     def _start_limited(self, props: Mapping[str, str]) -> bool:
-        """True when this resource started the unit StartLimitBurst times within
-        StartLimitIntervalSec already (systemd would refuse the next start, but the
-        agent resets its count): it fails as a failed start, and is not started
-        again until its activation changes from outside (see _start_failed_before)."""
+        """True when the unit was started StartLimitBurst times within
+        StartLimitIntervalSec already, by the agent or by systemd's own restarts
+        (systemd would refuse the next start, but the agent's reset-failed zeroes
+        its count): it fails as a failed start, and is not started again until its
+        activation changes from outside (see _start_failed_before)."""
         burst = props.get("StartLimitBurst", "")
         interval = props.get("StartLimitIntervalUSec") or props.get("StartLimitInterval", "")
-        seconds = timespan(interval)
+        seconds = float("inf") if interval == "infinity" else timespan(interval)
         if not burst.isdigit() or not int(burst) or not seconds:
             return False  # no limit, as for systemd
         now = time.monotonic()
@@ -251,7 +264,7 @@ class SvcRes(Resource):
             left = deadline - time.monotonic()
             if left <= 0 or self.init.stopping.is_set():
                 self._failed_activation, self._failed_starts = None, 0
-                self._starts.append(time.monotonic())
+                self._count_activation(props)
                 return
             self._changed.wait(left)
             self._changed.clear()
