@@ -448,22 +448,30 @@ def test_a_package_that_needs_what_no_repository_has_fails_alone_in_a_group(pkg_
     assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
 
 
-def test_newest_while_no_repository_answers_fails_only_the_newest(pkg_host, tmp_path):
-    """dnf check-update failed the whole group, the members already right too."""
+@pytest.mark.parametrize("missing", [False, True], ids=["all installed", "one to install"])
+def test_while_no_repository_answers_only_what_needs_one_fails(pkg_host, tmp_path, missing):
+    """dnf check-update failed the whole group, the members already right too; so did
+    an install that could not reach the repository, and it hid check-update's error."""
     for name in ("mgmt-test-a-2.0-1", "mgmt-test-b-1.0-1"):
         pkg_host.run(["rpm", "-i", str(pkg_host.repo / f"{name}.noarch.rpm")])
     path = tmp_path / "offline.yaml"  # no http:server: the repository does not answer
     path.write_text(
         "graph: offline\nresources:\n  pkg:\n  - name: mgmt-test-a\n    state: installed\n"
         "  - name: mgmt-test-b\n    state: newest\n"
+        + ("  - name: mgmt-test-c\n    state: installed\n" if missing else "")
     )
     result = run_once(pkg_host, tmp_path, path, "--json")
     assert result.returncode == 1, log(tmp_path)
     rows = agent_json(result)
     assert (rows["mgmt-test-a"]["result"], rows["mgmt-test-a"]["errors"]) == ("unchanged", [])
+    # Each failed member says its own failure, not the group's every one.
     assert rows["mgmt-test-b"]["result"] == "failed"
     [error] = rows["mgmt-test-b"]["errors"]
     assert error.startswith("mgmt-test-b: dnf check-update: "), error
+    if missing:
+        assert rows["mgmt-test-c"]["result"] == "failed"
+        [error] = rows["mgmt-test-c"]["errors"]
+        assert error.startswith("mgmt-test-c: dnf install: "), error
     assert transactions(pkg_host) == []
 
 

@@ -48,8 +48,11 @@ class Outcome:
             members = getattr(error, "members", None) or None  # none named: all of them
             self.failed = True
             self.failed_members = members
-            self.errors = [*self.errors, message_of(error)][-MAX_ERRORS:]
-            self.error_members = [*self.error_members, members][-MAX_ERRORS:]
+            said = getattr(error, "said_of", None) or {}  # each member's own, if told
+            told = [(said[m], frozenset([m])) for m in sorted(said)]
+            told = told or [(message_of(error), members)]
+            self.errors = [*self.errors, *(text for text, _ in told)][-MAX_ERRORS:]
+            self.error_members = [*self.error_members, *(who for _, who in told)][-MAX_ERRORS:]
             if members is None:
                 return
             notes = [note for note in notes if note.get("resource") not in members]

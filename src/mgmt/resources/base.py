@@ -145,13 +145,16 @@ class ResourceError(MgmtError):
 
     ``members``: for an autogrouped resource, the names of the members the error
     is about, when the others were checked (and fixed) all the same (one unknown
-    package in a dnf transaction); None when it is about the whole group.
+    package in a dnf transaction); None when it is about the whole group. Given
+    as a dict, each member's own message (``said_of``): a member's row shows
+    its own failure, not all of the group's.
     """
 
     def __init__(self, resource: str, message: str, members: Optional[Iterable[str]] = None):
         self.resource = resource
         self.message = message
         self.members = None if members is None else frozenset(members)
+        self.said_of: Dict[str, str] = dict(members) if isinstance(members, dict) else {}
         super().__init__(f"{resource}: {message}")
 
 

@@ -269,8 +269,10 @@ class PkgRes(Resource):
             learned = {m.package for m, *_ in wrong if m.package in answered} - self._stood_in
             self._stood_in.update(answered)
             still = [w for w in still if not (w[2] == "install" and w[0].package in answered)]
-        except DnfError as err:
-            raise ResourceError(repr(self), f"{names}: {err}") from None
+        except DnfError as err:  # the members already right did not fail
+            failed = dict(untold)
+            failed.update((m.name, f"{names}: {err}") for m, *_ in wrong)
+            raise ResourceError(repr(self), "; ".join(failed.values()), members=failed) from None
         unknown, said = applied.refused, applied.said
         still = [w for w in still if w[3] not in unknown]
         if still and self._dbpath and _db_signature(self._dbpath) != applied.left_by_dnf:
@@ -355,7 +357,8 @@ class PkgRes(Resource):
         except DnfError as err:  # each failure named with its own packages
             names = ", ".join(m.package for m, *_ in rest)
             said = "; ".join(f"{spec}: {line}" for spec, line in refused.items())
-            raise ResourceError(repr(self), f"{names}: {err}; {said}") from None
+            failed = [m.name for m, *_ in wrong]  # not the members already right
+            raise ResourceError(repr(self), f"{names}: {err}; {said}", members=failed) from None
 
     def _transaction(self, wrong: "List[Tuple[PkgRes, str, str, str]]") -> Transaction:
         transaction = Transaction()
