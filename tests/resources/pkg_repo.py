@@ -15,19 +15,20 @@ PACKAGES = {
     "mgmt-test-a": ["1.0", "2.0"], "mgmt-test-b": ["1.0"], "mgmt-test-c": ["1.0"],
     "mgmt-test-h": ["1.0"], "mgmt-test-r": ["1.0"], "mgmt-test-p": ["1.0", "2.0"],
     "mgmt-test-n": ["1.0"], "mgmt-test-o": ["1.0"], "mgmt-test-q": ["1.0"],
-    "mgmt-test-x": ["1.0", "2.0"],
+    "mgmt-test-x": ["1.0", "2.0"], "mgmt-test-k": ["1.0"],
 }  # fmt: skip
 # What fake-rpm gives a package beside its name and version: mgmt-test-h needs what no
 # repository has (dnf cannot install it); mgmt-test-r needs mgmt-test-c (dnf installs c
 # with r, and removes r with c); mgmt-test-p provides a name no package has;
 # mgmt-test-n obsoletes mgmt-test-o and provides its name (a package renamed: dnf
 # installs n for o); mgmt-test-p also provides mgmt-test-b, a package of its own (dnf
-# installs b for b); mgmt-test-x 2.0 needs what no repository has, 1.0 does not. By
-# NAME, or NAME-VERSION for one version.
+# installs b for b); mgmt-test-x 2.0 needs what no repository has, 1.0 does not;
+# mgmt-test-k needs mgmt-test-h. By NAME, or NAME-VERSION for one version.
 FLAGS = {
     "mgmt-test-h": ["--depends=mgmt-nothere"], "mgmt-test-r": ["--depends=mgmt-test-c"],
     "mgmt-test-p": ["--provides=mgmt-test-virtual", "--provides=mgmt-test-b"],
     "mgmt-test-n": ["--replaces=mgmt-test-o"], "mgmt-test-x-2.0": ["--depends=mgmt-nothere"],
+    "mgmt-test-k": ["--depends=mgmt-test-h"],
 }  # fmt: skip
 
 

@@ -432,19 +432,24 @@ def test_what_dnf_cannot_resolve_among_several_actions_is_told_in_its_words(pkg_
     assert installed(pkg_host, "mgmt-test-c") == ""
 
 
-def test_a_package_that_needs_what_no_repository_has_fails_alone_in_a_group(pkg_host, tmp_path):
+@pytest.mark.parametrize("broken", ["mgmt-test-h", "mgmt-test-k"], ids=["itself", "through h"])
+def test_a_package_that_needs_what_no_repository_has_fails_alone_in_a_group(
+    pkg_host, tmp_path, broken
+):
     """dnf refused the one transaction: mgmt-test-a was not installed and failed
-    with mgmt-test-h's error."""
-    wanted = {"mgmt-test-a": "installed", "mgmt-test-h": "installed"}
+    with the other's error (mgmt-test-k needs mgmt-test-h, which needs what no
+    repository has)."""
+    wanted = {"mgmt-test-a": "installed", broken: "installed"}
     result = run_once(pkg_host, tmp_path, graph(tmp_path, pkg_host.repo, wanted), "--json")
     assert result.returncode == 1, log(tmp_path)
     rows = agent_json(result)
     assert {name: row["result"] for name, row in rows.items()} == {
         "mgmt-test-a": "changed",
-        "mgmt-test-h": "failed",
+        broken: "failed",
     }
     assert rows["mgmt-test-a"]["errors"] == []
-    assert "nothing provides mgmt-nothere" in rows["mgmt-test-h"]["errors"][0]
+    [error] = rows[broken]["errors"]
+    assert error.startswith(f"{broken}: dnf install: nothing provides mgmt-nothere"), error
     assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
 
 

@@ -32,6 +32,7 @@ _END_LINES = (f"package {_END} is not installed", f"provides {_END}", f"obsolete
 # package needs what no repository has (its NAME-[EPOCH:]VERSION-RELEASE.ARCH last).
 NO_MATCH = "No match for argument:"
 _NOTHING_PROVIDES = re.compile(r"nothing provides .+ needed by (\S+)")
+_REQUIRES = re.compile(r"package (\S+) requires .+, but none of the providers can be installed")
 # How dnf4 (Package X is ...) and dnf5 (Package "X" is ...) say there is nothing to do.
 _ALREADY = re.compile(r'Package "?(\S+?)"? is already installed')
 _PROGRESS = re.compile(r"[0-9.]+\s*[kMG]?B/s\s*\|")
@@ -93,14 +94,31 @@ def said_by_dnf(text: str) -> str:
 
 def uninstallable(text: str) -> Dict[str, str]:
     """The name of each package dnf (4 and 5 alike) says needs what no repository
-    has -> its words. Such a package cannot be installed whatever else its
-    transaction holds, unlike one that conflicts with another of its requests."""
+    has, itself or through what it requires -> its words. Such a package cannot be
+    installed whatever else its transaction holds, unlike one that conflicts with
+    another of its requests: a problem counts only where dnf says "nothing
+    provides" in it."""
     found: Dict[str, str] = {}
-    for line in text.splitlines():
-        match = _NOTHING_PROVIDES.search(line)
-        if match:
-            found.setdefault(_nevra_name(match.group(1)), match.group(0))
+    for problem in _problems(text):
+        missing = [m for m in map(_NOTHING_PROVIDES.search, problem) if m]
+        if not missing:
+            continue  # a conflict between requests: not one package's alone
+        for line in problem:
+            match = _NOTHING_PROVIDES.search(line) or _REQUIRES.search(line)
+            if match:
+                found.setdefault(_nevra_name(match.group(1)), missing[0].group(0))
     return found
+
+
+def _problems(text: str) -> List[List[str]]:
+    """dnf's "Problem" blocks: each its first line and the "- " lines under it."""
+    problems: List[List[str]] = []
+    for line in (line.strip() for line in text.splitlines()):
+        if line.startswith("Problem"):
+            problems.append([line])
+        elif line.startswith("- ") and problems:
+            problems[-1].append(line)
+    return problems
 
 
 def already_installed(text: str) -> Set[str]:
