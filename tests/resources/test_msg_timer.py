@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
 import pytest
 from private_host import SRC, PrivateHost
 
-from mgmt.resources.base import FieldError, fill_params
+from mgmt.resources.base import FieldError, ResourceError, fill_params
 from mgmt.resources.msg import MsgRes, journal_datagram
 from support.polling import wait_until
 
@@ -76,6 +77,63 @@ def test_msg_reaches_syslog_and_fails_where_nothing_receives_it(systemd_host, tm
     assert proc.returncode == 1, (bare / "agent.log").read_text()
     [row] = json.loads(out)["resources"]
     assert row["errors"] == ["cannot send to syslog at /dev/log: No such file or directory"]
+
+
+def _msg(tmp_path, **params) -> MsgRes:
+    import threading
+
+    from mgmt.log import get_logger
+    from mgmt.resources.base import Init
+
+    res = MsgRes("m", fill_params(MsgRes, {"body": "hi", **params}))
+    res.setup(Init(hostname="test", log=get_logger("test"), state_dir=tmp_path / "state",
+                   watcher=None, event=lambda: None, world=None,
+                   stopping=threading.Event()))  # fmt: skip
+    return res
+
+
+def _listener(path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    return sock
+
+
+def test_a_listener_that_reads_nothing_fails_the_message_instead_of_hanging(tmp_path, monkeypatch):
+    """A socket bound at /dev/log that nobody reads filled, and the agent waited for ever."""
+    from mgmt.resources import msg
+
+    monkeypatch.setattr(msg, "SYSLOG_SOCKET", str(tmp_path / "log"))
+    monkeypatch.setattr(msg, "SEND_TIMEOUT", 0.2)
+    deaf = _listener(tmp_path / "log")
+    deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # full at once
+    try:
+        with pytest.raises(ResourceError, match=r"cannot send to syslog at \S+/log: timed out"):
+            for _ in range(1000):  # the queue fills after a few
+                _msg(tmp_path, syslog=True).check_apply(True)
+    finally:
+        deaf.close()
+
+
+def test_a_retry_after_syslog_failed_does_not_send_to_the_journal_again(tmp_path, monkeypatch):
+    from mgmt.resources import msg
+
+    monkeypatch.setattr(msg, "JOURNAL_SOCKET", str(tmp_path / "journal"))
+    monkeypatch.setattr(msg, "SYSLOG_SOCKET", str(tmp_path / "log"))
+    journal = _listener(tmp_path / "journal")
+    journal.setblocking(False)
+    try:
+        res = _msg(tmp_path, journal=True, syslog=True)
+        with pytest.raises(ResourceError, match="No such file or directory"):
+            res.check_apply(True)  # nothing at the syslog socket yet
+        log = _listener(tmp_path / "log")
+        assert res.check_apply(True) is False  # the retry: sent
+        assert log.recv(4096).endswith(b"]: hi")
+        log.close()
+        assert b"MESSAGE=hi" in journal.recv(4096)
+        with pytest.raises(BlockingIOError):
+            journal.recv(4096)  # once, not twice
+    finally:
+        journal.close()
 
 
 def test_journal_datagram_encodes_multiline_values_by_length():

@@ -15,12 +15,14 @@ import os
 import socket
 import struct
 import time
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Set
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 SYSLOG_SOCKET = "/dev/log"
+# A listener that reads nothing fills its queue, and a send then waits for ever.
+SEND_TIMEOUT = 5.0
 LOG_DAEMON = 3 << 3  # syslog(3)'s facility for system daemons
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 # mgmt's names (and syslog's) -> syslog priority numbers.
@@ -96,6 +98,7 @@ class MsgRes(Resource):
         self.body = self.params["body"] or name
         self.priority = PRIORITIES[self.params["priority"].lower()]
         self.sent = False
+        self.sent_to: Set[str] = set()  # "journal", "syslog": where it went already
 
     def check_apply(self, apply: bool) -> bool:
         if self.sent:
@@ -106,10 +109,11 @@ class MsgRes(Resource):
         if not apply:
             self.init.log.info("would send: %s (noop)", shown)
             return False
-        if self.params["journal"]:
-            self._journal()
-        if self.params["syslog"]:
-            self._syslog()
+        # Each place once: a retry after syslog failed must not send to the journal again.
+        for place, send in (("journal", self._journal), ("syslog", self._syslog)):
+            if self.params[place] and place not in self.sent_to:
+                send()
+                self.sent_to.add(place)
         self.init.log.info("message: %s", shown)
         self.sent = True
         return False
@@ -124,6 +128,7 @@ class MsgRes(Resource):
         for key, value in (self.params.get("fields") or {}).items():
             fields[key] = str(value)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.settimeout(SEND_TIMEOUT)
         try:
             sock.sendto(journal_datagram(fields), JOURNAL_SOCKET)
         except OSError as err:
@@ -138,6 +143,7 @@ class MsgRes(Resource):
         # (EPROTOTYPE) gets it NUL-terminated, as syslog(3) then sends it.
         for kind, data in ((socket.SOCK_DGRAM, sent), (socket.SOCK_STREAM, sent + b"\0")):
             sock = socket.socket(socket.AF_UNIX, kind)
+            sock.settimeout(SEND_TIMEOUT)
             try:
                 sock.connect(SYSLOG_SOCKET)
                 sock.sendall(data)
