@@ -149,6 +149,50 @@ def test_links_in_a_source_tree_are_copied_as_links_never_read_through(watcher, 
     os.chmod(src / "private", 0o700)  # let pytest clean up
 
 
+def test_noop_names_what_a_tree_copy_would_make_inside_folders_not_there_yet(
+    watcher, tmp_path, mgmt_log
+):
+    """Only the top's changes were said: a folder to make and all it would hold were not."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "new" / "deeper").mkdir(parents=True)
+    (src / "new" / "n").write_text("n")
+    (src / "new" / "l").symlink_to("n")
+    (src / "new" / "deeper" / "d").write_text("d")
+    dst.mkdir()
+    tree = file_res(watcher, tmp_path, path=f"{dst}/", source=str(src), recurse=True)
+    assert tree.check_apply(False) is False
+    said = mgmt_log.getvalue()
+    for line in (f"would make {dst}/new ", f"would copy {dst}/new/n ",
+                 f"would link {dst}/new/l to n ", f"would make {dst}/new/deeper ",
+                 f"would copy {dst}/new/deeper/d "):  # fmt: skip
+        assert line in said, said
+    assert os.listdir(dst) == []  # noop: nothing made
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_force_replaces_a_folder_where_the_source_tree_has_a_file_or_a_link(
+    watcher, tmp_path, kind
+):
+    """Every run failed "is a directory where ... is a file", force or not."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    if kind == "file":
+        (src / "x").write_text("x")
+    else:
+        (src / "x").symlink_to("elsewhere")
+    (dst / "x" / "inside").mkdir(parents=True)
+    plain = file_res(watcher, tmp_path, path=f"{dst}/", source=str(src), recurse=True)
+    with pytest.raises(ResourceError, match=f"{dst}/x is a directory where .* set force"):
+        plain.check_apply(True)
+    tree = file_res(watcher, tmp_path, path=f"{dst}/", source=str(src), recurse=True, force=True)
+    assert tree.check_apply(True) is False
+    if kind == "file":
+        assert (dst / "x").read_text() == "x"
+    else:
+        assert os.readlink(dst / "x") == "elsewhere"
+    assert tree.check_apply(True) is True
+
+
 @pytest.mark.parametrize("where", [0, BLOCK - 1, BLOCK, BLOCK + 5, 2 * BLOCK + 1])
 def test_a_change_that_keeps_the_size_is_found_in_any_block(watcher, tmp_path, where):
     """Content is compared block by block: one flipped byte anywhere is a difference."""

@@ -28,7 +28,11 @@ def remove_tree(path: str) -> None:
 
 def _holds_already(dst: str, data: bytes) -> bool:
     """Whether the regular file ``dst`` (never a link) holds ``data``."""
-    with Opened(dst) as there:
+    try:
+        opened = Opened(dst)
+    except NotADirectoryError:  # noop: a file where its folder is to be made
+        return False
+    with opened as there:
         if there.fd is None or there.st is None or not stat.S_ISREG(there.st.st_mode):
             return False
         return there.st.st_size == len(data) and holds(there.fd, data)
@@ -37,7 +41,7 @@ def _holds_already(dst: str, data: bytes) -> bool:
 def _is_dir(path: str) -> bool:
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # not there, nor a folder above it
         return False
 
 
@@ -56,17 +60,17 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
             target_dir = os.path.normpath(os.path.join(res.path, os.path.relpath(folder, source)))
             was_there = _make_folder(res, target_dir, apply)
             ok = was_there and ok
-            if not _is_dir(target_dir):
-                continue  # noop: a folder to make, all below it to copy
-            if not was_there and folder != source:
+            if apply and not was_there and folder != source:
                 # The owner keeps rwx: a login other than root could not update a
                 # folder made read-only (0555) at the next run.
                 made.append((target_dir, stat.S_IMODE(os.lstat(folder).st_mode) | stat.S_IRWXU))
+            # Under noop a folder to make is not there: what it would hold is said all
+            # the same, each entry found missing.
             links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
             for name in files + links:
                 entry = os.path.join(target_dir, name)
                 ok = _copy_entry(res, os.path.join(folder, name), entry, apply) and ok
-            if res.params["force"]:
+            if res.params["force"] and _is_dir(target_dir):
                 ok = _remove_extra(res, target_dir, set(dirs) | set(files), apply) and ok
     finally:
         # A folder made gets its source's mode once filled, not before: one without
@@ -91,6 +95,7 @@ def _make_folder(res: Any, target_dir: str, apply: bool) -> bool:
         return True
     if apply:
         os.makedirs(target_dir, exist_ok=True)
+    res.say(apply, f"made {target_dir}", f"make {target_dir}")
     return False
 
 
@@ -119,7 +124,12 @@ def _copy_entry(res: Any, src: str, dst: str, apply: bool) -> bool:
         return True
     if _is_dir(dst):
         what = "a file" if target is None else "a symlink"
-        raise ResourceError(repr(res), f"{dst} is a directory where {src} is {what}")
+        if not res.params["force"]:
+            message = f"{dst} is a directory where {src} is {what}; set force: true to replace it"
+            raise ResourceError(repr(res), message)
+        if apply:
+            remove_tree(dst)
+        res.say(apply, f"removed directory {dst}", f"remove directory {dst}")
     if target is None:
         if apply:
             atomic_write(dst, data, stat.S_IMODE(os.lstat(src).st_mode))
