@@ -249,6 +249,11 @@ def test_an_external_removal_is_undone_at_once(pkg_host, tmp_path):
         ({"state": "2:"}, "'2:' is not a version"),
         ({"state": "x:1.0"}, "'x:1.0' is not a version"),
         ({"state": "1.0-1-2"}, "'1.0-1-2' is not a version"),
+        ({"state": "Latest"}, "'Latest' is no state here: did you mean 'newest'?"),
+        ({"state": "Installed"}, "'Installed' is no state here: did you mean 'installed'?"),
+        ({"state": "remove"}, "'remove' is no state here: did you mean 'uninstalled'?"),
+        ({"state": "1.0-1."}, "'1.0-1.' is not a version"),
+        ({"state": "~"}, "'~' is not a version"),
         # dnf reads an architecture only after a release: NAME-VERSION-RELEASE.ARCH.
         ({"name": "a.noarch", "state": "1.0"}, "'1.0': a.noarch names an architecture"),
     ],

@@ -46,24 +46,35 @@ def check_name(field: str, value: str) -> None:
     _check(field, value, NAME_CHARS, "package name", "- . _ + ~ ^")
 
 
-# What other tools call a state (Ansible, Puppet, Salt), and what mgmt calls it: as
-# a version each would be asked of dnf as NAME-absent, and fail only at run time.
+# What other tools call a state (Ansible, Puppet, Salt) or a dnf action, and what this
+# kind calls it: as a version each would be asked of dnf as NAME-latest, and fail only
+# at run time. Checked without case, the kind's own words too ("Installed").
 OTHER_STATES = {
     "absent": "uninstalled", "removed": "uninstalled", "purged": "uninstalled",
-    "present": "installed", "latest": "newest",
+    "remove": "uninstalled", "uninstall": "uninstalled", "erase": "uninstalled",
+    "present": "installed", "install": "installed", "latest": "newest", "upgrade": "newest",
+    "update": "newest", "installed": "installed", "uninstalled": "uninstalled",
+    "newest": "newest",
 }  # fmt: skip
 
 
 def check_version(field: str, value: str) -> None:
     """Refuse what is no version (``1.2``, ``1.2-3``, ``2:1.2-3``)."""
-    if value in OTHER_STATES:
-        raise FieldError(
-            field, f"{value!r} is no state here: did you mean {OTHER_STATES[value]!r}?"
-        )
+    meant = OTHER_STATES.get(value.lower())
+    if meant is not None:
+        raise FieldError(field, f"{value!r} is no state here: did you mean {meant!r}?")
     others = "- . _ + ~ ^ (and : for the epoch)"
     _check(field, value, VERSION_CHARS, "package name or version", others)
     epoch, colon, rest = value.rpartition(":")
-    if value.endswith(("-", ":")) or (colon and not epoch.isdigit()) or rest.count("-") > 1:
+    parts = rest.split("-")
+    # Each of version and release starts and ends with a letter or a digit (1.0~rc1,
+    # 1.0^git1 and 1.2_3+b are versions; 1.0-, 1.0-1. and ~ are not).
+    ends = [part[:1] + part[-1:] for part in parts]
+    if (
+        (colon and not epoch.isdigit())
+        or len(parts) > 2
+        or not all(end and end.isalnum() for end in ends)
+    ):
         raise FieldError(field, f"{value!r} is not a version (1.2, 1.2-3 or 2:1.2-3)")
 
 
