@@ -353,7 +353,8 @@ def test_directories_that_are_not_0755_keep_their_mode(tmp_path):
         (tree / name).chmod(mode)
     tree.chmod(0o700)  # the top stands for DEST: its contents go there, not its mode
     result = run_cli("rpm", "-n", "modes", "-v", "1", "-o", str(tmp_path / "out"), "--rpm-attr",
-                     "0750,-,wheel:/opt/modes/attr", f"{tree}/=/opt/modes")  # fmt: skip
+                     "0750,-,wheel:/opt/modes/attr", f"{tree}/=/opt/modes",
+                     "--directories", "/opt/modes/plain")  # fmt: skip
     assert result.code == 0, result.err
     dirs = {path: (info[0], info[2]) for path, info in headers(result.paths[2]).items()
             if info[0].startswith("4")}  # fmt: skip
@@ -361,7 +362,13 @@ def test_directories_that_are_not_0755_keep_their_mode(tmp_path):
         "/opt/modes/private": ("40700", "root"),
         "/opt/modes/shared": ("42775", "root"),
         "/opt/modes/attr": ("40750", "wheel"),
+        "/opt/modes/plain": ("40755", "root"),
     }
+    # Owned, DEST itself is 0755, whatever the mode of the SRC standing for it (0700).
+    result = run_cli("rpm", "-n", "modes2", "-v", "1", "-o", str(tmp_path / "out2"),
+                     "--directories", "/opt/modes", f"{tree}/=/opt/modes")  # fmt: skip
+    assert result.code == 0, result.err
+    assert headers(result.paths[2])["/opt/modes"][0] == "40755"
 
 
 def test_an_old_source_date_epoch_from_the_environment_builds_without_a_changelog(

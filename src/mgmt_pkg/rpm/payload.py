@@ -212,7 +212,10 @@ def _walk(
         kind = _kind(path, info)
         if kind != "dir":
             _check_length(path, in_package)
-        entry = Entry(in_package or "/", kind, stat.S_IMODE(info.st_mode), user, group)
+        # SRC itself stands for DEST, which gets the tree's contents, not its mode:
+        # owned (--directories, or empty), DEST is 0755 as rpm makes a folder.
+        mode = 0o755 if kind == "dir" and not relative else stat.S_IMODE(info.st_mode)
+        entry = Entry(in_package or "/", kind, mode, user, group)
         if kind == "file":
             entry = replace(entry, source=path, inode=(info.st_dev, info.st_ino))
         elif kind == "symlink":
@@ -224,7 +227,6 @@ def _walk(
                 raise InvalidInput(f"{shown(path)}: cannot list: {error.strerror}") from None
             # An empty directory is kept, so it is owned; so is one below SRC whose
             # mode is not rpm's 0755 for the directories it makes (its mode is kept).
-            # SRC itself stands for DEST, which gets the tree's contents, not its mode.
             entry = replace(entry, owned=not names or (relative != "" and entry.mode != 0o755))
             for name in reversed(names):
                 child = path / name
