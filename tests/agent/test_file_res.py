@@ -169,6 +169,31 @@ def test_noop_names_what_a_tree_copy_would_make_inside_folders_not_there_yet(
     assert os.listdir(dst) == []  # noop: nothing made
 
 
+@pytest.mark.parametrize("where", ["a link", "a file"])
+def test_noop_never_looks_through_what_stands_where_a_folder_is_to_be(
+    watcher, tmp_path, mgmt_log, where
+):
+    """With force, noop looked through a link where a folder goes (at /etc, say) and
+    reported on what it found there."""
+    src, dst, elsewhere = tmp_path / "src", tmp_path / "dst", tmp_path / "elsewhere"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    (src / "sub" / "f").write_text("f")
+    (src / "sub" / "deeper" / "g").write_text("g")
+    elsewhere.mkdir()
+    (elsewhere / "f").write_text("f")  # the same content: looked through, "right"
+    dst.mkdir()
+    if where == "a link":
+        (dst / "sub").symlink_to(elsewhere)
+    else:
+        (dst / "sub").write_text("in the way")
+    tree = file_res(watcher, tmp_path, path=f"{dst}/", source=str(src), recurse=True, force=True)
+    assert tree.check_apply(False) is False
+    said = mgmt_log.getvalue()
+    for line in (f"would replace {dst}/sub ", f"would copy {dst}/sub/f ",
+                 f"would make {dst}/sub/deeper ", f"would copy {dst}/sub/deeper/g "):  # fmt: skip
+        assert line in said, said
+
+
 @pytest.mark.parametrize("kind", ["file", "symlink"])
 def test_force_replaces_a_folder_where_the_source_tree_has_a_file_or_a_link(
     watcher, tmp_path, kind

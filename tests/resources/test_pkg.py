@@ -515,3 +515,58 @@ def test_two_packages_applied_apart_that_undo_each_other_fail_instead_of_flappin
     ), errors
     assert "autogroup" in errors["mgmt-test-r"]
     assert len(transactions(pkg_host)) == 2, log(tmp_path)  # each ran once
+
+
+NONE = ", but none of the providers can be installed"
+DNF4_THROUGH = f"""\
+Error:
+ Problem: package mgmt-test-k-1.0-1.noarch requires mgmt-test-h{NONE}
+  - conflicting requests
+  - nothing provides mgmt-nothere needed by mgmt-test-h-1.0-1.noarch
+"""
+# libdnf5's words (solver_problems.cpp): the repository is named.
+DNF5_THROUGH = f"""\
+Failed to resolve the transaction:
+Problem: package mgmt-test-k-1.0-1.noarch from mgmt-test requires mgmt-test-h{NONE}
+  - conflicting requests
+  - nothing provides mgmt-nothere needed by mgmt-test-h-1.0-1.noarch from mgmt-test
+"""
+# Both a missing need and a conflict with another request: not one package's alone.
+CONFLICT = f"""\
+ Problem: package a-1-1.noarch requires x{NONE}
+  - package x1-1-1.noarch conflicts with c provided by c-1-1.noarch
+  - conflicting requests
+  - nothing provides y needed by x2-1-1.noarch
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [(DNF4_THROUGH, {"mgmt-test-k", "mgmt-test-h"}), (DNF5_THROUGH, {"mgmt-test-k", "mgmt-test-h"}),
+     (CONFLICT, set())],
+    ids=["dnf4", "dnf5", "a conflict too"],
+)  # fmt: skip
+def test_what_dnf_says_cannot_be_installed_alone(text, names):
+    from mgmt.resources.dnf import uninstallable
+
+    found = uninstallable(text)
+    assert set(found) == names
+    assert all(
+        line.startswith("nothing provides mgmt-nothere needed by") for line in found.values()
+    )
+
+
+def test_a_large_group_keeps_each_failed_members_error():
+    """Each member's error took one of 20 places: in a group of 25 the first ones lost
+    theirs (`errors: []` for a failed package), and the world was told empty text."""
+    from mgmt.engine.outcome import Outcome
+    from mgmt.resources.base import ResourceError
+
+    outcome = Outcome()
+    said = {f"p{i:02}": f"p{i:02}: dnf install: no repository" for i in range(25)}
+    outcome.record(False, True, [], ResourceError("pkg[p00]", "all", members=said))
+    assert all(outcome.errors_of(name) == [text] for name, text in said.items())
+    same = dict.fromkeys(said, "the repository is down")  # one entry for all of them
+    outcome.record(False, True, [], ResourceError("pkg[p00]", "all", members=same))
+    assert outcome.errors_of("p00")[-1] == "the repository is down"
+    assert outcome.errors.count("the repository is down") == 1

@@ -271,7 +271,7 @@ def test_a_unit_that_keeps_ending_after_it_settled_is_started_only_as_its_limit_
         assert starts(host) == 3  # its StartLimitBurst within its StartLimitIntervalSec
         (row,) = json.loads(out)["resources"]
         assert row["result"] == "failed"
-        said = f"{LATE}: started 3 times within {shown} and ended each time, now ActiveState=failed"
+        said = f"{LATE}: started 3 times within {shown}, now ActiveState=failed"
         assert said in row["errors"][-1], row
     finally:
         host.close()

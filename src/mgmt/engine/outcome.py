@@ -6,7 +6,7 @@ cluster's world is told of what failed. Bounded, so a resource that flaps for ho
 the first differences and the last errors, not all of them.
 """
 
-from typing import Any, Dict, FrozenSet, List, Optional
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 from mgmt.world.api import FAILURE_ERROR_MAX, Failure
 
@@ -48,11 +48,12 @@ class Outcome:
             members = getattr(error, "members", None) or None  # none named: all of them
             self.failed = True
             self.failed_members = members
-            said = getattr(error, "said_of", None) or {}  # each member's own, if told
-            told = [(said[m], frozenset([m])) for m in sorted(said)]
-            told = told or [(message_of(error), members)]
-            self.errors = [*self.errors, *(text for text, _ in told)][-MAX_ERRORS:]
-            self.error_members = [*self.error_members, *(who for _, who in told)][-MAX_ERRORS:]
+            told = _told(error, members)
+            # This check's are kept whole; the older ones as room allows.
+            keep = max(0, MAX_ERRORS - len(told))
+            older = list(zip(self.errors, self.error_members))[len(self.errors) - keep :]
+            self.errors = [text for text, _ in older + told]
+            self.error_members = [who for _, who in older + told]
             if members is None:
                 return
             notes = [note for note in notes if note.get("resource") not in members]
@@ -101,6 +102,20 @@ class Outcome:
         other.changes, other.errors = list(self.changes), list(self.errors)
         other.error_members = list(self.error_members)
         return other
+
+
+def _told(
+    error: BaseException, members: Optional[FrozenSet[str]]
+) -> List[Tuple[str, Optional[FrozenSet[str]]]]:
+    """What ``error`` says, as (message, the members it is about): each member's own
+    where it tells them (ResourceError.said_of), one entry per distinct message."""
+    said = getattr(error, "said_of", None) or {}
+    by_text: Dict[str, List[str]] = {}
+    for member in sorted(said):
+        by_text.setdefault(said[member], []).append(member)
+    return [(text, frozenset(who)) for text, who in by_text.items()] or [
+        (message_of(error), members)
+    ]
 
 
 def message_of(error: BaseException) -> str:

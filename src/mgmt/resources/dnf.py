@@ -32,7 +32,11 @@ _END_LINES = (f"package {_END} is not installed", f"provides {_END}", f"obsolete
 # package needs what no repository has (its NAME-[EPOCH:]VERSION-RELEASE.ARCH last).
 NO_MATCH = "No match for argument:"
 _NOTHING_PROVIDES = re.compile(r"nothing provides .+ needed by (\S+)")
-_REQUIRES = re.compile(r"package (\S+) requires .+, but none of the providers can be installed")
+_REQUIRES = re.compile(
+    r"package (\S+)(?: from \S+)? requires .+, but none of the providers can be installed"
+)  # dnf5 names the repository: "package X from REPO requires ..."
+# A problem that holds one of these is a conflict between packages, not one's alone.
+_CONFLICT = ("conflicts with", "cannot install both", "obsoletes")
 # How dnf4 (Package X is ...) and dnf5 (Package "X" is ...) say there is nothing to do.
 _ALREADY = re.compile(r'Package "?(\S+?)"? is already installed')
 _PROGRESS = re.compile(r"[0-9.]+\s*[kMG]?B/s\s*\|")
@@ -101,7 +105,7 @@ def uninstallable(text: str) -> Dict[str, str]:
     found: Dict[str, str] = {}
     for problem in _problems(text):
         missing = [m for m in map(_NOTHING_PROVIDES.search, problem) if m]
-        if not missing:
+        if not missing or any(word in line for line in problem for word in _CONFLICT):
             continue  # a conflict between requests: not one package's alone
         for line in problem:
             match = _NOTHING_PROVIDES.search(line) or _REQUIRES.search(line)

@@ -28,11 +28,7 @@ def remove_tree(path: str) -> None:
 
 def _holds_already(dst: str, data: bytes) -> bool:
     """Whether the regular file ``dst`` (never a link) holds ``data``."""
-    try:
-        opened = Opened(dst)
-    except NotADirectoryError:  # noop: a file where its folder is to be made
-        return False
-    with opened as there:
+    with Opened(dst) as there:
         if there.fd is None or there.st is None or not stat.S_ISREG(there.st.st_mode):
             return False
         return there.st.st_size == len(data) and holds(there.fd, data)
@@ -41,7 +37,7 @@ def _holds_already(dst: str, data: bytes) -> bool:
 def _is_dir(path: str) -> bool:
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):  # not there, nor a folder above it
+    except (FileNotFoundError, NotADirectoryError):  # noop: a file is where a folder above goes
         return False
 
 
@@ -64,13 +60,15 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
                 # The owner keeps rwx: a login other than root could not update a
                 # folder made read-only (0555) at the next run.
                 made.append((target_dir, stat.S_IMODE(os.lstat(folder).st_mode) | stat.S_IRWXU))
-            # Under noop a folder to make is not there: what it would hold is said all
-            # the same, each entry found missing.
+            # Under noop a folder to make is not there (or something else is, a link
+            # maybe, never looked through): what it would hold is said all the same,
+            # each entry missing.
+            there = _is_dir(target_dir)
             links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
             for name in files + links:
                 entry = os.path.join(target_dir, name)
-                ok = _copy_entry(res, os.path.join(folder, name), entry, apply) and ok
-            if res.params["force"] and _is_dir(target_dir):
+                ok = _copy_entry(res, os.path.join(folder, name), entry, apply, there) and ok
+            if res.params["force"] and there:
                 ok = _remove_extra(res, target_dir, set(dirs) | set(files), apply) and ok
     finally:
         # A folder made gets its source's mode once filled, not before: one without
@@ -111,18 +109,19 @@ def _remove_extra(res: Any, target_dir: str, wanted: Set[str], apply: bool) -> b
     return ok
 
 
-def _copy_entry(res: Any, src: str, dst: str, apply: bool) -> bool:
-    """Make ``dst`` what the file or link ``src`` is; whether it was already."""
+def _copy_entry(res: Any, src: str, dst: str, apply: bool, folder_there: bool) -> bool:
+    """Make ``dst`` what the file or link ``src`` is; whether it was already (never,
+    without ``folder_there``: its folder is yet to be made)."""
     try:
         target = os.readlink(src) if os.path.islink(src) else None
         data = None if target is not None else read_source(src, follow=False)
     except (OSError, ValueError) as err:  # gone since listed, or not a regular file
         raise ResourceError(repr(res), str(err)) from None
-    if target is None and _holds_already(dst, data):
+    if folder_there and target is None and _holds_already(dst, data):
         return True
-    if target is not None and _link_there(dst) == target:
+    if folder_there and target is not None and _link_there(dst) == target:
         return True
-    if _is_dir(dst):
+    if folder_there and _is_dir(dst):
         what = "a file" if target is None else "a symlink"
         if not res.params["force"]:
             message = f"{dst} is a directory where {src} is {what}; set force: true to replace it"

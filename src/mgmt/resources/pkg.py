@@ -259,7 +259,6 @@ class PkgRes(Resource):
             if untold:
                 raise ResourceError(repr(self), "; ".join(untold.values()), members=untold)
             return False
-        names = ", ".join(m.package for m, *_ in wrong)
         started = int(time.time())  # rpm's install times are whole seconds
         dnf = self.init.services.get(Dnf)
         try:
@@ -269,10 +268,16 @@ class PkgRes(Resource):
             learned = {m.package for m, *_ in wrong if m.package in answered} - self._stood_in
             self._stood_in.update(answered)
             still = [w for w in still if not (w[2] == "install" and w[0].package in answered)]
-        except DnfError as err:  # the members already right did not fail
+        except (DnfError, ResourceError) as err:  # the members already right did not fail
             failed = dict(untold)
-            failed.update((m.name, f"{names}: {err}") for m, *_ in wrong)
-            raise ResourceError(repr(self), "; ".join(failed.values()), members=failed) from None
+            text = err.message if isinstance(err, ResourceError) else str(err)
+            for m, *_ in wrong:  # each its own line, or the group's error
+                told = getattr(err, "said_of", {}).get(m.name)
+                about = getattr(err, "members", None)
+                if told is not None or about is None or m.name in about:
+                    failed[m.name] = told or f"{m.package}: {text}"
+            message = "; ".join(dict.fromkeys(failed.values()))
+            raise ResourceError(repr(self), message, members=failed) from None
         unknown, said = applied.refused, applied.said
         still = [w for w in still if w[3] not in unknown]
         if still and self._dbpath and _db_signature(self._dbpath) != applied.left_by_dnf:
@@ -295,7 +300,9 @@ class PkgRes(Resource):
                 f"; dnf said: {said}" if said else ""
             )
         if failed:  # the group's other members are right now: they did not fail
-            raise ResourceError(repr(self), "; ".join(failed.values()), members=failed)
+            raise ResourceError(
+                repr(self), "; ".join(dict.fromkeys(failed.values())), members=failed
+            )
         if any(m.state == "newest" and m.package in learned for m, *_ in wrong):
             # The package standing for it, known now, may have a newer version.
             return self.check_apply(apply) and len(right) == len(wrong)

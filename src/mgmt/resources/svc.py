@@ -209,6 +209,9 @@ class SvcRes(Resource):
         if activation.isdigit() and int(activation) and activation != self._last_activation:
             self._last_activation = activation
             self._starts.append(int(activation) / 1e6)  # µs of CLOCK_MONOTONIC, as time's
+        burst = props.get("StartLimitBurst", "")
+        while burst.isdigit() and len(self._starts) > max(int(burst), 1):
+            self._starts.popleft()  # only the last StartLimitBurst can ever count
 
     def _start_limited(self, props: Mapping[str, str]) -> bool:
         """True when the unit was started StartLimitBurst times within
@@ -230,9 +233,8 @@ class SvcRes(Resource):
         self._failed_activation = props.get("InactiveExitTimestampMonotonic")
         self._failed_starts = self.meta.retry + 1
         self._failure = (
-            f"started {burst} times within {interval} and ended each time, now"
-            f" {describe_state(props)}: not started again (its StartLimitBurst and"
-            " StartLimitIntervalSec)"
+            f"started {burst} times within {interval}, now {describe_state(props)}: not"
+            " started again (its StartLimitBurst and StartLimitIntervalSec)"
         )
         return True
 
