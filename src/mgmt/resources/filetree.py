@@ -88,8 +88,10 @@ def _make_folder(res: Any, target_dir: str, apply: bool) -> bool:
             raise ResourceError(repr(res), message)
         if apply:
             os.unlink(target_dir)
+            os.makedirs(target_dir)
         res.say(apply, f"replaced {target_dir} by a directory", f"replace {target_dir}")
-    elif _is_dir(target_dir):
+        return False
+    if _is_dir(target_dir):
         return True
     if apply:
         os.makedirs(target_dir, exist_ok=True)

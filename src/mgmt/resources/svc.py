@@ -17,7 +17,8 @@ start of the unit from outside does, a ``systemctl reset-failed`` of it (which
 zeroes the activation's timestamp), a graph edit or ``meta: {retry}``. Nor is a
 unit that keeps ending after it settled started in a loop: the agent keeps the
 unit's own start limit (StartLimitBurst starts within StartLimitIntervalSec,
-5 in 10 s by default), which its resets take from systemd, and the resource
+5 in 10 s by default; every activation counts, systemd's own restarts too, as
+systemd counts them), which its resets take from systemd, and the resource
 fails as a failed start does.
 """
 
