@@ -268,16 +268,8 @@ class PkgRes(Resource):
             learned = {m.package for m, *_ in wrong if m.package in answered} - self._stood_in
             self._stood_in.update(answered)
             still = [w for w in still if not (w[2] == "install" and w[0].package in answered)]
-        except (DnfError, ResourceError) as err:  # the members already right did not fail
-            failed = dict(untold)
-            text = err.message if isinstance(err, ResourceError) else str(err)
-            for m, *_ in wrong:  # each its own line, or the group's error
-                told = getattr(err, "said_of", {}).get(m.name)
-                about = getattr(err, "members", None)
-                if told is not None or about is None or m.name in about:
-                    failed[m.name] = told or f"{m.package}: {text}"
-            message = "; ".join(dict.fromkeys(failed.values()))
-            raise ResourceError(repr(self), message, members=failed) from None
+        except (DnfError, ResourceError) as err:
+            raise self._members_failed(err, wrong, untold) from None
         unknown, said = applied.refused, applied.said
         still = [w for w in still if w[3] not in unknown]
         if still and self._dbpath and _db_signature(self._dbpath) != applied.left_by_dnf:
@@ -307,6 +299,24 @@ class PkgRes(Resource):
             # The package standing for it, known now, may have a newer version.
             return self.check_apply(apply) and len(right) == len(wrong)
         return len(right) == len(wrong)
+
+    def _members_failed(
+        self,
+        err: Exception,
+        wrong: "List[Tuple[PkgRes, str, str, str]]",
+        untold: Dict[str, str],
+    ) -> ResourceError:
+        """The group's error for ``err`` (its transaction failed): about the members it
+        was about (those already right did not fail) and those ``untold``, each with
+        its own line where ``err`` has one."""
+        failed = dict(untold)
+        text = err.message if isinstance(err, ResourceError) else str(err)
+        for m, *_ in wrong:
+            told = getattr(err, "said_of", {}).get(m.name)
+            about = getattr(err, "members", None)
+            if told is not None or about is None or m.name in about:
+                failed[m.name] = told or f"{m.package}: {text}"
+        return ResourceError(repr(self), "; ".join(dict.fromkeys(failed.values())), failed)
 
     def _apply_watching_others(self, wrong: "List[Tuple[PkgRes, str, str, str]]") -> "Applied":
         """:meth:`_apply`, failing if it undid what another pkg resource wants
