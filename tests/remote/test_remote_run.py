@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -376,6 +377,23 @@ def test_each_host_fails_alone_and_the_summary_says_why(pool, bundle, tmp_path):
     _clear_tmp(a)
 
 
+@pytest.mark.parametrize("banner", ["echo Welcome", "printf 'no newline'"])
+def test_a_login_that_prints_a_banner_on_stdout_runs_all_the_same(pool, bundle, tmp_path, banner):
+    """bash reads ~/.bashrc under sshd: its banner came before START's answer, which
+    was then not found, and the run hung for good (START waited on its stdin)."""
+    a = pool["a"]
+    a.run(f"echo {shlex.quote(banner)} > /root/.bashrc")
+    try:
+        done = mgmt_run(pool, bundle, [file_graph("a", "a", tmp_path)], "--converged-timeout=1")
+    finally:
+        a.run("rm -f /root/.bashrc")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summary(done.stdout)["a"][0] == "converged"
+    assert a.read_file("/tmp/only-a") == "i am a"
+    assert_clean(a)
+    _clear_tmp(a)
+
+
 def test_one_host_under_two_names_runs_one_agent(pool, bundle, tmp_path):
     a = pool["a"]
     by_name = file_graph("a", "a", tmp_path)  # the pool's ssh_config: a's HostName
@@ -567,6 +585,38 @@ def test_a_graph_given_as_a_symlink_is_re_copied_when_its_target_is_saved(pool, 
             return a.read_file("/tmp/only-a") == "edited through the link"
 
         wait_until(edited, 10, "the edit applied")
+        run.interrupt()
+        code = run.wait(15)
+    assert code == 0, run.output
+    assert_clean(a)
+    _clear_tmp(a)
+
+
+@pytest.mark.parametrize("how", ["link re-pointed", "file replaced by a link"])
+def test_a_graph_that_leads_elsewhere_is_followed_there(pool, bundle, tmp_path, how):
+    """current -> release-2: the new target was copied once, then its edits never were
+    (nor those of a link's target that replaced the graph file)."""
+    a = pool["a"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    if how == "link re-pointed":
+        given = tmp_path / "a.yaml"
+        given.symlink_to(file_graph("a", "a", first, content="first"))
+    else:
+        given = file_graph("a", "a", tmp_path, content="first")  # a file
+
+    def holds(text: str) -> bool:
+        return a.read_file("/tmp/only-a") == text
+
+    with Initiator(pool, bundle, [given]) as run:
+        wait_until(lambda: a.exists("/tmp/only-a") and holds("first"), 30, "the first")
+        temp = given.with_name(given.name + ".new")
+        temp.symlink_to(file_graph("a", "a", second, content="second"))
+        os.replace(temp, given)  # as `ln -sfn` does it atomically
+        wait_until(lambda: holds("second"), 10, "the new target")
+        file_graph("a", "a", second, content="second, edited")  # saves the new target
+        wait_until(lambda: holds("second, edited"), 10, "the new target's edit")
         run.interrupt()
         code = run.wait(15)
     assert code == 0, run.output

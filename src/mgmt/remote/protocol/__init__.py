@@ -167,14 +167,25 @@ def read_line(stream: BinaryIO) -> str:
     return stream.readline().decode(errors="replace").rstrip("\n")
 
 
+# How many lines a login may print before START's answer (see read_start).
+MAX_BANNER_LINES = 1000
+
+
 def read_start(stream: BinaryIO) -> "Optional[RemotePaths]":
     """START's answer (ready or need-bundle, with its paths); None if it said neither
-    (it failed: its stderr and exit status say why)."""
-    line = read_line(stream)
-    for mark, cached in ((READY_MARK, True), (NEED_BUNDLE_MARK, False)):
-        if line == mark:
-            run, bundle, shiv = read_line(stream), read_line(stream), read_line(stream)
-            return RemotePaths(run, bundle, shiv, cached)
+    (it failed: its stderr and exit status say why). What comes before the answer
+    is the login's own, skipped: a ~/.bashrc that echoes a banner prints it on
+    stdout before any command under sshd (bash reads it there), and a line
+    without its newline ends where the answer begins."""
+    for _ in range(MAX_BANNER_LINES):
+        raw = stream.readline()
+        if not raw:
+            return None
+        line = raw.decode(errors="replace").rstrip("\n")
+        for mark, cached in ((READY_MARK, True), (NEED_BUNDLE_MARK, False)):
+            if line.endswith(mark):
+                run, bundle, shiv = read_line(stream), read_line(stream), read_line(stream)
+                return RemotePaths(run, bundle, shiv, cached)
     return None
 
 
