@@ -22,6 +22,7 @@ from remote_helpers import (
     login_umask,
     mgmt_run,
     need_hosts,
+    save_graph,
     summary,
     wait_until,
 )
@@ -29,6 +30,7 @@ from remote_helpers import (
 from support.hosts import ssh_hosts
 
 STATE = "/root/.local/state/mgmt/detached"
+DETACHED_GRAPH = f"{STATE}/remote2a.yaml"  # the graph host a's cluster agent runs
 GRAPH_C = """\
 graph: mygraph
 comment: remote example, host c
@@ -224,9 +226,16 @@ def test_attach_pushes_an_edited_graph_then_detaches_again_or_stops(pool, bundle
             wait_until(
                 lambda: a.read_file("/tmp/file1a") == "i am file1a, edited\n", 20, "the edit on a"
             )
+            # A bad edit is said and not copied: the cluster would restart its agent on it.
+            attached.wait_for_line(r"attached to 2 host\(s\)", 30)  # graphs watched from here
+            kept = a.read_file(DETACHED_GRAPH)
+            save_graph(graphs[0], graphs[0].read_text().replace("resources:", "resources: [oops"))
+            attached.wait_for_line(r"not copied: the hosts keep the graph they run", 30)
+            assert a.read_file(DETACHED_GRAPH) == kept
             attached.interrupt()
             assert attached.wait(30) == 0, attached.output
         assert "detached again" in attached.output
+        graphs[0].write_text(graphs[0].read_text().replace("resources: [oops", "resources:"))
         status = _cluster(pool, bundle, "status", graphs)
         assert status.returncode == 0, status.stdout + status.stderr  # it runs on
 

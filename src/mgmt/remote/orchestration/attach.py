@@ -3,7 +3,7 @@
 The initiator connects to every host of the cluster, pushes the graphs as they
 are now (edited while it was away or not), streams each agent's log as it
 grows (``host | line``, as an attached run shows its agents' output) and pushes
-every saved graph, as an attached run does. ^C ends it: the cluster is then
+every saved graph that passes the checks, as an attached run does. ^C ends it: the cluster is then
 stopped and removed as ``mgmt stop`` does, or, with ``--detach`` as well, left
 running ("detach again").
 """
@@ -16,6 +16,7 @@ from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.detach import Hosts
 from mgmt.remote.orchestration.fanout import RunControl, SignalStop
 from mgmt.remote.orchestration.follow import LogFollower
+from mgmt.remote.orchestration.graphcheck import CheckedGraphs
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.session import GRAPH_COPIED
 from mgmt.remote.transport.runner import Runner
@@ -58,9 +59,13 @@ def attach(
         # A follow ends when its connection does: the loop below looks at once.
         follower = LogFollower(hosts.runners, logs, out, ended=lambda _host: control.wake.set())
 
+        # Checked as an attached run checks an edit: a bad one is said and not copied
+        # (the cluster would restart its agent on it, after a reboot or a crash).
+        checked = CheckedGraphs(spec.graph for spec in specs)
+
         def push(spec: HostSpec) -> None:
-            text = spec.graph.read_text(encoding="utf-8")
-            hosts.call(spec.name, "graph", {"graph": text})
+            payload, _json = checked(spec.graph)
+            hosts.call(spec.name, "graph", {"graph": payload.decode("utf-8")})
             log.info("%s: %s", spec.name, GRAPH_COPIED.format(path=spec.graph))
 
         watcher = None
