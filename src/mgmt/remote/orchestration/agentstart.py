@@ -137,6 +137,7 @@ def start_failed(host: str, given: Optional[str], process: Process, what: str) -
     status = process.wait(10)
     if status == protocol.EXIT_NO_PYTHON:
         return RemoteError(host, NO_PYTHON_AT.format(path=given) if given else NO_PYTHON)
-    error = "; ".join(line.strip() for line in error.splitlines() if line.strip())
+    # Each line once: `mkdir -p A B` says the same of a parent both need.
+    error = "; ".join(dict.fromkeys(line.strip() for line in error.splitlines() if line.strip()))
     what = refused_by_login_shell(error, status) or what
     return RemoteError(host, "{} (status {}): {}".format(what, status, error or "no output"))
