@@ -3,9 +3,9 @@
 The initiator connects to every host of the cluster, pushes the graphs as they
 are now (edited while it was away or not), streams each agent's log as it
 grows (``host | line``, as an attached run shows its agents' output) and pushes
-every saved graph that passes the checks, as an attached run does. ^C ends it: the cluster is then
-stopped and removed as ``mgmt stop`` does, or, with ``--detach`` as well, left
-running ("detach again").
+every saved graph that passes the checks, as an attached run does. ^C ends it:
+the cluster is then stopped and removed as ``mgmt stop`` does, or, with
+``--detach`` as well, left running ("detach again").
 """
 
 from typing import Callable, List
