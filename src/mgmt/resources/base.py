@@ -145,9 +145,8 @@ class ResourceError(MgmtError):
 
     ``members``: for an autogrouped resource, the names of the members the error
     is about, when the others were checked (and fixed) all the same (one unknown
-    package in a dnf transaction); None when it is about the whole group. Given
-    as a dict, each member's own message (``said_of``): a member's row shows
-    its own failure, not all of the group's.
+    package in a dnf transaction); None when it is about the whole group. As a
+    dict, each member's own message (``said_of``): its row shows only its own.
     """
 
     def __init__(self, resource: str, message: str, members: Optional[Iterable[str]] = None):
