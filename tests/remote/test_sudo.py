@@ -285,6 +285,23 @@ def test_a_login_shell_that_runs_nothing_is_said_so_not_a_sudo_refusal(
     assert_clean(a)
 
 
+def test_a_restricted_login_shell_is_said_so_not_a_sudo_refusal(pool, users, bundle, tmp_path):
+    """rbash refuses sudo's /bin/sh: that was worded "sudo refused to run commands"."""
+    user, a = users["nopasswd"], pool["a"]
+    graph = file_graph("a", f"{user.name}@{a.address}", tmp_path)
+    subprocess.run(["usermod", "-s", "/bin/rbash", user.name], check=True)  # the hosts share users
+    try:
+        done = run_as(pool, bundle, [graph], "--sudo", "--converged-timeout=1")
+    finally:
+        subprocess.run(["usermod", "-s", "/bin/sh", user.name], check=True)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if f"{a.address}: failed:" in line]
+    assert len(errors) == 1, done.stderr
+    assert "the login's shell is restricted (rbash)" in errors[0], errors
+    assert "sudo refused" not in errors[0], errors
+    assert_clean(a)
+
+
 # -- stopping: the root agent itself goes, and everything of the run --------------
 
 

@@ -6,6 +6,7 @@ it never sees a paramiko object, so a runner on the system's OpenSSH client
 """
 
 import abc
+import re
 from typing import BinaryIO, Callable, NamedTuple, Optional, Tuple
 
 from mgmt.remote.transport.same_host import Endpoint, Login
@@ -132,6 +133,7 @@ class Runner(abc.ABC):
 
 # nologin's words (util-linux and shadow alike): the login's shell ran nothing.
 NOLOGIN = "This account is currently not available"
+RESTRICTED = re.compile(r"\brbash: [^\n;]*restricted")  # bash -r's words
 
 
 def is_connection_error(err: BaseException) -> bool:
@@ -143,10 +145,13 @@ def is_connection_error(err: BaseException) -> bool:
 
 
 def refused_by_login_shell(output: str, status: Optional[int]) -> Optional[str]:
-    """Why a command's failure is the login's shell refusing to run anything, or None:
-    nologin says so; /bin/false exits 1 without a word."""
+    """Why a command's failure is the login's shell refusing to run it, or None:
+    nologin says so; /bin/false exits 1 without a word; rbash says "restricted" of
+    what it refuses (a command named with a /, a redirection, exec)."""
     if NOLOGIN in output or (status == 1 and not output.strip()):
         return "the login's shell ran nothing (is it nologin or /bin/false?)"
+    if RESTRICTED.search(output):
+        return "the login's shell is restricted (rbash) and refused the command"
     return None
 
 
