@@ -38,8 +38,8 @@ def pkg_host(tmp_path, repo):
         "[main]\n"
         f"reposdir={tmp_path}/repos.d\ncachedir={tmp_path}/dnf-cache\n"
         f"logdir={tmp_path}/dnf-log\npersistdir={tmp_path}/dnf-persist\n"
-        # dnf4's and dnf5's default (Fedora's dnf.conf says True): an older version when
-        # the newest cannot be installed.
+        # dnf's own default (a distribution's dnf.conf may say True, as RHEL 8's does): an
+        # older version when the newest cannot be installed.
         "install_weak_deps=False\nbest=False\n"
     )
     host = PrivateHost(

@@ -43,8 +43,8 @@ def refused_specs(
 
 def still_missing(dnf: Dnf, broken: Dict[str, str]) -> Dict[str, str]:
     """Of ``broken`` (packages dnf said need what no repository has, in a run that
-    succeeded), those still not installed: with best=False (Fedora's and dnf5's
-    default) dnf says so of the newest version, and installs an older one."""
+    succeeded), those still not installed: with best=False (dnf's own default)
+    dnf says so of the newest version, and installs an older one."""
     there = dnf.installed(list(broken)) if broken else {}
     return {name: line for name, line in broken.items() if name not in there}
 
