@@ -265,11 +265,9 @@ def test_sudo_failures_are_one_line_and_the_other_host_goes_on(
     assert_clean(b)
 
 
-@pytest.mark.parametrize("shell", ["/usr/sbin/nologin", "/bin/false"])
-@pytest.mark.parametrize("flags", [["--sudo"], []], ids=["sudo", "login"])
-def test_a_login_shell_that_runs_nothing_is_said_so_not_a_sudo_refusal(
-    shell, flags, pool, users, bundle, tmp_path
-):
+def _failed_with_login_shell(shell, flags, pool, users, bundle, tmp_path) -> str:
+    """The one line that fails host a when its login's shell is ``shell``; the host
+    is left clean and the shell put back."""
     user, a = users["nopasswd"], pool["a"]
     graph = file_graph("a", f"{user.name}@{a.address}", tmp_path)
     subprocess.run(["usermod", "-s", shell, user.name], check=True)  # the hosts share users
@@ -280,26 +278,24 @@ def test_a_login_shell_that_runs_nothing_is_said_so_not_a_sudo_refusal(
     assert done.returncode == 1, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if f"{a.address}: failed:" in line]
     assert len(errors) == 1, done.stderr
-    assert "the login's shell ran nothing (is it nologin or /bin/false?)" in errors[0], errors
     assert "sudo refused" not in errors[0], errors
     assert_clean(a)
+    return errors[0]
+
+
+@pytest.mark.parametrize("shell", ["/usr/sbin/nologin", "/bin/false"])
+@pytest.mark.parametrize("flags", [["--sudo"], []], ids=["sudo", "login"])
+def test_a_login_shell_that_runs_nothing_is_said_so_not_a_sudo_refusal(
+    shell, flags, pool, users, bundle, tmp_path
+):
+    error = _failed_with_login_shell(shell, flags, pool, users, bundle, tmp_path)
+    assert "the login's shell ran nothing (is it nologin or /bin/false?)" in error, error
 
 
 def test_a_restricted_login_shell_is_said_so_not_a_sudo_refusal(pool, users, bundle, tmp_path):
     """rbash refuses sudo's /bin/sh: that was worded "sudo refused to run commands"."""
-    user, a = users["nopasswd"], pool["a"]
-    graph = file_graph("a", f"{user.name}@{a.address}", tmp_path)
-    subprocess.run(["usermod", "-s", "/bin/rbash", user.name], check=True)  # the hosts share users
-    try:
-        done = run_as(pool, bundle, [graph], "--sudo", "--converged-timeout=1")
-    finally:
-        subprocess.run(["usermod", "-s", "/bin/sh", user.name], check=True)
-    assert done.returncode == 1, done.stdout + done.stderr
-    errors = [line for line in done.stderr.splitlines() if f"{a.address}: failed:" in line]
-    assert len(errors) == 1, done.stderr
-    assert "the login's shell is restricted (rbash)" in errors[0], errors
-    assert "sudo refused" not in errors[0], errors
-    assert_clean(a)
+    error = _failed_with_login_shell("/bin/rbash", ["--sudo"], pool, users, bundle, tmp_path)
+    assert "the login's shell is restricted (rbash)" in error, error
 
 
 # -- stopping: the root agent itself goes, and everything of the run --------------
