@@ -63,7 +63,7 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
             # Under noop a folder to make is not there (or something else is, a link
             # maybe, never looked through): what it would hold is said all the same,
             # each entry missing.
-            there = _is_dir(target_dir)
+            there = was_there or apply  # made by now if it was not
             links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
             for name in files + links:
                 entry = os.path.join(target_dir, name)
