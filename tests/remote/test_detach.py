@@ -449,6 +449,34 @@ def test_one_host_and_stop_without_caching_removes_the_bundle_too(pool, bundle, 
     assert not [d for d in c.listdir("/root/.cache/mgmt/shiv") if d.startswith(_sha(bundle))]
 
 
+def test_detach_again_after_every_process_of_a_hosts_cluster_died_starts_anew(
+    pool, bundle, tmp_path
+):
+    """All of a cluster's processes gone without a stop (a reboot without systemd)
+    left its state: the next --detach started etcd on the dead cluster's data (its
+    own auth on), failed with etcd's "requires authentication", and showed the dead
+    agent's log again as the new one's."""
+    c = pool["c"]
+    graph = _graphs(tmp_path)[2]
+    try:
+        first = mgmt_run(pool, bundle, [graph], "--detach")
+        assert first.returncode == 0, first.stdout + first.stderr
+        c.kill_sessions()
+        assert not [cmd for cmd in c.processes().values() if "etcd" in cmd or "-S" in cmd]
+        c.run(f"echo 'a line of the dead agent' >> {STATE}/agent.log; rm -f /tmp/file1c")
+        again = mgmt_run(pool, bundle, [graph], "--detach")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "c: a detached cluster that no longer runs left its state here" in again.stderr
+        assert "a line of the dead agent" not in again.stdout, again.stdout
+        assert c.read_file("/tmp/file1c") == "i am file1c\n"
+        status = _cluster(pool, bundle, "status", [graph])
+        assert status.returncode == 0 and "c: agent running" in status.stdout, status.stdout
+    finally:
+        _cluster(pool, bundle, "stop", [graph])
+    assert_clean(c)
+    assert not c.exists("/root/.local/state/mgmt")
+
+
 def test_a_detached_agent_makes_folders_with_the_logins_umask(pool, bundle, tmp_path):
     """detached.py runs with 0077 for its own files; the agent it starts does not."""
     c = pool["c"]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 from support.netns import run_tool
+from support.polling import wait_until
 
 PRIVATE_DIRS = ("/tmp", "/root")
 SSHD = "/usr/sbin/sshd"
@@ -110,10 +111,18 @@ class Host:
             self.sshd.wait(5)
 
     def kill_sessions(self) -> None:
-        """Drop every SSH session (as a host that goes away would) but keep sshd."""
-        for pid in self.processes():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        """Drop every SSH session (as a host that goes away would) but keep sshd;
+        returns once they are gone (a killed process is listed until it has exited,
+        and a supervisor may start a process again before its own kill lands)."""
+
+        def gone() -> bool:
+            left = [pid for pid, command in self.processes().items() if command]  # not zombies
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return not left
+
+        wait_until(gone, 10, f"host {self.name}'s processes to end")
 
     def link_down(self) -> None:
         """Take the host's end of its veth down: every packet to and from it is lost,

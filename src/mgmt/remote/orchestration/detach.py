@@ -8,7 +8,8 @@ started on the hosts first, then every agent, dialling the members directly.
 In order, one phase at a time on every host at once:
 
 1. connect, and ``prepare`` (mgmt.remote.protocol.detached): is the bundle
-   cached, which etcd binary, which address, is a cluster already there;
+   cached, which etcd binary, which address, is a cluster already there (what
+   a cluster whose processes all ended left is removed);
 2. copy what is missing: the bundle (cached by sha256, as an attached run
    caches it) and, for a member without etcd, the initiator's own etcd binary
    (cached by its sha256 the same way);
@@ -181,6 +182,7 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
             raise MgmtError(
                 f"a detached cluster already runs on {', '.join(busy)}: `mgmt stop {graphs}` first"
             )
+        _remove_remains(hosts, prepared)
         try:
             for name, found in prepared.items():
                 addresses.setdefault(name, found.get("address") or "")
@@ -227,6 +229,20 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
     # cluster runs on (an event on one, or an edit of it, retries it); `mgmt status`
     # shows them.
     return 1 if failed else 0
+
+
+def _remove_remains(hosts: Hosts, prepared: Dict[str, Dict]) -> None:
+    """What a cluster whose processes all ended left on a host goes before a new one
+    starts there: etcd would take up the dead cluster's data (its own auth on) and
+    ignore the new cluster's flags."""
+    dead = [spec for spec in hosts.specs if prepared[spec.name].get("remains")]
+    for spec in dead:
+        log.warning(
+            "%s: a detached cluster that no longer runs left its state here (%s); "
+            "removing it to start anew", spec.name, prepared[spec.name]["dir"],
+        )  # fmt: skip
+    stop = {"what": ["agent", "etcd"], "clean": True, "caching": True}
+    hosts.each(lambda spec: hosts.call(spec.name, "stop", stop), dead)
 
 
 def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, settings, bundle):

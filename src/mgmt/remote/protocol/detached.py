@@ -16,7 +16,8 @@ Commands:
 - ``prepare``: says where the cached bundle is (and if
   it is there, sha256 checked), which etcd binary a member would run (the
   host's, else the initiator's copy cached by sha256), the address the SSH
-  connection arrived on, and whether a cluster already runs here;
+  connection arrived on, and whether a cluster already runs here, or left
+  DIR behind when its processes all ended;
 - ``probe``: before the members start, checks that this one can listen on its
   address and reach the others' peer ports (a clear error, at once, instead of
   a cluster that never gets a quorum);
@@ -127,6 +128,7 @@ def prepare(request):
         if etcd is None and os.access(etcd_cache, os.X_OK):
             etcd = etcd_cache
     connection = os.environ.get("SSH_CONNECTION", "").split()
+    existing = any(running(n) for n in NAMES)
     return {
         "bundle": bundle,
         "bundle_ok": bundle_ok,
@@ -134,7 +136,10 @@ def prepare(request):
         "etcd_cache": etcd_cache,
         "etcd_copy": etcd if etcd is not None and etcd == etcd_cache else None,
         "address": connection[2] if len(connection) == 4 else None,
-        "existing": any(running(n) for n in NAMES),
+        "existing": existing,
+        # What a cluster whose processes all ended (a reboot without systemd) left:
+        # its etcd data would bring its old auth back, its log its old lines.
+        "remains": not existing and os.path.isdir(DIR),
         "python": "{}.{}".format(*sys.version_info[:2]),
         "dir": DIR,
     }
