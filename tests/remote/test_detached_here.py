@@ -48,7 +48,7 @@ def test_an_attached_agent_sees_a_detached_cluster_only_while_its_agent_is_super
     ],
 )
 def test_the_failed_key_is_read_as_a_list_of_objects_or_said_unreadable(text, failures):
-    from mgmt.remote.protocol.detached import failures_in
+    from mgmt.world.exchange import failures_in
 
     found = failures_in(text, "/_mgmt/failed/h")
     if failures == "unreadable":

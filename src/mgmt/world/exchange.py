@@ -20,7 +20,7 @@ from mgmt.world.api import (
     Failure,
     ResourceKey,
 )
-from mgmt.world.client import EtcdClient, encode
+from mgmt.world.client import EtcdClient, decode, encode
 from mgmt.world.watch import PrefixWatch
 
 log = get_logger("world")
@@ -219,3 +219,32 @@ class EtcdWorld:
         for watch in watches:
             watch.cancel()
         self.client.close()
+
+
+def read_convergence(client: EtcdClient, hostname: str) -> Tuple[bool, List[Dict[str, Any]]]:
+    """What :meth:`EtcdWorld.set_converged` last wrote for ``hostname``: whether its
+    agent converged, and the resources that ended failed then (``mgmt status`` of a
+    detached cluster). Both keys are read in one transaction: the order they are
+    written in keeps whatever a reader sees of both at once true."""
+    keys = [CONVERGED_PREFIX + hostname, FAILED_PREFIX + hostname]
+    read = {"compare": [], "success": [{"request_range": {"key": encode(k)}} for k in keys]}
+    values = []
+    for response in client.call("kv/txn", read)["responses"]:
+        found = response.get("response_range", {}).get("kvs", [])
+        values.append(decode(found[0].get("value", "")) if found else None)
+    converged, failed = values
+    if (converged or "").strip() != "true":
+        return False, []
+    return True, failures_in(failed, keys[1])
+
+
+def failures_in(text: Optional[str], key: str) -> List[Dict[str, Any]]:
+    """The failures a failed key's value lists (none for None); one that says the
+    value is unreadable if it is not a JSON list of objects (written by hand?)."""
+    try:
+        failures = json.loads(text) if text else []
+    except ValueError:
+        failures = None
+    if not isinstance(failures, list) or not all(isinstance(f, dict) for f in failures):
+        return [{"kind": "?", "name": "?", "error": "unreadable " + key}]
+    return failures

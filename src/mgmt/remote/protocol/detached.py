@@ -348,56 +348,24 @@ def tail(name, lines=LOG_LINES):
     return "\n".join(text.splitlines()[-lines:])
 
 
-# The keys an agent keeps its state in (mgmt.world.api: CONVERGED_PREFIX, FAILED_PREFIX),
-# spelled here so that a cluster started by any version of mgmt can be read.
-CONVERGED_KEY = "/_mgmt/converged/"
-FAILED_KEY = "/_mgmt/failed/"
-
-
 def convergence(settings, bundle):
     """This host's converged key in the cluster's etcd, and the resources its agent
-    reported failed then (see mgmt.world.api); (None, []) if they cannot be read.
-    Both keys are read in one transaction: the agent writes them one after the
-    other, in an order that keeps every state both show together true."""
-    import base64
-
-    def key(prefix):
-        return {"request_range": {"key": base64.b64encode((prefix + host).encode()).decode()}}
-
-    def value(response):
-        found = response.get("response_range", {}).get("kvs", [])
-        return base64.b64decode(found[0].get("value", "")).decode() if found else None
-
-    host = settings["hostname"]
+    reported failed then, read by the cluster's own bundle (the version that wrote
+    them); (None, []) if they cannot be read."""
     try:
         use_bundle(bundle)
         from mgmt.settings import EtcdCredentials
         from mgmt.world.client import EtcdClient
+        from mgmt.world.exchange import read_convergence
 
         client = EtcdClient(settings["seeds"], EtcdCredentials(*settings["credentials"]),
                             connect_timeout=1.0, read_timeout=2.0)  # fmt: skip
         try:
-            read = {"compare": [], "success": [key(CONVERGED_KEY), key(FAILED_KEY)]}
-            converged, failed = [value(r) for r in client.call("kv/txn", read)["responses"]]
+            return read_convergence(client, settings["hostname"])
         finally:
             client.close()
     except Exception:  # etcd away, bundle pruned: unknown
         return None, []
-    if (converged or "").strip() != "true":
-        return False, []
-    return True, failures_in(failed, FAILED_KEY + host)
-
-
-def failures_in(text, key):
-    """The failures a FAILED_KEY value lists (none for None); a list that says the
-    value is unreadable if it is not a JSON list of objects."""
-    try:
-        failures = json.loads(text) if text else []
-    except ValueError:
-        failures = None
-    if not isinstance(failures, list) or not all(isinstance(f, dict) for f in failures):
-        return [{"kind": "?", "name": "?", "error": "unreadable " + key}]
-    return failures
 
 
 def status(request):
@@ -412,16 +380,7 @@ def status(request):
     cluster = cluster if isinstance(cluster, dict) else {}
     found = {"exists": True, "cluster": cluster, "dir": DIR}
     for name in NAMES:
-        sv = supervision()
-        pid = sv.pid_in(path(name + ".pid"))
-        sup = sv.supervisor_running(DIR, name)
-        found[name] = {
-            "supervised": sup is not None,
-            "pid": pid,
-            "running": sup is not None and pid is not None and sv.alive(pid, ""),
-            "exit": (read_text(path(name + ".exit"), "") or "").strip() or None,
-            "mode": (read_text(path(name + ".mode"), "") or "").strip() or None,
-        }
+        found[name] = supervision().supervised_state(DIR, name)
     try:  # agent.in: an empty line, then the agent's settings
         settings = json.loads((read_text(path("agent.in"), "") or "").splitlines()[1])
     except (IndexError, ValueError):

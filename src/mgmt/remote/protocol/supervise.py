@@ -16,7 +16,8 @@ systemd starts it again if it dies itself (a transient one, ``systemd-run``, for
 this boot only, where UNIT_DIR cannot be written). Else it runs in a session of
 its own (setsid), and nothing starts it after a reboot. Either way it outlives
 the SSH session that started it. ``detached.py`` imports this file for
-:func:`start_supervised`, :func:`stop_supervised` and :func:`supervisor_running`.
+:func:`start_supervised`, :func:`stop_supervised`, :func:`supervisor_running` and
+:func:`supervised_state`.
 
 Runs on the host's Python (3.6 and later) with the standard library only.
 """
@@ -82,6 +83,23 @@ def pid_in(name):
 def supervisor_running(folder, name):
     pid = pid_in(os.path.join(folder, name + ".sup"))
     return pid if pid is not None and alive(pid, "supervise") else None
+
+
+def supervised_state(folder, name):
+    """What runs of ``name`` and how, from its files (``detached.py status``)."""
+
+    def said(suffix):
+        return (read_text(os.path.join(folder, name + suffix), "") or "").strip() or None
+
+    pid = pid_in(os.path.join(folder, name + ".pid"))
+    sup = supervisor_running(folder, name)
+    return {
+        "supervised": sup is not None,
+        "pid": pid,
+        "running": sup is not None and pid is not None and alive(pid, ""),
+        "exit": said(".exit"),
+        "mode": said(".mode"),
+    }
 
 
 def systemd_runs_here():
