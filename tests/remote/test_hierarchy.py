@@ -284,6 +284,23 @@ def test_a_hop_that_is_also_a_host_with_a_graph_by_another_name_is_refused(
     pool["l1"].run("rm -f /tmp/only-l1*")
 
 
+def test_a_host_reached_through_an_alias_of_itself_is_refused(pool, agent_env, bundle, tmp_path):
+    """``via: s1`` for the host s1 by its address: the same address written out
+    in both places was refused as its own hop, an alias of it was not."""
+    s1 = pool["s1"]
+    graph = file_graph("s1-by-address", f"ssh://root@{s1.address}", tmp_path)
+    graph.write_text(graph.read_text() + "via: s1\n")
+    done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1", env=agent_env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = done.stderr.strip().splitlines()[-1]
+    assert said == (
+        f"mgmt: error: {graph}: via: the host {s1.address} is reached through s1, which is "
+        f"the same host (both reach {s1.address}:22): a host cannot be its own hop"
+    ), said
+    for host in pool:
+        assert_clean(host)
+
+
 def test_one_leaf_under_two_names_behind_a_secondary_is_refused(pool, agent_env, bundle, tmp_path):
     """Its address and its ssh_config alias: the secondary would start two agents there."""
     l1 = pool["l1"]

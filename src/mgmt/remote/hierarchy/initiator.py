@@ -77,15 +77,23 @@ def resolved(spec: HostSpec, lookup: Callable[[str], Any]) -> Tuple[str, int, Op
 def check_one_name_per_host(subtrees: List[Subtree], lookup: Callable[[str], Any]) -> None:
     """GraphError for two names below one secondary that reach one host (an address
     and an alias of it, a hop and a host with a graph): two agents there would fight,
-    or one host would be both. Compared as the secondary will reach them, through the
+    or one host would be both; and for a host below a secondary that is the secondary
+    itself under another name. Compared as the secondary will reach them, through the
     aliases handed down (:func:`trust_below`); one level at a time, as two bastions
     may well each have a 10.0.0.5 behind them. (Direct hosts are compared by the
     address their connection reached, see mgmt.remote.transport.same_host.)"""
     for tree in subtrees:
         direct, below = group_by_first_hop(tree.hosts)
+        hop = Endpoint.of(*resolved(tree.hop, lookup)[:2])
         seen: Dict[Endpoint, HostSpec] = {}
         for spec in [*direct, *(sub.hop for sub in below)]:
             reach = Endpoint.of(*resolved(spec, lookup)[:2])
+            if reach == hop:  # the same name in both places is refused at load (hops.py)
+                raise GraphError(
+                    f"via: the host {spec.name} is reached through {tree.hop.name}, which is "
+                    f"the same host (both reach {reach}): a host cannot be its own hop",
+                    str(spec.graph),
+                )
             first = seen.setdefault(reach, spec)
             if first.name != spec.name:
                 raise GraphError(
