@@ -104,3 +104,35 @@ def test_a_symlink_loop_is_listed_as_a_file_and_the_listing_still_served(tmp_pat
     assert b'<a href="loop2">loop2</a>' in listing.body
     assert b'<a href="f20">f20</a>' in listing.body
     assert loop.status == 404  # the entry itself still names no file
+
+
+# Dates whose digits overflow datetime's C ints (the year, the day, the time or
+# the zone offset): email.utils raises OverflowError for them, not ValueError.
+OVERFLOWING_DATES = [
+    "Sun, 06 Nov 99999999999 08:49:37 GMT",
+    "Nov -0000 99:99:99 2038 +9999999999999 Nov",
+    "Nov 2038 999999999999999999999 08:49:37 -0000",
+    "Feb +9999999999999 0 24:00:00",
+    "Sun, 06 Nov 1994 99999999999:49:37 GMT",
+]
+FULL_BODY = RANGE_CASES["file"]
+
+
+@pytest.mark.parametrize("date", OVERFLOWING_DATES)
+@pytest.mark.parametrize(
+    ("header", "status", "body"),
+    [
+        # RFC 9110 §13.1.3/§13.1.4: an invalid date is ignored, the Range applies.
+        ("If-Modified-Since", 206, FULL_BODY[:10]),
+        ("If-Unmodified-Since", 206, FULL_BODY[:10]),
+        # §13.1.5: an If-Range that is no valid date does not match: all of it.
+        ("If-Range", 200, FULL_BODY),
+    ],
+    ids=["If-Modified-Since", "If-Unmodified-Since", "If-Range"],
+)
+def test_an_overflowing_date_is_an_invalid_date_not_a_dropped_connection(
+    http_server, header, status, body, date
+):
+    reply = request(http_server.address, "/file.txt", "GET", {header: date, "Range": "bytes=0-9"})
+    assert reply.status == status
+    assert reply.body == body.encode("latin-1")

@@ -183,13 +183,21 @@ def select_ranges(value: Optional[str], size: int, max_ranges: int = MAX_RANGES)
 
 
 def _http_date_seconds(value: str) -> Optional[int]:
+    """The date's POSIX seconds, or None for anything that is not a usable date.
+
+    email.utils parses any digits it finds, so a year, day, time or zone offset
+    too large for datetime raises OverflowError (a C int/long conversion), a
+    value out of its range ValueError, and a short field list IndexError or
+    TypeError. RFC 9110 §13.1.3/§13.1.4 say an invalid date is ignored (and an
+    If-Range that is not a valid date does not match), so all of them mean None.
+    """
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if parsed is None or parsed.tzinfo is None:
+            return None
+        return int(parsed.timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if parsed is None or parsed.tzinfo is None:
-        return None
-    return int(parsed.timestamp())
 
 
 def if_range_matches(value: str, etag: str, mtime: float, now: float) -> bool:
