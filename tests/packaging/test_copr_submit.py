@@ -242,9 +242,12 @@ def test_only_source_rpms_are_sent(copr, tmp_path):
     assert copr.state.requests == []
 
 
-def test_bad_target_is_bad_input(copr, good_srpm):
-    done = run("build", "no-slash", str(good_srpm), "--config", str(copr.config))
+# A final newline got through a "$"-anchored re.match ("$" matches before it).
+@pytest.mark.parametrize("target", ["no-slash", f"{USER}/demo\n", f"{USER}\n/demo", "a/b/c"])
+def test_bad_target_is_bad_input(copr, good_srpm, target):
+    done = run("build", target, str(good_srpm), "--config", str(copr.config))
     assert_one_line_error(done, 2, "OWNER/PROJECT")
+    assert copr.state.requests == []
 
 
 def test_dry_run_sends_nothing(copr, good_srpm):

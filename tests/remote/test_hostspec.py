@@ -52,6 +52,9 @@ BAD = [
     ("-oProxyCommand=true@host", "not a host name"),
     ("ssh://-oProxyCommand@host", "invalid user name '-oProxyCommand'"),
     ("ssh://-host", "missing or invalid host"),
+    # "$" in a re.match pattern also matches before a final newline.
+    ("admin\n@web1", "not a host name"),
+    ("ssh://root%0A@web1", "invalid user name 'root\\n'"),
     # Addresses the resolver reads otherwise than they look (010 is octal 8, so
     # 010.254.0.2 is 8.254.0.2; 10.1 is 10.0.0.1): another host than meant.
     ("ssh://root@010.254.0.2", "'010.254.0.2' is not a plain IPv4 address"),

@@ -26,12 +26,13 @@ PASSWORD_WARNING = (
 )
 # A user, an alias or a host name: what ssh itself would accept, no shell or URL syntax,
 # and no leading "-": ssh (and sudo, scp...) would read "-oProxyCommand=..." as an option.
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.%+][A-Za-z0-9_.%+-]*$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9_.%:][A-Za-z0-9_.%:-]*$")
+# Used with fullmatch: "$" would also take a final newline ("host\n").
+_NAME_RE = re.compile(r"[A-Za-z0-9_.%+][A-Za-z0-9_.%+-]*")
+_HOST_RE = re.compile(r"[A-Za-z0-9_.%:][A-Za-z0-9_.%:-]*")
 # What the resolver (inet_aton) takes for an IPv4 address: up to 4 parts, each
 # decimal, octal (a leading 0) or hex (0x). One part alone is left alone: it may
 # be an ~/.ssh/config alias.
-_INET_ATON_RE = re.compile(r"^(0[xX][0-9a-fA-F]*|[0-9]+)(\.(0[xX][0-9a-fA-F]*|[0-9]+)){1,3}$")
+_INET_ATON_RE = re.compile(r"(0[xX][0-9a-fA-F]*|[0-9]+)(\.(0[xX][0-9a-fA-F]*|[0-9]+)){1,3}")
 
 
 class HostSpec(NamedTuple):
@@ -73,7 +74,7 @@ def _ambiguous_address(host: str) -> Optional[str]:
     """Why ``host`` is refused when the resolver would read it as an IPv4 address in
     another form than four plain decimal parts ("010.254.0.2" is 8.254.0.2 to
     it, "10.1" is 10.0.0.1): the host reached would not be the one meant."""
-    if not _INET_ATON_RE.match(host):
+    if not _INET_ATON_RE.fullmatch(host):
         return None
     import ipaddress  # only for names made of digits
 
@@ -105,7 +106,8 @@ def parse_remote(
     value = value.strip()
     if "://" not in value:
         user, at, target = value.rpartition("@")
-        if not _HOST_RE.match(target) or (at and not _NAME_RE.match(user)):  # "@host": no user
+        # "@host" (an empty user) is refused too.
+        if not _HOST_RE.fullmatch(target) or (at and not _NAME_RE.fullmatch(user)):
             raise bad(f"not a host name or ssh alias: {value!r}")
         ambiguous = _ambiguous_address(target)
         if ambiguous:
@@ -127,13 +129,13 @@ def parse_remote(
         raise bad(f"invalid port in {value!r}") from None
     if port == 0:
         raise bad(f"invalid port in {value!r}")
-    if not host or not _HOST_RE.match(host):
+    if not host or not _HOST_RE.fullmatch(host):
         raise bad(f"missing or invalid host in {value!r}")
     ambiguous = _ambiguous_address(host)
     if ambiguous:
         raise bad(f"{host!r} {ambiguous}")
     user = unquote(url.username) if url.username is not None else None
-    if user is not None and not _NAME_RE.match(user):  # "ssh://@host" too
+    if user is not None and not _NAME_RE.fullmatch(user):  # "ssh://@host" too
         raise bad(f"invalid user name {user!r}")
     password = unquote(url.password) if url.password is not None else None
     if password is not None:

@@ -62,8 +62,9 @@ def prefix_end(prefix: str) -> str:
     return raw.decode()
 
 
-# A DNS name or IPv4 address, or an IPv6 one in brackets (a zone allowed).
-_HOST_RE = re.compile(r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*)|\[[0-9A-Fa-f:.]+(?:%[\w.-]+)?\])$")
+# A DNS name or IPv4 address, or an IPv6 one in brackets (a zone allowed). Used
+# with fullmatch: "$" would also take a final newline.
+_HOST_RE = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*)|\[[0-9A-Fa-f:.]+(?:%[\w.-]+)?\])")
 
 
 def shown_url(url: str) -> str:
@@ -101,7 +102,7 @@ def normalize_url(url: str) -> str:
     if parts.path not in ("", "/") or parts.query or parts.fragment or full.endswith(("?", "#")):
         raise bad("no path or query after HOST:PORT")
     host = parts.netloc.rpartition(":")[0] if port is not None else parts.netloc
-    if not host or not _HOST_RE.match(host):
+    if not host or not _HOST_RE.fullmatch(host):
         raise bad("no host name" if not host else f"not a host name: {host!r}")
     if not port:
         raise bad("no port" if port is None else "port 0")

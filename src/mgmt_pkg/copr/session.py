@@ -22,7 +22,9 @@ __all__ = ["CoprFailed", "CoprSession", "Target", "check_chroots", "parse_target
 
 _OWNER = r"@?[A-Za-z0-9][A-Za-z0-9_.-]*"
 _PROJECT = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
-_TARGET = re.compile(rf"^(?P<owner>{_OWNER})/(?P<project>{_PROJECT})$")
+# Whole-string matches (fullmatch) everywhere: "$" also matches before a final
+# newline, so re.match(r"...$") takes "alice/proj\n".
+_TARGET = re.compile(rf"(?P<owner>{_OWNER})/(?P<project>{_PROJECT})")
 # COPR's chroots are NAME-VERSION-ARCH: fedora-rawhide-x86_64, epel-9-aarch64,
 # centos-stream-9-x86_64, opensuse-leap-15.5-x86_64. Only the shape is checked
 # here (the server knows which exist); it keeps an empty or mistyped value from
@@ -51,7 +53,7 @@ class Target:
 
 
 def parse_target(text: str) -> Target:
-    match = _TARGET.match(text or "")
+    match = _TARGET.fullmatch(text or "")
     if match is None:
         raise InvalidInput(f"{text!r}: expected OWNER/PROJECT (e.g. alice/mgmt or @group/mgmt)")
     return Target(match["owner"], match["project"])
