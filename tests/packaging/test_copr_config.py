@@ -45,6 +45,19 @@ REFUSED = [
     ("not-ini", b"just text\n", "copr config"),
     ("bad-boolean", config_bytes() + b"encrypted = maybe\n",
      "[copr-cli] encrypted = 'maybe' is not a boolean"),
+    # What basic auth (latin-1 in requests) or COPR (ASCII) cannot take: was an
+    # "internal error: UnicodeEncodeError" on sending, and a success with --dry-run.
+    ("token-beyond-latin-1", config_bytes(token="t\u00f6k\u00e9n\u20ac"),
+     "[copr-cli] token: character 2 is '\u00f6' (U+00F6), not ASCII"),
+    ("token-u2028", config_bytes(token="abc\u2028def"), "token: character 4 is '\\u2028'"),
+    ("token-c1-control", config_bytes(token="abc\x85def"), "token: character 4 is '\\x85'"),
+    ("token-space", config_bytes(token="abc def"), "token: character 4 is a space"),
+    ("login-non-ascii", config_bytes().replace(b"login = alice", "login = \u0430lice".encode()),
+     "[copr-cli] login: character 1 is '\u0430' (U+0430)"),
+    ("username-non-ascii", config_bytes().replace(b"username = alice", "username = j\u00f6rg"
+     .encode()), "[copr-cli] username: character 2 is '\u00f6'"),
+    ("login-colon", config_bytes().replace(b"login = alice", b"login = al:ice"),
+     "login contains ':'"),
 ]  # fmt: skip
 
 
@@ -103,3 +116,23 @@ def test_durations_are_bounded_numbers(tmp_path: Path, option, value, message):
     assert code == 2, err
     assert err.startswith("mgmt-pkg: error: ") and message in err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["copr", "project", "alice/x", "--chroot", "fedora-rawhide-x86_64"],
+        ["fake-rpm", "-n", "p", "-v", "1", "-o", "{out}", "--copr", "alice/x"],
+    ],
+    ids=["project", "fake-rpm"],
+)
+def test_a_token_basic_auth_cannot_send_is_refused_by_every_command(tmp_path: Path, command):
+    config = tmp_path / "copr.conf"
+    config.write_bytes(config_bytes(token="t\u00f6k\u00e9n\u20ac"))
+    args = [a.format(out=tmp_path / "out") for a in command]
+    option = "--copr-config" if command[0] == "fake-rpm" else "--config"
+    code, err = run(*args, option, str(config))
+    assert code == 2, err
+    assert err.startswith(f"mgmt-pkg: error: copr config {config}: [copr-cli] token: "), err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

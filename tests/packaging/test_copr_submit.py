@@ -219,11 +219,14 @@ def test_a_server_that_never_answers_is_given_up_on(copr, good_srpm, tmp_path, m
         ),
         ("[copr-cli]\nlogin = a\ntoken = t\ncopr_url = http://127.0.0.1:1\n", "should not be http"),
         ("[copr-cli]\nlogin = a\ntoken = t\ncopr_url = x\nencrypted = maybe\n", "copr config"),
+        # Was "internal error: UnicodeEncodeError" from requests' latin-1 basic auth.
+        ("[copr-cli]\nlogin = a\ntoken = t\u00f6k\u00e9n\u20ac\ncopr_url = {url}\n", "token: "),
+        ("[copr-cli]\nlogin = \u0101\ntoken = t\ncopr_url = {url}\n", "login: "),
     ],
 )
 def test_malformed_config(copr, good_srpm, tmp_path, text, fragment):
     config = tmp_path / "bad.conf"
-    config.write_text(text)
+    config.write_text(text.replace("{url}", copr.url), encoding="utf-8")
     done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(config))
     assert_one_line_error(done, 2, str(config), fragment)
     assert copr.state.requests == []

@@ -127,14 +127,38 @@ def _check_url(where: str, url: str) -> None:
         raise InvalidInput(f"{problem} (port 0)")
 
 
+# Sent as they are: login and token as HTTP basic auth (requests encodes it as
+# latin-1, so anything past U+00FF fails deep inside it), the user name in URL
+# paths. COPR's own are ASCII (its tokens are generated lowercase letters, its
+# user names those of Fedora accounts), so a non-ASCII character, a space or a
+# U+2028 is a copy-paste mistake that no COPR server would accept anyway.
+_ASCII_KEYS = ("login", "username", "token")
+
+
 def _check_value(where: str, key: str, value: str) -> None:
     """One line, no control characters: a continuation line (an indented line
-    after the key) would make a token of two lines, which no server accepts."""
+    after the key) would make a token of two lines, which no server accepts.
+    Login, user name and token: printable ASCII without spaces; a login has no
+    ":" either, which basic auth takes as the end of the user name."""
     if "\n" in value:
         raise InvalidInput(f"{where}: [{SECTION}] {key} spans several lines (an indented line)")
     bad = [c for c in value if ord(c) < 0x20 or ord(c) == 0x7F]
     if bad:
         raise InvalidInput(f"{where}: [{SECTION}] {key} contains control character {bad[0]!r}")
+    if key not in _ASCII_KEYS:
+        return
+    for index, char in enumerate(value, 1):
+        if not "!" <= char <= "~":
+            what = "a space" if char == " " else f"{char!r} (U+{ord(char):04X}), not ASCII"
+            raise InvalidInput(
+                f"{where}: [{SECTION}] {key}: character {index} is {what}; COPR's logins, "
+                "user names and tokens are ASCII letters, digits and punctuation "
+                "(copy the config again from COPR's web UI: API)"
+            )
+    if key == "login" and ":" in value:
+        raise InvalidInput(
+            f"{where}: [{SECTION}] login contains ':', which HTTP basic auth cannot send"
+        )
 
 
 def _first_line(error: Exception) -> str:
