@@ -77,3 +77,37 @@ def test_a_traceback_in_a_tools_output_is_cut_to_its_exception_lines():
         "OSError: [Errno 28] No space left on device",
         "error: Bad exit status from /var/tmp/rpm-tmp.1 (%install)",
     ]
+
+
+LONG = "a" * 300  # one name past NAME_MAX (255 bytes): stat() says ENAMETOOLONG
+
+# Path.exists()/is_dir()/is_file() raise for ENAMETOOLONG (they swallow only
+# "not there"): each of these was "error: File name too long", exit 1, no option.
+LONG_NAMES = [
+    (("fake-rpm", "-n", "p", "-v", "1", "-o", LONG), f"--output-dir {LONG}: File name too long"),
+    (("fake-rpm", "-n", "p", "-v", "1", "-o", f"{LONG}/x"), f"--output-dir {LONG}/x: File name"),
+    (("rpm", "-n", "p", "-v", "1", "-o", "out", f"{LONG}/=/usr/share/p/"), f"{LONG}/=/usr/share"),
+    (("kickstart", "render", "minimal", "-o", LONG), f"--output {LONG}: File name too long"),
+    (("kickstart", "render", "minimal", "-o", f"{LONG}/x"), f"--output {LONG}/x: File name"),
+    (("kickstart", "render", LONG), f"TEMPLATE '{LONG}': File name too long"),
+    (("bundle", "-o", f"{LONG}/x.pyz"), f"--output {LONG}/x.pyz: File name too long"),
+    (("repo", LONG), f"{LONG}: File name too long"),
+    (("copr", "project", "a/b", "--chroot", "fedora-rawhide-x86_64", "--dry-run",
+      "--config", LONG), f"copr config {LONG}: File name too long"),
+    (("fake-rpm", "-n", "p", "-v", "1", "-o", "out", "--copr", "a/b", "--copr-config", LONG),
+     f"copr config {LONG}: File name too long"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), LONG_NAMES, ids=[" ".join(a[:2]) for a, _ in LONG_NAMES]
+)
+def test_a_name_too_long_is_bad_input_naming_its_option(tmp_path, monkeypatch, args, message):
+    from support.pkgcli import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    done = run_cli(*args)
+    assert done.code == 2, done.err
+    assert done.err.startswith("mgmt-pkg: error: ") and message in done.err, done.err
+    assert len(done.err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # nothing made, not even the output folder

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.kickstart_types import TYPES, Params
-from mgmt_pkg.paths import read_input_text
+from mgmt_pkg.paths import read_input_text, stat_named
 from mgmt_pkg.templating import TEMPLATES, environment
 
 __all__ = [
@@ -333,7 +334,8 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
             )
     _handler(target)  # unknown targets fail before rendering
     path = Path(template)
-    if path.is_file():
+    info = stat_named(f"TEMPLATE {template!r}", path)
+    if info is not None and stat.S_ISREG(info.st_mode):
         search, name = [str(path.resolve().parent), str(_TEMPLATE_DIR.parent)], path.name
     elif template in template_names():
         search, name = [str(_TEMPLATE_DIR.parent)], f"kickstart/{template}{TEMPLATE_SUFFIX}"

@@ -19,7 +19,7 @@ import itertools
 import os
 import stat
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 
@@ -30,6 +30,7 @@ __all__ = [
     "not_utf8",
     "output_folder",
     "read_input_text",
+    "stat_named",
     "writing",
 ]
 
@@ -41,6 +42,30 @@ def _shown(path: object) -> str:
     """A path as an error message shows it: as is if printable, else quoted."""
     text = str(path)
     return text if text and text.isprintable() else repr(text)
+
+
+def stat_named(where: str, path: Path, *, follow: bool = True) -> Optional[os.stat_result]:
+    """stat (or lstat) a path the user named: None if nothing is there.
+
+    Not Path.exists()/is_dir()/is_file(): they say False only for a missing
+    path and raise for the rest (a name longer than 255 bytes, a folder on the
+    way we may not enter), which would end the run as a failed operation
+    (exit 1) without naming the option. Here the rest is bad input naming
+    ``where`` (the option and the path).
+    """
+    try:
+        return os.stat(path) if follow else os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        raise InvalidInput(f"{where}: {error.strerror or error}") from None
+    except ValueError:  # a NUL byte in the name
+        raise InvalidInput(f"{where}: the path holds a NUL byte") from None
+
+
+def _is_dir(where: str, path: Path) -> bool:
+    info = stat_named(where, path)
+    return info is not None and stat.S_ISDIR(info.st_mode)
 
 
 def check_input_file(path: Path) -> Path:
@@ -93,7 +118,8 @@ def check_output_dir(option: str, value: str) -> Path:
     if not value:
         raise InvalidInput(f"{option}: the path is empty")
     path = Path(value)
-    if path.exists() and not path.is_dir():
+    info = stat_named(f"{option} {_shown(value)}", path)
+    if info is not None and not stat.S_ISDIR(info.st_mode):
         raise InvalidInput(f"{option} {_shown(value)}: exists and is not a directory")
     return path
 
@@ -107,17 +133,21 @@ def check_output_file(option: str, value: str, *, make_parents: bool = False) ->
     if not value:
         raise InvalidInput(f"{option}: the path is empty")
     path = Path(value)
-    if value.endswith("/") or path.is_dir():
-        raise InvalidInput(f"{option} {_shown(value)}: is a directory; give a file name")
-    if path.exists() and not path.is_file():
+    where = f"{option} {_shown(value)}"
+    info = None if value.endswith("/") else stat_named(where, path)
+    if value.endswith("/") or (info is not None and stat.S_ISDIR(info.st_mode)):
+        raise InvalidInput(f"{where}: is a directory; give a file name")
+    if info is not None and not stat.S_ISREG(info.st_mode):
         # Written by a rename over it: a device such as /dev/null would be replaced.
-        raise InvalidInput(f"{option} {_shown(value)}: exists and is not a regular file")
+        raise InvalidInput(f"{where}: exists and is not a regular file")
     parent = path.parent
     if make_parents:
         _check_creatable(option, parent)
-    elif not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        raise InvalidInput(f"{option} {_shown(value)}: its directory {_shown(parent)} {what}")
+        return path
+    parent_info = stat_named(where, parent)
+    if parent_info is None or not stat.S_ISDIR(parent_info.st_mode):
+        what = "does not exist" if parent_info is None else "is not a directory"
+        raise InvalidInput(f"{where}: its directory {_shown(parent)} {what}")
     else:
         _check_writable(option, parent)
     return path
@@ -159,9 +189,10 @@ def writing(option: str, target: Path) -> Iterator[None]:
 
 def _check_creatable(option: str, folder: Path) -> None:
     """The deepest existing path at or above ``folder``, where mkdir -p would start, is a folder."""
+    where = f"{option} {_shown(folder)}"
     for candidate in (folder, *folder.parents):
-        if candidate.exists() or candidate.is_symlink():
-            if not candidate.is_dir():
+        if stat_named(where, candidate, follow=False) is not None:
+            if not _is_dir(where, candidate):
                 raise InvalidInput(
                     f"{option}: cannot create {_shown(folder)}: "
                     f"{_shown(candidate)} is not a directory"
@@ -171,13 +202,15 @@ def _check_creatable(option: str, folder: Path) -> None:
 
 def _make_dirs(option: str, directory: Path) -> List[Path]:
     """mkdir -p, returning the folders it made, top first (none if all existed)."""
-    missing = list(itertools.takewhile(lambda p: not p.is_dir(), (directory, *directory.parents)))
+    where = f"{option} {_shown(directory)}"
+    chain = (directory, *directory.parents)
+    missing = list(itertools.takewhile(lambda p: not _is_dir(where, p), chain))
     made: List[Path] = []
     for folder in reversed(missing):
         try:
             folder.mkdir()
         except FileExistsError:
-            if folder.is_dir():  # made meanwhile by someone else: theirs, not ours to remove
+            if _is_dir(where, folder):  # made meanwhile by someone else: theirs, not ours to remove
                 continue
             _remove_empty(made)
             raise InvalidInput(
@@ -194,8 +227,11 @@ def _make_dirs(option: str, directory: Path) -> List[Path]:
 
 def _check_writable(option: str, directory: Path) -> None:
     if not os.access(directory, os.W_OK | os.X_OK):
-        read_only = os.statvfs(directory).f_flag & os.ST_RDONLY
-        why = "read-only file system" if read_only else "permission denied"
+        try:  # access() says False for any error, statvfs() then names it
+            read_only = os.statvfs(directory).f_flag & os.ST_RDONLY
+            why = "read-only file system" if read_only else "permission denied"
+        except OSError as error:
+            why = error.strerror or str(error)
         raise InvalidInput(f"{option}: cannot write into {_shown(directory)}: {why}")
 
 

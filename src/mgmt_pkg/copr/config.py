@@ -13,12 +13,13 @@ from __future__ import annotations
 import configparser
 import ipaddress
 import re
+import stat
 import urllib.parse
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from mgmt_pkg.errors import InvalidInput
-from mgmt_pkg.paths import not_utf8
+from mgmt_pkg.paths import not_utf8, stat_named
 
 __all__ = ["DEFAULT_CONFIG", "SECTION", "load_config"]
 
@@ -35,7 +36,8 @@ def load_config(path: Optional[Path] = None) -> Dict[str, Any]:
     """Read ``path`` (default ~/.config/copr) into the dict that ``copr.v3.Client`` takes."""
     chosen = Path(path or DEFAULT_CONFIG).expanduser()
     where = f"copr config {chosen}"
-    if not chosen.is_file():
+    info = stat_named(where, chosen)
+    if info is None or not stat.S_ISREG(info.st_mode):
         hint = "" if path else " (get yours from COPR's web UI: API -> copy the config)"
         raise InvalidInput(f"{where}: not found{hint}")
     parser = configparser.ConfigParser(interpolation=None)

@@ -179,12 +179,14 @@ def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
         if not dest:
             raise InvalidInput(f"{mapping!r}: no DEST after '='")
         _check_segments(repr(mapping), dest, "DEST ")
-        if dest.endswith("/") and not source_path.is_dir():
+        # os.path.isdir, not Path.is_dir(): that raises for a name too long or a
+        # folder we may not enter; _walk's stat then says so, naming the mapping.
+        if dest.endswith("/") and not os.path.isdir(source_path):
             dest += source_path.name  # "bin/tool=/usr/bin/" -> /usr/bin/tool
     if prefix:
         dest = f"{prefix}/{dest}"
     dest = _normal(dest)
-    if dest == "/" and not source_path.is_dir():
+    if dest == "/" and not os.path.isdir(source_path):
         raise InvalidInput(f"{mapping!r}: a file cannot be /; map it to a path below it")
     return source_path, dest
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Sequence
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.paths import stat_named
 from mgmt_pkg.rpm.inspect import read_headers
 from mgmt_pkg.rpm.tools import find_tool, run_tool
 
@@ -37,7 +39,8 @@ def make_repo(folder: Path) -> Repository:
     refused run leaves the repository as it was. The count reported is what
     createrepo_c indexed.
     """
-    if not folder.is_dir():
+    info = stat_named(str(folder), folder)
+    if info is None or not stat.S_ISDIR(info.st_mode):
         raise InvalidInput(f"{folder}: not a directory")
     rpms = sorted(path for path in folder.rglob("*.rpm") if not path.is_dir())
     if not rpms:
