@@ -180,6 +180,12 @@ def test_rpmlint_findings_of_the_input_are_not_hidden(tmp_path):
         (["{tree}=/opt/x", "--rpm-user", "bad user"], "--rpm-user: 'bad user' is not a user"),
         (["{tree}=/opt/x", "{tree}/f=/opt/x/f"], "/opt/x/f is already given by another SRC"),
         (["{tabs}=/opt/x"], "the name contains '\\t', which rpm refuses"),
+        # A DEST or --prefix that rpm cannot take is blamed, not the SRC file (was
+        # "…/t/f: the name is not UTF-8"). "\udcff": the byte 0xff as argv gives it.
+        (["{tree}/f=/opt/\udcff"], "f=/opt/\\udcff': DEST b'/opt/\\xff' is not UTF-8, which rpm"),
+        (["{tree}=/opt/\udcff/x"], "DEST b'/opt/\\xff/x' is not UTF-8"),
+        (["{tree}/f=/opt/a\tb"], "DEST '/opt/a\\tb' contains '\\t', which rpm refuses"),
+        (["{tree}=/x", "--prefix", "/opt/\udcff"], "--prefix: b'/opt/\\xff' is not UTF-8"),
         (["{tree}/f=/usr/share/../../etc/passwd"],
          "f=/usr/share/../../etc/passwd': DEST '/usr/share/../../etc/passwd' has a '..' segment"),
         (["{tree}/f="], "f=': no DEST after '='"),

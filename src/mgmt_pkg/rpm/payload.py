@@ -151,7 +151,22 @@ def _check_segments(
             raise InvalidInput(f"{where}: {label}{path!r} has a {segment!r} segment; {hint}")
 
 
+def _check_text(where: str, path: str, label: str = "") -> None:
+    """A path of the package given on the command line (DEST, --prefix) as rpm
+    needs names: UTF-8, no control characters. Checked where it is given, so
+    the message blames it: the walk's checks would blame each file of SRC."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        as_bytes = os.fsencode(path)  # the bytes given, not Python's surrogates
+        raise InvalidInput(f"{where}: {label}{as_bytes!r} is not UTF-8, which rpm needs") from None
+    bad = [c for c in path if ord(c) < 0x20 or ord(c) == 0x7F]
+    if bad:
+        raise InvalidInput(f"{where}: {label}{path!r} contains {bad[0]!r}, which rpm refuses")
+
+
 def _check_absolute(where: str, path: str, label: str = "") -> None:
+    _check_text(where, path, label)
     if not path.startswith("/"):
         raise InvalidInput(
             f"{where}: {label}{path!r} is not an absolute path (it must start with /)"
@@ -179,6 +194,7 @@ def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
         if not dest:
             raise InvalidInput(f"{mapping!r}: no DEST after '='")
         _check_segments(repr(mapping), dest, "DEST ")
+        _check_text(repr(mapping), dest, "DEST ")
         # os.path.isdir, not Path.is_dir(): that raises for a name too long or a
         # folder we may not enter; _walk's stat then says so, naming the mapping.
         if dest.endswith("/") and not os.path.isdir(source_path):
