@@ -108,6 +108,12 @@ def entry() -> NoReturn:
     from mgmt.quickexit import exit_now
 
     def interrupt(signum: int, frame: object) -> None:
+        # Ignored first: the unwinding this starts stops rpmbuild (SIGTERM, a grace,
+        # then SIGKILL) and removes the build tree, hundreds of MB. A second ^C or
+        # SIGTERM raising in there would cut it short (no SIGKILL, half a tree
+        # left) and its code would replace the first signal's 128+N.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Interrupted(signum)
 
     # From here on a signal unwinds: temp dirs are removed, rpmbuild is stopped.

@@ -10,6 +10,7 @@ stderr must be one line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -88,3 +89,59 @@ def test_a_signal_during_the_imports_exits_without_a_traceback(tmp_path):
         _out, err = process.communicate(timeout=60)
         assert "Traceback" not in err, err
         assert process.returncode in (130, -signal.SIGINT, 0), err
+
+
+# An rpmbuild that outlives SIGTERM (as a stuck scriptlet may): mgmt-pkg's
+# clean-up must wait its grace and then SIGKILL it. It says when the clean-up
+# has begun (the SIGTERM reached it), which is when the test's second signal goes.
+DEAF_RPMBUILD = """#!/bin/sh
+echo $$ > "{marker}"
+trap 'echo stopping > "{stopping}"' TERM
+while :; do sleep 300 & wait $!; done
+"""
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGINT),
+     (signal.SIGINT, signal.SIGTERM)],
+    ids=["INT-INT", "TERM-INT", "INT-TERM"],
+)  # fmt: skip
+def test_a_second_signal_during_the_clean_up_does_not_cut_it_short(tmp_path, first, second):
+    bin_dir, temp, out, tree = (tmp_path / n for n in ("bin", "tmp", "out", "tree"))
+    marker, stopping = tmp_path / "held", tmp_path / "stopping"
+    for folder in (bin_dir, temp, tree):
+        folder.mkdir()
+    (bin_dir / "rpmbuild").write_text(DEAF_RPMBUILD.format(marker=marker, stopping=stopping))
+    (bin_dir / "rpmbuild").chmod(0o755)
+    for index in range(200):  # a source tree: its tarball is in the build folder
+        (tree / f"f{index}").write_bytes(os.urandom(16384))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TMPDIR": str(temp)}
+    mgmt_pkg = Path(sys.executable).with_name("mgmt-pkg")
+    process = subprocess.Popen(
+        [str(mgmt_pkg), "rpm", "-n", "held", "-v", "1", "-o", str(out), f"{tree}/=/usr/share/held"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    held = None
+    try:
+        wait_until(lambda: marker.read_text().strip(), timeout=60, what="rpmbuild to start")
+        held = int(marker.read_text())
+        assert any(p.name.startswith("mgmt-pkg-rpmbuild-") for p in temp.iterdir())
+        process.send_signal(first)
+        # The clean-up is stopping rpmbuild now: SIGTERM sent, its grace running.
+        wait_until(stopping.exists, timeout=30, what="the clean-up to SIGTERM rpmbuild")
+        process.send_signal(second)
+        _stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 128 + first, stderr  # the first signal's code
+        assert len(stderr.splitlines()) == 1 and "interrupted" in stderr, stderr
+        # The SIGKILL step ran (was skipped: rpmbuild went on running).
+        wait_until(lambda: not alive(held), timeout=10, what="rpmbuild to end")
+        left = [p.name for p in temp.iterdir() if not p.name.startswith("_jinja2-cache-")]
+        assert left == []
+        assert not out.exists() or list(out.iterdir()) == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if held is not None and alive(held):  # never left behind, even by a failed test
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(os.getpgid(held), signal.SIGKILL)
