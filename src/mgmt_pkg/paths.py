@@ -148,8 +148,7 @@ def check_output_file(option: str, value: str, *, make_parents: bool = False) ->
     if parent_info is None or not stat.S_ISDIR(parent_info.st_mode):
         what = "does not exist" if parent_info is None else "is not a directory"
         raise InvalidInput(f"{where}: its directory {_shown(parent)} {what}")
-    else:
-        _check_writable(option, parent)
+    _check_writable(option, parent)
     return path
 
 
