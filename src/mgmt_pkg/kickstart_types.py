@@ -24,10 +24,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import urllib.parse
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.urls import url_problem
 
 __all__ = ["TYPES", "Params"]
 
@@ -59,14 +59,8 @@ def _url(value: str) -> Optional[str]:
     what = "an http, https or ftp URL with a host and no spaces, quotes or #"
     if not _URL_CHARS.fullmatch(value):
         return what
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https", "ftp") or not parts.hostname:
-        return what
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        return what
-    return None
+    problem = url_problem(value, ("http", "https", "ftp"))
+    return None if problem is None else f"{what} ({problem})"
 
 
 _PACKAGE = re.compile(r"-?(?:@\^?[A-Za-z0-9_][A-Za-z0-9_.+:/-]*|[A-Za-z0-9_][A-Za-z0-9_.+*?-]*)")
