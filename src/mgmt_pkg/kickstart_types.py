@@ -79,16 +79,25 @@ def _packages(value: str) -> Optional[str]:
 
 
 # lvm(8): "The valid characters for VG and LV names are: a-z A-Z 0-9 + _ . -",
-# not starting with -, not . or .., and reserved parts LVM uses for its own volumes.
+# not starting with -, not . or .., and (lvm2's apply_lvname_restrictions) not
+# starting with "pvmove" or "snapshot" nor holding a part LVM names its own
+# hidden volumes with. Those rules are for LV names; a VG name held to them too
+# loses nothing and one type serves both.
 _LVM_NAME = re.compile(r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}")
-_LVM_RESERVED = ("_cdata", "_cmeta", "_corig", "_mlog", "_mimage", "_pmspare", "_rimage",
-                 "_rmeta", "_tdata", "_tmeta", "_vorigin", "_vdata")  # fmt: skip
+_LVM_RESERVED_PREFIXES = ("pvmove", "snapshot")
+# lvm(8)'s list, plus the parts newer lvm2 adds (cache pools and
+# volumes, integrity, writecache): refusing one more name costs little.
+_LVM_RESERVED = ("_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_imeta", "_iorig",
+                 "_mimage", "_mlog", "_pmspare", "_rimage", "_rmeta", "_tdata", "_tmeta",
+                 "_vdata", "_vorigin", "_wcorig")  # fmt: skip
 
 
 def _lvm_name(value: str) -> Optional[str]:
     what = "an LVM name (a-z A-Z 0-9 + _ . -, not starting with -, at most 127)"
-    if not _LVM_NAME.fullmatch(value) or value in (".", "..", "snapshot", "pvmove"):
+    if not _LVM_NAME.fullmatch(value) or value in (".", ".."):
         return what
+    if value.startswith(_LVM_RESERVED_PREFIXES):
+        return what + ", not starting with pvmove or snapshot (LVM reserves them)"
     if any(part in value for part in _LVM_RESERVED):
         return what + ", without LVM's reserved parts such as _mlog or _tmeta"
     return None
