@@ -199,3 +199,24 @@ def test_examples_embed_valid_kickstarts():
                 checked += 1
     if examples:
         assert checked, "the provisioning examples serve no kickstart"
+
+
+def test_cli_check_reports_a_folder_and_checks_the_other_files(tmp_path):
+    """click refused the folder with a usage error and checked nothing at all."""
+    seed = CASES / "kickstart" / "seed-layout.ks"
+    broken = CASES / "kickstart" / "errors.ks"
+    result = mgmt_pkg("kickstart", "check", str(seed), str(tmp_path), str(broken), "")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == f"{seed}: valid for F39\n"
+    assert f"mgmt-pkg: error: {tmp_path}: is a directory, not a file\n" in result.stderr
+    assert f"{broken}:3: error: Unknown command: frobnicate" in result.stderr
+    assert "mgmt-pkg: error: FILE '': the path is empty\n" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "mgmt-pkg: error: 3 of 4 kickstarts failed: 1 has errors, 2 could not be checked"
+    )
+
+
+def test_cli_check_of_a_folder_alone_is_bad_input(tmp_path):
+    result = mgmt_pkg("kickstart", "check", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == f"mgmt-pkg: error: {tmp_path}: is a directory, not a file\n"
