@@ -318,8 +318,12 @@ def _where(template: str, search: List[str], error: BaseException) -> str:
     return found or template
 
 
-def _fail(message: str) -> None:
-    raise InvalidInput(message)
+class _TemplateFailed(InvalidInput):
+    """A template's own fail(): render() says which template and line called it."""
+
+
+def _fail(message: object) -> None:
+    raise _TemplateFailed(str(message))
 
 
 def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TARGET) -> str:
@@ -355,6 +359,8 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     }
     try:
         text = templates.get_template(name).render(context)
+    except _TemplateFailed as error:
+        raise InvalidInput(f"{_where(template, search, error)}: {error}") from None
     except MgmtPkgError:
         raise  # param(), require(), fail() and the loader already say what is wrong
     except RecursionError as error:
