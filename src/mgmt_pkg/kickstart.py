@@ -17,7 +17,6 @@ syntax:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import warnings
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
+from mgmt_pkg.kickstart_lines import CountingLines
 from mgmt_pkg.kickstart_types import TYPES, Params
 from mgmt_pkg.paths import read_input_text
 from mgmt_pkg.templating import TEMPLATES, environment
@@ -177,6 +177,14 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
                 error(lineno, str(warning.message).strip())
             return result
 
+        # pykickstart reports shlex's error without a line: count the lines as they
+        # are read, so the line being split when it fails is known in one pass.
+        def readKickstartFromString(self, s: str, reset: bool = True) -> None:
+            if reset:
+                self._reset()
+            self._stateMachine(lines)
+
+    lines = CountingLines([*text.splitlines(True), ""])  # "": as pykickstart's own reader
     parser = _CollectingParser(handler, followIncludes=False, errorsAreFatal=False)
     read_to_the_end = True
     with warnings.catch_warnings(record=True) as caught:
@@ -187,8 +195,7 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
             error(problem.lineno, problem.message)
             read_to_the_end = False
         except ValueError as problem:  # shlex: a quote left open; pykickstart says no line
-            line = _unsplittable_line(text, target)
-            where = f"{source}:{line}" if line else source
+            where = f"{source}:{lines.number}"
             raise InvalidInput(f"{where}: cannot split the line: {problem}") from None
     for warning in caught:
         # ksvalidator turns parse and deprecation warnings into errors; so do we.
@@ -198,43 +205,6 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
     _anaconda_checks(handler, target, report, read_to_the_end)
     report.findings.sort(key=lambda f: (f.line or 0, f.severity))
     return report
-
-
-def _unsplittable_line(text: str, target: str) -> Optional[int]:
-    """The line whose quoting stops pykickstart (it reports shlex's error without one).
-
-    Only lines that shlex cannot split are candidates; the first whose prefix
-    of the kickstart fails the same way is the one (a %post line with an odd
-    quote is shell, not split, so it is no match).
-    """
-    import shlex
-
-    from pykickstart.errors import KickstartError
-    from pykickstart.parser import KickstartParser
-
-    class _Quiet(KickstartParser):
-        def _tryFunc(self, fn: Callable[[], None]) -> None:
-            with contextlib.suppress(KickstartError):  # the full check reports these
-                fn()
-
-    lines = text.splitlines()
-    for number, line in enumerate(lines, 1):
-        try:
-            shlex.split(line, comments=True)
-            shlex.split(line)
-            continue
-        except ValueError:
-            pass
-        prefix = _Quiet(_handler(target), followIncludes=False, errorsAreFatal=False)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                prefix.readKickstartFromString("\n".join(lines[:number]) + "\n")
-        except ValueError:
-            return number
-        except Exception:  # any other failure of a prefix: not this line
-            continue
-    return None
 
 
 def _anaconda_checks(handler: Any, target: str, report: Report, read_to_the_end: bool) -> None:

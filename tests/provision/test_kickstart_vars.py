@@ -81,24 +81,46 @@ def test_cli_refuses_injections_with_exit_2(tmp_path, template, var, message):
 
 
 UNSPLITTABLE = [
-    ('text\nurl --url="http://x\nlang en_US\n', 2),
-    ("text\nfrobnicate\nlang 'en_US\n", 3),
-    ('%post\necho "it\n%end\nlang "en\n', 4),  # the %post line is shell, not split
+    ('text\nurl --url="http://x\nlang en_US\n', 2, "F39"),
+    ("text\nfrobnicate\nlang 'en_US\n", 3, "F39"),
+    ('%post\necho "it\n%end\nlang "en\n', 4, "F39"),  # the %post line is shell, not split
+    ('text\n\n# "comment\n%packages\n@core\n%end\nkeyboard "us\n', 7, "F39"),
+    # before F8 a section may end at the next one's header, which pykickstart puts
+    # back and reads again: counted once
+    ('%post\necho "a\n%pre\necho "b\n%end\nlang "en\n', 6, "FC6"),
 ]
 
 
-@pytest.mark.parametrize(("text", "line"), UNSPLITTABLE)
-def test_check_names_the_line_with_an_open_quote(tmp_path, text, line):
+@pytest.mark.parametrize(("text", "line", "target"), UNSPLITTABLE)
+def test_check_names_the_line_with_an_open_quote(tmp_path, text, line, target):
     kickstart = tmp_path / "q.ks"
     kickstart.write_text(text)
     result = subprocess.run(
-        [sys.executable, "-m", "mgmt_pkg", "kickstart", "check", str(kickstart)],
+        [sys.executable, "-m", "mgmt_pkg", "kickstart", "check", "--target", target,
+         str(kickstart)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr == (
         f"mgmt-pkg: error: {kickstart}:{line}: cannot split the line: No closing quotation\n"
     )
+
+
+def test_the_open_quote_is_found_in_one_parse_of_the_file(monkeypatch):
+    """Each quoted %post line made the whole prefix of the file be parsed again:
+    3000 of them took 50 s. One parse now, and still the right line."""
+    from pykickstart.parser import KickstartParser
+
+    parses = []
+    parse = KickstartParser._stateMachine
+    monkeypatch.setattr(
+        KickstartParser, "_stateMachine", lambda self, lines: parses.append(1) or parse(self, lines)
+    )
+    text = "%post\n" + 'echo "unbalanced\n' * 3000 + "%end\n" + 'lang "en_US\n'
+    with pytest.raises(InvalidInput) as caught:
+        check_text(text, "F39", "slow.ks")
+    assert str(caught.value) == "slow.ks:3003: cannot split the line: No closing quotation"
+    assert len(parses) == 1
 
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@laptop"
