@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
-from mgmt_pkg.kickstart_lines import CountingLines
-from mgmt_pkg.kickstart_types import TYPES, Params
+from mgmt_pkg.kickstart_lines import CountingLines, odd_line_break
+from mgmt_pkg.kickstart_types import TYPES, Params, check_value_characters
 from mgmt_pkg.paths import read_input_text
 from mgmt_pkg.templating import TEMPLATES, environment
 
@@ -301,10 +301,7 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     import jinja2
 
     for name, value in variables.items():
-        if any(ord(char) < 32 or ord(char) == 127 for char in value):
-            raise InvalidInput(
-                f"--var {name}: a value may not hold a line break or control character"
-            )
+        check_value_characters(name, value)
     _handler(target)  # unknown targets fail before rendering
     path = Path(template)
     if path.is_file():
@@ -355,4 +352,11 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
         where = _where(template, search, error)
         raise InvalidInput(f"{where}: {type(error).__name__}: {error}") from None
     params.check_all_declared()
+    # Second guard, after check_characters: the template's own text or an include.
+    odd = odd_line_break(text)
+    if odd is not None:
+        raise InvalidInput(
+            f"{template}: the rendered {odd}, a line break other than \\n that pykickstart "
+            "would split at into a line of its own"
+        )
     return text

@@ -1,10 +1,15 @@
-"""A kickstart's lines as pykickstart reads them."""
+"""A kickstart's lines as pykickstart reads them, and what a line cannot hold.
+
+pykickstart (and anaconda) split a kickstart with str.splitlines(), which
+breaks at more than \\n: what the author sees as one line can be several to
+them.
+"""
 
 from __future__ import annotations
 
 from typing import List, Optional
 
-__all__ = ["CountingLines"]
+__all__ = ["CountingLines", "odd_line_break"]
 
 
 class CountingLines:
@@ -33,3 +38,21 @@ class CountingLines:
     def put(self, line: str) -> None:
         self._back = line
         self.number -= 1
+
+
+def odd_line_break(text: str) -> Optional[str]:
+    """``line N holds U+XXXX`` for the first break, other than \\n, that str.splitlines() splits at.
+
+    pykickstart reads the kickstart with splitlines(): such a break would make
+    a line of its own there that no one sees in the template.
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the text's last newline ends a line, it starts none
+    if text.splitlines() == lines:
+        return None
+    for number, line in enumerate(lines, 1):
+        for char in line:
+            if len(f"a{char}b".splitlines()) > 1:
+                return f"line {number} holds U+{ord(char):04X}"
+    return "a line break other than \\n"  # not reached: a split needs a break

@@ -24,12 +24,37 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import unicodedata
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from mgmt_pkg.errors import InvalidInput
 from mgmt_pkg.urls import url_problem
 
-__all__ = ["TYPES", "Params"]
+__all__ = ["TYPES", "Params", "check_value_characters"]
+
+# Refused in every value, whatever its type, before any type sees it. pykickstart
+# and anaconda split a kickstart with str.splitlines(), which breaks lines at
+# \v \f \x1c-\x1e \x85 U+2028 U+2029 as well as \n and \r: all are in Cc (controls)
+# or Zl/Zp (line and paragraph separators), so refusing these categories closes
+# every way a value could start a line of its own, in this Python and the next.
+# Cf (format characters: bidi overrides, zero-width spaces) split nothing, but
+# make the kickstart read otherwise than it runs; Cs (lone surrogates, from
+# undecodable bytes in argv) cannot even be written out as UTF-8.
+_REFUSED_CATEGORIES = {"Cc": "a control character", "Cf": "a format character",
+                       "Zl": "a line separator", "Zp": "a paragraph separator",
+                       "Cs": "a lone surrogate (bytes that are not UTF-8)"}  # fmt: skip
+
+
+def check_value_characters(name: str, value: str) -> None:
+    """InvalidInput, naming ``--var name``, if ``value`` holds a character no value may hold."""
+    for char in value:
+        what = _REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if what is not None:
+            raise InvalidInput(
+                f"--var {name}: holds U+{ord(char):04X}, {what}; a value may not hold "
+                "line breaks, control or format characters"
+            )
+
 
 # A check returns None when the value fits, else what it must be.
 Check = Callable[[str], Optional[str]]

@@ -80,7 +80,7 @@ def test_trick_forced_on_a_modern_target_is_warned_about():
     [
         ({}, "lvm: needs --var url=..."),
         ({"url": URL, "unformatted_lv": "maybe"}, "unformatted_lv='maybe': must be one of post"),
-        ({"url": URL + "\n%pre\nrm -rf /\n%end"}, "--var url: a value may not hold a line break"),
+        ({"url": URL + "\n%pre\nrm -rf /\n%end"}, "--var url: holds U+000A, a control character"),
     ],
 )
 def test_render_refuses_bad_variables(variables, message):
