@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
-from mgmt_pkg.kickstart_lines import CountingLines, odd_line_break
+from mgmt_pkg.kickstart_lines import CountingLines, check_line_characters, odd_line_break
 from mgmt_pkg.kickstart_types import TYPES, Params, check_value_characters
 from mgmt_pkg.paths import read_input_text
 from mgmt_pkg.templating import TEMPLATES, environment
@@ -153,6 +153,7 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
     from pykickstart.errors import KickstartError
     from pykickstart.parser import KickstartParser
 
+    check_line_characters(text, source)
     report = Report(source, target)
     handler = _handler(target)
 

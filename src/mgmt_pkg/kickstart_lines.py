@@ -2,14 +2,36 @@
 
 pykickstart (and anaconda) split a kickstart with str.splitlines(), which
 breaks at more than \\n: what the author sees as one line can be several to
-them.
+them. These checks keep the two views the same.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import List, Optional
 
-__all__ = ["CountingLines", "odd_line_break"]
+from mgmt_pkg.errors import InvalidInput
+
+__all__ = ["CountingLines", "check_line_characters", "odd_line_break"]
+
+
+def check_line_characters(text: str, source: str) -> None:
+    """InvalidInput naming ``source:LINE`` for a character a kickstart line cannot hold.
+
+    A control character other than tab (NUL above all: no command line or
+    script can carry it) passes pykickstart but not anaconda; a line or
+    paragraph separator (or \\v, \\f, \\x85, a lone \\r) is a line break to
+    pykickstart that an editor does not show. Lines are counted at \\n, as an
+    editor counts them; \\r\\n endings are fine.
+    """
+    for number, line in enumerate(text.split("\n"), 1):
+        for char in line.removesuffix("\r"):
+            category = unicodedata.category(char)
+            if (category == "Cc" and char != "\t") or category in ("Zl", "Zp"):
+                raise InvalidInput(
+                    f"{source}:{number}: holds U+{ord(char):04X}, a control character or "
+                    "line break a kickstart line cannot hold"
+                )
 
 
 class CountingLines:
