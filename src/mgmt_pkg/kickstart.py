@@ -17,7 +17,6 @@ syntax:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import stat
@@ -27,7 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
-from mgmt_pkg.kickstart_types import TYPES, Params
+from mgmt_pkg.kickstart_lines import CountingLines, check_line_characters, odd_line_break
+from mgmt_pkg.kickstart_types import TYPES, Params, check_value_characters
 from mgmt_pkg.paths import read_input_text, stat_named
 from mgmt_pkg.templating import TEMPLATES, environment
 
@@ -154,6 +154,7 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
     from pykickstart.errors import KickstartError
     from pykickstart.parser import KickstartParser
 
+    check_line_characters(text, source)
     report = Report(source, target)
     handler = _handler(target)
 
@@ -178,6 +179,14 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
                 error(lineno, str(warning.message).strip())
             return result
 
+        # pykickstart reports shlex's error without a line: count the lines as they
+        # are read, so the line being split when it fails is known in one pass.
+        def readKickstartFromString(self, s: str, reset: bool = True) -> None:
+            if reset:
+                self._reset()
+            self._stateMachine(lines)
+
+    lines = CountingLines([*text.splitlines(True), ""])  # "": as pykickstart's own reader
     parser = _CollectingParser(handler, followIncludes=False, errorsAreFatal=False)
     read_to_the_end = True
     with warnings.catch_warnings(record=True) as caught:
@@ -188,8 +197,7 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
             error(problem.lineno, problem.message)
             read_to_the_end = False
         except ValueError as problem:  # shlex: a quote left open; pykickstart says no line
-            line = _unsplittable_line(text, target)
-            where = f"{source}:{line}" if line else source
+            where = f"{source}:{lines.number}"
             raise InvalidInput(f"{where}: cannot split the line: {problem}") from None
     for warning in caught:
         # ksvalidator turns parse and deprecation warnings into errors; so do we.
@@ -199,43 +207,6 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
     _anaconda_checks(handler, target, report, read_to_the_end)
     report.findings.sort(key=lambda f: (f.line or 0, f.severity))
     return report
-
-
-def _unsplittable_line(text: str, target: str) -> Optional[int]:
-    """The line whose quoting stops pykickstart (it reports shlex's error without one).
-
-    Only lines that shlex cannot split are candidates; the first whose prefix
-    of the kickstart fails the same way is the one (a %post line with an odd
-    quote is shell, not split, so it is no match).
-    """
-    import shlex
-
-    from pykickstart.errors import KickstartError
-    from pykickstart.parser import KickstartParser
-
-    class _Quiet(KickstartParser):
-        def _tryFunc(self, fn: Callable[[], None]) -> None:
-            with contextlib.suppress(KickstartError):  # the full check reports these
-                fn()
-
-    lines = text.splitlines()
-    for number, line in enumerate(lines, 1):
-        try:
-            shlex.split(line, comments=True)
-            shlex.split(line)
-            continue
-        except ValueError:
-            pass
-        prefix = _Quiet(_handler(target), followIncludes=False, errorsAreFatal=False)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                prefix.readKickstartFromString("\n".join(lines[:number]) + "\n")
-        except ValueError:
-            return number
-        except Exception:  # any other failure of a prefix: not this line
-            continue
-    return None
 
 
 def _anaconda_checks(handler: Any, target: str, report: Report, read_to_the_end: bool) -> None:
@@ -319,8 +290,12 @@ def _where(template: str, search: List[str], error: BaseException) -> str:
     return found or template
 
 
-def _fail(message: str) -> None:
-    raise InvalidInput(message)
+class _TemplateFailed(InvalidInput):
+    """A template's own fail(): render() says which template and line called it."""
+
+
+def _fail(message: object) -> None:
+    raise _TemplateFailed(str(message))
 
 
 def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TARGET) -> str:
@@ -328,10 +303,7 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     import jinja2
 
     for name, value in variables.items():
-        if any(ord(char) < 32 or ord(char) == 127 for char in value):
-            raise InvalidInput(
-                f"--var {name}: a value may not hold a line break or control character"
-            )
+        check_value_characters(name, value)
     _handler(target)  # unknown targets fail before rendering
     path = Path(template)
     info = stat_named(f"TEMPLATE {template!r}", path)
@@ -357,6 +329,8 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     }
     try:
         text = templates.get_template(name).render(context)
+    except _TemplateFailed as error:
+        raise InvalidInput(f"{_where(template, search, error)}: {error}") from None
     except MgmtPkgError:
         raise  # param(), require(), fail() and the loader already say what is wrong
     except RecursionError as error:
@@ -381,4 +355,11 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
         where = _where(template, search, error)
         raise InvalidInput(f"{where}: {type(error).__name__}: {error}") from None
     params.check_all_declared()
+    # Second guard, after check_characters: the template's own text or an include.
+    odd = odd_line_break(text)
+    if odd is not None:
+        raise InvalidInput(
+            f"{template}: the rendered {odd}, a line break other than \\n that pykickstart "
+            "would split at into a line of its own"
+        )
     return text

@@ -24,12 +24,37 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import urllib.parse
+import unicodedata
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.urls import url_problem
 
-__all__ = ["TYPES", "Params"]
+__all__ = ["TYPES", "Params", "check_value_characters"]
+
+# Refused in every value, whatever its type, before any type sees it. pykickstart
+# and anaconda split a kickstart with str.splitlines(), which breaks lines at
+# \v \f \x1c-\x1e \x85 U+2028 U+2029 as well as \n and \r: all are in Cc (controls)
+# or Zl/Zp (line and paragraph separators), so refusing these categories closes
+# every way a value could start a line of its own, in this Python and the next.
+# Cf (format characters: bidi overrides, zero-width spaces) split nothing, but
+# make the kickstart read otherwise than it runs; Cs (lone surrogates, from
+# undecodable bytes in argv) cannot even be written out as UTF-8.
+_REFUSED_CATEGORIES = {"Cc": "a control character", "Cf": "a format character",
+                       "Zl": "a line separator", "Zp": "a paragraph separator",
+                       "Cs": "a lone surrogate (bytes that are not UTF-8)"}  # fmt: skip
+
+
+def check_value_characters(name: str, value: str) -> None:
+    """InvalidInput, naming ``--var name``, if ``value`` holds a character no value may hold."""
+    for char in value:
+        what = _REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if what is not None:
+            raise InvalidInput(
+                f"--var {name}: holds U+{ord(char):04X}, {what}; a value may not hold "
+                "line breaks, control or format characters"
+            )
+
 
 # A check returns None when the value fits, else what it must be.
 Check = Callable[[str], Optional[str]]
@@ -59,14 +84,8 @@ def _url(value: str) -> Optional[str]:
     what = "an http, https or ftp URL with a host and no spaces, quotes or #"
     if not _URL_CHARS.fullmatch(value):
         return what
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https", "ftp") or not parts.hostname:
-        return what
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        return what
-    return None
+    problem = url_problem(value, ("http", "https", "ftp"))
+    return None if problem is None else f"{what} ({problem})"
 
 
 _PACKAGE = re.compile(r"-?(?:@\^?[A-Za-z0-9_][A-Za-z0-9_.+:/-]*|[A-Za-z0-9_][A-Za-z0-9_.+*?-]*)")
@@ -85,16 +104,25 @@ def _packages(value: str) -> Optional[str]:
 
 
 # lvm(8): "The valid characters for VG and LV names are: a-z A-Z 0-9 + _ . -",
-# not starting with -, not . or .., and reserved parts LVM uses for its own volumes.
+# not starting with -, not . or .., and (lvm2's apply_lvname_restrictions) not
+# starting with "pvmove" or "snapshot" nor holding a part LVM names its own
+# hidden volumes with. Those rules are for LV names; a VG name held to them too
+# loses nothing and one type serves both.
 _LVM_NAME = re.compile(r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}")
-_LVM_RESERVED = ("_cdata", "_cmeta", "_corig", "_mlog", "_mimage", "_pmspare", "_rimage",
-                 "_rmeta", "_tdata", "_tmeta", "_vorigin", "_vdata")  # fmt: skip
+_LVM_RESERVED_PREFIXES = ("pvmove", "snapshot")
+# lvm(8)'s list, plus the parts newer lvm2 adds (cache pools and
+# volumes, integrity, writecache): refusing one more name costs little.
+_LVM_RESERVED = ("_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_imeta", "_iorig",
+                 "_mimage", "_mlog", "_pmspare", "_rimage", "_rmeta", "_tdata", "_tmeta",
+                 "_vdata", "_vorigin", "_wcorig")  # fmt: skip
 
 
 def _lvm_name(value: str) -> Optional[str]:
     what = "an LVM name (a-z A-Z 0-9 + _ . -, not starting with -, at most 127)"
-    if not _LVM_NAME.fullmatch(value) or value in (".", "..", "snapshot", "pvmove"):
+    if not _LVM_NAME.fullmatch(value) or value in (".", ".."):
         return what
+    if value.startswith(_LVM_RESERVED_PREFIXES):
+        return what + ", not starting with pvmove or snapshot (LVM reserves them)"
     if any(part in value for part in _LVM_RESERVED):
         return what + ", without LVM's reserved parts such as _mlog or _tmeta"
     return None

@@ -80,7 +80,7 @@ def test_trick_forced_on_a_modern_target_is_warned_about():
     [
         ({}, "lvm: needs --var url=..."),
         ({"url": URL, "unformatted_lv": "maybe"}, "unformatted_lv='maybe': must be one of post"),
-        ({"url": URL + "\n%pre\nrm -rf /\n%end"}, "--var url: a value may not hold a line break"),
+        ({"url": URL + "\n%pre\nrm -rf /\n%end"}, "--var url: holds U+000A, a control character"),
     ],
 )
 def test_render_refuses_bad_variables(variables, message):
@@ -199,3 +199,54 @@ def test_examples_embed_valid_kickstarts():
                 checked += 1
     if examples:
         assert checked, "the provisioning examples serve no kickstart"
+
+
+# A character no kickstart line can hold, in the middle of an otherwise valid file.
+BAD_CHARACTERS = ["\x00", "\x1b", "\x7f", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029", "\r"]
+
+
+@pytest.mark.parametrize("char", BAD_CHARACTERS, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("where", ["command", "post"])
+def test_cli_check_refuses_a_line_holding_a_control_or_break(tmp_path, char, where):
+    """`lang en_US\\0` was called valid; a break only splitlines() sees hid a line.
+
+    Mid-line: a \\r before \\n is a CRLF ending, taken as one.
+    """
+    seed = (CASES / "kickstart" / "seed-layout.ks").read_text()
+    line = f"lang en{char}_US" if where == "command" else f"%post\necho hi{char}there\n%end"
+    path = tmp_path / "x.ks"
+    path.write_text(f"{line}\n{seed}", newline="")
+    result = mgmt_pkg("kickstart", "check", str(path))
+    assert result.returncode == 2, result.stderr
+    number = 1 if where == "command" else 2
+    assert result.stderr.startswith(f"mgmt-pkg: error: {path}:{number}: holds U+{ord(char):04X}, ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_cli_check_takes_crlf_endings_and_tabs(tmp_path):
+    seed = (CASES / "kickstart" / "seed-layout.ks").read_text()
+    path = tmp_path / "crlf.ks"
+    path.write_bytes(("lang\ten_US\n" + seed).replace("\n", "\r\n").encode())
+    result = mgmt_pkg("kickstart", "check", str(path))
+    assert result.returncode == 0, result.stderr
+
+
+def test_cli_check_reports_a_folder_and_checks_the_other_files(tmp_path):
+    """click refused the folder with a usage error and checked nothing at all."""
+    seed = CASES / "kickstart" / "seed-layout.ks"
+    broken = CASES / "kickstart" / "errors.ks"
+    result = mgmt_pkg("kickstart", "check", str(seed), str(tmp_path), str(broken), "")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == f"{seed}: valid for F39\n"
+    assert f"mgmt-pkg: error: {tmp_path}: is a directory, not a file\n" in result.stderr
+    assert f"{broken}:3: error: Unknown command: frobnicate" in result.stderr
+    assert "mgmt-pkg: error: FILE '': the path is empty\n" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "mgmt-pkg: error: 3 of 4 kickstarts failed: 1 has errors, 2 could not be checked"
+    )
+
+
+def test_cli_check_of_a_folder_alone_is_bad_input(tmp_path):
+    result = mgmt_pkg("kickstart", "check", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == f"mgmt-pkg: error: {tmp_path}: is a directory, not a file\n"

@@ -116,6 +116,12 @@ RUNTIME_ERRORS = {
         '{% set u = require("url") %}\n',
         "te.ks.j2:1: TypeError: Params.require() missing 1 required positional argument: 'kind'",
     ),
+    # fail() said only "mgmt-pkg: error: 1": no template, no line
+    "fail": ("text\n\n{{ fail(1) }}\n", "te.ks.j2:3: 1"),
+    "fail-in-a-macro": (
+        '{% macro no() %}\n{{ fail("not here") }}\n{% endmacro %}\ntext\n{{ no() }}\n',
+        "te.ks.j2:2: not here",
+    ),
     "attribute-of-undefined": (
         '{% set u = require("url", "url") %}\n{{ u.nope.deeper }}\n',
         "te.ks.j2:2: 'str object' has no attribute 'nope'",
@@ -137,6 +143,13 @@ def test_a_python_error_in_an_included_template_names_that_file(tmp_path: Path):
     (tmp_path / "sub" / "part.ks.j2").write_text("# part\n{{ 1/0 }}\n")
     done = render(str(tmp_path / "main.ks.j2"))
     assert_one_line(done, "sub/part.ks.j2:2: ZeroDivisionError")
+
+
+def test_fail_in_an_included_template_names_that_file(tmp_path: Path):
+    (tmp_path / "main.ks.j2").write_text('text\n{% include "part.ks.j2" %}\n')
+    (tmp_path / "part.ks.j2").write_text('# part\n{{ fail("no disk given") }}\n')
+    done = render(str(tmp_path / "main.ks.j2"))
+    assert done.stderr == "mgmt-pkg: error: part.ks.j2:2: no disk given\n"
 
 
 def test_an_undeclared_variable_is_named_with_its_line(tmp_path: Path):

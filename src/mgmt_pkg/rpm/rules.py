@@ -12,6 +12,7 @@ import unicodedata
 from typing import Optional
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.urls import url_problem
 
 __all__ = [
     "EPOCH_MAX",
@@ -191,8 +192,14 @@ def check_maintainer(value: str, option: str = "--maintainer") -> str:
 def check_url(value: str, option: str = "--url") -> str:
     check_text(option, value)
     # rpm keeps a URL with spaces, but no tool that follows the link would.
-    if not re.fullmatch(r"(https?|ftp)://[^\s/]+\.[^\s/]+(/\S*)?", value):
+    # A host with a dot, or an IPv6 address in brackets; the port is checked apart
+    # (the regex alone let ":99999" through).
+    shape = r"(https?|ftp)://(?:[^\s/\[\]]+\.[^\s/\[\]]+|\[[0-9A-Fa-f:.]+\](?::[0-9]+)?)(/\S*)?"
+    if not re.fullmatch(shape, value):
         raise refuse(option, f"{quoted(value)} is not an http, https or ftp URL (without spaces)")
+    problem = url_problem(value, ("http", "https", "ftp"))
+    if problem is not None:
+        raise refuse(option, f"{quoted(value)} is not a usable URL: {problem}")
     return value
 
 
