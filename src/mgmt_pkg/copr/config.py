@@ -11,15 +11,14 @@ naming the file and the key.
 from __future__ import annotations
 
 import configparser
-import ipaddress
 import re
 import stat
-import urllib.parse
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from mgmt_pkg.errors import InvalidInput
 from mgmt_pkg.paths import not_utf8, stat_named
+from mgmt_pkg.urls import url_problem
 
 __all__ = ["DEFAULT_CONFIG", "SECTION", "load_config"]
 
@@ -112,21 +111,9 @@ def _check_url(where: str, url: str) -> None:
     problem = f"{where}: [{SECTION}] copr_url {url!r} is not an http(s) URL"
     if not _URL.fullmatch(url):
         raise InvalidInput(problem)
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port  # ValueError for a port that is not a number in 0..65535
-    except ValueError as error:
-        raise InvalidInput(f"{problem} ({_first_line(error)})") from None
-    host = parts.hostname or ""
-    if parts.netloc.startswith("["):
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise InvalidInput(f"{problem} (bad IPv6 address {host!r})") from None
-    elif not host or not all(host.removesuffix(".").split(".")):  # "", "a..b", ".a"
-        raise InvalidInput(f"{problem} (bad host {host!r})")
-    if port == 0:
-        raise InvalidInput(f"{problem} (port 0)")
+    why = url_problem(url, ("http", "https"))
+    if why is not None:
+        raise InvalidInput(f"{problem} ({why})")
 
 
 # Sent as they are: login and token as HTTP basic auth (requests encodes it as
