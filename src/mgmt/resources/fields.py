@@ -21,6 +21,7 @@ __all__ = [
     "Meta",
     "describe",
     "number_field",
+    "shown",
 ]
 
 # The longest wait any field may ask for: a year. Far above any real interval,
@@ -65,6 +66,28 @@ def describe(value: Any) -> str:
     if len(text) > _SHOWN:
         text = text[:_SHOWN] + "..."
     return f"{type(value).__name__} {text}"
+
+
+def shown(value: Any) -> str:
+    """A user's value quoted in a message: repr-escaped and cut at 60 characters.
+
+    Every error that repeats a value from a graph or from the world goes
+    through here: repr keeps it on one line (a newline or a control character
+    is shown escaped, never printed), and the cut keeps a 2 MB name or command
+    from becoming a 2 MB error line. A string is cut before repr, so showing
+    one costs the same whatever its length.
+    """
+    if isinstance(value, str):
+        text = repr(value[: _SHOWN + 1])
+        if len(value) > _SHOWN or len(text) > _SHOWN + 2:
+            text = text[:_SHOWN] + "..."
+        return text
+    if isinstance(value, (dict, list, bytes)) or (
+        isinstance(value, int) and value.bit_length() > 200
+    ):
+        return describe(value)
+    text = repr(value)
+    return text[:_SHOWN] + "..." if len(text) > _SHOWN else text
 
 
 def _plain(value: Any) -> str:
