@@ -148,7 +148,7 @@ class _Located:
         self.text = text
 
     def value(self, value: Any, depth: int, key: Optional[str] = None) -> Any:
-        self.budget.spend(1, None)
+        self.budget.spend(1, None, len(value) if isinstance(value, str) else 0)
         if isinstance(value, str):
             self.check_text(value, f" (the value of {key!r})" if key is not None else "")
             return value
