@@ -28,6 +28,7 @@ from mgmt.graph.limits import (
     too_many_digits,
 )
 from mgmt.graph.values import new_dict, new_list
+from mgmt.resources.fields import shown
 
 __all__ = ["graph_as_json", "load_located"]
 
@@ -135,7 +136,7 @@ class _Pairs:
         out: Dict[str, Any] = {}
         for key, value in pairs:
             if key in out:
-                raise GraphError(f"duplicate key {key!r}", self.path, None)
+                raise GraphError(f"duplicate key {shown(key)}", self.path, None)
             out[key] = value
         return out
 
@@ -150,7 +151,7 @@ class _Located:
     def value(self, value: Any, depth: int, key: Optional[str] = None) -> Any:
         self.budget.spend(1, None, len(value) if isinstance(value, str) else 0)
         if isinstance(value, str):
-            self.check_text(value, f" (the value of {key!r})" if key is not None else "")
+            self.check_text(value, f" (the value of {shown(key)})" if key is not None else "")
             return value
         if not isinstance(value, (dict, list)):
             return value

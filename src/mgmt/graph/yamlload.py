@@ -29,6 +29,7 @@ from yaml.events import (
 from mgmt.errors import GraphError
 from mgmt.graph.limits import DIGITS_MESSAGE, MAX_DEPTH, Budget, text_problem, too_many_digits
 from mgmt.graph.values import LocDict, copy_located, new_dict, new_list
+from mgmt.resources.fields import shown
 
 # The C parser when PyYAML was built with libyaml: it tokenizes several times faster.
 # (tests/graph runs the table with the pure-Python one too.)
@@ -176,10 +177,9 @@ class _Reader:
         except Exception as err:  # any of them is this one scalar's fault
             # ValueError (2020-13-45), KeyError (!!bool maybe), AttributeError
             # (!!timestamp xyz): PyYAML's constructors trust the resolver.
-            shown = event.value if len(event.value) <= 40 else event.value[:40] + "..."
             reason = _one_line(str(err)) if isinstance(err, ValueError) else "not a valid value"
             what = _TAG_WORDS.get(tag, tag)
-            message = f"cannot read {shown!r} as {what}{self.where()}: {reason}"
+            message = f"cannot read {shown(event.value)} as {what}{self.where()}: {reason}"
             if not event.tag or event.tag == "!":  # resolved from its shape, not asked for
                 message += " (quote it to keep it as text)"
             raise self.fail(message, line) from None
@@ -190,7 +190,7 @@ class _Reader:
             if isinstance(open_value.value, LocDict):
                 if open_value.key is _NO_KEY:
                     return " (a mapping key)" if open_value is self.stack[-1] else ""
-                return f" (the value of {open_value.key!r})"
+                return f" (the value of {shown(open_value.key)})"
         return ""
 
     def alias(self, name: str, line: int) -> Tuple[Any, int]:
@@ -234,7 +234,7 @@ class _Reader:
                 raise self.fail("a mapping key must be a plain value", line) from None
             if seen:
                 first = target.key_lines[value]
-                raise self.fail(f"duplicate key {value!r} (first on line {first})", line)
+                raise self.fail(f"duplicate key {shown(value)} (first on line {first})", line)
             parent.key, parent.key_line = value, line
         else:
             target[parent.key] = value

@@ -199,7 +199,7 @@ class ExecRes(Resource):
             proc = self._spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as err:
             # What could not be run: the shell, when one was given.
-            what = f"{cmd!r}: its shell {shell}" if shell else repr(cmd)
+            what = f"{shown(cmd)}: its shell {shell}" if shell else shown(cmd)
             raise ResourceError(repr(self), f"cannot run {what}: {err.strerror or err}") from None
         try:
             out, err = _output_tails(proc, timeout or None)
@@ -208,7 +208,7 @@ class ExecRes(Resource):
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
-            raise ResourceError(repr(self), f"{cmd!r} timed out after {timeout} s") from None
+            raise ResourceError(repr(self), f"{shown(cmd)} timed out after {timeout} s") from None
         finally:
             self._forget(proc)
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
@@ -240,7 +240,7 @@ class ExecRes(Resource):
         if result.returncode != 0:
             tail = result.stderr.decode("utf-8", "replace").strip()[-TAIL_CHARS:]
             said = f": {tail}" if tail else " (nothing on stderr)"
-            raise ResourceError(repr(self), f"{cmd!r} exited {result.returncode}{said}")
+            raise ResourceError(repr(self), f"{shown(cmd)} exited {result.returncode}{said}")
         self.init.log.info("ran %r", cmd)
         return False
 

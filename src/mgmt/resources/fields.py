@@ -22,6 +22,7 @@ __all__ = [
     "describe",
     "number_field",
     "shown",
+    "shown_name",
 ]
 
 # The longest wait any field may ask for: a year. Far above any real interval,
@@ -88,6 +89,18 @@ def shown(value: Any) -> str:
         return describe(value)
     text = repr(value)
     return text[:_SHOWN] + "..." if len(text) > _SHOWN else text
+
+
+def shown_name(name: str) -> str:
+    """A resource's name inside ``kind[name]``: as it is when short and printable,
+    else escaped as repr does and cut at 60 characters.
+
+    A graph's names are checked for control characters, but an edge's target,
+    a duplicate or a collected name may not be yet, and any may be 2 MB long.
+    """
+    if len(name) <= _SHOWN and name.isprintable():
+        return name
+    return repr(name[:_SHOWN])[1:-1] + ("..." if len(name) > _SHOWN else "")
 
 
 def _plain(value: Any) -> str:
