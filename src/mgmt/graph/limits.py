@@ -59,6 +59,20 @@ def first_control(text: str) -> Optional[str]:
     return next((char for char in text if char in CONTROL_CHARACTERS), None)
 
 
+def name_problem(name: str) -> Optional[str]:
+    """Why ``name`` can be no resource's or host's name, or None.
+
+    A name is shown in logs and is a key in the world: visible text on one line.
+    The same check for a name read from a graph and one collected from etcd.
+    """
+    if not name.strip():
+        return "must not be empty or blank"
+    bad = first_control(name)
+    if bad is not None:
+        return f"must not hold the control character U+{ord(bad):04X}"
+    return None
+
+
 def text_problem(value: str) -> Optional[str]:
     """Why a string read from a graph can be no value of it, or None.
 

@@ -28,9 +28,9 @@ from mgmt.graph.limits import (
     too_many_digits,
 )
 from mgmt.graph.values import new_dict, new_list
-from mgmt.resources.fields import shown
+from mgmt.resources.fields import describe, shown
 
-__all__ = ["graph_as_json", "load_located"]
+__all__ = ["checked_value", "graph_as_json", "load_json_object", "load_located"]
 
 
 def load_located(text: str, path: Optional[str] = None) -> Any:
@@ -52,6 +52,36 @@ def load_located(text: str, path: Optional[str] = None) -> Any:
     from mgmt.graph.yamlload import load_yaml  # PyYAML only for YAML text
 
     return load_yaml(text, path)
+
+
+def load_json_object(text: str, path: Optional[str] = None) -> Dict[str, Any]:
+    """A JSON object from another host (a collected export), within the graph's bounds.
+
+    The same reader and checks as a JSON graph (size, values, depth, NUL,
+    surrogates, long integers), so what an exporting host wrote can cost a
+    collecting agent no more than a graph file could. GraphError if it is not
+    a JSON object or is over a bound.
+    """
+    check_size(text, path)
+    check_json_containers(text, path)
+    budget = Budget(path)
+    try:
+        document = json.loads(
+            text, object_pairs_hook=_Pairs(budget, path), parse_int=_IntParser(text, path)
+        )
+    except RecursionError:  # the C scanner's own guard; far deeper than MAX_DEPTH
+        raise budget.too_deep(None) from None
+    except ValueError as err:  # GraphError is no ValueError: raised as it is
+        raise GraphError(f"not JSON: {err}", path, None) from None
+    if not isinstance(document, dict):
+        raise GraphError(f"not a JSON object: {describe(document)}", path, None)
+    return checked_value(document, path)
+
+
+def checked_value(value: Any, path: Optional[str] = None) -> Any:
+    """Plain values (as json.loads builds them) checked as a graph's are: counted,
+    at most MAX_DEPTH deep, their strings valid text without NUL; located (no lines)."""
+    return _Located(Budget(path), "").value(value, 1)
 
 
 def graph_as_json(text: str) -> Optional[str]:

@@ -7,7 +7,7 @@ from typing import Any, List, Optional, Tuple, Union
 from mgmt.errors import GraphError
 from mgmt.graph.clash import find_clash
 from mgmt.graph.deps import dependencies, find_cycle
-from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES, first_control
+from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES, name_problem
 from mgmt.graph.located import load_located
 from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, ResourceSpec, key_str
 from mgmt.graph.values import LocDict, LocList, new_dict, new_list
@@ -196,12 +196,9 @@ class _Parser:
 
     def check_name(self, name: str, what: str, line: Optional[int]) -> None:
         """A name is shown in logs and is a key in the world: visible text on one line."""
-        if not name.strip():
-            raise self.fail(f"{what} must not be empty or blank, got {shown(name)}", line)
-        bad = first_control(name)
-        if bad is not None:
-            message = f"{what} must not hold the control character U+{ord(bad):04X}: {shown(name)}"
-            raise self.fail(message, line)
+        problem = name_problem(name)
+        if problem is not None:
+            raise self.fail(f"{what} {problem}, got {shown(name)}", line)
 
     def check_clashes(self, graph: Graph) -> None:
         clash = find_clash(graph.local().values(), self.real_paths)
