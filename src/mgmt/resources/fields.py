@@ -83,11 +83,12 @@ def shown(value: Any) -> str:
         if len(value) > _SHOWN or len(text) > _SHOWN + 2:
             text = text[:_SHOWN] + "..."
         return text
-    if isinstance(value, (dict, list, bytes)) or (
-        isinstance(value, int) and value.bit_length() > 200
-    ):
+    if isinstance(value, bytes) or (isinstance(value, int) and value.bit_length() > 200):
         return describe(value)
-    text = repr(value)
+    try:  # a list or a mapping as written, cut like a string
+        text = repr(value)
+    except (ValueError, RecursionError):  # a 5000-digit int inside, or 1000 levels deep
+        return describe(value)
     return text[:_SHOWN] + "..." if len(text) > _SHOWN else text
 
 

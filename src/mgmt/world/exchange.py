@@ -59,7 +59,7 @@ class EtcdWorld:
 
     def __init__(self, client: EtcdClient, hostname: str):
         if not hostname or "/" in hostname:
-            raise InputError(f"bad hostname {hostname!r} for etcd keys")
+            raise InputError(f"bad hostname {shown(hostname)} for etcd keys")
         self.client = client
         self.hostname = hostname
         self._converged: Optional[bool] = None
