@@ -25,6 +25,12 @@ CASES = [
         "Infinity is not a number",
     ),
     ("1e400", NOOP % '"meta":\n{"delay": 1e400}', 4, "the number '1e400' is too large"),
+    (
+        "long integer after the same digits in a string",
+        '{"graph": "g", "comment": "' + "1" * 101 + '",\n "x": ' + "1" * 101 + "}",
+        2,
+        "a number has more than 100 digits",
+    ),
     ("NUL in a value", NOOP % '"x": "\\u0000"', 3, "a string holds a NUL character"),
     ("NUL in a key", NOOP % '\n"x\\u0000": 1', 4, "a string holds a NUL character"),
 ]  # fmt: skip

@@ -184,10 +184,8 @@ class _IntParser:
 
     def __call__(self, literal: str) -> int:
         if too_many_digits(literal):
-            # json gives no position; the literal's first occurrence is its line
-            # unless a string before it holds the same 100 digits.
-            line = self.text.count("\n", 0, max(self.text.find(literal), 0)) + 1
-            raise GraphError(DIGITS_MESSAGE, self.path, line)
+            # json gives no position: the literal's first occurrence outside strings.
+            raise GraphError(DIGITS_MESSAGE, self.path, _token_line(self.text, literal))
         return int(literal)
 
 
