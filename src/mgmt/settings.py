@@ -23,7 +23,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from mgmt.errors import InputError
 from mgmt.graph.limits import first_control
-from mgmt.resources.fields import MAX_SECONDS
+from mgmt.resources.fields import MAX_SECONDS, shown
 
 DEFAULT_PREFIX = "/var/lib/mgmt"
 CONVERGED_OFF = -1
@@ -198,40 +198,40 @@ def check_one_line(name: str, value: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(f"{name}: not valid UTF-8: {value!r}") from None
+        raise ValueError(f"{name}: not valid UTF-8: {shown(value)}") from None
     if first_control(value) is not None:
-        raise ValueError(f"{name}: control character in {value!r}")
+        raise ValueError(f"{name}: control character in {shown(value)}")
 
 
 def check_hostname(name: str, value: str) -> None:
     """A host name as the etcd keys hold it (``/_mgmt/exported/<host>/...``)."""
     check_one_line(name, value)
     if "/" in value or not value.strip():
-        raise ValueError(f"{name}: not a host name: {value!r}")
+        raise ValueError(f"{name}: not a host name: {shown(value)}")
 
 
 def _check_agent_setting(name: str, value: object) -> None:
     wanted = AGENT_SETTINGS.get(name)
     if wanted is None:
-        raise ValueError(f"unknown setting {name!r}")
+        raise ValueError(f"unknown setting {shown(name)}")
     if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
-        raise ValueError(f"{name}: expected {wanted.__name__}, got {value!r}")
+        raise ValueError(f"{name}: expected {wanted.__name__}, got {shown(value)}")
     items = value if isinstance(value, list) else [value]
     strings = all(isinstance(item, str) for item in items)
     for item in items:
         if isinstance(item, str):
             check_one_line(name, item)
     if name == "seeds" and not strings:
-        raise ValueError(f"seeds: expected a list of URLs, got {value!r}")
+        raise ValueError(f"seeds: expected a list of URLs, got {shown(value)}")
     if name == "credentials" and not (strings and len(items) == 2):
         raise ValueError("credentials: expected [user, password]")
     if name == "hostname":
         check_hostname(name, value)  # type: ignore[arg-type]
     bounds = FIELD_BY_NAME[name].bounds
     if bounds is not None and value < bounds[0]:  # type: ignore[operator]
-        raise ValueError(f"{name}: expected {bounds[0]} or more, got {value!r}")
+        raise ValueError(f"{name}: expected {bounds[0]} or more, got {shown(value)}")
     if bounds is not None and value > bounds[1]:  # type: ignore[operator]
-        raise ValueError(f"{name}: expected {bounds[1]} or less, got {value!r}")
+        raise ValueError(f"{name}: expected {bounds[1]} or less, got {shown(value)}")
 
 
 def agent_settings(settings: Settings) -> Dict[str, Any]:

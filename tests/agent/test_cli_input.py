@@ -186,6 +186,12 @@ def test_a_bad_hostname_is_refused_up_front_in_every_mode(tmp_path, graph, name,
     assert repr(name) in result.stderr
 
 
+def test_a_long_bad_hostname_is_cut_in_its_error(tmp_path, graph):
+    result = _run_with_prefix(tmp_path, graph, "--hostname", "a/" + "b" * 100_000)
+    refused(result, "--hostname: not a host name: 'a/bbbb")
+    assert len(result.stderr) < 300, result.stderr[:300]
+
+
 @pytest.mark.parametrize("kind", ["file", "empty", "under a file"])
 def test_a_prefix_that_cannot_be_a_directory_is_bad_input(tmp_path, graph, kind):
     a_file = tmp_path / "a-file"

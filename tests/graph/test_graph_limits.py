@@ -71,8 +71,21 @@ def big() -> str:
     return "graph: g\ncomment: " + "x" * MAX_BYTES + "\n"
 
 
+def scalar_aliases() -> str:
+    # A 2 MiB scalar is one value, but each alias to it is 2 MiB more text: the
+    # 7th alias (line 10) takes the graph past 16 MiB expanded, with its keys.
+    return "graph: g\ncomment: &c " + "A" * (2 * 1024 * 1024) + "\nx:\n" + "- *c\n" * 20
+
+
+def scalar_aliases_in_a_list() -> str:
+    # The same through an anchored list: its strings count each time it is used.
+    head = "graph: g\ncomment: &c [" + ", ".join(["B" * (1024 * 1024)] * 3) + "]\nx:\n"
+    return head + "- *c\n" * 20
+
+
 MAKERS = {f.__name__: f for f in (bomb, blocks600, flow200, deep_alias, json100k, json65,
-                                  values, resources, json_lists, big)}  # fmt: skip
+                                  values, resources, json_lists, big, scalar_aliases,
+                                  scalar_aliases_in_a_list)}  # fmt: skip
 
 
 def case_text(case: dict) -> str:

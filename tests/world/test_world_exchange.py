@@ -261,3 +261,19 @@ def test_watch_on_a_silent_seed_gives_up_and_uses_the_live_one(etcd):
         EtcdClient([etcd.client_url]).put("/_mgmt/exported/b/resources/file/f", "{}")
         assert seen.wait_for(1)
         watch.cancel()
+
+
+def test_collect_reads_values_within_the_graph_bounds(world, client, mgmt_log):
+    # json.loads raised RecursionError on this, which no caller caught: every
+    # collecting agent failed at start ("internal error").
+    deep = '{"content": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    client.put("/_mgmt/exported/c/resources/file/deep", deep)
+    client.put("/_mgmt/exported/c/resources/file/nul", '{"path": "/tmp/a\\u0000b"}')
+    client.put("/_mgmt/exported/c/resources/file/n\n06:00:00 agent: converged", "{not json")
+    client.put("/_mgmt/exported/c/resources/file/ok", '{"a": 1}')
+    assert world("a").collect(["file"]) == [ExportedResource("c", "file", "ok", {"a": 1})]
+    logged = mgmt_log.getvalue()
+    assert "file/deep': values are nested more than 64 levels deep" in logged
+    assert "file/nul': a string holds a NUL character" in logged
+    assert "file/n\\n06:00:00 agent: converg...: not JSON: " in logged  # cut at 60
+    assert not any(line.startswith("06:00:00 agent") for line in logged.splitlines())

@@ -14,9 +14,12 @@ with a warning: two files on one path would rewrite each other forever.
 from typing import Any, Dict, List, Optional, Tuple
 
 from mgmt.errors import GraphError, MgmtError
+from mgmt.graph.limits import name_problem
+from mgmt.graph.located import checked_value
 from mgmt.graph.model import Collect, Graph, ResourceKey, ResourceSpec, key_str
 from mgmt.log import get_logger
 from mgmt.resources.base import FieldError, fill_params, kind_class
+from mgmt.resources.fields import shown_name
 
 log = get_logger("exchange")
 
@@ -48,13 +51,16 @@ def collected(world: Any, graph: Graph) -> Dict[ResourceKey, ResourceSpec]:
         if (item.kind, name) in local or (item.kind, name) in out:
             name = f"{item.name}@{item.hostname}"  # two hosts exported the same name
         try:
-            params = cls.collected_params(item.name, item.params, patterns[item.kind])
+            params = _checked(item)
+            params = cls.collected_params(item.name, params, patterns[item.kind])
             params = fill_params(cls, params)
             cls(name, params)  # constructor checks that need the name
-        except (FieldError, TypeError, ValueError) as err:
-            log.warning(
-                "skipping %s from %s: %s", key_str((item.kind, item.name)), item.hostname, err
-            )
+        except (FieldError, GraphError, TypeError, ValueError) as err:
+            # The host and name as the key had them, escaped and cut: a name
+            # from etcd may hold a line break meant to forge a log line.
+            what = key_str((item.kind, item.name))
+            reason = err.message if isinstance(err, GraphError) else err
+            log.warning("skipping %s from %s: %s", what, shown_name(item.hostname), reason)
             continue
         spec = ResourceSpec(item.kind, name, params, origin=item.hostname)
         provided = _provided(spec)
@@ -63,15 +69,28 @@ def collected(world: Any, graph: Graph) -> Dict[ResourceKey, ResourceSpec]:
             log.warning(
                 "skipping %s from %s: %s is already taken by %s",
                 key_str((item.kind, item.name)),
-                item.hostname,
+                shown_name(item.hostname),
                 clash,
                 taken[clash],
             )
             continue
         for ident in provided:
-            taken[ident] = f"{key_str((item.kind, item.name))} from {item.hostname}"
+            taken[ident] = f"{key_str((item.kind, item.name))} from {shown_name(item.hostname)}"
         out[spec.key] = spec
     return out
+
+
+def _checked(item: Any) -> Dict[str, Any]:
+    """An export's parameters, checked as a graph file's resource is before its kind
+    sees it: the names as a graph's (visible text on one line), the values within
+    the graph's bounds (depth, count, valid text without NUL). GraphError if not."""
+    for what, name in (("host", item.hostname), ("name", item.name)):
+        problem = name_problem(name)
+        if problem is not None:
+            raise GraphError(f"its {what} {problem}")
+    if not isinstance(item.params, dict):
+        raise GraphError("its value is not a mapping")
+    return checked_value(item.params)
 
 
 def _provided(spec: ResourceSpec) -> List[str]:

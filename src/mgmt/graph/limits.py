@@ -3,7 +3,9 @@
 A graph is read by the agent, which runs as root and must stay up, so no text
 may make it grow without bound: a ten-line YAML alias bomb (anchors x0..x9,
 each a list of ten aliases to the previous one) expands to 10^10 values, and
-600 nested blocks or a 100,000-deep JSON array would exhaust Python's stack.
+600 nested blocks or a 100,000-deep JSON array would exhaust Python's stack,
+and 19,000 aliases to one 2 MiB string ask for 40 GB (an alias's text counts
+each time it is used: :data:`MAX_EXPANDED_CHARS`).
 The readers (:mod:`mgmt.graph.yamlload`, :mod:`mgmt.graph.located`) count as
 they go and stop at the first value over a bound, naming its line, before the
 memory or the time is spent.
@@ -25,6 +27,13 @@ MAX_VALUES = 500000
 # Aliases share a block (a meta, a content) among resources; expanding more
 # than this is a bomb, refused long before MAX_VALUES is spent copying.
 MAX_ALIAS_VALUES = 100000
+# The text the values hold once aliases are expanded, in characters: a scalar
+# alias is one value but a copy of all its text for every resource that uses it
+# (a file's content is encoded once per resource, and resources are built
+# twice), so 19,000 uses of a 2 MiB comment asked for ~40 GB. Four times
+# MAX_BYTES: a graph may share its text among resources, up to a few times
+# what it could have written out in full.
+MAX_EXPANDED_CHARS = 4 * MAX_BYTES
 # Validating and first applying a resource costs ~60 us: 20,000 keep a graph's
 # start (and a SIGTERM meanwhile, which the agent reads after it) to about a
 # second; twice bench/engine.py's largest graph.
@@ -48,6 +57,20 @@ CONTROL_CHARACTERS = frozenset(map(chr, [*range(0x20), *range(0x7F, 0xA0), 0x202
 def first_control(text: str) -> Optional[str]:
     """The first of CONTROL_CHARACTERS in ``text``, or None."""
     return next((char for char in text if char in CONTROL_CHARACTERS), None)
+
+
+def name_problem(name: str) -> Optional[str]:
+    """Why ``name`` can be no resource's or host's name, or None.
+
+    A name is shown in logs and is a key in the world: visible text on one line.
+    The same check for a name read from a graph and one collected from etcd.
+    """
+    if not name.strip():
+        return "must not be empty or blank"
+    bad = first_control(name)
+    if bad is not None:
+        return f"must not hold the control character U+{ord(bad):04X}"
+    return None
 
 
 def text_problem(value: str) -> Optional[str]:
@@ -94,28 +117,35 @@ def check_json_containers(text: str, path: Optional[str]) -> None:
 
 
 class Budget:
-    """Counts the values built; refuses the first over :data:`MAX_VALUES` or
-    :data:`MAX_ALIAS_VALUES`."""
+    """Counts the values built and the characters of their strings; refuses the
+    first over :data:`MAX_VALUES`, :data:`MAX_ALIAS_VALUES` or
+    :data:`MAX_EXPANDED_CHARS`."""
 
-    __slots__ = ("aliased", "path", "used")
+    __slots__ = ("aliased", "chars", "path", "used")
 
     def __init__(self, path: Optional[str]):
         self.path = path
         self.used = 0
         self.aliased = 0
+        self.chars = 0  # the characters of the strings built, keys included
 
-    def spend(self, count: int, line: Optional[int]) -> None:
+    def spend(self, count: int, line: Optional[int], chars: int = 0) -> None:
         self.used += count
         if self.used > MAX_VALUES:
             raise GraphError(f"the graph has more than {MAX_VALUES} values", self.path, line)
+        self.chars += chars
+        if self.chars > MAX_EXPANDED_CHARS:
+            mib = MAX_EXPANDED_CHARS // (1024 * 1024)
+            message = f"the graph's text is more than {mib} MiB with its aliases expanded"
+            raise GraphError(message, self.path, line)
 
-    def spend_alias(self, count: int, line: Optional[int]) -> None:
+    def spend_alias(self, count: int, line: Optional[int], chars: int = 0) -> None:
         """What an alias expands to: its own, lower bound, then the graph's."""
         self.aliased += count
         if self.aliased > MAX_ALIAS_VALUES:
             message = f"YAML aliases expand to more than {MAX_ALIAS_VALUES} values"
             raise GraphError(message, self.path, line)
-        self.spend(count, line)
+        self.spend(count, line, chars)
 
     def too_deep(self, line: Optional[int]) -> GraphError:
         return GraphError(f"values are nested more than {MAX_DEPTH} levels deep", self.path, line)

@@ -28,8 +28,9 @@ from mgmt.graph.limits import (
     too_many_digits,
 )
 from mgmt.graph.values import new_dict, new_list
+from mgmt.resources.fields import describe, shown
 
-__all__ = ["graph_as_json", "load_located"]
+__all__ = ["checked_value", "graph_as_json", "load_json_object", "load_located"]
 
 
 def load_located(text: str, path: Optional[str] = None) -> Any:
@@ -39,18 +40,49 @@ def load_located(text: str, path: Optional[str] = None) -> Any:
         check_json_containers(text, path)
         budget = Budget(path)
         try:
-            document = json.loads(
-                text, object_pairs_hook=_Pairs(budget, path), parse_int=_IntParser(text, path)
-            )
+            document = _loads(text, budget, path)
         except ValueError:
             pass  # a YAML flow mapping: "{graph: g, ...}" is not JSON
         except RecursionError:  # the C scanner's own guard; far deeper than MAX_DEPTH
             raise budget.too_deep(None) from None
+        except _Unplaced as err:
+            raise _placed(err, text, path) from None
         else:
-            return _Located(Budget(path), text).value(document, 1)
+            try:
+                return _Located(Budget(path), text).value(document, 1)
+            except _Unplaced as err:
+                raise _placed(err, text, path) from None
     from mgmt.graph.yamlload import load_yaml  # PyYAML only for YAML text
 
     return load_yaml(text, path)
+
+
+def load_json_object(text: str, path: Optional[str] = None) -> Dict[str, Any]:
+    """A JSON object from another host (a collected export), within the graph's bounds.
+
+    The same reader and checks as a JSON graph (size, values, depth, NUL,
+    surrogates, long integers), so what an exporting host wrote can cost a
+    collecting agent no more than a graph file could. GraphError if it is not
+    a JSON object or is over a bound.
+    """
+    check_size(text, path)
+    check_json_containers(text, path)
+    budget = Budget(path)
+    try:
+        document = _loads(text, budget, path)
+    except RecursionError:  # the C scanner's own guard; far deeper than MAX_DEPTH
+        raise budget.too_deep(None) from None
+    except ValueError as err:  # GraphError is no ValueError: raised as it is
+        raise GraphError(f"not JSON: {err}", path, None) from None
+    if not isinstance(document, dict):
+        raise GraphError(f"not a JSON object: {describe(document)}", path, None)
+    return checked_value(document, path)
+
+
+def checked_value(value: Any, path: Optional[str] = None) -> Any:
+    """Plain values (as json.loads builds them) checked as a graph's are: counted,
+    at most MAX_DEPTH deep, their strings valid text without NUL; located (no lines)."""
+    return _Located(Budget(path), "").value(value, 1)
 
 
 def graph_as_json(text: str) -> Optional[str]:
@@ -66,6 +98,79 @@ def graph_as_json(text: str) -> Optional[str]:
         return None
 
 
+def _loads(text: str, budget: Budget, path: Optional[str]) -> Any:
+    """json.loads with the graph's hooks: counted objects, no duplicate keys, no
+    long integers, and only finite numbers (JSON's NaN and Infinity, and 1e400,
+    which float() reads as inf, are no value of any field)."""
+    return json.loads(
+        text,
+        object_pairs_hook=_Pairs(budget, path),
+        parse_int=_IntParser(text, path),
+        parse_float=_FloatParser(text, path),
+        parse_constant=_FloatParser(text, path).constant,
+    )
+
+
+class _Unplaced(GraphError):
+    """An error json.loads gives no position for, which the YAML reader (JSON is
+    YAML) finds the line of: a duplicate key, a NUL in a string."""
+
+
+def _placed(err: GraphError, text: str, path: Optional[str]) -> GraphError:
+    """``err`` with its line, from reading the text again as YAML.
+
+    Only when YAML refuses it for the same reason (its message starts the same):
+    PyYAML reads a few JSON texts otherwise, and then the line is left out
+    rather than guessed. The text is within every bound, so the second read is
+    bounded too.
+    """
+    try:  # PyYAML only for a JSON graph with an error; a remote host may lack it
+        from mgmt.graph.yamlload import load_yaml
+    except ImportError:
+        return GraphError(err.message, path, None)
+    reason = err.message.split(" (")[0]
+    try:
+        load_yaml(text, path)
+    except GraphError as found:
+        if found.line is not None and found.message.startswith(reason):
+            return found
+    return GraphError(err.message, path, None)
+
+
+# The tokens of JSON text outside strings are numbers and the words (true,
+# NaN, ...) between brackets, commas, colons and blanks; a string is skipped
+# whole, so a "NaN" inside one is never taken for the literal.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[^\s\[\]{}:,"]+', re.DOTALL)
+
+
+def _token_line(text: str, literal: str) -> Optional[int]:
+    """The line of the first token ``literal`` outside strings: the first the
+    decoder meets, as it reads in order and stops at the first it refuses."""
+    for match in _TOKEN.finditer(text):
+        if match.group() == literal:
+            return text.count("\n", 0, match.start()) + 1
+    return None
+
+
+class _FloatParser:
+    """json's parse_float and parse_constant: refuse what is not a finite number."""
+
+    def __init__(self, text: str, path: Optional[str]):
+        self.text = text
+        self.path = path
+
+    def __call__(self, literal: str) -> float:
+        value = float(literal)
+        if value in (float("inf"), float("-inf")):
+            message = f"the number {shown(literal)} is too large (it reads as infinity)"
+            raise GraphError(message, self.path, _token_line(self.text, literal))
+        return value
+
+    def constant(self, literal: str) -> float:
+        message = f"{literal} is not a number a graph can hold (JSON has no NaN or Infinity)"
+        raise GraphError(message, self.path, _token_line(self.text, literal))
+
+
 class _IntParser:
     """json's parse_int: refuse a long integer before int(), which Python 3.11+
     refuses past 4,300 digits and older ones build however long it is.
@@ -79,10 +184,8 @@ class _IntParser:
 
     def __call__(self, literal: str) -> int:
         if too_many_digits(literal):
-            # json gives no position; the literal's first occurrence is its line
-            # unless a string before it holds the same 100 digits.
-            line = self.text.count("\n", 0, max(self.text.find(literal), 0)) + 1
-            raise GraphError(DIGITS_MESSAGE, self.path, line)
+            # json gives no position: the literal's first occurrence outside strings.
+            raise GraphError(DIGITS_MESSAGE, self.path, _token_line(self.text, literal))
         return int(literal)
 
 
@@ -135,7 +238,7 @@ class _Pairs:
         out: Dict[str, Any] = {}
         for key, value in pairs:
             if key in out:
-                raise GraphError(f"duplicate key {key!r}", self.path, None)
+                raise _Unplaced(f"duplicate key {shown(key)}", self.path, None)
             out[key] = value
         return out
 
@@ -148,9 +251,9 @@ class _Located:
         self.text = text
 
     def value(self, value: Any, depth: int, key: Optional[str] = None) -> Any:
-        self.budget.spend(1, None)
+        self.budget.spend(1, None, len(value) if isinstance(value, str) else 0)
         if isinstance(value, str):
-            self.check_text(value, f" (the value of {key!r})" if key is not None else "")
+            self.check_text(value, f" (the value of {shown(key)})" if key is not None else "")
             return value
         if not isinstance(value, (dict, list)):
             return value
@@ -173,6 +276,8 @@ class _Located:
             # json gives no positions, but a lone surrogate's escape can be found
             # in the text; a NUL's cannot be told from one in another string.
             line = None if "\0" in text else _surrogate_line(self.text)
+            if line is None and self.text:  # a graph's text: YAML finds the line
+                raise _Unplaced(problem + where, self.budget.path, None)
             raise GraphError(problem + where, self.budget.path, line)
 
 

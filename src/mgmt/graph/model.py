@@ -7,6 +7,7 @@ Plain classes and NamedTuples rather than dataclasses, for the agent's start-up
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from mgmt.resources.base import Meta
+from mgmt.resources.fields import shown_name
 
 # A resource is identified by (kind, name).
 ResourceKey = Tuple[str, str]
@@ -15,7 +16,8 @@ EXPORT_MARK = "@@"
 
 
 def key_str(key: ResourceKey) -> str:
-    return f"{key[0]}[{key[1]}]"
+    """``kind[name]`` for a message or a log line, the name cut and escaped (see shown_name)."""
+    return f"{shown_name(key[0])}[{shown_name(key[1])}]"
 
 
 class ResourceSpec:

@@ -7,12 +7,12 @@ from typing import Any, List, Optional, Tuple, Union
 from mgmt.errors import GraphError
 from mgmt.graph.clash import find_clash
 from mgmt.graph.deps import dependencies, find_cycle
-from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES, first_control
+from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES, name_problem
 from mgmt.graph.located import load_located
 from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, ResourceSpec, key_str
 from mgmt.graph.values import LocDict, LocList, new_dict, new_list
 from mgmt.resources.base import META_FIELDS, FieldError, Meta, fill_params, kind_class, known_kinds
-from mgmt.resources.fields import describe
+from mgmt.resources.fields import describe, shown
 
 TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote", "via", "sudo", "python")
 
@@ -42,7 +42,7 @@ class _Parser:
             if key not in allowed:
                 known = ", ".join(allowed)
                 line = data.line_of(key)
-                raise self.fail(f"unknown key {key!r} in {what} (known: {known})", line)
+                raise self.fail(f"unknown key {shown(key)} in {what} (known: {known})", line)
 
     def string(self, data: LocDict, key: str, what: str, required: bool = False) -> str:
         value = data.get(key)
@@ -76,7 +76,7 @@ class _Parser:
             )
         if python and (python.startswith("-") or "\n" in python):  # as --python
             raise self.fail(
-                f"the graph file: 'python' must be a name or path, got {python!r}",
+                f"the graph file: 'python' must be a name or path, got {shown(python)}",
                 doc.line_of("python"),
             )
         if "via" in doc:
@@ -112,7 +112,7 @@ class _Parser:
         if one_word and value and not value.startswith("-"):
             return value
         what = "'sudo' must be true, false or a user name (one word)"
-        raise self.fail(f"the graph file: {what}, got {value!r}", doc.line_of("sudo"))
+        raise self.fail(f"the graph file: {what}, got {shown(value)}", doc.line_of("sudo"))
 
     def via(self, value: Any, line: int) -> Tuple[List[str], int]:
         """``via:``: one hop (a string) or the hops in order (a list of strings);
@@ -135,7 +135,7 @@ class _Parser:
     def resources(self, graph: Graph, kind: Any, items: Any, line: int) -> None:
         if not isinstance(kind, str) or kind not in known_kinds():
             known = ", ".join(known_kinds())
-            raise self.fail(f"unknown resource kind {kind!r} (known: {known})", line)
+            raise self.fail(f"unknown resource kind {shown(kind)} (known: {known})", line)
         try:
             cls = kind_class(kind)
         except ImportError as err:
@@ -164,7 +164,7 @@ class _Parser:
         exported = name.startswith(EXPORT_MARK)
         name = name[len(EXPORT_MARK) :] if exported else name
         self.check_name(name, f"{what}: 'name'", data.line_of("name"))
-        meta = self.meta(data.get("meta"), data.line_of("meta"), f"{kind}[{name}]")
+        meta = self.meta(data.get("meta"), data.line_of("meta"), key_str((kind, name)))
         params = {k: v for k, v in data.items() if k not in ("name", "meta")}
         try:
             params = fill_params(cls, params)
@@ -173,7 +173,7 @@ class _Parser:
                 cls.check_here(name, params)
         except FieldError as err:
             at = data.line_of(err.field) if err.field in data else data.line
-            raise self.fail(f"{kind}[{name}]: {err}", at) from None
+            raise self.fail(f"{key_str((kind, name))}: {err}", at) from None
         return ResourceSpec(kind, name, params, meta, data.line, exported)
 
     def meta(self, value: Any, line: int, what: str) -> Meta:
@@ -196,12 +196,9 @@ class _Parser:
 
     def check_name(self, name: str, what: str, line: Optional[int]) -> None:
         """A name is shown in logs and is a key in the world: visible text on one line."""
-        if not name.strip():
-            raise self.fail(f"{what} must not be empty or blank, got {name!r}", line)
-        bad = first_control(name)
-        if bad is not None:
-            message = f"{what} must not hold the control character U+{ord(bad):04X}: {name!r}"
-            raise self.fail(message, line)
+        problem = name_problem(name)
+        if problem is not None:
+            raise self.fail(f"{what} {problem}, got {shown(name)}", line)
 
     def check_clashes(self, graph: Graph) -> None:
         clash = find_clash(graph.local().values(), self.real_paths)
@@ -227,7 +224,7 @@ class _Parser:
         self.only_keys(data, ("kind", "pattern"), "a collect entry")
         kind = self.string(data, "kind", "a collect entry", required=True)
         if kind not in known_kinds():
-            raise self.fail(f"collect: unknown resource kind {kind!r}", data.line_of("kind"))
+            raise self.fail(f"collect: unknown resource kind {shown(kind)}", data.line_of("kind"))
         pattern = self.string(data, "pattern", "a collect entry")
         try:
             kind_class(kind).check_collect_pattern(pattern or "")

@@ -29,6 +29,7 @@ from yaml.events import (
 from mgmt.errors import GraphError
 from mgmt.graph.limits import DIGITS_MESSAGE, MAX_DEPTH, Budget, text_problem, too_many_digits
 from mgmt.graph.values import LocDict, copy_located, new_dict, new_list
+from mgmt.resources.fields import shown
 
 # The C parser when PyYAML was built with libyaml: it tokenizes several times faster.
 # (tests/graph runs the table with the pure-Python one too.)
@@ -47,20 +48,22 @@ _TAG_WORDS = {
 }
 _NO_KEY = object()
 
-# An anchor: the value, how many values it counts, how deep it goes, its line.
-_Anchor = Tuple[Any, int, int, int]
+# An anchor: the value, how many values it counts, how deep it goes, its line,
+# and how many characters its strings hold.
+_Anchor = Tuple[Any, int, int, int, int]
 
 
 class _Open:
     """A mapping or sequence whose end event has not come yet."""
 
-    __slots__ = ("anchor", "height", "key", "key_line", "line", "start", "value")
+    __slots__ = ("anchor", "chars", "height", "key", "key_line", "line", "start", "value")
 
-    def __init__(self, value: Any, anchor: Optional[str], line: int, start: int):
+    def __init__(self, value: Any, anchor: Optional[str], line: int, start: int, chars: int):
         self.value = value
         self.anchor = anchor
         self.line = line
         self.start = start  # the budget used before this value
+        self.chars = chars  # and the characters
         self.height = 0  # how deep the values inside go
         self.key = _NO_KEY  # a mapping's key waiting for its value
         self.key_line = line
@@ -104,8 +107,9 @@ class _Reader:
             line = _line(event)
             if isinstance(event, ScalarEvent):
                 value, height = self.scalar(event, line), 0
-                self.budget.spend(1, line)
-                self.remember(event.anchor, value, 1, 0, line)
+                chars = len(value) if isinstance(value, str) else 0
+                self.budget.spend(1, line, chars)
+                self.remember(event.anchor, value, 1, 0, line, chars)
             elif isinstance(event, AliasEvent):
                 value, height = self.alias(event.anchor, line)
             elif isinstance(event, (MappingStartEvent, SequenceStartEvent)):
@@ -117,7 +121,8 @@ class _Reader:
                 if done.anchor is not None:
                     self.open_anchors.discard(done.anchor)
                     size = self.budget.used - done.start
-                    self.remember(done.anchor, value, size, height, line)
+                    chars = self.budget.chars - done.chars
+                    self.remember(done.anchor, value, size, height, line, chars)
             if not stack:
                 return value
             self.add(stack[-1], value, line, height)
@@ -130,7 +135,8 @@ class _Reader:
         self.budget.spend(1, line)
         is_map = isinstance(event, MappingStartEvent)
         value = new_dict(line) if is_map else new_list(line)
-        self.stack.append(_Open(value, event.anchor, line, self.budget.used - 1))
+        budget = self.budget
+        self.stack.append(_Open(value, event.anchor, line, budget.used - 1, budget.chars))
         if event.anchor is not None:
             self.check_new_anchor(event.anchor, line)
             self.open_anchors.add(event.anchor)
@@ -171,10 +177,9 @@ class _Reader:
         except Exception as err:  # any of them is this one scalar's fault
             # ValueError (2020-13-45), KeyError (!!bool maybe), AttributeError
             # (!!timestamp xyz): PyYAML's constructors trust the resolver.
-            shown = event.value if len(event.value) <= 40 else event.value[:40] + "..."
             reason = _one_line(str(err)) if isinstance(err, ValueError) else "not a valid value"
             what = _TAG_WORDS.get(tag, tag)
-            message = f"cannot read {shown!r} as {what}{self.where()}: {reason}"
+            message = f"cannot read {shown(event.value)} as {what}{self.where()}: {reason}"
             if not event.tag or event.tag == "!":  # resolved from its shape, not asked for
                 message += " (quote it to keep it as text)"
             raise self.fail(message, line) from None
@@ -185,7 +190,7 @@ class _Reader:
             if isinstance(open_value.value, LocDict):
                 if open_value.key is _NO_KEY:
                     return " (a mapping key)" if open_value is self.stack[-1] else ""
-                return f" (the value of {open_value.key!r})"
+                return f" (the value of {shown(open_value.key)})"
         return ""
 
     def alias(self, name: str, line: int) -> Tuple[Any, int]:
@@ -193,10 +198,10 @@ class _Reader:
             raise self.fail(f"alias *{name} refers to a value that contains it", line)
         if name not in self.anchors:
             raise self.fail(f"alias *{name} has no anchor &{name} before it", line)
-        value, size, height, _anchor_line = self.anchors[name]
+        value, size, height, _anchor_line, chars = self.anchors[name]
         if len(self.stack) + height > MAX_DEPTH:
             raise self.budget.too_deep(line)
-        self.budget.spend_alias(size, line)
+        self.budget.spend_alias(size, line, chars)
         return copy_located(value), height
 
     def check_new_anchor(self, name: str, line: int) -> None:
@@ -204,12 +209,14 @@ class _Reader:
             first = self.anchors[name][3] if name in self.anchors else "an enclosing value"
             raise self.fail(f"duplicate anchor &{name} (first on line {first})", line)
 
-    def remember(self, name: Optional[str], value: Any, size: int, height: int, line: int) -> None:
+    def remember(
+        self, name: Optional[str], value: Any, size: int, height: int, line: int, chars: int
+    ) -> None:
         if name is None:
             return
         if name in self.anchors:  # a scalar's anchor; a container's was checked at its start
             self.check_new_anchor(name, line)
-        self.anchors[name] = (value, size, height, line)
+        self.anchors[name] = (value, size, height, line, chars)
 
     def add(self, parent: _Open, value: Any, line: int, height: int) -> None:
         if height > parent.height:
@@ -227,7 +234,7 @@ class _Reader:
                 raise self.fail("a mapping key must be a plain value", line) from None
             if seen:
                 first = target.key_lines[value]
-                raise self.fail(f"duplicate key {value!r} (first on line {first})", line)
+                raise self.fail(f"duplicate key {shown(value)} (first on line {first})", line)
             parent.key, parent.key_line = value, line
         else:
             target[parent.key] = value

@@ -99,6 +99,7 @@ from mgmt.resources.fields import (
     FieldError,
     Meta,
     number_field,
+    shown_name,
 )
 
 if TYPE_CHECKING:
@@ -267,7 +268,7 @@ class Resource:
         self.notes: List[Dict[str, Any]] = []
 
     def __repr__(self) -> str:
-        return f"{self.kind}[{self.name}]"
+        return f"{self.kind}[{shown_name(self.name)}]"  # in logs: cut and escaped
 
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:

@@ -21,6 +21,8 @@ __all__ = [
     "Meta",
     "describe",
     "number_field",
+    "shown",
+    "shown_name",
 ]
 
 # The longest wait any field may ask for: a year. Far above any real interval,
@@ -65,6 +67,41 @@ def describe(value: Any) -> str:
     if len(text) > _SHOWN:
         text = text[:_SHOWN] + "..."
     return f"{type(value).__name__} {text}"
+
+
+def shown(value: Any) -> str:
+    """A user's value quoted in a message: repr-escaped and cut at 60 characters.
+
+    Every error that repeats a value from a graph or from the world goes
+    through here: repr keeps it on one line (a newline or a control character
+    is shown escaped, never printed), and the cut keeps a 2 MB name or command
+    from becoming a 2 MB error line. A string is cut before repr, so showing
+    one costs the same whatever its length.
+    """
+    if isinstance(value, str):
+        text = repr(value[: _SHOWN + 1])
+        if len(value) > _SHOWN or len(text) > _SHOWN + 2:
+            text = text[:_SHOWN] + "..."
+        return text
+    if isinstance(value, bytes) or (isinstance(value, int) and value.bit_length() > 200):
+        return describe(value)
+    try:  # a list or a mapping as written, cut like a string
+        text = repr(value)
+    except (ValueError, RecursionError):  # a 5000-digit int inside, or 1000 levels deep
+        return describe(value)
+    return text[:_SHOWN] + "..." if len(text) > _SHOWN else text
+
+
+def shown_name(name: str) -> str:
+    """A resource's name inside ``kind[name]``: as it is when short and printable,
+    else escaped as repr does and cut at 60 characters.
+
+    A graph's names are checked for control characters, but an edge's target,
+    a duplicate or a collected name may not be yet, and any may be 2 MB long.
+    """
+    if len(name) <= _SHOWN and name.isprintable():
+        return name
+    return repr(name[:_SHOWN])[1:-1] + ("..." if len(name) > _SHOWN else "")
 
 
 def _plain(value: Any) -> str:

@@ -5,6 +5,7 @@ import os
 from typing import Any, Dict, Mapping, Optional
 
 from mgmt.resources.base import FieldError
+from mgmt.resources.fields import shown
 from mgmt.resources.filesafe import check_owner_value
 
 __all__ = [
@@ -29,16 +30,16 @@ def parse_mode(value: Any) -> Optional[int]:
     if not isinstance(value, str):
         raise FieldError(
             "mode",
-            f"{value!r} is a number (YAML reads 644 as decimal and 0644 as octal, 420): "
+            f"{shown(value)} is a number (YAML reads 644 as decimal and 0644 as octal, 420): "
             "quote the mode, such as '0644'",
         )
     # Octal digits only: int(value, 8) also reads "0o644", " 0644", "0_644" and
     # other scripts' digits ("٠٦٤٤").
     if not value or value.strip("01234567"):
-        raise FieldError("mode", f"{value!r} is not an octal mode like '0644'")
+        raise FieldError("mode", f"{shown(value)} is not an octal mode like '0644'")
     mode = int(value, 8)
     if not 0 <= mode <= 0o7777:
-        raise FieldError("mode", f"{value!r} is out of range")
+        raise FieldError("mode", f"{shown(value)} is out of range")
     return mode
 
 
@@ -60,7 +61,7 @@ def resolve_path(name: str, params: Mapping[str, Any]) -> str:
 def check_basename(basename: Optional[str]) -> None:
     """A basename is one name: no '/', and never '.' or '..' (which would climb out)."""
     if basename and ("/" in basename or basename in (".", "..")):
-        raise FieldError("basename", f"{basename!r} must be a single name, without '/'")
+        raise FieldError("basename", f"{shown(basename)} must be a single name, without '/'")
 
 
 def real_folder(path: str) -> str:
@@ -88,7 +89,9 @@ def collected_under(name: str, params: Mapping[str, Any], pattern: str) -> Dict[
     directory = os.path.normpath(pattern)
     path = os.path.join(directory, last)
     if last in ("", ".", "..") or os.path.dirname(os.path.normpath(path)) != directory:
-        raise FieldError("path", f"{exported!r} does not fit under the pattern {pattern!r}")
+        raise FieldError(
+            "path", f"{shown(exported)} does not fit under the pattern {shown(pattern)}"
+        )
     out.pop("dirname", None)
     out.pop("basename", None)
     out["path"] = path + "/" if exported.endswith("/") else path
@@ -105,7 +108,7 @@ def check_file_fields(params: Mapping[str, Any]) -> None:
     for key in ("path", "source", "dirname"):
         value = params.get(key)
         if value is not None and not value.startswith("/"):
-            raise FieldError(key, f"{value!r} must be an absolute path")
+            raise FieldError(key, f"{shown(value)} must be an absolute path")
     check_basename(params.get("basename"))
     for key in ("owner", "group"):
         problem = check_owner_value(key, params.get(key))

@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from mgmt.log import get_logger
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.fields import shown
 from mgmt.resources.hosttool import run_tool
 from mgmt.wakeup import Wakeup
 
@@ -118,7 +119,7 @@ class HostnameRes(Resource):
         for key in ("hostname", "static_hostname", "transient_hostname"):
             value = params.get(key)
             if value is not None and not valid_hostname(value):
-                raise FieldError(key, f"{value!r} is not a valid host name")
+                raise FieldError(key, f"{shown(value)} is not a valid host name")
         pretty = params.get("pretty_hostname")
         if pretty is not None and ("\n" in pretty or "\0" in pretty):
             raise FieldError("pretty_hostname", "must be one line")
@@ -204,12 +205,14 @@ class HostnameRes(Resource):
         if failure:
             raise ResourceError(repr(self), failure)
         if left:
-            said = ", ".join(f"{k} is {v!r}, wanted {self.wanted[k]!r}" for k, v in left.items())
+            said = ", ".join(
+                f"{k} is {shown(v)}, wanted {shown(self.wanted[k])}" for k, v in left.items()
+            )
             raise ResourceError(repr(self), f"set, but {said}")
         return False
 
     def _said(self, key: str, was: str) -> str:
-        return f"set {key} to {self.wanted[key]!r} (was {was!r})"
+        return f"set {key} to {shown(self.wanted[key])} (was {shown(was)})"
 
     def _set(self, key: str, value: str) -> None:
         """The static or pretty name: through hostnamed, else its file."""

@@ -18,6 +18,7 @@ import time
 from typing import Any, Dict, Mapping, Set
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.fields import shown
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 SYSLOG_SOCKET = "/dev/log"
@@ -81,9 +82,10 @@ class MsgRes(Resource):
     def validate(cls, params: Mapping[str, Any]) -> None:
         for name, value in (params.get("fields") or {}).items():
             if not isinstance(name, str) or not _valid_field(name):
-                raise FieldError(
-                    "fields", f"{name!r} is not a journal field name (A-Z, 0-9, _; 64 at most)"
-                )
+                # The name is cut in the message: say its length, which may be the fault.
+                size = f" of {len(name)} characters" if isinstance(name, str) else ""
+                problem = "is not a journal field name (A-Z, 0-9, _; 64 at most)"
+                raise FieldError("fields", f"{shown(name)}{size} {problem}")
             if name in OWN_FIELDS:
                 raise FieldError(
                     "fields",
@@ -91,7 +93,7 @@ class MsgRes(Resource):
                     "from priority; SYSLOG_IDENTIFIER and MGMT_RESOURCE say who sent it)",
                 )
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise FieldError("fields", f"{name}: {value!r} is not text or a number")
+                raise FieldError("fields", f"{name}: {shown(value)} is not text or a number")
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)

@@ -14,7 +14,7 @@ part of the name (``python3.11``). The bare NAME covers every architecture.
 
 from typing import List, Optional, Tuple
 
-from mgmt.resources.fields import FieldError
+from mgmt.resources.fields import FieldError, shown
 
 # rpm's architectures (rpmrc's arch_canon and the ones Fedora and RHEL build):
 # what dnf takes as the ARCH of NAME.ARCH.
@@ -62,7 +62,7 @@ def check_version(field: str, value: str) -> None:
     """Refuse what is no version (``1.2``, ``1.2-3``, ``2:1.2-3``)."""
     meant = OTHER_STATES.get(value.lower())
     if meant is not None:
-        raise FieldError(field, f"{value!r} is no state here: did you mean {meant!r}?")
+        raise FieldError(field, f"{shown(value)} is no state here: did you mean {shown(meant)}?")
     others = "- . _ + ~ ^ (and : for the epoch)"
     _check(field, value, VERSION_CHARS, "package name or version", others)
     epoch, colon, rest = value.rpartition(":")
@@ -75,7 +75,7 @@ def check_version(field: str, value: str) -> None:
         or len(parts) > 2
         or not all(end and end.isalnum() for end in ends)
     ):
-        raise FieldError(field, f"{value!r} is not a version (1.2, 1.2-3 or 2:1.2-3)")
+        raise FieldError(field, f"{shown(value)} is not a version (1.2, 1.2-3 or 2:1.2-3)")
 
 
 def _check(field: str, value: str, allowed: frozenset, what: str, others: str) -> None:
@@ -83,11 +83,11 @@ def _check(field: str, value: str, allowed: frozenset, what: str, others: str) -
     if bad is not None:
         raise FieldError(
             field,
-            f"{value!r} is not a {what}: {bad!r} is not allowed (only letters, digits "
+            f"{shown(value)} is not a {what}: {shown(bad)} is not allowed (only letters, digits "
             f"and {others}: dnf reads other characters as patterns, files or groups)",
         )
     if not value or value.startswith("-") or value.startswith("."):
-        raise FieldError(field, f"{value!r} is not a {what}")
+        raise FieldError(field, f"{shown(value)} is not a {what}")
 
 
 def split_arch(name: str) -> Tuple[str, Optional[str]]:
@@ -104,7 +104,7 @@ def check_pinned(name: str, version: str) -> None:
     if split_arch(name)[1] is not None and "-" not in version:
         raise FieldError(
             "state",
-            f"{version!r}: {name} names an architecture, so give the release too "
+            f"{shown(version)}: {name} names an architecture, so give the release too "
             f"(such as '{version}-1'): dnf takes NAME-VERSION-RELEASE.ARCH only",
         )
 

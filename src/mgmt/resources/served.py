@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Tuple
 from mgmt.net.board import Board, Published
 from mgmt.net.content import Content, normalize_mac, parse_address, url_key
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.fields import shown
 
 __all__ = ["ServedFileRes", "ServerRes", "file_fields", "server_fields"]
 
@@ -55,7 +56,7 @@ class ServerRes(_OnBoard):
             raise FieldError("address", str(error)) from None
         root = params.get("root") or ""
         if root and not os.path.isabs(root):
-            raise FieldError("root", f"must be an absolute path, not {root!r}")
+            raise FieldError("root", f"must be an absolute path, not {shown(root)}")
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
@@ -151,11 +152,11 @@ class ServedFileRes(_OnBoard):
         if has_source == has_content:
             raise FieldError("content", "give exactly one of source (a path) or content")
         if has_source and not os.path.isabs(params["source"]):
-            raise FieldError("source", f"must be an absolute path, not {params['source']!r}")
+            raise FieldError("source", f"must be an absolute path, not {shown(params['source'])}")
         if isinstance(params.get("mac"), int):
             raise FieldError("mac", f"{_sexagesimal(params['mac'])} reads as a number: quote it")
         if params.get("mac") and normalize_mac(params["mac"]) is None:
-            raise FieldError("mac", f"not a MAC address: {params['mac']!r}")
+            raise FieldError("mac", f"not a MAC address: {shown(params['mac'])}")
 
     @staticmethod
     def _url_path(name: str, params: Mapping[str, Any]) -> str:
@@ -186,7 +187,9 @@ class ServedFileRes(_OnBoard):
         if not apply:
             return False
         if not self.board.attached(self.protocol, server):
-            raise ResourceError(repr(self), f"no {self.server_kind} named {server!r} is running")
+            raise ResourceError(
+                repr(self), f"no {self.server_kind} named {shown(server)} is running"
+            )
         self.board.publish(self.protocol, server, self.name, self._wanted())
         return False
 

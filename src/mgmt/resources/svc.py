@@ -29,6 +29,7 @@ import time
 from typing import Any, Callable, Deque, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.fields import shown
 from mgmt.resources.systemd_signals import SystemdSignals
 from mgmt.resources.unitctl import (
     UnitError,
@@ -65,12 +66,12 @@ def unit_name_problem(unit: str) -> Optional[str]:
         return f"{len(unit)} characters, systemd allows {UNIT_NAME_MAX}"
     bad = next((ch for ch in unit if ch not in UNIT_CHARS), None)
     if bad is not None:
-        return f"{bad!r} is not allowed (only ASCII letters, digits and : - _ . \\ @)"
+        return f"{shown(bad)} is not allowed (only ASCII letters, digits and : - _ . \\ @)"
     if unit.rfind(".") == 0:  # only the suffix: ".service"
         return "it has nothing before its suffix"
     # systemd refuses a leading "@"; a leading "-" would read as an option to systemctl.
     if unit.startswith(("-", "@")):
-        return f"it cannot start with {unit[0]!r}"
+        return f"it cannot start with {shown(unit[0])}"
     return None
 
 
@@ -78,11 +79,11 @@ def _check_unit(name: str, state: Optional[str]) -> None:
     unit = unit_name(name)
     problem = unit_name_problem(unit)
     if problem is not None:
-        raise FieldError("name", f"{name!r} is not a unit name: {problem}")
+        raise FieldError("name", f"{shown(name)} is not a unit name: {problem}")
     stem = unit.rpartition(".")[0]
     if state is not None and stem.endswith("@"):  # enabling one may be right (DefaultInstance)
         example = f"{stem}NAME.{unit.rpartition('.')[2]}"
-        raise FieldError("name", f"{name!r} is a template: give it an instance ({example})")
+        raise FieldError("name", f"{shown(name)} is a template: give it an instance ({example})")
 
 
 class SvcRes(Resource):

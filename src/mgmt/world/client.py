@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from mgmt.errors import InputError, WorldError
 from mgmt.log import get_logger
+from mgmt.resources.fields import shown
 from mgmt.settings import EtcdCredentials
 from mgmt.world import gateway
 
@@ -96,14 +97,14 @@ def normalize_url(url: str) -> str:
     except ValueError as err:  # an unclosed [, a port out of range
         raise bad(str(err)) from None
     if parts.scheme not in ("http", "https"):
-        raise bad(f"the scheme must be http or https, not {parts.scheme!r}")
+        raise bad(f"the scheme must be http or https, not {shown(parts.scheme)}")
     if "@" in parts.netloc:
         raise bad("no user or password in the URL (etcd's come with --etcd-auth-stdin)")
     if parts.path not in ("", "/") or parts.query or parts.fragment or full.endswith(("?", "#")):
         raise bad("no path or query after HOST:PORT")
     host = parts.netloc.rpartition(":")[0] if port is not None else parts.netloc
     if not host or not _HOST_RE.fullmatch(host):
-        raise bad("no host name" if not host else f"not a host name: {host!r}")
+        raise bad("no host name" if not host else f"not a host name: {shown(host)}")
     if not port:
         raise bad("no port" if port is None else "port 0")
     return f"{parts.scheme}://{parts.netloc}"

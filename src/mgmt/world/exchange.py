@@ -9,8 +9,10 @@ import json
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from mgmt.errors import InputError, WorldError
+from mgmt.errors import GraphError, InputError, WorldError
+from mgmt.graph.located import load_json_object
 from mgmt.log import get_logger
+from mgmt.resources.fields import shown
 from mgmt.world.api import (
     CONVERGED_PREFIX,
     EXPORTED_PREFIX,
@@ -57,7 +59,7 @@ class EtcdWorld:
 
     def __init__(self, client: EtcdClient, hostname: str):
         if not hostname or "/" in hostname:
-            raise InputError(f"bad hostname {hostname!r} for etcd keys")
+            raise InputError(f"bad hostname {shown(hostname)} for etcd keys")
         self.client = client
         self.hostname = hostname
         self._converged: Optional[bool] = None
@@ -138,12 +140,12 @@ class EtcdWorld:
             if parsed is None or parsed[1] not in wanted:
                 continue
             try:
-                params = json.loads(value)
-            except ValueError:
-                log.warning("ignoring %s: its value is not JSON", key)
-                continue
-            if not isinstance(params, dict):
-                log.warning("ignoring %s: its value is not a JSON object", key)
+                # Read as a JSON graph is, within its bounds: another host's
+                # value must not crash this agent (100,000 nested lists) or cost
+                # it more than a graph file could.
+                params = load_json_object(value)
+            except GraphError as err:
+                log.warning("ignoring %s: %s", shown(key), err.message)
                 continue
             found.append(ExportedResource(parsed[0], parsed[1], parsed[2], params))
         found.sort(key=lambda r: (r.kind, r.name, r.hostname))
