@@ -25,6 +25,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from mgmt.graph.model import ResourceSpec
 from mgmt.resources.base import kind_class
+from mgmt.resources.filepath import folders_above
 
 __all__ = ["find_clash"]
 
@@ -63,8 +64,7 @@ def _inside(
     """The first id below one another resource covers that the two would fight over."""
     for spec, ident in provided:
         kind, sep, path = ident.partition(":")
-        parent = os.path.dirname(path) if sep and path.startswith("/") else ""
-        while parent and parent != "/":
+        for parent in folders_above(path) if sep and path.startswith("/") else ():
             cover_id = f"{kind}:{parent}"
             cover = covering.get(cover_id)
             if cover is not None and cover is not spec:
@@ -72,7 +72,6 @@ def _inside(
                 if cls.fights(cover_id, cover.params, ident, spec.params, here):
                     first, later = sorted((cover, spec), key=lambda s: s.line or 0)
                     return first, later, ident  # the later one is where the error points
-            parent = os.path.dirname(parent)
     return None
 
 

@@ -16,7 +16,14 @@ from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.fileclaims import FileClaims
 from mgmt.resources.filediff import MAX_COMPARED, content_diff
-from mgmt.resources.filepath import check_file_fields, collected_under, parse_mode, resolve_path
+from mgmt.resources.filepath import (
+    check_file_fields,
+    clean_path,
+    collected_under,
+    folders_above,
+    parse_mode,
+    resolve_path,
+)
 from mgmt.resources.filesafe import (
     Opened,
     holds,
@@ -79,12 +86,7 @@ class FileRes(Resource):
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
         path = os.path.normpath(resolve_path(name, params))
-        needs = []
-        parent = os.path.dirname(path)
-        while parent and parent != "/":
-            needs.append("file:" + parent)
-            parent = os.path.dirname(parent)
-        return ["file:" + path], needs
+        return ["file:" + path], ["file:" + folder for folder in folders_above(path)]
 
     @classmethod
     def covers(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
@@ -123,6 +125,8 @@ class FileRes(Resource):
             raise FieldError("content", f"{self.path} is a directory (it ends in /): no content")
         self.path = os.path.normpath(self.path)
         source = self.params.get("source")
+        if source:  # compared with the path below and watched: one leading slash
+            source = self.params["source"] = clean_path(source)
         if source and (self.is_dir or self.params["recurse"]):
             problem = copy_problem(self.path, source, self.params["force"])
             if problem:

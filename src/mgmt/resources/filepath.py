@@ -2,7 +2,7 @@
 its checks across fields, where a collect pattern puts another host's file."""
 
 import os
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from mgmt.resources.base import FieldError
 from mgmt.resources.filesafe import check_owner_value
@@ -10,7 +10,9 @@ from mgmt.resources.filesafe import check_owner_value
 __all__ = [
     "check_basename",
     "check_file_fields",
+    "clean_path",
     "collected_under",
+    "folders_above",
     "parse_mode",
     "real_folder",
     "resolve_path",
@@ -42,19 +44,42 @@ def parse_mode(value: Any) -> Optional[int]:
     return mode
 
 
+def clean_path(path: str) -> str:
+    """``path`` with its leading slashes made one: POSIX lets "//" mean something of
+    its own, Linux reads it as "/", and os.path keeps it ("//" is its own dirname,
+    normpath leaves "//x"), so a path must never reach a comparison or a walk up
+    its folders that way. A trailing "/" (a directory) is kept."""
+    return "/" + path.lstrip("/") if path.startswith("//") else path
+
+
+def folders_above(path: str) -> List[str]:
+    """The folders above ``path`` (normalized, absolute), nearest first, "/" left out.
+    Ends by construction: it stops where dirname stops shortening the path."""
+    folders = []
+    parent = os.path.dirname(os.path.normpath(clean_path(path)))
+    while parent not in ("", "/"):
+        folders.append(parent)
+        above = os.path.dirname(parent)
+        if len(above) >= len(parent):
+            break
+        parent = above
+    return folders
+
+
 def resolve_path(name: str, params: Mapping[str, Any]) -> str:
-    """mgmt's rule: ``dirname`` replaces the directory of ``path``, ``basename`` its last part."""
+    """mgmt's rule: ``dirname`` replaces the directory of ``path``, ``basename`` its last
+    part; leading slashes made one (see clean_path)."""
     path = params.get("path") or name
     dirname, basename = params.get("dirname") or "", params.get("basename") or ""
     if not dirname and not basename:
-        return path
+        return clean_path(path)
     head, tail = os.path.split(path)
     head = head + "/" if head and not head.endswith("/") else head
     if not dirname:
         dirname = head
     if not dirname.endswith("/"):
         dirname += "/"
-    return dirname + (basename or tail)
+    return clean_path(dirname + (basename or tail))
 
 
 def check_basename(basename: Optional[str]) -> None:
@@ -85,7 +110,7 @@ def collected_under(name: str, params: Mapping[str, Any], pattern: str) -> Dict[
     check_basename(params.get("basename"))
     exported = resolve_path(name, params)
     last = os.path.basename(os.path.normpath(exported))
-    directory = os.path.normpath(pattern)
+    directory = os.path.normpath(clean_path(pattern))
     path = os.path.join(directory, last)
     if last in ("", ".", "..") or os.path.dirname(os.path.normpath(path)) != directory:
         raise FieldError("path", f"{exported!r} does not fit under the pattern {pattern!r}")
