@@ -24,6 +24,7 @@ from mgmt.resources.filepath import (
     parse_mode,
     resolve_path,
 )
+from mgmt.resources.fileremove import refuse_protected, remove_tree
 from mgmt.resources.filesafe import (
     Opened,
     holds,
@@ -32,13 +33,11 @@ from mgmt.resources.filesafe import (
     parse_owner,
     read_source,
     read_xattrs,
-    refuse_protected,
     shown_owner,
     write_xattrs,
 )
 from mgmt.resources.filetree import (
     copy_problem,
-    remove_tree,
     source_problem,
     sync_tree,
     tree_cover,
@@ -73,7 +72,7 @@ class FileRes(Resource):
         "force": Field(
             bool,
             default=False,
-            doc="allow replacing a directory by a file, and removing a top-level system directory",
+            doc="allow replacing a directory by a file (a system one: with recurse too)",
         ),
         "owner": Field((str, int), doc="user name or uid; applied without following links"),
         "group": Field((str, int), doc="group name or gid; applied without following links"),
@@ -124,6 +123,10 @@ class FileRes(Resource):
         if self.is_dir and self.params.get("content") is not None:  # was dropped in silence
             raise FieldError("content", f"{self.path} is a directory (it ends in /): no content")
         self.path = os.path.normpath(self.path)
+        # Every way this resource could remove a tree, checked where the path is known.
+        refused = refuse_protected(self.path, self.params)
+        if refused:
+            raise FieldError(*refused)
         source = self.params.get("source")
         if source:  # compared with the path below and watched: one leading slash
             source = self.params["source"] = clean_path(source)
@@ -131,10 +134,7 @@ class FileRes(Resource):
             problem = copy_problem(self.path, source, self.params["force"])
             if problem:
                 raise FieldError("source", problem)
-        refused = refuse_protected(self.path, self.params)
-        if refused:
-            raise FieldError("force" if "force: true" in refused else "path", refused)
-        if self.params["state"] == "absent" and os.path.realpath(self.path) == "/":
+        if self.params["state"] == "absent" and self.path == "/":
             raise FieldError("path", "refusing to remove /")
         self.mode = parse_mode(self.params.get("mode"))
         content = self.params.get("content")
@@ -232,9 +232,6 @@ class FileRes(Resource):
         atomic_write(self.path, data, mode, remember, prepare)
 
     def _absent(self, apply: bool) -> bool:
-        refused = refuse_protected(self.path, self.params)
-        if refused:
-            raise ResourceError(repr(self), refused)
         st = lstat_or_none(self.path)
         if st is None:
             return True
@@ -243,10 +240,10 @@ class FileRes(Resource):
             message = f"{self.path} is a directory; set recurse: true to remove it"
             raise ResourceError(repr(self), message)
         if apply:
-            # rmtree works through descriptors and refuses a link swapped in;
-            # unlink removes a link itself, never its target.
+            # remove_tree checks where the path leads now and never follows a
+            # link; unlink removes a link itself, never its target.
             if stat.S_ISDIR(st.st_mode):
-                remove_tree(self.path)
+                remove_tree(self, self.path)
             else:
                 os.unlink(self.path)
         self.say(apply, f"removed {self.path}", f"remove {self.path}")
@@ -273,7 +270,7 @@ class FileRes(Resource):
                 self.note("type", "file", "directory")
                 if apply:
                     there.close()
-                    remove_tree(self.path)
+                    remove_tree(self, self.path)  # guarded: / and system trees refused
                 self.say(apply, f"replaced directory {self.path}", f"replace directory {self.path}")
                 if not apply:
                     return False

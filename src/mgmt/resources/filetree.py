@@ -17,13 +17,8 @@ from typing import Any, List, Mapping, Optional, Set, Tuple
 
 from mgmt.resources.atomic import atomic_write, temp_name
 from mgmt.resources.base import ResourceError
+from mgmt.resources.fileremove import remove_tree
 from mgmt.resources.filesafe import Opened, holds, read_source
-
-
-def remove_tree(path: str) -> None:
-    import shutil  # rarely needed: not worth every agent's start-up
-
-    shutil.rmtree(path)
 
 
 def _holds_already(dst: str, data: bytes) -> bool:
@@ -106,7 +101,7 @@ def _remove_extra(res: Any, target_dir: str, wanted: Set[str], apply: bool) -> b
         ok = False
         gone = os.path.join(target_dir, extra)
         if apply:
-            remove_tree(gone) if _is_dir(gone) else os.unlink(gone)
+            remove_tree(res, gone) if _is_dir(gone) else os.unlink(gone)
         res.say(apply, f"removed {gone}", f"remove {gone}")
     return ok
 
@@ -129,7 +124,7 @@ def _copy_entry(res: Any, src: str, dst: str, apply: bool, folder_there: bool) -
             message = f"{dst} is a directory where {src} is {what}; set force: true to replace it"
             raise ResourceError(repr(res), message)
         if apply:
-            remove_tree(dst)
+            remove_tree(res, dst)
         res.say(apply, f"removed directory {dst}", f"remove directory {dst}")
     if target is None:
         if apply:
