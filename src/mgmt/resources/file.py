@@ -18,6 +18,7 @@ from mgmt.resources.fileclaims import FileClaims
 from mgmt.resources.filediff import MAX_COMPARED, content_diff
 from mgmt.resources.filepath import (
     check_file_fields,
+    check_one_line,
     clean_path,
     collected_under,
     folders_above,
@@ -99,6 +100,7 @@ class FileRes(Resource):
 
     @classmethod
     def check_collect_pattern(cls, pattern: str) -> None:
+        check_one_line("pattern", pattern)
         if pattern and (not pattern.startswith("/") or ".." in pattern.split("/")):
             raise FieldError(
                 "pattern", f"{pattern!r} is not an absolute directory without '..' segments"

@@ -4,12 +4,14 @@ its checks across fields, where a collect pattern puts another host's file."""
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
+from mgmt.graph.limits import first_control
 from mgmt.resources.base import FieldError
 from mgmt.resources.filesafe import check_owner_value
 
 __all__ = [
     "check_basename",
     "check_file_fields",
+    "check_one_line",
     "clean_path",
     "collected_under",
     "folders_above",
@@ -120,11 +122,21 @@ def collected_under(name: str, params: Mapping[str, Any], pattern: str) -> Dict[
     return out
 
 
+def check_one_line(field: str, value: Any) -> None:
+    """A path or a name is logged as it is: a control character (a newline, ESC)
+    would forge a log line or drive the terminal, as in a resource's name."""
+    bad = first_control(value) if isinstance(value, str) else None
+    if bad is not None:
+        raise FieldError(field, f"must not hold the control character U+{ord(bad):04X}: {value!r}")
+
+
 def check_file_fields(params: Mapping[str, Any]) -> None:
     """A file resource's checks across its fields (FileRes.validate): a mode, one of
     content and source, absolute paths, one name for basename, owner and group
-    values that can ever be ones."""
+    values that can ever be ones, no control character in a path or a name."""
     parse_mode(params.get("mode"))
+    for key in ("path", "dirname", "basename", "source", "owner", "group"):
+        check_one_line(key, params.get(key))
     if params.get("content") is not None and params.get("source") is not None:
         raise FieldError("source", "give content or source, not both")
     for key in ("path", "source", "dirname"):
