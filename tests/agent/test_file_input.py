@@ -60,3 +60,38 @@ def test_a_control_character_in_a_collect_pattern_is_refused_at_load(tmp_path):
     where = line_of(lines, '"pattern"')
     assert f"g.yaml:{where}: collect: pattern: must not hold the control character" in done.stderr
     assert "\x1b" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("owner", "nosuchuser", "owner: no user named 'nosuchuser' on this host"),
+        ("group", "nosuchgroup", "group: no group named 'nosuchgroup' on this host"),
+        ("owner", "\uff11", "owner: no user named '\uff11' on this host"),  # fullwidth 1
+    ],
+)
+@pytest.mark.parametrize("exists", [False, True])
+def test_noop_fails_an_owner_this_host_lacks_as_the_real_run_does(
+    tmp_path, field, value, message, exists
+):
+    target = tmp_path / "f"
+    if exists:
+        target.write_text("old")
+    resource = {"name": "r", "path": str(target), "content": "new", field: value}
+    noop, _ = load(tmp_path, resource)
+    assert noop.returncode == 1, noop.stderr
+    assert message in noop.stderr
+    assert "Traceback" not in noop.stderr
+    assert target.exists() == exists and (not exists or target.read_text() == "old")
+
+
+@pytest.mark.parametrize("field", ["owner", "group"])
+def test_an_owner_name_over_256_characters_is_refused_at_load(tmp_path, field):
+    for size in (257, 1 << 20):
+        done, lines = load(tmp_path, {"name": "r", "path": f"{tmp_path}/f", field: "u" * size})
+        assert done.returncode == 2, done.stderr[:500]
+        where = line_of(lines, f'"{field}"')
+        assert f"g.yaml:{where}: file[r]: {field}: a name of {size} characters" in done.stderr
+        assert len(done.stderr) < 1000  # the name is not echoed back
+    done, _ = load(tmp_path, {"name": "r", "path": f"{tmp_path}/f", field: "u" * 256})
+    assert done.returncode == 1 and "on this host" in done.stderr  # read, then looked up

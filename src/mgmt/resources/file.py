@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 # atomic_write stays importable from here too (bench/engine.py, older tests).
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.fileattrs import Attrs
 from mgmt.resources.fileclaims import FileClaims
 from mgmt.resources.filediff import MAX_COMPARED, content_diff
 from mgmt.resources.filepath import (
@@ -31,10 +32,8 @@ from mgmt.resources.filesafe import (
     holds,
     is_device,
     lstat_or_none,
-    parse_owner,
     read_source,
     read_xattrs,
-    shown_owner,
     write_xattrs,
 )
 from mgmt.resources.filetree import (
@@ -58,7 +57,7 @@ def _signature(st: Optional[os.stat_result]) -> Signature:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, st.st_gid)
 
 
-class FileRes(Resource):
+class FileRes(Attrs, Resource):
     kind = "file"
     fields = {
         "path": Field(str, doc="absolute path; defaults to the name; ends in / for a directory"),
@@ -191,22 +190,15 @@ class FileRes(Resource):
         try:
             if self.params["state"] == "absent":
                 return self._absent(apply)
+            # Looked up first, under noop too: an owner this host lacks fails the
+            # noop run as it would the real one, whatever else is to change.
+            self._owners()
             if self.is_dir or (self.params.get("source") and self.params["recurse"]):
                 return self._directory(apply)
             return self._file(apply)
         except OSError as err:
             where = err.filename or self.path
             raise ResourceError(repr(self), f"{err.strerror or err}: {where}") from None
-
-    def _owners(self) -> Tuple[Optional[int], Optional[int]]:
-        """The wanted (uid, gid), looked up now (None where not managed)."""
-        try:
-            return (
-                parse_owner("owner", self.params.get("owner")),
-                parse_owner("group", self.params.get("group")),
-            )
-        except KeyError as err:
-            raise ResourceError(repr(self), err.args[0]) from None
 
     def _write(
         self,
@@ -364,33 +356,6 @@ class FileRes(Resource):
         if source and (apply or st is not None):
             ok = sync_tree(self, source, apply) and ok
         return ok
-
-    def _attrs(self, fd: int, st: os.stat_result, apply: bool) -> bool:
-        """Check (and fix) owner, group and mode of what is open as ``fd`` (a file or a
-        directory opened without following links): fchown/fchmod, never by name."""
-        ok = True
-        uid, gid = self._owners()
-        if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
-            ok = False
-            self._note_owner(st, uid, gid)
-            if apply:
-                # chown clears set-id bits: the mode is checked afterwards.
-                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-                st = os.fstat(fd)
-            self.say(apply, f"set owner of {self.path}", f"set owner of {self.path}")
-        if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
-            ok = False
-            self.note("mode", f"{self.mode:04o}", f"{stat.S_IMODE(st.st_mode):04o}")
-            if apply:
-                os.fchmod(fd, self.mode)
-            change = f"set mode {self.mode:04o} on {self.path}"
-            self.say(apply, change, change)
-        return ok
-
-    def _note_owner(self, st: os.stat_result, uid: Optional[int], gid: Optional[int]) -> None:
-        for field, want, have in (("owner", uid, st.st_uid), ("group", gid, st.st_gid)):
-            if want is not None and have != want:  # in the graph's words: a name if it gave one
-                self.note(field, *shown_owner(field, self.params[field], have))
 
     def _note_content(self, fd: int, st: os.stat_result, data: bytes, apply: bool) -> None:
         """The content differs: under noop with a diff (read back, bounded), else by size."""

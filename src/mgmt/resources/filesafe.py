@@ -175,6 +175,10 @@ def is_id(value: str) -> bool:
     return bool(value) and not value.strip("0123456789")
 
 
+# useradd allows 32 characters; generous, but no megabyte name reaches a log line.
+MAX_OWNER_NAME = 256
+
+
 def check_owner_value(field: str, value: Union[str, int, None]) -> Optional[str]:
     """Why ``value`` can never be an owner/group (checked at graph load), or None."""
     if value is None:
@@ -184,6 +188,8 @@ def check_owner_value(field: str, value: Union[str, int, None]) -> Optional[str]
         return None if 0 <= int(value) < 2**32 - 1 else f"{value} is not a valid id"
     if not value or "\0" in value or ":" in value or value != value.strip():
         return f"{value!r} is not a valid {'user' if field == 'owner' else 'group'} name"
+    if len(value) > MAX_OWNER_NAME:
+        return f"a name of {len(value)} characters is over the limit of {MAX_OWNER_NAME}"
     return None
 
 
