@@ -75,3 +75,49 @@ def test_leading_slashes_are_one_and_loading_ends(params, path, folder):
     # A collect pattern "//tmp/" puts another host's file at /tmp/x, not //tmp/x.
     assert lines[2] == "/tmp/x (['file:/tmp/x'], ['file:/tmp'])"
     assert lines[3] == "None"
+
+
+@pytest.fixture
+def locked(tmp_path, monkeypatch):
+    """A link this user may not read (as /proc/1/root is in a container, or a link
+    in a 0700 folder for a non-root agent): readlink fails with EACCES."""
+    import errno
+    import os
+
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "locked"
+    link.symlink_to(tmp_path / "real")
+    readlink = os.readlink
+
+    def refusing(path, *args, **kwargs):
+        if os.fspath(path) == str(link):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return readlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "readlink", refusing)
+    return link
+
+
+def test_an_unreadable_link_on_the_way_is_no_internal_error(locked):
+    from mgmt.errors import GraphError
+    from mgmt.graph.parse import parse_graph
+
+    text = f"graph: g\nresources:\n  file:\n    - {{name: r, path: {locked}/a/x, content: x}}\n"
+    graph = parse_graph(text, "g.yaml", real_paths=True)  # clashes looked for by real paths
+    assert len(graph.resources) == 1
+    removal = f"    - {{name: s, path: {locked}/a, state: absent, recurse: true}}\n"
+    with pytest.raises(GraphError) as caught:
+        parse_graph(text + removal, "g.yaml", real_paths=True)
+    assert f"g.yaml:5: file[s]: path: cannot tell where {locked}/a leads" in str(caught.value)
+
+
+def test_a_file_claimed_through_an_unreadable_link_is_checked(locked, watcher, tmp_path):
+    from helpers import make_init
+
+    from mgmt.resources.base import fill_params
+    from mgmt.resources.file import FileRes
+
+    res = FileRes("r", fill_params(FileRes, {"path": f"{locked}/x", "content": "x"}))
+    res.setup(make_init(watcher, tmp_path))
+    assert res.check_apply(False) is False  # noop: would create it, no PermissionError
+    assert not (tmp_path / "real" / "x").exists()

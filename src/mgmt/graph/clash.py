@@ -25,7 +25,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from mgmt.graph.model import ResourceSpec
 from mgmt.resources.base import kind_class
-from mgmt.resources.filepath import folders_above
+from mgmt.resources.filepath import folders_above, real_path
 
 __all__ = ["find_clash"]
 
@@ -77,7 +77,7 @@ def _inside(
 
 def _real_dir(ident: str) -> str:
     """A tree's id by where its own path leads (a symlinked folder followed)."""
-    return "file:" + os.path.realpath(ident[5:]) if ident.startswith("file:/") else ident
+    return "file:" + real_path(ident[5:]) if ident.startswith("file:/") else ident
 
 
 def _resolver() -> Callable[[str], str]:
@@ -90,7 +90,7 @@ def _resolver() -> Callable[[str], str]:
             return ident
         folder, name = os.path.split(os.path.normpath(ident[5:]))
         if folder not in folders:
-            folders[folder] = os.path.realpath(folder)
+            folders[folder] = real_path(folder)
         return "file:" + os.path.join(folders[folder], name)
 
     return real

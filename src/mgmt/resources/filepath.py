@@ -17,6 +17,7 @@ __all__ = [
     "folders_above",
     "parse_mode",
     "real_folder",
+    "real_path",
     "resolve_path",
 ]
 
@@ -95,7 +96,18 @@ def real_folder(path: str) -> str:
     symlink on the way, /lib and /usr/lib) is watched under one, as inotify
     watches inodes; the last part stays as named (a link there is the path's)."""
     folder, name = os.path.split(os.path.normpath(os.path.abspath(path)))
-    return os.path.join(os.path.realpath(folder), name)
+    return os.path.join(real_path(folder), name)
+
+
+def real_path(path: str) -> str:
+    """os.path.realpath that never raises: a link on the way this user may not read
+    (EACCES: /proc/1/root, a non-root agent's) leaves the path as named, as realpath
+    itself does for a missing part or a loop. What the path is shows when it is
+    used: the open or the write fails, naming it."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return os.path.normpath(os.path.abspath(path))
 
 
 def collected_under(name: str, params: Mapping[str, Any], pattern: str) -> Dict[str, Any]:
