@@ -109,14 +109,19 @@ def refuse_protected(path: str, params: Mapping[str, Any]) -> Optional[Refusal]:
     return refusal(named, real, params, own=True)
 
 
-def remove_tree(res: Any, path: str) -> None:
+def remove_tree(res: Any, path: str, dir_fd: Optional[int] = None) -> None:
     """Remove the directory tree at ``path`` for the file resource ``res``, once the
-    guard agrees on where the path leads now; ResourceError if it does not."""
+    guard agrees on where the path leads now; ResourceError if it does not.
+    ``dir_fd``: the folder holding it, already open (a copied tree's, see
+    mgmt.resources.filetree); ``path`` then names it for the guard and messages."""
     named = os.path.normpath(path)
     folder, name = os.path.split(named)
     if not name:
         raise ResourceError(repr(res), refusal("/", "/", res.params, False)[1])
-    parent = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # links followed
+    if dir_fd is None:
+        parent = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # links followed
+    else:
+        parent = dir_fd
     try:
         real = os.path.join(_where(parent, folder), name)
         refused = refusal(named, real, res.params, own=named == res.path)
@@ -124,7 +129,8 @@ def remove_tree(res: Any, path: str) -> None:
             raise ResourceError(repr(res), refused[1])
         _remove_at(parent, name)
     finally:
-        os.close(parent)
+        if dir_fd is None:
+            os.close(parent)
 
 
 def _where(fd: int, folder: str) -> str:
