@@ -52,6 +52,7 @@ def test_a_tree_copy_with_force_onto_a_system_directory_needs_the_opt_in():
     with pytest.raises(FieldError, match="refusing to remove /etc"):
         make(path="/etc/", source="/nonexistent-src", force=True)
     make(path="/etc/", source="/nonexistent-src")  # without force it removes nothing
+    make(path="/etc/", force=True)  # force without a source only replaces a file or a link
 
 
 def test_the_home_directory_is_refused_through_a_link(monkeypatch, tmp_path):

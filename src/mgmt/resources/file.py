@@ -125,7 +125,7 @@ class FileRes(Attrs, Resource):
             raise FieldError("content", f"{self.path} is a directory (it ends in /): no content")
         self.path = os.path.normpath(self.path)
         # Every way this resource could remove a tree, checked where the path is known.
-        refused = refuse_protected(self.path, self.params)
+        refused = refuse_protected(self.path, self.params, self.is_dir)
         if refused:
             raise FieldError(*refused)
         source = self.params.get("source")

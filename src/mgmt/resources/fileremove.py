@@ -68,11 +68,16 @@ def _passwd_home() -> Optional[str]:
         return None
 
 
-def may_remove_tree(params: Mapping[str, Any]) -> bool:
-    """Whether a file resource with ``params`` can remove a directory tree at its path."""
+def may_remove_tree(params: Mapping[str, Any], is_dir: bool) -> bool:
+    """Whether a file resource with ``params`` can remove a directory tree at its path
+    (``is_dir``: the path ends in /, a directory is wanted there)."""
     if params.get("state") == "absent":
         return bool(params.get("recurse"))
-    return bool(params.get("force"))  # replaces a directory, or removes what a source lacks
+    if not params.get("force"):
+        return False
+    # force replaces a directory by a file, or removes what a copied source lacks;
+    # a directory wanted without a source only replaces a file or a link by one.
+    return not is_dir or params.get("source") is not None
 
 
 def refusal(named: str, real: str, params: Mapping[str, Any], own: bool) -> Optional[Refusal]:
@@ -97,9 +102,9 @@ def refusal(named: str, real: str, params: Mapping[str, Any], own: bool) -> Opti
     )
 
 
-def refuse_protected(path: str, params: Mapping[str, Any]) -> Optional[Refusal]:
+def refuse_protected(path: str, params: Mapping[str, Any], is_dir: bool) -> Optional[Refusal]:
     """At graph load: why this resource's path may never lose its tree, or None."""
-    if not may_remove_tree(params):
+    if not may_remove_tree(params, is_dir):
         return None
     named = os.path.normpath(path)
     try:
