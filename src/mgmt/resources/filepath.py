@@ -4,7 +4,6 @@ its checks across fields, where a collect pattern puts another host's file."""
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
-from mgmt.graph.limits import first_control
 from mgmt.resources.base import FieldError
 from mgmt.resources.filesafe import check_owner_value
 
@@ -137,6 +136,10 @@ def collected_under(name: str, params: Mapping[str, Any], pattern: str) -> Dict[
 def check_one_line(field: str, value: Any) -> None:
     """A path or a name is logged as it is: a control character (a newline, ESC)
     would forge a log line or drive the terminal, as in a resource's name."""
+    # Imported here: mgmt.graph imports this module (clash), so a top-level import
+    # of mgmt.graph.limits would be a cycle for whoever imports the file kind first.
+    from mgmt.graph.limits import first_control
+
     bad = first_control(value) if isinstance(value, str) else None
     if bad is not None:
         raise FieldError(field, f"must not hold the control character U+{ord(bad):04X}: {value!r}")
