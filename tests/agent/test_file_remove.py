@@ -102,3 +102,23 @@ def test_force_removes_a_tree_without_following_the_links_in_it(watcher, tmp_pat
     assert res.check_apply(True) is False
     assert target.read_text() == "new"
     assert (victim / "deep").is_dir()
+
+
+@pytest.mark.parametrize("path", ["/..", "/etc/..", "/etc"])
+def test_the_agent_refuses_such_a_graph_at_load(tmp_path, path):
+    from helpers import run_mgmt
+
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        f'graph: g\nresources:\n  file:\n    - name: r\n      path: "{path}"\n'
+        '      content: ""\n      force: true\n'
+    )
+    # --noop as well: should the check ever go, this run still removes nothing.
+    args = ["--file", str(graph), "--no-server", "--tmp-prefix", "--noop"]
+    done = run_mgmt([*args, "--converged-timeout", "1"])
+    assert done.returncode == 2, done.stderr
+    field = "path" if path != "/etc" else "recurse"
+    assert f"g.yaml:{5 if field == 'path' else 4}: file[r]: {field}: refusing to remove" in (
+        done.stderr
+    )
+    assert "would replace" not in done.stderr and "Traceback" not in done.stderr
