@@ -74,13 +74,16 @@ def test_a_collected_resource_gets_the_same_guard():
             FileRes("x", fill_params(FileRes, params))
 
 
-def test_a_parent_swapped_for_a_link_is_seen_at_apply_time(watcher, tmp_path, monkeypatch):
+@pytest.mark.parametrize("opt_in", [{}, {"recurse": True}])
+def test_a_parent_swapped_for_a_link_is_seen_at_apply_time(watcher, tmp_path, monkeypatch, opt_in):
     home = tmp_path / "home"
     (home / "keep").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
     parent = tmp_path / "p"
     (parent / "home" / "sub").mkdir(parents=True)
-    res = make(path=str(parent / "home"), content="x", force=True)  # fine at load
+    # Fine at load; recurse and force opt in for the path as named, not for where a
+    # link swapped in later leads.
+    res = make(path=str(parent / "home"), content="x", force=True, **opt_in)
     res.setup(make_init(watcher, tmp_path))
     os.rename(parent, tmp_path / "p.old")
     parent.symlink_to(tmp_path)  # p/home is now the home directory

@@ -7,8 +7,9 @@ tree copy with ``force`` removing what its source lacks. Each goes through
 
 - ``/``, always, whatever the fields say;
 - the top-level directories of the file-system hierarchy and the home
-  directory, unless the resource's own path is the one removed and it sets
-  both ``recurse: true`` (a tree may go) and ``force: true`` (even that one).
+  directory, unless the resource's own path names it (not a link leading
+  there) and it sets both ``recurse: true`` (a tree may go) and
+  ``force: true`` (even that one).
 
 The same check runs when the graph is read (:func:`refuse_protected`, on the
 path as named and as this host resolves it) and again right before the
@@ -86,14 +87,20 @@ def refusal(named: str, real: str, params: Mapping[str, Any], own: bool) -> Opti
     if "/" in (named, real):
         shown = "/" if named == "/" else f"{named}, which leads to /,"
         return "path", f"refusing to remove {shown}: never allowed, not even with force: true"
-    if own and params.get("recurse") and params.get("force"):
-        return None
     protected = protected_paths()
     if named not in protected and real not in protected:
         return None
+    # The opt-in is for the path the graph names: it never covers a system
+    # directory reached under another name (a link on the way, maybe swapped in
+    # while the agent runs).
+    if own and named in protected and params.get("recurse") and params.get("force"):
+        return None
     shown = named if named == real else f"{named} (which is {real})"
-    if not own:
-        return "path", f"refusing to remove {shown}: a top-level system directory or the home"
+    if not own or named not in protected:
+        return "path", (
+            f"refusing to remove {shown}: a top-level system directory or the home, "
+            "removed only when the path names it (with recurse: true and force: true)"
+        )
     field = "force" if params.get("recurse") else "recurse"
     return (
         field,
