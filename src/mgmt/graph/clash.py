@@ -25,6 +25,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from mgmt.graph.model import ResourceSpec
 from mgmt.resources.base import kind_class
+from mgmt.resources.filepath import folders_above, real_path
 
 __all__ = ["find_clash"]
 
@@ -63,8 +64,7 @@ def _inside(
     """The first id below one another resource covers that the two would fight over."""
     for spec, ident in provided:
         kind, sep, path = ident.partition(":")
-        parent = os.path.dirname(path) if sep and path.startswith("/") else ""
-        while parent and parent != "/":
+        for parent in folders_above(path) if sep and path.startswith("/") else ():
             cover_id = f"{kind}:{parent}"
             cover = covering.get(cover_id)
             if cover is not None and cover is not spec:
@@ -72,13 +72,12 @@ def _inside(
                 if cls.fights(cover_id, cover.params, ident, spec.params, here):
                     first, later = sorted((cover, spec), key=lambda s: s.line or 0)
                     return first, later, ident  # the later one is where the error points
-            parent = os.path.dirname(parent)
     return None
 
 
 def _real_dir(ident: str) -> str:
     """A tree's id by where its own path leads (a symlinked folder followed)."""
-    return "file:" + os.path.realpath(ident[5:]) if ident.startswith("file:/") else ident
+    return "file:" + real_path(ident[5:]) if ident.startswith("file:/") else ident
 
 
 def _resolver() -> Callable[[str], str]:
@@ -91,7 +90,7 @@ def _resolver() -> Callable[[str], str]:
             return ident
         folder, name = os.path.split(os.path.normpath(ident[5:]))
         if folder not in folders:
-            folders[folder] = os.path.realpath(folder)
+            folders[folder] = real_path(folder)
         return "file:" + os.path.join(folders[folder], name)
 
     return real

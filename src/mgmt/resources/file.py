@@ -14,24 +14,30 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 # atomic_write stays importable from here too (bench/engine.py, older tests).
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.fileattrs import Attrs
 from mgmt.resources.fileclaims import FileClaims
 from mgmt.resources.filediff import MAX_COMPARED, content_diff
-from mgmt.resources.filepath import check_file_fields, collected_under, parse_mode, resolve_path
+from mgmt.resources.filepath import (
+    check_file_fields,
+    check_one_line,
+    clean_path,
+    collected_under,
+    folders_above,
+    parse_mode,
+    resolve_path,
+)
+from mgmt.resources.fileremove import refuse_protected, remove_tree
 from mgmt.resources.filesafe import (
     Opened,
     holds,
     is_device,
     lstat_or_none,
-    parse_owner,
     read_source,
     read_xattrs,
-    refuse_protected,
-    shown_owner,
     write_xattrs,
 )
 from mgmt.resources.filetree import (
     copy_problem,
-    remove_tree,
     source_problem,
     sync_tree,
     tree_cover,
@@ -51,7 +57,7 @@ def _signature(st: Optional[os.stat_result]) -> Signature:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, st.st_gid)
 
 
-class FileRes(Resource):
+class FileRes(Attrs, Resource):
     kind = "file"
     fields = {
         "path": Field(str, doc="absolute path; defaults to the name; ends in / for a directory"),
@@ -66,7 +72,7 @@ class FileRes(Resource):
         "force": Field(
             bool,
             default=False,
-            doc="allow replacing a directory by a file, and removing a top-level system directory",
+            doc="allow replacing a directory by a file (a system one: with recurse too)",
         ),
         "owner": Field((str, int), doc="user name or uid; applied without following links"),
         "group": Field((str, int), doc="group name or gid; applied without following links"),
@@ -79,12 +85,7 @@ class FileRes(Resource):
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
         path = os.path.normpath(resolve_path(name, params))
-        needs = []
-        parent = os.path.dirname(path)
-        while parent and parent != "/":
-            needs.append("file:" + parent)
-            parent = os.path.dirname(parent)
-        return ["file:" + path], needs
+        return ["file:" + path], ["file:" + folder for folder in folders_above(path)]
 
     @classmethod
     def covers(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
@@ -98,6 +99,7 @@ class FileRes(Resource):
 
     @classmethod
     def check_collect_pattern(cls, pattern: str) -> None:
+        check_one_line("pattern", pattern)
         if pattern and (not pattern.startswith("/") or ".." in pattern.split("/")):
             raise FieldError(
                 "pattern", f"{pattern!r} is not an absolute directory without '..' segments"
@@ -122,15 +124,18 @@ class FileRes(Resource):
         if self.is_dir and self.params.get("content") is not None:  # was dropped in silence
             raise FieldError("content", f"{self.path} is a directory (it ends in /): no content")
         self.path = os.path.normpath(self.path)
+        # Every way this resource could remove a tree, checked where the path is known.
+        refused = refuse_protected(self.path, self.params, self.is_dir)
+        if refused:
+            raise FieldError(*refused)
         source = self.params.get("source")
+        if source:  # compared with the path below and watched: one leading slash
+            source = self.params["source"] = clean_path(source)
         if source and (self.is_dir or self.params["recurse"]):
             problem = copy_problem(self.path, source, self.params["force"])
             if problem:
                 raise FieldError("source", problem)
-        refused = refuse_protected(self.path, self.params)
-        if refused:
-            raise FieldError("force" if "force: true" in refused else "path", refused)
-        if self.params["state"] == "absent" and os.path.realpath(self.path) == "/":
+        if self.params["state"] == "absent" and self.path == "/":
             raise FieldError("path", "refusing to remove /")
         self.mode = parse_mode(self.params.get("mode"))
         content = self.params.get("content")
@@ -185,22 +190,15 @@ class FileRes(Resource):
         try:
             if self.params["state"] == "absent":
                 return self._absent(apply)
+            # Looked up first, under noop too: an owner this host lacks fails the
+            # noop run as it would the real one, whatever else is to change.
+            self._owners()
             if self.is_dir or (self.params.get("source") and self.params["recurse"]):
                 return self._directory(apply)
             return self._file(apply)
         except OSError as err:
             where = err.filename or self.path
             raise ResourceError(repr(self), f"{err.strerror or err}: {where}") from None
-
-    def _owners(self) -> Tuple[Optional[int], Optional[int]]:
-        """The wanted (uid, gid), looked up now (None where not managed)."""
-        try:
-            return (
-                parse_owner("owner", self.params.get("owner")),
-                parse_owner("group", self.params.get("group")),
-            )
-        except KeyError as err:
-            raise ResourceError(repr(self), err.args[0]) from None
 
     def _write(
         self,
@@ -228,9 +226,6 @@ class FileRes(Resource):
         atomic_write(self.path, data, mode, remember, prepare)
 
     def _absent(self, apply: bool) -> bool:
-        refused = refuse_protected(self.path, self.params)
-        if refused:
-            raise ResourceError(repr(self), refused)
         st = lstat_or_none(self.path)
         if st is None:
             return True
@@ -239,10 +234,10 @@ class FileRes(Resource):
             message = f"{self.path} is a directory; set recurse: true to remove it"
             raise ResourceError(repr(self), message)
         if apply:
-            # rmtree works through descriptors and refuses a link swapped in;
-            # unlink removes a link itself, never its target.
+            # remove_tree checks where the path leads now and never follows a
+            # link; unlink removes a link itself, never its target.
             if stat.S_ISDIR(st.st_mode):
-                remove_tree(self.path)
+                remove_tree(self, self.path)
             else:
                 os.unlink(self.path)
         self.say(apply, f"removed {self.path}", f"remove {self.path}")
@@ -269,7 +264,7 @@ class FileRes(Resource):
                 self.note("type", "file", "directory")
                 if apply:
                     there.close()
-                    remove_tree(self.path)
+                    remove_tree(self, self.path)  # guarded: / and system trees refused
                 self.say(apply, f"replaced directory {self.path}", f"replace directory {self.path}")
                 if not apply:
                     return False
@@ -361,33 +356,6 @@ class FileRes(Resource):
         if source and (apply or st is not None):
             ok = sync_tree(self, source, apply) and ok
         return ok
-
-    def _attrs(self, fd: int, st: os.stat_result, apply: bool) -> bool:
-        """Check (and fix) owner, group and mode of what is open as ``fd`` (a file or a
-        directory opened without following links): fchown/fchmod, never by name."""
-        ok = True
-        uid, gid = self._owners()
-        if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
-            ok = False
-            self._note_owner(st, uid, gid)
-            if apply:
-                # chown clears set-id bits: the mode is checked afterwards.
-                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-                st = os.fstat(fd)
-            self.say(apply, f"set owner of {self.path}", f"set owner of {self.path}")
-        if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
-            ok = False
-            self.note("mode", f"{self.mode:04o}", f"{stat.S_IMODE(st.st_mode):04o}")
-            if apply:
-                os.fchmod(fd, self.mode)
-            change = f"set mode {self.mode:04o} on {self.path}"
-            self.say(apply, change, change)
-        return ok
-
-    def _note_owner(self, st: os.stat_result, uid: Optional[int], gid: Optional[int]) -> None:
-        for field, want, have in (("owner", uid, st.st_uid), ("group", gid, st.st_gid)):
-            if want is not None and have != want:  # in the graph's words: a name if it gave one
-                self.note(field, *shown_owner(field, self.params[field], have))
 
     def _note_content(self, fd: int, st: os.stat_result, data: bytes, apply: bool) -> None:
         """The content differs: under noop with a diff (read back, bounded), else by size."""

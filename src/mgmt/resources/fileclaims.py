@@ -21,7 +21,7 @@ import weakref
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Resource, ResourceError
-from mgmt.resources.filepath import real_folder
+from mgmt.resources.filepath import folders_above, real_folder, real_path
 
 # What a resource holds: its path's id ("file:" and the real path), and the id of
 # the tree it copies or removes, if it does.
@@ -88,7 +88,7 @@ class FileClaims:
         folder, name = os.path.split(os.path.normpath(path))
         real = self._folders.get(folder)
         if real is None:  # a race here only resolves one folder twice
-            real = self._folders[folder] = os.path.realpath(folder)
+            real = self._folders[folder] = real_path(folder)
         return os.path.join(real, name)
 
     def _hold(self, res: Resource, ident: str, cover: Optional[str]) -> None:
@@ -132,9 +132,4 @@ class FileClaims:
 
 def _folders_above(ident: str) -> List[str]:
     """The ids of the folders above ``ident``'s path, nearest first (not /)."""
-    folders = []
-    parent = os.path.dirname(ident[len("file:") :])
-    while parent not in ("", "/"):
-        folders.append("file:" + parent)
-        parent = os.path.dirname(parent)
-    return folders
+    return ["file:" + folder for folder in folders_above(ident[len("file:") :])]

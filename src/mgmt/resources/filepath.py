@@ -2,7 +2,7 @@
 its checks across fields, where a collect pattern puts another host's file."""
 
 import os
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from mgmt.resources.base import FieldError
 from mgmt.resources.fields import shown
@@ -11,9 +11,13 @@ from mgmt.resources.filesafe import check_owner_value
 __all__ = [
     "check_basename",
     "check_file_fields",
+    "check_one_line",
+    "clean_path",
     "collected_under",
+    "folders_above",
     "parse_mode",
     "real_folder",
+    "real_path",
     "resolve_path",
 ]
 
@@ -43,19 +47,42 @@ def parse_mode(value: Any) -> Optional[int]:
     return mode
 
 
+def clean_path(path: str) -> str:
+    """``path`` with its leading slashes made one: POSIX lets "//" mean something of
+    its own, Linux reads it as "/", and os.path keeps it ("//" is its own dirname,
+    normpath leaves "//x"), so a path must never reach a comparison or a walk up
+    its folders that way. A trailing "/" (a directory) is kept."""
+    return "/" + path.lstrip("/") if path.startswith("//") else path
+
+
+def folders_above(path: str) -> List[str]:
+    """The folders above ``path`` (normalized, absolute), nearest first, "/" left out.
+    Ends by construction: it stops where dirname stops shortening the path."""
+    folders = []
+    parent = os.path.dirname(os.path.normpath(clean_path(path)))
+    while parent not in ("", "/"):
+        folders.append(parent)
+        above = os.path.dirname(parent)
+        if len(above) >= len(parent):
+            break
+        parent = above
+    return folders
+
+
 def resolve_path(name: str, params: Mapping[str, Any]) -> str:
-    """mgmt's rule: ``dirname`` replaces the directory of ``path``, ``basename`` its last part."""
+    """mgmt's rule: ``dirname`` replaces the directory of ``path``, ``basename`` its last
+    part; leading slashes made one (see clean_path)."""
     path = params.get("path") or name
     dirname, basename = params.get("dirname") or "", params.get("basename") or ""
     if not dirname and not basename:
-        return path
+        return clean_path(path)
     head, tail = os.path.split(path)
     head = head + "/" if head and not head.endswith("/") else head
     if not dirname:
         dirname = head
     if not dirname.endswith("/"):
         dirname += "/"
-    return dirname + (basename or tail)
+    return clean_path(dirname + (basename or tail))
 
 
 def check_basename(basename: Optional[str]) -> None:
@@ -69,7 +96,18 @@ def real_folder(path: str) -> str:
     symlink on the way, /lib and /usr/lib) is watched under one, as inotify
     watches inodes; the last part stays as named (a link there is the path's)."""
     folder, name = os.path.split(os.path.normpath(os.path.abspath(path)))
-    return os.path.join(os.path.realpath(folder), name)
+    return os.path.join(real_path(folder), name)
+
+
+def real_path(path: str) -> str:
+    """os.path.realpath that never raises: a link on the way this user may not read
+    (EACCES: /proc/1/root, a non-root agent's) leaves the path as named, as realpath
+    itself does for a missing part or a loop. What the path is shows when it is
+    used: the open or the write fails, naming it."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return os.path.normpath(os.path.abspath(path))
 
 
 def collected_under(name: str, params: Mapping[str, Any], pattern: str) -> Dict[str, Any]:
@@ -86,7 +124,7 @@ def collected_under(name: str, params: Mapping[str, Any], pattern: str) -> Dict[
     check_basename(params.get("basename"))
     exported = resolve_path(name, params)
     last = os.path.basename(os.path.normpath(exported))
-    directory = os.path.normpath(pattern)
+    directory = os.path.normpath(clean_path(pattern))
     path = os.path.join(directory, last)
     if last in ("", ".", "..") or os.path.dirname(os.path.normpath(path)) != directory:
         raise FieldError(
@@ -98,11 +136,25 @@ def collected_under(name: str, params: Mapping[str, Any], pattern: str) -> Dict[
     return out
 
 
+def check_one_line(field: str, value: Any) -> None:
+    """A path or a name is logged as it is: a control character (a newline, ESC)
+    would forge a log line or drive the terminal, as in a resource's name."""
+    # Imported here: mgmt.graph imports this module (clash), so a top-level import
+    # of mgmt.graph.limits would be a cycle for whoever imports the file kind first.
+    from mgmt.graph.limits import first_control
+
+    bad = first_control(value) if isinstance(value, str) else None
+    if bad is not None:
+        raise FieldError(field, f"must not hold the control character U+{ord(bad):04X}: {value!r}")
+
+
 def check_file_fields(params: Mapping[str, Any]) -> None:
     """A file resource's checks across its fields (FileRes.validate): a mode, one of
     content and source, absolute paths, one name for basename, owner and group
-    values that can ever be ones."""
+    values that can ever be ones, no control character in a path or a name."""
     parse_mode(params.get("mode"))
+    for key in ("path", "dirname", "basename", "source", "owner", "group"):
+        check_one_line(key, params.get(key))
     if params.get("content") is not None and params.get("source") is not None:
         raise FieldError("source", "give content or source, not both")
     for key in ("path", "source", "dirname"):

@@ -8,67 +8,16 @@ link found there is reported as a link, never followed. Names (path
 components above the managed path) are the graph author's responsibility,
 as with ``rm`` and ``install``.
 
-The second guard is ``rm --preserve-root``'s, widened: ``state: absent`` with
-``recurse: true`` refuses the top-level directories of the file-system
-hierarchy and the home directory unless ``force: true`` says so.
+The second guard, against removing a system tree, is mgmt.resources.fileremove's.
 """
 
-import contextlib
 import errno
 import os
 import pwd
 import stat
-from typing import Any, Dict, Mapping, Optional, Set, Tuple, Union
-
-# The top-level directories of the file-system hierarchy (FHS 3.0) and "/".
-# /lib* is every /lib variant the host has (lib, lib64, lib32, libx32).
-SYSTEM_DIRS = (
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
-    "/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
-    "/usr", "/var",
-)  # fmt: skip
+from typing import Any, Dict, Optional, Tuple, Union
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-
-
-def protected_paths() -> Set[str]:
-    """Paths ``state: absent, recurse: true`` refuses without ``force``, as the host resolves them.
-
-    Both the listed name and what it resolves to (``/lib`` -> ``/usr/lib`` on a
-    merged-/usr host), every ``/lib*`` the host has, and the home directory of
-    the user the agent runs as (from the password database and ``$HOME``).
-    """
-    names = set(SYSTEM_DIRS)
-    with contextlib.suppress(OSError):
-        names.update("/" + entry for entry in os.listdir("/") if entry.startswith("lib"))
-    for home in (os.environ.get("HOME"), _passwd_home()):
-        if home and home.startswith("/"):
-            names.add(os.path.normpath(home))
-    return names | {os.path.realpath(name) for name in names}
-
-
-def _passwd_home() -> Optional[str]:
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_dir
-    except KeyError:
-        return None
-
-
-def refuse_protected(path: str, params: Mapping[str, Any]) -> Optional[str]:
-    """Why removing ``path`` recursively is refused (a message naming path and field), or None."""
-    if params.get("state") != "absent" or not params.get("recurse"):
-        return None
-    if os.path.normpath(path) == "/" or os.path.realpath(path) == "/":
-        return "refusing to remove / (never allowed, not even with force: true)"
-    if params.get("force"):
-        return None
-    protected = protected_paths()
-    if os.path.normpath(path) in protected or os.path.realpath(path) in protected:
-        return (
-            f"refusing to remove {path} recursively: a top-level system directory or the "
-            "home directory (set force: true to allow it)"
-        )
-    return None
 
 
 class Opened:
@@ -226,6 +175,10 @@ def is_id(value: str) -> bool:
     return bool(value) and not value.strip("0123456789")
 
 
+# useradd allows 32 characters; generous, but no megabyte name reaches a log line.
+MAX_OWNER_NAME = 256
+
+
 def check_owner_value(field: str, value: Union[str, int, None]) -> Optional[str]:
     """Why ``value`` can never be an owner/group (checked at graph load), or None."""
     if value is None:
@@ -235,6 +188,8 @@ def check_owner_value(field: str, value: Union[str, int, None]) -> Optional[str]
         return None if 0 <= int(value) < 2**32 - 1 else f"{value} is not a valid id"
     if not value or "\0" in value or ":" in value or value != value.strip():
         return f"{value!r} is not a valid {'user' if field == 'owner' else 'group'} name"
+    if len(value) > MAX_OWNER_NAME:
+        return f"a name of {len(value)} characters is over the limit of {MAX_OWNER_NAME}"
     return None
 
 

@@ -11,147 +11,235 @@ copy what the link leads to (``src/x -> /etc/shadow``). Folders are made with
 the source's modes, as files are written with theirs, but for the owner's rwx.
 """
 
+import errno
 import os
 import stat
 from typing import Any, List, Mapping, Optional, Set, Tuple
 
 from mgmt.resources.atomic import atomic_write, temp_name
 from mgmt.resources.base import ResourceError
-from mgmt.resources.filesafe import Opened, holds, read_source
+from mgmt.resources.fileremove import remove_tree
+from mgmt.resources.filesafe import holds, read_source
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
-def remove_tree(path: str) -> None:
-    import shutil  # rarely needed: not worth every agent's start-up
-
-    shutil.rmtree(path)
-
-
-def _holds_already(dst: str, data: bytes) -> bool:
-    """Whether the regular file ``dst`` (never a link) holds ``data``."""
-    with Opened(dst) as there:
-        if there.fd is None or there.st is None or not stat.S_ISREG(there.st.st_mode):
-            return False
-        return there.st.st_size == len(data) and holds(there.fd, data)
-
-
-def _is_dir(path: str) -> bool:
+def _lstat_at(folder: int, name: str) -> Optional[os.stat_result]:
     try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):  # noop: a file is where a folder above goes
-        return False
+        return os.lstat(name, dir_fd=folder)
+    except FileNotFoundError:
+        return None
+
+
+def _walk_to(top: int, parts: List[str]) -> Optional[int]:
+    """A new descriptor on the folder ``parts`` below the open folder ``top``, each
+    step opened without following a link; None where a step is missing or is not
+    a folder (a link, a file: never looked through)."""
+    fd = os.dup(top)
+    for part in parts:
+        try:
+            step = os.open(part, _DIR_FLAGS, dir_fd=fd)
+        except OSError as err:
+            if err.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+                os.close(fd)
+                raise
+            step = None
+        os.close(fd)
+        if step is None:
+            return None
+        fd = step
+    return fd
+
+
+def _swapped(res: Any, path: str) -> ResourceError:
+    return ResourceError(repr(res), f"{path} changed to a link or a file while being copied")
 
 
 def sync_tree(res: Any, source: str, apply: bool) -> bool:
     """Make the tree at ``res.path`` hold what ``source`` holds (extra files go only with force).
 
     ``res`` is the file resource: its path, params, ``say`` (each change logged
-    once made, never before) and ``repr`` for errors.
+    once made, never before) and ``repr`` for errors. The target tree is worked
+    on through descriptors of its folders, each opened without following a link
+    (mkdir, writes, renames, removals and chmod relative to them): a folder
+    swapped for a link while the copy runs is never written or chmod-ed through.
     """
     if not os.path.isdir(source):  # os.walk would find nothing, and call that fine
         raise ResourceError(repr(res), f"source {source} is not a directory (missing?)")
+    try:
+        top = os.open(res.path, _DIR_FLAGS)
+    except OSError as err:
+        if err.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _swapped(res, res.path) from None
+        raise
     ok = True
-    made: List[Tuple[str, int]] = []  # folders made and their source's modes (see below)
+    made: List[Tuple[List[str], int]] = []  # folders made and their source's modes (see below)
     try:
         for folder, dirs, files in os.walk(source):
-            target_dir = os.path.normpath(os.path.join(res.path, os.path.relpath(folder, source)))
-            was_there = _make_folder(res, target_dir, apply)
+            rel = os.path.relpath(folder, source)
+            parts = [] if rel == "." else rel.split(os.sep)
+            target_dir = os.path.normpath(os.path.join(res.path, rel))
+            was_there = True
+            if parts:
+                parent = _walk_to(top, parts[:-1])
+                if parent is None and apply:
+                    raise _swapped(res, os.path.dirname(target_dir))
+                try:
+                    was_there = _make_folder(res, parent, parts[-1], target_dir, apply)
+                finally:
+                    if parent is not None:
+                        os.close(parent)
             ok = was_there and ok
-            if apply and not was_there and folder != source:
+            if apply and not was_there:
                 # The owner keeps rwx: a login other than root could not update a
                 # folder made read-only (0555) at the next run.
-                made.append((target_dir, stat.S_IMODE(os.lstat(folder).st_mode) | stat.S_IRWXU))
+                made.append((parts, stat.S_IMODE(os.lstat(folder).st_mode) | stat.S_IRWXU))
             # Under noop a folder to make is not there (or something else is, a link
             # maybe, never looked through): what it would hold is said all the same,
             # each entry missing.
-            there = was_there or apply  # made by now if it was not
-            links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
-            for name in files + links:
-                entry = os.path.join(target_dir, name)
-                ok = _copy_entry(res, os.path.join(folder, name), entry, apply, there) and ok
-            if res.params["force"] and there:
-                ok = _remove_extra(res, target_dir, set(dirs) | set(files), apply) and ok
+            here = _walk_to(top, parts) if apply or was_there else None
+            if here is None and apply:
+                raise _swapped(res, target_dir)
+            try:
+                links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
+                for name in files + links:
+                    entry = os.path.join(target_dir, name)
+                    src = os.path.join(folder, name)
+                    ok = _copy_entry(res, src, here, entry, apply) and ok
+                if res.params["force"] and here is not None:
+                    wanted = set(dirs) | set(files)
+                    ok = _remove_extra(res, here, target_dir, wanted, apply) and ok
+            finally:
+                if here is not None:
+                    os.close(here)
     finally:
         # A folder made gets its source's mode once filled, not before: one without
         # write for its owner could not be filled. (The top is the resource's: its
-        # mode field rules there.)
-        for target_dir, mode in reversed(made):
-            os.chmod(target_dir, mode)
+        # mode field rules there.) Reached again without following links.
+        for parts, mode in reversed(made):
+            fd = _walk_to(top, parts)
+            if fd is not None:
+                try:
+                    os.fchmod(fd, mode)
+                finally:
+                    os.close(fd)
+        os.close(top)
     return ok
 
 
-def _make_folder(res: Any, target_dir: str, apply: bool) -> bool:
-    """Make ``target_dir`` a folder (what else is there goes only with force);
-    whether it was one."""
-    if os.path.lexists(target_dir) and not _is_dir(target_dir):
+def _make_folder(res: Any, parent: Optional[int], name: str, target_dir: str, apply: bool) -> bool:
+    """Make ``name`` in the open folder ``parent`` (None: not there yet, under noop)
+    a folder (what else is there goes only with force); whether it was one."""
+    st = None if parent is None else _lstat_at(parent, name)
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        return True
+    if st is not None:
         if not res.params["force"]:
             message = f"{target_dir} is not a directory; set force: true to replace it"
             raise ResourceError(repr(res), message)
         if apply:
-            os.unlink(target_dir)
-            os.makedirs(target_dir)
+            os.unlink(name, dir_fd=parent)  # a link goes, never its target
+            os.mkdir(name, 0o700, dir_fd=parent)
         res.say(apply, f"replaced {target_dir} by a directory", f"replace {target_dir}")
         return False
-    if _is_dir(target_dir):
-        return True
     if apply:
-        os.makedirs(target_dir, exist_ok=True)
+        # 0700 while it is filled; its source's mode once it is (see sync_tree).
+        os.mkdir(name, 0o700, dir_fd=parent)
     res.say(apply, f"made {target_dir}", f"make {target_dir}")
     return False
 
 
-def _remove_extra(res: Any, target_dir: str, wanted: Set[str], apply: bool) -> bool:
-    """Remove what ``target_dir`` holds beyond ``wanted``; whether it held nothing more."""
+def _remove_extra(res: Any, here: int, target_dir: str, wanted: Set[str], apply: bool) -> bool:
+    """Remove what the open folder ``here`` holds beyond ``wanted``; whether it held
+    nothing more."""
     ok = True
-    for extra in sorted(set(os.listdir(target_dir)) - wanted):
+    for extra in sorted(set(os.listdir(here)) - wanted):
         ok = False
         gone = os.path.join(target_dir, extra)
         if apply:
-            remove_tree(gone) if _is_dir(gone) else os.unlink(gone)
+            st = _lstat_at(here, extra)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                remove_tree(res, gone, dir_fd=here)
+            elif st is not None:
+                os.unlink(extra, dir_fd=here)
         res.say(apply, f"removed {gone}", f"remove {gone}")
     return ok
 
 
-def _copy_entry(res: Any, src: str, dst: str, apply: bool, folder_there: bool) -> bool:
-    """Make ``dst`` what the file or link ``src`` is; whether it was already (never,
-    without ``folder_there``: its folder is yet to be made)."""
+def _holds_already(here: int, name: str, data: bytes) -> bool:
+    """Whether the regular file ``name`` in the open folder ``here`` (never a link)
+    holds ``data``."""
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=here)
+    except OSError:  # missing, a link (ELOOP), a FIFO (ENXIO)
+        return False
+    try:
+        st = os.fstat(fd)
+        return stat.S_ISREG(st.st_mode) and st.st_size == len(data) and holds(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _copy_entry(res: Any, src: str, here: Optional[int], dst: str, apply: bool) -> bool:
+    """Make ``dst`` (named in the open folder ``here``) what the file or link ``src``
+    is; whether it was already (never when ``here`` is None: its folder is yet to
+    be made)."""
+    name = os.path.basename(dst)
     try:
         target = os.readlink(src) if os.path.islink(src) else None
         data = None if target is not None else read_source(src, follow=False)
     except (OSError, ValueError) as err:  # gone since listed, or not a regular file
         raise ResourceError(repr(res), str(err)) from None
-    if folder_there and target is None and _holds_already(dst, data):
-        return True
-    if folder_there and target is not None and _link_there(dst) == target:
-        return True
-    if folder_there and _is_dir(dst):
-        what = "a file" if target is None else "a symlink"
-        if not res.params["force"]:
-            message = f"{dst} is a directory where {src} is {what}; set force: true to replace it"
-            raise ResourceError(repr(res), message)
-        if apply:
-            remove_tree(dst)
-        res.say(apply, f"removed directory {dst}", f"remove directory {dst}")
+    if here is not None:
+        if target is None and _holds_already(here, name, data):
+            return True
+        if target is not None and _link_there(here, name) == target:
+            return True
+        st = _lstat_at(here, name)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            what = "a file" if target is None else "a symlink"
+            if not res.params["force"]:
+                message = (
+                    f"{dst} is a directory where {src} is {what}; set force: true to replace it"
+                )
+                raise ResourceError(repr(res), message)
+            if apply:
+                remove_tree(res, dst, dir_fd=here)
+            res.say(apply, f"removed directory {dst}", f"remove directory {dst}")
     if target is None:
         if apply:
-            atomic_write(dst, data, stat.S_IMODE(os.lstat(src).st_mode))
+            _write_at(here, name, dst, data, stat.S_IMODE(os.lstat(src).st_mode))
         res.say(apply, f"copied {dst}", f"copy {dst}")
         return False
     if apply:  # made beside it, then renamed over it: never a moment without one
-        temp = temp_name(dst)
-        os.symlink(target, temp)
+        temp = os.path.basename(temp_name(dst))
+        os.symlink(target, temp, dir_fd=here)
         try:
-            os.rename(temp, dst)
+            os.rename(temp, name, src_dir_fd=here, dst_dir_fd=here)
         except OSError:
-            os.unlink(temp)
+            os.unlink(temp, dir_fd=here)
             raise
     res.say(apply, f"linked {dst} to {target}", f"link {dst} to {target}")
     return False
 
 
-def _link_there(path: str) -> Optional[str]:
-    """Where the symlink ``path`` leads, or None if it is none (or missing)."""
+def _write_at(here: Optional[int], name: str, dst: str, data: bytes, mode: int) -> None:
+    """atomic_write of ``name`` in the open folder ``here``: its /proc/self/fd name leads
+    to that very folder, whatever was renamed or swapped for a link since it was
+    opened (the kernel does not look the folder's path up again)."""
+    if here is None:
+        raise OSError(errno.ENOENT, "folder not made", dst)
     try:
-        return os.readlink(path)
+        atomic_write(f"/proc/self/fd/{here}/{name}", data, mode)
+    except OSError as err:  # named as the graph names it, not by descriptor
+        raise OSError(err.errno, err.strerror, dst) from None
+
+
+def _link_there(here: int, name: str) -> Optional[str]:
+    """Where the symlink ``name`` in the open folder ``here`` leads, or None if it is none."""
+    try:
+        return os.readlink(name, dir_fd=here)
     except OSError:
         return None
 

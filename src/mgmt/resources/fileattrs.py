@@ -1,0 +1,57 @@
+"""The file kind's owner, group and mode: looked up by name on this host, checked and
+fixed on what is open (fchown/fchmod), never by name; a part of FileRes.
+
+A mixin: it uses the resource's ``params``, ``path``, ``mode``, ``note`` and ``say``.
+"""
+
+import os
+import stat
+from typing import Any, Dict, Optional, Tuple
+
+from mgmt.resources.base import ResourceError
+from mgmt.resources.filesafe import parse_owner, shown_owner
+
+
+class Attrs:
+    """Owner, group and mode handling for FileRes (see the module docstring)."""
+
+    params: Dict[str, Any]
+    path: str
+    mode: Optional[int]
+
+    def _owners(self) -> Tuple[Optional[int], Optional[int]]:
+        """The wanted (uid, gid), looked up now (None where not managed)."""
+        try:
+            return (
+                parse_owner("owner", self.params.get("owner")),
+                parse_owner("group", self.params.get("group")),
+            )
+        except KeyError as err:
+            raise ResourceError(repr(self), err.args[0]) from None
+
+    def _attrs(self, fd: int, st: os.stat_result, apply: bool) -> bool:
+        """Check (and fix) owner, group and mode of what is open as ``fd`` (a file or a
+        directory opened without following links): fchown/fchmod, never by name."""
+        ok = True
+        uid, gid = self._owners()
+        if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
+            ok = False
+            self._note_owner(st, uid, gid)
+            if apply:
+                # chown clears set-id bits: the mode is checked afterwards.
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+                st = os.fstat(fd)
+            self.say(apply, f"set owner of {self.path}", f"set owner of {self.path}")
+        if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
+            ok = False
+            self.note("mode", f"{self.mode:04o}", f"{stat.S_IMODE(st.st_mode):04o}")
+            if apply:
+                os.fchmod(fd, self.mode)
+            change = f"set mode {self.mode:04o} on {self.path}"
+            self.say(apply, change, change)
+        return ok
+
+    def _note_owner(self, st: os.stat_result, uid: Optional[int], gid: Optional[int]) -> None:
+        for field, want, have in (("owner", uid, st.st_uid), ("group", gid, st.st_gid)):
+            if want is not None and have != want:  # in the graph's words: a name if it gave one
+                self.note(field, *shown_owner(field, self.params[field], have))
