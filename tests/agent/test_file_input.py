@@ -95,3 +95,22 @@ def test_an_owner_name_over_256_characters_is_refused_at_load(tmp_path, field):
         assert len(done.stderr) < 1000  # the name is not echoed back
     done, _ = load(tmp_path, {"name": "r", "path": f"{tmp_path}/f", field: "u" * 256})
     assert done.returncode == 1 and "on this host" in done.stderr  # read, then looked up
+
+
+@pytest.mark.parametrize("field", ["path", "dirname", "basename", "source"])
+def test_a_path_longer_than_linux_opens_is_refused_at_load_without_repeating_it(tmp_path, field):
+    """No path over PATH_MAX (4096 bytes with its NUL) can be opened: a 1 MB one was
+    taken, and its errors repeated it whole."""
+    long = "d/" * (1 << 19)  # 1 MiB
+    value = {
+        "path": f"{tmp_path}/{long}f",
+        "dirname": f"{tmp_path}/{long}",
+        "basename": "b" * 4096,
+        "source": f"{tmp_path}/{long}s",
+    }[field]
+    done, lines = load(tmp_path, {"name": "r", "path": f"{tmp_path}/f", field: value})
+    assert done.returncode == 2, done.stderr[:500]
+    where = line_of(lines, f'"{field}"')
+    said = f"g.yaml:{where}: file[r]: {field}: a path of {len(value.encode())} bytes"
+    assert said in done.stderr and "longer than Linux opens (4095)" in done.stderr, done.stderr
+    assert len(done.stderr) < 1000

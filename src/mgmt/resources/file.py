@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 # atomic_write stays importable from here too (bench/engine.py, older tests).
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.fields import shown
 from mgmt.resources.fileattrs import Attrs
 from mgmt.resources.fileclaims import FileClaims
 from mgmt.resources.filediff import MAX_COMPARED, content_diff
@@ -102,7 +103,7 @@ class FileRes(Attrs, Resource):
         check_one_line("pattern", pattern)
         if pattern and (not pattern.startswith("/") or ".." in pattern.split("/")):
             raise FieldError(
-                "pattern", f"{pattern!r} is not an absolute directory without '..' segments"
+                "pattern", f"{shown(pattern)} is not an absolute directory without '..' segments"
             )
 
     @classmethod
@@ -119,7 +120,7 @@ class FileRes(Attrs, Resource):
         super().__init__(name, params, meta)
         self.path = resolve_path(name, self.params)
         if not self.path.startswith("/"):
-            raise FieldError("path", f"{self.path!r} must be an absolute path")
+            raise FieldError("path", f"{shown(self.path)} must be an absolute path")
         self.is_dir = self.path.endswith("/")
         if self.is_dir and self.params.get("content") is not None:  # was dropped in silence
             raise FieldError("content", f"{self.path} is a directory (it ends in /): no content")

@@ -145,7 +145,23 @@ def check_one_line(field: str, value: Any) -> None:
 
     bad = first_control(value) if isinstance(value, str) else None
     if bad is not None:
-        raise FieldError(field, f"must not hold the control character U+{ord(bad):04X}: {value!r}")
+        message = f"must not hold the control character U+{ord(bad):04X}: {shown(value)}"
+        raise FieldError(field, message)
+
+
+# Linux's PATH_MAX (4096) counts the final NUL: no longer path (or file name
+# joined to a folder) can be opened, and a graph's 1 MB one would be repeated by
+# every message that names it.
+MAX_PATH_BYTES = 4095
+
+
+def check_path_length(field: str, value: Any) -> None:
+    if isinstance(value, str):
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > MAX_PATH_BYTES:
+            raise FieldError(
+                field, f"a path of {size} bytes is longer than Linux opens ({MAX_PATH_BYTES})"
+            )
 
 
 def check_file_fields(params: Mapping[str, Any]) -> None:
@@ -153,6 +169,8 @@ def check_file_fields(params: Mapping[str, Any]) -> None:
     content and source, absolute paths, one name for basename, owner and group
     values that can ever be ones, no control character in a path or a name."""
     parse_mode(params.get("mode"))
+    for key in ("path", "dirname", "basename", "source"):
+        check_path_length(key, params.get(key))
     for key in ("path", "dirname", "basename", "source", "owner", "group"):
         check_one_line(key, params.get(key))
     if params.get("content") is not None and params.get("source") is not None:
