@@ -18,6 +18,13 @@ CASES = [
     (b"\xff\xfe", b"text\n", "Binary files /f and /f (new) differ"),
     (b"x" * (MAX_COMPARED + 1), b"y",
      f"/f: {MAX_COMPARED + 1} bytes -> 1 bytes (too large to diff)"),
+    # Shown escaped, never sent to the terminal as they are: an ESC sequence, a
+    # carriage return that would overwrite the line, a line break that is not \n.
+    (b"", b"\x1b[31mred\tx\n", "--- /f\n+++ /f (new)\n@@ -0,0 +1 @@\n+\\x1b[31mred\tx\n"),
+    (b"", b"a\r\nb\rc\n", "--- /f\n+++ /f (new)\n@@ -0,0 +1,3 @@\n+a\\r\n+b\\r\n+c\n"),
+    ("a\u2028b\u202ec".encode(), b"",
+     "--- /f\n+++ /f (new)\n@@ -1,2 +0,0 @@\n-a\\u2028\n-b\\u202ec\n"
+     "\\ No newline at end of file\n"),
 ]  # fmt: skip
 
 

@@ -15,6 +15,35 @@ def _text(data: bytes) -> Optional[str]:
         return None
 
 
+# What splitlines() ends a line at besides "\n" (a "\r\n" ends in "\n": its "\r" is escaped).
+_OTHER_BREAKS = ("\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+
+def _escaped(text: str) -> str:
+    """``text`` with what a terminal would act on (ESC sequences, a carriage return
+    overwriting the line) or hide (bidi overrides) escaped: content is the graph's
+    or the host's, and the diff goes to the terminal and the log."""
+    if text.replace("\t", " ").isprintable():
+        return text
+    import unicodedata
+
+    return "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if char != "\t" and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs")
+        else char
+        for char in text
+    )
+
+
+def _one_line(line: str) -> str:
+    """A diff line as one terminal line: its break, when not "\n", shown escaped."""
+    if line.endswith("\n"):
+        return _escaped(line[:-1]) + "\n"
+    if line.endswith(_OTHER_BREAKS):
+        return _escaped(line) + "\n"
+    return _escaped(line) + "\n\\ No newline at end of file\n"
+
+
 def content_diff(path: str, old: bytes, new: bytes, old_size: Optional[int] = None) -> str:
     """A unified diff from ``old`` to ``new`` (``diff -u`` style, at most MAX_LINES lines),
     or one line saying why there is none (binary, too large). ``old_size``: the
@@ -35,9 +64,7 @@ def content_diff(path: str, old: bytes, new: bytes, old_size: Optional[int] = No
             tofile=f"{path} (new)",
         )
     )
-    out = [
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
-    ]
+    out = [_one_line(line) for line in lines]
     if len(out) > MAX_LINES:
         out = [*out[:MAX_LINES], f"... {len(out) - MAX_LINES} more lines\n"]
     return "".join(out)
