@@ -167,7 +167,8 @@ def check_path_length(field: str, value: Any) -> None:
 def check_file_fields(params: Mapping[str, Any]) -> None:
     """A file resource's checks across its fields (FileRes.validate): a mode, one of
     content and source, absolute paths, one name for basename, owner and group
-    values that can ever be ones, no control character in a path or a name."""
+    values that can ever be ones, paths Linux can open, no control character in a
+    path or a name."""
     parse_mode(params.get("mode"))
     for key in ("path", "dirname", "basename", "source"):
         check_path_length(key, params.get(key))
