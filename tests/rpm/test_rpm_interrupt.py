@@ -94,9 +94,10 @@ def test_a_signal_during_the_imports_exits_without_a_traceback(tmp_path):
 # An rpmbuild that outlives SIGTERM (as a stuck scriptlet may): mgmt-pkg's
 # clean-up must wait its grace and then SIGKILL it. It says when the clean-up
 # has begun (the SIGTERM reached it), which is when the test's second signal goes.
+# The trap is set before it says it runs: a SIGTERM in between would end it.
 DEAF_RPMBUILD = """#!/bin/sh
-echo $$ > "{marker}"
 trap 'echo stopping > "{stopping}"' TERM
+echo $$ > "{marker}"
 while :; do sleep 300 & wait $!; done
 """
 
