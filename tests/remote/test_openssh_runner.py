@@ -5,15 +5,16 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
-from remote_helpers import need_hosts
+from remote_helpers import need_hosts, wait_until
 
 from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import parse_remote
 from mgmt.remote.transport.openssh import FAST_KEX, OpenSshRunner, end_ssh, kex_for
-from mgmt.remote.transport.runner import upload
+from mgmt.remote.transport.runner import HURRY_SECONDS, upload
 from support.hosts import ssh_hosts
 
 
@@ -193,3 +194,44 @@ def test_a_target_that_looks_like_an_option_is_never_read_as_one(tmp_path):
     finally:
         runner.close()
     assert not made.exists()
+
+
+def _back_up(host) -> None:
+    """link_up, and wait until this machine reaches the host again (its neighbour
+    entry failed while the link was down)."""
+    host.link_up()
+    wait_until(lambda: socket.create_connection((host.address, 22), 1).close() or True, 30, "link")
+
+
+def test_hurried_a_host_whose_link_is_down_is_lost_within_seconds(pool):
+    """--lost-timeout (30 s here) is for a run going on; once it stops, hurry() gives
+    a silent host HURRY_SECONDS, as the paramiko runner does (a secondary waited the
+    whole 30 s for a dead leaf, past the initiator's patience)."""
+    spec = parse_remote("a", Path("x.yaml"), 1)
+    runner = OpenSshRunner(spec, lost_timeout=30, ssh_config=str(pool.ssh_config))
+    process = runner.start("echo up; sleep 600")
+    try:
+        assert process.stdout.readline() == b"up\n"
+        pool["a"].link_down()
+        started = time.monotonic()
+        runner.hurry()
+        status = process.wait(HURRY_SECONDS + 5)
+        took = time.monotonic() - started
+    finally:
+        _back_up(pool["a"])
+        process.close()
+        runner.close()
+    assert status == -1 and took < HURRY_SECONDS + 3, (status, took)
+    assert runner.lost() == "lost: no answer over SSH for 3 s after the stop"
+
+
+def test_hurried_a_host_that_answers_is_not_lost(pool, runner):
+    process = runner.start("echo up; sleep 600")
+    try:
+        assert process.stdout.readline() == b"up\n"
+        runner.hurry()
+        runner._probe.join(HURRY_SECONDS + 5)  # the host was asked and answered
+        assert not runner._probe.is_alive()
+        assert runner.lost() is None and process.wait(0) is None  # still running
+    finally:
+        process.close()

@@ -16,7 +16,7 @@ from typing import Optional
 
 import paramiko
 
-HURRY_SECONDS = 3.0
+from mgmt.remote.transport.runner import HURRY_SECONDS
 
 
 class Heartbeat:

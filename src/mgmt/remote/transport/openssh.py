@@ -40,7 +40,14 @@ from typing import Callable, Dict, List, Optional
 from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.transport.openssh_mux import MuxError, remote_forward
-from mgmt.remote.transport.runner import Address, Become, Process, Runner, Tunnel
+from mgmt.remote.transport.runner import (
+    HURRY_SECONDS,
+    Address,
+    Become,
+    Process,
+    Runner,
+    Tunnel,
+)
 
 FAST_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
 # How often a login is looked at: the master's socket appearing, or the master ending.
@@ -252,6 +259,7 @@ class OpenSshRunner(Runner):
         self._lost: Optional[str] = None
         self._master: Optional[SshProcess] = None
         self._master_lock = threading.Lock()
+        self._probe: Optional[threading.Thread] = None  # hurry()'s, once
 
     def _live_master(self) -> bool:
         return self._master is not None and self._master.popen.poll() is None
@@ -321,7 +329,36 @@ class OpenSshRunner(Runner):
         return self._lost
 
     def hurry(self) -> None:
-        pass  # ServerAliveInterval is already at most 5 s
+        """Ask the host for an answer now (a ``true`` on the master's connection):
+        none within HURRY_SECONDS and the host is lost, its master ended. The
+        master's keepalives give a dead host the whole --lost-timeout (30 s by
+        default), which held a secondary's stop past its own grace."""
+        with self._master_lock:
+            if self._probe is not None or not self._live_master():
+                return
+            self._probe = threading.Thread(target=self._ask, name="ssh-hurry", daemon=True)
+            self._probe.start()
+
+    def _ask(self) -> None:
+        master = self._master
+        if master is None or not os.path.exists(self.socket):
+            return  # no master to ask through (and no new login for a probe)
+        probe = subprocess.Popen(
+            self.ssh("-T", "-o", "ControlMaster=no", "true"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            probe.wait(HURRY_SECONDS)
+            return  # answered, or the master is gone already (lost() says so)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            end_ssh(probe)
+        if master is self._master and master.popen.poll() is None and not master.closed:
+            self._lost = f"lost: no answer over SSH for {HURRY_SECONDS:.0f} s after the stop"
+            end_ssh(master.popen)  # its command's wait() returns -1 (ssh's 255)
 
     def close(self) -> None:
         if self._master is not None:

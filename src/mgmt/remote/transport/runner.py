@@ -12,6 +12,9 @@ from typing import BinaryIO, Callable, NamedTuple, Optional, Tuple
 from mgmt.remote.transport.same_host import Endpoint, Login
 
 Address = Tuple[str, int]
+# Once the run stops, a host gets this long to answer before it is reported lost
+# (every runner's hurry()), whatever --lost-timeout says.
+HURRY_SECONDS = 3.0
 
 
 class CommandResult(NamedTuple):
