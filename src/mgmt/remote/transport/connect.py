@@ -45,6 +45,11 @@ class ConnectOptions:
     identity: Optional[str] = None
     accept_new: bool = False
     allow_interactive: bool = False
+    # The connection, the host's SSH greeting, the handshake and each answer to
+    # the login must each come within this (ParamikoRunner: at most the run's
+    # --lost-timeout). paramiko's own waits (greeting 15 s, login 30 s) and its
+    # handshake wait ending quietly left a silent host to fail after 10 s with
+    # "No existing session".
     timeout: float = 10.0
     # fab deploy hands in its own Config (fabric.yaml, -i, --prompt-for-login-password).
     fabric_config: Optional[Config] = None
@@ -73,6 +78,8 @@ def _connection(spec: HostSpec, options: ConnectOptions, password: Optional[str]
 def _new_connection(spec: HostSpec, options: ConnectOptions, password: Optional[str]) -> Connection:
     config = options.config()
     kwargs: Dict[str, object] = dict(config.connect_kwargs)
+    kwargs.setdefault("banner_timeout", options.timeout)  # a fabric.yaml's own value stays
+    kwargs.setdefault("auth_timeout", options.timeout)
     if options.identity is not None:
         kwargs["key_filename"] = [str(options.identity)]
     if password is not None:
@@ -82,7 +89,7 @@ def _new_connection(spec: HostSpec, options: ConnectOptions, password: Optional[
         user=spec.user,
         port=spec.port,
         config=config,
-        connect_timeout=int(options.timeout),
+        connect_timeout=options.timeout,
         connect_kwargs=kwargs,
     )
     hop: object = conn
@@ -92,7 +99,7 @@ def _new_connection(spec: HostSpec, options: ConnectOptions, password: Optional[
     return conn
 
 
-def _open(conn: Connection, spec: HostSpec) -> None:
+def _open(conn: Connection, spec: HostSpec, timeout: float) -> None:
     where = f"{conn.host}:{conn.port}"
     try:
         conn.open()
@@ -110,6 +117,9 @@ def _open(conn: Connection, spec: HostSpec) -> None:
     except OSError as err:
         raise RemoteError(spec.name, f"cannot connect to {where}: {err.strerror or err}") from None
     except paramiko.SSHException as err:
+        silent = _silent(conn, err, timeout)
+        if silent is not None:
+            raise RemoteError(spec.name, f"{where} {silent}") from None
         cut = _cut_before_ssh(err)
         if cut is not None:
             raise RemoteError(spec.name, f"cannot connect to {where}: {cut}") from None
@@ -119,6 +129,23 @@ def _open(conn: Connection, spec: HostSpec) -> None:
                 f"login failed as {conn.user} on {where}: no key, ssh-agent or password to offer",
             ) from None
         raise RemoteError(spec.name, f"ssh to {where} failed: {err}") from None
+
+
+def _silent(conn: Connection, err: paramiko.SSHException, timeout: float) -> Optional[str]:
+    """What the host did not do in time, or None if that is not why ``err`` came.
+
+    paramiko's wait for the greeting ends with "Error reading SSH protocol
+    banner" (the cause a timeout); its wait for the handshake ends quietly, and
+    the login that follows says "No existing session"."""
+    cause = err.__context__
+    banner = str(err).startswith("Error reading SSH protocol banner")
+    timed_out = banner and isinstance(cause, (socket.timeout, TimeoutError))
+    if not timed_out and "No existing session" not in str(err):
+        return None
+    transport = conn.client.get_transport()
+    if transport is None or not transport.remote_version:
+        return f"accepted the connection but sent no SSH greeting within {timeout:g} s"
+    return f"sent its SSH greeting but did not finish the handshake within {timeout:g} s"
 
 
 def _cut_before_ssh(err: paramiko.SSHException) -> Optional[str]:
@@ -153,7 +180,7 @@ def connect(spec: HostSpec, options: ConnectOptions) -> Connection:
     tries = 0
     while True:
         try:
-            _open(conn, spec)
+            _open(conn, spec, options.timeout)
             break
         except RemoteError as err:
             conn.close()

@@ -228,10 +228,13 @@ class OpenSshRunner(Runner):
         self._dir = tempfile.mkdtemp(prefix="mgmt-ssh-")
         self.socket = os.path.join(self._dir, "master")
         interval = max(1, min(5, int(lost_timeout // 6) or 1))
+        # ssh's ConnectTimeout covers the TCP connection and the host's greeting:
+        # a host silent for --lost-timeout is lost, while connecting too.
+        self.connect_timeout = max(1, int(min(connect_timeout, lost_timeout)))
         self.options = [
             "-o", "BatchMode=yes",
             "-o", "StrictHostKeyChecking=" + ("accept-new" if accept_new else "yes"),
-            "-o", f"ConnectTimeout={connect_timeout}",
+            "-o", f"ConnectTimeout={self.connect_timeout}",
             "-o", f"ServerAliveInterval={interval}",
             "-o", f"ServerAliveCountMax={max(1, int(lost_timeout // interval))}",
             "-S", self.socket,
@@ -288,11 +291,38 @@ class OpenSshRunner(Runner):
                 why = master.stderr.read().decode(errors="replace").strip()
                 self._master = None
                 master.close()
-                raise RemoteError(self.host, "ssh failed: " + (why or "no output"))
+                raise RemoteError(self.host, self._login_failed(why))
             time.sleep(LOGIN_POLL)
         if self._on_login is not None:
             self._on_login()
         return master
+
+    def _login_failed(self, why: str) -> str:
+        """ssh's words, or plain ones for a host that took the connection and said
+        nothing (ssh: "Connection timed out during banner exchange")."""
+        if "during banner exchange" not in why:
+            return "ssh failed: " + (why or "no output")
+        return (
+            f"{self._where()} accepted the connection but sent no SSH greeting"
+            f" within {self.connect_timeout} s"
+        )
+
+    def _where(self) -> str:
+        """host:port as ssh_config makes them of the target (``ssh -G``)."""
+        try:
+            done = subprocess.run(  # Python 3.6: no text=
+                ["ssh", "-G", *self.options, "--", self.target],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                universal_newlines=True,  # noqa: UP021
+            )
+        except OSError:
+            return self.target
+        seen = dict(line.partition(" ")[::2] for line in done.stdout.splitlines())
+        if "hostname" not in seen or "port" not in seen:
+            return self.target
+        return f"{seen['hostname']}:{seen['port']}"
 
     def ssh(self, *args: str) -> List[str]:
         return ["ssh", *self.options, *args, "--", self.target]

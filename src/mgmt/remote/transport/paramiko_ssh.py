@@ -8,6 +8,7 @@ that the host still answers.
 """
 
 import contextlib
+import dataclasses
 import socket
 import threading
 from typing import Callable, Optional
@@ -57,6 +58,8 @@ class ParamikoRunner(Runner):
     ):
         self.host = spec.name
         self.become = become or Become()
+        # A host silent for the run's --lost-timeout is lost, while connecting too.
+        options = dataclasses.replace(options, timeout=min(options.timeout, lost_timeout))
         self.timeout = options.timeout
         self.conn = connect(spec, options)
         self.transport: paramiko.Transport = self.conn.transport
