@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from remote_helpers import file_graph, mgmt_run, need_hosts, summary
+from remote_helpers import file_graph, mgmt_run, need_hosts, summary, wait_until
 
 from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import parse_remote
 from mgmt.remote.transport.connect import ConnectOptions
 from mgmt.remote.transport.openssh import OpenSshRunner
 from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
+from mgmt.remote.transport.runner import HURRY_SECONDS
 from support.hosts import ssh_hosts
 
 
@@ -77,3 +79,31 @@ def test_a_run_reports_the_silent_host_within_its_lost_timeout(pool, mute, bundl
     result, _, message = summary(done.stdout)[mute.address]
     assert (result, message) == ("failed", _silent(mute, 3)), out
     assert took < 8, (took, out)
+
+
+def test_openssh_stopped_while_logging_in_gives_up_within_seconds(pool, mute):
+    """hurry() (the run stops) while the login waits for a greeting: ssh's
+    ConnectTimeout (10 s here) is not waited out."""
+    spec = parse_remote("mute", Path("g.yaml"), 1)
+    runner = OpenSshRunner(spec, lost_timeout=30, ssh_config=str(pool.ssh_config))
+    failed = []
+
+    def log_in() -> None:
+        try:
+            runner.run("true")
+        except RemoteError as err:
+            failed.append(err.message)
+
+    thread = threading.Thread(target=log_in, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: runner._master is not None, 10, "the login to begin")
+        started = time.monotonic()
+        runner.hurry()  # returns at once: it does not wait for the login's lock
+        assert time.monotonic() - started < 1
+        thread.join(HURRY_SECONDS + 3)
+        took = time.monotonic() - started
+    finally:
+        runner.close()
+    assert failed == ["stopped: no SSH login within 3 s of the stop"], (failed, took)
+    assert took < HURRY_SECONDS + 2, took

@@ -263,6 +263,8 @@ class OpenSshRunner(Runner):
         self._master: Optional[SshProcess] = None
         self._master_lock = threading.Lock()
         self._probe: Optional[threading.Thread] = None  # hurry()'s, once
+        self._probe_lock = threading.Lock()  # not _master_lock: a login holds that
+        self._hurried_at: Optional[float] = None
 
     def _live_master(self) -> bool:
         return self._master is not None and self._master.popen.poll() is None
@@ -277,6 +279,7 @@ class OpenSshRunner(Runner):
         argv += ["-N", "--", self.target] if command is None else [tty, "--", self.target, command]
         master = self._master = SshProcess(argv)
         self._lost = None
+        began = time.monotonic()
         # The master makes its socket once logged in, and only then (OpenSSH
         # listens on a temporary name and links it into place): its appearing
         # is the sign, asking with `ssh -O check` would cost another ssh.
@@ -292,6 +295,12 @@ class OpenSshRunner(Runner):
                 self._master = None
                 master.close()
                 raise RemoteError(self.host, self._login_failed(why))
+            hurried = self._hurried_at  # during this login: the run stops, it is given up
+            if hurried is not None and began <= hurried < time.monotonic() - HURRY_SECONDS:
+                self._master = None
+                master.close()
+                why = f"stopped: no SSH login within {HURRY_SECONDS:.0f} s of the stop"
+                raise RemoteError(self.host, why)
             time.sleep(LOGIN_POLL)
         if self._on_login is not None:
             self._on_login()
@@ -360,10 +369,13 @@ class OpenSshRunner(Runner):
 
     def hurry(self) -> None:
         """Ask the host for an answer now (a ``true`` on the master's connection):
-        none within HURRY_SECONDS and the host is lost, its master ended. The
-        master's keepalives give a dead host the whole --lost-timeout (30 s by
-        default), which held a secondary's stop past its own grace."""
-        with self._master_lock:
+        none within HURRY_SECONDS and the host is lost, its master ended; a login
+        going on is given as long (see _log_in). The master's keepalives give a
+        dead host the whole --lost-timeout (30 s by default), which held a
+        secondary's stop past its own grace."""
+        if self._hurried_at is None:
+            self._hurried_at = time.monotonic()
+        with self._probe_lock:
             if self._probe is not None or not self._live_master():
                 return
             self._probe = threading.Thread(target=self._ask, name="ssh-hurry", daemon=True)
