@@ -29,16 +29,19 @@ still gets the others); an ssh_config that sets KexAlgorithms, includes other
 files, or is not given (the system's files apply) keeps ssh's own choice.
 """
 
+__all__ = ["FAST_KEX", "OpenSshRunner", "end_ssh", "kex_for"]
+
 import contextlib
 import os
 import subprocess
 import tempfile
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.transport.openssh_kex import FAST_KEX, kex_for
 from mgmt.remote.transport.openssh_mux import MuxError, remote_forward
 from mgmt.remote.transport.runner import (
     HURRY_SECONDS,
@@ -49,7 +52,6 @@ from mgmt.remote.transport.runner import (
     Tunnel,
 )
 
-FAST_KEX = ("curve25519-sha256", "curve25519-sha256@libssh.org")
 # How often a login is looked at: the master's socket appearing, or the master ending.
 LOGIN_POLL = 0.01
 # How long the master may take to have sshd open a forward (a round trip).
@@ -80,56 +82,6 @@ def end_ssh(popen: "subprocess.Popen") -> None:
             continue
     popen.kill()
     popen.wait()
-
-
-_kex_lock = threading.Lock()
-_kex_lists: Dict[str, Optional[str]] = {}
-
-
-def kex_for(ssh_config: Optional[str]) -> Optional[str]:
-    """The KexAlgorithms to ask for with this ssh_config file (None: ssh's own).
-
-    Only a file that sets no KexAlgorithms and includes no other may have its
-    order changed: a list someone chose is theirs, and without ``-F`` the
-    system's files apply (crypto policies). Asked once per file (one ``ssh -G``
-    per secondary, not one per host: the list is then the same for all)."""
-    if not ssh_config:
-        return None
-    try:
-        with open(ssh_config, encoding="utf-8") as handle:
-            text = handle.read().lower()
-    except OSError:
-        return None  # ssh says why, at the login
-    if "kexalgorithms" in text or "include" in text:
-        return None
-    with _kex_lock:
-        if ssh_config not in _kex_lists:
-            _kex_lists[ssh_config] = fast_kex_first(["-F", ssh_config], "mgmt-kex")
-        return _kex_lists[ssh_config]
-
-
-def fast_kex_first(ssh_options: List[str], target: str) -> Optional[str]:
-    """The KexAlgorithms ssh would use for ``target`` (``ssh -G``: its defaults
-    and ssh_config's), curve25519 moved first; None to leave them be."""
-    try:
-        done = subprocess.run(  # a secondary runs this on Python 3.6: no text=
-            ["ssh", "-G", *ssh_options, "--", target],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            universal_newlines=True,  # noqa: UP021
-        )
-    except OSError:
-        return None
-    for line in done.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        if key.lower() == "kexalgorithms":
-            names = value.strip().split(",")
-            fast = [name for name in FAST_KEX if name in names]
-            if not fast or names[: len(fast)] == fast:
-                return None
-            return ",".join(fast + [name for name in names if name not in fast])
-    return None
 
 
 class SshProcess(Process):
