@@ -9,7 +9,15 @@ import os
 import signal
 
 import pytest
-from remote_helpers import Initiator, assert_clean, file_graph, need_hosts, summary, wait_until
+from remote_helpers import (
+    Initiator,
+    assert_clean,
+    file_graph,
+    mgmt_run,
+    need_hosts,
+    summary,
+    wait_until,
+)
 
 from support.hosts import ssh_hosts
 from support.sshagent import ssh_agent
@@ -59,3 +67,20 @@ def test_interrupt_with_a_dead_leaf_reports_it_lost_and_the_secondary_ends_in_ti
     assert "killed" not in rows["s1"][2] and "SIGKILL" not in run.output, run.output
     for host in pool:
         assert_clean(host, timeout=30)  # the leaf's START guard, once it runs again
+
+
+def test_a_leaf_that_never_greets_is_reported_in_plain_words_within_the_lost_timeout(
+    pool, agent_env, bundle, tmp_path
+):
+    leaf = pool["l1"]
+    graph = file_graph("l1", f"ssh://root@{leaf.address}", tmp_path)
+    graph.write_text(graph.read_text() + "via: s1\n")
+    os.kill(leaf.pid, signal.SIGSTOP)  # the kernel takes the connection, sshd says nothing
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--lost-timeout=3", env=agent_env, timeout=60)
+    finally:
+        os.kill(leaf.pid, signal.SIGCONT)
+    out = done.stdout + done.stderr
+    result, _, message = summary(done.stdout)[f"s1/{leaf.address}"]
+    silent = f"{leaf.address}:22 accepted the connection but sent no SSH greeting within 3 s"
+    assert result == "failed" and silent in message, out
