@@ -10,8 +10,9 @@ first name.
 from typing import Dict, List, TextIO
 
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.orchestration.detach import Hosts, stop_all
+from mgmt.remote.orchestration.detach import stop_all
 from mgmt.remote.orchestration.follow import shown_line
+from mgmt.remote.orchestration.hosts import Hosts
 from mgmt.remote.orchestration.results import describe_failures
 
 CONVERGED = {True: "converged", False: "not converged", None: "unknown"}

@@ -29,15 +29,12 @@ process after the stop). ``status`` and ``stop``
 ~/.local/state/mgmt/detached of the login user.
 """
 
-import json
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from mgmt import __version__
 from mgmt.errors import InputError, MgmtError, RemoteError
 from mgmt.log import get_logger
-from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.cluster import (
     CLIENT_PORT,
@@ -47,16 +44,14 @@ from mgmt.remote.orchestration.cluster import (
     parse_addresses,
 )
 from mgmt.remote.orchestration.follow import LogFollower
+from mgmt.remote.orchestration.hosts import DETACHED as DETACHED  # the hosts' program, for tests
+from mgmt.remote.orchestration.hosts import Hosts
 from mgmt.remote.orchestration.results import describe_failures
 from mgmt.remote.protocol import programs
-from mgmt.remote.transport.runner import Runner, is_connection_error, upload
-from mgmt.remote.transport.same_host import later_names
+from mgmt.remote.transport.runner import upload
 
 log = get_logger("remote")
 
-# The hosts' side of a detached cluster.
-DETACHED = programs.read("detached.py")
-DETACHED_RUNNER = programs.read("detached.sh")  # runs DETACHED on the graph's python:
 SUPERVISOR = programs.read("supervise.py")
 
 CONVERGE_POLL = 0.5
@@ -64,110 +59,6 @@ HANDED_OVER = (
     "cluster handed over: {hosts} host(s), etcd on {members}; the agents run on without "
     "this initiator.\n  see it:  mgmt status {graphs}\n  stop it: mgmt stop {graphs}\n"
 )
-
-
-class Hosts:
-    """One connection per host, and a way to run a phase on all of them at once."""
-
-    def __init__(
-        self,
-        specs: Sequence[HostSpec],
-        connect: Callable[[HostSpec], Runner],
-        tolerant: bool = False,
-    ):
-        """``tolerant`` (status, stop): hosts that cannot be reached are left out of
-        :attr:`specs` and kept in :attr:`unreachable` (host -> why), instead of
-        failing the whole command."""
-        self.specs = list(specs)
-        self.runners: Dict[str, Runner] = {}
-        self.unreachable: Dict[str, str] = {}
-        self._connect = connect
-        self._tolerant = tolerant
-        self._pool = ThreadPoolExecutor(max_workers=min(32, max(1, len(self.specs))))
-
-    def __enter__(self) -> "Hosts":
-        def one(spec: HostSpec) -> None:
-            try:
-                self.runners[spec.name] = self._connect(spec)
-            except RemoteError as err:
-                if not self._tolerant:
-                    raise
-                self.unreachable[spec.name] = err.message
-
-        try:
-            self.each(one)
-        except BaseException:
-            self.__exit__()
-            raise
-        self.specs = [s for s in self.specs if s.name in self.runners]
-        return self
-
-    def set_aside_second_names(self) -> Dict[str, str]:
-        """Logins reached under a second name (same_host.later_names) leave :attr:`specs`
-        and their connections close: host -> how it is told. For status and stop,
-        which see each host once."""
-        later = later_names([(s.name, self.runners[s.name].login()) for s in self.specs])
-        for name in later:
-            self.runners.pop(name).close()
-        self.specs = [s for s in self.specs if s.name not in later]
-        return later
-
-    def __exit__(self, *exc_info) -> None:
-        for runner in self.runners.values():
-            runner.close()
-        self._pool.shutdown(wait=False)
-
-    def each(self, work: Callable[[HostSpec], Any], specs=None) -> Dict[str, Any]:
-        """``work(spec)`` for every host at once; the first host error is raised
-        after all have finished (MgmtError naming the host), and so is a ^C."""
-        specs = self.specs if specs is None else specs
-        futures = {spec.name: self._pool.submit(work, spec) for spec in specs}
-        try:
-            wait(futures.values())
-        except BaseException:  # ^C
-            _finish_in_flight(futures.values())
-            raise
-        results, errors = {}, []
-        for name, future in futures.items():
-            try:
-                results[name] = future.result()
-            except MgmtError as err:
-                errors.append(err)
-            except Exception as err:
-                if not is_connection_error(err):
-                    raise
-                errors.append(RemoteError(name, f"connection lost: {err or type(err).__name__}"))
-        if errors:
-            raise errors[0] if len(errors) == 1 else MgmtError("; ".join(str(e) for e in errors))
-        return results
-
-    def call(self, host: str, command: str, request: Dict[str, Any], timeout=60.0) -> Dict:
-        """Run the hosts' program's ``command``; its answer (RemoteError if it failed)."""
-        python = next((spec.python for spec in self.specs if spec.name == host), None)
-        line = protocol.sh(DETACHED_RUNNER, DETACHED, python or "", command)
-        done = self.runners[host].run(line, json.dumps(request).encode() + b"\n", timeout)
-        try:
-            answer = json.loads(done.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            why = done.stderr.strip() or done.stdout.strip() or f"status {done.status}"
-            raise RemoteError(host, f"{command}: {why}") from None
-        if "error" in answer:
-            raise RemoteError(host, f"{command}: {answer['error']}")
-        return answer
-
-
-def _finish_in_flight(futures) -> None:
-    """Let what is under way on the hosts end before the run stops what it started:
-    a member or an agent whose start was still on its way would otherwise come up
-    after the stop, and stay. Another ^C stops waiting."""
-    under_way = [f for f in futures if not f.cancel() and not f.done()]
-    if not under_way:
-        return
-    log.warning("interrupted: letting %d host command(s) under way end first", len(under_way))
-    try:
-        wait(under_way)
-    except BaseException:
-        log.warning("interrupted again: not waiting; something may be left on the hosts")
 
 
 def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) -> int:
