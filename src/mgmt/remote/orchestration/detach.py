@@ -22,13 +22,16 @@ In order, one phase at a time on every host at once:
    cluster, and exit 0 (1, naming them, if resources ended failed: the cluster
    runs on, and an event on such a resource, or an edit of it, retries it).
 
-A run that fails half-way, or is interrupted (^C), stops what it started, once the
-commands under way on the hosts have ended (one still on its way would start its
-process after the stop). ``status`` and ``stop``
+A run that fails half-way, or is interrupted (^C, or SIGTERM or SIGHUP: exit 128+N),
+stops what it started, once the commands under way on the hosts have ended (one
+still on its way would start its process after the stop); after the hand-over
+the signals end the initiator as they would any program. ``status`` and ``stop``
 (:mod:`.control`) take the same graphs (they name the hosts). The hosts keep the cluster in
 ~/.local/state/mgmt/detached of the login user.
 """
 
+import signal
+import threading
 import time
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
@@ -61,11 +64,72 @@ HANDED_OVER = (
 )
 
 
+class Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP before the hand-over: handled as a ^C is (what was started
+    is stopped; a second one stops waiting), and the run exits 128+N."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+class _SignalsStop:
+    """While in effect (until :meth:`over`), SIGTERM and SIGHUP raise :class:`Signalled`
+    in the main thread, wherever it waits, as SIGINT raises KeyboardInterrupt."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self._previous: Dict[int, Any] = {}
+
+    def __enter__(self) -> "_SignalsStop":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum: int, _frame) -> None:
+        raise Signalled(signum)
+
+    def over(self) -> None:
+        """The cluster is handed over: the signals do what they did before."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def __exit__(self, *exc_info) -> None:
+        self.over()
+
+
 def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) -> int:
-    """Start the cluster on ``specs`` and hand it over (see the module's docstring)."""
+    """Start the cluster on ``specs`` and hand it over (see the module's docstring);
+    128+N when SIGTERM or SIGHUP (N) ended it before the hand-over."""
+    graphs = " ".join(f"--remote {s.graph}" for s in specs)
+    try:
+        with _SignalsStop() as signals:
+            cluster, failed = _hand_over(settings, specs, bundle, connect, out, graphs, signals)
+    except Signalled as sig:
+        if not getattr(sig, "said", False):
+            log.error("interrupted by %s", sig.name)
+        return 128 + sig.signum
+    members = ", ".join(f"{m.host} ({m.client_url})" for m in cluster.members)
+    out.write(HANDED_OVER.format(hosts=len(specs), members=members, graphs=graphs))
+    for host, failures in failed.items():
+        out.write(describe_failures(host, failures))
+    out.flush()
+    # As an attached run ends: 1 when a host converged with resources failed. The
+    # cluster runs on (an event on one, or an edit of it, retries it); `mgmt status`
+    # shows them.
+    return 1 if failed else 0
+
+
+def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsStop):
+    """The phases, up to the hand-over (then ``signals`` are over): the cluster's
+    members, and the hosts whose resources ended failed."""
     names = [s.name for s in specs]
     addresses = parse_addresses(settings.cluster_address, names)
-    graphs = " ".join(f"--remote {s.graph}" for s in specs)
     with Hosts(specs, connect) as hosts:
         prepared = hosts.each(lambda s: hosts.call(s.name, "prepare", _prepare_request(s, bundle)))
         busy = [n for n, p in prepared.items() if p["existing"]]
@@ -101,25 +165,27 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
                     sizes, failed = _wait_converged(hosts, max(settings.converged_timeout, 0))
             finally:
                 follower.close(sizes)
+            signals.over()
         except BaseException as err:
-            why = (
-                "interrupted" if isinstance(err, KeyboardInterrupt) else "the cluster did not start"
-            )
+            if isinstance(err, Signalled):
+                why = f"interrupted by {err.name}"
+                err.said = True  # type: ignore[attr-defined]
+            elif isinstance(err, KeyboardInterrupt):
+                why = "interrupted"
+            else:
+                why = "the cluster did not start"
             log.error("%s before the hand-over; stopping what was started", why)
-            try:
-                stop_all(hosts, caching=True)
-            except MgmtError as err:  # the first error is the one to report
-                log.error("could not stop everything: %s", err)
+            _stop_started(hosts)
             raise
-    members = ", ".join(f"{m.host} ({m.client_url})" for m in cluster.members)
-    out.write(HANDED_OVER.format(hosts=len(specs), members=members, graphs=graphs))
-    for host, failures in failed.items():
-        out.write(describe_failures(host, failures))
-    out.flush()
-    # As an attached run ends: 1 when a host converged with resources failed. The
-    # cluster runs on (an event on one, or an edit of it, retries it); `mgmt status`
-    # shows them.
-    return 1 if failed else 0
+    return cluster, failed
+
+
+def _stop_started(hosts: Hosts) -> None:
+    """What a failed or interrupted hand-over started goes."""
+    try:
+        stop_all(hosts, caching=True)
+    except MgmtError as err:  # the first error is the one to report
+        log.error("could not stop everything: %s", err)
 
 
 def _remove_remains(hosts: Hosts, prepared: Dict[str, Dict]) -> None:

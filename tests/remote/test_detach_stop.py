@@ -1,0 +1,89 @@
+"""A ``--detach`` hand-over that does not complete: ended by SIGTERM or SIGHUP as by
+a ^C, a host lost half-way, a ^C during a slow bundle copy. Whatever ends it, what
+was started is stopped on every host still reachable, and the run ends promptly.
+"""
+
+import signal
+
+import pytest
+from remote_helpers import Initiator, assert_clean, graph_for, need_hosts, wait_until
+
+from support.hosts import ssh_hosts
+
+STATE = "/root/.local/state/mgmt/detached"
+# The hosts' program (detached.py) runs as `PYTHON -S -c PROGRAM COMMAND`: this one
+# is slow to start the command its case names.
+SLOW_PYTHON = """#!/bin/sh
+for command; do :; done
+case $command in %s ;; esac
+exec python3 "$@"
+"""
+SLOW_ETCD = """#!/bin/sh
+sleep 3
+exec /tmp/real-etcd "$@"
+"""
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    with ssh_hosts(["a", "b"], bridge=True) as hosts:
+        yield hosts
+
+
+def _graphs(tmp_path):
+    return [
+        graph_for("remote2a.yaml", "a", tmp_path),
+        graph_for("remote2b.yaml", "b", tmp_path),
+    ]
+
+
+def _running(host, command: str) -> bool:
+    """Whether the hosts' program (detached.py) runs ``command`` on ``host`` now."""
+    return any(cmd.endswith(" " + command) for cmd in host.processes().values())
+
+
+def _slow_python(host, graph, case: str) -> None:
+    host.run("cat > /tmp/slow-python3 && chmod 755 /tmp/slow-python3", input=SLOW_PYTHON % case)
+    graph.write_text(graph.read_text() + "python: /tmp/slow-python3\n")
+
+
+def _nothing_left(*hosts) -> None:
+    for host in hosts:
+        assert_clean(host)
+        assert not host.exists("/root/.local/state/mgmt"), host.name
+
+
+def test_sigterm_while_auth_runs_stops_what_was_started_as_a_ctrl_c_does(pool, bundle, tmp_path):
+    """SIGTERM killed the initiator (exit -15, no word) and left the member (etcd on
+    2379/2380, its supervisor) and the cluster's directory on a."""
+    a = pool["a"]
+    a.run("touch /tmp/real-etcd && mount --bind /usr/bin/etcd /tmp/real-etcd")
+    a.run("cat > /tmp/slow-etcd && chmod 755 /tmp/slow-etcd", input=SLOW_ETCD)
+    a.run("mount --bind /tmp/slow-etcd /usr/bin/etcd")
+    try:
+        with Initiator(pool, bundle, _graphs(tmp_path), "--detach") as run:
+            wait_until(lambda: _running(a, "auth"), 30, "auth under way on a")
+            run.interrupt(signal.SIGTERM)
+            code = run.wait(60)
+    finally:
+        a.run("umount /usr/bin/etcd; umount /tmp/real-etcd", check=False)
+    assert code == 128 + signal.SIGTERM, run.output
+    assert "interrupted by SIGTERM before the hand-over; stopping what was started" in run.output
+    assert "Traceback" not in run.output, run.output
+    _nothing_left(a, pool["b"])
+
+
+def test_sighup_while_agents_start_stops_the_whole_cluster(pool, bundle, tmp_path):
+    """SIGHUP (the initiator's terminal gone) while the agents start left the whole
+    cluster running. b's Python is made slow to start ``agent``."""
+    a, b = pool["a"], pool["b"]
+    graphs = _graphs(tmp_path)
+    _slow_python(b, graphs[1], "agent) sleep 2")
+    with Initiator(pool, bundle, graphs, "--detach") as run:
+        wait_until(lambda: _running(b, "agent"), 60, "the agent starting on b")
+        run.interrupt(signal.SIGHUP)
+        code = run.wait(60)
+    assert code == 128 + signal.SIGHUP, run.output
+    assert "interrupted by SIGHUP before the hand-over; stopping what was started" in run.output
+    _nothing_left(a, b)
