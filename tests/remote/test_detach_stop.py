@@ -87,3 +87,29 @@ def test_sighup_while_agents_start_stops_the_whole_cluster(pool, bundle, tmp_pat
     assert code == 128 + signal.SIGHUP, run.output
     assert "interrupted by SIGHUP before the hand-over; stopping what was started" in run.output
     _nothing_left(a, b)
+
+
+def test_a_host_lost_while_agents_start_does_not_keep_the_others_from_being_stopped(
+    pool, bundle, tmp_path
+):
+    """b lost while its agent starts: the stop raised on b's error, so the member and
+    the cluster's directory stayed on a, which was reachable all along; and b's loss
+    was told as "agent: status -1"."""
+    a, b = pool["a"], pool["b"]
+    graphs = _graphs(tmp_path)
+    _slow_python(b, graphs[1], "agent) sleep 30")
+    try:
+        with Initiator(pool, bundle, graphs, "--detach", "--lost-timeout=2") as run:
+            wait_until(lambda: _running(b, "agent"), 60, "the agent starting on b")
+            b.link_down()
+            code = run.wait(30)
+        assert code == 1, run.output
+        assert "status -1" not in run.output, run.output
+        assert "b: agent: lost: no answer to SSH keepalives" in run.output
+        lines = [x for x in run.output.splitlines() if "could not stop" in x]
+        assert len(lines) == 1 and "on b: lost: no answer" in lines[0], run.output
+        _nothing_left(a)
+    finally:
+        b.kill_sessions()  # the slow agent command, cut off from the initiator
+        b.link_up()
+        b.run("rm -rf /root/.local/state/mgmt")

@@ -48,7 +48,7 @@ from mgmt.remote.orchestration.cluster import (
 )
 from mgmt.remote.orchestration.follow import LogFollower
 from mgmt.remote.orchestration.hosts import DETACHED as DETACHED  # the hosts' program, for tests
-from mgmt.remote.orchestration.hosts import Hosts
+from mgmt.remote.orchestration.hosts import Hosts, Lost
 from mgmt.remote.orchestration.results import describe_failures
 from mgmt.remote.protocol import programs
 from mgmt.remote.transport.runner import upload
@@ -181,11 +181,11 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsS
 
 
 def _stop_started(hosts: Hosts) -> None:
-    """What a failed or interrupted hand-over started goes."""
-    try:
-        stop_all(hosts, caching=True)
-    except MgmtError as err:  # the first error is the one to report
-        log.error("could not stop everything: %s", err)
+    """What a failed or interrupted hand-over started goes, on every host still
+    reachable; each one that is not is said, in one line."""
+    _stopped, failures = stop_all(hosts, caching=True)
+    for host, err in failures.items():
+        log.error("could not stop what was started on %s: %s", host, err.message)
 
 
 def _remove_remains(hosts: Hosts, prepared: Dict[str, Dict]) -> None:
@@ -327,8 +327,10 @@ def _wait_converged(hosts: Hosts, quiet: float) -> Tuple[Dict[str, int], Dict[st
         time.sleep(CONVERGE_POLL)
 
 
-def stop_all(hosts: Hosts, caching: bool) -> Dict[str, Any]:
-    """Agents first (they would only log etcd errors), then the members and the dirs."""
+def stop_all(hosts: Hosts, caching: bool) -> Tuple[Dict[str, List], Dict[str, RemoteError]]:
+    """Agents first (they would only log etcd errors), then the members and the dirs,
+    on every host whatever another's error: what each host stopped, and why it could
+    not (host -> error; a host lost in the first step is left out of the second)."""
 
     def agents(spec: HostSpec) -> Dict:
         return hosts.call(spec.name, "stop", {"what": ["agent"]})
@@ -336,9 +338,17 @@ def stop_all(hosts: Hosts, caching: bool) -> Dict[str, Any]:
     def rest(spec: HostSpec) -> Dict:
         return hosts.call(spec.name, "stop", {"what": ["etcd"], "clean": True, "caching": caching})
 
-    first = hosts.each(agents)
-    second = hosts.each(rest)
-    return {n: first[n]["stopped"] + second[n]["stopped"] for n in first}
+    first, failures = hosts.each_apart(agents)
+    reachable = [s for s in hosts.specs if not isinstance(failures.get(s.name), Lost)]
+    second, more = hosts.each_apart(rest, reachable)
+    for name, err in more.items():
+        failures.setdefault(name, err)
+    stopped = {
+        s.name: first.get(s.name, {}).get("stopped", []) + second.get(s.name, {}).get("stopped", [])
+        for s in hosts.specs
+        if s.name not in failures
+    }
+    return stopped, failures
 
 
 # Taken (the user asked for it), but said: a quorum of two needs both.

@@ -1,9 +1,10 @@
 """The hosts of a detached cluster (mgmt.remote.orchestration.detach): one connection
-per host, a phase run on all of them at once, the hosts' program called."""
+per host, a phase run on all of them at once, the hosts' program called. A host
+whose connection went is told as lost (:class:`Lost`), with the runner's reason."""
 
 import json
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from mgmt.errors import MgmtError, RemoteError
 from mgmt.log import get_logger
@@ -18,6 +19,10 @@ log = get_logger("remote")
 # The hosts' side of a detached cluster.
 DETACHED = programs.read("detached.py")
 DETACHED_RUNNER = programs.read("detached.sh")  # runs DETACHED on the graph's python:
+
+
+class Lost(RemoteError):
+    """The connection to the host went (it says why, as the runner has it)."""
 
 
 class Hosts:
@@ -74,6 +79,17 @@ class Hosts:
     def each(self, work: Callable[[HostSpec], Any], specs=None) -> Dict[str, Any]:
         """``work(spec)`` for every host at once; the first host error is raised
         after all have finished (MgmtError naming the host), and so is a ^C."""
+        results, errors = self.each_apart(work, specs)
+        if errors:
+            found = list(errors.values())
+            raise found[0] if len(found) == 1 else MgmtError("; ".join(str(e) for e in found))
+        return results
+
+    def each_apart(
+        self, work: Callable[[HostSpec], Any], specs=None
+    ) -> Tuple[Dict[str, Any], Dict[str, MgmtError]]:
+        """As :meth:`each`, but every host's error is returned (host -> error), none
+        raised."""
         specs = self.specs if specs is None else specs
         futures = {spec.name: self._pool.submit(work, spec) for spec in specs}
         try:
@@ -81,29 +97,50 @@ class Hosts:
         except BaseException:  # ^C
             _finish_in_flight(futures.values())
             raise
-        results, errors = {}, []
+        results: Dict[str, Any] = {}
+        errors: Dict[str, MgmtError] = {}
         for name, future in futures.items():
             try:
                 results[name] = future.result()
             except MgmtError as err:
-                errors.append(err)
+                errors[name] = err
             except Exception as err:
                 if not is_connection_error(err):
                     raise
-                errors.append(RemoteError(name, f"connection lost: {err or type(err).__name__}"))
-        if errors:
-            raise errors[0] if len(errors) == 1 else MgmtError("; ".join(str(e) for e in errors))
-        return results
+                errors[name] = Lost(name, self._lost_why(name, err))
+        return results, errors
+
+    def _lost_why(self, host: str, err: Optional[BaseException] = None) -> str:
+        runner = self.runners.get(host)
+        why = runner.lost() if runner is not None else None
+        if why:  # "lost: no answer to SSH keepalives for N s", as attached runs say it
+            return why
+        if err is None:  # the command ended without a status
+            return "connection lost"
+        return "connection lost: " + (str(err) or type(err).__name__)
 
     def call(self, host: str, command: str, request: Dict[str, Any], timeout=60.0) -> Dict:
-        """Run the hosts' program's ``command``; its answer (RemoteError if it failed)."""
+        """Run the hosts' program's ``command``; its answer (RemoteError if it failed,
+        :class:`Lost` if the connection went)."""
         python = next((spec.python for spec in self.specs if spec.name == host), None)
         line = protocol.sh(DETACHED_RUNNER, DETACHED, python or "", command)
-        done = self.runners[host].run(line, json.dumps(request).encode() + b"\n", timeout)
+        process = self.runners[host].start(line)
         try:
-            answer = json.loads(done.stdout.strip().splitlines()[-1])
+            process.send(json.dumps(request).encode() + b"\n")
+            process.close_stdin()
+            stdout = process.stdout.read().decode(errors="replace")
+            stderr = process.stderr.read().decode(errors="replace")
+            status = process.wait(timeout)
+        finally:
+            process.close()
+        try:
+            answer = json.loads(stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
-            why = done.stderr.strip() or done.stdout.strip() or f"status {done.status}"
+            if status == -1 or self.runners[host].lost():  # no status: the connection went
+                raise Lost(host, f"{command}: {self._lost_why(host)}") from None
+            if status is None:
+                raise RemoteError(host, f"{command}: no answer in {timeout:g} s") from None
+            why = stderr.strip() or stdout.strip() or f"status {status}"
             raise RemoteError(host, f"{command}: {why}") from None
         if "error" in answer:
             raise RemoteError(host, f"{command}: {answer['error']}")
