@@ -4,6 +4,8 @@ was started is stopped on every host still reachable, and the run ends promptly.
 """
 
 import signal
+import subprocess
+import time
 
 import pytest
 from remote_helpers import Initiator, assert_clean, graph_for, need_hosts, wait_until
@@ -113,3 +115,32 @@ def test_a_host_lost_while_agents_start_does_not_keep_the_others_from_being_stop
         b.kill_sessions()  # the slow agent command, cut off from the initiator
         b.link_up()
         b.run("rm -rf /root/.local/state/mgmt")
+
+
+def test_ctrl_c_during_a_slow_bundle_copy_ends_at_once_and_leaves_no_partial_copy(pool, tmp_path):
+    """The copy was waited for as a command under way (66 s on a slow link), and a
+    second ^C did not help: the stop queued behind it. A copy starts nothing on the
+    host: it is abandoned, and the host removes what it got. a's link is slowed to
+    5 MB/s, the bundle is 100 MB (of zeros: a copy never finishes in this test)."""
+    a = pool["a"]
+    big = tmp_path / "big.pyz"
+    with big.open("wb") as handle:
+        handle.truncate(100 * 1024 * 1024)
+    shape = ["tc", "qdisc", "add", "dev", a.veth, "root", "tbf"]
+    subprocess.run([*shape, "rate", "40mbit", "burst", "32kbit", "latency", "400ms"], check=True)
+    try:
+        with Initiator(pool, big, _graphs(tmp_path)[:1], "--detach") as run:
+            run.wait_for_line(r"a: copying the bundle", 60)
+            temp = "/root/.cache/mgmt/bundles"
+            wait_until(
+                lambda: any(f.startswith(".") for f in a.listdir(temp)), 30, "the copy begun"
+            )
+            run.interrupt()
+            started = time.monotonic()
+            code = run.wait(30)
+            took = time.monotonic() - started
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", a.veth, "root"], check=False)
+    assert code == 130, run.output
+    assert took < 5, (took, run.output)
+    _nothing_left(a)

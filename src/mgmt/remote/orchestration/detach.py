@@ -51,7 +51,6 @@ from mgmt.remote.orchestration.hosts import DETACHED as DETACHED  # the hosts' p
 from mgmt.remote.orchestration.hosts import Hosts, Lost
 from mgmt.remote.orchestration.results import describe_failures
 from mgmt.remote.protocol import programs
-from mgmt.remote.transport.runner import upload
 
 log = get_logger("remote")
 
@@ -267,13 +266,13 @@ def _copy_missing(hosts: Hosts, prepared: Dict[str, Dict], bundle, cluster: Host
         found = prepared[spec.name]
         if not found["bundle_ok"]:
             log.info("%s: copying the bundle (%d bytes)", spec.name, bundle.size)
-            upload(hosts.runners[spec.name], bundle.path.read_bytes(), found["bundle"], 0o700)
+            hosts.copy(spec.name, bundle.path, found["bundle"], 0o700)
         if cluster.member(spec.name) is not None and found["etcd"] is None:
             binary, _sha = _local_etcd()
             if binary is None or not found.get("etcd_cache"):
                 raise RemoteError(spec.name, "no etcd binary on the host, nor here to copy")
             log.info("%s: no etcd on the host; copying this one (%s)", spec.name, binary)
-            upload(hosts.runners[spec.name], binary.read_bytes(), found["etcd_cache"], 0o700)
+            hosts.copy(spec.name, binary, found["etcd_cache"], 0o700)
             found["etcd"] = found["etcd_copy"] = found["etcd_cache"]
 
     hosts.each(copy)

@@ -1,9 +1,19 @@
 """The hosts of a detached cluster (mgmt.remote.orchestration.detach): one connection
-per host, a phase run on all of them at once, the hosts' program called. A host
-whose connection went is told as lost (:class:`Lost`), with the runner's reason."""
+per host, a phase run on all of them at once, the hosts' program called, files copied.
+A host whose connection went is told as lost (:class:`Lost`), with the runner's reason.
+
+A ^C (or SIGTERM, SIGHUP: see detach) while a phase runs lets the host commands
+under way end first (one still on its way would start its process after the
+stop); a copy under way starts no process, so it is abandoned instead: it ends
+within a chunk, and the host side removes the partial file (the upload's guard,
+mgmt.remote.transport.runner.UPLOAD). A second one stops waiting.
+"""
 
 import json
+import shlex
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from mgmt.errors import MgmtError, RemoteError
@@ -11,7 +21,7 @@ from mgmt.log import get_logger
 from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.protocol import programs
-from mgmt.remote.transport.runner import Runner, is_connection_error
+from mgmt.remote.transport.runner import UPLOAD, Runner, is_connection_error
 from mgmt.remote.transport.same_host import later_names
 
 log = get_logger("remote")
@@ -19,6 +29,8 @@ log = get_logger("remote")
 # The hosts' side of a detached cluster.
 DETACHED = programs.read("detached.py")
 DETACHED_RUNNER = programs.read("detached.sh")  # runs DETACHED on the graph's python:
+
+CHUNK = 256 * 1024
 
 
 class Lost(RemoteError):
@@ -40,6 +52,7 @@ class Hosts:
         self.specs = list(specs)
         self.runners: Dict[str, Runner] = {}
         self.unreachable: Dict[str, str] = {}
+        self.stopping = threading.Event()  # set at a ^C: copies under way are abandoned
         self._connect = connect
         self._tolerant = tolerant
         self._pool = ThreadPoolExecutor(max_workers=min(32, max(1, len(self.specs))))
@@ -72,6 +85,7 @@ class Hosts:
         return later
 
     def __exit__(self, *exc_info) -> None:
+        self.stopping.set()
         for runner in self.runners.values():
             runner.close()
         self._pool.shutdown(wait=False)
@@ -95,6 +109,7 @@ class Hosts:
         try:
             wait(futures.values())
         except BaseException:  # ^C
+            self.stopping.set()
             _finish_in_flight(futures.values())
             raise
         results: Dict[str, Any] = {}
@@ -146,11 +161,42 @@ class Hosts:
             raise RemoteError(host, f"{command}: {answer['error']}")
         return answer
 
+    def copy(self, host: str, source: Path, dest: str, mode: int = 0o700) -> None:
+        """``source`` to ``dest`` on the host, atomically, in chunks: abandoned (an
+        error) as soon as :attr:`stopping` is set; the host removes what it got."""
+        size = source.stat().st_size
+        script = " ".join(
+            ["/bin/sh", "-c", shlex.quote(UPLOAD.strip()), "mgmt-upload"]
+            + [shlex.quote(a) for a in (dest, str(size), f"{mode:o}")]
+        )
+        process = self.runners[host].start(script)
+        try:
+            with source.open("rb") as local:
+                while True:
+                    if self.stopping.is_set():
+                        raise RemoteError(host, f"copying to {dest}: abandoned (interrupted)")
+                    chunk = local.read(CHUNK)
+                    if not chunk:
+                        break
+                    process.send(chunk)
+            process.close_stdin()
+            stderr = process.stderr.read().decode(errors="replace").strip()
+            status = process.wait(60.0)
+        finally:
+            process.close()  # mid-copy: the host's sh sees its stdin end, and cleans up
+        if status == -1:
+            raise Lost(host, f"copying to {dest}: {self._lost_why(host)}")
+        if status is None:
+            raise RemoteError(host, f"copying to {dest}: no end in 60 s once all was sent")
+        if status != 0:
+            raise RemoteError(host, f"copying to {dest} failed: {stderr or status}")
+
 
 def _finish_in_flight(futures) -> None:
     """Let what is under way on the hosts end before the run stops what it started:
     a member or an agent whose start was still on its way would otherwise come up
-    after the stop, and stay. Another ^C stops waiting."""
+    after the stop, and stay. Copies are abandoned (they end within a chunk).
+    Another ^C stops waiting."""
     under_way = [f for f in futures if not f.cancel() and not f.done()]
     if not under_way:
         return
