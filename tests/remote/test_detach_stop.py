@@ -144,3 +144,31 @@ def test_ctrl_c_during_a_slow_bundle_copy_ends_at_once_and_leaves_no_partial_cop
     assert code == 130, run.output
     assert took < 5, (took, run.output)
     _nothing_left(a)
+
+
+def test_a_second_ctrl_c_stops_at_once_what_was_started_while_a_command_still_runs(
+    pool, bundle, tmp_path
+):
+    """After a second ^C ("not waiting") the stop still queued behind the command
+    under way (the phase's threads were all busy): the run ended only when that did.
+    a's Python is made slow to start ``auth``; the member it started is stopped."""
+    a = pool["a"]
+    graph = _graphs(tmp_path)[0]
+    _slow_python(a, graph, "auth) sleep 30")
+    try:
+        with Initiator(pool, bundle, [graph], "--detach") as run:
+            wait_until(lambda: _running(a, "auth"), 60, "auth under way on a")
+            run.interrupt()
+            run.wait_for_line(r"letting 1 host command\(s\) under way end first", 10)
+            run.interrupt()
+            started = time.monotonic()
+            code = run.wait(40)
+            took = time.monotonic() - started
+        assert code == 130, run.output
+        assert "interrupted again: not waiting" in run.output, run.output
+        assert took < 5, (took, run.output)
+        assert a.listeners() == [f"{a.address}:{a.port}"]  # the member was stopped
+    finally:
+        a.kill_sessions()  # the slow auth, which nothing waits for any more
+        a.run("rm -rf /root/.local/state/mgmt")
+    assert_clean(a)

@@ -337,9 +337,9 @@ def stop_all(hosts: Hosts, caching: bool) -> Tuple[Dict[str, List], Dict[str, Re
     def rest(spec: HostSpec) -> Dict:
         return hosts.call(spec.name, "stop", {"what": ["etcd"], "clean": True, "caching": caching})
 
-    first, failures = hosts.each_apart(agents)
+    first, failures = hosts.each_apart(agents, own_threads=True)
     reachable = [s for s in hosts.specs if not isinstance(failures.get(s.name), Lost)]
-    second, more = hosts.each_apart(rest, reachable)
+    second, more = hosts.each_apart(rest, reachable, own_threads=True)
     for name, err in more.items():
         failures.setdefault(name, err)
     stopped = {

@@ -6,7 +6,8 @@ A ^C (or SIGTERM, SIGHUP: see detach) while a phase runs lets the host commands
 under way end first (one still on its way would start its process after the
 stop); a copy under way starts no process, so it is abandoned instead: it ends
 within a chunk, and the host side removes the partial file (the upload's guard,
-mgmt.remote.transport.runner.UPLOAD). A second one stops waiting.
+mgmt.remote.transport.runner.UPLOAD). A second one stops waiting. Stopping what
+was started runs on threads of its own, so it never waits for a worker still busy.
 """
 
 import json
@@ -100,18 +101,24 @@ class Hosts:
         return results
 
     def each_apart(
-        self, work: Callable[[HostSpec], Any], specs=None
+        self, work: Callable[[HostSpec], Any], specs=None, own_threads: bool = False
     ) -> Tuple[Dict[str, Any], Dict[str, MgmtError]]:
         """As :meth:`each`, but every host's error is returned (host -> error), none
-        raised."""
+        raised. ``own_threads``: on threads of its own (a stop: the pool's workers may
+        still be busy with what an interrupted phase left under way)."""
         specs = self.specs if specs is None else specs
-        futures = {spec.name: self._pool.submit(work, spec) for spec in specs}
+        pool = ThreadPoolExecutor(max_workers=max(1, len(specs))) if own_threads else self._pool
         try:
-            wait(futures.values())
-        except BaseException:  # ^C
-            self.stopping.set()
-            _finish_in_flight(futures.values())
-            raise
+            futures = {spec.name: pool.submit(work, spec) for spec in specs}
+            try:
+                wait(futures.values())
+            except BaseException:  # ^C
+                self.stopping.set()
+                _finish_in_flight(futures.values())
+                raise
+        finally:
+            if own_threads:
+                pool.shutdown(wait=False)
         results: Dict[str, Any] = {}
         errors: Dict[str, MgmtError] = {}
         for name, future in futures.items():
