@@ -89,6 +89,7 @@ INITIATOR_FILES = (
     "mgmt/remote/orchestration/detach.py",
     "mgmt/remote/orchestration/follow.py",
     "mgmt/remote/orchestration/graphcheck.py",
+    "mgmt/remote/orchestration/hosts.py",
     "mgmt/remote/orchestration/initiator.py",
     "mgmt/remote/protocol/detached.py",
     "mgmt/remote/protocol/detached.sh",

@@ -10,8 +10,9 @@ first name.
 from typing import Dict, List, TextIO
 
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.orchestration.detach import Hosts, stop_all
+from mgmt.remote.orchestration.detach import stop_all
 from mgmt.remote.orchestration.follow import shown_line
+from mgmt.remote.orchestration.hosts import Hosts
 from mgmt.remote.orchestration.results import describe_failures
 
 CONVERGED = {True: "converged", False: "not converged", None: "unknown"}
@@ -19,10 +20,10 @@ CONVERGED = {True: "converged", False: "not converged", None: "unknown"}
 
 def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
     """Stop the agents, then the members, and remove what they left; 1 if a host
-    could not be reached."""
+    could not be reached, or its stop failed (the others are stopped all the same)."""
     with Hosts(specs, connect, tolerant=True) as hosts:
         second_names = hosts.set_aside_second_names()
-        stopped = stop_all(hosts, caching=not settings.no_caching)
+        stopped, failures = stop_all(hosts, caching=not settings.no_caching)
     for spec in specs:
         if spec.name in second_names:
             out.write(f"{spec.name}: {second_names[spec.name]}: stopped under that name\n")
@@ -32,10 +33,13 @@ def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
                 f"{spec.name}: UNREACHABLE, nothing stopped: {hosts.unreachable[spec.name]}\n"
             )
             continue
+        if spec.name in failures:
+            out.write(f"{spec.name}: NOT STOPPED: {failures[spec.name].message}\n")
+            continue
         what = stopped[spec.name]
         out.write(f"{spec.name}: {'stopped ' + ', '.join(what) if what else 'nothing running'}\n")
     out.flush()
-    return 1 if hosts.unreachable else 0
+    return 1 if hosts.unreachable or failures else 0
 
 
 def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:

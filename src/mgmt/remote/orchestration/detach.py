@@ -22,22 +22,22 @@ In order, one phase at a time on every host at once:
    cluster, and exit 0 (1, naming them, if resources ended failed: the cluster
    runs on, and an event on such a resource, or an edit of it, retries it).
 
-A run that fails half-way, or is interrupted (^C), stops what it started, once the
-commands under way on the hosts have ended (one still on its way would start its
-process after the stop). ``status`` and ``stop``
+A run that fails half-way, or is interrupted (^C, or SIGTERM or SIGHUP: exit 128+N),
+stops what it started, once the commands under way on the hosts have ended (one
+still on its way would start its process after the stop); after the hand-over
+the signals end the initiator as they would any program. ``status`` and ``stop``
 (:mod:`.control`) take the same graphs (they name the hosts). The hosts keep the cluster in
 ~/.local/state/mgmt/detached of the login user.
 """
 
-import json
+import signal
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from mgmt import __version__
 from mgmt.errors import InputError, MgmtError, RemoteError
 from mgmt.log import get_logger
-from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.cluster import (
     CLIENT_PORT,
@@ -47,16 +47,13 @@ from mgmt.remote.orchestration.cluster import (
     parse_addresses,
 )
 from mgmt.remote.orchestration.follow import LogFollower
+from mgmt.remote.orchestration.hosts import DETACHED as DETACHED  # the hosts' program, for tests
+from mgmt.remote.orchestration.hosts import Hosts, Lost
 from mgmt.remote.orchestration.results import describe_failures
 from mgmt.remote.protocol import programs
-from mgmt.remote.transport.runner import Runner, is_connection_error, upload
-from mgmt.remote.transport.same_host import later_names
 
 log = get_logger("remote")
 
-# The hosts' side of a detached cluster.
-DETACHED = programs.read("detached.py")
-DETACHED_RUNNER = programs.read("detached.sh")  # runs DETACHED on the graph's python:
 SUPERVISOR = programs.read("supervise.py")
 
 CONVERGE_POLL = 0.5
@@ -66,115 +63,72 @@ HANDED_OVER = (
 )
 
 
-class Hosts:
-    """One connection per host, and a way to run a phase on all of them at once."""
+class Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP before the hand-over: handled as a ^C is (what was started
+    is stopped; a second one stops waiting), and the run exits 128+N."""
 
-    def __init__(
-        self,
-        specs: Sequence[HostSpec],
-        connect: Callable[[HostSpec], Runner],
-        tolerant: bool = False,
-    ):
-        """``tolerant`` (status, stop): hosts that cannot be reached are left out of
-        :attr:`specs` and kept in :attr:`unreachable` (host -> why), instead of
-        failing the whole command."""
-        self.specs = list(specs)
-        self.runners: Dict[str, Runner] = {}
-        self.unreachable: Dict[str, str] = {}
-        self._connect = connect
-        self._tolerant = tolerant
-        self._pool = ThreadPoolExecutor(max_workers=min(32, max(1, len(self.specs))))
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
 
-    def __enter__(self) -> "Hosts":
-        def one(spec: HostSpec) -> None:
-            try:
-                self.runners[spec.name] = self._connect(spec)
-            except RemoteError as err:
-                if not self._tolerant:
-                    raise
-                self.unreachable[spec.name] = err.message
 
-        try:
-            self.each(one)
-        except BaseException:
-            self.__exit__()
-            raise
-        self.specs = [s for s in self.specs if s.name in self.runners]
+class _SignalsStop:
+    """While in effect (until :meth:`over`), SIGTERM and SIGHUP raise :class:`Signalled`
+    in the main thread, wherever it waits, as SIGINT raises KeyboardInterrupt."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self._previous: Dict[int, Any] = {}
+
+    def __enter__(self) -> "_SignalsStop":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._raise)
         return self
 
-    def set_aside_second_names(self) -> Dict[str, str]:
-        """Logins reached under a second name (same_host.later_names) leave :attr:`specs`
-        and their connections close: host -> how it is told. For status and stop,
-        which see each host once."""
-        later = later_names([(s.name, self.runners[s.name].login()) for s in self.specs])
-        for name in later:
-            self.runners.pop(name).close()
-        self.specs = [s for s in self.specs if s.name not in later]
-        return later
+    @staticmethod
+    def _raise(signum: int, _frame) -> None:
+        raise Signalled(signum)
+
+    def over(self) -> None:
+        """The cluster is handed over: the signals do what they did before."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
     def __exit__(self, *exc_info) -> None:
-        for runner in self.runners.values():
-            runner.close()
-        self._pool.shutdown(wait=False)
-
-    def each(self, work: Callable[[HostSpec], Any], specs=None) -> Dict[str, Any]:
-        """``work(spec)`` for every host at once; the first host error is raised
-        after all have finished (MgmtError naming the host), and so is a ^C."""
-        specs = self.specs if specs is None else specs
-        futures = {spec.name: self._pool.submit(work, spec) for spec in specs}
-        try:
-            wait(futures.values())
-        except BaseException:  # ^C
-            _finish_in_flight(futures.values())
-            raise
-        results, errors = {}, []
-        for name, future in futures.items():
-            try:
-                results[name] = future.result()
-            except MgmtError as err:
-                errors.append(err)
-            except Exception as err:
-                if not is_connection_error(err):
-                    raise
-                errors.append(RemoteError(name, f"connection lost: {err or type(err).__name__}"))
-        if errors:
-            raise errors[0] if len(errors) == 1 else MgmtError("; ".join(str(e) for e in errors))
-        return results
-
-    def call(self, host: str, command: str, request: Dict[str, Any], timeout=60.0) -> Dict:
-        """Run the hosts' program's ``command``; its answer (RemoteError if it failed)."""
-        python = next((spec.python for spec in self.specs if spec.name == host), None)
-        line = protocol.sh(DETACHED_RUNNER, DETACHED, python or "", command)
-        done = self.runners[host].run(line, json.dumps(request).encode() + b"\n", timeout)
-        try:
-            answer = json.loads(done.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            why = done.stderr.strip() or done.stdout.strip() or f"status {done.status}"
-            raise RemoteError(host, f"{command}: {why}") from None
-        if "error" in answer:
-            raise RemoteError(host, f"{command}: {answer['error']}")
-        return answer
-
-
-def _finish_in_flight(futures) -> None:
-    """Let what is under way on the hosts end before the run stops what it started:
-    a member or an agent whose start was still on its way would otherwise come up
-    after the stop, and stay. Another ^C stops waiting."""
-    under_way = [f for f in futures if not f.cancel() and not f.done()]
-    if not under_way:
-        return
-    log.warning("interrupted: letting %d host command(s) under way end first", len(under_way))
-    try:
-        wait(under_way)
-    except BaseException:
-        log.warning("interrupted again: not waiting; something may be left on the hosts")
+        self.over()
 
 
 def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) -> int:
-    """Start the cluster on ``specs`` and hand it over (see the module's docstring)."""
+    """Start the cluster on ``specs`` and hand it over (see the module's docstring);
+    128+N when SIGTERM or SIGHUP (N) ended it before the hand-over."""
+    graphs = " ".join(f"--remote {s.graph}" for s in specs)
+    try:
+        with _SignalsStop() as signals:
+            cluster, failed = _hand_over(settings, specs, bundle, connect, out, graphs, signals)
+    except Signalled as sig:
+        if not getattr(sig, "said", False):
+            log.error("interrupted by %s", sig.name)
+        return 128 + sig.signum
+    members = ", ".join(f"{m.host} ({m.client_url})" for m in cluster.members)
+    out.write(HANDED_OVER.format(hosts=len(specs), members=members, graphs=graphs))
+    for host, failures in failed.items():
+        out.write(describe_failures(host, failures))
+    out.flush()
+    # As an attached run ends: 1 when a host converged with resources failed. The
+    # cluster runs on (an event on one, or an edit of it, retries it); `mgmt status`
+    # shows them.
+    return 1 if failed else 0
+
+
+def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsStop):
+    """The phases, up to the hand-over (then ``signals`` are over): the cluster's
+    members, and the hosts whose resources ended failed."""
     names = [s.name for s in specs]
     addresses = parse_addresses(settings.cluster_address, names)
-    graphs = " ".join(f"--remote {s.graph}" for s in specs)
     with Hosts(specs, connect) as hosts:
         prepared = hosts.each(lambda s: hosts.call(s.name, "prepare", _prepare_request(s, bundle)))
         busy = [n for n, p in prepared.items() if p["existing"]]
@@ -210,25 +164,27 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
                     sizes, failed = _wait_converged(hosts, max(settings.converged_timeout, 0))
             finally:
                 follower.close(sizes)
+            signals.over()
         except BaseException as err:
-            why = (
-                "interrupted" if isinstance(err, KeyboardInterrupt) else "the cluster did not start"
-            )
+            if isinstance(err, Signalled):
+                why = f"interrupted by {err.name}"
+                err.said = True  # type: ignore[attr-defined]
+            elif isinstance(err, KeyboardInterrupt):
+                why = "interrupted"
+            else:
+                why = "the cluster did not start"
             log.error("%s before the hand-over; stopping what was started", why)
-            try:
-                stop_all(hosts, caching=True)
-            except MgmtError as err:  # the first error is the one to report
-                log.error("could not stop everything: %s", err)
+            _stop_started(hosts)
             raise
-    members = ", ".join(f"{m.host} ({m.client_url})" for m in cluster.members)
-    out.write(HANDED_OVER.format(hosts=len(specs), members=members, graphs=graphs))
-    for host, failures in failed.items():
-        out.write(describe_failures(host, failures))
-    out.flush()
-    # As an attached run ends: 1 when a host converged with resources failed. The
-    # cluster runs on (an event on one, or an edit of it, retries it); `mgmt status`
-    # shows them.
-    return 1 if failed else 0
+    return cluster, failed
+
+
+def _stop_started(hosts: Hosts) -> None:
+    """What a failed or interrupted hand-over started goes, on every host still
+    reachable; each one that is not is said, in one line."""
+    _stopped, failures = stop_all(hosts, caching=True)
+    for host, err in failures.items():
+        log.error("could not stop what was started on %s: %s", host, err.message)
 
 
 def _remove_remains(hosts: Hosts, prepared: Dict[str, Dict]) -> None:
@@ -310,13 +266,13 @@ def _copy_missing(hosts: Hosts, prepared: Dict[str, Dict], bundle, cluster: Host
         found = prepared[spec.name]
         if not found["bundle_ok"]:
             log.info("%s: copying the bundle (%d bytes)", spec.name, bundle.size)
-            upload(hosts.runners[spec.name], bundle.path.read_bytes(), found["bundle"], 0o700)
+            hosts.copy(spec.name, bundle.path, found["bundle"], 0o700)
         if cluster.member(spec.name) is not None and found["etcd"] is None:
             binary, _sha = _local_etcd()
             if binary is None or not found.get("etcd_cache"):
                 raise RemoteError(spec.name, "no etcd binary on the host, nor here to copy")
             log.info("%s: no etcd on the host; copying this one (%s)", spec.name, binary)
-            upload(hosts.runners[spec.name], binary.read_bytes(), found["etcd_cache"], 0o700)
+            hosts.copy(spec.name, binary, found["etcd_cache"], 0o700)
             found["etcd"] = found["etcd_copy"] = found["etcd_cache"]
 
     hosts.each(copy)
@@ -370,8 +326,10 @@ def _wait_converged(hosts: Hosts, quiet: float) -> Tuple[Dict[str, int], Dict[st
         time.sleep(CONVERGE_POLL)
 
 
-def stop_all(hosts: Hosts, caching: bool) -> Dict[str, Any]:
-    """Agents first (they would only log etcd errors), then the members and the dirs."""
+def stop_all(hosts: Hosts, caching: bool) -> Tuple[Dict[str, List], Dict[str, RemoteError]]:
+    """Agents first (they would only log etcd errors), then the members and the dirs,
+    on every host whatever another's error: what each host stopped, and why it could
+    not (host -> error; a host lost in the first step is left out of the second)."""
 
     def agents(spec: HostSpec) -> Dict:
         return hosts.call(spec.name, "stop", {"what": ["agent"]})
@@ -379,9 +337,17 @@ def stop_all(hosts: Hosts, caching: bool) -> Dict[str, Any]:
     def rest(spec: HostSpec) -> Dict:
         return hosts.call(spec.name, "stop", {"what": ["etcd"], "clean": True, "caching": caching})
 
-    first = hosts.each(agents)
-    second = hosts.each(rest)
-    return {n: first[n]["stopped"] + second[n]["stopped"] for n in first}
+    first, failures = hosts.each_apart(agents, own_threads=True)
+    reachable = [s for s in hosts.specs if not isinstance(failures.get(s.name), Lost)]
+    second, more = hosts.each_apart(rest, reachable, own_threads=True)
+    for name, err in more.items():
+        failures.setdefault(name, err)
+    stopped = {
+        s.name: first.get(s.name, {}).get("stopped", []) + second.get(s.name, {}).get("stopped", [])
+        for s in hosts.specs
+        if s.name not in failures
+    }
+    return stopped, failures
 
 
 # Taken (the user asked for it), but said: a quorum of two needs both.

@@ -1,0 +1,174 @@
+"""A ``--detach`` hand-over that does not complete: ended by SIGTERM or SIGHUP as by
+a ^C, a host lost half-way, a ^C during a slow bundle copy. Whatever ends it, what
+was started is stopped on every host still reachable, and the run ends promptly.
+"""
+
+import signal
+import subprocess
+import time
+
+import pytest
+from remote_helpers import Initiator, assert_clean, graph_for, need_hosts, wait_until
+
+from support.hosts import ssh_hosts
+
+STATE = "/root/.local/state/mgmt/detached"
+# The hosts' program (detached.py) runs as `PYTHON -S -c PROGRAM COMMAND`: this one
+# is slow to start the command its case names.
+SLOW_PYTHON = """#!/bin/sh
+for command; do :; done
+case $command in %s ;; esac
+exec python3 "$@"
+"""
+SLOW_ETCD = """#!/bin/sh
+sleep 3
+exec /tmp/real-etcd "$@"
+"""
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    with ssh_hosts(["a", "b"], bridge=True) as hosts:
+        yield hosts
+
+
+def _graphs(tmp_path):
+    return [
+        graph_for("remote2a.yaml", "a", tmp_path),
+        graph_for("remote2b.yaml", "b", tmp_path),
+    ]
+
+
+def _running(host, command: str) -> bool:
+    """Whether the hosts' program (detached.py) runs ``command`` on ``host`` now."""
+    return any(cmd.endswith(" " + command) for cmd in host.processes().values())
+
+
+def _slow_python(host, graph, case: str) -> None:
+    host.run("cat > /tmp/slow-python3 && chmod 755 /tmp/slow-python3", input=SLOW_PYTHON % case)
+    graph.write_text(graph.read_text() + "python: /tmp/slow-python3\n")
+
+
+def _nothing_left(*hosts) -> None:
+    for host in hosts:
+        assert_clean(host)
+        assert not host.exists("/root/.local/state/mgmt"), host.name
+
+
+def test_sigterm_while_auth_runs_stops_what_was_started_as_a_ctrl_c_does(pool, bundle, tmp_path):
+    """SIGTERM killed the initiator (exit -15, no word) and left the member (etcd on
+    2379/2380, its supervisor) and the cluster's directory on a."""
+    a = pool["a"]
+    a.run("touch /tmp/real-etcd && mount --bind /usr/bin/etcd /tmp/real-etcd")
+    a.run("cat > /tmp/slow-etcd && chmod 755 /tmp/slow-etcd", input=SLOW_ETCD)
+    a.run("mount --bind /tmp/slow-etcd /usr/bin/etcd")
+    try:
+        with Initiator(pool, bundle, _graphs(tmp_path), "--detach") as run:
+            wait_until(lambda: _running(a, "auth"), 30, "auth under way on a")
+            run.interrupt(signal.SIGTERM)
+            code = run.wait(60)
+    finally:
+        a.run("umount /usr/bin/etcd; umount /tmp/real-etcd", check=False)
+    assert code == 128 + signal.SIGTERM, run.output
+    assert "interrupted by SIGTERM before the hand-over; stopping what was started" in run.output
+    assert "Traceback" not in run.output, run.output
+    _nothing_left(a, pool["b"])
+
+
+def test_sighup_while_agents_start_stops_the_whole_cluster(pool, bundle, tmp_path):
+    """SIGHUP (the initiator's terminal gone) while the agents start left the whole
+    cluster running. b's Python is made slow to start ``agent``."""
+    a, b = pool["a"], pool["b"]
+    graphs = _graphs(tmp_path)
+    _slow_python(b, graphs[1], "agent) sleep 2")
+    with Initiator(pool, bundle, graphs, "--detach") as run:
+        wait_until(lambda: _running(b, "agent"), 60, "the agent starting on b")
+        run.interrupt(signal.SIGHUP)
+        code = run.wait(60)
+    assert code == 128 + signal.SIGHUP, run.output
+    assert "interrupted by SIGHUP before the hand-over; stopping what was started" in run.output
+    _nothing_left(a, b)
+
+
+def test_a_host_lost_while_agents_start_does_not_keep_the_others_from_being_stopped(
+    pool, bundle, tmp_path
+):
+    """b lost while its agent starts: the stop raised on b's error, so the member and
+    the cluster's directory stayed on a, which was reachable all along; and b's loss
+    was told as "agent: status -1"."""
+    a, b = pool["a"], pool["b"]
+    graphs = _graphs(tmp_path)
+    _slow_python(b, graphs[1], "agent) sleep 30")
+    try:
+        with Initiator(pool, bundle, graphs, "--detach", "--lost-timeout=2") as run:
+            wait_until(lambda: _running(b, "agent"), 60, "the agent starting on b")
+            b.link_down()
+            code = run.wait(30)
+        assert code == 1, run.output
+        assert "status -1" not in run.output, run.output
+        assert "b: agent: lost: no answer to SSH keepalives" in run.output
+        lines = [x for x in run.output.splitlines() if "could not stop" in x]
+        assert len(lines) == 1 and "on b: lost: no answer" in lines[0], run.output
+        _nothing_left(a)
+    finally:
+        b.kill_sessions()  # the slow agent command, cut off from the initiator
+        b.link_up()
+        b.run("rm -rf /root/.local/state/mgmt")
+
+
+def test_ctrl_c_during_a_slow_bundle_copy_ends_at_once_and_leaves_no_partial_copy(pool, tmp_path):
+    """The copy was waited for as a command under way (66 s on a slow link), and a
+    second ^C did not help: the stop queued behind it. A copy starts nothing on the
+    host: it is abandoned, and the host removes what it got. a's link is slowed to
+    5 MB/s, the bundle is 100 MB (of zeros: a copy never finishes in this test)."""
+    a = pool["a"]
+    big = tmp_path / "big.pyz"
+    with big.open("wb") as handle:
+        handle.truncate(100 * 1024 * 1024)
+    shape = ["tc", "qdisc", "add", "dev", a.veth, "root", "tbf"]
+    subprocess.run([*shape, "rate", "40mbit", "burst", "32kbit", "latency", "400ms"], check=True)
+    try:
+        with Initiator(pool, big, _graphs(tmp_path)[:1], "--detach") as run:
+            run.wait_for_line(r"a: copying the bundle", 60)
+            temp = "/root/.cache/mgmt/bundles"
+            wait_until(
+                lambda: any(f.startswith(".") for f in a.listdir(temp)), 30, "the copy begun"
+            )
+            run.interrupt()
+            started = time.monotonic()
+            code = run.wait(30)
+            took = time.monotonic() - started
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", a.veth, "root"], check=False)
+    assert code == 130, run.output
+    assert took < 5, (took, run.output)
+    _nothing_left(a)
+
+
+def test_a_second_ctrl_c_stops_at_once_what_was_started_while_a_command_still_runs(
+    pool, bundle, tmp_path
+):
+    """After a second ^C ("not waiting") the stop still queued behind the command
+    under way (the phase's threads were all busy): the run ended only when that did.
+    a's Python is made slow to start ``auth``; the member it started is stopped."""
+    a = pool["a"]
+    graph = _graphs(tmp_path)[0]
+    _slow_python(a, graph, "auth) sleep 30")
+    try:
+        with Initiator(pool, bundle, [graph], "--detach") as run:
+            wait_until(lambda: _running(a, "auth"), 60, "auth under way on a")
+            run.interrupt()
+            run.wait_for_line(r"letting 1 host command\(s\) under way end first", 10)
+            run.interrupt()
+            started = time.monotonic()
+            code = run.wait(40)
+            took = time.monotonic() - started
+        assert code == 130, run.output
+        assert "interrupted again: not waiting" in run.output, run.output
+        assert took < 5, (took, run.output)
+        assert a.listeners() == [f"{a.address}:{a.port}"]  # the member was stopped
+    finally:
+        a.kill_sessions()  # the slow auth, which nothing waits for any more
+        a.run("rm -rf /root/.local/state/mgmt")
+    assert_clean(a)
