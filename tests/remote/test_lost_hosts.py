@@ -1,6 +1,7 @@
 """A host that goes silent (its link down) or a session cut mid-copy: the run
 reports it and ends, and the hosts keep nothing of it (issue 17, items 3 and 4)."""
 
+import os
 import signal
 
 import pytest
@@ -90,3 +91,34 @@ def test_an_initiator_killed_mid_copy_leaves_no_partial_bundle_or_run_dir(pool, 
         run.wait(10)
     for host in pool:
         assert_clean(host, timeout=20)  # the host-side guard did it
+
+
+def _big_bundle(tmp_path, size):
+    """A bundle of ``size`` bytes never cached on a host (its first bytes are new)."""
+    big = tmp_path / "big.pyz"
+    with big.open("wb") as handle:
+        handle.write(os.urandom(16))
+        handle.truncate(size)
+    return big
+
+
+def test_a_host_silent_during_the_copy_then_interrupted_is_lost_not_stopped(pool, tmp_path):
+    # It was reported "stopped" (exit 0) once dropped after the stop's grace.
+    a, b = pool["a"], pool["b"]
+    big = _big_bundle(tmp_path, 1024 * 1024 * 1024)  # longer to copy than the test takes
+    with Initiator(pool, big, _graphs(pool, tmp_path)) as run:
+        run.wait_for_line(r"remote: b: Copying bundle", timeout=30)
+        wait_until(lambda: leftovers(b)["temp bundles"], 30, "b's copy begun")
+        b.link_down()
+        try:
+            run.interrupt()
+            code = run.wait(15)  # the silent host is given 3 s
+        finally:
+            b.link_up()
+    assert code == 1, run.output
+    rows = summary(run.output)
+    assert rows["a"][0] == "stopped", run.output
+    assert rows["b"][0] == "failed", run.output
+    assert rows["b"][2] == "lost: no answer within 3 s of the stop", run.output
+    assert_clean(a, timeout=20)
+    wait_until(lambda: leftovers(b) == leftovers(a), 90, "b to clean up once reachable")

@@ -214,9 +214,14 @@ class Fanout:
                 break
             self.control.wake.wait(POLL)
             self.control.wake.clear()
+        waited = time.monotonic() - started
+        if self.control.abort:
+            why = "dropped: interrupted again before it had stopped"
+        else:
+            why = f"lost: no answer within {waited:.0f} s of the stop"
         for session in self._active():
             log.warning("%s: did not stop in time; dropping its connection", session.host)
-            session.abort()
+            session.abort(why)
         for thread in self._threads.values():
             thread.join(5.0)
         for name, session in self._sessions.items():
