@@ -122,3 +122,23 @@ def test_a_host_silent_during_the_copy_then_interrupted_is_lost_not_stopped(pool
     assert rows["b"][2] == "lost: no answer within 3 s of the stop", run.output
     assert_clean(a, timeout=20)
     wait_until(lambda: leftovers(b) == leftovers(a), 90, "b to clean up once reachable")
+
+
+def test_a_hangup_stops_the_run_as_sigterm_does(pool, bundle, tmp_path):
+    # A closed terminal's SIGHUP killed the initiator: no summary, its etcd dir left.
+    a, b = pool["a"], pool["b"]
+    run = Initiator(pool, bundle, _graphs(pool, tmp_path))
+    try:
+        wait_until(lambda: a.exists("/tmp/only-a") and b.exists("/tmp/only-b"), 30, "both")
+        run.interrupt(signal.SIGHUP)
+        code = run.proc.wait(20)
+        left = os.listdir(run._tmp)  # its --tmp-prefix dir went in there
+    finally:
+        run.kill()
+    assert code == 0, run.output
+    rows = summary(run.output)
+    assert rows["a"][0] == rows["b"][0] == "stopped", run.output
+    assert left == [], left
+    for host in pool:
+        assert_clean(host, timeout=20)
+    _clear(a, b)

@@ -238,7 +238,8 @@ def _one_per_graph(specs: List[HostSpec]) -> List[HostSpec]:
 
 
 class SignalStop:
-    """SIGINT/SIGTERM ask the run to stop (twice: stop waiting) while in effect."""
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal) ask the run to stop (twice:
+    stop waiting) while in effect."""
 
     def __init__(self, control: RunControl):
         self.control = control
@@ -246,7 +247,7 @@ class SignalStop:
 
     def __enter__(self) -> "SignalStop":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
