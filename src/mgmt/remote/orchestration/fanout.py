@@ -165,6 +165,7 @@ class Fanout:
 
         def life() -> None:
             result = session.run()
+            self.ended(session, result)
             if result.failed:
                 log.error("%s: failed: %s", spec.name, result.message)
             self.control.wake.set()
@@ -172,6 +173,9 @@ class Fanout:
         thread = threading.Thread(target=life, name="session-" + spec.name, daemon=True)
         self._threads[spec.name] = thread
         thread.start()
+
+    def ended(self, session: Session, result: HostResult) -> None:
+        """A host's session has ended with ``result`` (called in its thread)."""
 
     def _converge(self, slots_wanted: bool) -> Optional[float]:
         """Stop converged hosts; seconds until another may have converged (None: unknown)."""
