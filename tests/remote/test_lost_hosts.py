@@ -10,6 +10,7 @@ from remote_helpers import (
     assert_clean,
     file_graph,
     leftovers,
+    mgmt_run,
     need_hosts,
     summary,
     wait_until,
@@ -142,3 +143,28 @@ def test_a_hangup_stops_the_run_as_sigterm_does(pool, bundle, tmp_path):
     for host in pool:
         assert_clean(host, timeout=20)
     _clear(a, b)
+
+
+def test_a_partial_bundle_whose_writer_was_killed_goes_at_the_next_copy(pool, bundle, tmp_path):
+    # A copy killed on the host (SIGKILL: START's trap cannot run) left its
+    # .SHA.pyz.PID for good: nothing ever removed it.
+    b = pool["b"]
+    cache = "/root/.cache/mgmt/bundles"
+    graphs = [file_graph("b", "b", tmp_path)]
+    with Initiator(pool, _big_bundle(tmp_path, 1024 * 1024 * 1024), graphs) as run:
+        run.wait_for_line(r"remote: b: Copying bundle", timeout=30)
+        wait_until(lambda: leftovers(b)["temp bundles"], 30, "b's copy begun")
+        b.kill_sessions()
+        assert run.wait(30) == 1, run.output
+    [killed] = leftovers(b)["temp bundles"]
+    # One whose writer is alive (b's sshd) and one still growing stay.
+    alive = f".{'0' * 64}.pyz.{b.pid}"
+    growing = f".{'1' * 64}.pyz.{killed.rsplit('.', 1)[1]}"
+    b.run(f"cd {cache} && : > {alive} && : > {growing}")
+    b.run(f"cd {cache} && touch -d '2 minutes ago' {killed} {alive} && rm -f *.pyz")
+    done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "b: Copying bundle" in done.stdout + done.stderr  # a copy: the sweep ran
+    assert sorted(leftovers(b)["temp bundles"]) == sorted([alive, growing])
+    b.run(f"cd {cache} && rm -f -- {alive} {growing}; rm -rf /tmp/mgmt-*")  # the killed run's
+    _clear(b)
