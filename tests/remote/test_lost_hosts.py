@@ -145,9 +145,11 @@ def test_a_hangup_stops_the_run_as_sigterm_does(pool, bundle, tmp_path):
     _clear(a, b)
 
 
-def test_a_partial_bundle_whose_writer_was_killed_goes_at_the_next_copy(pool, bundle, tmp_path):
+def test_a_partial_bundle_and_run_dir_whose_start_was_killed_go_at_the_next_run(
+    pool, bundle, tmp_path
+):
     # A copy killed on the host (SIGKILL: START's trap cannot run) left its
-    # .SHA.pyz.PID for good: nothing ever removed it.
+    # .SHA.pyz.PID and its run dir for good: nothing ever removed them.
     b = pool["b"]
     cache = "/root/.cache/mgmt/bundles"
     graphs = [file_graph("b", "b", tmp_path)]
@@ -157,6 +159,7 @@ def test_a_partial_bundle_whose_writer_was_killed_goes_at_the_next_copy(pool, bu
         b.kill_sessions()
         assert run.wait(30) == 1, run.output
     [killed] = leftovers(b)["temp bundles"]
+    assert len(leftovers(b)["run dirs"]) == 1
     # One whose writer is alive (b's sshd) and one still growing stay.
     alive = f".{'0' * 64}.pyz.{b.pid}"
     growing = f".{'1' * 64}.pyz.{killed.rsplit('.', 1)[1]}"
@@ -166,5 +169,6 @@ def test_a_partial_bundle_whose_writer_was_killed_goes_at_the_next_copy(pool, bu
     assert done.returncode == 0, done.stdout + done.stderr
     assert "b: Copying bundle" in done.stdout + done.stderr  # a copy: the sweep ran
     assert sorted(leftovers(b)["temp bundles"]) == sorted([alive, growing])
-    b.run(f"cd {cache} && rm -f -- {alive} {growing}; rm -rf /tmp/mgmt-*")  # the killed run's
+    assert leftovers(b)["run dirs"] == []
+    b.run(f"cd {cache} && rm -f -- {alive} {growing}")
     _clear(b)

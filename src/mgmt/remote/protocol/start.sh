@@ -38,7 +38,22 @@ if [ "$mode" = cache ]; then
     shiv="$cache/shiv"
 fi
 if [ -z "$run" ]; then
+    # The run dirs of STARTs killed (SIGKILL: no trap ran) go at the next start
+    # here: each names its START's pid in .start; one whose START is gone, or a
+    # zombie (where nothing reaps it), is removed. Builtins only: no process.
+    for old in "${TMPDIR:-/tmp}"/mgmt-??????????; do
+        [ -f "$old/.start" ] && IFS= read -r writer <"$old/.start" || continue
+        case $writer in '' | *[!0-9]*) continue ;; esac
+        if kill -0 "$writer" 2>/dev/null; then
+            stat=
+            IFS= read -r stat <"/proc/$writer/stat" 2>/dev/null
+            stat=${stat##*) }
+            [ "${stat%% *}" = Z ] || continue
+        fi
+        rm -rf -- "$old"
+    done
     run=$(mktemp -d "${TMPDIR:-/tmp}/mgmt-XXXXXXXXXX") || exit 90
+    echo $$ >"$run/.start"
 fi
 if [ "$mode" != cache ]; then
     mkdir -p "$run/shiv" || { rm -rf -- "$run"; exit 91; }
