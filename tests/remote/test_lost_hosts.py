@@ -172,3 +172,25 @@ def test_a_partial_bundle_and_run_dir_whose_start_was_killed_go_at_the_next_run(
     assert leftovers(b)["run dirs"] == []
     b.run(f"cd {cache} && rm -f -- {alive} {growing}")
     _clear(b)
+
+
+def test_a_host_silent_while_connecting_then_interrupted_is_lost_not_stopped(
+    pool, bundle, tmp_path
+):
+    # Its sshd stopped (SIGSTOP): the connection hangs; after ^C it was "stopped", exit 0.
+    a, b = pool["a"], pool["b"]
+    os.kill(b.pid, signal.SIGSTOP)
+    try:
+        with Initiator(pool, bundle, _graphs(pool, tmp_path)) as run:
+            wait_until(lambda: a.exists("/tmp/only-a"), 30, "a")
+            run.interrupt()
+            code = run.wait(15)
+    finally:
+        os.kill(b.pid, signal.SIGCONT)
+    assert code == 1, run.output
+    rows = summary(run.output)
+    assert rows["a"][0] == "stopped", run.output
+    assert rows["b"][0] == "failed" and rows["b"][2].startswith("lost: "), run.output
+    assert_clean(a, timeout=20)
+    wait_until(lambda: leftovers(b) == leftovers(a), 60, "b to clean up")
+    _clear(a, b)

@@ -229,8 +229,9 @@ class Fanout:
         for thread in self._threads.values():
             thread.join(5.0)
         for name, session in self._sessions.items():
-            if session.result is None:
-                session.result = HostResult(name, FAILED, message="session did not end")
+            if session.result is None:  # still connecting, say: dropped all the same
+                why = session.dropped or "session did not end"
+                session.result = HostResult(name, FAILED, message=why)
 
 
 def _one_per_graph(specs: List[HostSpec]) -> List[HostSpec]:

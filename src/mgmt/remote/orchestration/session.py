@@ -94,6 +94,11 @@ class Session:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def dropped(self) -> Optional[str]:
+        """Why :meth:`abort` gave up on it (None: it did not)."""
+        return self._dropped
+
     def abort(self, why: str) -> None:
         """Last resort after the grace period: drop the connection under it.
 
