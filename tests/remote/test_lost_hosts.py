@@ -120,7 +120,7 @@ def test_a_host_silent_during_the_copy_then_interrupted_is_lost_not_stopped(pool
     rows = summary(run.output)
     assert rows["a"][0] == "stopped", run.output
     assert rows["b"][0] == "failed", run.output
-    assert rows["b"][2] == "lost: no answer within 3 s of the stop", run.output
+    assert rows["b"][2].startswith("lost: "), run.output  # keepalives may say it first
     assert_clean(a, timeout=20)
     wait_until(lambda: leftovers(b) == leftovers(a), 90, "b to clean up once reachable")
 
