@@ -557,17 +557,27 @@ def test_a_leaf_lost_before_a_stop_stays_lost(pool, agent_env, bundle, tmp_path,
         l1.kill_sessions()  # its agent and connection gone: the secondary finds it lost
         # Said with -v as the initiator gets it (before the fix, only at s1's end).
         run.wait_for_line(rf"s1/{re.escape(l1.address)}: result: failed", timeout=30)
+        frozen = []
+        if again:  # s1 frozen, then dropped: l2's own result never comes
+            frozen = [p for p, cmd in pool["s1"].processes().items() if cmd and "sshd" not in cmd]
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
         run.interrupt()
-        if again:  # s1 is dropped if it has not stopped yet: l2's own result never comes
+        if again:
             run.wait_for_line(r"interrupted by SIGINT: stopping", timeout=10)
             run.interrupt()
-        code = run.wait(30)
+        try:
+            code = run.wait(30)
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
     assert code == 1, run.output
     rows = summary(run.output)
     result, _bundle, message = rows[path_of(pool, "l1")]
     assert result == "failed" and message.startswith("lost: "), run.output
     l2_row = rows[path_of(pool, "l2")]
-    if again and l2_row[0] == "failed":  # dropped with s1 (or s1 had stopped: stopped)
+    if again:
+        assert l2_row[0] == "failed", run.output
         assert l2_row[2].startswith("converged, then lost via s1: dropped: "), run.output
     else:
         assert l2_row[0] == "stopped", run.output
