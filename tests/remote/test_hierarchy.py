@@ -543,3 +543,46 @@ def test_a_leafs_python_key_reaches_it_through_its_secondary(pool, agent_env, bu
     assert (rows["s1"][0], rows["s1"][2]) == ("failed", "1 of 2 host(s) below failed"), out
     for host in pool:
         assert_clean(host)
+
+
+@pytest.mark.parametrize("again", [False, True], ids=["interrupt", "interrupt-twice"])
+def test_a_leaf_lost_before_a_stop_stays_lost(pool, agent_env, bundle, tmp_path, again):
+    """Its result went up only at the secondary's end: a drop of the secondary (a
+    second ^C) after the leaf was lost made it "converged, then lost via s1:
+    dropped...", and a stop as the end's lines went, "stopped - never started"."""
+    l1, l2 = pool["l1"], pool["l2"]
+    graphs = [leaf_graph(pool, n, tmp_path, "applied") for n in ("l1", "l2")]
+    with Initiator(pool, bundle, graphs, "-v", "--lost-timeout=6", env=agent_env) as run:
+        wait_until(lambda: has_file(l1, "applied") and has_file(l2, "applied"), 60, "leaves")
+        l1.kill_sessions()  # its agent and connection gone: the secondary finds it lost
+        # Said with -v as the initiator gets it (before the fix, only at s1's end).
+        run.wait_for_line(rf"s1/{re.escape(l1.address)}: result: failed", timeout=30)
+        frozen = []
+        if again:  # s1 frozen, then dropped: l2's own result never comes
+            frozen = [p for p, cmd in pool["s1"].processes().items() if cmd and "sshd" not in cmd]
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+        run.interrupt()
+        if again:
+            run.wait_for_line(r"interrupted by SIGINT: stopping", timeout=10)
+            run.interrupt()
+        try:
+            code = run.wait(30)
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+    assert code == 1, run.output
+    rows = summary(run.output)
+    result, _bundle, message = rows[path_of(pool, "l1")]
+    assert result == "failed" and message.startswith("lost: "), run.output
+    l2_row = rows[path_of(pool, "l2")]
+    if again:
+        assert l2_row[0] == "failed", run.output
+        assert l2_row[2].startswith("converged, then lost via s1: dropped: "), run.output
+    else:
+        assert l2_row[0] == "stopped", run.output
+    assert rows["s1"][0] == "failed", run.output
+    for host in (pool["s1"], l1, l2):
+        wait_until(lambda h=host: not leftovers(h)["processes"], 30, f"{host.name} clean")
+    for host in (pool["s1"], l1, l2):
+        host.run("rm -rf /tmp/mgmt-* /tmp/only-*")

@@ -1,6 +1,7 @@
 """A host that goes silent (its link down) or a session cut mid-copy: the run
 reports it and ends, and the hosts keep nothing of it (issue 17, items 3 and 4)."""
 
+import os
 import signal
 
 import pytest
@@ -9,6 +10,7 @@ from remote_helpers import (
     assert_clean,
     file_graph,
     leftovers,
+    mgmt_run,
     need_hosts,
     summary,
     wait_until,
@@ -90,3 +92,105 @@ def test_an_initiator_killed_mid_copy_leaves_no_partial_bundle_or_run_dir(pool, 
         run.wait(10)
     for host in pool:
         assert_clean(host, timeout=20)  # the host-side guard did it
+
+
+def _big_bundle(tmp_path, size):
+    """A bundle of ``size`` bytes never cached on a host (its first bytes are new)."""
+    big = tmp_path / "big.pyz"
+    with big.open("wb") as handle:
+        handle.write(os.urandom(16))
+        handle.truncate(size)
+    return big
+
+
+def test_a_host_silent_during_the_copy_then_interrupted_is_lost_not_stopped(pool, tmp_path):
+    # It was reported "stopped" (exit 0) once dropped after the stop's grace.
+    a, b = pool["a"], pool["b"]
+    big = _big_bundle(tmp_path, 1024 * 1024 * 1024)  # longer to copy than the test takes
+    with Initiator(pool, big, _graphs(pool, tmp_path)) as run:
+        run.wait_for_line(r"remote: b: Copying bundle", timeout=30)
+        wait_until(lambda: leftovers(b)["temp bundles"], 30, "b's copy begun")
+        b.link_down()
+        try:
+            run.interrupt()
+            code = run.wait(15)  # the silent host is given 3 s
+        finally:
+            b.link_up()
+    assert code == 1, run.output
+    rows = summary(run.output)
+    assert rows["a"][0] == "stopped", run.output
+    assert rows["b"][0] == "failed", run.output
+    assert rows["b"][2].startswith("lost: "), run.output  # keepalives may say it first
+    assert_clean(a, timeout=20)
+    wait_until(lambda: leftovers(b) == leftovers(a), 90, "b to clean up once reachable")
+
+
+def test_a_hangup_stops_the_run_as_sigterm_does(pool, bundle, tmp_path):
+    # A closed terminal's SIGHUP killed the initiator: no summary, its etcd dir left.
+    a, b = pool["a"], pool["b"]
+    run = Initiator(pool, bundle, _graphs(pool, tmp_path))
+    try:
+        wait_until(lambda: a.exists("/tmp/only-a") and b.exists("/tmp/only-b"), 30, "both")
+        run.interrupt(signal.SIGHUP)
+        code = run.proc.wait(20)
+        left = os.listdir(run._tmp)  # its --tmp-prefix dir went in there
+    finally:
+        run.kill()
+    assert code == 0, run.output
+    rows = summary(run.output)
+    assert rows["a"][0] == rows["b"][0] == "stopped", run.output
+    assert left == [], left
+    for host in pool:
+        assert_clean(host, timeout=20)
+    _clear(a, b)
+
+
+def test_a_partial_bundle_and_run_dir_whose_start_was_killed_go_at_the_next_run(
+    pool, bundle, tmp_path
+):
+    # A copy killed on the host (SIGKILL: START's trap cannot run) left its
+    # .SHA.pyz.PID and its run dir for good: nothing ever removed them.
+    b = pool["b"]
+    cache = "/root/.cache/mgmt/bundles"
+    graphs = [file_graph("b", "b", tmp_path)]
+    with Initiator(pool, _big_bundle(tmp_path, 1024 * 1024 * 1024), graphs) as run:
+        run.wait_for_line(r"remote: b: Copying bundle", timeout=30)
+        wait_until(lambda: leftovers(b)["temp bundles"], 30, "b's copy begun")
+        b.kill_sessions()
+        assert run.wait(30) == 1, run.output
+    [killed] = leftovers(b)["temp bundles"]
+    assert len(leftovers(b)["run dirs"]) == 1
+    # One whose writer is alive (b's sshd) and one still growing stay.
+    alive = f".{'0' * 64}.pyz.{b.pid}"
+    growing = f".{'1' * 64}.pyz.{killed.rsplit('.', 1)[1]}"
+    b.run(f"cd {cache} && : > {alive} && : > {growing}")
+    b.run(f"cd {cache} && touch -d '2 minutes ago' {killed} {alive} && rm -f *.pyz")
+    done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "b: Copying bundle" in done.stdout + done.stderr  # a copy: the sweep ran
+    assert sorted(leftovers(b)["temp bundles"]) == sorted([alive, growing])
+    assert leftovers(b)["run dirs"] == []
+    b.run(f"cd {cache} && rm -f -- {alive} {growing}")
+    _clear(b)
+
+
+def test_a_host_silent_while_connecting_then_interrupted_is_lost_not_stopped(
+    pool, bundle, tmp_path
+):
+    # Its sshd stopped (SIGSTOP): the connection hangs; after ^C it was "stopped", exit 0.
+    a, b = pool["a"], pool["b"]
+    os.kill(b.pid, signal.SIGSTOP)
+    try:
+        with Initiator(pool, bundle, _graphs(pool, tmp_path)) as run:
+            wait_until(lambda: a.exists("/tmp/only-a"), 30, "a")
+            run.interrupt()
+            code = run.wait(15)
+    finally:
+        os.kill(b.pid, signal.SIGCONT)
+    assert code == 1, run.output
+    rows = summary(run.output)
+    assert rows["a"][0] == "stopped", run.output
+    assert rows["b"][0] == "failed" and rows["b"][2].startswith("lost: "), run.output
+    assert_clean(a, timeout=20)
+    wait_until(lambda: leftovers(b) == leftovers(a), 60, "b to clean up")
+    _clear(a, b)

@@ -142,6 +142,31 @@ def test_hosts_of_a_lost_secondary_say_whether_they_had_converged(tmp_path):
     }
 
 
+def test_hosts_of_a_stopped_secondary_whose_agents_ran_did_start(tmp_path):
+    """No results came up from a secondary that stopped (cut short as it said them):
+    a host whose agent had said converged or busy was "stopped - never started"."""
+    from types import SimpleNamespace
+
+    from mgmt.remote.hierarchy.upstream import Hierarchy
+    from mgmt.remote.orchestration.results import CONVERGED, STOPPED, HostResult
+
+    paths = [
+        graph(tmp_path, "l1.yaml", "ssh://root@l1", "via: ssh://root@s1\n"),
+        graph(tmp_path, "l2.yaml", "ssh://root@l2", "via: ssh://root@s1\n"),
+    ]
+    _, trees = group_by_first_hop(load_remotes(paths).specs)
+    hierarchy = Hierarchy(trees, tmp_path, lambda tree: {}, {})
+    hierarchy.sessions["s1"] = SimpleNamespace(leaf_converged={"l1": True}, leaf_results={})
+    rows = {r.host: r for r in hierarchy.expand([HostResult("s1", STOPPED)])}
+    assert {h: (r.result, r.message) for h, r in rows.items()} == {
+        "s1": (STOPPED, ""),
+        "s1/l1": (STOPPED, "ran; stopped with s1, no result of its own"),
+        "s1/l2": (STOPPED, "never started"),
+    }
+    rows = {r.host: r for r in hierarchy.expand([HostResult("s1", CONVERGED)])}
+    assert rows["s1/l1"].result == CONVERGED
+
+
 def test_one_hop_two_logins_is_an_error(tmp_path):
     paths = [
         graph(tmp_path, "l1.yaml", "ssh://root@l1", "via: ssh://root@s1\n"),

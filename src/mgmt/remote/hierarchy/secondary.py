@@ -37,11 +37,13 @@ from mgmt.errors import InputError
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import group_by_first_hop
 from mgmt.remote.hierarchy.plan import grace_below, load_plan, plan_payload, update_graphs
-from mgmt.remote.hierarchy.upstream import Hierarchy, SudoSecret
+from mgmt.remote.hierarchy.upstream import Hierarchy, SecondarySession, SudoSecret
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.fanout import ConvergedStates, Fanout, RunControl, SignalStop
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
+from mgmt.remote.orchestration.results import HostResult
+from mgmt.remote.orchestration.session import Session
 from mgmt.remote.protocol import SECONDARY_SETTING, SUDO_SECRET_SETTING, converged_line
 from mgmt.remote.protocol.relay import (
     leaf_converged_line,
@@ -104,6 +106,15 @@ class SecondaryFanout(Fanout):
         # Each host's own state goes upward too: if this secondary is lost, the
         # initiator still knows which of its hosts had applied their graphs.
         self.converged = ConvergedStates(control.wake, self._publish)
+
+    def ended(self, session: Session, result: HostResult) -> None:
+        """A host's result goes upward at once, not only at the end: a stop (or a
+        drop) of this secondary right after it must not lose what it said (a lost
+        host was reported "never started"). A secondary's own row, and those of
+        its hosts, go at the end (see :meth:`Hierarchy.expand`); a row said twice
+        is the same row."""
+        if not isinstance(session, SecondarySession):
+            self.say(leaf_result_line(result._asdict()))
 
     def _publish(self, host: str, converged: bool) -> None:
         self.ctx.endpoint.publish_converged(host, converged)
@@ -261,13 +272,15 @@ def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
             [HostSpec("plan", plan)], lambda _spec: update_graphs(plan, run_dir)
         )
         hierarchy.watch()
-    try:
-        with SignalStop(control):
+    # A stop while the results go upward (the initiator's ^C as a host's failure
+    # came) must not cut them short: they are said within SignalStop too.
+    with SignalStop(control):
+        try:
             results = fanout.run()
-    finally:
-        if plan_watcher is not None:
-            plan_watcher.close()
-        hierarchy.close()
-    for row in hierarchy.expand(results):
-        upward.line(leaf_result_line(row._asdict()))
+        finally:
+            if plan_watcher is not None:
+                plan_watcher.close()
+            hierarchy.close()
+        for row in hierarchy.expand(results):
+            upward.line(leaf_result_line(row._asdict()))
     return 0

@@ -42,6 +42,8 @@ NEVER_STARTED = "never started"
 # A host below a secondary that failed or was lost, with no result of its own.
 VIA = "via {secondary}: {why}"
 CONVERGED_THEN_LOST = "converged, then lost via {secondary}: {why}"
+# A host below a secondary that stopped, whose agent ran but whose own result never came.
+STOPPED_WITH = "ran; stopped with {}, no result of its own"
 # The run's sudo prompt token and password (None if none was given), for the
 # hosts below a secondary that run through sudo (see mgmt.remote.transport.sudo).
 SudoSecret = Tuple[str, Optional[str]]
@@ -106,6 +108,7 @@ class SecondarySession(Session):
             row["message"] = row["message"] or ""
             row["bundle"] = row["bundle"] or "-"
             self.leaf_results[fields["host"]] = HostResult(**row)
+            log.debug("%s/%s: result: %s", self.host, row["host"], row["result"])
             return
         converged = parse_leaf_converged_line(line)
         if converged is not None:
@@ -258,6 +261,9 @@ class Hierarchy:
                         said = CONVERGED_THEN_LOST if converged.get(path) else VIA
                         why = said.format(secondary=row.host, why=row.message or row.result)
                         leaf = HostResult(path, FAILED, message=why)
+                    elif path in converged:  # its agent ran: stopped with its secondary
+                        done = CONVERGED if row.result == CONVERGED else STOPPED
+                        leaf = HostResult(path, done, message=STOPPED_WITH.format(row.host))
                     else:
                         leaf = HostResult(path, STOPPED, message=NEVER_STARTED)
                 elif row.result == CONVERGED and leaf.result == STOPPED:

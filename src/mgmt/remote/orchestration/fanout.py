@@ -165,6 +165,7 @@ class Fanout:
 
         def life() -> None:
             result = session.run()
+            self.ended(session, result)
             if result.failed:
                 log.error("%s: failed: %s", spec.name, result.message)
             self.control.wake.set()
@@ -172,6 +173,9 @@ class Fanout:
         thread = threading.Thread(target=life, name="session-" + spec.name, daemon=True)
         self._threads[spec.name] = thread
         thread.start()
+
+    def ended(self, session: Session, result: HostResult) -> None:
+        """A host's session has ended with ``result`` (called in its thread)."""
 
     def _converge(self, slots_wanted: bool) -> Optional[float]:
         """Stop converged hosts; seconds until another may have converged (None: unknown)."""
@@ -214,14 +218,20 @@ class Fanout:
                 break
             self.control.wake.wait(POLL)
             self.control.wake.clear()
+        waited = time.monotonic() - started
+        if self.control.abort:
+            why = "dropped: interrupted again before it had stopped"
+        else:
+            why = f"lost: no answer within {waited:.0f} s of the stop"
         for session in self._active():
             log.warning("%s: did not stop in time; dropping its connection", session.host)
-            session.abort()
+            session.abort(why)
         for thread in self._threads.values():
             thread.join(5.0)
         for name, session in self._sessions.items():
-            if session.result is None:
-                session.result = HostResult(name, FAILED, message="session did not end")
+            if session.result is None:  # still connecting, say: dropped all the same
+                why = session.dropped or "session did not end"
+                session.result = HostResult(name, FAILED, message=why)
 
 
 def _one_per_graph(specs: List[HostSpec]) -> List[HostSpec]:
@@ -233,7 +243,8 @@ def _one_per_graph(specs: List[HostSpec]) -> List[HostSpec]:
 
 
 class SignalStop:
-    """SIGINT/SIGTERM ask the run to stop (twice: stop waiting) while in effect."""
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal) ask the run to stop (twice:
+    stop waiting) while in effect."""
 
     def __init__(self, control: RunControl):
         self.control = control
@@ -241,7 +252,7 @@ class SignalStop:
 
     def __enter__(self) -> "SignalStop":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -23,6 +23,12 @@ class HostResult(NamedTuple):
         return self.result == FAILED
 
 
+def describe_error(err: BaseException) -> str:
+    """An exception's message, or its class's name when it has none (an exception
+    is always true, so ``err or name`` would give an empty message)."""
+    return str(err) or type(err).__name__
+
+
 def print_summary(results: List[HostResult], out: TextIO) -> None:
     """One line per host: host, result, bundle copied or cached, time, and why if it failed."""
     rows = [("host", "result", "bundle", "time", "")]

@@ -18,16 +18,16 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from mgmt.errors import GraphError, RemoteError
+from mgmt.errors import RemoteError
 from mgmt.log import get_logger
 from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.orchestration import agentstart
+from mgmt.remote.orchestration import agentstart, ending
 from mgmt.remote.orchestration.bundlecopy import send_bundle
 from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.results import CONVERGED, EXITED, FAILED, STOPPED, HostResult
 from mgmt.remote.protocol.programs import LAUNCHER, START
-from mgmt.remote.transport.runner import Process, Runner, is_connection_error, upload
+from mgmt.remote.transport.runner import Process, Runner, upload
 
 log = get_logger("remote")
 
@@ -66,6 +66,7 @@ class Session:
         self.agent_report: Optional[Dict[str, Any]] = None  # its --json document
         self.python: Optional[protocol.Python] = None  # what the launcher runs on
         self._stop_reason: Optional[str] = None
+        self._dropped: Optional[str] = None  # why abort() dropped it: the host's failure
         self._stop = threading.Event()
         self._runner: Optional[Runner] = None
         self._process: Optional[Process] = None
@@ -93,8 +94,18 @@ class Session:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def abort(self) -> None:
-        """Last resort after the grace period: drop the connection under it."""
+    @property
+    def dropped(self) -> Optional[str]:
+        """Why :meth:`abort` gave up on it (None: it did not)."""
+        return self._dropped
+
+    def abort(self, why: str) -> None:
+        """Last resort after the grace period: drop the connection under it.
+
+        The host did not confirm its stop, so it is not "stopped": it fails with
+        ``why`` (unless its connection was found lost first: that says more)."""
+        if self._dropped is None:
+            self._dropped = why
         self.stop()
         runner = self._runner
         if runner is not None:
@@ -150,19 +161,9 @@ class Session:
             outcome["result"], outcome["message"] = self._judge(status)
         except Exception as err:
             lost = self._runner.lost() if self._runner is not None else None
-            if isinstance(err, (RemoteError, GraphError)) and lost is None and not self.stopping:
-                outcome["message"] = err.message if isinstance(err, RemoteError) else str(err)
-            elif self.stopping and lost is None:
-                # Cut short by the stop asked: a host stopped because it converged
-                # did converge, whatever its connection did while it was ended.
-                outcome["result"] = self._stop_reason or STOPPED
-            elif lost is not None:
-                outcome["message"] = lost
-            elif is_connection_error(err):
-                outcome["message"] = f"connection lost: {err or type(err).__name__}"
-            else:  # a bug: fail this host, keep the others going
-                log.debug("%s: session failed", self.host, exc_info=True)
-                outcome["message"] = f"internal error: {type(err).__name__}: {err}"
+            stop_reason = (self._stop_reason or STOPPED) if self.stopping else None
+            why = ending.judge_error(self.host, err, lost, self._dropped, stop_reason)
+            outcome["result"], outcome["message"] = why
         finally:
             if tunnel is not None:
                 tunnel.close(cancel=False)  # the connection closes below, and the port with it
@@ -337,18 +338,7 @@ class Session:
         return status
 
     def _judge(self, status: int) -> Tuple[str, str]:
-        if self._stop_reason is not None:
-            # SIGINT is a clean stop whatever code the agent chose for it.
-            if status in (0, 128 + 2):
-                return self._stop_reason, ""
-            if status == 128 + 9:
-                return FAILED, f"agent killed after ignoring SIGINT for {self.stop_grace:.0f} s"
-        if status == 0:
-            return EXITED, ""
-        if status == 1:
-            return FAILED, "the agent ended with failed resources (status 1; see its output)"
-        why = agentstart.why_it_ended(status, self.python)
-        return FAILED, why or f"agent exited with status {status}"
+        return ending.judge_status(status, self._stop_reason, self.stop_grace, self.python)
 
     def _stream(self, stream) -> None:
         """Forward agent output line by line, as it comes."""

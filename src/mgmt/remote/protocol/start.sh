@@ -38,7 +38,22 @@ if [ "$mode" = cache ]; then
     shiv="$cache/shiv"
 fi
 if [ -z "$run" ]; then
+    # The run dirs of STARTs killed (SIGKILL: no trap ran) go at the next start
+    # here: each names its START's pid in .start; one whose START is gone, or a
+    # zombie (where nothing reaps it), is removed. Builtins only: no process.
+    for old in "${TMPDIR:-/tmp}"/mgmt-??????????; do
+        [ -f "$old/.start" ] && IFS= read -r writer <"$old/.start" || continue
+        case $writer in '' | *[!0-9]*) continue ;; esac
+        if kill -0 "$writer" 2>/dev/null; then
+            stat=
+            IFS= read -r stat <"/proc/$writer/stat" 2>/dev/null
+            stat=${stat##*) }
+            [ "${stat%% *}" = Z ] || continue
+        fi
+        rm -rf -- "$old"
+    done
     run=$(mktemp -d "${TMPDIR:-/tmp}/mgmt-XXXXXXXXXX") || exit 90
+    echo $$ >"$run/.start"
 fi
 if [ "$mode" != cache ]; then
     mkdir -p "$run/shiv" || { rm -rf -- "$run"; exit 91; }
@@ -57,6 +72,22 @@ if ! [ -f "$bundle" ] || { ! [ -d "$site" ] &&
     # session (the copy done, ^C on the initiator, the connection lost), a
     # partial copy and the run dir do not stay behind.
     part="${bundle%/*}/.${bundle##*/}.$$"
+    # A copy whose START was killed (SIGKILL: no trap ran) left its partial file:
+    # the next copy here removes it, once its writer (the pid it ends with) is gone
+    # and it has not grown for a minute (a home shared over NFS may hold another
+    # host's copy under way, its writer's pid unknown here).
+    if [ "$mode" = cache ]; then
+        find "${bundle%/*}" -maxdepth 1 -name '.*.pyz.*' -mmin +1 2>/dev/null |
+            while IFS= read -r old; do
+                writer=${old##*.}
+                case $writer in '' | *[!0-9]*) continue ;; esac
+                # Alive: not a zombie (a killed START whose parent went too may
+                # stay one, where nothing reaps it).
+                kill -0 "$writer" 2>/dev/null &&
+                    [ "$(cut -d' ' -f3 "/proc/$writer/stat" 2>/dev/null)" != Z ] && continue
+                rm -f -- "$old"
+            done
+    fi
     # A signal during the clean-up (sudo passes on the hangup it got, then
     # its own pty's; head may end first, at the hangup) must not cut it short.
     trap 'trap "" HUP INT TERM PIPE; rm -f -- "$part"; cd / && rm -rf -- "$run"' EXIT
