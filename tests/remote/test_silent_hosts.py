@@ -15,7 +15,6 @@ from remote_helpers import file_graph, mgmt_run, need_hosts, summary, wait_until
 
 from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import parse_remote
-from mgmt.remote.transport import paramiko_ssh
 from mgmt.remote.transport.connect import ConnectOptions
 from mgmt.remote.transport.openssh import OpenSshRunner
 from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
@@ -108,26 +107,3 @@ def test_openssh_stopped_while_logging_in_gives_up_within_seconds(pool, mute):
         runner.close()
     assert failed == ["stopped: no SSH login within 3 s of the stop"], (failed, took)
     assert took < HURRY_SECONDS + 2, took
-
-
-def test_paramiko_stopped_while_connecting_gives_up_at_once(pool, mute, monkeypatch):
-    """cancel_connect (the run stops) while paramiko waits for the greeting: the
-    connect timeout (10 s here) is not waited out."""
-    monkeypatch.setenv("HOME", str(pool.ssh_dir.parent))
-    spec = parse_remote(f"ssh://root@{mute.address}", Path("g.yaml"), 1)
-    failed = []
-
-    def log_in() -> None:
-        try:
-            ParamikoRunner(spec, ConnectOptions(), lost_timeout=30).close()
-        except RemoteError as err:
-            failed.append(err.message)
-
-    thread = threading.Thread(target=log_in, daemon=True)
-    thread.start()
-    wait_until(lambda: spec.name in paramiko_ssh._connecting, 10, "the connect to begin")
-    started = time.monotonic()
-    paramiko_ssh.cancel_connect(spec.name)
-    thread.join(5)
-    took = time.monotonic() - started
-    assert failed == [paramiko_ssh.STOPPED_CONNECTING] and took < 1, (failed, took)

@@ -11,70 +11,16 @@ import contextlib
 import dataclasses
 import socket
 import threading
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Optional
 
 import paramiko
-from fabric import Connection
 
-from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.transport.connect import ConnectOptions, connect
 from mgmt.remote.transport.heartbeat import Heartbeat
 from mgmt.remote.transport.runner import Address, Become, Process, Runner, Tunnel
 from mgmt.remote.transport.same_host import Endpoint, Login
 from mgmt.remote.transport.tunnel import ReverseTunnel
-
-STOPPED_CONNECTING = "stopped while connecting"
-# Connects under way, by host name: cancel_connect() wakes them.
-_connecting: Dict[str, threading.Event] = {}
-_connecting_lock = threading.Lock()
-
-
-def cancel_connect(host: str) -> None:
-    """The run stops: a ParamikoRunner still connecting to ``host`` gives up at
-    once (RemoteError STOPPED_CONNECTING), its connect left to end on its own
-    and closed then. A silent host otherwise held a ^C for the connect timeout."""
-    with _connecting_lock:
-        wake = _connecting.get(host)
-    if wake is not None:
-        wake.set()
-
-
-def _connect_or_cancel(spec: HostSpec, options: ConnectOptions) -> Connection:
-    wake = threading.Event()  # set when the connect ends, or by cancel_connect
-    outcome: List[object] = []
-    lock = threading.Lock()
-
-    def work() -> None:
-        try:
-            result: object = connect(spec, options)
-        except Exception as err:  # handed to the caller
-            result = err
-        with lock:
-            outcome.append(result)
-            abandoned = len(outcome) > 1
-        if abandoned and isinstance(result, Connection):
-            result.close()
-        wake.set()
-
-    with _connecting_lock:
-        _connecting[spec.name] = wake
-    try:
-        threading.Thread(target=work, name=f"connect-{spec.name}", daemon=True).start()
-        wake.wait()
-    finally:
-        with _connecting_lock:
-            if _connecting.get(spec.name) is wake:
-                del _connecting[spec.name]
-    with lock:
-        if not outcome:
-            outcome.extend([None, None])  # abandoned: work() closes what it gets
-            raise RemoteError(spec.name, STOPPED_CONNECTING)
-        result = outcome[0]
-    if isinstance(result, Exception):
-        raise result
-    assert isinstance(result, Connection)
-    return result
 
 
 class ChannelProcess(Process):
@@ -115,7 +61,7 @@ class ParamikoRunner(Runner):
         # A host silent for the run's --lost-timeout is lost, while connecting too.
         options = dataclasses.replace(options, timeout=min(options.timeout, lost_timeout))
         self.timeout = options.timeout
-        self.conn = _connect_or_cancel(spec, options)
+        self.conn = connect(spec, options)
         self.transport: paramiko.Transport = self.conn.transport
         self._global_lock = threading.Lock()
         self._heartbeat = Heartbeat(self.transport, lost_timeout, self._global_lock)
