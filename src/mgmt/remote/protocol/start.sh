@@ -39,17 +39,16 @@ if [ "$mode" = cache ]; then
 fi
 if [ -z "$run" ]; then
     # The run dirs of STARTs killed (SIGKILL: no trap ran) go at the next start
-    # here: each names its START's pid in .start; one whose START is gone, or a
-    # zombie (where nothing reaps it), is removed. Builtins only: no process.
+    # here: each names its START's pid in .start; one of ours (-O) whose START is
+    # gone, or a zombie (where nothing reaps it), is removed. Asked of /proc, not
+    # kill -0, which fails for another user's live process too. Builtins only.
     for old in "${TMPDIR:-/tmp}"/mgmt-??????????; do
-        [ -f "$old/.start" ] && IFS= read -r writer <"$old/.start" || continue
+        [ -O "$old" ] && [ -f "$old/.start" ] && IFS= read -r writer <"$old/.start" || continue
         case $writer in '' | *[!0-9]*) continue ;; esac
-        if kill -0 "$writer" 2>/dev/null; then
-            stat=
-            IFS= read -r stat <"/proc/$writer/stat" 2>/dev/null
-            stat=${stat##*) }
-            [ "${stat%% *}" = Z ] || continue
-        fi
+        stat=
+        IFS= read -r stat 2>/dev/null <"/proc/$writer/stat"
+        stat=${stat##*) }
+        [ -n "$stat" ] && [ "${stat%% *}" != Z ] && continue
         rm -rf -- "$old"
     done
     run=$(mktemp -d "${TMPDIR:-/tmp}/mgmt-XXXXXXXXXX") || exit 90
