@@ -32,13 +32,16 @@ from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
 from mgmt.remote.orchestration.session import Session
+from mgmt.remote.transport.runner import HURRY_SECONDS
 from mgmt.wakeup import Wakeup
 
 log = get_logger("remote")
 
 POLL = 0.25
 SHUTDOWN_GRACE = 15.0  # sessions escalate to SIGKILL after 10 s themselves
-CONNECT_GRACE = 3.0  # how long a stop waits for sessions that never got to run
+# How long a stop waits for sessions that never got to run: past the runners' hurry
+# (HURRY_SECONDS), so that a host silent since the stop is known lost by then.
+CONNECT_GRACE = HURRY_SECONDS + 1.0
 
 
 class RunControl:
@@ -219,19 +222,29 @@ class Fanout:
             self.control.wake.wait(POLL)
             self.control.wake.clear()
         waited = time.monotonic() - started
-        if self.control.abort:
-            why = "dropped: interrupted again before it had stopped"
-        else:
-            why = f"lost: no answer within {waited:.0f} s of the stop"
         for session in self._active():
             log.warning("%s: did not stop in time; dropping its connection", session.host)
-            session.abort(why)
+            session.abort(_drop_reason_for(session, waited, self.control.abort))
         for thread in self._threads.values():
             thread.join(5.0)
         for name, session in self._sessions.items():
             if session.result is None:  # still connecting, say: dropped all the same
                 why = session.dropped or "session did not end"
                 session.result = HostResult(name, FAILED, message=why)
+
+
+def _drop_reason_for(session: Session, waited: float, again: bool) -> Optional[str]:
+    """Why a session still under way after the stop's grace fails its host; None
+    when dropping it is still a stop: its host answers (a silent one is found lost
+    by its runner's hurry, and said so first) and no agent of it ran there (what
+    START made, its guard removes when the connection closes)."""
+    if again:
+        return "dropped: interrupted again before it had stopped"
+    if not session.connected.is_set():
+        return f"lost: no SSH answer within {waited:.0f} s of the stop"
+    if session.started.is_set():
+        return f"did not stop within {waited:.0f} s of the stop"
+    return None
 
 
 def _one_per_graph(specs: List[HostSpec]) -> List[HostSpec]:

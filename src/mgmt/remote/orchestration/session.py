@@ -61,6 +61,7 @@ class Session:
         self.agent_pid: Optional[int] = None
         self.running = threading.Event()  # the agent has started and not yet ended
         self.started = threading.Event()  # the agent was started (stays set)
+        self.connected = threading.Event()  # logged in to the host (stays set)
         self.finished = threading.Event()
         self.result: Optional[HostResult] = None
         self.agent_report: Optional[Dict[str, Any]] = None  # its --json document
@@ -99,11 +100,12 @@ class Session:
         """Why :meth:`abort` gave up on it (None: it did not)."""
         return self._dropped
 
-    def abort(self, why: str) -> None:
+    def abort(self, why: Optional[str]) -> None:
         """Last resort after the grace period: drop the connection under it.
 
-        The host did not confirm its stop, so it is not "stopped": it fails with
-        ``why`` (unless its connection was found lost first: that says more)."""
+        The host did not confirm its stop: it fails with ``why`` (unless its
+        connection was found lost first: that says more); None, it is stopped
+        all the same (see fanout's _drop_reason_for)."""
         if self._dropped is None:
             self._dropped = why
         self.stop()
@@ -148,6 +150,7 @@ class Session:
         tunnel = None
         try:
             self._runner = runner = self.ctx.connect(self.spec)
+            self.connected.set()
             self._check_stop()
             size = self.ctx.bundle.stat().st_size
             self._process = process = runner.start(self._start_command(size))
