@@ -6,6 +6,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from remote_helpers import (
     assert_clean,
     file_graph,
     has_file,
+    leftovers,
     mgmt_run,
     need_hosts,
     save_graph,
@@ -27,9 +30,9 @@ from support.sshagent import ssh_agent
 
 @pytest.fixture(scope="module")
 def chain():
-    """Three levels: s1 (reachable), m behind it, z behind m."""
+    """Three levels: s1 (reachable), m behind it, z and y behind m."""
     need_hosts()
-    with ssh_hosts(["s1", "m", "z"], behind={"m": "s1", "z": "m"}) as hosts:
+    with ssh_hosts(["s1", "m", "z", "y"], behind={"m": "s1", "z": "m", "y": "m"}) as hosts:
         yield hosts
 
 
@@ -59,6 +62,44 @@ def test_depth_three_on_one_chain_by_ssh_config_aliases(chain, bundle, tmp_path)
     assert rows["s1/m/z"][1] == "copied"
     for host in chain:
         assert_clean(host)
+
+
+def test_a_result_from_two_levels_down_goes_up_at_once(chain, bundle, tmp_path):
+    """m says z's result to s1 as z ends; s1 kept it until m ended, so when the
+    initiator then dropped s1 (a second ^C), z, lost long before, became
+    "converged, then lost via s1: dropped"."""
+    z, y = chain["z"], chain["y"]
+    graphs = [file_graph(name, name, tmp_path, "deep") for name in ("z", "y")]
+    for graph in graphs:
+        graph.write_text(graph.read_text() + "via: [s1, m]\n")
+    frozen = []
+    with ssh_agent(chain.identity) as sock:
+        env = {"SSH_AUTH_SOCK": sock}
+        with Initiator(chain, bundle, graphs, "-v", "--lost-timeout=6", env=env) as run:
+            wait_until(lambda: has_file(z, "deep") and has_file(y, "deep"), 60, "z and y")
+            z.kill_sessions()  # its agent and connection gone: m finds it lost
+            run.wait_for_line(r"s1/m/z: result: failed", timeout=30)  # said at once
+            s1 = chain["s1"]
+            frozen = [p for p, cmd in s1.processes().items() if cmd and "sshd" not in cmd]
+            for pid in frozen:  # s1 frozen, then dropped: nothing more comes from it
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                run.interrupt()
+                run.wait_for_line(r"interrupted by SIGINT: stopping", timeout=10)
+                run.interrupt()
+                code = run.wait(30)
+            finally:
+                for pid in frozen:
+                    os.kill(pid, signal.SIGCONT)
+    assert code == 1, run.output
+    rows = summary(run.output)
+    assert rows["s1/m/z"][0] == "failed", run.output
+    assert rows["s1/m/z"][2].startswith("lost: "), run.output
+    assert rows["s1/m/y"][0] == "failed", run.output
+    assert re.match(r"converged, then lost via s1: dropped", rows["s1/m/y"][2]), run.output
+    for host in chain:
+        wait_until(lambda h=host: not leftovers(h)["processes"], 30, f"{host.name} clean")
+        host.run("rm -rf /tmp/mgmt-* /tmp/only-*")
 
 
 def test_a_secondary_whose_python3_is_3_6(bundle, tmp_path):

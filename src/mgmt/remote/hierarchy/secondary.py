@@ -18,9 +18,10 @@ dir (``StrictHostKeyChecking yes``, or ``accept-new`` with --ssh-accept-new).
 What goes upward (mgmt.remote.protocol.relay): every host's output as relay
 lines, ``converged true`` only while every host below runs and has converged
 (the initiator decides when the cluster has converged for long enough, and
-stops the secondary, which stops its hosts), each host's result when the
-fan-out ends. SIGINT/SIGTERM (START's guard, told by the initiator or seeing
-its connection go) stop every host below first.
+stops the secondary, which stops its hosts), each host's result as soon as it
+ends (also one a secondary further down says of a host below it), and all of
+them again, completed, when the fan-out ends. SIGINT/SIGTERM (START's guard,
+told by the initiator or seeing its connection go) stop every host below first.
 
 Runs on hosts: Python 3.6+, standard library and the bundle only.
 """
@@ -248,6 +249,9 @@ def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
         dict(options, stop_grace=grace_below(options["stop_grace"])),  # for the level below
         on_new_host_key=lambda _below, key: upward.line(new_host_key_line(" ".join(key))),
         on_leaf_converged=lambda path, now: upward.line(leaf_converged_line(path, now)),
+        on_leaf_result=lambda path, row: upward.line(
+            leaf_result_line(row._replace(host=path)._asdict())
+        ),
         stop_grace=options["stop_grace"],
         sudo=sudo,
         payload=plan_payload,

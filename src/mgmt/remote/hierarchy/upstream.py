@@ -63,11 +63,13 @@ class SecondarySession(Session):
         on_new_host_key: Optional[Callable[[str, Tuple[str, str, str]], None]] = None,
         sudo: Optional[SudoSecret] = None,
         on_leaf_converged: Optional[Callable[[str, bool], None]] = None,
+        on_leaf_result: Optional[Callable[[str, HostResult], None]] = None,
     ):
         self.subtree = subtree
         self.on_new_host_key = on_new_host_key
         self.on_leaf_converged = on_leaf_converged  # (path from here, state): to go upward
         self.leaf_converged: Dict[str, bool] = {}  # path below -> as its agent last said
+        self.on_leaf_result = on_leaf_result  # (path from here, row): to go upward
         self.sudo = sudo
         self.leaf_results: Dict[str, HostResult] = {}
         self.edited: Optional[Path] = None  # the user's graph the next plan sent carries
@@ -107,8 +109,10 @@ class SecondarySession(Session):
             row["seconds"] = float(row["seconds"] or 0.0)
             row["message"] = row["message"] or ""
             row["bundle"] = row["bundle"] or "-"
-            self.leaf_results[fields["host"]] = HostResult(**row)
+            result = self.leaf_results[fields["host"]] = HostResult(**row)
             log.debug("%s/%s: result: %s", self.host, row["host"], row["result"])
+            if self.on_leaf_result is not None:
+                self.on_leaf_result(self.host + "/" + row["host"], result)
             return
         converged = parse_leaf_converged_line(line)
         if converged is not None:
@@ -140,7 +144,11 @@ class Hierarchy:
     ``sudo``: the run's sudo token and password, for secondaries with sudo hosts;
     ``payload``: what a host is sent for its graph file (see :func:`.plan.plan_for`),
     checked at an edit; ``standing``: what the other hosts of a secondary keep
-    then (a sibling's bad file must not hold an edit back; None: ``payload``).
+    then (a sibling's bad file must not hold an edit back; None: ``payload``);
+    ``on_leaf_converged``, ``on_leaf_result``: on a secondary, what to do with a
+    state or a result a secondary below said of one of its hosts (named by its
+    path from here): it goes upward at once, so that a stop or a drop of this
+    level cannot lose it.
     """
 
     def __init__(
@@ -156,6 +164,7 @@ class Hierarchy:
         payload: Payload = graph_payload,
         standing: Optional[Payload] = None,
         on_leaf_converged: Optional[Callable[[str, bool], None]] = None,
+        on_leaf_result: Optional[Callable[[str, HostResult], None]] = None,
     ):
         self.payload = payload
         self.standing = standing or payload
@@ -167,7 +176,8 @@ class Hierarchy:
         self.options = options
         self.connect = connect
         self.on_new_host_key = on_new_host_key  # (secondary, (entry, type, key))
-        self.on_leaf_converged = on_leaf_converged  # a secondary's: passed upward
+        self.on_leaf_converged = on_leaf_converged
+        self.on_leaf_result = on_leaf_result
         self.sessions: Dict[str, SecondarySession] = {}
         self._watcher: Optional[GraphWatcher] = None
 
@@ -225,7 +235,14 @@ class Hierarchy:
             if self.connect is not None:
                 ctx = ctx._replace(connect=self.connect)
             session = SecondarySession(
-                spec, ctx, report, tree, self.on_new_host_key, self.sudo, self.on_leaf_converged
+                spec,
+                ctx,
+                report,
+                tree,
+                self.on_new_host_key,
+                self.sudo,
+                self.on_leaf_converged,
+                self.on_leaf_result,
             )
             self.sessions[spec.name] = session
         if self.stop_grace is not None:
