@@ -1,14 +1,16 @@
 """A ``--detach`` hand-over that does not complete: ended by SIGTERM or SIGHUP as by
 a ^C, a host lost half-way, a ^C during a slow bundle copy. Whatever ends it, what
 was started is stopped on every host still reachable, and the run ends promptly.
+And ``mgmt stop`` with a host lost while it stops.
 """
 
+import os
 import signal
 import subprocess
 import time
 
 import pytest
-from remote_helpers import Initiator, assert_clean, graph_for, need_hosts, wait_until
+from remote_helpers import MGMT, Initiator, assert_clean, graph_for, need_hosts, wait_until
 
 from support.hosts import ssh_hosts
 
@@ -172,3 +174,48 @@ def test_a_second_ctrl_c_stops_at_once_what_was_started_while_a_command_still_ru
         a.kill_sessions()  # the slow auth, which nothing waits for any more
         a.run("rm -rf /root/.local/state/mgmt")
     assert_clean(a)
+
+
+def test_mgmt_stop_names_a_host_lost_while_it_stops_and_stops_the_others(pool, bundle, tmp_path):
+    """b's link goes down while its stop runs (b's Python made slow to start
+    ``stop``): b is NOT STOPPED, lost, exit 1; a is stopped all the same. Once b
+    is back, a second stop ends its cluster."""
+    a, b = pool["a"], pool["b"]
+    graphs = _graphs(tmp_path)
+    env = pool.env(MGMT_BUNDLE=str(bundle))
+
+    def argv(command: str, *more) -> list:
+        return [*MGMT, command, *more, *(f"--remote={graph}" for graph in graphs)]
+
+    started = subprocess.run(argv("run", "--detach"), env=env, capture_output=True, text=True)
+    assert started.returncode == 0, started.stdout + started.stderr
+    plain = graphs[1].read_text()
+    _slow_python(b, graphs[1], "stop) sleep 30")
+    try:
+        stop = subprocess.Popen(
+            argv("stop", "--lost-timeout=2"), env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: _running(b, "stop"), 60, "the stop under way on b")
+            b.link_down()
+            out, _ = stop.communicate(timeout=60)
+        finally:
+            stop.kill()
+            stop.wait()
+        assert stop.returncode == 1, out
+        assert "Traceback" not in out, out
+        lines = dict(line.split(": ", 1) for line in out.splitlines() if line[:2] in ("a:", "b:"))
+        assert lines["b"].startswith("NOT STOPPED: stop: lost: no answer to SSH keepalives"), out
+        assert lines["a"] == "stopped agent, etcd", out
+        _nothing_left(a)
+    finally:
+        for pid, command in b.processes().items():  # the slow stop (not b's cluster)
+            if "slow-python3" in command or command == "sleep 30":
+                os.kill(pid, signal.SIGKILL)
+        b.link_up()
+    graphs[1].write_text(plain)
+    again = subprocess.run(argv("stop"), env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "b: stopped agent" in again.stdout.splitlines(), again.stdout  # a is the member
+    _nothing_left(b)

@@ -49,6 +49,8 @@ class Host:
     jump: Optional[Host] = None  # reachable only through this host (ProxyJump)
     python3: Optional[str] = None  # the host's /usr/bin/python3 (say pyenv's 3.6)
     sshd: Optional[subprocess.Popen] = field(default=None, repr=False)
+    # Its routes while its link is down (see link_down): `ip route` words, one list each.
+    down_routes: List[List[str]] = field(default_factory=list, repr=False)
 
     # -- looking inside -------------------------------------------------
 
@@ -129,19 +131,23 @@ class Host:
         as when a cable is pulled (no reset, no FIN: the peer notices nothing)."""
         if self.jump is not None:
             raise RuntimeError(f"host {self.name}: link_down is for hosts on this machine's link")
-        subprocess.run(
-            ["ip", "-n", self.netns, "link", "set", f"{self.netns}b", "down"], check=True
+        inside, link = ["ip", "-n", self.netns], f"{self.netns}b"
+        # Its routes go with the link: to this machine, and to the other hosts of a bridge.
+        shown = subprocess.run(
+            [*inside, "-o", "route", "show", "dev", link],
+            capture_output=True,
+            text=True,
+            check=True,
         )
+        self.down_routes = [line.split() for line in shown.stdout.splitlines() if line.strip()]
+        subprocess.run([*inside, "link", "set", link, "down"], check=True)
 
     def link_up(self) -> None:
-        """Undo :meth:`link_down` (its route went with the link)."""
-        from support.netns import GATEWAY
-
-        inside = ["ip", "-n", self.netns]
-        subprocess.run([*inside, "link", "set", f"{self.netns}b", "up"], check=True)
-        subprocess.run(
-            [*inside, "route", "replace", f"{GATEWAY}/32", "dev", f"{self.netns}b"], check=True
-        )
+        """Undo :meth:`link_down`: the link, and the routes that went with it."""
+        inside, link = ["ip", "-n", self.netns], f"{self.netns}b"
+        subprocess.run([*inside, "link", "set", link, "up"], check=True)
+        for route in self.down_routes:
+            subprocess.run([*inside, "route", "replace", *route, "dev", link], check=True)
 
     @property
     def url(self) -> str:
