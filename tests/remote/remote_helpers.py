@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -12,7 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 from support import require_root, require_tools
 from support.hosts import Host, HostPool
@@ -264,3 +265,36 @@ def password_seen(password: bytes) -> List[str]:
             except OSError:
                 pass
     return found
+
+
+# The hosts' program (detached.py) runs as `PYTHON -S -c PROGRAM COMMAND`: this
+# Python is slow to start the command its case names ("auth) sleep 30").
+SLOW_PYTHON = """#!/bin/sh
+for command; do :; done
+case $command in %s ;; esac
+exec python3 "$@"
+"""
+SLOW_ETCD = """#!/bin/sh
+sleep 3
+exec /tmp/real-etcd "$@"
+"""
+
+
+def slow_python(host: Host, graph: Path, case: str) -> None:
+    """Make ``graph``'s host run the detached program on a Python slow to start the
+    command in ``case`` (a `case` branch of sh: "agent) sleep 2")."""
+    host.run("cat > /tmp/slow-python3 && chmod 755 /tmp/slow-python3", input=SLOW_PYTHON % case)
+    graph.write_text(graph.read_text() + "python: /tmp/slow-python3\n")
+
+
+@contextlib.contextmanager
+def slow_etcd(host: Host) -> Iterator[None]:
+    """Within the block, the host's etcd takes 3 s to start (its own /usr/bin/etcd,
+    in its private mounts, is a script that waits, then runs the real one)."""
+    host.run("touch /tmp/real-etcd && mount --bind /usr/bin/etcd /tmp/real-etcd")
+    host.run("cat > /tmp/slow-etcd && chmod 755 /tmp/slow-etcd", input=SLOW_ETCD)
+    host.run("mount --bind /tmp/slow-etcd /usr/bin/etcd")
+    try:
+        yield
+    finally:
+        host.run("umount /usr/bin/etcd; umount /tmp/real-etcd", check=False)

@@ -23,6 +23,8 @@ from remote_helpers import (
     mgmt_run,
     need_hosts,
     save_graph,
+    slow_etcd,
+    slow_python,
     summary,
     wait_until,
 )
@@ -51,17 +53,6 @@ collect:
   pattern: "/tmp/"
 edges: []
 remote: c
-"""
-# The hosts' program (detached.py) is run as `PYTHON -S -c PROGRAM COMMAND`: this
-# one is slow to start the command its case names.
-SLOW_PYTHON = """#!/bin/sh
-for command; do :; done
-case $command in %s ;; esac
-exec python3 "$@"
-"""
-SLOW_ETCD = """#!/bin/sh
-sleep 3
-exec /tmp/real-etcd "$@"
 """
 EXPORTED = {
     "file2a": "i am file2a, exported from host a\n",
@@ -539,11 +530,7 @@ def test_a_hand_over_interrupted_while_hosts_prepare_leaves_no_cluster_behind(
     a, b = pool["a"], pool["b"]
     a.run("rm -rf /root/.cache/mgmt")  # made again by a's prepare
     graphs = _graphs(tmp_path)[:2]
-    b.run(
-        "cat > /tmp/slow-python3 && chmod 755 /tmp/slow-python3",
-        input=SLOW_PYTHON % "prepare) sleep 2",
-    )
-    graphs[1].write_text(graphs[1].read_text() + "python: /tmp/slow-python3\n")
+    slow_python(b, graphs[1], "prepare) sleep 2")
 
     with Initiator(pool, bundle, graphs, "--detach") as run:
         wait_until(
@@ -609,10 +596,7 @@ def test_a_hand_over_interrupted_while_auth_waits_for_the_member_leaves_nothing(
     with its connection), then the member is stopped, and nothing stays. a's etcd
     is made slow to start, so that ``auth`` is still waiting at the ^C."""
     a = pool["a"]
-    a.run("touch /tmp/real-etcd && mount --bind /usr/bin/etcd /tmp/real-etcd")
-    a.run("cat > /tmp/slow-etcd && chmod 755 /tmp/slow-etcd", input=SLOW_ETCD)
-    a.run("mount --bind /tmp/slow-etcd /usr/bin/etcd")
-    try:
+    with slow_etcd(a):
         with Initiator(pool, bundle, _graphs(tmp_path)[:2], "--detach") as run:
             # The command running on the host, not the line logged just before it.
             wait_until(lambda: _running(a, "auth"), 30, "auth under way on a")
@@ -623,8 +607,6 @@ def test_a_hand_over_interrupted_while_auth_waits_for_the_member_leaves_nothing(
         for host in (a, pool["b"]):
             assert_clean(host)
             assert not host.exists("/root/.local/state/mgmt"), (host.name, run.output)
-    finally:
-        a.run("umount /usr/bin/etcd; umount /tmp/real-etcd", check=False)
 
 
 def test_the_graphs_python_runs_the_detached_agent_as_it_runs_an_attached_one(

@@ -10,22 +10,18 @@ import subprocess
 import time
 
 import pytest
-from remote_helpers import MGMT, Initiator, assert_clean, graph_for, need_hosts, wait_until
+from remote_helpers import (
+    MGMT,
+    Initiator,
+    assert_clean,
+    graph_for,
+    need_hosts,
+    slow_etcd,
+    slow_python,
+    wait_until,
+)
 
 from support.hosts import ssh_hosts
-
-STATE = "/root/.local/state/mgmt/detached"
-# The hosts' program (detached.py) runs as `PYTHON -S -c PROGRAM COMMAND`: this one
-# is slow to start the command its case names.
-SLOW_PYTHON = """#!/bin/sh
-for command; do :; done
-case $command in %s ;; esac
-exec python3 "$@"
-"""
-SLOW_ETCD = """#!/bin/sh
-sleep 3
-exec /tmp/real-etcd "$@"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +43,6 @@ def _running(host, command: str) -> bool:
     return any(cmd.endswith(" " + command) for cmd in host.processes().values())
 
 
-def _slow_python(host, graph, case: str) -> None:
-    host.run("cat > /tmp/slow-python3 && chmod 755 /tmp/slow-python3", input=SLOW_PYTHON % case)
-    graph.write_text(graph.read_text() + "python: /tmp/slow-python3\n")
-
-
 def _nothing_left(*hosts) -> None:
     for host in hosts:
         assert_clean(host)
@@ -62,16 +53,10 @@ def test_sigterm_while_auth_runs_stops_what_was_started_as_a_ctrl_c_does(pool, b
     """SIGTERM killed the initiator (exit -15, no word) and left the member (etcd on
     2379/2380, its supervisor) and the cluster's directory on a."""
     a = pool["a"]
-    a.run("touch /tmp/real-etcd && mount --bind /usr/bin/etcd /tmp/real-etcd")
-    a.run("cat > /tmp/slow-etcd && chmod 755 /tmp/slow-etcd", input=SLOW_ETCD)
-    a.run("mount --bind /tmp/slow-etcd /usr/bin/etcd")
-    try:
-        with Initiator(pool, bundle, _graphs(tmp_path), "--detach") as run:
-            wait_until(lambda: _running(a, "auth"), 30, "auth under way on a")
-            run.interrupt(signal.SIGTERM)
-            code = run.wait(60)
-    finally:
-        a.run("umount /usr/bin/etcd; umount /tmp/real-etcd", check=False)
+    with slow_etcd(a), Initiator(pool, bundle, _graphs(tmp_path), "--detach") as run:
+        wait_until(lambda: _running(a, "auth"), 30, "auth under way on a")
+        run.interrupt(signal.SIGTERM)
+        code = run.wait(60)
     assert code == 128 + signal.SIGTERM, run.output
     assert "interrupted by SIGTERM before the hand-over; stopping what was started" in run.output
     assert "Traceback" not in run.output, run.output
@@ -83,7 +68,7 @@ def test_sighup_while_agents_start_stops_the_whole_cluster(pool, bundle, tmp_pat
     cluster running. b's Python is made slow to start ``agent``."""
     a, b = pool["a"], pool["b"]
     graphs = _graphs(tmp_path)
-    _slow_python(b, graphs[1], "agent) sleep 2")
+    slow_python(b, graphs[1], "agent) sleep 2")
     with Initiator(pool, bundle, graphs, "--detach") as run:
         wait_until(lambda: _running(b, "agent"), 60, "the agent starting on b")
         run.interrupt(signal.SIGHUP)
@@ -101,7 +86,7 @@ def test_a_host_lost_while_agents_start_does_not_keep_the_others_from_being_stop
     was told as "agent: status -1"."""
     a, b = pool["a"], pool["b"]
     graphs = _graphs(tmp_path)
-    _slow_python(b, graphs[1], "agent) sleep 30")
+    slow_python(b, graphs[1], "agent) sleep 30")
     try:
         with Initiator(pool, bundle, graphs, "--detach", "--lost-timeout=2") as run:
             wait_until(lambda: _running(b, "agent"), 60, "the agent starting on b")
@@ -156,7 +141,7 @@ def test_a_second_ctrl_c_stops_at_once_what_was_started_while_a_command_still_ru
     a's Python is made slow to start ``auth``; the member it started is stopped."""
     a = pool["a"]
     graph = _graphs(tmp_path)[0]
-    _slow_python(a, graph, "auth) sleep 30")
+    slow_python(a, graph, "auth) sleep 30")
     try:
         with Initiator(pool, bundle, [graph], "--detach") as run:
             wait_until(lambda: _running(a, "auth"), 60, "auth under way on a")
@@ -190,7 +175,7 @@ def test_mgmt_stop_names_a_host_lost_while_it_stops_and_stops_the_others(pool, b
     started = subprocess.run(argv("run", "--detach"), env=env, capture_output=True, text=True)
     assert started.returncode == 0, started.stdout + started.stderr
     plain = graphs[1].read_text()
-    _slow_python(b, graphs[1], "stop) sleep 30")
+    slow_python(b, graphs[1], "stop) sleep 30")
     try:
         stop = subprocess.Popen(
             argv("stop", "--lost-timeout=2"), env=env, stdout=subprocess.PIPE,
