@@ -7,7 +7,6 @@ import glob
 import json
 import os
 import re
-import signal
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from remote_helpers import (
     mgmt_run,
     need_hosts,
     save_graph,
+    sessions_frozen,
     summary,
     wait_until,
 )
@@ -72,25 +72,17 @@ def test_a_result_from_two_levels_down_goes_up_at_once(chain, bundle, tmp_path):
     graphs = [file_graph(name, name, tmp_path, "deep") for name in ("z", "y")]
     for graph in graphs:
         graph.write_text(graph.read_text() + "via: [s1, m]\n")
-    frozen = []
     with ssh_agent(chain.identity) as sock:
         env = {"SSH_AUTH_SOCK": sock}
         with Initiator(chain, bundle, graphs, "-v", "--lost-timeout=6", env=env) as run:
             wait_until(lambda: has_file(z, "deep") and has_file(y, "deep"), 60, "z and y")
             z.kill_sessions()  # its agent and connection gone: m finds it lost
             run.wait_for_line(r"s1/m/z: result: failed", timeout=30)  # said at once
-            s1 = chain["s1"]
-            frozen = [p for p, cmd in s1.processes().items() if cmd and "sshd" not in cmd]
-            for pid in frozen:  # s1 frozen, then dropped: nothing more comes from it
-                os.kill(pid, signal.SIGSTOP)
-            try:
+            with sessions_frozen(chain["s1"]):  # then dropped: nothing more comes from it
                 run.interrupt()
                 run.wait_for_line(r"interrupted by SIGINT: stopping", timeout=10)
                 run.interrupt()
                 code = run.wait(30)
-            finally:
-                for pid in frozen:
-                    os.kill(pid, signal.SIGCONT)
     assert code == 1, run.output
     rows = summary(run.output)
     assert rows["s1/m/z"][0] == "failed", run.output
