@@ -3,6 +3,7 @@ reports it and ends, and the hosts keep nothing of it (issue 17, items 3 and 4).
 
 import os
 import signal
+import time
 
 import pytest
 from remote_helpers import (
@@ -178,16 +179,20 @@ def test_a_host_silent_while_connecting_then_interrupted_is_lost_not_stopped(
     pool, bundle, tmp_path
 ):
     # Its sshd stopped (SIGSTOP): the connection hangs; after ^C it was "stopped", exit 0.
+    # And the run then waited for b's connect to time out (10 s), not the stop's 4 s.
     a, b = pool["a"], pool["b"]
     os.kill(b.pid, signal.SIGSTOP)
     try:
         with Initiator(pool, bundle, _graphs(pool, tmp_path)) as run:
             wait_until(lambda: a.exists("/tmp/only-a"), 30, "a")
             run.interrupt()
+            stopped = time.monotonic()
             code = run.wait(15)
+            took = time.monotonic() - stopped
     finally:
         os.kill(b.pid, signal.SIGCONT)
     assert code == 1, run.output
+    assert took < 8, (took, run.output)
     rows = summary(run.output)
     assert rows["a"][0] == "stopped", run.output
     assert rows["b"][0] == "failed" and rows["b"][2].startswith("lost: "), run.output

@@ -225,12 +225,16 @@ class Fanout:
         for session in self._active():
             log.warning("%s: did not stop in time; dropping its connection", session.host)
             session.abort(_drop_reason_for(session, waited, self.control.abort))
-        for thread in self._threads.values():
-            thread.join(5.0)
+        for name, thread in self._threads.items():
+            # One that never connected may wait out its connect timeout: not for it.
+            # It has nothing on its host, and starts nothing once stopped (Session.run).
+            if self._sessions[name].connected.is_set():
+                thread.join(5.0)
         for name, session in self._sessions.items():
             if session.result is None:  # still connecting, say: dropped all the same
                 why = session.dropped or "session did not end"
-                session.result = HostResult(name, FAILED, message=why)
+                took = time.monotonic() - session.began if session.began is not None else 0.0
+                session.result = HostResult(name, FAILED, seconds=took, message=why)
 
 
 def _drop_reason_for(session: Session, waited: float, again: bool) -> Optional[str]:

@@ -63,6 +63,7 @@ class Session:
         self.started = threading.Event()  # the agent was started (stays set)
         self.connected = threading.Event()  # logged in to the host (stays set)
         self.finished = threading.Event()
+        self.began: Optional[float] = None  # time.monotonic() as its life began
         self.result: Optional[HostResult] = None
         self.agent_report: Optional[Dict[str, Any]] = None  # its --json document
         self.python: Optional[protocol.Python] = None  # what the launcher runs on
@@ -145,7 +146,7 @@ class Session:
     # -- the life of the session -----------------------------------------------
 
     def run(self) -> HostResult:
-        started = time.monotonic()
+        started = self.began = time.monotonic()
         outcome = {"result": FAILED, "bundle": "-", "message": ""}
         tunnel = None
         try:
