@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.rpm.sysdirs import system_owner
 
 __all__ = ["Attr", "Entry", "collect", "parse_attr"]
 
@@ -245,7 +246,12 @@ def _walk(
                 raise InvalidInput(f"{shown(path)}: cannot list: {error.strerror}") from None
             # An empty directory is kept, so it is owned; so is one below SRC whose
             # mode is not rpm's 0755 for the directories it makes (its mode is kept).
-            entry = replace(entry, owned=not names or (relative != "" and entry.mode != 0o755))
+            # Never a system one (/usr/bin, /usr/lib/systemd/system): it exists
+            # already, and owning it with another mode (0775 under umask 002)
+            # would conflict with the package that owns it.
+            mine = system_owner(entry.path) is None
+            owned = not names or (relative != "" and entry.mode != 0o755)
+            entry = replace(entry, owned=owned and mine)
             for name in reversed(names):
                 child = path / name
                 stack.append(
@@ -327,21 +333,20 @@ def _add_folders(
     """A ``--directories`` folder that only holds what SRC=DEST mappings put there
     (``--directories /opt/app bin/tool=/opt/app/bin/tool``, as fpm is used): it
     and each folder between it and what it holds become entries to own, 0755
-    as fpm's staging folders are. Never one of the filesystem package's own:
-    rpm refuses to install two packages that own one folder with other modes
-    (/usr/bin is 0555 there, /tmp 1777)."""
+    as fpm's staging folders are. Never one of the base system's (the filesystem
+    package's, systemd's): rpm refuses to install two packages that own one
+    folder with other modes (/usr/bin is 0555 there, /tmp 1777); see
+    mgmt_pkg.rpm.sysdirs."""
     for raw in directories:
         if not raw:
             continue  # refused by _mark
         _check_segments("--directories", raw)  # before _normal resolves a ".."
         top = _normal(raw)
-        if top in found or top == "/":
-            continue  # marked, or refused, by _mark
-        parts = top.strip("/").split("/")
-        if len(parts) == 1 or (len(parts) == 2 and parts[0] in ("usr", "var")):
-            raise InvalidInput(
-                f"--directories: {top} is the filesystem package's; give a folder below it"
-            )
+        owner = system_owner(top)
+        if owner is not None:  # also one a tree puts in the package: it is the same folder
+            raise InvalidInput(f"--directories: {top} is {owner}'s; give a folder below it")
+        if top in found:
+            continue  # marked by _mark
         below = f"{top}/"
         for path in [p for p in found if p.startswith(below)]:
             folder = posixpath.dirname(path)

@@ -1,0 +1,130 @@
+"""`mgmt-pkg rpm` beside the packages that own the system's directories.
+
+A tree laid out like the system (``./root/=/``), made by a user whose umask is
+002 (Fedora's and Debian's default), has 0775 folders: owning /usr, /usr/bin or
+/usr/lib/systemd/system with that mode made rpm refuse to install the package
+beside the filesystem package and systemd. Installed here into a temporary
+root next to stand-ins for both, built with rpmbuild as those packages are.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import List
+
+import pytest
+from rpm_helpers import run_cli
+
+from support import require_tools
+
+# What the stand-ins own, with Fedora's modes (/usr/bin is 0555 there).
+BASE = {
+    "filesystem": [("0755", "/etc"), ("0755", "/usr"), ("0555", "/usr/bin"),
+                   ("0555", "/usr/lib"), ("0755", "/usr/share")],
+    "systemd": [("0755", "/usr/lib/systemd"), ("0755", "/usr/lib/systemd/system")],
+}  # fmt: skip
+AS_ROOT = [] if os.geteuid() == 0 else ["unshare", "--map-root-user"]
+
+
+def base_package(tmp: Path, name: str) -> Path:
+    """A package that owns only directories, as the filesystem package does."""
+    top = tmp / f"base-{name}"
+    folders = BASE[name]
+    spec = top / f"{name}.spec"
+    top.mkdir()
+    spec.write_text(
+        f"Name: {name}\nVersion: 1\nRelease: 1\nSummary: stand-in\nLicense: MIT\n"
+        f"BuildArch: noarch\n%description\nstand-in\n%install\n"
+        + "".join(f"mkdir -p $RPM_BUILD_ROOT{path}\n" for _, path in folders)
+        + "%files\n"
+        + "".join(f"%attr({mode},root,root) %dir {path}\n" for mode, path in folders)
+    )  # fmt: skip
+    subprocess.run(["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {top}", str(spec)],
+                   check=True, capture_output=True)  # fmt: skip
+    return top / "RPMS" / "noarch" / f"{name}-1-1.noarch.rpm"
+
+
+def umask_002_tree(tmp: Path) -> Path:
+    root = tmp / "root"
+    for folder in ("etc/app", "usr/bin", "usr/lib/systemd/system", "usr/share/app/private"):
+        (root / folder).mkdir(parents=True)
+    (root / "etc" / "app" / "app.conf").write_text("a = 1\n")
+    (root / "usr" / "bin" / "app").write_text("#!/bin/sh\necho app\n")
+    (root / "usr" / "lib" / "systemd" / "system" / "app.service").write_text("[Service]\n")
+    (root / "usr" / "share" / "app" / "private" / "key").write_text("k\n")
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        folder.chmod(0o775)
+    (root / "usr" / "bin" / "app").chmod(0o775)
+    (root / "usr" / "share" / "app" / "private").chmod(0o700)
+    return root
+
+
+def owned(rpm: Path) -> List[str]:
+    """The directories the package lists, with their modes."""
+    query = "[%{FILEMODES:perms} %{FILENAMES}\\n]"
+    done = subprocess.run(["rpm", "-qp", "--qf", query, str(rpm)], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return [line for line in done.stdout.splitlines() if line.startswith("d")]
+
+
+def test_a_system_tree_made_under_umask_002_installs_beside_filesystem_and_systemd(tmp_path):
+    require_tools("rpmbuild", "rpm")
+    bases = [base_package(tmp_path, name) for name in BASE]
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), "--config-files",
+                     "/etc/app", f"{umask_002_tree(tmp_path)}/=/")  # fmt: skip
+    assert result.code == 0, result.err
+    rpm = out / "app-1-1.noarch.rpm"
+    # Its own folders keep their modes; the system's are left to their packages.
+    assert owned(rpm) == ["drwxrwxr-x /etc/app", "drwxrwxr-x /usr/share/app",
+                          "drwx------ /usr/share/app/private"]  # fmt: skip
+    target = tmp_path / "installed"
+    target.mkdir()
+    done = subprocess.run([*AS_ROOT, "rpm", "--root", str(target), "--nodeps", "-i", *bases,
+                           str(rpm)], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (target / "usr" / "bin").stat().st_mode & 0o7777 == 0o555
+    assert (target / "usr" / "bin" / "app").read_text() == "#!/bin/sh\necho app\n"
+    assert (target / "usr/lib/systemd/system/app.service").read_text() == "[Service]\n"
+    assert (target / "usr/share/app/private").stat().st_mode & 0o7777 == 0o700
+    verify = subprocess.run(["rpm", "--root", str(target), "--nodeps", "-V", "app", "filesystem",
+                             "systemd"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_an_empty_system_folder_is_not_owned(tmp_path):
+    require_tools("rpmbuild")
+    root = tmp_path / "root"
+    (root / "var" / "log").mkdir(parents=True)
+    (root / "var" / "lib" / "app").mkdir(parents=True)
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), f"{root}/=/")
+    assert result.code == 0, result.err
+    assert owned(out / "app-1-1.noarch.rpm") == ["drwxr-xr-x /var/lib/app"]
+
+
+@pytest.mark.parametrize(
+    ("folder", "owner"),
+    [("/usr/bin", "the filesystem package's"), ("/usr/share/man/man1", "the filesystem package's"),
+     ("/usr/lib/systemd/system", "systemd's")],
+)  # fmt: skip
+def test_directories_refuses_a_system_folder_that_a_tree_puts_in_the_package(
+    tmp_path, folder, owner
+):
+    """It was refused for a folder that only mappings hold, and owned (so the
+    package would not install) when a tree held it."""
+    root = tmp_path / "root"
+    (root / folder.lstrip("/")).mkdir(parents=True)
+    (root / folder.lstrip("/") / "f").write_text("x")
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), f"{root}/=/",
+                     "--directories", folder)  # fmt: skip
+    assert result.code == 2, result.err
+    assert (
+        result.err
+        == f"mgmt-pkg: error: --directories: {folder} is {owner}; give a folder below it\n"
+    )
+    assert not out.exists()
