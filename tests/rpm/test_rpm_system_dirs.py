@@ -1,4 +1,5 @@
-"""`mgmt-pkg rpm` beside the packages that own the system's directories.
+"""`mgmt-pkg rpm` beside the packages that own the system's directories, and
+paths the package itself cannot hold (below one of its files or symlinks).
 
 A tree laid out like the system (``./root/=/``), made by a user whose umask is
 002 (Fedora's and Debian's default), has 0775 folders: owning /usr, /usr/bin or
@@ -128,3 +129,38 @@ def test_directories_refuses_a_system_folder_that_a_tree_puts_in_the_package(
         == f"mgmt-pkg: error: --directories: {folder} is {owner}; give a folder below it\n"
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("mappings", "message"),
+    [(["{file}=/opt/x/f", "{file}=/opt/x/f/g"],
+      "/opt/x/f/g is below /opt/x/f, a file in the package, not a directory: a path cannot "
+      "be both a file and a directory"),
+     (["{tree}/=/opt/x", "{file}=/opt/x/link/g"],
+      "/opt/x/link/g is below /opt/x/link, a symlink in the package, not a directory: map it "
+      "below the directory the symlink points to"),
+     (["{tree}/=/opt/x", "{file}=/opt/x/outside/g"],
+      "/opt/x/outside/g is below /opt/x/outside, a symlink in the package"),
+     (["{tree}/=/opt/x", "{file}=/opt/x"], "/opt/x/dir is below /opt/x, a file in the package"),
+     (["{tree}/=/opt/x", "{tree}/dir/=/opt/x/link/d"], "/opt/x/link/d is below /opt/x/link")],
+)  # fmt: skip
+def test_a_path_below_a_file_or_symlink_of_the_package_is_refused(tmp_path, mappings, message):
+    """rpmbuild's tar failed on these ("Not a directory", exit 1), or wrote
+    through the symlink; --spec-only wrote a spec that could not build."""
+    tree = tmp_path / "tree"
+    (tree / "dir").mkdir(parents=True)
+    (tree / "dir" / "in").write_text("in\n")
+    os.symlink("dir", tree / "link")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, tree / "outside")
+    (tmp_path / "file").write_text("f\n")
+    args = [m.format(tree=tree, file=tmp_path / "file") for m in mappings]
+    for stage in ([], ["--spec-only"]):
+        out = tmp_path / "out"
+        result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), *args, *stage)
+        assert result.code == 2, result.err
+        assert result.err.startswith(f"mgmt-pkg: error: {message}")
+        assert len(result.err.splitlines()) == 1
+        assert not out.exists()
+    assert list(outside.iterdir()) == []
