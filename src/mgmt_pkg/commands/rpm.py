@@ -196,6 +196,11 @@ def fake_rpm(**options: Any) -> None:
 @click.option(
     "--rpm-attr", metavar="MODE,USER,GROUP:PATH", multiple=True, help="%attr of one path."
 )
+@click.option(
+    "--rpm-autoreqprov",
+    is_flag=True,
+    help="Add the Requires and Provides rpm finds in the files (off, as in fpm).",
+)
 @click.option("--rpm-user", metavar="USER", default="root", show_default=True, help="Owner.")
 @click.option("--rpm-group", metavar="GROUP", default="root", show_default=True, help="Group.")
 def rpm(**options: Any) -> None:
@@ -225,7 +230,9 @@ def rpm(**options: Any) -> None:
         group=options["rpm_group"],
     )
     result = build_files_package(
-        FilesPackage(package, entries), Path(options["output_dir"]), _stage(options)
+        FilesPackage(package, entries, options["rpm_autoreqprov"]),
+        Path(options["output_dir"]),
+        _stage(options),
     )
     _finish(options, result)
 

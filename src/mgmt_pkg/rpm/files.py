@@ -33,6 +33,8 @@ class FilesPackage:
 
     meta: PhonyPackage
     entries: Tuple[Entry, ...]
+    # rpm's dependency generators on the files (fpm's --rpm-autoreqprov); off as in fpm
+    autoreqprov: bool = False
 
     @property
     def top(self) -> str:
@@ -48,7 +50,10 @@ def render_files_spec(package: FilesPackage) -> str:
     templates = environment()
     templates.filters["rpm"] = escape
     return templates.get_template(TEMPLATE).render(
-        p=package.meta, source0=package.source0, files=files_lines(package.entries)
+        p=package.meta,
+        source0=package.source0,
+        files=files_lines(package.entries),
+        autoreqprov=package.autoreqprov,
     )
 
 
