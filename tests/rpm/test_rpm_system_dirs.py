@@ -107,6 +107,22 @@ def test_an_empty_system_folder_is_not_owned(tmp_path):
     assert owned(out / "app-1-1.noarch.rpm") == ["drwxr-xr-x /var/lib/app"]
 
 
+@pytest.mark.parametrize("mapping", ["{empty}/=/usr/bin", "{empty}/=/opt", "{root}/=/"])
+def test_only_empty_system_folders_are_nothing_to_package(tmp_path, mapping):
+    """An empty folder mapped onto one of the system's built a package that
+    owned it (and conflicted), then one without any file: refused instead."""
+    (tmp_path / "empty").mkdir()
+    for folder in ("usr/bin", "opt"):
+        (tmp_path / "root" / folder).mkdir(parents=True)
+    out = tmp_path / "out"
+    given = mapping.format(empty=tmp_path / "empty", root=tmp_path / "root")
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), given)
+    assert result.code == 2, result.err
+    assert result.err.startswith("mgmt-pkg: error: nothing to package: only empty system folders (")
+    assert len(result.err.splitlines()) == 1
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("folder", "owner"),
     [("/usr/bin", "the filesystem package's"), ("/usr/share/man/man1", "the filesystem package's"),

@@ -126,6 +126,11 @@ def collect(
             owned=entry.owned or entry.kind == "dir",  # else rpm never sees the %attr
         )
     entries = tuple(found[path] for path in sorted(found))
+    if all(entry.kind == "dir" and not entry.owned for entry in entries):
+        raise InvalidInput(
+            f"nothing to package: only empty system folders ({shown(entries[-1].path)}), "
+            "which the package leaves to the packages that own them"
+        )
     # Imported here: mgmt_pkg.rpm.hardlinks builds on this module's Entry.
     from mgmt_pkg.rpm.hardlinks import check_hard_links
 
