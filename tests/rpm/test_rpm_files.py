@@ -312,6 +312,23 @@ def test_a_symlinked_directory_with_a_trailing_slash_gives_its_contents(tmp_path
     assert refused.code == 2 and refused.err.endswith(f"{tmp_path / 'f'}/ is not a directory\n")
 
 
+def test_a_symlink_to_a_directory_mapped_to_a_dest_ending_in_a_slash_takes_its_name(tmp_path):
+    """Without the trailing slash on SRC a symlink is a link, not a directory,
+    so DEST/ takes its name as for a file (rsync's "linkdir /opt/x/"). It was
+    packaged as /opt/x itself, taking the folder's place."""
+    require_tools("rpmbuild")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "f").write_text("x\n")
+    (tmp_path / "linkdir").symlink_to("real")
+    result = run_cli("rpm", "-n", "slashdest", "-v", "1", "-o", str(tmp_path / "out"),
+                     f"{tmp_path / 'linkdir'}=/opt/x/", f"{tmp_path / 'linkdir'}/=/opt/y/",
+                     f"{tmp_path / 'real' / 'f'}=/opt/x/")  # fmt: skip
+    assert result.code == 0, result.err
+    found = headers(result.paths[2])
+    assert sorted(found) == ["/opt/x/f", "/opt/x/linkdir", "/opt/y/f"]
+    assert found["/opt/x/linkdir"][4] == "real"  # FILELINKTOS
+
+
 def test_a_relative_dest_goes_under_the_prefix_as_with_fpm(tmp_path):
     require_tools("rpmbuild")
     (tmp_path / "tool").write_text("x\n")

@@ -188,6 +188,10 @@ def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
     if not source:
         raise InvalidInput(f"{mapping!r}: no SRC before '='")
     source_path = Path(source)
+    # A directory as _walk sees it: a symlink is one only as "SRC/" (os.path.isdir,
+    # not Path.is_dir(): that raises for a name too long or a folder we may not
+    # enter; _walk's stat then says so, naming the mapping).
+    is_dir = os.path.isdir(source_path) and (source.endswith("/") or not os.path.islink(source))
     if not equals:
         # fpm: a plain SRC keeps its path ("usr/bin/x" -> /usr/bin/x); "./x"
         # is that path too, but ".." would climb out of it.
@@ -202,14 +206,12 @@ def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
             raise InvalidInput(f"{mapping!r}: no DEST after '='")
         _check_segments(repr(mapping), dest, "DEST ")
         _check_text(repr(mapping), dest, "DEST ")
-        # os.path.isdir, not Path.is_dir(): that raises for a name too long or a
-        # folder we may not enter; _walk's stat then says so, naming the mapping.
-        if dest.endswith("/") and not os.path.isdir(source_path):
+        if dest.endswith("/") and not is_dir:
             dest += source_path.name  # "bin/tool=/usr/bin/" -> /usr/bin/tool
     if prefix:
         dest = f"{prefix}/{dest}"
     dest = _normal(dest)
-    if dest == "/" and not os.path.isdir(source_path):
+    if dest == "/" and not is_dir:
         raise InvalidInput(f"{mapping!r}: a file cannot be /; map it to a path below it")
     return source_path, dest
 
