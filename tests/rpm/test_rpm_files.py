@@ -17,6 +17,7 @@ import pytest
 from rpm_helpers import rpmlint, run_cli
 
 from support import require_tools
+from support.polling import wait_until
 
 NAMES = ["plain.txt", "with space.txt", "100%.txt", "st*r?[x]{a,b}.txt", "it's \"q\".txt",
          "é中.txt", "back\\slash", " lead and trail ", "%{name}"]  # fmt: skip
@@ -431,6 +432,26 @@ def test_a_file_that_shrinks_while_it_is_packed_is_named_with_why(tmp_path):
         "/sys/kernel/uevent_seqnum: cannot read: unexpected end of data: "
         "it changed while it was packed"
     )
+
+
+def test_a_file_written_to_while_it_is_packed_is_refused_not_cut_short(tmp_path):
+    """A log still being appended to (or a build step not done) was packed as
+    the bytes it had when its size was read: a truncated file, in silence."""
+    log = tmp_path / "tree" / "app.log"
+    log.parent.mkdir()
+    log.write_bytes(b"old line\n" * (2 << 20))  # 18 MiB: long enough to be read and zipped
+    size = log.stat().st_size
+    writer = subprocess.Popen(["sh", "-c", f"while :; do echo new line >> '{log}'; done"])
+    try:
+        wait_until(lambda: log.stat().st_size > size, what="the writer to append")
+        result = run_cli("rpm", "-n", "growing", "-v", "1", "-o", str(tmp_path / "out"),
+                         f"{log.parent}/=/var/log/growing")  # fmt: skip
+    finally:
+        writer.kill()
+        writer.wait()
+    assert result.code == 2, result.err
+    assert result.err == f"mgmt-pkg: error: {log}: cannot read: it changed while it was packed\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_names_and_links_that_rpm_would_not_install_are_refused(tmp_path):

@@ -69,6 +69,13 @@ def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry, clamp: 
             # rpm keeps times as unsigned 32 bits: one before 1970 would wrap to 2086.
             info.mtime = max(0, min(int(status.st_mtime), clamp))
             tar.addfile(info, stream)
+            # tarfile copies the size fstat gave: a file written meanwhile (a log,
+            # a build step not done) would be packed cut short or mixed, in silence.
+            after = os.fstat(stream.fileno())
+            if (after.st_size, after.st_mtime_ns) != (status.st_size, status.st_mtime_ns):
+                raise InvalidInput(
+                    f"{shown(entry.source)}: cannot read: it changed while it was packed"
+                )
             return info.mtime
     except OSError as error:
         # No strerror: tarfile found fewer bytes than fstat said (it shrank meanwhile).
