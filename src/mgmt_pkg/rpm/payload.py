@@ -107,7 +107,6 @@ def collect(
     if not found:
         raise InvalidInput("nothing to package: every path given was excluded")
     _add_folders(found, directories, user, group)
-    _check_parents(found)
     _mark(found, config_files, "--config-files", lambda e: replace(e, config=True), "file")
     _mark(found, directories, "--directories", lambda e: replace(e, owned=True), "dir")
     attributed = set()
@@ -126,14 +125,11 @@ def collect(
             owned=entry.owned or entry.kind == "dir",  # else rpm never sees the %attr
         )
     entries = tuple(found[path] for path in sorted(found))
-    if all(entry.kind == "dir" and not entry.owned for entry in entries):
-        raise InvalidInput(
-            f"nothing to package: only empty system folders ({shown(entries[-1].path)}), "
-            "which the package leaves to the packages that own them"
-        )
-    # Imported here: mgmt_pkg.rpm.hardlinks builds on this module's Entry.
+    # Imported here: both modules build on this module's Entry.
     from mgmt_pkg.rpm.hardlinks import check_hard_links
+    from mgmt_pkg.rpm.layout import check_layout
 
+    check_layout(entries)
     check_hard_links(entries)
     return entries
 
@@ -361,29 +357,6 @@ def _add_folders(
             while folder != posixpath.dirname(top):
                 found.setdefault(folder, Entry(folder, "dir", 0o755, user, group))
                 folder = posixpath.dirname(folder)
-
-
-def _check_parents(found: Dict[str, Entry]) -> None:
-    """Refuse a path below a file or symlink of the package (two mappings, or a
-    mapping into a tree's symlink): rpm cannot install it, and %install's tar
-    fails on it (or, for a symlink, writes where it points)."""
-    for path in sorted(found):
-        folder = posixpath.dirname(path)
-        while folder != "/":
-            parent = found.get(folder)
-            if parent is not None and parent.kind == "dir":
-                break  # its own parents were checked with it
-            if parent is not None:
-                why = (
-                    "map it below the directory the symlink points to"
-                    if parent.kind == "symlink"
-                    else "a path cannot be both a file and a directory"
-                )
-                raise InvalidInput(
-                    f"{shown(path)} is below {shown(folder)}, a {parent.kind} in the "
-                    f"package, not a directory: {why}"
-                )
-            folder = posixpath.dirname(folder)
 
 
 def _mark(found: Dict[str, Entry], paths: Sequence[str], option: str, change, kind: str) -> None:

@@ -1,0 +1,51 @@
+"""Checks on the package's paths as a whole, once every SRC is walked.
+
+Each one refuses (exit 2, naming the paths) what rpmbuild or rpm would fail on
+later, with a message about tar or cpio, or would build without a word:
+
+- a path below a file or symlink of the package (two mappings, or one into a
+  tree's symlink): %install's tar fails on it, or writes where the link points;
+- nothing but system folders, which the package does not own
+  (mgmt_pkg.rpm.sysdirs): an RPM without a file.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Dict, Sequence
+
+from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.rpm.payload import Entry, shown
+
+__all__ = ["check_layout"]
+
+
+def check_layout(entries: Sequence[Entry]) -> None:
+    """Refuse a layout rpm cannot build or install; ``entries`` sorted by path."""
+    by_path = {entry.path: entry for entry in entries}
+    for entry in entries:
+        _check_parent(entry.path, by_path)
+    if all(entry.kind == "dir" and not entry.owned for entry in entries):
+        raise InvalidInput(
+            f"nothing to package: only empty system folders ({shown(entries[-1].path)}), "
+            "which the package leaves to the packages that own them"
+        )
+
+
+def _check_parent(path: str, by_path: Dict[str, Entry]) -> None:
+    folder = posixpath.dirname(path)
+    while folder != "/":
+        parent = by_path.get(folder)
+        if parent is not None and parent.kind == "dir":
+            return  # its own parents are checked with it
+        if parent is not None:
+            why = (
+                "map it below the directory the symlink points to"
+                if parent.kind == "symlink"
+                else "a path cannot be both a file and a directory"
+            )
+            raise InvalidInput(
+                f"{shown(path)} is below {shown(folder)}, a {parent.kind} in the "
+                f"package, not a directory: {why}"
+            )
+        folder = posixpath.dirname(folder)
