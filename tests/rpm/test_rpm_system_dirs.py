@@ -180,3 +180,27 @@ def test_a_path_below_a_file_or_symlink_of_the_package_is_refused(tmp_path, mapp
         assert len(result.err.splitlines()) == 1
         assert not out.exists()
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("dest", "owner"),
+    [("/usr/bin", "the filesystem package"), ("/etc", "the filesystem package"),
+     ("usr/lib/systemd/system", "systemd")],
+)  # fmt: skip
+def test_a_file_mapped_onto_a_system_folder_is_refused(tmp_path, dest, owner):
+    """``bin/tool=/usr/bin`` (the trailing slash forgotten) built a package whose
+    file /usr/bin rpm cannot install over the directory."""
+    (tmp_path / "tool").write_text("#!/bin/sh\n")
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), f"{tmp_path / 'tool'}={dest}")
+    path = "/" + dest.lstrip("/")
+    assert result.code == 2, result.err
+    assert result.err == (
+        f"mgmt-pkg: error: {path} is a directory of {owner}, not a file: to put the file in "
+        f"it, end DEST with '/' ({path}/)\n"
+    )
+    assert not out.exists()
+    slash = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), "--spec-only",
+                    f"{tmp_path / 'tool'}={dest}/")  # fmt: skip
+    assert slash.code == 0, slash.err
+    assert f'"{path}/tool"' in (out / "app.spec").read_text()

@@ -3,6 +3,8 @@
 Each one refuses (exit 2, naming the paths) what rpmbuild or rpm would fail on
 later, with a message about tar or cpio, or would build without a word:
 
+- a file where the system has a directory (``bin/tool=/usr/bin``,
+  the trailing slash forgotten): rpm fails to install it over /usr/bin;
 - a path below a file or symlink of the package (two mappings, or one into a
   tree's symlink): %install's tar fails on it, or writes where the link points;
 - nothing but system folders, which the package does not own
@@ -16,6 +18,7 @@ from typing import Dict, Sequence
 
 from mgmt_pkg.errors import InvalidInput
 from mgmt_pkg.rpm.payload import Entry, shown
+from mgmt_pkg.rpm.sysdirs import system_owner
 
 __all__ = ["check_layout"]
 
@@ -24,6 +27,14 @@ def check_layout(entries: Sequence[Entry]) -> None:
     """Refuse a layout rpm cannot build or install; ``entries`` sorted by path."""
     by_path = {entry.path: entry for entry in entries}
     for entry in entries:
+        # Files only: some of those folders are symlinks on merged-/usr systems
+        # (/bin, /var/run), which a package of a whole tree may hold as the same link.
+        owner = system_owner(entry.path) if entry.kind == "file" else None
+        if owner is not None:
+            raise InvalidInput(
+                f"{shown(entry.path)} is a directory of {owner}, not a file: to put "
+                f"the file in it, end DEST with '/' ({shown(entry.path)}/)"
+            )
         _check_parent(entry.path, by_path)
     if all(entry.kind == "dir" and not entry.owned for entry in entries):
         raise InvalidInput(
