@@ -1,11 +1,12 @@
 """`mgmt-pkg rpm` beside the packages that own the system's directories, and
 paths the package itself cannot hold (below one of its files or symlinks).
 
-A tree laid out like the system (``./root/=/``), made by a user whose umask is
-002 (Fedora's and Debian's default), has 0775 folders: owning /usr, /usr/bin or
-/usr/lib/systemd/system with that mode made rpm refuse to install the package
-beside the filesystem package and systemd. Installed here into a temporary
-root next to stand-ins for both, built with rpmbuild as those packages are.
+A tree laid out like the system (``./root/=/``) has the folders its maker's
+umask gave: 0775 under 002 (Fedora's and Debian's default for users), 0750
+under 027. Owning /usr, /usr/bin, /usr/lib/systemd/system or
+/usr/lib/python3.12 with such a mode made rpm refuse to install the package
+beside the packages that own them. Installed here into a temporary root next to
+stand-ins for those, built with rpmbuild as they are.
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ BASE = {
     "filesystem": [("0755", "/etc"), ("0755", "/usr"), ("0555", "/usr/bin"),
                    ("0555", "/usr/lib"), ("0755", "/usr/share")],
     "systemd": [("0755", "/usr/lib/systemd"), ("0755", "/usr/lib/systemd/system")],
+    "python3-libs": [("0755", "/usr/lib/python3.12"),
+                     ("0755", "/usr/lib/python3.12/site-packages")],
+    "logrotate": [("0755", "/etc/logrotate.d")],
 }  # fmt: skip
 AS_ROOT = [] if os.geteuid() == 0 else ["unshare", "--map-root-user"]
+FOLDERS = ("etc/app", "etc/logrotate.d", "usr/bin", "usr/lib/systemd/system",
+           "usr/lib/python3.12/site-packages/app", "usr/share/app/private")  # fmt: skip
 
 
 def base_package(tmp: Path, name: str) -> Path:
@@ -47,17 +53,25 @@ def base_package(tmp: Path, name: str) -> Path:
     return top / "RPMS" / "noarch" / f"{name}-1-1.noarch.rpm"
 
 
-def umask_002_tree(tmp: Path) -> Path:
+def system_tree(tmp: Path, folder_mode: int) -> Path:
+    """A tree for ./root/=/ whose folders have ``folder_mode`` (the umask's)."""
     root = tmp / "root"
-    for folder in ("etc/app", "usr/bin", "usr/lib/systemd/system", "usr/share/app/private"):
+    for folder in FOLDERS:
         (root / folder).mkdir(parents=True)
     (root / "etc" / "app" / "app.conf").write_text("a = 1\n")
+    (root / "etc" / "logrotate.d" / "app").write_text("/var/log/app.log {}\n")
     (root / "usr" / "bin" / "app").write_text("#!/bin/sh\necho app\n")
+    (root / "usr" / "bin" / "app").chmod(0o755)
     (root / "usr" / "lib" / "systemd" / "system" / "app.service").write_text("[Service]\n")
+    (root / "usr/lib/python3.12/site-packages/app/__init__.py").write_text("")
     (root / "usr" / "share" / "app" / "private" / "key").write_text("k\n")
     for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
-        folder.chmod(0o775)
-    (root / "usr" / "bin" / "app").chmod(0o775)
+        folder.chmod(folder_mode)
+    if folder_mode != 0o775:
+        # Only the base system's folders are known to be shared: under a
+        # restrictive umask, python3-libs' and logrotate's would still conflict.
+        for shared in ("etc/logrotate.d", "usr/lib/python3.12", "usr/lib/python3.12/site-packages"):
+            (root / shared).chmod(0o755)
     (root / "usr" / "share" / "app" / "private").chmod(0o700)
     return root
 
@@ -70,17 +84,25 @@ def owned(rpm: Path) -> List[str]:
     return [line for line in done.stdout.splitlines() if line.startswith("d")]
 
 
-def test_a_system_tree_made_under_umask_002_installs_beside_filesystem_and_systemd(tmp_path):
+@pytest.mark.parametrize(
+    ("folder_mode", "own"),
+    [
+        # 0775 is the umask's, not a choice: taken as rpm's 0755, owned by no one new.
+        (0o775, []),
+        # 0750 may be one: kept (so owned) where the folder is the package's own.
+        (0o750, ["drwxr-x--- /etc/app", "drwxr-x--- /usr/lib/python3.12/site-packages/app",
+                 "drwxr-x--- /usr/share/app"]),
+    ],
+)  # fmt: skip
+def test_a_system_tree_installs_beside_the_packages_of_the_system(tmp_path, folder_mode, own):
     require_tools("rpmbuild", "rpm")
     bases = [base_package(tmp_path, name) for name in BASE]
     out = tmp_path / "out"
     result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), "--config-files",
-                     "/etc/app", f"{umask_002_tree(tmp_path)}/=/")  # fmt: skip
+                     "/etc/app", f"{system_tree(tmp_path, folder_mode)}/=/")  # fmt: skip
     assert result.code == 0, result.err
     rpm = out / "app-1-1.noarch.rpm"
-    # Its own folders keep their modes; the system's are left to their packages.
-    assert owned(rpm) == ["drwxrwxr-x /etc/app", "drwxrwxr-x /usr/share/app",
-                          "drwx------ /usr/share/app/private"]  # fmt: skip
+    assert owned(rpm) == sorted([*own, "drwx------ /usr/share/app/private"], key=lambda o: o[11:])
     target = tmp_path / "installed"
     target.mkdir()
     done = subprocess.run([*AS_ROOT, "rpm", "--root", str(target), "--nodeps", "-i", *bases,
@@ -89,9 +111,12 @@ def test_a_system_tree_made_under_umask_002_installs_beside_filesystem_and_syste
     assert (target / "usr" / "bin").stat().st_mode & 0o7777 == 0o555
     assert (target / "usr" / "bin" / "app").read_text() == "#!/bin/sh\necho app\n"
     assert (target / "usr/lib/systemd/system/app.service").read_text() == "[Service]\n"
+    assert (target / "usr/lib/python3.12/site-packages/app/__init__.py").exists()
+    assert (target / "etc/logrotate.d/app").read_text() == "/var/log/app.log {}\n"
     assert (target / "usr/share/app/private").stat().st_mode & 0o7777 == 0o700
-    verify = subprocess.run(["rpm", "--root", str(target), "--nodeps", "-V", "app", "filesystem",
-                             "systemd"],
+    want = 0o755 if folder_mode == 0o775 else folder_mode
+    assert (target / "usr/share/app").stat().st_mode & 0o7777 == want
+    verify = subprocess.run(["rpm", "--root", str(target), "--nodeps", "-V", "app", *BASE],
                             capture_output=True, text=True)  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
@@ -204,3 +229,26 @@ def test_a_file_mapped_onto_a_system_folder_is_refused(tmp_path, dest, owner):
                     f"{tmp_path / 'tool'}={dest}/")  # fmt: skip
     assert slash.code == 0, slash.err
     assert f'"{path}/tool"' in (out / "app.spec").read_text()
+
+
+def test_a_0775_folder_owned_on_purpose_keeps_its_mode(tmp_path):
+    """Only the implicit ownership ignores 0775: --directories and --rpm-attr
+    with '-' for the mode keep it, as for any other mode."""
+    require_tools("rpmbuild", "rpm")
+    tree = tmp_path / "tree"
+    for folder in ("data", "spool", "plain"):
+        (tree / folder).mkdir(parents=True)
+        (tree / folder / "f").write_text("x\n")
+        (tree / folder).chmod(0o775)
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), f"{tree}/=/opt/app",
+                     "--directories", "/opt/app/data",
+                     "--rpm-attr", "-,root,nobody:/opt/app/spool")  # fmt: skip
+    assert result.code == 0, result.err
+    query = "[%{FILEMODES:perms} %{FILEGROUPNAME} %{FILENAMES}\\n]"
+    done = subprocess.run(["rpm", "-qp", "--qf", query, str(out / "app-1-1.noarch.rpm")],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert [line for line in done.stdout.splitlines() if line.startswith("d")] == [
+        "drwxrwxr-x root /opt/app/data",
+        "drwxrwxr-x nobody /opt/app/spool",
+    ]

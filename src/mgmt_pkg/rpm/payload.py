@@ -249,12 +249,15 @@ def _walk(
             except OSError as error:
                 raise InvalidInput(f"{shown(path)}: cannot list: {error.strerror}") from None
             # An empty directory is kept, so it is owned; so is one below SRC whose
-            # mode is not rpm's 0755 for the directories it makes (its mode is kept).
+            # mode is not rpm's 0755 for the directories it makes (its mode is kept),
+            # but for 0775: that is the umask 002 (Fedora's and Debian's default for
+            # users), not a choice, and owned for it /usr/lib/python3.12 or
+            # /etc/logrotate.d would conflict with the package that owns them.
             # Never a system one (/usr/bin, /usr/lib/systemd/system): it exists
-            # already, and owning it with another mode (0775 under umask 002)
+            # already, and owning it with another mode (0700 under umask 077)
             # would conflict with the package that owns it.
             mine = system_owner(entry.path) is None
-            owned = not names or (relative != "" and entry.mode != 0o755)
+            owned = not names or (relative != "" and entry.mode not in (0o755, 0o775))
             entry = replace(entry, owned=owned and mine)
             for name in reversed(names):
                 child = path / name
