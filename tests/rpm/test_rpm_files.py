@@ -232,6 +232,17 @@ def test_bad_input_exits_2_in_one_line(tmp_path, args, message):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+def test_a_name_that_is_not_utf8_is_shown_as_its_bytes(tmp_path):
+    """It was shown as Python's surrogate ('caf\\udce9' for the byte 0xe9)."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / os.fsdecode(b"caf\xe9")).write_text("x")
+    result = run_cli("rpm", "-n", "bad", "-v", "1", "-o", str(tmp_path / "out"), f"{tree}/=/opt/x")
+    assert result.code == 2, result.err
+    name = repr(os.fsencode(tree)).rstrip("'") + "/caf\\xe9'"
+    assert result.err == f"mgmt-pkg: error: {name}: the name is not UTF-8, which rpm needs\n"
+
+
 def test_names_that_rpm_files_cannot_tell_apart_are_refused(tmp_path):
     """ "%" is matched as any one character, so "100%" and "1000" are one glob."""
     tree = tmp_path / "t"

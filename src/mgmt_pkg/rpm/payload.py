@@ -290,9 +290,16 @@ def _kind(path: Path, info: os.stat_result) -> str:
 
 def shown(path: object) -> str:
     """A path as an error message shows it: as is if printable, else quoted
-    (a newline or line separator would break the one-line message)."""
+    (a newline or line separator would break the one-line message), as the
+    bytes on disk if it is not UTF-8 (not Python's "\udce9" for the byte 0xe9)."""
     text = str(path)
-    return text if text.isprintable() else repr(text)
+    if text.isprintable():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return repr(os.fsencode(text))
+    return repr(text)
 
 
 def _check_name(path: Path, in_package: str) -> None:
