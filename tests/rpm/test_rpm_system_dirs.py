@@ -231,6 +231,27 @@ def test_a_file_mapped_onto_a_system_folder_is_refused(tmp_path, dest, owner):
     assert f'"{path}/tool"' in (out / "app.spec").read_text()
 
 
+def test_a_symlink_mapped_onto_a_system_folder_is_refused_but_not_the_systems_own(tmp_path):
+    """``link=/usr/bin`` made a package rpm cannot install over the directory;
+    a whole tree's ``bin -> usr/bin`` is the filesystem package's own link."""
+    (tmp_path / "link").symlink_to("/opt/tool/bin/tool")
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), f"{tmp_path / 'link'}=/usr/bin")
+    assert result.code == 2, result.err
+    assert result.err == (
+        "mgmt-pkg: error: /usr/bin is a directory of the filesystem package, not a symlink: "
+        "to put the symlink in it, end DEST with '/' (/usr/bin/)\n"
+    )
+    assert not out.exists()
+    root = tmp_path / "root"
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "bin" / "tool").write_text("#!/bin/sh\n")
+    (root / "bin").symlink_to("usr/bin")
+    merged = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), "--spec-only", f"{root}/=/")
+    assert merged.code == 0, merged.err
+    assert '%attr(-,root,root) "/bin"' in (out / "app.spec").read_text()
+
+
 def test_a_0775_folder_owned_on_purpose_keeps_its_mode(tmp_path):
     """Only the implicit ownership ignores 0775: --directories and --rpm-attr
     with '-' for the mode keep it, as for any other mode."""

@@ -3,7 +3,7 @@
 Each one refuses (exit 2, naming the paths) what rpmbuild or rpm would fail on
 later, with a message about tar or cpio, or would build without a word:
 
-- a file where the system has a directory (``bin/tool=/usr/bin``,
+- a file or symlink where the system has a directory (``bin/tool=/usr/bin``,
   the trailing slash forgotten): rpm fails to install it over /usr/bin;
 - a path below a file or symlink of the package (two mappings, or one into a
   tree's symlink): %install's tar fails on it, or writes where the link points;
@@ -22,18 +22,24 @@ from mgmt_pkg.rpm.sysdirs import system_owner
 
 __all__ = ["check_layout"]
 
+# The filesystem package's symlinks among the folders of mgmt_pkg.rpm.sysdirs (Fedora's).
+_SYSTEM_LINKS = frozenset(
+    ("/bin", "/sbin", "/lib", "/lib64", "/usr/tmp", "/var/lock", "/var/mail", "/var/run")
+)
+
 
 def check_layout(entries: Sequence[Entry]) -> None:
     """Refuse a layout rpm cannot build or install; ``entries`` sorted by path."""
     by_path = {entry.path: entry for entry in entries}
     for entry in entries:
-        # Files only: some of those folders are symlinks on merged-/usr systems
-        # (/bin, /var/run), which a package of a whole tree may hold as the same link.
-        owner = system_owner(entry.path) if entry.kind == "file" else None
+        # Not the filesystem package's own symlinks (/bin -> usr/bin on merged-/usr
+        # systems), which a package of a whole tree may hold as the same link.
+        linked = entry.kind == "symlink" and entry.path in _SYSTEM_LINKS
+        owner = None if entry.kind == "dir" or linked else system_owner(entry.path)
         if owner is not None:
             raise InvalidInput(
-                f"{shown(entry.path)} is a directory of {owner}, not a file: to put "
-                f"the file in it, end DEST with '/' ({shown(entry.path)}/)"
+                f"{shown(entry.path)} is a directory of {owner}, not a {entry.kind}: to "
+                f"put the {entry.kind} in it, end DEST with '/' ({shown(entry.path)}/)"
             )
         _check_parent(entry.path, by_path)
     if all(entry.kind == "dir" and not entry.owned for entry in entries):
