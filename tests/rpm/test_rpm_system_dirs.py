@@ -148,6 +148,21 @@ def test_only_empty_system_folders_are_nothing_to_package(tmp_path, mapping):
     assert not out.exists()
 
 
+def test_a_tree_whose_files_are_all_excluded_is_nothing_to_package(tmp_path):
+    """It built an RPM without a file (its folders are not owned: not empty on disk)."""
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "a.log").write_text("log\n")
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), "--exclude", "*.log",
+                     f"{tmp_path / 'tree'}/=/opt/app")  # fmt: skip
+    assert result.code == 2, result.err
+    assert result.err == (
+        "mgmt-pkg: error: nothing to package: /opt/app holds no file, symlink or folder to "
+        "own (did --exclude leave out every file in it?)\n"
+    )
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("folder", "owner"),
     [("/usr/bin", "the filesystem package's"), ("/usr/share/man/man1", "the filesystem package's"),

@@ -7,8 +7,8 @@ later, with a message about tar or cpio, or would build without a word:
   the trailing slash forgotten): rpm fails to install it over /usr/bin;
 - a path below a file or symlink of the package (two mappings, or one into a
   tree's symlink): %install's tar fails on it, or writes where the link points;
-- nothing but system folders, which the package does not own
-  (mgmt_pkg.rpm.sysdirs): an RPM without a file.
+- nothing but folders it does not own (system folders, mgmt_pkg.rpm.sysdirs,
+  or folders whose files were all excluded): an RPM without a file.
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ def check_layout(entries: Sequence[Entry]) -> None:
             )
         _check_parent(entry.path, by_path)
     if all(entry.kind == "dir" and not entry.owned for entry in entries):
+        mine = [entry.path for entry in entries if system_owner(entry.path) is None]
+        if mine:  # not empty on disk (else it would be owned)
+            raise InvalidInput(
+                f"nothing to package: {shown(mine[0])} holds no file, symlink or folder "
+                "to own (did --exclude leave out every file in it?)"
+            )
         raise InvalidInput(
             f"nothing to package: only empty system folders ({shown(entries[-1].path)}), "
             "which the package leaves to the packages that own them"
