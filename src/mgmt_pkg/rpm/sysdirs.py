@@ -2,8 +2,8 @@
 
 rpm installs two packages that own one directory only if both give it the
 same mode, owner and group: a package that owns /usr/bin as 0755 (or /usr as
-0775, as a tree made under umask 002, Fedora's and Debian's default for users,
-gives it) conflicts with the filesystem package, and one that owns
+0750, as a tree made under umask 027 gives it) conflicts with the filesystem
+package, and one that owns
 /usr/lib/systemd/system with another mode conflicts with systemd. Such a
 directory exists on every system anyway, so mgmt_pkg.rpm.payload never owns
 one of them: not by its mode, not for being empty, and --directories refuses
