@@ -1,5 +1,5 @@
 """`mgmt-pkg rpm` adds no Requires or Provides of its own finding, as fpm
-(AutoReqProv: no unless --rpm-autoreqprov).
+(AutoReqProv: no unless --rpm-autoreqprov, --rpm-autoreq or --rpm-autoprov).
 
 rpm's generators made a package that bundles a shared library provide it to
 the whole system (a private libc.so.6 under /opt satisfied other packages'
@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import List
 
+import pytest
 from rpm_helpers import run_cli
 
 from support import require_tools
@@ -66,9 +67,19 @@ def test_no_requires_or_provides_found_in_the_files_unless_asked(tmp_path):
     assert query(rebuilt, "provides") == provides
     assert query(rebuilt, "requires") == ["perl"]
 
-    asked = run_cli("rpm", "-n", "vendored", "-v", "1", "-a", "native", "--rpm-autoreqprov",
-                    "-o", str(tmp_path / "auto"), f"{source}/=/opt/vendored")  # fmt: skip
+
+@pytest.mark.parametrize(
+    ("options", "requires", "provides"),
+    [(["--rpm-autoreqprov"], True, True), (["--no-rpm-autoreqprov"], False, False),
+     (["--rpm-autoreq"], True, False), (["--rpm-autoprov"], False, True),
+     (["--rpm-autoreq", "--rpm-autoprov"], True, True)],
+)  # fmt: skip
+def test_fpm_options_turn_rpms_generators_on(tmp_path, options, requires, provides):
+    require_tools("rpmbuild", "rpm")
+    out = tmp_path / "out"
+    asked = run_cli("rpm", "-n", "vendored", "-v", "1", "-a", "native", *options,
+                    "-o", str(out), f"{tree(tmp_path)}/=/opt/vendored")  # fmt: skip
     assert asked.code == 0, asked.err
-    found = tmp_path / "auto" / f"vendored-1-1.{arch}.rpm"
-    assert any(p.startswith("libc.so.6") for p in query(found, "provides"))
-    assert "perl(Foo::Bar)" in query(found, "requires")
+    found = out / f"vendored-1-1.{os.uname().machine}.rpm"
+    assert any(p.startswith("libc.so.6") for p in query(found, "provides")) == provides
+    assert ("perl(Foo::Bar)" in query(found, "requires")) == requires

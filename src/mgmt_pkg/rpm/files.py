@@ -33,8 +33,10 @@ class FilesPackage:
 
     meta: PhonyPackage
     entries: Tuple[Entry, ...]
-    # rpm's dependency generators on the files (fpm's --rpm-autoreqprov); off as in fpm
-    autoreqprov: bool = False
+    # rpm's dependency generators on the files (fpm's --rpm-autoreq, --rpm-autoprov,
+    # --rpm-autoreqprov for both); off as in fpm
+    autoreq: bool = False
+    autoprov: bool = False
 
     @property
     def top(self) -> str:
@@ -53,7 +55,8 @@ def render_files_spec(package: FilesPackage) -> str:
         p=package.meta,
         source0=package.source0,
         files=files_lines(package.entries),
-        autoreqprov=package.autoreqprov,
+        autoreq=package.autoreq,
+        autoprov=package.autoprov,
     )
 
 
