@@ -13,12 +13,12 @@ levels (/opt, /usr/share, /var/lib, ...) catches the other distributions' too.
 
 from __future__ import annotations
 
-import fnmatch
-from typing import Optional
+import re
+from typing import Optional, Pattern, Sequence
 
 __all__ = ["system_owner"]
 
-# Below the first two levels, which are all the filesystem package's.
+# Below the first two levels.
 _FILESYSTEM = (
     "/etc/X11", "/etc/X11/*", "/etc/xdg", "/etc/xdg/*", "/etc/opt", "/etc/pki", "/etc/pm",
     "/etc/skel", "/etc/sysconfig", "/etc/bash_completion.d",
@@ -53,14 +53,26 @@ _SYSTEMD = (
 )  # fmt: skip
 
 
+def _compiled(patterns: Sequence[str]) -> Pattern[str]:
+    """One regular expression for all ``patterns``: called for every path of a
+    package, one match each (fnmatch per pattern took 4 s for 100,000 files).
+    Their "*" stands for one component, never a "/"."""
+    return re.compile("|".join(re.escape(p).replace(r"\*", "[^/]*") for p in patterns))
+
+
+# The first two levels (/usr/bin, /var/lib, /etc) are all the filesystem package's.
+_OWNERS = (
+    ("the filesystem package", _compiled(("/*", "/usr/*", "/var/*", *_FILESYSTEM))),
+    ("systemd", _compiled(_SYSTEMD)),
+)
+
+
 def system_owner(path: str) -> Optional[str]:
     """Which base package owns directory ``path`` (absolute, normalised), e.g.
     "the filesystem package", or None for a directory of the package's own."""
-    parts = path.strip("/").split("/")
-    if path == "/" or len(parts) == 1 or (len(parts) == 2 and parts[0] in ("usr", "var")):
+    if path == "/":
         return "the filesystem package"
-    for owner, patterns in (("the filesystem package", _FILESYSTEM), ("systemd", _SYSTEMD)):
-        # fnmatch's "*" also matches "/": every pattern is checked for depth too.
-        if any(fnmatch.fnmatchcase(path, p) and path.count("/") == p.count("/") for p in patterns):
+    for owner, pattern in _OWNERS:
+        if pattern.fullmatch(path):
             return owner
     return None
