@@ -17,6 +17,7 @@ import pytest
 from rpm_helpers import rpmlint, run_cli
 
 from support import require_tools
+from support.polling import wait_until
 
 NAMES = ["plain.txt", "with space.txt", "100%.txt", "st*r?[x]{a,b}.txt", "it's \"q\".txt",
          "é中.txt", "back\\slash", " lead and trail ", "%{name}"]  # fmt: skip
@@ -231,6 +232,17 @@ def test_bad_input_exits_2_in_one_line(tmp_path, args, message):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+def test_a_name_that_is_not_utf8_is_shown_as_its_bytes(tmp_path):
+    """It was shown as Python's surrogate ('caf\\udce9' for the byte 0xe9)."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / os.fsdecode(b"caf\xe9")).write_text("x")
+    result = run_cli("rpm", "-n", "bad", "-v", "1", "-o", str(tmp_path / "out"), f"{tree}/=/opt/x")
+    assert result.code == 2, result.err
+    name = repr(os.fsencode(tree)).rstrip("'") + "/caf\\xe9'"
+    assert result.err == f"mgmt-pkg: error: {name}: the name is not UTF-8, which rpm needs\n"
+
+
 def test_names_that_rpm_files_cannot_tell_apart_are_refused(tmp_path):
     """ "%" is matched as any one character, so "100%" and "1000" are one glob."""
     tree = tmp_path / "t"
@@ -310,6 +322,23 @@ def test_a_symlinked_directory_with_a_trailing_slash_gives_its_contents(tmp_path
     refused = run_cli("rpm", "-n", "notdir", "-v", "1", "-o", str(tmp_path / "out2"),
                       f"{tmp_path / 'f'}/=/opt/f")  # fmt: skip
     assert refused.code == 2 and refused.err.endswith(f"{tmp_path / 'f'}/ is not a directory\n")
+
+
+def test_a_symlink_to_a_directory_mapped_to_a_dest_ending_in_a_slash_takes_its_name(tmp_path):
+    """Without the trailing slash on SRC a symlink is a link, not a directory,
+    so DEST/ takes its name as for a file (rsync's "linkdir /opt/x/"). It was
+    packaged as /opt/x itself, taking the folder's place."""
+    require_tools("rpmbuild")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "f").write_text("x\n")
+    (tmp_path / "linkdir").symlink_to("real")
+    result = run_cli("rpm", "-n", "slashdest", "-v", "1", "-o", str(tmp_path / "out"),
+                     f"{tmp_path / 'linkdir'}=/opt/x/", f"{tmp_path / 'linkdir'}/=/opt/y/",
+                     f"{tmp_path / 'real' / 'f'}=/opt/x/")  # fmt: skip
+    assert result.code == 0, result.err
+    found = headers(result.paths[2])
+    assert sorted(found) == ["/opt/x/f", "/opt/x/linkdir", "/opt/y/f"]
+    assert found["/opt/x/linkdir"][4] == "real"  # FILELINKTOS
 
 
 def test_a_relative_dest_goes_under_the_prefix_as_with_fpm(tmp_path):
@@ -414,6 +443,26 @@ def test_a_file_that_shrinks_while_it_is_packed_is_named_with_why(tmp_path):
         "/sys/kernel/uevent_seqnum: cannot read: unexpected end of data: "
         "it changed while it was packed"
     )
+
+
+def test_a_file_written_to_while_it_is_packed_is_refused_not_cut_short(tmp_path):
+    """A log still being appended to (or a build step not done) was packed as
+    the bytes it had when its size was read: a truncated file, in silence."""
+    log = tmp_path / "tree" / "app.log"
+    log.parent.mkdir()
+    log.write_bytes(b"old line\n" * (2 << 20))  # 18 MiB: long enough to be read and zipped
+    size = log.stat().st_size
+    writer = subprocess.Popen(["sh", "-c", f"while :; do echo new line >> '{log}'; done"])
+    try:
+        wait_until(lambda: log.stat().st_size > size, what="the writer to append")
+        result = run_cli("rpm", "-n", "growing", "-v", "1", "-o", str(tmp_path / "out"),
+                         f"{log.parent}/=/var/log/growing")  # fmt: skip
+    finally:
+        writer.kill()
+        writer.wait()
+    assert result.code == 2, result.err
+    assert result.err == f"mgmt-pkg: error: {log}: cannot read: it changed while it was packed\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_names_and_links_that_rpm_would_not_install_are_refused(tmp_path):

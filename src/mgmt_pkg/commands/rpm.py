@@ -196,6 +196,13 @@ def fake_rpm(**options: Any) -> None:
 @click.option(
     "--rpm-attr", metavar="MODE,USER,GROUP:PATH", multiple=True, help="%attr of one path."
 )
+@click.option(
+    "--rpm-autoreqprov/--no-rpm-autoreqprov",
+    default=False,
+    help="Add the Requires and Provides rpm finds in the files (off, as in fpm).",
+)
+@click.option("--rpm-autoreq", is_flag=True, help="Add the Requires rpm finds in the files.")
+@click.option("--rpm-autoprov", is_flag=True, help="Add the Provides rpm finds in the files.")
 @click.option("--rpm-user", metavar="USER", default="root", show_default=True, help="Owner.")
 @click.option("--rpm-group", metavar="GROUP", default="root", show_default=True, help="Group.")
 def rpm(**options: Any) -> None:
@@ -225,7 +232,14 @@ def rpm(**options: Any) -> None:
         group=options["rpm_group"],
     )
     result = build_files_package(
-        FilesPackage(package, entries), Path(options["output_dir"]), _stage(options)
+        FilesPackage(
+            package,
+            entries,
+            autoreq=options["rpm_autoreqprov"] or options["rpm_autoreq"],
+            autoprov=options["rpm_autoreqprov"] or options["rpm_autoprov"],
+        ),
+        Path(options["output_dir"]),
+        _stage(options),
     )
     _finish(options, result)
 

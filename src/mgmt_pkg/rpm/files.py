@@ -9,6 +9,8 @@ owners as the first build, whoever extracts the tarball.
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
@@ -19,7 +21,7 @@ from mgmt_pkg.rpm.filelist import files_lines
 from mgmt_pkg.rpm.model import PhonyPackage
 from mgmt_pkg.rpm.payload import Entry
 from mgmt_pkg.rpm.spec import escape
-from mgmt_pkg.rpm.tarball import write_tarball
+from mgmt_pkg.rpm.tarball import out_of_space, write_tarball
 from mgmt_pkg.templating import environment
 
 __all__ = ["TEMPLATE", "FilesPackage", "build_files_package", "render_files_spec"]
@@ -33,6 +35,10 @@ class FilesPackage:
 
     meta: PhonyPackage
     entries: Tuple[Entry, ...]
+    # rpm's dependency generators on the files (fpm's --rpm-autoreq, --rpm-autoprov,
+    # --rpm-autoreqprov for both); off as in fpm
+    autoreq: bool = False
+    autoprov: bool = False
 
     @property
     def top(self) -> str:
@@ -48,7 +54,11 @@ def render_files_spec(package: FilesPackage) -> str:
     templates = environment()
     templates.filters["rpm"] = escape
     return templates.get_template(TEMPLATE).render(
-        p=package.meta, source0=package.source0, files=files_lines(package.entries)
+        p=package.meta,
+        source0=package.source0,
+        files=files_lines(package.entries),
+        autoreq=package.autoreq,
+        autoprov=package.autoprov,
     )
 
 
@@ -74,4 +84,9 @@ def build_files_package(
                 "the files include binaries for one architecture: build with -a native "
                 "(or -a ARCH), not as noarch"
             ) from None
+        # rpmbuild unpacks the files into its build root, then packs them twice
+        # (SRPM and RPM), all in the temp dir: a tmpfs /tmp is soon full.
+        full = os.strerror(errno.ENOSPC)
+        if full in failure.output:
+            raise out_of_space("the packages", f"rpmbuild: {full}") from None
         raise

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.rpm.sysdirs import system_owner
 
 __all__ = ["Attr", "Entry", "collect", "parse_attr"]
 
@@ -124,9 +125,11 @@ def collect(
             owned=entry.owned or entry.kind == "dir",  # else rpm never sees the %attr
         )
     entries = tuple(found[path] for path in sorted(found))
-    # Imported here: mgmt_pkg.rpm.hardlinks builds on this module's Entry.
+    # Imported here: both modules build on this module's Entry.
     from mgmt_pkg.rpm.hardlinks import check_hard_links
+    from mgmt_pkg.rpm.layout import check_layout
 
+    check_layout(entries)
     check_hard_links(entries)
     return entries
 
@@ -181,6 +184,10 @@ def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
     if not source:
         raise InvalidInput(f"{mapping!r}: no SRC before '='")
     source_path = Path(source)
+    # A directory as _walk sees it: a symlink is one only as "SRC/" (os.path.isdir,
+    # not Path.is_dir(): that raises for a name too long or a folder we may not
+    # enter; _walk's stat then says so, naming the mapping).
+    is_dir = os.path.isdir(source_path) and (source.endswith("/") or not os.path.islink(source))
     if not equals:
         # fpm: a plain SRC keeps its path ("usr/bin/x" -> /usr/bin/x); "./x"
         # is that path too, but ".." would climb out of it.
@@ -195,14 +202,12 @@ def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
             raise InvalidInput(f"{mapping!r}: no DEST after '='")
         _check_segments(repr(mapping), dest, "DEST ")
         _check_text(repr(mapping), dest, "DEST ")
-        # os.path.isdir, not Path.is_dir(): that raises for a name too long or a
-        # folder we may not enter; _walk's stat then says so, naming the mapping.
-        if dest.endswith("/") and not os.path.isdir(source_path):
+        if dest.endswith("/") and not is_dir:
             dest += source_path.name  # "bin/tool=/usr/bin/" -> /usr/bin/tool
     if prefix:
         dest = f"{prefix}/{dest}"
     dest = _normal(dest)
-    if dest == "/" and not os.path.isdir(source_path):
+    if dest == "/" and not is_dir:
         raise InvalidInput(f"{mapping!r}: a file cannot be /; map it to a path below it")
     return source_path, dest
 
@@ -244,8 +249,16 @@ def _walk(
             except OSError as error:
                 raise InvalidInput(f"{shown(path)}: cannot list: {error.strerror}") from None
             # An empty directory is kept, so it is owned; so is one below SRC whose
-            # mode is not rpm's 0755 for the directories it makes (its mode is kept).
-            entry = replace(entry, owned=not names or (relative != "" and entry.mode != 0o755))
+            # mode is not rpm's 0755 for the directories it makes (its mode is kept),
+            # but for 0775: that is the umask 002 (Fedora's and Debian's default for
+            # users), not a choice, and owned for it /usr/lib/python3.12 or
+            # /etc/logrotate.d would conflict with the package that owns them.
+            # Never a system one (/usr/bin, /usr/lib/systemd/system): it exists
+            # already, and owning it with another mode (0700 under umask 077)
+            # would conflict with the package that owns it.
+            mine = system_owner(entry.path) is None
+            owned = not names or (relative != "" and entry.mode not in (0o755, 0o775))
+            entry = replace(entry, owned=owned and mine)
             for name in reversed(names):
                 child = path / name
                 stack.append(
@@ -277,9 +290,16 @@ def _kind(path: Path, info: os.stat_result) -> str:
 
 def shown(path: object) -> str:
     """A path as an error message shows it: as is if printable, else quoted
-    (a newline or line separator would break the one-line message)."""
+    (a newline or line separator would break the one-line message), as the
+    bytes on disk if it is not UTF-8 (not Python's "\udce9" for the byte 0xe9)."""
     text = str(path)
-    return text if text.isprintable() else repr(text)
+    if text.isprintable():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return repr(os.fsencode(text))
+    return repr(text)
 
 
 def _check_name(path: Path, in_package: str) -> None:
@@ -327,21 +347,20 @@ def _add_folders(
     """A ``--directories`` folder that only holds what SRC=DEST mappings put there
     (``--directories /opt/app bin/tool=/opt/app/bin/tool``, as fpm is used): it
     and each folder between it and what it holds become entries to own, 0755
-    as fpm's staging folders are. Never one of the filesystem package's own:
-    rpm refuses to install two packages that own one folder with other modes
-    (/usr/bin is 0555 there, /tmp 1777)."""
+    as fpm's staging folders are. Never one of the base system's (the filesystem
+    package's, systemd's): rpm refuses to install two packages that own one
+    folder with other modes (/usr/bin is 0555 there, /tmp 1777); see
+    mgmt_pkg.rpm.sysdirs."""
     for raw in directories:
         if not raw:
             continue  # refused by _mark
         _check_segments("--directories", raw)  # before _normal resolves a ".."
         top = _normal(raw)
-        if top in found or top == "/":
-            continue  # marked, or refused, by _mark
-        parts = top.strip("/").split("/")
-        if len(parts) == 1 or (len(parts) == 2 and parts[0] in ("usr", "var")):
-            raise InvalidInput(
-                f"--directories: {top} is the filesystem package's; give a folder below it"
-            )
+        owner = system_owner(top)
+        if owner is not None:  # also one a tree puts in the package: it is the same folder
+            raise InvalidInput(f"--directories: {top} is {owner}'s; give a folder below it")
+        if top in found:
+            continue  # marked by _mark
         below = f"{top}/"
         for path in [p for p in found if p.startswith(below)]:
             folder = posixpath.dirname(path)

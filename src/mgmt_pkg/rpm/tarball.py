@@ -12,21 +12,42 @@ GNU tar's --strip-components, which strips link targets too) extracts one inode.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Dict, Sequence
 
-from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.rpm.hardlinks import link_targets
 from mgmt_pkg.rpm.payload import Entry, shown
 
-__all__ = ["write_tarball"]
+__all__ = ["WRITE_ERRORS", "out_of_space", "write_tarball"]
+
+
+# What only writing gives: the build's temp dir is full (a tmpfs /tmp) or over quota.
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def out_of_space(what: str, reason: str) -> MgmtPkgError:
+    """The error for a build that ran out of room in the temp dir (exit 1)."""
+    return MgmtPkgError(
+        f"cannot write {what} in {tempfile.gettempdir()}: {reason}; set TMPDIR to a "
+        "folder with more room (a build takes up to four times the files' size there)"
+    )
 
 
 def write_tarball(target: Path, top: str, entries: Sequence[Entry], source_date_epoch: int) -> None:
     """Write ``entries`` under ``top/`` into ``target`` (a .tar.gz)."""
+    try:
+        _write(target, top, entries, source_date_epoch)
+    except OSError as error:  # only writing raises it here: _add_file names a file it cannot read
+        raise out_of_space(f"Source0 ({target.name})", error.strerror or str(error)) from None
+
+
+def _write(target: Path, top: str, entries: Sequence[Entry], source_date_epoch: int) -> None:
     links = link_targets(entries)
     mtimes: Dict[str, int] = {}  # of the files written, for the links to them
     with (
@@ -69,8 +90,17 @@ def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry, clamp: 
             # rpm keeps times as unsigned 32 bits: one before 1970 would wrap to 2086.
             info.mtime = max(0, min(int(status.st_mtime), clamp))
             tar.addfile(info, stream)
+            # tarfile copies the size fstat gave: a file written meanwhile (a log,
+            # a build step not done) would be packed cut short or mixed, in silence.
+            after = os.fstat(stream.fileno())
+            if (after.st_size, after.st_mtime_ns) != (status.st_size, status.st_mtime_ns):
+                raise InvalidInput(
+                    f"{shown(entry.source)}: cannot read: it changed while it was packed"
+                )
             return info.mtime
     except OSError as error:
+        if error.errno in WRITE_ERRORS:
+            raise  # the archive's, not the file's: write_tarball says so
         # No strerror: tarfile found fewer bytes than fstat said (it shrank meanwhile).
         why = error.strerror or f"{error}: it changed while it was packed"
         raise InvalidInput(f"{shown(entry.source)}: cannot read: {why}") from None
