@@ -9,7 +9,6 @@ library are turned into a one-line message and an exit code here, and only here.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 
@@ -21,11 +20,17 @@ def _leave_at_once(signum: int, frame: object) -> None:
 
 # Run as the `mgmt-pkg` command (not imported by a program or a test), a ^C or
 # SIGTERM during the imports below must not print a KeyboardInterrupt traceback.
+# (One before this module runs, in Python's own start, cannot be helped here.)
 if os.path.basename(sys.argv[0]) == "mgmt-pkg":
+    try:
+        import signal  # itself a few ms of imports (enum)
+    except KeyboardInterrupt:
+        _leave_at_once(2, None)
     signal.signal(signal.SIGINT, _leave_at_once)
     signal.signal(signal.SIGTERM, _leave_at_once)
 
 import importlib  # noqa: E402 (after the handlers above, on purpose)
+import signal  # noqa: E402
 from typing import Dict, List, NoReturn, Optional  # noqa: E402
 
 import click  # noqa: E402
