@@ -113,6 +113,30 @@ def test_started_enabled_and_started_again_at_once_when_killed(systemd_host, tmp
         wait_until(lambda: log(tmp_path).count(f"started {UNIT}") == 4, what="the last start")
 
 
+def test_a_killed_service_is_started_again_at_once_after_systemd_reexecuted(systemd_host, tmp_path):
+    """systemd drops its private connections when it re-executes itself (an
+    upgrade of its package runs daemon-reexec): the agent heard no signal after
+    that, and a service killed from then on stayed down."""
+    host = systemd_host
+    with running_agent(host, tmp_path, graph(tmp_path, state="running")):
+        wait_until(lambda: log(tmp_path).count(f"started {UNIT}") == 1, what="the first start")
+        host.run(["systemctl", "daemon-reexec"])
+        for kills in range(2):  # the first kill may come before the old connection ends
+            wait_until(
+                lambda k=kills: log(tmp_path).count(f"started {UNIT}") == k + 1,
+                what="the agent's start to count",
+            )
+            before = host.prop(UNIT, "MainPID")
+            host.run(["systemctl", "kill", "-s", "KILL", UNIT])
+            wait_until(
+                lambda b=before: (
+                    host.prop(UNIT, "ActiveState") == "active"
+                    and host.prop(UNIT, "MainPID") not in ("0", b)
+                ),
+                what="the killed unit to run again",
+            )
+
+
 def test_stopped_and_disabled(systemd_host, tmp_path):
     host = systemd_host
     host.run(["systemctl", "enable", "--now", UNIT])
