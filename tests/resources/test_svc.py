@@ -262,6 +262,63 @@ def test_a_failed_start_is_tried_again_after_a_start_from_outside_or_an_edit(fai
         assert starts(host) == 4
 
 
+# Runs to its end and is inactive again: each run counted in a file; fails until
+# /var/tmp/ok exists.
+ONESHOT = "mgmt-once.service"
+ONESHOT_UNIT = """\
+[Unit]
+DefaultDependencies=no
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo start >>/var/tmp/starts; test -e /var/tmp/ok'
+
+[Install]
+WantedBy=mgmt-test.target
+"""
+
+
+def test_a_oneshot_unit_runs_once_and_counts_as_running_once_it_succeeded(tmp_path):
+    """A Type=oneshot unit is inactive again once its command succeeded: every such
+    start failed the resource ("did not stay running ... Result=success")."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {ONESHOT: ONESHOT_UNIT})
+    try:
+        path = graph(tmp_path, name="mgmt-once", state="running", startup="enabled")
+        host.run(["touch", "/var/tmp/ok"])
+        # Converged after two idle seconds: its run's end wakes no second run.
+        args = [*agent_args(tmp_path, path), "--converged-timeout", "2", "--json"]
+        agent = host.agent(args, tmp_path / "agent.log")
+        out, _ = agent.communicate(timeout=30)
+        assert agent.returncode == 0, log(tmp_path)
+        assert starts(host) == 1
+        assert (host.prop(ONESHOT, "ActiveState"), host.prop(ONESHOT, "Result")) == (
+            "inactive",
+            "success",
+        )
+        assert host.prop(ONESHOT, "UnitFileState") == "enabled"
+        (row,) = json.loads(out)["resources"]
+        assert row["result"] == "changed", row
+        # It ran and succeeded: right as it is, not run again.
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert starts(host) == 1
+        # One that failed is run again, and fails the resource while it fails.
+        host.run(["rm", "/var/tmp/ok"])
+        host.run(["systemctl", "start", ONESHOT], check=False)
+        assert host.prop(ONESHOT, "ActiveState") == "failed"
+        result = run_once(host, tmp_path, path)
+        assert result.returncode == 1, log(tmp_path)
+        assert starts(host) == 3
+        assert f"{ONESHOT}: did not stay running" in log(tmp_path)
+        host.run(["touch", "/var/tmp/ok"])
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert starts(host) == 4
+        assert host.prop(ONESHOT, "Result") == "success"
+    finally:
+        host.close()
+
+
 @pytest.mark.parametrize(
     ("interval", "restart", "shown"),
     [

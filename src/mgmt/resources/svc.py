@@ -20,6 +20,12 @@ unit's own start limit (StartLimitBurst starts within StartLimitIntervalSec,
 5 in 10 s by default; every activation counts, systemd's own restarts too, as
 systemd counts them), which its resets take from systemd, and the resource
 fails as a failed start does.
+
+A ``Type=oneshot`` unit without ``RemainAfterExit`` is never active for long:
+its start runs it to its end, and it is inactive again once it succeeded. Such
+a unit counts as running once it has run and succeeded (since systemd started,
+by the agent or anyone): it is started when it never ran or failed, and not
+again after each run.
 """
 
 import collections
@@ -73,6 +79,19 @@ def unit_name_problem(unit: str) -> Optional[str]:
     if unit.startswith(("-", "@")):
         return f"it cannot start with {shown(unit[0])}"
     return None
+
+
+def ran_once(props: Mapping[str, str]) -> bool:
+    """True for a ``Type=oneshot`` unit without RemainAfterExit that ran (it has left
+    the inactive state since systemd started or its last reset-failed) and
+    succeeded: inactive again, as systemd leaves such a unit once its command is done."""
+    return (
+        props.get("Type") == "oneshot"
+        and props.get("RemainAfterExit") == "no"
+        and props.get("ActiveState") == "inactive"
+        and props.get("Result") == "success"
+        and props.get("InactiveExitTimestampMonotonic", "0") not in ("", "0")
+    )
 
 
 def _check_unit(name: str, state: Optional[str]) -> None:
@@ -171,7 +190,7 @@ class SvcRes(Resource):
             steps.append(["disable", "--", self.unit])
         state = self.params.get("state")
         active = props.get("ActiveState", "")
-        if state == "running" and active not in RUNNING:
+        if state == "running" and active not in RUNNING and not ran_once(props):
             if apply and (self._start_failed_before(props) or self._start_limited(props)):
                 raise UnitError(self._failure)
             self.note("state", "running", active)
@@ -263,6 +282,9 @@ class SvcRes(Resource):
         while True:
             props = unit_properties(self.unit)
             up = props.get("ActiveState") in RUNNING and props.get("SubState") != "auto-restart"
+            if not said and ran_once(props):  # a oneshot: it ran to its end, and succeeded
+                self._failed_activation, self._failed_starts = None, 0
+                return
             if said or not up:
                 break
             left = deadline - time.monotonic()

@@ -11,6 +11,8 @@ PROPERTIES = (
     "ActiveState",
     "SubState",
     "UnitFileState",
+    "Type",
+    "RemainAfterExit",
     "Result",
     "ExecMainCode",
     "ExecMainStatus",
