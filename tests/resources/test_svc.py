@@ -137,6 +137,65 @@ def test_a_killed_service_is_started_again_at_once_after_systemd_reexecuted(syst
             )
 
 
+# A unit and the alias its enabling makes (as Debian's ssh.service and sshd.service).
+ALIASED = "mgmt-real.service"
+ALIASED_UNIT = """\
+[Unit]
+DefaultDependencies=no
+
+[Service]
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=mgmt-test.target
+Alias=mgmt-alias.service
+"""
+
+
+def test_a_unit_named_by_its_alias_is_watched_stopped_and_disabled(tmp_path):
+    """systemd sends a unit's signals under its own name only: a service named by
+    an alias and killed stayed down. Disabling it through the alias removed the
+    alias first, so the stop that followed failed and left it running."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {ALIASED: ALIASED_UNIT})
+    try:
+        host.run(["systemctl", "enable", ALIASED])
+        path = graph(tmp_path, name="mgmt-alias", state="running", startup="enabled")
+        with running_agent(host, tmp_path, path):
+            wait_until(lambda: "started mgmt-alias.service" in log(tmp_path), what="the start")
+            assert host.prop(ALIASED, "ActiveState") == "active"
+            before = host.prop(ALIASED, "MainPID")
+            # The start counts once the unit ran for a second (svc.SETTLE).
+            wait_until(lambda: _ran_for(host, ALIASED, 1.2), what="the start to count")
+            host.run(["systemctl", "kill", "-s", "KILL", ALIASED])
+            wait_until(
+                lambda: (
+                    host.prop(ALIASED, "ActiveState") == "active"
+                    and host.prop(ALIASED, "MainPID") not in ("0", before)
+                ),
+                what="the killed unit to run again",
+            )
+        path = graph(tmp_path, name="mgmt-alias", state="stopped", startup="disabled")
+        result = run_once(host, tmp_path, path)
+        assert result.returncode == 0, log(tmp_path)
+        assert host.prop(ALIASED, "ActiveState") == "inactive"
+        assert host.prop(ALIASED, "UnitFileState") == "disabled"
+        # The alias is gone with the unit's enabling: stopped and disabled all the same.
+        assert host.prop("mgmt-alias.service", "LoadState") == "not-found"
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+    finally:
+        host.close()
+
+
+def _ran_for(host, unit: str, seconds: float) -> bool:
+    """Whether ``unit``'s main process has run for ``seconds`` (CLOCK_MONOTONIC)."""
+    import time
+
+    started = int(host.prop(unit, "ExecMainStartTimestampMonotonic") or 0)
+    return bool(started) and time.monotonic() - started / 1e6 >= seconds
+
+
 def test_stopped_and_disabled(systemd_host, tmp_path):
     host = systemd_host
     host.run(["systemctl", "enable", "--now", UNIT])

@@ -26,13 +26,19 @@ its start runs it to its end, and it is inactive again once it succeeded. Such
 a unit counts as running once it has run and succeeded (since systemd started,
 by the agent or anyone): it is started when it never ran or failed, and not
 again after each run.
+
+A name may be an alias of a unit (``sshd`` of Debian's ssh.service, ``dbus``
+of dbus-broker.service): systemd sends its signals under the unit's own name
+(its Id) only, and disabling the unit removes the alias. So the resource acts
+on, and watches, the unit the name leads to, and keeps that unit once the
+alias is gone.
 """
 
 import collections
 import string
 import threading
 import time
-from typing import Any, Callable, Deque, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.fields import shown
@@ -144,11 +150,19 @@ class SvcRes(Resource):
         # own restarts alike, as systemd counts them for its start limit).
         self._starts: Deque[float] = collections.deque()  # CLOCK_MONOTONIC seconds
         self._last_activation = ""
+        # The unit the name leads to (its Id: another unit's for an alias), acted on
+        # and watched; kept when an alias goes (see _properties).
+        self.real = self.unit
+        self._signals: Optional[SystemdSignals] = None
+        self._watched: Set[str] = set()
 
     def watch(self) -> None:
         try:
             signals = self.init.services.get(SystemdSignals)
-            self._cancels.append(signals.watch_unit(self.unit, self._unit_changed))
+            self._watched = {self.unit, self.real}  # a check may have found the unit first
+            for unit in sorted(self._watched):
+                self._cancels.append(signals.watch_unit(unit, self._unit_changed))
+            self._signals = signals
             if self.params.get("startup") is not None:  # a `systemctl disable` is drift too
                 self._cancels.append(signals.watch_unit_files(self.init.event))
         except OSError as err:
@@ -174,20 +188,44 @@ class SvcRes(Resource):
         except UnitError as err:
             raise ResourceError(repr(self), f"{self.unit}: {err}") from None
 
-    def _check_apply(self, apply: bool) -> bool:
+    def _properties(self) -> Dict[str, str]:
+        """The properties of the unit the name leads to, which then is :attr:`real`
+        and watched too: an alias's signals come under the unit's own name. A name
+        that no longer leads anywhere, having led to a unit (an alias, removed when
+        that unit was disabled), stands for that unit still."""
         props = unit_properties(self.unit)
+        if props.get("LoadState") == "not-found" and self.real != self.unit:
+            props = unit_properties(self.real)
+        real = props.get("Id") or self.unit
+        if real != self.real:
+            self.real = real
+            if self._signals is not None and real not in self._watched:
+                self._watched.add(real)
+                try:
+                    self._cancels.append(self._signals.watch_unit(real, self._unit_changed))
+                except OSError as err:
+                    self.init.log.warning("cannot watch %s: %s", real, err.strerror or err)
+        return props
+
+    def _check_apply(self, apply: bool) -> bool:
+        props = self._properties()
         self._count_activation(props)
         if props.get("LoadState") == "not-found":
-            raise UnitError("no such unit on this host")
+            if self.params.get("state") == "running" or self.params.get("startup") == "enabled":
+                raise UnitError("no such unit on this host")
+            # Neither running nor enabled, as wanted (an alias is gone once its unit
+            # was disabled: the next run finds no unit by that name).
+            self.init.log.debug("%s: no such unit on this host: stopped and disabled", self.unit)
+            return True
         steps: List[List[str]] = []
         startup = self.params.get("startup")
         file_state = props.get("UnitFileState", "")
         if startup == "enabled" and file_state not in ENABLED:
             self.note("startup", "enabled", file_state or "unknown")
-            steps.append(["enable", "--", self.unit])
+            steps.append(["enable", "--", self.real])
         elif startup == "disabled" and file_state not in DISABLED:
             self.note("startup", "disabled", file_state)
-            steps.append(["disable", "--", self.unit])
+            steps.append(["disable", "--", self.real])
         state = self.params.get("state")
         active = props.get("ActiveState", "")
         if state == "running" and active not in RUNNING and not ran_once(props):
@@ -195,11 +233,11 @@ class SvcRes(Resource):
                 raise UnitError(self._failure)
             self.note("state", "running", active)
             if active == "failed":  # the start-rate limit must not keep it down
-                steps.append(["reset-failed", "--", self.unit])
-            steps.append(["start", "--", self.unit])
+                steps.append(["reset-failed", "--", self.real])
+            steps.append(["start", "--", self.real])
         elif state == "stopped" and active not in ("inactive", "failed"):
             self.note("state", "stopped", active)
-            steps.append(["stop", "--", self.unit])
+            steps.append(["stop", "--", self.real])
         if not steps:
             return True
         for step in steps:
@@ -275,12 +313,12 @@ class SvcRes(Resource):
         self._changed.clear()
         said = ""
         try:
-            systemctl(["start", "--", self.unit])
+            systemctl(["start", "--", self.real])
         except UnitError as err:  # e.g. Type=exec or notify: the start job itself failed
             said = f" ({err})"
         deadline = time.monotonic() + SETTLE
         while True:
-            props = unit_properties(self.unit)
+            props = unit_properties(self.real)
             up = props.get("ActiveState") in RUNNING and props.get("SubState") != "auto-restart"
             if not said and ran_once(props):  # a oneshot: it ran to its end, and succeeded
                 self._failed_activation, self._failed_starts = None, 0

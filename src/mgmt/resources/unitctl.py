@@ -7,6 +7,7 @@ from typing import Dict, List, Mapping, Optional
 from mgmt.resources.hosttool import last_lines, run_tool
 
 PROPERTIES = (
+    "Id",
     "LoadState",
     "ActiveState",
     "SubState",
