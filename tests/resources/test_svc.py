@@ -208,6 +208,34 @@ def test_stopped_and_disabled(systemd_host, tmp_path):
     assert f"stopped {UNIT}" not in log(tmp_path)  # this run's log: nothing done
 
 
+def test_a_unit_enabled_for_this_boot_only_is_disabled(systemd_host, tmp_path):
+    """`systemctl disable` leaves the links of `enable --runtime`: the agent said
+    "disabled" and disabled it again for ever (each reload woke the next check),
+    the unit still enabled-runtime, and the run never converged."""
+    host = systemd_host
+    host.run(["systemctl", "enable", "--runtime", UNIT])
+    assert host.prop(UNIT, "UnitFileState") == "enabled-runtime"
+    result = run_once(host, tmp_path, graph(tmp_path, startup="disabled"))
+    assert result.returncode == 0, log(tmp_path)
+    assert host.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() == "disabled"
+    assert log(tmp_path).count(f"disabled {UNIT}") == 1
+
+
+def test_a_unit_masked_for_this_boot_is_disabled_as_it_is(systemd_host, tmp_path):
+    """masked-runtime did not count as disabled: `systemctl disable` changed nothing,
+    and its reload woke the next check, for ever."""
+    host = systemd_host
+    # A runtime mask (in /run) hides only a unit of lower rank: one of the machine's,
+    # util-linux's timer (/run, like all of this host's, is its own).
+    unit = "fstrim.timer"
+    host.run(["systemctl", "mask", "--runtime", unit])
+    assert host.prop(unit, "UnitFileState") == "masked-runtime"
+    result = run_once(host, tmp_path, graph(tmp_path, name=unit, startup="disabled"))
+    assert result.returncode == 0, log(tmp_path)
+    assert host.prop(unit, "UnitFileState") == "masked-runtime"
+    assert f"disabled {unit}" not in log(tmp_path)
+
+
 def test_noop_changes_nothing_and_json_names_each_field(systemd_host, tmp_path):
     host = systemd_host
     path = graph(tmp_path, state="running", startup="enabled")

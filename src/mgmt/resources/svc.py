@@ -54,7 +54,10 @@ from mgmt.resources.unitctl import (
 RUNNING = ("active", "activating", "reloading")
 # UnitFileState values that satisfy startup: enabled / disabled.
 ENABLED = ("enabled", "alias", "static", "generated", "indirect")
-DISABLED = ("disabled", "static", "masked", "indirect", "generated", "")
+# Not enabled either: masked or linked (for good or for this boot: -runtime), or a
+# unit made at run time (systemd-run): `systemctl disable` would have nothing to do.
+DISABLED = ("disabled", "static", "masked", "masked-runtime", "linked", "linked-runtime",
+            "transient", "indirect", "generated", "")  # fmt: skip
 DONE = {"enable": "enabled", "disable": "disabled", "start": "started", "stop": "stopped"}
 # What systemd accepts in a unit name (systemd.unit(5), unit_name_is_valid): anything
 # else can never name a unit, so it is refused when the graph is read, not at run time.
@@ -153,6 +156,9 @@ class SvcRes(Resource):
         # The unit the name leads to (its Id: another unit's for an alias), acted on
         # and watched; kept when an alias goes (see _properties).
         self.real = self.unit
+        # An enable or disable that left the unit file state as it was: (that state,
+        # startup wanted, what failed), not tried again while both stay so.
+        self._file_failure: Optional[Tuple[str, str, str]] = None
         self._signals: Optional[SystemdSignals] = None
         self._watched: Set[str] = set()
 
@@ -220,6 +226,12 @@ class SvcRes(Resource):
         steps: List[List[str]] = []
         startup = self.params.get("startup")
         file_state = props.get("UnitFileState", "")
+        if self._file_failure is not None and (
+            self._file_failure[0] != file_state or self._file_failure[1] != startup
+        ):
+            self._file_failure = None  # changed since: try again
+        if apply and self._file_failure is not None:
+            raise UnitError(f"{self._file_failure[2]} (not tried again while it stays so)")
         if startup == "enabled" and file_state not in ENABLED:
             self.note("startup", "enabled", file_state or "unknown")
             steps.append(["enable", "--", self.real])
@@ -243,6 +255,8 @@ class SvcRes(Resource):
         for step in steps:
             if apply and step[0] == "start":
                 self._start()
+            elif apply and step[0] in ("enable", "disable"):
+                self._set_unit_file(step[0])
             elif apply:
                 systemctl(step)
             # After the step, not before: a failed start is logged as the failure alone.
@@ -250,6 +264,23 @@ class SvcRes(Resource):
                 said = f"{DONE[step[0]]} {self.unit}"
                 self.init.log.info(said if apply else f"would {step[0]} {self.unit} (noop)")
         return False
+
+    def _set_unit_file(self, verb: str) -> None:
+        """``systemctl enable`` or ``disable``, then the unit file state read back.
+        A plain disable leaves what ``enable --runtime`` made (enabled-runtime):
+        ``disable --runtime`` removes that. A state the step did not change fails
+        the resource, and the step is not run again while the state stays so
+        (each run's reload would wake the next check, for ever)."""
+        systemctl([verb, "--", self.real])
+        left = unit_properties(self.real).get("UnitFileState", "")
+        if verb == "disable" and left.endswith("-runtime") and left not in DISABLED:
+            systemctl(["disable", "--runtime", "--", self.real])
+            left = unit_properties(self.real).get("UnitFileState", "")
+        wanted = "enabled" if verb == "enable" else "disabled"
+        if left not in (ENABLED if verb == "enable" else DISABLED):
+            message = f"systemctl {verb} left UnitFileState={left}, wanted {wanted}"
+            self._file_failure = (left, wanted, message)
+            raise UnitError(message)
 
     def _start_failed_before(self, props: Mapping[str, str]) -> bool:
         """True when the unit is still down from this resource's own failed start (its
