@@ -408,6 +408,36 @@ def test_an_unknown_package_fails_alone_in_a_group(pkg_host, tmp_path):
     assert len(transactions(pkg_host)) == 1
 
 
+def test_a_package_whose_pre_scriptlet_fails_fails_alone_in_a_group(pkg_host, tmp_path):
+    """rpm installs the rest of a transaction in which one package's %pre fails, and
+    dnf says the transaction failed: every package of the group was reported failed,
+    with dnf's last lines (a list of packages, "Failed:"), the installed ones too."""
+    wanted = {"mgmt-test-a": "installed", "mgmt-test-f": "installed"}
+    path = graph(tmp_path, pkg_host.repo, wanted)
+    result = run_once(pkg_host, tmp_path, path, "--json")
+    assert result.returncode == 1, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+    assert installed(pkg_host, "mgmt-test-sh") == "1.0-1"  # what the scriptlet needs
+    assert installed(pkg_host, "mgmt-test-f") == ""
+    rows = agent_json(result)
+    assert {name: row["result"] for name, row in rows.items()} == {
+        "mgmt-test-a": "changed",
+        "mgmt-test-f": "failed",
+    }
+    assert rows["mgmt-test-a"]["errors"] == []
+    assert rows["mgmt-test-f"]["errors"] == [
+        "mgmt-test-f: dnf install: %prein(mgmt-test-f-1.0-1.noarch) scriptlet failed, exit status 1"
+    ]
+    # The next run has only it to do, and fails the same way.
+    result = run_once(pkg_host, tmp_path, path, "--json")
+    assert result.returncode == 1, log(tmp_path)
+    rows = agent_json(result)
+    assert rows["mgmt-test-a"]["result"] == "unchanged"
+    assert rows["mgmt-test-f"]["errors"] == [
+        "mgmt-test-f: dnf install: %prein(mgmt-test-f-1.0-1.noarch) scriptlet failed, exit status 1"
+    ]
+
+
 def test_an_unknown_package_is_named_among_several_actions(pkg_host, tmp_path):
     # Install and remove together go through dnf4's shell, which skips what
     # matches nothing and succeeds: dnf's words about it are kept all the same.
@@ -570,3 +600,21 @@ def test_a_large_group_keeps_each_failed_members_error():
     outcome.record(False, True, [], ResourceError("pkg[p00]", "all", members=same))
     assert outcome.errors_of("p00")[-1] == "the repository is down"
     assert outcome.errors.count("the repository is down") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        # dnf4's own line, then rpm's (the first is kept: rpm's has the exit status).
+        ("Error in PREIN scriptlet in rpm package mgmt-test-f\n",
+         {"mgmt-test-f": "Error in PREIN scriptlet in rpm package mgmt-test-f"}),
+        ("error: %prein(mgmt-test-f-2:1.0-1.x86_64) scriptlet failed, exit status 3\n"
+         "Error in PREIN scriptlet in rpm package mgmt-test-f\n",
+         {"mgmt-test-f": "%prein(mgmt-test-f-2:1.0-1.x86_64) scriptlet failed, exit status 3"}),
+        ("Installed: mgmt-test-a-2.0-1.noarch\nComplete!\n", {}),
+    ],
+)  # fmt: skip
+def test_which_packages_scriptlets_failed(text, said):
+    from mgmt.resources.dnf import scriptlets_failed
+
+    assert scriptlets_failed(text) == said

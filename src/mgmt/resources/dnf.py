@@ -40,6 +40,12 @@ _CONFLICT = ("conflicts with", "cannot install both", "obsoletes")
 # How dnf4 (Package X is ...) and dnf5 (Package "X" is ...) say there is nothing to do.
 _ALREADY = re.compile(r'Package "?(\S+?)"? is already installed')
 _PROGRESS = re.compile(r"[0-9.]+\s*[kMG]?B/s\s*\|")
+# How dnf4 ("Error in PREIN scriptlet in rpm package NAME") and rpm itself (under
+# dnf5: "%prein(NAME-VERSION-RELEASE.ARCH) scriptlet failed, exit status 1") say
+# that a package's scriptlet failed.
+_SCRIPTLET = re.compile(
+    r"(Error in \S+ scriptlet in rpm package (\S+))|(%\w+\((\S+)\) scriptlet failed.*)"
+)
 
 
 class DnfError(Exception):
@@ -51,6 +57,7 @@ class DnfError(Exception):
         self.command, self.message = command, message
         self.unmatched = unmatched(output)
         self.uninstallable = uninstallable(output)
+        self.scriptlets = scriptlets_failed(output)
         super().__init__(f"{command}: {message}")
 
 
@@ -123,6 +130,20 @@ def _problems(text: str) -> List[List[str]]:
         elif line.startswith("- ") and problems:
             problems[-1].append(line)
     return problems
+
+
+def scriptlets_failed(text: str) -> Dict[str, str]:
+    """The name of each package whose scriptlet dnf (or rpm under it) says failed
+    -> that line: a %pre that fails keeps its package out, while the others of
+    the transaction may be installed all the same."""
+    found: Dict[str, str] = {}
+    for line in text.splitlines():
+        match = _SCRIPTLET.search(line)
+        if match and match.group(2):
+            found.setdefault(match.group(2), match.group(1))
+        elif match:
+            found.setdefault(_nevra_name(match.group(4)), match.group(3).strip())
+    return found
 
 
 def already_installed(text: str) -> Set[str]:
