@@ -237,6 +237,42 @@ def test_an_external_removal_is_undone_at_once(pkg_host, tmp_path):
     assert len(transactions(pkg_host)) == 3, log(tmp_path)
 
 
+def test_a_transaction_waits_for_rpms_lock_held_by_another_process(pkg_host, tmp_path):
+    """dnf4 fails at once when another process (rpm, PackageKit) holds rpm's
+    transaction lock: the package failed with "can't create transaction lock"."""
+    dbpath = pkg_host.run(["rpm", "--eval", "%{_dbpath}"]).stdout.strip()
+    pkg_host.run(["rpm", "--initdb"])
+    lock = f"{dbpath}/.rpm.lock"
+    hold = f"import fcntl, sys; f = open({lock!r}, 'a'); fcntl.lockf(f, fcntl.LOCK_EX); "
+    hold += "print('locked', flush=True); sys.stdin.read()"  # until the test closes stdin
+    holder = subprocess.Popen(
+        pkg_host.argv([sys.executable, "-c", hold]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        path = graph(tmp_path, pkg_host.repo, {"mgmt-test-b": "installed"})
+        args = ["--file", str(path), "--no-server", "--prefix", str(tmp_path / "state")]
+        agent = pkg_host.agent([*args, "--converged-timeout", "0"], tmp_path / "agent.log")
+        dnf_log = tmp_path / "dnf-log" / "dnf.log"
+        wait_until(
+            lambda: "transaction lock" in dnf_log.read_text(),
+            timeout=60,
+            what="dnf to find rpm's lock held",
+        )
+        assert installed(pkg_host, "mgmt-test-b") == ""
+    finally:
+        holder.stdin.close()  # the holder ends, and its lock with it
+        holder.wait(timeout=30)
+    agent.communicate(timeout=120)
+    assert agent.returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-b") == "1.0-1"
+    assert "failed" not in log(tmp_path)
+    assert "another process holds rpm's transaction lock" in log(tmp_path)
+
+
 @pytest.mark.parametrize(
     "params, message",
     [

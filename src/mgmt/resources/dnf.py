@@ -12,13 +12,18 @@ on its own lock anyway, but then a second transaction would be planned against
 a database the first is changing).
 """
 
+import fcntl
 import os
 import re
 import subprocess
 import threading
+import time
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from mgmt.log import get_logger
 from mgmt.resources.hosttool import last_lines, run_tool
+
+log = get_logger("dnf")
 
 # How much of dnf's output an error carries: the end, where dnf says why.
 MESSAGE_LINES = 6
@@ -27,6 +32,11 @@ MESSAGE_LINES = 6
 # how rpm says it matches nothing (-q, --whatprovides, --whatobsoletes).
 _END = "mgmt end of answer"
 _END_LINES = (f"package {_END} is not installed", f"provides {_END}", f"obsoletes {_END}")
+
+# How rpm says another process holds its transaction lock (the lock file's path),
+# and how long a transaction waits for that process at most.
+_RPM_LOCK = re.compile(r"can't create transaction lock on (/\S+)")
+LOCK_WAIT = 600.0
 
 # How dnf4 and dnf5 say that an argument names no package they know, and that a
 # package needs what no repository has (its NAME-[EPOCH:]VERSION-RELEASE.ARCH last).
@@ -289,13 +299,49 @@ class Dnf:
             # dnf4 mixes actions in one transaction through its shell.
             script = "".join(f"{a} {' '.join(specs)}\n" for a, specs in actions) + "run\n"
             argv += ["shell", "/dev/stdin"]
+        deadline = time.monotonic() + LOCK_WAIT
         with self.lock:
-            proc = _run(argv, check=False, stdin=script)
+            while True:
+                proc = _run(argv, check=False, stdin=script)
+                # rpm's lock taken by another process (rpm, PackageKit, another dnf):
+                # dnf4 fails at once (its shell even exits 0). Wait for it, as dnf
+                # waits for its own lock, and run the same transaction again.
+                held = _RPM_LOCK.search(proc.stdout + proc.stderr)
+                if held is None or not _wait_unlocked(held.group(1), deadline):
+                    break
         if proc.returncode != 0:
             words = " ".join(a for a, _ in actions)
             output = proc.stdout + "\n" + proc.stderr
             raise DnfError(f"dnf {words}", _tail(output), output)
         return proc.stdout + "\n" + proc.stderr  # dnf4's shell says what it skipped on stderr
+
+
+def _wait_unlocked(path: str, deadline: float) -> bool:
+    """Wait until no process holds rpm's transaction lock at ``path`` (rpm takes
+    it as an fcntl write lock); False when it is still held at ``deadline``.
+
+    rpm says nothing when its lock is let go, and fcntl's own wait cannot be
+    given a time limit or be ended: its holder is asked, ever less often."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return True  # gone: try again at once
+    log.info("another process holds rpm's transaction lock (%s): waiting for it", path)
+    pause = 0.05
+    try:
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                if time.monotonic() + pause > deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+                continue
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+            return True
+    finally:
+        os.close(fd)
 
 
 def _which(name: str) -> Optional[str]:
