@@ -196,6 +196,54 @@ def _ran_for(host, unit: str, seconds: float) -> bool:
     return bool(started) and time.monotonic() - started / 1e6 >= seconds
 
 
+# A template whose enabling enables its DefaultInstance.
+TEMPLATE = "mgmt-tpl@.service"
+TEMPLATE_UNIT = """\
+[Unit]
+DefaultDependencies=no
+
+[Service]
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=mgmt-test.target
+DefaultInstance=main
+"""
+
+
+def test_a_template_is_enabled_and_disabled(tmp_path):
+    """`systemctl show` refuses a template's name: startup on a template (which the
+    graph accepts, as it needs no instance) always failed, "Unit name
+    mgmt-tpl@.service is neither a valid invocation ID nor unit name"."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {TEMPLATE: TEMPLATE_UNIT})
+
+    def enabled(*units: str) -> list:
+        out = host.run(["systemctl", "is-enabled", "--", *units], check=False).stdout
+        return out.split()
+
+    try:
+        path = graph(tmp_path, name="mgmt-tpl@", startup="enabled")
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert enabled(TEMPLATE, "mgmt-tpl@main.service") == ["enabled", "enabled"]
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert "enabled mgmt-tpl@" not in log(tmp_path)  # right as it is
+        host.run(["systemctl", "enable", "mgmt-tpl@other.service"])
+        path = graph(tmp_path, name="mgmt-tpl@", startup="disabled")
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert enabled(TEMPLATE, "mgmt-tpl@main.service", "mgmt-tpl@other.service") == [
+            "disabled",
+            "disabled",
+            "disabled",
+        ]
+        missing = graph(tmp_path, name="mgmt-none@", startup="enabled")
+        assert run_once(host, tmp_path, missing).returncode == 1
+        assert "mgmt-none@.service: no such unit on this host" in log(tmp_path)
+    finally:
+        host.close()
+
+
 def test_stopped_and_disabled(systemd_host, tmp_path):
     host = systemd_host
     host.run(["systemctl", "enable", "--now", UNIT])

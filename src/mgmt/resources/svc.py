@@ -46,6 +46,7 @@ from mgmt.resources.systemd_signals import SystemdSignals
 from mgmt.resources.unitctl import (
     UnitError,
     describe_state,
+    properties,
     systemctl,
     timespan,
     unit_properties,
@@ -199,7 +200,7 @@ class SvcRes(Resource):
         and watched too: an alias's signals come under the unit's own name. A name
         that no longer leads anywhere, having led to a unit (an alias, removed when
         that unit was disabled), stands for that unit still."""
-        props = unit_properties(self.unit)
+        props = properties(self.unit)
         if props.get("LoadState") == "not-found" and self.real != self.unit:
             props = unit_properties(self.real)
         real = props.get("Id") or self.unit
@@ -272,10 +273,10 @@ class SvcRes(Resource):
         the resource, and the step is not run again while the state stays so
         (each run's reload would wake the next check, for ever)."""
         systemctl([verb, "--", self.real])
-        left = unit_properties(self.real).get("UnitFileState", "")
+        left = properties(self.real).get("UnitFileState", "")
         if verb == "disable" and left.endswith("-runtime") and left not in DISABLED:
             systemctl(["disable", "--runtime", "--", self.real])
-            left = unit_properties(self.real).get("UnitFileState", "")
+            left = properties(self.real).get("UnitFileState", "")
         wanted = "enabled" if verb == "enable" else "disabled"
         if left not in (ENABLED if verb == "enable" else DISABLED):
             message = f"systemctl {verb} left UnitFileState={left}, wanted {wanted}"
