@@ -211,7 +211,9 @@ def test_names_are_set_through_hostnamed(hostnamed_host, tmp_path, machine):
 
 @pytest.mark.parametrize(
     "params", [{"hostname": "-bad"}, {"hostname": "a" * 65}, {"static_hostname": "x y"},
-               {"transient_hostname": "a..b"}, {"pretty_hostname": "two\nlines"}]
+               {"transient_hostname": "a..b"}, {"pretty_hostname": "two\nlines"},
+               # hostnamed refuses control characters: a host without it took them
+               {"pretty_hostname": "a\tb"}, {"pretty_hostname": "red \x1b[31m"}]
 )  # fmt: skip
 def test_bad_names_are_refused(params):
     with pytest.raises(FieldError):

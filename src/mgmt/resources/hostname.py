@@ -123,6 +123,12 @@ class HostnameRes(Resource):
         pretty = params.get("pretty_hostname")
         if pretty is not None and ("\n" in pretty or "\0" in pretty):
             raise FieldError("pretty_hostname", "must be one line")
+        control = next((c for c in pretty or "" if ord(c) < 32 or ord(c) == 127), None)
+        if control is not None:  # a tab, an escape: hostnamed refuses them
+            raise FieldError(
+                "pretty_hostname",
+                f"{shown(pretty)}: {shown(control)} is a control character (hostnamed refuses it)",
+            )
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
