@@ -184,6 +184,9 @@ def test_a_unit_named_by_its_alias_is_watched_stopped_and_disabled(tmp_path):
         # The alias is gone with the unit's enabling: stopped and disabled all the same.
         assert host.prop("mgmt-alias.service", "LoadState") == "not-found"
         assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert "mgmt-alias.service: no such unit on this host: stopped and disabled" in log(
+            tmp_path
+        )
     finally:
         host.close()
 

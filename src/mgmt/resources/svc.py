@@ -222,7 +222,7 @@ class SvcRes(Resource):
                 raise UnitError("no such unit on this host")
             # Neither running nor enabled, as wanted (an alias is gone once its unit
             # was disabled: the next run finds no unit by that name).
-            self.init.log.debug("%s: no such unit on this host: stopped and disabled", self.unit)
+            self.init.log.info("%s: no such unit on this host: stopped and disabled", self.unit)
             return True
         steps: List[List[str]] = []
         startup = self.params.get("startup")
