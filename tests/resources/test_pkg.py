@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -654,3 +655,62 @@ def test_which_packages_scriptlets_failed(text, said):
     from mgmt.resources.dnf import scriptlets_failed
 
     assert scriptlets_failed(text) == said
+
+
+FAKE_DNF5 = """\
+#!{python}
+# dnf5 as it meets rpm's lock held: it fails at once (dnf5 #2186), else succeeds.
+import fcntl, sys
+with open({attempts!r}, "a") as out:
+    out.write("attempt\\n")
+with open({lock!r}, "a") as lock:
+    try:
+        fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print("Running transaction")
+        print("Transaction failed: Failed to obtain rpm transaction lock. "
+              "Another transaction is in progress.")
+        sys.exit(1)
+print("Complete!")
+"""
+
+
+def test_dnf5s_words_for_rpms_lock_held_make_the_transaction_wait(tmp_path, monkeypatch):
+    """dnf5 fails at once too, without naming the lock file: rpm's own
+    %_rpmlock_path is waited for (this host has dnf4: dnf5 is played by a script
+    that takes the real lock as rpm does)."""
+    import threading
+
+    from mgmt.resources.dnf import Dnf, Transaction
+
+    lock, attempts = tmp_path / "rpm.lock", tmp_path / "attempts"
+    lock.touch()
+    (tmp_path / ".rpmmacros").write_text(f"%_rpmlock_path {lock}\n")  # rpm reads $HOME's
+    fake = tmp_path / "bin" / "dnf5"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_DNF5.format(python=sys.executable, attempts=str(attempts), lock=str(lock)))
+    fake.chmod(0o755)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    hold = f"import fcntl, sys; f = open({str(lock)!r}, 'a'); fcntl.lockf(f, fcntl.LOCK_EX); "
+    hold += "print('locked', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline() == "locked\n"
+
+    def release_after_the_first_attempt() -> None:
+        wait_until(lambda: attempts.read_text(), what="dnf5's first attempt")
+        holder.stdin.close()
+
+    releasing = threading.Thread(target=release_after_the_first_attempt)
+    releasing.start()
+    transaction = Transaction()
+    transaction.install.append("mgmt-test-a")
+    try:
+        output = Dnf().run(transaction)
+    finally:
+        releasing.join(timeout=30)
+        holder.wait(timeout=30)
+    assert "Complete!" in output
+    assert attempts.read_text() == "attempt\nattempt\n"

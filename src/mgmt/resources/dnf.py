@@ -33,9 +33,11 @@ MESSAGE_LINES = 6
 _END = "mgmt end of answer"
 _END_LINES = (f"package {_END} is not installed", f"provides {_END}", f"obsoletes {_END}")
 
-# How rpm says another process holds its transaction lock (the lock file's path),
-# and how long a transaction waits for that process at most.
-_RPM_LOCK = re.compile(r"can't create transaction lock on (/\S+)")
+# How rpm under dnf4 (with the lock file's path) and dnf5 say that another process
+# holds rpm's transaction lock, and how long a transaction waits for it at most.
+_RPM_LOCK = re.compile(
+    r"can't create transaction lock on (/\S+)|Failed to obtain rpm transaction lock"
+)
 LOCK_WAIT = 600.0
 
 # How dnf4 and dnf5 say that an argument names no package they know, and that a
@@ -209,6 +211,11 @@ class Dnf:
             self._dbpath = out if out.startswith("/") else "/var/lib/rpm"
         return self._dbpath
 
+    def lockpath(self) -> str:
+        """rpm's transaction lock file (``%_rpmlock_path``), which dnf5 does not name."""
+        out = _run(["rpm", "--eval", "%{_rpmlock_path}"], check=False).stdout.strip()
+        return out if out.startswith("/") else os.path.join(self.dbpath(), ".rpm.lock")
+
     # -- looking ----------------------------------------------------------------
 
     def installed(self, queries: Sequence[str]) -> Dict[str, str]:
@@ -307,7 +314,7 @@ class Dnf:
                 # dnf4 fails at once (its shell even exits 0). Wait for it, as dnf
                 # waits for its own lock, and run the same transaction again.
                 held = _RPM_LOCK.search(proc.stdout + proc.stderr)
-                if held is None or not _wait_unlocked(held.group(1), deadline):
+                if held is None or not _wait_unlocked(held.group(1) or self.lockpath(), deadline):
                     break
         if proc.returncode != 0:
             words = " ".join(a for a, _ in actions)
