@@ -224,9 +224,11 @@ def test_svc_logs_a_step_only_once_systemctl_did_it(watcher, tmp_path, monkeypat
         if argv[0] == "start":
             raise UnitError("systemctl start failed: Job for x.service failed")
         ran.append(argv[0])
+        props["UnitFileState"] = "enabled"  # the enable took: the kind reads it back
 
     props = {"LoadState": "loaded", "ActiveState": "inactive", "UnitFileState": "disabled"}
     monkeypatch.setattr(svc_mod, "unit_properties", lambda unit: props)
+    monkeypatch.setattr(svc_mod, "properties", lambda unit: props)
     monkeypatch.setattr(svc_mod, "systemctl", systemctl)
     log = RecordingLog(lambda: list(ran))
     params = {"state": "running", "startup": "enabled"}

@@ -53,3 +53,79 @@ def test_a_partial_message_is_not_parsed_yet():
     for cut in (0, 10, 20, len(message) // 2):
         with pytest.raises(ValueError):
             parse_header(message[:cut])
+
+
+class FakeSystemd:
+    """A private socket as systemd's: accepts EXTERNAL authentication, then sends
+    what the test gives it; ``drop`` closes the connection as a re-exec does."""
+
+    def __init__(self, path: str):
+        import socket
+
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(4)
+        self.listener.settimeout(10)  # a client that never comes fails the test
+        self.conn = None
+
+    def accept(self) -> None:
+        self.conn, _ = self.listener.accept()
+        self._read_until(b"\r\n")  # "\0AUTH EXTERNAL <uid in hex>"
+        self.conn.sendall(b"OK 0123456789abcdef0123456789abcdef\r\n")
+        self._read_until(b"BEGIN\r\n")
+
+    def _read_until(self, end: bytes) -> None:
+        data = b""
+        while not data.endswith(end):
+            chunk = self.conn.recv(1)
+            assert chunk, "the client closed the connection"
+            data += chunk
+
+    def send(self, message: bytes) -> None:
+        self.conn.sendall(message)
+
+    def drop(self) -> None:
+        self.conn.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_the_reader_connects_again_after_systemd_dropped_it_and_wakes_every_watcher(tmp_path):
+    """systemd drops its private connections when it re-executes itself: the reader
+    ended with the first connection, and no signal was ever heard again."""
+    import threading
+
+    from mgmt.resources.systemd_signals import SystemdSignals
+    from support.polling import wait_until
+
+    path = str(tmp_path / "private")
+    systemd = FakeSystemd(path)
+    signals = SystemdSignals(path)
+    heard = []
+    woken = threading.Event()
+
+    def heard_it() -> None:
+        heard.append("web")
+        woken.set()
+
+    accepting = threading.Thread(target=systemd.accept)
+    accepting.start()
+    signals.watch_unit("web.service", heard_it)
+    accepting.join(timeout=10)
+    web = unit_object_path("web.service")
+    systemd.send(signal_message(web, "PropertiesChanged"))
+    wait_until(lambda: heard == ["web"], what="the first signal")
+    systemd.drop()  # a re-exec: the next connection gets the next signal
+    systemd.accept()
+    wait_until(lambda: len(heard) == 2, what="the wake-up for what changed meanwhile")
+    systemd.send(signal_message(web, "PropertiesChanged"))
+    wait_until(lambda: len(heard) == 3, what="a signal on the new connection")
+    # Gone for good: the reader tries again until it is closed, which ends it at once.
+    systemd.drop()
+    systemd.close()
+    reader = signals._thread
+    signals.close()
+    reader.join(timeout=5)
+    assert not reader.is_alive()
+    assert len(heard) == 3

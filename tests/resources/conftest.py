@@ -23,7 +23,7 @@ def repo(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def pkg_host(tmp_path, repo):
-    """A private host whose rpm database, dnf state and /usr/share/doc start empty."""
+    """A private host whose rpm database, dnf state, /usr/share/doc and /var/tmp start empty."""
     require_tools("dnf", "rpm")
     dbpath = subprocess.run(
         ["rpm", "--eval", "%{_dbpath}"], capture_output=True, text=True, check=True
@@ -44,7 +44,7 @@ def pkg_host(tmp_path, repo):
     )
     host = PrivateHost(
         tmp_path,
-        private=[dbpath, "/usr/share/doc"],
+        private=[dbpath, "/usr/share/doc", "/var/tmp"],  # rpm writes scriptlets to /var/tmp
         overlays={"/etc/dnf/dnf.conf": conf},
     )
     # The host sees only its own temp dir under /tmp: the repo is copied in.

@@ -15,7 +15,8 @@ PACKAGES = {
     "mgmt-test-a": ["1.0", "2.0"], "mgmt-test-b": ["1.0"], "mgmt-test-c": ["1.0"],
     "mgmt-test-h": ["1.0"], "mgmt-test-r": ["1.0"], "mgmt-test-p": ["1.0", "2.0"],
     "mgmt-test-n": ["1.0"], "mgmt-test-o": ["1.0"], "mgmt-test-q": ["1.0"],
-    "mgmt-test-x": ["1.0", "2.0"], "mgmt-test-k": ["1.0"],
+    "mgmt-test-x": ["1.0", "2.0"], "mgmt-test-k": ["1.0"], "mgmt-test-f": ["1.0"],
+    "mgmt-test-sh": ["1.0"],
 }  # fmt: skip
 # What fake-rpm gives a package beside its name and version: mgmt-test-h needs what no
 # repository has (dnf cannot install it); mgmt-test-r needs mgmt-test-c (dnf installs c
@@ -28,20 +29,27 @@ FLAGS = {
     "mgmt-test-h": ["--depends=mgmt-nothere"], "mgmt-test-r": ["--depends=mgmt-test-c"],
     "mgmt-test-p": ["--provides=mgmt-test-virtual", "--provides=mgmt-test-b"],
     "mgmt-test-n": ["--replaces=mgmt-test-o"], "mgmt-test-x-2.0": ["--depends=mgmt-nothere"],
-    "mgmt-test-k": ["--depends=mgmt-test-h"],
+    "mgmt-test-k": ["--depends=mgmt-test-h"], "mgmt-test-sh": ["--provides=/bin/sh"],
 }  # fmt: skip
+# Scriptlets, as fake-rpm's option -> the script: mgmt-test-f's %pre fails, so rpm
+# installs it never (a scriptlet needs /bin/sh, which mgmt-test-sh provides here).
+SCRIPTS = {"mgmt-test-f": ("--before-install", "echo mgmt-test-f refuses >&2; exit 1\n")}
 
 
 def build_repo(repo: Path, packages=PACKAGES) -> None:
     """Phony RPMs by `mgmt-pkg fake-rpm`, indexed by createrepo_c."""
     repo.mkdir(parents=True, exist_ok=True)
+    scripts = {}  # name -> [option, path of its script]
+    for name, (option, text) in SCRIPTS.items():
+        (repo / f".{name}.sh").write_text(text)
+        scripts[name] = [option, str(repo / f".{name}.sh")]
 
     def build(name_version) -> None:
         name, version = name_version
         subprocess.run(
             [sys.executable, "-m", "mgmt_pkg", "fake-rpm", "-n", name, "-v", version,
              "-o", str(repo), "--source-date-epoch", "1700000000",
-             *FLAGS.get(f"{name}-{version}", FLAGS.get(name, []))],
+             *FLAGS.get(f"{name}-{version}", FLAGS.get(name, [])), *scripts.get(name, [])],
             check=True, capture_output=True,
         )  # fmt: skip
 
@@ -49,7 +57,7 @@ def build_repo(repo: Path, packages=PACKAGES) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:  # rpmbuild waits on I/O as much as CPU
         list(pool.map(build, wanted))
     _build_obsoleting(repo)
-    for srpm in repo.glob("*.src.rpm"):
+    for srpm in [*repo.glob("*.src.rpm"), *repo.glob(".*.sh")]:
         srpm.unlink()  # binary packages only: check-update must not see sources
     subprocess.run(["createrepo_c", "-q", str(repo)], check=True)
 

@@ -83,6 +83,19 @@ def test_static_transient_and_pretty_names_are_set(uts_host, tmp_path, machine):
     assert "set " not in (tmp_path / "agent.log").read_text()  # converged: nothing to set
 
 
+def test_hostname_alone_sets_all_three_names_as_mgmt_does(uts_host, tmp_path, machine):
+    """mgmt 0.0.8: "if only Hostname is specified, it will set all 3 fields to this
+    value"; the pretty name was left as it was."""
+    graph = names_graph(tmp_path, hostname="web1.example.lan")
+    assert run_once(uts_host, tmp_path, graph).returncode == 0, (tmp_path / "agent.log").read_text()
+    assert uts_host.run(["hostname"]).stdout.strip() == "web1.example.lan"
+    assert uts_host.run(["cat", "/etc/hostname"]).stdout == "web1.example.lan\n"
+    info = uts_host.run(["cat", "/etc/machine-info"]).stdout
+    assert read_pretty(info) == "web1.example.lan"
+    assert run_once(uts_host, tmp_path, graph).returncode == 0
+    assert "set " not in (tmp_path / "agent.log").read_text()
+
+
 def test_a_transient_name_apart_from_the_static_one(uts_host, tmp_path, machine):
     graph = names_graph(tmp_path, static_hostname="web1.example.lan", transient_hostname="web1-a")
     assert run_once(uts_host, tmp_path, graph).returncode == 0, (tmp_path / "agent.log").read_text()
@@ -211,7 +224,11 @@ def test_names_are_set_through_hostnamed(hostnamed_host, tmp_path, machine):
 
 @pytest.mark.parametrize(
     "params", [{"hostname": "-bad"}, {"hostname": "a" * 65}, {"static_hostname": "x y"},
-               {"transient_hostname": "a..b"}, {"pretty_hostname": "two\nlines"}]
+               {"transient_hostname": "a..b"}, {"pretty_hostname": "two\nlines"},
+               # hostnamed refuses control characters: a host without it took them
+               {"pretty_hostname": "a\tb"}, {"pretty_hostname": "red \x1b[31m"},
+               # no name at all: it would set nothing
+               {}, {"pretty_hostname": ""}]
 )  # fmt: skip
 def test_bad_names_are_refused(params):
     with pytest.raises(FieldError):

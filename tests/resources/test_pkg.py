@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -237,6 +238,42 @@ def test_an_external_removal_is_undone_at_once(pkg_host, tmp_path):
     assert len(transactions(pkg_host)) == 3, log(tmp_path)
 
 
+def test_a_transaction_waits_for_rpms_lock_held_by_another_process(pkg_host, tmp_path):
+    """dnf4 fails at once when another process (rpm, PackageKit) holds rpm's
+    transaction lock: the package failed with "can't create transaction lock"."""
+    dbpath = pkg_host.run(["rpm", "--eval", "%{_dbpath}"]).stdout.strip()
+    pkg_host.run(["rpm", "--initdb"])
+    lock = f"{dbpath}/.rpm.lock"
+    hold = f"import fcntl, sys; f = open({lock!r}, 'a'); fcntl.lockf(f, fcntl.LOCK_EX); "
+    hold += "print('locked', flush=True); sys.stdin.read()"  # until the test closes stdin
+    holder = subprocess.Popen(
+        pkg_host.argv([sys.executable, "-c", hold]),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        path = graph(tmp_path, pkg_host.repo, {"mgmt-test-b": "installed"})
+        args = ["--file", str(path), "--no-server", "--prefix", str(tmp_path / "state")]
+        agent = pkg_host.agent([*args, "--converged-timeout", "0"], tmp_path / "agent.log")
+        dnf_log = tmp_path / "dnf-log" / "dnf.log"
+        wait_until(
+            lambda: "transaction lock" in dnf_log.read_text(),
+            timeout=60,
+            what="dnf to find rpm's lock held",
+        )
+        assert installed(pkg_host, "mgmt-test-b") == ""
+    finally:
+        holder.stdin.close()  # the holder ends, and its lock with it
+        holder.wait(timeout=30)
+    agent.communicate(timeout=120)
+    assert agent.returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-b") == "1.0-1"
+    assert "failed" not in log(tmp_path)
+    assert "another process holds rpm's transaction lock" in log(tmp_path)
+
+
 @pytest.mark.parametrize(
     "params, message",
     [
@@ -408,6 +445,36 @@ def test_an_unknown_package_fails_alone_in_a_group(pkg_host, tmp_path):
     assert len(transactions(pkg_host)) == 1
 
 
+def test_a_package_whose_pre_scriptlet_fails_fails_alone_in_a_group(pkg_host, tmp_path):
+    """rpm installs the rest of a transaction in which one package's %pre fails, and
+    dnf says the transaction failed: every package of the group was reported failed,
+    with dnf's last lines (a list of packages, "Failed:"), the installed ones too."""
+    wanted = {"mgmt-test-a": "installed", "mgmt-test-f": "installed"}
+    path = graph(tmp_path, pkg_host.repo, wanted)
+    result = run_once(pkg_host, tmp_path, path, "--json")
+    assert result.returncode == 1, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+    assert installed(pkg_host, "mgmt-test-sh") == "1.0-1"  # what the scriptlet needs
+    assert installed(pkg_host, "mgmt-test-f") == ""
+    rows = agent_json(result)
+    assert {name: row["result"] for name, row in rows.items()} == {
+        "mgmt-test-a": "changed",
+        "mgmt-test-f": "failed",
+    }
+    assert rows["mgmt-test-a"]["errors"] == []
+    assert rows["mgmt-test-f"]["errors"] == [
+        "mgmt-test-f: dnf install: %prein(mgmt-test-f-1.0-1.noarch) scriptlet failed, exit status 1"
+    ]
+    # The next run has only it to do, and fails the same way.
+    result = run_once(pkg_host, tmp_path, path, "--json")
+    assert result.returncode == 1, log(tmp_path)
+    rows = agent_json(result)
+    assert rows["mgmt-test-a"]["result"] == "unchanged"
+    assert rows["mgmt-test-f"]["errors"] == [
+        "mgmt-test-f: dnf install: %prein(mgmt-test-f-1.0-1.noarch) scriptlet failed, exit status 1"
+    ]
+
+
 def test_an_unknown_package_is_named_among_several_actions(pkg_host, tmp_path):
     # Install and remove together go through dnf4's shell, which skips what
     # matches nothing and succeeds: dnf's words about it are kept all the same.
@@ -570,3 +637,80 @@ def test_a_large_group_keeps_each_failed_members_error():
     outcome.record(False, True, [], ResourceError("pkg[p00]", "all", members=same))
     assert outcome.errors_of("p00")[-1] == "the repository is down"
     assert outcome.errors.count("the repository is down") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        # dnf4's own line, then rpm's (the first is kept: rpm's has the exit status).
+        ("Error in PREIN scriptlet in rpm package mgmt-test-f\n",
+         {"mgmt-test-f": "Error in PREIN scriptlet in rpm package mgmt-test-f"}),
+        ("error: %prein(mgmt-test-f-2:1.0-1.x86_64) scriptlet failed, exit status 3\n"
+         "Error in PREIN scriptlet in rpm package mgmt-test-f\n",
+         {"mgmt-test-f": "%prein(mgmt-test-f-2:1.0-1.x86_64) scriptlet failed, exit status 3"}),
+        ("Installed: mgmt-test-a-2.0-1.noarch\nComplete!\n", {}),
+    ],
+)  # fmt: skip
+def test_which_packages_scriptlets_failed(text, said):
+    from mgmt.resources.dnf import scriptlets_failed
+
+    assert scriptlets_failed(text) == said
+
+
+FAKE_DNF5 = """\
+#!{python}
+# dnf5 as it meets rpm's lock held: it fails at once (dnf5 #2186), else succeeds.
+import fcntl, sys
+with open({attempts!r}, "a") as out:
+    out.write("attempt\\n")
+with open({lock!r}, "a") as lock:
+    try:
+        fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print("Running transaction")
+        print("Transaction failed: Failed to obtain rpm transaction lock. "
+              "Another transaction is in progress.")
+        sys.exit(1)
+print("Complete!")
+"""
+
+
+def test_dnf5s_words_for_rpms_lock_held_make_the_transaction_wait(tmp_path, monkeypatch):
+    """dnf5 fails at once too, without naming the lock file: rpm's own
+    %_rpmlock_path is waited for (this host has dnf4: dnf5 is played by a script
+    that takes the real lock as rpm does)."""
+    import threading
+
+    from mgmt.resources.dnf import Dnf, Transaction
+
+    lock, attempts = tmp_path / "rpm.lock", tmp_path / "attempts"
+    lock.touch()
+    (tmp_path / ".rpmmacros").write_text(f"%_rpmlock_path {lock}\n")  # rpm reads $HOME's
+    fake = tmp_path / "bin" / "dnf5"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_DNF5.format(python=sys.executable, attempts=str(attempts), lock=str(lock)))
+    fake.chmod(0o755)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    hold = f"import fcntl, sys; f = open({str(lock)!r}, 'a'); fcntl.lockf(f, fcntl.LOCK_EX); "
+    hold += "print('locked', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline() == "locked\n"
+
+    def release_after_the_first_attempt() -> None:
+        wait_until(lambda: attempts.read_text(), what="dnf5's first attempt")
+        holder.stdin.close()
+
+    releasing = threading.Thread(target=release_after_the_first_attempt)
+    releasing.start()
+    transaction = Transaction()
+    transaction.install.append("mgmt-test-a")
+    try:
+        output = Dnf().run(transaction)
+    finally:
+        releasing.join(timeout=30)
+        holder.wait(timeout=30)
+    assert "Complete!" in output
+    assert attempts.read_text() == "attempt\nattempt\n"

@@ -113,6 +113,140 @@ def test_started_enabled_and_started_again_at_once_when_killed(systemd_host, tmp
         wait_until(lambda: log(tmp_path).count(f"started {UNIT}") == 4, what="the last start")
 
 
+def test_a_killed_service_is_started_again_at_once_after_systemd_reexecuted(systemd_host, tmp_path):
+    """systemd drops its private connections when it re-executes itself (an
+    upgrade of its package runs daemon-reexec): the agent heard no signal after
+    that, and a service killed from then on stayed down."""
+    host = systemd_host
+    with running_agent(host, tmp_path, graph(tmp_path, state="running")):
+        wait_until(lambda: log(tmp_path).count(f"started {UNIT}") == 1, what="the first start")
+        host.run(["systemctl", "daemon-reexec"])
+        for kills in range(2):  # the first kill may come before the old connection ends
+            wait_until(
+                lambda k=kills: log(tmp_path).count(f"started {UNIT}") == k + 1,
+                what="the agent's start to count",
+            )
+            before = host.prop(UNIT, "MainPID")
+            host.run(["systemctl", "kill", "-s", "KILL", UNIT])
+            wait_until(
+                lambda b=before: (
+                    host.prop(UNIT, "ActiveState") == "active"
+                    and host.prop(UNIT, "MainPID") not in ("0", b)
+                ),
+                what="the killed unit to run again",
+            )
+
+
+# A unit and the alias its enabling makes (as Debian's ssh.service and sshd.service).
+ALIASED = "mgmt-real.service"
+ALIASED_UNIT = """\
+[Unit]
+DefaultDependencies=no
+
+[Service]
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=mgmt-test.target
+Alias=mgmt-alias.service
+"""
+
+
+def test_a_unit_named_by_its_alias_is_watched_stopped_and_disabled(tmp_path):
+    """systemd sends a unit's signals under its own name only: a service named by
+    an alias and killed stayed down. Disabling it through the alias removed the
+    alias first, so the stop that followed failed and left it running."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {ALIASED: ALIASED_UNIT})
+    try:
+        host.run(["systemctl", "enable", ALIASED])
+        path = graph(tmp_path, name="mgmt-alias", state="running", startup="enabled")
+        with running_agent(host, tmp_path, path):
+            wait_until(lambda: "started mgmt-alias.service" in log(tmp_path), what="the start")
+            assert host.prop(ALIASED, "ActiveState") == "active"
+            before = host.prop(ALIASED, "MainPID")
+            # The start counts once the unit ran for a second (svc.SETTLE).
+            wait_until(lambda: _ran_for(host, ALIASED, 1.2), what="the start to count")
+            host.run(["systemctl", "kill", "-s", "KILL", ALIASED])
+            wait_until(
+                lambda: (
+                    host.prop(ALIASED, "ActiveState") == "active"
+                    and host.prop(ALIASED, "MainPID") not in ("0", before)
+                ),
+                what="the killed unit to run again",
+            )
+        path = graph(tmp_path, name="mgmt-alias", state="stopped", startup="disabled")
+        result = run_once(host, tmp_path, path)
+        assert result.returncode == 0, log(tmp_path)
+        assert host.prop(ALIASED, "ActiveState") == "inactive"
+        assert host.prop(ALIASED, "UnitFileState") == "disabled"
+        # The alias is gone with the unit's enabling: stopped and disabled all the same.
+        assert host.prop("mgmt-alias.service", "LoadState") == "not-found"
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert "mgmt-alias.service: no such unit on this host: stopped and disabled" in log(
+            tmp_path
+        )
+    finally:
+        host.close()
+
+
+def _ran_for(host, unit: str, seconds: float) -> bool:
+    """Whether ``unit``'s main process has run for ``seconds`` (CLOCK_MONOTONIC)."""
+    import time
+
+    started = int(host.prop(unit, "ExecMainStartTimestampMonotonic") or 0)
+    return bool(started) and time.monotonic() - started / 1e6 >= seconds
+
+
+# A template whose enabling enables its DefaultInstance.
+TEMPLATE = "mgmt-tpl@.service"
+TEMPLATE_UNIT = """\
+[Unit]
+DefaultDependencies=no
+
+[Service]
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=mgmt-test.target
+DefaultInstance=main
+"""
+
+
+def test_a_template_is_enabled_and_disabled(tmp_path):
+    """`systemctl show` refuses a template's name: startup on a template (which the
+    graph accepts, as it needs no instance) always failed, "Unit name
+    mgmt-tpl@.service is neither a valid invocation ID nor unit name"."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {TEMPLATE: TEMPLATE_UNIT})
+
+    def enabled(*units: str) -> list:
+        out = host.run(["systemctl", "is-enabled", "--", *units], check=False).stdout
+        return out.split()
+
+    try:
+        path = graph(tmp_path, name="mgmt-tpl@", startup="enabled")
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert enabled(TEMPLATE, "mgmt-tpl@main.service") == ["enabled", "enabled"]
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert "enabled mgmt-tpl@" not in log(tmp_path)  # right as it is
+        host.run(["systemctl", "enable", "mgmt-tpl@other.service"])
+        path = graph(tmp_path, name="mgmt-tpl@", startup="disabled")
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert enabled(TEMPLATE, "mgmt-tpl@main.service", "mgmt-tpl@other.service") == [
+            "disabled",
+            "disabled",
+            "disabled",
+        ]
+        missing = graph(tmp_path, name="mgmt-none@", startup="enabled")
+        assert run_once(host, tmp_path, missing).returncode == 1
+        assert "mgmt-none@.service: no such unit on this host" in log(tmp_path)
+    finally:
+        host.close()
+
+
 def test_stopped_and_disabled(systemd_host, tmp_path):
     host = systemd_host
     host.run(["systemctl", "enable", "--now", UNIT])
@@ -123,6 +257,34 @@ def test_stopped_and_disabled(systemd_host, tmp_path):
     # Converged: nothing left to do.
     assert run_once(host, tmp_path, graph(tmp_path, state="stopped")).returncode == 0
     assert f"stopped {UNIT}" not in log(tmp_path)  # this run's log: nothing done
+
+
+def test_a_unit_enabled_for_this_boot_only_is_disabled(systemd_host, tmp_path):
+    """`systemctl disable` leaves the links of `enable --runtime`: the agent said
+    "disabled" and disabled it again for ever (each reload woke the next check),
+    the unit still enabled-runtime, and the run never converged."""
+    host = systemd_host
+    host.run(["systemctl", "enable", "--runtime", UNIT])
+    assert host.prop(UNIT, "UnitFileState") == "enabled-runtime"
+    result = run_once(host, tmp_path, graph(tmp_path, startup="disabled"))
+    assert result.returncode == 0, log(tmp_path)
+    assert host.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() == "disabled"
+    assert log(tmp_path).count(f"disabled {UNIT}") == 1
+
+
+def test_a_unit_masked_for_this_boot_is_disabled_as_it_is(systemd_host, tmp_path):
+    """masked-runtime did not count as disabled: `systemctl disable` changed nothing,
+    and its reload woke the next check, for ever."""
+    host = systemd_host
+    # A runtime mask (in /run) hides only a unit of lower rank: one of the machine's,
+    # util-linux's timer (/run, like all of this host's, is its own).
+    unit = "fstrim.timer"
+    host.run(["systemctl", "mask", "--runtime", unit])
+    assert host.prop(unit, "UnitFileState") == "masked-runtime"
+    result = run_once(host, tmp_path, graph(tmp_path, name=unit, startup="disabled"))
+    assert result.returncode == 0, log(tmp_path)
+    assert host.prop(unit, "UnitFileState") == "masked-runtime"
+    assert f"disabled {unit}" not in log(tmp_path)
 
 
 def test_noop_changes_nothing_and_json_names_each_field(systemd_host, tmp_path):
@@ -236,6 +398,63 @@ def test_a_failed_start_is_tried_again_after_a_start_from_outside_or_an_edit(fai
         wait_until(lambda: f"started {FAIL}" in log(tmp_path), what="the edit's start")
         assert host.prop(FAIL, "ActiveState") == "active"
         assert starts(host) == 4
+
+
+# Runs to its end and is inactive again: each run counted in a file; fails until
+# /var/tmp/ok exists.
+ONESHOT = "mgmt-once.service"
+ONESHOT_UNIT = """\
+[Unit]
+DefaultDependencies=no
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo start >>/var/tmp/starts; test -e /var/tmp/ok'
+
+[Install]
+WantedBy=mgmt-test.target
+"""
+
+
+def test_a_oneshot_unit_runs_once_and_counts_as_running_once_it_succeeded(tmp_path):
+    """A Type=oneshot unit is inactive again once its command succeeded: every such
+    start failed the resource ("did not stay running ... Result=success")."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {ONESHOT: ONESHOT_UNIT})
+    try:
+        path = graph(tmp_path, name="mgmt-once", state="running", startup="enabled")
+        host.run(["touch", "/var/tmp/ok"])
+        # Converged after two idle seconds: its run's end wakes no second run.
+        args = [*agent_args(tmp_path, path), "--converged-timeout", "2", "--json"]
+        agent = host.agent(args, tmp_path / "agent.log")
+        out, _ = agent.communicate(timeout=30)
+        assert agent.returncode == 0, log(tmp_path)
+        assert starts(host) == 1
+        assert (host.prop(ONESHOT, "ActiveState"), host.prop(ONESHOT, "Result")) == (
+            "inactive",
+            "success",
+        )
+        assert host.prop(ONESHOT, "UnitFileState") == "enabled"
+        (row,) = json.loads(out)["resources"]
+        assert row["result"] == "changed", row
+        # It ran and succeeded: right as it is, not run again.
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert starts(host) == 1
+        # One that failed is run again, and fails the resource while it fails.
+        host.run(["rm", "/var/tmp/ok"])
+        host.run(["systemctl", "start", ONESHOT], check=False)
+        assert host.prop(ONESHOT, "ActiveState") == "failed"
+        result = run_once(host, tmp_path, path)
+        assert result.returncode == 1, log(tmp_path)
+        assert starts(host) == 3
+        assert f"{ONESHOT}: did not stay running" in log(tmp_path)
+        host.run(["touch", "/var/tmp/ok"])
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert starts(host) == 4
+        assert host.prop(ONESHOT, "Result") == "success"
+    finally:
+        host.close()
 
 
 @pytest.mark.parametrize(

@@ -12,13 +12,18 @@ on its own lock anyway, but then a second transaction would be planned against
 a database the first is changing).
 """
 
+import fcntl
 import os
 import re
 import subprocess
 import threading
+import time
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from mgmt.log import get_logger
 from mgmt.resources.hosttool import last_lines, run_tool
+
+log = get_logger("dnf")
 
 # How much of dnf's output an error carries: the end, where dnf says why.
 MESSAGE_LINES = 6
@@ -27,6 +32,13 @@ MESSAGE_LINES = 6
 # how rpm says it matches nothing (-q, --whatprovides, --whatobsoletes).
 _END = "mgmt end of answer"
 _END_LINES = (f"package {_END} is not installed", f"provides {_END}", f"obsoletes {_END}")
+
+# How rpm under dnf4 (with the lock file's path) and dnf5 say that another process
+# holds rpm's transaction lock, and how long a transaction waits for it at most.
+_RPM_LOCK = re.compile(
+    r"can't create transaction lock on (/\S+)|Failed to obtain rpm transaction lock"
+)
+LOCK_WAIT = 600.0
 
 # How dnf4 and dnf5 say that an argument names no package they know, and that a
 # package needs what no repository has (its NAME-[EPOCH:]VERSION-RELEASE.ARCH last).
@@ -40,6 +52,12 @@ _CONFLICT = ("conflicts with", "cannot install both", "obsoletes")
 # How dnf4 (Package X is ...) and dnf5 (Package "X" is ...) say there is nothing to do.
 _ALREADY = re.compile(r'Package "?(\S+?)"? is already installed')
 _PROGRESS = re.compile(r"[0-9.]+\s*[kMG]?B/s\s*\|")
+# How dnf4 ("Error in PREIN scriptlet in rpm package NAME") and rpm itself (under
+# dnf5: "%prein(NAME-VERSION-RELEASE.ARCH) scriptlet failed, exit status 1") say
+# that a package's scriptlet failed.
+_SCRIPTLET = re.compile(
+    r"(Error in \S+ scriptlet in rpm package (\S+))|(%\w+\((\S+)\) scriptlet failed.*)"
+)
 
 
 class DnfError(Exception):
@@ -51,6 +69,7 @@ class DnfError(Exception):
         self.command, self.message = command, message
         self.unmatched = unmatched(output)
         self.uninstallable = uninstallable(output)
+        self.scriptlets = scriptlets_failed(output)
         super().__init__(f"{command}: {message}")
 
 
@@ -125,6 +144,20 @@ def _problems(text: str) -> List[List[str]]:
     return problems
 
 
+def scriptlets_failed(text: str) -> Dict[str, str]:
+    """The name of each package whose scriptlet dnf (or rpm under it) says failed
+    -> that line: a %pre that fails keeps its package out, while the others of
+    the transaction may be installed all the same."""
+    found: Dict[str, str] = {}
+    for line in text.splitlines():
+        match = _SCRIPTLET.search(line)
+        if match and match.group(2):
+            found.setdefault(match.group(2), match.group(1))
+        elif match:
+            found.setdefault(_nevra_name(match.group(4)), match.group(3).strip())
+    return found
+
+
 def already_installed(text: str) -> Set[str]:
     """The names of the packages dnf (4 and 5 alike) says are installed already; for
     an argument that names another package (one providing or obsoleting it), that one."""
@@ -177,6 +210,11 @@ class Dnf:
             out = _run(["rpm", "--eval", "%{_dbpath}"]).stdout.strip()
             self._dbpath = out if out.startswith("/") else "/var/lib/rpm"
         return self._dbpath
+
+    def lockpath(self) -> str:
+        """rpm's transaction lock file (``%_rpmlock_path``), which dnf5 does not name."""
+        out = _run(["rpm", "--eval", "%{_rpmlock_path}"], check=False).stdout.strip()
+        return out if out.startswith("/") else os.path.join(self.dbpath(), ".rpm.lock")
 
     # -- looking ----------------------------------------------------------------
 
@@ -268,13 +306,49 @@ class Dnf:
             # dnf4 mixes actions in one transaction through its shell.
             script = "".join(f"{a} {' '.join(specs)}\n" for a, specs in actions) + "run\n"
             argv += ["shell", "/dev/stdin"]
+        deadline = time.monotonic() + LOCK_WAIT
         with self.lock:
-            proc = _run(argv, check=False, stdin=script)
+            while True:
+                proc = _run(argv, check=False, stdin=script)
+                # rpm's lock taken by another process (rpm, PackageKit, another dnf):
+                # dnf4 fails at once (its shell even exits 0). Wait for it, as dnf
+                # waits for its own lock, and run the same transaction again.
+                held = _RPM_LOCK.search(proc.stdout + proc.stderr)
+                if held is None or not _wait_unlocked(held.group(1) or self.lockpath(), deadline):
+                    break
         if proc.returncode != 0:
             words = " ".join(a for a, _ in actions)
             output = proc.stdout + "\n" + proc.stderr
             raise DnfError(f"dnf {words}", _tail(output), output)
         return proc.stdout + "\n" + proc.stderr  # dnf4's shell says what it skipped on stderr
+
+
+def _wait_unlocked(path: str, deadline: float) -> bool:
+    """Wait until no process holds rpm's transaction lock at ``path`` (rpm takes
+    it as an fcntl write lock); False when it is still held at ``deadline``.
+
+    rpm says nothing when its lock is let go, and fcntl's own wait cannot be
+    given a time limit or be ended: its holder is asked, ever less often."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return True  # gone: try again at once
+    log.info("another process holds rpm's transaction lock (%s): waiting for it", path)
+    pause = 0.05
+    try:
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                if time.monotonic() + pause > deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+                continue
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+            return True
+    finally:
+        os.close(fd)
 
 
 def _which(name: str) -> Optional[str]:

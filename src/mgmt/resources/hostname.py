@@ -3,8 +3,9 @@
 Through systemd-hostnamed (``hostnamectl``) where it answers, so its view and
 D-Bus clients stay in step; else the files it would write (/etc/hostname,
 PRETTY_HOSTNAME in /etc/machine-info, atomically) and sethostname(2) for the
-kernel's (transient) name. ``hostname`` is the default for the static and
-transient names, as in mgmt 0.0.8. hostnamed keeps the kernel's name equal
+kernel's (transient) name. ``hostname`` is the default for the static,
+transient and pretty names, as in mgmt 0.0.8 ("if only Hostname is specified,
+it will set all 3 fields to this value"). hostnamed keeps the kernel's name equal
 to a static name when there is one and ignores a transient name meanwhile, so
 a transient name that differs is set with sethostname(2) in either case (and
 after the static name, which resets it). Every name is read back after it is
@@ -37,6 +38,7 @@ _LABEL_CHARS = frozenset(string.ascii_letters + string.digits + "-")
 HOSTNAME_FILE = "/etc/hostname"
 KERNEL_NAME = "/proc/sys/kernel/hostname"
 MACHINE_INFO = "/etc/machine-info"
+NAMES = ("static_hostname", "transient_hostname", "pretty_hostname")
 
 
 def valid_hostname(name: str) -> bool:
@@ -108,7 +110,7 @@ def sethostname(name: str) -> None:
 class HostnameRes(Resource):
     kind = "hostname"
     fields = {
-        "hostname": Field(str, doc="default for static_hostname and transient_hostname"),
+        "hostname": Field(str, doc="default for static, transient and pretty_hostname"),
         "static_hostname": Field(str, doc="the name in /etc/hostname, used at boot"),
         "transient_hostname": Field(str, doc="the kernel's current name"),
         "pretty_hostname": Field(str, doc="free-form name for people (/etc/machine-info)"),
@@ -116,6 +118,12 @@ class HostnameRes(Resource):
 
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
+        if not any(params.get(key) for key in ("hostname", *NAMES)):
+            raise FieldError(
+                "hostname",
+                "no name to set: give hostname (for all three) or static_hostname,"
+                " transient_hostname or pretty_hostname",
+            )
         for key in ("hostname", "static_hostname", "transient_hostname"):
             value = params.get(key)
             if value is not None and not valid_hostname(value):
@@ -123,6 +131,12 @@ class HostnameRes(Resource):
         pretty = params.get("pretty_hostname")
         if pretty is not None and ("\n" in pretty or "\0" in pretty):
             raise FieldError("pretty_hostname", "must be one line")
+        control = next((c for c in pretty or "" if ord(c) < 32 or ord(c) == 127), None)
+        if control is not None:  # a tab, an escape: hostnamed refuses them
+            raise FieldError(
+                "pretty_hostname",
+                f"{shown(pretty)}: {shown(control)} is a control character (hostnamed refuses it)",
+            )
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
@@ -133,7 +147,7 @@ class HostnameRes(Resource):
         names = {
             "static": params.get("static_hostname") or default,
             "transient": params.get("transient_hostname") or default,
-            "pretty": params.get("pretty_hostname"),
+            "pretty": params.get("pretty_hostname") or default,
         }
         return [f"hostname:{kind}" for kind, value in names.items() if value is not None], []
 
@@ -143,7 +157,7 @@ class HostnameRes(Resource):
         self.wanted: Dict[str, Optional[str]] = {
             "static_hostname": self.params.get("static_hostname") or default,
             "transient_hostname": self.params.get("transient_hostname") or default,
-            "pretty_hostname": self.params.get("pretty_hostname"),
+            "pretty_hostname": self.params.get("pretty_hostname") or default,
         }
         self._cancels: List[Callable[[], None]] = []
         self._hostnamed: Optional[bool] = None

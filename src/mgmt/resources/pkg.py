@@ -26,8 +26,20 @@ from mgmt.resources.dnf import (
     uninstallable,
     unmatched,
 )
-from mgmt.resources.pkganswer import Applied, answered_by_others, refused_specs, still_missing
-from mgmt.resources.pkgname import check_name, check_pinned, check_version, identities, pinned
+from mgmt.resources.pkganswer import (
+    Applied,
+    answered_by_others,
+    members_failed,
+    refused_specs,
+    still_missing,
+)
+from mgmt.resources.pkgname import (
+    check_name,
+    check_pinned,
+    check_version,
+    identities,
+    pinned,
+)
 from mgmt.resources.pkgwants import Fight, PkgWants, undone
 
 STATES = ("installed", "uninstalled", "newest")
@@ -268,8 +280,15 @@ class PkgRes(Resource):
             learned = {m.package for m, *_ in wrong if m.package in answered} - self._stood_in
             self._stood_in.update(answered)
             still = [w for w in still if not (w[2] == "install" and w[0].package in answered)]
-        except (DnfError, ResourceError) as err:
-            raise self._members_failed(err, wrong, untold) from None
+        except DnfError as err:  # of those it was about, only those still wrong failed
+            still = self._still_wrong(wrong)
+            if still or untold:
+                raise members_failed(repr(self), err, still, untold) from None
+            # All as wanted, though dnf failed (a scriptlet after the install): changed.
+            self.init.log.warning("%s: as wanted, but dnf said: %s", self.packages, err)
+            return False
+        except ResourceError as err:
+            raise members_failed(repr(self), err, wrong, untold) from None
         unknown, said = applied.refused, applied.said
         still = [w for w in still if w[3] not in unknown]
         if still and self._dbpath and _db_signature(self._dbpath) != applied.left_by_dnf:
@@ -300,23 +319,16 @@ class PkgRes(Resource):
             return self.check_apply(apply) and len(right) == len(wrong)
         return len(right) == len(wrong)
 
-    def _members_failed(
-        self,
-        err: Exception,
-        wrong: "List[Tuple[PkgRes, str, str, str]]",
-        untold: Dict[str, str],
-    ) -> ResourceError:
-        """The group's error for ``err`` (its transaction failed): about the members it
-        was about (those already right did not fail) and those ``untold``, each with
-        its own line where ``err`` has one."""
-        failed = dict(untold)
-        text = err.message if isinstance(err, ResourceError) else str(err)
-        for m, *_ in wrong:
-            told = getattr(err, "said_of", {}).get(m.name)
-            about = getattr(err, "members", None)
-            if told is not None or about is None or m.name in about:
-                failed[m.name] = told or f"{m.package}: {text}"
-        return ResourceError(repr(self), "; ".join(dict.fromkeys(failed.values())), failed)
+    def _still_wrong(
+        self, wrong: "List[Tuple[PkgRes, str, str, str]]"
+    ) -> "List[Tuple[PkgRes, str, str, str]]":
+        """Those of ``wrong`` still wrong after a failed transaction: rpm applies
+        what it can (a package whose %pre fails stays out, the others go in)."""
+        try:
+            still = {m.name for m, *_ in self.plan()[0]}
+        except DnfError:
+            return wrong
+        return [w for w in wrong if w[0].name in still]
 
     def _apply_watching_others(self, wrong: "List[Tuple[PkgRes, str, str, str]]") -> "Applied":
         """:meth:`_apply`, failing if it undid what another pkg resource wants

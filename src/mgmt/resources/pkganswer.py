@@ -10,6 +10,7 @@ by that name never finds it.
 
 from typing import Any, Dict, List, NamedTuple, Set, Tuple
 
+from mgmt.resources.base import ResourceError
 from mgmt.resources.dnf import Dnf
 from mgmt.resources.pkgname import split_arch
 
@@ -66,3 +67,24 @@ def answered_by_others(
         name: other in already for name, (other, _version, when) in found.items()
         if other in already or when >= since
     }  # fmt: skip
+
+
+def members_failed(
+    owner: str, err: Exception, wrong: List[Wrong], untold: Dict[str, str]
+) -> ResourceError:
+    """The group ``owner``'s error for ``err`` (its transaction failed): about the
+    members of ``wrong`` it was about (those already right did not fail) and those
+    ``untold``, each with its own line where ``err`` has one (what ResourceError
+    said of it, or the scriptlet of its package that failed)."""
+    failed = dict(untold)
+    text = err.message if isinstance(err, ResourceError) else str(err)
+    scriptlets = getattr(err, "scriptlets", {})
+    for m, _now, action, spec in wrong:
+        told = getattr(err, "said_of", {}).get(m.name)
+        name = split_arch(spec if action == "upgrade" else m.package)[0]
+        if told is None and name in scriptlets:
+            told = f"{m.package}: dnf {action}: {scriptlets[name]}"
+        about = getattr(err, "members", None)
+        if told is not None or about is None or m.name in about:
+            failed[m.name] = told or f"{m.package}: {text}"
+    return ResourceError(owner, "; ".join(dict.fromkeys(failed.values())), failed)

@@ -20,13 +20,25 @@ unit's own start limit (StartLimitBurst starts within StartLimitIntervalSec,
 5 in 10 s by default; every activation counts, systemd's own restarts too, as
 systemd counts them), which its resets take from systemd, and the resource
 fails as a failed start does.
+
+A ``Type=oneshot`` unit without ``RemainAfterExit`` is never active for long:
+its start runs it to its end, and it is inactive again once it succeeded. Such
+a unit counts as running once it has run and succeeded (since systemd started,
+by the agent or anyone): it is started when it never ran or failed, and not
+again after each run.
+
+A name may be an alias of a unit (``sshd`` of Debian's ssh.service, ``dbus``
+of dbus-broker.service): systemd sends its signals under the unit's own name
+(its Id) only, and disabling the unit removes the alias. So the resource acts
+on, and watches, the unit the name leads to, and keeps that unit once the
+alias is gone.
 """
 
 import collections
 import string
 import threading
 import time
-from typing import Any, Callable, Deque, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.fields import shown
@@ -34,6 +46,7 @@ from mgmt.resources.systemd_signals import SystemdSignals
 from mgmt.resources.unitctl import (
     UnitError,
     describe_state,
+    properties,
     systemctl,
     timespan,
     unit_properties,
@@ -42,7 +55,10 @@ from mgmt.resources.unitctl import (
 RUNNING = ("active", "activating", "reloading")
 # UnitFileState values that satisfy startup: enabled / disabled.
 ENABLED = ("enabled", "alias", "static", "generated", "indirect")
-DISABLED = ("disabled", "static", "masked", "indirect", "generated", "")
+# Not enabled either: masked or linked (for good or for this boot: -runtime), or a
+# unit made at run time (systemd-run): `systemctl disable` would have nothing to do.
+DISABLED = ("disabled", "static", "masked", "masked-runtime", "linked", "linked-runtime",
+            "transient", "indirect", "generated", "")  # fmt: skip
 DONE = {"enable": "enabled", "disable": "disabled", "start": "started", "stop": "stopped"}
 # What systemd accepts in a unit name (systemd.unit(5), unit_name_is_valid): anything
 # else can never name a unit, so it is refused when the graph is read, not at run time.
@@ -73,6 +89,19 @@ def unit_name_problem(unit: str) -> Optional[str]:
     if unit.startswith(("-", "@")):
         return f"it cannot start with {shown(unit[0])}"
     return None
+
+
+def ran_once(props: Mapping[str, str]) -> bool:
+    """True for a ``Type=oneshot`` unit without RemainAfterExit that ran (it has left
+    the inactive state since systemd started or its last reset-failed) and
+    succeeded: inactive again, as systemd leaves such a unit once its command is done."""
+    return (
+        props.get("Type") == "oneshot"
+        and props.get("RemainAfterExit") == "no"
+        and props.get("ActiveState") == "inactive"
+        and props.get("Result") == "success"
+        and props.get("InactiveExitTimestampMonotonic", "0") not in ("", "0")
+    )
 
 
 def _check_unit(name: str, state: Optional[str]) -> None:
@@ -125,11 +154,22 @@ class SvcRes(Resource):
         # own restarts alike, as systemd counts them for its start limit).
         self._starts: Deque[float] = collections.deque()  # CLOCK_MONOTONIC seconds
         self._last_activation = ""
+        # The unit the name leads to (its Id: another unit's for an alias), acted on
+        # and watched; kept when an alias goes (see _properties).
+        self.real = self.unit
+        # An enable or disable that left the unit file state as it was: (that state,
+        # startup wanted, what failed), not tried again while both stay so.
+        self._file_failure: Optional[Tuple[str, str, str]] = None
+        self._signals: Optional[SystemdSignals] = None
+        self._watched: Set[str] = set()
 
     def watch(self) -> None:
         try:
             signals = self.init.services.get(SystemdSignals)
-            self._cancels.append(signals.watch_unit(self.unit, self._unit_changed))
+            self._watched = {self.unit, self.real}  # a check may have found the unit first
+            for unit in sorted(self._watched):
+                self._cancels.append(signals.watch_unit(unit, self._unit_changed))
+            self._signals = signals
             if self.params.get("startup") is not None:  # a `systemctl disable` is drift too
                 self._cancels.append(signals.watch_unit_files(self.init.event))
         except OSError as err:
@@ -155,37 +195,69 @@ class SvcRes(Resource):
         except UnitError as err:
             raise ResourceError(repr(self), f"{self.unit}: {err}") from None
 
+    def _properties(self) -> Dict[str, str]:
+        """The properties of the unit the name leads to, which then is :attr:`real`
+        and watched too: an alias's signals come under the unit's own name. A name
+        that no longer leads anywhere, having led to a unit (an alias, removed when
+        that unit was disabled), stands for that unit still."""
+        props = properties(self.unit)
+        if props.get("LoadState") == "not-found" and self.real != self.unit:
+            props = unit_properties(self.real)
+        real = props.get("Id") or self.unit
+        if real != self.real:
+            self.real = real
+            if self._signals is not None and real not in self._watched:
+                self._watched.add(real)
+                try:
+                    self._cancels.append(self._signals.watch_unit(real, self._unit_changed))
+                except OSError as err:
+                    self.init.log.warning("cannot watch %s: %s", real, err.strerror or err)
+        return props
+
     def _check_apply(self, apply: bool) -> bool:
-        props = unit_properties(self.unit)
+        props = self._properties()
         self._count_activation(props)
         if props.get("LoadState") == "not-found":
-            raise UnitError("no such unit on this host")
+            if self.params.get("state") == "running" or self.params.get("startup") == "enabled":
+                raise UnitError("no such unit on this host")
+            # Neither running nor enabled, as wanted (an alias is gone once its unit
+            # was disabled: the next run finds no unit by that name).
+            self.init.log.info("%s: no such unit on this host: stopped and disabled", self.unit)
+            return True
         steps: List[List[str]] = []
         startup = self.params.get("startup")
         file_state = props.get("UnitFileState", "")
+        if self._file_failure is not None and (
+            self._file_failure[0] != file_state or self._file_failure[1] != startup
+        ):
+            self._file_failure = None  # changed since: try again
+        if apply and self._file_failure is not None:
+            raise UnitError(f"{self._file_failure[2]} (not tried again while it stays so)")
         if startup == "enabled" and file_state not in ENABLED:
             self.note("startup", "enabled", file_state or "unknown")
-            steps.append(["enable", "--", self.unit])
+            steps.append(["enable", "--", self.real])
         elif startup == "disabled" and file_state not in DISABLED:
             self.note("startup", "disabled", file_state)
-            steps.append(["disable", "--", self.unit])
+            steps.append(["disable", "--", self.real])
         state = self.params.get("state")
         active = props.get("ActiveState", "")
-        if state == "running" and active not in RUNNING:
+        if state == "running" and active not in RUNNING and not ran_once(props):
             if apply and (self._start_failed_before(props) or self._start_limited(props)):
                 raise UnitError(self._failure)
             self.note("state", "running", active)
             if active == "failed":  # the start-rate limit must not keep it down
-                steps.append(["reset-failed", "--", self.unit])
-            steps.append(["start", "--", self.unit])
+                steps.append(["reset-failed", "--", self.real])
+            steps.append(["start", "--", self.real])
         elif state == "stopped" and active not in ("inactive", "failed"):
             self.note("state", "stopped", active)
-            steps.append(["stop", "--", self.unit])
+            steps.append(["stop", "--", self.real])
         if not steps:
             return True
         for step in steps:
             if apply and step[0] == "start":
                 self._start()
+            elif apply and step[0] in ("enable", "disable"):
+                self._set_unit_file(step[0])
             elif apply:
                 systemctl(step)
             # After the step, not before: a failed start is logged as the failure alone.
@@ -193,6 +265,23 @@ class SvcRes(Resource):
                 said = f"{DONE[step[0]]} {self.unit}"
                 self.init.log.info(said if apply else f"would {step[0]} {self.unit} (noop)")
         return False
+
+    def _set_unit_file(self, verb: str) -> None:
+        """``systemctl enable`` or ``disable``, then the unit file state read back.
+        A plain disable leaves what ``enable --runtime`` made (enabled-runtime):
+        ``disable --runtime`` removes that. A state the step did not change fails
+        the resource, and the step is not run again while the state stays so
+        (each run's reload would wake the next check, for ever)."""
+        systemctl([verb, "--", self.real])
+        left = properties(self.real).get("UnitFileState", "")
+        if verb == "disable" and left.endswith("-runtime") and left not in DISABLED:
+            systemctl(["disable", "--runtime", "--", self.real])
+            left = properties(self.real).get("UnitFileState", "")
+        wanted = "enabled" if verb == "enable" else "disabled"
+        if left not in (ENABLED if verb == "enable" else DISABLED):
+            message = f"systemctl {verb} left UnitFileState={left}, wanted {wanted}"
+            self._file_failure = (left, wanted, message)
+            raise UnitError(message)
 
     def _start_failed_before(self, props: Mapping[str, str]) -> bool:
         """True when the unit is still down from this resource's own failed start (its
@@ -256,13 +345,16 @@ class SvcRes(Resource):
         self._changed.clear()
         said = ""
         try:
-            systemctl(["start", "--", self.unit])
+            systemctl(["start", "--", self.real])
         except UnitError as err:  # e.g. Type=exec or notify: the start job itself failed
             said = f" ({err})"
         deadline = time.monotonic() + SETTLE
         while True:
-            props = unit_properties(self.unit)
+            props = unit_properties(self.real)
             up = props.get("ActiveState") in RUNNING and props.get("SubState") != "auto-restart"
+            if not said and ran_once(props):  # a oneshot: it ran to its end, and succeeded
+                self._failed_activation, self._failed_starts = None, 0
+                return
             if said or not up:
                 break
             left = deadline - time.monotonic()

@@ -22,8 +22,14 @@ unit's PropertiesChanged never carries UnitFileState. What systemd does send
 enable or disable made through it, and ``Reloading`` around a daemon-reload
 (which follows links made or removed by hand); those two wake whoever watches
 unit files.
+
+systemd drops every private connection when it re-executes itself
+(``systemctl daemon-reexec``, which an upgrade of systemd's package runs): the
+reader then connects again as soon as systemd answers, and wakes every watcher
+once it has, for what changed meanwhile.
 """
 
+import contextlib
 import os
 import socket
 import string
@@ -40,6 +46,9 @@ _UNIT_FILES = "unit files"
 _PLAIN = frozenset(string.ascii_letters + string.digits)
 _SIGNAL = 4
 _FIELD_PATH, _FIELD_MEMBER = 1, 3
+# How long the reader waits between two tries to reach systemd again after it
+# dropped the connection (a re-exec takes a fraction of a second), at first and at most.
+RECONNECT_FIRST, RECONNECT_MAX = 0.02, 1.0
 
 
 def unit_object_path(unit: str) -> str:
@@ -99,6 +108,7 @@ class SystemdSignals:
         self._sock: Optional[socket.socket] = None
         self._thread: Optional[threading.Thread] = None
         self._closed = False
+        self._closing = threading.Event()  # ends a wait between two reconnections
 
     def watch_unit(self, unit: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` (on the reader thread: keep it quick) on every signal
@@ -112,7 +122,7 @@ class SystemdSignals:
 
     def _watch(self, path: str, callback: Callable[[], None]) -> Callable[[], None]:
         with self._lock:
-            if self._sock is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._sock = self._connect()
                 self._thread = threading.Thread(
                     target=self._read_loop, args=(self._sock,), name="systemd-signals", daemon=True
@@ -149,6 +159,24 @@ class SystemdSignals:
         return sock
 
     def _read_loop(self, sock: socket.socket) -> None:
+        while True:
+            self._read(sock)
+            with self._lock:
+                if self._closed:
+                    return
+                self._sock = None
+            # systemd re-executed itself (or restarted): reach it again, then wake
+            # every watcher, as what changed meanwhile sent no signal to anyone.
+            sock = self._reconnect()
+            if sock is None:
+                return
+            with self._lock:
+                everyone = [cb for listeners in self._callbacks.values() for cb in listeners]
+            for callback in everyone:
+                callback()
+
+    def _read(self, sock: socket.socket) -> None:
+        """Dispatch the signals read from ``sock`` until systemd closes it (or close())."""
         buffer = b""
         while True:
             try:
@@ -156,7 +184,8 @@ class SystemdSignals:
             except OSError:
                 chunk = b""
             if not chunk:
-                break
+                sock.close()
+                return
             buffer += chunk
             while True:
                 try:
@@ -171,13 +200,23 @@ class SystemdSignals:
                     if path == MANAGER_PATH and fields.get(_FIELD_MEMBER) in UNIT_FILE_SIGNALS:
                         path = _UNIT_FILES
                     self._dispatch(path)
-        with self._lock:
-            lost = not self._closed
-            self._sock = None
-            everyone = [cb for listeners in self._callbacks.values() for cb in listeners]
-        if lost:  # systemd restarted (daemon-reexec): say so; the next watch reconnects
-            for callback in everyone:
-                callback()
+
+    def _reconnect(self) -> Optional[socket.socket]:
+        """A new connection once systemd answers again; None once close() was called."""
+        pause = RECONNECT_FIRST
+        while not self._closing.wait(pause):
+            try:
+                sock = self._connect()
+            except OSError:
+                pause = min(pause * 2, RECONNECT_MAX)
+                continue
+            with self._lock:
+                if not self._closed:
+                    self._sock = sock
+                    return sock
+            sock.close()
+            break
+        return None
 
     def _dispatch(self, path: str) -> None:
         with self._lock:
@@ -189,6 +228,7 @@ class SystemdSignals:
         with self._lock:
             self._closed = True
             sock, self._sock = self._sock, None
+        self._closing.set()
         if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
+            with contextlib.suppress(OSError):  # systemd may have closed it first
+                sock.shutdown(socket.SHUT_RDWR)

@@ -7,10 +7,13 @@ from typing import Dict, List, Mapping, Optional
 from mgmt.resources.hosttool import last_lines, run_tool
 
 PROPERTIES = (
+    "Id",
     "LoadState",
     "ActiveState",
     "SubState",
     "UnitFileState",
+    "Type",
+    "RemainAfterExit",
     "Result",
     "ExecMainCode",
     "ExecMainStatus",
@@ -51,6 +54,28 @@ def unit_properties(unit: str) -> Dict[str, str]:
         key, _, value = line.partition("=")
         props[key] = value
     return props
+
+
+def is_template(unit: str) -> bool:
+    """``getty@.service``: a template, which systemd loads no unit for (only its instances)."""
+    return unit.rpartition(".")[0].endswith("@")
+
+
+def properties(unit: str) -> Dict[str, str]:
+    """:func:`unit_properties`, also of a template: `systemctl show` refuses its
+    name ("neither a valid invocation ID nor unit name"), so its unit file state
+    is `systemctl is-enabled`'s (enabled once its DefaultInstance is)."""
+    if not is_template(unit):
+        return unit_properties(unit)
+    proc = _run(["is-enabled", "--", unit])
+    words = proc.stdout.split()
+    if words:
+        return {"Id": unit, "LoadState": "loaded", "UnitFileState": words[0]}
+    if "No such file" in proc.stderr:
+        return {"Id": unit, "LoadState": "not-found"}
+    raise UnitError(
+        last_lines(proc.stderr) if proc.stderr.strip() else "systemctl is-enabled failed"
+    )
 
 
 def systemctl(argv: List[str]) -> None:
