@@ -31,6 +31,7 @@ from mgmt.net.content import (
     resolve_under,
     url_key,
 )
+from mgmt.net.udp_local import Local, enable_destination, receive, send_from
 
 __all__ = ["TftpServer", "parse_request"]
 
@@ -153,7 +154,12 @@ class _Transfer:
     """One read request, served from its own socket until the last ACK."""
 
     def __init__(
-        self, server: "TftpServer", client: Tuple[str, int], reader, options: Dict[str, str]
+        self,
+        server: "TftpServer",
+        client: Tuple[str, int],
+        reader,
+        options: Dict[str, str],
+        local: Optional[Local] = None,
     ):
         self.server = server
         self.client = client
@@ -164,7 +170,8 @@ class _Transfer:
         self.timeout = float(options.get("timeout", server.timeout))
         self.sock = socket.socket(server.family, socket.SOCK_DGRAM)
         try:
-            self.sock.bind((server.address[0], 0))
+            # From the address the request came to (see mgmt.net.udp_local).
+            self.sock.bind(local or (server.address[0], 0))
             self.sock.connect(client)  # the kernel drops datagrams from any other TID
             self.sock.settimeout(self.timeout)
         except OSError:
@@ -273,6 +280,8 @@ class TftpServer(BackgroundServer):
         self._sock = socket.socket(self.family, socket.SOCK_DGRAM)
         try:
             self._sock.bind((bind, port))
+            if self.address[0] in ("0.0.0.0", "::"):  # replies must leave from each request's own
+                enable_destination(self._sock)
         except OSError:
             self._sock.close()
             raise
@@ -314,7 +323,7 @@ class TftpServer(BackgroundServer):
             raise RequestError(_CODES[refusal.kind], refusal.reason.lower()) from None
         return reader, content.size
 
-    def _handle(self, packet: bytes, client: Tuple[str, int]) -> None:
+    def _handle(self, packet: bytes, client: Tuple[str, int], local: Optional[Local]) -> None:
         try:
             request = parse_request(packet)
             if request is None:
@@ -331,18 +340,19 @@ class TftpServer(BackgroundServer):
             raw, size = self._open(filename)
         except RequestError as error:
             log.info("%s: refused %r: %s", client[0], packet[2:40], error)
-            self._sock.sendto(_error_packet(error.code, str(error)), client)
+            send_from(self._sock, _error_packet(error.code, str(error)), client, local)
             return
         reader = _Netascii(raw) if mode == "netascii" else raw
         options = _negotiate(requested, size if mode == "octet" else None)
         try:
-            transfer = _Transfer(self, client, reader, options)
+            transfer = _Transfer(self, client, reader, options, local)
         except OSError as error:  # e.g. EMFILE: no socket for this transfer
             reader.close()
             log.warning("%s: cannot start sending %r: %s", client[0], filename, error)
-            self._sock.sendto(
-                _error_packet(NOT_DEFINED, "server cannot start the transfer"), client
-            )
+            send_from(
+                self._sock, _error_packet(NOT_DEFINED, "server cannot start the transfer"),
+                client, local,
+            )  # fmt: skip
             return
         thread = threading.Thread(target=transfer.run, args=(filename,), daemon=True)
         try:
@@ -350,9 +360,10 @@ class TftpServer(BackgroundServer):
         except RuntimeError as error:  # the host's thread limit: this transfer, not the server
             transfer.close()
             log.warning("%s: cannot start sending %r: %s", client[0], filename, error)
-            self._sock.sendto(
-                _error_packet(NOT_DEFINED, "server cannot start the transfer"), client
-            )
+            send_from(
+                self._sock, _error_packet(NOT_DEFINED, "server cannot start the transfer"),
+                client, local,
+            )  # fmt: skip
             return
         self._transfers.append(thread)
 
@@ -360,7 +371,7 @@ class TftpServer(BackgroundServer):
         log.info("serving %s read-only on %s port %d", self.root or "(files only)", *self.address)
         while not self.stopping.is_set():
             try:
-                packet, client = self._sock.recvfrom(_MAX_PACKET)
+                packet, client, local = receive(self._sock, _MAX_PACKET)
             except socket.timeout:
                 continue
             except OSError:
@@ -368,7 +379,7 @@ class TftpServer(BackgroundServer):
                     return
                 raise
             try:
-                self._handle(packet, client)
+                self._handle(packet, client, local)
             except Exception as error:  # one request must not end the server
                 if isinstance(error, OSError):
                     log.warning("%s: request failed: %s", client[0], error)
@@ -377,7 +388,7 @@ class TftpServer(BackgroundServer):
                 # The client still hears of it rather than waiting out its timeout
                 # (unless sending is what failed).
                 with contextlib.suppress(OSError):
-                    self._sock.sendto(_error_packet(NOT_DEFINED, "server error"), client)
+                    send_from(self._sock, _error_packet(NOT_DEFINED, "server error"), client, local)
 
     def _close(self) -> None:
         for transfer in self._transfers:

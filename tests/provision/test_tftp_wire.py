@@ -1,0 +1,51 @@
+"""The TFTP server's packets as a strict client sees them on the wire (python sockets)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+from provision_support import ServeProcess
+
+from mgmt.net.tftp import ACK, DATA, ERROR, RRQ
+
+
+@pytest.fixture(scope="module")
+def boot_tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tftpboot")
+    (root / "pxelinux.0").write_bytes(b"boot loader\n")
+    return root
+
+
+def _rrq(name: bytes) -> bytes:
+    return struct.pack("!H", RRQ) + name + b"\0octet\0"
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::"])
+def test_a_server_on_every_address_answers_from_the_one_asked(boot_tree, bind):
+    """PXE firmware takes replies only from the address it sent its request to. A server
+    bound to every address (the default) that a request reaches on a second address of
+    the host (a keepalived VIP; 127.0.0.2 here) must answer from that address, the
+    transfer and its errors alike, not from the one the route to the client prefers."""
+    with (
+        ServeProcess(
+            str(boot_tree), "--bind", bind, "--no-http", "--tftp", "--tftp-port", "0"
+        ) as server,  # fmt: skip
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        client.bind(("127.0.0.1", 0))
+        asked = ("127.0.0.2", server.tftp_port)
+        client.sendto(_rrq(b"pxelinux.0"), asked)
+        packet, sender = client.recvfrom(65536)
+        assert sender[0] == "127.0.0.2"
+        assert packet == struct.pack("!HH", DATA, 1) + b"boot loader\n"
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
+
+        client.sendto(_rrq(b"missing.0"), asked)
+        packet, sender = client.recvfrom(65536)
+        assert sender == asked
+        assert packet[:4] == struct.pack("!HH", ERROR, 1)
+        server.stop()
