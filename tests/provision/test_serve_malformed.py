@@ -131,3 +131,44 @@ def test_a_bad_header_line_closes_the_connection(served):
         while chunk := conn.recv(65536):  # a socket.timeout here is the bug
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in reply
+
+
+# (id, raw request, the Connection header its answer must carry; None: none)
+CONNECTION_CASES = [
+    ("HTTP/1.1 goes on unsaid", b"GET /file.bin HTTP/1.1\r\nHost: x\r\n\r\n", None),
+    ("HTTP/1.1 close", b"GET /file.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "close"),
+    ("HTTP/1.0 ends", b"GET /file.bin HTTP/1.0\r\n\r\n", "close"),
+    ("HTTP/1.0 keep-alive", b"GET /file.bin HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+     "keep-alive"),
+    ("a body not read", b"GET /file.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+     "close"),
+    ("a refused upload", b"PUT /file.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+     "close"),
+    ("a 404 goes on", b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("raw", "connection"), [c[1:] for c in CONNECTION_CASES],
+                         ids=[c[0] for c in CONNECTION_CASES])  # fmt: skip
+def test_each_answer_says_whether_the_connection_goes_on(served, raw, connection):
+    """RFC 9112, 9.6: an answer after which the server closes says "close" (a
+    client that pipelined more requests behind it learns they are lost); 9.3: an
+    HTTP/1.0 client's keep-alive holds only when the answer says so."""
+    head = exchange(served.http, raw).split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    values = [line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:]
+              if line.lower().startswith("connection:")]  # fmt: skip
+    assert values == ([connection] if connection else []), head
+
+
+def test_an_http_1_0_keep_alive_connection_is_kept(served):
+    host, port = served.http.removeprefix("http://").split(":")
+    request = b"GET /file.bin HTTP/1.0\r\nConnection: keep-alive\r\nRange: bytes=0-3\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        replies = b""
+        for answered in (1, 2):  # the second one on the same connection
+            conn.sendall(request)
+            while replies.count(b"0123") < answered:
+                chunk = conn.recv(65536)
+                assert chunk, "the server closed a kept-alive connection"
+                replies += chunk
+    assert replies.count(b"HTTP/1.1 206 ") == 2

@@ -251,6 +251,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, str(value))
+        # Say how the connection goes on (RFC 9112, 9.3 and 9.6): a client that
+        # asked for close, or sent a body we do not read, learns that this answer
+        # ends it; an HTTP/1.0 client's keep-alive is only kept if we say so.
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        elif self.request_version == "HTTP/1.0":
+            self.send_header("Connection", "keep-alive")
         self.end_headers()
 
     def _send_empty(self, status: int, headers: Optional[Dict[str, str]] = None) -> None:
