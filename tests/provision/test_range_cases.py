@@ -136,3 +136,21 @@ def test_an_overflowing_date_is_an_invalid_date_not_a_dropped_connection(
     reply = request(http_server.address, "/file.txt", "GET", {header: date, "Range": "bytes=0-9"})
     assert reply.status == status
     assert reply.body == body.encode("latin-1")
+
+
+def test_a_file_dated_in_the_future_is_never_last_modified_after_now(tmp_path):
+    """RFC 9110 §8.8.2.1: a Last-Modified later than the answer's Date (a file written
+    while the clock was off) MUST become that Date; and that date is no validator
+    If-Range could trust, so a range asked with it gets the whole file."""
+    future = tmp_path / "future.txt"
+    future.write_text(FULL_BODY)
+    os.utime(future, (4_000_000_000, 4_000_000_000))  # in 2096
+    with HttpFileServer(tmp_path) as server:
+        reply = request(server.address, "/future.txt")
+        modified = email.utils.parsedate_to_datetime(reply.header("Last-Modified"))
+        assert modified <= email.utils.parsedate_to_datetime(reply.header("Date"))
+        stale = email.utils.formatdate(4_000_000_000, usegmt=True)
+        ranged = request(
+            server.address, "/future.txt", "GET", {"Range": "bytes=0-9", "If-Range": stale}
+        )
+    assert ranged.status == 200 and ranged.body == FULL_BODY.encode("latin-1")

@@ -29,6 +29,7 @@ __all__ = [
     "ByteRange",
     "ResponsePlan",
     "if_range_matches",
+    "last_modified",
     "make_etag",
     "multipart_layout",
     "parse_range",
@@ -214,6 +215,13 @@ def if_range_matches(value: str, etag: str, mtime: float, now: float) -> bool:
     return seconds is not None and seconds == int(mtime) and now - mtime >= 1
 
 
+def last_modified(mtime: float, now: float) -> float:
+    """The Last-Modified of a file changed at ``mtime``: never later than now (RFC 9110
+    §8.8.2.1: a date in the future, from a clock that was off when it was written,
+    becomes the time of the answer)."""
+    return min(mtime, now)
+
+
 def _etag_list_matches_strong(value: str, etag: str) -> bool:
     """If-Match uses strong comparison: a weak tag, ours or theirs, never matches."""
     if value.strip(_OWS) == "*":
@@ -252,6 +260,8 @@ def plan_response(
     If-Match (or else If-Unmodified-Since) may give 412; If-None-Match (or else
     If-Modified-Since) may give 304; then Range applies to GET only, and only
     while If-Range (when sent) still matches.
+
+    ``mtime`` is the Last-Modified the server sends: see :func:`last_modified`.
     """
     if_match = header("If-Match")
     if if_match is not None:
@@ -269,7 +279,10 @@ def plan_response(
     else:
         since = header("If-Modified-Since")
         seconds = _http_date_seconds(since) if since is not None else None
-        if seconds is not None and int(mtime) <= seconds:
+        # A date later than now is invalid (RFC 7232 §3.3, as Apache does): no
+        # Last-Modified of ours was ever that, and taken it would keep a client on
+        # its copy until then, however often the file changes meanwhile.
+        if seconds is not None and int(mtime) <= seconds <= now:
             return ResponsePlan(304)
     range_value = header("Range")
     if method != "GET" or range_value is None:

@@ -34,7 +34,13 @@ from mgmt.net.content import (
     resolve_under,
     url_key,
 )
-from mgmt.net.http_range import MAX_RANGES, ByteRange, multipart_layout, plan_response
+from mgmt.net.http_range import (
+    MAX_RANGES,
+    ByteRange,
+    last_modified,
+    multipart_layout,
+    plan_response,
+)
 from mgmt.net.http_request import request_problem
 from mgmt.net.listing import html_listing
 from mgmt.net.sendfile import send_range
@@ -204,18 +210,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(content, body, name)
 
     def _answer(self, content: Content, body: BinaryIO, name: str) -> None:
+        now = time.time()
+        mtime = last_modified(content.mtime, now)
         plan = plan_response(
             self.command,
             content.size,
             content.etag,
-            content.mtime,
+            mtime,
             self.headers.get,
-            time.time(),
+            now,
             self.server.max_ranges,
         )
         validators = {
             "ETag": content.etag,
-            "Last-Modified": email.utils.formatdate(content.mtime, usegmt=True),
+            "Last-Modified": email.utils.formatdate(mtime, usegmt=True),
         }
         if plan.status in (304, 412):
             self._send_empty(plan.status, validators)
