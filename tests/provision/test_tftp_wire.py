@@ -49,3 +49,35 @@ def test_a_server_on_every_address_answers_from_the_one_asked(boot_tree, bind):
         assert sender == asked
         assert packet[:4] == struct.pack("!HH", ERROR, 1)
         server.stop()
+
+
+def test_a_file_that_fails_to_read_is_an_error_packet_not_silence(boot_tree):
+    """A read that fails mid-transfer (EIO of a failing disk, ESTALE on NFS) is told
+    to the client at once, and logged in one line: it left a traceback on stderr
+    and the client waiting out its timeouts. /proc/self/mem is such a file: a
+    regular file whose first read fails with EIO."""
+    with (
+        ServeProcess(
+            str(boot_tree),
+            "--bind",
+            "127.0.0.1",
+            "--no-http",
+            "--tftp",
+            "--tftp-port",
+            "0",
+            "--file",
+            "/mem=/proc/self/mem",
+        ) as server,  # fmt: skip
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        client.settimeout(5)
+        client.sendto(_rrq(b"mem"), ("127.0.0.1", server.tftp_port))
+        packet, _sender = client.recvfrom(65536)
+        assert packet == struct.pack("!HH", ERROR, 0) + b"cannot read the file\0"
+        client.sendto(_rrq(b"pxelinux.0"), ("127.0.0.1", server.tftp_port))  # still serving
+        packet, sender = client.recvfrom(65536)
+        assert packet == struct.pack("!HH", DATA, 1) + b"boot loader\n"
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
+        log = server.stop()
+    assert "cannot read 'mem': [Errno 5] Input/output error" in log
+    assert "Traceback" not in log

@@ -98,6 +98,9 @@ def _error_packet(code: int, message: str) -> bytes:
     return struct.pack("!HH", ERROR, code) + message.encode("latin-1", "replace") + b"\0"
 
 
+_CANNOT_START = _error_packet(NOT_DEFINED, "server cannot start the transfer")
+
+
 class _Netascii:
     """Reads a file as netascii: LF -> CR LF, CR -> CR NUL (RFC 764)."""
 
@@ -192,7 +195,13 @@ class _Transfer:
             block, last_read = 1, False
             while True:
                 while not last_read and len(window) < self.windowsize:
-                    data = self.reader.read(self.blksize)
+                    try:
+                        data = self.reader.read(self.blksize)
+                    except OSError as error:  # EIO of a failing disk, ESTALE on NFS
+                        log.error("%s: cannot read %r: %s", self.client[0], name, error)
+                        with contextlib.suppress(OSError):  # tell the client, not its timeout
+                            self.sock.send(_error_packet(NOT_DEFINED, "cannot read the file"))
+                        return
                     window.append((block & 0xFFFF, struct.pack("!HH", DATA, block & 0xFFFF) + data))
                     sent += len(data)
                     last_read = len(data) < self.blksize
@@ -349,10 +358,7 @@ class TftpServer(BackgroundServer):
         except OSError as error:  # e.g. EMFILE: no socket for this transfer
             reader.close()
             log.warning("%s: cannot start sending %r: %s", client[0], filename, error)
-            send_from(
-                self._sock, _error_packet(NOT_DEFINED, "server cannot start the transfer"),
-                client, local,
-            )  # fmt: skip
+            send_from(self._sock, _CANNOT_START, client, local)
             return
         thread = threading.Thread(target=transfer.run, args=(filename,), daemon=True)
         try:
@@ -360,10 +366,7 @@ class TftpServer(BackgroundServer):
         except RuntimeError as error:  # the host's thread limit: this transfer, not the server
             transfer.close()
             log.warning("%s: cannot start sending %r: %s", client[0], filename, error)
-            send_from(
-                self._sock, _error_packet(NOT_DEFINED, "server cannot start the transfer"),
-                client, local,
-            )  # fmt: skip
+            send_from(self._sock, _CANNOT_START, client, local)
             return
         self._transfers.append(thread)
 
