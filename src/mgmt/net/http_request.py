@@ -9,10 +9,11 @@ disagree about where a request ends, or what it asks for; so these are refused.
 """
 
 import re
+import urllib.parse
 from email.message import Message
 from typing import Optional
 
-__all__ = ["request_problem"]
+__all__ = ["request_problem", "target_path"]
 
 _LENGTH = re.compile(r"[0-9]+")
 
@@ -38,3 +39,22 @@ def request_problem(version: str, headers: Message) -> Optional[str]:
     if len({value.strip().lstrip("0") for value in lengths}) > 1:
         return "Content-Length headers that differ (RFC 9112, 6.3)"
     return None
+
+
+def target_path(target: str) -> Optional[str]:
+    """The path of a request target, still percent-encoded; None if it has none.
+
+    Origin-form (``/images/install.img?x``) is cut at ``?``, never given to
+    urlsplit: a path that starts with ``//`` (``inst.repo=http://srv/`` joined
+    with ``/images/install.img``) would be read as a host and a path, and serve
+    ``/install.img``. http.server collapses those slashes only since 2022
+    (CPython gh-87389); Python 3.6, as on RHEL 8, hands them over as they came.
+    Absolute-form (``http://srv/images/install.img``), which RFC 9112 (3.2.2)
+    says a server must accept, is split as a URL.
+    """
+    if target.startswith("/"):
+        return target.partition("?")[0].partition("#")[0]
+    parts = urllib.parse.urlsplit(target)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return parts.path or "/"

@@ -41,7 +41,7 @@ from mgmt.net.http_range import (
     multipart_layout,
     plan_response,
 )
-from mgmt.net.http_request import request_problem
+from mgmt.net.http_request import request_problem, target_path
 from mgmt.net.listing import html_listing
 from mgmt.net.sendfile import send_range
 
@@ -124,9 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
     # -- finding the body -------------------------------------------------
     def _url_path(self) -> Optional[str]:
         """The decoded path, or None if it tries to smuggle a separator or NUL."""
-        raw = urllib.parse.urlsplit(self.path).path
-        lowered = raw.lower()
-        if "%2f" in lowered or "%5c" in lowered or "%00" in lowered or not raw.startswith("/"):
+        raw = target_path(self.path)
+        lowered = (raw or "").lower()
+        if raw is None or "%2f" in lowered or "%5c" in lowered or "%00" in lowered:
             return None
         return urllib.parse.unquote(raw, errors="surrogateescape")
 
@@ -167,7 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
             content, body = open_source(target, in_tree=True)
             return content, body, target.name
         if not url_path.endswith("/"):
-            location = urllib.parse.quote(url_path + "/", errors="surrogateescape")
+            # From the key: "//images" would send the client to a host named "images".
+            location = urllib.parse.quote(url_key(url_path) + "/", errors="surrogateescape")
             self._send_empty(301, {"Location": location})
             return None
         try:
