@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from provision_support import ServeProcess
 
-from mgmt.net.tftp import ACK, DATA, ERROR, RRQ
+from mgmt.net.content import Content
+from mgmt.net.tftp import ACK, DATA, ERROR, OACK, RRQ, TftpServer
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +84,25 @@ def test_a_file_that_fails_to_read_is_an_error_packet_not_silence(boot_tree):
         log = server.stop()
     assert "cannot read 'mem': [Errno 5] Input/output error" in log
     assert "Traceback" not in log
+
+
+def test_a_stop_ends_transfers_whose_clients_asked_for_long_timeouts():
+    """A client may ask for a timeout of up to 255 s (RFC 2349) and then vanish: its
+    transfer waited that long before it saw the server stop, so stop() took two
+    seconds per such transfer (ten here) and left them running for minutes after."""
+    before = set(threading.enumerate())
+    server = TftpServer(None, "127.0.0.1", 0, {"/f": Content.from_bytes(b"x" * 2000)}).start()
+    clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(5)]
+    try:
+        for client in clients:
+            client.settimeout(5)
+            client.sendto(_rrq(b"f") + b"timeout\x00255\x00", server.address)
+            packet, _sender = client.recvfrom(65536)
+            assert packet == struct.pack("!H", OACK) + b"timeout\x00255\x00"  # never ACKed
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 5
+        assert set(threading.enumerate()) <= before  # the transfers ended too
+    finally:
+        for client in clients:
+            client.close()

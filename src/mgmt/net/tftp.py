@@ -52,6 +52,7 @@ MAX_BLKSIZE = 65464  # RFC 2348's upper bound
 MAX_WINDOWSIZE = 64
 MAX_WINDOW_BYTES = 1 << 20
 _MAX_PACKET = 65536
+_STOP_SLICE = 0.2  # how quickly the server's loop and its transfers notice stop()
 
 
 # RFC 1350's codes for a file we cannot send; any other failure is "not defined".
@@ -240,11 +241,15 @@ class _Transfer:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break  # resend
+                if self.server.stopping.is_set():
+                    return None
                 try:
-                    self.sock.settimeout(left)
+                    # In slices: a stop is seen at once, also by a transfer whose
+                    # client asked for a long timeout (up to 255 s, RFC 2349).
+                    self.sock.settimeout(min(left, _STOP_SLICE))
                     reply = self.sock.recv(_MAX_PACKET)
                 except socket.timeout:
-                    break  # resend
+                    continue  # resent once the deadline has passed
                 except OSError as error:  # ICMP port unreachable: the client is gone
                     log.debug("%s: transfer ended: %s", self.client[0], error)
                     return None
@@ -294,7 +299,7 @@ class TftpServer(BackgroundServer):
         except OSError:
             self._sock.close()
             raise
-        self._sock.settimeout(0.2)  # how quickly stop() is noticed
+        self._sock.settimeout(_STOP_SLICE)
         self._transfers: List[threading.Thread] = []
 
     @property
