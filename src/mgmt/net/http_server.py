@@ -93,6 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: "_Server"
 
+    _by_mac = False  # this request's body was picked by the MACs the client sent
+
     # A request line without a version would otherwise be taken for HTTP/0.9 and
     # answered without a status line: a client could not tell a 400 from a body.
     default_request_version = "HTTP/1.0"
@@ -146,6 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if entry is not None:
                 if isinstance(entry, MacSelector):
+                    self._by_mac = True
                     entry = entry.select(self.headers.items())
                 content, body = open_source(entry)
                 return content, body, key
@@ -200,6 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answering --------------------------------------------------------
     def _serve(self) -> None:
+        self._by_mac = False
         if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
             # A GET with a body: we never read it, so the connection cannot be reused.
             self.close_connection = True
@@ -267,6 +271,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         elif self.request_version == "HTTP/1.0":
             self.send_header("Connection", "keep-alive")
+        if self._by_mac:  # a cache between must not hand this host's kickstart to another
+            self.send_header("Vary", "*")  # (RFC 9110, 12.5.5)
         self.end_headers()
 
     def _send_empty(self, status: int, headers: Optional[Dict[str, str]] = None) -> None:
