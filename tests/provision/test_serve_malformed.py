@@ -43,6 +43,12 @@ REQUESTS = [
     ("HTTP/1.1 without Host", b"GET /file.bin HTTP/1.1\r\n\r\n", 400, b"without a Host"),
     ("HTTP/1.0 without Host is fine", b"GET /file.bin HTTP/1.0\r\n\r\n", 200, b"0123"),
     ("two Host lines", b"GET /file.bin HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, b""),
+    ("a Host with a space", b"GET /file.bin HTTP/1.1\r\nHost: a b\r\n\r\n", 400, b"no host"),
+    ("a Host with a path", b"GET /file.bin HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, b"no host"),
+    ("a Host with a user", b"GET /file.bin HTTP/1.1\r\nHost: u@a\r\n\r\n", 400, b"no host"),
+    ("Host [::1]:80", b"GET /file.bin HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 200, b"0123"),
+    ("Host 10.0.0.1:", b"GET /file.bin HTTP/1.1\r\nHost: 10.0.0.1:\r\n\r\n", 200, b"0123"),
+    ("an empty Host", b"GET /file.bin HTTP/1.1\r\nHost:\r\n\r\n", 200, b"0123"),
     ("space before a colon", b"GET /file.bin HTTP/1.1\r\nHost : x\r\n\r\n", 400, b""),
     ("folded Range", get("/file.bin", "0-1,\r\n 5-6"), 400, b"line folding"),
     (

@@ -16,6 +16,9 @@ from typing import Optional
 __all__ = ["request_problem", "target_path"]
 
 _LENGTH = re.compile(r"[0-9]+")
+# uri-host [":" port] (RFC 3986, 3.2.2): an IP literal in brackets, or a reg-name
+# or IPv4 address; empty is allowed (RFC 9112, 3.2).
+_HOST = re.compile(r"(\[[0-9A-Za-z:.%~_-]+\]|[0-9A-Za-z._~%!$&'()*+,;=-]*)(:[0-9]*)?")
 
 
 def request_problem(version: str, headers: Message) -> Optional[str]:
@@ -32,6 +35,8 @@ def request_problem(version: str, headers: Message) -> Optional[str]:
         return "more than one Host header (RFC 9112, 3.2)"
     if not hosts and version != "HTTP/1.0":  # HTTP/1.0 had no Host; 1.1 and later must send it
         return f"{version} request without a Host header (RFC 9112, 3.2)"
+    if hosts and _HOST.fullmatch(hosts[0].strip(" \t")) is None:
+        return "a Host header that is no host[:port] (RFC 9112, 3.2)"
     lengths = headers.get_all("Content-Length") or []
     if any(_LENGTH.fullmatch(value.strip()) is None for value in lengths):
         return "Content-Length is not a number (RFC 9112, 6.3)"
