@@ -49,6 +49,18 @@ REQUESTS = [
     ("Host [::1]:80", b"GET /file.bin HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 200, b"0123"),
     ("Host 10.0.0.1:", b"GET /file.bin HTTP/1.1\r\nHost: 10.0.0.1:\r\n\r\n", 200, b"0123"),
     ("an empty Host", b"GET /file.bin HTTP/1.1\r\nHost:\r\n\r\n", 200, b"0123"),
+    (
+        "a body of no known length",
+        b"GET /file.bin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        400,
+        b"Transfer-Encoding",
+    ),
+    (
+        "a chunked body",
+        b"GET /file.bin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked ,\r\n\r\n0\r\n\r\n",
+        200,
+        b"0123",
+    ),
     ("space before a colon", b"GET /file.bin HTTP/1.1\r\nHost : x\r\n\r\n", 400, b""),
     ("folded Range", get("/file.bin", "0-1,\r\n 5-6"), 400, b"line folding"),
     (

@@ -37,6 +37,11 @@ def request_problem(version: str, headers: Message) -> Optional[str]:
         return f"{version} request without a Host header (RFC 9112, 3.2)"
     if hosts and _HOST.fullmatch(hosts[0].strip(" \t")) is None:
         return "a Host header that is no host[:port] (RFC 9112, 3.2)"
+    listed = ",".join(headers.get_all("Transfer-Encoding") or []).split(",")
+    codings = [coding.strip(" \t").lower() for coding in listed if coding.strip(" \t")]
+    if codings and codings[-1] != "chunked":  # empty list elements do not count (RFC 9110, 5.6.1)
+        # No telling where the body ends: a MUST for 400, and closing (RFC 9112, 6.3).
+        return "Transfer-Encoding does not end in chunked (RFC 9112, 6.3)"
     lengths = headers.get_all("Content-Length") or []
     if any(_LENGTH.fullmatch(value.strip()) is None for value in lengths):
         return "Content-Length is not a number (RFC 9112, 6.3)"
