@@ -9,6 +9,7 @@ request and every error would be in its stderr.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import socket
 
@@ -190,3 +191,21 @@ def test_an_http_1_0_keep_alive_connection_is_kept(served):
                 assert chunk, "the server closed a kept-alive connection"
                 replies += chunk
     assert replies.count(b"HTTP/1.1 206 ") == 2
+
+
+@pytest.mark.parametrize(("method", "status"), [("PUT", 405), ("POST", 405), ("GET", 200)])
+def test_a_client_still_sending_a_large_body_gets_the_answer(served, method, status):
+    """The server reads no body: it answered and closed with the body's bytes unread,
+    which made its kernel reset the connection, and a client still writing its body
+    (http.client, requests) got "broken pipe" instead of the 405. It now lingers:
+    ends its side, then drops what still comes."""
+    host, port = served.http.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request(method, "/file.bin", body=b"x" * (8 << 20))
+        reply = conn.getresponse()
+        assert reply.status == status
+        assert reply.getheader("Connection") == "close"
+        assert reply.read() == (b"0123456789" * 20 if status == 200 else b"")
+    finally:
+        conn.close()

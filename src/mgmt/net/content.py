@@ -9,6 +9,7 @@ per-host kickstarts that anaconda asks for with ``inst.ks.sendmac``.
 import errno
 import hashlib
 import io
+import mimetypes
 import os
 import re
 import stat
@@ -35,6 +36,7 @@ __all__ = [
     "Overlay",
     "OverlayEntry",
     "Source",
+    "content_type",
     "normalize_mac",
     "open_source",
     "parse_address",
@@ -70,6 +72,19 @@ def normalize_mac(value: str) -> Optional[str]:
     """``AA-BB-CC-DD-EE-FF`` / ``aabbccddeeff`` -> ``aa:bb:cc:dd:ee:ff``; None if not a MAC."""
     match = _MAC.fullmatch(value.strip().lower())
     return ":".join(match.groups()) if match else None
+
+
+_TEXT_SUFFIXES = {".ks": "text/plain", ".cfg": "text/plain", ".repo": "text/plain"}
+
+
+def content_type(name: str) -> str:
+    """The Content-Type of a file of this name: kickstarts, configs and repo files as text."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix in _TEXT_SUFFIXES:
+        return _TEXT_SUFFIXES[suffix]
+    guessed, encoding = mimetypes.guess_type(name, strict=False)
+    # A .gz or .xz keeps its bytes: announce it as such, never as Content-Encoding.
+    return "application/octet-stream" if guessed is None or encoding else guessed
 
 
 # A body: fixed bytes (Content) or a file read afresh at every request (Path).

@@ -13,7 +13,7 @@ import urllib.parse
 from email.message import Message
 from typing import Optional
 
-__all__ = ["request_problem", "target_path"]
+__all__ = ["has_body", "request_path", "request_problem", "target_path"]
 
 _LENGTH = re.compile(r"[0-9]+")
 # uri-host [":" port] (RFC 3986, 3.2.2): an IP literal in brackets, or a reg-name
@@ -68,3 +68,20 @@ def target_path(target: str) -> Optional[str]:
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
     return parts.path or "/"
+
+
+def request_path(target: str) -> Optional[str]:
+    """The decoded path of a request target, or None if it has none or tries to
+    smuggle a separator or NUL in (``%2F``, ``%5C``, ``%00``)."""
+    raw = target_path(target)
+    lowered = (raw or "").lower()
+    if raw is None or "%2f" in lowered or "%5c" in lowered or "%00" in lowered:
+        return None
+    return urllib.parse.unquote(raw, errors="surrogateescape")
+
+
+def has_body(headers: Optional[Message]) -> bool:
+    """Whether a request with these headers came with a body (the server reads none)."""
+    if headers is None:
+        return False
+    return headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers

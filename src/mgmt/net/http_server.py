@@ -11,8 +11,6 @@ the I/O: path safety, headers, and bodies streamed with :mod:`mgmt.net.sendfile`
 
 import email.utils
 import io
-import mimetypes
-import os
 import secrets
 import socket
 import sys
@@ -30,6 +28,7 @@ from mgmt.net.content import (
     MacSelector,
     NotServable,
     Overlay,
+    content_type,
     open_source,
     resolve_under,
     url_key,
@@ -41,7 +40,8 @@ from mgmt.net.http_range import (
     multipart_layout,
     plan_response,
 )
-from mgmt.net.http_request import request_problem, target_path
+from mgmt.net.http_request import has_body, request_path, request_problem
+from mgmt.net.linger import linger
 from mgmt.net.listing import html_listing
 from mgmt.net.sendfile import send_range
 
@@ -58,16 +58,6 @@ _HANGUPS = (
     TimeoutError,
     socket.timeout,
 )
-_TEXT_SUFFIXES = {".ks": "text/plain", ".cfg": "text/plain", ".repo": "text/plain"}
-
-
-def _content_type(name: str) -> str:
-    suffix = os.path.splitext(name)[1].lower()
-    if suffix in _TEXT_SUFFIXES:
-        return _TEXT_SUFFIXES[suffix]
-    guessed, encoding = mimetypes.guess_type(name, strict=False)
-    # A .gz or .xz keeps its bytes: announce it as such, never as Content-Encoding.
-    return "application/octet-stream" if guessed is None or encoding else guessed
 
 
 def _printable(text: str, limit: int = 200) -> str:
@@ -121,17 +111,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True  # its body, if any, is never read
         self._send_empty(405, {"Allow": "GET, HEAD"})
 
+    def finish(self) -> None:
+        super().finish()
+        # The client may still be sending a body we never read: see mgmt.net.linger.
+        if has_body(getattr(self, "headers", None)):  # none after a bad request line
+            linger(self.connection)
+
     do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
 
     # -- finding the body -------------------------------------------------
-    def _url_path(self) -> Optional[str]:
-        """The decoded path, or None if it tries to smuggle a separator or NUL."""
-        raw = target_path(self.path)
-        lowered = (raw or "").lower()
-        if raw is None or "%2f" in lowered or "%5c" in lowered or "%00" in lowered:
-            return None
-        return urllib.parse.unquote(raw, errors="surrogateescape")
-
     def _find(self) -> Optional[Tuple[Content, BinaryIO, str]]:
         """The body for this request, already open, and a name for its type; None when answered.
 
@@ -139,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
         read could only end in a closed connection. Here it gets a 403 (a 404 if it
         is gone), for GET, HEAD and ranges alike.
         """
-        url_path = self._url_path()
+        url_path = request_path(self.path)
         if url_path is None:
             self._send_empty(404)
             return None
@@ -204,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- answering --------------------------------------------------------
     def _serve(self) -> None:
         self._by_mac = False
-        if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
+        if has_body(self.headers):
             # A GET with a body: we never read it, so the connection cannot be reused.
             self.close_connection = True
         found = self._find()
@@ -236,9 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
         if plan.status == 416:
             self._send_empty(416, {"Content-Range": f"bytes */{content.size}"})
             return
-        content_type = _content_type(name)
+        type_ = content_type(name)
         headers: Dict[str, Union[str, int]] = {"Accept-Ranges": "bytes", **validators}
-        headers["Content-Type"] = content_type
+        headers["Content-Type"] = type_
         tail = b""
         if plan.status == 200:
             whole = (ByteRange(0, content.size - 1),) if content.size else ()
@@ -250,9 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Range"] = plan.ranges[0].content_range(content.size)
         else:
             boundary = secrets.token_hex(16)
-            parts, tail, length = multipart_layout(
-                plan.ranges, content.size, content_type, boundary
-            )
+            parts, tail, length = multipart_layout(plan.ranges, content.size, type_, boundary)
             headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
             headers["Content-Length"] = length
         self._head(plan.status, headers)
