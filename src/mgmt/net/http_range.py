@@ -19,6 +19,7 @@ Choices where the RFC leaves room (all allowed by RFC 9110 §14.2 and §15.3.7):
   gets a plain 200.
 """
 
+import datetime
 import email.utils
 import re
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
@@ -51,6 +52,11 @@ _BEYOND_DIGITS = str(BEYOND_ANY_FILE)
 _SPEC = re.compile(r"([0-9]+)-([0-9]*)|-([0-9]+)")
 _UNIT = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+)=(.*)", re.DOTALL)
 _OWS = " \t"
+# asctime-date (RFC 9110 §5.6.7): "Sun Nov  6 08:49:37 1994".
+_ASCTIME = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"[ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}"
+)
 
 # (first, last) with last None for "first-", or (None, suffix_length) for "-N".
 Spec = Tuple[Optional[int], Optional[int]]
@@ -194,6 +200,10 @@ def _http_date_seconds(value: str) -> Optional[int]:
     """
     try:
         parsed = email.utils.parsedate_to_datetime(value)
+        if parsed is not None and parsed.tzinfo is None and _ASCTIME.fullmatch(value.strip(_OWS)):
+            # asctime's has no zone and means GMT; a recipient MUST take it (RFC 9110
+            # §5.6.7). Any other date without a zone ("-0000") says nothing usable.
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
         if parsed is None or parsed.tzinfo is None:
             return None
         return int(parsed.timestamp())
