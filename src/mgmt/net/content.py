@@ -145,12 +145,19 @@ def open_source(source: Optional[Source], in_tree: bool = False) -> Tuple[Conten
 def _open_no_symlinks(path: Path, flags: int) -> int:
     """``os.open`` of a path with no symlinks in it, one folder at a time from /,
     none followed: ELOOP (so "missing") where a symlink took a folder's or the
-    file's place since the path was resolved."""
+    file's place since the path was resolved.
+
+    The folders are opened with O_PATH, which needs only the right to pass
+    through them (x), as a plain open() of the file does: opened for reading,
+    a folder its user may pass but not list (mode 0711, a home) made every file
+    below it a 403.
+    """
     parts = [part for part in str(path).split("/") if part]
-    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    through = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
+    fd = os.open("/", through)
     try:
         for part in parts[:-1]:
-            folder = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            folder = os.open(part, through, dir_fd=fd)
             os.close(fd)
             fd = folder
         return os.open(parts[-1], flags | os.O_NOFOLLOW, dir_fd=fd)
