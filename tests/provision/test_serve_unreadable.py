@@ -145,3 +145,33 @@ def test_a_folder_that_may_be_passed_but_not_listed_lets_its_files_through(serve
         client.sendto(struct.pack("!HH", ACK, 1), sender)
     # and its listing stays closed
     assert request(_http_address(served), "/passable/").status == 403
+
+
+def _unreadable_regular_file() -> Path:
+    """A regular file of 4096 bytes whose every read fails (EINVAL): the loopback's
+    link speed in sysfs. Not a fake: the kernel answers so, as a failing disk would."""
+    path = Path("/sys/class/net/lo/speed")
+    try:
+        path.read_bytes()
+    except OSError:
+        return path
+    pytest.skip("no sysfs attribute here that fails to read")
+
+
+def test_a_file_that_cannot_be_read_at_all_is_refused_before_any_header():
+    """It was announced with 200 and a Content-Length, then cut short (the client saw
+    an IncompleteRead) with a traceback in the log, and over TFTP its OACK went out."""
+    from mgmt.net.http_server import HttpFileServer
+    from mgmt.net.tftp import TftpServer
+
+    overlay = {"/speed": _unreadable_regular_file()}
+    with (
+        HttpFileServer(None, overlay=overlay) as http,
+        TftpServer(None, "127.0.0.1", 0, overlay) as tftp,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        reply = request(http.address, "/speed", "GET", {"Range": "bytes=0-9"})
+        assert (reply.status, reply.body) == (500, b"")
+        client.settimeout(5)
+        client.sendto(struct.pack("!H", RRQ) + b"speed\0octet\0tsize\x000\x00", tftp.address)
+        assert client.recv(65536) == struct.pack("!HH", ERROR, 0) + b"invalid argument\0"

@@ -180,7 +180,15 @@ def _open_file(path: Path, opener: Callable[[Path, int], int]) -> Tuple[Content,
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise NotServable(NotServable.MISSING, "not a regular file", path)
+        if info.st_size:
+            # One byte read now: a file that cannot be read at all (EIO of a failing
+            # disk, a sysfs attribute that answers EINVAL) is refused with a status of
+            # its own, not a 200 cut short and a traceback in the log.
+            os.pread(fd, 1, 0)
         return Content._described(info, path), os.fdopen(fd, "rb")
+    except OSError as error:
+        os.close(fd)
+        raise NotServable.from_error(error, path) from None
     except BaseException:
         os.close(fd)
         raise
