@@ -13,7 +13,7 @@ import urllib.parse
 from email.message import Message
 from typing import Optional
 
-__all__ = ["has_body", "request_path", "request_problem", "target_path"]
+__all__ = ["field", "has_body", "request_path", "request_problem", "target_path"]
 
 _LENGTH = re.compile(r"[0-9]+")
 # uri-host [":" port] (RFC 3986, 3.2.2): an IP literal in brackets, or a reg-name
@@ -85,3 +85,15 @@ def has_body(headers: Optional[Message]) -> bool:
     if headers is None:
         return False
     return headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers
+
+
+def field(headers: Message, name: str) -> Optional[str]:
+    """A header's value, its lines joined with ", " (RFC 9110, 5.3); None if absent.
+
+    ``If-None-Match: "a"`` and ``If-None-Match: "b"`` on two lines are one list
+    (``Message.get`` saw only the first, so an If-Match on a second line gave
+    412 for the very file it names). A field that takes one value only (a date,
+    a Range) is no valid value once joined, and so ignored, as the RFC says.
+    """
+    values = headers.get_all(name)
+    return None if values is None else ", ".join(values)

@@ -40,7 +40,7 @@ from mgmt.net.http_range import (
     multipart_layout,
     plan_response,
 )
-from mgmt.net.http_request import has_body, request_path, request_problem
+from mgmt.net.http_request import field, has_body, request_path, request_problem
 from mgmt.net.linger import linger
 from mgmt.net.listing import html_listing
 from mgmt.net.sendfile import send_range
@@ -210,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
             content.size,
             content.etag,
             mtime,
-            self.headers.get,
+            lambda name: field(self.headers, name),
             now,
             self.server.max_ranges,
         )
