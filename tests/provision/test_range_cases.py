@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,50 @@ def test_an_overflowing_date_is_an_invalid_date_not_a_dropped_connection(
     reply = request(http_server.address, "/file.txt", "GET", {header: date, "Range": "bytes=0-9"})
     assert reply.status == status
     assert reply.body == body.encode("latin-1")
+
+
+def test_a_file_dated_in_the_future_is_never_last_modified_after_now(tmp_path):
+    """RFC 9110 §8.8.2.1: a Last-Modified later than the answer's Date (a file written
+    while the clock was off) MUST become that Date; and that date is no validator
+    If-Range could trust, so a range asked with it gets the whole file."""
+    future = tmp_path / "future.txt"
+    future.write_text(FULL_BODY)
+    os.utime(future, (4_000_000_000, 4_000_000_000))  # in 2096
+    with HttpFileServer(tmp_path) as server:
+        reply = request(server.address, "/future.txt")
+        modified = email.utils.parsedate_to_datetime(reply.header("Last-Modified"))
+        assert modified <= email.utils.parsedate_to_datetime(reply.header("Date"))
+        stale = email.utils.formatdate(4_000_000_000, usegmt=True)
+        ranged = request(
+            server.address, "/future.txt", "GET", {"Range": "bytes=0-9", "If-Range": stale}
+        )
+    assert ranged.status == 200 and ranged.body == FULL_BODY.encode("latin-1")
+
+
+def _raw_get(address, lines: list) -> bytes:
+    """The status line and headers of the answer to a GET of /file.txt with ``lines``."""
+    with socket.create_connection(address, timeout=10) as conn:
+        head = "".join(f"{line}\r\n" for line in ["Host: x", "Connection: close", *lines])
+        conn.sendall(f"GET /file.txt HTTP/1.1\r\n{head}\r\n".encode())
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    return reply.split(b"\r\n\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("lines", "status"),
+    [
+        (['If-None-Match: "other"', "If-None-Match: {etag}"], 304),
+        (['If-Match: "other"', "If-Match: {etag}", "Range: bytes=0-9"], 206),
+        # A one-value field twice is no valid value: ignored (RFC 9110, 13.1.3).
+        (["If-Modified-Since: {last_modified}", "If-Modified-Since: {last_modified}"], 200),
+        (["Range: bytes=0-1", "Range: bytes=5-6"], 200),
+    ],
+    ids=["If-None-Match", "If-Match", "If-Modified-Since twice", "Range twice"],
+)
+def test_a_list_header_on_two_lines_is_one_list(http_server, validators, lines, status):
+    """RFC 9110, 5.3: field lines of one name are one comma-separated list. Only the
+    first line was read, so an If-Match naming the file on its second line gave 412."""
+    head = _raw_get(http_server.address, [_fill(line, validators) for line in lines])
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), head

@@ -9,6 +9,7 @@ request and every error would be in its stderr.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import socket
 
@@ -43,6 +44,24 @@ REQUESTS = [
     ("HTTP/1.1 without Host", b"GET /file.bin HTTP/1.1\r\n\r\n", 400, b"without a Host"),
     ("HTTP/1.0 without Host is fine", b"GET /file.bin HTTP/1.0\r\n\r\n", 200, b"0123"),
     ("two Host lines", b"GET /file.bin HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, b""),
+    ("a Host with a space", b"GET /file.bin HTTP/1.1\r\nHost: a b\r\n\r\n", 400, b"no host"),
+    ("a Host with a path", b"GET /file.bin HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, b"no host"),
+    ("a Host with a user", b"GET /file.bin HTTP/1.1\r\nHost: u@a\r\n\r\n", 400, b"no host"),
+    ("Host [::1]:80", b"GET /file.bin HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 200, b"0123"),
+    ("Host 10.0.0.1:", b"GET /file.bin HTTP/1.1\r\nHost: 10.0.0.1:\r\n\r\n", 200, b"0123"),
+    ("an empty Host", b"GET /file.bin HTTP/1.1\r\nHost:\r\n\r\n", 200, b"0123"),
+    (
+        "a body of no known length",
+        b"GET /file.bin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        400,
+        b"Transfer-Encoding",
+    ),
+    (
+        "a chunked body",
+        b"GET /file.bin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked ,\r\n\r\n0\r\n\r\n",
+        200,
+        b"0123",
+    ),
     ("space before a colon", b"GET /file.bin HTTP/1.1\r\nHost : x\r\n\r\n", 400, b""),
     ("folded Range", get("/file.bin", "0-1,\r\n 5-6"), 400, b"line folding"),
     (
@@ -131,3 +150,62 @@ def test_a_bad_header_line_closes_the_connection(served):
         while chunk := conn.recv(65536):  # a socket.timeout here is the bug
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in reply
+
+
+# (id, raw request, the Connection header its answer must carry; None: none)
+CONNECTION_CASES = [
+    ("HTTP/1.1 goes on unsaid", b"GET /file.bin HTTP/1.1\r\nHost: x\r\n\r\n", None),
+    ("HTTP/1.1 close", b"GET /file.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "close"),
+    ("HTTP/1.0 ends", b"GET /file.bin HTTP/1.0\r\n\r\n", "close"),
+    ("HTTP/1.0 keep-alive", b"GET /file.bin HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+     "keep-alive"),
+    ("a body not read", b"GET /file.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+     "close"),
+    ("a refused upload", b"PUT /file.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+     "close"),
+    ("a 404 goes on", b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("raw", "connection"), [c[1:] for c in CONNECTION_CASES],
+                         ids=[c[0] for c in CONNECTION_CASES])  # fmt: skip
+def test_each_answer_says_whether_the_connection_goes_on(served, raw, connection):
+    """RFC 9112, 9.6: an answer after which the server closes says "close" (a
+    client that pipelined more requests behind it learns they are lost); 9.3: an
+    HTTP/1.0 client's keep-alive holds only when the answer says so."""
+    head = exchange(served.http, raw).split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    values = [line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:]
+              if line.lower().startswith("connection:")]  # fmt: skip
+    assert values == ([connection] if connection else []), head
+
+
+def test_an_http_1_0_keep_alive_connection_is_kept(served):
+    host, port = served.http.removeprefix("http://").split(":")
+    request = b"GET /file.bin HTTP/1.0\r\nConnection: keep-alive\r\nRange: bytes=0-3\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        replies = b""
+        for answered in (1, 2):  # the second one on the same connection
+            conn.sendall(request)
+            while replies.count(b"0123") < answered:
+                chunk = conn.recv(65536)
+                assert chunk, "the server closed a kept-alive connection"
+                replies += chunk
+    assert replies.count(b"HTTP/1.1 206 ") == 2
+
+
+@pytest.mark.parametrize(("method", "status"), [("PUT", 405), ("POST", 405), ("GET", 200)])
+def test_a_client_still_sending_a_large_body_gets_the_answer(served, method, status):
+    """The server reads no body: it answered and closed with the body's bytes unread,
+    which made its kernel reset the connection, and a client still writing its body
+    (http.client, requests) got "broken pipe" instead of the 405. It now lingers:
+    ends its side, then drops what still comes."""
+    host, port = served.http.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request(method, "/file.bin", body=b"x" * (8 << 20))
+        reply = conn.getresponse()
+        assert reply.status == status
+        assert reply.getheader("Connection") == "close"
+        assert reply.read() == (b"0123456789" * 20 if status == 200 else b"")
+    finally:
+        conn.close()

@@ -18,7 +18,7 @@ from typing import Iterator, Tuple
 import pytest
 from provision_support import ServeProcess, bound_by_file_modes, request
 
-from mgmt.net.tftp import ERROR, RRQ
+from mgmt.net.tftp import ACK, DATA, ERROR, RRQ
 
 Address = Tuple[str, int]
 
@@ -30,11 +30,15 @@ def tree(tmp_path_factory) -> Iterator[Path]:
     (root / "unread").write_text("s\n")
     (root / "closed").mkdir()
     (root / "closed" / "x").write_text("behind a closed door\n")
+    (root / "passable" / "inner").mkdir(parents=True)
+    (root / "passable" / "inner" / "f").write_text("through a folder we may not list\n")
     (root / "unread").chmod(0)
     (root / "closed").chmod(0)
+    (root / "passable").chmod(0o111)
     yield root
     (root / "closed").chmod(0o755)  # so that the temporary tree can be removed
     (root / "unread").chmod(0o644)
+    (root / "passable").chmod(0o755)
 
 
 def _http_address(server: ServeProcess) -> Address:
@@ -124,3 +128,50 @@ def _tftp_error(port: int, name: str) -> Tuple[int, bytes]:
 @pytest.mark.parametrize("name", ["unread", "closed/x"])
 def test_an_unreadable_file_over_tftp_is_an_access_violation(served, name):
     assert _tftp_error(served.tftp_port, name) == (2, b"permission denied\0")
+
+
+def test_a_folder_that_may_be_passed_but_not_listed_lets_its_files_through(served):
+    """Mode 0111 (a home of 0711, for others): passing through needs x, not r, as for
+    any program's open(). The server opened every folder on the way for reading, so
+    each file below such a folder was a 403 over HTTP and refused over TFTP."""
+    reply = request(_http_address(served), "/passable/inner/f")
+    assert (reply.status, reply.body) == (200, b"through a folder we may not list\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        request_ = struct.pack("!H", RRQ) + b"passable/inner/f\0octet\0"
+        client.sendto(request_, ("127.0.0.1", served.tftp_port))
+        packet, sender = client.recvfrom(65536)
+        assert packet == struct.pack("!HH", DATA, 1) + b"through a folder we may not list\n"
+        client.sendto(struct.pack("!HH", ACK, 1), sender)
+    # and its listing stays closed
+    assert request(_http_address(served), "/passable/").status == 403
+
+
+def _unreadable_regular_file() -> Path:
+    """A regular file of 4096 bytes whose every read fails (EINVAL): the loopback's
+    link speed in sysfs. Not a fake: the kernel answers so, as a failing disk would."""
+    path = Path("/sys/class/net/lo/speed")
+    try:
+        path.read_bytes()
+    except OSError:
+        return path
+    pytest.skip("no sysfs attribute here that fails to read")
+
+
+def test_a_file_that_cannot_be_read_at_all_is_refused_before_any_header():
+    """It was announced with 200 and a Content-Length, then cut short (the client saw
+    an IncompleteRead) with a traceback in the log, and over TFTP its OACK went out."""
+    from mgmt.net.http_server import HttpFileServer
+    from mgmt.net.tftp import TftpServer
+
+    overlay = {"/speed": _unreadable_regular_file()}
+    with (
+        HttpFileServer(None, overlay=overlay) as http,
+        TftpServer(None, "127.0.0.1", 0, overlay) as tftp,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        reply = request(http.address, "/speed", "GET", {"Range": "bytes=0-9"})
+        assert (reply.status, reply.body) == (500, b"")
+        client.settimeout(5)
+        client.sendto(struct.pack("!H", RRQ) + b"speed\0octet\0tsize\x000\x00", tftp.address)
+        assert client.recv(65536) == struct.pack("!HH", ERROR, 0) + b"invalid argument\0"

@@ -9,6 +9,7 @@ per-host kickstarts that anaconda asks for with ``inst.ks.sendmac``.
 import errno
 import hashlib
 import io
+import mimetypes
 import os
 import re
 import stat
@@ -35,6 +36,7 @@ __all__ = [
     "Overlay",
     "OverlayEntry",
     "Source",
+    "content_type",
     "normalize_mac",
     "open_source",
     "parse_address",
@@ -70,6 +72,19 @@ def normalize_mac(value: str) -> Optional[str]:
     """``AA-BB-CC-DD-EE-FF`` / ``aabbccddeeff`` -> ``aa:bb:cc:dd:ee:ff``; None if not a MAC."""
     match = _MAC.fullmatch(value.strip().lower())
     return ":".join(match.groups()) if match else None
+
+
+_TEXT_SUFFIXES = {".ks": "text/plain", ".cfg": "text/plain", ".repo": "text/plain"}
+
+
+def content_type(name: str) -> str:
+    """The Content-Type of a file of this name: kickstarts, configs and repo files as text."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix in _TEXT_SUFFIXES:
+        return _TEXT_SUFFIXES[suffix]
+    guessed, encoding = mimetypes.guess_type(name, strict=False)
+    # A .gz or .xz keeps its bytes: announce it as such, never as Content-Encoding.
+    return "application/octet-stream" if guessed is None or encoding else guessed
 
 
 # A body: fixed bytes (Content) or a file read afresh at every request (Path).
@@ -130,12 +145,19 @@ def open_source(source: Optional[Source], in_tree: bool = False) -> Tuple[Conten
 def _open_no_symlinks(path: Path, flags: int) -> int:
     """``os.open`` of a path with no symlinks in it, one folder at a time from /,
     none followed: ELOOP (so "missing") where a symlink took a folder's or the
-    file's place since the path was resolved."""
+    file's place since the path was resolved.
+
+    The folders are opened with O_PATH, which needs only the right to pass
+    through them (x), as a plain open() of the file does: opened for reading,
+    a folder its user may pass but not list (mode 0711, a home) made every file
+    below it a 403.
+    """
     parts = [part for part in str(path).split("/") if part]
-    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    through = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW
+    fd = os.open("/", through)
     try:
         for part in parts[:-1]:
-            folder = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            folder = os.open(part, through, dir_fd=fd)
             os.close(fd)
             fd = folder
         return os.open(parts[-1], flags | os.O_NOFOLLOW, dir_fd=fd)
@@ -158,7 +180,15 @@ def _open_file(path: Path, opener: Callable[[Path, int], int]) -> Tuple[Content,
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise NotServable(NotServable.MISSING, "not a regular file", path)
+        if info.st_size:
+            # One byte read now: a file that cannot be read at all (EIO of a failing
+            # disk, a sysfs attribute that answers EINVAL) is refused with a status of
+            # its own, not a 200 cut short and a traceback in the log.
+            os.pread(fd, 1, 0)
         return Content._described(info, path), os.fdopen(fd, "rb")
+    except OSError as error:
+        os.close(fd)
+        raise NotServable.from_error(error, path) from None
     except BaseException:
         os.close(fd)
         raise

@@ -19,6 +19,7 @@ Choices where the RFC leaves room (all allowed by RFC 9110 §14.2 and §15.3.7):
   gets a plain 200.
 """
 
+import datetime
 import email.utils
 import re
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
@@ -29,6 +30,7 @@ __all__ = [
     "ByteRange",
     "ResponsePlan",
     "if_range_matches",
+    "last_modified",
     "make_etag",
     "multipart_layout",
     "parse_range",
@@ -50,6 +52,11 @@ _BEYOND_DIGITS = str(BEYOND_ANY_FILE)
 _SPEC = re.compile(r"([0-9]+)-([0-9]*)|-([0-9]+)")
 _UNIT = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+)=(.*)", re.DOTALL)
 _OWS = " \t"
+# asctime-date (RFC 9110 §5.6.7): "Sun Nov  6 08:49:37 1994".
+_ASCTIME = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"[ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}"
+)
 
 # (first, last) with last None for "first-", or (None, suffix_length) for "-N".
 Spec = Tuple[Optional[int], Optional[int]]
@@ -193,6 +200,10 @@ def _http_date_seconds(value: str) -> Optional[int]:
     """
     try:
         parsed = email.utils.parsedate_to_datetime(value)
+        if parsed is not None and parsed.tzinfo is None and _ASCTIME.fullmatch(value.strip(_OWS)):
+            # asctime's has no zone and means GMT; a recipient MUST take it (RFC 9110
+            # §5.6.7). Any other date without a zone ("-0000") says nothing usable.
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
         if parsed is None or parsed.tzinfo is None:
             return None
         return int(parsed.timestamp())
@@ -212,6 +223,13 @@ def if_range_matches(value: str, etag: str, mtime: float, now: float) -> bool:
         return not etag.startswith("W/") and value == etag
     seconds = _http_date_seconds(value)
     return seconds is not None and seconds == int(mtime) and now - mtime >= 1
+
+
+def last_modified(mtime: float, now: float) -> float:
+    """The Last-Modified of a file changed at ``mtime``: never later than now (RFC 9110
+    §8.8.2.1: a date in the future, from a clock that was off when it was written,
+    becomes the time of the answer)."""
+    return min(mtime, now)
 
 
 def _etag_list_matches_strong(value: str, etag: str) -> bool:
@@ -252,6 +270,8 @@ def plan_response(
     If-Match (or else If-Unmodified-Since) may give 412; If-None-Match (or else
     If-Modified-Since) may give 304; then Range applies to GET only, and only
     while If-Range (when sent) still matches.
+
+    ``mtime`` is the Last-Modified the server sends: see :func:`last_modified`.
     """
     if_match = header("If-Match")
     if if_match is not None:
@@ -269,7 +289,10 @@ def plan_response(
     else:
         since = header("If-Modified-Since")
         seconds = _http_date_seconds(since) if since is not None else None
-        if seconds is not None and int(mtime) <= seconds:
+        # A date later than now is invalid (RFC 7232 §3.3, as Apache does): no
+        # Last-Modified of ours was ever that, and taken it would keep a client on
+        # its copy until then, however often the file changes meanwhile.
+        if seconds is not None and int(mtime) <= seconds <= now:
             return ResponsePlan(304)
     range_value = header("Range")
     if method != "GET" or range_value is None:

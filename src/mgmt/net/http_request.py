@@ -9,12 +9,16 @@ disagree about where a request ends, or what it asks for; so these are refused.
 """
 
 import re
+import urllib.parse
 from email.message import Message
 from typing import Optional
 
-__all__ = ["request_problem"]
+__all__ = ["field", "has_body", "request_path", "request_problem", "target_path"]
 
 _LENGTH = re.compile(r"[0-9]+")
+# uri-host [":" port] (RFC 3986, 3.2.2): an IP literal in brackets, or a reg-name
+# or IPv4 address; empty is allowed (RFC 9112, 3.2).
+_HOST = re.compile(r"(\[[0-9A-Za-z:.%~_-]+\]|[0-9A-Za-z._~%!$&'()*+,;=-]*)(:[0-9]*)?")
 
 
 def request_problem(version: str, headers: Message) -> Optional[str]:
@@ -31,6 +35,13 @@ def request_problem(version: str, headers: Message) -> Optional[str]:
         return "more than one Host header (RFC 9112, 3.2)"
     if not hosts and version != "HTTP/1.0":  # HTTP/1.0 had no Host; 1.1 and later must send it
         return f"{version} request without a Host header (RFC 9112, 3.2)"
+    if hosts and _HOST.fullmatch(hosts[0].strip(" \t")) is None:
+        return "a Host header that is no host[:port] (RFC 9112, 3.2)"
+    listed = ",".join(headers.get_all("Transfer-Encoding") or []).split(",")
+    codings = [coding.strip(" \t").lower() for coding in listed if coding.strip(" \t")]
+    if codings and codings[-1] != "chunked":  # empty list elements do not count (RFC 9110, 5.6.1)
+        # No telling where the body ends: a MUST for 400, and closing (RFC 9112, 6.3).
+        return "Transfer-Encoding does not end in chunked (RFC 9112, 6.3)"
     lengths = headers.get_all("Content-Length") or []
     if any(_LENGTH.fullmatch(value.strip()) is None for value in lengths):
         return "Content-Length is not a number (RFC 9112, 6.3)"
@@ -38,3 +49,51 @@ def request_problem(version: str, headers: Message) -> Optional[str]:
     if len({value.strip().lstrip("0") for value in lengths}) > 1:
         return "Content-Length headers that differ (RFC 9112, 6.3)"
     return None
+
+
+def target_path(target: str) -> Optional[str]:
+    """The path of a request target, still percent-encoded; None if it has none.
+
+    Origin-form (``/images/install.img?x``) is cut at ``?``, never given to
+    urlsplit: a path that starts with ``//`` (``inst.repo=http://srv/`` joined
+    with ``/images/install.img``) would be read as a host and a path, and serve
+    ``/install.img``. http.server collapses those slashes only since 2022
+    (CPython gh-87389); Python 3.6, as on RHEL 8, hands them over as they came.
+    Absolute-form (``http://srv/images/install.img``), which RFC 9112 (3.2.2)
+    says a server must accept, is split as a URL.
+    """
+    if target.startswith("/"):
+        return target.partition("?")[0].partition("#")[0]
+    parts = urllib.parse.urlsplit(target)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return parts.path or "/"
+
+
+def request_path(target: str) -> Optional[str]:
+    """The decoded path of a request target, or None if it has none or tries to
+    smuggle a separator or NUL in (``%2F``, ``%5C``, ``%00``)."""
+    raw = target_path(target)
+    lowered = (raw or "").lower()
+    if raw is None or "%2f" in lowered or "%5c" in lowered or "%00" in lowered:
+        return None
+    return urllib.parse.unquote(raw, errors="surrogateescape")
+
+
+def has_body(headers: Optional[Message]) -> bool:
+    """Whether a request with these headers came with a body (the server reads none)."""
+    if headers is None:
+        return False
+    return headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers
+
+
+def field(headers: Message, name: str) -> Optional[str]:
+    """A header's value, its lines joined with ", " (RFC 9110, 5.3); None if absent.
+
+    ``If-None-Match: "a"`` and ``If-None-Match: "b"`` on two lines are one list
+    (``Message.get`` saw only the first, so an If-Match on a second line gave
+    412 for the very file it names). A field that takes one value only (a date,
+    a Range) is no valid value once joined, and so ignored, as the RFC says.
+    """
+    values = headers.get_all(name)
+    return None if values is None else ", ".join(values)

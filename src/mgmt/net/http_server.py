@@ -11,8 +11,6 @@ the I/O: path safety, headers, and bodies streamed with :mod:`mgmt.net.sendfile`
 
 import email.utils
 import io
-import mimetypes
-import os
 import secrets
 import socket
 import sys
@@ -30,12 +28,20 @@ from mgmt.net.content import (
     MacSelector,
     NotServable,
     Overlay,
+    content_type,
     open_source,
     resolve_under,
     url_key,
 )
-from mgmt.net.http_range import MAX_RANGES, ByteRange, multipart_layout, plan_response
-from mgmt.net.http_request import request_problem
+from mgmt.net.http_range import (
+    MAX_RANGES,
+    ByteRange,
+    last_modified,
+    multipart_layout,
+    plan_response,
+)
+from mgmt.net.http_request import field, has_body, request_path, request_problem
+from mgmt.net.linger import linger
 from mgmt.net.listing import html_listing
 from mgmt.net.sendfile import send_range
 
@@ -52,16 +58,6 @@ _HANGUPS = (
     TimeoutError,
     socket.timeout,
 )
-_TEXT_SUFFIXES = {".ks": "text/plain", ".cfg": "text/plain", ".repo": "text/plain"}
-
-
-def _content_type(name: str) -> str:
-    suffix = os.path.splitext(name)[1].lower()
-    if suffix in _TEXT_SUFFIXES:
-        return _TEXT_SUFFIXES[suffix]
-    guessed, encoding = mimetypes.guess_type(name, strict=False)
-    # A .gz or .xz keeps its bytes: announce it as such, never as Content-Encoding.
-    return "application/octet-stream" if guessed is None or encoding else guessed
 
 
 def _printable(text: str, limit: int = 200) -> str:
@@ -86,6 +82,8 @@ class _Handler(BaseHTTPRequestHandler):
     # wait for the client's delayed ACK (40 ms per request on Linux).
     disable_nagle_algorithm = True
     server: "_Server"
+
+    _by_mac = False  # this request's body was picked by the MACs the client sent
 
     # A request line without a version would otherwise be taken for HTTP/0.9 and
     # answered without a status line: a client could not tell a 400 from a body.
@@ -113,17 +111,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True  # its body, if any, is never read
         self._send_empty(405, {"Allow": "GET, HEAD"})
 
+    def finish(self) -> None:
+        super().finish()
+        # The client may still be sending a body we never read: see mgmt.net.linger.
+        if has_body(getattr(self, "headers", None)):  # none after a bad request line
+            linger(self.connection)
+
     do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
 
     # -- finding the body -------------------------------------------------
-    def _url_path(self) -> Optional[str]:
-        """The decoded path, or None if it tries to smuggle a separator or NUL."""
-        raw = urllib.parse.urlsplit(self.path).path
-        lowered = raw.lower()
-        if "%2f" in lowered or "%5c" in lowered or "%00" in lowered or not raw.startswith("/"):
-            return None
-        return urllib.parse.unquote(raw, errors="surrogateescape")
-
     def _find(self) -> Optional[Tuple[Content, BinaryIO, str]]:
         """The body for this request, already open, and a name for its type; None when answered.
 
@@ -131,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
         read could only end in a closed connection. Here it gets a 403 (a 404 if it
         is gone), for GET, HEAD and ranges alike.
         """
-        url_path = self._url_path()
+        url_path = request_path(self.path)
         if url_path is None:
             self._send_empty(404)
             return None
@@ -140,6 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if entry is not None:
                 if isinstance(entry, MacSelector):
+                    self._by_mac = True
                     entry = entry.select(self.headers.items())
                 content, body = open_source(entry)
                 return content, body, key
@@ -161,7 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
             content, body = open_source(target, in_tree=True)
             return content, body, target.name
         if not url_path.endswith("/"):
-            location = urllib.parse.quote(url_path + "/", errors="surrogateescape")
+            # From the key: "//images" would send the client to a host named "images".
+            location = urllib.parse.quote(url_key(url_path) + "/", errors="surrogateescape")
             self._send_empty(301, {"Location": location})
             return None
         try:
@@ -193,7 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answering --------------------------------------------------------
     def _serve(self) -> None:
-        if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
+        self._by_mac = False
+        if has_body(self.headers):
             # A GET with a body: we never read it, so the connection cannot be reused.
             self.close_connection = True
         found = self._find()
@@ -204,18 +203,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(content, body, name)
 
     def _answer(self, content: Content, body: BinaryIO, name: str) -> None:
+        now = time.time()
+        mtime = last_modified(content.mtime, now)
         plan = plan_response(
             self.command,
             content.size,
             content.etag,
-            content.mtime,
-            self.headers.get,
-            time.time(),
+            mtime,
+            lambda name: field(self.headers, name),
+            now,
             self.server.max_ranges,
         )
         validators = {
             "ETag": content.etag,
-            "Last-Modified": email.utils.formatdate(content.mtime, usegmt=True),
+            "Last-Modified": email.utils.formatdate(mtime, usegmt=True),
         }
         if plan.status in (304, 412):
             self._send_empty(plan.status, validators)
@@ -223,9 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
         if plan.status == 416:
             self._send_empty(416, {"Content-Range": f"bytes */{content.size}"})
             return
-        content_type = _content_type(name)
+        type_ = content_type(name)
         headers: Dict[str, Union[str, int]] = {"Accept-Ranges": "bytes", **validators}
-        headers["Content-Type"] = content_type
+        headers["Content-Type"] = type_
         tail = b""
         if plan.status == 200:
             whole = (ByteRange(0, content.size - 1),) if content.size else ()
@@ -237,9 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Range"] = plan.ranges[0].content_range(content.size)
         else:
             boundary = secrets.token_hex(16)
-            parts, tail, length = multipart_layout(
-                plan.ranges, content.size, content_type, boundary
-            )
+            parts, tail, length = multipart_layout(plan.ranges, content.size, type_, boundary)
             headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
             headers["Content-Length"] = length
         self._head(plan.status, headers)
@@ -251,6 +250,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, str(value))
+        # Say how the connection goes on (RFC 9112, 9.3 and 9.6): a client that
+        # asked for close, or sent a body we do not read, learns that this answer
+        # ends it; an HTTP/1.0 client's keep-alive is only kept if we say so.
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        elif self.request_version == "HTTP/1.0":
+            self.send_header("Connection", "keep-alive")
+        if self._by_mac:  # a cache between must not hand this host's kickstart to another
+            self.send_header("Vary", "*")  # (RFC 9110, 12.5.5)
         self.end_headers()
 
     def _send_empty(self, status: int, headers: Optional[Dict[str, str]] = None) -> None:

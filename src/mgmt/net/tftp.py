@@ -31,6 +31,7 @@ from mgmt.net.content import (
     resolve_under,
     url_key,
 )
+from mgmt.net.udp_local import Local, enable_destination, receive, send_from
 
 __all__ = ["TftpServer", "parse_request"]
 
@@ -51,6 +52,7 @@ MAX_BLKSIZE = 65464  # RFC 2348's upper bound
 MAX_WINDOWSIZE = 64
 MAX_WINDOW_BYTES = 1 << 20
 _MAX_PACKET = 65536
+_STOP_SLICE = 0.2  # how quickly the server's loop and its transfers notice stop()
 
 
 # RFC 1350's codes for a file we cannot send; any other failure is "not defined".
@@ -95,6 +97,9 @@ def parse_request(packet: bytes) -> Optional[Tuple[int, str, str, Dict[str, str]
 
 def _error_packet(code: int, message: str) -> bytes:
     return struct.pack("!HH", ERROR, code) + message.encode("latin-1", "replace") + b"\0"
+
+
+_CANNOT_START = _error_packet(NOT_DEFINED, "server cannot start the transfer")
 
 
 class _Netascii:
@@ -153,7 +158,12 @@ class _Transfer:
     """One read request, served from its own socket until the last ACK."""
 
     def __init__(
-        self, server: "TftpServer", client: Tuple[str, int], reader, options: Dict[str, str]
+        self,
+        server: "TftpServer",
+        client: Tuple[str, int],
+        reader,
+        options: Dict[str, str],
+        local: Optional[Local] = None,
     ):
         self.server = server
         self.client = client
@@ -164,7 +174,8 @@ class _Transfer:
         self.timeout = float(options.get("timeout", server.timeout))
         self.sock = socket.socket(server.family, socket.SOCK_DGRAM)
         try:
-            self.sock.bind((server.address[0], 0))
+            # From the address the request came to (see mgmt.net.udp_local).
+            self.sock.bind(local or (server.address[0], 0))
             self.sock.connect(client)  # the kernel drops datagrams from any other TID
             self.sock.settimeout(self.timeout)
         except OSError:
@@ -185,7 +196,13 @@ class _Transfer:
             block, last_read = 1, False
             while True:
                 while not last_read and len(window) < self.windowsize:
-                    data = self.reader.read(self.blksize)
+                    try:
+                        data = self.reader.read(self.blksize)
+                    except OSError as error:  # EIO of a failing disk, ESTALE on NFS
+                        log.error("%s: cannot read %r: %s", self.client[0], name, error)
+                        with contextlib.suppress(OSError):  # tell the client, not its timeout
+                            self.sock.send(_error_packet(NOT_DEFINED, "cannot read the file"))
+                        return
                     window.append((block & 0xFFFF, struct.pack("!HH", DATA, block & 0xFFFF) + data))
                     sent += len(data)
                     last_read = len(data) < self.blksize
@@ -224,11 +241,15 @@ class _Transfer:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break  # resend
+                if self.server.stopping.is_set():
+                    return None
                 try:
-                    self.sock.settimeout(left)
+                    # In slices: a stop is seen at once, also by a transfer whose
+                    # client asked for a long timeout (up to 255 s, RFC 2349).
+                    self.sock.settimeout(min(left, _STOP_SLICE))
                     reply = self.sock.recv(_MAX_PACKET)
                 except socket.timeout:
-                    break  # resend
+                    continue  # resent once the deadline has passed
                 except OSError as error:  # ICMP port unreachable: the client is gone
                     log.debug("%s: transfer ended: %s", self.client[0], error)
                     return None
@@ -273,10 +294,12 @@ class TftpServer(BackgroundServer):
         self._sock = socket.socket(self.family, socket.SOCK_DGRAM)
         try:
             self._sock.bind((bind, port))
+            if self.address[0] in ("0.0.0.0", "::"):  # replies must leave from each request's own
+                enable_destination(self._sock)
         except OSError:
             self._sock.close()
             raise
-        self._sock.settimeout(0.2)  # how quickly stop() is noticed
+        self._sock.settimeout(_STOP_SLICE)
         self._transfers: List[threading.Thread] = []
 
     @property
@@ -314,7 +337,7 @@ class TftpServer(BackgroundServer):
             raise RequestError(_CODES[refusal.kind], refusal.reason.lower()) from None
         return reader, content.size
 
-    def _handle(self, packet: bytes, client: Tuple[str, int]) -> None:
+    def _handle(self, packet: bytes, client: Tuple[str, int], local: Optional[Local]) -> None:
         try:
             request = parse_request(packet)
             if request is None:
@@ -331,18 +354,16 @@ class TftpServer(BackgroundServer):
             raw, size = self._open(filename)
         except RequestError as error:
             log.info("%s: refused %r: %s", client[0], packet[2:40], error)
-            self._sock.sendto(_error_packet(error.code, str(error)), client)
+            send_from(self._sock, _error_packet(error.code, str(error)), client, local)
             return
         reader = _Netascii(raw) if mode == "netascii" else raw
         options = _negotiate(requested, size if mode == "octet" else None)
         try:
-            transfer = _Transfer(self, client, reader, options)
+            transfer = _Transfer(self, client, reader, options, local)
         except OSError as error:  # e.g. EMFILE: no socket for this transfer
             reader.close()
             log.warning("%s: cannot start sending %r: %s", client[0], filename, error)
-            self._sock.sendto(
-                _error_packet(NOT_DEFINED, "server cannot start the transfer"), client
-            )
+            send_from(self._sock, _CANNOT_START, client, local)
             return
         thread = threading.Thread(target=transfer.run, args=(filename,), daemon=True)
         try:
@@ -350,9 +371,7 @@ class TftpServer(BackgroundServer):
         except RuntimeError as error:  # the host's thread limit: this transfer, not the server
             transfer.close()
             log.warning("%s: cannot start sending %r: %s", client[0], filename, error)
-            self._sock.sendto(
-                _error_packet(NOT_DEFINED, "server cannot start the transfer"), client
-            )
+            send_from(self._sock, _CANNOT_START, client, local)
             return
         self._transfers.append(thread)
 
@@ -360,7 +379,7 @@ class TftpServer(BackgroundServer):
         log.info("serving %s read-only on %s port %d", self.root or "(files only)", *self.address)
         while not self.stopping.is_set():
             try:
-                packet, client = self._sock.recvfrom(_MAX_PACKET)
+                packet, client, local = receive(self._sock, _MAX_PACKET)
             except socket.timeout:
                 continue
             except OSError:
@@ -368,7 +387,7 @@ class TftpServer(BackgroundServer):
                     return
                 raise
             try:
-                self._handle(packet, client)
+                self._handle(packet, client, local)
             except Exception as error:  # one request must not end the server
                 if isinstance(error, OSError):
                     log.warning("%s: request failed: %s", client[0], error)
@@ -377,7 +396,7 @@ class TftpServer(BackgroundServer):
                 # The client still hears of it rather than waiting out its timeout
                 # (unless sending is what failed).
                 with contextlib.suppress(OSError):
-                    self._sock.sendto(_error_packet(NOT_DEFINED, "server error"), client)
+                    send_from(self._sock, _error_packet(NOT_DEFINED, "server error"), client, local)
 
     def _close(self) -> None:
         for transfer in self._transfers:

@@ -156,6 +156,8 @@ def serve(
         raise InvalidInput("nothing to serve: --no-http needs --tftp")
     log.setup(verbose - 1)  # 0: warnings only, -v: each request, -vv: debug
     overlay = parse_extra_files(files)
+    # Before the ready line: whoever waits for it may stop us the moment it comes.
+    stop_asked = _stop_on_signal()
     running: List[object] = []
     where: List[str] = []
     if not no_http:
@@ -172,16 +174,16 @@ def serve(
         host, actual = server.address
         where.append(f"tftp://{host}:{actual}/")
     click.echo(READY.format(root=root, where=" and ".join(where)), nl=True)
-    _wait_for_signal()
+    stop_asked.wait()
     for server_ in running:
         server_.stop()
 
 
-def _wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM; both end the servers cleanly."""
+def _stop_on_signal():
+    """A wake-up that SIGINT and SIGTERM set from now on; both end the servers cleanly."""
     from mgmt.wakeup import Wakeup  # set from a handler, which an Event cannot be
 
     done = Wakeup()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
-    done.wait()
+    return done
