@@ -326,6 +326,11 @@ class FileRes(Attrs, Resource):
         return True
 
     def _directory(self, apply: bool) -> bool:
+        source = self.params.get("source")
+        if source and not os.path.isdir(source):
+            # Before anything is made or replaced: a copy that cannot start must
+            # not leave an empty folder where there was none (or a file was).
+            raise ResourceError(repr(self), f"source {source} is not a directory (missing?)")
         ok = True
         st = lstat_or_none(self.path)
         if st is not None and not stat.S_ISDIR(st.st_mode):
@@ -353,7 +358,6 @@ class FileRes(Attrs, Resource):
                 ok = self._attrs(there.fd, there.st, apply) and ok
             elif there.st is not None:  # a link swapped in since: never act through it
                 raise ResourceError(repr(self), f"{self.path} changed to a link or a file")
-        source = self.params.get("source")
         if source and (apply or st is not None):
             ok = sync_tree(self, source, apply) and ok
         return ok
