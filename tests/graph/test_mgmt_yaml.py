@@ -1,8 +1,10 @@
 """Graphs written as mgmt's own docs and examples write them (its yamlgraph reader,
 Go's yaml.v2): what mgmt reads must be read the same here, or refused naming why.
 
-What mgmt takes and this reader refused: YAML merge keys (``<<: *defaults``).
-Refusals are in graph_input_cases.json.
+What mgmt takes and this reader refused: YAML merge keys (``<<: *defaults``), an
+edge's or a collect's kind in another case (``kind: File``, mgmt's own spelling
+in its logs), a noop's ``comment``, and an edge's ``notify:`` where this engine
+does what it asks. Refusals are in graph_input_cases.json.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from mgmt.errors import GraphError
 from mgmt.graph import parse_graph
 from mgmt.graph.yamlload import load_yaml
 
@@ -84,6 +87,87 @@ def test_a_merged_key_keeps_the_line_it_was_written_on():
     merged = load_yaml(DEFAULTS)["resources"]["file"][1]
     assert merged.line_of("mode") == 9
     assert merged.line_of("path") == 16
+
+
+GRAPH = """\
+graph: g
+resources:
+  noop:
+  - name: join
+    comment: where the two branches meet
+  file:
+  - name: /tmp/conf
+    content: "v1\\n"
+  exec:
+  - name: reload
+    cmd: 'true'
+  - name: after
+    cmd: 'true'
+edges:
+- name: e1
+  from: {kind: File, name: /tmp/conf}
+  to: {kind: Exec, name: reload}
+  notify: true
+- name: e2
+  from: {kind: exec, name: reload}
+  to: {kind: NOOP, name: join}
+  notify: true
+- name: e3
+  from: {kind: noop, name: join}
+  to: {kind: exec, name: after}
+collect:
+- kind: File
+  pattern: /tmp/in/
+"""
+
+
+def test_an_mgmt_graph_with_kinds_in_any_case_comments_and_notify_loads():
+    graph = parse_graph(GRAPH, "g.yaml")
+    assert graph.resources[("noop", "join")].params == {"comment": "where the two branches meet"}
+    pairs = [(e.from_, e.to) for e in graph.edges]
+    assert pairs == [
+        (("file", "/tmp/conf"), ("exec", "reload")),
+        (("exec", "reload"), ("noop", "join")),
+        (("noop", "join"), ("exec", "after")),
+    ]
+    assert [(c.kind, c.pattern) for c in graph.collect] == [("file", "/tmp/in/")]
+
+
+def test_a_collect_kind_given_twice_in_two_cases_is_still_twice():
+    text = "graph: g\ncollect:\n- kind: file\n  pattern: /a/\n- kind: File\n  pattern: /b/\n"
+    with pytest.raises(GraphError, match="collect: file is collected twice") as caught:
+        parse_graph(text, "g.yaml")
+    assert caught.value.line == 5
+
+
+def test_a_long_cycle_is_named_by_its_ends_on_a_short_line():
+    """A chain of 10,000 resources closed by one edge was a 150 KB error line."""
+    count = 10000
+    resources = "".join(f"  - name: n{i}\n" for i in range(count))
+    edges = "".join(
+        f"- {{name: e{i}, from: {{kind: noop, name: n{i}}}, "
+        f"to: {{kind: noop, name: n{(i + 1) % count}}}}}\n"
+        for i in range(count)
+    )
+    text = f"graph: g\nresources:\n  noop:\n{resources}edges:\n{edges}"
+    with pytest.raises(GraphError) as caught:
+        parse_graph(text, "g.yaml")
+    message = caught.value.message
+    assert len(message) < 400, message
+    assert message.startswith("dependency cycle: noop[n0] -> noop[n1] -> ")
+    assert "-> (9989 more) ->" in message
+    assert message.endswith(" -> noop[n9999] -> noop[n0]")
+    assert caught.value.line == count + 5  # the first edge of the cycle
+
+
+def test_a_short_cycle_is_named_in_full():
+    text = (
+        "graph: g\nresources:\n  noop:\n  - name: a\n  - name: b\nedges:\n"
+        "- {name: x, from: {kind: noop, name: a}, to: {kind: noop, name: b}}\n"
+        "- {name: y, from: {kind: noop, name: b}, to: {kind: noop, name: a}}\n"
+    )
+    with pytest.raises(GraphError, match=r"dependency cycle: noop\[a\] -> noop\[b\] -> noop\[a\]$"):
+        parse_graph(text, "g.yaml")
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,19 @@
 """Graphs in mgmt's own style, run by the agent on a private host: what they make.
 
-mgmt's example of a tree copied from a source that is not there left, here, an
-empty folder made (or a file replaced by one) before it failed.
+mgmt reads merge keys (``<<: *defaults``), an edge's kind in another case
+(``kind: File``), a noop's ``comment`` and an edge's ``notify:``; this agent
+refused each. mgmt's example of a tree copied from a source that is not there
+left, here, an empty folder made (or a file replaced by one) before it failed.
 """
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from private_host import PrivateHost
+
+from support.polling import wait_until
 
 
 @pytest.fixture
@@ -15,6 +21,87 @@ def host(tmp_path):
     h = PrivateHost(tmp_path)
     yield h
     h.close()
+
+
+def graph_of(tmp_path) -> str:
+    w = tmp_path / "w"
+    w.mkdir()
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        f"""\
+---
+graph: mygraph
+comment: written as mgmt's examples are
+resources:
+  noop:
+  - name: noop1
+    comment: where the branches meet
+  file:
+  - &conf
+    name: conf
+    path: "{w}/app.conf"
+    content: |
+      setting = 1
+    mode: '0640'
+    state: exists
+  - <<: *conf
+    name: copy
+    path: "{w}/copy.conf"
+  exec:
+  - name: reload
+    cmd: "echo reloaded >> {w}/reloads"
+    shell: /bin/sh
+    timeout: 0
+    watchcmd: ''
+    watchshell: ''
+    ifcmd: ''
+    ifshell: ''
+    pollint: 0
+    state: present
+edges:
+- name: e1
+  from:
+    kind: File
+    name: conf
+  to:
+    kind: Exec
+    name: reload
+  notify: true
+- name: e2
+  from:
+    kind: exec
+    name: reload
+  to:
+    kind: Noop
+    name: noop1
+"""
+    )
+    return str(graph)
+
+
+def test_an_mgmt_graph_with_merges_kinds_in_any_case_and_notify_runs(host, tmp_path):
+    graph = graph_of(tmp_path)
+    w = tmp_path / "w"
+    log = tmp_path / "log"
+    agent = host.agent(["--file", graph, "--no-server", "--tmp-prefix"], log)
+    try:
+        reloads = w / "reloads"
+        wait_until(lambda: reloads.read_text() == "reloaded\n", what="the first reload")
+        for name in ("app.conf", "copy.conf"):  # the merged copy has conf's content and mode
+            assert (w / name).read_text() == "setting = 1\n"
+            assert (w / name).stat().st_mode & 0o777 == 0o640
+        # The refresh reaches the exec after the file: a change of the file (undone
+        # by the agent) runs it again, as mgmt's notify does.
+        (w / "app.conf").write_text("tampered\n")
+        wait_until(
+            lambda: reloads.read_text() == "reloaded\nreloaded\n",
+            what="a reload after the file was put back",
+        )
+        assert (w / "app.conf").read_text() == "setting = 1\n"
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.communicate(timeout=30)
+    assert agent.returncode == 0, log.read_text()
 
 
 @pytest.mark.parametrize("before", [None, "a file where the copy goes\n"], ids=["absent", "a file"])
