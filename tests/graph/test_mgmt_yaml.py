@@ -183,3 +183,13 @@ def test_windows_line_ends_and_a_bom_read_as_plain_text(text):
     """A block scalar's line breaks are YAML's \\n whatever the file used, as mgmt reads them."""
     graph = parse_graph(text, "g.yaml")
     assert graph.resources[("file", "/tmp/a")].params["content"] == "one\ntwo\n"
+
+
+@pytest.mark.parametrize(
+    "tail", ["---\n", "---\n# the end\n", "...\n---\n...\n", "---\n---\n"], ids=repr
+)
+def test_empty_documents_after_the_graph_are_nothing_lost(tail):
+    """A closing ``---`` was 'a second document'; mgmt reads the first and ignores
+    the rest, and an empty one holds nothing: only one with something in it is refused."""
+    graph = parse_graph("---\ngraph: g\nresources:\n  noop:\n  - name: a\n" + tail, "g.yaml")
+    assert list(graph.resources) == [("noop", "a")]

@@ -264,6 +264,9 @@ class _Parser:
             ends.append(key)
         self.notify(data, ends[1])
         name = data.get("name")
+        if isinstance(name, (dict, list)):  # a scalar is its text, as mgmt reads it
+            message = f"an edge: 'name' must be a string, got {describe(name)}"
+            raise self.fail(message, data.line_of("name"))
         return Edge(ends[0], ends[1], "" if name is None else str(name), data.line)
 
     def notify(self, data: LocDict, to: ResourceKey) -> None:

@@ -93,6 +93,11 @@ class _Open:
         self.merge_line = 0
 
 
+def _empty_document(event: ScalarEvent) -> bool:
+    """The scalar the parser gives a document with nothing in it."""
+    return event.value == "" and event.tag is None and event.implicit[0] and not event.anchor
+
+
 def _line(event: Any) -> int:
     return event.start_mark.line + 1
 
@@ -117,9 +122,15 @@ class _Reader:
         root = self.value()
         get()  # document end
         event = get()
-        if not isinstance(event, StreamEndEvent):
-            message = "a graph file holds one YAML document; a second starts here"
-            raise self.fail(message, _line(event))
+        while not isinstance(event, StreamEndEvent):
+            # An empty one after it (a closing ``---``, or one of comments only)
+            # holds nothing to lose; mgmt reads the first and ignores the rest.
+            start, first = event, get()
+            if not (isinstance(first, ScalarEvent) and _empty_document(first)):
+                message = "a graph file holds one YAML document; a second starts here"
+                raise self.fail(message, _line(start))
+            get()  # document end
+            event = get()
         return root
 
     def value(self) -> Any:
