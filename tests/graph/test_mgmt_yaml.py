@@ -193,3 +193,58 @@ def test_empty_documents_after_the_graph_are_nothing_lost(tail):
     the rest, and an empty one holds nothing: only one with something in it is refused."""
     graph = parse_graph("---\ngraph: g\nresources:\n  noop:\n  - name: a\n" + tail, "g.yaml")
     assert list(graph.resources) == [("noop", "a")]
+
+
+AS_WRITTEN = """\
+graph: 2024
+comment: 2024-01-01
+resources:
+  file:
+  - name: /tmp/a
+    mode: 0644
+    content: 1.10
+    owner: 0
+  - name: /tmp/b
+    mode: 755
+    recurse: yes
+    state: absent
+  noop:
+  - name: yes
+  exec:
+  - name: e
+    cmd: true
+    ifcmd: false
+    timeout: 010
+  pkg:
+  - name: p
+    state: 1.2
+edges:
+- name: 1
+  from: {kind: noop, name: yes}
+  to: {kind: exec, name: e}
+"""
+
+
+def test_a_plain_scalar_in_a_text_field_is_the_text_written():
+    """As mgmt (Go's yaml.v2) reads it; YAML alone read 420, true, 1.1, a date."""
+    graph = parse_graph(AS_WRITTEN, "g.yaml")
+    assert (graph.name, graph.comment) == ("2024", "2024-01-01")
+    a, b = graph.resources[("file", "/tmp/a")], graph.resources[("file", "/tmp/b")]
+    assert (a.params["mode"], a.params["content"], a.params["owner"]) == ("0644", "1.10", "0")
+    assert b.params["mode"] == "755" and b.params["recurse"] is True  # a bool field keeps it
+    assert ("noop", "yes") in graph.resources
+    e = graph.resources[("exec", "e")]
+    assert (e.params["cmd"], e.params["ifcmd"], e.params["timeout"]) == ("true", "false", 8)
+    assert graph.resources[("pkg", "p")].params["state"] == "1.2"
+    assert [(x.from_, x.to, x.name) for x in graph.edges] == [(("noop", "yes"), ("exec", "e"), "1")]
+
+
+def test_a_scalar_tagged_or_quoted_is_what_it_says():
+    text = "graph: g\nresources:\n  file:\n  - name: /tmp/a\n    mode: !!int 0644\n"
+    with pytest.raises(GraphError, match=r"mode: 420 is a number, not the octal digits"):
+        parse_graph(text, "g.yaml")
+    text = "graph: g\nresources:\n  file:\n  - &f\n    name: /tmp/a\n    mode: &m 0640\n"
+    text += "  - name: /tmp/b\n    mode: *m\n  - <<: *f\n    name: /tmp/c\n"
+    graph = parse_graph(text, "g.yaml")
+    modes = [graph.resources[("file", f"/tmp/{n}")].params["mode"] for n in "abc"]
+    assert modes == ["0640", "0640", "0640"]  # through an alias and a merge too

@@ -1,9 +1,10 @@
 """Graphs in mgmt's own style, run by the agent on a private host: what they make.
 
-mgmt reads merge keys (``<<: *defaults``), an edge's kind in another case
-(``kind: File``), a noop's ``comment`` and an edge's ``notify:``; this agent
-refused each. mgmt's example of a tree copied from a source that is not there
-left, here, an empty folder made (or a file replaced by one) before it failed.
+mgmt reads merge keys (``<<: *defaults``), a plain ``mode: 0600``, an edge's
+kind in another case (``kind: File``), a noop's ``comment`` and an edge's
+``notify:``; this agent refused each. mgmt's example of a tree copied from a
+source that is not there left, here, an empty folder made (or a file replaced by
+one) before it failed.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ resources:
   - <<: *conf
     name: copy
     path: "{w}/copy.conf"
+    mode: 0600
   exec:
   - name: reload
     cmd: "echo reloaded >> {w}/reloads"
@@ -87,9 +89,11 @@ def test_an_mgmt_graph_with_merges_kinds_in_any_case_and_notify_runs(host, tmp_p
     try:
         reloads = w / "reloads"
         wait_until(lambda: reloads.read_text() == "reloaded\n", what="the first reload")
-        for name in ("app.conf", "copy.conf"):  # the merged copy has conf's content and mode
+        # The merged copy has conf's content, and its own mode: a plain 0600 is the
+        # mode '0600' (YAML alone reads the number 384).
+        for name, mode in (("app.conf", 0o640), ("copy.conf", 0o600)):
             assert (w / name).read_text() == "setting = 1\n"
-            assert (w / name).stat().st_mode & 0o777 == 0o640
+            assert (w / name).stat().st_mode & 0o7777 == mode
         # The refresh reaches the exec after the file: a change of the file (undone
         # by the agent) runs it again, as mgmt's notify does.
         (w / "app.conf").write_text("tampered\n")

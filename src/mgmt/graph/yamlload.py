@@ -11,6 +11,10 @@ instead of from its node tree, for three reasons:
   never a RecursionError;
 - lines: an alias event carries its own line; a node tree only has the anchor's.
 
+A mapping's plain scalars that YAML reads as something other than text (``0644``,
+``yes``, ``1.0``) keep what was written, in ``key_texts``: mgmt reads them into a
+text field as written (see :mod:`mgmt.graph.scalars`).
+
 Merge keys (``<<: *defaults``) are YAML 1.1's, as mgmt's reader (Go's yaml.v2)
 takes them: the keys of the mapping (or of each mapping of a list, the first
 winning) that the mapping does not set itself, each with the line it was written on.
@@ -110,6 +114,8 @@ class _Reader:
         self.anchors: Dict[str, _Anchor] = {}
         self.open_anchors: Set[str] = set()
         self.stack: List[_Open] = []
+        self.written: Optional[str] = None  # the last scalar's text, if not read as text
+        self.anchor_texts: Dict[str, str] = {}  # the same for a scalar's anchor
 
     def fail(self, message: str, line: Optional[int]) -> GraphError:
         return GraphError(message, self.path, line)
@@ -140,13 +146,17 @@ class _Reader:
         while True:
             event = get()
             line = _line(event)
+            self.written = None
             if isinstance(event, ScalarEvent):
                 value, height = self.scalar(event, line), 0
                 chars = len(value) if isinstance(value, str) else 0
                 self.budget.spend(1, line, chars)
                 self.remember(event.anchor, value, 1, 0, line, chars)
+                if event.anchor is not None and self.written is not None:
+                    self.anchor_texts[event.anchor] = self.written
             elif isinstance(event, AliasEvent):
                 value, height = self.alias(event.anchor, line)
+                self.written = self.anchor_texts.get(event.anchor)
             elif isinstance(event, (MappingStartEvent, SequenceStartEvent)):
                 self.start(event, line)
                 continue
@@ -191,6 +201,8 @@ class _Reader:
             return _MERGE_KEY if self.stack and self.awaits_key() else event.value
         # Most scalars are strings; the constructor costs 10x more.
         value = event.value if tag == _STR else self.construct(tag, event, line)
+        if event.tag is None and tag != _STR and not event.style and value is not None:
+            self.written = event.value  # a plain 0644, yes or 1.0 (libyaml's style is "")
         if isinstance(value, str):
             problem = text_problem(value)
             if problem is not None:
@@ -285,6 +297,8 @@ class _Reader:
         else:
             target[parent.key] = value
             target.key_lines[parent.key] = parent.key_line
+            if self.written is not None:
+                target.key_texts[parent.key] = self.written
             parent.key = _NO_KEY
 
     def merge_sources(self, value: Any, line: int) -> List[LocDict]:
@@ -311,6 +325,8 @@ def _merge(target: LocDict, sources: List[LocDict]) -> None:
             if key not in target:
                 target[key] = item
                 target.key_lines[key] = source.line_of(key)
+                if key in source.key_texts:
+                    target.key_texts[key] = source.key_texts[key]
 
 
 def _one_line(text: str) -> str:

@@ -67,8 +67,8 @@ class FileRes(Attrs, Resource):
         "content": Field(str, doc="exact content; omitted = content not managed"),
         "source": Field(str, doc="copy content from this file (or tree, with recurse)"),
         "state": Field(str, default="exists", choices=("exists", "absent")),
-        # (str, int): a number gets parse_mode's message, which says to quote it.
-        "mode": Field((str, int), doc="octal mode as quoted text, e.g. '0644'"),
+        # (str, int): a number gets parse_mode's message, which says to give text.
+        "mode": Field((str, int), doc="octal mode, e.g. '0644' (a plain 0644 is read as text)"),
         "recurse": Field(bool, default=False, doc="allow directory trees (copy or remove)"),
         "force": Field(
             bool,

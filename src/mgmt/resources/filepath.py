@@ -25,17 +25,17 @@ __all__ = [
 def parse_mode(value: Any) -> Optional[int]:
     """ "0644" / "644" -> 0o644; None stays None.
 
-    A number is refused: YAML reads ``mode: 644`` as decimal 644 (0o1204, the
-    sticky bit and owner write only) and ``mode: 0644`` as octal, and the two
-    cannot be told apart once read, so only text says which mode is meant.
+    A YAML file's ``mode: 0644`` or ``mode: 644`` arrives as its text, as mgmt
+    reads it (see mgmt.graph.scalars). A number is refused: a JSON graph's 644,
+    or YAML's ``!!int 0644`` (420), cannot say which digits were meant.
     """
     if value is None:
         return None
     if not isinstance(value, str):
         raise FieldError(
             "mode",
-            f"{shown(value)} is a number (YAML reads 644 as decimal and 0644 as octal, 420): "
-            "quote the mode, such as '0644'",
+            f"{shown(value)} is a number, not the octal digits of a mode: "
+            "give it as text, such as '0644'",
         )
     # Octal digits only: int(value, 8) also reads "0o644", " 0644", "0_644" and
     # other scripts' digits ("٠٦٤٤").
