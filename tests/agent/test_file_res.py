@@ -486,3 +486,30 @@ def test_an_owner_in_other_digits_than_asciis_is_a_name_not_an_id(value):
     with pytest.raises(KeyError, match="no user named"):
         parse_owner("owner", value)
     assert parse_owner("owner", "3") == 3
+
+
+def test_a_symbolic_mode_sets_the_subjects_it_names(watcher, tmp_path):
+    """mgmt takes a mode as "octal unix file permissions or symbolic string"
+    (u=rw,go=r); it was refused as not octal. The subjects it does not name keep
+    what the file has, as in mgmt (a file being made has nothing)."""
+    whole = tmp_path / "whole"
+    res = file_res(watcher, tmp_path, path=str(whole), content="x", mode="u=rw,go=r")
+    assert res.check_apply(True) is False
+    assert stat.S_IMODE(whole.stat().st_mode) == 0o644
+    assert res.check_apply(True) is True
+    whole.chmod(0o1777)  # sticky, and everyone's rwx: all of it is the graph's
+    assert res.check_apply(True) is False
+    assert stat.S_IMODE(whole.stat().st_mode) == 0o644
+    owner_only = tmp_path / "owner-only"
+    res = file_res(watcher, tmp_path, path=str(owner_only), content="x", mode="u=rwx")
+    res.check_apply(True)
+    assert stat.S_IMODE(owner_only.stat().st_mode) == 0o700
+    owner_only.chmod(0o4755)  # the group's and others' bits are not its own
+    assert res.check_apply(True) is False
+    assert stat.S_IMODE(owner_only.stat().st_mode) == 0o755  # u's setuid went with u=
+    assert res.check_apply(True) is True
+    folder = tmp_path / "d"
+    res = file_res(watcher, tmp_path, path=f"{folder}/", mode="ug=rwx,o=t")
+    res.check_apply(True)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o1770
+    assert res.check_apply(True) is True

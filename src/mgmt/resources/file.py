@@ -138,7 +138,7 @@ class FileRes(Attrs, Resource):
                 raise FieldError("source", problem)
         if self.params["state"] == "absent" and self.path == "/":
             raise FieldError("path", "refusing to remove /")
-        self.mode = parse_mode(self.params.get("mode"))
+        self.mode_spec = parse_mode(self.params.get("mode"))
         content = self.params.get("content")
         self.data: Optional[bytes] = None if content is None else content.encode("utf-8")
         self.known: Signature = None
@@ -279,7 +279,7 @@ class FileRes(Attrs, Resource):
                 if apply:
                     if not os.path.isdir(os.path.dirname(self.path)):
                         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                    mode = self.mode if self.mode is not None else DEFAULT_MODE
+                    mode = self._mode(None, DEFAULT_MODE)
                     self._write(data or b"", mode, self._owners())
                 self.say(apply, f"created {self.path}", f"create {self.path}")
                 return False
@@ -296,8 +296,7 @@ class FileRes(Attrs, Resource):
             message = f"{self.path} is {what}; the file kind never acts through it (set content)"
             raise ResourceError(repr(self), message)
         if apply:
-            mode = self.mode if self.mode is not None else DEFAULT_MODE
-            self._write(data, mode, self._owners())
+            self._write(data, self._mode(None, DEFAULT_MODE), self._owners())
         self.say(apply, f"replaced {what} at {self.path}", f"replace {what} at {self.path}")
         return False
 
@@ -308,7 +307,7 @@ class FileRes(Attrs, Resource):
             self._note_content(fd, st, data, apply)
             if apply:  # the new file gets the wanted owner and mode with it
                 uid, gid = self._owners()
-                mode = self.mode if self.mode is not None else stat.S_IMODE(st.st_mode)
+                mode = self._mode(stat.S_IMODE(st.st_mode), stat.S_IMODE(st.st_mode))
                 keep = (st.st_uid if uid is None else uid, st.st_gid if gid is None else gid)
                 self._write(data, mode, keep, read_xattrs(fd))
             self.say(apply, f"wrote content of {self.path}", f"rewrite content of {self.path}")
@@ -351,7 +350,7 @@ class FileRes(Attrs, Resource):
                 # Made no wider than asked (umask may narrow it; fixed just below): a
                 # 0700 folder is never 0755 for a moment, with files going in.
                 with contextlib.suppress(FileExistsError):
-                    os.mkdir(self.path, 0o777 if self.mode is None else self.mode & 0o777)
+                    os.mkdir(self.path, self._mode(None, 0o777) & 0o777)
             self.say(apply, f"created directory {self.path}", f"create directory {self.path}")
         with Opened(self.path) as there:
             if there.fd is not None and there.st is not None and stat.S_ISDIR(there.st.st_mode):
