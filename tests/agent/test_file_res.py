@@ -513,3 +513,46 @@ def test_a_symbolic_mode_sets_the_subjects_it_names(watcher, tmp_path):
     res.check_apply(True)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o1770
     assert res.check_apply(True) is True
+
+
+def test_fragments_are_joined_in_order_and_watched(watcher, tmp_path):
+    """mgmt's ``fragments`` (a file made of others, a folder's files by name) was
+    refused as an unknown field."""
+    head, parts, out = tmp_path / "head", tmp_path / "parts", tmp_path / "out"
+    head.write_text("# head\n")
+    (parts / "sub").mkdir(parents=True)
+    (parts / "20-b").write_text("b\n")
+    (parts / "10-a").write_text("a\n")
+    (parts / "sub" / "deeper").write_text("not one\n")  # a folder below is left out
+    (parts / "30-link").symlink_to(head)  # and a link, never read through
+    events = threading.Semaphore(0)
+    fragments = [str(head), f"{parts}/"]
+    res = file_res(watcher, tmp_path, path=str(out), fragments=fragments, event=events.release)
+    res.watch()
+    assert res.check_apply(True) is False
+    assert out.read_text() == "# head\na\nb\n"
+    assert res.check_apply(True) is True
+    while events.acquire(timeout=0.2):  # what our own write caused
+        pass
+    (parts / "15-new").write_text("new\n")  # a file added to the folder is seen
+    assert events.acquire(timeout=5)
+    assert res.check_apply(True) is False
+    assert out.read_text() == "# head\na\nnew\nb\n"
+    while events.acquire(timeout=0.2):
+        pass
+    head.write_text("# head 2\n")  # and a change of a listed file
+    assert events.acquire(timeout=5)
+    assert res.check_apply(True) is False
+    assert out.read_text() == "# head 2\na\nnew\nb\n"
+    res.close()
+
+
+def test_a_missing_fragment_fails_naming_it_and_writes_nothing(watcher, tmp_path):
+    out = tmp_path / "out"
+    out.write_text("kept\n")
+    (tmp_path / "there").write_text("x")
+    fragments = [str(tmp_path / "there"), str(tmp_path / "gone")]
+    res = file_res(watcher, tmp_path, path=str(out), fragments=fragments)
+    with pytest.raises(ResourceError, match=r"fragment .*/gone: No such file or directory"):
+        res.check_apply(True)
+    assert out.read_text() == "kept\n"

@@ -139,3 +139,36 @@ resources:
         assert not target.exists()
     else:
         assert target.read_text() == before
+
+
+def test_a_file_of_fragments_holds_them_joined_once_converged(host, tmp_path):
+    """mgmt's ``fragments``, some of them made by the same graph."""
+    w = tmp_path / "w"
+    (w / "parts").mkdir(parents=True)
+    (w / "parts" / "20-b").write_text("b\n")
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        f"""\
+graph: mygraph
+resources:
+  file:
+  - name: joined
+    path: "{w}/joined"
+    fragments:
+    - "{w}/head"
+    - "{w}/parts/"
+    state: exists
+  - name: head
+    path: "{w}/head"
+    content: "# made by mgmt\\n"
+  - name: part
+    path: "{w}/parts/10-a"
+    content: "a\\n"
+"""
+    )
+    log = tmp_path / "log"
+    args = ["--file", str(graph), "--no-server", "--tmp-prefix", "--converged-timeout", "1"]
+    agent = host.agent(args, log)
+    agent.communicate(timeout=60)
+    assert agent.returncode == 0, log.read_text()
+    assert (w / "joined").read_text() == "# made by mgmt\na\nb\n"

@@ -18,6 +18,7 @@ from mgmt.resources.fields import shown
 from mgmt.resources.fileattrs import Attrs
 from mgmt.resources.fileclaims import FileClaims
 from mgmt.resources.filediff import MAX_COMPARED, content_diff
+from mgmt.resources.filefragments import check_fragments, clean_fragments, read_fragments
 from mgmt.resources.filepath import (
     check_file_fields,
     check_one_line,
@@ -66,6 +67,7 @@ class FileRes(Attrs, Resource):
         "basename": Field(str, doc="replaces the last part of path"),
         "content": Field(str, doc="exact content; omitted = content not managed"),
         "source": Field(str, doc="copy content from this file (or tree, with recurse)"),
+        "fragments": Field(list, doc="files joined in order as the content (a folder/: its files)"),
         "state": Field(str, default="exists", choices=("exists", "absent")),
         # (str, int): a number gets parse_mode's message, which says to give text.
         "mode": Field((str, int), doc="octal mode, e.g. '0644' (a plain 0644 is read as text)"),
@@ -82,11 +84,16 @@ class FileRes(Attrs, Resource):
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
         check_file_fields(params)
+        check_fragments(params)
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
         path = os.path.normpath(resolve_path(name, params))
-        return ["file:" + path], ["file:" + folder for folder in folders_above(path)]
+        needs = ["file:" + folder for folder in folders_above(path)]
+        # A fragment (or fragment folder) another resource makes is made first, as
+        # mgmt orders them; files a folder gains later are seen by the watch.
+        needs += ["file:" + os.path.normpath(f) for f in params.get("fragments") or ()]
+        return ["file:" + path], needs
 
     @classmethod
     def covers(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
@@ -139,6 +146,9 @@ class FileRes(Attrs, Resource):
         if self.params["state"] == "absent" and self.path == "/":
             raise FieldError("path", "refusing to remove /")
         self.mode_spec = parse_mode(self.params.get("mode"))
+        self.fragments = clean_fragments(
+            clean_path(self.path), self.is_dir, self.params.get("fragments")
+        )
         content = self.params.get("content")
         self.data: Optional[bytes] = None if content is None else content.encode("utf-8")
         self.known: Signature = None
@@ -157,6 +167,9 @@ class FileRes(Attrs, Resource):
         # each change was one more failing check, so the run never converged.
         if source and not is_device(source):  # read through a link: watched where it leads
             self.cancels.append(watcher.watch_target(source, self.init.event))
+        for fragment in self.fragments or ():  # a folder's: what it holds, too
+            watch = watcher.watch_tree if fragment.endswith("/") else watcher.watch_target
+            self.cancels.append(watch(fragment.rstrip("/") or "/", self.init.event))
 
     def _on_event(self) -> None:
         # Our own writes arrive here too; a stat tells them apart cheaply. One that
@@ -247,10 +260,10 @@ class FileRes(Attrs, Resource):
     def _wanted(self) -> Optional[bytes]:
         """The content to hold: ``content``, the source file's, or None (not managed)."""
         source = self.params.get("source")
-        if source is None:
+        if source is None and self.fragments is None:
             return self.data
         try:
-            return read_source(source)
+            return read_source(source) if source else read_fragments(self.fragments or [])
         except ValueError as err:
             raise ResourceError(repr(self), str(err)) from None
 
