@@ -248,3 +248,19 @@ def test_a_scalar_tagged_or_quoted_is_what_it_says():
     graph = parse_graph(text, "g.yaml")
     modes = [graph.resources[("file", f"/tmp/{n}")].params["mode"] for n in "abc"]
     assert modes == ["0640", "0640", "0640"]  # through an alias and a merge too
+
+
+def test_a_graph_of_the_most_resources_each_merging_its_defaults_loads():
+    """With merge keys, one alias per resource is how a large graph is written: at
+    12,000 such resources the alias bound (100,000 values) refused it."""
+    from mgmt.graph.limits import MAX_RESOURCES
+
+    head = (
+        "graph: g\nresources:\n  file:\n  - &d\n    name: /srv/f0\n    content: x\n"
+        "    mode: 0644\n    owner: root\n    group: root\n    meta: {retry: 2, delay: 100}\n"
+    )
+    text = head + "".join(f"  - <<: *d\n    name: /srv/f{i}\n" for i in range(1, MAX_RESOURCES))
+    graph = parse_graph(text, "g.yaml")
+    assert len(graph.resources) == MAX_RESOURCES
+    last = graph.resources[("file", f"/srv/f{MAX_RESOURCES - 1}")]
+    assert (last.params["mode"], last.meta.retry) == ("0644", 2)
