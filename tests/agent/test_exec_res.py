@@ -201,3 +201,95 @@ def test_a_command_that_prints_without_end_does_not_fill_the_agents_memory(watch
         res.check_apply(True)
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown < 50 * 1024, f"{grown} KiB more at the peak"
+
+
+def _identity_of(path) -> tuple:
+    uid, gid, groups = path.read_text().split("\n")[:3]
+    return int(uid), int(gid), sorted(int(g) for g in groups.split())
+
+
+@pytest.fixture
+def shared():
+    """A folder any user may write in (where a command run as nobody reports); not
+    below pytest's, which only root may enter."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("running a command as another user needs root")
+    folder = Path(tempfile.mkdtemp(prefix="mgmt-exec-user-"))
+    folder.chmod(0o1777)
+    yield folder
+    shutil.rmtree(folder)
+
+
+REPORT = "id -u > {0}; id -g >> {0}; id -G >> {0}"
+
+
+def test_user_and_group_run_the_commands_as_them(watcher, tmp_path, shared):
+    """mgmt's exec takes user and group; they were refused as unknown fields. The
+    group defaults to the user's own (mgmt kept the agent's: root's group)."""
+    import grp
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    out = shared / "as-nobody"
+    res = exec_res(
+        watcher, tmp_path, cmd=REPORT.format(out), shell="/bin/sh", user="nobody",
+        ifcmd=f"test ! -e {out}", ifshell="/bin/sh",
+    )  # fmt: skip
+    assert res.check_apply(True) is False
+    assert out.stat().st_uid == nobody.pw_uid
+    groups = sorted(os.getgrouplist("nobody", nobody.pw_gid))
+    assert _identity_of(out) == (nobody.pw_uid, nobody.pw_gid, groups)
+    assert res.check_apply(True) is True  # ifcmd ran as nobody too, and found the file
+    root_group = grp.getgrgid(0).gr_name
+    out = shared / "with-group"
+    res = exec_res(
+        watcher, tmp_path, cmd=REPORT.format(out), shell="/bin/sh", user=nobody.pw_uid,
+        group=root_group,
+    )  # fmt: skip
+    res.check_apply(True)
+    uid, gid, _ = _identity_of(out)
+    assert (uid, gid) == (nobody.pw_uid, 0)
+
+
+def test_a_user_this_host_lacks_fails_naming_it(watcher, tmp_path, shared):
+    out = shared / "never"
+    res = exec_res(watcher, tmp_path, cmd=f"touch {out}", user="no-such-user-here")
+    with pytest.raises(ResourceError, match="user: no user named 'no-such-user-here'"):
+        res.check_apply(True)
+    # A uid without an entry has no group of its own: never root's by default.
+    res = exec_res(watcher, tmp_path, cmd=f"touch {out}", user="4000000")
+    with pytest.raises(ResourceError, match="uid 4000000 has no entry on this host"):
+        res.check_apply(True)
+    assert not out.exists()
+    res = exec_res(watcher, tmp_path, cmd=f"touch {out}", user="4000000", group="4000001")
+    res.check_apply(True)
+    assert (out.stat().st_uid, out.stat().st_gid) == (4000000, 4000001)
+
+
+def test_a_watchcmd_runs_as_the_user_too(watcher, tmp_path, shared):
+    out = shared / "watched"
+    events = threading.Semaphore(0)
+    res = exec_res(
+        watcher, tmp_path, event=events.release, cmd="true", user="nobody",
+        watchcmd=f"touch {out}; echo changed", watchshell="/bin/sh",
+    )  # fmt: skip
+    res.watch()
+    assert events.acquire(timeout=5)
+    res.close()
+    assert out.stat().st_uid == __import__("pwd").getpwnam("nobody").pw_uid
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"user": "a:b"}, "user: 'a:b' is not a valid user name"),
+        ({"group": " wheel"}, "group: ' wheel' is not a valid group name"),
+        ({"user": 2**32}, f"user: {2**32} is not a valid id"),
+    ],
+)
+def test_user_and_group_values_that_can_never_be_are_refused(params, message):
+    with pytest.raises(FieldError, match=message):
+        ExecRes.validate(fill_params(ExecRes, {"cmd": "true", **params}))

@@ -486,3 +486,73 @@ def test_an_owner_in_other_digits_than_asciis_is_a_name_not_an_id(value):
     with pytest.raises(KeyError, match="no user named"):
         parse_owner("owner", value)
     assert parse_owner("owner", "3") == 3
+
+
+def test_a_symbolic_mode_sets_the_subjects_it_names(watcher, tmp_path):
+    """mgmt takes a mode as "octal unix file permissions or symbolic string"
+    (u=rw,go=r); it was refused as not octal. The subjects it does not name keep
+    what the file has, as in mgmt (a file being made has nothing)."""
+    whole = tmp_path / "whole"
+    res = file_res(watcher, tmp_path, path=str(whole), content="x", mode="u=rw,go=r")
+    assert res.check_apply(True) is False
+    assert stat.S_IMODE(whole.stat().st_mode) == 0o644
+    assert res.check_apply(True) is True
+    whole.chmod(0o1777)  # sticky, and everyone's rwx: all of it is the graph's
+    assert res.check_apply(True) is False
+    assert stat.S_IMODE(whole.stat().st_mode) == 0o644
+    owner_only = tmp_path / "owner-only"
+    res = file_res(watcher, tmp_path, path=str(owner_only), content="x", mode="u=rwx")
+    res.check_apply(True)
+    assert stat.S_IMODE(owner_only.stat().st_mode) == 0o700
+    owner_only.chmod(0o4755)  # the group's and others' bits are not its own
+    assert res.check_apply(True) is False
+    assert stat.S_IMODE(owner_only.stat().st_mode) == 0o755  # u's setuid went with u=
+    assert res.check_apply(True) is True
+    folder = tmp_path / "d"
+    res = file_res(watcher, tmp_path, path=f"{folder}/", mode="ug=rwx,o=t")
+    res.check_apply(True)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o1770
+    assert res.check_apply(True) is True
+
+
+def test_fragments_are_joined_in_order_and_watched(watcher, tmp_path):
+    """mgmt's ``fragments`` (a file made of others, a folder's files by name) was
+    refused as an unknown field."""
+    head, parts, out = tmp_path / "head", tmp_path / "parts", tmp_path / "out"
+    head.write_text("# head\n")
+    (parts / "sub").mkdir(parents=True)
+    (parts / "20-b").write_text("b\n")
+    (parts / "10-a").write_text("a\n")
+    (parts / "sub" / "deeper").write_text("not one\n")  # a folder below is left out
+    (parts / "30-link").symlink_to(head)  # and a link, never read through
+    events = threading.Semaphore(0)
+    fragments = [str(head), f"{parts}/"]
+    res = file_res(watcher, tmp_path, path=str(out), fragments=fragments, event=events.release)
+    res.watch()
+    assert res.check_apply(True) is False
+    assert out.read_text() == "# head\na\nb\n"
+    assert res.check_apply(True) is True
+    while events.acquire(timeout=0.2):  # what our own write caused
+        pass
+    (parts / "15-new").write_text("new\n")  # a file added to the folder is seen
+    assert events.acquire(timeout=5)
+    assert res.check_apply(True) is False
+    assert out.read_text() == "# head\na\nnew\nb\n"
+    while events.acquire(timeout=0.2):
+        pass
+    head.write_text("# head 2\n")  # and a change of a listed file
+    assert events.acquire(timeout=5)
+    assert res.check_apply(True) is False
+    assert out.read_text() == "# head 2\na\nnew\nb\n"
+    res.close()
+
+
+def test_a_missing_fragment_fails_naming_it_and_writes_nothing(watcher, tmp_path):
+    out = tmp_path / "out"
+    out.write_text("kept\n")
+    (tmp_path / "there").write_text("x")
+    fragments = [str(tmp_path / "there"), str(tmp_path / "gone")]
+    res = file_res(watcher, tmp_path, path=str(out), fragments=fragments)
+    with pytest.raises(ResourceError, match=r"fragment .*/gone: No such file or directory"):
+        res.check_apply(True)
+    assert out.read_text() == "kept\n"

@@ -80,9 +80,9 @@ BAD = [
         "unknown field",
     ),
     ("graph: g\nresources:\n  file:\n  - name: /x\n    mode: 99z\n", 5, "octal mode"),
-    # YAML reads 644 as decimal (0o1204) and 0644 as octal: only quoted text is sure.
-    ("graph: g\nresources:\n  file:\n  - name: /x\n    mode: 644\n", 5, "644 is a number"),
-    ("graph: g\nresources:\n  file:\n  - name: /x\n    mode: 0644\n", 5, "420 is a number"),
+    # A plain 0644 is the text '0644' (as mgmt reads it); a number asked for is no mode.
+    ("graph: g\nresources:\n  file:\n  - name: /x\n    mode: !!int 0644\n", 5, "420 is a number"),
+    ("graph: g\nresources:\n  file:\n  - name: /x\n    mode: 0999\n", 5, "'0999' is not an octal"),
     ("graph: g\nresources:\n  file:\n  - name: /x\n    state: gone\n", 5, "not one of"),
     (
         "graph: g\nresources:\n  exec:\n  - name: x\n    cmd: ls\n    timeout: soon\n",

@@ -60,7 +60,7 @@ def test_the_json_form_is_the_same_graph(name):
 
 
 def test_values_without_a_json_form_keep_the_yaml():
-    dated = "graph: g\nresources:\n  noop:\n  - name: n\ncomment: 2024-01-01\n"
+    dated = "graph: g\nresources:\n  noop:\n  - name: n\n    meta: {delay: 2024-01-01}\n"
     assert graph_as_json(dated) is None  # a date
     numbered = "graph: g\nresources:\n  noop:\n  - name: n\n    1: x\n"
     assert graph_as_json(numbered) is None  # an int key would come back a string
@@ -132,3 +132,21 @@ def test_a_one_line_json_graph_names_line_1():
     text = '{"graph": "g", "resources": {"file": [{"name": "a", "path": "/x", "mode": "9"}]}}'
     with pytest.raises(GraphError, match=r"^g\.json:1: file\[a\]: mode"):
         parse_graph(text, "g.json")
+
+
+def test_plain_scalars_in_text_fields_reach_the_agent_as_written():
+    """mgmt reads ``mode: 0644`` as the mode '0644' and ``comment: 2024-01-01`` as
+    that text; the JSON a remote agent is sent says the same, not 420 or a date."""
+    text = (
+        "graph: g\ncomment: 2024-01-01\nresources:\n  file:\n"
+        "  - name: /tmp/a\n    mode: 0644\n    content: 1.10\n"
+        "  exec:\n  - name: e\n    cmd: true\n    timeout: 5\n"
+    )
+    as_json = graph_as_json(text)
+    assert as_json is not None
+    assert '"mode": "0644"' in as_json and '"comment": "2024-01-01"' in as_json
+    assert '"timeout": 5' in as_json  # a number where one is wanted stays one
+    graph = parse_graph(as_json, "g.json")
+    assert _same(graph, parse_graph(text, "g.yaml"))
+    assert graph.resources[("file", "/tmp/a")].params["content"] == "1.10"
+    assert graph.resources[("exec", "e")].params["cmd"] == "true"

@@ -264,7 +264,8 @@ def test_a_secondary_sends_each_host_what_the_initiator_would_without_parsing_ya
     plain = graph(tmp_path, "a.yaml", "ssh://10.9.0.2", "via: s1\n")
     edited = graph(tmp_path, "b.yaml", "ssh://10.9.0.3", "via: s1\n")
     # Saved with a date in it during the run: no JSON form, the host gets (and refuses) the YAML.
-    dated = {edited: edited.read_text() + "comment: 2026-12-05\n"}
+    # (Not in comment: a plain date there is its text, as mgmt reads it.)
+    dated = {edited: edited.read_text() + "when: 2026-12-05\n"}
 
     both = _on_secondary(tmp_path, [plain, edited], "both", dated)
     direct = [[data.decode(), as_json] for data, as_json in map(graph_payload, (plain, edited))]

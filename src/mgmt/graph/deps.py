@@ -2,7 +2,7 @@
 
 from typing import Dict, Iterable, List, Mapping, Optional, Set
 
-from mgmt.graph.model import Edge, ResourceKey, ResourceSpec
+from mgmt.graph.model import Edge, ResourceKey, ResourceSpec, key_str
 from mgmt.resources.base import kind_class
 
 Parents = Dict[ResourceKey, Set[ResourceKey]]
@@ -64,3 +64,18 @@ def find_cycle(parents: Mapping[ResourceKey, Set[ResourceKey]]) -> Optional[List
                 path.append(nxt)
                 stack.append(iter(sorted(parents[nxt])))
     return None
+
+
+# A cycle longer than this is shown by its ends: a chain of 10,000 resources
+# closed by one edge made a 150 KB error line.
+SHOWN_IN_CYCLE = 12
+
+
+def cycle_text(cycle: List[ResourceKey]) -> str:
+    """``a -> b -> a``; a long cycle as its first and last steps and how many between."""
+    names = [key_str(key) for key in cycle]
+    if len(names) > SHOWN_IN_CYCLE:
+        half = SHOWN_IN_CYCLE // 2
+        hidden = len(names) - 2 * half
+        names = [*names[:half], f"({hidden} more)", *names[-half:]]
+    return " -> ".join(names)

@@ -87,9 +87,11 @@ def checked_value(value: Any, path: Optional[str] = None) -> Any:
 
 def graph_as_json(text: str) -> Optional[str]:
     """A YAML graph document as JSON; None if a value has no JSON form (a date, binary)."""
+    from mgmt.graph.scalars import texts_as_written
     from mgmt.graph.yamlload import load_yaml
 
     document = load_yaml(text)
+    texts_as_written(document)  # the agent reads what the initiator checked: '0644', not 420
     if not _string_keys_only(document):
         return None  # JSON would turn 1: or true: into "1" and "true"
     try:

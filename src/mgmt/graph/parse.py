@@ -6,13 +6,17 @@ from typing import Any, List, Optional, Tuple, Union
 
 from mgmt.errors import GraphError
 from mgmt.graph.clash import find_clash
-from mgmt.graph.deps import dependencies, find_cycle
+from mgmt.graph.deps import cycle_text, dependencies, find_cycle
 from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES, name_problem
 from mgmt.graph.located import load_located
 from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, ResourceSpec, key_str
+from mgmt.graph.scalars import texts_as_written
 from mgmt.graph.values import LocDict, LocList, new_dict, new_list
 from mgmt.resources.base import META_FIELDS, FieldError, Meta, fill_params, kind_class, known_kinds
 from mgmt.resources.fields import describe, shown
+
+# Kinds mgmt's refresh (an edge's notify) makes act, which this engine only re-checks.
+NO_REFRESH = {"svc": "be restarted", "msg": "be sent again", "timer": "restart"}
 
 TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote", "via", "sudo", "python")
 
@@ -59,6 +63,7 @@ class _Parser:
         if doc is None:
             raise self.fail("the graph file is empty", 1)
         doc = self.mapping(doc, "the graph file", 1)
+        texts_as_written(doc)  # mode: 0644 is the mode '0644', as mgmt reads it
         self.only_keys(doc, TOP_KEYS, "the graph file")
         name = self.string(doc, "graph", "the graph file", required=True)
         self.check_name(name, "the graph file: 'graph'", doc.line_of("graph"))
@@ -222,7 +227,9 @@ class _Parser:
 
     def collect(self, data: LocDict) -> Collect:
         self.only_keys(data, ("kind", "pattern"), "a collect entry")
-        kind = self.string(data, "kind", "a collect entry", required=True)
+        # mgmt reads a collect's and an edge's kind without regard to case
+        # (``kind: File``, as its logs name kinds); resources: keys are exact.
+        kind = self.string(data, "kind", "a collect entry", required=True).lower()
         if kind not in known_kinds():
             raise self.fail(f"collect: unknown resource kind {shown(kind)}", data.line_of("kind"))
         pattern = self.string(data, "pattern", "a collect entry")
@@ -233,7 +240,7 @@ class _Parser:
         return Collect(kind, pattern)
 
     def edge(self, graph: Graph, data: LocDict) -> Edge:
-        self.only_keys(data, ("name", "from", "to"), "an edge")
+        self.only_keys(data, ("name", "from", "to", "notify"), "an edge")
         ends: List[ResourceKey] = []
         for end in ("from", "to"):
             if end not in data:
@@ -241,7 +248,8 @@ class _Parser:
             ref = self.mapping(data[end], f"edge {end!r}", data.line_of(end))
             self.only_keys(ref, ("kind", "name"), f"edge {end!r}")
             what = f"edge {end!r}"
-            key = (self.string(ref, "kind", what, True), self.string(ref, "name", what, True))
+            kind = self.string(ref, "kind", what, True).lower()  # as a collect's
+            key = (kind, self.string(ref, "name", what, True))
             marked = key[1].startswith(EXPORT_MARK)  # "@@a" in an edge: the exported a
             spec = graph.resources.get((key[0], key[1][len(EXPORT_MARK) :]) if marked else key)
             if spec is None or (marked and not spec.exported):
@@ -256,8 +264,43 @@ class _Parser:
                 )
                 raise self.fail(message, ref.line)
             ends.append(key)
+        self.notify(data, ends[1])
         name = data.get("name")
+        if isinstance(name, (dict, list)):  # a scalar is its text, as mgmt reads it
+            message = f"an edge: 'name' must be a string, got {describe(name)}"
+            raise self.fail(message, data.line_of("name"))
         return Edge(ends[0], ends[1], "" if name is None else str(name), data.line)
+
+    def notify(self, data: LocDict, to: ResourceKey) -> None:
+        """mgmt's ``notify:`` (0.0.9 on), taken where this engine does what it asks.
+
+        Here, as in mgmt 0.0.5, a resource that changed something has every
+        resource after it checked again, and an exec runs its cmd at each check
+        (ifcmd guarding it): that is a refresh for an exec, and for a kind that
+        does nothing with one (file, pkg, noop, ...) a re-check is all mgmt does
+        too. What this engine cannot do is refused rather than ignored: restart
+        a service, send a message again or restart a timer on a refresh, and
+        keep an exec from running after a change before it.
+        """
+        value = data.get("notify")
+        if value is None:
+            return
+        line = data.line_of("notify")
+        if not isinstance(value, bool):
+            raise self.fail(f"an edge: 'notify' must be true or false, got {describe(value)}", line)
+        if value and to[0] in NO_REFRESH:
+            message = (
+                f"notify: {key_str(to)} would not {NO_REFRESH[to[0]]} on a refresh: this "
+                "agent only checks it again (leave notify out)"
+            )
+            raise self.fail(message, line)
+        if not value and to[0] == "exec":
+            message = (
+                f"notify: false cannot hold for {key_str(to)}: here an exec runs again after "
+                "a change of any resource before it, as in mgmt 0.0.5 (leave notify out; "
+                "an ifcmd can keep cmd from running)"
+            )
+            raise self.fail(message, line)
 
     def check_cycles(self, graph: Graph) -> None:
         cycle = find_cycle(dependencies(graph.resources, graph.edges))
@@ -265,7 +308,7 @@ class _Parser:
             return
         pairs = set(zip(cycle, cycle[1:]))
         lines = [e.line for e in graph.edges if (e.from_, e.to) in pairs and e.line]
-        text = " -> ".join(key_str(k) for k in cycle)
+        text = cycle_text(cycle)
         line = min(lines) if lines else graph.resources[cycle[0]].line
         raise self.fail(f"dependency cycle: {text}", line)
 

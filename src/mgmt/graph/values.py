@@ -1,6 +1,7 @@
 """Plain Python values that remember the line each one came from.
 
-Mappings become :class:`LocDict` (a dict with ``.line`` and ``.key_lines``),
+Mappings become :class:`LocDict` (a dict with ``.line``, ``.key_lines`` and
+``.key_texts``, how a value YAML did not read as text was written),
 sequences :class:`LocList` (a list with ``.line`` and ``.item_lines``), so every
 later error can say ``file:line``. Values read from JSON carry no lines (None).
 
@@ -14,6 +15,7 @@ from typing import Any, Dict, List, Optional
 class LocDict(Dict[str, Any]):
     line: Optional[int] = None
     key_lines: Dict[Any, Optional[int]]
+    key_texts: Dict[Any, str]
 
     def line_of(self, key: Any) -> Optional[int]:
         return self.key_lines.get(key, self.line)
@@ -26,7 +28,7 @@ class LocList(List[Any]):
 
 def new_dict(line: Optional[int]) -> LocDict:
     out = LocDict()
-    out.line, out.key_lines = line, {}
+    out.line, out.key_lines, out.key_texts = line, {}, {}
     return out
 
 
@@ -45,6 +47,7 @@ def copy_located(value: Any) -> Any:
     if isinstance(value, LocDict):
         out = new_dict(value.line)
         out.key_lines = dict(value.key_lines)
+        out.key_texts = dict(value.key_texts)
         for key, item in value.items():
             out[key] = copy_located(item)
         return out

@@ -11,6 +11,14 @@ instead of from its node tree, for three reasons:
   never a RecursionError;
 - lines: an alias event carries its own line; a node tree only has the anchor's.
 
+A mapping's plain scalars that YAML reads as something other than text (``0644``,
+``yes``, ``1.0``) keep what was written, in ``key_texts``: mgmt reads them into a
+text field as written (see :mod:`mgmt.graph.scalars`).
+
+Merge keys (``<<: *defaults``) are YAML 1.1's, as mgmt's reader (Go's yaml.v2)
+takes them: the keys of the mapping (or of each mapping of a list, the first
+winning) that the mapping does not set itself, each with the line it was written on.
+
 Imported only for YAML text: PyYAML costs an agent's start-up ~15 ms, and a
 remote agent is handed its first graph as JSON.
 """
@@ -29,7 +37,7 @@ from yaml.events import (
 from mgmt.errors import GraphError
 from mgmt.graph.limits import DIGITS_MESSAGE, MAX_DEPTH, Budget, text_problem, too_many_digits
 from mgmt.graph.values import LocDict, copy_located, new_dict, new_list
-from mgmt.resources.fields import shown
+from mgmt.resources.fields import describe, shown
 
 # The C parser when PyYAML was built with libyaml: it tokenizes several times faster.
 # (tests/graph runs the table with the pure-Python one too.)
@@ -48,6 +56,13 @@ _TAG_WORDS = {
 }
 _NO_KEY = object()
 
+
+class _MergeKey(str):
+    """The ``<<`` of a merge, told by identity from a quoted '<<' (a plain key)."""
+
+
+_MERGE_KEY = _MergeKey("<<")
+
 # An anchor: the value, how many values it counts, how deep it goes, its line,
 # and how many characters its strings hold.
 _Anchor = Tuple[Any, int, int, int, int]
@@ -56,7 +71,18 @@ _Anchor = Tuple[Any, int, int, int, int]
 class _Open:
     """A mapping or sequence whose end event has not come yet."""
 
-    __slots__ = ("anchor", "chars", "height", "key", "key_line", "line", "start", "value")
+    __slots__ = (
+        "anchor",
+        "chars",
+        "height",
+        "key",
+        "key_line",
+        "line",
+        "merge_line",
+        "merges",
+        "start",
+        "value",
+    )
 
     def __init__(self, value: Any, anchor: Optional[str], line: int, start: int, chars: int):
         self.value = value
@@ -67,6 +93,13 @@ class _Open:
         self.height = 0  # how deep the values inside go
         self.key = _NO_KEY  # a mapping's key waiting for its value
         self.key_line = line
+        self.merges: Optional[List[LocDict]] = None  # what a << key brings, in order
+        self.merge_line = 0
+
+
+def _empty_document(event: ScalarEvent) -> bool:
+    """The scalar the parser gives a document with nothing in it."""
+    return event.value == "" and event.tag is None and event.implicit[0] and not event.anchor
 
 
 def _line(event: Any) -> int:
@@ -81,6 +114,8 @@ class _Reader:
         self.anchors: Dict[str, _Anchor] = {}
         self.open_anchors: Set[str] = set()
         self.stack: List[_Open] = []
+        self.written: Optional[str] = None  # the last scalar's text, if not read as text
+        self.anchor_texts: Dict[str, str] = {}  # the same for a scalar's anchor
 
     def fail(self, message: str, line: Optional[int]) -> GraphError:
         return GraphError(message, self.path, line)
@@ -93,9 +128,15 @@ class _Reader:
         root = self.value()
         get()  # document end
         event = get()
-        if not isinstance(event, StreamEndEvent):
-            message = "a graph file holds one YAML document; a second starts here"
-            raise self.fail(message, _line(event))
+        while not isinstance(event, StreamEndEvent):
+            # An empty one after it (a closing ``---``, or one of comments only)
+            # holds nothing to lose; mgmt reads the first and ignores the rest.
+            start, first = event, get()
+            if not (isinstance(first, ScalarEvent) and _empty_document(first)):
+                message = "a graph file holds one YAML document; a second starts here"
+                raise self.fail(message, _line(start))
+            get()  # document end
+            event = get()
         return root
 
     def value(self) -> Any:
@@ -105,18 +146,24 @@ class _Reader:
         while True:
             event = get()
             line = _line(event)
+            self.written = None
             if isinstance(event, ScalarEvent):
                 value, height = self.scalar(event, line), 0
                 chars = len(value) if isinstance(value, str) else 0
                 self.budget.spend(1, line, chars)
                 self.remember(event.anchor, value, 1, 0, line, chars)
+                if event.anchor is not None and self.written is not None:
+                    self.anchor_texts[event.anchor] = self.written
             elif isinstance(event, AliasEvent):
                 value, height = self.alias(event.anchor, line)
+                self.written = self.anchor_texts.get(event.anchor)
             elif isinstance(event, (MappingStartEvent, SequenceStartEvent)):
                 self.start(event, line)
                 continue
             else:  # the end of the innermost mapping or sequence
                 done = stack.pop()
+                if done.merges:
+                    _merge(done.value, done.merges)
                 value, line, height = done.value, done.line, done.height + 1
                 if done.anchor is not None:
                     self.open_anchors.discard(done.anchor)
@@ -150,9 +197,12 @@ class _Reader:
         if tag is None or tag == "!":
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag == _MERGE:
-            raise self.fail("YAML merge keys (<<) are not supported", line)
+            # A merge as a mapping's key; anywhere else, the text it is.
+            return _MERGE_KEY if self.stack and self.awaits_key() else event.value
         # Most scalars are strings; the constructor costs 10x more.
         value = event.value if tag == _STR else self.construct(tag, event, line)
+        if event.tag is None and tag != _STR and not event.style and value is not None:
+            self.written = event.value  # a plain 0644, yes or 1.0 (libyaml's style is "")
         if isinstance(value, str):
             problem = text_problem(value)
             if problem is not None:
@@ -232,14 +282,51 @@ class _Reader:
                 seen = value in target
             except TypeError:
                 raise self.fail("a mapping key must be a plain value", line) from None
-            if seen:
+            if value is _MERGE_KEY:
+                if parent.merges is not None:  # one per mapping: a list merges several
+                    first = parent.merge_line
+                    raise self.fail(f"duplicate merge key << (first on line {first})", line)
+                parent.merges, parent.merge_line = [], line
+            elif seen:
                 first = target.key_lines[value]
                 raise self.fail(f"duplicate key {shown(value)} (first on line {first})", line)
             parent.key, parent.key_line = value, line
+        elif parent.key is _MERGE_KEY:
+            parent.merges = self.merge_sources(value, line)
+            parent.key = _NO_KEY
         else:
             target[parent.key] = value
             target.key_lines[parent.key] = parent.key_line
+            if self.written is not None:
+                target.key_texts[parent.key] = self.written
             parent.key = _NO_KEY
+
+    def merge_sources(self, value: Any, line: int) -> List[LocDict]:
+        """The mappings a ``<<`` merges: one mapping, or a list of them."""
+        sources = value if isinstance(value, list) else [value]
+        if sources and all(isinstance(source, LocDict) for source in sources):
+            return sources
+        if isinstance(value, list):
+            wrong = [item for item in value if not isinstance(item, LocDict)]
+            got = f"a list holding {describe(wrong[0])}" if wrong else "an empty list"
+        else:
+            got = describe(value)
+        message = (
+            f"a merge key (<<) takes a mapping or a list of mappings (such as *defaults), got {got}"
+        )
+        raise self.fail(message, line)
+
+
+def _merge(target: LocDict, sources: List[LocDict]) -> None:
+    """Add to ``target`` the keys of ``sources`` it does not have: its own keys win,
+    then the first source's (YAML's merge key)."""
+    for source in sources:
+        for key, item in source.items():
+            if key not in target:
+                target[key] = item
+                target.key_lines[key] = source.line_of(key)
+                if key in source.key_texts:
+                    target.key_texts[key] = source.key_texts[key]
 
 
 def _one_line(text: str) -> str:
@@ -262,6 +349,18 @@ def _reader_error(text: str, path: Optional[str]) -> GraphError:
     )
 
 
+def _char_at(text: str, mark: Any) -> str:
+    """The character an error's mark points at ('' if none); by line and column,
+    as libyaml's index leaves out a byte order mark."""
+    if mark is None:
+        return ""
+    lines = text.splitlines()  # YAML's line breaks, and some it refuses anyway
+    if mark.line >= len(lines):
+        return ""
+    line = lines[mark.line].lstrip("\ufeff") if mark.line == 0 else lines[mark.line]
+    return line[mark.column] if mark.column < len(line) else ""
+
+
 def load_yaml(text: str, path: Optional[str] = None) -> Any:
     """Parse one YAML document into located values; every error is a GraphError with a line."""
     reader = None
@@ -278,6 +377,9 @@ def load_yaml(text: str, path: Optional[str] = None) -> Any:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = _one_line(err.problem or err.context or "invalid YAML")
+        if "cannot start any token" in problem and _char_at(text, mark) == "\t":
+            # libyaml does not say which character: a tab, nearly always indenting.
+            problem = "a tab cannot start a value or indent a line in YAML: indent with spaces"
         raise GraphError(f"YAML syntax error: {problem}", path, line) from None
     except yaml.YAMLError as err:
         raise GraphError(f"YAML error: {_one_line(str(err))}", path, None) from None

@@ -9,12 +9,14 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.fields import MAX_SECONDS, number_field, shown
+from mgmt.resources.filesafe import check_owner_value, is_id
 
 TAIL_CHARS = 400
 # Of a command's stdout and stderr, the agent keeps this much of each, the last:
@@ -112,6 +114,8 @@ class ExecRes(Resource):
         "ifshell": Field(str, default="", doc="shell for ifcmd"),
         "pollint": number_field(0, MAX_SECONDS, 0, doc="also trigger every N seconds (0: never)"),
         "state": Field(str, default="", doc="accepted for mgmt compatibility"),
+        "user": Field((str, int), doc="run the commands as this user (name or uid; needs root)"),
+        "group": Field((str, int), doc="and group (default: the user's own)"),
     }
 
     @classmethod
@@ -128,6 +132,10 @@ class ExecRes(Resource):
                     raise FieldError(key, f"cannot split {shown(text)}: {err}") from None
         if not params["cmd"].strip():
             raise FieldError("cmd", "must not be empty")
+        for key in ("user", "group"):
+            problem = check_owner_value("owner" if key == "user" else key, params.get(key))
+            if problem:
+                raise FieldError(key, problem)
 
     def __init__(self, name: str, params: Mapping[str, Any], meta=None):
         super().__init__(name, params, meta)
@@ -156,9 +164,13 @@ class ExecRes(Resource):
     def _watch_command(self) -> None:
         argv = command_argv(self.params["watchcmd"], self.params["watchshell"])
         try:
-            proc = self._spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        except ResourceError:
-            return  # closed before it started (an edit removed it): nothing to watch
+            proc = self._spawn(
+                argv, self._identity(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            )
+        except ResourceError as err:  # closed before it started, or no such user here
+            if not self.stop.is_set():
+                self.init.log.error("watchcmd cannot start: %s", err)
+            return
         except OSError as err:
             self.init.log.error("watchcmd cannot start: %s", err)
             return
@@ -177,13 +189,16 @@ class ExecRes(Resource):
 
     # -- processes --------------------------------------------------------
 
-    def _spawn(self, argv: List[str], **kwargs) -> subprocess.Popen:
+    def _identity(self) -> Dict[str, Any]:
+        return run_as(self.params.get("user"), self.params.get("group"), repr(self))
+
+    def _spawn(self, argv: List[str], identity: Dict[str, Any], **kwargs) -> subprocess.Popen:
         # Own process group, so close() can stop a shell and everything it started.
         with self.lock:
             if self.stop.is_set():
                 raise ResourceError(repr(self), "stopping")
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs
+                argv, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs, **identity
             )
             self.children.append(proc)
         return proc
@@ -194,9 +209,10 @@ class ExecRes(Resource):
                 self.children.remove(proc)
 
     def _run(self, cmd: str, shell: str, timeout: Optional[int]) -> subprocess.CompletedProcess:
+        identity = self._identity()
         try:
             argv = command_argv(cmd, shell)
-            proc = self._spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = self._spawn(argv, identity, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as err:
             # What could not be run: the shell, when one was given.
             what = f"{shown(cmd)}: its shell {shell}" if shell else shown(cmd)
@@ -243,6 +259,53 @@ class ExecRes(Resource):
             raise ResourceError(repr(self), f"{shown(cmd)} exited {result.returncode}{said}")
         self.init.log.info("ran %r", cmd)
         return False
+
+
+def run_as(user: Any, group: Any, who: str) -> Dict[str, Any]:
+    """Popen's arguments to run a command as ``user`` and ``group`` (mgmt's exec
+    fields), looked up now (a user made earlier in the run is found); {} for the
+    agent's own. The group defaults to the user's, with the user's other groups,
+    as login and sudo give them (mgmt kept the agent's: root's group for a
+    command run as nobody). ResourceError for a name this host lacks, or when
+    the agent, not root, cannot change who it is."""
+    if user is None and group is None:
+        return {}
+    import grp
+    import pwd
+
+    uid, gid, name = os.getuid(), os.getgid(), None
+    try:
+        if user is not None:
+            entry = pwd.getpwuid(int(user)) if _numeric(user) else pwd.getpwnam(user)
+            uid, gid, name = entry.pw_uid, entry.pw_gid, entry.pw_name
+    except KeyError:
+        if not _numeric(user):
+            raise ResourceError(who, f"user: no user named {user!r} on this host") from None
+        if group is None:  # no entry, so no group of its own: never root's by default
+            message = f"user: uid {user} has no entry on this host: give its group too"
+            raise ResourceError(who, message) from None
+        uid = int(user)
+    try:
+        if group is not None:
+            gid = int(group) if _numeric(group) else grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ResourceError(who, f"group: no group named {group!r} on this host") from None
+    groups = os.getgrouplist(name, gid) if name is not None else [gid]
+    if (uid, gid) != (os.getuid(), os.getgid()) and os.geteuid() != 0:
+        raise ResourceError(who, "user and group: the agent runs as another user, not root")
+    if sys.version_info >= (3, 9):  # noqa: UP036 - set in the child by C code (threads)
+        return {"user": uid, "group": gid, "extra_groups": groups}
+
+    def become() -> None:  # Python 3.6 to 3.8: in the child, before exec
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+
+    return {"preexec_fn": become}
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int) or is_id(value)
 
 
 def _stop_groups(procs: List[subprocess.Popen], grace: float = STOP_GRACE) -> None:

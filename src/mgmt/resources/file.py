@@ -18,6 +18,7 @@ from mgmt.resources.fields import shown
 from mgmt.resources.fileattrs import Attrs
 from mgmt.resources.fileclaims import FileClaims
 from mgmt.resources.filediff import MAX_COMPARED, content_diff
+from mgmt.resources.filefragments import check_fragments, clean_fragments, read_fragments
 from mgmt.resources.filepath import (
     check_file_fields,
     check_one_line,
@@ -66,9 +67,10 @@ class FileRes(Attrs, Resource):
         "basename": Field(str, doc="replaces the last part of path"),
         "content": Field(str, doc="exact content; omitted = content not managed"),
         "source": Field(str, doc="copy content from this file (or tree, with recurse)"),
+        "fragments": Field(list, doc="files joined in order as the content (a folder/: its files)"),
         "state": Field(str, default="exists", choices=("exists", "absent")),
-        # (str, int): a number gets parse_mode's message, which says to quote it.
-        "mode": Field((str, int), doc="octal mode as quoted text, e.g. '0644'"),
+        # (str, int): a number gets parse_mode's message, which says to give text.
+        "mode": Field((str, int), doc="octal mode, e.g. '0644' (a plain 0644 is read as text)"),
         "recurse": Field(bool, default=False, doc="allow directory trees (copy or remove)"),
         "force": Field(
             bool,
@@ -82,11 +84,16 @@ class FileRes(Attrs, Resource):
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
         check_file_fields(params)
+        check_fragments(params)
 
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
         path = os.path.normpath(resolve_path(name, params))
-        return ["file:" + path], ["file:" + folder for folder in folders_above(path)]
+        needs = ["file:" + folder for folder in folders_above(path)]
+        # A fragment (or fragment folder) another resource makes is made first, as
+        # mgmt orders them; files a folder gains later are seen by the watch.
+        needs += ["file:" + os.path.normpath(f) for f in params.get("fragments") or ()]
+        return ["file:" + path], needs
 
     @classmethod
     def covers(cls, name: str, params: Mapping[str, Any]) -> Optional[str]:
@@ -138,7 +145,10 @@ class FileRes(Attrs, Resource):
                 raise FieldError("source", problem)
         if self.params["state"] == "absent" and self.path == "/":
             raise FieldError("path", "refusing to remove /")
-        self.mode = parse_mode(self.params.get("mode"))
+        self.mode_spec = parse_mode(self.params.get("mode"))
+        self.fragments = clean_fragments(
+            clean_path(self.path), self.is_dir, self.params.get("fragments")
+        )
         content = self.params.get("content")
         self.data: Optional[bytes] = None if content is None else content.encode("utf-8")
         self.known: Signature = None
@@ -157,6 +167,9 @@ class FileRes(Attrs, Resource):
         # each change was one more failing check, so the run never converged.
         if source and not is_device(source):  # read through a link: watched where it leads
             self.cancels.append(watcher.watch_target(source, self.init.event))
+        for fragment in self.fragments or ():  # a folder's: what it holds, too
+            watch = watcher.watch_tree if fragment.endswith("/") else watcher.watch_target
+            self.cancels.append(watch(fragment.rstrip("/") or "/", self.init.event))
 
     def _on_event(self) -> None:
         # Our own writes arrive here too; a stat tells them apart cheaply. One that
@@ -247,10 +260,10 @@ class FileRes(Attrs, Resource):
     def _wanted(self) -> Optional[bytes]:
         """The content to hold: ``content``, the source file's, or None (not managed)."""
         source = self.params.get("source")
-        if source is None:
+        if source is None and self.fragments is None:
             return self.data
         try:
-            return read_source(source)
+            return read_source(source) if source else read_fragments(self.fragments or [])
         except ValueError as err:
             raise ResourceError(repr(self), str(err)) from None
 
@@ -279,7 +292,7 @@ class FileRes(Attrs, Resource):
                 if apply:
                     if not os.path.isdir(os.path.dirname(self.path)):
                         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                    mode = self.mode if self.mode is not None else DEFAULT_MODE
+                    mode = self._mode(None, DEFAULT_MODE)
                     self._write(data or b"", mode, self._owners())
                 self.say(apply, f"created {self.path}", f"create {self.path}")
                 return False
@@ -296,8 +309,7 @@ class FileRes(Attrs, Resource):
             message = f"{self.path} is {what}; the file kind never acts through it (set content)"
             raise ResourceError(repr(self), message)
         if apply:
-            mode = self.mode if self.mode is not None else DEFAULT_MODE
-            self._write(data, mode, self._owners())
+            self._write(data, self._mode(None, DEFAULT_MODE), self._owners())
         self.say(apply, f"replaced {what} at {self.path}", f"replace {what} at {self.path}")
         return False
 
@@ -308,7 +320,7 @@ class FileRes(Attrs, Resource):
             self._note_content(fd, st, data, apply)
             if apply:  # the new file gets the wanted owner and mode with it
                 uid, gid = self._owners()
-                mode = self.mode if self.mode is not None else stat.S_IMODE(st.st_mode)
+                mode = self._mode(stat.S_IMODE(st.st_mode), stat.S_IMODE(st.st_mode))
                 keep = (st.st_uid if uid is None else uid, st.st_gid if gid is None else gid)
                 self._write(data, mode, keep, read_xattrs(fd))
             self.say(apply, f"wrote content of {self.path}", f"rewrite content of {self.path}")
@@ -326,6 +338,11 @@ class FileRes(Attrs, Resource):
         return True
 
     def _directory(self, apply: bool) -> bool:
+        source = self.params.get("source")
+        if source and not os.path.isdir(source):
+            # Before anything is made or replaced: a copy that cannot start must
+            # not leave an empty folder where there was none (or a file was).
+            raise ResourceError(repr(self), f"source {source} is not a directory (missing?)")
         ok = True
         st = lstat_or_none(self.path)
         if st is not None and not stat.S_ISDIR(st.st_mode):
@@ -346,14 +363,13 @@ class FileRes(Attrs, Resource):
                 # Made no wider than asked (umask may narrow it; fixed just below): a
                 # 0700 folder is never 0755 for a moment, with files going in.
                 with contextlib.suppress(FileExistsError):
-                    os.mkdir(self.path, 0o777 if self.mode is None else self.mode & 0o777)
+                    os.mkdir(self.path, self._mode(None, 0o777) & 0o777)
             self.say(apply, f"created directory {self.path}", f"create directory {self.path}")
         with Opened(self.path) as there:
             if there.fd is not None and there.st is not None and stat.S_ISDIR(there.st.st_mode):
                 ok = self._attrs(there.fd, there.st, apply) and ok
             elif there.st is not None:  # a link swapped in since: never act through it
                 raise ResourceError(repr(self), f"{self.path} changed to a link or a file")
-        source = self.params.get("source")
         if source and (apply or st is not None):
             ok = sync_tree(self, source, apply) and ok
         return ok

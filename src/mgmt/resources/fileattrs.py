@@ -9,6 +9,7 @@ import stat
 from typing import Any, Dict, Optional, Tuple
 
 from mgmt.resources.base import ResourceError
+from mgmt.resources.filepath import ModeSpec, wanted_mode
 from mgmt.resources.filesafe import parse_owner, shown_owner
 
 
@@ -17,7 +18,14 @@ class Attrs:
 
     params: Dict[str, Any]
     path: str
-    mode: Optional[int]
+    mode_spec: Optional[ModeSpec]
+
+    def _mode(self, current: Optional[int], default: int) -> int:
+        """The mode to give a file whose mode is ``current`` (None: one being made):
+        the graph's (a symbolic one keeps the bits of subjects it does not name),
+        else ``default``."""
+        wanted = wanted_mode(self.mode_spec, current)
+        return default if wanted is None else wanted
 
     def _owners(self) -> Tuple[Optional[int], Optional[int]]:
         """The wanted (uid, gid), looked up now (None where not managed)."""
@@ -42,12 +50,14 @@ class Attrs:
                 os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
                 st = os.fstat(fd)
             self.say(apply, f"set owner of {self.path}", f"set owner of {self.path}")
-        if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
+        have = stat.S_IMODE(st.st_mode)
+        want = wanted_mode(self.mode_spec, have)
+        if want is not None and have != want:
             ok = False
-            self.note("mode", f"{self.mode:04o}", f"{stat.S_IMODE(st.st_mode):04o}")
+            self.note("mode", f"{want:04o}", f"{have:04o}")
             if apply:
-                os.fchmod(fd, self.mode)
-            change = f"set mode {self.mode:04o} on {self.path}"
+                os.fchmod(fd, want)
+            change = f"set mode {want:04o} on {self.path}"
             self.say(apply, change, change)
         return ok
 

@@ -2,7 +2,7 @@
 its checks across fields, where a collect pattern puts another host's file."""
 
 import os
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import FieldError
 from mgmt.resources.fields import shown
@@ -19,32 +19,94 @@ __all__ = [
     "real_folder",
     "real_path",
     "resolve_path",
+    "wanted_mode",
 ]
 
 
-def parse_mode(value: Any) -> Optional[int]:
-    """ "0644" / "644" -> 0o644; None stays None.
+# A mode as what it clears and what it sets: wanted = (current & ~clear) | set.
+# An octal mode clears everything; a symbolic one (u=rw,go=r) only its subjects.
+ModeSpec = Tuple[int, int]
 
-    A number is refused: YAML reads ``mode: 644`` as decimal 644 (0o1204, the
-    sticky bit and owner write only) and ``mode: 0644`` as octal, and the two
-    cannot be told apart once read, so only text says which mode is meant.
+# What ``who=`` clears for each subject: its rwx bits, and its set-id bit for u
+# and g, the sticky bit for o (mgmt's never clears it, so u=rw,g=r,o=r on a sticky
+# file would not be 0644); each comes back when the letters after = ask for it.
+_CLEARS = {"u": 0o4700, "g": 0o2070, "o": 0o1007}
+_SHIFT = {"u": 6, "g": 3, "o": 0}
+_BITS = {"r": 4, "w": 2, "x": 1}
+
+
+def parse_mode(value: Any) -> Optional[ModeSpec]:
+    """ "0644" / "644" -> (0o7777, 0o644); "u=rw,go=r" -> what it clears and sets;
+    None stays None.
+
+    A YAML file's ``mode: 0644`` or ``mode: 644`` arrives as its text, as mgmt
+    reads it (see mgmt.graph.scalars). A number is refused: a JSON graph's 644,
+    or YAML's ``!!int 0644`` (420), cannot say which digits were meant.
     """
     if value is None:
         return None
     if not isinstance(value, str):
         raise FieldError(
             "mode",
-            f"{shown(value)} is a number (YAML reads 644 as decimal and 0644 as octal, 420): "
-            "quote the mode, such as '0644'",
+            f"{shown(value)} is a number, not the octal digits of a mode: "
+            "give it as text, such as '0644'",
         )
-    # Octal digits only: int(value, 8) also reads "0o644", " 0644", "0_644" and
-    # other scripts' digits ("٠٦٤٤").
-    if not value or value.strip("01234567"):
-        raise FieldError("mode", f"{shown(value)} is not an octal mode like '0644'")
-    mode = int(value, 8)
-    if not 0 <= mode <= 0o7777:
-        raise FieldError("mode", f"{shown(value)} is out of range")
-    return mode
+    if not value or value[0] in "0123456789":
+        # Octal digits only: int(value, 8) also reads "0o644", " 0644", "0_644" and
+        # other scripts' digits ("٠٦٤٤").
+        if not value or value.strip("01234567"):
+            raise FieldError("mode", f"{shown(value)} is not an octal mode like '0644'")
+        mode = int(value, 8)
+        if not 0 <= mode <= 0o7777:
+            raise FieldError("mode", f"{shown(value)} is out of range")
+        return 0o7777, mode
+    return _symbolic(value)
+
+
+def _symbolic(value: str) -> ModeSpec:
+    """mgmt's symbolic modes: assignments only (``u=rw,g=r,o=``; ``a=`` or ``=``
+    alone for all three), each subject once; the subjects not named keep what
+    the file has (a file being made has nothing)."""
+
+    def bad(why: str) -> FieldError:
+        return FieldError("mode", f"{shown(value)} is not an octal mode like '0644' {why}")
+
+    clear = set_bits = 0
+    pieces = value.split(",")
+    seen = ""
+    for piece in pieces:
+        who, equals, what = piece.partition("=")
+        if not equals or "=" in what:
+            if "+" in piece or "-" in piece:
+                raise bad("nor an assignment: + and - are not taken, as in mgmt (write u=rwx)")
+            raise bad("nor a symbolic one like 'u=rw,g=r,o='")
+        if who in ("", "a"):
+            if len(pieces) > 1:
+                raise bad("nor a symbolic one: 'a' (or no subject) must stand alone")
+            who = "ugo"
+        if who.strip("ugo") or what.strip("rwxst"):
+            raise bad("nor a symbolic one like 'u=rw,g=r,o=' (subjects u g o a, modes r w x s t)")
+        for subject in who:
+            if subject in seen:
+                raise bad(f"nor a symbolic one: {subject!r} is given twice")
+            seen += subject
+            clear |= _CLEARS[subject]
+            for letter in what:
+                if letter in _BITS:
+                    set_bits |= _BITS[letter] << _SHIFT[subject]
+                elif letter == "s" and subject in "ug":
+                    set_bits |= 0o4000 if subject == "u" else 0o2000
+            if "t" in what:
+                set_bits |= 0o1000
+    return clear, set_bits
+
+
+def wanted_mode(spec: Optional[ModeSpec], current: Optional[int]) -> Optional[int]:
+    """The mode ``spec`` asks of a file whose mode is ``current`` (None: being made)."""
+    if spec is None:
+        return None
+    clear, set_bits = spec
+    return ((current or 0) & ~clear & 0o7777) | set_bits
 
 
 def clean_path(path: str) -> str:
