@@ -61,12 +61,15 @@ ALLOWED_MGMT = {
     "mgmt.engine.graphfile", "mgmt.engine.vertex", "mgmt.engine.watchstate", "mgmt.engine.retry",
     "mgmt.engine.linkwatch", "mgmt.engine.watchfolders", "mgmt.resources.fileclaims",
     # Parts of the file kind split out of file.py (owner and mode; the one guard on
-    # removing a tree), no new imports of their own.
-    "mgmt.resources.fileattrs", "mgmt.resources.fileremove",
+    # removing a tree; mgmt's fragments), no new imports of their own.
+    "mgmt.resources.fileattrs", "mgmt.resources.fileremove", "mgmt.resources.filefragments",
 }  # fmt: skip
 # Only a graph that reaches the agent as YAML (one without a JSON form) loads
 # PyYAML, and what PyYAML imports in turn.
-ALLOWED_FOR_YAML = {"yaml", "mgmt.graph.yamlload", "datetime", "base64", "binascii", "math"}
+ALLOWED_FOR_YAML = {
+    "yaml", "mgmt.graph.yamlload", "datetime", "base64", "binascii", "math",
+    "mgmt.graph.scalars",  # a plain 0644 in a text field is the text written, as mgmt reads it
+}  # fmt: skip
 
 GRAPH = {
     "graph": "start",

@@ -52,9 +52,12 @@ def load_located(text: str, path: Optional[str] = None) -> Any:
                 return _Located(Budget(path), text).value(document, 1)
             except _Unplaced as err:
                 raise _placed(err, text, path) from None
+    from mgmt.graph.scalars import texts_as_written
     from mgmt.graph.yamlload import load_yaml  # PyYAML only for YAML text
 
-    return load_yaml(text, path)
+    document = load_yaml(text, path)
+    texts_as_written(document)  # mode: 0644 is the mode '0644', as mgmt reads it
+    return document
 
 
 def load_json_object(text: str, path: Optional[str] = None) -> Dict[str, Any]:

@@ -10,7 +10,6 @@ from mgmt.graph.deps import cycle_text, dependencies, find_cycle
 from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES, name_problem
 from mgmt.graph.located import load_located
 from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, ResourceSpec, key_str
-from mgmt.graph.scalars import texts_as_written
 from mgmt.graph.values import LocDict, LocList, new_dict, new_list
 from mgmt.resources.base import META_FIELDS, FieldError, Meta, fill_params, kind_class, known_kinds
 from mgmt.resources.fields import describe, shown
@@ -63,7 +62,6 @@ class _Parser:
         if doc is None:
             raise self.fail("the graph file is empty", 1)
         doc = self.mapping(doc, "the graph file", 1)
-        texts_as_written(doc)  # mode: 0644 is the mode '0644', as mgmt reads it
         self.only_keys(doc, TOP_KEYS, "the graph file")
         name = self.string(doc, "graph", "the graph file", required=True)
         self.check_name(name, "the graph file: 'graph'", doc.line_of("graph"))
