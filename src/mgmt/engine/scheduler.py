@@ -22,9 +22,9 @@ from mgmt.engine.autogroup import autogroup
 from mgmt.engine.outcome import Outcome
 from mgmt.engine.vertex import FAILED, OK, Vertex, build_vertex, close_resource
 from mgmt.errors import GraphError
-from mgmt.graph.deps import dependencies, find_cycle
+from mgmt.graph.deps import cycle_text, dependencies, find_cycle
 from mgmt.graph.diff import GraphDiff, diff_resources
-from mgmt.graph.model import Edge, ResourceKey, ResourceSpec, key_str
+from mgmt.graph.model import Edge, ResourceKey, ResourceSpec
 from mgmt.log import Logger, get_logger
 from mgmt.resources.base import Init
 from mgmt.world.api import Failure
@@ -91,7 +91,7 @@ class Engine:
             parents = dependencies(specs, edges)
             cycle = find_cycle(parents)
             if cycle:
-                raise GraphError("dependency cycle: " + " -> ".join(key_str(k) for k in cycle))
+                raise GraphError("dependency cycle: " + cycle_text(cycle))
             # Resources a kind applies together become one vertex (mgmt's autogroup).
             specs, parents = autogroup(specs, parents)
             with self._cond:
