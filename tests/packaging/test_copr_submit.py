@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -243,6 +244,17 @@ def test_only_source_rpms_are_sent(copr, tmp_path):
     done = run("build", f"{USER}/demo", str(stray), "--config", str(copr.config))
     assert_one_line_error(done, 2, "not an RPM")
     assert copr.state.requests == []
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["upload", "dry-run"])
+def test_a_file_name_that_is_not_utf8_is_refused_before_anything_is_sent(copr, good_srpm, dry_run):
+    """The upload's multipart header carries the name as UTF-8: it was an internal
+    error (UnicodeEncodeError) mid-upload, after a dry run had said all was well."""
+    odd = Path(os.fsdecode(bytes(good_srpm.parent) + b"/hello\xff.src.rpm"))
+    good_srpm.rename(odd)
+    done = run("build", f"{USER}/demo", str(odd), *dry_run, "--config", str(copr.config))
+    assert_one_line_error(done, 2, "file name is not UTF-8", "hello-1.0-1.src.rpm")
+    assert copr.state.requests == [] and copr.state.builds == {}
 
 
 # A final newline got through a "$"-anchored re.match ("$" matches before it).
