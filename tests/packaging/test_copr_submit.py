@@ -114,7 +114,8 @@ def test_timeout_gives_up_following_with_the_url(copr, tmp_path):
     slow = _srpm(tmp_path, "slow")
     done = run("build", f"{USER}/demo", str(slow), "--config", str(copr.config),
                "--poll-interval", "0.05", "--timeout", "0.3")  # fmt: skip
-    assert_one_line_error(done, 1, "gave up after 0.3 s", f"{copr.url}/coprs/{USER}/demo/build/1/")
+    assert_one_line_error(done, 1, "gave up after 0.3 s", f"{copr.url}/coprs/{USER}/demo/build/1/",
+                          f"follow it with: mgmt-pkg copr watch {USER}/demo 1")  # fmt: skip
     assert "copr: build 1: running" in done.stdout
 
 

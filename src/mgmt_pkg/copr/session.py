@@ -13,12 +13,19 @@ import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 from mgmt_pkg.copr.config import load_config
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 
-__all__ = ["CoprFailed", "CoprSession", "Target", "check_chroots", "parse_target"]
+__all__ = [
+    "CoprFailed",
+    "CoprSession",
+    "CoprUnavailable",
+    "Target",
+    "check_chroots",
+    "parse_target",
+]
 
 _OWNER = r"@?[A-Za-z0-9][A-Za-z0-9_.-]*"
 _PROJECT = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
@@ -34,6 +41,11 @@ _CHROOT = re.compile(r"[a-z0-9][a-z0-9_.+]*(?:-[a-z0-9_.+]+)+-[a-z0-9_]+", re.AS
 
 class CoprFailed(MgmtPkgError):
     """COPR refused or failed a request, or could not be reached (exit 1)."""
+
+
+class CoprUnavailable(CoprFailed):
+    """No answer from COPR, or an error page from a server in trouble (HTTP 5xx):
+    unlike a refusal, asking again later may work."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,7 @@ class CoprSession:
         worker.start()
         worker.join(ANSWER_TIMEOUT)
         if worker.is_alive():
-            raise CoprFailed(f"{self.url} did not answer within {ANSWER_TIMEOUT:.0f} s")
+            raise CoprUnavailable(f"{self.url} did not answer within {ANSWER_TIMEOUT:.0f} s")
         if "error" in outcome:
             raise outcome["error"]
         return outcome["value"]
@@ -144,13 +156,17 @@ class CoprSession:
                 f"(check login and token in {self.config['config_path']}): {said}"
             ) from error
         except CoprException as error:
-            page = self._error_page(error)
-            raise CoprFailed(f"{doing}: {page or _one_line(error)}") from error
+            page, status = self._error_page(error)
+            failed = CoprUnavailable if status >= 500 else CoprFailed
+            raise failed(f"{doing}: {page or _one_line(error)}") from error
         except requests.RequestException as error:
-            raise CoprFailed(f"{doing}: cannot reach {self.url}: {_one_line(error)}") from error
+            raise CoprUnavailable(
+                f"{doing}: cannot reach {self.url}: {_one_line(error)}"
+            ) from error
 
-    def _error_page(self, error: Exception) -> Optional[str]:
-        """What an answer without api_3's JSON body was, or None if it had one.
+    def _error_page(self, error: Exception) -> Tuple[Optional[str], int]:
+        """What an answer without api_3's JSON body was, or None if it had one;
+        and the answer's HTTP status (0 without one).
 
         COPR says what went wrong in JSON; a crashed frontend or the web server
         or proxy in front of it sends an HTML page, which the copr library
@@ -160,10 +176,10 @@ class CoprSession:
         result = getattr(error, "result", None)
         response = result.get("__response__") if isinstance(result, dict) else None
         if response is None:
-            return None
+            return None, 0
         try:
             response.json()
-            return None
+            return None, response.status_code
         except ValueError:
             pass
         request = response.request
@@ -171,7 +187,7 @@ class CoprSession:
         said = f"HTTP {response.status_code} ({response.reason or 'no reason given'}){asked}"
         if response.status_code < 400:
             said += ", not with api_3's JSON (does copr_url name a COPR?)"
-        return f"COPR at {self.url}: the server answered {said}"
+        return f"COPR at {self.url}: the server answered {said}", response.status_code
 
 
 # COPR's words for a login it does not take ("Login invalid/expired. Please visit
