@@ -82,6 +82,13 @@ class CoprState:
     # path -> HTTP status answered with an HTML page, as a crashed frontend or the
     # web server in front of it does (no api_3 JSON body)
     error_pages: Dict[str, int] = field(default_factory=dict)
+    # paths whose requests are read whole and never answered (a frontend that
+    # hangs, a link that died after the last byte), until ``release`` is set
+    silent_paths: Set[str] = field(default_factory=set)
+    release: threading.Event = field(default_factory=threading.Event)
+    silent_for: float = 60.0  # then the connection is closed, unanswered
+    # paths whose request bodies are not read at all (a link that stalls mid-upload)
+    stalled_paths: Set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -111,6 +118,12 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests.append((method, url.path))
+        if url.path in state.silent_paths | state.stalled_paths:
+            if url.path not in state.stalled_paths:
+                self._read_body()
+            state.release.wait(state.silent_for)
+            self.close_connection = True
+            return
         if url.path in state.error_pages:
             self._read_body()
             self._error_page(state.error_pages[url.path])
@@ -287,6 +300,7 @@ class CoprServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.state.release.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

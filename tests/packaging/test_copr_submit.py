@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,13 @@ A test package.
 """
 
 
-def _srpm(directory: Path, name: str) -> Path:
+def _srpm(directory: Path, name: str, source: str = "") -> Path:
     require_tools("rpmbuild")
     spec = directory / f"{name}.spec"
-    spec.write_text(MINIMAL_SPEC.format(name=name))
+    text = MINIMAL_SPEC.format(name=name)
+    if source:  # a file in the build tree's SOURCES, as rpmbuild looks for it
+        text = text.replace("%description", f"Source0: {source}\n%description")
+    spec.write_text(text)
     subprocess.run(
         ["rpmbuild", "-bs", "--quiet", "--define", f"_topdir {directory / 'rpmbuild'}",
          "--define", f"_srcrpmdir {directory}", str(spec)],
@@ -208,6 +212,37 @@ def test_a_server_that_never_answers_is_given_up_on(copr, good_srpm, tmp_path, m
         config.write_text(copr.config.read_text().replace(copr.url, url))
         with pytest.raises(session.CoprFailed, match=rf"{url} did not answer within 1 s"):
             submit_srpm(f"{USER}/demo", good_srpm, config_path=config, echo=lambda line: None)
+
+
+@pytest.mark.parametrize("stalled", [False, True], ids=["no-answer", "stalled-mid-upload"])
+def test_an_upload_without_answer_or_progress_is_given_up_on(
+    copr, good_srpm, tmp_path, monkeypatch, stalled
+):
+    """The upload was the one call without a bound: a frontend that took the whole
+    SRPM and never answered, or a link that stopped taking bytes, held the
+    command for ever. Now it ends once nothing moved for ANSWER_TIMEOUT."""
+    from mgmt_pkg.copr import session
+
+    monkeypatch.setattr(session, "ANSWER_TIMEOUT", 1.0)
+    srpm = good_srpm
+    if stalled:  # more than the socket buffers hold, so the upload stops midway
+        (tmp_path / "rpmbuild" / "SOURCES").mkdir(parents=True)
+        (tmp_path / "rpmbuild" / "SOURCES" / "big.bin").write_bytes(os.urandom(12 << 20))
+        srpm = _srpm(tmp_path, "big", source="big.bin")
+        copr.state.stalled_paths.add("/api_3/build/create/upload")
+    else:
+        copr.state.silent_paths.add("/api_3/build/create/upload")
+    copr.state.silent_for = 15.0  # then closed: the old code said "cannot reach" after it
+    sent = []
+    started = time.monotonic()
+    with pytest.raises(session.CoprUnavailable) as raised:
+        submit_srpm(f"{USER}/demo", srpm, config_path=copr.config, echo=sent.append)
+    assert time.monotonic() - started < 10
+    assert str(raised.value) == (
+        f"{copr.url} did not answer within 1 s (COPR may have the build all the same: "
+        f"see {copr.url}/coprs/{USER}/demo/builds/)"
+    )
+    assert sent == [] and copr.state.builds == {}
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import IO, Optional
 
 import click
@@ -22,7 +23,11 @@ class UploadProgress:
         self.file = file or sys.stderr
         self.sent = 0
         self.total = 0
+        self.moved = time.monotonic()  # when the last bytes went out
         self._bar = None
+
+    def moved_at(self) -> float:
+        return self.moved
 
     def __call__(self, monitor) -> None:
         if self._bar is None:
@@ -35,6 +40,7 @@ class UploadProgress:
         if step > 0:
             self._bar.update(step)
             self.sent += step
+            self.moved = time.monotonic()
 
     def close(self) -> None:
         if self._bar is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,7 +87,8 @@ def check_chroots(option: str, chroots: Sequence[str]) -> None:
 
 # The copr library sends its requests without a timeout: a server that takes the
 # connection and never answers held the command for ever (--timeout counts only
-# between polls). Each call but the upload (as long as the SRPM takes) is bounded.
+# between polls). Each call is bounded; the upload by the time without progress
+# (an SRPM takes as long as it takes), and then by the wait for its answer.
 ANSWER_TIMEOUT = 120.0
 
 
@@ -108,9 +110,17 @@ class CoprSession:
                 self._client = Client(self.config)
         return self._client
 
-    def answered(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``call(*args, **kwargs)``'s result, or CoprFailed once ANSWER_TIMEOUT passed
-        without an answer (the call is left to its daemon thread: the process ends)."""
+    def answered(
+        self,
+        call: Callable[..., Any],
+        *args: Any,
+        moved_at: Optional[Callable[[], float]] = None,
+        **kwargs: Any,
+    ) -> Any:
+        """``call(*args, **kwargs)``'s result, or CoprUnavailable once ANSWER_TIMEOUT
+        passed without an answer (the call is left to its daemon thread: the process
+        ends). ``moved_at`` gives the time.monotonic() of the call's last progress
+        (bytes of an upload going out): the wait counts from then."""
         outcome: Dict[str, Any] = {}
 
         def run() -> None:
@@ -121,7 +131,13 @@ class CoprSession:
 
         worker = threading.Thread(target=run, name="copr-call", daemon=True)
         worker.start()
-        worker.join(ANSWER_TIMEOUT)
+        started = time.monotonic()
+        while worker.is_alive():
+            last = max(started, moved_at()) if moved_at else started
+            left = last + ANSWER_TIMEOUT - time.monotonic()
+            if left <= 0:
+                break
+            worker.join(left)
         if worker.is_alive():
             raise CoprUnavailable(f"{self.url} did not answer within {ANSWER_TIMEOUT:.0f} s")
         if "error" in outcome:

@@ -17,7 +17,14 @@ from mgmt_pkg.copr.follow import (
     follow_builds,
 )
 from mgmt_pkg.copr.progress import UploadProgress
-from mgmt_pkg.copr.session import CoprFailed, CoprSession, Target, check_chroots, parse_target
+from mgmt_pkg.copr.session import (
+    CoprFailed,
+    CoprSession,
+    CoprUnavailable,
+    Target,
+    check_chroots,
+    parse_target,
+)
 from mgmt_pkg.copr.srpm import SourcePackage, read_source_package
 from mgmt_pkg.errors import Interrupted, InvalidInput, MgmtPkgError
 
@@ -219,12 +226,20 @@ def _upload(
     progress = UploadProgress(f"copr: uploading {package.path.name}")
     try:
         with session.errors(f"uploading {package.path.name} to {where}"):
-            build = session.client.build_proxy.create_from_file(
+            build = session.answered(
+                session.client.build_proxy.create_from_file,
                 where.owner,
                 where.project,
                 str(package.path),
                 buildopts={**options, "progress_callback": progress},
+                moved_at=progress.moved_at,
             )
+    except CoprUnavailable as error:
+        # All of it may have arrived before the link or the answer was lost.
+        raise CoprUnavailable(
+            f"{error} (COPR may have the build all the same: see "
+            f"{session.project_url(where)}builds/)"
+        ) from error
     finally:
         progress.close()
     url = session.build_url(where, int(build.id))
