@@ -87,6 +87,9 @@ class CoprState:
     silent_paths: Set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
     silent_for: float = 60.0  # then the connection is closed, unanswered
+    # paths whose requests are read and then the connection closed, unanswered
+    # (a frontend restarting, a proxy dropping the connection)
+    dropped_paths: Set[str] = field(default_factory=set)
     # paths whose request bodies are not read at all (a link that stalls mid-upload)
     stalled_paths: Set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -118,6 +121,10 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests.append((method, url.path))
+        if url.path in state.dropped_paths:
+            self._read_body()
+            self.close_connection = True
+            return
         if url.path in state.silent_paths | state.stalled_paths:
             if url.path not in state.stalled_paths:
                 self._read_body()

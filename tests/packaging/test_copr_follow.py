@@ -115,9 +115,18 @@ def test_interrupt_while_following_says_the_build_goes_on_and_how_to_follow_it(c
     assert f"copr: build 1 succeeded: {url}" in done.stdout
 
 
-def test_a_copr_that_stops_answering_for_a_while_is_waited_out(copr, slow):
-    """One 502 from the proxy in front of COPR while following ended the command
-    with exit 1, although the build went on and ended well."""
+OUTAGES = [
+    ("502", lambda state, path: state.error_pages.__setitem__(path, 502),
+     "the server answered HTTP 502 (Bad Gateway) to GET /api_3/build/1; asking again"),
+    ("dropped", lambda state, path: state.dropped_paths.add(path),
+     "cannot reach {url}: no connection, or it was dropped; asking again"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "outage", "said"), OUTAGES, ids=[c[0] for c in OUTAGES])
+def test_a_copr_that_stops_answering_for_a_while_is_waited_out(copr, slow, case, outage, said):
+    """One 502 from the proxy in front of COPR, or a connection it dropped, while
+    following ended the command with exit 1, though the build went on and ended well."""
     running = start("build", f"{USER}/demo", str(slow), "--config", str(copr.config),
                     "--poll-interval", "0.05")  # fmt: skip
     try:
@@ -125,16 +134,17 @@ def test_a_copr_that_stops_answering_for_a_while_is_waited_out(copr, slow):
             lambda: 1 in copr.state.builds and copr.state.builds[1].state == "running",
             what="build 1 running",
         )
-        copr.state.error_pages["/api_3/build/1"] = 502
+        outage(copr.state, "/api_3/build/1")
         reads = build_reads(copr)
         wait_until(lambda: build_reads(copr) >= reads + 3, what="build 1 asked for again")
-        del copr.state.error_pages["/api_3/build/1"]
+        copr.state.error_pages.clear()
+        copr.state.dropped_paths.clear()
         copr.state.builds[1].stuck = False
         out, err = running.communicate(timeout=30)
     finally:
         running.kill()
     assert running.returncode == 0, err
-    assert "HTTP 502 (Bad Gateway) to GET /api_3/build/1; asking again" in out
+    assert said.format(url=copr.url) in out
     assert f"copr: build 1 succeeded: {copr.url}/coprs/{USER}/demo/build/1/" in out
 
 

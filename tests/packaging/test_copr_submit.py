@@ -245,6 +245,20 @@ def test_an_upload_without_answer_or_progress_is_given_up_on(
     assert sent == [] and copr.state.builds == {}
 
 
+def test_an_upload_whose_connection_is_dropped_says_so_and_where_to_look(copr, good_srpm):
+    """It said "Unable to connect to URL/api_3/." (the copr library's words for any
+    connection error), though it had connected and sent the SRPM."""
+    copr.state.dropped_paths.add("/api_3/build/create/upload")
+    done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(copr.config))
+    assert_one_line_error(
+        done, 1,
+        f"uploading hello-1.0-1.src.rpm to {USER}/demo: cannot reach {copr.url}: no "
+        f"connection, or it was dropped (COPR may have the build all the same: see "
+        f"{copr.url}/coprs/{USER}/demo/builds/)",
+    )  # fmt: skip
+    assert "Unable to connect" not in done.stderr
+
+
 @pytest.mark.parametrize(
     "text, fragment",
     [

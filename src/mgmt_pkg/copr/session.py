@@ -172,6 +172,12 @@ class CoprSession:
                 f"(check login and token in {self.config['config_path']}): {said}"
             ) from error
         except CoprException as error:
+            if _CONNECTION_FAILED.fullmatch(str(error)) and _response(error) is None:
+                # The library's words for any requests.ConnectionError: refused,
+                # reset, or closed mid-request (a restart, a proxy) after all.
+                raise CoprUnavailable(
+                    f"{doing}: cannot reach {self.url}: no connection, or it was dropped"
+                ) from error
             page, status = self._error_page(error)
             failed = CoprUnavailable if status >= 500 else CoprFailed
             raise failed(f"{doing}: {page or _one_line(error)}") from error
@@ -189,8 +195,7 @@ class CoprSession:
         reports as "Response is not in JSON format, there is probably a bug in
         the API code" (or, for a 504, as the bare reason), naming no server.
         """
-        result = getattr(error, "result", None)
-        response = result.get("__response__") if isinstance(result, dict) else None
+        response = _response(error)
         if response is None:
             return None, 0
         try:
@@ -209,6 +214,16 @@ class CoprSession:
 # COPR's words for a login it does not take ("Login invalid/expired. Please visit
 # the API page to get a token"); a missing right names the project instead.
 _BAD_LOGIN = re.compile(r"\blogin\b|\btoken\b|expired|authenticat", re.IGNORECASE)
+
+
+# What the copr library raises instead of requests' ConnectionError, whatever its cause.
+_CONNECTION_FAILED = re.compile(r"Unable to connect to \S+\.")
+
+
+def _response(error: Exception) -> Any:
+    """The requests response a copr library exception came with, or None."""
+    result = getattr(error, "result", None)
+    return result.get("__response__") if isinstance(result, dict) else None
 
 
 def _one_line(error: Exception) -> str:
