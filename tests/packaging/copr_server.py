@@ -90,6 +90,8 @@ class CoprState:
     # paths whose requests are read and then the connection closed, unanswered
     # (a frontend restarting, a proxy dropping the connection)
     dropped_paths: Set[str] = field(default_factory=set)
+    # path -> how many of its requests are answered before the rest are dropped
+    drop_after: Dict[str, int] = field(default_factory=dict)
     # paths whose request bodies are not read at all (a link that stalls mid-upload)
     stalled_paths: Set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -121,7 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests.append((method, url.path))
-        if url.path in state.dropped_paths:
+        seen = sum(1 for _, path in state.requests if path == url.path)
+        if url.path in state.dropped_paths or seen > state.drop_after.get(url.path, seen):
             self._read_body()
             self.close_connection = True
             return

@@ -140,6 +140,19 @@ def test_several_srpms_become_several_builds(copr, good_srpm, tmp_path):
     assert "copr: build 2 succeeded" in done.stdout
 
 
+def test_an_upload_that_fails_after_another_names_the_build_already_made(copr, good_srpm, tmp_path):
+    """The first build went on at COPR; the error said only that the second failed."""
+    other = _srpm(tmp_path, "other")
+    copr.state.drop_after["/api_3/build/create/upload"] = 1
+    done = run("build", f"{USER}/demo", str(good_srpm), str(other), "--config", str(copr.config))
+    assert_one_line_error(
+        done, 1, "uploading other-1.0-1.src.rpm", "no connection, or it was dropped",
+        f"the build goes on at COPR: {copr.url}/coprs/{USER}/demo/build/1/; "
+        f"follow it with: mgmt-pkg copr watch {USER}/demo 1",
+    )  # fmt: skip
+    assert [b.package[0] for b in copr.state.builds.values()] == ["hello"]
+
+
 def test_bad_credentials(copr, good_srpm, tmp_path):
     config = tmp_path / "wrong.conf"
     copr.write_config(config, LOGIN, "not-the-token", USER)

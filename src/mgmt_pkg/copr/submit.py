@@ -132,7 +132,14 @@ def submit_builds(
     results: List[BuildResult] = []
     try:
         for package in packages:
-            results.append(_upload(session, where, package, options, echo))
+            try:
+                results.append(_upload(session, where, package, options, echo))
+            except CoprFailed as error:
+                if not results:
+                    raise
+                # The builds already made are not undone: say where they are.
+                ids = [r.id for r in results]
+                raise type(error)(f"{error}; {follow_again(session, where, ids)}") from error
         if not wait:
             return results
         states = follow_builds(
