@@ -134,9 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
             state.release.wait(state.silent_for)
             self.close_connection = True
             return
-        if url.path in state.error_pages:
+        if url.path in state.error_pages or not url.path.startswith("/api_3/"):
+            # COPR's web pages (and its 404s outside api_3) are HTML.
             self._read_body()
-            self._error_page(state.error_pages[url.path])
+            self._error_page(state.error_pages.get(url.path, 404))
             return
         try:
             body = self._read_body()

@@ -211,6 +211,19 @@ def test_an_error_page_names_the_server_and_the_status(copr, good_srpm, path, st
     assert copr.state.builds == {}
 
 
+def test_a_copr_url_with_a_web_page_path_is_named_as_the_likely_cause(copr, good_srpm, tmp_path):
+    """A copr_url copied from a project's page: COPR answers its HTML 404."""
+    config = tmp_path / "pasted.conf"
+    config.write_text(copr.config.read_text().replace(copr.url, f"{copr.url}/coprs/{USER}/demo/"))
+    done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(config))
+    assert_one_line_error(
+        done, 1,
+        f"HTTP 404 (Not Found) to POST /coprs/{USER}/demo/api_3/build/check-before-build "
+        f"(is copr_url, {copr.url}/coprs/{USER}/demo, COPR's address, without a path?)",
+    )  # fmt: skip
+    assert copr.state.builds == {}
+
+
 def test_a_server_that_never_answers_is_given_up_on(copr, good_srpm, tmp_path, monkeypatch):
     """It took the connection and said nothing: the copr library waits without a
     timeout, and the command hung for ever, --timeout or not."""

@@ -208,6 +208,10 @@ class CoprSession:
         said = f"HTTP {response.status_code} ({response.reason or 'no reason given'}){asked}"
         if response.status_code < 400:
             said += ", not with api_3's JSON (does copr_url name a COPR?)"
+        elif response.status_code in (404, 405):
+            # COPR answers its unknown api_3 paths in JSON: this page came from
+            # elsewhere, as with a copr_url copied from a project's web page.
+            said += f" (is copr_url, {self.url}, COPR's address, without a path?)"
         return f"COPR at {self.url}: the server answered {said}", response.status_code
 
 
