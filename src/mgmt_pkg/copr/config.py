@@ -114,6 +114,15 @@ def _check_url(where: str, url: str) -> None:
     why = url_problem(url, ("http", "https"))
     if why is not None:
         raise InvalidInput(f"{problem} ({why})")
+    # The client appends "/api_3/..." to copr_url as text: after a "?" or "#"
+    # every call would go to the same page, with the API path as its query.
+    for mark, what in (("?", "a query"), ("#", "a fragment")):
+        if mark in url:
+            raise InvalidInput(
+                f"{where}: [{SECTION}] copr_url {url!r} has {what} "
+                f"({url[url.index(mark) :]!r}); give COPR's address alone, "
+                "e.g. https://copr.fedorainfracloud.org"
+            )
 
 
 # Sent as they are: login and token as HTTP basic auth (requests encodes it as
