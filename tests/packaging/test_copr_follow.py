@@ -11,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,24 @@ def test_a_copr_that_does_not_come_back_ends_the_follow_saying_the_build_goes_on
     )
     assert sum("asking again" in line for line in lines) == 1
     assert build_reads(copr) >= 2
+
+
+def test_timeout_holds_while_copr_does_not_answer(copr, slow):
+    """A poll COPR never answered held the command for the 120 s of a call,
+    past a --timeout of 1 s."""
+    copr.state.silent_paths.add("/api_3/build/1")
+    copr.state.silent_for = 20.0
+    started = time.monotonic()
+    done = subprocess.run(
+        command("build", f"{USER}/demo", str(slow), "--config", str(copr.config),
+                "--timeout", "1"),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert time.monotonic() - started < 10
+    assert done.returncode == 1
+    line = one_error_line(done.stderr)
+    assert line.startswith("mgmt-pkg: error: gave up after 1 s; the build goes on at COPR: ")
+    assert "did not answer within 1 s; asking again" in done.stdout
 
 
 def test_a_refusal_while_following_is_not_waited_out(copr, slow):

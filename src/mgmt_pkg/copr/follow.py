@@ -55,7 +55,7 @@ def follow_builds(
     while pending:
         try:
             for build_id in list(pending):
-                state = _state(session, target, build_id)
+                state = _state(session, target, build_id, deadline)
                 if states.get(build_id) != state:
                     echo(f"copr: build {build_id}: {state}")
                     states[build_id] = state
@@ -81,9 +81,9 @@ def follow_builds(
     return states
 
 
-def _state(session: CoprSession, target: Target, build_id: int) -> str:
+def _state(session: CoprSession, target: Target, build_id: int, deadline: Optional[float]) -> str:
     with session.errors(f"following build {build_id}"):
-        build = session.answered(session.client.build_proxy.get, build_id)
+        build = session.answered(session.client.build_proxy.get, build_id, deadline=deadline)
     # `copr watch` takes the project and the ids from the user: a build of
     # another project would be followed under URLs that lead nowhere.
     owner, project = getattr(build, "ownername", None), getattr(build, "projectname", None)

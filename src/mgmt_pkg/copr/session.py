@@ -115,12 +115,14 @@ class CoprSession:
         call: Callable[..., Any],
         *args: Any,
         moved_at: Optional[Callable[[], float]] = None,
+        deadline: Optional[float] = None,
         **kwargs: Any,
     ) -> Any:
         """``call(*args, **kwargs)``'s result, or CoprUnavailable once ANSWER_TIMEOUT
         passed without an answer (the call is left to its daemon thread: the process
         ends). ``moved_at`` gives the time.monotonic() of the call's last progress
-        (bytes of an upload going out): the wait counts from then."""
+        (bytes of an upload going out): the wait counts from then. ``deadline``
+        (a time.monotonic()) ends the wait sooner: the user's --timeout."""
         outcome: Dict[str, Any] = {}
 
         def run() -> None:
@@ -131,15 +133,19 @@ class CoprSession:
 
         worker = threading.Thread(target=run, name="copr-call", daemon=True)
         worker.start()
-        started = time.monotonic()
+        started = last = time.monotonic()
         while worker.is_alive():
             last = max(started, moved_at()) if moved_at else started
-            left = last + ANSWER_TIMEOUT - time.monotonic()
+            ends = (
+                last + ANSWER_TIMEOUT if deadline is None else min(deadline, last + ANSWER_TIMEOUT)
+            )
+            left = ends - time.monotonic()
             if left <= 0:
                 break
             worker.join(left)
         if worker.is_alive():
-            raise CoprUnavailable(f"{self.url} did not answer within {ANSWER_TIMEOUT:.0f} s")
+            waited = min(ANSWER_TIMEOUT, time.monotonic() - last)
+            raise CoprUnavailable(f"{self.url} did not answer within {waited:.0f} s")
         if "error" in outcome:
             raise outcome["error"]
         return outcome["value"]
