@@ -25,11 +25,14 @@ class UploadProgress:
         self.total = 0
         self.moved = time.monotonic()  # when the last bytes went out
         self._bar = None
+        self._closed = False
 
     def moved_at(self) -> float:
         return self.moved
 
     def __call__(self, monitor) -> None:
+        if self._closed:  # an upload given up on, still running in its thread
+            return
         if self._bar is None:
             self.total = int(monitor.len)
             self._bar = click.progressbar(
@@ -43,6 +46,7 @@ class UploadProgress:
             self.moved = time.monotonic()
 
     def close(self) -> None:
+        self._closed = True
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None
