@@ -16,6 +16,7 @@ DEFAULT_POLL_INTERVAL = 10.0
 # How long COPR may go without answering (a restart, a proxy's 502s, a dropped
 # link) before following stops; the builds themselves go on at COPR meanwhile.
 UNAVAILABLE_FOR = 600.0
+OUTAGE_PAUSE = 1.0
 
 
 def follow_again(session: CoprSession, target: Target, build_ids: Sequence[int]) -> str:
@@ -76,7 +77,10 @@ def follow_builds(
                 f"gave up after {timeout:g} s; {follow_again(session, target, pending)}"
             )
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        time.sleep(wait if left is None else min(wait, left))
+        # While COPR is away, not more than once a second, whatever --poll-interval
+        # says: refused connections fail at once, and a busy loop would hammer it.
+        pause = wait if unavailable_since is None else max(wait, OUTAGE_PAUSE)
+        time.sleep(pause if left is None else min(pause, left))
         wait = min(wait * 2, poll_interval)
     return states
 
