@@ -106,10 +106,10 @@ def test_interrupt_while_following_says_the_build_goes_on_and_how_to_follow_it(c
     assert all(path == "/api_3/build/1" for _, path in copr.state.requests[2:])
     # The command it names follows the build to its end.
     again = shlex.split(re.search(r"follow it with: (mgmt-pkg copr watch .*)$", line)[1])
-    assert again == ["mgmt-pkg", "copr", "watch", f"{USER}/demo", "1"]
+    assert again == ["mgmt-pkg", "copr", "watch", f"{USER}/demo", "1", "--config", str(copr.config)]
     copr.state.builds[1].stuck = False
     done = subprocess.run(
-        command(*again[2:], "--config", str(copr.config), "--poll-interval", "0.05"),
+        command(*again[2:], "--poll-interval", "0.05"),
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -164,7 +164,7 @@ def test_a_copr_that_does_not_come_back_ends_the_follow_saying_the_build_goes_on
     assert "HTTP 503 (Service Unavailable) to GET /api_3/build/1" in said
     assert said.endswith(
         f"the build goes on at COPR: {copr.url}/coprs/{USER}/demo/build/1/; "
-        f"follow it with: mgmt-pkg copr watch {USER}/demo 1"
+        f"follow it with: mgmt-pkg copr watch {USER}/demo 1 --config {copr.config}"
     )
     assert sum("asking again" in line for line in lines) == 1
     # Asked again, but once a second, not in a busy loop (--poll-interval 0).

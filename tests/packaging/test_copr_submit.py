@@ -118,8 +118,10 @@ def test_timeout_gives_up_following_with_the_url(copr, tmp_path):
     slow = _srpm(tmp_path, "slow")
     done = run("build", f"{USER}/demo", str(slow), "--config", str(copr.config),
                "--poll-interval", "0.05", "--timeout", "0.3")  # fmt: skip
-    assert_one_line_error(done, 1, "gave up after 0.3 s", f"{copr.url}/coprs/{USER}/demo/build/1/",
-                          f"follow it with: mgmt-pkg copr watch {USER}/demo 1")  # fmt: skip
+    assert_one_line_error(
+        done, 1, "gave up after 0.3 s", f"{copr.url}/coprs/{USER}/demo/build/1/",
+        f"follow it with: mgmt-pkg copr watch {USER}/demo 1 --config {copr.config}",
+    )  # fmt: skip
     assert "copr: build 1: running" in done.stdout
 
 
@@ -148,7 +150,7 @@ def test_an_upload_that_fails_after_another_names_the_build_already_made(copr, g
     assert_one_line_error(
         done, 1, "uploading other-1.0-1.src.rpm", "no connection, or it was dropped",
         f"the build goes on at COPR: {copr.url}/coprs/{USER}/demo/build/1/; "
-        f"follow it with: mgmt-pkg copr watch {USER}/demo 1",
+        f"follow it with: mgmt-pkg copr watch {USER}/demo 1 --config {copr.config}",
     )  # fmt: skip
     assert [b.package[0] for b in copr.state.builds.values()] == ["hello"]
 

@@ -24,9 +24,11 @@ def follow_again(session: CoprSession, target: Target, build_ids: Sequence[int])
     one = len(build_ids) == 1
     urls = ", ".join(session.build_url(target, i) for i in build_ids)
     ids = " ".join(str(i) for i in build_ids)
+    # The same config, or the command would ask another COPR (or none).
+    chosen = session.config_option()
     return (
         f"{'the build goes' if one else 'the builds go'} on at COPR: {urls}; "
-        f"follow {'it' if one else 'them'} with: mgmt-pkg copr watch {target} {ids}"
+        f"follow {'it' if one else 'them'} with: mgmt-pkg copr watch {target} {ids}{chosen}"
     )
 
 
@@ -91,15 +93,7 @@ def _state(session: CoprSession, target: Target, build_id: int, deadline: Option
     # `copr watch` takes the project and the ids from the user: a build of
     # another project would be followed under URLs that lead nowhere.
     owner, project = getattr(build, "ownername", None), getattr(build, "projectname", None)
-    if (
-        owner is not None
-        and project is not None
-        and (owner, project)
-        != (
-            target.owner,
-            target.project,
-        )
-    ):
+    if None not in (owner, project) and (owner, project) != (target.owner, target.project):
         raise CoprFailed(f"build {build_id} belongs to {owner}/{project}, not to {target}")
     state = str(build.state)
     if state == "unknown":

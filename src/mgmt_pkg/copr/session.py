@@ -8,6 +8,7 @@ says what we were doing and where, which the CLI prints without a traceback.
 from __future__ import annotations
 
 import re
+import shlex
 import threading
 import time
 import urllib.parse
@@ -96,6 +97,7 @@ class CoprSession:
     """The copr.v3 client for one config file, plus the URLs users need to see."""
 
     def __init__(self, config_path: Optional[Path] = None):
+        self.config_path = config_path
         self.config: Dict[str, Any] = load_config(config_path)
         self.url: str = self.config["copr_url"]
         self.login: str = self.config["login"]
@@ -149,6 +151,12 @@ class CoprSession:
         if "error" in outcome:
             raise outcome["error"]
         return outcome["value"]
+
+    def config_option(self) -> str:
+        """ " --config PATH" (quoted for a shell) if a config was named, else ""."""
+        if self.config_path is None:
+            return ""
+        return f" --config {shlex.quote(str(self.config_path))}"
 
     def api_url(self, endpoint: str) -> str:
         return f"{self.url}/api_3/{endpoint.lstrip('/')}"
