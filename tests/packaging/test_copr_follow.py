@@ -239,3 +239,18 @@ def test_watch_refuses_what_it_cannot_follow(copr, slow, args, code, said):
     )  # fmt: skip
     assert done.returncode == code
     assert one_error_line(done.stderr) == f"mgmt-pkg: error: {said}"
+
+
+def test_the_suggested_command_names_the_config_absolute_and_quoted(copr, slow, tmp_path):
+    """A relative --config was repeated as given: wrong from any other folder."""
+    config = tmp_path / "my copr.conf"
+    config.write_bytes(copr.config.read_bytes())
+    submit_srpm(f"{USER}/demo", slow, config_path=config, wait=False, echo=lambda _: None)
+    done = subprocess.run(
+        command("watch", f"{USER}/demo", "1", "--config", "my copr.conf", "--timeout", "0.2",
+                "--poll-interval", "0.05"),
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    again = re.search(r"follow it with: (.*)$", one_error_line(done.stderr))[1]
+    assert shlex.split(again)[-2:] == ["--config", str(config)]

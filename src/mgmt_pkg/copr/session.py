@@ -7,6 +7,7 @@ says what we were doing and where, which the CLI prints without a traceback.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import threading
@@ -156,7 +157,8 @@ class CoprSession:
         """ " --config PATH" (quoted for a shell) if a config was named, else ""."""
         if self.config_path is None:
             return ""
-        return f" --config {shlex.quote(str(self.config_path))}"
+        # Absolute: the command may well be run from another folder.
+        return f" --config {shlex.quote(os.path.abspath(self.config_path))}"
 
     def api_url(self, endpoint: str) -> str:
         return f"{self.url}/api_3/{endpoint.lstrip('/')}"
