@@ -154,7 +154,7 @@ class CoprSession:
         return outcome["value"]
 
     def config_option(self) -> str:
-        """ " --config PATH" (quoted for a shell) if a config was named, else ""."""
+        """The --config option to repeat in a command we suggest ("" for the default)."""
         if self.config_path is None:
             return ""
         # Absolute: the command may well be run from another folder.

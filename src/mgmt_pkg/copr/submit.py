@@ -50,8 +50,9 @@ class StoppedFollowing(MgmtPkgError):
     message says where and how to follow them again; exit 128 + the signal."""
 
     def __init__(self, stop: BaseException, follow_again: str):
-        self.exit_code = 128 + getattr(stop, "signum", signal.SIGINT)
-        name = signal.Signals(self.exit_code - 128).name
+        signum = getattr(stop, "signum", signal.SIGINT)  # a KeyboardInterrupt has none
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
         super().__init__(f"interrupted by {name}; {follow_again}")
 
 
