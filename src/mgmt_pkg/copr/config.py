@@ -116,6 +116,11 @@ def _check_url(where: str, url: str) -> None:
         raise InvalidInput(f"{problem} ({why})")
     # The client appends "/api_3/..." to copr_url as text: after a "?" or "#"
     # every call would go to the same page, with the API path as its query.
+    if re.search(r"/api_3/*$", url):
+        raise InvalidInput(
+            f"{where}: [{SECTION}] copr_url {url!r} ends in /api_3, which the client "
+            f"adds itself; give COPR's address, {re.sub(r'/api_3/*$', '', url)!r}"
+        )
     for mark, what in (("?", "a query"), ("#", "a fragment")):
         if mark in url:
             raise InvalidInput(
