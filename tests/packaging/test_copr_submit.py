@@ -129,6 +129,10 @@ def test_nowait_submits_and_returns(copr, good_srpm):
     done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(copr.config), "--nowait")
     assert done.returncode == 0, done.stderr
     assert "copr: build 1 submitted (hello-1.0-1)" in done.stdout
+    assert done.stdout.splitlines()[-1] == (
+        f"copr: the build goes on at COPR: {copr.url}/coprs/{USER}/demo/build/1/; "
+        f"follow it with: mgmt-pkg copr watch {USER}/demo 1 --config {copr.config}"
+    )
     assert not [p for _, p in copr.state.requests if p.startswith("/api_3/build/1")]
     assert copr.state.builds[1].state == "importing"
 

@@ -142,6 +142,7 @@ def submit_builds(
                 ids = [r.id for r in results]
                 raise type(error)(f"{error}; {follow_again(session, where, ids)}") from error
         if not wait:
+            echo(f"copr: {follow_again(session, where, [r.id for r in results])}")
             return results
         states = follow_builds(
             session,
