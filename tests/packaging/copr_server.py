@@ -82,6 +82,18 @@ class CoprState:
     # path -> HTTP status answered with an HTML page, as a crashed frontend or the
     # web server in front of it does (no api_3 JSON body)
     error_pages: Dict[str, int] = field(default_factory=dict)
+    # paths whose requests are read whole and never answered (a frontend that
+    # hangs, a link that died after the last byte), until ``release`` is set
+    silent_paths: Set[str] = field(default_factory=set)
+    release: threading.Event = field(default_factory=threading.Event)
+    silent_for: float = 60.0  # then the connection is closed, unanswered
+    # paths whose requests are read and then the connection closed, unanswered
+    # (a frontend restarting, a proxy dropping the connection)
+    dropped_paths: Set[str] = field(default_factory=set)
+    # path -> how many of its requests are answered before the rest are dropped
+    drop_after: Dict[str, int] = field(default_factory=dict)
+    # paths whose request bodies are not read at all (a link that stalls mid-upload)
+    stalled_paths: Set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -111,9 +123,21 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests.append((method, url.path))
-        if url.path in state.error_pages:
+        seen = sum(1 for _, path in state.requests if path == url.path)
+        if url.path in state.dropped_paths or seen > state.drop_after.get(url.path, seen):
             self._read_body()
-            self._error_page(state.error_pages[url.path])
+            self.close_connection = True
+            return
+        if url.path in state.silent_paths | state.stalled_paths:
+            if url.path not in state.stalled_paths:
+                self._read_body()
+            state.release.wait(state.silent_for)
+            self.close_connection = True
+            return
+        if url.path in state.error_pages or not url.path.startswith("/api_3/"):
+            # COPR's web pages (and its 404s outside api_3) are HTML.
+            self._read_body()
+            self._error_page(state.error_pages.get(url.path, 404))
             return
         try:
             body = self._read_body()
@@ -287,6 +311,7 @@ class CoprServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.state.release.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

@@ -40,6 +40,14 @@ REFUSED = [
     ("url-port-too-big", config_bytes(url="https://127.0.0.1:99999"), "port is not a number"),
     ("url-ipv6-unclosed", config_bytes(url="https://[::1"), "Invalid IPv6 URL"),
     ("url-ipv6-bad", config_bytes(url="https://[::g]/"), "is not an http(s) URL"),
+    # Accepted, and every call went to https://c.example.org/ with "x=1/api_3/..." as its query.
+    ("url-query", config_bytes(url="https://c.example.org/?x=1"),
+     "has a query ('?x=1'); give COPR's address alone"),
+    ("url-fragment", config_bytes(url="https://c.example.org/#top"), "has a fragment ('#top')"),
+    # Every call went to URL/api_3/api_3/..., which COPR does not know.
+    ("url-api_3", config_bytes(url="https://c.example.org/api_3/"),
+     "copr_url 'https://c.example.org/api_3/' ends in /api_3, which the client adds itself; "
+     "give COPR's address, 'https://c.example.org'"),
     ("url-empty-label", config_bytes(url="https://copr..example.org"), "an empty label"),
     ("no-section", b"[other]\nx = 1\n", "no [copr-cli] section"),
     ("not-ini", b"just text\n", "copr config"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,10 +31,13 @@ A test package.
 """
 
 
-def _srpm(directory: Path, name: str) -> Path:
+def _srpm(directory: Path, name: str, source: str = "") -> Path:
     require_tools("rpmbuild")
     spec = directory / f"{name}.spec"
-    spec.write_text(MINIMAL_SPEC.format(name=name))
+    text = MINIMAL_SPEC.format(name=name)
+    if source:  # a file in the build tree's SOURCES, as rpmbuild looks for it
+        text = text.replace("%description", f"Source0: {source}\n%description")
+    spec.write_text(text)
     subprocess.run(
         ["rpmbuild", "-bs", "--quiet", "--define", f"_topdir {directory / 'rpmbuild'}",
          "--define", f"_srcrpmdir {directory}", str(spec)],
@@ -113,7 +118,10 @@ def test_timeout_gives_up_following_with_the_url(copr, tmp_path):
     slow = _srpm(tmp_path, "slow")
     done = run("build", f"{USER}/demo", str(slow), "--config", str(copr.config),
                "--poll-interval", "0.05", "--timeout", "0.3")  # fmt: skip
-    assert_one_line_error(done, 1, "gave up after 0.3 s", f"{copr.url}/coprs/{USER}/demo/build/1/")
+    assert_one_line_error(
+        done, 1, "gave up after 0.3 s", f"{copr.url}/coprs/{USER}/demo/build/1/",
+        f"follow it with: mgmt-pkg copr watch {USER}/demo 1 --config {copr.config}",
+    )  # fmt: skip
     assert "copr: build 1: running" in done.stdout
 
 
@@ -121,6 +129,10 @@ def test_nowait_submits_and_returns(copr, good_srpm):
     done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(copr.config), "--nowait")
     assert done.returncode == 0, done.stderr
     assert "copr: build 1 submitted (hello-1.0-1)" in done.stdout
+    assert done.stdout.splitlines()[-1] == (
+        f"copr: the build goes on at COPR: {copr.url}/coprs/{USER}/demo/build/1/; "
+        f"follow it with: mgmt-pkg copr watch {USER}/demo 1 --config {copr.config}"
+    )
     assert not [p for _, p in copr.state.requests if p.startswith("/api_3/build/1")]
     assert copr.state.builds[1].state == "importing"
 
@@ -132,6 +144,19 @@ def test_several_srpms_become_several_builds(copr, good_srpm, tmp_path):
     assert done.returncode == 0, done.stderr
     assert sorted(b.package[0] for b in copr.state.builds.values()) == ["hello", "other"]
     assert "copr: build 2 succeeded" in done.stdout
+
+
+def test_an_upload_that_fails_after_another_names_the_build_already_made(copr, good_srpm, tmp_path):
+    """The first build went on at COPR; the error said only that the second failed."""
+    other = _srpm(tmp_path, "other")
+    copr.state.drop_after["/api_3/build/create/upload"] = 1
+    done = run("build", f"{USER}/demo", str(good_srpm), str(other), "--config", str(copr.config))
+    assert_one_line_error(
+        done, 1, "uploading other-1.0-1.src.rpm", "no connection, or it was dropped",
+        f"the build goes on at COPR: {copr.url}/coprs/{USER}/demo/build/1/; "
+        f"follow it with: mgmt-pkg copr watch {USER}/demo 1 --config {copr.config}",
+    )  # fmt: skip
+    assert [b.package[0] for b in copr.state.builds.values()] == ["hello"]
 
 
 def test_bad_credentials(copr, good_srpm, tmp_path):
@@ -192,6 +217,19 @@ def test_an_error_page_names_the_server_and_the_status(copr, good_srpm, path, st
     assert copr.state.builds == {}
 
 
+def test_a_copr_url_with_a_web_page_path_is_named_as_the_likely_cause(copr, good_srpm, tmp_path):
+    """A copr_url copied from a project's page: COPR answers its HTML 404."""
+    config = tmp_path / "pasted.conf"
+    config.write_text(copr.config.read_text().replace(copr.url, f"{copr.url}/coprs/{USER}/demo/"))
+    done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(config))
+    assert_one_line_error(
+        done, 1,
+        f"HTTP 404 (Not Found) to POST /coprs/{USER}/demo/api_3/build/check-before-build "
+        f"(is copr_url, {copr.url}/coprs/{USER}/demo, COPR's address, without a path?)",
+    )  # fmt: skip
+    assert copr.state.builds == {}
+
+
 def test_a_server_that_never_answers_is_given_up_on(copr, good_srpm, tmp_path, monkeypatch):
     """It took the connection and said nothing: the copr library waits without a
     timeout, and the command hung for ever, --timeout or not."""
@@ -206,6 +244,51 @@ def test_a_server_that_never_answers_is_given_up_on(copr, good_srpm, tmp_path, m
         config.write_text(copr.config.read_text().replace(copr.url, url))
         with pytest.raises(session.CoprFailed, match=rf"{url} did not answer within 1 s"):
             submit_srpm(f"{USER}/demo", good_srpm, config_path=config, echo=lambda line: None)
+
+
+@pytest.mark.parametrize("stalled", [False, True], ids=["no-answer", "stalled-mid-upload"])
+def test_an_upload_without_answer_or_progress_is_given_up_on(
+    copr, good_srpm, tmp_path, monkeypatch, stalled
+):
+    """The upload was the one call without a bound: a frontend that took the whole
+    SRPM and never answered, or a link that stopped taking bytes, held the
+    command for ever. Now it ends once nothing moved for ANSWER_TIMEOUT."""
+    from mgmt_pkg.copr import session
+
+    monkeypatch.setattr(session, "ANSWER_TIMEOUT", 1.0)
+    srpm = good_srpm
+    if stalled:  # more than the socket buffers hold, so the upload stops midway
+        (tmp_path / "rpmbuild" / "SOURCES").mkdir(parents=True)
+        (tmp_path / "rpmbuild" / "SOURCES" / "big.bin").write_bytes(os.urandom(12 << 20))
+        srpm = _srpm(tmp_path, "big", source="big.bin")
+        copr.state.stalled_paths.add("/api_3/build/create/upload")
+    else:
+        copr.state.silent_paths.add("/api_3/build/create/upload")
+    copr.state.silent_for = 15.0  # then closed: the old code said "cannot reach" after it
+    sent = []
+    started = time.monotonic()
+    with pytest.raises(session.CoprUnavailable) as raised:
+        submit_srpm(f"{USER}/demo", srpm, config_path=copr.config, echo=sent.append)
+    assert time.monotonic() - started < 10
+    assert str(raised.value) == (
+        f"{copr.url} did not answer within 1 s (COPR may have the build all the same: "
+        f"see {copr.url}/coprs/{USER}/demo/builds/)"
+    )
+    assert sent == [] and copr.state.builds == {}
+
+
+def test_an_upload_whose_connection_is_dropped_says_so_and_where_to_look(copr, good_srpm):
+    """It said "Unable to connect to URL/api_3/." (the copr library's words for any
+    connection error), though it had connected and sent the SRPM."""
+    copr.state.dropped_paths.add("/api_3/build/create/upload")
+    done = run("build", f"{USER}/demo", str(good_srpm), "--config", str(copr.config))
+    assert_one_line_error(
+        done, 1,
+        f"uploading hello-1.0-1.src.rpm to {USER}/demo: cannot reach {copr.url}: no "
+        f"connection, or it was dropped (COPR may have the build all the same: see "
+        f"{copr.url}/coprs/{USER}/demo/builds/)",
+    )  # fmt: skip
+    assert "Unable to connect" not in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -243,6 +326,17 @@ def test_only_source_rpms_are_sent(copr, tmp_path):
     done = run("build", f"{USER}/demo", str(stray), "--config", str(copr.config))
     assert_one_line_error(done, 2, "not an RPM")
     assert copr.state.requests == []
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["upload", "dry-run"])
+def test_a_file_name_that_is_not_utf8_is_refused_before_anything_is_sent(copr, good_srpm, dry_run):
+    """The upload's multipart header carries the name as UTF-8: it was an internal
+    error (UnicodeEncodeError) mid-upload, after a dry run had said all was well."""
+    odd = Path(os.fsdecode(bytes(good_srpm.parent) + b"/hello\xff.src.rpm"))
+    good_srpm.rename(odd)
+    done = run("build", f"{USER}/demo", str(odd), *dry_run, "--config", str(copr.config))
+    assert_one_line_error(done, 2, "file name is not UTF-8", "hello-1.0-1.src.rpm")
+    assert copr.state.requests == [] and copr.state.builds == {}
 
 
 # A final newline got through a "$"-anchored re.match ("$" matches before it).

@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import rpmfile
@@ -177,6 +177,27 @@ def test_rebuilt_rpm_holds_both_commands_the_packages_and_the_templates(rebuilt,
     for template in templates:
         assert f"{sitelib}/mgmt_pkg/{template}" in names
     assert not [n for n in names if "direct_url.json" in n]
+
+
+def test_rebuilt_rpm_owns_its_package_folders_and_no_system_one(rebuilt):
+    """The fallback's file list held files only: erasing the package left the 38
+    folders pip had made (mgmt/, mgmt_pkg/copr/, the dist-info, ...) behind, empty."""
+    listing = subprocess.run(
+        ["rpm", "-qp", "--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]", str(rebuilt)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    entries = [line.split(" ", 1) for line in listing.splitlines()]
+    folders = {path for perms, path in entries if perms.startswith("d")}
+    files = [PurePosixPath(path) for perms, path in entries if not perms.startswith("d")]
+    (sitelib,) = {f.parents[1] for f in files if f.match("mgmt/__init__.py")}
+    made = {str(p) for f in files for p in f.parents if sitelib in p.parents}
+    assert {f"{sitelib}/mgmt", f"{sitelib}/mgmt_pkg/copr"} <= made
+    assert made <= folders, sorted(made - folders)
+    # Nothing above them: site-packages, /usr/bin and the like are the system's.
+    others = folders - made
+    assert all(path.startswith(f"/usr/share/doc/{NAME}") for path in others), sorted(others)
 
 
 def test_rpmlint_finds_no_errors_beyond_the_missing_signature(rebuilt, srpm, checkout):

@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 
 import click
 
-from mgmt_pkg.copr import create_project, submit_builds
+from mgmt_pkg.copr import create_project, submit_builds, watch_builds
 from mgmt_pkg.errors import InvalidInput
 
 _config_option = click.option(
@@ -20,6 +20,20 @@ _config_option = click.option(
 )
 _dry_run_option = click.option(
     "--dry-run", is_flag=True, help="Check everything locally and print what would be sent."
+)
+
+_poll_interval_option = click.option(
+    "--poll-interval",
+    metavar="SECONDS",
+    default="10",
+    show_default=True,
+    help="Seconds between state checks while following.",
+)
+_timeout_option = click.option(
+    "--timeout",
+    metavar="SECONDS",
+    default=None,
+    help="Give up following after this many seconds (exit 1; the builds go on).",
 )
 
 
@@ -70,19 +84,8 @@ def project(
 )
 @click.option("--chroot", "chroots", multiple=True, help="Build only in this chroot (repeatable).")
 @click.option("--nowait", is_flag=True, help="Submit and return; do not follow the builds.")
-@click.option(
-    "--poll-interval",
-    metavar="SECONDS",
-    default="10",
-    show_default=True,
-    help="Seconds between state checks while following.",
-)
-@click.option(
-    "--timeout",
-    metavar="SECONDS",
-    default=None,
-    help="Give up following after this many seconds (exit 1; the builds go on).",
-)
+@_poll_interval_option
+@_timeout_option
 @_config_option
 @_dry_run_option
 def build(
@@ -113,6 +116,40 @@ def build(
         if timeout is None
         else seconds("--timeout", timeout, MAX_TIMEOUT, above_zero=True),
     )
+
+
+@copr.command()
+@click.argument("target", metavar="OWNER/PROJECT")
+@click.argument("build_ids", metavar="BUILD_ID...", nargs=-1, required=True)
+@_poll_interval_option
+@_timeout_option
+@_config_option
+def watch(
+    target: str,
+    build_ids: Tuple[str, ...],
+    poll_interval: str,
+    timeout: Optional[str],
+    config_path: Optional[Path],
+) -> None:
+    """Follow builds submitted before to the end (after ^C, --timeout or --nowait).
+
+    Exits 1 with the build's URL if a build fails.
+    """
+    watch_builds(
+        target,
+        [_build_id(text) for text in build_ids],
+        config_path=config_path,
+        poll_interval=seconds("--poll-interval", poll_interval, MAX_POLL_INTERVAL),
+        timeout=None
+        if timeout is None
+        else seconds("--timeout", timeout, MAX_TIMEOUT, above_zero=True),
+    )
+
+
+def _build_id(text: str) -> int:
+    if not re.fullmatch(r"[1-9][0-9]{0,17}", text):
+        raise InvalidInput(f"BUILD_ID {text!r}: not a COPR build id (a number, e.g. 7123456)")
+    return int(text)
 
 
 MAX_POLL_INTERVAL = 3600.0

@@ -14,6 +14,7 @@ from mgmt_pkg.copr.submit import (
     create_project,
     submit_builds,
     submit_srpm,
+    watch_builds,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "parse_target",
     "submit_builds",
     "submit_srpm",
+    "watch_builds",
 ]

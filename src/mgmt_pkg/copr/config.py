@@ -114,6 +114,20 @@ def _check_url(where: str, url: str) -> None:
     why = url_problem(url, ("http", "https"))
     if why is not None:
         raise InvalidInput(f"{problem} ({why})")
+    # The client appends "/api_3/..." to copr_url as text: after a "?" or "#"
+    # every call would go to the same page, with the API path as its query.
+    if re.search(r"/api_3/*$", url):
+        raise InvalidInput(
+            f"{where}: [{SECTION}] copr_url {url!r} ends in /api_3, which the client "
+            f"adds itself; give COPR's address, {re.sub(r'/api_3/*$', '', url)!r}"
+        )
+    for mark, what in (("?", "a query"), ("#", "a fragment")):
+        if mark in url:
+            raise InvalidInput(
+                f"{where}: [{SECTION}] copr_url {url!r} has {what} "
+                f"({url[url.index(mark) :]!r}); give COPR's address alone, "
+                "e.g. https://copr.fedorainfracloud.org"
+            )
 
 
 # Sent as they are: login and token as HTTP basic auth (requests encodes it as

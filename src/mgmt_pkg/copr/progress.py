@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import IO, Optional
 
 import click
@@ -22,9 +23,16 @@ class UploadProgress:
         self.file = file or sys.stderr
         self.sent = 0
         self.total = 0
+        self.moved = time.monotonic()  # when the last bytes went out
         self._bar = None
+        self._closed = False
+
+    def moved_at(self) -> float:
+        return self.moved
 
     def __call__(self, monitor) -> None:
+        if self._closed:  # an upload given up on, still running in its thread
+            return
         if self._bar is None:
             self.total = int(monitor.len)
             self._bar = click.progressbar(
@@ -35,8 +43,10 @@ class UploadProgress:
         if step > 0:
             self._bar.update(step)
             self.sent += step
+            self.moved = time.monotonic()
 
     def close(self) -> None:
+        self._closed = True
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
             self._bar = None

@@ -33,6 +33,16 @@ def read_source_package(path: Path) -> SourcePackage:
 
     path = Path(path)
     headers = read_headers(path)
+    try:
+        # The upload names the file in its multipart header, which the
+        # encoder writes as UTF-8: a name that is not UTF-8 ended the upload
+        # in an internal error (UnicodeEncodeError), after a dry run said yes.
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"{str(path)!r}: the file name is not UTF-8, which the upload cannot send; "
+            f"rename it (e.g. to its NVR, {_nvr(headers)}.src.rpm)"
+        ) from None
     if headers.get("sourcepackage") != 1 or "sourcerpm" in headers:
         raise InvalidInput(f"{path}: a binary RPM; COPR builds from source RPMs (.src.rpm)")
     digest = hashlib.sha256()
@@ -47,6 +57,10 @@ def read_source_package(path: Path) -> SourcePackage:
         size=path.stat().st_size,
         sha256=digest.hexdigest(),
     )
+
+
+def _nvr(headers: dict) -> str:
+    return "-".join(_text(headers.get(key)) for key in ("name", "version", "release"))
 
 
 def _text(value: object) -> str:

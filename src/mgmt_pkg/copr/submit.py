@@ -3,25 +3,57 @@
 from __future__ import annotations
 
 import json
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
 import click
 
-from mgmt_pkg.copr.follow import DEFAULT_POLL_INTERVAL, FAILED_STATES, follow_builds
+from mgmt_pkg.copr.follow import (
+    DEFAULT_POLL_INTERVAL,
+    FAILED_STATES,
+    follow_again,
+    follow_builds,
+)
 from mgmt_pkg.copr.progress import UploadProgress
-from mgmt_pkg.copr.session import CoprFailed, CoprSession, Target, check_chroots, parse_target
+from mgmt_pkg.copr.session import (
+    CoprFailed,
+    CoprSession,
+    CoprUnavailable,
+    Target,
+    check_chroots,
+    parse_target,
+)
 from mgmt_pkg.copr.srpm import SourcePackage, read_source_package
-from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.errors import Interrupted, InvalidInput, MgmtPkgError
 
-__all__ = ["BuildFailed", "BuildResult", "create_project", "submit_builds", "submit_srpm"]
+__all__ = [
+    "BuildFailed",
+    "BuildResult",
+    "StoppedFollowing",
+    "create_project",
+    "submit_builds",
+    "submit_srpm",
+    "watch_builds",
+]
 
 Echo = Callable[[str], None]
 
 
 class BuildFailed(CoprFailed):
     """A submitted build ended failed or canceled; the message carries its URL."""
+
+
+class StoppedFollowing(MgmtPkgError):
+    """^C (or SIGTERM) while builds were submitted: they go on at COPR, and the
+    message says where and how to follow them again; exit 128 + the signal."""
+
+    def __init__(self, stop: BaseException, follow_again: str):
+        signum = getattr(stop, "signum", signal.SIGINT)  # a KeyboardInterrupt has none
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {name}; {follow_again}")
 
 
 @dataclass(frozen=True)
@@ -31,7 +63,7 @@ class BuildResult:
     id: int
     state: str
     url: str
-    srpm: Path
+    srpm: Optional[Path]  # None for a build followed by `copr watch`
 
 
 def create_project(
@@ -98,24 +130,71 @@ def submit_builds(
         _describe(session, where, packages, options, echo)
         return []
     _check_with_copr(session, where, options)
-    results = [_upload(session, where, package, options, echo) for package in packages]
-    if not wait:
-        return results
-    states = follow_builds(
-        session,
-        where,
-        [r.id for r in results],
-        echo=echo,
-        poll_interval=poll_interval,
-        timeout=timeout,
+    results: List[BuildResult] = []
+    try:
+        for package in packages:
+            try:
+                results.append(_upload(session, where, package, options, echo))
+            except CoprFailed as error:
+                if not results:
+                    raise
+                # The builds already made are not undone: say where they are.
+                ids = [r.id for r in results]
+                raise type(error)(f"{error}; {follow_again(session, where, ids)}") from error
+        if not wait:
+            echo(f"copr: {follow_again(session, where, [r.id for r in results])}")
+            return results
+        states = follow_builds(
+            session,
+            where,
+            [r.id for r in results],
+            echo=echo,
+            poll_interval=poll_interval,
+            timeout=timeout,
+        )
+    except (KeyboardInterrupt, Interrupted) as stop:
+        if not results:
+            raise
+        ids = [r.id for r in results]
+        raise StoppedFollowing(stop, follow_again(session, where, ids)) from None
+    return _report([BuildResult(r.id, states[r.id], r.url, r.srpm) for r in results], echo)
+
+
+def watch_builds(
+    target: str,
+    build_ids: Sequence[int],
+    *,
+    config_path: Optional[Path] = None,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    timeout: Optional[float] = None,
+    echo: Echo = click.echo,
+) -> List[BuildResult]:
+    """Follow builds submitted before (``mgmt-pkg copr watch``), as ``copr build`` does."""
+    where = parse_target(target)
+    if not build_ids:
+        raise InvalidInput("copr watch: no build id given")
+    session = CoprSession(config_path)
+    try:
+        states = follow_builds(
+            session, where, build_ids, echo=echo, poll_interval=poll_interval, timeout=timeout
+        )
+    except (KeyboardInterrupt, Interrupted) as stop:
+        raise StoppedFollowing(stop, follow_again(session, where, build_ids)) from None
+    return _report(
+        [BuildResult(i, states[i], session.build_url(where, i), None) for i in build_ids], echo
     )
-    results = [BuildResult(r.id, states[r.id], r.url, r.srpm) for r in results]
+
+
+def _report(results: List[BuildResult], echo: Echo) -> List[BuildResult]:
+    """Say how each build ended; BuildFailed naming those that failed."""
     failed = [r for r in results if r.state in FAILED_STATES]
     for result in results:
         if result not in failed:
             echo(f"copr: build {result.id} {result.state}: {result.url}")
     if failed:
-        detail = ", ".join(f"{r.id} {r.state} ({r.srpm.name}): {r.url}" for r in failed)
+        detail = ", ".join(
+            f"{r.id} {r.state}{f' ({r.srpm.name})' if r.srpm else ''}: {r.url}" for r in failed
+        )
         raise BuildFailed(f"COPR build {detail}")
     return results
 
@@ -156,12 +235,20 @@ def _upload(
     progress = UploadProgress(f"copr: uploading {package.path.name}")
     try:
         with session.errors(f"uploading {package.path.name} to {where}"):
-            build = session.client.build_proxy.create_from_file(
+            build = session.answered(
+                session.client.build_proxy.create_from_file,
                 where.owner,
                 where.project,
                 str(package.path),
                 buildopts={**options, "progress_callback": progress},
+                moved_at=progress.moved_at,
             )
+    except CoprUnavailable as error:
+        # All of it may have arrived before the link or the answer was lost.
+        raise CoprUnavailable(
+            f"{error} (COPR may have the build all the same: see "
+            f"{session.project_url(where)}builds/)"
+        ) from error
     finally:
         progress.close()
     url = session.build_url(where, int(build.id))
