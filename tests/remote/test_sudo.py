@@ -53,7 +53,7 @@ def pool():
 
 @pytest.fixture(scope="module")
 def users(pool):
-    kinds = {k: k for k in ("nopasswd", "exact", "password", "requiretty", "none")}
+    kinds = {k: k for k in ("nopasswd", "exact", "password", "requiretty", "none", "some")}
     kinds["target"] = "none"  # --sudo-user's: a plain user
     with sudo_users(kinds, Path(str(pool.identity) + ".pub")) as made:
         yield made
@@ -225,6 +225,13 @@ def test_a_ctrl_c_at_the_password_prompt_stops_the_run_exit_130(tmp_path):
         ("password", "wrong-" + "x" * 8, WRONG_PASSWORD),
         ("password", None, NEEDS_PASSWORD),
         ("none", "given", "sudo refused to run commands as root for {login}: "),
+        # sudo quotes the refused command (START, hundreds of lines): it is left out.
+        (
+            "some",
+            "given",
+            "sudo refused to run commands as root for {login}: Sorry, user {login} is not "
+            "allowed to execute '/bin/sh -c ...' as root on ",
+        ),
         # sudo's reason is not its last line there (an audit plugin's follows it).
         (
             "nopasswd",
@@ -232,7 +239,13 @@ def test_a_ctrl_c_at_the_password_prompt_stops_the_run_exit_130(tmp_path):
             "sudo refused to run commands as nosuchuser for {login}: sudo: unknown user nosuchuser",
         ),
     ],
-    ids=["wrong-password", "no-password-given", "not-in-sudoers", "unknown-user"],
+    ids=[
+        "wrong-password",
+        "no-password-given",
+        "not-in-sudoers",
+        "only-other-commands",
+        "unknown-user",
+    ],
 )
 def test_sudo_failures_are_one_line_and_the_other_host_goes_on(
     kind, password, expected, pool, users, bundle, tmp_path
@@ -259,6 +272,7 @@ def test_sudo_failures_are_one_line_and_the_other_host_goes_on(
     message = expected.format(login=failing.name)
     errors = [line for line in done.stderr.splitlines() if f"{a.address}: failed:" in line]
     assert len(errors) == 1 and message in errors[0], done.stderr
+    assert len(errors[0]) < 400, errors[0]  # one line a person reads, not START quoted
     assert not a.exists("/tmp/only-a")
     assert "Traceback" not in done.stderr
     assert_clean(a)

@@ -9,6 +9,7 @@ as a real process with pipes.
 
 from __future__ import annotations
 
+import shlex
 from typing import List
 
 import pytest
@@ -84,3 +85,29 @@ def test_a_question_that_is_not_ours_ends_after_the_timeout_naming_it():
         sudo.start(stand_in(script, []), "true")
     said = "Enter your one-time code:"
     assert str(caught.value) == "h: " + SILENT.format(seconds=0.5, said=said)
+
+
+def test_a_refusal_quoting_the_command_is_not_taken_for_the_command_starting():
+    """sudo quotes what it refuses to run ("Sorry, user alice is not allowed to
+    execute '/bin/sh -c SCRIPT' ..."): the script holds the OK mark's makings, and
+    once held the mark itself, so the refusal read as the command running, and
+    the host failed later with all of START in its "one line"."""
+    started: List[str] = []
+
+    def start_raw(command: str, pty: bool) -> SshProcess:
+        started.append(command)
+        # What sudo -S does for a command sudoers does not allow: ask, then quote it.
+        script = shlex.split(command)[-1]
+        refusal = f"Sorry, user alice is not allowed to execute '/bin/sh -c {script}' as root on h."
+        body = 'printf "%s" "$P" >&2; read -r pw; printf "%s\\n" "$R" >&2; exit 1'
+        return SshProcess(["env", f"P={TOKEN}:", f"R={refusal}", "sh", "-c", body])
+
+    sudo = Sudo("h", "alice", password="s3cret", token=TOKEN)
+    start = "echo '@@mgmt-remote ready'\n" + "\n".join(f": line {n}" for n in range(300))
+    with pytest.raises(RemoteError) as caught:
+        sudo.start(start_raw, start)
+    assert str(caught.value) == (
+        "h: sudo refused to run commands as root for alice: Sorry, user alice is not "
+        "allowed to execute '/bin/sh -c ...' as root on h."
+    )
+    assert len(started) == 1  # asked, then refused: no second try with a pty

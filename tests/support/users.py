@@ -10,6 +10,7 @@ see support.sshd) and one sudoers drop-in in /etc/sudoers.d:
 - ``password``: ``USER ALL=(ALL) ALL`` (sudo asks for the user's password)
 - ``requiretty``: as ``password``, plus ``Defaults:USER requiretty``
 - ``none``: no rule at all (not in sudoers)
+- ``some``: ``USER ALL=(root) /usr/bin/id`` (sudo asks, then refuses anything else)
 
 Every drop-in sets ``timestamp_timeout=0`` for its user, so that no cached
 sudo credential makes a later test pass without asking. Names are
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Dict, Iterator, Mapping, Sequence, Union
 
 SUDOERS_D = Path("/etc/sudoers.d")
-KINDS = ("nopasswd", "exact", "password", "requiretty", "none")
+KINDS = ("nopasswd", "exact", "password", "requiretty", "none", "some")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ def _rules(name: str, kind: str) -> str:
         lines.append(f"{name} ALL=(ALL) ALL")
     elif kind == "requiretty":
         lines += [f"Defaults:{name} requiretty", f"{name} ALL=(ALL) ALL"]
+    elif kind == "some":
+        lines.append(f"{name} ALL=(root) /usr/bin/id")
     elif kind != "none":
         raise ValueError(f"unknown sudo kind {kind!r} (known: {', '.join(KINDS)})")
     return "\n".join(lines) + "\n"

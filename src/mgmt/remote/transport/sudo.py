@@ -44,6 +44,7 @@ SILENT = "sudo did not let the command start within {seconds:.0f} s; it said: {s
 SUDO_TIMEOUT = 60.0
 # What is kept of sudo's words while waiting (the end, for the error line).
 MAX_CHATTER = 64 * 1024
+MAX_LINE = 300  # of them, in the error line
 NOT_FOUND = 127
 
 
@@ -70,6 +71,7 @@ class Sudo(Become):
         self.user = user or "root"
         self._password = password
         token = token or new_token()
+        self.token = token
         self.prompt = token + ":"
         self.ok = token + "-ok"
         self.pty = False  # learnt: this host's sudoers wants a tty
@@ -81,16 +83,34 @@ class Sudo(Become):
     def command(self, command: str, pty: bool) -> str:
         """The command line run by the login user's shell."""
         raw = "stty raw -echo 2>/dev/null; " if pty else ""
-        # The command is shell (as for the login's shell): its own line of the script.
-        inner = f"{raw}printf '%s\\n' {self.ok} >&2 || exit 125\n{command}"
         sudo = ["sudo", "-H"] + ([] if pty else ["-S"])
-        sudo += ["-p", self.prompt, "-u", self.user, "--", "/bin/sh", "-c", inner]
+        sudo += [
+            "-p",
+            self.prompt,
+            "-u",
+            self.user,
+            "--",
+            "/bin/sh",
+            "-c",
+            self.script(command, pty),
+        ]
         return raw + "exec " + " ".join(shlex.quote(word) for word in sudo)
+
+    def script(self, command: str, pty: bool) -> str:
+        """What sudo runs with /bin/sh -c: the OK mark, then the command.
+
+        The mark is put together by printf ('%s-ok' and the token), never
+        written out whole here: sudo quotes the command it refuses ("Sorry,
+        user alice is not allowed to execute '/bin/sh -c ...'"), and a mark
+        found in that quote read as sudo letting the command in."""
+        raw = "stty raw -echo 2>/dev/null; " if pty else ""
+        # The command is shell (as for the login's shell): its own line of the script.
+        return f"{raw}printf '%s-ok\\n' {self.token} >&2 || exit 125\n{command}"
 
     def start(self, start_raw: Callable[[str, bool], Process], command: str) -> Process:
         if not self.pty:
             process = start_raw(self.command(command, False), False)
-            asked, why = self._exchange(process, process.stderr)
+            asked, why = self._exchange(process, process.stderr, self.script(command, False))
             if why is None:
                 return process
             status = process.wait(10)
@@ -99,7 +119,7 @@ class Sudo(Become):
                 raise self._refused(why, status)
             self.pty = True  # refused before asking: requiretty, most likely
         process = start_raw(self.command(command, True), True)
-        asked, why = self._exchange(process, process.stdout)
+        asked, why = self._exchange(process, process.stdout, self.script(command, True))
         if why is None:
             return process
         status = process.wait(10)
@@ -115,10 +135,13 @@ class Sudo(Become):
         why = why or f"status {status}"
         return RemoteError(self.host, REFUSED.format(user=self.user, login=self.login, why=why))
 
-    def _exchange(self, process: Process, stream: BinaryIO) -> Tuple[bool, Optional[str]]:
+    def _exchange(
+        self, process: Process, stream: BinaryIO, script: str
+    ) -> Tuple[bool, Optional[str]]:
         """Answer sudo until the command runs: (whether sudo asked, None) then,
         or (asked, sudo's last line) when sudo ended first. Wrong or missing
-        passwords raise at once."""
+        passwords raise at once. ``script`` (what sudo was asked to run) is
+        left out of sudo's words: START is hundreds of lines."""
         silent = threading.Event()
 
         def give_up() -> None:
@@ -129,12 +152,12 @@ class Sudo(Become):
         watchdog.daemon = True
         watchdog.start()
         try:
-            return self._answer(process, stream, silent)
+            return self._answer(process, stream, silent, script)
         finally:
             watchdog.cancel()
 
     def _answer(
-        self, process: Process, stream: BinaryIO, silent: threading.Event
+        self, process: Process, stream: BinaryIO, silent: threading.Event, script: str
     ) -> Tuple[bool, Optional[str]]:
         prompt, ok = self.prompt.encode(), self.ok.encode()
         seen = b""
@@ -146,9 +169,9 @@ class Sudo(Become):
                 byte = b""
             if not byte:
                 if silent.is_set():
-                    said = _last_lines(seen) or "nothing"
+                    said = _last_lines(seen, script) or "nothing"
                     raise RemoteError(self.host, SILENT.format(seconds=self.timeout, said=said))
-                return asked, _last_lines(seen)
+                return asked, _last_lines(seen, script)
             seen += byte
             if seen.endswith(prompt):
                 seen = seen[: -len(prompt)]
@@ -175,8 +198,18 @@ def _rest_of_line(stream: BinaryIO) -> None:
             return
 
 
-def _last_lines(seen: bytes, keep: int = 3) -> str:
+def _last_lines(seen: bytes, script: str = "", keep: int = 3) -> str:
     """sudo's last words, one line: its reason is often not its last line
-    ("sudo: unknown user bob" comes before an audit plugin's complaint)."""
-    lines = [line.strip() for line in seen.decode("utf-8", "replace").splitlines()]
-    return "; ".join([line for line in lines if line][-keep:])
+    ("sudo: unknown user bob" comes before an audit plugin's complaint).
+    The script sudo quotes when it refuses a command is shown as "...", and a
+    line is cut short all the same (a sudo that quotes it otherwise)."""
+    text = seen.decode("utf-8", "replace")
+    if script:
+        text = text.replace(script, "...")
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [_shortened(line) for line in lines if line][-keep:]
+    return "; ".join(lines)
+
+
+def _shortened(line: str) -> str:
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "..."
