@@ -109,6 +109,38 @@ def test_python_flag_naming_a_missing_interpreter_is_one_line(pool, bundle, tmp_
     assert_clean(pool["a"])
 
 
+def test_a_relative_python_is_refused_before_any_host_is_contacted(pool, bundle, tmp_path):
+    """START looked a relative path up from the login's home, copied the bundle,
+    then ran it from the run dir: "not a Python 3.6+ interpreter? (status 127)"
+    for a Python that was there. ~/ says which home; a bare name is looked up on
+    PATH; a relative path means nothing dependable, so it is an input error."""
+    a = pool["a"]
+    a.run("mkdir -p /root/venv/bin && ln -sf /usr/bin/python3 /root/venv/bin/python3")
+    graph = file_graph("a", "a", tmp_path)
+    graph.write_text(graph.read_text() + "python: venv/bin/python3\n")
+    line = graph.read_text().count("\n")
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.strip().endswith(
+            f"{graph}:{line}: the graph file: 'python' 'venv/bin/python3' is a relative path: "
+            "give a name on the host's PATH (python3.11), an absolute path or ~/PATH"
+        ), done.stderr
+        assert not a.exists("/tmp/only-a") and "Copying bundle" not in done.stderr
+        assert "Traceback" not in done.stderr
+        # The same Python through ~/ runs.
+        graph.write_text(graph.read_text().replace("venv/", "~/venv/"))
+        done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (
+            "a: Running (Python 3." in done.stderr and ", /root/venv/bin/python3): " in done.stderr
+        )
+        assert a.read_file("/tmp/only-a") == "i am a"
+        assert_clean(a)
+    finally:
+        a.run("rm -rf /root/venv /tmp/only-a", check=False)
+
+
 def pyenv_python(version: str) -> str:
     """``~/.pyenv/versions/<version>.*/bin/python3`` as the host will see it; fails clearly
     when this machine's pyenv lacks it."""
