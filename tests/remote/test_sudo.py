@@ -54,6 +54,7 @@ def pool():
 @pytest.fixture(scope="module")
 def users(pool):
     kinds = {k: k for k in ("nopasswd", "exact", "password", "requiretty", "none", "some")}
+    kinds["targetpw"] = "targetpw"
     kinds["target"] = "none"  # --sudo-user's: a plain user
     with sudo_users(kinds, Path(str(pool.identity) + ".pub")) as made:
         yield made
@@ -277,6 +278,32 @@ def test_sudo_failures_are_one_line_and_the_other_host_goes_on(
     assert "Traceback" not in done.stderr
     assert_clean(a)
     assert_clean(b)
+
+
+def test_targetpw_wants_the_targets_password_and_a_wrong_one_says_whose(
+    pool, users, bundle, tmp_path
+):
+    """Under targetpw (or rootpw, runaspw) sudo asks for another user's password
+    than the login's: typing the login's was "wrong password for <login>", for
+    the password the login had right. sudo's %p in the prompt names whose."""
+    login, target, a = users["targetpw"], users["target"], pool["a"]
+    graph = file_graph("a", f"{login.name}@{a.address}", tmp_path)
+    flags = ["--sudo-user", target.name, "--ask-sudo-password", "--converged-timeout=1"]
+    done = run_as(pool, bundle, [graph], *flags, password=login.password)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if f"{a.address}: failed:" in line]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].endswith(
+        f"{a.address}: failed: sudo: wrong password for {target.name} (asked again after the "
+        f"one given); sudoers asks for {target.name}'s password, not {login.name}'s "
+        "(targetpw, rootpw, runaspw)"
+    ), errors[0]
+    assert not a.exists("/tmp/only-a")
+    assert_clean(a)
+    done = run_as(pool, bundle, [graph], *flags, password=target.password)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert owner_and_content(a, "/tmp/only-a") == (target.name, "i am a")
+    assert_clean(a)
 
 
 def _failed_with_login_shell(shell, flags, pool, users, bundle, tmp_path) -> str:

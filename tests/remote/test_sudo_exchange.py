@@ -29,7 +29,7 @@ def stand_in(script: str, started: List[str]):
         # As over SSH: a pty merges stderr into stdout; the process is the only
         # holder of its pipes (exec), so ending it ends them.
         merge = "exec 2>&1\n" if pty else ""
-        body = f"{merge}P='{TOKEN}:'; OK='{TOKEN}-ok'\n{script}"
+        body = f"{merge}P='{TOKEN}:alice:'; OK='{TOKEN}-ok'\n{script}"
         return SshProcess(["sh", "-c", body])
 
     return start_raw
@@ -100,7 +100,7 @@ def test_a_refusal_quoting_the_command_is_not_taken_for_the_command_starting():
         script = shlex.split(command)[-1]
         refusal = f"Sorry, user alice is not allowed to execute '/bin/sh -c {script}' as root on h."
         body = 'printf "%s" "$P" >&2; read -r pw; printf "%s\\n" "$R" >&2; exit 1'
-        return SshProcess(["env", f"P={TOKEN}:", f"R={refusal}", "sh", "-c", body])
+        return SshProcess(["env", f"P={TOKEN}:alice:", f"R={refusal}", "sh", "-c", body])
 
     sudo = Sudo("h", "alice", password="s3cret", token=TOKEN)
     start = "echo '@@mgmt-remote ready'\n" + "\n".join(f": line {n}" for n in range(300))

@@ -11,6 +11,8 @@ see support.sshd) and one sudoers drop-in in /etc/sudoers.d:
 - ``requiretty``: as ``password``, plus ``Defaults:USER requiretty``
 - ``none``: no rule at all (not in sudoers)
 - ``some``: ``USER ALL=(root) /usr/bin/id`` (sudo asks, then refuses anything else)
+- ``targetpw``: as ``password``, plus ``Defaults:USER targetpw`` (sudo asks for the
+  password of the user the command runs as: SUSE's default)
 
 Every drop-in sets ``timestamp_timeout=0`` for its user, so that no cached
 sudo credential makes a later test pass without asking. Names are
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Dict, Iterator, Mapping, Sequence, Union
 
 SUDOERS_D = Path("/etc/sudoers.d")
-KINDS = ("nopasswd", "exact", "password", "requiretty", "none", "some")
+KINDS = ("nopasswd", "exact", "password", "requiretty", "none", "some", "targetpw")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ def _rules(name: str, kind: str) -> str:
         lines.append(f"{name} ALL=(ALL) ALL")
     elif kind == "requiretty":
         lines += [f"Defaults:{name} requiretty", f"{name} ALL=(ALL) ALL"]
+    elif kind == "targetpw":
+        lines += [f"Defaults:{name} targetpw", f"{name} ALL=(ALL) ALL"]
     elif kind == "some":
         lines.append(f"{name} ALL=(root) /usr/bin/id")
     elif kind != "none":

@@ -9,6 +9,9 @@ stderr without knowing any of sudo's own texts (they change: sudo-rs, locales,
 - PROMPT seen: sudo wants a password. The password is written to its stdin,
   once; never on a command line, in the environment or in a file. A second
   PROMPT means it was wrong. PROMPT with no password to give is an error too.
+  PROMPT carries sudo's ``%p``, whose password it asks for: the login's, or
+  root's (or the target's) under ``targetpw``, ``rootpw`` or ``runaspw``,
+  which the errors name instead of the login.
 - OK seen: sudo let us in; the streams from here on are the command's.
 - The stream ends first: sudo refused. If it refused before asking anything,
   sudoers may demand a tty (``Defaults requiretty``): the command is started
@@ -29,6 +32,7 @@ Runs on the initiator, and on a secondary (the OpenSSH runner): Python 3.6.
 
 import binascii
 import os
+import re
 import shlex
 import threading
 from typing import BinaryIO, Callable, Optional, Tuple
@@ -37,6 +41,8 @@ from mgmt.errors import RemoteError
 from mgmt.remote.transport.runner import Become, Process, refused_by_login_shell
 
 WRONG_PASSWORD = "sudo: wrong password for {login} (asked again after the one given)"
+# Added when sudo asked for another user's password than the login's.
+NOT_THE_LOGINS = "; sudoers asks for {whose}'s password, not {login}'s (targetpw, rootpw, runaspw)"
 NEEDS_PASSWORD = "sudo asks for {login}'s password and none was given (--ask-sudo-password)"
 REFUSED = "sudo refused to run commands as {user} for {login}: {why}"
 NO_SUDO = "sudo is not installed (or not on the login's PATH)"
@@ -72,7 +78,9 @@ class Sudo(Become):
         self._password = password
         token = token or new_token()
         self.token = token
-        self.prompt = token + ":"
+        # What sudo prints, %p expanded: the user whose password it wants.
+        self.prompt = token + ":%p:"
+        self._asks = re.compile(re.escape(token.encode()) + rb":([^:\s]{0,256}):\Z")
         self.ok = token + "-ok"
         self.pty = False  # learnt: this host's sudoers wants a tty
         self.shown = f"sudo -H -u {self.user} -- "
@@ -159,7 +167,7 @@ class Sudo(Become):
     def _answer(
         self, process: Process, stream: BinaryIO, silent: threading.Event, script: str
     ) -> Tuple[bool, Optional[str]]:
-        prompt, ok = self.prompt.encode(), self.ok.encode()
+        ok = self.ok.encode()
         seen = b""
         asked = False
         while True:
@@ -173,21 +181,35 @@ class Sudo(Become):
                     raise RemoteError(self.host, SILENT.format(seconds=self.timeout, said=said))
                 return asked, _last_lines(seen, script)
             seen += byte
-            if seen.endswith(prompt):
-                seen = seen[: -len(prompt)]
+            prompt = self._asks.search(seen[-len(self.prompt) - 256 :]) if byte == b":" else None
+            if prompt:
+                seen = seen[: -len(prompt.group(0))]
                 if asked:
                     process.close()
-                    raise RemoteError(self.host, WRONG_PASSWORD.format(login=self.login))
+                    raise RemoteError(self.host, self._wrong(prompt.group(1)))
                 if self._password is None:
                     process.close()
-                    raise RemoteError(self.host, NEEDS_PASSWORD.format(login=self.login))
+                    whose = self._whose(prompt.group(1))
+                    raise RemoteError(self.host, NEEDS_PASSWORD.format(login=whose))
                 asked = True
                 process.send(self._password.encode("utf-8") + b"\n")
             elif seen.endswith(ok):
                 _rest_of_line(stream)
                 return asked, None
             elif len(seen) > MAX_CHATTER:
-                seen = seen[-len(prompt) :]
+                seen = seen[-len(self.prompt) - 256 :]
+
+    def _whose(self, name: bytes) -> str:
+        """The user sudo asked the password of (%p), the login if it did not say."""
+        whose = name.decode("utf-8", "replace")
+        return self.login if whose in ("", "%p") else whose
+
+    def _wrong(self, name: bytes) -> str:
+        whose = self._whose(name)
+        wrong = WRONG_PASSWORD.format(login=whose)
+        if whose != self.login and self.login != "the login user":
+            wrong += NOT_THE_LOGINS.format(whose=whose, login=self.login)
+        return wrong
 
 
 def _rest_of_line(stream: BinaryIO) -> None:
