@@ -1,7 +1,8 @@
 """Which Python runs the agent on a host: discovery, python:, and hosts with none.
 
 Discovery order (START): python3, /usr/libexec/platform-python, python3.13 ..
-python3.6, unless the graph's ``python:`` key or ``--python`` names one. The
+python3.6, then those in /usr/local/bin by path (sudo's secure_path may leave it
+out), unless the graph's ``python:`` key or ``--python`` names one. The
 hosts are real throw-away hosts; what they have is changed inside their own
 mount namespace only: every python3/python3.N on PATH hidden under an empty,
 non-executable file, and RHEL 8's /usr/libexec/platform-python made by an
@@ -22,8 +23,10 @@ import pytest
 from remote_helpers import assert_clean, file_graph, graph_for, mgmt_run, need_hosts, summary
 
 from mgmt.remote.orchestration.agentstart import NO_PYTHON
+from support import require_tools
 from support.hosts import ssh_hosts
 from support.polling import wait_until
+from support.users import sudo_users
 
 PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 PYENV = Path.home() / ".pyenv" / "versions"
@@ -46,6 +49,14 @@ done
 exit 0
 """.format(dirs=" ".join(PATH_DIRS))
 
+# A Python built from source: in /usr/local/bin alone (copied there before the
+# others are hidden; the copy finds its stdlib under /usr all the same).
+LOCAL_BIN_PYTHON = (
+    'mkdir -p /tmp/.local-bin && cp "$(readlink -f /usr/bin/python3)" /tmp/.local-bin/python3\n'
+    + HIDE_PYTHONS.replace("exit 0\n", "")
+    + "mount --bind /tmp/.local-bin /usr/local/bin\n"
+)
+
 PLATFORM_PYTHON = r"""
 real=$(readlink -f /usr/bin/python3)
 mkdir -p /tmp/.libexec/upper /tmp/.libexec/work
@@ -58,8 +69,9 @@ cp "$real" /usr/libexec/platform-python
 @pytest.fixture(scope="module")
 def pool():
     need_hosts()
-    with ssh_hosts(["a", "b", "plat", "none"]) as hosts:
+    with ssh_hosts(["a", "b", "plat", "none", "local"]) as hosts:
         hosts["plat"].run(PLATFORM_PYTHON)
+        hosts["local"].run(LOCAL_BIN_PYTHON)
         for name in ("plat", "none"):
             hosts[name].run(HIDE_PYTHONS)
         # pyenv's interpreters, seen at ~/.pyenv inside a and b (their /root is a private
@@ -99,6 +111,28 @@ def test_platform_python_is_found_and_a_host_with_none_gets_one_line(pool, bundl
         assert_clean(pool[name])
     # Nothing was copied to a host that cannot run it.
     assert pool["none"].listdir("/root/.cache/mgmt/bundles") == []
+
+
+def test_a_python_in_usr_local_bin_alone_is_found_through_sudos_secure_path(pool, bundle, tmp_path):
+    """RHEL's secure_path has no /usr/local/bin: through sudo, a host whose only
+    Python was built from source there was "no Python 3.6+ found; install
+    python3", while the login found it."""
+    require_tools("sudo", "useradd", "visudo")
+    host = pool["local"]
+    assert host.run("ls /usr/local/bin").stdout.split() == ["python3"]
+    with sudo_users(["securepath"], Path(str(pool.identity) + ".pub")) as users:
+        user = users["securepath"]
+        graph = file_graph("local", f"{user.name}@{host.address}", tmp_path)
+        done = mgmt_run(pool, bundle, [graph], "--sudo", "--converged-timeout=1")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert re.search(
+            rf"{host.address}: Running \(Python 3\.\d+, /usr/local/bin/python3\): sudo -H -u root ",
+            done.stderr,
+        ), done.stderr
+        owner = host.run(["stat", "-c", "%U", "/tmp/only-local"]).stdout.strip()
+        assert (owner, host.read_file("/tmp/only-local")) == ("root", "i am local")
+        assert_clean(host)
+    host.run("rm -f /tmp/only-local")
 
 
 def test_python_flag_naming_a_missing_interpreter_is_one_line(pool, bundle, tmp_path):

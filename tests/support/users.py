@@ -11,6 +11,7 @@ see support.sshd) and one sudoers drop-in in /etc/sudoers.d:
 - ``requiretty``: as ``password``, plus ``Defaults:USER requiretty``
 - ``none``: no rule at all (not in sudoers)
 - ``some``: ``USER ALL=(root) /usr/bin/id`` (sudo asks, then refuses anything else)
+- ``securepath``: as ``nopasswd``, with RHEL's ``secure_path`` (no /usr/local/bin)
 - ``targetpw``: as ``password``, plus ``Defaults:USER targetpw`` (sudo asks for the
   password of the user the command runs as: SUSE's default)
 
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Dict, Iterator, Mapping, Sequence, Union
 
 SUDOERS_D = Path("/etc/sudoers.d")
-KINDS = ("nopasswd", "exact", "password", "requiretty", "none", "some", "targetpw")
+KINDS = ("nopasswd", "exact", "password", "requiretty", "none", "some", "targetpw", "securepath")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ def _rules(name: str, kind: str) -> str:
         lines.append(f"{name} ALL=(ALL) ALL")
     elif kind == "requiretty":
         lines += [f"Defaults:{name} requiretty", f"{name} ALL=(ALL) ALL"]
+    elif kind == "securepath":
+        path = "/sbin:/bin:/usr/sbin:/usr/bin"
+        lines += [f'Defaults:{name} secure_path="{path}"', f"{name} ALL=(ALL) NOPASSWD: ALL"]
     elif kind == "targetpw":
         lines += [f"Defaults:{name} targetpw", f"{name} ALL=(ALL) ALL"]
     elif kind == "some":

@@ -20,8 +20,13 @@ if [ -n "$py" ]; then
     case $py in "~/"*) py="$HOME/${py#\~/}" ;; esac
     command -v "$py" >/dev/null 2>&1 || { echo "mgmt-remote: no Python at $py" >&2; exit 93; }
 else
+    # Then /usr/local/bin by its full path: sudo's secure_path leaves it out (RHEL's
+    # is /sbin:/bin:/usr/sbin:/usr/bin), where a Python built from source lives.
+    l=/usr/local/bin
     for py in python3 /usr/libexec/platform-python python3.13 python3.12 python3.11 \
-        python3.10 python3.9 python3.8 python3.7 python3.6 ''; do
+        python3.10 python3.9 python3.8 python3.7 python3.6 $l/python3 $l/python3.13 \
+        $l/python3.12 $l/python3.11 $l/python3.10 $l/python3.9 $l/python3.8 $l/python3.7 \
+        $l/python3.6 ''; do
         [ -n "$py" ] && command -v "$py" >/dev/null 2>&1 && break
     done
     [ -n "$py" ] || { echo "mgmt-remote: no Python 3.6 or later found" >&2; exit 93; }
