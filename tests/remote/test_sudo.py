@@ -306,6 +306,22 @@ def test_targetpw_wants_the_targets_password_and_a_wrong_one_says_whose(
     assert_clean(a)
 
 
+def test_a_domain_login_with_an_at_in_its_name_runs_through_sudo(pool, bundle, tmp_path):
+    """SSSD's fully qualified names (alice@corp.example.com: a realmd-joined RHEL's
+    default) were refused as "invalid user name", in both forms ssh takes."""
+    a = pool["a"]
+    with sudo_users(["nopasswd"], Path(str(pool.identity) + ".pub"), realm="corp") as made:
+        user = made["nopasswd"]
+        login, realm = user.name.split("@")
+        for remote in (f"ssh://{login}%40{realm}@{a.address}:22", f"{user.name}@{a.address}"):
+            graph = file_graph("a", remote, tmp_path)
+            done = run_as(pool, bundle, [graph], "--sudo", "--converged-timeout=1")
+            assert done.returncode == 0, remote + "\n" + done.stdout + done.stderr
+            assert owner_and_content(a, "/tmp/only-a") == ("root", "i am a")
+            a.run("rm -f /tmp/only-a")
+            assert_clean(a)
+
+
 def _failed_with_login_shell(shell, flags, pool, users, bundle, tmp_path) -> str:
     """The one line that fails host a when its login's shell is ``shell``; the host
     is left clean and the shell put back."""

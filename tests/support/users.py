@@ -88,8 +88,12 @@ def _install_sudoers(user: User) -> None:
     temp.rename(user.sudoers)
 
 
-def make_user(kind: str, public_key: Path) -> User:
-    name = "mgmt-t-" + secrets.token_hex(4)
+def make_user(kind: str, public_key: Path, realm: str = "") -> User:
+    """``realm``: a domain login's name (``mgmt-t-...@REALM``, as SSSD's fully
+    qualified names); no dot in it, which would make sudo skip the drop-in."""
+    if "." in realm:
+        raise ValueError(f"realm {realm!r}: sudo skips drop-ins whose name has a dot")
+    name = "mgmt-t-" + secrets.token_hex(4) + (f"@{realm}" if realm else "")
     password = "pw-" + secrets.token_hex(8)
     subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True, capture_output=True)
     user = User(name, kind, password, Path("/home") / name)
@@ -138,9 +142,10 @@ def reap_stale() -> None:
 
 @contextlib.contextmanager
 def sudo_users(
-    kinds: Union[Sequence[str], Mapping[str, str]], public_key: Path
+    kinds: Union[Sequence[str], Mapping[str, str]], public_key: Path, realm: str = ""
 ) -> Iterator[Dict[str, User]]:
-    """kind (or a key, given a mapping key -> kind) -> a fresh user; all removed on exit."""
+    """kind (or a key, given a mapping key -> kind) -> a fresh user; all removed on exit
+    (``realm``: see :func:`make_user`)."""
     if os.geteuid() != 0:
         raise PermissionError("making users needs root")
     wanted = dict(kinds) if isinstance(kinds, Mapping) else {kind: kind for kind in kinds}
@@ -148,7 +153,7 @@ def sudo_users(
     made: Dict[str, User] = {}
     try:
         for key, kind in wanted.items():
-            made[key] = make_user(kind, public_key)
+            made[key] = make_user(kind, public_key, realm)
         yield made
     finally:
         for user in made.values():
