@@ -16,7 +16,13 @@ import pytest
 
 from mgmt.errors import RemoteError
 from mgmt.remote.transport.openssh import SshProcess
-from mgmt.remote.transport.sudo import NEEDS_PASSWORD, SILENT, WRONG_PASSWORD, Sudo
+from mgmt.remote.transport.sudo import (
+    NEEDS_PASSWORD,
+    NOT_THE_LOGINS,
+    SILENT,
+    WRONG_PASSWORD,
+    Sudo,
+)
 
 TOKEN = "mgmt-sudo-0123456789abcdef"
 
@@ -111,3 +117,35 @@ def test_a_refusal_quoting_the_command_is_not_taken_for_the_command_starting():
         "allowed to execute '/bin/sh -c ...' as root on h."
     )
     assert len(started) == 1  # asked, then refused: no second try with a pty
+
+
+@pytest.mark.parametrize(
+    ("asked_for", "said"),
+    [
+        ("alice", WRONG_PASSWORD.format(login="alice")),
+        # targetpw/rootpw: sudo wants root's, and the login typed their own.
+        (
+            "root",
+            WRONG_PASSWORD.format(login="root")
+            + NOT_THE_LOGINS.format(whose="root", login="alice"),
+        ),
+        (
+            "john smith",
+            WRONG_PASSWORD.format(login="john smith")
+            + NOT_THE_LOGINS.format(whose="john smith", login="alice"),
+        ),
+        ("%p", WRONG_PASSWORD.format(login="alice")),  # a sudo that does not expand %p
+    ],
+)
+def test_a_wrong_password_names_whose_password_sudo_asked_for(asked_for, said):
+    """The prompt carries sudo's %p: the user whose password it wants."""
+    started: List[str] = []
+    script = (
+        f'P="{TOKEN}:{asked_for}:"; printf "%s" "$P" >&2; read -r pw; '
+        'printf "Sorry, try again.\\n%s" "$P" >&2; exec sleep 60'
+    )
+    sudo = Sudo("h", "alice", password="mine", token=TOKEN)
+    with pytest.raises(RemoteError) as caught:
+        sudo.start(stand_in(script, started), "true")
+    assert str(caught.value) == "h: " + said
+    assert f"-p {TOKEN}:%p:" in started[0]

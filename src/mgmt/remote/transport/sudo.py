@@ -80,7 +80,7 @@ class Sudo(Become):
         self.token = token
         # What sudo prints, %p expanded: the user whose password it wants.
         self.prompt = token + ":%p:"
-        self._asks = re.compile(re.escape(token.encode()) + rb":([^:\s]{0,256}):\Z")
+        self._asks = re.compile(re.escape(token.encode()) + rb":([^:\r\n]{0,256}):\Z")
         self.ok = token + "-ok"
         self.pty = False  # learnt: this host's sudoers wants a tty
         self.shown = f"sudo -H -u {self.user} -- "
