@@ -217,6 +217,32 @@ def test_writeup_example_on_pyenv_interpreters_given_by_python_key(version, pool
             host.run("rm -f /tmp/file*", check=False)
 
 
+@pytest.mark.parametrize("version", ["3.6", "3.13"])
+def test_non_ascii_paths_and_commands_work_on_every_python_without_a_locale(
+    version, pool, bundle, tmp_path
+):
+    """An SSH command (and sudo's env_reset) runs without LANG: Python 3.6 then
+    took file names and commands for ASCII ("'ascii' codec can't encode"),
+    where 3.7 and later coerce the C locale to UTF-8 (PEP 538)."""
+    a = pool["a"]
+    graph = tmp_path / "utf8.yaml"
+    graph.write_text(
+        "graph: utf8\nresources:\n  file:\n  - name: grüße\n"
+        '    path: /tmp/file-grüße\n    content: "Grüße, 日本\\n"\n'
+        '  exec:\n  - name: echo\n    cmd: "echo été > /tmp/file-été"\n'
+        f"    shell: /bin/sh\nremote: a\npython: {pyenv_python(version)}\n",
+        encoding="utf-8",
+    )
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert a.read_file("/tmp/file-grüße") == "Grüße, 日本\n"
+        assert a.read_file("/tmp/file-été") == "été\n"
+        assert_clean(a)
+    finally:
+        a.run("rm -f /tmp/file-*", check=False)
+
+
 def test_an_interpreter_older_than_36_is_named_in_one_line(pool, bundle, tmp_path):
     """pyenv's 2.7 stands in for any too-old Python: the launcher reads on it and says so."""
     found = sorted(PYENV.glob("2.7.*/bin/python"))
