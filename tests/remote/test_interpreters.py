@@ -17,10 +17,19 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
-from remote_helpers import assert_clean, file_graph, graph_for, mgmt_run, need_hosts, summary
+from remote_helpers import (
+    MGMT,
+    assert_clean,
+    file_graph,
+    graph_for,
+    mgmt_run,
+    need_hosts,
+    summary,
+)
 
 from mgmt.remote.orchestration.agentstart import NO_PYTHON
 from support import require_tools
@@ -133,6 +142,38 @@ def test_a_python_in_usr_local_bin_alone_is_found_through_sudos_secure_path(pool
         assert (owner, host.read_file("/tmp/only-local")) == ("root", "i am local")
         assert_clean(host)
     host.run("rm -f /tmp/only-local")
+
+
+def test_a_detached_cluster_takes_the_python_an_attached_run_finds(pool, bundle, tmp_path):
+    """detached.sh took /usr/bin/python3 or python3 and nothing else: on a host whose
+    only Python is RHEL 8's platform-python, --detach failed "no Python at python3"
+    where the attached run found one."""
+    plat = pool["plat"]
+    graph = file_graph("plat", "plat", tmp_path)
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--detach", timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert re.search(
+            r"^plat \| running on Python 3\.\d+\.\d+ \(/usr/libexec/platform-python\)",
+            done.stdout,
+            re.M,
+        ), done.stdout
+        assert plat.read_file("/tmp/only-plat") == "i am plat"
+    finally:
+        stop = mgmt_stop(pool, bundle, graph)
+    assert stop.returncode == 0 and "plat: stopped agent, etcd" in stop.stdout, stop.stdout
+    assert not plat.exists("/root/.local/state/mgmt")
+    plat.run("rm -f /tmp/only-plat")
+    # A host with none is told what to install, as in an attached run.
+    done = mgmt_run(pool, bundle, [file_graph("none", "none", tmp_path)], "--detach")
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert NO_PYTHON in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def mgmt_stop(pool, bundle, graph: Path) -> subprocess.CompletedProcess:
+    argv = [*MGMT, "stop", "--remote", str(graph)]
+    env = pool.env(MGMT_BUNDLE=str(bundle))
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_python_flag_naming_a_missing_interpreter_is_one_line(pool, bundle, tmp_path):
