@@ -30,7 +30,7 @@ from remote_helpers import (
     wait_until,
 )
 
-from mgmt.remote.transport.sudo import NEEDS_PASSWORD, WRONG_PASSWORD
+from mgmt.remote.transport.sudo import NEEDS_PASSWORD, NOT_TRIED, WRONG_PASSWORD
 from support import require_tools
 from support.hosts import ssh_hosts
 from support.users import sudo_users
@@ -278,6 +278,36 @@ def test_sudo_failures_are_one_line_and_the_other_host_goes_on(
     assert "Traceback" not in done.stderr
     assert_clean(a)
     assert_clean(b)
+
+
+def test_a_wrong_password_is_tried_on_one_host_only(pool, users, bundle, tmp_path):
+    """One login on every host (a directory's, as often): sudo on each counted a
+    failure for a typo, and a directory locks an account after a few (IPA: 6)
+    wherever they happened. The first host tries it; the others are not given it."""
+    user, a, b = users["password"], pool["a"], pool["b"]
+    graphs = [file_graph(h.name, f"{user.name}@{h.address}", tmp_path) for h in (a, b)]
+    flags = ["--sudo", "--ask-sudo-password", "--converged-timeout=1"]
+    done = run_as(pool, bundle, graphs, *flags, password="typo-" + user.password)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = {
+        host.address: line.split(f"{host.address}: failed: ", 1)[1]
+        for line in done.stderr.splitlines()
+        for host in (a, b)
+        if f"{host.address}: failed: " in line
+    }
+    wrong = WRONG_PASSWORD.format(login=user.name)
+    tried = [address for address, error in errors.items() if error == wrong]
+    assert len(errors) == 2 and len(tried) == 1, done.stderr
+    other = (set(errors) - set(tried)).pop()
+    assert errors[other] == NOT_TRIED.format(login=user.name, other=tried[0]), done.stderr
+    for host in (a, b):
+        assert not host.exists(f"/tmp/only-{host.name}")
+        assert_clean(host)
+    # Right, it is used everywhere, the hosts asked while the first tried it included.
+    done = run_as(pool, bundle, graphs, *flags, password=user.password)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for host in (a, b):
+        assert owner_and_content(host, f"/tmp/only-{host.name}") == ("root", f"i am {host.name}")
 
 
 def test_targetpw_wants_the_targets_password_and_a_wrong_one_says_whose(

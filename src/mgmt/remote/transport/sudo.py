@@ -11,7 +11,9 @@ stderr without knowing any of sudo's own texts (they change: sudo-rs, locales,
   PROMPT means it was wrong. PROMPT with no password to give is an error too.
   PROMPT carries sudo's ``%p``, whose password it asks for: the login's, or
   root's (or the target's) under ``targetpw``, ``rootpw`` or ``runaspw``,
-  which the errors name instead of the login.
+  which the errors name instead of the login. One host of the run tries the
+  password before the others are given it (:mod:`password_gate`): a wrong one
+  is tried once, not once per host, against a directory that counts failures.
 - OK seen: sudo let us in; the streams from here on are the command's.
 - The stream ends first: sudo refused. If it refused before asking anything,
   sudoers may demand a tty (``Defaults requiretty``): the command is started
@@ -35,12 +37,24 @@ import os
 import re
 import shlex
 import threading
-from typing import BinaryIO, Callable, Optional, Tuple
+from typing import BinaryIO, Callable, List, Optional, Tuple
 
 from mgmt.errors import RemoteError
+from mgmt.remote.transport.password_gate import (
+    RIGHT,
+    TRYING,
+    UNTRIED,
+    WRONG,
+    PasswordGate,
+    gate_for,
+)
 from mgmt.remote.transport.runner import Become, Process, refused_by_login_shell
 
 WRONG_PASSWORD = "sudo: wrong password for {login} (asked again after the one given)"
+NOT_TRIED = (
+    "sudo: the password given is wrong for {login} (refused on {other}); not tried here,"
+    " so that a directory account is not locked out"
+)
 # Added when sudo asked for another user's password than the login's.
 NOT_THE_LOGINS = "; sudoers asks for {whose}'s password, not {login}'s (targetpw, rootpw, runaspw)"
 NEEDS_PASSWORD = "sudo asks for {login}'s password and none was given (--ask-sudo-password)"
@@ -167,6 +181,21 @@ class Sudo(Become):
     def _answer(
         self, process: Process, stream: BinaryIO, silent: threading.Event, script: str
     ) -> Tuple[bool, Optional[str]]:
+        trying: List[PasswordGate] = []  # the gate whose password this host tries first
+        try:
+            return self._read(process, stream, silent, script, trying)
+        finally:
+            for gate in trying:  # ended without a verdict: the next host tries it
+                gate.settle(UNTRIED, self.host)
+
+    def _read(
+        self,
+        process: Process,
+        stream: BinaryIO,
+        silent: threading.Event,
+        script: str,
+        trying: List[PasswordGate],
+    ) -> Tuple[bool, Optional[str]]:
         ok = self.ok.encode()
         seen = b""
         asked = False
@@ -184,17 +213,37 @@ class Sudo(Become):
             prompt = self._asks.search(seen[-len(self.prompt) - 256 :]) if byte == b":" else None
             if prompt:
                 seen = seen[: -len(prompt.group(0))]
+                whose = self._whose(prompt.group(1))
                 if asked:
                     process.close()
+                    for gate in trying:
+                        gate.settle(WRONG, self.host)
                     raise RemoteError(self.host, self._wrong(prompt.group(1)))
                 if self._password is None:
                     process.close()
-                    whose = self._whose(prompt.group(1))
                     raise RemoteError(self.host, NEEDS_PASSWORD.format(login=whose))
+                gate = gate_for(self.token, whose)
+
+                def give_up() -> bool:  # this host's deadline, or its sudo gone
+                    return silent.is_set() or process.wait(0) is not None
+
+                state = gate.take(self.host, give_up)
+                if state == WRONG:
+                    process.close()
+                    other = gate.wrong_on
+                    raise RemoteError(self.host, NOT_TRIED.format(login=whose, other=other))
+                if state is None:  # gave up waiting: as if sudo had ended after asking
+                    process.close()
+                    asked = True  # (no second try with a pty)
+                    continue
+                if state == TRYING:
+                    trying.append(gate)
                 asked = True
                 process.send(self._password.encode("utf-8") + b"\n")
             elif seen.endswith(ok):
                 _rest_of_line(stream)
+                for gate in trying:
+                    gate.settle(RIGHT, self.host)
                 return asked, None
             elif len(seen) > MAX_CHATTER:
                 seen = seen[-len(self.prompt) - 256 :]
