@@ -105,17 +105,9 @@ class Sudo(Become):
     def command(self, command: str, pty: bool) -> str:
         """The command line run by the login user's shell."""
         raw = "stty raw -echo 2>/dev/null; " if pty else ""
+        inner = self.script(command, pty)
         sudo = ["sudo", "-H"] + ([] if pty else ["-S"])
-        sudo += [
-            "-p",
-            self.prompt,
-            "-u",
-            self.user,
-            "--",
-            "/bin/sh",
-            "-c",
-            self.script(command, pty),
-        ]
+        sudo += ["-p", self.prompt, "-u", self.user, "--", "/bin/sh", "-c", inner]
         return raw + "exec " + " ".join(shlex.quote(word) for word in sudo)
 
     def script(self, command: str, pty: bool) -> str:
