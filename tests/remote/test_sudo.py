@@ -10,6 +10,7 @@ goes on, and ^C / SIGTERM / a vanished initiator for leaving nothing behind.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -136,6 +137,27 @@ def test_sudo_user_runs_the_agent_as_that_user(pool, users, bundle, tmp_path):
     # Its cache is in its own home, readable by it alone.
     cached = a.run(f"stat -c '%U %a' {target.home}/.cache/mgmt/bundles/*.pyz").stdout.split()
     assert cached == [target.name, "700"]
+    assert_clean(a)
+
+
+def test_a_sudo_user_without_a_home_is_told_to_give_no_caching(pool, users, bundle, tmp_path):
+    """nobody's home is /nonexistent (a service user's is often not its own): the bundle
+    cannot be cached there, and mkdir's "Permission denied" did not say what to do."""
+    login, a = users["nopasswd"], pool["a"]
+    graph = file_graph("a", f"{login.name}@{a.address}", tmp_path)
+    graph.write_text(graph.read_text() + "sudo: nobody\n")
+    done = run_as(pool, bundle, [graph], "--converged-timeout=1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if f"{a.address}: failed:" in line]
+    assert len(errors) == 1, done.stderr
+    home = pwd.getpwnam("nobody").pw_dir  # the hosts share this machine's users
+    assert errors[0].endswith(
+        f"mgmt-remote: no cache in {home}/.cache/mgmt for nobody; give --no-caching"
+    ), errors[0]
+    assert_clean(a)
+    done = run_as(pool, bundle, [graph], "--converged-timeout=1", "--no-caching")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert owner_and_content(a, "/tmp/only-a") == ("nobody", "i am a")
     assert_clean(a)
 
 

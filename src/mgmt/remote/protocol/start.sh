@@ -36,8 +36,13 @@ if [ "$mode" = cache ]; then
     # Made once (0700), before the run dir: failing here leaves nothing behind.
     # A warm start forks nothing for it.
     if ! [ -d "$cache/bundles" ] || ! [ -d "$cache/shiv" ]; then
+        # A user without a home of its own (sudo: nobody, a service user) gets
+        # one line saying what to do, after mkdir's own.
         (umask 077 && mkdir -p "$cache/bundles" "$cache/shiv") &&
-            chmod 700 "$cache" "$cache/bundles" "$cache/shiv" || exit 91
+            chmod 700 "$cache" "$cache/bundles" "$cache/shiv" || {
+            echo "mgmt-remote: no cache in $cache for $(id -un); give --no-caching" >&2
+            exit 91
+        }
     fi
     bundle="$cache/bundles/$sha.pyz"
     shiv="$cache/shiv"
