@@ -14,6 +14,7 @@ import stat
 from typing import Iterable, Tuple
 
 from mgmt.errors import InputError
+from mgmt.graph.model import RELATIVE_PYTHON, relative_path
 from mgmt.settings import FIELDS, REMOTE, Field, Settings, check_hostname, check_one_line
 
 FIELD_BY_FLAG = {field.flag: field for field in FIELDS if field.flag}
@@ -137,6 +138,8 @@ def _path(name: str, value: str) -> None:
     check_one_line(name, value)
     if value.startswith("-") or not value.strip():
         raise ValueError(f"{name}: expected a name or path, got {value!r}")
+    if relative_path(value):
+        raise ValueError(f"{name} {value!r} {RELATIVE_PYTHON}")
 
 
 def _word(name: str, value: str) -> None:

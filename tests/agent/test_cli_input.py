@@ -153,6 +153,7 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
         (["--attach", "--json"], "--json cannot be used with --attach"),
         (["--python=-x"], "--python: expected a name or path, got '-x'"),
         (["--python", " "], "--python: expected a name or path"),
+        (["--python", "./python3"], "--python './python3' is a relative path: give a name"),
         (["--sudo-user=-s"], "--sudo-user: expected a name or path"),
         # Empty, they quietly meant their defaults: find a Python, no sudo at all.
         (["--python="], "--python: empty; give a name or path"),

@@ -24,6 +24,10 @@ GOOD = [
     ("web12345", "web12345", None, None, None),
     ("12345", "12345", None, None, None),  # one part: may be an ~/.ssh/config alias
     ("10.254.0.2x", "10.254.0.2x", None, None, None),  # a name, not an address
+    # Domain logins (SSSD's fully qualified names) were "invalid user name".
+    ("ssh://alice%40corp.example.com@web1", "web1", "alice@corp.example.com", None, None),
+    ("ssh://alice@corp.example.com@web1:22", "web1", "alice@corp.example.com", 22, None),
+    ("alice@corp.example.com@web1", "web1", "alice@corp.example.com", None, None),
 ]
 
 
@@ -48,6 +52,8 @@ BAD = [
     ("ssh://[::1", "not a URL"),  # was ValueError: Invalid IPv6 URL, with no file named
     ("@host", "not a host name"),  # was connecting to host with no user
     ("ssh://@host", "invalid user name ''"),
+    ("@corp@host", "not a host name"),  # "@" only past a user's first character
+    ("ssh://%40corp@host", "invalid user name '@corp'"),
     ("-v", "not a host name"),  # ssh would read these as options
     ("-oProxyCommand=true@host", "not a host name"),
     ("ssh://-oProxyCommand@host", "invalid user name '-oProxyCommand'"),

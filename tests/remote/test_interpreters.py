@@ -1,7 +1,8 @@
 """Which Python runs the agent on a host: discovery, python:, and hosts with none.
 
 Discovery order (START): python3, /usr/libexec/platform-python, python3.13 ..
-python3.6, unless the graph's ``python:`` key or ``--python`` names one. The
+python3.6, then those in /usr/local/bin by path (sudo's secure_path may leave it
+out), unless the graph's ``python:`` key or ``--python`` names one. The
 hosts are real throw-away hosts; what they have is changed inside their own
 mount namespace only: every python3/python3.N on PATH hidden under an empty,
 non-executable file, and RHEL 8's /usr/libexec/platform-python made by an
@@ -16,14 +17,25 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
-from remote_helpers import assert_clean, file_graph, graph_for, mgmt_run, need_hosts, summary
+from remote_helpers import (
+    MGMT,
+    assert_clean,
+    file_graph,
+    graph_for,
+    mgmt_run,
+    need_hosts,
+    summary,
+)
 
 from mgmt.remote.orchestration.agentstart import NO_PYTHON
+from support import require_tools
 from support.hosts import ssh_hosts
 from support.polling import wait_until
+from support.users import sudo_users
 
 PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 PYENV = Path.home() / ".pyenv" / "versions"
@@ -46,6 +58,14 @@ done
 exit 0
 """.format(dirs=" ".join(PATH_DIRS))
 
+# A Python built from source: in /usr/local/bin alone (copied there before the
+# others are hidden; the copy finds its stdlib under /usr all the same).
+LOCAL_BIN_PYTHON = (
+    'mkdir -p /tmp/.local-bin && cp "$(readlink -f /usr/bin/python3)" /tmp/.local-bin/python3\n'
+    + HIDE_PYTHONS.replace("exit 0\n", "")
+    + "mount --bind /tmp/.local-bin /usr/local/bin\n"
+)
+
 PLATFORM_PYTHON = r"""
 real=$(readlink -f /usr/bin/python3)
 mkdir -p /tmp/.libexec/upper /tmp/.libexec/work
@@ -58,8 +78,9 @@ cp "$real" /usr/libexec/platform-python
 @pytest.fixture(scope="module")
 def pool():
     need_hosts()
-    with ssh_hosts(["a", "b", "plat", "none"]) as hosts:
+    with ssh_hosts(["a", "b", "plat", "none", "local"]) as hosts:
         hosts["plat"].run(PLATFORM_PYTHON)
+        hosts["local"].run(LOCAL_BIN_PYTHON)
         for name in ("plat", "none"):
             hosts[name].run(HIDE_PYTHONS)
         # pyenv's interpreters, seen at ~/.pyenv inside a and b (their /root is a private
@@ -101,12 +122,98 @@ def test_platform_python_is_found_and_a_host_with_none_gets_one_line(pool, bundl
     assert pool["none"].listdir("/root/.cache/mgmt/bundles") == []
 
 
+def test_a_python_in_usr_local_bin_alone_is_found_through_sudos_secure_path(pool, bundle, tmp_path):
+    """RHEL's secure_path has no /usr/local/bin: through sudo, a host whose only
+    Python was built from source there was "no Python 3.6+ found; install
+    python3", while the login found it."""
+    require_tools("sudo", "useradd", "visudo")
+    host = pool["local"]
+    assert host.run("ls /usr/local/bin").stdout.split() == ["python3"]
+    with sudo_users(["securepath"], Path(str(pool.identity) + ".pub")) as users:
+        user = users["securepath"]
+        graph = file_graph("local", f"{user.name}@{host.address}", tmp_path)
+        done = mgmt_run(pool, bundle, [graph], "--sudo", "--converged-timeout=1")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert re.search(
+            rf"{host.address}: Running \(Python 3\.\d+, /usr/local/bin/python3\): sudo -H -u root ",
+            done.stderr,
+        ), done.stderr
+        owner = host.run(["stat", "-c", "%U", "/tmp/only-local"]).stdout.strip()
+        assert (owner, host.read_file("/tmp/only-local")) == ("root", "i am local")
+        assert_clean(host)
+    host.run("rm -f /tmp/only-local")
+
+
+def test_a_detached_cluster_takes_the_python_an_attached_run_finds(pool, bundle, tmp_path):
+    """detached.sh took /usr/bin/python3 or python3 and nothing else: on a host whose
+    only Python is RHEL 8's platform-python, --detach failed "no Python at python3"
+    where the attached run found one."""
+    plat = pool["plat"]
+    graph = file_graph("plat", "plat", tmp_path)
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--detach", timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert re.search(
+            r"^plat \| running on Python 3\.\d+\.\d+ \(/usr/libexec/platform-python\)",
+            done.stdout,
+            re.M,
+        ), done.stdout
+        assert plat.read_file("/tmp/only-plat") == "i am plat"
+    finally:
+        stop = mgmt_stop(pool, bundle, graph)
+    assert stop.returncode == 0 and "plat: stopped agent, etcd" in stop.stdout, stop.stdout
+    assert not plat.exists("/root/.local/state/mgmt")
+    plat.run("rm -f /tmp/only-plat")
+    # A host with none is told what to install, as in an attached run.
+    done = mgmt_run(pool, bundle, [file_graph("none", "none", tmp_path)], "--detach")
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert NO_PYTHON in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def mgmt_stop(pool, bundle, graph: Path) -> subprocess.CompletedProcess:
+    argv = [*MGMT, "stop", "--remote", str(graph)]
+    env = pool.env(MGMT_BUNDLE=str(bundle))
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
 def test_python_flag_naming_a_missing_interpreter_is_one_line(pool, bundle, tmp_path):
     graph = file_graph("a", "a", tmp_path)
     done = mgmt_run(pool, bundle, [graph], "--python", "/opt/no/python3", "--converged-timeout=1")
     assert done.returncode == 1
     assert "a: failed: no Python at /opt/no/python3" in done.stderr, done.stderr
     assert_clean(pool["a"])
+
+
+def test_a_relative_python_is_refused_before_any_host_is_contacted(pool, bundle, tmp_path):
+    """START looked a relative path up from the login's home, copied the bundle,
+    then ran it from the run dir: "not a Python 3.6+ interpreter? (status 127)"
+    for a Python that was there. ~/ says which home; a bare name is looked up on
+    PATH; a relative path means nothing dependable, so it is an input error."""
+    a = pool["a"]
+    a.run("mkdir -p /root/venv/bin && ln -sf /usr/bin/python3 /root/venv/bin/python3")
+    graph = file_graph("a", "a", tmp_path)
+    graph.write_text(graph.read_text() + "python: venv/bin/python3\n")
+    line = graph.read_text().count("\n")
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.strip().endswith(
+            f"{graph}:{line}: the graph file: 'python' 'venv/bin/python3' is a relative path: "
+            "give a name on the host's PATH (python3.11), an absolute path or ~/PATH"
+        ), done.stderr
+        assert not a.exists("/tmp/only-a") and "Copying bundle" not in done.stderr
+        assert "Traceback" not in done.stderr
+        # The same Python through ~/ runs.
+        graph.write_text(graph.read_text().replace("venv/", "~/venv/"))
+        done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (
+            "a: Running (Python 3." in done.stderr and ", /root/venv/bin/python3): " in done.stderr
+        )
+        assert a.read_file("/tmp/only-a") == "i am a"
+        assert_clean(a)
+    finally:
+        a.run("rm -rf /root/venv /tmp/only-a", check=False)
 
 
 def pyenv_python(version: str) -> str:
@@ -149,6 +256,32 @@ def test_writeup_example_on_pyenv_interpreters_given_by_python_key(version, pool
     finally:
         for host in (a, b):
             host.run("rm -f /tmp/file*", check=False)
+
+
+@pytest.mark.parametrize("version", ["3.6", "3.13"])
+def test_non_ascii_paths_and_commands_work_on_every_python_without_a_locale(
+    version, pool, bundle, tmp_path
+):
+    """An SSH command (and sudo's env_reset) runs without LANG: Python 3.6 then
+    took file names and commands for ASCII ("'ascii' codec can't encode"),
+    where 3.7 and later coerce the C locale to UTF-8 (PEP 538)."""
+    a = pool["a"]
+    graph = tmp_path / "utf8.yaml"
+    graph.write_text(
+        "graph: utf8\nresources:\n  file:\n  - name: grüße\n"
+        '    path: /tmp/file-grüße\n    content: "Grüße, 日本\\n"\n'
+        '  exec:\n  - name: echo\n    cmd: "echo été > /tmp/file-été"\n'
+        f"    shell: /bin/sh\nremote: a\npython: {pyenv_python(version)}\n",
+        encoding="utf-8",
+    )
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert a.read_file("/tmp/file-grüße") == "Grüße, 日本\n"
+        assert a.read_file("/tmp/file-été") == "été\n"
+        assert_clean(a)
+    finally:
+        a.run("rm -f /tmp/file-*", check=False)
 
 
 def test_an_interpreter_older_than_36_is_named_in_one_line(pool, bundle, tmp_path):

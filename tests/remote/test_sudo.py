@@ -10,6 +10,7 @@ goes on, and ^C / SIGTERM / a vanished initiator for leaving nothing behind.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -30,7 +31,7 @@ from remote_helpers import (
     wait_until,
 )
 
-from mgmt.remote.transport.sudo import NEEDS_PASSWORD, WRONG_PASSWORD
+from mgmt.remote.transport.sudo import NEEDS_PASSWORD, NOT_TRIED, WRONG_PASSWORD
 from support import require_tools
 from support.hosts import ssh_hosts
 from support.users import sudo_users
@@ -53,7 +54,8 @@ def pool():
 
 @pytest.fixture(scope="module")
 def users(pool):
-    kinds = {k: k for k in ("nopasswd", "exact", "password", "requiretty", "none")}
+    kinds = {k: k for k in ("nopasswd", "exact", "password", "requiretty", "none", "some")}
+    kinds["targetpw"] = "targetpw"
     kinds["target"] = "none"  # --sudo-user's: a plain user
     with sudo_users(kinds, Path(str(pool.identity) + ".pub")) as made:
         yield made
@@ -135,6 +137,27 @@ def test_sudo_user_runs_the_agent_as_that_user(pool, users, bundle, tmp_path):
     # Its cache is in its own home, readable by it alone.
     cached = a.run(f"stat -c '%U %a' {target.home}/.cache/mgmt/bundles/*.pyz").stdout.split()
     assert cached == [target.name, "700"]
+    assert_clean(a)
+
+
+def test_a_sudo_user_without_a_home_is_told_to_give_no_caching(pool, users, bundle, tmp_path):
+    """nobody's home is /nonexistent (a service user's is often not its own): the bundle
+    cannot be cached there, and mkdir's "Permission denied" did not say what to do."""
+    login, a = users["nopasswd"], pool["a"]
+    graph = file_graph("a", f"{login.name}@{a.address}", tmp_path)
+    graph.write_text(graph.read_text() + "sudo: nobody\n")
+    done = run_as(pool, bundle, [graph], "--converged-timeout=1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if f"{a.address}: failed:" in line]
+    assert len(errors) == 1, done.stderr
+    home = pwd.getpwnam("nobody").pw_dir  # the hosts share this machine's users
+    assert errors[0].endswith(
+        f"mgmt-remote: no cache in {home}/.cache/mgmt for nobody; give --no-caching"
+    ), errors[0]
+    assert_clean(a)
+    done = run_as(pool, bundle, [graph], "--converged-timeout=1", "--no-caching")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert owner_and_content(a, "/tmp/only-a") == ("nobody", "i am a")
     assert_clean(a)
 
 
@@ -225,6 +248,13 @@ def test_a_ctrl_c_at_the_password_prompt_stops_the_run_exit_130(tmp_path):
         ("password", "wrong-" + "x" * 8, WRONG_PASSWORD),
         ("password", None, NEEDS_PASSWORD),
         ("none", "given", "sudo refused to run commands as root for {login}: "),
+        # sudo quotes the refused command (START, hundreds of lines): it is left out.
+        (
+            "some",
+            "given",
+            "sudo refused to run commands as root for {login}: Sorry, user {login} is not "
+            "allowed to execute '/bin/sh -c ...' as root on ",
+        ),
         # sudo's reason is not its last line there (an audit plugin's follows it).
         (
             "nopasswd",
@@ -232,7 +262,13 @@ def test_a_ctrl_c_at_the_password_prompt_stops_the_run_exit_130(tmp_path):
             "sudo refused to run commands as nosuchuser for {login}: sudo: unknown user nosuchuser",
         ),
     ],
-    ids=["wrong-password", "no-password-given", "not-in-sudoers", "unknown-user"],
+    ids=[
+        "wrong-password",
+        "no-password-given",
+        "not-in-sudoers",
+        "only-other-commands",
+        "unknown-user",
+    ],
 )
 def test_sudo_failures_are_one_line_and_the_other_host_goes_on(
     kind, password, expected, pool, users, bundle, tmp_path
@@ -259,10 +295,83 @@ def test_sudo_failures_are_one_line_and_the_other_host_goes_on(
     message = expected.format(login=failing.name)
     errors = [line for line in done.stderr.splitlines() if f"{a.address}: failed:" in line]
     assert len(errors) == 1 and message in errors[0], done.stderr
+    assert len(errors[0]) < 400, errors[0]  # one line a person reads, not START quoted
     assert not a.exists("/tmp/only-a")
     assert "Traceback" not in done.stderr
     assert_clean(a)
     assert_clean(b)
+
+
+def test_a_wrong_password_is_tried_on_one_host_only(pool, users, bundle, tmp_path):
+    """One login on every host (a directory's, as often): sudo on each counted a
+    failure for a typo, and a directory locks an account after a few (IPA: 6)
+    wherever they happened. The first host tries it; the others are not given it."""
+    user, a, b = users["password"], pool["a"], pool["b"]
+    graphs = [file_graph(h.name, f"{user.name}@{h.address}", tmp_path) for h in (a, b)]
+    flags = ["--sudo", "--ask-sudo-password", "--converged-timeout=1"]
+    done = run_as(pool, bundle, graphs, *flags, password="typo-" + user.password)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = {
+        host.address: line.split(f"{host.address}: failed: ", 1)[1]
+        for line in done.stderr.splitlines()
+        for host in (a, b)
+        if f"{host.address}: failed: " in line
+    }
+    wrong = WRONG_PASSWORD.format(login=user.name)
+    tried = [address for address, error in errors.items() if error == wrong]
+    assert len(errors) == 2 and len(tried) == 1, done.stderr
+    other = (set(errors) - set(tried)).pop()
+    assert errors[other] == NOT_TRIED.format(login=user.name, other=tried[0]), done.stderr
+    for host in (a, b):
+        assert not host.exists(f"/tmp/only-{host.name}")
+        assert_clean(host)
+    # Right, it is used everywhere, the hosts asked while the first tried it included.
+    done = run_as(pool, bundle, graphs, *flags, password=user.password)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for host in (a, b):
+        assert owner_and_content(host, f"/tmp/only-{host.name}") == ("root", f"i am {host.name}")
+
+
+def test_targetpw_wants_the_targets_password_and_a_wrong_one_says_whose(
+    pool, users, bundle, tmp_path
+):
+    """Under targetpw (or rootpw, runaspw) sudo asks for another user's password
+    than the login's: typing the login's was "wrong password for <login>", for
+    the password the login had right. sudo's %p in the prompt names whose."""
+    login, target, a = users["targetpw"], users["target"], pool["a"]
+    graph = file_graph("a", f"{login.name}@{a.address}", tmp_path)
+    flags = ["--sudo-user", target.name, "--ask-sudo-password", "--converged-timeout=1"]
+    done = run_as(pool, bundle, [graph], *flags, password=login.password)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if f"{a.address}: failed:" in line]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].endswith(
+        f"{a.address}: failed: sudo: wrong password for {target.name} (asked again after the "
+        f"one given); sudoers asks for {target.name}'s password, not {login.name}'s "
+        "(targetpw, rootpw, runaspw)"
+    ), errors[0]
+    assert not a.exists("/tmp/only-a")
+    assert_clean(a)
+    done = run_as(pool, bundle, [graph], *flags, password=target.password)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert owner_and_content(a, "/tmp/only-a") == (target.name, "i am a")
+    assert_clean(a)
+
+
+def test_a_domain_login_with_an_at_in_its_name_runs_through_sudo(pool, bundle, tmp_path):
+    """SSSD's fully qualified names (alice@corp.example.com: a realmd-joined RHEL's
+    default) were refused as "invalid user name", in both forms ssh takes."""
+    a = pool["a"]
+    with sudo_users(["nopasswd"], Path(str(pool.identity) + ".pub"), realm="corp") as made:
+        user = made["nopasswd"]
+        login, realm = user.name.split("@")
+        for remote in (f"ssh://{login}%40{realm}@{a.address}:22", f"{user.name}@{a.address}"):
+            graph = file_graph("a", remote, tmp_path)
+            done = run_as(pool, bundle, [graph], "--sudo", "--converged-timeout=1")
+            assert done.returncode == 0, remote + "\n" + done.stdout + done.stderr
+            assert owner_and_content(a, "/tmp/only-a") == ("root", "i am a")
+            a.run("rm -f /tmp/only-a")
+            assert_clean(a)
 
 
 def _failed_with_login_shell(shell, flags, pool, users, bundle, tmp_path) -> str:

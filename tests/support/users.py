@@ -10,6 +10,10 @@ see support.sshd) and one sudoers drop-in in /etc/sudoers.d:
 - ``password``: ``USER ALL=(ALL) ALL`` (sudo asks for the user's password)
 - ``requiretty``: as ``password``, plus ``Defaults:USER requiretty``
 - ``none``: no rule at all (not in sudoers)
+- ``some``: ``USER ALL=(root) /usr/bin/id`` (sudo asks, then refuses anything else)
+- ``securepath``: as ``nopasswd``, with RHEL's ``secure_path`` (no /usr/local/bin)
+- ``targetpw``: as ``password``, plus ``Defaults:USER targetpw`` (sudo asks for the
+  password of the user the command runs as: SUSE's default)
 
 Every drop-in sets ``timestamp_timeout=0`` for its user, so that no cached
 sudo credential makes a later test pass without asking. Names are
@@ -33,7 +37,7 @@ from pathlib import Path
 from typing import Dict, Iterator, Mapping, Sequence, Union
 
 SUDOERS_D = Path("/etc/sudoers.d")
-KINDS = ("nopasswd", "exact", "password", "requiretty", "none")
+KINDS = ("nopasswd", "exact", "password", "requiretty", "none", "some", "targetpw", "securepath")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,13 @@ def _rules(name: str, kind: str) -> str:
         lines.append(f"{name} ALL=(ALL) ALL")
     elif kind == "requiretty":
         lines += [f"Defaults:{name} requiretty", f"{name} ALL=(ALL) ALL"]
+    elif kind == "securepath":
+        path = "/sbin:/bin:/usr/sbin:/usr/bin"
+        lines += [f'Defaults:{name} secure_path="{path}"', f"{name} ALL=(ALL) NOPASSWD: ALL"]
+    elif kind == "targetpw":
+        lines += [f"Defaults:{name} targetpw", f"{name} ALL=(ALL) ALL"]
+    elif kind == "some":
+        lines.append(f"{name} ALL=(root) /usr/bin/id")
     elif kind != "none":
         raise ValueError(f"unknown sudo kind {kind!r} (known: {', '.join(KINDS)})")
     return "\n".join(lines) + "\n"
@@ -77,8 +88,12 @@ def _install_sudoers(user: User) -> None:
     temp.rename(user.sudoers)
 
 
-def make_user(kind: str, public_key: Path) -> User:
-    name = "mgmt-t-" + secrets.token_hex(4)
+def make_user(kind: str, public_key: Path, realm: str = "") -> User:
+    """``realm``: a domain login's name (``mgmt-t-...@REALM``, as SSSD's fully
+    qualified names); no dot in it, which would make sudo skip the drop-in."""
+    if "." in realm:
+        raise ValueError(f"realm {realm!r}: sudo skips drop-ins whose name has a dot")
+    name = "mgmt-t-" + secrets.token_hex(4) + (f"@{realm}" if realm else "")
     password = "pw-" + secrets.token_hex(8)
     subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True, capture_output=True)
     user = User(name, kind, password, Path("/home") / name)
@@ -127,9 +142,10 @@ def reap_stale() -> None:
 
 @contextlib.contextmanager
 def sudo_users(
-    kinds: Union[Sequence[str], Mapping[str, str]], public_key: Path
+    kinds: Union[Sequence[str], Mapping[str, str]], public_key: Path, realm: str = ""
 ) -> Iterator[Dict[str, User]]:
-    """kind (or a key, given a mapping key -> kind) -> a fresh user; all removed on exit."""
+    """kind (or a key, given a mapping key -> kind) -> a fresh user; all removed on exit
+    (``realm``: see :func:`make_user`)."""
     if os.geteuid() != 0:
         raise PermissionError("making users needs root")
     wanted = dict(kinds) if isinstance(kinds, Mapping) else {kind: kind for kind in kinds}
@@ -137,7 +153,7 @@ def sudo_users(
     made: Dict[str, User] = {}
     try:
         for key, kind in wanted.items():
-            made[key] = make_user(kind, public_key)
+            made[key] = make_user(kind, public_key, realm)
         yield made
     finally:
         for user in made.values():

@@ -9,6 +9,20 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 from mgmt.resources.base import Meta
 from mgmt.resources.fields import shown_name
 
+# A python: key or --python: a name is looked up on the host's PATH, an absolute
+# path taken as it is, and ~/ is the home of the user the agent runs as. A
+# relative path is relative to nothing dependable: START looked it up from the
+# login's home and then ran it from the run dir, where it was not found.
+RELATIVE_PYTHON = (
+    "is a relative path: give a name on the host's PATH (python3.11), an absolute path or ~/PATH"
+)
+
+
+def relative_path(value: str) -> bool:
+    """Whether a python: key or --python is a path relative to no known folder."""
+    return "/" in value and not value.startswith(("/", "~/"))
+
+
 # A resource is identified by (kind, name).
 ResourceKey = Tuple[str, str]
 

@@ -9,7 +9,17 @@ from mgmt.graph.clash import find_clash
 from mgmt.graph.deps import cycle_text, dependencies, find_cycle
 from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES, name_problem
 from mgmt.graph.located import load_located
-from mgmt.graph.model import EXPORT_MARK, Collect, Edge, Graph, ResourceKey, ResourceSpec, key_str
+from mgmt.graph.model import (
+    EXPORT_MARK,
+    RELATIVE_PYTHON,
+    Collect,
+    Edge,
+    Graph,
+    ResourceKey,
+    ResourceSpec,
+    key_str,
+    relative_path,
+)
 from mgmt.graph.values import LocDict, LocList, new_dict, new_list
 from mgmt.resources.base import META_FIELDS, FieldError, Meta, fill_params, kind_class, known_kinds
 from mgmt.resources.fields import describe, shown
@@ -82,6 +92,9 @@ class _Parser:
                 f"the graph file: 'python' must be a name or path, got {shown(python)}",
                 doc.line_of("python"),
             )
+        if python and relative_path(python):
+            why = f"the graph file: 'python' {shown(python)} {RELATIVE_PYTHON}"
+            raise self.fail(why, doc.line_of("python"))
         if "via" in doc:
             graph.via, graph.via_line = self.via(doc.get("via"), doc.line_of("via"))
         line = doc.line_of("resources")

@@ -26,8 +26,11 @@ PASSWORD_WARNING = (
 )
 # A user, an alias or a host name: what ssh itself would accept, no shell or URL syntax,
 # and no leading "-": ssh (and sudo, scp...) would read "-oProxyCommand=..." as an option.
-# Used with fullmatch: "$" would also take a final newline ("host\n").
-_NAME_RE = re.compile(r"[A-Za-z0-9_.%+][A-Za-z0-9_.%+-]*")
+# Used with fullmatch: "$" would also take a final newline ("host\n"). A user may
+# hold "@" past its first character: a domain login (SSSD's fully qualified
+# names, a realmd-joined RHEL's default: alice@corp.example.com), written
+# ssh://alice%40corp.example.com@host, or alice@corp.example.com@host as ssh takes it.
+_NAME_RE = re.compile(r"[A-Za-z0-9_.%+][A-Za-z0-9_.%+@-]*")
 _HOST_RE = re.compile(r"[A-Za-z0-9_.%:][A-Za-z0-9_.%:-]*")
 # What the resolver (inet_aton) takes for an IPv4 address: up to 4 parts, each
 # decimal, octal (a leading 0) or hex (0x). One part alone is left alone: it may

@@ -8,7 +8,8 @@ conversation with the initiator, in order:
 initiator -> host, the command line
     ``sh -c START mgmt-remote SHA256 cache|nocache RUN_DIR GRAPH BUILD_ID LAUNCHER SIZE
     PYTHON KIND`` (every argument a quoted word: see :func:`sh`; PYTHON "" to find
-    one: python3, /usr/libexec/platform-python, python3.13 .. python3.6; KIND
+    one: python3, /usr/libexec/platform-python, python3.13 .. python3.6, then
+    /usr/local/bin/python3, /usr/local/bin/python3.13 .. 3.6 (secure_path); KIND
     :data:`ATTACHED`, "" for a secondary, which takes no agent lock). No
     interpreter: exit :data:`EXIT_NO_PYTHON` before anything else.
 host -> initiator, stdout

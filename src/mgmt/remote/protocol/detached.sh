@@ -1,12 +1,25 @@
 # The hosts' side of a detached cluster, started: run by the initiator as
 # `sh -c <this file> mgmt-remote PROGRAM PYTHON ARGS...` (mgmt.remote.orchestration.detach).
-# PROGRAM is detached.py's text; PYTHON the graph's python: ("" for the host's
-# python3). detached.py starts the agent and its supervisors with the same
-# interpreter (sys.executable), so the choice made here holds for all of them.
+# PROGRAM is detached.py's text; PYTHON the graph's python: ("" to find one, in
+# START's order: start.sh). detached.py starts the agent and its supervisors with
+# the same interpreter (sys.executable), so the choice made here holds for all of them.
 p=$1 py=$2; shift 2
-if [ -z "$py" ]; then py=/usr/bin/python3; [ -x "$py" ] || py=python3; fi
-case $py in "~/"*) py="$HOME/${py#\~/}" ;; esac
-# Without one, read the request all the same: closed at once, stdin would fail the send.
-command -v "$py" >/dev/null 2>&1 || {
-    echo "no Python at $py (python: / --python)" >&2; cat >/dev/null; exit 93; }
+if [ -n "$py" ]; then
+    case $py in "~/"*) py="$HOME/${py#\~/}" ;; esac
+    # Without one, read the request all the same: closed at once, stdin would fail the send.
+    command -v "$py" >/dev/null 2>&1 || {
+        echo "no Python at $py (python: / --python)" >&2; cat >/dev/null; exit 93; }
+else
+    # The interpreter an attached run takes: RHEL 8's platform-python too.
+    l=/usr/local/bin
+    for py in python3 /usr/libexec/platform-python python3.13 python3.12 python3.11 \
+        python3.10 python3.9 python3.8 python3.7 python3.6 $l/python3 $l/python3.13 \
+        $l/python3.12 $l/python3.11 $l/python3.10 $l/python3.9 $l/python3.8 $l/python3.7 \
+        $l/python3.6 ''; do
+        [ -n "$py" ] && command -v "$py" >/dev/null 2>&1 && break
+    done
+    [ -n "$py" ] || {
+        echo "no Python 3.6+ found; install python3 (dnf install python3) or give --python" >&2
+        cat >/dev/null; exit 93; }
+fi
 exec "$py" -S -c "$p" "$@"

@@ -36,8 +36,10 @@ only) runs the agent without it, as before there was one.
 
 Its first line on stdout names the interpreter (``@@mgmt-remote python PATH
 VERSION``, for the initiator's "Running:" line); an older one than 3.6 exits
-EXIT_OLD_PYTHON at once. Runs on the host's Python (3.6 and later) with the
-standard library only, and is read without a SyntaxError by older ones.
+EXIT_OLD_PYTHON at once; 3.6 under the C locale starts itself again first, with
+a UTF-8 LC_CTYPE (:func:`coerce_c_locale`). Runs on the host's Python (3.6 and
+later) with the standard library only, and is read without a SyntaxError by
+older ones.
 """
 
 import gc
@@ -65,6 +67,8 @@ def main():
         sys.stderr.write("mgmt-remote: Python " + version + " is too old: 3.6 or later needed\n")
         sys.stderr.flush()
         os._exit(EXIT_OLD_PYTHON)
+    if sys.version_info < (3, 7):  # noqa: UP036
+        coerce_c_locale()
     site, bundle, graph, state = sys.argv[1:5]
     kind = sys.argv[5] if len(sys.argv) > 5 else ""
     if kind:
@@ -114,6 +118,36 @@ def main():
 
     os.environ["SHIV_ENTRY_POINT"] = "mgmt.cli:run_remote_agent"
     runpy.run_path(bundle, run_name="__main__")
+
+
+def coerce_c_locale():
+    """PEP 538 for Python 3.6 (3.7 and later do it themselves, as does RHEL 8's
+    platform-python): under the C locale (no LANG: an SSH command, sudo's
+    env_reset) 3.6 takes file names and commands for ASCII, and a file
+    /etc/gr\u00fc\u00dfe or a command naming one failed with "'ascii' codec can't
+    encode". Started again, before anything is read or written, with LC_CTYPE
+    set to a UTF-8 locale the host has: as 3.7 would, its children too."""
+    import codecs
+
+    if os.environ.get("LC_ALL") or codecs.lookup(sys.getfilesystemencoding()).name != "ascii":
+        return
+    import locale
+
+    names = ("C.UTF-8", "C.utf8", "UTF-8")
+    if os.environ.get("LC_CTYPE") in names:  # set already, and it did not help: go on
+        return
+    for name in names:
+        try:
+            locale.setlocale(locale.LC_CTYPE, name)
+        except locale.Error:
+            continue
+        try:
+            with open("/proc/self/cmdline", "rb") as f:  # this very command line
+                argv = f.read().split(b"\0")[:-1]
+        except OSError:
+            return
+        os.environ["LC_CTYPE"] = name
+        os.execv(sys.executable, argv)
 
 
 _held_lock = None  # the lock's descriptor, open for the life of the process

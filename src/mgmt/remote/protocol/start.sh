@@ -20,8 +20,13 @@ if [ -n "$py" ]; then
     case $py in "~/"*) py="$HOME/${py#\~/}" ;; esac
     command -v "$py" >/dev/null 2>&1 || { echo "mgmt-remote: no Python at $py" >&2; exit 93; }
 else
+    # Then /usr/local/bin by its full path: sudo's secure_path leaves it out (RHEL's
+    # is /sbin:/bin:/usr/sbin:/usr/bin), where a Python built from source lives.
+    l=/usr/local/bin
     for py in python3 /usr/libexec/platform-python python3.13 python3.12 python3.11 \
-        python3.10 python3.9 python3.8 python3.7 python3.6 ''; do
+        python3.10 python3.9 python3.8 python3.7 python3.6 $l/python3 $l/python3.13 \
+        $l/python3.12 $l/python3.11 $l/python3.10 $l/python3.9 $l/python3.8 $l/python3.7 \
+        $l/python3.6 ''; do
         [ -n "$py" ] && command -v "$py" >/dev/null 2>&1 && break
     done
     [ -n "$py" ] || { echo "mgmt-remote: no Python 3.6 or later found" >&2; exit 93; }
@@ -31,8 +36,13 @@ if [ "$mode" = cache ]; then
     # Made once (0700), before the run dir: failing here leaves nothing behind.
     # A warm start forks nothing for it.
     if ! [ -d "$cache/bundles" ] || ! [ -d "$cache/shiv" ]; then
+        # A user without a home of its own (sudo: nobody, a service user) gets
+        # one line saying what to do, after mkdir's own.
         (umask 077 && mkdir -p "$cache/bundles" "$cache/shiv") &&
-            chmod 700 "$cache" "$cache/bundles" "$cache/shiv" || exit 91
+            chmod 700 "$cache" "$cache/bundles" "$cache/shiv" || {
+            echo "mgmt-remote: no cache in $cache for $(id -un); give --no-caching" >&2
+            exit 91
+        }
     fi
     bundle="$cache/bundles/$sha.pyz"
     shiv="$cache/shiv"
