@@ -16,8 +16,8 @@ from typing import List
 import pytest
 
 from mgmt.errors import RemoteError
-from mgmt.remote.transport import password_gate
 from mgmt.remote.transport.openssh import SshProcess
+from mgmt.remote.transport.password_gate import PasswordGates
 from mgmt.remote.transport.sudo import (
     NEEDS_PASSWORD,
     NOT_THE_LOGINS,
@@ -29,14 +29,6 @@ from mgmt.remote.transport.sudo import (
 from support.polling import wait_until
 
 TOKEN = "mgmt-sudo-0123456789abcdef"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_password_gates():
-    """Every test is a run of its own: what one said of the password stays there."""
-    password_gate._gates.clear()
-    yield
-    password_gate._gates.clear()
 
 
 def stand_in(script: str, started: List[str]):
@@ -177,11 +169,12 @@ def _sudo_recording(tmp_path, name: str, after: str) -> str:
 def test_a_password_refused_on_one_host_is_not_tried_on_the_others(tmp_path):
     """A directory counts failures across hosts: a typo tried on 30 hosts locked the account."""
     wrong = 'printf "Sorry, try again.\\n%s" "$P" >&2; exec sleep 60'
-    first = Sudo("h1", "alice", password="typo", token=TOKEN)
+    run = PasswordGates()  # the run's, shared by its hosts
+    first = Sudo("h1", "alice", password="typo", token=TOKEN, gates=run)
     with pytest.raises(RemoteError) as caught:
         first.start(stand_in(_sudo_recording(tmp_path, "h1", wrong), []), "true")
     assert str(caught.value) == "h1: " + WRONG_PASSWORD.format(login="alice")
-    second = Sudo("h2", "alice", password="typo", token=TOKEN)
+    second = Sudo("h2", "alice", password="typo", token=TOKEN, gates=run)
     with pytest.raises(RemoteError) as caught:
         second.start(stand_in(_sudo_recording(tmp_path, "h2", wrong), []), "true")
     assert str(caught.value) == "h2: " + NOT_TRIED.format(login="alice", other="h1")
@@ -191,7 +184,8 @@ def test_a_password_refused_on_one_host_is_not_tried_on_the_others(tmp_path):
 
 def test_hosts_asked_while_the_first_tries_wait_for_its_answer_then_use_it(tmp_path):
     right = 'sleep 0.5; date +%s.%N > {d}/{n}-ok; printf "%s\\n" "$OK" >&2; echo ran'
-    hosts = [Sudo(f"h{n}", "alice", password="good", token=TOKEN) for n in range(3)]
+    run = PasswordGates()
+    hosts = [Sudo(f"h{n}", "alice", password="good", token=TOKEN, gates=run) for n in range(3)]
     results = {}
 
     def start(n: int) -> None:
@@ -216,11 +210,12 @@ def test_a_first_try_that_ends_without_an_answer_lets_the_next_host_try(tmp_path
     """A sudo that ends after one try (passwd_tries=1) or whose connection goes says
     neither right nor wrong: the next host tries it (and is let in)."""
     gone = 'echo "sudo: 1 incorrect password attempt" >&2; exit 1'
-    first = Sudo("h1", "alice", password="good", token=TOKEN)
+    run = PasswordGates()
+    first = Sudo("h1", "alice", password="good", token=TOKEN, gates=run)
     with pytest.raises(RemoteError, match="1 incorrect password attempt"):
         first.start(stand_in(_sudo_recording(tmp_path, "h1", gone), []), "true")
     right = 'printf "%s\\n" "$OK" >&2; echo ran'
-    second = Sudo("h2", "alice", password="good", token=TOKEN)
+    second = Sudo("h2", "alice", password="good", token=TOKEN, gates=run)
     process = second.start(stand_in(_sudo_recording(tmp_path, "h2", right), []), "true")
     assert process.stdout.read() == b"ran\n"
     assert (tmp_path / "h2").read_text() == "good\n"

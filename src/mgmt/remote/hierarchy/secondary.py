@@ -198,6 +198,7 @@ def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
     ``sudo``: the run's sudo token and password, for the hosts that use it."""
     from mgmt.remote.orchestration.etcd import SeedsEtcd
     from mgmt.remote.transport.openssh import OpenSshRunner
+    from mgmt.remote.transport.password_gate import PasswordGates
     from mgmt.remote.transport.sudo import Sudo
 
     # A process group of our own, our ssh clients in it: START ends the group
@@ -217,6 +218,7 @@ def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
 
     upward = Upward()
     accepted = AcceptedKeys(known, upward) if options["accept_new"] else None
+    password_gates = PasswordGates()  # the hosts below try a password one at a time
 
     def connect(spec: HostSpec) -> OpenSshRunner:
         runner = OpenSshRunner(  # it logs in with its first command (START)
@@ -228,7 +230,9 @@ def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
         )
         if spec.sudo:  # the plan names the user; the token and password came on stdin
             token, password = sudo or (None, None)
-            runner.become = Sudo(spec.name, spec.user, spec.sudo, password=password, token=token)
+            runner.become = Sudo(
+                spec.name, spec.user, spec.sudo, password, token, gates=password_gates
+            )
         return runner
 
     ctx = RunContext(

@@ -88,6 +88,7 @@ def run(
     from mgmt.remote.orchestration.graphcheck import CheckedGraphs
     from mgmt.remote.orchestration.results import HostResult, print_summary, run_document
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
+    from mgmt.remote.transport.password_gate import PasswordGates
     from mgmt.remote.transport.same_host import SameHostGuard
     from mgmt.remote.transport.sudo import Sudo, new_token
 
@@ -119,6 +120,7 @@ def run(
         else:
             log.warning(NO_SUDO_HOSTS)
     token = new_token()  # sudo's prompt, the same for every host of the run
+    password_gates = PasswordGates()  # a password is tried on one host before the others
     found = find_bundle(bundle)
     log.info("bundle %s (%d bytes, sha256 %s)", found.path, found.size, found.sha256[:12])
     options = connect_options(settings, fabric_config)
@@ -131,7 +133,9 @@ def run(
         runner = ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
         if spec.sudo:  # the login as connected (ssh_config may have named it)
             login = runner.conn.user
-            runner.become = Sudo(spec.name, login, spec.sudo, password=sudo_password, token=token)
+            runner.become = Sudo(
+                spec.name, login, spec.sudo, sudo_password, token, gates=password_gates
+            )
         return runner
 
     results: List[HostResult] = []

@@ -10,13 +10,13 @@ all use it, at once. Wrong: none of them tries it, each failing in one line
 that names the host where it was refused. No answer (that host's sudo ended
 otherwise, its connection went): the next host waiting tries it.
 
-A gate is kept per run (the sudo token every host of the run shares) and per
-user whose password sudo asks for (its ``%p``); a secondary keeps its own for
-the hosts below it. Runs on the initiator and on secondaries: Python 3.6.
+A run keeps its gates (:class:`PasswordGates`), one per user whose password
+sudo asks for (its ``%p``); a secondary keeps its own for the hosts below it.
+Runs on the initiator and on secondaries: Python 3.6.
 """
 
 import threading
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional
 
 UNTRIED, TRYING, RIGHT, WRONG = "untried", "trying", "right", "wrong"
 # How often a waiting host looks whether it should give up (its own deadline,
@@ -58,11 +58,14 @@ class PasswordGate:
             self._cond.notify_all()
 
 
-_gates: Dict[Tuple[str, str], PasswordGate] = {}
-_gates_lock = threading.Lock()
+class PasswordGates:
+    """A run's gates, one per user whose password sudo asks for (its ``%p``): the
+    run makes one and gives it to the Sudo of each of its hosts."""
 
+    def __init__(self) -> None:
+        self._gates: Dict[str, PasswordGate] = {}
+        self._lock = threading.Lock()
 
-def gate_for(token: str, whose: str) -> PasswordGate:
-    """The gate of this run (token) for ``whose`` password."""
-    with _gates_lock:
-        return _gates.setdefault((token, whose), PasswordGate())
+    def for_user(self, whose: str) -> PasswordGate:
+        with self._lock:
+            return self._gates.setdefault(whose, PasswordGate())

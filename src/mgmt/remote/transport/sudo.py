@@ -46,7 +46,7 @@ from mgmt.remote.transport.password_gate import (
     UNTRIED,
     WRONG,
     PasswordGate,
-    gate_for,
+    PasswordGates,
 )
 from mgmt.remote.transport.runner import Become, Process, refused_by_login_shell
 
@@ -84,12 +84,15 @@ class Sudo(Become):
         password: Optional[str] = None,
         token: Optional[str] = None,
         timeout: float = SUDO_TIMEOUT,
+        gates: Optional[PasswordGates] = None,
     ):
         self.host = host
         self.timeout = timeout
         self.login = login or "the login user"
         self.user = user or "root"
         self._password = password
+        # The run's, shared by its hosts (a host alone: its own).
+        self.gates = gates if gates is not None else PasswordGates()
         token = token or new_token()
         self.token = token
         # What sudo prints, %p expanded: the user whose password it wants.
@@ -214,7 +217,7 @@ class Sudo(Become):
                 if self._password is None:
                     process.close()
                     raise RemoteError(self.host, NEEDS_PASSWORD.format(login=whose))
-                gate = gate_for(self.token, whose)
+                gate = self.gates.for_user(whose)
 
                 def give_up() -> bool:  # this host's deadline, or its sudo gone
                     return silent.is_set() or process.wait(0) is not None
