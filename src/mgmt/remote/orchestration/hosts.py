@@ -207,8 +207,8 @@ def _finish_in_flight(futures) -> None:
     under_way = [f for f in futures if not f.cancel() and not f.done()]
     if not under_way:
         return
-    log.warning("interrupted: letting %d host command(s) under way end first", len(under_way))
-    try:
+    try:  # a ^C right after this line is said (as a user may press it) is one again, too
+        log.warning("interrupted: letting %d host command(s) under way end first", len(under_way))
         wait(under_way)
     except BaseException:
         log.warning("interrupted again: not waiting; something may be left on the hosts")
