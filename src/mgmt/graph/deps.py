@@ -1,9 +1,14 @@
-"""Dependencies between resources: explicit edges plus autoedges, and cycle finding."""
+"""Dependencies between resources: explicit edges plus autoedges, cycle finding, and
+what an edge's ``notify`` can ask of them."""
 
-from typing import Dict, Iterable, List, Mapping, Optional, Set
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 
 from mgmt.graph.model import Edge, ResourceKey, ResourceSpec, key_str
 from mgmt.resources.base import kind_class
+from mgmt.resources.fields import describe
+
+# What mgmt does on a refresh that this agent does not: kinds refused as notify's target.
+NO_REFRESH = {"svc": "be restarted", "msg": "be sent again", "timer": "restart"}
 
 Parents = Dict[ResourceKey, Set[ResourceKey]]
 
@@ -79,3 +84,30 @@ def cycle_text(cycle: List[ResourceKey]) -> str:
         hidden = len(names) - 2 * half
         names = [*names[:half], f"({hidden} more)", *names[-half:]]
     return " -> ".join(names)
+
+
+def notify_problem(value: Any, to: ResourceKey) -> Optional[str]:
+    """Why an edge's ``notify: value`` to ``to`` is refused (mgmt's, 0.0.9 on), or None.
+
+    Here, as in mgmt 0.0.5, a resource that changed something has every
+    resource after it checked again, and an exec runs its cmd at each check
+    (ifcmd guarding it): that is a refresh for an exec, and for a kind that
+    does nothing with one (file, pkg, noop, ...) a re-check is all mgmt does
+    too. What this engine cannot do is refused rather than ignored: restart
+    a service, send a message again or restart a timer on a refresh, and
+    keep an exec from running after a change before it.
+    """
+    if not isinstance(value, bool):
+        return f"an edge: 'notify' must be true or false, got {describe(value)}"
+    if value and to[0] in NO_REFRESH:
+        return (
+            f"notify: {key_str(to)} would not {NO_REFRESH[to[0]]} on a refresh: this "
+            "agent only checks it again (leave notify out)"
+        )
+    if not value and to[0] == "exec":
+        return (
+            f"notify: false cannot hold for {key_str(to)}: here an exec runs again after "
+            "a change of any resource before it, as in mgmt 0.0.5 (leave notify out; "
+            "an ifcmd can keep cmd from running)"
+        )
+    return None

@@ -6,7 +6,7 @@ from typing import Any, List, Optional, Tuple, Union
 
 from mgmt.errors import GraphError
 from mgmt.graph.clash import find_clash
-from mgmt.graph.deps import cycle_text, dependencies, find_cycle
+from mgmt.graph.deps import cycle_text, dependencies, find_cycle, notify_problem
 from mgmt.graph.limits import MAX_BYTES, MAX_RESOURCES, name_problem
 from mgmt.graph.located import load_located
 from mgmt.graph.model import (
@@ -25,8 +25,6 @@ from mgmt.resources.base import META_FIELDS, FieldError, Meta, fill_params, kind
 from mgmt.resources.fields import describe, shown
 
 # Kinds mgmt's refresh (an edge's notify) makes act, which this engine only re-checks.
-NO_REFRESH = {"svc": "be restarted", "msg": "be sent again", "timer": "restart"}
-
 TOP_KEYS = ("graph", "comment", "resources", "edges", "collect", "remote", "via", "sudo", "python")
 
 
@@ -275,43 +273,15 @@ class _Parser:
                 )
                 raise self.fail(message, ref.line)
             ends.append(key)
-        self.notify(data, ends[1])
+        if data.get("notify") is not None:
+            problem = notify_problem(data["notify"], ends[1])
+            if problem:
+                raise self.fail(problem, data.line_of("notify"))
         name = data.get("name")
         if isinstance(name, (dict, list)):  # a scalar is its text, as mgmt reads it
             message = f"an edge: 'name' must be a string, got {describe(name)}"
             raise self.fail(message, data.line_of("name"))
         return Edge(ends[0], ends[1], "" if name is None else str(name), data.line)
-
-    def notify(self, data: LocDict, to: ResourceKey) -> None:
-        """mgmt's ``notify:`` (0.0.9 on), taken where this engine does what it asks.
-
-        Here, as in mgmt 0.0.5, a resource that changed something has every
-        resource after it checked again, and an exec runs its cmd at each check
-        (ifcmd guarding it): that is a refresh for an exec, and for a kind that
-        does nothing with one (file, pkg, noop, ...) a re-check is all mgmt does
-        too. What this engine cannot do is refused rather than ignored: restart
-        a service, send a message again or restart a timer on a refresh, and
-        keep an exec from running after a change before it.
-        """
-        value = data.get("notify")
-        if value is None:
-            return
-        line = data.line_of("notify")
-        if not isinstance(value, bool):
-            raise self.fail(f"an edge: 'notify' must be true or false, got {describe(value)}", line)
-        if value and to[0] in NO_REFRESH:
-            message = (
-                f"notify: {key_str(to)} would not {NO_REFRESH[to[0]]} on a refresh: this "
-                "agent only checks it again (leave notify out)"
-            )
-            raise self.fail(message, line)
-        if not value and to[0] == "exec":
-            message = (
-                f"notify: false cannot hold for {key_str(to)}: here an exec runs again after "
-                "a change of any resource before it, as in mgmt 0.0.5 (leave notify out; "
-                "an ifcmd can keep cmd from running)"
-            )
-            raise self.fail(message, line)
 
     def check_cycles(self, graph: Graph) -> None:
         cycle = find_cycle(dependencies(graph.resources, graph.edges))
