@@ -17,7 +17,8 @@ from mgmt.errors import GraphError
 from mgmt.graph import parse_graph
 from mgmt.net.content import Content, parse_address
 from mgmt.net.http_server import HttpFileServer
-from mgmt.net.tftp import ACK, DATA, RRQ, TftpServer
+from mgmt.net.tftp import TftpServer
+from mgmt.net.tftp_wire import ACK, DATA, RRQ
 from mgmt.resources.base import FieldError, fill_params
 from mgmt.resources.http import HttpServerRes
 

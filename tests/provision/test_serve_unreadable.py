@@ -18,7 +18,7 @@ from typing import Iterator, Tuple
 import pytest
 from provision_support import ServeProcess, bound_by_file_modes, request
 
-from mgmt.net.tftp import ACK, DATA, ERROR, RRQ
+from mgmt.net.tftp_wire import ACK, DATA, ERROR, RRQ
 
 Address = Tuple[str, int]
 

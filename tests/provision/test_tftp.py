@@ -19,7 +19,8 @@ import pytest
 from provision_support import ServeProcess, script_process
 
 from mgmt.net.content import Content
-from mgmt.net.tftp import ACK, DATA, ERROR, OACK, RRQ, TftpServer
+from mgmt.net.tftp import TftpServer
+from mgmt.net.tftp_wire import ACK, DATA, ERROR, OACK, RRQ
 from support import require_tools
 
 # 512-byte blocks: 70 000 blocks cross the 16-bit block-number wrap at 65 536.

@@ -12,7 +12,8 @@ import pytest
 from provision_support import ServeProcess
 
 from mgmt.net.content import Content
-from mgmt.net.tftp import ACK, DATA, ERROR, OACK, RRQ, TftpServer
+from mgmt.net.tftp import TftpServer
+from mgmt.net.tftp_wire import ACK, DATA, ERROR, OACK, RRQ
 
 
 @pytest.fixture(scope="module")
