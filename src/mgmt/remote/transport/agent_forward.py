@@ -10,6 +10,7 @@ is forwarded and the secondary's logins fail with the reason ssh gives.
 """
 
 import os
+from typing import Optional, Tuple
 
 import paramiko
 from paramiko.agent import AgentRequestHandler
@@ -20,14 +21,41 @@ from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
 log = get_logger("remote")
 
 
+def agent_problem() -> Tuple[bool, Optional[str]]:
+    """Whether an ssh-agent answers here (to be forwarded), and why it cannot log
+    a secondary in further, or None: unset, gone (a stale SSH_AUTH_SOCK), or
+    holding no key (started, but no ssh-add). Said up front: the hosts below
+    would only say "Permission denied"."""
+    sock = os.environ.get("SSH_AUTH_SOCK")
+    if not sock:
+        return False, "no ssh-agent to forward (SSH_AUTH_SOCK is unset)"
+    agent = paramiko.Agent()  # connects at once; no connection, no keys
+    try:
+        if agent._conn is None:
+            return False, f"no ssh-agent answers at SSH_AUTH_SOCK ({sock}) to forward"
+        if not agent.get_keys():
+            return True, f"the ssh-agent to forward ({sock}) holds no key: add one with ssh-add"
+    except paramiko.SSHException as err:
+        return False, f"the ssh-agent to forward ({sock}) did not answer: {err}"
+    finally:
+        agent.close()
+    return True, None
+
+
 class AgentForwardingRunner(ParamikoRunner):
     """A :class:`ParamikoRunner` whose commands see the initiator's ssh-agent."""
 
+    _forward: Optional[bool] = None  # checked once per secondary, at its first command
+
     def _open_session(self) -> paramiko.Channel:
         channel = super()._open_session()
-        if os.environ.get("SSH_AUTH_SOCK"):
+        if self._forward is None:
+            self._forward, problem = agent_problem()
+            if problem is not None:
+                log.warning("%s: %s; the hosts below it cannot be logged in to", self.host, problem)
+        # Not for an agent that does not answer: forwarded, the secondary's ssh
+        # asked it for keys and waited for ever (paramiko never answers then).
+        if self._forward:
             # Kept with the channel: the handler serves it for the channel's life.
             channel.agent_forwarding = AgentRequestHandler(channel)
-        else:
-            log.warning("%s: no ssh-agent to forward (SSH_AUTH_SOCK is unset)", self.host)
         return channel

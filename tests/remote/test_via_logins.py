@@ -1,0 +1,84 @@
+"""via: the logins below a secondary: where the initiator's ssh_config says, with its agent.
+
+The hosts' sshd listen on port 2222 only, and the leaf is reachable from its
+secondary only.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from remote_helpers import file_graph, has_file, mgmt_run, need_hosts, summary
+
+from support.hosts import ssh_hosts
+from support.sshagent import ssh_agent
+
+PORT = 2222
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need_hosts()
+    with ssh_hosts(["s1", "l1"], port=PORT, behind={"l1": "s1"}) as hosts:
+        yield hosts
+
+
+@pytest.fixture(scope="module")
+def agent_env(pool):
+    with ssh_agent(pool.identity) as sock:
+        yield {"SSH_AUTH_SOCK": sock}
+
+
+def test_a_leafs_port_from_ssh_config_without_hostname_reaches_the_secondary(
+    pool, agent_env, bundle, tmp_path
+):
+    """A leaf named by its address, whose port comes from a ``Host ADDRESS`` block
+    (no HostName: the name is the address already), is logged in to on that port
+    by its secondary too, as ``ssh ADDRESS`` from the initiator would."""
+    leaf = pool["l1"]
+    config = pool.ssh_config.read_text()
+    pool.ssh_config.write_text(config + f"\nHost {leaf.address}\n    Port {PORT}\n")
+    try:
+        graph = file_graph("l1", f"ssh://root@{leaf.address}", tmp_path)
+        graph.write_text(graph.read_text() + "via: s1\n")
+        done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1", env=agent_env)
+    finally:
+        pool.ssh_config.write_text(config)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert summary(done.stdout)[f"s1/{leaf.address}"][0] == "converged", out
+    assert has_file(leaf, "i am l1")
+
+
+def leaf_graph(tmp_path, content: str) -> Path:
+    graph = file_graph("l1", "l1", tmp_path, content)  # by ssh_config alias
+    graph.write_text(graph.read_text() + "via: s1\n")
+    return graph
+
+
+@pytest.mark.parametrize("agent", ["empty", "gone"])
+def test_an_agent_with_no_key_or_none_answering_is_said_up_front(pool, bundle, tmp_path, agent):
+    """Started but never given a key (no ssh-add), or its socket left behind: the
+    leaves can only fail, and the run says why instead of a bare Permission denied."""
+    if agent == "empty":
+        with ssh_agent(None) as sock:
+            done = mgmt_run(
+                pool, bundle, [leaf_graph(tmp_path, agent)], "--converged-timeout=1",
+                env={"SSH_AUTH_SOCK": sock},
+            )  # fmt: skip
+        said = f"s1: the ssh-agent to forward ({sock}) holds no key: add one with ssh-add"
+    else:
+        sock = str(Path(tempfile.mkdtemp(dir=tmp_path)) / "gone.sock")
+        done = mgmt_run(
+            pool, bundle, [leaf_graph(tmp_path, agent)], "--converged-timeout=1",
+            env={"SSH_AUTH_SOCK": sock},
+        )  # fmt: skip
+        said = f"s1: no ssh-agent answers at SSH_AUTH_SOCK ({sock}) to forward"
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert said + "; the hosts below it cannot be logged in to" in out
+    row = summary(done.stdout)["s1/l1"]
+    assert row[0] == "failed" and "Permission denied" in row[2], out
+    assert not has_file(pool["l1"], agent)
