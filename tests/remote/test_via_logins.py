@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from remote_helpers import file_graph, has_file, mgmt_run, need_hosts, summary
+from remote_helpers import Initiator, file_graph, has_file, mgmt_run, need_hosts, summary
 
 from support.hosts import ssh_hosts
 from support.sshagent import ssh_agent
@@ -21,7 +21,7 @@ PORT = 2222
 @pytest.fixture(scope="module")
 def pool():
     need_hosts()
-    with ssh_hosts(["s1", "l1"], port=PORT, behind={"l1": "s1"}) as hosts:
+    with ssh_hosts(["s1", "l1", "l2"], port=PORT, behind={"l1": "s1", "l2": "s1"}) as hosts:
         yield hosts
 
 
@@ -52,9 +52,10 @@ def test_a_leafs_port_from_ssh_config_without_hostname_reaches_the_secondary(
     assert has_file(leaf, "i am l1")
 
 
-def leaf_graph(tmp_path, content: str) -> Path:
-    graph = file_graph("l1", "l1", tmp_path, content)  # by ssh_config alias
-    graph.write_text(graph.read_text() + "via: s1\n")
+def leaf_graph(tmp_path, content: str, name: str = "l1", busy: str = "") -> Path:
+    graph = file_graph(name, name, tmp_path, content)  # by ssh_config alias
+    text = graph.read_text().replace("remote: ", busy + "remote: ")  # busy: more resources
+    graph.write_text(text + "via: s1\n")
     return graph
 
 
@@ -82,3 +83,31 @@ def test_an_agent_with_no_key_or_none_answering_is_said_up_front(pool, bundle, t
     row = summary(done.stdout)["s1/l1"]
     assert row[0] == "failed" and "Permission denied" in row[2], out
     assert not has_file(pool["l1"], agent)
+
+
+def test_an_agent_that_dies_during_the_run_fails_the_later_logins_and_the_run_ends(
+    pool, bundle, tmp_path
+):
+    """l2 waits for l1's slot (--cconns=1); the agent dies while l1 runs. l2's login
+    gets no agent (its secondary's ssh waited for ever on the forwarded one, and so
+    did the run), fails, and the run ends, having said why."""
+    busy = "  exec:\n  - {name: busy, cmd: 'sleep 3', shell: /bin/sh}\n"
+    graphs = [leaf_graph(tmp_path, "died 1", "l1", busy), leaf_graph(tmp_path, "died 2", "l2")]
+    with ssh_agent(pool.identity) as sock:
+        run = Initiator(
+            pool, bundle, graphs, "--cconns=1", "--converged-timeout=1",
+            env={"SSH_AUTH_SOCK": sock},
+        )  # fmt: skip
+        try:
+            run.wait_for_line(r"^s1/l1 \| ")  # l1 logged in: its agent runs
+        except BaseException:
+            run.kill()
+            raise
+    with run:  # the agent is gone now
+        assert run.wait(60) == 1, run.output
+    out = run.output
+    assert f"s1: the ssh-agent to forward ({sock}) no longer answers" in out
+    rows = summary(out)
+    assert rows["s1/l1"][0] == "converged", out
+    assert rows["s1/l2"][0] == "failed" and "Permission denied" in rows["s1/l2"][2], out
+    assert has_file(pool["l1"], "died 1") and not has_file(pool["l2"], "died 2")

@@ -13,7 +13,7 @@ import os
 from typing import Optional, Tuple
 
 import paramiko
-from paramiko.agent import AgentRequestHandler
+from paramiko.agent import AgentRequestHandler, get_agent_connection
 
 from mgmt.log import get_logger
 from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
@@ -42,6 +42,30 @@ def agent_problem() -> Tuple[bool, Optional[str]]:
     return True, None
 
 
+class _Forwarding(AgentRequestHandler):
+    """paramiko's handler, but a request it cannot serve is closed: paramiko's
+    thread raises when no agent answers here (it died during the run) and leaves
+    the channel open, and the secondary's ssh waited on it for ever. Closed, that
+    login goes on without an agent and fails saying so ("Permission denied")."""
+
+    def __init__(self, channel: paramiko.Channel, host: str):
+        self.host = host
+        self.warned = False
+        super().__init__(channel)
+
+    def _forward_agent_handler(self, remote: paramiko.Channel) -> None:
+        conn = get_agent_connection()
+        if conn is None:
+            remote.close()
+            if not self.warned:
+                self.warned = True
+                sock = os.environ.get("SSH_AUTH_SOCK")
+                log.warning("%s: the ssh-agent to forward (%s) no longer answers", self.host, sock)
+            return
+        conn.close()
+        super()._forward_agent_handler(remote)
+
+
 class AgentForwardingRunner(ParamikoRunner):
     """A :class:`ParamikoRunner` whose commands see the initiator's ssh-agent."""
 
@@ -57,5 +81,5 @@ class AgentForwardingRunner(ParamikoRunner):
         # asked it for keys and waited for ever (paramiko never answers then).
         if self._forward:
             # Kept with the channel: the handler serves it for the channel's life.
-            channel.agent_forwarding = AgentRequestHandler(channel)
+            channel.agent_forwarding = _Forwarding(channel, self.host)
         return channel
