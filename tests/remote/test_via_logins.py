@@ -10,7 +10,18 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from remote_helpers import Initiator, file_graph, has_file, mgmt_run, need_hosts, summary
+from remote_helpers import (
+    Initiator,
+    assert_clean,
+    file_graph,
+    has_file,
+    mgmt_run,
+    need_hosts,
+    save_graph,
+    sessions_frozen,
+    summary,
+    wait_until,
+)
 
 from support.hosts import ssh_hosts
 from support.sshagent import ssh_agent
@@ -111,3 +122,30 @@ def test_an_agent_that_dies_during_the_run_fails_the_later_logins_and_the_run_en
     assert rows["s1/l1"][0] == "converged", out
     assert rows["s1/l2"][0] == "failed" and "Permission denied" in rows["s1/l2"][2], out
     assert has_file(pool["l1"], "died 1") and not has_file(pool["l2"], "died 2")
+
+
+def test_edits_saved_while_the_secondary_is_frozen_end_with_the_last(pool, bundle, tmp_path):
+    """Two saves of a leaf's graph while every process of its secondary is stopped
+    (a slow bastion): once it goes on, the leaf applies the last one."""
+    l1 = pool["l1"]
+    graph = leaf_graph(tmp_path, "first")
+    agent = ssh_agent(pool.identity)
+    with agent as sock, Initiator(pool, bundle, [graph], env={"SSH_AUTH_SOCK": sock}) as run:
+        wait_until(lambda: has_file(l1, "first"), 60, "the first graph applied")
+        with sessions_frozen(pool["s1"]):
+            save_graph(graph, graph.read_text().replace("first", "second"))
+            run.wait_for_line(r"remote: s1: Copied over new graph definition", timeout=10)
+            save_graph(graph, graph.read_text().replace("second", "third"))
+            # Both were taken by the initiator (the plan sent twice) before s1 went on.
+            wait_until(
+                lambda: run.output.count("s1: Copied over new graph definition") >= 2,
+                10,
+                "the second edit sent",
+            )
+            assert has_file(l1, "first")
+        wait_until(lambda: has_file(l1, "third"), 30, "the last edit applied on the leaf")
+        run.interrupt()
+        code = run.wait(30)
+    assert code == 0, run.output
+    for host in pool:
+        assert_clean(host)
