@@ -149,3 +149,27 @@ def test_edits_saved_while_the_secondary_is_frozen_end_with_the_last(pool, bundl
     assert code == 0, run.output
     for host in pool:
         assert_clean(host)
+
+
+def test_an_unknown_leaf_on_another_port_is_accepted_and_remembered(pool, bundle, tmp_path):
+    """--ssh-accept-new for a leaf on port 2222, named by its alias: the key its
+    secondary accepted ([address]:2222) lands in the initiator's known_hosts, and
+    the next run, without the flag, checks it."""
+    l2 = pool["l2"]
+    pool.forget(l2)
+    try:
+        graphs = [leaf_graph(tmp_path, "accepted", "l2")]
+        with ssh_agent(pool.identity) as sock:
+            env = {"SSH_AUTH_SOCK": sock}
+            done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", env=env)
+            assert done.returncode == 1, done.stdout + done.stderr
+            flags = ("--converged-timeout=1", "--ssh-accept-new")
+            done = mgmt_run(pool, bundle, graphs, *flags, env=env)
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert f"[{l2.address}]:{PORT} " in pool.known_hosts.read_text()
+            assert pool.known_hosts_line(l2) in pool.known_hosts.read_text()
+            done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", env=env)
+            assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        pool.remember_all()
+    assert has_file(l2, "accepted")
