@@ -6,6 +6,7 @@ secondary only.
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -173,3 +174,49 @@ def test_an_unknown_leaf_on_another_port_is_accepted_and_remembered(pool, bundle
     finally:
         pool.remember_all()
     assert has_file(l2, "accepted")
+
+
+def test_a_changed_or_unknown_leaf_key_is_one_line_naming_the_fix(pool, bundle, tmp_path):
+    """ssh's 15-line banner (whose advice names the secondary's private copy of
+    known_hosts, gone after the run) is one line in the leaf's row, as for a
+    direct host: the key shown, and the command for the initiator's known_hosts."""
+    l2 = pool["l2"]
+    entry = f"[{l2.address}]:{PORT}"
+    impostor = " ".join(pool.known_hosts_line(pool["s1"]).split()[1:])  # s1's key for l2
+    shown = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(l2.state_dir / "known_hosts")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[1]
+    graphs = [leaf_graph(tmp_path, "key", "l2")]
+    others = "".join(pool.known_hosts_line(h) for h in pool if h is not l2)
+    try:
+        with ssh_agent(pool.identity) as sock:
+            pool.known_hosts.write_text(others + f"{entry} {impostor}\n")
+            changed = mgmt_run(
+                pool, bundle, graphs, "--converged-timeout=1", env={"SSH_AUTH_SOCK": sock}
+            )
+            pool.known_hosts.write_text(others)
+            unknown = mgmt_run(
+                pool, bundle, graphs, "--converged-timeout=1", env={"SSH_AUTH_SOCK": sock}
+            )
+    finally:
+        pool.remember_all()
+    rows = {}
+    for name, done in (("changed", changed), ("unknown", unknown)):
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "@@@" not in done.stdout + done.stderr
+        row = [line for line in done.stdout.splitlines() if line.startswith("s1/l2 ")]
+        assert len(row) == 1 and "failed" in row[0], done.stdout
+        rows[name] = row[0].split("  -  ", 1)[1].split("s  ", 1)[1]
+    assert rows["changed"] == (
+        f"ssh failed: HOST KEY CHANGED: {entry} showed ED25519 {shown}, not the key your "
+        "known_hosts has. Someone may be intercepting the connection. Refused; if the host "
+        f"was really reinstalled, remove the old key with: ssh-keygen -R '{entry}'"
+    )
+    assert rows["unknown"] == (
+        f"ssh failed: unknown host key: your known_hosts has no ED25519 key for {entry}. "
+        "Accept the host's key with --ssh-accept-new, or add it to your known_hosts"
+    )
+    assert not has_file(l2, "key")
