@@ -6,6 +6,7 @@ secondary only.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -71,11 +72,22 @@ def leaf_graph(tmp_path, content: str, name: str = "l1", busy: str = "") -> Path
     return graph
 
 
-@pytest.mark.parametrize("agent", ["empty", "gone"])
+@pytest.mark.parametrize("agent", ["empty", "gone", "silent"])
 def test_an_agent_with_no_key_or_none_answering_is_said_up_front(pool, bundle, tmp_path, agent):
-    """Started but never given a key (no ssh-add), or its socket left behind: the
-    leaves can only fail, and the run says why instead of a bare Permission denied."""
-    if agent == "empty":
+    """Started but never given a key (no ssh-add), its socket left behind, or
+    hung (it takes connections, never answers): the leaves can only fail, and the
+    run says why instead of a bare Permission denied, or hanging for ever."""
+    if agent == "silent":
+        sock = str(Path(tempfile.mkdtemp(dir=tmp_path)) / "silent.sock")
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(sock)
+            listener.listen(16)  # connections wait in its backlog, never answered
+            done = mgmt_run(
+                pool, bundle, [leaf_graph(tmp_path, agent)], "--converged-timeout=1",
+                env={"SSH_AUTH_SOCK": sock},
+            )  # fmt: skip
+        said = f"s1: no ssh-agent answers at SSH_AUTH_SOCK ({sock}) to forward: timed out"
+    elif agent == "empty":
         with ssh_agent(None) as sock:
             done = mgmt_run(
                 pool, bundle, [leaf_graph(tmp_path, agent)], "--converged-timeout=1",
@@ -88,7 +100,8 @@ def test_an_agent_with_no_key_or_none_answering_is_said_up_front(pool, bundle, t
             pool, bundle, [leaf_graph(tmp_path, agent)], "--converged-timeout=1",
             env={"SSH_AUTH_SOCK": sock},
         )  # fmt: skip
-        said = f"s1: no ssh-agent answers at SSH_AUTH_SOCK ({sock}) to forward"
+        said = f"s1: no ssh-agent answers at SSH_AUTH_SOCK ({sock}) to forward: "
+        said += "No such file or directory"
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert said + "; the hosts below it cannot be logged in to" in out

@@ -10,6 +10,8 @@ is forwarded and the secondary's logins fail with the reason ssh gives.
 """
 
 import os
+import socket
+import struct
 from typing import Optional, Tuple
 
 import paramiko
@@ -21,6 +23,29 @@ from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
 log = get_logger("remote")
 
 
+# The agent protocol's request for the keys, and its answer (draft-miller-ssh-agent).
+REQUEST_IDENTITIES = b"\x00\x00\x00\x01\x0b"
+IDENTITIES_ANSWER = 12
+AGENT_TIMEOUT = 5.0  # an agent that takes the connection and never answers
+
+
+def _count_keys(sock: str) -> int:
+    """How many keys the agent at ``sock`` holds (OSError, ValueError: none answers)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(AGENT_TIMEOUT)
+        conn.connect(sock)
+        conn.sendall(REQUEST_IDENTITIES)
+        answer = b""
+        while len(answer) < 9:  # length, type, number of keys
+            chunk = conn.recv(9 - len(answer))
+            if not chunk:
+                raise ValueError("it closed the connection")
+            answer += chunk
+    if answer[4] != IDENTITIES_ANSWER:
+        raise ValueError(f"an unexpected answer ({answer[4]})")
+    return int(struct.unpack(">I", answer[5:9])[0])
+
+
 def agent_problem() -> Tuple[bool, Optional[str]]:
     """Whether an ssh-agent answers here (to be forwarded), and why it cannot log
     a secondary in further, or None: unset, gone (a stale SSH_AUTH_SOCK), or
@@ -29,16 +54,13 @@ def agent_problem() -> Tuple[bool, Optional[str]]:
     sock = os.environ.get("SSH_AUTH_SOCK")
     if not sock:
         return False, "no ssh-agent to forward (SSH_AUTH_SOCK is unset)"
-    agent = paramiko.Agent()  # connects at once; no connection, no keys
     try:
-        if agent._conn is None:
-            return False, f"no ssh-agent answers at SSH_AUTH_SOCK ({sock}) to forward"
-        if not agent.get_keys():
-            return True, f"the ssh-agent to forward ({sock}) holds no key: add one with ssh-add"
-    except paramiko.SSHException as err:
-        return False, f"the ssh-agent to forward ({sock}) did not answer: {err}"
-    finally:
-        agent.close()
+        keys = _count_keys(sock)
+    except (OSError, ValueError) as err:
+        why = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        return False, f"no ssh-agent answers at SSH_AUTH_SOCK ({sock}) to forward: {why}"
+    if not keys:
+        return True, f"the ssh-agent to forward ({sock}) holds no key: add one with ssh-add"
     return True, None
 
 
