@@ -185,6 +185,43 @@ def test_a_hop_that_also_runs_a_graph_is_an_error(tmp_path):
         group_by_first_hop(load_remotes(paths).specs)
 
 
+@pytest.mark.parametrize(
+    "own_via, leaf_via",
+    [
+        ("via: ssh://root@s2\n", "via: ssh://root@s1\n"),  # a leaf of s2, the via of l1
+        ("", "via: [ssh://root@s2, ssh://root@s1]\n"),  # a direct host, a hop further down
+        ("via: ssh://root@s2\n", "via: [ssh://root@s2, ssh://root@s1]\n"),  # both behind s2
+    ],
+)
+def test_a_host_with_a_graph_anywhere_cannot_be_a_hop_anywhere(tmp_path, own_via, leaf_via):
+    s1 = graph(tmp_path, "s1.yaml", "ssh://root@s1", own_via)
+    paths = [s1, graph(tmp_path, "l1.yaml", "ssh://root@l1", leaf_via)]
+    with pytest.raises(GraphError, match="host s1 runs this graph and is also the via: of") as err:
+        group_by_first_hop(load_remotes(paths).specs)
+    assert err.value.path == str(s1)
+
+
+def test_a_secondary_that_is_a_leaf_of_another_is_refused_in_one_line_with_exit_2(tmp_path):
+    paths = [
+        graph(tmp_path, "s1.yaml", "ssh://root@127.0.0.1:1", "via: ssh://root@127.0.0.2:1\n"),
+        graph(tmp_path, "l1.yaml", "ssh://root@l1", "via: ssh://root@127.0.0.1:1\n"),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "mgmt", "run", "--tmp-prefix"]
+        + [arg for path in paths for arg in ("--remote", str(path))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, MGMT_BUNDLE=str(paths[0])),
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        f"mgmt: error: {paths[0]}: host 127.0.0.1 runs this graph and is also the via: of "
+        f"{paths[1]}: give its graph to another host, or reach it another way"
+    )
+
+
 def test_the_command_line_says_so_in_one_line_with_exit_2_before_connecting(tmp_path):
     path = graph(tmp_path, "a.yaml", "ssh://root@127.0.0.1:1", "via:\n  - s1\n  - 7\n")
     done = subprocess.run(

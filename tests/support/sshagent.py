@@ -8,7 +8,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from support.polling import wait_until
 
@@ -22,8 +22,9 @@ def _accepts(sock: Path) -> bool:
 
 
 @contextlib.contextmanager
-def ssh_agent(identity: Path) -> Iterator[str]:
-    """An ``ssh-agent -D`` with ``identity`` added; yields its socket (SSH_AUTH_SOCK)."""
+def ssh_agent(identity: Optional[Path]) -> Iterator[str]:
+    """An ``ssh-agent -D`` with ``identity`` added (None: holding no key); yields
+    its socket (SSH_AUTH_SOCK)."""
     folder = Path(tempfile.mkdtemp(prefix="mgmt-agent-", dir="/run"))
     sock = folder / "agent.sock"
     agent = subprocess.Popen(
@@ -34,6 +35,9 @@ def ssh_agent(identity: Path) -> Iterator[str]:
     )
     try:
         wait_until(lambda: _accepts(sock), what="ssh-agent's socket")
+        if identity is None:
+            yield str(sock)
+            return
         subprocess.run(
             ["ssh-add", "-q", str(identity)],
             env={"SSH_AUTH_SOCK": str(sock), "PATH": "/usr/bin:/bin"},

@@ -101,12 +101,20 @@ def group_by_first_hop(specs: Sequence[HostSpec]) -> Tuple[List[HostSpec], List[
                 str(spec.graph),
             )
         tree.hosts.append(spec._replace(via=rest))  # the rest of it (python:) goes along
-    for spec in direct:
-        if spec.name in trees:
-            behind = trees[spec.name].hosts[0].graph
+    # A host's name is the run's one name for it (one graph each, see load_remotes),
+    # wherever it sits: a host behind s2 that is also a hop (s1 of "via: s1", or of
+    # "via: [s2, s1]") would run an agent and a secondary side by side, each
+    # started by another level, and two rows of one name in the summary.
+    hops = OrderedDict()  # type: Dict[str, HostSpec]
+    for spec in specs:
+        for hop in spec.via:
+            hops.setdefault(hop.name, spec)
+    for spec in specs:
+        if spec.name in hops:
             raise GraphError(
-                f"host {spec.name} runs this graph and is also the via: of {behind}: "
-                "give its graph to another host, or reach it another way",
+                f"host {spec.name} runs this graph and is also the via: of "
+                f"{hops[spec.name].graph}: give its graph to another host, or reach it "
+                "another way",
                 str(spec.graph),
             )
     return direct, list(trees.values())

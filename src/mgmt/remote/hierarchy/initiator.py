@@ -107,13 +107,15 @@ def check_one_name_per_host(subtrees: List[Subtree], lookup: Callable[[str], Any
 
 def trust_below(tree: Subtree, lookup: Callable[[str], Any]) -> Dict[str, Any]:
     """What ``tree``'s secondary is told of the hosts below it: the initiator's
-    known_hosts lines for them, and its ~/.ssh/config aliases among them
+    known_hosts lines for them, and what its ~/.ssh/config says of their names
     (HostName, Port, User only), so that they mean the same there."""
     lines = []
     aliases: Dict[str, Dict[str, Any]] = {}
     for spec in hosts_below(tree):
         hostname, port, user = resolved(spec, lookup)
-        if hostname != spec.target:
+        # A block that only sets Port or User (``Host 10.0.3.*``, no HostName) is
+        # handed down too: without it the secondary would log in on port 22.
+        if (hostname, port, user) != (spec.target, spec.port or 22, spec.user):
             aliases[spec.target] = {"hostname": hostname, "port": port, "user": user}
         files = known_hosts_files(lookup(spec.target))
         keys = _load_known_hosts([*files, GLOBAL_KNOWN_HOSTS])

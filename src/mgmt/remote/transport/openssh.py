@@ -43,6 +43,7 @@ from mgmt.errors import RemoteError
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.transport.openssh_kex import FAST_KEX, kex_for
 from mgmt.remote.transport.openssh_mux import MuxError, remote_forward
+from mgmt.remote.transport.openssh_words import login_failure
 from mgmt.remote.transport.runner import (
     HURRY_SECONDS,
     Address,
@@ -262,7 +263,7 @@ class OpenSshRunner(Runner):
         """ssh's words, or plain ones for a host that took the connection and said
         nothing (ssh: "Connection timed out during banner exchange")."""
         if "during banner exchange" not in why:
-            return "ssh failed: " + (why or "no output")
+            return "ssh failed: " + (login_failure(why) or "no output")
         return (
             f"{self._where()} accepted the connection but sent no SSH greeting"
             f" within {self.connect_timeout} s"
