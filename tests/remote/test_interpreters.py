@@ -395,3 +395,29 @@ def test_an_agent_start_that_says_nothing_is_ended_after_the_timeout(monkeypatch
 
 def _never() -> None:
     raise AssertionError("dropped the output of a start that was not overdue")
+
+
+def test_what_a_host_prints_reaches_the_terminal_with_its_control_characters_escaped(
+    pool, bundle, tmp_path
+):
+    """A `python:` wrapper (as a login script might) printed an ESC sequence that
+    cleared the initiator's terminal and set its title, and a carriage return
+    that overwrote the line: a host's lines are shown with them escaped."""
+    a = pool["a"]
+    noisy = (
+        "#!/bin/sh\nprintf 'said \\033[2J\\033]0;pwned\\007 then\\rover\\n'\nexec python3 \"$@\"\n"
+    )
+    a.run("cat > /tmp/noisy-python3 && chmod 755 /tmp/noisy-python3", input=noisy)
+    graph = file_graph("a", "a", tmp_path)
+    graph.write_text(graph.read_text() + "python: /tmp/noisy-python3\n")
+    try:
+        done = mgmt_run(pool, bundle, [graph], "--converged-timeout=1")
+    finally:
+        a.run("rm -f /tmp/noisy-python3")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "a | said \\x1b[2J\\x1b]0;pwned\\x07 then\\rover" in done.stdout, out
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out
+    assert a.read_file("/tmp/only-a") == "i am a"
+    a.run("rm -f /tmp/only-a")
+    assert_clean(a)

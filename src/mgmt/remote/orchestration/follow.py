@@ -12,6 +12,7 @@ import time
 from typing import Callable, Dict, List, Optional, TextIO, Tuple
 
 from mgmt.remote import protocol
+from mgmt.remote.orchestration.results import printable
 from mgmt.remote.transport.runner import Process, Runner
 
 # From byte $2 (1: the start) until the initiator goes (its stdin closes), then end.
@@ -30,15 +31,19 @@ def shown_line(line: str) -> str:
 
 
 class Printer:
-    """Whole lines, prefixed with their host, from any thread."""
+    """Whole lines, prefixed with their host, from any thread. A line is shown as
+    the host wrote it but for its control characters, escaped: an ESC sequence in
+    what a host prints (a `python:` wrapper, a login script) must not drive the
+    initiator's terminal, nor a carriage return overwrite the line."""
 
     def __init__(self, out: TextIO):
         self.out = out
         self.lock = threading.Lock()
 
     def __call__(self, host: str, line: str) -> None:
+        shown = line if line.isprintable() else printable(line)
         with self.lock:
-            self.out.write(f"{host} | {line}\n")
+            self.out.write(f"{host} | {shown}\n")
             self.out.flush()
 
 

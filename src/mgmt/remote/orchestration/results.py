@@ -67,12 +67,14 @@ def describe_failures(host: str, failures: List[Dict[str, str]]) -> str:
     host wrote it: its control characters, newlines included, shown escaped)."""
     lines = [f"{host}: {len(failures)} resource(s) FAILED"]
     for failure in failures:
-        kind, name = (_printable(str(failure.get(k, "?"))) for k in ("kind", "name"))
-        lines.append(f"  {kind}[{name}]: {_printable(str(failure.get('error') or 'failed'))}")
+        kind, name = (printable(str(failure.get(k, "?"))) for k in ("kind", "name"))
+        lines.append(f"  {kind}[{name}]: {printable(str(failure.get('error') or 'failed'))}")
     return "\n".join(lines) + "\n"
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
+    """``text`` with what a terminal would act on or break a line at (C0 and C1
+    controls, DEL, the Unicode line breaks) shown escaped: a host's words."""
     from mgmt.graph.limits import CONTROL_CHARACTERS
 
     return "".join(
