@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from mgmt.remote.orchestration.detach import SUPERVISOR
+from support import require_root, require_tools
 from support.polling import wait_until
 
 
@@ -72,3 +74,47 @@ def test_the_log_of_a_process_that_keeps_writing_stays_bounded(tmp_path, supervi
     # The newest lines are whole and in order, the log's last one the writer's last.
     shown = (older.read_text() + log.read_text()).splitlines()
     assert shown[-2].startswith("line 03999 ") and shown[-1] == "done"
+
+
+def test_a_full_disk_does_not_end_the_supervisor(tmp_path):
+    """The cluster's directory on a full disk (a tmpfs of 64 KiB, in a mount namespace
+    of the test's own): the process ends and its status cannot be written, yet the
+    supervisor lives on and starts it again, once there is room."""
+    require_root()
+    require_tools("unshare")
+    folder = tmp_path / "detached"
+    folder.mkdir()
+    # First run: fill the disk and fail. The next: room again, and run on.
+    child = "if [ -e fill ]; then rm fill; exec sleep 3600; fi; cat /dev/zero > fill; exit 3"
+    spec = {"argv": ["sh", "-c", child], "stdin": None, "env": {}, "stop_signal": "TERM",
+            "umask": None}  # fmt: skip
+    (tmp_path / "supervise.py").write_text(SUPERVISOR)
+    (tmp_path / "agent.json").write_text(json.dumps(spec))
+    script = (
+        f'mount -t tmpfs -o size=64k tmpfs "$1" && cp "$2/supervise.py" "$2/agent.json" "$1" '
+        f'&& exec {sys.executable} -S "$1/supervise.py" agent'
+    )
+    process = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+         str(folder), str(tmp_path)],
+        start_new_session=True,
+    )  # fmt: skip
+    # Its files, seen through its own root (the tmpfs is in its namespace alone).
+    inside = Path(f"/proc/{process.pid}/root") / str(folder).lstrip("/")
+
+    def sleeping() -> bool:  # the second run, noted in agent.pid once there is room
+        pid = int((inside / "agent.pid").read_text())
+        return "sleep" in Path(f"/proc/{pid}/cmdline").read_text()
+
+    try:
+        wait_until(lambda: process.poll() is not None or sleeping(), timeout=30,
+                   what="the supervisor's end, or its second run")  # fmt: skip
+        assert process.poll() is None, "the supervisor ended on a full disk"
+        assert not (inside / "fill").exists()
+        # The first run's status, written late (tried again each second).
+        wait_until(lambda: (inside / "agent.exit").read_text() == "3\n", what="agent.exit")
+        assert sorted(p.name for p in inside.iterdir() if p.name.endswith(".new")) == []
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)

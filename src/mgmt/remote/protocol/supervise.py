@@ -23,6 +23,7 @@ the SSH session that started it. ``detached.py`` imports this file for
 Runs on the host's Python (3.6 and later) with the standard library only.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -280,17 +281,15 @@ def supervise(folder, name):
         finally:
             if spec["stdin"]:
                 stdin.close()
-        write_private(path(".pid"), "{}\n".format(state["child"].pid))
+        _note(path(".pid"), "{}\n".format(state["child"].pid))
         code = _wait(state["child"], path(".log"), spec.get("log_limit") or LOG_LIMIT)
-        write_private(path(".exit"), f"{code}\n")
+        _note(path(".exit"), f"{code}\n")
         if state["stopping"]:
             break
         # 1 s after a first quick failure, then doubling while they go on (the next
         # delay is set after this one is taken).
         delay = delay if time.time() - started < 60 else RESTART_DELAY
-        sys.stdout.write(f"mgmt-detached: {name} ended with status {code}; "
-                         f"restarting in {delay:.0f} s\n")  # fmt: skip
-        sys.stdout.flush()
+        _say(f"mgmt-detached: {name} ended with status {code}; restarting in {delay:.0f} s")
         end = time.time() + delay
         while not state["stopping"] and time.time() < end:
             time.sleep(0.1)
@@ -305,6 +304,8 @@ def _wait(child, log, limit):
             return child.wait(timeout=LOG_CHECK)
         except subprocess.TimeoutExpired:
             _bound_log(log, limit)
+            for name, text in list(_UNWRITTEN.items()):  # room again, maybe
+                _note(name, text)
 
 
 def _bound_log(log, limit):
@@ -325,11 +326,34 @@ def _bound_log(log, limit):
     except OSError as err:  # a full disk, say: the process runs on all the same
         if str(err) not in _SAID:  # once, not each second
             _SAID.add(str(err))
-            sys.stdout.write(f"mgmt-detached: could not keep {log} short: {err}\n")
-            sys.stdout.flush()
+            _say(f"mgmt-detached: could not keep {log} short: {err}")
 
 
 _SAID = set()
+_UNWRITTEN = {}  # file -> text: what _note could not write yet
+
+
+def _note(name, text):
+    """One of the supervisor's files (NAME.pid, NAME.exit) written, if it can be, else
+    tried again each LOG_CHECK while the process runs: on a full disk it supervises
+    on (dead, nothing would start its process again, and a unit restarted at once
+    would die as well, until systemd gives up)."""
+    try:
+        write_private(name, text)
+        _UNWRITTEN.pop(name, None)
+    except OSError:
+        _UNWRITTEN[name] = text
+        with contextlib.suppress(OSError):
+            os.unlink(name + ".new")
+
+
+def _say(line):
+    """A line of the supervisor's own in the log, if it can be written."""
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":
