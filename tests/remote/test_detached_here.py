@@ -114,3 +114,34 @@ def test_a_host_finds_its_etcd_as_the_initiator_finds_its_own(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", f"bin:{etcd.parent}")
     assert detached.find_etcd() == str(etcd)
+
+
+def test_the_members_certificates_hold_by_the_clock_of_a_host_behind(tmp_path, monkeypatch):
+    """A host whose clock is 5 h behind the initiator's (an RTC kept in local time, no
+    NTP): its member must take its peers' certificates as valid, or the cluster never
+    gets a quorum. `prepare` says the host's clock; the certificates hold by the
+    earliest one (checked by openssl, at that time)."""
+    import time
+
+    from mgmt.remote.orchestration.cluster import HostsEtcd
+    from mgmt.remote.protocol import detached
+    from support import require_tools
+
+    require_tools("openssl")
+    monkeypatch.setattr(detached, "CACHE", str(tmp_path / "cache"))
+    said = detached.prepare({"sha256": "0" * 64})
+    assert abs(said["time"] - time.time()) < 5
+    behind = said["time"] - 5 * 3600
+    cluster = HostsEtcd(["a", "b"], {"a": "10.0.0.1", "b": "10.0.0.2"}, 2,
+                        clocks=[said["time"], behind])  # fmt: skip
+    for member in cluster.members:
+        tls = cluster.tls(member)
+        (tmp_path / "ca.pem").write_text(tls.ca)
+        (tmp_path / "cert.pem").write_text(tls.cert)
+        for when in (behind, time.time()):
+            checked = subprocess.run(
+                ["openssl", "verify", "-attime", str(int(when)), "-CAfile",
+                 str(tmp_path / "ca.pem"), str(tmp_path / "cert.pem")],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert checked.returncode == 0, (member, when, checked.stdout + checked.stderr)

@@ -140,7 +140,8 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsS
         try:
             for name, found in prepared.items():
                 addresses.setdefault(name, found.get("address") or "")
-            cluster = HostsEtcd(names, addresses, settings.cluster_size)
+            clocks = [found["time"] for found in prepared.values() if "time" in found]
+            cluster = HostsEtcd(names, addresses, settings.cluster_size, clocks=clocks)
             _copy_missing(hosts, prepared, bundle, cluster)
             _start_members(hosts, prepared, cluster)
             first = cluster.members[0]

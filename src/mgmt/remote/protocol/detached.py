@@ -142,6 +142,7 @@ def prepare(request):
         "remains": not existing and os.path.isdir(DIR),
         "python": "{}.{}".format(*sys.version_info[:2]),
         "dir": DIR,
+        "time": time.time(),  # this host's clock: the members' certificates must be valid by it
     }
 
 
