@@ -181,6 +181,8 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
             )
         status = _cluster(pool, bundle, "status", graphs)
         assert "etcd member UNHEALTHY" in status.stdout.split("\nc: ")[1], status.stdout
+        # The agents all run, yet the cluster has lost a member: a check must see it.
+        assert status.returncode == 1, status.stdout
     finally:
         stop = _cluster(pool, bundle, "stop", graphs)
     assert stop.returncode == 0, stop.stdout + stop.stderr
