@@ -399,9 +399,29 @@ def status(request):
     return found
 
 
+UNIT_DIR = "/etc/systemd/system"  # supervise.UNIT_DIR, for when DIR (and it) is gone
+
+
+def stop_orphaned_unit(name):
+    """``name``'s unit when DIR was removed by hand (the unit stopped by hand, or not):
+    left enabled, it would start a supervisor that is no longer there at each boot,
+    and fail. True if there was one of this DIR's."""
+    import subprocess
+
+    unit = "mgmt-detached-" + name + ".service"
+    if DIR + "/supervise.py" not in (read_text(os.path.join(UNIT_DIR, unit), "") or ""):
+        return False
+    for args in (["disable", "--now", unit], ["stop", unit]):
+        subprocess.run(["systemctl", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.unlink(os.path.join(UNIT_DIR, unit))
+    subprocess.run(["systemctl", "daemon-reload"], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)  # fmt: skip
+    return True
+
+
 def stop(request):
     if not os.path.isdir(DIR):
-        return {"stopped": []}
+        return {"stopped": [name for name in request["what"] if stop_orphaned_unit(name)]}
     stopped = [name for name in request["what"] if supervision().stop_supervised(DIR, name)]
     if request.get("clean"):
         import shutil
