@@ -1,5 +1,6 @@
 """A detached cluster as attached agents and `mgmt status` see it (mgmt.remote.protocol)."""
 
+import os
 import subprocess
 import sys
 
@@ -145,3 +146,37 @@ def test_the_members_certificates_hold_by_the_clock_of_a_host_behind(tmp_path, m
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             assert checked.returncode == 0, (member, when, checked.stdout + checked.stderr)
+
+
+def test_stop_ends_a_supervisor_whose_state_dir_was_removed_by_hand(tmp_path, monkeypatch):
+    """rm -rf of the state dir while the cluster runs (outside systemd): its pid files
+    are gone, yet `stop` finds the supervisor and it stops its process."""
+    import json
+    import shutil
+
+    from mgmt.remote.orchestration.detach import SUPERVISOR
+    from mgmt.remote.protocol import detached
+    from support.polling import wait_until
+
+    state = tmp_path / "detached"
+    state.mkdir()
+    (state / "supervise.py").write_text(SUPERVISOR)
+    spec = {"argv": ["sleep", "3600"], "stdin": None, "env": {}, "stop_signal": "TERM",
+            "umask": None}  # fmt: skip
+    (state / "agent.json").write_text(json.dumps(spec))
+    supervisor = subprocess.Popen(
+        [sys.executable, "-S", str(state / "supervise.py"), "agent"], start_new_session=True
+    )
+    try:
+        wait_until(lambda: (state / "agent.pid").read_text().strip(), what="the agent started")
+        child = int((state / "agent.pid").read_text())
+        shutil.rmtree(state)
+        monkeypatch.setattr(detached, "DIR", str(state))
+        assert detached.stop({"what": ["agent"]}) == {"stopped": ["agent"]}
+        assert supervisor.wait(5) == 0
+        wait_until(lambda: not os.path.exists(f"/proc/{child}"), what="the agent ended")
+        assert detached.stop({"what": ["agent"]}) == {"stopped": []}  # nothing left
+    finally:
+        if supervisor.poll() is None:  # it stops its agent
+            supervisor.terminate()
+            supervisor.wait(30)

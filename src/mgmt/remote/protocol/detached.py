@@ -30,8 +30,9 @@ Commands:
 - ``graph``: replaces the agent's graph (it reloads it);
 - ``status``: the state of the agent and the member, converged or not (and
   the resources that ended failed), the last log lines;
-- ``stop``: stops what ``what`` names (``agent``, ``etcd``), and with
-  ``clean`` removes DIR (and with ``caching`` false, the cached bundle and etcd).
+- ``stop``: stops what ``what`` names (``agent``, ``etcd``; found by their command
+  lines and unit files if DIR was removed by hand), and with ``clean`` removes DIR
+  (and with ``caching`` false, the cached bundle and etcd).
 
 Runs on the host's Python (3.6 and later) with the standard library only (and,
 for ``auth`` and ``status``, the bundle's mgmt package from its zip).
@@ -419,9 +420,43 @@ def stop_orphaned_unit(name):
     return True
 
 
+def orphaned_supervisors(name):
+    """The pids of this login's supervisors of ``name`` run from DIR/supervise.py, found
+    by their command lines (their pid files went with DIR)."""
+    script = (DIR + "/supervise.py").encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if not entry.isdigit() or os.stat("/proc/" + entry).st_uid != os.getuid():
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        if script in argv[:-1] and argv[argv.index(script) + 1] == name.encode():
+            found.append(int(entry))
+    return found
+
+
+def stop_orphaned(name):
+    """``name`` when DIR was removed by hand: its unit (stopped by hand, or not), which
+    left enabled would start a supervisor that is no longer there at each boot, and
+    fail; its supervisor, outside systemd, which runs on without its files. True if
+    there was one of them."""
+    import signal
+
+    supervisors = orphaned_supervisors(name)
+    for pid in supervisors:  # each stops its process (its stop signal, then SIGKILL)
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 20  # supervise.STOP_GRACE, and some
+    while orphaned_supervisors(name) and time.time() < deadline:
+        time.sleep(0.05)
+    return stop_orphaned_unit(name) or bool(supervisors)
+
+
 def stop(request):
     if not os.path.isdir(DIR):
-        return {"stopped": [name for name in request["what"] if stop_orphaned_unit(name)]}
+        return {"stopped": [name for name in request["what"] if stop_orphaned(name)]}
     stopped = [name for name in request["what"] if supervision().stop_supervised(DIR, name)]
     if request.get("clean"):
         import shutil
