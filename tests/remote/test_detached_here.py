@@ -180,3 +180,23 @@ def test_stop_ends_a_supervisor_whose_state_dir_was_removed_by_hand(tmp_path, mo
         if supervisor.poll() is None:  # it stops its agent
             supervisor.terminate()
             supervisor.wait(30)
+
+
+def test_status_shows_the_last_lines_also_just_after_the_log_was_emptied(tmp_path, monkeypatch):
+    """The supervisor moves a long log to agent.log.1 and empties agent.log: status's
+    last lines come from both, and only the end of a big log is read."""
+    from mgmt.remote.protocol import detached
+
+    monkeypatch.setattr(detached, "DIR", str(tmp_path))
+    (tmp_path / "agent.log.1").write_text("x" * (1 << 20) + "\n" + "".join(
+        f"older {i}\n" for i in range(20)))  # fmt: skip
+    (tmp_path / "agent.log").write_text("newer 0\nnewer 1\nnewer 2\n")
+    shown = detached.tail(str(tmp_path / "agent.log")).splitlines()
+    assert shown == [f"older {i}" for i in range(13, 20)] + ["newer 0", "newer 1", "newer 2"]
+    (tmp_path / "agent.log").write_text("".join(f"newer {i}\n" for i in range(30)))
+    assert detached.tail(str(tmp_path / "agent.log")) == "\n".join(
+        f"newer {i}" for i in range(20, 30)
+    )
+    (tmp_path / "agent.log").write_text("")
+    (tmp_path / "agent.log.1").unlink()
+    assert detached.tail(str(tmp_path / "agent.log")) == ""

@@ -345,9 +345,22 @@ def replace_graph(request):
     return {"graph": path(cluster["graph"])}
 
 
-def tail(name, lines=LOG_LINES):
-    text = read_text(name, "")
-    return "\n".join(text.splitlines()[-lines:])
+def tail(name, lines=LOG_LINES, chunk=64 * 1024):
+    """The last ``lines`` of the log ``name``, from its end alone (it may be megabytes),
+    with those of ``name``.1 before them when it has fewer (just emptied by the
+    supervisor, which keeps it short)."""
+    found = []
+    for part in (name, name + ".1"):
+        try:
+            with open(part, "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - chunk))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        found = text.splitlines()[-(lines - len(found)) :] + found
+        if len(found) >= lines:
+            break
+    return "\n".join(found[-lines:])
 
 
 def convergence(settings, bundle):
