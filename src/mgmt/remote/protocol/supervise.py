@@ -137,6 +137,9 @@ def unit_text(name, command):
         "[Unit]",
         "Description=mgmt detached cluster: " + name,
         "After=network.target" + after,
+        # Never given up on: by default systemd stops restarting a unit that failed 5
+        # times in 10 s, and a cluster that lives on must not end for good that way.
+        "StartLimitIntervalSec=0",
         "",
         "[Service]",
         "ExecStart=" + " ".join(word(arg) for arg in command),
