@@ -136,7 +136,9 @@ def prepare(request):
         "etcd": etcd,
         "etcd_cache": etcd_cache,
         "etcd_copy": etcd if etcd is not None and etcd == etcd_cache else None,
-        "address": connection[2] if len(connection) == 4 else None,
+        # Where the SSH connection arrived; through sudo (no SSH_CONNECTION), where
+        # the initiator reached us.
+        "address": connection[2] if len(connection) == 4 else request.get("address"),
         "existing": existing,
         # What a cluster whose processes all ended (a reboot without systemd) left:
         # its etcd data would bring its old auth back, its log its old lines.
