@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -200,3 +201,45 @@ def test_status_shows_the_last_lines_also_just_after_the_log_was_emptied(tmp_pat
     (tmp_path / "agent.log").write_text("")
     (tmp_path / "agent.log.1").unlink()
     assert detached.tail(str(tmp_path / "agent.log")) == ""
+
+
+def test_stop_leaves_alone_a_supervisor_of_the_same_dir_in_another_mount_namespace(
+    tmp_path, monkeypatch
+):
+    """A container sharing our pids but not our mounts (the test hosts are such) may
+    run a cluster whose DIR has the same path: it is not ours to stop."""
+    import json
+    import shutil
+
+    from mgmt.remote.orchestration.detach import SUPERVISOR
+    from mgmt.remote.protocol import detached
+    from support import require_root, require_tools
+    from support.polling import wait_until
+
+    require_root()
+    require_tools("unshare")
+    state = tmp_path / "detached"
+    state.mkdir()
+    (state / "supervise.py").write_text(SUPERVISOR)
+    spec = {"argv": ["sleep", "3600"], "stdin": None, "env": {}, "stop_signal": "TERM",
+            "umask": None}  # fmt: skip
+    (state / "agent.json").write_text(json.dumps(spec))
+    # In a mount namespace of its own, where DIR stays (a private copy of tmp_path's view).
+    supervisor = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         f'mount -t tmpfs tmpfs "$1" && cp -a "$2"/. "$1" && exec {sys.executable} -S '
+         '"$1/supervise.py" agent', "sh", str(state), str(tmp_path / "copy")],
+        start_new_session=True,
+    )  # fmt: skip
+    shutil.copytree(state, tmp_path / "copy")
+    try:
+        inside = Path(f"/proc/{supervisor.pid}/root") / str(state).lstrip("/")
+        wait_until(lambda: (inside / "agent.pid").read_text().strip(), what="the agent started")
+        shutil.rmtree(state)  # ours is gone; theirs is not
+        monkeypatch.setattr(detached, "DIR", str(state))
+        assert detached.stop({"what": ["agent"]}) == {"stopped": []}
+        assert supervisor.poll() is None
+    finally:
+        if supervisor.poll() is None:  # it stops its agent
+            supervisor.terminate()
+            supervisor.wait(30)

@@ -437,12 +437,17 @@ def stop_orphaned_unit(name):
 
 def orphaned_supervisors(name):
     """The pids of this login's supervisors of ``name`` run from DIR/supervise.py, found
-    by their command lines (their pid files went with DIR)."""
+    by their command lines (their pid files went with DIR). Only those that see the
+    file system we see: containers that share our pids but not our mounts have a
+    DIR of the same name that is not ours."""
     script = (DIR + "/supervise.py").encode()
+    mounts = os.readlink("/proc/self/ns/mnt")
     found = []
     for entry in os.listdir("/proc"):
         try:
             if not entry.isdigit() or os.stat("/proc/" + entry).st_uid != os.getuid():
+                continue
+            if os.readlink(f"/proc/{entry}/ns/mnt") != mounts:
                 continue
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
