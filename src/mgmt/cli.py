@@ -76,7 +76,7 @@ CLUSTER_COMMANDS = {
     "stop": "stop a detached cluster's agents and etcd and remove what they left",
 }
 CLUSTER_FLAGS = ("remotes", "no_caching", "allow_interactive", "ssh_identity", "ssh_accept_new",
-                 "lost_timeout")  # fmt: skip
+                 "lost_timeout", "sudo", "sudo_user", "ask_sudo_password", "python")  # fmt: skip
 
 
 def cluster_settings(args: "argparse.Namespace") -> Settings:

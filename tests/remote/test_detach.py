@@ -181,6 +181,8 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
             )
         status = _cluster(pool, bundle, "status", graphs)
         assert "etcd member UNHEALTHY" in status.stdout.split("\nc: ")[1], status.stdout
+        # The agents all run, yet the cluster has lost a member: a check must see it.
+        assert status.returncode == 1, status.stdout
     finally:
         stop = _cluster(pool, bundle, "stop", graphs)
     assert stop.returncode == 0, stop.stdout + stop.stderr
@@ -676,3 +678,40 @@ def test_status_and_stop_go_on_when_a_host_cannot_be_reached(bundle, tmp_path):
         assert "ub: UNREACHABLE, nothing stopped" in stop.stdout
         assert "Traceback" not in stop.stderr
         assert_clean(ua)
+
+
+def test_one_member_for_three_hosts_restarted_when_killed_keeps_the_exchange(
+    pool, bundle, tmp_path
+):
+    """--cluster-size 1 with three hosts: etcd runs on a alone, b and c dial it. Its
+    etcd killed, the supervisor starts it again on its data, and b's edited export
+    still reaches c (auth and keys kept)."""
+    graphs = _graphs(tmp_path)
+    a, b, c = pool["a"], pool["b"], pool["c"]
+    try:
+        done = mgmt_run(pool, bundle, graphs, "--detach", "--cluster-size", "1", timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"etcd on a (http://{a.address}:2379)" in done.stdout, done.stdout
+        assert not b.exists(f"{STATE}/etcd") and not c.exists(f"{STATE}/etcd.pid")
+        for host in (a, b, c):
+            for name, text in EXPORTED.items():
+                assert host.read_file(f"/tmp/{name}") == text, (host.name, name)
+        status = _cluster(pool, bundle, "status", graphs)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "etcd no member here" in status.stdout.split("\nb: ")[1], status.stdout
+
+        first = int(a.read_file(f"{STATE}/etcd.pid"))
+        a.run(["kill", "-KILL", str(first)])
+        wait_until(lambda: int(a.read_file(f"{STATE}/etcd.pid")) != first, 20, "etcd restarted")
+        _edit_graph(b, "remote2b.yaml", "exported from host b", "edited on host b")
+        wait_until(lambda: "edited on host b" in _content(c, "/tmp/file2b"), 40,
+                   "b's edited export on c, through the restarted member")  # fmt: skip
+        status = _cluster(pool, bundle, "status", graphs)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "etcd member healthy" in status.stdout.split("\nb: ")[0], status.stdout
+    finally:
+        stop = _cluster(pool, bundle, "stop", graphs)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    for host in (a, b, c):
+        assert_clean(host)
+        assert not host.exists("/root/.local/state/mgmt"), host.name

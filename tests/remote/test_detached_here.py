@@ -1,7 +1,9 @@
 """A detached cluster as attached agents and `mgmt status` see it (mgmt.remote.protocol)."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +116,130 @@ def test_a_host_finds_its_etcd_as_the_initiator_finds_its_own(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", f"bin:{etcd.parent}")
     assert detached.find_etcd() == str(etcd)
+
+
+def test_the_members_certificates_hold_by_the_clock_of_a_host_behind(tmp_path, monkeypatch):
+    """A host whose clock is 5 h behind the initiator's (an RTC kept in local time, no
+    NTP): its member must take its peers' certificates as valid, or the cluster never
+    gets a quorum. `prepare` says the host's clock; the certificates hold by the
+    earliest one (checked by openssl, at that time)."""
+    import time
+
+    from mgmt.remote.orchestration.cluster import HostsEtcd
+    from mgmt.remote.protocol import detached
+    from support import require_tools
+
+    require_tools("openssl")
+    monkeypatch.setattr(detached, "CACHE", str(tmp_path / "cache"))
+    said = detached.prepare({"sha256": "0" * 64})
+    assert abs(said["time"] - time.time()) < 5
+    behind = said["time"] - 5 * 3600
+    cluster = HostsEtcd(["a", "b"], {"a": "10.0.0.1", "b": "10.0.0.2"}, 2,
+                        clocks=[said["time"], behind])  # fmt: skip
+    for member in cluster.members:
+        tls = cluster.tls(member)
+        (tmp_path / "ca.pem").write_text(tls.ca)
+        (tmp_path / "cert.pem").write_text(tls.cert)
+        for when in (behind, time.time()):
+            checked = subprocess.run(
+                ["openssl", "verify", "-attime", str(int(when)), "-CAfile",
+                 str(tmp_path / "ca.pem"), str(tmp_path / "cert.pem")],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert checked.returncode == 0, (member, when, checked.stdout + checked.stderr)
+
+
+def test_stop_ends_a_supervisor_whose_state_dir_was_removed_by_hand(tmp_path, monkeypatch):
+    """rm -rf of the state dir while the cluster runs (outside systemd): its pid files
+    are gone, yet `stop` finds the supervisor and it stops its process."""
+    import json
+    import shutil
+
+    from mgmt.remote.orchestration.detach import SUPERVISOR
+    from mgmt.remote.protocol import detached
+    from support.polling import wait_until
+
+    state = tmp_path / "detached"
+    state.mkdir()
+    (state / "supervise.py").write_text(SUPERVISOR)
+    spec = {"argv": ["sleep", "3600"], "stdin": None, "env": {}, "stop_signal": "TERM",
+            "umask": None}  # fmt: skip
+    (state / "agent.json").write_text(json.dumps(spec))
+    supervisor = subprocess.Popen(
+        [sys.executable, "-S", str(state / "supervise.py"), "agent"], start_new_session=True
+    )
+    try:
+        wait_until(lambda: (state / "agent.pid").read_text().strip(), what="the agent started")
+        child = int((state / "agent.pid").read_text())
+        shutil.rmtree(state)
+        monkeypatch.setattr(detached, "DIR", str(state))
+        assert detached.stop({"what": ["agent"]}) == {"stopped": ["agent"]}
+        assert supervisor.wait(5) == 0
+        wait_until(lambda: not os.path.exists(f"/proc/{child}"), what="the agent ended")
+        assert detached.stop({"what": ["agent"]}) == {"stopped": []}  # nothing left
+    finally:
+        if supervisor.poll() is None:  # it stops its agent
+            supervisor.terminate()
+            supervisor.wait(30)
+
+
+def test_status_shows_the_last_lines_also_just_after_the_log_was_emptied(tmp_path, monkeypatch):
+    """The supervisor moves a long log to agent.log.1 and empties agent.log: status's
+    last lines come from both, and only the end of a big log is read."""
+    from mgmt.remote.protocol import detached
+
+    monkeypatch.setattr(detached, "DIR", str(tmp_path))
+    (tmp_path / "agent.log.1").write_text("x" * (1 << 20) + "\n" + "".join(
+        f"older {i}\n" for i in range(20)))  # fmt: skip
+    (tmp_path / "agent.log").write_text("newer 0\nnewer 1\nnewer 2\n")
+    shown = detached.tail(str(tmp_path / "agent.log")).splitlines()
+    assert shown == [f"older {i}" for i in range(13, 20)] + ["newer 0", "newer 1", "newer 2"]
+    (tmp_path / "agent.log").write_text("".join(f"newer {i}\n" for i in range(30)))
+    assert detached.tail(str(tmp_path / "agent.log")) == "\n".join(
+        f"newer {i}" for i in range(20, 30)
+    )
+    (tmp_path / "agent.log").write_text("")
+    (tmp_path / "agent.log.1").unlink()
+    assert detached.tail(str(tmp_path / "agent.log")) == ""
+
+
+def test_stop_leaves_alone_a_supervisor_of_the_same_dir_in_another_mount_namespace(
+    tmp_path, monkeypatch
+):
+    """A container sharing our pids but not our mounts (the test hosts are such) may
+    run a cluster whose DIR has the same path: it is not ours to stop."""
+    import json
+    import shutil
+
+    from mgmt.remote.orchestration.detach import SUPERVISOR
+    from mgmt.remote.protocol import detached
+    from support import require_root, require_tools
+    from support.polling import wait_until
+
+    require_root()
+    require_tools("unshare")
+    state = tmp_path / "detached"
+    state.mkdir()
+    (state / "supervise.py").write_text(SUPERVISOR)
+    spec = {"argv": ["sleep", "3600"], "stdin": None, "env": {}, "stop_signal": "TERM",
+            "umask": None}  # fmt: skip
+    (state / "agent.json").write_text(json.dumps(spec))
+    # In a mount namespace of its own, where DIR stays (a private copy of tmp_path's view).
+    supervisor = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         f'mount -t tmpfs tmpfs "$1" && cp -a "$2"/. "$1" && exec {sys.executable} -S '
+         '"$1/supervise.py" agent', "sh", str(state), str(tmp_path / "copy")],
+        start_new_session=True,
+    )  # fmt: skip
+    shutil.copytree(state, tmp_path / "copy")
+    try:
+        inside = Path(f"/proc/{supervisor.pid}/root") / str(state).lstrip("/")
+        wait_until(lambda: (inside / "agent.pid").read_text().strip(), what="the agent started")
+        shutil.rmtree(state)  # ours is gone; theirs is not
+        monkeypatch.setattr(detached, "DIR", str(state))
+        assert detached.stop({"what": ["agent"]}) == {"stopped": []}
+        assert supervisor.poll() is None
+    finally:
+        if supervisor.poll() is None:  # it stops its agent
+            supervisor.terminate()
+            supervisor.wait(30)

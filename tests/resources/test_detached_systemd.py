@@ -76,3 +76,79 @@ def test_a_member_under_systemd_is_a_unit_restarted_kept_over_a_reboot_and_stopp
         assert not (home / ".local/state/mgmt").exists()
     finally:
         host.close()
+
+
+def test_stop_removes_the_units_of_a_cluster_whose_directory_was_removed_by_hand(tmp_path):
+    """Stopped by hand (systemctl stop, rm -rf the state dir), then `mgmt stop`: the
+    unit, enabled still, would start a supervisor that is gone at each boot."""
+    require_tools("etcd", "curl", "systemctl")
+    host = SystemdHost(tmp_path, {}, lasting=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    state = home / ".local/state/mgmt/detached"
+
+    def call(command: str, request: dict) -> dict:
+        argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED]
+        done = host.run([*argv, command], input=json.dumps(request) + "\n")
+        return json.loads(done.stdout.splitlines()[-1])
+
+    units = tmp_path / "units"  # the host's /etc/systemd/system
+    try:
+        prepared = call("prepare", {"sha256": "0" * 64})
+        started = call("etcd", {
+            "binary": prepared["etcd"], "name": "m1", "address": "127.0.0.1",
+            "supervisor": SUPERVISOR,
+            "client_port": 2379, "peer_port": 2380, "token": "t",
+            "peers": {"m1": "http://127.0.0.1:2380"},
+        })  # fmt: skip
+        assert "error" not in started, started
+        assert host.prop(UNIT, "UnitFileState") == "enabled"
+        host.run(["systemctl", "stop", UNIT])
+        host.run(["rm", "-rf", str(home / ".local")])
+
+        assert call("stop", {"what": ["agent"]}) == {"stopped": []}  # no unit of it
+        assert call("stop", {"what": ["etcd"], "clean": True}) == {"stopped": ["etcd"]}
+        assert host.prop(UNIT, "LoadState") == "not-found"
+        assert not (units / UNIT).exists() and not (units / "default.target.wants" / UNIT).exists()
+        assert not state.exists()
+    finally:
+        host.close()
+
+
+def test_a_units_supervisor_that_keeps_dying_is_never_given_up_on(tmp_path):
+    """systemd's default start limit (5 starts in 10 s) would leave the unit failed
+    for good after a few quick deaths of its supervisor."""
+    require_tools("etcd", "curl", "systemctl")
+    host = SystemdHost(tmp_path, {}, lasting=True)
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def call(command: str, request: dict) -> dict:
+        argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED]
+        done = host.run([*argv, command], input=json.dumps(request) + "\n")
+        return json.loads(done.stdout.splitlines()[-1])
+
+    try:
+        prepared = call("prepare", {"sha256": "0" * 64})
+        started = call("etcd", {
+            "binary": prepared["etcd"], "name": "m1", "address": "127.0.0.1",
+            "supervisor": SUPERVISOR,
+            "client_port": 2379, "peer_port": 2380, "token": "t",
+            "peers": {"m1": "http://127.0.0.1:2380"},
+        })  # fmt: skip
+        assert "error" not in started, started
+
+        def restarted(before: str) -> bool:  # or failed for good
+            state = host.prop(UNIT, "ActiveState")
+            pid = host.prop(UNIT, "MainPID")
+            return state == "failed" or (state == "active" and pid not in ("0", before))
+
+        for kill in range(7):
+            before = host.prop(UNIT, "MainPID")
+            host.run(["kill", "-KILL", before])
+            wait_until(lambda before=before: restarted(before), 20, f"a restart after {kill + 1}")
+            assert host.prop(UNIT, "ActiveState") == "active", kill + 1
+        assert host.prop(UNIT, "NRestarts") == "7"
+        assert call("stop", {"what": ["etcd"], "clean": True}) == {"stopped": ["etcd"]}
+    finally:
+        host.close()

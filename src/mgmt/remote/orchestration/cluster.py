@@ -86,7 +86,10 @@ class HostsEtcd:
         size: int = 0,
         credentials: Optional[EtcdCredentials] = None,
         token: str = "",
+        clocks: Sequence[float] = (),
     ):
+        """``clocks``: the hosts' clocks (POSIX times, as each said it): the members'
+        certificates are valid by the one furthest behind."""
         size = check_size(size, len(hosts))
         missing = [h for h in hosts[:size] if not addresses.get(h)]
         if missing:
@@ -98,6 +101,7 @@ class HostsEtcd:
         ]
         self.credentials = credentials or new_run_credentials()
         self.token = token or "mgmt-" + secrets.token_hex(6)
+        self._earliest_clock = min(clocks) if clocks else None
         self._tls: Optional[Dict[str, MemberTLS]] = None
         self._tls_lock = threading.Lock()  # members start in parallel: one CA for all
 
@@ -106,7 +110,7 @@ class HostsEtcd:
         with self._tls_lock:
             if self._tls is None:
                 addresses = {m.name: m.address for m in self.members}
-                self._tls = member_certificates(self.token, addresses)
+                self._tls = member_certificates(self.token, addresses, self._earliest_clock)
         return self._tls[member.name]
 
     @property

@@ -14,7 +14,7 @@ nothing of it is shipped to the hosts, which only get PEM files.
 
 import datetime
 import ipaddress
-from typing import Dict, List, NamedTuple
+from typing import Dict, List, NamedTuple, Optional
 
 VALID_DAYS = 3650  # a cluster lives as long as it is not stopped
 
@@ -27,15 +27,24 @@ class MemberTLS(NamedTuple):
     key: str
 
 
-def member_certificates(cluster: str, addresses: Dict[str, str]) -> Dict[str, MemberTLS]:
-    """A CA named after ``cluster``, and a certificate per member (name -> address)."""
+def member_certificates(
+    cluster: str, addresses: Dict[str, str], earliest_clock: Optional[float] = None
+) -> Dict[str, MemberTLS]:
+    """A CA named after ``cluster``, and a certificate per member (name -> address),
+    valid from an hour before now, or before ``earliest_clock`` (a POSIX time: the
+    clock of the host furthest behind) if that is earlier: a member whose clock is
+    behind the initiator's would take its peers' certificates for not yet valid,
+    and the cluster would never get a quorum."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     now = datetime.datetime.now(datetime.timezone.utc)
-    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=VALID_DAYS)
+    earliest = now
+    if earliest_clock is not None:
+        earliest = min(now, datetime.datetime.fromtimestamp(earliest_clock, datetime.timezone.utc))
+    start, end = earliest - datetime.timedelta(hours=1), now + datetime.timedelta(days=VALID_DAYS)
 
     def name(text: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])

@@ -43,7 +43,8 @@ def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
 
 
 def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
-    """One block per host; 0 if every agent runs and none has failed resources, else 1."""
+    """One block per host; 0 if every agent runs, none has failed resources and every
+    member is healthy, else 1."""
     with Hosts(specs, connect, tolerant=True) as hosts:
         second_names = hosts.set_aside_second_names()
         states = hosts.each(lambda s: hosts.call(s.name, "status", {}))
@@ -60,7 +61,11 @@ def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> in
             out.write(f"{spec.name}: no detached cluster\n")
             healthy = False
             continue
+        # A member down is said too: the cluster runs on, but with one failure less to
+        # spare (with one member, none), which a check of the exit code must see.
+        member_down = bool(state["cluster"].get("member_url")) and not state["etcd"]["health"]
         healthy = healthy and state["agent"]["running"] and not state.get("failed")
+        healthy = healthy and not member_down
         out.write(_describe(spec.name, state))
         if state.get("failed"):
             out.write(describe_failures(spec.name, state["failed"]))

@@ -106,6 +106,13 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
     """Start the cluster on ``specs`` and hand it over (see the module's docstring);
     128+N when SIGTERM or SIGHUP (N) ended it before the hand-over."""
     graphs = " ".join(f"--remote {s.graph}" for s in specs)
+    # The cluster is the sudo user's: status and stop must go through sudo as well.
+    if settings.sudo_user:
+        graphs += f" --sudo-user {settings.sudo_user}"
+    elif settings.sudo:
+        graphs += " --sudo"
+    if settings.ask_sudo_password:
+        graphs += " --ask-sudo-password"
     try:
         with _SignalsStop() as signals:
             cluster, failed = _hand_over(settings, specs, bundle, connect, out, graphs, signals)
@@ -130,7 +137,9 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsS
     names = [s.name for s in specs]
     addresses = parse_addresses(settings.cluster_address, names)
     with Hosts(specs, connect) as hosts:
-        prepared = hosts.each(lambda s: hosts.call(s.name, "prepare", _prepare_request(s, bundle)))
+        prepared = hosts.each(
+            lambda s: hosts.call(s.name, "prepare", _prepare_request(hosts, s, bundle))
+        )
         busy = [n for n, p in prepared.items() if p["existing"]]
         if busy:
             raise MgmtError(
@@ -140,7 +149,8 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsS
         try:
             for name, found in prepared.items():
                 addresses.setdefault(name, found.get("address") or "")
-            cluster = HostsEtcd(names, addresses, settings.cluster_size)
+            clocks = [found["time"] for found in prepared.values() if "time" in found]
+            cluster = HostsEtcd(names, addresses, settings.cluster_size, clocks=clocks)
             _copy_missing(hosts, prepared, bundle, cluster)
             _start_members(hosts, prepared, cluster)
             first = cluster.members[0]
@@ -238,8 +248,15 @@ def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, set
     log.info("%s: agent detached (log in its ~/.local/state/mgmt/detached)", spec.name)
 
 
-def _prepare_request(spec: HostSpec, bundle) -> Dict[str, Any]:
-    return {"sha256": bundle.sha256, "etcd_sha256": _local_etcd()[1]}
+def _prepare_request(hosts: Hosts, spec: HostSpec, bundle) -> Dict[str, Any]:
+    """``address``: the one this initiator reached the host at, for when the host does
+    not see SSH_CONNECTION (sudo resets the environment)."""
+    endpoint = getattr(hosts.runners[spec.name], "endpoint", lambda: None)()
+    return {
+        "sha256": bundle.sha256,
+        "etcd_sha256": _local_etcd()[1],
+        "address": endpoint.address if endpoint else None,
+    }
 
 
 _ETCD: List[Any] = []

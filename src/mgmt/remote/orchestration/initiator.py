@@ -237,17 +237,31 @@ def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config
     from mgmt.remote.orchestration import attach, control, detach
     from mgmt.remote.orchestration.bundlefile import find_bundle
     from mgmt.remote.transport.paramiko_ssh import ParamikoRunner
+    from mgmt.remote.transport.password_gate import PasswordGates
+    from mgmt.remote.transport.sudo import Sudo, new_token
 
     # Not yet combined with detached clusters: refused here rather than half-applied.
     for spec in remotes.specs:
         if spec.via:
             raise InputError(f"{spec.graph}: via: hosts cannot be in a detached cluster yet")
-        if spec.sudo:
-            raise InputError(f"{spec.graph}: a detached cluster needs root logins (no sudo yet)")
     options = connect_options(settings, fabric_config)
+    # Through sudo as an attached run goes (the cluster is then the sudo user's: its
+    # state in that user's home, systemd units when it is root).
+    sudo_password = None
+    if settings.ask_sudo_password:
+        if any(spec.sudo for spec in remotes.specs):
+            sudo_password = ask_password()
+        else:
+            log.warning(NO_SUDO_HOSTS)
+    token, gates = new_token(), PasswordGates()
 
     def connect(spec: HostSpec) -> ParamikoRunner:
-        return ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
+        runner = ParamikoRunner(spec, options, lost_timeout=settings.lost_timeout)
+        if spec.sudo:  # the login as connected (ssh_config may have named it)
+            runner.become = Sudo(
+                spec.name, runner.conn.user, spec.sudo, sudo_password, token, gates=gates
+            )
+        return runner
 
     if settings.cluster_command == "status":
         return control.status_detached(settings, remotes.specs, connect, out)

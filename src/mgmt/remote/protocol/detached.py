@@ -30,8 +30,9 @@ Commands:
 - ``graph``: replaces the agent's graph (it reloads it);
 - ``status``: the state of the agent and the member, converged or not (and
   the resources that ended failed), the last log lines;
-- ``stop``: stops what ``what`` names (``agent``, ``etcd``), and with
-  ``clean`` removes DIR (and with ``caching`` false, the cached bundle and etcd).
+- ``stop``: stops what ``what`` names (``agent``, ``etcd``; found by their command
+  lines and unit files if DIR was removed by hand), and with ``clean`` removes DIR
+  (and with ``caching`` false, the cached bundle and etcd).
 
 Runs on the host's Python (3.6 and later) with the standard library only (and,
 for ``auth`` and ``status``, the bundle's mgmt package from its zip).
@@ -135,13 +136,16 @@ def prepare(request):
         "etcd": etcd,
         "etcd_cache": etcd_cache,
         "etcd_copy": etcd if etcd is not None and etcd == etcd_cache else None,
-        "address": connection[2] if len(connection) == 4 else None,
+        # Where the SSH connection arrived; through sudo (no SSH_CONNECTION), where
+        # the initiator reached us.
+        "address": connection[2] if len(connection) == 4 else request.get("address"),
         "existing": existing,
         # What a cluster whose processes all ended (a reboot without systemd) left:
         # its etcd data would bring its old auth back, its log its old lines.
         "remains": not existing and os.path.isdir(DIR),
         "python": "{}.{}".format(*sys.version_info[:2]),
         "dir": DIR,
+        "time": time.time(),  # this host's clock: the members' certificates must be valid by it
     }
 
 
@@ -343,9 +347,22 @@ def replace_graph(request):
     return {"graph": path(cluster["graph"])}
 
 
-def tail(name, lines=LOG_LINES):
-    text = read_text(name, "")
-    return "\n".join(text.splitlines()[-lines:])
+def tail(name, lines=LOG_LINES, chunk=64 * 1024):
+    """The last ``lines`` of the log ``name``, from its end alone (it may be megabytes),
+    with those of ``name``.1 before them when it has fewer (just emptied by the
+    supervisor, which keeps it short)."""
+    found = []
+    for part in (name, name + ".1"):
+        try:
+            with open(part, "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - chunk))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        found = text.splitlines()[-(lines - len(found)) :] + found
+        if len(found) >= lines:
+            break
+    return "\n".join(found[-lines:])
 
 
 def convergence(settings, bundle):
@@ -398,9 +415,68 @@ def status(request):
     return found
 
 
+UNIT_DIR = "/etc/systemd/system"  # supervise.UNIT_DIR, for when DIR (and it) is gone
+
+
+def stop_orphaned_unit(name):
+    """``name``'s unit when DIR was removed by hand (the unit stopped by hand, or not):
+    left enabled, it would start a supervisor that is no longer there at each boot,
+    and fail. True if there was one of this DIR's."""
+    import subprocess
+
+    unit = "mgmt-detached-" + name + ".service"
+    if DIR + "/supervise.py" not in (read_text(os.path.join(UNIT_DIR, unit), "") or ""):
+        return False
+    for args in (["disable", "--now", unit], ["stop", unit]):
+        subprocess.run(["systemctl", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.unlink(os.path.join(UNIT_DIR, unit))
+    subprocess.run(["systemctl", "daemon-reload"], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)  # fmt: skip
+    return True
+
+
+def orphaned_supervisors(name):
+    """The pids of this login's supervisors of ``name`` run from DIR/supervise.py, found
+    by their command lines (their pid files went with DIR). Only those that see the
+    file system we see: containers that share our pids but not our mounts have a
+    DIR of the same name that is not ours."""
+    script = (DIR + "/supervise.py").encode()
+    mounts = os.readlink("/proc/self/ns/mnt")
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if not entry.isdigit() or os.stat("/proc/" + entry).st_uid != os.getuid():
+                continue
+            if os.readlink(f"/proc/{entry}/ns/mnt") != mounts:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        if script in argv[:-1] and argv[argv.index(script) + 1] == name.encode():
+            found.append(int(entry))
+    return found
+
+
+def stop_orphaned(name):
+    """``name`` when DIR was removed by hand: its unit (stopped by hand, or not), which
+    left enabled would start a supervisor that is no longer there at each boot, and
+    fail; its supervisor, outside systemd, which runs on without its files. True if
+    there was one of them."""
+    import signal
+
+    supervisors = orphaned_supervisors(name)
+    for pid in supervisors:  # each stops its process (its stop signal, then SIGKILL)
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 20  # supervise.STOP_GRACE, and some
+    while orphaned_supervisors(name) and time.time() < deadline:
+        time.sleep(0.05)
+    return stop_orphaned_unit(name) or bool(supervisors)
+
+
 def stop(request):
     if not os.path.isdir(DIR):
-        return {"stopped": []}
+        return {"stopped": [name for name in request["what"] if stop_orphaned(name)]}
     stopped = [name for name in request["what"] if supervision().stop_supervised(DIR, name)]
     if request.get("clean"):
         import shutil

@@ -4,10 +4,11 @@ Written by ``detached.py etcd`` and ``agent`` into the cluster's directory DIR o
 (mgmt.remote.protocol.detached) and run from there as ``python3 -S
 DIR/supervise.py NAME``: it runs DIR/NAME.json's command (the agent, or the
 etcd member; its argv, stdin, environment, stop signal and umask) with its
-output appended to DIR/NAME.log, writes NAME.sup (its own
-pid), NAME.pid (the process) and NAME.exit (its last status), restarts the
-process when it ends (1 s, doubling while it keeps failing at once, up to 30 s),
-and on SIGTERM stops it (its stop signal, SIGKILL after STOP_GRACE) and exits.
+output appended to DIR/NAME.log (kept under LOG_LIMIT, the older part in
+NAME.log.1), writes NAME.sup (its own pid), NAME.pid (the process) and NAME.exit
+(its last status), restarts the process when it ends (1 s, doubling while it
+keeps failing at once, up to 30 s), and on SIGTERM stops it (its stop signal,
+SIGKILL after STOP_GRACE) and exits.
 
 It runs as a systemd unit when systemd is the host's init and we are root:
 UNIT_DIR/mgmt-detached-NAME.service, enabled (WantedBy=default.target) so that
@@ -22,6 +23,7 @@ the SSH session that started it. ``detached.py`` imports this file for
 Runs on the host's Python (3.6 and later) with the standard library only.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -36,6 +38,12 @@ UNIT_DIR = "/etc/systemd/system"
 SERVICE = ("Restart=on-failure", "RestartSec=1", "KillMode=mixed", "TimeoutStopSec=20")
 RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
+# NAME.log is kept under this (NAME.json's "log_limit" may say another): a cluster runs
+# for months, its agent logging each event. Past it, the log is copied to NAME.log.1
+# (the one older generation kept) and emptied in place, as the process writes to it
+# (O_APPEND: its next line lands at the start).
+LOG_LIMIT = 8 << 20
+LOG_CHECK = 1.0  # seconds between two looks at the log's size
 
 
 class Failed(Exception):
@@ -129,6 +137,9 @@ def unit_text(name, command):
         "[Unit]",
         "Description=mgmt detached cluster: " + name,
         "After=network.target" + after,
+        # Never given up on: by default systemd stops restarting a unit that failed 5
+        # times in 10 s, and a cluster that lives on must not end for good that way.
+        "StartLimitIntervalSec=0",
         "",
         "[Service]",
         "ExecStart=" + " ".join(word(arg) for arg in command),
@@ -273,20 +284,79 @@ def supervise(folder, name):
         finally:
             if spec["stdin"]:
                 stdin.close()
-        write_private(path(".pid"), "{}\n".format(state["child"].pid))
-        code = state["child"].wait()
-        write_private(path(".exit"), f"{code}\n")
+        _note(path(".pid"), "{}\n".format(state["child"].pid))
+        code = _wait(state["child"], path(".log"), spec.get("log_limit") or LOG_LIMIT)
+        _note(path(".exit"), f"{code}\n")
         if state["stopping"]:
             break
-        quick = time.time() - started < 60
-        delay = min(delay * 2, MAX_RESTART_DELAY) if quick else RESTART_DELAY
-        sys.stdout.write(f"mgmt-detached: {name} ended with status {code}; "
-                         f"restarting in {delay:.0f} s\n")  # fmt: skip
-        sys.stdout.flush()
+        # 1 s after a first quick failure, then doubling while they go on (the next
+        # delay is set after this one is taken).
+        delay = delay if time.time() - started < 60 else RESTART_DELAY
+        _say(f"mgmt-detached: {name} ended with status {code}; restarting in {delay:.0f} s")
         end = time.time() + delay
         while not state["stopping"] and time.time() < end:
             time.sleep(0.1)
+        delay = min(delay * 2, MAX_RESTART_DELAY)
     return 0
+
+
+def _wait(child, log, limit):
+    """``child``'s exit status, its log kept under ``limit`` meanwhile."""
+    while True:
+        try:
+            return child.wait(timeout=LOG_CHECK)
+        except subprocess.TimeoutExpired:
+            _bound_log(log, limit)
+            for name, text in list(_UNWRITTEN.items()):  # room again, maybe
+                _note(name, text)
+
+
+def _bound_log(log, limit):
+    """Past ``limit``, ``log`` goes to ``log``.1 and is emptied in place (the process
+    and ``tail -F``, which follows it for an initiator, keep it open; as with
+    logrotate's copytruncate, a line written between the copy and the emptying is lost)."""
+    try:
+        if os.path.getsize(log) <= limit:
+            return
+        import shutil
+
+        with open(log, "rb") as source:
+            older = os.open(log + ".1.new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(older, "wb") as target:
+                shutil.copyfileobj(source, target)
+        os.replace(log + ".1.new", log + ".1")
+        os.truncate(log, 0)
+    except OSError as err:  # a full disk, say: the process runs on all the same
+        if str(err) not in _SAID:  # once, not each second
+            _SAID.add(str(err))
+            _say(f"mgmt-detached: could not keep {log} short: {err}")
+
+
+_SAID = set()
+_UNWRITTEN = {}  # file -> text: what _note could not write yet
+
+
+def _note(name, text):
+    """One of the supervisor's files (NAME.pid, NAME.exit) written, if it can be, else
+    tried again each LOG_CHECK while the process runs: on a full disk it supervises
+    on (dead, nothing would start its process again, and a unit restarted at once
+    would die as well, until systemd gives up)."""
+    try:
+        write_private(name, text)
+        _UNWRITTEN.pop(name, None)
+    except OSError:
+        _UNWRITTEN[name] = text
+        with contextlib.suppress(OSError):
+            os.unlink(name + ".new")
+
+
+def _say(line):
+    """A line of the supervisor's own in the log, if it can be written."""
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

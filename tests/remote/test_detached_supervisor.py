@@ -1,0 +1,120 @@
+"""The supervisor of a detached cluster's processes (mgmt.remote.protocol's supervise.py),
+run here as the hosts run it outside systemd: ``python3 -S DIR/supervise.py NAME`` in a
+session of its own, DIR/NAME.json saying what to run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mgmt.remote.orchestration.detach import SUPERVISOR
+from support import require_root, require_tools
+from support.polling import wait_until
+
+
+@pytest.fixture
+def supervised(tmp_path):
+    """start(argv, **spec): the supervisor of ``argv`` as "agent" in tmp_path; stopped after."""
+    started = []
+
+    def start(argv, **extra):
+        (tmp_path / "supervise.py").write_text(SUPERVISOR)
+        spec = {"argv": argv, "stdin": None, "env": {}, "stop_signal": "TERM", "umask": None}
+        (tmp_path / "agent.json").write_text(json.dumps({**spec, **extra}))
+        process = subprocess.Popen(
+            [sys.executable, "-S", str(tmp_path / "supervise.py"), "agent"],
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+
+
+def test_a_process_that_fails_at_once_is_first_restarted_after_one_second(tmp_path, supervised):
+    """README: restarted "1 s, doubling while they keep failing, up to 30 s": 1, 2, 4..."""
+    supervised(["sh", "-c", "exit 3"])
+    log = tmp_path / "agent.log"
+    wait_until(lambda: log.read_text().count("restarting") >= 2, timeout=20, what="2 restarts")
+    lines = [line for line in log.read_text().splitlines() if "restarting" in line]
+    assert lines[:2] == [
+        "mgmt-detached: agent ended with status 3; restarting in 1 s",
+        "mgmt-detached: agent ended with status 3; restarting in 2 s",
+    ]
+
+
+def test_the_log_of_a_process_that_keeps_writing_stays_bounded(tmp_path, supervised):
+    """A cluster lives for months: its agent's log is kept under the limit, the older
+    part in NAME.log.1 (one generation), the newest lines in NAME.log."""
+    limit = 64 * 1024
+    writer = (
+        "import sys, time\n"
+        "for i in range(4000):\n"  # 4000 lines of 100 bytes: about 6 times the limit
+        "    sys.stdout.write('line %05d '.ljust(99, 'x') % i + '\\n'); sys.stdout.flush()\n"
+        "    time.sleep(0.0005)\n"
+        "print('done', flush=True)\n"
+        "time.sleep(3600)\n"
+    )
+    supervised([sys.executable, "-c", writer], log_limit=limit)
+    log, older = tmp_path / "agent.log", tmp_path / "agent.log.1"
+    wait_until(lambda: "done\n" in log.read_text(), timeout=30, what="the last line in the log")
+    assert older.exists()
+    # Checked once a second: what a second of writing adds, at most, over the limit.
+    assert log.stat().st_size <= limit + 400 * 1024
+    assert older.stat().st_size <= limit + 400 * 1024
+    assert oct(os.stat(older).st_mode & 0o777) == "0o600"
+    # The newest lines are whole and in order, the log's last one the writer's last.
+    shown = (older.read_text() + log.read_text()).splitlines()
+    assert shown[-2].startswith("line 03999 ") and shown[-1] == "done"
+
+
+def test_a_full_disk_does_not_end_the_supervisor(tmp_path):
+    """The cluster's directory on a full disk (a tmpfs of 64 KiB, in a mount namespace
+    of the test's own): the process ends and its status cannot be written, yet the
+    supervisor lives on and starts it again, once there is room."""
+    require_root()
+    require_tools("unshare")
+    folder = tmp_path / "detached"
+    folder.mkdir()
+    # First run: fill the disk and fail. The next: room again, and run on.
+    child = "if [ -e fill ]; then rm fill; exec sleep 3600; fi; cat /dev/zero > fill; exit 3"
+    spec = {"argv": ["sh", "-c", child], "stdin": None, "env": {}, "stop_signal": "TERM",
+            "umask": None}  # fmt: skip
+    (tmp_path / "supervise.py").write_text(SUPERVISOR)
+    (tmp_path / "agent.json").write_text(json.dumps(spec))
+    script = (
+        f'mount -t tmpfs -o size=64k tmpfs "$1" && cp "$2/supervise.py" "$2/agent.json" "$1" '
+        f'&& exec {sys.executable} -S "$1/supervise.py" agent'
+    )
+    process = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+         str(folder), str(tmp_path)],
+        start_new_session=True,
+    )  # fmt: skip
+    # Its files, seen through its own root (the tmpfs is in its namespace alone).
+    inside = Path(f"/proc/{process.pid}/root") / str(folder).lstrip("/")
+
+    def sleeping() -> bool:  # the second run, noted in agent.pid once there is room
+        pid = int((inside / "agent.pid").read_text())
+        return "sleep" in Path(f"/proc/{pid}/cmdline").read_text()
+
+    try:
+        wait_until(lambda: process.poll() is not None or sleeping(), timeout=30,
+                   what="the supervisor's end, or its second run")  # fmt: skip
+        assert process.poll() is None, "the supervisor ended on a full disk"
+        assert not (inside / "fill").exists()
+        # The first run's status, written late (tried again each second).
+        wait_until(lambda: (inside / "agent.exit").read_text() == "3\n", what="agent.exit")
+        assert sorted(p.name for p in inside.iterdir() if p.name.endswith(".new")) == []
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
