@@ -93,6 +93,8 @@ INITIATOR_FILES = (
     "mgmt/remote/orchestration/initiator.py",
     "mgmt/remote/protocol/detached.py",
     "mgmt/remote/protocol/detached.sh",
+    "mgmt/remote/protocol/detached_etcd.py",
+    "mgmt/remote/protocol/detached_orphans.py",
     "mgmt/remote/protocol/supervise.py",
     "mgmt/remote/transport/agent_forward.py",
     "mgmt/remote/transport/connect.py",

@@ -22,6 +22,7 @@ from pythons import HOST_VERSIONS, python
 
 from mgmt.remote.orchestration.cluster_tls import member_certificates
 from mgmt.remote.orchestration.detach import DETACHED, SUPERVISOR
+from mgmt.remote.orchestration.hosts import detached_args
 from mgmt.remote.protocol.programs import LAUNCHER
 from support import require_tools
 from support.polling import wait_until
@@ -69,8 +70,8 @@ def test_the_hosts_side_of_a_detached_cluster_runs_under(bundle, version, tmp_pa
     env = dict(host.env(), HOME=str(home))
 
     def call(command: str, request: dict) -> dict:
-        done = host.run([interpreter, "-S", "-c", DETACHED, command], check=False, env=env,
-                        input=json.dumps(request) + "\n")  # fmt: skip
+        argv = [interpreter, "-S", "-c", DETACHED, *detached_args(command)]
+        done = host.run(argv, check=False, env=env, input=json.dumps(request) + "\n")
         answer = json.loads(done.stdout.splitlines()[-1]) if done.stdout.strip() else {}
         assert done.returncode == 0 and "error" not in answer, (command, done)
         return answer

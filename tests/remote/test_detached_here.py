@@ -8,6 +8,19 @@ from pathlib import Path
 import pytest
 
 from mgmt.remote import protocol
+from mgmt.remote.orchestration.hosts import DETACHED_MODULES, detached_args
+
+
+@pytest.fixture
+def detached(monkeypatch):
+    """detached.py as a module, the modules it imports loaded as its main loads them
+    on a host (and gone again after the test)."""
+    from mgmt.remote.protocol import detached
+
+    for name in DETACHED_MODULES:
+        monkeypatch.setitem(sys.modules, name, None)
+    detached.load_modules(detached_args("")[:-1])
+    return detached
 
 
 @pytest.mark.parametrize(
@@ -70,12 +83,13 @@ def test_a_failures_text_from_the_host_reaches_the_terminal_escaped():
     )
 
 
-def test_status_shows_a_cluster_whose_cluster_json_was_removed_while_it_runs(tmp_path, monkeypatch):
+def test_status_shows_a_cluster_whose_cluster_json_was_removed_while_it_runs(
+    tmp_path, monkeypatch, detached
+):
     """detached.py status, then the initiator's description of it: the agent's
     supervisor runs, cluster.json and agent.in are gone (removed by hand)."""
     from mgmt.remote.orchestration.control import _describe
     from mgmt.remote.orchestration.detach import SUPERVISOR
-    from mgmt.remote.protocol import detached
 
     state = tmp_path / "detached"
     state.mkdir()
@@ -102,23 +116,25 @@ def test_status_shows_a_cluster_whose_cluster_json_was_removed_while_it_runs(tmp
 def test_a_host_finds_its_etcd_as_the_initiator_finds_its_own(tmp_path, monkeypatch):
     """On PATH first (an etcd under /opt is not replaced by a copy of the
     initiator's), then the usual places, the same as mgmt.world.server's."""
-    from mgmt.remote.protocol import detached
+    from mgmt.remote.protocol import detached_etcd
     from mgmt.world import server
 
-    assert detached.ETCD_PATHS == server.SEARCH_PATHS
+    assert detached_etcd.ETCD_PATHS == server.SEARCH_PATHS
     etcd = tmp_path / "bin" / "etcd"
     etcd.parent.mkdir()
     etcd.write_text("#!/bin/sh\n")
     etcd.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'nothing'}:{etcd.parent}")
-    assert detached.find_etcd() == server.find_etcd() == str(etcd)
+    assert detached_etcd.find_etcd() == server.find_etcd() == str(etcd)
     # A relative entry would name another file in DIR, where the member runs.
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", f"bin:{etcd.parent}")
-    assert detached.find_etcd() == str(etcd)
+    assert detached_etcd.find_etcd() == str(etcd)
 
 
-def test_the_members_certificates_hold_by_the_clock_of_a_host_behind(tmp_path, monkeypatch):
+def test_the_members_certificates_hold_by_the_clock_of_a_host_behind(
+    tmp_path, monkeypatch, detached
+):
     """A host whose clock is 5 h behind the initiator's (an RTC kept in local time, no
     NTP): its member must take its peers' certificates as valid, or the cluster never
     gets a quorum. `prepare` says the host's clock; the certificates hold by the
@@ -126,7 +142,6 @@ def test_the_members_certificates_hold_by_the_clock_of_a_host_behind(tmp_path, m
     import time
 
     from mgmt.remote.orchestration.cluster import HostsEtcd
-    from mgmt.remote.protocol import detached
     from support import require_tools
 
     require_tools("openssl")
@@ -149,14 +164,15 @@ def test_the_members_certificates_hold_by_the_clock_of_a_host_behind(tmp_path, m
             assert checked.returncode == 0, (member, when, checked.stdout + checked.stderr)
 
 
-def test_stop_ends_a_supervisor_whose_state_dir_was_removed_by_hand(tmp_path, monkeypatch):
+def test_stop_ends_a_supervisor_whose_state_dir_was_removed_by_hand(
+    tmp_path, monkeypatch, detached
+):
     """rm -rf of the state dir while the cluster runs (outside systemd): its pid files
     are gone, yet `stop` finds the supervisor and it stops its process."""
     import json
     import shutil
 
     from mgmt.remote.orchestration.detach import SUPERVISOR
-    from mgmt.remote.protocol import detached
     from support.polling import wait_until
 
     state = tmp_path / "detached"
@@ -204,7 +220,7 @@ def test_status_shows_the_last_lines_also_just_after_the_log_was_emptied(tmp_pat
 
 
 def test_stop_leaves_alone_a_supervisor_of_the_same_dir_in_another_mount_namespace(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, detached
 ):
     """A container sharing our pids but not our mounts (the test hosts are such) may
     run a cluster whose DIR has the same path: it is not ours to stop."""
@@ -212,7 +228,6 @@ def test_stop_leaves_alone_a_supervisor_of_the_same_dir_in_another_mount_namespa
     import shutil
 
     from mgmt.remote.orchestration.detach import SUPERVISOR
-    from mgmt.remote.protocol import detached
     from support import require_root, require_tools
     from support.polling import wait_until
 

@@ -12,6 +12,7 @@ import json
 from systemd_host import SystemdHost
 
 from mgmt.remote.orchestration.detach import DETACHED, SUPERVISOR
+from mgmt.remote.orchestration.hosts import detached_args
 from support import require_tools
 from support.polling import wait_until
 
@@ -27,7 +28,7 @@ def test_a_member_under_systemd_is_a_unit_restarted_kept_over_a_reboot_and_stopp
 
     def call(command: str, request: dict) -> dict:
         argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED]
-        done = host.run([*argv, command], input=json.dumps(request) + "\n")
+        done = host.run([*argv, *detached_args(command)], input=json.dumps(request) + "\n")
         return json.loads(done.stdout.splitlines()[-1])
 
     def healthy() -> bool:
@@ -89,7 +90,7 @@ def test_stop_removes_the_units_of_a_cluster_whose_directory_was_removed_by_hand
 
     def call(command: str, request: dict) -> dict:
         argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED]
-        done = host.run([*argv, command], input=json.dumps(request) + "\n")
+        done = host.run([*argv, *detached_args(command)], input=json.dumps(request) + "\n")
         return json.loads(done.stdout.splitlines()[-1])
 
     units = tmp_path / "units"  # the host's /etc/systemd/system
@@ -125,7 +126,7 @@ def test_a_units_supervisor_that_keeps_dying_is_never_given_up_on(tmp_path):
 
     def call(command: str, request: dict) -> dict:
         argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED]
-        done = host.run([*argv, command], input=json.dumps(request) + "\n")
+        done = host.run([*argv, *detached_args(command)], input=json.dumps(request) + "\n")
         return json.loads(done.stdout.splitlines()[-1])
 
     try:

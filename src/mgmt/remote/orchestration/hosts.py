@@ -15,7 +15,7 @@ import shlex
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mgmt.errors import MgmtError, RemoteError
 from mgmt.log import get_logger
@@ -27,9 +27,18 @@ from mgmt.remote.transport.same_host import later_names
 
 log = get_logger("remote")
 
-# The hosts' side of a detached cluster.
+# The hosts' side of a detached cluster: its program and the modules it imports.
 DETACHED = programs.read("detached.py")
+DETACHED_MODULES = ("detached_etcd", "detached_orphans")
 DETACHED_RUNNER = programs.read("detached.sh")  # runs DETACHED on the graph's python:
+_SHIPPED = [arg for name in DETACHED_MODULES for arg in (name, programs.read(name + ".py"))]
+
+
+def detached_args(command: str) -> List[str]:
+    """The arguments of DETACHED (``python3 -S -c DETACHED ARGS``) running ``command``:
+    the modules it imports, NAME TEXT each, then the command."""
+    return [*_SHIPPED, command]
+
 
 CHUNK = 256 * 1024
 
@@ -145,7 +154,7 @@ class Hosts:
         """Run the hosts' program's ``command``; its answer (RemoteError if it failed,
         :class:`Lost` if the connection went)."""
         python = next((spec.python for spec in self.specs if spec.name == host), None)
-        line = protocol.sh(DETACHED_RUNNER, DETACHED, python or "", command)
+        line = protocol.sh(DETACHED_RUNNER, DETACHED, python or "", *detached_args(command))
         process = self.runners[host].start(line)
         try:
             process.send(json.dumps(request).encode() + b"\n")

@@ -1,5 +1,5 @@
 """The hosts' side of a detached cluster: run by the initiator over SSH as
-``python3 -S -c <this file> COMMAND`` with one JSON object on stdin; it answers
+``python3 -S -c`` (its arguments: below) with one JSON object on stdin; it answers
 one JSON object on stdout (``{"error": ...}`` and status 1 on failure).
 
 Everything of the cluster lives in one directory per login user, DIR =
@@ -34,6 +34,12 @@ Commands:
   lines and unit files if DIR was removed by hand), and with ``clean`` removes DIR
   (and with ``caching`` false, the cached bundle and etcd).
 
+The program is ``python3 -S -c <this file> NAME TEXT ... COMMAND``: the modules it
+imports are shipped with it as NAME TEXT pairs, detached_etcd.py (the cluster's etcd
+as this host finds and reaches it) and detached_orphans.py (a cluster whose DIR was
+removed by hand), and :func:`load_modules` makes them importable
+(mgmt.remote.orchestration.hosts.detached_args gives the whole argument list).
+
 Runs on the host's Python (3.6 and later) with the standard library only (and,
 for ``auth`` and ``status``, the bundle's mgmt package from its zip).
 """
@@ -46,7 +52,6 @@ import time
 # Its agent.sup is mgmt.remote.protocol.DETACHED_AGENT_SUPERVISOR (attached agents look).
 DIR = os.path.join(os.path.expanduser("~"), ".local", "state", "mgmt", "detached")
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "mgmt")
-ETCD_PATHS = ("/usr/bin/etcd", "/usr/sbin/etcd", "/usr/local/bin/etcd")  # server.SEARCH_PATHS
 HEALTH_TIMEOUT = 30.0
 LOG_LINES = 10
 NAMES = ("agent", "etcd")
@@ -103,20 +108,11 @@ def read_text(name, default=None):
 # -- commands ---------------------------------------------------------------
 
 
-def find_etcd():
-    """The host's etcd, found as the initiator finds its own (mgmt.world.server's
-    find_etcd: PATH first, then ETCD_PATHS); None if it has none."""
-    # Absolute entries only: the member runs in DIR, where a relative one means another file.
-    folders = [f for f in os.environ.get("PATH", "").split(os.pathsep) if f.startswith("/")]
-    for candidate in [os.path.join(f, "etcd") for f in folders] + list(ETCD_PATHS):
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 def prepare(request):
     """Where things are on this host (the caches made, DIR left alone: a run stopped
     before anything started leaves nothing of a cluster)."""
+    from detached_etcd import find_etcd
+
     for folder in (os.path.join(CACHE, "bundles"), os.path.join(CACHE, "etcd")):
         if not os.path.isdir(folder):
             os.makedirs(folder, 0o700)
@@ -205,25 +201,19 @@ def start_etcd(request):
     return {"pid": start_supervised("etcd", argv), "client_url": client}
 
 
-def healthy(url, timeout=1.0):
-    import urllib.request
+def probe(request):
+    """Before the members start: this one can listen on its address, and it reaches
+    the others' peer ports."""
+    from detached_etcd import probe_peers
 
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url + "/health", timeout=timeout) as answer:
-            return b'"true"' in answer.read()
-    except Exception:  # refused, timed out, not HTTP: not healthy
-        return False
-
-
-def use_bundle(bundle):
-    """The bundle's mgmt package, imported from its zip (the agent's own client code)."""
-    site = bundle + "/site-packages"
-    if site not in sys.path:
-        sys.path.insert(0, site)
+    others = [tuple(other) for other in request["others"]]
+    probe_peers(request["address"], request["ports"], others, request.get("timeout", 5.0))
+    return {"ok": True}
 
 
 def enable_auth(request):
+    from detached_etcd import healthy, use_bundle
+
     url = request["client_url"]
     deadline = time.time() + HEALTH_TIMEOUT
     while not healthy(url):
@@ -244,73 +234,9 @@ def enable_auth(request):
     return {"ok": True}
 
 
-def probe(request):
-    """Before the members start: this one can listen on its address, and it reaches
-    the others' peer ports (they all probe at once, each listening for the others)."""
-    import socket
-
-    address, others = request["address"], [tuple(o) for o in request["others"]]
-    listeners = []
-    try:
-        for port in request["ports"]:
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listeners.append(listener)
-            try:
-                listener.bind((address, port))
-            except OSError as err:
-                raise Failed(
-                    f"cannot listen on {address}:{port} here ({err.strerror}): is {address} "
-                    "this host's address, and the port free? (--cluster-address HOST=ADDR)"
-                ) from None
-            listener.listen(16)
-        peer = listeners[-1]
-        peer.settimeout(0.05)
-        missing, incoming = list(others), 0
-        deadline = time.time() + request.get("timeout", 5.0)
-        while (missing or incoming < len(others)) and time.time() < deadline:
-            try:
-                peer.accept()[0].close()
-                incoming += 1
-            except OSError:  # socket.timeout is one
-                pass
-            for target in list(missing):
-                try:
-                    socket.create_connection(target, 0.2).close()
-                    missing.remove(target)
-                except OSError:
-                    pass
-    finally:
-        for listener in listeners:
-            listener.close()
-    if missing:
-        where = ", ".join(f"{host}:{port}" for host, port in missing)
-        raise Failed(
-            f"cannot reach the cluster's other member(s) at {where} from here: its members "
-            "must reach each other on these addresses (use --cluster-address HOST=ADDR)"
-        )
-    return {"ok": True}
-
-
-def reachable(urls, timeout=3.0):
-    """The first of ``urls`` that accepts a TCP connection, or None."""
-    import socket
-
-    deadline = time.time() + timeout
-    while True:
-        for url in urls:
-            host, _, port = url.split("://", 1)[1].rpartition(":")
-            try:
-                socket.create_connection((host, int(port)), 0.5).close()
-                return url
-            except (OSError, ValueError):
-                continue
-        if time.time() > deadline:
-            return None
-        time.sleep(0.1)
-
-
 def start_agent(request):
+    from detached_etcd import reachable
+
     urls = request["settings"]["seeds"]
     if reachable(urls) is None:
         raise Failed(
@@ -365,29 +291,11 @@ def tail(name, lines=LOG_LINES, chunk=64 * 1024):
     return "\n".join(found[-lines:])
 
 
-def convergence(settings, bundle):
-    """This host's converged key in the cluster's etcd, and the resources its agent
-    reported failed then, read by the cluster's own bundle (the version that wrote
-    them); (None, []) if they cannot be read."""
-    try:
-        use_bundle(bundle)
-        from mgmt.settings import EtcdCredentials
-        from mgmt.world.client import EtcdClient
-        from mgmt.world.exchange import read_convergence
-
-        client = EtcdClient(settings["seeds"], EtcdCredentials(*settings["credentials"]),
-                            connect_timeout=1.0, read_timeout=2.0)  # fmt: skip
-        try:
-            return read_convergence(client, settings["hostname"])
-        finally:
-            client.close()
-    except Exception:  # etcd away, bundle pruned: unknown
-        return None, []
-
-
 def status(request):
     """What runs here, also when part of DIR is gone (removed by hand): a cluster
     whose cluster.json is missing but whose processes run is still shown."""
+    from detached_etcd import convergence, healthy
+
     if not os.path.exists(path("cluster.json")) and not any(running(n) for n in NAMES):
         return {"exists": False}
     try:
@@ -415,68 +323,11 @@ def status(request):
     return found
 
 
-UNIT_DIR = "/etc/systemd/system"  # supervise.UNIT_DIR, for when DIR (and it) is gone
-
-
-def stop_orphaned_unit(name):
-    """``name``'s unit when DIR was removed by hand (the unit stopped by hand, or not):
-    left enabled, it would start a supervisor that is no longer there at each boot,
-    and fail. True if there was one of this DIR's."""
-    import subprocess
-
-    unit = "mgmt-detached-" + name + ".service"
-    if DIR + "/supervise.py" not in (read_text(os.path.join(UNIT_DIR, unit), "") or ""):
-        return False
-    for args in (["disable", "--now", unit], ["stop", unit]):
-        subprocess.run(["systemctl", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.unlink(os.path.join(UNIT_DIR, unit))
-    subprocess.run(["systemctl", "daemon-reload"], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)  # fmt: skip
-    return True
-
-
-def orphaned_supervisors(name):
-    """The pids of this login's supervisors of ``name`` run from DIR/supervise.py, found
-    by their command lines (their pid files went with DIR). Only those that see the
-    file system we see: containers that share our pids but not our mounts have a
-    DIR of the same name that is not ours."""
-    script = (DIR + "/supervise.py").encode()
-    mounts = os.readlink("/proc/self/ns/mnt")
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            if not entry.isdigit() or os.stat("/proc/" + entry).st_uid != os.getuid():
-                continue
-            if os.readlink(f"/proc/{entry}/ns/mnt") != mounts:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:  # ended meanwhile
-            continue
-        if script in argv[:-1] and argv[argv.index(script) + 1] == name.encode():
-            found.append(int(entry))
-    return found
-
-
-def stop_orphaned(name):
-    """``name`` when DIR was removed by hand: its unit (stopped by hand, or not), which
-    left enabled would start a supervisor that is no longer there at each boot, and
-    fail; its supervisor, outside systemd, which runs on without its files. True if
-    there was one of them."""
-    import signal
-
-    supervisors = orphaned_supervisors(name)
-    for pid in supervisors:  # each stops its process (its stop signal, then SIGKILL)
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.time() + 20  # supervise.STOP_GRACE, and some
-    while orphaned_supervisors(name) and time.time() < deadline:
-        time.sleep(0.05)
-    return stop_orphaned_unit(name) or bool(supervisors)
-
-
 def stop(request):
-    if not os.path.isdir(DIR):
-        return {"stopped": [name for name in request["what"] if stop_orphaned(name)]}
+    if not os.path.isdir(DIR):  # removed by hand: its processes are found otherwise
+        from detached_orphans import stop_orphaned
+
+        return {"stopped": [name for name in request["what"] if stop_orphaned(DIR, name)]}
     stopped = [name for name in request["what"] if supervision().stop_supervised(DIR, name)]
     if request.get("clean"):
         import shutil
@@ -515,9 +366,21 @@ COMMANDS = {
 }
 
 
+def load_modules(shipped):
+    """Make the modules shipped with this program importable: ``shipped`` is NAME,
+    TEXT, NAME, TEXT ... (their texts as arguments: a program run as ``-c`` has no
+    folder of its own to import them from)."""
+    for name, text in zip(shipped[::2], shipped[1::2]):
+        module = type(sys)(name)
+        module.__file__ = name + ".py"  # what a traceback names
+        exec(compile(text, module.__file__, "exec"), module.__dict__)
+        sys.modules[name] = module
+
+
 def main():
     global LOGIN_UMASK
-    command = sys.argv[1]
+    *shipped, command = sys.argv[1:]
+    load_modules(shipped)
     LOGIN_UMASK = os.umask(0o077)
     try:
         request = json.loads(sys.stdin.readline() or "{}")

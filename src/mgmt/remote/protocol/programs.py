@@ -3,9 +3,10 @@
 ``start.sh`` and ``launcher.py`` are real files (linted, run by tests as they
 are); the initiator sends their text on the command line of one ``exec``, so a
 warm start needs no copy. pkgutil reads them from an installed package and from
-a bundle alike. The detached cluster's programs (detached.py, detached.sh,
-supervise.py) are read by mgmt.remote.orchestration.detach, which only the
-initiator loads: the bundle leaves them out (mgmt_pkg.bundle.INITIATOR_FILES).
+a bundle alike. The detached cluster's programs (detached.py with the modules it
+imports, detached_*.py; detached.sh; supervise.py) are read by
+mgmt.remote.orchestration (hosts, detach), which only the initiator loads: the
+bundle leaves them out (mgmt_pkg.bundle.INITIATOR_FILES).
 """
 
 import pkgutil
