@@ -35,6 +35,9 @@ REPRODUCIBLE_MACROS = {
     "use_source_date_epoch_as_buildtime": "1",
     "clamp_mtime_to_source_date_epoch": "1",
     "_buildhost": "reproducible",
+    # The SRPM's files (spec, tarball) get their owner from the disk, the user
+    # who builds, unless this says otherwise: root, as in the RPM and in COPR.
+    "_srcdefattr": "(-,root,root)",
 }
 # The post-install scripts (brp-strip, brp-compress, ...) find nothing to do in
 # a phony package (a README at most) but cost a third of rpmbuild's time; the
