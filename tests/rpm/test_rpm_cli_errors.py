@@ -7,6 +7,7 @@ tests run as root in CI and root would otherwise write and read anything.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import pwd
 import re
@@ -191,11 +192,19 @@ def _primary_count(folder: Path) -> int:
 
 def _damage_main_header(package: Path, target: Path) -> None:
     """A copy of ``package`` whose main header's first entry has a bad type: rpmfile reads
-    it, rpm (and so createrepo_c) refuses it."""
+    it, rpm (and so createrepo_c) refuses it. The signature's SHA256 of the header is made
+    to match, so that only rpm's reading of the header finds the damage."""
     data = bytearray(package.read_bytes())
     magic = b"\x8e\xad\xe8\x01"  # a header's magic: the signature's, then the main one's
     main = data.index(magic, data.index(magic) + 1)
+    entries, size = (
+        int.from_bytes(data[main + 8 : main + 12], "big"),
+        int.from_bytes(data[main + 12 : main + 16], "big"),
+    )
+    end = main + 16 + 16 * entries + size
+    old = hashlib.sha256(data[main:end]).hexdigest().encode()
     data[main + 16 + 5] ^= 0xFF  # past magic, reserved, counts: entry 0's type
+    data[:main] = data[:main].replace(old, hashlib.sha256(data[main:end]).hexdigest().encode())
     target.write_bytes(bytes(data))
 
 
@@ -232,6 +241,28 @@ def test_repo_refuses_a_package_createrepo_c_skips_and_changes_nothing(repo: Pat
     assert sorted(p.name for p in repo.iterdir()) == [
         "damaged.rpm", "good-1-1.noarch.rpm", "good-1-1.src.rpm", "good.spec", "repodata"
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", ["cut short", "payload changed", "header changed"])
+def test_repo_refuses_a_damaged_package_and_changes_nothing(repo: Path, damage: str):
+    """createrepo_c reads the header only: a package cut short after it, or changed,
+    was indexed, and dnf failed on it at install ("does not verify")."""
+    before = _snapshot(repo)
+    data = bytearray((repo / "good-1-1.noarch.rpm").read_bytes())
+    if damage == "cut short":
+        data = data[:-16]
+    elif damage == "payload changed":
+        data[-16] ^= 0xFF
+    else:
+        at = data.index(b"Phony package that satisfies")
+        data[at] = ord("p")
+    damaged = repo / "damaged.rpm"
+    damaged.write_bytes(bytes(data))
+    part = "header" if damage == "header changed" else "payload"
+    result = run_cli("repo", str(repo))
+    one_line(result.err, 2, result.code, f"{damaged}: damaged: its {part} does not match",
+             "the repository is unchanged")  # fmt: skip
+    assert _snapshot(repo) == {**before, Path("damaged.rpm"): bytes(data)}
 
 
 def test_repo_counts_what_createrepo_c_indexed(repo: Path):

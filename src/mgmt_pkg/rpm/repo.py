@@ -12,7 +12,7 @@ from typing import List, Sequence
 
 from mgmt_pkg.errors import InvalidInput
 from mgmt_pkg.paths import stat_named
-from mgmt_pkg.rpm.inspect import read_headers
+from mgmt_pkg.rpm.inspect import check_digests
 from mgmt_pkg.rpm.tools import find_tool, run_tool
 
 __all__ = ["Repository", "make_repo"]
@@ -73,11 +73,11 @@ def make_repo(folder: Path) -> Repository:
 
 
 def _check_packages(rpms: Sequence[Path]) -> None:
-    """Refuse files that are not RPM packages at all, before createrepo_c runs."""
+    """Refuse files that are not RPM packages, or damaged ones, before createrepo_c runs."""
     problems: List[str] = []
     for path in rpms:
         try:
-            read_headers(path)
+            check_digests(path)
         except InvalidInput as error:
             problems.append(str(error))
     if problems:
