@@ -11,6 +11,7 @@ import hashlib
 import os
 import pwd
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -263,6 +264,25 @@ def test_repo_refuses_a_damaged_package_and_changes_nothing(repo: Path, damage: 
     one_line(result.err, 2, result.code, f"{damaged}: damaged: its {part} does not match",
              "the repository is unchanged")  # fmt: skip
     assert _snapshot(repo) == {**before, Path("damaged.rpm"): bytes(data)}
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_repo_refuses_a_repodata_that_is_no_directory(repo: Path, kind: str):
+    """The new metadata's rename onto it failed after createrepo_c ran: exit 1, naming
+    the hidden stage folder ("Not a directory: DIR/.mgmt-pkg-repo-.../repodata")."""
+    shutil.rmtree(repo / "repodata")
+    elsewhere = repo.parent / "elsewhere"
+    elsewhere.mkdir()
+    if kind == "file":
+        (repo / "repodata").write_text("mine\n")
+    else:
+        (repo / "repodata").symlink_to(elsewhere)
+    before = _snapshot(repo)
+    result = run_cli("repo", str(repo))
+    one_line(result.err, 2, result.code, f"{repo / 'repodata'}: is ", "move it away")
+    assert _snapshot(repo) == before
+    assert not [p for p in repo.iterdir() if p.name.startswith(".")]
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_repo_counts_what_createrepo_c_indexed(repo: Path):

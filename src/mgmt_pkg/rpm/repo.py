@@ -42,6 +42,14 @@ def make_repo(folder: Path) -> Repository:
     info = stat_named(str(folder), folder)
     if info is None or not stat.S_ISDIR(info.st_mode):
         raise InvalidInput(f"{folder}: not a directory")
+    # The new repodata is renamed onto this path: a file or a symlink there would
+    # fail that rename after all the work, with the stage's name in the message.
+    existing = stat_named(str(folder / "repodata"), folder / "repodata", follow=False)
+    if existing is not None and not stat.S_ISDIR(existing.st_mode):
+        what = "a symlink" if stat.S_ISLNK(existing.st_mode) else "not a directory"
+        raise InvalidInput(
+            f"{folder / 'repodata'}: is {what}, where the repository's metadata goes: move it away"
+        )
     rpms = sorted(path for path in folder.rglob("*.rpm") if not path.is_dir())
     if not rpms:
         raise InvalidInput(f"{folder}: contains no .rpm files")
