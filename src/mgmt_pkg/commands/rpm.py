@@ -272,7 +272,7 @@ def _check_copr_options(options: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for machines.")
 def inspect(path: str, as_json: bool) -> None:
     """Show an RPM's (or SRPM's) metadata, dependencies and files."""
-    from mgmt_pkg.rpm.inspect import read_package
+    from mgmt_pkg.rpm.inspect import RELATIONS, read_package
 
     info = read_package(Path(path))
     if as_json:
@@ -290,8 +290,11 @@ def inspect(path: str, as_json: bool) -> None:
         f"summary:   {info.summary}",
         f"license:   {info.license}",
     ]
-    for kind in ("requires", "provides", "conflicts", "obsoletes", "files"):
+    for kind in (*RELATIONS, "files"):
         values = [str(v) for v in getattr(info, kind)]
+        if not values and kind in RELATIONS[4:]:
+            continue  # the weak kinds only when the package has some
+        # values from the 11th column; "recommends:" and "supplements:" are longer
         lines.append(f"{kind + ':':<10} {values[0] if values else '(none)'}")
         lines.extend(f"{'':<10} {value}" for value in values[1:])
     click.echo("\n".join(lines))

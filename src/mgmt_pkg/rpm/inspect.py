@@ -40,6 +40,9 @@ _OPERATORS = {
 }
 # rpm's numbers for the payload digest's algorithm (PAYLOADDIGESTALGO), as hashlib names them.
 _DIGESTS = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
+# The dependency kinds, as PackageInfo's fields; the last four are the weak ones.
+RELATIONS = ("requires", "provides", "conflicts", "obsoletes")
+RELATIONS += ("recommends", "suggests", "supplements", "enhances")
 SCRIPT_TAGS = {
     "pretrans": "pretrans",
     "pre": "prein",
@@ -87,6 +90,11 @@ class PackageInfo:
     provides: List[Relation] = field(default_factory=list)
     conflicts: List[Relation] = field(default_factory=list)
     obsoletes: List[Relation] = field(default_factory=list)
+    # The weak dependencies (rpm 4.12 on): dnf installs what is recommended by default.
+    recommends: List[Relation] = field(default_factory=list)
+    suggests: List[Relation] = field(default_factory=list)
+    supplements: List[Relation] = field(default_factory=list)
+    enhances: List[Relation] = field(default_factory=list)
     files: List[str] = field(default_factory=list)
     scripts: Dict[str, str] = field(default_factory=dict)
     changelog: List[Tuple[int, str, str]] = field(default_factory=list)
@@ -98,7 +106,7 @@ class PackageInfo:
 
     def to_json(self) -> Dict[str, Any]:
         data = asdict(self)
-        for kind in ("requires", "provides", "conflicts", "obsoletes"):
+        for kind in RELATIONS:
             data[kind] = [str(r) for r in getattr(self, kind)]
         data["evr"] = self.evr
         data["changelog"] = [{"time": t, "author": a, "text": x} for t, a, x in self.changelog]
@@ -254,6 +262,12 @@ def read_package(path: Path) -> PackageInfo:
         provides=_relations(headers, "provides", "provideflags", "provideversion"),
         conflicts=_relations(headers, "conflictname", "conflictflags", "conflictversion"),
         obsoletes=_relations(headers, "obsoletes", "obsoleteflags", "obsoleteversion"),
+        **{
+            kind: _relations(
+                headers, f"{kind[:-1]}name", f"{kind[:-1]}flags", f"{kind[:-1]}version"
+            )
+            for kind in ("recommends", "suggests", "supplements", "enhances")
+        },
         files=_files(headers),
         scripts={
             section: _text(headers[tag]) for section, tag in SCRIPT_TAGS.items() if tag in headers
