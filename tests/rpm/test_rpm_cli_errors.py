@@ -118,6 +118,24 @@ def test_an_empty_or_file_output_dir_is_refused_before_building(tmp_path: Path, 
     one_line(file.err, 2, file.code, f"--output-dir {tmp_path / 'file'}: exists and is not a dir")
 
 
+@pytest.mark.parametrize(
+    ("taken", "extra"),
+    [("x.spec", []), ("x-1-1.src.rpm", []), ("x-1-1.noarch.rpm", []), ("x.spec", ["--spec-only"])],
+)
+def test_a_folder_where_an_output_file_goes_is_refused_and_nothing_is_left(
+    tmp_path: Path, taken: str, extra: List[str]
+):
+    """The rename onto the folder failed after the files before it were placed (exit 1),
+    leaving them and a hidden copy (.x-1-1.noarch.rpm.XXXXXXXX) in the output folder."""
+    require_tools("rpmbuild")
+    out = tmp_path / "out"
+    (out / taken).mkdir(parents=True)
+    result = run_cli("fake-rpm", "-n", "x", "-v", "1", "-o", str(out), *extra)
+    one_line(result.err, 2, result.code, f"{out / taken} is a directory, where {taken} goes")
+    assert [p.name for p in out.iterdir()] == [taken]
+    assert list((out / taken).iterdir()) == []
+
+
 # --- --copr: its config is read before anything is built ------------------------------
 
 
