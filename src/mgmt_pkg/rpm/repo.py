@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -109,9 +110,37 @@ def _skipped(skipped: Sequence[Path], output: str) -> str:
     )
 
 
+def _exchange(one: Path, other: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the
+    C library or the file system cannot, and nothing was done."""
+    import ctypes  # here: only repo needs it
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # not glibc 2.28 or later
+        return False
+    at_cwd, rename_exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE from <fcntl.h>, <stdio.h>
+    done = renameat2(at_cwd, os.fsencode(one), at_cwd, os.fsencode(other), rename_exchange)
+    if done == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(error, os.strerror(error), str(other))
+
+
 def _replace(new: Path, target: Path, old: Path) -> None:
-    """Put ``new`` at ``target``, moving what was there to ``old`` (removed by the caller)."""
+    """Put ``new`` at ``target``, moving what was there to ``old`` (removed by the caller).
+
+    An existing repodata is swapped with the new one in one step where Linux can:
+    renamed away first, it left a moment without repomd.xml, in which a dnf reading
+    the repository (served by mgmt-pkg serve, say) failed to find it.
+    """
     moved = target.is_dir() and not target.is_symlink()
+    if moved and _exchange(new, target):
+        os.rename(new, old)  # the old repodata, now at ``new``
+        return
     if moved:
         os.rename(target, old)
     try:
