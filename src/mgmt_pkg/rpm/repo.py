@@ -36,7 +36,7 @@ def make_repo(folder: Path) -> Repository:
     stray or damaged file would silently be missing from the repository. So
     every .rpm is checked first, and createrepo_c writes into a stage beside
     the folder's repodata; only if it indexed every package does the new
-    repodata replace the old (a rename, as createrepo_c itself does), so a
+    repodata replace the old (swapped in one step: see _replace), so a
     refused run leaves the repository as it was. The count reported is what
     createrepo_c indexed.
     """
