@@ -303,6 +303,31 @@ def test_repo_refuses_a_repodata_that_is_no_directory(repo: Path, kind: str):
     assert list(elsewhere.iterdir()) == []
 
 
+def test_repo_refuses_a_folder_it_cannot_read(repo: Path):
+    """Its packages were left out of the repository without a word (exit 0)."""
+    locked = repo / "locked"
+    assert run_cli("fake-rpm", "-n", "hidden", "-v", "1", "-o", str(locked)).code == 0
+    foreign(locked, 0o700)
+    before = _snapshot(repo)
+    result = unprivileged("repo", str(repo))
+    one_line(result.stderr, 2, result.returncode, f"{locked}: cannot read: Permission denied")
+    assert _snapshot(repo) == before
+
+
+def test_repo_refuses_a_symlink_to_a_folder_above_it(repo: Path):
+    """createrepo_c followed it some forty times: each package was indexed as often."""
+    (repo / "sub").mkdir()
+    (repo / "sub" / "loop").symlink_to("..")
+    before = _snapshot(repo)
+    result = run_cli("repo", str(repo))
+    one_line(result.err, 2, result.code, f"{repo / 'sub' / 'loop'}: a symlink to a folder it is in")
+    assert _snapshot(repo) == before
+    (repo / "sub" / "loop").unlink()
+    (repo / "sub" / "elsewhere").symlink_to(repo.parent)  # above the repository itself
+    result = run_cli("repo", str(repo))
+    one_line(result.err, 2, result.code, f"{repo / 'sub' / 'elsewhere'}: a symlink to a folder")
+
+
 def test_repo_counts_what_createrepo_c_indexed(repo: Path):
     """A folder named like a package holds packages; it is not one itself."""
     more = repo / "more.rpm"

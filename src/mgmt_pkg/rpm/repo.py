@@ -9,7 +9,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence
+from typing import FrozenSet, List, Sequence, Tuple
 
 from mgmt_pkg.errors import InvalidInput
 from mgmt_pkg.paths import stat_named
@@ -51,7 +51,9 @@ def make_repo(folder: Path) -> Repository:
         raise InvalidInput(
             f"{folder / 'repodata'}: is {what}, where the repository's metadata goes: move it away"
         )
-    rpms = sorted(path for path in folder.rglob("*.rpm") if not path.is_dir())
+    # A symlink to a folder above the repository is a loop too (and would index all that).
+    parents = (os.stat(parent) for parent in folder.resolve().parents)
+    rpms = sorted(_find_rpms(folder, frozenset((p.st_dev, p.st_ino) for p in parents)))
     if not rpms:
         raise InvalidInput(f"{folder}: contains no .rpm files")
     _check_packages(rpms)
@@ -79,6 +81,40 @@ def make_repo(folder: Path) -> Repository:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return Repository(folder, len(indexed))
+
+
+def _find_rpms(directory: Path, above: FrozenSet[Tuple[int, int]]) -> List[Path]:
+    """The .rpm files below ``directory``, through symlinks as createrepo_c goes.
+
+    Not Path.rglob: it passes over a folder it cannot read, whose packages were then
+    missing from the repository without a word, and it follows a symlink back to a
+    folder above it (``loop -> ..``) some forty times, as createrepo_c does, which
+    indexed each package as many times. Both are refused, naming the folder.
+    """
+    info = stat_named(str(directory), directory)
+    here = above | {(info.st_dev, info.st_ino)}
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError as error:
+        raise InvalidInput(f"{directory}: cannot read: {error.strerror or error}") from None
+    found: List[Path] = []
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            is_dir = entry.is_dir()  # through a symlink
+        except OSError:
+            is_dir = False  # a symlink loop on itself: as a file, refused below if *.rpm
+        if is_dir:
+            target = entry.stat()
+            if (target.st_dev, target.st_ino) in here:
+                raise InvalidInput(
+                    f"{path}: a symlink to a folder it is in: createrepo_c would index "
+                    "the packages there again and again; remove it"
+                )
+            found.extend(_find_rpms(path, here))
+        elif not is_dir and entry.name.endswith(".rpm"):
+            found.append(path)
+    return found
 
 
 def _check_packages(rpms: Sequence[Path]) -> None:
