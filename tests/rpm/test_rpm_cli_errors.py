@@ -337,3 +337,14 @@ def test_repo_counts_what_createrepo_c_indexed(repo: Path):
     assert result.out == f"{repo / 'repodata' / 'repomd.xml'} (4 packages)\n"
     assert _primary_count(repo) == 4
     assert not [p for p in repo.iterdir() if p.name.startswith(".")]  # no stage left
+
+
+def test_a_bad_source_date_epoch_from_the_environment_is_named_so(tmp_path: Path, monkeypatch):
+    """It was reported as --source-date-epoch, an option the user never gave."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000.5")
+    out = tmp_path / "out"
+    result = run_cli("fake-rpm", "-n", "foo", "-v", "1", "-o", str(out))
+    one_line(result.err, 2, result.code, "$SOURCE_DATE_EPOCH: '1700000000.5' is not a")
+    given = run_cli("fake-rpm", "-n", "foo", "-v", "1", "-o", str(out), "--source-date-epoch", "x")
+    one_line(given.err, 2, given.code, "--source-date-epoch: 'x' is not a")
+    assert not out.exists()

@@ -139,9 +139,19 @@ def _package(options: dict, placeholder: bool, description: Optional[str] = None
         scriptlets=scriptlets,
         placeholder=placeholder,
         source_date_epoch=_integer(
-            "--source-date-epoch", options["source_date_epoch"], SOURCE_DATE_EPOCH_MAX
+            _source_date_epoch_option(), options["source_date_epoch"], SOURCE_DATE_EPOCH_MAX
         ),
     )
+
+
+def _source_date_epoch_option() -> str:
+    """How an error names the time: the variable when it came from there, not the
+    option the user never typed (CI systems set SOURCE_DATE_EPOCH for every build)."""
+    context = click.get_current_context(silent=True)
+    source = context.get_parameter_source("source_date_epoch") if context else None
+    if source is click.core.ParameterSource.ENVIRONMENT:
+        return "$SOURCE_DATE_EPOCH"
+    return "--source-date-epoch"
 
 
 def _stage(options: dict) -> str:
