@@ -328,6 +328,18 @@ def test_repo_refuses_a_symlink_to_a_folder_above_it(repo: Path):
     one_line(result.err, 2, result.code, f"{repo / 'sub' / 'elsewhere'}: a symlink to a folder")
 
 
+def test_repo_refuses_a_repodata_it_may_not_replace(repo: Path):
+    """Another user's read-only repodata cannot be moved: that was exit 1, a failed
+    operation, where a place we may not write is bad input."""
+    foreign(repo / "repodata", 0o555)
+    before = _snapshot(repo)
+    result = unprivileged("repo", str(repo))
+    one_line(result.stderr, 2, result.returncode,
+             f"{repo}: cannot write to {repo / 'repodata'}: Permission denied")  # fmt: skip
+    assert _snapshot(repo) == before
+    assert not [p for p in repo.iterdir() if p.name.startswith(".")]
+
+
 def test_repo_counts_what_createrepo_c_indexed(repo: Path):
     """A folder named like a package holds packages; it is not one itself."""
     more = repo / "more.rpm"

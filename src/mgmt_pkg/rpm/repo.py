@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import FrozenSet, List, Sequence, Tuple
 
 from mgmt_pkg.errors import InvalidInput
-from mgmt_pkg.paths import stat_named
+from mgmt_pkg.paths import stat_named, writing
 from mgmt_pkg.rpm.inspect import check_digests
 from mgmt_pkg.rpm.tools import find_tool, run_tool
 
@@ -77,7 +77,9 @@ def make_repo(folder: Path) -> Repository:
         skipped = [path for path in rpms if path.relative_to(folder).as_posix() not in indexed]
         if skipped:
             raise InvalidInput(_skipped(skipped, output))
-        _replace(stage / "repodata", folder / "repodata", stage / "old")
+        # An old repodata we may not move (another user's, in a sticky folder): exit 2
+        with writing(str(folder), folder / "repodata"):
+            _replace(stage / "repodata", folder / "repodata", stage / "old")
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return Repository(folder, len(indexed))
