@@ -88,6 +88,9 @@ def check_text(option: str, value: str, multiline: bool = False, items: bool = F
     for number, line in enumerate(lines, 1):
         where = f"{shown}: line {number} " if multiline else f"{shown} "
         for char in line:
+            # rpm keeps a tab inside a description's lines (indented lists, text from a file)
+            if char == "\t" and multiline:
+                continue
             if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
                 raise refuse(option, f"{where}contains control character {char!r}")
         if line != line.rstrip():
