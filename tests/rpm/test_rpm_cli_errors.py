@@ -360,3 +360,14 @@ def test_a_bad_source_date_epoch_from_the_environment_is_named_so(tmp_path: Path
     given = run_cli("fake-rpm", "-n", "foo", "-v", "1", "-o", str(out), "--source-date-epoch", "x")
     one_line(given.err, 2, given.code, "--source-date-epoch: 'x' is not a")
     assert not out.exists()
+
+
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(repo: Path, monkeypatch):
+    """`mgmt-pkg repo "$REPO"` with $REPO unset made the current folder a repository."""
+    monkeypatch.chdir(repo)
+    shutil.rmtree(repo / "repodata")
+    made = run_cli("repo", "")
+    one_line(made.err, 2, made.code, "DIR: the path is empty")
+    assert not (repo / "repodata").exists()
+    read = run_cli("inspect", "")
+    one_line(read.err, 2, read.code, "FILE.rpm: the path is empty")

@@ -284,6 +284,8 @@ def inspect(path: str, as_json: bool) -> None:
     """Show an RPM's (or SRPM's) metadata, dependencies and files."""
     from mgmt_pkg.rpm.inspect import RELATIONS, read_package
 
+    if not path:  # Path("") is ".", the current folder
+        raise InvalidInput("FILE.rpm: the path is empty")
     info = read_package(Path(path))
     if as_json:
         import json  # here, not at the top: fake-rpm, in this module too, never needs it
@@ -316,5 +318,7 @@ def repo(folder: str) -> None:
     """Make DIR, a folder of RPMs, into a dnf repository (createrepo_c)."""
     from mgmt_pkg.rpm.repo import make_repo
 
+    if not folder:  # Path("") is ".": an unset $REPO made the current folder a repository
+        raise InvalidInput("DIR: the path is empty")
     made = make_repo(Path(folder))
     click.echo(f"{made.repomd} ({made.packages} packages)")
