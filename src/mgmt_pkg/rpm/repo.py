@@ -114,7 +114,7 @@ def _find_rpms(directory: Path, above: FrozenSet[Tuple[int, int]]) -> List[Path]
                     "the packages there again and again; remove it"
                 )
             found.extend(_find_rpms(path, here))
-        elif not is_dir and entry.name.endswith(".rpm"):
+        elif entry.name.endswith(".rpm"):
             found.append(path)
     return found
 
