@@ -110,3 +110,39 @@ def test_the_user_who_builds_does_not_change_the_packages(tmp_path: Path, comman
     for path in mine.paths:
         if path.suffix == ".rpm":
             assert sha256(path) == sha256(tmp_path / "theirs" / path.name), path.name
+
+
+@pytest.mark.parametrize("command", ["fake-rpm", "rpm"])
+def test_the_users_rpm_macros_do_not_change_the_packages(tmp_path: Path, monkeypatch, command):
+    """rpmbuild read ~/.rpmmacros: its %packager won over -m, and its %vendor,
+    %distribution and payload compression went into the packages."""
+    require_tools("rpmbuild", "rpm")
+    payload = tmp_path / "payload"
+    payload.write_text("data\n")
+    extra = [f"{payload}=/usr/share/um/payload"] if command == "rpm" else []
+    args = [command, *EXAMPLE, "-m", "Bob <bob@example.com>", "--source-date-epoch",
+            "1439251200", *extra]  # fmt: skip
+    digests = []
+    for home, macros in (("plain", ""), ("personal", PERSONAL_MACROS)):
+        (tmp_path / home).mkdir()
+        (tmp_path / home / ".rpmmacros").write_text(macros)
+        monkeypatch.setenv("HOME", str(tmp_path / home))
+        result = run_cli(*args, "-o", str(tmp_path / home / "out"))
+        assert result.code == 0, result.err
+        digests.append([sha256(p) for p in result.paths if p.suffix == ".rpm"])
+    query = "%{PACKAGER}|%{VENDOR}|%{DISTRIBUTION}|%{PAYLOADCOMPRESSOR}"
+    tags = subprocess.run(
+        ["rpm", "-qp", "--qf", query, str(result.paths[-1])],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert tags.split("|")[:3] == ["Bob <bob@example.com>", "(none)", "(none)"], tags
+    assert digests[0] == digests[1] and len(digests[0]) == 2
+
+
+PERSONAL_MACROS = """\
+%packager Alice <alice@example.com>
+%vendor AliceCorp
+%distribution Alice Linux
+%_binary_payload w9.xzdio
+%_source_payload w9.xzdio
+"""

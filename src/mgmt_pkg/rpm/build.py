@@ -182,6 +182,11 @@ def _run(command: Sequence[str], package: PhonyPackage, topdir: Path) -> None:
     environment = dict(os.environ)
     environment["SOURCE_DATE_EPOCH"] = str(package.source_date_epoch)
     environment["LC_ALL"] = "C.UTF-8"  # rpm's messages and sort order, whatever the user's locale
+    # rpm reads ~/.rpmmacros and ~/.rpmrc (~/.config/rpm/macros from 4.19): a user's
+    # %packager, %vendor, %distribution or payload compression went into the packages,
+    # over -m too. The system's macros (/usr/lib/rpm, /etc/rpm) still apply.
+    environment["HOME"] = str(topdir)
+    environment.pop("XDG_CONFIG_HOME", None)
     run_tool("rpmbuild", command, env=environment, cwd=topdir)
 
 
