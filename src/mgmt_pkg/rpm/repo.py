@@ -85,37 +85,41 @@ def make_repo(folder: Path) -> Repository:
     return Repository(folder, len(indexed))
 
 
-def _find_rpms(directory: Path, above: FrozenSet[Tuple[int, int]]) -> List[Path]:
-    """The .rpm files below ``directory``, through symlinks as createrepo_c goes.
+def _find_rpms(folder: Path, above: FrozenSet[Tuple[int, int]]) -> List[Path]:
+    """The .rpm files below ``folder``, through symlinks as createrepo_c goes.
 
     Not Path.rglob: it passes over a folder it cannot read, whose packages were then
     missing from the repository without a word, and it follows a symlink back to a
     folder above it (``loop -> ..``) some forty times, as createrepo_c does, which
     indexed each package as many times. Both are refused, naming the folder.
+    ``above``: the (device, inode) of the folders above ``folder``.
     """
-    info = stat_named(str(directory), directory)
-    here = above | {(info.st_dev, info.st_ino)}
-    try:
-        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-    except OSError as error:
-        raise InvalidInput(f"{directory}: cannot read: {error.strerror or error}") from None
+    info = stat_named(str(folder), folder)
     found: List[Path] = []
-    for entry in entries:
-        path = Path(entry.path)
+    # (folder, the folders it is in, itself included); a stack, not recursion: any depth
+    stack = [(folder, above | {(info.st_dev, info.st_ino)})]
+    while stack:
+        directory, here = stack.pop()
         try:
-            is_dir = entry.is_dir()  # through a symlink
-        except OSError:
-            is_dir = False  # a symlink loop on itself: as a file, refused below if *.rpm
-        if is_dir:
-            target = entry.stat()
-            if (target.st_dev, target.st_ino) in here:
-                raise InvalidInput(
-                    f"{path}: a symlink to a folder it is in: createrepo_c would index "
-                    "the packages there again and again; remove it"
-                )
-            found.extend(_find_rpms(path, here))
-        elif entry.name.endswith(".rpm"):
-            found.append(path)
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name, reverse=True)
+        except OSError as error:
+            raise InvalidInput(f"{directory}: cannot read: {error.strerror or error}") from None
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()  # through a symlink
+            except OSError:
+                is_dir = False  # a symlink loop on itself: as a file, refused later if *.rpm
+            if is_dir:
+                target = entry.stat()
+                if (target.st_dev, target.st_ino) in here:
+                    raise InvalidInput(
+                        f"{path}: a symlink to a folder it is in: createrepo_c would index "
+                        "the packages there again and again; remove it"
+                    )
+                stack.append((path, here | {(target.st_dev, target.st_ino)}))
+            elif entry.name.endswith(".rpm"):
+                found.append(path)
     return found
 
 
