@@ -221,3 +221,51 @@ def test_the_srpm_rebuilds_as_a_build_service_would(example, tmp_path: Path):
     info = read_package(rebuilt)
     assert (info.name, info.evr) == ("vagrant-libvirt", "0.0.24-noop")
     assert "vagrant >= 1.6.5" in {str(r) for r in info.requires}
+
+
+WEAK_SPEC = """\
+Name: weak
+Version: 1
+Release: 1
+Summary: A package with weak dependencies
+License: MIT
+BuildArch: noarch
+Recommends: rec >= 1.2
+Suggests: sug
+Supplements: (sup and lang)
+Enhances: enh
+%description
+Weak dependencies only.
+%files
+"""
+
+
+def test_inspect_shows_weak_dependencies(tmp_path: Path):
+    """Recommends, Suggests, Supplements and Enhances were left out, text and JSON:
+    dnf installs what a package recommends, and inspect did not say so."""
+    require_tools("rpmbuild")
+    spec = tmp_path / "weak.spec"
+    spec.write_text(WEAK_SPEC)
+    subprocess.run(
+        ["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {tmp_path}", str(spec)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    path = str(tmp_path / "RPMS" / "noarch" / "weak-1-1.noarch.rpm")
+    text = run_cli("inspect", path)
+    assert text.code == 0, text.err
+    for line in ("recommends: rec >= 1.2", "suggests:  sug", "supplements: (sup and lang)",
+                 "enhances:  enh"):  # fmt: skip
+        assert line in text.out.splitlines()
+    data = json.loads(run_cli("inspect", "--json", path).out)
+    assert (data["recommends"], data["suggests"]) == (["rec >= 1.2"], ["sug"])
+    assert (data["supplements"], data["enhances"]) == (["(sup and lang)"], ["enh"])
+
+
+def test_inspect_leaves_out_weak_kinds_a_package_lacks(example):
+    out, _ = example
+    text = run_cli("inspect", str(out / "vagrant-libvirt-0.0.24-noop.noarch.rpm")).out
+    assert not [line for line in text.splitlines() if line.startswith(("recommends", "enh"))]
+    data = json.loads(
+        run_cli("inspect", "--json", str(out / "vagrant-libvirt-0.0.24-noop.noarch.rpm")).out
+    )
+    assert data["recommends"] == data["suggests"] == data["supplements"] == data["enhances"] == []

@@ -7,9 +7,11 @@ tests run as root in CI and root would otherwise write and read anything.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import pwd
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +118,24 @@ def test_an_empty_or_file_output_dir_is_refused_before_building(tmp_path: Path, 
     one_line(file.err, 2, file.code, f"--output-dir {tmp_path / 'file'}: exists and is not a dir")
 
 
+@pytest.mark.parametrize(
+    ("taken", "extra"),
+    [("x.spec", []), ("x-1-1.src.rpm", []), ("x-1-1.noarch.rpm", []), ("x.spec", ["--spec-only"])],
+)
+def test_a_folder_where_an_output_file_goes_is_refused_and_nothing_is_left(
+    tmp_path: Path, taken: str, extra: List[str]
+):
+    """The rename onto the folder failed after the files before it were placed (exit 1),
+    leaving them and a hidden copy (.x-1-1.noarch.rpm.XXXXXXXX) in the output folder."""
+    require_tools("rpmbuild")
+    out = tmp_path / "out"
+    (out / taken).mkdir(parents=True)
+    result = run_cli("fake-rpm", "-n", "x", "-v", "1", "-o", str(out), *extra)
+    one_line(result.err, 2, result.code, f"{out / taken} is a directory, where {taken} goes")
+    assert [p.name for p in out.iterdir()] == [taken]
+    assert list((out / taken).iterdir()) == []
+
+
 # --- --copr: its config is read before anything is built ------------------------------
 
 
@@ -191,11 +211,19 @@ def _primary_count(folder: Path) -> int:
 
 def _damage_main_header(package: Path, target: Path) -> None:
     """A copy of ``package`` whose main header's first entry has a bad type: rpmfile reads
-    it, rpm (and so createrepo_c) refuses it."""
+    it, rpm (and so createrepo_c) refuses it. The signature's SHA256 of the header is made
+    to match, so that only rpm's reading of the header finds the damage."""
     data = bytearray(package.read_bytes())
     magic = b"\x8e\xad\xe8\x01"  # a header's magic: the signature's, then the main one's
     main = data.index(magic, data.index(magic) + 1)
+    entries, size = (
+        int.from_bytes(data[main + 8 : main + 12], "big"),
+        int.from_bytes(data[main + 12 : main + 16], "big"),
+    )
+    end = main + 16 + 16 * entries + size
+    old = hashlib.sha256(data[main:end]).hexdigest().encode()
     data[main + 16 + 5] ^= 0xFF  # past magic, reserved, counts: entry 0's type
+    data[:main] = data[:main].replace(old, hashlib.sha256(data[main:end]).hexdigest().encode())
     target.write_bytes(bytes(data))
 
 
@@ -234,6 +262,84 @@ def test_repo_refuses_a_package_createrepo_c_skips_and_changes_nothing(repo: Pat
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("damage", ["cut short", "payload changed", "header changed"])
+def test_repo_refuses_a_damaged_package_and_changes_nothing(repo: Path, damage: str):
+    """createrepo_c reads the header only: a package cut short after it, or changed,
+    was indexed, and dnf failed on it at install ("does not verify")."""
+    before = _snapshot(repo)
+    data = bytearray((repo / "good-1-1.noarch.rpm").read_bytes())
+    if damage == "cut short":
+        data = data[:-16]
+    elif damage == "payload changed":
+        data[-16] ^= 0xFF
+    else:
+        at = data.index(b"Phony package that satisfies")
+        data[at] = ord("p")
+    damaged = repo / "damaged.rpm"
+    damaged.write_bytes(bytes(data))
+    part = "header" if damage == "header changed" else "payload"
+    result = run_cli("repo", str(repo))
+    one_line(result.err, 2, result.code, f"{damaged}: damaged: its {part} does not match",
+             "the repository is unchanged")  # fmt: skip
+    assert _snapshot(repo) == {**before, Path("damaged.rpm"): bytes(data)}
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_repo_refuses_a_repodata_that_is_no_directory(repo: Path, kind: str):
+    """The new metadata's rename onto it failed after createrepo_c ran: exit 1, naming
+    the hidden stage folder ("Not a directory: DIR/.mgmt-pkg-repo-.../repodata")."""
+    shutil.rmtree(repo / "repodata")
+    elsewhere = repo.parent / "elsewhere"
+    elsewhere.mkdir()
+    if kind == "file":
+        (repo / "repodata").write_text("mine\n")
+    else:
+        (repo / "repodata").symlink_to(elsewhere)
+    before = _snapshot(repo)
+    result = run_cli("repo", str(repo))
+    one_line(result.err, 2, result.code, f"{repo / 'repodata'}: is ", "move it away")
+    assert _snapshot(repo) == before
+    assert not [p for p in repo.iterdir() if p.name.startswith(".")]
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_repo_refuses_a_folder_it_cannot_read(repo: Path):
+    """Its packages were left out of the repository without a word (exit 0)."""
+    locked = repo / "locked"
+    assert run_cli("fake-rpm", "-n", "hidden", "-v", "1", "-o", str(locked)).code == 0
+    foreign(locked, 0o700)
+    before = _snapshot(repo)
+    result = unprivileged("repo", str(repo))
+    one_line(result.stderr, 2, result.returncode, f"{locked}: cannot read: Permission denied")
+    assert _snapshot(repo) == before
+
+
+def test_repo_refuses_a_symlink_to_a_folder_above_it(repo: Path):
+    """createrepo_c followed it some forty times: each package was indexed as often."""
+    (repo / "sub").mkdir()
+    (repo / "sub" / "loop").symlink_to("..")
+    before = _snapshot(repo)
+    result = run_cli("repo", str(repo))
+    one_line(result.err, 2, result.code, f"{repo / 'sub' / 'loop'}: a symlink to a folder it is in")
+    assert _snapshot(repo) == before
+    (repo / "sub" / "loop").unlink()
+    (repo / "sub" / "elsewhere").symlink_to(repo.parent)  # above the repository itself
+    result = run_cli("repo", str(repo))
+    one_line(result.err, 2, result.code, f"{repo / 'sub' / 'elsewhere'}: a symlink to a folder")
+
+
+def test_repo_refuses_a_repodata_it_may_not_replace(repo: Path):
+    """Another user's read-only repodata cannot be moved: that was exit 1, a failed
+    operation, where a place we may not write is bad input."""
+    foreign(repo / "repodata", 0o555)
+    before = _snapshot(repo)
+    result = unprivileged("repo", str(repo))
+    one_line(result.stderr, 2, result.returncode,
+             f"{repo}: cannot write to {repo / 'repodata'}: Permission denied")  # fmt: skip
+    assert _snapshot(repo) == before
+    assert not [p for p in repo.iterdir() if p.name.startswith(".")]
+
+
 def test_repo_counts_what_createrepo_c_indexed(repo: Path):
     """A folder named like a package holds packages; it is not one itself."""
     more = repo / "more.rpm"
@@ -243,3 +349,25 @@ def test_repo_counts_what_createrepo_c_indexed(repo: Path):
     assert result.out == f"{repo / 'repodata' / 'repomd.xml'} (4 packages)\n"
     assert _primary_count(repo) == 4
     assert not [p for p in repo.iterdir() if p.name.startswith(".")]  # no stage left
+
+
+def test_a_bad_source_date_epoch_from_the_environment_is_named_so(tmp_path: Path, monkeypatch):
+    """It was reported as --source-date-epoch, an option the user never gave."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000.5")
+    out = tmp_path / "out"
+    result = run_cli("fake-rpm", "-n", "foo", "-v", "1", "-o", str(out))
+    one_line(result.err, 2, result.code, "$SOURCE_DATE_EPOCH: '1700000000.5' is not a")
+    given = run_cli("fake-rpm", "-n", "foo", "-v", "1", "-o", str(out), "--source-date-epoch", "x")
+    one_line(given.err, 2, given.code, "--source-date-epoch: 'x' is not a")
+    assert not out.exists()
+
+
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(repo: Path, monkeypatch):
+    """`mgmt-pkg repo "$REPO"` with $REPO unset made the current folder a repository."""
+    monkeypatch.chdir(repo)
+    shutil.rmtree(repo / "repodata")
+    made = run_cli("repo", "")
+    one_line(made.err, 2, made.code, "DIR: the path is empty")
+    assert not (repo / "repodata").exists()
+    read = run_cli("inspect", "")
+    one_line(read.err, 2, read.code, "FILE.rpm: the path is empty")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 from rpm_helpers import EXAMPLE, dnf, run_cli, serve
@@ -55,3 +56,45 @@ def test_dnf_refuses_when_the_dependency_is_too_old(tmp_path: Path):
 def test_repo_refuses_a_folder_without_rpms(tmp_path: Path):
     result = run_cli("repo", str(tmp_path))
     assert result.code == 2 and "contains no .rpm files" in result.err
+
+
+# Opens repomd.xml as fast as it can until told to stop; counts the times it was missing.
+_READER = """
+import os, sys
+path, stop = sys.argv[1], sys.argv[2]
+found = missing = 0
+while not os.path.exists(stop):
+    try:
+        with open(path, "rb") as stream:
+            stream.read()
+        found += 1
+        if found == 1:
+            print("reading", flush=True)
+    except FileNotFoundError:
+        missing += 1
+print(found, missing, flush=True)
+"""
+
+
+def test_a_new_repodata_replaces_the_old_without_a_gap(tmp_path: Path):
+    """The old repodata was renamed away before the new one took its place: in between,
+    a reader (dnf through mgmt-pkg serve) found no repomd.xml and failed."""
+    require_tools("rpmbuild", "createrepo_c")
+    repo = tmp_path / "repo"
+    assert run_cli("fake-rpm", "-n", "first", "-v", "1", "-o", str(repo)).code == 0
+    assert run_cli("repo", str(repo)).code == 0
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _READER, str(repo / "repodata" / "repomd.xml"), str(stop)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert reader.stdout.readline() == "reading\n"
+        for _ in range(10):
+            made = run_cli("repo", str(repo))
+            assert made.code == 0, made.err
+    finally:
+        stop.touch()
+        found, missing = map(int, reader.communicate(timeout=60)[0].split())
+    assert found > 0 and missing == 0, f"repomd.xml was missing {missing} times"
+    assert not [p for p in repo.iterdir() if p.name.startswith(".")]  # no stage left

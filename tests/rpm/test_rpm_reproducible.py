@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -77,3 +79,70 @@ def test_the_umask_does_not_change_the_packages(tmp_path: Path, command):
         assert result.code == 0, result.err
         digests.append([sha256(p) for p in result.paths if p.suffix == ".rpm"])
     assert digests[0] == digests[1] and len(digests[0]) == 2
+
+
+@pytest.mark.parametrize("command", ["fake-rpm", "rpm"])
+def test_the_user_who_builds_does_not_change_the_packages(tmp_path: Path, command):
+    """The SRPM's spec and tarball were owned by the user who built (rpm takes
+    the owner from the disk): another user's build differed, and named them."""
+    require_tools("rpmbuild", "unshare", "rpm")
+    payload = tmp_path / "payload"
+    payload.write_text("data\n")
+    payload.chmod(0o644)
+    extra = [f"{payload}=/usr/share/um/payload"] if command == "rpm" else []
+    args = [command, *EXAMPLE, "--source-date-epoch", "1439251200", *extra]
+    mine = run_cli(*args, "-o", str(tmp_path / "mine"))
+    assert mine.code == 0, mine.err
+    # nobody, in a user namespace of its own: rpmbuild sees files owned by uid 65534
+    theirs = subprocess.run(
+        ["unshare", "--user", "--map-user=65534", "--map-group=65534",
+         sys.executable, "-m", "mgmt_pkg", *args, "-o", str(tmp_path / "theirs")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert theirs.returncode == 0, theirs.stderr
+    owners = subprocess.run(
+        ["rpm", "-qp", "--qf", "[%{FILEUSERNAME}:%{FILEGROUPNAME}\n]", str(mine.paths[-2])],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert owners and set(owners) == {"root:root"}, owners
+    for path in mine.paths:
+        if path.suffix == ".rpm":
+            assert sha256(path) == sha256(tmp_path / "theirs" / path.name), path.name
+
+
+@pytest.mark.parametrize("command", ["fake-rpm", "rpm"])
+def test_the_users_rpm_macros_do_not_change_the_packages(tmp_path: Path, monkeypatch, command):
+    """rpmbuild read ~/.rpmmacros: its %packager won over -m, and its %vendor,
+    %distribution and payload compression went into the packages."""
+    require_tools("rpmbuild", "rpm")
+    payload = tmp_path / "payload"
+    payload.write_text("data\n")
+    extra = [f"{payload}=/usr/share/um/payload"] if command == "rpm" else []
+    args = [command, *EXAMPLE, "-m", "Bob <bob@example.com>", "--source-date-epoch",
+            "1439251200", *extra]  # fmt: skip
+    digests = []
+    for home, macros in (("plain", ""), ("personal", PERSONAL_MACROS)):
+        (tmp_path / home).mkdir()
+        (tmp_path / home / ".rpmmacros").write_text(macros)
+        monkeypatch.setenv("HOME", str(tmp_path / home))
+        result = run_cli(*args, "-o", str(tmp_path / home / "out"))
+        assert result.code == 0, result.err
+        digests.append([sha256(p) for p in result.paths if p.suffix == ".rpm"])
+    query = "%{PACKAGER}|%{VENDOR}|%{DISTRIBUTION}|%{PAYLOADCOMPRESSOR}"
+    tags = subprocess.run(
+        ["rpm", "-qp", "--qf", query, str(result.paths[-1])],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert tags.split("|")[:3] == ["Bob <bob@example.com>", "(none)", "(none)"], tags
+    assert digests[0] == digests[1] and len(digests[0]) == 2
+
+
+PERSONAL_MACROS = """\
+%packager Alice <alice@example.com>
+%vendor AliceCorp
+%distribution Alice Linux
+%_binary_payload w9.xzdio
+%_source_payload w9.xzdio
+"""

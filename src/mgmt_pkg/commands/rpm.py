@@ -139,9 +139,19 @@ def _package(options: dict, placeholder: bool, description: Optional[str] = None
         scriptlets=scriptlets,
         placeholder=placeholder,
         source_date_epoch=_integer(
-            "--source-date-epoch", options["source_date_epoch"], SOURCE_DATE_EPOCH_MAX
+            _source_date_epoch_option(), options["source_date_epoch"], SOURCE_DATE_EPOCH_MAX
         ),
     )
+
+
+def _source_date_epoch_option() -> str:
+    """How an error names the time: the variable when it came from there, not the
+    option the user never typed (CI systems set SOURCE_DATE_EPOCH for every build)."""
+    context = click.get_current_context(silent=True)
+    source = context.get_parameter_source("source_date_epoch") if context else None
+    if source is click.core.ParameterSource.ENVIRONMENT:
+        return "$SOURCE_DATE_EPOCH"
+    return "--source-date-epoch"
 
 
 def _stage(options: dict) -> str:
@@ -272,8 +282,10 @@ def _check_copr_options(options: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for machines.")
 def inspect(path: str, as_json: bool) -> None:
     """Show an RPM's (or SRPM's) metadata, dependencies and files."""
-    from mgmt_pkg.rpm.inspect import read_package
+    from mgmt_pkg.rpm.inspect import RELATIONS, read_package
 
+    if not path:  # Path("") is ".", the current folder
+        raise InvalidInput("FILE.rpm: the path is empty")
     info = read_package(Path(path))
     if as_json:
         import json  # here, not at the top: fake-rpm, in this module too, never needs it
@@ -290,8 +302,11 @@ def inspect(path: str, as_json: bool) -> None:
         f"summary:   {info.summary}",
         f"license:   {info.license}",
     ]
-    for kind in ("requires", "provides", "conflicts", "obsoletes", "files"):
+    for kind in (*RELATIONS, "files"):
         values = [str(v) for v in getattr(info, kind)]
+        if not values and kind in RELATIONS[4:]:
+            continue  # the weak kinds only when the package has some
+        # values from the 11th column; "recommends:" and "supplements:" are longer
         lines.append(f"{kind + ':':<10} {values[0] if values else '(none)'}")
         lines.extend(f"{'':<10} {value}" for value in values[1:])
     click.echo("\n".join(lines))
@@ -303,5 +318,7 @@ def repo(folder: str) -> None:
     """Make DIR, a folder of RPMs, into a dnf repository (createrepo_c)."""
     from mgmt_pkg.rpm.repo import make_repo
 
+    if not folder:  # Path("") is ".": an unset $REPO made the current folder a repository
+        raise InvalidInput("DIR: the path is empty")
     made = make_repo(Path(folder))
     click.echo(f"{made.repomd} ({made.packages} packages)")

@@ -13,6 +13,7 @@ template), so the random _topdir path never reaches the packages.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from mgmt_pkg.errors import MgmtPkgError
+from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.files import write_atomically
 from mgmt_pkg.paths import output_folder, writing
 from mgmt_pkg.rpm.model import PhonyPackage
@@ -35,6 +36,9 @@ REPRODUCIBLE_MACROS = {
     "use_source_date_epoch_as_buildtime": "1",
     "clamp_mtime_to_source_date_epoch": "1",
     "_buildhost": "reproducible",
+    # The SRPM's files (spec, tarball) get their owner from the disk, the user
+    # who builds, unless this says otherwise: root, as in the RPM and in COPR.
+    "_srcdefattr": "(-,root,root)",
 }
 # The post-install scripts (brp-strip, brp-compress, ...) find nothing to do in
 # a phony package (a README at most) but cost a third of rpmbuild's time; the
@@ -139,6 +143,7 @@ def _build(
 ) -> BuildResult:
     spec_name = f"{package.name}.spec"
     if stage == "spec" and sources is None:
+        _no_folder_at(output_dir, [spec_name])
         with writing("--output-dir", output_dir):
             write_atomically(output_dir / spec_name, spec_text.encode())
         return BuildResult(spec=output_dir / spec_name)
@@ -177,12 +182,27 @@ def _run(command: Sequence[str], package: PhonyPackage, topdir: Path) -> None:
     environment = dict(os.environ)
     environment["SOURCE_DATE_EPOCH"] = str(package.source_date_epoch)
     environment["LC_ALL"] = "C.UTF-8"  # rpm's messages and sort order, whatever the user's locale
+    # rpm reads ~/.rpmmacros and ~/.rpmrc (~/.config/rpm/macros from 4.19): a user's
+    # %packager, %vendor, %distribution or payload compression went into the packages,
+    # over -m too. The system's macros (/usr/lib/rpm, /etc/rpm) still apply.
+    environment["HOME"] = str(topdir)
+    environment.pop("XDG_CONFIG_HOME", None)
     run_tool("rpmbuild", command, env=environment, cwd=topdir)
+
+
+def _no_folder_at(output_dir: Path, names: Sequence[str]) -> None:
+    """Refuse a folder where an output file goes: the rename onto it would fail,
+    and found after the first renames it left those files (and copies) behind."""
+    for name in names:
+        target = output_dir / name
+        if target.is_dir() and not target.is_symlink():
+            raise InvalidInput(f"--output-dir: {target} is a directory, where {name} goes")
 
 
 def _place(output_dir: Path, files: Sequence[Path]) -> List[Path]:
     """Copy each file next to its target, then rename them all: the output
     directory sees complete files or none of this build's."""
+    _no_folder_at(output_dir, [source.name for source in files])
     staged = []
     try:
         for source in files:
@@ -195,6 +215,11 @@ def _place(output_dir: Path, files: Sequence[Path]) -> List[Path]:
         for temporary, _ in staged:
             os.unlink(temporary)
         raise
-    for temporary, target in staged:
-        os.replace(temporary, target)
+    try:
+        for temporary, target in staged:
+            os.replace(temporary, target)
+    finally:
+        for temporary, _ in staged:  # the copies not renamed, if one rename failed
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
     return [target for _, target in staged]

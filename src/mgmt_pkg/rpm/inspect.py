@@ -7,6 +7,7 @@ plain Python data once, for ``mgmt-pkg inspect`` and for the tests.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -14,7 +15,15 @@ from typing import Any, Dict, List, Optional, Tuple
 from mgmt_pkg.errors import InvalidInput
 from mgmt_pkg.paths import check_input_file
 
-__all__ = ["RPM_MAGIC", "PackageInfo", "Relation", "read_headers", "read_package", "sense"]
+__all__ = [
+    "RPM_MAGIC",
+    "PackageInfo",
+    "Relation",
+    "check_digests",
+    "read_headers",
+    "read_package",
+    "sense",
+]
 
 # Every RPM starts with its lead, whose first four bytes are these (rpm's lib/rpmlead.c).
 RPM_MAGIC = b"\xed\xab\xee\xdb"
@@ -29,6 +38,11 @@ _OPERATORS = {
     _GREATER | _EQUAL: ">=",
     _GREATER: ">",
 }
+# rpm's numbers for the payload digest's algorithm (PAYLOADDIGESTALGO), as hashlib names them.
+_DIGESTS = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
+# The dependency kinds, as PackageInfo's fields; the last four are the weak ones.
+RELATIONS = ("requires", "provides", "conflicts", "obsoletes")
+RELATIONS += ("recommends", "suggests", "supplements", "enhances")
 SCRIPT_TAGS = {
     "pretrans": "pretrans",
     "pre": "prein",
@@ -76,6 +90,11 @@ class PackageInfo:
     provides: List[Relation] = field(default_factory=list)
     conflicts: List[Relation] = field(default_factory=list)
     obsoletes: List[Relation] = field(default_factory=list)
+    # The weak dependencies (rpm 4.12 on): dnf installs what is recommended by default.
+    recommends: List[Relation] = field(default_factory=list)
+    suggests: List[Relation] = field(default_factory=list)
+    supplements: List[Relation] = field(default_factory=list)
+    enhances: List[Relation] = field(default_factory=list)
     files: List[str] = field(default_factory=list)
     scripts: Dict[str, str] = field(default_factory=dict)
     changelog: List[Tuple[int, str, str]] = field(default_factory=list)
@@ -87,7 +106,7 @@ class PackageInfo:
 
     def to_json(self) -> Dict[str, Any]:
         data = asdict(self)
-        for kind in ("requires", "provides", "conflicts", "obsoletes"):
+        for kind in RELATIONS:
             data[kind] = [str(r) for r in getattr(self, kind)]
         data["evr"] = self.evr
         data["changelog"] = [{"time": t, "author": a, "text": x} for t, a, x in self.changelog]
@@ -154,6 +173,65 @@ def read_headers(path: Path) -> Dict[str, Any]:
         ) from None
 
 
+def _digest(stream: Any, algorithm: str, start: int, end: Optional[int] = None) -> bytes:
+    """The digest of the bytes from ``start`` to ``end`` (the end of the file if None)."""
+    digest = hashlib.new(algorithm)
+    stream.seek(start)
+    left = None if end is None else end - start
+    while left is None or left > 0:
+        chunk = stream.read(1 << 20 if left is None else min(1 << 20, left))
+        if not chunk:
+            break
+        digest.update(chunk)
+        if left is not None:
+            left -= len(chunk)
+    return digest.digest()
+
+
+def check_digests(path: Path) -> None:
+    """Refuse a package whose header or payload does not match the digests it carries.
+
+    The header alone reads fine from a package cut short after it, or changed
+    in its payload: createrepo_c indexes such a file (it reads the header and
+    hashes the file as it is), and dnf fails only when it installs it ("does
+    not verify: Payload SHA256 digest: BAD"). These are the digests rpm -K
+    checks: SHA256 of the header (signature tag 273), then the payload's own
+    (PAYLOADDIGEST, rpm 4.14 on) or, before that, MD5 of header and payload.
+    """
+    import rpmfile
+
+    read_headers(path)  # the lead and both headers are there
+    with rpmfile.open(str(path)) as package:
+        headers = package.headers
+        start, end = package.header_range
+
+    def wanted(value: Any) -> bytes:
+        try:
+            return bytes.fromhex(_text(value))
+        except ValueError:  # a damaged signature header
+            raise InvalidInput(f"{path}: damaged: a digest it carries is not one") from None
+
+    checks = []
+    if headers.get("sha256"):
+        checks.append(("header", "sha256", start, end, wanted(headers["sha256"])))
+    payload = _list(headers.get("payloaddigest"))
+    algorithm = _DIGESTS.get((_list(headers.get("payloaddigestalgo")) or [0])[0])
+    if payload and algorithm:
+        checks.append(("payload", algorithm, end, None, wanted(payload[0])))
+    elif isinstance(headers.get("sigmd5"), bytes):
+        checks.append(("content", "md5", start, None, headers["sigmd5"]))
+    try:
+        with path.open("rb") as stream:
+            for part, algorithm, first, last, digest in checks:
+                if _digest(stream, algorithm, first, last) != digest:
+                    raise InvalidInput(
+                        f"{path}: damaged: its {part} does not match the {algorithm.upper()} "
+                        "digest the package carries (cut short or changed)"
+                    )
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read: {error.strerror or error}") from None
+
+
 def read_package(path: Path) -> PackageInfo:
     """Read ``path``'s header; errors name the file."""
     headers = read_headers(path)
@@ -184,6 +262,12 @@ def read_package(path: Path) -> PackageInfo:
         provides=_relations(headers, "provides", "provideflags", "provideversion"),
         conflicts=_relations(headers, "conflictname", "conflictflags", "conflictversion"),
         obsoletes=_relations(headers, "obsoletes", "obsoleteflags", "obsoleteversion"),
+        **{
+            kind: _relations(
+                headers, f"{kind[:-1]}name", f"{kind[:-1]}flags", f"{kind[:-1]}version"
+            )
+            for kind in ("recommends", "suggests", "supplements", "enhances")
+        },
         files=_files(headers),
         scripts={
             section: _text(headers[tag]) for section, tag in SCRIPT_TAGS.items() if tag in headers

@@ -97,7 +97,7 @@ def _changelog_entry(text: str) -> str:
     "- fixed x" is not turned into "- - fixed x"; a line starting with "*"
     would start a new entry, so it too is made an item.
     """
-    check_text("--changelog", text, multiline=True)
+    check_text("--changelog", text, multiline=True, items=True)
     lines = text.split("\n")
     for number, line in enumerate(lines, 1):
         if not line.strip():

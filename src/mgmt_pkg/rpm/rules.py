@@ -70,9 +70,13 @@ def quoted(text: str, limit: int = 200) -> str:
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
-def check_text(option: str, value: str, multiline: bool = False) -> str:
+def check_text(option: str, value: str, multiline: bool = False, items: bool = False) -> str:
     """Refuse what rpm would change or drop: control characters, invalid
-    UTF-8, and whitespace that rpm strips from the ends of values and lines."""
+    UTF-8, and whitespace that rpm strips from the ends of values and lines.
+
+    ``items``: each line will start with "-" in the spec (a %changelog entry's
+    items), so a "%" or "#" at a line's start is text there, not a section or a comment.
+    """
     shown = quoted(value)
     try:
         value.encode("utf-8")
@@ -84,6 +88,9 @@ def check_text(option: str, value: str, multiline: bool = False) -> str:
     for number, line in enumerate(lines, 1):
         where = f"{shown}: line {number} " if multiline else f"{shown} "
         for char in line:
+            # rpm keeps a tab inside a description's lines (indented lists, text from a file)
+            if char == "\t" and multiline:
+                continue
             if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
                 raise refuse(option, f"{where}contains control character {char!r}")
         if line != line.rstrip():
@@ -94,9 +101,9 @@ def check_text(option: str, value: str, multiline: bool = False) -> str:
             raise refuse(option, f"{where}ends with '\\', which rpm reads as a line continuation")
         # rpm checks both after macro expansion (and past leading blanks, as in
         # "  %if"), so no escape can help.
-        if multiline and line.lstrip().startswith("%"):
+        if multiline and not items and line.lstrip().startswith("%"):
             raise refuse(option, f"{where}starts with '%', which rpm reads as a section")
-        if multiline and line.lstrip().startswith("#"):
+        if multiline and not items and line.lstrip().startswith("#"):
             raise refuse(option, f"{where}starts with '#', which rpm drops as a comment")
     if multiline and not lines[-1]:
         raise refuse(option, f"{shown} ends with a blank line, which rpm drops")
