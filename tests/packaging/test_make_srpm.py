@@ -42,9 +42,13 @@ def checkout(tmp_path_factory) -> Path:
     return clone
 
 
-def _make_srpm(makefile: Path, outdir: Path, spec, home: Path, cwd: Path, umask=None) -> Path:
+def _make_srpm(
+    makefile: Path, outdir: Path, spec, home: Path, cwd: Path, umask=None, as_nobody=False
+) -> Path:
+    """``as_nobody``: in a user namespace as uid 65534, who owns every file it writes."""
+    nobody = ["unshare", "--user", "--map-user=65534", "--map-group=65534"] if as_nobody else []
     done = subprocess.run(
-        ["make", "-f", str(makefile), "srpm", f"outdir={outdir}", f"spec={spec}"],
+        [*nobody, "make", "-f", str(makefile), "srpm", f"outdir={outdir}", f"spec={spec}"],
         cwd=cwd,
         env=_bare_env(home),
         capture_output=True,
@@ -107,6 +111,21 @@ def test_make_srpm_twice_gives_the_same_sha256(checkout, srpm, tmp_path):
     ]
     digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in [srpm, *again]}
     assert len(digests) == 1
+
+
+def test_another_users_make_srpm_gives_the_same_srpm(checkout, srpm, tmp_path):
+    """rpm takes the owner of the SRPM's spec and tarball from the disk: built by
+    another user than root, the SRPM named that user and differed."""
+    require_tools("unshare", "rpm")
+    built = _make_srpm(checkout / "copr" / "Makefile", tmp_path / "out",
+                       checkout / "specs" / "mgmt-pkg.spec", tmp_path, cwd=checkout,
+                       as_nobody=True)  # fmt: skip
+    owners = subprocess.run(
+        ["rpm", "-qp", "--qf", "[%{FILEUSERNAME}:%{FILEGROUPNAME}\n]", str(built)],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert owners and set(owners) == {"root:root"}, owners
+    assert built.read_bytes() == srpm.read_bytes()
 
 
 @pytest.mark.parametrize(
