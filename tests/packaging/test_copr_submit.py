@@ -339,6 +339,16 @@ def test_a_file_name_that_is_not_utf8_is_refused_before_anything_is_sent(copr, g
     assert copr.state.requests == [] and copr.state.builds == {}
 
 
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["upload", "dry-run"])
+def test_a_damaged_srpm_is_refused_before_anything_is_sent(copr, good_srpm, dry_run):
+    """A copy cut short (an interrupted download) was uploaded, and COPR failed its
+    build minutes later: its digests are checked as rpm -K does."""
+    good_srpm.write_bytes(good_srpm.read_bytes()[:-20])
+    done = run("build", f"{USER}/demo", str(good_srpm), *dry_run, "--config", str(copr.config))
+    assert_one_line_error(done, 2, str(good_srpm), "damaged", "cut short or changed")
+    assert copr.state.requests == [] and copr.state.builds == {}
+
+
 # A final newline got through a "$"-anchored re.match ("$" matches before it).
 @pytest.mark.parametrize("target", ["no-slash", f"{USER}/demo\n", f"{USER}\n/demo", "a/b/c"])
 def test_bad_target_is_bad_input(copr, good_srpm, target):

@@ -28,10 +28,13 @@ class SourcePackage:
 
 
 def read_source_package(path: Path) -> SourcePackage:
-    """Read an SRPM's header; anything else (a binary RPM, a stray file) is bad input."""
-    from mgmt_pkg.rpm.inspect import read_headers
+    """Read an SRPM's header; anything else (a binary RPM, a stray file, a damaged
+    SRPM: cut short by an interrupted download, which COPR fails minutes later) is
+    bad input."""
+    from mgmt_pkg.rpm.inspect import check_digests, read_headers
 
     path = Path(path)
+    check_digests(path)
     headers = read_headers(path)
     try:
         # The upload names the file in its multipart header, which the
