@@ -65,3 +65,44 @@ def test_more_than_128_exports_publish_and_unchanged_ones_write_nothing(stock_et
     finally:
         world.close()
         client.close()
+
+
+def test_exports_larger_together_than_one_request_publish(stock_etcd):
+    # 100 files of 30 KB: each fits, but one transaction of 3 MB is over etcd's
+    # --max-request-bytes (1.5 MiB by default), which refused the whole export.
+    client = EtcdClient([stock_etcd.client_url])
+    world = EtcdWorld(EtcdClient([stock_etcd.client_url]), "big")
+    try:
+        client.delete(PREFIX, prefix=True)
+        files = {("file", f"f{i:03}"): {"content": f"{i}" + "y" * 30000} for i in range(100)}
+        world.export(files)
+        _, items = client.range(PREFIX, prefix=True)
+        assert {key[len(PREFIX) :]: json.loads(value) for key, value, _ in items} == {
+            f"file/{name}": params for (_kind, name), params in files.items()
+        }
+    finally:
+        world.close()
+        client.close()
+
+
+def test_one_export_larger_than_a_request_is_named(stock_etcd):
+    from mgmt.errors import WorldError
+
+    client = EtcdClient([stock_etcd.client_url])
+    world = EtcdWorld(EtcdClient([stock_etcd.client_url]), "big")
+    try:
+        client.delete(PREFIX, prefix=True)
+        small = {("file", "small"): {"content": "ok"}}
+        huge = {("file", "huge"): {"content": "y" * 2_000_000}}
+        with pytest.raises(WorldError) as raised:
+            world.export({**huge, **small})  # the large one first: the small one still goes
+        message = str(raised.value)
+        assert message.startswith("big: exported file[huge] is 1.9 MiB of JSON, more than etcd")
+        assert "--max-request-bytes" in message and stock_etcd.client_url in message
+        # What fits is published all the same.
+        assert [key for key, _, _ in client.range(PREFIX, prefix=True)[1]] == [
+            PREFIX + "file/small"
+        ]
+    finally:
+        world.close()
+        client.close()

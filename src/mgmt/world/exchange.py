@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from mgmt.errors import GraphError, InputError, WorldError
 from mgmt.graph.located import load_json_object
 from mgmt.log import get_logger
-from mgmt.resources.fields import shown
+from mgmt.resources.fields import shown, shown_name
 from mgmt.world.api import (
     CONVERGED_PREFIX,
     EXPORTED_PREFIX,
@@ -33,6 +33,13 @@ EXPORT_ATTEMPTS = 5
 # etcd's default --max-txn-ops: a stock cluster (--seeds) refuses a transaction
 # with more compares, or more operations, than this.
 TXN_OPS = 128
+# etcd refuses a request of more than --max-request-bytes (1.5 MiB by default, the
+# embedded etcd's too): a transaction carries at most this many bytes of keys and
+# values, leaving room for the compares and the encoding's overhead.
+TXN_BYTES = 1024 * 1024
+# etcd's words for a request over its --max-request-bytes (the gRPC limit, that
+# plus 512 KiB, is hit first by a request far over it).
+_TOO_LARGE = ("request is too large", "larger than max")
 
 
 def dump(value: Any) -> str:
@@ -89,17 +96,21 @@ class EtcdWorld:
             if not ops:
                 return
             every = list(seen) + [key for key in wanted if key not in seen]
-            if len(every) <= TXN_OPS and len(ops) <= TXN_OPS:
+            sizes = {key: len(key.encode()) + len(wanted.get(key, "").encode()) for key in ops}
+            if len(every) <= TXN_OPS and len(ops) <= TXN_OPS and sum(sizes.values()) <= TXN_BYTES:
                 # One transaction; our view of every key we hold must still be
                 # true at commit time.
                 batches = [every]
             else:
-                # Too many for one transaction on a stock etcd: batches that each
-                # check only the keys they write (all of ours, unchanged or not,
-                # would not fit), in order.
-                keys = list(ops)
-                batches = [keys[i : i + TXN_OPS] for i in range(0, len(keys), TXN_OPS)]
-            if all(self._commit(batch, seen, ops) for batch in batches):
+                # Too many, or too large, for one transaction on a stock etcd:
+                # batches that each check only the keys they write (all of ours,
+                # unchanged or not, would not fit), in order.
+                batches = _batches(list(ops), sizes)
+            # A resource too large for etcd is said once the others are published.
+            refused: List[WorldError] = []
+            if all(self._commit(batch, seen, ops, refused) for batch in batches):
+                if refused:
+                    raise refused[0]
                 log.debug(
                     "exported %d resource(s), %d write(s) in %d transaction(s)",
                     len(wanted),
@@ -113,9 +124,14 @@ class EtcdWorld:
         )
 
     def _commit(
-        self, keys: List[str], seen: Mapping[str, Tuple[str, int]], ops: Mapping[str, Any]
+        self,
+        keys: List[str],
+        seen: Mapping[str, Tuple[str, int]],
+        ops: Mapping[str, Any],
+        refused: List[WorldError],
     ) -> bool:
-        """One transaction: ``keys`` still as read (``seen``), then their ``ops``."""
+        """One transaction: ``keys`` still as read (``seen``), then their ``ops``.
+        A put of one resource that etcd finds too large is added to ``refused``."""
         compare = []
         for key in keys:
             if key in seen:
@@ -128,7 +144,24 @@ class EtcdWorld:
                     {"key": encode(key), "target": "CREATE", "result": "EQUAL",
                      "create_revision": 0}
                 )  # fmt: skip
-        return self.client.txn(compare, [ops[key] for key in keys if key in ops])
+        try:
+            return self.client.txn(compare, [ops[key] for key in keys if key in ops])
+        except WorldError as err:
+            put = ops[keys[0]].get("request_put") if len(keys) == 1 else None
+            if put is None or not any(words in str(err) for words in _TOO_LARGE):
+                raise
+            # One resource alone is more than etcd takes: say which, and how big.
+            parsed = parse_exported_key(keys[0]) or ("", "?", keys[0])
+            size = len(decode(put["value"]).encode())
+            what = f"{shown_name(parsed[1])}[{shown_name(parsed[2])}]"
+            refused.append(
+                WorldError(
+                    f"{self.hostname}: exported {what} is {size / 1048576:.1f} MiB of JSON, "
+                    "more than etcd takes in one request "
+                    f"(its --max-request-bytes, 1.5 MiB by default): {err}"
+                )
+            )
+            return True
 
     def collect(self, kinds: Iterable[str]) -> List[ExportedResource]:
         """Every host's exports of ``kinds``, this host's included, sorted."""
@@ -221,6 +254,20 @@ class EtcdWorld:
         for watch in watches:
             watch.cancel()
         self.client.close()
+
+
+def _batches(keys: List[str], sizes: Mapping[str, int]) -> List[List[str]]:
+    """``keys`` in order, cut into transactions of at most TXN_OPS keys and TXN_BYTES
+    bytes (a key larger than that alone: etcd may take it, or says it is too large)."""
+    batches: List[List[str]] = []
+    size = 0
+    for key in keys:
+        if not batches or len(batches[-1]) >= TXN_OPS or size + sizes[key] > TXN_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(key)
+        size += sizes[key]
+    return batches
 
 
 def read_convergence(client: EtcdClient, hostname: str) -> Tuple[bool, List[Dict[str, Any]]]:
