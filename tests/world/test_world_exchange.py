@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 
@@ -277,3 +278,32 @@ def test_collect_reads_values_within_the_graph_bounds(world, client, mgmt_log):
     assert "file/nul': a string holds a NUL character" in logged
     assert "file/n\\n06:00:00 agent: converg...: not JSON: " in logged  # cut at 60
     assert not any(line.startswith("06:00:00 agent") for line in logged.splitlines())
+
+
+def test_keys_and_values_that_are_not_utf8_are_skipped_and_own_ones_replaced(world, client):
+    # etcd holds bytes: one value that was not UTF-8 anywhere under the prefix
+    # failed every collecting agent at start ("internal error: UnicodeDecodeError").
+    from mgmt.engine.exchange import collected
+    from mgmt.graph import parse_graph
+    from mgmt.world.client import encode
+
+    def put_raw(key: bytes, value: bytes) -> None:
+        raw = {"key": base64.b64encode(key).decode(), "value": base64.b64encode(value).decode()}
+        client.call("kv/put", raw)
+
+    put_raw(b"/_mgmt/exported/c/resources/file/bin", b"\xff\xfe")
+    put_raw(b"/_mgmt/exported/c/resources/file/str", b'{"path": "/tmp/\xff"}')
+    put_raw(b"/_mgmt/exported/c/resources/file/n\xff", b'{"path": "/tmp/n"}')
+    put_raw(b"/_mgmt/exported/a/resources/file/old\xff", b"{}")
+    client.put("/_mgmt/exported/c/resources/file/ok", '{"path": "/tmp/ok"}')
+    a = world("a")
+    graph = parse_graph("graph: g\ncollect:\n- kind: file\n  pattern: ''\n")
+    assert set(collected(a, graph)) == {("file", "ok")}
+
+    a.export({("file", "new"): {"path": "/tmp/new"}})  # the stray key of its own goes
+    mine = client.call(
+        "kv/range", {"key": encode("/_mgmt/exported/a/"), "range_end": encode("/_mgmt/exported/a0")}
+    )
+    assert [base64.b64decode(kv["key"]) for kv in mine["kvs"]] == [
+        b"/_mgmt/exported/a/resources/file/new"
+    ]

@@ -48,12 +48,15 @@ def _import_http() -> None:
     import http.client  # noqa: F401
 
 
+# etcd keys and values are bytes: one that is not UTF-8 (written by another tool)
+# is read with its bad bytes as lone surrogates, which the readers of exports
+# refuse as they refuse them in a graph, and written back as the same bytes.
 def encode(data: str) -> str:
-    return base64.b64encode(data.encode()).decode("ascii")
+    return base64.b64encode(data.encode("utf-8", "surrogateescape")).decode("ascii")
 
 
 def decode(data: str) -> str:
-    return base64.b64decode(data).decode()
+    return base64.b64decode(data).decode("utf-8", "surrogateescape")
 
 
 def prefix_end(prefix: str) -> str:

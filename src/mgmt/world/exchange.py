@@ -10,6 +10,7 @@ import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from mgmt.errors import GraphError, InputError, WorldError
+from mgmt.graph.limits import text_problem
 from mgmt.graph.located import load_json_object
 from mgmt.log import get_logger
 from mgmt.resources.fields import shown, shown_name
@@ -96,7 +97,7 @@ class EtcdWorld:
             if not ops:
                 return
             every = list(seen) + [key for key in wanted if key not in seen]
-            sizes = {key: len(key.encode()) + len(wanted.get(key, "").encode()) for key in ops}
+            sizes = {key: _size(key) + _size(wanted.get(key, "")) for key in ops}
             if len(every) <= TXN_OPS and len(ops) <= TXN_OPS and sum(sizes.values()) <= TXN_BYTES:
                 # One transaction; our view of every key we hold must still be
                 # true at commit time.
@@ -152,7 +153,7 @@ class EtcdWorld:
                 raise
             # One resource alone is more than etcd takes: say which, and how big.
             parsed = parse_exported_key(keys[0]) or ("", "?", keys[0])
-            size = len(decode(put["value"]).encode())
+            size = _size(decode(put["value"]))
             what = f"{shown_name(parsed[1])}[{shown_name(parsed[2])}]"
             refused.append(
                 WorldError(
@@ -171,6 +172,10 @@ class EtcdWorld:
         for key, value, _rev in items:
             parsed = parse_exported_key(key)
             if parsed is None or parsed[1] not in wanted:
+                continue
+            problem = text_problem(key)  # a key that is not UTF-8 (see client.decode)
+            if problem is not None:
+                log.warning("ignoring %s: %s", shown(key), problem)
                 continue
             try:
                 # Read as a JSON graph is, within its bounds: another host's
@@ -254,6 +259,11 @@ class EtcdWorld:
         for watch in watches:
             watch.cancel()
         self.client.close()
+
+
+def _size(text: str) -> int:
+    """``text``'s length in etcd, in bytes (see client.decode)."""
+    return len(text.encode("utf-8", "surrogateescape"))
 
 
 def _batches(keys: List[str], sizes: Mapping[str, int]) -> List[List[str]]:
