@@ -59,7 +59,7 @@ def open_world(settings: "Settings", state_dir: str) -> "Iterator[EtcdWorld]":
         client = EtcdClient(urls, settings.credentials)
         world = EtcdWorld(client, hostname)
         try:
-            client.check()
+            world.check()
             yield world
         finally:
             world.close()

@@ -248,7 +248,7 @@ class EtcdClient:
                 failures.append(f"{endpoint.url} ({error})")
                 continue
             except gateway.GatewayError as error:
-                raise _server_error(endpoint.url, path, error) from None
+                raise _server_error(endpoint.url, path, error, self.credentials) from None
             self._current = index
             return result
         raise WorldError(f"cannot reach etcd at {', '.join(failures)}")
@@ -258,16 +258,26 @@ class _TokenExpired(WorldError):
     pass
 
 
-def _server_error(url: str, path: str, error: gateway.GatewayError) -> WorldError:
-    """etcd's refusal, or a stranger's answer, as one line naming the URL."""
+class PermissionDenied(WorldError):
+    """etcd's auth refused the call: the user lacks a permission on a key it names."""
+
+
+def _server_error(
+    url: str, path: str, error: gateway.GatewayError, credentials: Optional[EtcdCredentials]
+) -> WorldError:
+    """etcd's refusal, or a stranger's answer, as one line naming the URL (and the user)."""
     message = error.message
     if not error.is_etcd:
         # Not the gateway's JSON: something else answers on that port.
         return WorldError(f"{url} does not look like etcd ({message} to {API_PATH}{path})")
     if is_token_error(message) and path != "auth/authenticate":
         return _TokenExpired(f"etcd at {url}: {message}")
+    user = shown(credentials.username) if credentials is not None else ""
     if "authentication failed" in message:
-        return WorldError(f"etcd at {url}: authentication failed (wrong user or password)")
+        return WorldError(
+            f"etcd at {url}: authentication failed for user {user} (wrong user or password)"
+        )
     if "permission denied" in message:
-        return WorldError(f"etcd at {url}: permission denied for {path}")
+        as_user = f" as user {user}" if user else ""
+        return PermissionDenied(f"etcd at {url}: permission denied for {path}{as_user}")
     return WorldError(f"etcd at {url}: {path}: {message}")

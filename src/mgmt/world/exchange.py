@@ -23,7 +23,7 @@ from mgmt.world.api import (
     Failure,
     ResourceKey,
 )
-from mgmt.world.client import EtcdClient, decode, encode
+from mgmt.world.client import EtcdClient, PermissionDenied, decode, encode, prefix_end
 from mgmt.world.watch import PrefixWatch
 
 log = get_logger("world")
@@ -77,6 +77,27 @@ class EtcdWorld:
         self._read_at: Dict[str, int] = {}
         self._watches: List[PrefixWatch] = []
         self._lock = threading.Lock()
+
+    def check(self) -> None:
+        """Make sure the cluster answers, and that our user (with auth) may read
+        /_mgmt/ and write this host's keys: a user given read-only access would
+        otherwise run on with nothing published. One transaction whose writes
+        never run (its comparison is never true) but whose permissions etcd checks."""
+        never = {"key": encode("/_mgmt/"), "target": "MOD", "result": "LESS", "mod_revision": 0}
+        writes = [
+            {"request_put": {"key": encode(f"{EXPORTED_PREFIX}{self.hostname}/resources/")}},
+            {"request_put": {"key": encode(CONVERGED_PREFIX + self.hostname)}},
+            {"request_delete_range": {"key": encode(FAILED_PREFIX + self.hostname)}},
+        ]
+        read = {"key": encode("/_mgmt/"), "range_end": encode(prefix_end("/_mgmt/"))}
+        try:
+            self.client.txn([never], writes, [{"request_range": dict(read, count_only=True)}])
+        except PermissionDenied as err:
+            raise WorldError(
+                f"{err}: this host needs to read /_mgmt/ and to write "
+                f"{EXPORTED_PREFIX}{self.hostname}/, {CONVERGED_PREFIX}{self.hostname} "
+                f"and {FAILED_PREFIX}{self.hostname}"
+            ) from None
 
     # -- exported resources --------------------------------------------------
 
