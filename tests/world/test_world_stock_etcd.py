@@ -106,3 +106,30 @@ def test_one_export_larger_than_a_request_is_named(stock_etcd):
     finally:
         world.close()
         client.close()
+
+
+def test_a_run_whose_export_never_reaches_etcd_fails_and_says_so_once(stock_etcd, tmp_path):
+    # It said so every second, converged "ok" and exited 0: a fleet's check of
+    # the exit code or of --json took a host whose exports nobody got for fine.
+    import subprocess
+    import sys
+
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "graph: g\nresources:\n  file:\n"
+        f"  - {{name: '@@huge', path: /tmp/huge, content: '{'y' * 2_000_000}'}}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mgmt", "run", "--file", str(graph), "--seeds",
+         stock_etcd.client_url, "--hostname", "huge", "--tmp-prefix", "--no-watch",
+         "--converged-timeout", "3", "--json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    said = "cannot publish exported resources: huge: exported file[huge] is 1.9 MiB of JSON"
+    assert done.stderr.count(said) == 2, done.stderr  # once while it runs, once at the end
+    assert f"converged, but {said}" in done.stderr
+    assert "Traceback" not in done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "failed" and report["converged"] is True
+    assert [error[: len(said)] for error in report["errors"]] == [said]
