@@ -133,3 +133,17 @@ def test_a_run_whose_export_never_reaches_etcd_fails_and_says_so_once(stock_etcd
     report = json.loads(done.stdout)
     assert report["status"] == "failed" and report["converged"] is True
     assert [error[: len(said)] for error in report["errors"]] == [said]
+
+
+def test_exports_with_long_names_count_them_twice_in_a_request(stock_etcd):
+    # 120 names of 7,000 characters: 0.85 MB of keys and values, but each key is
+    # sent twice (its compare, its put), 1.7 MB: etcd refused the transaction.
+    client = EtcdClient([stock_etcd.client_url])
+    world = EtcdWorld(EtcdClient([stock_etcd.client_url]), "big")
+    try:
+        client.delete(PREFIX, prefix=True)
+        world.export({("noop", f"{i:03}" + "n" * 7000): {} for i in range(120)})
+        assert len(client.range(PREFIX, prefix=True)[1]) == 120
+    finally:
+        world.close()
+        client.close()

@@ -118,8 +118,10 @@ class EtcdWorld:
             if not ops:
                 return
             every = list(seen) + [key for key in wanted if key not in seen]
-            sizes = {key: _size(key) + _size(wanted.get(key, "")) for key in ops}
-            if len(every) <= TXN_OPS and len(ops) <= TXN_OPS and sum(sizes.values()) <= TXN_BYTES:
+            # A written key is sent twice (its compare, its op), a value once.
+            sizes = {key: 2 * _size(key) + _size(wanted.get(key, "")) for key in ops}
+            size = sum(sizes.values()) + sum(_size(key) for key in every if key not in ops)
+            if len(every) <= TXN_OPS and len(ops) <= TXN_OPS and size <= TXN_BYTES:
                 # One transaction; our view of every key we hold must still be
                 # true at commit time.
                 batches = [every]
