@@ -307,3 +307,38 @@ def test_keys_and_values_that_are_not_utf8_are_skipped_and_own_ones_replaced(wor
     assert [base64.b64decode(kv["key"]) for kv in mine["kvs"]] == [
         b"/_mgmt/exported/a/resources/file/new"
     ]
+
+
+def test_a_watch_on_a_cluster_recreated_under_its_seed_resyncs_and_exports_again(
+    etcd, world, client, tmp_path
+):
+    # The seed's cluster recreated empty (revision 1): the watch asked for revisions
+    # after the old one and heard nothing till the new cluster got there, and this
+    # host's exports were gone from it until the agent restarted.
+    from mgmt.world.server import EmbeddedEtcd
+
+    for i in range(30):  # the old cluster well ahead of a new one
+        client.put(f"/_mgmt/pad/{i}", "x")
+    proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
+    try:
+        with EmbeddedEtcd(tmp_path / "new" / "etcd") as new:
+            a = world("a", proxy.url)
+            a.export({("file", "mine"): {"n": 1}})
+            a.collect(["file"])
+            seen = Recorder()
+            watch = a.watch_exported(seen)
+            assert watch.connected.wait(WAIT)
+            proxy.refusing.set()
+            proxy.target = ("127.0.0.1", int(new.client_url.rsplit(":", 1)[1]))
+            proxy.drop()
+            proxy.refusing.clear()
+            assert seen.wait_for(1)  # told to read everything again
+            fresh = EtcdClient([new.client_url])
+            assert stored(fresh) == {"/_mgmt/exported/a/resources/file/mine": {"n": 1}}
+            world("b", new.client_url).export({("file", "theirs"): {}})
+            assert seen.wait_for(2)
+            assert [r.name for r in a.collect(["file"])] == ["mine", "theirs"]
+            fresh.close()
+            watch.cancel()
+    finally:
+        proxy.close()

@@ -77,6 +77,10 @@ class EtcdWorld:
         self._read_at: Dict[str, int] = {}
         self._watches: List[PrefixWatch] = []
         self._lock = threading.Lock()
+        # The last exports published, written again to a new cluster (see PrefixWatch);
+        # one export at a time, so that an old set never lands after a newer one.
+        self._exported: Optional[Mapping[ResourceKey, Dict[str, Any]]] = None
+        self._export_lock = threading.RLock()
 
     def check(self) -> None:
         """Make sure the cluster answers, and that our user (with auth) may read
@@ -103,6 +107,18 @@ class EtcdWorld:
 
     def export(self, resources: Mapping[ResourceKey, Dict[str, Any]]) -> None:
         """All of this host's exports in one transaction (see the Protocol)."""
+        with self._export_lock:
+            self._exported = resources  # the latest wanted, even if it fails now
+            self._export(resources)
+
+    def _republish(self) -> None:
+        """Publish the last exports again: etcd is another cluster, without them."""
+        with self._export_lock:
+            if self._exported is not None:
+                self._export(self._exported)
+                log.info("exported resources published again to the new cluster")
+
+    def _export(self, resources: Mapping[ResourceKey, Dict[str, Any]]) -> None:
         wanted = {exported_key(self.hostname, k, n): dump(p) for (k, n), p in resources.items()}
         mine = f"{EXPORTED_PREFIX}{self.hostname}/resources/"
         for _attempt in range(EXPORT_ATTEMPTS):
@@ -271,7 +287,8 @@ class EtcdWorld:
         """Report changes since the last read of ``prefix`` (or since now)."""
         with self._lock:
             after = self._read_at.get(prefix)
-        watch = PrefixWatch(self.client, prefix, callback, after)
+        new_cluster = self._republish if prefix == EXPORTED_PREFIX else None
+        watch = PrefixWatch(self.client, prefix, callback, after, new_cluster)
         with self._lock:
             self._watches.append(watch)
         return watch

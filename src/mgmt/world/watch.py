@@ -8,6 +8,9 @@ etcd) it reconnects, with a growing back-off, from the last revision it saw, so
 no change is lost. If etcd compacted that history away meanwhile, the changes
 cannot be replayed: it reports one change, so that the caller re-reads the
 whole state, and watches on from the current revision.
+The same when the seeds answer as another cluster (recreated or restored: at
+an earlier revision than we saw), which also lost what we wrote: the caller
+can write it again (``on_new_cluster``).
 """
 
 import contextlib
@@ -41,10 +44,15 @@ class PrefixWatch:
         prefix: str,
         callback: Callable[[], None],
         after: Optional[int] = None,
+        on_new_cluster: Optional[Callable[[], None]] = None,
     ):
         self.client = client
         self.prefix = prefix
         self.callback = callback
+        # Called (before callback) when the seeds answer as another cluster: one
+        # recreated or restored, which lost what was written to the old one.
+        self.on_new_cluster = on_new_cluster
+        self._cluster: Optional[str] = None  # etcd's cluster_id, as first seen
         if after is None:
             after, _ = client.range(prefix, prefix=True, count_only=True)
         self.revision = after
@@ -153,11 +161,35 @@ class PrefixWatch:
             # etcd answers a bad token with created=true *and* canceled=true.
             self._refused(token, result.get("cancel_reason") or "watch cancelled by etcd")
         if result.get("created"):
+            self._check_cluster(result.get("header", {}))
             self.connected.set()
         if result.get("events"):
             last = max(int(event["kv"].get("mod_revision", 0)) for event in result["events"])
             self.revision = max(self.revision, last)
             self._notify()
+
+    def _check_cluster(self, header: dict) -> None:
+        """Resync if etcd is another cluster now (recreated empty, or restored): its
+        revisions are not the ones we saw, so a watch from our last one would wait
+        for revisions that come late or never, and miss every change till then."""
+        cluster, revision = header.get("cluster_id"), int(header.get("revision", 0))
+        known = self._cluster
+        self._cluster = known or cluster
+        if not ((known and cluster and cluster != known) or revision < self.revision):
+            return
+        log.warning(
+            "watch on %s: etcd at %s is at revision %d, before %d that we saw, or is "
+            "another cluster: recreated or restored? reading everything again",
+            self.prefix, self.client.url, revision, self.revision,
+        )  # fmt: skip
+        self._cluster, self.revision = cluster, revision
+        if self.on_new_cluster is not None and not self._cancelled.is_set():
+            try:
+                self.on_new_cluster()
+            except Exception as error:
+                log.error("watch on %s: %s", self.prefix, error)
+        self._notify()
+        raise _Resync()
 
     def _current_revision(self) -> int:
         """The cluster's revision now (0 if it cannot be read: the resume then reports
