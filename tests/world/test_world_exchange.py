@@ -342,3 +342,21 @@ def test_a_watch_on_a_cluster_recreated_under_its_seed_resyncs_and_exports_again
             watch.cancel()
     finally:
         proxy.close()
+
+
+def test_thousands_of_failures_are_cut_and_the_host_still_recorded_converged(world, client):
+    # 3,000 failures of 500 characters were one 1.6 MB value, more than etcd takes
+    # in one request: neither key was written, and the host never showed converged.
+    a = world("a")
+    a.set_converged(True, [Failure("file", f"f{i:04}", "e" * 500) for i in range(3000)])
+    assert stored(client, "/_mgmt/converged/") == {"/_mgmt/converged/a": True}
+    failed = stored(client, "/_mgmt/failed/")["/_mgmt/failed/a"]
+    assert 100 < len(failed) < 3000
+    assert failed[0] == {"kind": "file", "name": "f0000", "error": "e" * 500}
+    listed = len(failed) - 1
+    assert failed[-2]["name"] == f"f{listed - 1:04}"
+    assert failed[-1] == {
+        "kind": "...",
+        "name": f"{3000 - listed} more",
+        "error": "see the host's log",
+    }

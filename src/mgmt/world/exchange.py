@@ -38,6 +38,8 @@ TXN_OPS = 128
 # embedded etcd's too): a transaction carries at most this many bytes of keys and
 # values, leaving room for the compares and the encoding's overhead.
 TXN_BYTES = 1024 * 1024
+# At most this much of a host's failed resources is stored (a value of its own).
+FAILED_BYTES = 256 * 1024
 # etcd's words for a request over its --max-request-bytes (the gRPC limit, that
 # plus 512 KiB, is hit first by a request far over it).
 _TOO_LARGE = ("request is too large", "larger than max")
@@ -237,7 +239,7 @@ class EtcdWorld:
     def set_converged(self, converged: bool, failed: Sequence[Failure] = ()) -> None:
         """Write /_mgmt/converged/<host> and /_mgmt/failed/<host> where they differ
         from what is stored (failures only count when converged)."""
-        value = dump([f._asdict() for f in failed]) if converged and failed else ""
+        value = dump(_listed(failed)) if converged and failed else ""
         with self._lock:
             # In an order that keeps true whatever a reader sees of both keys at once
             # (mgmt status reads them in one transaction): "converged" is written
@@ -299,6 +301,23 @@ class EtcdWorld:
         for watch in watches:
             watch.cancel()
         self.client.close()
+
+
+def _listed(failed: Sequence[Failure]) -> List[Dict[str, str]]:
+    """``failed`` as stored: as many as fit in FAILED_BYTES, then one entry that
+    says how many more (else thousands of them were more than etcd takes in one
+    request, and the host was never recorded converged)."""
+    listed: List[Dict[str, str]] = []
+    size = 0
+    for count, failure in enumerate(failed):
+        item = failure._asdict()
+        size += len(dump(item)) + 1
+        if size > FAILED_BYTES:
+            more = f"{len(failed) - count} more"
+            listed.append({"kind": "...", "name": more, "error": "see the host's log"})
+            break
+        listed.append(item)
+    return listed
 
 
 def _size(text: str) -> int:
