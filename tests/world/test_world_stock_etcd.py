@@ -133,6 +133,15 @@ def test_a_run_whose_export_never_reaches_etcd_fails_and_says_so_once(stock_etcd
     report = json.loads(done.stdout)
     assert report["status"] == "failed" and report["converged"] is True
     assert [error[: len(said)] for error in report["errors"]] == [said]
+    # And a detached cluster's mgmt status, which reads etcd, says so too.
+    client = EtcdClient([stock_etcd.client_url])
+    try:
+        failed = json.loads(client.range("/_mgmt/failed/huge")[1][0][1])
+    finally:
+        client.close()
+    assert [(f["kind"], f["name"], f["error"][: len(said)]) for f in failed] == [
+        ("graph", "g", said)
+    ]
 
 
 def test_exports_with_long_names_count_them_twice_in_a_request(stock_etcd):
