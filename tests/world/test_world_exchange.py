@@ -360,3 +360,28 @@ def test_thousands_of_failures_are_cut_and_the_host_still_recorded_converged(wor
         "name": f"{3000 - listed} more",
         "error": "see the host's log",
     }
+
+
+def test_a_watch_on_a_seed_that_hangs_goes_on_through_another(etcd, client, monkeypatch):
+    # A seed that stops answering (SIGSTOP, a stuck disk) keeps the stream open
+    # and TCP keepalive sees no fault: the watch waited on it for ever while the
+    # other seeds of the cluster were fine, and the agent heard of no change.
+    from mgmt.world import watch as watch_module
+
+    monkeypatch.setattr(watch_module, "HEARTBEAT", 0.2, raising=False)
+    proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
+    seeds = [proxy.url, etcd.client_url]  # two ways to one cluster, as two members
+    a = EtcdWorld(EtcdClient(seeds, connect_timeout=1, read_timeout=1), "a")
+    try:
+        a.collect(["file"])
+        seen = Recorder()
+        watch = a.watch_exported(seen)
+        assert watch.connected.wait(WAIT)
+        proxy.thawed.clear()  # the first seed hangs
+        client.put("/_mgmt/exported/b/resources/file/f", "{}")
+        assert seen.wait_for(1)
+        assert a.client.url == etcd.client_url
+    finally:
+        proxy.thawed.set()
+        a.close()
+        proxy.close()

@@ -173,6 +173,17 @@ class EtcdClient:
             self.invalidate_token(token)
             return self._post(path, payload, self.token)
 
+    def ping(self, url: str) -> None:
+        """One cheap call to ``url`` alone, without failing over: WorldError if nothing
+        answers in time (a hung member; any answer, a refusal too, is a live one)."""
+        endpoint = self._endpoints[self.urls.index(url)]
+        try:
+            endpoint.post("kv/range", {"key": encode("/_mgmt/"), "count_only": True}, self._token)
+        except gateway.GatewayError:
+            pass
+        except gateway.Unreachable as error:
+            raise WorldError(f"etcd at {url} does not answer ({error})") from None
+
     def check(self) -> None:
         """Make sure the cluster answers and (with auth) that our user may read."""
         self.range("/_mgmt/", prefix=True, count_only=True)

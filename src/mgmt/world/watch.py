@@ -20,6 +20,7 @@ import socket
 import threading
 from typing import Callable, Iterator, Optional
 
+from mgmt.errors import WorldError
 from mgmt.log import get_logger
 from mgmt.world import gateway
 from mgmt.world.client import API_PATH, EtcdClient, encode, is_token_error, prefix_end
@@ -28,6 +29,10 @@ log = get_logger("watch")
 
 BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
+# How often the seed a watch streams from is asked whether it still answers: one
+# that hangs (stopped, its disk stuck) keeps the stream open but sends nothing,
+# and TCP keepalive sees no fault, so the watch would wait on it for ever.
+HEARTBEAT = 30.0
 
 
 class PrefixWatch:
@@ -60,17 +65,17 @@ class PrefixWatch:
         self._cancelled = threading.Event()
         self._conn: Optional[http.client.HTTPConnection] = None
         self._conn_lock = threading.Lock()
+        self._url = ""  # the seed the stream is read from
         self._thread = threading.Thread(target=self._run, name=f"watch {prefix}", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._heartbeat, name=f"heartbeat {prefix}", daemon=True).start()
 
     def cancel(self) -> None:
         """Stop watching; no callback runs after this returns (unless one is running)."""
         self._cancelled.set()
         with self._conn_lock:
             conn = self._conn
-        if conn is not None and conn.sock is not None:
-            with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
+        self._shut(conn)
         if threading.current_thread() is not self._thread:
             self._thread.join(5.0)
 
@@ -107,6 +112,29 @@ class PrefixWatch:
             backoff = min(backoff * 2, BACKOFF_MAX)
             self._find_live_seed()
 
+    def _heartbeat(self) -> None:
+        """Every HEARTBEAT seconds, end a stream whose seed no longer answers, so
+        that the watch goes on through another seed (see _find_live_seed)."""
+        while not self._cancelled.wait(HEARTBEAT):
+            url = self._url
+            if not url or not self.connected.is_set():
+                continue
+            try:
+                self.client.ping(url)
+            except WorldError as error:
+                with self._conn_lock:
+                    if self._url != url:  # it moved on meanwhile
+                        continue
+                    self._shut(self._conn)
+                log.warning("watch on %s: %s; watching again", self.prefix, error)
+
+    @staticmethod
+    def _shut(conn: Optional[http.client.HTTPConnection]) -> None:
+        """Wake the read blocked on ``conn`` at once (it then fails)."""
+        if conn is not None and conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
     def _find_live_seed(self) -> None:
         """Let the client move on to a seed that answers (and renew its token)."""
         try:
@@ -116,7 +144,7 @@ class PrefixWatch:
 
     def _stream(self) -> None:
         """Read one watch stream until it ends (or raise why it could not)."""
-        url = self.client.url
+        url = self._url = self.client.url
         token = self.client.token
         conn = gateway.connect(url, self.client.timeout[0])
         with self._conn_lock:
