@@ -18,6 +18,9 @@ class TcpProxy:
         # While set, new connections are accepted and closed at once (a dead link).
         self.refusing = threading.Event()
         self.refused = 0  # connections closed so far for refusing
+        # While cleared, nothing is forwarded and nothing closed: a hung server.
+        self.thawed = threading.Event()
+        self.thawed.set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
@@ -46,13 +49,13 @@ class TcpProxy:
             for a, b in ((downstream, upstream), (upstream, downstream)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
+                self.thawed.wait()
                 sink.sendall(data)
         for sock in (source, sink):
             with contextlib.suppress(OSError):

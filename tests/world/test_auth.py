@@ -159,4 +159,34 @@ def test_mgmt_run_logs_in_with_the_credentials_on_stdin(secured, tmp_path):
 
     wrong = _run_with_auth(server, tmp_path, f"{credentials.username}:not-the-password\n")
     assert wrong.returncode == 1
-    assert "authentication failed" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert f"authentication failed for user '{credentials.username}'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+
+def test_mgmt_run_as_a_user_who_may_only_read_stops_at_once_naming_it(secured, tmp_path):
+    # Such a user passed the start's check (a read), then every export and
+    # converged state failed, retried each second, and the run converged and
+    # exited 0 with nothing published.
+    server, _ = secured
+    root = EtcdClient([server.client_url], server.root_credentials)
+    try:
+        root.call("auth/role/add", {"name": "reader"})
+        read = {"permType": "READ", "key": encode("/_mgmt/"), "range_end": encode("/_mgmt0")}
+        root.call("auth/role/grant", {"name": "reader", "perm": read})
+        root.call("auth/user/add", {"name": "reader", "password": "pw"})
+        root.call("auth/user/grant", {"user": "reader", "role": "reader"})
+        before = root.range("/", count_only=True)[0]
+        done = _run_with_auth(server, tmp_path, "reader:pw\n")
+        after = root.range("/", count_only=True)[0]
+    finally:
+        root.call("auth/user/delete", {"name": "reader"})
+        root.call("auth/role/delete", {"role": "reader"})
+        root.close()
+    assert done.returncode == 1, done.stderr
+    assert (
+        f"mgmt: error: etcd at {server.client_url}: permission denied for kv/txn as user "
+        "'reader': this host needs to read /_mgmt/ and to write /_mgmt/exported/authed/, "
+        "/_mgmt/converged/authed and /_mgmt/failed/authed\n"
+    ) in done.stderr
+    assert "Traceback" not in done.stderr
+    assert after == before  # nothing written

@@ -171,3 +171,63 @@ def test_delete_removes_a_key_or_a_prefix(client):
     assert client.delete("/_mgmt/d/a") == 0
     assert client.delete("/_mgmt/d/", prefix=True) == 1
     assert [key for key, _, _ in client.range("/_mgmt/", prefix=True)[1]] == ["/_mgmt/dx"]
+
+
+@pytest.fixture
+def tls_etcd(tmp_path):
+    """An etcd serving clients over TLS with a certificate of a CA nobody trusts: its port."""
+    import subprocess
+
+    from mgmt.remote.orchestration.cluster_tls import member_certificates
+    from mgmt.world.server import find_etcd, free_port
+    from support import require_tools
+    from support.polling import wait_for
+
+    require_tools("etcd")
+    tls = member_certificates("test", {"m": "127.0.0.1"})["m"]
+    (tmp_path / "cert.pem").write_text(tls.cert)
+    (tmp_path / "key.pem").write_text(tls.key)
+    port, peer = free_port(), f"http://127.0.0.1:{free_port()}"
+    command = [
+        find_etcd(), "--name=m", f"--data-dir={tmp_path / 'data'}",
+        f"--listen-client-urls=https://127.0.0.1:{port}",
+        f"--advertise-client-urls=https://127.0.0.1:{port}",
+        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=m={peer}", f"--cert-file={tmp_path / 'cert.pem'}",
+        f"--key-file={tmp_path / 'key.pem'}",
+    ]  # fmt: skip
+    with open(tmp_path / "etcd.log", "wb") as log_file:
+        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(lambda: b"ready to serve" in (tmp_path / "etcd.log").read_bytes(), 20)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_wrong_scheme_or_an_untrusted_certificate_is_said_with_a_hint(tls_etcd, etcd):
+    # They said "connection closed without an answer", "[SSL:
+    # UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol
+    # (_ssl.c:1006)" or "[SSL: CERTIFICATE_VERIFY_FAILED] ..." and nothing of
+    # how to give etcd's CA.
+    untrusted = f"https://127.0.0.1:{tls_etcd}"
+    with pytest.raises(WorldError) as error:
+        EtcdClient([untrusted], connect_timeout=5, read_timeout=5).check()
+    assert str(error.value).startswith(f"cannot reach etcd at {untrusted} (its TLS certificate")
+    assert str(error.value).endswith("; give its CA with SSL_CERT_FILE=CA.pem)")
+
+    plain = f"http://127.0.0.1:{tls_etcd}"
+    with pytest.raises(WorldError) as error:
+        EtcdClient([plain], connect_timeout=5, read_timeout=5).check()
+    assert str(error.value) == (
+        f"cannot reach etcd at {plain} "
+        "(connection closed without an answer; is it an https:// etcd?)"
+    )
+
+    wrong = etcd.client_url.replace("http:", "https:")
+    with pytest.raises(WorldError) as error:
+        EtcdClient([wrong], connect_timeout=5, read_timeout=5).check()
+    assert str(error.value) == (
+        f"cannot reach etcd at {wrong} (no TLS answer; is it a plain http:// etcd?)"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 
@@ -277,3 +278,110 @@ def test_collect_reads_values_within_the_graph_bounds(world, client, mgmt_log):
     assert "file/nul': a string holds a NUL character" in logged
     assert "file/n\\n06:00:00 agent: converg...: not JSON: " in logged  # cut at 60
     assert not any(line.startswith("06:00:00 agent") for line in logged.splitlines())
+
+
+def test_keys_and_values_that_are_not_utf8_are_skipped_and_own_ones_replaced(world, client):
+    # etcd holds bytes: one value that was not UTF-8 anywhere under the prefix
+    # failed every collecting agent at start ("internal error: UnicodeDecodeError").
+    from mgmt.engine.exchange import collected
+    from mgmt.graph import parse_graph
+    from mgmt.world.client import encode
+
+    def put_raw(key: bytes, value: bytes) -> None:
+        raw = {"key": base64.b64encode(key).decode(), "value": base64.b64encode(value).decode()}
+        client.call("kv/put", raw)
+
+    put_raw(b"/_mgmt/exported/c/resources/file/bin", b"\xff\xfe")
+    put_raw(b"/_mgmt/exported/c/resources/file/str", b'{"path": "/tmp/\xff"}')
+    put_raw(b"/_mgmt/exported/c/resources/file/n\xff", b'{"path": "/tmp/n"}')
+    put_raw(b"/_mgmt/exported/a/resources/file/old\xff", b"{}")
+    client.put("/_mgmt/exported/c/resources/file/ok", '{"path": "/tmp/ok"}')
+    a = world("a")
+    graph = parse_graph("graph: g\ncollect:\n- kind: file\n  pattern: ''\n")
+    assert set(collected(a, graph)) == {("file", "ok")}
+
+    a.export({("file", "new"): {"path": "/tmp/new"}})  # the stray key of its own goes
+    mine = client.call(
+        "kv/range", {"key": encode("/_mgmt/exported/a/"), "range_end": encode("/_mgmt/exported/a0")}
+    )
+    assert [base64.b64decode(kv["key"]) for kv in mine["kvs"]] == [
+        b"/_mgmt/exported/a/resources/file/new"
+    ]
+
+
+def test_a_watch_on_a_cluster_recreated_under_its_seed_resyncs_and_exports_again(
+    etcd, world, client, tmp_path
+):
+    # The seed's cluster recreated empty (revision 1): the watch asked for revisions
+    # after the old one and heard nothing till the new cluster got there, and this
+    # host's exports were gone from it until the agent restarted.
+    from mgmt.world.server import EmbeddedEtcd
+
+    for i in range(30):  # the old cluster well ahead of a new one
+        client.put(f"/_mgmt/pad/{i}", "x")
+    proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
+    try:
+        with EmbeddedEtcd(tmp_path / "new" / "etcd") as new:
+            a = world("a", proxy.url)
+            a.export({("file", "mine"): {"n": 1}})
+            a.collect(["file"])
+            seen = Recorder()
+            watch = a.watch_exported(seen)
+            assert watch.connected.wait(WAIT)
+            proxy.refusing.set()
+            proxy.target = ("127.0.0.1", int(new.client_url.rsplit(":", 1)[1]))
+            proxy.drop()
+            proxy.refusing.clear()
+            assert seen.wait_for(1)  # told to read everything again
+            fresh = EtcdClient([new.client_url])
+            assert stored(fresh) == {"/_mgmt/exported/a/resources/file/mine": {"n": 1}}
+            world("b", new.client_url).export({("file", "theirs"): {}})
+            assert seen.wait_for(2)
+            assert [r.name for r in a.collect(["file"])] == ["mine", "theirs"]
+            fresh.close()
+            watch.cancel()
+    finally:
+        proxy.close()
+
+
+def test_thousands_of_failures_are_cut_and_the_host_still_recorded_converged(world, client):
+    # 3,000 failures of 500 characters were one 1.6 MB value, more than etcd takes
+    # in one request: neither key was written, and the host never showed converged.
+    a = world("a")
+    a.set_converged(True, [Failure("file", f"f{i:04}", "e" * 500) for i in range(3000)])
+    assert stored(client, "/_mgmt/converged/") == {"/_mgmt/converged/a": True}
+    failed = stored(client, "/_mgmt/failed/")["/_mgmt/failed/a"]
+    assert 100 < len(failed) < 3000
+    assert failed[0] == {"kind": "file", "name": "f0000", "error": "e" * 500}
+    listed = len(failed) - 1
+    assert failed[-2]["name"] == f"f{listed - 1:04}"
+    assert failed[-1] == {
+        "kind": "...",
+        "name": f"{3000 - listed} more",
+        "error": "see the host's log",
+    }
+
+
+def test_a_watch_on_a_seed_that_hangs_goes_on_through_another(etcd, client, monkeypatch):
+    # A seed that stops answering (SIGSTOP, a stuck disk) keeps the stream open
+    # and TCP keepalive sees no fault: the watch waited on it for ever while the
+    # other seeds of the cluster were fine, and the agent heard of no change.
+    from mgmt.world import watch as watch_module
+
+    monkeypatch.setattr(watch_module, "HEARTBEAT", 0.2, raising=False)
+    proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
+    seeds = [proxy.url, etcd.client_url]  # two ways to one cluster, as two members
+    a = EtcdWorld(EtcdClient(seeds, connect_timeout=1, read_timeout=1), "a")
+    try:
+        a.collect(["file"])
+        seen = Recorder()
+        watch = a.watch_exported(seen)
+        assert watch.connected.wait(WAIT)
+        proxy.thawed.clear()  # the first seed hangs
+        client.put("/_mgmt/exported/b/resources/file/f", "{}")
+        assert seen.wait_for(1)
+        assert a.client.url == etcd.client_url
+    finally:
+        proxy.thawed.set()
+        a.close()
+        proxy.close()

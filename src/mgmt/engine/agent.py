@@ -74,6 +74,7 @@ class Agent:
         self.collection = Collection(world)  # the graph's resources and the collected
         self._planning = False  # the planner took the flags above and is applying them
         self._world_retry_at: Optional[float] = None  # set while the world is out of step
+        self._world_error: Optional[str] = None  # and why (exports unpublished, no watch)
         self._last_event = 0.0
         self._cancels: List[Callable[[], None]] = []
         self._watching_exports = False
@@ -168,16 +169,22 @@ class Agent:
         left_out = self.collection.error
         if left_out is not None:
             log.error("%s without the collected resources: %s", how, left_out)
-        return 1 if failed or left_out is not None else 0
+        if self._world_error is not None:  # this host's exports never reached the others
+            log.error("%s, but %s", how, self._world_error)
+        return 1 if failed or self._errors() else 0
+
+    def _errors(self) -> List[str]:
+        """What failed the run beside its resources: collected resources left out,
+        the world out of step (--json errors, a detached cluster's failures)."""
+        return [e for e in (self.collection.error, self._world_error) if e is not None]
 
     def _print_report(self) -> None:
         """The --json document on stdout (see mgmt.engine.report), after the last log line."""
         from mgmt.engine import report
 
         outcomes = self.engine.outcomes() if self.engine is not None else []
-        errors = [self.collection.error] if self.collection.error is not None else []
         doc = report.document(
-            self.settings.hostname, self.settings.noop, self.converged, outcomes, errors
+            self.settings.hostname, self.settings.noop, self.converged, outcomes, self._errors()
         )
         report.print_document(doc, to_initiator=self.settings.converged_stdout)
 
@@ -195,9 +202,8 @@ class Agent:
             # initiator to read this agent's exit status, says so from them (and
             # from collected resources left out, as if the graph had failed).
             failures = self.engine.failures() if idle else []
-            if idle and self.collection.error is not None:
-                error = cut_error(self.collection.error)
-                failures.append(Failure("graph", self.graph.name, error))
+            for error in self._errors() if idle else []:
+                failures.append(Failure("graph", self.graph.name, cut_error(error)))
             world.set_converged(idle, failures)
 
         return report
@@ -281,8 +287,12 @@ class Agent:
             self._watch_exports()
         except MgmtError as err:
             failures.append(f"cannot watch exported resources: {err}")
-        for failure in failures:
-            log.error("%s (retrying)", failure)
+        error = "; ".join(failures) or None
+        if error is not None and error != self._world_error:  # said once, not at each retry
+            log.error("%s (retrying)", error)
+        elif error is None and self._world_error is not None:
+            log.info("in step with etcd again")
+        self._world_error = error
         with self._wake:
             self._world_retry_at = time.monotonic() + WORLD_RETRY if failures else None
             self._wake.notify_all()

@@ -10,8 +10,11 @@ use, so ``import mgmt.world`` costs the agent's start-up nothing.
 """
 
 import os
+import signal
+import threading
+import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, List
 
 from mgmt.errors import InputError
 from mgmt.log import get_logger
@@ -19,6 +22,7 @@ from mgmt.log import get_logger
 if TYPE_CHECKING:
     from mgmt.settings import Settings
     from mgmt.world.exchange import EtcdWorld
+    from mgmt.world.server import EmbeddedEtcd
 
 __all__ = ["open_world"]
 
@@ -55,14 +59,56 @@ def open_world(settings: "Settings", state_dir: str) -> "Iterator[EtcdWorld]":
         server.start()
         urls = [server.client_url]
         log.info("embedded etcd serving at %s", server.client_url)
+    closing = threading.Event()
+    if server is not None:
+        threading.Thread(
+            target=_keep_running, args=(server, closing), name="etcd keeper", daemon=True
+        ).start()
     try:
         client = EtcdClient(urls, settings.credentials)
         world = EtcdWorld(client, hostname)
         try:
-            client.check()
+            world.check()
             yield world
         finally:
             world.close()
     finally:
+        closing.set()
         if server is not None:
             server.stop()
+
+
+# The embedded etcd is started again at most this many times in RESTART_WINDOW seconds.
+RESTARTS = 3
+RESTART_WINDOW = 60.0
+
+
+def _keep_running(server: "EmbeddedEtcd", closing: threading.Event) -> None:
+    """Start the embedded etcd again when it ends by itself (killed, out of memory):
+    else this agent would exchange nothing for the rest of its run. Its data is
+    kept, so watches resume and nothing exported is lost. This thread lives as
+    long as etcd runs, so a restarted etcd still dies with a killed agent."""
+    from mgmt.errors import WorldError
+    from mgmt.world.server import log_tail
+
+    starts: List[float] = []
+    while True:
+        status = server.wait()
+        if closing.is_set() or status is None:
+            return
+        now = time.monotonic()
+        starts = [t for t in starts if now - t < RESTART_WINDOW] + [now]
+        if status < 0:  # killed: its log does not say why
+            how = f"was killed by {signal.Signals(-status).name}"
+        else:
+            how = f"exited with status {status}:\n{log_tail(server.log_path, 5)}"
+        if len(starts) > RESTARTS:
+            log.error("embedded etcd %s; it keeps ending, so it is not started again", how)
+            return
+        log.error("embedded etcd %s; starting it again", how)
+        try:
+            server.restart()
+        except (OSError, WorldError) as err:
+            log.error("embedded etcd could not start again: %s", err)
+            return
+        log.info("embedded etcd serving again at %s", server.client_url)

@@ -48,12 +48,15 @@ def _import_http() -> None:
     import http.client  # noqa: F401
 
 
+# etcd keys and values are bytes: one that is not UTF-8 (written by another tool)
+# is read with its bad bytes as lone surrogates, which the readers of exports
+# refuse as they refuse them in a graph, and written back as the same bytes.
 def encode(data: str) -> str:
-    return base64.b64encode(data.encode()).decode("ascii")
+    return base64.b64encode(data.encode("utf-8", "surrogateescape")).decode("ascii")
 
 
 def decode(data: str) -> str:
-    return base64.b64decode(data).decode()
+    return base64.b64decode(data).decode("utf-8", "surrogateescape")
 
 
 def prefix_end(prefix: str) -> str:
@@ -170,6 +173,17 @@ class EtcdClient:
             self.invalidate_token(token)
             return self._post(path, payload, self.token)
 
+    def ping(self, url: str) -> None:
+        """One cheap call to ``url`` alone, without failing over: WorldError if nothing
+        answers in time (a hung member; any answer, a refusal too, is a live one)."""
+        endpoint = self._endpoints[self.urls.index(url)]
+        try:
+            endpoint.post("kv/range", {"key": encode("/_mgmt/"), "count_only": True}, self._token)
+        except gateway.GatewayError:
+            pass
+        except gateway.Unreachable as error:
+            raise WorldError(f"etcd at {url} does not answer ({error})") from None
+
     def check(self) -> None:
         """Make sure the cluster answers and (with auth) that our user may read."""
         self.range("/_mgmt/", prefix=True, count_only=True)
@@ -245,7 +259,7 @@ class EtcdClient:
                 failures.append(f"{endpoint.url} ({error})")
                 continue
             except gateway.GatewayError as error:
-                raise _server_error(endpoint.url, path, error) from None
+                raise _server_error(endpoint.url, path, error, self.credentials) from None
             self._current = index
             return result
         raise WorldError(f"cannot reach etcd at {', '.join(failures)}")
@@ -255,16 +269,26 @@ class _TokenExpired(WorldError):
     pass
 
 
-def _server_error(url: str, path: str, error: gateway.GatewayError) -> WorldError:
-    """etcd's refusal, or a stranger's answer, as one line naming the URL."""
+class PermissionDenied(WorldError):
+    """etcd's auth refused the call: the user lacks a permission on a key it names."""
+
+
+def _server_error(
+    url: str, path: str, error: gateway.GatewayError, credentials: Optional[EtcdCredentials]
+) -> WorldError:
+    """etcd's refusal, or a stranger's answer, as one line naming the URL (and the user)."""
     message = error.message
     if not error.is_etcd:
         # Not the gateway's JSON: something else answers on that port.
         return WorldError(f"{url} does not look like etcd ({message} to {API_PATH}{path})")
     if is_token_error(message) and path != "auth/authenticate":
         return _TokenExpired(f"etcd at {url}: {message}")
+    user = shown(credentials.username) if credentials is not None else ""
     if "authentication failed" in message:
-        return WorldError(f"etcd at {url}: authentication failed (wrong user or password)")
+        return WorldError(
+            f"etcd at {url}: authentication failed for user {user} (wrong user or password)"
+        )
     if "permission denied" in message:
-        return WorldError(f"etcd at {url}: permission denied for {path}")
+        as_user = f" as user {user}" if user else ""
+        return PermissionDenied(f"etcd at {url}: permission denied for {path}{as_user}")
     return WorldError(f"etcd at {url}: {path}: {message}")

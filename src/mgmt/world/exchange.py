@@ -10,9 +10,10 @@ import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from mgmt.errors import GraphError, InputError, WorldError
+from mgmt.graph.limits import text_problem
 from mgmt.graph.located import load_json_object
 from mgmt.log import get_logger
-from mgmt.resources.fields import shown
+from mgmt.resources.fields import shown, shown_name
 from mgmt.world.api import (
     CONVERGED_PREFIX,
     EXPORTED_PREFIX,
@@ -22,7 +23,7 @@ from mgmt.world.api import (
     Failure,
     ResourceKey,
 )
-from mgmt.world.client import EtcdClient, decode, encode
+from mgmt.world.client import EtcdClient, PermissionDenied, decode, encode, prefix_end
 from mgmt.world.watch import PrefixWatch
 
 log = get_logger("world")
@@ -33,6 +34,15 @@ EXPORT_ATTEMPTS = 5
 # etcd's default --max-txn-ops: a stock cluster (--seeds) refuses a transaction
 # with more compares, or more operations, than this.
 TXN_OPS = 128
+# etcd refuses a request of more than --max-request-bytes (1.5 MiB by default, the
+# embedded etcd's too): a transaction carries at most this many bytes of keys and
+# values, leaving room for the compares and the encoding's overhead.
+TXN_BYTES = 1024 * 1024
+# At most this much of a host's failed resources is stored (a value of its own).
+FAILED_BYTES = 256 * 1024
+# etcd's words for a request over its --max-request-bytes (the gRPC limit, that
+# plus 512 KiB, is hit first by a request far over it).
+_TOO_LARGE = ("request is too large", "larger than max")
 
 
 def dump(value: Any) -> str:
@@ -69,11 +79,48 @@ class EtcdWorld:
         self._read_at: Dict[str, int] = {}
         self._watches: List[PrefixWatch] = []
         self._lock = threading.Lock()
+        # The last exports published, written again to a new cluster (see PrefixWatch);
+        # one export at a time, so that an old set never lands after a newer one.
+        self._exported: Optional[Mapping[ResourceKey, Dict[str, Any]]] = None
+        self._export_lock = threading.RLock()
+
+    def check(self) -> None:
+        """Make sure the cluster answers, and that our user (with auth) may read
+        /_mgmt/ and write this host's keys: a user given read-only access would
+        otherwise run on with nothing published. One transaction whose writes
+        never run (its comparison is never true) but whose permissions etcd checks."""
+        never = {"key": encode("/_mgmt/"), "target": "MOD", "result": "LESS", "mod_revision": 0}
+        writes = [
+            {"request_put": {"key": encode(f"{EXPORTED_PREFIX}{self.hostname}/resources/")}},
+            {"request_put": {"key": encode(CONVERGED_PREFIX + self.hostname)}},
+            {"request_delete_range": {"key": encode(FAILED_PREFIX + self.hostname)}},
+        ]
+        read = {"key": encode("/_mgmt/"), "range_end": encode(prefix_end("/_mgmt/"))}
+        try:
+            self.client.txn([never], writes, [{"request_range": dict(read, count_only=True)}])
+        except PermissionDenied as err:
+            raise WorldError(
+                f"{err}: this host needs to read /_mgmt/ and to write "
+                f"{EXPORTED_PREFIX}{self.hostname}/, {CONVERGED_PREFIX}{self.hostname} "
+                f"and {FAILED_PREFIX}{self.hostname}"
+            ) from None
 
     # -- exported resources --------------------------------------------------
 
     def export(self, resources: Mapping[ResourceKey, Dict[str, Any]]) -> None:
         """All of this host's exports in one transaction (see the Protocol)."""
+        with self._export_lock:
+            self._exported = resources  # the latest wanted, even if it fails now
+            self._export(resources)
+
+    def _republish(self) -> None:
+        """Publish the last exports again: etcd is another cluster, without them."""
+        with self._export_lock:
+            if self._exported is not None:
+                self._export(self._exported)
+                log.info("exported resources published again to the new cluster")
+
+    def _export(self, resources: Mapping[ResourceKey, Dict[str, Any]]) -> None:
         wanted = {exported_key(self.hostname, k, n): dump(p) for (k, n), p in resources.items()}
         mine = f"{EXPORTED_PREFIX}{self.hostname}/resources/"
         for _attempt in range(EXPORT_ATTEMPTS):
@@ -89,17 +136,23 @@ class EtcdWorld:
             if not ops:
                 return
             every = list(seen) + [key for key in wanted if key not in seen]
-            if len(every) <= TXN_OPS and len(ops) <= TXN_OPS:
+            # A written key is sent twice (its compare, its op), a value once.
+            sizes = {key: 2 * _size(key) + _size(wanted.get(key, "")) for key in ops}
+            size = sum(sizes.values()) + sum(_size(key) for key in every if key not in ops)
+            if len(every) <= TXN_OPS and len(ops) <= TXN_OPS and size <= TXN_BYTES:
                 # One transaction; our view of every key we hold must still be
                 # true at commit time.
                 batches = [every]
             else:
-                # Too many for one transaction on a stock etcd: batches that each
-                # check only the keys they write (all of ours, unchanged or not,
-                # would not fit), in order.
-                keys = list(ops)
-                batches = [keys[i : i + TXN_OPS] for i in range(0, len(keys), TXN_OPS)]
-            if all(self._commit(batch, seen, ops) for batch in batches):
+                # Too many, or too large, for one transaction on a stock etcd:
+                # batches that each check only the keys they write (all of ours,
+                # unchanged or not, would not fit), in order.
+                batches = _batches(list(ops), sizes)
+            # A resource too large for etcd is said once the others are published.
+            refused: List[WorldError] = []
+            if all(self._commit(batch, seen, ops, refused) for batch in batches):
+                if refused:
+                    raise refused[0]
                 log.debug(
                     "exported %d resource(s), %d write(s) in %d transaction(s)",
                     len(wanted),
@@ -113,9 +166,14 @@ class EtcdWorld:
         )
 
     def _commit(
-        self, keys: List[str], seen: Mapping[str, Tuple[str, int]], ops: Mapping[str, Any]
+        self,
+        keys: List[str],
+        seen: Mapping[str, Tuple[str, int]],
+        ops: Mapping[str, Any],
+        refused: List[WorldError],
     ) -> bool:
-        """One transaction: ``keys`` still as read (``seen``), then their ``ops``."""
+        """One transaction: ``keys`` still as read (``seen``), then their ``ops``.
+        A put of one resource that etcd finds too large is added to ``refused``."""
         compare = []
         for key in keys:
             if key in seen:
@@ -128,7 +186,24 @@ class EtcdWorld:
                     {"key": encode(key), "target": "CREATE", "result": "EQUAL",
                      "create_revision": 0}
                 )  # fmt: skip
-        return self.client.txn(compare, [ops[key] for key in keys if key in ops])
+        try:
+            return self.client.txn(compare, [ops[key] for key in keys if key in ops])
+        except WorldError as err:
+            put = ops[keys[0]].get("request_put") if len(keys) == 1 else None
+            if put is None or not any(words in str(err) for words in _TOO_LARGE):
+                raise
+            # One resource alone is more than etcd takes: say which, and how big.
+            parsed = parse_exported_key(keys[0]) or ("", "?", keys[0])
+            size = _size(decode(put["value"]))
+            what = f"{shown_name(parsed[1])}[{shown_name(parsed[2])}]"
+            refused.append(
+                WorldError(
+                    f"{self.hostname}: exported {what} is {size / 1048576:.1f} MiB of JSON, "
+                    "more than etcd takes in one request "
+                    f"(its --max-request-bytes, 1.5 MiB by default): {err}"
+                )
+            )
+            return True
 
     def collect(self, kinds: Iterable[str]) -> List[ExportedResource]:
         """Every host's exports of ``kinds``, this host's included, sorted."""
@@ -138,6 +213,10 @@ class EtcdWorld:
         for key, value, _rev in items:
             parsed = parse_exported_key(key)
             if parsed is None or parsed[1] not in wanted:
+                continue
+            problem = text_problem(key)  # a key that is not UTF-8 (see client.decode)
+            if problem is not None:
+                log.warning("ignoring %s: %s", shown(key), problem)
                 continue
             try:
                 # Read as a JSON graph is, within its bounds: another host's
@@ -160,7 +239,7 @@ class EtcdWorld:
     def set_converged(self, converged: bool, failed: Sequence[Failure] = ()) -> None:
         """Write /_mgmt/converged/<host> and /_mgmt/failed/<host> where they differ
         from what is stored (failures only count when converged)."""
-        value = dump([f._asdict() for f in failed]) if converged and failed else ""
+        value = dump(_listed(failed)) if converged and failed else ""
         with self._lock:
             # In an order that keeps true whatever a reader sees of both keys at once
             # (mgmt status reads them in one transaction): "converged" is written
@@ -210,7 +289,8 @@ class EtcdWorld:
         """Report changes since the last read of ``prefix`` (or since now)."""
         with self._lock:
             after = self._read_at.get(prefix)
-        watch = PrefixWatch(self.client, prefix, callback, after)
+        new_cluster = self._republish if prefix == EXPORTED_PREFIX else None
+        watch = PrefixWatch(self.client, prefix, callback, after, new_cluster)
         with self._lock:
             self._watches.append(watch)
         return watch
@@ -221,6 +301,42 @@ class EtcdWorld:
         for watch in watches:
             watch.cancel()
         self.client.close()
+
+
+def _listed(failed: Sequence[Failure]) -> List[Dict[str, str]]:
+    """``failed`` as stored: as many as fit in FAILED_BYTES, then one entry that
+    says how many more (else thousands of them were more than etcd takes in one
+    request, and the host was never recorded converged)."""
+    listed: List[Dict[str, str]] = []
+    size = 0
+    for count, failure in enumerate(failed):
+        item = failure._asdict()
+        size += len(dump(item)) + 1
+        if size > FAILED_BYTES:
+            more = f"{len(failed) - count} more"
+            listed.append({"kind": "...", "name": more, "error": "see the host's log"})
+            break
+        listed.append(item)
+    return listed
+
+
+def _size(text: str) -> int:
+    """``text``'s length in etcd, in bytes (see client.decode)."""
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def _batches(keys: List[str], sizes: Mapping[str, int]) -> List[List[str]]:
+    """``keys`` in order, cut into transactions of at most TXN_OPS keys and TXN_BYTES
+    bytes (a key larger than that alone: etcd may take it, or says it is too large)."""
+    batches: List[List[str]] = []
+    size = 0
+    for key in keys:
+        if not batches or len(batches[-1]) >= TXN_OPS or size + sizes[key] > TXN_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(key)
+        size += sizes[key]
+    return batches
 
 
 def read_convergence(client: EtcdClient, hostname: str) -> Tuple[bool, List[Dict[str, Any]]]:

@@ -19,6 +19,7 @@ seed) and :class:`GatewayError` (etcd answered and said no).
 import http.client
 import json
 import socket
+import ssl
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
@@ -88,10 +89,19 @@ def error_message(status: int, body: bytes) -> GatewayError:
     return GatewayError(status, str(message))
 
 
-def reason(error: BaseException) -> str:
-    """A short, one-line reason for a failed connection."""
+def reason(error: BaseException, url: str = "") -> str:
+    """A short, one-line reason for a failed connection to ``url``, with a hint
+    when the scheme looks wrong or the server's certificate is not trusted."""
+    https = url.startswith("https:")
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(error, ssl.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(error):
+        why = getattr(error, "verify_message", None) or "certificate verify failed"  # 3.7+
+        return f"its TLS certificate is not trusted: {why}; give its CA with SSL_CERT_FILE=CA.pem"
+    if https and isinstance(error, (ssl.SSLError, http.client.RemoteDisconnected)):
+        return "no TLS answer; is it a plain http:// etcd?"
+    if isinstance(error, http.client.RemoteDisconnected) and url:
+        return "connection closed without an answer; is it an https:// etcd?"
     if isinstance(error, socket.timeout):
         return "timed out"
     if isinstance(error, http.client.RemoteDisconnected):
@@ -133,7 +143,7 @@ class Endpoint:
                 status, data = self._exchange(conn, path, body, token)
         except (OSError, http.client.HTTPException) as error:
             conn.close()
-            raise Unreachable(reason(error)) from None
+            raise Unreachable(reason(error, self.url)) from None
         self._give_back(conn)
         if status != 200:
             raise error_message(status, data)
@@ -161,7 +171,7 @@ class Endpoint:
         try:
             conn = connect(self.url, self.connect_timeout)
         except (OSError, http.client.HTTPException) as error:
-            raise Unreachable(reason(error)) from None
+            raise Unreachable(reason(error, self.url)) from None
         conn.sock.settimeout(self.read_timeout)
         return conn
 

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from mgmt.errors import WorldError
 from mgmt.log import get_logger
@@ -114,6 +114,7 @@ class EmbeddedEtcd:
         self.peer_url = ""
         self.root_credentials: Optional[EtcdCredentials] = None
         self._proc: Optional[subprocess.Popen] = None
+        self._command_line: List[str] = []  # as last started (restart() reuses its ports)
         self._lock_fd: Optional[int] = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -155,6 +156,18 @@ class EmbeddedEtcd:
                 self.stop()
                 raise
         log.debug("started at %s in %.2fs", self.client_url, time.monotonic() - started)
+
+    def restart(self) -> None:
+        """Start etcd again after it ended by itself (killed, out of memory), on the
+        same ports and with its data kept: clients and watches carry on where they
+        were. Called from a thread that lives as long as etcd runs (see
+        _die_with_parent). WorldError if it does not come back."""
+        with open(self.log_path, "ab") as log_file:
+            self._proc = self._popen(self._command_line, log_file, True)
+        try:
+            self._wait_healthy()
+        except _PortTaken:
+            raise WorldError(f"etcd could not bind {self.client_url} again") from None
 
     def wait(self) -> Optional[int]:
         """Block until etcd ends, stopped or not; its exit status (None if it never ran)."""
@@ -224,19 +237,23 @@ class EmbeddedEtcd:
         ]
 
     def _spawn(self, binary: str) -> None:
-        command = self._command(binary)
+        self._command_line = self._command(binary)
         with open(self.log_path, "wb") as log_file:
-            # A session of its own: a ^C at the terminal reaches the agent, which
-            # then stops etcd in order, instead of both dying at once.
-            self._proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                preexec_fn=_die_with_parent(self.owner_thread_lives),
-            )
+            self._proc = self._popen(self._command_line, log_file, self.owner_thread_lives)
+
+    @staticmethod
+    def _popen(command: List[str], log_file: Any, owner_thread_lives: bool) -> subprocess.Popen:
+        # A session of its own: a ^C at the terminal reaches the agent, which
+        # then stops etcd in order, instead of both dying at once.
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            preexec_fn=_die_with_parent(owner_thread_lives),
+        )
 
     def _terminate(self) -> None:
         """SIGTERM etcd (by its own pid), SIGKILL it if it lingers, reap it."""

@@ -8,6 +8,9 @@ etcd) it reconnects, with a growing back-off, from the last revision it saw, so
 no change is lost. If etcd compacted that history away meanwhile, the changes
 cannot be replayed: it reports one change, so that the caller re-reads the
 whole state, and watches on from the current revision.
+The same when the seeds answer as another cluster (recreated or restored: at
+an earlier revision than we saw), which also lost what we wrote: the caller
+can write it again (``on_new_cluster``).
 """
 
 import contextlib
@@ -17,6 +20,7 @@ import socket
 import threading
 from typing import Callable, Iterator, Optional
 
+from mgmt.errors import WorldError
 from mgmt.log import get_logger
 from mgmt.world import gateway
 from mgmt.world.client import API_PATH, EtcdClient, encode, is_token_error, prefix_end
@@ -25,6 +29,10 @@ log = get_logger("watch")
 
 BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
+# How often the seed a watch streams from is asked whether it still answers: one
+# that hangs (stopped, its disk stuck) keeps the stream open but sends nothing,
+# and TCP keepalive sees no fault, so the watch would wait on it for ever.
+HEARTBEAT = 30.0
 
 
 class PrefixWatch:
@@ -41,10 +49,15 @@ class PrefixWatch:
         prefix: str,
         callback: Callable[[], None],
         after: Optional[int] = None,
+        on_new_cluster: Optional[Callable[[], None]] = None,
     ):
         self.client = client
         self.prefix = prefix
         self.callback = callback
+        # Called (before callback) when the seeds answer as another cluster: one
+        # recreated or restored, which lost what was written to the old one.
+        self.on_new_cluster = on_new_cluster
+        self._cluster: Optional[str] = None  # etcd's cluster_id, as first seen
         if after is None:
             after, _ = client.range(prefix, prefix=True, count_only=True)
         self.revision = after
@@ -52,17 +65,17 @@ class PrefixWatch:
         self._cancelled = threading.Event()
         self._conn: Optional[http.client.HTTPConnection] = None
         self._conn_lock = threading.Lock()
+        self._url = ""  # the seed the stream is read from
         self._thread = threading.Thread(target=self._run, name=f"watch {prefix}", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._heartbeat, name=f"heartbeat {prefix}", daemon=True).start()
 
     def cancel(self) -> None:
         """Stop watching; no callback runs after this returns (unless one is running)."""
         self._cancelled.set()
         with self._conn_lock:
             conn = self._conn
-        if conn is not None and conn.sock is not None:
-            with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
+        self._shut(conn)
         if threading.current_thread() is not self._thread:
             self._thread.join(5.0)
 
@@ -99,6 +112,29 @@ class PrefixWatch:
             backoff = min(backoff * 2, BACKOFF_MAX)
             self._find_live_seed()
 
+    def _heartbeat(self) -> None:
+        """Every HEARTBEAT seconds, end a stream whose seed no longer answers, so
+        that the watch goes on through another seed (see _find_live_seed)."""
+        while not self._cancelled.wait(HEARTBEAT):
+            url = self._url
+            if not url or not self.connected.is_set():
+                continue
+            try:
+                self.client.ping(url)
+            except WorldError as error:
+                with self._conn_lock:
+                    if self._url != url:  # it moved on meanwhile
+                        continue
+                    self._shut(self._conn)
+                log.warning("watch on %s: %s; watching again", self.prefix, error)
+
+    @staticmethod
+    def _shut(conn: Optional[http.client.HTTPConnection]) -> None:
+        """Wake the read blocked on ``conn`` at once (it then fails)."""
+        if conn is not None and conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
     def _find_live_seed(self) -> None:
         """Let the client move on to a seed that answers (and renew its token)."""
         try:
@@ -108,7 +144,7 @@ class PrefixWatch:
 
     def _stream(self) -> None:
         """Read one watch stream until it ends (or raise why it could not)."""
-        url = self.client.url
+        url = self._url = self.client.url
         token = self.client.token
         conn = gateway.connect(url, self.client.timeout[0])
         with self._conn_lock:
@@ -153,11 +189,35 @@ class PrefixWatch:
             # etcd answers a bad token with created=true *and* canceled=true.
             self._refused(token, result.get("cancel_reason") or "watch cancelled by etcd")
         if result.get("created"):
+            self._check_cluster(result.get("header", {}))
             self.connected.set()
         if result.get("events"):
             last = max(int(event["kv"].get("mod_revision", 0)) for event in result["events"])
             self.revision = max(self.revision, last)
             self._notify()
+
+    def _check_cluster(self, header: dict) -> None:
+        """Resync if etcd is another cluster now (recreated empty, or restored): its
+        revisions are not the ones we saw, so a watch from our last one would wait
+        for revisions that come late or never, and miss every change till then."""
+        cluster, revision = header.get("cluster_id"), int(header.get("revision", 0))
+        known = self._cluster
+        self._cluster = known or cluster
+        if not ((known and cluster and cluster != known) or revision < self.revision):
+            return
+        log.warning(
+            "watch on %s: etcd at %s is at revision %d, before %d that we saw, or is "
+            "another cluster: recreated or restored? reading everything again",
+            self.prefix, self.client.url, revision, self.revision,
+        )  # fmt: skip
+        self._cluster, self.revision = cluster, revision
+        if self.on_new_cluster is not None and not self._cancelled.is_set():
+            try:
+                self.on_new_cluster()
+            except Exception as error:
+                log.error("watch on %s: %s", self.prefix, error)
+        self._notify()
+        raise _Resync()
 
     def _current_revision(self) -> int:
         """The cluster's revision now (0 if it cannot be read: the resume then reports
