@@ -75,6 +75,30 @@ def test_one_url_given_twice_to_serve_file_is_refused(tmp_path, second, message)
     assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        # `--file "/ks.cfg@$MAC=node7.ks"` with $MAC unset served node7's kickstart
+        # (its hostname, its disks, its root password) to every host that asked.
+        ("/ks.cfg@=a.ks", "--file '/ks.cfg@=a.ks': no MAC address after @"),
+        ("/ks.cfg@ =a.ks", "no MAC address after @"),
+        (
+            "/ks.cfg@01-52-54-00-aa-bb-cc=a.ks",
+            "'01-52-54-00-aa-bb-cc' is not a MAC address (PXELINUX's 01- is the hardware type: "
+            "give 52-54-00-aa-bb-cc)",
+        ),
+    ],
+    ids=["empty-mac", "blank-mac", "pxelinux-prefix"],
+)
+def test_a_serve_file_for_no_real_mac_is_refused(tmp_path, spec, message):
+    (tmp_path / "a.ks").write_text("a\n")
+    done = _serve("--file", spec, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("mgmt-pkg: error: "), done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "serving" not in done.stdout
+
+
 OVERLAY = {"/ks/node.ks": Content.from_bytes(b"node\n")}
 
 

@@ -35,15 +35,18 @@ def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
     by_mac: Dict[str, Dict[str, Path]] = {}
     for spec in specs:
         target, equals, source = spec.partition("=")
-        url_path, _at, mac = target.partition("@")
+        url_path, at, mac = target.partition("@")
         if not equals or not url_path.startswith("/") or not source:
             raise InvalidInput(f"--file {spec!r}: expected /URL/PATH[@MAC]=FILE")
+        if at and not mac.strip():  # "@$MAC" with $MAC unset: not a file for every host
+            raise InvalidInput(f"--file {spec!r}: no MAC address after @ (drop the @ to serve all)")
         resolved = Path(source).absolute()  # named so in what the server logs
         _check_readable(spec, resolved)
         key = url_key(url_path)
         normalized = normalize_mac(mac) if mac else ""
         if normalized is None:
-            raise InvalidInput(f"--file {spec!r}: {mac!r} is not a MAC address")
+            hint = _pxelinux_hint(mac)
+            raise InvalidInput(f"--file {spec!r}: {mac!r} is not a MAC address{hint}")
         table = by_mac.setdefault(key, {}) if normalized else plain
         taken = normalized or key
         if taken in table:  # the last one winning would hide a typo or a clash
@@ -54,6 +57,15 @@ def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
     for key, table in by_mac.items():
         overlay[key] = MacSelector(dict(table), plain.get(key))
     return overlay
+
+
+def _pxelinux_hint(mac: str) -> str:
+    """A hint for PXELINUX's spelling: its config files are named ``01-`` (the
+    ARP hardware type of Ethernet) before the MAC, which dracut does not send."""
+    rest = mac.strip().lower()
+    if rest.startswith("01-") and normalize_mac(rest[3:]) is not None:
+        return f" (PXELINUX's 01- is the hardware type: give {rest[3:]})"
+    return ""
 
 
 def _check_readable(spec: str, source: Path) -> None:
