@@ -277,17 +277,27 @@ def _where(template: str, search: List[str], error: BaseException) -> str:
     taking part is a frame named by the template's file: the deepest one is where
     it failed (maybe in an included file, named then as it was included).
     """
-    top = str(Path(template).resolve())
     found = None
     trace = error.__traceback__
     while trace is not None:
         filename = trace.tb_frame.f_code.co_filename
-        for folder in search:
-            if filename.startswith(folder.rstrip(os.sep) + os.sep) and not filename.endswith(".py"):
-                shown = template if filename == top else os.path.relpath(filename, folder)
+        if not filename.endswith(".py"):
+            shown = _shown(template, search, filename)
+            if shown is not None:
                 found = f"{shown}:{trace.tb_lineno}"
         trace = trace.tb_next
     return found or template
+
+
+def _shown(template: str, search: List[str], filename: str) -> Optional[str]:
+    """``filename`` as the user knows it: ``template`` as given, an included file
+    as it was included; None if it is in none of the ``search`` folders."""
+    if filename == str(Path(template).resolve()):
+        return template
+    for folder in search:
+        if filename.startswith(folder.rstrip(os.sep) + os.sep):
+            return os.path.relpath(filename, folder)
+    return None
 
 
 class _TemplateFailed(InvalidInput):
@@ -346,8 +356,10 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
             f'{{% set {name} = param("{name}", "TYPE") %}} (types: {", ".join(TYPES)})'
         ) from None
     except jinja2.TemplateError as error:
+        # A syntax error says its file and line itself: maybe an included file's.
         line = getattr(error, "lineno", None)
-        where = f"{template}:{line}" if line else _where(template, search, error)
+        shown = _shown(template, search, getattr(error, "filename", None) or "") or template
+        where = f"{shown}:{line}" if line else _where(template, search, error)
         raise InvalidInput(f"{where}: {error}") from None
     except Exception as error:
         # Python raising inside the template ({{ "a" + 1 }}, {{ 1/0 }}, require("url")
