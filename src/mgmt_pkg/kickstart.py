@@ -23,7 +23,7 @@ import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.kickstart_lines import CountingLines, check_line_characters, odd_line_break
@@ -157,6 +157,9 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
     check_line_characters(text, source)
     report = Report(source, target)
     handler = _handler(target)
+    # Sections whose header had an error: given all the same (pykickstart marks
+    # %packages seen only once its options parse).
+    failed_headers: Set[str] = set()
 
     def error(line: Optional[int], message: str) -> None:
         report.findings.append(Finding(source, line, "error", message))
@@ -169,6 +172,8 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
             except KickstartError as problem:
                 self.errorsCount += 1
                 error(problem.lineno, problem.message)
+                if self._state.startswith("%"):  # in a section: only its header is tried
+                    failed_headers.add(self._state)
 
         # Deprecation warnings do not always say their line: catch them per command.
         def handleCommand(self, lineno: int, args: List[str]) -> Any:
@@ -204,16 +209,19 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
         found = _LINE.search(str(warning.message))
         error(int(found.group(1)) if found else None, str(warning.message).strip())
     # Shown beside the errors too: fixing those should not be the way to learn of these.
-    _anaconda_checks(handler, target, report, read_to_the_end)
+    _anaconda_checks(handler, target, report, read_to_the_end, failed_headers)
     report.findings.sort(key=lambda f: (f.line or 0, f.severity))
     return report
 
 
-def _anaconda_checks(handler: Any, target: str, report: Report, read_to_the_end: bool) -> None:
+def _anaconda_checks(
+    handler: Any, target: str, report: Report, read_to_the_end: bool, failed_headers: Set[str]
+) -> None:
     """What pykickstart accepts but anaconda rejects or asks about.
 
     A command whose line has an error still counts as given (pykickstart marks
-    it seen before parsing its arguments). After a fatal error the rest of the
+    it seen before parsing its arguments), and so does a section whose header
+    has one (``failed_headers``). After a fatal error the rest of the
     file was never read: what it lacks cannot be told, so only what was read
     is looked at.
     """
@@ -228,7 +236,7 @@ def _anaconda_checks(handler: Any, target: str, report: Report, read_to_the_end:
         if not any(getattr(getattr(handler, name, None), "seen", False) for name in commands):
             message = NOT_UNATTENDED.format(what=what)
             report.findings.append(Finding(report.source, None, "warning", message))
-    if not handler.packages.seen:
+    if not handler.packages.seen and "%packages" not in failed_headers:
         message = NOT_UNATTENDED.format(what="%packages section")
         report.findings.append(Finding(report.source, None, "warning", message))
 
