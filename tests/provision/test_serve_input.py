@@ -48,6 +48,16 @@ def test_a_graph_with_an_open_bracket_is_refused_with_its_line():
     assert "address" in str(caught.value)
 
 
+def test_a_graph_serving_a_file_at_a_path_with_a_query_is_refused_with_its_line():
+    text = (
+        "graph: g\nresources:\n  http:server:file:\n  - name: ks\n    server: web\n"
+        '    path: "/ks.cfg?host=node7"\n    content: "text\\n"\n'
+    )
+    with pytest.raises(GraphError) as caught:
+        parse_graph(text, "g.yaml")
+    assert str(caught.value).startswith("g.yaml:6: http:server:file[ks]: path: holds '?'")
+
+
 def _serve(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "mgmt_pkg", "serve", ".", "--bind", "127.0.0.1"]
     return subprocess.run(
@@ -87,10 +97,12 @@ def test_one_url_given_twice_to_serve_file_is_refused(tmp_path, second, message)
             "'01-52-54-00-aa-bb-cc' is not a MAC address (PXELINUX's 01- is the hardware type: "
             "give 52-54-00-aa-bb-cc)",
         ),
+        # 404 to every request: the server looks requests up by their path alone.
+        ("/ks.cfg?host=node7=a.ks", "--file '/ks.cfg?host=node7=a.ks': holds '?': a request"),
     ],
-    ids=["empty-mac", "blank-mac", "pxelinux-prefix"],
+    ids=["empty-mac", "blank-mac", "pxelinux-prefix", "query"],
 )
-def test_a_serve_file_for_no_real_mac_is_refused(tmp_path, spec, message):
+def test_a_serve_file_no_request_would_get_is_refused(tmp_path, spec, message):
     (tmp_path / "a.ks").write_text("a\n")
     done = _serve("--file", spec, cwd=tmp_path)
     assert done.returncode == 2, done.stderr

@@ -14,6 +14,7 @@ from mgmt.net.content import (
     MacSelector,
     NotServable,
     OverlayEntry,
+    http_path_problem,
     normalize_mac,
     open_source,
     url_key,
@@ -38,6 +39,9 @@ def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
         url_path, at, mac = target.partition("@")
         if not equals or not url_path.startswith("/") or not source:
             raise InvalidInput(f"--file {spec!r}: expected /URL/PATH[@MAC]=FILE")
+        problem = http_path_problem(url_path)
+        if problem is not None:
+            raise InvalidInput(f"--file {spec!r}: {problem}")
         if at and not mac.strip():  # "@$MAC" with $MAC unset: not a file for every host
             raise InvalidInput(f"--file {spec!r}: no MAC address after @ (drop the @ to serve all)")
         resolved = Path(source).absolute()  # named so in what the server logs
