@@ -29,7 +29,7 @@ from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.kickstart_lines import CountingLines, check_line_characters, odd_line_break
 from mgmt_pkg.kickstart_types import TYPES, Params, check_value_characters
 from mgmt_pkg.paths import read_input_text, stat_named
-from mgmt_pkg.templating import TEMPLATES, environment
+from mgmt_pkg.templating import TEMPLATES, TemplateUnreadable, environment
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -349,6 +349,9 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
         text = templates.get_template(name).render(context)
     except _TemplateFailed as error:
         raise InvalidInput(f"{_where(template, search, error)}: {error}") from None
+    except TemplateUnreadable as error:
+        where = _where(template, search, error)  # the include's line, if one asked for it
+        raise InvalidInput(f"{where}: {error}" if where != template else str(error)) from None
     except MgmtPkgError:
         raise  # param(), require(), fail() and the loader already say what is wrong
     except RecursionError as error:

@@ -20,10 +20,18 @@ from mgmt_pkg.paths import not_utf8
 if TYPE_CHECKING:
     import jinja2
 
-__all__ = ["TEMPLATES", "environment"]
+__all__ = ["TEMPLATES", "TemplateUnreadable", "environment"]
 
 # templates/ at the top of the repository, linked as mgmt_pkg/templates so it ships in the wheel.
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class TemplateUnreadable(InvalidInput):
+    """A template, maybe one another includes, is missing or cannot be read.
+
+    Raised from inside the including template's render: its traceback says
+    which template and line asked for it.
+    """
 
 
 def environment(search: Sequence[Union[str, Path]] = (TEMPLATES,)) -> jinja2.Environment:
@@ -37,11 +45,15 @@ def environment(search: Sequence[Union[str, Path]] = (TEMPLATES,)) -> jinja2.Env
             try:
                 return super().get_source(environment, template)
             except UnicodeDecodeError as error:  # Jinja2 decodes the whole file
-                raise not_utf8(f"template {self._file(template)}", error) from None
+                bad = not_utf8(f"template {self._file(template)}", error)
+                raise TemplateUnreadable(str(bad)) from None
+            except jinja2.TemplateNotFound:  # an OSError too, but saying no more than the name
+                folders = ", ".join(self.searchpath)
+                raise TemplateUnreadable(f"template {template}: not found in {folders}") from None
             except OSError as error:
                 where = self._file(template)
                 reason = error.strerror or str(error)
-                raise InvalidInput(f"template {where}: cannot read: {reason}") from None
+                raise TemplateUnreadable(f"template {where}: cannot read: {reason}") from None
 
         def _file(self, template: str) -> str:
             """The file Jinja2 found for ``template`` (first in the search path)."""

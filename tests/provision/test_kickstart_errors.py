@@ -173,3 +173,12 @@ def test_a_syntax_error_in_the_template_itself_names_it_as_given(tmp_path: Path)
     (tmp_path / "top.ks.j2").write_text("text\n\n{{ foo( }}\n")
     done = render(str(tmp_path / "top.ks.j2"))
     assert_one_line(done, f"mgmt-pkg: error: {tmp_path / 'top.ks.j2'}:3: unexpected '}}'")
+
+
+def test_a_missing_included_template_names_the_include(tmp_path: Path):
+    """It said only 'template part.ks.j2: cannot read: ...', not which file wanted it."""
+    (tmp_path / "top.ks.j2").write_text('text\n{% include "parts/disk.ks.j2" %}\n')
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "disk.ks.j2").write_text('# disks\n\n{% include "raid.ks.j2" %}\n')
+    done = render("top.ks.j2", cwd=tmp_path)
+    assert_one_line(done, "mgmt-pkg: error: parts/disk.ks.j2:3: template raid.ks.j2: not found in ")
