@@ -11,8 +11,9 @@ syntax:
   with 'The "none" file system type is not supported.' unless it is a thin pool;
 - an install that lacks lang, keyboard, timezone, rootpw (or user), a boot
   loader, an install source, zerombr, clearpart, partitioning, reboot or
-  %packages stops and waits for someone at the console instead of running
-  unattended.
+  %packages (but an image install: liveimg, ostreesetup, ostreecontainer,
+  bootc, takes none) stops and waits for someone at the console instead of
+  running unattended.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ FSTYPE_NONE = (
 )
 NOT_UNATTENDED = "not unattended: no {what}; anaconda will stop and wait at the console"
 
+# Sources that install an image, not packages: anaconda takes no %packages with them.
+_IMAGE_SOURCES = ("liveimg", "ostreesetup", "ostreecontainer", "bootc")
 # What an unattended install needs, as (what to say, handler attributes; any one will do).
 _UNATTENDED = (
     ("lang", ("lang",)),
@@ -63,7 +66,10 @@ _UNATTENDED = (
     ("timezone", ("timezone",)),
     ("rootpw (or user)", ("rootpw", "user")),
     ("bootloader", ("bootloader",)),
-    ("install source (url, nfs, cdrom, ...)", ("url", "nfs", "cdrom", "harddrive", "liveimg")),
+    (
+        "install source (url, nfs, cdrom, ...)",
+        ("url", "nfs", "cdrom", "harddrive", "hmc", *_IMAGE_SOURCES),
+    ),
     ("zerombr", ("zerombr",)),
     ("clearpart", ("clearpart",)),
     ("partitioning (autopart, part, logvol)", ("autopart", "partition", "logvol", "reqpart")),
@@ -236,7 +242,8 @@ def _anaconda_checks(
         if not any(getattr(getattr(handler, name, None), "seen", False) for name in commands):
             message = NOT_UNATTENDED.format(what=what)
             report.findings.append(Finding(report.source, None, "warning", message))
-    if not handler.packages.seen and "%packages" not in failed_headers:
+    image = any(getattr(getattr(handler, name, None), "seen", False) for name in _IMAGE_SOURCES)
+    if not handler.packages.seen and "%packages" not in failed_headers and not image:
         message = NOT_UNATTENDED.format(what="%packages section")
         report.findings.append(Finding(report.source, None, "warning", message))
 
