@@ -10,9 +10,10 @@ UTF-8, no permission) is bad input naming the file, wherever it is included.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 from mgmt_pkg.errors import InvalidInput
 from mgmt_pkg.paths import not_utf8
@@ -66,9 +67,29 @@ def environment(search: Sequence[Union[str, Path]] = (TEMPLATES,)) -> jinja2.Env
     return jinja2.Environment(
         # A plain directory (mgmt_pkg is not zip-safe): PackageLoader costs more imports.
         loader=CheckedLoader([str(path) for path in search]),
-        # A per-user directory under the system temp dir, made 0700 and checked by Jinja2.
-        bytecode_cache=jinja2.FileSystemBytecodeCache(),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
+
+
+def _bytecode_cache() -> Optional[jinja2.BytecodeCache]:
+    """Jinja2's cache in a per-user directory under the system temp dir, made
+    0700 and checked by Jinja2; None (compile every time) where it cannot be.
+
+    The cache only saves time: a name in the temp dir that another user took
+    first (Jinja2 refuses it as unsafe, with a RuntimeError), or a temp dir
+    that is full, must not stop a render.
+    """
+    import jinja2
+
+    class BestEffortCache(jinja2.FileSystemBytecodeCache):
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            with contextlib.suppress(OSError):  # not kept: compiled again next time
+                super().dump_bytecode(bucket)
+
+    try:
+        return BestEffortCache()
+    except (RuntimeError, OSError):
+        return None

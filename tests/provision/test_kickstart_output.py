@@ -44,3 +44,21 @@ def test_a_new_kickstart_follows_the_umask(tmp_path: Path):
     shared = tmp_path / "shared.ks"
     assert render_to(shared, umask=0o022).returncode == 0
     assert mode_of(shared) == 0o644
+
+
+def test_a_cache_dir_taken_by_someone_else_does_not_stop_a_render(tmp_path: Path):
+    """Jinja2 refuses a cache directory in the temp dir that is not the user's own
+    0700 folder (another user may have made it first): the render ended with
+    'internal error: RuntimeError: Cannot determine safe temp directory'."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    (temp / f"_jinja2-cache-{os.getuid()}").write_text("taken\n")
+    output = tmp_path / "node.ks"
+    done = subprocess.run(
+        [sys.executable, "-m", "mgmt_pkg", "kickstart", "render", "minimal",
+         "--var", f"url={URL}", "-o", str(output)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "url --url=http://10.0.0.1/os" in output.read_text()
