@@ -111,6 +111,24 @@ def test_a_serve_file_no_request_would_get_is_refused(tmp_path, spec, message):
     assert len(done.stderr.splitlines()) == 1 and "serving" not in done.stdout
 
 
+def test_a_serve_file_for_a_mac_without_http_is_refused(tmp_path):
+    """TFTP clients never say their MAC: the file went to no one, and the one
+    without @MAC to that host too, with nothing said."""
+    (tmp_path / "n7.cfg").write_text("n7\n")
+    command = [sys.executable, "-m", "mgmt_pkg", "serve", ".", "--bind", "127.0.0.1", "--no-http"]
+    spec = "/pxelinux.cfg/default@52:54:00:AA:BB:CC=n7.cfg"
+    done = subprocess.run(
+        [*command, "--tftp", "--tftp-port", "0", "--file", spec],
+        capture_output=True, text=True, timeout=20, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"mgmt-pkg: error: --file '{spec}': with --no-http no client says its MAC (only HTTP "
+        "clients, with dracut's inst.ks.sendmac, do); PXELINUX asks for "
+        "pxelinux.cfg/01-52-54-00-aa-bb-cc\n"
+    )
+
+
 OVERLAY = {"/ks/node.ks": Content.from_bytes(b"node\n")}
 
 

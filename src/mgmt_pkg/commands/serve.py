@@ -25,12 +25,14 @@ from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 READY = "serving {root} at {where}"
 
 
-def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
+def parse_extra_files(specs: Tuple[str, ...], per_mac: bool = True) -> Dict[str, OverlayEntry]:
     """``/ks.cfg=FILE`` serves FILE at /ks.cfg; ``/ks.cfg@MAC=FILE`` only to that MAC.
 
     Several ``@MAC`` entries for one path make a per-host kickstart: anaconda
     started with ``inst.ks.sendmac`` announces its MACs and gets its own file;
-    the entry without ``@MAC`` (if any) serves every other host.
+    the entry without ``@MAC`` (if any) serves every other host. Only HTTP
+    clients announce their MACs: without HTTP (``per_mac`` False) an ``@MAC``
+    entry would never reach its host, and is refused.
     """
     plain: Dict[str, Path] = {}
     by_mac: Dict[str, Dict[str, Path]] = {}
@@ -51,6 +53,12 @@ def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
         if normalized is None:
             hint = _pxelinux_hint(mac)
             raise InvalidInput(f"--file {spec!r}: {mac!r} is not a MAC address{hint}")
+        if normalized and not per_mac:
+            pxelinux = "01-" + normalized.replace(":", "-")
+            raise InvalidInput(
+                f"--file {spec!r}: with --no-http no client says its MAC (only HTTP clients, "
+                f"with dracut's inst.ks.sendmac, do); PXELINUX asks for pxelinux.cfg/{pxelinux}"
+            )
         table = by_mac.setdefault(key, {}) if normalized else plain
         taken = normalized or key
         if taken in table:  # the last one winning would hide a typo or a clash
@@ -171,7 +179,7 @@ def serve(
     if no_http and not tftp:
         raise InvalidInput("nothing to serve: --no-http needs --tftp")
     log.setup(verbose - 1)  # 0: warnings only, -v: each request, -vv: debug
-    overlay = parse_extra_files(files)
+    overlay = parse_extra_files(files, per_mac=not no_http)
     # Before the ready line: whoever waits for it may stop us the moment it comes.
     stop_asked = _stop_on_signal()
     running: List[object] = []
