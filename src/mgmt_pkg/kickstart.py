@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.kickstart_lines import CountingLines, check_line_characters, odd_line_break
+from mgmt_pkg.kickstart_secrets import mask_values
 from mgmt_pkg.kickstart_types import TYPES, Params, check_value_characters
 from mgmt_pkg.paths import read_input_text, stat_named
 from mgmt_pkg.templating import TEMPLATES, TemplateUnreadable, environment
@@ -183,12 +184,17 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
                     failed_headers.add(self._state)
 
         # Deprecation warnings do not always say their line: catch them per command.
+        # Messages on a line that may hold a password are masked (kickstart_secrets).
         def handleCommand(self, lineno: int, args: List[str]) -> Any:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = super().handleCommand(lineno, args)
+                try:
+                    result = super().handleCommand(lineno, args)
+                except KickstartError as problem:
+                    problem.message = mask_values(problem.message, args)
+                    raise
             for warning in caught:
-                error(lineno, str(warning.message).strip())
+                error(lineno, mask_values(str(warning.message).strip(), args))
             return result
 
         # Not followed: an included file is often written by %pre on the installed
