@@ -18,7 +18,6 @@ syntax:
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 import warnings
@@ -30,6 +29,7 @@ from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.kickstart_lines import CountingLines, check_line_characters, odd_line_break
 from mgmt_pkg.kickstart_secrets import mask_values
 from mgmt_pkg.kickstart_types import TYPES, Params, check_value_characters
+from mgmt_pkg.kickstart_where import endless, failed_at, shown_as
 from mgmt_pkg.paths import read_input_text, stat_named
 from mgmt_pkg.templating import TEMPLATES, TemplateUnreadable, environment
 
@@ -79,8 +79,6 @@ _UNATTENDED = (
 _LINE = re.compile(r"\bline (\d+)")
 # StrictUndefined's message for a name the template never declared (not for an attribute).
 _UNDECLARED = re.compile(r"'([^']+)' is undefined")
-# The name Jinja2 gives, in a rewritten traceback, to the frame of a template's top level.
-_JINJA_TOP_LEVEL = "top-level template code"
 
 
 class KickstartInvalid(MgmtPkgError):
@@ -273,60 +271,6 @@ def template_names() -> List[str]:
     )
 
 
-def _endless(template: str, error: RecursionError) -> str:
-    """Say which includes (or macros) called themselves without end, from the traceback.
-
-    Jinja2 rewrites the traceback of a failed render so that each template's
-    top level is one frame carrying its file and line: the includes from the
-    first template to the first one seen twice make the cycle.
-    """
-    chain: List[str] = []
-    files: List[str] = []
-    trace = error.__traceback__
-    while trace is not None:
-        code = trace.tb_frame.f_code
-        if code.co_name == _JINJA_TOP_LEVEL:
-            chain.append(f"{Path(code.co_filename).name}:{trace.tb_lineno}")
-            if code.co_filename in files:
-                break
-            files.append(code.co_filename)
-        trace = trace.tb_next
-    if len(chain) < 2:
-        return f"{template}: rendering recurses without end (a macro that calls itself?)"
-    chain[-1] = chain[-1].rsplit(":", 1)[0]  # where the cycle closes: the file is enough
-    return f"{template}: the includes never end: {' -> '.join(chain)}"
-
-
-def _where(template: str, search: List[str], error: BaseException) -> str:
-    """``FILE:LINE`` of the template line where ``error`` was raised, or ``FILE``.
-
-    Jinja2 rewrites the traceback of a failed render so that each template line
-    taking part is a frame named by the template's file: the deepest one is where
-    it failed (maybe in an included file, named then as it was included).
-    """
-    found = None
-    trace = error.__traceback__
-    while trace is not None:
-        filename = trace.tb_frame.f_code.co_filename
-        if not filename.endswith(".py"):
-            shown = _shown(template, search, filename)
-            if shown is not None:
-                found = f"{shown}:{trace.tb_lineno}"
-        trace = trace.tb_next
-    return found or template
-
-
-def _shown(template: str, search: List[str], filename: str) -> Optional[str]:
-    """``filename`` as the user knows it: ``template`` as given, an included file
-    as it was included; None if it is in none of the ``search`` folders."""
-    if filename == str(Path(template).resolve()):
-        return template
-    for folder in search:
-        if filename.startswith(folder.rstrip(os.sep) + os.sep):
-            return os.path.relpath(filename, folder)
-    return None
-
-
 class _TemplateFailed(InvalidInput):
     """A template's own fail(): render() says which template and line called it."""
 
@@ -367,16 +311,16 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     try:
         text = templates.get_template(name).render(context)
     except _TemplateFailed as error:
-        raise InvalidInput(f"{_where(template, search, error)}: {error}") from None
+        raise InvalidInput(f"{failed_at(template, search, error)}: {error}") from None
     except TemplateUnreadable as error:
-        where = _where(template, search, error)  # the include's line, if one asked for it
+        where = failed_at(template, search, error)  # the include's line, if one asked for it
         raise InvalidInput(f"{where}: {error}" if where != template else str(error)) from None
     except MgmtPkgError:
         raise  # param(), require(), fail() and the loader already say what is wrong
     except RecursionError as error:
-        raise InvalidInput(_endless(template, error)) from None
+        raise InvalidInput(endless(template, error)) from None
     except jinja2.UndefinedError as error:
-        where = _where(template, search, error)
+        where = failed_at(template, search, error)
         missing = _UNDECLARED.fullmatch(str(error))
         if missing is None:  # u.nope.deeper: "'str object' has no attribute 'nope'"
             raise InvalidInput(f"{where}: {error}") from None
@@ -388,13 +332,13 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     except jinja2.TemplateError as error:
         # A syntax error says its file and line itself: maybe an included file's.
         line = getattr(error, "lineno", None)
-        shown = _shown(template, search, getattr(error, "filename", None) or "") or template
-        where = f"{shown}:{line}" if line else _where(template, search, error)
+        shown = shown_as(template, search, getattr(error, "filename", None) or "") or template
+        where = f"{shown}:{line}" if line else failed_at(template, search, error)
         raise InvalidInput(f"{where}: {error}") from None
     except Exception as error:
         # Python raising inside the template ({{ "a" + 1 }}, {{ 1/0 }}, require("url")
         # without its type) is a fault of the template, not of mgmt-pkg: bad input.
-        where = _where(template, search, error)
+        where = failed_at(template, search, error)
         raise InvalidInput(f"{where}: {type(error).__name__}: {error}") from None
     params.check_all_declared()
     # Second guard, after check_characters: the template's own text or an include.
