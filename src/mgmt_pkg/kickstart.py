@@ -156,7 +156,7 @@ def check_target(target: str) -> None:
 
 def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstart>") -> Report:
     """Validate ``text`` for ``target`` (a pykickstart version: F39, RHEL9, ...)."""
-    from pykickstart.errors import KickstartError
+    from pykickstart.errors import KickstartError, KickstartParseError
     from pykickstart.parser import KickstartParser
 
     check_line_characters(text, source)
@@ -191,6 +191,10 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
                 except KickstartError as problem:
                     problem.message = mask_values(problem.message, args)
                     raise
+                except Exception as crash:  # pykickstart's own fault (RHEL7/8 `method`)
+                    said = mask_values(f"{type(crash).__name__}: {crash}", args)
+                    message = f"pykickstart cannot read this {args[0]} line for {target}: {said}"
+                    raise KickstartParseError(message, lineno=lineno) from None
             for warning in caught:
                 error(lineno, mask_values(str(warning.message).strip(), args))
             return result
