@@ -172,14 +172,21 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
 
     class _CollectingParser(KickstartParser):
         # pykickstart prints non-fatal errors to stderr; collect them instead.
+        # A section's header warns without its line (%traceback is deprecated):
+        # it is the line just read.
         def _tryFunc(self, fn: Callable[[], None]) -> None:
-            try:
-                fn()
-            except KickstartError as problem:
-                self.errorsCount += 1
-                error(problem.lineno, problem.message)
-                if self._state.startswith("%"):  # in a section: only its header is tried
-                    failed_headers.add(self._state)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    fn()
+                except KickstartError as problem:
+                    self.errorsCount += 1
+                    error(problem.lineno, problem.message)
+                    if self._state.startswith("%"):  # in a section: only its header is tried
+                        failed_headers.add(self._state)
+            for warning in caught:
+                found = _LINE.search(str(warning.message))
+                error(int(found.group(1)) if found else lines.number, str(warning.message).strip())
 
         # Deprecation warnings do not always say their line: catch them per command.
         # Messages on a line that may hold a password are masked (kickstart_secrets).
