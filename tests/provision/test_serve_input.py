@@ -58,6 +58,21 @@ def test_a_graph_serving_a_file_at_a_path_with_a_query_is_refused_with_its_line(
     assert str(caught.value).startswith("g.yaml:6: http:server:file[ks]: path: holds '?'")
 
 
+@pytest.mark.parametrize("mac", ['""', '" "'], ids=["empty", "blank"])
+def test_a_graph_serving_a_file_for_an_empty_mac_is_refused(mac):
+    """`mac: "$MAC"` with $MAC empty served that host's kickstart to every host."""
+    text = (
+        "graph: g\nresources:\n  http:server:file:\n  - name: ks\n    server: web\n"
+        f'    mac: {mac}\n    content: "text\\n"\n'
+    )
+    with pytest.raises(GraphError) as caught:
+        parse_graph(text, "g.yaml")
+    assert str(caught.value) == (
+        "g.yaml:6: http:server:file[ks]: mac: empty: give a MAC, or leave the field out "
+        "to serve every host"
+    )
+
+
 def _serve(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "mgmt_pkg", "serve", ".", "--bind", "127.0.0.1"]
     return subprocess.run(
