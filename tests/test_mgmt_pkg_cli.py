@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -111,3 +112,26 @@ def test_a_name_too_long_is_bad_input_naming_its_option(tmp_path, monkeypatch, a
     assert done.err.startswith("mgmt-pkg: error: ") and message in done.err, done.err
     assert len(done.err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []  # nothing made, not even the output folder
+
+
+def _with_stdout_closed(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mgmt_pkg", *args],
+        capture_output=False, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+
+
+def test_a_closed_stdout_is_no_traceback():
+    """`mgmt-pkg --version >&-` ended in AttributeError: 'NoneType' object has no
+    attribute 'flush', from the quick exit that flushes stdout."""
+    done = _with_stdout_closed("--version")
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_a_kickstart_rendered_to_a_closed_stdout_is_not_lost_unsaid():
+    done = _with_stdout_closed("kickstart", "render", "minimal", "--var", "url=http://a/os/")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "mgmt-pkg: error: stdout is closed: nowhere to print the kickstart; give -o FILE\n"
+    )

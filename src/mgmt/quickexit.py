@@ -16,9 +16,11 @@ from typing import NoReturn
 def exit_now(code: int) -> NoReturn:
     """Flush stdout and stderr, then end the process with ``code``."""
     for stream in (sys.stdout, sys.stderr):
-        # A closed pipe or stream: nothing more can be said.
+        # A closed pipe or stream: nothing more can be said. None: the process
+        # was started with that descriptor closed (`cmd >&-`).
         with contextlib.suppress(OSError, ValueError):
-            stream.flush()
+            if stream is not None:
+                stream.flush()
     os._exit(code)
 
 

@@ -11,25 +11,27 @@ syntax:
   with 'The "none" file system type is not supported.' unless it is a thin pool;
 - an install that lacks lang, keyboard, timezone, rootpw (or user), a boot
   loader, an install source, zerombr, clearpart, partitioning, reboot or
-  %packages stops and waits for someone at the console instead of running
-  unattended.
+  %packages (but an image install: liveimg, ostreesetup, ostreecontainer,
+  bootc, takes none) stops and waits for someone at the console instead of
+  running unattended.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
 from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 from mgmt_pkg.kickstart_lines import CountingLines, check_line_characters, odd_line_break
+from mgmt_pkg.kickstart_secrets import mask_values
 from mgmt_pkg.kickstart_types import TYPES, Params, check_value_characters
+from mgmt_pkg.kickstart_where import endless, failed_at, shown_as
 from mgmt_pkg.paths import read_input_text, stat_named
-from mgmt_pkg.templating import TEMPLATES, environment
+from mgmt_pkg.templating import TEMPLATES, TemplateUnreadable, environment
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -56,6 +58,8 @@ FSTYPE_NONE = (
 )
 NOT_UNATTENDED = "not unattended: no {what}; anaconda will stop and wait at the console"
 
+# Sources that install an image, not packages: anaconda takes no %packages with them.
+_IMAGE_SOURCES = ("liveimg", "ostreesetup", "ostreecontainer", "bootc")
 # What an unattended install needs, as (what to say, handler attributes; any one will do).
 _UNATTENDED = (
     ("lang", ("lang",)),
@@ -63,7 +67,10 @@ _UNATTENDED = (
     ("timezone", ("timezone",)),
     ("rootpw (or user)", ("rootpw", "user")),
     ("bootloader", ("bootloader",)),
-    ("install source (url, nfs, cdrom, ...)", ("url", "nfs", "cdrom", "harddrive", "liveimg")),
+    (
+        "install source (url, nfs, cdrom, ...)",
+        ("url", "nfs", "cdrom", "harddrive", "hmc", *_IMAGE_SOURCES),
+    ),
     ("zerombr", ("zerombr",)),
     ("clearpart", ("clearpart",)),
     ("partitioning (autopart, part, logvol)", ("autopart", "partition", "logvol", "reqpart")),
@@ -72,8 +79,6 @@ _UNATTENDED = (
 _LINE = re.compile(r"\bline (\d+)")
 # StrictUndefined's message for a name the template never declared (not for an attribute).
 _UNDECLARED = re.compile(r"'([^']+)' is undefined")
-# The name Jinja2 gives, in a rewritten traceback, to the frame of a template's top level.
-_JINJA_TOP_LEVEL = "top-level template code"
 
 
 class KickstartInvalid(MgmtPkgError):
@@ -151,33 +156,60 @@ def check_target(target: str) -> None:
 
 def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstart>") -> Report:
     """Validate ``text`` for ``target`` (a pykickstart version: F39, RHEL9, ...)."""
-    from pykickstart.errors import KickstartError
+    from pykickstart.errors import KickstartError, KickstartParseError
     from pykickstart.parser import KickstartParser
 
     check_line_characters(text, source)
     report = Report(source, target)
     handler = _handler(target)
+    # Sections whose header had an error: given all the same (pykickstart marks
+    # %packages seen only once its options parse).
+    failed_headers: Set[str] = set()
+    includes: List[str] = []
 
     def error(line: Optional[int], message: str) -> None:
         report.findings.append(Finding(source, line, "error", message))
 
     class _CollectingParser(KickstartParser):
         # pykickstart prints non-fatal errors to stderr; collect them instead.
+        # A section's header warns without its line (%traceback is deprecated):
+        # it is the line just read.
         def _tryFunc(self, fn: Callable[[], None]) -> None:
-            try:
-                fn()
-            except KickstartError as problem:
-                self.errorsCount += 1
-                error(problem.lineno, problem.message)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    fn()
+                except KickstartError as problem:
+                    self.errorsCount += 1
+                    error(problem.lineno, problem.message)
+                    if self._state.startswith("%"):  # in a section: only its header is tried
+                        failed_headers.add(self._state)
+            for warning in caught:
+                found = _LINE.search(str(warning.message))
+                error(int(found.group(1)) if found else lines.number, str(warning.message).strip())
 
         # Deprecation warnings do not always say their line: catch them per command.
+        # Messages on a line that may hold a password are masked (kickstart_secrets).
         def handleCommand(self, lineno: int, args: List[str]) -> Any:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = super().handleCommand(lineno, args)
+                try:
+                    result = super().handleCommand(lineno, args)
+                except KickstartError as problem:
+                    problem.message = mask_values(problem.message, args)
+                    raise
+                except Exception as crash:  # pykickstart's own fault (RHEL7/8 `method`)
+                    said = mask_values(f"{type(crash).__name__}: {crash}", args)
+                    message = f"pykickstart cannot read this {args[0]} line for {target}: {said}"
+                    raise KickstartParseError(message, lineno=lineno) from None
             for warning in caught:
-                error(lineno, str(warning.message).strip())
+                error(lineno, mask_values(str(warning.message).strip(), args))
             return result
+
+        # Not followed: an included file is often written by %pre on the installed
+        # host. What it brings in cannot be told, so what seems missing may not be.
+        def _handleInclude(self, f: str) -> None:
+            includes.append(f)
 
         # pykickstart reports shlex's error without a line: count the lines as they
         # are read, so the line being split when it fails is known in one pass.
@@ -204,18 +236,21 @@ def check_text(text: str, target: str = DEFAULT_TARGET, source: str = "<kickstar
         found = _LINE.search(str(warning.message))
         error(int(found.group(1)) if found else None, str(warning.message).strip())
     # Shown beside the errors too: fixing those should not be the way to learn of these.
-    _anaconda_checks(handler, target, report, read_to_the_end)
+    _anaconda_checks(handler, target, report, read_to_the_end and not includes, failed_headers)
     report.findings.sort(key=lambda f: (f.line or 0, f.severity))
     return report
 
 
-def _anaconda_checks(handler: Any, target: str, report: Report, read_to_the_end: bool) -> None:
+def _anaconda_checks(
+    handler: Any, target: str, report: Report, read_to_the_end: bool, failed_headers: Set[str]
+) -> None:
     """What pykickstart accepts but anaconda rejects or asks about.
 
     A command whose line has an error still counts as given (pykickstart marks
-    it seen before parsing its arguments). After a fatal error the rest of the
-    file was never read: what it lacks cannot be told, so only what was read
-    is looked at.
+    it seen before parsing its arguments), and so does a section whose header
+    has one (``failed_headers``). After a fatal error the rest of the
+    file was never read, and an %include (often of a file %pre writes) was
+    not: what it lacks cannot be told then, so only what was read is looked at.
     """
     if not is_legacy(target):
         for logvol in handler.logvol.dataList():
@@ -228,7 +263,8 @@ def _anaconda_checks(handler: Any, target: str, report: Report, read_to_the_end:
         if not any(getattr(getattr(handler, name, None), "seen", False) for name in commands):
             message = NOT_UNATTENDED.format(what=what)
             report.findings.append(Finding(report.source, None, "warning", message))
-    if not handler.packages.seen:
+    image = any(getattr(getattr(handler, name, None), "seen", False) for name in _IMAGE_SOURCES)
+    if not handler.packages.seen and "%packages" not in failed_headers and not image:
         message = NOT_UNATTENDED.format(what="%packages section")
         report.findings.append(Finding(report.source, None, "warning", message))
 
@@ -244,50 +280,6 @@ def template_names() -> List[str]:
         for p in _TEMPLATE_DIR.glob(f"*{TEMPLATE_SUFFIX}")
         if not p.name.startswith("_")
     )
-
-
-def _endless(template: str, error: RecursionError) -> str:
-    """Say which includes (or macros) called themselves without end, from the traceback.
-
-    Jinja2 rewrites the traceback of a failed render so that each template's
-    top level is one frame carrying its file and line: the includes from the
-    first template to the first one seen twice make the cycle.
-    """
-    chain: List[str] = []
-    files: List[str] = []
-    trace = error.__traceback__
-    while trace is not None:
-        code = trace.tb_frame.f_code
-        if code.co_name == _JINJA_TOP_LEVEL:
-            chain.append(f"{Path(code.co_filename).name}:{trace.tb_lineno}")
-            if code.co_filename in files:
-                break
-            files.append(code.co_filename)
-        trace = trace.tb_next
-    if len(chain) < 2:
-        return f"{template}: rendering recurses without end (a macro that calls itself?)"
-    chain[-1] = chain[-1].rsplit(":", 1)[0]  # where the cycle closes: the file is enough
-    return f"{template}: the includes never end: {' -> '.join(chain)}"
-
-
-def _where(template: str, search: List[str], error: BaseException) -> str:
-    """``FILE:LINE`` of the template line where ``error`` was raised, or ``FILE``.
-
-    Jinja2 rewrites the traceback of a failed render so that each template line
-    taking part is a frame named by the template's file: the deepest one is where
-    it failed (maybe in an included file, named then as it was included).
-    """
-    top = str(Path(template).resolve())
-    found = None
-    trace = error.__traceback__
-    while trace is not None:
-        filename = trace.tb_frame.f_code.co_filename
-        for folder in search:
-            if filename.startswith(folder.rstrip(os.sep) + os.sep) and not filename.endswith(".py"):
-                shown = template if filename == top else os.path.relpath(filename, folder)
-                found = f"{shown}:{trace.tb_lineno}"
-        trace = trace.tb_next
-    return found or template
 
 
 class _TemplateFailed(InvalidInput):
@@ -330,13 +322,16 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
     try:
         text = templates.get_template(name).render(context)
     except _TemplateFailed as error:
-        raise InvalidInput(f"{_where(template, search, error)}: {error}") from None
+        raise InvalidInput(f"{failed_at(template, search, error)}: {error}") from None
+    except TemplateUnreadable as error:
+        where = failed_at(template, search, error)  # the include's line, if one asked for it
+        raise InvalidInput(f"{where}: {error}" if where != template else str(error)) from None
     except MgmtPkgError:
         raise  # param(), require(), fail() and the loader already say what is wrong
     except RecursionError as error:
-        raise InvalidInput(_endless(template, error)) from None
+        raise InvalidInput(endless(template, error)) from None
     except jinja2.UndefinedError as error:
-        where = _where(template, search, error)
+        where = failed_at(template, search, error)
         missing = _UNDECLARED.fullmatch(str(error))
         if missing is None:  # u.nope.deeper: "'str object' has no attribute 'nope'"
             raise InvalidInput(f"{where}: {error}") from None
@@ -346,13 +341,15 @@ def render(template: str, variables: Mapping[str, str], target: str = DEFAULT_TA
             f'{{% set {name} = param("{name}", "TYPE") %}} (types: {", ".join(TYPES)})'
         ) from None
     except jinja2.TemplateError as error:
+        # A syntax error says its file and line itself: maybe an included file's.
         line = getattr(error, "lineno", None)
-        where = f"{template}:{line}" if line else _where(template, search, error)
+        shown = shown_as(template, search, getattr(error, "filename", None) or "") or template
+        where = f"{shown}:{line}" if line else failed_at(template, search, error)
         raise InvalidInput(f"{where}: {error}") from None
     except Exception as error:
         # Python raising inside the template ({{ "a" + 1 }}, {{ 1/0 }}, require("url")
         # without its type) is a fault of the template, not of mgmt-pkg: bad input.
-        where = _where(template, search, error)
+        where = failed_at(template, search, error)
         raise InvalidInput(f"{where}: {type(error).__name__}: {error}") from None
     params.check_all_declared()
     # Second guard, after check_characters: the template's own text or an include.

@@ -12,7 +12,9 @@ from typing import List, Optional
 
 from mgmt_pkg.errors import InvalidInput
 
-__all__ = ["CountingLines", "check_line_characters", "odd_line_break"]
+__all__ = ["BOM", "CountingLines", "check_line_characters", "odd_line_break"]
+
+BOM = "\ufeff"
 
 
 def check_line_characters(text: str, source: str) -> None:
@@ -22,9 +24,17 @@ def check_line_characters(text: str, source: str) -> None:
     script can carry it) passes pykickstart but not anaconda; a line or
     paragraph separator (or \\v, \\f, \\x85, a lone \\r) is a line break to
     pykickstart that an editor does not show. Lines are counted at \\n, as an
-    editor counts them; \\r\\n endings are fine.
+    editor counts them; \\r\\n endings are fine. A byte order mark, which
+    editors on Windows write and do not show, is read by pykickstart and
+    anaconda as part of the first command ("Unknown command: " and nothing
+    to see): it is named as such.
     """
     for number, line in enumerate(text.split("\n"), 1):
+        if BOM in line:
+            raise InvalidInput(
+                f"{source}:{number}: holds U+FEFF, a byte order mark, which anaconda reads as "
+                "part of the line; save the file as UTF-8 without a BOM"
+            )
         for char in line.removesuffix("\r"):
             category = unicodedata.category(char)
             if (category == "Cc" and char != "\t") or category in ("Zl", "Zp"):

@@ -183,6 +183,10 @@ TYPES: Dict[str, Check] = {
 }
 
 
+# Types whose values are not repeated in messages.
+SECRET_TYPES = ("crypt_hash",)
+
+
 def _problem(kind: Union[str, Sequence[str]], label: str, value: object) -> Optional[str]:
     """None if ``value`` fits ``kind`` (a type name or the choices), else what it must be."""
     if not isinstance(value, str):
@@ -229,7 +233,10 @@ class Params:
         value = self.values[name]
         problem = _problem(kind, label, value)
         if problem is not None:
-            raise InvalidInput(f"--var {name}={value!r}: must be {problem}")
+            # What does not fit a hash may be the password itself, typed in its place:
+            # never repeated where a terminal, a CI log or a bug report would keep it.
+            shown = "***" if kind in SECRET_TYPES else repr(value)
+            raise InvalidInput(f"--var {name}={shown}: must be {problem}")
         return value
 
     def require(self, name: str, kind: Union[str, Sequence[str]]) -> str:

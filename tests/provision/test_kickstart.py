@@ -231,6 +231,30 @@ def test_cli_check_takes_crlf_endings_and_tabs(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_cli_check_names_a_byte_order_mark(tmp_path, ending):
+    """Notepad's BOM gave 'x.ks:1: error: Unknown command: ' followed by nothing to see."""
+    seed = (CASES / "kickstart" / "seed-layout.ks").read_text()
+    path = tmp_path / "x.ks"
+    path.write_bytes(b"\xef\xbb\xbf" + seed.replace("\n", ending).encode())
+    result = mgmt_pkg("kickstart", "check", str(path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"mgmt-pkg: error: {path}:1: holds U+FEFF, a byte order mark, which anaconda reads as "
+        "part of the line; save the file as UTF-8 without a BOM\n"
+    )
+
+
+def test_render_names_a_byte_order_mark_in_the_template(tmp_path):
+    template = tmp_path / "bom.ks.j2"
+    template.write_bytes(b"\xef\xbb\xbf" + (CASES / "kickstart" / "seed-layout.ks").read_bytes())
+    output = tmp_path / "bom.ks"
+    result = mgmt_pkg("kickstart", "render", str(template), "-o", str(output))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"mgmt-pkg: error: {output} (rendered):1: holds U+FEFF, ")
+    assert not output.exists()
+
+
 def test_cli_check_reports_a_folder_and_checks_the_other_files(tmp_path):
     """click refused the folder with a usage error and checked nothing at all."""
     seed = CASES / "kickstart" / "seed-layout.ks"

@@ -156,3 +156,29 @@ def test_an_undeclared_variable_is_named_with_its_line(tmp_path: Path):
     (tmp_path / "te.ks.j2").write_text("text\nnetwork --hostname={{ hostname }}\n")
     done = render("te.ks.j2", cwd=tmp_path)
     assert_one_line(done, "te.ks.j2:2: uses 'hostname' without declaring it")
+
+
+@pytest.mark.parametrize("top_given", ["by-path", "by-name"])
+def test_a_syntax_error_in_an_included_template_names_that_file(tmp_path: Path, top_given: str):
+    """It was put on the including template, with the included file's line number."""
+    (tmp_path / "top.ks.j2").write_text('text\n{% include "parts/disk.ks.j2" %}\n')
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "disk.ks.j2").write_text("# disks\nzerombr\n{% endfor %}\n")
+    top = str(tmp_path / "top.ks.j2") if top_given == "by-path" else "top.ks.j2"
+    done = render(top, cwd=tmp_path)
+    assert_one_line(done, "mgmt-pkg: error: parts/disk.ks.j2:3: Encountered unknown tag 'endfor'")
+
+
+def test_a_syntax_error_in_the_template_itself_names_it_as_given(tmp_path: Path):
+    (tmp_path / "top.ks.j2").write_text("text\n\n{{ foo( }}\n")
+    done = render(str(tmp_path / "top.ks.j2"))
+    assert_one_line(done, f"mgmt-pkg: error: {tmp_path / 'top.ks.j2'}:3: unexpected '}}'")
+
+
+def test_a_missing_included_template_names_the_include(tmp_path: Path):
+    """It said only 'template part.ks.j2: cannot read: ...', not which file wanted it."""
+    (tmp_path / "top.ks.j2").write_text('text\n{% include "parts/disk.ks.j2" %}\n')
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "disk.ks.j2").write_text('# disks\n\n{% include "raid.ks.j2" %}\n')
+    done = render("top.ks.j2", cwd=tmp_path)
+    assert_one_line(done, "mgmt-pkg: error: parts/disk.ks.j2:3: template raid.ks.j2: not found in ")

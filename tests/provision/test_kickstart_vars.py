@@ -230,3 +230,20 @@ def test_a_template_that_holds_a_line_break_of_its_own_is_refused(tmp_path, char
         f"{top}: the rendered line 2 holds U+{ord(char):04X}, a line break other than \\n "
         "that pykickstart would split at into a line of its own"
     )
+
+
+@pytest.mark.parametrize("value", ["MyS3cret!", "$6$short"], ids=["a-password", "a-cut-hash"])
+def test_a_value_refused_as_a_hash_is_not_repeated(value):
+    """A password typed where its hash goes was printed back in the error, to the
+    terminal and to whatever log keeps it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mgmt_pkg", "kickstart", "render", "minimal",
+         "--var", f"url={URL}", "--var", f"rootpw_hash={value}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "mgmt-pkg: error: --var rootpw_hash=***: must be a crypt(3) hash such as $6$salt$hash "
+        "(openssl passwd -6)\n"
+    )
+    assert result.stdout == ""

@@ -48,6 +48,31 @@ def test_a_graph_with_an_open_bracket_is_refused_with_its_line():
     assert "address" in str(caught.value)
 
 
+def test_a_graph_serving_a_file_at_a_path_with_a_query_is_refused_with_its_line():
+    text = (
+        "graph: g\nresources:\n  http:server:file:\n  - name: ks\n    server: web\n"
+        '    path: "/ks.cfg?host=node7"\n    content: "text\\n"\n'
+    )
+    with pytest.raises(GraphError) as caught:
+        parse_graph(text, "g.yaml")
+    assert str(caught.value).startswith("g.yaml:6: http:server:file[ks]: path: holds '?'")
+
+
+@pytest.mark.parametrize("mac", ['""', '" "'], ids=["empty", "blank"])
+def test_a_graph_serving_a_file_for_an_empty_mac_is_refused(mac):
+    """`mac: "$MAC"` with $MAC empty served that host's kickstart to every host."""
+    text = (
+        "graph: g\nresources:\n  http:server:file:\n  - name: ks\n    server: web\n"
+        f'    mac: {mac}\n    content: "text\\n"\n'
+    )
+    with pytest.raises(GraphError) as caught:
+        parse_graph(text, "g.yaml")
+    assert str(caught.value) == (
+        "g.yaml:6: http:server:file[ks]: mac: empty: give a MAC, or leave the field out "
+        "to serve every host"
+    )
+
+
 def _serve(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "mgmt_pkg", "serve", ".", "--bind", "127.0.0.1"]
     return subprocess.run(
@@ -73,6 +98,50 @@ def test_one_url_given_twice_to_serve_file_is_refused(tmp_path, second, message)
     assert done.stderr.startswith("mgmt-pkg: error: "), done.stderr
     assert message in done.stderr
     assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        # `--file "/ks.cfg@$MAC=node7.ks"` with $MAC unset served node7's kickstart
+        # (its hostname, its disks, its root password) to every host that asked.
+        ("/ks.cfg@=a.ks", "--file '/ks.cfg@=a.ks': no MAC address after @"),
+        ("/ks.cfg@ =a.ks", "no MAC address after @"),
+        (
+            "/ks.cfg@01-52-54-00-aa-bb-cc=a.ks",
+            "'01-52-54-00-aa-bb-cc' is not a MAC address (PXELINUX's 01- is the hardware type: "
+            "give 52-54-00-aa-bb-cc)",
+        ),
+        # 404 to every request: the server looks requests up by their path alone.
+        ("/ks.cfg?host=node7=a.ks", "--file '/ks.cfg?host=node7=a.ks': holds '?': a request"),
+    ],
+    ids=["empty-mac", "blank-mac", "pxelinux-prefix", "query"],
+)
+def test_a_serve_file_no_request_would_get_is_refused(tmp_path, spec, message):
+    (tmp_path / "a.ks").write_text("a\n")
+    done = _serve("--file", spec, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("mgmt-pkg: error: "), done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "serving" not in done.stdout
+
+
+def test_a_serve_file_for_a_mac_without_http_is_refused(tmp_path):
+    """TFTP clients never say their MAC: the file went to no one, and the one
+    without @MAC to that host too, with nothing said."""
+    (tmp_path / "n7.cfg").write_text("n7\n")
+    command = [sys.executable, "-m", "mgmt_pkg", "serve", ".", "--bind", "127.0.0.1", "--no-http"]
+    spec = "/pxelinux.cfg/default@52:54:00:AA:BB:CC=n7.cfg"
+    done = subprocess.run(
+        [*command, "--tftp", "--tftp-port", "0", "--file", spec],
+        capture_output=True, text=True, timeout=20, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"mgmt-pkg: error: --file '{spec}': with --no-http no client says its MAC (only HTTP "
+        "clients, with dracut's inst.ks.sendmac, do); PXELINUX asks for "
+        "pxelinux.cfg/01-52-54-00-aa-bb-cc\n"
+    )
 
 
 OVERLAY = {"/ks/node.ks": Content.from_bytes(b"node\n")}

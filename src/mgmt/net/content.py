@@ -37,6 +37,7 @@ __all__ = [
     "OverlayEntry",
     "Source",
     "content_type",
+    "http_path_problem",
     "normalize_mac",
     "open_source",
     "parse_address",
@@ -226,6 +227,20 @@ class MacSelector:
 
 OverlayEntry = Union[Content, Path, MacSelector]
 Overlay = Mapping[str, OverlayEntry]
+
+
+def http_path_problem(path: str) -> Optional[str]:
+    """Why an HTTP overlay file given at ``path`` could never be asked for, or None.
+
+    The server looks a request up by its path alone, the query cut off: a file
+    given at ``/ks.cfg?host=node7`` would be answered 404 to every request.
+    """
+    if "?" in path:
+        return (
+            "holds '?': a request is looked up by its path alone, without the query "
+            "(to give a host its own file, give its MAC)"
+        )
+    return None
 
 
 def url_key(path: str) -> str:

@@ -12,9 +12,11 @@ What they share with the TFTP kinds (the board, starting and restarting the
 server, the file fields) is in :mod:`mgmt.resources.served`.
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Mapping
 
+from mgmt.net.content import http_path_problem
 from mgmt.net.http_range import MAX_RANGES, MAX_RANGES_LIMIT
+from mgmt.resources.base import FieldError
 from mgmt.resources.fields import number_field
 from mgmt.resources.served import ServedFileRes, ServerRes, file_fields, server_fields
 
@@ -47,3 +49,10 @@ class HttpFileRes(ServedFileRes):
     protocol = "http"
     server_kind = "http:server"
     fields = file_fields("URL path; defaults to the resource name", per_mac=True)
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> None:
+        super().validate(params)
+        problem = http_path_problem(params["path"] or "")
+        if problem is not None:
+            raise FieldError("path", problem)

@@ -155,6 +155,9 @@ class ServedFileRes(_OnBoard):
             raise FieldError("source", f"must be an absolute path, not {shown(params['source'])}")
         if isinstance(params.get("mac"), int):
             raise FieldError("mac", f"{_sexagesimal(params['mac'])} reads as a number: quote it")
+        if isinstance(params.get("mac"), str) and not params["mac"].strip():
+            # `mac: "$MAC"` with nothing in $MAC: not a file for every host.
+            raise FieldError("mac", "empty: give a MAC, or leave the field out to serve every host")
         if params.get("mac") and normalize_mac(params["mac"]) is None:
             raise FieldError("mac", f"not a MAC address: {shown(params['mac'])}")
 
@@ -228,5 +231,6 @@ def file_fields(path_doc: str, per_mac: bool) -> Dict[str, Field]:
     }
     if per_mac:  # only HTTP clients announce their MACs (dracut's inst.ks.sendmac)
         # int too: YAML 1.1 reads an unquoted 52:54:00:12:34:56 as a base-60 number.
-        fields["mac"] = Field((str, int), default="", doc="serve this body only to this MAC")
+        # No default: an empty one given is refused, not read as "every host".
+        fields["mac"] = Field((str, int), default=None, doc="serve this body only to this MAC")
     return fields

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
@@ -53,6 +54,8 @@ def render(template: str, pairs: Tuple[str, ...], target: str, output_value: Opt
     from mgmt_pkg.kickstart import KickstartInvalid, check_text, render
 
     variables = parse_vars(pairs)
+    if output_value is None and sys.stdout is None:  # `>&-`: click would drop the text unsaid
+        raise MgmtPkgError("stdout is closed: nowhere to print the kickstart; give -o FILE")
     output: Optional[Path] = None
     if output_value is not None:  # checked first: a render is wasted on a place we cannot write
         output = check_output_file("--output", output_value)

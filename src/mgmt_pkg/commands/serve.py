@@ -14,6 +14,7 @@ from mgmt.net.content import (
     MacSelector,
     NotServable,
     OverlayEntry,
+    http_path_problem,
     normalize_mac,
     open_source,
     url_key,
@@ -24,26 +25,40 @@ from mgmt_pkg.errors import InvalidInput, MgmtPkgError
 READY = "serving {root} at {where}"
 
 
-def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
+def parse_extra_files(specs: Tuple[str, ...], per_mac: bool = True) -> Dict[str, OverlayEntry]:
     """``/ks.cfg=FILE`` serves FILE at /ks.cfg; ``/ks.cfg@MAC=FILE`` only to that MAC.
 
     Several ``@MAC`` entries for one path make a per-host kickstart: anaconda
     started with ``inst.ks.sendmac`` announces its MACs and gets its own file;
-    the entry without ``@MAC`` (if any) serves every other host.
+    the entry without ``@MAC`` (if any) serves every other host. Only HTTP
+    clients announce their MACs: without HTTP (``per_mac`` False) an ``@MAC``
+    entry would never reach its host, and is refused.
     """
     plain: Dict[str, Path] = {}
     by_mac: Dict[str, Dict[str, Path]] = {}
     for spec in specs:
         target, equals, source = spec.partition("=")
-        url_path, _at, mac = target.partition("@")
+        url_path, at, mac = target.partition("@")
         if not equals or not url_path.startswith("/") or not source:
             raise InvalidInput(f"--file {spec!r}: expected /URL/PATH[@MAC]=FILE")
+        problem = http_path_problem(url_path)
+        if problem is not None:
+            raise InvalidInput(f"--file {spec!r}: {problem}")
+        if at and not mac.strip():  # "@$MAC" with $MAC unset: not a file for every host
+            raise InvalidInput(f"--file {spec!r}: no MAC address after @ (drop the @ to serve all)")
         resolved = Path(source).absolute()  # named so in what the server logs
         _check_readable(spec, resolved)
         key = url_key(url_path)
         normalized = normalize_mac(mac) if mac else ""
         if normalized is None:
-            raise InvalidInput(f"--file {spec!r}: {mac!r} is not a MAC address")
+            hint = _pxelinux_hint(mac)
+            raise InvalidInput(f"--file {spec!r}: {mac!r} is not a MAC address{hint}")
+        if normalized and not per_mac:
+            pxelinux = "01-" + normalized.replace(":", "-")
+            raise InvalidInput(
+                f"--file {spec!r}: with --no-http no client says its MAC (only HTTP clients, "
+                f"with dracut's inst.ks.sendmac, do); PXELINUX asks for pxelinux.cfg/{pxelinux}"
+            )
         table = by_mac.setdefault(key, {}) if normalized else plain
         taken = normalized or key
         if taken in table:  # the last one winning would hide a typo or a clash
@@ -54,6 +69,15 @@ def parse_extra_files(specs: Tuple[str, ...]) -> Dict[str, OverlayEntry]:
     for key, table in by_mac.items():
         overlay[key] = MacSelector(dict(table), plain.get(key))
     return overlay
+
+
+def _pxelinux_hint(mac: str) -> str:
+    """A hint for PXELINUX's spelling: its config files are named ``01-`` (the
+    ARP hardware type of Ethernet) before the MAC, which dracut does not send."""
+    rest = mac.strip().lower()
+    if rest.startswith("01-") and normalize_mac(rest[3:]) is not None:
+        return f" (PXELINUX's 01- is the hardware type: give {rest[3:]})"
+    return ""
 
 
 def _check_readable(spec: str, source: Path) -> None:
@@ -155,7 +179,7 @@ def serve(
     if no_http and not tftp:
         raise InvalidInput("nothing to serve: --no-http needs --tftp")
     log.setup(verbose - 1)  # 0: warnings only, -v: each request, -vv: debug
-    overlay = parse_extra_files(files)
+    overlay = parse_extra_files(files, per_mac=not no_http)
     # Before the ready line: whoever waits for it may stop us the moment it comes.
     stop_asked = _stop_on_signal()
     running: List[object] = []
