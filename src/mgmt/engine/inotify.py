@@ -84,6 +84,13 @@ class INotify:
             return []
         return list(parse_events(os.read(self._fd, _READ_SIZE)))
 
+    def pending(self) -> bool:
+        """Whether events wait to be read (False once closed)."""
+        if self._fd < 0:
+            return False
+        # Not self._poll: the watcher's thread may be polling it (see read).
+        return bool(select.select([self._fd], [], [], 0)[0])
+
     def close(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1

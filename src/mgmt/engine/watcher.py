@@ -13,6 +13,7 @@ it appears, so a change anywhere in it is seen at once.
 import os
 import select
 import threading
+import time
 from typing import Callable, ContextManager, Dict, List, Optional, Set, Tuple
 
 from mgmt.engine.inotify import flags as F
@@ -37,6 +38,9 @@ class FileWatcher(WatchedFolders):
         self._trees: Set[WatchedTree] = set()  # every live tree, for a queue overflow
         self._closing = Wakeup()
         self._closed = False
+        # Whether the thread is handling a batch of events (see settle).
+        self._handled = threading.Condition()
+        self._busy = False
         # Wraps the callbacks of one batch of events (the agent hands the engine's
         # Engine.batched, so that events that came at once are scheduled at once).
         self.batch: Callable[[], ContextManager[None]] = no_batch
@@ -70,11 +74,29 @@ class FileWatcher(WatchedFolders):
         watch = LinkedWatch(path, self._watch_resolved, self._watch_resolved, callback, whole=True)
         return watch.cancel
 
+    def settle(self, timeout: float = 1.0) -> None:
+        """Return once every event queued before this call has been handled (its
+        callbacks called), or after ``timeout`` seconds. A reader of a file that
+        may be rewritten as it reads (the agent's graph) learns so from the
+        events of the rewrite: they are queued by the kernel as the writer
+        writes, but reach the callbacks a moment later."""
+        if threading.current_thread() is self._thread:
+            return  # a callback's own thread: its batch is the one being handled
+        deadline = time.monotonic() + timeout
+        with self._handled:
+            while not self._closed and (self._busy or self._inotify.pending()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._handled.wait(left)
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        with self._handled:  # a settle() under way returns
+            self._handled.notify_all()
         self._closing.set()
         self._thread.join(timeout=5)
         self._inotify.close()
@@ -148,25 +170,38 @@ class FileWatcher(WatchedFolders):
             ready, _, _ = select.select([self._inotify, self._closing], [], [])
             if self._closing in ready:
                 return
+            with self._handled:
+                self._busy = True
             try:
-                events = self._inotify.read(timeout=0)
-            except OSError as err:  # not at close: the thread ends before the fd
-                log.error("reading inotify events failed, no more changes are seen: %s", err)
-                return
-            try:
-                fire = self._dispatch(events)
-            except Exception:  # a bug here must not silently end every watch
-                log.exception("failed to handle inotify events; watching on")
-                continue
-            try:
-                with self.batch():
-                    for path, callback in fire:
-                        try:
-                            callback()
-                        except Exception:  # one bad callback must not stop every watch
-                            log.exception("watch callback for %s failed", path)
-            except Exception:  # nor a batch that fails to end (the engine scheduling)
-                log.exception("failed to act on a batch of inotify events; watching on")
+                if not self._handle():
+                    return
+            finally:
+                with self._handled:
+                    self._busy = False
+                    self._handled.notify_all()
+
+    def _handle(self) -> bool:
+        """Read the events waiting and call their callbacks; False if no more can be read."""
+        try:
+            events = self._inotify.read(timeout=0)
+        except OSError as err:  # not at close: the thread ends before the fd
+            log.error("reading inotify events failed, no more changes are seen: %s", err)
+            return False
+        try:
+            fire = self._dispatch(events)
+        except Exception:  # a bug here must not silently end every watch
+            log.exception("failed to handle inotify events; watching on")
+            return True
+        try:
+            with self.batch():
+                for path, callback in fire:
+                    try:
+                        callback()
+                    except Exception:  # one bad callback must not stop every watch
+                        log.exception("watch callback for %s failed", path)
+        except Exception:  # nor a batch that fails to end (the engine scheduling)
+            log.exception("failed to act on a batch of inotify events; watching on")
+        return True
 
     @staticmethod
     def _fire(fire: Dict[int, WatchedPath], finished: Set[int], subs: List[WatchedPath]) -> None:
