@@ -320,9 +320,11 @@ def _stop_groups(procs: List[subprocess.Popen], grace: float = STOP_GRACE) -> No
     """SIGTERM each process group, then SIGKILL the groups whose leader is still up after ``grace``.
 
     Without the SIGKILL a command that ignores SIGTERM (``trap '' TERM``) would
-    block its worker forever and outlive the agent.
+    block its worker forever and outlive the agent. A leader that ended but is
+    not reaped yet still holds its group's id: that group is signalled too (a
+    watchcmd's ``sh -c 'watcher &'``, whose shell ended at once).
     """
-    running = [proc for proc in procs if proc.poll() is None]
+    running = [proc for proc in procs if proc.returncode is None]
     for proc in running:
         _signal_group(proc, signal.SIGTERM)
     deadline = time.monotonic() + grace
