@@ -98,6 +98,7 @@ class AgentProcess:
         log_path: Path,
         stdin: Optional[str] = None,
         confined: Optional[Path] = None,
+        wrap: Optional[List[str]] = None,
     ):
         self.log_path = log_path
         env = dict(os.environ, PYTHONPATH=_pythonpath(), PYTHONUNBUFFERED="1")
@@ -109,6 +110,8 @@ class AgentProcess:
             require_tools("unshare")
             argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", CONFINE,
                     str(confined), *argv]  # fmt: skip
+        if wrap is not None:  # a confinement of the caller's own, which execs argv
+            argv = [*wrap, *argv]
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             argv,

@@ -1,20 +1,20 @@
-"""The kernel's inotify limits reached: said in words the user can act on."""
+"""The kernel's inotify limits reached: said in words the user can act on, and a
+watch limit raised while the agent runs takes effect without a restart."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from helpers import _pythonpath
+from helpers import CONFINE, AgentProcess, _pythonpath, read, wait_for
 
 from support import require_root, require_tools
 
 # A user namespace has inotify limits of its own (/proc/sys/user/): set one there,
-# none of this machine's. / is read-only in it but for the test's folder ("$0").
-IN_NAMESPACE = (
-    'echo 0 > /proc/sys/user/max_inotify_instances && mount --bind "$0" "$0"'
-    ' && mount -o bind,remount,ro / && exec "$@"'
-)
+# none of this machine's; then / read-only in it but for the test's folder (CONFINE).
+NO_INSTANCES = "echo 0 > /proc/sys/user/max_inotify_instances && " + CONFINE
+FEW_WATCHES = "echo 30 > /proc/sys/user/max_inotify_watches && " + CONFINE
+RAISE_WATCHES = "echo 1000 > /proc/sys/user/max_inotify_watches"  # nsenter -t PID -U
 
 
 def test_no_inotify_instance_left_fails_naming_the_limit(tmp_path):
@@ -25,7 +25,7 @@ def test_no_inotify_instance_left_fails_naming_the_limit(tmp_path):
         f"graph: g\nresources:\n  file:\n  - name: f\n    path: {tmp_path / 'f'}\n    content: x\n"
     )
     result = subprocess.run(
-        ["unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", IN_NAMESPACE,
+        ["unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", NO_INSTANCES,
          str(tmp_path), sys.executable, "-m", "mgmt", "run", "--file", str(graph),
          "--no-server", "--prefix", str(tmp_path / "state"), "--converged-timeout", "0"],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
@@ -35,3 +35,39 @@ def test_no_inotify_instance_left_fails_naming_the_limit(tmp_path):
     assert "fs.inotify.max_user_instances" in result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "f").exists()  # nothing applied unwatched
+
+
+def test_watches_raised_while_it_runs_watch_the_paths_left_unwatched(tmp_path):
+    require_root()
+    require_tools("unshare", "nsenter")
+    files = [tmp_path / f"d{i}" / "f" for i in range(60)]
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "graph: g\nresources:\n  file:\n"
+        + "".join(f"  - name: f{i}\n    path: {f}\n    content: x\n" for i, f in enumerate(files))
+    )
+    # 30 watches for 60 folders (and the agent's own: its graph's folder, a state dir).
+    agent = AgentProcess(
+        ["--file", str(graph), "--no-server", "--prefix", str(tmp_path / "state")],
+        tmp_path / "log",
+        wrap=["unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", FEW_WATCHES,
+              str(tmp_path)],
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: all(read(f) == "x" for f in files), 20), agent.log
+        assert "the inotify watch limit is reached" in agent.log
+        raised = subprocess.run(
+            ["nsenter", "-t", str(agent.proc.pid), "-U", "sh", "-c", RAISE_WATCHES],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        assert raised.returncode == 0, raised.stderr
+        for f in files:  # each changed by hand: every one is seen, and undone
+            f.write_text("changed")
+        assert wait_for(lambda: all(read(f) == "x" for f in files), 15), [
+            str(f) for f in files if read(f) != "x"
+        ]
+        assert agent.wait_log("every path is watched", 5), agent.log
+        assert agent.stop() == 0
+    finally:
+        if agent.proc.poll() is None:
+            agent.stop()

@@ -19,11 +19,16 @@ from typing import Callable, ContextManager, Dict, List, Optional, Set, Tuple
 from mgmt.engine.inotify import flags as F
 from mgmt.engine.linkwatch import LinkedWatch
 from mgmt.engine.watchfolders import WatchedFolders
-from mgmt.engine.watchstate import WatchedPath, WatchedTree, no_batch
+from mgmt.engine.watchstate import UnwatchableLog, WatchedPath, WatchedTree, no_batch
 from mgmt.log import get_logger
 from mgmt.wakeup import Wakeup
 
 log = get_logger("watcher")
+
+# Out of inotify watches, the paths left unwatched are tried again this often:
+# raising fs.inotify.max_user_watches (which tells no one) or watches freed
+# elsewhere then take effect without a restart.
+STARVED_RETRY = 5.0
 
 GONE = F.IGNORED | F.DELETE_SELF | F.MOVE_SELF | F.UNMOUNT
 SAVED = F.CLOSE_WRITE | F.MOVED_TO  # a writer is done: the file is whole
@@ -37,6 +42,7 @@ class FileWatcher(WatchedFolders):
         self._lock = threading.RLock()  # over all of WatchedFolders' state too
         self._trees: Set[WatchedTree] = set()  # every live tree, for a queue overflow
         self._closing = Wakeup()
+        self._starving = Wakeup()  # a watch failed for want of watches: plan a retry
         self._closed = False
         # Whether the thread is handling a batch of events (see settle).
         self._handled = threading.Condition()
@@ -101,6 +107,7 @@ class FileWatcher(WatchedFolders):
         self._thread.join(timeout=5)
         self._inotify.close()
         self._closing.close()
+        self._starving.close()
 
     # -- watches of resolved paths (linkwatch resolves them) ----------------
 
@@ -163,18 +170,63 @@ class FileWatcher(WatchedFolders):
             self._tree_events.add(tree)
             self._add_tree_dirs(tree, tree.path)
 
+    def _starve(self) -> None:
+        super()._starve()
+        self._starving.set()  # the thread may wait with no timeout
+
+    def _retry_starved(self) -> List[Tuple[str, Callable[[], None]]]:
+        """Attach again the paths left waiting above their folder (out of watches,
+        or their folder missing); those now watched, and every tree, are told (a
+        change there went unseen)."""
+        fire: Dict[int, WatchedPath] = {}
+        with self._lock:
+            self._starved = False
+            self._missing.clear()
+            waiting = [
+                sub
+                for entry in self._dirs.values()
+                for subs in entry.subs.values()
+                for sub in subs
+                if os.path.join(sub.folder, sub.name) != sub.path
+            ]
+            for sub in waiting:
+                self._detach(sub)
+                self._attach(sub)
+                if os.path.join(sub.folder, sub.name) == sub.path:
+                    fire[id(sub)] = sub
+            for tree in self._trees:
+                self._add_tree_dirs(tree, tree.path)
+            trees = list(self._trees)
+            if not self._starved:
+                log.info("inotify watches available again: every path is watched")
+                self._unwatchable = UnwatchableLog()  # a new shortage is said again
+        calls = [(sub.path, sub.callback) for sub in fire.values()]
+        return calls + [(tree.path, tree.callback) for tree in trees]
+
     # -- the thread ---------------------------------------------------------
 
     def _loop(self) -> None:
+        retry_at: Optional[float] = None  # when to try the paths out of watches again
         while True:
-            ready, _, _ = select.select([self._inotify, self._closing], [], [])
+            if self._starved and retry_at is None:  # however busy: not after a lull only
+                retry_at = time.monotonic() + STARVED_RETRY
+            timeout = None if retry_at is None else max(0.0, retry_at - time.monotonic())
+            ready, _, _ = select.select(
+                [self._inotify, self._closing, self._starving], [], [], timeout
+            )
             if self._closing in ready:
                 return
+            if self._starving in ready:
+                self._starving.clear()
+                continue  # retry_at is set above
             with self._handled:
                 self._busy = True
             try:
-                if not self._handle():
+                if self._inotify in ready and not self._handle():
                     return
+                if retry_at is not None and time.monotonic() >= retry_at:
+                    retry_at = None
+                    self._call(self._retry_starved())
             finally:
                 with self._handled:
                     self._busy = False
@@ -192,6 +244,10 @@ class FileWatcher(WatchedFolders):
         except Exception:  # a bug here must not silently end every watch
             log.exception("failed to handle inotify events; watching on")
             return True
+        self._call(fire)
+        return True
+
+    def _call(self, fire: List[Tuple[str, Callable[[], None]]]) -> None:
         try:
             with self.batch():
                 for path, callback in fire:
@@ -201,7 +257,6 @@ class FileWatcher(WatchedFolders):
                         log.exception("watch callback for %s failed", path)
         except Exception:  # nor a batch that fails to end (the engine scheduling)
             log.exception("failed to act on a batch of inotify events; watching on")
-        return True
 
     @staticmethod
     def _fire(fire: Dict[int, WatchedPath], finished: Set[int], subs: List[WatchedPath]) -> None:
