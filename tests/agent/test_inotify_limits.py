@@ -71,3 +71,31 @@ def test_watches_raised_while_it_runs_watch_the_paths_left_unwatched(tmp_path):
     finally:
         if agent.proc.poll() is None:
             agent.stop()
+
+
+def test_an_agent_that_stays_short_of_watches_still_converges(tmp_path):
+    """The paths tried again every few seconds tell no resource while none is
+    watched anew: a copied tree's check must not keep the agent busy for ever."""
+    require_root()
+    require_tools("unshare")
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    (tmp_path / "src" / "a" / "x").write_text("1")
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "graph: g\nresources:\n  file:\n"
+        f"  - name: tree\n    path: {tmp_path / 'copy'}/\n    source: {tmp_path / 'src'}/\n"
+        "    recurse: true\n"
+        + "".join(f"  - name: f{i}\n    path: {tmp_path / f'd{i}' / 'f'}\n    content: x\n"
+                  for i in range(60))
+    )  # fmt: skip
+    result = subprocess.run(
+        ["unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", FEW_WATCHES,
+         str(tmp_path), sys.executable, "-m", "mgmt", "run", "--file", str(graph),
+         "--no-server", "--prefix", str(tmp_path / "state"), "--converged-timeout", "6"],
+        capture_output=True, text=True, timeout=40, stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": _pythonpath()},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "the inotify watch limit is reached" in result.stderr
+    assert "converged: idle for 6 s" in result.stderr
+    assert (tmp_path / "copy" / "a" / "x").read_text() == "1"

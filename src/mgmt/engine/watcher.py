@@ -176,12 +176,14 @@ class FileWatcher(WatchedFolders):
 
     def _retry_starved(self) -> List[Tuple[str, Callable[[], None]]]:
         """Attach again the paths left waiting above their folder (out of watches,
-        or their folder missing); those now watched, and every tree, are told (a
-        change there went unseen)."""
+        or their folder missing); those now watched, and every tree if a folder is
+        (a change there went unseen), are told: no one while none is, so that an
+        agent that stays short of watches still converges."""
         fire: Dict[int, WatchedPath] = {}
         with self._lock:
             self._starved = False
             self._missing.clear()
+            folders = len(self._dirs)
             waiting = [
                 sub
                 for entry in self._dirs.values()
@@ -196,7 +198,7 @@ class FileWatcher(WatchedFolders):
                     fire[id(sub)] = sub
             for tree in self._trees:
                 self._add_tree_dirs(tree, tree.path)
-            trees = list(self._trees)
+            trees = list(self._trees) if fire or len(self._dirs) > folders else []
             if not self._starved:
                 log.info("inotify watches available again: every path is watched")
                 self._unwatchable = UnwatchableLog()  # a new shortage is said again
