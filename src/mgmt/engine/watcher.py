@@ -192,8 +192,14 @@ class FileWatcher(WatchedFolders):
                 if os.path.join(sub.folder, sub.name) != sub.path
             ]
             for sub in waiting:
-                self._detach(sub)
+                # Attached anew before it leaves where it waits: no moment unwatched.
+                waited = sub.folder, sub.name
                 self._attach(sub)
+                if (sub.folder, sub.name) != waited:
+                    now = sub.folder, sub.name
+                    sub.folder, sub.name = waited
+                    self._detach(sub)
+                    sub.folder, sub.name = now
                 if os.path.join(sub.folder, sub.name) == sub.path:
                     fire[id(sub)] = sub
             for tree in self._trees:
