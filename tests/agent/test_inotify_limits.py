@@ -14,6 +14,7 @@ from support import require_root, require_tools
 # none of this machine's; then / read-only in it but for the test's folder (CONFINE).
 NO_INSTANCES = "echo 0 > /proc/sys/user/max_inotify_instances && " + CONFINE
 FEW_WATCHES = "echo 30 > /proc/sys/user/max_inotify_watches && " + CONFINE
+NO_WATCHES = "echo 0 > /proc/sys/user/max_inotify_watches && " + CONFINE
 RAISE_WATCHES = "echo 1000 > /proc/sys/user/max_inotify_watches"  # nsenter -t PID -U
 
 
@@ -99,3 +100,33 @@ def test_an_agent_that_stays_short_of_watches_still_converges(tmp_path):
     assert "the inotify watch limit is reached" in result.stderr
     assert "converged: idle for 6 s" in result.stderr
     assert (tmp_path / "copy" / "a" / "x").read_text() == "1"
+
+
+def test_with_no_watch_at_start_the_graph_and_files_are_watched_once_raised(tmp_path):
+    """Not even / watchable: the graph file's watch and the files' wait for watches."""
+    require_root()
+    require_tools("unshare", "nsenter")
+    out, graph = tmp_path / "f", tmp_path / "g.yaml"
+    graph.write_text(f"graph: g\nresources:\n  file:\n  - {{name: f, path: {out}, content: x}}\n")
+    agent = AgentProcess(
+        ["--file", str(graph), "--no-server", "--prefix", str(tmp_path / "state")],
+        tmp_path / "log",
+        wrap=["unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", NO_WATCHES,
+              str(tmp_path)],
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: read(out) == "x", 10), agent.log
+        raised = subprocess.run(
+            ["nsenter", "-t", str(agent.proc.pid), "-U", "sh", "-c", RAISE_WATCHES],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        assert raised.returncode == 0, raised.stderr
+        assert agent.wait_log("every path is watched", 15), agent.log
+        graph.write_text(graph.read_text().replace("content: x", "content: y"))
+        assert wait_for(lambda: read(out) == "y", 5), agent.log
+        out.write_text("by hand")
+        assert wait_for(lambda: read(out) == "y", 5), agent.log
+        assert agent.stop() == 0
+    finally:
+        if agent.proc.poll() is None:
+            agent.stop()

@@ -184,7 +184,7 @@ class FileWatcher(WatchedFolders):
             self._starved = False
             self._missing.clear()
             folders = len(self._dirs)
-            waiting = [
+            waiting = list(self._unattached) + [
                 sub
                 for entry in self._dirs.values()
                 for subs in entry.subs.values()
