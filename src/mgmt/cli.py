@@ -201,8 +201,12 @@ def run_agent(settings: Settings) -> int:
     previous = {}
     try:
         # Inside the try: a stop that lands between the two is a stop, not a _Stop escaping.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, on_signal)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            # A SIGHUP ignored by who started the agent (nohup, the detached
+            # cluster's supervisor) stays ignored; else a closed terminal stops
+            # it as ^C does, with its commands' processes, not killed outright.
+            if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, on_signal)
         from mgmt.engine.agent import Agent, read_and_parse
 
         # Read first: a bad graph fails before a state dir is made or etcd started.

@@ -15,6 +15,18 @@ from typing import Any, Optional, Set, TextIO
 
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 
+# A message may carry what a command printed: a progress bar's carriage return
+# would overwrite the line (its time and resource), an ESC sequence drive the
+# terminal. Control characters are shown escaped, as the initiator shows a host's
+# (mgmt.remote.orchestration.follow), but for a multi-line message's \n and \t.
+_ESCAPED = str.maketrans(
+    {
+        char: char.encode("unicode_escape").decode("ascii")
+        for char in map(chr, [*range(0x20), *range(0x7F, 0xA0)])
+        if char not in "\n\t"
+    }
+)
+
 
 class _Output:
     """Where every logger writes; set by :func:`setup`."""
@@ -72,6 +84,7 @@ class Logger:
             text = msg % args if args else msg
         except (TypeError, ValueError):  # a bad format is a bug, not a reason to fail
             text = f"{msg} {args!r}"
+        text = text.translate(_ESCAPED)
         line = f"{time.strftime('%H:%M:%S')} {self.component}: {self.prefix}{text}\n"
         if exc_info:
             import traceback  # only when there is one to print

@@ -80,15 +80,41 @@ class MemWorld:
         pass
 
 
-class AgentProcess:
-    """`mgmt run ...` in a child process, its log in a file we can poll."""
+# Runs "$@" in a mount namespace of its own where / is read-only but for "$0".
+CONFINE = 'mount --bind "$0" "$0" && mount -o bind,remount,ro / && exec "$@"'
 
-    def __init__(self, args: List[str], log_path: Path, stdin: Optional[str] = None):
+
+class AgentProcess:
+    """`mgmt run ...` in a child process, its log in a file we can poll.
+
+    ``confined``: a folder, the only one the agent may write (a mount namespace
+    with / read-only, needs root): a graph that writes or removes files must not
+    reach this machine's own when a path in it is wrong. The agent keeps its pid
+    (unshare and sh exec it), so signals sent to ``proc`` reach it."""
+
+    def __init__(
+        self,
+        args: List[str],
+        log_path: Path,
+        stdin: Optional[str] = None,
+        confined: Optional[Path] = None,
+        wrap: Optional[List[str]] = None,
+    ):
         self.log_path = log_path
         env = dict(os.environ, PYTHONPATH=_pythonpath(), PYTHONUNBUFFERED="1")
+        argv = [sys.executable, "-m", "mgmt", "run", *args]
+        if confined is not None:
+            from support import require_root, require_tools
+
+            require_root()
+            require_tools("unshare")
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", CONFINE,
+                    str(confined), *argv]  # fmt: skip
+        if wrap is not None:  # a confinement of the caller's own, which execs argv
+            argv = [*wrap, *argv]
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mgmt", "run", *args],
+            argv,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,

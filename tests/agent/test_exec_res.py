@@ -293,3 +293,27 @@ def test_a_watchcmd_runs_as_the_user_too(watcher, tmp_path, shared):
 def test_user_and_group_values_that_can_never_be_are_refused(params, message):
     with pytest.raises(FieldError, match=message):
         ExecRes.validate(fill_params(ExecRes, {"cmd": "true", **params}))
+
+
+def test_close_stops_what_a_watchcmd_left_running_after_its_shell_ended(watcher, tmp_path):
+    """`watchcmd: sh -c 'watcher &'`: the shell ends at once, what it started prints
+    the lines; it is the agent's watch, and ends with the resource."""
+    pidfile = tmp_path / "pid"
+    watchcmd = f"sh -c 'echo t; exec sleep 60' & echo $! > {pidfile}"
+    events = []
+    res = exec_res(
+        watcher, tmp_path, event=lambda: events.append(1), cmd="true",
+        watchcmd=watchcmd, watchshell="/bin/sh",
+    )  # fmt: skip
+    res.watch()
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() and events)
+    pid = int(pidfile.read_text())
+    res.close()
+    assert wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 5)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

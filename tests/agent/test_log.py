@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+from helpers import run_mgmt
+
 from mgmt.log import get_logger, setup
 
 
@@ -79,3 +81,25 @@ def test_a_signal_handler_can_log_while_a_line_is_being_written():
         "main: interrupted",
         "main: graph loaded",
     ]
+
+
+def test_control_characters_in_a_message_are_escaped(mgmt_log):
+    """A command's output in a message (a progress bar's \\r, colours) neither
+    overwrites the line nor drives the terminal; newlines and tabs stay."""
+    get_logger("exec").error("failed: %s", "100%\r 50%\x1b[31m red\x1b[0m\x00\x9b\nnext\tline")
+    text = mgmt_log.getvalue()
+    assert text.endswith(r" exec: failed: 100%\r 50%\x1b[31m red\x1b[0m\x00\x9b" + "\nnext\tline\n")
+
+
+def test_a_failing_commands_carriage_returns_leave_its_log_line_whole(tmp_path):
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "graph: g\nresources:\n  exec:\n  - name: fetch\n"
+        "    cmd: printf '  0%%\\r 45%%\\r' >&2; exit 22\n    shell: /bin/sh\n"
+    )
+    done = run_mgmt(
+        ["--file", str(graph), "--no-server", "--tmp-prefix", "--converged-timeout", "0"]
+    )
+    assert done.returncode == 1, done.stderr
+    assert "\r" not in done.stderr and "\x1b" not in done.stderr
+    assert re.search(r"exec: fetch: failed: .* exited 22: 0%\\r 45%$", done.stderr, re.M)

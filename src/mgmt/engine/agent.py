@@ -376,15 +376,16 @@ class Agent:
         path = os.fspath(self.settings.file)  # type: ignore[arg-type]
         try:
             text = read_graph_text(path)
+            # A newer change pending: this read may have caught a rewrite in place,
+            # even one that parses so far (a block scalar cut short): apply none.
+            if self._rewritten():
+                return False
             if text == self._graph_text:
                 return False
             graph = parse_graph(text, path, real_paths=True)
         except GraphError as err:
-            with self._wake:
-                rewritten = self._graph_dirty
-            # A newer change is pending: this read caught the file being
-            # rewritten in place (its next close reloads it), not a bad graph.
-            if not rewritten:
+            # A truncation shows a moment before its event: give that RELOAD_QUIET.
+            if not self._rewritten(RELOAD_QUIET):  # else not a bad graph, a write under way
                 log.error("%s (keeping the last good graph)", err)
             return False
         self._graph_text = text
@@ -392,6 +393,16 @@ class Agent:
         self.graph = graph
         self._sync_world()
         return True
+
+    def _rewritten(self, grace: float = 0.0) -> bool:
+        """Whether the graph file changed since the planner took its flag (waiting
+        ``grace`` s for it), once the watcher handled the events queued so far."""
+        if self.watcher is not None:
+            self.watcher.settle()
+        with self._wake:
+            if not self._graph_dirty and grace > 0:
+                self._wake.wait(grace)
+            return self._graph_dirty
 
     def _watch_exports(self) -> None:
         """Watch the world's exports once the graph collects anything (MgmtError if

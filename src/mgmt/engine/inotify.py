@@ -8,14 +8,24 @@ libc is already loaded in the interpreter, so ``dlopen(NULL)`` finds the calls.
 """
 
 import ctypes
+import errno
 import os
 import select
 import struct
 from collections import namedtuple
 from typing import Iterator, List, Optional
 
+from mgmt.errors import MgmtError
+
 # What a read returns; ``name`` is "" for an event on the watched directory itself.
 Event = namedtuple("Event", "wd mask cookie name")
+
+# inotify_init1's EMFILE: almost always the first (128 instances by default).
+INSTANCES_LIMIT = (
+    "cannot watch files for changes: the user's inotify instances are at their limit"
+    " (raise fs.inotify.max_user_instances with sysctl, or end programs that hold"
+    " some), or this process's open files are (ulimit -n)"
+)
 
 _HEADER = struct.Struct("iIII")  # struct inotify_event, before its name
 # Room for hundreds of events per read; the kernel refuses a buffer too small for
@@ -64,7 +74,11 @@ class INotify:
     """One inotify instance (close-on-exec): watch paths, read their events."""
 
     def __init__(self) -> None:
-        self._fd = _check(_libc.inotify_init1(os.O_CLOEXEC))
+        """MgmtError (not an OSError saying 'Too many open files') past a limit."""
+        fd = _libc.inotify_init1(os.O_CLOEXEC)
+        if fd == -1 and ctypes.get_errno() == errno.EMFILE:
+            raise MgmtError(INSTANCES_LIMIT)
+        self._fd = _check(fd)
         self._poll = select.poll()
         self._poll.register(self._fd, select.POLLIN)
 
@@ -83,6 +97,13 @@ class INotify:
         if timeout is not None and not self._poll.poll(timeout):
             return []
         return list(parse_events(os.read(self._fd, _READ_SIZE)))
+
+    def pending(self) -> bool:
+        """Whether events wait to be read (False once closed)."""
+        if self._fd < 0:
+            return False
+        # Not self._poll: the watcher's thread may be polling it (see read).
+        return bool(select.select([self._fd], [], [], 0)[0])
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -159,7 +159,7 @@ class Engine:
                 return
             vertex.dirty = True
             if fresh:
-                vertex.rechecked = False
+                vertex.rechecked = vertex.kept = False
             if not retry.on_event(vertex):
                 return
             if self._batched is not None:

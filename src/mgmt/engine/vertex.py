@@ -22,6 +22,7 @@ class Vertex:
         "children",
         "dirty",
         "failed_at",
+        "kept",
         "key",
         "not_before",
         "outcome",
@@ -47,6 +48,7 @@ class Vertex:
         self.running = False
         self.removed = False
         self.rechecked = False  # failed, then checked again for an event during that run
+        self.kept = False  # an event after that re-check earned a last check (see retry)
         self.failed_at = 0.0  # when its last check failed (time.monotonic())
         self.status = NEW
         self.tries = spec.meta.retry

@@ -13,16 +13,22 @@ it appears, so a change anywhere in it is seen at once.
 import os
 import select
 import threading
+import time
 from typing import Callable, ContextManager, Dict, List, Optional, Set, Tuple
 
 from mgmt.engine.inotify import flags as F
 from mgmt.engine.linkwatch import LinkedWatch
 from mgmt.engine.watchfolders import WatchedFolders
-from mgmt.engine.watchstate import WatchedPath, WatchedTree, no_batch
+from mgmt.engine.watchstate import UnwatchableLog, WatchedPath, WatchedTree, no_batch
 from mgmt.log import get_logger
 from mgmt.wakeup import Wakeup
 
 log = get_logger("watcher")
+
+# Out of inotify watches, the paths left unwatched are tried again this often:
+# raising fs.inotify.max_user_watches (which tells no one) or watches freed
+# elsewhere then take effect without a restart.
+STARVED_RETRY = 5.0
 
 GONE = F.IGNORED | F.DELETE_SELF | F.MOVE_SELF | F.UNMOUNT
 SAVED = F.CLOSE_WRITE | F.MOVED_TO  # a writer is done: the file is whole
@@ -36,7 +42,11 @@ class FileWatcher(WatchedFolders):
         self._lock = threading.RLock()  # over all of WatchedFolders' state too
         self._trees: Set[WatchedTree] = set()  # every live tree, for a queue overflow
         self._closing = Wakeup()
+        self._starving = Wakeup()  # a watch failed for want of watches: plan a retry
         self._closed = False
+        # Whether the thread is handling a batch of events (see settle).
+        self._handled = threading.Condition()
+        self._busy = False
         # Wraps the callbacks of one batch of events (the agent hands the engine's
         # Engine.batched, so that events that came at once are scheduled at once).
         self.batch: Callable[[], ContextManager[None]] = no_batch
@@ -70,15 +80,34 @@ class FileWatcher(WatchedFolders):
         watch = LinkedWatch(path, self._watch_resolved, self._watch_resolved, callback, whole=True)
         return watch.cancel
 
+    def settle(self, timeout: float = 1.0) -> None:
+        """Return once every event queued before this call has been handled (its
+        callbacks called), or after ``timeout`` seconds. A reader of a file that
+        may be rewritten as it reads (the agent's graph) learns so from the
+        events of the rewrite: they are queued by the kernel as the writer
+        writes, but reach the callbacks a moment later."""
+        if threading.current_thread() is self._thread:
+            return  # a callback's own thread: its batch is the one being handled
+        deadline = time.monotonic() + timeout
+        with self._handled:
+            while not self._closed and (self._busy or self._inotify.pending()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._handled.wait(left)
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        with self._handled:  # a settle() under way returns
+            self._handled.notify_all()
         self._closing.set()
         self._thread.join(timeout=5)
         self._inotify.close()
         self._closing.close()
+        self._starving.close()
 
     # -- watches of resolved paths (linkwatch resolves them) ----------------
 
@@ -141,32 +170,101 @@ class FileWatcher(WatchedFolders):
             self._tree_events.add(tree)
             self._add_tree_dirs(tree, tree.path)
 
+    def _starve(self) -> None:
+        super()._starve()
+        self._starving.set()  # the thread may wait with no timeout
+
+    def _retry_starved(self) -> List[Tuple[str, Callable[[], None]]]:
+        """Attach again the paths left waiting above their folder (out of watches,
+        or their folder missing); those now watched, and every tree if a folder is
+        (a change there went unseen), are told: no one while none is, so that an
+        agent that stays short of watches still converges."""
+        fire: Dict[int, WatchedPath] = {}
+        with self._lock:
+            self._starved = False
+            self._missing.clear()
+            folders = len(self._dirs)
+            waiting = list(self._unattached) + [
+                sub
+                for entry in self._dirs.values()
+                for subs in entry.subs.values()
+                for sub in subs
+                if os.path.join(sub.folder, sub.name) != sub.path
+            ]
+            for sub in waiting:
+                # Attached anew before it leaves where it waits: no moment unwatched.
+                waited = sub.folder, sub.name
+                self._attach(sub)
+                if (sub.folder, sub.name) != waited:
+                    now = sub.folder, sub.name
+                    sub.folder, sub.name = waited
+                    self._detach(sub)
+                    sub.folder, sub.name = now
+                if os.path.join(sub.folder, sub.name) == sub.path:
+                    fire[id(sub)] = sub
+            for tree in self._trees:
+                self._add_tree_dirs(tree, tree.path)
+            trees = list(self._trees) if fire or len(self._dirs) > folders else []
+            if not self._starved:
+                log.info("inotify watches available again: every path is watched")
+                self._unwatchable = UnwatchableLog()  # a new shortage is said again
+        calls = [(sub.path, sub.callback) for sub in fire.values()]
+        return calls + [(tree.path, tree.callback) for tree in trees]
+
     # -- the thread ---------------------------------------------------------
 
     def _loop(self) -> None:
+        retry_at: Optional[float] = None  # when to try the paths out of watches again
         while True:
-            ready, _, _ = select.select([self._inotify, self._closing], [], [])
+            if self._starved and retry_at is None:  # however busy: not after a lull only
+                retry_at = time.monotonic() + STARVED_RETRY
+            timeout = None if retry_at is None else max(0.0, retry_at - time.monotonic())
+            ready, _, _ = select.select(
+                [self._inotify, self._closing, self._starving], [], [], timeout
+            )
             if self._closing in ready:
                 return
+            if self._starving in ready:
+                self._starving.clear()
+                continue  # retry_at is set above
+            with self._handled:
+                self._busy = True
             try:
-                events = self._inotify.read(timeout=0)
-            except OSError as err:  # not at close: the thread ends before the fd
-                log.error("reading inotify events failed, no more changes are seen: %s", err)
-                return
-            try:
-                fire = self._dispatch(events)
-            except Exception:  # a bug here must not silently end every watch
-                log.exception("failed to handle inotify events; watching on")
-                continue
-            try:
-                with self.batch():
-                    for path, callback in fire:
-                        try:
-                            callback()
-                        except Exception:  # one bad callback must not stop every watch
-                            log.exception("watch callback for %s failed", path)
-            except Exception:  # nor a batch that fails to end (the engine scheduling)
-                log.exception("failed to act on a batch of inotify events; watching on")
+                if self._inotify in ready and not self._handle():
+                    return
+                if retry_at is not None and time.monotonic() >= retry_at:
+                    retry_at = None
+                    self._call(self._retry_starved())
+            finally:
+                with self._handled:
+                    self._busy = False
+                    self._handled.notify_all()
+
+    def _handle(self) -> bool:
+        """Read the events waiting and call their callbacks; False if no more can be read."""
+        try:
+            events = self._inotify.read(timeout=0)
+        except OSError as err:  # not at close: the thread ends before the fd
+            log.error("reading inotify events failed, no more changes are seen: %s", err)
+            return False
+        try:
+            fire = self._dispatch(events)
+        except Exception:  # a bug here must not silently end every watch
+            log.exception("failed to handle inotify events; watching on")
+            return True
+        self._call(fire)
+        return True
+
+    def _call(self, fire: List[Tuple[str, Callable[[], None]]]) -> None:
+        try:
+            with self.batch():
+                for path, callback in fire:
+                    try:
+                        callback()
+                    except Exception:  # one bad callback must not stop every watch
+                        log.exception("watch callback for %s failed", path)
+        except Exception:  # nor a batch that fails to end (the engine scheduling)
+            log.exception("failed to act on a batch of inotify events; watching on")
 
     @staticmethod
     def _fire(fire: Dict[int, WatchedPath], finished: Set[int], subs: List[WatchedPath]) -> None:

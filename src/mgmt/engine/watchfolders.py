@@ -66,12 +66,22 @@ class WatchedFolders:
         # Trees with an event in the batch being dispatched (each told once).
         self._tree_events: Set[WatchedTree] = set()
         self._unwatchable = UnwatchableLog()  # why add_watch failed, said once per cause
+        # An add_watch failed for want of watches (ENOSPC): the paths left waiting
+        # above their folder are tried again later (see FileWatcher._retry_starved).
+        self._starved = False
+        # Paths with no folder at all watched on their way (all out of watches).
+        self._unattached: Set[WatchedPath] = set()
         # Paths whose folder was found replaced outside an event's handling: told
         # with the next batch of events (the replaced folder's own move is queued).
         self._lost: Set[WatchedPath] = set()
 
+    def _starve(self) -> None:
+        """Out of watches (from any thread): see FileWatcher._retry_starved."""
+        self._starved = True
+
     def _attach(self, sub: WatchedPath) -> None:
         """Watch the deepest existing directory on the way to sub.path."""
+        self._unattached.discard(sub)
         folder, name = os.path.split(sub.path)
         retried: Set[str] = set()
         while True:
@@ -92,11 +102,14 @@ class WatchedFolders:
                 sub.folder, sub.name = folder, name
                 entry.subs.setdefault(name, set()).add(sub)
                 return
-            if folder == "/":
-                return  # nothing to watch at all; should not happen
+            if folder == "/":  # not even / could be watched: out of watches
+                self._unattached.add(sub)  # tried again with the others (FileWatcher)
+                sub.folder, sub.name = "", ""  # watched nowhere
+                return
             folder, name = os.path.split(folder)
 
     def _detach(self, sub: WatchedPath) -> None:
+        self._unattached.discard(sub)
         entry = self._dirs.get(sub.folder)
         if entry is None:
             return
@@ -141,6 +154,8 @@ class WatchedFolders:
             return None  # missing, or not ours to read: nothing to warn about
         except OSError as error:  # ENOSPC: out of watches; must not stop the thread
             self._unwatchable.said(folder, error)
+            if error.errno == errno.ENOSPC:
+                self._starve()
             return None
         current = self._ours(folder, wd, full)  # a guard widened
         if current is not None:

@@ -24,6 +24,9 @@ TAIL_CHARS = 400
 OUTPUT_KEPT = 64 * 1024
 # Seconds a command has between SIGTERM and SIGKILL (on timeout and on stop).
 STOP_GRACE = 2.0
+# Once a command has ended, seconds its output is still read: a daemon it left
+# running (`server &`) may hold its stdout open for ever (see _output_tails).
+DRAIN = 0.5
 
 
 # The longest command: Linux refuses any single argument longer than this
@@ -218,7 +221,7 @@ class ExecRes(Resource):
             what = f"{shown(cmd)}: its shell {shell}" if shell else shown(cmd)
             raise ResourceError(repr(self), f"cannot run {what}: {err.strerror or err}") from None
         try:
-            out, err = _output_tails(proc, timeout or None)
+            out, err, held = _output_tails(proc, timeout or None)
         except subprocess.TimeoutExpired:
             _stop_groups([proc])
             for pipe in (proc.stdout, proc.stderr):
@@ -227,6 +230,11 @@ class ExecRes(Resource):
             raise ResourceError(repr(self), f"{shown(cmd)} timed out after {timeout} s") from None
         finally:
             self._forget(proc)
+        if held:
+            self.init.log.info(
+                "%s ended; what it left running keeps its output open, not read further",
+                shown(cmd),
+            )
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     def close(self) -> None:
@@ -312,9 +320,11 @@ def _stop_groups(procs: List[subprocess.Popen], grace: float = STOP_GRACE) -> No
     """SIGTERM each process group, then SIGKILL the groups whose leader is still up after ``grace``.
 
     Without the SIGKILL a command that ignores SIGTERM (``trap '' TERM``) would
-    block its worker forever and outlive the agent.
+    block its worker forever and outlive the agent. A leader that ended but is
+    not reaped yet still holds its group's id: that group is signalled too (a
+    watchcmd's ``sh -c 'watcher &'``, whose shell ended at once).
     """
-    running = [proc for proc in procs if proc.poll() is None]
+    running = [proc for proc in procs if proc.returncode is None]
     for proc in running:
         _signal_group(proc, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -332,14 +342,17 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _output_tails(proc: subprocess.Popen, timeout: Optional[float]) -> Tuple[bytes, bytes]:
+def _output_tails(proc: subprocess.Popen, timeout: Optional[float]) -> Tuple[bytes, bytes, bool]:
     """The last OUTPUT_KEPT bytes of ``proc``'s stdout and stderr once both closed
-    and it ended (communicate() would keep all of them); TimeoutExpired past
-    ``timeout`` seconds."""
+    and it ended (communicate() would keep all of them), and whether a process it
+    left running still held them DRAIN seconds after it ended (they are closed
+    then, as Go's WaitDelay does: the command is done, its daemon runs on);
+    TimeoutExpired past ``timeout`` seconds."""
     import selectors  # only when a command runs: not at every agent's start
 
     kept = {proc.stdout: bytearray(), proc.stderr: bytearray()}
     deadline = None if timeout is None else time.monotonic() + timeout
+    ended: Optional[float] = None  # when proc was seen ended with its pipes still open
 
     def left() -> Optional[float]:
         if deadline is None:
@@ -348,11 +361,22 @@ def _output_tails(proc: subprocess.Popen, timeout: Optional[float]) -> Tuple[byt
             raise subprocess.TimeoutExpired(proc.args, timeout)  # type: ignore[arg-type]
         return deadline - time.monotonic()
 
+    def wait() -> Optional[float]:
+        # How long to wait for output: until proc is seen ended (looked at every
+        # DRAIN / 5 s, only while it prints nothing), then what DRAIN has left.
+        limit = DRAIN / 5 if ended is None else ended + DRAIN - time.monotonic()
+        rest = left()
+        return limit if rest is None else min(limit, rest)
+
     with selectors.DefaultSelector() as selector:
         for pipe in kept:
             selector.register(pipe, selectors.EVENT_READ)
         while selector.get_map():
-            for key, _ in selector.select(left()):
+            if ended is None and proc.poll() is not None:
+                ended = time.monotonic()
+            if ended is not None and time.monotonic() - ended >= DRAIN:
+                break
+            for key, _ in selector.select(max(0.0, wait())):
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     selector.unregister(key.fileobj)
@@ -361,8 +385,9 @@ def _output_tails(proc: subprocess.Popen, timeout: Optional[float]) -> Tuple[byt
                 buffer += chunk
                 if len(buffer) > 2 * OUTPUT_KEPT:  # cut now and then, not at every read
                     del buffer[:-OUTPUT_KEPT]
+        held = bool(selector.get_map())
     for pipe in kept:
         pipe.close()
     proc.wait(left())
     out, err = (bytes(kept[pipe][-OUTPUT_KEPT:]) for pipe in (proc.stdout, proc.stderr))
-    return out, err
+    return out, err, held
