@@ -21,7 +21,7 @@ DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 # (mgmt.remote.orchestration.follow), but for a multi-line message's \n and \t.
 _ESCAPED = str.maketrans(
     {
-        char: char.encode("unicode_escape").decode("ascii")
+        char: repr(char)[1:-1]  # as unicode_escape writes it, without importing that codec
         for char in map(chr, [*range(0x20), *range(0x7F, 0xA0)])
         if char not in "\n\t"
     }

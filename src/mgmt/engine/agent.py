@@ -16,6 +16,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from mgmt.engine.exchange import Collection
 from mgmt.engine.outcome import cut_error
+from mgmt.engine.worldsync import WorldSync
 from mgmt.errors import GraphError, MgmtError
 from mgmt.graph.model import Graph, ResourceSpec
 from mgmt.graph.parse import parse_graph, read_graph_text
@@ -29,9 +30,6 @@ log = get_logger("agent")
 # Editors write in several steps; wait this long after the last event before reading
 # (not after a finished write: see _on_graph_saved).
 RELOAD_QUIET = 0.03
-# A failed export or exports watch (etcd or its tunnel briefly away) is tried
-# again after this long.
-WORLD_RETRY = 1.0
 
 
 def read_and_parse(path: str) -> "Tuple[str, Graph]":
@@ -73,11 +71,9 @@ class Agent:
         self._collect_dirty = False
         self.collection = Collection(world)  # the graph's resources and the collected
         self._planning = False  # the planner took the flags above and is applying them
-        self._world_retry_at: Optional[float] = None  # set while the world is out of step
-        self._world_error: Optional[str] = None  # and why (exports unpublished, no watch)
         self._last_event = 0.0
         self._cancels: List[Callable[[], None]] = []
-        self._watching_exports = False
+        self.world_sync = WorldSync(world, self._on_exported, self._cancels)
         self.engine: Any = None
         self.watcher: Any = None
         self.converger: Any = None
@@ -169,14 +165,14 @@ class Agent:
         left_out = self.collection.error
         if left_out is not None:
             log.error("%s without the collected resources: %s", how, left_out)
-        if self._world_error is not None:  # this host's exports never reached the others
-            log.error("%s, but %s", how, self._world_error)
+        if self.world_sync.error is not None:  # this host's exports never reached the others
+            log.error("%s, but %s", how, self.world_sync.error)
         return 1 if failed or self._errors() else 0
 
     def _errors(self) -> List[str]:
         """What failed the run beside its resources: collected resources left out,
         the world out of step (--json errors, a detached cluster's failures)."""
-        return [e for e in (self.collection.error, self._world_error) if e is not None]
+        return [e for e in (self.collection.error, self.world_sync.error) if e is not None]
 
     def _print_report(self) -> None:
         """The --json document on stdout (see mgmt.engine.report), after the last log line."""
@@ -269,32 +265,10 @@ class Agent:
         )
 
     def _sync_world(self) -> None:
-        """Publish this host's exports and, once the graph collects, watch everyone's.
-
-        etcd (or its tunnel) may be away for a while: then say so in one line and
-        try both again in WORLD_RETRY, while the rest of the graph runs.
-        """
-        if self.world is None:
-            return
-        from mgmt.engine.exchange import publish
-
-        failures = []
-        try:
-            publish(self.world, self.graph)
-        except MgmtError as err:
-            failures.append(f"cannot publish exported resources: {err}")
-        try:
-            self._watch_exports()
-        except MgmtError as err:
-            failures.append(f"cannot watch exported resources: {err}")
-        error = "; ".join(failures) or None
-        if error is not None and error != self._world_error:  # said once, not at each retry
-            log.error("%s (retrying)", error)
-        elif error is None and self._world_error is not None:
-            log.info("in step with etcd again")
-        self._world_error = error
+        """Publish this host's exports and watch everyone's (see mgmt.engine.worldsync);
+        the planner learns when to try again."""
+        self.world_sync.sync(self.graph)
         with self._wake:
-            self._world_retry_at = time.monotonic() + WORLD_RETRY if failures else None
             self._wake.notify_all()
 
     def _apply(self, first: bool = False) -> None:
@@ -330,17 +304,11 @@ class Agent:
             self._collect_dirty = True
             self._wake.notify_all()
 
-    def _world_due(self) -> Optional[float]:
-        """Seconds until the world is synced again (<= 0: now); None if it is in step."""
-        if self._world_retry_at is None:
-            return None
-        return self._world_retry_at - time.monotonic()
-
     def _plan_loop(self) -> None:
         while True:
             with self._wake:
                 while not (self._graph_dirty or self._collect_dirty or self.stopping.is_set()):
-                    due = self._world_due()
+                    due = self.world_sync.due()
                     if due is not None and due <= 0:
                         break
                     self._wake.wait(due)
@@ -403,18 +371,3 @@ class Agent:
             if not self._graph_dirty and grace > 0:
                 self._wake.wait(grace)
             return self._graph_dirty
-
-    def _watch_exports(self) -> None:
-        """Watch the world's exports once the graph collects anything (MgmtError if
-        etcd is away).
-
-        A watch reports what changed since the last collect; one that starts
-        late (etcd was away) asks for a collect of its own, so nothing exported
-        meanwhile is missed.
-        """
-        if self.world is None or self._watching_exports or not self.graph.collect:
-            return
-        self._cancels.append(self.world.watch_exported(self._on_exported))
-        self._watching_exports = True
-        if self._world_retry_at is not None:
-            self._on_exported()
