@@ -39,6 +39,24 @@ def supervised(tmp_path):
             process.wait(30)
 
 
+def test_a_stop_while_the_process_starts_stops_it(tmp_path, supervised):
+    """SIGTERM while the supervisor started its process (opening its stdin, its fork
+    and exec) found no process to stop: the process then ran on, and the supervisor
+    waited on it for ever (a cluster stopped as its agent started kept that agent).
+    Here its stdin is a FIFO, whose opening waits for a writer: the SIGTERM lands then."""
+    fifo = tmp_path / "agent.in"
+    os.mkfifo(fifo)
+    supervisor = supervised(["sleep", "3600"], stdin=str(fifo))
+    wchan = Path(f"/proc/{supervisor.pid}/wchan")
+    wait_until(lambda: wchan.read_text() == "wait_for_partner", what="opening the FIFO")
+    supervisor.send_signal(signal.SIGTERM)
+    with open(fifo, "wb"):  # the open goes on (PEP 475) and the process starts
+        pass
+    assert supervisor.wait(30) == 0
+    child = int((tmp_path / "agent.pid").read_text())
+    wait_until(lambda: not os.path.exists(f"/proc/{child}"), what="the process stopped")
+
+
 def test_a_process_that_fails_at_once_is_first_restarted_after_one_second(tmp_path, supervised):
     """README: restarted "1 s, doubling while they keep failing, up to 30 s": 1, 2, 4..."""
     supervised(["sh", "-c", "exit 3"])

@@ -212,7 +212,6 @@ def start_supervised(folder, name, argv, stdin=None, env=None, stop_signal="TERM
 def stop_supervised(folder, name):
     """Stop the supervisor (it stops its process) and wait; True if there was one."""
     sup = supervisor_running(folder, name)
-    child = pid_in(os.path.join(folder, name + ".pid"))
     mode = (read_text(os.path.join(folder, name + ".mode"), "") or "").split()
     if mode[:1] == ["systemd"]:
         # systemd must not start it again, now or at boot: the unit is disabled and
@@ -231,6 +230,8 @@ def stop_supervised(folder, name):
             time.sleep(0.05)
         if alive(sup, "supervise"):
             os.kill(sup, signal.SIGKILL)
+    # Read now, not before: a supervisor stopped as it started its process wrote it since.
+    child = pid_in(os.path.join(folder, name + ".pid"))
     if child is not None and alive(child, ""):
         spec = json.loads(read_text(os.path.join(folder, name + ".json"), "{}") or "{}")
         if spec and alive(child, spec["argv"][0]):
@@ -253,14 +254,19 @@ def supervise(folder, name):
     os.close(log)
     spec = json.loads(read_text(path(".json")))
     stop_signal = getattr(signal, "SIG" + spec["stop_signal"])
-    state = {"stopping": False, "child": None}
+    state = {"stopping": False, "child": None, "signalled": None}
+
+    def stop_child():
+        """The stop signal to the child, once (SIGKILL after STOP_GRACE)."""
+        child = state["child"]
+        if child is not None and child is not state["signalled"] and child.poll() is None:
+            state["signalled"] = child
+            child.send_signal(stop_signal)
+            signal.alarm(int(STOP_GRACE))
 
     def on_term(signum, frame):
         state["stopping"] = True
-        child = state["child"]
-        if child is not None and child.poll() is None:
-            child.send_signal(stop_signal)
-            signal.alarm(int(STOP_GRACE))
+        stop_child()
 
     def on_alarm(signum, frame):
         child = state["child"]
@@ -284,6 +290,10 @@ def supervise(folder, name):
         finally:
             if spec["stdin"]:
                 stdin.close()
+        # A stop that came while it started (its stdin opened, its fork and exec)
+        # found no child to stop: this one would run on, waited for ever.
+        if state["stopping"]:
+            stop_child()
         _note(path(".pid"), "{}\n".format(state["child"].pid))
         code = _wait(state["child"], path(".log"), spec.get("log_limit") or LOG_LIMIT)
         _note(path(".exit"), f"{code}\n")
