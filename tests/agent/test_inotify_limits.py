@@ -18,6 +18,31 @@ NO_WATCHES = "echo 0 > /proc/sys/user/max_inotify_watches && " + CONFINE
 RAISE_WATCHES = "echo 1000 > /proc/sys/user/max_inotify_watches"  # nsenter -t PID -U
 
 
+def _limited(script: str, tmp_path) -> list:
+    """The command line that runs what follows it under ``script``'s limits, confined."""
+    return ["unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", script,
+            str(tmp_path)]  # fmt: skip
+
+
+def _run_once(script: str, tmp_path, graph, converged: str, timeout: float):
+    """`mgmt run` of ``graph`` under ``script``'s limits, until converged."""
+    return subprocess.run(
+        [*_limited(script, tmp_path), sys.executable, "-m", "mgmt", "run", "--file", str(graph),
+         "--no-server", "--prefix", str(tmp_path / "state"), "--converged-timeout", converged],
+        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": _pythonpath()},
+    )  # fmt: skip
+
+
+def _raise_watches(agent: AgentProcess) -> None:
+    """Raise the watch limit of ``agent``'s user namespace, as an admin would the host's."""
+    raised = subprocess.run(
+        ["nsenter", "-t", str(agent.proc.pid), "-U", "sh", "-c", RAISE_WATCHES],
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    assert raised.returncode == 0, raised.stderr
+
+
 def test_no_inotify_instance_left_fails_naming_the_limit(tmp_path):
     require_root()
     require_tools("unshare")
@@ -25,13 +50,7 @@ def test_no_inotify_instance_left_fails_naming_the_limit(tmp_path):
     graph.write_text(
         f"graph: g\nresources:\n  file:\n  - name: f\n    path: {tmp_path / 'f'}\n    content: x\n"
     )
-    result = subprocess.run(
-        ["unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", NO_INSTANCES,
-         str(tmp_path), sys.executable, "-m", "mgmt", "run", "--file", str(graph),
-         "--no-server", "--prefix", str(tmp_path / "state"), "--converged-timeout", "0"],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": _pythonpath()},
-    )  # fmt: skip
+    result = _run_once(NO_INSTANCES, tmp_path, graph, "0", 60)
     assert result.returncode == 1, result.stderr
     assert "fs.inotify.max_user_instances" in result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
@@ -51,17 +70,12 @@ def test_watches_raised_while_it_runs_watch_the_paths_left_unwatched(tmp_path):
     agent = AgentProcess(
         ["--file", str(graph), "--no-server", "--prefix", str(tmp_path / "state")],
         tmp_path / "log",
-        wrap=["unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", FEW_WATCHES,
-              str(tmp_path)],
-    )  # fmt: skip
+        wrap=_limited(FEW_WATCHES, tmp_path),
+    )
     try:
         assert wait_for(lambda: all(read(f) == "x" for f in files), 20), agent.log
         assert "the inotify watch limit is reached" in agent.log
-        raised = subprocess.run(
-            ["nsenter", "-t", str(agent.proc.pid), "-U", "sh", "-c", RAISE_WATCHES],
-            capture_output=True, text=True, timeout=10,
-        )  # fmt: skip
-        assert raised.returncode == 0, raised.stderr
+        _raise_watches(agent)
         for f in files:  # each changed by hand: every one is seen, and undone
             f.write_text("changed")
         assert wait_for(lambda: all(read(f) == "x" for f in files), 15), [
@@ -89,13 +103,7 @@ def test_an_agent_that_stays_short_of_watches_still_converges(tmp_path):
         + "".join(f"  - name: f{i}\n    path: {tmp_path / f'd{i}' / 'f'}\n    content: x\n"
                   for i in range(60))
     )  # fmt: skip
-    result = subprocess.run(
-        ["unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", FEW_WATCHES,
-         str(tmp_path), sys.executable, "-m", "mgmt", "run", "--file", str(graph),
-         "--no-server", "--prefix", str(tmp_path / "state"), "--converged-timeout", "6"],
-        capture_output=True, text=True, timeout=40, stdin=subprocess.DEVNULL,
-        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": _pythonpath()},
-    )  # fmt: skip
+    result = _run_once(FEW_WATCHES, tmp_path, graph, "6", 40)
     assert result.returncode == 0, result.stderr
     assert "the inotify watch limit is reached" in result.stderr
     assert "converged: idle for 6 s" in result.stderr
@@ -111,16 +119,11 @@ def test_with_no_watch_at_start_the_graph_and_files_are_watched_once_raised(tmp_
     agent = AgentProcess(
         ["--file", str(graph), "--no-server", "--prefix", str(tmp_path / "state")],
         tmp_path / "log",
-        wrap=["unshare", "-U", "-r", "-m", "--propagation", "private", "sh", "-c", NO_WATCHES,
-              str(tmp_path)],
-    )  # fmt: skip
+        wrap=_limited(NO_WATCHES, tmp_path),
+    )
     try:
         assert wait_for(lambda: read(out) == "x", 10), agent.log
-        raised = subprocess.run(
-            ["nsenter", "-t", str(agent.proc.pid), "-U", "sh", "-c", RAISE_WATCHES],
-            capture_output=True, text=True, timeout=10,
-        )  # fmt: skip
-        assert raised.returncode == 0, raised.stderr
+        _raise_watches(agent)
         assert agent.wait_log("every path is watched", 15), agent.log
         graph.write_text(graph.read_text().replace("content: x", "content: y"))
         assert wait_for(lambda: read(out) == "y", 5), agent.log
