@@ -187,3 +187,29 @@ def test_a_hostile_export_cannot_write_or_remove_outside_the_collect_pattern(etc
     assert read(inbox / "keep") == "mine\n"  # the wiper removed <inbox>/x/ at most
     assert not (tmp_path / "a" / "escaped").exists()
     assert "skipping file[climber] from evil: " in agent.log
+
+
+def test_an_export_marked_noop_is_reported_not_applied_where_it_is_collected(etcd, tmp_path):
+    """mgmt's exports carry their metaparameters; ours dropped them, and a collector
+    rewrote a file its exporter had marked ``meta: {noop: true}``."""
+    server, _client = etcd
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "watched").write_text("theirs\n")
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "graph: g\nresources:\n  file:\n"
+        "  - name: '@@watched'\n    path: /tmp/watched\n    content: \"ours\\n\"\n"
+        "    meta: {noop: true}\n"
+        "  - name: '@@written'\n    path: /tmp/written\n    content: \"ours\\n\"\n"
+        f"collect:\n- kind: file\n  pattern: '{inbox}/'\n"
+    )
+    args = ["--file", str(graph), "--hostname", "a", "--seeds", server.client_url, "--json"]
+    args += ["--no-server", "--prefix", str(tmp_path / "state"), "--converged-timeout", "1"]
+    agent = AgentProcess(args, tmp_path / "agent.log", confined=tmp_path)
+    assert agent.wait(30) == 0, agent.log
+    assert read(inbox / "written") == "ours\n"  # collection itself works
+    assert read(inbox / "watched") == "theirs\n"
+    report = next(line for line in agent.log.splitlines() if line.startswith("{"))
+    rows = {row["name"]: row["result"] for row in json.loads(report)["resources"]}
+    assert rows == {"watched": "would-change", "written": "changed"}, agent.log
