@@ -12,7 +12,7 @@ from mgmt.resources.pkg import PkgRes
 
 
 def pkg(name, **params):
-    meta = Meta(autogroup=params.pop("autogroup", True))
+    meta = Meta(**{k: params.pop(k) for k in Meta._fields if k in params})
     return ResourceSpec("pkg", name, fill_params(PkgRes, params), meta)
 
 
@@ -30,6 +30,10 @@ CASES = [
     ([pkg("a"), pkg("b"), pkg("c")], [], [["a", "b", "c"]]),
     ([pkg("a"), pkg("b", autogroup=False)], [], []),
     ([pkg("a"), pkg("b", allowuntrusted=True), pkg("c")], [], [["a", "c"]]),
+    # A group runs as its leader's meta says: only members whose meta says the same.
+    ([pkg("a"), pkg("b", noop=True), pkg("c", noop=True), pkg("d")], [], [["a", "d"], ["b", "c"]]),
+    ([pkg("a", retry=2), pkg("b"), pkg("c", retry=2, delay=5)], [], []),
+    ([pkg(n, retry=-1, delay=9, autoedge=n != "c") for n in "abc"], [], [["a", "b", "c"]]),
     # a -> n -> b: merging a and b would close a cycle through n.
     ([pkg("a"), noop("n"), pkg("b")], [("pkg", "a", "noop", "n"), ("noop", "n", "pkg", "b")], []),
     # n -> a and n -> b: both after n, together.
