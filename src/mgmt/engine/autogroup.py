@@ -77,6 +77,23 @@ def _remap(parents: Mapping[ResourceKey, Set[ResourceKey]], into: Dict[ResourceK
     return out
 
 
+def _apart(parents: Parents, members: List[ResourceSpec]) -> bool:
+    """Whether no member runs before another, even through other resources: then
+    one vertex for them all closes no cycle (it would have to pass from a member,
+    through others, to a member)."""
+    keys = {m.key for m in members}
+    seen: Set[ResourceKey] = set()
+    todo = [p for key in keys for p in parents.get(key, ())]
+    while todo:
+        key = todo.pop()
+        if key in keys:
+            return False
+        if key not in seen:
+            seen.add(key)
+            todo.extend(parents.get(key, ()))
+    return True
+
+
 def autogroup(
     specs: Mapping[ResourceKey, ResourceSpec], parents: Mapping[ResourceKey, Set[ResourceKey]]
 ) -> Tuple[Dict[ResourceKey, ResourceSpec], Parents]:
@@ -92,6 +109,12 @@ def autogroup(
     into: Dict[ResourceKey, ResourceKey] = {}
     groups: List[List[ResourceSpec]] = []
     for members in buckets.values():
+        if _apart(_remap(parents, into), members):
+            # The usual case, in one walk of the graph: trying members one by one
+            # walks it once per member (2000 packages took 3 s at each update).
+            into.update((m.key, members[0].key) for m in members)
+            groups.append(members)
+            continue
         accepted = [members[0]]
         for spec in members[1:]:
             trial = dict(into)
