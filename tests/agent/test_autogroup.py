@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mgmt.engine.autogroup import GroupSpec, autogroup, build
@@ -12,7 +14,7 @@ from mgmt.resources.pkg import PkgRes
 
 
 def pkg(name, **params):
-    meta = Meta(autogroup=params.pop("autogroup", True))
+    meta = Meta(**{k: params.pop(k) for k in Meta._fields if k in params})
     return ResourceSpec("pkg", name, fill_params(PkgRes, params), meta)
 
 
@@ -30,6 +32,10 @@ CASES = [
     ([pkg("a"), pkg("b"), pkg("c")], [], [["a", "b", "c"]]),
     ([pkg("a"), pkg("b", autogroup=False)], [], []),
     ([pkg("a"), pkg("b", allowuntrusted=True), pkg("c")], [], [["a", "c"]]),
+    # A group runs as its leader's meta says: only members whose meta says the same.
+    ([pkg("a"), pkg("b", noop=True), pkg("c", noop=True), pkg("d")], [], [["a", "d"], ["b", "c"]]),
+    ([pkg("a", retry=2), pkg("b"), pkg("c", retry=2, delay=5)], [], []),
+    ([pkg(n, retry=-1, delay=9, autoedge=n != "c") for n in "abc"], [], [["a", "b", "c"]]),
     # a -> n -> b: merging a and b would close a cycle through n.
     ([pkg("a"), noop("n"), pkg("b")], [("pkg", "a", "noop", "n"), ("noop", "n", "pkg", "b")], []),
     # n -> a and n -> b: both after n, together.
@@ -57,3 +63,22 @@ def test_edges_move_onto_the_group_and_the_leader_answers_for_its_members():
     leader = build(group)
     assert [m.package for m in leader.members] == ["a", "b"]
     assert group.same_as(grouped(specs, [])[0][group.key])
+
+
+def test_thousands_of_packages_group_in_one_walk_of_the_graph():
+    """Each member was tried alone, with a walk of the whole graph each time: 2000
+    packages behind a chain of noops took 11 s at every update (reload, collect)."""
+    specs, edges = [], []
+    for i in range(3000):
+        specs += [pkg(f"p{i}"), noop(f"n{i}")]
+        edges.append(Edge(("noop", f"n{i}"), ("pkg", f"p{i}")))
+        if i:
+            edges.append(Edge(("noop", f"n{i - 1}"), ("noop", f"n{i}")))
+    started = time.monotonic()
+    out, parents = grouped(specs, edges)
+    took = time.monotonic() - started
+    (group,) = [s for s in out.values() if isinstance(s, GroupSpec)]
+    assert len(group.members) == 3000 and len(out) == 3001
+    assert parents[group.key] == {("noop", f"n{i}") for i in range(3000)}
+    assert find_cycle(parents) is None
+    assert took < 5, took  # 0.3 s here; 35 s before

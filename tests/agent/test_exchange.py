@@ -100,6 +100,44 @@ def test_a_collected_file_never_leaves_the_pattern_directory(mgmt_log):
         assert f"skipping file[{name}] from evil: " in mgmt_log.getvalue()
 
 
+def test_a_collected_resource_keeps_the_meta_it_was_exported_with(mgmt_log):
+    """mgmt's exports carry their metaparameters; ours dropped them, so an export
+    marked ``noop: true`` was applied for real by every collector."""
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    world = MemWorld("a", store)
+    text = graph_for("a").replace(
+        '    content: "from a\\n"\n',
+        '    content: "from a\\n"\n'
+        "    meta: {noop: true, retry: -1, delay: 250, autoedge: false}\n",
+    )
+    graph = parse_graph(text)
+    publish(world, graph)
+    # Only what differs from the defaults travels; the other export reads as before.
+    exported = store["exported"]["a"]
+    assert exported[("file", "shared")]["meta"] == {
+        "noop": True, "retry": -1, "delay": 250, "autoedge": False,
+    }  # fmt: skip
+    assert "meta" not in exported[("file", "onlya")]
+    got = collected(world, graph)
+    assert got[("file", "shared")].meta == graph.resources[("file", "shared")].meta
+    assert got[("file", "shared")].params["path"] == "/srv/in/shared"
+    assert got[("file", "onlya")].meta == graph.resources[("file", "onlya")].meta
+    # Another host's meta is checked as a graph's: a bad one skips that export.
+    store["exported"]["evil"] = {
+        ("file", "forever"): {"path": "/tmp/f", "meta": {"retry": -5}},
+        ("file", "typo"): {"path": "/tmp/t", "meta": {"sema": ["x"]}},
+        ("file", "text"): {"path": "/tmp/n", "meta": {"noop": "yes"}},
+        ("file", "list"): {"path": "/tmp/l", "meta": [1]},
+    }
+    got = collected(world, graph)
+    assert not {"forever", "typo", "text", "list"} & {name for _, name in got}
+    logged = mgmt_log.getvalue()
+    assert "skipping file[forever] from evil: meta retry: -5 is out of range (-1 to " in logged
+    assert "skipping file[typo] from evil: meta: unknown key 'sema'" in logged
+    assert "skipping file[text] from evil: meta noop: expected bool, got str 'yes'" in logged
+    assert "skipping file[list] from evil: meta: must be a mapping, got a list" in logged
+
+
 class _Unreachable(MemWorld):
     """A world whose etcd stopped answering."""
 

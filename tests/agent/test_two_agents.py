@@ -187,3 +187,66 @@ def test_a_hostile_export_cannot_write_or_remove_outside_the_collect_pattern(etc
     assert read(inbox / "keep") == "mine\n"  # the wiper removed <inbox>/x/ at most
     assert not (tmp_path / "a" / "escaped").exists()
     assert "skipping file[climber] from evil: " in agent.log
+
+
+def test_an_export_marked_noop_is_reported_not_applied_where_it_is_collected(etcd, tmp_path):
+    """mgmt's exports carry their metaparameters; ours dropped them, and a collector
+    rewrote a file its exporter had marked ``meta: {noop: true}``."""
+    server, _client = etcd
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "watched").write_text("theirs\n")
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "graph: g\nresources:\n  file:\n"
+        "  - name: '@@watched'\n    path: /tmp/watched\n    content: \"ours\\n\"\n"
+        "    meta: {noop: true}\n"
+        "  - name: '@@written'\n    path: /tmp/written\n    content: \"ours\\n\"\n"
+        f"collect:\n- kind: file\n  pattern: '{inbox}/'\n"
+    )
+    args = ["--file", str(graph), "--hostname", "a", "--seeds", server.client_url, "--json"]
+    args += ["--no-server", "--prefix", str(tmp_path / "state"), "--converged-timeout", "1"]
+    agent = AgentProcess(args, tmp_path / "agent.log", confined=tmp_path)
+    assert agent.wait(30) == 0, agent.log
+    assert read(inbox / "written") == "ours\n"  # collection itself works
+    assert read(inbox / "watched") == "theirs\n"
+    report = next(line for line in agent.log.splitlines() if line.startswith("{"))
+    rows = {row["name"]: row["result"] for row in json.loads(report)["resources"]}
+    assert rows == {"watched": "would-change", "written": "changed"}, agent.log
+
+
+def test_a_noop_run_publishes_no_export_for_other_hosts_to_apply(etcd, tmp_path):
+    """mgmt exports nothing under --noop; ours published, and another host applied
+    the file that a run asked to change nothing had exported."""
+    server, client = etcd
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    exporter = tmp_path / "a.yaml"
+    exporter.write_text(
+        "graph: a\nresources:\n  file:\n"
+        "  - name: '@@from-a'\n    path: /tmp/from-a\n    content: \"from a\\n\"\n"
+    )
+    collector = tmp_path / "b.yaml"
+    collector.write_text(
+        "graph: b\nresources:\n  noop: [{name: n}]\n"
+        f"collect:\n- kind: file\n  pattern: '{inbox}/'\n"
+    )
+
+    def run(host: str, graph: Path, *extra: str) -> AgentProcess:
+        args = ["--file", str(graph), "--hostname", host, "--seeds", server.client_url]
+        args += ["--no-server", "--prefix", str(tmp_path / f"state-{host}")]
+        args += ["--converged-timeout", "1", *extra]
+        agent = AgentProcess(args, tmp_path / f"agent-{host}.log", confined=tmp_path)
+        assert agent.wait(30) == 0, agent.log
+        return agent
+
+    a = run("a", exporter, "--noop")
+    run("b", collector)
+    assert not (inbox / "from-a").exists()
+    assert keys(client, "/_mgmt/exported/") == {}
+    assert "--noop: 1 exported resource(s) not published" in a.log
+    # Without --noop the same export reaches b: the collection itself works.
+    run("a", exporter)
+    assert set(keys(client, "/_mgmt/exported/")) == {"/_mgmt/exported/a/resources/file/from-a"}
+    run("b", collector)
+    assert read(inbox / "from-a") == "from a\n"

@@ -127,6 +127,24 @@ def test_noop_names_what_would_change_and_changes_nothing(pkg_host, tmp_path):
     assert "would install mgmt-test-a" in log(tmp_path)
 
 
+def test_a_package_with_meta_noop_is_left_out_of_the_others_transaction(pkg_host, tmp_path):
+    """Grouped packages ran as the first one's meta said: one marked noop: true was
+    installed with the others (and the others' retry and delay were the first's)."""
+    packages = {"mgmt-test-a": "installed", "mgmt-test-b": "installed", "mgmt-test-c": "installed"}
+    path = graph(tmp_path, pkg_host.repo, packages)
+    text = path.read_text().replace(
+        "  - name: 'mgmt-test-b'\n    state: 'installed'\n",
+        "  - name: 'mgmt-test-b'\n    state: 'installed'\n    meta: {noop: true}\n",
+    )
+    path.write_text(text)
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+    assert installed(pkg_host, "mgmt-test-c") == "1.0-1"
+    assert installed(pkg_host, "mgmt-test-b") == ""
+    assert "would install mgmt-test-b" in log(tmp_path)
+    assert len(transactions(pkg_host)) == 1  # a and c, together
+
+
 def test_json_reports_each_grouped_package_field_by_field(pkg_host, tmp_path):
     pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-c-1.0-1.noarch.rpm")])
     path = graph(tmp_path, pkg_host.repo, {"mgmt-test-a": "installed", "mgmt-test-c": "installed"})

@@ -73,7 +73,7 @@ class Agent:
         self._planning = False  # the planner took the flags above and is applying them
         self._last_event = 0.0
         self._cancels: List[Callable[[], None]] = []
-        self.world_sync = WorldSync(world, self._on_exported, self._cancels)
+        self.world_sync = WorldSync(world, self._on_exported, self._cancels, settings.noop)
         self.engine: Any = None
         self.watcher: Any = None
         self.converger: Any = None

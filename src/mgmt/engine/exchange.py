@@ -19,14 +19,24 @@ from mgmt.graph.located import checked_value
 from mgmt.graph.model import Collect, Graph, ResourceKey, ResourceSpec, key_str
 from mgmt.log import get_logger
 from mgmt.resources.base import FieldError, fill_params, kind_class
-from mgmt.resources.fields import shown_name
+from mgmt.resources.fields import Meta, meta_export, meta_from_export, shown_name
 
 log = get_logger("exchange")
 
 
 def publish(world: Any, graph: Graph) -> None:
-    """Publish this host's exports; keys it no longer exports go in the same call."""
-    world.export({key: dict(spec.params) for key, spec in graph.exported().items()})
+    """Publish this host's exports; keys it no longer exports go in the same call.
+
+    An export carries its ``meta`` (what differs from the defaults) under the key
+    ``meta``, which no kind has as a field: a collector applies it as exported."""
+    exports = {}
+    for key, spec in graph.exported().items():
+        params = dict(spec.params)
+        meta = meta_export(spec.meta)
+        if meta:
+            params["meta"] = meta
+        exports[key] = params
+    world.export(exports)
 
 
 def collected(world: Any, graph: Graph) -> Dict[ResourceKey, ResourceSpec]:
@@ -52,9 +62,10 @@ def collected(world: Any, graph: Graph) -> Dict[ResourceKey, ResourceSpec]:
             name = f"{item.name}@{item.hostname}"  # two hosts exported the same name
         try:
             params = _checked(item)
+            meta = meta_from_export(params.pop("meta")) if "meta" in params else Meta()
             params = cls.collected_params(item.name, params, patterns[item.kind])
             params = fill_params(cls, params)
-            cls(name, params)  # constructor checks that need the name
+            cls(name, params, meta)  # constructor checks that need the name
         except (FieldError, GraphError, TypeError, ValueError) as err:
             # The host and name as the key had them, escaped and cut: a name
             # from etcd may hold a line break meant to forge a log line.
@@ -62,7 +73,7 @@ def collected(world: Any, graph: Graph) -> Dict[ResourceKey, ResourceSpec]:
             reason = err.message if isinstance(err, GraphError) else err
             log.warning("skipping %s from %s: %s", what, shown_name(item.hostname), reason)
             continue
-        spec = ResourceSpec(item.kind, name, params, origin=item.hostname)
+        spec = ResourceSpec(item.kind, name, params, meta, origin=item.hostname)
         provided = _provided(spec)
         clash = next((ident for ident in provided if ident in taken), None)
         if clash is not None:

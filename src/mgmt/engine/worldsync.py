@@ -24,10 +24,20 @@ class WorldSync:
     """Publishes and watches for the agent's planner, which calls :meth:`sync` and
     asks :meth:`due` when to call it again."""
 
-    def __init__(self, world: Any, on_exported: Callable[[], None], cancels: List[Callable]):
+    def __init__(
+        self,
+        world: Any,
+        on_exported: Callable[[], None],
+        cancels: List[Callable],
+        noop: bool = False,
+    ):
         """``on_exported``: called when other hosts' exports change; the watch's
-        cancel goes into ``cancels`` (the agent ends them all at its stop)."""
+        cancel goes into ``cancels`` (the agent ends them all at its stop).
+        ``noop`` (--noop): publish nothing, as mgmt: the other hosts would apply
+        what a run that changes nothing published."""
         self.world = world
+        self.noop = noop
+        self._noop_said = False
         self.error: Optional[str] = None  # why it is out of step, None if it is not
         self._retry_at: Optional[float] = None  # set while out of step
         self._on_exported = on_exported
@@ -42,7 +52,12 @@ class WorldSync:
 
         failures = []
         try:
-            publish(self.world, graph)
+            if not self.noop:
+                publish(self.world, graph)
+            elif graph.exported() and not self._noop_said:
+                count = len(graph.exported())
+                log.info("--noop: %d exported resource(s) not published", count)
+                self._noop_said = True
         except MgmtError as err:
             failures.append(f"cannot publish exported resources: {err}")
         try:

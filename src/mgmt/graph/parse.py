@@ -262,7 +262,15 @@ class _Parser:
             marked = key[1].startswith(EXPORT_MARK)  # "@@a" in an edge: the exported a
             spec = graph.resources.get((key[0], key[1][len(EXPORT_MARK) :]) if marked else key)
             if spec is None or (marked and not spec.exported):
-                raise self.fail(f"edge {end!r} names a missing resource {key_str(key)}", ref.line)
+                message = f"edge {end!r} names a missing resource {key_str(key)}"
+                if any(entry.kind == kind for entry in graph.collect):
+                    # mgmt orders collected resources by edges; this agent cannot
+                    # (they come and go while it runs): say so, not just "missing".
+                    message += (
+                        f" (the graph collects {kind}, but an edge can only name a "
+                        "resource of this graph, not one collected from another host)"
+                    )
+                raise self.fail(message, ref.line)
             key = spec.key
             if spec.exported:
                 # As mgmt: an exported resource is published for other hosts,

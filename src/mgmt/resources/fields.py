@@ -20,6 +20,8 @@ __all__ = [
     "FieldError",
     "Meta",
     "describe",
+    "meta_export",
+    "meta_from_export",
     "number_field",
     "shown",
     "shown_name",
@@ -197,3 +199,25 @@ META_FIELDS: Dict[str, Field] = {
         0, MAX_MILLISECONDS, default=0, doc="milliseconds before a retry and between two runs"
     ),
 }
+
+
+def meta_export(meta: Meta) -> Dict[str, Any]:
+    """The fields of ``meta`` that differ from their defaults, as an export carries
+    them (an export with the defaults reads as before: older collectors take it)."""
+    return {k: v for k, v in meta._asdict().items() if v != META_FIELDS[k].default}
+
+
+def meta_from_export(value: Any) -> Meta:
+    """``meta`` as another host exported it, checked as a graph's (FieldError if not):
+    mgmt's exported resources carry their metaparameters, and a collector that
+    dropped them applied a ``noop: true`` export for real."""
+    if not isinstance(value, dict):
+        raise FieldError("meta", f"must be a mapping, got {describe(value)}")
+    for key, got in value.items():
+        field = META_FIELDS.get(key)
+        if field is None:
+            raise FieldError("meta", f"unknown key {shown(key)}")
+        if type(got) is not field.types:
+            raise FieldError(f"meta {key}", f"expected {field.types.__name__}, got {describe(got)}")
+        field.check(f"meta {key}", got)
+    return Meta(**value)

@@ -84,7 +84,10 @@ class MsgRes(Resource):
             if not isinstance(name, str) or not _valid_field(name):
                 # The name is cut in the message: say its length, which may be the fault.
                 size = f" of {len(name)} characters" if isinstance(name, str) else ""
-                problem = "is not a journal field name (A-Z, 0-9, _; 64 at most)"
+                problem = (
+                    "is not a journal field name (A-Z, 0-9, _, not starting with _ or a "
+                    "digit; 64 at most)"
+                )
                 raise FieldError("fields", f"{shown(name)}{size} {problem}")
             if name in OWN_FIELDS:
                 raise FieldError(

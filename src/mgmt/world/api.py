@@ -5,6 +5,7 @@ reads everyone's exports of the kinds it collects, reports whether it is
 converged, and is told when any of that changes. Key layout (mgmt's own):
 
     /_mgmt/exported/<hostname>/resources/<kind>/<name>   JSON of the resource
+        (its parameters; the meta that differs from the defaults under "meta")
     /_mgmt/converged/<hostname>                          "true" | "false"
     /_mgmt/failed/<hostname>                             JSON list, see Failure
 
