@@ -33,6 +33,10 @@ GOOD = [
     ("web1:2222", "web1", None, 2222, None),
     ("root@10.254.0.2:22", "10.254.0.2", "root", 22, None),
     ("2001:db8::7", "2001:db8::7", None, None, None),  # a bare IPv6 address, whole
+    # The URL's host as written: an ~/.ssh/config alias is matched case by case.
+    ("ssh://root@WEB2:22", "WEB2", "root", 22, None),
+    ("ssh://Web1.Example.org", "Web1.Example.org", None, None, None),
+    ("ssh://[2001:DB8::7]:22", "2001:DB8::7", None, 22, None),
 ]
 
 

@@ -109,6 +109,18 @@ def _bare_port(
     return host, int(port)
 
 
+def _written_host(netloc: str, host: Optional[str]) -> Optional[str]:
+    """The URL's host as written: urlsplit's ``hostname`` is lower-cased, and an
+    ~/.ssh/config alias is matched case by case (``ssh ssh://root@WEB2`` finds
+    ``Host WEB2``; mgmt looked for ``web2`` and found no such host)."""
+    written = netloc.rpartition("@")[2]
+    if not written.startswith("["):
+        written = written.partition(":")[0]
+    else:
+        written = written[1:].partition("]")[0]
+    return written if host is not None and written.lower() == host else host
+
+
 def parse_remote(
     value: object, graph: Path, line: Optional[int] = None, key: str = "remote"
 ) -> HostSpec:
@@ -138,7 +150,7 @@ def parse_remote(
 
     try:
         url = urlsplit(value)
-        host = url.hostname
+        host = _written_host(url.netloc, url.hostname)
     except ValueError as err:  # an unclosed "[" (IPv6)
         raise bad(f"not a URL ({err}): {value!r}") from None
     if url.scheme != "ssh":
