@@ -1,10 +1,21 @@
 """What hosts print, as the initiator shows it: a flood on stderr before the agent
-starts (a `python:` wrapper, a login script) neither stalls the start nor is cut."""
+starts (a `python:` wrapper, a login script) neither stalls the start nor is cut,
+and a run whose output nobody reads any more (`| head`) still ends."""
 
 import re
+import signal
+import subprocess
 
 import pytest
-from remote_helpers import assert_clean, file_graph, has_file, mgmt_run, need_hosts, summary
+from remote_helpers import (
+    MGMT,
+    assert_clean,
+    file_graph,
+    has_file,
+    mgmt_run,
+    need_hosts,
+    summary,
+)
 
 from support.hosts import ssh_hosts
 
@@ -42,4 +53,43 @@ def test_megabytes_on_stderr_before_the_agent_starts_are_shown_whole(pool, bundl
     noise = [line for line in done.stdout.splitlines() if "noise" in line]
     expected = [f"a | noise{i}-" + "x" * 65536 + "-end" for i in range(48)]
     assert noise == expected, [re.sub("x{100,}", "x...", line) for line in noise]
+    assert_clean(a)
+
+
+# Starts the real Python, and beside it 3 MiB on stderr (from the first line on).
+FLOODING_PYTHON = """#!/bin/sh
+python3 -c '
+import sys
+for i in range(48):
+    sys.stderr.write("flood%d-" % i + "x" * 65536 + "\\n")
+' &
+exec python3 "$@"
+"""
+
+
+def test_a_run_whose_output_nobody_reads_any_more_still_ends_as_it_went(pool, bundle, tmp_path):
+    # `mgmt run ... | head -1`: the first write after head ended raised
+    # BrokenPipeError in the session's reader, which stopped reading the host
+    # (past 2 MiB unread, its output stalls the channel), and the run ended in
+    # "internal error: BrokenPipeError", exit 1, whatever the hosts did.
+    a = pool["a"]
+    a.run("cat > /tmp/flood-python3 && chmod 755 /tmp/flood-python3", input=FLOODING_PYTHON)
+    graph = file_graph("a", "a", tmp_path, content="flooded")
+    graph.write_text(graph.read_text() + "python: /tmp/flood-python3\n")
+    argv = [*MGMT, "run", "--tmp-prefix", "--converged-timeout=1", "--remote", str(graph)]
+    env = pool.env(MGMT_BUNDLE=str(bundle))
+    with subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as run:
+        run.stdout.readline()
+        run.stdout.close()  # as head does once it has its line
+        try:
+            _, err = run.communicate(timeout=40)
+        except subprocess.TimeoutExpired:
+            run.send_signal(signal.SIGINT)
+            run.communicate(timeout=30)
+            raise AssertionError("the run did not end once its stdout was closed") from None
+    assert run.returncode == 0, err[-2000:]
+    assert "internal error" not in err
+    assert has_file(a, "flooded")
     assert_clean(a)

@@ -39,12 +39,22 @@ class Printer:
     def __init__(self, out: TextIO):
         self.out = out
         self.lock = threading.Lock()
+        self.closed = False
 
     def __call__(self, host: str, line: str) -> None:
         shown = line if line.isprintable() else printable(line)
         with self.lock:
-            self.out.write(f"{host} | {shown}\n")
-            self.out.flush()
+            if self.closed:
+                return
+            try:
+                self.out.write(f"{host} | {shown}\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                # Read no more (`| head` ended, a pager quit): the run goes on, its
+                # lines dropped. Raised into a session's reader, it ended that
+                # reader: the host's output was no longer read, and its agent hung
+                # on a full channel.
+                self.closed = True
 
 
 class LogFollower:

@@ -1,6 +1,7 @@
 """What a run reports per host: its result, and the summary table; and what a detached
 cluster's host says of its failed resources."""
 
+import contextlib
 from typing import Any, Dict, List, NamedTuple, Optional, TextIO
 
 # Results in the summary.
@@ -34,10 +35,13 @@ def print_summary(results: List[HostResult], out: TextIO) -> None:
     rows = [("host", "result", "bundle", "time", "")]
     rows += [(r.host, r.result, r.bundle, f"{r.seconds:.1f}s", r.message) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    text = ""
     for row in rows:
         cells = [row[i].ljust(widths[i]) for i in range(4)] + [row[4]]
-        out.write("  ".join(cells).rstrip() + "\n")
-    out.flush()
+        text += "  ".join(cells).rstrip() + "\n"
+    with contextlib.suppress(OSError, ValueError):  # nobody reads (`| head` ended): the
+        out.write(text)  # exit code still says how the run went
+        out.flush()
 
 
 def run_document(results: List[HostResult]) -> Dict[str, Any]:
