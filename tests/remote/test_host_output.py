@@ -1,10 +1,12 @@
 """What hosts print, as the initiator shows it: a flood on stderr before the agent
 starts (a `python:` wrapper, a login script) neither stalls the start nor is cut,
-and a run whose output nobody reads any more (`| head`) still ends."""
+a run whose output nobody reads any more (`| head`) still ends, and host lines
+and log lines sharing one pipe never land inside one another."""
 
 import re
 import signal
 import subprocess
+import sys
 
 import pytest
 from remote_helpers import (
@@ -93,3 +95,43 @@ def test_a_run_whose_output_nobody_reads_any_more_still_ends_as_it_went(pool, bu
     assert "internal error" not in err
     assert has_file(a, "flooded")
     assert_clean(a)
+
+
+# A host's line, or a log line (``HH:MM:SS component: message``): nothing else.
+LINE = re.compile(r"h \| x{1000000}|\d\d:\d\d:\d\d remote: a log line")
+INTERLEAVED = """
+import sys, threading
+from mgmt.log import get_logger, setup
+from mgmt.remote.orchestration.follow import Printer
+
+setup(0)
+log, printer, done = get_logger("remote"), Printer(sys.stdout), threading.Event()
+def logging():
+    while not done.is_set():
+        log.info("a log line")
+thread = threading.Thread(target=logging)
+thread.start()
+for _ in range(20):
+    printer("h", "x" * 1000000)
+done.set()
+thread.join()
+"""
+
+
+def test_log_lines_never_land_inside_a_host_line_on_one_pipe():
+    # `mgmt run --remote ... 2>&1 | tee run.log`: host lines (stdout) and the
+    # initiator's log lines (stderr) each had a lock of their own; a long host line
+    # goes into the pipe in pieces, and a log line landed between two of them
+    # ("c | L26-YYY16:08:37 remote: b: Running ...", the line's rest on its own).
+    done = subprocess.run(
+        [sys.executable, "-c", INTERLEAVED],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    mixed = [line[:80] for line in lines if not LINE.fullmatch(line)]
+    assert not mixed
+    assert sum(line.startswith("h | ") for line in lines) == 20

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, TextIO, Tuple
 
+from mgmt.log import OUTPUT_LOCK
 from mgmt.remote import protocol
 from mgmt.remote.orchestration.results import printable
 from mgmt.remote.transport.runner import Process, Runner
@@ -38,7 +39,7 @@ class Printer:
 
     def __init__(self, out: TextIO):
         self.out = out
-        self.lock = threading.Lock()
+        self.lock = OUTPUT_LOCK  # the log's: its lines and these never interleave
         self.closed = False
 
     def __call__(self, host: str, line: str) -> None:

@@ -4,6 +4,8 @@ cluster's host says of its failed resources."""
 import contextlib
 from typing import Any, Dict, List, NamedTuple, Optional, TextIO
 
+from mgmt.log import OUTPUT_LOCK
+
 # Results in the summary.
 CONVERGED = "converged"
 STOPPED = "stopped"
@@ -39,8 +41,9 @@ def print_summary(results: List[HostResult], out: TextIO) -> None:
     for row in rows:
         cells = [row[i].ljust(widths[i]) for i in range(4)] + [row[4]]
         text += "  ".join(cells).rstrip() + "\n"
-    with contextlib.suppress(OSError, ValueError):  # nobody reads (`| head` ended): the
-        out.write(text)  # exit code still says how the run went
+    # Nobody reads (`| head` ended): the exit code still says how the run went.
+    with OUTPUT_LOCK, contextlib.suppress(OSError, ValueError):
+        out.write(text)
         out.flush()
 
 
