@@ -42,3 +42,24 @@ def test_a_bad_port_without_ssh_url_stops_the_run_before_any_host(pool, bundle, 
     said = f"mgmt: error: {graph}:8: remote: invalid port in 'b:2x'"
     assert done.stderr.strip().splitlines() == [said]
     assert done.stdout == ""  # no host contacted, no summary
+
+
+def test_an_alias_from_an_included_file_is_an_alias(pool, bundle, tmp_path):
+    # paramiko knows no Include: "Host inc" in ~/.ssh/conf.d/*.conf, which ssh
+    # finds, failed as "cannot connect to inc:22: Name or service not known".
+    b = pool["b"]
+    saved = pool.ssh_config.read_text()
+    included = pool.ssh_dir / "conf.d"
+    included.mkdir(exist_ok=True)
+    alias = saved.split("Host b\n", 1)[1].split("\n\n", 1)[0]  # b's HostName, Port...
+    (included / "inc.conf").write_text("Host inc\n" + alias + "\n")
+    pool.ssh_config.write_text("Include conf.d/*.conf\n\n" + saved)
+    try:
+        graph = file_graph("b", "inc", tmp_path, content="included")
+        done = mgmt_run(pool, bundle, [graph], "--converged-timeout=0")
+    finally:
+        pool.ssh_config.write_text(saved)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summary(done.stdout)["inc"][0] == "converged"
+    assert has_file(b, "included")
+    assert_clean(b)
