@@ -135,3 +135,23 @@ def test_log_lines_never_land_inside_a_host_line_on_one_pipe():
     mixed = [line[:80] for line in lines if not LINE.fullmatch(line)]
     assert not mixed
     assert sum(line.startswith("h | ") for line in lines) == 20
+
+
+def test_what_the_host_printed_in_a_failure_is_shown_escaped_in_the_summary(pool, bundle, tmp_path):
+    # START failed (its cache cannot be made) and its message carried what the login
+    # printed on stderr: the summary wrote the host's ESC sequences raw (a colour, a
+    # terminal title), while the log line above it showed them escaped.
+    a = pool["a"]
+    a.run(
+        "printf '%s\\n' \"printf '\\\\033[31mRED\\\\033]0;title\\\\007\\\\n' >&2\" > /root/.bashrc"
+    )
+    a.run("rm -rf /root/.cache && touch /root/.cache")
+    try:
+        done = mgmt_run(pool, bundle, [file_graph("a", "a", tmp_path)], "--converged-timeout=0")
+    finally:
+        a.run("rm -f /root/.bashrc /root/.cache")
+    assert done.returncode == 1, done.stdout + done.stderr
+    result, _bundle, message = summary(done.stdout)["a"]
+    assert result == "failed" and "\\x1b[31mRED\\x1b]0;title\\x07" in message, message
+    assert "\x1b" not in done.stdout + done.stderr
+    assert_clean(a)

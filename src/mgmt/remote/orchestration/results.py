@@ -35,7 +35,11 @@ def describe_error(err: BaseException) -> str:
 def print_summary(results: List[HostResult], out: TextIO) -> None:
     """One line per host: host, result, bundle copied or cached, time, and why if it failed."""
     rows = [("host", "result", "bundle", "time", "")]
-    rows += [(r.host, r.result, r.bundle, f"{r.seconds:.1f}s", r.message) for r in results]
+    # A message may carry what the host printed (a login script's ESC sequences,
+    # before START failed): shown escaped, as its lines are, not acted on.
+    rows += [
+        (r.host, r.result, r.bundle, f"{r.seconds:.1f}s", printable(r.message)) for r in results
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     text = ""
     for row in rows:
