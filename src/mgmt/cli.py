@@ -9,7 +9,7 @@ one-line message and an exit code.
 
 import signal
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
 from mgmt import __version__
 from mgmt.errors import InputError, MgmtError
@@ -25,6 +25,7 @@ from mgmt.statedir import state_dir
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
 PROG = "mgmt"
 
@@ -84,12 +85,22 @@ def cluster_settings(args: "argparse.Namespace") -> Settings:
     from mgmt.flag_rules import check_bounds, check_paths
 
     values = _flag_values(args, [f for f in FIELDS if f.name in CLUSTER_FLAGS])
-    values["remotes"] = tuple(dict.fromkeys(values["remotes"]))
+    values["remotes"] = _remote_paths(values["remotes"])
     if not values["remotes"]:
         raise InputError(f"mgmt {args.command} needs --remote GRAPH (one per host of the cluster)")
     settings = Settings(cluster_command=args.command, verbosity=args.verbose, **values)
     check_bounds(settings)
     return check_paths(settings)
+
+
+def _remote_paths(remotes: List[str]) -> "Tuple[Path, ...]":
+    """The --remote files as Paths, each once (the same file twice runs once). An
+    empty one is refused here: as a Path it is ".", and was said to be "a directory"."""
+    from pathlib import Path  # the local command line's only: a remote agent has no parser
+
+    if any(not remote for remote in remotes):
+        raise InputError("--remote: empty path")
+    return tuple(dict.fromkeys(Path(remote) for remote in remotes))
 
 
 def _flag_values(args: "argparse.Namespace", fields: List[Field]) -> Dict[str, Any]:
@@ -126,9 +137,9 @@ def _add_flag(parser, field: Field, suppress: str, default: object = _FIELD_DEFA
             field.flag, dest=field.name, action="store_true", default=default, help=help_text
         )
     elif field.type is tuple or field.once:  # a once-flag's repeats are counted, then refused
-        from pathlib import Path  # the local command line's only: a remote agent has no parser
-
-        kind = Path if field.name == "remotes" else field.type if field.once else str
+        # --remote: made Paths in settings_from, once an empty one is refused
+        # (Path("") is ".", the current folder).
+        kind = field.type if field.once else str
         parser.add_argument(
             field.flag, dest=field.name, action="append", default=default, type=kind,
             metavar=field.metavar, help=help_text,
@@ -152,7 +163,7 @@ def settings_from(args: "argparse.Namespace") -> Settings:
     if "hostname" in given and not values["hostname"]:  # not the system's, in silence
         raise InputError("--hostname: empty; give a name (leave the flag out for the system's)")
     values["hostname"] = values["hostname"] or _system_hostname()
-    values["remotes"] = tuple(dict.fromkeys(values["remotes"]))  # the same file twice runs once
+    values["remotes"] = _remote_paths(values["remotes"])
     values["cluster_address"] = tuple(values["cluster_address"])
     if args.verbose and args.quiet:
         raise InputError("-v and -q: give one or the other")

@@ -38,6 +38,12 @@ class _Output:
     lock = threading.RLock()
 
 
+# Held while a line is written: whoever else writes whole lines to the terminal
+# (the initiator's host lines, mgmt.remote.orchestration.follow) takes it too, so
+# that a log line on stderr never lands inside a long one on stdout (`2>&1 | tee`).
+OUTPUT_LOCK = _Output.lock
+
+
 def setup(verbosity: int = 0, stream: Optional[TextIO] = None) -> None:
     """Set the level for every logger (-1 quiet: warnings, 0 info, 1+ debug) and the stream."""
     _Output.level = WARNING if verbosity < 0 else DEBUG if verbosity > 0 else INFO

@@ -118,6 +118,12 @@ def test_a_graph_path_that_is_no_graph_file_names_the_flag(tmp_path, path, said)
     refused(_run_with_prefix(tmp_path, path), said)
 
 
+@pytest.mark.parametrize("command", ["run", "status", "stop"])
+def test_an_empty_remote_is_an_empty_path_not_the_current_folder(tmp_path, graph, command):
+    # Read as a Path, "" was ".": "--remote .: a directory; expected a graph file".
+    refused(_cluster(command, "--remote", str(graph), "--remote", ""), "--remote: empty path")
+
+
 def test_a_second_file_is_refused_not_ignored(tmp_path, graph):
     other = tmp_path / "other.yaml"
     other.write_text(GRAPH)

@@ -28,6 +28,15 @@ GOOD = [
     ("ssh://alice%40corp.example.com@web1", "web1", "alice@corp.example.com", None, None),
     ("ssh://alice@corp.example.com@web1:22", "web1", "alice@corp.example.com", 22, None),
     ("alice@corp.example.com@web1", "web1", "alice@corp.example.com", None, None),
+    # host:port without ssh:// (Fabric's shorthand) is the host and its port, as the
+    # URL's: the port was part of the host's name ("web1:2222") in the cluster.
+    ("web1:2222", "web1", None, 2222, None),
+    ("root@10.254.0.2:22", "10.254.0.2", "root", 22, None),
+    ("2001:db8::7", "2001:db8::7", None, None, None),  # a bare IPv6 address, whole
+    # The URL's host as written: an ~/.ssh/config alias is matched case by case.
+    ("ssh://root@WEB2:22", "WEB2", "root", 22, None),
+    ("ssh://Web1.Example.org", "Web1.Example.org", None, None, None),
+    ("ssh://[2001:DB8::7]:22", "2001:DB8::7", None, 22, None),
 ]
 
 
@@ -68,6 +77,14 @@ BAD = [
     ("ssh://10.1:2222", "'10.1' is not a plain IPv4 address"),
     ("0x0a.0.0.1", "'0x0a.0.0.1' is not a plain IPv4 address"),
     ("10.254.0.256", "'10.254.0.256' is not a plain IPv4 address"),
+    # host:port without ssh://: left to Fabric, "internal error: ValueError" or
+    # "TypeError" on connecting, with no file named; port 0 and 99999 passed.
+    ("web1:abc", "invalid port in 'web1:abc'"),
+    ("web1:", "invalid port in 'web1:'"),
+    ("web1:0", "invalid port"),
+    ("root@web1:99999", "invalid port in 'root@web1:99999'"),
+    (":22", "not a host name or ssh alias: ':22'"),
+    ("010.254.0.2:22", "'010.254.0.2' is not a plain IPv4 address"),
 ]
 
 
@@ -79,10 +96,11 @@ def test_refuses_bad_values_naming_file_and_line(value, message, tmp_path):
     assert str(caught.value).startswith(f"{tmp_path / 'g.yaml'}:7: remote:")
 
 
-@pytest.mark.parametrize("key", ["remote", "via"])
+@pytest.mark.parametrize("key", ["remote", "via", "host:port"])
 def test_a_bad_hop_or_remote_names_file_and_line_from_the_command_line(key, tmp_path):
     graph = tmp_path / "g.yaml"
-    remote = "ssh://[::1" if key == "remote" else "nohost.invalid"
+    remote = {"remote": "ssh://[::1", "host:port": "localhost:abc"}.get(key, "nohost.invalid")
+    key = "remote" if key == "host:port" else key
     via = "\nvia: '-v'" if key == "via" else ""
     graph.write_text(f"graph: g\nresources: {{}}\nremote: '{remote}'{via}\n")
     done = subprocess.run(

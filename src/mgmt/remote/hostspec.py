@@ -1,15 +1,15 @@
 """Which host a --remote graph is for: its ``remote:`` key, parsed and checked.
 
 ``remote:`` is either ``ssh://user[:password]@host[:port]`` (mgmt 0.0.5's form)
-or a bare ``[user@]alias``: any name ~/.ssh/config knows, whose HostName, User,
-Port, IdentityFile and ProxyJump then apply, as they would for ``ssh alias``.
+or a bare ``[user@]alias[:port]``: any name ~/.ssh/config knows, whose HostName,
+User, Port, IdentityFile and ProxyJump then apply, as they would for ``ssh alias``.
 A password in the URL works, but the file then holds a secret in plain text,
 so it is reported with a warning.
 """
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 from mgmt.errors import GraphError
@@ -91,6 +91,36 @@ def _ambiguous_address(host: str) -> Optional[str]:
     return None
 
 
+def _bare_port(
+    target: str, bad: "Callable[[str], GraphError]", value: str
+) -> Tuple[str, Optional[int]]:
+    """``host:port`` written without ssh:// (Fabric's shorthand): the host and the
+    port, checked as the URL's are. Left to Fabric, a bad port ended in an
+    internal error on connecting ("a:abc", ":22"), port 0 or 99999 passed, and
+    the port became part of the host's name in the cluster. Two colons or more:
+    a bare IPv6 address, taken whole (as Fabric does)."""
+    if target.count(":") != 1:
+        return target, None
+    host, _, port = target.partition(":")
+    if not host:
+        raise bad(f"not a host name or ssh alias: {value!r}")
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise bad(f"invalid port in {value!r}")
+    return host, int(port)
+
+
+def _written_host(netloc: str, host: Optional[str]) -> Optional[str]:
+    """The URL's host as written: urlsplit's ``hostname`` is lower-cased, and an
+    ~/.ssh/config alias is matched case by case (``ssh ssh://root@WEB2`` finds
+    ``Host WEB2``; mgmt looked for ``web2`` and found no such host)."""
+    written = netloc.rpartition("@")[2]
+    if not written.startswith("["):
+        written = written.partition(":")[0]
+    else:
+        written = written[1:].partition("]")[0]
+    return written if host is not None and written.lower() == host else host
+
+
 def parse_remote(
     value: object, graph: Path, line: Optional[int] = None, key: str = "remote"
 ) -> HostSpec:
@@ -112,14 +142,15 @@ def parse_remote(
         # "@host" (an empty user) is refused too.
         if not _HOST_RE.fullmatch(target) or (at and not _NAME_RE.fullmatch(user)):
             raise bad(f"not a host name or ssh alias: {value!r}")
+        target, port = _bare_port(target, bad, value)
         ambiguous = _ambiguous_address(target)
         if ambiguous:
             raise bad(f"{target!r} {ambiguous}")
-        return HostSpec(target=target, graph=graph, user=user or None)
+        return HostSpec(target=target, graph=graph, user=user or None, port=port)
 
     try:
         url = urlsplit(value)
-        host = url.hostname
+        host = _written_host(url.netloc, url.hostname)
     except ValueError as err:  # an unclosed "[" (IPv6)
         raise bad(f"not a URL ({err}): {value!r}") from None
     if url.scheme != "ssh":

@@ -118,7 +118,7 @@ def trust_below(tree: Subtree, lookup: Callable[[str], Any]) -> Dict[str, Any]:
         if (hostname, port, user) != (spec.target, spec.port or 22, spec.user):
             aliases[spec.target] = {"hostname": hostname, "port": port, "user": user}
         files = known_hosts_files(lookup(spec.target))
-        keys = _load_known_hosts([*files, GLOBAL_KNOWN_HOSTS])
+        keys, _revoked = _load_known_hosts([*files, GLOBAL_KNOWN_HOSTS])  # left out of keys
         entry = host_key_entry(hostname, port)
         for key_type, key in (keys.lookup(entry) or {}).items():
             lines.append(f"{entry} {key_type} {key.get_base64()}\n")
@@ -147,8 +147,12 @@ class NewKeys:
             log.warning("%s: ignored a host key for %s, not a host below it", secondary, entry)
             return
         files = known_hosts_files(self.options.config().base_ssh_config.lookup(spec.target))
-        if _load_known_hosts([*files, GLOBAL_KNOWN_HOSTS]).lookup(entry):
+        keys, revoked = _load_known_hosts([*files, GLOBAL_KNOWN_HOSTS])
+        if keys.lookup(entry):
             return  # known already (then the secondary was handed it): never replaced
+        if blob in revoked:
+            log.warning("%s: ignored a revoked host key for %s", secondary, entry)
+            return
         files[0].parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(files[0], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a") as handle:

@@ -11,8 +11,9 @@ shown (the whole of it is the launcher's source, not news to anyone).
 Imported by secondaries too (mgmt.remote.hierarchy): Python 3.6, standard library.
 """
 
+import collections
 import threading
-from typing import BinaryIO, Callable, List, Optional, Tuple
+from typing import BinaryIO, Callable, Deque, Iterator, List, Optional, Tuple
 
 from mgmt.errors import RemoteError
 from mgmt.remote import protocol
@@ -31,6 +32,77 @@ NOT_PYTHON = "{python} did not start the agent: not a Python 3.6+ interpreter? (
 NOT_STARTED = "the agent did not start (status {status})"
 SHOWN_LINES = 3  # of a failed start's output: enough to see what ran, not the launcher
 SHOWN_WIDTH = 200
+
+
+# What a host's stderr may hold before anything reads it (the lines before the
+# launcher runs): more is dropped, and a line says how much.
+HELD_STDERR = 4 * 1024 * 1024
+
+
+class DrainedStream:
+    """A stream (a host's stderr) read in a thread of its own from the start, its
+    lines held until they are read (iterated, or :meth:`read`). Until the launcher
+    says which Python it is, the initiator reads only stdout; unread, what a
+    ``python:`` wrapper or a login script wrote to stderr filled the SSH channel's
+    window, which stdout shares: past 2 MiB the start stalled, and the host failed
+    with "said nothing for 60 s: not the agent's Python?". Once read, a reader
+    slower than the host holds the host back again, as the channel did: nothing
+    is dropped then."""
+
+    def __init__(self, stream: BinaryIO, held_max: int = HELD_STDERR):
+        self._lines: Deque[Optional[bytes]] = collections.deque()
+        self._held = 0  # bytes not yet read
+        self._max = held_max
+        self._reading = False
+        self._changed = threading.Condition()
+        thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        thread.name = "stderr"
+        thread.start()
+
+    def _put(self, raw: Optional[bytes]) -> None:
+        with self._changed:
+            self._lines.append(raw)
+            self._held += len(raw or b"")
+            self._changed.notify_all()
+
+    def _pump(self, stream: BinaryIO) -> None:
+        dropped = 0
+        try:
+            for raw in stream:
+                with self._changed:
+                    while self._reading and self._held + len(raw) > self._max and self._held:
+                        self._changed.wait()
+                    if not self._reading and self._held + len(raw) > self._max:
+                        dropped += len(raw)
+                        continue
+                if dropped:
+                    self._put(b"... (%d bytes of stderr dropped)\n" % dropped)
+                    dropped = 0
+                self._put(raw)
+        except Exception:  # the connection went: whoever waits on the process says so
+            pass
+        finally:
+            if dropped:
+                self._put(b"... (%d bytes of stderr dropped)\n" % dropped)
+            self._put(None)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            with self._changed:
+                self._reading = True
+                while not self._lines:
+                    self._changed.wait()
+                raw = self._lines[0]
+                if raw is None:  # the end, left for any later reader
+                    return
+                self._lines.popleft()
+                self._held -= len(raw)
+                self._changed.notify_all()
+            yield raw
+
+    def read(self) -> bytes:
+        """The rest, until the stream ends."""
+        return b"".join(self)
 
 
 def _text(raw: bytes) -> str:

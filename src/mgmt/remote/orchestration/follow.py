@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, TextIO, Tuple
 
+from mgmt.log import OUTPUT_LOCK
 from mgmt.remote import protocol
 from mgmt.remote.orchestration.results import printable
 from mgmt.remote.transport.runner import Process, Runner
@@ -38,13 +39,23 @@ class Printer:
 
     def __init__(self, out: TextIO):
         self.out = out
-        self.lock = threading.Lock()
+        self.lock = OUTPUT_LOCK  # the log's: its lines and these never interleave
+        self.closed = False
 
     def __call__(self, host: str, line: str) -> None:
         shown = line if line.isprintable() else printable(line)
         with self.lock:
-            self.out.write(f"{host} | {shown}\n")
-            self.out.flush()
+            if self.closed:
+                return
+            try:
+                self.out.write(f"{host} | {shown}\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                # Read no more (`| head` ended, a pager quit): the run goes on, its
+                # lines dropped. Raised into a session's reader, it ended that
+                # reader: the host's output was no longer read, and its agent hung
+                # on a full channel.
+                self.closed = True
 
 
 class LogFollower:

@@ -1,7 +1,10 @@
 """What a run reports per host: its result, and the summary table; and what a detached
 cluster's host says of its failed resources."""
 
+import contextlib
 from typing import Any, Dict, List, NamedTuple, Optional, TextIO
+
+from mgmt.log import OUTPUT_LOCK
 
 # Results in the summary.
 CONVERGED = "converged"
@@ -32,12 +35,20 @@ def describe_error(err: BaseException) -> str:
 def print_summary(results: List[HostResult], out: TextIO) -> None:
     """One line per host: host, result, bundle copied or cached, time, and why if it failed."""
     rows = [("host", "result", "bundle", "time", "")]
-    rows += [(r.host, r.result, r.bundle, f"{r.seconds:.1f}s", r.message) for r in results]
+    # A message may carry what the host printed (a login script's ESC sequences,
+    # before START failed): shown escaped, as its lines are, not acted on.
+    rows += [
+        (r.host, r.result, r.bundle, f"{r.seconds:.1f}s", printable(r.message)) for r in results
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    text = ""
     for row in rows:
         cells = [row[i].ljust(widths[i]) for i in range(4)] + [row[4]]
-        out.write("  ".join(cells).rstrip() + "\n")
-    out.flush()
+        text += "  ".join(cells).rstrip() + "\n"
+    # Nobody reads (`| head` ended): the exit code still says how the run went.
+    with OUTPUT_LOCK, contextlib.suppress(OSError, ValueError):
+        out.write(text)
+        out.flush()
 
 
 def run_document(results: List[HostResult]) -> Dict[str, Any]:

@@ -155,6 +155,7 @@ class Session:
             self._check_stop()
             size = self.ctx.bundle.stat().st_size
             self._process = process = runner.start(self._start_command(size))
+            process.stderr = agentstart.DrainedStream(process.stderr)  # type: ignore[assignment]
             # While the host runs START: the port goes into the agent's settings;
             # etcd starts when the first agent connects through a tunnel, if ever.
             tunnel = runner.tunnel(self.ctx.endpoint.target)

@@ -10,6 +10,8 @@ a password prompt when asked for, and one-line errors naming the host.
 from __future__ import annotations
 
 import getpass
+import io
+import os
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from fabric import Config, Connection
 from mgmt.errors import RemoteError
 from mgmt.log import adopt_library_logger, get_logger
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.transport import ssh_include
 from mgmt.remote.transport.runner import is_connection_error
 from mgmt.remote.transport.trust import HostKeyChanged, apply_trust, host_key_entry
 
@@ -58,9 +61,24 @@ class ConnectOptions:
     def config(self) -> Config:
         with _config_lock:
             if self.fabric_config is None:
-                # Config() reads /etc/ssh/ssh_config and ~/.ssh/config, as ssh does.
-                self.fabric_config = Config()
+                self.fabric_config = _ssh_files_config()
             return self.fabric_config
+
+
+def _ssh_files_config() -> Config:
+    """Config() reads ~/.ssh/config and /etc/ssh/ssh_config, as ssh does, but not
+    the files they Include (paramiko knows no Include): with Include lines, the
+    files are read here with what they include (see :mod:`.ssh_include`)."""
+    user, system = os.path.expanduser("~/.ssh/config"), "/etc/ssh/ssh_config"
+    if not (ssh_include.has_include(user) or ssh_include.has_include(system)):
+        return Config()
+    ssh_config = paramiko.SSHConfig()
+    try:
+        for path, folder in ((user, os.path.dirname(user)), (system, "/etc/ssh")):
+            ssh_config.parse(io.StringIO(ssh_include.expanded(path, folder)))
+    except paramiko.ssh_exception.ConfigParseError:  # in an included file: as before
+        return Config()
+    return Config(ssh_config=ssh_config)
 
 
 @dataclass

@@ -8,7 +8,10 @@ and a tunnel into our etcd. Here:
   raises BadHostKeyException, which we turn into :class:`HostKeyChanged`);
 - an unknown host is refused with its fingerprint and how to accept it;
 - ``--ssh-accept-new`` adds unknown hosts to known_hosts (OpenSSH's
-  ``accept-new``), and never replaces a key that is there.
+  ``accept-new``), and never replaces a key that is there;
+- a key known_hosts marks ``@revoked`` is refused, always; ``@cert-authority``
+  lines are skipped (host certificates are not checked: the host's own key
+  decides), as are lines that do not parse, as ssh skips them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import fcntl
 import os
 import threading
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 import paramiko
 
@@ -31,7 +34,8 @@ _write_lock = threading.Lock()
 # Parsed known_hosts files, by their paths and what stat says of them: every
 # session of a run reads the same files, and parsing every key of every host
 # for every connection costs the initiator O(N^2) at N hosts.
-_parsed: Dict[Tuple[Tuple[str, Tuple[int, ...]], ...], paramiko.HostKeys] = {}
+_Files = Tuple[Tuple[str, Tuple[int, ...]], ...]
+_parsed: Dict[_Files, Tuple[paramiko.HostKeys, FrozenSet[str]]] = {}
 _parsed_lock = threading.Lock()
 
 
@@ -45,6 +49,18 @@ class HostKeyUnknown(RemoteError):
             f"unknown host key ({key_name} {fingerprint}), not in {known_hosts}. "
             f"If that fingerprint is the host's, accept it with --ssh-accept-new, "
             f"or connect once with ssh and answer yes",
+        )
+
+
+class HostKeyRevoked(RemoteError):
+    """The host showed a key that known_hosts marks @revoked: refused, always."""
+
+    def __init__(self, host: str, got: paramiko.PKey):
+        self.fingerprint = got.fingerprint
+        super().__init__(
+            host,
+            f"REVOKED HOST KEY: it showed {got.get_name()} {got.fingerprint}, which "
+            f"known_hosts marks @revoked. Refused",
         )
 
 
@@ -90,12 +106,19 @@ def add_known_host(path: Path, entry: str, key: paramiko.PKey) -> None:
 class KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
     """What to do with a host known_hosts does not list: refuse, or add it."""
 
-    def __init__(self, host: str, known_hosts: Path, accept_new: bool):
+    def __init__(
+        self, host: str, known_hosts: Path, accept_new: bool, revoked: FrozenSet[str] = frozenset()
+    ):
         self.host = host
         self.known_hosts = known_hosts
         self.accept_new = accept_new
+        self.revoked = revoked  # the base64 of keys marked @revoked
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey):
+        # A revoked key is left out of the known ones: a host showing it comes
+        # here, before any login is tried.
+        if key.get_base64() in self.revoked:
+            raise HostKeyRevoked(self.host, key)
         # paramiko asks the server for the key type known_hosts has, so a known
         # host showing only another type is a changed key, not a new host.
         for keys in (client.get_host_keys(), client._system_host_keys):
@@ -125,12 +148,15 @@ def apply_trust(
     """Load known_hosts into the client and replace its accept-anything policy."""
     files = known_hosts_files(ssh_config)
     # Shared, read-only: paramiko only looks keys up in it while connecting.
-    client._system_host_keys = _load_known_hosts([*files, global_known_hosts])
-    client.set_missing_host_key_policy(KnownHostsPolicy(host, files[0], accept_new))
+    client._system_host_keys, revoked = _load_known_hosts([*files, global_known_hosts])
+    client.set_missing_host_key_policy(KnownHostsPolicy(host, files[0], accept_new, revoked))
 
 
-def _load_known_hosts(paths: List[Optional[Path]]) -> paramiko.HostKeys:
-    """The keys of every file in ``paths`` that exists, parsed once per file version."""
+def _load_known_hosts(
+    paths: List[Optional[Path]],
+) -> Tuple[paramiko.HostKeys, FrozenSet[str]]:
+    """The keys of every file in ``paths`` that exists, parsed once per file version,
+    but those marked @revoked; and those (their base64)."""
     present = []
     for path in paths:
         try:
@@ -142,11 +168,37 @@ def _load_known_hosts(paths: List[Optional[Path]]) -> paramiko.HostKeys:
             present.append((str(path), signature))
     key = tuple(present)
     with _parsed_lock:
-        keys = _parsed.get(key)
-        if keys is None:
-            keys = paramiko.HostKeys()
+        found = _parsed.get(key)
+        if found is None:
+            keys, revoked = paramiko.HostKeys(), set()
             for name, _signature in present:
-                keys.load(name)  # later files add to (and override) earlier ones
+                _read_known_hosts(name, keys, revoked)  # later files add to earlier ones
+            keys._entries = [e for e in keys._entries if e.key.get_base64() not in revoked]
+            found = (keys, frozenset(revoked))
             _parsed.clear()  # only the current version of the files is worth keeping
-            _parsed[key] = keys
-        return keys
+            _parsed[key] = found
+        return found
+
+
+def _read_known_hosts(name: str, keys: paramiko.HostKeys, revoked: set) -> None:
+    """One file's keys into ``keys``, the keys it revokes into ``revoked``.
+    paramiko's own HostKeys.load ended in an InvalidHostKey ("Incorrect padding")
+    on a marker line (@cert-authority, @revoked): every host of the run failed
+    with "internal error", and a revoked key was not refused."""
+    with open(name, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("@"):
+                fields = line.split()
+                if fields[0] == "@revoked" and len(fields) >= 4:
+                    revoked.add(fields[3])
+                continue
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+            except (paramiko.SSHException, paramiko.hostkeys.InvalidHostKey, ValueError):
+                continue  # ssh skips a line it cannot read
+            if entry is not None:
+                for hostname in entry.hostnames:
+                    keys.add(hostname, entry.key.get_name(), entry.key)
