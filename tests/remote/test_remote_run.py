@@ -11,6 +11,7 @@ import re
 import shlex
 import signal
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,37 @@ def test_second_run_copies_no_bundle_and_a_damaged_cache_is_replaced(pool, bundl
     for host in (a, b):
         assert_clean(host)
     _clear_tmp(a, b)
+
+
+def test_files_a_cleaner_took_from_the_unpacked_copy_are_restored_from_the_bundle(
+    pool, bundle, tmp_path
+):
+    a = pool["a"]
+    graphs = [file_graph("a", "a", tmp_path)]
+    first = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    # What a cleaner of old files in ~/.cache takes: modules (and their bytecode)
+    # of the unpacked copy, which stays in place; every run after failed with
+    # "No module named 'mgmt.engine.agent'" until someone removed the copy.
+    site = "/root/.cache/mgmt/shiv/*/site-packages/mgmt"
+    gone = ("engine/agent", "resources/file")
+    for name in gone:
+        folder, _, module = name.partition("/")
+        a.run(f"rm {site}/{name}.py {site}/{folder}/__pycache__/{module}.*")
+    a.run("rm /tmp/only-a")
+    second = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert summary(second.stdout)["a"][:2] == ("converged", "cached")
+    assert a.read_file("/tmp/only-a") == "i am a"
+    for name in gone:  # back, as the bundle has them
+        (restored,) = a.run(f"ls {site}/{name}.py").stdout.split()
+        with zipfile.ZipFile(bundle) as archive:
+            inner = "site-packages/mgmt/" + name + ".py"
+            assert a.run(["cat", restored]).stdout.encode() == archive.read(inner)
+    assert "restored 2 missing file(s)" in second.stdout
+    assert not [f for f in a.run(f"find {site} -name '*.partial'").stdout.split()]
+    assert_clean(a)
+    _clear_tmp(a)
 
 
 def test_a_cache_dir_that_cannot_be_made_fails_in_one_line_and_leaves_no_run_dir(
