@@ -123,9 +123,15 @@ def _number(name: str, text: str) -> int:
 
 def _specs(graph: Path, connections: List[Connection]) -> List[HostSpec]:
     """-H hosts running one graph: its sudo: and python: keys apply to each."""
+    from mgmt.errors import InputError
     from mgmt.graph.parse import load_graph
     from mgmt.remote.hostspec import HostSpec
 
+    for cx in connections:
+        # Fabric takes any number for a port: 99999 was tried, and failed that host
+        # as "Connection refused"; mgmt run refuses it in a remote: key up front.
+        if not 0 < cx.port < 65536:
+            raise InputError(f"-H {cx.user}@{cx.original_host}:{cx.port}: invalid port (1-65535)")
     keys = load_graph(graph)
     specs = [
         HostSpec(

@@ -212,3 +212,15 @@ def test_bad_input_is_one_line_before_a_bundle_is_built_or_a_host_reached(tmp_pa
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("deploy: error: " + said.format(missing=missing, bad=bad))
     assert "building" not in done.stdout
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "65536"])
+def test_a_port_out_of_range_is_bad_input_before_any_host_is_reached(tmp_path, port):
+    """Fabric takes any number: the host failed as "Connection refused" (or "Servname
+    not supported"), with exit 1, where mgmt run refuses such a remote: key."""
+    env = {k: v for k, v in os.environ.items() if k != "MGMT_BUNDLE"}
+    host = f"root@10.254.255.254:{port}"  # a test address nothing answers on
+    done = _fab(env, "-H", host, "deploy", "--graph", str(_site(tmp_path)))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [f"deploy: error: -H {host}: invalid port (1-65535)"]
+    assert "building" not in done.stdout and "remote:" not in done.stdout + done.stderr
