@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 BUNDLE = HERE / "dist" / "mgmt"
 SOURCES = HERE / "src" / "mgmt"
+# mgmt-pkg's files that decide what the bundle holds (PyYAML's pin, what is left
+# out): mgmt.remote.orchestration.bundlefile.RECIPE, counted as sources here too.
+RECIPE = tuple(HERE / "src" / "mgmt_pkg" / name for name in ("bundle.py", "minify.py"))
 
 # Fabric calls a task once per -H host, so deploy gathers them here for the one
 # run in its post-task; nothing else keeps state between tasks.
@@ -42,12 +45,16 @@ _hosts: List[Connection] = []
 _options: dict = {}
 
 
-def bundle_is_stale(bundle: Path = BUNDLE, sources: Path = SOURCES) -> bool:
-    """Missing, or older than any source file of the agent (make's rule)."""
+def bundle_is_stale(
+    bundle: Path = BUNDLE, sources: Path = SOURCES, recipe: Tuple[Path, ...] = RECIPE
+) -> bool:
+    """Missing, or older than any source file of the agent or the recipe that
+    bundles it (make's rule): a new PyYAML pin left the old one in dist/mgmt."""
     if not bundle.is_file():
         return True
     built = bundle.stat().st_mtime
-    return any(p.stat().st_mtime > built for p in sources.rglob("*.py"))
+    files = [*sources.rglob("*.py"), *(p for p in recipe if p.is_file())]
+    return any(p.stat().st_mtime > built for p in files)
 
 
 def ensure_bundle() -> Path:

@@ -163,6 +163,30 @@ def test_bundle_is_rebuilt_only_when_stale(tmp_path):
     assert fabfile.bundle_is_stale(bundle, sources)  # a source is newer
 
 
+def test_bundle_is_rebuilt_when_the_recipe_that_makes_it_changes(tmp_path):
+    """mgmt-pkg's bundle.py and minify.py decide what the bundle holds (PyYAML's
+    pin, what is left out): a change there left the old dist/mgmt in use."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fabfile", REPO / "fabfile.py")
+    fabfile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fabfile)
+    assert [p.name for p in fabfile.RECIPE] == ["bundle.py", "minify.py"]
+    assert all(p.is_file() for p in fabfile.RECIPE)  # the real ones, where they are
+    sources = tmp_path / "src"
+    sources.mkdir()
+    (sources / "a.py").write_text("x = 1\n")
+    recipe = tmp_path / "bundle.py"
+    recipe.write_text("REQUIREMENTS = ('PyYAML==6.0.1',)\n")
+    bundle = tmp_path / "mgmt"
+    bundle.write_text("built")
+    later = time.time() + 10
+    os.utime(bundle, (later, later))
+    assert not fabfile.bundle_is_stale(bundle, sources, (recipe,))
+    os.utime(recipe, (later + 10, later + 10))
+    assert fabfile.bundle_is_stale(bundle, sources, (recipe,))
+
+
 def test_a_ctrl_c_while_the_bundle_is_built_is_a_stop(tmp_path, monkeypatch):
     """Invoke turned it into exit 1 without a word."""
     import importlib.util
