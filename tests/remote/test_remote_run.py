@@ -180,6 +180,29 @@ def test_files_a_cleaner_took_from_the_unpacked_copy_are_restored_from_the_bundl
     _clear_tmp(a)
 
 
+def test_an_unpacked_copy_missing_files_beside_a_damaged_bundle_is_copied_again_next_run(
+    pool, bundle, tmp_path
+):
+    a = pool["a"]
+    graphs = [file_graph("a", "a", tmp_path)]
+    first = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    cache = "/root/.cache/mgmt"
+    a.run(f"rm {cache}/shiv/*/site-packages/mgmt/engine/agent.py")
+    a.run(f"for f in {cache}/bundles/*.pyz; do echo junk > $f; done")
+    second = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "its bundle cannot restore them (no zip directory found): removed;" in second.stdout
+    assert a.listdir(f"{cache}/shiv") == []  # the next start checks the bundle's sha256
+    a.run("rm /tmp/only-a")
+    third = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert summary(third.stdout)["a"][:2] == ("converged", "copied")
+    assert a.read_file("/tmp/only-a") == "i am a"
+    assert_clean(a)
+    _clear_tmp(a)
+
+
 def test_a_cache_dir_that_cannot_be_made_fails_in_one_line_and_leaves_no_run_dir(
     pool, bundle, tmp_path
 ):

@@ -270,12 +270,23 @@ class Restorer:
         import importlib
         import importlib.machinery
 
+        target = os.path.dirname(self.site)
         try:
-            restored = restore(self.bundle, "site-packages/", os.path.dirname(self.site))
+            restored = restore(self.bundle, "site-packages/", target)
         except (OSError, ValueError) as err:
-            sys.stderr.write("mgmt-remote: the unpacked bundle in " + self.site
-                             + " lacks files, and the bundle cannot restore them: "
-                             + str(err) + "\n")  # fmt: skip
+            # The bundle is damaged too: without the copy, the next start checks
+            # its sha256 and has it copied again. Renamed first: whole or not at all.
+            import shutil
+
+            gone = target + "." + os.urandom(4).hex() + ".partial"
+            try:
+                os.rename(target, gone)
+                shutil.rmtree(gone, True)
+            except OSError:
+                pass
+            sys.stderr.write("mgmt-remote: the unpacked bundle in " + target + " lacks files,"
+                             " and its bundle cannot restore them (" + str(err) + "): removed;"
+                             " the next run copies the bundle again\n")  # fmt: skip
             return None
         if not restored:
             return None
