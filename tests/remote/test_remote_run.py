@@ -6,6 +6,7 @@ The hosts (a, b, c) live for the whole module; each test leaves them clean
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -31,6 +32,7 @@ from remote_helpers import (
     wait_until,
 )
 
+from mgmt.remote.orchestration.bundlefile import NOT_A_BUNDLE
 from support.hosts import ssh_hosts
 
 FILES = {
@@ -201,6 +203,24 @@ def test_an_unpacked_copy_missing_files_beside_a_damaged_bundle_is_copied_again_
     assert a.read_file("/tmp/only-a") == "i am a"
     assert_clean(a)
     _clear_tmp(a)
+
+
+@pytest.mark.parametrize("content", [b"hello\n", b"#!/usr/bin/env python3\nprint(1)\n", b""])
+def test_a_bundle_that_is_no_zip_is_refused_before_any_host_is_reached(
+    pool, bundle, tmp_path, content
+):
+    """$MGMT_BUNDLE naming the wrong file: it was copied to each host, run there, and
+    ended in a traceback from its first line ("the agent ended with failed resources")."""
+    a = pool["a"]
+    wrong = tmp_path / "mgmt.pyz"
+    wrong.write_bytes(content)
+    done = mgmt_run(pool, wrong, [file_graph("a", "a", tmp_path)], "--converged-timeout=1")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [f"mgmt: error: bundle {wrong}: {NOT_A_BUNDLE}"]
+    sha = hashlib.sha256(content).hexdigest()
+    assert f"{sha}.pyz" not in a.listdir("/root/.cache/mgmt/bundles")
+    assert not a.exists("/tmp/only-a")
+    assert_clean(a)
 
 
 def test_a_cache_dir_that_cannot_be_made_fails_in_one_line_and_leaves_no_run_dir(

@@ -29,6 +29,7 @@ log = get_logger("remote")
 
 ENV_VAR = "MGMT_BUNDLE"
 RECIPE = ("bundle.py", "minify.py")  # of mgmt_pkg: how the bundle is made from the sources
+NOT_A_BUNDLE = "not an agent bundle (a zip): build one with `mgmt-pkg bundle -o FILE`"
 NO_BUILDER = (
     "no agent bundle: set $MGMT_BUNDLE to a bundle built with `mgmt-pkg bundle -o FILE`, "
     "or install mgmt-pkg so one can be built"
@@ -132,6 +133,10 @@ def find_bundle(explicit: Optional[Path] = None) -> Bundle:
     if chosen is not None:
         if not chosen.is_file():
             raise InputError(f"bundle {chosen}: no such file")
+        # Any file was copied to every host and run there, to end in a traceback
+        # from its first line (a wrong path, a truncated download).
+        if not zipfile.is_zipfile(chosen):
+            raise InputError(f"bundle {chosen}: {NOT_A_BUNDLE}")
         return describe(chosen)
     own = running_bundle()
     if own is not None:
