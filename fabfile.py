@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 BUNDLE = HERE / "dist" / "mgmt"
 SOURCES = HERE / "src" / "mgmt"
+NO_GRAPH = "deploy: give --graph FILE"
 # mgmt-pkg's files that decide what the bundle holds (PyYAML's pin, what is left
 # out): mgmt.remote.orchestration.bundlefile.RECIPE, counted as sources here too.
 RECIPE = tuple(HERE / "src" / "mgmt_pkg" / name for name in ("bundle.py", "minify.py"))
@@ -82,6 +83,8 @@ def _run(c: Context, graphs: List[str], connections: List[Connection]) -> None:
     from mgmt.remote.hostspec import load_remotes
     from mgmt.settings import Settings
 
+    if not graphs:  # deploy says so without -H; with -H, mgmt run's words came, not ours
+        raise Exit(NO_GRAPH, code=2)
     options = dict(_options)
     log.setup(options["verbosity"])
     # Fabric's sudo conventions: the user from its config unless --sudo-user says.
@@ -216,4 +219,4 @@ def deploy(
     if isinstance(c, Connection):
         _hosts.append(c)  # the run itself happens once, in _deploy_all
     elif not graph:
-        raise Exit("deploy: give --graph FILE", code=2)
+        raise Exit(NO_GRAPH, code=2)

@@ -248,3 +248,14 @@ def test_a_port_out_of_range_is_bad_input_before_any_host_is_reached(tmp_path, p
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == [f"deploy: error: -H {host}: invalid port (1-65535)"]
     assert "building" not in done.stdout and "remote:" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("hosts", [[], ["-H", "root@10.254.255.254"], ["-H", "a,b"]])
+def test_deploy_without_a_graph_says_to_give_one(hosts):
+    """With -H it said "mgmt run needs --file GRAPH.yaml (or --remote FILE)": flags
+    that fab deploy does not have."""
+    env = {k: v for k, v in os.environ.items() if k != "MGMT_BUNDLE"}
+    done = _fab(env, *hosts, "deploy")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == ["deploy: give --graph FILE"]
+    assert done.stdout == ""
