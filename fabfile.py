@@ -22,6 +22,7 @@ agent's sources, unless $MGMT_BUNDLE names one.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
@@ -33,6 +34,12 @@ if TYPE_CHECKING:
     from mgmt.remote.hostspec import HostSpec
 
 HERE = Path(__file__).resolve().parent
+# This checkout's mgmt and mgmt-pkg first: what the staleness check reads is what
+# the bundle is built from (and what runs the hosts). Fabric puts only this folder
+# on the path, so the installed mgmt was used: a release, or another checkout's
+# editable install, and the edits checked here never reached a host.
+if (HERE / "src" / "mgmt").is_dir() and str(HERE / "src") not in sys.path:
+    sys.path.insert(0, str(HERE / "src"))
 BUNDLE = HERE / "dist" / "mgmt"
 SOURCES = HERE / "src" / "mgmt"
 NO_GRAPH = "deploy: give --graph FILE"

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+import zipfile
 
 import pytest
 from remote_helpers import REPO, Initiator, assert_clean, file_graph, need_hosts, summary
@@ -259,3 +260,29 @@ def test_deploy_without_a_graph_says_to_give_one(hosts):
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == ["deploy: give --graph FILE"]
     assert done.stdout == ""
+
+
+def test_the_bundle_is_built_from_the_checkout_the_fabfile_is_in(tmp_path):
+    """Fabric puts only the fabfile's folder on the path: dist/mgmt was built from the
+    installed mgmt (a release, or another checkout's editable install) while its
+    staleness was checked against this checkout's sources, which never reached a host."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    shutil.copy(REPO / "fabfile.py", checkout)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("mgmt", "mgmt_pkg"):
+        shutil.copytree(REPO / "src" / package, checkout / "src" / package, ignore=ignore)
+    (checkout / "src" / "mgmt" / "edited_here.py").write_text("MARK = 1\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("MGMT_BUNDLE", "PYTHONPATH")}
+    done = subprocess.run(
+        [FAB, "-H", "root@127.0.0.1:1", "deploy", "--graph", str(_site(tmp_path))],
+        env=env,
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert "deploy: building dist/mgmt (stale or missing)" in done.stdout, done.stderr
+    with zipfile.ZipFile(checkout / "dist" / "mgmt") as archive:
+        assert "site-packages/mgmt/edited_here.py" in archive.namelist()
