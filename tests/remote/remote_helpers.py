@@ -175,6 +175,18 @@ class Initiator:
             self.kill()
 
 
+def big_bundle(path: Path, size: int, head: bytes = b"") -> Path:
+    """A stand-in bundle of about ``size`` bytes, slow to copy: ``head``, zeros, and an
+    empty zip's end record (the initiator sends only a zip). It never runs: a test
+    stops its copy first."""
+    with path.open("wb") as handle:
+        handle.write(head)
+        handle.truncate(size)
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"PK\x05\x06" + bytes(18))
+    return path
+
+
 def leftovers(host: Host) -> dict:
     """What a finished run must not leave on a host: agents, extra listeners, run dirs."""
     return {
