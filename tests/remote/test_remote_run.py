@@ -20,6 +20,7 @@ from remote_helpers import (
     AGENT_MARK,
     Initiator,
     assert_clean,
+    big_bundle,
     file_graph,
     graph_for,
     has_file,
@@ -223,6 +224,27 @@ def test_a_bundle_that_is_no_zip_is_refused_before_any_host_is_reached(
     assert_clean(a)
 
 
+@pytest.mark.parametrize("caching", [[], ["--no-caching"]])
+def test_a_full_tmp_fails_in_one_line_and_leaves_no_run_dir(pool, bundle, tmp_path, caching):
+    """A full disk has room for the run dir, not for a file in it: START went on past
+    sh's "echo: I/O error", to fail later with that noise in the host's message."""
+    a = pool["a"]
+    a.run("mount -t tmpfs -o size=64k tmpfs /tmp && cat /dev/zero > /tmp/fill || true")
+    try:
+        done = mgmt_run(pool, bundle, [file_graph("a", "a", tmp_path)], *caching)
+        run_dirs = [d for d in a.listdir("/tmp") if d.startswith("mgmt-")]
+    finally:
+        a.run("umount /tmp")
+    assert done.returncode == 1, done.stdout + done.stderr
+    result, _, message = summary(done.stdout)["a"]
+    assert result == "failed"
+    assert message == "cannot prepare the working dir (status 90): " + (
+        "mgmt-remote: cannot write in /tmp (no room?)"
+    )
+    assert run_dirs == []
+    assert_clean(a)
+
+
 def test_a_cache_dir_that_cannot_be_made_fails_in_one_line_and_leaves_no_run_dir(
     pool, bundle, tmp_path
 ):
@@ -330,9 +352,7 @@ def test_an_edit_that_moves_the_graph_to_another_host_is_refused(pool, bundle, t
 
 def test_interrupt_during_copies_stops_at_once_and_leaves_nothing(pool, bundle, tmp_path):
     # A bundle large enough that three copies are still under way when ^C comes.
-    big = tmp_path / "big.pyz"
-    with big.open("wb") as handle:
-        handle.truncate(200 * 1024 * 1024)
+    big = big_bundle(tmp_path / "big.pyz", 200 * 1024 * 1024)
     graphs = [file_graph(h.name, h.name, tmp_path) for h in pool]
     with Initiator(pool, big, graphs) as run:
         for host in pool:

@@ -62,7 +62,13 @@ if [ -z "$run" ]; then
         rm -rf -- "$old"
     done
     run=$(mktemp -d "${TMPDIR:-/tmp}/mgmt-XXXXXXXXXX") || exit 90
-    echo $$ >"$run/.start"
+    # A full disk still has room for the folder, not for a file in it: said here,
+    # not as sh's "echo: I/O error" before the next write failed too.
+    { echo $$ >"$run/.start"; } 2>/dev/null || {
+        rm -rf -- "$run"
+        echo "mgmt-remote: cannot write in ${TMPDIR:-/tmp} (no room?)" >&2
+        exit 90
+    }
 fi
 if [ "$mode" != cache ]; then
     mkdir -p "$run/shiv" || { rm -rf -- "$run"; exit 91; }
