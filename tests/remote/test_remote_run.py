@@ -245,6 +245,33 @@ def test_a_full_tmp_fails_in_one_line_and_leaves_no_run_dir(pool, bundle, tmp_pa
     assert_clean(a)
 
 
+@pytest.mark.parametrize(
+    "mount", ["--bind -o ro {d} {d}", "-t tmpfs -o size=64k,mode=700 tmpfs {d}"]
+)
+def test_a_cache_that_cannot_take_the_bundle_says_to_give_no_caching(pool, bundle, tmp_path, mount):
+    """A read-only or full ~/.cache/mgmt: the host's row had sh's own words only."""
+    a = pool["a"]
+    bundles = "/root/.cache/mgmt/bundles"
+    # The cache made as a first run makes it (START checks it no further).
+    a.run(f"mkdir -p {bundles} /root/.cache/mgmt/shiv && chmod -R 700 /root/.cache/mgmt")
+    a.run(f"rm -rf {bundles}/*")
+    graphs = [file_graph("a", "a", tmp_path)]
+    try:
+        a.run(f"mount {mount.format(d=bundles)}")
+        done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+        uncached = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", "--no-caching")
+    finally:
+        a.run(f"umount {bundles}", check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    result, _, message = summary(done.stdout)["a"]
+    assert result == "failed" and message.startswith("copying the bundle failed (status 98): ")
+    assert message.endswith(f"mgmt-remote: cannot write the bundle in {bundles}; give --no-caching")
+    assert uncached.returncode == 0, uncached.stdout + uncached.stderr
+    assert a.read_file("/tmp/only-a") == "i am a"
+    assert_clean(a)
+    _clear_tmp(a)
+
+
 def test_a_cache_dir_that_cannot_be_made_fails_in_one_line_and_leaves_no_run_dir(
     pool, bundle, tmp_path
 ):
