@@ -270,23 +270,23 @@ class Restorer:
         import importlib
         import importlib.machinery
 
-        target = os.path.dirname(self.site)
         try:
-            restored = restore(self.bundle, "site-packages/", target)
-        except (OSError, ValueError) as err:
-            # The bundle is damaged too: without the copy, the next start checks
-            # its sha256 and has it copied again. Renamed first: whole or not at all.
-            import shutil
+            restored = restore(self.bundle, "site-packages/", os.path.dirname(self.site))
+        except OSError as err:  # no room, a read-only cache: said, and nothing removed
+            sys.stderr.write("mgmt-remote: cannot restore the files " + self.site + " lacks: "
+                             + (err.strerror or str(err)) + "\n")  # fmt: skip
+            return None
+        except ValueError as err:
+            # The bundle is damaged too. Without it the next start has it copied
+            # again, and this finder restores from that copy: the unpacked copy
+            # stays, which this agent (or another) may still import from.
+            import contextlib
 
-            gone = target + "." + os.urandom(4).hex() + ".partial"
-            try:
-                os.rename(target, gone)
-                shutil.rmtree(gone, True)
-            except OSError:
-                pass
-            sys.stderr.write("mgmt-remote: the unpacked bundle in " + target + " lacks files,"
-                             " and its bundle cannot restore them (" + str(err) + "): removed;"
-                             " the next run copies the bundle again\n")  # fmt: skip
+            with contextlib.suppress(OSError):
+                os.unlink(self.bundle)
+            sys.stderr.write("mgmt-remote: the unpacked bundle in " + self.site + " lacks files,"
+                             " and its bundle cannot restore them (" + str(err) + "): removed"
+                             " the bundle; the next run copies it again\n")  # fmt: skip
             return None
         if not restored:
             return None
