@@ -9,7 +9,8 @@ graph edits (see mgmt.remote.protocol).
 
 It writes the graph (atomically), then, when the host already unpacked this
 very bundle (keyed by shiv's build id), imports the agent from there and skips
-shiv's bootstrap, which costs a start-up as much again. A cached bundle not
+shiv's bootstrap, which costs a start-up as much again (files missing from that
+copy are restored from the bundle: :class:`Restorer`). A cached bundle not
 unpacked yet is unpacked first (see :func:`unpack`); an uncached one runs from
 the zip (zipimport), or, with no build id known, through shiv's bootstrap. It
 restores SIGINT (sh starts background jobs with it ignored) and drops the
