@@ -71,10 +71,13 @@ def ensure_bundle() -> Path:
         return Path(os.environ["MGMT_BUNDLE"])
     if bundle_is_stale():
         from mgmt_pkg.bundle import build_bundle
+        from mgmt_pkg.errors import MgmtPkgError
 
         print(f"deploy: building {BUNDLE.relative_to(HERE)} (stale or missing)")
         try:
             info = build_bundle(BUNDLE)
+        except MgmtPkgError as err:  # mgmt-pkg's errors are no MgmtError: a traceback
+            raise Exit(f"deploy: error: {err}", code=err.exit_code) from None
         except KeyboardInterrupt:  # Invoke would exit 1, in silence: a stop is 130
             raise Exit("deploy: interrupted while building the bundle (nothing written)",
                        code=130) from None  # fmt: skip

@@ -262,27 +262,45 @@ def test_deploy_without_a_graph_says_to_give_one(hosts):
     assert done.stdout == ""
 
 
-def test_the_bundle_is_built_from_the_checkout_the_fabfile_is_in(tmp_path):
-    """Fabric puts only the fabfile's folder on the path: dist/mgmt was built from the
-    installed mgmt (a release, or another checkout's editable install) while its
-    staleness was checked against this checkout's sources, which never reached a host."""
+def _checkout(tmp_path):
+    """A copy of this checkout's fabfile and sources (no dist/): another checkout."""
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     shutil.copy(REPO / "fabfile.py", checkout)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for package in ("mgmt", "mgmt_pkg"):
         shutil.copytree(REPO / "src" / package, checkout / "src" / package, ignore=ignore)
-    (checkout / "src" / "mgmt" / "edited_here.py").write_text("MARK = 1\n")
+    return checkout
+
+
+def _fab_in(checkout, *args) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("MGMT_BUNDLE", "PYTHONPATH")}
-    done = subprocess.run(
-        [FAB, "-H", "root@127.0.0.1:1", "deploy", "--graph", str(_site(tmp_path))],
-        env=env,
-        cwd=checkout,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return subprocess.run(
+        [FAB, *args], env=env, cwd=checkout, capture_output=True, text=True, timeout=300,
         check=False,
-    )
+    )  # fmt: skip
+
+
+def test_a_bundle_that_cannot_be_built_is_one_line_and_leaves_no_bundle(tmp_path):
+    """mgmt-pkg's errors are not mgmt's: deploy ended in a traceback."""
+    checkout = _checkout(tmp_path)
+    (checkout / "src" / "mgmt" / "broken.py").write_text("def broken(:\n")
+    done = _fab_in(checkout, "-H", "root@127.0.0.1:1", "deploy", "--graph", str(_site(tmp_path)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("deploy: error: bundle: "), lines
+    assert "mgmt/broken.py: not Python" in lines[0]
+    assert not (checkout / "dist").exists() or list((checkout / "dist").iterdir()) == []
+
+
+def test_the_bundle_is_built_from_the_checkout_the_fabfile_is_in(tmp_path):
+    """Fabric puts only the fabfile's folder on the path: dist/mgmt was built from the
+    installed mgmt (a release, or another checkout's editable install) while its
+    staleness was checked against this checkout's sources, which never reached a host."""
+    checkout = _checkout(tmp_path)
+    (checkout / "src" / "mgmt" / "edited_here.py").write_text("MARK = 1\n")
+    done = _fab_in(checkout, "-H", "root@127.0.0.1:1", "deploy", "--graph", str(_site(tmp_path)))
     assert "deploy: building dist/mgmt (stale or missing)" in done.stdout, done.stderr
     with zipfile.ZipFile(checkout / "dist" / "mgmt") as archive:
         assert "site-packages/mgmt/edited_here.py" in archive.namelist()
