@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Iterator, List, Optional
 
@@ -176,14 +177,14 @@ class Initiator:
 
 
 def big_bundle(path: Path, size: int, head: bytes = b"") -> Path:
-    """A stand-in bundle of about ``size`` bytes, slow to copy: ``head``, zeros, and an
-    empty zip's end record (the initiator sends only a zip). It never runs: a test
-    stops its copy first."""
+    """A stand-in bundle of about ``size`` bytes, slow to copy: ``head``, zeros, then
+    a zipapp of an empty __main__.py (the initiator sends only a zipapp). It never
+    runs: a test stops its copy first."""
     with path.open("wb") as handle:
         handle.write(head)
         handle.truncate(size)
-        handle.seek(0, os.SEEK_END)
-        handle.write(b"PK\x05\x06" + bytes(18))
+    with zipfile.ZipFile(path, "a") as archive:  # appended after what is not a zip
+        archive.writestr("__main__.py", "")
     return path
 
 

@@ -208,13 +208,27 @@ def test_an_unpacked_copy_missing_files_beside_a_damaged_bundle_is_restored_next
     _clear_tmp(a)
 
 
-@pytest.mark.parametrize("content", [b"hello\n", b"#!/usr/bin/env python3\nprint(1)\n", b""])
-def test_a_bundle_that_is_no_zip_is_refused_before_any_host_is_reached(
+def _wheel(path: Path) -> bytes:
+    """A zip as a wheel is: packages, no __main__.py."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mgmt/__init__.py", "")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hello\n", b"#!/usr/bin/env python3\nprint(1)\n", b"", "wheel", "truncated"],
+)
+def test_a_bundle_that_is_no_zipapp_is_refused_before_any_host_is_reached(
     pool, bundle, tmp_path, content
 ):
     """$MGMT_BUNDLE naming the wrong file: it was copied to each host, run there, and
-    ended in a traceback from its first line ("the agent ended with failed resources")."""
+    ended in a traceback ("the agent ended with failed resources")."""
     a = pool["a"]
+    if content == "wheel":
+        content = _wheel(tmp_path / "mgmt-0.1.0-py3-none-any.whl")
+    elif content == "truncated":  # a download cut short
+        content = bundle.read_bytes()[:100_000]
     wrong = tmp_path / "mgmt.pyz"
     wrong.write_bytes(content)
     done = mgmt_run(pool, wrong, [file_graph("a", "a", tmp_path)], "--converged-timeout=1")
