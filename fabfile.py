@@ -22,6 +22,7 @@ agent's sources, unless $MGMT_BUNDLE names one.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
@@ -33,8 +34,18 @@ if TYPE_CHECKING:
     from mgmt.remote.hostspec import HostSpec
 
 HERE = Path(__file__).resolve().parent
+# This checkout's mgmt and mgmt-pkg first: what the staleness check reads is what
+# the bundle is built from (and what runs the hosts). Fabric puts only this folder
+# on the path, so the installed mgmt was used: a release, or another checkout's
+# editable install, and the edits checked here never reached a host.
+if (HERE / "src" / "mgmt").is_dir() and str(HERE / "src") not in sys.path:
+    sys.path.insert(0, str(HERE / "src"))
 BUNDLE = HERE / "dist" / "mgmt"
 SOURCES = HERE / "src" / "mgmt"
+NO_GRAPH = "deploy: give --graph FILE"
+# mgmt-pkg's files that decide what the bundle holds (PyYAML's pin, what is left
+# out): mgmt.remote.orchestration.bundlefile.RECIPE, counted as sources here too.
+RECIPE = tuple(HERE / "src" / "mgmt_pkg" / name for name in ("bundle.py", "minify.py"))
 
 # Fabric calls a task once per -H host, so deploy gathers them here for the one
 # run in its post-task; nothing else keeps state between tasks.
@@ -42,12 +53,16 @@ _hosts: List[Connection] = []
 _options: dict = {}
 
 
-def bundle_is_stale(bundle: Path = BUNDLE, sources: Path = SOURCES) -> bool:
-    """Missing, or older than any source file of the agent (make's rule)."""
+def bundle_is_stale(
+    bundle: Path = BUNDLE, sources: Path = SOURCES, recipe: Tuple[Path, ...] = RECIPE
+) -> bool:
+    """Missing, or older than any source file of the agent or the recipe that
+    bundles it (make's rule): a new PyYAML pin left the old one in dist/mgmt."""
     if not bundle.is_file():
         return True
     built = bundle.stat().st_mtime
-    return any(p.stat().st_mtime > built for p in sources.rglob("*.py"))
+    files = [*sources.rglob("*.py"), *(p for p in recipe if p.is_file())]
+    return any(p.stat().st_mtime > built for p in files)
 
 
 def ensure_bundle() -> Path:
@@ -56,10 +71,13 @@ def ensure_bundle() -> Path:
         return Path(os.environ["MGMT_BUNDLE"])
     if bundle_is_stale():
         from mgmt_pkg.bundle import build_bundle
+        from mgmt_pkg.errors import MgmtPkgError
 
         print(f"deploy: building {BUNDLE.relative_to(HERE)} (stale or missing)")
         try:
             info = build_bundle(BUNDLE)
+        except MgmtPkgError as err:  # mgmt-pkg's errors are no MgmtError: a traceback
+            raise Exit(f"deploy: error: {err}", code=err.exit_code) from None
         except KeyboardInterrupt:  # Invoke would exit 1, in silence: a stop is 130
             raise Exit("deploy: interrupted while building the bundle (nothing written)",
                        code=130) from None  # fmt: skip
@@ -75,6 +93,8 @@ def _run(c: Context, graphs: List[str], connections: List[Connection]) -> None:
     from mgmt.remote.hostspec import load_remotes
     from mgmt.settings import Settings
 
+    if not graphs:  # deploy says so without -H; with -H, mgmt run's words came, not ours
+        raise Exit(NO_GRAPH, code=2)
     options = dict(_options)
     log.setup(options["verbosity"])
     # Fabric's sudo conventions: the user from its config unless --sudo-user says.
@@ -123,9 +143,15 @@ def _number(name: str, text: str) -> int:
 
 def _specs(graph: Path, connections: List[Connection]) -> List[HostSpec]:
     """-H hosts running one graph: its sudo: and python: keys apply to each."""
+    from mgmt.errors import InputError
     from mgmt.graph.parse import load_graph
     from mgmt.remote.hostspec import HostSpec
 
+    for cx in connections:
+        # Fabric takes any number for a port: 99999 was tried, and failed that host
+        # as "Connection refused"; mgmt run refuses it in a remote: key up front.
+        if not 0 < cx.port < 65536:
+            raise InputError(f"-H {cx.user}@{cx.original_host}:{cx.port}: invalid port (1-65535)")
     keys = load_graph(graph)
     specs = [
         HostSpec(
@@ -203,4 +229,4 @@ def deploy(
     if isinstance(c, Connection):
         _hosts.append(c)  # the run itself happens once, in _deploy_all
     elif not graph:
-        raise Exit("deploy: give --graph FILE", code=2)
+        raise Exit(NO_GRAPH, code=2)

@@ -77,8 +77,11 @@ def without_tracebacks(lines: List[str]) -> List[str]:
         kept.append(line)
     if not found:
         return list(lines)
-    # Of chained tracebacks, their exception lines stay, not the words between them.
-    return [line for line in kept if line.strip() and line.strip() not in _CHAINING]
+    # Of chained tracebacks, their exception lines stay, not the words between them,
+    # and a line said again at once is said once: a full disk (shiv's OSError, then
+    # the same from each clean-up that wrote) came as the same line three times.
+    kept = [line for line in kept if line.strip() and line.strip() not in _CHAINING]
+    return [line for i, line in enumerate(kept) if i == 0 or line != kept[i - 1]]
 
 
 class Interrupted(BaseException):

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import pytest
 
-from support import require_tools
+from support import require_root, require_tools
 
 NO_OVERRIDE = "-dac_override,-dac_read_search"
 
@@ -134,3 +134,21 @@ def test_a_tool_traceback_is_summarised_in_one_line(tmp_path: Path):
     done = bundle("-o", str(output), env=env)
     assert_one_line(done, 1, "shiv failed with exit code 1: OSError: [Errno 28] No space left")
     assert list(tmp_path.iterdir()) == [tmp_path / "fake"]
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path):
+    """shiv on a full disk chained the same OSError three times: three lines said
+    the same under "shiv failed with exit code 1:"."""
+    require_root()
+    require_tools("unshare", "mount")
+    small = tmp_path / "small"
+    small.mkdir()
+    command = [sys.executable, "-m", "mgmt_pkg", "bundle", "-o", str(small / "out" / "mgmt")]
+    script = 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && "$@"; s=$?; ls -A "$0"; exit $s'
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(small), str(small),
+         *command],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert_one_line(done, 1, "No space left on device")
+    assert done.stdout == ""  # nothing left in the full folder (ls -A said nothing)

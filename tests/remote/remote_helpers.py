@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Iterator, List, Optional
 
@@ -173,6 +174,18 @@ class Initiator:
                 self.wait(15)
         finally:
             self.kill()
+
+
+def big_bundle(path: Path, size: int, head: bytes = b"") -> Path:
+    """A stand-in bundle of about ``size`` bytes, slow to copy: ``head``, zeros, then
+    a zipapp of an empty __main__.py (the initiator sends only a zipapp). It never
+    runs: a test stops its copy first."""
+    with path.open("wb") as handle:
+        handle.write(head)
+        handle.truncate(size)
+    with zipfile.ZipFile(path, "a") as archive:  # appended after what is not a zip
+        archive.writestr("__main__.py", "")
+    return path
 
 
 def leftovers(host: Host) -> dict:

@@ -14,6 +14,7 @@ from remote_helpers import (
     MGMT,
     Initiator,
     assert_clean,
+    big_bundle,
     graph_for,
     need_hosts,
     slow_etcd,
@@ -110,9 +111,7 @@ def test_ctrl_c_during_a_slow_bundle_copy_ends_at_once_and_leaves_no_partial_cop
     host: it is abandoned, and the host removes what it got. a's link is slowed to
     5 MB/s, the bundle is 100 MB (of zeros: a copy never finishes in this test)."""
     a = pool["a"]
-    big = tmp_path / "big.pyz"
-    with big.open("wb") as handle:
-        handle.truncate(100 * 1024 * 1024)
+    big = big_bundle(tmp_path / "big.pyz", 100 * 1024 * 1024)
     shape = ["tc", "qdisc", "add", "dev", a.veth, "root", "tbf"]
     subprocess.run([*shape, "rate", "40mbit", "burst", "32kbit", "latency", "400ms"], check=True)
     try:

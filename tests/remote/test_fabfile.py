@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+import zipfile
 
 import pytest
 from remote_helpers import REPO, Initiator, assert_clean, file_graph, need_hosts, summary
@@ -163,6 +164,30 @@ def test_bundle_is_rebuilt_only_when_stale(tmp_path):
     assert fabfile.bundle_is_stale(bundle, sources)  # a source is newer
 
 
+def test_bundle_is_rebuilt_when_the_recipe_that_makes_it_changes(tmp_path):
+    """mgmt-pkg's bundle.py and minify.py decide what the bundle holds (PyYAML's
+    pin, what is left out): a change there left the old dist/mgmt in use."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fabfile", REPO / "fabfile.py")
+    fabfile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fabfile)
+    assert [p.name for p in fabfile.RECIPE] == ["bundle.py", "minify.py"]
+    assert all(p.is_file() for p in fabfile.RECIPE)  # the real ones, where they are
+    sources = tmp_path / "src"
+    sources.mkdir()
+    (sources / "a.py").write_text("x = 1\n")
+    recipe = tmp_path / "bundle.py"
+    recipe.write_text("REQUIREMENTS = ('PyYAML==6.0.1',)\n")
+    bundle = tmp_path / "mgmt"
+    bundle.write_text("built")
+    later = time.time() + 10
+    os.utime(bundle, (later, later))
+    assert not fabfile.bundle_is_stale(bundle, sources, (recipe,))
+    os.utime(recipe, (later + 10, later + 10))
+    assert fabfile.bundle_is_stale(bundle, sources, (recipe,))
+
+
 def test_a_ctrl_c_while_the_bundle_is_built_is_a_stop(tmp_path, monkeypatch):
     """Invoke turned it into exit 1 without a word."""
     import importlib.util
@@ -212,3 +237,70 @@ def test_bad_input_is_one_line_before_a_bundle_is_built_or_a_host_reached(tmp_pa
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("deploy: error: " + said.format(missing=missing, bad=bad))
     assert "building" not in done.stdout
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "65536"])
+def test_a_port_out_of_range_is_bad_input_before_any_host_is_reached(tmp_path, port):
+    """Fabric takes any number: the host failed as "Connection refused" (or "Servname
+    not supported"), with exit 1, where mgmt run refuses such a remote: key."""
+    env = {k: v for k, v in os.environ.items() if k != "MGMT_BUNDLE"}
+    host = f"root@10.254.255.254:{port}"  # a test address nothing answers on
+    done = _fab(env, "-H", host, "deploy", "--graph", str(_site(tmp_path)))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [f"deploy: error: -H {host}: invalid port (1-65535)"]
+    assert "building" not in done.stdout and "remote:" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("hosts", [[], ["-H", "root@10.254.255.254"], ["-H", "a,b"]])
+def test_deploy_without_a_graph_says_to_give_one(hosts):
+    """With -H it said "mgmt run needs --file GRAPH.yaml (or --remote FILE)": flags
+    that fab deploy does not have."""
+    env = {k: v for k, v in os.environ.items() if k != "MGMT_BUNDLE"}
+    done = _fab(env, *hosts, "deploy")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == ["deploy: give --graph FILE"]
+    assert done.stdout == ""
+
+
+def _checkout(tmp_path):
+    """A copy of this checkout's fabfile and sources (no dist/): another checkout."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    shutil.copy(REPO / "fabfile.py", checkout)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("mgmt", "mgmt_pkg"):
+        shutil.copytree(REPO / "src" / package, checkout / "src" / package, ignore=ignore)
+    return checkout
+
+
+def _fab_in(checkout, *args) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("MGMT_BUNDLE", "PYTHONPATH")}
+    return subprocess.run(
+        [FAB, *args], env=env, cwd=checkout, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+
+
+def test_a_bundle_that_cannot_be_built_is_one_line_and_leaves_no_bundle(tmp_path):
+    """mgmt-pkg's errors are not mgmt's: deploy ended in a traceback."""
+    checkout = _checkout(tmp_path)
+    (checkout / "src" / "mgmt" / "broken.py").write_text("def broken(:\n")
+    done = _fab_in(checkout, "-H", "root@127.0.0.1:1", "deploy", "--graph", str(_site(tmp_path)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("deploy: error: bundle: "), lines
+    assert "mgmt/broken.py: not Python" in lines[0]
+    assert not (checkout / "dist").exists() or list((checkout / "dist").iterdir()) == []
+
+
+def test_the_bundle_is_built_from_the_checkout_the_fabfile_is_in(tmp_path):
+    """Fabric puts only the fabfile's folder on the path: dist/mgmt was built from the
+    installed mgmt (a release, or another checkout's editable install) while its
+    staleness was checked against this checkout's sources, which never reached a host."""
+    checkout = _checkout(tmp_path)
+    (checkout / "src" / "mgmt" / "edited_here.py").write_text("MARK = 1\n")
+    done = _fab_in(checkout, "-H", "root@127.0.0.1:1", "deploy", "--graph", str(_site(tmp_path)))
+    assert "deploy: building dist/mgmt (stale or missing)" in done.stdout, done.stderr
+    with zipfile.ZipFile(checkout / "dist" / "mgmt") as archive:
+        assert "site-packages/mgmt/edited_here.py" in archive.namelist()

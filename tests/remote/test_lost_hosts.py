@@ -9,6 +9,7 @@ import pytest
 from remote_helpers import (
     Initiator,
     assert_clean,
+    big_bundle,
     file_graph,
     leftovers,
     mgmt_run,
@@ -82,9 +83,7 @@ def test_interrupt_with_a_dead_host_is_prompt(pool, bundle, tmp_path):
 
 
 def test_an_initiator_killed_mid_copy_leaves_no_partial_bundle_or_run_dir(pool, tmp_path):
-    big = tmp_path / "big.pyz"
-    with big.open("wb") as handle:
-        handle.truncate(200 * 1024 * 1024)
+    big = big_bundle(tmp_path / "big.pyz", 200 * 1024 * 1024)
     with Initiator(pool, big, _graphs(pool, tmp_path)) as run:
         for host in pool:
             run.wait_for_line(rf"{host.name}: Copying bundle", timeout=30)
@@ -97,11 +96,7 @@ def test_an_initiator_killed_mid_copy_leaves_no_partial_bundle_or_run_dir(pool, 
 
 def _big_bundle(tmp_path, size):
     """A bundle of ``size`` bytes never cached on a host (its first bytes are new)."""
-    big = tmp_path / "big.pyz"
-    with big.open("wb") as handle:
-        handle.write(os.urandom(16))
-        handle.truncate(size)
-    return big
+    return big_bundle(tmp_path / "big.pyz", size, os.urandom(16))
 
 
 def test_a_host_silent_during_the_copy_then_interrupted_is_lost_not_stopped(pool, tmp_path):

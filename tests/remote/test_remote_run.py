@@ -6,11 +6,13 @@ The hosts (a, b, c) live for the whole module; each test leaves them clean
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
 import signal
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from remote_helpers import (
     AGENT_MARK,
     Initiator,
     assert_clean,
+    big_bundle,
     file_graph,
     graph_for,
     has_file,
@@ -30,6 +33,7 @@ from remote_helpers import (
     wait_until,
 )
 
+from mgmt.remote.orchestration.bundlefile import NOT_A_BUNDLE
 from support.hosts import ssh_hosts
 
 FILES = {
@@ -148,6 +152,142 @@ def test_second_run_copies_no_bundle_and_a_damaged_cache_is_replaced(pool, bundl
     _clear_tmp(a, b)
 
 
+def test_files_a_cleaner_took_from_the_unpacked_copy_are_restored_from_the_bundle(
+    pool, bundle, tmp_path
+):
+    a = pool["a"]
+    graphs = [file_graph("a", "a", tmp_path)]
+    first = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    # What a cleaner of old files in ~/.cache takes: modules (and their bytecode)
+    # of the unpacked copy, which stays in place; every run after failed with
+    # "No module named 'mgmt.engine.agent'" until someone removed the copy.
+    site = "/root/.cache/mgmt/shiv/*/site-packages/mgmt"
+    gone = ("engine/agent", "resources/file")
+    for name in gone:
+        folder, _, module = name.partition("/")
+        a.run(f"rm {site}/{name}.py {site}/{folder}/__pycache__/{module}.*")
+    a.run("rm /tmp/only-a")
+    second = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert summary(second.stdout)["a"][:2] == ("converged", "cached")
+    assert a.read_file("/tmp/only-a") == "i am a"
+    for name in gone:  # back, as the bundle has them
+        (restored,) = a.run(f"ls {site}/{name}.py").stdout.split()
+        with zipfile.ZipFile(bundle) as archive:
+            inner = "site-packages/mgmt/" + name + ".py"
+            assert a.run(["cat", restored]).stdout.encode() == archive.read(inner)
+    assert "restored 2 missing file(s)" in second.stdout
+    assert not [f for f in a.run(f"find {site} -name '*.partial'").stdout.split()]
+    assert_clean(a)
+    _clear_tmp(a)
+
+
+def test_an_unpacked_copy_missing_files_beside_a_damaged_bundle_is_restored_next_run(
+    pool, bundle, tmp_path
+):
+    a = pool["a"]
+    graphs = [file_graph("a", "a", tmp_path)]
+    first = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    cache = "/root/.cache/mgmt"
+    a.run(f"rm {cache}/shiv/*/site-packages/mgmt/engine/agent.py")
+    a.run(f"for f in {cache}/bundles/*.pyz; do echo junk > $f; done")
+    second = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "cannot restore them (no zip directory found): removed the bundle;" in second.stdout
+    assert a.listdir(f"{cache}/bundles") == []  # the next start has it copied again
+    assert len(a.listdir(f"{cache}/shiv")) == 1  # left to what may still import from it
+    a.run("rm /tmp/only-a")
+    third = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert summary(third.stdout)["a"][:2] == ("converged", "copied")
+    assert "restored 1 missing file(s)" in third.stdout
+    assert a.read_file("/tmp/only-a") == "i am a"
+    assert_clean(a)
+    _clear_tmp(a)
+
+
+def _wheel(path: Path) -> bytes:
+    """A zip as a wheel is: packages, no __main__.py."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mgmt/__init__.py", "")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hello\n", b"#!/usr/bin/env python3\nprint(1)\n", b"", "wheel", "truncated"],
+)
+def test_a_bundle_that_is_no_zipapp_is_refused_before_any_host_is_reached(
+    pool, bundle, tmp_path, content
+):
+    """$MGMT_BUNDLE naming the wrong file: it was copied to each host, run there, and
+    ended in a traceback ("the agent ended with failed resources")."""
+    a = pool["a"]
+    if content == "wheel":
+        content = _wheel(tmp_path / "mgmt-0.1.0-py3-none-any.whl")
+    elif content == "truncated":  # a download cut short
+        content = bundle.read_bytes()[:100_000]
+    wrong = tmp_path / "mgmt.pyz"
+    wrong.write_bytes(content)
+    done = mgmt_run(pool, wrong, [file_graph("a", "a", tmp_path)], "--converged-timeout=1")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [f"mgmt: error: bundle {wrong}: {NOT_A_BUNDLE}"]
+    sha = hashlib.sha256(content).hexdigest()
+    assert f"{sha}.pyz" not in a.listdir("/root/.cache/mgmt/bundles")
+    assert not a.exists("/tmp/only-a")
+    assert_clean(a)
+
+
+@pytest.mark.parametrize("caching", [[], ["--no-caching"]])
+def test_a_full_tmp_fails_in_one_line_and_leaves_no_run_dir(pool, bundle, tmp_path, caching):
+    """A full disk has room for the run dir, not for a file in it: START went on past
+    sh's "echo: I/O error", to fail later with that noise in the host's message."""
+    a = pool["a"]
+    a.run("mount -t tmpfs -o size=64k tmpfs /tmp && cat /dev/zero > /tmp/fill || true")
+    try:
+        done = mgmt_run(pool, bundle, [file_graph("a", "a", tmp_path)], *caching)
+        run_dirs = [d for d in a.listdir("/tmp") if d.startswith("mgmt-")]
+    finally:
+        a.run("umount /tmp")
+    assert done.returncode == 1, done.stdout + done.stderr
+    result, _, message = summary(done.stdout)["a"]
+    assert result == "failed"
+    assert message == "cannot prepare the working dir (status 90): " + (
+        "mgmt-remote: cannot write in /tmp (no room?)"
+    )
+    assert run_dirs == []
+    assert_clean(a)
+
+
+@pytest.mark.parametrize(
+    "mount", ["--bind -o ro {d} {d}", "-t tmpfs -o size=64k,mode=700 tmpfs {d}"]
+)
+def test_a_cache_that_cannot_take_the_bundle_says_to_give_no_caching(pool, bundle, tmp_path, mount):
+    """A read-only or full ~/.cache/mgmt: the host's row had sh's own words only."""
+    a = pool["a"]
+    bundles = "/root/.cache/mgmt/bundles"
+    # The cache made as a first run makes it (START checks it no further).
+    a.run(f"mkdir -p {bundles} /root/.cache/mgmt/shiv && chmod -R 700 /root/.cache/mgmt")
+    a.run(f"rm -rf {bundles}/*")
+    graphs = [file_graph("a", "a", tmp_path)]
+    try:
+        a.run(f"mount {mount.format(d=bundles)}")
+        done = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+        uncached = mgmt_run(pool, bundle, graphs, "--converged-timeout=1", "--no-caching")
+    finally:
+        a.run(f"umount {bundles}", check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    result, _, message = summary(done.stdout)["a"]
+    assert result == "failed" and message.startswith("copying the bundle failed (status 98): ")
+    assert message.endswith(f"mgmt-remote: cannot write the bundle in {bundles}; give --no-caching")
+    assert uncached.returncode == 0, uncached.stdout + uncached.stderr
+    assert a.read_file("/tmp/only-a") == "i am a"
+    assert_clean(a)
+    _clear_tmp(a)
+
+
 def test_a_cache_dir_that_cannot_be_made_fails_in_one_line_and_leaves_no_run_dir(
     pool, bundle, tmp_path
 ):
@@ -255,9 +395,7 @@ def test_an_edit_that_moves_the_graph_to_another_host_is_refused(pool, bundle, t
 
 def test_interrupt_during_copies_stops_at_once_and_leaves_nothing(pool, bundle, tmp_path):
     # A bundle large enough that three copies are still under way when ^C comes.
-    big = tmp_path / "big.pyz"
-    with big.open("wb") as handle:
-        handle.truncate(200 * 1024 * 1024)
+    big = big_bundle(tmp_path / "big.pyz", 200 * 1024 * 1024)
     graphs = [file_graph(h.name, h.name, tmp_path) for h in pool]
     with Initiator(pool, big, graphs) as run:
         for host in pool:

@@ -23,6 +23,7 @@ from remote_helpers import (
     MGMT,
     Initiator,
     assert_clean,
+    big_bundle,
     file_graph,
     graph_for,
     need_hosts,
@@ -545,10 +546,10 @@ def test_openssh_runner_runs_commands_through_sudo(kind, pool, users, monkeypatc
 def test_interrupting_a_bundle_copy_under_sudo_leaves_no_root_owned_state(
     kind, pool, users, tmp_path
 ):
-    big = tmp_path / "big.pyz"  # still being copied when ^C comes (under a pty the
-    with big.open("wb") as handle:  # rest is sent as zeros: at most 64 MiB of it)
-        handle.write(os.urandom(4096))  # not all zeros: the padding must not complete it
-        handle.truncate((200 if kind == "nopasswd" else 48) * 1024 * 1024)
+    # Still being copied when ^C comes (under a pty the rest is sent as zeros: at most
+    # 64 MiB of it); not all zeros: the padding must not complete it.
+    size = (200 if kind == "nopasswd" else 48) * 1024 * 1024
+    big = big_bundle(tmp_path / "big.pyz", size, os.urandom(4096))
     user, a = users[kind], pool["a"]
     graph = file_graph("a", f"{user.name}@{a.address}", tmp_path)
     flags = ["--sudo"] + (["--ask-sudo-password"] if kind != "nopasswd" else [])

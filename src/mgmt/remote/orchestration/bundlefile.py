@@ -29,6 +29,7 @@ log = get_logger("remote")
 
 ENV_VAR = "MGMT_BUNDLE"
 RECIPE = ("bundle.py", "minify.py")  # of mgmt_pkg: how the bundle is made from the sources
+NOT_A_BUNDLE = "not an agent bundle (a zipapp): build one with `mgmt-pkg bundle -o FILE`"
 NO_BUILDER = (
     "no agent bundle: set $MGMT_BUNDLE to a bundle built with `mgmt-pkg bundle -o FILE`, "
     "or install mgmt-pkg so one can be built"
@@ -70,6 +71,17 @@ def shiv_build_id(path: Path) -> str:
         return ""
     # It becomes part of a path on the host: accept only what shiv writes (hex).
     return build_id if isinstance(build_id, str) and build_id.isalnum() else ""
+
+
+def is_zipapp(path: Path) -> bool:
+    """A zip that Python runs: with a ``__main__.py`` (a wheel or a zip of sources
+    has none, and the host ended in "can't find '__main__' module")."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.getinfo("__main__.py")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+    return True
 
 
 def running_bundle() -> Optional[Path]:
@@ -132,6 +144,10 @@ def find_bundle(explicit: Optional[Path] = None) -> Bundle:
     if chosen is not None:
         if not chosen.is_file():
             raise InputError(f"bundle {chosen}: no such file")
+        # Any file was copied to every host and run there, to end in a traceback
+        # from its first line (a wrong path, a truncated download).
+        if not is_zipapp(chosen):
+            raise InputError(f"bundle {chosen}: {NOT_A_BUNDLE}")
         return describe(chosen)
     own = running_bundle()
     if own is not None:

@@ -9,7 +9,8 @@ graph edits (see mgmt.remote.protocol).
 
 It writes the graph (atomically), then, when the host already unpacked this
 very bundle (keyed by shiv's build id), imports the agent from there and skips
-shiv's bootstrap, which costs a start-up as much again. A cached bundle not
+shiv's bootstrap, which costs a start-up as much again (files missing from that
+copy are restored from the bundle: :class:`Restorer`). A cached bundle not
 unpacked yet is unpacked first (see :func:`unpack`); an uncached one runs from
 the zip (zipimport), or, with no build id known, through shiv's bootstrap. It
 restores SIGINT (sh starts background jobs with it ignored) and drops the
@@ -108,6 +109,8 @@ def main():
             sys.stderr.flush()
             os._exit(EXIT_NEED_BUNDLE)
     if os.path.isdir(site):
+        if cached:  # what a cache cleaner took from the unpacked copy comes back
+            sys.meta_path.append(Restorer(bundle, site))
         os._exit(run_from(site))
     if cached:
         prune(cache, bundle, os.environ["SHIV_ROOT"])
@@ -248,6 +251,69 @@ def unpack(bundle, site):
 
             shutil.rmtree(temp, True)
     return site if os.path.isdir(site) else bundle + "/site-packages"
+
+
+class Restorer:
+    """The last finder on sys.meta_path of an agent run from a cached bundle's
+    unpacked copy: a module of mgmt that copy lacks (removed by hand, or by a
+    cleaner of old files in ~/.cache) failed every start after, as "No module
+    named", until someone removed the copy. Its missing files are written again
+    from the bundle (whose members carry their CRC), and the import goes on.
+    The other finders found nothing: it costs only when a file is missing."""
+
+    def __init__(self, bundle, site):
+        self.bundle, self.site, self.done = bundle, site, False
+
+    def find_spec(self, name, path, target=None):
+        if self.done or name.partition(".")[0] != "mgmt":
+            return None
+        self.done = True  # once: a module the bundle lacks too stays missing
+        import importlib
+        import importlib.machinery
+
+        try:
+            restored = restore(self.bundle, "site-packages/", os.path.dirname(self.site))
+        except OSError as err:  # no room, a read-only cache: said, and nothing removed
+            sys.stderr.write("mgmt-remote: cannot restore the files " + self.site + " lacks: "
+                             + (err.strerror or str(err)) + "\n")  # fmt: skip
+            return None
+        except ValueError as err:
+            # The bundle is damaged too. Without it the next start has it copied
+            # again, and this finder restores from that copy: the unpacked copy
+            # stays, which this agent (or another) may still import from.
+            import contextlib
+
+            with contextlib.suppress(OSError):
+                os.unlink(self.bundle)
+            sys.stderr.write("mgmt-remote: the unpacked bundle in " + self.site + " lacks files,"
+                             " and its bundle cannot restore them (" + str(err) + "): removed"
+                             " the bundle; the next run copies it again\n")  # fmt: skip
+            return None
+        if not restored:
+            return None
+        sys.stderr.write("mgmt-remote: restored " + str(restored) + " missing file(s) of "
+                         + self.site + " from its bundle\n")  # fmt: skip
+        importlib.invalidate_caches()
+        return importlib.machinery.PathFinder.find_spec(name, path)
+
+
+def restore(bundle, prefix, target):
+    """Write the members of ``bundle`` under ``prefix`` missing in ``target`` (each
+    whole: a temp file renamed into place); how many."""
+    with open(bundle, "rb") as f:
+        data = f.read()
+    count = 0
+    for parts, body in members(data, prefix):
+        path = os.path.join(target, *parts)
+        if os.path.exists(path):
+            continue
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        temp = path + "." + os.urandom(4).hex() + ".partial"
+        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(body)
+        os.rename(temp, path)
+        count += 1
+    return count
 
 
 def extract(bundle, prefix, target):

@@ -62,7 +62,13 @@ if [ -z "$run" ]; then
         rm -rf -- "$old"
     done
     run=$(mktemp -d "${TMPDIR:-/tmp}/mgmt-XXXXXXXXXX") || exit 90
-    echo $$ >"$run/.start"
+    # A full disk still has room for the folder, not for a file in it: said here,
+    # not as sh's "echo: I/O error" before the next write failed too.
+    { echo $$ >"$run/.start"; } 2>/dev/null || {
+        rm -rf -- "$run"
+        echo "mgmt-remote: cannot write in ${TMPDIR:-/tmp} (no room?)" >&2
+        exit 90
+    }
 fi
 if [ "$mode" != cache ]; then
     mkdir -p "$run/shiv" || { rm -rf -- "$run"; exit 91; }
@@ -101,7 +107,11 @@ if ! [ -f "$bundle" ] || { ! [ -d "$site" ] &&
     # its own pty's; head may end first, at the hangup) must not cut it short.
     trap 'trap "" HUP INT TERM PIPE; rm -f -- "$part"; cd / && rm -rf -- "$run"' EXIT
     trap 'trap "" HUP INT TERM PIPE; exit 98' HUP INT TERM PIPE
-    head -c "$size" > "$part" || exit 98
+    # Nonzero only when it cannot write (an initiator gone early is a short copy).
+    head -c "$size" > "$part" || {
+        [ "$mode" = cache ] && echo "mgmt-remote: cannot write the bundle in ${bundle%/*}; give --no-caching" >&2
+        exit 98
+    }
     if [ "$(sha256sum < "$part" | cut -d' ' -f1)" != "$sha" ]; then
         echo "mgmt-remote: the bundle copied does not match its sha256 (interrupted?)" >&2
         exit 98
