@@ -100,6 +100,7 @@ INITIATOR_FILES = (
     "mgmt/remote/transport/connect.py",
     "mgmt/remote/transport/heartbeat.py",
     "mgmt/remote/transport/paramiko_ssh.py",
+    "mgmt/remote/transport/ssh_include.py",
     "mgmt/remote/transport/trust.py",
     "mgmt/remote/transport/tunnel.py",
 )
