@@ -20,7 +20,7 @@ import fcntl
 import os
 import threading
 from pathlib import Path
-from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, List, Mapping, Optional, Set, Tuple
 
 import paramiko
 
@@ -170,18 +170,26 @@ def _load_known_hosts(
     with _parsed_lock:
         found = _parsed.get(key)
         if found is None:
-            keys, revoked = paramiko.HostKeys(), set()
+            entries: List[paramiko.hostkeys.HostKeyEntry] = []
+            revoked: Set[str] = set()
             for name, _signature in present:
-                _read_known_hosts(name, keys, revoked)  # later files add to earlier ones
-            keys._entries = [e for e in keys._entries if e.key.get_base64() not in revoked]
+                _read_known_hosts(name, entries, revoked)
+            # A key revoked anywhere (a later file too) is known nowhere.
+            keys = paramiko.HostKeys()
+            for entry in entries:  # later files add to earlier ones
+                if entry.key.get_base64() not in revoked:
+                    for hostname in entry.hostnames:
+                        keys.add(hostname, entry.key.get_name(), entry.key)
             found = (keys, frozenset(revoked))
             _parsed.clear()  # only the current version of the files is worth keeping
             _parsed[key] = found
         return found
 
 
-def _read_known_hosts(name: str, keys: paramiko.HostKeys, revoked: set) -> None:
-    """One file's keys into ``keys``, the keys it revokes into ``revoked``.
+def _read_known_hosts(
+    name: str, entries: List[paramiko.hostkeys.HostKeyEntry], revoked: Set[str]
+) -> None:
+    """One file's entries into ``entries``, the keys it revokes into ``revoked``.
     paramiko's own HostKeys.load ended in an InvalidHostKey ("Incorrect padding")
     on a marker line (@cert-authority, @revoked): every host of the run failed
     with "internal error", and a revoked key was not refused."""
@@ -200,5 +208,4 @@ def _read_known_hosts(name: str, keys: paramiko.HostKeys, revoked: set) -> None:
             except (paramiko.SSHException, paramiko.hostkeys.InvalidHostKey, ValueError):
                 continue  # ssh skips a line it cannot read
             if entry is not None:
-                for hostname in entry.hostnames:
-                    keys.add(hostname, entry.key.get_name(), entry.key)
+                entries.append(entry)
