@@ -19,17 +19,33 @@ from support.polling import wait_until
 UNIT = "mgmt-detached-etcd.service"
 
 
+def _detached(host: SystemdHost, home, command: str, request: dict) -> dict:
+    """The hosts' program's ``command`` run in ``host`` as the initiator runs it
+    (HOME in the test's folder: / is read-only in the host); its answer."""
+    argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED]
+    done = host.run([*argv, *detached_args(command)], input=json.dumps(request) + "\n")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _start_member(host: SystemdHost, home) -> None:
+    """``prepare``, then the host's etcd member (m1 on 127.0.0.1), supervised."""
+    prepared = _detached(host, home, "prepare", {"sha256": "0" * 64})
+    assert prepared["etcd"], prepared
+    started = _detached(host, home, "etcd", {
+        "binary": prepared["etcd"], "name": "m1", "address": "127.0.0.1",
+        "supervisor": SUPERVISOR,
+        "client_port": 2379, "peer_port": 2380, "token": "t",
+        "peers": {"m1": "http://127.0.0.1:2380"},
+    })  # fmt: skip
+    assert "error" not in started, started
+
+
 def test_a_member_under_systemd_is_a_unit_restarted_kept_over_a_reboot_and_stopped(tmp_path):
     require_tools("etcd", "curl", "systemctl")
     host = SystemdHost(tmp_path, {}, lasting=True)
     home = tmp_path / "home"  # / is read-only in the host: HOME in its temp dir
     home.mkdir()
     state = home / ".local/state/mgmt/detached"
-
-    def call(command: str, request: dict) -> dict:
-        argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED]
-        done = host.run([*argv, *detached_args(command)], input=json.dumps(request) + "\n")
-        return json.loads(done.stdout.splitlines()[-1])
 
     def healthy() -> bool:
         answer = host.run(["curl", "-s", "-m", "1", "http://127.0.0.1:2379/health"], check=False)
@@ -39,15 +55,7 @@ def test_a_member_under_systemd_is_a_unit_restarted_kept_over_a_reboot_and_stopp
         return int((state / "etcd.sup").read_text())
 
     try:
-        prepared = call("prepare", {"sha256": "0" * 64})
-        assert prepared["etcd"], prepared
-        started = call("etcd", {
-            "binary": prepared["etcd"], "name": "m1", "address": "127.0.0.1",
-            "supervisor": SUPERVISOR,
-            "client_port": 2379, "peer_port": 2380, "token": "t",
-            "peers": {"m1": "http://127.0.0.1:2380"},
-        })  # fmt: skip
-        assert "error" not in started, started
+        _start_member(host, home)
         assert (state / "etcd.mode").read_text() == f"systemd {UNIT}\n"
         assert host.prop(UNIT, "ActiveState") == "active"
         assert host.prop(UNIT, "MainPID") == str(supervisor())
@@ -65,10 +73,10 @@ def test_a_member_under_systemd_is_a_unit_restarted_kept_over_a_reboot_and_stopp
         wait_until(healthy, 30, "the member healthy after a reboot")
         assert host.prop(UNIT, "ActiveState") == "active"
         assert host.prop(UNIT, "MainPID") == str(supervisor())
-        found = call("status", {})
+        found = _detached(host, home, "status", {})
         assert found["etcd"]["running"] and found["etcd"]["mode"] == f"systemd {UNIT}", found
 
-        stopped = call("stop", {"what": ["etcd"], "clean": True})
+        stopped = _detached(host, home, "stop", {"what": ["etcd"], "clean": True})
         assert stopped == {"stopped": ["etcd"]}
         assert host.prop(UNIT, "LoadState") == "not-found"  # nothing left of it
         units = tmp_path / "units"  # the host's /etc/systemd/system
@@ -88,27 +96,17 @@ def test_stop_removes_the_units_of_a_cluster_whose_directory_was_removed_by_hand
     home.mkdir()
     state = home / ".local/state/mgmt/detached"
 
-    def call(command: str, request: dict) -> dict:
-        argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED]
-        done = host.run([*argv, *detached_args(command)], input=json.dumps(request) + "\n")
-        return json.loads(done.stdout.splitlines()[-1])
-
     units = tmp_path / "units"  # the host's /etc/systemd/system
     try:
-        prepared = call("prepare", {"sha256": "0" * 64})
-        started = call("etcd", {
-            "binary": prepared["etcd"], "name": "m1", "address": "127.0.0.1",
-            "supervisor": SUPERVISOR,
-            "client_port": 2379, "peer_port": 2380, "token": "t",
-            "peers": {"m1": "http://127.0.0.1:2380"},
-        })  # fmt: skip
-        assert "error" not in started, started
+        _start_member(host, home)
         assert host.prop(UNIT, "UnitFileState") == "enabled"
         host.run(["systemctl", "stop", UNIT])
         host.run(["rm", "-rf", str(home / ".local")])
 
-        assert call("stop", {"what": ["agent"]}) == {"stopped": []}  # no unit of it
-        assert call("stop", {"what": ["etcd"], "clean": True}) == {"stopped": ["etcd"]}
+        stopped = _detached(host, home, "stop", {"what": ["agent"]})
+        assert stopped == {"stopped": []}  # no unit of it
+        stopped = _detached(host, home, "stop", {"what": ["etcd"], "clean": True})
+        assert stopped == {"stopped": ["etcd"]}
         assert host.prop(UNIT, "LoadState") == "not-found"
         assert not (units / UNIT).exists() and not (units / "default.target.wants" / UNIT).exists()
         assert not state.exists()
@@ -124,20 +122,8 @@ def test_a_units_supervisor_that_keeps_dying_is_never_given_up_on(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
 
-    def call(command: str, request: dict) -> dict:
-        argv = ["env", f"HOME={home}", "/usr/bin/python3", "-S", "-c", DETACHED]
-        done = host.run([*argv, *detached_args(command)], input=json.dumps(request) + "\n")
-        return json.loads(done.stdout.splitlines()[-1])
-
     try:
-        prepared = call("prepare", {"sha256": "0" * 64})
-        started = call("etcd", {
-            "binary": prepared["etcd"], "name": "m1", "address": "127.0.0.1",
-            "supervisor": SUPERVISOR,
-            "client_port": 2379, "peer_port": 2380, "token": "t",
-            "peers": {"m1": "http://127.0.0.1:2380"},
-        })  # fmt: skip
-        assert "error" not in started, started
+        _start_member(host, home)
 
         def restarted(before: str) -> bool:  # or failed for good
             state = host.prop(UNIT, "ActiveState")
@@ -150,6 +136,7 @@ def test_a_units_supervisor_that_keeps_dying_is_never_given_up_on(tmp_path):
             wait_until(lambda before=before: restarted(before), 20, f"a restart after {kill + 1}")
             assert host.prop(UNIT, "ActiveState") == "active", kill + 1
         assert host.prop(UNIT, "NRestarts") == "7"
-        assert call("stop", {"what": ["etcd"], "clean": True}) == {"stopped": ["etcd"]}
+        stopped = _detached(host, home, "stop", {"what": ["etcd"], "clean": True})
+        assert stopped == {"stopped": ["etcd"]}
     finally:
         host.close()
