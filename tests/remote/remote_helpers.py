@@ -326,3 +326,18 @@ def sessions_frozen(host: Host) -> Iterator[None]:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+
+def supervised_dir(folder: Path, argv: List[str], **spec: object) -> Path:
+    """``folder`` made a detached cluster's DIR with the supervisor of ``argv`` as
+    "agent" (supervise.py and agent.json, ``spec`` over the defaults); its path
+    to supervise.py, which runs as ``python3 -S SUPERVISE agent``."""
+    import json
+
+    from mgmt.remote.orchestration.detach import SUPERVISOR
+
+    folder.mkdir(exist_ok=True)
+    (folder / "supervise.py").write_text(SUPERVISOR)
+    defaults = {"argv": argv, "stdin": None, "env": {}, "stop_signal": "TERM", "umask": None}
+    (folder / "agent.json").write_text(json.dumps({**defaults, **spec}))
+    return folder / "supervise.py"

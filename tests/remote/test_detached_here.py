@@ -169,21 +169,16 @@ def test_stop_ends_a_supervisor_whose_state_dir_was_removed_by_hand(
 ):
     """rm -rf of the state dir while the cluster runs (outside systemd): its pid files
     are gone, yet `stop` finds the supervisor and it stops its process."""
-    import json
     import shutil
 
-    from mgmt.remote.orchestration.detach import SUPERVISOR
+    from remote_helpers import supervised_dir
+
     from support.polling import wait_until
 
     state = tmp_path / "detached"
-    state.mkdir()
-    (state / "supervise.py").write_text(SUPERVISOR)
-    spec = {"argv": ["sleep", "3600"], "stdin": None, "env": {}, "stop_signal": "TERM",
-            "umask": None}  # fmt: skip
-    (state / "agent.json").write_text(json.dumps(spec))
-    supervisor = subprocess.Popen(
-        [sys.executable, "-S", str(state / "supervise.py"), "agent"], start_new_session=True
-    )
+    script = supervised_dir(state, ["sleep", "3600"])
+    supervisor = subprocess.Popen([sys.executable, "-S", str(script), "agent"],
+                                  start_new_session=True)  # fmt: skip
     try:
         wait_until(lambda: (state / "agent.pid").read_text().strip(), what="the agent started")
         child = int((state / "agent.pid").read_text())
@@ -224,21 +219,17 @@ def test_stop_leaves_alone_a_supervisor_of_the_same_dir_in_another_mount_namespa
 ):
     """A container sharing our pids but not our mounts (the test hosts are such) may
     run a cluster whose DIR has the same path: it is not ours to stop."""
-    import json
     import shutil
 
-    from mgmt.remote.orchestration.detach import SUPERVISOR
+    from remote_helpers import supervised_dir
+
     from support import require_root, require_tools
     from support.polling import wait_until
 
     require_root()
     require_tools("unshare")
     state = tmp_path / "detached"
-    state.mkdir()
-    (state / "supervise.py").write_text(SUPERVISOR)
-    spec = {"argv": ["sleep", "3600"], "stdin": None, "env": {}, "stop_signal": "TERM",
-            "umask": None}  # fmt: skip
-    (state / "agent.json").write_text(json.dumps(spec))
+    supervised_dir(state, ["sleep", "3600"])
     # In a mount namespace of its own, where DIR stays (a private copy of tmp_path's view).
     supervisor = subprocess.Popen(
         ["unshare", "-m", "--propagation", "private", "sh", "-c",

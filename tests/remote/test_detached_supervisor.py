@@ -2,7 +2,6 @@
 run here as the hosts run it outside systemd: ``python3 -S DIR/supervise.py NAME`` in a
 session of its own, DIR/NAME.json saying what to run."""
 
-import json
 import os
 import signal
 import subprocess
@@ -10,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from remote_helpers import supervised_dir
 
-from mgmt.remote.orchestration.detach import SUPERVISOR
 from support import require_root, require_tools
 from support.polling import wait_until
 
@@ -22,12 +21,9 @@ def supervised(tmp_path):
     started = []
 
     def start(argv, **extra):
-        (tmp_path / "supervise.py").write_text(SUPERVISOR)
-        spec = {"argv": argv, "stdin": None, "env": {}, "stop_signal": "TERM", "umask": None}
-        (tmp_path / "agent.json").write_text(json.dumps({**spec, **extra}))
+        script = supervised_dir(tmp_path, argv, **extra)
         process = subprocess.Popen(
-            [sys.executable, "-S", str(tmp_path / "supervise.py"), "agent"],
-            start_new_session=True,
+            [sys.executable, "-S", str(script), "agent"], start_new_session=True
         )
         started.append(process)
         return process
@@ -104,10 +100,7 @@ def test_a_full_disk_does_not_end_the_supervisor(tmp_path):
     folder.mkdir()
     # First run: fill the disk and fail. The next: room again, and run on.
     child = "if [ -e fill ]; then rm fill; exec sleep 3600; fi; cat /dev/zero > fill; exit 3"
-    spec = {"argv": ["sh", "-c", child], "stdin": None, "env": {}, "stop_signal": "TERM",
-            "umask": None}  # fmt: skip
-    (tmp_path / "supervise.py").write_text(SUPERVISOR)
-    (tmp_path / "agent.json").write_text(json.dumps(spec))
+    supervised_dir(tmp_path, ["sh", "-c", child])
     script = (
         f'mount -t tmpfs -o size=64k tmpfs "$1" && cp "$2/supervise.py" "$2/agent.json" "$1" '
         f'&& exec {sys.executable} -S "$1/supervise.py" agent'
