@@ -70,6 +70,21 @@ def start(*args: str) -> subprocess.Popen:
     )
 
 
+def following(copr: CoprServer, srpm: Path) -> subprocess.Popen:
+    """`mgmt-pkg copr build` of ``srpm``, once its build 1 runs at COPR (polled every 0.05 s)."""
+    running = start("build", f"{USER}/demo", str(srpm), "--config", str(copr.config),
+                    "--poll-interval", "0.05")  # fmt: skip
+    try:
+        wait_until(
+            lambda: 1 in copr.state.builds and copr.state.builds[1].state == "running",
+            what="build 1 running",
+        )
+    except BaseException:
+        running.kill()
+        raise
+    return running
+
+
 def build_reads(server: CoprServer, build_id: int = 1) -> int:
     return server.state.requests.count(("GET", f"/api_3/build/{build_id}"))
 
@@ -83,13 +98,8 @@ def one_error_line(stderr: str) -> str:
 def test_interrupt_while_following_says_the_build_goes_on_and_how_to_follow_it(copr, slow):
     """^C said "interrupted by SIGINT; removed what the run had made": nothing about
     the build, which goes on at COPR, nor how to follow it again."""
-    running = start("build", f"{USER}/demo", str(slow), "--config", str(copr.config),
-                    "--poll-interval", "0.05")  # fmt: skip
+    running = following(copr, slow)
     try:
-        wait_until(
-            lambda: 1 in copr.state.builds and copr.state.builds[1].state == "running",
-            what="build 1 running",
-        )
         wait_until(lambda: build_reads(copr) >= 4, what="build 1 polled while running")
         running.send_signal(signal.SIGINT)
         _, err = running.communicate(timeout=30)
@@ -128,13 +138,8 @@ OUTAGES = [
 def test_a_copr_that_stops_answering_for_a_while_is_waited_out(copr, slow, case, outage, said):
     """One 502 from the proxy in front of COPR, or a connection it dropped, while
     following ended the command with exit 1, though the build went on and ended well."""
-    running = start("build", f"{USER}/demo", str(slow), "--config", str(copr.config),
-                    "--poll-interval", "0.05")  # fmt: skip
+    running = following(copr, slow)
     try:
-        wait_until(
-            lambda: 1 in copr.state.builds and copr.state.builds[1].state == "running",
-            what="build 1 running",
-        )
         outage(copr.state, "/api_3/build/1")
         reads = build_reads(copr)
         wait_until(lambda: build_reads(copr) >= reads + 3, what="build 1 asked for again")
@@ -191,13 +196,8 @@ def test_timeout_holds_while_copr_does_not_answer(copr, slow):
 
 def test_a_refusal_while_following_is_not_waited_out(copr, slow):
     """A build COPR says does not exist (deleted meanwhile) ends the follow at once."""
-    running = start("build", f"{USER}/demo", str(slow), "--config", str(copr.config),
-                    "--poll-interval", "0.05")  # fmt: skip
+    running = following(copr, slow)
     try:
-        wait_until(
-            lambda: 1 in copr.state.builds and copr.state.builds[1].state == "running",
-            what="build 1 running",
-        )
         del copr.state.builds[1]
         _, err = running.communicate(timeout=30)
     finally:
