@@ -100,15 +100,7 @@ def test_started_enabled_and_started_again_at_once_when_killed(systemd_host, tmp
             # ends sooner after the agent started it failed to start, and stays down.
             wait_until(lambda k=kills: log(tmp_path).count(f"started {UNIT}") == k + 1,
                        what="the agent's start to count")  # fmt: skip
-            before = host.prop(UNIT, "MainPID")
-            host.run(["systemctl", "kill", "-s", "KILL", UNIT])
-            wait_until(
-                lambda b=before: (
-                    host.prop(UNIT, "ActiveState") == "active"
-                    and host.prop(UNIT, "MainPID") not in ("0", b)
-                ),
-                what="the killed unit to run again",
-            )
+            _kill_and_see_it_restarted(host, UNIT)
         assert host.prop(UNIT, "MainPID") != first
         wait_until(lambda: log(tmp_path).count(f"started {UNIT}") == 4, what="the last start")
 
@@ -126,15 +118,7 @@ def test_a_killed_service_is_started_again_at_once_after_systemd_reexecuted(syst
                 lambda k=kills: log(tmp_path).count(f"started {UNIT}") == k + 1,
                 what="the agent's start to count",
             )
-            before = host.prop(UNIT, "MainPID")
-            host.run(["systemctl", "kill", "-s", "KILL", UNIT])
-            wait_until(
-                lambda b=before: (
-                    host.prop(UNIT, "ActiveState") == "active"
-                    and host.prop(UNIT, "MainPID") not in ("0", b)
-                ),
-                what="the killed unit to run again",
-            )
+            _kill_and_see_it_restarted(host, UNIT)
 
 
 # A unit and the alias its enabling makes (as Debian's ssh.service and sshd.service).
@@ -165,17 +149,9 @@ def test_a_unit_named_by_its_alias_is_watched_stopped_and_disabled(tmp_path):
         with running_agent(host, tmp_path, path):
             wait_until(lambda: "started mgmt-alias.service" in log(tmp_path), what="the start")
             assert host.prop(ALIASED, "ActiveState") == "active"
-            before = host.prop(ALIASED, "MainPID")
             # The start counts once the unit ran for a second (svc.SETTLE).
             wait_until(lambda: _ran_for(host, ALIASED, 1.2), what="the start to count")
-            host.run(["systemctl", "kill", "-s", "KILL", ALIASED])
-            wait_until(
-                lambda: (
-                    host.prop(ALIASED, "ActiveState") == "active"
-                    and host.prop(ALIASED, "MainPID") not in ("0", before)
-                ),
-                what="the killed unit to run again",
-            )
+            _kill_and_see_it_restarted(host, ALIASED)
         path = graph(tmp_path, name="mgmt-alias", state="stopped", startup="disabled")
         result = run_once(host, tmp_path, path)
         assert result.returncode == 0, log(tmp_path)
@@ -189,6 +165,20 @@ def test_a_unit_named_by_its_alias_is_watched_stopped_and_disabled(tmp_path):
         )
     finally:
         host.close()
+
+
+def _kill_and_see_it_restarted(host, unit: str) -> None:
+    """SIGKILL ``unit``'s processes from outside the agent, then wait until it runs
+    again under another main process."""
+    before = host.prop(unit, "MainPID")
+    host.run(["systemctl", "kill", "-s", "KILL", unit])
+    wait_until(
+        lambda: (
+            host.prop(unit, "ActiveState") == "active"
+            and host.prop(unit, "MainPID") not in ("0", before)
+        ),
+        what="the killed unit to run again",
+    )
 
 
 def _ran_for(host, unit: str, seconds: float) -> bool:
