@@ -11,21 +11,28 @@ import contextlib
 import sys
 import threading
 import time
-from typing import Any, Optional, Set, TextIO
+from typing import Any, Dict, Optional, Set, TextIO
 
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 
+# What a terminal would act on or break a line at: C0, DEL, C1 and the Unicode line
+# breaks. No name or one-line value may hold them (mgmt.graph.limits); text from
+# elsewhere (a command's output, a host's lines) is shown with them escaped.
+CONTROL_CHARACTERS = frozenset(map(chr, [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]))
+
+
+def escape_table(keep: str = "") -> Dict[int, str]:
+    """A ``str.translate`` table showing CONTROL_CHARACTERS escaped (``\\r``,
+    ``\\x1b``), but those in ``keep``: as unicode_escape writes them, without
+    importing that codec (the agent's start)."""
+    return {ord(char): repr(char)[1:-1] for char in CONTROL_CHARACTERS if char not in keep}
+
+
 # A message may carry what a command printed: a progress bar's carriage return
 # would overwrite the line (its time and resource), an ESC sequence drive the
-# terminal. Control characters are shown escaped, as the initiator shows a host's
-# (mgmt.remote.orchestration.follow), but for a multi-line message's \n and \t.
-_ESCAPED = str.maketrans(
-    {
-        char: repr(char)[1:-1]  # as unicode_escape writes it, without importing that codec
-        for char in map(chr, [*range(0x20), *range(0x7F, 0xA0)])
-        if char not in "\n\t"
-    }
-)
+# terminal. Shown escaped, as the initiator shows a host's lines, but for a
+# multi-line message's \n and \t.
+_ESCAPED = escape_table(keep="\n\t")
 
 
 class _Output:

@@ -4,7 +4,7 @@ cluster's host says of its failed resources."""
 import contextlib
 from typing import Any, Dict, List, NamedTuple, Optional, TextIO
 
-from mgmt.log import OUTPUT_LOCK
+from mgmt.log import OUTPUT_LOCK, escape_table
 
 # Results in the summary.
 CONVERGED = "converged"
@@ -86,9 +86,7 @@ def describe_failures(host: str, failures: List[Dict[str, str]]) -> str:
 def printable(text: str) -> str:
     """``text`` with what a terminal would act on or break a line at (C0 and C1
     controls, DEL, the Unicode line breaks) shown escaped: a host's words."""
-    from mgmt.graph.limits import CONTROL_CHARACTERS
+    return text.translate(_ESCAPED)
 
-    return "".join(
-        char.encode("unicode_escape").decode("ascii") if char in CONTROL_CHARACTERS else char
-        for char in text
-    )
+
+_ESCAPED = escape_table()
