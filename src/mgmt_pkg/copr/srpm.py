@@ -31,11 +31,10 @@ def read_source_package(path: Path) -> SourcePackage:
     """Read an SRPM's header; anything else (a binary RPM, a stray file, a damaged
     SRPM: cut short by an interrupted download, which COPR fails minutes later) is
     bad input."""
-    from mgmt_pkg.rpm.inspect import check_digests, read_headers
+    from mgmt_pkg.rpm.inspect import check_digests
 
     path = Path(path)
-    check_digests(path)
-    headers = read_headers(path)
+    headers = check_digests(path)
     try:
         # The upload names the file in its multipart header, which the
         # encoder writes as UTF-8: a name that is not UTF-8 ended the upload

@@ -188,8 +188,9 @@ def _digest(stream: Any, algorithm: str, start: int, end: Optional[int] = None) 
     return digest.digest()
 
 
-def check_digests(path: Path) -> None:
-    """Refuse a package whose header or payload does not match the digests it carries.
+def check_digests(path: Path) -> Dict[str, Any]:
+    """Refuse a package whose header or payload does not match the digests it carries;
+    its headers (:func:`read_headers`) if they do.
 
     The header alone reads fine from a package cut short after it, or changed
     in its payload: createrepo_c indexes such a file (it reads the header and
@@ -200,7 +201,7 @@ def check_digests(path: Path) -> None:
     """
     import rpmfile
 
-    read_headers(path)  # the lead and both headers are there
+    found = read_headers(path)  # the lead and both headers are there
     with rpmfile.open(str(path)) as package:
         headers = package.headers
         start, end = package.header_range
@@ -230,6 +231,7 @@ def check_digests(path: Path) -> None:
                     )
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read: {error.strerror or error}") from None
+    return found
 
 
 def read_package(path: Path) -> PackageInfo:
