@@ -171,10 +171,11 @@ class SystemdHost:
         return out.stdout.strip()
 
     def agent(self, args: List[str], log: Path, **kwargs) -> subprocess.Popen:
-        """``mgmt run ARGS`` inside the host, stderr to ``log``; stdout is a pipe."""
+        """``mgmt run ARGS`` inside the host, stderr to ``log``; stdout is a pipe.
+        Its signals (terminate, send_signal) reach the agent (see EnteredProcess)."""
         env = dict(os.environ, PYTHONPATH=str(SRC), PYTHONUNBUFFERED="1")
         handle = open(log, "wb")  # noqa: SIM115 - the child holds it
-        return subprocess.Popen(
+        return EnteredProcess(
             self.argv([sys.executable, "-m", "mgmt", "run", *args]),
             stdout=kwargs.pop("stdout", subprocess.PIPE),
             stderr=handle,
@@ -194,6 +195,25 @@ class SystemdHost:
         if cgroup:
             for root in ("/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
                 wait_for(lambda r=root: _remove_cgroup(Path(r) / cgroup), timeout=10)
+
+
+class EnteredProcess(subprocess.Popen):
+    """A program started through ``nsenter -p``, which forks it into the PID
+    namespace, waits for it and forwards no signal: a terminate() of nsenter
+    alone left the agent running on, to fight the next one. A signal goes to
+    nsenter's child, the program; waiting still waits for nsenter, which ends
+    with the program's status."""
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is not None:
+            return
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        # nsenter forks at once; until it has, there is no program to signal.
+        wait_until(lambda: children.read_text().split() or self.poll() is not None,
+                   what="nsenter to start the program")  # fmt: skip
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for pid in children.read_text().split():
+                os.kill(int(pid), sig)
 
 
 def _remove_cgroup(path: Path) -> bool:
