@@ -548,6 +548,46 @@ def test_an_agent_stopped_while_its_unit_starts_ends_at_once_leaving_the_start_t
         host.close()
 
 
+# Deactivating for a minute once stopped (its ExecStop), as a slow one would be.
+SLOW_STOP = "mgmt-slowstop.service"
+SLOW_STOP_UNIT = """\
+[Unit]
+DefaultDependencies=no
+
+[Service]
+ExecStart=/bin/sleep infinity
+ExecStop=/bin/sleep 60
+"""
+
+
+def test_an_agent_stopped_while_its_unit_stops_ends_at_once_leaving_the_stop_to_systemd(
+    tmp_path,
+):
+    """`systemctl stop` waits for the stop job as `start` does for its own (a slow
+    ExecStop, a service that ignores SIGTERM: TimeoutStopSec, 90 s by default)."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {SLOW_STOP: SLOW_STOP_UNIT})
+    try:
+        host.run(["systemctl", "start", SLOW_STOP])
+        path = graph(tmp_path, name=SLOW_STOP, state="stopped")
+        agent = host.agent(agent_args(tmp_path, path), tmp_path / "agent.log")
+        try:
+            wait_until(lambda: host.prop(SLOW_STOP, "ActiveState") == "deactivating",
+                       what="the stop")  # fmt: skip
+            agent.terminate()
+            agent.wait(timeout=5)
+        finally:
+            agent.kill()
+            agent.wait()
+        assert agent.returncode == 0, log(tmp_path)
+        assert f"stopped {SLOW_STOP}" not in log(tmp_path)
+        assert host.prop(SLOW_STOP, "ActiveState") == "deactivating"
+        assert host.prop(SLOW_STOP, "Job") != ""
+    finally:
+        host.close()
+
+
 def test_a_start_that_takes_long_counts_once_the_unit_runs(tmp_path):
     from systemd_host import SystemdHost
 

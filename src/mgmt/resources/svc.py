@@ -23,9 +23,9 @@ fails as a failed start does.
 
 ``systemctl start`` waits for the start job, as long as the unit is activating
 (a slow ExecStartPre, a Type=notify unit not yet ready: TimeoutStartSec, 90 s
-by default). An agent told to stop, or a resource edited or removed, does not
-wait: its start is left to systemd, neither done nor failed, and the unit is
-as systemd has it.
+by default), and ``systemctl stop`` for the stop job (a slow ExecStop). An
+agent told to stop, or a resource edited or removed, does not wait: the job is
+left to systemd, neither done nor failed, and the unit is as systemd has it.
 
 A ``Type=oneshot`` unit without ``RemainAfterExit`` is never active for long:
 its start runs it to its end, and it is inactive again once it succeeded. Such
@@ -169,7 +169,7 @@ class SvcRes(Resource):
         self._file_failure: Optional[Tuple[str, str, str]] = None
         self._signals: Optional[SystemdSignals] = None
         self._watched: Set[str] = set()
-        self._calls = Abandonable()  # a start under way, which close() leaves to systemd
+        self._calls = Abandonable()  # a start or stop under way, which close() leaves to systemd
 
     def watch(self) -> None:
         try:
@@ -263,14 +263,15 @@ class SvcRes(Resource):
         if not steps:
             return True
         for step in steps:
-            if apply and step[0] == "start":
-                if not self._start():  # the last step: nothing is left undone
-                    self.init.log.info("left the start of %s to systemd, under way", self.unit)
-                    return False
-            elif apply and step[0] in ("enable", "disable"):
-                self._set_unit_file(step[0])
-            elif apply:
+            verb = step[0]
+            if apply and verb in ("enable", "disable"):
+                self._set_unit_file(verb)
+            elif apply and verb == "reset-failed":
                 systemctl(step)
+            elif apply and not (self._start() if verb == "start" else self._calls.systemctl(step)):
+                # Closed while systemd's job ran on (the last step: nothing is left undone).
+                self.init.log.info("left the %s of %s to systemd, under way", verb, self.unit)
+                return False
             # After the step, not before: a failed start is logged as the failure alone.
             if step[0] in DONE:
                 said = f"{DONE[step[0]]} {self.unit}"
