@@ -662,8 +662,14 @@ def test_a_graph_edit_stops_a_unit_while_the_agent_starts_it(tmp_path):
          "ActiveState=failed SubState=failed Result=timeout"),
         (HELD, HELD_UNIT.replace("until test -e /var/tmp/go; do sleep .1; done", "exit 4"),
          "true", "ActiveState=failed SubState=failed Result=exit-code"),
+        (HELD, HELD_UNIT.replace("[Service]", "[Service]\nType=exec").replace(
+            "ExecStart=/bin/sleep infinity", "ExecStart=/nonexistent/mgmt-none").replace(
+            "until test -e /var/tmp/go; do sleep .1; done", "true"),
+         "true", "ActiveState=failed SubState=failed Result=exit-code"
+         " (main process: code=exited, status=203)"),
     ],
-    ids=["Type=notify exits", "Type=notify times out", "ExecStartPre fails"],
+    ids=["Type=notify exits", "Type=notify times out", "ExecStartPre fails",
+         "Type=exec cannot exec"],
 )  # fmt: skip
 def test_a_start_job_that_fails_fails_the_resource_quoting_systemd(
     tmp_path, unit, text, setup, said
