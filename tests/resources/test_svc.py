@@ -486,6 +486,211 @@ def test_a_unit_that_keeps_ending_after_it_settled_is_started_only_as_its_limit_
         host.close()
 
 
+# Activating (in its ExecStartPre) until /var/tmp/go exists, as a slow one would be.
+HELD = "mgmt-held.service"
+HELD_UNIT = """\
+[Unit]
+DefaultDependencies=no
+
+[Service]
+ExecStartPre=/bin/sh -c 'echo start >>/var/tmp/starts; until test -e /var/tmp/go; do sleep .1; done'
+ExecStart=/bin/sleep infinity
+TimeoutStartSec=60
+"""
+INSTALL = "[Install]\nWantedBy=mgmt-test.target\n\n"
+# Type=notify that never says it is ready: activating until its start times out;
+# fails at once when /var/tmp/fail exists.
+NOTIFY = "mgmt-notify.service"
+NOTIFY_UNIT = """\
+[Unit]
+DefaultDependencies=no
+
+[Service]
+Type=notify
+ExecStart=/bin/sh -c 'echo start >>/var/tmp/starts; test -e /var/tmp/fail && exit 3; exec sleep 1d'
+TimeoutStartSec=60
+"""
+
+
+@pytest.mark.parametrize(("unit", "text"), [(HELD, HELD_UNIT), (NOTIFY, NOTIFY_UNIT)],
+                         ids=["a slow ExecStartPre", "Type=notify never ready"])  # fmt: skip
+def test_an_agent_stopped_while_its_unit_starts_ends_at_once_leaving_the_start_to_systemd(
+    tmp_path, unit, text
+):
+    """`systemctl start` waits for the start job: an agent told to stop while a
+    unit was activating waited as long (TimeoutStartSec, 90 s by default)."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {unit: text})
+    try:
+        path = graph(tmp_path, name=unit, state="running")
+        agent = host.agent([*agent_args(tmp_path, path), "--json"], tmp_path / "agent.log")
+        try:
+            wait_until(lambda: host.prop(unit, "ActiveState") == "activating", what="the start")
+            agent.terminate()
+            agent.wait(timeout=5)
+        finally:
+            agent.kill()
+            agent.wait()
+        assert agent.returncode == 0, log(tmp_path)
+        (row,) = json.loads(agent.stdout.read())["resources"]
+        assert (row["result"], row["errors"]) == ("changed", []), row  # a start was made
+        assert f"started {unit}" not in log(tmp_path)
+        # systemd's start job goes on: the unit is as systemd has it, still starting.
+        assert host.prop(unit, "ActiveState") == "activating"
+        assert host.prop(unit, "Job") != ""
+        assert starts(host) == 1
+        if unit == HELD:  # and it does start, with no agent around
+            host.run(["touch", "/var/tmp/go"])
+            wait_until(lambda: host.prop(unit, "ActiveState") == "active", what="the start")
+            assert starts(host) == 1
+    finally:
+        host.close()
+
+
+# Deactivating for a minute once stopped (its ExecStop), as a slow one would be.
+SLOW_STOP = "mgmt-slowstop.service"
+SLOW_STOP_UNIT = """\
+[Unit]
+DefaultDependencies=no
+
+[Service]
+ExecStart=/bin/sleep infinity
+ExecStop=/bin/sleep 60
+"""
+
+
+def test_an_agent_stopped_while_its_unit_stops_ends_at_once_leaving_the_stop_to_systemd(
+    tmp_path,
+):
+    """`systemctl stop` waits for the stop job as `start` does for its own (a slow
+    ExecStop, a service that ignores SIGTERM: TimeoutStopSec, 90 s by default)."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {SLOW_STOP: SLOW_STOP_UNIT})
+    try:
+        host.run(["systemctl", "start", SLOW_STOP])
+        path = graph(tmp_path, name=SLOW_STOP, state="stopped")
+        agent = host.agent(agent_args(tmp_path, path), tmp_path / "agent.log")
+        try:
+            wait_until(lambda: host.prop(SLOW_STOP, "ActiveState") == "deactivating",
+                       what="the stop")  # fmt: skip
+            agent.terminate()
+            agent.wait(timeout=5)
+        finally:
+            agent.kill()
+            agent.wait()
+        assert agent.returncode == 0, log(tmp_path)
+        assert f"stopped {SLOW_STOP}" not in log(tmp_path)
+        assert host.prop(SLOW_STOP, "ActiveState") == "deactivating"
+        assert host.prop(SLOW_STOP, "Job") != ""
+    finally:
+        host.close()
+
+
+def test_a_start_that_takes_long_counts_once_the_unit_runs(tmp_path):
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {HELD: HELD_UNIT})
+    try:
+        path = graph(tmp_path, name=HELD, state="running")
+        with running_agent(host, tmp_path, path):
+            wait_until(lambda: host.prop(HELD, "ActiveState") == "activating", what="the start")
+            assert f"started {HELD}" not in log(tmp_path)
+            host.run(["touch", "/var/tmp/go"])
+            wait_until(lambda: f"started {HELD}" in log(tmp_path), what="the start to count")
+            assert host.prop(HELD, "ActiveState") == "active"
+            assert starts(host) == 1
+    finally:
+        host.close()
+
+
+def test_a_resource_edited_while_its_start_is_under_way_leaves_that_start_to_systemd(tmp_path):
+    """The edited resource's old check went on waiting for its start job: the agent,
+    told to stop, then waited as long (its new resource had nothing to wait for)."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {HELD: HELD_UNIT.replace("[Service]", INSTALL + "[Service]")})
+    try:
+        agent = host.agent(
+            agent_args(tmp_path, graph(tmp_path, name=HELD, state="running")),
+            tmp_path / "agent.log",
+        )
+        try:
+            wait_until(lambda: host.prop(HELD, "ActiveState") == "activating", what="the start")
+            graph(tmp_path, name=HELD, state="running", startup="enabled")
+            wait_until(lambda: f"enabled {HELD}" in log(tmp_path), what="the edit's enable")
+            agent.terminate()
+            agent.wait(timeout=5)
+        finally:
+            agent.kill()
+            agent.wait()
+        assert agent.returncode == 0, log(tmp_path)
+        assert host.prop(HELD, "UnitFileState") == "enabled"
+        assert host.prop(HELD, "ActiveState") == "activating"
+        assert starts(host) == 1
+    finally:
+        host.close()
+
+
+def test_a_graph_edit_stops_a_unit_while_the_agent_starts_it(tmp_path):
+    """The edit's resource stops the unit at once, its start still under way."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {HELD: HELD_UNIT})
+    try:
+        with running_agent(host, tmp_path, graph(tmp_path, name=HELD, state="running")):
+            wait_until(lambda: host.prop(HELD, "ActiveState") == "activating", what="the start")
+            graph(tmp_path, name=HELD, state="stopped")
+            wait_until(lambda: f"stopped {HELD}" in log(tmp_path), what="the edit's stop")
+            # Its ExecStartPre killed: systemd has it failed.
+            assert host.prop(HELD, "ActiveState") == "failed"
+            assert host.prop(HELD, "Job") == ""
+            assert f"started {HELD}" not in log(tmp_path)
+            assert "did not stay running" not in log(tmp_path)
+    finally:
+        host.close()
+
+
+@pytest.mark.parametrize(
+    ("unit", "text", "setup", "said"),
+    [
+        (NOTIFY, NOTIFY_UNIT, "touch /var/tmp/fail",
+         "ActiveState=failed SubState=failed Result=exit-code"
+         " (main process: code=exited, status=3)"),
+        (NOTIFY, NOTIFY_UNIT.replace("TimeoutStartSec=60", "TimeoutStartSec=2"), "true",
+         "ActiveState=failed SubState=failed Result=timeout"),
+        (HELD, HELD_UNIT.replace("until test -e /var/tmp/go; do sleep .1; done", "exit 4"),
+         "true", "ActiveState=failed SubState=failed Result=exit-code"),
+        (HELD, HELD_UNIT.replace("[Service]", "[Service]\nType=exec").replace(
+            "ExecStart=/bin/sleep infinity", "ExecStart=/nonexistent/mgmt-none").replace(
+            "until test -e /var/tmp/go; do sleep .1; done", "true"),
+         "true", "ActiveState=failed SubState=failed Result=exit-code"
+         " (main process: code=exited, status=203)"),
+    ],
+    ids=["Type=notify exits", "Type=notify times out", "ExecStartPre fails",
+         "Type=exec cannot exec"],
+)  # fmt: skip
+def test_a_start_job_that_fails_fails_the_resource_quoting_systemd(
+    tmp_path, unit, text, setup, said
+):
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {unit: text})
+    try:
+        host.run(["sh", "-c", setup])
+        path = graph(tmp_path, name=unit, state="running")
+        result = run_once(host, tmp_path, path, "--json")
+        assert result.returncode == 1, log(tmp_path)
+        (row,) = json.loads(result.stdout)["resources"]
+        assert row["result"] == "failed"
+        assert f"{unit}: did not stay running after its start: {said}" in row["errors"][-1], row
+        assert starts(host) == 1
+        assert f"started {unit}" not in log(tmp_path)
+    finally:
+        host.close()
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("10s", 10), ("1min 30s", 90), ("1min 30", 90), ("500ms", 0.5), ("0", 0), ("2h", 7200),

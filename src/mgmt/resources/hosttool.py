@@ -7,7 +7,7 @@ stdin closed unless given. One place for the Python 3.6 spelling of all that.
 
 import os
 import subprocess
-from typing import List, Optional
+from typing import Any, List, Optional
 
 _ENV = {"LC_ALL": "C", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
 
@@ -26,6 +26,20 @@ def run_tool(
         universal_newlines=True,  # noqa: UP021
         env=dict(os.environ, **_ENV),
         timeout=timeout,
+    )
+
+
+def start_tool(argv: List[str], **kwargs: Any) -> "subprocess.Popen[str]":
+    """Start ``argv`` as :func:`run_tool` runs it (stdin closed), for a caller that may
+    end it before its end; OSError when it cannot start."""
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        universal_newlines=True,
+        env=dict(os.environ, **_ENV),
+        **kwargs,
     )
 
 

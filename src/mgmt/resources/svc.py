@@ -21,6 +21,12 @@ unit's own start limit (StartLimitBurst starts within StartLimitIntervalSec,
 systemd counts them), which its resets take from systemd, and the resource
 fails as a failed start does.
 
+``systemctl start`` waits for the start job, as long as the unit is activating
+(a slow ExecStartPre, a Type=notify unit not yet ready: TimeoutStartSec, 90 s
+by default), and ``systemctl stop`` for the stop job (a slow ExecStop). An
+agent told to stop, or a resource edited or removed, does not wait: the job is
+left to systemd, neither done nor failed, and the unit is as systemd has it.
+
 A ``Type=oneshot`` unit without ``RemainAfterExit`` is never active for long:
 its start runs it to its end, and it is inactive again once it succeeded. Such
 a unit counts as running once it has run and succeeded (since systemd started,
@@ -44,6 +50,7 @@ from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.fields import shown
 from mgmt.resources.systemd_signals import SystemdSignals
 from mgmt.resources.unitctl import (
+    Abandonable,
     UnitError,
     describe_state,
     properties,
@@ -162,6 +169,7 @@ class SvcRes(Resource):
         self._file_failure: Optional[Tuple[str, str, str]] = None
         self._signals: Optional[SystemdSignals] = None
         self._watched: Set[str] = set()
+        self._calls = Abandonable()  # a start or stop under way, which close() leaves to systemd
 
     def watch(self) -> None:
         try:
@@ -187,6 +195,7 @@ class SvcRes(Resource):
         cancels, self._cancels = self._cancels, []
         for cancel in cancels:
             cancel()
+        self._calls.abandon()  # a start job still running (activating) goes on without us
         self._changed.set()  # a start waiting to settle stops waiting
 
     def check_apply(self, apply: bool) -> bool:
@@ -254,12 +263,15 @@ class SvcRes(Resource):
         if not steps:
             return True
         for step in steps:
-            if apply and step[0] == "start":
-                self._start()
-            elif apply and step[0] in ("enable", "disable"):
-                self._set_unit_file(step[0])
-            elif apply:
+            verb = step[0]
+            if apply and verb in ("enable", "disable"):
+                self._set_unit_file(verb)
+            elif apply and verb == "reset-failed":
                 systemctl(step)
+            elif apply and not (self._start() if verb == "start" else self._calls.systemctl(step)):
+                # Closed while systemd's job ran on (the last step: nothing is left undone).
+                self.init.log.info("left the %s of %s to systemd, under way", verb, self.unit)
+                return False
             # After the step, not before: a failed start is logged as the failure alone.
             if step[0] in DONE:
                 said = f"{DONE[step[0]]} {self.unit}"
@@ -329,23 +341,27 @@ class SvcRes(Resource):
         )
         return True
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
         """``systemctl start``, then wait until the unit has run for SETTLE seconds;
-        UnitError quoting systemd's state when it ends (or starts to restart) sooner."""
+        UnitError quoting systemd's state when it ends (or starts to restart) sooner.
+        False when close() came while systemctl still waited for the start job (the
+        unit activating): the job is left to systemd, the start neither done nor failed."""
         self._starting = True
         try:
-            self._start_and_settle()
+            started = self._start_and_settle()
         finally:
             self._starting = False
         # Settled: a signal after its last look (the unit ended right then) is news.
         if self._changed.is_set():
             self.init.event()
+        return started
 
-    def _start_and_settle(self) -> None:
+    def _start_and_settle(self) -> bool:
         self._changed.clear()
         said = ""
         try:
-            systemctl(["start", "--", self.real])
+            if not self._calls.systemctl(["start", "--", self.real]):
+                return False
         except UnitError as err:  # e.g. Type=exec or notify: the start job itself failed
             said = f" ({err})"
         deadline = time.monotonic() + SETTLE
@@ -354,14 +370,14 @@ class SvcRes(Resource):
             up = props.get("ActiveState") in RUNNING and props.get("SubState") != "auto-restart"
             if not said and ran_once(props):  # a oneshot: it ran to its end, and succeeded
                 self._failed_activation, self._failed_starts = None, 0
-                return
+                return True
             if said or not up:
                 break
             left = deadline - time.monotonic()
-            if left <= 0 or self.init.stopping.is_set():
+            if left <= 0 or self.init.stopping.is_set() or self._calls.abandoned:
                 self._failed_activation, self._failed_starts = None, 0
                 self._count_activation(props)
-                return
+                return True
             self._changed.wait(left)
             self._changed.clear()
         self._failed_activation = props.get("InactiveExitTimestampMonotonic")

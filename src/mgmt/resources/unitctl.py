@@ -1,10 +1,12 @@
 """``systemctl`` as the svc and timer kinds call it: read a unit's properties, act on it."""
 
+import contextlib
 import re
 import subprocess
+import threading
 from typing import Dict, List, Mapping, Optional
 
-from mgmt.resources.hosttool import last_lines, run_tool
+from mgmt.resources.hosttool import last_lines, run_tool, start_tool
 
 PROPERTIES = (
     "Id",
@@ -81,8 +83,51 @@ def properties(unit: str) -> Dict[str, str]:
 def systemctl(argv: List[str]) -> None:
     """Run ``systemctl ARGV``; UnitError with its message when it fails."""
     proc = _run(argv)
-    if proc.returncode != 0:
-        raise UnitError(f"systemctl {argv[0]} failed: {last_lines(proc.stderr or proc.stdout, 4)}")
+    _check(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def _check(argv: List[str], returncode: int, out: str, err: str) -> None:
+    if returncode != 0:
+        raise UnitError(f"systemctl {argv[0]} failed: {last_lines(err or out, 4)}")
+
+
+class Abandonable:
+    """systemctl calls that :meth:`abandon` ends at once, from any thread (and none
+    starts after it). ``systemctl start`` waits for the unit's start job, as long
+    as the unit is activating (a slow ExecStartPre, a Type=notify unit not yet
+    ready: up to its TimeoutStartSec, 90 s by default); an agent told to stop, or
+    a resource taken out of the graph, must not wait that long. Killing systemctl
+    leaves the job to systemd, which goes on with it as without systemctl."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: Optional[subprocess.Popen] = None
+        self.abandoned = False
+
+    def systemctl(self, argv: List[str]) -> bool:
+        """:func:`systemctl`; False (and no error) when abandoned, before it or while it ran."""
+        with self._lock:
+            if self.abandoned:
+                return False
+            try:
+                # Its own session: a ^C at the terminal is the agent's to act on, not its.
+                proc = self._proc = start_tool(["systemctl", *argv], start_new_session=True)
+            except OSError as err:
+                raise UnitError(f"cannot run systemctl: {err.strerror or err}") from None
+        out, err = proc.communicate()
+        with self._lock:
+            self._proc = None
+            if self.abandoned:
+                return False
+        _check(argv, proc.returncode, out, err)
+        return True
+
+    def abandon(self) -> None:
+        with self._lock:
+            self.abandoned = True
+            if self._proc is not None:
+                with contextlib.suppress(ProcessLookupError):  # it ended just now
+                    self._proc.kill()
 
 
 def describe_state(props: Mapping[str, str]) -> str:
