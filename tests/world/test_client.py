@@ -156,6 +156,34 @@ def test_a_server_that_is_not_http_is_named():
     assert str(error) == f"cannot reach etcd at {url} (not an HTTP answer)"
 
 
+@pytest.mark.parametrize(
+    ("scheme", "hint"),
+    [
+        ("http", "connection closed without an answer; is it an https:// etcd?"),
+        ("https", "no TLS answer; is it a plain http:// etcd?"),
+    ],
+)
+def test_a_server_that_resets_the_connection_gets_the_same_hint(scheme, hint):
+    """A TLS etcd given as http:// closes the connection or resets it, as the
+    timing falls (its read of our request unfinished): a reset was shown as
+    "[Errno 104] Connection reset by peer", without the hint a close gets."""
+    import struct
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        url = f"{scheme}://127.0.0.1:{server.getsockname()[1]}"
+
+        def reset():
+            conn, _ = server.accept()
+            conn.recv(1)  # the request (or the TLS hello) is there, unread: then a reset
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+        threading.Thread(target=reset, daemon=True).start()
+        kind, error = call_in_thread(EtcdClient([url]).check)
+    assert kind == "error", kind
+    assert str(error) == f"cannot reach etcd at {url} ({hint})"
+
+
 def test_etcd_refusing_a_call_is_named_with_url_and_call(etcd, client):
     with pytest.raises(WorldError) as error:
         client.call("kv/range", {"key": "not base64!"})

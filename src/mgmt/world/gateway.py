@@ -33,6 +33,11 @@ _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
           ConnectionAbortedError)  # fmt: skip
 
 
+# A peer that hung up before answering: it closed the connection, or reset it
+# (it closed with our request still unread: the timing decides which one we see).
+_HUNG_UP = (http.client.RemoteDisconnected, ConnectionResetError)
+
+
 class Unreachable(Exception):
     """Nothing (or nothing HTTP) answered: refused, timed out, cut."""
 
@@ -98,13 +103,13 @@ def reason(error: BaseException, url: str = "") -> str:
     if isinstance(error, ssl.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(error):
         why = getattr(error, "verify_message", None) or "certificate verify failed"  # 3.7+
         return f"its TLS certificate is not trusted: {why}; give its CA with SSL_CERT_FILE=CA.pem"
-    if https and isinstance(error, (ssl.SSLError, http.client.RemoteDisconnected)):
+    if https and isinstance(error, (ssl.SSLError, *_HUNG_UP)):
         return "no TLS answer; is it a plain http:// etcd?"
-    if isinstance(error, http.client.RemoteDisconnected) and url:
+    if isinstance(error, _HUNG_UP) and url:
         return "connection closed without an answer; is it an https:// etcd?"
     if isinstance(error, socket.timeout):
         return "timed out"
-    if isinstance(error, http.client.RemoteDisconnected):
+    if isinstance(error, _HUNG_UP):
         return "connection closed without an answer"
     if isinstance(error, http.client.HTTPException):
         return "not an HTTP answer"  # BadStatusLine and friends: not a web server
