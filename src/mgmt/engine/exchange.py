@@ -25,18 +25,23 @@ log = get_logger("exchange")
 
 
 def publish(world: Any, graph: Graph) -> None:
-    """Publish this host's exports; keys it no longer exports go in the same call.
+    """Publish this host's exports; keys it no longer exports go in the same call."""
+    world.export(exports(graph))
+
+
+def exports(graph: Graph) -> Dict[ResourceKey, Dict[str, Any]]:
+    """What :func:`publish` sends: each export's parameters, by key.
 
     An export carries its ``meta`` (what differs from the defaults) under the key
     ``meta``, which no kind has as a field: a collector applies it as exported."""
-    exports = {}
+    found = {}
     for key, spec in graph.exported().items():
         params = dict(spec.params)
         meta = meta_export(spec.meta)
         if meta:
             params["meta"] = meta
-        exports[key] = params
-    world.export(exports)
+        found[key] = params
+    return found
 
 
 def collected(world: Any, graph: Graph) -> Dict[ResourceKey, ResourceSpec]:
