@@ -1,6 +1,7 @@
 """While etcd hangs (it takes connections and answers nothing: the etcd process
 SIGSTOPped here, as a stalled SSH tunnel does), the agent's own graph is still
-applied at once, and its exports reach etcd once it answers again.
+applied at once, its exports reach etcd once it answers again, and a stop is
+prompt and says the run ended out of step.
 
 Publishing ran on the planner: a graph edit waited for the publish's HTTP
 timeouts (etcd's read timeout, 10 s) before it was applied.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import pytest
 from helpers import AgentProcess, read
@@ -84,3 +86,20 @@ def test_an_edit_is_applied_at_once_while_etcd_hangs_and_published_once_it_answe
     assert code == 0, agent.log
     assert agent.log.count("cannot publish exported resources") == 1, agent.log
 
+
+def test_a_stop_while_etcd_hangs_is_prompt_and_says_the_run_ended_out_of_step(etcd, tmp_path):
+    server, client = etcd
+    agent, graph, out = start(etcd, tmp_path)
+    try:
+        os.kill(server.pid, signal.SIGSTOP)
+        write_graph(graph, out, "two")  # its export, and the converged state, hang
+        wait_until(lambda: read(out / "f") == "two\n", AT_ONCE, "the edit applied")
+        began = time.monotonic()
+        code = agent.stop()
+        took = time.monotonic() - began
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    assert took < AT_ONCE, (took, agent.log)
+    assert code == 1, agent.log
+    assert "stopped, but cannot publish exported resources" in agent.log, agent.log
+    assert exported(client) == "one shared\n"  # as the log says: the edit never reached it
