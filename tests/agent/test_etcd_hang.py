@@ -40,11 +40,13 @@ def etcd(tmp_path):
             client.close()
 
 
-def write_graph(graph, out, word: str) -> None:
+def write_graph(graph, out, word: str, collect: bool = False) -> None:
+    """A file, and an export that the graph collects (``collect``) into out/col/."""
     graph.write_text(
         "graph: g\nresources:\n  file:\n"
         f"  - {{name: f, path: '{out}/f', content: \"{word}\\n\"}}\n"
-        f"  - {{name: '@@shared', path: '{out}/shared', content: \"{word} shared\\n\"}}\n"
+        f"  - {{name: '@@shared', path: '{out}/col/shared', content: \"{word} shared\\n\"}}\n"
+        + (f"collect:\n- {{kind: file, pattern: '{out}/col/'}}\n" if collect else "")
     )
 
 
@@ -53,27 +55,33 @@ def exported(client) -> str:
     return json.loads(found[0][1])["content"] if found else ""
 
 
-def start(etcd, tmp_path):
+def start(etcd, tmp_path, collect: bool = False):
     server, client = etcd
     out = tmp_path / "out"
     out.mkdir()
     graph = tmp_path / "g.yaml"
-    write_graph(graph, out, "one")
+    write_graph(graph, out, "one", collect)
     args = ["--file", str(graph), "--hostname", "h", "--seeds", server.client_url,
             "--no-server", "--prefix", str(tmp_path / "state")]  # fmt: skip
     agent = AgentProcess(args, tmp_path / "agent.log", confined=tmp_path)
     assert wait_for(lambda: read(out / "f") == "one\n"), agent.log
     assert wait_for(lambda: exported(client) == "one shared\n"), agent.log
+    if collect:
+        assert wait_for(lambda: read(out / "col" / "shared") == "one shared\n"), agent.log
     return agent, graph, out
 
 
-def test_an_edit_is_applied_at_once_while_etcd_hangs_and_published_once_it_answers(etcd, tmp_path):
+# A graph that collects read every host's exports again at each edit, on the planner too.
+@pytest.mark.parametrize("collect", [False, True], ids=["exports", "collects"])
+def test_an_edit_is_applied_at_once_while_etcd_hangs_and_published_once_it_answers(
+    etcd, tmp_path, collect
+):
     server, client = etcd
-    agent, graph, out = start(etcd, tmp_path)
+    agent, graph, out = start(etcd, tmp_path, collect)
     try:
         os.kill(server.pid, signal.SIGSTOP)
         try:
-            write_graph(graph, out, "two")
+            write_graph(graph, out, "two", collect)
             wait_until(lambda: read(out / "f") == "two\n", AT_ONCE, "the edit applied")
             # Out of step, said once its calls time out (the other hosts lack the edit).
             assert agent.wait_log("cannot publish exported resources", 30), agent.log
@@ -81,6 +89,8 @@ def test_an_edit_is_applied_at_once_while_etcd_hangs_and_published_once_it_answe
             os.kill(server.pid, signal.SIGCONT)
         wait_until(lambda: exported(client) == "two shared\n", what="the edited export in etcd")
         assert agent.wait_log("in step with etcd again"), agent.log
+        if collect:  # and collected back from etcd
+            assert wait_for(lambda: read(out / "col" / "shared") == "two shared\n"), agent.log
     finally:
         code = agent.stop()
     assert code == 0, agent.log

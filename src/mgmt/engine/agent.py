@@ -266,11 +266,13 @@ class Agent:
             services=self.services,
         )
 
-    def _apply(self, first: bool = False) -> None:
+    def _apply(self, first: bool = False, read: bool = True) -> None:
+        """Hand the engine the graph and what it collects (``read=False``: the
+        exports as last read, see Collection)."""
         assert self.graph is not None
         path = os.fspath(self.settings.file)  # type: ignore[arg-type]
         left_out = self.collection.error
-        wanted, diff = self.collection.apply(self.engine, self.graph, path)
+        wanted, diff = self.collection.apply(self.engine, self.graph, path, read)
         if self.collection.error != left_out:  # reported as failures: say so even if idle
             self.converger.failures_changed()
         if first:  # as the graph has them (the engine may group some, as pkg's)
@@ -323,7 +325,9 @@ class Agent:
             try:
                 changed = self._reload() if reload else False
                 if changed or collect:  # a save that changed nothing leaves a collect due
-                    self._apply()
+                    # An edit alone reads no exports while the watch tells of every
+                    # change: etcd may hang, and the edit must apply at once.
+                    self._apply(read=collect or not self.world_sync.watching)
             except Exception:  # the planner must survive anything a reload throws
                 log.exception("reload failed; keeping the running graph")
             finally:

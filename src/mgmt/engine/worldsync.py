@@ -63,6 +63,12 @@ class WorldSync:
         self._ended = False  # close() said the last word on error
         self._thread: Optional[threading.Thread] = None
 
+    @property
+    def watching(self) -> bool:
+        """Whether the watch on everyone's exports runs (it tells of every change)."""
+        with self._cond:
+            return self._cancel_watch is not None
+
     def sync(self, graph: Graph) -> None:
         """Hand over ``graph``: its exports are published, and everyone's watched if
         it collects, by WorldSync's thread. Returns at once."""
