@@ -121,17 +121,17 @@ class WorldSync:
         while True:
             with self._cond:
                 while True:
-                    pending = self._exports is not None or (
-                        self._collects and self._cancel_watch is None
-                    )
+                    watch = self._collects and self._cancel_watch is None and not self._closed
+                    pending = self._exports is not None or watch
                     wait = 0.0 if self._retry_at is None else self._retry_at - time.monotonic()
-                    if self._closed and (not pending or wait > 0):
+                    # After close(), only what is due now (a graph handed just before
+                    # it); none at all once close() has given up waiting.
+                    if self._ended or (self._closed and (not pending or wait > 0)):
                         return
                     if pending and wait <= 0:
                         break
                     self._cond.wait(wait if pending else None)
                 wanted, self._exports = self._exports, None
-                watch = self._collects and self._cancel_watch is None
                 self._sending = wanted is not None
             self._settle(self._attempt(wanted, watch))
 
