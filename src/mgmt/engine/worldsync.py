@@ -96,8 +96,9 @@ class WorldSync:
             self._cond.notify_all()
 
     def close(self) -> None:
-        """Stop: an attempt under way gets STOP_GRACE seconds, none starts after it;
-        then :attr:`error` says whether the newest exports reached etcd."""
+        """Stop: an attempt under way (or due now: a graph handed just before) gets
+        STOP_GRACE seconds, no retry starts; then :attr:`error` says whether the
+        newest exports reached etcd."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
