@@ -64,10 +64,14 @@ def start(etcd, tmp_path, collect: bool = False):
     args = ["--file", str(graph), "--hostname", "h", "--seeds", server.client_url,
             "--no-server", "--prefix", str(tmp_path / "state")]  # fmt: skip
     agent = AgentProcess(args, tmp_path / "agent.log", confined=tmp_path)
-    assert wait_for(lambda: read(out / "f") == "one\n"), agent.log
-    assert wait_for(lambda: exported(client) == "one shared\n"), agent.log
-    if collect:
-        assert wait_for(lambda: read(out / "col" / "shared") == "one shared\n"), agent.log
+    try:
+        assert wait_for(lambda: read(out / "f") == "one\n"), agent.log
+        assert wait_for(lambda: exported(client) == "one shared\n"), agent.log
+        if collect:
+            assert wait_for(lambda: read(out / "col" / "shared") == "one shared\n"), agent.log
+    except BaseException:
+        agent.stop()
+        raise
     return agent, graph, out
 
 
@@ -109,6 +113,8 @@ def test_a_stop_while_etcd_hangs_is_prompt_and_says_the_run_ended_out_of_step(et
         took = time.monotonic() - began
     finally:
         os.kill(server.pid, signal.SIGCONT)
+        if agent.proc.poll() is None:  # the test failed before its stop
+            agent.stop()
     assert took < AT_ONCE, (took, agent.log)
     assert code == 1, agent.log
     assert "stopped, but cannot publish exported resources" in agent.log, agent.log
