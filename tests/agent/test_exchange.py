@@ -264,3 +264,23 @@ def test_a_cycle_that_a_new_export_closes_is_reported_while_idle(tmp_path):
     finally:
         agent.stop()
         runner.join(10)
+
+
+def test_an_edit_applied_without_reading_uses_the_exports_as_last_read():
+    # While etcd hangs each read waits for its timeouts: an edit alone (the watch
+    # tells of every change since) is collected from the last read, as a read would.
+    from mgmt.engine.exchange import Collection
+
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    store["exported"]["b"] = {("file", "other"): {"path": "/tmp/other-b", "content": "b"}}
+    collection = Collection(MemWorld("a", store))
+    collection.wanted(parse_graph(graph_for("a", pattern="")))
+    # The edit adds a resource of a's own named like b's export: renamed, as a read does.
+    edited = parse_graph(graph_for("a", pattern="").replace("name: locala", "name: other"))
+    fresh = Collection(MemWorld("a", store)).wanted(edited)
+    collection.world = _Unreachable("a", store)  # it would fail: nothing read
+    assert collection.wanted(edited, read=False) == fresh
+    assert fresh[("file", "other@b")].params["path"] == "/tmp/other-b"
+    # Other kinds collected: those were never read.
+    other = parse_graph(graph_for("a", pattern="") + "- kind: noop\n  pattern: ''\n")
+    assert collection.wanted(other, read=False) == other.local()

@@ -119,3 +119,39 @@ def test_a_graph_that_collects_waits_for_etcd_and_collects_once_it_is_there(etcd
     assert agent.returncode == 0, err
     assert "cannot reach etcd" in err and "(retrying)" in err
     assert "Traceback" not in err
+
+
+def test_a_stop_while_the_first_connect_hangs_is_prompt(etcd, tmp_path):
+    # A remote agent connects on its first export; through a tunnel that stalls,
+    # that connect waits for its timeouts, and the stop (the initiator's SIGINT)
+    # waited for it too, about 10 s, to close the world.
+    proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
+    proxy.thawed.clear()  # connections are taken, nothing is answered
+    graph = tmp_path / "g.yaml"
+    graph.write_text("graph: g\nresources:\n  noop:\n  - name: '@@shared'\n")
+    agent = subprocess.Popen(
+        _agent_argv(graph, proxy.url, "-1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while proxy.link_count() < 1:  # the connect is under way
+            assert time.monotonic() < deadline and agent.poll() is None
+            time.sleep(0.05)
+        began = time.monotonic()
+        agent.send_signal(signal.SIGINT)
+        _, err = agent.communicate(timeout=30)
+        took = time.monotonic() - began
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        proxy.thawed.set()
+        proxy.close()
+    assert took < 5, (took, err)
+    assert agent.returncode == 1, err
+    assert "stopped, but cannot publish exported resources" in err
+    assert "Traceback" not in err

@@ -43,6 +43,23 @@ def test_starts_healthy_on_loopback_and_stops(tmp_path):
     assert "ready to serve client requests" in (tmp_path / "etcd.log").read_text()
 
 
+def test_a_stopped_etcd_stops_at_once_with_its_agent(tmp_path, mgmt_log):
+    # A SIGSTOPped etcd (the agent's ^C while it hangs) saw the SIGTERM only once
+    # continued: the agent's stop waited 5 s for it, then killed it.
+    import signal
+
+    require_tools("etcd")
+    server = EmbeddedEtcd(tmp_path / "etcd")
+    server.start()
+    pid = server.pid
+    os.kill(pid, signal.SIGSTOP)
+    began = time.monotonic()
+    server.stop()
+    assert time.monotonic() - began < server_module.STOP_TIMEOUT
+    assert not alive(pid)
+    assert "ignored SIGTERM" not in mgmt_log.getvalue()
+
+
 def test_data_is_run_scoped(tmp_path):
     require_tools("etcd")
     with EmbeddedEtcd(tmp_path / "etcd") as server:

@@ -385,3 +385,29 @@ def test_a_watch_on_a_seed_that_hangs_goes_on_through_another(etcd, client, monk
         proxy.thawed.set()
         a.close()
         proxy.close()
+
+
+def test_a_watch_reconnecting_to_a_seed_that_hangs_is_cancelled_at_once(etcd, client):
+    # Its stream lost, the watch asks the seed whether it answers: a seed that
+    # hangs (SIGSTOPped, a stalled tunnel) held that call, and cancel() (an agent's
+    # ^C) waited 5 s for it; the world's close as long again.
+    import time
+
+    from support.polling import wait_until
+
+    proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
+    a = EtcdWorld(EtcdClient([proxy.url]), "a")
+    try:
+        watch = a.watch_exported(Recorder())
+        assert watch.connected.wait(WAIT)
+        proxy.thawed.clear()
+        proxy.drop()
+        wait_until(lambda: not watch.connected.is_set(), WAIT, "the stream to end")
+        wait_until(lambda: proxy.link_count() >= 1, WAIT, "a call to the seed that hangs")
+        began = time.monotonic()
+        watch.cancel()
+        a.close()
+        assert time.monotonic() - began < 2.5
+    finally:
+        proxy.thawed.set()
+        proxy.close()

@@ -91,3 +91,29 @@ def test_an_export_that_failed_to_publish_is_published_once_etcd_is_back(etcd, c
         world.close()
         proxy.close()
     assert not runner.is_alive()
+
+
+def test_a_publish_cut_short_by_a_stop_is_not_tried_again_after_it(etcd, client, tmp_path):
+    # A stop gives the publish under way a moment, then says the run ended out of
+    # step; the publish, failing later, must not go on retrying behind it.
+    graph = tmp_path / "g.yaml"
+    graph.write_text("graph: g\nresources:\n  noop:\n  - name: '@@shared'\n")
+    proxy = TcpProxy("127.0.0.1", int(etcd.client_url.rsplit(":", 1)[1]))
+    proxy.thawed.clear()  # etcd hangs: connections are taken, nothing is answered
+    world = CountingWorld(EtcdClient([proxy.url], read_timeout=3), "h")  # past the stop's grace
+    settings = Settings(file=graph, hostname="h", no_watch=True, prefix=tmp_path / "state")
+    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
+    runner = threading.Thread(target=agent.run, daemon=True)
+    runner.start()
+    try:
+        assert wait_for(lambda: proxy.link_count() >= 1)  # the publish is under way
+        agent.stop()
+        runner.join(WAIT)
+        assert not runner.is_alive()
+        assert "etcd did not answer before the stop" in (agent.world_sync.error or "")
+        publishing = [t for t in threading.enumerate() if t.name == "worldsync"]
+        assert wait_for(lambda: not any(t.is_alive() for t in publishing))  # no retry loop
+    finally:
+        proxy.thawed.set()
+        world.close()
+        proxy.close()

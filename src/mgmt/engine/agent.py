@@ -4,7 +4,7 @@ One *planner* thread owns the graph: it reloads the file after it is saved,
 re-collects after the world's exports change, and hands the engine the
 resources to run; the engine applies only the difference. Watch callbacks just
 set a flag and wake the planner, so neither inotify nor etcd ever waits on a
-reload.
+reload; nor does the planner ever wait on etcd to publish (WorldSync's thread does).
 """
 
 import gc
@@ -73,7 +73,9 @@ class Agent:
         self._planning = False  # the planner took the flags above and is applying them
         self._last_event = 0.0
         self._cancels: List[Callable[[], None]] = []
-        self.world_sync = WorldSync(world, self._on_exported, self._cancels, settings.noop)
+        self.world_sync = WorldSync(
+            world, self._on_exported, self._world_error_changed, settings.noop
+        )
         self.engine: Any = None
         self.watcher: Any = None
         self.converger: Any = None
@@ -145,7 +147,7 @@ class Agent:
                 log.warning("no world (no server, no seeds): exports and collects are off")
             # A stop asked while it started (^C, the initiator's stop) applies nothing.
             if not self._main_wake.wait(0):
-                self._sync_world()
+                self.world_sync.sync(self.graph)  # published meanwhile (see WorldSync)
                 self._apply(first=True)
                 self.engine.announce_idle()
                 planner.start()
@@ -229,7 +231,7 @@ class Agent:
         self._cancel_watches()
         if planner.is_alive():
             planner.join(timeout=5)
-        self._cancel_watches()  # one the planner started meanwhile (the exports' watch)
+        self.world_sync.close()  # before the run's end reads its error
         if self.engine is not None:
             self.engine.stop()
         if self.converger is not None:
@@ -264,18 +266,13 @@ class Agent:
             services=self.services,
         )
 
-    def _sync_world(self) -> None:
-        """Publish this host's exports and watch everyone's (see mgmt.engine.worldsync);
-        the planner learns when to try again."""
-        self.world_sync.sync(self.graph)
-        with self._wake:
-            self._wake.notify_all()
-
-    def _apply(self, first: bool = False) -> None:
+    def _apply(self, first: bool = False, read: bool = True) -> None:
+        """Hand the engine the graph and what it collects (``read=False``: the
+        exports as last read, see Collection)."""
         assert self.graph is not None
         path = os.fspath(self.settings.file)  # type: ignore[arg-type]
         left_out = self.collection.error
-        wanted, diff = self.collection.apply(self.engine, self.graph, path)
+        wanted, diff = self.collection.apply(self.engine, self.graph, path, read)
         if self.collection.error != left_out:  # reported as failures: say so even if idle
             self.converger.failures_changed()
         if first:  # as the graph has them (the engine may group some, as pkg's)
@@ -304,14 +301,16 @@ class Agent:
             self._collect_dirty = True
             self._wake.notify_all()
 
+    def _world_error_changed(self) -> None:
+        # The converged report carries it (see _converged_reporter): report again.
+        if self.converger is not None:
+            self.converger.failures_changed()
+
     def _plan_loop(self) -> None:
         while True:
             with self._wake:
                 while not (self._graph_dirty or self._collect_dirty or self.stopping.is_set()):
-                    due = self.world_sync.due()
-                    if due is not None and due <= 0:
-                        break
-                    self._wake.wait(due)
+                    self._wake.wait()
                 if self.stopping.is_set():
                     return
                 if self._graph_dirty:
@@ -321,18 +320,14 @@ class Agent:
                         continue
                 reload, self._graph_dirty = self._graph_dirty, False
                 collect, self._collect_dirty = self._collect_dirty, False
-                self._planning = reload or collect
-            if not (reload or collect):
-                try:
-                    self._sync_world()  # only a retry is due
-                except Exception:  # the planner must survive it (see below)
-                    log.exception("syncing with the world failed")
-                continue
+                self._planning = True
             self.converger.activity()
             try:
                 changed = self._reload() if reload else False
-                if changed or not reload:
-                    self._apply()
+                if changed or collect:  # a save that changed nothing leaves a collect due
+                    # An edit alone reads no exports while the watch tells of every
+                    # change: etcd may hang, and the edit must apply at once.
+                    self._apply(read=collect or not self.world_sync.watching)
             except Exception:  # the planner must survive anything a reload throws
                 log.exception("reload failed; keeping the running graph")
             finally:
@@ -359,7 +354,7 @@ class Agent:
         self._graph_text = text
         log.info("graph file %s changed, applying the difference", path)
         self.graph = graph
-        self._sync_world()
+        self.world_sync.sync(graph)  # returns at once: etcd may hang (see WorldSync)
         return True
 
     def _rewritten(self, grace: float = 0.0) -> bool:

@@ -21,6 +21,8 @@ log = get_logger("converger")
 # A failed write (etcd or its tunnel briefly away) is tried again after this long;
 # until it succeeds the state stays unreported, or the cluster would never converge.
 RETRY_DELAY = 1.0
+# How long a stop waits for a report under way: a live etcd answers in milliseconds.
+STOP_GRACE = 1.0
 
 
 class Converger:
@@ -71,10 +73,12 @@ class Converger:
             self._cond.notify_all()
 
     def close(self) -> None:
+        """Stop; a report under way gets STOP_GRACE seconds (etcd may hang: a stop
+        that waited for its timeouts was no longer prompt)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=STOP_GRACE)
 
     def _loop(self) -> None:
         while True:

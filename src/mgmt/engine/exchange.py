@@ -25,35 +25,51 @@ log = get_logger("exchange")
 
 
 def publish(world: Any, graph: Graph) -> None:
-    """Publish this host's exports; keys it no longer exports go in the same call.
+    """Publish this host's exports; keys it no longer exports go in the same call."""
+    world.export(exports(graph))
+
+
+def exports(graph: Graph) -> Dict[ResourceKey, Dict[str, Any]]:
+    """What :func:`publish` sends: each export's parameters, by key.
 
     An export carries its ``meta`` (what differs from the defaults) under the key
     ``meta``, which no kind has as a field: a collector applies it as exported."""
-    exports = {}
+    found = {}
     for key, spec in graph.exported().items():
         params = dict(spec.params)
         meta = meta_export(spec.meta)
         if meta:
             params["meta"] = meta
-        exports[key] = params
-    world.export(exports)
+        found[key] = params
+    return found
 
 
 def collected(world: Any, graph: Graph) -> Dict[ResourceKey, ResourceSpec]:
     """Every host's exports of the collected kinds, ready to run here."""
+    kinds = sorted(_patterns(graph))
+    if not kinds:
+        return {}
+    return collected_from(world.collect(kinds), graph, getattr(world, "hostname", "this host"))
+
+
+def _patterns(graph: Graph) -> Dict[str, str]:
     patterns: Dict[str, str] = {}
     for item in graph.collect:
         patterns.setdefault(item.kind, item.pattern)  # the first pattern for a kind wins
-    if not patterns:
-        return {}
+    return patterns
+
+
+def collected_from(items: List[Any], graph: Graph, here: str) -> Dict[ResourceKey, ResourceSpec]:
+    """:func:`collected` from ``items``, the world's exports as read (``here``: this
+    host's name, for the warnings)."""
+    patterns = _patterns(graph)
     local = graph.local()
     out: Dict[ResourceKey, ResourceSpec] = {}
-    here = getattr(world, "hostname", "this host")
     taken: Dict[str, str] = {}  # identity -> who has it, for the warning
     for spec in local.values():
         for ident in _provided(spec):
             taken.setdefault(ident, f"{key_str(spec.key)} of {here}")
-    for item in sorted(world.collect(list(patterns)), key=lambda r: (r.hostname, r.kind, r.name)):
+    for item in sorted(items, key=lambda r: (r.hostname, r.kind, r.name)):
         if item.kind not in patterns:
             continue
         cls = kind_class(item.kind)
@@ -118,6 +134,8 @@ class Collection:
     then changes only what it changes), for as long as the graph collects the
     same kinds with the same patterns; and, when collected resources close a
     dependency cycle with the graph's, why they are left out (:attr:`error`).
+    It also keeps the exports as last read, for an edit applied without reading
+    etcd again (``read=False``: the exports' watch tells of every change since).
     """
 
     def __init__(self, world: Any):
@@ -125,17 +143,24 @@ class Collection:
         self.error: Optional[str] = None
         self._last: Dict[ResourceKey, ResourceSpec] = {}
         self._last_for: Tuple[Collect, ...] = ()  # the collect entries _last answers
+        self._read: Optional[Tuple[List[str], List[Any]]] = None  # (kinds, exports) last read
 
-    def wanted(self, graph: Graph) -> Dict[ResourceKey, ResourceSpec]:
+    def wanted(self, graph: Graph, read: bool = True) -> Dict[ResourceKey, ResourceSpec]:
         """The resources to run: the graph's, and the collected ones whose names
-        it does not use itself (the graph's own resource wins, with a warning)."""
+        it does not use itself (the graph's own resource wins, with a warning).
+        ``read=False``: from the exports last read, if they were read for the
+        same kinds (etcd may hang: each read then waits for its timeouts)."""
         wanted = dict(graph.local())
         entries = tuple(graph.collect)
         if self.world is None or not entries:
-            self._last, self._last_for = {}, ()
+            self._last, self._last_for, self._read = {}, (), None  # the watch kept none current
             return wanted
+        kinds = sorted(_patterns(graph))
         try:
-            self._last, self._last_for = collected(self.world, graph), entries
+            if read or self._read is None or self._read[0] != kinds:
+                self._read = (kinds, self.world.collect(kinds))
+            here = getattr(self.world, "hostname", "this host")
+            self._last, self._last_for = collected_from(self._read[1], graph, here), entries
         except MgmtError as err:
             if self._last_for != entries:  # other kinds or patterns: the last set is not theirs
                 self._last, self._last_for = {}, entries
@@ -154,14 +179,14 @@ class Collection:
         return wanted
 
     def apply(
-        self, engine: Any, graph: Graph, path: str
+        self, engine: Any, graph: Graph, path: str, read: bool = True
     ) -> Tuple[Dict[ResourceKey, ResourceSpec], Any]:
         """Run :meth:`wanted` on ``engine``: (what runs, the engine's GraphDiff).
 
         The graph alone has no cycle (parse_graph checks it): a cycle here goes
         through collected resources. They are all left out and the graph's own
         run; :attr:`error` says why, and the run fails."""
-        wanted = self.wanted(graph)
+        wanted = self.wanted(graph, read)
         try:
             diff = engine.update(wanted, graph.edges)
         except GraphError as err:

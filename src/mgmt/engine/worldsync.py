@@ -1,15 +1,24 @@
 """This host in step with the world (etcd): its exports published, and everyone's
 watched once the graph collects anything.
 
+The planner hands each new graph to :meth:`WorldSync.sync` and goes on at once:
+a thread of WorldSync's own publishes the newest graph's exports and starts the
+watch. While etcd hangs (stopped, a stalled tunnel: it takes the connection and
+says nothing) each call waits for its timeouts; on the planner, every graph
+edit waited for them before it was applied. Exports superseded while a call is
+under way are never sent; the newest are.
+
 etcd (or the tunnel to it) may be away for a while: then it is said in one line
 (again only when the reason changes, and "in step with etcd again" when it ends),
-and both are tried again every WORLD_RETRY seconds while the rest of the graph
-runs. A run that ends out of step says why (:attr:`WorldSync.error`): its exports
+and both are tried again every WORLD_RETRY seconds (a newer graph at once) while
+the rest of the graph runs. A run that ends out of step says why
+(:attr:`WorldSync.error`, final after :meth:`WorldSync.close`): its exports
 never reached the other hosts.
 """
 
+import threading
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from mgmt.errors import MgmtError
 from mgmt.graph.model import Graph
@@ -18,77 +27,166 @@ from mgmt.log import get_logger
 log = get_logger("agent")
 
 WORLD_RETRY = 1.0
+# How long a stop waits for a publish under way: a live etcd answers in
+# milliseconds, one that hangs would hold the stop for its timeouts.
+STOP_GRACE = 1.0
 
 
 class WorldSync:
-    """Publishes and watches for the agent's planner, which calls :meth:`sync` and
-    asks :meth:`due` when to call it again."""
+    """Publishes and watches for the agent's planner, which hands it each graph
+    (:meth:`sync`) and never waits on etcd."""
 
     def __init__(
         self,
         world: Any,
         on_exported: Callable[[], None],
-        cancels: List[Callable],
+        on_error_changed: Optional[Callable[[], None]] = None,
         noop: bool = False,
     ):
-        """``on_exported``: called when other hosts' exports change; the watch's
-        cancel goes into ``cancels`` (the agent ends them all at its stop).
-        ``noop`` (--noop): publish nothing, as mgmt: the other hosts would apply
-        what a run that changes nothing published."""
+        """``on_exported``: called when other hosts' exports change;
+        ``on_error_changed``: when :attr:`error` changed (the converged report
+        carries it). ``noop`` (--noop): publish nothing, as mgmt: the other
+        hosts would apply what a run that changes nothing published."""
         self.world = world
         self.noop = noop
         self._noop_said = False
         self.error: Optional[str] = None  # why it is out of step, None if it is not
-        self._retry_at: Optional[float] = None  # set while out of step
         self._on_exported = on_exported
-        self._cancels = cancels
-        self._watching = False
+        self._on_error_changed = on_error_changed or (lambda: None)
+        self._cond = threading.Condition()
+        self._exports: Optional[Dict[Any, Dict[str, Any]]] = None  # the newest, until sent
+        self._collects = False  # the newest graph collects: watch everyone's exports
+        self._cancel_watch: Optional[Callable[[], None]] = None  # set once watching
+        self._retry_at: Optional[float] = None  # set while out of step
+        self._sending = False  # exports handed to etcd, no answer yet
+        self._closed = False
+        self._ended = False  # close() said the last word on error
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def watching(self) -> bool:
+        """Whether the watch on everyone's exports runs (it tells of every change)."""
+        with self._cond:
+            return self._cancel_watch is not None
 
     def sync(self, graph: Graph) -> None:
-        """Publish ``graph``'s exports and, if it collects, watch everyone's."""
+        """Hand over ``graph``: its exports are published, and everyone's watched if
+        it collects, by WorldSync's thread. Returns at once."""
         if self.world is None:
             return
-        from mgmt.engine.exchange import publish
+        from mgmt.engine.exchange import exports
 
+        wanted = None
+        if not self.noop:
+            wanted = exports(graph)
+        elif graph.exported() and not self._noop_said:
+            count = len(graph.exported())
+            log.info("--noop: %d exported resource(s) not published", count)
+            self._noop_said = True
+        with self._cond:
+            if self._closed:
+                return
+            if wanted is not None:
+                self._exports = wanted
+            self._collects = bool(graph.collect)
+            self._retry_at = None  # a new graph is tried at once
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="worldsync", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop: an attempt under way (or due now: a graph handed just before) gets
+        STOP_GRACE seconds, no retry starts; then :attr:`error` says whether the
+        newest exports reached etcd."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(STOP_GRACE)
+        with self._cond:
+            self._ended = True
+            cancel, self._cancel_watch = self._cancel_watch, None
+            if self.error is None and (self._sending or self._exports is not None):
+                self.error = (
+                    "cannot publish exported resources: etcd did not answer before the stop"
+                )
+        if cancel is not None:
+            try:
+                cancel()
+            except Exception as err:
+                log.debug("cancel failed: %s", err)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    watch = self._collects and self._cancel_watch is None and not self._closed
+                    pending = self._exports is not None or watch
+                    wait = 0.0 if self._retry_at is None else self._retry_at - time.monotonic()
+                    # After close(), only what is due now (a graph handed just before
+                    # it); none at all once close() has given up waiting.
+                    if self._ended or (self._closed and (not pending or wait > 0)):
+                        return
+                    if pending and wait <= 0:
+                        break
+                    self._cond.wait(wait if pending else None)
+                wanted, self._exports = self._exports, None
+                self._sending = wanted is not None
+            self._settle(self._attempt(wanted, watch))
+
+    def _attempt(self, wanted: Optional[Dict[Any, Dict[str, Any]]], watch: bool) -> List[str]:
+        """Publish ``wanted`` (None: nothing new) and start the watch if asked; what failed."""
         failures = []
-        try:
-            if not self.noop:
-                publish(self.world, graph)
-            elif graph.exported() and not self._noop_said:
-                count = len(graph.exported())
-                log.info("--noop: %d exported resource(s) not published", count)
-                self._noop_said = True
-        except MgmtError as err:
-            failures.append(f"cannot publish exported resources: {err}")
-        try:
-            self._watch(graph)
-        except MgmtError as err:
-            failures.append(f"cannot watch exported resources: {err}")
+        if wanted is not None:
+            try:
+                self.world.export(wanted)
+            except Exception as err:  # the thread must survive anything
+                if not isinstance(err, MgmtError):
+                    log.exception("publishing exported resources failed")
+                failures.append(f"cannot publish exported resources: {err}")
+                with self._cond:
+                    if self._exports is None:  # tried again, unless newer ones came
+                        self._exports = wanted
+        if watch:
+            try:
+                self._watch()
+            except Exception as err:
+                if not isinstance(err, MgmtError):
+                    log.exception("watching exported resources failed")
+                failures.append(f"cannot watch exported resources: {err}")
+        return failures
+
+    def _settle(self, failures: List[str]) -> None:
+        """Record an attempt's outcome; say it if it changed."""
         error = "; ".join(failures) or None
-        if error is not None and error != self.error:  # said once, not at each retry
-            log.error("%s (retrying)", error)
-        elif error is None and self.error is not None:
-            log.info("in step with etcd again")
-        self.error = error
-        self._retry_at = time.monotonic() + WORLD_RETRY if failures else None
+        with self._cond:
+            self._sending = False
+            if self._ended:  # close() gave up on this attempt and said so
+                return
+            if error is not None and error != self.error:  # said once, not at each retry
+                log.error("%s (retrying)", error)
+            elif error is None and self.error is not None:
+                log.info("in step with etcd again")
+            changed, self.error = error != self.error, error
+            self._retry_at = time.monotonic() + WORLD_RETRY if failures else None
+        if changed:
+            self._on_error_changed()
 
-    def due(self) -> Optional[float]:
-        """Seconds until :meth:`sync` is due again (<= 0: now); None if in step."""
-        if self._retry_at is None:
-            return None
-        return self._retry_at - time.monotonic()
+    def _watch(self) -> None:
+        """Watch the world's exports (MgmtError if etcd is away).
 
-    def _watch(self, graph: Graph) -> None:
-        """Watch the world's exports once the graph collects anything (MgmtError if
-        etcd is away).
-
-        A watch reports what changed since the last collect; one that starts
-        late (etcd was away) asks for a collect of its own, so nothing exported
-        meanwhile is missed.
+        A watch reports what changed since the last collect, but the planner may
+        collect before or after it starts, or while etcd was away: it asks for a
+        collect of its own, so nothing exported meanwhile is missed.
         """
-        if self._watching or not graph.collect:
+        cancel = self.world.watch_exported(self._on_exported)
+        with self._cond:
+            closed = self._closed
+            if not closed:
+                self._cancel_watch = cancel
+        if closed:  # close() is not waiting for it: end it here
+            cancel()
             return
-        self._cancels.append(self.world.watch_exported(self._on_exported))
-        self._watching = True
-        if self._retry_at is not None:
-            self._on_exported()
+        self._on_exported()

@@ -78,7 +78,9 @@ class EtcdWorld:
         # reports every change since, so "read, then watch" loses nothing.
         self._read_at: Dict[str, int] = {}
         self._watches: List[PrefixWatch] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # never held over a call: close() must not wait on etcd
+        # One converged report at a time, held over its calls (see set_converged).
+        self._converged_lock = threading.Lock()
         # The last exports published, written again to a new cluster (see PrefixWatch);
         # one export at a time, so that an old set never lands after a newer one.
         self._exported: Optional[Mapping[ResourceKey, Dict[str, Any]]] = None
@@ -240,7 +242,7 @@ class EtcdWorld:
         """Write /_mgmt/converged/<host> and /_mgmt/failed/<host> where they differ
         from what is stored (failures only count when converged)."""
         value = dump(_listed(failed)) if converged and failed else ""
-        with self._lock:
+        with self._converged_lock:
             # In an order that keeps true whatever a reader sees of both keys at once
             # (mgmt status reads them in one transaction): "converged" is written
             # after its failures, and "not converged" before they go.

@@ -32,6 +32,10 @@ from mgmt.world.api import Cancel, ExportedResource, Failure, ResourceKey, World
 if TYPE_CHECKING:
     from mgmt.settings import Settings
 
+# How long close() waits for the lock: a connect holds it for as long as etcd
+# takes to answer, any other call for a moment.
+CLOSE_WAIT = 0.5
+
 
 def world_for(settings: "Settings", state: str) -> ContextManager[Optional[Any]]:
     """The world an agent runs with: none with --no-server and no seeds (it runs
@@ -79,6 +83,10 @@ class LazyWorld:
                 raise WorldError("the agent is stopping")
             if self._world is None:
                 self._world = self._stack.enter_context(self._connect())
+            if self._closed:  # close() came while it connected, and left the closing to us
+                self._world = None
+                self._stack.close()
+                raise WorldError("the agent is stopping")
             return self._world
 
     def export(self, resources: Mapping[ResourceKey, Dict[str, Any]]) -> None:
@@ -106,7 +114,14 @@ class LazyWorld:
         return self._open().watch_converged(callback)
 
     def close(self) -> None:
-        self._closed = True  # before the lock: a connect under way ends at its timeout
-        with self._lock:
+        """Close the world; a connect under way is not waited for (etcd may hang
+        through a stalled tunnel: the stop must stay prompt), it closes itself."""
+        self._closed = True  # before the lock: seen by a connect under way once it ends
+        # Any other holder releases it at once (it checks _closed just before).
+        if not self._lock.acquire(timeout=CLOSE_WAIT):
+            return
+        try:
             self._world = None
             self._stack.close()
+        finally:
+            self._lock.release()

@@ -260,6 +260,8 @@ class EmbeddedEtcd:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
+            # A stopped etcd (SIGSTOP, a debugger let go) sees it only once continued.
+            proc.send_signal(signal.SIGCONT)
             try:
                 proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:

@@ -33,6 +33,8 @@ BACKOFF_MAX = 2.0
 # that hangs (stopped, its disk stuck) keeps the stream open but sends nothing,
 # and TCP keepalive sees no fault, so the watch would wait on it for ever.
 HEARTBEAT = 30.0
+# How long cancel() waits for the watching thread (see cancel).
+CANCEL_WAIT = 1.0
 
 
 class PrefixWatch:
@@ -71,13 +73,18 @@ class PrefixWatch:
         threading.Thread(target=self._heartbeat, name=f"heartbeat {prefix}", daemon=True).start()
 
     def cancel(self) -> None:
-        """Stop watching; no callback runs after this returns (unless one is running)."""
+        """Stop watching; no callback runs after this returns (unless one is running).
+
+        The thread ends at once, but for a call to a seed that hangs (while it
+        reconnects): that one ends at its timeout, and is waited for CANCEL_WAIT
+        at most, by the first cancel only (an agent's ^C must stay prompt)."""
+        again = self._cancelled.is_set()
         self._cancelled.set()
         with self._conn_lock:
             conn = self._conn
         self._shut(conn)
-        if threading.current_thread() is not self._thread:
-            self._thread.join(5.0)
+        if not again and threading.current_thread() is not self._thread:
+            self._thread.join(CANCEL_WAIT)
 
     __call__ = cancel
 
