@@ -173,7 +173,8 @@ class SystemdHost:
     def agent(self, args: List[str], log: Path, **kwargs) -> subprocess.Popen:
         """``mgmt run ARGS`` inside the host, stderr to ``log``; stdout is a pipe.
         Its signals (terminate, send_signal) reach the agent (see EnteredProcess)."""
-        env = dict(os.environ, PYTHONPATH=str(SRC), PYTHONUNBUFFERED="1")
+        # faulthandler: a SIGABRT prints every thread's stack (an agent that hangs).
+        env = dict(os.environ, PYTHONPATH=str(SRC), PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
         handle = open(log, "wb")  # noqa: SIM115 - the child holds it
         return EnteredProcess(
             self.argv([sys.executable, "-m", "mgmt", "run", *args]),

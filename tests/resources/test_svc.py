@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import subprocess
 from typing import Iterator
 
@@ -74,7 +75,13 @@ def running_agent(host, tmp_path, path) -> Iterator[subprocess.Popen]:
         assert agent.poll() is None
     finally:
         agent.terminate()
-        agent.wait(timeout=30)
+        try:
+            agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # Where each of its threads is (faulthandler, see SystemdHost.agent).
+            agent.send_signal(signal.SIGABRT)
+            agent.wait(timeout=10)
+            raise AssertionError(f"the agent ignored SIGTERM:\n{log(tmp_path)}") from None
 
 
 def run_once(host, tmp_path, path, *extra) -> subprocess.CompletedProcess:
