@@ -170,6 +170,26 @@ def test_a_short_cycle_is_named_in_full():
         parse_graph(text, "g.yaml")
 
 
+def test_a_cycle_through_an_autoedge_says_which_step_is_automatic_and_how_to_drop_it():
+    """The file showed one edge, folder file -> its folder: the cycle's other step
+    (a folder before its files) came from nowhere the user could see."""
+    edge = "- {name: e, from: {kind: file, name: /srv/d/f}, to: {kind: file, name: /srv/d/}}\n"
+    text = (
+        "graph: g\nresources:\n  file:\n  - {name: /srv/d/, state: exists}\n"
+        "  - {name: /srv/d/f, content: x}\nedges:\n" + edge
+    )
+    with pytest.raises(GraphError) as caught:
+        parse_graph(text, "g.yaml")
+    assert caught.value.message == (
+        "dependency cycle: file[/srv/d/] -> file[/srv/d/f] -> file[/srv/d/]; "
+        "file[/srv/d/] -> file[/srv/d/f] is an automatic edge: "
+        "meta: {autoedge: false} on file[/srv/d/f] drops it"
+    )
+    # As it says: the same graph with that meta has no cycle.
+    dropped = text.replace("content: x}", "content: x, meta: {autoedge: false}}")
+    assert parse_graph(dropped, "g.yaml").edges
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -295,9 +295,20 @@ class _Parser:
         cycle = find_cycle(dependencies(graph.resources, graph.edges))
         if cycle is None:
             return
-        pairs = set(zip(cycle, cycle[1:]))
-        lines = [e.line for e in graph.edges if (e.from_, e.to) in pairs and e.line]
+        steps = list(zip(cycle, cycle[1:]))
+        lines = [e.line for e in graph.edges if (e.from_, e.to) in set(steps) and e.line]
         text = cycle_text(cycle)
+        # A step no edge of the file makes is an autoedge (a folder before its
+        # files, a package before its files...): the file alone would not show it.
+        explicit = {(e.from_, e.to) for e in graph.edges}
+        automatic = [(a, b) for a, b in steps if (a, b) not in explicit]
+        if automatic:
+            a, b = automatic[0]
+            more = f" (and {len(automatic) - 1} more)" if len(automatic) > 1 else ""
+            text += (
+                f"; {key_str(a)} -> {key_str(b)} is an automatic edge{more}:"
+                f" meta: {{autoedge: false}} on {key_str(b)} drops it"
+            )
         line = min(lines) if lines else graph.resources[cycle[0]].line
         raise self.fail(f"dependency cycle: {text}", line)
 
