@@ -30,7 +30,8 @@ log = get_logger("remote")
 # The hosts' side of a detached cluster: its program and the modules it imports.
 DETACHED = programs.read("detached.py")
 DETACHED_MODULES = ("detached_etcd", "detached_orphans")
-DETACHED_RUNNER = programs.read("detached.sh")  # runs DETACHED on the graph's python:
+# What runs DETACHED on the graph's python: (or the host's, found as START finds it).
+DETACHED_RUNNER = programs.FIND_PYTHON + programs.read("detached.sh")
 _SHIPPED = [arg for name in DETACHED_MODULES for arg in (name, programs.read(name + ".py"))]
 
 

@@ -1,7 +1,7 @@
 # The hosts' side of a detached cluster, started: run by the initiator as
 # `sh -c <this file> mgmt-remote PROGRAM PYTHON ARGS...` (mgmt.remote.orchestration.detach).
 # PROGRAM is detached.py's text; PYTHON the graph's python: ("" to find one, in
-# START's order: start.sh). detached.py starts the agent and its supervisors with
+# START's order: findpython.sh). detached.py starts the agent and its supervisors with
 # the same interpreter (sys.executable), so the choice made here holds for all of them.
 p=$1 py=$2; shift 2
 if [ -n "$py" ]; then
@@ -10,14 +10,7 @@ if [ -n "$py" ]; then
     command -v "$py" >/dev/null 2>&1 || {
         echo "no Python at $py (python: / --python)" >&2; cat >/dev/null; exit 93; }
 else
-    # The interpreter an attached run takes: RHEL 8's platform-python too.
-    l=/usr/local/bin
-    for py in python3 /usr/libexec/platform-python python3.13 python3.12 python3.11 \
-        python3.10 python3.9 python3.8 python3.7 python3.6 $l/python3 $l/python3.13 \
-        $l/python3.12 $l/python3.11 $l/python3.10 $l/python3.9 $l/python3.8 $l/python3.7 \
-        $l/python3.6 ''; do
-        [ -n "$py" ] && command -v "$py" >/dev/null 2>&1 && break
-    done
+    find_python  # the interpreter an attached run takes (findpython.sh, in front of this)
     [ -n "$py" ] || {
         echo "no Python 3.6+ found; install python3 (dnf install python3) or give --python" >&2
         cat >/dev/null; exit 93; }

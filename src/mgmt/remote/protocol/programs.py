@@ -3,8 +3,9 @@
 ``start.sh`` and ``launcher.py`` are real files (linted, run by tests as they
 are); the initiator sends their text on the command line of one ``exec``, so a
 warm start needs no copy. pkgutil reads them from an installed package and from
-a bundle alike. The detached cluster's programs (detached.py with the modules it
-imports, detached_*.py; detached.sh; supervise.py) are read by
+a bundle alike. START is findpython.sh's function, then start.sh. The detached
+cluster's programs (detached.py with the modules it imports, detached_*.py;
+detached.sh, after findpython.sh as START; supervise.py) are read by
 mgmt.remote.orchestration (hosts, detach), which only the initiator loads: the
 bundle leaves them out (mgmt_pkg.bundle.INITIATOR_FILES).
 """
@@ -22,5 +23,7 @@ def read(name: str) -> str:
     return data.decode("utf-8")
 
 
-START = read("start.sh")
+# The shell function both sh programs take the host's Python with (one list).
+FIND_PYTHON = read("findpython.sh")
+START = FIND_PYTHON + read("start.sh")
 LAUNCHER = read("launcher.py")

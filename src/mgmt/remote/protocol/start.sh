@@ -14,21 +14,13 @@ sha=$1 mode=$2 run=$3 graph=$4 build=$5 launcher=$6 size=$7 py=${8-} kind=${9-}
 # What START makes private is so by its mode: the run dir (mktemp), the cache and
 # its folders (made under umask 077, chmod 700), the bundle (chmod 700 before it
 # is put in place); the launcher gives its unpacked copy modes of its own.
-# The interpreter first: a host without one gets no bundle. `command -v` is
-# built into sh, so looking costs no process; the launcher checks the version.
+# The interpreter first: a host without one gets no bundle (find_python: the
+# text in front of this one, findpython.sh).
 if [ -n "$py" ]; then
     case $py in "~/"*) py="$HOME/${py#\~/}" ;; esac
     command -v "$py" >/dev/null 2>&1 || { echo "mgmt-remote: no Python at $py" >&2; exit 93; }
 else
-    # Then /usr/local/bin by its full path: sudo's secure_path leaves it out (RHEL's
-    # is /sbin:/bin:/usr/sbin:/usr/bin), where a Python built from source lives.
-    l=/usr/local/bin
-    for py in python3 /usr/libexec/platform-python python3.13 python3.12 python3.11 \
-        python3.10 python3.9 python3.8 python3.7 python3.6 $l/python3 $l/python3.13 \
-        $l/python3.12 $l/python3.11 $l/python3.10 $l/python3.9 $l/python3.8 $l/python3.7 \
-        $l/python3.6 ''; do
-        [ -n "$py" ] && command -v "$py" >/dev/null 2>&1 && break
-    done
+    find_python
     [ -n "$py" ] || { echo "mgmt-remote: no Python 3.6 or later found" >&2; exit 93; }
 fi
 if [ "$mode" = cache ]; then
