@@ -832,3 +832,58 @@ def test_dnf5s_words_for_rpms_lock_held_make_the_transaction_wait(tmp_path, monk
         holder.wait(timeout=30)
     assert "Complete!" in output
     assert attempts.read_text() == "attempt\nattempt\n"
+
+
+# dnf4's transaction table, as --assumeno prints it (a long name on a line of its own).
+DNF4_TABLE = """\
+Dependencies resolved.
+================================================================================
+ Package              Architecture    Version          Repository          Size
+================================================================================
+Installing:
+ mgmt-test-r          noarch          1.0-1            mgmt-test          6.4 k
+ mgmt-test-a-with-a-name-longer-than-its-column
+                      noarch          2.0-1            mgmt-test          6.4 k
+Upgrading:
+ mgmt-test-p          noarch          2.0-1            mgmt-test          6.4 k
+Installing dependencies:
+ mgmt-test-c          noarch          1.0-1            mgmt-test          6.4 k
+Removing:
+ mgmt-test-b          noarch          1.0-1            @System             68
+Skipping packages with broken dependencies:
+ mgmt-test-x          noarch          2.0-1            mgmt-test          6.4 k
+
+Transaction Summary
+================================================================================
+Install  3 Packages
+Operation aborted.
+"""
+# dnf5's (libdnf5-cli's transaction_table.cpp): an upgrade names what it replaces.
+DNF5_TABLE = """\
+Package                Arch   Version        Repository      Size
+Installing:
+ mgmt-test-r           noarch 1.0-1          mgmt-test   68.0   B
+Upgrading:
+ mgmt-test-p           noarch 2.0-1          mgmt-test   68.0   B
+   replacing mgmt-test-p noarch 1.0-1        @System     68.0   B
+Removing:
+ mgmt-test-b           noarch 1.0-1          @System     68.0   B
+Skipping packages with broken dependencies:
+ mgmt-test-x           noarch 2.0-1          mgmt-test    6.4 KiB
+
+Transaction Summary:
+ Installing:         1 package
+Operation aborted by the user.
+"""
+
+
+@pytest.mark.parametrize("text", [DNF4_TABLE, DNF5_TABLE], ids=["dnf4", "dnf5"])
+def test_what_dnf_says_it_would_touch(text):
+    from mgmt.resources.pkgnoop import touched
+
+    found = touched(text)
+    assert {"mgmt-test-r", "mgmt-test-p", "mgmt-test-b"} <= found
+    assert "mgmt-test-x" not in found  # skipped: left as it is
+    assert not found & {"Installing:", "Package", "replacing", "Transaction"}
+    if text is DNF4_TABLE:
+        assert {"mgmt-test-c", "mgmt-test-a-with-a-name-longer-than-its-column"} <= found
