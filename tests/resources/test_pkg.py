@@ -222,6 +222,26 @@ def test_noop_takes_a_name_an_installed_package_provides_as_right(pkg_host, tmp_
     assert transactions(pkg_host) == []
 
 
+def test_noop_of_newest_for_a_provided_name_names_the_upgrade_of_its_provider(pkg_host, tmp_path):
+    """mgmt-test-p 1.0 provides mgmt-test-virtual, and 2.0 is in the repository: the real
+    run upgrades mgmt-test-p, --noop said it would install mgmt-test-virtual."""
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-p-1.0-1.noarch.rpm")])
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-virtual": "newest"}, server=False)
+    with served(pkg_host):
+        result = run_once(pkg_host, tmp_path, path, "--json", "--noop")
+    assert result.returncode == 0, log(tmp_path)
+    assert agent_json(result)["mgmt-test-virtual"]["result"] == "would-change"
+    assert "would upgrade mgmt-test-p: mgmt-test-virtual is installed as mgmt-test-p" in log(
+        tmp_path
+    )
+    assert "would install" not in log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-p") == "1.0-1" and transactions(pkg_host) == []
+    with served(pkg_host):
+        result = run_once(pkg_host, tmp_path, path, "--json")
+    assert agent_json(result)["mgmt-test-virtual"]["result"] == "changed", log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-p") == "2.0-1"
+
+
 def test_a_package_with_meta_noop_is_left_out_of_the_others_transaction(pkg_host, tmp_path):
     """Grouped packages ran as the first one's meta said: one marked noop: true was
     installed with the others (and the others' retry and delay were the first's)."""
