@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -15,23 +16,20 @@ from private_host import SRC
 from support.polling import wait_until
 
 
-def graph(tmp_path: Path, repo: Path, packages: dict, meta: str = "") -> Path:
-    """The agent's own http:server serves the repo; each pkg runs after it."""
-    lines = [
-        "graph: pkgs",
-        "resources:",
-        "  http:server:",
-        "  - name: repo",
-        f"    address: '127.0.0.1:{REPO_PORT}'",
-        f"    root: {repo}",
-        "  pkg:",
-    ]
+def graph(tmp_path: Path, repo: Path, packages: dict, meta: str = "", server=True) -> Path:
+    """The agent's own http:server serves the repo; each pkg runs after it. Without
+    ``server``, the pkg resources alone (see served)."""
+    lines = ["graph: pkgs", "resources:"]
+    if server:
+        lines += ["  http:server:", "  - name: repo", f"    address: '127.0.0.1:{REPO_PORT}'",
+                  f"    root: {repo}"]  # fmt: skip
+    lines.append("  pkg:")
     for name, state in packages.items():
         lines += [f"  - name: '{name}'", f"    state: '{state}'"]
         if meta:
             lines.append(f"    meta: {meta}")
-    lines.append("edges:")
-    for name in packages:
+    lines.append("edges:" if server else "")
+    for name in packages if server else ():
         lines += [
             f"- name: repo-before-{name}",
             "  from: {kind: 'http:server', name: repo}",
@@ -63,6 +61,25 @@ def run_once(host, tmp_path, graph_path, *extra) -> subprocess.CompletedProcess:
 
 def log(tmp_path) -> str:
     return (tmp_path / "agent.log").read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def served(host):
+    """The repo served on the host by another process than the agent: under --noop
+    the agent's http:server starts not, and dnf is asked all the same."""
+    server = subprocess.Popen(
+        host.argv([sys.executable, "-m", "http.server", str(REPO_PORT), "--bind", "127.0.0.1",
+                   "--directory", str(host.repo)]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=host.env(),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{REPO_PORT}/repodata/repomd.xml"
+    ask = [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen({url!r})"]
+    try:
+        wait_until(lambda: host.run(ask, check=False).returncode == 0, what="the repo served")
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_two_packages_install_in_one_transaction(pkg_host, tmp_path):
@@ -124,7 +141,105 @@ def test_noop_names_what_would_change_and_changes_nothing(pkg_host, tmp_path):
     path = graph(tmp_path, pkg_host.repo, {"mgmt-test-a": "installed"})
     assert run_once(pkg_host, tmp_path, path, "--noop").returncode == 0, log(tmp_path)
     assert installed(pkg_host, "mgmt-test-a") == ""
-    assert "would install mgmt-test-a" in log(tmp_path)
+    # Its repository is served by a resource before it, which would start: dnf's
+    # answer now (no repository) is not what the real run would get.
+    said = "would install mgmt-test-a: mgmt-test-a is not installed (noop; not asked of dnf:"
+    assert f"{said} after http:server[repo], which would change)" in log(tmp_path)
+
+
+def rpm_db(host) -> list:
+    """Every package in the host's rpm database, with its version, sorted."""
+    return sorted(host.run(["rpm", "-qa"], check=False).stdout.split())
+
+
+# What --noop said would work although the real run fails it, next to what is right.
+NOOP_CASES = {
+    "mgmt-test-a": ("installed", "would-change"),
+    "mgmt-test-nonesuch": ("installed", "failed"),  # no repository has it
+    "mgmt-test-h": ("installed", "failed"),  # needs what no repository has
+    "mgmt-test-c": ("9.9", "failed"),  # a version no repository has
+    "mgmt-test-x": ("newest", "failed"),  # 1.0 installed; 2.0 needs what none has
+    "mgmt-test-b": ("uninstalled", "would-change"),  # installed
+    "mgmt-test-r": ("uninstalled", "unchanged"),  # not installed: nothing to remove
+}
+
+
+@pytest.mark.parametrize("meta", ["", "{autogroup: false}"], ids=["grouped", "apart"])
+def test_noop_fails_what_the_real_run_fails_with_its_words(pkg_host, tmp_path, meta):
+    """--noop said "would install" for a package no repository has (or one that needs
+    what none has, or a version none has) and "would upgrade" to a newer version dnf
+    cannot install, where the real run fails each: a user checking a graph was told
+    it would work. It asks dnf (--assumeno) and changes nothing."""
+    for rpm in ("mgmt-test-b-1.0-1", "mgmt-test-x-1.0-1"):
+        pkg_host.run(["rpm", "-i", str(pkg_host.repo / f"{rpm}.noarch.rpm")])
+    before = rpm_db(pkg_host)
+    wanted = {name: state for name, (state, _) in NOOP_CASES.items()}
+    path = graph(tmp_path, pkg_host.repo, wanted, meta=meta, server=False)
+    with served(pkg_host):
+        noop = run_once(pkg_host, tmp_path, path, "--noop", "--json")
+    assert noop.returncode == 1, log(tmp_path)
+    rows = agent_json(noop)
+    assert {name: row["result"] for name, row in rows.items()} == {
+        name: result for name, (_, result) in NOOP_CASES.items()
+    }, log(tmp_path)
+    assert rpm_db(pkg_host) == before and transactions(pkg_host) == []
+    said = log(tmp_path)
+    assert "would install mgmt-test-a" in said and "would remove mgmt-test-b" in said
+    for name in ("mgmt-test-nonesuch", "mgmt-test-h", "mgmt-test-c-9.9", "mgmt-test-x"):
+        assert f"would install {name}" not in said and f"would upgrade {name}" not in said
+    assert "would remove mgmt-test-r" not in said
+    # The real run fails the same packages, each with the same words.
+    with served(pkg_host):
+        real = run_once(pkg_host, tmp_path, path, "--json")
+    assert real.returncode == 1, log(tmp_path)
+    done = agent_json(real)
+    for name, (_, result) in NOOP_CASES.items():
+        if result == "failed":
+            # (apart, each is checked again when another's transaction changes rpm's database)
+            assert set(done[name]["errors"]) == set(rows[name]["errors"]), name
+        else:
+            assert rows[name]["errors"] == [] and done[name]["result"] == result.replace(
+                "would-change", "changed"
+            ), name
+    assert rows["mgmt-test-nonesuch"]["errors"] == [
+        "mgmt-test-nonesuch: dnf install: No match for argument: mgmt-test-nonesuch"
+    ]
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
+
+
+def test_noop_takes_a_name_an_installed_package_provides_as_right(pkg_host, tmp_path):
+    """dnf answers mgmt-test-virtual with mgmt-test-p, installed already: the real
+    run changes nothing, --noop said it would install it."""
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-p-1.0-1.noarch.rpm")])
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-virtual": "installed"}, server=False)
+    for extra in (["--noop"], []):
+        with served(pkg_host):
+            result = run_once(pkg_host, tmp_path, path, "--json", *extra)
+        assert result.returncode == 0, log(tmp_path)
+        row = agent_json(result)["mgmt-test-virtual"]
+        assert (row["result"], row["changes"]) == ("unchanged", []), (extra, row)
+        assert "would install" not in log(tmp_path)
+    assert transactions(pkg_host) == []
+
+
+def test_noop_of_newest_for_a_provided_name_names_the_upgrade_of_its_provider(pkg_host, tmp_path):
+    """mgmt-test-p 1.0 provides mgmt-test-virtual, and 2.0 is in the repository: the real
+    run upgrades mgmt-test-p, --noop said it would install mgmt-test-virtual."""
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / "mgmt-test-p-1.0-1.noarch.rpm")])
+    path = graph(tmp_path, pkg_host.repo, {"mgmt-test-virtual": "newest"}, server=False)
+    with served(pkg_host):
+        result = run_once(pkg_host, tmp_path, path, "--json", "--noop")
+    assert result.returncode == 0, log(tmp_path)
+    assert agent_json(result)["mgmt-test-virtual"]["result"] == "would-change"
+    assert "would upgrade mgmt-test-p: mgmt-test-virtual is installed as mgmt-test-p" in log(
+        tmp_path
+    )
+    assert "would install" not in log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-p") == "1.0-1" and transactions(pkg_host) == []
+    with served(pkg_host):
+        result = run_once(pkg_host, tmp_path, path, "--json")
+    assert agent_json(result)["mgmt-test-virtual"]["result"] == "changed", log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-p") == "2.0-1"
 
 
 def test_a_package_with_meta_noop_is_left_out_of_the_others_transaction(pkg_host, tmp_path):
@@ -543,10 +658,12 @@ def test_a_package_that_needs_what_no_repository_has_fails_alone_in_a_group(
     assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
 
 
+@pytest.mark.parametrize("noop", [[], ["--noop"]], ids=["", "noop"])
 @pytest.mark.parametrize("missing", [False, True], ids=["all installed", "one to install"])
-def test_while_no_repository_answers_only_what_needs_one_fails(pkg_host, tmp_path, missing):
+def test_while_no_repository_answers_only_what_needs_one_fails(pkg_host, tmp_path, missing, noop):
     """dnf check-update failed the whole group, the members already right too; so did
-    an install that could not reach the repository, and it hid check-update's error."""
+    an install that could not reach the repository, and it hid check-update's error.
+    --noop said "would install" mgmt-test-c, which the real run fails."""
     for name in ("mgmt-test-a-2.0-1", "mgmt-test-b-1.0-1"):
         pkg_host.run(["rpm", "-i", str(pkg_host.repo / f"{name}.noarch.rpm")])
     path = tmp_path / "offline.yaml"  # no http:server: the repository does not answer
@@ -555,7 +672,8 @@ def test_while_no_repository_answers_only_what_needs_one_fails(pkg_host, tmp_pat
         "  - name: mgmt-test-b\n    state: newest\n"
         + ("  - name: mgmt-test-c\n    state: installed\n" if missing else "")
     )
-    result = run_once(pkg_host, tmp_path, path, "--json")
+    before = rpm_db(pkg_host)
+    result = run_once(pkg_host, tmp_path, path, "--json", *noop)
     assert result.returncode == 1, log(tmp_path)
     rows = agent_json(result)
     assert (rows["mgmt-test-a"]["result"], rows["mgmt-test-a"]["errors"]) == ("unchanged", [])
@@ -567,7 +685,9 @@ def test_while_no_repository_answers_only_what_needs_one_fails(pkg_host, tmp_pat
         assert rows["mgmt-test-c"]["result"] == "failed"
         [error] = rows["mgmt-test-c"]["errors"]
         assert error.startswith("mgmt-test-c: dnf install: "), error
-    assert transactions(pkg_host) == []
+        assert "Failed to download metadata for repo 'mgmt-test'" in error, error
+    assert "would install" not in log(tmp_path)
+    assert transactions(pkg_host) == [] and rpm_db(pkg_host) == before
 
 
 def test_two_packages_applied_apart_that_undo_each_other_fail_instead_of_flapping(
@@ -732,3 +852,58 @@ def test_dnf5s_words_for_rpms_lock_held_make_the_transaction_wait(tmp_path, monk
         holder.wait(timeout=30)
     assert "Complete!" in output
     assert attempts.read_text() == "attempt\nattempt\n"
+
+
+# dnf4's transaction table, as --assumeno prints it (a long name on a line of its own).
+DNF4_TABLE = """\
+Dependencies resolved.
+================================================================================
+ Package              Architecture    Version          Repository          Size
+================================================================================
+Installing:
+ mgmt-test-r          noarch          1.0-1            mgmt-test          6.4 k
+ mgmt-test-a-with-a-name-longer-than-its-column
+                      noarch          2.0-1            mgmt-test          6.4 k
+Upgrading:
+ mgmt-test-p          noarch          2.0-1            mgmt-test          6.4 k
+Installing dependencies:
+ mgmt-test-c          noarch          1.0-1            mgmt-test          6.4 k
+Removing:
+ mgmt-test-b          noarch          1.0-1            @System             68
+Skipping packages with broken dependencies:
+ mgmt-test-x          noarch          2.0-1            mgmt-test          6.4 k
+
+Transaction Summary
+================================================================================
+Install  3 Packages
+Operation aborted.
+"""
+# dnf5's (libdnf5-cli's transaction_table.cpp): an upgrade names what it replaces.
+DNF5_TABLE = """\
+Package                Arch   Version        Repository      Size
+Installing:
+ mgmt-test-r           noarch 1.0-1          mgmt-test   68.0   B
+Upgrading:
+ mgmt-test-p           noarch 2.0-1          mgmt-test   68.0   B
+   replacing mgmt-test-p noarch 1.0-1        @System     68.0   B
+Removing:
+ mgmt-test-b           noarch 1.0-1          @System     68.0   B
+Skipping packages with broken dependencies:
+ mgmt-test-x           noarch 2.0-1          mgmt-test    6.4 KiB
+
+Transaction Summary:
+ Installing:         1 package
+Operation aborted by the user.
+"""
+
+
+@pytest.mark.parametrize("text", [DNF4_TABLE, DNF5_TABLE], ids=["dnf4", "dnf5"])
+def test_what_dnf_says_it_would_touch(text):
+    from mgmt.resources.pkgnoop import touched
+
+    found = touched(text)
+    assert {"mgmt-test-r", "mgmt-test-p", "mgmt-test-b"} <= found
+    assert "mgmt-test-x" not in found  # skipped: left as it is
+    assert not found & {"Installing:", "Package", "replacing", "Transaction"}
+    if text is DNF4_TABLE:
+        assert {"mgmt-test-c", "mgmt-test-a-with-a-name-longer-than-its-column"} <= found

@@ -20,7 +20,14 @@ from typing import Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Opt
 from mgmt.engine import retry
 from mgmt.engine.autogroup import autogroup
 from mgmt.engine.outcome import Outcome
-from mgmt.engine.vertex import FAILED, OK, Vertex, build_vertex, close_resource
+from mgmt.engine.vertex import (
+    FAILED,
+    OK,
+    Vertex,
+    build_vertex,
+    close_resource,
+    would_change_before,
+)
 from mgmt.errors import GraphError
 from mgmt.graph.deps import cycle_text, dependencies, find_cycle
 from mgmt.graph.diff import GraphDiff, diff_resources
@@ -334,6 +341,7 @@ class Engine:
     def _check(self, vertex: Vertex) -> Tuple[Vertex, bool, Optional[Exception], bool]:
         apply = not (self.noop or vertex.spec.meta.noop)
         vertex.res.notes = []  # this run's differences (Resource.note)
+        vertex.res.changed_before = [] if apply else would_change_before(vertex)
         try:
             return vertex, vertex.res.check_apply(apply), None, apply
         except Exception as err:

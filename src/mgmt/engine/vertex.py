@@ -7,7 +7,7 @@ fields, always under its lock; a resource never sees its vertex.
 from typing import List, Optional
 
 from mgmt.engine.autogroup import build as build_resource
-from mgmt.engine.outcome import Outcome, message_of
+from mgmt.engine.outcome import WOULD_CHANGE, Outcome, message_of
 from mgmt.graph.model import ResourceSpec
 from mgmt.log import get_logger
 from mgmt.resources.base import Init, Resource, ResourceError
@@ -96,3 +96,18 @@ def close_resource(res: Resource) -> None:
         res.close()
     except Exception as err:
         log.warning("%r: close failed: %s", res, err)
+
+
+def would_change_before(vertex: Vertex) -> List[str]:
+    """The resources before ``vertex`` (its parents, theirs, ...) that a check in
+    noop mode found it would change: what ``vertex`` sees now is not what it would
+    see after them (a repository file not written yet, a server not started)."""
+    found, seen, todo = [], set(), list(vertex.parents)
+    while todo:
+        parent = todo.pop()
+        if id(parent) not in seen:
+            seen.add(id(parent))
+            if parent.outcome.result == WOULD_CHANGE:
+                found.append(repr(parent.res))
+            todo.extend(parent.parents)
+    return sorted(found)

@@ -55,7 +55,9 @@ Lifecycle, in the order the engine calls it:
    depends on is fine, and again after each event. Never run twice at once for
    the same resource. ``apply`` is False in noop mode (``--noop`` or
    ``meta: {noop: true}``): then it must change nothing and only say whether the
-   state is right. Return True when the state was already right, False when it
+   state is right (``changed_before`` then names the resources before this one
+   that would change: what it sees may be what they would set up). Return True
+   when the state was already right, False when it
    was wrong (and, if ``apply``, is now fixed); raise :class:`ResourceError`
    when it cannot be checked or fixed (the engine retries as ``meta`` says).
    A False result also makes the resources that depend on this one re-check.
@@ -266,6 +268,7 @@ class Resource:
         # What the last check_apply found different (see note()); the engine
         # takes them after each run for --noop and --json (mgmt.engine.report).
         self.notes: List[Dict[str, Any]] = []
+        self.changed_before: List[str] = []  # set by the engine for each check (noop)
 
     def __repr__(self) -> str:
         return f"{self.kind}[{shown_name(self.name)}]"  # in logs: cut and escaped

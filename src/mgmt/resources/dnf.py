@@ -47,6 +47,9 @@ _NOTHING_PROVIDES = re.compile(r"nothing provides .+ needed by (\S+)")
 _REQUIRES = re.compile(
     r"package (\S+)(?: from \S+)? requires .+, but none of the providers can be installed"
 )  # dnf5 names the repository: "package X from REPO requires ..."
+# How dnf4 ("Operation aborted.") and dnf5 ("... by the user.") say they resolved the
+# transaction and were told no at the prompt (--assumeno): all else went well.
+ABORTED = "Operation aborted"
 # A problem that holds one of these is a conflict between packages, not one's alone.
 _CONFLICT = ("conflicts with", "cannot install both", "obsoletes")
 # How dnf4 (Package X is ...) and dnf5 (Package "X" is ...) say there is nothing to do.
@@ -288,12 +291,15 @@ class Dnf:
 
     # -- changing ---------------------------------------------------------------
 
-    def run(self, transaction: Transaction) -> str:
-        """Apply ``transaction`` as one dnf transaction; dnf's output, or DnfError."""
+    def run(self, transaction: Transaction, dry: bool = False) -> str:
+        """Apply ``transaction`` as one dnf transaction; dnf's output, or DnfError.
+
+        ``dry`` (--noop): dnf resolves it as it would (fetching metadata as it
+        would) and is told no at its prompt (see mgmt.resources.pkgnoop)."""
         actions = transaction.actions()
         if not actions:
             return ""
-        argv = [self.dnf, "-y", *_gpg(transaction.nogpgcheck)]
+        argv = [self.dnf, "--assumeno" if dry else "-y", *_gpg(transaction.nogpgcheck)]
         script: Optional[str] = None
         if len(actions) == 1:
             action, specs = actions[0]
@@ -316,11 +322,11 @@ class Dnf:
                 held = _RPM_LOCK.search(proc.stdout + proc.stderr)
                 if held is None or not _wait_unlocked(held.group(1) or self.lockpath(), deadline):
                     break
-        if proc.returncode != 0:
+        output = proc.stdout + "\n" + proc.stderr
+        if proc.returncode != 0 and not (dry and ABORTED in output):
             words = " ".join(a for a, _ in actions)
-            output = proc.stdout + "\n" + proc.stderr
             raise DnfError(f"dnf {words}", _tail(output), output)
-        return proc.stdout + "\n" + proc.stderr  # dnf4's shell says what it skipped on stderr
+        return output  # dnf4's shell says what it skipped on stderr
 
 
 def _wait_unlocked(path: str, deadline: float) -> bool:

@@ -21,8 +21,6 @@ from mgmt.resources.dnf import (
     Dnf,
     DnfError,
     Transaction,
-    already_installed,
-    said_by_dnf,
     uninstallable,
     unmatched,
 )
@@ -40,6 +38,7 @@ from mgmt.resources.pkgname import (
     identities,
     pinned,
 )
+from mgmt.resources.pkgnoop import would_fail, would_miss
 from mgmt.resources.pkgwants import Fight, PkgWants, undone
 
 STATES = ("installed", "uninstalled", "newest")
@@ -226,7 +225,7 @@ class PkgRes(Resource):
             self._in_transaction = False
 
     def _own_transaction(
-        self, transaction: Transaction
+        self, transaction: Transaction, dry: bool = False
     ) -> Tuple[Tuple[Tuple[str, int, int], ...], str]:
         """Run ``transaction``, unheard by the watch; the database as dnf left it,
         and what dnf said.
@@ -235,7 +234,10 @@ class PkgRes(Resource):
         is off meanwhile (the agent's one watcher thread would otherwise wake
         for each write, taking CPU from dnf). It is back on before the snapshot
         is taken, so a change made by someone else after that wakes a check.
+        ``dry`` (--noop): dnf changes nothing, and the watch stays on.
         """
+        if dry:
+            return self._seen, self.init.services.get(Dnf).run(transaction, dry=True)
         watching = self._cancel is not None
         self._in_transaction = True
         self._stop_watch()
@@ -262,15 +264,11 @@ class PkgRes(Resource):
         for m, now, action, spec in wrong:
             self.note("state", m.state, now, member=m.name)
             by_action.setdefault(action, []).append(spec)
-            if not apply:
-                self.init.log.info(f"would {action} {spec}: {m.package} is {now} (noop)")
         if apply:  # one line per action: a group may hold hundreds of packages
             for action, specs in by_action.items():
                 self.init.log.info(f"{action} {' '.join(specs)}")
         if not apply:
-            if untold:
-                raise ResourceError(repr(self), "; ".join(untold.values()), members=untold)
-            return False
+            return self._noop(wrong, untold)
         started = int(time.time())  # rpm's install times are whole seconds
         dnf = self.init.services.get(Dnf)
         try:
@@ -319,6 +317,33 @@ class PkgRes(Resource):
             return self.check_apply(apply) and len(right) == len(wrong)
         return len(right) == len(wrong)
 
+    def _noop(self, wrong: "List[Tuple[PkgRes, str, str, str]]", untold: Dict[str, str]) -> bool:
+        """--noop: what the real run would do, dnf asked without changing anything
+        (see mgmt.resources.pkgnoop): the members it would fail fail with its words."""
+        failed, right, why = dict(untold), set(), ""
+        if self.changed_before:  # they may set up its repositories: not what dnf says now
+            why = f"; not asked of dnf: after {', '.join(self.changed_before)}, which would change"
+        else:
+            try:
+                applied = self._apply(wrong, dry=True)
+            except (DnfError, ResourceError) as err:
+                raise members_failed(repr(self), err, wrong, untold) from None
+            failed = would_fail(wrong, applied, untold)
+            # A name dnf answers with a package there already is right, as the real run finds.
+            there = answered_by_others(self.init.services.get(Dnf), wrong, applied.already, 2**62)
+            right = {m.name for m, *_ in wrong if m.package in there}
+            self.notes = [note for note in self.notes if note.get("resource") not in right]
+            self._stood_in.update(there)  # as the real run learns it: is that one newest?
+            if any(m.state == "newest" and m.name in right for m, *_ in wrong):
+                return self.check_apply(False) and len(right) == len(wrong)
+        for m, now, action, spec in wrong:
+            if m.name not in failed and m.name not in right:
+                self.init.log.info(f"would {action} {spec}: {m.package} is {now} (noop{why})")
+        if failed:
+            message = "; ".join(dict.fromkeys(failed.values()))
+            raise ResourceError(repr(self), message, members=failed)
+        return len(right) == len(wrong)
+
     def _still_wrong(
         self, wrong: "List[Tuple[PkgRes, str, str, str]]"
     ) -> "List[Tuple[PkgRes, str, str, str]]":
@@ -356,7 +381,7 @@ class PkgRes(Resource):
             raise ResourceError(repr(self), self._fight.message, members=failed)
         return applied
 
-    def _apply(self, wrong: "List[Tuple[PkgRes, str, str, str]]") -> "Applied":
+    def _apply(self, wrong: "List[Tuple[PkgRes, str, str, str]]", dry: bool = False) -> "Applied":
         """One dnf transaction for ``wrong``, and what came of it (see Applied).
 
         dnf refuses a whole transaction when one argument matches nothing or
@@ -365,24 +390,26 @@ class PkgRes(Resource):
         must not keep the group's others from being fixed: they run again, in
         one transaction, without it. (A package that conflicts with another of
         the group fails the group: applied apart, the two would undo each other.)
+        ``dry``: as the real run would go, dnf changing nothing (mgmt.resources.pkgnoop).
         """
         dnf = self.init.services.get(Dnf)
         try:
-            left_by_dnf, output = self._own_transaction(self._transaction(wrong))
-            unknown = unmatched(output)
-            refused = refused_specs(wrong, unknown, still_missing(dnf, uninstallable(output)))
+            left_by_dnf, output = self._own_transaction(self._transaction(wrong), dry)
+            unknown, broken = unmatched(output), uninstallable(output)
+            missing = would_miss(dnf, broken, output) if dry else still_missing(dnf, broken)
+            refused = refused_specs(wrong, unknown, missing)
             if not set(refused) - set(unknown):  # only skipped: the rest is applied
-                return Applied(left_by_dnf, refused, said_by_dnf(output), already_installed(output))
+                return Applied(left_by_dnf, refused, output)
         except DnfError as err:
             refused = refused_specs(wrong, err.unmatched, err.uninstallable)
             if not refused:
                 raise
         rest = [w for w in wrong if w[3] not in refused]
         if not rest:
-            return Applied(self._seen, refused, "", set())
+            return Applied(self._seen, refused, "")
         try:
-            left_by_dnf, output = self._own_transaction(self._transaction(rest))
-            return Applied(left_by_dnf, refused, said_by_dnf(output), already_installed(output))
+            left_by_dnf, output = self._own_transaction(self._transaction(rest), dry)
+            return Applied(left_by_dnf, refused, output)
         except DnfError as err:  # each failure named with its own packages
             names = ", ".join(m.package for m, *_ in rest)
             said = "; ".join(f"{spec}: {line}" for spec, line in refused.items())

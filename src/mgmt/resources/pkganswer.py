@@ -11,7 +11,7 @@ by that name never finds it.
 from typing import Any, Dict, List, NamedTuple, Set, Tuple
 
 from mgmt.resources.base import ResourceError
-from mgmt.resources.dnf import Dnf
+from mgmt.resources.dnf import Dnf, already_installed, said_by_dnf
 from mgmt.resources.pkgname import split_arch
 
 # (member, what it is now, dnf action, spec), as PkgRes.plan lists what is wrong.
@@ -23,8 +23,17 @@ class Applied(NamedTuple):
 
     left_by_dnf: Tuple[Tuple[str, int, int], ...]  # the rpm database as dnf left it
     refused: Dict[str, str]  # specs dnf refused alone -> its words
-    said: str  # the end of what dnf said
-    already: Set[str]  # the packages dnf said were installed already
+    output: str  # what dnf said
+
+    @property
+    def said(self) -> str:
+        """The end of what dnf said, in one line."""
+        return said_by_dnf(self.output) if self.output else ""
+
+    @property
+    def already(self) -> Set[str]:
+        """The packages dnf said were installed already."""
+        return already_installed(self.output)
 
 
 def refused_specs(
