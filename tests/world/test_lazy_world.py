@@ -44,6 +44,17 @@ def _run_agent(graph: Path, seeds: str) -> subprocess.CompletedProcess:
     )
 
 
+def _start_agent(graph: Path, seeds: str) -> subprocess.Popen:
+    """The agent on ``graph`` with no timeout of its own, its log on stderr (a pipe)."""
+    return subprocess.Popen(
+        _agent_argv(graph, seeds, "-1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+    )
+
+
 def _keys(client, prefix: str) -> dict:
     encoded = base64.b64encode(prefix.encode()).decode()
     end = base64.b64encode(prefix[:-1].encode() + bytes([ord(prefix[-1]) + 1])).decode()
@@ -93,13 +104,7 @@ def test_a_graph_that_collects_waits_for_etcd_and_collects_once_it_is_there(etcd
         f"graph: g\nresources:\n  file:\n  - name: local\n    path: {local}\n"
         "    content: here\ncollect:\n- kind: file\n"
     )
-    agent = subprocess.Popen(
-        _agent_argv(graph, proxy.url, "-1"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
-    )
+    agent = _start_agent(graph, proxy.url)
     try:
         deadline = time.monotonic() + 30
         while not (local.exists() and proxy.refused >= 2):  # applied, and retried
@@ -129,13 +134,7 @@ def test_a_stop_while_the_first_connect_hangs_is_prompt(etcd, tmp_path):
     proxy.thawed.clear()  # connections are taken, nothing is answered
     graph = tmp_path / "g.yaml"
     graph.write_text("graph: g\nresources:\n  noop:\n  - name: '@@shared'\n")
-    agent = subprocess.Popen(
-        _agent_argv(graph, proxy.url, "-1"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
-    )
+    agent = _start_agent(graph, proxy.url)
     try:
         deadline = time.monotonic() + 30
         while proxy.link_count() < 1:  # the connect is under way
