@@ -31,7 +31,7 @@ log = get_logger("remote")
 DETACHED = programs.read("detached.py")
 DETACHED_MODULES = ("detached_etcd", "detached_orphans")
 # What runs DETACHED on the graph's python: (or the host's, found as START finds it).
-DETACHED_RUNNER = programs.FIND_PYTHON + programs.read("detached.sh")
+DETACHED_RUNNER = programs.with_find_python(programs.read("detached.sh"))
 _SHIPPED = [arg for name in DETACHED_MODULES for arg in (name, programs.read(name + ".py"))]
 
 

@@ -10,7 +10,7 @@ if [ -n "$py" ]; then
     command -v "$py" >/dev/null 2>&1 || {
         echo "no Python at $py (python: / --python)" >&2; cat >/dev/null; exit 93; }
 else
-    find_python  # the interpreter an attached run takes (findpython.sh, in front of this)
+    find_python  # the interpreter an attached run takes (findpython.sh, as START)
     [ -n "$py" ] || {
         echo "no Python 3.6+ found; install python3 (dnf install python3) or give --python" >&2
         cat >/dev/null; exit 93; }

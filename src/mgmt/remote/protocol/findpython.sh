@@ -1,6 +1,6 @@
 # find_python: the Python a host runs mgmt with when none is given (python: in the
 # graph, --python), written once for START and the detached runner, which each get
-# this text in front of theirs (mgmt.remote.protocol.programs). Sets py, "" if none.
+# this text after their leading comments (programs.with_find_python). Sets py, "" if none.
 # RHEL 8's platform-python counts; /usr/local/bin by its full path too: sudo's
 # secure_path leaves it out (RHEL's is /sbin:/bin:/usr/sbin:/usr/bin), where a
 # Python built from source lives. `command -v` is built into sh: looking costs no

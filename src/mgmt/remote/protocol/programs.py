@@ -3,9 +3,9 @@
 ``start.sh`` and ``launcher.py`` are real files (linted, run by tests as they
 are); the initiator sends their text on the command line of one ``exec``, so a
 warm start needs no copy. pkgutil reads them from an installed package and from
-a bundle alike. START is findpython.sh's function, then start.sh. The detached
-cluster's programs (detached.py with the modules it imports, detached_*.py;
-detached.sh, after findpython.sh as START; supervise.py) are read by
+a bundle alike. START is start.sh with findpython.sh's function in it. The
+detached cluster's programs (detached.py with the modules it imports,
+detached_*.py; detached.sh, with findpython.sh as START; supervise.py) are read by
 mgmt.remote.orchestration (hosts, detach), which only the initiator loads: the
 bundle leaves them out (mgmt_pkg.bundle.INITIATOR_FILES).
 """
@@ -23,7 +23,14 @@ def read(name: str) -> str:
     return data.decode("utf-8")
 
 
-# The shell function both sh programs take the host's Python with (one list).
-FIND_PYTHON = read("findpython.sh")
-START = FIND_PYTHON + read("start.sh")
+def with_find_python(program: str) -> str:
+    """An sh ``program`` with findpython.sh's function (the one list of the hosts'
+    Pythons) after its leading comments: its own first line stays first, which
+    is what ``ps`` shows of ``sh -c PROGRAM`` on the host (``# START: ...``)."""
+    lines = program.splitlines(keepends=True)
+    head = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+    return "".join(lines[:head]) + read("findpython.sh") + "".join(lines[head:])
+
+
+START = with_find_python(read("start.sh"))
 LAUNCHER = read("launcher.py")

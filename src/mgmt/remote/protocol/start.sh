@@ -14,8 +14,8 @@ sha=$1 mode=$2 run=$3 graph=$4 build=$5 launcher=$6 size=$7 py=${8-} kind=${9-}
 # What START makes private is so by its mode: the run dir (mktemp), the cache and
 # its folders (made under umask 077, chmod 700), the bundle (chmod 700 before it
 # is put in place); the launcher gives its unpacked copy modes of its own.
-# The interpreter first: a host without one gets no bundle (find_python: the
-# text in front of this one, findpython.sh).
+# The interpreter first: a host without one gets no bundle (find_python is
+# findpython.sh's, put in this text by programs.with_find_python).
 if [ -n "$py" ]; then
     case $py in "~/"*) py="$HOME/${py#\~/}" ;; esac
     command -v "$py" >/dev/null 2>&1 || { echo "mgmt-remote: no Python at $py" >&2; exit 93; }
