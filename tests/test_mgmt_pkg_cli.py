@@ -135,3 +135,43 @@ def test_a_kickstart_rendered_to_a_closed_stdout_is_not_lost_unsaid():
     assert done.stderr == (
         "mgmt-pkg: error: stdout is closed: nowhere to print the kickstart; give -o FILE\n"
     )
+
+
+SWALLOWING_COMMAND = """\
+import os, signal, time, weakref
+import click
+
+@click.command()
+def command():
+    class Held:
+        pass
+    held = Held()
+    # The signal lands in a finalizer, as in a pooled connection closed by the
+    # garbage collector while `copr build` followed its build.
+    weakref.finalize(held, lambda: os.kill(os.getpid(), signal.SIGINT) or time.sleep(0.01))
+    del held
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("ran on")
+"""
+
+
+def test_an_interrupt_that_lands_in_a_finalizer_still_ends_the_run(tmp_path):
+    """Python ignores what a finalizer raises: a ^C handled in one was printed as
+    "Exception ignored in: <finalize object ...>" with a traceback, and the run went
+    on, deaf to further signals (a `copr build` followed its build for ever)."""
+    (tmp_path / "swallowing.py").write_text(SWALLOWING_COMMAND)
+    program = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "import mgmt_pkg.cli as cli\n"
+        "cli.COMMANDS['swallow'] = 'swallowing:command'\n"
+        "sys.argv = ['mgmt-pkg', 'swallow']\n"
+        "cli.entry()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "ran on" not in done.stdout
+    assert done.stderr == "mgmt-pkg: interrupted by SIGINT; removed what the run had made\n"

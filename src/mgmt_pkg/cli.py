@@ -31,6 +31,7 @@ if os.path.basename(sys.argv[0]) == "mgmt-pkg":
 
 import importlib  # noqa: E402 (after the handlers above, on purpose)
 import signal  # noqa: E402
+import threading  # noqa: E402
 from typing import Dict, List, NoReturn, Optional  # noqa: E402
 
 import click  # noqa: E402
@@ -121,7 +122,22 @@ def entry() -> NoReturn:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Interrupted(signum)
 
+    # A string: sys.UnraisableHookArgs is no attribute of sys before Python 3.10.
+    def unraisable(info: "sys.UnraisableHookArgs") -> None:  # noqa: UP037
+        stop = info.exc_value
+        if not isinstance(stop, Interrupted):
+            sys.__unraisablehook__(info)
+            return
+        # The signal landed in a finalizer (a pooled connection closed by the
+        # garbage collector), and Python ignores what a finalizer raises: the run
+        # went on, deaf to signals from then on. Nothing unwound: the handlers
+        # are back, and the same signal is sent again from outside the finalizer.
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
+        threading.Timer(0.01, os.kill, (os.getpid(), stop.signum)).start()
+
     # From here on a signal unwinds: temp dirs are removed, rpmbuild is stopped.
+    sys.unraisablehook = unraisable
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:
