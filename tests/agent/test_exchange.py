@@ -467,3 +467,54 @@ def test_a_read_that_failed_after_a_watch_event_is_tried_again_until_it_succeeds
         agent.stop()
         runner.join(10)
     assert not runner.is_alive()
+
+
+class _SlowPublish(MemWorld):
+    """A world whose publishing hangs until ``released`` (etcd stopped for it)."""
+
+    def __init__(self, hostname, store):
+        import threading
+
+        super().__init__(hostname, store)
+        self.released = threading.Event()
+
+    def export(self, resources) -> None:
+        self.released.wait(30)
+        super().export(resources)
+
+
+def test_a_graph_that_collects_its_own_export_is_not_converged_before_it_is_published(
+    tmp_path,
+):
+    """The publish runs on a thread of its own: the first read, made meanwhile,
+    found none of this host's exports, and the agent said converged until the
+    publish's watch event brought them (an initiator may stop the run then)."""
+    from mgmt.engine.agent import Agent
+    from mgmt.settings import Settings
+    from support.polling import wait_for, wait_until
+
+    col = tmp_path / "col"
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        f"graph: g\nresources:\n  file:\n  - {{name: f, path: '{tmp_path}/f'}}\n"
+        f"  - {{name: '@@s', path: '/s', content: mine}}\n"
+        f"collect:\n- {{kind: file, pattern: '{col}/'}}\n"
+    )
+    world = _SlowPublish("a", {"exported": {}, "converged": {}, "watchers": []})
+    settings = Settings(file=graph, no_server=True, converged_timeout=-1, no_watch=True)
+    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
+    runner = _run(agent)
+    seen = []
+    try:
+        wait_until(lambda: (tmp_path / "f").exists(), what="the graph applied")
+        assert wait_for(lambda: world.converged_log)  # the first report: not converged
+        assert not wait_for(lambda: True in world.converged_log, 1), world.converged_log
+        world.released.set()
+        said = lambda: True in world.converged_log  # noqa: E731
+        assert wait_for(lambda: said() and not seen.append((col / "s").exists()))
+    finally:
+        world.released.set()
+        agent.stop()
+        runner.join(10)
+    assert seen == [True]
+    assert (col / "s").read_text() == "mine"

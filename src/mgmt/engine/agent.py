@@ -72,12 +72,18 @@ class Agent:
         self._collect_dirty = False
         # The graph's resources and the collected; the exports are read on a thread
         # of the collection's own, which raises the collect flag with each answer.
-        self.collection = Collection(world, self._on_collected, self._collect_pending)
+        self.collection = Collection(
+            world, self._on_collected, lambda pending: self._hold("collect", pending)
+        )
         self._planning = False  # the planner took the flags above and is applying them
         self._last_event = 0.0
         self._cancels: List[Callable[[], None]] = []
         self.world_sync = WorldSync(
-            world, self._on_exported, self._world_error_changed, settings.noop
+            world,
+            self._on_exported,
+            self._world_error_changed,
+            settings.noop,
+            lambda pending: self._hold("publish", pending),
         )
         self.engine: Any = None
         self.watcher: Any = None
@@ -219,16 +225,16 @@ class Agent:
         running or waiting for a retry; a failed resource no longer retried
         counts as done, "status" reports it), and no reload or collect left to
         the planner, nor a read of the exports it collects asked and not yet
-        applied. A remote run's agent has no timeout of its own: the initiator
-        applies it to these reports and then sends SIGINT, which does not say
-        why (converged, or the run cut short). The host's row says why; the
-        agent says what it was."""
+        applied, nor a graph's exports not yet tried. A remote run's agent has
+        no timeout of its own: the initiator applies it to these reports and
+        then sends SIGINT, which does not say why (converged, or the run cut
+        short). The host's row says why; the agent says what it was."""
         if self.engine is None:
             return False
         with self._wake:
             if self._graph_dirty or self._collect_dirty or self._planning:
                 return False
-        if self.collection.pending:
+        if self.collection.pending or self.world_sync.pending:
             return False
         return bool(self.engine.idle)
 
@@ -312,12 +318,14 @@ class Agent:
             self._collect_dirty = True
             self._wake.notify_all()
 
-    def _collect_pending(self, pending: bool) -> None:
-        # Until its answer is applied, a read counts as work: the converger must
-        # not fire, nor a remote run's initiator hear "converged", without the
-        # collected resources (called in order, under the reader's lock).
+    def _hold(self, who: str, pending: bool) -> None:
+        # Until its answer is applied, a read counts as work, and so does a new
+        # graph's publish until tried: the converger must not fire, nor a remote
+        # run's initiator hear "converged", without the collected resources, or
+        # before the other hosts could have this one's (called in order, under
+        # the lock of the reader or of WorldSync).
         if self.converger is not None:
-            self.converger.hold(pending)
+            self.converger.hold(who, pending)
 
     def _world_error_changed(self) -> None:
         # The converged report carries it (see _converged_reporter): report again.

@@ -14,7 +14,7 @@ failed resource: the failures reported with the state may differ.
 
 import threading
 import time
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Set, Tuple
 
 from mgmt.log import get_logger
 
@@ -42,7 +42,7 @@ class Converger:
         self._cond = threading.Condition()
         self._idle = False  # the engine idle, and nothing held
         self._engine_idle = False
-        self._held = False
+        self._held: Set[str] = set()  # who holds it busy (see hold)
         self._idle_since: Optional[float] = None
         self._idle_periods = 0
         self._reported: Optional[Tuple[bool, int]] = None  # (idle, its period) last reported
@@ -58,12 +58,16 @@ class Converger:
             self._engine_idle = idle
             self._set_idle(idle and not self._held)
 
-    def hold(self, held: bool) -> None:
-        """Work outside the engine began (True) or ended: not idle meanwhile."""
+    def hold(self, who: str, held: bool) -> None:
+        """Work outside the engine (``who``: what it is) began (True) or ended:
+        not idle while any is under way."""
         with self._cond:
-            if held != self._held:
-                self._held = held
-                self._set_idle(self._engine_idle and not held)
+            if held != (who in self._held):
+                if held:
+                    self._held.add(who)
+                else:
+                    self._held.discard(who)
+                self._set_idle(self._engine_idle and not self._held)
 
     def _set_idle(self, idle: bool) -> None:
         if idle and not self._idle:
