@@ -147,11 +147,25 @@ class _Unreachable(MemWorld):
         raise MgmtError("etcd: connection refused")
 
 
+def _collecting(world):
+    """A Collection, and a wait for its reader's next answer (a read asked is read
+    on the reader's thread; wanted() meanwhile collects from the exports as last read)."""
+    import threading
+
+    from mgmt.engine.exchange import Collection
+
+    answers = threading.Semaphore(0)
+    collection = Collection(world, on_read=answers.release)
+
+    def answered() -> None:
+        assert answers.acquire(timeout=10), "the read asked was never answered"
+
+    return collection, answered
+
+
 def test_the_graph_wins_over_a_collected_name_and_etcd_down_keeps_the_last_collected(
     mgmt_log,
 ):
-    from mgmt.engine.exchange import Collection
-
     store: dict = {"exported": {}, "converged": {}, "watchers": []}
     # a has a "shared" export and a resource of its own named "shared@b": b's
     # "shared", renamed for its other path, would take that name.
@@ -159,25 +173,37 @@ def test_the_graph_wins_over_a_collected_name_and_etcd_down_keeps_the_last_colle
     store["exported"]["b"] = {("file", "shared"): {"path": "/tmp/other-b", "content": "b's"}}
     world = MemWorld("a", store)
     publish(world, graph)
-    collection = Collection(world)
-    wanted = collection.wanted(graph)
+    collection, answered = _collecting(world)
+    assert collection.wanted(graph) == graph.local()  # nothing read yet: the read follows
+    assert collection.pending
+    answered()
+    wanted = collection.wanted(graph, read=False)
     # a's own shared@b (path /tmp/locala) stays, not b's renamed "shared".
     assert wanted[("file", "shared@b")].params["path"] == "/tmp/locala"
     assert "collected file[shared@b] is not used: the graph has its own" in mgmt_log.getvalue()
     # etcd gone: the last collected set is kept, not dropped...
     before = dict(wanted)
-    collection.world = _Unreachable("a", store)
+    collection.reader.world = _Unreachable("a", store)
     assert collection.wanted(graph) == before
+    answered()
+    assert "cannot collect exported resources (keeping the last ones)" in mgmt_log.getvalue()
+    assert collection.wanted(graph, read=False) == before
     # ...and never over what the graph manages now (a resource of its own added
     # while etcd was away, on the path a kept one writes: they would fight).
     mine = parse_graph(graph_for("a", pattern="").replace("/tmp/locala", "/tmp/other-b"))
-    wanted = collection.wanted(mine)
-    assert ("file", "shared@b") not in wanted
+    wanted = collection.wanted(mine, read=False)
+    assert [spec.params["path"] for spec in wanted.values()].count("/tmp/other-b") == 1
     assert wanted[("file", "locala")].params["path"] == "/tmp/other-b"
-    assert "is not used: the graph manages file:/tmp/other-b" in mgmt_log.getvalue()
-    # ...but not for a graph that now collects with another pattern.
+    assert "file:/tmp/other-b is already taken by file[locala] of a" in mgmt_log.getvalue()
+    # A graph that now collects with another pattern: the exports as last read, moved.
     moved = parse_graph(graph_for("a", pattern="/srv/other/"))
-    assert collection.wanted(moved) == moved.local()
+    wanted = collection.wanted(moved, read=False)
+    collected = {key: spec for key, spec in wanted.items() if key not in moved.local()}
+    assert {spec.params["path"] for spec in collected.values()} == {
+        "/srv/other/shared",
+        "/srv/other/onlya",
+        "/srv/other/other-b",
+    }
 
 
 def _cycle_graph(tmp_path, other=None):
@@ -269,18 +295,226 @@ def test_a_cycle_that_a_new_export_closes_is_reported_while_idle(tmp_path):
 def test_an_edit_applied_without_reading_uses_the_exports_as_last_read():
     # While etcd hangs each read waits for its timeouts: an edit alone (the watch
     # tells of every change since) is collected from the last read, as a read would.
-    from mgmt.engine.exchange import Collection
-
     store: dict = {"exported": {}, "converged": {}, "watchers": []}
     store["exported"]["b"] = {("file", "other"): {"path": "/tmp/other-b", "content": "b"}}
-    collection = Collection(MemWorld("a", store))
+    collection, answered = _collecting(MemWorld("a", store))
     collection.wanted(parse_graph(graph_for("a", pattern="")))
+    answered()
     # The edit adds a resource of a's own named like b's export: renamed, as a read does.
     edited = parse_graph(graph_for("a", pattern="").replace("name: locala", "name: other"))
-    fresh = Collection(MemWorld("a", store)).wanted(edited)
-    collection.world = _Unreachable("a", store)  # it would fail: nothing read
-    assert collection.wanted(edited, read=False) == fresh
-    assert fresh[("file", "other@b")].params["path"] == "/tmp/other-b"
-    # Other kinds collected: those were never read.
+    fresh, fresh_answered = _collecting(MemWorld("a", store))
+    fresh.wanted(edited)
+    fresh_answered()
+    fresh_wanted = fresh.wanted(edited, read=False)
+    collection.reader.world = _Unreachable("a", store)  # it would fail: nothing read
+    assert collection.wanted(edited, read=False) == fresh_wanted
+    assert fresh_wanted[("file", "other@b")].params["path"] == "/tmp/other-b"
+    # Other kinds collected: those were never read. A read is asked, and the
+    # kinds read before are collected meanwhile.
     other = parse_graph(graph_for("a", pattern="") + "- kind: noop\n  pattern: ''\n")
-    assert collection.wanted(other, read=False) == other.local()
+    wanted = collection.wanted(other, read=False)
+    assert [key for key in wanted if key not in other.local()] == [("file", "other")]
+    answered()  # the read asked failed: the same again
+    assert collection.wanted(other, read=False) == wanted
+    collection.close()
+    fresh.close()
+
+
+class _Hanging(MemWorld):
+    """A world whose reads of the exports hang while ``hang`` is set (etcd stopped)
+    until ``released``, or fail while ``failing`` is set; counting them."""
+
+    def __init__(self, hostname, store):
+        import threading
+
+        super().__init__(hostname, store)
+        self.hang = threading.Event()
+        self.released = threading.Event()
+        self.failing = threading.Event()
+        self.reads = 0
+
+    def collect(self, *args, **kwargs):
+        from mgmt.errors import MgmtError
+
+        self.reads += 1
+        if self.hang.is_set():
+            self.released.wait(30)
+        if self.failing.is_set():
+            raise MgmtError("etcd: timed out")
+        return super().collect(*args, **kwargs)
+
+
+def _run(agent):
+    import threading
+
+    runner = threading.Thread(target=agent.run, daemon=True)
+    runner.start()
+    return runner
+
+
+def test_an_edit_while_a_read_hangs_is_applied_at_once_and_converged_waits_for_the_read(
+    tmp_path,
+):
+    """A watch event's read hung on the planner: an edit then waited for it. The
+    read now hangs on its own thread; until its answer is applied the agent does
+    not report converged (a remote run's initiator would stop the run)."""
+    from mgmt.engine.agent import Agent
+    from mgmt.settings import Settings
+    from support.polling import wait_for, wait_until
+
+    col = tmp_path / "col"
+    graph = tmp_path / "g.yaml"
+
+    def write(word):
+        graph.write_text(
+            f"graph: g\nresources:\n  file:\n  - {{name: f, path: '{tmp_path}/f', "
+            f"content: \"{word}\"}}\ncollect:\n- {{kind: file, pattern: '{col}/'}}\n"
+        )
+
+    write("one")
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    store["exported"]["b"] = {("file", "x"): {"path": "/x", "content": "b's x"}}
+    world = _Hanging("a", store)
+    settings = Settings(file=graph, no_server=True, converged_timeout=-1)
+    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
+    runner = _run(agent)
+    try:
+        wait_until(lambda: (col / "x").read_text() == "b's x", what="b's x collected")
+        assert wait_for(lambda: world.converged_log[-1:] == [True])
+        world.hang.set()
+        store["exported"]["b"][("file", "y")] = {"path": "/y", "content": "b's y"}
+        reads = world.reads
+        for callback in list(store["watchers"]):
+            callback()  # b's export changed: read again, which hangs
+        wait_until(lambda: world.reads > reads, what="the read")
+        write("two")
+        wait_until(lambda: (tmp_path / "f").read_text() == "two", 5, "the edit applied")
+        assert wait_for(lambda: world.converged_log[-1] is False)  # the read is under way
+        assert not (col / "y").exists()
+        # Said converged only once what the read found is applied.
+        seen = []
+        world.released.set()
+        assert wait_for(
+            lambda: world.converged_log[-1] and not seen.append((col / "y").exists())
+        ), world.converged_log
+        assert seen == [True]
+    finally:
+        world.released.set()
+        agent.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+
+
+def test_reads_that_fail_end_and_the_agent_converges_without_them(tmp_path, mgmt_log):
+    """etcd refusing: a read that failed is not asked again at each of its own
+    answers (it would be read for ever, and the agent never converge)."""
+    from mgmt.engine.agent import Agent
+    from mgmt.settings import Settings
+
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        f"graph: g\nresources:\n  file:\n  - {{name: f, path: '{tmp_path}/f'}}\n"
+        f"collect:\n- {{kind: file, pattern: '{tmp_path}/col/'}}\n"
+    )
+    world = _Unreachable("a", {"exported": {}, "converged": {}, "watchers": []})
+    settings = Settings(file=graph, no_server=True, converged_timeout=0, no_watch=True)
+    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
+    runner = _run(agent)
+    runner.join(10)
+    alive = runner.is_alive()
+    agent.stop()
+    runner.join(10)
+    assert not alive, mgmt_log.getvalue()
+    assert agent.converged
+    assert (tmp_path / "f").exists()
+    logged = mgmt_log.getvalue()
+    assert logged.count("cannot collect exported resources (keeping the last ones)") <= 2, logged
+
+
+def test_a_read_that_failed_after_a_watch_event_is_tried_again_until_it_succeeds(
+    tmp_path, mgmt_log
+):
+    """The watch told of a change, the read it asked failed (etcd hung past the
+    client's timeouts): the watch does not tell again, so the read is retried."""
+    from mgmt.engine.agent import Agent
+    from mgmt.settings import Settings
+    from support.polling import wait_for, wait_until
+
+    col = tmp_path / "col"
+    graph = tmp_path / "g.yaml"
+    graph.write_text(f"graph: g\nresources: {{}}\ncollect:\n- {{kind: file, pattern: '{col}/'}}\n")
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    store["exported"]["b"] = {("file", "x"): {"path": "/x", "content": "b's x"}}
+    world = _Hanging("a", store)
+    settings = Settings(file=graph, no_server=True, converged_timeout=-1, no_watch=True)
+    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
+    runner = _run(agent)
+    try:
+        wait_until(lambda: (col / "x").read_text() == "b's x", what="b's x collected")
+        world.failing.set()
+        store["exported"]["b"][("file", "y")] = {"path": "/y", "content": "b's y"}
+        for callback in list(store["watchers"]):
+            callback()
+        assert wait_for(lambda: "cannot collect exported resources" in mgmt_log.getvalue())
+        reads = world.reads
+        assert wait_for(lambda: world.reads >= reads + 2)  # tried again, said once
+        assert mgmt_log.getvalue().count("cannot collect exported resources") == 1
+        assert not (col / "y").exists()
+        world.failing.clear()
+        wait_until(lambda: (col / "y").read_text() == "b's y", what="b's y collected")
+        assert "collected exported resources again" in mgmt_log.getvalue()
+    finally:
+        agent.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+
+
+class _SlowPublish(MemWorld):
+    """A world whose publishing hangs until ``released`` (etcd stopped for it)."""
+
+    def __init__(self, hostname, store):
+        import threading
+
+        super().__init__(hostname, store)
+        self.released = threading.Event()
+
+    def export(self, resources) -> None:
+        self.released.wait(30)
+        super().export(resources)
+
+
+def test_a_graph_that_collects_its_own_export_is_not_converged_before_it_is_published(
+    tmp_path,
+):
+    """The publish runs on a thread of its own: the first read, made meanwhile,
+    found none of this host's exports, and the agent said converged until the
+    publish's watch event brought them (an initiator may stop the run then)."""
+    from mgmt.engine.agent import Agent
+    from mgmt.settings import Settings
+    from support.polling import wait_for, wait_until
+
+    col = tmp_path / "col"
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        f"graph: g\nresources:\n  file:\n  - {{name: f, path: '{tmp_path}/f'}}\n"
+        f"  - {{name: '@@s', path: '/s', content: mine}}\n"
+        f"collect:\n- {{kind: file, pattern: '{col}/'}}\n"
+    )
+    world = _SlowPublish("a", {"exported": {}, "converged": {}, "watchers": []})
+    settings = Settings(file=graph, no_server=True, converged_timeout=-1, no_watch=True)
+    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
+    runner = _run(agent)
+    seen = []
+    try:
+        wait_until(lambda: (tmp_path / "f").exists(), what="the graph applied")
+        assert wait_for(lambda: world.converged_log)  # the first report: not converged
+        assert not wait_for(lambda: True in world.converged_log, 1), world.converged_log
+        world.released.set()
+        said = lambda: True in world.converged_log  # noqa: E731
+        assert wait_for(lambda: said() and not seen.append((col / "s").exists()))
+    finally:
+        world.released.set()
+        agent.stop()
+        runner.join(10)
+    assert seen == [True]
+    assert (col / "s").read_text() == "mine"

@@ -1,10 +1,11 @@
 """The running agent: graph file + world + engine + converger, until stopped.
 
 One *planner* thread owns the graph: it reloads the file after it is saved,
-re-collects after the world's exports change, and hands the engine the
-resources to run; the engine applies only the difference. Watch callbacks just
-set a flag and wake the planner, so neither inotify nor etcd ever waits on a
-reload; nor does the planner ever wait on etcd to publish (WorldSync's thread does).
+re-collects after the world's exports were read again, and hands the engine
+the resources to run; the engine applies only the difference. Watch callbacks
+just set a flag and wake the planner, so neither inotify nor etcd ever waits on
+a reload; nor does the planner ever wait on etcd, to publish (WorldSync's thread
+does) or to read the exports (Collection's reader does).
 """
 
 import gc
@@ -69,12 +70,20 @@ class Agent:
         self._wake = threading.Condition()
         self._graph_dirty = False
         self._collect_dirty = False
-        self.collection = Collection(world)  # the graph's resources and the collected
+        # The graph's resources and the collected; the exports are read on a thread
+        # of the collection's own, which raises the collect flag with each answer.
+        self.collection = Collection(
+            world, self._on_collected, lambda pending: self._hold("collect", pending)
+        )
         self._planning = False  # the planner took the flags above and is applying them
         self._last_event = 0.0
         self._cancels: List[Callable[[], None]] = []
         self.world_sync = WorldSync(
-            world, self._on_exported, self._world_error_changed, settings.noop
+            world,
+            self._on_exported,
+            self._world_error_changed,
+            settings.noop,
+            lambda pending: self._hold("publish", pending),
         )
         self.engine: Any = None
         self.watcher: Any = None
@@ -215,15 +224,18 @@ class Agent:
         converged then: the idle state the converger reports (nothing queued,
         running or waiting for a retry; a failed resource no longer retried
         counts as done, "status" reports it), and no reload or collect left to
-        the planner. A remote run's agent has no timeout of its own: the
-        initiator applies it to these reports and then sends SIGINT, which does
-        not say why (converged, or the run cut short). The host's row says why;
-        the agent says what it was."""
+        the planner, nor a read of the exports it collects asked and not yet
+        applied, nor a graph's exports not yet tried. A remote run's agent has
+        no timeout of its own: the initiator applies it to these reports and
+        then sends SIGINT, which does not say why (converged, or the run cut
+        short). The host's row says why; the agent says what it was."""
         if self.engine is None:
             return False
         with self._wake:
             if self._graph_dirty or self._collect_dirty or self._planning:
                 return False
+        if self.collection.pending or self.world_sync.pending:
+            return False
         return bool(self.engine.idle)
 
     def _shutdown(self, planner: threading.Thread) -> None:
@@ -232,6 +244,7 @@ class Agent:
         if planner.is_alive():
             planner.join(timeout=5)
         self.world_sync.close()  # before the run's end reads its error
+        self.collection.close()
         if self.engine is not None:
             self.engine.stop()
         if self.converger is not None:
@@ -267,8 +280,8 @@ class Agent:
         )
 
     def _apply(self, first: bool = False, read: bool = True) -> None:
-        """Hand the engine the graph and what it collects (``read=False``: the
-        exports as last read, see Collection)."""
+        """Hand the engine the graph and what it collects, from the exports as
+        last read (``read``: ask for a read too; see Collection)."""
         assert self.graph is not None
         path = os.fspath(self.settings.file)  # type: ignore[arg-type]
         left_out = self.collection.error
@@ -297,9 +310,22 @@ class Agent:
             self._wake.notify_all()
 
     def _on_exported(self) -> None:
+        # Read on the collection's thread (etcd may hang), whose answer raises the flag.
+        self.collection.refresh()
+
+    def _on_collected(self) -> None:
         with self._wake:
             self._collect_dirty = True
             self._wake.notify_all()
+
+    def _hold(self, who: str, pending: bool) -> None:
+        # Until its answer is applied, a read counts as work, and so does a new
+        # graph's publish until tried: the converger must not fire, nor a remote
+        # run's initiator hear "converged", without the collected resources, or
+        # before the other hosts could have this one's (called in order, under
+        # the lock of the reader or of WorldSync).
+        if self.converger is not None:
+            self.converger.hold(who, pending)
 
     def _world_error_changed(self) -> None:
         # The converged report carries it (see _converged_reporter): report again.
@@ -325,9 +351,9 @@ class Agent:
             try:
                 changed = self._reload() if reload else False
                 if changed or collect:  # a save that changed nothing leaves a collect due
-                    # An edit alone reads no exports while the watch tells of every
-                    # change: etcd may hang, and the edit must apply at once.
-                    self._apply(read=collect or not self.world_sync.watching)
+                    # An edit reads the exports again only while no watch tells of
+                    # every change; the read's answer comes back as a collect.
+                    self._apply(read=changed and not self.world_sync.watching)
             except Exception:  # the planner must survive anything a reload throws
                 log.exception("reload failed; keeping the running graph")
             finally:

@@ -1,8 +1,10 @@
 """Convergence: has everything been idle long enough, and telling the world.
 
 The engine says when it becomes busy or idle; world events and graph reloads
-count as activity. The agent has converged once it has been idle, with no
-activity, for ``timeout`` seconds. Independently of the timeout, every change
+count as activity, and work outside the engine that may last (a read of the
+exports the graph collects, while etcd hangs) holds it busy
+(:meth:`Converger.hold`). The agent has converged once it has been idle, with
+no activity, for ``timeout`` seconds. Independently of the timeout, every change
 of the idle state is reported (to the world, ``/_mgmt/converged/<hostname>``,
 or on stdout for the initiator of a remote run to relay) by a thread of its
 own, so a burst of events costs at most one report in flight and the engine
@@ -12,7 +14,7 @@ failed resource: the failures reported with the state may differ.
 
 import threading
 import time
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Set, Tuple
 
 from mgmt.log import get_logger
 
@@ -38,7 +40,9 @@ class Converger:
         self._report = report
         self._on_converged = on_converged or (lambda: None)
         self._cond = threading.Condition()
-        self._idle = False
+        self._idle = False  # the engine idle, and nothing held
+        self._engine_idle = False
+        self._held: Set[str] = set()  # who holds it busy (see hold)
         self._idle_since: Optional[float] = None
         self._idle_periods = 0
         self._reported: Optional[Tuple[bool, int]] = None  # (idle, its period) last reported
@@ -51,11 +55,26 @@ class Converger:
     def engine_idle(self, idle: bool) -> None:
         """Called by the engine (under its lock: stays quick) when it turns idle or busy."""
         with self._cond:
-            if idle and not self._idle:
-                self._idle_periods += 1
-            self._idle = idle
-            self._idle_since = time.monotonic() if idle else None
-            self._cond.notify_all()
+            self._engine_idle = idle
+            self._set_idle(idle and not self._held)
+
+    def hold(self, who: str, held: bool) -> None:
+        """Work outside the engine (``who``: what it is) began (True) or ended:
+        not idle while any is under way."""
+        with self._cond:
+            if held != (who in self._held):
+                if held:
+                    self._held.add(who)
+                else:
+                    self._held.discard(who)
+                self._set_idle(self._engine_idle and not self._held)
+
+    def _set_idle(self, idle: bool) -> None:
+        if idle and not self._idle:
+            self._idle_periods += 1
+        self._idle = idle
+        self._idle_since = time.monotonic() if idle else None
+        self._cond.notify_all()
 
     def failures_changed(self) -> None:
         """Called by the engine (under its lock) when its failed resources changed while

@@ -11,12 +11,13 @@ already taken here, by a local resource or one collected before it, is skipped
 with a warning: two files on one path would rewrite each other forever.
 """
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from mgmt.errors import GraphError, MgmtError
+from mgmt.engine.exportread import ExportReader
+from mgmt.errors import GraphError
 from mgmt.graph.limits import name_problem
 from mgmt.graph.located import checked_value
-from mgmt.graph.model import Collect, Graph, ResourceKey, ResourceSpec, key_str
+from mgmt.graph.model import Graph, ResourceKey, ResourceSpec, key_str
 from mgmt.log import get_logger
 from mgmt.resources.base import FieldError, fill_params, kind_class
 from mgmt.resources.fields import Meta, meta_export, meta_from_export, shown_name
@@ -130,50 +131,71 @@ def _provided(spec: ResourceSpec) -> List[str]:
 class Collection:
     """What the agent runs: the graph's own resources and what it collects.
 
-    It owns the last collected set, kept while etcd cannot be read (an edit
-    then changes only what it changes), for as long as the graph collects the
-    same kinds with the same patterns; and, when collected resources close a
-    dependency cycle with the graph's, why they are left out (:attr:`error`).
-    It also keeps the exports as last read, for an edit applied without reading
-    etcd again (``read=False``: the exports' watch tells of every change since).
+    It collects from every host's exports as last read, which its
+    :class:`~mgmt.engine.exportread.ExportReader` reads on a thread of its own
+    (etcd may hang: each read then waits for its timeouts) when asked: at the
+    first graph, when the graph collects kinds not read yet, and when the agent
+    says the exports changed (:meth:`refresh`) or cannot tell (``read``, an
+    edit while the exports' watch is not running); ``on_read`` says when an
+    answer came. So an edit changes only what it changes, and the exports as
+    last read are kept while etcd cannot be read. It also owns why collected
+    resources are left out when they close a dependency cycle with the
+    graph's (:attr:`error`).
     """
 
-    def __init__(self, world: Any):
+    def __init__(
+        self,
+        world: Any,
+        on_read: Optional[Callable[[], None]] = None,
+        on_pending: Optional[Callable[[bool], None]] = None,
+    ):
+        """``on_read``, ``on_pending``: see :class:`~mgmt.engine.exportread.ExportReader`."""
         self.world = world
         self.error: Optional[str] = None
-        self._last: Dict[ResourceKey, ResourceSpec] = {}
-        self._last_for: Tuple[Collect, ...] = ()  # the collect entries _last answers
-        self._read: Optional[Tuple[List[str], List[Any]]] = None  # (kinds, exports) last read
+        self.reader = ExportReader(world, on_read, on_pending)
+        self._answered = 0  # the newest read answered that wanted() collected from
+        self._graph: Optional[Graph] = None  # the graph wanted() was last given
+
+    @property
+    def pending(self) -> bool:
+        """Whether a read is asked, or its answer not yet applied (:meth:`apply`)."""
+        return self.reader.pending
+
+    def refresh(self) -> None:
+        """The exports changed (from any thread): read them again. Returns at once."""
+        self.reader.ask()
+
+    def close(self) -> None:
+        self.reader.close()
 
     def wanted(self, graph: Graph, read: bool = True) -> Dict[ResourceKey, ResourceSpec]:
         """The resources to run: the graph's, and the collected ones whose names
-        it does not use itself (the graph's own resource wins, with a warning).
-        ``read=False``: from the exports last read, if they were read for the
-        same kinds (etcd may hang: each read then waits for its timeouts)."""
+        it does not use itself (the graph's own resource wins, with a warning),
+        from the exports as last read. ``read``: ask for a read (the exports as
+        last read may be out of date); one is asked too when the graph collects
+        kinds not read yet, which follow once it is answered."""
         wanted = dict(graph.local())
-        entries = tuple(graph.collect)
-        if self.world is None or not entries:
-            self._last, self._last_for, self._read = {}, (), None  # the watch kept none current
+        if self.world is None or not graph.collect:
+            self.reader.forget()
+            self._answered, self._graph = 0, graph
             return wanted
         kinds = sorted(_patterns(graph))
-        try:
-            if read or self._read is None or self._read[0] != kinds:
-                self._read = (kinds, self.world.collect(kinds))
-            here = getattr(self.world, "hostname", "this host")
-            self._last, self._last_for = collected_from(self._read[1], graph, here), entries
-        except MgmtError as err:
-            if self._last_for != entries:  # other kinds or patterns: the last set is not theirs
-                self._last, self._last_for = {}, entries
-            log.error("cannot collect exported resources (keeping the last ones): %s", err)
-        # collected() left out what the graph's own resources manage, as they were
-        # then; a set kept while etcd is away is checked against them as they are now.
-        taken = {ident for spec in wanted.values() for ident in _provided(spec)}
-        for key, spec in self._last.items():
-            clash = next((ident for ident in _provided(spec) if ident in taken), None)
+        done, last = self.reader.last()
+        # Kinds never read are asked once per graph: the same graph again is the
+        # answer's own collect, and a read that failed would be asked again at once.
+        unread = last is None or not set(kinds) <= set(last[0])
+        if read or (unread and graph is not self._graph):
+            self.reader.ask(kinds)
+        self._answered, self._graph = done, graph
+        if last is None:
+            return wanted
+        here = getattr(self.world, "hostname", "this host")
+        collected = collected_from(last[1], graph, here)
+        # collected_from() left out what the graph's own resources manage: a
+        # name taken by one of them is said, not run.
+        for key, spec in collected.items():
             if key in wanted:
                 log.warning("collected %s is not used: the graph has its own", key_str(key))
-            elif clash is not None:
-                log.warning("collected %s is not used: the graph manages %s", key_str(key), clash)
             else:
                 wanted[key] = spec
         return wanted
@@ -194,5 +216,9 @@ class Collection:
             log.error("%s: running without the collected resources", self.error)
             wanted = dict(graph.local())
             return wanted, engine.update(wanted, graph.edges)
+        finally:
+            # After the update: the engine is busy with what it added by now, so
+            # the agent is never seen idle in between (see ExportReader.pending).
+            self.reader.applied(self._answered)
         self.error = None
         return wanted, diff

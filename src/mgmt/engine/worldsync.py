@@ -42,11 +42,13 @@ class WorldSync:
         on_exported: Callable[[], None],
         on_error_changed: Optional[Callable[[], None]] = None,
         noop: bool = False,
+        on_pending: Optional[Callable[[bool], None]] = None,
     ):
         """``on_exported``: called when other hosts' exports change;
         ``on_error_changed``: when :attr:`error` changed (the converged report
         carries it). ``noop`` (--noop): publish nothing, as mgmt: the other
-        hosts would apply what a run that changes nothing published."""
+        hosts would apply what a run that changes nothing published.
+        ``on_pending(p)``: :attr:`pending` changed (under WorldSync's lock)."""
         self.world = world
         self.noop = noop
         self._noop_said = False
@@ -62,6 +64,26 @@ class WorldSync:
         self._closed = False
         self._ended = False  # close() said the last word on error
         self._thread: Optional[threading.Thread] = None
+        # Graphs handed that had something to send, and the newest of them tried
+        # (once: retries are not counted, etcd may stay away), for :attr:`pending`.
+        self._handed = self._tried = 0
+        self._had_exports = False  # the last graph handed exported something
+        self._on_pending = on_pending or (lambda pending: None)
+        self._told = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether the newest graph's exports (or the watch it needs) were not
+        tried yet: the other hosts, this one among them if it collects its own,
+        would miss them. Work for the converger, as a read of the exports is."""
+        with self._cond:
+            return self._handed > self._tried
+
+    def _tell(self) -> None:
+        pending = self._handed > self._tried
+        if pending != self._told:
+            self._told = pending
+            self._on_pending(pending)
 
     @property
     def watching(self) -> bool:
@@ -89,6 +111,10 @@ class WorldSync:
             if wanted is not None:
                 self._exports = wanted
             self._collects = bool(graph.collect)
+            had, self._had_exports = self._had_exports, bool(wanted)
+            if wanted or had or (self._collects and self._cancel_watch is None):
+                self._handed += 1
+                self._tell()
             self._retry_at = None  # a new graph is tried at once
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="worldsync", daemon=True)
@@ -134,7 +160,8 @@ class WorldSync:
                     self._cond.wait(wait if pending else None)
                 wanted, self._exports = self._exports, None
                 self._sending = wanted is not None
-            self._settle(self._attempt(wanted, watch))
+                handed = self._handed
+            self._settle(self._attempt(wanted, watch), handed)
 
     def _attempt(self, wanted: Optional[Dict[Any, Dict[str, Any]]], watch: bool) -> List[str]:
         """Publish ``wanted`` (None: nothing new) and start the watch if asked; what failed."""
@@ -158,11 +185,14 @@ class WorldSync:
                 failures.append(f"cannot watch exported resources: {err}")
         return failures
 
-    def _settle(self, failures: List[str]) -> None:
-        """Record an attempt's outcome; say it if it changed."""
+    def _settle(self, failures: List[str], handed: int) -> None:
+        """Record an attempt's outcome (for the graphs up to ``handed``); say it if
+        it changed."""
         error = "; ".join(failures) or None
         with self._cond:
             self._sending = False
+            self._tried = max(self._tried, handed)
+            self._tell()
             if self._ended:  # close() gave up on this attempt and said so
                 return
             if error is not None and error != self.error:  # said once, not at each retry
