@@ -518,3 +518,73 @@ def test_a_graph_that_collects_its_own_export_is_not_converged_before_it_is_publ
         runner.join(10)
     assert seen == [True]
     assert (col / "s").read_text() == "mine"
+
+
+class _LaggingWatch(MemWorld):
+    """A world whose watch tells of an export only once ``released`` (etcd's watch
+    stream may lag the answer to the write), and whose converged reports note the
+    collected file's content at that moment."""
+
+    def __init__(self, hostname, store, collected):
+        import threading
+
+        super().__init__(hostname, store)
+        self.released = threading.Event()
+        self.collected = collected
+        self.reports = []
+
+    def export(self, resources) -> None:
+        import threading
+
+        watchers, self.store["watchers"] = self.store["watchers"], []
+        try:
+            super().export(resources)  # stored, and no watcher told
+        finally:
+            self.store["watchers"] = watchers
+        for callback in list(watchers):
+            threading.Thread(
+                target=lambda c=callback: self.released.wait(30) and c(), daemon=True
+            ).start()
+
+    def set_converged(self, converged: bool, failures=()) -> None:
+        super().set_converged(converged, failures)
+        path = self.collected
+        self.reports.append((converged, path.read_text() if path.exists() else None))
+
+
+def test_an_edit_of_a_graph_that_collects_its_own_export_is_not_converged_before_it_is_collected(
+    tmp_path,
+):
+    """Once the edit's publish was done nothing held "converged" until the watch
+    told of it: the agent said converged with its own export collected as it was
+    before the edit (an initiator with --converged-timeout 0 stops the run then)."""
+    from mgmt.engine.agent import Agent
+    from mgmt.settings import Settings
+    from support.polling import wait_for, wait_until
+
+    col = tmp_path / "col"
+    graph = tmp_path / "g.yaml"
+    text = (
+        f"graph: g\nresources:\n  file:\n  - {{name: f, path: '{tmp_path}/f'}}\n"
+        f"  - {{name: '@@s', path: '/s', content: mine}}\n"
+        f"collect:\n- {{kind: file, pattern: '{col}/'}}\n"
+    )
+    graph.write_text(text)
+    world = _LaggingWatch("a", {"exported": {}, "converged": {}, "watchers": []}, col / "s")
+    world.released.set()  # the first publish's event comes at once
+    settings = Settings(file=graph, no_server=True, converged_timeout=-1)
+    agent = Agent(settings, world=world, state_dir=tmp_path / "state")
+    runner = _run(agent)
+    try:
+        wait_until(lambda: (True, "mine") in world.reports, what="converged on the first graph")
+        world.released.clear()  # from now on the watch lags
+        edited_at = len(world.reports)
+        graph.write_text(text.replace("content: mine", "content: mine2"))
+        assert wait_for(lambda: (col / "s").exists() and (col / "s").read_text() == "mine2")
+        wait_until(lambda: (True, "mine2") in world.reports, what="converged on the edit")
+    finally:
+        world.released.set()
+        agent.stop()
+        runner.join(10)
+    after = world.reports[edited_at:]
+    assert (True, "mine") not in after, after

@@ -208,8 +208,8 @@ class Collection:
         The graph alone has no cycle (parse_graph checks it): a cycle here goes
         through collected resources. They are all left out and the graph's own
         run; :attr:`error` says why, and the run fails."""
-        wanted = self.wanted(graph, read)
-        try:
+        try:  # an answer read is applied, or failed to be: it holds "converged" no more
+            wanted = self.wanted(graph, read)
             diff = engine.update(wanted, graph.edges)
         except GraphError as err:
             self.error = f"{path}: {err.message} (through collected resources)"

@@ -176,6 +176,14 @@ class WorldSync:
                 with self._cond:
                     if self._exports is None:  # tried again, unless newer ones came
                         self._exports = wanted
+            else:
+                with self._cond:
+                    watching = self._collects and self._cancel_watch is not None
+                if watching:
+                    # The graph may collect what it just published, and the watch's
+                    # news of it may lag: a read now, asked before this publish stops
+                    # holding off "converged" (_settle), takes over from it.
+                    self._on_exported()
         if watch:
             try:
                 self._watch()
@@ -200,7 +208,9 @@ class WorldSync:
             elif error is None and self.error is not None:
                 log.info("in step with etcd again")
             changed, self.error = error != self.error, error
-            self._retry_at = time.monotonic() + WORLD_RETRY if failures else None
+            # A graph handed during the attempt is tried at once (sync), failed or not.
+            retry = failures and self._handed == handed
+            self._retry_at = time.monotonic() + WORLD_RETRY if retry else None
         if changed:
             self._on_error_changed()
 
