@@ -113,6 +113,8 @@ def entry() -> NoReturn:
     """
     from mgmt.quickexit import exit_now
 
+    swallowed: List[int] = []  # a signal a finalizer swallowed, until sent again
+
     def interrupt(signum: int, frame: object) -> None:
         # Ignored first: the unwinding this starts stops rpmbuild (SIGTERM, a grace,
         # then SIGKILL) and removes the build tree, hundreds of MB. A second ^C or
@@ -120,6 +122,7 @@ def entry() -> NoReturn:
         # left) and its code would replace the first signal's 128+N.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        swallowed.clear()
         raise Interrupted(signum)
 
     # A string: sys.UnraisableHookArgs is no attribute of sys before Python 3.10.
@@ -132,6 +135,7 @@ def entry() -> NoReturn:
         # garbage collector), and Python ignores what a finalizer raises: the run
         # went on, deaf to signals from then on. Nothing unwound: the handlers
         # are back, and the same signal is sent again from outside the finalizer.
+        swallowed.append(stop.signum)
         signal.signal(signal.SIGINT, interrupt)
         signal.signal(signal.SIGTERM, interrupt)
         threading.Timer(0.01, os.kill, (os.getpid(), stop.signum)).start()
@@ -141,11 +145,21 @@ def entry() -> NoReturn:
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        main()
+        try:
+            main()
+        finally:  # no signal raises past main(): one sent again may still be on its way
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except SystemExit as done:
         code = done.code
+    except Interrupted as stop:  # it landed after main() had ended, before the above
+        code = stop.exit_code
     else:
         code = 0
+    if swallowed:  # main() ended before the signal came again: interrupted all the same
+        name = signal.Signals(swallowed[0]).name
+        print(f"mgmt-pkg: interrupted by {name}", file=sys.stderr)
+        code = 128 + swallowed[0]
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)  # what sys.exit("message") would have printed
         code = 1
