@@ -334,14 +334,18 @@ class Engine:
                 if done is not None:
                     self._complete(*done)
                 vertex = self._next()
+                # The vertices before it are read under the lock, as vertex fields are.
+                apply = vertex is None or not (self.noop or vertex.spec.meta.noop)
+                before = [] if apply else would_change_before(vertex)
             if vertex is None:
                 return
-            done = self._check(vertex)
+            done = self._check(vertex, apply, before)
 
-    def _check(self, vertex: Vertex) -> Tuple[Vertex, bool, Optional[Exception], bool]:
-        apply = not (self.noop or vertex.spec.meta.noop)
+    def _check(
+        self, vertex: Vertex, apply: bool, before: List[str]
+    ) -> Tuple[Vertex, bool, Optional[Exception], bool]:
         vertex.res.notes = []  # this run's differences (Resource.note)
-        vertex.res.changed_before = [] if apply else would_change_before(vertex)
+        vertex.res.changed_before = before  # noop: what would change before it
         try:
             return vertex, vertex.res.check_apply(apply), None, apply
         except Exception as err:
