@@ -283,17 +283,22 @@ class SvcRes(Resource):
         A plain disable leaves what ``enable --runtime`` made (enabled-runtime):
         ``disable --runtime`` removes that. A state the step did not change fails
         the resource, and the step is not run again while the state stays so
-        (each run's reload would wake the next check, for ever)."""
-        systemctl([verb, "--", self.real])
-        left = properties(self.real).get("UnitFileState", "")
-        if verb == "disable" and left.endswith("-runtime") and left not in DISABLED:
-            systemctl(["disable", "--runtime", "--", self.real])
+        (each run's reload would wake the next check, for ever). The step is made
+        twice before that: a change from outside between the step and the look
+        (a `systemctl disable` right after our enable) is no failure of the step."""
+        accepted = ENABLED if verb == "enable" else DISABLED
+        for _ in range(2):
+            systemctl([verb, "--", self.real])
             left = properties(self.real).get("UnitFileState", "")
+            if verb == "disable" and left.endswith("-runtime") and left not in DISABLED:
+                systemctl(["disable", "--runtime", "--", self.real])
+                left = properties(self.real).get("UnitFileState", "")
+            if left in accepted:
+                return
         wanted = "enabled" if verb == "enable" else "disabled"
-        if left not in (ENABLED if verb == "enable" else DISABLED):
-            message = f"systemctl {verb} left UnitFileState={left}, wanted {wanted}"
-            self._file_failure = (left, wanted, message)
-            raise UnitError(message)
+        message = f"systemctl {verb} left UnitFileState={left}, wanted {wanted}"
+        self._file_failure = (left, wanted, message)
+        raise UnitError(message)
 
     def _start_failed_before(self, props: Mapping[str, str]) -> bool:
         """True when the unit is still down from this resource's own failed start (its
