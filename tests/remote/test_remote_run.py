@@ -317,6 +317,8 @@ def test_saving_a_graph_re_copies_it_and_only_the_difference_is_applied(pool, bu
         # Output is streamed while the run goes on, not after it.
         run.wait_for_line(r"^b \| .*file2a", timeout=30)
         wait_until(lambda: a.exists("/tmp/file2b") and b.exists("/tmp/file2a"), what="exchange")
+        # a's own files too: its resources run in parallel, in no set order.
+        wait_until(lambda: a.exists("/tmp/file1a") and a.exists("/tmp/file2a"), what="a's files")
         before = a.run("stat -c %i:%Y /tmp/file1a /tmp/file2a").stdout
 
         edited = graph_b.read_text().replace("exported from host b", "edited on the initiator")
