@@ -28,13 +28,9 @@ def run_tool(
     argv: List[str], stdin: Optional[str] = None, timeout: Optional[float] = None
 ) -> "subprocess.CompletedProcess[str]":
     """Run ``argv`` to its end; OSError when it cannot start (not found, no permission)."""
-    return subprocess.run(
-        argv,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        timeout=timeout,
-        **_captured(),
-    )
+    # Python 3.6 refuses stdin= beside input=, even None: one or the other.
+    given = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+    return subprocess.run(argv, timeout=timeout, **given, **_captured())
 
 
 def start_tool(argv: List[str], **kwargs: Any) -> "subprocess.Popen[str]":
