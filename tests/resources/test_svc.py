@@ -319,13 +319,22 @@ def test_disabled_from_outside_is_enabled_again_at_once(systemd_host, tmp_path):
         assert host.prop(UNIT, "UnitFileState") == "enabled"
         # Through systemd (its UnitFilesChanged signal), the unit left running.
         host.run(["systemctl", "disable", UNIT])
-        wait_until(lambda: host.prop(UNIT, "UnitFileState") == "enabled", what="re-enabled")
+        # The agent's own word, not the link alone: its enable ends in a look at the
+        # state, and a link removed before that look would be put back by that same
+        # enable (made twice), not by a second one.
+        wait_until(lambda: enables(tmp_path) == 2, what="re-enabled")
+        assert host.prop(UNIT, "UnitFileState") == "enabled"
         # By hand, then a daemon-reload (its Reloading signal).
         host.run(["rm", link])
         host.run(["systemctl", "daemon-reload"])
-        wait_until(lambda: host.prop(UNIT, "UnitFileState") == "enabled", what="re-enabled")
+        wait_until(lambda: enables(tmp_path) == 3, what="re-enabled")
+        assert host.prop(UNIT, "UnitFileState") == "enabled"
         assert host.prop(UNIT, "ActiveState") == "active"
-    assert log(tmp_path).count(f"enabled {UNIT}") == 3
+    assert enables(tmp_path) == 3
+
+
+def enables(tmp_path) -> int:
+    return log(tmp_path).count(f"enabled {UNIT}")
 
 
 @pytest.mark.parametrize("timeout", ["0", "2"])
