@@ -14,6 +14,7 @@ import pytest
 from helpers import AgentProcess, read, wait_for
 
 from support import require_tools
+from support.polling import wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WANTED = {
@@ -250,3 +251,40 @@ def test_a_noop_run_publishes_no_export_for_other_hosts_to_apply(etcd, tmp_path)
     assert set(keys(client, "/_mgmt/exported/")) == {"/_mgmt/exported/a/resources/file/from-a"}
     run("b", collector)
     assert read(inbox / "from-a") == "from a\n"
+
+
+def test_a_second_agent_of_one_name_waits_its_turn_instead_of_overwriting(etcd, tmp_path):
+    """Two machines cloned from one image, both called "a": the second one says who
+    holds the name and publishes nothing, until the first stops."""
+    server, client = etcd
+    key = "/_mgmt/exported/a/resources/file/file2a"
+    graphs = {}
+    for clone in ("first", "second"):
+        graph = localized("a", tmp_path / clone, tmp_path)
+        text = graph.read_text().replace("exported from host a", f"exported from the {clone}")
+        graphs[clone] = tmp_path / f"{clone}.yaml"
+        graphs[clone].write_text(text)
+    first = start("a", graphs["first"], server.client_url, tmp_path)
+    second = None
+    try:
+        wait_until(lambda: key in keys(client, "/_mgmt/exported/"), what="the first's export")
+        second = AgentProcess(
+            ["--file", str(graphs["second"]), "--hostname", "a", "--seeds", server.client_url,
+             "--no-server", "--tmp-prefix"],
+            tmp_path / "agent-second.log",
+        )  # fmt: skip
+        assert second.wait_log("hostname 'a' is held by another agent (pid", 20), second.log
+        assert "cannot publish exported resources" in second.log
+        # Both apply their graphs; only the first one's export is in etcd.
+        assert read(tmp_path / "second" / "file1a") == "i am file1a\n"
+        assert "exported from the first" in keys(client, "/_mgmt/exported/")[key]
+        assert first.stop() == 0, first.log
+        assert second.wait_log("in step with etcd again", 20), second.log
+        wait_until(
+            lambda: "exported from the second" in keys(client, "/_mgmt/exported/").get(key, ""),
+            what="the second's export",
+        )
+    finally:
+        first.stop()
+        code = second.stop() if second is not None else None
+    assert code == 0, second.log

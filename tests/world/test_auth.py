@@ -186,7 +186,7 @@ def test_mgmt_run_as_a_user_who_may_only_read_stops_at_once_naming_it(secured, t
     assert (
         f"mgmt: error: etcd at {server.client_url}: permission denied for kv/txn as user "
         "'reader': this host needs to read /_mgmt/ and to write /_mgmt/exported/authed/, "
-        "/_mgmt/converged/authed and /_mgmt/failed/authed\n"
+        "/_mgmt/converged/authed, /_mgmt/failed/authed and /_mgmt/hosts/authed\n"
     ) in done.stderr
     assert "Traceback" not in done.stderr
     assert after == before  # nothing written

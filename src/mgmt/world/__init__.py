@@ -40,6 +40,7 @@ def open_world(settings: "Settings", state_dir: str) -> "Iterator[EtcdWorld]":
     """
     from mgmt.world.client import EtcdClient, preload
     from mgmt.world.exchange import EtcdWorld
+    from mgmt.world.hosthold import owner_of
     from mgmt.world.server import EmbeddedEtcd
 
     if settings.hostname:
@@ -66,7 +67,7 @@ def open_world(settings: "Settings", state_dir: str) -> "Iterator[EtcdWorld]":
         ).start()
     try:
         client = EtcdClient(urls, settings.credentials)
-        world = EtcdWorld(client, hostname)
+        world = EtcdWorld(client, hostname, owner_of(state_dir))
         try:
             world.check()
             yield world

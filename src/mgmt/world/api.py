@@ -8,10 +8,14 @@ converged, and is told when any of that changes. Key layout (mgmt's own):
         (its parameters; the meta that differs from the defaults under "meta")
     /_mgmt/converged/<hostname>                          "true" | "false"
     /_mgmt/failed/<hostname>                             JSON list, see Failure
+    /_mgmt/hosts/<hostname>                              the agent that holds the name
 
-The last key is this project's: it is there only while the host is converged
-with resources that ended failed, so a cluster that runs on without its
-initiator (``--detach``) can still say that a host failed.
+The last two keys are this project's. The failed key is there only while the
+host is converged with resources that ended failed, so a cluster that runs on
+without its initiator (``--detach``) can still say that a host failed. The
+hosts key, bound to a lease, is held by the agent that publishes under that
+name, so that a second agent of the same name is told instead of overwriting
+the first one's exports (:mod:`mgmt.world.hosthold`).
 """
 
 from typing import (
@@ -35,6 +39,7 @@ else:  # at run time (Python 3.6 and 3.7 included) the interfaces below are plai
 EXPORTED_PREFIX = "/_mgmt/exported/"
 CONVERGED_PREFIX = "/_mgmt/converged/"
 FAILED_PREFIX = "/_mgmt/failed/"
+HOSTS_PREFIX = "/_mgmt/hosts/"
 
 # A resource is identified by (kind, name).
 ResourceKey = Tuple[str, str]

@@ -18,12 +18,14 @@ from mgmt.world.api import (
     CONVERGED_PREFIX,
     EXPORTED_PREFIX,
     FAILED_PREFIX,
+    HOSTS_PREFIX,
     Cancel,
     ExportedResource,
     Failure,
     ResourceKey,
 )
 from mgmt.world.client import EtcdClient, PermissionDenied, decode, encode, prefix_end
+from mgmt.world.hosthold import HostHold
 from mgmt.world.watch import PrefixWatch
 
 log = get_logger("world")
@@ -67,11 +69,14 @@ def parse_exported_key(key: str) -> Optional[tuple]:
 class EtcdWorld:
     """One host's view of the shared world."""
 
-    def __init__(self, client: EtcdClient, hostname: str):
+    def __init__(self, client: EtcdClient, hostname: str, owner: Optional[str] = None):
+        """``owner``: who this agent is for its hold on the hostname (see
+        :func:`mgmt.world.hosthold.owner_of`); a new one if not given."""
         if not hostname or "/" in hostname:
             raise InputError(f"bad hostname {shown(hostname)} for etcd keys")
         self.client = client
         self.hostname = hostname
+        self._hold = HostHold(client, hostname, owner)
         self._converged: Optional[bool] = None
         self._failed: Optional[str] = None  # as written ("" when the key is absent)
         # Revision of the last read of each prefix: a watch started later
@@ -96,6 +101,7 @@ class EtcdWorld:
             {"request_put": {"key": encode(f"{EXPORTED_PREFIX}{self.hostname}/resources/")}},
             {"request_put": {"key": encode(CONVERGED_PREFIX + self.hostname)}},
             {"request_delete_range": {"key": encode(FAILED_PREFIX + self.hostname)}},
+            {"request_put": {"key": encode(HOSTS_PREFIX + self.hostname)}},
         ]
         read = {"key": encode("/_mgmt/"), "range_end": encode(prefix_end("/_mgmt/"))}
         try:
@@ -103,8 +109,8 @@ class EtcdWorld:
         except PermissionDenied as err:
             raise WorldError(
                 f"{err}: this host needs to read /_mgmt/ and to write "
-                f"{EXPORTED_PREFIX}{self.hostname}/, {CONVERGED_PREFIX}{self.hostname} "
-                f"and {FAILED_PREFIX}{self.hostname}"
+                f"{EXPORTED_PREFIX}{self.hostname}/, {CONVERGED_PREFIX}{self.hostname}, "
+                f"{FAILED_PREFIX}{self.hostname} and {HOSTS_PREFIX}{self.hostname}"
             ) from None
 
     # -- exported resources --------------------------------------------------
@@ -137,6 +143,8 @@ class EtcdWorld:
                     ops[key] = {"request_put": {"key": encode(key), "value": encode(value)}}
             if not ops:
                 return
+            # Only the agent that holds the name writes under it (see hosthold).
+            self._hold.ensure()
             every = list(seen) + [key for key in wanted if key not in seen]
             # A written key is sent twice (its compare, its op), a value once.
             sizes = {key: 2 * _size(key) + _size(wanted.get(key, "")) for key in ops}
@@ -302,6 +310,7 @@ class EtcdWorld:
             watches, self._watches = self._watches, []
         for watch in watches:
             watch.cancel()
+        self._hold.close()
         self.client.close()
 
 
