@@ -317,3 +317,30 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+# The shell ends at SIGTERM; what it started ignores it and would outlive the agent.
+_CHILD_IGNORES_TERM = "sh -c \"trap '' TERM; sleep 30\" & echo $$ > {pidfile}; wait"
+
+
+def test_timeout_kills_a_child_that_ignores_sigterm_after_its_shell_ended(watcher, tmp_path):
+    pidfile = tmp_path / "pid"
+    cmd = _CHILD_IGNORES_TERM.format(pidfile=pidfile)
+    res = exec_res(watcher, tmp_path, cmd=cmd, shell="/bin/sh", timeout=1)
+    worker, errors = _check_apply_in_thread(res)
+    worker.join(timeout=1 + STOP_GRACE + 5)
+    assert not worker.is_alive() and len(errors) == 1 and "timed out" in str(errors[0])
+    assert _group_gone(int(pidfile.read_text()))
+
+
+def test_close_kills_a_child_that_ignores_sigterm_after_its_shell_ended(watcher, tmp_path):
+    pidfile = tmp_path / "pid"
+    res = exec_res(
+        watcher, tmp_path, cmd=_CHILD_IGNORES_TERM.format(pidfile=pidfile), shell="/bin/sh"
+    )
+    worker, errors = _check_apply_in_thread(res)
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
+    res.close()
+    assert _group_gone(int(pidfile.read_text()))
+    worker.join(timeout=5)
+    assert not worker.is_alive() and len(errors) == 1

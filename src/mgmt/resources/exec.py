@@ -322,7 +322,9 @@ def _stop_groups(procs: List[subprocess.Popen], grace: float = STOP_GRACE) -> No
     Without the SIGKILL a command that ignores SIGTERM (``trap '' TERM``) would
     block its worker forever and outlive the agent. A leader that ended but is
     not reaped yet still holds its group's id: that group is signalled too (a
-    watchcmd's ``sh -c 'watcher &'``, whose shell ended at once).
+    watchcmd's ``sh -c 'watcher &'``, whose shell ended at once). So is one
+    whose leader ended at the SIGTERM while others of it ignore it (a shell's
+    ``sh -c "trap '' TERM; ..." &``): they outlived a timeout and the agent.
     """
     running = [proc for proc in procs if proc.returncode is None]
     for proc in running:
@@ -335,6 +337,21 @@ def _stop_groups(procs: List[subprocess.Popen], grace: float = STOP_GRACE) -> No
             # Not reaped yet, so the group id cannot have been reused.
             _signal_group(proc, signal.SIGKILL)
             proc.wait()
+            continue
+        # The leader is reaped: while a member is left, the group keeps its id
+        # (Linux reuses no id a group still holds), so it is that group's still.
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _group_alive(proc.pid):
+            _signal_group(proc, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
