@@ -344,3 +344,11 @@ def test_close_kills_a_child_that_ignores_sigterm_after_its_shell_ended(watcher,
     assert _group_gone(int(pidfile.read_text()))
     worker.join(timeout=5)
     assert not worker.is_alive() and len(errors) == 1
+
+
+def test_a_command_killed_by_a_signal_is_said_so(watcher, tmp_path):
+    res = exec_res(watcher, tmp_path, cmd="sh -c 'kill -KILL $$'")
+    with pytest.raises(ResourceError) as error:
+        res.check_apply(True)
+    assert "was killed by signal 9 (SIGKILL)" in str(error.value)
+    assert "exited -9" not in str(error.value)
