@@ -378,7 +378,7 @@ class FileRes(Attrs, Resource):
                 ok = self._attrs(there.fd, there.st, apply) and ok
             elif there.st is not None:  # a link swapped in since: never act through it
                 raise ResourceError(repr(self), f"{self.path} changed to a link or a file")
-        if source and (apply or st is not None):
+        if source:  # under noop too where the folder is yet to make: each entry is said
             ok = sync_tree(self, source, apply) and ok
         return ok
 
