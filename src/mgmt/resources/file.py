@@ -41,6 +41,7 @@ from mgmt.resources.filesafe import (
 )
 from mgmt.resources.filetree import (
     copy_problem,
+    real_copy_problem,
     source_problem,
     sync_tree,
     tree_cover,
@@ -351,6 +352,9 @@ class FileRes(Attrs, Resource):
             # Before anything is made or replaced: a copy that cannot start must
             # not leave an empty folder where there was none (or a file was).
             raise ResourceError(repr(self), f"source {source} is not a directory (missing?)")
+        problem = source and real_copy_problem(self.path, source, self.params["force"])
+        if problem:  # a link made since the graph was read: before anything is made
+            raise ResourceError(repr(self), problem)
         ok = True
         st = lstat_or_none(self.path)
         if st is not None and not stat.S_ISDIR(st.st_mode):

@@ -316,6 +316,17 @@ def copy_problem(path: str, source: str, force: bool) -> Optional[str]:
     return None
 
 
+def real_copy_problem(path: str, source: str, force: bool) -> Optional[str]:
+    """copy_problem on where ``path`` and ``source`` lead now: a link on the way
+    (``path: /srv/link/copy/`` with ``link -> source``) hides a copy into itself
+    from the names, and it copied its own copies without end."""
+    real_path, real_source = os.path.realpath(path), os.path.realpath(source)
+    if (real_path, real_source) == (os.path.normpath(path), os.path.normpath(source)):
+        return None  # no link on the way: the names alone were checked
+    problem = copy_problem(real_path, real_source, force)
+    return problem and f"{problem} (through a symlink: {path} leads to {real_path})"
+
+
 def source_problem(path: str, params: Mapping[str, Any]) -> Optional[str]:
     """Why ``source`` can never be copied to ``path`` as this host has it, if so (a
     tree to a file or a file to a tree), for FileRes.check_here: the run would fail
@@ -335,6 +346,8 @@ def source_problem(path: str, params: Mapping[str, Any]) -> Optional[str]:
         return f"{source} is not a directory, but {why}"
     if folder and not (path.endswith("/") or params.get("recurse")):
         return f"{source} is a directory, but path {path} is a file: end it with / to copy the tree"
+    if folder:
+        return real_copy_problem(path, source, bool(params.get("force")))
     return None
 
 
