@@ -352,3 +352,16 @@ def test_a_command_killed_by_a_signal_is_said_so(watcher, tmp_path):
         res.check_apply(True)
     assert "was killed by signal 9 (SIGKILL)" in str(error.value)
     assert "exited -9" not in str(error.value)
+
+
+def test_a_command_that_ends_in_time_leaving_a_daemon_is_not_timed_out(watcher, tmp_path):
+    """It ended before its timeout; what it left holds its output a while longer
+    (the agent reads it DRAIN seconds more): no timeout of the command's."""
+    pidfile = tmp_path / "pid"
+    cmd = f"sleep 0.8; sleep 30 & echo $! > {pidfile}"
+    res = exec_res(watcher, tmp_path, cmd=cmd, shell="/bin/sh", timeout=1)
+    try:
+        assert res.check_apply(True) is False  # ran, no error
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), 9)

@@ -320,9 +320,10 @@ def _output_tails(proc: subprocess.Popen, timeout: Optional[float]) -> Tuple[byt
     def wait() -> Optional[float]:
         # How long to wait for output: until proc is seen ended (looked at every
         # DRAIN / 5 s, only while it prints nothing), then what DRAIN has left.
-        limit = DRAIN / 5 if ended is None else ended + DRAIN - time.monotonic()
+        if ended is not None:  # it ended in time: the drain is no timeout of its own
+            return ended + DRAIN - time.monotonic()
         rest = left()
-        return limit if rest is None else min(limit, rest)
+        return DRAIN / 5 if rest is None else min(DRAIN / 5, rest)
 
     with selectors.DefaultSelector() as selector:
         for pipe in kept:
@@ -344,6 +345,7 @@ def _output_tails(proc: subprocess.Popen, timeout: Optional[float]) -> Tuple[byt
         held = bool(selector.get_map())
     for pipe in kept:
         pipe.close()
-    proc.wait(left())
+    if ended is None:  # its output closed, it may still run: within its time
+        proc.wait(left())
     out, err = (bytes(kept[pipe][-OUTPUT_KEPT:]) for pipe in (proc.stdout, proc.stderr))
     return out, err, held
