@@ -99,6 +99,8 @@ class FileRes(Attrs, Resource):
         # A fragment (or fragment folder) another resource makes is made first, as
         # mgmt orders them; files a folder gains later are seen by the watch.
         needs += ["file:" + os.path.normpath(f) for f in params.get("fragments") or ()]
+        if params.get("source"):  # so is a source (file or tree) another resource makes
+            needs.append("file:" + os.path.normpath(clean_path(params["source"])))
         return ["file:" + path], needs
 
     @classmethod
