@@ -365,3 +365,19 @@ def test_a_command_that_ends_in_time_leaving_a_daemon_is_not_timed_out(watcher, 
     finally:
         if pidfile.exists():
             os.kill(int(pidfile.read_text()), 9)
+
+
+@pytest.mark.parametrize(
+    ("who", "message"),
+    [
+        ({"user": "no-such-user-here"}, "user: no user named 'no-such-user-here'"),
+        ({"group": "no-such-group-here"}, "group: no group named 'no-such-group-here'"),
+    ],
+)
+def test_noop_fails_a_user_or_group_this_host_lacks_as_the_run_would(
+    watcher, tmp_path, who, message
+):
+    """As the file kind's owner: --noop says what the real run would fail, not 'would run'."""
+    res = exec_res(watcher, tmp_path, cmd="true", **who)
+    with pytest.raises(ResourceError, match=message):
+        res.check_apply(False)

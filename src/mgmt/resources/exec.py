@@ -175,6 +175,8 @@ class ExecRes(Resource):
     # -- check and apply --------------------------------------------------
 
     def check_apply(self, apply: bool) -> bool:
+        if not apply:  # a user or group this host lacks fails --noop as it would the run
+            self._identity()
         ifcmd = self.params["ifcmd"]
         if ifcmd:
             guard = self._run(ifcmd, self.params["ifshell"], self.params["timeout"])
