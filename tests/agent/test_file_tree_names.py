@@ -19,6 +19,9 @@ def test_a_newline_in_a_copied_name_stays_on_its_log_line(tmp_path, noop):
     odd.mkdir()
     (src / f"a{FAKE}").write_text("a\n")
     os.mkfifo(odd / f"f{FAKE}")  # refused: its failure names it
+    if noop:  # there with other content: --noop shows the diff, its header naming it
+        (tmp_path / "dst").mkdir()
+        (tmp_path / "dst" / f"a{FAKE}").write_text("old\n")
     graph = tmp_path / "g.yaml"
     graph.write_text(
         "graph: g\nresources:\n  file:\n"
@@ -36,7 +39,7 @@ def test_a_newline_in_a_copied_name_stays_on_its_log_line(tmp_path, noop):
     assert not any(line.startswith("06:00:00") for line in lines), agent.log
     copied = "would copy " if noop else "copied "
     assert any(copied + repr(f"{tmp_path}/dst/a{FAKE}")[1:-1] in line for line in lines)
-    if noop:  # the diff from nothing names it on its header's line
+    if noop:
         assert "+++ " + repr(f"{tmp_path}/dst/a{FAKE}")[1:-1] + " (new)" in lines
     else:
         assert (tmp_path / "dst" / f"a{FAKE}").read_text() == "a\n"

@@ -258,7 +258,7 @@ def _note_content(
 ) -> None:
     """Note the file ``dst`` (``name`` in the open folder ``here``) as a single file's
     content is: by size, and under noop with a diff from what it holds (or from
-    nothing), which the log shows too."""
+    nothing), which the log shows for a file that is there."""
     regular = st is not None and stat.S_ISREG(st.st_mode)
     actual = f"{st.st_size} bytes" if regular and st is not None else None
     if apply:
@@ -279,9 +279,8 @@ def _note_content(
     shown = dst.translate(_ONE_LINE)
     diff = content_diff(shown, old, data, st.st_size if regular and st is not None else 0)
     res.note("content", f"{len(data)} bytes", actual, diff, path=dst)
-    if diff:  # an empty file to make has none
-        said = "content would change" if regular else "content would be"
-        res.init.log.info("%s:\n%s", said, diff.rstrip("\n"))
+    if regular:  # a file to make is one "would copy" line: a tree may hold thousands
+        res.init.log.info("content would change:\n%s", diff.rstrip("\n"))
 
 
 def _write_at(here: Optional[int], name: str, dst: str, data: bytes, mode: int) -> None:
