@@ -556,3 +556,24 @@ def test_a_missing_fragment_fails_naming_it_and_writes_nothing(watcher, tmp_path
     with pytest.raises(ResourceError, match=r"fragment .*/gone: No such file or directory"):
         res.check_apply(True)
     assert out.read_text() == "kept\n"
+
+
+def test_a_copied_file_takes_its_sources_mode_with_the_content(watcher, tmp_path):
+    """As a tree copy's files do, and mgmt's copy did: a copied script stays executable.
+    The graph's mode wins; a copy already right is not chmod-ed after its source."""
+    source, path = tmp_path / "script", tmp_path / "copy"
+    source.write_text("#!/bin/sh\n")
+    source.chmod(0o750)
+    res = file_res(watcher, tmp_path, path=str(path), source=str(source))
+    assert res.check_apply(True) is False
+    assert stat.S_IMODE(path.stat().st_mode) == 0o750
+    source.write_text("#!/bin/sh\necho 2\n")
+    source.chmod(0o700)
+    assert res.check_apply(True) is False  # a new content: with the source's mode now
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    source.chmod(0o755)
+    assert res.check_apply(True) is True  # the content is right: the mode is not followed
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    moded = tmp_path / "moded"
+    file_res(watcher, tmp_path, path=str(moded), source=str(source), mode="0600").check_apply(True)
+    assert stat.S_IMODE(moded.stat().st_mode) == 0o600

@@ -303,7 +303,7 @@ class FileRes(Attrs, Resource):
                 if apply:
                     if not os.path.isdir(os.path.dirname(self.path)):
                         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                    mode = self._mode(None, DEFAULT_MODE)
+                    mode = self._mode(None, self._copied_mode(DEFAULT_MODE))
                     self._write(data or b"", mode, self._owners())
                 self.say(apply, f"created {self.path}", f"create {self.path}")
                 return False
@@ -320,7 +320,7 @@ class FileRes(Attrs, Resource):
             message = f"{self.path} is {what}; the file kind never acts through it (set content)"
             raise ResourceError(repr(self), message)
         if apply:
-            self._write(data, self._mode(None, DEFAULT_MODE), self._owners())
+            self._write(data, self._mode(None, self._copied_mode(DEFAULT_MODE)), self._owners())
         self.say(apply, f"replaced {what} at {self.path}", f"replace {what} at {self.path}")
         return False
 
@@ -331,7 +331,8 @@ class FileRes(Attrs, Resource):
             self._note_content(fd, st, data, apply)
             if apply:  # the new file gets the wanted owner and mode with it
                 uid, gid = self._owners()
-                mode = self._mode(stat.S_IMODE(st.st_mode), stat.S_IMODE(st.st_mode))
+                have = stat.S_IMODE(st.st_mode)
+                mode = self._mode(have, self._copied_mode(have))
                 keep = (st.st_uid if uid is None else uid, st.st_gid if gid is None else gid)
                 self._write(data, mode, keep, read_xattrs(fd))
             self.say(apply, f"wrote content of {self.path}", f"rewrite content of {self.path}")

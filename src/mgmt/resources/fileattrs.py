@@ -27,6 +27,15 @@ class Attrs:
         wanted = wanted_mode(self.mode_spec, current)
         return default if wanted is None else wanted
 
+    def _copied_mode(self, default: int) -> int:
+        """A source file's mode goes with its content, as a tree copy's and mgmt's
+        copy do (a copied script stays executable); ``default`` without one."""
+        source = self.params.get("source")
+        try:
+            return stat.S_IMODE(os.stat(source).st_mode) if source else default
+        except OSError:  # gone since it was read: the content was, keep what is known
+            return default
+
     def _owners(self) -> Tuple[Optional[int], Optional[int]]:
         """The wanted (uid, gid), looked up now (None where not managed)."""
         try:
