@@ -22,9 +22,10 @@ class Attrs:
 
     def _mode(self, current: Optional[int], default: int) -> int:
         """The mode to give a file whose mode is ``current`` (None: one being made):
-        the graph's (a symbolic one keeps the bits of subjects it does not name),
-        else ``default``."""
-        wanted = wanted_mode(self.mode_spec, current)
+        the graph's, else ``default``. A symbolic one keeps the bits of subjects it
+        does not name: of a file being made, its default's, as mgmt's chmod after
+        the file is made does ('go=r' made a new file 0044, its owner locked out)."""
+        wanted = wanted_mode(self.mode_spec, default if current is None else current)
         return default if wanted is None else wanted
 
     def _copied_mode(self, default: int) -> int:
