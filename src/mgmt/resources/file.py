@@ -11,8 +11,9 @@ import os
 import stat
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-# atomic_write stays importable from here too (bench/engine.py, older tests).
 from mgmt.log import escape_table
+
+# atomic_write stays importable from here too (bench/engine.py, older tests).
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.fields import shown
