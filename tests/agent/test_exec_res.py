@@ -317,3 +317,67 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+# The shell ends at SIGTERM; what it started ignores it and would outlive the agent.
+_CHILD_IGNORES_TERM = "sh -c \"trap '' TERM; sleep 30\" & echo $$ > {pidfile}; wait"
+
+
+def test_timeout_kills_a_child_that_ignores_sigterm_after_its_shell_ended(watcher, tmp_path):
+    pidfile = tmp_path / "pid"
+    cmd = _CHILD_IGNORES_TERM.format(pidfile=pidfile)
+    res = exec_res(watcher, tmp_path, cmd=cmd, shell="/bin/sh", timeout=1)
+    worker, errors = _check_apply_in_thread(res)
+    worker.join(timeout=1 + STOP_GRACE + 5)
+    assert not worker.is_alive() and len(errors) == 1 and "timed out" in str(errors[0])
+    assert _group_gone(int(pidfile.read_text()))
+
+
+def test_close_kills_a_child_that_ignores_sigterm_after_its_shell_ended(watcher, tmp_path):
+    pidfile = tmp_path / "pid"
+    res = exec_res(
+        watcher, tmp_path, cmd=_CHILD_IGNORES_TERM.format(pidfile=pidfile), shell="/bin/sh"
+    )
+    worker, errors = _check_apply_in_thread(res)
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
+    res.close()
+    assert _group_gone(int(pidfile.read_text()))
+    worker.join(timeout=5)
+    assert not worker.is_alive() and len(errors) == 1
+
+
+def test_a_command_killed_by_a_signal_is_said_so(watcher, tmp_path):
+    res = exec_res(watcher, tmp_path, cmd="sh -c 'kill -KILL $$'")
+    with pytest.raises(ResourceError) as error:
+        res.check_apply(True)
+    assert "was killed by signal 9 (SIGKILL)" in str(error.value)
+    assert "exited -9" not in str(error.value)
+
+
+def test_a_command_that_ends_in_time_leaving_a_daemon_is_not_timed_out(watcher, tmp_path):
+    """It ended before its timeout; what it left holds its output a while longer
+    (the agent reads it DRAIN seconds more): no timeout of the command's."""
+    pidfile = tmp_path / "pid"
+    cmd = f"sleep 0.8; sleep 30 & echo $! > {pidfile}"
+    res = exec_res(watcher, tmp_path, cmd=cmd, shell="/bin/sh", timeout=1)
+    try:
+        assert res.check_apply(True) is False  # ran, no error
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), 9)
+
+
+@pytest.mark.parametrize(
+    ("who", "message"),
+    [
+        ({"user": "no-such-user-here"}, "user: no user named 'no-such-user-here'"),
+        ({"group": "no-such-group-here"}, "group: no group named 'no-such-group-here'"),
+    ],
+)
+def test_noop_fails_a_user_or_group_this_host_lacks_as_the_run_would(
+    watcher, tmp_path, who, message
+):
+    """As the file kind's owner: --noop says what the real run would fail, not 'would run'."""
+    res = exec_res(watcher, tmp_path, cmd="true", **who)
+    with pytest.raises(ResourceError, match=message):
+        res.check_apply(False)

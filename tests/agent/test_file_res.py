@@ -491,7 +491,7 @@ def test_an_owner_in_other_digits_than_asciis_is_a_name_not_an_id(value):
 def test_a_symbolic_mode_sets_the_subjects_it_names(watcher, tmp_path):
     """mgmt takes a mode as "octal unix file permissions or symbolic string"
     (u=rw,go=r); it was refused as not octal. The subjects it does not name keep
-    what the file has, as in mgmt (a file being made has nothing)."""
+    what the file has, as in mgmt (a file being made: its default, 0644)."""
     whole = tmp_path / "whole"
     res = file_res(watcher, tmp_path, path=str(whole), content="x", mode="u=rw,go=r")
     assert res.check_apply(True) is False
@@ -503,7 +503,7 @@ def test_a_symbolic_mode_sets_the_subjects_it_names(watcher, tmp_path):
     owner_only = tmp_path / "owner-only"
     res = file_res(watcher, tmp_path, path=str(owner_only), content="x", mode="u=rwx")
     res.check_apply(True)
-    assert stat.S_IMODE(owner_only.stat().st_mode) == 0o700
+    assert stat.S_IMODE(owner_only.stat().st_mode) == 0o744
     owner_only.chmod(0o4755)  # the group's and others' bits are not its own
     assert res.check_apply(True) is False
     assert stat.S_IMODE(owner_only.stat().st_mode) == 0o755  # u's setuid went with u=
@@ -556,3 +556,48 @@ def test_a_missing_fragment_fails_naming_it_and_writes_nothing(watcher, tmp_path
     with pytest.raises(ResourceError, match=r"fragment .*/gone: No such file or directory"):
         res.check_apply(True)
     assert out.read_text() == "kept\n"
+
+
+def test_a_copied_file_takes_its_sources_mode_with_the_content(watcher, tmp_path):
+    """As a tree copy's files do, and mgmt's copy did: a copied script stays executable.
+    The graph's mode wins; a copy already right is not chmod-ed after its source."""
+    source, path = tmp_path / "script", tmp_path / "copy"
+    source.write_text("#!/bin/sh\n")
+    source.chmod(0o750)
+    res = file_res(watcher, tmp_path, path=str(path), source=str(source))
+    assert res.check_apply(True) is False
+    assert stat.S_IMODE(path.stat().st_mode) == 0o750
+    source.write_text("#!/bin/sh\necho 2\n")
+    source.chmod(0o700)
+    assert res.check_apply(True) is False  # a new content: with the source's mode now
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    source.chmod(0o755)
+    assert res.check_apply(True) is True  # the content is right: the mode is not followed
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    moded = tmp_path / "moded"
+    file_res(watcher, tmp_path, path=str(moded), source=str(source), mode="0600").check_apply(True)
+    assert stat.S_IMODE(moded.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("mode", "file_mode", "dir_mode"),
+    [("go=r", 0o644, 0o744), ("o=", 0o640, 0o750), ("u=rwx", 0o744, 0o755), ("0600", 0o600, 0o600)],
+)
+def test_a_symbolic_mode_keeps_a_new_files_default_bits_for_the_subjects_it_does_not_name(
+    watcher, tmp_path, mode, file_mode, dir_mode
+):
+    """'go=r' on a file being made was applied to no bits at all: 0044, its owner
+    locked out (and 'o=' made a folder 0000), where the same graph left an
+    existing 0644 file 0644. A new file's bits are its default's (0644; a folder
+    0777 less the umask), as they would be once it exists."""
+    old = os.umask(0o022)  # the folder's default: 0777 less this
+    try:
+        path, folder = tmp_path / "f", tmp_path / "d"
+        file_res(watcher, tmp_path, path=str(path), content="x", mode=mode).check_apply(True)
+        file_res(watcher, tmp_path, "d", path=f"{folder}/", mode=mode).check_apply(True)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == file_mode
+    assert stat.S_IMODE(folder.stat().st_mode) == dir_mode
+    again = file_res(watcher, tmp_path, path=str(path), content="x", mode=mode)
+    assert again.check_apply(True) is True  # and the next check agrees

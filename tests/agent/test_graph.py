@@ -337,3 +337,20 @@ def test_a_source_the_host_lacks_yet_or_of_the_right_type_is_fine(tmp_path):
         f'  - {{name: "@@out", path: {tmp_path}/e/, source: {tmp_path}/file.txt}}\n'
     )
     read_and_parse(str(graph))
+
+
+def test_a_copy_runs_after_the_resource_that_makes_its_source():
+    """A file copied from one another resource makes waits for it (as fragments do),
+    instead of failing 'No such file' first and being fixed by the watch after."""
+    from mgmt.graph.deps import dependencies
+
+    graph = parse_graph(
+        "graph: g\nresources:\n  file:\n"
+        "  - {name: copy, path: /tmp/g/copy, source: /tmp/g/gen//s}\n"
+        "  - {name: tree, path: /tmp/g/tree/, source: /tmp/g/gen/}\n"
+        "  - {name: make, path: /tmp/g/gen/s, content: x}\n"
+        "  - {name: folder, path: /tmp/g/gen/}\n"
+    )
+    parents = dependencies(graph.resources, graph.edges)
+    assert ("file", "make") in parents[("file", "copy")]
+    assert ("file", "folder") in parents[("file", "tree")]

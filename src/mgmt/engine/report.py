@@ -23,6 +23,7 @@ remote run will embed one such document per host under ``hosts``. Shape
           "result": "changed",        # unchanged | changed | would-change | failed | pending
           "changes": [                # what differed, in the order found
             {"field": "content", "wanted": "...", "actual": "...",
+             "path": "/srv/www/a",    # only in a tree copy: the entry that differed
              "diff": "--- ...",       # file content only, bounded
              "applied": true}         # false under noop
           ],

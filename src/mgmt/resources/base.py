@@ -339,12 +339,16 @@ class Resource:
         actual: Any,
         diff: Optional[str] = None,
         member: Optional[str] = None,
+        path: Optional[str] = None,
     ) -> None:
         """Record that ``field`` is ``actual`` where the graph wants ``wanted``
-        (``diff``: a unified diff of content; ``member``: which grouped resource).
-        Call it from check_apply for each difference found, in noop mode too:
-        it is what ``--noop`` shows and ``--json`` reports as changed."""
+        (``diff``: a unified diff of content; ``member``: which grouped resource;
+        ``path``: which entry of a tree copy). Call it from check_apply for each
+        difference found, in noop mode too: it is what ``--noop`` shows and
+        ``--json`` reports as changed."""
         entry: Dict[str, Any] = {"field": field, "wanted": wanted, "actual": actual}
+        if path is not None:
+            entry["path"] = path
         if diff is not None:
             entry["diff"] = diff
         if member is not None:

@@ -15,6 +15,7 @@ import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.execwords import MAX_COMMAND, command_argv, split_command
 from mgmt.resources.fields import MAX_SECONDS, number_field, shown
 from mgmt.resources.filesafe import check_owner_value, is_id
 
@@ -27,80 +28,6 @@ STOP_GRACE = 2.0
 # Once a command has ended, seconds its output is still read: a daemon it left
 # running (`server &`) may hold its stdout open for ever (see _output_tails).
 DRAIN = 0.5
-
-
-# The longest command: Linux refuses any single argument longer than this
-# (MAX_ARG_STRLEN, 32 pages) with E2BIG, so ``shell -c cmd`` could never run a
-# longer one; and a bound keeps checking every command of a graph cheap.
-MAX_COMMAND = 128 * 1024
-_BLANKS = " \t\r\n"
-
-
-def split_command(cmd: str) -> List[str]:
-    """The command split as ``shlex.split`` (POSIX mode) does, in linear time.
-
-    shlex builds each word by string concatenation, which is quadratic in the
-    word's length: one 1 MiB word took 21 s. Words here are lists of parts.
-    Raises ValueError with shlex's messages for an unclosed quote or a
-    trailing backslash.
-    """
-    words: List[str] = []
-    word: List[str] = []
-    started = False  # a word is open (a quoted empty one counts)
-    i, end = 0, len(cmd)
-    while i < end:
-        char = cmd[i]
-        if char in _BLANKS:
-            if started:
-                words.append("".join(word))
-                word, started = [], False
-            i += 1
-            continue
-        started = True
-        if char == "\\":
-            if i + 1 >= end:
-                raise ValueError("No escaped character")
-            word.append(cmd[i + 1])
-            i += 2
-        elif char == "'":
-            close = cmd.find("'", i + 1)
-            if close < 0:
-                raise ValueError("No closing quotation")
-            word.append(cmd[i + 1 : close])
-            i = close + 1
-        elif char == '"':
-            i = _double_quoted(cmd, i + 1, word)
-        else:
-            word.append(char)
-            i += 1
-    if started:
-        words.append("".join(word))
-    return words
-
-
-def _double_quoted(cmd: str, i: int, word: List[str]) -> int:
-    """Read a "..." part from after its quote into ``word``; where it ends."""
-    end = len(cmd)
-    while i < end:
-        char = cmd[i]
-        if char == '"':
-            return i + 1
-        if char == "\\":
-            if i + 1 >= end:
-                raise ValueError("No escaped character")
-            following = cmd[i + 1]
-            # Inside double quotes a backslash escapes only " and itself.
-            word.append(following if following in '"\\' else "\\" + following)
-            i += 2
-        else:
-            word.append(char)
-            i += 1
-    raise ValueError("No closing quotation")
-
-
-def command_argv(cmd: str, shell: str) -> List[str]:
-    """``shell -c cmd`` when a shell is given, else the command split like a shell would."""
-    return [shell, "-c", cmd] if shell else split_command(cmd)
 
 
 class ExecRes(Resource):
@@ -187,8 +114,8 @@ class ExecRes(Resource):
         proc.wait()
         self._forget(proc)
         if not self.stop.is_set():
-            code = proc.returncode
-            self.init.log.warning("watchcmd exited with status %s; no longer watching", code)
+            ended = how_ended(proc.returncode)
+            self.init.log.warning("watchcmd %s; no longer watching", ended)
 
     # -- processes --------------------------------------------------------
 
@@ -248,6 +175,8 @@ class ExecRes(Resource):
     # -- check and apply --------------------------------------------------
 
     def check_apply(self, apply: bool) -> bool:
+        if not apply:  # a user or group this host lacks fails --noop as it would the run
+            self._identity()
         ifcmd = self.params["ifcmd"]
         if ifcmd:
             guard = self._run(ifcmd, self.params["ifshell"], self.params["timeout"])
@@ -264,9 +193,21 @@ class ExecRes(Resource):
         if result.returncode != 0:
             tail = result.stderr.decode("utf-8", "replace").strip()[-TAIL_CHARS:]
             said = f": {tail}" if tail else " (nothing on stderr)"
-            raise ResourceError(repr(self), f"{shown(cmd)} exited {result.returncode}{said}")
+            raise ResourceError(repr(self), f"{shown(cmd)} {how_ended(result.returncode)}{said}")
         self.init.log.info("ran %r", cmd)
         return False
+
+
+def how_ended(code: int) -> str:
+    """``exited 3``, or for a command a signal ended (Popen's -9), ``was killed by
+    signal 9 (SIGKILL)``: "exited -9" read as an exit status no command returns."""
+    if code >= 0:
+        return f"exited {code}"
+    try:
+        name = f" ({signal.Signals(-code).name})"
+    except ValueError:  # a real-time signal has no name
+        name = ""
+    return f"was killed by signal {-code}{name}"
 
 
 def run_as(user: Any, group: Any, who: str) -> Dict[str, Any]:
@@ -322,7 +263,9 @@ def _stop_groups(procs: List[subprocess.Popen], grace: float = STOP_GRACE) -> No
     Without the SIGKILL a command that ignores SIGTERM (``trap '' TERM``) would
     block its worker forever and outlive the agent. A leader that ended but is
     not reaped yet still holds its group's id: that group is signalled too (a
-    watchcmd's ``sh -c 'watcher &'``, whose shell ended at once).
+    watchcmd's ``sh -c 'watcher &'``, whose shell ended at once). So is one
+    whose leader ended at the SIGTERM while others of it ignore it (a shell's
+    ``sh -c "trap '' TERM; ..." &``): they outlived a timeout and the agent.
     """
     running = [proc for proc in procs if proc.returncode is None]
     for proc in running:
@@ -335,6 +278,21 @@ def _stop_groups(procs: List[subprocess.Popen], grace: float = STOP_GRACE) -> No
             # Not reaped yet, so the group id cannot have been reused.
             _signal_group(proc, signal.SIGKILL)
             proc.wait()
+            continue
+        # The leader is reaped: while a member is left, the group keeps its id
+        # (Linux reuses no id a group still holds), so it is that group's still.
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _group_alive(proc.pid):
+            _signal_group(proc, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -364,9 +322,10 @@ def _output_tails(proc: subprocess.Popen, timeout: Optional[float]) -> Tuple[byt
     def wait() -> Optional[float]:
         # How long to wait for output: until proc is seen ended (looked at every
         # DRAIN / 5 s, only while it prints nothing), then what DRAIN has left.
-        limit = DRAIN / 5 if ended is None else ended + DRAIN - time.monotonic()
+        if ended is not None:  # it ended in time: the drain is no timeout of its own
+            return ended + DRAIN - time.monotonic()
         rest = left()
-        return limit if rest is None else min(limit, rest)
+        return DRAIN / 5 if rest is None else min(DRAIN / 5, rest)
 
     with selectors.DefaultSelector() as selector:
         for pipe in kept:
@@ -388,6 +347,7 @@ def _output_tails(proc: subprocess.Popen, timeout: Optional[float]) -> Tuple[byt
         held = bool(selector.get_map())
     for pipe in kept:
         pipe.close()
-    proc.wait(left())
+    if ended is None:  # its output closed, it may still run: within its time
+        proc.wait(left())
     out, err = (bytes(kept[pipe][-OUTPUT_KEPT:]) for pipe in (proc.stdout, proc.stderr))
     return out, err, held

@@ -11,6 +11,8 @@ import os
 import stat
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from mgmt.log import escape_table
+
 # atomic_write stays importable from here too (bench/engine.py, older tests).
 from mgmt.resources.atomic import atomic_write
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
@@ -40,6 +42,7 @@ from mgmt.resources.filesafe import (
 )
 from mgmt.resources.filetree import (
     copy_problem,
+    real_copy_problem,
     source_problem,
     sync_tree,
     tree_cover,
@@ -47,6 +50,10 @@ from mgmt.resources.filetree import (
 )
 
 DEFAULT_MODE = 0o644
+# A graph's paths hold no control character (refused at load), but the names in a
+# copied tree, or met on the way, are anyone's: a newline there split a log line
+# (and could forge one). Shown escaped, so a line about a path stays one line.
+_ONE_LINE = escape_table()
 BLOCK = 1 << 20  # compared a block at a time, so a large file is never read whole
 # What the watch callback compares to tell our own writes from someone else's:
 # everything the kind manages (a chown by someone else is drift too).
@@ -93,6 +100,8 @@ class FileRes(Attrs, Resource):
         # A fragment (or fragment folder) another resource makes is made first, as
         # mgmt orders them; files a folder gains later are seen by the watch.
         needs += ["file:" + os.path.normpath(f) for f in params.get("fragments") or ()]
+        if params.get("source"):  # so is a source (file or tree) another resource makes
+            needs.append("file:" + os.path.normpath(clean_path(params["source"])))
         return ["file:" + path], needs
 
     @classmethod
@@ -196,7 +205,7 @@ class FileRes(Attrs, Resource):
         """One line for a change: ``would ...`` under noop, else ``done``. Called
         once the change has succeeded, never before: a change that fails is logged
         as the failure alone, not as made and then failed."""
-        self.init.log.info(done if apply else f"would {would} (noop)")
+        self.init.log.info((done if apply else f"would {would} (noop)").translate(_ONE_LINE))
 
     def check_apply(self, apply: bool) -> bool:
         self.known = None
@@ -212,7 +221,10 @@ class FileRes(Attrs, Resource):
             return self._file(apply)
         except OSError as err:
             where = err.filename or self.path
-            raise ResourceError(repr(self), f"{err.strerror or err}: {where}") from None
+            message = f"{err.strerror or err}: {where}"
+            raise ResourceError(repr(self), message.translate(_ONE_LINE)) from None
+        except ResourceError as err:
+            raise ResourceError(err.resource, err.message.translate(_ONE_LINE)) from None
 
     def _write(
         self,
@@ -292,7 +304,7 @@ class FileRes(Attrs, Resource):
                 if apply:
                     if not os.path.isdir(os.path.dirname(self.path)):
                         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                    mode = self._mode(None, DEFAULT_MODE)
+                    mode = self._mode(None, self._copied_mode(DEFAULT_MODE))
                     self._write(data or b"", mode, self._owners())
                 self.say(apply, f"created {self.path}", f"create {self.path}")
                 return False
@@ -309,7 +321,7 @@ class FileRes(Attrs, Resource):
             message = f"{self.path} is {what}; the file kind never acts through it (set content)"
             raise ResourceError(repr(self), message)
         if apply:
-            self._write(data, self._mode(None, DEFAULT_MODE), self._owners())
+            self._write(data, self._mode(None, self._copied_mode(DEFAULT_MODE)), self._owners())
         self.say(apply, f"replaced {what} at {self.path}", f"replace {what} at {self.path}")
         return False
 
@@ -320,7 +332,8 @@ class FileRes(Attrs, Resource):
             self._note_content(fd, st, data, apply)
             if apply:  # the new file gets the wanted owner and mode with it
                 uid, gid = self._owners()
-                mode = self._mode(stat.S_IMODE(st.st_mode), stat.S_IMODE(st.st_mode))
+                have = stat.S_IMODE(st.st_mode)
+                mode = self._mode(have, self._copied_mode(have))
                 keep = (st.st_uid if uid is None else uid, st.st_gid if gid is None else gid)
                 self._write(data, mode, keep, read_xattrs(fd))
             self.say(apply, f"wrote content of {self.path}", f"rewrite content of {self.path}")
@@ -343,6 +356,9 @@ class FileRes(Attrs, Resource):
             # Before anything is made or replaced: a copy that cannot start must
             # not leave an empty folder where there was none (or a file was).
             raise ResourceError(repr(self), f"source {source} is not a directory (missing?)")
+        problem = source and real_copy_problem(self.path, source, self.params["force"])
+        if problem:  # a link made since the graph was read: before anything is made
+            raise ResourceError(repr(self), problem)
         ok = True
         st = lstat_or_none(self.path)
         if st is not None and not stat.S_ISDIR(st.st_mode):
@@ -370,7 +386,7 @@ class FileRes(Attrs, Resource):
                 ok = self._attrs(there.fd, there.st, apply) and ok
             elif there.st is not None:  # a link swapped in since: never act through it
                 raise ResourceError(repr(self), f"{self.path} changed to a link or a file")
-        if source and (apply or st is not None):
+        if source:  # under noop too where the folder is yet to make: each entry is said
             ok = sync_tree(self, source, apply) and ok
         return ok
 

@@ -22,10 +22,20 @@ class Attrs:
 
     def _mode(self, current: Optional[int], default: int) -> int:
         """The mode to give a file whose mode is ``current`` (None: one being made):
-        the graph's (a symbolic one keeps the bits of subjects it does not name),
-        else ``default``."""
-        wanted = wanted_mode(self.mode_spec, current)
+        the graph's, else ``default``. A symbolic one keeps the bits of subjects it
+        does not name: of a file being made, its default's, as mgmt's chmod after
+        the file is made does ('go=r' made a new file 0044, its owner locked out)."""
+        wanted = wanted_mode(self.mode_spec, default if current is None else current)
         return default if wanted is None else wanted
+
+    def _copied_mode(self, default: int) -> int:
+        """A source file's mode goes with its content, as a tree copy's and mgmt's
+        copy do (a copied script stays executable); ``default`` without one."""
+        source = self.params.get("source")
+        try:
+            return stat.S_IMODE(os.stat(source).st_mode) if source else default
+        except OSError:  # gone since it was read: the content was, keep what is known
+            return default
 
     def _owners(self) -> Tuple[Optional[int], Optional[int]]:
         """The wanted (uid, gid), looked up now (None where not managed)."""

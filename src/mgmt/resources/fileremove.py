@@ -25,7 +25,7 @@ import errno
 import os
 import pwd
 import stat
-from typing import Any, Mapping, Optional, Set, Tuple
+from typing import Any, List, Mapping, Optional, Set, Tuple
 
 from mgmt.resources.base import ResourceError
 
@@ -38,6 +38,8 @@ SYSTEM_DIRS = (
 )  # fmt: skip
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# How the kernel writes a space, tab, newline and backslash in a mount point (\\134 last).
+_ESCAPES = ((b"\\040", b" "), (b"\\011", b"\t"), (b"\\012", b"\n"), (b"\\134", b"\\"))
 
 Refusal = Tuple[str, str]  # (the field to point at, the message)
 
@@ -139,10 +141,37 @@ def remove_tree(res: Any, path: str, dir_fd: Optional[int] = None) -> None:
         refused = refusal(named, real, res.params, own=named == res.path)
         if refused:
             raise ResourceError(repr(res), refused[1])
+        mounted = mounts_in(real)
+        if mounted:  # rm -r would empty that file system, then fail at its mount point
+            message = f"refusing to remove {named}: {mounted[0]} is mounted inside it"
+            raise ResourceError(repr(res), message + " (unmount it first)")
         _remove_at(parent, name)
     finally:
         if dir_fd is None:
             os.close(parent)
+
+
+def mounts_in(real: str) -> List[str]:
+    """The mount points at ``real`` or inside it, as this agent's mount namespace
+    has them (/proc/self/mountinfo: a bind mount of the tree's own file system
+    too, which st_dev would not tell); none when that cannot be read."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    inside = real.rstrip("/") + "/"
+    found = []
+    for line in lines:
+        fields = line.split(b" ")
+        if len(fields) > 4:
+            point = fields[4]
+            for escaped, char in _ESCAPES:
+                point = point.replace(escaped, char)
+            point = os.fsdecode(point)
+            if point == real or point.startswith(inside):
+                found.append(point)
+    return sorted(found)
 
 
 def _where(fd: int, folder: str) -> str:

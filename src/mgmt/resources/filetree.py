@@ -16,12 +16,15 @@ import os
 import stat
 from typing import Any, List, Mapping, Optional, Set, Tuple
 
+from mgmt.log import escape_table
 from mgmt.resources.atomic import atomic_write, temp_name
 from mgmt.resources.base import ResourceError
+from mgmt.resources.filediff import MAX_COMPARED, content_diff
 from mgmt.resources.fileremove import remove_tree
 from mgmt.resources.filesafe import holds, read_source
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_ONE_LINE = escape_table()
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
@@ -32,10 +35,12 @@ def _lstat_at(folder: int, name: str) -> Optional[os.stat_result]:
         return None
 
 
-def _walk_to(top: int, parts: List[str]) -> Optional[int]:
+def _walk_to(top: Optional[int], parts: List[str]) -> Optional[int]:
     """A new descriptor on the folder ``parts`` below the open folder ``top``, each
     step opened without following a link; None where a step is missing or is not
-    a folder (a link, a file: never looked through)."""
+    a folder (a link, a file: never looked through), or ``top`` is None."""
+    if top is None:
+        return None
     fd = os.dup(top)
     for part in parts:
         try:
@@ -67,12 +72,16 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
     """
     if not os.path.isdir(source):  # os.walk would find nothing, and call that fine
         raise ResourceError(repr(res), f"source {source} is not a directory (missing?)")
+    top: Optional[int] = None
     try:
         top = os.open(res.path, _DIR_FLAGS)
     except OSError as err:
-        if err.errno in (errno.ELOOP, errno.ENOTDIR):
+        if not apply and err.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+            pass  # noop: a folder yet to make (or to replace); what it would hold is said
+        elif err.errno in (errno.ELOOP, errno.ENOTDIR):
             raise _swapped(res, res.path) from None
-        raise
+        else:
+            raise
     ok = True
     made: List[Tuple[List[str], int]] = []  # folders made and their source's modes (see below)
     try:
@@ -124,7 +133,8 @@ def sync_tree(res: Any, source: str, apply: bool) -> bool:
                     os.fchmod(fd, mode)
                 finally:
                     os.close(fd)
-        os.close(top)
+        if top is not None:
+            os.close(top)
     return ok
 
 
@@ -138,11 +148,13 @@ def _make_folder(res: Any, parent: Optional[int], name: str, target_dir: str, ap
         if not res.params["force"]:
             message = f"{target_dir} is not a directory; set force: true to replace it"
             raise ResourceError(repr(res), message)
+        res.note("type", "directory", _kind(st), path=target_dir)
         if apply:
             os.unlink(name, dir_fd=parent)  # a link goes, never its target
             os.mkdir(name, 0o700, dir_fd=parent)
         res.say(apply, f"replaced {target_dir} by a directory", f"replace {target_dir}")
         return False
+    res.note("state", "exists", "absent", path=target_dir)
     if apply:
         # 0700 while it is filled; its source's mode once it is (see sync_tree).
         os.mkdir(name, 0o700, dir_fd=parent)
@@ -157,6 +169,7 @@ def _remove_extra(res: Any, here: int, target_dir: str, wanted: Set[str], apply:
     for extra in sorted(set(os.listdir(here)) - wanted):
         ok = False
         gone = os.path.join(target_dir, extra)
+        res.note("state", "absent", "exists", path=gone)
         if apply:
             st = _lstat_at(here, extra)
             if st is not None and stat.S_ISDIR(st.st_mode):
@@ -191,6 +204,7 @@ def _copy_entry(res: Any, src: str, here: Optional[int], dst: str, apply: bool) 
         data = None if target is not None else read_source(src, follow=False)
     except (OSError, ValueError) as err:  # gone since listed, or not a regular file
         raise ResourceError(repr(res), str(err)) from None
+    st = None
     if here is not None:
         if target is None and _holds_already(here, name, data):
             return True
@@ -204,14 +218,19 @@ def _copy_entry(res: Any, src: str, here: Optional[int], dst: str, apply: bool) 
                     f"{dst} is a directory where {src} is {what}; set force: true to replace it"
                 )
                 raise ResourceError(repr(res), message)
+            res.note("type", "file" if target is None else "symlink", "directory", path=dst)
             if apply:
                 remove_tree(res, dst, dir_fd=here)
             res.say(apply, f"removed directory {dst}", f"remove directory {dst}")
+            st = None
     if target is None:
+        _note_content(res, here, name, dst, st, data, apply)
         if apply:
             _write_at(here, name, dst, data, stat.S_IMODE(os.lstat(src).st_mode))
         res.say(apply, f"copied {dst}", f"copy {dst}")
         return False
+    was = _link_there(here, name) if st is not None and stat.S_ISLNK(st.st_mode) else None
+    res.note("link", target, was, path=dst)
     if apply:  # made beside it, then renamed over it: never a moment without one
         temp = os.path.basename(temp_name(dst))
         os.symlink(target, temp, dir_fd=here)
@@ -222,6 +241,46 @@ def _copy_entry(res: Any, src: str, here: Optional[int], dst: str, apply: bool) 
             raise
     res.say(apply, f"linked {dst} to {target}", f"link {dst} to {target}")
     return False
+
+
+def _kind(st: os.stat_result) -> str:
+    return "symlink" if stat.S_ISLNK(st.st_mode) else "file"
+
+
+def _note_content(
+    res: Any,
+    here: Optional[int],
+    name: str,
+    dst: str,
+    st: Optional[os.stat_result],
+    data: bytes,
+    apply: bool,
+) -> None:
+    """Note the file ``dst`` (``name`` in the open folder ``here``) as a single file's
+    content is: by size, and under noop with a diff from what it holds (or from
+    nothing), which the log shows for a file that is there."""
+    regular = st is not None and stat.S_ISREG(st.st_mode)
+    actual = f"{st.st_size} bytes" if regular and st is not None else None
+    if apply:
+        res.note("content", f"{len(data)} bytes", actual, path=dst)
+        return
+    old = b""
+    if regular and here is not None:
+        try:
+            fd = os.open(name, _FILE_FLAGS, dir_fd=here)
+        except OSError:  # gone or swapped since it was looked at: a diff from nothing
+            fd = None
+        if fd is not None:
+            try:
+                old = os.pread(fd, MAX_COMPARED + 1, 0)
+            finally:
+                os.close(fd)
+    # Its name on one line: the diff's header must not break where the name does.
+    shown = dst.translate(_ONE_LINE)
+    diff = content_diff(shown, old, data, st.st_size if regular and st is not None else 0)
+    res.note("content", f"{len(data)} bytes", actual, diff, path=dst)
+    if regular:  # a file to make is one "would copy" line: a tree may hold thousands
+        res.init.log.info("content would change:\n%s", diff.rstrip("\n"))
 
 
 def _write_at(here: Optional[int], name: str, dst: str, data: bytes, mode: int) -> None:
@@ -256,6 +315,17 @@ def copy_problem(path: str, source: str, force: bool) -> Optional[str]:
     return None
 
 
+def real_copy_problem(path: str, source: str, force: bool) -> Optional[str]:
+    """copy_problem on where ``path`` and ``source`` lead now: a link on the way
+    (``path: /srv/link/copy/`` with ``link -> source``) hides a copy into itself
+    from the names, and it copied its own copies without end."""
+    real_path, real_source = os.path.realpath(path), os.path.realpath(source)
+    if (real_path, real_source) == (os.path.normpath(path), os.path.normpath(source)):
+        return None  # no link on the way: the names alone were checked
+    problem = copy_problem(real_path, real_source, force)
+    return problem and f"{problem} (through a symlink: {path} leads to {real_path})"
+
+
 def source_problem(path: str, params: Mapping[str, Any]) -> Optional[str]:
     """Why ``source`` can never be copied to ``path`` as this host has it, if so (a
     tree to a file or a file to a tree), for FileRes.check_here: the run would fail
@@ -275,6 +345,8 @@ def source_problem(path: str, params: Mapping[str, Any]) -> Optional[str]:
         return f"{source} is not a directory, but {why}"
     if folder and not (path.endswith("/") or params.get("recurse")):
         return f"{source} is a directory, but path {path} is a file: end it with / to copy the tree"
+    if folder:
+        return real_copy_problem(path, source, bool(params.get("force")))
     return None
 
 
