@@ -40,7 +40,7 @@ from mgmt.net.http_range import (
     multipart_layout,
     plan_response,
 )
-from mgmt.net.http_request import field, has_body, request_path, request_problem
+from mgmt.net.http_request import closes, field, has_body, request_path, request_problem
 from mgmt.net.linger import linger
 from mgmt.net.listing import html_listing
 from mgmt.net.sendfile import send_range
@@ -99,6 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
         if problem is not None:
             self.send_error(400, problem)  # with Connection: close: we cannot tell where it ends
             return False
+        self.close_connection = closes(self.headers, self.close_connection)
         return True
 
     def do_GET(self) -> None:
