@@ -76,6 +76,19 @@ def test_curl_across_the_block_number_wrap(boot_tree, tftp_port, tmp_path):
     assert local.read_bytes() == (boot_tree / "wrap.bin").read_bytes()
 
 
+def test_the_ready_line_gives_a_url_a_client_can_use_on_ipv6(boot_tree, tmp_path):
+    """On an IPv6 address it said tftp://:::PORT/, which no client takes."""
+    local = tmp_path / "got"
+    with ServeProcess(str(boot_tree), "--bind", "::1", "--no-http", "--tftp",
+                      "--tftp-port", "0") as server:  # fmt: skip
+        url = server.urls[0]
+        result = run("curl", "-sS", "-o", str(local), url + "pxelinux.0")
+        server.stop()
+    assert result.returncode == 0, f"{url}: {result.stderr}"
+    assert local.read_bytes() == (boot_tree / "pxelinux.0").read_bytes()
+    assert url == f"tftp://[::1]:{server.tftp_port}/"
+
+
 def test_atftp_with_a_window_across_the_block_number_wrap(boot_tree, tftp_port, tmp_path):
     local = tmp_path / "got"
     result = run("atftp", "--trace", "--option", "windowsize 16", "--option", "blksize 512",
