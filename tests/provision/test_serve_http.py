@@ -178,6 +178,25 @@ def test_a_bracketed_ipv6_bind_is_the_address_inside(tree):
         served.stop()
 
 
+def test_a_file_dated_before_1970_is_judged_by_the_last_modified_it_was_sent(tmp_path):
+    """-315619199.5 is shown as 00:00:00 (the second it falls in): the conditions
+    compared the cut-off -315619199 with it, and the file's own date failed them."""
+    old = tmp_path / "old.txt"
+    old.write_text("from a tarball of 1960\n")
+    os.utime(old, ns=(0, -315_619_199_500_000_000))  # 1960-01-01 00:00:00.5 UTC
+    with ServeProcess(str(tmp_path), "--bind", "127.0.0.1", "--port", "0") as server:
+        address = ("127.0.0.1", int(server.http.rsplit(":", 1)[1]))
+        date = request(address, "/old.txt").header("Last-Modified")
+        assert date == "Fri, 01 Jan 1960 00:00:00 GMT"
+        unmodified = request(address, "/old.txt", headers={"If-Unmodified-Since": date})
+        modified = request(address, "/old.txt", headers={"If-Modified-Since": date})
+        resumed = request(address, "/old.txt", headers={"If-Range": date, "Range": "bytes=5-"})
+        server.stop()
+    assert unmodified.status == 200
+    assert modified.status == 304
+    assert (resumed.status, resumed.body) == (206, b"a tarball of 1960\n")
+
+
 def test_max_ranges_0_turns_ranges_off_as_for_the_http_server_resource(tree):
     with ServeProcess(str(tree), "--bind", "127.0.0.1", "--port", "0", "--max-ranges", "0") as s:
         port = int(s.http.rsplit(":", 1)[1])
