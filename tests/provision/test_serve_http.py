@@ -201,8 +201,16 @@ def test_max_ranges_0_turns_ranges_off_as_for_the_http_server_resource(tree):
     with ServeProcess(str(tree), "--bind", "127.0.0.1", "--port", "0", "--max-ranges", "0") as s:
         port = int(s.http.rsplit(":", 1)[1])
         reply = request(("127.0.0.1", port), "/", headers={"Range": "bytes=0-0"})
+        head = request(("127.0.0.1", port), "/random.bin", method="HEAD")
         s.stop()
     assert reply.status == 200
+    # Not "bytes": a client that looks before it splits a download must not count on ranges.
+    assert reply.header("Accept-Ranges") == head.header("Accept-Ranges") == "none"
+
+
+def test_ranges_on_are_announced(served):
+    head = request(("127.0.0.1", int(served.http.rsplit(":", 1)[1])), "/random.bin", "HEAD")
+    assert head.header("Accept-Ranges") == "bytes"
 
 
 def test_a_client_that_stops_reading_is_dropped(tree):

@@ -226,7 +226,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_empty(416, {"Content-Range": f"bytes */{content.size}"})
             return
         type_ = content_type(name)
-        headers: Dict[str, Union[str, int]] = {"Accept-Ranges": "bytes", **validators}
+        # Ranges off (max_ranges 0): say so (RFC 9110, 14.3), not "bytes" that no request gets.
+        ranges = "bytes" if self.server.max_ranges else "none"
+        headers: Dict[str, Union[str, int]] = {"Accept-Ranges": ranges, **validators}
         headers["Content-Type"] = type_
         tail = b""
         if plan.status == 200:
