@@ -23,6 +23,7 @@ from typing import BinaryIO, Dict, Optional, Tuple, Union
 
 from mgmt.log import get_logger
 from mgmt.net.background import BackgroundServer
+from mgmt.net.connections import EndsConnectionsOnStop
 from mgmt.net.content import (
     Content,
     MacSelector,
@@ -99,7 +100,8 @@ class _Handler(BaseHTTPRequestHandler):
         if problem is not None:
             self.send_error(400, problem)  # with Connection: close: we cannot tell where it ends
             return False
-        self.close_connection = closes(self.headers, self.close_connection)
+        # A request read as the server stopped is the connection's last.
+        self.close_connection = closes(self.headers, self.close_connection) or self.server.stopped
         return True
 
     def do_GET(self) -> None:
@@ -311,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.client_address[0], _printable(format % args))
 
 
-class _Server(ThreadingMixIn, HTTPServer):  # http.server.ThreadingHTTPServer is 3.7+
+class _Server(EndsConnectionsOnStop, ThreadingMixIn, HTTPServer):  # ThreadingHTTPServer: 3.7+
     daemon_threads = True
     request_queue_size = 1024  # a burst of concurrent range requests must not be refused
 
@@ -391,6 +393,7 @@ class HttpFileServer(BackgroundServer):
 
     def _interrupt(self) -> None:
         self._server.shutdown()
+        self._server.end_connections()  # kept-alive ones too: see mgmt.net.connections
 
     def _close(self) -> None:
         self._server.server_close()
