@@ -108,6 +108,48 @@ def test_client_hanging_up_mid_body_is_tolerated(served):
     assert reply.status == 206 and len(reply.body) == 4
 
 
+def test_a_file_cut_short_while_sent_ends_the_connection_short(tmp_path):
+    """The Content-Length already went out: a file truncated under the server must
+    end the body short and the connection, never hang nor pad it."""
+    (tmp_path / "image.iso").write_bytes(os.urandom(1 << 20) * 64)
+    with ServeProcess(str(tmp_path), "--bind", "127.0.0.1", "--port", "0", "-vv") as server:
+        host, port = server.http.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(b"GET /image.iso HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = client.recv(65536)
+            os.truncate(tmp_path / "image.iso", 1 << 20)  # a mirror sync rewriting it
+            while chunk := client.recv(1 << 20):  # a socket.timeout here is a hang
+                got += chunk
+        log = server.stop()
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert b"Content-Length: 67108864" in head
+    assert 0 < len(body) < 64 << 20
+    assert "short file" in log and "Traceback" not in log
+
+
+def test_pipelined_requests_are_answered_in_order(served, tree):
+    """iPXE and dnf keep one connection; a client may send requests before answers."""
+    host, port = served.http.removeprefix("http://").rsplit(":", 1)
+    requests = (
+        b"GET /random.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1,10-11\r\n\r\n"
+        b"HEAD /random.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /random.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=-3\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(requests)
+        replies = b""
+        while chunk := client.recv(65536):  # the last request asked to close
+            replies += chunk
+    data = (tree / "random.bin").read_bytes()
+    statuses = [
+        line.split(b" ")[1] for line in replies.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")
+    ]
+    assert statuses == [b"206", b"200", b"404", b"206"]
+    assert data[0:2] in replies and data[10:12] in replies and replies.endswith(data[-3:])
+    assert replies.count(b"Content-Length: 5242880") == 1  # the HEAD's, with no body after it
+
+
 def test_hangups_leave_no_traceback(tree):
     with ServeProcess(str(tree), "--bind", "127.0.0.1", "--port", "0") as server:
         host, port = server.http.removeprefix("http://").rsplit(":", 1)

@@ -33,6 +33,7 @@ def boot_tree(tmp_path_factory) -> Path:
     (root / "pxelinux.cfg").mkdir()
     (root / "pxelinux.0").write_bytes(os.urandom(42_000))
     (root / "exact.bin").write_bytes(os.urandom(512 * 4))  # needs a final empty block
+    (root / "empty.cfg").write_bytes(b"")  # one empty block
     (root / "wrap.bin").write_bytes(os.urandom(WRAP_SIZE))
     (root / "pxelinux.cfg" / "default").write_bytes(b"default linux\r\nlabel linux\n")
     (root.parent / "secret").write_text("not for you\n")
@@ -57,6 +58,16 @@ def test_tftp_hpa_gets_exact_bytes(boot_tree, tftp_port, tmp_path, name):
     local = tmp_path / "got"
     run("tftp", "127.0.0.1", str(tftp_port), "-m", "binary", "-c", "get", name, str(local))
     assert local.read_bytes() == (boot_tree / name).read_bytes()
+
+
+@pytest.mark.parametrize("window", ["1", "4"])
+def test_atftp_gets_an_empty_file_and_exact_blocks(boot_tree, tftp_port, tmp_path, window):
+    for name in ("empty.cfg", "exact.bin"):
+        local = tmp_path / name
+        result = run("atftp", "--option", "tsize", "--option", f"windowsize {window}", "-g",
+                     "-r", name, "-l", str(local), "127.0.0.1", str(tftp_port))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert local.read_bytes() == (boot_tree / name).read_bytes()
 
 
 def test_atftp_with_block_size_option(boot_tree, tftp_port, tmp_path):
