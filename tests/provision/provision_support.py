@@ -134,6 +134,7 @@ class ServeProcess:
             self.process.kill()
             raise AssertionError(f"serve did not start: {line!r} {self.process.stderr.read()}")
         urls = line.split(" at ", 1)[1].strip().split(" and ")
+        self.urls = urls  # as the ready line gives them
         self.http = next((u.rstrip("/") for u in urls if u.startswith("http://")), None)
         self.tftp_port = next(
             (int(u.rstrip("/").rsplit(":", 1)[1]) for u in urls if u.startswith("tftp://")), None

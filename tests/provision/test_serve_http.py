@@ -108,6 +108,48 @@ def test_client_hanging_up_mid_body_is_tolerated(served):
     assert reply.status == 206 and len(reply.body) == 4
 
 
+def test_a_file_cut_short_while_sent_ends_the_connection_short(tmp_path):
+    """The Content-Length already went out: a file truncated under the server must
+    end the body short and the connection, never hang nor pad it."""
+    (tmp_path / "image.iso").write_bytes(os.urandom(1 << 20) * 64)
+    with ServeProcess(str(tmp_path), "--bind", "127.0.0.1", "--port", "0", "-vv") as server:
+        host, port = server.http.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(b"GET /image.iso HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = client.recv(65536)
+            os.truncate(tmp_path / "image.iso", 1 << 20)  # a mirror sync rewriting it
+            while chunk := client.recv(1 << 20):  # a socket.timeout here is a hang
+                got += chunk
+        log = server.stop()
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert b"Content-Length: 67108864" in head
+    assert 0 < len(body) < 64 << 20
+    assert "short file" in log and "Traceback" not in log
+
+
+def test_pipelined_requests_are_answered_in_order(served, tree):
+    """iPXE and dnf keep one connection; a client may send requests before answers."""
+    host, port = served.http.removeprefix("http://").rsplit(":", 1)
+    requests = (
+        b"GET /random.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1,10-11\r\n\r\n"
+        b"HEAD /random.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /random.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=-3\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(requests)
+        replies = b""
+        while chunk := client.recv(65536):  # the last request asked to close
+            replies += chunk
+    data = (tree / "random.bin").read_bytes()
+    statuses = [
+        line.split(b" ")[1] for line in replies.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")
+    ]
+    assert statuses == [b"206", b"200", b"404", b"206"]
+    assert data[0:2] in replies and data[10:12] in replies and replies.endswith(data[-3:])
+    assert replies.count(b"Content-Length: 5242880") == 1  # the HEAD's, with no body after it
+
+
 def test_hangups_leave_no_traceback(tree):
     with ServeProcess(str(tree), "--bind", "127.0.0.1", "--port", "0") as server:
         host, port = server.http.removeprefix("http://").rsplit(":", 1)
@@ -178,12 +220,39 @@ def test_a_bracketed_ipv6_bind_is_the_address_inside(tree):
         served.stop()
 
 
+def test_a_file_dated_before_1970_is_judged_by_the_last_modified_it_was_sent(tmp_path):
+    """-315619199.5 is shown as 00:00:00 (the second it falls in): the conditions
+    compared the cut-off -315619199 with it, and the file's own date failed them."""
+    old = tmp_path / "old.txt"
+    old.write_text("from a tarball of 1960\n")
+    os.utime(old, ns=(0, -315_619_199_500_000_000))  # 1960-01-01 00:00:00.5 UTC
+    with ServeProcess(str(tmp_path), "--bind", "127.0.0.1", "--port", "0") as server:
+        address = ("127.0.0.1", int(server.http.rsplit(":", 1)[1]))
+        date = request(address, "/old.txt").header("Last-Modified")
+        assert date == "Fri, 01 Jan 1960 00:00:00 GMT"
+        unmodified = request(address, "/old.txt", headers={"If-Unmodified-Since": date})
+        modified = request(address, "/old.txt", headers={"If-Modified-Since": date})
+        resumed = request(address, "/old.txt", headers={"If-Range": date, "Range": "bytes=5-"})
+        server.stop()
+    assert unmodified.status == 200
+    assert modified.status == 304
+    assert (resumed.status, resumed.body) == (206, b"a tarball of 1960\n")
+
+
 def test_max_ranges_0_turns_ranges_off_as_for_the_http_server_resource(tree):
     with ServeProcess(str(tree), "--bind", "127.0.0.1", "--port", "0", "--max-ranges", "0") as s:
         port = int(s.http.rsplit(":", 1)[1])
         reply = request(("127.0.0.1", port), "/", headers={"Range": "bytes=0-0"})
+        head = request(("127.0.0.1", port), "/random.bin", method="HEAD")
         s.stop()
     assert reply.status == 200
+    # Not "bytes": a client that looks before it splits a download must not count on ranges.
+    assert reply.header("Accept-Ranges") == head.header("Accept-Ranges") == "none"
+
+
+def test_ranges_on_are_announced(served):
+    head = request(("127.0.0.1", int(served.http.rsplit(":", 1)[1])), "/random.bin", "HEAD")
+    assert head.header("Accept-Ranges") == "bytes"
 
 
 def test_a_client_that_stops_reading_is_dropped(tree):

@@ -164,6 +164,13 @@ CONNECTION_CASES = [
     ("a refused upload", b"PUT /file.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
      "close"),
     ("a 404 goes on", b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", None),
+    # The options are a list (RFC 9112, 9.3): Perl's LWP sends "TE, close".
+    ("close among options", b"GET /file.bin HTTP/1.1\r\nHost: x\r\nConnection: TE, close\r\n"
+     b"TE: trailers\r\n\r\n", "close"),
+    ("close on a second line", b"GET /file.bin HTTP/1.1\r\nHost: x\r\nConnection: keep-alive"
+     b"\r\nConnection: Close\r\n\r\n", "close"),
+    ("HTTP/1.0 keep-alive among options", b"GET /file.bin HTTP/1.0\r\n"
+     b"Connection: Keep-Alive, TE\r\nTE: trailers\r\n\r\n", "keep-alive"),
 ]  # fmt: skip
 
 
@@ -177,6 +184,19 @@ def test_each_answer_says_whether_the_connection_goes_on(served, raw, connection
     values = [line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:]
               if line.lower().startswith("connection:")]  # fmt: skip
     assert values == ([connection] if connection else []), head
+
+
+@pytest.mark.parametrize("connection", ["TE, close", "keep-alive\r\nConnection: close"])
+def test_a_close_among_connection_options_ends_the_connection(served, connection):
+    """The server, not the client, must end it: the client here never shuts its side."""
+    host, port = served.http.removeprefix("http://").split(":")
+    raw = f"GET /file.bin HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(raw.encode())
+        reply = b""
+        while chunk := conn.recv(65536):  # a socket.timeout here is the bug
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"0123456789" * 20)
 
 
 def test_an_http_1_0_keep_alive_connection_is_kept(served):

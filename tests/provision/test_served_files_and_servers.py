@@ -3,6 +3,8 @@ whose server goes away fails instead of going unserved without a word."""
 
 from __future__ import annotations
 
+import http.client
+import os
 import threading
 
 import pytest
@@ -94,6 +96,38 @@ def test_a_file_whose_server_stops_is_told_and_then_fails(tmp_path):
     server.check_apply(True)  # a closed file resource is told nothing any more
     server.close()
     assert not woke.is_set()
+
+
+def test_a_stopped_server_answers_nothing_more_on_kept_alive_connections(tmp_path):
+    """shutdown() stopped only new connections: a kept-alive one was served from the
+    old tree for as long as its client kept asking. Now an answer being sent is
+    finished, and then (or at once, when idle) the connection ends."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "a.txt").write_text("a\n")
+    big = os.urandom(1 << 20) * 64
+    (root / "big.img").write_bytes(big)
+    services, port = Services(), free_port()
+    server = _res(HttpServerRes, "web", tmp_path, services, address=f"127.0.0.1:{port}",
+                  root=str(root))  # fmt: skip
+    idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    busy = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        server.check_apply(True)
+        idle.request("GET", "/a.txt")
+        assert idle.getresponse().read() == b"a\n"
+        busy.request("GET", "/big.img")
+        answer = busy.getresponse()
+        first = answer.read(1 << 16)
+        server.close()  # what a graph edit that removes or replaces the server does
+        assert first + answer.read() == big  # the answer under way is sent whole
+        for conn in (idle, busy):
+            conn.sock.settimeout(5)  # the server's idle timeout is 60 s
+            assert conn.sock.recv(1) == b"", "a stopped server kept the connection open"
+    finally:
+        idle.close()
+        busy.close()
+        server.close()
 
 
 SERVER = """  http:server:

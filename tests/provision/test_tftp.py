@@ -33,6 +33,7 @@ def boot_tree(tmp_path_factory) -> Path:
     (root / "pxelinux.cfg").mkdir()
     (root / "pxelinux.0").write_bytes(os.urandom(42_000))
     (root / "exact.bin").write_bytes(os.urandom(512 * 4))  # needs a final empty block
+    (root / "empty.cfg").write_bytes(b"")  # one empty block
     (root / "wrap.bin").write_bytes(os.urandom(WRAP_SIZE))
     (root / "pxelinux.cfg" / "default").write_bytes(b"default linux\r\nlabel linux\n")
     (root.parent / "secret").write_text("not for you\n")
@@ -59,6 +60,16 @@ def test_tftp_hpa_gets_exact_bytes(boot_tree, tftp_port, tmp_path, name):
     assert local.read_bytes() == (boot_tree / name).read_bytes()
 
 
+@pytest.mark.parametrize("window", ["1", "4"])
+def test_atftp_gets_an_empty_file_and_exact_blocks(boot_tree, tftp_port, tmp_path, window):
+    for name in ("empty.cfg", "exact.bin"):
+        local = tmp_path / name
+        result = run("atftp", "--option", "tsize", "--option", f"windowsize {window}", "-g",
+                     "-r", name, "-l", str(local), "127.0.0.1", str(tftp_port))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert local.read_bytes() == (boot_tree / name).read_bytes()
+
+
 def test_atftp_with_block_size_option(boot_tree, tftp_port, tmp_path):
     local = tmp_path / "got"
     result = run("atftp", "--option", "blksize 1468", "--option", "tsize", "-g",
@@ -74,6 +85,19 @@ def test_curl_across_the_block_number_wrap(boot_tree, tftp_port, tmp_path):
     assert result.returncode == 0, result.stderr
     assert local.stat().st_size == WRAP_SIZE
     assert local.read_bytes() == (boot_tree / "wrap.bin").read_bytes()
+
+
+def test_the_ready_line_gives_a_url_a_client_can_use_on_ipv6(boot_tree, tmp_path):
+    """On an IPv6 address it said tftp://:::PORT/, which no client takes."""
+    local = tmp_path / "got"
+    with ServeProcess(str(boot_tree), "--bind", "::1", "--no-http", "--tftp",
+                      "--tftp-port", "0") as server:  # fmt: skip
+        url = server.urls[0]
+        result = run("curl", "-sS", "-o", str(local), url + "pxelinux.0")
+        server.stop()
+    assert result.returncode == 0, f"{url}: {result.stderr}"
+    assert local.read_bytes() == (boot_tree / "pxelinux.0").read_bytes()
+    assert url == f"tftp://[::1]:{server.tftp_port}/"
 
 
 def test_atftp_with_a_window_across_the_block_number_wrap(boot_tree, tftp_port, tmp_path):

@@ -21,6 +21,7 @@ Choices where the RFC leaves room (all allowed by RFC 9110 §14.2 and §15.3.7):
 
 import datetime
 import email.utils
+import math
 import re
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -211,6 +212,17 @@ def _http_date_seconds(value: str) -> Optional[int]:
         return None
 
 
+def _whole(mtime: float) -> int:
+    """The second of ``mtime`` that Last-Modified shows (formatdate floors it).
+
+    int() cuts toward zero instead: for a file dated before 1970 with a fraction
+    (-0.5 is 23:59:59 of 1969-12-31) it gave the second after, so the file's own
+    Last-Modified sent back in If-Unmodified-Since got a 412, and in
+    If-Modified-Since or If-Range never matched.
+    """
+    return math.floor(mtime)
+
+
 def if_range_matches(value: str, etag: str, mtime: float, now: float) -> bool:
     """RFC 9110 §13.1.5: only a strong validator that still matches keeps the Range.
 
@@ -222,7 +234,7 @@ def if_range_matches(value: str, etag: str, mtime: float, now: float) -> bool:
     if value.startswith('"') or value.startswith("W/"):
         return not etag.startswith("W/") and value == etag
     seconds = _http_date_seconds(value)
-    return seconds is not None and seconds == int(mtime) and now - mtime >= 1
+    return seconds is not None and seconds == _whole(mtime) and now - mtime >= 1
 
 
 def last_modified(mtime: float, now: float) -> float:
@@ -280,7 +292,7 @@ def plan_response(
     else:
         unmodified = header("If-Unmodified-Since")
         seconds = _http_date_seconds(unmodified) if unmodified is not None else None
-        if seconds is not None and int(mtime) > seconds:
+        if seconds is not None and _whole(mtime) > seconds:
             return ResponsePlan(412)
     if_none_match = header("If-None-Match")
     if if_none_match is not None:
@@ -292,7 +304,7 @@ def plan_response(
         # A date later than now is invalid (RFC 7232 §3.3, as Apache does): no
         # Last-Modified of ours was ever that, and taken it would keep a client on
         # its copy until then, however often the file changes meanwhile.
-        if seconds is not None and int(mtime) <= seconds <= now:
+        if seconds is not None and _whole(mtime) <= seconds <= now:
             return ResponsePlan(304)
     range_value = header("Range")
     if method != "GET" or range_value is None:

@@ -13,7 +13,7 @@ import urllib.parse
 from email.message import Message
 from typing import Optional
 
-__all__ = ["field", "has_body", "request_path", "request_problem", "target_path"]
+__all__ = ["closes", "field", "has_body", "request_path", "request_problem", "target_path"]
 
 _LENGTH = re.compile(r"[0-9]+")
 # uri-host [":" port] (RFC 3986, 3.2.2): an IP literal in brackets, or a reg-name
@@ -97,3 +97,19 @@ def field(headers: Message, name: str) -> Optional[str]:
     """
     values = headers.get_all(name)
     return None if values is None else ", ".join(values)
+
+
+def closes(headers: Message, default: bool) -> bool:
+    """Whether the connection ends after this request, by its Connection options (RFC
+    9112, 9.3); ``default`` (by the HTTP version) when it names neither close nor
+    keep-alive.
+
+    The options are a list, on one line or several: http.server compares the first
+    line with "close" as a whole, so ``Connection: TE, close`` (Perl's LWP sends it)
+    or a close on a second line kept the connection open, unsaid.
+    """
+    listed = ",".join(headers.get_all("Connection") or []).split(",")
+    options = {option.strip(" \t").lower() for option in listed}
+    if "close" in options:
+        return True
+    return False if "keep-alive" in options else default

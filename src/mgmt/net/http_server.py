@@ -23,6 +23,7 @@ from typing import BinaryIO, Dict, Optional, Tuple, Union
 
 from mgmt.log import get_logger
 from mgmt.net.background import BackgroundServer
+from mgmt.net.connections import EndsConnectionsOnStop
 from mgmt.net.content import (
     Content,
     MacSelector,
@@ -40,7 +41,7 @@ from mgmt.net.http_range import (
     multipart_layout,
     plan_response,
 )
-from mgmt.net.http_request import field, has_body, request_path, request_problem
+from mgmt.net.http_request import closes, field, has_body, request_path, request_problem
 from mgmt.net.linger import linger
 from mgmt.net.listing import html_listing
 from mgmt.net.sendfile import send_range
@@ -99,6 +100,8 @@ class _Handler(BaseHTTPRequestHandler):
         if problem is not None:
             self.send_error(400, problem)  # with Connection: close: we cannot tell where it ends
             return False
+        # A request read as the server stopped is the connection's last.
+        self.close_connection = closes(self.headers, self.close_connection) or self.server.stopped
         return True
 
     def do_GET(self) -> None:
@@ -225,7 +228,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_empty(416, {"Content-Range": f"bytes */{content.size}"})
             return
         type_ = content_type(name)
-        headers: Dict[str, Union[str, int]] = {"Accept-Ranges": "bytes", **validators}
+        # Ranges off (max_ranges 0): say so (RFC 9110, 14.3), not "bytes" that no request gets.
+        ranges = "bytes" if self.server.max_ranges else "none"
+        headers: Dict[str, Union[str, int]] = {"Accept-Ranges": ranges, **validators}
         headers["Content-Type"] = type_
         tail = b""
         if plan.status == 200:
@@ -308,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.client_address[0], _printable(format % args))
 
 
-class _Server(ThreadingMixIn, HTTPServer):  # http.server.ThreadingHTTPServer is 3.7+
+class _Server(EndsConnectionsOnStop, ThreadingMixIn, HTTPServer):  # ThreadingHTTPServer: 3.7+
     daemon_threads = True
     request_queue_size = 1024  # a burst of concurrent range requests must not be refused
 
@@ -388,6 +393,7 @@ class HttpFileServer(BackgroundServer):
 
     def _interrupt(self) -> None:
         self._server.shutdown()
+        self._server.end_connections()  # kept-alive ones too: see mgmt.net.connections
 
     def _close(self) -> None:
         self._server.server_close()

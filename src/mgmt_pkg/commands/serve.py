@@ -196,6 +196,7 @@ def serve(
         )
         running.append(server.start())
         host, actual = server.address
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address, as in the HTTP URL
         where.append(f"tftp://{host}:{actual}/")
     click.echo(READY.format(root=root, where=" and ".join(where)), nl=True)
     stop_asked.wait()
