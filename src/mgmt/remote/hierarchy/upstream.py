@@ -18,15 +18,22 @@ alike (depth 3): standard library only, Python 3.6+.
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from mgmt.errors import RemoteError
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import Subtree
 from mgmt.remote.hierarchy.plan import plan_for, write_plan
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration import agentstart
 from mgmt.remote.orchestration.context import Payload, RunContext, graph_payload
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
 from mgmt.remote.orchestration.session import Interrupted, Session
-from mgmt.remote.protocol import SECONDARY_SETTING, SUDO_SECRET_SETTING, RemotePaths
+from mgmt.remote.protocol import (
+    EXIT_OLD_PYTHON,
+    SECONDARY_SETTING,
+    SUDO_SECRET_SETTING,
+    RemotePaths,
+)
 from mgmt.remote.protocol.relay import (
     RESULT_FIELDS,
     parse_leaf_converged_line,
@@ -46,6 +53,16 @@ VIA = "via {secondary}: {why}"
 CONVERGED_THEN_LOST = "converged, then lost via {secondary}: {why}"
 # A host below a secondary that stopped, whose agent ran but whose own result never came.
 STOPPED_WITH = "ran; stopped with {}, no result of its own"
+# A secondary finds its own Python: --python and python: are its hosts' (the
+# agent's advice, "or give --python", would not help).
+NO_PYTHON_HERE = (
+    "no Python 3.6+ found on this secondary; install python3 there (dnf install python3): "
+    "--python and python: name the Python of the hosts with graphs, not of a secondary"
+)
+OLD_PYTHON_HERE = (
+    "{python} is older than 3.6; install python3 3.6+ on this secondary (it runs the first"
+    " python3 it finds; --python and python: are for the hosts with graphs)"
+)
 # The run's sudo prompt token and password (None if none was given), for the
 # hosts below a secondary that run through sudo (see mgmt.remote.transport.sudo).
 SudoSecret = Tuple[str, Optional[str]]
@@ -89,6 +106,19 @@ class SecondarySession(Session):
         settings = {SECONDARY_SETTING: True}  # first: see protocol.is_secondary_line
         settings.update(super().agent_settings(port))
         return settings
+
+    def _failed_start(self, process, what: str) -> RemoteError:
+        error = super()._failed_start(process, what)
+        if error.message == agentstart.NO_PYTHON:
+            return RemoteError(self.host, NO_PYTHON_HERE)
+        return error
+
+    def _judge(self, status: int) -> Tuple[str, str]:
+        result, message = super()._judge(status)
+        if status == EXIT_OLD_PYTHON and self._stop_reason is None:
+            found = self.python.path + " " + self.python.version if self.python else "Python"
+            message = OLD_PYTHON_HERE.format(python=found)
+        return result, message
 
     def run(self) -> HostResult:
         try:
