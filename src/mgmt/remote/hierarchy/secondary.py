@@ -152,15 +152,17 @@ class SecondaryFanout(Fanout):
         if now is not self._said:
             self._said = now
             self.say(converged_line(now))
-        self._untried(slots_wanted)
+        self._untried()
         return due
 
-    def _untried(self, slots_wanted: bool) -> None:
+    def _untried(self) -> None:
         """The level above gave this secondary the sudo password to try first: once
-        every host here runs (or ended) and none was asked for it, say so, so
-        that the next one up there tries it (a verdict goes up as it settles)."""
+        every host started here runs (or ended) and none was asked for it, say so,
+        so that the next one up there tries it (a verdict goes up as it settles).
+        Hosts still waiting for a --cconns slot do not hold it: without
+        --converged-timeout no slot may ever free, and the others would wait."""
         gate = self.trying
-        if gate is None or slots_wanted or gate.state != UNTRIED:
+        if gate is None or gate.state != UNTRIED:
             return
         if all(s.running.is_set() for s in self._active()):
             self.trying = None
