@@ -328,6 +328,18 @@ def slow_etcd(host: Host) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def thin_link(host: Host, rate: str = "300kbit") -> Iterator[None]:
+    """Within the block, what this machine sends to ``host`` (a host on its link)
+    goes at ``rate`` (a token bucket on this end of its veth): a thin link."""
+    shape = ["tc", "qdisc", "replace", "dev", host.veth, "root", "tbf", "rate", rate]
+    subprocess.run([*shape, "burst", "4kb", "latency", "2s"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", host.veth, "root"], check=False)
+
+
+@contextlib.contextmanager
 def sessions_frozen(host: Host) -> Iterator[None]:
     """Within the block, every process of the host but its sshd is stopped
     (SIGSTOP): what runs there hangs, its connections open but silent."""
