@@ -26,6 +26,20 @@ MGMT = [sys.executable, "-m", "mgmt"]
 # In the command line of a remote agent and of the sh wrapper that runs it.
 AGENT_MARK = "run_remote_agent"
 
+PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+# Run inside a host (host.run): every python3 and python3.N on the PATH is an
+# empty file there, as on a host with no Python (its private mounts only).
+HIDE_PYTHONS = r"""
+: > /tmp/.no-python && chmod 644 /tmp/.no-python
+for dir in {dirs}; do
+    for f in "$dir"/python3 "$dir"/python3.*; do
+        case ${{f##*/}} in python3|python3.[0-9]|python3.[0-9][0-9]) ;; *) continue ;; esac
+        [ -e "$f" ] && mount --bind /tmp/.no-python "$f"
+    done
+done
+exit 0
+""".format(dirs=" ".join(PATH_DIRS))
+
 
 def graph_for(example: str, remote: str, directory: Path, name: Optional[str] = None) -> Path:
     """A copy of an example graph whose ``remote:`` names one of our hosts."""
@@ -311,6 +325,18 @@ def slow_etcd(host: Host) -> Iterator[None]:
         yield
     finally:
         host.run("umount /usr/bin/etcd; umount /tmp/real-etcd", check=False)
+
+
+@contextlib.contextmanager
+def thin_link(host: Host, rate: str = "300kbit") -> Iterator[None]:
+    """Within the block, what this machine sends to ``host`` (a host on its link)
+    goes at ``rate`` (a token bucket on this end of its veth): a thin link."""
+    shape = ["tc", "qdisc", "replace", "dev", host.veth, "root", "tbf", "rate", rate]
+    subprocess.run([*shape, "burst", "4kb", "latency", "2s"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", host.veth, "root"], check=False)
 
 
 @contextlib.contextmanager

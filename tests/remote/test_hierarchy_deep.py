@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from remote_helpers import (
+    HIDE_PYTHONS,
     Initiator,
     assert_clean,
     file_graph,
@@ -121,6 +122,39 @@ def test_a_secondary_whose_python3_is_3_6(bundle, tmp_path):
         cache = "/root/.cache/mgmt/shiv/*/site-packages/mgmt/remote/hierarchy/__pycache__/"
         compiled = r8.run(f"ls {cache}").stdout
         assert "secondary.cpython-36.pyc" in compiled, compiled
+        for host in pool:
+            assert_clean(host)
+
+
+def test_a_secondary_without_a_usable_python_is_not_told_to_give_python(bundle, tmp_path):
+    """--python and python: name the Python of the hosts with graphs: a secondary
+    finds its own, so its failure says to install one there, not "give --python"
+    (which the user then gave, and the secondary failed the same)."""
+    from mgmt.remote.hierarchy.upstream import NO_PYTHON_HERE, OLD_PYTHON_HERE
+
+    need_hosts()
+    old = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/2.7.*/bin/python2.7")))
+    assert old, "pyenv's Python 2.7 is missing (pyenv install 2.7): the too-old python3"
+    behind = {"l1": "nopy", "l2": "old"}
+    with ssh_hosts(["nopy", "old", *behind], behind=behind, python3={"old": old[-1]}) as pool:
+        pool["nopy"].run(HIDE_PYTHONS)
+        graphs = []
+        for leaf, secondary in behind.items():
+            graph = file_graph(leaf, f"ssh://root@{pool[leaf].address}", tmp_path)
+            graph.write_text(graph.read_text() + f"via: {secondary}\n")
+            graphs.append(graph)
+        with ssh_agent(pool.identity) as sock:
+            env = {"SSH_AUTH_SOCK": sock}
+            done = mgmt_run(pool, bundle, graphs, "--python=/usr/bin/python3", env=env)
+        out = done.stdout + done.stderr
+        assert done.returncode == 1, out
+        rows = summary(done.stdout)
+        assert rows["nopy"][0] == "failed" and rows["nopy"][2] == NO_PYTHON_HERE, out
+        too_old = OLD_PYTHON_HERE.format(python="/usr/bin/python3 2.7.18")
+        assert rows["old"][0] == "failed" and rows["old"][2] == too_old, out
+        assert "give --python" not in out, out
+        for leaf, secondary in behind.items():
+            assert rows[f"{secondary}/{pool[leaf].address}"][2].startswith(f"via {secondary}: ")
         for host in pool:
             assert_clean(host)
 

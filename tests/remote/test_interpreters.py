@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from remote_helpers import (
+    HIDE_PYTHONS,
     MGMT,
     assert_clean,
     file_graph,
@@ -37,7 +38,6 @@ from support.hosts import ssh_hosts
 from support.polling import wait_until
 from support.users import sudo_users
 
-PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 PYENV = Path.home() / ".pyenv" / "versions"
 PYENV_VERSIONS = ("3.6", "3.9", "3.12", "3.13")
 FILES = {
@@ -46,17 +46,6 @@ FILES = {
     "file2a": "i am file2a, exported from host a\n",
     "file2b": "i am file2b, exported from host b\n",
 }
-
-HIDE_PYTHONS = r"""
-: > /tmp/.no-python && chmod 644 /tmp/.no-python
-for dir in {dirs}; do
-    for f in "$dir"/python3 "$dir"/python3.*; do
-        case ${{f##*/}} in python3|python3.[0-9]|python3.[0-9][0-9]) ;; *) continue ;; esac
-        [ -e "$f" ] && mount --bind /tmp/.no-python "$f"
-    done
-done
-exit 0
-""".format(dirs=" ".join(PATH_DIRS))
 
 # A Python built from source: in /usr/local/bin alone (copied there before the
 # others are hidden; the copy finds its stdlib under /usr all the same).

@@ -15,9 +15,11 @@ from remote_helpers import (
     mgmt_run,
     need_hosts,
     summary,
+    thin_link,
     wait_until,
 )
 
+from support import require_tools
 from support.hosts import ssh_hosts
 
 
@@ -119,6 +121,22 @@ def test_a_host_silent_during_the_copy_then_interrupted_is_lost_not_stopped(pool
     assert rows["b"][2].startswith("lost: "), run.output  # keepalives may say it first
     assert_clean(a, timeout=20)
     wait_until(lambda: leftovers(b) == leftovers(a), 90, "b to clean up once reachable")
+
+
+def test_a_stop_during_a_copy_over_a_thin_link_is_a_stop(pool, tmp_path):
+    # What the copy had sent was still on its way (seconds of it at 300 kbit/s),
+    # and the keepalive asked at the stop waited behind it: "lost", exit 1.
+    require_tools("tc")
+    a = pool["a"]
+    one_chunk = _big_bundle(tmp_path, 256 * 1024)
+    with thin_link(a), Initiator(pool, one_chunk, [file_graph("a", "a", tmp_path)]) as run:
+        run.wait_for_line(r"remote: a: Copying bundle", timeout=30)
+        wait_until(lambda: leftovers(a)["temp bundles"], 30, "a's copy begun")
+        run.interrupt()
+        code = run.wait(40)
+    assert code == 0, run.output
+    assert summary(run.output)["a"][0] == "stopped", run.output
+    assert_clean(a, timeout=30)
 
 
 def test_a_hangup_stops_the_run_as_sigterm_does(pool, bundle, tmp_path):

@@ -1,9 +1,9 @@
 """sudo for hosts behind a secondary (via:): the user in the secondary's plan, the
 token and password on its stdin only, and sudo run there as for a direct host.
 
-The pool: one secondary and two leaves reachable only through it; real users
-(support.users: NOPASSWD, and one whose sudo asks a password) log in to the
-leaves through the initiator's forwarded ssh-agent.
+The pool: two secondaries, two leaves reachable only through s1 and one through
+s2; real users (support.users: NOPASSWD, and one whose sudo asks a password)
+log in to the leaves through the initiator's forwarded ssh-agent.
 """
 
 from __future__ import annotations
@@ -23,20 +23,21 @@ from remote_helpers import (
     wait_until,
 )
 
-from mgmt.remote.transport.sudo import WRONG_PASSWORD
+from mgmt.remote.transport.sudo import NOT_TRIED, WRONG_PASSWORD
 from support import require_tools
 from support.hosts import ssh_hosts
 from support.sshagent import ssh_agent
 from support.users import sudo_users
 
 LEAVES = {"l1": "s1", "l2": "s1"}
+BEHIND = {**LEAVES, "l3": "s2"}
 
 
 @pytest.fixture(scope="module")
 def pool():
     need_hosts()
     require_tools("sudo", "useradd", "visudo")
-    with ssh_hosts(["s1", *LEAVES], behind=LEAVES) as hosts:
+    with ssh_hosts(["s1", "s2", *BEHIND], behind=BEHIND) as hosts:
         yield hosts
 
 
@@ -133,5 +134,74 @@ def test_a_wrong_password_fails_that_leaf_in_one_line_and_the_other_goes_on(
     login = users["password"].name
     assert failed[0] == "failed" and WRONG_PASSWORD.format(login=login) in failed[2], out
     assert not pool["l2"].exists("/tmp/only-l2")
+    for host in pool:
+        assert_clean(host)
+
+
+def password_graphs(pool, users, tmp_path, content: str, kind: str = "password") -> List[Path]:
+    """Every leaf, behind either secondary, as one login (by default, whose sudo asks)."""
+    graphs = []
+    for leaf, secondary in BEHIND.items():
+        remote = f"ssh://{users[kind].name}@{pool[leaf].address}"
+        path = file_graph(leaf, remote, tmp_path, content)
+        path.write_text(path.read_text() + f"via: {secondary}\nsudo: true\n")
+        graphs.append(path)
+    return graphs
+
+
+def test_a_wrong_password_is_tried_once_for_the_run_not_once_per_secondary(
+    pool, agent_env, users, bundle, tmp_path
+):
+    # One login (a directory account, say) on three leaves behind two secondaries:
+    # each secondary tried the typo on one of its hosts, two failures counted
+    # against the account where one is all the README allows.
+    graphs = password_graphs(pool, users, tmp_path, "typo")
+    out = finish(start(pool, bundle, agent_env, graphs, "nope"))
+    rows = summary(out)
+    leaves = {
+        f"{s}/{pool[leaf].address}": rows[f"{s}/{pool[leaf].address}"] for leaf, s in BEHIND.items()
+    }
+    login = users["password"].name
+    tried = [path for path, row in leaves.items() if WRONG_PASSWORD.format(login=login) in row[2]]
+    assert len(tried) == 1, out
+    assert all(row[0] == "failed" for row in leaves.values()), out
+    for path, row in leaves.items():
+        if path != tried[0]:  # named as the secondary of each names it: a sibling by address
+            secondary, where = path.split("/")[0], tried[0]
+            other = where.split("/", 1)[1] if where.startswith(secondary + "/") else where
+            assert NOT_TRIED.format(login=login, other=other) in row[2], out
+    for host in pool:
+        assert not host.exists(f"/tmp/only-{host.name}")
+        assert_clean(host)
+
+
+def test_the_right_password_found_below_one_secondary_is_used_below_the_other(
+    pool, agent_env, users, bundle, tmp_path
+):
+    graphs = password_graphs(pool, users, tmp_path, "right")
+    proc = start(pool, bundle, agent_env, graphs, users["password"].password)
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    rows = summary(out)
+    for leaf, secondary in BEHIND.items():
+        assert rows[f"{secondary}/{pool[leaf].address}"][0] == "converged", out
+        owner = pool[leaf].run(["stat", "-c", "%U", f"/tmp/only-{leaf}"]).stdout.strip()
+        assert owner == "root", out
+    for host in pool:
+        assert_clean(host)
+
+
+def test_a_secondary_whose_hosts_sudo_never_asks_lets_the_other_go_on(
+    pool, agent_env, users, bundle, tmp_path
+):
+    # NOPASSWD below both: the secondary given the password to try first is never
+    # asked for it, says so once its hosts run, and the other starts its own.
+    graphs = password_graphs(pool, users, tmp_path, "no password asked", kind="nopasswd")
+    proc = start(pool, bundle, agent_env, graphs, users["password"].password)
+    out = finish(proc, timeout=60)
+    assert proc.returncode == 0, out
+    rows = summary(out)
+    for leaf, secondary in BEHIND.items():
+        assert rows[f"{secondary}/{pool[leaf].address}"][0] == "converged", out
     for host in pool:
         assert_clean(host)

@@ -251,6 +251,13 @@ def test_a_secondary_settings_line_that_is_not_json_is_an_input_error():
     assert secondary_settings(line) == ('{"hostname": "s1"}', ("tok", None))
     with pytest.raises(InputError, match="sudo_secret: invalid"):
         secondary_settings('{"secondary": true, "sudo_secret": "pw"}')
+    # The level above's password gate: [user, state, where it was refused].
+    line = '{"secondary": true, "sudo_secret": ["tok", "", ["alice", "wrong", "s2/10.0.0.5"]]}'
+    assert secondary_settings(line)[1] == ("tok", "", ["alice", "wrong", "s2/10.0.0.5"])
+    with pytest.raises(InputError, match="sudo_secret: invalid"):
+        secondary_settings(
+            '{"secondary": true, "sudo_secret": ["tok", "pw", ["alice", "maybe", null]]}'
+        )
 
 
 def test_each_level_down_has_less_time_to_stop_its_hosts():

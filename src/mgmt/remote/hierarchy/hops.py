@@ -60,6 +60,13 @@ class Subtree:
         """Whether a host anywhere below runs through sudo."""
         return any(spec.sudo for spec in self.hosts)
 
+    def sudo_login(self) -> Optional[str]:
+        """The login of every host below that runs through sudo, if it is one and
+        named (the user whose password sudo asks for, unless sudoers says
+        targetpw): the run's password gate of this level is that user's."""
+        users = {spec.user for spec in self.hosts if spec.sudo}
+        return users.pop() if len(users) == 1 and None not in users else None
+
     def below(self) -> List[str]:
         """Every host below, secondaries included, as paths relative to this
         secondary (``leaf``, ``s2``, ``s2/leaf``): the summary's rows."""

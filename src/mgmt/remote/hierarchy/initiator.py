@@ -24,6 +24,7 @@ from mgmt.remote.hierarchy.upstream import Hierarchy, SudoSecret
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.graphcheck import CheckedGraphs
 from mgmt.remote.transport.connect import ConnectOptions
+from mgmt.remote.transport.password_gate import PasswordGates
 from mgmt.remote.transport.runner import Runner
 from mgmt.remote.transport.same_host import Endpoint
 from mgmt.remote.transport.trust import (
@@ -178,10 +179,12 @@ def top_hierarchy(
     connect: Callable[[HostSpec], Runner],
     checked: CheckedGraphs,
     sudo: Optional[SudoSecret] = None,
+    gates: Optional[PasswordGates] = None,
 ) -> Hierarchy:
     """The initiator's level: secondaries logged in to with the agent forwarded;
     ``checked``: what the hosts below are sent for their graphs (edits checked);
-    ``sudo``: the run's sudo token and password, for the hosts below that use it."""
+    ``sudo``: the run's sudo token and password, for the hosts below that use it;
+    ``gates``: the run's password gates, which the secondaries take too."""
     lookup = ConfigLookups(options)
     check_one_name_per_host(subtrees, lookup)
     return Hierarchy(
@@ -194,4 +197,5 @@ def top_hierarchy(
         sudo=sudo,
         payload=checked,
         standing=checked.standing,
+        gates=gates,
     )

@@ -51,7 +51,9 @@ from mgmt.remote.protocol.relay import (
     leaf_result_line,
     new_host_key_line,
     relay_line,
+    sudo_verdict_line,
 )
+from mgmt.remote.transport.password_gate import RIGHT, TRYING, UNTRIED, WRONG
 from mgmt.settings import Settings, agent_settings
 
 log = get_logger("remote")
@@ -67,11 +69,25 @@ def secondary_settings(line: str) -> Tuple[str, Optional[SudoSecret]]:
     fields.pop(SECONDARY_SETTING, None)
     sudo = fields.pop(SUDO_SECRET_SETTING, None)
     if sudo is not None:
-        valid = isinstance(sudo, list) and len(sudo) == 2 and isinstance(sudo[0], str)
-        if not valid or not isinstance(sudo[1], (str, type(None))):
+        valid = isinstance(sudo, list) and len(sudo) in (2, 3) and isinstance(sudo[0], str)
+        if not valid or not isinstance(sudo[1], (str, type(None))) or not _gate_ok(sudo[2:]):
             raise InputError(f"secondary settings on stdin: {SUDO_SECRET_SETTING}: invalid")
-        sudo = (sudo[0], sudo[1])
+        sudo = tuple(sudo)
     return json.dumps(fields), sudo
+
+
+def _gate_ok(gate: List[Any]) -> bool:
+    """The level above's password gate, if any: [user, state, where it was refused]."""
+    if not gate:
+        return True
+    found = gate[0]
+    return (
+        isinstance(found, list)
+        and len(found) == 3
+        and isinstance(found[0], str)
+        and found[1] in (TRYING, RIGHT, WRONG)
+        and isinstance(found[2], (str, type(None)))
+    )
 
 
 class Upward:
@@ -98,6 +114,7 @@ class SecondaryFanout(Fanout):
 
     def __init__(self, specs: List[HostSpec], ctx: RunContext, control: RunControl, **kw):
         self.say: Callable[[str], None] = kw.pop("say")
+        self.trying = kw.pop("trying")  # the gate the level above waits on, if any
         timeout = kw.pop("converged_timeout")
         self.hands_over_slots = timeout >= 0
         self._said: Optional[bool] = None
@@ -135,7 +152,21 @@ class SecondaryFanout(Fanout):
         if now is not self._said:
             self._said = now
             self.say(converged_line(now))
+        self._untried()
         return due
+
+    def _untried(self) -> None:
+        """The level above gave this secondary the sudo password to try first: once
+        every host started here runs (or ended) and none was asked for it, say so,
+        so that the next one up there tries it (a verdict goes up as it settles).
+        Hosts still waiting for a --cconns slot do not hold it: without
+        --converged-timeout no slot may ever free, and the others would wait."""
+        gate = self.trying
+        if gate is None or gate.state != UNTRIED:
+            return
+        if all(s.running.is_set() for s in self._active()):
+            self.trying = None
+            self.say(sudo_verdict_line(gate.user, UNTRIED, ""))
 
 
 class AcceptedKeys:
@@ -218,7 +249,18 @@ def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
 
     upward = Upward()
     accepted = AcceptedKeys(known, upward) if options["accept_new"] else None
-    password_gates = PasswordGates()  # the hosts below try a password one at a time
+    # The hosts below try a password one at a time; what one found goes upward.
+    password_gates = PasswordGates(
+        lambda user, verdict, host: upward.line(sudo_verdict_line(user, verdict, host))
+    )
+    trying = None
+    if sudo is not None and len(sudo) > 2:  # the level above's gate (see upstream)
+        user, state, where = sudo[2]
+        trying = password_gates.for_user(user)
+        if state != TRYING:
+            trying.preset(state, where)
+            trying = None
+        sudo = (sudo[0], sudo[1])
 
     def connect(spec: HostSpec) -> OpenSshRunner:
         runner = OpenSshRunner(  # it logs in with its first command (START)
@@ -259,6 +301,7 @@ def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
         stop_grace=options["stop_grace"],
         sudo=sudo,
         payload=plan_payload,
+        gates=password_gates,
     )
     control = RunControl()
     fanout = SecondaryFanout(
@@ -269,6 +312,7 @@ def run_secondary(settings: Settings, sudo: Optional[SudoSecret] = None) -> int:
         converged_timeout=options["converged_timeout"],
         session_factory=hierarchy.session,
         say=upward.line,
+        trying=trying,
         watch_graphs=not settings.no_watch,
     )
     plan_watcher = None

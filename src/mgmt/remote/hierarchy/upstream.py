@@ -18,22 +18,31 @@ alike (depth 3): standard library only, Python 3.6+.
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from mgmt.errors import RemoteError
 from mgmt.log import get_logger
 from mgmt.remote.hierarchy.hops import Subtree
 from mgmt.remote.hierarchy.plan import plan_for, write_plan
 from mgmt.remote.hostspec import HostSpec
+from mgmt.remote.orchestration import agentstart
 from mgmt.remote.orchestration.context import Payload, RunContext, graph_payload
 from mgmt.remote.orchestration.graphwatch import GraphWatcher
 from mgmt.remote.orchestration.results import CONVERGED, FAILED, STOPPED, HostResult
-from mgmt.remote.orchestration.session import Session
-from mgmt.remote.protocol import SECONDARY_SETTING, SUDO_SECRET_SETTING, RemotePaths
+from mgmt.remote.orchestration.session import Interrupted, Session
+from mgmt.remote.protocol import (
+    EXIT_OLD_PYTHON,
+    SECONDARY_SETTING,
+    SUDO_SECRET_SETTING,
+    RemotePaths,
+)
 from mgmt.remote.protocol.relay import (
     RESULT_FIELDS,
     parse_leaf_converged_line,
     parse_leaf_result_line,
     parse_new_host_key_line,
     parse_relay_line,
+    parse_sudo_verdict_line,
 )
+from mgmt.remote.transport.password_gate import TRYING, UNTRIED, WRONG, PasswordGate, PasswordGates
 from mgmt.remote.transport.runner import Runner
 
 log = get_logger("remote")
@@ -44,6 +53,16 @@ VIA = "via {secondary}: {why}"
 CONVERGED_THEN_LOST = "converged, then lost via {secondary}: {why}"
 # A host below a secondary that stopped, whose agent ran but whose own result never came.
 STOPPED_WITH = "ran; stopped with {}, no result of its own"
+# A secondary finds its own Python: --python and python: are its hosts' (the
+# agent's advice, "or give --python", would not help).
+NO_PYTHON_HERE = (
+    "no Python 3.6+ found on this secondary; install python3 there (dnf install python3): "
+    "--python and python: name the Python of the hosts with graphs, not of a secondary"
+)
+OLD_PYTHON_HERE = (
+    "{python} is older than 3.6; install python3 3.6+ on this secondary (it runs the first"
+    " python3 it finds; --python and python: are for the hosts with graphs)"
+)
 # The run's sudo prompt token and password (None if none was given), for the
 # hosts below a secondary that run through sudo (see mgmt.remote.transport.sudo).
 SudoSecret = Tuple[str, Optional[str]]
@@ -64,8 +83,11 @@ class SecondarySession(Session):
         sudo: Optional[SudoSecret] = None,
         on_leaf_converged: Optional[Callable[[str, bool], None]] = None,
         on_leaf_result: Optional[Callable[[str, HostResult], None]] = None,
+        gates: Optional[PasswordGates] = None,
     ):
         self.subtree = subtree
+        self.gates = gates  # this level's: the password is tried by one host first
+        self._trying: Optional[PasswordGate] = None  # taken to try it below
         self.on_new_host_key = on_new_host_key
         self.on_leaf_converged = on_leaf_converged  # (path from here, state): to go upward
         self.leaf_converged: Dict[str, bool] = {}  # path below -> as its agent last said
@@ -85,11 +107,53 @@ class SecondarySession(Session):
         settings.update(super().agent_settings(port))
         return settings
 
+    def _failed_start(self, process, what: str) -> RemoteError:
+        error = super()._failed_start(process, what)
+        if error.message == agentstart.NO_PYTHON:
+            return RemoteError(self.host, NO_PYTHON_HERE)
+        return error
+
+    def _judge(self, status: int) -> Tuple[str, str]:
+        result, message = super()._judge(status)
+        if status == EXIT_OLD_PYTHON and self._stop_reason is None:
+            found = self.python.path + " " + self.python.version if self.python else "Python"
+            message = OLD_PYTHON_HERE.format(python=found)
+        return result, message
+
+    def run(self) -> HostResult:
+        try:
+            return super().run()
+        finally:  # ended without a verdict from below: the next one tries it
+            gate, self._trying = self._trying, None
+            if gate is not None:
+                gate.settle(UNTRIED, self.host)
+
     def secret_settings(self) -> Dict[str, Any]:
         secrets = super().secret_settings()
         if self.sudo is not None and self.subtree.needs_sudo():
-            secrets[SUDO_SECRET_SETTING] = list(self.sudo)
+            secret: List[Any] = list(self.sudo)
+            user = self.subtree.sudo_login()
+            if self.sudo[1] is not None and self.gates is not None and user is not None:
+                gate = self._take_gate(user)
+                if gate[1] == WRONG:
+                    secret[1] = ""  # never sent where it is known wrong: nothing tries it
+                secret.append(gate)
+            secrets[SUDO_SECRET_SETTING] = secret
         return secrets
+
+    def _take_gate(self, user: str) -> List[Any]:
+        """This level's password gate for ``user``, taken as a host takes it: the
+        secondary's hosts try the password first (TRYING: their verdict comes
+        back, see :meth:`_upward`), or use what another host found (RIGHT, or
+        WRONG and where). Before the start lines go: a typo is tried once for
+        the whole run, not once per secondary (IPA locks an account after 6)."""
+        gate = self.gates.for_user(user)  # type: ignore[union-attr]
+        state = gate.take(self.host, lambda: self.stopping)
+        if state is None:
+            raise Interrupted(self.host, "stopped before the agent started")
+        if state == TRYING:
+            self._trying = gate
+        return [user, state, gate.wrong_on]
 
     def describe_start(self, paths: RemotePaths, settings: Dict[str, Any]) -> str:
         below = self.subtree.below()
@@ -122,6 +186,14 @@ class SecondarySession(Session):
             if self.on_leaf_converged is not None:
                 self.on_leaf_converged(self.host + "/" + path, now)
             return
+        verdict = parse_sudo_verdict_line(line)
+        if verdict is not None:
+            gate = self._trying
+            if gate is not None and gate.user == verdict[0]:
+                self._trying = None
+                where = self.host + "/" + verdict[2] if verdict[2] else self.host
+                gate.settle(verdict[1], where)
+            return
         key = parse_new_host_key_line(line)
         if key is not None:
             if self.on_new_host_key is not None:
@@ -145,7 +217,8 @@ class Hierarchy:
     ``payload``: what a host is sent for its graph file (see :func:`.plan.plan_for`),
     checked at an edit; ``standing``: what the other hosts of a secondary keep
     then (a sibling's bad file must not hold an edit back; None: ``payload``);
-    ``on_leaf_converged``, ``on_leaf_result``: on a secondary, what to do with a
+    ``gates``: the level's sudo password gates, which its secondaries take as
+    its hosts do; ``on_leaf_converged``, ``on_leaf_result``: on a secondary, what to do with a
     state or a result a secondary below said of one of its hosts (named by its
     path from here): it goes upward at once, so that a stop or a drop of this
     level cannot lose it.
@@ -165,8 +238,10 @@ class Hierarchy:
         standing: Optional[Payload] = None,
         on_leaf_converged: Optional[Callable[[str, bool], None]] = None,
         on_leaf_result: Optional[Callable[[str, HostResult], None]] = None,
+        gates: Optional[PasswordGates] = None,
     ):
         self.payload = payload
+        self.gates = gates
         self.standing = standing or payload
         self.trees = {tree.name: tree for tree in subtrees}
         self.sudo = sudo
@@ -243,6 +318,7 @@ class Hierarchy:
                 self.sudo,
                 self.on_leaf_converged,
                 self.on_leaf_result,
+                self.gates,
             )
             self.sessions[spec.name] = session
         if self.stop_grace is not None:

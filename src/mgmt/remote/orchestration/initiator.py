@@ -161,8 +161,9 @@ def run(
             payload=checked,
             start_payload=checked.at_start,
         )
+        sudo = (token, sudo_password)
         hierarchy = via_hierarchy(
-            subtrees, state, options, settings, found, (token, sudo_password), same_host, checked
+            subtrees, state, options, settings, found, sudo, same_host, checked, password_gates
         )
         fanout = Fanout(
             direct + hierarchy.specs(),
@@ -203,13 +204,14 @@ def _warn_cconns_collect(cconns: int, specs: List[HostSpec]) -> None:
 
 
 def via_hierarchy(
-    subtrees, state: Path, options, settings: Settings, found, sudo, same_host, payload
+    subtrees, state: Path, options, settings: Settings, found, sudo, same_host, payload, gates=None
 ):
     """The secondaries of a via: run (mgmt.remote.hierarchy), logged in to with
     the ssh-agent forwarded; with no via: graphs, plain sessions only. ``sudo``:
     the run's sudo token and password, for the hosts below that run through it;
     ``same_host``: the run's SameHostGuard, which the secondaries claim too;
-    ``payload``: what the hosts below are sent (the run's graphcheck)."""
+    ``payload``: what the hosts below are sent (the run's graphcheck); ``gates``:
+    the run's sudo password gates (a typo is tried on one host of the whole run)."""
     from mgmt.remote.hierarchy.initiator import top_hierarchy
     from mgmt.remote.hierarchy.plan import grace_below
     from mgmt.remote.orchestration.session import STOP_GRACE
@@ -229,7 +231,7 @@ def via_hierarchy(
         "bundle_sha256": found.sha256,
         "bundle_build_id": found.build_id,
     }
-    return top_hierarchy(subtrees, state, options, plan_options, connect, payload, sudo)
+    return top_hierarchy(subtrees, state, options, plan_options, connect, payload, sudo, gates)
 
 
 def _detached(settings: Settings, remotes, bundle: Optional[Path], fabric_config, out) -> int:

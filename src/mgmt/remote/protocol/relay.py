@@ -11,7 +11,10 @@ runs has converged), its log on stderr. On its stdout it adds:
   (the per-host summary's row, as JSON);
 - :func:`leaf_converged_line`: one host below it has converged, or is busy
   again (its agent's own converged events, relayed as they come), so that a
-  host whose secondary is lost is known to have applied its graph or not.
+  host whose secondary is lost is known to have applied its graph or not;
+- :func:`sudo_verdict_line`: the run's sudo password, tried below, was right
+  or wrong for a user (or nobody below was asked for it: "untried"), so that
+  the level above gives it to its other hosts, or does not.
 
 Runs on hosts: standard library only, Python 3.6+.
 """
@@ -82,5 +85,27 @@ def parse_new_host_key_line(line: str) -> Optional[Tuple[str, str, str]]:
         return None
     fields = line[len(NEW_HOST_KEY_MARK) :].split()
     if len(fields) != 3 or any(not f.isprintable() for f in fields):
+        return None
+    return fields[0], fields[1], fields[2]
+
+
+SUDO_VERDICT_MARK = "@@mgmt-sudo-verdict "
+SUDO_VERDICTS = ("right", "wrong", "untried")
+
+
+def sudo_verdict_line(user: str, verdict: str, host: str) -> str:
+    return SUDO_VERDICT_MARK + json.dumps([user, verdict, host])
+
+
+def parse_sudo_verdict_line(line: str) -> Optional[Tuple[str, str, str]]:
+    """(user, verdict, host path) of a :func:`sudo_verdict_line`; None for any other."""
+    if not line.startswith(SUDO_VERDICT_MARK):
+        return None
+    try:
+        fields = json.loads(line[len(SUDO_VERDICT_MARK) :])
+    except ValueError:
+        return None
+    valid = isinstance(fields, list) and len(fields) == 3
+    if not valid or not all(isinstance(f, str) for f in fields) or fields[1] not in SUDO_VERDICTS:
         return None
     return fields[0], fields[1], fields[2]

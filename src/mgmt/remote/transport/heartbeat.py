@@ -8,8 +8,13 @@ if only with a refusal) every ``interval`` seconds, and a host that has not
 answered for ``timeout`` seconds is *lost*: its transport is closed, so every
 read and wait on it ends at once. When the run stops, :meth:`Heartbeat.hurry`
 asks at once and allows a few seconds only, so ^C is not held up by a dead host.
+A host still taking a bundle copy over a thin link gets longer (up to the
+lost timeout): its answer is queued behind what the copy already sent, and
+TCP shows it alive, acknowledging those bytes (:func:`draining`).
 """
 
+import socket
+import struct
 import threading
 import time
 from typing import Optional
@@ -31,6 +36,8 @@ class Heartbeat:
         self.lost: Optional[str] = None
         self._deadline: Optional[float] = None  # an answer is due by then
         self._hurried = False
+        self._hurried_at: Optional[float] = None
+        self._draining_until = 0.0  # the deadline waits while the link drains
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._asker = threading.Thread(target=self._ask, name="heartbeat", daemon=True)
@@ -40,6 +47,8 @@ class Heartbeat:
 
     def hurry(self) -> None:
         due = time.monotonic() + HURRY_SECONDS
+        if self._hurried_at is None:
+            self._hurried_at = time.monotonic()
         self._hurried = True
         if self._deadline is None or self._deadline > due:
             self._deadline = due
@@ -65,10 +74,32 @@ class Heartbeat:
     def _watch(self) -> None:
         while not self._closed.wait(0.25):
             deadline = self._deadline
-            if deadline is not None and time.monotonic() > deadline:
+            now = time.monotonic()
+            if deadline is not None and now > max(deadline, self._draining_until):
+                if self._hurried and self._hurried_at is not None:
+                    still = now < self._hurried_at + self.timeout
+                    if still and draining(self.transport.sock):
+                        self._draining_until = now + 1.0
+                        continue
                 waited = HURRY_SECONDS if self._hurried else self.timeout
+                if self._draining_until and self._hurried_at is not None:
+                    waited = now - self._hurried_at  # it was still taking bytes until lately
                 self.lost = f"lost: no answer to SSH keepalives for {waited:.0f} s"
                 self.transport.close()
                 return
             if not self.transport.is_active():
                 return
+
+
+def draining(sock: object) -> bool:
+    """Whether the peer is still acknowledging what was sent to it (bytes in
+    flight, an ACK within the last second): alive, behind a slow link. A dead
+    host sends no ACK; a frozen one (its receive window full) has nothing in
+    flight. Linux's TCP_INFO (tcpi_unacked, tcpi_last_ack_recv); False elsewhere."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 64)  # type: ignore[attr-defined]
+        (unacked,) = struct.unpack_from("I", info, 24)
+        (last_ack_ms,) = struct.unpack_from("I", info, 56)
+    except (AttributeError, OSError, struct.error):
+        return False
+    return unacked > 0 and last_ack_ms < 1000
