@@ -560,7 +560,7 @@ def test_a_missing_fragment_fails_naming_it_and_writes_nothing(watcher, tmp_path
 
 def test_a_copied_file_takes_its_sources_mode_with_the_content(watcher, tmp_path):
     """As a tree copy's files do, and mgmt's copy did: a copied script stays executable.
-    The graph's mode wins; a copy already right is not chmod-ed after its source."""
+    The graph's mode wins; a copy there already keeps its mode, as `cp` does."""
     source, path = tmp_path / "script", tmp_path / "copy"
     source.write_text("#!/bin/sh\n")
     source.chmod(0o750)
@@ -569,11 +569,12 @@ def test_a_copied_file_takes_its_sources_mode_with_the_content(watcher, tmp_path
     assert stat.S_IMODE(path.stat().st_mode) == 0o750
     source.write_text("#!/bin/sh\necho 2\n")
     source.chmod(0o700)
-    assert res.check_apply(True) is False  # a new content: with the source's mode now
-    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    path.chmod(0o640)  # the copy's mode changed since, by hand
+    assert res.check_apply(True) is False  # a new content: the mode stays as it is
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
     source.chmod(0o755)
     assert res.check_apply(True) is True  # the content is right: the mode is not followed
-    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
     moded = tmp_path / "moded"
     file_res(watcher, tmp_path, path=str(moded), source=str(source), mode="0600").check_apply(True)
     assert stat.S_IMODE(moded.stat().st_mode) == 0o600

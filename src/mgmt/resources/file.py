@@ -332,8 +332,10 @@ class FileRes(Attrs, Resource):
             self._note_content(fd, st, data, apply)
             if apply:  # the new file gets the wanted owner and mode with it
                 uid, gid = self._owners()
+                # A rewrite keeps the file's mode, as `cp` onto a file does: a copy
+                # made before with another mode does not change without a word.
                 have = stat.S_IMODE(st.st_mode)
-                mode = self._mode(have, self._copied_mode(have))
+                mode = self._mode(have, have)
                 keep = (st.st_uid if uid is None else uid, st.st_gid if gid is None else gid)
                 self._write(data, mode, keep, read_xattrs(fd))
             self.say(apply, f"wrote content of {self.path}", f"rewrite content of {self.path}")

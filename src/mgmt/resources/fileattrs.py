@@ -29,7 +29,7 @@ class Attrs:
         return default if wanted is None else wanted
 
     def _copied_mode(self, default: int) -> int:
-        """A source file's mode goes with its content, as a tree copy's and mgmt's
+        """A source file's mode for a file made from it, as a tree copy's and mgmt's
         copy do (a copied script stays executable); ``default`` without one."""
         source = self.params.get("source")
         try:
