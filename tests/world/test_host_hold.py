@@ -143,3 +143,50 @@ def test_the_same_agent_started_again_takes_its_hold_over_at_once(world, client,
     record, _lease = hold(client, "gone")
     assert record["pid"] == os.getpid()
     assert exported(client, "gone") == {"x": {"by": "again"}}
+
+
+def test_an_agent_whose_lease_ran_out_takes_its_name_back_and_publishes_again(
+    world, client, mgmt_log
+):
+    first = world("lapsed")
+    first.export({("noop", "x"): {"by": "first"}})
+    # Its lease ends (an etcd outage longer than the lease), another agent of the
+    # name takes over and writes its own exports.
+    _, lease = hold(client, "lapsed")
+    client.call("lease/revoke", {"ID": lease})
+    second = world("lapsed")
+    second.export({("noop", "x"): {"by": "second"}})
+    wait_until(lambda: "is held by another agent" in mgmt_log.getvalue(), what="the first told")
+    with pytest.raises(WorldError, match="is held by another agent"):
+        first.export({("noop", "x"): {"by": "first"}, ("noop", "y"): {}})
+    assert exported(client, "lapsed") == {"x": {"by": "second"}}
+    # The second one stops: the first takes its name back by itself (no new graph
+    # comes to make it publish) and its newest exports are there again.
+    second.close()
+    wait_until(
+        lambda: exported(client, "lapsed") == {"x": {"by": "first"}, "y": {}},
+        timeout=LEASE_TTL,
+        what="the first's exports published again",
+    )
+    assert hold(client, "lapsed")[0]["owner"] == first._hold.owner
+
+
+def test_a_second_agent_of_the_same_owner_still_running_is_refused(world, client):
+    world("twice", owner="one-machine").export({("noop", "x"): {}})
+    with pytest.raises(WorldError, match="is held by another agent"):
+        world("twice", owner="one-machine").export({("noop", "x"): {}})
+
+
+def test_clones_with_the_same_exports_are_told_too(world, client):
+    world("clone").export({("noop", "x"): {}})
+    with pytest.raises(WorldError, match="is held by another agent"):
+        world("clone").export({("noop", "x"): {}})
+
+
+def test_a_hold_written_by_hand_says_it_never_ends_by_itself(world, client):
+    client.put("/_mgmt/hosts/manual", json.dumps({"owner": "someone", "pid": 1}))
+    with pytest.raises(WorldError) as refused:
+        world("manual").export({("noop", "x"): {}})
+    assert "it has no lease and never ends by itself: etcdctl del /_mgmt/hosts/manual" in str(
+        refused.value
+    )

@@ -36,6 +36,8 @@ EXPORT_ATTEMPTS = 5
 # etcd's default --max-txn-ops: a stock cluster (--seeds) refuses a transaction
 # with more compares, or more operations, than this.
 TXN_OPS = 128
+# Keys one export transaction compares: one compare more checks the hold.
+TXN_KEYS = TXN_OPS - 1
 # etcd refuses a request of more than --max-request-bytes (1.5 MiB by default, the
 # embedded etcd's too): a transaction carries at most this many bytes of keys and
 # values, leaving room for the compares and the encoding's overhead.
@@ -76,7 +78,7 @@ class EtcdWorld:
             raise InputError(f"bad hostname {shown(hostname)} for etcd keys")
         self.client = client
         self.hostname = hostname
-        self._hold = HostHold(client, hostname, owner)
+        self._hold = HostHold(client, hostname, owner, self._publish_held_again)
         self._converged: Optional[bool] = None
         self._failed: Optional[str] = None  # as written ("" when the key is absent)
         # Revision of the last read of each prefix: a watch started later
@@ -128,6 +130,13 @@ class EtcdWorld:
                 self._export(self._exported)
                 log.info("exported resources published again to the new cluster")
 
+    def _publish_held_again(self) -> None:
+        """Publish the last exports again: the hold on the hostname was lost (or
+        refused) and is taken again, and another agent may have written meanwhile."""
+        with self._export_lock:
+            if self._exported is not None:
+                self._export(self._exported)
+
     def _export(self, resources: Mapping[ResourceKey, Dict[str, Any]]) -> None:
         wanted = {exported_key(self.hostname, k, n): dump(p) for (k, n), p in resources.items()}
         mine = f"{EXPORTED_PREFIX}{self.hostname}/resources/"
@@ -141,15 +150,17 @@ class EtcdWorld:
             for key, value in wanted.items():
                 if seen.get(key, (None, 0))[0] != value:
                     ops[key] = {"request_put": {"key": encode(key), "value": encode(value)}}
+            if ops or wanted:
+                # Only the agent that holds the name writes under it (see hosthold);
+                # a clone with the same exports is told too, though it writes nothing.
+                self._hold.ensure()
             if not ops:
                 return
-            # Only the agent that holds the name writes under it (see hosthold).
-            self._hold.ensure()
             every = list(seen) + [key for key in wanted if key not in seen]
             # A written key is sent twice (its compare, its op), a value once.
             sizes = {key: 2 * _size(key) + _size(wanted.get(key, "")) for key in ops}
             size = sum(sizes.values()) + sum(_size(key) for key in every if key not in ops)
-            if len(every) <= TXN_OPS and len(ops) <= TXN_OPS and size <= TXN_BYTES:
+            if len(every) <= TXN_KEYS and len(ops) <= TXN_OPS and size <= TXN_BYTES:
                 # One transaction; our view of every key we hold must still be
                 # true at commit time.
                 batches = [every]
@@ -182,9 +193,10 @@ class EtcdWorld:
         ops: Mapping[str, Any],
         refused: List[WorldError],
     ) -> bool:
-        """One transaction: ``keys`` still as read (``seen``), then their ``ops``.
-        A put of one resource that etcd finds too large is added to ``refused``."""
-        compare = []
+        """One transaction: ``keys`` still as read (``seen``) and the hold still
+        ours, then their ``ops``. A put of one resource that etcd finds too large
+        is added to ``refused``."""
+        compare = [self._hold.compare()]
         for key in keys:
             if key in seen:
                 compare.append(
@@ -337,12 +349,12 @@ def _size(text: str) -> int:
 
 
 def _batches(keys: List[str], sizes: Mapping[str, int]) -> List[List[str]]:
-    """``keys`` in order, cut into transactions of at most TXN_OPS keys and TXN_BYTES
+    """``keys`` in order, cut into transactions of at most TXN_KEYS keys and TXN_BYTES
     bytes (a key larger than that alone: etcd may take it, or says it is too large)."""
     batches: List[List[str]] = []
     size = 0
     for key in keys:
-        if not batches or len(batches[-1]) >= TXN_OPS or size + sizes[key] > TXN_BYTES:
+        if not batches or len(batches[-1]) >= TXN_KEYS or size + sizes[key] > TXN_BYTES:
             batches.append([])
             size = 0
         batches[-1].append(key)
