@@ -31,6 +31,10 @@ log = get_logger("agent")
 # Editors write in several steps; wait this long after the last event before reading
 # (not after a finished write: see _on_graph_saved).
 RELOAD_QUIET = 0.03
+# A graph read bad (empty, cut short) is said only if no further write comes within
+# this long: a writer rewriting it in place (`cat > g.yaml`, a template engine) was
+# caught between its truncation and its write, and under load it may take a while.
+BAD_GRAPH_GRACE = 0.5
 
 
 def read_and_parse(path: str) -> "Tuple[str, Graph]":
@@ -373,8 +377,8 @@ class Agent:
                 return False
             graph = parse_graph(text, path, real_paths=True)
         except GraphError as err:
-            # A truncation shows a moment before its event: give that RELOAD_QUIET.
-            if not self._rewritten(RELOAD_QUIET):  # else not a bad graph, a write under way
+            # A truncation shows a moment before its write: give that BAD_GRAPH_GRACE.
+            if not self._rewritten(BAD_GRAPH_GRACE):  # else not a bad graph, a write under way
                 log.error("%s (keeping the last good graph)", err)
             return False
         self._graph_text = text
