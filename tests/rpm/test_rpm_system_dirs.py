@@ -246,6 +246,29 @@ def test_a_file_mapped_onto_a_system_folder_is_refused(tmp_path, dest, owner):
     assert f'"{path}/tool"' in (out / "app.spec").read_text()
 
 
+def test_files_in_system_folders_are_not_taken_for_their_subfolders(tmp_path):
+    """The system folders' patterns (/etc/X11/*, /etc/systemd/*) stand for the
+    subfolders those packages own; a file at such a path (xorg.conf, a systemd
+    drop-in config) was refused as "a directory of the filesystem package", with
+    no DEST that could package it."""
+    require_tools("rpmbuild", "rpm")
+    dests = [
+        "/etc/X11/xorg.conf",
+        "/etc/xdg/mimeapps.list",
+        "/etc/systemd/zram-generator.conf",
+        "/usr/share/bash-completion/bash_completion",
+        "/usr/lib/systemd/app-helper",
+    ]
+    (tmp_path / "file").write_text("x\n")
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out),
+                     *(f"{tmp_path / 'file'}={dest}" for dest in dests))  # fmt: skip
+    assert result.code == 0, result.err
+    listed = subprocess.run(["rpm", "-qlp", str(out / "app-1-1.noarch.rpm")],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert listed.stdout.splitlines() == sorted(dests)
+
+
 def test_a_symlink_mapped_onto_a_system_folder_is_refused_but_not_the_systems_own(tmp_path):
     """``link=/usr/bin`` made a package rpm cannot install over the directory;
     a whole tree's ``bin -> usr/bin`` is the filesystem package's own link."""

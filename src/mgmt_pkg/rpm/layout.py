@@ -18,7 +18,7 @@ from typing import Dict, Sequence
 
 from mgmt_pkg.errors import InvalidInput
 from mgmt_pkg.rpm.payload import Entry, shown
-from mgmt_pkg.rpm.sysdirs import system_owner
+from mgmt_pkg.rpm.sysdirs import system_folder, system_owner
 
 __all__ = ["check_layout"]
 
@@ -35,7 +35,7 @@ def check_layout(entries: Sequence[Entry]) -> None:
         # Not the filesystem package's own symlinks (/bin -> usr/bin on merged-/usr
         # systems), which a package of a whole tree may hold as the same link.
         linked = entry.kind == "symlink" and entry.path in _SYSTEM_LINKS
-        owner = None if entry.kind == "dir" or linked else system_owner(entry.path)
+        owner = None if entry.kind == "dir" or linked else system_folder(entry.path)
         if owner is not None:
             raise InvalidInput(
                 f"{shown(entry.path)} is a directory of {owner}, not a {entry.kind}: to "
