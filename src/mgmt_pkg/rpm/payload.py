@@ -97,12 +97,11 @@ def collect(
     if prefix is not None:
         _check_absolute("--prefix", prefix)
     found: Dict[str, Entry] = {}
+    moded = {attr.path for attr in attrs if attr.mode is not None}
     for mapping in mappings:
         for entry in _walk(mapping, prefix, exclude, user, group):
-            if entry.path in found and found[entry.path].kind != "dir":
-                raise InvalidInput(
-                    f"{shown(mapping)}: {shown(entry.path)} is already given by another SRC"
-                )
+            if entry.path in found:
+                entry = _merged(mapping, found[entry.path], entry, entry.path in moded)
             found[entry.path] = entry
     if not found:
         raise InvalidInput("nothing to package: every path given was excluded")
@@ -267,6 +266,21 @@ def _walk(
                 )  # fmt: skip
         if entry.path != "/":  # "root/=/" packages what is in root, never / itself
             yield entry
+
+
+def _merged(mapping: str, old: Entry, new: Entry, moded: bool) -> Entry:
+    """A path that two SRCs give: only folders (trees mapped to one DEST) merge.
+    A folder owned for its mode keeps it whichever SRC comes first; two such
+    modes are refused unless --rpm-attr gives the folder its mode."""
+    if old.kind != "dir" or new.kind != "dir":
+        raise InvalidInput(f"{shown(mapping)}: {shown(new.path)} is already given by another SRC")
+    modes = sorted({e.mode for e in (old, new) if e.owned and e.mode != 0o755})
+    if len(modes) > 1 and not moded:
+        raise InvalidInput(
+            f"{shown(mapping)}: {shown(new.path)} is a folder of mode {modes[0]:04o} in one SRC "
+            f"and {modes[1]:04o} in another: give it one with --rpm-attr MODE,-,-:{shown(new.path)}"
+        )
+    return replace(new, mode=modes[0] if modes else new.mode, owned=old.owned or new.owned)
 
 
 def _excluded(patterns: Sequence[str], in_package: str, relative: str) -> bool:
