@@ -260,10 +260,13 @@ def _walk(
             entry = replace(entry, owned=owned and mine)
             for name in reversed(names):
                 child = path / name
+                try:  # a folder we may list but not enter (chmod -R 644), a path over PATH_MAX
+                    found = child.lstat()
+                except OSError as error:
+                    raise InvalidInput(f"{shown(child)}: cannot read: {error.strerror}") from None
                 stack.append(
-                    (child, f"{in_package}/{name}", f"{relative}/{name}".lstrip("/"),
-                     child.lstat())
-                )  # fmt: skip
+                    (child, f"{in_package}/{name}", f"{relative}/{name}".lstrip("/"), found)
+                )
         if entry.path != "/":  # "root/=/" packages what is in root, never / itself
             yield entry
 
