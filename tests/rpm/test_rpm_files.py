@@ -356,6 +356,21 @@ def test_a_relative_dest_goes_under_the_prefix_as_with_fpm(tmp_path):
     assert list(headers(result.paths[2])) == ["/usr/share/doc/rel2/doc"]
 
 
+def test_a_src_with_an_equals_sign_in_its_name_is_taken_whole_as_with_fpm(tmp_path):
+    """'conf/a=b.txt' was split at its '=' ("cannot read conf/a"), with no way to
+    package it but its folder; fpm takes an argument that exists as a SRC."""
+    require_tools("rpmbuild")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "a=b.txt").write_text("x\n")
+    (tmp_path / "file").write_text("y\n")
+    src = str(conf / "a=b.txt")
+    result = run_cli("rpm", "-n", "eq", "-v", "1", "-o", str(tmp_path / "out"), src,
+                     f"{src}=/etc/eq/x=y.conf", f"{tmp_path / 'file'}=/opt/k=v")  # fmt: skip
+    assert result.code == 0, result.err
+    assert list(headers(result.paths[2])) == sorted([src, "/etc/eq/x=y.conf", "/opt/k=v"])
+
+
 def test_directories_and_config_files_above_single_mappings_mark_what_they_hold(tmp_path):
     """fpm's ``--directories /opt/app bin/tool=/opt/app/bin/tool``: refused, as /opt/app
     was not itself a DEST; so was ``--config-files /etc/app`` above a mapped file."""

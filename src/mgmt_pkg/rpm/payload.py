@@ -96,12 +96,16 @@ def collect(
     check_owner("--rpm-group", group)
     if prefix is not None:
         _check_absolute("--prefix", prefix)
+    # Imported here: both modules build on this module's Entry.
+    from mgmt_pkg.rpm.hardlinks import check_hard_links
+    from mgmt_pkg.rpm.layout import check_layout, merged
+
     found: Dict[str, Entry] = {}
     moded = {attr.path for attr in attrs if attr.mode is not None}
     for mapping in mappings:
         for entry in _walk(mapping, prefix, exclude, user, group):
             if entry.path in found:
-                entry = _merged(mapping, found[entry.path], entry, entry.path in moded)
+                entry = merged(mapping, found[entry.path], entry, entry.path in moded)
             found[entry.path] = entry
     if not found:
         raise InvalidInput("nothing to package: every path given was excluded")
@@ -124,10 +128,6 @@ def collect(
             owned=entry.owned or entry.kind == "dir",  # else rpm never sees the %attr
         )
     entries = tuple(found[path] for path in sorted(found))
-    # Imported here: both modules build on this module's Entry.
-    from mgmt_pkg.rpm.hardlinks import check_hard_links
-    from mgmt_pkg.rpm.layout import check_layout
-
     check_layout(entries)
     check_hard_links(entries)
     return entries
@@ -176,10 +176,22 @@ def _check_absolute(where: str, path: str, label: str = "") -> None:
     _check_segments(where, path, label)
 
 
+def _split(mapping: str) -> Tuple[str, str, str]:
+    """SRC, "=", DEST. As fpm: an argument that exists is a SRC, "=" and all
+    ("a=b.txt"); else the first "=" after an existing SRC splits, so that one
+    can be mapped too ("a=b.txt=/opt/x"), else the first "="."""
+    if "=" in mapping and not os.path.lexists(mapping):
+        for at in (i for i, char in enumerate(mapping) if char == "="):
+            if at and os.path.lexists(mapping[:at]):
+                return mapping[:at], "=", mapping[at + 1 :]
+        return mapping.partition("=")
+    return mapping, "", ""
+
+
 def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
     """(the source on disk, its path in the package) for one argument. A SRC
     ending in "/" names the directory, also through a symlink (fpm, rsync)."""
-    source, equals, dest = mapping.partition("=")
+    source, equals, dest = _split(mapping)
     if not source:
         raise InvalidInput(f"{mapping!r}: no SRC before '='")
     source_path = Path(source)
@@ -215,7 +227,7 @@ def _walk(
     mapping: str, prefix: Optional[str], exclude: Sequence[str], user: str, group: str
 ) -> Iterator[Entry]:
     source, dest = _destination(mapping, prefix)
-    followed = mapping.partition("=")[0].endswith("/")  # "linkdir/": the directory it leads to
+    followed = _split(mapping)[0].endswith("/")  # "linkdir/": the directory it leads to
     try:
         top = source.stat() if followed else source.lstat()
     except OSError as error:
@@ -269,21 +281,6 @@ def _walk(
                 )
         if entry.path != "/":  # "root/=/" packages what is in root, never / itself
             yield entry
-
-
-def _merged(mapping: str, old: Entry, new: Entry, moded: bool) -> Entry:
-    """A path that two SRCs give: only folders (trees mapped to one DEST) merge.
-    A folder owned for its mode keeps it whichever SRC comes first; two such
-    modes are refused unless --rpm-attr gives the folder its mode."""
-    if old.kind != "dir" or new.kind != "dir":
-        raise InvalidInput(f"{shown(mapping)}: {shown(new.path)} is already given by another SRC")
-    modes = sorted({e.mode for e in (old, new) if e.owned and e.mode != 0o755})
-    if len(modes) > 1 and not moded:
-        raise InvalidInput(
-            f"{shown(mapping)}: {shown(new.path)} is a folder of mode {modes[0]:04o} in one SRC "
-            f"and {modes[1]:04o} in another: give it one with --rpm-attr MODE,-,-:{shown(new.path)}"
-        )
-    return replace(new, mode=modes[0] if modes else new.mode, owned=old.owned or new.owned)
 
 
 def _excluded(patterns: Sequence[str], in_package: str, relative: str) -> bool:
