@@ -188,6 +188,30 @@ def test_directories_refuses_a_system_folder_that_a_tree_puts_in_the_package(
 
 
 @pytest.mark.parametrize(
+    ("folder", "attr"),
+    [("/usr/share", "0700,-,-"), ("/usr/lib/systemd/system", "-,root,wheel")],
+)  # fmt: skip
+def test_rpm_attr_refuses_a_system_folder_that_a_tree_puts_in_the_package(tmp_path, folder, attr):
+    """--rpm-attr owned it with that mode or group, as --directories no longer
+    did: a package rpm refuses beside the filesystem package or systemd (and
+    that, forced in, would make /usr/share 0700)."""
+    root = tmp_path / "root"
+    (root / folder.lstrip("/") / "app").mkdir(parents=True)
+    (root / folder.lstrip("/") / "app" / "f").write_text("x")
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), f"{root}/=/",
+                     "--rpm-attr", f"{attr}:{folder}")  # fmt: skip
+    assert result.code == 2, result.err
+    assert result.err.startswith(f"mgmt-pkg: error: --rpm-attr: {folder} is ")
+    assert result.err.endswith("'s; give a folder below it\n")
+    assert not out.exists()
+    below = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), "--spec-only",
+                    f"{root}/=/", "--rpm-attr", f"{attr}:{folder}/app")  # fmt: skip
+    assert below.code == 0, below.err
+    assert f'%dir "{folder}/app"' in (out / "app.spec").read_text()
+
+
+@pytest.mark.parametrize(
     ("mappings", "message"),
     [(["{file}=/opt/x/f", "{file}=/opt/x/f/g"],
       "/opt/x/f/g is below /opt/x/f, a file in the package, not a directory: a path cannot "

@@ -120,6 +120,9 @@ def collect(
             raise InvalidInput(f"--rpm-attr: {attr.path} is given twice")
         attributed.add(attr.path)
         entry = found[attr.path]
+        owner = system_owner(attr.path) if entry.kind == "dir" else None
+        if owner is not None:  # owned with its %attr: as --directories (_add_folders)
+            raise InvalidInput(f"--rpm-attr: {attr.path} is {owner}'s; give a folder below it")
         found[attr.path] = replace(
             entry,
             mode=entry.mode if attr.mode is None else attr.mode,
