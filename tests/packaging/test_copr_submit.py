@@ -349,6 +349,20 @@ def test_a_damaged_srpm_is_refused_before_anything_is_sent(copr, good_srpm, dry_
     assert copr.state.requests == [] and copr.state.builds == {}
 
 
+@pytest.mark.parametrize("spelling", ["same", "symlink"])
+def test_one_srpm_given_twice_is_refused_before_anything_is_sent(copr, good_srpm, spelling):
+    """'a.src.rpm a.src.rpm' (or a symlink beside its target, overlapping globs)
+    was uploaded twice: two builds of one SRPM at COPR."""
+    again = good_srpm
+    if spelling == "symlink":
+        again = good_srpm.parent / "latest.src.rpm"
+        again.symlink_to(good_srpm.name)
+    done = run("build", f"{USER}/demo", str(good_srpm), str(again), "--config", str(copr.config))
+    also = "" if again == good_srpm else f" (as {good_srpm})"
+    assert_one_line_error(done, 2, f"{again}: given more than once{also}; it would be built twice")
+    assert copr.state.requests == [] and copr.state.builds == {}
+
+
 # A final newline got through a "$"-anchored re.match ("$" matches before it).
 @pytest.mark.parametrize("target", ["no-slash", f"{USER}/demo\n", f"{USER}\n/demo", "a/b/c"])
 def test_bad_target_is_bad_input(copr, good_srpm, target):

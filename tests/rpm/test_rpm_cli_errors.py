@@ -78,6 +78,20 @@ def test_an_unreadable_file_in_a_tree_leaves_no_output_folders(tmp_path: Path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_folder_that_can_be_listed_but_not_entered_is_bad_input(tmp_path: Path):
+    """A tree given 'chmod -R 644' has folders one may list but not enter: exit 1
+    with 'Permission denied: tree/t/f', the error's own words, not naming why."""
+    require_tools("rpmbuild")
+    tree = tmp_path / "tree"
+    (tree / "t").mkdir(parents=True)
+    (tree / "t" / "f").write_text("f\n")
+    foreign(tree / "t", 0o644)
+    out = tmp_path / "o" / "new"
+    done = unprivileged("rpm", "-n", "foo", "-v", "1", f"{tree}/=/opt/s", "-o", str(out))
+    one_line(done.stderr, 2, done.returncode, f"{tree}/t/f: cannot read: Permission denied")
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_failed_build_removes_only_the_folders_it_made(tmp_path: Path):
     """rpmbuild refuses a binary in a noarch package: the folders made for the output go,
     the one that was there before stays with what was in it."""

@@ -180,6 +180,7 @@ def test_rpmlint_findings_of_the_input_are_not_hidden(tmp_path):
          "--config-files: /etc/nope is not in the package"),
         (["{tree}=/opt/x", "--rpm-user", "bad user"], "--rpm-user: 'bad user' is not a user"),
         (["{tree}=/opt/x", "{tree}/f=/opt/x/f"], "/opt/x/f is already given by another SRC"),
+        (["{tree}=/opt/x", "{tree}/f=/opt/x"], "/opt/x is already given by another SRC"),
         (["{tabs}=/opt/x"], "the name contains '\\t', which rpm refuses"),
         # A DEST or --prefix that rpm cannot take is blamed, not the SRC file (was
         # "…/t/f: the name is not UTF-8"). "\udcff": the byte 0xff as argv gives it.
@@ -355,6 +356,21 @@ def test_a_relative_dest_goes_under_the_prefix_as_with_fpm(tmp_path):
     assert list(headers(result.paths[2])) == ["/usr/share/doc/rel2/doc"]
 
 
+def test_a_src_with_an_equals_sign_in_its_name_is_taken_whole_as_with_fpm(tmp_path):
+    """'conf/a=b.txt' was split at its '=' ("cannot read conf/a"), with no way to
+    package it but its folder; fpm takes an argument that exists as a SRC."""
+    require_tools("rpmbuild")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "a=b.txt").write_text("x\n")
+    (tmp_path / "file").write_text("y\n")
+    src = str(conf / "a=b.txt")
+    result = run_cli("rpm", "-n", "eq", "-v", "1", "-o", str(tmp_path / "out"), src,
+                     f"{src}=/etc/eq/x=y.conf", f"{tmp_path / 'file'}=/opt/k=v")  # fmt: skip
+    assert result.code == 0, result.err
+    assert list(headers(result.paths[2])) == sorted([src, "/etc/eq/x=y.conf", "/opt/k=v"])
+
+
 def test_directories_and_config_files_above_single_mappings_mark_what_they_hold(tmp_path):
     """fpm's ``--directories /opt/app bin/tool=/opt/app/bin/tool``: refused, as /opt/app
     was not itself a DEST; so was ``--config-files /etc/app`` above a mapped file."""
@@ -404,6 +420,35 @@ def test_directories_that_are_not_0755_keep_their_mode(tmp_path):
                      "--directories", "/opt/modes", f"{tree}/=/opt/modes")  # fmt: skip
     assert result.code == 0, result.err
     assert headers(result.paths[2])["/opt/modes"][0] == "40755"
+
+
+def test_trees_mapped_to_one_dest_keep_a_folders_mode_whichever_comes_first(tmp_path):
+    """Two trees merged at one DEST both hold bin/: the one with 0700 was packaged
+    0700 or 0755 (unowned) as the SRCs happened to be ordered; two modes that
+    differ are refused until --rpm-attr gives one."""
+    require_tools("rpmbuild")
+    for tree, mode in (("plain", 0o755), ("private", 0o700), ("group", 0o750)):
+        (tmp_path / tree / "bin").mkdir(parents=True)
+        (tmp_path / tree / "bin" / tree).write_text(tree)
+        (tmp_path / tree / "bin").chmod(mode)
+    for n, order in enumerate((("plain", "private"), ("private", "plain"))):
+        result = run_cli("rpm", "-n", "merged", "-v", "1", "-o", str(tmp_path / f"out{n}"),
+                         *(f"{tmp_path / tree}/=/opt/m" for tree in order))  # fmt: skip
+        assert result.code == 0, result.err
+        assert headers(result.paths[2])["/opt/m/bin"][0] == "40700"
+    clash = [f"{tmp_path / tree}/=/opt/m" for tree in ("private", "group")]
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "merged", "-v", "1", "-o", str(out), *clash)
+    assert result.code == 2
+    assert result.err == (
+        f"mgmt-pkg: error: {clash[1]}: /opt/m/bin is a folder of mode 0700 in one SRC and "
+        "0750 in another: give it one with --rpm-attr MODE,-,-:/opt/m/bin\n"
+    )
+    assert not out.exists()
+    result = run_cli("rpm", "-n", "merged", "-v", "1", "-o", str(out), *clash,
+                     "--rpm-attr", "0710,-,-:/opt/m/bin")  # fmt: skip
+    assert result.code == 0, result.err
+    assert headers(result.paths[2])["/opt/m/bin"][0] == "40710"
 
 
 def test_an_old_source_date_epoch_from_the_environment_builds_without_a_changelog(

@@ -85,7 +85,12 @@ def test_replaces_provides_the_full_evr():
         ("echo ok\n%files\n/etc/shadow\n", "line 2 starts with '%', which rpm reads as a section"),
         ("echo ok\n  %if 0\necho no\n", "line 2 starts with '%', which rpm reads as a section"),
         ("\n\n", "the script is empty"),
-        ("echo \x1b[1m\n", "line 1 contains a control character"),
+        ("echo \x1b[1m\n", "line 1 contains control character '\\x1b'"),
+        # A file saved on Windows: "line 1 contains a control character", naming none.
+        (
+            "if true; then\r\n  echo yes\r\nfi\r\n",
+            "line 1 ends with '\\r' (Windows line ends): save the file with Unix ones (dos2unix)",
+        ),
     ],
 )
 def test_scriptlet_files_that_would_inject_are_refused(script: str, error: str, tmp_path: Path):

@@ -188,6 +188,30 @@ def test_directories_refuses_a_system_folder_that_a_tree_puts_in_the_package(
 
 
 @pytest.mark.parametrize(
+    ("folder", "attr"),
+    [("/usr/share", "0700,-,-"), ("/usr/lib/systemd/system", "-,root,wheel")],
+)  # fmt: skip
+def test_rpm_attr_refuses_a_system_folder_that_a_tree_puts_in_the_package(tmp_path, folder, attr):
+    """--rpm-attr owned it with that mode or group, as --directories no longer
+    did: a package rpm refuses beside the filesystem package or systemd (and
+    that, forced in, would make /usr/share 0700)."""
+    root = tmp_path / "root"
+    (root / folder.lstrip("/") / "app").mkdir(parents=True)
+    (root / folder.lstrip("/") / "app" / "f").write_text("x")
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), f"{root}/=/",
+                     "--rpm-attr", f"{attr}:{folder}")  # fmt: skip
+    assert result.code == 2, result.err
+    assert result.err.startswith(f"mgmt-pkg: error: --rpm-attr: {folder} is ")
+    assert result.err.endswith("'s; give a folder below it\n")
+    assert not out.exists()
+    below = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out), "--spec-only",
+                    f"{root}/=/", "--rpm-attr", f"{attr}:{folder}/app")  # fmt: skip
+    assert below.code == 0, below.err
+    assert f'%dir "{folder}/app"' in (out / "app.spec").read_text()
+
+
+@pytest.mark.parametrize(
     ("mappings", "message"),
     [(["{file}=/opt/x/f", "{file}=/opt/x/f/g"],
       "/opt/x/f/g is below /opt/x/f, a file in the package, not a directory: a path cannot "
@@ -197,7 +221,6 @@ def test_directories_refuses_a_system_folder_that_a_tree_puts_in_the_package(
       "below the directory the symlink points to"),
      (["{tree}/=/opt/x", "{file}=/opt/x/outside/g"],
       "/opt/x/outside/g is below /opt/x/outside, a symlink in the package"),
-     (["{tree}/=/opt/x", "{file}=/opt/x"], "/opt/x/dir is below /opt/x, a file in the package"),
      (["{tree}/=/opt/x", "{tree}/dir/=/opt/x/link/d"], "/opt/x/link/d is below /opt/x/link")],
 )  # fmt: skip
 def test_a_path_below_a_file_or_symlink_of_the_package_is_refused(tmp_path, mappings, message):
@@ -244,6 +267,29 @@ def test_a_file_mapped_onto_a_system_folder_is_refused(tmp_path, dest, owner):
                     f"{tmp_path / 'tool'}={dest}/")  # fmt: skip
     assert slash.code == 0, slash.err
     assert f'"{path}/tool"' in (out / "app.spec").read_text()
+
+
+def test_files_in_system_folders_are_not_taken_for_their_subfolders(tmp_path):
+    """The system folders' patterns (/etc/X11/*, /etc/systemd/*) stand for the
+    subfolders those packages own; a file at such a path (xorg.conf, a systemd
+    drop-in config) was refused as "a directory of the filesystem package", with
+    no DEST that could package it."""
+    require_tools("rpmbuild", "rpm")
+    dests = [
+        "/etc/X11/xorg.conf",
+        "/etc/xdg/mimeapps.list",
+        "/etc/systemd/zram-generator.conf",
+        "/usr/share/bash-completion/bash_completion",
+        "/usr/lib/systemd/app-helper",
+    ]
+    (tmp_path / "file").write_text("x\n")
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out),
+                     *(f"{tmp_path / 'file'}={dest}" for dest in dests))  # fmt: skip
+    assert result.code == 0, result.err
+    listed = subprocess.run(["rpm", "-qlp", str(out / "app-1-1.noarch.rpm")],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert listed.stdout.splitlines() == sorted(dests)
 
 
 def test_a_symlink_mapped_onto_a_system_folder_is_refused_but_not_the_systems_own(tmp_path):

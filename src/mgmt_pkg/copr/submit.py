@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,7 @@ def submit_builds(
         raise InvalidInput("copr build: no SRPM given")
     check_chroots("--chroot", chroots)
     packages = [read_source_package(Path(p)) for p in srpms]
+    _check_once(packages)
     session = CoprSession(config_path)
     options = {"chroots": list(chroots)} if chroots else {}
     if dry_run:
@@ -158,6 +160,17 @@ def submit_builds(
         ids = [r.id for r in results]
         raise StoppedFollowing(stop, follow_again(session, where, ids)) from None
     return _report([BuildResult(r.id, states[r.id], r.url, r.srpm) for r in results], echo)
+
+
+def _check_once(packages: Sequence[SourcePackage]) -> None:
+    """One file given twice (a typo, two globs that overlap, a symlink beside
+    its target) would become two builds of it at COPR."""
+    real = [os.path.realpath(package.path) for package in packages]
+    for number, path in enumerate(real):
+        if path in real[:number]:
+            first, again = packages[real.index(path)].path, packages[number].path
+            also = "" if first == again else f" (as {first})"
+            raise InvalidInput(f"{again}: given more than once{also}; it would be built twice")
 
 
 def watch_builds(

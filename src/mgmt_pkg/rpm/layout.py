@@ -7,6 +7,7 @@ later, with a message about tar or cpio, or would build without a word:
   the trailing slash forgotten): rpm fails to install it over /usr/bin;
 - a path below a file or symlink of the package (two mappings, or one into a
   tree's symlink): %install's tar fails on it, or writes where the link points;
+- a path two SRCs give, but for a folder (trees mapped to one DEST; ``merged``);
 - nothing but folders it does not own (system folders, mgmt_pkg.rpm.sysdirs,
   or folders whose files were all excluded): an RPM without a file.
 """
@@ -14,13 +15,14 @@ later, with a message about tar or cpio, or would build without a word:
 from __future__ import annotations
 
 import posixpath
+from dataclasses import replace
 from typing import Dict, Sequence
 
 from mgmt_pkg.errors import InvalidInput
 from mgmt_pkg.rpm.payload import Entry, shown
-from mgmt_pkg.rpm.sysdirs import system_owner
+from mgmt_pkg.rpm.sysdirs import system_folder, system_owner
 
-__all__ = ["check_layout"]
+__all__ = ["check_layout", "merged"]
 
 # The filesystem package's symlinks among the folders of mgmt_pkg.rpm.sysdirs (Fedora's).
 _SYSTEM_LINKS = frozenset(
@@ -35,7 +37,7 @@ def check_layout(entries: Sequence[Entry]) -> None:
         # Not the filesystem package's own symlinks (/bin -> usr/bin on merged-/usr
         # systems), which a package of a whole tree may hold as the same link.
         linked = entry.kind == "symlink" and entry.path in _SYSTEM_LINKS
-        owner = None if entry.kind == "dir" or linked else system_owner(entry.path)
+        owner = None if entry.kind == "dir" or linked else system_folder(entry.path)
         if owner is not None:
             raise InvalidInput(
                 f"{shown(entry.path)} is a directory of {owner}, not a {entry.kind}: to "
@@ -72,3 +74,18 @@ def _check_parent(path: str, by_path: Dict[str, Entry]) -> None:
                 f"package, not a directory: {why}"
             )
         folder = posixpath.dirname(folder)
+
+
+def merged(mapping: str, old: Entry, new: Entry, moded: bool) -> Entry:
+    """A path that two SRCs give: only folders (trees mapped to one DEST) merge.
+    A folder owned for its mode keeps it whichever SRC comes first; two such
+    modes are refused unless --rpm-attr gives the folder its mode."""
+    if old.kind != "dir" or new.kind != "dir":
+        raise InvalidInput(f"{shown(mapping)}: {shown(new.path)} is already given by another SRC")
+    modes = sorted({e.mode for e in (old, new) if e.owned and e.mode != 0o755})
+    if len(modes) > 1 and not moded:
+        raise InvalidInput(
+            f"{shown(mapping)}: {shown(new.path)} is a folder of mode {modes[0]:04o} in one SRC "
+            f"and {modes[1]:04o} in another: give it one with --rpm-attr MODE,-,-:{shown(new.path)}"
+        )
+    return replace(new, mode=modes[0] if modes else new.mode, owned=old.owned or new.owned)

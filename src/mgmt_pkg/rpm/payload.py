@@ -96,13 +96,16 @@ def collect(
     check_owner("--rpm-group", group)
     if prefix is not None:
         _check_absolute("--prefix", prefix)
+    # Imported here: both modules build on this module's Entry.
+    from mgmt_pkg.rpm.hardlinks import check_hard_links
+    from mgmt_pkg.rpm.layout import check_layout, merged
+
     found: Dict[str, Entry] = {}
+    moded = {attr.path for attr in attrs if attr.mode is not None}
     for mapping in mappings:
         for entry in _walk(mapping, prefix, exclude, user, group):
-            if entry.path in found and found[entry.path].kind != "dir":
-                raise InvalidInput(
-                    f"{shown(mapping)}: {shown(entry.path)} is already given by another SRC"
-                )
+            if entry.path in found:
+                entry = merged(mapping, found[entry.path], entry, entry.path in moded)
             found[entry.path] = entry
     if not found:
         raise InvalidInput("nothing to package: every path given was excluded")
@@ -117,6 +120,9 @@ def collect(
             raise InvalidInput(f"--rpm-attr: {attr.path} is given twice")
         attributed.add(attr.path)
         entry = found[attr.path]
+        owner = system_owner(attr.path) if entry.kind == "dir" else None
+        if owner is not None:  # owned with its %attr: as --directories (_add_folders)
+            raise InvalidInput(f"--rpm-attr: {attr.path} is {owner}'s; give a folder below it")
         found[attr.path] = replace(
             entry,
             mode=entry.mode if attr.mode is None else attr.mode,
@@ -125,10 +131,6 @@ def collect(
             owned=entry.owned or entry.kind == "dir",  # else rpm never sees the %attr
         )
     entries = tuple(found[path] for path in sorted(found))
-    # Imported here: both modules build on this module's Entry.
-    from mgmt_pkg.rpm.hardlinks import check_hard_links
-    from mgmt_pkg.rpm.layout import check_layout
-
     check_layout(entries)
     check_hard_links(entries)
     return entries
@@ -177,10 +179,22 @@ def _check_absolute(where: str, path: str, label: str = "") -> None:
     _check_segments(where, path, label)
 
 
+def _split(mapping: str) -> Tuple[str, str, str]:
+    """SRC, "=", DEST. As fpm: an argument that exists is a SRC, "=" and all
+    ("a=b.txt"); else the first "=" after an existing SRC splits, so that one
+    can be mapped too ("a=b.txt=/opt/x"), else the first "="."""
+    if "=" in mapping and not os.path.lexists(mapping):
+        for at in (i for i, char in enumerate(mapping) if char == "="):
+            if at and os.path.lexists(mapping[:at]):
+                return mapping[:at], "=", mapping[at + 1 :]
+        return mapping.partition("=")
+    return mapping, "", ""
+
+
 def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
     """(the source on disk, its path in the package) for one argument. A SRC
     ending in "/" names the directory, also through a symlink (fpm, rsync)."""
-    source, equals, dest = mapping.partition("=")
+    source, equals, dest = _split(mapping)
     if not source:
         raise InvalidInput(f"{mapping!r}: no SRC before '='")
     source_path = Path(source)
@@ -216,7 +230,7 @@ def _walk(
     mapping: str, prefix: Optional[str], exclude: Sequence[str], user: str, group: str
 ) -> Iterator[Entry]:
     source, dest = _destination(mapping, prefix)
-    followed = mapping.partition("=")[0].endswith("/")  # "linkdir/": the directory it leads to
+    followed = _split(mapping)[0].endswith("/")  # "linkdir/": the directory it leads to
     try:
         top = source.stat() if followed else source.lstat()
     except OSError as error:
@@ -261,10 +275,13 @@ def _walk(
             entry = replace(entry, owned=owned and mine)
             for name in reversed(names):
                 child = path / name
+                try:  # a folder we may list but not enter (chmod -R 644), a path over PATH_MAX
+                    found = child.lstat()
+                except OSError as error:
+                    raise InvalidInput(f"{shown(child)}: cannot read: {error.strerror}") from None
                 stack.append(
-                    (child, f"{in_package}/{name}", f"{relative}/{name}".lstrip("/"),
-                     child.lstat())
-                )  # fmt: skip
+                    (child, f"{in_package}/{name}", f"{relative}/{name}".lstrip("/"), found)
+                )
         if entry.path != "/":  # "root/=/" packages what is in root, never / itself
             yield entry
 

@@ -219,6 +219,10 @@ def check_script(text: str, option: str) -> str:
         # rpm finds "%if" and section names past leading blanks too.
         if line.lstrip().startswith("%"):
             raise refuse(option, f"line {number} starts with '%', which rpm reads as a section")
-        if any(unicodedata.category(c) in ("Cc", "Cs") and c != "\t" for c in line):
-            raise refuse(option, f"line {number} contains a control character")
+        bad = [c for c in line if unicodedata.category(c) in ("Cc", "Cs") and c != "\t"]
+        if line.endswith("\r"):  # invisible in an editor; sh would take it as part of the line
+            raise refuse(option, f"line {number} ends with '\\r' (Windows line ends): save "
+                         "the file with Unix ones (dos2unix)")  # fmt: skip
+        if bad:
+            raise refuse(option, f"line {number} contains control character {bad[0]!r}")
     return body

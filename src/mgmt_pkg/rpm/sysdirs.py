@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Optional, Pattern, Sequence
 
-__all__ = ["system_owner"]
+__all__ = ["system_folder", "system_owner"]
 
 # Below the first two levels.
 _FILESYSTEM = (
@@ -65,6 +65,40 @@ _OWNERS = (
     ("the filesystem package", _compiled(("/*", "/usr/*", "/var/*", *_FILESYSTEM))),
     ("systemd", _compiled(_SYSTEMD)),
 )
+
+
+# Where the base system has a folder on every system, for mgmt_pkg.rpm.layout's
+# check of files: a file or symlink there (bin/tool=/usr/bin) fails to install.
+# The patterns above are folders those packages own *if they exist*, which is
+# enough to leave a folder unowned; but their "*" below the first two levels also
+# matches files users package (/etc/X11/xorg.conf, /etc/systemd/zram-generator.conf,
+# /usr/share/bash-completion/bash_completion), so only these of them count here.
+_FOLDERS = (
+    ("the filesystem package", _compiled((
+        "/*", "/usr/*", "/var/*", *(p for p in _FILESYSTEM if "*" not in p),
+        "/usr/share/man/man*", "/usr/share/man/*/man*", "/usr/local/share/man/man*",
+        "/usr/share/locale/*/LC_MESSAGES",
+    ))),
+    ("systemd", _compiled((
+        *(p for p in _SYSTEMD if "*" not in p),
+        "/etc/systemd/system", "/etc/systemd/user", "/etc/systemd/network",
+        "/usr/lib/systemd/system", "/usr/lib/systemd/user", "/usr/lib/systemd/network",
+        "/usr/lib/systemd/system-generators", "/usr/lib/systemd/user-generators",
+        "/usr/lib/systemd/system-preset", "/usr/lib/systemd/user-preset",
+        "/usr/lib/systemd/system-shutdown", "/usr/lib/systemd/system-sleep",
+    ))),
+)  # fmt: skip
+
+
+def system_folder(path: str) -> Optional[str]:
+    """Which base package has a folder at ``path`` (absolute, normalised) on every
+    system, where a file or symlink cannot be installed, or None."""
+    if path == "/":
+        return "the filesystem package"
+    for owner, pattern in _FOLDERS:
+        if pattern.fullmatch(path):
+            return owner
+    return None
 
 
 def system_owner(path: str) -> Optional[str]:
