@@ -166,10 +166,19 @@ def test_timeout_kills_a_command_that_ignores_sigterm(watcher, tmp_path):
     assert _group_gone(int(pidfile.read_text()))  # the shell and its sleep, both
 
 
-def test_close_kills_a_command_that_ignores_sigterm(watcher, tmp_path):
+_CHILD_IGNORES_TERM = "sh -c \"trap '' TERM; sleep 30\" & echo $$ > {pidfile}; wait"
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "trap '' TERM; echo $$ > {pidfile}; sleep 30",
+        pytest.param(_CHILD_IGNORES_TERM, id="a-child-after-its-shell-ended"),
+    ],
+)
+def test_close_kills_a_command_that_ignores_sigterm(watcher, tmp_path, cmd):
     pidfile = tmp_path / "pid"
-    cmd = f"trap '' TERM; echo $$ > {pidfile}; sleep 30"
-    res = exec_res(watcher, tmp_path, cmd=cmd, shell="/bin/sh")
+    res = exec_res(watcher, tmp_path, cmd=cmd.format(pidfile=pidfile), shell="/bin/sh")
     worker, errors = _check_apply_in_thread(res)
     assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
     res.close()
@@ -320,9 +329,6 @@ def _zombie(pid: int) -> bool:
 
 
 # The shell ends at SIGTERM; what it started ignores it and would outlive the agent.
-_CHILD_IGNORES_TERM = "sh -c \"trap '' TERM; sleep 30\" & echo $$ > {pidfile}; wait"
-
-
 def test_timeout_kills_a_child_that_ignores_sigterm_after_its_shell_ended(watcher, tmp_path):
     pidfile = tmp_path / "pid"
     cmd = _CHILD_IGNORES_TERM.format(pidfile=pidfile)
@@ -331,19 +337,6 @@ def test_timeout_kills_a_child_that_ignores_sigterm_after_its_shell_ended(watche
     worker.join(timeout=1 + STOP_GRACE + 5)
     assert not worker.is_alive() and len(errors) == 1 and "timed out" in str(errors[0])
     assert _group_gone(int(pidfile.read_text()))
-
-
-def test_close_kills_a_child_that_ignores_sigterm_after_its_shell_ended(watcher, tmp_path):
-    pidfile = tmp_path / "pid"
-    res = exec_res(
-        watcher, tmp_path, cmd=_CHILD_IGNORES_TERM.format(pidfile=pidfile), shell="/bin/sh"
-    )
-    worker, errors = _check_apply_in_thread(res)
-    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
-    res.close()
-    assert _group_gone(int(pidfile.read_text()))
-    worker.join(timeout=5)
-    assert not worker.is_alive() and len(errors) == 1
 
 
 def test_a_command_killed_by_a_signal_is_said_so(watcher, tmp_path):
