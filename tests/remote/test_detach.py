@@ -394,6 +394,8 @@ def test_bad_cluster_flags_are_input_errors(bundle, tmp_path):
         (["--cluster-address", "other=10.0.0.1"], "'other' is not a host of this run"),
         (["--cluster-address", "nowhere"], "expected HOST=ADDRESS"),
         (["--cluster-size", "2"], "--cluster-size 2: between 1 and the 1 host(s)"),
+        # Its agents would never reload a graph `--attach` gives them, said copied.
+        (["--no-watch"], "--no-watch cannot be used with --detach: the cluster's agents"),
     ):
         done = subprocess.run(
             [*MGMT, "run", "--tmp-prefix", "--detach", *flags, "--remote", str(graph)],

@@ -413,6 +413,11 @@ def check_flags(settings, specs: List[HostSpec]) -> None:
     if settings.json:  # nothing would be printed: the hand-over has no run document
         flag = "--detach" if settings.detach else "--attach"
         raise InputError(f"--json cannot be used with {flag}: see `mgmt status` for the cluster")
+    if settings.detach and not settings.attach and settings.no_watch:
+        raise InputError(
+            "--no-watch cannot be used with --detach: the cluster's agents must reload the "
+            "graphs `mgmt run --attach` gives them (with --attach, it keeps your files unwatched)"
+        )
     if settings.detach and check_size(settings.cluster_size, len(specs)) == 2:
         log.warning(TWO_MEMBERS)
     parse_addresses(settings.cluster_address, [s.name for s in specs])
