@@ -309,3 +309,27 @@ def _try_connect(source: str, target: tuple):
         return _connect(source, target)
     except OSError:
         return None
+
+
+def test_status_says_a_member_whose_process_is_gone_is_not_running(detached, tmp_path):
+    """Its etcd and supervisor killed (a reboot without systemd): status said "etcd
+    member UNHEALTHY (URL, pid N)", N a process long gone, as if it ran and
+    were only out of quorum."""
+    from mgmt.remote.orchestration.control import _describe
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    state = {
+        "exists": True, "dir": str(tmp_path), "converged": None, "failed": [], "log": "",
+        "cluster": {"member_url": "http://10.0.0.1:2379", "version": "0", "bundle_sha256": "0"},
+        "agent": {"supervised": True, "pid": os.getpid(), "running": True, "exit": None},
+        "etcd": {"supervised": False, "pid": dead.pid, "running": False, "exit": "-9",
+                 "health": False},
+    }  # fmt: skip
+    shown = _describe("b", state).splitlines()[0]
+    assert shown.endswith(
+        f"etcd member NOT RUNNING (http://10.0.0.1:2379, pid {dead.pid}, last exit -9)"
+    ), shown
+    state["etcd"].update(supervised=True, running=True, exit=None)  # up, but no quorum
+    shown = _describe("b", state).splitlines()[0]
+    assert shown.endswith(f"etcd member UNHEALTHY (http://10.0.0.1:2379, pid {dead.pid})"), shown

@@ -81,7 +81,10 @@ def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> in
 def _describe(host: str, state: Dict) -> str:
     agent, etcd, cluster = state["agent"], state["etcd"], state["cluster"]
     member = "no member here"
-    if cluster.get("member_url"):
+    if cluster.get("member_url") and not etcd["running"]:  # its pid is a process gone
+        last = f", last exit {etcd['exit']}" if etcd.get("exit") else ""
+        member = f"member NOT RUNNING ({cluster['member_url']}, pid {etcd['pid']}{last})"
+    elif cluster.get("member_url"):
         member = "member healthy" if etcd["health"] else "member UNHEALTHY"
         member += f" ({cluster['member_url']}, pid {etcd['pid']})"
     elif etcd["supervised"]:  # cluster.json gone: the member's address is not known
