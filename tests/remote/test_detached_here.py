@@ -1,14 +1,17 @@
 """A detached cluster as attached agents and `mgmt status` see it (mgmt.remote.protocol)."""
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from mgmt.remote import protocol
 from mgmt.remote.orchestration.hosts import DETACHED_MODULES, detached_args
+from support.polling import wait_for
 
 
 @pytest.fixture
@@ -249,3 +252,84 @@ def test_stop_leaves_alone_a_supervisor_of_the_same_dir_in_another_mount_namespa
         if supervisor.poll() is None:  # it stops its agent
             supervisor.terminate()
             supervisor.wait(30)
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+def _connect(source: str, target: tuple) -> socket.socket:
+    s = socket.socket()
+    s.bind((source, 0))
+    s.connect(target)
+    return s
+
+
+def test_a_probe_waits_for_the_other_members_not_for_any_connection(detached):
+    """Before the members start, each one listens until the others have reached it. A
+    stray connection to its peer port (the member of an earlier cluster that still
+    dials this address) was taken for the other member's: the probe stopped
+    listening, and the other member, still on its way, failed with "cannot reach
+    the cluster's other member(s)", telling the user of a network that was fine."""
+    probe_peers = sys.modules["detached_etcd"].probe_peers
+    mine, other = "127.0.0.2", "127.0.0.3"
+    client, peer = _free_port(mine), _free_port(mine)
+    other_peer = socket.socket()
+    other_peer.bind((other, 0))
+    other_peer.listen(4)  # the other member's peer port: reached at once
+    errors = []
+
+    def probe():
+        try:
+            probe_peers(mine, [client, peer], [(other, other_peer.getsockname()[1])], 10.0)
+        except Exception as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    strays = []  # connected once the probe listens
+    assert wait_for(lambda: strays.append(_try_connect("127.0.0.9", (mine, peer))) or strays[-1])
+    try:
+        thread.join(1.0)
+        assert thread.is_alive(), "the probe took a stray connection for the other member's"
+        _connect(other, (mine, peer)).close()  # the other member reaches this one
+        thread.join(10)
+        assert not thread.is_alive() and errors == []
+    finally:
+        for stray in filter(None, strays):
+            stray.close()
+        other_peer.close()
+        thread.join(15)
+
+
+def _try_connect(source: str, target: tuple):
+    try:
+        return _connect(source, target)
+    except OSError:
+        return None
+
+
+def test_status_says_a_member_whose_process_is_gone_is_not_running(detached, tmp_path):
+    """Its etcd and supervisor killed (a reboot without systemd): status said "etcd
+    member UNHEALTHY (URL, pid N)", N a process long gone, as if it ran and
+    were only out of quorum."""
+    from mgmt.remote.orchestration.control import _describe
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    state = {
+        "exists": True, "dir": str(tmp_path), "converged": None, "failed": [], "log": "",
+        "cluster": {"member_url": "http://10.0.0.1:2379", "version": "0", "bundle_sha256": "0"},
+        "agent": {"supervised": True, "pid": os.getpid(), "running": True, "exit": None},
+        "etcd": {"supervised": False, "pid": dead.pid, "running": False, "exit": "-9",
+                 "health": False},
+    }  # fmt: skip
+    shown = _describe("b", state).splitlines()[0]
+    assert shown.endswith(
+        f"etcd member NOT RUNNING (http://10.0.0.1:2379, pid {dead.pid}, last exit -9)"
+    ), shown
+    state["etcd"].update(supervised=True, running=True, exit=None)  # up, but no quorum
+    shown = _describe("b", state).splitlines()[0]
+    assert shown.endswith(f"etcd member UNHEALTHY (http://10.0.0.1:2379, pid {dead.pid})"), shown

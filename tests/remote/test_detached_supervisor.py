@@ -129,3 +129,43 @@ def test_a_full_disk_does_not_end_the_supervisor(tmp_path):
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
+
+
+def test_a_graph_pushed_to_a_full_disk_fails_naming_it_and_leaves_no_partial_file(tmp_path):
+    """``--attach`` pushing an edited graph to a host whose disk is full: the error
+    said only "OSError: [Errno 28] No space left on device", and a partial
+    GRAPH.new stayed in the cluster's directory."""
+    import json
+
+    from mgmt.remote.orchestration.detach import DETACHED
+    from mgmt.remote.orchestration.hosts import detached_args
+
+    require_root()
+    require_tools("unshare")
+    home = tmp_path / "home"
+    state = home / ".local/state/mgmt/detached"
+    state.mkdir(parents=True)
+    supervised_dir(state, ["true"])
+    (state / "cluster.json").write_text(json.dumps({"graph": "web.yaml"}))
+    (state / "web.yaml").write_text("graph: old\n")
+    # A tmpfs of 64 KiB over HOME holding the same files, filled up, in a mount
+    # namespace of the test's own; the answer, and what is left, printed after it.
+    script = (
+        'cp -a "$1" "$TMPDIR/copy" && mount -t tmpfs -o size=64k tmpfs "$1" '
+        '&& cp -a "$TMPDIR/copy/." "$1" && (cat /dev/zero > "$1/fill" 2>/dev/null; true) '
+        '&& { HOME="$1" "$2" -S -c "$3" "${@:5}"; echo "status $?"; ls -A "$4"; '
+        'cat "$4/web.yaml"; }'
+    )
+    request = json.dumps({"graph": "graph: new\n" + "# padding\n" * 2000}) + "\n"
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "bash", "-c", script, "bash",
+         str(home), sys.executable, DETACHED, str(state), *detached_args("graph")],
+        input=request, capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, TMPDIR=str(tmp_path)),
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    answer = json.loads(lines[0])
+    assert f"{state}/web.yaml" in answer["error"] and "No space left" in answer["error"], answer
+    assert lines[1] == "status 1", done.stdout + done.stderr
+    assert not [name for name in lines[2:] if name.endswith(".new")], lines
+    assert lines[-1] == "graph: old"  # the graph as it was, whole

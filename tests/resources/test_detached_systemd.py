@@ -77,7 +77,7 @@ def test_a_member_under_systemd_is_a_unit_restarted_kept_over_a_reboot_and_stopp
         assert found["etcd"]["running"] and found["etcd"]["mode"] == f"systemd {UNIT}", found
 
         stopped = _detached(host, home, "stop", {"what": ["etcd"], "clean": True})
-        assert stopped == {"stopped": ["etcd"]}
+        assert stopped["stopped"] == ["etcd"], stopped
         assert host.prop(UNIT, "LoadState") == "not-found"  # nothing left of it
         units = tmp_path / "units"  # the host's /etc/systemd/system
         assert not (units / UNIT).exists() and not (units / "default.target.wants" / UNIT).exists()
@@ -137,6 +137,6 @@ def test_a_units_supervisor_that_keeps_dying_is_never_given_up_on(tmp_path):
             assert host.prop(UNIT, "ActiveState") == "active", kill + 1
         assert host.prop(UNIT, "NRestarts") == "7"
         stopped = _detached(host, home, "stop", {"what": ["etcd"], "clean": True})
-        assert stopped == {"stopped": ["etcd"]}
+        assert stopped["stopped"] == ["etcd"], stopped
     finally:
         host.close()

@@ -23,7 +23,7 @@ def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
     could not be reached, or its stop failed (the others are stopped all the same)."""
     with Hosts(specs, connect, tolerant=True) as hosts:
         second_names = hosts.set_aside_second_names()
-        stopped, failures = stop_all(hosts, caching=not settings.no_caching)
+        stopped, failures, left = stop_all(hosts, caching=not settings.no_caching)
     for spec in specs:
         if spec.name in second_names:
             out.write(f"{spec.name}: {second_names[spec.name]}: stopped under that name\n")
@@ -38,6 +38,11 @@ def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
             continue
         what = stopped[spec.name]
         out.write(f"{spec.name}: {'stopped ' + ', '.join(what) if what else 'nothing running'}\n")
+    if left:  # asked for: one host taken out, say; but the others are not stopped
+        out.write(
+            f"the cluster's other host(s), not named here, left as they are: {', '.join(left)} "
+            "(a member stopped here is one the cluster lacks)\n"
+        )
     out.flush()
     return 1 if hosts.unreachable or failures else 0
 
@@ -76,7 +81,10 @@ def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> in
 def _describe(host: str, state: Dict) -> str:
     agent, etcd, cluster = state["agent"], state["etcd"], state["cluster"]
     member = "no member here"
-    if cluster.get("member_url"):
+    if cluster.get("member_url") and not etcd["running"]:  # its pid is a process gone
+        last = f", last exit {etcd['exit']}" if etcd.get("exit") else ""
+        member = f"member NOT RUNNING ({cluster['member_url']}, pid {etcd['pid']}{last})"
+    elif cluster.get("member_url"):
         member = "member healthy" if etcd["health"] else "member UNHEALTHY"
         member += f" ({cluster['member_url']}, pid {etcd['pid']})"
     elif etcd["supervised"]:  # cluster.json gone: the member's address is not known

@@ -142,9 +142,7 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsS
         )
         busy = [n for n, p in prepared.items() if p["existing"]]
         if busy:
-            raise MgmtError(
-                f"a detached cluster already runs on {', '.join(busy)}: `mgmt stop {graphs}` first"
-            )
+            raise MgmtError(_already_runs(busy, prepared, graphs))
         _remove_remains(hosts, prepared)
         try:
             for name, found in prepared.items():
@@ -189,10 +187,36 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsS
     return cluster, failed
 
 
+def _already_runs(busy: List[str], prepared: Dict[str, Dict], graphs: str) -> str:
+    """Why a run to hosts where a cluster runs is refused, and how to stop it: with
+    the graphs of all its hosts (stopped with these alone, another of its hosts would
+    run on, cut off from a cluster that lost its members)."""
+    others = [h for h in unnamed([prepared[name] for name in busy]) if h not in prepared]
+    if not others:
+        return (
+            f"a detached cluster already runs on {', '.join(busy)}: `mgmt stop {graphs}` "
+            "first (or give it these graphs: `mgmt run --attach --detach` with them)"
+        )
+    return (
+        f"a detached cluster already runs on {', '.join(busy)}, whose hosts are also "
+        f"{', '.join(others)}, which these graphs do not name: stop it first with the graphs "
+        f"of all its hosts, `mgmt stop {graphs}` and the graph of {', '.join(others)} (these "
+        f"alone would leave {', '.join(others)} running, cut off from the cluster)"
+    )
+
+
+def unnamed(answers: List[Dict]) -> List[str]:
+    """The hosts of the clusters that ``answers`` (of ``prepare`` or ``stop``) come
+    from that none of them is, as the clusters' initiators named them (a host
+    already stopped answers as none)."""
+    named = {a.get("cluster_host") for a in answers}
+    return sorted({h for a in answers for h in a.get("cluster_hosts") or []} - named)
+
+
 def _stop_started(hosts: Hosts) -> None:
     """What a failed or interrupted hand-over started goes, on every host still
     reachable; each one that is not is said, in one line."""
-    _stopped, failures = stop_all(hosts, caching=True)
+    _stopped, failures, _left = stop_all(hosts, caching=True)
     for host, err in failures.items():
         log.error("could not stop what was started on %s: %s", host, err.message)
 
@@ -217,6 +241,7 @@ def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, set
     from mgmt.settings import agent_settings
 
     text, _ = graph_payload(spec.graph)
+    names = [s.name for s in hosts.specs]
     member = cluster.member(spec.name)
     fields = {
         **agent_settings(settings),
@@ -243,6 +268,8 @@ def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, set
             "etcd_copy": prepared[spec.name].get("etcd_copy"),
             "graph": spec.graph.name,
             "started": time.time(),
+            "host": spec.name,  # and all the cluster's hosts: see unnamed()
+            "hosts": names,
         },
     })  # fmt: skip
     log.info("%s: agent detached (log in its ~/.local/state/mgmt/detached)", spec.name)
@@ -343,10 +370,13 @@ def _wait_converged(hosts: Hosts, quiet: float) -> Tuple[Dict[str, int], Dict[st
         time.sleep(CONVERGE_POLL)
 
 
-def stop_all(hosts: Hosts, caching: bool) -> Tuple[Dict[str, List], Dict[str, RemoteError]]:
+def stop_all(
+    hosts: Hosts, caching: bool
+) -> Tuple[Dict[str, List], Dict[str, RemoteError], List[str]]:
     """Agents first (they would only log etcd errors), then the members and the dirs,
-    on every host whatever another's error: what each host stopped, and why it could
-    not (host -> error; a host lost in the first step is left out of the second)."""
+    on every host whatever another's error: what each host stopped, why it could
+    not (host -> error; a host lost in the first step is left out of the second),
+    and the cluster's hosts not among ``hosts`` (they run on)."""
 
     def agents(spec: HostSpec) -> Dict:
         return hosts.call(spec.name, "stop", {"what": ["agent"]})
@@ -364,7 +394,9 @@ def stop_all(hosts: Hosts, caching: bool) -> Tuple[Dict[str, List], Dict[str, Re
         for s in hosts.specs
         if s.name not in failures
     }
-    return stopped, failures
+    named = {s.name for s in hosts.specs}
+    left = [h for h in unnamed([*first.values(), *second.values()]) if h not in named]
+    return stopped, failures, left
 
 
 # Taken (the user asked for it), but said: a quorum of two needs both.
@@ -381,6 +413,11 @@ def check_flags(settings, specs: List[HostSpec]) -> None:
     if settings.json:  # nothing would be printed: the hand-over has no run document
         flag = "--detach" if settings.detach else "--attach"
         raise InputError(f"--json cannot be used with {flag}: see `mgmt status` for the cluster")
+    if settings.detach and not settings.attach and settings.no_watch:
+        raise InputError(
+            "--no-watch cannot be used with --detach: the cluster's agents must reload the "
+            "graphs `mgmt run --attach` gives them (with --attach, it keeps your files unwatched)"
+        )
     if settings.detach and check_size(settings.cluster_size, len(specs)) == 2:
         log.warning(TWO_MEMBERS)
     parse_addresses(settings.cluster_address, [s.name for s in specs])

@@ -126,6 +126,7 @@ def prepare(request):
             etcd = etcd_cache
     connection = os.environ.get("SSH_CONNECTION", "").split()
     existing = any(running(n) for n in NAMES)
+    cluster = cluster_record() if existing else {}
     return {
         "bundle": bundle,
         "bundle_ok": bundle_ok,
@@ -136,6 +137,9 @@ def prepare(request):
         # the initiator reached us.
         "address": connection[2] if len(connection) == 4 else request.get("address"),
         "existing": existing,
+        # The hosts of the cluster that runs here (as its initiator named them).
+        "cluster_hosts": cluster.get("hosts") or [],
+        "cluster_host": cluster.get("host"),
         # What a cluster whose processes all ended (a reboot without systemd) left:
         # its etcd data would bring its old auth back, its log its old lines.
         "remains": not existing and os.path.isdir(DIR),
@@ -143,6 +147,15 @@ def prepare(request):
         "dir": DIR,
         "time": time.time(),  # this host's clock: the members' certificates must be valid by it
     }
+
+
+def cluster_record():
+    """DIR/cluster.json ({} if it is missing or unreadable)."""
+    try:
+        found = json.loads(read_text(path("cluster.json"), "") or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def install_supervisor(request):
@@ -298,11 +311,7 @@ def status(request):
 
     if not os.path.exists(path("cluster.json")) and not any(running(n) for n in NAMES):
         return {"exists": False}
-    try:
-        cluster = json.loads(read_text(path("cluster.json"), "") or "{}")
-    except ValueError:
-        cluster = None
-    cluster = cluster if isinstance(cluster, dict) else {}
+    cluster = cluster_record()
     found = {"exists": True, "cluster": cluster, "dir": DIR}
     for name in NAMES:
         found[name] = supervision().supervised_state(DIR, name)
@@ -329,10 +338,10 @@ def stop(request):
 
         return {"stopped": [name for name in request["what"] if stop_orphaned(DIR, name)]}
     stopped = [name for name in request["what"] if supervision().stop_supervised(DIR, name)]
+    cluster = cluster_record()
     if request.get("clean"):
         import shutil
 
-        cluster = json.loads(read_text(path("cluster.json"), "{}") or "{}")
         shutil.rmtree(DIR, True)
         parent = os.path.dirname(DIR)
         for _ in range(3):  # state/mgmt, state, .local: only if we left them empty
@@ -351,7 +360,11 @@ def stop(request):
                 name = os.path.basename(cluster["bundle"])
                 for unpacked in glob.glob(os.path.join(CACHE, "shiv", name + "_*")):
                     shutil.rmtree(unpacked, True)
-    return {"stopped": stopped}
+    return {
+        "stopped": stopped,
+        "cluster_hosts": cluster.get("hosts") or [],
+        "cluster_host": cluster.get("host"),
+    }
 
 
 COMMANDS = {

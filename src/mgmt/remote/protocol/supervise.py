@@ -51,12 +51,18 @@ class Failed(Exception):
 
 
 def write_private(name, data, mode=0o600):
-    """``data`` into ``name``, whole (written beside it, then renamed)."""
+    """``data`` into ``name``, whole (written beside it, then renamed); an OSError
+    names ``name``, and leaves no part of it (a full disk)."""
     temp = name + ".new"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
-    os.replace(temp, name)
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
+        os.replace(temp, name)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise OSError(err.errno, f"cannot write {name}: {err.strerror}") from None
 
 
 def read_text(name, default=None):
