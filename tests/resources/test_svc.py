@@ -284,6 +284,28 @@ def test_a_unit_masked_for_this_boot_is_disabled_as_it_is(systemd_host, tmp_path
     assert f"disabled {unit}" not in log(tmp_path)
 
 
+@pytest.mark.parametrize("params", [{"state": "running"}, {"startup": "enabled"}])
+def test_a_masked_unit_wanted_running_or_enabled_fails_saying_so_under_noop_too(
+    systemd_host, tmp_path, params
+):
+    """A masked unit wanted running failed as one that "did not stay running after its
+    start", and --noop said "would start" it and exited 0, though systemd refuses
+    every start of it: the real run and --noop now both fail, naming the mask."""
+    host = systemd_host
+    unit = "fstrim.timer"  # see the test above: a runtime mask hides a unit of lower rank
+    host.run(["systemctl", "mask", "--runtime", unit])
+    path = graph(tmp_path, name=unit, **params)
+    for extra in (["--noop"], []):
+        result = run_once(host, tmp_path, path, *extra)
+        assert result.returncode == 1, log(tmp_path)
+        said = f"{unit}: masked (UnitFileState=masked-runtime): systemd will not have it"
+        assert said in log(tmp_path)
+        assert "systemctl unmask --runtime" in log(tmp_path)
+        assert "would start" not in log(tmp_path)
+    assert host.prop(unit, "ActiveState") == "inactive"
+    assert host.prop(unit, "UnitFileState") == "masked-runtime"
+
+
 def test_noop_changes_nothing_and_json_names_each_field(systemd_host, tmp_path):
     host = systemd_host
     path = graph(tmp_path, state="running", startup="enabled")

@@ -233,6 +233,8 @@ class SvcRes(Resource):
             # was disabled: the next run finds no unit by that name).
             self.init.log.info("%s: no such unit on this host: stopped and disabled", self.unit)
             return True
+        if props.get("LoadState") == "masked":
+            self._refuse_masked(props)
         steps: List[List[str]] = []
         startup = self.params.get("startup")
         file_state = props.get("UnitFileState", "")
@@ -277,6 +279,24 @@ class SvcRes(Resource):
                 said = f"{DONE[step[0]]} {self.unit}"
                 self.init.log.info(said if apply else f"would {step[0]} {self.unit} (noop)")
         return False
+
+    def _refuse_masked(self, props: Mapping[str, str]) -> None:
+        """A masked unit is one systemd will neither start nor enable: a resource
+        that wants either fails at once, under --noop too, saying so (the real run's
+        start failed as "did not stay running", and --noop said it would start it)."""
+        running = props.get("ActiveState", "") in RUNNING or ran_once(props)
+        wants = []
+        if self.params.get("state") == "running" and not running:
+            wants.append("started")
+        if self.params.get("startup") == "enabled":
+            wants.append("enabled")
+        if wants:
+            how = props.get("UnitFileState") or "masked"
+            unmask = "unmask --runtime" if how.endswith("-runtime") else "unmask"
+            raise UnitError(
+                f"masked (UnitFileState={how}): systemd will not have it {' or '.join(wants)}"
+                f" until it is unmasked (systemctl {unmask})"
+            )
 
     def _set_unit_file(self, verb: str) -> None:
         """``systemctl enable`` or ``disable``, then the unit file state read back.
