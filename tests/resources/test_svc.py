@@ -333,6 +333,31 @@ def test_a_missing_unit_fails_naming_it(systemd_host, tmp_path):
     assert "mgmt-nonesuch.service: no such unit" in log(tmp_path)
 
 
+@pytest.mark.parametrize("how", ["added", "unmasked"])
+def test_a_unit_that_appears_while_the_agent_runs_is_started_at_once(systemd_host, tmp_path, how):
+    """`state: running` alone, for a unit the host did not have yet (its package
+    installed by a pkg resource beside it, then systemd reloaded, as rpm's systemd
+    triggers do) or had masked: the resource failed and stayed failed, for only a
+    resource that managed startup heard systemd reload or unmask."""
+    host = systemd_host
+    unit = "mgmt-late-comer.service" if how == "added" else UNIT
+    if how == "unmasked":  # a mask in /etc needs the unit elsewhere: /run, this host's own
+        host.run(["mkdir", "-p", "/run/systemd/system"])
+        host.run(["mv", f"/etc/systemd/system/{UNIT}", "/run/systemd/system/"])
+        host.run(["systemctl", "daemon-reload"])
+        host.run(["systemctl", "mask", UNIT])
+    with running_agent(host, tmp_path, graph(tmp_path, name=unit, state="running")):
+        wait_until(lambda: f"{unit}: " in log(tmp_path), what="the resource to fail")
+        assert "failed" in log(tmp_path)
+        if how == "added":
+            text = "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep infinity\n"
+            host.run(["sh", "-c", f"printf '{text}' > /etc/systemd/system/{unit}"])
+            host.run(["systemctl", "daemon-reload"])
+        else:
+            host.run(["systemctl", "unmask", UNIT])
+        wait_until(lambda: host.prop(unit, "ActiveState") == "active", what=f"{unit} started")
+
+
 def test_disabled_from_outside_is_enabled_again_at_once(systemd_host, tmp_path):
     host = systemd_host
     link = "/etc/systemd/system/mgmt-test.target.wants/" + UNIT

@@ -3,8 +3,9 @@
 Through ``systemctl``, as an administrator would; the watch reads systemd's own
 signals about the unit (see mgmt.resources.systemd_signals for why its private
 socket rather than busctl), so a service killed from outside is started again
-at once, without polling; and, when ``startup`` is managed, its signals about
-unit files, so a unit disabled or enabled from outside is put back at once.
+at once, without polling; and its signals about unit files, so a unit disabled
+or enabled from outside is put back at once, and one that appears (a package
+installed it, then daemon-reload) or is unmasked is acted on at once.
 A unit that ended ``failed`` is reset first, so the start-rate limit that
 protects a crashing unit does not keep a killed one down.
 
@@ -178,8 +179,10 @@ class SvcRes(Resource):
             for unit in sorted(self._watched):
                 self._cancels.append(signals.watch_unit(unit, self._unit_changed))
             self._signals = signals
-            if self.params.get("startup") is not None:  # a `systemctl disable` is drift too
-                self._cancels.append(signals.watch_unit_files(self.init.event))
+            # A `systemctl disable` is drift; a unit a package just installed (then
+            # daemon-reload, as rpm's systemd triggers run) or one unmasked says so
+            # only with the unit-file signals, not with any of its own.
+            self._cancels.append(signals.watch_unit_files(self.init.event))
         except OSError as err:
             self.init.log.warning(
                 "cannot watch systemd (%s): changes made outside are seen at the next check",
