@@ -358,6 +358,45 @@ def test_a_unit_that_appears_while_the_agent_runs_is_started_at_once(systemd_hos
         wait_until(lambda: host.prop(unit, "ActiveState") == "active", what=f"{unit} started")
 
 
+def test_a_unit_whose_file_changed_on_disk_starts_as_the_file_says_now(systemd_host, tmp_path):
+    """A unit file edited on disk (as a file resource, an admin or a package does)
+    while systemd had the unit loaded: the agent's start ran the old one (systemctl
+    only warns: "changed on disk"), and the edit was never used. systemd reads it
+    again (daemon-reload) before the start now."""
+    host = systemd_host
+    host.run(["systemctl", "enable", UNIT])  # wanted by the host's target: kept loaded
+    text = host.run(["cat", f"/etc/systemd/system/{UNIT}"]).stdout
+    edited = text.replace("/bin/sleep infinity", "/bin/sleep 3333")
+    host.run(["sh", "-c", f"cat > /etc/systemd/system/{UNIT}"], input=edited)
+    assert host.prop(UNIT, "NeedDaemonReload") == "yes"
+    result = run_once(host, tmp_path, graph(tmp_path, state="running"))
+    assert result.returncode == 0, log(tmp_path)
+    assert host.prop(UNIT, "ActiveState") == "active"
+    assert host.prop(UNIT, "NeedDaemonReload") == "no"
+    assert "argv[]=/bin/sleep 3333 " in host.prop(UNIT, "ExecStart")
+    assert f"reloaded systemd: {UNIT} changed on disk" in log(tmp_path)
+
+
+def test_a_file_resource_writing_a_units_file_runs_before_its_svc():
+    """mgmt orders a file resource for /etc/systemd/system/UNIT (or /usr/lib/...)
+    before the svc of UNIT; here the two ran in parallel, and the svc could find no
+    unit, or start the old one. An edge the other way is a cycle now, naming it."""
+    from mgmt.errors import GraphError
+    from mgmt.graph import parse_graph
+
+    for folder in ("/etc/systemd/system", "/usr/lib/systemd/system"):
+        path = f"{folder}/{UNIT}"
+        text = (
+            f"graph: g\nresources:\n  file:\n  - {{name: {path}, content: x}}\n"
+            f"  svc:\n  - {{name: mgmt-web, state: running}}\nedges:\n"
+            "- {name: e, from: {kind: svc, name: mgmt-web},"
+            f" to: {{kind: file, name: {path}}}}}\n"
+        )
+        with pytest.raises(GraphError) as caught:
+            parse_graph(text, "g.yaml")
+        assert f"file[{path}] -> svc[mgmt-web] is an automatic edge" in caught.value.message
+
+
 def test_disabled_from_outside_is_enabled_again_at_once(systemd_host, tmp_path):
     host = systemd_host
     link = "/etc/systemd/system/mgmt-test.target.wants/" + UNIT

@@ -67,6 +67,8 @@ ENABLED = ("enabled", "alias", "static", "generated", "indirect")
 # unit made at run time (systemd-run): `systemctl disable` would have nothing to do.
 DISABLED = ("disabled", "static", "masked", "masked-runtime", "linked", "linked-runtime",
             "transient", "indirect", "generated", "")  # fmt: skip
+# Where an administrator or a package puts a unit's file (mgmt's svc autoedges).
+UNIT_FOLDERS = ("/etc/systemd/system", "/usr/lib/systemd/system")
 DONE = {"enable": "enabled", "disable": "disabled", "start": "started", "stop": "stopped"}
 # What systemd accepts in a unit name (systemd.unit(5), unit_name_is_valid): anything
 # else can never name a unit, so it is refused when the graph is read, not at run time.
@@ -140,8 +142,10 @@ class SvcRes(Resource):
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
         # The unit is its identity: two resources for one unit (running and
-        # stopped) would undo each other; the graph refuses them.
-        return ["svc:" + unit_name(params.get("name") or name)], []
+        # stopped) would undo each other; the graph refuses them. A file resource
+        # that writes its unit file runs first, as mgmt orders them.
+        unit = unit_name(params.get("name") or name)
+        return ["svc:" + unit], [f"file:{folder}/{unit}" for folder in UNIT_FOLDERS]
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
@@ -226,7 +230,7 @@ class SvcRes(Resource):
                     self.init.log.warning("cannot watch %s: %s", real, err.strerror or err)
         return props
 
-    def _check_apply(self, apply: bool) -> bool:
+    def _check_apply(self, apply: bool, reloaded: bool = False) -> bool:
         props = self._properties()
         self._count_activation(props)
         if props.get("LoadState") == "not-found":
@@ -267,6 +271,18 @@ class SvcRes(Resource):
             steps.append(["stop", "--", self.real])
         if not steps:
             return True
+        starts = any(step[0] == "start" for step in steps)
+        if starts and props.get("NeedDaemonReload") == "yes" and not reloaded:
+            # Its file (or a drop-in) changed on disk since systemd read it: a start
+            # now would run what systemd has, the old one (systemctl only warns).
+            # systemd reads it again first, and the check is made anew.
+            if not apply:
+                self.init.log.info("would reload systemd: %s changed on disk (noop)", self.unit)
+            else:
+                systemctl(["daemon-reload"])
+                self.init.log.info("reloaded systemd: %s changed on disk", self.unit)
+                self.notes = []
+                return self._check_apply(apply, reloaded=True)
         for step in steps:
             verb = step[0]
             if apply and verb in ("enable", "disable"):

@@ -14,6 +14,7 @@ PROPERTIES = (
     "ActiveState",
     "SubState",
     "UnitFileState",
+    "NeedDaemonReload",
     "Type",
     "RemainAfterExit",
     "Result",
