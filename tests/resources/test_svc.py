@@ -812,6 +812,6 @@ def test_systemd_time_spans_are_read_as_systemctl_show_prints_them(text, seconds
 )  # fmt: skip
 def test_every_unit_type_keeps_its_suffix(name, unit):
     """.slice, .swap, .automount and .device were taken for services: user.slice.service."""
-    from mgmt.resources.svc import unit_name
+    from mgmt.resources.unitname import unit_name
 
     assert unit_name(name) == unit

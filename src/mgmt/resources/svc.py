@@ -42,7 +42,6 @@ alias is gone.
 """
 
 import collections
-import string
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
@@ -59,6 +58,7 @@ from mgmt.resources.unitctl import (
     timespan,
     unit_properties,
 )
+from mgmt.resources.unitname import unit_name, unit_name_problem
 
 RUNNING = ("active", "activating", "reloading")
 # UnitFileState values that satisfy startup: enabled / disabled.
@@ -70,35 +70,9 @@ DISABLED = ("disabled", "static", "masked", "masked-runtime", "linked", "linked-
 # Where an administrator or a package puts a unit's file (mgmt's svc autoedges).
 UNIT_FOLDERS = ("/etc/systemd/system", "/usr/lib/systemd/system")
 DONE = {"enable": "enabled", "disable": "disabled", "start": "started", "stop": "stopped"}
-# What systemd accepts in a unit name (systemd.unit(5), unit_name_is_valid): anything
-# else can never name a unit, so it is refused when the graph is read, not at run time.
-UNIT_CHARS = frozenset(string.ascii_letters + string.digits + ":-_.\\@")
-UNIT_NAME_MAX = 255
 # How long a unit the agent started must stay running for the start to count, as
 # supervisord's startsecs (default 1 s): a simple service is "started" once forked.
 SETTLE = 1.0
-
-
-def unit_name(name: str) -> str:
-    """``nginx`` -> ``nginx.service``; a name with a unit suffix stays as it is."""
-    suffixes = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".automount",
-                ".swap", ".slice", ".scope", ".device")  # fmt: skip
-    return name if name.endswith(suffixes) else name + ".service"
-
-
-def unit_name_problem(unit: str) -> Optional[str]:
-    """Why systemd would refuse ``unit`` as a unit name, or None when it is one."""
-    if len(unit) > UNIT_NAME_MAX:
-        return f"{len(unit)} characters, systemd allows {UNIT_NAME_MAX}"
-    bad = next((ch for ch in unit if ch not in UNIT_CHARS), None)
-    if bad is not None:
-        return f"{shown(bad)} is not allowed (only ASCII letters, digits and : - _ . \\ @)"
-    if unit.rfind(".") == 0:  # only the suffix: ".service"
-        return "it has nothing before its suffix"
-    # systemd refuses a leading "@"; a leading "-" would read as an option to systemctl.
-    if unit.startswith(("-", "@")):
-        return f"it cannot start with {shown(unit[0])}"
-    return None
 
 
 def ran_once(props: Mapping[str, str]) -> bool:
