@@ -397,6 +397,35 @@ def test_a_file_resource_writing_a_units_file_runs_before_its_svc():
         assert f"file[{path}] -> svc[mgmt-web] is an automatic edge" in caught.value.message
 
 
+def test_noop_of_a_unit_a_resource_before_it_would_make_would_start_it(systemd_host, tmp_path):
+    """--noop of a graph that makes a unit and starts it (the README's webserver
+    example on a fresh host: pkg nginx, then svc nginx) failed the svc with "no such
+    unit on this host" and exited 1, though the real run makes the unit first. It
+    says what the real run would do now; a unit nothing would make still fails."""
+    host = systemd_host
+    unit = "mgmt-new.service"
+    path = tmp_path / "new.yaml"
+    path.write_text(
+        f"graph: g\nresources:\n  file:\n  - name: /etc/systemd/system/{unit}\n"
+        '    content: "[Service]\\nExecStart=/bin/sleep infinity\\n"\n'
+        f"  svc:\n  - name: {unit}\n    state: running\n"
+    )
+    result = run_once(host, tmp_path, str(path), "--noop", "--json")
+    assert result.returncode == 0, log(tmp_path)
+    rows = {row["kind"]: row for row in json.loads(result.stdout)["resources"]}
+    assert rows["svc"]["result"] == "would-change"
+    assert rows["svc"]["changes"] == [
+        {"field": "state", "wanted": "running", "actual": "no such unit", "applied": False}
+    ]
+    said = f"would start {unit} (noop; no such unit yet: after file[/etc/systemd/system/{unit}]"
+    assert said in log(tmp_path)
+    assert host.prop(unit, "LoadState") == "not-found"
+    # Alone, nothing would make it: --noop fails it as the real run would.
+    result = run_once(host, tmp_path, graph(tmp_path, name=unit, state="running"), "--noop")
+    assert result.returncode == 1
+    assert f"{unit}: no such unit on this host" in log(tmp_path)
+
+
 def test_disabled_from_outside_is_enabled_again_at_once(systemd_host, tmp_path):
     host = systemd_host
     link = "/etc/systemd/system/mgmt-test.target.wants/" + UNIT

@@ -54,6 +54,7 @@ from mgmt.resources.unitctl import (
     UnitError,
     describe_state,
     properties,
+    ran_once,
     systemctl,
     timespan,
     unit_properties,
@@ -73,19 +74,6 @@ DONE = {"enable": "enabled", "disable": "disabled", "start": "started", "stop": 
 # How long a unit the agent started must stay running for the start to count, as
 # supervisord's startsecs (default 1 s): a simple service is "started" once forked.
 SETTLE = 1.0
-
-
-def ran_once(props: Mapping[str, str]) -> bool:
-    """True for a ``Type=oneshot`` unit without RemainAfterExit that ran (it has left
-    the inactive state since systemd started or its last reset-failed) and
-    succeeded: inactive again, as systemd leaves such a unit once its command is done."""
-    return (
-        props.get("Type") == "oneshot"
-        and props.get("RemainAfterExit") == "no"
-        and props.get("ActiveState") == "inactive"
-        and props.get("Result") == "success"
-        and props.get("InactiveExitTimestampMonotonic", "0") not in ("", "0")
-    )
 
 
 def _check_unit(name: str, state: Optional[str]) -> None:
@@ -209,6 +197,8 @@ class SvcRes(Resource):
         self._count_activation(props)
         if props.get("LoadState") == "not-found":
             if self.params.get("state") == "running" or self.params.get("startup") == "enabled":
+                if not apply and self.changed_before:  # --noop: they may install it
+                    return self._would_come(props)
                 raise UnitError("no such unit on this host")
             # Neither running nor enabled, as wanted (an alias is gone once its unit
             # was disabled: the next run finds no unit by that name).
@@ -271,6 +261,21 @@ class SvcRes(Resource):
             if step[0] in DONE:
                 said = f"{DONE[step[0]]} {self.unit}"
                 self.init.log.info(said if apply else f"would {step[0]} {self.unit} (noop)")
+        return False
+
+    def _would_come(self, props: Mapping[str, str]) -> bool:
+        """--noop, a unit the host lacks after resources that would change (a pkg
+        that would install it, a file that would write it): what the real run would
+        start or enable, not a failure; False, as would-change."""
+        wanted = [("startup", "enabled", "enable"), ("state", "running", "start")]
+        after = ", ".join(self.changed_before)
+        for field, value, verb in wanted:
+            if self.params.get(field) == value:
+                self.note(field, value, "no such unit")
+                self.init.log.info(
+                    f"would {verb} {self.unit} (noop; no such unit yet: after {after},"
+                    " which would change)"
+                )
         return False
 
     def _refuse_masked(self, props: Mapping[str, str]) -> None:

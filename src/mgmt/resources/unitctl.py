@@ -81,6 +81,19 @@ def properties(unit: str) -> Dict[str, str]:
     )
 
 
+def ran_once(props: Mapping[str, str]) -> bool:
+    """True for a ``Type=oneshot`` unit without RemainAfterExit that ran (it has left
+    the inactive state since systemd started or its last reset-failed) and
+    succeeded: inactive again, as systemd leaves such a unit once its command is done."""
+    return (
+        props.get("Type") == "oneshot"
+        and props.get("RemainAfterExit") == "no"
+        and props.get("ActiveState") == "inactive"
+        and props.get("Result") == "success"
+        and props.get("InactiveExitTimestampMonotonic", "0") not in ("", "0")
+    )
+
+
 def systemctl(argv: List[str]) -> None:
     """Run ``systemctl ARGV``; UnitError with its message when it fails."""
     proc = _run(argv)
