@@ -426,6 +426,60 @@ def test_noop_of_a_unit_a_resource_before_it_would_make_would_start_it(systemd_h
     assert f"{unit}: no such unit on this host" in log(tmp_path)
 
 
+def test_a_unit_down_between_two_of_systemds_restarts_is_not_running(tmp_path):
+    """A unit that keeps ending, which systemd restarts itself (Restart=always, no
+    start limit), counted as running while systemd waited to restart it
+    (ActiveState=activating SubState=auto-restart): the run said unchanged and ok.
+    It fails now, quoting systemd's state, and the agent does not start it itself."""
+    from systemd_host import SystemdHost
+
+    unit = "mgmt-loop.service"
+    text = (
+        "[Unit]\nDefaultDependencies=no\nStartLimitIntervalSec=0\n[Service]\n"
+        "ExecStart=/bin/sh -c 'echo start >>/var/tmp/starts; exit 1'\n"
+        "Restart=always\nRestartSec=1h\n"
+    )
+    host = SystemdHost(tmp_path, {unit: text})
+    try:
+        host.run(["systemctl", "start", "--no-block", unit])
+        wait_until(lambda: host.prop(unit, "SubState") == "auto-restart", what="the restart wait")
+        result = run_once(host, tmp_path, graph(tmp_path, name=unit, state="running"))
+        assert result.returncode == 1, log(tmp_path)
+        said = f"{unit}: not running: it ended, and systemd is to start it again (Restart=):"
+        assert said in log(tmp_path)
+        assert "SubState=auto-restart Result=exit-code" in log(tmp_path)
+        assert starts(host) == 1  # the agent started it not
+        assert host.prop(unit, "SubState") == "auto-restart"
+    finally:
+        host.close()
+
+
+def test_a_killed_unit_that_systemd_restarts_soon_is_waited_for_not_failed(tmp_path):
+    """The other side of the test above: a unit killed from outside, which systemd
+    restarts in a second (Restart=always), is not failed meanwhile: the agent waits
+    for that restart, and finds the unit running."""
+    from systemd_host import SystemdHost
+
+    unit = "mgmt-back.service"
+    text = (
+        "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep infinity\n"
+        "Restart=always\nRestartSec=1\n"
+    )
+    host = SystemdHost(tmp_path, {unit: text})
+    try:
+        path = graph(tmp_path, name=unit, state="running")
+        args = [*agent_args(tmp_path, path), "--converged-timeout", "3"]
+        agent = host.agent(args, tmp_path / "agent.log")
+        wait_until(lambda: f"started {unit}" in log(tmp_path), what="the agent's start")
+        host.run(["systemctl", "kill", "-s", "KILL", unit])
+        assert agent.wait(timeout=60) == 0, log(tmp_path)
+        assert "failed" not in log(tmp_path)
+        assert host.prop(unit, "ActiveState") == "active"
+        assert host.prop(unit, "NRestarts") == "1"  # systemd's restart, not the agent's start
+    finally:
+        host.close()
+
+
 def test_disabled_from_outside_is_enabled_again_at_once(systemd_host, tmp_path):
     host = systemd_host
     link = "/etc/systemd/system/mgmt-test.target.wants/" + UNIT

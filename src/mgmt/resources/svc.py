@@ -52,6 +52,7 @@ from mgmt.resources.systemd_signals import SystemdSignals
 from mgmt.resources.unitctl import (
     Abandonable,
     UnitError,
+    await_restart,
     describe_state,
     properties,
     ran_once,
@@ -192,7 +193,7 @@ class SvcRes(Resource):
                     self.init.log.warning("cannot watch %s: %s", real, err.strerror or err)
         return props
 
-    def _check_apply(self, apply: bool, reloaded: bool = False) -> bool:
+    def _check_apply(self, apply: bool, reloaded: bool = False, waited: bool = False) -> bool:
         props = self._properties()
         self._count_activation(props)
         if props.get("LoadState") == "not-found":
@@ -233,6 +234,16 @@ class SvcRes(Resource):
         elif state == "stopped" and active not in ("inactive", "failed"):
             self.note("state", "stopped", active)
             steps.append(["stop", "--", self.real])
+        if not steps and state == "running" and props.get("SubState") == "auto-restart":
+            # Down, waiting for systemd to restart it (Restart=): not running, and
+            # not to be started by the agent either (that would only hurry a loop).
+            # A restart due soon (a killed service) is waited for and checked then.
+            if not waited and self._await_restart(props):
+                return self._check_apply(apply, reloaded, waited=True)
+            raise UnitError(
+                f"not running: it ended, and systemd is to start it again (Restart=):"
+                f" {describe_state(props)}"
+            )
         if not steps:
             return True
         starts = any(step[0] == "start" for step in steps)
@@ -262,6 +273,16 @@ class SvcRes(Resource):
                 said = f"{DONE[step[0]]} {self.unit}"
                 self.init.log.info(said if apply else f"would {step[0]} {self.unit} (noop)")
         return False
+
+    def _await_restart(self, props: Mapping[str, str]) -> bool:
+        def give_up() -> bool:
+            return self.init.stopping.is_set() or self._calls.abandoned
+
+        self._starting = True  # its signals are this wait's, not events
+        try:
+            return await_restart(self.real, props, self._changed, give_up, SETTLE)
+        finally:
+            self._starting = False
 
     def _would_come(self, props: Mapping[str, str]) -> bool:
         """--noop, a unit the host lacks after resources that would change (a pkg

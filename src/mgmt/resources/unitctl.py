@@ -4,10 +4,13 @@ import contextlib
 import re
 import subprocess
 import threading
-from typing import Dict, List, Mapping, Optional
+import time
+from typing import Callable, Dict, List, Mapping, Optional
 
 from mgmt.resources.hosttool import last_lines, run_tool, start_tool
 
+# A restart by systemd (Restart=) due within this many seconds is waited for.
+RESTART_WAIT = 10.0
 PROPERTIES = (
     "Id",
     "LoadState",
@@ -15,6 +18,7 @@ PROPERTIES = (
     "SubState",
     "UnitFileState",
     "NeedDaemonReload",
+    "RestartUSec",
     "Type",
     "RemainAfterExit",
     "Result",
@@ -92,6 +96,31 @@ def ran_once(props: Mapping[str, str]) -> bool:
         and props.get("Result") == "success"
         and props.get("InactiveExitTimestampMonotonic", "0") not in ("", "0")
     )
+
+
+def await_restart(
+    unit: str,
+    props: Mapping[str, str],
+    changed: threading.Event,
+    give_up: Callable[[], bool],
+    grace: float,
+) -> bool:
+    """Wait for systemd's own restart (Restart=) of ``unit``, in auto-restart with
+    ``props``, when due within RESTART_WAIT seconds (and ``grace`` more); ``changed``
+    is set at each signal about the unit. True once it is out of auto-restart."""
+    delay = timespan(props.get("RestartUSec", ""))
+    if delay is None or delay > RESTART_WAIT:
+        return False
+    deadline = time.monotonic() + delay + grace
+    while not give_up():
+        changed.clear()
+        if unit_properties(unit).get("SubState") != "auto-restart":
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        changed.wait(left)
+    return False
 
 
 def systemctl(argv: List[str]) -> None:
