@@ -480,6 +480,29 @@ def test_a_killed_unit_that_systemd_restarts_soon_is_waited_for_not_failed(tmp_p
         host.close()
 
 
+def test_a_start_systemd_refuses_fails_with_its_words_first(tmp_path):
+    """A start systemd refused before the unit ran (RefuseManualStart, a Requires=
+    unit missing) failed as a unit that "did not stay running after its start",
+    systemctl's reason in brackets at the end; the reason leads now."""
+    from systemd_host import SystemdHost
+
+    unit = "mgmt-needs.service"
+    text = (
+        "[Unit]\nDefaultDependencies=no\nRequires=mgmt-nothere.service\n"
+        "[Service]\nExecStart=/bin/sleep infinity\n"
+    )
+    host = SystemdHost(tmp_path, {unit: text})
+    try:
+        result = run_once(host, tmp_path, graph(tmp_path, name=unit, state="running"))
+        assert result.returncode == 1, log(tmp_path)
+        said = f"{unit}: not started: systemctl start failed: Failed to start {unit}: Unit"
+        assert said in log(tmp_path)
+        assert "mgmt-nothere.service not found" in log(tmp_path)
+        assert "did not stay running" not in log(tmp_path)
+    finally:
+        host.close()
+
+
 def test_disabled_from_outside_is_enabled_again_at_once(systemd_host, tmp_path):
     host = systemd_host
     link = "/etc/systemd/system/mgmt-test.target.wants/" + UNIT

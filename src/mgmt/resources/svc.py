@@ -54,6 +54,7 @@ from mgmt.resources.unitctl import (
     UnitError,
     await_restart,
     describe_state,
+    masked,
     properties,
     ran_once,
     systemctl,
@@ -205,8 +206,12 @@ class SvcRes(Resource):
             # was disabled: the next run finds no unit by that name).
             self.init.log.info("%s: no such unit on this host: stopped and disabled", self.unit)
             return True
-        if props.get("LoadState") == "masked":
-            self._refuse_masked(props)
+        if props.get("LoadState") == "masked":  # systemd refuses a start and an enable
+            running = props.get("ActiveState", "") in RUNNING or ran_once(props)
+            wants = ["started"] if self.params.get("state") == "running" and not running else []
+            wants += ["enabled"] if self.params.get("startup") == "enabled" else []
+            if wants:
+                raise UnitError(masked(props, wants))
         steps: List[List[str]] = []
         startup = self.params.get("startup")
         file_state = props.get("UnitFileState", "")
@@ -299,24 +304,6 @@ class SvcRes(Resource):
                 )
         return False
 
-    def _refuse_masked(self, props: Mapping[str, str]) -> None:
-        """A masked unit is one systemd will neither start nor enable: a resource
-        that wants either fails at once, under --noop too, saying so (the real run's
-        start failed as "did not stay running", and --noop said it would start it)."""
-        running = props.get("ActiveState", "") in RUNNING or ran_once(props)
-        wants = []
-        if self.params.get("state") == "running" and not running:
-            wants.append("started")
-        if self.params.get("startup") == "enabled":
-            wants.append("enabled")
-        if wants:
-            how = props.get("UnitFileState") or "masked"
-            unmask = "unmask --runtime" if how.endswith("-runtime") else "unmask"
-            raise UnitError(
-                f"masked (UnitFileState={how}): systemd will not have it {' or '.join(wants)}"
-                f" until it is unmasked (systemctl {unmask})"
-            )
-
     def _set_unit_file(self, verb: str) -> None:
         """``systemctl enable`` or ``disable``, then the unit file state read back.
         A plain disable leaves what ``enable --runtime`` made (enabled-runtime):
@@ -403,11 +390,19 @@ class SvcRes(Resource):
     def _start_and_settle(self) -> bool:
         self._changed.clear()
         said = ""
+        before = unit_properties(self.real).get("InactiveExitTimestampMonotonic")
         try:
             if not self._calls.systemctl(["start", "--", self.real]):
                 return False
         except UnitError as err:  # e.g. Type=exec or notify: the start job itself failed
             said = f" ({err})"
+            props = unit_properties(self.real)
+            if props.get("InactiveExitTimestampMonotonic") == before:
+                # Refused before it ran (RefuseManualStart, a dependency missing):
+                # systemctl's words are the reason, not a unit that ended.
+                self._failed_activation, self._failed_starts = before, self._failed_starts + 1
+                self._failure = f"not started: {err}; {describe_state(props)}"
+                raise UnitError(self._failure) from None
         deadline = time.monotonic() + SETTLE
         while True:
             props = unit_properties(self.real)

@@ -123,6 +123,18 @@ def await_restart(
     return False
 
 
+def masked(props: Mapping[str, str], wants: List[str]) -> str:
+    """Why a masked unit cannot be as wanted (``wants``: "started", "enabled"): the
+    real run's start failed as one that did not stay running, and --noop said it
+    would start it, though systemd refuses both."""
+    how = props.get("UnitFileState") or "masked"
+    unmask = "unmask --runtime" if how.endswith("-runtime") else "unmask"
+    return (
+        f"masked (UnitFileState={how}): systemd will not have it {' or '.join(wants)}"
+        f" until it is unmasked (systemctl {unmask})"
+    )
+
+
 def systemctl(argv: List[str]) -> None:
     """Run ``systemctl ARGV``; UnitError with its message when it fails."""
     proc = _run(argv)
