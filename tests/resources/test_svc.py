@@ -284,6 +284,28 @@ def test_a_unit_masked_for_this_boot_is_disabled_as_it_is(systemd_host, tmp_path
     assert f"disabled {unit}" not in log(tmp_path)
 
 
+@pytest.mark.parametrize("params", [{"state": "running"}, {"startup": "enabled"}])
+def test_a_masked_unit_wanted_running_or_enabled_fails_saying_so_under_noop_too(
+    systemd_host, tmp_path, params
+):
+    """A masked unit wanted running failed as one that "did not stay running after its
+    start", and --noop said "would start" it and exited 0, though systemd refuses
+    every start of it: the real run and --noop now both fail, naming the mask."""
+    host = systemd_host
+    unit = "fstrim.timer"  # see the test above: a runtime mask hides a unit of lower rank
+    host.run(["systemctl", "mask", "--runtime", unit])
+    path = graph(tmp_path, name=unit, **params)
+    for extra in (["--noop"], []):
+        result = run_once(host, tmp_path, path, *extra)
+        assert result.returncode == 1, log(tmp_path)
+        said = f"{unit}: masked (UnitFileState=masked-runtime): systemd will not have it"
+        assert said in log(tmp_path)
+        assert "systemctl unmask --runtime" in log(tmp_path)
+        assert "would start" not in log(tmp_path)
+    assert host.prop(unit, "ActiveState") == "inactive"
+    assert host.prop(unit, "UnitFileState") == "masked-runtime"
+
+
 def test_noop_changes_nothing_and_json_names_each_field(systemd_host, tmp_path):
     host = systemd_host
     path = graph(tmp_path, state="running", startup="enabled")
@@ -309,6 +331,176 @@ def test_a_missing_unit_fails_naming_it(systemd_host, tmp_path):
     result = run_once(systemd_host, tmp_path, str(path))
     assert result.returncode == 1
     assert "mgmt-nonesuch.service: no such unit" in log(tmp_path)
+
+
+@pytest.mark.parametrize("how", ["added", "unmasked"])
+def test_a_unit_that_appears_while_the_agent_runs_is_started_at_once(systemd_host, tmp_path, how):
+    """`state: running` alone, for a unit the host did not have yet (its package
+    installed by a pkg resource beside it, then systemd reloaded, as rpm's systemd
+    triggers do) or had masked: the resource failed and stayed failed, for only a
+    resource that managed startup heard systemd reload or unmask."""
+    host = systemd_host
+    unit = "mgmt-late-comer.service" if how == "added" else UNIT
+    if how == "unmasked":  # a mask in /etc needs the unit elsewhere: /run, this host's own
+        host.run(["mkdir", "-p", "/run/systemd/system"])
+        host.run(["mv", f"/etc/systemd/system/{UNIT}", "/run/systemd/system/"])
+        host.run(["systemctl", "daemon-reload"])
+        host.run(["systemctl", "mask", UNIT])
+    with running_agent(host, tmp_path, graph(tmp_path, name=unit, state="running")):
+        wait_until(lambda: f"{unit}: " in log(tmp_path), what="the resource to fail")
+        assert "failed" in log(tmp_path)
+        if how == "added":
+            text = "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep infinity\n"
+            host.run(["sh", "-c", f"printf '{text}' > /etc/systemd/system/{unit}"])
+            host.run(["systemctl", "daemon-reload"])
+        else:
+            host.run(["systemctl", "unmask", UNIT])
+        wait_until(lambda: host.prop(unit, "ActiveState") == "active", what=f"{unit} started")
+
+
+def test_a_unit_whose_file_changed_on_disk_starts_as_the_file_says_now(systemd_host, tmp_path):
+    """A unit file edited on disk (as a file resource, an admin or a package does)
+    while systemd had the unit loaded: the agent's start ran the old one (systemctl
+    only warns: "changed on disk"), and the edit was never used. systemd reads it
+    again (daemon-reload) before the start now."""
+    host = systemd_host
+    host.run(["systemctl", "enable", UNIT])  # wanted by the host's target: kept loaded
+    text = host.run(["cat", f"/etc/systemd/system/{UNIT}"]).stdout
+    edited = text.replace("/bin/sleep infinity", "/bin/sleep 3333")
+    host.run(["sh", "-c", f"cat > /etc/systemd/system/{UNIT}"], input=edited)
+    assert host.prop(UNIT, "NeedDaemonReload") == "yes"
+    result = run_once(host, tmp_path, graph(tmp_path, state="running"))
+    assert result.returncode == 0, log(tmp_path)
+    assert host.prop(UNIT, "ActiveState") == "active"
+    assert host.prop(UNIT, "NeedDaemonReload") == "no"
+    assert "argv[]=/bin/sleep 3333 " in host.prop(UNIT, "ExecStart")
+    assert f"reloaded systemd: {UNIT} changed on disk" in log(tmp_path)
+
+
+def test_a_file_resource_writing_a_units_file_runs_before_its_svc():
+    """mgmt orders a file resource for /etc/systemd/system/UNIT (or /usr/lib/...)
+    before the svc of UNIT; here the two ran in parallel, and the svc could find no
+    unit, or start the old one. An edge the other way is a cycle now, naming it."""
+    from mgmt.errors import GraphError
+    from mgmt.graph import parse_graph
+
+    for folder in ("/etc/systemd/system", "/usr/lib/systemd/system"):
+        path = f"{folder}/{UNIT}"
+        text = (
+            f"graph: g\nresources:\n  file:\n  - {{name: {path}, content: x}}\n"
+            f"  svc:\n  - {{name: mgmt-web, state: running}}\nedges:\n"
+            "- {name: e, from: {kind: svc, name: mgmt-web},"
+            f" to: {{kind: file, name: {path}}}}}\n"
+        )
+        with pytest.raises(GraphError) as caught:
+            parse_graph(text, "g.yaml")
+        assert f"file[{path}] -> svc[mgmt-web] is an automatic edge" in caught.value.message
+
+
+def test_noop_of_a_unit_a_resource_before_it_would_make_would_start_it(systemd_host, tmp_path):
+    """--noop of a graph that makes a unit and starts it (the README's webserver
+    example on a fresh host: pkg nginx, then svc nginx) failed the svc with "no such
+    unit on this host" and exited 1, though the real run makes the unit first. It
+    says what the real run would do now; a unit nothing would make still fails."""
+    host = systemd_host
+    unit = "mgmt-new.service"
+    path = tmp_path / "new.yaml"
+    path.write_text(
+        f"graph: g\nresources:\n  file:\n  - name: /etc/systemd/system/{unit}\n"
+        '    content: "[Service]\\nExecStart=/bin/sleep infinity\\n"\n'
+        f"  svc:\n  - name: {unit}\n    state: running\n"
+    )
+    result = run_once(host, tmp_path, str(path), "--noop", "--json")
+    assert result.returncode == 0, log(tmp_path)
+    rows = {row["kind"]: row for row in json.loads(result.stdout)["resources"]}
+    assert rows["svc"]["result"] == "would-change"
+    assert rows["svc"]["changes"] == [
+        {"field": "state", "wanted": "running", "actual": "no such unit", "applied": False}
+    ]
+    said = f"would start {unit} (noop; no such unit yet: after file[/etc/systemd/system/{unit}]"
+    assert said in log(tmp_path)
+    assert host.prop(unit, "LoadState") == "not-found"
+    # Alone, nothing would make it: --noop fails it as the real run would.
+    result = run_once(host, tmp_path, graph(tmp_path, name=unit, state="running"), "--noop")
+    assert result.returncode == 1
+    assert f"{unit}: no such unit on this host" in log(tmp_path)
+
+
+def test_a_unit_down_between_two_of_systemds_restarts_is_not_running(tmp_path):
+    """A unit that keeps ending, which systemd restarts itself (Restart=always, no
+    start limit), counted as running while systemd waited to restart it
+    (ActiveState=activating SubState=auto-restart): the run said unchanged and ok.
+    It fails now, quoting systemd's state, and the agent does not start it itself."""
+    from systemd_host import SystemdHost
+
+    unit = "mgmt-loop.service"
+    text = (
+        "[Unit]\nDefaultDependencies=no\nStartLimitIntervalSec=0\n[Service]\n"
+        "ExecStart=/bin/sh -c 'echo start >>/var/tmp/starts; exit 1'\n"
+        "Restart=always\nRestartSec=1h\n"
+    )
+    host = SystemdHost(tmp_path, {unit: text})
+    try:
+        host.run(["systemctl", "start", "--no-block", unit])
+        wait_until(lambda: host.prop(unit, "SubState") == "auto-restart", what="the restart wait")
+        result = run_once(host, tmp_path, graph(tmp_path, name=unit, state="running"))
+        assert result.returncode == 1, log(tmp_path)
+        said = f"{unit}: not running: it ended, and systemd is to start it again (Restart=):"
+        assert said in log(tmp_path)
+        assert "SubState=auto-restart Result=exit-code" in log(tmp_path)
+        assert starts(host) == 1  # the agent started it not
+        assert host.prop(unit, "SubState") == "auto-restart"
+    finally:
+        host.close()
+
+
+def test_a_killed_unit_that_systemd_restarts_soon_is_waited_for_not_failed(tmp_path):
+    """The other side of the test above: a unit killed from outside, which systemd
+    restarts in a second (Restart=always), is not failed meanwhile: the agent waits
+    for that restart, and finds the unit running."""
+    from systemd_host import SystemdHost
+
+    unit = "mgmt-back.service"
+    text = (
+        "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep infinity\n"
+        "Restart=always\nRestartSec=1\n"
+    )
+    host = SystemdHost(tmp_path, {unit: text})
+    try:
+        path = graph(tmp_path, name=unit, state="running")
+        args = [*agent_args(tmp_path, path), "--converged-timeout", "3"]
+        agent = host.agent(args, tmp_path / "agent.log")
+        wait_until(lambda: f"started {unit}" in log(tmp_path), what="the agent's start")
+        host.run(["systemctl", "kill", "-s", "KILL", unit])
+        assert agent.wait(timeout=60) == 0, log(tmp_path)
+        assert "failed" not in log(tmp_path)
+        assert host.prop(unit, "ActiveState") == "active"
+        assert host.prop(unit, "NRestarts") == "1"  # systemd's restart, not the agent's start
+    finally:
+        host.close()
+
+
+def test_a_start_systemd_refuses_fails_with_its_words_first(tmp_path):
+    """A start systemd refused before the unit ran (RefuseManualStart, a Requires=
+    unit missing) failed as a unit that "did not stay running after its start",
+    systemctl's reason in brackets at the end; the reason leads now."""
+    from systemd_host import SystemdHost
+
+    unit = "mgmt-needs.service"
+    text = (
+        "[Unit]\nDefaultDependencies=no\nRequires=mgmt-nothere.service\n"
+        "[Service]\nExecStart=/bin/sleep infinity\n"
+    )
+    host = SystemdHost(tmp_path, {unit: text})
+    try:
+        result = run_once(host, tmp_path, graph(tmp_path, name=unit, state="running"))
+        assert result.returncode == 1, log(tmp_path)
+        said = f"{unit}: not started: systemctl start failed: Failed to start {unit}: Unit"
+        assert said in log(tmp_path)
+        assert "mgmt-nothere.service not found" in log(tmp_path)
+        assert "did not stay running" not in log(tmp_path)
+    finally:
+        host.close()
 
 
 def test_disabled_from_outside_is_enabled_again_at_once(systemd_host, tmp_path):
@@ -726,6 +918,6 @@ def test_systemd_time_spans_are_read_as_systemctl_show_prints_them(text, seconds
 )  # fmt: skip
 def test_every_unit_type_keeps_its_suffix(name, unit):
     """.slice, .swap, .automount and .device were taken for services: user.slice.service."""
-    from mgmt.resources.svc import unit_name
+    from mgmt.resources.unitname import unit_name
 
     assert unit_name(name) == unit

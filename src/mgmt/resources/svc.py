@@ -3,8 +3,9 @@
 Through ``systemctl``, as an administrator would; the watch reads systemd's own
 signals about the unit (see mgmt.resources.systemd_signals for why its private
 socket rather than busctl), so a service killed from outside is started again
-at once, without polling; and, when ``startup`` is managed, its signals about
-unit files, so a unit disabled or enabled from outside is put back at once.
+at once, without polling; and its signals about unit files, so a unit disabled
+or enabled from outside is put back at once, and one that appears (a package
+installed it, then daemon-reload) or is unmasked is acted on at once.
 A unit that ended ``failed`` is reset first, so the start-rate limit that
 protects a crashing unit does not keep a killed one down.
 
@@ -41,7 +42,6 @@ alias is gone.
 """
 
 import collections
-import string
 import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
@@ -52,12 +52,16 @@ from mgmt.resources.systemd_signals import SystemdSignals
 from mgmt.resources.unitctl import (
     Abandonable,
     UnitError,
+    await_restart,
     describe_state,
+    masked,
     properties,
+    ran_once,
     systemctl,
     timespan,
     unit_properties,
 )
+from mgmt.resources.unitname import unit_name, unit_name_problem
 
 RUNNING = ("active", "activating", "reloading")
 # UnitFileState values that satisfy startup: enabled / disabled.
@@ -66,49 +70,12 @@ ENABLED = ("enabled", "alias", "static", "generated", "indirect")
 # unit made at run time (systemd-run): `systemctl disable` would have nothing to do.
 DISABLED = ("disabled", "static", "masked", "masked-runtime", "linked", "linked-runtime",
             "transient", "indirect", "generated", "")  # fmt: skip
+# Where an administrator or a package puts a unit's file (mgmt's svc autoedges).
+UNIT_FOLDERS = ("/etc/systemd/system", "/usr/lib/systemd/system")
 DONE = {"enable": "enabled", "disable": "disabled", "start": "started", "stop": "stopped"}
-# What systemd accepts in a unit name (systemd.unit(5), unit_name_is_valid): anything
-# else can never name a unit, so it is refused when the graph is read, not at run time.
-UNIT_CHARS = frozenset(string.ascii_letters + string.digits + ":-_.\\@")
-UNIT_NAME_MAX = 255
 # How long a unit the agent started must stay running for the start to count, as
 # supervisord's startsecs (default 1 s): a simple service is "started" once forked.
 SETTLE = 1.0
-
-
-def unit_name(name: str) -> str:
-    """``nginx`` -> ``nginx.service``; a name with a unit suffix stays as it is."""
-    suffixes = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".automount",
-                ".swap", ".slice", ".scope", ".device")  # fmt: skip
-    return name if name.endswith(suffixes) else name + ".service"
-
-
-def unit_name_problem(unit: str) -> Optional[str]:
-    """Why systemd would refuse ``unit`` as a unit name, or None when it is one."""
-    if len(unit) > UNIT_NAME_MAX:
-        return f"{len(unit)} characters, systemd allows {UNIT_NAME_MAX}"
-    bad = next((ch for ch in unit if ch not in UNIT_CHARS), None)
-    if bad is not None:
-        return f"{shown(bad)} is not allowed (only ASCII letters, digits and : - _ . \\ @)"
-    if unit.rfind(".") == 0:  # only the suffix: ".service"
-        return "it has nothing before its suffix"
-    # systemd refuses a leading "@"; a leading "-" would read as an option to systemctl.
-    if unit.startswith(("-", "@")):
-        return f"it cannot start with {shown(unit[0])}"
-    return None
-
-
-def ran_once(props: Mapping[str, str]) -> bool:
-    """True for a ``Type=oneshot`` unit without RemainAfterExit that ran (it has left
-    the inactive state since systemd started or its last reset-failed) and
-    succeeded: inactive again, as systemd leaves such a unit once its command is done."""
-    return (
-        props.get("Type") == "oneshot"
-        and props.get("RemainAfterExit") == "no"
-        and props.get("ActiveState") == "inactive"
-        and props.get("Result") == "success"
-        and props.get("InactiveExitTimestampMonotonic", "0") not in ("", "0")
-    )
 
 
 def _check_unit(name: str, state: Optional[str]) -> None:
@@ -139,8 +106,10 @@ class SvcRes(Resource):
     @classmethod
     def autoedges(cls, name: str, params: Mapping[str, Any]) -> Tuple[List[str], List[str]]:
         # The unit is its identity: two resources for one unit (running and
-        # stopped) would undo each other; the graph refuses them.
-        return ["svc:" + unit_name(params.get("name") or name)], []
+        # stopped) would undo each other; the graph refuses them. A file resource
+        # that writes its unit file runs first, as mgmt orders them.
+        unit = unit_name(params.get("name") or name)
+        return ["svc:" + unit], [f"file:{folder}/{unit}" for folder in UNIT_FOLDERS]
 
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
@@ -178,8 +147,10 @@ class SvcRes(Resource):
             for unit in sorted(self._watched):
                 self._cancels.append(signals.watch_unit(unit, self._unit_changed))
             self._signals = signals
-            if self.params.get("startup") is not None:  # a `systemctl disable` is drift too
-                self._cancels.append(signals.watch_unit_files(self.init.event))
+            # A `systemctl disable` is drift; a unit a package just installed (then
+            # daemon-reload, as rpm's systemd triggers run) or one unmasked says so
+            # only with the unit-file signals, not with any of its own.
+            self._cancels.append(signals.watch_unit_files(self.init.event))
         except OSError as err:
             self.init.log.warning(
                 "cannot watch systemd (%s): changes made outside are seen at the next check",
@@ -223,16 +194,24 @@ class SvcRes(Resource):
                     self.init.log.warning("cannot watch %s: %s", real, err.strerror or err)
         return props
 
-    def _check_apply(self, apply: bool) -> bool:
+    def _check_apply(self, apply: bool, reloaded: bool = False, waited: bool = False) -> bool:
         props = self._properties()
         self._count_activation(props)
         if props.get("LoadState") == "not-found":
             if self.params.get("state") == "running" or self.params.get("startup") == "enabled":
+                if not apply and self.changed_before:  # --noop: they may install it
+                    return self._would_come(props)
                 raise UnitError("no such unit on this host")
             # Neither running nor enabled, as wanted (an alias is gone once its unit
             # was disabled: the next run finds no unit by that name).
             self.init.log.info("%s: no such unit on this host: stopped and disabled", self.unit)
             return True
+        if props.get("LoadState") == "masked":  # systemd refuses a start and an enable
+            running = props.get("ActiveState", "") in RUNNING or ran_once(props)
+            wants = ["started"] if self.params.get("state") == "running" and not running else []
+            wants += ["enabled"] if self.params.get("startup") == "enabled" else []
+            if wants:
+                raise UnitError(masked(props, wants))
         steps: List[List[str]] = []
         startup = self.params.get("startup")
         file_state = props.get("UnitFileState", "")
@@ -260,8 +239,30 @@ class SvcRes(Resource):
         elif state == "stopped" and active not in ("inactive", "failed"):
             self.note("state", "stopped", active)
             steps.append(["stop", "--", self.real])
+        if not steps and state == "running" and props.get("SubState") == "auto-restart":
+            # Down, waiting for systemd to restart it (Restart=): not running, and
+            # not to be started by the agent either (that would only hurry a loop).
+            # A restart due soon (a killed service) is waited for and checked then.
+            if not waited and self._await_restart(props):
+                return self._check_apply(apply, reloaded, waited=True)
+            raise UnitError(
+                f"not running: it ended, and systemd is to start it again (Restart=):"
+                f" {describe_state(props)}"
+            )
         if not steps:
             return True
+        starts = any(step[0] == "start" for step in steps)
+        if starts and props.get("NeedDaemonReload") == "yes" and not reloaded:
+            # Its file (or a drop-in) changed on disk since systemd read it: a start
+            # now would run what systemd has, the old one (systemctl only warns).
+            # systemd reads it again first, and the check is made anew.
+            if not apply:
+                self.init.log.info("would reload systemd: %s changed on disk (noop)", self.unit)
+            else:
+                systemctl(["daemon-reload"])
+                self.init.log.info("reloaded systemd: %s changed on disk", self.unit)
+                self.notes = []
+                return self._check_apply(apply, reloaded=True)
         for step in steps:
             verb = step[0]
             if apply and verb in ("enable", "disable"):
@@ -276,6 +277,31 @@ class SvcRes(Resource):
             if step[0] in DONE:
                 said = f"{DONE[step[0]]} {self.unit}"
                 self.init.log.info(said if apply else f"would {step[0]} {self.unit} (noop)")
+        return False
+
+    def _await_restart(self, props: Mapping[str, str]) -> bool:
+        def give_up() -> bool:
+            return self.init.stopping.is_set() or self._calls.abandoned
+
+        self._starting = True  # its signals are this wait's, not events
+        try:
+            return await_restart(self.real, props, self._changed, give_up, SETTLE)
+        finally:
+            self._starting = False
+
+    def _would_come(self, props: Mapping[str, str]) -> bool:
+        """--noop, a unit the host lacks after resources that would change (a pkg
+        that would install it, a file that would write it): what the real run would
+        start or enable, not a failure; False, as would-change."""
+        wanted = [("startup", "enabled", "enable"), ("state", "running", "start")]
+        after = ", ".join(self.changed_before)
+        for field, value, verb in wanted:
+            if self.params.get(field) == value:
+                self.note(field, value, "no such unit")
+                self.init.log.info(
+                    f"would {verb} {self.unit} (noop; no such unit yet: after {after},"
+                    " which would change)"
+                )
         return False
 
     def _set_unit_file(self, verb: str) -> None:
@@ -364,11 +390,19 @@ class SvcRes(Resource):
     def _start_and_settle(self) -> bool:
         self._changed.clear()
         said = ""
+        before = unit_properties(self.real).get("InactiveExitTimestampMonotonic")
         try:
             if not self._calls.systemctl(["start", "--", self.real]):
                 return False
         except UnitError as err:  # e.g. Type=exec or notify: the start job itself failed
             said = f" ({err})"
+            props = unit_properties(self.real)
+            if props.get("InactiveExitTimestampMonotonic") == before:
+                # Refused before it ran (RefuseManualStart, a dependency missing):
+                # systemctl's words are the reason, not a unit that ended.
+                self._failed_activation, self._failed_starts = before, self._failed_starts + 1
+                self._failure = f"not started: {err}; {describe_state(props)}"
+                raise UnitError(self._failure) from None
         deadline = time.monotonic() + SETTLE
         while True:
             props = unit_properties(self.real)

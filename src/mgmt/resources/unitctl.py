@@ -4,16 +4,21 @@ import contextlib
 import re
 import subprocess
 import threading
-from typing import Dict, List, Mapping, Optional
+import time
+from typing import Callable, Dict, List, Mapping, Optional
 
 from mgmt.resources.hosttool import last_lines, run_tool, start_tool
 
+# A restart by systemd (Restart=) due within this many seconds is waited for.
+RESTART_WAIT = 10.0
 PROPERTIES = (
     "Id",
     "LoadState",
     "ActiveState",
     "SubState",
     "UnitFileState",
+    "NeedDaemonReload",
+    "RestartUSec",
     "Type",
     "RemainAfterExit",
     "Result",
@@ -77,6 +82,56 @@ def properties(unit: str) -> Dict[str, str]:
         return {"Id": unit, "LoadState": "not-found"}
     raise UnitError(
         last_lines(proc.stderr) if proc.stderr.strip() else "systemctl is-enabled failed"
+    )
+
+
+def ran_once(props: Mapping[str, str]) -> bool:
+    """True for a ``Type=oneshot`` unit without RemainAfterExit that ran (it has left
+    the inactive state since systemd started or its last reset-failed) and
+    succeeded: inactive again, as systemd leaves such a unit once its command is done."""
+    return (
+        props.get("Type") == "oneshot"
+        and props.get("RemainAfterExit") == "no"
+        and props.get("ActiveState") == "inactive"
+        and props.get("Result") == "success"
+        and props.get("InactiveExitTimestampMonotonic", "0") not in ("", "0")
+    )
+
+
+def await_restart(
+    unit: str,
+    props: Mapping[str, str],
+    changed: threading.Event,
+    give_up: Callable[[], bool],
+    grace: float,
+) -> bool:
+    """Wait for systemd's own restart (Restart=) of ``unit``, in auto-restart with
+    ``props``, when due within RESTART_WAIT seconds (and ``grace`` more); ``changed``
+    is set at each signal about the unit. True once it is out of auto-restart."""
+    delay = timespan(props.get("RestartUSec", ""))
+    if delay is None or delay > RESTART_WAIT:
+        return False
+    deadline = time.monotonic() + delay + grace
+    while not give_up():
+        changed.clear()
+        if unit_properties(unit).get("SubState") != "auto-restart":
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        changed.wait(left)
+    return False
+
+
+def masked(props: Mapping[str, str], wants: List[str]) -> str:
+    """Why a masked unit cannot be as wanted (``wants``: "started", "enabled"): the
+    real run's start failed as one that did not stay running, and --noop said it
+    would start it, though systemd refuses both."""
+    how = props.get("UnitFileState") or "masked"
+    unmask = "unmask --runtime" if how.endswith("-runtime") else "unmask"
+    return (
+        f"masked (UnitFileState={how}): systemd will not have it {' or '.join(wants)}"
+        f" until it is unmasked (systemctl {unmask})"
     )
 
 
