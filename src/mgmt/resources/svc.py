@@ -41,13 +41,13 @@ on, and watches, the unit the name leads to, and keeps that unit once the
 alias is gone.
 """
 
-import collections
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.fields import shown
+from mgmt.resources.svcstarts import StartHistory
 from mgmt.resources.systemd_signals import SystemdSignals
 from mgmt.resources.unitctl import (
     Abandonable,
@@ -58,7 +58,6 @@ from mgmt.resources.unitctl import (
     properties,
     ran_once,
     systemctl,
-    timespan,
     unit_properties,
 )
 from mgmt.resources.unitname import unit_name, unit_name_problem
@@ -126,10 +125,8 @@ class SvcRes(Resource):
         self._failed_activation: Optional[str] = None
         self._failure = ""
         self._failed_starts = 0
-        # When the unit was started (its activations: the agent's starts and systemd's
-        # own restarts alike, as systemd counts them for its start limit).
-        self._starts: Deque[float] = collections.deque()  # CLOCK_MONOTONIC seconds
-        self._last_activation = ""
+        # When the unit was started, against its start limit.
+        self._history = StartHistory()
         # The unit the name leads to (its Id: another unit's for an alias), acted on
         # and watched; kept when an alias goes (see _properties).
         self.real = self.unit
@@ -196,7 +193,7 @@ class SvcRes(Resource):
 
     def _check_apply(self, apply: bool, reloaded: bool = False, waited: bool = False) -> bool:
         props = self._properties()
-        self._count_activation(props)
+        self._history.count(props)
         if props.get("LoadState") == "not-found":
             if self.params.get("state") == "running" or self.params.get("startup") == "enabled":
                 if not apply and self.changed_before:  # --noop: they may install it
@@ -336,40 +333,16 @@ class SvcRes(Resource):
         retry = self.meta.retry
         return retry >= 0 and self._failed_starts > retry
 
-    def _count_activation(self, props: Mapping[str, str]) -> None:
-        """Note the unit's last activation, if new. Every change of the unit wakes a
-        check, so each start is seen, systemd's own restarts (Restart=) too."""
-        activation = props.get("InactiveExitTimestampMonotonic", "")
-        if activation.isdigit() and int(activation) and activation != self._last_activation:
-            self._last_activation = activation
-            self._starts.append(int(activation) / 1e6)  # µs of CLOCK_MONOTONIC, as time's
-        burst = props.get("StartLimitBurst", "")
-        while burst.isdigit() and len(self._starts) > max(int(burst), 1):
-            self._starts.popleft()  # only the last StartLimitBurst can ever count
-
     def _start_limited(self, props: Mapping[str, str]) -> bool:
-        """True when the unit was started StartLimitBurst times within
-        StartLimitIntervalSec already, by the agent or by systemd's own restarts
-        (systemd would refuse the next start, but the agent's reset-failed zeroes
-        its count): it fails as a failed start, and is not started again until its
-        activation changes from outside (see _start_failed_before)."""
-        burst = props.get("StartLimitBurst", "")
-        interval = props.get("StartLimitIntervalUSec") or props.get("StartLimitInterval", "")
-        seconds = float("inf") if interval == "infinity" else timespan(interval)
-        if not burst.isdigit() or not int(burst) or not seconds:
-            return False  # no limit, as for systemd
-        now = time.monotonic()
-        while self._starts and self._starts[0] < now - seconds:
-            self._starts.popleft()
-        if len(self._starts) < int(burst):
+        """True when the unit reached its start limit (see mgmt.resources.svcstarts):
+        it fails as a failed start, and is not started again until its activation
+        changes from outside (see _start_failed_before)."""
+        failure = self._history.limited(props)
+        if failure is None:
             return False
-        self._starts.clear()
         self._failed_activation = props.get("InactiveExitTimestampMonotonic")
         self._failed_starts = self.meta.retry + 1
-        self._failure = (
-            f"started {burst} times within {interval}, now {describe_state(props)}: not"
-            " started again (its StartLimitBurst and StartLimitIntervalSec)"
-        )
+        self._failure = failure
         return True
 
     def _start(self) -> bool:
@@ -415,7 +388,7 @@ class SvcRes(Resource):
             left = deadline - time.monotonic()
             if left <= 0 or self.init.stopping.is_set() or self._calls.abandoned:
                 self._failed_activation, self._failed_starts = None, 0
-                self._count_activation(props)
+                self._history.count(props)
                 return True
             self._changed.wait(left)
             self._changed.clear()
