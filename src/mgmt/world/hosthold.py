@@ -117,6 +117,7 @@ class HostHold:
         self._held = False  # as last known: taken and not seen lost since
         self._wanted = False  # ensure() was asked: the hold's thread takes it back
         self._refusal = ""  # the last refusal said by the hold's thread
+        self._was_held = False  # once held: a refusal after is the thread's to say
         self._lock = threading.Lock()  # one ensure() at a time: one lease, one key
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -146,7 +147,7 @@ class HostHold:
                 # while etcd was away): a new one.
                 self._lease = None
                 self._take()
-            self._held = True
+            self._held = self._was_held = True
 
     def close(self) -> None:
         """Stop keeping the lease alive and revoke it (the key goes with it), for at
@@ -253,15 +254,19 @@ class HostHold:
                 )
             if self._held or not self._wanted or self._stop.is_set():
                 continue
+            had = self._was_held
             try:
                 self.ensure()
             except WorldError as err:
-                if str(err) != self._refusal:  # said once, not at every try
+                # Said once, not at every try; and only for a hold lost: a refusal
+                # from the start is the world sync's to say (it publishes nothing).
+                if str(err) != self._refusal and had:
                     self._refusal = str(err)
                     log.warning("%s", err)
                 continue
             self._refusal = ""
-            log.info("holds hostname %s again; publishing its exports", shown(self.hostname))
+            again = " again" if had else ""
+            log.info("holds hostname %s%s; publishing its exports", shown(self.hostname), again)
             try:
                 self._on_regained()
             except Exception as err:  # the thread must survive anything
