@@ -6,12 +6,20 @@ each time it wakes. Python runs the handler in that same main thread, in
 between two bytecodes, and ``set()`` would then wait forever for a lock its own
 thread holds. A remote agent hung this way on SIGINT once in a dozen test runs.
 A pipe needs no lock: :meth:`Wakeup.set` is one non-blocking write.
+
+And a signal may not reach the main thread at all: the kernel gives a process's
+signal to any thread that does not block it. Python then runs the handler in
+the main thread only at its next bytecode, which a main thread asleep in
+``wait()`` never reaches: :meth:`Wakeup.taking_signals` has the signal itself
+write to the pipe (``signal.set_wakeup_fd``), so the wait ends and the handler runs.
 """
 
 import contextlib
 import os
 import select
-from typing import Optional
+import signal
+import threading
+from typing import Iterator, Optional
 
 
 class Wakeup:
@@ -36,6 +44,20 @@ class Wakeup:
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Whether it is set, waiting up to ``timeout`` seconds (None: until it is)."""
         return bool(self._poll.poll(None if timeout is None else timeout * 1000))
+
+    @contextlib.contextmanager
+    def taking_signals(self) -> Iterator[None]:
+        """For the block (in the main thread, which alone may call it): a signal that
+        has a Python handler ends :meth:`wait`, whichever thread the kernel gave it to.
+        Elsewhere than in the main thread (an agent run by a test) it does nothing."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.set_wakeup_fd(self._write.fileno())
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(previous)
 
     def fileno(self) -> int:
         """Readable once set: for a select() that also waits on other files."""

@@ -165,7 +165,8 @@ class Agent:
                 self.engine.announce_idle()
                 planner.start()
                 gc.enable()  # start-up is over: see mgmt.remote.protocol.launcher
-                self._main_wake.wait()  # stop(), or a signal (stop_from_signal)
+                with self._main_wake.taking_signals():  # however the kernel gives them
+                    self._main_wake.wait()  # stop(), or a signal (stop_from_signal)
                 if not self.converged:
                     self.converged = self._stopped_converged()
         finally:
