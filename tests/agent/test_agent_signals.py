@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
 import sys
 
 from helpers import AgentProcess, _pythonpath, wait_for
+
+from support.threadsignal import signal_another_thread
 
 
 def _graph(tmp_path) -> str:
@@ -73,14 +74,6 @@ def test_a_sighup_ignored_by_who_started_it_stays_ignored(tmp_path):
         log.close()
 
 
-def _tgkill(pid: int, tid: int, sig: int) -> None:
-    """``sig`` to thread ``tid`` of process ``pid`` alone (tgkill(2); os.kill would
-    let the kernel choose the thread)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.tgkill(pid, tid, sig) != 0:
-        raise OSError(ctypes.get_errno(), f"tgkill {pid} {tid}")
-
-
 def test_a_stop_signal_taken_by_another_thread_still_stops_the_agent(tmp_path):
     """The kernel gives a process's signal to any of its threads that does not block
     it (to another one than the main thread when that has a signal pending already).
@@ -96,10 +89,7 @@ def test_a_stop_signal_taken_by_another_thread_still_stops_the_agent(tmp_path):
     )
     try:
         assert agent.wait_log("1 resources", 10), agent.log
-        pid = agent.proc.pid
-        threads = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
-        assert threads, "the agent runs threads of its own"
-        _tgkill(pid, threads[0], signal.SIGTERM)
+        signal_another_thread(agent.proc.pid, signal.SIGTERM)
         assert wait_for(lambda: agent.proc.poll() is not None, 10), agent.log
         assert agent.proc.returncode == 0, agent.log
         assert "interrupted by SIGTERM" in agent.log and "Goodbye!" in agent.log

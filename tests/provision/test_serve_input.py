@@ -4,6 +4,7 @@ stop as soon as serve is ready."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import struct
 import subprocess
@@ -21,6 +22,7 @@ from mgmt.net.tftp import TftpServer
 from mgmt.net.tftp_wire import ACK, DATA, RRQ
 from mgmt.resources.base import FieldError, fill_params
 from mgmt.resources.http import HttpServerRes
+from support.threadsignal import signal_another_thread
 
 
 @pytest.mark.parametrize("address", ["[::1:20184", "[::1", "[::1]20184", "[::1]x:80"])
@@ -203,3 +205,13 @@ def test_a_stop_right_after_the_ready_line_is_a_clean_stop(tmp_path):
     for _ in range(10):
         with ServeProcess(str(tmp_path), "--bind", "127.0.0.1", "--port", "0") as server:
             assert server.stop() == ""
+
+
+def test_a_stop_signal_a_servers_thread_takes_still_stops_it(tmp_path):
+    """The kernel gives a process's signal to any thread that does not block it; the
+    main thread, asleep until a stop, never ran the handler of one a server's thread
+    took, and the server ran on."""
+    with ServeProcess(str(tmp_path), "--bind", "127.0.0.1", "--port", "0", "--tftp") as server:
+        signal_another_thread(server.process.pid, signal.SIGTERM)
+        _out, err = server.process.communicate(timeout=10)
+        assert server.process.returncode == 0 and err == ""

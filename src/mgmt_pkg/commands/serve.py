@@ -199,7 +199,8 @@ def serve(
         host = f"[{host}]" if ":" in host else host  # an IPv6 address, as in the HTTP URL
         where.append(f"tftp://{host}:{actual}/")
     click.echo(READY.format(root=root, where=" and ".join(where)), nl=True)
-    stop_asked.wait()
+    with stop_asked.taking_signals():  # one the kernel gives a server's thread too
+        stop_asked.wait()
     for server_ in running:
         server_.stop()
 
