@@ -367,3 +367,15 @@ def supervised_dir(folder: Path, argv: List[str], **spec: object) -> Path:
     defaults = {"argv": argv, "stdin": None, "env": {}, "stop_signal": "TERM", "umask": None}
     (folder / "agent.json").write_text(json.dumps({**defaults, **spec}))
     return folder / "supervise.py"
+
+
+def cluster_command(pool, bundle, command: str, graphs, *flags: str) -> subprocess.CompletedProcess:
+    """``mgmt COMMAND FLAGS --remote GRAPH...`` (run, status, stop) against ``pool``'s
+    hosts with ``bundle``, its output captured."""
+    argv = [*MGMT, command, *flags]
+    for graph in graphs:
+        argv += ["--remote", str(graph)]
+    return subprocess.run(
+        argv, env=pool.env(MGMT_BUNDLE=str(bundle)), capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip

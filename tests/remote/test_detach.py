@@ -17,6 +17,7 @@ from remote_helpers import (
     MGMT,
     Initiator,
     assert_clean,
+    cluster_command,
     file_graph,
     graph_for,
     login_umask,
@@ -76,16 +77,6 @@ def _graphs(tmp_path):
         graph_for("remote2b.yaml", "b", tmp_path),
         c,
     ]
-
-
-def _cluster(pool, bundle, command, graphs, *flags):
-    argv = [*MGMT, command, *flags]
-    for graph in graphs:
-        argv += ["--remote", str(graph)]
-    return subprocess.run(
-        argv, env=pool.env(MGMT_BUNDLE=str(bundle)), capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
 
 
 def _edit_graph(host, graph_name: str, old: str, new: str) -> None:
@@ -158,7 +149,7 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
         wait_until(lambda: b.read_file("/tmp/file1b") == "i am file1b\n", 30, "file1b restored")
         assert b.read_file(f"{STATE}/agent.exit").strip() == "-9"
 
-        status = _cluster(pool, bundle, "status", graphs)
+        status = cluster_command(pool, bundle, "status", graphs)
         assert status.returncode == 0, status.stdout + status.stderr
         assert "@@mgmt" not in status.stdout, status.stdout
         rows = [line for line in status.stdout.splitlines() if not line.startswith(" ")]
@@ -179,12 +170,12 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
                 30,
                 f"the second edit of a's export on {host.name}, with a member down",
             )
-        status = _cluster(pool, bundle, "status", graphs)
+        status = cluster_command(pool, bundle, "status", graphs)
         assert "etcd member NOT RUNNING" in status.stdout.split("\nc: ")[1], status.stdout
         # The agents all run, yet the cluster has lost a member: a check must see it.
         assert status.returncode == 1, status.stdout
     finally:
-        stop = _cluster(pool, bundle, "stop", graphs)
+        stop = cluster_command(pool, bundle, "stop", graphs)
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert "a: stopped agent, etcd" in stop.stdout, stop.stdout
     for host in (a, b, c):
@@ -192,7 +183,7 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
         assert not host.exists("/root/.local/state/mgmt"), host.name
         assert host.listdir("/root/.cache/mgmt/bundles") == [f"{_sha(bundle)}.pyz"]
     # Nothing left to stop, and status says there is no cluster.
-    again = _cluster(pool, bundle, "status", graphs)
+    again = cluster_command(pool, bundle, "status", graphs)
     assert again.returncode == 1 and "a: no detached cluster" in again.stdout, again.stdout
 
 
@@ -229,7 +220,7 @@ def test_attach_pushes_an_edited_graph_then_detaches_again_or_stops(pool, bundle
             assert attached.wait(30) == 0, attached.output
         assert "detached again" in attached.output
         graphs[0].write_text(graphs[0].read_text().replace("resources: [oops", "resources:"))
-        status = _cluster(pool, bundle, "status", graphs)
+        status = cluster_command(pool, bundle, "status", graphs)
         assert status.returncode == 0, status.stdout + status.stderr  # it runs on
 
         # Attached without --detach, ^C stops the cluster.
@@ -239,7 +230,7 @@ def test_attach_pushes_an_edited_graph_then_detaches_again_or_stops(pool, bundle
             assert attached.wait(60) == 0, attached.output
         assert "cluster stopped and removed" in attached.output
     finally:
-        _cluster(pool, bundle, "stop", graphs)
+        cluster_command(pool, bundle, "stop", graphs)
     for host in (a, b):
         assert_clean(host)
         assert not host.exists("/root/.local/state/mgmt"), host.name
@@ -257,13 +248,13 @@ def test_attached_to_a_cluster_with_a_rebooted_host_says_so_and_ctrl_c_stops_the
         assert done.returncode == 0, done.stdout + done.stderr
 
         def b_converged() -> bool:
-            shown = _cluster(pool, bundle, "status", graphs).stdout
+            shown = cluster_command(pool, bundle, "status", graphs).stdout
             return any(x.startswith("b: agent running") and ", converged," in x
                        for x in shown.splitlines())  # fmt: skip
 
         wait_until(b_converged, 30, "b converged")
         b.kill_sessions()  # as a reboot would: the supervisor and its agent are gone
-        status = _cluster(pool, bundle, "status", graphs)
+        status = cluster_command(pool, bundle, "status", graphs)
         assert status.returncode == 1, status.stdout
         [line] = [x for x in status.stdout.splitlines() if x.startswith("b: agent")]
         assert "NOT RUNNING" in line and ", converged," not in line, line  # its key outlived it
@@ -279,7 +270,7 @@ def test_attached_to_a_cluster_with_a_rebooted_host_says_so_and_ctrl_c_stops_the
         assert "internal error" not in attached.output, attached.output
         assert code == 0 and "cluster stopped and removed" in attached.output, attached.output
     finally:
-        _cluster(pool, bundle, "stop", graphs)
+        cluster_command(pool, bundle, "stop", graphs)
     for host in (a, b):
         assert_clean(host)
         assert not host.exists("/root/.local/state/mgmt"), host.name
@@ -310,7 +301,7 @@ def test_a_host_whose_connection_drops_while_attached_is_said_at_once(pool, bund
         # It runs on indeed: the cluster's processes on b, untouched.
         assert all(pid in b.processes() for pid in cluster), b.processes()
     finally:
-        _cluster(pool, bundle, "stop", graphs)
+        cluster_command(pool, bundle, "stop", graphs)
     for host in (a, b):
         assert_clean(host)
 
@@ -338,7 +329,7 @@ def test_a_cluster_started_beside_an_attached_run_waits_for_it_to_end(pool, bund
         attached.kill()
         if detached is not None:
             detached.kill()
-        _cluster(pool, bundle, "stop", [_graphs(tmp_path)[2]])
+        cluster_command(pool, bundle, "stop", [_graphs(tmp_path)[2]])
         c.run("rm -f /tmp/only-c")  # the next tests' attached runs make it anew
     assert_clean(c)
 
@@ -436,7 +427,7 @@ def test_one_host_and_stop_without_caching_removes_the_bundle_too(pool, bundle, 
         )
         assert not c.exists("/tmp/only-c")
     finally:
-        stop = _cluster(pool, bundle, "stop", [graph], "--no-caching")
+        stop = cluster_command(pool, bundle, "stop", [graph], "--no-caching")
     assert stop.returncode == 0 and "c: stopped agent, etcd" in stop.stdout, stop.stdout
     assert_clean(c)
     assert not c.exists("/root/.local/state/mgmt")
@@ -464,10 +455,10 @@ def test_detach_again_after_every_process_of_a_hosts_cluster_died_starts_anew(
         assert "c: a detached cluster that no longer runs left its state here" in again.stderr
         assert "a line of the dead agent" not in again.stdout, again.stdout
         assert c.read_file("/tmp/file1c") == "i am file1c\n"
-        status = _cluster(pool, bundle, "status", [graph])
+        status = cluster_command(pool, bundle, "status", [graph])
         assert status.returncode == 0 and "c: agent running" in status.stdout, status.stdout
     finally:
-        _cluster(pool, bundle, "stop", [graph])
+        cluster_command(pool, bundle, "stop", [graph])
     assert_clean(c)
     assert not c.exists("/root/.local/state/mgmt")
 
@@ -488,7 +479,7 @@ def test_a_detached_agent_makes_folders_with_the_logins_umask(pool, bundle, tmp_
             assert mode == 0o777 & ~login_umask(c), (folder, oct(mode))
         assert int(c.run(["stat", "-c", "%a", STATE]).stdout, 8) == 0o700  # its own: private
     finally:
-        stop = _cluster(pool, bundle, "stop", [graph])
+        stop = cluster_command(pool, bundle, "stop", [graph])
     assert stop.returncode == 0, stop.stdout + stop.stderr
     c.run("rm -rf /tmp/only-modes")
     assert_clean(c)
@@ -509,18 +500,18 @@ def test_a_failed_resource_fails_the_hand_over_and_status_until_an_edit_fixes_it
         assert "cluster handed over: 1 host(s)" in done.stdout
         assert "c: 1 resource(s) FAILED\n  exec[broken]: " in done.stdout, done.stdout
         assert c.read_file("/tmp/file1c") == "i am file1c\n"
-        status = _cluster(pool, bundle, "status", [graph])
+        status = cluster_command(pool, bundle, "status", [graph])
         assert status.returncode == 1, status.stdout + status.stderr
         assert "agent running" in status.stdout and "  exec[broken]: " in status.stdout
 
         # Fixed by a graph edit on the host: the agent converges clean and says so.
         _edit_graph(c, graph.name, '"cmd": "false"', '"cmd": "true"')
         wait_until(
-            lambda: _cluster(pool, bundle, "status", [graph]).returncode == 0, 30, "status 0"
+            lambda: cluster_command(pool, bundle, "status", [graph]).returncode == 0, 30, "status 0"
         )
-        assert "FAILED" not in _cluster(pool, bundle, "status", [graph]).stdout
+        assert "FAILED" not in cluster_command(pool, bundle, "status", [graph]).stdout
     finally:
-        _cluster(pool, bundle, "stop", [graph])
+        cluster_command(pool, bundle, "stop", [graph])
     assert_clean(c)
 
 
@@ -574,7 +565,7 @@ def test_status_and_stop_see_one_login_under_two_names_once(pool, bundle, tmp_pa
     done = mgmt_run(pool, bundle, [by_name], "--detach")
     assert done.returncode == 0, done.stdout + done.stderr
     try:
-        status = _cluster(pool, bundle, "status", [by_name, by_address])
+        status = cluster_command(pool, bundle, "status", [by_name, by_address])
         assert status.returncode == 0, status.stdout + status.stderr
         rows = [line for line in status.stdout.splitlines() if not line.startswith(" ")]
         assert rows[0].startswith("c: agent running"), status.stdout
@@ -583,7 +574,7 @@ def test_status_and_stop_see_one_login_under_two_names_once(pool, bundle, tmp_pa
         ), status.stdout
         assert len(rows) == 2, status.stdout
     finally:
-        stop = _cluster(pool, bundle, "stop", [by_address, by_name])
+        stop = cluster_command(pool, bundle, "stop", [by_address, by_name])
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert stop.stdout.splitlines() == [
         f"{c.address}: stopped agent, etcd",
@@ -625,7 +616,7 @@ def test_the_graphs_python_runs_the_detached_agent_as_it_runs_an_attached_one(
         assert done.returncode == 1, done.stdout + done.stderr
         assert "no Python at /nonexistent/python3 (python: / --python)" in done.stderr
     finally:
-        _cluster(pool, bundle, "stop", [graph])
+        cluster_command(pool, bundle, "stop", [graph])
     assert_clean(c)
     assert not c.exists("/tmp/file1c")
 
@@ -645,9 +636,9 @@ def test_a_member_without_etcd_gets_the_initiators_copy_cached_by_sha256(bundle,
         copy = f"/root/.cache/mgmt/etcd/{etcd_sha}"
         assert bare.exists(copy)
         assert any(copy in cmd for cmd in bare.processes().values())  # the member runs it
-        status = _cluster(hosts, bundle, "status", [graph])
+        status = cluster_command(hosts, bundle, "status", [graph])
         assert "etcd member healthy" in status.stdout and "mgmt 0." in status.stdout, status.stdout
-        stop = _cluster(hosts, bundle, "stop", [graph], "--no-caching")
+        stop = cluster_command(hosts, bundle, "stop", [graph], "--no-caching")
         assert stop.returncode == 0, stop.stdout + stop.stderr
         assert not bare.exists(copy)  # --no-caching: the copy goes with the bundle
         assert_clean(bare)
@@ -670,11 +661,11 @@ def test_status_and_stop_go_on_when_a_host_cannot_be_reached(bundle, tmp_path):
         done = mgmt_run(hosts, bundle, graphs, "--detach")
         assert done.returncode == 0, done.stdout + done.stderr
         ub.stop_sshd()  # ub goes on running its agent, but SSH is refused
-        status = _cluster(hosts, bundle, "status", graphs)
+        status = cluster_command(hosts, bundle, "status", graphs)
         assert status.returncode == 1, status.stdout + status.stderr
         assert "ub: UNREACHABLE: cannot connect to" in status.stdout
         assert "ua: agent running" in status.stdout
-        stop = _cluster(hosts, bundle, "stop", graphs)
+        stop = cluster_command(hosts, bundle, "stop", graphs)
         assert stop.returncode == 1, stop.stdout + stop.stderr
         assert "ua: stopped agent, etcd" in stop.stdout
         assert "ub: UNREACHABLE, nothing stopped" in stop.stdout
@@ -698,7 +689,7 @@ def test_one_member_for_three_hosts_restarted_when_killed_keeps_the_exchange(
         for host in (a, b, c):
             for name, text in EXPORTED.items():
                 assert host.read_file(f"/tmp/{name}") == text, (host.name, name)
-        status = _cluster(pool, bundle, "status", graphs)
+        status = cluster_command(pool, bundle, "status", graphs)
         assert status.returncode == 0, status.stdout + status.stderr
         assert "etcd no member here" in status.stdout.split("\nb: ")[1], status.stdout
 
@@ -708,11 +699,11 @@ def test_one_member_for_three_hosts_restarted_when_killed_keeps_the_exchange(
         _edit_graph(b, "remote2b.yaml", "exported from host b", "edited on host b")
         wait_until(lambda: "edited on host b" in _content(c, "/tmp/file2b"), 40,
                    "b's edited export on c, through the restarted member")  # fmt: skip
-        status = _cluster(pool, bundle, "status", graphs)
+        status = cluster_command(pool, bundle, "status", graphs)
         assert status.returncode == 0, status.stdout + status.stderr
         assert "etcd member healthy" in status.stdout.split("\nb: ")[0], status.stdout
     finally:
-        stop = _cluster(pool, bundle, "stop", graphs)
+        stop = cluster_command(pool, bundle, "stop", graphs)
     assert stop.returncode == 0, stop.stdout + stop.stderr
     for host in (a, b, c):
         assert_clean(host)

@@ -6,10 +6,8 @@ cluster's host those graphs leave out ran on for ever, its agent cut off from
 members that were gone, and nothing said so.
 """
 
-import subprocess
-
 import pytest
-from remote_helpers import MGMT, assert_clean, file_graph, mgmt_run, need_hosts
+from remote_helpers import assert_clean, cluster_command, file_graph, mgmt_run, need_hosts
 
 from support.hosts import ssh_hosts
 
@@ -21,16 +19,6 @@ def pool():
     need_hosts()
     with ssh_hosts(["a", "b"], bridge=True) as hosts:
         yield hosts
-
-
-def _stop(pool, bundle, *graphs):
-    argv = [*MGMT, "stop"]
-    for graph in graphs:
-        argv += ["--remote", str(graph)]
-    return subprocess.run(
-        argv, env=pool.env(MGMT_BUNDLE=str(bundle)), capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
 
 
 def _agent_runs(host) -> bool:
@@ -54,13 +42,13 @@ def test_a_run_or_stop_that_leaves_out_a_host_of_the_cluster_names_it(pool, bund
         assert _agent_runs(a) and _agent_runs(b)  # the refusal touched nothing
 
         # One host stopped: done, and the host left running is said.
-        stop = _stop(pool, bundle, graph_a)
+        stop = cluster_command(pool, bundle, "stop", [graph_a])
         assert stop.returncode == 0, stop.stdout + stop.stderr
         assert "a: stopped agent, etcd" in stop.stdout
         assert "the cluster's other host(s), not named here, left as they are: b" in stop.stdout
         assert not _agent_runs(a) and _agent_runs(b)
     finally:
-        stop = _stop(pool, bundle, graph_a, graph_b)
+        stop = cluster_command(pool, bundle, "stop", [graph_a, graph_b])
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert "left as they are" not in stop.stdout, stop.stdout
     for host in (a, b):
