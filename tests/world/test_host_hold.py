@@ -121,7 +121,10 @@ def test_a_dead_holders_name_is_free_once_its_lease_runs_out(world, client, etcd
     killed_holder(etcd.client_url, "dead-agent")
     assert hold(client, "gone")[0]["owner"] == "dead-agent"
     other = world("gone", owner="another-agent")
-    with pytest.raises(WorldError, match="if that agent is gone, its hold ends within 10 s"):
+    with pytest.raises(
+        WorldError,
+        match=r"If that agent is gone \(this host rebooted, say\), its hold ends within 10 s\.",
+    ):
         other.export({("noop", "x"): {"by": "another"}})
 
     def takes_over() -> bool:
@@ -187,6 +190,6 @@ def test_a_hold_written_by_hand_says_it_never_ends_by_itself(world, client):
     client.put("/_mgmt/hosts/manual", json.dumps({"owner": "someone", "pid": 1}))
     with pytest.raises(WorldError) as refused:
         world("manual").export({("noop", "x"): {}})
-    assert "it has no lease and never ends by itself: etcdctl del /_mgmt/hosts/manual" in str(
+    assert "It has no lease and never ends by itself: etcdctl del /_mgmt/hosts/manual" in str(
         refused.value
     )

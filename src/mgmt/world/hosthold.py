@@ -216,14 +216,15 @@ class HostHold:
         who = f"pid {shown(record.get('pid'))} on {shown(record.get('node'))}"
         if record.get("machine"):
             who += f", machine id {shown(record.get('machine'))}"
-        if lease:
-            ends = f"if that agent is gone, its hold ends within {LEASE_TTL} s"
+        if lease:  # a reboot looks the same from here: a new boot is another agent
+            ends = "If that agent is gone (this host rebooted, say), its hold ends within "
+            ends += f"{LEASE_TTL} s."
         else:  # written by hand, with no lease: it never ends by itself
-            ends = f"it has no lease and never ends by itself: etcdctl del {self.key}"
+            ends = f"It has no lease and never ends by itself: etcdctl del {self.key}"
         return (
             f"hostname {shown(self.hostname)} is held by another agent ({who}{when}): "
-            "its exported resources and this one's would overwrite each other; "
-            f"give each host a --hostname of its own ({ends})"
+            "two agents of one name would overwrite each other's exported resources; "
+            f"give each host a --hostname of its own. {ends}"
         )
 
     def _start_keepalive(self) -> None:
