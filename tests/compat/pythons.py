@@ -10,6 +10,7 @@ check of 3.6 that quietly did not run would be worse than none.
 import glob
 import os
 import subprocess
+from pathlib import Path
 from typing import List
 
 import pytest
@@ -27,6 +28,10 @@ INITIATOR_ONLY = (
     "mgmt.remote.orchestration",
     "mgmt.remote.hierarchy.initiator",
 )
+
+
+# This checkout's sources, as a host's unpacked bundle has them on its path.
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def pyenv_root() -> str:
@@ -47,6 +52,18 @@ def python(version: str) -> str:
         pytrace=False,
     )
     raise AssertionError("unreachable")
+
+
+def run_on(version: str, script: str) -> "subprocess.CompletedProcess[str]":
+    """``script`` run by pyenv's Python ``version`` with this checkout's mgmt on its
+    path; its output captured as text."""
+    return subprocess.run(
+        [python(version), "-c", script],
+        env=dict(os.environ, PYTHONPATH=str(SRC)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def version_of(interpreter: str) -> str:

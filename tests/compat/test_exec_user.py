@@ -3,13 +3,9 @@ the command changes who it is in the child (setgroups, setgid, setuid) before ex
 
 import os
 import pwd
-import subprocess
-from pathlib import Path
 
 import pytest
-from pythons import python
-
-SRC = Path(__file__).resolve().parents[2] / "src"
+from pythons import run_on
 
 PROBE = """\
 import subprocess
@@ -28,12 +24,6 @@ def test_a_command_runs_as_the_user_under_an_old_python(version):
     if os.geteuid() != 0:
         pytest.skip("running a command as another user needs root")
     nobody = pwd.getpwnam("nobody")
-    done = subprocess.run(
-        [python(version), "-c", PROBE],
-        env=dict(os.environ, PYTHONPATH=str(SRC)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_on(version, PROBE)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(nobody.pw_uid), str(nobody.pw_gid)]

@@ -1,13 +1,7 @@
 """The host tools the pkg and svc kinds drive, run as the host Pythons run them."""
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
-from pythons import HOST_VERSIONS, python
-
-SRC = Path(__file__).resolve().parents[2] / "src"
+from pythons import HOST_VERSIONS, run_on
 
 PROBE = """\
 from mgmt.resources.hosttool import run_tool
@@ -21,12 +15,6 @@ def test_a_tool_given_stdin_runs_on_every_host_python(version):
     """Python 3.6's subprocess.run refuses ``stdin=`` beside ``input=`` even when it
     is None: a pkg group that both installs and removes (one `dnf shell` script on
     stdin) failed with "stdin and input arguments may not both be used" on RHEL 8."""
-    done = subprocess.run(
-        [python(version), "-c", PROBE],
-        env=dict(os.environ, PYTHONPATH=str(SRC)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_on(version, PROBE)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "0 'script for dnf shell\\nC\\n'\n"
