@@ -260,15 +260,21 @@ def report_line(document_json: str) -> str:
 
 def parse_report_line(line: str) -> Optional[Dict[str, Any]]:
     """The document a :func:`report_line` carries; None for any other line (or bad JSON)."""
-    if not line.startswith(REPORT_MARK):
+    document = json_after(REPORT_MARK, line)
+    return document if isinstance(document, dict) else None
+
+
+def json_after(mark: str, line: str) -> Any:
+    """The JSON value ``line`` carries after ``mark``; None for a line without the
+    mark or with bad JSON (a JSON null too: no line of the protocol carries one)."""
+    if not line.startswith(mark):
         return None
-    import json
+    import json  # not on the agent's start path
 
     try:
-        document = json.loads(line[len(REPORT_MARK) :])
+        return json.loads(line[len(mark) :])
     except ValueError:
         return None
-    return document if isinstance(document, dict) else None
 
 
 def command_line(paths: RemotePaths, graph: str, settings: Dict[str, Any]) -> str:

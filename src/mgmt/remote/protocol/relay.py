@@ -22,6 +22,8 @@ Runs on hosts: standard library only, Python 3.6+.
 import json
 from typing import Any, Dict, Optional, Tuple
 
+from mgmt.remote.protocol import json_after
+
 RELAY_MARK = "@@mgmt-via "
 LEAF_RESULT_MARK = "@@mgmt-leaf-result "
 LEAF_CONVERGED_MARK = "@@mgmt-leaf-converged "
@@ -46,12 +48,7 @@ def leaf_result_line(result: Dict[str, Any]) -> str:
 
 def parse_leaf_result_line(line: str) -> Optional[Dict[str, Any]]:
     """The fields of a :func:`leaf_result_line` (RESULT_FIELDS); None for any other line."""
-    if not line.startswith(LEAF_RESULT_MARK):
-        return None
-    try:
-        fields = json.loads(line[len(LEAF_RESULT_MARK) :])
-    except ValueError:
-        return None
+    fields = json_after(LEAF_RESULT_MARK, line)
     if not isinstance(fields, dict) or not isinstance(fields.get("host"), str):
         return None
     return fields
@@ -99,12 +96,7 @@ def sudo_verdict_line(user: str, verdict: str, host: str) -> str:
 
 def parse_sudo_verdict_line(line: str) -> Optional[Tuple[str, str, str]]:
     """(user, verdict, host path) of a :func:`sudo_verdict_line`; None for any other."""
-    if not line.startswith(SUDO_VERDICT_MARK):
-        return None
-    try:
-        fields = json.loads(line[len(SUDO_VERDICT_MARK) :])
-    except ValueError:
-        return None
+    fields = json_after(SUDO_VERDICT_MARK, line)
     valid = isinstance(fields, list) and len(fields) == 3
     if not valid or not all(isinstance(f, str) for f in fields) or fields[1] not in SUDO_VERDICTS:
         return None
