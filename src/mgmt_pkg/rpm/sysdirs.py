@@ -14,7 +14,7 @@ levels (/opt, /usr/share, /var/lib, ...) catches the other distributions' too.
 from __future__ import annotations
 
 import re
-from typing import Optional, Pattern, Sequence
+from typing import Optional, Pattern, Sequence, Tuple
 
 __all__ = ["system_folder", "system_owner"]
 
@@ -93,20 +93,16 @@ _FOLDERS = (
 def system_folder(path: str) -> Optional[str]:
     """Which base package has a folder at ``path`` (absolute, normalised) on every
     system, where a file or symlink cannot be installed, or None."""
-    if path == "/":
-        return "the filesystem package"
-    for owner, pattern in _FOLDERS:
-        if pattern.fullmatch(path):
-            return owner
-    return None
+    return _first_owner(_FOLDERS, path)
 
 
 def system_owner(path: str) -> Optional[str]:
     """Which base package owns directory ``path`` (absolute, normalised), e.g.
     "the filesystem package", or None for a directory of the package's own."""
+    return _first_owner(_OWNERS, path)
+
+
+def _first_owner(owners: Sequence[Tuple[str, Pattern[str]]], path: str) -> Optional[str]:
     if path == "/":
         return "the filesystem package"
-    for owner, pattern in _OWNERS:
-        if pattern.fullmatch(path):
-            return owner
-    return None
+    return next((owner for owner, pattern in owners if pattern.fullmatch(path)), None)
