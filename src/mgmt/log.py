@@ -28,6 +28,15 @@ def escape_table(keep: str = "") -> Dict[int, str]:
     return {ord(char): repr(char)[1:-1] for char in CONTROL_CHARACTERS if char not in keep}
 
 
+_ONE_LINE = escape_table()
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character shown escaped, a newline too: words from
+    elsewhere (a host's line, a name found in a copied tree) kept on one line."""
+    return text.translate(_ONE_LINE)
+
+
 # A message may carry what a command printed: a progress bar's carriage return
 # would overwrite the line (its time and resource), an ESC sequence drive the
 # terminal. Shown escaped, as the initiator shows a host's lines, but for a

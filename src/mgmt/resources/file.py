@@ -11,7 +11,7 @@ import os
 import stat
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from mgmt.log import escape_table
+from mgmt.log import one_line
 
 # atomic_write stays importable from here too (bench/engine.py, older tests).
 from mgmt.resources.atomic import atomic_write
@@ -50,10 +50,6 @@ from mgmt.resources.filetree import (
 )
 
 DEFAULT_MODE = 0o644
-# A graph's paths hold no control character (refused at load), but the names in a
-# copied tree, or met on the way, are anyone's: a newline there split a log line
-# (and could forge one). Shown escaped, so a line about a path stays one line.
-_ONE_LINE = escape_table()
 BLOCK = 1 << 20  # compared a block at a time, so a large file is never read whole
 # What the watch callback compares to tell our own writes from someone else's:
 # everything the kind manages (a chown by someone else is drift too).
@@ -205,7 +201,10 @@ class FileRes(Attrs, Resource):
         """One line for a change: ``would ...`` under noop, else ``done``. Called
         once the change has succeeded, never before: a change that fails is logged
         as the failure alone, not as made and then failed."""
-        self.init.log.info((done if apply else f"would {would} (noop)").translate(_ONE_LINE))
+        # A graph's paths hold no control character (refused at load), but the names
+        # in a copied tree, or met on the way, are anyone's: a newline there split a
+        # log line (and could forge one). Shown escaped, a line about a path stays one.
+        self.init.log.info(one_line(done if apply else f"would {would} (noop)"))
 
     def check_apply(self, apply: bool) -> bool:
         self.known = None
@@ -222,9 +221,9 @@ class FileRes(Attrs, Resource):
         except OSError as err:
             where = err.filename or self.path
             message = f"{err.strerror or err}: {where}"
-            raise ResourceError(repr(self), message.translate(_ONE_LINE)) from None
+            raise ResourceError(repr(self), one_line(message)) from None
         except ResourceError as err:
-            raise ResourceError(err.resource, err.message.translate(_ONE_LINE)) from None
+            raise ResourceError(err.resource, one_line(err.message)) from None
 
     def _write(
         self,

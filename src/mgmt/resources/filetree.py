@@ -16,7 +16,7 @@ import os
 import stat
 from typing import Any, List, Mapping, Optional, Set, Tuple
 
-from mgmt.log import escape_table
+from mgmt.log import one_line
 from mgmt.resources.atomic import atomic_write, temp_name
 from mgmt.resources.base import ResourceError
 from mgmt.resources.filediff import MAX_COMPARED, content_diff
@@ -24,7 +24,6 @@ from mgmt.resources.fileremove import remove_tree
 from mgmt.resources.filesafe import holds, read_source
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_ONE_LINE = escape_table()
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
@@ -276,7 +275,7 @@ def _note_content(
             finally:
                 os.close(fd)
     # Its name on one line: the diff's header must not break where the name does.
-    shown = dst.translate(_ONE_LINE)
+    shown = one_line(dst)
     diff = content_diff(shown, old, data, st.st_size if regular and st is not None else 0)
     res.note("content", f"{len(data)} bytes", actual, diff, path=dst)
     if regular:  # a file to make is one "would copy" line: a tree may hold thousands

@@ -4,7 +4,7 @@ cluster's host says of its failed resources."""
 import contextlib
 from typing import Any, Dict, List, NamedTuple, Optional, TextIO
 
-from mgmt.log import OUTPUT_LOCK, escape_table
+from mgmt.log import OUTPUT_LOCK, one_line
 
 # Results in the summary.
 CONVERGED = "converged"
@@ -86,7 +86,4 @@ def describe_failures(host: str, failures: List[Dict[str, str]]) -> str:
 def printable(text: str) -> str:
     """``text`` with what a terminal would act on or break a line at (C0 and C1
     controls, DEL, the Unicode line breaks) shown escaped: a host's words."""
-    return text.translate(_ESCAPED)
-
-
-_ESCAPED = escape_table()
+    return one_line(text)
