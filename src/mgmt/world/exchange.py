@@ -78,7 +78,7 @@ class EtcdWorld:
             raise InputError(f"bad hostname {shown(hostname)} for etcd keys")
         self.client = client
         self.hostname = hostname
-        self._hold = HostHold(client, hostname, owner, self._publish_held_again)
+        self._hold = HostHold(client, hostname, owner, self._publish_again)
         self._converged: Optional[bool] = None
         self._failed: Optional[str] = None  # as written ("" when the key is absent)
         # Revision of the last read of each prefix: a watch started later
@@ -125,17 +125,18 @@ class EtcdWorld:
 
     def _republish(self) -> None:
         """Publish the last exports again: etcd is another cluster, without them."""
-        with self._export_lock:
-            if self._exported is not None:
-                self._export(self._exported)
-                log.info("exported resources published again to the new cluster")
+        if self._publish_again():
+            log.info("exported resources published again to the new cluster")
 
-    def _publish_held_again(self) -> None:
-        """Publish the last exports again: the hold on the hostname was lost (or
-        refused) and is taken again, and another agent may have written meanwhile."""
+    def _publish_again(self) -> bool:
+        """Publish the last exports again (whether there were any): etcd lost them,
+        or the hold on the hostname was lost (or refused) and is taken again, and
+        another agent may have written meanwhile."""
         with self._export_lock:
-            if self._exported is not None:
-                self._export(self._exported)
+            if self._exported is None:
+                return False
+            self._export(self._exported)
+            return True
 
     def _export(self, resources: Mapping[ResourceKey, Dict[str, Any]]) -> None:
         wanted = {exported_key(self.hostname, k, n): dump(p) for (k, n), p in resources.items()}

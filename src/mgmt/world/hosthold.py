@@ -96,7 +96,7 @@ class HostHold:
         client: EtcdClient,
         hostname: str,
         owner: Optional[str] = None,
-        on_regained: Optional[Callable[[], None]] = None,
+        on_regained: Optional[Callable[[], object]] = None,
     ):
         self.client = client
         self.hostname = hostname
