@@ -59,7 +59,12 @@ class ParamikoRunner(Runner):
         self.host = spec.name
         self.become = become or Become()
         # A host silent for the run's --lost-timeout is lost, while connecting too.
-        options = dataclasses.replace(options, timeout=min(options.timeout, lost_timeout))
+        # The copy takes the run's ssh_config as already read: a copy made before
+        # it was read would read and parse the files again, for each host, under
+        # the lock every connection is made under (O(hosts x Host blocks) then).
+        options = dataclasses.replace(
+            options, timeout=min(options.timeout, lost_timeout), fabric_config=options.config()
+        )
         self.timeout = options.timeout
         self.conn = connect(spec, options)
         self.transport: paramiko.Transport = self.conn.transport
