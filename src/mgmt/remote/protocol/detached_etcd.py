@@ -21,6 +21,11 @@ import sys
 import time
 
 ETCD_PATHS = ("/usr/bin/etcd", "/usr/sbin/etcd", "/usr/local/bin/etcd")  # server.SEARCH_PATHS
+# A member lives for months after the initiator leaves; without compaction it keeps
+# every revision the agents write until its backend quota raises NOSPACE and every
+# write fails. Kept an hour, as the initiator's own etcd keeps it (server.py's
+# COMPACTION_RETENTION says why): a member's argv ends with these.
+AUTO_COMPACTION = ("--auto-compaction-mode=periodic", "--auto-compaction-retention=1h")
 
 
 class Failed(Exception):
