@@ -588,3 +588,24 @@ def test_an_edit_of_a_graph_that_collects_its_own_export_is_not_converged_before
         runner.join(10)
     after = world.reports[edited_at:]
     assert (True, "mine") not in after, after
+
+
+def test_a_rename_onto_another_hosts_export_of_that_name_skips_it_and_says_so(mgmt_log):
+    """a exports exec x and exec "x@b", b exports exec x: b's x, renamed x@b, used to
+    take the place of a's x@b without a word, so a's never ran anywhere."""
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    here = MemWorld("c", store)
+    store["exported"]["a"] = {
+        ("exec", "x"): {"cmd": "echo a-x"},
+        ("exec", "x@b"): {"cmd": "echo a-x@b"},
+    }
+    store["exported"]["b"] = {("exec", "x"): {"cmd": "echo b-x"}}
+    got = collected(here, parse_graph("graph: g\nresources: {}\ncollect:\n- kind: exec\n"))
+    assert {key: (spec.params["cmd"], spec.origin) for key, spec in got.items()} == {
+        ("exec", "x"): ("echo a-x", "a"),
+        ("exec", "x@b"): ("echo a-x@b", "a"),
+    }
+    assert (
+        "skipping exec[x] from b: exec[x@b], the name it would be collected under, "
+        "is collected from a" in mgmt_log.getvalue()
+    )

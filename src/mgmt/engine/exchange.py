@@ -77,6 +77,18 @@ def collected_from(items: List[Any], graph: Graph, here: str) -> Dict[ResourceKe
         name = item.name
         if (item.kind, name) in local or (item.kind, name) in out:
             name = f"{item.name}@{item.hostname}"  # two hosts exported the same name
+            if (item.kind, name) in out:
+                # An export of that very name (a host's "x@b" before b's "x"): the
+                # rename must not put one in the other's place unsaid.
+                log.warning(
+                    "skipping %s from %s: %s, the name it would be collected under, "
+                    "is collected from %s",
+                    key_str((item.kind, item.name)),
+                    shown_name(item.hostname),
+                    key_str((item.kind, name)),
+                    shown_name(out[(item.kind, name)].origin),
+                )
+                continue
         try:
             params = _checked(item)
             meta = meta_from_export(params.pop("meta")) if "meta" in params else Meta()
