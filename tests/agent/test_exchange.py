@@ -609,3 +609,33 @@ def test_a_rename_onto_another_hosts_export_of_that_name_skips_it_and_says_so(mg
         "skipping exec[x] from b: exec[x@b], the name it would be collected under, "
         "is collected from a" in mgmt_log.getvalue()
     )
+
+
+def test_a_clash_is_said_once_while_it_stays_and_again_when_it_comes_back(mgmt_log):
+    """Every read of the exports (any host's change) and every edit collect again:
+    each skipped export was said again each time, a warning per clash per change."""
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    clash = {("file", "x"): {"path": "/srv/in/x", "content": "b"}}
+    store["exported"]["a"] = {("file", "x"): {"path": "/srv/in/x", "content": "a"}}
+    store["exported"]["b"] = dict(clash)
+    collection, answered = _collecting(MemWorld("c", store))
+    graph = parse_graph("graph: g\nresources: {}\ncollect:\n- kind: file\n")
+    said = "skipping file[x] from b: file:/srv/in/x is already taken by file[x] from a"
+
+    def collect_again() -> dict:
+        collection.wanted(graph)
+        answered()
+        return collection.wanted(graph, read=False)
+
+    try:
+        for _ in range(3):  # three reads, as three changes elsewhere would bring
+            assert set(collect_again()) == {("file", "x")}
+        assert mgmt_log.getvalue().count(said) == 1
+        store["exported"]["b"] = {("file", "y"): {"path": "/srv/in/y", "content": "b"}}
+        assert set(collect_again()) == {("file", "x"), ("file", "y")}
+        store["exported"]["b"] = dict(clash)
+        collect_again()
+        collect_again()
+        assert mgmt_log.getvalue().count(said) == 2
+    finally:
+        collection.close()
