@@ -10,6 +10,8 @@ periodic compactor runs while they watch, and poll for its outcome.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,9 @@ from recorder import WAIT, Recorder
 from tcpproxy import TcpProxy
 
 from mgmt.errors import WorldError
+from mgmt.remote.orchestration.etcd import RunEtcd
+from mgmt.settings import Settings
+from mgmt.world import open_world
 from mgmt.world.client import EtcdClient
 from mgmt.world.exchange import EtcdWorld
 from mgmt.world.server import COMPACTION_RETENTION, EmbeddedEtcd
@@ -53,14 +58,58 @@ def compacted(client: EtcdClient, at: int) -> bool:
     return False
 
 
+COMPACTING = [b"--auto-compaction-mode=periodic", b"--auto-compaction-retention=1h"]
+
+
+def etcd_child(data_dir: Path) -> tuple:
+    """(pid, command line) of this process's etcd child serving ``data_dir``."""
+    for entry in os.listdir("/proc"):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError):
+            continue
+        if ppid == os.getpid() and f"--data-dir={data_dir}".encode() in argv:
+            return int(entry), argv
+    raise AssertionError(f"no etcd child serving {data_dir}")
+
+
+def compacts(argv: list) -> bool:
+    return all(flag in argv for flag in COMPACTING)
+
+
 def test_the_embedded_etcd_compacts_by_default(tmp_path):
-    """What the agent and the initiator start (no argument): compaction on, an hour kept."""
+    """EmbeddedEtcd with no argument: compaction on, an hour kept."""
     require_tools("etcd")
     assert COMPACTION_RETENTION == "1h"
-    with EmbeddedEtcd(tmp_path / "etcd") as server:
-        command = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
-    assert b"--auto-compaction-mode=periodic" in command
-    assert b"--auto-compaction-retention=1h" in command
+    with EmbeddedEtcd(tmp_path / "etcd"):
+        assert compacts(etcd_child(tmp_path / "etcd")[1])
+
+
+def test_the_agents_etcd_compacts_and_so_does_it_started_again(tmp_path, mgmt_log):
+    """The etcd `mgmt run` starts without --seeds, and again after it was killed."""
+    require_tools("etcd")
+    with open_world(Settings(hostname="a"), tmp_path):
+        pid, argv = etcd_child(tmp_path / "etcd")
+        assert compacts(argv)
+        os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda: "embedded etcd serving again" in mgmt_log.getvalue(),
+            20,
+            "the agent to start its etcd again",
+        )
+        assert compacts(etcd_child(tmp_path / "etcd")[1])
+
+
+def test_the_initiators_etcd_compacts(tmp_path):
+    """The run's etcd of `mgmt run --remote`, started on the first tunnel's dial."""
+    require_tools("etcd")
+    run = RunEtcd(tmp_path)
+    try:
+        run.target()
+        assert compacts(etcd_child(tmp_path / "etcd")[1])
+    finally:
+        run.close()
 
 
 def test_history_older_than_the_retention_is_compacted(etcd):
