@@ -588,3 +588,54 @@ def test_an_edit_of_a_graph_that_collects_its_own_export_is_not_converged_before
         runner.join(10)
     after = world.reports[edited_at:]
     assert (True, "mine") not in after, after
+
+
+def test_a_rename_onto_another_hosts_export_of_that_name_skips_it_and_says_so(mgmt_log):
+    """a exports exec x and exec "x@b", b exports exec x: b's x, renamed x@b, used to
+    take the place of a's x@b without a word, so a's never ran anywhere."""
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    here = MemWorld("c", store)
+    store["exported"]["a"] = {
+        ("exec", "x"): {"cmd": "echo a-x"},
+        ("exec", "x@b"): {"cmd": "echo a-x@b"},
+    }
+    store["exported"]["b"] = {("exec", "x"): {"cmd": "echo b-x"}}
+    got = collected(here, parse_graph("graph: g\nresources: {}\ncollect:\n- kind: exec\n"))
+    assert {key: (spec.params["cmd"], spec.origin) for key, spec in got.items()} == {
+        ("exec", "x"): ("echo a-x", "a"),
+        ("exec", "x@b"): ("echo a-x@b", "a"),
+    }
+    assert (
+        "skipping exec[x] from b: exec[x@b], the name it would be collected under, "
+        "is collected from a" in mgmt_log.getvalue()
+    )
+
+
+def test_a_clash_is_said_once_while_it_stays_and_again_when_it_comes_back(mgmt_log):
+    """Every read of the exports (any host's change) and every edit collect again:
+    each skipped export was said again each time, a warning per clash per change."""
+    store: dict = {"exported": {}, "converged": {}, "watchers": []}
+    clash = {("file", "x"): {"path": "/srv/in/x", "content": "b"}}
+    store["exported"]["a"] = {("file", "x"): {"path": "/srv/in/x", "content": "a"}}
+    store["exported"]["b"] = dict(clash)
+    collection, answered = _collecting(MemWorld("c", store))
+    graph = parse_graph("graph: g\nresources: {}\ncollect:\n- kind: file\n")
+    said = "skipping file[x] from b: file:/srv/in/x is already taken by file[x] from a"
+
+    def collect_again() -> dict:
+        collection.wanted(graph)
+        answered()
+        return collection.wanted(graph, read=False)
+
+    try:
+        for _ in range(3):  # three reads, as three changes elsewhere would bring
+            assert set(collect_again()) == {("file", "x")}
+        assert mgmt_log.getvalue().count(said) == 1
+        store["exported"]["b"] = {("file", "y"): {"path": "/srv/in/y", "content": "b"}}
+        assert set(collect_again()) == {("file", "x"), ("file", "y")}
+        store["exported"]["b"] = dict(clash)
+        collect_again()
+        collect_again()
+        assert mgmt_log.getvalue().count(said) == 2
+    finally:
+        collection.close()

@@ -78,6 +78,23 @@ def test_dead_seed_fails_over_to_a_live_one(etcd, client):
     assert client.range("/_mgmt/test/k")[1][0][1] == "v"
 
 
+def test_a_move_to_another_seed_is_said_once_naming_the_one_left(etcd, client, mgmt_log):
+    """A first seed that hangs held the agent's start up for the read timeout,
+    without a word, even at -v: the move to the next seed is said, once."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        hung = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        failover = EtcdClient([hung, etcd.client_url], connect_timeout=0.5, read_timeout=0.5)
+        failover.put("/_mgmt/test/k", "v")
+        failover.put("/_mgmt/test/k", "w")
+        assert failover.range("/_mgmt/test/k")[1][0][1] == "w"
+        failover.close()
+    said = mgmt_log.getvalue().splitlines()
+    moves = [line for line in said if "; using " in line]
+    assert len(moves) == 1, said
+    assert f"cannot reach etcd at {hung} (timed out" in moves[0]
+    assert moves[0].endswith(f"; using {etcd.client_url}")
+
+
 @pytest.mark.parametrize(
     ("given", "expected"),
     [

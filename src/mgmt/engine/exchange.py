@@ -11,7 +11,7 @@ already taken here, by a local resource or one collected before it, is skipped
 with a warning: two files on one path would rewrite each other forever.
 """
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from mgmt.engine.exportread import ExportReader
 from mgmt.errors import GraphError
@@ -60,9 +60,11 @@ def _patterns(graph: Graph) -> Dict[str, str]:
     return patterns
 
 
-def collected_from(items: List[Any], graph: Graph, here: str) -> Dict[ResourceKey, ResourceSpec]:
+def collected_from(
+    items: List[Any], graph: Graph, here: str, warn: Callable[..., None] = log.warning
+) -> Dict[ResourceKey, ResourceSpec]:
     """:func:`collected` from ``items``, the world's exports as read (``here``: this
-    host's name, for the warnings)."""
+    host's name, for the warnings, said through ``warn``)."""
     patterns = _patterns(graph)
     local = graph.local()
     out: Dict[ResourceKey, ResourceSpec] = {}
@@ -77,6 +79,18 @@ def collected_from(items: List[Any], graph: Graph, here: str) -> Dict[ResourceKe
         name = item.name
         if (item.kind, name) in local or (item.kind, name) in out:
             name = f"{item.name}@{item.hostname}"  # two hosts exported the same name
+            if (item.kind, name) in out:
+                # An export of that very name (a host's "x@b" before b's "x"): the
+                # rename must not put one in the other's place unsaid.
+                warn(
+                    "skipping %s from %s: %s, the name it would be collected under, "
+                    "is collected from %s",
+                    key_str((item.kind, item.name)),
+                    shown_name(item.hostname),
+                    key_str((item.kind, name)),
+                    shown_name(out[(item.kind, name)].origin),
+                )
+                continue
         try:
             params = _checked(item)
             meta = meta_from_export(params.pop("meta")) if "meta" in params else Meta()
@@ -88,13 +102,13 @@ def collected_from(items: List[Any], graph: Graph, here: str) -> Dict[ResourceKe
             # from etcd may hold a line break meant to forge a log line.
             what = key_str((item.kind, item.name))
             reason = err.message if isinstance(err, GraphError) else err
-            log.warning("skipping %s from %s: %s", what, shown_name(item.hostname), reason)
+            warn("skipping %s from %s: %s", what, shown_name(item.hostname), reason)
             continue
         spec = ResourceSpec(item.kind, name, params, meta, origin=item.hostname)
         provided = _provided(spec)
         clash = next((ident for ident in provided if ident in taken), None)
         if clash is not None:
-            log.warning(
+            warn(
                 "skipping %s from %s: %s is already taken by %s",
                 key_str((item.kind, item.name)),
                 shown_name(item.hostname),
@@ -155,6 +169,7 @@ class Collection:
         self.reader = ExportReader(world, on_read, on_pending)
         self._answered = 0  # the newest read answered that wanted() collected from
         self._graph: Optional[Graph] = None  # the graph wanted() was last given
+        self._warnings = _SaidOnce()
 
     @property
     def pending(self) -> bool:
@@ -178,6 +193,7 @@ class Collection:
         if self.world is None or not graph.collect:
             self.reader.forget()
             self._answered, self._graph = 0, graph
+            self._warnings = _SaidOnce()  # collecting again says them again
             return wanted
         kinds = sorted(_patterns(graph))
         done, last = self.reader.last()
@@ -190,12 +206,13 @@ class Collection:
         if last is None:
             return wanted
         here = getattr(self.world, "hostname", "this host")
-        collected = collected_from(last[1], graph, here)
+        self._warnings.begin()
+        collected = collected_from(last[1], graph, here, self._warnings)
         # collected_from() left out what the graph's own resources manage: a
         # name taken by one of them is said, not run.
         for key, spec in collected.items():
             if key in wanted:
-                log.warning("collected %s is not used: the graph has its own", key_str(key))
+                self._warnings("collected %s is not used: the graph has its own", key_str(key))
             else:
                 wanted[key] = spec
         return wanted
@@ -222,3 +239,26 @@ class Collection:
             self.reader.applied(self._answered)
         self.error = None
         return wanted, diff
+
+
+class _SaidOnce:
+    """The warnings of collecting, each said once for as long as it holds.
+
+    Every read of the exports (any host's change) and every edit collect again
+    from all of them: a clash that stays was said again each time, five lines
+    per clash at an agent's start. A warning is said when it was not among the
+    previous collect's (:meth:`begin` starts a collect), so one that went away
+    and comes back is said again."""
+
+    def __init__(self) -> None:
+        self._before: Set[str] = set()
+        self._now: Set[str] = set()
+
+    def begin(self) -> None:
+        self._before, self._now = self._now, set()
+
+    def __call__(self, message: str, *args: Any) -> None:
+        text = message % args
+        if text not in self._before and text not in self._now:
+            log.warning("%s", text)
+        self._now.add(text)

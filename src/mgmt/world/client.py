@@ -260,6 +260,10 @@ class EtcdClient:
                 continue
             except gateway.GatewayError as error:
                 raise _server_error(endpoint.url, path, error, self.credentials) from None
+            if failures and index != self._current:
+                # Said once per move (later calls start here): a seed that hangs
+                # otherwise held a start up for the read timeout without a word.
+                log.warning("cannot reach etcd at %s; using %s", ", ".join(failures), endpoint.url)
             self._current = index
             return result
         raise WorldError(f"cannot reach etcd at {', '.join(failures)}")

@@ -131,12 +131,25 @@ class EtcdWorld:
     def _publish_again(self) -> bool:
         """Publish the last exports again (whether there were any): etcd lost them,
         or the hold on the hostname was lost (or refused) and is taken again, and
-        another agent may have written meanwhile."""
+        another agent may have written meanwhile. The converged state as last
+        reported goes again too: it is written only when it changes, so a new
+        cluster would not have it until this host's next change."""
         with self._export_lock:
-            if self._exported is None:
-                return False
-            self._export(self._exported)
-            return True
+            published = self._exported is not None
+            if published:
+                self._export(self._exported)
+        self._report_again()
+        return published
+
+    def _report_again(self) -> None:
+        """Write the converged state and failures as last reported where etcd holds
+        other values (or none), in set_converged's order: failures, then state."""
+        with self._converged_lock:
+            if self._converged is None:
+                return
+            if self._failed is not None:
+                self._write_if_changed(FAILED_PREFIX + self.hostname, self._failed)
+            self._write_if_changed(CONVERGED_PREFIX + self.hostname, dump(self._converged))
 
     def _export(self, resources: Mapping[ResourceKey, Dict[str, Any]]) -> None:
         wanted = {exported_key(self.hostname, k, n): dump(p) for (k, n), p in resources.items()}

@@ -43,6 +43,18 @@ MAX_TXN_OPS = ("--max-txn-ops", "100000")
 # hash does not make any stronger; at etcd's default cost every remote agent's
 # login burns tens of milliseconds of the initiator's CPU.
 CHEAP_BCRYPT = ("--bcrypt-cost", "4")
+# etcd keeps every revision of every key until told to compact: the agents'
+# converged keys, exports and hostname holds add ~80 bytes a revision for as long
+# as the cluster lives, until the backend quota raises NOSPACE and every write
+# fails. Compacting keeps the history a watch may ask for bounded. An hour: a
+# watch resumes from the last revision it saw after a dropped stream (a cut
+# tunnel, a restarted etcd), which takes seconds; one that was away longer finds
+# its revision compacted and re-reads the whole state (mgmt.world.watch), a full
+# read rather than a lost change. Periodic mode, as etcd 3.4 and later read it:
+# every hour (every retention, when shorter) it compacts to the revision it had
+# one retention ago. The hosts' detached members use the same
+# (detached_etcd.AUTO_COMPACTION).
+COMPACTION_RETENTION = "1h"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 PORT_ATTEMPTS = 3
@@ -100,6 +112,7 @@ class EmbeddedEtcd:
         start_timeout: float = START_TIMEOUT,
         extra_args: Sequence[str] = (),
         owner_thread_lives: bool = False,
+        compaction_retention: str = COMPACTION_RETENTION,
     ):
         self.data_dir = Path(data_dir)
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
@@ -107,6 +120,8 @@ class EmbeddedEtcd:
         self.host = host
         self.start_timeout = start_timeout
         self.extra_args = list(extra_args)
+        # An etcd duration ("1h", "5m", "1s"): tests make it short to see compaction.
+        self.compaction_retention = compaction_retention
         # The caller keeps the thread that calls start() alive for as long as etcd
         # runs, so etcd may die with it (see _die_with_parent) from any thread.
         self.owner_thread_lives = owner_thread_lives
@@ -233,6 +248,8 @@ class EmbeddedEtcd:
             *FAST_RAFT,
             *MAX_TXN_OPS,
             *CHEAP_BCRYPT,
+            "--auto-compaction-mode=periodic",
+            f"--auto-compaction-retention={self.compaction_retention}",
             *self.extra_args,
         ]
 

@@ -21,6 +21,11 @@ import sys
 import time
 
 ETCD_PATHS = ("/usr/bin/etcd", "/usr/sbin/etcd", "/usr/local/bin/etcd")  # server.SEARCH_PATHS
+# A member lives for months after the initiator leaves; without compaction it keeps
+# every revision the agents write until its backend quota raises NOSPACE and every
+# write fails. Kept an hour, as the initiator's own etcd keeps it (server.py's
+# COMPACTION_RETENTION says why): a member's argv ends with these.
+AUTO_COMPACTION = ("--auto-compaction-mode=periodic", "--auto-compaction-retention=1h")
 
 
 class Failed(Exception):
@@ -64,7 +69,7 @@ def probe_peers(address, ports, others, timeout=5.0):
     listeners = []
     try:
         for port in ports:
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener = socket.socket(_family(address), socket.SOCK_STREAM)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listeners.append(listener)
             try:
@@ -82,14 +87,14 @@ def probe_peers(address, ports, others, timeout=5.0):
         # cluster dialling this address) ended the listening before an other had
         # reached it. One that dials from another address (a host with two) is
         # waited for until the deadline: a slower probe, not a failed one.
-        expected = {host for host, _port in others}
+        expected = {_same(host) for host, _port in others}
         deadline = time.time() + timeout
         while (missing or incoming != expected) and time.time() < deadline:
             try:
                 connection, source = peer.accept()
                 connection.close()
-                if source[0] in expected:
-                    incoming.add(source[0])
+                if _same(source[0]) in expected:
+                    incoming.add(_same(source[0]))
             except OSError:  # socket.timeout is one
                 pass
             for target in list(missing):
@@ -109,16 +114,35 @@ def probe_peers(address, ports, others, timeout=5.0):
         )
 
 
+def _family(address):
+    """The socket family of an address as the members are given it (IPv6 bare)."""
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def _same(address):
+    """An IP address in one spelling (fd00:0::2 and fd00::2 are one), to compare
+    the others' addresses as given with those connections come from."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).compressed
+    except ValueError:  # a name, not an address
+        return address
+
+
 def reachable(urls, timeout=3.0):
     """The first of ``urls`` that accepts a TCP connection, or None."""
+    from urllib.parse import urlsplit
+
     deadline = time.time() + timeout
     while True:
         for url in urls:
-            host, _, port = url.split("://", 1)[1].rpartition(":")
             try:
-                socket.create_connection((host, int(port)), 0.5).close()
+                # urlsplit takes an IPv6 address out of its brackets
+                parts = urlsplit(url)
+                socket.create_connection((parts.hostname, parts.port), 0.5).close()
                 return url
-            except (OSError, ValueError):
+            except (OSError, ValueError, TypeError):
                 continue
         if time.time() > deadline:
             return None
