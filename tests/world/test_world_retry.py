@@ -7,11 +7,13 @@ nor a host's exports unpublished.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 
 from tcpproxy import TcpProxy
 
+from mgmt import log
 from mgmt.engine.agent import Agent
 from mgmt.engine.converger import Converger
 from mgmt.settings import Settings
@@ -67,6 +69,31 @@ def test_a_converged_state_that_failed_to_write_is_written_once_etcd_is_back(etc
         converger.close()
         world.close()
         proxy.close()
+
+
+def test_a_converged_state_that_fails_alike_is_said_once_and_its_recovery_once(etcd, client):
+    # Retried every second while etcd is away: said at each retry before, a line
+    # a second for as long as the outage lasted.
+    proxy = cut_proxy(etcd)
+    world = CountingWorld(EtcdClient([proxy.url]), "h")
+    lines = io.StringIO()
+    log.setup(0, stream=lines)
+    converger = Converger(-1, world.set_converged)
+    try:
+        converger.engine_idle(True)
+        assert wait_for(lambda: world.failures >= 3)
+        proxy.refusing.clear()
+        assert wait_for(lambda: value(client, "/_mgmt/converged/h") is True)
+        assert wait_for(lambda: "recorded converged=True again" in lines.getvalue())
+    finally:
+        converger.close()
+        world.close()
+        proxy.close()
+        log.setup(0)
+    said = [line for line in lines.getvalue().splitlines() if "converged=" in line]
+    assert len(said) == 2, said
+    assert "cannot record converged=" in said[0] and "(retrying): " in said[0]
+    assert said[1].endswith("recorded converged=True again")
 
 
 def test_an_export_that_failed_to_publish_is_published_once_etcd_is_back(etcd, client, tmp_path):

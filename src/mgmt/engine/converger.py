@@ -47,6 +47,7 @@ class Converger:
         self._idle_periods = 0
         self._reported: Optional[Tuple[bool, int]] = None  # (idle, its period) last reported
         self._retry_at: Optional[float] = None  # after a failed write
+        self._failing: Optional[str] = None  # the last write's error, while writes fail
         self._fired = False
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="converger", daemon=True)
@@ -125,10 +126,20 @@ class Converger:
                 try:
                     self._report(report)
                 except Exception as err:  # etcd trouble must not stop the agent
-                    log.warning("cannot record converged=%s (retrying): %s", report, err)
+                    # Said once until a write succeeds again, not at each retry
+                    # (every second, for as long as etcd is away; the error's
+                    # words vary as the timing falls: a close, a broken pipe).
+                    if self._failing is None:
+                        log.warning("cannot record converged=%s (retrying): %s", report, err)
+                    else:
+                        log.debug("cannot record converged=%s (retrying): %s", report, err)
+                    self._failing = str(err)
                     with self._cond:
                         self._retry_at = time.monotonic() + RETRY_DELAY
                 else:
+                    if self._failing is not None:
+                        log.info("recorded converged=%s again", report)
+                    self._failing = None
                     with self._cond:
                         self._reported = state
                         self._retry_at = None
