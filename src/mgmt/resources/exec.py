@@ -107,10 +107,12 @@ class ExecRes(Resource):
         assert proc.stdout is not None
         # A line, or each OUTPUT_KEPT bytes of one that never ends: a watchcmd that
         # prints without a newline must not fill the agent's memory, and is active.
-        for _chunk in iter(lambda: proc.stdout.readline(OUTPUT_KEPT), b""):
+        for chunk in iter(lambda: proc.stdout.readline(OUTPUT_KEPT), b""):
             if self.stop.is_set():
                 break
-            self.init.event()
+            # As mgmt: a line with text triggers, an empty one (a heartbeat) does not.
+            if chunk not in (b"\n", b"\r\n"):
+                self.init.event()
         proc.wait()
         self._forget(proc)
         if not self.stop.is_set():
