@@ -144,3 +144,40 @@ def test_exec_under_noop_lists_the_command_it_would_run_in_json(tmp_path):
         {"field": "cmd", "wanted": "true", "actual": None, "applied": False}
     ]
     assert not never.exists()
+
+
+ROOTED = """\
+graph: g
+resources:
+  file:
+  - name: {tree}/
+  http:server:
+  - name: web
+    address: "127.0.0.1:{port}"
+    root: {tree}
+"""
+
+
+def test_noop_serves_a_root_a_file_before_it_would_make(tmp_path):
+    """--noop failed the server ("root ... is no directory") where the real run
+    makes the folder first (autoedge) and serves it."""
+    tree = tmp_path / "tree"
+    text = ROOTED.format(tree=tree, port=_free_port())
+    done = _run(tmp_path, text, "--noop", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {r["kind"]: r for r in json.loads(done.stdout)["resources"]}
+    assert rows["http:server"]["result"] == "would-change"
+    assert f"would serve {tree} on 127.0.0.1 port" in done.stderr
+    assert "(noop; after file[" in done.stderr  # its name, cut in the log when long
+    assert "], which would change)" in done.stderr
+    assert not tree.exists()
+
+
+def test_noop_fails_a_root_nothing_would_make_as_the_run_does(tmp_path):
+    text = ROOTED.format(tree=tmp_path / "tree", port=_free_port()).replace("  file:\n", "")
+    text = text.replace(f"  - name: {tmp_path}/tree/\n", "")
+    for extra in (["--noop"], []):
+        done = _run(tmp_path, text, "--json", *extra)
+        assert done.returncode == 1, done.stderr
+        (row,) = json.loads(done.stdout)["resources"]
+        assert row["errors"] == [f"root {tmp_path}/tree is no directory (missing?)"]

@@ -126,13 +126,17 @@ class ServerRes(_OnBoard):
         if self._running():
             return True
         root = self.params["root"]
-        if root and not os.path.isdir(root):  # every request would be a 404
+        # Every request would be a 404. Under noop, a resource before it that would
+        # change (a file making the folder) may be what makes it: not this one's fault.
+        after = "" if apply or not self.changed_before else ", ".join(self.changed_before)
+        if root and not os.path.isdir(root) and not after:
             raise ResourceError(repr(self), f"root {root} is no directory (missing?)")
         host, port = parse_address(self.params["address"], self.default_port)
         where = f"{host} port {port}"
         self.note("state", f"serving on {where}", "stopped" if self._server is None else "ended")
         if not apply:
-            self.init.log.info("would serve %s on %s (noop)", self.params["root"] or "files", where)
+            why = f"; after {after}, which would change" if after else ""
+            self.init.log.info("would serve %s on %s (noop%s)", root or "files", where, why)
             return False
         self._stop()
         deadline = time.monotonic() + _BIND_PATIENCE
