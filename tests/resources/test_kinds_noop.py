@@ -181,3 +181,31 @@ def test_noop_fails_a_root_nothing_would_make_as_the_run_does(tmp_path):
         assert done.returncode == 1, done.stderr
         (row,) = json.loads(done.stdout)["resources"]
         assert row["errors"] == [f"root {tmp_path}/tree is no directory (missing?)"]
+
+
+SOURCED = """\
+graph: g
+resources:
+  file:
+  - name: {source}
+    content: "default linux\\n"
+  tftp:server:
+  - name: boot
+    address: "127.0.0.1:{port}"
+  tftp:server:file:
+  - name: menu
+    server: boot
+    source: {source}
+"""
+
+
+def test_noop_serves_a_source_a_file_before_it_would_write(tmp_path):
+    """--noop failed the served file ("source ... is not a file") where the real
+    run writes the source first (autoedge) and serves it."""
+    source = tmp_path / "menu"
+    done = _run(tmp_path, SOURCED.format(source=source, port=_free_port()), "--noop", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {r["kind"]: r for r in json.loads(done.stdout)["resources"]}
+    assert rows["tftp:server:file"]["result"] == "would-change"
+    assert f"would serve {source} at /menu on tftp:server[boot] (noop; after " in done.stderr
+    assert not source.exists()

@@ -129,13 +129,14 @@ class ServerRes(_OnBoard):
         # Every request would be a 404. Under noop, a resource before it that would
         # change (a file making the folder) may be what makes it: not this one's fault.
         after = "" if apply or not self.changed_before else ", ".join(self.changed_before)
-        if root and not os.path.isdir(root) and not after:
+        missing = bool(root) and not os.path.isdir(root)
+        if missing and not after:
             raise ResourceError(repr(self), f"root {root} is no directory (missing?)")
         host, port = parse_address(self.params["address"], self.default_port)
         where = f"{host} port {port}"
         self.note("state", f"serving on {where}", "stopped" if self._server is None else "ended")
         if not apply:
-            why = f"; after {after}, which would change" if after else ""
+            why = f"; after {after}, which would change" if missing else ""
             self.init.log.info("would serve %s on %s (noop%s)", root or "files", where, why)
             return False
         self._stop()
@@ -235,7 +236,10 @@ class ServedFileRes(_OnBoard):
 
     def check_apply(self, apply: bool) -> bool:
         server = self.params["server"]
-        if isinstance(self.source, Path) and not self.source.is_file():
+        # Under noop, a resource before it that would change may make the source.
+        after = "" if apply or not self.changed_before else ", ".join(self.changed_before)
+        missing = isinstance(self.source, Path) and not self.source.is_file()
+        if missing and not after:
             raise ResourceError(repr(self), f"source {self.source} is not a file")
         published = self.board.published(self.protocol, server, self.name)
         attached = self.board.attached(self.protocol, server)
@@ -250,7 +254,8 @@ class ServedFileRes(_OnBoard):
             )
         self.note("served", self._said(), None if published is None else "other content")
         if not apply:
-            self.init.log.info("would serve %s (noop)", self._said())
+            why = f"; after {after}, which would change" if missing else ""
+            self.init.log.info("would serve %s (noop%s)", self._said(), why)
             return False
         self.board.publish(self.protocol, server, self.name, self._wanted())
         return False
