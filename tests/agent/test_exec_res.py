@@ -119,28 +119,6 @@ def test_watchcmd_output_without_newlines_triggers_a_chunk_at_a_time(watcher, tm
         res.close()
 
 
-def test_watchcmd_empty_lines_trigger_nothing_as_in_mgmt(watcher, tmp_path):
-    """mgmt runs cmd for a watchcmd line with text only (``if text != ""``): each
-    empty line (a heartbeat, a blank between records) ran cmd once more here."""
-    events = []
-    res = exec_res(
-        watcher,
-        tmp_path,
-        event=lambda: events.append(1),
-        cmd="true",
-        watchcmd="printf '\\n\\r\\n\\nrecord\\n\\n'",
-        watchshell="/bin/sh",
-    )
-    res.watch()
-    try:
-        (reader,) = res.threads
-        reader.join(timeout=10)  # it read to the end: the watchcmd ended
-        assert not reader.is_alive()
-        assert len(events) == 1  # "record" alone
-    finally:
-        res.close()
-
-
 def test_unsplittable_commands_are_rejected_at_validation():
     with pytest.raises(FieldError, match="cannot split"):
         fill_params(ExecRes, {"cmd": "echo 'unterminated"})

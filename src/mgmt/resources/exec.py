@@ -140,14 +140,17 @@ class ExecRes(Resource):
             if proc in self.children:
                 self.children.remove(proc)
 
-    def _run(self, cmd: str, shell: str, timeout: Optional[int]) -> subprocess.CompletedProcess:
+    def _run(
+        self, cmd: str, shell: str, timeout: Optional[int], role: str = ""
+    ) -> subprocess.CompletedProcess:
+        """Run ``cmd``; ``role`` ("ifcmd ") names it in errors, apart from cmd."""
         identity = self._identity()
         try:
             argv = command_argv(cmd, shell)
             proc = self._spawn(argv, identity, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as err:
             # What could not be run: the shell, when one was given.
-            what = f"{shown(cmd)}: its shell {shell}" if shell else shown(cmd)
+            what = role + (f"{shown(cmd)}: its shell {shell}" if shell else shown(cmd))
             raise ResourceError(repr(self), f"cannot run {what}: {err.strerror or err}") from None
         try:
             out, err, held = _output_tails(proc, timeout or None)
@@ -156,7 +159,8 @@ class ExecRes(Resource):
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
-            raise ResourceError(repr(self), f"{shown(cmd)} timed out after {timeout} s") from None
+            message = f"{role}{shown(cmd)} timed out after {timeout} s"
+            raise ResourceError(repr(self), message) from None
         finally:
             self._forget(proc)
         if held:
@@ -181,7 +185,7 @@ class ExecRes(Resource):
             self._identity()
         ifcmd = self.params["ifcmd"]
         if ifcmd:
-            guard = self._run(ifcmd, self.params["ifshell"], self.params["timeout"])
+            guard = self._run(ifcmd, self.params["ifshell"], self.params["timeout"], "ifcmd ")
             if guard.returncode != 0:
                 self.init.log.debug("ifcmd exited %s: nothing to do", guard.returncode)
                 return True
