@@ -114,3 +114,24 @@ def test_a_path_longer_than_linux_opens_is_refused_at_load_without_repeating_it(
     said = f"g.yaml:{where}: file[r]: {field}: a path of {len(value.encode())} bytes"
     assert said in done.stderr and "longer than Linux opens (4095)" in done.stderr, done.stderr
     assert len(done.stderr) < 1000
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "other"),
+    [("file", "owner", "path: TMP/f"), ("file", "group", "path: TMP/f"),
+     ("exec", "user", "cmd: 'true'"), ("exec", "group", "cmd: 'true'")],
+)  # fmt: skip
+@pytest.mark.parametrize("value", ["-5", "+7", "-0"])
+def test_a_signed_number_as_owner_or_user_is_refused_at_load(tmp_path, kind, field, other, value):
+    """A plain `owner: -5` is read as the text written, which passed as a name: the
+    graph loaded and every run failed with "no user named '-5' on this host"."""
+    path = tmp_path / "g.yaml"
+    other = other.replace("TMP", str(tmp_path))
+    path.write_text(
+        f"graph: g\nresources:\n  {kind}:\n  - name: r\n    {other}\n    {field}: {value}\n"
+    )
+    args = ["--file", str(path), "--no-server", "--tmp-prefix", "--noop"]
+    done = run_mgmt([*args, "--converged-timeout", "1"])  # a regression that loads ends too
+    assert done.returncode == 2, done.stderr
+    assert f"g.yaml:6: {kind}[r]: {field}: {value} is not a valid id" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -100,6 +100,7 @@ from mgmt.resources.fields import (
     Field,
     FieldError,
     Meta,
+    fill_params,
     number_field,
     shown_name,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "ResourceError",
     "Services",
     "Watcher",
+    "fill_params",
     "kind_class",
     "known_kinds",
     "number_field",
@@ -383,26 +385,3 @@ def kind_class(kind: str) -> type:
 
 
 _classes: Dict[str, type] = {}  # "module:Class" -> class, filled by kind_class
-
-
-def fill_params(cls: type, params: Mapping[str, Any]) -> Dict[str, Any]:
-    """Check ``params`` against ``cls.fields`` and return them with defaults filled.
-
-    Raises :class:`FieldError` naming the first bad key.
-    """
-    schema: Mapping[str, Field] = cls.fields
-    for key in params:
-        if key not in schema:
-            known = ", ".join(sorted(schema)) or "none"
-            raise FieldError(key, f"unknown field for kind {cls.kind!r} (known: {known})")
-    filled: Dict[str, Any] = {}
-    for key, spec in schema.items():
-        if key in params and params[key] is not None:
-            spec.check(key, params[key])
-            filled[key] = params[key]
-        elif spec.required:
-            raise FieldError(key, f"required field missing for kind {cls.kind!r}")
-        else:
-            filled[key] = spec.default
-    cls.validate(filled)
-    return filled

@@ -107,10 +107,12 @@ class ExecRes(Resource):
         assert proc.stdout is not None
         # A line, or each OUTPUT_KEPT bytes of one that never ends: a watchcmd that
         # prints without a newline must not fill the agent's memory, and is active.
-        for _chunk in iter(lambda: proc.stdout.readline(OUTPUT_KEPT), b""):
+        for chunk in iter(lambda: proc.stdout.readline(OUTPUT_KEPT), b""):
             if self.stop.is_set():
                 break
-            self.init.event()
+            # As mgmt: a line with text triggers, an empty one (a heartbeat) does not.
+            if chunk not in (b"\n", b"\r\n"):
+                self.init.event()
         proc.wait()
         self._forget(proc)
         if not self.stop.is_set():
@@ -138,14 +140,17 @@ class ExecRes(Resource):
             if proc in self.children:
                 self.children.remove(proc)
 
-    def _run(self, cmd: str, shell: str, timeout: Optional[int]) -> subprocess.CompletedProcess:
+    def _run(
+        self, cmd: str, shell: str, timeout: Optional[int], role: str = ""
+    ) -> subprocess.CompletedProcess:
+        """Run ``cmd``; ``role`` ("ifcmd ") names it in errors, apart from cmd."""
         identity = self._identity()
         try:
             argv = command_argv(cmd, shell)
             proc = self._spawn(argv, identity, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as err:
             # What could not be run: the shell, when one was given.
-            what = f"{shown(cmd)}: its shell {shell}" if shell else shown(cmd)
+            what = role + (f"{shown(cmd)}: its shell {shell}" if shell else shown(cmd))
             raise ResourceError(repr(self), f"cannot run {what}: {err.strerror or err}") from None
         try:
             out, err, held = _output_tails(proc, timeout or None)
@@ -154,7 +159,8 @@ class ExecRes(Resource):
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
-            raise ResourceError(repr(self), f"{shown(cmd)} timed out after {timeout} s") from None
+            message = f"{role}{shown(cmd)} timed out after {timeout} s"
+            raise ResourceError(repr(self), message) from None
         finally:
             self._forget(proc)
         if held:
@@ -179,11 +185,13 @@ class ExecRes(Resource):
             self._identity()
         ifcmd = self.params["ifcmd"]
         if ifcmd:
-            guard = self._run(ifcmd, self.params["ifshell"], self.params["timeout"])
+            guard = self._run(ifcmd, self.params["ifshell"], self.params["timeout"], "ifcmd ")
             if guard.returncode != 0:
                 self.init.log.debug("ifcmd exited %s: nothing to do", guard.returncode)
                 return True
         cmd = self.params["cmd"]
+        # What --json lists (and --noop names): the command, and why it runs.
+        self.note("cmd", cmd, "ifcmd exited 0" if ifcmd else None)
         if not apply:
             self.init.log.info("would run %r (noop)", cmd)
             return False

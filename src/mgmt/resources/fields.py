@@ -1,4 +1,5 @@
-"""How a kind declares its parameters (:class:`Field`) and how a bad one is reported.
+"""How a kind declares its parameters (:class:`Field`), how a graph's are checked
+against them (:func:`fill_params`), and how a bad one is reported.
 
 Kept apart from :mod:`mgmt.resources.base` so that the graph reader can use
 :func:`describe`, the bounds and ``meta:`` (:class:`Meta`) without the engine's
@@ -9,7 +10,7 @@ an OverflowError in a worker thread) must stop the graph at its line, not
 kill a thread of a running agent.
 """
 
-from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple, Union
 
 __all__ = [
     "MAX_MILLISECONDS",
@@ -20,6 +21,7 @@ __all__ = [
     "FieldError",
     "Meta",
     "describe",
+    "fill_params",
     "meta_export",
     "meta_from_export",
     "number_field",
@@ -221,3 +223,26 @@ def meta_from_export(value: Any) -> Meta:
             raise FieldError(f"meta {key}", f"expected {field.types.__name__}, got {describe(got)}")
         field.check(f"meta {key}", got)
     return Meta(**value)
+
+
+def fill_params(cls: type, params: Mapping[str, Any]) -> Dict[str, Any]:
+    """Check ``params`` against ``cls.fields`` and return them with defaults filled.
+
+    Raises :class:`FieldError` naming the first bad key.
+    """
+    schema: Mapping[str, Field] = cls.fields
+    for key in params:
+        if key not in schema:
+            known = ", ".join(sorted(schema)) or "none"
+            raise FieldError(key, f"unknown field for kind {cls.kind!r} (known: {known})")
+    filled: Dict[str, Any] = {}
+    for key, spec in schema.items():
+        if key in params and params[key] is not None:
+            spec.check(key, params[key])
+            filled[key] = params[key]
+        elif spec.required:
+            raise FieldError(key, f"required field missing for kind {cls.kind!r}")
+        else:
+            filled[key] = spec.default
+    cls.validate(filled)
+    return filled

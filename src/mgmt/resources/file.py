@@ -19,7 +19,7 @@ from mgmt.resources.base import Field, FieldError, Resource, ResourceError
 from mgmt.resources.fields import shown
 from mgmt.resources.fileattrs import Attrs
 from mgmt.resources.fileclaims import FileClaims
-from mgmt.resources.filediff import MAX_COMPARED, content_diff
+from mgmt.resources.filediff import content_diff, note_content
 from mgmt.resources.filefragments import check_fragments, clean_fragments, read_fragments
 from mgmt.resources.filepath import (
     check_file_fields,
@@ -328,7 +328,7 @@ class FileRes(Attrs, Resource):
         """Check (and fix) the regular file open as ``fd``: what was checked is what changes."""
         ok = True
         if data is not None and (st.st_size != len(data) or not holds(fd, data)):
-            self._note_content(fd, st, data, apply)
+            note_content(self, fd, st, data, apply)
             if apply:  # the new file gets the wanted owner and mode with it
                 uid, gid = self._owners()
                 # A rewrite keeps the file's mode, as `cp` onto a file does: a copy
@@ -390,13 +390,3 @@ class FileRes(Attrs, Resource):
         if source:  # under noop too where the folder is yet to make: each entry is said
             ok = sync_tree(self, source, apply) and ok
         return ok
-
-    def _note_content(self, fd: int, st: os.stat_result, data: bytes, apply: bool) -> None:
-        """The content differs: under noop with a diff (read back, bounded), else by size."""
-        if apply:
-            self.note("content", f"{len(data)} bytes", f"{st.st_size} bytes")
-            return
-        old = os.pread(fd, MAX_COMPARED + 1, 0)  # enough to tell it is too large
-        diff = content_diff(self.path, old, data, st.st_size)
-        self.note("content", f"{len(data)} bytes", f"{st.st_size} bytes", diff)
-        self.init.log.info("content would change:\n%s", diff.rstrip("\n"))

@@ -1,6 +1,7 @@
 """What --noop shows for file content: a unified diff, bounded, binary files named as such."""
 
-from typing import Optional
+import os
+from typing import Any, Optional
 
 MAX_COMPARED = 1 << 20  # larger files are summarised by size, not diffed
 MAX_LINES = 200  # of diff output; the rest is counted
@@ -68,3 +69,15 @@ def content_diff(path: str, old: bytes, new: bytes, old_size: Optional[int] = No
     if len(out) > MAX_LINES:
         out = [*out[:MAX_LINES], f"... {len(out) - MAX_LINES} more lines\n"]
     return "".join(out)
+
+
+def note_content(res: Any, fd: int, st: os.stat_result, data: bytes, apply: bool) -> None:
+    """Note that the file ``res`` manages (open as ``fd``) holds other content than
+    ``data``: under noop with a diff (read back, bounded) also in the log, else by size."""
+    if apply:
+        res.note("content", f"{len(data)} bytes", f"{st.st_size} bytes")
+        return
+    old = os.pread(fd, MAX_COMPARED + 1, 0)  # enough to tell it is too large
+    diff = content_diff(res.path, old, data, st.st_size)
+    res.note("content", f"{len(data)} bytes", f"{st.st_size} bytes", diff)
+    res.init.log.info("content would change:\n%s", diff.rstrip("\n"))

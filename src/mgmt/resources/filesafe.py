@@ -186,6 +186,10 @@ def check_owner_value(field: str, value: Union[str, int, None]) -> Optional[str]
     # An id is below 2**32 - 1, which chown(2) takes as "leave it as it is".
     if isinstance(value, int) or is_id(value):
         return None if 0 <= int(value) < 2**32 - 1 else f"{value} is not a valid id"
+    # A plain `owner: -5` in YAML reaches here as the text written (mgmt.graph.scalars):
+    # a signed number is an id out of range, not a name to look up at every run.
+    if value[:1] in ("-", "+") and is_id(value[1:]):
+        return f"{value} is not a valid id"
     if not value or "\0" in value or ":" in value or value != value.strip():
         return f"{value!r} is not a valid {'user' if field == 'owner' else 'group'} name"
     if len(value) > MAX_OWNER_NAME:

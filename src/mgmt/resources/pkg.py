@@ -31,17 +31,10 @@ from mgmt.resources.pkganswer import (
     refused_specs,
     still_missing,
 )
-from mgmt.resources.pkgname import (
-    check_name,
-    check_pinned,
-    check_version,
-    identities,
-    pinned,
-)
+from mgmt.resources.pkgname import check_name, check_pinned, check_version, identities
 from mgmt.resources.pkgnoop import would_fail, would_miss
+from mgmt.resources.pkgplan import STATES, plan_members
 from mgmt.resources.pkgwants import Fight, PkgWants, undone
-
-STATES = ("installed", "uninstalled", "newest")
 
 
 def _db_signature(dbpath: str) -> Tuple[Tuple[str, int, int], ...]:
@@ -164,47 +157,9 @@ class PkgRes(Resource):
     # -- check and apply ----------------------------------------------------------
 
     def plan(self) -> "Tuple[List[Tuple[PkgRes, str, str, str]], Dict[str, str]]":
-        """What is wrong: (member, what it is now, dnf action, spec) for each member;
-        and the members whose state cannot be told -> why (``newest`` while the
-        repositories cannot be read: the others are checked all the same)."""
-        dnf = self.init.services.get(Dnf)
-        # The name and, for a pinned version, name-version: "installed 1.0" is
-        # not "the pinned 2.0 is installed". One rpm run answers each apart.
-        queries = [m.package for m in self.members]
-        queries += [pinned(m.package, m.state) for m in self.members if m.state not in STATES]
-        installed = dnf.installed(list(dict.fromkeys(queries)))
-        # The package that stands for each name wanted installed: the one of that
-        # name, else the one dnf installed for it before (see mgmt.resources.pkganswer).
-        bearer = {name: (name, version) for name, version in installed.items()}
-        asked = {m.package for m in self.members if m.state in ("installed", "newest")}
-        asked = sorted((asked & self._stood_in) - set(bearer))
-        bearer.update({n: found[:2] for n, found in dnf.standing_in(asked).items()})
-        newest = [bearer[m.package][0] for m in self.members
-                  if m.state == "newest" and m.package in bearer]  # fmt: skip
-        nogpg = any(m.params["allowuntrusted"] for m in self.members)
-        untold: Dict[str, str] = {}
-        try:
-            upgradable = set(dnf.upgradable(newest, nogpg)) if newest else set()
-        except DnfError as err:
-            upgradable = set()
-            for m in self.members:
-                if m.state == "newest" and m.package in bearer:
-                    untold[m.name] = f"{m.package}: {err}"
-        wrong = []
-        for m in self.members:
-            name, now = bearer.get(m.package, (m.package, ""))
-            is_now = f"installed {now}" if now else "not installed"
-            is_now = f"installed as {name} {now}" if name != m.package else is_now
-            if m.state == "uninstalled":
-                if m.package in installed:
-                    wrong.append((m, is_now, "remove", m.package))
-            elif m.state in ("installed", "newest") and not now:
-                wrong.append((m, is_now, "install", m.package))
-            elif m.state == "newest" and name in upgradable and m.name not in untold:
-                wrong.append((m, f"{is_now}, a newer one is available", "upgrade", name))
-            elif m.state not in STATES and pinned(m.package, m.state) not in installed:
-                wrong.append((m, is_now, "install", pinned(m.package, m.state)))
-        return wrong, untold
+        """What is wrong with the members, and those whose state cannot be told
+        (see mgmt.resources.pkgplan)."""
+        return plan_members(self.init.services.get(Dnf), self.members, self._stood_in)
 
     def _first_plan(self) -> "Tuple[List[Tuple[PkgRes, str, str, str]], Dict[str, str]]":
         """plan(), keeping the watch quiet about a database our own query creates.

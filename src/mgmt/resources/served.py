@@ -10,19 +10,49 @@ starts first. The kinds themselves live in :mod:`mgmt.resources.http` and
 """
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Tuple
 
 from mgmt.net.board import Board, Published
 from mgmt.net.content import Content, normalize_mac, parse_address, url_key
-from mgmt.resources.base import Field, FieldError, Resource, ResourceError
+from mgmt.resources.base import Field, FieldError, Init, Resource, ResourceError
 from mgmt.resources.fields import shown
 
 __all__ = ["ServedFileRes", "ServerRes", "file_fields", "server_fields"]
 
 # A server replaced by a graph edit may still hold its port for a moment.
 _BIND_PATIENCE = 3.0
+
+
+class _InGraph:
+    """The server resources of this agent's graph, (protocol, name) -> how many are
+    set up (a graph edit sets the new one up before it closes the old one).
+
+    Under ``--noop`` no server listens, so the board cannot tell a file whose
+    server would start from one whose server the graph lacks, which the real
+    run fails: this can (one per agent, from ``init.services``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count: Dict[Tuple[str, str], int] = {}
+
+    def add(self, key: Tuple[str, str]) -> None:
+        with self._lock:
+            self._count[key] = self._count.get(key, 0) + 1
+
+    def discard(self, key: Tuple[str, str]) -> None:
+        with self._lock:
+            left = self._count.get(key, 0) - 1
+            if left > 0:
+                self._count[key] = left
+            else:
+                self._count.pop(key, None)
+
+    def __contains__(self, key: Tuple[str, str]) -> bool:
+        with self._lock:
+            return key in self._count
 
 
 class _OnBoard(Resource):
@@ -47,11 +77,24 @@ class ServerRes(_OnBoard):
     def __init__(self, name: str, params: Mapping[str, Any], meta: Any = None):
         super().__init__(name, params, meta)
         self._server: Any = None
+        self._counted = False  # in the agent's _InGraph
+
+    def setup(self, init: Init) -> None:
+        super().setup(init)
+        init.services.get(_InGraph).add((self.protocol, self.name))
+        self._counted = True
 
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:
+        address = params["address"]
+        if address.strip().isdigit():
+            # `address: 8080` was the host 8080 (read as 0.0.31.144) on port 80,
+            # which failed to bind at run time: the graph meant a port.
+            raise FieldError(
+                "address", f"{shown(address)} is no host: write ':{address.strip()}' for a port"
+            )
         try:
-            parse_address(params["address"], cls.default_port)
+            parse_address(address, cls.default_port)
         except ValueError as error:
             raise FieldError("address", str(error)) from None
         root = params.get("root") or ""
@@ -83,12 +126,20 @@ class ServerRes(_OnBoard):
         if self._running():
             return True
         root = self.params["root"]
-        if root and not os.path.isdir(root):  # every request would be a 404
+        # Every request would be a 404. Under noop, a resource before it that would
+        # change (a file making the folder) may be what makes it: not this one's fault.
+        after = "" if apply or not self.changed_before else ", ".join(self.changed_before)
+        missing = bool(root) and not os.path.isdir(root)
+        if missing and not after:
             raise ResourceError(repr(self), f"root {root} is no directory (missing?)")
+        host, port = parse_address(self.params["address"], self.default_port)
+        where = f"{host} port {port}"
+        self.note("state", f"serving on {where}", "stopped" if self._server is None else "ended")
         if not apply:
+            why = f"; after {after}, which would change" if missing else ""
+            self.init.log.info("would serve %s on %s (noop%s)", root or "files", where, why)
             return False
         self._stop()
-        host, port = parse_address(self.params["address"], self.default_port)
         deadline = time.monotonic() + _BIND_PATIENCE
         while True:
             try:
@@ -114,6 +165,9 @@ class ServerRes(_OnBoard):
 
     def close(self) -> None:
         self._stop()
+        if self._counted:
+            self._counted = False
+            self.init.services.get(_InGraph).discard((self.protocol, self.name))
 
 
 def server_fields(default_port: int, root_doc: str, **extra: Field) -> Dict[str, Field]:
@@ -182,19 +236,35 @@ class ServedFileRes(_OnBoard):
 
     def check_apply(self, apply: bool) -> bool:
         server = self.params["server"]
-        if isinstance(self.source, Path) and not self.source.is_file():
+        # Under noop, a resource before it that would change may make the source.
+        after = "" if apply or not self.changed_before else ", ".join(self.changed_before)
+        missing = isinstance(self.source, Path) and not self.source.is_file()
+        if missing and not after:
             raise ResourceError(repr(self), f"source {self.source} is not a file")
         published = self.board.published(self.protocol, server, self.name)
-        if published == self._wanted() and self.board.attached(self.protocol, server):
+        attached = self.board.attached(self.protocol, server)
+        if published == self._wanted() and attached:
             return True
-        if not apply:
-            return False
-        if not self.board.attached(self.protocol, server):
+        # Under noop a server of the graph that would start is the one it needs;
+        # with none in the graph, the real run would fail: so does this one.
+        coming = not apply and (self.protocol, server) in self.init.services.get(_InGraph)
+        if not attached and not coming:
             raise ResourceError(
                 repr(self), f"no {self.server_kind} named {shown(server)} is running"
             )
+        self.note("served", self._said(), None if published is None else "other content")
+        if not apply:
+            why = f"; after {after}, which would change" if missing else ""
+            self.init.log.info("would serve %s (noop%s)", self._said(), why)
+            return False
         self.board.publish(self.protocol, server, self.name, self._wanted())
         return False
+
+    def _said(self) -> str:
+        """What it serves where, as the log and --noop say it."""
+        what = "inline content" if isinstance(self.source, Content) else str(self.source)
+        mac = f" to MAC {self.mac}" if self.mac else ""
+        return f"{what} at {self.url_path} on {self.server_kind}[{self.params['server']}]{mac}"
 
     def watch(self) -> None:
         # A server removed or renamed by a graph edit: check again, and fail as
