@@ -9,6 +9,7 @@ the change; nothing here touches the machine outside tmp_path.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import threading
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple
 
 import pytest
-from helpers import run_mgmt
+from helpers import AgentProcess, run_mgmt
 
 import mgmt.resources.file as file_mod
 import mgmt.resources.filetree as filetree_mod
@@ -26,6 +27,7 @@ from mgmt.resources.file import FileRes
 from mgmt.resources.hostname import HostnameRes
 from mgmt.resources.svc import SvcRes
 from mgmt.resources.unitctl import UnitError
+from support.polling import wait_for
 
 
 class RecordingLog:
@@ -236,3 +238,31 @@ def test_svc_logs_a_step_only_once_systemctl_did_it(watcher, tmp_path, monkeypat
     with pytest.raises(ResourceError, match="start failed"):
         res.check_apply(True)
     assert log.lines == [("enabled x.service", ["enable"])]
+
+
+def test_a_noop_difference_checked_again_is_listed_once_in_json(tmp_path):
+    # Each check's differences were added to --json's changes: a file touched
+    # (each touch an event, a check) listed its one difference once per check.
+    target = tmp_path / "f"
+    target.write_text("old\n")
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        f'graph: g\nresources:\n  file:\n  - name: f\n    path: {target}\n    content: "new\\n"\n'
+    )
+    state = str(tmp_path / "state")
+    agent = AgentProcess(
+        ["--file", str(graph), "--no-server", "--prefix", state, "--noop", "--json"],
+        tmp_path / "agent.log",
+        confined=tmp_path,
+    )
+    try:
+        for checks in (1, 2, 3):
+            assert wait_for(lambda n=checks: agent.log.count("would rewrite content") >= n)
+            os.utime(target)  # the same state, checked again
+    finally:
+        assert agent.stop() == 0, agent.log
+    assert target.read_text() == "old\n"
+    (line,) = [x for x in agent.log.splitlines() if x.startswith('{"version"')]
+    (row,) = json.loads(line)["resources"]
+    assert row["result"] == "would-change"
+    assert [(c["field"], c["applied"]) for c in row["changes"]] == [("content", False)]

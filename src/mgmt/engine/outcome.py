@@ -69,9 +69,15 @@ class Outcome:
             self.result = CHANGED
         elif self.result != CHANGED:
             self.result = WOULD_CHANGE
+        entries = [dict(note, applied=apply) for note in notes]
+        if not apply:
+            # A noop check says what would change as things are; checked again (an
+            # event: a touch, another namespace's hostname), the same differences
+            # are not new ones. A change made is made again, so those all count.
+            entries = [entry for entry in entries if entry not in self.changes]
         room = MAX_CHANGES - len(self.changes)
         if room > 0:
-            self.changes.extend(dict(note, applied=apply) for note in notes[:room])
+            self.changes.extend(entries[:room])
 
     @property
     def final(self) -> str:
