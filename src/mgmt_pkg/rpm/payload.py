@@ -25,7 +25,7 @@ from mgmt_pkg.errors import InvalidInput
 from mgmt_pkg.rpm.mapping import check_absolute, check_segments, destination, normal, split_mapping
 from mgmt_pkg.rpm.sysdirs import system_owner
 
-__all__ = ["Attr", "Entry", "collect", "parse_attr"]
+__all__ = ["Attr", "Entry", "check_output_outside", "collect", "parse_attr"]
 
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?\Z")
 
@@ -196,6 +196,45 @@ def _walk(
                 )
         if entry.path != "/":  # "root/=/" packages what is in root, never / itself
             yield entry
+
+
+def check_output_outside(
+    mappings: Sequence[str],
+    output_dir: str,
+    *,
+    prefix: Optional[str] = None,
+    exclude: Sequence[str] = (),
+) -> None:
+    """Refuse an output folder that a tree being packaged holds (``./=/usr/share/foo``
+    with the default ``-o .``): the next build would walk this one's spec, SRPM
+    and RPM into its package, so one command would give another package each
+    time. Refused on the first build too, before the folder exists, unless an
+    --exclude leaves it out of the walk. By real paths: the walk follows no
+    symlink below SRC, so any folder below the tree's real path is reached."""
+    if not output_dir:
+        return  # refused where the folder is made, as empty
+    output = os.path.realpath(output_dir)
+    for mapping in mappings:
+        source, dest = destination(mapping, prefix)
+        followed = split_mapping(mapping)[0].endswith("/")
+        if not os.path.isdir(source) or (os.path.islink(source) and not followed):
+            continue  # a file or a symlink: no folder is walked
+        top = os.path.realpath(source)
+        if output != top and not output.startswith(top.rstrip("/") + "/"):
+            continue
+        in_package, relative = dest.rstrip("/"), ""
+        below = [] if output == top else output[len(top) :].strip("/").split("/")
+        for name in below:  # as _walk reaches it: an excluded folder hides what it holds
+            in_package, relative = f"{in_package}/{name}", f"{relative}/{name}".lstrip("/")
+            if _excluded(exclude, in_package, relative):
+                break
+        else:
+            hint = f" (or --exclude {shown(relative)})" if relative else ""
+            raise InvalidInput(
+                f"--output-dir {shown(output_dir)}: inside SRC {shown(mapping)}, which is "
+                "packaged: the next build would package this one's spec, SRPM and RPM; give "
+                f"an --output-dir outside it{hint}"
+            )
 
 
 def _excluded(patterns: Sequence[str], in_package: str, relative: str) -> bool:
