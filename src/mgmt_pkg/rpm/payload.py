@@ -122,6 +122,12 @@ def collect(
             raise InvalidInput(f"--rpm-attr: {attr.path} is given twice")
         attributed.add(attr.path)
         entry = found[attr.path]
+        if entry.kind == "symlink" and attr.mode is not None:  # rpmbuild drops it, warning
+            keep = f"-,{attr.user or '-'},{attr.group or '-'}:{attr.path}"
+            raise InvalidInput(
+                f"--rpm-attr: {shown(attr.path)} is a symlink, which rpm installs as 0777 whatever "
+                f"the mode; give its owner alone ({keep})"
+            )
         owner = system_owner(attr.path) if entry.kind == "dir" else None
         if owner is not None:  # owned with its %attr: as --directories (_add_folders)
             raise InvalidInput(f"--rpm-attr: {attr.path} is {owner}'s; give a folder below it")
