@@ -57,11 +57,15 @@ def bundle_is_stale(
     bundle: Path = BUNDLE, sources: Path = SOURCES, recipe: Tuple[Path, ...] = RECIPE
 ) -> bool:
     """Missing, or older than any source file of the agent or the recipe that
-    bundles it (make's rule): a new PyYAML pin left the old one in dist/mgmt."""
+    bundles it (make's rule): a new PyYAML pin left the old one in dist/mgmt.
+    Every file, not only *.py: the bundle ships the shell programs (start.sh,
+    findpython.sh) that a `via:` secondary sends on; not __pycache__, which
+    any import of the sources rewrites."""
     if not bundle.is_file():
         return True
     built = bundle.stat().st_mtime
-    files = [*sources.rglob("*.py"), *(p for p in recipe if p.is_file())]
+    shipped = (p for p in sources.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files = [*shipped, *(p for p in recipe if p.is_file())]
     return any(p.stat().st_mtime > built for p in files)
 
 

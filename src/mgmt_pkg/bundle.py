@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
+import re
 import shutil
 import stat
 import subprocess
@@ -158,7 +160,8 @@ def shebang(python: str) -> str:
     The kernel runs ``#!PATH [ARG]`` (everything after PATH is one argument),
     so PATH must be absolute; a bare command name becomes ``/usr/bin/env NAME``,
     which finds it on the PATH as a shell would. ARG may hold spaces
-    (``/usr/bin/env -S python3 -I``); PATH may not, and no control character
+    only for env -S, which splits it (``/usr/bin/env -S python3 -I``,
+    :func:`_check_argument`); PATH may not, and no control character
     may appear, which would end the line (a newline would put the rest into
     the zipapp). The line must fit BINPRM_BUF_SIZE of the
     oldest kernel the bundle runs on (RHEL 8's 4.18: 128 bytes with "#!" and
@@ -180,6 +183,7 @@ def shebang(python: str) -> str:
             f"{shown}: not an absolute path; give one (e.g. /usr/bin/python3) "
             "or a bare command name, found on the PATH with /usr/bin/env"
         )
+    _check_argument(shown, interpreter, argument)
     size = len(f"#!{python}\n".encode())
     if size > SHEBANG_MAX:
         raise InvalidInput(
@@ -187,6 +191,26 @@ def shebang(python: str) -> str:
             f"{SHEBANG_MAX}; use a shorter path or a bare command name"
         )
     return python
+
+
+def _check_argument(shown: str, interpreter: str, argument: str) -> None:
+    """The kernel passes ARG whole: ``python3 "-E -s"`` says "Unknown option: - ",
+    ``env "python3 -I"`` finds no such command, and env without one runs the
+    bundle itself, which starts env again, for ever. Only env -S splits ARG."""
+    is_env = posixpath.basename(interpreter) == "env"
+    if is_env and not argument:
+        raise InvalidInput(f"{shown}: {interpreter} needs the command to run ({SHEBANG!r})")
+    splits = is_env and re.match(r"(-[a-zA-Z]*S|--split-string)", argument) is not None
+    if any(char.isspace() for char in argument) and not splits:
+        fix = (
+            f"give {interpreter} -S {argument}"
+            if is_env
+            else "join the options into one (-Es), or split them with /usr/bin/env -S"
+        )
+        raise InvalidInput(
+            f"{shown}: the kernel passes {argument!r} to {interpreter} as one argument, "
+            f"not split at spaces; {fix}"
+        )
 
 
 def stage_site_packages(

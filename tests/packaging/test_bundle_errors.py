@@ -93,8 +93,25 @@ def test_folders_made_for_the_output_go_when_the_build_fails(tmp_path: Path):
         ("", "expected an absolute path"),
         ("/" + "p" * 300, "would be 304 bytes, more than the kernel's 128"),
         ("/" + "p" * 125, "would be 129 bytes"),  # shiv takes 128, old kernels cut it
+        # The kernel passes what follows the path as one argument: python3 said
+        # "Unknown option: - ", env "No such file or directory", on every start.
+        ("/usr/bin/python3 -E -s", "passes '-E -s' to /usr/bin/python3 as one argument"),
+        ("/usr/bin/env python3 -I", "give /usr/bin/env -S python3 -I"),
+        # env then runs the bundle itself, which starts env again, for ever.
+        ("/usr/bin/env", "/usr/bin/env needs the command to run"),
     ],
-    ids=["newline", "space", "relative", "leading-space", "empty", "too-long", "one-too-long"],
+    ids=[
+        "newline",
+        "space",
+        "relative",
+        "leading-space",
+        "empty",
+        "too-long",
+        "one-too-long",
+        "two-options",
+        "env-without-S",
+        "env-alone",
+    ],
 )
 def test_a_shebang_that_cannot_run_is_refused(tmp_path: Path, python: str, message: str):
     output = tmp_path / "mgmt"
@@ -109,6 +126,7 @@ def test_a_shebang_that_cannot_run_is_refused(tmp_path: Path, python: str, messa
         ("python3", b"#!/usr/bin/env python3\n"),  # a bare name runs through env
         # One argument, spaces and all, as the kernel passes it (env -S splits it).
         ("/usr/bin/env -S python3 -I", b"#!/usr/bin/env -S python3 -I\n"),
+        ("/usr/bin/python3 -Es", b"#!/usr/bin/python3 -Es\n"),  # options joined: one argument
     ],
 )
 def test_a_shebang_given_is_written_as_a_line_that_runs(tmp_path: Path, python: str, line: bytes):

@@ -227,6 +227,8 @@ def test_watch_follows_to_the_end_and_a_canceled_build_exits_1(copr, slow):
     [
         (["carol/demo", "1x"], 2, "BUILD_ID '1x': not a COPR build id (a number, e.g. 7123456)"),
         (["carol/demo", "0"], 2, "BUILD_ID '0': not a COPR build id (a number, e.g. 7123456)"),
+        # Followed and reported twice, where `copr build` refuses an SRPM given twice.
+        (["carol/demo", "1", "1"], 2, "BUILD_ID '1': given more than once"),
         (["carol/other", "1"], 1, "build 1 belongs to carol/demo, not to carol/other"),
         (["carol/demo", "7"], 1, "following build 7: Build 7 does not exist."),
     ],

@@ -62,3 +62,45 @@ def test_a_cache_dir_taken_by_someone_else_does_not_stop_a_render(tmp_path: Path
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "url --url=http://10.0.0.1/os" in output.read_text()
+
+
+def test_a_kickstart_rendered_through_a_symlink_is_written_where_it_points(tmp_path: Path):
+    """As the shell's `>` writes: the link was replaced by a new file of a new file's
+    mode (0644, the password's hash readable by all), and the private file it named,
+    the one a server may serve, kept the old text."""
+    served = tmp_path / "srv"
+    served.mkdir()
+    real = served / "node7.ks"
+    real.write_text("old\n")
+    real.chmod(0o600)
+    link = tmp_path / "node7.ks"
+    link.symlink_to(real)
+    done = render_to(link)
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert HASH in real.read_text()
+    assert mode_of(real) == 0o600
+    assert sorted(p.name for p in served.iterdir()) == ["node7.ks"]  # no temp file left
+
+
+def test_a_dangling_symlink_gets_the_file_it_names(tmp_path: Path):
+    link = tmp_path / "node.ks"
+    link.symlink_to("made/node.ks")
+    (tmp_path / "made").mkdir()
+    done = render_to(link, umask=0o077)
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink()
+    assert HASH in (tmp_path / "made" / "node.ks").read_text()
+    assert mode_of(tmp_path / "made" / "node.ks") == 0o600
+
+
+def test_a_symlink_into_a_missing_folder_is_bad_input(tmp_path: Path):
+    link = tmp_path / "node.ks"
+    link.symlink_to(tmp_path / "gone" / "node.ks")
+    done = render_to(link)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"mgmt-pkg: error: --output {tmp_path}/gone/node.ks: its directory "
+        f"{tmp_path}/gone does not exist\n"
+    )
+    assert link.is_symlink() and not (tmp_path / "gone").exists()

@@ -91,6 +91,13 @@ def test_replaces_provides_the_full_evr():
             "if true; then\r\n  echo yes\r\nfi\r\n",
             "line 1 ends with '\\r' (Windows line ends): save the file with Unix ones (dos2unix)",
         ),
+        # Saved "as UTF-8 with BOM": packaged, then sh said "\ufeffecho: not found" (127)
+        # on every install, which stops one at a failing %pre.
+        (
+            "\ufeffecho ok\n",
+            "line 1 holds U+FEFF, a byte order mark, which sh reads as part of a command: "
+            "save the file as UTF-8 without a BOM",
+        ),
     ],
 )
 def test_scriptlet_files_that_would_inject_are_refused(script: str, error: str, tmp_path: Path):

@@ -334,3 +334,28 @@ def test_a_0775_folder_owned_on_purpose_keeps_its_mode(tmp_path):
         "drwxrwxr-x root /opt/app/data",
         "drwxrwxr-x nobody /opt/app/spool",
     ]
+
+
+def test_files_directly_in_the_first_two_levels_are_not_taken_for_system_folders(tmp_path):
+    """Every name directly in /, /usr and /var counted as a folder of the filesystem
+    package: `README=/` (DEST ending in '/' as the message asked) was refused as
+    "/README is a directory of the filesystem package ... end DEST with '/'"."""
+    require_tools("rpmbuild", "rpm")
+    (tmp_path / "file").write_text("x\n")
+    dests = ["/README.app", "/usr/app.conf", "/var/app.state"]
+    out = tmp_path / "out"
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(out),
+                     *(f"{tmp_path / 'file'}={dest}" for dest in dests))  # fmt: skip
+    assert result.code == 0, result.err
+    listed = subprocess.run(["rpm", "-qlp", str(out / "app-1-1.noarch.rpm")],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert listed.stdout.splitlines() == sorted(dests)
+
+
+@pytest.mark.parametrize("dest", ["/opt", "/lib64", "/usr/libexec", "/var/log", "/var/lib"])
+def test_the_first_two_levels_system_folders_still_take_no_file(tmp_path, dest):
+    (tmp_path / "file").write_text("x\n")
+    result = run_cli("rpm", "-n", "app", "-v", "1", "-o", str(tmp_path / "out"),
+                     f"{tmp_path / 'file'}={dest}")  # fmt: skip
+    assert result.code == 2, result.err
+    assert result.err.startswith(f"mgmt-pkg: error: {dest} is a directory of the filesystem")

@@ -48,3 +48,43 @@ def test_a_full_temp_dir_is_named_with_what_to_do(tmp_path, size, what):
         "to a folder with more room (a build takes up to four times the files' size there)\n"
     )
     assert not out.exists()
+
+
+# rpmbuild runs each section as "/bin/sh -e SCRIPT", SCRIPT's path split into words,
+# and writes `cd "DIR"` into it: a temp dir with one of these in its path failed the
+# build, "/bin/sh: 0: cannot open /tmp/my" or "rpmbuild wrote 0 files matching ...".
+@pytest.mark.parametrize("name", ["my tmp", "it's", 'say"so', "back\\slash", "dollar$x"])
+@pytest.mark.parametrize("command", ["fake-rpm", "rpm"])
+def test_a_temp_dir_rpmbuild_cannot_run_in_is_named_before_anything_is_made(
+    tmp_path, name, command
+):
+    require_tools("rpmbuild")
+    temp = tmp_path / name
+    temp.mkdir()
+    (tmp_path / "file").write_text("x\n")
+    extra = [f"{tmp_path / 'file'}=/opt/t/file"] if command == "rpm" else []
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "mgmt_pkg", command, "-n", "t", "-v", "1", "-o", str(out), *extra],
+        env={**os.environ, "TMPDIR": str(temp), "PYTHONPATH": SOURCES},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"mgmt-pkg: error: the temp dir {str(temp)!r}: rpmbuild cannot")
+    assert done.stderr.endswith("; set TMPDIR to a folder without\n"), done.stderr
+    assert not out.exists()
+    assert [p.name for p in temp.iterdir() if not p.name.startswith("_jinja2-cache")] == []
+
+
+def test_a_temp_dir_with_other_odd_characters_builds(tmp_path):
+    require_tools("rpmbuild")
+    temp = tmp_path / "tmp%é;{x}*"
+    temp.mkdir()
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "mgmt_pkg", "fake-rpm", "-n", "t", "-v", "1", "-o", str(out)],
+        env={**os.environ, "TMPDIR": str(temp), "PYTHONPATH": SOURCES},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out / "t-1-1.noarch.rpm").is_file()

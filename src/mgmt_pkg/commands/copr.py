@@ -135,9 +135,13 @@ def watch(
 
     Exits 1 with the build's URL if a build fails.
     """
+    ids = [_build_id(text) for text in build_ids]
+    for number, text in enumerate(build_ids):
+        if ids[number] in ids[:number]:  # followed and reported twice
+            raise InvalidInput(f"BUILD_ID {text!r}: given more than once")
     watch_builds(
         target,
-        [_build_id(text) for text in build_ids],
+        ids,
         config_path=config_path,
         poll_interval=seconds("--poll-interval", poll_interval, MAX_POLL_INTERVAL),
         timeout=None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
@@ -59,6 +60,8 @@ def render(template: str, pairs: Tuple[str, ...], target: str, output_value: Opt
     output: Optional[Path] = None
     if output_value is not None:  # checked first: a render is wasted on a place we cannot write
         output = check_output_file("--output", output_value)
+        if output.is_symlink():  # written where it points (below): that folder must take it
+            check_output_file("--output", os.path.realpath(output))
     text = render(template, variables, target)
     source = f"{output or template} (rendered)"
     report = check_text(text, target, source)
@@ -69,7 +72,10 @@ def render(template: str, pairs: Tuple[str, ...], target: str, output_value: Opt
         click.echo(text, nl=False)
     else:
         with writing("--output", output):
-            write_atomically(output, text)
+            # Through a symlink, as the shell's ">" writes: replacing the link left
+            # the file it names (the one a server serves) as it was, and gave the
+            # new file a new file's mode (0644 for a kickstart made 0600).
+            write_atomically(Path(os.path.realpath(output)), text)
         click.echo(f"wrote {output} ({target}, valid)", err=True)
 
 

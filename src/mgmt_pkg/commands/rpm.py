@@ -223,7 +223,7 @@ def rpm(**options: Any) -> None:
     """
     from mgmt_pkg.rpm.files import FilesPackage, build_files_package
     from mgmt_pkg.rpm.model import FILES_CHANGELOG
-    from mgmt_pkg.rpm.payload import collect, parse_attr
+    from mgmt_pkg.rpm.payload import check_output_outside, collect, parse_attr
 
     if options["summary"] is None and not options["description"]:
         options["summary"] = "Files packaged with mgmt-pkg"
@@ -240,6 +240,12 @@ def rpm(**options: Any) -> None:
         attrs=[parse_attr(text) for text in options["rpm_attr"]],
         user=options["rpm_user"],
         group=options["rpm_group"],
+    )
+    check_output_outside(
+        options["sources"],
+        options["output_dir"],
+        prefix=options["prefix"],
+        exclude=options["exclude"],
     )
     result = build_files_package(
         FilesPackage(

@@ -7,7 +7,7 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import click
 
@@ -164,13 +164,24 @@ def submit_builds(
 
 def _check_once(packages: Sequence[SourcePackage]) -> None:
     """One file given twice (a typo, two globs that overlap, a symlink beside
-    its target) would become two builds of it at COPR."""
+    its target), or two files of one name-version-release, would become two
+    builds of it at COPR."""
     real = [os.path.realpath(package.path) for package in packages]
     for number, path in enumerate(real):
         if path in real[:number]:
             first, again = packages[real.index(path)].path, packages[number].path
             also = "" if first == again else f" (as {first})"
             raise InvalidInput(f"{again}: given more than once{also}; it would be built twice")
+    # Two files of one package (a copy, or a rebuild whose release was not raised):
+    # two builds of it, and the repository keeps whichever ends last.
+    seen: Dict[str, Path] = {}
+    for package in packages:
+        first = seen.setdefault(package.nvr, package.path)
+        if first != package.path:
+            raise InvalidInput(
+                f"{package.path}: {package.nvr}, as {first} is; it would be built twice "
+                "(raise the release of one, or give one)"
+            )
 
 
 def watch_builds(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ PRIVATE_MACROS = {"_tmppath": "%{_topdir}/tmp"}
 # relative to it, and builds there too, so that %{SOURCE0} reads
 # "SOURCES/NAME.tar.gz" in every build. A rebuild elsewhere uses its own paths.
 PATH_MACROS = {"_sourcedir": "SOURCES", "_builddir": "%{_topdir}"}
+# What rpmbuild cannot have in _topdir's path (see _check_temp_dir).
+_UNSAFE_IN_TOPDIR = re.compile(r"""[\s'"\\$`]""")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ def build_package(
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}")
     executable = None if stage == "spec" else rpmbuild or find_rpmbuild()
+    if executable is not None:
+        _check_temp_dir()
     # Made (and checked writable) before rpmbuild runs; removed again if the build fails.
     with output_folder("--output-dir", output_dir):
         return _build(package, spec_text, output_dir, stage, executable, sources, fast)
@@ -188,6 +193,20 @@ def _run(command: Sequence[str], package: PhonyPackage, topdir: Path) -> None:
     environment["HOME"] = str(topdir)
     environment.pop("XDG_CONFIG_HOME", None)
     run_tool("rpmbuild", command, env=environment, cwd=topdir)
+
+
+def _check_temp_dir() -> None:
+    """rpmbuild runs each section as ``/bin/sh -e SCRIPT``, SCRIPT's path (in
+    _topdir, in the temp dir) split into words, and writes ``cd "DIR"`` into it:
+    a space, a quote, a backslash or a "$" there failed every build ("/bin/sh:
+    0: cannot open /tmp/my", or "rpmbuild wrote 0 files"), saying nothing of why."""
+    where = tempfile.gettempdir()
+    found = _UNSAFE_IN_TOPDIR.search(where)
+    if found is not None:
+        raise InvalidInput(
+            f"the temp dir {where!r}: rpmbuild cannot run its scripts from a path with "
+            f"{found.group()!r} in it; set TMPDIR to a folder without"
+        )
 
 
 def _no_folder_at(output_dir: Path, names: Sequence[str]) -> None:

@@ -5,7 +5,8 @@ every file, symlink and directory with its path in the package, its mode,
 owner and %config / %dir flags. It never follows a symlink (a link is packaged
 as a link), refuses what rpm cannot package (devices, FIFOs, names with control
 characters or that are not UTF-8) with the path named, and reads nothing but
-metadata: the tarball (mgmt_pkg.rpm.tarball) reads the contents later.
+metadata: the tarball (mgmt_pkg.rpm.tarball) reads the contents later. How
+each argument is split and where its DEST lands is mgmt_pkg.rpm.mapping's.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mgmt_pkg.errors import InvalidInput
+from mgmt_pkg.rpm.mapping import check_absolute, check_segments, destination, normal, split_mapping
 from mgmt_pkg.rpm.sysdirs import system_owner
 
-__all__ = ["Attr", "Entry", "collect", "parse_attr"]
+__all__ = ["Attr", "Entry", "check_output_outside", "collect", "parse_attr"]
 
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?\Z")
 
@@ -62,14 +64,14 @@ def parse_attr(text: str) -> Attr:
     parts = fields.split(",")
     if not colon or len(parts) != 3 or not path.startswith("/"):
         raise InvalidInput(f"--rpm-attr: {text!r} is not MODE,USER,GROUP:/PATH")
-    _check_segments(f"--rpm-attr: {text!r}", path)
+    check_segments(f"--rpm-attr: {text!r}", path)
     mode, user, group = (None if part == "-" else part for part in parts)
     if mode is not None and not re.fullmatch(r"0?[0-7]{3,4}", mode):  # 644, 0644, 07777
         raise InvalidInput(f"--rpm-attr: {text!r}: mode {mode!r} is not octal (e.g. 0640)")
     for name in (user, group):
         if name is not None:
             check_owner("--rpm-attr", name)
-    return Attr(_normal(path), None if mode is None else int(mode, 8), user, group)
+    return Attr(normal(path), None if mode is None else int(mode, 8), user, group)
 
 
 def check_owner(option: str, name: str) -> str:
@@ -95,7 +97,7 @@ def collect(
     check_owner("--rpm-user", user)
     check_owner("--rpm-group", group)
     if prefix is not None:
-        _check_absolute("--prefix", prefix)
+        check_absolute("--prefix", prefix)
     # Imported here: both modules build on this module's Entry.
     from mgmt_pkg.rpm.hardlinks import check_hard_links
     from mgmt_pkg.rpm.layout import check_layout, merged
@@ -120,6 +122,12 @@ def collect(
             raise InvalidInput(f"--rpm-attr: {attr.path} is given twice")
         attributed.add(attr.path)
         entry = found[attr.path]
+        if entry.kind == "symlink" and attr.mode is not None:  # rpmbuild drops it, warning
+            keep = f"-,{attr.user or '-'},{attr.group or '-'}:{attr.path}"
+            raise InvalidInput(
+                f"--rpm-attr: {shown(attr.path)} is a symlink, which rpm installs as 0777 whatever "
+                f"the mode; give its owner alone ({keep})"
+            )
         owner = system_owner(attr.path) if entry.kind == "dir" else None
         if owner is not None:  # owned with its %attr: as --directories (_add_folders)
             raise InvalidInput(f"--rpm-attr: {attr.path} is {owner}'s; give a folder below it")
@@ -136,101 +144,11 @@ def collect(
     return entries
 
 
-def _normal(path: str) -> str:
-    """Absolute, without empty segments ("//" names the same path to the
-    kernel). Callers refuse "." and ".." first: normpath would resolve them."""
-    return posixpath.normpath("/" + path.lstrip("/")) if path.strip("/") else "/"
-
-
-def _check_segments(
-    where: str,
-    path: str,
-    label: str = "",
-    refused: Sequence[str] = (".", ".."),
-    hint: str = "write the path it stands for",
-) -> None:
-    """Refuse "." and ".." segments in a path of the package: resolving them
-    would package something else than the path given (/usr/share/../../etc)."""
-    for segment in path.split("/"):
-        if segment in refused:
-            raise InvalidInput(f"{where}: {label}{path!r} has a {segment!r} segment; {hint}")
-
-
-def _check_text(where: str, path: str, label: str = "") -> None:
-    """A path of the package given on the command line (DEST, --prefix) as rpm
-    needs names: UTF-8, no control characters. Checked where it is given, so
-    the message blames it: the walk's checks would blame each file of SRC."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        as_bytes = os.fsencode(path)  # the bytes given, not Python's surrogates
-        raise InvalidInput(f"{where}: {label}{as_bytes!r} is not UTF-8, which rpm needs") from None
-    bad = [c for c in path if ord(c) < 0x20 or ord(c) == 0x7F]
-    if bad:
-        raise InvalidInput(f"{where}: {label}{path!r} contains {bad[0]!r}, which rpm refuses")
-
-
-def _check_absolute(where: str, path: str, label: str = "") -> None:
-    _check_text(where, path, label)
-    if not path.startswith("/"):
-        raise InvalidInput(
-            f"{where}: {label}{path!r} is not an absolute path (it must start with /)"
-        )
-    _check_segments(where, path, label)
-
-
-def _split(mapping: str) -> Tuple[str, str, str]:
-    """SRC, "=", DEST. As fpm: an argument that exists is a SRC, "=" and all
-    ("a=b.txt"); else the first "=" after an existing SRC splits, so that one
-    can be mapped too ("a=b.txt=/opt/x"), else the first "="."""
-    if "=" in mapping and not os.path.lexists(mapping):
-        for at in (i for i, char in enumerate(mapping) if char == "="):
-            if at and os.path.lexists(mapping[:at]):
-                return mapping[:at], "=", mapping[at + 1 :]
-        return mapping.partition("=")
-    return mapping, "", ""
-
-
-def _destination(mapping: str, prefix: Optional[str]) -> Tuple[Path, str]:
-    """(the source on disk, its path in the package) for one argument. A SRC
-    ending in "/" names the directory, also through a symlink (fpm, rsync)."""
-    source, equals, dest = _split(mapping)
-    if not source:
-        raise InvalidInput(f"{mapping!r}: no SRC before '='")
-    source_path = Path(source)
-    # A directory as _walk sees it: a symlink is one only as "SRC/" (os.path.isdir,
-    # not Path.is_dir(): that raises for a name too long or a folder we may not
-    # enter; _walk's stat then says so, naming the mapping).
-    is_dir = os.path.isdir(source_path) and (source.endswith("/") or not os.path.islink(source))
-    if not equals:
-        # fpm: a plain SRC keeps its path ("usr/bin/x" -> /usr/bin/x); "./x"
-        # is that path too, but ".." would climb out of it.
-        _check_segments(
-            repr(mapping), source, "SRC ", ("..",), "give SRC=DEST to say where it goes"
-        )
-        dest = "/".join(part for part in source.split("/") if part != ".")
-    else:
-        # fpm's dir source puts a relative DEST under --prefix (or /): the same
-        # here; only "." and "..", which would package another path, are refused.
-        if not dest:
-            raise InvalidInput(f"{mapping!r}: no DEST after '='")
-        _check_segments(repr(mapping), dest, "DEST ")
-        _check_text(repr(mapping), dest, "DEST ")
-        if dest.endswith("/") and not is_dir:
-            dest += source_path.name  # "bin/tool=/usr/bin/" -> /usr/bin/tool
-    if prefix:
-        dest = f"{prefix}/{dest}"
-    dest = _normal(dest)
-    if dest == "/" and not is_dir:
-        raise InvalidInput(f"{mapping!r}: a file cannot be /; map it to a path below it")
-    return source_path, dest
-
-
 def _walk(
     mapping: str, prefix: Optional[str], exclude: Sequence[str], user: str, group: str
 ) -> Iterator[Entry]:
-    source, dest = _destination(mapping, prefix)
-    followed = _split(mapping)[0].endswith("/")  # "linkdir/": the directory it leads to
+    source, dest = destination(mapping, prefix)
+    followed = split_mapping(mapping)[0].endswith("/")  # "linkdir/": the directory it leads to
     try:
         top = source.stat() if followed else source.lstat()
     except OSError as error:
@@ -284,6 +202,45 @@ def _walk(
                 )
         if entry.path != "/":  # "root/=/" packages what is in root, never / itself
             yield entry
+
+
+def check_output_outside(
+    mappings: Sequence[str],
+    output_dir: str,
+    *,
+    prefix: Optional[str] = None,
+    exclude: Sequence[str] = (),
+) -> None:
+    """Refuse an output folder that a tree being packaged holds (``./=/usr/share/foo``
+    with the default ``-o .``): the next build would walk this one's spec, SRPM
+    and RPM into its package, so one command would give another package each
+    time. Refused on the first build too, before the folder exists, unless an
+    --exclude leaves it out of the walk. By real paths: the walk follows no
+    symlink below SRC, so any folder below the tree's real path is reached."""
+    if not output_dir:
+        return  # refused where the folder is made, as empty
+    output = os.path.realpath(output_dir)
+    for mapping in mappings:
+        source, dest = destination(mapping, prefix)
+        followed = split_mapping(mapping)[0].endswith("/")
+        if not os.path.isdir(source) or (os.path.islink(source) and not followed):
+            continue  # a file or a symlink: no folder is walked
+        top = os.path.realpath(source)
+        if output != top and not output.startswith(top.rstrip("/") + "/"):
+            continue
+        in_package, relative = dest.rstrip("/"), ""
+        below = [] if output == top else output[len(top) :].strip("/").split("/")
+        for name in below:  # as _walk reaches it: an excluded folder hides what it holds
+            in_package, relative = f"{in_package}/{name}", f"{relative}/{name}".lstrip("/")
+            if _excluded(exclude, in_package, relative):
+                break
+        else:
+            hint = f" (or --exclude {shown(relative)})" if relative else ""
+            raise InvalidInput(
+                f"--output-dir {shown(output_dir)}: inside SRC {shown(mapping)}, which is "
+                "packaged: the next build would package this one's spec, SRPM and RPM; give "
+                f"an --output-dir outside it{hint}"
+            )
 
 
 def _excluded(patterns: Sequence[str], in_package: str, relative: str) -> bool:
@@ -371,8 +328,8 @@ def _add_folders(
     for raw in directories:
         if not raw:
             continue  # refused by _mark
-        _check_segments("--directories", raw)  # before _normal resolves a ".."
-        top = _normal(raw)
+        check_segments("--directories", raw)  # before normal resolves a ".."
+        top = normal(raw)
         owner = system_owner(top)
         if owner is not None:  # also one a tree puts in the package: it is the same folder
             raise InvalidInput(f"--directories: {top} is {owner}'s; give a folder below it")
@@ -392,8 +349,8 @@ def _mark(found: Dict[str, Entry], paths: Sequence[str], option: str, change, ki
     for raw in paths:
         if not raw:
             raise InvalidInput(f"{option}: '' is empty; give a path in the package")
-        _check_segments(option, raw)
-        top = _normal(raw)
+        check_segments(option, raw)
+        top = normal(raw)
         below = f"{top.rstrip('/')}/"
         if top == "/" and top not in found:
             raise InvalidInput(f"{option}: / is the filesystem package's; give a folder below it")

@@ -225,4 +225,8 @@ def check_script(text: str, option: str) -> str:
                          "the file with Unix ones (dos2unix)")  # fmt: skip
         if bad:
             raise refuse(option, f"line {number} contains control character {bad[0]!r}")
+        if "\ufeff" in line:  # "UTF-8 with BOM" editors: invisible, and sh's "not found"
+            why = "a byte order mark, which sh reads as part of a command"
+            raise refuse(option, f"line {number} holds U+FEFF, {why}: save the file as UTF-8 "
+                         "without a BOM")  # fmt: skip
     return body

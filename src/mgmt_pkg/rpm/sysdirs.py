@@ -67,15 +67,29 @@ _OWNERS = (
 )
 
 
+# The folders of the first two levels themselves (Fedora's filesystem package,
+# with Debian's lib32 and libx32 and the names other distributions add).
+_TOP_FOLDERS = tuple(
+    f"{parent}/{name}"
+    for parent, names in (
+        ("", "afs bin boot dev etc home lib lib32 lib64 libx32 media mnt opt proc root run "
+             "sbin srv sys tmp usr var"),
+        ("/usr", "bin games include lib lib32 lib64 libexec libx32 local sbin share src tmp"),
+        ("/var", "adm backups cache crash db empty ftp games gopher kerberos lib local lock "
+                 "log mail nis opt preserve run spool tmp yp"),
+    )
+    for name in names.split()
+)  # fmt: skip
+
 # Where the base system has a folder on every system, for mgmt_pkg.rpm.layout's
 # check of files: a file or symlink there (bin/tool=/usr/bin) fails to install.
 # The patterns above are folders those packages own *if they exist*, which is
-# enough to leave a folder unowned; but their "*" below the first two levels also
-# matches files users package (/etc/X11/xorg.conf, /etc/systemd/zram-generator.conf,
+# enough to leave a folder unowned; but their "*" also matches files users
+# package (/README.app, /etc/X11/xorg.conf, /etc/systemd/zram-generator.conf,
 # /usr/share/bash-completion/bash_completion), so only these of them count here.
 _FOLDERS = (
     ("the filesystem package", _compiled((
-        "/*", "/usr/*", "/var/*", *(p for p in _FILESYSTEM if "*" not in p),
+        *_TOP_FOLDERS, *(p for p in _FILESYSTEM if "*" not in p),
         "/usr/share/man/man*", "/usr/share/man/*/man*", "/usr/local/share/man/man*",
         "/usr/share/locale/*/LC_MESSAGES",
     ))),
