@@ -382,3 +382,21 @@ def test_the_cached_bundle_is_built_again_when_the_recipe_changes(tmp_path, monk
     assert bundlefile.source_fingerprint() == before
     (recipe / "minify.py").write_text((recipe / "minify.py").read_text() + "\n# changed\n")
     assert bundlefile.source_fingerprint() != before
+
+
+def test_the_cached_bundle_is_built_again_when_a_shell_program_changes(tmp_path, monkeypatch):
+    """Only *.py counted: an edit of start.sh (which the bundle ships, and a
+    secondary sends on) left the initiator's cached bundle in use."""
+    import mgmt
+    from mgmt.remote.orchestration import bundlefile
+
+    copy = tmp_path / "mgmt"
+    shutil.copytree(Path(mgmt.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(mgmt, "__file__", str(copy / "__init__.py"))
+    before = bundlefile.source_fingerprint()
+    (copy / "__pycache__").mkdir()
+    (copy / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"compiled")
+    assert bundlefile.source_fingerprint() == before  # bytecode is no source
+    start = copy / "remote" / "protocol" / "start.sh"
+    start.write_text(start.read_text() + "# changed\n")
+    assert bundlefile.source_fingerprint() != before

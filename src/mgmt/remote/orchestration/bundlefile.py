@@ -98,8 +98,10 @@ def source_fingerprint() -> str:
     bundle is stale."""
     root = Path(mgmt.__file__).parent
     digest = hashlib.sha256(mgmt.__version__.encode())
+    # Every file the bundle ships, not only *.py: the shell programs (start.sh,
+    # findpython.sh) that a `via:` secondary sends on are the agent's too.
     for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".typed") and "__pycache__" not in path.parts:
+        if path.is_file() and path.suffix != ".pyc" and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(root)).encode() + b"\0")
             digest.update(path.read_bytes())
     builder = importlib.util.find_spec("mgmt_pkg")  # finds, imports nothing
