@@ -10,7 +10,7 @@ first name.
 from typing import Dict, List, TextIO
 
 from mgmt.remote.hostspec import HostSpec
-from mgmt.remote.orchestration.detach import stop_all
+from mgmt.remote.orchestration.detach_stop import stop_all
 from mgmt.remote.orchestration.follow import shown_line
 from mgmt.remote.orchestration.hosts import Hosts
 from mgmt.remote.orchestration.results import describe_failures

@@ -30,8 +30,6 @@ the signals end the initiator as they would any program. ``status`` and ``stop``
 ~/.local/state/mgmt/detached of the login user.
 """
 
-import signal
-import threading
 import time
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
@@ -46,9 +44,11 @@ from mgmt.remote.orchestration.cluster import (
     check_size,
     parse_addresses,
 )
+from mgmt.remote.orchestration.detach_signals import Signalled, SignalsStop
+from mgmt.remote.orchestration.detach_stop import stop_all, unnamed
 from mgmt.remote.orchestration.follow import LogFollower
 from mgmt.remote.orchestration.hosts import DETACHED as DETACHED  # the hosts' program, for tests
-from mgmt.remote.orchestration.hosts import Hosts, Lost
+from mgmt.remote.orchestration.hosts import Hosts
 from mgmt.remote.orchestration.results import describe_failures
 from mgmt.remote.protocol import programs
 
@@ -63,45 +63,6 @@ HANDED_OVER = (
 )
 
 
-class Signalled(KeyboardInterrupt):
-    """SIGTERM or SIGHUP before the hand-over: handled as a ^C is (what was started
-    is stopped; a second one stops waiting), and the run exits 128+N."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-        self.name = signal.Signals(signum).name
-
-
-class _SignalsStop:
-    """While in effect (until :meth:`over`), SIGTERM and SIGHUP raise :class:`Signalled`
-    in the main thread, wherever it waits, as SIGINT raises KeyboardInterrupt."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-    def __init__(self) -> None:
-        self._previous: Dict[int, Any] = {}
-
-    def __enter__(self) -> "_SignalsStop":
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum: int, _frame) -> None:
-        raise Signalled(signum)
-
-    def over(self) -> None:
-        """The cluster is handed over: the signals do what they did before."""
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def __exit__(self, *exc_info) -> None:
-        self.over()
-
-
 def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) -> int:
     """Start the cluster on ``specs`` and hand it over (see the module's docstring);
     128+N when SIGTERM or SIGHUP (N) ended it before the hand-over."""
@@ -114,7 +75,7 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
     if settings.ask_sudo_password:
         graphs += " --ask-sudo-password"
     try:
-        with _SignalsStop() as signals:
+        with SignalsStop() as signals:
             cluster, failed = _hand_over(settings, specs, bundle, connect, out, graphs, signals)
     except Signalled as sig:
         if not getattr(sig, "said", False):
@@ -131,7 +92,7 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
     return 1 if failed else 0
 
 
-def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsStop):
+def _hand_over(settings, specs, bundle, connect, out, graphs, signals: SignalsStop):
     """The phases, up to the hand-over (then ``signals`` are over): the cluster's
     members, and the hosts whose resources ended failed."""
     names = [s.name for s in specs]
@@ -203,14 +164,6 @@ def _already_runs(busy: List[str], prepared: Dict[str, Dict], graphs: str) -> st
         f"of all its hosts, `mgmt stop {graphs}` and the graph of {', '.join(others)} (these "
         f"alone would leave {', '.join(others)} running, cut off from the cluster)"
     )
-
-
-def unnamed(answers: List[Dict]) -> List[str]:
-    """The hosts of the clusters that ``answers`` (of ``prepare`` or ``stop``) come
-    from that none of them is, as the clusters' initiators named them (a host
-    already stopped answers as none)."""
-    named = {a.get("cluster_host") for a in answers}
-    return sorted({h for a in answers for h in a.get("cluster_hosts") or []} - named)
 
 
 def _stop_started(hosts: Hosts) -> None:
@@ -368,35 +321,6 @@ def _wait_converged(hosts: Hosts, quiet: float) -> Tuple[Dict[str, int], Dict[st
         else:
             since = None
         time.sleep(CONVERGE_POLL)
-
-
-def stop_all(
-    hosts: Hosts, caching: bool
-) -> Tuple[Dict[str, List], Dict[str, RemoteError], List[str]]:
-    """Agents first (they would only log etcd errors), then the members and the dirs,
-    on every host whatever another's error: what each host stopped, why it could
-    not (host -> error; a host lost in the first step is left out of the second),
-    and the cluster's hosts not among ``hosts`` (they run on)."""
-
-    def agents(spec: HostSpec) -> Dict:
-        return hosts.call(spec.name, "stop", {"what": ["agent"]})
-
-    def rest(spec: HostSpec) -> Dict:
-        return hosts.call(spec.name, "stop", {"what": ["etcd"], "clean": True, "caching": caching})
-
-    first, failures = hosts.each_apart(agents, own_threads=True)
-    reachable = [s for s in hosts.specs if not isinstance(failures.get(s.name), Lost)]
-    second, more = hosts.each_apart(rest, reachable, own_threads=True)
-    for name, err in more.items():
-        failures.setdefault(name, err)
-    stopped = {
-        s.name: first.get(s.name, {}).get("stopped", []) + second.get(s.name, {}).get("stopped", [])
-        for s in hosts.specs
-        if s.name not in failures
-    }
-    named = {s.name for s in hosts.specs}
-    left = [h for h in unnamed([*first.values(), *second.values()]) if h not in named]
-    return stopped, failures, left
 
 
 # Taken (the user asked for it), but said: a quorum of two needs both.
