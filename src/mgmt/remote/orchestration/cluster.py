@@ -77,7 +77,8 @@ def parse_addresses(values: Sequence[str], hosts: Sequence[str]) -> Dict[str, st
 class HostsEtcd:
     """The cluster's etcd on the hosts: who the members are, and the credentials
     every agent uses (readwrite on /_mgmt/ only; the root account stays on the
-    first member, in a root-only file)."""
+    members' hosts, in a file of the login user's alone: members leave the cluster
+    through it, mgmt.remote.orchestration.detach_stop)."""
 
     def __init__(
         self,

@@ -23,28 +23,34 @@ def stop_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:
     could not be reached, or its stop failed (the others are stopped all the same)."""
     with Hosts(specs, connect, tolerant=True) as hosts:
         second_names = hosts.set_aside_second_names()
-        stopped, failures, left = stop_all(hosts, caching=not settings.no_caching)
+        done = stop_all(hosts, caching=not settings.no_caching)
+    stopped, failures, left = done.stopped, done.failures, done.left
     for spec in specs:
         if spec.name in second_names:
             out.write(f"{spec.name}: {second_names[spec.name]}: stopped under that name\n")
             continue
+        gone = "; its member left the cluster" if spec.name in done.members_left else ""
         if spec.name in hosts.unreachable:
-            out.write(
-                f"{spec.name}: UNREACHABLE, nothing stopped: {hosts.unreachable[spec.name]}\n"
-            )
+            why = hosts.unreachable[spec.name]
+            out.write(f"{spec.name}: UNREACHABLE, nothing stopped{gone}: {why}\n")
             continue
         if spec.name in failures:
-            out.write(f"{spec.name}: NOT STOPPED: {failures[spec.name].message}\n")
+            out.write(f"{spec.name}: NOT STOPPED{gone}: {failures[spec.name].message}\n")
             continue
         what = stopped[spec.name]
-        out.write(f"{spec.name}: {'stopped ' + ', '.join(what) if what else 'nothing running'}\n")
-    if left:  # asked for: one host taken out, say; but the others are not stopped
         out.write(
-            f"the cluster's other host(s), not named here, left as they are: {', '.join(left)} "
-            "(a member stopped here is one the cluster lacks)\n"
+            f"{spec.name}: {'stopped ' + ', '.join(what) if what else 'nothing running'}{gone}\n"
+        )
+    if done.not_left:
+        out.write(f"the cluster's members stopped here did NOT leave it: {done.not_left}\n")
+    if left:  # asked for: one host taken out, say; but the others are not stopped
+        lacks = "a member stopped here is one the cluster lacks"
+        out.write(
+            f"the cluster's other host(s), not named here, left as they are: {', '.join(left)}"
+            f"{f' ({lacks})' if done.members_kept else ''}\n"
         )
     out.flush()
-    return 1 if hosts.unreachable or failures else 0
+    return 1 if hosts.unreachable or failures or done.not_left else 0
 
 
 def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> int:

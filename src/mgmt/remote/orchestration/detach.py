@@ -122,8 +122,13 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: SignalsSt
             }
             # Through each(), as every phase: a ^C waits for it to end (see there).
             on_first = [s for s in hosts.specs if s.name == first.host]
-            hosts.each(lambda spec: hosts.call(spec.name, "auth", auth, timeout=90), on_first)
-            hosts.each(lambda spec: _start_agent(hosts, spec, prepared, cluster, settings, bundle))
+            answers = hosts.each(lambda s: hosts.call(s.name, "auth", auth, timeout=90), on_first)
+            # Every member host keeps the root account: a stop of some of the hosts
+            # removes their members through it (detach_stop.leave).
+            root = answers[first.host].get("root")
+            hosts.each(
+                lambda spec: _start_agent(hosts, spec, prepared, cluster, settings, bundle, root)
+            )
             # Their output, live, until the hand-over (as an attached run shows it).
             logs = {name: (found["dir"] + "/agent.log", 0) for name, found in prepared.items()}
             follower = LogFollower(hosts.runners, logs, out)
@@ -169,8 +174,7 @@ def _already_runs(busy: List[str], prepared: Dict[str, Dict], graphs: str) -> st
 def _stop_started(hosts: Hosts) -> None:
     """What a failed or interrupted hand-over started goes, on every host still
     reachable; each one that is not is said, in one line."""
-    _stopped, failures, _left = stop_all(hosts, caching=True)
-    for host, err in failures.items():
+    for host, err in stop_all(hosts, caching=True).failures.items():
         log.error("could not stop what was started on %s: %s", host, err.message)
 
 
@@ -188,8 +192,11 @@ def _remove_remains(hosts: Hosts, prepared: Dict[str, Dict]) -> None:
     hosts.each(lambda spec: hosts.call(spec.name, "stop", stop), dead)
 
 
-def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, settings, bundle):
-    """One host's agent: its graph, its settings (the cluster's seeds and credentials)."""
+def _start_agent(
+    hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, settings, bundle, root=None
+):
+    """One host's agent: its graph, its settings (the cluster's seeds and credentials);
+    on a member's host, the cluster's ``root`` account too (user, password)."""
     from mgmt.remote.orchestration.context import graph_payload
     from mgmt.settings import agent_settings
 
@@ -211,6 +218,7 @@ def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, set
         "launcher": programs.LAUNCHER,
         "supervisor": SUPERVISOR,
         "settings": fields,
+        "root": root if member else None,
         "cluster": {  # what `mgmt status` shows, and what `mgmt stop` removes
             "token": cluster.token,
             "members": cluster.seeds,

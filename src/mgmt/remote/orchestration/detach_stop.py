@@ -1,23 +1,46 @@
 """A detached cluster's hosts stopped: by ``mgmt stop`` (:mod:`.control`), and by a
-hand-over that fails (:mod:`.detach`): the agents first (they would only log etcd
-errors), then the members and the cluster's directories, on every host whatever
-another's error.
+hand-over that fails (:mod:`.detach`).
+
+In order, on every host whatever another's error: the agents (they would only
+log etcd errors), then, when the stop takes some of the cluster's members and
+leaves others, those members leave the cluster's membership (:func:`leave`),
+then the members stop and the cluster's directories go.
+
+A member stopped but left in the membership counts against the quorum of those
+that stay: of three, two stopped leave one that has no quorum, and so no
+cluster. So they leave it first, while they still run, one at a time, through a
+member that stays; those whose etcd is down first (removing a running one first
+would leave a membership where the dead one counts for more). A stop of all the
+members has nothing to remove. The removal needs the cluster's root account,
+which every member host holds (DIR/root.json): it runs on one of the hosts
+stopped.
 """
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from mgmt.errors import RemoteError
+from mgmt.errors import MgmtError, RemoteError
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.hosts import Hosts, Lost
 
 
-def stop_all(
-    hosts: Hosts, caching: bool
-) -> Tuple[Dict[str, List], Dict[str, RemoteError], List[str]]:
-    """Agents first (they would only log etcd errors), then the members and the dirs,
-    on every host whatever another's error: what each host stopped, why it could
-    not (host -> error; a host lost in the first step is left out of the second),
-    and the cluster's hosts not among ``hosts`` (they run on)."""
+class Stopped(NamedTuple):
+    """What a stop did: what each host stopped (host -> names); why a host could not
+    be stopped (host -> error; a host lost stopping its agent is left out of the
+    rest); the cluster's hosts not among those stopped (they run on); the hosts
+    whose members left the membership, those whose members stay in it (all the
+    members stopped: the hosts left running have none), and why members that
+    should have left it could not (None if none)."""
+
+    stopped: Dict[str, List[str]]
+    failures: Dict[str, RemoteError]
+    left: List[str]
+    members_left: List[str]
+    members_kept: List[str]
+    not_left: Optional[str]
+
+
+def stop_all(hosts: Hosts, caching: bool) -> Stopped:
+    """Stop what the cluster runs on ``hosts`` (see the module's docstring)."""
 
     def agents(spec: HostSpec) -> Dict:
         return hosts.call(spec.name, "stop", {"what": ["agent"]})
@@ -27,6 +50,7 @@ def stop_all(
 
     first, failures = hosts.each_apart(agents, own_threads=True)
     reachable = [s for s in hosts.specs if not isinstance(failures.get(s.name), Lost)]
+    members_left, members_kept, not_left = leave(hosts, first, list(hosts.unreachable))
     second, more = hosts.each_apart(rest, reachable, own_threads=True)
     for name, err in more.items():
         failures.setdefault(name, err)
@@ -37,7 +61,37 @@ def stop_all(
     }
     named = {s.name for s in hosts.specs}
     left = [h for h in unnamed([*first.values(), *second.values()]) if h not in named]
-    return stopped, failures, left
+    return Stopped(stopped, failures, left, members_left, members_kept, not_left)
+
+
+def leave(
+    hosts: Hosts, answers: Dict[str, Dict], unreachable: Sequence[str]
+) -> Tuple[List[str], List[str], Optional[str]]:
+    """The members of the hosts stopped (``answers``: their agents' stops, which say
+    the cluster's hosts and members; and the ``unreachable`` hosts, named to be
+    stopped too) removed from the membership when members stay: the hosts whose
+    members left, those whose members stay, and why these could not leave (None
+    if none had to)."""
+    found = [a for a in answers.values() if a.get("cluster_members")]
+    if not found:
+        return [], [], None
+    # The members are the cluster's first hosts, in order (cluster.HostsEtcd).
+    members = dict(zip(found[0]["cluster_hosts"], found[0]["cluster_members"]))
+    named = [s.name for s in hosts.specs if s.name in answers] + list(unreachable)
+    leaving = [h for h in named if h in members]
+    staying = [url for host, url in members.items() if host not in named]
+    if not leaving or not staying:  # none stopped, or all of them: nothing to remove
+        return [], leaving, None
+    holders = [h for h in leaving if answers.get(h, {}).get("root")]
+    if not holders:
+        why = f"no host stopped here holds the cluster's root account ({', '.join(leaving)})"
+        return [], leaving, why
+    request = {"leaving": [members[h] for h in leaving], "staying": staying}
+    try:
+        removed = set(hosts.call(holders[0], "leave", request, timeout=120)["removed"])
+    except MgmtError as err:
+        return [], leaving, str(err)
+    return [h for h in leaving if members[h] in removed], [], None
 
 
 def unnamed(answers: List[Dict]) -> List[str]:

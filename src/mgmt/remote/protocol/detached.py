@@ -8,8 +8,8 @@ there for its files: NAME.json, .log, .pid, .sup, .exit, .mode for NAME in
 ``agent`` and ``etcd``), the agent's graph, its settings (``agent.in``, 0600:
 they hold the cluster's credentials), ``launcher.py``, ``cluster.json`` (what
 ``status`` shows), and on a member ``etcd/`` (the data), ``root.json``
-(0600: the cluster's root account) and ``peer-{ca,cert,key}.pem`` (0600: its
-TLS identity towards the other members).
+(0600: the cluster's root account, on every member's host: ``leave`` needs it)
+and ``peer-{ca,cert,key}.pem`` (0600: its TLS identity towards the other members).
 
 Commands:
 
@@ -24,12 +24,16 @@ Commands:
 - ``etcd``: starts this host's member, supervised (the request carries the
   supervisor, written to DIR/supervise.py, as ``agent``'s does);
 - ``auth``: once the members have a quorum, turns auth on with the cluster's
-  credentials (through the bundle's own client code, mgmt.world.auth);
-- ``agent``: checks that a member answers, writes the graph and settings,
-  starts the agent supervised;
+  credentials (through the bundle's own client code, mgmt.world.auth), and
+  answers the root account it made;
+- ``agent``: checks that a member answers, writes the graph and settings (and on
+  a member's host, the root account), starts the agent supervised;
 - ``graph``: replaces the agent's graph (it reloads it);
 - ``status``: the state of the agent and the member, converged or not (and
   the resources that ended failed), the last log lines;
+- ``leave``: before a stop of some of the cluster's hosts, their members leave
+  its membership (through a member that stays), so that they do not count
+  against the quorum of those that stay;
 - ``stop``: stops what ``what`` names (``agent``, ``etcd``; found by their command
   lines and unit files if DIR was removed by hand), and with ``clean`` removes DIR
   (and with ``caching`` false, the cached bundle and etcd).
@@ -244,7 +248,7 @@ def enable_auth(request):
 
     setup = enable(url, run=EtcdCredentials(*request["run"]))
     write_private(path("root.json"), json.dumps(list(setup.root)))
-    return {"ok": True}
+    return {"ok": True, "root": list(setup.root)}  # for the other members' hosts: ``agent``
 
 
 def start_agent(request):
@@ -261,6 +265,8 @@ def start_agent(request):
     write_private(graph, request["graph"])
     write_private(path("launcher.py"), request["launcher"])
     write_private(path("agent.in"), "\n" + json.dumps(request["settings"]) + "\n")
+    if request.get("root"):  # a member's host: members leave the cluster through it (leave)
+        write_private(path("root.json"), json.dumps(request["root"]))
     state = path("state")
     if not os.path.isdir(state):
         os.mkdir(state, 0o700)
@@ -332,6 +338,43 @@ def status(request):
     return found
 
 
+def leave(request):
+    """The members at the client URLs ``leaving`` removed from the cluster's membership,
+    one at a time, through the members at ``staying``, with the root account this
+    member's host holds (through the bundle's own client code): those whose etcd
+    does not answer first, so that each removal leaves a membership whose running
+    members are a quorum of it."""
+    from detached_etcd import healthy, use_bundle
+
+    root = json.loads(read_text(path("root.json"), "null") or "null")
+    if not root:
+        raise Failed("no root account of the cluster here ({})".format(path("root.json")))
+    use_bundle(cluster_record().get("bundle", ""))
+    from mgmt.settings import EtcdCredentials
+    from mgmt.world.client import EtcdClient
+
+    client = EtcdClient(request["staying"], EtcdCredentials(*root), read_timeout=10.0)
+    try:
+        members = client.call("cluster/member/list", {}).get("members", [])
+        leaving = [m for m in members if set(m.get("clientURLs") or []) & set(request["leaving"])]
+        leaving.sort(key=lambda m: healthy(m["clientURLs"][0]))
+        removed = []
+        for member in leaving:
+            deadline = time.time() + HEALTH_TIMEOUT
+            while True:  # a member removed may have led the cluster: it elects another
+                try:
+                    client.call("cluster/member/remove", {"ID": member["ID"]})
+                    break
+                except Exception as err:
+                    if time.time() > deadline:
+                        raise Failed("removing {}: {}".format(member.get("name"), err)) from None
+                    time.sleep(0.5)
+            removed.extend(member["clientURLs"])
+    finally:
+        client.close()
+    return {"removed": removed}
+
+
 def stop(request):
     if not os.path.isdir(DIR):  # removed by hand: its processes are found otherwise
         from detached_orphans import stop_orphaned
@@ -339,6 +382,7 @@ def stop(request):
         return {"stopped": [name for name in request["what"] if stop_orphaned(DIR, name)]}
     stopped = [name for name in request["what"] if supervision().stop_supervised(DIR, name)]
     cluster = cluster_record()
+    root = os.path.exists(path("root.json"))
     if request.get("clean"):
         import shutil
 
@@ -364,6 +408,8 @@ def stop(request):
         "stopped": stopped,
         "cluster_hosts": cluster.get("hosts") or [],
         "cluster_host": cluster.get("host"),
+        "cluster_members": cluster.get("members") or [],  # client URLs, of its first hosts
+        "root": root,  # this host can remove members (leave)
     }
 
 
@@ -376,6 +422,7 @@ COMMANDS = {
     "graph": replace_graph,
     "status": status,
     "stop": stop,
+    "leave": leave,
 }
 
 
