@@ -29,8 +29,8 @@ Commands:
 - ``agent``: checks that a member answers, writes the graph and settings (and on
   a member's host, the root account), starts the agent supervised;
 - ``graph``: replaces the agent's graph (it reloads it);
-- ``status``: the state of the agent and the member, converged or not (and
-  the resources that ended failed), the last log lines;
+- ``status``: the state of the agent and the member (and since when each runs),
+  converged or not (and the resources that ended failed), the last log lines;
 - ``leave``: before a stop of some of the cluster's hosts, their members leave
   its membership (through a member that stays), so that they do not count
   against the quorum of those that stay;
@@ -321,6 +321,10 @@ def status(request):
     found = {"exists": True, "cluster": cluster, "dir": DIR}
     for name in NAMES:
         found[name] = supervision().supervised_state(DIR, name)
+        try:  # NAME.pid is written at each start of the process: when it last started
+            found[name]["since"] = os.path.getmtime(path(name + ".pid"))
+        except OSError:
+            found[name]["since"] = None
     try:  # agent.in: an empty line, then the agent's settings
         settings = json.loads((read_text(path("agent.in"), "") or "").splitlines()[1])
     except (IndexError, ValueError):
