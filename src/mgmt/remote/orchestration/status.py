@@ -69,7 +69,7 @@ def status_detached(settings, specs: List[HostSpec], connect, out: TextIO) -> in
         sys.stdout.flush()
     else:
         for spec, record in zip(specs, records):
-            out.write(_describe(record, second_names.get(spec.name), states.get(spec.name)))
+            out.write(_table_block(record, second_names.get(spec.name), states.get(spec.name)))
     out.flush()
     return 0 if healthy else 1
 
@@ -149,7 +149,7 @@ def _exit_status(text: Optional[str]) -> Optional[int]:
         return None
 
 
-def _describe(record: Dict[str, Any], second_name: Optional[str], state: Optional[Dict]) -> str:
+def _table_block(record: Dict[str, Any], second_name: Optional[str], state: Optional[Dict]) -> str:
     """One host's block of the table."""
     host = record["host"]
     if second_name is not None:
@@ -160,6 +160,14 @@ def _describe(record: Dict[str, Any], second_name: Optional[str], state: Optiona
         return f"{host}: STATUS FAILED: {record['error']}\n"
     if not record["cluster"] or state is None:
         return f"{host}: no detached cluster\n"
+    text = _describe(host, state)
+    if record["failed"]:
+        text += describe_failures(host, record["failed"])
+    return text
+
+
+def _describe(host: str, state: Dict) -> str:
+    """A host's cluster, as its ``status`` answer says it."""
     agent, etcd, cluster = state["agent"], state["etcd"], state["cluster"]
     member = "no member here"
     if cluster.get("member_url") and not etcd["running"]:  # its pid is a process gone
@@ -171,6 +179,7 @@ def _describe(record: Dict[str, Any], second_name: Optional[str], state: Optiona
     elif etcd["supervised"]:  # cluster.json gone: the member's address is not known
         member = f"member running (pid {etcd['pid']})"
     exit_status = f", last exit {agent['exit']}" if agent["exit"] else ""
+    # Its converged key outlives a dead agent: it says what was, not what is.
     stale = state["converged"] and not agent["running"]
     converged = "no agent to converge" if stale else CONVERGED[state["converged"]]
     lines = [
@@ -183,8 +192,5 @@ def _describe(record: Dict[str, Any], second_name: Optional[str], state: Optiona
         lines.append(
             f"  ({state['dir']}/cluster.json is missing or unreadable; `mgmt stop` ends it)"
         )
-    lines += [f"  | {shown_line(line)}" for line in record["log"]]
-    text = "\n".join(lines) + "\n"
-    if record["failed"]:
-        text += describe_failures(host, record["failed"])
-    return text
+    lines += [f"  | {shown_line(line)}" for line in state.get("log", "").splitlines()]
+    return "\n".join(lines) + "\n"
