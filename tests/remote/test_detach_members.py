@@ -105,3 +105,40 @@ def test_stopping_two_of_three_hosts_leaves_the_third_a_member_alone_that_takes_
     assert "a: stopped agent, etcd" in stop.stdout, stop.stdout
     for host in (a, b, c):
         assert_clean(host)
+
+
+def test_a_stop_of_a_running_host_and_a_dead_one_removes_the_dead_member_first(
+    pool, bundle, tmp_path
+):
+    """b and c stopped while c is down (its link cut: no one reaches it): c's member,
+    dead, leaves first, while a and b still make a quorum of three; then b's, a
+    quorum of two. b's first would have left a and a dead c, two members with one
+    running: no quorum to remove c, nor to write."""
+    graphs = _graphs(tmp_path)
+    a, b, c = pool["a"], pool["b"], pool["c"]
+    try:
+        done = mgmt_run(pool, bundle, graphs, "--detach", timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        c.link_down()
+        stop = cluster_command(pool, bundle, "stop", graphs[1:], "--lost-timeout=2")
+        members = _gateway(a, "cluster/member/list", {})["members"]
+        assert [m["clientURLs"] for m in members] == [[f"http://{a.address}:2379"]], members
+        answers = []
+
+        def accepted() -> bool:
+            answers.append(_write(a, "/_mgmt/test", "ok"))
+            return "revision" in answers[-1].get("header", {})
+
+        assert wait_for(accepted, 15), f"no write accepted by a's member: {answers[-1]}"
+        assert stop.returncode == 1, stop.stdout + stop.stderr  # c was not reached
+        assert "b: stopped agent, etcd; its member left the cluster" in stop.stdout, stop.stdout
+        said = "c: UNREACHABLE, nothing stopped; its member left the cluster: "
+        assert said in stop.stdout, stop.stdout
+        assert_clean(b)
+    finally:
+        c.link_up()
+        stop = cluster_command(pool, bundle, "stop", graphs)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert "c: stopped agent, etcd\n" in stop.stdout, stop.stdout  # c's member was gone already
+    for host in (a, b, c):
+        assert_clean(host)

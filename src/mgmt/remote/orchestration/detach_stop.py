@@ -50,7 +50,8 @@ def stop_all(hosts: Hosts, caching: bool) -> Stopped:
 
     first, failures = hosts.each_apart(agents, own_threads=True)
     reachable = [s for s in hosts.specs if not isinstance(failures.get(s.name), Lost)]
-    members_left, members_kept, not_left = leave(hosts, first, list(hosts.unreachable))
+    stopping = [s.name for s in reachable] + list(hosts.unreachable)
+    members_left, members_kept, not_left = leave(hosts, first, stopping)
     second, more = hosts.each_apart(rest, reachable, own_threads=True)
     for name, err in more.items():
         failures.setdefault(name, err)
@@ -65,21 +66,20 @@ def stop_all(hosts: Hosts, caching: bool) -> Stopped:
 
 
 def leave(
-    hosts: Hosts, answers: Dict[str, Dict], unreachable: Sequence[str]
+    hosts: Hosts, answers: Dict[str, Dict], stopping: Sequence[str]
 ) -> Tuple[List[str], List[str], Optional[str]]:
-    """The members of the hosts stopped (``answers``: their agents' stops, which say
-    the cluster's hosts and members; and the ``unreachable`` hosts, named to be
-    stopped too) removed from the membership when members stay: the hosts whose
-    members left, those whose members stay, and why these could not leave (None
-    if none had to)."""
+    """The members of the hosts ``stopping`` (those whose etcd is stopped next, and
+    those that cannot be reached, named to be stopped all the same) removed from
+    the membership when members stay; ``answers``: the stops of the agents, which
+    say the cluster's hosts and members. The hosts whose members left, those whose
+    members stay, and why these could not leave (None if none had to)."""
     found = [a for a in answers.values() if a.get("cluster_members")]
     if not found:
         return [], [], None
     # The members are the cluster's first hosts, in order (cluster.HostsEtcd).
     members = dict(zip(found[0]["cluster_hosts"], found[0]["cluster_members"]))
-    named = [s.name for s in hosts.specs if s.name in answers] + list(unreachable)
-    leaving = [h for h in named if h in members]
-    staying = [url for host, url in members.items() if host not in named]
+    leaving = [h for h in stopping if h in members]
+    staying = [url for host, url in members.items() if host not in stopping]
     if not leaving or not staying:  # none stopped, or all of them: nothing to remove
         return [], leaving, None
     holders = [h for h in leaving if answers.get(h, {}).get("root")]
@@ -88,10 +88,13 @@ def leave(
         return [], leaving, why
     request = {"leaving": [members[h] for h in leaving], "staying": staying}
     try:
-        removed = set(hosts.call(holders[0], "leave", request, timeout=120)["removed"])
+        answer = hosts.call(holders[0], "leave", request, timeout=120)
     except MgmtError as err:
         return [], leaving, str(err)
-    return [h for h in leaving if members[h] in removed], [], None
+    removed = set(answer["removed"])
+    gone = [h for h in leaving if members[h] in removed]
+    why = answer.get("not_removed")  # one could not be removed: those after it neither
+    return gone, [h for h in leaving if h not in gone], why and f"{holders[0]}: leave: {why}"
 
 
 def unnamed(answers: List[Dict]) -> List[str]:
