@@ -42,6 +42,7 @@ from mgmt.remote.orchestration.cluster import (
     PEER_PORT,
     HostsEtcd,
     check_size,
+    new_token,
     parse_addresses,
 )
 from mgmt.remote.orchestration.detach_signals import Signalled, SignalsStop
@@ -105,11 +106,12 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: SignalsSt
         if busy:
             raise MgmtError(_already_runs(busy, prepared, graphs))
         _remove_remains(hosts, prepared)
+        token = new_token()  # what this run starts is known by it: see _stop_started
         try:
             for name, found in prepared.items():
                 addresses.setdefault(name, found.get("address") or "")
             clocks = [found["time"] for found in prepared.values() if "time" in found]
-            cluster = HostsEtcd(names, addresses, settings.cluster_size, clocks=clocks)
+            cluster = HostsEtcd(names, addresses, settings.cluster_size, token=token, clocks=clocks)
             _copy_missing(hosts, prepared, bundle, cluster)
             _start_members(hosts, prepared, cluster)
             first = cluster.members[0]
@@ -148,7 +150,7 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: SignalsSt
             else:
                 why = "the cluster did not start"
             log.error("%s before the hand-over; stopping what was started", why)
-            _stop_started(hosts)
+            _stop_started(hosts, token)
             raise
     return cluster, failed
 
@@ -171,10 +173,12 @@ def _already_runs(busy: List[str], prepared: Dict[str, Dict], graphs: str) -> st
     )
 
 
-def _stop_started(hosts: Hosts) -> None:
+def _stop_started(hosts: Hosts, token: str) -> None:
     """What a failed or interrupted hand-over started goes, on every host still
-    reachable; each one that is not is said, in one line."""
-    for host, err in stop_all(hosts, caching=True).failures.items():
+    reachable; each one that is not is said, in one line. Only what this run
+    started (its processes' owner is ``token``): another run may have started a
+    cluster on one of the hosts since ``prepare``."""
+    for host, err in stop_all(hosts, caching=True, owner=token).failures.items():
         log.error("could not stop what was started on %s: %s", host, err.message)
 
 
@@ -217,6 +221,7 @@ def _start_agent(
         "graph": text.decode("utf-8"),
         "launcher": programs.LAUNCHER,
         "supervisor": SUPERVISOR,
+        "owner": cluster.token,
         "settings": fields,
         "root": root if member else None,
         "cluster": {  # what `mgmt status` shows, and what `mgmt stop` removes
@@ -305,6 +310,7 @@ def _start_members(hosts: Hosts, prepared: Dict[str, Dict], cluster: HostsEtcd) 
             "token": cluster.token,
             "tls": cluster.tls(member)._asdict(),
             "supervisor": SUPERVISOR,
+            "owner": cluster.token,
         })  # fmt: skip
 
     hosts.each(probe, members)

@@ -39,19 +39,26 @@ class Stopped(NamedTuple):
     not_left: Optional[str]
 
 
-def stop_all(hosts: Hosts, caching: bool) -> Stopped:
-    """Stop what the cluster runs on ``hosts`` (see the module's docstring)."""
+def stop_all(hosts: Hosts, caching: bool, owner: Optional[str] = None) -> Stopped:
+    """Stop what the cluster runs on ``hosts`` (see the module's docstring); with
+    ``owner`` (a hand-over that failed: its cluster's token), only what that run
+    started (another may have started a cluster on a host meanwhile)."""
 
     def agents(spec: HostSpec) -> Dict:
-        return hosts.call(spec.name, "stop", {"what": ["agent"]})
+        return hosts.call(spec.name, "stop", {"what": ["agent"], "owner": owner})
 
     def rest(spec: HostSpec) -> Dict:
-        return hosts.call(spec.name, "stop", {"what": ["etcd"], "clean": True, "caching": caching})
+        request = {"what": ["etcd"], "clean": True, "caching": caching, "owner": owner}
+        return hosts.call(spec.name, "stop", request)
 
     first, failures = hosts.each_apart(agents, own_threads=True)
     reachable = [s for s in hosts.specs if not isinstance(failures.get(s.name), Lost)]
     stopping = [s.name for s in reachable] + list(hosts.unreachable)
-    members_left, members_kept, not_left = leave(hosts, first, stopping)
+    # A hand-over that failed (``owner``) has no cluster to leave: a member its hosts
+    # answer for is another run's.
+    members_left, members_kept, not_left = (
+        leave(hosts, first, stopping) if owner is None else ([], [], None)
+    )
     second, more = hosts.each_apart(rest, reachable, own_threads=True)
     for name, err in more.items():
         failures.setdefault(name, err)

@@ -172,6 +172,21 @@ def install_supervisor(request):
     os.replace(path("supervise.py.new"), path("supervise.py"))
 
 
+def claim(request, name):
+    """Before this run (``owner``) starts ``name`` (etcd, agent) here: refused if one
+    runs already (another run started a cluster here since ``prepare``: its files
+    would be overwritten, its process named by none), else the supervisor is
+    installed and the run written down as the process's owner, so that a failed
+    run's ``stop`` stops what it started alone."""
+    if running(name):
+        raise Failed(
+            f"{name} already runs here: another `mgmt run --detach` started a cluster on "
+            "this host meanwhile (`mgmt status` shows it)"
+        )
+    install_supervisor(request)
+    write_private(path(name + ".owner"), request.get("owner") or "")
+
+
 # The umask this program was started with; it runs with 0077 itself (main).
 LOGIN_UMASK = 0o022
 
@@ -183,7 +198,7 @@ def start_supervised(name, argv, **options):
 def start_etcd(request):
     """This host's member; with ``tls`` (PEM text: ca, cert, key) its peers must
     show a certificate of the cluster's CA."""
-    install_supervisor(request)
+    claim(request, "etcd")
     address, tls = request["address"], request.get("tls")
     client = "http://{}:{}".format(address, request["client_port"])
     peer = "{}://{}:{}".format("https" if tls else "http", address, request["peer_port"])
@@ -260,7 +275,7 @@ def start_agent(request):
             "cannot reach the cluster's etcd at {} from here: the hosts must reach each other "
             "on these addresses (use --cluster-address HOST=ADDR)".format(", ".join(urls))
         )
-    install_supervisor(request)
+    claim(request, "agent")
     graph = path(request["graph_name"])
     write_private(graph, request["graph"])
     write_private(path("launcher.py"), request["launcher"])
@@ -385,10 +400,13 @@ def stop(request):
         from detached_orphans import stop_orphaned
 
         return {"stopped": [name for name in request["what"] if stop_orphaned(DIR, name)]}
-    stopped = [name for name in request["what"] if supervision().stop_supervised(DIR, name)]
+    # With ``owner`` (a run that failed before its hand-over): what that run started alone.
+    owner = request.get("owner")
+    what = [n for n in request["what"] if owner in (None, read_text(path(n + ".owner")))]
+    stopped = [name for name in what if supervision().stop_supervised(DIR, name)]
     cluster = cluster_record()
     root = os.path.exists(path("root.json"))
-    if request.get("clean"):
+    if request.get("clean") and (owner is None or not any(running(n) for n in NAMES)):
         import shutil
 
         shutil.rmtree(DIR, True)
