@@ -22,11 +22,13 @@ In order, one phase at a time on every host at once:
    cluster, and exit 0 (1, naming them, if resources ended failed: the cluster
    runs on, and an event on such a resource, or an edit of it, retries it).
 
-A run that fails half-way, or is interrupted (^C, or SIGTERM or SIGHUP: exit 128+N),
-stops what it started, once the commands under way on the hosts have ended (one
-still on its way would start its process after the stop); after the hand-over
-the signals end the initiator as they would any program. ``status`` and ``stop``
-(:mod:`.control`) take the same graphs (they name the hosts). The hosts keep the cluster in
+A run that fails half-way, or is interrupted (^C, or SIGTERM or SIGHUP: exit 128+N,
+:mod:`.detach_signals`), stops what it started (:mod:`.detach_stop`; what it started
+alone: another run may have started a cluster on a host since), once the commands
+under way on the hosts have ended (one still on its way would start its process
+after the stop); after the hand-over the signals end the initiator as they would
+any program. ``status`` (:mod:`.status`) and ``stop`` (:mod:`.control`) take the
+same graphs (they name the hosts). The hosts keep the cluster in
 ~/.local/state/mgmt/detached of the login user.
 """
 

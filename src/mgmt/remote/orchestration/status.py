@@ -22,7 +22,7 @@ The JSON document (``--json``), one object on stdout; its field names are stable
   - ``healthy``: this host's part of the exit code (null: shown under another
     name);
   - ``agent``: ``{"running": bool, "pid": int|null, "since": POSIX time its
-    process started (null when it does not run), "last_exit": the exit status
+    process started, by the host's clock (null when it does not run), "last_exit": the exit status
     of its last process that ended (int|null)}``;
   - ``converged``: bool, as the agent last said it; null when not known or when
     no agent runs (what it last said is then past);
