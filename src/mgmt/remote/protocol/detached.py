@@ -5,7 +5,8 @@ one JSON object on stdout (``{"error": ...}`` and status 1 on failure).
 Everything of the cluster lives in one directory per login user, DIR =
 ``~/.local/state/mgmt/detached`` (0700): the supervisor (``supervise.py``, see
 there for its files: NAME.json, .log, .pid, .sup, .exit, .mode for NAME in
-``agent`` and ``etcd``), the agent's graph, its settings (``agent.in``, 0600:
+``agent`` and ``etcd``), the agent's graph (in ``graphs/``: its name, whatever
+it is, is none of the cluster's own files), its settings (``agent.in``, 0600:
 they hold the cluster's credentials), ``launcher.py``, ``cluster.json`` (what
 ``status`` shows), and on a member ``etcd/`` (the data), ``root.json``
 (0600: the cluster's root account, on every member's host: ``leave`` needs it)
@@ -276,7 +277,9 @@ def start_agent(request):
             "on these addresses (use --cluster-address HOST=ADDR)".format(", ".join(urls))
         )
     claim(request, "agent")
-    graph = path(request["graph_name"])
+    if not os.path.isdir(path(GRAPHS)):
+        os.mkdir(path(GRAPHS), 0o700)
+    graph = graph_path(request["graph_name"])
     write_private(graph, request["graph"])
     write_private(path("launcher.py"), request["launcher"])
     write_private(path("agent.in"), "\n" + json.dumps(request["settings"]) + "\n")
@@ -303,8 +306,19 @@ def replace_graph(request):
     cluster = json.loads(read_text(path("cluster.json"), "{}") or "{}")
     if not cluster:
         raise Failed("no detached cluster here")
-    write_private(path(cluster["graph"]), request["graph"])
-    return {"graph": path(cluster["graph"])}
+    write_private(graph_path(cluster["graph"]), request["graph"])
+    return {"graph": graph_path(cluster["graph"])}
+
+
+GRAPHS = "graphs"
+
+
+def graph_path(name):
+    """Where the agent's graph ``name`` is kept: DIR/graphs/NAME (DIR/NAME in a cluster
+    started before that folder was: a graph named as one of the cluster's files,
+    ``cluster.json``, ``agent.json``, took its place)."""
+    folder = path(GRAPHS)
+    return os.path.join(folder, name) if os.path.isdir(folder) else path(name)
 
 
 def tail(name, lines=LOG_LINES, chunk=64 * 1024):
