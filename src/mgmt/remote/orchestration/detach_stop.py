@@ -95,7 +95,8 @@ def leave(
         return [], leaving, why
     request = {"leaving": [members[h] for h in leaving], "staying": staying}
     try:
-        answer = hosts.call(holders[0], "leave", request, timeout=120)
+        # Each removal may wait for the cluster to elect a leader (up to 30 s there).
+        answer = hosts.call(holders[0], "leave", request, timeout=30 + 40 * len(leaving))
     except MgmtError as err:
         return [], leaving, str(err)
     removed = set(answer["removed"])
