@@ -1,6 +1,6 @@
 """Two ``mgmt run --detach`` to one host at once: both find no cluster there, and
-both start one. One cluster must come out of it, and nothing that its files do not
-name (a process ``mgmt stop`` cannot find)."""
+both start one. One cluster must come out of it, whole, and nothing left once it
+is stopped."""
 
 import pytest
 from remote_helpers import (
@@ -30,10 +30,10 @@ def _running(host, command: str) -> bool:
 
 
 def test_two_runs_that_start_a_cluster_on_one_host_at_once_leave_one(pool, bundle, tmp_path):
-    """The second start of etcd took the place of the first's in the cluster's files
-    (its supervisor and process ran on, named by none), the runs' auth and agents
-    mixed, and what the failed run stopped was the other's: after `mgmt stop`, an
-    etcd and its supervisor were left running. The first run's Python is made slow
+    """The later start of etcd took the place of the other's in the cluster's files,
+    its run's auth met the other's etcd (with auth on already: "requires
+    authentication"), and what that failed run then stopped and removed was the
+    other's cluster: `mgmt status` found none. The first run's Python is made slow
     to start ``etcd``, so that the second starts its own meanwhile."""
     t = pool["t"]
     (tmp_path / "one").mkdir()
