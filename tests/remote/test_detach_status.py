@@ -67,7 +67,19 @@ def test_status_json_describes_each_host_and_one_that_cannot_be_reached(pool, bu
             "member": False, "url": None, "healthy": None,
         }  # fmt: skip
 
-        sb.stop_sshd()  # sb runs on, but refuses SSH
+        # sb's agent gone with its supervisor (a reboot without systemd): it is said
+        # not running, and what it last said of its convergence is not taken for now.
+        pids = sb.run(f"cat {STATE}/agent.sup {STATE}/agent.pid").stdout.split()
+        sb.run(["kill", "-KILL", *pids])
+        code, hosts, document = _status(pool, bundle, graphs)
+        assert code == 1 and document["healthy"] is False, document
+        gone = hosts["sb"]
+        assert gone["agent"]["running"] is False and gone["agent"]["since"] is None, gone
+        assert gone["agent"]["pid"] == int(pids[1]), gone
+        assert gone["converged"] is None and gone["healthy"] is False, gone
+        assert hosts["sa"]["healthy"] is True, hosts["sa"]
+
+        sb.stop_sshd()  # sb refuses SSH
         code, hosts, document = _status(pool, bundle, graphs)
         assert code == 1 and document["healthy"] is False, document
         down = hosts["sb"]
