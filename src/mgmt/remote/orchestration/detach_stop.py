@@ -56,8 +56,8 @@ def stop_all(hosts: Hosts, caching: bool, owner: Optional[str] = None) -> Stoppe
     stopping = [s.name for s in reachable] + list(hosts.unreachable)
     # A hand-over that failed (``owner``) has no cluster to leave: a member its hosts
     # answer for is another run's.
-    members_left, members_kept, not_left = (
-        leave(hosts, first, stopping) if owner is None else ([], [], None)
+    members_left, members_kept, not_left, gone_before = (
+        leave(hosts, first, stopping) if owner is None else ([], [], None, [])
     )
     second, more = hosts.each_apart(rest, reachable, own_threads=True)
     for name, err in more.items():
@@ -68,41 +68,46 @@ def stop_all(hosts: Hosts, caching: bool, owner: Optional[str] = None) -> Stoppe
         if s.name not in failures
     }
     named = {s.name for s in hosts.specs}
-    left = [h for h in unnamed([*first.values(), *second.values()]) if h not in named]
+    found = unnamed([*first.values(), *second.values()])
+    left = [h for h in found if h not in named and h not in gone_before]
     return Stopped(stopped, failures, left, members_left, members_kept, not_left)
 
 
 def leave(
     hosts: Hosts, answers: Dict[str, Dict], stopping: Sequence[str]
-) -> Tuple[List[str], List[str], Optional[str]]:
+) -> Tuple[List[str], List[str], Optional[str], List[str]]:
     """The members of the hosts ``stopping`` (those whose etcd is stopped next, and
     those that cannot be reached, named to be stopped all the same) removed from
     the membership when members stay; ``answers``: the stops of the agents, which
     say the cluster's hosts and members. The hosts whose members left, those whose
-    members stay, and why these could not leave (None if none had to)."""
+    members stay, why these could not leave (None if none had to), and the
+    cluster's other hosts whose members left it before (a stop of some hosts
+    before: the cluster's records still name them)."""
     found = [a for a in answers.values() if a.get("cluster_members")]
     if not found:
-        return [], [], None
+        return [], [], None, []
     # The members are the cluster's first hosts, in order (cluster.HostsEtcd).
     members = dict(zip(found[0]["cluster_hosts"], found[0]["cluster_members"]))
     leaving = [h for h in stopping if h in members]
     staying = [url for host, url in members.items() if host not in stopping]
     if not leaving or not staying:  # none stopped, or all of them: nothing to remove
-        return [], leaving, None
+        return [], leaving, None, []
     holders = [h for h in leaving if answers.get(h, {}).get("root")]
     if not holders:
         why = f"no host stopped here holds the cluster's root account ({', '.join(leaving)})"
-        return [], leaving, why
+        return [], leaving, why, []
     request = {"leaving": [members[h] for h in leaving], "staying": staying}
     try:
         # Each removal may wait for the cluster to elect a leader (up to 30 s there).
         answer = hosts.call(holders[0], "leave", request, timeout=30 + 40 * len(leaving))
     except MgmtError as err:
-        return [], leaving, str(err)
-    removed = set(answer["removed"])
+        return [], leaving, str(err), []
+    removed, now = set(answer["removed"]), set(answer.get("members", []))
     gone = [h for h in leaving if members[h] in removed]
+    before = [h for h, url in members.items() if h not in stopping and url not in now]
     why = answer.get("not_removed")  # one could not be removed: those after it neither
-    return gone, [h for h in leaving if h not in gone], why and f"{holders[0]}: leave: {why}"
+    kept = [h for h in leaving if h not in gone]
+    return gone, kept, why and f"{holders[0]}: leave: {why}", before
 
 
 def unnamed(answers: List[Dict]) -> List[str]:

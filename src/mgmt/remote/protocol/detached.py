@@ -373,40 +373,54 @@ def status(request):
 
 def leave(request):
     """The members at the client URLs ``leaving`` removed from the cluster's membership,
-    one at a time, through the members at ``staying``, with the root account this
-    member's host holds (through the bundle's own client code): those whose etcd
-    does not answer first, so that each removal leaves a membership whose running
-    members are a quorum of it."""
+    one at a time, through those that stay, with the root account this member's
+    host holds (through the bundle's own client code): those whose etcd does not
+    answer first, so that each removal leaves a membership whose running members
+    are a quorum of it. The membership is asked of this host's member (it still
+    runs), else of ``staying`` (the cluster's record: members that left before are
+    in it still); ``members``: the client URLs of the members it had then."""
     from detached_etcd import healthy, use_bundle
 
     root = json.loads(read_text(path("root.json"), "null") or "null")
     if not root:
         raise Failed("no root account of the cluster here ({})".format(path("root.json")))
-    use_bundle(cluster_record().get("bundle", ""))
+    cluster = cluster_record()
+    use_bundle(cluster.get("bundle", ""))
     from mgmt.settings import EtcdCredentials
     from mgmt.world.client import EtcdClient
 
-    client = EtcdClient(request["staying"], EtcdCredentials(*root), read_timeout=10.0)
+    def client(urls):
+        return EtcdClient(urls, EtcdCredentials(*root), read_timeout=10.0)
+
+    asked = client([u for u in [cluster.get("member_url")] if u] + request["staying"])
     try:
-        members = client.call("cluster/member/list", {}).get("members", [])
-        leaving = [m for m in members if set(m.get("clientURLs") or []) & set(request["leaving"])]
-        leaving.sort(key=lambda m: healthy(m["clientURLs"][0]))
-        removed = []
+        members = asked.call("cluster/member/list", {}).get("members", [])
+    finally:
+        asked.close()
+    now = [url for m in members for url in m.get("clientURLs") or []]
+    leaving = [m for m in members if set(m.get("clientURLs") or []) & set(request["leaving"])]
+    staying = [url for m in members if m not in leaving for url in m.get("clientURLs") or []]
+    if not staying:  # the others left before: none to leave
+        return {"removed": [], "members": now}
+    leaving.sort(key=lambda m: healthy(m["clientURLs"][0]))
+    removed = []
+    remover = client(staying)
+    try:
         for member in leaving:
             deadline = time.time() + HEALTH_TIMEOUT
             while True:  # a member removed may have led the cluster: it elects another
                 try:
-                    client.call("cluster/member/remove", {"ID": member["ID"]})
+                    remover.call("cluster/member/remove", {"ID": member["ID"]})
                     break
                 except Exception as err:
                     if time.time() > deadline:  # those removed are said all the same
                         why = "removing {}: {}".format(member.get("name"), err)
-                        return {"removed": removed, "not_removed": why}
+                        return {"removed": removed, "members": now, "not_removed": why}
                     time.sleep(0.5)
             removed.extend(member["clientURLs"])
     finally:
-        client.close()
-    return {"removed": removed}
+        remover.close()
+    return {"removed": removed, "members": now}
 
 
 def stop(request):
