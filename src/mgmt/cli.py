@@ -67,6 +67,8 @@ def build_parser() -> "argparse.ArgumentParser":
         for field in FIELDS:
             if field.group == REMOTE and field.name in CLUSTER_FLAGS:
                 _add_flag(command, field, argparse.SUPPRESS, default=argparse.SUPPRESS)
+        if name == "status":
+            command.add_argument("--json", action="store_true", help=STATUS_JSON)
         command.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
     return parser
 
@@ -76,6 +78,7 @@ CLUSTER_COMMANDS = {
     "status": "show a detached cluster's hosts: agent, convergence, etcd, last log lines",
     "stop": "stop a detached cluster's agents and etcd and remove what they left",
 }
+STATUS_JSON = "print the hosts' states as one JSON document (mgmt.remote.orchestration.status)"
 CLUSTER_FLAGS = ("remotes", "no_caching", "allow_interactive", "ssh_identity", "ssh_accept_new",
                  "lost_timeout", "sudo", "sudo_user", "ask_sudo_password", "python")  # fmt: skip
 
@@ -88,6 +91,7 @@ def cluster_settings(args: "argparse.Namespace") -> Settings:
     values["remotes"] = _remote_paths(values["remotes"])
     if not values["remotes"]:
         raise InputError(f"mgmt {args.command} needs --remote GRAPH (one per host of the cluster)")
+    values["json"] = getattr(args, "json", False)  # status's alone
     settings = Settings(cluster_command=args.command, verbosity=args.verbose, **values)
     check_bounds(settings)
     return check_paths(settings)

@@ -118,8 +118,9 @@ def test_the_hosts_side_of_a_detached_cluster_runs_under(bundle, version, tmp_pa
         call("graph", {"graph": graph("edited")})
         wait_until(lambda: (out / "f").read_text() == "edited\n", 30, "the edit applied")
 
-        # The cluster's hosts come with it (none here: this record names none).
-        alone = {"cluster_hosts": [], "cluster_host": None}
+        # The cluster's hosts and members come with it (none here: this record names
+        # none), and whether this host holds the root account (auth made it here).
+        alone = {"cluster_hosts": [], "cluster_host": None, "cluster_members": [], "root": True}
         assert call("stop", {"what": ["agent"]}) == {"stopped": ["agent"], **alone}
         stopped = call("stop", {"what": ["etcd"], "clean": True, "caching": True})
         assert stopped == {"stopped": ["etcd"], **alone}

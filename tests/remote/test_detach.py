@@ -33,7 +33,7 @@ from remote_helpers import (
 from support.hosts import ssh_hosts
 
 STATE = "/root/.local/state/mgmt/detached"
-DETACHED_GRAPH = f"{STATE}/remote2a.yaml"  # the graph host a's cluster agent runs
+DETACHED_GRAPH = f"{STATE}/graphs/remote2a.yaml"  # the graph host a's cluster agent runs
 GRAPH_C = """\
 graph: mygraph
 comment: remote example, host c
@@ -81,7 +81,7 @@ def _graphs(tmp_path):
 
 def _edit_graph(host, graph_name: str, old: str, new: str) -> None:
     """Edit the graph ``host``'s detached agent runs (as JSON, as it was sent), in place."""
-    path = f"{STATE}/{graph_name}"
+    path = f"{STATE}/graphs/{graph_name}"
     text = host.read_file(path).replace(old, new)
     assert new in text
     host.run(f"cat > {path}.edit && mv {path}.edit {path}", input=text)

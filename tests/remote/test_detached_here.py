@@ -91,8 +91,8 @@ def test_status_shows_a_cluster_whose_cluster_json_was_removed_while_it_runs(
 ):
     """detached.py status, then the initiator's description of it: the agent's
     supervisor runs, cluster.json and agent.in are gone (removed by hand)."""
-    from mgmt.remote.orchestration.control import _describe
     from mgmt.remote.orchestration.detach import SUPERVISOR
+    from mgmt.remote.orchestration.status import _describe
 
     state = tmp_path / "detached"
     state.mkdir()
@@ -315,7 +315,7 @@ def test_status_says_a_member_whose_process_is_gone_is_not_running(detached, tmp
     """Its etcd and supervisor killed (a reboot without systemd): status said "etcd
     member UNHEALTHY (URL, pid N)", N a process long gone, as if it ran and
     were only out of quorum."""
-    from mgmt.remote.orchestration.control import _describe
+    from mgmt.remote.orchestration.status import _describe
 
     dead = subprocess.Popen(["true"])
     dead.wait()

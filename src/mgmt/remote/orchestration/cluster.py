@@ -74,10 +74,17 @@ def parse_addresses(values: Sequence[str], hosts: Sequence[str]) -> Dict[str, st
     return found
 
 
+def new_token() -> str:
+    """A cluster's token: its members' --initial-cluster-token, and what its run's
+    processes on the hosts are known by (their owner) until the hand-over."""
+    return "mgmt-" + secrets.token_hex(6)
+
+
 class HostsEtcd:
     """The cluster's etcd on the hosts: who the members are, and the credentials
     every agent uses (readwrite on /_mgmt/ only; the root account stays on the
-    first member, in a root-only file)."""
+    members' hosts, in a file of the login user's alone: members leave the cluster
+    through it, mgmt.remote.orchestration.detach_stop)."""
 
     def __init__(
         self,
@@ -100,7 +107,7 @@ class HostsEtcd:
             Member(host, f"mgmt-{i + 1}", addresses[host]) for i, host in enumerate(hosts[:size])
         ]
         self.credentials = credentials or new_run_credentials()
-        self.token = token or "mgmt-" + secrets.token_hex(6)
+        self.token = token or new_token()
         self._earliest_clock = min(clocks) if clocks else None
         self._tls: Optional[Dict[str, MemberTLS]] = None
         self._tls_lock = threading.Lock()  # members start in parallel: one CA for all

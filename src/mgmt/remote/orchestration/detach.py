@@ -22,16 +22,16 @@ In order, one phase at a time on every host at once:
    cluster, and exit 0 (1, naming them, if resources ended failed: the cluster
    runs on, and an event on such a resource, or an edit of it, retries it).
 
-A run that fails half-way, or is interrupted (^C, or SIGTERM or SIGHUP: exit 128+N),
-stops what it started, once the commands under way on the hosts have ended (one
-still on its way would start its process after the stop); after the hand-over
-the signals end the initiator as they would any program. ``status`` and ``stop``
-(:mod:`.control`) take the same graphs (they name the hosts). The hosts keep the cluster in
+A run that fails half-way, or is interrupted (^C, or SIGTERM or SIGHUP: exit 128+N,
+:mod:`.detach_signals`), stops what it started (:mod:`.detach_stop`; what it started
+alone: another run may have started a cluster on a host since), once the commands
+under way on the hosts have ended (one still on its way would start its process
+after the stop); after the hand-over the signals end the initiator as they would
+any program. ``status`` (:mod:`.status`) and ``stop`` (:mod:`.control`) take the
+same graphs (they name the hosts). The hosts keep the cluster in
 ~/.local/state/mgmt/detached of the login user.
 """
 
-import signal
-import threading
 import time
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
@@ -44,11 +44,14 @@ from mgmt.remote.orchestration.cluster import (
     PEER_PORT,
     HostsEtcd,
     check_size,
+    new_token,
     parse_addresses,
 )
+from mgmt.remote.orchestration.detach_signals import Signalled, SignalsStop
+from mgmt.remote.orchestration.detach_stop import stop_all, unnamed
 from mgmt.remote.orchestration.follow import LogFollower
 from mgmt.remote.orchestration.hosts import DETACHED as DETACHED  # the hosts' program, for tests
-from mgmt.remote.orchestration.hosts import Hosts, Lost
+from mgmt.remote.orchestration.hosts import Hosts
 from mgmt.remote.orchestration.results import describe_failures
 from mgmt.remote.protocol import programs
 
@@ -63,45 +66,6 @@ HANDED_OVER = (
 )
 
 
-class Signalled(KeyboardInterrupt):
-    """SIGTERM or SIGHUP before the hand-over: handled as a ^C is (what was started
-    is stopped; a second one stops waiting), and the run exits 128+N."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-        self.name = signal.Signals(signum).name
-
-
-class _SignalsStop:
-    """While in effect (until :meth:`over`), SIGTERM and SIGHUP raise :class:`Signalled`
-    in the main thread, wherever it waits, as SIGINT raises KeyboardInterrupt."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-    def __init__(self) -> None:
-        self._previous: Dict[int, Any] = {}
-
-    def __enter__(self) -> "_SignalsStop":
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum: int, _frame) -> None:
-        raise Signalled(signum)
-
-    def over(self) -> None:
-        """The cluster is handed over: the signals do what they did before."""
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def __exit__(self, *exc_info) -> None:
-        self.over()
-
-
 def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) -> int:
     """Start the cluster on ``specs`` and hand it over (see the module's docstring);
     128+N when SIGTERM or SIGHUP (N) ended it before the hand-over."""
@@ -114,7 +78,7 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
     if settings.ask_sudo_password:
         graphs += " --ask-sudo-password"
     try:
-        with _SignalsStop() as signals:
+        with SignalsStop() as signals:
             cluster, failed = _hand_over(settings, specs, bundle, connect, out, graphs, signals)
     except Signalled as sig:
         if not getattr(sig, "said", False):
@@ -131,7 +95,7 @@ def run_detached(settings, specs: List[HostSpec], bundle, connect, out: TextIO) 
     return 1 if failed else 0
 
 
-def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsStop):
+def _hand_over(settings, specs, bundle, connect, out, graphs, signals: SignalsStop):
     """The phases, up to the hand-over (then ``signals`` are over): the cluster's
     members, and the hosts whose resources ended failed."""
     names = [s.name for s in specs]
@@ -144,11 +108,12 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsS
         if busy:
             raise MgmtError(_already_runs(busy, prepared, graphs))
         _remove_remains(hosts, prepared)
+        token = new_token()  # what this run starts is known by it: see _stop_started
         try:
             for name, found in prepared.items():
                 addresses.setdefault(name, found.get("address") or "")
             clocks = [found["time"] for found in prepared.values() if "time" in found]
-            cluster = HostsEtcd(names, addresses, settings.cluster_size, clocks=clocks)
+            cluster = HostsEtcd(names, addresses, settings.cluster_size, token=token, clocks=clocks)
             _copy_missing(hosts, prepared, bundle, cluster)
             _start_members(hosts, prepared, cluster)
             first = cluster.members[0]
@@ -161,8 +126,13 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsS
             }
             # Through each(), as every phase: a ^C waits for it to end (see there).
             on_first = [s for s in hosts.specs if s.name == first.host]
-            hosts.each(lambda spec: hosts.call(spec.name, "auth", auth, timeout=90), on_first)
-            hosts.each(lambda spec: _start_agent(hosts, spec, prepared, cluster, settings, bundle))
+            answers = hosts.each(lambda s: hosts.call(s.name, "auth", auth, timeout=90), on_first)
+            # Every member host keeps the root account: a stop of some of the hosts
+            # removes their members through it (detach_stop.leave).
+            root = answers[first.host].get("root")
+            hosts.each(
+                lambda spec: _start_agent(hosts, spec, prepared, cluster, settings, bundle, root)
+            )
             # Their output, live, until the hand-over (as an attached run shows it).
             logs = {name: (found["dir"] + "/agent.log", 0) for name, found in prepared.items()}
             follower = LogFollower(hosts.runners, logs, out)
@@ -182,7 +152,7 @@ def _hand_over(settings, specs, bundle, connect, out, graphs, signals: _SignalsS
             else:
                 why = "the cluster did not start"
             log.error("%s before the hand-over; stopping what was started", why)
-            _stop_started(hosts)
+            _stop_started(hosts, token)
             raise
     return cluster, failed
 
@@ -205,19 +175,12 @@ def _already_runs(busy: List[str], prepared: Dict[str, Dict], graphs: str) -> st
     )
 
 
-def unnamed(answers: List[Dict]) -> List[str]:
-    """The hosts of the clusters that ``answers`` (of ``prepare`` or ``stop``) come
-    from that none of them is, as the clusters' initiators named them (a host
-    already stopped answers as none)."""
-    named = {a.get("cluster_host") for a in answers}
-    return sorted({h for a in answers for h in a.get("cluster_hosts") or []} - named)
-
-
-def _stop_started(hosts: Hosts) -> None:
+def _stop_started(hosts: Hosts, token: str) -> None:
     """What a failed or interrupted hand-over started goes, on every host still
-    reachable; each one that is not is said, in one line."""
-    _stopped, failures, _left = stop_all(hosts, caching=True)
-    for host, err in failures.items():
+    reachable; each one that is not is said, in one line. Only what this run
+    started (its processes' owner is ``token``): another run may have started a
+    cluster on one of the hosts since ``prepare``."""
+    for host, err in stop_all(hosts, caching=True, owner=token).failures.items():
         log.error("could not stop what was started on %s: %s", host, err.message)
 
 
@@ -235,8 +198,11 @@ def _remove_remains(hosts: Hosts, prepared: Dict[str, Dict]) -> None:
     hosts.each(lambda spec: hosts.call(spec.name, "stop", stop), dead)
 
 
-def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, settings, bundle):
-    """One host's agent: its graph, its settings (the cluster's seeds and credentials)."""
+def _start_agent(
+    hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, settings, bundle, root=None
+):
+    """One host's agent: its graph, its settings (the cluster's seeds and credentials);
+    on a member's host, the cluster's ``root`` account too (user, password)."""
     from mgmt.remote.orchestration.context import graph_payload
     from mgmt.settings import agent_settings
 
@@ -257,7 +223,9 @@ def _start_agent(hosts: Hosts, spec: HostSpec, prepared, cluster: HostsEtcd, set
         "graph": text.decode("utf-8"),
         "launcher": programs.LAUNCHER,
         "supervisor": SUPERVISOR,
+        "owner": cluster.token,
         "settings": fields,
+        "root": root if member else None,
         "cluster": {  # what `mgmt status` shows, and what `mgmt stop` removes
             "token": cluster.token,
             "members": cluster.seeds,
@@ -344,6 +312,7 @@ def _start_members(hosts: Hosts, prepared: Dict[str, Dict], cluster: HostsEtcd) 
             "token": cluster.token,
             "tls": cluster.tls(member)._asdict(),
             "supervisor": SUPERVISOR,
+            "owner": cluster.token,
         })  # fmt: skip
 
     hosts.each(probe, members)
@@ -368,35 +337,6 @@ def _wait_converged(hosts: Hosts, quiet: float) -> Tuple[Dict[str, int], Dict[st
         else:
             since = None
         time.sleep(CONVERGE_POLL)
-
-
-def stop_all(
-    hosts: Hosts, caching: bool
-) -> Tuple[Dict[str, List], Dict[str, RemoteError], List[str]]:
-    """Agents first (they would only log etcd errors), then the members and the dirs,
-    on every host whatever another's error: what each host stopped, why it could
-    not (host -> error; a host lost in the first step is left out of the second),
-    and the cluster's hosts not among ``hosts`` (they run on)."""
-
-    def agents(spec: HostSpec) -> Dict:
-        return hosts.call(spec.name, "stop", {"what": ["agent"]})
-
-    def rest(spec: HostSpec) -> Dict:
-        return hosts.call(spec.name, "stop", {"what": ["etcd"], "clean": True, "caching": caching})
-
-    first, failures = hosts.each_apart(agents, own_threads=True)
-    reachable = [s for s in hosts.specs if not isinstance(failures.get(s.name), Lost)]
-    second, more = hosts.each_apart(rest, reachable, own_threads=True)
-    for name, err in more.items():
-        failures.setdefault(name, err)
-    stopped = {
-        s.name: first.get(s.name, {}).get("stopped", []) + second.get(s.name, {}).get("stopped", [])
-        for s in hosts.specs
-        if s.name not in failures
-    }
-    named = {s.name for s in hosts.specs}
-    left = [h for h in unnamed([*first.values(), *second.values()]) if h not in named]
-    return stopped, failures, left
 
 
 # Taken (the user asked for it), but said: a quorum of two needs both.

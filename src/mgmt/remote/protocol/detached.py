@@ -5,11 +5,12 @@ one JSON object on stdout (``{"error": ...}`` and status 1 on failure).
 Everything of the cluster lives in one directory per login user, DIR =
 ``~/.local/state/mgmt/detached`` (0700): the supervisor (``supervise.py``, see
 there for its files: NAME.json, .log, .pid, .sup, .exit, .mode for NAME in
-``agent`` and ``etcd``), the agent's graph, its settings (``agent.in``, 0600:
+``agent`` and ``etcd``), the agent's graph (in ``graphs/``: its name, whatever
+it is, is none of the cluster's own files), its settings (``agent.in``, 0600:
 they hold the cluster's credentials), ``launcher.py``, ``cluster.json`` (what
 ``status`` shows), and on a member ``etcd/`` (the data), ``root.json``
-(0600: the cluster's root account) and ``peer-{ca,cert,key}.pem`` (0600: its
-TLS identity towards the other members).
+(0600: the cluster's root account, on every member's host: ``leave`` needs it)
+and ``peer-{ca,cert,key}.pem`` (0600: its TLS identity towards the other members).
 
 Commands:
 
@@ -24,12 +25,16 @@ Commands:
 - ``etcd``: starts this host's member, supervised (the request carries the
   supervisor, written to DIR/supervise.py, as ``agent``'s does);
 - ``auth``: once the members have a quorum, turns auth on with the cluster's
-  credentials (through the bundle's own client code, mgmt.world.auth);
-- ``agent``: checks that a member answers, writes the graph and settings,
-  starts the agent supervised;
+  credentials (through the bundle's own client code, mgmt.world.auth), and
+  answers the root account it made;
+- ``agent``: checks that a member answers, writes the graph and settings (and on
+  a member's host, the root account), starts the agent supervised;
 - ``graph``: replaces the agent's graph (it reloads it);
-- ``status``: the state of the agent and the member, converged or not (and
-  the resources that ended failed), the last log lines;
+- ``status``: the state of the agent and the member (and since when each runs),
+  converged or not (and the resources that ended failed), the last log lines;
+- ``leave``: before a stop of some of the cluster's hosts, their members leave
+  its membership (through a member that stays), so that they do not count
+  against the quorum of those that stay;
 - ``stop``: stops what ``what`` names (``agent``, ``etcd``; found by their command
   lines and unit files if DIR was removed by hand), and with ``clean`` removes DIR
   (and with ``caching`` false, the cached bundle and etcd).
@@ -168,6 +173,21 @@ def install_supervisor(request):
     os.replace(path("supervise.py.new"), path("supervise.py"))
 
 
+def claim(request, name):
+    """Before this run (``owner``) starts ``name`` (etcd, agent) here: refused if one
+    runs already (another run started a cluster here since ``prepare``: its files
+    would be overwritten, its process named by none), else the supervisor is
+    installed and the run written down as the process's owner, so that a failed
+    run's ``stop`` stops what it started alone."""
+    if running(name):
+        raise Failed(
+            f"{name} already runs here: another `mgmt run --detach` started a cluster on "
+            "this host meanwhile (`mgmt status` shows it)"
+        )
+    install_supervisor(request)
+    write_private(path(name + ".owner"), request.get("owner") or "")
+
+
 # The umask this program was started with; it runs with 0077 itself (main).
 LOGIN_UMASK = 0o022
 
@@ -179,7 +199,7 @@ def start_supervised(name, argv, **options):
 def start_etcd(request):
     """This host's member; with ``tls`` (PEM text: ca, cert, key) its peers must
     show a certificate of the cluster's CA."""
-    install_supervisor(request)
+    claim(request, "etcd")
     address, tls = request["address"], request.get("tls")
     client = "http://{}:{}".format(address, request["client_port"])
     peer = "{}://{}:{}".format("https" if tls else "http", address, request["peer_port"])
@@ -244,7 +264,7 @@ def enable_auth(request):
 
     setup = enable(url, run=EtcdCredentials(*request["run"]))
     write_private(path("root.json"), json.dumps(list(setup.root)))
-    return {"ok": True}
+    return {"ok": True, "root": list(setup.root)}  # for the other members' hosts: ``agent``
 
 
 def start_agent(request):
@@ -256,11 +276,15 @@ def start_agent(request):
             "cannot reach the cluster's etcd at {} from here: the hosts must reach each other "
             "on these addresses (use --cluster-address HOST=ADDR)".format(", ".join(urls))
         )
-    install_supervisor(request)
-    graph = path(request["graph_name"])
+    claim(request, "agent")
+    if not os.path.isdir(path(GRAPHS)):
+        os.mkdir(path(GRAPHS), 0o700)
+    graph = graph_path(request["graph_name"])
     write_private(graph, request["graph"])
     write_private(path("launcher.py"), request["launcher"])
     write_private(path("agent.in"), "\n" + json.dumps(request["settings"]) + "\n")
+    if request.get("root"):  # a member's host: members leave the cluster through it (leave)
+        write_private(path("root.json"), json.dumps(request["root"]))
     state = path("state")
     if not os.path.isdir(state):
         os.mkdir(state, 0o700)
@@ -282,8 +306,19 @@ def replace_graph(request):
     cluster = json.loads(read_text(path("cluster.json"), "{}") or "{}")
     if not cluster:
         raise Failed("no detached cluster here")
-    write_private(path(cluster["graph"]), request["graph"])
-    return {"graph": path(cluster["graph"])}
+    write_private(graph_path(cluster["graph"]), request["graph"])
+    return {"graph": graph_path(cluster["graph"])}
+
+
+GRAPHS = "graphs"
+
+
+def graph_path(name):
+    """Where the agent's graph ``name`` is kept: DIR/graphs/NAME (DIR/NAME in a cluster
+    started before that folder was: a graph named as one of the cluster's files,
+    ``cluster.json``, ``agent.json``, took its place)."""
+    folder = path(GRAPHS)
+    return os.path.join(folder, name) if os.path.isdir(folder) else path(name)
 
 
 def tail(name, lines=LOG_LINES, chunk=64 * 1024):
@@ -315,6 +350,10 @@ def status(request):
     found = {"exists": True, "cluster": cluster, "dir": DIR}
     for name in NAMES:
         found[name] = supervision().supervised_state(DIR, name)
+        try:  # NAME.pid is written at each start of the process: when it last started
+            found[name]["since"] = os.path.getmtime(path(name + ".pid"))
+        except OSError:
+            found[name]["since"] = None
     try:  # agent.in: an empty line, then the agent's settings
         settings = json.loads((read_text(path("agent.in"), "") or "").splitlines()[1])
     except (IndexError, ValueError):
@@ -332,14 +371,70 @@ def status(request):
     return found
 
 
+def leave(request):
+    """The members at the client URLs ``leaving`` removed from the cluster's membership,
+    one at a time, through those that stay, with the root account this member's
+    host holds (through the bundle's own client code): those whose etcd does not
+    answer first, so that each removal leaves a membership whose running members
+    are a quorum of it. The membership is asked of this host's member (it still
+    runs), else of ``staying`` (the cluster's record: members that left before are
+    in it still); ``members``: the client URLs of the members it had then."""
+    from detached_etcd import healthy, use_bundle
+
+    root = json.loads(read_text(path("root.json"), "null") or "null")
+    if not root:
+        raise Failed("no root account of the cluster here ({})".format(path("root.json")))
+    cluster = cluster_record()
+    use_bundle(cluster.get("bundle", ""))
+    from mgmt.settings import EtcdCredentials
+    from mgmt.world.client import EtcdClient
+
+    def client(urls):
+        return EtcdClient(urls, EtcdCredentials(*root), read_timeout=10.0)
+
+    asked = client([u for u in [cluster.get("member_url")] if u] + request["staying"])
+    try:
+        members = asked.call("cluster/member/list", {}).get("members", [])
+    finally:
+        asked.close()
+    now = [url for m in members for url in m.get("clientURLs") or []]
+    leaving = [m for m in members if set(m.get("clientURLs") or []) & set(request["leaving"])]
+    staying = [url for m in members if m not in leaving for url in m.get("clientURLs") or []]
+    if not staying:  # the others left before: none to leave
+        return {"removed": [], "members": now}
+    leaving.sort(key=lambda m: healthy(m["clientURLs"][0]))
+    removed = []
+    remover = client(staying)
+    try:
+        for member in leaving:
+            deadline = time.time() + HEALTH_TIMEOUT
+            while True:  # a member removed may have led the cluster: it elects another
+                try:
+                    remover.call("cluster/member/remove", {"ID": member["ID"]})
+                    break
+                except Exception as err:
+                    if time.time() > deadline:  # those removed are said all the same
+                        why = "removing {}: {}".format(member.get("name"), err)
+                        return {"removed": removed, "members": now, "not_removed": why}
+                    time.sleep(0.5)
+            removed.extend(member["clientURLs"])
+    finally:
+        remover.close()
+    return {"removed": removed, "members": now}
+
+
 def stop(request):
     if not os.path.isdir(DIR):  # removed by hand: its processes are found otherwise
         from detached_orphans import stop_orphaned
 
         return {"stopped": [name for name in request["what"] if stop_orphaned(DIR, name)]}
-    stopped = [name for name in request["what"] if supervision().stop_supervised(DIR, name)]
+    # With ``owner`` (a run that failed before its hand-over): what that run started alone.
+    owner = request.get("owner")
+    what = [n for n in request["what"] if owner in (None, read_text(path(n + ".owner")))]
+    stopped = [name for name in what if supervision().stop_supervised(DIR, name)]
     cluster = cluster_record()
-    if request.get("clean"):
+    root = os.path.exists(path("root.json"))
+    if request.get("clean") and (owner is None or not any(running(n) for n in NAMES)):
         import shutil
 
         shutil.rmtree(DIR, True)
@@ -364,6 +459,8 @@ def stop(request):
         "stopped": stopped,
         "cluster_hosts": cluster.get("hosts") or [],
         "cluster_host": cluster.get("host"),
+        "cluster_members": cluster.get("members") or [],  # client URLs, of its first hosts
+        "root": root,  # this host can remove members (leave)
     }
 
 
@@ -376,6 +473,7 @@ COMMANDS = {
     "graph": replace_graph,
     "status": status,
     "stop": stop,
+    "leave": leave,
 }
 
 
