@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -16,14 +17,15 @@ from support.polling import wait_for
 
 @pytest.fixture
 def detached(monkeypatch):
-    """detached.py as a module, the modules it imports loaded as its main loads them
-    on a host (and gone again after the test)."""
+    """detached.py's commands, its modules loaded as its main loads them on a host
+    (and gone again after the test); ``here`` is detached_dir, whose DIR and CACHE
+    every command reads."""
     from mgmt.remote.protocol import detached
 
     for name in DETACHED_MODULES:
         monkeypatch.setitem(sys.modules, name, None)
     detached.load_modules(detached_args("")[:-1])
-    return detached
+    return types.SimpleNamespace(here=sys.modules["detached_dir"], **detached.commands())
 
 
 @pytest.mark.parametrize(
@@ -97,7 +99,7 @@ def test_status_shows_a_cluster_whose_cluster_json_was_removed_while_it_runs(
     state = tmp_path / "detached"
     state.mkdir()
     (state / "supervise.py").write_text(SUPERVISOR)
-    monkeypatch.setattr(detached, "DIR", str(state))
+    monkeypatch.setattr(detached.here, "DIR", str(state))
     monkeypatch.syspath_prepend(str(state))
     assert detached.status({}) == {"exists": False}
     code = "import sys; print('up', flush=True); sys.stdin.read()"
@@ -148,7 +150,7 @@ def test_the_members_certificates_hold_by_the_clock_of_a_host_behind(
     from support import require_tools
 
     require_tools("openssl")
-    monkeypatch.setattr(detached, "CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(detached.here, "CACHE", str(tmp_path / "cache"))
     said = detached.prepare({"sha256": "0" * 64})
     assert abs(said["time"] - time.time()) < 5
     behind = said["time"] - 5 * 3600
@@ -186,7 +188,7 @@ def test_stop_ends_a_supervisor_whose_state_dir_was_removed_by_hand(
         wait_until(lambda: (state / "agent.pid").read_text().strip(), what="the agent started")
         child = int((state / "agent.pid").read_text())
         shutil.rmtree(state)
-        monkeypatch.setattr(detached, "DIR", str(state))
+        monkeypatch.setattr(detached.here, "DIR", str(state))
         assert detached.stop({"what": ["agent"]}) == {"stopped": ["agent"]}
         assert supervisor.wait(5) == 0
         wait_until(lambda: not os.path.exists(f"/proc/{child}"), what="the agent ended")
@@ -197,24 +199,21 @@ def test_stop_ends_a_supervisor_whose_state_dir_was_removed_by_hand(
             supervisor.wait(30)
 
 
-def test_status_shows_the_last_lines_also_just_after_the_log_was_emptied(tmp_path, monkeypatch):
+def test_status_shows_the_last_lines_also_just_after_the_log_was_emptied(tmp_path, detached):
     """The supervisor moves a long log to agent.log.1 and empties agent.log: status's
     last lines come from both, and only the end of a big log is read."""
-    from mgmt.remote.protocol import detached
-
-    monkeypatch.setattr(detached, "DIR", str(tmp_path))
     (tmp_path / "agent.log.1").write_text("x" * (1 << 20) + "\n" + "".join(
         f"older {i}\n" for i in range(20)))  # fmt: skip
     (tmp_path / "agent.log").write_text("newer 0\nnewer 1\nnewer 2\n")
-    shown = detached.tail(str(tmp_path / "agent.log")).splitlines()
+    shown = detached.here.tail(str(tmp_path / "agent.log")).splitlines()
     assert shown == [f"older {i}" for i in range(13, 20)] + ["newer 0", "newer 1", "newer 2"]
     (tmp_path / "agent.log").write_text("".join(f"newer {i}\n" for i in range(30)))
-    assert detached.tail(str(tmp_path / "agent.log")) == "\n".join(
+    assert detached.here.tail(str(tmp_path / "agent.log")) == "\n".join(
         f"newer {i}" for i in range(20, 30)
     )
     (tmp_path / "agent.log").write_text("")
     (tmp_path / "agent.log.1").unlink()
-    assert detached.tail(str(tmp_path / "agent.log")) == ""
+    assert detached.here.tail(str(tmp_path / "agent.log")) == ""
 
 
 def test_stop_leaves_alone_a_supervisor_of_the_same_dir_in_another_mount_namespace(
@@ -245,7 +244,7 @@ def test_stop_leaves_alone_a_supervisor_of_the_same_dir_in_another_mount_namespa
         inside = Path(f"/proc/{supervisor.pid}/root") / str(state).lstrip("/")
         wait_until(lambda: (inside / "agent.pid").read_text().strip(), what="the agent started")
         shutil.rmtree(state)  # ours is gone; theirs is not
-        monkeypatch.setattr(detached, "DIR", str(state))
+        monkeypatch.setattr(detached.here, "DIR", str(state))
         assert detached.stop({"what": ["agent"]}) == {"stopped": []}
         assert supervisor.poll() is None
     finally:

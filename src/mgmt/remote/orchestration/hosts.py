@@ -29,7 +29,9 @@ log = get_logger("remote")
 
 # The hosts' side of a detached cluster: its program and the modules it imports.
 DETACHED = programs.read("detached.py")
-DETACHED_MODULES = ("detached_etcd", "detached_orphans")
+# In the order they are loaded: each may import those before it.
+DETACHED_MODULES = ("detached_etcd", "detached_orphans", "detached_dir", "detached_start",
+                    "detached_status", "detached_stop")  # fmt: skip
 # What runs DETACHED on the graph's python: (or the host's, found as START finds it).
 DETACHED_RUNNER = programs.with_find_python(programs.read("detached.sh"))
 _SHIPPED = [arg for name in DETACHED_MODULES for arg in (name, programs.read(name + ".py"))]
