@@ -173,8 +173,7 @@ def settings_from(args: "argparse.Namespace") -> Settings:
         if not settings.seeds:  # the embedded etcd has no users: auth there always failed
             raise InputError("--etcd-auth-stdin needs --seeds: only an existing cluster has users")
         settings = settings._replace(credentials=read_credentials(sys.stdin.readline()))
-    check_settings(settings, given)
-    return settings
+    return check_settings(settings, given)
 
 
 def _system_hostname() -> str:

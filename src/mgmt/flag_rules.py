@@ -34,10 +34,11 @@ def remote_only(field: Field) -> bool:
     return field.group == REMOTE and field.name != "remotes"
 
 
-def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
+def check_settings(settings: Settings, given: Iterable[str] = ()) -> Settings:
     """The rules of ``mgmt run``'s flags, all checked before anything is started
     or written: an InputError (exit 2) naming the flag and its value. The files
-    they name are looked at by :func:`check_paths`.
+    they name are looked at by :func:`check_paths`. Returns the settings with
+    --seeds written out in full (``host:port`` as ``http://host:port``).
 
     ``given``: the fields set on the command line. A remote-only flag given
     without --remote is refused even at its default value: the user asked for
@@ -53,6 +54,11 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
                 "--file cannot be used with --remote: each graph of a remote run names its host"
                 " (give this machine's graph a remote: of its own, e.g. ssh://root@localhost)"
             )
+        if "hostname" in given:  # not ignored in silence: each agent is named for its host
+            raise InputError(
+                "--hostname cannot be used with --remote: each host of a remote run is"
+                " named by its graph's remote:"
+            )
         if not settings.detach:  # --attach takes the cluster as it was made
             for flag in ("--cluster-size", "--cluster-address"):
                 if FIELD_BY_FLAG[flag].name in given:
@@ -65,7 +71,9 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
             raise InputError("mgmt run needs --file GRAPH.yaml (or --remote FILE)")
     if settings.hostname:  # "": the system's, which mgmt.cli fills in (and so checks)
         _flag_value(check_hostname, "--hostname", settings.hostname)
-    _check_seeds(settings.seeds, "seeds" in given)
+    settings = settings._replace(
+        seeds=_check_seeds(settings.seeds, "seeds" in given, bool(settings.remotes))
+    )
     # Given empty, these would quietly mean their defaults (find a Python, no sudo).
     if "python" in given and not settings.python:
         raise InputError("--python: empty; give a name or path (leave the flag out to find one)")
@@ -85,6 +93,7 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
         if not (sep and host and address) or any(c.isspace() for c in value):
             raise InputError(f"--cluster-address {value!r}: expected HOST=ADDRESS")
         _flag_value(_word, "--cluster-address", address)
+    return settings
 
 
 def check_bounds(settings: Settings) -> None:
@@ -150,17 +159,29 @@ def _word(name: str, value: str) -> None:
         raise ValueError(f"{name}: expected a name or path, got {value!r}")
 
 
-def _check_seeds(seeds: Tuple[str, ...], given: bool) -> None:
+def _check_seeds(seeds: Tuple[str, ...], given: bool, remote: bool) -> Tuple[str, ...]:
+    """The seeds, each as ``scheme://host:port``. A remote run's initiator hands
+    its tunnels the first one's host and port as they are written (a bare
+    ``host:port`` was "not an http:// URL" there, after the bundle was found),
+    and its hosts speak plain http through those tunnels."""
     if given and not seeds:  # `--seeds ,` would start an embedded etcd instead
         raise InputError("--seeds: no URL given")
-    if seeds:
-        from mgmt.world.client import normalize_url  # urllib.parse: not on an agent's start
+    if not seeds:
+        return seeds
+    from mgmt.world.client import normalize_url, shown_url  # urllib.parse: not at agent start
 
-        for url in seeds:
-            try:
-                normalize_url(url)
-            except InputError as err:
-                raise InputError(f"--seeds: {err}") from None
+    full = []
+    for url in seeds:
+        try:
+            full.append(normalize_url(url))
+        except InputError as err:
+            raise InputError(f"--seeds: {err}") from None
+        if remote and not full[-1].startswith("http://"):
+            raise InputError(
+                f"--seeds {shown_url(url)!r}: a remote run's hosts reach etcd through their"
+                " SSH tunnels, which carry http:// only; give the cluster's http:// URL"
+            )
+    return tuple(full)
 
 
 def check_graph_file(flag: str, path: str) -> None:

@@ -170,6 +170,10 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
         (["--ssh-identity", "/no/such/key"], "--ssh-identity /no/such/key: No such file"),
         (["--ssh-identity", "/"], "--ssh-identity /: Is a directory"),
         (["--ssh-identity", "FIFO"], "--ssh-identity FIFO: not a regular file"),  # hung
+        # Ignored in silence: each agent of a remote run is named by its graph's remote:.
+        (["--hostname", "web1"], "--hostname cannot be used with --remote: each host"),
+        # Exit 1 once the bundle was found and the state dir made: the tunnels carry http.
+        (["--seeds", "https://127.0.0.1:2379"], "--seeds 'https://127.0.0.1:2379': a remote"),
     ],
 )
 def test_remote_flag_values_are_checked_before_any_host_is_contacted(tmp_path, flags, said):
@@ -183,6 +187,23 @@ def test_remote_flag_values_are_checked_before_any_host_is_contacted(tmp_path, f
     assert result.returncode == 2, result.stderr
     assert said in result.stderr.strip().splitlines()[-1], result.stderr
     assert "nohost.invalid" not in result.stderr and not (tmp_path / "p").exists()
+
+
+def test_a_seed_written_host_port_leads_a_remote_run_to_that_etcd(tmp_path):
+    """``--seeds 127.0.0.1:2379``, as a --file run takes it, was refused by a remote
+    run (exit 1, "is not an http:// URL") once its bundle was found."""
+    from mgmt.world.server import EmbeddedEtcd
+
+    remote = tmp_path / "r.yaml"
+    remote.write_text("remote: nohost.invalid\n" + GRAPH)
+    with EmbeddedEtcd(tmp_path / "etcd") as cluster:
+        seed = cluster.client_url.partition("://")[2]
+        result = run_mgmt(["--remote", str(remote), "--tmp-prefix", "--seeds", seed], 60)
+    assert "is not an http:// URL" not in result.stderr, result.stderr
+    # Past the cluster's check, on to the host: the one failure is the host's own.
+    assert result.returncode == 1, result.stderr
+    assert "nohost.invalid: failed: " in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("name", ["a/b\nc", "../..", " ", "a\x7fb", "a\u2028b", "a\x85b"])
