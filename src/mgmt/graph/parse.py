@@ -75,8 +75,12 @@ class _Parser:
         self.check_name(name, "the graph file: 'graph'", doc.line_of("graph"))
         graph = Graph(name=name, path=self.path)
         graph.comment = self.string(doc, "comment", "the graph file")
-        graph.remote = self.string(doc, "remote", "the graph file") or None
+        remote = self.string(doc, "remote", "the graph file")
+        graph.remote = remote or None
         graph.remote_line = doc.line_of("remote") if "remote" in doc else None
+        if doc.get("remote") is not None and not remote.strip():  # `remote: "$HOST"`, unset
+            why = "the graph file: 'remote' is empty (give the host, or leave it out"
+            raise self.fail(f"{why} for a graph that runs here)", graph.remote_line)
         graph.sudo = self.sudo(doc)
         python = self.string(doc, "python", "the graph file")
         graph.python = python or None
