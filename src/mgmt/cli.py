@@ -355,7 +355,7 @@ def _run(
             return run_remotes(settings)
         return (run or run_agent)(settings)
     except MgmtError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {_shown_error(err)}", file=sys.stderr)
         if document is not None:  # a run's document is printed as it ends: none was
             document(settings, str(err))
         return err.exit_code
@@ -370,6 +370,16 @@ def _run(
             traceback.print_exc()
         print(f"{PROG}: internal error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
+
+
+def _shown_error(err: MgmtError) -> str:
+    """The error's line: a path or value the user gave may hold a newline or an
+    escape sequence (``--file $'a\\nb.yaml'``), shown escaped. Bad input is said on
+    one line; an operation's error keeps its line breaks (etcd's last lines)."""
+    from mgmt.log import escape_table, one_line
+
+    text = str(err)
+    return one_line(text) if isinstance(err, InputError) else text.translate(escape_table("\n\t"))
 
 
 def main(argv: Optional[List[str]] = None) -> NoReturn:

@@ -323,3 +323,19 @@ def test_json_gets_a_document_for_flags_argparse_refuses(tmp_path, flags, said):
     assert (doc["status"], doc["errors"], doc["resources"]) == ("failed", [said], [])
     plain = run_mgmt(["--no-server", *flags], timeout=20)  # without --json: no document
     assert (plain.returncode, plain.stdout) == (2, "")
+
+
+@pytest.mark.parametrize("flag", ["--file", "--remote"])
+@pytest.mark.parametrize("exists", [True, False], ids=["bad graph", "missing"])
+def test_a_graph_path_with_a_newline_or_an_escape_is_said_on_one_line(tmp_path, flag, exists):
+    """The path went out as written: a two-line error, or a terminal told to
+    turn red by the name of a file."""
+    path = tmp_path / "a\nb\x1b[31m.yaml"
+    if exists:
+        path.write_text("graph: g\nbogus: 1\n")
+    result = run_mgmt([flag, str(path), "--prefix", str(tmp_path / "p")])
+    shown = str(path).replace("\n", "\\n").replace("\x1b", "\\x1b")
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert result.returncode == 2, result.stderr
+    assert len(errors) == 1 and shown in errors[0], result.stderr
+    assert "\x1b" not in result.stderr and not (tmp_path / "p").exists()
