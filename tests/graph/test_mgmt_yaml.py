@@ -259,6 +259,17 @@ def test_a_plain_scalar_in_a_text_field_is_the_text_written():
     assert [(x.from_, x.to, x.name) for x in graph.edges] == [(("noop", "yes"), ("exec", "e"), "1")]
 
 
+def test_a_plain_mac_address_is_the_text_written_not_a_base_60_number():
+    """README: a MAC may be written plain; YAML 1.1 alone reads this one as 41135040007."""
+    text = (
+        "graph: g\nresources:\n  http:server:\n  - name: s\n  http:server:file:\n"
+        "  - {name: f, server: s, content: x, mac: 52:54:00:00:00:07}\n"
+    )
+    assert isinstance(yaml.safe_load("mac: 52:54:00:00:00:07")["mac"], int)
+    graph = parse_graph(text, "g.yaml")
+    assert graph.resources[("http:server:file", "f")].params["mac"] == "52:54:00:00:00:07"
+
+
 def test_a_scalar_tagged_or_quoted_is_what_it_says():
     text = "graph: g\nresources:\n  file:\n  - name: /tmp/a\n    mode: !!int 0644\n"
     with pytest.raises(GraphError, match=r"mode: 420 is a number, not the octal digits"):
