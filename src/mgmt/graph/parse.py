@@ -353,7 +353,7 @@ def _with_line(text: str, path: Optional[str], real_paths: bool) -> Optional[Gra
     from mgmt.graph.yamlload import load_yaml
 
     try:
-        document = load_yaml(text, path)
+        document = load_yaml(text, path, json_numbers=True)  # 1e5 as JSON reads it
     except GraphError:
         return None
     try:
