@@ -15,7 +15,15 @@ from typing import Iterable, Tuple
 
 from mgmt.errors import InputError
 from mgmt.graph.model import RELATIVE_PYTHON, relative_path
-from mgmt.settings import FIELDS, REMOTE, Field, Settings, check_hostname, check_one_line
+from mgmt.settings import (
+    FIELD_BY_NAME,
+    FIELDS,
+    REMOTE,
+    Field,
+    Settings,
+    check_hostname,
+    check_one_line,
+)
 
 FIELD_BY_FLAG = {field.flag: field for field in FIELDS if field.flag}
 
@@ -59,6 +67,8 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> Settings:
                 "--hostname cannot be used with --remote: each host of a remote run is"
                 " named by its graph's remote:"
             )
+        if settings.attach:
+            _check_attach(given)
         if not settings.detach:  # --attach takes the cluster as it was made
             for flag in ("--cluster-size", "--cluster-address"):
                 if FIELD_BY_FLAG[flag].name in given:
@@ -94,6 +104,22 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> Settings:
             raise InputError(f"--cluster-address {value!r}: expected HOST=ADDRESS")
         _flag_value(_word, "--cluster-address", address)
     return settings
+
+
+# What --attach would ignore: it pushes graphs to a cluster that runs as --detach made it.
+ATTACH_IGNORES = {
+    "noop": "the cluster's agents apply every graph it pushes, as --detach started them",
+    "converged_timeout": "it runs until ^C",
+    "seeds": "the cluster runs its own etcd",
+    "cluster_size": "the cluster keeps the members it was made with",
+    "cluster_address": "the cluster keeps the members it was made with",
+}
+
+
+def _check_attach(given: Iterable[str]) -> None:
+    for name, why in ATTACH_IGNORES.items():
+        if name in given:
+            raise InputError(f"{FIELD_BY_NAME[name].flag} cannot be used with --attach: {why}")
 
 
 def check_bounds(settings: Settings) -> None:

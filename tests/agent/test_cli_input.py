@@ -153,7 +153,14 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
         # Without --detach they were not even looked at.
         (["--cluster-address", "h=10.0.0.1"], "--cluster-address needs --detach"),
         (["--cluster-size", "3"], "--cluster-size needs --detach"),
-        (["--attach", "--cluster-size", "3"], "--cluster-size needs --detach"),
+        # --attach ignored them: a cluster it pushed graphs to applied them under --noop.
+        (["--attach", "--noop"], "--noop cannot be used with --attach: the cluster's agents"),
+        (["--attach", "--detach", "--noop"], "--noop cannot be used with --attach"),
+        (["--attach", "--converged-timeout", "5"], "--converged-timeout cannot be used with"),
+        (["--attach", "--cluster-size", "3"], "--cluster-size cannot be used with --attach"),
+        (["--attach", "--detach", "--cluster-address", "h=10.0.0.1"], "--cluster-address cannot"),
+        # It said "--detach cannot be used with --seeds".
+        (["--attach", "--seeds", "http://127.0.0.1:1"], "--seeds cannot be used with --attach"),
         # The hand-over has no run document: --json printed nothing and said so nowhere.
         (["--detach", "--json"], "--json cannot be used with --detach"),
         (["--attach", "--json"], "--json cannot be used with --attach"),
