@@ -159,6 +159,9 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
         (["--attach", "--converged-timeout", "5"], "--converged-timeout cannot be used with"),
         (["--attach", "--cluster-size", "3"], "--cluster-size cannot be used with --attach"),
         (["--attach", "--detach", "--cluster-address", "h=10.0.0.1"], "--cluster-address cannot"),
+        # Taken and ignored: the cluster's agents run from the cached bundle.
+        (["--detach", "--no-caching"], "--no-caching cannot be used with --detach"),
+        (["--attach", "--detach", "--no-caching"], "--no-caching cannot be used with --detach"),
         # It said "--detach cannot be used with --seeds".
         (["--attach", "--seeds", "http://127.0.0.1:1"], "--seeds cannot be used with --attach"),
         # The hand-over has no run document: --json printed nothing and said so nowhere.
