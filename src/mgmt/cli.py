@@ -16,7 +16,6 @@ from mgmt.errors import InputError, MgmtError
 from mgmt.settings import (
     FIELDS,
     REMOTE,
-    EtcdCredentials,
     Field,
     Settings,
     settings_from_json,
@@ -154,7 +153,8 @@ def _add_flag(parser, field: Field, suppress: str, default: object = _FIELD_DEFA
 def settings_from(args: "argparse.Namespace") -> Settings:
     """The flags as Settings, checked (mgmt.flag_rules.check_settings) before
     anything is started or written."""
-    from mgmt.flag_rules import check_settings  # the command line's own: not a remote agent's
+    # The command line's own: not a remote agent's.
+    from mgmt.flag_rules import check_settings, credentials_from_stdin
 
     given = {f.name for f in FIELDS if f.flag and hasattr(args, f.name)}
     values = _flag_values(args, [f for f in FIELDS if f.flag])
@@ -172,7 +172,7 @@ def settings_from(args: "argparse.Namespace") -> Settings:
     if args.etcd_auth_stdin:
         if not settings.seeds:  # the embedded etcd has no users: auth there always failed
             raise InputError("--etcd-auth-stdin needs --seeds: only an existing cluster has users")
-        settings = settings._replace(credentials=read_credentials(sys.stdin.readline()))
+        settings = settings._replace(credentials=credentials_from_stdin())
     return check_settings(settings, given)
 
 
@@ -180,14 +180,6 @@ def _system_hostname() -> str:
     import socket  # only without --hostname: remote agents are given theirs
 
     return socket.gethostname()
-
-
-def read_credentials(line: str) -> EtcdCredentials:
-    """``username:password`` on one line of stdin (never on the command line)."""
-    username, sep, password = line.rstrip("\r\n").partition(":")
-    if not sep or not username:
-        raise InputError("--etcd-auth-stdin expects one line 'username:password' on stdin")
-    return EtcdCredentials(username, password)
 
 
 class _Stop(Exception):

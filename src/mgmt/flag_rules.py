@@ -11,6 +11,7 @@ already checked, as JSON (mgmt.settings.settings_from_json).
 
 import os
 import stat
+import sys
 from typing import Iterable, Tuple
 
 from mgmt.errors import InputError
@@ -19,6 +20,7 @@ from mgmt.settings import (
     FIELD_BY_NAME,
     FIELDS,
     REMOTE,
+    EtcdCredentials,
     Field,
     Settings,
     check_hostname,
@@ -33,6 +35,7 @@ __all__ = [
     "check_paths",
     "check_prefix",
     "check_settings",
+    "credentials_from_stdin",
     "remote_only",
 ]
 
@@ -69,6 +72,11 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> Settings:
             )
         if settings.attach:
             _check_attach(given)
+        if settings.detach and "no_caching" in given:  # ignored: the agents run from it
+            raise InputError(
+                "--no-caching cannot be used with --detach: the cluster's agents run from the"
+                " cached bundle (`mgmt stop --no-caching` removes it with the cluster)"
+            )
         if not settings.detach:  # --attach takes the cluster as it was made
             for flag in ("--cluster-size", "--cluster-address"):
                 if FIELD_BY_FLAG[flag].name in given:
@@ -245,3 +253,22 @@ def check_prefix(path: str) -> None:
             return
         where = "" if probe == os.path.abspath(path) else f" ({probe} is not one)"
         raise InputError(f"--prefix {path}: not a directory{where}")
+
+
+def credentials_from_stdin() -> EtcdCredentials:
+    """--etcd-auth-stdin: ``username:password`` on stdin's first line (never on the
+    command line). A closed stdin (``<&-``: no sys.stdin at all) is bad input too."""
+    if sys.stdin is None:
+        raise InputError("--etcd-auth-stdin: stdin is closed; give 'username:password' on it")
+    try:
+        line = sys.stdin.readline()
+    except (OSError, ValueError) as err:  # a stdin that cannot be read, or not decoded
+        raise InputError(f"--etcd-auth-stdin: cannot read stdin: {err}") from None
+    username, sep, password = line.rstrip("\r\n").partition(":")
+    if not sep or not username:
+        raise InputError("--etcd-auth-stdin expects one line 'username:password' on stdin")
+    try:  # stdin's bytes that are no UTF-8 come as surrogates: etcd's JSON holds none
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("--etcd-auth-stdin: the line on stdin is not UTF-8 text") from None
+    return EtcdCredentials(username, password)

@@ -349,3 +349,43 @@ def test_a_graph_path_with_a_newline_or_an_escape_is_said_on_one_line(tmp_path, 
     assert result.returncode == 2, result.stderr
     assert len(errors) == 1 and shown in errors[0], result.stderr
     assert "\x1b" not in result.stderr and not (tmp_path / "p").exists()
+
+
+def _with_stdin(args, stdin) -> subprocess.CompletedProcess:
+    """`mgmt run ARGS` with stdin as given: bytes, or None for none at all (closed)."""
+    from helpers import _pythonpath
+
+    return subprocess.run(
+        [sys.executable, "-m", "mgmt", "run", *args],
+        input=stdin, capture_output=True, timeout=30,
+        preexec_fn=(lambda: os.close(0)) if stdin is None else None,
+        env=dict(os.environ, PYTHONPATH=_pythonpath()),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stdin", "said"),
+    [
+        # sys.stdin is None: it was "internal error: AttributeError: 'NoneType' object
+        # has no attribute 'readline'", exit 1.
+        (None, "--etcd-auth-stdin: stdin is closed"),
+        # Taken as surrogates, sent to etcd as a user no one has.
+        (b"\xff:pw\n", "--etcd-auth-stdin: the line on stdin is not UTF-8 text"),
+    ],
+    ids=["closed", "not UTF-8"],
+)
+@pytest.mark.parametrize("mode", ["file", "remote"])
+def test_etcd_credentials_stdin_that_cannot_be_read_is_bad_input(
+    tmp_path, graph, stdin, said, mode
+):
+    remote = tmp_path / "r.yaml"
+    remote.write_text("remote: nohost.invalid\n" + GRAPH)
+    where = ["--file", str(graph)] if mode == "file" else ["--remote", str(remote)]
+    prefix = tmp_path / "p"
+    flags = [*where, "--seeds", "http://127.0.0.1:9", "--etcd-auth-stdin", "--prefix", str(prefix)]
+    result = _with_stdin(flags, stdin)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mgmt: error: {said}"), stderr
+    assert not prefix.exists()
