@@ -380,11 +380,28 @@ def main(argv: Optional[List[str]] = None) -> NoReturn:
     logs, not a traceback; ``python -m mgmt`` covers this module's import too."""
     from mgmt.quickexit import exit_interrupted, exit_now
 
+    _closed_stdio_to_devnull()
     try:
         code = run_cli(argv)
     except KeyboardInterrupt:
         exit_interrupted()
     exit_now(code)
+
+
+def _closed_stdio_to_devnull() -> None:
+    """A standard stream its caller closed (``<&-``, ``>&-``) is None in Python: the
+    --json document or an error line written to it was an internal error (a traceback
+    from the one for bad input), a read of it (--etcd-auth-stdin) too. /dev/null takes
+    its place and its number, which the next file opened would have taken."""
+    import os
+
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        if getattr(sys, name) is None:
+            null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
 
 
 if __name__ == "__main__":

@@ -257,9 +257,7 @@ def check_prefix(path: str) -> None:
 
 def credentials_from_stdin() -> EtcdCredentials:
     """--etcd-auth-stdin: ``username:password`` on stdin's first line (never on the
-    command line). A closed stdin (``<&-``: no sys.stdin at all) is bad input too."""
-    if sys.stdin is None:
-        raise InputError("--etcd-auth-stdin: stdin is closed; give 'username:password' on it")
+    command line)."""
     try:
         line = sys.stdin.readline()
     except (OSError, ValueError) as err:  # a stdin that cannot be read, or not decoded

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import run_mgmt
+from helpers import _pythonpath, run_mgmt
 
 GRAPH = "graph: t\nresources: {}\n"
 
@@ -351,14 +351,13 @@ def test_a_graph_path_with_a_newline_or_an_escape_is_said_on_one_line(tmp_path, 
     assert "\x1b" not in result.stderr and not (tmp_path / "p").exists()
 
 
-def _with_stdin(args, stdin) -> subprocess.CompletedProcess:
-    """`mgmt run ARGS` with stdin as given: bytes, or None for none at all (closed)."""
-    from helpers import _pythonpath
-
+def _with_stdin(args, stdin, closed: int = 0) -> subprocess.CompletedProcess:
+    """`mgmt run ARGS` with stdin as given: bytes, or None for none at all (closed,
+    or ``closed`` another of the three)."""
     return subprocess.run(
         [sys.executable, "-m", "mgmt", "run", *args],
         input=stdin, capture_output=True, timeout=30,
-        preexec_fn=(lambda: os.close(0)) if stdin is None else None,
+        preexec_fn=(lambda: os.close(closed)) if stdin is None else None,
         env=dict(os.environ, PYTHONPATH=_pythonpath()),
     )  # fmt: skip
 
@@ -368,7 +367,7 @@ def _with_stdin(args, stdin) -> subprocess.CompletedProcess:
     [
         # sys.stdin is None: it was "internal error: AttributeError: 'NoneType' object
         # has no attribute 'readline'", exit 1.
-        (None, "--etcd-auth-stdin: stdin is closed"),
+        (None, "--etcd-auth-stdin expects one line 'username:password' on stdin"),
         # Taken as surrogates, sent to etcd as a user no one has.
         (b"\xff:pw\n", "--etcd-auth-stdin: the line on stdin is not UTF-8 text"),
     ],
@@ -389,3 +388,30 @@ def test_etcd_credentials_stdin_that_cannot_be_read_is_bad_input(
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"mgmt: error: {said}"), stderr
     assert not prefix.exists()
+
+
+def test_bad_input_with_json_and_stdout_closed_is_still_exit_2_in_one_line(tmp_path):
+    """``>&-``: the --json document for bad input went to a None sys.stdout, a
+    traceback from inside the error's handling."""
+    result = _with_stdin(["--file", str(tmp_path / "none.yaml"), "--json"], None, closed=1)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert stderr.strip().splitlines() == [
+        f"mgmt: error: --file {tmp_path}/none.yaml: the graph file does not exist"
+    ]
+
+
+def test_a_sudo_password_asked_of_a_closed_stdin_is_none_given(tmp_path):
+    """``<&-``: getpass read a None sys.stdin, an internal error (exit 1)."""
+    remote = tmp_path / "r.yaml"
+    remote.write_text("remote: nohost.invalid\n" + GRAPH)
+    flags = ["--remote", str(remote), "--sudo", "--ask-sudo-password", "--tmp-prefix"]
+    result = subprocess.run(  # a session of its own: no terminal for getpass to open
+        [sys.executable, "-m", "mgmt", "run", *flags], capture_output=True, timeout=30,
+        preexec_fn=lambda: os.close(0), start_new_session=True,
+        env=dict(os.environ, PYTHONPATH=_pythonpath()),
+    )  # fmt: skip
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert stderr.rstrip().endswith("mgmt: error: --ask-sudo-password: no password given")
+    assert "nohost.invalid" not in stderr
