@@ -238,14 +238,20 @@ def run_cli(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except BadFlags as err:
-        print(err, file=sys.stderr)
+    except BadFlags as refused:
         given = sys.argv[1:] if argv is None else argv
+        flag = given[0].partition("=")[0] if given else ""
+        err = str(refused)
+        if flag in {f.flag for f in FIELDS if f.flag} | {"--etcd-auth-stdin", "-q"}:
+            # `mgmt --remote a.yaml` (mgmt's own spelling has `run`): argparse said
+            # "invalid choice: 'a.yaml'", the graph taken for a command.
+            err = f"{PROG}: error: {flag} is a flag of `mgmt run`: mgmt run {flag} ..."
+        print(err, file=sys.stderr)
         if given[:1] == ["run"] and "--json" in given:  # as for any other input error
             import argparse
 
             flags = argparse.Namespace(noop="--noop" in given, remotes="--remote" in given)
-            _error_document(flags)(None, str(err).partition(": error: ")[2])
+            _error_document(flags)(None, err.partition(": error: ")[2])
         return 2
     if args.command in CLUSTER_COMMANDS:
         return _run(lambda: cluster_settings(args), args.verbose)

@@ -415,3 +415,19 @@ def test_a_sudo_password_asked_of_a_closed_stdin_is_none_given(tmp_path):
     assert result.returncode == 2, stderr
     assert stderr.rstrip().endswith("mgmt: error: --ask-sudo-password: no password given")
     assert "nohost.invalid" not in stderr
+
+
+@pytest.mark.parametrize("first", ["--remote", "--file", "--file=g.yaml", "--noop"])
+def test_a_run_flag_given_before_run_is_said_so(tmp_path, first):
+    """`mgmt --remote a.yaml`: argparse took the graph for a command ("invalid
+    choice: 'a.yaml'")."""
+    argv = [first, "g.yaml"] if "=" not in first else [first]
+    result = subprocess.run(
+        [sys.executable, "-m", "mgmt", *argv], capture_output=True, text=True, timeout=30,
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=_pythonpath()), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    flag = first.partition("=")[0]
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"mgmt: error: {flag} is a flag of `mgmt run`: mgmt run {flag} ..."
+    )
