@@ -371,9 +371,8 @@ def _run(
 
 
 def _shown_error(err: MgmtError) -> str:
-    """The error's line: a path or value the user gave may hold a newline or an
-    escape sequence (``--file $'a\\nb.yaml'``), shown escaped. Bad input is said on
-    one line; an operation's error keeps its line breaks (etcd's last lines)."""
+    """The error, escaped: a path given may hold a newline or ESC. Bad input is one
+    line; an operation's error keeps its line breaks (etcd's last lines)."""
     from mgmt.log import escape_table, one_line
 
     text = str(err)
@@ -395,10 +394,8 @@ def main(argv: Optional[List[str]] = None) -> NoReturn:
 
 
 def _closed_stdio_to_devnull() -> None:
-    """A standard stream its caller closed (``<&-``, ``>&-``) is None in Python: the
-    --json document or an error line written to it was an internal error (a traceback
-    from the one for bad input), a read of it (--etcd-auth-stdin) too. /dev/null takes
-    its place and its number, which the next file opened would have taken."""
+    """A stream closed by the caller (``<&-``, ``>&-``) is None, and using it was an
+    internal error: /dev/null takes its place and its number (else the next file's)."""
     import os
 
     for fd, name in enumerate(("stdin", "stdout", "stderr")):
