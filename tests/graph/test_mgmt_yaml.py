@@ -9,6 +9,8 @@ does what it asks. Refusals are in graph_input_cases.json.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 
@@ -158,6 +160,31 @@ def test_a_long_cycle_is_named_by_its_ends_on_a_short_line():
     assert "-> (9989 more) ->" in message
     assert message.endswith(" -> noop[n9999] -> noop[n0]")
     assert caught.value.line == count + 5  # the first edge of the cycle
+
+
+def test_a_long_cycle_is_refused_about_as_fast_as_the_graph_is_read():
+    """The lines of the cycle's edges were found with set(steps) made again for
+    every edge: 10,000 edges in one cycle took 20 s to refuse (80 s at 20,000),
+    reading the same graph without its closing edge 1 s."""
+    count = 10000
+    resources = "".join(f"  - name: n{i}\n" for i in range(count))
+    edges = "".join(
+        f"- {{name: e{i}, from: {{kind: noop, name: n{i}}}, to: {{kind: noop, name: n{i + 1}}}}}\n"
+        for i in range(count - 1)
+    )
+    text = f"graph: g\nresources:\n  noop:\n{resources}edges:\n{edges}"
+    start = time.perf_counter()
+    parse_graph(text, "g.yaml")
+    chain = time.perf_counter() - start
+    last = f"n{count - 1}"
+    closing = (
+        f"- {{name: back, from: {{kind: noop, name: {last}}}, to: {{kind: noop, name: n0}}}}\n"
+    )
+    start = time.perf_counter()
+    with pytest.raises(GraphError, match="dependency cycle"):
+        parse_graph(text + closing, "g.yaml")
+    cycle = time.perf_counter() - start
+    assert cycle < 5 * chain + 1, (cycle, chain)  # measured together: load cancels out
 
 
 def test_a_short_cycle_is_named_in_full():
