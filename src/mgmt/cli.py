@@ -164,6 +164,10 @@ def settings_from(args: "argparse.Namespace") -> Settings:
         raise InputError("--hostname: empty; give a name (leave the flag out for the system's)")
     values["hostname"] = values["hostname"] or _system_hostname()
     values["remotes"] = _remote_paths(values["remotes"])
+    if values["remotes"] and "prefix" not in given:  # as fab deploy's: the run's alone
+        # In /var/lib/mgmt a normal user's run failed, and two runs at once, to other
+        # hosts, found each other's etcd there (one failed, its hosts' exports lost).
+        values["tmp_prefix"] = True
     values["cluster_address"] = tuple(values["cluster_address"])
     if args.verbose and args.quiet:
         raise InputError("-v and -q: give one or the other")

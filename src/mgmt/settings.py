@@ -85,7 +85,7 @@ FIELDS: Tuple[Field, ...] = (
     Field("credentials", EtcdCredentials, None, agent=True),
     # State: a fixed prefix, or a private temporary one (mgmt.cli makes them exclusive).
     Field("prefix", str, DEFAULT_PREFIX, "state directory (default %(default)s; a remote "
-          "run's etcd keeps its data in PREFIX/initiator)", "--prefix"),
+          "run's: a private temp dir unless given)", "--prefix"),
     Field("tmp_prefix", bool, False, "use a private temporary state directory, removed at "
           "exit", "--tmp-prefix"),
     # Behaviour.
