@@ -164,10 +164,6 @@ def settings_from(args: "argparse.Namespace") -> Settings:
         raise InputError("--hostname: empty; give a name (leave the flag out for the system's)")
     values["hostname"] = values["hostname"] or _system_hostname()
     values["remotes"] = _remote_paths(values["remotes"])
-    if values["remotes"] and "prefix" not in given:  # as fab deploy's: the run's alone
-        # In /var/lib/mgmt a normal user's run failed, and two runs at once, to other
-        # hosts, found each other's etcd there (one failed, its hosts' exports lost).
-        values["tmp_prefix"] = True
     values["cluster_address"] = tuple(values["cluster_address"])
     if args.verbose and args.quiet:
         raise InputError("-v and -q: give one or the other")
@@ -244,12 +240,10 @@ def run_cli(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
     except BadFlags as refused:
         given = sys.argv[1:] if argv is None else argv
-        flag = given[0].partition("=")[0] if given else ""
-        err = str(refused)
-        if flag in {f.flag for f in FIELDS if f.flag} | {"--etcd-auth-stdin", "-q"}:
-            # `mgmt --remote a.yaml` (mgmt's own spelling has `run`): argparse said
-            # "invalid choice: 'a.yaml'", the graph taken for a command.
-            err = f"{PROG}: error: {flag} is a flag of `mgmt run`: mgmt run {flag} ..."
+        from mgmt.flag_rules import misplaced_run_flag
+
+        misplaced = misplaced_run_flag(given)
+        err = f"{PROG}: error: {misplaced}" if misplaced else str(refused)
         print(err, file=sys.stderr)
         if given[:1] == ["run"] and "--json" in given:  # as for any other input error
             import argparse

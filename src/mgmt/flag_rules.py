@@ -12,7 +12,7 @@ already checked, as JSON (mgmt.settings.settings_from_json).
 import os
 import stat
 import sys
-from typing import Iterable, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from mgmt.errors import InputError
 from mgmt.graph.model import RELATIVE_PYTHON, relative_path
@@ -36,6 +36,7 @@ __all__ = [
     "check_prefix",
     "check_settings",
     "credentials_from_stdin",
+    "misplaced_run_flag",
     "remote_only",
 ]
 
@@ -49,7 +50,8 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> Settings:
     """The rules of ``mgmt run``'s flags, all checked before anything is started
     or written: an InputError (exit 2) naming the flag and its value. The files
     they name are looked at by :func:`check_paths`. Returns the settings with
-    --seeds written out in full (``host:port`` as ``http://host:port``).
+    --seeds written out in full (``host:port`` as ``http://host:port``), and a remote
+    run's state in a private temp dir unless --prefix was given.
 
     ``given``: the fields set on the command line. A remote-only flag given
     without --remote is refused even at its default value: the user asked for
@@ -65,6 +67,10 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> Settings:
                 "--file cannot be used with --remote: each graph of a remote run names its host"
                 " (give this machine's graph a remote: of its own, e.g. ssh://root@localhost)"
             )
+        if "prefix" not in given:  # as fab deploy's: the run's state is its own
+            # In /var/lib/mgmt a normal user's run failed, and two runs at once, to other
+            # hosts, found each other's etcd there (one failed, its hosts' exports lost).
+            settings = settings._replace(tmp_prefix=True)
         if "hostname" in given:  # not ignored in silence: each agent is named for its host
             raise InputError(
                 "--hostname cannot be used with --remote: each host of a remote run is"
@@ -128,6 +134,16 @@ def _check_attach(given: Iterable[str]) -> None:
     for name, why in ATTACH_IGNORES.items():
         if name in given:
             raise InputError(f"{FIELD_BY_NAME[name].flag} cannot be used with --attach: {why}")
+
+
+def misplaced_run_flag(argv: List[str]) -> Optional[str]:
+    """What to say of a command line that starts with a flag of ``mgmt run``, or None:
+    argparse took the graph of ``mgmt --remote a.yaml`` for a command ("invalid
+    choice: 'a.yaml'")."""
+    flag = argv[0].partition("=")[0] if argv else ""
+    if flag in set(FIELD_BY_FLAG) | {"--etcd-auth-stdin", "-q"}:
+        return f"{flag} is a flag of `mgmt run`: mgmt run {flag} ..."
+    return None
 
 
 def check_bounds(settings: Settings) -> None:
