@@ -40,11 +40,14 @@ export DEMO_DIR="$work"
     on a "echo tampered > /tmp/file1a"
     for _ in $(seq 50); do [ "$(on a cat /tmp/file1a)" = "i am file1a" ] && break; sleep 0.1; done
     echo "a: /tmp/file1a is: $(on a cat /tmp/file1a)"
+    [ "$(on a cat /tmp/file1a)" = "i am file1a" ] || { echo "demo-detach: not put back" >&2; exit 1; }
     echo
     echo "== a exports something new (its graph edited in place, on a)"
-    on a "cd ~/.local/state/mgmt/detached && sed \"s/exported from host a/changed on a/\" remote2a.yaml > .e && mv .e remote2a.yaml"
+    # The graph the agent runs: in graphs/ of the cluster state (directly in it before).
+    on a "cd ~/.local/state/mgmt/detached && g=graphs/remote2a.yaml && { [ -e \$g ] || g=remote2a.yaml; } && sed \"s/exported from host a/changed on a/\" \$g > .e && mv .e \$g"
     for _ in $(seq 50); do on b cat /tmp/file2a | grep -q "changed on a" && break; sleep 0.1; done
     echo "b: /tmp/file2a is: $(on b cat /tmp/file2a)"
+    on b cat /tmp/file2a | grep -q "changed on a" || { echo "demo-detach: b did not get it" >&2; exit 1; }
     echo
     echo "\$ mgmt status $graphs"
     mgmt status $graphs || true

@@ -2,8 +2,10 @@
 # The RPM part of `make demo`: the write-up's phony vagrant-libvirt, built with
 # its SRPM, put in a repository beside a phony vagrant 2.0, served on loopback
 # and installed by dnf into a throw-away installroot, dependency resolved.
-# Expects `mgmt-pkg` on PATH (the Makefile puts .venv/bin first).
+# Runs alone too: .venv/bin goes first on PATH, as the Makefile and the other demos do.
 set -euo pipefail
+repo="$(dirname "$(cd "$(dirname "$0")" && pwd)")"
+export PATH="$repo/.venv/bin:$PATH"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/mgmt-pkg-demo.XXXXXX")"
 server_pid=""

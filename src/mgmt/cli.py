@@ -16,7 +16,6 @@ from mgmt.errors import InputError, MgmtError
 from mgmt.settings import (
     FIELDS,
     REMOTE,
-    EtcdCredentials,
     Field,
     Settings,
     settings_from_json,
@@ -158,7 +157,8 @@ def _add_flag(parser, field: Field, suppress: str, default: object = _FIELD_DEFA
 def settings_from(args: "argparse.Namespace") -> Settings:
     """The flags as Settings, checked (mgmt.flag_rules.check_settings) before
     anything is started or written."""
-    from mgmt.flag_rules import check_settings  # the command line's own: not a remote agent's
+    # The command line's own: not a remote agent's.
+    from mgmt.flag_rules import check_settings, credentials_from_stdin
 
     given = {f.name for f in FIELDS if f.flag and hasattr(args, f.name)}
     values = _flag_values(args, [f for f in FIELDS if f.flag])
@@ -176,23 +176,14 @@ def settings_from(args: "argparse.Namespace") -> Settings:
     if args.etcd_auth_stdin:
         if not settings.seeds:  # the embedded etcd has no users: auth there always failed
             raise InputError("--etcd-auth-stdin needs --seeds: only an existing cluster has users")
-        settings = settings._replace(credentials=read_credentials(sys.stdin.readline()))
-    check_settings(settings, given)
-    return settings
+        settings = settings._replace(credentials=credentials_from_stdin())
+    return check_settings(settings, given)
 
 
 def _system_hostname() -> str:
     import socket  # only without --hostname: remote agents are given theirs
 
     return socket.gethostname()
-
-
-def read_credentials(line: str) -> EtcdCredentials:
-    """``username:password`` on one line of stdin (never on the command line)."""
-    username, sep, password = line.rstrip("\r\n").partition(":")
-    if not sep or not username:
-        raise InputError("--etcd-auth-stdin expects one line 'username:password' on stdin")
-    return EtcdCredentials(username, password)
 
 
 class _Stop(Exception):
@@ -251,14 +242,18 @@ def run_cli(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except BadFlags as err:
-        print(err, file=sys.stderr)
+    except BadFlags as refused:
         given = sys.argv[1:] if argv is None else argv
+        from mgmt.flag_rules import misplaced_run_flag
+
+        misplaced = misplaced_run_flag(given)
+        err = f"{PROG}: error: {misplaced}" if misplaced else str(refused)
+        print(err, file=sys.stderr)
         if given[:1] == ["run"] and "--json" in given:  # as for any other input error
             import argparse
 
             flags = argparse.Namespace(noop="--noop" in given, remotes="--remote" in given)
-            _error_document(flags)(None, str(err).partition(": error: ")[2])
+            _error_document(flags)(None, err.partition(": error: ")[2])
         return 2
     if args.command in CLUSTER_COMMANDS:
         return _run(lambda: cluster_settings(args), args.verbose)
@@ -360,7 +355,7 @@ def _run(
             return run_remotes(settings)
         return (run or run_agent)(settings)
     except MgmtError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {_shown_error(err)}", file=sys.stderr)
         if document is not None:  # a run's document is printed as it ends: none was
             document(settings, str(err))
         return err.exit_code
@@ -377,17 +372,41 @@ def _run(
         return 1
 
 
+def _shown_error(err: MgmtError) -> str:
+    """The error, escaped: a path given may hold a newline or ESC. Bad input is one
+    line; an operation's error keeps its line breaks (etcd's last lines)."""
+    from mgmt.log import escape_table, one_line
+
+    text = str(err)
+    return one_line(text) if isinstance(err, InputError) else text.translate(escape_table("\n\t"))
+
+
 def main(argv: Optional[List[str]] = None) -> NoReturn:
     """``mgmt``: the command line, then leave at once. A ^C before the agent takes
     SIGINT over (argparse's import, the flags) exits 130 with the line a later one
     logs, not a traceback; ``python -m mgmt`` covers this module's import too."""
     from mgmt.quickexit import exit_interrupted, exit_now
 
+    _closed_stdio_to_devnull()
     try:
         code = run_cli(argv)
     except KeyboardInterrupt:
         exit_interrupted()
     exit_now(code)
+
+
+def _closed_stdio_to_devnull() -> None:
+    """A stream closed by the caller (``<&-``, ``>&-``) is None, and using it was an
+    internal error: /dev/null takes its place and its number (else the next file's)."""
+    import os
+
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        if getattr(sys, name) is None:
+            null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
 
 
 if __name__ == "__main__":

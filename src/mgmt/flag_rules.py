@@ -11,11 +11,21 @@ already checked, as JSON (mgmt.settings.settings_from_json).
 
 import os
 import stat
-from typing import Iterable, Tuple
+import sys
+from typing import Iterable, List, Optional, Tuple
 
 from mgmt.errors import InputError
 from mgmt.graph.model import RELATIVE_PYTHON, relative_path
-from mgmt.settings import FIELDS, REMOTE, Field, Settings, check_hostname, check_one_line
+from mgmt.settings import (
+    FIELD_BY_NAME,
+    FIELDS,
+    REMOTE,
+    EtcdCredentials,
+    Field,
+    Settings,
+    check_hostname,
+    check_one_line,
+)
 
 FIELD_BY_FLAG = {field.flag: field for field in FIELDS if field.flag}
 
@@ -25,6 +35,8 @@ __all__ = [
     "check_paths",
     "check_prefix",
     "check_settings",
+    "credentials_from_stdin",
+    "misplaced_run_flag",
     "remote_only",
 ]
 
@@ -34,10 +46,12 @@ def remote_only(field: Field) -> bool:
     return field.group == REMOTE and field.name != "remotes"
 
 
-def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
+def check_settings(settings: Settings, given: Iterable[str] = ()) -> Settings:
     """The rules of ``mgmt run``'s flags, all checked before anything is started
     or written: an InputError (exit 2) naming the flag and its value. The files
-    they name are looked at by :func:`check_paths`.
+    they name are looked at by :func:`check_paths`. Returns the settings with
+    --seeds written out in full (``host:port`` as ``http://host:port``), and a remote
+    run's state in a private temp dir unless --prefix was given.
 
     ``given``: the fields set on the command line. A remote-only flag given
     without --remote is refused even at its default value: the user asked for
@@ -53,6 +67,22 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
                 "--file cannot be used with --remote: each graph of a remote run names its host"
                 " (give this machine's graph a remote: of its own, e.g. ssh://root@localhost)"
             )
+        if "prefix" not in given:  # as fab deploy's: the run's state is its own
+            # In /var/lib/mgmt a normal user's run failed, and two runs at once, to other
+            # hosts, found each other's etcd there (one failed, its hosts' exports lost).
+            settings = settings._replace(tmp_prefix=True)
+        if "hostname" in given:  # not ignored in silence: each agent is named for its host
+            raise InputError(
+                "--hostname cannot be used with --remote: each host of a remote run is"
+                " named by its graph's remote:"
+            )
+        if settings.attach:
+            _check_attach(given)
+        if settings.detach and "no_caching" in given:  # ignored: the agents run from it
+            raise InputError(
+                "--no-caching cannot be used with --detach: the cluster's agents run from the"
+                " cached bundle (`mgmt stop --no-caching` removes it with the cluster)"
+            )
         if not settings.detach:  # --attach takes the cluster as it was made
             for flag in ("--cluster-size", "--cluster-address"):
                 if FIELD_BY_FLAG[flag].name in given:
@@ -65,7 +95,9 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
             raise InputError("mgmt run needs --file GRAPH.yaml (or --remote FILE)")
     if settings.hostname:  # "": the system's, which mgmt.cli fills in (and so checks)
         _flag_value(check_hostname, "--hostname", settings.hostname)
-    _check_seeds(settings.seeds, "seeds" in given)
+    settings = settings._replace(
+        seeds=_check_seeds(settings.seeds, "seeds" in given, bool(settings.remotes))
+    )
     # Given empty, these would quietly mean their defaults (find a Python, no sudo).
     if "python" in given and not settings.python:
         raise InputError("--python: empty; give a name or path (leave the flag out to find one)")
@@ -85,6 +117,33 @@ def check_settings(settings: Settings, given: Iterable[str] = ()) -> None:
         if not (sep and host and address) or any(c.isspace() for c in value):
             raise InputError(f"--cluster-address {value!r}: expected HOST=ADDRESS")
         _flag_value(_word, "--cluster-address", address)
+    return settings
+
+
+# What --attach would ignore: it pushes graphs to a cluster that runs as --detach made it.
+ATTACH_IGNORES = {
+    "noop": "the cluster's agents apply every graph it pushes, as --detach started them",
+    "converged_timeout": "it runs until ^C",
+    "seeds": "the cluster runs its own etcd",
+    "cluster_size": "the cluster keeps the members it was made with",
+    "cluster_address": "the cluster keeps the members it was made with",
+}
+
+
+def _check_attach(given: Iterable[str]) -> None:
+    for name, why in ATTACH_IGNORES.items():
+        if name in given:
+            raise InputError(f"{FIELD_BY_NAME[name].flag} cannot be used with --attach: {why}")
+
+
+def misplaced_run_flag(argv: List[str]) -> Optional[str]:
+    """What to say of a command line that starts with a flag of ``mgmt run``, or None:
+    argparse took the graph of ``mgmt --remote a.yaml`` for a command ("invalid
+    choice: 'a.yaml'")."""
+    flag = argv[0].partition("=")[0] if argv else ""
+    if flag in set(FIELD_BY_FLAG) | {"--etcd-auth-stdin", "-q"}:
+        return f"{flag} is a flag of `mgmt run`: mgmt run {flag} ..."
+    return None
 
 
 def check_bounds(settings: Settings) -> None:
@@ -150,17 +209,29 @@ def _word(name: str, value: str) -> None:
         raise ValueError(f"{name}: expected a name or path, got {value!r}")
 
 
-def _check_seeds(seeds: Tuple[str, ...], given: bool) -> None:
+def _check_seeds(seeds: Tuple[str, ...], given: bool, remote: bool) -> Tuple[str, ...]:
+    """The seeds, each as ``scheme://host:port``. A remote run's initiator hands
+    its tunnels the first one's host and port as they are written (a bare
+    ``host:port`` was "not an http:// URL" there, after the bundle was found),
+    and its hosts speak plain http through those tunnels."""
     if given and not seeds:  # `--seeds ,` would start an embedded etcd instead
         raise InputError("--seeds: no URL given")
-    if seeds:
-        from mgmt.world.client import normalize_url  # urllib.parse: not on an agent's start
+    if not seeds:
+        return seeds
+    from mgmt.world.client import normalize_url, shown_url  # urllib.parse: not at agent start
 
-        for url in seeds:
-            try:
-                normalize_url(url)
-            except InputError as err:
-                raise InputError(f"--seeds: {err}") from None
+    full = []
+    for url in seeds:
+        try:
+            full.append(normalize_url(url))
+        except InputError as err:
+            raise InputError(f"--seeds: {err}") from None
+        if remote and not full[-1].startswith("http://"):
+            raise InputError(
+                f"--seeds {shown_url(url)!r}: a remote run's hosts reach etcd through their"
+                " SSH tunnels, which carry http:// only; give the cluster's http:// URL"
+            )
+    return tuple(full)
 
 
 def check_graph_file(flag: str, path: str) -> None:
@@ -198,3 +269,20 @@ def check_prefix(path: str) -> None:
             return
         where = "" if probe == os.path.abspath(path) else f" ({probe} is not one)"
         raise InputError(f"--prefix {path}: not a directory{where}")
+
+
+def credentials_from_stdin() -> EtcdCredentials:
+    """--etcd-auth-stdin: ``username:password`` on stdin's first line (never on the
+    command line)."""
+    try:
+        line = sys.stdin.readline()
+    except (OSError, ValueError) as err:  # a stdin that cannot be read, or not decoded
+        raise InputError(f"--etcd-auth-stdin: cannot read stdin: {err}") from None
+    username, sep, password = line.rstrip("\r\n").partition(":")
+    if not sep or not username:
+        raise InputError("--etcd-auth-stdin expects one line 'username:password' on stdin")
+    try:  # stdin's bytes that are no UTF-8 come as surrogates: etcd's JSON holds none
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError("--etcd-auth-stdin: the line on stdin is not UTF-8 text") from None
+    return EtcdCredentials(username, password)

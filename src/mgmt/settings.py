@@ -75,15 +75,17 @@ REMOTE = "remote execution"
 FIELDS: Tuple[Field, ...] = (
     # What to run, and as whom.
     Field("file", str, None, "the graph file (YAML) to run", "--file"),
-    Field("hostname", str, "", "this host's name (default: the system's)", "--hostname",
-          agent=True),
+    Field("hostname", str, "", "this host's name (default: the system's; not with --remote)",
+          "--hostname", agent=True),
     # The world: etcd. Without seeds the agent starts its own etcd server.
     Field("seeds", tuple, (), "etcd client URL(s) of an existing cluster (repeat or "
-          "comma-separate)", "--seeds", agent=True, metavar="URL"),
+          "comma-separate; with --remote, its first http:// one)", "--seeds", agent=True,
+          metavar="URL"),
     Field("no_server", bool, False, "do not start an embedded etcd", "--no-server", agent=True),
     Field("credentials", EtcdCredentials, None, agent=True),
     # State: a fixed prefix, or a private temporary one (mgmt.cli makes them exclusive).
-    Field("prefix", str, DEFAULT_PREFIX, "state directory", "--prefix"),
+    Field("prefix", str, DEFAULT_PREFIX, "state directory (default %(default)s; a remote "
+          "run's: a private temp dir unless given)", "--prefix"),
     Field("tmp_prefix", bool, False, "use a private temporary state directory, removed at "
           "exit", "--tmp-prefix"),
     # Behaviour.

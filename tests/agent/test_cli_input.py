@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import run_mgmt
+from helpers import _pythonpath, run_mgmt
 
 GRAPH = "graph: t\nresources: {}\n"
 
@@ -153,7 +153,17 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
         # Without --detach they were not even looked at.
         (["--cluster-address", "h=10.0.0.1"], "--cluster-address needs --detach"),
         (["--cluster-size", "3"], "--cluster-size needs --detach"),
-        (["--attach", "--cluster-size", "3"], "--cluster-size needs --detach"),
+        # --attach ignored them: a cluster it pushed graphs to applied them under --noop.
+        (["--attach", "--noop"], "--noop cannot be used with --attach: the cluster's agents"),
+        (["--attach", "--detach", "--noop"], "--noop cannot be used with --attach"),
+        (["--attach", "--converged-timeout", "5"], "--converged-timeout cannot be used with"),
+        (["--attach", "--cluster-size", "3"], "--cluster-size cannot be used with --attach"),
+        (["--attach", "--detach", "--cluster-address", "h=10.0.0.1"], "--cluster-address cannot"),
+        # Taken and ignored: the cluster's agents run from the cached bundle.
+        (["--detach", "--no-caching"], "--no-caching cannot be used with --detach"),
+        (["--attach", "--detach", "--no-caching"], "--no-caching cannot be used with --detach"),
+        # It said "--detach cannot be used with --seeds".
+        (["--attach", "--seeds", "http://127.0.0.1:1"], "--seeds cannot be used with --attach"),
         # The hand-over has no run document: --json printed nothing and said so nowhere.
         (["--detach", "--json"], "--json cannot be used with --detach"),
         (["--attach", "--json"], "--json cannot be used with --attach"),
@@ -170,6 +180,10 @@ def test_remote_only_flags_without_remote_are_refused(tmp_path, graph, flags):
         (["--ssh-identity", "/no/such/key"], "--ssh-identity /no/such/key: No such file"),
         (["--ssh-identity", "/"], "--ssh-identity /: Is a directory"),
         (["--ssh-identity", "FIFO"], "--ssh-identity FIFO: not a regular file"),  # hung
+        # Ignored in silence: each agent of a remote run is named by its graph's remote:.
+        (["--hostname", "web1"], "--hostname cannot be used with --remote: each host"),
+        # Exit 1 once the bundle was found and the state dir made: the tunnels carry http.
+        (["--seeds", "https://127.0.0.1:2379"], "--seeds 'https://127.0.0.1:2379': a remote"),
     ],
 )
 def test_remote_flag_values_are_checked_before_any_host_is_contacted(tmp_path, flags, said):
@@ -183,6 +197,23 @@ def test_remote_flag_values_are_checked_before_any_host_is_contacted(tmp_path, f
     assert result.returncode == 2, result.stderr
     assert said in result.stderr.strip().splitlines()[-1], result.stderr
     assert "nohost.invalid" not in result.stderr and not (tmp_path / "p").exists()
+
+
+def test_a_seed_written_host_port_leads_a_remote_run_to_that_etcd(tmp_path):
+    """``--seeds 127.0.0.1:2379``, as a --file run takes it, was refused by a remote
+    run (exit 1, "is not an http:// URL") once its bundle was found."""
+    from mgmt.world.server import EmbeddedEtcd
+
+    remote = tmp_path / "r.yaml"
+    remote.write_text("remote: nohost.invalid\n" + GRAPH)
+    with EmbeddedEtcd(tmp_path / "etcd") as cluster:
+        seed = cluster.client_url.partition("://")[2]
+        result = run_mgmt(["--remote", str(remote), "--tmp-prefix", "--seeds", seed], 60)
+    assert "is not an http:// URL" not in result.stderr, result.stderr
+    # Past the cluster's check, on to the host: the one failure is the host's own.
+    assert result.returncode == 1, result.stderr
+    assert "nohost.invalid: failed: " in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("name", ["a/b\nc", "../..", " ", "a\x7fb", "a\u2028b", "a\x85b"])
@@ -302,3 +333,101 @@ def test_json_gets_a_document_for_flags_argparse_refuses(tmp_path, flags, said):
     assert (doc["status"], doc["errors"], doc["resources"]) == ("failed", [said], [])
     plain = run_mgmt(["--no-server", *flags], timeout=20)  # without --json: no document
     assert (plain.returncode, plain.stdout) == (2, "")
+
+
+@pytest.mark.parametrize("flag", ["--file", "--remote"])
+@pytest.mark.parametrize("exists", [True, False], ids=["bad graph", "missing"])
+def test_a_graph_path_with_a_newline_or_an_escape_is_said_on_one_line(tmp_path, flag, exists):
+    """The path went out as written: a two-line error, or a terminal told to
+    turn red by the name of a file."""
+    path = tmp_path / "a\nb\x1b[31m.yaml"
+    if exists:
+        path.write_text("graph: g\nbogus: 1\n")
+    result = run_mgmt([flag, str(path), "--prefix", str(tmp_path / "p")])
+    shown = str(path).replace("\n", "\\n").replace("\x1b", "\\x1b")
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert result.returncode == 2, result.stderr
+    assert len(errors) == 1 and shown in errors[0], result.stderr
+    assert "\x1b" not in result.stderr and not (tmp_path / "p").exists()
+
+
+def _with_stdin(args, stdin, closed: int = 0) -> subprocess.CompletedProcess:
+    """`mgmt run ARGS` with stdin as given: bytes, or None for none at all (closed,
+    or ``closed`` another of the three)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mgmt", "run", *args],
+        input=stdin, capture_output=True, timeout=30,
+        preexec_fn=(lambda: os.close(closed)) if stdin is None else None,
+        env=dict(os.environ, PYTHONPATH=_pythonpath()),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stdin", "said"),
+    [
+        # sys.stdin is None: it was "internal error: AttributeError: 'NoneType' object
+        # has no attribute 'readline'", exit 1.
+        (None, "--etcd-auth-stdin expects one line 'username:password' on stdin"),
+        # Taken as surrogates, sent to etcd as a user no one has.
+        (b"\xff:pw\n", "--etcd-auth-stdin: the line on stdin is not UTF-8 text"),
+    ],
+    ids=["closed", "not UTF-8"],
+)
+@pytest.mark.parametrize("mode", ["file", "remote"])
+def test_etcd_credentials_stdin_that_cannot_be_read_is_bad_input(
+    tmp_path, graph, stdin, said, mode
+):
+    remote = tmp_path / "r.yaml"
+    remote.write_text("remote: nohost.invalid\n" + GRAPH)
+    where = ["--file", str(graph)] if mode == "file" else ["--remote", str(remote)]
+    prefix = tmp_path / "p"
+    flags = [*where, "--seeds", "http://127.0.0.1:9", "--etcd-auth-stdin", "--prefix", str(prefix)]
+    result = _with_stdin(flags, stdin)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mgmt: error: {said}"), stderr
+    assert not prefix.exists()
+
+
+def test_bad_input_with_json_and_stdout_closed_is_still_exit_2_in_one_line(tmp_path):
+    """``>&-``: the --json document for bad input went to a None sys.stdout, a
+    traceback from inside the error's handling."""
+    result = _with_stdin(["--file", str(tmp_path / "none.yaml"), "--json"], None, closed=1)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert stderr.strip().splitlines() == [
+        f"mgmt: error: --file {tmp_path}/none.yaml: the graph file does not exist"
+    ]
+
+
+def test_a_sudo_password_asked_of_a_closed_stdin_is_none_given(tmp_path):
+    """``<&-``: getpass read a None sys.stdin, an internal error (exit 1)."""
+    remote = tmp_path / "r.yaml"
+    remote.write_text("remote: nohost.invalid\n" + GRAPH)
+    flags = ["--remote", str(remote), "--sudo", "--ask-sudo-password", "--tmp-prefix"]
+    result = subprocess.run(  # a session of its own: no terminal for getpass to open
+        [sys.executable, "-m", "mgmt", "run", *flags], capture_output=True, timeout=30,
+        preexec_fn=lambda: os.close(0), start_new_session=True,
+        env=dict(os.environ, PYTHONPATH=_pythonpath()),
+    )  # fmt: skip
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert stderr.rstrip().endswith("mgmt: error: --ask-sudo-password: no password given")
+    assert "nohost.invalid" not in stderr
+
+
+@pytest.mark.parametrize("first", ["--remote", "--file", "--file=g.yaml", "--noop"])
+def test_a_run_flag_given_before_run_is_said_so(tmp_path, first):
+    """`mgmt --remote a.yaml`: argparse took the graph for a command ("invalid
+    choice: 'a.yaml'")."""
+    argv = [first, "g.yaml"] if "=" not in first else [first]
+    result = subprocess.run(
+        [sys.executable, "-m", "mgmt", *argv], capture_output=True, text=True, timeout=30,
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=_pythonpath()), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    flag = first.partition("=")[0]
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"mgmt: error: {flag} is a flag of `mgmt run`: mgmt run {flag} ..."
+    )

@@ -67,7 +67,7 @@ CLI_CASES = [
      "bomb.yaml:8: YAML aliases expand to more than 400000 values"),
     ("graph: g\nx: &a [*a]\n", "loop.yaml:2: alias *a refers to a value that contains it"),
     ('{"graph": "g", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
-     "deep.json: values are nested more than 64 levels deep"),
+     "deep.json:1: values are nested more than 64 levels deep"),
     ("graph: g\nresources:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(600)),
      "blocks.yaml:66: values are nested more than 64 levels deep"),
     ("graph: g\nresources:\n  noop:\n  - name: \"a\x01\"\n",

@@ -158,3 +158,20 @@ def test_the_same_without_libyaml(pure_python_yaml, case):
         parse_graph(case_text(case), "g.yaml")
     assert case["message"] in caught.value.message
     assert caught.value.line == case["line"], str(caught.value)
+
+
+def test_the_readme_states_the_bounds_as_they_are():
+    from mgmt.graph import limits
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    paragraph = readme[readme.index("A graph file itself is bounded") :][:700]
+    for said in (
+        f"{limits.MAX_BYTES // 2**20} MiB of UTF-8",
+        f"{limits.MAX_RESOURCES:,} resources",
+        f"{limits.MAX_VALUES:,} values",
+        f"at most {limits.MAX_ALIAS_VALUES:,} of them",
+        f"{limits.MAX_EXPANDED_CHARS // 2**20} MiB of text",
+        f"nested {limits.MAX_DEPTH} levels deep",
+        f"integers of {limits.MAX_DIGITS} digits",
+    ):
+        assert said in paragraph.replace("\n", " "), said

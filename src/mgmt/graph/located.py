@@ -44,7 +44,7 @@ def load_located(text: str, path: Optional[str] = None) -> Any:
         except ValueError:
             pass  # a YAML flow mapping: "{graph: g, ...}" is not JSON
         except RecursionError:  # the C scanner's own guard; far deeper than MAX_DEPTH
-            raise budget.too_deep(None) from None
+            raise budget.too_deep(_too_deep_line(text)) from None
         except _Unplaced as err:
             raise _placed(err, text, path) from None
         else:
@@ -74,7 +74,7 @@ def load_json_object(text: str, path: Optional[str] = None) -> Dict[str, Any]:
     try:
         document = _loads(text, budget, path)
     except RecursionError:  # the C scanner's own guard; far deeper than MAX_DEPTH
-        raise budget.too_deep(None) from None
+        raise budget.too_deep(None) from None  # an export's value: no line to speak of
     except ValueError as err:  # GraphError is no ValueError: raised as it is
         raise GraphError(f"not JSON: {err}", path, None) from None
     if not isinstance(document, dict):
@@ -154,6 +154,25 @@ def _token_line(text: str, literal: str) -> Optional[int]:
     for match in _TOKEN.finditer(text):
         if match.group() == literal:
             return text.count("\n", 0, match.start()) + 1
+    return None
+
+
+# What nests in JSON text: brackets, outside strings (a string is skipped whole).
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{\]}]', re.DOTALL)
+
+
+def _too_deep_line(text: str) -> Optional[int]:
+    """The line of the first bracket more than MAX_DEPTH deep, which json gives no
+    position for; None for values that came without text."""
+    level = 0
+    for match in _NESTING.finditer(text):
+        bracket = match.group()
+        if bracket in "[{":
+            level += 1
+            if level > MAX_DEPTH:
+                return text.count("\n", 0, match.start()) + 1
+        elif bracket in "]}":
+            level -= 1
     return None
 
 
@@ -263,7 +282,7 @@ class _Located:
         if not isinstance(value, (dict, list)):
             return value
         if depth > MAX_DEPTH:
-            raise self.budget.too_deep(None)
+            raise self.budget.too_deep(_too_deep_line(self.text))
         if isinstance(value, list):
             seq = new_list(None)
             seq.extend(self.value(item, depth + 1, key) for item in value)

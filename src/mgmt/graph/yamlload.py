@@ -23,6 +23,7 @@ Imported only for YAML text: PyYAML costs an agent's start-up ~15 ms, and a
 remote agent is handed its first graph as JSON.
 """
 
+import re
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import yaml
@@ -55,6 +56,9 @@ _TAG_WORDS = {
     "tag:yaml.org,2002:null": "null",
 }
 _NO_KEY = object()
+# A number as JSON writes it that YAML 1.1 reads as text (1e5: its floats need a dot
+# and a signed exponent), for a JSON graph read again to find the line of its error.
+_JSON_EXPONENT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?[eE][-+]?[0-9]+")
 
 
 class _MergeKey(str):
@@ -107,9 +111,10 @@ def _line(event: Any) -> int:
 
 
 class _Reader:
-    def __init__(self, text: str, path: Optional[str]):
+    def __init__(self, text: str, path: Optional[str], json_numbers: bool = False):
         self.loader = _Loader(text)
         self.path = path
+        self.json_numbers = json_numbers
         self.budget = Budget(path)
         self.anchors: Dict[str, _Anchor] = {}
         self.open_anchors: Set[str] = set()
@@ -196,12 +201,15 @@ class _Reader:
         tag = event.tag
         if tag is None or tag == "!":
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        plain = event.tag is None and not event.style  # libyaml's style is "", PyYAML's None
+        if tag == _STR and plain and self.json_numbers and _JSON_EXPONENT.fullmatch(event.value):
+            return float(event.value)  # within bounds: json.loads read it already
         if tag == _MERGE:
             # A merge as a mapping's key; anywhere else, the text it is.
             return _MERGE_KEY if self.stack and self.awaits_key() else event.value
         # Most scalars are strings; the constructor costs 10x more.
         value = event.value if tag == _STR else self.construct(tag, event, line)
-        if event.tag is None and tag != _STR and not event.style and value is not None:
+        if plain and tag != _STR and value is not None:
             self.written = event.value  # a plain 0644, yes or 1.0 (libyaml's style is "")
         if isinstance(value, str):
             problem = text_problem(value)
@@ -361,12 +369,13 @@ def _char_at(text: str, mark: Any) -> str:
     return line[mark.column] if mark.column < len(line) else ""
 
 
-def load_yaml(text: str, path: Optional[str] = None) -> Any:
-    """Parse one YAML document into located values; every error is a GraphError with a line."""
+def load_yaml(text: str, path: Optional[str] = None, json_numbers: bool = False) -> Any:
+    """Parse one YAML document into located values; every error is a GraphError with a line.
+    ``json_numbers``: a plain ``1e5`` is the number JSON reads, not text."""
     reader = None
     try:
         # PyYAML's own reader checks the characters here, libyaml's while parsing.
-        reader = _Reader(text, path)
+        reader = _Reader(text, path, json_numbers)
         return reader.document()
     except UnicodeEncodeError as err:  # a lone surrogate: text that came from no UTF-8 file
         line = text.count("\n", 0, err.start) + 1
