@@ -7,7 +7,7 @@ import argparse
 import re
 from pathlib import Path
 
-from mgmt.cli import build_parser
+from mgmt.cmdline import build_parser
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from remote_helpers import assert_clean, mgmt_run, need_hosts, summary
 
-from mgmt.cli import build_parser, settings_from
+from mgmt.cmdline import build_parser, settings_from
 from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration.agentstart import PRUNED
