@@ -162,6 +162,9 @@ def test_detached_cluster_lives_on_after_the_initiator(pool, bundle, tmp_path):
         # One member killed (its supervisor first, so it is not restarted): the
         # exchange goes on with the other two.
         pids = c.run(f"cat {STATE}/etcd.sup {STATE}/etcd.pid").stdout.split()
+        # A member lives on for months: it compacts its history as the initiator's does.
+        argv = c.run(f"tr '\\0' '\\n' < /proc/{pids[1]}/cmdline").stdout.splitlines()
+        assert "--auto-compaction-retention=1h" in argv, argv
         c.run(["kill", "-KILL", *pids])
         _edit_graph(a, "remote2a.yaml", "edited on host a", "edited again on host a")
         for host in (b, c):

@@ -332,3 +332,23 @@ def test_status_says_a_member_whose_process_is_gone_is_not_running(detached, tmp
     state["etcd"].update(supervised=True, running=True, exit=None)  # up, but no quorum
     shown = _describe("b", state).splitlines()[0]
     assert shown.endswith(f"etcd member UNHEALTHY (http://10.0.0.1:2379, pid {dead.pid})"), shown
+
+
+def test_a_member_on_an_ipv6_address_is_given_urls_etcd_takes(tmp_path, monkeypatch, detached):
+    """SSH_CONNECTION gives an IPv6 address bare: etcd refused http://fd00::2:2379
+    ("URL address does not have the form host:port")."""
+    from mgmt.remote.orchestration.detach import SUPERVISOR
+
+    monkeypatch.setattr(detached.here, "DIR", str(tmp_path / "detached"))
+    start = sys.modules["detached_start"]
+    started = []
+    monkeypatch.setattr(start, "start_supervised", lambda name, argv: started.append(argv) or 1)
+    said = detached.etcd({
+        "address": "fd00::2", "client_port": 2379, "peer_port": 2380, "binary": "etcd",
+        "name": "m", "peers": {"m": "http://[fd00::2]:2380"}, "token": "t",
+        "supervisor": SUPERVISOR,
+    })  # fmt: skip
+    assert said["client_url"] == "http://[fd00::2]:2379"
+    (argv,) = started
+    assert "--listen-client-urls=http://[fd00::2]:2379" in argv
+    assert "--initial-advertise-peer-urls=http://[fd00::2]:2380" in argv

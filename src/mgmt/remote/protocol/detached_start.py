@@ -91,8 +91,12 @@ def start_supervised(name, argv, **options):
 def start_etcd(request):
     """This host's member; with ``tls`` (PEM text: ca, cert, key) its peers must
     show a certificate of the cluster's CA."""
+    from detached_etcd import AUTO_COMPACTION
+
     claim(request, "etcd")
     address, tls = request["address"], request.get("tls")
+    if ":" in address and not address.startswith("["):  # IPv6, as SSH_CONNECTION gives it
+        address = "[" + address + "]"
     client = "http://{}:{}".format(address, request["client_port"])
     peer = "{}://{}:{}".format("https" if tls else "http", address, request["peer_port"])
     data = here.path("etcd")
@@ -121,6 +125,7 @@ def start_etcd(request):
         "--initial-cluster-state=new",
         "--initial-cluster-token=" + request["token"],
         "--max-txn-ops=100000",  # all of a host's exports in one transaction
+        *AUTO_COMPACTION,  # for as long as the cluster lives (detached_etcd says why)
         *secure,
     ]
     return {"pid": start_supervised("etcd", argv), "client_url": client}
