@@ -260,3 +260,36 @@ def test_the_static_name_is_read_as_systemd_reads_etc_hostname(text, name):
     """A comment line was taken as part of the name: --noop said it differed, and a
     run rewrote the file without the comment."""
     assert read_static(text) == name
+
+
+def test_an_edit_of_the_names_applies_at_once(uts_host, tmp_path, machine):
+    """A graph edit of the names applies at once, the agent running on."""
+
+    def edit(name: str, pretty: str) -> Path:
+        return names_graph(
+            tmp_path, static_hostname=name, transient_hostname=name, pretty_hostname=pretty
+        )
+
+    graph = edit("web1.example.lan", "Web one")
+    args = ["--file", str(graph), "--no-server", "--prefix", str(tmp_path / "state")]
+    agent = uts_host.agent(args, tmp_path / "agent.log")
+
+    def names() -> tuple:
+        return (
+            uts_host.run(["hostname"]).stdout.strip(),
+            uts_host.run(["cat", "/etc/hostname"]).stdout,
+            read_pretty(uts_host.run(["cat", "/etc/machine-info"], check=False).stdout),
+        )
+
+    try:
+        first = ("web1.example.lan", "web1.example.lan\n", "Web one")
+        wait_until(lambda: names() == first, what="the first names")
+        edit("web2.example.lan", "Web two")
+        second = ("web2.example.lan", "web2.example.lan\n", "Web two")
+        wait_until(lambda: names() == second, what="the edited names")
+        assert agent.poll() is None
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    log = (tmp_path / "agent.log").read_text()
+    assert "changed 1 (hostname[h])" in log, log
