@@ -261,6 +261,34 @@ def test_a_full_tmp_fails_in_one_line_and_leaves_no_run_dir(pool, bundle, tmp_pa
     assert_clean(a)
 
 
+def test_a_start_that_ends_mid_copy_is_said_with_its_status_not_as_a_lost_connection(
+    pool, bundle, tmp_path
+):
+    """A bundle larger than SSH's channel window (2 MiB) is still being sent when
+    START, which cannot write it, ends: the copy's send found the channel closed
+    and the host's row said "connection lost: Socket is closed" (a CI run saw it
+    with the real bundle, once)."""
+    a = pool["a"]
+    bundles = "/root/.cache/mgmt/bundles"
+    a.run(f"mkdir -p {bundles} /root/.cache/mgmt/shiv && chmod -R 700 /root/.cache/mgmt")
+    a.run(f"rm -rf {bundles}/*")
+    # The shebang, then 8 MiB before the zip: zip readers take data before an archive.
+    big = tmp_path / "big-mgmt"
+    shebang, _, rest = Path(bundle).read_bytes().partition(b"\n")
+    big.write_bytes(shebang + b"\n" + b"#" * (8 << 20) + b"\n" + rest)
+    graphs = [file_graph("a", "a", tmp_path)]
+    try:
+        a.run(f"mount --bind -o ro {bundles} {bundles}")
+        done = mgmt_run(pool, big, graphs, "--converged-timeout=1")
+    finally:
+        a.run(f"umount {bundles}", check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    result, _, message = summary(done.stdout)["a"]
+    assert result == "failed" and message.startswith("copying the bundle failed (status 98): ")
+    assert message.endswith(f"mgmt-remote: cannot write the bundle in {bundles}; give --no-caching")
+    assert_clean(a)
+
+
 @pytest.mark.parametrize(
     "mount", ["--bind -o ro {d} {d}", "-t tmpfs -o size=64k,mode=700 tmpfs {d}"]
 )

@@ -27,11 +27,12 @@ from mgmt.remote.orchestration.bundlecopy import send_bundle
 from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.results import CONVERGED, EXITED, FAILED, STOPPED, HostResult
 from mgmt.remote.protocol.programs import LAUNCHER, START
-from mgmt.remote.transport.runner import Process, Runner, upload
+from mgmt.remote.transport.runner import Process, Runner, is_connection_error, upload
 
 log = get_logger("remote")
 
 STOP_GRACE = 10.0  # SIGINT, then SIGKILL after this long (as mgmt did)
+COPY_END_WAIT = 2.0  # for START's status, once a copy found its channel closed
 # How often a waiting session looks at its host; the agent's exit wakes it at once.
 WAIT_POLL = 0.25
 COPYING_BUNDLE = "Copying bundle ({size} bytes), please be patient..."
@@ -217,7 +218,18 @@ class Session:
             return "cached"
         log.info("%s: %s", self.host, COPYING_BUNDLE.format(size=size))
         pty = self._runner.become.pty
-        if not send_bundle(process, self.ctx.bundle, size, self._stop.is_set, pty):
+        try:
+            sent = send_bundle(process, self.ctx.bundle, size, self._stop.is_set, pty)
+        except Exception as err:
+            # START may end mid-copy (it cannot write the bundle: exit 98), and the
+            # channel closes under the copy: its status and words say why, not a
+            # "connection lost" (only a bundle larger than SSH's window still in
+            # flight shows it).
+            status = process.wait(COPY_END_WAIT) if is_connection_error(err) else None
+            if status is None or status < 0:
+                raise
+            raise self._failed_start(process, "copying the bundle failed") from None
+        if not sent:
             raise Interrupted(self.host, "stopped while copying")
         if protocol.read_start(process.stdout) is None:
             raise self._failed_start(process, "copying the bundle failed")
