@@ -115,7 +115,8 @@ def test_a_full_disk_does_not_end_the_supervisor(tmp_path):
 
     def sleeping() -> bool:  # the second run, noted in agent.pid once there is room
         pid = int((inside / "agent.pid").read_text())
-        return "sleep" in Path(f"/proc/{pid}/cmdline").read_text()
+        # The program, not the text: the first run's `sh -c` names sleep in its script.
+        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[0] == "sleep"
 
     try:
         wait_until(lambda: process.poll() is not None or sleeping(), timeout=30,
