@@ -81,17 +81,7 @@ def test_stopping_two_of_three_hosts_leaves_the_third_a_member_alone_that_takes_
         for host in (b, c):
             assert_clean(host)
             assert not host.exists("/root/.local/state/mgmt"), host.name
-        members = _gateway(a, "cluster/member/list", {})["members"]
-        assert [m["clientURLs"] for m in members] == [[f"http://{a.address}:2379"]], members
-        # The member left alone takes writes (once it has elected itself, if b's or
-        # c's member led the cluster).
-        answers = []
-
-        def accepted() -> bool:
-            answers.append(_write(a, "/_mgmt/test", "ok"))
-            return "revision" in answers[-1].get("header", {})
-
-        assert wait_for(accepted, 15), f"no write accepted by a's member: {answers[-1]}"
+        _assert_alone_taking_writes(a)
         assert stop.returncode == 0, stop.stdout + stop.stderr
         assert "b: stopped agent, etcd; its member left the cluster" in stop.stdout, stop.stdout
         assert "c: stopped agent, etcd; its member left the cluster" in stop.stdout, stop.stdout
@@ -127,15 +117,7 @@ def test_a_stop_of_a_running_host_and_a_dead_one_removes_the_dead_member_first(
         assert done.returncode == 0, done.stdout + done.stderr
         c.link_down()
         stop = cluster_command(pool, bundle, "stop", graphs[1:], "--lost-timeout=2")
-        members = _gateway(a, "cluster/member/list", {})["members"]
-        assert [m["clientURLs"] for m in members] == [[f"http://{a.address}:2379"]], members
-        answers = []
-
-        def accepted() -> bool:
-            answers.append(_write(a, "/_mgmt/test", "ok"))
-            return "revision" in answers[-1].get("header", {})
-
-        assert wait_for(accepted, 15), f"no write accepted by a's member: {answers[-1]}"
+        _assert_alone_taking_writes(a)
         assert stop.returncode == 1, stop.stdout + stop.stderr  # c was not reached
         assert "b: stopped agent, etcd; its member left the cluster" in stop.stdout, stop.stdout
         said = "c: UNREACHABLE, nothing stopped; its member left the cluster: "
@@ -148,3 +130,17 @@ def test_a_stop_of_a_running_host_and_a_dead_one_removes_the_dead_member_first(
     assert "c: stopped agent, etcd\n" in stop.stdout, stop.stdout  # c's member was gone already
     for host in (a, b, c):
         assert_clean(host)
+
+
+def _assert_alone_taking_writes(a) -> None:
+    """a's member is the cluster's only one, and takes writes (once it has elected
+    itself, if a member that left led the cluster)."""
+    members = _gateway(a, "cluster/member/list", {})["members"]
+    assert [m["clientURLs"] for m in members] == [[f"http://{a.address}:2379"]], members
+    answers = []
+
+    def accepted() -> bool:
+        answers.append(_write(a, "/_mgmt/test", "ok"))
+        return "revision" in answers[-1].get("header", {})
+
+    assert wait_for(accepted, 15), f"no write accepted by a's member: {answers[-1]}"
