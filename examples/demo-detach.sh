@@ -44,7 +44,7 @@ export DEMO_DIR="$work"
     echo
     echo "== a exports something new (its graph edited in place, on a)"
     # The graph the agent runs: in graphs/ of the cluster state (directly in it before).
-    on a "cd ~/.local/state/mgmt/detached && g=graphs/remote2a.yaml && { [ -e \$g ] || g=remote2a.yaml; } && sed \"s/exported from host a/changed on a/\" \$g > .e && mv .e \$g"
+    on a "cd ~/.local/state/mgmt/detached && g=graphs/remote2a.yaml && { [ -e \$g ] || g=remote2a.yaml; } && sed -i \"s/exported from host a/changed on a/\" \$g"
     for _ in $(seq 50); do on b cat /tmp/file2a | grep -q "changed on a" && break; sleep 0.1; done
     echo "b: /tmp/file2a is: $(on b cat /tmp/file2a)"
     on b cat /tmp/file2a | grep -q "changed on a" || { echo "demo-detach: b did not get it" >&2; exit 1; }

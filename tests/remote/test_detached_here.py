@@ -352,3 +352,96 @@ def test_a_member_on_an_ipv6_address_is_given_urls_etcd_takes(tmp_path, monkeypa
     (argv,) = started
     assert "--listen-client-urls=http://[fd00::2]:2379" in argv
     assert "--initial-advertise-peer-urls=http://[fd00::2]:2380" in argv
+
+
+def test_two_runs_that_start_a_member_here_at_once_start_one(tmp_path, monkeypatch, detached):
+    """Two `mgmt run --detach` to one host at once: both found no etcd running and
+    both started one, the second's supervisor taking the first's files (its own
+    then named by none, never stopped). One starts now; the other is refused."""
+    from mgmt.remote.orchestration.detach import SUPERVISOR
+
+    monkeypatch.setattr(detached.here, "DIR", str(tmp_path / "detached"))
+    monkeypatch.setattr(detached.here, "CACHE", str(tmp_path / "cache"))
+    etcd = tmp_path / "etcd"  # a stand-in member: the supervisor is what counts here
+    etcd.write_text("#!/bin/sh\nexec sleep 60\n")
+    etcd.chmod(0o755)
+    gate, answers = threading.Barrier(2), {}
+
+    def start(owner: str) -> None:
+        request = {
+            "address": "127.0.0.1", "client_port": 1, "peer_port": 2, "binary": str(etcd),
+            "name": "m", "peers": {"m": "http://127.0.0.1:2"}, "token": "t",
+            "supervisor": SUPERVISOR, "owner": owner,
+        }  # fmt: skip
+        gate.wait()
+        try:
+            answers[owner] = detached.etcd(request)
+        except Exception as err:  # the refusal is the answer
+            answers[owner] = err
+
+    threads = [threading.Thread(target=start, args=(o,)) for o in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    try:
+        refused = [o for o, a in answers.items() if isinstance(a, Exception)]
+        assert len(refused) == 1, answers
+        assert "etcd already runs here" in str(answers[refused[0]])
+        (started,) = set(answers) - set(refused)
+        assert (tmp_path / "detached" / "etcd.owner").read_text() == started
+    finally:
+        detached.stop({"what": ["etcd"], "clean": True})
+        _kill_sessions_started_from(tmp_path)  # one that no file names (the race) too
+
+
+def _kill_sessions_started_from(folder: Path) -> None:
+    """SIGKILL the sessions of the processes whose command line names ``folder`` (the
+    supervisors started from it lead sessions of their own, their children in them)."""
+    import signal
+
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if str(folder).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.killpg(os.getsid(int(pid)), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
+
+
+def test_removing_remains_leaves_a_cluster_another_run_started_since(
+    tmp_path, monkeypatch, detached
+):
+    """A host whose old cluster died, prepared by two runs at once: the one that came
+    second removed "the remains" it had seen, which were by then the other run's
+    new cluster (stopped, its DIR removed). Remains are removed only if none runs."""
+    from remote_helpers import supervised_dir
+
+    from support.polling import wait_until
+
+    state = tmp_path / "detached"
+    monkeypatch.setattr(detached.here, "DIR", str(state))
+    monkeypatch.setattr(detached.here, "CACHE", str(tmp_path / "cache"))
+    script = supervised_dir(state, ["sleep", "3600"])
+    supervisor = subprocess.Popen([sys.executable, "-S", str(script), "agent"],
+                                  start_new_session=True)  # fmt: skip
+    try:
+        (state / "agent.sup").write_text(f"{supervisor.pid}\n")
+        wait_until(lambda: (state / "agent.pid").read_text().strip(), what="the agent started")
+        remains = {"what": ["agent", "etcd"], "clean": True, "caching": True, "remains": True}
+        with pytest.raises(Exception, match="a detached cluster started here meanwhile"):
+            detached.stop(remains)
+        assert supervisor.poll() is None and state.is_dir()
+    finally:
+        supervisor.terminate()
+        supervisor.wait(30)
+
+
+def test_status_describes_a_cluster_record_whose_bundle_hash_is_null():
+    """A cluster.json holding `"bundle_sha256": null` (written by hand, or cut) made
+    `mgmt status` an internal error (None[:12])."""
+    from mgmt.remote.orchestration.status import _describe
+
+    process = {"running": True, "supervised": True, "pid": 7, "exit": None, "health": True}
+    state = {"agent": process, "etcd": dict(process), "converged": True, "failed": [],
+             "cluster": {"bundle_sha256": None, "version": "0.1.0"}, "log": ""}  # fmt: skip
+    assert "mgmt 0.1.0 (bundle ?)" in _describe("a", state)

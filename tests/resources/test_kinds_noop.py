@@ -138,7 +138,7 @@ def test_exec_under_noop_lists_the_command_it_would_run_in_json(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = {r["name"]: r for r in json.loads(done.stdout)["resources"]}
     assert rows["guarded"]["changes"] == [
-        {"field": "cmd", "wanted": f"touch {never}", "actual": "ifcmd exited 0", "applied": False}
+        {"field": "cmd", "wanted": f"touch {never}", "actual": None, "applied": False}
     ]
     assert rows["plain"]["changes"] == [
         {"field": "cmd", "wanted": "true", "actual": None, "applied": False}

@@ -190,8 +190,9 @@ class ExecRes(Resource):
                 self.init.log.debug("ifcmd exited %s: nothing to do", guard.returncode)
                 return True
         cmd = self.params["cmd"]
-        # What --json lists (and --noop names): the command, and why it runs.
-        self.note("cmd", cmd, "ifcmd exited 0" if ifcmd else None)
+        # What --json lists (and --noop names): the command; a command has no value
+        # found (``actual``), whatever its ifcmd said.
+        self.note("cmd", cmd, None)
         if not apply:
             self.init.log.info("would run %r (noop)", cmd)
             return False

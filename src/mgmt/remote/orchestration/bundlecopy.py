@@ -9,11 +9,12 @@ import contextlib
 from pathlib import Path
 from typing import Callable
 
-from mgmt.remote.transport.runner import Process
+from mgmt.remote.transport.runner import Process, is_connection_error
 
 CHUNK = 256 * 1024
 PAD_MAX = 64 * 1024 * 1024  # at most this much padding for an abandoned copy (a pty)
 PAD_WAIT = 10.0  # for START to end once the padding is in
+END_WAIT = 2.0  # for START's status, once a copy found its channel closed
 
 
 def send_bundle(
@@ -48,3 +49,14 @@ def _abandon(process: Process, left: int, pty: bool) -> None:
             process.send(zeros[: min(left, CHUNK)])
             left -= CHUNK
         process.wait(PAD_WAIT)
+
+
+def ended_mid_copy(process: Process, err: BaseException) -> bool:
+    """Whether ``err``, raised by the copy, is START having ended under it (it cannot
+    write the bundle: exit 98), the channel closed with the copy still in flight (a
+    bundle larger than SSH's window): its status and words say why then, not a
+    "connection lost"."""
+    if not is_connection_error(err):
+        return False
+    status = process.wait(END_WAIT)
+    return status is not None and status >= 0

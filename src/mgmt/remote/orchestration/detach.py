@@ -194,7 +194,8 @@ def _remove_remains(hosts: Hosts, prepared: Dict[str, Dict]) -> None:
             "%s: a detached cluster that no longer runs left its state here (%s); "
             "removing it to start anew", spec.name, prepared[spec.name]["dir"],
         )  # fmt: skip
-    stop = {"what": ["agent", "etcd"], "clean": True, "caching": True}
+    # Only remains: another run may have started a cluster there since (refused then).
+    stop = {"what": ["agent", "etcd"], "clean": True, "caching": True, "remains": True}
     hosts.each(lambda spec: hosts.call(spec.name, "stop", stop), dead)
 
 

@@ -23,16 +23,15 @@ from mgmt.log import get_logger
 from mgmt.remote import protocol
 from mgmt.remote.hostspec import HostSpec
 from mgmt.remote.orchestration import agentstart, ending
-from mgmt.remote.orchestration.bundlecopy import send_bundle
+from mgmt.remote.orchestration.bundlecopy import ended_mid_copy, send_bundle
 from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.results import CONVERGED, EXITED, FAILED, STOPPED, HostResult
 from mgmt.remote.protocol.programs import LAUNCHER, START
-from mgmt.remote.transport.runner import Process, Runner, is_connection_error, upload
+from mgmt.remote.transport.runner import Process, Runner, upload
 
 log = get_logger("remote")
 
 STOP_GRACE = 10.0  # SIGINT, then SIGKILL after this long (as mgmt did)
-COPY_END_WAIT = 2.0  # for START's status, once a copy found its channel closed
 # How often a waiting session looks at its host; the agent's exit wakes it at once.
 WAIT_POLL = 0.25
 COPYING_BUNDLE = "Copying bundle ({size} bytes), please be patient..."
@@ -221,12 +220,7 @@ class Session:
         try:
             sent = send_bundle(process, self.ctx.bundle, size, self._stop.is_set, pty)
         except Exception as err:
-            # START may end mid-copy (it cannot write the bundle: exit 98), and the
-            # channel closes under the copy: its status and words say why, not a
-            # "connection lost" (only a bundle larger than SSH's window still in
-            # flight shows it).
-            status = process.wait(COPY_END_WAIT) if is_connection_error(err) else None
-            if status is None or status < 0:
+            if not ended_mid_copy(process, err):
                 raise
             raise self._failed_start(process, "copying the bundle failed") from None
         if not sent:

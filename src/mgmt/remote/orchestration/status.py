@@ -182,10 +182,11 @@ def _describe(host: str, state: Dict) -> str:
     # Its converged key outlives a dead agent: it says what was, not what is.
     stale = state["converged"] and not agent["running"]
     converged = "no agent to converge" if stale else CONVERGED[state["converged"]]
+    sha = (cluster.get("bundle_sha256") or "?")[:12]  # null in a record: "?" too
     lines = [
         f"{host}: agent {'running' if agent['running'] else 'NOT RUNNING'} "
         f"(pid {agent['pid']}{exit_status}), {converged}, "
-        f"mgmt {cluster.get('version', '?')} (bundle {cluster.get('bundle_sha256', '?')[:12]}), "
+        f"mgmt {cluster.get('version', '?')} (bundle {sha}), "
         f"etcd {member}"
     ]
     if not cluster:

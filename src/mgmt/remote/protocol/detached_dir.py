@@ -6,6 +6,7 @@ one per login user; the cached bundle and etcd in CACHE = ``~/.cache/mgmt``.
 Runs on the host's Python (3.6 and later) with the standard library only.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -68,6 +69,25 @@ def read_text(name, default=None):
             return f.read()
     except OSError:
         return default
+
+
+@contextlib.contextmanager
+def one_at_a_time():
+    """Held while a command starts a process of the cluster here, or removes what a
+    cluster left: two runs at once (two `mgmt run --detach` to one host) otherwise
+    both found nothing running and both started, the first's process then named by
+    no file, and a run's clean-up could remove the other's cluster. The lock file is
+    in CACHE, as the agents' own lock is: DIR goes with a stop."""
+    import fcntl
+
+    if not os.path.isdir(CACHE):
+        os.makedirs(CACHE, 0o700)
+    fd = os.open(os.path.join(CACHE, "detached.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def cluster_record():

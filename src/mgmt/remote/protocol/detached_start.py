@@ -91,6 +91,11 @@ def start_supervised(name, argv, **options):
 def start_etcd(request):
     """This host's member; with ``tls`` (PEM text: ca, cert, key) its peers must
     show a certificate of the cluster's CA."""
+    with here.one_at_a_time():  # from claim() until its supervisor runs
+        return _start_etcd(request)
+
+
+def _start_etcd(request):
     from detached_etcd import AUTO_COMPACTION
 
     claim(request, "etcd")
@@ -165,6 +170,13 @@ def enable_auth(request):
 
 
 def start_agent(request):
+    """The agent, once a member of the cluster answers: its graph and settings
+    written, started supervised."""
+    with here.one_at_a_time():  # from claim() until its supervisor runs
+        return _start_agent(request)
+
+
+def _start_agent(request):
     from detached_etcd import reachable
 
     urls = request["settings"]["seeds"]

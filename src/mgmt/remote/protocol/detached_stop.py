@@ -55,6 +55,8 @@ def leave(request):
                     remover.call("cluster/member/remove", {"ID": member["ID"]})
                     break
                 except Exception as err:
+                    if "member not found" in str(err):  # a retry after a lost answer
+                        break
                     if time.time() > deadline:  # those removed are said all the same
                         why = "removing {}: {}".format(member.get("name"), err)
                         return {"removed": removed, "members": now, "not_removed": why}
@@ -66,6 +68,21 @@ def leave(request):
 
 
 def stop(request):
+    """Stop what ``what`` names (with ``owner``: only what that run started, a
+    hand-over that failed), then with ``clean`` remove DIR; with ``remains``, only
+    what a cluster whose processes all ended left, refused if one runs here now
+    (another run started it since this one's ``prepare``). One at a time with the
+    starts (detached_dir.one_at_a_time)."""
+    with here.one_at_a_time():
+        if request.get("remains") and any(here.running(n) for n in here.NAMES):
+            raise here.Failed(
+                "a detached cluster started here meanwhile, by another run (`mgmt status` "
+                "shows it): left as it is"
+            )
+        return _stop(request)
+
+
+def _stop(request):
     if not os.path.isdir(here.DIR):  # removed by hand: its processes are found otherwise
         from detached_orphans import stop_orphaned
 
