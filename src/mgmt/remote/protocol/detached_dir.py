@@ -80,8 +80,7 @@ def one_at_a_time():
     in CACHE, as the agents' own lock is: DIR goes with a stop."""
     import fcntl
 
-    if not os.path.isdir(CACHE):
-        os.makedirs(CACHE, 0o700)
+    os.makedirs(CACHE, 0o700, exist_ok=True)  # two runs at once may both make it
     fd = os.open(os.path.join(CACHE, "detached.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

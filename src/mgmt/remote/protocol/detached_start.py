@@ -20,8 +20,7 @@ def prepare(request):
     from detached_etcd import find_etcd
 
     for folder in (os.path.join(here.CACHE, "bundles"), os.path.join(here.CACHE, "etcd")):
-        if not os.path.isdir(folder):
-            os.makedirs(folder, 0o700)
+        os.makedirs(folder, 0o700, exist_ok=True)  # two runs' prepare at once: both make it
     bundle = os.path.join(here.CACHE, "bundles", request["sha256"] + ".pyz")
     bundle_ok = os.path.isfile(bundle) and here.sha256_of(bundle) == request["sha256"]
     etcd = find_etcd()

@@ -212,6 +212,13 @@ def start_supervised(folder, name, argv, stdin=None, env=None, stop_signal="TERM
     )
     write_private(path(".mode"), "setsid\n")
     write_private(path(".sup"), f"{proc.pid}\n")
+    # Returned once it is known as running (exec'd as the supervisor), as a unit's
+    # is above: a start asking right after (another run's, at once) must see it.
+    deadline = time.time() + 10
+    while supervisor_running(folder, name) is None and proc.poll() is None:
+        if time.time() > deadline:
+            break
+        time.sleep(0.005)
     return proc.pid
 
 
