@@ -35,6 +35,7 @@ from remote_helpers import (
 
 from mgmt.remote.orchestration.bundlefile import NOT_A_BUNDLE
 from support.hosts import ssh_hosts
+from support.users import sudo_users
 
 FILES = {
     "file1a": "i am file1a\n",
@@ -206,6 +207,30 @@ def test_an_unpacked_copy_missing_files_beside_a_damaged_bundle_is_restored_next
     assert a.read_file("/tmp/only-a") == "i am a"
     assert_clean(a)
     _clear_tmp(a)
+
+
+def test_a_cached_bundle_the_login_cannot_read_is_copied_again(pool, bundle, tmp_path):
+    """A bundle in the login's cache that it cannot read (its mode changed, a copy
+    restored as root) beside its unpacked copy: START took it as cached, the
+    launcher could not open it and said "a newer mgmt pruned this bundle ...; run
+    again", and every run again said the same. It is copied again, as a missing one."""
+    a = pool["a"]
+    with sudo_users({"plain": "none"}, Path(str(pool.identity) + ".pub")) as users:
+        user = users["plain"]
+        graphs = [file_graph("a", f"ssh://{user.name}@{a.address}", tmp_path)]
+        first = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+        assert first.returncode == 0, first.stdout + first.stderr
+        cache = f"{user.home}/.cache/mgmt"
+        a.run(f"chown root {cache}/bundles/*.pyz")  # 0700: unreadable for the login
+        a.run("rm /tmp/only-a")
+        second = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert summary(second.stdout)[a.address][:2] == ("converged", "copied")
+        assert a.read_file("/tmp/only-a") == "i am a"
+        owners = a.run(f"stat -c '%U %a' {cache}/bundles/*.pyz").stdout.split()
+        assert owners == [user.name, "700"]
+        a.run("rm -f /tmp/only-a")
+    assert_clean(a)
 
 
 def _wheel(path: Path) -> bytes:

@@ -71,8 +71,10 @@ site=
 [ -n "$build" ] && site="$shiv/${bundle##*/}_$build/site-packages"
 # Once shiv has unpacked the bundle (at a start that checked its sha256) the
 # agent runs from that copy: hashing the zip at every start would check a file
-# that is no longer read (about 5 ms of CPU per start, measured here).
-if ! [ -f "$bundle" ] || { ! [ -d "$site" ] &&
+# that is no longer read (about 5 ms of CPU per start, measured here). One the
+# login cannot read (its mode changed, a copy restored as root) is copied again:
+# the launcher must open it, and mv replaces it in a folder of ours.
+if ! [ -f "$bundle" ] || ! [ -r "$bundle" ] || { ! [ -d "$site" ] &&
     [ "$(sha256sum < "$bundle" 2>/dev/null | cut -d' ' -f1)" != "$sha" ]; }; then
     printf '@@mgmt-remote need-bundle\n%s\n%s\n%s\n' "$run" "$bundle" "$shiv"
     # The bundle follows on stdin, $size bytes. The guard: whatever ends this
