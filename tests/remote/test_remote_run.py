@@ -367,6 +367,27 @@ def test_a_cache_that_cannot_take_the_bundle_says_to_give_no_caching(pool, bundl
     _clear_tmp(a)
 
 
+def test_a_cache_folder_of_another_user_fails_in_one_line(pool, bundle, tmp_path):
+    """A bundles folder the login cannot write in (root's, from a copy made as
+    root): the row ended with "rm: cannot remove '.../.SHA.pyz.PID': Permission
+    denied", the clean-up's failure to remove the copy that was never made."""
+    a = pool["a"]
+    with sudo_users({"plain": "none"}, Path(str(pool.identity) + ".pub")) as users:
+        user = users["plain"]
+        bundles = f"{user.home}/.cache/mgmt/bundles"
+        a.run(f"mkdir -p {bundles} {user.home}/.cache/mgmt/shiv")
+        cache = f"{user.home}/.cache"
+        a.run(f"chown -R {shlex.quote(user.name)} {cache} && chmod -R 700 {cache}")
+        a.run(f"chown root {bundles}")  # 0700, as START makes it
+        done = mgmt_run(pool, bundle, [file_graph("a", f"ssh://{user.name}@{a.address}", tmp_path)])
+    assert done.returncode == 1, done.stdout + done.stderr
+    result, _, message = summary(done.stdout)[a.address]
+    assert result == "failed" and message.startswith("copying the bundle failed (status 98): ")
+    assert message.endswith(f"mgmt-remote: cannot write the bundle in {bundles}; give --no-caching")
+    assert "rm: " not in message
+    assert_clean(a)
+
+
 def test_a_cache_dir_that_cannot_be_made_fails_in_one_line_and_leaves_no_run_dir(
     pool, bundle, tmp_path
 ):

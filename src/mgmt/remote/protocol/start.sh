@@ -99,7 +99,9 @@ if ! [ -f "$bundle" ] || ! [ -r "$bundle" ] || { ! [ -d "$site" ] &&
     fi
     # A signal during the clean-up (sudo passes on the hangup it got, then
     # its own pty's; head may end first, at the hangup) must not cut it short.
-    trap 'trap "" HUP INT TERM PIPE; rm -f -- "$part"; cd / && rm -rf -- "$run"' EXIT
+    # Quiet: in a folder the login cannot search (another user's), the copy that
+    # was never made is "cannot remove ...: Permission denied", noise in the row.
+    trap 'trap "" HUP INT TERM PIPE; rm -f -- "$part" 2>/dev/null; cd / && rm -rf -- "$run"' EXIT
     trap 'trap "" HUP INT TERM PIPE; exit 98' HUP INT TERM PIPE
     # Nonzero only when it cannot write (an initiator gone early is a short copy).
     head -c "$size" > "$part" || {
