@@ -119,6 +119,27 @@ def test_ctrl_c_or_sigterm_stops_every_level_and_leaves_nothing(
         assert_clean(host)
 
 
+def test_a_leaf_whose_login_shell_is_slow_is_stopped_not_lost(pool, agent_env, bundle, tmp_path):
+    """The secondary asked a stopped leaf for an answer with a command, which went
+    through its ~/.bashrc: one slower than 3 s (conda, nvm, a home over NFS) made a
+    live leaf "lost: no answer over SSH for 3 s after the stop", and ^C exit 1."""
+    leaf = pool["l1"]
+    leaf.run("echo 'sleep 5' > /root/.bashrc")
+    try:
+        graph = leaf_graph(pool, "l1", tmp_path, "slow shell")
+        with Initiator(pool, bundle, [graph], env=agent_env) as run:
+            wait_until(lambda: has_file(leaf, "slow shell"), 60, "l1")
+            run.interrupt()
+            assert run.wait(30) == 0, run.output
+    finally:
+        leaf.run("rm -f /root/.bashrc")
+    rows = summary(run.output)
+    assert rows[path_of(pool, "l1")][0] == "stopped", run.output
+    assert rows["s1"][0] == "stopped", run.output
+    for host in (leaf, pool["s1"]):
+        assert_clean(host)
+
+
 def exchange_graph(example: str, letter: str, remote: str, directory, via: str = "") -> object:
     """The write-up's graph for host ``letter`` (a, b, c...): file1<x> here, file2<x>
     exported, every /tmp/ file collected."""

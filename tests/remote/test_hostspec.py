@@ -37,6 +37,10 @@ GOOD = [
     ("ssh://root@WEB2:22", "WEB2", "root", 22, None),
     ("ssh://Web1.Example.org", "Web1.Example.org", None, None, None),
     ("ssh://[2001:DB8::7]:22", "2001:DB8::7", None, 22, None),
+    # The host is percent-decoded as the user is (RFC 3986): a link-local address's
+    # zone is written %25 in a URL (RFC 6874); "fe80::1%25eth0" named zone "25eth0".
+    ("ssh://root@[fe80::1%25eth0]:22", "fe80::1%eth0", "root", 22, None),
+    ("ssh://web%2D1", "web-1", None, None, None),
 ]
 
 
@@ -67,6 +71,7 @@ BAD = [
     ("-oProxyCommand=true@host", "not a host name"),
     ("ssh://-oProxyCommand@host", "invalid user name '-oProxyCommand'"),
     ("ssh://-host", "missing or invalid host"),
+    ("ssh://web1%2Fx", "missing or invalid host"),  # was host "web1%2Fx"
     # "$" in a re.match pattern also matches before a final newline.
     ("admin\n@web1", "not a host name"),
     ("ssh://root%0A@web1", "invalid user name 'root\\n'"),

@@ -235,3 +235,35 @@ def test_hurried_a_host_that_answers_is_not_lost(pool, runner):
         assert runner.lost() is None and process.wait(0) is None  # still running
     finally:
         process.close()
+
+
+def _listening(host) -> set:
+    """The TCP ports listening on the host's loopback."""
+    out = host.run(["ss", "-Hltn", "src", "127.0.0.1"]).stdout
+    return {line.split()[3] for line in out.splitlines()}
+
+
+def test_hurried_a_host_whose_login_shell_is_slow_is_not_lost(pool):
+    """The probe was a command (`true`), which sshd runs through the login shell:
+    a ~/.bashrc slower than HURRY_SECONDS (conda, nvm, a home over NFS) made a live
+    leaf "lost: no answer over SSH for 3 s after the stop", failing a ^C-ed via: run.
+    sshd answers the probe itself now, as a keepalive, and it leaves nothing open."""
+    a = pool["a"]
+    spec = parse_remote("a", Path("x.yaml"), 1)
+    runner = OpenSshRunner(spec, lost_timeout=30, ssh_config=str(pool.ssh_config))
+    a.run(f"echo 'sleep {HURRY_SECONDS + 3:.0f}' > /root/.bashrc")
+    process = None
+    try:
+        process = runner.start("echo up; sleep 600")
+        assert process.stdout.readline() == b"up\n"
+        before = _listening(a)
+        runner.hurry()
+        runner._probe.join(HURRY_SECONDS + 10)
+        assert not runner._probe.is_alive()
+        assert runner.lost() is None and process.wait(0) is None  # still running
+        wait_until(lambda: _listening(a) == before, 10, "the probe's forward cancelled")
+    finally:
+        a.run("rm -f /root/.bashrc")
+        if process is not None:
+            process.close()
+        runner.close()

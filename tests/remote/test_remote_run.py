@@ -35,6 +35,7 @@ from remote_helpers import (
 
 from mgmt.remote.orchestration.bundlefile import NOT_A_BUNDLE
 from support.hosts import ssh_hosts
+from support.users import sudo_users
 
 FILES = {
     "file1a": "i am file1a\n",
@@ -183,6 +184,32 @@ def test_files_a_cleaner_took_from_the_unpacked_copy_are_restored_from_the_bundl
     _clear_tmp(a)
 
 
+def test_files_of_the_unpacked_copy_cut_short_are_rewritten_from_the_bundle(pool, bundle, tmp_path):
+    """A crash soon after the first start unpacked the bundle leaves its files empty
+    (ext4 and XFS write the data later than the names): every start after failed
+    importing the agent, with a traceback, said as "failed resources"."""
+    a = pool["a"]
+    graphs = [file_graph("a", "a", tmp_path)]
+    first = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    site = "/root/.cache/mgmt/shiv/*/site-packages/mgmt"
+    cut = ("settings", "cli", "engine/agent")
+    a.run("truncate -s0 " + " ".join(f"{site}/{name}.py" for name in cut))
+    a.run("rm /tmp/only-a")
+    second = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert summary(second.stdout)["a"][:2] == ("converged", "cached")
+    assert "rewrote 3 damaged file(s)" in second.stdout
+    assert a.read_file("/tmp/only-a") == "i am a"
+    with zipfile.ZipFile(bundle) as archive:
+        for name in cut:
+            inner = archive.read(f"site-packages/mgmt/{name}.py")
+            assert a.run(f"cat {site}/{name}.py").stdout.encode() == inner
+    assert not [f for f in a.run(f"find {site} -name '*.partial'").stdout.split()]
+    assert_clean(a)
+    _clear_tmp(a)
+
+
 def test_an_unpacked_copy_missing_files_beside_a_damaged_bundle_is_restored_next_run(
     pool, bundle, tmp_path
 ):
@@ -206,6 +233,30 @@ def test_an_unpacked_copy_missing_files_beside_a_damaged_bundle_is_restored_next
     assert a.read_file("/tmp/only-a") == "i am a"
     assert_clean(a)
     _clear_tmp(a)
+
+
+def test_a_cached_bundle_the_login_cannot_read_is_copied_again(pool, bundle, tmp_path):
+    """A bundle in the login's cache that it cannot read (its mode changed, a copy
+    restored as root) beside its unpacked copy: START took it as cached, the
+    launcher could not open it and said "a newer mgmt pruned this bundle ...; run
+    again", and every run again said the same. It is copied again, as a missing one."""
+    a = pool["a"]
+    with sudo_users({"plain": "none"}, Path(str(pool.identity) + ".pub")) as users:
+        user = users["plain"]
+        graphs = [file_graph("a", f"ssh://{user.name}@{a.address}", tmp_path)]
+        first = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+        assert first.returncode == 0, first.stdout + first.stderr
+        cache = f"{user.home}/.cache/mgmt"
+        a.run(f"chown root {cache}/bundles/*.pyz")  # 0700: unreadable for the login
+        a.run("rm /tmp/only-a")
+        second = mgmt_run(pool, bundle, graphs, "--converged-timeout=1")
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert summary(second.stdout)[a.address][:2] == ("converged", "copied")
+        assert a.read_file("/tmp/only-a") == "i am a"
+        owners = a.run(f"stat -c '%U %a' {cache}/bundles/*.pyz").stdout.split()
+        assert owners == [user.name, "700"]
+        a.run("rm -f /tmp/only-a")
+    assert_clean(a)
 
 
 def _wheel(path: Path) -> bytes:
@@ -314,6 +365,27 @@ def test_a_cache_that_cannot_take_the_bundle_says_to_give_no_caching(pool, bundl
     assert a.read_file("/tmp/only-a") == "i am a"
     assert_clean(a)
     _clear_tmp(a)
+
+
+def test_a_cache_folder_of_another_user_fails_in_one_line(pool, bundle, tmp_path):
+    """A bundles folder the login cannot write in (root's, from a copy made as
+    root): the row ended with "rm: cannot remove '.../.SHA.pyz.PID': Permission
+    denied", the clean-up's failure to remove the copy that was never made."""
+    a = pool["a"]
+    with sudo_users({"plain": "none"}, Path(str(pool.identity) + ".pub")) as users:
+        user = users["plain"]
+        bundles = f"{user.home}/.cache/mgmt/bundles"
+        a.run(f"mkdir -p {bundles} {user.home}/.cache/mgmt/shiv")
+        cache = f"{user.home}/.cache"
+        a.run(f"chown -R {shlex.quote(user.name)} {cache} && chmod -R 700 {cache}")
+        a.run(f"chown root {bundles}")  # 0700, as START makes it
+        done = mgmt_run(pool, bundle, [file_graph("a", f"ssh://{user.name}@{a.address}", tmp_path)])
+    assert done.returncode == 1, done.stdout + done.stderr
+    result, _, message = summary(done.stdout)[a.address]
+    assert result == "failed" and message.startswith("copying the bundle failed (status 98): ")
+    assert message.endswith(f"mgmt-remote: cannot write the bundle in {bundles}; give --no-caching")
+    assert "rm: " not in message
+    assert_clean(a)
 
 
 def test_a_cache_dir_that_cannot_be_made_fails_in_one_line_and_leaves_no_run_dir(

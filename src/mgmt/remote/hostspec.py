@@ -153,6 +153,9 @@ def parse_remote(
         host = _written_host(url.netloc, url.hostname)
     except ValueError as err:  # an unclosed "[" (IPv6)
         raise bad(f"not a URL ({err}): {value!r}") from None
+    # Percent-decoded, as the user is: a link-local address's zone is written %25
+    # in a URL (RFC 6874), and "fe80::1%25eth0" would name zone "25eth0".
+    host = unquote(host) if host else host
     if url.scheme != "ssh":
         raise bad(f"unsupported scheme {url.scheme!r} (only ssh:// is supported)")
     if url.path not in ("", "/") or url.query or url.fragment:

@@ -111,7 +111,7 @@ def main():
     if os.path.isdir(site):
         if cached:  # what a cache cleaner took from the unpacked copy comes back
             sys.meta_path.append(Restorer(bundle, site))
-        os._exit(run_from(site))
+        os._exit(run_from(site, bundle if cached else None))
     if cached:
         prune(cache, bundle, os.environ["SHIV_ROOT"])
     if os.path.basename(site) == "site-packages":
@@ -213,11 +213,19 @@ def write_graph(graph, data):
         os._exit(EXIT_NO_GRAPH)
 
 
-def run_from(site):
+def run_from(site, bundle=None):
     """Run the agent with ``site`` (a directory, or a path inside the zip) first on
-    the import path; its exit status."""
+    the import path; its exit status. ``bundle``: what a cached unpacked copy whose
+    files were cut short (a crash soon after it was unpacked: ext4 and XFS write the
+    data later than the names, leaving them empty) is repaired from; without that
+    every start after failed, importing the agent."""
     sys.path.insert(0, site)
-    from mgmt.cli import run_remote_agent
+    try:
+        from mgmt.cli import run_remote_agent
+    except Exception:
+        if bundle is None or not repair(bundle, site):
+            raise
+        from mgmt.cli import run_remote_agent
 
     code = run_remote_agent()
     sys.stdout.flush()
@@ -297,15 +305,35 @@ class Restorer:
         return importlib.machinery.PathFinder.find_spec(name, path)
 
 
-def restore(bundle, prefix, target):
-    """Write the members of ``bundle`` under ``prefix`` missing in ``target`` (each
-    whole: a temp file renamed into place); how many."""
+def repair(bundle, site):
+    """Rewrite the files of ``site`` whose size is not their member's in ``bundle``,
+    and forget what was imported of them; whether there were any."""
+    try:
+        count = restore(bundle, "site-packages/", os.path.dirname(site), resized=True)
+    except (OSError, ValueError):
+        return False  # the bundle damaged too, or no room: the import error stands
+    if not count:
+        return False
+    for name in [name for name in sys.modules if name.partition(".")[0] == "mgmt"]:
+        del sys.modules[name]
+    import importlib
+
+    importlib.invalidate_caches()
+    sys.stderr.write("mgmt-remote: rewrote " + str(count) + " damaged file(s) of " + site
+                     + " from its bundle\n")  # fmt: skip
+    return True
+
+
+def restore(bundle, prefix, target, resized=False):
+    """Write the members of ``bundle`` under ``prefix`` missing in ``target`` (and,
+    ``resized``, those of another size there), each whole: a temp file renamed
+    into place; how many."""
     with open(bundle, "rb") as f:
         data = f.read()
     count = 0
     for parts, body in members(data, prefix):
         path = os.path.join(target, *parts)
-        if os.path.exists(path):
+        if os.path.exists(path) and not (resized and os.path.getsize(path) != len(body)):
             continue
         os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
         temp = path + "." + os.urandom(4).hex() + ".partial"

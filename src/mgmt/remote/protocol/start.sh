@@ -71,8 +71,10 @@ site=
 [ -n "$build" ] && site="$shiv/${bundle##*/}_$build/site-packages"
 # Once shiv has unpacked the bundle (at a start that checked its sha256) the
 # agent runs from that copy: hashing the zip at every start would check a file
-# that is no longer read (about 5 ms of CPU per start, measured here).
-if ! [ -f "$bundle" ] || { ! [ -d "$site" ] &&
+# that is no longer read (about 5 ms of CPU per start, measured here). One the
+# login cannot read (its mode changed, a copy restored as root) is copied again:
+# the launcher must open it, and mv replaces it in a folder of ours.
+if ! [ -f "$bundle" ] || ! [ -r "$bundle" ] || { ! [ -d "$site" ] &&
     [ "$(sha256sum < "$bundle" 2>/dev/null | cut -d' ' -f1)" != "$sha" ]; }; then
     printf '@@mgmt-remote need-bundle\n%s\n%s\n%s\n' "$run" "$bundle" "$shiv"
     # The bundle follows on stdin, $size bytes. The guard: whatever ends this
@@ -97,7 +99,9 @@ if ! [ -f "$bundle" ] || { ! [ -d "$site" ] &&
     fi
     # A signal during the clean-up (sudo passes on the hangup it got, then
     # its own pty's; head may end first, at the hangup) must not cut it short.
-    trap 'trap "" HUP INT TERM PIPE; rm -f -- "$part"; cd / && rm -rf -- "$run"' EXIT
+    # Quiet: in a folder the login cannot search (another user's), the copy that
+    # was never made is "cannot remove ...: Permission denied", noise in the row.
+    trap 'trap "" HUP INT TERM PIPE; rm -f -- "$part" 2>/dev/null; cd / && rm -rf -- "$run"' EXIT
     trap 'trap "" HUP INT TERM PIPE; exit 98' HUP INT TERM PIPE
     # Nonzero only when it cannot write (an initiator gone early is a short copy).
     head -c "$size" > "$part" || {

@@ -33,6 +33,7 @@ __all__ = ["FAST_KEX", "OpenSshRunner", "end_ssh", "kex_for"]
 
 import contextlib
 import os
+import socket
 import subprocess
 import tempfile
 import threading
@@ -57,6 +58,9 @@ from mgmt.remote.transport.runner import (
 LOGIN_POLL = 0.01
 # How long the master may take to have sshd open a forward (a round trip).
 FORWARD_TIMEOUT = 30.0
+# What hurry()'s probe forwards to: nothing connects to it, the forward is
+# cancelled once sshd has answered; port 9 (discard) if something did.
+PROBE_TARGET = ("127.0.0.1", 9)
 # SIGTERM again this often until ssh is gone (see end_ssh), SIGKILL after END_TRIES.
 END_RETRY = 0.1
 END_TRIES = 20
@@ -338,22 +342,35 @@ class OpenSshRunner(Runner):
         master = self._master
         if master is None or not os.path.exists(self.socket):
             return  # no master to ask through (and no new login for a probe)
-        probe = subprocess.Popen(
-            self.ssh("-T", "-o", "ControlMaster=no", "true"),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        # A remote forward, which sshd answers itself (a global request, as the
+        # paramiko runner's keepalive): a command goes through the login shell,
+        # and a ~/.bashrc slower than HURRY_SECONDS (conda, nvm, a home over NFS)
+        # made a live host "lost".
         try:
-            probe.wait(HURRY_SECONDS)
-            return  # answered, or the master is gone already (lost() says so)
-        except subprocess.TimeoutExpired:
-            pass
-        finally:
-            end_ssh(probe)
+            remote_forward(self.socket, PROBE_TARGET, HURRY_SECONDS)
+        except socket.timeout:
+            pass  # no answer in time
+        except (MuxError, OSError):
+            return  # refused (forwarding off: an answer), or the master is gone already
+        else:
+            # Named as it was asked (listen port 0): the master knows it by that,
+            # and "port not forwarded" is all the port sshd picked would get.
+            self._cancel_forward(f"127.0.0.1:0:{PROBE_TARGET[0]}:{PROBE_TARGET[1]}")
+            return
         if master is self._master and master.popen.poll() is None and not master.closed:
             self._lost = f"lost: no answer over SSH for {HURRY_SECONDS:.0f} s after the stop"
             end_ssh(master.popen)  # its command's wait() returns -1 (ssh's 255)
+
+    def _cancel_forward(self, spec: str) -> None:
+        """Cancel a remote forward (``-R spec``) the master holds."""
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            subprocess.run(
+                self.ssh("-O", "cancel", "-R", spec),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=HURRY_SECONDS,
+            )
 
     def close(self) -> None:
         if self._master is not None:
