@@ -19,6 +19,14 @@ from typing import Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Opt
 
 from mgmt.engine import retry
 from mgmt.engine.autogroup import autogroup
+from mgmt.engine.before import (
+    NOTHING,
+    WouldChange,
+    after_check,
+    forget,
+    would_change,
+    would_change_before,
+)
 from mgmt.engine.outcome import Outcome
 from mgmt.engine.vertex import (
     FAILED,
@@ -26,7 +34,6 @@ from mgmt.engine.vertex import (
     Vertex,
     build_vertex,
     close_resource,
-    would_change_before,
 )
 from mgmt.errors import GraphError
 from mgmt.graph.deps import cycle_text, dependencies, find_cycle
@@ -129,6 +136,7 @@ class Engine:
                 for vertex in self._vertices.values():
                     for parent in vertex.parents:
                         parent.children.append(vertex)
+                forget(self._vertices.values())  # built from the old parents
             for vertex in old:
                 close_resource(vertex.res)
             for vertex in fresh.values():
@@ -336,13 +344,13 @@ class Engine:
                 vertex = self._next()
                 # The vertices before it are read under the lock, as vertex fields are.
                 apply = vertex is None or not (self.noop or vertex.spec.meta.noop)
-                before = [] if apply else would_change_before(vertex)
+                before = NOTHING if apply else would_change_before(vertex)
             if vertex is None:
                 return
             done = self._check(vertex, apply, before)
 
     def _check(
-        self, vertex: Vertex, apply: bool, before: List[str]
+        self, vertex: Vertex, apply: bool, before: WouldChange
     ) -> Tuple[Vertex, bool, Optional[Exception], bool]:
         vertex.res.notes = []  # this run's differences (Resource.note)
         vertex.res.changed_before = before  # noop: what would change before it
@@ -363,7 +371,9 @@ class Engine:
             if self._stopping and error is None:  # done as the run stopped: it counts (--json)
                 vertex.outcome.record(ok, apply, vertex.res.notes, None)
             return
+        was = would_change(vertex)
         vertex.outcome.record(ok, apply, vertex.res.notes, error)
+        after_check(vertex, was)
         if error is not None:
             if retry.after_failure(vertex, error):
                 self._consider(vertex)
