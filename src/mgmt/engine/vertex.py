@@ -7,7 +7,8 @@ fields, always under its lock; a resource never sees its vertex.
 from typing import List, Optional
 
 from mgmt.engine.autogroup import build as build_resource
-from mgmt.engine.outcome import WOULD_CHANGE, Outcome, message_of
+from mgmt.engine.before import WouldChange
+from mgmt.engine.outcome import Outcome, message_of
 from mgmt.graph.model import ResourceSpec
 from mgmt.log import get_logger
 from mgmt.resources.base import Init, Resource, ResourceError
@@ -19,6 +20,7 @@ NEW, OK, FAILED = "new", "ok", "failed"  # a vertex's status
 
 class Vertex:
     __slots__ = (
+        "before",
         "children",
         "dirty",
         "failed_at",
@@ -54,6 +56,8 @@ class Vertex:
         self.tries = spec.meta.retry
         self.not_before = 0.0
         self.outcome = Outcome()
+        # Under noop, what would change above it (mgmt.engine.before); None: not built.
+        self.before: Optional[WouldChange] = None
 
 
 class Unbuilt(Resource):
@@ -96,18 +100,3 @@ def close_resource(res: Resource) -> None:
         res.close()
     except Exception as err:
         log.warning("%r: close failed: %s", res, err)
-
-
-def would_change_before(vertex: Vertex) -> List[str]:
-    """The resources before ``vertex`` (its parents, theirs, ...) that a check in
-    noop mode found it would change: what ``vertex`` sees now is not what it would
-    see after them (a repository file not written yet, a server not started)."""
-    found, seen, todo = [], set(), list(vertex.parents)
-    while todo:
-        parent = todo.pop()
-        if id(parent) not in seen:
-            seen.add(id(parent))
-            if parent.outcome.result == WOULD_CHANGE:
-                found.append(repr(parent.res))
-            todo.extend(parent.parents)
-    return sorted(found)

@@ -153,7 +153,10 @@ class FileWatcher(WatchedFolders):
             cancel_root()
             with self._lock:
                 self._trees.discard(tree)
-                for folder, entry in list(self._dirs.items()):
+                # Its folders are all at or below its top (_add_tree_dirs goes down
+                # from there): not every folder watched, for each tree cancelled.
+                for folder in self._dirs.at_or_below(tree.path):
+                    entry = self._dirs[folder]
                     if tree in entry.trees:
                         entry.trees.discard(tree)
                         self._forget_if_unused(folder, entry)

@@ -31,7 +31,13 @@ from typing import Dict, List, Optional, Set
 
 from mgmt.engine.inotify import INotify
 from mgmt.engine.inotify import flags as F
-from mgmt.engine.watchstate import UnwatchableLog, WatchedFolder, WatchedPath, WatchedTree
+from mgmt.engine.watchstate import (
+    Folders,
+    UnwatchableLog,
+    WatchedFolder,
+    WatchedPath,
+    WatchedTree,
+)
 
 DIR_MASK = (
     F.CREATE
@@ -57,7 +63,7 @@ class WatchedFolders:
 
     def __init__(self) -> None:
         self._inotify = INotify()
-        self._dirs: Dict[str, WatchedFolder] = {}
+        self._dirs = Folders()
         self._by_wd: Dict[int, str] = {}
         # Directories found missing since the last event: 10,000 paths under one
         # missing directory cost one failed add_watch, not 10,000. Any event may
@@ -225,8 +231,7 @@ class WatchedFolders:
         All go before any path is attached again: a path must not settle on an
         entry about to go, nor a new entry hold one.
         """
-        inside = top + os.sep
-        stale = [(f, e) for f, e in self._dirs.items() if f == top or f.startswith(inside)]
+        stale = [(f, self._dirs[f]) for f in self._dirs.at_or_below(top)]
         moved: List[WatchedPath] = []
         for folder, entry in stale:
             del self._dirs[folder]

@@ -4,7 +4,8 @@ watcher's lock."""
 
 import contextlib
 import errno
-from typing import Callable, Dict, Iterator, Optional, Set
+import os
+from typing import Callable, Dict, Iterator, List, Optional, Set
 
 from mgmt.log import get_logger
 
@@ -53,6 +54,45 @@ class WatchedFolder:
         self.held: Optional[WatchedFolder] = None  # the folder above, which this one holds
         self.subs: Dict[str, Set[WatchedPath]] = {}
         self.trees: Set[WatchedTree] = set()  # trees this directory is inside of
+
+
+class Folders(dict):  # type: ignore[type-arg]  # Dict[str, WatchedFolder]
+    """The watched folders by real path, that also know the watched ones below
+    each path: a removed folder with 4,000 watched ones inside found them by
+    looking at every watched folder, once for each of them gone (3.2 s under
+    the watcher's lock, 0.3 s for 1,000). Only ``d[f] = e`` and ``del d[f]``
+    change it; the index costs each folder one entry per folder above it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._below: Dict[str, Dict[str, None]] = {}  # dicts keep the order they were added
+
+    def __setitem__(self, folder: str, entry: WatchedFolder) -> None:
+        if folder not in self:
+            for above in _above(folder):
+                self._below.setdefault(above, {})[folder] = None
+        super().__setitem__(folder, entry)
+
+    def __delitem__(self, folder: str) -> None:
+        super().__delitem__(folder)
+        for above in _above(folder):
+            below = self._below[above]
+            del below[folder]
+            if not below:
+                del self._below[above]
+
+    def at_or_below(self, top: str) -> List[str]:
+        """``top`` (if watched) and every watched folder below it."""
+        return ([top] if top in self else []) + list(self._below.get(top, ()))
+
+
+def _above(folder: str) -> Iterator[str]:
+    """The folders above ``folder`` but /, nearest first (/ never leaves: it is
+    no one's top; and every path would be below it)."""
+    above = os.path.dirname(folder)
+    while above not in ("/", "", folder):
+        yield above
+        folder, above = above, os.path.dirname(above)
 
 
 class UnwatchableLog:
