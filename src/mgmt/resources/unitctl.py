@@ -17,6 +17,7 @@ PROPERTIES = (
     "ActiveState",
     "SubState",
     "UnitFileState",
+    "FragmentPath",  # its file, whose [Install] Also= says what enabling it enables
     "NeedDaemonReload",
     "RestartUSec",
     "Type",

@@ -1,0 +1,80 @@
+"""The svc kind's startup for units whose [Install] enables other units (Also=)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from test_svc import agent_args, graph
+
+SERVICE = "mgmt-sock.service"
+SOCKET = "mgmt-sock.socket"
+UNITS = {
+    # As pcscd.service or cups.service: enabling the service enables its socket.
+    SERVICE: "[Unit]\nDefaultDependencies=no\n\n[Service]\nExecStart=/bin/sleep infinity\n\n"
+    f"[Install]\nAlso={SOCKET}\n",
+    SOCKET: "[Unit]\nDefaultDependencies=no\n\n[Socket]\nListenStream=/run/mgmt-sock\n\n"
+    "[Install]\nWantedBy=mgmt-test.target\n",
+}
+
+
+@pytest.fixture
+def also_host(tmp_path):
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, UNITS)
+    yield host
+    host.close()
+
+
+def run_once(host, tmp_path, path) -> subprocess.CompletedProcess:
+    args = [*agent_args(tmp_path, path), "--converged-timeout", "0"]
+    proc = host.agent(args, tmp_path / "agent.log")
+    out, _ = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+def log(tmp_path) -> str:
+    return (tmp_path / "agent.log").read_text(errors="replace")
+
+
+def test_enabling_a_unit_with_only_also_enables_what_it_names(also_host, tmp_path):
+    """A unit whose [Install] has only Also= is "indirect" whether or not the units it
+    names are enabled: that counted as enabled, so `startup: enabled` never ran
+    `systemctl enable`, and the socket that starts the service stayed off at boot."""
+    host = also_host
+    assert host.prop(SERVICE, "UnitFileState") == "indirect"
+    assert host.prop(SOCKET, "UnitFileState") == "disabled"
+    path = graph(tmp_path, name="mgmt-sock", startup="enabled")
+    assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert host.prop(SOCKET, "UnitFileState") == "enabled", log(tmp_path)
+    assert "enabled mgmt-sock.service" in log(tmp_path)
+    # Converged: nothing to do again.
+    assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert "enabled mgmt-sock.service" not in log(tmp_path)
+
+
+def test_disabling_a_unit_with_only_also_disables_what_it_names(also_host, tmp_path):
+    host = also_host
+    host.run(["systemctl", "enable", SERVICE])
+    assert host.prop(SOCKET, "UnitFileState") == "enabled"
+    path = graph(tmp_path, name="mgmt-sock", startup="disabled")
+    assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert host.prop(SOCKET, "UnitFileState") == "disabled", log(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "units"),
+    [
+        ("[Install]\nAlso=a.socket b.socket\nAlso=c.path\n", ["a.socket", "b.socket", "c.path"]),
+        ("[Install]\n# Also=x.socket\nAlso=a.socket \\\n  b.socket\n", ["a.socket", "b.socket"]),
+        ("[Install]\nAlso=a.socket\nAlso=\nAlso=b.socket\n", ["b.socket"]),
+        ("[Service]\nAlso=a.socket\n[Install]\nWantedBy=x.target\n", []),
+        ("[Install]\nAlso=a@%i.socket\n", []),  # a specifier: only systemd expands it
+    ],
+)
+def test_which_units_an_install_section_names_in_also(tmp_path, text, units):
+    from mgmt.resources.unitinstall import also_units
+
+    (tmp_path / "u.service").write_text(text)
+    assert also_units(str(tmp_path / "u.service")) == units
