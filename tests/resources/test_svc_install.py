@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from test_svc import agent_args, graph
+from test_svc import TEMPLATE, TEMPLATE_UNIT, agent_args, graph
 
 SERVICE = "mgmt-sock.service"
 SOCKET = "mgmt-sock.socket"
@@ -78,3 +78,29 @@ def test_which_units_an_install_section_names_in_also(tmp_path, text, units):
 
     (tmp_path / "u.service").write_text(text)
     assert also_units(str(tmp_path / "u.service")) == units
+
+
+@pytest.mark.parametrize("startup", ["enabled", "disabled"])
+def test_a_template_with_only_another_instance_enabled(tmp_path, startup):
+    """A template with an instance enabled other than its DefaultInstance is
+    "indirect", which counted as enabled and as disabled: `startup: disabled` left
+    that instance enabled (the README: disabling a template disables every
+    instance), `startup: enabled` left the DefaultInstance disabled."""
+    from systemd_host import SystemdHost
+
+    host = SystemdHost(tmp_path, {TEMPLATE: TEMPLATE_UNIT})
+    try:
+        host.run(["systemctl", "enable", "mgmt-tpl@other.service"])
+        assert host.run(["systemctl", "is-enabled", TEMPLATE]).stdout.strip() == "indirect"
+        path = graph(tmp_path, name="mgmt-tpl@", startup=startup)
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        units = [TEMPLATE, "mgmt-tpl@main.service", "mgmt-tpl@other.service"]
+        out = host.run(["systemctl", "is-enabled", "--", *units], check=False).stdout.split()
+        if startup == "enabled":
+            assert out == ["enabled", "enabled", "enabled"], log(tmp_path)
+        else:
+            assert out == ["disabled", "disabled", "disabled"], log(tmp_path)
+        assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+        assert f"{startup} mgmt-tpl@" not in log(tmp_path)  # right as it is
+    finally:
+        host.close()

@@ -206,7 +206,7 @@ class SvcRes(Resource):
                 raise UnitError(masked(props, wants))
         steps: List[List[str]] = []
         startup = self.params.get("startup")
-        boot = install_state(props, unit_properties)
+        boot = install_state(props)
         file_state = boot.shown
         if self._file_failure is not None and (
             self._file_failure[0] != file_state or self._file_failure[1] != startup
@@ -312,7 +312,7 @@ class SvcRes(Resource):
             if verb == "disable" and raw.endswith("-runtime") and raw not in DISABLED:
                 systemctl(["disable", "--runtime", "--", self.real])
                 props = properties(self.real)
-            boot = install_state(props, unit_properties)
+            boot = install_state(props)
             left = boot.shown
             if boot.enabled if verb == "enable" else boot.disabled:
                 return

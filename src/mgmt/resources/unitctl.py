@@ -64,6 +64,13 @@ def unit_properties(unit: str) -> Dict[str, str]:
     return props
 
 
+def unit_text(unit: str) -> str:
+    """``systemctl cat``: the unit's file and drop-ins (a template's too), "" when
+    systemctl cannot show them."""
+    proc = _run(["cat", "--", unit])
+    return proc.stdout if proc.returncode == 0 else ""
+
+
 def is_template(unit: str) -> bool:
     """``getty@.service``: a template, which systemd loads no unit for (only its instances)."""
     return unit.rpartition(".")[0].endswith("@")

@@ -1,14 +1,21 @@
 """Whether a unit counts as enabled or disabled at boot, for the svc kind's ``startup``.
 
-systemd's UnitFileState says it for most units. Not for one whose ``[Install]``
-section has only ``Also=`` (a service started by its socket, as pcscd.service
-or cups.service: ``systemctl enable`` of it enables the socket): that one is
-``indirect`` whether the units it names are enabled or not. Such a unit is
-enabled when all those units are, and disabled when none is, as ``systemctl
-enable`` and ``disable`` of it leave them.
+systemd's UnitFileState says it for most units, not for those it calls
+``indirect``:
+
+- one whose ``[Install]`` section has only ``Also=`` (a service started by its
+  socket, as pcscd.service or cups.service: ``systemctl enable`` of it enables
+  the socket) is indirect whether the units it names are enabled or not. It is
+  enabled when all those units are, and disabled when none is, as ``systemctl
+  enable`` and ``disable`` of it leave them;
+- a template with an instance enabled other than its ``DefaultInstance`` is
+  indirect: ``disable`` of it disables every instance, so it is not disabled;
+  nor enabled, when it has a DefaultInstance, which ``enable`` of it enables.
 """
 
-from typing import Callable, Dict, List, Mapping, NamedTuple
+from typing import List, Mapping, NamedTuple
+
+from mgmt.resources.unitctl import is_template, unit_properties, unit_text
 
 # UnitFileState values that satisfy startup: enabled / disabled.
 ENABLED = ("enabled", "alias", "static", "generated", "indirect")
@@ -24,16 +31,18 @@ class InstallState(NamedTuple):
     disabled: bool  # startup: disabled holds
 
 
-def install_state(
-    props: Mapping[str, str], read: Callable[[str], Mapping[str, str]]
-) -> InstallState:
-    """The unit's state at boot, from its properties ``props``; ``read`` gives
-    another unit's properties (those its ``Also=`` names, for an indirect unit)."""
+def install_state(props: Mapping[str, str]) -> InstallState:
+    """The state at boot of the unit whose properties are ``props``."""
     state = props.get("UnitFileState", "")
+    if state == "indirect" and is_template(props.get("Id", "")):
+        defaults = install_values(unit_text(props["Id"]), "DefaultInstance")
+        if defaults:
+            return InstallState(f"{state} (another instance than {defaults[-1]})", False, False)
+        return InstallState(f"{state} (an instance; no DefaultInstance)", True, False)
     also = also_units(props.get("FragmentPath", "")) if state == "indirect" else []
-    if not also:  # an alias or another instance of a template enabled: as systemd says
+    if not also:  # an alias of it enabled under another name: as systemd says
         return InstallState(state, state in ENABLED, state in DISABLED)
-    states = {unit: read(unit).get("UnitFileState", "") for unit in also}
+    states = {unit: unit_properties(unit).get("UnitFileState", "") for unit in also}
     shown = ", ".join(f"{unit} {each or 'unknown'}" for unit, each in states.items())
     return InstallState(
         f"{state} (Also= {shown})",
@@ -53,22 +62,28 @@ def also_units(path: str) -> List[str]:
             text = handle.read()
     except OSError:
         return []
-    found: Dict[str, None] = {}
+    units = list(dict.fromkeys(install_values(text, "Also")))
+    return [] if any("%" in unit for unit in units) else units
+
+
+def install_values(text: str, key: str) -> List[str]:
+    """The words of ``key`` in the ``[Install]`` sections of unit file ``text``
+    (one file, or `systemctl cat`'s files one after the other), in order; an
+    empty assignment empties the list, as systemd reads lists."""
+    found: List[str] = []
     section = ""
     for raw in _logical_lines(text):
         line = raw.strip()
         if line.startswith("[") and line.endswith("]"):
             section = line[1:-1]
             continue
-        key, equals, value = line.partition("=")
-        if section != "Install" or not equals or key.strip() != "Also":
+        name, equals, value = line.partition("=")
+        if section != "Install" or not equals or name.strip() != key:
             continue
-        if not value.strip():  # an empty Also= empties the list, as for every list
+        if not value.strip():
             found.clear()
-        found.update((unit, None) for unit in value.split())
-    if any("%" in unit for unit in found):
-        return []
-    return list(found)
+        found += value.split()
+    return found
 
 
 def _logical_lines(text: str) -> List[str]:
