@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from test_svc import TEMPLATE, TEMPLATE_UNIT, agent_args, graph
+from test_svc import TEMPLATE, TEMPLATE_UNIT, agent_args, graph, running_agent
+
+from support.polling import wait_until
 
 SERVICE = "mgmt-sock.service"
 SOCKET = "mgmt-sock.socket"
@@ -52,6 +54,18 @@ def test_enabling_a_unit_with_only_also_enables_what_it_names(also_host, tmp_pat
     # Converged: nothing to do again.
     assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
     assert "enabled mgmt-sock.service" not in log(tmp_path)
+
+
+def test_what_a_unit_with_only_also_names_disabled_from_outside_is_enabled_again(
+    also_host, tmp_path
+):
+    host = also_host
+    with running_agent(host, tmp_path, graph(tmp_path, name="mgmt-sock", startup="enabled")):
+        wait_until(lambda: "enabled mgmt-sock.service" in log(tmp_path), what="the enable")
+        host.run(["systemctl", "disable", SOCKET])
+        wait_until(lambda: log(tmp_path).count("enabled mgmt-sock.service") == 2,
+                   what="the enable again")  # fmt: skip
+        assert host.prop(SOCKET, "UnitFileState") == "enabled"
 
 
 def test_disabling_a_unit_with_only_also_disables_what_it_names(also_host, tmp_path):
