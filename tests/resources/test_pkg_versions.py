@@ -12,11 +12,14 @@ from test_pkg import graph, installed, log, run_once, transactions
 
 from support import require_tools
 
+LONG = "mgmt-test-" + "long" * 14
 # name -> [(epoch, version, release, architecture)]
 BUILDS = {
     "mgmt-test-e": [("1", "1.0", "1", "all"), ("1", "2.0", "1", "all")],
     # A newer release of one version only.
     "mgmt-test-rel": [("0", "1.0", "1", "all"), ("0", "1.0", "2", "all")],
+    # A name as long as some Fedora packages' (python3-...-tests): dnf's columns overflow.
+    LONG: [("0", "1.0", "1", "all"), ("0", "2.0", "1", "all")],
     # One package for two architectures (multilib: both may be installed).
     "mgmt-test-m32": [("0", "1.0", "1", "x86_64"), ("0", "1.0", "1", "i686")],
 }
@@ -105,3 +108,11 @@ def test_two_architectures_of_one_package_are_managed_apart(pkg_host, tmp_path):
     path = graph(tmp_path, pkg_host.repo, {"mgmt-test-m32": "uninstalled"})
     assert run_once(pkg_host, tmp_path, path, "-v").returncode == 0, log(tmp_path)
     assert arches(pkg_host, "mgmt-test-m32") == []
+
+
+def test_newest_upgrades_a_package_with_a_long_name(pkg_host, tmp_path):
+    """dnf check-update puts the version of a long NAME.ARCH on a line of its own."""
+    pkg_host.run(["rpm", "-i", str(pkg_host.repo / f"{LONG}-1.0-1.noarch.rpm")])
+    path = graph(tmp_path, pkg_host.repo, {LONG: "newest"})
+    assert run_once(pkg_host, tmp_path, path, "-v").returncode == 0, log(tmp_path)
+    assert installed(pkg_host, LONG) == "2.0-1", log(tmp_path)
