@@ -18,3 +18,23 @@ def test_an_installed_package_another_obsoletes_converges(pkg_host, tmp_path, st
     done = len(transactions(pkg_host))
     assert run_once(pkg_host, tmp_path, path, "-v").returncode == 0, log(tmp_path)
     assert len(transactions(pkg_host)) == done, log(tmp_path)
+
+
+@pytest.mark.parametrize("meta", ["", "{autogroup: false}"])
+def test_removing_a_package_keeps_its_dependency_that_another_resource_wants(
+    pkg_host, tmp_path, meta
+):
+    """dnf removes with a package the dependencies it installed for it alone
+    (clean_requirements_on_remove): mgmt-test-c, pulled in by mgmt-test-r. Grouped,
+    mgmt-test-c failed, "dnf left mgmt-test-c not installed"."""
+    repo = pkg_host.repo
+    path = graph(tmp_path, repo, {"mgmt-test-r": "installed"})
+    assert run_once(pkg_host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-c") == "1.0-1"
+    path = graph(tmp_path, repo, {"mgmt-test-r": "uninstalled", "mgmt-test-c": "installed"}, meta)
+    result = run_once(pkg_host, tmp_path, path, "-v")
+    assert installed(pkg_host, "mgmt-test-r") == ""
+    assert installed(pkg_host, "mgmt-test-c") == "1.0-1", log(tmp_path)
+    assert result.returncode == 0, log(tmp_path)
+    # Apart, the removal failed, said to undo the other (which it did only once).
+    assert "failed" not in log(tmp_path)
