@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from pkg_repo import REPO_PORT
 from test_pkg import graph, installed, log, run_once, transactions
 
 
@@ -38,3 +41,42 @@ def test_removing_a_package_keeps_its_dependency_that_another_resource_wants(
     assert result.returncode == 0, log(tmp_path)
     # Apart, the removal failed, said to undo the other (which it did only once).
     assert "failed" not in log(tmp_path)
+
+
+def test_a_repository_a_file_resource_adds_serves_the_package_after_it(pkg_host, tmp_path):
+    """The repository's file written by a file resource the pkg resource comes after
+    (an edge): the pkg is installed from it in the same run; --noop before says why
+    it does not ask dnf."""
+    repo_file = tmp_path / "repos.d" / "test.repo"
+    text = repo_file.read_text()
+    repo_file.unlink()
+    path = tmp_path / "pkgs.yaml"
+    path.write_text(
+        f"""graph: pkgs
+resources:
+  http:server:
+  - name: repo
+    address: '127.0.0.1:{REPO_PORT}'
+    root: {pkg_host.repo}
+  file:
+  - name: repofile
+    path: {repo_file}
+    content: {json.dumps(text)}
+  pkg:
+  - name: mgmt-test-b
+edges:
+- name: repo-file-first
+  from: {{kind: file, name: repofile}}
+  to: {{kind: pkg, name: mgmt-test-b}}
+- name: server-first
+  from: {{kind: 'http:server', name: repo}}
+  to: {{kind: pkg, name: mgmt-test-b}}
+"""
+    )
+    result = run_once(pkg_host, tmp_path, path, "--noop")
+    assert result.returncode == 0, log(tmp_path)
+    assert "not asked of dnf: after file[repofile]" in log(tmp_path)
+    assert not repo_file.exists()
+    assert run_once(pkg_host, tmp_path, path, "-v").returncode == 0, log(tmp_path)
+    assert repo_file.read_text() == text
+    assert installed(pkg_host, "mgmt-test-b") == "1.0-1"

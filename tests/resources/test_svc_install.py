@@ -118,3 +118,12 @@ def test_a_template_with_only_another_instance_enabled(tmp_path, startup):
         assert f"{startup} mgmt-tpl@" not in log(tmp_path)  # right as it is
     finally:
         host.close()
+
+
+def test_a_unit_enabled_for_this_boot_only_is_enabled_for_good(systemd_host, tmp_path):
+    host = systemd_host
+    host.run(["systemctl", "enable", "--runtime", "mgmt-web.service"])
+    assert host.prop("mgmt-web.service", "UnitFileState") == "enabled-runtime"
+    path = graph(tmp_path, startup="enabled")
+    assert run_once(host, tmp_path, path).returncode == 0, log(tmp_path)
+    assert host.prop("mgmt-web.service", "UnitFileState") == "enabled", log(tmp_path)
