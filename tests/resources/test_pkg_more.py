@@ -80,3 +80,35 @@ edges:
     assert run_once(pkg_host, tmp_path, path, "-v").returncode == 0, log(tmp_path)
     assert repo_file.read_text() == text
     assert installed(pkg_host, "mgmt-test-b") == "1.0-1"
+
+
+def test_grouped_a_removal_never_takes_a_package_the_group_wants_installed(pkg_host, tmp_path):
+    """mgmt-test-r, installed and wanted so, requires mgmt-test-c, wanted removed: the
+    group's transaction removed r with c (r, already right, was not in it)."""
+    repo = pkg_host.repo
+    pkg_host.run(["rpm", "-i", str(repo / "mgmt-test-c-1.0-1.noarch.rpm"),
+                  str(repo / "mgmt-test-r-1.0-1.noarch.rpm")])  # fmt: skip
+    wanted = {"mgmt-test-r": "installed", "mgmt-test-c": "uninstalled"}
+    path = graph(tmp_path, repo, wanted, server=False)  # a removal needs no repository
+    said = "failed: mgmt-test-c: remove mgmt-test-c would also remove mgmt-test-r, which"
+    for noop in (["--noop"], []):  # --noop fails it as the real run does
+        result = run_once(pkg_host, tmp_path, path, *noop)
+        assert result.returncode == 1, log(tmp_path)
+        assert said in log(tmp_path)
+        assert installed(pkg_host, "mgmt-test-r") == "1.0-1", log(tmp_path)
+        assert installed(pkg_host, "mgmt-test-c") == "1.0-1", log(tmp_path)
+    assert transactions(pkg_host) == []
+
+
+def test_while_no_repository_answers_a_removal_beside_packages_kept_is_made(pkg_host, tmp_path):
+    for name in ("mgmt-test-a-2.0-1", "mgmt-test-b-1.0-1"):
+        pkg_host.run(["rpm", "-i", str(pkg_host.repo / f"{name}.noarch.rpm")])
+    path = tmp_path / "offline.yaml"  # no http:server: the repository does not answer
+    path.write_text(
+        "graph: offline\nresources:\n  pkg:\n  - name: mgmt-test-a\n    state: installed\n"
+        "  - name: mgmt-test-b\n    state: uninstalled\n"
+    )
+    result = run_once(pkg_host, tmp_path, path)
+    assert result.returncode == 0, log(tmp_path)
+    assert installed(pkg_host, "mgmt-test-b") == ""
+    assert installed(pkg_host, "mgmt-test-a") == "2.0-1"
