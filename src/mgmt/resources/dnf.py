@@ -40,6 +40,9 @@ _RPM_LOCK = re.compile(
 )
 LOCK_WAIT = 600.0
 
+# dnf4's and dnf5's option for a removal that leaves the removed packages' dependencies.
+KEEP_DEPENDENCIES = "--setopt=clean_requirements_on_remove=False"
+
 # How dnf4 and dnf5 say that an argument names no package they know, and that a
 # package needs what no repository has (its NAME-[EPOCH:]VERSION-RELEASE.ARCH last).
 NO_MATCH = "No match for argument:"
@@ -300,6 +303,12 @@ class Dnf:
         if not actions:
             return ""
         argv = [self.dnf, "--assumeno" if dry else "-y", *_gpg(transaction.nogpgcheck)]
+        if transaction.remove:
+            # A removal takes the packages that need the one removed, not also the
+            # dependencies dnf once installed for it alone (its default): another
+            # resource may want one of those installed, and nothing says so to dnf.
+            # mgmt's PackageKit removal asks no autoremove either.
+            argv.append(KEEP_DEPENDENCIES)
         script: Optional[str] = None
         if len(actions) == 1:
             action, specs = actions[0]

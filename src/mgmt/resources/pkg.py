@@ -14,7 +14,7 @@ checks again at once and undoes it. No polling.
 
 import os
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from mgmt.resources.base import Field, Init, Resource, ResourceError
 from mgmt.resources.dnf import (
@@ -31,6 +31,7 @@ from mgmt.resources.pkganswer import (
     refused_specs,
     still_missing,
 )
+from mgmt.resources.pkgkeep import kept, refuse_taking
 from mgmt.resources.pkgname import check_name, check_pinned, check_version, identities
 from mgmt.resources.pkgnoop import would_fail, would_miss
 from mgmt.resources.pkgplan import STATES, plan_members
@@ -180,7 +181,7 @@ class PkgRes(Resource):
             self._in_transaction = False
 
     def _own_transaction(
-        self, transaction: Transaction, dry: bool = False
+        self, transaction: Transaction, dry: bool = False, keep: Sequence[str] = ()
     ) -> Tuple[Tuple[Tuple[str, int, int], ...], str]:
         """Run ``transaction``, unheard by the watch; the database as dnf left it,
         and what dnf said.
@@ -189,15 +190,20 @@ class PkgRes(Resource):
         is off meanwhile (the agent's one watcher thread would otherwise wake
         for each write, taking CPU from dnf). It is back on before the snapshot
         is taken, so a change made by someone else after that wakes a check.
-        ``dry`` (--noop): dnf changes nothing, and the watch stays on.
+        ``dry`` (--noop): dnf changes nothing, and the watch stays on. ``keep``:
+        installed packages it must not remove (see mgmt.resources.pkgkeep).
         """
+        dnf = self.init.services.get(Dnf)
         if dry:
-            return self._seen, self.init.services.get(Dnf).run(transaction, dry=True)
+            output = dnf.run(transaction, dry=True)
+            refuse_taking(dnf, transaction, keep, repr(self), self.members, output)
+            return self._seen, output
+        refuse_taking(dnf, transaction, keep, repr(self), self.members)
         watching = self._cancel is not None
         self._in_transaction = True
         self._stop_watch()
         try:
-            output = self.init.services.get(Dnf).run(transaction)
+            output = dnf.run(transaction)
         finally:
             if watching:
                 self._cancel = self.init.watcher.watch_tree(self._dbpath, self._on_db_event)
@@ -349,7 +355,8 @@ class PkgRes(Resource):
         """
         dnf = self.init.services.get(Dnf)
         try:
-            left_by_dnf, output = self._own_transaction(self._transaction(wrong), dry)
+            keep = kept(self.members, wrong)
+            left_by_dnf, output = self._own_transaction(self._transaction(wrong), dry, keep)
             unknown, broken = unmatched(output), uninstallable(output)
             missing = would_miss(dnf, broken, output) if dry else still_missing(dnf, broken)
             refused = refused_specs(wrong, unknown, missing)
@@ -363,7 +370,7 @@ class PkgRes(Resource):
         if not rest:
             return Applied(self._seen, refused, "")
         try:
-            left_by_dnf, output = self._own_transaction(self._transaction(rest), dry)
+            left_by_dnf, output = self._own_transaction(self._transaction(rest), dry, keep)
             return Applied(left_by_dnf, refused, output)
         except DnfError as err:  # each failure named with its own packages
             names = ", ".join(m.package for m, *_ in rest)

@@ -60,15 +60,10 @@ from mgmt.resources.unitctl import (
     systemctl,
     unit_properties,
 )
+from mgmt.resources.unitinstall import DISABLED, install_state
 from mgmt.resources.unitname import unit_name, unit_name_problem
 
 RUNNING = ("active", "activating", "reloading")
-# UnitFileState values that satisfy startup: enabled / disabled.
-ENABLED = ("enabled", "alias", "static", "generated", "indirect")
-# Not enabled either: masked or linked (for good or for this boot: -runtime), or a
-# unit made at run time (systemd-run): `systemctl disable` would have nothing to do.
-DISABLED = ("disabled", "static", "masked", "masked-runtime", "linked", "linked-runtime",
-            "transient", "indirect", "generated", "")  # fmt: skip
 # Where an administrator or a package puts a unit's file (mgmt's svc autoedges).
 UNIT_FOLDERS = ("/etc/systemd/system", "/usr/lib/systemd/system")
 DONE = {"enable": "enabled", "disable": "disabled", "start": "started", "stop": "stopped"}
@@ -211,17 +206,18 @@ class SvcRes(Resource):
                 raise UnitError(masked(props, wants))
         steps: List[List[str]] = []
         startup = self.params.get("startup")
-        file_state = props.get("UnitFileState", "")
+        boot = install_state(props)
+        file_state = boot.shown
         if self._file_failure is not None and (
             self._file_failure[0] != file_state or self._file_failure[1] != startup
         ):
             self._file_failure = None  # changed since: try again
         if apply and self._file_failure is not None:
             raise UnitError(f"{self._file_failure[2]} (not tried again while it stays so)")
-        if startup == "enabled" and file_state not in ENABLED:
+        if startup == "enabled" and not boot.enabled:
             self.note("startup", "enabled", file_state or "unknown")
             steps.append(["enable", "--", self.real])
-        elif startup == "disabled" and file_state not in DISABLED:
+        elif startup == "disabled" and not boot.disabled:
             self.note("startup", "disabled", file_state)
             steps.append(["disable", "--", self.real])
         state = self.params.get("state")
@@ -309,14 +305,16 @@ class SvcRes(Resource):
         (each run's reload would wake the next check, for ever). The step is made
         twice before that: a change from outside between the step and the look
         (a `systemctl disable` right after our enable) is no failure of the step."""
-        accepted = ENABLED if verb == "enable" else DISABLED
         for _ in range(2):
             systemctl([verb, "--", self.real])
-            left = properties(self.real).get("UnitFileState", "")
-            if verb == "disable" and left.endswith("-runtime") and left not in DISABLED:
+            props = properties(self.real)
+            raw = props.get("UnitFileState", "")
+            if verb == "disable" and raw.endswith("-runtime") and raw not in DISABLED:
                 systemctl(["disable", "--runtime", "--", self.real])
-                left = properties(self.real).get("UnitFileState", "")
-            if left in accepted:
+                props = properties(self.real)
+            boot = install_state(props)
+            left = boot.shown
+            if boot.enabled if verb == "enable" else boot.disabled:
                 return
         wanted = "enabled" if verb == "enable" else "disabled"
         message = f"systemctl {verb} left UnitFileState={left}, wanted {wanted}"

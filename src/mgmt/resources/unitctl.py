@@ -17,6 +17,7 @@ PROPERTIES = (
     "ActiveState",
     "SubState",
     "UnitFileState",
+    "FragmentPath",  # its file, whose [Install] Also= says what enabling it enables
     "NeedDaemonReload",
     "RestartUSec",
     "Type",
@@ -61,6 +62,13 @@ def unit_properties(unit: str) -> Dict[str, str]:
         key, _, value = line.partition("=")
         props[key] = value
     return props
+
+
+def unit_text(unit: str) -> str:
+    """``systemctl cat``: the unit's file and drop-ins (a template's too), "" when
+    systemctl cannot show them."""
+    proc = _run(["cat", "--", unit])
+    return proc.stdout if proc.returncode == 0 else ""
 
 
 def is_template(unit: str) -> bool:
