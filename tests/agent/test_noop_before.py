@@ -113,3 +113,16 @@ def test_a_noop_chain_takes_time_linear_in_its_length(engine_factory):
             times.append(run(length))
     short, long = min(took[1000]), min(took[4000])
     assert long / short < 10, (short, long)
+
+
+def test_a_long_list_of_what_would_change_before_is_said_as_its_first_few():
+    """A pkg after 10,000 would-change files logged all their names on one line."""
+    from mgmt.resources.noop import NoopRes
+
+    res = NoopRes("n", {})
+    res.changed_before = [f"file[f{i}]" for i in range(7)]
+    assert res.changed_before_said() == (
+        "file[f0], file[f1], file[f2], file[f3], file[f4] (and 2 more)"
+    )
+    res.changed_before = ["file[f0]"]
+    assert res.changed_before_said() == "file[f0]"

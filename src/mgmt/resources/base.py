@@ -86,6 +86,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Sequence,
     Tuple,
     Type,
     TypeVar,
@@ -270,10 +271,18 @@ class Resource:
         # What the last check_apply found different (see note()); the engine
         # takes them after each run for --noop and --json (mgmt.engine.report).
         self.notes: List[Dict[str, Any]] = []
-        self.changed_before: List[str] = []  # set by the engine for each check (noop)
+        # Set by the engine for each check (noop); read through changed_before_said().
+        self.changed_before: Sequence[str] = []
 
     def __repr__(self) -> str:
         return f"{self.kind}[{shown_name(self.name)}]"  # in logs: cut and escaped
+
+    def changed_before_said(self, most: int = 5) -> str:
+        """The resources before this one that would change (noop), for a log line:
+        the first ``most`` and how many more (a pkg after 10,000 files is one line)."""
+        names = list(self.changed_before[:most])
+        more = len(self.changed_before) - len(names)
+        return ", ".join(names) + (f" (and {more} more)" if more else "")
 
     @classmethod
     def validate(cls, params: Mapping[str, Any]) -> None:

@@ -283,7 +283,7 @@ class PkgRes(Resource):
         (see mgmt.resources.pkgnoop): the members it would fail fail with its words."""
         failed, right, why = dict(untold), set(), ""
         if self.changed_before:  # they may set up its repositories: not what dnf says now
-            why = f"; not asked of dnf: after {', '.join(self.changed_before)}, which would change"
+            why = f"; not asked of dnf: after {self.changed_before_said()}, which would change"
         else:
             try:
                 applied = self._apply(wrong, dry=True)

@@ -128,7 +128,7 @@ class ServerRes(_OnBoard):
         root = self.params["root"]
         # Every request would be a 404. Under noop, a resource before it that would
         # change (a file making the folder) may be what makes it: not this one's fault.
-        after = "" if apply or not self.changed_before else ", ".join(self.changed_before)
+        after = "" if apply or not self.changed_before else self.changed_before_said()
         missing = bool(root) and not os.path.isdir(root)
         if missing and not after:
             raise ResourceError(repr(self), f"root {root} is no directory (missing?)")
@@ -237,7 +237,7 @@ class ServedFileRes(_OnBoard):
     def check_apply(self, apply: bool) -> bool:
         server = self.params["server"]
         # Under noop, a resource before it that would change may make the source.
-        after = "" if apply or not self.changed_before else ", ".join(self.changed_before)
+        after = "" if apply or not self.changed_before else self.changed_before_said()
         missing = isinstance(self.source, Path) and not self.source.is_file()
         if missing and not after:
             raise ResourceError(repr(self), f"source {self.source} is not a file")

@@ -287,7 +287,7 @@ class SvcRes(Resource):
         that would install it, a file that would write it): what the real run would
         start or enable, not a failure; False, as would-change."""
         wanted = [("startup", "enabled", "enable"), ("state", "running", "start")]
-        after = ", ".join(self.changed_before)
+        after = self.changed_before_said()
         for field, value, verb in wanted:
             if self.params.get(field) == value:
                 self.note(field, value, "no such unit")
