@@ -11,14 +11,14 @@ something above them would change).
 
 A parent checked again later (an event) may turn would-change after its
 descendants were built: :func:`after_check` rebuilds those below it, stopping
-where nothing differs. A graph edit forgets them all (:func:`forget`); they are
-built again on demand. All of it runs under the engine's lock; a
+where nothing differs. A graph edit forgets them all (the engine clears each vertex's); they
+are built again on demand. All of it runs under the engine's lock; a
 :class:`WouldChange` is never changed once built, so a resource reads its own
 outside the lock.
 """
 
 import collections.abc
-from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mgmt.engine.outcome import WOULD_CHANGE
 
@@ -147,9 +147,3 @@ def after_check(vertex: "Vertex", was: bool) -> None:
                 if rebuilt is not child.before:
                     child.before = rebuilt
                     todo.append(child)
-
-
-def forget(vertices: Iterable["Vertex"]) -> None:
-    """The graph changed (parents, vertices): build each again when asked for."""
-    for vertex in vertices:
-        vertex.before = None

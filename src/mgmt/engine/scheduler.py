@@ -17,11 +17,18 @@ import time
 from collections import deque
 from typing import Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
-from mgmt.engine import before as noop_before
 from mgmt.engine import retry
 from mgmt.engine.autogroup import autogroup
-from mgmt.engine.outcome import Outcome
-from mgmt.engine.vertex import FAILED, OK, Vertex, build_vertex, close_resource
+from mgmt.engine.outcome import WOULD_CHANGE, Outcome
+from mgmt.engine.vertex import (
+    FAILED,
+    OK,
+    Vertex,
+    build_vertex,
+    close_resource,
+    noop_before,
+    noop_checked,
+)
 from mgmt.errors import GraphError
 from mgmt.graph.deps import cycle_text, dependencies, find_cycle
 from mgmt.graph.diff import GraphDiff, diff_resources
@@ -123,7 +130,8 @@ class Engine:
                 for vertex in self._vertices.values():
                     for parent in vertex.parents:
                         parent.children.append(vertex)
-                noop_before.forget(self._vertices.values())  # built from the old parents
+                for vertex in self._vertices.values():  # built from the old parents
+                    vertex.before = None  # mgmt.engine.before builds it again under noop
             for vertex in old:
                 close_resource(vertex.res)
             for vertex in fresh.values():
@@ -331,16 +339,14 @@ class Engine:
                 vertex = self._next()
                 # The vertices before it are read under the lock, as vertex fields are.
                 apply = vertex is None or not (self.noop or vertex.spec.meta.noop)
-                before = noop_before.NOTHING if apply else noop_before.would_change_before(vertex)
+                if vertex is not None:  # noop: what would change before it
+                    vertex.res.changed_before = noop_before(vertex, apply)
             if vertex is None:
                 return
-            done = self._check(vertex, apply, before)
+            done = self._check(vertex, apply)
 
-    def _check(
-        self, vertex: Vertex, apply: bool, before: noop_before.WouldChange
-    ) -> Tuple[Vertex, bool, Optional[Exception], bool]:
+    def _check(self, vertex: Vertex, apply: bool) -> Tuple[Vertex, bool, Optional[Exception], bool]:
         vertex.res.notes = []  # this run's differences (Resource.note)
-        vertex.res.changed_before = before  # noop: what would change before it
         try:
             return vertex, vertex.res.check_apply(apply), None, apply
         except Exception as err:
@@ -358,9 +364,9 @@ class Engine:
             if self._stopping and error is None:  # done as the run stopped: it counts (--json)
                 vertex.outcome.record(ok, apply, vertex.res.notes, None)
             return
-        was = noop_before.would_change(vertex)
+        was = vertex.outcome.result == WOULD_CHANGE
         vertex.outcome.record(ok, apply, vertex.res.notes, error)
-        noop_before.after_check(vertex, was)
+        noop_checked(vertex, was)
         if error is not None:
             if retry.after_failure(vertex, error):
                 self._consider(vertex)

@@ -4,14 +4,16 @@ The engine (mgmt.engine.scheduler) is the only one to read and change these
 fields, always under its lock; a resource never sees its vertex.
 """
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from mgmt.engine.autogroup import build as build_resource
-from mgmt.engine.before import WouldChange
 from mgmt.engine.outcome import Outcome, message_of
 from mgmt.graph.model import ResourceSpec
 from mgmt.log import get_logger
 from mgmt.resources.base import Init, Resource, ResourceError
+
+if TYPE_CHECKING:  # imported under noop alone (noop_before): not on an agent's start
+    from mgmt.engine.before import WouldChange
 
 log = get_logger("engine")
 
@@ -100,3 +102,22 @@ def close_resource(res: Resource) -> None:
         res.close()
     except Exception as err:
         log.warning("%r: close failed: %s", res, err)
+
+
+def noop_before(vertex: Vertex, apply: bool) -> Sequence[str]:
+    """What would change before ``vertex`` under noop (mgmt.engine.before, imported
+    only then: it is not on an agent's start); nothing when it applies."""
+    if apply:
+        return ()
+    from mgmt.engine.before import would_change_before
+
+    return would_change_before(vertex)
+
+
+def noop_checked(vertex: Vertex, was: bool) -> None:
+    """After ``vertex``'s check (``was``: whether it would change before): what was
+    built below it under noop follows a change of that (mgmt.engine.before)."""
+    if vertex.before is not None:
+        from mgmt.engine.before import after_check
+
+        after_check(vertex, was)
