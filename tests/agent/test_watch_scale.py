@@ -1,4 +1,6 @@
-"""The file watcher's work grows with what changed, not with all it watches."""
+"""The file watcher's work grows with what changed, not with all it watches.
+
+(6,000 watched folders: under the 8,192 watches older kernels allow a user.)"""
 
 import gc
 import subprocess
@@ -11,7 +13,7 @@ from support.polling import wait_for
 def test_a_removed_tree_costs_its_own_folders_not_all_that_are_watched(tmp_path):
     """Each watched folder removed looked at every watched folder for those below
     it: removing 4,000 took 2.7 s under the watcher's lock (1,000: 0.34 s), and
-    12,000 overflowed inotify's queue. Removing 400 while 12,000 others are
+    12,000 overflowed inotify's queue. Removing 400 while 6,000 others are
     watched elsewhere must take about as long as with none."""
 
     def run(others):
@@ -38,17 +40,17 @@ def test_a_removed_tree_costs_its_own_folders_not_all_that_are_watched(tmp_path)
         finally:
             watcher.close()
 
-    took: dict = {0: [], 12000: []}
+    took: dict = {0: [], 6000: []}
     for _ in range(2):  # in turn, the best of each: a busy moment spoils one only
         for others, times in took.items():
             times.append(run(others))
-    alone, among = min(took[0]), min(took[12000])
+    alone, among = min(took[0]), min(took[6000])
     assert among / alone < 3, (alone, among)
 
 
 def test_cancelled_trees_cost_their_own_folders_not_all_that_are_watched(tmp_path):
     """Cancelling a tree's watch (its resource removed, or the agent stopping)
-    looked at every watched folder: 300 trees among 12,000 other watched
+    looked at every watched folder: 300 trees among 6,000 other watched
     folders took many times as long as alone."""
 
     def run(others):
@@ -77,9 +79,9 @@ def test_cancelled_trees_cost_their_own_folders_not_all_that_are_watched(tmp_pat
         finally:
             watcher.close()
 
-    took: dict = {0: [], 12000: []}
+    took: dict = {0: [], 6000: []}
     for _ in range(3):  # in turn, the best of each: a busy moment spoils one only
         for others, times in took.items():
             times.append(run(others))
-    alone, among = min(took[0]), min(took[12000])
+    alone, among = min(took[0]), min(took[6000])
     assert among / alone < 3, (alone, among)
