@@ -20,9 +20,9 @@ outside the lock.
 import collections.abc
 from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from mgmt.engine.outcome import WOULD_CHANGE
+from mgmt.engine.vertex import would_change
 
-if TYPE_CHECKING:  # vertex.py imports this module
+if TYPE_CHECKING:  # for the annotations alone
     from mgmt.engine.vertex import Vertex
 
 
@@ -81,10 +81,6 @@ class WouldChange(collections.abc.Sequence):  # of str
 
 
 NOTHING = WouldChange((), ())
-
-
-def would_change(vertex: "Vertex") -> bool:
-    return vertex.outcome.result == WOULD_CHANGE
 
 
 def would_change_before(vertex: "Vertex") -> WouldChange:

@@ -19,7 +19,7 @@ from typing import Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Opt
 
 from mgmt.engine import retry
 from mgmt.engine.autogroup import autogroup
-from mgmt.engine.outcome import WOULD_CHANGE, Outcome
+from mgmt.engine.outcome import Outcome
 from mgmt.engine.vertex import (
     FAILED,
     OK,
@@ -28,6 +28,7 @@ from mgmt.engine.vertex import (
     close_resource,
     noop_before,
     noop_checked,
+    would_change,
 )
 from mgmt.errors import GraphError
 from mgmt.graph.deps import cycle_text, dependencies, find_cycle
@@ -364,7 +365,7 @@ class Engine:
             if self._stopping and error is None:  # done as the run stopped: it counts (--json)
                 vertex.outcome.record(ok, apply, vertex.res.notes, None)
             return
-        was = vertex.outcome.result == WOULD_CHANGE
+        was = would_change(vertex)
         vertex.outcome.record(ok, apply, vertex.res.notes, error)
         noop_checked(vertex, was)
         if error is not None:

@@ -7,7 +7,7 @@ fields, always under its lock; a resource never sees its vertex.
 from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from mgmt.engine.autogroup import build as build_resource
-from mgmt.engine.outcome import Outcome, message_of
+from mgmt.engine.outcome import WOULD_CHANGE, Outcome, message_of
 from mgmt.graph.model import ResourceSpec
 from mgmt.log import get_logger
 from mgmt.resources.base import Init, Resource, ResourceError
@@ -102,6 +102,11 @@ def close_resource(res: Resource) -> None:
         res.close()
     except Exception as err:
         log.warning("%r: close failed: %s", res, err)
+
+
+def would_change(vertex: Vertex) -> bool:
+    """Whether ``vertex``'s last check found it would change (noop)."""
+    return vertex.outcome.result == WOULD_CHANGE
 
 
 def noop_before(vertex: Vertex, apply: bool) -> Sequence[str]:
