@@ -11,7 +11,8 @@ import pytest
 
 from mgmt.errors import GraphError
 from mgmt.graph import parse_graph
-from mgmt.graph.located import graph_as_json
+from mgmt.graph.located import graph_as_json, load_located
+from mgmt.graph.parse import parse_document
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -150,3 +151,21 @@ def test_plain_scalars_in_text_fields_reach_the_agent_as_written():
     assert _same(graph, parse_graph(text, "g.yaml"))
     assert graph.resources[("file", "/tmp/a")].params["content"] == "1.10"
     assert graph.resources[("exec", "e")].params["cmd"] == "true"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        RICH,
+        "graph: g\ncomment: 2024-01-01\nresources:\n  file:\n  - name: /tmp/a\n    mode: 0644\n",
+        '{"graph": "g", "resources": {"noop": [{"name": "n", "meta": {"delay": 1000}}]}}',
+        "{graph: g, resources: {noop: [{name: n}]}}",
+    ],
+    ids=["rich", "as-written", "json", "flow"],
+)
+def test_the_document_the_initiator_checked_gives_the_same_json(text):
+    """The initiator checks an edit and sends its JSON form from one reading of
+    the YAML (mgmt.remote.orchestration.graphcheck): the same as reading it again."""
+    document = load_located(text, "g.yaml")
+    parse_document(document, text, "g.yaml")  # checking it leaves it as read
+    assert graph_as_json(text, document) == graph_as_json(text)

@@ -88,13 +88,20 @@ def checked_value(value: Any, path: Optional[str] = None) -> Any:
     return _Located(Budget(path), "").value(value, 1)
 
 
-def graph_as_json(text: str) -> Optional[str]:
-    """A YAML graph document as JSON; None if a value has no JSON form (a date, binary)."""
-    from mgmt.graph.scalars import texts_as_written
-    from mgmt.graph.yamlload import load_yaml
+def graph_as_json(text: str, document: Any = None) -> Optional[str]:
+    """A YAML graph document as JSON; None if a value has no JSON form (a date, binary).
 
-    document = load_yaml(text)
-    texts_as_written(document)  # the agent reads what the initiator checked: '0644', not 420
+    ``document``: what :func:`load_located` read of ``text``, when the caller has
+    it (the initiator checks each edit: its YAML is then read once, not twice).
+    A JSON text is read again as YAML all the same: YAML reads some of it
+    otherwise (1e3 is a string there), and the agent is sent what YAML reads.
+    """
+    if document is None or text.lstrip()[:1] == "{":
+        from mgmt.graph.scalars import texts_as_written
+        from mgmt.graph.yamlload import load_yaml
+
+        document = load_yaml(text)
+        texts_as_written(document)  # the agent reads what the initiator checked: '0644', not 420
     if not _string_keys_only(document):
         return None  # JSON would turn 1: or true: into "1" and "true"
     try:

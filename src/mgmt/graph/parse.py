@@ -335,7 +335,13 @@ def parse_graph(text: str, path: Optional[str] = None, real_paths: bool = False)
     which JSON is, for the line of its error. (One refused as it was read, over
     a bound for one, is not read twice.)
     """
-    document = load_located(text, path)
+    return parse_document(load_located(text, path), text, path, real_paths)
+
+
+def parse_document(
+    document: Any, text: str, path: Optional[str] = None, real_paths: bool = False
+) -> Graph:
+    """:func:`parse_graph` of what :func:`load_located` read of ``text``."""
     try:
         return _Parser(path, real_paths).graph(document)
     except GraphError as err:

@@ -23,12 +23,13 @@ def graph_payload(graph: Path) -> Tuple[bytes, Optional[str]]:
     return payload_of(graph.read_text(encoding="utf-8"))
 
 
-def payload_of(text: str) -> Tuple[bytes, Optional[str]]:
-    """:func:`graph_payload` of a graph's text already read."""
+def payload_of(text: str, document: Any = None) -> Tuple[bytes, Optional[str]]:
+    """:func:`graph_payload` of a graph's text already read (``document``: what
+    mgmt.graph.located.load_located read of it, if that was done)."""
     from mgmt.graph.located import graph_as_json
 
     try:
-        as_json = graph_as_json(text)
+        as_json = graph_as_json(text, document)
     except GraphError:
         as_json = None  # edited into a bad state: the agent says why
     if as_json is not None and "\n" in as_json:

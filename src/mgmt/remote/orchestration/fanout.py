@@ -24,6 +24,7 @@ import collections
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Deque, Dict, List, Optional
 
 from mgmt.log import get_logger
@@ -115,6 +116,9 @@ class Fanout:
         self.watch_graphs = watch_graphs
         self.converged = ConvergedStates(control.wake, ctx.endpoint.publish_converged)
         self._sessions: Dict[str, Session] = {}
+        # By graph file: an edit finds its hosts at once (a scan of every session
+        # at each of 100 hosts' edits cost as much as checking the edit).
+        self._by_graph: Dict[Path, List[Session]] = {}
         self._threads: Dict[str, threading.Thread] = {}
         self._last_push = time.monotonic()
 
@@ -123,9 +127,8 @@ class Fanout:
     def graph_changed(self, spec: HostSpec) -> None:
         payload = self.ctx.payload(spec.graph)  # read and converted once for all its hosts
         sent = False
-        for session in list(self._sessions.values()):
-            if session.spec.graph == spec.graph:
-                sent = session.send_graph(*payload) or sent
+        for session in list(self._by_graph.get(spec.graph, ())):
+            sent = session.send_graph(*payload) or sent
         if sent:
             self._last_push = time.monotonic()
             self.control.wake.set()
@@ -165,6 +168,7 @@ class Fanout:
     def _start(self, spec: HostSpec) -> None:
         session = self.session_factory(spec, self.ctx, self.converged.report)
         self._sessions[spec.name] = session
+        self._by_graph.setdefault(spec.graph, []).append(session)
 
         def life() -> None:
             result = session.run()

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional, Tuple
 
 from mgmt.errors import GraphError
-from mgmt.graph.parse import parse_graph, read_graph_text
+from mgmt.graph.located import load_located
+from mgmt.graph.model import Graph
+from mgmt.graph.parse import parse_document, read_graph_text
 from mgmt.log import get_logger
 from mgmt.remote.orchestration.context import graph_payload, payload_of
 
@@ -39,16 +41,15 @@ class CheckedGraphs:
         self._placed: Dict[Path, Tuple] = {}
         self._good: Dict[Path, Tuple[bytes, Optional[str]]] = {}
         for graph in map(Path, graphs):
-            text = read_graph_text(graph)  # once: what is checked is what is sent
-            self._placed[graph] = _place(parse_graph(text, str(graph)))
-            self._good[graph] = payload_of(text)
+            parsed, self._good[graph] = _checked(graph)
+            self._placed[graph] = _place(parsed)
 
     def __call__(self, graph: Path) -> Tuple[bytes, Optional[str]]:
         if graph not in self._placed:  # a secondary's plan, written here
             sent = self._good[graph] = graph_payload(graph)
             return sent
-        text = read_graph_text(graph)  # once: what is checked is what is sent
-        now = _place(parse_graph(text, str(graph)))
+        parsed, payload = _checked(graph)
+        now = _place(parsed)
         changed = [f"{name}:" for name, a, b in zip(PLACE_KEYS, self._placed[graph], now) if a != b]
         if changed:
             raise GraphError(
@@ -56,7 +57,7 @@ class CheckedGraphs:
                 "and as it was started (stop the run and start it again to move it)",
                 str(graph),
             )
-        sent = self._good[graph] = payload_of(text)
+        sent = self._good[graph] = payload
         return sent
 
     def at_start(self, graph: Path) -> Tuple[bytes, Optional[str]]:
@@ -80,6 +81,14 @@ class CheckedGraphs:
         if good is None:
             raise err
         return good
+
+
+def _checked(graph: Path) -> Tuple[Graph, Tuple[bytes, Optional[str]]]:
+    """The graph file parsed as ``mgmt run --file`` checks it, and what its host is
+    sent: read once (what is checked is what is sent), its YAML read once."""
+    text = read_graph_text(graph)
+    document = load_located(text, str(graph))
+    return parse_document(document, text, str(graph)), payload_of(text, document)
 
 
 def _place(graph) -> Tuple:
