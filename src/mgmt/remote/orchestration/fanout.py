@@ -141,7 +141,7 @@ class Fanout:
         if self.watch_graphs:
             watcher = GraphWatcher(_one_per_graph(self.specs), self.graph_changed)
         try:
-            while pending or self._active():
+            while pending or self._any_active():
                 if self.control.stop_reason is not None:
                     break
                 while pending and (self.cconns == 0 or len(self._active()) < self.cconns):
@@ -164,6 +164,11 @@ class Fanout:
 
     def _active(self) -> List[Session]:
         return [s for s in self._sessions.values() if not s.finished.is_set()]
+
+    def _any_active(self) -> bool:
+        # Asked at each wake (every agent's converged event, every edit sent): the
+        # first running host answers it, not a list of all of them.
+        return any(not s.finished.is_set() for s in self._sessions.values())
 
     def _start(self, spec: HostSpec) -> None:
         session = self.session_factory(spec, self.ctx, self.converged.report)
