@@ -245,3 +245,46 @@ def test_a_directory_is_refused_as_any_other_non_file(tmp_path):
     with pytest.raises(GraphError) as caught:
         read_graph_text(tmp_path)
     assert caught.value.message == "not a regular file; expected a graph file"
+
+
+def test_a_graph_file_is_read_whole_up_to_the_bound_and_refused_past_it(tmp_path):
+    """read_graph_text reads what the file holds and a byte more (not the bound's
+    4 MiB buffer each time): a file at the bound is read whole, one byte more is refused."""
+    from mgmt.graph.limits import MAX_BYTES
+    from mgmt.graph.parse import read_graph_text
+
+    at_bound = tmp_path / "at.yaml"
+    at_bound.write_bytes(b"x" * MAX_BYTES)
+    assert len(read_graph_text(at_bound)) == MAX_BYTES
+    past = tmp_path / "past.yaml"
+    past.write_bytes(b"x" * (MAX_BYTES + 1))
+    with pytest.raises(GraphError) as caught:
+        read_graph_text(past)
+    assert caught.value.message.startswith("the graph is larger than")
+
+
+def test_a_graph_file_that_grew_since_its_size_was_taken_is_read_whole(tmp_path, monkeypatch):
+    """The size read first is a hint: a file written to meanwhile (or a /proc file,
+    whose size says 0) is read on to the bound, and refused past it."""
+    from mgmt.graph import parse
+    from mgmt.graph.limits import MAX_BYTES
+
+    text = "graph: g\n" + "# more\n" * 1000
+    grown = tmp_path / "grown.yaml"
+    grown.write_text(text)
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"x" * (MAX_BYTES + 10))
+    real_fstat = os.fstat
+
+    def shrunk(fd):  # as if taken before the writes
+        status = list(real_fstat(fd))
+        status[6] = 3  # st_size
+        return os.stat_result(status)
+
+    monkeypatch.setattr(parse.os, "fstat", shrunk)
+    assert parse.read_graph_text(grown) == text
+    with pytest.raises(GraphError):
+        parse.read_graph_text(huge)
+    monkeypatch.undo()
+    status = parse.read_graph_text("/proc/self/status")
+    assert os.stat("/proc/self/status").st_size == 0 and "\nPid:" in status

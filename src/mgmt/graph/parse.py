@@ -385,12 +385,18 @@ def read_graph_text(path: "Union[str, os.PathLike[str]]") -> str:
     except OSError as err:
         raise GraphError(f"cannot read the graph file: {err.strerror}", str(path)) from None
     # The type before fdopen, which refuses a directory with an exception of its own.
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
         os.close(fd)
         raise GraphError("not a regular file; expected a graph file", str(path))
     with os.fdopen(fd, "rb") as stream:
         try:
-            data = stream.read(MAX_BYTES + 1)
+            # As much as the file holds and a byte more, not the bound's 4 MiB buffer
+            # for each read (the agent's of every edit); on to the bound if it grew.
+            want = min(status.st_size, MAX_BYTES) + 1
+            data = stream.read(want)
+            if len(data) == want <= MAX_BYTES:
+                data += stream.read(MAX_BYTES + 1 - want)
         except OSError as err:
             raise GraphError(f"cannot read the graph file: {err.strerror}", str(path)) from None
     if len(data) > MAX_BYTES:

@@ -120,7 +120,9 @@ def holds(fd: int, data: bytes, block: int = 1 << 20) -> bool:
     view = memoryview(data)
     offset = 0
     while True:
-        chunk = os.pread(fd, block, offset)
+        # No more than is left to compare, and a byte to see the file end: a block's
+        # buffer for a short file was a mapping made and dropped at each check.
+        chunk = os.pread(fd, min(block, len(data) - offset + 1), offset)
         if not chunk:
             return offset == len(data)
         if view[offset : offset + len(chunk)] != chunk:
