@@ -32,5 +32,6 @@ def test_every_agent_module_imports(bundle, version):
     assert imported == expected
     # The sweep is not vacuous: the engine, every kind, the world and the launcher.
     assert {"mgmt.engine.agent", "mgmt.resources.file", "mgmt.world.exchange",
-            "mgmt.net.http_server", "mgmt.remote.protocol.launcher"} <= imported  # fmt: skip
+            "mgmt.net.http_server", "mgmt.remote.protocol.launcher",
+            "mgmt.remote.protocol.unpacked"} <= imported  # fmt: skip
     assert not any(name.startswith(INITIATOR_ONLY) for name in imported)

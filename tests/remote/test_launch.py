@@ -25,7 +25,7 @@ from mgmt.remote.orchestration.bundlefile import shiv_build_id
 from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.session import Session
 from mgmt.remote.protocol import INLINE_GRAPH_MAX, RemotePaths, command_line
-from mgmt.remote.protocol.programs import LAUNCHER, PRUNE_DAYS
+from mgmt.remote.protocol.programs import LAUNCHER, PRUNE_DAYS, read, with_unpacked
 from mgmt.settings import settings_from_json
 from support import require_tools
 from support.hosts import ssh_hosts
@@ -97,12 +97,23 @@ def test_a_graph_the_host_cannot_write_ends_the_launcher_with_why(unpacked, tmp_
 
 
 def test_the_launchers_exit_statuses_are_the_protocols():
-    """launcher.py is shipped alone (no imports): its copies must not drift."""
+    """launcher.py is shipped alone (unpacked.py's text in it, no imports): its copies
+    must not drift."""
     namespace: dict = {}
     exec(compile(LAUNCHER, "launcher.py", "exec"), namespace)
     names = [n for n in namespace if n.startswith("EXIT_") or n.endswith("_MARK")]
     assert len(names) == 6
     assert {n: namespace[n] for n in names} == {n: getattr(protocol, n) for n in names}
+
+
+def test_the_launcher_is_sent_with_unpacked_py_in_place_of_its_import():
+    """Nothing can be imported from the bundle before it is on the path: the program
+    sent holds unpacked.py's text where launcher.py imports it, once."""
+    assert "from mgmt.remote.protocol.unpacked import" in read("launcher.py")
+    assert "from mgmt.remote.protocol.unpacked import" not in LAUNCHER
+    assert LAUNCHER.count(read("unpacked.py")) == 1
+    with pytest.raises(ValueError):
+        with_unpacked("import os\n")
 
 
 def test_launcher_runs_the_bundle_when_nothing_is_unpacked(bundle, tmp_path):

@@ -2,7 +2,7 @@
 falls back to running from the zip, and nothing lands outside the target.
 
 The launcher reads the zip itself (struct and zlib, not zipfile: see
-mgmt.remote.protocol.launcher.extract), so these check it against zipfile's own
+mgmt.remote.protocol.unpacked.extract), so these check it against zipfile's own
 reading of the real bundle, and feed it the zips it must refuse.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mgmt.remote.protocol import launcher
-from mgmt.remote.protocol.launcher import extract, unpack
+from mgmt.remote.protocol import unpacked
+from mgmt.remote.protocol.unpacked import extract, unpack
 
 PREFIX = "site-packages/"
 
@@ -110,11 +110,11 @@ def test_an_interrupt_mid_unpack_leaves_no_partial_copy(bundle, tmp_path, monkey
         extract(*args)  # everything written, then ^C before the rename
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(launcher, "extract", extract_then_interrupt)
+    monkeypatch.setattr(unpacked, "extract", extract_then_interrupt)
     site = tmp_path / "shiv" / "b.pyz_1234" / "site-packages"
     site.parent.parent.mkdir()
     with pytest.raises(KeyboardInterrupt):
-        launcher.unpack(str(bundle), str(site))
+        unpacked.unpack(str(bundle), str(site))
     assert list((tmp_path / "shiv").iterdir()) == []
 
 

@@ -6,7 +6,7 @@ Three layers, each a package:
   reverse tunnel, uploads, a dead-host watch; paramiko today, the system's
   OpenSSH client next) and the ``become`` seam for sudo;
 - :mod:`.protocol`: what initiator and agent say to each other, and the
-  programs shipped to hosts (start.sh, launcher.py);
+  programs shipped to hosts (start.sh, launcher.py with unpacked.py);
 - :mod:`.orchestration`: the run: the etcd endpoint, one session per host, the
   fan-out that owns the run's state, the graph watcher, the summary.
 

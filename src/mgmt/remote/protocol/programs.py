@@ -3,7 +3,8 @@
 ``start.sh`` and ``launcher.py`` are real files (linted, run by tests as they
 are); the initiator sends their text on the command line of one ``exec``, so a
 warm start needs no copy. pkgutil reads them from an installed package and from
-a bundle alike. START is start.sh with findpython.sh's function in it. The
+a bundle alike. START is start.sh with findpython.sh's function in it; LAUNCHER
+is launcher.py with unpacked.py's text in place of its import. The
 detached cluster's programs (detached.py with the modules it imports,
 detached_*.py; detached.sh, with findpython.sh as START; supervise.py) are read by
 mgmt.remote.orchestration (hosts, detach), which only the initiator loads: the
@@ -12,7 +13,7 @@ bundle leaves them out (mgmt_pkg.bundle.INITIATOR_FILES).
 
 import pkgutil
 
-PRUNE_DAYS = 30  # launcher.py's PRUNE_SECONDS, in days
+PRUNE_DAYS = 30  # unpacked.py's PRUNE_SECONDS, in days
 
 
 def read(name: str) -> str:
@@ -32,5 +33,20 @@ def with_find_python(program: str) -> str:
     return "".join(lines[:head]) + read("findpython.sh") + "".join(lines[head:])
 
 
+# launcher.py's import of unpacked.py, whose text takes its place in the program sent.
+UNPACKED_IMPORT = "from mgmt.remote.protocol.unpacked import "
+
+
+def with_unpacked(launcher: str) -> str:
+    """launcher.py as it is sent: one ``-c`` program, with unpacked.py's text where
+    the file imports it (before the bundle is on the path there is nothing to
+    import it from)."""
+    lines = launcher.splitlines(keepends=True)
+    at = [i for i, line in enumerate(lines) if line.startswith(UNPACKED_IMPORT)]
+    if len(at) != 1:
+        raise ValueError("launcher.py must import unpacked.py in one line")
+    return "".join(lines[: at[0]]) + read("unpacked.py") + "".join(lines[at[0] + 1 :])
+
+
 START = with_find_python(read("start.sh"))
-LAUNCHER = read("launcher.py")
+LAUNCHER = with_unpacked(read("launcher.py"))
