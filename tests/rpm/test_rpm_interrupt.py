@@ -192,3 +192,48 @@ def test_a_second_signal_during_the_clean_up_does_not_cut_it_short(tmp_path, fir
         if held is not None and alive(held):  # never left behind, even by a failed test
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(os.getpgid(held), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_tool_starts_still_stops_it(tmp_path, monkeypatch, signum):
+    """A signal that lands inside Popen after the fork (under load the tool can run,
+    and a user press ^C, before Popen returns) unwound without the process to stop:
+    rpmbuild ran on (what a CI run of the test above met, waiting in vain for its
+    SIGTERM). It is held until the process is known."""
+    from mgmt_pkg.rpm import tools
+
+    marker, stopping = tmp_path / "held", tmp_path / "stopping"
+    deaf = tmp_path / "deaf"
+    deaf.write_text(DEAF_RPMBUILD.format(marker=marker, stopping=stopping))
+    deaf.chmod(0o755)
+    monkeypatch.setattr(tools, "STOP_GRACE", 0.5)
+
+    class Stopped(BaseException):
+        pass
+
+    def stop(_signum, _frame):
+        raise Stopped
+
+    start = subprocess.Popen._execute_child
+
+    def start_then_signal(self, *args, **kwargs):
+        start(self, *args, **kwargs)
+        wait_until(lambda: marker.read_text().strip(), what="the tool to run")
+        os.kill(os.getpid(), signum)  # before Popen returns
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", start_then_signal)
+    previous = signal.signal(signum, stop)
+    held = None
+    try:
+        with pytest.raises(Stopped):
+            tools.run_tool("deaf", [str(deaf)])
+        held = int(marker.read_text())
+        assert stopping.exists()  # it was sent SIGTERM, then (deaf to it) SIGKILL
+        wait_until(lambda: not alive(held), timeout=10, what="the tool to end")
+    finally:
+        signal.signal(signum, previous)
+        if held is None and marker.exists():
+            held = int(marker.read_text())
+        if held is not None and alive(held):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(held, signal.SIGKILL)

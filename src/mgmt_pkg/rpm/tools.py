@@ -16,8 +16,9 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mgmt_pkg.errors import ToolFailed, ToolMissing
 
@@ -45,6 +46,7 @@ def run_tool(
 
     Raises ToolFailed with the output's tail when it exits non-zero or cannot start.
     """
+    held = _HeldSignals()
     try:
         process = subprocess.Popen(
             list(command),
@@ -58,8 +60,13 @@ def run_tool(
             start_new_session=True,  # its own group: a ^C reaches us, and we stop it
         )
     except OSError as error:
+        held.release()
         raise ToolFailed(name, -1, str(error)) from error
+    except BaseException:
+        held.release()
+        raise
     try:
+        held.release()  # a signal that came while it started is raised here: it is stopped
         output, _ = process.communicate()
     except BaseException:
         _stop_group(process)
@@ -67,6 +74,40 @@ def run_tool(
     if process.returncode != 0:
         raise ToolFailed(name, process.returncode, output)
     return output
+
+
+class _HeldSignals:
+    """SIGINT and SIGTERM held while a tool starts, then handed on.
+
+    A signal whose handler raises (mgmt_pkg.cli's) and that landed inside Popen,
+    after the fork, unwound without the process to stop: the tool ran on, into
+    a build folder being removed. Held, it is handed to that handler once the
+    process is known. Only the main thread sets handlers: elsewhere, nothing is held.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._came: List[int] = []
+        self._previous: Dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._hold)
+
+    def _hold(self, signum: int, _frame: object) -> None:
+        self._came.append(signum)
+
+    def release(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+        if not self._came:
+            return
+        signum, handler = self._came[0], signal.getsignal(self._came[0])
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)  # the default action, as if it came now
 
 
 def _stop_group(process: subprocess.Popen) -> None:
