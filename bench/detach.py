@@ -156,6 +156,9 @@ def run_attached(pool: HostPool, env: Dict[str, str], graphs: List[Path], repeat
 
 
 def main() -> int:
+    # As a user runs the tools: with bytecode. Some shells (CI images, tool sandboxes)
+    # set PYTHONDONTWRITEBYTECODE, and then each run compiles again what changed.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=21)
     args = parser.parse_args()

@@ -298,6 +298,9 @@ def sudo_rows(n: int, bundle: Path, repeat: int, peers: bool) -> list:
 
 
 def main() -> int:
+    # As a user runs the tools: with bytecode. Some shells (CI images, tool sandboxes)
+    # set PYTHONDONTWRITEBYTECODE, and then each run compiles again what changed.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,10,30,100")
     parser.add_argument("--no-peers", action="store_true", help="mgmt only")

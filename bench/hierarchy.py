@@ -77,6 +77,9 @@ def run_once(name: str, pool: HostPool, leaves: List, argv: List[str], env, work
 
 
 def main() -> int:
+    # As a user runs the tools: with bytecode. Some shells (CI images, tool sandboxes)
+    # set PYTHONDONTWRITEBYTECODE, and then each run compiles again what changed.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--leaves", type=int, default=12)
     parser.add_argument("--secondaries", type=int, default=3)
