@@ -22,6 +22,10 @@ from mgmt.remote.transport.runner import Address, Become, Process, Runner, Tunne
 from mgmt.remote.transport.same_host import Endpoint, Login
 from mgmt.remote.transport.tunnel import ReverseTunnel
 
+# How often paramiko's reader thread of a connection wakes when nothing comes
+# (its own default: 0.1 s), once the connection is up.
+IDLE_READ_WAKE = 1.0
+
 
 class ChannelProcess(Process):
     def __init__(self, channel: paramiko.Channel):
@@ -68,6 +72,11 @@ class ParamikoRunner(Runner):
         self.timeout = options.timeout
         self.conn = connect(spec, options)
         self.transport: paramiko.Transport = self.conn.transport
+        # paramiko's reader wakes each 0.1 s to see whether it was closed: 1,000
+        # wake-ups a second at 100 hosts, half the idle initiator's CPU. Once logged
+        # in, each second: a close still ends every channel's reads and waits at
+        # once (paramiko closes them), only the reader thread itself ends later.
+        self.transport.sock.settimeout(IDLE_READ_WAKE)
         self._global_lock = threading.Lock()
         self._heartbeat = Heartbeat(self.transport, lost_timeout, self._global_lock)
 
