@@ -92,7 +92,8 @@ class _HeldSignals:
         self._previous: Dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._hold)
+                if signal.getsignal(signum) is not None:  # None: not Python's to put back
+                    self._previous[signum] = signal.signal(signum, self._hold)
 
     def _hold(self, signum: int, _frame: object) -> None:
         self._came.append(signum)
