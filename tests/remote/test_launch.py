@@ -25,7 +25,13 @@ from mgmt.remote.orchestration.bundlefile import shiv_build_id
 from mgmt.remote.orchestration.context import RunContext
 from mgmt.remote.orchestration.session import Session
 from mgmt.remote.protocol import INLINE_GRAPH_MAX, RemotePaths, command_line
-from mgmt.remote.protocol.programs import LAUNCHER, PRUNE_DAYS, read, with_unpacked
+from mgmt.remote.protocol.programs import (
+    LAUNCHER,
+    PRUNE_DAYS,
+    UNPACKED_IMPORT,
+    read,
+    with_unpacked,
+)
 from mgmt.settings import settings_from_json
 from support import require_tools
 from support.hosts import ssh_hosts
@@ -106,12 +112,17 @@ def test_the_launchers_exit_statuses_are_the_protocols():
     assert {n: namespace[n] for n in names} == {n: getattr(protocol, n) for n in names}
 
 
-def test_the_launcher_is_sent_with_unpacked_py_in_place_of_its_import():
+def test_the_launcher_is_sent_with_unpacked_py_in_it_and_its_own_line_numbers():
     """Nothing can be imported from the bundle before it is on the path: the program
-    sent holds unpacked.py's text where launcher.py imports it, once."""
-    assert "from mgmt.remote.protocol.unpacked import" in read("launcher.py")
-    assert "from mgmt.remote.protocol.unpacked import" not in LAUNCHER
+    sent holds unpacked.py's text, once, before main runs, and its import is a
+    comment; each line of launcher.py keeps its number (a host's traceback names it)."""
+    sent, own = LAUNCHER.splitlines(), read("launcher.py").splitlines()
+    assert not [line for line in sent if line.startswith(UNPACKED_IMPORT)]
     assert LAUNCHER.count(read("unpacked.py")) == 1
+    guard = own.index('if __name__ == "__main__":')
+    changed = [i for i in range(guard) if sent[i] != own[i]]
+    assert [own[i] for i in changed] == [line for line in own if line.startswith(UNPACKED_IMPORT)]
+    assert sent[-(len(own) - guard) :] == own[guard:]
     with pytest.raises(ValueError):
         with_unpacked("import os\n")
 

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from mgmt_pkg.errors import ToolFailed, ToolMissing
 
@@ -91,17 +91,29 @@ class _HeldSignals:
         self._came: List[int] = []
         self._previous: Dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
-                if signal.getsignal(signum) is not None:  # None: not Python's to put back
-                    self._previous[signum] = signal.signal(signum, self._hold)
+            with self._blocked():
+                for signum in self.SIGNALS:
+                    if signal.getsignal(signum) is not None:  # None: not Python's to put back
+                        self._previous[signum] = signal.signal(signum, self._hold)
 
     def _hold(self, signum: int, _frame: object) -> None:
         self._came.append(signum)
 
+    @contextlib.contextmanager
+    def _blocked(self) -> Iterator[None]:
+        """The handlers change together: a signal between two changes, whose handler
+        raised, left the other signal's handler half-way (held for ever after)."""
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
     def release(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous = {}
+        with self._blocked():
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+            self._previous = {}
         if not self._came:
             return
         signum, handler = self._came[0], signal.getsignal(self._came[0])

@@ -14,8 +14,8 @@ unpacked yet is unpacked first; an uncached one runs from the zip (zipimport),
 or, with no build id known, through shiv's bootstrap. The unpacked copy's
 upkeep (unpacking, restoring what it lost, pruning old bundles) is
 :mod:`mgmt.remote.protocol.unpacked`'s: the program sent has that file's text
-where this one imports it (see :mod:`.programs`), for nothing can be imported
-from the bundle before it is on the path. It restores SIGINT (sh starts
+before main runs, its import here a comment (see :mod:`.programs`), for nothing
+can be imported from the bundle before it is on the path. It restores SIGINT (sh starts
 background jobs with it ignored) and drops the working directory from the
 import path, as running the bundle would. Once the agent is done it exits at
 once (os._exit, after flushing): tearing down the interpreter's modules costs
@@ -45,7 +45,7 @@ import os
 import signal
 import sys
 
-from mgmt.remote.protocol.unpacked import Restorer, prune, repair, unpack  # sent as its text
+from mgmt.remote.protocol.unpacked import Restorer, prune, repair, unpack  # see programs.py
 
 EXIT_NEED_BUNDLE = 95  # mgmt.remote.protocol.EXIT_NEED_BUNDLE
 EXIT_OLD_PYTHON = 94  # mgmt.remote.protocol.EXIT_OLD_PYTHON
