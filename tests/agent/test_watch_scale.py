@@ -5,9 +5,12 @@
 import gc
 import subprocess
 import time
+from typing import Callable, Dict, List, Tuple
 
 from mgmt.engine.watcher import FileWatcher
 from support.polling import wait_for
+
+OTHERS = 6000  # watched folders elsewhere
 
 
 def test_a_removed_tree_costs_its_own_folders_not_all_that_are_watched(tmp_path):
@@ -18,16 +21,14 @@ def test_a_removed_tree_costs_its_own_folders_not_all_that_are_watched(tmp_path)
 
     def run(others):
         base = tmp_path / f"run{others}"
-        for i in range(others):
-            (base / "kept" / f"k{i}").mkdir(parents=True, exist_ok=True)  # kept: made once
+        _make_kept(base, others)
         removed = 400
         for i in range(removed):
             (base / "gone" / f"d{i}").mkdir(parents=True)
         watcher = FileWatcher()
         told = set()
         try:
-            for i in range(others):
-                watcher.watch_path(str(base / "kept" / f"k{i}" / "f"), lambda: None)
+            _watch_kept(watcher, base, others)
             for i in range(removed):
                 watcher.watch_path(str(base / "gone" / f"d{i}" / "f"), lambda i=i: told.add(i))
             watcher.settle(10)
@@ -40,11 +41,7 @@ def test_a_removed_tree_costs_its_own_folders_not_all_that_are_watched(tmp_path)
         finally:
             watcher.close()
 
-    took: dict = {0: [], 6000: []}
-    for _ in range(2):  # in turn, the best of each: a busy moment spoils one only
-        for others, times in took.items():
-            times.append(run(others))
-    alone, among = min(took[0]), min(took[6000])
+    alone, among = _alone_and_among(run, rounds=2)
     assert among / alone < 3, (alone, among)
 
 
@@ -55,15 +52,13 @@ def test_cancelled_trees_cost_their_own_folders_not_all_that_are_watched(tmp_pat
 
     def run(others):
         base = tmp_path / f"run{others}"
-        for i in range(others):
-            (base / "kept" / f"k{i}").mkdir(parents=True, exist_ok=True)  # kept: made once
+        _make_kept(base, others)
         trees = 300
         for i in range(trees):
             (base / "trees" / f"t{i}" / "inner").mkdir(parents=True, exist_ok=True)
         watcher = FileWatcher()
         try:
-            for i in range(others):
-                watcher.watch_path(str(base / "kept" / f"k{i}" / "f"), lambda: None)
+            _watch_kept(watcher, base, others)
             cancels = [
                 watcher.watch_tree(str(base / "trees" / f"t{i}"), lambda: None)
                 for i in range(trees)
@@ -79,9 +74,25 @@ def test_cancelled_trees_cost_their_own_folders_not_all_that_are_watched(tmp_pat
         finally:
             watcher.close()
 
-    took: dict = {0: [], 6000: []}
-    for _ in range(3):  # in turn, the best of each: a busy moment spoils one only
+    alone, among = _alone_and_among(run, rounds=3)
+    assert among / alone < 3, (alone, among)
+
+
+def _make_kept(base, others: int) -> None:
+    for i in range(others):
+        (base / "kept" / f"k{i}").mkdir(parents=True, exist_ok=True)  # kept: made once
+
+
+def _watch_kept(watcher: FileWatcher, base, others: int) -> None:
+    for i in range(others):
+        watcher.watch_path(str(base / "kept" / f"k{i}" / "f"), lambda: None)
+
+
+def _alone_and_among(run: Callable[[int], float], rounds: int) -> Tuple[float, float]:
+    """The best time of ``run`` with no other folder watched and among OTHERS, run in
+    turn: a busy moment spoils one run only."""
+    took: Dict[int, List[float]] = {0: [], OTHERS: []}
+    for _ in range(rounds):
         for others, times in took.items():
             times.append(run(others))
-    alone, among = min(took[0]), min(took[6000])
-    assert among / alone < 3, (alone, among)
+    return min(took[0]), min(took[OTHERS])
